@@ -1,0 +1,119 @@
+# convnet - build, test, demo.  `make help` lists the targets.
+
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2
+WERROR   ?= -Werror
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(WERROR)
+CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
+CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP
+LDLIBS   += -lcjson -lz -lm
+
+# --- what this machine has -------------------------------------------------
+probe = $(shell printf 'int main(void){return 0;}\n' | $(CC) $(1) -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(call probe,-fopenmp),yes)
+  CFLAGS  += -fopenmp
+  LDFLAGS += -fopenmp
+  OPENMP  := yes
+else
+  CFLAGS  += -Wno-unknown-pragmas
+  OPENMP  := no
+endif
+ARCH := $(shell $(CC) -dumpmachine)
+ifneq ($(findstring x86_64,$(ARCH)),)
+  ifeq ($(call probe,-mavx512f -mavx512vl -mavx512dq -mfma),yes)
+    X86 := yes
+    CPPFLAGS += -DCN_HAVE_X86_KERNELS
+  endif
+endif
+
+# --- sources ---------------------------------------------------------------
+LIB_SRC := $(wildcard src/*.c src/io/*.c src/data/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
+           src/kernels/gemm_ref.c src/kernels/gemm_pack.c src/kernels/window.c src/kernels/elementwise.c
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/gemm_portable.o
+ifeq ($(X86),yes)
+  LIB_OBJ += $(BUILD)/src/kernels/gemm_avx2.o $(BUILD)/src/kernels/gemm_avx512.o
+endif
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_model.o
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+LIB  := $(BUILD)/libconvnet.a
+BIN  := $(BUILD)/convnet
+TBIN := $(BUILD)/test_convnet
+
+.PHONY: all test demo data bench clean format format-check help info
+all: $(BIN) $(TBIN)
+
+info:
+	@echo "compiler: $(CC) ($(ARCH)), OpenMP: $(OPENMP), x86 SIMD kernels: $(if $(X86),avx2 + avx512,no)"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Kernels: -O3, contraction into FMA, one GEMM object per instruction set.
+KFLAGS := -O3 -ffp-contract=fast
+$(BUILD)/src/kernels/%.o: src/kernels/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -c $< -o $@
+$(BUILD)/src/kernels/gemm_portable.o: src/kernels/gemm_impl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -DGEMM_NAME=cn_gemm_portable -DGEMM_MR=4 -DGEMM_NR=8 -c $< -o $@
+$(BUILD)/src/kernels/gemm_avx2.o: src/kernels/gemm_impl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx2 -mfma -DGEMM_NAME=cn_gemm_avx2 -DGEMM_MR=6 -DGEMM_NR=16 -c $< -o $@
+$(BUILD)/src/kernels/gemm_avx512.o: src/kernels/gemm_impl.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx512f -mavx512vl -mavx512dq -mfma -mprefer-vector-width=512 \
+	  -DGEMM_NAME=cn_gemm_avx512 -DGEMM_MR=8 -DGEMM_NR=32 -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# The default network is compiled into the binary from models/mnist.cfg.
+$(BUILD)/gen/default_model.c: models/mnist.cfg scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh cn_cli_default_model < $< > $@
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(TBIN): $(TEST_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# --- data, tests, demo -------------------------------------------------------
+data/mnist/train-images-idx3-ubyte:
+	sh scripts/fetch-data.sh mnist
+
+data: data/mnist/train-images-idx3-ubyte
+
+# Both install what is missing first (apt-get as root, else they print the command).
+test:
+	@sh scripts/deps.sh --test
+	@$(MAKE) --no-print-directory all data
+	@sh tests/run.sh $(BUILD)
+
+demo:
+	@sh scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)
+
+format:
+	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch]
+
+format-check:
+	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch]
+
+help:
+	@echo "make          build $(BIN) and the tests"
+	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
+	@echo "make test     build and run the whole test suite"
+	@echo "make data     fetch MNIST into data/mnist"
+	@echo "make info     what the build found (OpenMP, SIMD kernels)"
+	@echo "make format   clang-format the sources"
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,64 @@
+/* cli.h - what the subcommands of the convnet tool share.  The tool uses only
+ * the public API in convnet.h. */
+#ifndef CLI_H
+#define CLI_H
+
+#include "convnet.h"
+
+#include <stdio.h>
+
+/* Exit statuses: 0 success, 1 failure, 2 bad usage, 130 interrupted. */
+enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_gradcheck(int argc, char **argv);
+
+/* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "convnet: error: message" on stderr; returns 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The library's last message as an error; returns 1. */
+int cli_lib_error(void);
+
+/* Options: exact names only ("--epoch" is not "--epochs"), anywhere among the
+ * positional arguments; "--name=value" or "--name value"; one-letter names
+ * are written "-x"; "--" ends the options. */
+typedef struct cli_opt {
+    const char *name; /* "epochs" (--epochs) or "o" (-o) */
+    int has_value;
+    int id;
+} cli_opt;
+
+typedef struct cli_iter {
+    int argc, i, no_more_options;
+    char **argv;
+    const char *cmd;
+} cli_iter;
+
+enum { CLI_END = -1, CLI_POSITIONAL = -2, CLI_ERROR = -3 };
+
+void cli_begin(cli_iter *it, const char *cmd, int argc, char **argv);
+/* The next option's id with *value set when it takes one, CLI_POSITIONAL
+ * with *value the argument, CLI_END, or CLI_ERROR after printing a usage
+ * message (the command then exits with EXIT_USAGE). */
+int cli_next(cli_iter *it, const cli_opt *opts, const char **value);
+
+/* Strict number parsing: the whole string, within [min, max]. */
+int cli_int(const char *s, long min, long max, long *out);
+int cli_double(const char *s, double min, double max, double *out);
+
+/* Data directory: --data, else $CONVNET_DATA, else data/mnist. */
+const char *cli_data_dir(const char *opt);
+
+/* 1 234 567 with thin grouping, into buf. */
+const char *cli_count(uint64_t v, char *buf, size_t size);
+
+/* Whether path holds a model file (safetensors) rather than a description. */
+int cli_is_model_file(const char *path);
+
+/* The default network, compiled in from models/mnist.cfg. */
+extern const char cn_cli_default_model[];
+
+#endif

@@ -1,0 +1,135 @@
+/* common.c - helpers shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "convnet %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'convnet %s --help'.\n", cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("convnet: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_lib_error(void) { return cli_error("%s", cn_last_error()); }
+
+int cli_int(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < min || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < min || v > max)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+const char *cli_data_dir(const char *opt)
+{
+    if (opt)
+        return opt;
+    const char *env = getenv("CONVNET_DATA");
+    return env && *env ? env : "data/mnist";
+}
+
+const char *cli_count(uint64_t v, char *buf, size_t size)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t k = 0;
+    for (int i = 0; i < n && k + 2 < size; i++) {
+        if (i && (n - i) % 3 == 0)
+            buf[k++] = ',';
+        buf[k++] = digits[i];
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+int cli_is_model_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char head[9];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return n == sizeof head && head[8] == '{';
+}
+
+void cli_begin(cli_iter *it, const char *cmd, int argc, char **argv)
+{
+    *it = (cli_iter){argc, 1, 0, argv, cmd};
+}
+
+int cli_next(cli_iter *it, const cli_opt *opts, const char **value)
+{
+    if (it->i >= it->argc)
+        return CLI_END;
+    const char *arg = it->argv[it->i++];
+    *value = arg;
+    if (it->no_more_options || arg[0] != '-' || arg[1] == '\0')
+        return CLI_POSITIONAL;
+    if (strcmp(arg, "--") == 0) {
+        it->no_more_options = 1;
+        return cli_next(it, opts, value);
+    }
+    int is_long = arg[1] == '-';
+    const char *name = arg + (is_long ? 2 : 1);
+    size_t len = strcspn(name, "=");
+    if (!is_long && len != 1)
+        len = 1; /* -o FILE or -oFILE */
+    for (const cli_opt *o = opts; o->name; o++) {
+        if (strlen(o->name) != len || strncmp(o->name, name, len) != 0 || (len == 1) == is_long)
+            continue;
+        const char *rest = name + len;
+        if (!o->has_value) {
+            if (*rest) {
+                cli_usage(it->cmd, "%.*s takes no value", (int)(rest - arg), arg);
+                return CLI_ERROR;
+            }
+            return o->id;
+        }
+        if (*rest == '=' || (!is_long && *rest)) {
+            *value = rest + (*rest == '=');
+            return o->id;
+        }
+        if (it->i >= it->argc) {
+            cli_usage(it->cmd, "%s needs a value", arg);
+            return CLI_ERROR;
+        }
+        *value = it->argv[it->i++];
+        return o->id;
+    }
+    cli_usage(it->cmd, "unknown option '%.*s'", (int)(name + (is_long ? len : 1) - arg), arg);
+    return CLI_ERROR;
+}

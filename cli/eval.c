@@ -1,0 +1,133 @@
+/* eval.c - convnet eval: accuracy, loss, per-class accuracy and the
+ * confusion matrix of a trained model on the test set. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char help[] =
+    "usage: convnet eval MODEL_FILE [options]\n"
+    "\n"
+    "Evaluates a model written by 'convnet train' on the 10 000 test images\n"
+    "(t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte in the data directory):\n"
+    "accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true\n"
+    "class, columns: predicted class).\n"
+    "\n"
+    "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
+    "  --json         print one JSON object instead of tables\n"
+    "  --threads N    worker threads (default: one per core)\n";
+
+static void print_json(const char *model, const char *dir, const cn_eval *ev)
+{
+    size_t k = ev->classes;
+    printf("{\"model\": \"");
+    for (const char *p = model; *p; p++)
+        printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+    printf("\", \"data\": \"");
+    for (const char *p = dir; *p; p++)
+        printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+    printf("\", \"n\": %zu, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class\": [", ev->n,
+           ev->accuracy, ev->loss);
+    for (size_t c = 0; c < k; c++) {
+        size_t total = 0;
+        for (size_t j = 0; j < k; j++)
+            total += ev->confusion[c * k + j];
+        printf("%s{\"class\": %zu, \"n\": %zu, \"accuracy\": %.6f}", c ? ", " : "", c, total,
+               total ? (double)ev->confusion[c * k + c] / (double)total : 0.0);
+    }
+    printf("], \"confusion\": [");
+    for (size_t c = 0; c < k; c++) {
+        printf("%s[", c ? ", " : "");
+        for (size_t j = 0; j < k; j++)
+            printf("%s%zu", j ? ", " : "", ev->confusion[c * k + j]);
+        printf("]");
+    }
+    printf("]}\n");
+}
+
+static void print_tables(const char *model, const cn_eval *ev)
+{
+    size_t k = ev->classes;
+    printf("%s on %zu test images: accuracy %.2f%%, loss %.4f\n\n", model, ev->n,
+           100 * ev->accuracy, ev->loss);
+    printf("class      n   accuracy\n");
+    for (size_t c = 0; c < k; c++) {
+        size_t total = 0;
+        for (size_t j = 0; j < k; j++)
+            total += ev->confusion[c * k + j];
+        printf("%5zu  %5zu   %7.2f%%\n", c, total,
+               total ? 100.0 * (double)ev->confusion[c * k + c] / (double)total : 0.0);
+    }
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n      ");
+    for (size_t j = 0; j < k; j++)
+        printf("%6zu", j);
+    printf("\n");
+    for (size_t c = 0; c < k; c++) {
+        printf("%6zu", c);
+        for (size_t j = 0; j < k; j++)
+            printf("%6zu", ev->confusion[c * k + j]);
+        printf("\n");
+    }
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    enum { O_DATA = 256, O_JSON, O_THREADS, O_HELP };
+    static const cli_opt opts[] = {
+        {"data", 1, O_DATA}, {"json", 0, O_JSON}, {"threads", 1, O_THREADS},
+        {"help", 0, O_HELP}, {"h", 0, O_HELP},    {NULL, 0, 0},
+    };
+    const char *data_opt = NULL, *path = NULL, *v;
+    int json = 0, c;
+    long threads = 0;
+    cli_iter it;
+    cli_begin(&it, "eval", argc, argv);
+    while ((c = cli_next(&it, opts, &v)) != CLI_END) {
+        switch (c) {
+        case CLI_ERROR: return EXIT_USAGE;
+        case CLI_POSITIONAL:
+            if (path)
+                return cli_usage("eval", "takes one model file, got '%s' and '%s'", path, v);
+            path = v;
+            break;
+        case O_DATA: data_opt = v; break;
+        case O_JSON: json = 1; break;
+        case O_THREADS:
+            if (!cli_int(v, 0, 1024, &threads))
+                return cli_usage("eval", "--threads takes a whole number from 0 to 1024, not '%s'",
+                                 v);
+            break;
+        case O_HELP: fputs(help, stdout); return 0;
+        }
+    }
+    if (!path)
+        return cli_usage("eval", "takes a model file");
+    if (!cli_is_model_file(path) && strstr(path, ".cfg"))
+        return cli_usage("eval",
+                         "%s is a model description; eval takes a trained model file "
+                         "(convnet train writes one)",
+                         path);
+    cn_model *model;
+    if (cn_model_load(path, (int)threads, &model))
+        return cli_lib_error();
+    const char *dir = cli_data_dir(data_opt);
+    cn_data test;
+    if (cn_data_load_mnist(dir, "t10k", &test)) {
+        cn_model_free(model);
+        return cli_lib_error();
+    }
+    cn_eval ev;
+    int rc = 0;
+    if (cn_net_evaluate(cn_model_net(model), &test, &ev)) {
+        rc = cli_lib_error();
+    } else {
+        if (json)
+            print_json(path, dir, &ev);
+        else
+            print_tables(path, &ev);
+        cn_eval_free(&ev);
+    }
+    cn_data_free(&test);
+    cn_model_free(model);
+    return rc;
+}

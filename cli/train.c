@@ -1,0 +1,419 @@
+/* train.c - convnet train: train a network on MNIST-style data, with a
+ * progress bar, a CSV log, a checkpoint after every epoch and on Ctrl-C. */
+#include "cli.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char help[] =
+    "usage: convnet train [MODEL.cfg] [options]\n"
+    "\n"
+    "Trains the network that MODEL.cfg describes (the default MNIST network when\n"
+    "none is given) on the IDX files in the data directory: the first 50 000 images\n"
+    "of the training file for training, the last 10 000 for validation.  The recipe\n"
+    "comes from the [train] section; these options override it:\n"
+    "\n"
+    "  --epochs N       total number of epochs (with --resume: train up to N)\n"
+    "  --batch N        minibatch size\n"
+    "  --lr X           initial learning rate\n"
+    "  --momentum X     mu in m = mu*m + (1-mu)*g\n"
+    "  --decay X        weight decay lambda in theta -= lr*(m + lambda*theta)\n"
+    "  --lr-policy P    const or step (lr * gamma every --lr-step epochs)\n"
+    "  --lr-step N      epochs between learning-rate steps\n"
+    "  --lr-gamma X     factor of each learning-rate step\n"
+    "  --seed N         seed of weight initialisation and shuffling\n"
+    "  --threads N      worker threads (default: one per core)\n"
+    "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
+    "  --val N          images kept for validation (default 10000; 0 for none)\n"
+    "  -o FILE          model file to write (default: MODEL.safetensors here)\n"
+    "  --log FILE       CSV log, one line per epoch (default: FILE with .csv)\n"
+    "  --resume FILE    continue training from a model file written by train\n"
+    "  --quiet          no progress bar, only the lines per epoch\n"
+    "\n"
+    "The model file is written after every epoch; Ctrl-C stops after the current\n"
+    "batch and saves it too, so that --resume continues exactly where it stopped.\n"
+    "The same seed and thread count give the same model, bit for bit.\n";
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+    stop_flag = sig;
+    /* A second signal ends the program at once; the save is atomic. */
+    signal(sig, SIG_DFL);
+}
+
+typedef struct run {
+    const char *out, *log_path;
+    FILE *log;
+    int tty, quiet;
+    double last_draw;
+    int saved_epoch; /* last epoch written to out, -1 if none */
+} run;
+
+static cn_status on_batch(void *user, const cn_progress *p)
+{
+    run *r = user;
+    if (!r->tty || r->quiet)
+        return CN_OK;
+    /* Redraw at most ten times a second, and at the end of an epoch. */
+    if (p->step != p->steps && p->elapsed_s - r->last_draw < 0.1)
+        return CN_OK;
+    r->last_draw = p->elapsed_s;
+    int width = 24, done = (int)(width * p->step / p->steps);
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < done ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\repoch %d/%d [%s] %3d%%  loss %.4f  acc %6.2f%%  %6.0f img/s ", p->epoch + 1,
+            p->epochs, bar, (int)(100 * p->step / p->steps), p->loss, 100 * p->accuracy,
+            p->images_per_s);
+    fflush(stderr);
+    return CN_OK;
+}
+
+static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
+{
+    run *r = user;
+    if (r->tty && !r->quiet)
+        fputs("\r\033[K", stderr);
+    char val[64] = "";
+    if (p->val_accuracy >= 0)
+        snprintf(val, sizeof val, "  val loss %.4f  val acc %6.2f%%", p->val_loss,
+                 100 * p->val_accuracy);
+    printf("epoch %3d/%d  loss %.4f  acc %6.2f%%%s  lr %.4g  %6.0f img/s  %6.1f s\n", p->epoch + 1,
+           p->epochs, p->loss, 100 * p->accuracy, val, p->lr, p->images_per_s, p->elapsed_s);
+    fflush(stdout);
+    if (r->log) {
+        fprintf(r->log, "%d,%llu,%.6f,%.6f,", p->epoch + 1, (unsigned long long)p->global_step,
+                p->loss, p->accuracy);
+        if (p->val_accuracy >= 0)
+            fprintf(r->log, "%.6f,%.6f,", p->val_loss, p->val_accuracy);
+        else
+            fprintf(r->log, ",,");
+        fprintf(r->log, "%.6g,%.1f,%.3f\n", p->lr, p->images_per_s, p->elapsed_s);
+        fflush(r->log);
+    }
+    cn_status st = cn_model_save(m, r->out);
+    if (st == CN_OK)
+        r->saved_epoch = p->epoch + 1;
+    return st;
+}
+
+/* Command-line values of the recipe; 0 or -1: not given. */
+typedef struct overrides {
+    long epochs, batch, policy, lr_step;
+    double lr, momentum, decay, gamma;
+} overrides;
+
+static void apply(const overrides *v, cn_train_opts *o)
+{
+    if (v->epochs)
+        o->epochs = (int)v->epochs;
+    if (v->batch)
+        o->batch = (int)v->batch;
+    if (v->policy >= 0)
+        o->policy = (cn_lr_policy)v->policy;
+    if (v->lr_step)
+        o->lr_step = (int)v->lr_step;
+    if (v->lr > 0)
+        o->lr = v->lr;
+    if (v->momentum >= 0)
+        o->momentum = v->momentum;
+    if (v->decay >= 0)
+        o->decay = v->decay;
+    if (v->gamma > 0)
+        o->lr_gamma = v->gamma;
+}
+
+/* "dir/name.cfg" -> "name" + ext, in the current directory. */
+static char *derived_name(const char *path, const char *ext)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        n = (size_t)(dot - base);
+    char *out = malloc(n + strlen(ext) + 1);
+    if (out) {
+        memcpy(out, base, n);
+        strcpy(out + n, ext);
+    }
+    return out;
+}
+
+/* "x.safetensors" -> "x.csv"; other names get ".csv" appended. */
+static char *log_name(const char *out)
+{
+    size_t n = strlen(out);
+    const char *suffix = ".safetensors";
+    size_t s = strlen(suffix);
+    if (n > s && strcmp(out + n - s, suffix) == 0)
+        n -= s;
+    char *p = malloc(n + 5);
+    if (p) {
+        memcpy(p, out, n);
+        strcpy(p + n, ".csv");
+    }
+    return p;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    enum {
+        O_EPOCHS = 256,
+        O_BATCH,
+        O_LR,
+        O_MOM,
+        O_DECAY,
+        O_POLICY,
+        O_STEP,
+        O_GAMMA,
+        O_SEED,
+        O_THREADS,
+        O_DATA,
+        O_VAL,
+        O_LOG,
+        O_RESUME,
+        O_QUIET,
+        O_OUT,
+        O_HELP
+    };
+    static const cli_opt opts[] = {
+        {"epochs", 1, O_EPOCHS},
+        {"batch", 1, O_BATCH},
+        {"lr", 1, O_LR},
+        {"seed", 1, O_SEED},
+        {"momentum", 1, O_MOM},
+        {"decay", 1, O_DECAY},
+        {"lr-policy", 1, O_POLICY},
+        {"lr-step", 1, O_STEP},
+        {"lr-gamma", 1, O_GAMMA},
+        {"threads", 1, O_THREADS},
+        {"data", 1, O_DATA},
+        {"val", 1, O_VAL},
+        {"log", 1, O_LOG},
+        {"resume", 1, O_RESUME},
+        {"quiet", 0, O_QUIET},
+        {"o", 1, O_OUT},
+        {"help", 0, O_HELP},
+        {"h", 0, O_HELP},
+        {NULL, 0, 0},
+    };
+    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0};
+    long seed = -1, threads = 0, val_n = 10000;
+    const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
+    const char *v;
+    int quiet = 0, c;
+    cli_iter it;
+    cli_begin(&it, "train", argc, argv);
+    while ((c = cli_next(&it, opts, &v)) != CLI_END) {
+        switch (c) {
+        case CLI_ERROR: return EXIT_USAGE;
+        case CLI_POSITIONAL:
+            if (cfg)
+                return cli_usage("train", "takes one model description, got '%s' and '%s'", cfg, v);
+            cfg = v;
+            break;
+        case O_EPOCHS:
+            if (!cli_int(v, 1, 1000000, &ov.epochs))
+                return cli_usage("train",
+                                 "--epochs takes a whole number from 1 to 1000000, not '%s'", v);
+            break;
+        case O_BATCH:
+            if (!cli_int(v, 1, 65536, &ov.batch))
+                return cli_usage("train", "--batch takes a whole number from 1 to 65536, not '%s'",
+                                 v);
+            break;
+        case O_LR:
+            if (!cli_double(v, 1e-12, 100, &ov.lr))
+                return cli_usage("train", "--lr takes a number above 0 and at most 100, not '%s'",
+                                 v);
+            break;
+        case O_MOM:
+            if (!cli_double(v, 0, 0.9999, &ov.momentum))
+                return cli_usage("train", "--momentum takes a number from 0 to 0.9999, not '%s'",
+                                 v);
+            break;
+        case O_DECAY:
+            if (!cli_double(v, 0, 1, &ov.decay))
+                return cli_usage("train", "--decay takes a number from 0 to 1, not '%s'", v);
+            break;
+        case O_POLICY:
+            if (strcmp(v, "const") != 0 && strcmp(v, "step") != 0)
+                return cli_usage("train", "--lr-policy is const or step, not '%s'", v);
+            ov.policy = strcmp(v, "step") == 0 ? CN_LR_STEP : CN_LR_CONST;
+            break;
+        case O_STEP:
+            if (!cli_int(v, 1, 1000000, &ov.lr_step))
+                return cli_usage("train",
+                                 "--lr-step takes a whole number from 1 to 1000000, not '%s'", v);
+            break;
+        case O_GAMMA:
+            if (!cli_double(v, 1e-6, 1, &ov.gamma))
+                return cli_usage("train",
+                                 "--lr-gamma takes a number above 0 and at most 1, not '%s'", v);
+            break;
+        case O_SEED:
+            if (!cli_int(v, 0, 9007199254740991L, &seed))
+                return cli_usage("train", "--seed takes a whole number >= 0, not '%s'", v);
+            break;
+        case O_THREADS:
+            if (!cli_int(v, 0, 1024, &threads))
+                return cli_usage("train", "--threads takes a whole number from 0 to 1024, not '%s'",
+                                 v);
+            break;
+        case O_VAL:
+            if (!cli_int(v, 0, 100000000, &val_n))
+                return cli_usage("train", "--val takes a whole number >= 0, not '%s'", v);
+            break;
+        case O_DATA: data_opt = v; break;
+        case O_OUT: out_opt = v; break;
+        case O_LOG: log_opt = v; break;
+        case O_RESUME: resume = v; break;
+        case O_QUIET: quiet = 1; break;
+        case O_HELP: fputs(help, stdout); return 0;
+        }
+    }
+    if (cfg && resume)
+        return cli_usage("train", "--resume takes the model from its file; leave out %s", cfg);
+
+    /* The model: new from a description, or resumed from a file. */
+    cn_model *model = NULL;
+    cn_status st;
+    char *default_out = NULL;
+    if (resume) {
+        if ((st = cn_model_load(resume, (int)threads, &model)))
+            return cli_lib_error();
+        cn_train_opts *o = cn_model_opts(model);
+        if (ov.batch && ov.batch != o->batch && cn_model_state(model)->step != 0) {
+            cn_model_free(model);
+            return cli_usage("train",
+                             "%s stopped inside an epoch: resume it with its batch size %d", resume,
+                             o->batch);
+        }
+        apply(&ov, o);
+        if (seed >= 0) {
+            cn_model_free(model);
+            return cli_usage("train", "--seed cannot change when resuming: the run keeps its own");
+        }
+    } else {
+        cn_spec *spec;
+        st = cfg ? cn_spec_load(cfg, &spec)
+                 : cn_spec_parse(cn_cli_default_model, "models/mnist.cfg (built in)", &spec);
+        if (st)
+            return cli_lib_error();
+        cn_train_opts o;
+        cn_spec_train_opts(spec, &o);
+        apply(&ov, &o);
+        if (seed >= 0)
+            o.seed = (uint64_t)seed;
+        st = cn_model_create(spec, &o, (int)threads, &model);
+        cn_spec_free(spec);
+        if (st)
+            return cli_lib_error();
+        default_out = derived_name(cfg ? cfg : "mnist.cfg", ".safetensors");
+    }
+    const char *out = out_opt ? out_opt : resume ? resume : default_out;
+    char *log_default = log_name(out);
+    const char *log_path = log_opt ? log_opt : log_default;
+
+    /* Data: training file split into train and validation. */
+    const char *dir = cli_data_dir(data_opt);
+    cn_data all;
+    int rc = 0;
+    if ((st = cn_data_load_mnist(dir, "train", &all))) {
+        rc = cli_lib_error();
+        goto done_model;
+    }
+    if ((size_t)val_n >= all.n) {
+        rc = cli_error("--val %ld leaves no training images (the file has %zu)", val_n, all.n);
+        goto done_data;
+    }
+    cn_data train = cn_data_slice(&all, 0, all.n - (size_t)val_n);
+    cn_data val = cn_data_slice(&all, all.n - (size_t)val_n, (size_t)val_n);
+
+    run r = {out, log_path, NULL, isatty(STDERR_FILENO), quiet, 0, -1};
+    const cn_train_state *s = cn_model_state(model);
+    int appending = resume && s->epoch > 0;
+    r.log = fopen(log_path, appending ? "a" : "w");
+    if (!r.log) {
+        rc = cli_error("cannot write the log %s", log_path);
+        goto done_data;
+    }
+    if (!appending)
+        fprintf(r.log, "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_s,"
+                       "elapsed_s\n");
+
+    cn_net *net = cn_model_net(model);
+    const cn_train_opts *o = cn_model_opts(model);
+    size_t params = 0;
+    uint64_t macs = 0;
+    for (size_t i = 0; i < cn_net_num_layers(net); i++) {
+        cn_layer_info li;
+        cn_net_layer(net, i, &li);
+        params += li.params;
+        macs += li.macs;
+    }
+    char pbuf[32], mbuf[32];
+    printf("%s %s: %s parameters, %s multiply-adds per image\n", resume ? "resuming" : "training",
+           resume ? resume : cn_spec_source(cn_model_spec(model)),
+           cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
+    printf("data %s: %zu training, %zu validation images; %d epochs of batch %d, lr %g, "
+           "momentum %g, decay %g; %d threads, %s kernels\n",
+           dir, train.n, val.n, o->epochs, o->batch, o->lr, o->momentum, o->decay,
+           cn_net_threads(net), cn_net_isa(net));
+    if (resume)
+        printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
+    fflush(stdout);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    cn_train_hooks hooks = {&r, on_batch, on_epoch, &stop_flag};
+    st = cn_model_train(model, &train, val.n ? &val : NULL, &hooks);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (r.tty && !quiet)
+        fputs("\r\033[K", stderr);
+    s = cn_model_state(model);
+    if (st == CN_OK) {
+        printf("done: %d epochs; model written to %s, log to %s\n", s->epoch, out, log_path);
+    } else if (st == CN_ERR_STOPPED) {
+        if (cn_model_save(model, out) != CN_OK) {
+            rc = cli_lib_error();
+        } else {
+            fprintf(stderr,
+                    "convnet: stopped by signal at epoch %d, batch %llu; saved to %s\n"
+                    "continue with: convnet train --resume %s\n",
+                    s->epoch + 1, (unsigned long long)s->step, out, out);
+            rc = EXIT_INTERRUPTED;
+        }
+    } else {
+        rc = cli_lib_error();
+        if (st == CN_ERR_NUMERIC) {
+            if (r.saved_epoch > 0)
+                fprintf(stderr, "convnet: the last good model (after epoch %d) is in %s\n",
+                        r.saved_epoch, out);
+            else if (access(out, F_OK) == 0)
+                fprintf(stderr, "convnet: %s was left as it was\n", out);
+            else
+                fprintf(stderr, "convnet: no epoch completed, so no model was written\n");
+        }
+    }
+    fclose(r.log);
+done_data:
+    cn_data_free(&all);
+done_model:
+    cn_model_free(model);
+    free(default_out);
+    free(log_default);
+    return rc;
+}

@@ -1,0 +1,337 @@
+/*
+ * convnet.h - the public interface of the convnet library.
+ *
+ * convnet defines, trains and evaluates convolutional neural networks in C11.
+ * This header is the only one a program needs and is its documentation.
+ *
+ * Conventions
+ * - Tensors are float32 in NCHW order: batch, channels, height, width.
+ * - Functions that can fail return a cn_status.  CN_OK is 0.  On failure the
+ *   library keeps a readable message (with the file name and line where that
+ *   makes sense) that cn_last_error() returns; it never prints, exits or
+ *   aborts on the caller's behalf.  The message is per thread.
+ * - Objects are opaque handles made by cn_<object>_create/_load and released
+ *   by cn_<object>_free; every free function accepts NULL.
+ * - Randomness comes only from an explicit cn_rng: the same seed and thread
+ *   count give the same results bit for bit.
+ * - Gradients are the true derivative dL/dtheta of the mean loss over the
+ *   batch.  Backward passes add into the gradient block, cn_net_zero_grads()
+ *   clears it, the optimizer subtracts.
+ */
+#ifndef CONVNET_H
+#define CONVNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CN_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum cn_status {
+    CN_OK = 0,
+    CN_ERR_ARG,     /* the caller passed an invalid argument */
+    CN_ERR_NOMEM,   /* an allocation failed or a size overflowed */
+    CN_ERR_IO,      /* a file could not be opened, read or written */
+    CN_ERR_FORMAT,  /* a file's content is malformed or not what was expected */
+    CN_ERR_SPEC,    /* a model description is invalid */
+    CN_ERR_SHAPE,   /* tensor shapes do not fit together */
+    CN_ERR_NUMERIC, /* training diverged: the loss became NaN or infinite */
+    CN_ERR_STOPPED  /* training stopped because the caller asked it to */
+} cn_status;
+
+/* A short constant name for a status ("CN_ERR_IO"). */
+const char *cn_status_name(cn_status st);
+
+/* The message of the last failure in this thread ("" if none).  The pointer
+ * stays valid until the next failing call in the same thread. */
+const char *cn_last_error(void);
+
+/* ------------------------------------------------------------------- rng */
+
+/* xoshiro256** generator.  Plain data: copy it to save or restore a stream. */
+typedef struct cn_rng {
+    uint64_t s[4];
+} cn_rng;
+
+void cn_rng_seed(cn_rng *rng, uint64_t seed);
+uint64_t cn_rng_next(cn_rng *rng);
+/* Uniform integer in [0, n), without modulo bias.  n must be > 0. */
+uint64_t cn_rng_below(cn_rng *rng, uint64_t n);
+/* Uniform double in [0, 1). */
+double cn_rng_uniform(cn_rng *rng);
+/* Standard normal deviate (Box-Muller). */
+double cn_rng_normal(cn_rng *rng);
+
+/* ----------------------------------------------------------------- shape */
+
+/* The shape of one sample: channels, height, width. */
+typedef struct cn_shape {
+    size_t c, h, w;
+} cn_shape;
+
+/* ------------------------------------------------------------------ spec */
+
+/* A parsed model description (the text of a models/<name>.cfg file): the
+ * input in [net], the training recipe in [train], then one section per layer.
+ * See docs/model-format.md. */
+typedef struct cn_spec cn_spec;
+
+/* Parses text.  source names the text in error messages ("models/a.cfg").
+ * Errors: CN_ERR_SPEC with "source:line: what was expected". */
+cn_status cn_spec_parse(const char *text, const char *source, cn_spec **out);
+/* Reads and parses a file.  Errors: CN_ERR_IO, CN_ERR_SPEC. */
+cn_status cn_spec_load(const char *path, cn_spec **out);
+void cn_spec_free(cn_spec *spec);
+/* The text the spec was parsed from; owned by the spec. */
+const char *cn_spec_text(const cn_spec *spec);
+/* The name given to cn_spec_parse (or the path given to cn_spec_load). */
+const char *cn_spec_source(const cn_spec *spec);
+
+typedef enum cn_lr_policy {
+    CN_LR_CONST = 0, /* lr stays at its initial value */
+    CN_LR_STEP       /* lr = lr0 * gamma ^ floor(epoch / lr_step) */
+} cn_lr_policy;
+
+/* The training recipe: the [train] section, with defaults for missing keys.
+ * Plain data: a program may change fields (command-line overrides) before
+ * training. */
+typedef struct cn_train_opts {
+    int epochs;          /* total number of epochs to train */
+    int batch;           /* minibatch size */
+    double lr;           /* initial learning rate */
+    double momentum;     /* mu in m = mu*m + (1-mu)*g */
+    double decay;        /* lambda in theta -= lr*(m + lambda*theta) */
+    cn_lr_policy policy; /* learning-rate schedule */
+    int lr_step;         /* CN_LR_STEP: epochs between decays */
+    double lr_gamma;     /* CN_LR_STEP: factor applied at each decay */
+    uint64_t seed;       /* seeds weight initialisation and shuffling */
+} cn_train_opts;
+
+/* Fills opts from the spec's [train] section.  Cannot fail for a parsed
+ * spec (values were checked by cn_spec_parse). */
+void cn_spec_train_opts(const cn_spec *spec, cn_train_opts *opts);
+/* Checks that every field of opts is in range.  Errors: CN_ERR_ARG. */
+cn_status cn_train_opts_check(const cn_train_opts *opts);
+/* The learning rate at a point of training: epoch counts from 0. */
+double cn_train_opts_lr(const cn_train_opts *opts, int epoch);
+
+/* ------------------------------------------------------------------- net */
+
+/* A network built from a spec: layers with their shapes checked, one
+ * parameter block, one gradient block, activations and scratch memory, all
+ * planned for batches of up to max_batch samples. */
+typedef struct cn_net cn_net;
+
+/* Builds the network of spec for batches of 1..max_batch samples, using
+ * threads worker threads (0: one per core).  Parameters are zero: call
+ * cn_net_init or load them.  Errors: CN_ERR_SPEC (impossible shapes, with
+ * the line of the offending layer), CN_ERR_NOMEM, CN_ERR_ARG. */
+cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out);
+void cn_net_free(cn_net *net);
+
+/* He initialisation: weights ~ N(0, 2/n_in), biases 0, drawn from rng. */
+void cn_net_init(cn_net *net, cn_rng *rng);
+
+cn_shape cn_net_input_shape(const cn_net *net);
+size_t cn_net_classes(const cn_net *net);
+size_t cn_net_max_batch(const cn_net *net);
+int cn_net_threads(const cn_net *net);
+/* The name of the kernel set in use: "avx512", "avx2" or "portable". */
+const char *cn_net_isa(const cn_net *net);
+
+typedef struct cn_layer_info {
+    const char *name; /* unique name, e.g. "conv1"; owned by the net */
+    const char *kind; /* section name, e.g. "conv" */
+    int line;         /* line of its section in the model description */
+    cn_shape in, out; /* per-sample shapes */
+    size_t params;    /* number of parameters */
+    uint64_t macs;    /* multiply-adds per sample in the forward pass */
+} cn_layer_info;
+
+size_t cn_net_num_layers(const cn_net *net);
+/* Errors: CN_ERR_ARG when i is out of range. */
+cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info);
+
+/* A named parameter tensor, e.g. "conv1.weight" [20, 1, 5, 5], in PyTorch's
+ * layout: conv weight [out, in, kh, kw], fc weight [out, in], bias [out]. */
+typedef struct cn_tensor_info {
+    const char *name; /* owned by the net */
+    int ndim;         /* 1..4 */
+    size_t dims[4];   /* sizes, outermost first */
+    size_t count;     /* number of elements */
+    size_t offset;    /* position in the parameter and gradient blocks */
+} cn_tensor_info;
+
+size_t cn_net_num_tensors(const cn_net *net);
+cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info);
+/* Index of the tensor called name, or (size_t)-1. */
+size_t cn_net_find_tensor(const cn_net *net, const char *name);
+
+/* The parameter and gradient blocks: cn_net_num_params() floats each, laid
+ * out tensor after tensor as cn_net_tensor() describes. */
+size_t cn_net_num_params(const cn_net *net);
+float *cn_net_params(cn_net *net);
+float *cn_net_grads(cn_net *net);
+void cn_net_zero_grads(cn_net *net);
+
+/* Converts n samples of 8-bit pixels (n, C, H, W) into the network's input
+ * as the spec's [net] section says: x = (p / 255 - mean) / std. */
+void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x);
+
+/* Runs the network on x (n, C, H, W), 1 <= n <= max_batch.  x must stay
+ * unchanged until cn_net_backward returns.  Errors: CN_ERR_ARG. */
+cn_status cn_net_forward(cn_net *net, const float *x, size_t n);
+/* Class probabilities of the last forward pass, (n, classes); owned by the
+ * net and valid until the next forward pass. */
+const float *cn_net_output(const cn_net *net);
+/* Output of layer i in the last forward pass, (n, out.c, out.h, out.w). */
+const float *cn_net_layer_output(const cn_net *net, size_t i);
+/* Mean negative log-likelihood of labels under the last forward pass,
+ * computed stably (log-sum-exp).  Errors: CN_ERR_ARG (bad label or n). */
+cn_status cn_net_loss(const cn_net *net, const int32_t *labels, size_t n, double *loss);
+/* Adds the gradient of the mean loss of the last forward pass to the
+ * gradient block.  labels: n true classes.  If dx is not NULL it receives
+ * dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
+cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx);
+
+/* -------------------------------------------------------------- gradcheck */
+
+/* Central-difference gradient check with step eps = 1e-2 (float32 forward
+ * passes, losses summed in double).  A layer on its own is judged coordinate
+ * by coordinate: |a - g| / max(|a| + |g|, floor), a the analytic and g the
+ * numerical derivative, floor 1% of the tensor's largest |a| (at least 1e-6).
+ * The whole network is judged per tensor on the gradient vector,
+ * ||a - g|| / max(||a||, ||g||), since rounding adds up through the layers.
+ * The worst value is reported.  A step that crosses a kink of relu or max
+ * pooling (where no derivative exists) is skipped and counted. */
+typedef struct cn_gradcheck {
+    double input_err; /* worst relative error of dL/dx */
+    double param_err; /* worst relative error of dL/dtheta (0 if none) */
+    size_t checked;   /* coordinates compared */
+    size_t skipped;   /* coordinates on a kink */
+} cn_gradcheck;
+
+/* Checks layer i on its own with random input, random labels for the loss
+ * layer and the loss L = sum(r * y) with a random r for the others.
+ * max_coords bounds the coordinates sampled per tensor (0: all).
+ * Errors: CN_ERR_ARG, CN_ERR_NOMEM. */
+cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords, cn_rng *rng,
+                             cn_gradcheck *out);
+/* Checks the whole network: mean NLL of random labels on random input. */
+cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng,
+                           cn_gradcheck *out);
+
+/* ------------------------------------------------------------------ data */
+
+/* A labelled image data set held as 8-bit pixels.  Data from a loader owns
+ * its memory and is released by cn_data_free; a slice shares its parent's
+ * memory and must not outlive it (cn_data_free on a slice does nothing). */
+typedef struct cn_data {
+    size_t n;        /* number of samples */
+    cn_shape shape;  /* per-sample shape */
+    size_t classes;  /* labels are in [0, classes) */
+    uint8_t *pixels; /* (n, C, H, W) */
+    int32_t *labels; /* (n) */
+    int owned;       /* 1 if cn_data_free releases pixels and labels */
+} cn_data;
+
+/* Reads an IDX image file (n, h, w) or (n, c, h, w) of unsigned bytes and an
+ * IDX label file (n) of unsigned bytes, raw or gzip-compressed.
+ * Errors: CN_ERR_IO, CN_ERR_FORMAT (with the file name and what is wrong). */
+cn_status cn_data_load_idx(const char *images, const char *labels, cn_data *out);
+/* Reads MNIST-layout files from dir: which is "train" or "t10k".  Accepts
+ * train-images-idx3-ubyte, train-images.idx3-ubyte and the .gz forms. */
+cn_status cn_data_load_mnist(const char *dir, const char *which, cn_data *out);
+void cn_data_free(cn_data *data);
+/* Samples [first, first + count) of data; count is clamped to what exists. */
+cn_data cn_data_slice(const cn_data *data, size_t first, size_t count);
+
+/* Evaluation of a network on a data set. */
+typedef struct cn_eval {
+    size_t n, classes;
+    double loss;       /* mean negative log-likelihood */
+    double accuracy;   /* fraction of samples whose best class is the label */
+    size_t *confusion; /* classes x classes, [true][predicted]; owned */
+} cn_eval;
+
+/* Errors: CN_ERR_SHAPE (the data does not fit the net), CN_ERR_NOMEM. */
+cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out);
+void cn_eval_free(cn_eval *ev);
+
+/* ----------------------------------------------------------------- model */
+
+/* A model: a spec, its network, the optimizer state and the training state.
+ * It is what a model file (safetensors) holds. */
+typedef struct cn_model cn_model;
+
+typedef struct cn_train_state {
+    int epoch;            /* completed epochs */
+    uint64_t step;        /* batches done in the current epoch */
+    uint64_t global_step; /* batches done in all */
+    cn_rng rng;           /* state at the start of the current epoch */
+} cn_train_state;
+
+/* A new model with He-initialised weights drawn from opts->seed (opts NULL:
+ * the spec's [train] section).  The spec is copied.  threads: 0 for one per
+ * core.  Errors: as cn_net_create, CN_ERR_ARG for bad opts. */
+cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int threads,
+                          cn_model **out);
+/* Reads a model file written by cn_model_save.  Every header field, dtype
+ * and shape is checked against the architecture in the file.
+ * Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC. */
+cn_status cn_model_load(const char *path, int threads, cn_model **out);
+/* Writes weights, optimizer state, recipe and training state to path
+ * atomically (temporary file, fsync, rename): an interrupted save leaves the
+ * previous file intact.  Errors: CN_ERR_IO. */
+cn_status cn_model_save(const cn_model *model, const char *path);
+void cn_model_free(cn_model *model);
+
+cn_net *cn_model_net(cn_model *model);
+const cn_spec *cn_model_spec(const cn_model *model);
+/* The recipe in use; a caller may change it between training runs. */
+cn_train_opts *cn_model_opts(cn_model *model);
+const cn_train_state *cn_model_state(const cn_model *model);
+
+/* What training reports to its hooks. */
+typedef struct cn_progress {
+    int epoch, epochs;    /* current epoch (from 0) and total */
+    uint64_t step, steps; /* batch within the epoch and batches per epoch */
+    uint64_t global_step;
+    double lr;
+    double loss, accuracy;         /* running means over this epoch's batches */
+    double val_loss, val_accuracy; /* end of epoch only; negative if no validation */
+    double images_per_s;           /* training throughput this epoch */
+    double elapsed_s;              /* training time in this run, validation excluded */
+    double val_s;                  /* time spent in validation in this run */
+} cn_progress;
+
+typedef struct cn_train_hooks {
+    void *user;
+    /* Called after every batch and after every epoch's validation.  A status
+     * other than CN_OK stops training and is returned. */
+    cn_status (*on_batch)(void *user, const cn_progress *p);
+    cn_status (*on_epoch)(void *user, cn_model *model, const cn_progress *p);
+    /* When *stop becomes non-zero (a signal handler may set it), training
+     * returns CN_ERR_STOPPED after the current batch: the model is consistent
+     * and a save resumes exactly where it stopped. */
+    const volatile int *stop;
+} cn_train_hooks;
+
+/* Trains until opts->epochs epochs are complete, continuing from the model's
+ * training state (a loaded checkpoint resumes bit for bit).  Each epoch
+ * draws a fresh permutation of train; batches are consecutive slices of it
+ * (the last incomplete batch is dropped).  val may be NULL.
+ * Errors: CN_ERR_SHAPE, CN_ERR_NUMERIC (the model's weights are then not
+ * usable: reload the last checkpoint), CN_ERR_STOPPED, a hook's status. */
+cn_status cn_model_train(cn_model *model, const cn_data *train, const cn_data *val,
+                         const cn_train_hooks *hooks);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

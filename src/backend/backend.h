@@ -1,0 +1,78 @@
+/* backend.h - the kernel table.
+ *
+ * Layers never call a kernel directly: they go through a cn_backend, so that
+ * a faster CPU path or another device slots in here without touching layer
+ * code.  Every entry works on whole batches and does its own threading.
+ * The CPU backend fills the table from kernels/ at run time according to the
+ * processor's features (or CONVNET_ISA=avx512|avx2|portable). */
+#ifndef CN_BACKEND_H
+#define CN_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cn_act { CN_ACT_RELU, CN_ACT_SIGMOID, CN_ACT_TANH } cn_act;
+
+typedef struct cn_backend cn_backend;
+
+/* C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C.
+ * ta: A is stored transposed, (k, m) with leading dimension lda; likewise tb.
+ * beta == 0 means C is not read. */
+typedef void (*cn_gemm_fn)(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k,
+                           float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                           float beta, float *c, size_t ldc);
+
+/* Geometry of a 2-d window operation (convolution or pooling). */
+typedef struct cn_win {
+    size_t c, h, w;     /* input channels, height, width */
+    size_t kh, kw;      /* window */
+    size_t stride, pad; /* same in both directions; pad is zero padding */
+    size_t oh, ow;      /* output height and width */
+} cn_win;
+
+struct cn_backend {
+    const char *isa; /* "avx512", "avx2", "portable" */
+    int threads;
+    float *pack; /* GEMM packing buffers, pack_floats per thread */
+    size_t pack_floats;
+    cn_gemm_fn gemm;
+    /* x (n, c, h, w) -> col (c*kh*kw, n*oh*ow): column s*oh*ow + i*ow + j holds
+     * the window of output (i, j) of sample s. */
+    void (*im2col)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *col);
+    /* The adjoint: dx (n, c, h, w) = sum of col's windows (dx is overwritten). */
+    void (*col2im)(const cn_backend *be, const cn_win *g, const float *col, size_t n, float *dx);
+    /* dst (b, a, p) = src (a, b, p) with the first two axes swapped. */
+    void (*swap01)(const cn_backend *be, const float *src, size_t a, size_t b, size_t p,
+                   float *dst);
+    /* y (n, m, p) += bias (m). */
+    void (*add_bias)(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
+                     const float *bias);
+    /* db (m) += sum over n and p of dy (n, m, p). */
+    void (*bias_grad)(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
+                      float *db);
+    /* Max pooling of x (n, c, h, w) into y (n, c, oh, ow); no padding. */
+    void (*maxpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);
+    /* dx (overwritten) gets dy at the first maximum of each window. */
+    void (*maxpool_bwd)(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
+                        size_t n, float *dx);
+    void (*act_fwd)(const cn_backend *be, cn_act a, const float *x, float *y, size_t count);
+    /* dx = dy * f'(x), written in terms of the output y. */
+    void (*act_bwd)(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
+                    size_t count);
+    /* Row-wise softmax of x (rows, cols), computed stably. */
+    void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
+    /* Gradient of the mean negative log-likelihood with respect to the
+     * softmax input: dx = (y - onehot(labels)) / rows. */
+    void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,
+                            size_t rows, size_t cols, float *dx);
+};
+
+/* Fills be for the CPU with threads threads (0: one per core); isa forces a
+ * kernel set ("avx512", "avx2", "portable") or NULL picks the best the CPU
+ * has (overridden by the environment variable CONVNET_ISA).  Returns 0 on
+ * success, -1 if isa names a kernel set this CPU or build cannot run, -2
+ * when memory runs out. */
+int cn_backend_cpu_init(cn_backend *be, int threads, const char *isa);
+void cn_backend_free(cn_backend *be);
+
+#endif

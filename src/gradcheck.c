@@ -1,0 +1,216 @@
+/* gradcheck.c - central-difference checks of the backward passes.
+ *
+ * Numerical derivative of a coordinate t:  (L(t + eps) - L(t - eps)) / 2 eps.
+ * The forward passes run in float32, so eps is large (1e-2) to keep rounding
+ * (about 1e-7 of each changed output) small against the difference; the
+ * truncation error of the central difference is eps^2 times the third
+ * derivative and vanishes for the piecewise-linear layers.  Those have kinks
+ * (relu at 0, a change of winner in max pooling) where the difference means
+ * nothing: each pass also hashes the linear piece every such layer is in, and
+ * a step that changes a piece is skipped and counted.
+ *
+ * A layer on its own is judged coordinate by coordinate, which catches a
+ * mistake confined to a border or one channel: |a - g| / max(|a| + |g|, floor)
+ * with floor 1% of the largest analytic derivative of the tensor (at least
+ * 1e-6), since float rounding alone moves tiny derivatives by ~1e-7 / eps.
+ * Through a whole network that rounding adds up layer after layer, so the
+ * network is judged on each tensor's gradient vector instead:
+ * ||a - g|| / max(||a||, ||g||) over the checked coordinates. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPS       1e-2f
+#define FLOOR_REL 1e-2
+#define FLOOR_ABS 1e-6
+
+typedef struct evalf {
+    double (*loss)(void *self, uint64_t *region);
+    void *self;
+} evalf;
+
+/* Compares analytic derivatives a[] of the coordinates of v[] (count values)
+ * with central differences of f; samples up to max_coords coordinates. */
+static double check_coords(float *v, const float *a, size_t count, size_t max_coords, cn_rng *rng,
+                           evalf f, int vector_norm, cn_gradcheck *out)
+{
+    double dd = 0.0, aa = 0.0, gg = 0.0;
+    double worst = 0.0, amax = 0.0;
+    for (size_t j = 0; j < count; j++)
+        amax = fabs(a[j]) > amax ? fabs(a[j]) : amax;
+    double floor = FLOOR_REL * amax > FLOOR_ABS ? FLOOR_REL * amax : FLOOR_ABS;
+    size_t todo = max_coords && max_coords < count ? max_coords : count;
+    uint64_t r0, rp, rm;
+    f.loss(f.self, &r0);
+    for (size_t c = 0; c < todo; c++) {
+        size_t j = todo == count ? c : (size_t)cn_rng_below(rng, count);
+        float keep = v[j];
+        v[j] = keep + EPS;
+        double lp = f.loss(f.self, &rp);
+        v[j] = keep - EPS;
+        double lm = f.loss(f.self, &rm);
+        v[j] = keep;
+        if (rp != r0 || rm != r0) {
+            out->skipped++;
+            continue;
+        }
+        double g = (lp - lm) / (2.0 * EPS), den = fabs(a[j]) + fabs(g);
+        double e = fabs(a[j] - g) / (den > floor ? den : floor);
+        worst = e > worst ? e : worst;
+        dd += (a[j] - g) * (a[j] - g);
+        aa += (double)a[j] * a[j];
+        gg += g * g;
+        out->checked++;
+    }
+    if (vector_norm) {
+        double norm = sqrt(aa > gg ? aa : gg);
+        return norm > FLOOR_ABS ? sqrt(dd) / norm : sqrt(dd) / FLOOR_ABS;
+    }
+    return worst;
+}
+
+/* ----------------------------------------------------------- one layer */
+
+typedef struct layer_job {
+    cn_net *net;
+    size_t i, n;
+    const float *x;
+    float *y;
+    const float *r;        /* L = sum(r * y) for hidden layers */
+    const int32_t *labels; /* L = mean NLL for the loss layer */
+} layer_job;
+
+static double layer_loss(void *self, uint64_t *region)
+{
+    layer_job *j = self;
+    cn_layer *l = &j->net->layers[j->i];
+    cn_net_layer_forward(j->net, j->i, j->x, j->y, j->n);
+    *region = l->ops->region ? l->ops->region(l, j->x, j->y, j->n) : 0;
+    size_t out = cn_shape_size(l->out);
+    double sum = 0.0;
+    if (l->ops->is_loss) {
+        for (size_t s = 0; s < j->n; s++)
+            sum -= log((double)j->y[s * out + (size_t)j->labels[s]]);
+        return sum / (double)j->n;
+    }
+    for (size_t k = 0; k < j->n * out; k++)
+        sum += (double)j->r[k] * (double)j->y[k];
+    return sum;
+}
+
+cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords, cn_rng *rng,
+                             cn_gradcheck *out)
+{
+    memset(out, 0, sizeof *out);
+    if (i >= net->n_layers || n == 0 || n > net->max_batch)
+        return cn_fail(CN_ERR_ARG, "gradcheck: layer %zu of %zu, batch %zu of at most %zu", i,
+                       net->n_layers, n, net->max_batch);
+    cn_layer *l = &net->layers[i];
+    size_t in = n * cn_shape_size(l->in), outn = n * cn_shape_size(l->out);
+    float *x = cn_alloc(in, sizeof(float)), *dx = cn_alloc(in, sizeof(float));
+    float *y = cn_alloc(outn, sizeof(float)), *r = cn_alloc(outn, sizeof(float));
+    int32_t *labels = cn_alloc(n, sizeof(int32_t));
+    cn_status st = CN_OK;
+    if (!x || !dx || !y || !r || !labels) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < in; k++)
+        x[k] = (float)cn_rng_normal(rng);
+    for (size_t k = 0; k < outn; k++)
+        r[k] = (float)cn_rng_normal(rng);
+    for (size_t s = 0; s < n; s++)
+        labels[s] = (int32_t)cn_rng_below(rng, cn_shape_size(l->out));
+
+    cn_net_zero_grads(net);
+    cn_net_layer_forward(net, i, x, y, n);
+    cn_net_layer_backward(net, i, labels, x, y, l->ops->is_loss ? NULL : r, dx, n);
+
+    layer_job job = {net, i, n, x, y, r, labels};
+    evalf f = {layer_loss, &job};
+    out->input_err = check_coords(x, dx, in, max_coords, rng, f, 0, out);
+    for (size_t t = 0; t < l->n_t; t++) {
+        double e = check_coords(l->p[t], l->g[t], l->t[t].count, max_coords, rng, f, 0, out);
+        out->param_err = e > out->param_err ? e : out->param_err;
+    }
+    cn_net_zero_grads(net);
+done:
+    cn_free(x);
+    cn_free(dx);
+    cn_free(y);
+    cn_free(r);
+    cn_free(labels);
+    return st;
+}
+
+/* -------------------------------------------------------- whole network */
+
+typedef struct net_job {
+    cn_net *net;
+    size_t n;
+    const float *x;
+    const int32_t *labels;
+} net_job;
+
+static double net_loss(void *self, uint64_t *region)
+{
+    net_job *j = self;
+    cn_net *net = j->net;
+    double loss = 0.0;
+    cn_net_forward(net, j->x, j->n);
+    cn_net_loss(net, j->labels, j->n, &loss);
+    *region = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const cn_layer *l = &net->layers[i];
+        if (l->ops->region)
+            *region =
+                cn_hash(*region, l->ops->region(l, i ? net->act[i - 1] : j->x, net->act[i], j->n));
+    }
+    return loss;
+}
+
+cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng, cn_gradcheck *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n == 0 || n > net->max_batch)
+        return cn_fail(CN_ERR_ARG, "gradcheck: batch %zu of at most %zu", n, net->max_batch);
+    size_t in = n * cn_shape_size(net->spec->input), np = net->n_params;
+    float *x = cn_alloc(in, sizeof(float)), *dx = cn_alloc(in, sizeof(float));
+    float *g = cn_alloc(np, sizeof(float));
+    int32_t *labels = cn_alloc(n, sizeof(int32_t));
+    cn_status st = CN_OK;
+    if (!x || !dx || !g || !labels) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < in; k++)
+        x[k] = (float)cn_rng_normal(rng);
+    for (size_t s = 0; s < n; s++)
+        labels[s] = (int32_t)cn_rng_below(rng, net->spec->classes);
+    cn_net_zero_grads(net);
+    cn_net_forward(net, x, n);
+    if ((st = cn_net_backward(net, labels, n, dx)))
+        goto done;
+    memcpy(g, net->grads, np * sizeof(float));
+
+    net_job job = {net, n, x, labels};
+    evalf f = {net_loss, &job};
+    out->input_err = check_coords(x, dx, in, max_coords, rng, f, 1, out);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        for (size_t t = 0; t < l->n_t; t++) {
+            size_t off = l->t[t].offset;
+            double e = check_coords(l->p[t], g + off, l->t[t].count, max_coords, rng, f, 1, out);
+            out->param_err = e > out->param_err ? e : out->param_err;
+        }
+    }
+    cn_net_zero_grads(net);
+done:
+    cn_free(x);
+    cn_free(dx);
+    cn_free(g);
+    cn_free(labels);
+    return st;
+}

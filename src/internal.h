@@ -1,0 +1,210 @@
+/* internal.h - what the library's files share and callers do not see. */
+#ifndef CN_INTERNAL_H
+#define CN_INTERNAL_H
+
+#include "backend/backend.h"
+#include "convnet.h"
+
+#include <stdarg.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/* Records a message for cn_last_error() and returns st.  The message is
+ * written for the user; the C source location is appended only when the
+ * environment variable CONVNET_DEBUG is set. */
+cn_status cn_fail_at(const char *file, int line, cn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define cn_fail(st, ...) cn_fail_at(__FILE__, __LINE__, st, __VA_ARGS__)
+/* Prefixes the current message with text ("while loading x: ..."). */
+void cn_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Allocation that is 64-byte aligned and zeroed; NULL on failure or when the
+ * byte count overflows.  Free with cn_free. */
+void *cn_alloc(size_t count, size_t size);
+void cn_free(void *p);
+/* a * b, or SIZE_MAX when it overflows. */
+size_t cn_mul(size_t a, size_t b);
+size_t cn_add(size_t a, size_t b);
+
+static inline size_t cn_shape_size(cn_shape s) { return s.c * s.h * s.w; }
+
+/* ------------------------------------------------------------------ spec */
+
+typedef struct cn_entry {
+    char *key, *value;
+    int line;
+} cn_entry;
+
+typedef struct cn_section {
+    char *kind;
+    int line;
+    cn_entry *entries;
+    size_t n_entries;
+} cn_section;
+
+struct cn_spec {
+    char *text, *source;
+    cn_section *sections;
+    size_t n_sections;
+    /* [net] */
+    cn_shape input;
+    size_t classes;
+    float mean, std;
+    cn_train_opts train;
+};
+
+/* A key a section accepts: its name, whether integer, range and default.
+ * A key with choices takes one of those words; its value is the index. */
+typedef struct cn_key {
+    const char *name;
+    int is_int;
+    double min, max, def;
+    int required;
+    const char *const *choices; /* NULL-terminated, or NULL for numbers */
+} cn_key;
+
+#define CN_MAX_KEYS 8
+
+/* Looks up every key of keys in sec and stores its value (or default) in
+ * vals; unknown keys, missing required keys, non-numbers and values out of
+ * range are errors with source:line.  Layer sections also accept "name". */
+cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_key *keys,
+                          size_t nkeys, int is_layer, double *vals);
+/* The entry of key in sec, or NULL. */
+const cn_entry *cn_section_get(const cn_section *sec, const char *key);
+/* 1 unless sec is [net] or [train]. */
+int cn_is_layer_section(const cn_section *sec);
+
+/* ----------------------------------------------------------------- layers */
+
+typedef struct cn_layer cn_layer;
+
+/* What a layer's passes get besides their tensors. */
+typedef struct cn_ctx {
+    const cn_backend *be;
+    float *ws;             /* scratch memory, the largest layer's ws_floats */
+    const int32_t *labels; /* true classes during backward (loss layer) */
+} cn_ctx;
+
+/* The behaviour of a layer kind.  Adding a kind means one file defining one
+ * of these and one line in layers/registry.c. */
+typedef struct cn_layer_ops {
+    const char *kind;   /* section name in the model description */
+    const cn_key *keys; /* accepted settings */
+    size_t n_keys;
+    int is_loss; /* the loss layer must be the last one */
+    /* Shapes, parameters and scratch size from l->in and l->v; on an
+     * impossible shape returns CN_ERR_SPEC with a message (no file/line:
+     * the caller adds them). */
+    cn_status (*setup)(cn_layer *l, size_t max_batch);
+    /* Forward and backward cannot fail: everything was checked in setup.
+     * x (n, in), y (n, out).  backward writes dx (skipped when NULL) and adds
+     * into the parameter gradients. */
+    void (*forward)(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n);
+    void (*backward)(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
+                     const float *dy, float *dx, size_t n);
+    /* Piecewise-linear layers (relu, max pooling): a hash of the linear piece
+     * that x falls in (which units are on, which inputs win), so that the
+     * gradient check can skip steps that cross a kink.  NULL when smooth. */
+    uint64_t (*region)(const cn_layer *l, const float *x, const float *y, size_t n);
+} cn_layer_ops;
+
+/* FNV-1a over a value, for region hashes. */
+static inline uint64_t cn_hash(uint64_t h, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ULL;
+    return h;
+}
+
+#define CN_MAX_TENSORS 2
+
+typedef struct cn_ltensor {
+    char name[48];
+    int ndim;
+    size_t dims[4];
+    size_t count;
+    size_t fan_in; /* for He initialisation; 0: initialise to zero */
+    size_t offset; /* into the net's parameter block */
+} cn_ltensor;
+
+struct cn_layer {
+    const cn_layer_ops *ops;
+    char name[32];
+    int line;
+    cn_shape in, out;
+    double v[CN_MAX_KEYS]; /* settings in the order of ops->keys */
+    cn_ltensor t[CN_MAX_TENSORS];
+    size_t n_t;
+    float *p[CN_MAX_TENSORS]; /* views into the parameter block */
+    float *g[CN_MAX_TENSORS]; /* views into the gradient block */
+    size_t ws_floats;         /* scratch needed for max_batch samples */
+    size_t chunk;             /* samples per pass through the scratch */
+    uint64_t macs;            /* per sample, forward */
+};
+
+const cn_layer_ops *cn_layer_find(const char *kind);
+/* "conv, fc, maxpool, ..." for error messages. */
+const char *cn_layer_kinds(void);
+
+extern const cn_layer_ops cn_conv_ops, cn_maxpool_ops, cn_fc_ops, cn_relu_ops, cn_sigmoid_ops,
+    cn_tanh_ops, cn_softmax_ops;
+
+/* -------------------------------------------------------------------- net */
+
+struct cn_net {
+    cn_spec *spec; /* borrowed from the creator, who keeps it alive */
+    cn_layer *layers;
+    size_t n_layers;
+    size_t max_batch;
+    cn_backend be;
+    size_t n_params;
+    float *params, *grads;
+    float **act;    /* act[i]: output of layer i, (max_batch, out_i) */
+    float *gbuf[2]; /* ping-pong activation gradients */
+    float *ws;
+    size_t ws_floats;
+    size_t n_last; /* batch size of the last forward pass */
+    const float *x_last;
+};
+
+/* Layer-level passes for gradcheck: forward/backward of layer i alone. */
+void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n);
+void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
+                           const float *y, const float *dy, float *dx, size_t n);
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct cn_optim {
+    const char *kind;          /* "sgd" */
+    size_t n_slots;            /* state buffers per parameter */
+    const char *slot_names[2]; /* e.g. "momentum" */
+    float *state;              /* n_slots * n_params */
+} cn_optim;
+
+struct cn_model {
+    cn_spec *spec;
+    char *origin; /* where the description first came from (convnet.source) */
+    cn_net *net;
+    int threads;
+    cn_train_opts opts;
+    cn_train_state state;
+    cn_optim optim;
+};
+
+/* The optimizer: updates params from grads. */
+cn_status cn_optim_init(cn_optim *o, size_t n_params);
+void cn_optim_free(cn_optim *o);
+void cn_optim_step(cn_optim *o, const cn_train_opts *opts, double lr, float *params,
+                   const float *grads, size_t n);
+
+/* Ensures the model's net takes batches of n; rebuilds it if needed. */
+cn_status cn_model_reserve(cn_model *m, size_t n);
+
+/* Spec copy (the parse is repeated from the text). */
+cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
+
+/* Seconds from a monotonic clock. */
+double cn_now(void);
+
+#endif

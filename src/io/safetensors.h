@@ -1,0 +1,62 @@
+/* safetensors.h - reading and writing safetensors files.
+ *
+ * Layout: an 8-byte little-endian header length N, N bytes of JSON (an object
+ * mapping each tensor name to {"dtype", "shape", "data_offsets": [begin,
+ * end]} plus an optional "__metadata__" object of strings), then the tensor
+ * bytes, little-endian, offsets relative to the end of the header. */
+#ifndef CN_SAFETENSORS_H
+#define CN_SAFETENSORS_H
+
+#include "internal.h"
+
+/* Headers larger than this are refused (the format's own limit). */
+#define CN_ST_MAX_HEADER ((size_t)100 << 20)
+
+typedef struct cn_st_tensor {
+    const char *name;
+    int ndim;
+    size_t dims[4];
+    const float *data; /* count = product of dims floats */
+} cn_st_tensor;
+
+/* Writes F32 tensors and metadata (meta: n_meta key/value pairs) to path
+ * atomically: a temporary file in the same directory, fsync, rename, fsync of
+ * the directory.  Errors: CN_ERR_IO, CN_ERR_NOMEM. */
+cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const char *const *meta,
+                      size_t n_meta);
+
+typedef struct cn_st_entry {
+    char *name;
+    char dtype[8];
+    int ndim;
+    size_t dims[8];
+    size_t begin, end; /* byte offsets into data */
+} cn_st_entry;
+
+typedef struct cn_st_file {
+    char *path;
+    uint8_t *bytes; /* the whole file */
+    size_t size;
+    const uint8_t *data; /* start of the tensor bytes */
+    size_t data_len;
+    cn_st_entry *entries;
+    size_t n_entries;
+    char **meta; /* key, value, key, value ... */
+    size_t n_meta;
+} cn_st_file;
+
+/* Reads path and checks its whole structure: header bounds, JSON, dtypes,
+ * shapes against offsets, offsets tiling the data without holes or overlap,
+ * unique names.  Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_NOMEM. */
+cn_status cn_st_open(const char *path, cn_st_file *f);
+void cn_st_close(cn_st_file *f);
+/* The metadata value of key, or NULL. */
+const char *cn_st_meta(const cn_st_file *f, const char *key);
+/* The entry called name, or NULL. */
+const cn_st_entry *cn_st_find(const cn_st_file *f, const char *name);
+/* Copies an F32 tensor of exactly the given shape into dst.
+ * Errors: CN_ERR_FORMAT naming the tensor and what differs. */
+cn_status cn_st_read_f32(const cn_st_file *f, const cn_st_entry *e, int ndim, const size_t *dims,
+                         float *dst);
+
+#endif

@@ -1,0 +1,123 @@
+/* elementwise.c - activations, softmax and the layout helpers of the
+ * convolution layer. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Below this many elements a loop is not worth waking the threads for. */
+#define PAR_MIN 32768
+
+void cn_cpu_act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, size_t count)
+{
+    long n = (long)count;
+    switch (a) {
+    case CN_ACT_RELU:
+#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
+        for (long i = 0; i < n; i++)
+            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case CN_ACT_SIGMOID:
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (n > PAR_MIN / 8)
+        for (long i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case CN_ACT_TANH:
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (n > PAR_MIN / 8)
+        for (long i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    }
+}
+
+void cn_cpu_act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
+                    size_t count)
+{
+    long n = (long)count;
+    switch (a) {
+    case CN_ACT_RELU:
+#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
+        for (long i = 0; i < n; i++)
+            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case CN_ACT_SIGMOID:
+#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
+        for (long i = 0; i < n; i++)
+            dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case CN_ACT_TANH:
+#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
+        for (long i = 0; i < n; i++)
+            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    }
+}
+
+void cn_cpu_softmax(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols)
+{
+    (void)be;
+    for (size_t r = 0; r < rows; r++) {
+        const float *in = x + r * cols;
+        float *out = y + r * cols;
+        float mx = in[0];
+        for (size_t j = 1; j < cols; j++)
+            mx = in[j] > mx ? in[j] : mx;
+        double sum = 0.0;
+        for (size_t j = 0; j < cols; j++) {
+            out[j] = expf(in[j] - mx);
+            sum += out[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (size_t j = 0; j < cols; j++)
+            out[j] *= inv;
+    }
+}
+
+void cn_cpu_swap01(const cn_backend *be, const float *src, size_t a, size_t b, size_t p, float *dst)
+{
+    long blocks = (long)(a * b);
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (blocks * (long)p > PAR_MIN)
+    for (long t = 0; t < blocks; t++) {
+        size_t i = (size_t)t / b, j = (size_t)t % b;
+        memcpy(dst + (j * a + i) * p, src + (i * b + j) * p, p * sizeof(float));
+    }
+}
+
+void cn_cpu_add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
+                     const float *bias)
+{
+    long blocks = (long)(n * m);
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (blocks * (long)p > PAR_MIN)
+    for (long t = 0; t < blocks; t++) {
+        float *row = y + (size_t)t * p, bv = bias[(size_t)t % m];
+        for (size_t j = 0; j < p; j++)
+            row[j] += bv;
+    }
+}
+
+void cn_cpu_bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
+                      float *db)
+{
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (n * m * p > PAR_MIN)
+    for (long c = 0; c < (long)m; c++) {
+        float sum = 0.0f;
+        for (size_t s = 0; s < n; s++) {
+            const float *row = dy + (s * m + (size_t)c) * p;
+            for (size_t j = 0; j < p; j++)
+                sum += row[j];
+        }
+        db[c] += sum;
+    }
+}
+
+void cn_cpu_softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
+                            size_t rows, size_t cols, float *dx)
+{
+    (void)be;
+    float inv = 1.0f / (float)rows;
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < cols; j++)
+            dx[r * cols + j] = y[r * cols + j] * inv;
+        dx[r * cols + (size_t)labels[r]] -= inv;
+    }
+}

@@ -1,0 +1,68 @@
+/* maxpool.c - max pooling over size x size windows, each channel on its own:
+ * y[c][i][j] = max over the window at (i*stride, j*stride).  The gradient
+ * goes to the first maximum of each window (row-major order). */
+#include "internal.h"
+
+enum { SIZE, STRIDE, NKEYS };
+
+static const cn_key keys[] = {
+    {"size", 1, 1, 1024, 2, 0, NULL}, {"stride", 1, 0, 1024, 0, 0, NULL}, /* 0: the same as size */
+};
+
+static cn_win geometry(const cn_layer *l)
+{
+    size_t k = (size_t)l->v[SIZE];
+    size_t st = l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k;
+    return (cn_win){l->in.c, l->in.h, l->in.w, k, k, st, 0, l->out.h, l->out.w};
+}
+
+static cn_status setup(cn_layer *l, size_t max_batch)
+{
+    (void)max_batch;
+    size_t k = (size_t)l->v[SIZE];
+    size_t st = l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k;
+    if (k > l->in.h || k > l->in.w)
+        return cn_fail(CN_ERR_SPEC, "window size %zu is larger than the input %zux%zu", k, l->in.h,
+                       l->in.w);
+    l->out = (cn_shape){l->in.c, (l->in.h - k) / st + 1, (l->in.w - k) / st + 1};
+    return CN_OK;
+}
+
+static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+{
+    cn_win g = geometry(l);
+    ctx->be->maxpool_fwd(ctx->be, &g, x, n, y);
+}
+
+static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
+                     const float *dy, float *dx, size_t n)
+{
+    (void)y;
+    if (!dx)
+        return;
+    cn_win g = geometry(l);
+    ctx->be->maxpool_bwd(ctx->be, &g, x, dy, n, dx);
+}
+
+/* The linear piece: which input wins each window (the first maximum). */
+static uint64_t region(const cn_layer *l, const float *x, const float *y, size_t n)
+{
+    (void)y;
+    cn_win g = geometry(l);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t t = 0; t < n * g.c; t++) {
+        const float *in = x + t * g.h * g.w;
+        for (size_t i = 0; i < g.oh; i++)
+            for (size_t j = 0; j < g.ow; j++) {
+                size_t base = i * g.stride * g.w + j * g.stride, arg = base;
+                for (size_t ki = 0; ki < g.kh; ki++)
+                    for (size_t kj = 0; kj < g.kw; kj++)
+                        if (in[base + ki * g.w + kj] > in[arg])
+                            arg = base + ki * g.w + kj;
+                h = cn_hash(h, arg);
+            }
+    }
+    return h;
+}
+
+const cn_layer_ops cn_maxpool_ops = {"maxpool", keys, NKEYS, 0, setup, forward, backward, region};

@@ -1,0 +1,22 @@
+/* registry.c - the layer kinds a model description can name. */
+#include "internal.h"
+
+#include <string.h>
+
+static const cn_layer_ops *const kinds[] = {
+    &cn_conv_ops,    &cn_maxpool_ops, &cn_fc_ops,      &cn_relu_ops,
+    &cn_sigmoid_ops, &cn_tanh_ops,    &cn_softmax_ops,
+};
+
+const cn_layer_ops *cn_layer_find(const char *kind)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kinds[i]->kind, kind) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+const char *cn_layer_kinds(void)
+{
+    return "[conv], [maxpool], [fc], [relu], [sigmoid], [tanh], [softmax]";
+}

@@ -1,0 +1,27 @@
+/* softmax.c - the loss layer: softmax y_i = e^{x_i} / sum_j e^{x_j} over the
+ * flattened input, with the mean negative log-likelihood of the true class
+ * as the loss.  Backward starts here: dx = (y - onehot(label)) / n. */
+#include "internal.h"
+
+static cn_status setup(cn_layer *l, size_t max_batch)
+{
+    (void)max_batch;
+    l->out = (cn_shape){cn_shape_size(l->in), 1, 1};
+    return CN_OK;
+}
+
+static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+{
+    ctx->be->softmax(ctx->be, x, y, n, l->out.c);
+}
+
+static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
+                     const float *dy, float *dx, size_t n)
+{
+    (void)x;
+    (void)dy;
+    if (dx)
+        ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, dx);
+}
+
+const cn_layer_ops cn_softmax_ops = {"softmax", NULL, 0, 1, setup, forward, backward, NULL};

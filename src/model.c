@@ -1,0 +1,364 @@
+/* model.c - a model: spec, network, optimizer and training state, and its
+ * file: safetensors with the weights under PyTorch's names, the momentum as
+ * "optim.<tensor>.momentum", and in __metadata__ the model description
+ * (convnet.model), the recipe (convnet.train) and the training state
+ * (convnet.state), the last two as JSON. */
+#include "internal.h"
+#include "io/safetensors.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Batches up to this size are evaluated in one pass. */
+#define EVAL_BATCH 256
+
+void cn_model_free(cn_model *m)
+{
+    if (!m)
+        return;
+    cn_net_free(m->net);
+    cn_optim_free(&m->optim);
+    cn_spec_free(m->spec);
+    free(m->origin);
+    free(m);
+}
+
+cn_net *cn_model_net(cn_model *m) { return m->net; }
+const cn_spec *cn_model_spec(const cn_model *m) { return m->spec; }
+cn_train_opts *cn_model_opts(cn_model *m) { return &m->opts; }
+const cn_train_state *cn_model_state(const cn_model *m) { return &m->state; }
+
+/* A model with a zeroed net and optimizer state. */
+static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, int threads,
+                           cn_model **out)
+{
+    *out = NULL;
+    cn_status st = cn_train_opts_check(opts);
+    if (st)
+        return st;
+    cn_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    m->threads = threads;
+    m->opts = *opts;
+    size_t olen = strlen(spec->source) + 1;
+    m->origin = malloc(olen);
+    if (!m->origin) {
+        free(m);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    memcpy(m->origin, spec->source, olen);
+    size_t batch = (size_t)opts->batch > EVAL_BATCH ? (size_t)opts->batch : EVAL_BATCH;
+    if ((st = cn_spec_clone(spec, &m->spec)) ||
+        (st = cn_net_create(m->spec, batch, threads, &m->net)) ||
+        (st = cn_optim_init(&m->optim, m->net->n_params))) {
+        cn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CN_OK;
+}
+
+cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int threads,
+                          cn_model **out)
+{
+    cn_train_opts o;
+    if (opts)
+        o = *opts;
+    else
+        cn_spec_train_opts(spec, &o);
+    cn_status st = model_new(spec, &o, threads, out);
+    if (st)
+        return st;
+    cn_rng rng;
+    cn_rng_seed(&rng, o.seed);
+    cn_net_init((*out)->net, &rng);
+    (*out)->state.rng = rng;
+    return CN_OK;
+}
+
+cn_status cn_model_reserve(cn_model *m, size_t n)
+{
+    if (n <= m->net->max_batch)
+        return CN_OK;
+    cn_net *net;
+    cn_status st = cn_net_create(m->spec, n, m->threads, &net);
+    if (st)
+        return st;
+    memcpy(net->params, m->net->params, net->n_params * sizeof(float));
+    cn_net_free(m->net);
+    m->net = net;
+    return CN_OK;
+}
+
+/* ------------------------------------------------------------------ save */
+
+static char *opts_json(const cn_train_opts *o)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddNumberToObject(j, "epochs", o->epochs);
+    cJSON_AddNumberToObject(j, "batch", o->batch);
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "momentum", o->momentum);
+    cJSON_AddNumberToObject(j, "decay", o->decay);
+    cJSON_AddStringToObject(j, "lr_policy", o->policy == CN_LR_STEP ? "step" : "const");
+    cJSON_AddNumberToObject(j, "lr_step", o->lr_step);
+    cJSON_AddNumberToObject(j, "lr_gamma", o->lr_gamma);
+    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static char *state_json(const cn_model *m)
+{
+    const cn_train_state *s = &m->state;
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    cJSON_AddNumberToObject(j, "epoch", s->epoch);
+    cJSON_AddNumberToObject(j, "step", (double)s->step);
+    cJSON_AddNumberToObject(j, "global_step", (double)s->global_step);
+    cJSON_AddNumberToObject(j, "lr", cn_train_opts_lr(&m->opts, s->epoch));
+    cJSON *rng = cJSON_AddArrayToObject(j, "rng");
+    for (int i = 0; rng && i < 4; i++) {
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, s->rng.s[i]);
+        cJSON_AddItemToArray(rng, cJSON_CreateString(hex));
+    }
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+cn_status cn_model_save(const cn_model *m, const char *path)
+{
+    const cn_net *net = m->net;
+    size_t nt = cn_net_num_tensors(net), total = nt * (1 + m->optim.n_slots);
+    cn_st_tensor *t = calloc(total, sizeof *t);
+    char *names = calloc(total, 96);
+    char *opts = opts_json(&m->opts), *state = state_json(m);
+    cn_status st = CN_OK;
+    if (!t || !names || !opts || !state) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    size_t k = 0;
+    for (size_t slot = 0; slot <= m->optim.n_slots; slot++) {
+        const float *base = slot == 0 ? net->params : m->optim.state + (slot - 1) * net->n_params;
+        for (size_t i = 0; i < nt; i++, k++) {
+            cn_tensor_info ti;
+            cn_net_tensor(net, i, &ti);
+            char *name = names + 96 * k;
+            if (slot == 0)
+                snprintf(name, 96, "%s", ti.name);
+            else
+                snprintf(name, 96, "optim.%s.%s", ti.name, m->optim.slot_names[slot - 1]);
+            t[k] = (cn_st_tensor){
+                name, ti.ndim, {ti.dims[0], ti.dims[1], ti.dims[2], ti.dims[3]}, base + ti.offset};
+        }
+    }
+    const char *meta[] = {"format",         "pt",          "convnet.version", CN_VERSION,
+                          "convnet.source", m->origin,     "convnet.model",   m->spec->text,
+                          "convnet.optim",  m->optim.kind, "convnet.train",   opts,
+                          "convnet.state",  state};
+    st = cn_st_write(path, t, total, meta, sizeof meta / sizeof meta[0] / 2);
+done:
+    free(t);
+    free(names);
+    cJSON_free(opts);
+    cJSON_free(state);
+    return st;
+}
+
+/* ------------------------------------------------------------------ load */
+
+static int json_num(const cJSON *obj, const char *key, double *v)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(it))
+        return 0;
+    *v = it->valuedouble;
+    return 1;
+}
+
+static cn_status read_opts(const char *path, const char *text, cn_train_opts *o)
+{
+    cJSON *j = cJSON_Parse(text);
+    double v[8];
+    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(j, "lr_policy");
+    int ok = j && json_num(j, "epochs", &v[0]) && json_num(j, "batch", &v[1]) &&
+             json_num(j, "lr", &o->lr) && json_num(j, "momentum", &o->momentum) &&
+             json_num(j, "decay", &o->decay) && json_num(j, "lr_step", &v[2]) &&
+             json_num(j, "lr_gamma", &o->lr_gamma) && json_num(j, "seed", &v[3]) &&
+             cJSON_IsString(pol);
+    if (ok) {
+        ok = v[0] >= 1 && v[0] <= 1e6 && v[1] >= 1 && v[1] <= 65536 && v[2] >= 1 && v[2] <= 1e6 &&
+             v[3] >= 0 && v[3] <= 9007199254740992.0;
+        o->epochs = ok ? (int)v[0] : 0;
+        o->batch = ok ? (int)v[1] : 0;
+        o->lr_step = ok ? (int)v[2] : 0;
+        o->seed = ok ? (uint64_t)v[3] : 0;
+        if (strcmp(pol->valuestring, "step") == 0)
+            o->policy = CN_LR_STEP;
+        else if (strcmp(pol->valuestring, "const") == 0)
+            o->policy = CN_LR_CONST;
+        else
+            ok = 0;
+    }
+    cJSON_Delete(j);
+    if (!ok || cn_train_opts_check(o))
+        return cn_fail(CN_ERR_FORMAT, "%s: the training recipe (convnet.train) is damaged", path);
+    return CN_OK;
+}
+
+static cn_status read_state(const char *path, const char *text, const cn_train_opts *o,
+                            cn_train_state *s)
+{
+    cJSON *j = cJSON_Parse(text);
+    double epoch, step, global;
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(j, "rng");
+    int ok = j && json_num(j, "epoch", &epoch) && json_num(j, "step", &step) &&
+             json_num(j, "global_step", &global) && cJSON_IsArray(rng) &&
+             cJSON_GetArraySize(rng) == 4 && epoch >= 0 && epoch <= 1e6 && step >= 0 &&
+             step <= 9e15 && global >= step && global <= 9e15;
+    for (int i = 0; ok && i < 4; i++) {
+        const cJSON *h = cJSON_GetArrayItem(rng, i);
+        char *end;
+        ok = cJSON_IsString(h) && strlen(h->valuestring) == 16;
+        if (ok) {
+            s->rng.s[i] = strtoull(h->valuestring, &end, 16);
+            ok = *end == '\0';
+        }
+    }
+    ok = ok && (s->rng.s[0] | s->rng.s[1] | s->rng.s[2] | s->rng.s[3]) != 0;
+    if (ok) {
+        s->epoch = (int)epoch;
+        s->step = (uint64_t)step;
+        s->global_step = (uint64_t)global;
+    }
+    cJSON_Delete(j);
+    (void)o;
+    if (!ok)
+        return cn_fail(CN_ERR_FORMAT, "%s: the training state (convnet.state) is damaged", path);
+    return CN_OK;
+}
+
+cn_status cn_model_load(const char *path, int threads, cn_model **out)
+{
+    *out = NULL;
+    cn_st_file f;
+    cn_status st = cn_st_open(path, &f);
+    if (st)
+        return st;
+    cn_spec *spec = NULL;
+    cn_model *m = NULL;
+    const char *text = cn_st_meta(&f, "convnet.model");
+    if (!text) {
+        st = cn_fail(CN_ERR_FORMAT,
+                     "%s: a safetensors file but not a convnet model (no "
+                     "convnet.model in its metadata)",
+                     path);
+        goto done;
+    }
+    char source[4200];
+    snprintf(source, sizeof source, "%s (its model description)", path);
+    if ((st = cn_spec_parse(text, source, &spec)))
+        goto done;
+    cn_train_opts opts;
+    cn_spec_train_opts(spec, &opts);
+    const char *otext = cn_st_meta(&f, "convnet.train");
+    if (otext && (st = read_opts(path, otext, &opts)))
+        goto done;
+    if ((st = model_new(spec, &opts, threads, &m)))
+        goto done;
+    const char *origin = cn_st_meta(&f, "convnet.source");
+    if (origin) {
+        char *o = malloc(strlen(origin) + 1);
+        if (!o) {
+            st = cn_fail(CN_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        strcpy(o, origin);
+        free(m->origin);
+        m->origin = o;
+    }
+    const char *stext = cn_st_meta(&f, "convnet.state");
+    if (stext) {
+        if ((st = read_state(path, stext, &opts, &m->state)))
+            goto done;
+    } else {
+        cn_rng_seed(&m->state.rng, opts.seed);
+    }
+    const char *okind = cn_st_meta(&f, "convnet.optim");
+    if (okind && strcmp(okind, m->optim.kind) != 0) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: optimizer '%s' is not known", path, okind);
+        goto done;
+    }
+
+    /* Every tensor of the net must be there; optimizer state may be. */
+    cn_net *net = m->net;
+    size_t nt = cn_net_num_tensors(net), found = 0;
+    for (size_t slot = 0; slot <= m->optim.n_slots; slot++) {
+        float *base = slot == 0 ? net->params : m->optim.state + (slot - 1) * net->n_params;
+        for (size_t i = 0; i < nt; i++) {
+            cn_tensor_info ti;
+            cn_net_tensor(net, i, &ti);
+            char name[128];
+            if (slot == 0)
+                snprintf(name, sizeof name, "%s", ti.name);
+            else
+                snprintf(name, sizeof name, "optim.%s.%s", ti.name, m->optim.slot_names[slot - 1]);
+            const cn_st_entry *e = cn_st_find(&f, name);
+            if (!e) {
+                if (slot == 0) {
+                    st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
+                    goto done;
+                }
+                continue;
+            }
+            found++;
+            if ((st = cn_st_read_f32(&f, e, ti.ndim, ti.dims, base + ti.offset)))
+                goto done;
+            for (size_t q = 0; q < ti.count; q++)
+                if (!isfinite(base[ti.offset + q])) {
+                    st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' holds NaN or infinite values",
+                                 path, name);
+                    goto done;
+                }
+        }
+    }
+    if (found != f.n_entries) {
+        for (size_t i = 0; i < f.n_entries; i++) {
+            const char *name = f.entries[i].name;
+            int known = cn_net_find_tensor(net, name) != (size_t)-1;
+            for (size_t k = 0; !known && k < nt * m->optim.n_slots; k++) {
+                cn_tensor_info ti;
+                cn_net_tensor(net, k % nt, &ti);
+                char oname[128];
+                snprintf(oname, sizeof oname, "optim.%s.%s", ti.name, m->optim.slot_names[k / nt]);
+                known = strcmp(oname, name) == 0;
+            }
+            if (!known) {
+                st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' belongs to no layer of the model",
+                             path, name);
+                goto done;
+            }
+        }
+    }
+done:
+    cn_st_close(&f);
+    cn_spec_free(spec);
+    if (st) {
+        cn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return CN_OK;
+}

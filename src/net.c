@@ -1,0 +1,422 @@
+/* net.c - a sequential network: built from a spec with every shape checked,
+ * memory planned once for max_batch samples, then forward and backward
+ * passes that allocate nothing. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameter tensors start on 64-byte boundaries. */
+#define ALIGN_FLOATS 16
+
+static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+void cn_net_free(cn_net *net)
+{
+    if (!net)
+        return;
+    if (net->act)
+        for (size_t i = 0; i < net->n_layers; i++)
+            cn_free(net->act[i]);
+    free(net->act);
+    cn_free(net->gbuf[0]);
+    cn_free(net->gbuf[1]);
+    cn_free(net->ws);
+    cn_free(net->params);
+    cn_free(net->grads);
+    free(net->layers);
+    cn_backend_free(&net->be);
+    free(net);
+}
+
+/* Configures layer l from section sec with input shape in. */
+static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_layer *l, cn_shape in,
+                             size_t max_batch, unsigned *count)
+{
+    l->ops = cn_layer_find(sec->kind);
+    l->line = sec->line;
+    l->in = in;
+    const cn_entry *name = cn_section_get(sec, "name");
+    if (name)
+        snprintf(l->name, sizeof l->name, "%s", name->value);
+    else
+        snprintf(l->name, sizeof l->name, "%s%u", l->ops->kind, *count);
+    cn_status st = cn_section_read(spec, sec, l->ops->keys, l->ops->n_keys, 1, l->v);
+    if (st)
+        return st;
+    st = l->ops->setup(l, max_batch);
+    if (st) {
+        cn_error_prefix("%s:%d: [%s] %s with input %zux%zux%zu: ", spec->source, sec->line,
+                        sec->kind, l->name, in.c, in.h, in.w);
+        return st;
+    }
+    if (l->out.c == 0 || l->out.h == 0 || l->out.w == 0)
+        return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] %s: empty output", spec->source, sec->line,
+                       sec->kind, l->name);
+    for (size_t t = 0; t < l->n_t; t++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "%s", l->t[t].name);
+        snprintf(l->t[t].name, sizeof l->t[t].name, "%s.%s", l->name, suffix);
+    }
+    return CN_OK;
+}
+
+cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
+{
+    *out = NULL;
+    if (!spec || max_batch == 0 || max_batch > 65536)
+        return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
+                       max_batch);
+    cn_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    cn_status st = CN_OK;
+    int rc = cn_backend_cpu_init(&net->be, threads, NULL);
+    if (rc) {
+        free(net);
+        if (rc == -2)
+            return cn_fail(CN_ERR_NOMEM, "out of memory for the GEMM buffers");
+        return cn_fail(CN_ERR_ARG,
+                       "CONVNET_ISA=%s names a kernel set this processor or build cannot run "
+                       "(choose avx512, avx2 or portable)",
+                       getenv("CONVNET_ISA") ? getenv("CONVNET_ISA") : "");
+    }
+    net->spec = (cn_spec *)spec;
+    net->max_batch = max_batch;
+    size_t n_layers = 0;
+    for (size_t i = 0; i < spec->n_sections; i++)
+        n_layers += (size_t)cn_is_layer_section(&spec->sections[i]);
+    net->layers = calloc(n_layers, sizeof *net->layers);
+    net->act = calloc(n_layers, sizeof *net->act);
+    if (!net->layers || !net->act) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+
+    /* Layers, shapes and names. */
+    cn_shape shape = spec->input;
+    size_t max_io = cn_shape_size(shape), ws = 0;
+    for (size_t i = 0; i < spec->n_sections; i++) {
+        const cn_section *sec = &spec->sections[i];
+        if (!cn_is_layer_section(sec))
+            continue;
+        cn_layer *l = &net->layers[net->n_layers];
+        unsigned count = 1;
+        for (size_t j = 0; j < net->n_layers; j++)
+            count += strcmp(net->layers[j].ops->kind, sec->kind) == 0;
+        if ((st = build_layer(spec, sec, l, shape, max_batch, &count)))
+            goto fail;
+        for (size_t j = 0; j < net->n_layers; j++)
+            if (strcmp(net->layers[j].name, l->name) == 0) {
+                st = cn_fail(CN_ERR_SPEC, "%s:%d: the name '%s' is already used on line %d",
+                             spec->source, l->line, l->name, net->layers[j].line);
+                goto fail;
+            }
+        net->n_layers++;
+        if (l->ops->is_loss && i + 1 < spec->n_sections) {
+            for (size_t j = i + 1; j < spec->n_sections; j++)
+                if (cn_is_layer_section(&spec->sections[j])) {
+                    st = cn_fail(CN_ERR_SPEC, "%s:%d: [%s] must be the last layer", spec->source,
+                                 l->line, l->ops->kind);
+                    goto fail;
+                }
+        }
+        shape = l->out;
+        size_t sz = cn_shape_size(shape);
+        max_io = sz > max_io ? sz : max_io;
+        ws = l->ws_floats > ws ? l->ws_floats : ws;
+    }
+    cn_layer *last = &net->layers[net->n_layers - 1];
+    if (!last->ops->is_loss) {
+        st = cn_fail(CN_ERR_SPEC, "%s:%d: the last layer is [%s]; a network ends with [softmax]",
+                     spec->source, last->line, last->ops->kind);
+        goto fail;
+    }
+    if (cn_shape_size(last->out) != spec->classes) {
+        st = cn_fail(CN_ERR_SPEC,
+                     "%s:%d: the network ends with %zu outputs but [net] says classes = %zu",
+                     spec->source, last->line, cn_shape_size(last->out), spec->classes);
+        goto fail;
+    }
+
+    /* Memory plan: parameters, gradients, activations, scratch. */
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        for (size_t t = 0; t < l->n_t; t++) {
+            l->t[t].offset = net->n_params;
+            net->n_params = cn_add(net->n_params, align_up(l->t[t].count));
+        }
+    }
+    net->params = cn_alloc(net->n_params, sizeof(float));
+    net->grads = cn_alloc(net->n_params, sizeof(float));
+    net->gbuf[0] = cn_alloc(cn_mul(max_io, max_batch), sizeof(float));
+    net->gbuf[1] = cn_alloc(cn_mul(max_io, max_batch), sizeof(float));
+    net->ws = cn_alloc(ws, sizeof(float));
+    net->ws_floats = ws;
+    int ok = net->params && net->grads && net->gbuf[0] && net->gbuf[1] && net->ws;
+    for (size_t i = 0; ok && i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        net->act[i] = cn_alloc(cn_mul(cn_shape_size(l->out), max_batch), sizeof(float));
+        ok = net->act[i] != NULL;
+        for (size_t t = 0; t < l->n_t; t++) {
+            l->p[t] = net->params + l->t[t].offset;
+            l->g[t] = net->grads + l->t[t].offset;
+        }
+    }
+    if (!ok) {
+        st = cn_fail(CN_ERR_NOMEM, "%s: out of memory for a batch of %zu", spec->source, max_batch);
+        goto fail;
+    }
+    *out = net;
+    return CN_OK;
+fail:
+    cn_net_free(net);
+    return st;
+}
+
+void cn_net_init(cn_net *net, cn_rng *rng)
+{
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        for (size_t t = 0; t < l->n_t; t++) {
+            float *p = l->p[t];
+            double std = l->t[t].fan_in ? sqrt(2.0 / (double)l->t[t].fan_in) : 0.0;
+            for (size_t j = 0; j < l->t[t].count; j++)
+                p[j] = std > 0 ? (float)(std * cn_rng_normal(rng)) : 0.0f;
+        }
+    }
+}
+
+cn_shape cn_net_input_shape(const cn_net *net) { return net->spec->input; }
+size_t cn_net_classes(const cn_net *net) { return net->spec->classes; }
+size_t cn_net_max_batch(const cn_net *net) { return net->max_batch; }
+int cn_net_threads(const cn_net *net) { return net->be.threads; }
+const char *cn_net_isa(const cn_net *net) { return net->be.isa; }
+size_t cn_net_num_layers(const cn_net *net) { return net->n_layers; }
+
+cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info)
+{
+    if (i >= net->n_layers)
+        return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
+    const cn_layer *l = &net->layers[i];
+    size_t params = 0;
+    for (size_t t = 0; t < l->n_t; t++)
+        params += l->t[t].count;
+    *info = (cn_layer_info){l->name, l->ops->kind, l->line, l->in, l->out, params, l->macs};
+    return CN_OK;
+}
+
+/* Tensors are numbered layer by layer. */
+static const cn_ltensor *tensor_at(const cn_net *net, size_t i)
+{
+    for (size_t j = 0; j < net->n_layers; j++) {
+        if (i < net->layers[j].n_t)
+            return &net->layers[j].t[i];
+        i -= net->layers[j].n_t;
+    }
+    return NULL;
+}
+
+size_t cn_net_num_tensors(const cn_net *net)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < net->n_layers; j++)
+        n += net->layers[j].n_t;
+    return n;
+}
+
+cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info)
+{
+    const cn_ltensor *t = tensor_at(net, i);
+    if (!t)
+        return cn_fail(CN_ERR_ARG, "tensor %zu does not exist", i);
+    info->name = t->name;
+    info->ndim = t->ndim;
+    memcpy(info->dims, t->dims, sizeof info->dims);
+    info->count = t->count;
+    info->offset = t->offset;
+    return CN_OK;
+}
+
+size_t cn_net_find_tensor(const cn_net *net, const char *name)
+{
+    size_t n = cn_net_num_tensors(net);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(tensor_at(net, i)->name, name) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+size_t cn_net_num_params(const cn_net *net) { return net->n_params; }
+float *cn_net_params(cn_net *net) { return net->params; }
+float *cn_net_grads(cn_net *net) { return net->grads; }
+void cn_net_zero_grads(cn_net *net) { memset(net->grads, 0, net->n_params * sizeof(float)); }
+
+void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x)
+{
+    size_t count = n * cn_shape_size(net->spec->input);
+    float scale = 1.0f / (255.0f * net->spec->std), shift = net->spec->mean / net->spec->std;
+    for (size_t i = 0; i < count; i++)
+        x[i] = (float)pixels[i] * scale - shift;
+}
+
+static cn_ctx make_ctx(cn_net *net, const int32_t *labels)
+{
+    return (cn_ctx){&net->be, net->ws, labels};
+}
+
+cn_status cn_net_forward(cn_net *net, const float *x, size_t n)
+{
+    if (n == 0 || n > net->max_batch)
+        return cn_fail(CN_ERR_ARG, "a batch of %zu samples; this network was built for 1..%zu", n,
+                       net->max_batch);
+    cn_ctx ctx = make_ctx(net, NULL);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        l->ops->forward(l, &ctx, i ? net->act[i - 1] : x, net->act[i], n);
+    }
+    net->n_last = n;
+    net->x_last = x;
+    return CN_OK;
+}
+
+const float *cn_net_output(const cn_net *net) { return net->act[net->n_layers - 1]; }
+
+const float *cn_net_layer_output(const cn_net *net, size_t i)
+{
+    return i < net->n_layers ? net->act[i] : NULL;
+}
+
+static cn_status check_labels(const cn_net *net, const int32_t *labels, size_t n)
+{
+    if (!net->x_last || n != net->n_last)
+        return cn_fail(CN_ERR_ARG, "%zu labels for a forward pass of %zu samples", n, net->n_last);
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] < 0 || (size_t)labels[i] >= net->spec->classes)
+            return cn_fail(CN_ERR_ARG, "label %d of sample %zu is outside 0..%zu", (int)labels[i],
+                           i, net->spec->classes - 1);
+    return CN_OK;
+}
+
+/* The input of the loss layer (the logits). */
+static const float *logits(const cn_net *net)
+{
+    return net->n_layers > 1 ? net->act[net->n_layers - 2] : net->x_last;
+}
+
+cn_status cn_net_loss(const cn_net *net, const int32_t *labels, size_t n, double *loss)
+{
+    cn_status st = check_labels(net, labels, n);
+    if (st)
+        return st;
+    size_t k = net->spec->classes;
+    const float *z = logits(net);
+    double total = 0.0;
+    for (size_t s = 0; s < n; s++) {
+        const float *row = z + s * k;
+        float mx = row[0];
+        for (size_t j = 1; j < k; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double sum = 0.0;
+        for (size_t j = 0; j < k; j++)
+            sum += exp((double)row[j] - mx);
+        total += log(sum) - ((double)row[labels[s]] - mx);
+    }
+    *loss = total / (double)n;
+    return CN_OK;
+}
+
+cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx)
+{
+    cn_status st = check_labels(net, labels, n);
+    if (st)
+        return st;
+    cn_ctx ctx = make_ctx(net, labels);
+    int cur = 0;
+    for (size_t i = net->n_layers; i-- > 0;) {
+        cn_layer *l = &net->layers[i];
+        const float *x = i ? net->act[i - 1] : net->x_last;
+        const float *dy = i + 1 == net->n_layers ? NULL : net->gbuf[cur];
+        float *d = i ? net->gbuf[1 - cur] : dx;
+        l->ops->backward(l, &ctx, x, net->act[i], dy, d, n);
+        cur = 1 - cur;
+    }
+    return CN_OK;
+}
+
+void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n)
+{
+    cn_ctx ctx = make_ctx(net, NULL);
+    net->layers[i].ops->forward(&net->layers[i], &ctx, x, y, n);
+}
+
+void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
+                           const float *y, const float *dy, float *dx, size_t n)
+{
+    cn_ctx ctx = make_ctx(net, labels);
+    net->layers[i].ops->backward(&net->layers[i], &ctx, x, y, dy, dx, n);
+}
+
+cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_shape in = net->spec->input;
+    size_t k = net->spec->classes;
+    if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
+        return cn_fail(CN_ERR_SHAPE,
+                       "the data's images are %zux%zux%zu but the network takes %zux%zux%zu",
+                       data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
+    if (data->classes > k)
+        return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
+                       data->classes, k);
+    size_t bs = net->max_batch, in_size = cn_shape_size(in);
+    float *x = cn_alloc(cn_mul(bs, in_size), sizeof(float));
+    out->confusion = calloc(k * k, sizeof *out->confusion);
+    if (!x || !out->confusion) {
+        cn_free(x);
+        cn_eval_free(out);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    out->n = data->n;
+    out->classes = k;
+    double loss_sum = 0.0;
+    size_t correct = 0;
+    for (size_t s0 = 0; s0 < data->n; s0 += bs) {
+        size_t n = data->n - s0 < bs ? data->n - s0 : bs;
+        cn_net_prepare(net, data->pixels + s0 * in_size, n, x);
+        cn_net_forward(net, x, n);
+        double loss;
+        cn_status st = cn_net_loss(net, data->labels + s0, n, &loss);
+        if (st) {
+            cn_free(x);
+            cn_eval_free(out);
+            return st;
+        }
+        loss_sum += loss * (double)n;
+        const float *p = cn_net_output(net);
+        for (size_t s = 0; s < n; s++) {
+            size_t best = 0;
+            for (size_t j = 1; j < k; j++)
+                if (p[s * k + j] > p[s * k + best])
+                    best = j;
+            size_t truth = (size_t)data->labels[s0 + s];
+            out->confusion[truth * k + best]++;
+            correct += best == truth;
+        }
+    }
+    net->x_last = NULL;
+    cn_free(x);
+    out->loss = data->n ? loss_sum / (double)data->n : 0.0;
+    out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
+    return CN_OK;
+}
+
+void cn_eval_free(cn_eval *ev)
+{
+    if (!ev)
+        return;
+    free(ev->confusion);
+    ev->confusion = NULL;
+}

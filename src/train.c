@@ -1,0 +1,169 @@
+/* train.c - the training loop: shuffled epochs of minibatches, the
+ * learning-rate schedule, validation, hooks, and exact resume.
+ *
+ * Resume is exact because the state is small: the RNG as it was at the start
+ * of the current epoch (the epoch's permutation is drawn from it again) and
+ * the number of batches already done in that epoch. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cn_status check_data(const cn_net *net, const cn_data *d, const char *what)
+{
+    cn_shape in = cn_net_input_shape(net);
+    if (d->shape.c != in.c || d->shape.h != in.h || d->shape.w != in.w)
+        return cn_fail(CN_ERR_SHAPE,
+                       "the %s images are %zux%zux%zu (channels x height x width) but "
+                       "the model takes %zux%zux%zu",
+                       what, d->shape.c, d->shape.h, d->shape.w, in.c, in.h, in.w);
+    if (d->classes > cn_net_classes(net))
+        return cn_fail(CN_ERR_SHAPE, "the %s data has %zu classes but the model has %zu outputs",
+                       what, d->classes, cn_net_classes(net));
+    return CN_OK;
+}
+
+static size_t argmax(const float *row, size_t k)
+{
+    size_t best = 0;
+    for (size_t j = 1; j < k; j++)
+        if (row[j] > row[best])
+            best = j;
+    return best;
+}
+
+cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
+                         const cn_train_hooks *hooks)
+{
+    static const cn_train_hooks none = {0};
+    if (!hooks)
+        hooks = &none;
+    const cn_train_opts *o = &m->opts;
+    cn_status st = cn_train_opts_check(o);
+    if (st)
+        return st;
+    if ((st = check_data(m->net, train, "training")) ||
+        (val && (st = check_data(m->net, val, "validation"))))
+        return st;
+    size_t batch = (size_t)o->batch, steps = train->n / batch;
+    if (steps == 0)
+        return cn_fail(CN_ERR_SHAPE,
+                       "the training set has %zu samples, fewer than one batch of %zu", train->n,
+                       batch);
+    if (train->n > UINT32_MAX)
+        return cn_fail(CN_ERR_SHAPE, "more than 2^32 training samples");
+    if (m->state.step >= steps)
+        return cn_fail(CN_ERR_ARG,
+                       "the model stopped at batch %llu of an epoch that now has %zu "
+                       "batches: resume with the batch size it was trained with",
+                       (unsigned long long)m->state.step, steps);
+    if ((st = cn_model_reserve(m, batch)))
+        return st;
+    cn_net *net = m->net;
+    size_t in_size = cn_shape_size(cn_net_input_shape(net)), k = cn_net_classes(net);
+    uint32_t *perm = malloc(train->n * sizeof *perm);
+    uint8_t *pix = malloc(batch * in_size);
+    float *x = cn_alloc(batch * in_size, sizeof(float));
+    int32_t *labels = malloc(batch * sizeof *labels);
+    if (!perm || !pix || !x || !labels) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+
+    cn_progress p = {0};
+    p.epochs = o->epochs;
+    p.steps = steps;
+    double run_start = cn_now();
+    while (m->state.epoch < o->epochs) {
+        cn_train_state *s = &m->state;
+        cn_rng rng = s->rng;
+        for (size_t i = 0; i < train->n; i++)
+            perm[i] = (uint32_t)i;
+        for (size_t i = train->n - 1; i > 0; i--) {
+            size_t j = (size_t)cn_rng_below(&rng, i + 1);
+            uint32_t t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        double lr = cn_train_opts_lr(o, s->epoch);
+        double loss_sum = 0.0, epoch_start = cn_now();
+        size_t correct = 0, seen = 0;
+        p.epoch = s->epoch;
+        p.lr = lr;
+        p.val_loss = p.val_accuracy = -1.0;
+        for (; s->step < steps; s->step++) {
+            const uint32_t *idx = perm + s->step * batch;
+            for (size_t b = 0; b < batch; b++) {
+                memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
+                labels[b] = train->labels[idx[b]];
+            }
+            cn_net_prepare(net, pix, batch, x);
+            cn_net_forward(net, x, batch);
+            double loss;
+            if ((st = cn_net_loss(net, labels, batch, &loss)))
+                goto done;
+            if (!isfinite(loss)) {
+                st = cn_fail(CN_ERR_NUMERIC,
+                             "the loss became %s at epoch %d, batch %llu (learning rate %g): "
+                             "training diverged; try a learning rate about ten times smaller "
+                             "(--lr %g)",
+                             isnan(loss) ? "NaN" : "infinite", s->epoch + 1,
+                             (unsigned long long)s->step + 1, lr, lr / 10);
+                goto done;
+            }
+            const float *out = cn_net_output(net);
+            for (size_t b = 0; b < batch; b++)
+                correct += argmax(out + b * k, k) == (size_t)labels[b];
+            cn_net_zero_grads(net);
+            cn_net_backward(net, labels, batch, NULL);
+            cn_optim_step(&m->optim, o, lr, net->params, net->grads, net->n_params);
+            s->global_step++;
+            loss_sum += loss;
+            seen += batch;
+            double now = cn_now();
+            p.step = s->step + 1;
+            p.global_step = s->global_step;
+            p.loss = loss_sum * (double)batch / (double)seen;
+            p.accuracy = (double)correct / (double)seen;
+            p.images_per_s = (double)seen / (now - epoch_start);
+            p.elapsed_s = now - run_start - p.val_s;
+            if (hooks->on_batch && (st = hooks->on_batch(hooks->user, &p)))
+                goto done;
+            /* A stop in the last batch lets the epoch end normally. */
+            if (hooks->stop && *hooks->stop && s->step + 1 < steps) {
+                s->step++;
+                st = cn_fail(CN_ERR_STOPPED, "training stopped at epoch %d, batch %llu of %zu",
+                             s->epoch + 1, (unsigned long long)s->step, steps);
+                goto done;
+            }
+        }
+        s->rng = rng;
+        s->epoch++;
+        s->step = 0;
+        if (val && val->n) {
+            double v0 = cn_now();
+            cn_eval ev;
+            if ((st = cn_net_evaluate(net, val, &ev)))
+                goto done;
+            p.val_loss = ev.loss;
+            p.val_accuracy = ev.accuracy;
+            cn_eval_free(&ev);
+            p.val_s += cn_now() - v0;
+        }
+        p.elapsed_s = cn_now() - run_start - p.val_s;
+        if (hooks->on_epoch && (st = hooks->on_epoch(hooks->user, m, &p)))
+            goto done;
+        if (hooks->stop && *hooks->stop) {
+            st = cn_fail(CN_ERR_STOPPED, "training stopped after epoch %d", s->epoch);
+            goto done;
+        }
+    }
+done:
+    net->x_last = NULL;
+    free(perm);
+    free(pix);
+    cn_free(x);
+    free(labels);
+    return st;
+}

@@ -1,0 +1,78 @@
+/* harness.h - a small test harness: each test runs in its own process, so a
+ * crash fails that test only.  Checks stop the test at the first failure. */
+#ifndef TEST_HARNESS_H
+#define TEST_HARNESS_H
+
+#include "convnet.h"
+
+#include <math.h>
+#include <stdio.h>
+
+typedef struct th_test {
+    const char *name;
+    void (*fn)(void);
+} th_test;
+
+/* Records a failure (the harness reports the first one of a test). */
+void th_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int th_failed(void);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            th_fail(__FILE__, __LINE__, "%s", #cond);                                              \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            th_fail(__FILE__, __LINE__, __VA_ARGS__);                                              \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* An expression returning cn_status must give CN_OK. */
+#define CHECK_OK(expr)                                                                             \
+    do {                                                                                           \
+        cn_status st_ = (expr);                                                                    \
+        if (st_ != CN_OK) {                                                                        \
+            th_fail(__FILE__, __LINE__, "%s returned %s: %s", #expr, cn_status_name(st_),          \
+                    cn_last_error());                                                              \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* An expression must fail with status want. */
+#define CHECK_ERR(expr, want)                                                                      \
+    do {                                                                                           \
+        cn_status st_ = (expr);                                                                    \
+        if (st_ != (want)) {                                                                       \
+            th_fail(__FILE__, __LINE__, "%s returned %s, expected %s (%s)", #expr,                 \
+                    cn_status_name(st_), cn_status_name(want), cn_last_error());                   \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                                      \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (!(fabs(a_ - b_) <= (tol))) {                                                           \
+            th_fail(__FILE__, __LINE__, "%s = %.9g, expected %s = %.9g (tolerance %g)", #a, a_,    \
+                    #b, b_, (double)(tol));                                                        \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Error message must contain text. */
+int th_contains(const char *haystack, const char *needle);
+
+/* Helpers shared by the test files (tests/util.c). */
+cn_spec *th_spec(const char *text); /* parses or fails the test (NULL) */
+const char *th_tmpdir(void);        /* a fresh directory for this test run */
+const char *th_data_dir(void);      /* MNIST: $CONVNET_DATA or data/mnist */
+void th_fill_normal(float *x, size_t n, cn_rng *rng);
+
+#endif

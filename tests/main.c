@@ -1,0 +1,76 @@
+/* main.c - runs the test suites; each test in a child process.
+ * usage: test_convnet [SUBSTRING]   (only tests whose name contains it) */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern const th_test th_kernels[], th_layers[], th_spec_tests[], th_io[], th_train[], th_torch[];
+static const th_test *const suites[] = {th_kernels, th_layers, th_spec_tests,
+                                        th_io,      th_train,  th_torch};
+
+static int failed;
+
+void th_fail(const char *file, int line, const char *fmt, ...)
+{
+    if (failed++)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("    %s:%d: ", file, line);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+}
+
+int th_failed(void) { return failed; }
+
+int th_contains(const char *h, const char *n) { return h && n && strstr(h, n) != NULL; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int passed = 0, fails = 0;
+    for (size_t s = 0; s < sizeof suites / sizeof suites[0]; s++) {
+        for (const th_test *t = suites[s]; t->name; t++) {
+            if (filter && !strstr(t->name, filter))
+                continue;
+            fflush(stdout);
+            double t0 = now();
+            pid_t pid = fork();
+            if (pid == 0) {
+                alarm(600);
+                t->fn();
+                fflush(stdout);
+                _exit(failed ? 1 : 0);
+            }
+            int status = 0;
+            waitpid(pid, &status, 0);
+            int ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            if (ok) {
+                printf("ok    %-44s %7.2f s\n", t->name, now() - t0);
+                passed++;
+            } else {
+                if (WIFSIGNALED(status))
+                    printf("FAIL  %-44s killed by signal %d\n", t->name, WTERMSIG(status));
+                else
+                    printf("FAIL  %s\n", t->name);
+                fails++;
+            }
+        }
+    }
+    printf("%d passed, %d failed\n", passed, fails);
+    return fails ? 1 : 0;
+}

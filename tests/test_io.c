@@ -1,0 +1,423 @@
+/* test_io.c - model files (safetensors) and data files (IDX): round trips,
+ * and refusal of truncated, corrupted and lying files. */
+#include "harness.h"
+#include "internal.h"
+#include "io/safetensors.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static const char *SMALL =
+    "[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n"
+    "[train]\nbatch=4\nlr=0.05\nseed=9\n"
+    "[conv]\nfilters=2\nsize=3\n[relu]\n[maxpool]\n[fc]\noutputs=3\n[softmax]\n";
+
+static char *path_in_tmp(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s", th_tmpdir(), name);
+    return p;
+}
+
+static unsigned char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    if (fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+static int write_file(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+static cn_model *small_model(void)
+{
+    cn_spec *spec = th_spec(SMALL);
+    cn_model *m = NULL;
+    if (spec && cn_model_create(spec, NULL, 1, &m) != CN_OK)
+        th_fail(__FILE__, __LINE__, "%s", cn_last_error());
+    cn_spec_free(spec);
+    return m;
+}
+
+static void model_round_trip(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    cn_net *net = cn_model_net(m);
+    /* Non-zero momentum, so the checkpoint must carry it. */
+    for (size_t t = 0; t < cn_net_num_tensors(net); t++) {
+        cn_tensor_info ti;
+        CHECK_OK(cn_net_tensor(net, t, &ti));
+        for (size_t i = 0; i < ti.count; i++)
+            m->optim.state[ti.offset + i] = (float)(t + 1) + (float)i * 1e-3f;
+    }
+    m->state.epoch = 3;
+    m->state.step = 2;
+    m->state.global_step = 77;
+    cn_model_opts(m)->epochs = 12;
+    const char *path = path_in_tmp("m.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+
+    cn_model *l;
+    CHECK_OK(cn_model_load(path, 1, &l));
+    cn_net *ln = cn_model_net(l);
+    CHECK(cn_net_num_params(ln) == cn_net_num_params(net));
+    CHECK(memcmp(cn_net_params(ln), cn_net_params(net), cn_net_num_params(net) * 4) == 0);
+    CHECK(memcmp(l->optim.state, m->optim.state, cn_net_num_params(net) * 4) == 0);
+    CHECK(memcmp(&l->state, &m->state, sizeof m->state) == 0);
+    CHECK(memcmp(cn_model_opts(l), cn_model_opts(m), sizeof(cn_train_opts)) == 0);
+    CHECK(strcmp(cn_spec_text(cn_model_spec(l)), SMALL) == 0);
+
+    /* Same outputs on the same input. */
+    float x[2 * 36];
+    cn_rng rng;
+    cn_rng_seed(&rng, 1);
+    th_fill_normal(x, 72, &rng);
+    CHECK_OK(cn_net_forward(net, x, 2));
+    CHECK_OK(cn_net_forward(ln, x, 2));
+    CHECK(memcmp(cn_net_output(net), cn_net_output(ln), 6 * 4) == 0);
+
+    /* The file is plain safetensors: check the layout by hand. */
+    size_t size;
+    unsigned char *b = read_file(path, &size);
+    CHECK(b && size > 8);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)b[i] << (8 * i);
+    CHECK(hlen % 8 == 0 && 8 + hlen <= size && b[8] == '{');
+    CHECK(strstr((char *)b + 8, "\"conv1.weight\":{\"shape\":[2,1,3,3],\"dtype\":\"F32\"") ||
+          strstr((char *)b + 8, "\"conv1.weight\":{\"dtype\":\"F32\",\"shape\":[2,1,3,3]"));
+    CHECK(strstr((char *)b + 8, "\"fc1.weight\""));
+    CHECK(strstr((char *)b + 8, "optim.fc1.bias.momentum"));
+    /* 2 x (weights + momentum) floats after the header. */
+    size_t floats = 2 * (18 + 2 + 3 * 8 + 3);
+    CHECK(size == 8 + hlen + 4 * floats);
+    free(b);
+    cn_model_free(l);
+    cn_model_free(m);
+}
+
+/* Every truncation of a model file is refused cleanly. */
+static void refuses_truncated_files(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    const char *path = path_in_tmp("t.safetensors"), *cut = path_in_tmp("cut.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    size_t size;
+    unsigned char *b = read_file(path, &size);
+    CHECK(b);
+    for (size_t n = 0; n < size; n += (n < 64 || size - n < 64) ? 1 : 7) {
+        CHECK(write_file(cut, b, n));
+        cn_model *l = NULL;
+        cn_status st = cn_model_load(cut, 1, &l);
+        CHECK_MSG(st == CN_ERR_FORMAT && l == NULL, "a file cut to %zu of %zu bytes gave %s", n,
+                  size, cn_status_name(st));
+        CHECK(th_contains(cn_last_error(), cut));
+    }
+    free(b);
+    cn_model_free(m);
+}
+
+/* Flipping any byte of the header either still gives a valid model or is
+ * refused: never a crash (the run would die) or a silent mismatch. */
+static void survives_corrupted_headers(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    const char *path = path_in_tmp("c.safetensors"), *bad = path_in_tmp("bad.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    size_t size;
+    unsigned char *b = read_file(path, &size);
+    CHECK(b);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)b[i] << (8 * i);
+    static const unsigned char subs[] = {0x00, '"', '}', '9', 0xff, ' ', '-', 'x'};
+    size_t refused = 0, tried = 0;
+    for (size_t pos = 0; pos < 8 + hlen; pos += 3) {
+        unsigned char keep = b[pos];
+        b[pos] = subs[pos % sizeof subs];
+        if (b[pos] == keep)
+            b[pos] ^= 0x20;
+        CHECK(write_file(bad, b, size));
+        cn_model *l = NULL;
+        cn_status st = cn_model_load(bad, 1, &l);
+        tried++;
+        if (st != CN_OK) {
+            CHECK(st == CN_ERR_FORMAT || st == CN_ERR_SPEC);
+            CHECK(cn_last_error()[0] != '\0');
+            refused++;
+        }
+        cn_model_free(l);
+        b[pos] = keep;
+    }
+    CHECK(refused > 0 && tried > 100);
+    free(b);
+    cn_model_free(m);
+}
+
+/* Writes a safetensors file with the given header and data bytes. */
+static int write_st(const char *path, const char *json, size_t data_len)
+{
+    size_t h = strlen(json);
+    unsigned char *b = calloc(8 + h + data_len + 1, 1);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)h >> (8 * i));
+    memcpy(b + 8, json, h);
+    int ok = write_file(path, b, 8 + h + data_len);
+    free(b);
+    return ok;
+}
+
+static void refuses_lying_headers(void)
+{
+    const char *p = path_in_tmp("lie.safetensors");
+    cn_st_file f;
+    /* A 100 GB tensor in a tiny file. */
+    CHECK(write_st(
+        p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[25000000000],\"data_offsets\":[0,100000000000]}}",
+        8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "outside"));
+    /* Shape and offsets disagree. */
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    /* Overlap, hole, unknown dtype, negative and fractional sizes, duplicates. */
+    CHECK(write_st(p,
+                   "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+                   12));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"Q7\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(write_st(p,
+                   "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                   "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                   8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} junk", 4));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    /* A header length larger than the file. */
+    unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, '{', '}'};
+    CHECK(write_file(p, big, sizeof big));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    /* A valid safetensors file that is not a convnet model. */
+    CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4));
+    CHECK_OK(cn_st_open(p, &f));
+    cn_st_close(&f);
+    cn_model *m;
+    CHECK_ERR(cn_model_load(p, 1, &m), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "not a convnet model"));
+}
+
+/* Rewrites a model's file with tensor `name` changed by edit(). */
+static void refuses_mismatched_tensors(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    const char *path = path_in_tmp("w.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    size_t size;
+    unsigned char *b = read_file(path, &size);
+    CHECK(b);
+    char *conv = strstr((char *)b + 8, "[2,1,3,3]");
+    CHECK(conv);
+    /* Same byte count, different shape: [2,1,9,1]. */
+    memcpy(conv, "[2,1,9,1]", 9);
+    CHECK(write_file(path, b, size));
+    cn_model *l;
+    CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "conv1.weight") &&
+          th_contains(cn_last_error(), "[2, 1, 3, 3]"));
+    memcpy(conv, "[2,1,3,3]", 9);
+    /* A NaN weight. */
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)b[i] << (8 * i);
+    float nan = NAN;
+    memcpy(b + 8 + hlen, &nan, 4);
+    CHECK(write_file(path, b, size));
+    CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "NaN"));
+    /* A renamed tensor: missing. */
+    float zero = 0;
+    memcpy(b + 8 + hlen, &zero, 4);
+    char *name = strstr((char *)b + 8, "\"fc1.bias\"");
+    CHECK(name);
+    name[1] = 'g';
+    CHECK(write_file(path, b, size));
+    CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "fc1.bias") && th_contains(cn_last_error(), "missing"));
+    free(b);
+    cn_model_free(m);
+}
+
+/* A save that cannot complete leaves the previous file as it was. */
+static void failed_save_keeps_previous_file(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    const char *dir = path_in_tmp("ro");
+    CHECK(mkdir(dir, 0755) == 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    CHECK_OK(cn_model_save(m, path));
+    size_t size0;
+    unsigned char *before = read_file(path, &size0);
+    /* A directory where the temporary file should go makes the write fail. */
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    CHECK(mkdir(tmp, 0755) == 0);
+    cn_net_params(cn_model_net(m))[0] += 1;
+    CHECK_ERR(cn_model_save(m, path), CN_ERR_IO);
+    size_t size1;
+    unsigned char *after = read_file(path, &size1);
+    CHECK(before && after && size0 == size1 && memcmp(before, after, size0) == 0);
+    rmdir(tmp);
+    cn_model *l;
+    CHECK_OK(cn_model_load(path, 1, &l));
+    cn_model_free(l);
+    free(before);
+    free(after);
+    cn_model_free(m);
+}
+
+/* ------------------------------------------------------------------ IDX */
+
+static int write_idx(const char *path, int gz, int ndim, const uint32_t *dims, const uint8_t *data,
+                     size_t n, size_t claimed_extra)
+{
+    uint8_t head[4 + 16] = {0, 0, 8, (uint8_t)ndim};
+    for (int d = 0; d < ndim; d++) {
+        uint32_t v = dims[d];
+        head[4 + 4 * d] = (uint8_t)(v >> 24);
+        head[5 + 4 * d] = (uint8_t)(v >> 16);
+        head[6 + 4 * d] = (uint8_t)(v >> 8);
+        head[7 + 4 * d] = (uint8_t)v;
+    }
+    (void)claimed_extra;
+    size_t hl = 4 + 4 * (size_t)ndim;
+    if (!gz) {
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            return 0;
+        int ok = fwrite(head, 1, hl, f) == hl && fwrite(data, 1, n, f) == n;
+        return fclose(f) == 0 && ok;
+    }
+    gzFile f = gzopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = gzwrite(f, head, (unsigned)hl) == (int)hl &&
+             (n == 0 || gzwrite(f, data, (unsigned)n) == (int)n);
+    return gzclose(f) == Z_OK && ok;
+}
+
+static void idx_round_trip(void)
+{
+    uint8_t pix[5 * 3 * 2], lab[5] = {0, 4, 2, 2, 1};
+    for (int i = 0; i < 30; i++)
+        pix[i] = (uint8_t)(i * 7);
+    uint32_t di[3] = {5, 3, 2}, dl[1] = {5};
+    for (int gz = 0; gz < 2; gz++) {
+        const char *im = path_in_tmp(gz ? "i.gz" : "i.idx"),
+                   *lb = path_in_tmp(gz ? "l.gz" : "l.idx");
+        CHECK(write_idx(im, gz, 3, di, pix, 30, 0) && write_idx(lb, gz, 1, dl, lab, 5, 0));
+        cn_data d;
+        CHECK_OK(cn_data_load_idx(im, lb, &d));
+        CHECK(d.n == 5 && d.shape.c == 1 && d.shape.h == 3 && d.shape.w == 2 && d.classes == 5);
+        CHECK(memcmp(d.pixels, pix, 30) == 0 && d.labels[1] == 4 && d.labels[4] == 1);
+        cn_data s = cn_data_slice(&d, 3, 10);
+        CHECK(s.n == 2 && s.labels[0] == 2 && s.pixels == d.pixels + 18 && !s.owned);
+        cn_data_free(&s); /* a slice frees nothing */
+        cn_data_free(&d);
+    }
+}
+
+static void idx_refuses_bad_files(void)
+{
+    uint8_t pix[64] = {0}, lab[4] = {0};
+    const char *im = path_in_tmp("bi.idx"), *lb = path_in_tmp("bl.idx");
+    uint32_t dl[1] = {4};
+    CHECK(write_idx(lb, 0, 1, dl, lab, 4, 0));
+    cn_data d;
+    for (int gz = 0; gz < 2; gz++) {
+        /* Truncated: 4 images of 4x4 claimed, 3 present. */
+        uint32_t di[3] = {4, 4, 4};
+        CHECK(write_idx(im, gz, 3, di, pix, 48, 0));
+        CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+        CHECK(th_contains(cn_last_error(), im));
+        /* Data after the end. */
+        CHECK(write_idx(im, gz, 3, di, pix, 64 + 0, 0));
+        CHECK_OK(cn_data_load_idx(im, lb, &d));
+        cn_data_free(&d);
+        uint8_t more[65] = {0};
+        CHECK(write_idx(im, gz, 3, di, more, 65, 0));
+        CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+        /* Absurd: 10^9 images of 10^5 x 10^5 pixels, refused before any allocation. */
+        uint32_t huge[3] = {1000000000u, 100000, 100000};
+        CHECK(write_idx(im, gz, 3, huge, pix, 64, 0));
+        CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+        CHECK(th_contains(cn_last_error(), "claims"));
+        /* A large claim in a small compressed file fails without a huge allocation. */
+        uint32_t big[3] = {4000, 1000, 1000};
+        CHECK(write_idx(im, gz, 3, big, pix, 64, 0));
+        CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+    }
+    /* Wrong magic, wrong type, wrong dimensions, label count mismatch. */
+    uint8_t junk[12] = {1, 2, 8, 3};
+    CHECK(write_file(im, junk, sizeof junk));
+    CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+    uint8_t flt[8] = {0, 0, 0x0d, 1, 0, 0, 0, 1};
+    CHECK(write_file(im, flt, sizeof flt));
+    CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "0x0d"));
+    uint32_t d3[3] = {3, 4, 4};
+    CHECK(write_idx(im, 0, 3, d3, pix, 48, 0));
+    CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "4 labels") && th_contains(cn_last_error(), "3 images"));
+    CHECK_ERR(cn_data_load_idx(lb, lb, &d), CN_ERR_FORMAT);
+    CHECK_ERR(cn_data_load_idx("no/such", lb, &d), CN_ERR_IO);
+    CHECK_ERR(cn_data_load_mnist(th_tmpdir(), "train", &d), CN_ERR_IO);
+    CHECK(th_contains(cn_last_error(), "fetch-data.sh"));
+}
+
+const th_test th_io[] = {
+    {"io/model_round_trip", model_round_trip},
+    {"io/refuses_truncated_files", refuses_truncated_files},
+    {"io/survives_corrupted_headers", survives_corrupted_headers},
+    {"io/refuses_lying_headers", refuses_lying_headers},
+    {"io/refuses_mismatched_tensors", refuses_mismatched_tensors},
+    {"io/failed_save_keeps_previous_file", failed_save_keeps_previous_file},
+    {"io/idx_round_trip", idx_round_trip},
+    {"io/idx_refuses_bad_files", idx_refuses_bad_files},
+    {NULL, NULL},
+};

@@ -1,0 +1,282 @@
+/* test_kernels.c - every fast kernel against its naive reference, on awkward
+ * shapes, for every instruction set this machine can run. */
+#include "harness.h"
+#include "internal.h"
+#include "kernels/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const isas[] = {"avx512", "avx2", "portable"};
+
+/* Relative tolerance of a float32 dot product of length k summed in a
+ * different order (and with or without FMA): a few k * 2^-24 at worst, far
+ * less on average; 1e-5 * sqrt(k) + 1e-6 leaves room and still catches any
+ * indexing mistake (which gives O(1) errors). */
+static double gemm_tol(size_t k) { return 1e-5 * sqrt((double)k) + 1e-6; }
+
+static int compare_gemm(cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                        float beta, size_t pad, cn_rng *rng)
+{
+    size_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    size_t arows = ta ? k : m, brows = tb ? n : k;
+    float *a = malloc(arows * lda * sizeof(float)), *b = malloc(brows * ldb * sizeof(float));
+    float *c0 = malloc(m * ldc * sizeof(float)), *c1 = malloc(m * ldc * sizeof(float));
+    th_fill_normal(a, arows * lda, rng);
+    th_fill_normal(b, brows * ldb, rng);
+    th_fill_normal(c0, m * ldc, rng);
+    memcpy(c1, c0, m * ldc * sizeof(float));
+    cn_gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc);
+    be->gemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    int bad = 0;
+    for (size_t i = 0; i < m && !bad; i++)
+        for (size_t j = 0; j < ldc && !bad; j++) {
+            double x = c0[i * ldc + j], y = c1[i * ldc + j];
+            /* Padding columns beyond n must be untouched. */
+            double tol = j < n ? gemm_tol(k) * (1 + fabs(x)) : 0;
+            if (!(fabs(x - y) <= tol)) {
+                th_fail(__FILE__, __LINE__,
+                        "%s gemm ta=%d tb=%d m=%zu n=%zu k=%zu alpha=%g beta=%g: C[%zu][%zu] = %g, "
+                        "reference %g",
+                        be->isa, ta, tb, m, n, k, alpha, beta, i, j, y, x);
+                bad = 1;
+            }
+        }
+    free(a);
+    free(b);
+    free(c0);
+    free(c1);
+    return bad;
+}
+
+static void gemm_matches_reference(void)
+{
+    static const size_t sizes[] = {1, 2, 3, 7, 8, 9, 15, 17, 31, 33, 64, 65, 127, 130, 257, 300};
+    size_t ns = sizeof sizes / sizeof sizes[0];
+    cn_rng rng;
+    cn_rng_seed(&rng, 42);
+    int ran = 0;
+    for (size_t q = 0; q < 3; q++) {
+        cn_backend be;
+        if (cn_backend_cpu_init(&be, 2, isas[q]) != 0)
+            continue;
+        ran++;
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (size_t t = 0; t < 60; t++) {
+                    size_t m = sizes[cn_rng_below(&rng, ns)], n = sizes[cn_rng_below(&rng, ns)];
+                    size_t k = sizes[cn_rng_below(&rng, ns)];
+                    float alpha = t % 3 == 0 ? 0.5f : 1.0f, beta = (float)(t % 3);
+                    if (compare_gemm(&be, ta, tb, m, n, k, alpha, beta, t % 2 ? 3 : 0, &rng)) {
+                        cn_backend_free(&be);
+                        return;
+                    }
+                }
+        /* Deep products cross several KC blocks; wide ones several tiles. */
+        if (compare_gemm(&be, 0, 0, 20, 4096, 600, 1, 0, 0, &rng) ||
+            compare_gemm(&be, 0, 1, 50, 500, 4100, 1, 1, 0, &rng) ||
+            compare_gemm(&be, 1, 0, 500, 1000, 50, 1, 0, 1, &rng)) {
+            cn_backend_free(&be);
+            return;
+        }
+        cn_backend_free(&be);
+    }
+    CHECK(ran >= 1);
+}
+
+/* The result must not depend on the number of threads, bit for bit. */
+static void gemm_thread_count_invariant(void)
+{
+    cn_rng rng;
+    cn_rng_seed(&rng, 7);
+    size_t m = 70, n = 900, k = 530;
+    float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c1 = malloc(m * n * 4),
+          *c2 = malloc(m * n * 4);
+    th_fill_normal(a, m * k, &rng);
+    th_fill_normal(b, k * n, &rng);
+    for (size_t q = 0; q < 3; q++) {
+        cn_backend b1, b2;
+        if (cn_backend_cpu_init(&b1, 1, isas[q]) != 0)
+            continue;
+        CHECK(cn_backend_cpu_init(&b2, 3, isas[q]) == 0);
+        b1.gemm(&b1, 0, 0, m, n, k, 1, a, k, b, n, 0, c1, n);
+        b2.gemm(&b2, 0, 0, m, n, k, 1, a, k, b, n, 0, c2, n);
+        CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isas[q]);
+        cn_backend_free(&b1);
+        cn_backend_free(&b2);
+    }
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+
+/* Window geometries: every stride and padding combination the layers use,
+ * plus odd ones. */
+static const size_t geoms[][6] = {
+    /* c, h, w, k, stride, pad */
+    {1, 28, 28, 5, 1, 0}, {20, 12, 12, 5, 1, 0}, {3, 7, 9, 3, 1, 1},
+    {2, 8, 8, 3, 2, 1},   {4, 5, 5, 5, 1, 2},    {1, 6, 7, 2, 3, 0},
+    {3, 9, 6, 4, 2, 3},   {1, 1, 1, 1, 1, 0},    {2, 4, 4, 2, 1, 0},
+};
+
+static cn_win win_of(const size_t *g)
+{
+    cn_win w = {g[0], g[1], g[2], g[3], g[3], g[4], g[5], 0, 0};
+    w.oh = (w.h + 2 * w.pad - w.kh) / w.stride + 1;
+    w.ow = (w.w + 2 * w.pad - w.kw) / w.stride + 1;
+    return w;
+}
+
+static void im2col_matches_reference(void)
+{
+    cn_backend be;
+    CHECK(cn_backend_cpu_init(&be, 2, NULL) == 0);
+    cn_rng rng;
+    cn_rng_seed(&rng, 3);
+    for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++) {
+        cn_win g = win_of(geoms[t]);
+        size_t n = 3, in = g.c * g.h * g.w, kk = g.c * g.kh * g.kw, p = g.oh * g.ow;
+        float *x = malloc(n * in * 4), *col = malloc(kk * n * p * 4), *ref = malloc(kk * n * p * 4);
+        th_fill_normal(x, n * in, &rng);
+        be.im2col(&be, &g, x, n, col);
+        for (size_t s = 0; s < n; s++)
+            cn_im2col_ref(&g, x + s * in, ref + s * p, n * p);
+        CHECK_MSG(memcmp(col, ref, kk * n * p * 4) == 0, "geometry %zu differs", t);
+        free(x);
+        free(col);
+        free(ref);
+    }
+    cn_backend_free(&be);
+}
+
+/* col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>. */
+static void col2im_is_adjoint(void)
+{
+    cn_backend be;
+    CHECK(cn_backend_cpu_init(&be, 2, NULL) == 0);
+    cn_rng rng;
+    cn_rng_seed(&rng, 4);
+    for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++) {
+        cn_win g = win_of(geoms[t]);
+        size_t n = 2, in = n * g.c * g.h * g.w, cols = g.c * g.kh * g.kw * n * g.oh * g.ow;
+        float *x = malloc(in * 4), *dx = malloc(in * 4), *c = malloc(cols * 4),
+              *col = malloc(cols * 4);
+        th_fill_normal(x, in, &rng);
+        th_fill_normal(c, cols, &rng);
+        be.im2col(&be, &g, x, n, col);
+        be.col2im(&be, &g, c, n, dx);
+        double lhs = 0, rhs = 0;
+        for (size_t i = 0; i < cols; i++)
+            lhs += (double)col[i] * c[i];
+        for (size_t i = 0; i < in; i++)
+            rhs += (double)x[i] * dx[i];
+        CHECK_NEAR(lhs, rhs, 1e-4 * (1 + fabs(lhs)));
+        free(x);
+        free(dx);
+        free(c);
+        free(col);
+    }
+    cn_backend_free(&be);
+}
+
+static void maxpool_matches_naive(void)
+{
+    cn_backend be;
+    CHECK(cn_backend_cpu_init(&be, 2, NULL) == 0);
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    static const size_t pg[][4] = {
+        {2, 2, 8, 8}, {3, 2, 7, 9}, {2, 1, 5, 4}, {3, 3, 9, 9}, {1, 1, 3, 3}};
+    for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
+        cn_win g = {3, pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
+        g.oh = (g.h - g.kh) / g.stride + 1;
+        g.ow = (g.w - g.kw) / g.stride + 1;
+        size_t n = 2, in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
+        float *x = malloc(in * 4), *y = malloc(out * 4), *dy = malloc(out * 4),
+              *dx = malloc(in * 4);
+        th_fill_normal(x, in, &rng);
+        th_fill_normal(dy, out, &rng);
+        be.maxpool_fwd(&be, &g, x, n, y);
+        be.maxpool_bwd(&be, &g, x, dy, n, dx);
+        double *want = calloc(in, sizeof *want);
+        for (size_t pl = 0; pl < n * g.c; pl++)
+            for (size_t i = 0; i < g.oh; i++)
+                for (size_t j = 0; j < g.ow; j++) {
+                    float best = -INFINITY;
+                    size_t arg = 0;
+                    for (size_t a = 0; a < g.kh; a++)
+                        for (size_t b = 0; b < g.kw; b++) {
+                            size_t idx =
+                                pl * g.h * g.w + (i * g.stride + a) * g.w + j * g.stride + b;
+                            if (x[idx] > best) {
+                                best = x[idx];
+                                arg = idx;
+                            }
+                        }
+                    size_t o = pl * g.oh * g.ow + i * g.ow + j;
+                    CHECK(y[o] == best);
+                    want[arg] += dy[o];
+                }
+        for (size_t i = 0; i < in; i++)
+            CHECK_NEAR(dx[i], want[i], 1e-6);
+        free(want);
+        free(x);
+        free(y);
+        free(dy);
+        free(dx);
+    }
+    cn_backend_free(&be);
+}
+
+static void elementwise_kernels(void)
+{
+    cn_backend be;
+    CHECK(cn_backend_cpu_init(&be, 2, NULL) == 0);
+    float x[5] = {-2, -0.5f, 0, 0.5f, 3}, y[5], dy[5] = {1, 2, 3, 4, 5}, dx[5];
+    be.act_fwd(&be, CN_ACT_RELU, x, y, 5);
+    CHECK(y[0] == 0 && y[1] == 0 && y[2] == 0 && y[3] == 0.5f && y[4] == 3);
+    be.act_bwd(&be, CN_ACT_RELU, y, dy, dx, 5);
+    CHECK(dx[0] == 0 && dx[2] == 0 && dx[3] == 4 && dx[4] == 5);
+    be.act_fwd(&be, CN_ACT_SIGMOID, x, y, 5);
+    CHECK_NEAR(y[2], 0.5, 1e-7);
+    CHECK_NEAR(y[4], 1 / (1 + exp(-3.0)), 1e-7);
+    be.act_bwd(&be, CN_ACT_SIGMOID, y, dy, dx, 5);
+    CHECK_NEAR(dx[2], 3 * 0.25, 1e-7);
+    be.act_fwd(&be, CN_ACT_TANH, x, y, 5);
+    CHECK_NEAR(y[0], tanh(-2.0), 1e-7);
+    be.act_bwd(&be, CN_ACT_TANH, y, dy, dx, 5);
+    CHECK_NEAR(dx[0], 1 * (1 - tanh(-2.0) * tanh(-2.0)), 1e-6);
+    /* swap01 and bias on a (2, 3, 2) tensor. */
+    float s[12], d[12], b3[3] = {10, 20, 30}, db[3] = {0};
+    for (int i = 0; i < 12; i++)
+        s[i] = (float)i;
+    be.swap01(&be, s, 2, 3, 2, d);
+    CHECK(d[0] == 0 && d[1] == 1 && d[2] == 6 && d[3] == 7 && d[4] == 2 && d[11] == 11);
+    /* Bias gradient of s as (n=2, m=3, p=2): channel m sums s[0][m][:] and s[1][m][:]. */
+    be.bias_grad(&be, s, 2, 3, 2, db);
+    CHECK(db[0] == 0 + 1 + 6 + 7 && db[1] == 2 + 3 + 8 + 9 && db[2] == 4 + 5 + 10 + 11);
+    be.add_bias(&be, s, 2, 3, 2, b3);
+    CHECK(s[0] == 10 && s[2] == 22 && s[4] == 34 && s[6] == 16);
+    cn_backend_free(&be);
+}
+
+static void forced_isa_is_honoured(void)
+{
+    cn_backend be;
+    CHECK(cn_backend_cpu_init(&be, 1, "portable") == 0);
+    CHECK(strcmp(be.isa, "portable") == 0);
+    cn_backend_free(&be);
+    CHECK(cn_backend_cpu_init(&be, 1, "no-such-isa") == -1);
+}
+
+const th_test th_kernels[] = {
+    {"kernels/gemm_matches_reference", gemm_matches_reference},
+    {"kernels/gemm_thread_count_invariant", gemm_thread_count_invariant},
+    {"kernels/im2col_matches_reference", im2col_matches_reference},
+    {"kernels/col2im_is_adjoint", col2im_is_adjoint},
+    {"kernels/maxpool_matches_naive", maxpool_matches_naive},
+    {"kernels/elementwise", elementwise_kernels},
+    {"kernels/forced_isa", forced_isa_is_honoured},
+    {NULL, NULL},
+};

@@ -1,0 +1,467 @@
+/* test_layers.c - each layer's forward pass against values worked out by
+ * hand (the lecture's examples among them) and every backward pass against
+ * central differences. */
+#include "harness.h"
+#include "internal.h"
+#include "kernels/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Sets tensor name of net to values. */
+static int set_tensor(cn_net *net, const char *name, const float *v, size_t count)
+{
+    size_t i = cn_net_find_tensor(net, name);
+    cn_tensor_info ti;
+    if (i == (size_t)-1 || cn_net_tensor(net, i, &ti) != CN_OK || ti.count != count)
+        return 0;
+    memcpy(cn_net_params(net) + ti.offset, v, count * sizeof(float));
+    return 1;
+}
+
+/* The lecture's convolution: a 4x4 input with 2 channels, one 2x2 filter with
+ * the same weights [1 -2; 3 1] on both channels, no bias.  Its first outputs
+ * are 25 and 27; the rest were worked out the same way, e.g. the top right:
+ * channel 1 patch [0 5; 1 -3] gives 0 - 10 + 3 - 3 = -10, channel 2 patch
+ * [2 0; 6 5] gives 2 + 0 + 18 + 5 = 25, so y = 15. */
+static void conv_lecture_example(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=4\nwidth=4\nclasses=9\n"
+                            "[conv]\nfilters=1\nsize=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    const float x[32] = {1, -2, 0, 5, 7,  0, 1, -3, 2, -2, 2, -2, -5, -4, 3, 1,
+                         0, -1, 2, 0, -4, 9, 6, 5,  3, 2,  1, 0,  0,  1,  3, -3};
+    const float w[8] = {1, -2, 3, 1, 1, -2, 3, 1}, b = 0;
+    CHECK(set_tensor(net, "conv1.weight", w, 8) && set_tensor(net, "conv1.bias", &b, 1));
+    CHECK_OK(cn_net_forward(net, x, 1));
+    const float *y = cn_net_layer_output(net, 0);
+    const float want[9] = {25, 27, 15, 0, -2, 10, -13, -9, 23};
+    for (int i = 0; i < 9; i++)
+        CHECK_NEAR(y[i], want[i], 0);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* Stride 2 and padding 1 over x = 1..9 (3x3) with a 3x3 filter of ones and
+ * bias 0.5: each output sums the 2x2 corner block its window covers. */
+static void conv_stride_pad_example(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=3\nwidth=3\nclasses=4\n"
+                            "[conv]\nfilters=1\nsize=3\nstride=2\npad=1\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 2, 1, &net));
+    float x[18], w[9], b = 0.5f;
+    for (int i = 0; i < 9; i++) {
+        x[i] = (float)(i + 1);
+        x[9 + i] = -(float)(i + 1);
+        w[i] = 1;
+    }
+    CHECK(set_tensor(net, "conv1.weight", w, 9) && set_tensor(net, "conv1.bias", &b, 1));
+    CHECK_OK(cn_net_forward(net, x, 2));
+    const float *y = cn_net_layer_output(net, 0);
+    const float want[8] = {12.5f, 16.5f, 24.5f, 28.5f, -11.5f, -15.5f, -23.5f, -27.5f};
+    for (int i = 0; i < 8; i++)
+        CHECK_NEAR(y[i], want[i], 0);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+static void maxpool_example(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=4\nwidth=5\nclasses=4\n"
+                            "[maxpool]\nsize=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    /* The last column is dropped: (5 - 2) / 2 + 1 = 2 windows across. */
+    const float x[20] = {1, 3, -1, 0, 99, 2, 0, 5, -2, 99, -1, -2, 0, 0, 99, -3, -4, 7, 1, 99};
+    CHECK_OK(cn_net_forward(net, x, 1));
+    const float *y = cn_net_layer_output(net, 0);
+    CHECK(y[0] == 3 && y[1] == 5 && y[2] == -1 && y[3] == 7);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* y = W x + b with W = [1 2; 3 4; 5 6], b = [0.5 -1 0], x = [1 -1]. */
+static void fc_example(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=1\nwidth=2\nclasses=3\n"
+                            "[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    const float w[6] = {1, 2, 3, 4, 5, 6}, b[3] = {0.5f, -1, 0}, x[2] = {1, -1};
+    CHECK(set_tensor(net, "fc1.weight", w, 6) && set_tensor(net, "fc1.bias", b, 3));
+    CHECK_OK(cn_net_forward(net, x, 1));
+    const float *y = cn_net_layer_output(net, 0);
+    CHECK(y[0] == -0.5f && y[1] == -2 && y[2] == -1);
+    /* Softmax of (-0.5, -2, -1) and the loss of class 0 = log(1 + e^-1.5 + e^-0.5). */
+    const float *p = cn_net_output(net);
+    double z = 1 + exp(-1.5) + exp(-0.5);
+    CHECK_NEAR(p[0], 1 / z, 1e-7);
+    CHECK_NEAR(p[1], exp(-1.5) / z, 1e-7);
+    CHECK_NEAR(p[2], exp(-0.5) / z, 1e-7);
+    int32_t label = 0;
+    double loss;
+    CHECK_OK(cn_net_loss(net, &label, 1, &loss));
+    CHECK_NEAR(loss, log(z), 1e-7);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* The loss is computed from the logits with log-sum-exp: logits (1000, 0)
+ * give probabilities (1, e^-1000) and a loss of exactly 1000 for class 1,
+ * where -log(softmax) in float would be infinite. */
+static void softmax_loss_is_stable(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=1\nwidth=1\nclasses=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 2, 1, &net));
+    const float x[4] = {1000, 0, -1000, -1000};
+    CHECK_OK(cn_net_forward(net, x, 2));
+    const float *p = cn_net_output(net);
+    CHECK(p[0] == 1.0f && p[1] == 0.0f && p[2] == 0.5f && p[3] == 0.5f);
+    int32_t labels[2] = {1, 0};
+    double loss;
+    CHECK_OK(cn_net_loss(net, labels, 2, &loss));
+    CHECK_NEAR(loss, (1000 + log(2.0)) / 2, 1e-9);
+    CHECK(isfinite(loss));
+    labels[0] = 2;
+    CHECK_ERR(cn_net_loss(net, labels, 2, &loss), CN_ERR_ARG);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* The lecture's backpropagation example:
+ *   y1 = 2 x1 - x2,  y2 = -x1 + x2,  z1 = y1^2,  z2 = e^y2,  L = (z1 - z2)^2 / 2.
+ * The linear map is a fully connected layer with A = [2 -1; -1 1], b = 0.
+ * Going back as on the slides: dL/dz1 = z1 - z2, dL/dz2 = -(z1 - z2),
+ * dL/dy1 = 2 y1 dL/dz1, dL/dy2 = e^y2 dL/dz2, and the layer must give
+ * dL/dx1 = 2 dL/dy1 - dL/dy2, dL/dx2 = -dL/dy1 + dL/dy2, dL/dA = dL/dy x^T.
+ * The "naive solution" (differentiating L((2x1 - x2)^2 - e^(-x1 + x2)) directly)
+ * must agree too. */
+static void lecture_backprop_example(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=1\nwidth=2\nclasses=2\n"
+                            "[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    const float a[4] = {2, -1, -1, 1}, b[2] = {0, 0};
+    CHECK(set_tensor(net, "fc1.weight", a, 4) && set_tensor(net, "fc1.bias", b, 2));
+    const double x1 = 1.0, x2 = 0.5;
+    float x[2] = {(float)x1, (float)x2}, y[2], dx[2];
+    cn_net_layer_forward(net, 0, x, y, 1);
+    CHECK_NEAR(y[0], 1.5, 1e-7);
+    CHECK_NEAR(y[1], -0.5, 1e-7);
+    double z1 = y[0] * y[0], z2 = exp(y[1]);
+    double dz1 = z1 - z2, dz2 = -(z1 - z2);
+    float dy[2] = {(float)(2 * y[0] * dz1), (float)(exp(y[1]) * dz2)};
+    cn_net_zero_grads(net);
+    cn_net_layer_backward(net, 0, NULL, x, y, dy, dx, 1);
+    CHECK_NEAR(dx[0], 2.0 * dy[0] - dy[1], 1e-5);
+    CHECK_NEAR(dx[1], -dy[0] + dy[1], 1e-5);
+    /* The direct derivative of L(x1, x2). */
+    double u = 2 * x1 - x2, v = -x1 + x2, r = u * u - exp(v);
+    double dl_dx1 = r * (2 * u * 2 - exp(v) * -1), dl_dx2 = r * (2 * u * -1 - exp(v));
+    CHECK_NEAR(dx[0], dl_dx1, 1e-5);
+    CHECK_NEAR(dx[1], dl_dx2, 1e-5);
+    const float *g = cn_net_grads(net);
+    CHECK_NEAR(g[0], dy[0] * x1, 1e-6);
+    CHECK_NEAR(g[1], dy[0] * x2, 1e-6);
+    CHECK_NEAR(g[2], dy[1] * x1, 1e-6);
+    CHECK_NEAR(g[3], dy[1] * x2, 1e-6);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* ------------------------------------------------------------ gradchecks */
+
+/* Tolerances.  eps = 1e-2 on float32 passes: rounding moves a difference by
+ * about 1e-7 / eps ~ 1e-5 of the loss, truncation (eps^2 times the third
+ * derivative) is ~1e-4 for sigmoid and tanh and nothing for the linear and
+ * piecewise-linear layers, whose kinks are skipped.  Measured worst errors
+ * are 1e-4 to 3e-3 (layers and whole networks alike); 1e-2 leaves a margin,
+ * while a wrong backward (a missing term, a transposed index, a 5% scale
+ * error, a forgotten 1/n) gives 5e-2 to 1, as gradcheck/catches_broken_backward
+ * shows.  At most a quarter of the coordinates may sit on kinks. */
+#define LAYER_TOL 1e-2
+#define NET_TOL   1e-2
+
+static cn_net *net_for(const char *text, size_t batch, cn_spec **spec)
+{
+    *spec = th_spec(text);
+    cn_net *net = NULL;
+    if (*spec && cn_net_create(*spec, batch, 1, &net) != CN_OK)
+        th_fail(__FILE__, __LINE__, "net: %s", cn_last_error());
+    return net;
+}
+
+/* Checks every layer of the net given by text on its own. */
+static int check_layers(const char *text, cn_gradcheck *worst)
+{
+    cn_spec *spec;
+    cn_net *net = net_for(text, 3, &spec);
+    if (!net)
+        return 0;
+    cn_rng rng;
+    cn_rng_seed(&rng, 11);
+    memset(worst, 0, sizeof *worst);
+    int ok = 1;
+    for (size_t i = 0; i < cn_net_num_layers(net) && ok; i++) {
+        cn_net_init(net, &rng);
+        cn_gradcheck gc;
+        if (cn_gradcheck_layer(net, i, 3, 0, &rng, &gc) != CN_OK) {
+            th_fail(__FILE__, __LINE__, "%s", cn_last_error());
+            ok = 0;
+            break;
+        }
+        cn_layer_info li;
+        cn_net_layer(net, i, &li);
+        if (!(gc.input_err < LAYER_TOL && gc.param_err < LAYER_TOL) || gc.checked == 0 ||
+            gc.skipped * 4 > gc.checked) {
+            th_fail(__FILE__, __LINE__,
+                    "layer %s: input error %.3g, parameter error %.3g, %zu checked, %zu skipped",
+                    li.name, gc.input_err, gc.param_err, gc.checked, gc.skipped);
+            ok = 0;
+        }
+        worst->input_err = fmax(worst->input_err, gc.input_err);
+        worst->param_err = fmax(worst->param_err, gc.param_err);
+        worst->checked += gc.checked;
+    }
+    printf("    layers: worst input error %.2g, parameter error %.2g, %zu checked\n",
+           worst->input_err, worst->param_err, worst->checked);
+    cn_net_free(net);
+    cn_spec_free(spec);
+    return ok;
+}
+
+static void gradcheck_conv(void)
+{
+    cn_gradcheck w;
+    CHECK(check_layers("[net]\nchannels=3\nheight=7\nwidth=6\nclasses=48\n"
+                       "[conv]\nfilters=4\nsize=3\n"                  /* 4x5x4 */
+                       "[conv]\nfilters=3\nsize=2\nstride=2\npad=1\n" /* 3x3x3 */
+                       "[conv]\nfilters=2\nsize=3\npad=2\n"           /* 2x5x5 */
+                       "[conv]\nfilters=3\nsize=1\n"                  /* 3x5x5 */
+                       "[conv]\nfilters=3\nsize=4\nstride=3\npad=3\n" /* 3x3x3 */
+                       "[fc]\noutputs=48\n[softmax]\n",
+                       &w));
+    CHECK(w.checked > 500);
+}
+
+static void gradcheck_maxpool(void)
+{
+    cn_gradcheck w;
+    CHECK(check_layers("[net]\nchannels=2\nheight=9\nwidth=8\nclasses=2\n"
+                       "[maxpool]\nsize=2\n"           /* 2x4x4 */
+                       "[maxpool]\nsize=3\nstride=1\n" /* 2x2x2, overlapping */
+                       "[fc]\noutputs=2\n[softmax]\n",
+                       &w));
+}
+
+static void gradcheck_fc_and_activations(void)
+{
+    cn_gradcheck w;
+    CHECK(check_layers("[net]\nchannels=2\nheight=3\nwidth=3\nclasses=5\n"
+                       "[fc]\noutputs=7\n[relu]\n[fc]\noutputs=6\n[sigmoid]\n"
+                       "[fc]\noutputs=5\n[tanh]\n[softmax]\n",
+                       &w));
+}
+
+/* A whole network, every parameter and input coordinate. */
+static void check_whole(const char *text)
+{
+    cn_spec *spec;
+    cn_net *net = net_for(text, 2, &spec);
+    CHECK(net);
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    cn_net_init(net, &rng);
+    cn_gradcheck gc;
+    CHECK_OK(cn_gradcheck_net(net, 2, 0, &rng, &gc));
+    printf(
+        "    whole net: worst input error %.2g, parameter error %.2g, %zu checked, %zu on kinks\n",
+        gc.input_err, gc.param_err, gc.checked, gc.skipped);
+    CHECK_MSG(gc.input_err < NET_TOL && gc.param_err < NET_TOL && gc.skipped * 4 < gc.checked,
+              "input error %.3g, parameter error %.3g, %zu checked, %zu skipped", gc.input_err,
+              gc.param_err, gc.checked, gc.skipped);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+static void gradcheck_whole_relu_net(void)
+{
+    check_whole("[net]\nchannels=1\nheight=10\nwidth=10\nclasses=4\n"
+                "[conv]\nfilters=3\nsize=3\npad=1\n[relu]\n[maxpool]\nsize=2\n"
+                "[conv]\nfilters=4\nsize=3\n[relu]\n[fc]\noutputs=8\n[relu]\n"
+                "[fc]\noutputs=4\n[softmax]\n");
+}
+
+static void gradcheck_whole_smooth_net(void)
+{
+    check_whole("[net]\nchannels=2\nheight=8\nwidth=8\nclasses=3\n"
+                "[conv]\nfilters=3\nsize=3\nstride=2\npad=1\n[tanh]\n[maxpool]\nsize=2\n"
+                "[fc]\noutputs=6\n[sigmoid]\n[fc]\noutputs=3\n[softmax]\n");
+}
+
+/* ------------------------------------------ broken backward passes fail */
+
+static void (*real_col2im)(const cn_backend *, const cn_win *, const float *, size_t, float *);
+static void bad_col2im(const cn_backend *be, const cn_win *g, const float *col, size_t n, float *dx)
+{
+    real_col2im(be, g, col, n, dx);
+    dx[1] *= 1.5f; /* one wrong input gradient */
+}
+static void bad_bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
+                          float *db)
+{
+    cn_cpu_bias_grad(be, dy, n, m > 1 ? m - 1 : m, p, db); /* misses the last channel */
+}
+static void bad_act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
+                        size_t count)
+{
+    (void)be;
+    (void)a;
+    for (size_t i = 0; i < count; i++)
+        dx[i] = y[i] >= 0 ? dy[i] : 0; /* relu' taken as 1 where y = 0 */
+}
+static void bad_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
+                            size_t n, float *dx)
+{
+    cn_cpu_maxpool_bwd(be, g, x, dy, n, dx);
+    for (size_t i = 0; i < n * g->c * g->h * g->w; i += g->w)
+        dx[i] *= 0.5f; /* first column halved */
+}
+static void bad_softmax_bwd(const cn_backend *be, const float *y, const int32_t *labels,
+                            size_t rows, size_t cols, float *dx)
+{
+    cn_cpu_softmax_nll_bwd(be, y, labels, rows, cols, dx);
+    for (size_t i = 0; i < rows * cols; i++)
+        dx[i] *= (float)rows; /* forgot the mean over the batch */
+}
+
+/* Layer i of the net must fail its check once a kernel is broken. */
+static int detects(const char *text, size_t layer, void (*patch)(cn_backend *))
+{
+    cn_spec *spec;
+    cn_net *net = net_for(text, 2, &spec);
+    if (!net)
+        return 0;
+    cn_rng rng;
+    cn_rng_seed(&rng, 3);
+    cn_net_init(net, &rng);
+    patch(&net->be);
+    cn_gradcheck gc;
+    cn_gradcheck_layer(net, layer, 2, 0, &rng, &gc);
+    cn_net_free(net);
+    cn_spec_free(spec);
+    printf("    broken layer %zu: errors %.2g, %.2g\n", layer, gc.input_err, gc.param_err);
+    if (gc.input_err < LAYER_TOL && gc.param_err < LAYER_TOL) {
+        th_fail(__FILE__, __LINE__, "broken layer %zu passed: errors %.3g, %.3g", layer,
+                gc.input_err, gc.param_err);
+        return 0;
+    }
+    return 1;
+}
+
+static void patch_col2im(cn_backend *be)
+{
+    real_col2im = be->col2im;
+    be->col2im = bad_col2im;
+}
+static void patch_bias(cn_backend *be) { be->bias_grad = bad_bias_grad; }
+static void patch_act(cn_backend *be) { be->act_bwd = bad_act_bwd; }
+static void patch_pool(cn_backend *be) { be->maxpool_bwd = bad_maxpool_bwd; }
+static void patch_softmax(cn_backend *be) { be->softmax_nll_bwd = bad_softmax_bwd; }
+
+static void gradcheck_catches_broken_backward(void)
+{
+    const char *conv = "[net]\nchannels=2\nheight=5\nwidth=5\nclasses=18\n"
+                       "[conv]\nfilters=2\nsize=3\n[softmax]\n";
+    const char *fc =
+        "[net]\nchannels=1\nheight=1\nwidth=4\nclasses=3\n[fc]\noutputs=3\n[softmax]\n";
+    const char *relu = "[net]\nchannels=1\nheight=1\nwidth=8\nclasses=8\n[relu]\n[softmax]\n";
+    const char *pool = "[net]\nchannels=1\nheight=4\nwidth=4\nclasses=4\n[maxpool]\n[softmax]\n";
+    CHECK(detects(conv, 0, patch_col2im));
+    CHECK(detects(conv, 0, patch_bias));
+    CHECK(detects(fc, 0, patch_bias));
+    CHECK(detects(pool, 0, patch_pool));
+    CHECK(detects(fc, 1, patch_softmax));
+    /* relu's kink: the wrong derivative at exactly y = 0 is taken for x < 0
+     * as well, because y = max(0, x) = 0 there. */
+    CHECK(detects(relu, 0, patch_act));
+    /* The whole-network check fails too when one layer's backward is wrong
+     * (it judges gradient vectors, so a mistake in one coordinate is left to
+     * the layer checks above; a missing channel is not). */
+    cn_spec *spec;
+    cn_net *net =
+        net_for("[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n[conv]\nfilters=2\nsize=3\n"
+                "[relu]\n[maxpool]\n[fc]\noutputs=3\n[softmax]\n",
+                2, &spec);
+    CHECK(net);
+    cn_rng rng;
+    cn_rng_seed(&rng, 8);
+    cn_net_init(net, &rng);
+    cn_gradcheck gc;
+    CHECK_OK(cn_gradcheck_net(net, 2, 0, &rng, &gc));
+    CHECK(gc.input_err < NET_TOL && gc.param_err < NET_TOL);
+    patch_bias(&net->be);
+    CHECK_OK(cn_gradcheck_net(net, 2, 0, &rng, &gc));
+    printf("    broken network: errors %.2g, %.2g\n", gc.input_err, gc.param_err);
+    CHECK(gc.param_err > NET_TOL);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* The gradient convention: backward adds into the gradient block, so two
+ * backward passes without zeroing give twice the gradient. */
+static void backward_accumulates(void)
+{
+    cn_spec *spec;
+    cn_net *net =
+        net_for("[net]\nchannels=2\nheight=6\nwidth=6\nclasses=3\n[conv]\nfilters=2\nsize=3\n"
+                "[tanh]\n[fc]\noutputs=3\n[softmax]\n",
+                2, &spec);
+    CHECK(net);
+    cn_rng rng;
+    cn_rng_seed(&rng, 4);
+    cn_net_init(net, &rng);
+    float x[144];
+    th_fill_normal(x, 144, &rng);
+    int32_t labels[2] = {0, 2};
+    size_t np = cn_net_num_params(net);
+    float *once = malloc(np * 4);
+    cn_net_zero_grads(net);
+    CHECK_OK(cn_net_forward(net, x, 2));
+    CHECK_OK(cn_net_backward(net, labels, 2, NULL));
+    memcpy(once, cn_net_grads(net), np * 4);
+    CHECK_OK(cn_net_backward(net, labels, 2, NULL));
+    const float *twice = cn_net_grads(net);
+    for (size_t i = 0; i < np; i++)
+        CHECK_NEAR(twice[i], 2 * once[i], 1e-6 * (1 + fabs(once[i])));
+    free(once);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+const th_test th_layers[] = {
+    {"layers/conv_lecture_example", conv_lecture_example},
+    {"layers/conv_stride_pad_example", conv_stride_pad_example},
+    {"layers/maxpool_example", maxpool_example},
+    {"layers/fc_and_softmax_example", fc_example},
+    {"layers/softmax_loss_is_stable", softmax_loss_is_stable},
+    {"layers/lecture_backprop_example", lecture_backprop_example},
+    {"gradcheck/conv", gradcheck_conv},
+    {"gradcheck/maxpool", gradcheck_maxpool},
+    {"gradcheck/fc_and_activations", gradcheck_fc_and_activations},
+    {"gradcheck/whole_relu_net", gradcheck_whole_relu_net},
+    {"gradcheck/whole_smooth_net", gradcheck_whole_smooth_net},
+    {"gradcheck/catches_broken_backward", gradcheck_catches_broken_backward},
+    {"layers/backward_accumulates", backward_accumulates},
+    {NULL, NULL},
+};

@@ -1,0 +1,38 @@
+/* util.c - helpers for the tests. */
+#include "harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+cn_spec *th_spec(const char *text)
+{
+    cn_spec *spec = NULL;
+    if (cn_spec_parse(text, "test.cfg", &spec) != CN_OK)
+        th_fail(__FILE__, __LINE__, "spec does not parse: %s", cn_last_error());
+    return spec;
+}
+
+const char *th_tmpdir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/convnet-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(dir))
+            snprintf(dir, sizeof dir, ".");
+    }
+    return dir;
+}
+
+const char *th_data_dir(void)
+{
+    const char *d = getenv("CONVNET_DATA");
+    return d && *d ? d : "data/mnist";
+}
+
+void th_fill_normal(float *x, size_t n, cn_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)cn_rng_normal(rng);
+}
