@@ -69,9 +69,11 @@ static cn_status on_batch(void *user, const cn_progress *p)
     for (int i = 0; i < width; i++)
         bar[i] = i < done ? '#' : '.';
     bar[width] = '\0';
-    fprintf(stderr, "\repoch %d/%d [%s] %3d%%  loss %.4f  acc %6.2f%%  %6.0f img/s ", p->epoch + 1,
-            p->epochs, bar, (int)(100 * p->step / p->steps), p->loss, 100 * p->accuracy,
-            p->images_per_s);
+    double left =
+        p->images_per_s > 0 ? (double)(p->steps - p->step) * (double)p->batch / p->images_per_s : 0;
+    fprintf(stderr, "\repoch %d/%d [%s] %3d%%  loss %.4f  acc %6.2f%%  %6.0f img/s  %4.0f s left ",
+            p->epoch + 1, p->epochs, bar, (int)(100 * p->step / p->steps), p->loss,
+            100 * p->accuracy, p->images_per_s, left);
     fflush(stderr);
     return CN_OK;
 }
@@ -364,10 +366,10 @@ int cmd_train(int argc, char **argv)
     printf("%s %s: %s parameters, %s multiply-adds per image\n", resume ? "resuming" : "training",
            resume ? resume : cn_spec_source(cn_model_spec(model)),
            cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
-    printf("data %s: %zu training, %zu validation images; %d epochs of batch %d, lr %g, "
+    printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, lr %g, "
            "momentum %g, decay %g; %d threads, %s kernels\n",
-           dir, train.n, val.n, o->epochs, o->batch, o->lr, o->momentum, o->decay,
-           cn_net_threads(net), cn_net_isa(net));
+           dir, train.n, val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch, o->lr, o->momentum,
+           o->decay, cn_net_threads(net), cn_net_isa(net));
     if (resume)
         printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
     fflush(stdout);
@@ -385,7 +387,8 @@ int cmd_train(int argc, char **argv)
         fputs("\r\033[K", stderr);
     s = cn_model_state(model);
     if (st == CN_OK) {
-        printf("done: %d epochs; model written to %s, log to %s\n", s->epoch, out, log_path);
+        printf("done: %d epoch%s; model written to %s, log to %s\n", s->epoch,
+               s->epoch == 1 ? "" : "s", out, log_path);
     } else if (st == CN_ERR_STOPPED) {
         if (cn_model_save(model, out) != CN_OK) {
             rc = cli_lib_error();

@@ -301,6 +301,7 @@ const cn_train_state *cn_model_state(const cn_model *model);
 typedef struct cn_progress {
     int epoch, epochs;    /* current epoch (from 0) and total */
     uint64_t step, steps; /* batch within the epoch and batches per epoch */
+    int batch;            /* images per batch */
     uint64_t global_step;
     double lr;
     double loss, accuracy;         /* running means over this epoch's batches */

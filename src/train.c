@@ -74,6 +74,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     cn_progress p = {0};
     p.epochs = o->epochs;
     p.steps = steps;
+    p.batch = o->batch;
     double run_start = cn_now();
     while (m->state.epoch < o->epochs) {
         cn_train_state *s = &m->state;
