@@ -21,7 +21,7 @@ else
 endif
 ARCH := $(shell $(CC) -dumpmachine)
 ifneq ($(findstring x86_64,$(ARCH)),)
-  ifeq ($(call probe,-mavx512f -mavx512vl -mavx512dq -mfma),yes)
+  ifeq ($(call probe,-mavx512f -mavx512vl -mavx512dq -mavx512bw -mfma),yes)
     X86 := yes
     CPPFLAGS += -DCN_HAVE_X86_KERNELS
   endif
@@ -29,10 +29,10 @@ endif
 
 # --- sources ---------------------------------------------------------------
 LIB_SRC := $(wildcard src/*.c src/io/*.c src/data/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
-           src/kernels/gemm_ref.c src/kernels/gemm_pack.c src/kernels/window.c src/kernels/elementwise.c
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/gemm_portable.o
+           src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
 ifeq ($(X86),yes)
-  LIB_OBJ += $(BUILD)/src/kernels/gemm_avx2.o $(BUILD)/src/kernels/gemm_avx512.o
+  LIB_OBJ += $(BUILD)/src/kernels/cpu_avx2.o $(BUILD)/src/kernels/cpu_avx512.o
 endif
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_model.o
@@ -53,21 +53,19 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-# Kernels: -O3, contraction into FMA, one GEMM object per instruction set.
+# Kernels: -O3 and contraction into FMA; the CPU kernels are compiled once per
+# instruction set (kernels/cpu_<isa>.c, which include the shared kernel code).
 KFLAGS := -O3 -ffp-contract=fast
 $(BUILD)/src/kernels/%.o: src/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -c $< -o $@
-$(BUILD)/src/kernels/gemm_portable.o: src/kernels/gemm_impl.c
+$(BUILD)/src/kernels/cpu_avx2.o: src/kernels/cpu_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -DGEMM_NAME=cn_gemm_portable -DGEMM_MR=4 -DGEMM_NR=8 -c $< -o $@
-$(BUILD)/src/kernels/gemm_avx2.o: src/kernels/gemm_impl.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx2 -mfma -c $< -o $@
+$(BUILD)/src/kernels/cpu_avx512.o: src/kernels/cpu_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx2 -mfma -DGEMM_NAME=cn_gemm_avx2 -DGEMM_MR=6 -DGEMM_NR=16 -c $< -o $@
-$(BUILD)/src/kernels/gemm_avx512.o: src/kernels/gemm_impl.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx512f -mavx512vl -mavx512dq -mfma -mprefer-vector-width=512 \
-	  -DGEMM_NAME=cn_gemm_avx512 -DGEMM_MR=8 -DGEMM_NR=32 -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx512f -mavx512vl -mavx512dq -mavx512bw -mfma \
+	  -mprefer-vector-width=512 -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

@@ -14,6 +14,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -15,6 +15,8 @@ static const char usage[] =
     "  eval MODEL_FILE        test accuracy, loss, per-class accuracy and confusion matrix\n"
     "  info MODEL.cfg|FILE    layers with their output shapes, parameters and multiply-adds\n"
     "  gradcheck MODEL.cfg    check every layer's backward pass against central differences\n"
+    "  bench [MODEL.cfg]      time a training step layer by layer, and inference\n"
+    "  bench [MODEL.cfg]      time a training step layer by layer, and inference\n"
     "\n"
     "'convnet COMMAND --help' describes a command.  Model descriptions are text files\n"
     "(see models/*.cfg); model files are safetensors written by 'convnet train'.\n";
@@ -52,6 +54,10 @@ int main(int argc, char **argv)
         return cmd_info(argc, argv);
     if (!strcmp(cmd, "gradcheck"))
         return cmd_gradcheck(argc, argv);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc, argv);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc, argv);
     fprintf(stderr, "convnet: '%s' is not a command\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

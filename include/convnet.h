@@ -332,6 +332,19 @@ typedef struct cn_train_hooks {
 cn_status cn_model_train(cn_model *model, const cn_data *train, const cn_data *val,
                          const cn_train_hooks *hooks);
 
+/* One training step on x (n, C, H, W) and labels: forward, loss, backward,
+ * optimizer update with learning rate lr.  The model's training state does
+ * not move (cn_model_train keeps it).  loss may be NULL.  Errors: CN_ERR_ARG,
+ * CN_ERR_NOMEM. */
+cn_status cn_model_step(cn_model *model, const float *x, const int32_t *labels, size_t n, double lr,
+                        double *loss);
+
+/* Where a training step's time goes: the same step as cn_model_step, with
+ * each layer's forward and backward time (seconds, arrays of
+ * cn_net_num_layers() entries) and the optimizer update's. */
+cn_status cn_model_profile(cn_model *model, const float *x, const int32_t *labels, size_t n,
+                           double *forward, double *backward, double *update);
+
 #ifdef __cplusplus
 }
 #endif

@@ -93,10 +93,11 @@ typedef struct cn_layer_ops {
     const cn_key *keys; /* accepted settings */
     size_t n_keys;
     int is_loss; /* the loss layer must be the last one */
-    /* Shapes, parameters and scratch size from l->in and l->v; on an
+    /* Shapes, parameters and scratch size (which may depend on the backend)
+     * from l->in and l->v; on an
      * impossible shape returns CN_ERR_SPEC with a message (no file/line:
      * the caller adds them). */
-    cn_status (*setup)(cn_layer *l, size_t max_batch);
+    cn_status (*setup)(cn_layer *l, const cn_backend *be, size_t max_batch);
     /* Forward and backward cannot fail: everything was checked in setup.
      * x (n, in), y (n, out).  backward writes dx (skipped when NULL) and adds
      * into the parameter gradients. */

@@ -33,7 +33,7 @@ void cn_net_free(cn_net *net)
 
 /* Configures layer l from section sec with input shape in. */
 static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_layer *l, cn_shape in,
-                             size_t max_batch, unsigned *count)
+                             const cn_backend *be, size_t max_batch, unsigned *count)
 {
     l->ops = cn_layer_find(sec->kind);
     l->line = sec->line;
@@ -46,7 +46,7 @@ static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_laye
     cn_status st = cn_section_read(spec, sec, l->ops->keys, l->ops->n_keys, 1, l->v);
     if (st)
         return st;
-    st = l->ops->setup(l, max_batch);
+    st = l->ops->setup(l, be, max_batch);
     if (st) {
         cn_error_prefix("%s:%d: [%s] %s with input %zux%zux%zu: ", spec->source, sec->line,
                         sec->kind, l->name, in.c, in.h, in.w);
@@ -106,7 +106,7 @@ cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_n
         unsigned count = 1;
         for (size_t j = 0; j < net->n_layers; j++)
             count += strcmp(net->layers[j].ops->kind, sec->kind) == 0;
-        if ((st = build_layer(spec, sec, l, shape, max_batch, &count)))
+        if ((st = build_layer(spec, sec, l, shape, &net->be, max_batch, &count)))
             goto fail;
         for (size_t j = 0; j < net->n_layers; j++)
             if (strcmp(net->layers[j].name, l->name) == 0) {

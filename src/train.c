@@ -168,3 +168,65 @@ done:
     free(labels);
     return st;
 }
+
+/* One step, timed per layer when the arrays are given. */
+static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
+                      double *loss, double *fwd, double *bwd, double *update)
+{
+    cn_status st = cn_model_reserve(m, n);
+    if (st)
+        return st;
+    cn_net *net = m->net;
+    if (n == 0 || n > net->max_batch)
+        return cn_fail(CN_ERR_ARG, "a batch of %zu samples", n);
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] < 0 || (size_t)labels[i] >= cn_net_classes(net))
+            return cn_fail(CN_ERR_ARG, "label %d of sample %zu is outside 0..%zu", (int)labels[i],
+                           i, cn_net_classes(net) - 1);
+    if (!fwd) {
+        cn_net_forward(net, x, n);
+    } else {
+        for (size_t i = 0; i < net->n_layers; i++) {
+            double t0 = cn_now();
+            cn_net_layer_forward(net, i, i ? net->act[i - 1] : x, net->act[i], n);
+            fwd[i] = cn_now() - t0;
+        }
+        net->n_last = n;
+        net->x_last = x;
+    }
+    if (loss && (st = cn_net_loss(net, labels, n, loss)))
+        return st;
+    cn_net_zero_grads(net);
+    if (!bwd) {
+        cn_net_backward(net, labels, n, NULL);
+    } else {
+        int cur = 0;
+        for (size_t i = net->n_layers; i-- > 0;) {
+            double t0 = cn_now();
+            cn_net_layer_backward(net, i, labels, i ? net->act[i - 1] : x, net->act[i],
+                                  i + 1 == net->n_layers ? NULL : net->gbuf[cur],
+                                  i ? net->gbuf[1 - cur] : NULL, n);
+            bwd[i] = cn_now() - t0;
+            cur = 1 - cur;
+        }
+    }
+    double t0 = cn_now();
+    cn_optim_step(&m->optim, &m->opts, lr, net->params, net->grads, net->n_params);
+    if (update)
+        *update = cn_now() - t0;
+    net->x_last = NULL;
+    return CN_OK;
+}
+
+cn_status cn_model_step(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
+                        double *loss)
+{
+    return step(m, x, labels, n, lr, loss, NULL, NULL, NULL);
+}
+
+cn_status cn_model_profile(cn_model *m, const float *x, const int32_t *labels, size_t n,
+                           double *forward, double *backward, double *update)
+{
+    double loss;
+    return step(m, x, labels, n, m->opts.lr, &loss, forward, backward, update);
+}

@@ -311,16 +311,27 @@ static void gradcheck_whole_smooth_net(void)
 
 /* ------------------------------------------ broken backward passes fail */
 
-static void (*real_col2im)(const cn_backend *, const cn_win *, const float *, size_t, float *);
-static void bad_col2im(const cn_backend *be, const cn_win *g, const float *col, size_t n, float *dx)
+static int conv_fault;
+static void (*real_conv_bwd)(const cn_backend *, const cn_win *, size_t, const float *,
+                             const float *, size_t, const float *, float *, float *, float *,
+                             float *);
+static void bad_conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                         const float *dy, size_t n, const float *w, float *dw, float *db, float *dx,
+                         float *ws)
 {
-    real_col2im(be, g, col, n, dx);
-    dx[1] *= 1.5f; /* one wrong input gradient */
+    real_conv_bwd(be, g, m, x, dy, n, w, dw, db, dx, ws);
+    if (conv_fault == 0 && dx)
+        dx[1] *= 1.5f; /* one wrong input gradient */
+    if (conv_fault == 1)
+        dw[2] *= 0.9f; /* one wrong weight gradient */
+    if (conv_fault == 2)
+        db[m - 1] = 0; /* the last channel's bias gradient lost */
 }
+static void (*real_bias_grad)(const cn_backend *, const float *, size_t, size_t, size_t, float *);
 static void bad_bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
                           float *db)
 {
-    cn_cpu_bias_grad(be, dy, n, m > 1 ? m - 1 : m, p, db); /* misses the last channel */
+    real_bias_grad(be, dy, n, m > 1 ? m - 1 : m, p, db); /* misses the last channel */
 }
 static void bad_act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
                         size_t count)
@@ -330,17 +341,21 @@ static void bad_act_bwd(const cn_backend *be, cn_act a, const float *y, const fl
     for (size_t i = 0; i < count; i++)
         dx[i] = y[i] >= 0 ? dy[i] : 0; /* relu' taken as 1 where y = 0 */
 }
+static void (*real_maxpool_bwd)(const cn_backend *, const cn_win *, const float *, const float *,
+                                size_t, float *);
 static void bad_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                             size_t n, float *dx)
 {
-    cn_cpu_maxpool_bwd(be, g, x, dy, n, dx);
+    real_maxpool_bwd(be, g, x, dy, n, dx);
     for (size_t i = 0; i < n * g->c * g->h * g->w; i += g->w)
         dx[i] *= 0.5f; /* first column halved */
 }
+static void (*real_softmax_bwd)(const cn_backend *, const float *, const int32_t *, size_t, size_t,
+                                float *);
 static void bad_softmax_bwd(const cn_backend *be, const float *y, const int32_t *labels,
                             size_t rows, size_t cols, float *dx)
 {
-    cn_cpu_softmax_nll_bwd(be, y, labels, rows, cols, dx);
+    real_softmax_bwd(be, y, labels, rows, cols, dx);
     for (size_t i = 0; i < rows * cols; i++)
         dx[i] *= (float)rows; /* forgot the mean over the batch */
 }
@@ -369,15 +384,27 @@ static int detects(const char *text, size_t layer, void (*patch)(cn_backend *))
     return 1;
 }
 
-static void patch_col2im(cn_backend *be)
+static void patch_conv(cn_backend *be)
 {
-    real_col2im = be->col2im;
-    be->col2im = bad_col2im;
+    real_conv_bwd = be->conv_bwd;
+    be->conv_bwd = bad_conv_bwd;
 }
-static void patch_bias(cn_backend *be) { be->bias_grad = bad_bias_grad; }
+static void patch_bias(cn_backend *be)
+{
+    real_bias_grad = be->bias_grad;
+    be->bias_grad = bad_bias_grad;
+}
 static void patch_act(cn_backend *be) { be->act_bwd = bad_act_bwd; }
-static void patch_pool(cn_backend *be) { be->maxpool_bwd = bad_maxpool_bwd; }
-static void patch_softmax(cn_backend *be) { be->softmax_nll_bwd = bad_softmax_bwd; }
+static void patch_pool(cn_backend *be)
+{
+    real_maxpool_bwd = be->maxpool_bwd;
+    be->maxpool_bwd = bad_maxpool_bwd;
+}
+static void patch_softmax(cn_backend *be)
+{
+    real_softmax_bwd = be->softmax_nll_bwd;
+    be->softmax_nll_bwd = bad_softmax_bwd;
+}
 
 static void gradcheck_catches_broken_backward(void)
 {
@@ -387,8 +414,8 @@ static void gradcheck_catches_broken_backward(void)
         "[net]\nchannels=1\nheight=1\nwidth=4\nclasses=3\n[fc]\noutputs=3\n[softmax]\n";
     const char *relu = "[net]\nchannels=1\nheight=1\nwidth=8\nclasses=8\n[relu]\n[softmax]\n";
     const char *pool = "[net]\nchannels=1\nheight=4\nwidth=4\nclasses=4\n[maxpool]\n[softmax]\n";
-    CHECK(detects(conv, 0, patch_col2im));
-    CHECK(detects(conv, 0, patch_bias));
+    for (conv_fault = 0; conv_fault < 3; conv_fault++)
+        CHECK(detects(conv, 0, patch_conv));
     CHECK(detects(fc, 0, patch_bias));
     CHECK(detects(pool, 0, patch_pool));
     CHECK(detects(fc, 1, patch_softmax));

@@ -30,20 +30,35 @@ typedef struct cn_win {
     size_t oh, ow;      /* output height and width */
 } cn_win;
 
+/* The single-threaded GEMM, for kernels that run one per thread; pack is
+ * the calling thread's packing buffer. */
+typedef void (*cn_gemm_st_fn)(float *pack, int ta, int tb, size_t m, size_t n, size_t k,
+                              float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                              float beta, float *c, size_t ldc);
+
 struct cn_backend {
     const char *isa; /* "avx512", "avx2", "portable" */
     int threads;
     float *pack; /* GEMM packing buffers, pack_floats per thread */
     size_t pack_floats;
     cn_gemm_fn gemm;
-    /* x (n, c, h, w) -> col (c*kh*kw, n*oh*ow): column s*oh*ow + i*ow + j holds
-     * the window of output (i, j) of sample s. */
-    void (*im2col)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *col);
-    /* The adjoint: dx (n, c, h, w) = sum of col's windows (dx is overwritten). */
-    void (*col2im)(const cn_backend *be, const cn_win *g, const float *col, size_t n, float *dx);
-    /* dst (b, a, p) = src (a, b, p) with the first two axes swapped. */
-    void (*swap01)(const cn_backend *be, const float *src, size_t a, size_t b, size_t p,
-                   float *dst);
+    cn_gemm_st_fn gemm_st;
+    /* op(A) (m, k) packed once (m * k floats) for repeated products... */
+    void (*gemm_pack_a)(int ta, size_t m, size_t k, const float *a, size_t lda, float *pre);
+    /* ...by gemm_st with that A: a and lda are ignored when pre is given. */
+    void (*gemm_st_pre)(float *pack, const float *pre, int ta, int tb, size_t m, size_t n, size_t k,
+                        float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                        float beta, float *c, size_t ldc);
+    /* Convolution of x (n, c, h, w) with m filters w (m, c, kh, kw) and bias
+     * b (m) into y (n, m, oh, ow).  ws: conv_ws() floats of scratch. */
+    size_t (*conv_ws)(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch);
+    void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
+                     const float *w, const float *b, float *y, float *ws);
+    /* Adds the gradients of w and b for dy (n, m, oh, ow) to dw and db, and
+     * writes dx (n, c, h, w) unless it is NULL. */
+    void (*conv_bwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                     const float *dy, size_t n, const float *w, float *dw, float *db, float *dx,
+                     float *ws);
     /* y (n, m, p) += bias (m). */
     void (*add_bias)(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
                      const float *bias);

@@ -14,7 +14,7 @@
 
 typedef struct isa_entry {
     const char *name;
-    cn_gemm_fn gemm;
+    void (*fill)(cn_backend *be);
     int (*usable)(void);
 } isa_entry;
 
@@ -30,16 +30,17 @@ static int has_avx512(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("fma");
 }
 static const isa_entry isas[] = {
-    {"avx512", cn_gemm_avx512, has_avx512},
-    {"avx2", cn_gemm_avx2, has_avx2},
-    {"portable", cn_gemm_portable, always},
+    {"avx512", cn_cpu_fill_avx512, has_avx512},
+    {"avx2", cn_cpu_fill_avx2, has_avx2},
+    {"portable", cn_cpu_fill_portable, always},
 };
 #else
 static const isa_entry isas[] = {
-    {"portable", cn_gemm_portable, always},
+    {"portable", cn_cpu_fill_portable, always},
 };
 #endif
 
@@ -76,18 +77,7 @@ int cn_backend_cpu_init(cn_backend *be, int threads, const char *isa)
     be->pack = cn_alloc(cn_mul((size_t)threads, be->pack_floats), sizeof(float));
     if (!be->pack)
         return -2;
-    be->gemm = pick->gemm;
-    be->im2col = cn_cpu_im2col;
-    be->col2im = cn_cpu_col2im;
-    be->swap01 = cn_cpu_swap01;
-    be->add_bias = cn_cpu_add_bias;
-    be->bias_grad = cn_cpu_bias_grad;
-    be->maxpool_fwd = cn_cpu_maxpool_fwd;
-    be->maxpool_bwd = cn_cpu_maxpool_bwd;
-    be->act_fwd = cn_cpu_act_fwd;
-    be->act_bwd = cn_cpu_act_bwd;
-    be->softmax = cn_cpu_softmax;
-    be->softmax_nll_bwd = cn_cpu_softmax_nll_bwd;
+    pick->fill(be);
     return 0;
 }
 

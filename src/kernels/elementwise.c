@@ -1,21 +1,19 @@
-/* elementwise.c - activations, softmax and the layout helpers of the
- * convolution layer. */
-#include "kernels/kernels.h"
-
-#include <math.h>
-#include <string.h>
+/* elementwise.c - activations, softmax and bias.  Part of the CPU kernels
+ * compiled once per instruction set (kernels/cpu_kernels.h). */
 
 /* Below this many elements a loop is not worth waking the threads for. */
 #define PAR_MIN 32768
 
-void cn_cpu_act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, size_t count)
+static void act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, size_t count)
 {
     long n = (long)count;
     switch (a) {
     case CN_ACT_RELU:
 #pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (long i = 0; i < n; i++) {
+            float v = x[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
         break;
     case CN_ACT_SIGMOID:
 #pragma omp parallel for num_threads(be->threads) schedule(static) if (n > PAR_MIN / 8)
@@ -30,15 +28,17 @@ void cn_cpu_act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, si
     }
 }
 
-void cn_cpu_act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
+static void act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
                     size_t count)
 {
     long n = (long)count;
     switch (a) {
     case CN_ACT_RELU:
 #pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++)
-            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (long i = 0; i < n; i++) {
+            float d = dy[i]; /* loaded unconditionally, so that this is a vector blend */
+            dx[i] = y[i] > 0.0f ? d : 0.0f;
+        }
         break;
     case CN_ACT_SIGMOID:
 #pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
@@ -53,7 +53,7 @@ void cn_cpu_act_bwd(const cn_backend *be, cn_act a, const float *y, const float 
     }
 }
 
-void cn_cpu_softmax(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols)
+static void softmax(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols)
 {
     (void)be;
     for (size_t r = 0; r < rows; r++) {
@@ -73,17 +73,7 @@ void cn_cpu_softmax(const cn_backend *be, const float *x, float *y, size_t rows,
     }
 }
 
-void cn_cpu_swap01(const cn_backend *be, const float *src, size_t a, size_t b, size_t p, float *dst)
-{
-    long blocks = (long)(a * b);
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (blocks * (long)p > PAR_MIN)
-    for (long t = 0; t < blocks; t++) {
-        size_t i = (size_t)t / b, j = (size_t)t % b;
-        memcpy(dst + (j * a + i) * p, src + (i * b + j) * p, p * sizeof(float));
-    }
-}
-
-void cn_cpu_add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
+static void add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
                      const float *bias)
 {
     long blocks = (long)(n * m);
@@ -95,7 +85,7 @@ void cn_cpu_add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t 
     }
 }
 
-void cn_cpu_bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
+static void bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
                       float *db)
 {
 #pragma omp parallel for num_threads(be->threads) schedule(static) if (n * m * p > PAR_MIN)
@@ -110,7 +100,7 @@ void cn_cpu_bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m,
     }
 }
 
-void cn_cpu_softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
+static void softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
                             size_t rows, size_t cols, float *dx)
 {
     (void)be;

@@ -14,41 +14,37 @@
 void cn_gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *a,
                  size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
 
-/* Blocked, packed GEMMs, one per instruction set (kernels/gemm_impl.c
- * compiled once for each).  They need be->pack with cn_gemm_pack_floats()
- * floats per thread.  Results do not depend on the number of threads. */
-void cn_gemm_portable(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k,
-                      float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                      float beta, float *c, size_t ldc);
-void cn_gemm_avx2(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                  size_t ldc);
-void cn_gemm_avx512(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                    const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
-                    size_t ldc);
+/* Blocked, packed GEMMs, one per instruction set: gemm_portable.c (plain C
+ * the compiler vectorises), gemm_avx2.c and gemm_avx512.c (intrinsics).  The
+ * threaded ones use be->pack, cn_gemm_pack_floats() floats per thread; the
+ * _st ones run on the calling thread with the pack buffer given.  Results do
+ * not depend on the number of threads. */
+#define CN_GEMM_DECL(name)                                                                         \
+    void name(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,     \
+              const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,        \
+              size_t ldc);                                                                         \
+    void name##_st(float *pack, int ta, int tb, size_t m, size_t n, size_t k, float alpha,         \
+                   const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,   \
+                   size_t ldc);                                                                    \
+    void name##_pack_a(int ta, size_t m, size_t k, const float *a, size_t lda, float *pre);        \
+    void name##_st_pre(float *pack, const float *pre, int ta, int tb, size_t m, size_t n,          \
+                       size_t k, float alpha, const float *a, size_t lda, const float *b,          \
+                       size_t ldb, float beta, float *c, size_t ldc);
+CN_GEMM_DECL(cn_gemm_portable)
+CN_GEMM_DECL(cn_gemm_avx2)
+CN_GEMM_DECL(cn_gemm_avx512)
 size_t cn_gemm_pack_floats(void);
 
-/* Single-image references for the window kernels (used by the tests).
- * x (c, h, w) -> col (c*kh*kw, oh*ow), row stride ldcol. */
-void cn_im2col_ref(const cn_win *g, const float *x, float *col, size_t ldcol);
+/* Direct convolution, the oracle of the fast paths: x (n, c, h, w), w (m, c,
+ * kh, kw), y (n, m, oh, ow); backward adds into dw and db, writes dx. */
+void cn_conv_ref_fwd(const cn_win *g, size_t m, const float *x, size_t n, const float *w,
+                     const float *b, float *y);
+void cn_conv_ref_bwd(const cn_win *g, size_t m, const float *x, const float *dy, size_t n,
+                     const float *w, float *dw, float *db, float *dx);
 
-/* Batch-level CPU kernels (kernels/window.c, kernels/elementwise.c). */
-void cn_cpu_im2col(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *col);
-void cn_cpu_col2im(const cn_backend *be, const cn_win *g, const float *col, size_t n, float *dx);
-void cn_cpu_maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);
-void cn_cpu_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
-                        size_t n, float *dx);
-void cn_cpu_swap01(const cn_backend *be, const float *src, size_t a, size_t b, size_t p,
-                   float *dst);
-void cn_cpu_add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
-                     const float *bias);
-void cn_cpu_bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
-                      float *db);
-void cn_cpu_act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, size_t count);
-void cn_cpu_act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
-                    size_t count);
-void cn_cpu_softmax(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
-void cn_cpu_softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
-                            size_t rows, size_t cols, float *dx);
+/* Each instruction set's kernels (kernels/cpu_<isa>.c) fill the table. */
+void cn_cpu_fill_portable(cn_backend *be);
+void cn_cpu_fill_avx2(cn_backend *be);
+void cn_cpu_fill_avx512(cn_backend *be);
 
 #endif

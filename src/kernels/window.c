@@ -1,11 +1,10 @@
-/* window.c - kernels over sliding windows: im2col/col2im and max pooling.
+/* window.c - kernels over sliding windows: im2col, im2row, col2im and max
+ * pooling.  Part of the CPU kernels compiled once per instruction set
+ * (kernels/cpu_kernels.h).
  *
  * A window (kh, kw) at output (i, j) covers input rows i*stride - pad + ki
  * and columns j*stride - pad + kj; positions outside the input read as zero
  * (convolution) and are never chosen (pooling has no padding). */
-#include "kernels/kernels.h"
-
-#include <string.h>
 
 /* Output columns j whose input column j*stride - pad + kj lies in [0, w):
  * [*lo, *hi). */
@@ -41,7 +40,9 @@ static void im2col_plane(const cn_win *g, const float *x, float *col, size_t ldc
                 for (size_t j = 0; j < lo; j++)
                     out[j] = 0.0f;
                 if (g->stride == 1) {
-                    memcpy(out + lo, in + lo + kj - g->pad, (hi - lo) * sizeof(float));
+                    const float *src = in + kj - g->pad;
+                    for (size_t j = lo; j < hi; j++)
+                        out[j] = src[j];
                 } else {
                     for (size_t j = lo; j < hi; j++)
                         out[j] = in[j * g->stride + kj - g->pad];
@@ -53,62 +54,74 @@ static void im2col_plane(const cn_win *g, const float *x, float *col, size_t ldc
     }
 }
 
-void cn_im2col_ref(const cn_win *g, const float *x, float *col, size_t ldcol)
+static void im2col_one(const cn_win *g, const float *x, float *col, size_t ldcol)
 {
+    size_t kk = g->kh * g->kw;
     for (size_t c = 0; c < g->c; c++)
-        for (size_t ki = 0; ki < g->kh; ki++)
-            for (size_t kj = 0; kj < g->kw; kj++) {
-                size_t r = (c * g->kh + ki) * g->kw + kj;
-                for (size_t i = 0; i < g->oh; i++)
-                    for (size_t j = 0; j < g->ow; j++) {
-                        long ii = (long)(i * g->stride + ki) - (long)g->pad;
-                        long jj = (long)(j * g->stride + kj) - (long)g->pad;
-                        int inside = ii >= 0 && jj >= 0 && ii < (long)g->h && jj < (long)g->w;
-                        col[r * ldcol + i * g->ow + j] =
-                            inside ? x[(c * g->h + (size_t)ii) * g->w + (size_t)jj] : 0.0f;
-                    }
-            }
+        im2col_plane(g, x + c * g->h * g->w, col + c * kk * ldcol, ldcol);
 }
 
-void cn_cpu_im2col(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *col)
+static void im2row_one(const cn_win *g, const float *x, float *row)
 {
-    size_t ohw = g->oh * g->ow, ld = n * ohw, kk = g->kh * g->kw;
-    long planes = (long)(n * g->c);
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (planes > 1)
-    for (long t = 0; t < planes; t++) {
-        size_t s = (size_t)t / g->c, c = (size_t)t % g->c;
-        im2col_plane(g, x + (s * g->c + c) * g->h * g->w, col + c * kk * ld + s * ohw, ld);
-    }
-}
-
-void cn_cpu_col2im(const cn_backend *be, const cn_win *g, const float *col, size_t n, float *dx)
-{
-    size_t ohw = g->oh * g->ow, ld = n * ohw, kk = g->kh * g->kw;
-    long planes = (long)(n * g->c);
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (planes > 1)
-    for (long t = 0; t < planes; t++) {
-        size_t s = (size_t)t / g->c, c = (size_t)t % g->c;
-        float *x = dx + (s * g->c + c) * g->h * g->w;
-        memset(x, 0, g->h * g->w * sizeof(float));
-        for (size_t ki = 0; ki < g->kh; ki++)
-            for (size_t kj = 0; kj < g->kw; kj++) {
-                const float *row = col + (c * kk + ki * g->kw + kj) * ld + s * ohw;
-                size_t lo, hi;
-                valid_range(kj, g, &lo, &hi);
-                for (size_t i = 0; i < g->oh; i++) {
+    size_t kk = g->c * g->kh * g->kw;
+    for (size_t i = 0; i < g->oh; i++)
+        for (size_t j = 0; j < g->ow; j++) {
+            float *out = row + (i * g->ow + j) * kk;
+            /* Window columns inside the input: [lo, hi). */
+            size_t jj = j * g->stride, lo = jj < g->pad ? g->pad - jj : 0;
+            size_t hi = jj + g->kw <= g->w + g->pad ? g->kw : g->w + g->pad - jj;
+            for (size_t c = 0; c < g->c; c++)
+                for (size_t ki = 0; ki < g->kh; ki++, out += g->kw) {
                     size_t ii = i * g->stride + ki;
-                    if (ii < g->pad || ii >= g->h + g->pad)
+                    if (ii < g->pad || ii >= g->h + g->pad) {
+                        memset(out, 0, g->kw * sizeof(float));
                         continue;
-                    float *out = x + (ii - g->pad) * g->w;
-                    const float *in = row + i * g->ow;
+                    }
+                    const float *in = x + (c * g->h + ii - g->pad) * g->w + jj - g->pad;
+                    for (size_t kj = 0; kj < lo; kj++)
+                        out[kj] = 0.0f;
+                    for (size_t kj = lo; kj < hi; kj++)
+                        out[kj] = in[kj];
+                    for (size_t kj = hi; kj < g->kw; kj++)
+                        out[kj] = 0.0f;
+                }
+        }
+}
+
+/* One channel plane of one image: adds the windows of col back into x. */
+static void col2im_plane(const cn_win *g, const float *col, size_t ldcol, float *x)
+{
+    memset(x, 0, g->h * g->w * sizeof(float));
+    for (size_t ki = 0; ki < g->kh; ki++)
+        for (size_t kj = 0; kj < g->kw; kj++) {
+            const float *row = col + (ki * g->kw + kj) * ldcol;
+            size_t lo, hi;
+            valid_range(kj, g, &lo, &hi);
+            for (size_t i = 0; i < g->oh; i++) {
+                size_t ii = i * g->stride + ki;
+                if (ii < g->pad || ii >= g->h + g->pad)
+                    continue;
+                float *out = x + (ii - g->pad) * g->w + kj - g->pad;
+                const float *in = row + i * g->ow;
+                if (g->stride == 1) {
                     for (size_t j = lo; j < hi; j++)
-                        out[j * g->stride + kj - g->pad] += in[j];
+                        out[j] += in[j];
+                } else {
+                    for (size_t j = lo; j < hi; j++)
+                        out[j * g->stride] += in[j];
                 }
             }
-    }
+        }
 }
 
-void cn_cpu_maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y)
+static void col2im_one(const cn_win *g, const float *col, size_t ldcol, float *dx)
+{
+    size_t kk = g->kh * g->kw;
+    for (size_t c = 0; c < g->c; c++)
+        col2im_plane(g, col + c * kk * ldcol, ldcol, dx + c * g->h * g->w);
+}
+
+static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y)
 {
     long planes = (long)(n * g->c);
 #pragma omp parallel for num_threads(be->threads) schedule(static) if (planes > 64)
@@ -128,7 +141,7 @@ void cn_cpu_maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, s
     }
 }
 
-void cn_cpu_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
+static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                         size_t n, float *dx)
 {
     long planes = (long)(n * g->c);

@@ -4,8 +4,9 @@
  * output: relu' = (y > 0), sigmoid' = y (1 - y), tanh' = 1 - y^2. */
 #include "internal.h"
 
-static cn_status setup(cn_layer *l, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
 {
+    (void)be;
     (void)max_batch;
     l->out = l->in;
     return CN_OK;

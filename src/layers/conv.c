@@ -1,12 +1,10 @@
 /* conv.c - 2-d convolution (cross-correlation over all input channels) with
- * zero padding and stride, as a matrix product over im2col columns.
+ * zero padding and stride:
  *
- * y[s][f][i][j] = b[f] + sum_{c,ki,kj} w[f][c][ki][kj] * x[s][c][i*st-pad+ki][j*st-pad+kj]
+ *   y[s][f][i][j] = b[f] + sum_{c,ki,kj} w[f][c][ki][kj] x[s][c][i*st-pad+ki][j*st-pad+kj]
  *
- * Per chunk of samples:  col (K, S*P) = im2col(x),  t (M, S*P) = W (M, K) col,
- * y (S, M, P) = swap(t) + b,  with K = C*kh*kw, M = filters, P = oh*ow.
- * Backward:  t = swap(dy),  dW += t col^T,  db += sum(dy),  col = W^T t,
- * dx = col2im(col).  The scratch holds col and t for one chunk. */
+ * The backend computes it (kernels/conv.c on the CPU: im2col and a GEMM per
+ * sample); this file gives it its shapes, parameters and settings. */
 #include "internal.h"
 
 enum { FILTERS, SIZE, STRIDE, PAD, NKEYS };
@@ -18,9 +16,6 @@ static const cn_key keys[] = {
     {"pad", 1, 0, 1024, 0, 0, NULL},
 };
 
-/* Scratch per chunk is kept under this many floats (64 MB). */
-#define COL_BUDGET ((size_t)16 << 20)
-
 static cn_win geometry(const cn_layer *l)
 {
     size_t k = (size_t)l->v[SIZE];
@@ -28,7 +23,7 @@ static cn_win geometry(const cn_layer *l)
                     (size_t)l->v[PAD], l->out.h, l->out.w};
 }
 
-static cn_status setup(cn_layer *l, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
 {
     size_t f = (size_t)l->v[FILTERS], k = (size_t)l->v[SIZE];
     size_t st = (size_t)l->v[STRIDE], pad = (size_t)l->v[PAD];
@@ -38,56 +33,28 @@ static cn_status setup(cn_layer *l, size_t max_batch)
         return cn_fail(CN_ERR_SPEC, "kernel size %zu is larger than the padded input %zux%zu", k,
                        l->in.h + 2 * pad, l->in.w + 2 * pad);
     l->out = (cn_shape){f, (l->in.h + 2 * pad - k) / st + 1, (l->in.w + 2 * pad - k) / st + 1};
-    size_t kk = l->in.c * k * k, p = l->out.h * l->out.w;
+    size_t kk = l->in.c * k * k;
     l->n_t = 2;
     l->t[0] = (cn_ltensor){"weight", 4, {f, l->in.c, k, k}, f * kk, kk, 0};
     l->t[1] = (cn_ltensor){"bias", 1, {f, 0, 0, 0}, f, 0, 0};
-    l->macs = (uint64_t)f * kk * p;
-    size_t per_sample = (kk + f) * p;
-    l->chunk = per_sample >= COL_BUDGET ? 1 : COL_BUDGET / per_sample;
-    if (l->chunk > max_batch)
-        l->chunk = max_batch;
-    l->ws_floats = cn_mul(per_sample, l->chunk);
+    l->macs = (uint64_t)f * kk * l->out.h * l->out.w;
+    cn_win g = geometry(l);
+    l->ws_floats = be->conv_ws(be, &g, f, max_batch);
     return CN_OK;
 }
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
-    const cn_backend *be = ctx->be;
     cn_win g = geometry(l);
-    size_t kk = g.c * g.kh * g.kw, m = l->out.c, p = g.oh * g.ow;
-    size_t in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out);
-    float *col = ctx->ws, *t = ctx->ws + kk * l->chunk * p;
-    for (size_t s0 = 0; s0 < n; s0 += l->chunk) {
-        size_t c = n - s0 < l->chunk ? n - s0 : l->chunk;
-        be->im2col(be, &g, x + s0 * in_size, c, col);
-        be->gemm(be, 0, 0, m, c * p, kk, 1.0f, l->p[0], kk, col, c * p, 0.0f, t, c * p);
-        be->swap01(be, t, m, c, p, y + s0 * out_size);
-        be->add_bias(be, y + s0 * out_size, c, m, p, l->p[1]);
-    }
+    ctx->be->conv_fwd(ctx->be, &g, l->out.c, x, n, l->p[0], l->p[1], y, ctx->ws);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n)
 {
     (void)y;
-    const cn_backend *be = ctx->be;
     cn_win g = geometry(l);
-    size_t kk = g.c * g.kh * g.kw, m = l->out.c, p = g.oh * g.ow;
-    size_t in_size = cn_shape_size(l->in), out_size = cn_shape_size(l->out);
-    float *col = ctx->ws, *t = ctx->ws + kk * l->chunk * p;
-    for (size_t s0 = 0; s0 < n; s0 += l->chunk) {
-        size_t c = n - s0 < l->chunk ? n - s0 : l->chunk;
-        const float *d = dy + s0 * out_size;
-        be->swap01(be, d, c, m, p, t);
-        be->bias_grad(be, d, c, m, p, l->g[1]);
-        be->im2col(be, &g, x + s0 * in_size, c, col);
-        be->gemm(be, 0, 1, m, kk, c * p, 1.0f, t, c * p, col, c * p, 1.0f, l->g[0], kk);
-        if (dx) {
-            be->gemm(be, 1, 0, kk, c * p, m, 1.0f, l->p[0], kk, t, c * p, 0.0f, col, c * p);
-            be->col2im(be, &g, col, c, dx + s0 * in_size);
-        }
-    }
+    ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, dy, n, l->p[0], l->g[0], l->g[1], dx, ctx->ws);
 }
 
 const cn_layer_ops cn_conv_ops = {"conv", keys, NKEYS, 0, setup, forward, backward, NULL};

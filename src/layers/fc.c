@@ -9,8 +9,9 @@ static const cn_key keys[] = {
     {"outputs", 1, 1, 1000000, 0, 1, NULL},
 };
 
-static cn_status setup(cn_layer *l, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
 {
+    (void)be;
     (void)max_batch;
     size_t in = cn_shape_size(l->in), out = (size_t)l->v[OUTPUTS];
     l->out = (cn_shape){out, 1, 1};

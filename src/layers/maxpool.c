@@ -16,8 +16,9 @@ static cn_win geometry(const cn_layer *l)
     return (cn_win){l->in.c, l->in.h, l->in.w, k, k, st, 0, l->out.h, l->out.w};
 }
 
-static cn_status setup(cn_layer *l, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
 {
+    (void)be;
     (void)max_batch;
     size_t k = (size_t)l->v[SIZE];
     size_t st = l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k;

@@ -3,8 +3,9 @@
  * as the loss.  Backward starts here: dx = (y - onehot(label)) / n. */
 #include "internal.h"
 
-static cn_status setup(cn_layer *l, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
 {
+    (void)be;
     (void)max_batch;
     l->out = (cn_shape){cn_shape_size(l->in), 1, 1};
     return CN_OK;

@@ -1,0 +1,54 @@
+/* cpu_kernels.h - the CPU kernels that are not the GEMM's register kernel,
+ * and the function that puts one instruction set's kernels into the table.
+ *
+ * Included at the end of each kernels/cpu_<isa>.c after CN_ISA is defined, so
+ * that the same C is compiled once per instruction set (the compiler
+ * vectorises it for that width) and the whole set lives in one translation
+ * unit.  The included files' functions are all static. */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* In this order: conv.c uses window.c. */
+#include "kernels/window.c"
+
+#include "kernels/elementwise.c"
+
+#include "kernels/conv.c"
+
+#define CN_FILL_CAT2(a, b) a##b
+#define CN_FILL_CAT(a, b)  CN_FILL_CAT2(a, b)
+#define CN_GEMM(suffix)    CN_FILL_CAT(CN_FILL_CAT(cn_gemm_, CN_ISA), suffix)
+
+void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_backend *be)
+{
+    be->gemm = CN_GEMM();
+    be->gemm_st = CN_GEMM(_st);
+    be->gemm_pack_a = CN_GEMM(_pack_a);
+    be->gemm_st_pre = CN_GEMM(_st_pre);
+    be->conv_ws = conv_ws;
+    be->conv_fwd = conv_fwd;
+    be->conv_bwd = conv_bwd;
+    be->add_bias = add_bias;
+    be->bias_grad = bias_grad;
+    be->maxpool_fwd = maxpool_fwd;
+    be->maxpool_bwd = maxpool_bwd;
+    be->act_fwd = act_fwd;
+    be->act_bwd = act_bwd;
+    be->softmax = softmax;
+    be->softmax_nll_bwd = softmax_nll_bwd;
+}

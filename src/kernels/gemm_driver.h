@@ -1,0 +1,218 @@
+/* gemm_driver.h - the blocked GEMM loops around a register kernel.
+ *
+ * Included by each instruction set's GEMM file after it defines:
+ *   NR          columns of the register tile
+ *   MR_MAX      most rows of the register tile
+ *   KC, MC, NC  block sizes: depth, rows and columns
+ *   DIRECT_B    1 if the kernel can read B in place (row stride ldb, masked
+ *               at the column edge), 0 if B must be packed and zero-padded
+ *   kernel(mr, kc, pa, pb, ldb, c, ldc, nr, alpha, beta)
+ *               C (mr, nr) = beta * C + alpha * pa (mr, kc) pb (kc, nr), with
+ *               pa packed (kc groups of mr values) and row p of pb at pb + p*ldb;
+ *               beta == 0: C is not read
+ *   GEMM_NAME   the name stem of the entry points
+ *
+ * Goto's scheme: C is cut into tiles that threads take independently; for
+ * each KC-deep slice a tile packs A into row panels of MR_MAX rows or fewer
+ * (split evenly, so that no panel is short) and, unless the kernel reads it in
+ * place, B into NR-column panels, then runs the register kernel over them.
+ * A can also be packed once in advance (pack_a entry point) and reused, which
+ * is what the convolution does with its weights.  Every element of C sums
+ * its KC slices in the same order whatever the tiling, so results do not
+ * depend on the number of threads. */
+#include "kernels/kernels.h"
+
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define GEMM_CAT2(a, b) a##b
+#define GEMM_CAT(a, b)  GEMM_CAT2(a, b)
+
+/* Row panels of mc rows: count and the size of panel r (even split). */
+static inline size_t n_panels(size_t mc) { return (mc + MR_MAX - 1) / MR_MAX; }
+static inline size_t panel_rows(size_t mc, size_t np, size_t r) { return mc / np + (r < mc % np); }
+
+/* Packs rows [i0, i0+mc) x columns [p0, p0+kc) of op(A) into row panels;
+ * panel r holds kc groups of its rows' values. */
+static void pack_a(int ta, const float *a, size_t lda, size_t i0, size_t mc, size_t p0, size_t kc,
+                   float *restrict pa)
+{
+    size_t np = n_panels(mc), row = i0;
+    for (size_t r = 0; r < np; r++) {
+        size_t mr = panel_rows(mc, np, r);
+        if (ta) {
+            for (size_t p = 0; p < kc; p++)
+                memcpy(pa + p * mr, a + (p0 + p) * lda + row, mr * sizeof(float));
+        } else {
+            /* Four rows at a time: contiguous reads, short strided writes. */
+            size_t i = 0;
+            for (; i + 4 <= mr; i += 4) {
+                const float *s0 = a + (row + i) * lda + p0, *s1 = s0 + lda, *s2 = s1 + lda,
+                            *s3 = s2 + lda;
+                for (size_t p = 0; p < kc; p++) {
+                    float *d = pa + p * mr + i;
+                    d[0] = s0[p];
+                    d[1] = s1[p];
+                    d[2] = s2[p];
+                    d[3] = s3[p];
+                }
+            }
+            for (; i < mr; i++) {
+                const float *src = a + (row + i) * lda + p0;
+                for (size_t p = 0; p < kc; p++)
+                    pa[p * mr + i] = src[p];
+            }
+        }
+        pa += mr * kc;
+        row += mr;
+    }
+}
+
+/* Packs rows [p0, p0+kc) x columns [j0, j0+nc) of op(B) into NR-column
+ * panels, zero-padded to NR. */
+static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc,
+                   float *restrict pb)
+{
+    for (size_t jr = 0; jr < nc; jr += NR) {
+        size_t nr = nc - jr < NR ? nc - jr : NR;
+        if (!tb) {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = b + (p0 + p) * ldb + j0 + jr;
+                float *dst = pb + p * NR;
+                memcpy(dst, src, nr * sizeof(float));
+                for (size_t j = nr; j < NR; j++)
+                    dst[j] = 0.0f;
+            }
+        } else {
+            for (size_t j = 0; j < nr; j++) {
+                const float *src = b + (j0 + jr + j) * ldb + p0;
+                for (size_t p = 0; p < kc; p++)
+                    pb[p * NR + j] = src[p];
+            }
+            for (size_t j = nr; j < NR; j++)
+                for (size_t p = 0; p < kc; p++)
+                    pb[p * NR + j] = 0.0f;
+        }
+        pb += kc * NR;
+    }
+}
+
+/* B is read in place when the kernel can and its rows are close enough
+ * together that a KC x NR panel stays within a few pages. */
+static inline int direct_b(int tb, size_t ldb) { return DIRECT_B && !tb && ldb <= 1024; }
+
+/* One tile of C: rows [i0, i0+mc), columns [j0, j0+nc), mc <= MC, nc <= NC.
+ * pre: A packed in advance (GEMM_NAME_pack_a), or NULL. */
+static void tile(float *pack, const float *pre, int ta, int tb, size_t i0, size_t mc, size_t j0,
+                 size_t nc, size_t k, float alpha, const float *a, size_t lda, const float *b,
+                 size_t ldb, float beta, float *c, size_t ldc)
+{
+    float *pa = pack, *pb = pack + (size_t)MC * KC;
+    size_t np = n_panels(mc);
+    int direct = direct_b(tb, ldb);
+    for (size_t p0 = 0; p0 < k; p0 += KC) {
+        size_t kc = k - p0 < KC ? k - p0 : KC;
+        float bt = p0 == 0 ? beta : 1.0f;
+        const float *ablk = pa;
+        if (pre)
+            ablk = pre + i0 * k + p0 * mc;
+        else
+            pack_a(ta, a, lda, i0, mc, p0, kc, pa);
+        if (!direct)
+            pack_b(tb, b, ldb, p0, kc, j0, nc, pb);
+        for (size_t jr = 0; jr < nc; jr += NR) {
+            size_t nr = nc - jr < NR ? nc - jr : NR;
+            const float *bp = direct ? b + p0 * ldb + j0 + jr : pb + jr * kc;
+            const float *panel_a = ablk;
+            size_t row = i0;
+            for (size_t r = 0; r < np; r++) {
+                size_t mr = panel_rows(mc, np, r);
+                kernel(mr, kc, panel_a, bp, direct ? ldb : NR, c + row * ldc + j0 + jr, ldc, nr,
+                       alpha, bt);
+                panel_a += mr * kc;
+                row += mr;
+            }
+        }
+    }
+}
+
+static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc)
+{
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++)
+            c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+/* Packs all of op(A) (m x k) for GEMM_NAME_st_pre: m * k floats, laid out
+ * block by block as tile() reads them. */
+void GEMM_CAT(GEMM_NAME, _pack_a)(int ta, size_t m, size_t k, const float *a, size_t lda,
+                                  float *pre)
+{
+    for (size_t i0 = 0; i0 < m; i0 += MC) {
+        size_t mc = m - i0 < MC ? m - i0 : MC;
+        for (size_t p0 = 0; p0 < k; p0 += KC) {
+            size_t kc = k - p0 < KC ? k - p0 : KC;
+            pack_a(ta, a, lda, i0, mc, p0, kc, pre + i0 * k + p0 * mc);
+        }
+    }
+}
+
+/* Single-threaded, with A packed in advance (pre) or packed here (pre NULL,
+ * from a, lda, ta); the caller owns pack (cn_gemm_pack_floats() floats). */
+void GEMM_CAT(GEMM_NAME, _st_pre)(float *pack, const float *pre, int ta, int tb, size_t m, size_t n,
+                                  size_t k, float alpha, const float *a, size_t lda, const float *b,
+                                  size_t ldb, float beta, float *c, size_t ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    for (size_t i0 = 0; i0 < m; i0 += MC)
+        for (size_t j0 = 0; j0 < n; j0 += NC)
+            tile(pack, pre, ta, tb, i0, m - i0 < MC ? m - i0 : MC, j0, n - j0 < NC ? n - j0 : NC, k,
+                 alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void GEMM_CAT(GEMM_NAME, _st)(float *pack, int ta, int tb, size_t m, size_t n, size_t k,
+                              float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                              float beta, float *c, size_t ldc)
+{
+    GEMM_CAT(GEMM_NAME, _st_pre)(pack, NULL, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc)
+{
+    if (m == 0 || n == 0)
+        return;
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(m, n, beta, c, ldc);
+        return;
+    }
+    /* Tiles of up to MC x tn, with tn halved (in whole NR panels) until every
+     * thread has work, as far as the shape allows. */
+    int nt = be->threads > 0 ? be->threads : 1;
+    size_t tn = NC, tiles_m = (m + MC - 1) / MC;
+    while (tiles_m * ((n + tn - 1) / tn) < (size_t)nt * 2 && tn > NR * 2)
+        tn = (tn / 2 + NR - 1) / NR * NR;
+    size_t tiles_n = (n + tn - 1) / tn;
+    long tiles = (long)(tiles_m * tiles_n);
+    if (tiles < nt)
+        nt = (int)tiles;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long t = 0; t < tiles; t++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        size_t i0 = (size_t)t / tiles_n * MC, j0 = (size_t)t % tiles_n * tn;
+        tile(be->pack + (size_t)tid * be->pack_floats, NULL, ta, tb, i0, m - i0 < MC ? m - i0 : MC,
+             j0, n - j0 < tn ? n - j0 : tn, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+}
