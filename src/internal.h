@@ -196,8 +196,8 @@ struct cn_model {
 /* The optimizer: updates params from grads. */
 cn_status cn_optim_init(cn_optim *o, size_t n_params);
 void cn_optim_free(cn_optim *o);
-void cn_optim_step(cn_optim *o, const cn_train_opts *opts, double lr, float *params,
-                   const float *grads, size_t n);
+void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
+                   float *params, const float *grads, size_t n);
 
 /* Ensures the model's net takes batches of n; rebuilds it if needed. */
 cn_status cn_model_reserve(cn_model *m, size_t n);

@@ -118,7 +118,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 correct += argmax(out + b * k, k) == (size_t)labels[b];
             cn_net_zero_grads(net);
             cn_net_backward(net, labels, batch, NULL);
-            cn_optim_step(&m->optim, o, lr, net->params, net->grads, net->n_params);
+            cn_optim_step(&m->optim, &net->be, o, lr, net->params, net->grads, net->n_params);
             s->global_step++;
             loss_sum += loss;
             seen += batch;
@@ -211,7 +211,7 @@ static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t
         }
     }
     double t0 = cn_now();
-    cn_optim_step(&m->optim, &m->opts, lr, net->params, net->grads, net->n_params);
+    cn_optim_step(&m->optim, &net->be, &m->opts, lr, net->params, net->grads, net->n_params);
     if (update)
         *update = cn_now() - t0;
     net->x_last = NULL;

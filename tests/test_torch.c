@@ -47,7 +47,7 @@ static void matches_pytorch(void)
         CHECK_OK(cn_net_backward(net, labels, BATCH, NULL));
         if (s == 0)
             memcpy(grad, cn_net_grads(net), np * 4);
-        cn_optim_step(&m->optim, &o, o.lr, cn_net_params(net), cn_net_grads(net), np);
+        cn_optim_step(&m->optim, &net->be, &o, o.lr, cn_net_params(net), cn_net_grads(net), np);
     }
     size_t k = 0;
     const char *prefix[3] = {"", "grad.", "final."};

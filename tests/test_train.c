@@ -14,7 +14,10 @@ static void sgd_follows_the_lecture(void)
     o.state[0] = 0.5f;
     float p[2] = {1.0f, -2.0f}, g[2] = {2.0f, 0.0f};
     cn_train_opts opts = {1, 1, 0.1, 0.9, 0.01, CN_LR_CONST, 1, 0.1, 1};
-    cn_optim_step(&o, &opts, 0.1, p, g, 2);
+    cn_backend be;
+    CHECK(cn_backend_cpu_init(&be, 1, NULL) == 0);
+    cn_optim_step(&o, &be, &opts, 0.1, p, g, 2);
+    cn_backend_free(&be);
     CHECK_NEAR(o.state[0], 0.9 * 0.5 + 0.1 * 2, 1e-7);
     CHECK_NEAR(p[0], 1 - 0.1 * (0.65 + 0.01 * 1), 1e-7);
     CHECK_NEAR(o.state[1], 0, 0);

@@ -76,6 +76,10 @@ struct cn_backend {
                     size_t count);
     /* Row-wise softmax of x (rows, cols), computed stably. */
     void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
+    /* The lecture's SGD step over n parameters:
+     * m = mu m + (1 - mu) g;  theta -= lr (m + lambda theta). */
+    void (*sgd)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr,
+                float mu, float lambda);
     /* Gradient of the mean negative log-likelihood with respect to the
      * softmax input: dx = (y - onehot(labels)) / rows. */
     void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,

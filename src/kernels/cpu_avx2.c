@@ -74,5 +74,35 @@ static void kernel(size_t mr, size_t kc, const float *a, const float *b, size_t 
 #define GEMM_NAME cn_gemm_avx2
 #include "kernels/gemm_driver.h"
 
+/* Short moves for the window kernels: n floats, 8 at a time, the rest
+ * masked. */
+static inline __m256i tail_mask(size_t n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline void vcopy(float *restrict d, const float *restrict s, size_t n)
+{
+    for (; n >= 8; n -= 8, d += 8, s += 8)
+        _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+    if (n)
+        _mm256_maskstore_ps(d, tail_mask(n), _mm256_maskload_ps(s, tail_mask(n)));
+}
+static inline void vzero(float *d, size_t n)
+{
+    for (; n >= 8; n -= 8, d += 8)
+        _mm256_storeu_ps(d, _mm256_setzero_ps());
+    if (n)
+        _mm256_maskstore_ps(d, tail_mask(n), _mm256_setzero_ps());
+}
+static inline void vadd(float *restrict d, const float *restrict s, size_t n)
+{
+    for (; n >= 8; n -= 8, d += 8, s += 8)
+        _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), _mm256_loadu_ps(s)));
+    if (n) {
+        __m256i m = tail_mask(n);
+        _mm256_maskstore_ps(d, m, _mm256_add_ps(_mm256_maskload_ps(d, m), _mm256_maskload_ps(s, m)));
+    }
+}
+
 #define CN_ISA avx2
 #include "kernels/cpu_kernels.h"

@@ -62,5 +62,190 @@ static void kernel(size_t mr, size_t kc, const float *a, const float *b, size_t 
 #define GEMM_NAME cn_gemm_avx512
 #include "kernels/gemm_driver.h"
 
+/* Short moves for the window kernels: n floats, 16 at a time, the rest
+ * masked. */
+static inline __mmask16 tail_mask(size_t n) { return (__mmask16)((1u << n) - 1); }
+static inline void vcopy(float *restrict d, const float *restrict s, size_t n)
+{
+    for (; n >= 16; n -= 16, d += 16, s += 16)
+        _mm512_storeu_ps(d, _mm512_loadu_ps(s));
+    if (n)
+        _mm512_mask_storeu_ps(d, tail_mask(n), _mm512_maskz_loadu_ps(tail_mask(n), s));
+}
+static inline void vzero(float *d, size_t n)
+{
+    for (; n >= 16; n -= 16, d += 16)
+        _mm512_storeu_ps(d, _mm512_setzero_ps());
+    if (n)
+        _mm512_mask_storeu_ps(d, tail_mask(n), _mm512_setzero_ps());
+}
+static inline void vadd(float *restrict d, const float *restrict s, size_t n)
+{
+    for (; n >= 16; n -= 16, d += 16, s += 16)
+        _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_loadu_ps(s)));
+    if (n) {
+        __mmask16 m = tail_mask(n);
+        _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, s)));
+    }
+}
+
+/* 2x2, stride-2 max pooling of one row pair, 16 outputs at a time: inputs
+ * are split into even and odd columns with two-source permutes. */
+#define HAVE_POOL2_ROW 1
+static const int32_t even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int32_t odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+static const int32_t lo_idx[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int32_t hi_idx[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+static inline void load_pairs(const float *row, size_t n, __m512 *even, __m512 *odd)
+{
+    __mmask16 m0 = n >= 8 ? 0xffff : tail_mask(2 * n), m1 = n > 8 ? tail_mask(2 * n - 16) : 0;
+    __m512 lo = _mm512_maskz_loadu_ps(m0, row), hi = _mm512_maskz_loadu_ps(m1, row + 16);
+    *even = _mm512_permutex2var_ps(lo, _mm512_loadu_si512(even_idx), hi);
+    *odd = _mm512_permutex2var_ps(lo, _mm512_loadu_si512(odd_idx), hi);
+}
+
+static inline void store_pairs(float *row, size_t n, __m512 even, __m512 odd)
+{
+    __mmask16 m0 = n >= 8 ? 0xffff : tail_mask(2 * n), m1 = n > 8 ? tail_mask(2 * n - 16) : 0;
+    _mm512_mask_storeu_ps(row, m0, _mm512_permutex2var_ps(even, _mm512_loadu_si512(lo_idx), odd));
+    _mm512_mask_storeu_ps(row + 16, m1,
+                          _mm512_permutex2var_ps(even, _mm512_loadu_si512(hi_idx), odd));
+}
+
+static void pool2_fwd_row(const float *t, const float *u, size_t ow, float *out)
+{
+    for (size_t j = 0; j < ow; j += 16) {
+        size_t n = ow - j < 16 ? ow - j : 16;
+        __m512 a, b, c, d;
+        load_pairs(t + 2 * j, n, &a, &b);
+        load_pairs(u + 2 * j, n, &c, &d);
+        __m512 ab = _mm512_max_ps(b, a), cd = _mm512_max_ps(d, c);
+        /* max(x, y) returns y unless x > y: the same choice as the C version. */
+        _mm512_mask_storeu_ps(out + j, tail_mask(n), _mm512_max_ps(cd, ab));
+    }
+}
+
+static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float *d, float *ot,
+                          float *ou)
+{
+    for (size_t j = 0; j < ow; j += 16) {
+        size_t n = ow - j < 16 ? ow - j : 16;
+        __m512 a, b, c, e;
+        load_pairs(t + 2 * j, n, &a, &b);
+        load_pairs(u + 2 * j, n, &c, &e);
+        __m512 g = _mm512_maskz_loadu_ps(tail_mask(n), d + j);
+        __m512 ab = _mm512_max_ps(b, a), ce = _mm512_max_ps(e, c);
+        __mmask16 bottom = _mm512_cmp_ps_mask(ce, ab, _CMP_GT_OQ);
+        __mmask16 rt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), ru = _mm512_cmp_ps_mask(e, c, _CMP_GT_OQ);
+        __m512 gt = _mm512_maskz_mov_ps((__mmask16)~bottom, g), gu = _mm512_maskz_mov_ps(bottom, g);
+        store_pairs(ot + 2 * j, n, _mm512_maskz_mov_ps((__mmask16)~rt, gt), _mm512_maskz_mov_ps(rt, gt));
+        store_pairs(ou + 2 * j, n, _mm512_maskz_mov_ps((__mmask16)~ru, gu), _mm512_maskz_mov_ps(ru, gu));
+    }
+}
+
+/* im2row for stride 1: each window row of kw <= 16 values is one masked load
+ * and one masked store. */
+#define HAVE_IM2ROW_S1 1
+static void im2row_s1(const cn_win *g, const float *x, float *row)
+{
+    const size_t c = g->c, kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t pad = g->pad, kk = c * kh * kw;
+    for (size_t i = 0; i < oh; i++)
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t ki = 0; ki < kh; ki++) {
+                float *out = row + i * ow * kk + (ch * kh + ki) * kw;
+                size_t ii = i + ki;
+                if (ii < pad || ii >= h + pad) {
+                    for (size_t j = 0; j < ow; j++)
+                        _mm512_mask_storeu_ps(out + j * kk, tail_mask(kw), _mm512_setzero_ps());
+                    continue;
+                }
+                const float *in = x + (ch * h + ii - pad) * w;
+                for (size_t j = 0; j < ow; j++) {
+                    /* Window columns j - pad + kj inside [0, w): a mask over kj. */
+                    size_t lo = j < pad ? pad - j : 0;
+                    size_t hi = j + kw <= w + pad ? kw : w + pad - j;
+                    __mmask16 m = (__mmask16)(tail_mask(hi) & ~tail_mask(lo));
+                    const float *src = in + (long)j - (long)pad; /* lanes < lo are masked */
+                    _mm512_mask_storeu_ps(out + j * kk, tail_mask(kw), _mm512_maskz_loadu_ps(m, src));
+                }
+            }
+}
+
+/* col2im for stride 1 and input rows of at most 16: each input row sums its
+ * kh * kw shifted contributions in a register and is stored once. */
+#define HAVE_COL2IM_S1 1
+static int col2im_s1_fits(const cn_win *g) { return g->w <= 16 && g->kw <= 16; }
+static void col2im_s1(const cn_win *g, const float *col, size_t ldcol, float *dx)
+{
+    const size_t c = g->c, kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t pad = g->pad, kk = kh * kw;
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t ii = 0; ii < h; ii++) {
+            __m512 acc = _mm512_setzero_ps();
+            for (size_t ki = 0; ki < kh; ki++) {
+                /* Output row i = ii + pad - ki covers this input row. */
+                if (ii + pad < ki || ii + pad - ki >= oh)
+                    continue;
+                const float *rows = col + (ch * kk + ki * kw) * ldcol + (ii + pad - ki) * ow;
+                for (size_t kj = 0; kj < kw; kj++, rows += ldcol) {
+                    /* Lane jj takes output column jj + pad - kj, if in [0, ow). */
+                    long off = (long)pad - (long)kj;
+                    size_t lo = off < 0 ? (size_t)-off : 0;
+                    size_t hi = (long)ow - off < (long)w ? (size_t)((long)ow - off) : w;
+                    if (lo >= hi)
+                        continue;
+                    __mmask16 m = (__mmask16)(tail_mask(hi) & ~tail_mask(lo));
+                    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, rows + off));
+                }
+            }
+            _mm512_mask_storeu_ps(dx + (ch * h + ii) * w, tail_mask(w), acc);
+        }
+}
+
+/* im2col of one channel plane for stride 1: every output row of a col row is
+ * masked loads (zero where the window hangs over the padding) and stores. */
+#define HAVE_IM2COL_S1 1
+static void im2col_plane_s1(const cn_win *g, const float *x, float *col, size_t ldcol)
+{
+    const size_t kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t pad = g->pad;
+    for (size_t ki = 0; ki < kh; ki++)
+        for (size_t kj = 0; kj < kw; kj++) {
+            float *out = col + (ki * kw + kj) * ldcol;
+            /* Output columns j with j + kj - pad in [0, w): [lo, hi). */
+            size_t lo = kj < pad ? pad - kj : 0;
+            size_t hi = w + pad - kj < ow ? w + pad - kj : ow;
+            if (ow <= 16) {
+                /* One load and one store per output row; the mask is fixed. */
+                __mmask16 m = lo < hi ? (__mmask16)(tail_mask(hi) & ~tail_mask(lo)) : 0;
+                __mmask16 all = tail_mask(ow);
+                const float *in = x + (long)kj - (long)pad;
+                for (size_t i = 0; i < oh; i++, out += ow) {
+                    size_t ii = i + ki;
+                    if (ii < pad || ii >= h + pad)
+                        _mm512_mask_storeu_ps(out, all, _mm512_setzero_ps());
+                    else
+                        _mm512_mask_storeu_ps(out, all,
+                                              _mm512_maskz_loadu_ps(m, in + (ii - pad) * w));
+                }
+                continue;
+            }
+            for (size_t i = 0; i < oh; i++, out += ow) {
+                size_t ii = i + ki;
+                int inside = ii >= pad && ii < h + pad;
+                const float *in = x + (inside ? (ii - pad) * w : 0) + (long)kj - (long)pad;
+                for (size_t j0 = 0; j0 < ow; j0 += 16) {
+                    size_t n = ow - j0 < 16 ? ow - j0 : 16;
+                    size_t a = lo > j0 ? lo - j0 : 0, b = hi > j0 ? hi - j0 : 0;
+                    b = b < n ? b : n;
+                    __mmask16 m = inside && a < b ? (__mmask16)(tail_mask(b) & ~tail_mask(a)) : 0;
+                    _mm512_mask_storeu_ps(out + j0, tail_mask(n), _mm512_maskz_loadu_ps(m, in + j0));
+                }
+            }
+        }
+}
+
 #define CN_ISA avx512
 #include "kernels/cpu_kernels.h"

@@ -51,4 +51,5 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_backend *be)
     be->act_bwd = act_bwd;
     be->softmax = softmax;
     be->softmax_nll_bwd = softmax_nll_bwd;
+    be->sgd = sgd;
 }

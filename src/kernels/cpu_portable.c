@@ -49,5 +49,22 @@ static void kernel(size_t mr, size_t kc, const float *a, const float *b, size_t 
 #define GEMM_NAME cn_gemm_portable
 #include "kernels/gemm_driver.h"
 
+/* Short moves for the window kernels. */
+static inline void vcopy(float *restrict d, const float *restrict s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = s[i];
+}
+static inline void vzero(float *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = 0.0f;
+}
+static inline void vadd(float *restrict d, const float *restrict s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] += s[i];
+}
+
 #define CN_ISA portable
 #include "kernels/cpu_kernels.h"

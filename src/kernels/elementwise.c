@@ -111,3 +111,15 @@ static void softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t 
         dx[r * cols + (size_t)labels[r]] -= inv;
     }
 }
+
+static void sgd(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr,
+                float mu, float lambda)
+{
+    float one_mu = 1.0f - mu;
+    long count = (long)n;
+#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (count > PAR_MIN)
+    for (long i = 0; i < count; i++) {
+        m[i] = mu * m[i] + one_mu * g[i];
+        theta[i] -= lr * (m[i] + lambda * theta[i]);
+    }
+}

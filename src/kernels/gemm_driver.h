@@ -87,12 +87,25 @@ static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, siz
                     dst[j] = 0.0f;
             }
         } else {
-            for (size_t j = 0; j < nr; j++) {
+            /* Four columns at a time: contiguous reads, short strided writes. */
+            size_t j = 0;
+            for (; j + 4 <= nr; j += 4) {
+                const float *s0 = b + (j0 + jr + j) * ldb + p0, *s1 = s0 + ldb, *s2 = s1 + ldb,
+                            *s3 = s2 + ldb;
+                for (size_t p = 0; p < kc; p++) {
+                    float *d = pb + p * NR + j;
+                    d[0] = s0[p];
+                    d[1] = s1[p];
+                    d[2] = s2[p];
+                    d[3] = s3[p];
+                }
+            }
+            for (; j < nr; j++) {
                 const float *src = b + (j0 + jr + j) * ldb + p0;
                 for (size_t p = 0; p < kc; p++)
                     pb[p * NR + j] = src[p];
             }
-            for (size_t j = nr; j < NR; j++)
+            for (; j < NR; j++)
                 for (size_t p = 0; p < kc; p++)
                     pb[p * NR + j] = 0.0f;
         }

@@ -4,7 +4,8 @@
  *
  * A window (kh, kw) at output (i, j) covers input rows i*stride - pad + ki
  * and columns j*stride - pad + kj; positions outside the input read as zero
- * (convolution) and are never chosen (pooling has no padding). */
+ * (convolution) and are never chosen (pooling has no padding).  Rows are
+ * moved with the instruction set's vcopy, vzero and vadd. */
 
 /* Output columns j whose input column j*stride - pad + kj lies in [0, w):
  * [*lo, *hi). */
@@ -21,35 +22,48 @@ static void valid_range(size_t kj, const cn_win *g, size_t *lo, size_t *hi)
     *hi = h;
 }
 
-/* One channel plane of one image: rows of col for (ki, kj) of this channel. */
+/* One channel plane of one image: rows of col for (ki, kj) of this channel.
+ * The geometry is copied into locals so that the stores into col cannot make
+ * the compiler reload it. */
 static void im2col_plane(const cn_win *g, const float *x, float *col, size_t ldcol)
 {
-    for (size_t ki = 0; ki < g->kh; ki++) {
-        for (size_t kj = 0; kj < g->kw; kj++) {
-            float *row = col + (ki * g->kw + kj) * ldcol;
+#ifdef HAVE_IM2COL_S1
+    if (g->stride == 1 && g->pad > 0) {
+        im2col_plane_s1(g, x, col, ldcol);
+        return;
+    }
+#endif
+    const size_t kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t st = g->stride, pad = g->pad;
+    for (size_t ki = 0; ki < kh; ki++) {
+        /* Output rows whose input row i*st + ki - pad is inside: [i0, i1). */
+        size_t i0 = ki >= pad ? 0 : (pad - ki + st - 1) / st;
+        size_t i1 = ki >= h + pad ? 0 : (h + pad - ki + st - 1) / st;
+        i1 = i1 < oh ? i1 : oh;
+        i0 = i0 < i1 ? i0 : i1;
+        for (size_t kj = 0; kj < kw; kj++) {
+            float *row = col + (ki * kw + kj) * ldcol;
             size_t lo, hi;
             valid_range(kj, g, &lo, &hi);
-            for (size_t i = 0; i < g->oh; i++) {
-                float *out = row + i * g->ow;
-                size_t ii = i * g->stride + ki;
-                if (ii < g->pad || ii >= g->h + g->pad || lo == hi) {
-                    memset(out, 0, g->ow * sizeof(float));
-                    continue;
+            vzero(row, i0 * ow);
+            float *out = row + i0 * ow;
+            const float *in = x + (i0 * st + ki - pad) * w;
+            if (st == 1 && lo == 0 && hi == ow) {
+                const float *src = in + kj - pad;
+                for (size_t i = i0; i < i1; i++, out += ow, src += w)
+                    vcopy(out, src, ow);
+            } else {
+                for (size_t i = i0; i < i1; i++, out += ow, in += st * w) {
+                    vzero(out, lo);
+                    if (st == 1)
+                        vcopy(out + lo, in + lo + kj - pad, hi - lo);
+                    else
+                        for (size_t j = lo; j < hi; j++)
+                            out[j] = in[j * st + kj - pad];
+                    vzero(out + hi, ow - hi);
                 }
-                const float *in = x + (ii - g->pad) * g->w;
-                for (size_t j = 0; j < lo; j++)
-                    out[j] = 0.0f;
-                if (g->stride == 1) {
-                    const float *src = in + kj - g->pad;
-                    for (size_t j = lo; j < hi; j++)
-                        out[j] = src[j];
-                } else {
-                    for (size_t j = lo; j < hi; j++)
-                        out[j] = in[j * g->stride + kj - g->pad];
-                }
-                for (size_t j = hi; j < g->ow; j++)
-                    out[j] = 0.0f;
             }
+            vzero(out, (oh - i1) * ow);
         }
     }
 }
@@ -63,63 +77,132 @@ static void im2col_one(const cn_win *g, const float *x, float *col, size_t ldcol
 
 static void im2row_one(const cn_win *g, const float *x, float *row)
 {
-    size_t kk = g->c * g->kh * g->kw;
-    for (size_t i = 0; i < g->oh; i++)
-        for (size_t j = 0; j < g->ow; j++) {
-            float *out = row + (i * g->ow + j) * kk;
+#ifdef HAVE_IM2ROW_S1
+    if (g->stride == 1 && g->kw <= 16) {
+        im2row_s1(g, x, row);
+        return;
+    }
+#endif
+    const size_t c = g->c, kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t st = g->stride, pad = g->pad, kk = c * kh * kw;
+    for (size_t i = 0; i < oh; i++)
+        for (size_t j = 0; j < ow; j++) {
+            float *out = row + (i * ow + j) * kk;
             /* Window columns inside the input: [lo, hi). */
-            size_t jj = j * g->stride, lo = jj < g->pad ? g->pad - jj : 0;
-            size_t hi = jj + g->kw <= g->w + g->pad ? g->kw : g->w + g->pad - jj;
-            for (size_t c = 0; c < g->c; c++)
-                for (size_t ki = 0; ki < g->kh; ki++, out += g->kw) {
-                    size_t ii = i * g->stride + ki;
-                    if (ii < g->pad || ii >= g->h + g->pad) {
-                        memset(out, 0, g->kw * sizeof(float));
+            size_t jj = j * st, lo = jj < pad ? pad - jj : 0;
+            size_t hi = jj + kw <= w + pad ? kw : w + pad - jj;
+            for (size_t ch = 0; ch < c; ch++) {
+                const float *plane = x + ch * h * w;
+                for (size_t ki = 0; ki < kh; ki++, out += kw) {
+                    size_t ii = i * st + ki;
+                    if (ii < pad || ii >= h + pad) {
+                        vzero(out, kw);
                         continue;
                     }
-                    const float *in = x + (c * g->h + ii - g->pad) * g->w + jj - g->pad;
-                    for (size_t kj = 0; kj < lo; kj++)
-                        out[kj] = 0.0f;
-                    for (size_t kj = lo; kj < hi; kj++)
-                        out[kj] = in[kj];
-                    for (size_t kj = hi; kj < g->kw; kj++)
-                        out[kj] = 0.0f;
+                    const float *in = plane + (ii - pad) * w + jj - pad;
+                    if (lo == 0 && hi == kw) {
+                        vcopy(out, in, kw);
+                    } else {
+                        vzero(out, lo);
+                        vcopy(out + lo, in + lo, hi - lo);
+                        vzero(out + hi, kw - hi);
+                    }
                 }
+            }
         }
 }
 
 /* One channel plane of one image: adds the windows of col back into x. */
 static void col2im_plane(const cn_win *g, const float *col, size_t ldcol, float *x)
 {
-    memset(x, 0, g->h * g->w * sizeof(float));
-    for (size_t ki = 0; ki < g->kh; ki++)
-        for (size_t kj = 0; kj < g->kw; kj++) {
-            const float *row = col + (ki * g->kw + kj) * ldcol;
+    const size_t kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t st = g->stride, pad = g->pad;
+    vzero(x, h * w);
+    for (size_t ki = 0; ki < kh; ki++) {
+        size_t i0 = ki >= pad ? 0 : (pad - ki + st - 1) / st;
+        size_t i1 = ki >= h + pad ? 0 : (h + pad - ki + st - 1) / st;
+        i1 = i1 < oh ? i1 : oh;
+        i0 = i0 < i1 ? i0 : i1;
+        for (size_t kj = 0; kj < kw; kj++) {
+            const float *in = col + (ki * kw + kj) * ldcol + i0 * ow;
             size_t lo, hi;
             valid_range(kj, g, &lo, &hi);
-            for (size_t i = 0; i < g->oh; i++) {
-                size_t ii = i * g->stride + ki;
-                if (ii < g->pad || ii >= g->h + g->pad)
-                    continue;
-                float *out = x + (ii - g->pad) * g->w + kj - g->pad;
-                const float *in = row + i * g->ow;
-                if (g->stride == 1) {
+            float *out = x + (i0 * st + ki - pad) * w + kj - pad;
+            for (size_t i = i0; i < i1; i++, in += ow, out += st * w) {
+                if (st == 1)
+                    vadd(out + lo, in + lo, hi - lo);
+                else
                     for (size_t j = lo; j < hi; j++)
-                        out[j] += in[j];
-                } else {
-                    for (size_t j = lo; j < hi; j++)
-                        out[j * g->stride] += in[j];
-                }
+                        out[j * st] += in[j];
             }
         }
+    }
 }
 
 static void col2im_one(const cn_win *g, const float *col, size_t ldcol, float *dx)
 {
+#ifdef HAVE_COL2IM_S1
+    if (g->stride == 1 && col2im_s1_fits(g)) {
+        col2im_s1(g, col, ldcol, dx);
+        return;
+    }
+#endif
     size_t kk = g->kh * g->kw;
     for (size_t c = 0; c < g->c; c++)
         col2im_plane(g, col + c * kk * ldcol, ldcol, dx + c * g->h * g->w);
 }
+
+/* 2x2 windows with stride 2, the common case.  An instruction set may give
+ * its own pool2_fwd_row and pool2_bwd_row (HAVE_POOL2_ROW); these are the
+ * plain versions, straight-line selects the compiler can vectorise. */
+#ifndef HAVE_POOL2_ROW
+static void pool2_fwd_row(const float *restrict t, const float *restrict u, size_t ow,
+                          float *restrict out)
+{
+    for (size_t j = 0; j < ow; j++) {
+        float a = t[2 * j], b = t[2 * j + 1], c = u[2 * j], d = u[2 * j + 1];
+        float ab = b > a ? b : a, cd = d > c ? d : c;
+        out[j] = cd > ab ? cd : ab;
+    }
+}
+
+/* The gradient goes to the first maximum in a, b, c, d order, as in the
+ * general case; every input of the window is written. */
+static void pool2_bwd_row(const float *restrict t, const float *restrict u, size_t ow,
+                          const float *restrict d, float *restrict ot, float *restrict ou)
+{
+    for (size_t j = 0; j < ow; j++) {
+        float a = t[2 * j], b = t[2 * j + 1], c = u[2 * j], e = u[2 * j + 1], g = d[j];
+        float ab = b > a ? b : a, ce = e > c ? e : c;
+        float gt = ce > ab ? 0.0f : g, gu = ce > ab ? g : 0.0f; /* which row wins */
+        ot[2 * j] = b > a ? 0.0f : gt;
+        ot[2 * j + 1] = b > a ? gt : 0.0f;
+        ou[2 * j] = e > c ? 0.0f : gu;
+        ou[2 * j + 1] = e > c ? gu : 0.0f;
+    }
+}
+#endif
+
+static void pool2_fwd_plane(const float *in, size_t w, size_t oh, size_t ow, float *out)
+{
+    for (size_t i = 0; i < oh; i++, in += 2 * w, out += ow)
+        pool2_fwd_row(in, in + w, ow, out);
+}
+
+static void pool2_bwd_plane(const float *in, size_t w, size_t oh, size_t ow, const float *d,
+                            float *out, size_t h)
+{
+    for (size_t i = 0; i < oh; i++, in += 2 * w, out += 2 * w, d += ow) {
+        pool2_bwd_row(in, in + w, ow, d, out, out + w);
+        for (size_t j = 2 * ow; j < w; j++) /* an odd last column */
+            out[j] = out[w + j] = 0.0f;
+    }
+    for (size_t i = 2 * oh; i < h; i++) /* an odd last row */
+        for (size_t j = 0; j < w; j++)
+            out[(i - 2 * oh) * w + j] = 0.0f;
+}
+
+static int is_pool2(const cn_win *g) { return g->kh == 2 && g->kw == 2 && g->stride == 2; }
 
 static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y)
 {
@@ -128,6 +211,10 @@ static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, s
     for (long t = 0; t < planes; t++) {
         const float *in = x + (size_t)t * g->h * g->w;
         float *out = y + (size_t)t * g->oh * g->ow;
+        if (is_pool2(g)) {
+            pool2_fwd_plane(in, g->w, g->oh, g->ow, out);
+            continue;
+        }
         for (size_t i = 0; i < g->oh; i++)
             for (size_t j = 0; j < g->ow; j++) {
                 const float *win = in + i * g->stride * g->w + j * g->stride;
@@ -150,6 +237,10 @@ static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, c
         const float *in = x + (size_t)t * g->h * g->w;
         const float *d = dy + (size_t)t * g->oh * g->ow;
         float *out = dx + (size_t)t * g->h * g->w;
+        if (is_pool2(g)) {
+            pool2_bwd_plane(in, g->w, g->oh, g->ow, d, out, g->h);
+            continue;
+        }
         memset(out, 0, g->h * g->w * sizeof(float));
         for (size_t i = 0; i < g->oh; i++)
             for (size_t j = 0; j < g->ow; j++) {

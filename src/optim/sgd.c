@@ -31,15 +31,8 @@ void cn_optim_free(cn_optim *o)
     o->state = NULL;
 }
 
-void cn_optim_step(cn_optim *o, const cn_train_opts *opts, double lr, float *params,
-                   const float *grads, size_t n)
+void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
+                   float *params, const float *grads, size_t n)
 {
-    float *m = o->state;
-    float mu = (float)opts->momentum, one_mu = (float)(1.0 - opts->momentum);
-    float a = (float)lr, lambda = (float)opts->decay;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++) {
-        m[i] = mu * m[i] + one_mu * grads[i];
-        params[i] -= a * (m[i] + lambda * params[i]);
-    }
+    be->sgd(be, n, params, grads, o->state, (float)lr, (float)opts->momentum, (float)opts->decay);
 }
