@@ -100,7 +100,8 @@ static inline void vadd(float *restrict d, const float *restrict s, size_t n)
         _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), _mm256_loadu_ps(s)));
     if (n) {
         __m256i m = tail_mask(n);
-        _mm256_maskstore_ps(d, m, _mm256_add_ps(_mm256_maskload_ps(d, m), _mm256_maskload_ps(s, m)));
+        _mm256_maskstore_ps(d, m,
+                            _mm256_add_ps(_mm256_maskload_ps(d, m), _mm256_maskload_ps(s, m)));
     }
 }
 

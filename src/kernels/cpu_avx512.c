@@ -54,8 +54,60 @@ static void kernel(size_t mr, size_t kc, const float *a, const float *b, size_t 
     switch (mr) {
         ROWS(1)
         ROWS(2)
-        ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13)
-            ROWS(14)
+        ROWS(3)
+        ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12) ROWS(13) ROWS(14)
+    }
+}
+
+/* 16 x 16 transpose in registers: unpacks, then shuffles of pairs, then of
+ * 128-bit lanes. */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16], v[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) {
+            v[8 * h + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0x88);
+            v[8 * h + 4 + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0xDD);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0xDD);
+    }
+}
+
+/* Packs B given transposed (rows j, row stride ldb, columns p) into NR-wide
+ * panels, 16 x 16 blocks at a time through registers. */
+#define HAVE_PACK_B_T 1
+static void pack_b_t(const float *b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc,
+                     float *restrict pb)
+{
+    for (size_t jr = 0; jr < nc; jr += NR, pb += kc * NR) {
+        size_t nr = nc - jr < NR ? nc - jr : NR;
+        for (size_t half = 0; half < 2; half++) {
+            size_t nj = nr > 16 * half ? (nr - 16 * half < 16 ? nr - 16 * half : 16) : 0;
+            const float *src = b + (j0 + jr + 16 * half) * ldb + p0;
+            for (size_t pp = 0; pp < kc; pp += 16) {
+                size_t np = kc - pp < 16 ? kc - pp : 16;
+                __mmask16 mp = (__mmask16)((1u << np) - 1);
+                __m512 r[16];
+                for (size_t q = 0; q < 16; q++)
+                    r[q] = q < nj ? _mm512_maskz_loadu_ps(mp, src + q * ldb + pp)
+                                  : _mm512_setzero_ps();
+                transpose16(r);
+                for (size_t q = 0; q < np; q++)
+                    _mm512_storeu_ps(pb + (pp + q) * NR + 16 * half, r[q]);
+            }
+        }
     }
 }
 
@@ -85,7 +137,8 @@ static inline void vadd(float *restrict d, const float *restrict s, size_t n)
         _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), _mm512_loadu_ps(s)));
     if (n) {
         __mmask16 m = tail_mask(n);
-        _mm512_mask_storeu_ps(d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, s)));
+        _mm512_mask_storeu_ps(
+            d, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), _mm512_maskz_loadu_ps(m, s)));
     }
 }
 
@@ -137,10 +190,13 @@ static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float
         __m512 g = _mm512_maskz_loadu_ps(tail_mask(n), d + j);
         __m512 ab = _mm512_max_ps(b, a), ce = _mm512_max_ps(e, c);
         __mmask16 bottom = _mm512_cmp_ps_mask(ce, ab, _CMP_GT_OQ);
-        __mmask16 rt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), ru = _mm512_cmp_ps_mask(e, c, _CMP_GT_OQ);
+        __mmask16 rt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ),
+                  ru = _mm512_cmp_ps_mask(e, c, _CMP_GT_OQ);
         __m512 gt = _mm512_maskz_mov_ps((__mmask16)~bottom, g), gu = _mm512_maskz_mov_ps(bottom, g);
-        store_pairs(ot + 2 * j, n, _mm512_maskz_mov_ps((__mmask16)~rt, gt), _mm512_maskz_mov_ps(rt, gt));
-        store_pairs(ou + 2 * j, n, _mm512_maskz_mov_ps((__mmask16)~ru, gu), _mm512_maskz_mov_ps(ru, gu));
+        store_pairs(ot + 2 * j, n, _mm512_maskz_mov_ps((__mmask16)~rt, gt),
+                    _mm512_maskz_mov_ps(rt, gt));
+        store_pairs(ou + 2 * j, n, _mm512_maskz_mov_ps((__mmask16)~ru, gu),
+                    _mm512_maskz_mov_ps(ru, gu));
     }
 }
 
@@ -168,7 +224,8 @@ static void im2row_s1(const cn_win *g, const float *x, float *row)
                     size_t hi = j + kw <= w + pad ? kw : w + pad - j;
                     __mmask16 m = (__mmask16)(tail_mask(hi) & ~tail_mask(lo));
                     const float *src = in + (long)j - (long)pad; /* lanes < lo are masked */
-                    _mm512_mask_storeu_ps(out + j * kk, tail_mask(kw), _mm512_maskz_loadu_ps(m, src));
+                    _mm512_mask_storeu_ps(out + j * kk, tail_mask(kw),
+                                          _mm512_maskz_loadu_ps(m, src));
                 }
             }
 }
@@ -241,7 +298,8 @@ static void im2col_plane_s1(const cn_win *g, const float *x, float *col, size_t 
                     size_t a = lo > j0 ? lo - j0 : 0, b = hi > j0 ? hi - j0 : 0;
                     b = b < n ? b : n;
                     __mmask16 m = inside && a < b ? (__mmask16)(tail_mask(b) & ~tail_mask(a)) : 0;
-                    _mm512_mask_storeu_ps(out + j0, tail_mask(n), _mm512_maskz_loadu_ps(m, in + j0));
+                    _mm512_mask_storeu_ps(out + j0, tail_mask(n),
+                                          _mm512_maskz_loadu_ps(m, in + j0));
                 }
             }
         }

@@ -76,6 +76,12 @@ static void pack_a(int ta, const float *a, size_t lda, size_t i0, size_t mc, siz
 static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc,
                    float *restrict pb)
 {
+#ifdef HAVE_PACK_B_T
+    if (tb) {
+        pack_b_t(b, ldb, p0, kc, j0, nc, pb);
+        return;
+    }
+#endif
     for (size_t jr = 0; jr < nc; jr += NR) {
         size_t nr = nc - jr < NR ? nc - jr : NR;
         if (!tb) {
