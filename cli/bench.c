@@ -4,19 +4,25 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static const char help[] =
     "usage: convnet bench [MODEL.cfg|MODEL_FILE] [options]\n"
     "\n"
-    "Times training steps and inference of a network on random data (the default\n"
-    "network when none is given) and prints, for each layer, the median forward,\n"
-    "backward and share of the step, then the optimizer update, images/s and GFLOP/s.\n"
+    "Times a network on random data held in memory (the default network when none\n"
+    "is given).  By default it runs training steps (forward, loss, backward, update)\n"
+    "and prints, for each layer, the median forward and backward time, its share of\n"
+    "the step and its GFLOP/s, then the update, the step time and images/s.\n"
     "\n"
     "  --batch N      images per step (default: the recipe's batch)\n"
     "  --threads N    worker threads (default: one per core)\n"
-    "  --steps N      timed steps (default 20, after 3 untimed)\n"
-    "  --infer N      also time inference on batches of N (default 0: no)\n";
+    "  --steps N      timed steps for the table (default 20, after 3 untimed)\n"
+    "  --infer        time inference (forward passes only) instead of training\n"
+    "  --json         no table: run for --seconds and print one JSON object,\n"
+    "                 {\"mode\", \"batch\", \"threads\", \"isa\", \"images_per_s\", \"gflops\",\n"
+    "                  \"max_rss_mb\"}, as bench/run.sh reads it\n"
+    "  --seconds S    how long --json measures (default 2, after a warm-up)\n";
 
 static double now(void)
 {
@@ -32,7 +38,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of column j of a steps x cols table. */
-static double median(double *t, size_t steps, size_t cols, size_t j, double *tmp)
+static double median(const double *t, size_t steps, size_t cols, size_t j, double *tmp)
 {
     for (size_t s = 0; s < steps; s++)
         tmp[s] = t[s * cols + j];
@@ -40,17 +46,108 @@ static double median(double *t, size_t steps, size_t cols, size_t j, double *tmp
     return steps % 2 ? tmp[steps / 2] : 0.5 * (tmp[steps / 2 - 1] + tmp[steps / 2]);
 }
 
+typedef struct bench {
+    cn_model *model;
+    size_t batch;
+    int infer;
+    float *x;
+    int32_t *labels;
+} bench;
+
+static cn_status run_step(bench *b)
+{
+    if (b->infer)
+        return cn_net_forward(cn_model_net(b->model), b->x, b->batch);
+    return cn_model_step(b->model, b->x, b->labels, b->batch, 1e-4, NULL);
+}
+
+/* Steps for about seconds after a warm-up; returns images per second. */
+static int throughput(bench *b, double seconds, double *ips)
+{
+    double warm = now() + (seconds / 4 < 0.5 ? seconds / 4 : 0.5);
+    do {
+        if (run_step(b))
+            return -1;
+    } while (now() < warm);
+    size_t steps = 0;
+    double start = now(), elapsed;
+    do {
+        if (run_step(b))
+            return -1;
+        steps++;
+        elapsed = now() - start;
+    } while (elapsed < seconds || steps < 3);
+    *ips = (double)(steps * b->batch) / elapsed;
+    return 0;
+}
+
+static int print_table(bench *b, const char *name, long steps)
+{
+    cn_net *net = cn_model_net(b->model);
+    size_t nl = cn_net_num_layers(net);
+    double *f = calloc((size_t)steps * (nl + 1), sizeof(double));
+    double *bw = calloc((size_t)steps * (nl + 1), sizeof(double));
+    double *tmp = calloc((size_t)steps, sizeof(double));
+    int rc = 0;
+    if (!f || !bw || !tmp) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    for (long r = -3; r < steps; r++) {
+        size_t row = (size_t)(r < 0 ? 0 : r) * (nl + 1);
+        if (cn_model_profile(b->model, b->x, b->labels, b->batch, f + row, bw + row,
+                             &f[row + nl])) {
+            rc = cli_lib_error();
+            goto done;
+        }
+    }
+    net = cn_model_net(b->model);
+    printf("%s: batch %zu, %d threads, %s kernels; median of %ld steps\n\n", name, b->batch,
+           cn_net_threads(net), cn_net_isa(net), steps);
+    printf("%-12s %-8s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
+           "GFLOP/s");
+    double total = median(f, (size_t)steps, nl + 1, nl, tmp);
+    uint64_t macs = 0;
+    for (size_t i = 0; i < nl; i++)
+        total +=
+            median(f, (size_t)steps, nl + 1, i, tmp) + median(bw, (size_t)steps, nl + 1, i, tmp);
+    for (size_t i = 0; i < nl; i++) {
+        cn_layer_info li;
+        cn_net_layer(net, i, &li);
+        macs += li.macs;
+        double fm = median(f, (size_t)steps, nl + 1, i, tmp);
+        double bm = median(bw, (size_t)steps, nl + 1, i, tmp);
+        char gf[16] = "";
+        if (li.macs)
+            snprintf(gf, sizeof gf, "%.1f",
+                     6.0 * (double)li.macs * (double)b->batch / (fm + bm) / 1e9);
+        printf("%-12s %-8s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
+               100 * (fm + bm) / total, gf);
+    }
+    double upd = median(f, (size_t)steps, nl + 1, nl, tmp);
+    printf("%-12s %-8s %11.3f %11s %6.1f%%\n", "update", "sgd", 1e3 * upd, "", 100 * upd / total);
+    printf("\nstep %.3f ms: %.0f images/s, %.1f GFLOP/s (6 x %.2f M multiply-adds per image)\n",
+           1e3 * total, (double)b->batch / total,
+           6.0 * (double)macs * (double)b->batch / total / 1e9, (double)macs / 1e6);
+done:
+    free(f);
+    free(bw);
+    free(tmp);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
-    enum { O_BATCH = 1, O_THREADS, O_STEPS, O_INFER, O_HELP };
+    enum { O_BATCH = 1, O_THREADS, O_STEPS, O_INFER, O_JSON, O_SECONDS, O_HELP };
     static const cli_opt opts[] = {
         {"batch", 1, O_BATCH}, {"threads", 1, O_THREADS}, {"steps", 1, O_STEPS},
-        {"infer", 1, O_INFER}, {"help", 0, O_HELP},       {"h", 0, O_HELP},
-        {NULL, 0, 0},
+        {"infer", 0, O_INFER}, {"json", 0, O_JSON},       {"seconds", 1, O_SECONDS},
+        {"help", 0, O_HELP},   {"h", 0, O_HELP},          {NULL, 0, 0},
     };
-    long batch = 0, threads = 0, steps = 20, infer = 0;
+    long batch = 0, threads = 0, steps = 20;
+    double seconds = 2;
+    int infer = 0, json = 0, c;
     const char *path = NULL, *v;
-    int c;
     cli_iter it;
     cli_begin(&it, "bench", argc, argv);
     while ((c = cli_next(&it, opts, &v)) != CLI_END) {
@@ -76,17 +173,21 @@ int cmd_bench(int argc, char **argv)
                 return cli_usage("bench", "--steps takes a whole number from 1 to 100000, not '%s'",
                                  v);
             break;
-        case O_INFER:
-            if (!cli_int(v, 0, 65536, &infer))
-                return cli_usage("bench", "--infer takes a whole number from 0 to 65536, not '%s'",
+        case O_SECONDS:
+            if (!cli_double(v, 0.01, 3600, &seconds))
+                return cli_usage("bench", "--seconds takes a number from 0.01 to 3600, not '%s'",
                                  v);
             break;
+        case O_INFER: infer = 1; break;
+        case O_JSON: json = 1; break;
         case O_HELP: fputs(help, stdout); return 0;
         }
     }
-    cn_model *model = NULL;
+    if (infer && !json)
+        return cli_usage("bench", "--infer needs --json (the layer table is for training)");
+    bench b = {NULL, 0, infer, NULL, NULL};
     if (path && cli_is_model_file(path)) {
-        if (cn_model_load(path, (int)threads, &model))
+        if (cn_model_load(path, (int)threads, &b.model))
             return cli_lib_error();
     } else {
         cn_spec *spec;
@@ -95,98 +196,57 @@ int cmd_bench(int argc, char **argv)
                  : cn_spec_parse(cn_cli_default_model, "models/mnist.cfg (built in)", &spec);
         if (st)
             return cli_lib_error();
-        st = cn_model_create(spec, NULL, (int)threads, &model);
+        st = cn_model_create(spec, NULL, (int)threads, &b.model);
         cn_spec_free(spec);
         if (st)
             return cli_lib_error();
     }
-    if (!batch)
-        batch = cn_model_opts(model)->batch;
-    cn_net *net = cn_model_net(model);
-    size_t nl = cn_net_num_layers(net), in = 1;
-    cn_shape s = cn_net_input_shape(net);
-    in = s.c * s.h * s.w;
-    size_t big = (size_t)(infer > batch ? infer : batch);
-    float *x = malloc(big * in * sizeof(float));
-    int32_t *labels = malloc(big * sizeof(int32_t));
-    double *f = calloc((size_t)steps * (nl + 1), sizeof(double));
-    double *b = calloc((size_t)steps * (nl + 1), sizeof(double));
-    double *tmp = calloc((size_t)steps, sizeof(double));
+    b.batch = batch ? (size_t)batch : (size_t)cn_model_opts(b.model)->batch;
     int rc = 0;
-    if (!x || !labels || !f || !b || !tmp) {
+    if (cn_model_reserve(b.model, b.batch)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    cn_net *net = cn_model_net(b.model);
+    cn_shape s = cn_net_input_shape(net);
+    size_t in = s.c * s.h * s.w;
+    b.x = malloc(b.batch * in * sizeof(float));
+    b.labels = malloc(b.batch * sizeof(int32_t));
+    if (!b.x || !b.labels) {
         rc = cli_error("out of memory");
         goto done;
     }
     cn_rng rng;
     cn_rng_seed(&rng, 1);
-    for (size_t i = 0; i < big * in; i++)
-        x[i] = (float)cn_rng_normal(&rng);
-    for (size_t i = 0; i < big; i++)
-        labels[i] = (int32_t)cn_rng_below(&rng, cn_net_classes(net));
-    /* A small learning rate keeps random-data training from diverging. */
-    cn_model_opts(model)->lr = 1e-4;
-    for (long r = -3; r < steps; r++) {
-        double *fr = f + (r < 0 ? 0 : r) * (long)(nl + 1),
-               *br = b + (r < 0 ? 0 : r) * (long)(nl + 1);
-        if (cn_model_profile(model, x, labels, (size_t)batch, fr, br, &fr[nl])) {
-            rc = cli_lib_error();
-            goto done;
-        }
-        net = cn_model_net(model);
+    for (size_t i = 0; i < b.batch * in; i++)
+        b.x[i] = (float)cn_rng_normal(&rng);
+    for (size_t i = 0; i < b.batch; i++)
+        b.labels[i] = (int32_t)cn_rng_below(&rng, cn_net_classes(net));
+    if (!json) {
+        rc = print_table(&b, path ? path : "models/mnist.cfg (built in)", steps);
+        goto done;
     }
+    double ips;
+    if (throughput(&b, seconds, &ips)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    net = cn_model_net(b.model);
     uint64_t macs = 0;
-    double total = 0;
-    for (size_t i = 0; i < nl; i++) {
+    for (size_t i = 0; i < cn_net_num_layers(net); i++) {
         cn_layer_info li;
         cn_net_layer(net, i, &li);
         macs += li.macs;
-        total +=
-            median(f, (size_t)steps, nl + 1, i, tmp) + median(b, (size_t)steps, nl + 1, i, tmp);
     }
-    double upd = median(f, (size_t)steps, nl + 1, nl, tmp);
-    total += upd;
-    printf("%s: batch %ld, %d threads, %s kernels; median of %ld steps\n\n",
-           path ? path : "models/mnist.cfg (built in)", batch, cn_net_threads(net), cn_net_isa(net),
-           steps);
-    printf("%-12s %-8s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
-           "GFLOP/s");
-    for (size_t i = 0; i < nl; i++) {
-        cn_layer_info li;
-        cn_net_layer(net, i, &li);
-        double fm = median(f, (size_t)steps, nl + 1, i, tmp),
-               bm = median(b, (size_t)steps, nl + 1, i, tmp);
-        char gf[16] = "";
-        if (li.macs)
-            snprintf(gf, sizeof gf, "%.1f",
-                     6.0 * (double)li.macs * (double)batch / (fm + bm) / 1e9);
-        printf("%-12s %-8s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
-               100 * (fm + bm) / total, gf);
-    }
-    printf("%-12s %-8s %11.3f %11s %6.1f%%\n", "update", "sgd", 1e3 * upd, "", 100 * upd / total);
-    printf("\nstep %.3f ms: %.0f images/s, %.1f GFLOP/s (6 x %.2f M multiply-adds per image)\n",
-           1e3 * total, (double)batch / total, 6.0 * (double)macs * (double)batch / total / 1e9,
-           (double)macs / 1e6);
-    if (infer > 0) {
-        double best = 1e30;
-        for (int r = 0; r < 5; r++) {
-            double t0 = now();
-            cn_net_forward(net, x, (size_t)infer);
-            double t = now() - t0;
-            best = t < best ? t : best;
-        }
-        if (cn_net_forward(net, x, (size_t)infer)) {
-            /* The net is built for the training batch: make room first. */
-            rc = cli_error("--infer %ld is larger than the batches this network takes", infer);
-            goto done;
-        }
-        printf("inference, batch %ld: %.0f images/s (best of 5)\n", infer, (double)infer / best);
-    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"mode\": \"%s\", \"batch\": %zu, \"threads\": %d, \"isa\": \"%s\", "
+           "\"images_per_s\": %.1f, \"gflops\": %.2f, \"max_rss_mb\": %.1f}\n",
+           infer ? "infer" : "train", b.batch, cn_net_threads(net), cn_net_isa(net), ips,
+           ips * (infer ? 2.0 : 6.0) * (double)macs / 1e9, (double)ru.ru_maxrss / 1024.0);
 done:
-    free(x);
-    free(labels);
-    free(f);
-    free(b);
-    free(tmp);
-    cn_model_free(model);
+    free(b.x);
+    free(b.labels);
+    cn_model_free(b.model);
     return rc;
 }

@@ -189,7 +189,10 @@ cn_status cn_net_forward(cn_net *net, const float *x, size_t n);
 /* Class probabilities of the last forward pass, (n, classes); owned by the
  * net and valid until the next forward pass. */
 const float *cn_net_output(const cn_net *net);
-/* Output of layer i in the last forward pass, (n, out.c, out.h, out.w). */
+/* Output of layer i in the last forward pass, (n, out.c, out.h, out.w).  An
+ * element-wise layer (relu, sigmoid, tanh) that follows a convolution, fully
+ * connected or pooling layer works in place: both layers then show its
+ * output. */
 const float *cn_net_layer_output(const cn_net *net, size_t i);
 /* Mean negative log-likelihood of labels under the last forward pass,
  * computed stably (log-sum-exp).  Errors: CN_ERR_ARG (bad label or n). */
@@ -290,6 +293,11 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out);
  * previous file intact.  Errors: CN_ERR_IO. */
 cn_status cn_model_save(const cn_model *model, const char *path);
 void cn_model_free(cn_model *model);
+
+/* Makes the model's network take batches of up to n samples (rebuilding it
+ * if it was planned for fewer; the weights are kept).  Errors: CN_ERR_ARG,
+ * CN_ERR_NOMEM. */
+cn_status cn_model_reserve(cn_model *model, size_t n);
 
 cn_net *cn_model_net(cn_model *model);
 const cn_spec *cn_model_spec(const cn_model *model);

@@ -92,12 +92,14 @@ typedef struct cn_layer_ops {
     const char *kind;   /* section name in the model description */
     const cn_key *keys; /* accepted settings */
     size_t n_keys;
-    int is_loss; /* the loss layer must be the last one */
+    int is_loss;  /* the loss layer must be the last one */
+    int in_place; /* may write its output over its input (element-wise) */
+    int uses_y;   /* backward reads this layer's output */
     /* Shapes, parameters and scratch size (which may depend on the backend)
      * from l->in and l->v; on an
      * impossible shape returns CN_ERR_SPEC with a message (no file/line:
      * the caller adds them). */
-    cn_status (*setup)(cn_layer *l, const cn_backend *be, size_t max_batch);
+    cn_status (*setup)(cn_layer *l, const cn_backend *be, size_t train_batch);
     /* Forward and backward cannot fail: everything was checked in setup.
      * x (n, in), y (n, out).  backward writes dx (skipped when NULL) and adds
      * into the parameter gradients. */
@@ -139,8 +141,8 @@ struct cn_layer {
     size_t n_t;
     float *p[CN_MAX_TENSORS]; /* views into the parameter block */
     float *g[CN_MAX_TENSORS]; /* views into the gradient block */
-    size_t ws_floats;         /* scratch needed for max_batch samples */
-    size_t chunk;             /* samples per pass through the scratch */
+    size_t ws_floats;         /* scratch needed for the passes */
+    int shares_input;         /* its output buffer is its input's (in place) */
     uint64_t macs;            /* per sample, forward */
 };
 
@@ -157,7 +159,8 @@ struct cn_net {
     cn_spec *spec; /* borrowed from the creator, who keeps it alive */
     cn_layer *layers;
     size_t n_layers;
-    size_t max_batch;
+    size_t max_batch;   /* largest batch of a forward pass */
+    size_t train_batch; /* largest batch of a backward pass */
     cn_backend be;
     size_t n_params;
     float *params, *grads;
@@ -168,6 +171,11 @@ struct cn_net {
     size_t n_last; /* batch size of the last forward pass */
     const float *x_last;
 };
+
+/* cn_net_create with gradient memory for batches of up to train_batch only
+ * (<= max_batch): a model evaluates larger batches than it trains on. */
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
+                       cn_net **out);
 
 /* Layer-level passes for gradcheck: forward/backward of layer i alone. */
 void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n);
@@ -199,8 +207,9 @@ void cn_optim_free(cn_optim *o);
 void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
                    float *params, const float *grads, size_t n);
 
-/* Ensures the model's net takes batches of n; rebuilds it if needed. */
-cn_status cn_model_reserve(cn_model *m, size_t n);
+/* Rebuilds the model's net, if needed, for forward passes of n and backward
+ * passes of train samples. */
+cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
 
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);

@@ -81,18 +81,30 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int th
     return CN_OK;
 }
 
-cn_status cn_model_reserve(cn_model *m, size_t n)
+/* Rebuilds the net if it cannot take forward passes of n samples, or
+ * backward passes of train samples; the weights are kept. */
+cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
 {
-    if (n <= m->net->max_batch)
+    cn_net *old = m->net;
+    if (n <= old->max_batch && train <= old->train_batch)
         return CN_OK;
+    size_t max = n > old->max_batch ? n : old->max_batch;
+    size_t tr = train > old->train_batch ? train : old->train_batch;
     cn_net *net;
-    cn_status st = cn_net_create(m->spec, n, m->threads, &net);
+    cn_status st = cn_net_build(m->spec, max > tr ? max : tr, tr, m->threads, &net);
     if (st)
         return st;
-    memcpy(net->params, m->net->params, net->n_params * sizeof(float));
-    cn_net_free(m->net);
+    memcpy(net->params, old->params, net->n_params * sizeof(float));
+    cn_net_free(old);
     m->net = net;
     return CN_OK;
+}
+
+cn_status cn_model_reserve(cn_model *m, size_t n)
+{
+    if (n == 0 || n > 65536)
+        return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most 65536", n);
+    return cn_model_plan(m, n, 0);
 }
 
 /* ------------------------------------------------------------------ save */

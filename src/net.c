@@ -19,7 +19,8 @@ void cn_net_free(cn_net *net)
         return;
     if (net->act)
         for (size_t i = 0; i < net->n_layers; i++)
-            cn_free(net->act[i]);
+            if (!net->layers[i].shares_input)
+                cn_free(net->act[i]);
     free(net->act);
     cn_free(net->gbuf[0]);
     cn_free(net->gbuf[1]);
@@ -33,7 +34,7 @@ void cn_net_free(cn_net *net)
 
 /* Configures layer l from section sec with input shape in. */
 static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_layer *l, cn_shape in,
-                             const cn_backend *be, size_t max_batch, unsigned *count)
+                             const cn_backend *be, size_t train_batch, unsigned *count)
 {
     l->ops = cn_layer_find(sec->kind);
     l->line = sec->line;
@@ -46,7 +47,7 @@ static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_laye
     cn_status st = cn_section_read(spec, sec, l->ops->keys, l->ops->n_keys, 1, l->v);
     if (st)
         return st;
-    st = l->ops->setup(l, be, max_batch);
+    st = l->ops->setup(l, be, train_batch);
     if (st) {
         cn_error_prefix("%s:%d: [%s] %s with input %zux%zux%zu: ", spec->source, sec->line,
                         sec->kind, l->name, in.c, in.h, in.w);
@@ -65,8 +66,14 @@ static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_laye
 
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
 {
+    return cn_net_build(spec, max_batch, max_batch, threads, out);
+}
+
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
+                       cn_net **out)
+{
     *out = NULL;
-    if (!spec || max_batch == 0 || max_batch > 65536)
+    if (!spec || max_batch == 0 || max_batch > 65536 || train_batch == 0 || train_batch > max_batch)
         return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
                        max_batch);
     cn_net *net = calloc(1, sizeof *net);
@@ -85,6 +92,7 @@ cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_n
     }
     net->spec = (cn_spec *)spec;
     net->max_batch = max_batch;
+    net->train_batch = train_batch;
     size_t n_layers = 0;
     for (size_t i = 0; i < spec->n_sections; i++)
         n_layers += (size_t)cn_is_layer_section(&spec->sections[i]);
@@ -106,7 +114,7 @@ cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_n
         unsigned count = 1;
         for (size_t j = 0; j < net->n_layers; j++)
             count += strcmp(net->layers[j].ops->kind, sec->kind) == 0;
-        if ((st = build_layer(spec, sec, l, shape, &net->be, max_batch, &count)))
+        if ((st = build_layer(spec, sec, l, shape, &net->be, train_batch, &count)))
             goto fail;
         for (size_t j = 0; j < net->n_layers; j++)
             if (strcmp(net->layers[j].name, l->name) == 0) {
@@ -151,14 +159,20 @@ cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_n
     }
     net->params = cn_alloc(net->n_params, sizeof(float));
     net->grads = cn_alloc(net->n_params, sizeof(float));
-    net->gbuf[0] = cn_alloc(cn_mul(max_io, max_batch), sizeof(float));
-    net->gbuf[1] = cn_alloc(cn_mul(max_io, max_batch), sizeof(float));
+    net->gbuf[0] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
+    net->gbuf[1] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->ws = cn_alloc(ws, sizeof(float));
     net->ws_floats = ws;
     int ok = net->params && net->grads && net->gbuf[0] && net->gbuf[1] && net->ws;
     for (size_t i = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        net->act[i] = cn_alloc(cn_mul(cn_shape_size(l->out), max_batch), sizeof(float));
+        /* An element-wise layer writes over its input when the layer before
+         * does not need its own output in backward. */
+        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y;
+        if (l->shares_input)
+            net->act[i] = net->act[i - 1];
+        else
+            net->act[i] = cn_alloc(cn_mul(cn_shape_size(l->out), max_batch), sizeof(float));
         ok = net->act[i] != NULL;
         for (size_t t = 0; t < l->n_t; t++) {
             l->p[t] = net->params + l->t[t].offset;
@@ -333,6 +347,11 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
     cn_status st = check_labels(net, labels, n);
     if (st)
         return st;
+    if (n > net->train_batch)
+        return cn_fail(CN_ERR_ARG,
+                       "a backward pass over %zu samples; this network keeps gradients "
+                       "for batches of up to %zu",
+                       n, net->train_batch);
     cn_ctx ctx = make_ctx(net, labels);
     int cur = 0;
     for (size_t i = net->n_layers; i-- > 0;) {

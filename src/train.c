@@ -58,7 +58,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                        "the model stopped at batch %llu of an epoch that now has %zu "
                        "batches: resume with the batch size it was trained with",
                        (unsigned long long)m->state.step, steps);
-    if ((st = cn_model_reserve(m, batch)))
+    if ((st = cn_model_plan(m, batch, batch)))
         return st;
     cn_net *net = m->net;
     size_t in_size = cn_shape_size(cn_net_input_shape(net)), k = cn_net_classes(net);
@@ -173,7 +173,7 @@ done:
 static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
                       double *loss, double *fwd, double *bwd, double *update)
 {
-    cn_status st = cn_model_reserve(m, n);
+    cn_status st = cn_model_plan(m, n, n);
     if (st)
         return st;
     cn_net *net = m->net;

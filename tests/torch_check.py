@@ -11,11 +11,15 @@ network with torch.nn, runs the same steps with the lecture's SGD
 any result differs by more than the tolerance.
 """
 import json
+import os
 import struct
 import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+import torchnet  # noqa: E402
 
 DTYPES = {"F32": np.float32, "I32": np.int32}
 
@@ -35,67 +39,9 @@ def read_safetensors(path):
     return meta, tensors
 
 
-def parse_cfg(text):
-    sections = []
-    for line in text.splitlines():
-        line = line.split("#")[0].split(";")[0].strip()
-        if not line:
-            continue
-        if line.startswith("["):
-            sections.append((line[1:-1], {}))
-        else:
-            k, v = line.split("=", 1)
-            sections[-1][1][k.strip()] = v.strip()
-    return sections
-
-
-def build(sections):
-    net = dict(sections)["net"] if any(s[0] == "net" for s in sections) else None
-    c, h, w = int(net["channels"]), int(net["height"]), int(net["width"])
-    layers, names, counts = [], [], {}
-    shape = (c, h, w)
-    for kind, kv in sections:
-        if kind in ("net", "train"):
-            continue
-        counts[kind] = counts.get(kind, 0) + 1
-        name = kv.get("name", f"{kind}{counts[kind]}")
-        if kind == "conv":
-            k, s, p = int(kv["size"]), int(kv.get("stride", 1)), int(kv.get("pad", 0))
-            f = int(kv["filters"])
-            layers.append(torch.nn.Conv2d(shape[0], f, k, s, p))
-            shape = (f, (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1)
-        elif kind == "maxpool":
-            k = int(kv.get("size", 2))
-            s = int(kv.get("stride", 0)) or k
-            layers.append(torch.nn.MaxPool2d(k, s))
-            shape = (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
-        elif kind == "fc":
-            o = int(kv["outputs"])
-            layers.append(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(shape[0] * shape[1] * shape[2], o)))
-            shape = (o, 1, 1)
-        elif kind in ("relu", "sigmoid", "tanh"):
-            layers.append({"relu": torch.nn.ReLU(), "sigmoid": torch.nn.Sigmoid(), "tanh": torch.nn.Tanh()}[kind])
-        elif kind == "softmax":
-            layers.append(torch.nn.Flatten())  # the loss takes the logits
-        names.append(name)
-    return layers, names
-
-
-def params_of(layers, names):
-    out = {}
-    for layer, name in zip(layers, names):
-        mod = layer[1] if isinstance(layer, torch.nn.Sequential) else layer
-        if hasattr(mod, "weight") and mod.weight is not None:
-            out[name + ".weight"] = mod.weight
-            out[name + ".bias"] = mod.bias
-    return out
-
-
 def main():
     meta, t = read_safetensors(sys.argv[1])
-    layers, names = build(parse_cfg(meta["convnet.model"]))
-    model = torch.nn.Sequential(*layers)
-    params = params_of(layers, names)
+    model, params, _, _ = torchnet.build(meta["convnet.model"])
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(t[name].reshape(p.shape))

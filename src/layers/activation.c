@@ -4,10 +4,10 @@
  * output: relu' = (y > 0), sigmoid' = y (1 - y), tanh' = 1 - y^2. */
 #include "internal.h"
 
-static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     (void)be;
-    (void)max_batch;
+    (void)train_batch;
     l->out = l->in;
     return CN_OK;
 }
@@ -46,6 +46,6 @@ static uint64_t relu_region(const cn_layer *l, const float *x, const float *y, s
     return h;
 }
 
-const cn_layer_ops cn_relu_ops = {"relu", NULL, 0, 0, setup, forward, backward, relu_region};
-const cn_layer_ops cn_sigmoid_ops = {"sigmoid", NULL, 0, 0, setup, forward, backward, NULL};
-const cn_layer_ops cn_tanh_ops = {"tanh", NULL, 0, 0, setup, forward, backward, NULL};
+const cn_layer_ops cn_relu_ops = {"relu", NULL, 0, 0, 1, 1, setup, forward, backward, relu_region};
+const cn_layer_ops cn_sigmoid_ops = {"sigmoid", NULL, 0, 0, 1, 1, setup, forward, backward, NULL};
+const cn_layer_ops cn_tanh_ops = {"tanh", NULL, 0, 0, 1, 1, setup, forward, backward, NULL};

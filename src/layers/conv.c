@@ -23,7 +23,7 @@ static cn_win geometry(const cn_layer *l)
                     (size_t)l->v[PAD], l->out.h, l->out.w};
 }
 
-static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     size_t f = (size_t)l->v[FILTERS], k = (size_t)l->v[SIZE];
     size_t st = (size_t)l->v[STRIDE], pad = (size_t)l->v[PAD];
@@ -39,7 +39,7 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
     l->t[1] = (cn_ltensor){"bias", 1, {f, 0, 0, 0}, f, 0, 0};
     l->macs = (uint64_t)f * kk * l->out.h * l->out.w;
     cn_win g = geometry(l);
-    l->ws_floats = be->conv_ws(be, &g, f, max_batch);
+    l->ws_floats = be->conv_ws(be, &g, f, train_batch);
     return CN_OK;
 }
 
@@ -57,4 +57,4 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
     ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, dy, n, l->p[0], l->g[0], l->g[1], dx, ctx->ws);
 }
 
-const cn_layer_ops cn_conv_ops = {"conv", keys, NKEYS, 0, setup, forward, backward, NULL};
+const cn_layer_ops cn_conv_ops = {"conv", keys, NKEYS, 0, 0, 0, setup, forward, backward, NULL};

@@ -9,10 +9,10 @@ static const cn_key keys[] = {
     {"outputs", 1, 1, 1000000, 0, 1, NULL},
 };
 
-static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     (void)be;
-    (void)max_batch;
+    (void)train_batch;
     size_t in = cn_shape_size(l->in), out = (size_t)l->v[OUTPUTS];
     l->out = (cn_shape){out, 1, 1};
     l->n_t = 2;
@@ -42,4 +42,4 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         be->gemm(be, 0, 0, n, in, out, 1.0f, dy, out, l->p[0], in, 0.0f, dx, in);
 }
 
-const cn_layer_ops cn_fc_ops = {"fc", keys, NKEYS, 0, setup, forward, backward, NULL};
+const cn_layer_ops cn_fc_ops = {"fc", keys, NKEYS, 0, 0, 0, setup, forward, backward, NULL};

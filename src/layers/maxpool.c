@@ -16,10 +16,10 @@ static cn_win geometry(const cn_layer *l)
     return (cn_win){l->in.c, l->in.h, l->in.w, k, k, st, 0, l->out.h, l->out.w};
 }
 
-static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     (void)be;
-    (void)max_batch;
+    (void)train_batch;
     size_t k = (size_t)l->v[SIZE];
     size_t st = l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k;
     if (k > l->in.h || k > l->in.w)
@@ -66,4 +66,5 @@ static uint64_t region(const cn_layer *l, const float *x, const float *y, size_t
     return h;
 }
 
-const cn_layer_ops cn_maxpool_ops = {"maxpool", keys, NKEYS, 0, setup, forward, backward, region};
+const cn_layer_ops cn_maxpool_ops = {"maxpool", keys,  NKEYS,   0,        0,
+                                     0,         setup, forward, backward, region};

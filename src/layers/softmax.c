@@ -3,10 +3,10 @@
  * as the loss.  Backward starts here: dx = (y - onehot(label)) / n. */
 #include "internal.h"
 
-static cn_status setup(cn_layer *l, const cn_backend *be, size_t max_batch)
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     (void)be;
-    (void)max_batch;
+    (void)train_batch;
     l->out = (cn_shape){cn_shape_size(l->in), 1, 1};
     return CN_OK;
 }
@@ -25,4 +25,4 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, dx);
 }
 
-const cn_layer_ops cn_softmax_ops = {"softmax", NULL, 0, 1, setup, forward, backward, NULL};
+const cn_layer_ops cn_softmax_ops = {"softmax", NULL, 0, 1, 0, 1, setup, forward, backward, NULL};

@@ -1,0 +1,66 @@
+"""torchnet.py - a convnet model description as a torch.nn network.
+
+Shared by tests/torch_check.py (which replays convnet's training steps) and
+bench/torch_bench.py (which times PyTorch on the same networks).  Only the
+layer kinds convnet has are understood; parameters get convnet's names
+(conv1.weight, fc1.bias, ...)."""
+import torch
+
+
+def parse_cfg(text):
+    """[(kind, {key: value})] in file order; comments and blanks dropped."""
+    sections = []
+    for line in text.splitlines():
+        line = line.split("#")[0].split(";")[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            sections.append((line[1:-1], {}))
+        else:
+            key, value = line.split("=", 1)
+            sections[-1][1][key.strip()] = value.strip()
+    return sections
+
+
+def build(text):
+    """(torch.nn.Sequential, {name: parameter}, input shape (c, h, w), train settings)."""
+    sections = parse_cfg(text)
+    net = next(kv for kind, kv in sections if kind == "net")
+    train = next((kv for kind, kv in sections if kind == "train"), {})
+    shape = (int(net["channels"]), int(net["height"]), int(net["width"]))
+    c, h, w = shape
+    layers, params, counts = [], {}, {}
+    for kind, kv in sections:
+        if kind in ("net", "train"):
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        name = kv.get("name", f"{kind}{counts[kind]}")
+        if kind == "conv":
+            k, s, p = int(kv["size"]), int(kv.get("stride", 1)), int(kv.get("pad", 0))
+            f = int(kv["filters"])
+            mod = torch.nn.Conv2d(c, f, k, s, p)
+            layers.append(mod)
+            params[name + ".weight"], params[name + ".bias"] = mod.weight, mod.bias
+            c, h, w = f, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        elif kind == "maxpool":
+            k = int(kv.get("size", 2))
+            s = int(kv.get("stride", 0)) or k
+            layers.append(torch.nn.MaxPool2d(k, s))
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+        elif kind == "fc":
+            o = int(kv["outputs"])
+            mod = torch.nn.Linear(c * h * w, o)
+            layers += [torch.nn.Flatten(), mod]
+            params[name + ".weight"], params[name + ".bias"] = mod.weight, mod.bias
+            c, h, w = o, 1, 1
+        elif kind == "relu":
+            layers.append(torch.nn.ReLU())
+        elif kind == "sigmoid":
+            layers.append(torch.nn.Sigmoid())
+        elif kind == "tanh":
+            layers.append(torch.nn.Tanh())
+        elif kind == "softmax":
+            layers.append(torch.nn.Flatten())  # the loss takes the logits
+        else:
+            raise ValueError(f"torchnet: layer kind [{kind}] is not supported")
+    return torch.nn.Sequential(*layers), params, shape, train
