@@ -97,6 +97,14 @@ test:
 demo:
 	@sh scripts/demo.sh
 
+# convnet against PyTorch, side by side (about 8 minutes); see bench/run.py.
+bench:
+	@sh bench/run.sh
+
+$(BUILD)/peak: bench/peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -fopenmp $< -o $@
+
 clean:
 	rm -rf $(BUILD)
 
@@ -111,6 +119,7 @@ help:
 	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
 	@echo "make test     build and run the whole test suite"
 	@echo "make data     fetch MNIST into data/mnist"
+	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
 	@echo "make format   clang-format the sources"
 

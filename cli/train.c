@@ -7,7 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static const char help[] =
     "usage: convnet train [MODEL.cfg] [options]\n"
@@ -33,6 +41,10 @@ static const char help[] =
     "  --log FILE       CSV log, one line per epoch (default: FILE with .csv)\n"
     "  --resume FILE    continue training from a model file written by train\n"
     "  --quiet          no progress bar, only the lines per epoch\n"
+    "  --test-every F   evaluate the test set every F epochs (0.25: four times an\n"
+    "                   epoch), timed apart from training\n"
+    "  --stop-at A      with --test-every: stop once test accuracy reaches A (0.99)\n"
+    "                   and report the training time it took\n"
     "\n"
     "The model file is written after every epoch; Ctrl-C stops after the current\n"
     "batch and saves it too, so that --resume continues exactly where it stopped.\n"
@@ -53,11 +65,52 @@ typedef struct run {
     int tty, quiet;
     double last_draw;
     int saved_epoch; /* last epoch written to out, -1 if none */
+    /* --test-every and --stop-at */
+    cn_model *model;
+    const cn_data *test;
+    double test_every, stop_at, eval_s, reached_s, reached_acc;
+    uint64_t next_check;
+    int reached;
 } run;
+
+/* Evaluates the test set every test_every epochs; stops training when its
+ * accuracy reaches stop_at.  Evaluation time is kept out of training time. */
+static cn_status check_test(run *r, const cn_progress *p)
+{
+    if (p->global_step < r->next_check)
+        return CN_OK;
+    uint64_t every = (uint64_t)(r->test_every * (double)p->steps + 0.5);
+    r->next_check = p->global_step + (every ? every : 1);
+    double t0 = now(), train_s = p->elapsed_s - r->eval_s;
+    cn_eval ev;
+    cn_status st = cn_net_evaluate(cn_model_net(r->model), r->test, &ev);
+    if (st)
+        return st;
+    r->eval_s += now() - t0;
+    if (r->tty && !r->quiet)
+        fputs("\r\033[K", stderr);
+    printf("test after %.2f epochs: accuracy %.2f%%, loss %.4f (%.1f s of training)\n",
+           (double)p->global_step / (double)p->steps, 100 * ev.accuracy, ev.loss, train_s);
+    fflush(stdout);
+    double acc = ev.accuracy;
+    cn_eval_free(&ev);
+    if (r->stop_at > 0 && acc >= r->stop_at) {
+        r->reached = 1;
+        r->reached_s = train_s;
+        r->reached_acc = acc;
+        return CN_ERR_STOPPED;
+    }
+    return CN_OK;
+}
 
 static cn_status on_batch(void *user, const cn_progress *p)
 {
     run *r = user;
+    if (r->test) {
+        cn_status st = check_test(r, p);
+        if (st)
+            return st;
+    }
     if (!r->tty || r->quiet)
         return CN_OK;
     /* Redraw at most ten times a second, and at the end of an epoch. */
@@ -184,6 +237,8 @@ int cmd_train(int argc, char **argv)
         O_RESUME,
         O_QUIET,
         O_OUT,
+        O_TEST_EVERY,
+        O_STOP_AT,
         O_HELP
     };
     static const cli_opt opts[] = {
@@ -203,12 +258,15 @@ int cmd_train(int argc, char **argv)
         {"resume", 1, O_RESUME},
         {"quiet", 0, O_QUIET},
         {"o", 1, O_OUT},
+        {"test-every", 1, O_TEST_EVERY},
+        {"stop-at", 1, O_STOP_AT},
         {"help", 0, O_HELP},
         {"h", 0, O_HELP},
         {NULL, 0, 0},
     };
     overrides ov = {0, 0, -1, 0, 0, -1, -1, 0};
     long seed = -1, threads = 0, val_n = 10000;
+    double test_every = 0, stop_at = 0;
     const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
     const char *v;
     int quiet = 0, c;
@@ -279,11 +337,23 @@ int cmd_train(int argc, char **argv)
         case O_LOG: log_opt = v; break;
         case O_RESUME: resume = v; break;
         case O_QUIET: quiet = 1; break;
+        case O_TEST_EVERY:
+            if (!cli_double(v, 1e-6, 1000, &test_every))
+                return cli_usage("train", "--test-every takes a number of epochs above 0, not '%s'",
+                                 v);
+            break;
+        case O_STOP_AT:
+            if (!cli_double(v, 1e-6, 1, &stop_at))
+                return cli_usage("train",
+                                 "--stop-at takes an accuracy above 0 and at most 1, not '%s'", v);
+            break;
         case O_HELP: fputs(help, stdout); return 0;
         }
     }
     if (cfg && resume)
         return cli_usage("train", "--resume takes the model from its file; leave out %s", cfg);
+    if (stop_at > 0 && test_every <= 0)
+        return cli_usage("train", "--stop-at needs --test-every");
 
     /* The model: new from a description, or resumed from a file. */
     cn_model *model = NULL;
@@ -340,7 +410,23 @@ int cmd_train(int argc, char **argv)
     cn_data train = cn_data_slice(&all, 0, all.n - (size_t)val_n);
     cn_data val = cn_data_slice(&all, all.n - (size_t)val_n, (size_t)val_n);
 
-    run r = {out, log_path, NULL, isatty(STDERR_FILENO), quiet, 0, -1};
+    run r = {.out = out,
+             .log_path = log_path,
+             .tty = isatty(STDERR_FILENO),
+             .quiet = quiet,
+             .saved_epoch = -1};
+    cn_data test = {0};
+    if (test_every > 0) {
+        if ((st = cn_data_load_mnist(dir, "t10k", &test))) {
+            rc = cli_lib_error();
+            goto done_data;
+        }
+        r.model = model;
+        r.test = &test;
+        r.test_every = test_every;
+        r.stop_at = stop_at;
+        r.next_check = cn_model_state(model)->global_step;
+    }
     const cn_train_state *s = cn_model_state(model);
     int appending = resume && s->epoch > 0;
     r.log = fopen(log_path, appending ? "a" : "w");
@@ -386,7 +472,18 @@ int cmd_train(int argc, char **argv)
     if (r.tty && !quiet)
         fputs("\r\033[K", stderr);
     s = cn_model_state(model);
-    if (st == CN_OK) {
+    if (st == CN_ERR_STOPPED && r.reached) {
+        printf("reached %.2f%% test accuracy after %.2f s of training (%.2f epochs; %.2f s of "
+               "evaluation not counted)\n",
+               100 * r.reached_acc, r.reached_s,
+               (double)s->global_step / (double)(train.n / (size_t)cn_model_opts(model)->batch),
+               r.eval_s);
+        st = cn_model_save(model, out);
+        if (st)
+            rc = cli_lib_error();
+    } else if (st == CN_OK) {
+        if (r.stop_at > 0)
+            printf("did not reach %.2f%% test accuracy\n", 100 * r.stop_at);
         printf("done: %d epoch%s; model written to %s, log to %s\n", s->epoch,
                s->epoch == 1 ? "" : "s", out, log_path);
     } else if (st == CN_ERR_STOPPED) {
@@ -412,6 +509,7 @@ int cmd_train(int argc, char **argv)
         }
     }
     fclose(r.log);
+    cn_data_free(&test);
 done_data:
     cn_data_free(&all);
 done_model:

@@ -84,6 +84,7 @@ typedef struct cn_ctx {
     const cn_backend *be;
     float *ws;             /* scratch memory, the largest layer's ws_floats */
     const int32_t *labels; /* true classes during backward (loss layer) */
+    int fuse;              /* whole-network pass: fused activations apply */
 } cn_ctx;
 
 /* The behaviour of a layer kind.  Adding a kind means one file defining one
@@ -143,6 +144,8 @@ struct cn_layer {
     float *g[CN_MAX_TENSORS]; /* views into the gradient block */
     size_t ws_floats;         /* scratch needed for the passes */
     int shares_input;         /* its output buffer is its input's (in place) */
+    cn_act fused_act;         /* an activation this layer applies in whole-net passes */
+    int fused_away;           /* done by the layer before in whole-net passes */
     uint64_t macs;            /* per sample, forward */
 };
 
@@ -177,7 +180,13 @@ struct cn_net {
 cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
                        cn_net **out);
 
-/* Layer-level passes for gradcheck: forward/backward of layer i alone. */
+/* Whole-network passes, with per-layer times (seconds) when times is not
+ * NULL (a fused-away layer's time is 0: it is in the layer before). */
+void cn_net_run_forward(cn_net *net, const float *x, size_t n, double *times);
+void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx, double *times);
+
+/* Layer-level passes for gradcheck: forward/backward of layer i alone, with
+ * no fusion. */
 void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n);
 void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
                            const float *y, const float *dy, float *dx, size_t n);

@@ -179,6 +179,15 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
             l->g[t] = net->grads + l->t[t].offset;
         }
     }
+    /* A relu working in place after a convolution is done by the convolution. */
+    for (size_t i = 0; i + 1 < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i], *next = &net->layers[i + 1];
+        l->fused_act = CN_ACT_NONE;
+        if (l->ops == &cn_conv_ops && next->ops == &cn_relu_ops && next->shares_input) {
+            l->fused_act = CN_ACT_RELU;
+            next->fused_away = 1;
+        }
+    }
     if (!ok) {
         st = cn_fail(CN_ERR_NOMEM, "%s: out of memory for a batch of %zu", spec->source, max_batch);
         goto fail;
@@ -276,9 +285,42 @@ void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x
         x[i] = (float)pixels[i] * scale - shift;
 }
 
-static cn_ctx make_ctx(cn_net *net, const int32_t *labels)
+static cn_ctx make_ctx(cn_net *net, const int32_t *labels, int fuse)
 {
-    return (cn_ctx){&net->be, net->ws, labels};
+    return (cn_ctx){&net->be, net->ws, labels, fuse};
+}
+
+void cn_net_run_forward(cn_net *net, const float *x, size_t n, double *times)
+{
+    cn_ctx ctx = make_ctx(net, NULL, 1);
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        double t0 = times ? cn_now() : 0;
+        if (!l->fused_away)
+            l->ops->forward(l, &ctx, i ? net->act[i - 1] : x, net->act[i], n);
+        if (times)
+            times[i] = cn_now() - t0;
+    }
+    net->n_last = n;
+    net->x_last = x;
+}
+
+void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx, double *times)
+{
+    cn_ctx ctx = make_ctx(net, labels, 1);
+    const float *dy = NULL; /* the gradient of the current layer's output */
+    for (size_t i = net->n_layers; i-- > 0;) {
+        cn_layer *l = &net->layers[i];
+        double t0 = times ? cn_now() : 0;
+        /* A fused-away layer's output is the layer below's: its gradient too. */
+        if (!l->fused_away) {
+            float *d = i ? net->gbuf[dy == net->gbuf[0]] : dx;
+            l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
+            dy = d;
+        }
+        if (times)
+            times[i] = cn_now() - t0;
+    }
 }
 
 cn_status cn_net_forward(cn_net *net, const float *x, size_t n)
@@ -286,13 +328,7 @@ cn_status cn_net_forward(cn_net *net, const float *x, size_t n)
     if (n == 0 || n > net->max_batch)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; this network was built for 1..%zu", n,
                        net->max_batch);
-    cn_ctx ctx = make_ctx(net, NULL);
-    for (size_t i = 0; i < net->n_layers; i++) {
-        cn_layer *l = &net->layers[i];
-        l->ops->forward(l, &ctx, i ? net->act[i - 1] : x, net->act[i], n);
-    }
-    net->n_last = n;
-    net->x_last = x;
+    cn_net_run_forward(net, x, n, NULL);
     return CN_OK;
 }
 
@@ -352,29 +388,20 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
                        "a backward pass over %zu samples; this network keeps gradients "
                        "for batches of up to %zu",
                        n, net->train_batch);
-    cn_ctx ctx = make_ctx(net, labels);
-    int cur = 0;
-    for (size_t i = net->n_layers; i-- > 0;) {
-        cn_layer *l = &net->layers[i];
-        const float *x = i ? net->act[i - 1] : net->x_last;
-        const float *dy = i + 1 == net->n_layers ? NULL : net->gbuf[cur];
-        float *d = i ? net->gbuf[1 - cur] : dx;
-        l->ops->backward(l, &ctx, x, net->act[i], dy, d, n);
-        cur = 1 - cur;
-    }
+    cn_net_run_backward(net, labels, n, dx, NULL);
     return CN_OK;
 }
 
 void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n)
 {
-    cn_ctx ctx = make_ctx(net, NULL);
+    cn_ctx ctx = make_ctx(net, NULL, 0);
     net->layers[i].ops->forward(&net->layers[i], &ctx, x, y, n);
 }
 
 void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
                            const float *y, const float *dy, float *dx, size_t n)
 {
-    cn_ctx ctx = make_ctx(net, labels);
+    cn_ctx ctx = make_ctx(net, labels, 0);
     net->layers[i].ops->backward(&net->layers[i], &ctx, x, y, dy, dx, n);
 }
 

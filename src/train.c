@@ -93,7 +93,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         p.epoch = s->epoch;
         p.lr = lr;
         p.val_loss = p.val_accuracy = -1.0;
-        for (; s->step < steps; s->step++) {
+        while (s->step < steps) {
             const uint32_t *idx = perm + s->step * batch;
             for (size_t b = 0; b < batch; b++) {
                 memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
@@ -119,23 +119,30 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             cn_net_zero_grads(net);
             cn_net_backward(net, labels, batch, NULL);
             cn_optim_step(&m->optim, &net->be, o, lr, net->params, net->grads, net->n_params);
+            /* The batch is done: the state moves before anyone can stop. */
+            s->step++;
             s->global_step++;
             loss_sum += loss;
             seen += batch;
             double now = cn_now();
-            p.step = s->step + 1;
+            p.step = s->step;
             p.global_step = s->global_step;
             p.loss = loss_sum * (double)batch / (double)seen;
             p.accuracy = (double)correct / (double)seen;
             p.images_per_s = (double)seen / (now - epoch_start);
             p.elapsed_s = now - run_start - p.val_s;
-            if (hooks->on_batch && (st = hooks->on_batch(hooks->user, &p)))
-                goto done;
+            cn_status hook = hooks->on_batch ? hooks->on_batch(hooks->user, &p) : CN_OK;
             /* A stop in the last batch lets the epoch end normally. */
-            if (hooks->stop && *hooks->stop && s->step + 1 < steps) {
-                s->step++;
-                st = cn_fail(CN_ERR_STOPPED, "training stopped at epoch %d, batch %llu of %zu",
-                             s->epoch + 1, (unsigned long long)s->step, steps);
+            if (!hook && hooks->stop && *hooks->stop && s->step < steps)
+                hook = cn_fail(CN_ERR_STOPPED, "training stopped at epoch %d, batch %llu of %zu",
+                               s->epoch + 1, (unsigned long long)s->step, steps);
+            if (hook) {
+                if (s->step == steps) { /* the epoch is complete: close it */
+                    s->rng = rng;
+                    s->epoch++;
+                    s->step = 0;
+                }
+                st = hook;
                 goto done;
             }
         }
@@ -183,33 +190,11 @@ static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t
         if (labels[i] < 0 || (size_t)labels[i] >= cn_net_classes(net))
             return cn_fail(CN_ERR_ARG, "label %d of sample %zu is outside 0..%zu", (int)labels[i],
                            i, cn_net_classes(net) - 1);
-    if (!fwd) {
-        cn_net_forward(net, x, n);
-    } else {
-        for (size_t i = 0; i < net->n_layers; i++) {
-            double t0 = cn_now();
-            cn_net_layer_forward(net, i, i ? net->act[i - 1] : x, net->act[i], n);
-            fwd[i] = cn_now() - t0;
-        }
-        net->n_last = n;
-        net->x_last = x;
-    }
+    cn_net_run_forward(net, x, n, fwd);
     if (loss && (st = cn_net_loss(net, labels, n, loss)))
         return st;
     cn_net_zero_grads(net);
-    if (!bwd) {
-        cn_net_backward(net, labels, n, NULL);
-    } else {
-        int cur = 0;
-        for (size_t i = net->n_layers; i-- > 0;) {
-            double t0 = cn_now();
-            cn_net_layer_backward(net, i, labels, i ? net->act[i - 1] : x, net->act[i],
-                                  i + 1 == net->n_layers ? NULL : net->gbuf[cur],
-                                  i ? net->gbuf[1 - cur] : NULL, n);
-            bwd[i] = cn_now() - t0;
-            cur = 1 - cur;
-        }
-    }
+    cn_net_run_backward(net, labels, n, NULL, bwd);
     double t0 = cn_now();
     cn_optim_step(&m->optim, &net->be, &m->opts, lr, net->params, net->grads, net->n_params);
     if (update)

@@ -169,9 +169,9 @@ static void conv_matches_reference(void)
                 th_fill_normal(w, m * kk, &rng);
                 th_fill_normal(b, m, &rng);
                 th_fill_normal(dy, out, &rng);
-                be.conv_fwd(&be, &g, m, x, n, w, b, y, ws);
+                be.conv_fwd(&be, &g, m, x, n, w, b, y, ws, CN_ACT_NONE);
                 cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
-                be.conv_bwd(&be, &g, m, x, dy, n, w, dw, db, dx, ws);
+                be.conv_bwd(&be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
                 cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
                 /* Float sums of up to 11 520 products in another order than the
                  * reference's double ones: about 1e-6 of the scale; 2e-5 leaves a
@@ -184,10 +184,28 @@ static void conv_matches_reference(void)
                     be.isa, t, m, n, max_rel(y, yr, out), max_rel(dx, dxr, in),
                     max_rel(dw, dwr, m * kk), max_rel(db, dbr, m));
                 /* Without dx the weight gradients are the same (added once more). */
-                be.conv_bwd(&be, &g, m, x, dy, n, w, dw, db, NULL, ws);
+                be.conv_bwd(&be, &g, m, x, y, dy, n, w, dw, db, NULL, ws, CN_ACT_NONE);
                 for (size_t i = 0; i < m * kk; i++)
                     dwr[i] *= 2;
                 CHECK(max_rel(dw, dwr, m * kk) < tol);
+                /* A fused relu: y = relu(conv), and backward masks dy where y = 0. */
+                be.conv_fwd(&be, &g, m, x, n, w, b, y, ws, CN_ACT_RELU);
+                for (size_t i = 0; i < out; i++) {
+                    yr[i] = yr[i] > 0 ? yr[i] : 0;
+                    if (yr[i] == 0)
+                        dy[i] = 0;
+                }
+                CHECK(max_rel(y, yr, out) < tol);
+                for (size_t i = 0; i < out; i++) /* where ref and fast disagree on 0 */
+                    if ((y[i] > 0) != (yr[i] > 0))
+                        dy[i] = 0;
+                memset(dw, 0, m * kk * 4), memset(dwr, 0, m * kk * 4);
+                memset(db, 0, m * 4), memset(dbr, 0, m * 4);
+                be.conv_bwd(&be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_RELU);
+                cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
+                CHECK_MSG(max_rel(dx, dxr, in) < tol && max_rel(dw, dwr, m * kk) < tol &&
+                              max_rel(db, dbr, m) < tol,
+                          "%s fused relu, geometry %zu", be.isa, t);
                 free(x), free(w), free(b), free(y), free(yr), free(dy), free(dx), free(dxr);
                 free(dw), free(dwr), free(db), free(dbr), free(ws);
             }
@@ -219,7 +237,7 @@ static void conv_thread_count_invariant(void)
             float *ws = malloc(be.conv_ws(&be, &g, m, n) * 4);
             memset(dw[r], 0, m * kk * 4);
             memset(db[r], 0, m * 4);
-            be.conv_bwd(&be, &g, m, x, dy, n, w, dw[r], db[r], dx[r], ws);
+            be.conv_bwd(&be, &g, m, x, NULL, dy, n, w, dw[r], db[r], dx[r], ws, CN_ACT_NONE);
             free(ws);
             cn_backend_free(&be);
             if (r == 1)

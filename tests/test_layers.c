@@ -313,13 +313,13 @@ static void gradcheck_whole_smooth_net(void)
 
 static int conv_fault;
 static void (*real_conv_bwd)(const cn_backend *, const cn_win *, size_t, const float *,
-                             const float *, size_t, const float *, float *, float *, float *,
-                             float *);
+                             const float *, const float *, size_t, const float *, float *, float *,
+                             float *, float *, cn_act);
 static void bad_conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
-                         const float *dy, size_t n, const float *w, float *dw, float *db, float *dx,
-                         float *ws)
+                         const float *y, const float *dy, size_t n, const float *w, float *dw,
+                         float *db, float *dx, float *ws, cn_act act)
 {
-    real_conv_bwd(be, g, m, x, dy, n, w, dw, db, dx, ws);
+    real_conv_bwd(be, g, m, x, y, dy, n, w, dw, db, dx, ws, act);
     if (conv_fault == 0 && dx)
         dx[1] *= 1.5f; /* one wrong input gradient */
     if (conv_fault == 1)

@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum cn_act { CN_ACT_RELU, CN_ACT_SIGMOID, CN_ACT_TANH } cn_act;
+/* Element-wise activations; CN_ACT_NONE where a kernel may fuse one. */
+typedef enum cn_act { CN_ACT_RELU, CN_ACT_SIGMOID, CN_ACT_TANH, CN_ACT_NONE } cn_act;
 
 typedef struct cn_backend cn_backend;
 
@@ -50,15 +51,17 @@ struct cn_backend {
                         float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                         float beta, float *c, size_t ldc);
     /* Convolution of x (n, c, h, w) with m filters w (m, c, kh, kw) and bias
-     * b (m) into y (n, m, oh, ow).  ws: conv_ws() floats of scratch. */
+     * b (m) into y (n, m, oh, ow), followed by act (CN_ACT_NONE or
+     * CN_ACT_RELU).  ws: conv_ws() floats of scratch. */
     size_t (*conv_ws)(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch);
     void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
-                     const float *w, const float *b, float *y, float *ws);
-    /* Adds the gradients of w and b for dy (n, m, oh, ow) to dw and db, and
-     * writes dx (n, c, h, w) unless it is NULL. */
+                     const float *w, const float *b, float *y, float *ws, cn_act act);
+    /* Adds the gradients of w and b to dw and db, and writes dx (n, c, h, w)
+     * unless it is NULL.  dy is the gradient of the layer's output y (after
+     * act, which backward undoes from y). */
     void (*conv_bwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x,
-                     const float *dy, size_t n, const float *w, float *dw, float *db, float *dx,
-                     float *ws);
+                     const float *y, const float *dy, size_t n, const float *w, float *dw,
+                     float *db, float *dx, float *ws, cn_act act);
     /* y (n, m, p) += bias (m). */
     void (*add_bias)(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
                      const float *bias);

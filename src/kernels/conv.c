@@ -7,7 +7,10 @@
  * Each product is a single-threaded GEMM whose operands stay in the thread's
  * cache: W (and W^T) is packed once per call and shared, col, row and dy_s
  * are read in place.  y_s is written in NCHW order directly.  A 1x1
- * convolution with stride 1 and no padding uses x_s itself for col.
+ * convolution with stride 1 and no padding uses x_s itself for col.  A relu
+ * that follows can be fused: applied to y_s in forward, undone from y in
+ * backward.  With "same" padding, dx is computed as a convolution instead
+ * (dx_by_conv).
  *
  * Weight gradients are summed per chunk of samples, then the chunks in
  * order.  Chunks are cut from the batch size alone, so the sums, and the
@@ -24,18 +27,42 @@ static int col_is_x(const cn_win *g)
 
 static size_t n_chunks(size_t n) { return n < MAX_CHUNKS ? n : MAX_CHUNKS; }
 
-/* Scratch: packed W; per thread two K x P buffers; per chunk dW and db. */
+/* For a stride-1 convolution dx is itself a convolution: of dy, padded by
+ * k - 1 - pad, with the filters flipped and their channels swapped.  It costs
+ * h*w / (oh*ow) times the dcol product but needs no col2im: worth it when the
+ * input is not much larger than the output ("same" padding). */
+static int dx_by_conv(const cn_win *g)
+{
+    return g->stride == 1 && !col_is_x(g) && 4 * g->h * g->w <= 5 * g->oh * g->ow;
+}
+
+static cn_win flipped(const cn_win *g, size_t m)
+{
+    return (cn_win){m, g->oh, g->ow, g->kh, g->kw, 1, g->kh - 1 - g->pad, g->h, g->w};
+}
+
+/* Per thread: two buffers, each the larger of K x P and (m*kh*kw) x (h*w),
+ * and m x P for a masked dy; shared: W packed (or W^T, or W flipped, packed,
+ * and W flipped itself); per chunk: dW and db. */
+static size_t thread_floats(const cn_win *g, size_t m)
+{
+    size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, fk = m * g->kh * g->kw * g->h * g->w;
+    size_t buf = kk * p > fk ? kk * p : fk;
+    return 2 * buf + m * p;
+}
+
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
-    size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow;
-    return m * kk + (size_t)be->threads * 2 * kk * p + n_chunks(max_batch) * (m * kk + m);
+    size_t kk = g->c * g->kh * g->kw;
+    return 2 * m * kk + (size_t)be->threads * thread_floats(g, m) +
+           n_chunks(max_batch) * (m * kk + m);
 }
 
 static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
-                     const float *w, const float *b, float *y, float *ws)
+                     const float *w, const float *b, float *y, float *ws, cn_act act)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
-    float *pw = ws, *cols = ws + m * kk;
+    float *pw = ws, *bufs = ws + 2 * m * kk;
     be->gemm_pack_a(0, m, kk, w, kk, pw);
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
@@ -43,7 +70,7 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         const float *xs = x + (size_t)s * in, *col = xs;
         float *ys = y + (size_t)s * m * p;
         if (!col_is_x(g)) {
-            float *buf = cols + (size_t)tid * 2 * kk * p;
+            float *buf = bufs + (size_t)tid * thread_floats(g, m);
             im2col_one(g, xs, buf, p);
             col = buf;
         }
@@ -51,31 +78,60 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                         col, p, 0.0f, ys, p);
         for (size_t f = 0; f < m; f++) {
             float bias = b[f], *row = ys + f * p;
-            for (size_t j = 0; j < p; j++)
-                row[j] += bias;
+            if (act == CN_ACT_RELU)
+                for (size_t j = 0; j < p; j++) {
+                    float v = row[j] + bias;
+                    row[j] = v > 0.0f ? v : 0.0f;
+                }
+            else
+                for (size_t j = 0; j < p; j++)
+                    row[j] += bias;
         }
     }
 }
 
 static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
-                     const float *dy, size_t n, const float *w, float *dw, float *db, float *dx,
-                     float *ws)
+                     const float *y, const float *dy, size_t n, const float *w, float *dw,
+                     float *db, float *dx, float *ws, cn_act act)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
-    size_t chunks = n_chunks(n), part = m * kk + m;
-    float *pwt = ws, *bufs = ws + m * kk, *partial = bufs + (size_t)be->threads * 2 * kk * p;
-    if (dx)
-        be->gemm_pack_a(1, kk, m, w, kk, pwt); /* W^T (K, m) */
+    size_t chunks = n_chunks(n), part = m * kk + m, mk = m * g->kh * g->kw;
+    float *pre = ws, *wf = ws + m * kk, *bufs = ws + 2 * m * kk;
+    float *partial = bufs + (size_t)be->threads * thread_floats(g, m);
+    int by_conv = dx && dx_by_conv(g);
+    cn_win fg = flipped(g, m);
+    if (by_conv) {
+        /* wf[c][f][a][b] = w[f][c][kh-1-a][kw-1-b], then packed: (c, m*kh*kw). */
+        size_t kh = g->kh, kw = g->kw;
+        for (size_t f = 0; f < m; f++)
+            for (size_t c = 0; c < g->c; c++)
+                for (size_t a = 0; a < kh; a++)
+                    for (size_t e = 0; e < kw; e++)
+                        wf[((c * m + f) * kh + a) * kw + e] =
+                            w[((f * g->c + c) * kh + kh - 1 - a) * kw + kw - 1 - e];
+        be->gemm_pack_a(0, g->c, mk, wf, mk, pre);
+    } else if (dx) {
+        be->gemm_pack_a(1, kk, m, w, kk, pre); /* W^T (K, m) */
+    }
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
         int tid = thread_id();
-        float *row = bufs + (size_t)tid * 2 * kk * p, *dcol = row + kk * p;
+        size_t tf = thread_floats(g, m), buf = (tf - m * p) / 2;
+        float *row = bufs + (size_t)tid * tf, *dcol = row + buf, *dmask = dcol + buf;
         float *pack = be->pack + (size_t)tid * be->pack_floats;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
         size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
         memset(pdb, 0, m * sizeof(float));
         for (size_t s = s0; s < s1; s++) {
             const float *xs = x + s * in, *dys = dy + s * m * p;
+            if (act == CN_ACT_RELU) { /* the gradient before the relu */
+                const float *ys = y + s * m * p;
+                for (size_t j = 0; j < m * p; j++) {
+                    float d = dys[j];
+                    dmask[j] = ys[j] > 0.0f ? d : 0.0f;
+                }
+                dys = dmask;
+            }
             /* dW += dy_s row, row = x_s^T for a 1x1 convolution. */
             if (col_is_x(g)) {
                 be->gemm_st(pack, 0, 1, m, kk, p, 1.0f, dys, p, xs, p, s == s0 ? 0.0f : 1.0f, pdw,
@@ -92,11 +148,19 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                     sum += d[j];
                 pdb[f] += sum;
             }
-            if (dx) {
-                float *target = col_is_x(g) ? dx + s * in : dcol;
-                be->gemm_st_pre(pack, pwt, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, target, p);
-                if (!col_is_x(g))
-                    col2im_one(g, dcol, p, dx + s * in);
+            if (!dx)
+                continue;
+            if (by_conv) {
+                size_t hw = g->h * g->w;
+                im2col_one(&fg, dys, dcol, hw);
+                be->gemm_st_pre(pack, pre, 0, 0, g->c, hw, mk, 1.0f, wf, mk, dcol, hw, 0.0f,
+                                dx + s * in, hw);
+            } else if (col_is_x(g)) {
+                be->gemm_st_pre(pack, pre, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, dx + s * in,
+                                p);
+            } else {
+                be->gemm_st_pre(pack, pre, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, dcol, p);
+                col2im_one(g, dcol, p, dx + s * in);
             }
         }
     }

@@ -218,14 +218,24 @@ static void im2row_s1(const cn_win *g, const float *x, float *row)
                     continue;
                 }
                 const float *in = x + (ch * h + ii - pad) * w;
-                for (size_t j = 0; j < ow; j++) {
-                    /* Window columns j - pad + kj inside [0, w): a mask over kj. */
+                /* Windows wholly inside the row: j in [pad, w + pad - kw]. */
+                size_t j0 = pad < ow ? pad : ow;
+                size_t j1 = w + pad + 1 > kw ? w + pad + 1 - kw : 0;
+                j1 = j1 < ow ? j1 : ow;
+                j1 = j1 > j0 ? j1 : j0;
+                __mmask16 full = tail_mask(kw);
+                for (size_t j = j0; j < j1; j++)
+                    _mm512_mask_storeu_ps(out + j * kk, full,
+                                          _mm512_maskz_loadu_ps(full, in + j - pad));
+                /* At the edges, a mask over kj of the columns inside [0, w). */
+                for (size_t j = 0; j < ow; j = j + 1 == j0 ? (j1 > j0 ? j1 : j + 1) : j + 1) {
+                    if (j >= j0 && j < j1)
+                        continue;
                     size_t lo = j < pad ? pad - j : 0;
                     size_t hi = j + kw <= w + pad ? kw : w + pad - j;
-                    __mmask16 m = (__mmask16)(tail_mask(hi) & ~tail_mask(lo));
+                    __mmask16 m = lo < hi ? (__mmask16)(tail_mask(hi) & ~tail_mask(lo)) : 0;
                     const float *src = in + (long)j - (long)pad; /* lanes < lo are masked */
-                    _mm512_mask_storeu_ps(out + j * kk, tail_mask(kw),
-                                          _mm512_maskz_loadu_ps(m, src));
+                    _mm512_mask_storeu_ps(out + j * kk, full, _mm512_maskz_loadu_ps(m, src));
                 }
             }
 }

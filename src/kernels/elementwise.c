@@ -25,6 +25,10 @@ static void act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, si
         for (long i = 0; i < n; i++)
             y[i] = tanhf(x[i]);
         break;
+    case CN_ACT_NONE:
+        if (x != y)
+            memcpy(y, x, count * sizeof(float));
+        break;
     }
 }
 
@@ -49,6 +53,10 @@ static void act_bwd(const cn_backend *be, cn_act a, const float *y, const float 
 #pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
         for (long i = 0; i < n; i++)
             dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case CN_ACT_NONE:
+        if (dx != dy)
+            memcpy(dx, dy, count * sizeof(float));
         break;
     }
 }

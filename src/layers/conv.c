@@ -4,7 +4,9 @@
  *   y[s][f][i][j] = b[f] + sum_{c,ki,kj} w[f][c][ki][kj] x[s][c][i*st-pad+ki][j*st-pad+kj]
  *
  * The backend computes it (kernels/conv.c on the CPU: im2col and a GEMM per
- * sample); this file gives it its shapes, parameters and settings. */
+ * sample); this file gives it its shapes, parameters and settings.  In
+ * whole-network passes it also applies a relu that follows it (net.c fuses
+ * them when the relu works in place). */
 #include "internal.h"
 
 enum { FILTERS, SIZE, STRIDE, PAD, NKEYS };
@@ -46,15 +48,16 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
     cn_win g = geometry(l);
-    ctx->be->conv_fwd(ctx->be, &g, l->out.c, x, n, l->p[0], l->p[1], y, ctx->ws);
+    ctx->be->conv_fwd(ctx->be, &g, l->out.c, x, n, l->p[0], l->p[1], y, ctx->ws,
+                      ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n)
 {
-    (void)y;
     cn_win g = geometry(l);
-    ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, dy, n, l->p[0], l->g[0], l->g[1], dx, ctx->ws);
+    ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, y, dy, n, l->p[0], l->g[0], l->g[1], dx, ctx->ws,
+                      ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
 const cn_layer_ops cn_conv_ops = {"conv", keys, NKEYS, 0, 0, 0, setup, forward, backward, NULL};
