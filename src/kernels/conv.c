@@ -20,6 +20,15 @@
 /* Gradients of a batch are summed in at most this many partial sums. */
 #define MAX_CHUNKS 16
 
+/* Brings the next sample's data towards the cache while this one is worked
+ * on: it was written long ago (the forward pass, the layer above) and would
+ * otherwise arrive a cache line at a time, on demand. */
+static void prefetch(const float *p, size_t floats)
+{
+    for (size_t i = 0; i < floats; i += 16)
+        __builtin_prefetch(p + i, 0, 2);
+}
+
 static int col_is_x(const cn_win *g)
 {
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
@@ -69,6 +78,8 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         int tid = thread_id();
         const float *xs = x + (size_t)s * in, *col = xs;
         float *ys = y + (size_t)s * m * p;
+        if (s + 1 < (long)n)
+            prefetch(xs + in, in);
         if (!col_is_x(g)) {
             float *buf = bufs + (size_t)tid * thread_floats(g, m);
             im2col_one(g, xs, buf, p);
@@ -124,6 +135,12 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         memset(pdb, 0, m * sizeof(float));
         for (size_t s = s0; s < s1; s++) {
             const float *xs = x + s * in, *dys = dy + s * m * p;
+            if (s + 1 < s1) {
+                prefetch(xs + in, in);
+                prefetch(dys + m * p, m * p);
+                if (act == CN_ACT_RELU)
+                    prefetch(y + (s + 1) * m * p, m * p);
+            }
             if (act == CN_ACT_RELU) { /* the gradient before the relu */
                 const float *ys = y + s * m * p;
                 for (size_t j = 0; j < m * p; j++) {
