@@ -57,7 +57,7 @@ typedef struct bench {
 static cn_status run_step(bench *b)
 {
     if (b->infer)
-        return cn_net_forward(cn_model_net(b->model), b->x, b->batch);
+        return cn_net_forward(cn_model_net(b->model), b->x, b->batch, 0);
     return cn_model_step(b->model, b->x, b->labels, b->batch, 1e-4, NULL);
 }
 

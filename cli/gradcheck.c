@@ -23,7 +23,7 @@ static const char help[] =
     "pass shows about 1e-3 or less, a wrong one 5e-2 to 1.\n"
     "\n"
     "  --coords N   coordinates sampled per tensor (default 100; 0: all)\n"
-    "  --batch N    samples per check (default 2)\n"
+    "  --batch N    samples per check (default 4)\n"
     "  --seed N     random seed (default 1)\n";
 
 int cmd_gradcheck(int argc, char **argv)
@@ -33,7 +33,7 @@ int cmd_gradcheck(int argc, char **argv)
         {"coords", 1, O_COORDS}, {"batch", 1, O_BATCH}, {"seed", 1, O_SEED},
         {"help", 0, O_HELP},     {"h", 0, O_HELP},      {NULL, 0, 0},
     };
-    long coords = 100, batch = 2, seed = 1;
+    long coords = 100, batch = 4, seed = 1;
     const char *path = NULL, *v;
     int c;
     cli_iter it;

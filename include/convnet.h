@@ -164,9 +164,12 @@ typedef struct cn_tensor_info {
     int ndim;         /* 1..4 */
     size_t dims[4];   /* sizes, outermost first */
     size_t count;     /* number of elements */
-    size_t offset;    /* position in the parameter and gradient blocks */
+    size_t offset;    /* position in the parameter and gradient blocks, or in
+                         the buffer block when not trainable */
+    int trainable;    /* 0 for buffers such as batch-norm running statistics */
 } cn_tensor_info;
 
+/* Parameters and buffers, layer by layer. */
 size_t cn_net_num_tensors(const cn_net *net);
 cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info);
 /* Index of the tensor called name, or (size_t)-1. */
@@ -178,14 +181,20 @@ size_t cn_net_num_params(const cn_net *net);
 float *cn_net_params(cn_net *net);
 float *cn_net_grads(cn_net *net);
 void cn_net_zero_grads(cn_net *net);
+/* The buffer block: state that is saved but not trained (batch-norm running
+ * mean and variance), cn_net_num_buffers() floats. */
+size_t cn_net_num_buffers(const cn_net *net);
+float *cn_net_buffers(cn_net *net);
 
 /* Converts n samples of 8-bit pixels (n, C, H, W) into the network's input
  * as the spec's [net] section says: x = (p / 255 - mean) / std. */
 void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x);
 
-/* Runs the network on x (n, C, H, W), 1 <= n <= max_batch.  x must stay
- * unchanged until cn_net_backward returns.  Errors: CN_ERR_ARG. */
-cn_status cn_net_forward(cn_net *net, const float *x, size_t n);
+/* Runs the network on x (n, C, H, W), 1 <= n <= max_batch.  train = 1 for a
+ * training pass (batch normalisation uses the batch's statistics and updates
+ * its running ones; cn_net_backward may follow), 0 for evaluation.  x must
+ * stay unchanged until cn_net_backward returns.  Errors: CN_ERR_ARG. */
+cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train);
 /* Class probabilities of the last forward pass, (n, classes); owned by the
  * net and valid until the next forward pass. */
 const float *cn_net_output(const cn_net *net);
@@ -197,9 +206,9 @@ const float *cn_net_layer_output(const cn_net *net, size_t i);
 /* Mean negative log-likelihood of labels under the last forward pass,
  * computed stably (log-sum-exp).  Errors: CN_ERR_ARG (bad label or n). */
 cn_status cn_net_loss(const cn_net *net, const int32_t *labels, size_t n, double *loss);
-/* Adds the gradient of the mean loss of the last forward pass to the
- * gradient block.  labels: n true classes.  If dx is not NULL it receives
- * dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
+/* Adds the gradient of the mean loss of the last forward pass (a training
+ * pass) to the gradient block.  labels: n true classes.  If dx is not NULL it
+ * receives dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
 cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx);
 
 /* -------------------------------------------------------------- gradcheck */

@@ -23,12 +23,16 @@ def parse_cfg(text):
 
 
 def build(text):
-    """(torch.nn.Sequential, {name: parameter}, input shape (c, h, w), train settings)."""
+    """(torch.nn.Sequential, {name: tensor}, input shape (c, h, w), train settings).
+
+    The dict holds parameters and, for batch normalisation, the running
+    statistics (buffers, which have no .grad)."""
     sections = parse_cfg(text)
     net = next(kv for kind, kv in sections if kind == "net")
     train = next((kv for kind, kv in sections if kind == "train"), {})
     shape = (int(net["channels"]), int(net["height"]), int(net["width"]))
     c, h, w = shape
+    flat = False  # after a fully connected layer: (n, features)
     layers, params, counts = [], {}, {}
     for kind, kv in sections:
         if kind in ("net", "train"):
@@ -53,6 +57,14 @@ def build(text):
             layers += [torch.nn.Flatten(), mod]
             params[name + ".weight"], params[name + ".bias"] = mod.weight, mod.bias
             c, h, w = o, 1, 1
+            flat = True
+        elif kind == "batchnorm":
+            cls = torch.nn.BatchNorm1d if flat else torch.nn.BatchNorm2d
+            mod = cls(c, eps=float(kv.get("eps", 1e-5)), momentum=float(kv.get("momentum", 0.1)))
+            layers.append(mod)
+            params[name + ".weight"], params[name + ".bias"] = mod.weight, mod.bias
+            params[name + ".running_mean"] = mod.running_mean
+            params[name + ".running_var"] = mod.running_var
         elif kind == "relu":
             layers.append(torch.nn.ReLU())
         elif kind == "sigmoid":

@@ -33,8 +33,11 @@ typedef struct evalf {
 
 /* Compares analytic derivatives a[] of the coordinates of v[] (count values)
  * with central differences of f; samples up to max_coords coordinates. */
+/* vector_floor > 0: judge the gradient vector, with norms below vector_floor
+ * counted as vector_floor (a tensor whose true gradient is zero, such as the
+ * bias before a batch normalisation, then passes on rounding noise). */
 static double check_coords(float *v, const float *a, size_t count, size_t max_coords, cn_rng *rng,
-                           evalf f, int vector_norm, cn_gradcheck *out)
+                           evalf f, double vector_floor, cn_gradcheck *out)
 {
     double dd = 0.0, aa = 0.0, gg = 0.0;
     double worst = 0.0, amax = 0.0;
@@ -64,9 +67,9 @@ static double check_coords(float *v, const float *a, size_t count, size_t max_co
         gg += g * g;
         out->checked++;
     }
-    if (vector_norm) {
+    if (vector_floor > 0) {
         double norm = sqrt(aa > gg ? aa : gg);
-        return norm > FLOOR_ABS ? sqrt(dd) / norm : sqrt(dd) / FLOOR_ABS;
+        return sqrt(dd) / (norm > vector_floor ? norm : vector_floor);
     }
     return worst;
 }
@@ -86,7 +89,7 @@ static double layer_loss(void *self, uint64_t *region)
 {
     layer_job *j = self;
     cn_layer *l = &j->net->layers[j->i];
-    cn_net_layer_forward(j->net, j->i, j->x, j->y, j->n);
+    cn_net_layer_forward(j->net, j->i, j->x, j->y, j->n, 1);
     *region = l->ops->region ? l->ops->region(l, j->x, j->y, j->n) : 0;
     size_t out = cn_shape_size(l->out);
     double sum = 0.0;
@@ -125,14 +128,14 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
         labels[s] = (int32_t)cn_rng_below(rng, cn_shape_size(l->out));
 
     cn_net_zero_grads(net);
-    cn_net_layer_forward(net, i, x, y, n);
+    cn_net_layer_forward(net, i, x, y, n, 1);
     cn_net_layer_backward(net, i, labels, x, y, l->ops->is_loss ? NULL : r, dx, n);
 
     layer_job job = {net, i, n, x, y, r, labels};
     evalf f = {layer_loss, &job};
-    out->input_err = check_coords(x, dx, in, max_coords, rng, f, 0, out);
+    out->input_err = check_coords(x, dx, in, max_coords, rng, f, 0.0, out);
     for (size_t t = 0; t < l->n_t; t++) {
-        double e = check_coords(l->p[t], l->g[t], l->t[t].count, max_coords, rng, f, 0, out);
+        double e = check_coords(l->p[t], l->g[t], l->t[t].count, max_coords, rng, f, 0.0, out);
         out->param_err = e > out->param_err ? e : out->param_err;
     }
     cn_net_zero_grads(net);
@@ -159,7 +162,7 @@ static double net_loss(void *self, uint64_t *region)
     net_job *j = self;
     cn_net *net = j->net;
     double loss = 0.0;
-    cn_net_forward(net, j->x, j->n);
+    cn_net_forward(net, j->x, j->n, 1);
     cn_net_loss(net, j->labels, j->n, &loss);
     *region = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -190,19 +193,32 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     for (size_t s = 0; s < n; s++)
         labels[s] = (int32_t)cn_rng_below(rng, net->spec->classes);
     cn_net_zero_grads(net);
-    cn_net_forward(net, x, n);
+    cn_net_forward(net, x, n, 1);
     if ((st = cn_net_backward(net, labels, n, dx)))
         goto done;
     memcpy(g, net->grads, np * sizeof(float));
 
+    /* The floor of the vector norms: 1e-3 of the largest gradient norm. */
+    double scale = 0.0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        for (size_t t = 0; t < l->n_t; t++) {
+            double ss = 0.0;
+            for (size_t j = 0; j < l->t[t].count; j++)
+                ss += (double)g[l->t[t].offset + j] * g[l->t[t].offset + j];
+            scale = sqrt(ss) > scale ? sqrt(ss) : scale;
+        }
+    }
+    double floor = 1e-3 * scale > FLOOR_ABS ? 1e-3 * scale : FLOOR_ABS;
     net_job job = {net, n, x, labels};
     evalf f = {net_loss, &job};
-    out->input_err = check_coords(x, dx, in, max_coords, rng, f, 1, out);
+    out->input_err = check_coords(x, dx, in, max_coords, rng, f, floor, out);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
             size_t off = l->t[t].offset;
-            double e = check_coords(l->p[t], g + off, l->t[t].count, max_coords, rng, f, 1, out);
+            double e =
+                check_coords(l->p[t], g + off, l->t[t].count, max_coords, rng, f, floor, out);
             out->param_err = e > out->param_err ? e : out->param_err;
         }
     }

@@ -85,6 +85,7 @@ typedef struct cn_ctx {
     float *ws;             /* scratch memory, the largest layer's ws_floats */
     const int32_t *labels; /* true classes during backward (loss layer) */
     int fuse;              /* whole-network pass: fused activations apply */
+    int train;             /* training pass: batch statistics, buffers update */
 } cn_ctx;
 
 /* The behaviour of a layer kind.  Adding a kind means one file defining one
@@ -128,8 +129,9 @@ typedef struct cn_ltensor {
     int ndim;
     size_t dims[4];
     size_t count;
-    size_t fan_in; /* for He initialisation; 0: initialise to zero */
-    size_t offset; /* into the net's parameter block */
+    size_t fan_in; /* He initialisation N(0, 2/fan_in); 0: the constant init */
+    float init;    /* initial value when fan_in is 0 */
+    size_t offset; /* into the parameter block (or the buffer block) */
 } cn_ltensor;
 
 struct cn_layer {
@@ -137,16 +139,21 @@ struct cn_layer {
     char name[32];
     int line;
     cn_shape in, out;
-    double v[CN_MAX_KEYS]; /* settings in the order of ops->keys */
-    cn_ltensor t[CN_MAX_TENSORS];
+    double v[CN_MAX_KEYS];        /* settings in the order of ops->keys */
+    cn_ltensor t[CN_MAX_TENSORS]; /* trainable parameters */
     size_t n_t;
-    float *p[CN_MAX_TENSORS]; /* views into the parameter block */
-    float *g[CN_MAX_TENSORS]; /* views into the gradient block */
-    size_t ws_floats;         /* scratch needed for the passes */
-    int shares_input;         /* its output buffer is its input's (in place) */
-    cn_act fused_act;         /* an activation this layer applies in whole-net passes */
-    int fused_away;           /* done by the layer before in whole-net passes */
-    uint64_t macs;            /* per sample, forward */
+    float *p[CN_MAX_TENSORS];      /* views into the parameter block */
+    float *g[CN_MAX_TENSORS];      /* views into the gradient block */
+    cn_ltensor bt[CN_MAX_TENSORS]; /* buffers: saved with the model, not trained */
+    size_t n_bt;
+    float *b[CN_MAX_TENSORS]; /* views into the buffer block */
+    size_t state_floats;      /* what forward keeps for backward */
+    float *state;
+    size_t ws_floats; /* scratch needed for the passes */
+    int shares_input; /* its output buffer is its input's (in place) */
+    cn_act fused_act; /* an activation this layer applies in whole-net passes */
+    int fused_away;   /* done by the layer before in whole-net passes */
+    uint64_t macs;    /* per sample, forward */
 };
 
 const cn_layer_ops *cn_layer_find(const char *kind);
@@ -154,7 +161,7 @@ const cn_layer_ops *cn_layer_find(const char *kind);
 const char *cn_layer_kinds(void);
 
 extern const cn_layer_ops cn_conv_ops, cn_maxpool_ops, cn_fc_ops, cn_relu_ops, cn_sigmoid_ops,
-    cn_tanh_ops, cn_softmax_ops;
+    cn_tanh_ops, cn_softmax_ops, cn_batchnorm_ops;
 
 /* -------------------------------------------------------------------- net */
 
@@ -167,11 +174,15 @@ struct cn_net {
     cn_backend be;
     size_t n_params;
     float *params, *grads;
+    size_t n_buffers;
+    float *buffers;
+    float *states;  /* the layers' state areas */
     float **act;    /* act[i]: output of layer i, (max_batch, out_i) */
     float *gbuf[2]; /* ping-pong activation gradients */
     float *ws;
     size_t ws_floats;
-    size_t n_last; /* batch size of the last forward pass */
+    size_t n_last;  /* batch size of the last forward pass */
+    int train_last; /* whether it was a training pass */
     const float *x_last;
 };
 
@@ -182,12 +193,12 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
 
 /* Whole-network passes, with per-layer times (seconds) when times is not
  * NULL (a fused-away layer's time is 0: it is in the layer before). */
-void cn_net_run_forward(cn_net *net, const float *x, size_t n, double *times);
+void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times);
 void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx, double *times);
 
 /* Layer-level passes for gradcheck: forward/backward of layer i alone, with
  * no fusion. */
-void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n);
+void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train);
 void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
                            const float *y, const float *dy, float *dx, size_t n);
 

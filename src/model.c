@@ -95,6 +95,7 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
     if (st)
         return st;
     memcpy(net->params, old->params, net->n_params * sizeof(float));
+    memcpy(net->buffers, old->buffers, net->n_buffers * sizeof(float));
     cn_net_free(old);
     m->net = net;
     return CN_OK;
@@ -105,6 +106,52 @@ cn_status cn_model_reserve(cn_model *m, size_t n)
     if (n == 0 || n > 65536)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most 65536", n);
     return cn_model_plan(m, n, 0);
+}
+
+/* ------------------------------------------------------------ tensors */
+
+/* What a model file holds: the net's parameters and buffers under their
+ * names, then the optimizer's state of each parameter, "optim.<name>.<slot>"
+ * (which a file may lack: weights only). */
+typedef struct file_tensor {
+    char name[96];
+    int ndim;
+    size_t dims[4];
+    size_t count;
+    float *data;
+    int required;
+} file_tensor;
+
+/* The list for m (count in *n); NULL when out of memory. */
+static file_tensor *file_tensors(const cn_model *m, size_t *n)
+{
+    const cn_net *net = m->net;
+    size_t nt = cn_net_num_tensors(net), k = 0;
+    file_tensor *t = calloc(nt * (1 + m->optim.n_slots), sizeof *t);
+    if (!t)
+        return NULL;
+    for (size_t slot = 0; slot <= m->optim.n_slots; slot++)
+        for (size_t i = 0; i < nt; i++) {
+            cn_tensor_info ti;
+            cn_net_tensor(net, i, &ti);
+            if (slot > 0 && !ti.trainable)
+                continue;
+            file_tensor *f = &t[k++];
+            if (slot == 0)
+                snprintf(f->name, sizeof f->name, "%s", ti.name);
+            else
+                snprintf(f->name, sizeof f->name, "optim.%s.%s", ti.name,
+                         m->optim.slot_names[slot - 1]);
+            f->ndim = ti.ndim;
+            memcpy(f->dims, ti.dims, sizeof f->dims);
+            f->count = ti.count;
+            f->data = slot > 0       ? m->optim.state + (slot - 1) * net->n_params + ti.offset
+                      : ti.trainable ? net->params + ti.offset
+                                     : net->buffers + ti.offset;
+            f->required = slot == 0;
+        }
+    *n = k;
+    return t;
 }
 
 /* ------------------------------------------------------------------ save */
@@ -151,39 +198,28 @@ static char *state_json(const cn_model *m)
 
 cn_status cn_model_save(const cn_model *m, const char *path)
 {
-    const cn_net *net = m->net;
-    size_t nt = cn_net_num_tensors(net), total = nt * (1 + m->optim.n_slots);
-    cn_st_tensor *t = calloc(total, sizeof *t);
-    char *names = calloc(total, 96);
+    size_t n = 0;
+    file_tensor *ft = file_tensors(m, &n);
+    cn_st_tensor *t = calloc(n ? n : 1, sizeof *t);
     char *opts = opts_json(&m->opts), *state = state_json(m);
     cn_status st = CN_OK;
-    if (!t || !names || !opts || !state) {
+    if (!ft || !t || !opts || !state) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
-    size_t k = 0;
-    for (size_t slot = 0; slot <= m->optim.n_slots; slot++) {
-        const float *base = slot == 0 ? net->params : m->optim.state + (slot - 1) * net->n_params;
-        for (size_t i = 0; i < nt; i++, k++) {
-            cn_tensor_info ti;
-            cn_net_tensor(net, i, &ti);
-            char *name = names + 96 * k;
-            if (slot == 0)
-                snprintf(name, 96, "%s", ti.name);
-            else
-                snprintf(name, 96, "optim.%s.%s", ti.name, m->optim.slot_names[slot - 1]);
-            t[k] = (cn_st_tensor){
-                name, ti.ndim, {ti.dims[0], ti.dims[1], ti.dims[2], ti.dims[3]}, base + ti.offset};
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        t[i] = (cn_st_tensor){ft[i].name,
+                              ft[i].ndim,
+                              {ft[i].dims[0], ft[i].dims[1], ft[i].dims[2], ft[i].dims[3]},
+                              ft[i].data};
     const char *meta[] = {"format",         "pt",          "convnet.version", CN_VERSION,
                           "convnet.source", m->origin,     "convnet.model",   m->spec->text,
                           "convnet.optim",  m->optim.kind, "convnet.train",   opts,
                           "convnet.state",  state};
-    st = cn_st_write(path, t, total, meta, sizeof meta / sizeof meta[0] / 2);
+    st = cn_st_write(path, t, n, meta, sizeof meta / sizeof meta[0] / 2);
 done:
+    free(ft);
     free(t);
-    free(names);
     cJSON_free(opts);
     cJSON_free(state);
     return st;
@@ -314,56 +350,38 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
         goto done;
     }
 
-    /* Every tensor of the net must be there; optimizer state may be. */
-    cn_net *net = m->net;
-    size_t nt = cn_net_num_tensors(net), found = 0;
-    for (size_t slot = 0; slot <= m->optim.n_slots; slot++) {
-        float *base = slot == 0 ? net->params : m->optim.state + (slot - 1) * net->n_params;
-        for (size_t i = 0; i < nt; i++) {
-            cn_tensor_info ti;
-            cn_net_tensor(net, i, &ti);
-            char name[128];
-            if (slot == 0)
-                snprintf(name, sizeof name, "%s", ti.name);
-            else
-                snprintf(name, sizeof name, "optim.%s.%s", ti.name, m->optim.slot_names[slot - 1]);
-            const cn_st_entry *e = cn_st_find(&f, name);
-            if (!e) {
-                if (slot == 0) {
-                    st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' is missing", path, name);
-                    goto done;
-                }
-                continue;
-            }
-            found++;
-            if ((st = cn_st_read_f32(&f, e, ti.ndim, ti.dims, base + ti.offset)))
-                goto done;
-            for (size_t q = 0; q < ti.count; q++)
-                if (!isfinite(base[ti.offset + q])) {
-                    st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' holds NaN or infinite values",
-                                 path, name);
-                    goto done;
-                }
-        }
+    /* Every tensor of the net must be there; optimizer state may be; nothing
+     * else may. */
+    size_t n = 0, found = 0;
+    file_tensor *ft = file_tensors(m, &n);
+    if (!ft) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
     }
-    if (found != f.n_entries) {
-        for (size_t i = 0; i < f.n_entries; i++) {
-            const char *name = f.entries[i].name;
-            int known = cn_net_find_tensor(net, name) != (size_t)-1;
-            for (size_t k = 0; !known && k < nt * m->optim.n_slots; k++) {
-                cn_tensor_info ti;
-                cn_net_tensor(net, k % nt, &ti);
-                char oname[128];
-                snprintf(oname, sizeof oname, "optim.%s.%s", ti.name, m->optim.slot_names[k / nt]);
-                known = strcmp(oname, name) == 0;
-            }
-            if (!known) {
-                st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' belongs to no layer of the model",
-                             path, name);
-                goto done;
-            }
+    for (size_t i = 0; i < n && !st; i++) {
+        const cn_st_entry *e = cn_st_find(&f, ft[i].name);
+        if (!e) {
+            if (ft[i].required)
+                st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' is missing", path, ft[i].name);
+            continue;
         }
+        found++;
+        if ((st = cn_st_read_f32(&f, e, ft[i].ndim, ft[i].dims, ft[i].data)))
+            break;
+        for (size_t q = 0; q < ft[i].count && !st; q++)
+            if (!isfinite(ft[i].data[q]))
+                st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' holds NaN or infinite values", path,
+                             ft[i].name);
     }
+    for (size_t i = 0; i < f.n_entries && !st && found != f.n_entries; i++) {
+        int known = 0;
+        for (size_t j = 0; j < n && !known; j++)
+            known = strcmp(ft[j].name, f.entries[i].name) == 0;
+        if (!known)
+            st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' belongs to no layer of the model", path,
+                         f.entries[i].name);
+    }
+    free(ft);
 done:
     cn_st_close(&f);
     cn_spec_free(spec);

@@ -27,6 +27,8 @@ void cn_net_free(cn_net *net)
     cn_free(net->ws);
     cn_free(net->params);
     cn_free(net->grads);
+    cn_free(net->buffers);
+    cn_free(net->states);
     free(net->layers);
     cn_backend_free(&net->be);
     free(net);
@@ -56,10 +58,11 @@ static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_laye
     if (l->out.c == 0 || l->out.h == 0 || l->out.w == 0)
         return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] %s: empty output", spec->source, sec->line,
                        sec->kind, l->name);
-    for (size_t t = 0; t < l->n_t; t++) {
-        char suffix[16];
-        snprintf(suffix, sizeof suffix, "%s", l->t[t].name);
-        snprintf(l->t[t].name, sizeof l->t[t].name, "%s.%s", l->name, suffix);
+    for (size_t t = 0; t < l->n_t + l->n_bt; t++) {
+        cn_ltensor *lt = t < l->n_t ? &l->t[t] : &l->bt[t - l->n_t];
+        char suffix[sizeof lt->name];
+        memcpy(suffix, lt->name, sizeof suffix);
+        snprintf(lt->name, sizeof lt->name, "%s.%.15s", l->name, suffix);
     }
     return CN_OK;
 }
@@ -149,22 +152,32 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
         goto fail;
     }
 
-    /* Memory plan: parameters, gradients, activations, scratch. */
+    /* Memory plan: parameters, gradients, buffers, layer states,
+     * activations, scratch. */
+    size_t n_states = 0;
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
             l->t[t].offset = net->n_params;
             net->n_params = cn_add(net->n_params, align_up(l->t[t].count));
         }
+        for (size_t t = 0; t < l->n_bt; t++) {
+            l->bt[t].offset = net->n_buffers;
+            net->n_buffers = cn_add(net->n_buffers, align_up(l->bt[t].count));
+        }
+        n_states = cn_add(n_states, align_up(l->state_floats));
     }
     net->params = cn_alloc(net->n_params, sizeof(float));
     net->grads = cn_alloc(net->n_params, sizeof(float));
+    net->buffers = cn_alloc(net->n_buffers, sizeof(float));
+    net->states = cn_alloc(n_states, sizeof(float));
     net->gbuf[0] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->gbuf[1] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->ws = cn_alloc(ws, sizeof(float));
     net->ws_floats = ws;
-    int ok = net->params && net->grads && net->gbuf[0] && net->gbuf[1] && net->ws;
-    for (size_t i = 0; ok && i < net->n_layers; i++) {
+    int ok = net->params && net->grads && net->buffers && net->states && net->gbuf[0] &&
+             net->gbuf[1] && net->ws;
+    for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         /* An element-wise layer writes over its input when the layer before
          * does not need its own output in backward. */
@@ -178,6 +191,10 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
             l->p[t] = net->params + l->t[t].offset;
             l->g[t] = net->grads + l->t[t].offset;
         }
+        for (size_t t = 0; t < l->n_bt; t++)
+            l->b[t] = net->buffers + l->bt[t].offset;
+        l->state = net->states + state;
+        state += align_up(l->state_floats);
     }
     /* A relu working in place after a convolution is done by the convolution. */
     for (size_t i = 0; i + 1 < net->n_layers; i++) {
@@ -199,16 +216,21 @@ fail:
     return st;
 }
 
+static void init_tensor(const cn_ltensor *t, float *p, cn_rng *rng)
+{
+    double std = t->fan_in ? sqrt(2.0 / (double)t->fan_in) : 0.0;
+    for (size_t j = 0; j < t->count; j++)
+        p[j] = t->fan_in ? (float)(std * cn_rng_normal(rng)) : t->init;
+}
+
 void cn_net_init(cn_net *net, cn_rng *rng)
 {
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        for (size_t t = 0; t < l->n_t; t++) {
-            float *p = l->p[t];
-            double std = l->t[t].fan_in ? sqrt(2.0 / (double)l->t[t].fan_in) : 0.0;
-            for (size_t j = 0; j < l->t[t].count; j++)
-                p[j] = std > 0 ? (float)(std * cn_rng_normal(rng)) : 0.0f;
-        }
+        for (size_t t = 0; t < l->n_t; t++)
+            init_tensor(&l->t[t], l->p[t], rng);
+        for (size_t t = 0; t < l->n_bt; t++)
+            init_tensor(&l->bt[t], l->b[t], rng);
     }
 }
 
@@ -231,13 +253,17 @@ cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info)
     return CN_OK;
 }
 
-/* Tensors are numbered layer by layer. */
-static const cn_ltensor *tensor_at(const cn_net *net, size_t i)
+/* Tensors are numbered layer by layer: a layer's parameters, then its
+ * buffers. */
+static const cn_ltensor *tensor_at(const cn_net *net, size_t i, int *trainable)
 {
     for (size_t j = 0; j < net->n_layers; j++) {
-        if (i < net->layers[j].n_t)
-            return &net->layers[j].t[i];
-        i -= net->layers[j].n_t;
+        const cn_layer *l = &net->layers[j];
+        if (i < l->n_t + l->n_bt) {
+            *trainable = i < l->n_t;
+            return i < l->n_t ? &l->t[i] : &l->bt[i - l->n_t];
+        }
+        i -= l->n_t + l->n_bt;
     }
     return NULL;
 }
@@ -246,13 +272,14 @@ size_t cn_net_num_tensors(const cn_net *net)
 {
     size_t n = 0;
     for (size_t j = 0; j < net->n_layers; j++)
-        n += net->layers[j].n_t;
+        n += net->layers[j].n_t + net->layers[j].n_bt;
     return n;
 }
 
 cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info)
 {
-    const cn_ltensor *t = tensor_at(net, i);
+    int trainable;
+    const cn_ltensor *t = tensor_at(net, i, &trainable);
     if (!t)
         return cn_fail(CN_ERR_ARG, "tensor %zu does not exist", i);
     info->name = t->name;
@@ -260,17 +287,22 @@ cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info)
     memcpy(info->dims, t->dims, sizeof info->dims);
     info->count = t->count;
     info->offset = t->offset;
+    info->trainable = trainable;
     return CN_OK;
 }
 
 size_t cn_net_find_tensor(const cn_net *net, const char *name)
 {
     size_t n = cn_net_num_tensors(net);
+    int trainable;
     for (size_t i = 0; i < n; i++)
-        if (strcmp(tensor_at(net, i)->name, name) == 0)
+        if (strcmp(tensor_at(net, i, &trainable)->name, name) == 0)
             return i;
     return (size_t)-1;
 }
+
+size_t cn_net_num_buffers(const cn_net *net) { return net->n_buffers; }
+float *cn_net_buffers(cn_net *net) { return net->buffers; }
 
 size_t cn_net_num_params(const cn_net *net) { return net->n_params; }
 float *cn_net_params(cn_net *net) { return net->params; }
@@ -285,14 +317,14 @@ void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x
         x[i] = (float)pixels[i] * scale - shift;
 }
 
-static cn_ctx make_ctx(cn_net *net, const int32_t *labels, int fuse)
+static cn_ctx make_ctx(cn_net *net, const int32_t *labels, int fuse, int train)
 {
-    return (cn_ctx){&net->be, net->ws, labels, fuse};
+    return (cn_ctx){&net->be, net->ws, labels, fuse, train};
 }
 
-void cn_net_run_forward(cn_net *net, const float *x, size_t n, double *times)
+void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times)
 {
-    cn_ctx ctx = make_ctx(net, NULL, 1);
+    cn_ctx ctx = make_ctx(net, NULL, 1, train);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         double t0 = times ? cn_now() : 0;
@@ -303,11 +335,12 @@ void cn_net_run_forward(cn_net *net, const float *x, size_t n, double *times)
     }
     net->n_last = n;
     net->x_last = x;
+    net->train_last = train;
 }
 
 void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx, double *times)
 {
-    cn_ctx ctx = make_ctx(net, labels, 1);
+    cn_ctx ctx = make_ctx(net, labels, 1, 1);
     const float *dy = NULL; /* the gradient of the current layer's output */
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
@@ -323,12 +356,17 @@ void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx
     }
 }
 
-cn_status cn_net_forward(cn_net *net, const float *x, size_t n)
+cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
 {
     if (n == 0 || n > net->max_batch)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; this network was built for 1..%zu", n,
                        net->max_batch);
-    cn_net_run_forward(net, x, n, NULL);
+    if (train && n > net->train_batch)
+        return cn_fail(CN_ERR_ARG,
+                       "a training pass over %zu samples; this network keeps "
+                       "gradients for batches of up to %zu",
+                       n, net->train_batch);
+    cn_net_run_forward(net, x, n, train, NULL);
     return CN_OK;
 }
 
@@ -383,25 +421,23 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
     cn_status st = check_labels(net, labels, n);
     if (st)
         return st;
-    if (n > net->train_batch)
-        return cn_fail(CN_ERR_ARG,
-                       "a backward pass over %zu samples; this network keeps gradients "
-                       "for batches of up to %zu",
-                       n, net->train_batch);
+    if (!net->train_last)
+        return cn_fail(CN_ERR_ARG, "a backward pass needs a training forward pass before it "
+                                   "(cn_net_forward with train = 1)");
     cn_net_run_backward(net, labels, n, dx, NULL);
     return CN_OK;
 }
 
-void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n)
+void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train)
 {
-    cn_ctx ctx = make_ctx(net, NULL, 0);
+    cn_ctx ctx = make_ctx(net, NULL, 0, train);
     net->layers[i].ops->forward(&net->layers[i], &ctx, x, y, n);
 }
 
 void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
                            const float *y, const float *dy, float *dx, size_t n)
 {
-    cn_ctx ctx = make_ctx(net, labels, 0);
+    cn_ctx ctx = make_ctx(net, labels, 0, 1);
     net->layers[i].ops->backward(&net->layers[i], &ctx, x, y, dy, dx, n);
 }
 
@@ -432,7 +468,7 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     for (size_t s0 = 0; s0 < data->n; s0 += bs) {
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
         cn_net_prepare(net, data->pixels + s0 * in_size, n, x);
-        cn_net_forward(net, x, n);
+        cn_net_forward(net, x, n, 0);
         double loss;
         cn_status st = cn_net_loss(net, data->labels + s0, n, &loss);
         if (st) {

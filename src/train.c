@@ -100,7 +100,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 labels[b] = train->labels[idx[b]];
             }
             cn_net_prepare(net, pix, batch, x);
-            cn_net_forward(net, x, batch);
+            cn_net_forward(net, x, batch, 1);
             double loss;
             if ((st = cn_net_loss(net, labels, batch, &loss)))
                 goto done;
@@ -190,7 +190,7 @@ static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t
         if (labels[i] < 0 || (size_t)labels[i] >= cn_net_classes(net))
             return cn_fail(CN_ERR_ARG, "label %d of sample %zu is outside 0..%zu", (int)labels[i],
                            i, cn_net_classes(net) - 1);
-    cn_net_run_forward(net, x, n, fwd);
+    cn_net_run_forward(net, x, n, 1, fwd);
     if (loss && (st = cn_net_loss(net, labels, n, loss)))
         return st;
     cn_net_zero_grads(net);

@@ -95,8 +95,8 @@ static void model_round_trip(void)
     cn_rng rng;
     cn_rng_seed(&rng, 1);
     th_fill_normal(x, 72, &rng);
-    CHECK_OK(cn_net_forward(net, x, 2));
-    CHECK_OK(cn_net_forward(ln, x, 2));
+    CHECK_OK(cn_net_forward(net, x, 2, 0));
+    CHECK_OK(cn_net_forward(ln, x, 2, 0));
     CHECK(memcmp(cn_net_output(net), cn_net_output(ln), 6 * 4) == 0);
 
     /* The file is plain safetensors: check the layout by hand. */
@@ -116,6 +116,46 @@ static void model_round_trip(void)
     CHECK(size == 8 + hlen + 4 * floats);
     free(b);
     cn_model_free(l);
+    cn_model_free(m);
+}
+
+/* Batch-norm running statistics are buffers: saved, loaded, required. */
+static void model_keeps_buffers(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=4\nwidth=4\nclasses=2\n"
+                            "[conv]\nfilters=3\nsize=3\n[batchnorm]\n[relu]\n"
+                            "[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m, *l;
+    CHECK_OK(cn_model_create(spec, NULL, 1, &m));
+    cn_spec_free(spec);
+    cn_net *net = cn_model_net(m);
+    size_t set = 0;
+    for (size_t t = 0; t < cn_net_num_tensors(net); t++) {
+        cn_tensor_info ti;
+        CHECK_OK(cn_net_tensor(net, t, &ti));
+        for (size_t i = 0; !ti.trainable && i < ti.count; i++, set++)
+            cn_net_buffers(net)[ti.offset + i] = 0.5f + (float)set;
+    }
+    CHECK(set == 6);
+    const char *path = path_in_tmp("bn.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    CHECK_OK(cn_model_load(path, 1, &l));
+    CHECK(memcmp(cn_net_buffers(cn_model_net(l)), cn_net_buffers(net),
+                 cn_net_num_buffers(net) * 4) == 0);
+    cn_model_free(l);
+    /* Without its running variance the file is refused. */
+    size_t size;
+    unsigned char *b = read_file(path, &size);
+    CHECK(b);
+    char *name = strstr((char *)b + 8, "\"batchnorm1.running_var\"");
+    CHECK(name);
+    name[1] = 'X';
+    CHECK(write_file(path, b, size));
+    CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "batchnorm1.running_var") &&
+          th_contains(cn_last_error(), "missing"));
+    free(b);
     cn_model_free(m);
 }
 
@@ -412,6 +452,7 @@ static void idx_refuses_bad_files(void)
 
 const th_test th_io[] = {
     {"io/model_round_trip", model_round_trip},
+    {"io/model_keeps_buffers", model_keeps_buffers},
     {"io/refuses_truncated_files", refuses_truncated_files},
     {"io/survives_corrupted_headers", survives_corrupted_headers},
     {"io/refuses_lying_headers", refuses_lying_headers},

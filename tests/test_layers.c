@@ -35,7 +35,7 @@ static void conv_lecture_example(void)
                          0, -1, 2, 0, -4, 9, 6, 5,  3, 2,  1, 0,  0,  1,  3, -3};
     const float w[8] = {1, -2, 3, 1, 1, -2, 3, 1}, b = 0;
     CHECK(set_tensor(net, "conv1.weight", w, 8) && set_tensor(net, "conv1.bias", &b, 1));
-    CHECK_OK(cn_net_forward(net, x, 1));
+    CHECK_OK(cn_net_forward(net, x, 1, 0));
     const float *y = cn_net_layer_output(net, 0);
     const float want[9] = {25, 27, 15, 0, -2, 10, -13, -9, 23};
     for (int i = 0; i < 9; i++)
@@ -60,7 +60,7 @@ static void conv_stride_pad_example(void)
         w[i] = 1;
     }
     CHECK(set_tensor(net, "conv1.weight", w, 9) && set_tensor(net, "conv1.bias", &b, 1));
-    CHECK_OK(cn_net_forward(net, x, 2));
+    CHECK_OK(cn_net_forward(net, x, 2, 1));
     const float *y = cn_net_layer_output(net, 0);
     const float want[8] = {12.5f, 16.5f, 24.5f, 28.5f, -11.5f, -15.5f, -23.5f, -27.5f};
     for (int i = 0; i < 8; i++)
@@ -78,7 +78,7 @@ static void maxpool_example(void)
     CHECK_OK(cn_net_create(spec, 1, 1, &net));
     /* The last column is dropped: (5 - 2) / 2 + 1 = 2 windows across. */
     const float x[20] = {1, 3, -1, 0, 99, 2, 0, 5, -2, 99, -1, -2, 0, 0, 99, -3, -4, 7, 1, 99};
-    CHECK_OK(cn_net_forward(net, x, 1));
+    CHECK_OK(cn_net_forward(net, x, 1, 0));
     const float *y = cn_net_layer_output(net, 0);
     CHECK(y[0] == 3 && y[1] == 5 && y[2] == -1 && y[3] == 7);
     cn_net_free(net);
@@ -95,7 +95,7 @@ static void fc_example(void)
     CHECK_OK(cn_net_create(spec, 1, 1, &net));
     const float w[6] = {1, 2, 3, 4, 5, 6}, b[3] = {0.5f, -1, 0}, x[2] = {1, -1};
     CHECK(set_tensor(net, "fc1.weight", w, 6) && set_tensor(net, "fc1.bias", b, 3));
-    CHECK_OK(cn_net_forward(net, x, 1));
+    CHECK_OK(cn_net_forward(net, x, 1, 0));
     const float *y = cn_net_layer_output(net, 0);
     CHECK(y[0] == -0.5f && y[1] == -2 && y[2] == -1);
     /* Softmax of (-0.5, -2, -1) and the loss of class 0 = log(1 + e^-1.5 + e^-0.5). */
@@ -122,7 +122,7 @@ static void softmax_loss_is_stable(void)
     cn_net *net;
     CHECK_OK(cn_net_create(spec, 2, 1, &net));
     const float x[4] = {1000, 0, -1000, -1000};
-    CHECK_OK(cn_net_forward(net, x, 2));
+    CHECK_OK(cn_net_forward(net, x, 2, 1));
     const float *p = cn_net_output(net);
     CHECK(p[0] == 1.0f && p[1] == 0.0f && p[2] == 0.5f && p[3] == 0.5f);
     int32_t labels[2] = {1, 0};
@@ -155,7 +155,7 @@ static void lecture_backprop_example(void)
     CHECK(set_tensor(net, "fc1.weight", a, 4) && set_tensor(net, "fc1.bias", b, 2));
     const double x1 = 1.0, x2 = 0.5;
     float x[2] = {(float)x1, (float)x2}, y[2], dx[2];
-    cn_net_layer_forward(net, 0, x, y, 1);
+    cn_net_layer_forward(net, 0, x, y, 1, 1);
     CHECK_NEAR(y[0], 1.5, 1e-7);
     CHECK_NEAR(y[1], -0.5, 1e-7);
     double z1 = y[0] * y[0], z2 = exp(y[1]);
@@ -175,6 +175,47 @@ static void lecture_backprop_example(void)
     CHECK_NEAR(g[1], dy[0] * x2, 1e-6);
     CHECK_NEAR(g[2], dy[1] * x1, 1e-6);
     CHECK_NEAR(g[3], dy[1] * x2, 1e-6);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* Batch normalisation of one channel over x = (1, 3): the batch has mean 2
+ * and variance 1, so y = (x - 2) / sqrt(1 + eps) = (-1, 1) (gamma 1, beta 0),
+ * and the running estimates move 10% of the way: mean 0.2, variance
+ * 0.9 * 1 + 0.1 * 2 = 1.1 (the unbiased variance of (1, 3) is 2).  An
+ * evaluation pass then uses those. */
+static void batchnorm_example(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=1\nwidth=1\nclasses=2\n"
+                            "[batchnorm]\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 2, 1, &net));
+    cn_rng rng;
+    cn_rng_seed(&rng, 1);
+    cn_net_init(net, &rng);
+    float x[2] = {1, 3};
+    CHECK_OK(cn_net_forward(net, x, 2, 1));
+    const float *y = cn_net_layer_output(net, 0);
+    double s = 1 / sqrt(1 + 1e-5);
+    CHECK_NEAR(y[0], -s, 1e-6);
+    CHECK_NEAR(y[1], s, 1e-6);
+    cn_tensor_info mean, var, gamma;
+    CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "batchnorm1.running_mean"), &mean));
+    CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "batchnorm1.running_var"), &var));
+    CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "batchnorm1.weight"), &gamma));
+    CHECK(!mean.trainable && !var.trainable && gamma.trainable);
+    const float *buf = cn_net_buffers(net);
+    CHECK_NEAR(buf[mean.offset], 0.2, 1e-7);
+    CHECK_NEAR(buf[var.offset], 1.1, 1e-6);
+    CHECK(cn_net_params(net)[gamma.offset] == 1.0f);
+    /* Evaluation: running statistics, and they stay where they are. */
+    CHECK_OK(cn_net_forward(net, x, 1, 0));
+    CHECK_NEAR(cn_net_layer_output(net, 0)[0], (1 - 0.2) / sqrt(1.1 + 1e-5), 1e-6);
+    CHECK_NEAR(buf[mean.offset], 0.2, 1e-7);
+    /* Backward needs a training pass first. */
+    int32_t labels[1] = {0};
+    CHECK_ERR(cn_net_backward(net, labels, 1, NULL), CN_ERR_ARG);
     cn_net_free(net);
     cn_spec_free(spec);
 }
@@ -264,6 +305,15 @@ static void gradcheck_maxpool(void)
                        &w));
 }
 
+static void gradcheck_batchnorm(void)
+{
+    cn_gradcheck w;
+    CHECK(check_layers("[net]\nchannels=3\nheight=5\nwidth=4\nclasses=4\n"
+                       "[batchnorm]\n[conv]\nfilters=2\nsize=3\n[batchnorm]\nmomentum=0.3\n"
+                       "[fc]\noutputs=4\n[batchnorm]\neps=0.01\n[softmax]\n",
+                       &w));
+}
+
 static void gradcheck_fc_and_activations(void)
 {
     cn_gradcheck w;
@@ -274,16 +324,16 @@ static void gradcheck_fc_and_activations(void)
 }
 
 /* A whole network, every parameter and input coordinate. */
-static void check_whole(const char *text)
+static void check_whole_n(const char *text, size_t n)
 {
     cn_spec *spec;
-    cn_net *net = net_for(text, 2, &spec);
+    cn_net *net = net_for(text, n, &spec);
     CHECK(net);
     cn_rng rng;
     cn_rng_seed(&rng, 5);
     cn_net_init(net, &rng);
     cn_gradcheck gc;
-    CHECK_OK(cn_gradcheck_net(net, 2, 0, &rng, &gc));
+    CHECK_OK(cn_gradcheck_net(net, n, 0, &rng, &gc));
     printf(
         "    whole net: worst input error %.2g, parameter error %.2g, %zu checked, %zu on kinks\n",
         gc.input_err, gc.param_err, gc.checked, gc.skipped);
@@ -294,12 +344,24 @@ static void check_whole(const char *text)
     cn_spec_free(spec);
 }
 
+static void check_whole(const char *text) { check_whole_n(text, 2); }
+
 static void gradcheck_whole_relu_net(void)
 {
     check_whole("[net]\nchannels=1\nheight=10\nwidth=10\nclasses=4\n"
                 "[conv]\nfilters=3\nsize=3\npad=1\n[relu]\n[maxpool]\nsize=2\n"
                 "[conv]\nfilters=4\nsize=3\n[relu]\n[fc]\noutputs=8\n[relu]\n"
                 "[fc]\noutputs=4\n[softmax]\n");
+}
+
+/* Four samples: normalising a feature over two is degenerate (always -1, 1)
+ * and its derivatives are too ill-conditioned for float32 differences. */
+static void gradcheck_whole_batchnorm_net(void)
+{
+    check_whole_n("[net]\nchannels=2\nheight=6\nwidth=6\nclasses=3\n"
+                  "[conv]\nfilters=3\nsize=3\n[batchnorm]\n[relu]\n[maxpool]\n"
+                  "[fc]\noutputs=5\n[batchnorm]\n[tanh]\n[fc]\noutputs=3\n[softmax]\n",
+                  4);
 }
 
 static void gradcheck_whole_smooth_net(void)
@@ -464,7 +526,7 @@ static void backward_accumulates(void)
     size_t np = cn_net_num_params(net);
     float *once = malloc(np * 4);
     cn_net_zero_grads(net);
-    CHECK_OK(cn_net_forward(net, x, 2));
+    CHECK_OK(cn_net_forward(net, x, 2, 1));
     CHECK_OK(cn_net_backward(net, labels, 2, NULL));
     memcpy(once, cn_net_grads(net), np * 4);
     CHECK_OK(cn_net_backward(net, labels, 2, NULL));
@@ -482,10 +544,13 @@ const th_test th_layers[] = {
     {"layers/maxpool_example", maxpool_example},
     {"layers/fc_and_softmax_example", fc_example},
     {"layers/softmax_loss_is_stable", softmax_loss_is_stable},
+    {"layers/batchnorm_example", batchnorm_example},
     {"layers/lecture_backprop_example", lecture_backprop_example},
     {"gradcheck/conv", gradcheck_conv},
     {"gradcheck/maxpool", gradcheck_maxpool},
     {"gradcheck/fc_and_activations", gradcheck_fc_and_activations},
+    {"gradcheck/batchnorm", gradcheck_batchnorm},
+    {"gradcheck/whole_batchnorm_net", gradcheck_whole_batchnorm_net},
     {"gradcheck/whole_relu_net", gradcheck_whole_relu_net},
     {"gradcheck/whole_smooth_net", gradcheck_whole_smooth_net},
     {"gradcheck/catches_broken_backward", gradcheck_catches_broken_backward},

@@ -1,6 +1,7 @@
-/* test_torch.c - convnet against PyTorch: ten training steps of LeNet on the
- * same weights and batches must give the same losses, gradients and weights
- * (tests/torch_check.py replays them with torch.nn). */
+/* test_torch.c - convnet against PyTorch: ten training steps on the same
+ * weights and batches must give the same losses, gradients, weights and
+ * batch-norm running statistics (tests/torch_check.py replays them with
+ * torch.nn). */
 #include "harness.h"
 #include "internal.h"
 #include "io/safetensors.h"
@@ -11,61 +12,76 @@
 #define STEPS 10
 #define BATCH 16
 
-static void matches_pytorch(void)
+/* Runs the steps on the model `text` describes, writes everything into a
+ * file and has tests/torch_check.py replay it. */
+static int replay_in_pytorch(const char *name, const char *text)
 {
-    cn_spec *spec;
-    CHECK_OK(cn_spec_load("models/lenet.cfg", &spec));
+    cn_spec *spec = th_spec(text);
+    if (!spec)
+        return 0;
     cn_train_opts o;
     cn_spec_train_opts(spec, &o);
     o.decay = 0.01; /* large enough to show in ten steps */
     cn_model *m;
-    CHECK_OK(cn_model_create(spec, &o, 0, &m));
+    if (cn_model_create(spec, &o, 0, &m)) {
+        th_fail(__FILE__, __LINE__, "%s", cn_last_error());
+        return 0;
+    }
     cn_net *net = cn_model_net(m);
-    size_t nt = cn_net_num_tensors(net), np = cn_net_num_params(net);
+    size_t nt = cn_net_num_tensors(net), np = cn_net_num_params(net), nb = cn_net_num_buffers(net);
     size_t in = cn_shape_size(cn_net_input_shape(net));
     size_t total = 3 * nt + 2 * STEPS + 1;
     cn_st_tensor *t = calloc(total, sizeof *t);
     char(*names)[64] = calloc(total, 64);
-    float *init = malloc(np * 4), *grad = malloc(np * 4);
+    float *init = malloc((np + nb) * 4), *grad = malloc(np * 4);
     float *xs = malloc((size_t)STEPS * BATCH * in * 4), *ys = malloc(STEPS * BATCH * 4);
     float losses[STEPS];
     int32_t labels[BATCH];
     memcpy(init, cn_net_params(net), np * 4);
+    memcpy(init + np, cn_net_buffers(net), nb * 4);
     cn_rng rng;
     cn_rng_seed(&rng, 99);
     th_fill_normal(xs, (size_t)STEPS * BATCH * in, &rng);
-    for (size_t s = 0; s < STEPS; s++) {
+    int ok = 1;
+    for (size_t s = 0; s < STEPS && ok; s++) {
         for (size_t b = 0; b < BATCH; b++) {
             labels[b] = (int32_t)cn_rng_below(&rng, 10);
             ys[s * BATCH + b] = (float)labels[b];
         }
-        CHECK_OK(cn_net_forward(net, xs + s * BATCH * in, BATCH));
         double loss;
-        CHECK_OK(cn_net_loss(net, labels, BATCH, &loss));
+        ok = cn_net_forward(net, xs + s * BATCH * in, BATCH, 1) == CN_OK &&
+             cn_net_loss(net, labels, BATCH, &loss) == CN_OK;
         losses[s] = (float)loss;
         cn_net_zero_grads(net);
-        CHECK_OK(cn_net_backward(net, labels, BATCH, NULL));
+        ok = ok && cn_net_backward(net, labels, BATCH, NULL) == CN_OK;
         if (s == 0)
             memcpy(grad, cn_net_grads(net), np * 4);
         cn_optim_step(&m->optim, &net->be, &o, o.lr, cn_net_params(net), cn_net_grads(net), np);
     }
     size_t k = 0;
     const char *prefix[3] = {"", "grad.", "final."};
-    const float *base[3] = {init, grad, cn_net_params(net)};
     for (int p = 0; p < 3; p++)
-        for (size_t i = 0; i < nt; i++, k++) {
+        for (size_t i = 0; i < nt; i++) {
             cn_tensor_info ti;
             cn_net_tensor(net, i, &ti);
+            if (p == 1 && !ti.trainable)
+                continue;
+            const float *base = p == 0 ? (ti.trainable ? init : init + np)
+                                : p == 1
+                                    ? grad
+                                    : (ti.trainable ? cn_net_params(net) : cn_net_buffers(net));
             snprintf(names[k], 64, "%s%s", prefix[p], ti.name);
             t[k] = (cn_st_tensor){names[k],
                                   ti.ndim,
                                   {ti.dims[0], ti.dims[1], ti.dims[2], ti.dims[3]},
-                                  base[p] + ti.offset};
+                                  base + ti.offset};
+            k++;
         }
     for (size_t s = 0; s < STEPS; s++, k += 2) {
         snprintf(names[k], 64, "x.%zu", s);
         snprintf(names[k + 1], 64, "y.%zu", s);
-        t[k] = (cn_st_tensor){names[k], 4, {BATCH, 1, 28, 28}, xs + s * BATCH * in};
+        cn_shape sh = cn_net_input_shape(net);
+        t[k] = (cn_st_tensor){names[k], 4, {BATCH, sh.c, sh.h, sh.w}, xs + s * BATCH * in};
         t[k + 1] = (cn_st_tensor){names[k + 1], 1, {BATCH, 0, 0, 0}, ys + s * BATCH};
     }
     t[k++] = (cn_st_tensor){"loss", 1, {STEPS, 0, 0, 0}, losses};
@@ -83,17 +99,26 @@ static void matches_pytorch(void)
                           "decay",
                           dec,
                           "steps",
-                          steps};
+                          steps,
+                          "name",
+                          name};
     char path[600], cmd[800];
-    snprintf(path, sizeof path, "%s/torch.safetensors", th_tmpdir());
-    CHECK_OK(cn_st_write(path, t, k, meta, 5));
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_check.py %s", path);
-    fflush(stdout);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0,
-              "%s failed (exit %d); it needs Debian's python3-torch "
-              "(apt-get install python3-torch)",
-              cmd, rc);
+    snprintf(path, sizeof path, "%s/torch-%s.safetensors", th_tmpdir(), name);
+    if (ok && cn_st_write(path, t, k, meta, 6) == CN_OK) {
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_check.py %s", path);
+        fflush(stdout);
+        int rc = system(cmd);
+        if (rc != 0) {
+            th_fail(__FILE__, __LINE__,
+                    "%s failed (exit %d); it needs Debian's python3-torch "
+                    "(apt-get install python3-torch)",
+                    cmd, rc);
+            ok = 0;
+        }
+    } else if (ok) {
+        th_fail(__FILE__, __LINE__, "%s", cn_last_error());
+        ok = 0;
+    }
     free(t);
     free(names);
     free(init);
@@ -102,9 +127,45 @@ static void matches_pytorch(void)
     free(ys);
     cn_model_free(m);
     cn_spec_free(spec);
+    return ok;
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1 << 16, 1);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void lenet_matches_pytorch(void)
+{
+    char *text = read_text("models/lenet.cfg");
+    CHECK(text);
+    int ok = replay_in_pytorch("lenet", text);
+    free(text);
+    CHECK(ok);
+}
+
+/* Batch normalisation after convolutions and a fully connected layer, with
+ * the running statistics compared too. */
+static void batchnorm_net_matches_pytorch(void)
+{
+    CHECK(replay_in_pytorch("batchnorm",
+                            "[net]\nchannels=1\nheight=12\nwidth=12\nclasses=10\n"
+                            "[train]\nlr=0.1\nmomentum=0.9\n"
+                            "[conv]\nfilters=6\nsize=3\npad=1\n[batchnorm]\n[relu]\n[maxpool]\n"
+                            "[conv]\nfilters=8\nsize=3\n[batchnorm]\nmomentum=0.2\n[relu]\n"
+                            "[fc]\noutputs=20\n[batchnorm]\neps=0.001\n[relu]\n"
+                            "[fc]\noutputs=10\n[softmax]\n"));
 }
 
 const th_test th_torch[] = {
-    {"torch/matches_pytorch", matches_pytorch},
+    {"torch/lenet_matches_pytorch", lenet_matches_pytorch},
+    {"torch/batchnorm_net_matches_pytorch", batchnorm_net_matches_pytorch},
     {NULL, NULL},
 };

@@ -47,8 +47,19 @@ def main():
             p.copy_(t[name].reshape(p.shape))
     lr, mu, decay = float(meta["lr"]), float(meta["momentum"]), float(meta["decay"])
     steps = int(meta["steps"])
-    mom = {n: torch.zeros_like(p) for n, p in params.items()}
+    trained = {n: p for n, p in params.items() if p.requires_grad}
+    mom = {n: torch.zeros_like(p) for n, p in trained.items()}
     worst = {"loss": 0.0, "grad": 0.0, "final": 0.0}
+    where = {}
+
+    def record(kind, name, mine, theirs, floor):
+        """Largest difference on the scale of the tensor, or of the floor for
+        tensors whose true value is about zero (a bias before batch norm)."""
+        err = (mine - theirs).abs().max().item() / max(theirs.abs().max().item(), floor, 1e-30)
+        if err > worst[kind]:
+            worst[kind], where[kind] = err, name
+
+    model.train()
     for step in range(steps):
         x, y = t[f"x.{step}"], t[f"y.{step}"].long()
         model.zero_grad()
@@ -57,24 +68,23 @@ def main():
         ours = float(t["loss"][step])
         worst["loss"] = max(worst["loss"], abs(ours - loss.item()) / max(abs(loss.item()), 1e-6))
         with torch.no_grad():
-            for n, p in params.items():
+            gscale = max(p.grad.abs().max().item() for p in trained.values())
+            for n, p in trained.items():
                 if step == 0:
-                    g, mine = p.grad, t["grad." + n].reshape(p.shape)
-                    err = (mine - g).abs().max().item() / max(g.abs().max().item(), 1e-12)
-                    worst["grad"] = max(worst["grad"], err)
+                    record("grad", n, t["grad." + n].reshape(p.shape), p.grad, 1e-3 * gscale)
                 mom[n].mul_(mu).add_((1 - mu) * p.grad)
                 p.sub_(lr * (mom[n] + decay * p))
     with torch.no_grad():
-        for n, p in params.items():
-            mine = t["final." + n].reshape(p.shape)
-            err = (mine - p).abs().max().item() / max(p.abs().max().item(), 1e-12)
-            worst["final"] = max(worst["final"], err)
+        pscale = max(p.abs().max().item() for p in params.values())
+        for n, p in params.items():  # weights and running statistics
+            record("final", n, t["final." + n].reshape(p.shape), p, 1e-3 * pscale)
     tol = {"loss": 1e-4, "grad": 1e-3, "final": 1e-3}
-    print("    PyTorch %s: worst relative difference: loss %.2g, step-0 gradients %.2g, "
-          "weights after %d steps %.2g" % (torch.__version__, worst["loss"], worst["grad"], steps, worst["final"]))
+    print("    PyTorch %s, %s: worst relative difference: loss %.2g, step-0 gradients %.2g, "
+          "weights after %d steps %.2g" % (torch.__version__, meta.get("name", "model"), worst["loss"],
+                                            worst["grad"], steps, worst["final"]))
     bad = [k for k in worst if not worst[k] <= tol[k]]
     if bad:
-        print("    differs from PyTorch in: " + ", ".join(bad))
+        print("    differs from PyTorch in: " + ", ".join(f"{k} ({where.get(k, '')})" for k in bad))
         return 1
     return 0
 

@@ -131,3 +131,81 @@ static void sgd(const cn_backend *be, size_t n, float *theta, const float *g, fl
         theta[i] -= lr * (m[i] + lambda * theta[i]);
     }
 }
+
+static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
+                   const float *gamma, const float *beta, float *run_mean, float *run_var,
+                   float momentum, float eps, int train, float *save_mean, float *save_invstd,
+                   float *y)
+{
+    size_t count = n * hw;
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (n * c * hw > PAR_MIN)
+    for (long ch = 0; ch < (long)c; ch++) {
+        float mean, invstd;
+        if (train) {
+            /* Two passes in double: the mean, then the spread around it. */
+            double s = 0, s2 = 0;
+            for (size_t i = 0; i < n; i++) {
+                const float *row = x + (i * c + (size_t)ch) * hw;
+                for (size_t j = 0; j < hw; j++)
+                    s += row[j];
+            }
+            double m = s / (double)count;
+            for (size_t i = 0; i < n; i++) {
+                const float *row = x + (i * c + (size_t)ch) * hw;
+                for (size_t j = 0; j < hw; j++)
+                    s2 += (row[j] - m) * (row[j] - m);
+            }
+            double var = s2 / (double)count;
+            mean = (float)m;
+            invstd = (float)(1.0 / sqrt(var + eps));
+            save_mean[ch] = mean;
+            save_invstd[ch] = invstd;
+            /* The running variance is unbiased, as PyTorch keeps it. */
+            double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
+            run_mean[ch] = (float)((1 - momentum) * run_mean[ch] + momentum * m);
+            run_var[ch] = (float)((1 - momentum) * run_var[ch] + momentum * unbiased);
+        } else {
+            mean = run_mean[ch];
+            invstd = (float)(1.0 / sqrt((double)run_var[ch] + eps));
+        }
+        float scale = gamma[ch] * invstd, shift = beta[ch] - mean * scale;
+        for (size_t i = 0; i < n; i++) {
+            const float *in = x + (i * c + (size_t)ch) * hw;
+            float *out = y + (i * c + (size_t)ch) * hw;
+            for (size_t j = 0; j < hw; j++)
+                out[j] = in[j] * scale + shift;
+        }
+    }
+}
+
+static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
+                   size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
+                   float *dgamma, float *dbeta, float *dx)
+{
+    double count = (double)(n * hw);
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (n * c * hw > PAR_MIN)
+    for (long ch = 0; ch < (long)c; ch++) {
+        float mean = save_mean[ch], invstd = save_invstd[ch];
+        double sd = 0, sdx = 0; /* sum of dy and of dy * xhat */
+        for (size_t i = 0; i < n; i++) {
+            const float *in = x + (i * c + (size_t)ch) * hw, *d = dy + (i * c + (size_t)ch) * hw;
+            for (size_t j = 0; j < hw; j++) {
+                sd += d[j];
+                sdx += d[j] * (in[j] - mean);
+            }
+        }
+        sdx *= invstd;
+        dbeta[ch] += (float)sd;
+        dgamma[ch] += (float)sdx;
+        if (!dx)
+            continue;
+        /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
+        float k = gamma[ch] * invstd, md = (float)(sd / count), mdx = (float)(sdx / count);
+        for (size_t i = 0; i < n; i++) {
+            const float *in = x + (i * c + (size_t)ch) * hw, *d = dy + (i * c + (size_t)ch) * hw;
+            float *out = dx + (i * c + (size_t)ch) * hw;
+            for (size_t j = 0; j < hw; j++)
+                out[j] = k * (d[j] - md - (in[j] - mean) * invstd * mdx);
+        }
+    }
+}

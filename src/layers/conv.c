@@ -37,8 +37,8 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     l->out = (cn_shape){f, (l->in.h + 2 * pad - k) / st + 1, (l->in.w + 2 * pad - k) / st + 1};
     size_t kk = l->in.c * k * k;
     l->n_t = 2;
-    l->t[0] = (cn_ltensor){"weight", 4, {f, l->in.c, k, k}, f * kk, kk, 0};
-    l->t[1] = (cn_ltensor){"bias", 1, {f, 0, 0, 0}, f, 0, 0};
+    l->t[0] = (cn_ltensor){"weight", 4, {f, l->in.c, k, k}, f * kk, kk, 0, 0};
+    l->t[1] = (cn_ltensor){"bias", 1, {f, 0, 0, 0}, f, 0, 0, 0};
     l->macs = (uint64_t)f * kk * l->out.h * l->out.w;
     cn_win g = geometry(l);
     l->ws_floats = be->conv_ws(be, &g, f, train_batch);

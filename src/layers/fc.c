@@ -16,8 +16,8 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     size_t in = cn_shape_size(l->in), out = (size_t)l->v[OUTPUTS];
     l->out = (cn_shape){out, 1, 1};
     l->n_t = 2;
-    l->t[0] = (cn_ltensor){"weight", 2, {out, in, 0, 0}, cn_mul(out, in), in, 0};
-    l->t[1] = (cn_ltensor){"bias", 1, {out, 0, 0, 0}, out, 0, 0};
+    l->t[0] = (cn_ltensor){"weight", 2, {out, in, 0, 0}, cn_mul(out, in), in, 0, 0};
+    l->t[1] = (cn_ltensor){"bias", 1, {out, 0, 0, 0}, out, 0, 0, 0};
     l->macs = (uint64_t)in * out;
     return CN_OK;
 }

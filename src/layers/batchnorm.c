@@ -1,0 +1,53 @@
+/* batchnorm.c - batch normalisation, per channel (per feature after a fully
+ * connected layer):
+ *
+ *   y = gamma (x - mean) / sqrt(var + eps) + beta
+ *
+ * In training passes mean and var are the batch's, over samples and
+ * positions, and the running estimates move towards them by momentum (as in
+ * PyTorch: var unbiased, momentum 0.1); in evaluation the running estimates
+ * are used.  gamma and beta are trained ("weight" and "bias"); the running
+ * mean and variance are buffers, saved under PyTorch's names. */
+#include "internal.h"
+
+enum { MOMENTUM, EPS, NKEYS };
+
+static const cn_key keys[] = {
+    {"momentum", 0, 0, 1, 0.1, 0, NULL},
+    {"eps", 0, 1e-12, 1, 1e-5, 0, NULL},
+};
+
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
+{
+    (void)be;
+    (void)train_batch;
+    size_t c = l->in.c;
+    l->out = l->in;
+    l->n_t = 2;
+    l->t[0] = (cn_ltensor){"weight", 1, {c, 0, 0, 0}, c, 0, 1.0f, 0};
+    l->t[1] = (cn_ltensor){"bias", 1, {c, 0, 0, 0}, c, 0, 0.0f, 0};
+    l->n_bt = 2;
+    l->bt[0] = (cn_ltensor){"running_mean", 1, {c, 0, 0, 0}, c, 0, 0.0f, 0};
+    l->bt[1] = (cn_ltensor){"running_var", 1, {c, 0, 0, 0}, c, 0, 1.0f, 0};
+    l->state_floats = 2 * c; /* the batch's mean and 1 / std */
+    return CN_OK;
+}
+
+static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+{
+    size_t c = l->in.c;
+    ctx->be->bn_fwd(ctx->be, x, n, c, l->in.h * l->in.w, l->p[0], l->p[1], l->b[0], l->b[1],
+                    (float)l->v[MOMENTUM], (float)l->v[EPS], ctx->train, l->state, l->state + c, y);
+}
+
+static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
+                     const float *dy, float *dx, size_t n)
+{
+    (void)y;
+    size_t c = l->in.c;
+    ctx->be->bn_bwd(ctx->be, x, dy, n, c, l->in.h * l->in.w, l->p[0], l->state, l->state + c,
+                    l->g[0], l->g[1], dx);
+}
+
+const cn_layer_ops cn_batchnorm_ops = {"batchnorm", keys,  NKEYS,   0,        0,
+                                       0,           setup, forward, backward, NULL};
