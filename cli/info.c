@@ -70,9 +70,11 @@ int cmd_info(int argc, char **argv)
         const cn_train_opts *o = cn_model_opts(model);
         const cn_train_state *s = cn_model_state(model);
         printf("recipe: %d epochs of batch %d, lr %g (%s", o->epochs, o->batch, o->lr,
-               o->policy == CN_LR_STEP ? "step" : "const");
+               cn_lr_policy_name(o->policy));
         if (o->policy == CN_LR_STEP)
             printf(": x%g every %d epochs", o->lr_gamma, o->lr_step);
+        if (o->policy == CN_LR_ONECYCLE || o->policy == CN_LR_COSINE)
+            printf(", warm-up %g of training", o->lr_warmup);
         printf("), momentum %g, decay %g, seed %llu\n", o->momentum, o->decay,
                (unsigned long long)o->seed);
         printf("trained: %d epochs and %llu batches (%llu batches in all)\n", s->epoch,

@@ -30,7 +30,10 @@ static const char help[] =
     "  --lr X           initial learning rate\n"
     "  --momentum X     mu in m = mu*m + (1-mu)*g\n"
     "  --decay X        weight decay lambda in theta -= lr*(m + lambda*theta)\n"
-    "  --lr-policy P    const or step (lr * gamma every --lr-step epochs)\n"
+    "  --lr-policy P    const, step (lr * gamma every --lr-step epochs), onecycle\n"
+    "                   (up from lr/10 over the warm-up, then down to lr/1000) or\n"
+    "                   cosine (warm-up, then half a cosine down to 0)\n"
+    "  --lr-warmup F    fraction of training that warms up (onecycle, cosine)\n"
     "  --lr-step N      epochs between learning-rate steps\n"
     "  --lr-gamma X     factor of each learning-rate step\n"
     "  --seed N         seed of weight initialisation and shuffling\n"
@@ -162,7 +165,7 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
 /* Command-line values of the recipe; 0 or -1: not given. */
 typedef struct overrides {
     long epochs, batch, policy, lr_step;
-    double lr, momentum, decay, gamma;
+    double lr, momentum, decay, gamma, warmup;
 } overrides;
 
 static void apply(const overrides *v, cn_train_opts *o)
@@ -183,6 +186,8 @@ static void apply(const overrides *v, cn_train_opts *o)
         o->decay = v->decay;
     if (v->gamma > 0)
         o->lr_gamma = v->gamma;
+    if (v->warmup >= 0)
+        o->lr_warmup = v->warmup;
 }
 
 /* "dir/name.cfg" -> "name" + ext, in the current directory. */
@@ -229,6 +234,7 @@ int cmd_train(int argc, char **argv)
         O_POLICY,
         O_STEP,
         O_GAMMA,
+        O_WARMUP,
         O_SEED,
         O_THREADS,
         O_DATA,
@@ -251,6 +257,7 @@ int cmd_train(int argc, char **argv)
         {"lr-policy", 1, O_POLICY},
         {"lr-step", 1, O_STEP},
         {"lr-gamma", 1, O_GAMMA},
+        {"lr-warmup", 1, O_WARMUP},
         {"threads", 1, O_THREADS},
         {"data", 1, O_DATA},
         {"val", 1, O_VAL},
@@ -264,7 +271,7 @@ int cmd_train(int argc, char **argv)
         {"h", 0, O_HELP},
         {NULL, 0, 0},
     };
-    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0};
+    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1};
     long seed = -1, threads = 0, val_n = 10000;
     double test_every = 0, stop_at = 0;
     const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
@@ -305,9 +312,13 @@ int cmd_train(int argc, char **argv)
                 return cli_usage("train", "--decay takes a number from 0 to 1, not '%s'", v);
             break;
         case O_POLICY:
-            if (strcmp(v, "const") != 0 && strcmp(v, "step") != 0)
-                return cli_usage("train", "--lr-policy is const or step, not '%s'", v);
-            ov.policy = strcmp(v, "step") == 0 ? CN_LR_STEP : CN_LR_CONST;
+            ov.policy = -1;
+            for (int p = CN_LR_CONST; p <= CN_LR_COSINE; p++)
+                if (strcmp(v, cn_lr_policy_name((cn_lr_policy)p)) == 0)
+                    ov.policy = p;
+            if (ov.policy < 0)
+                return cli_usage("train",
+                                 "--lr-policy is const, step, onecycle or cosine, not '%s'", v);
             break;
         case O_STEP:
             if (!cli_int(v, 1, 1000000, &ov.lr_step))
@@ -318,6 +329,11 @@ int cmd_train(int argc, char **argv)
             if (!cli_double(v, 1e-6, 1, &ov.gamma))
                 return cli_usage("train",
                                  "--lr-gamma takes a number above 0 and at most 1, not '%s'", v);
+            break;
+        case O_WARMUP:
+            if (!cli_double(v, 0, 0.99, &ov.warmup))
+                return cli_usage("train", "--lr-warmup takes a fraction from 0 to 0.99, not '%s'",
+                                 v);
             break;
         case O_SEED:
             if (!cli_int(v, 0, 9007199254740991L, &seed))

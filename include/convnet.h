@@ -94,8 +94,15 @@ const char *cn_spec_source(const cn_spec *spec);
 
 typedef enum cn_lr_policy {
     CN_LR_CONST = 0, /* lr stays at its initial value */
-    CN_LR_STEP       /* lr = lr0 * gamma ^ floor(epoch / lr_step) */
+    CN_LR_STEP,      /* lr = lr0 * gamma ^ floor(epoch / lr_step) */
+    CN_LR_ONECYCLE,  /* up linearly from lr0 / 10 to lr0 over the warm-up, then
+                        down linearly to lr0 / 1000 at the end */
+    CN_LR_COSINE     /* up linearly from lr0 / 10 over the warm-up, then
+                        lr0 (1 + cos(pi u)) / 2 with u from 0 to 1 */
 } cn_lr_policy;
+
+/* "const", "step", "onecycle", "cosine". */
+const char *cn_lr_policy_name(cn_lr_policy p);
 
 /* The training recipe: the [train] section, with defaults for missing keys.
  * Plain data: a program may change fields (command-line overrides) before
@@ -109,6 +116,7 @@ typedef struct cn_train_opts {
     cn_lr_policy policy; /* learning-rate schedule */
     int lr_step;         /* CN_LR_STEP: epochs between decays */
     double lr_gamma;     /* CN_LR_STEP: factor applied at each decay */
+    double lr_warmup;    /* onecycle, cosine: fraction of training warming up */
     uint64_t seed;       /* seeds weight initialisation and shuffling */
 } cn_train_opts;
 
@@ -117,8 +125,9 @@ typedef struct cn_train_opts {
 void cn_spec_train_opts(const cn_spec *spec, cn_train_opts *opts);
 /* Checks that every field of opts is in range.  Errors: CN_ERR_ARG. */
 cn_status cn_train_opts_check(const cn_train_opts *opts);
-/* The learning rate at a point of training: epoch counts from 0. */
-double cn_train_opts_lr(const cn_train_opts *opts, int epoch);
+/* The learning rate at a point of training: epoch counts from 0 and may be
+ * fractional (2.5: half way through the third epoch). */
+double cn_train_opts_lr(const cn_train_opts *opts, double epoch);
 
 /* ------------------------------------------------------------------- net */
 

@@ -166,9 +166,10 @@ static char *opts_json(const cn_train_opts *o)
     cJSON_AddNumberToObject(j, "lr", o->lr);
     cJSON_AddNumberToObject(j, "momentum", o->momentum);
     cJSON_AddNumberToObject(j, "decay", o->decay);
-    cJSON_AddStringToObject(j, "lr_policy", o->policy == CN_LR_STEP ? "step" : "const");
+    cJSON_AddStringToObject(j, "lr_policy", cn_lr_policy_name(o->policy));
     cJSON_AddNumberToObject(j, "lr_step", o->lr_step);
     cJSON_AddNumberToObject(j, "lr_gamma", o->lr_gamma);
+    cJSON_AddNumberToObject(j, "lr_warmup", o->lr_warmup);
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -184,7 +185,7 @@ static char *state_json(const cn_model *m)
     cJSON_AddNumberToObject(j, "epoch", s->epoch);
     cJSON_AddNumberToObject(j, "step", (double)s->step);
     cJSON_AddNumberToObject(j, "global_step", (double)s->global_step);
-    cJSON_AddNumberToObject(j, "lr", cn_train_opts_lr(&m->opts, s->epoch));
+    cJSON_AddNumberToObject(j, "lr", cn_train_opts_lr(&m->opts, (double)s->epoch));
     cJSON *rng = cJSON_AddArrayToObject(j, "rng");
     for (int i = 0; rng && i < 4; i++) {
         char hex[17];
@@ -253,12 +254,14 @@ static cn_status read_opts(const char *path, const char *text, cn_train_opts *o)
         o->batch = ok ? (int)v[1] : 0;
         o->lr_step = ok ? (int)v[2] : 0;
         o->seed = ok ? (uint64_t)v[3] : 0;
-        if (strcmp(pol->valuestring, "step") == 0)
-            o->policy = CN_LR_STEP;
-        else if (strcmp(pol->valuestring, "const") == 0)
-            o->policy = CN_LR_CONST;
-        else
-            ok = 0;
+        ok = 0;
+        for (int p = CN_LR_CONST; p <= CN_LR_COSINE; p++)
+            if (strcmp(pol->valuestring, cn_lr_policy_name((cn_lr_policy)p)) == 0) {
+                o->policy = (cn_lr_policy)p;
+                ok = 1;
+            }
+        if (!json_num(j, "lr_warmup", &o->lr_warmup))
+            o->lr_warmup = 0.25;
     }
     cJSON_Delete(j);
     if (!ok || cn_train_opts_check(o))

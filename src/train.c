@@ -87,7 +87,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             perm[i] = perm[j];
             perm[j] = t;
         }
-        double lr = cn_train_opts_lr(o, s->epoch);
+        double lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
         double loss_sum = 0.0, epoch_start = cn_now();
         size_t correct = 0, seen = 0;
         p.epoch = s->epoch;
@@ -95,6 +95,8 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         p.val_loss = p.val_accuracy = -1.0;
         while (s->step < steps) {
             const uint32_t *idx = perm + s->step * batch;
+            lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
+            p.lr = lr;
             for (size_t b = 0; b < batch; b++) {
                 memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
                 labels[b] = train->labels[idx[b]];

@@ -102,8 +102,8 @@ static void refuses_bad_descriptions(void)
     CHECK(refused("[fc]\noutputs=10\n[softmax]\n", "bad.cfg", "no [net]"));
     CHECK(refused(NET, "bad.cfg", "no layers"));
     CHECK(refused(NET "[train]\nlr=fast\n[softmax]\n", "bad.cfg:7:", "must be a number"));
-    CHECK(
-        refused(NET "[train]\nlr_policy=cosine\n[softmax]\n", "bad.cfg:7:", "one of: const, step"));
+    CHECK(refused(NET "[train]\nlr_policy=linear\n[softmax]\n",
+                  "bad.cfg:7:", "one of: const, step, onecycle, cosine"));
     CHECK(refused(NET "[train]\nlr=nan\n[softmax]\n", "bad.cfg:7:", "number"));
     CHECK(refused(NET "[fc]\nname=a\noutputs=4\n[fc]\nname=a\noutputs=10\n[softmax]\n",
                   "bad.cfg:9:", "already used"));
@@ -121,17 +121,30 @@ static void load_reports_missing_file(void)
 
 static void learning_rate_schedule(void)
 {
-    cn_train_opts o = {10, 64, 0.1, 0.9, 0, CN_LR_STEP, 3, 0.5, 1};
+    cn_train_opts o = {10, 64, 0.1, 0.9, 0, CN_LR_STEP, 3, 0.5, 0.25, 1};
     CHECK_NEAR(cn_train_opts_lr(&o, 0), 0.1, 0);
-    CHECK_NEAR(cn_train_opts_lr(&o, 2), 0.1, 0);
+    CHECK_NEAR(cn_train_opts_lr(&o, 2.9), 0.1, 0);
     CHECK_NEAR(cn_train_opts_lr(&o, 3), 0.05, 1e-15);
-    CHECK_NEAR(cn_train_opts_lr(&o, 7), 0.025, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 7.5), 0.025, 1e-15);
     o.policy = CN_LR_CONST;
     CHECK_NEAR(cn_train_opts_lr(&o, 9), 0.1, 0);
+    /* onecycle over 10 epochs with a warm-up of 2.5: 0.01 -> 0.1 -> 0.0001. */
+    o.policy = CN_LR_ONECYCLE;
+    CHECK_NEAR(cn_train_opts_lr(&o, 0), 0.01, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 1.25), 0.055, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 2.5), 0.1, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 6.25), 0.1 + (0.0001 - 0.1) * 0.5, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 10), 0.0001, 1e-15);
+    /* cosine: the same warm-up, then (1 + cos(pi u)) / 2. */
+    o.policy = CN_LR_COSINE;
+    CHECK_NEAR(cn_train_opts_lr(&o, 1.25), 0.055, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 6.25), 0.05, 1e-15);
+    CHECK_NEAR(cn_train_opts_lr(&o, 10), 0, 1e-15);
     CHECK_OK(cn_train_opts_check(&o));
     o.batch = 0;
     CHECK_ERR(cn_train_opts_check(&o), CN_ERR_ARG);
     CHECK(th_contains(cn_last_error(), "batch"));
+    CHECK(strcmp(cn_lr_policy_name(CN_LR_ONECYCLE), "onecycle") == 0);
 }
 
 const th_test th_spec_tests[] = {

@@ -13,7 +13,7 @@ static void sgd_follows_the_lecture(void)
     CHECK_OK(cn_optim_init(&o, 2));
     o.state[0] = 0.5f;
     float p[2] = {1.0f, -2.0f}, g[2] = {2.0f, 0.0f};
-    cn_train_opts opts = {1, 1, 0.1, 0.9, 0.01, CN_LR_CONST, 1, 0.1, 1};
+    cn_train_opts opts = {1, 1, 0.1, 0.9, 0.01, CN_LR_CONST, 1, 0.1, 0.25, 1};
     cn_backend be;
     CHECK(cn_backend_cpu_init(&be, 1, NULL) == 0);
     cn_optim_step(&o, &be, &opts, 0.1, p, g, 2);

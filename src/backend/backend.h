@@ -82,15 +82,16 @@ struct cn_backend {
     /* Batch normalisation of x (n, c, hw) per channel: with train, the
      * batch's mean and variance (kept in save_mean and save_invstd for
      * backward; the running ones move by momentum), otherwise the running
-     * ones; then y = gamma (x - mean) / sqrt(var + eps) + beta. */
+     * ones; then y = gamma (x - mean) / sqrt(var + eps) + beta.  scratch: 2c
+     * doubles. */
     void (*bn_fwd)(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
-                   float *y);
+                   double *scratch, float *y);
     /* Adds the gradients of gamma and beta; writes dx unless it is NULL. */
     void (*bn_bwd)(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
                    size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
-                   float *dgamma, float *dbeta, float *dx);
+                   double *scratch, float *dgamma, float *dbeta, float *dx);
     /* The lecture's SGD step over n parameters:
      * m = mu m + (1 - mu) g;  theta -= lr (m + lambda theta). */
     void (*sgd)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr,

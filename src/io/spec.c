@@ -21,7 +21,12 @@ static const cn_key net_keys[] = {
 };
 enum { NET_C, NET_H, NET_W, NET_CLASSES, NET_MEAN, NET_STD, NET_NKEYS };
 
-static const char *const policies[] = {"const", "step", NULL};
+static const char *const policies[] = {"const", "step", "onecycle", "cosine", NULL};
+
+const char *cn_lr_policy_name(cn_lr_policy p)
+{
+    return p >= CN_LR_CONST && p <= CN_LR_COSINE ? policies[p] : "?";
+}
 
 static const cn_key train_keys[] = {
     {"epochs", 1, 1, 1000000, 10, 0, NULL},
@@ -29,9 +34,10 @@ static const cn_key train_keys[] = {
     {"lr", 0, 1e-12, 100, 0.01, 0, NULL},
     {"momentum", 0, 0, 0.9999, 0.9, 0, NULL},
     {"decay", 0, 0, 1, 0, 0, NULL},
-    {"lr_policy", 1, 0, 1, CN_LR_CONST, 0, policies},
+    {"lr_policy", 1, 0, CN_LR_COSINE, CN_LR_CONST, 0, policies},
     {"lr_step", 1, 1, 1000000, 1, 0, NULL},
     {"lr_gamma", 0, 1e-6, 1, 0.1, 0, NULL},
+    {"lr_warmup", 0, 0, 0.99, 0.25, 0, NULL},
     {"seed", 1, 0, 9007199254740992.0, 1, 0, NULL},
 };
 enum {
@@ -43,6 +49,7 @@ enum {
     TR_POLICY,
     TR_STEP,
     TR_GAMMA,
+    TR_WARMUP,
     TR_SEED,
     TR_NKEYS
 };
@@ -345,6 +352,7 @@ static cn_status interpret(cn_spec *spec)
     o->policy = (cn_lr_policy)(int)v[TR_POLICY];
     o->lr_step = (int)v[TR_STEP];
     o->lr_gamma = v[TR_GAMMA];
+    o->lr_warmup = v[TR_WARMUP];
     o->seed = (uint64_t)v[TR_SEED];
     return CN_OK;
 }
@@ -431,6 +439,7 @@ cn_status cn_train_opts_check(const cn_train_opts *o)
                    : k == TR_POLICY ? (double)o->policy
                    : k == TR_STEP   ? o->lr_step
                    : k == TR_GAMMA  ? o->lr_gamma
+                   : k == TR_WARMUP ? o->lr_warmup
                                     : (double)o->seed;
         if (!(v >= key->min && v <= key->max))
             return cn_fail(CN_ERR_ARG, "%s must be between %g and %g, got %g", key->name, key->min,
@@ -439,9 +448,21 @@ cn_status cn_train_opts_check(const cn_train_opts *o)
     return CN_OK;
 }
 
-double cn_train_opts_lr(const cn_train_opts *o, int epoch)
+double cn_train_opts_lr(const cn_train_opts *o, double epoch)
 {
-    if (o->policy == CN_LR_STEP)
-        return o->lr * pow(o->lr_gamma, (double)(epoch / o->lr_step));
+    double t = epoch / o->epochs, w = o->lr_warmup;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    switch (o->policy) {
+    case CN_LR_STEP: return o->lr * pow(o->lr_gamma, floor(floor(epoch) / o->lr_step));
+    case CN_LR_ONECYCLE:
+        if (t < w)
+            return o->lr / 10 + (o->lr - o->lr / 10) * t / w;
+        return o->lr + (o->lr / 1000 - o->lr) * (t - w) / (1 - w);
+    case CN_LR_COSINE:
+        if (t < w)
+            return o->lr / 10 + (o->lr - o->lr / 10) * t / w;
+        return o->lr * 0.5 * (1 + cos(3.14159265358979323846 * (t - w) / (1 - w)));
+    case CN_LR_CONST: break;
+    }
     return o->lr;
 }

@@ -4,26 +4,57 @@
 /* Below this many elements a loop is not worth waking the threads for. */
 #define PAR_MIN 32768
 
+/* Runs body over [0, n) cut into one contiguous range per thread ([lo, hi)),
+ * (the body, which may hold commas) or on the calling thread when n is small.  The loop bodies are
+ * plain loops the compiler vectorises the same way in both cases (OpenMP's "parallel for simd
+ * if(...)" made a branchy scalar copy for the serial case). */
+#define FOR_RANGES(be, n, min_n, lo, hi, ...)                                                      \
+    do {                                                                                           \
+        long n_ = (long)(n);                                                                       \
+        int nt_ = n_ > (long)(min_n) ? (be)->threads : 1;                                          \
+        if (nt_ <= 1) {                                                                            \
+            long lo = 0, hi = n_;                                                                  \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            _Pragma("omp parallel num_threads(nt_)")                                               \
+            {                                                                                      \
+                long t_ = thread_id(), lo = n_ * t_ / nt_, hi = n_ * (t_ + 1) / nt_;               \
+                __VA_ARGS__;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static void relu_fwd(const float *restrict x, float *restrict y, long lo, long hi)
+{
+    for (long i = lo; i < hi; i++) {
+        float v = x[i];
+        y[i] = v > 0.0f ? v : 0.0f;
+    }
+}
+
+static void relu_bwd(const float *restrict y, const float *restrict dy, float *restrict dx, long lo,
+                     long hi)
+{
+    for (long i = lo; i < hi; i++) {
+        float d = dy[i]; /* loaded unconditionally, so that this is a vector blend */
+        dx[i] = y[i] > 0.0f ? d : 0.0f;
+    }
+}
+
 static void act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, size_t count)
 {
-    long n = (long)count;
     switch (a) {
     case CN_ACT_RELU:
-#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) {
-            float v = x[i];
-            y[i] = v > 0.0f ? v : 0.0f;
-        }
+        /* In place (x == y) is fine: element by element. */
+        FOR_RANGES(be, count, PAR_MIN, lo, hi, relu_fwd(x, y, lo, hi));
         break;
     case CN_ACT_SIGMOID:
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++)
-            y[i] = 1.0f / (1.0f + expf(-x[i]));
+        FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
+                   for (long i = lo; i < hi; i++) y[i] = 1.0f / (1.0f + expf(-x[i])));
         break;
     case CN_ACT_TANH:
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (n > PAR_MIN / 8)
-        for (long i = 0; i < n; i++)
-            y[i] = tanhf(x[i]);
+        FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
+                   for (long i = lo; i < hi; i++) y[i] = tanhf(x[i]));
         break;
     case CN_ACT_NONE:
         if (x != y)
@@ -35,24 +66,15 @@ static void act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, si
 static void act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
                     size_t count)
 {
-    long n = (long)count;
     switch (a) {
-    case CN_ACT_RELU:
-#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++) {
-            float d = dy[i]; /* loaded unconditionally, so that this is a vector blend */
-            dx[i] = y[i] > 0.0f ? d : 0.0f;
-        }
-        break;
+    case CN_ACT_RELU: FOR_RANGES(be, count, PAR_MIN, lo, hi, relu_bwd(y, dy, dx, lo, hi)); break;
     case CN_ACT_SIGMOID:
-#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++)
-            dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        FOR_RANGES(be, count, PAR_MIN, lo, hi,
+                   for (long i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]));
         break;
     case CN_ACT_TANH:
-#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (n > PAR_MIN)
-        for (long i = 0; i < n; i++)
-            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        FOR_RANGES(be, count, PAR_MIN, lo, hi,
+                   for (long i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]));
         break;
     case CN_ACT_NONE:
         if (dx != dy)
@@ -120,92 +142,218 @@ static void softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t 
     }
 }
 
+static void sgd_range(float *restrict theta, const float *restrict g, float *restrict m, float lr,
+                      float mu, float lambda, long lo, long hi)
+{
+    float one_mu = 1.0f - mu;
+    for (long i = lo; i < hi; i++) {
+        float mi = mu * m[i] + one_mu * g[i];
+        m[i] = mi;
+        theta[i] -= lr * (mi + lambda * theta[i]);
+    }
+}
+
 static void sgd(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr,
                 float mu, float lambda)
 {
-    float one_mu = 1.0f - mu;
-    long count = (long)n;
-#pragma omp parallel for simd num_threads(be->threads) schedule(static) if (count > PAR_MIN)
-    for (long i = 0; i < count; i++) {
-        m[i] = mu * m[i] + one_mu * g[i];
-        theta[i] -= lr * (m[i] + lambda * theta[i]);
+    FOR_RANGES(be, n, PAR_MIN, lo, hi, sgd_range(theta, g, m, lr, mu, lambda, lo, hi));
+}
+
+/* Batch normalisation statistics in one pass over a row of hw values: adds
+ * the sums of v = x - k and of v^2 (forward, k a shift near the mean: the
+ * running mean), or of dy and dy (x - k) (backward, k the mean), to s1 and
+ * s2.  Values go into LANES independent float partial sums folded into the
+ * doubles in a fixed order: the loop vectorises and the result does not
+ * depend on the thread count. */
+#define LANES 16
+static void row_sums(const float *restrict xr, const float *restrict dr, size_t hw, float k,
+                     double *s1, double *s2)
+{
+    float a[LANES] = {0}, b[LANES] = {0};
+    size_t j = 0;
+    if (dr) {
+        for (; j + LANES <= hw; j += LANES)
+            for (int l = 0; l < LANES; l++) {
+                a[l] += dr[j + l];
+                b[l] += dr[j + l] * (xr[j + l] - k);
+            }
+        for (; j < hw; j++) {
+            a[0] += dr[j];
+            b[0] += dr[j] * (xr[j] - k);
+        }
+    } else {
+        for (; j + LANES <= hw; j += LANES)
+            for (int l = 0; l < LANES; l++) {
+                float v = xr[j + l] - k;
+                a[l] += v;
+                b[l] += v * v;
+            }
+        for (; j < hw; j++) {
+            float v = xr[j] - k;
+            a[0] += v;
+            b[0] += v * v;
+        }
     }
+    double sa = 0, sb = 0;
+    for (int l = 0; l < LANES; l++) {
+        sa += a[l];
+        sb += b[l];
+    }
+    *s1 += sa;
+    *s2 += sb;
+}
+
+/* The same sums for hw == 1 (after a fully connected layer), vectorised
+ * across the channels [c0, c1) instead. */
+static void feature_sums(const float *x, const float *dy, size_t n, size_t c, size_t c0, size_t c1,
+                         const float *k, double *s1, double *s2)
+{
+    for (size_t f = c0; f < c1; f++)
+        s1[f] = s2[f] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *xr = x + i * c, *dr = dy ? dy + i * c : NULL;
+        if (dr)
+            for (size_t f = c0; f < c1; f++) {
+                s1[f] += dr[f];
+                s2[f] += (double)dr[f] * (xr[f] - k[f]);
+            }
+        else
+            for (size_t f = c0; f < c1; f++) {
+                double v = xr[f] - k[f];
+                s1[f] += v;
+                s2[f] += v * v;
+            }
+    }
+}
+
+/* From the sums around k, the batch's mean and 1/std, and the running
+ * statistics' update (the running variance is unbiased, as PyTorch keeps
+ * it). */
+static void bn_stats(double s1, double s2, double count, float k, float momentum, float eps,
+                     float *mean, float *invstd, float *run_mean, float *run_var)
+{
+    double d = s1 / count, var = s2 / count - d * d;
+    var = var > 0 ? var : 0;
+    double m = k + d;
+    *mean = (float)m;
+    *invstd = (float)(1.0 / sqrt(var + eps));
+    double unbiased = count > 1 ? var * count / (count - 1) : var;
+    *run_mean = (float)((1 - momentum) * *run_mean + momentum * m);
+    *run_var = (float)((1 - momentum) * *run_var + momentum * unbiased);
 }
 
 static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
-                   float *y)
+                   double *scratch, float *y)
 {
-    size_t count = n * hw;
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (n * c * hw > PAR_MIN)
-    for (long ch = 0; ch < (long)c; ch++) {
-        float mean, invstd;
-        if (train) {
-            /* Two passes in double: the mean, then the spread around it. */
-            double s = 0, s2 = 0;
-            for (size_t i = 0; i < n; i++) {
-                const float *row = x + (i * c + (size_t)ch) * hw;
-                for (size_t j = 0; j < hw; j++)
-                    s += row[j];
+    double count = (double)(n * hw);
+    if (hw == 1) {
+        /* Features: statistics over the rows, vectorised across features. */
+        double *s1 = scratch, *s2 = scratch + c;
+        FOR_RANGES(be, c, 64, lo, hi, {
+            if (train) {
+                feature_sums(x, NULL, n, c, (size_t)lo, (size_t)hi, run_mean, s1, s2);
+                for (long f = lo; f < hi; f++) {
+                    float k = run_mean[f];
+                    bn_stats(s1[f], s2[f], count, k, momentum, eps, &save_mean[f], &save_invstd[f],
+                             &run_mean[f], &run_var[f]);
+                }
             }
-            double m = s / (double)count;
             for (size_t i = 0; i < n; i++) {
-                const float *row = x + (i * c + (size_t)ch) * hw;
-                for (size_t j = 0; j < hw; j++)
-                    s2 += (row[j] - m) * (row[j] - m);
+                const float *restrict in = x + i * c;
+                float *restrict out = y + i * c;
+                for (long f = lo; f < hi; f++) {
+                    float mean = train ? save_mean[f] : run_mean[f];
+                    float is = train ? save_invstd[f] : 1.0f / sqrtf(run_var[f] + eps);
+                    out[f] = (in[f] - mean) * is * gamma[f] + beta[f];
+                }
             }
-            double var = s2 / (double)count;
-            mean = (float)m;
-            invstd = (float)(1.0 / sqrt(var + eps));
-            save_mean[ch] = mean;
-            save_invstd[ch] = invstd;
-            /* The running variance is unbiased, as PyTorch keeps it. */
-            double unbiased = count > 1 ? var * (double)count / (double)(count - 1) : var;
-            run_mean[ch] = (float)((1 - momentum) * run_mean[ch] + momentum * m);
-            run_var[ch] = (float)((1 - momentum) * run_var[ch] + momentum * unbiased);
-        } else {
-            mean = run_mean[ch];
-            invstd = (float)(1.0 / sqrt((double)run_var[ch] + eps));
-        }
-        float scale = gamma[ch] * invstd, shift = beta[ch] - mean * scale;
-        for (size_t i = 0; i < n; i++) {
-            const float *in = x + (i * c + (size_t)ch) * hw;
-            float *out = y + (i * c + (size_t)ch) * hw;
-            for (size_t j = 0; j < hw; j++)
-                out[j] = in[j] * scale + shift;
-        }
+        });
+        return;
     }
+    /* Channels: each thread takes a block of channels and walks the samples
+     * in memory order. */
+    double *s1 = scratch, *s2 = scratch + c;
+    FOR_RANGES(be, c, 2, lo, hi, {
+        if (train) {
+            for (long ch = lo; ch < hi; ch++)
+                s1[ch] = s2[ch] = 0;
+            for (size_t i = 0; i < n; i++)
+                for (long ch = lo; ch < hi; ch++)
+                    row_sums(x + (i * c + (size_t)ch) * hw, NULL, hw, run_mean[ch], &s1[ch],
+                             &s2[ch]);
+            for (long ch = lo; ch < hi; ch++) {
+                float k = run_mean[ch];
+                bn_stats(s1[ch], s2[ch], count, k, momentum, eps, &save_mean[ch], &save_invstd[ch],
+                         &run_mean[ch], &run_var[ch]);
+            }
+        }
+        for (size_t i = 0; i < n; i++)
+            for (long ch = lo; ch < hi; ch++) {
+                float mean = train ? save_mean[ch] : run_mean[ch];
+                float is = train ? save_invstd[ch] : (float)(1.0 / sqrt((double)run_var[ch] + eps));
+                float scale = gamma[ch] * is, shift = beta[ch] - mean * scale;
+                const float *restrict in = x + (i * c + (size_t)ch) * hw;
+                float *restrict out = y + (i * c + (size_t)ch) * hw;
+                for (size_t j = 0; j < hw; j++)
+                    out[j] = in[j] * scale + shift;
+            }
+    });
 }
 
 static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
                    size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
-                   float *dgamma, float *dbeta, float *dx)
+                   double *scratch, float *dgamma, float *dbeta, float *dx)
 {
     double count = (double)(n * hw);
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (n * c * hw > PAR_MIN)
-    for (long ch = 0; ch < (long)c; ch++) {
-        float mean = save_mean[ch], invstd = save_invstd[ch];
-        double sd = 0, sdx = 0; /* sum of dy and of dy * xhat */
-        for (size_t i = 0; i < n; i++) {
-            const float *in = x + (i * c + (size_t)ch) * hw, *d = dy + (i * c + (size_t)ch) * hw;
-            for (size_t j = 0; j < hw; j++) {
-                sd += d[j];
-                sdx += d[j] * (in[j] - mean);
+    if (hw == 1) {
+        double *s1 = scratch, *s2 = scratch + c;
+        FOR_RANGES(be, c, 64, lo, hi, {
+            feature_sums(x, dy, n, c, (size_t)lo, (size_t)hi, save_mean, s1, s2);
+            for (long f = lo; f < hi; f++) {
+                s2[f] *= save_invstd[f]; /* sum of dy * xhat */
+                dbeta[f] += (float)s1[f];
+                dgamma[f] += (float)s2[f];
             }
-        }
-        sdx *= invstd;
-        dbeta[ch] += (float)sd;
-        dgamma[ch] += (float)sdx;
-        if (!dx)
-            continue;
-        /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
-        float k = gamma[ch] * invstd, md = (float)(sd / count), mdx = (float)(sdx / count);
-        for (size_t i = 0; i < n; i++) {
-            const float *in = x + (i * c + (size_t)ch) * hw, *d = dy + (i * c + (size_t)ch) * hw;
-            float *out = dx + (i * c + (size_t)ch) * hw;
-            for (size_t j = 0; j < hw; j++)
-                out[j] = k * (d[j] - md - (in[j] - mean) * invstd * mdx);
-        }
+            for (size_t i = 0; dx && i < n; i++) {
+                const float *restrict in = x + i * c, *restrict d = dy + i * c;
+                float *restrict out = dx + i * c;
+                for (long f = lo; f < hi; f++) {
+                    float is = save_invstd[f];
+                    out[f] = gamma[f] * is *
+                             (d[f] - (float)(s1[f] / count) -
+                              (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
+                }
+            }
+        });
+        return;
     }
+    double *s1 = scratch, *s2 = scratch + c;
+    FOR_RANGES(be, c, 2, lo, hi, {
+        for (long ch = lo; ch < hi; ch++)
+            s1[ch] = s2[ch] = 0;
+        for (size_t i = 0; i < n; i++)
+            for (long ch = lo; ch < hi; ch++) {
+                size_t at = (i * c + (size_t)ch) * hw;
+                row_sums(x + at, dy + at, hw, save_mean[ch], &s1[ch], &s2[ch]);
+            }
+        for (long ch = lo; ch < hi; ch++) {
+            s2[ch] *= save_invstd[ch]; /* sum of dy * xhat */
+            dbeta[ch] += (float)s1[ch];
+            dgamma[ch] += (float)s2[ch];
+        }
+        for (size_t i = 0; dx && i < n; i++)
+            for (long ch = lo; ch < hi; ch++) {
+                /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
+                float mean = save_mean[ch], is = save_invstd[ch];
+                float k = gamma[ch] * is, md = (float)(s1[ch] / count);
+                float mdx = (float)(s2[ch] / count) * is;
+                size_t at = (i * c + (size_t)ch) * hw;
+                const float *restrict in = x + at, *restrict d = dy + at;
+                float *restrict out = dx + at;
+                for (size_t j = 0; j < hw; j++)
+                    out[j] = k * (d[j] - md - (in[j] - mean) * mdx);
+            }
+    });
 }
