@@ -57,7 +57,11 @@ static size_t thread_floats(const cn_win *g, size_t m)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, fk = m * g->kh * g->kw * g->h * g->w;
     size_t buf = kk * p > fk ? kk * p : fk;
-    return 2 * buf + m * p;
+    /* The direct path: a padded input and a gradient, and a padded gradient. */
+    size_t fp = g->kh - 1 - g->pad, fpw = g->kw - 1 - g->pad;
+    size_t direct = g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad) + m * p +
+                    m * (g->oh + 2 * fp) * (g->ow + 2 * fpw);
+    return (2 * buf > direct ? 2 * buf : direct) + m * p;
 }
 
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
@@ -67,9 +71,140 @@ static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t ma
            n_chunks(max_batch) * (m * kk + m);
 }
 
+/* dw += the chunks' weight sums, db += their bias sums, in chunk order. */
+static void reduce_chunks(const cn_backend *be, const float *partial, size_t chunks, size_t part,
+                          size_t nw, float *dw, float *db)
+{
+#pragma omp parallel for num_threads(be->threads) schedule(static) if (part > 4096)
+    for (long e = 0; e < (long)part; e++) {
+        float sum = 0.0f;
+        for (size_t c = 0; c < chunks; c++)
+            sum += partial[c * part + (size_t)e];
+        if ((size_t)e < nw)
+            dw[e] += sum;
+        else
+            db[(size_t)e - nw] += sum;
+    }
+}
+
+/* Samples whose padded inputs the direct weight gradient takes at once. */
+#define MAX_RUN 16
+
+#ifdef HAVE_DIRECT_CONV
+/* w (m, c, kh, kw) tap by tap: out[c][ki][kj][f] = w[f][c][ki][kj], or for
+ * the input gradient, flipped with the channels swapped:
+ * out[f][ki][kj][c] = w[f][c][kh-1-ki][kw-1-kj]. */
+static void taps_first(const float *w, size_t m, size_t c, size_t kh, size_t kw, int flip,
+                       float *out)
+{
+    for (size_t f = 0; f < m; f++)
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t a = 0; a < kh; a++)
+                for (size_t e = 0; e < kw; e++) {
+                    float v = w[((f * c + ch) * kh + a) * kw + e];
+                    if (flip)
+                        out[((f * kh + kh - 1 - a) * kw + kw - 1 - e) * c + ch] = v;
+                    else
+                        out[((ch * kh + a) * kw + e) * m + f] = v;
+                }
+}
+
+static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                            size_t n, const float *w, const float *b, float *y, float *ws,
+                            cn_act act)
+{
+    size_t p = g->oh * g->ow, in = g->c * g->h * g->w;
+    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+    float *wt = ws, *bufs = ws + 2 * m * g->c * g->kh * g->kw;
+    taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
+#pragma omp parallel for num_threads(be->threads) schedule(static)
+    for (long s = 0; s < (long)n; s++) {
+        float *xp = bufs + (size_t)thread_id() * thread_floats(g, m);
+        const float *xs = x + (size_t)s * in;
+        if (s + 1 < (long)n)
+            prefetch(xs + in, in);
+        pad_sample(xs, g->c, g->h, g->w, g->pad, xp);
+        dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt, m, b, act == CN_ACT_RELU,
+                     y + (size_t)s * m * p, g->oh, g->ow);
+    }
+}
+
+/* Weight gradients straight from padded inputs and output gradients, a run
+ * of samples at a time; dx (same padding only) as the direct convolution of
+ * the padded gradient with the flipped filters. */
+static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                            const float *y, const float *dy, size_t n, const float *w, float *dw,
+                            float *db, float *dx, float *ws, cn_act act)
+{
+    size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
+    size_t chunks = n_chunks(n), part = m * kk + m;
+    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+    size_t fp = g->kh - 1 - g->pad, fpw = g->kw - 1 - g->pad;
+    size_t hq = g->oh + 2 * fp, wq = g->ow + 2 * fpw; /* the padded gradient */
+    float *wf = ws, *bufs = ws + 2 * m * kk;
+    float *partial = bufs + (size_t)be->threads * thread_floats(g, m);
+    if (dx)
+        taps_first(w, m, g->c, g->kh, g->kw, 1, wf);
+    /* Samples per run: as many padded inputs and gradients as the thread's
+     * area holds besides one padded gradient; shapes alone decide it. */
+    size_t one = g->c * hp * wp + m * p;
+    size_t run = (thread_floats(g, m) - m * hq * wq) / one;
+    run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
+#pragma omp parallel for num_threads(be->threads) schedule(static)
+    for (long c = 0; c < (long)chunks; c++) {
+        float *area = bufs + (size_t)thread_id() * thread_floats(g, m), *dq = area + run * one;
+        float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
+        size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
+        memset(pdw, 0, part * sizeof(float));
+        for (size_t r0 = s0; r0 < s1; r0 += run) {
+            size_t cnt = s1 - r0 < run ? s1 - r0 : run;
+            const float *xps[MAX_RUN], *dys[MAX_RUN];
+            for (size_t k = 0; k < cnt; k++) {
+                size_t s = r0 + k;
+                float *xp = area + k * one, *dm = xp + g->c * hp * wp;
+                pad_sample(x + s * in, g->c, g->h, g->w, g->pad, xp);
+                const float *d = dy + s * m * p, *ys = y ? y + s * m * p : NULL;
+                for (size_t j = 0; j < m * p; j++) { /* the gradient before the relu */
+                    float v = d[j];
+                    dm[j] = act != CN_ACT_RELU || ys[j] > 0.0f ? v : 0.0f;
+                }
+                for (size_t f = 0; f < m; f++) {
+                    float sum = 0.0f;
+                    for (size_t j = 0; j < p; j++)
+                        sum += dm[f * p + j];
+                    pdb[f] += sum;
+                }
+                xps[k] = xp;
+                dys[k] = dm;
+            }
+            dconv_dw_samples(xps, dys, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw);
+            for (size_t k = 0; dx && k < cnt; k++) {
+                pad_sample(dys[k], m, g->oh, g->ow, fp, dq);
+                dconv_sample(dq, m, hq, wq, g->kh, g->kw, wf, g->c, NULL, 0, dx + (r0 + k) * in,
+                             g->h, g->w);
+            }
+        }
+    }
+    reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
+}
+
+/* Direct when the kernels apply; dx needs "same" padding (its rows are then
+ * as wide as the output's). */
+static int use_direct(const cn_win *g, int need_dx)
+{
+    return direct_dw_ok(g) && g->kh == g->kw && (!need_dx || (g->h == g->oh && g->w == g->ow));
+}
+#endif
+
 static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, cn_act act)
 {
+#ifdef HAVE_DIRECT_CONV
+    if (use_direct(g, 0)) {
+        conv_fwd_direct(be, g, m, x, n, w, b, y, ws, act);
+        return;
+    }
+#endif
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     float *pw = ws, *bufs = ws + 2 * m * kk;
     be->gemm_pack_a(0, m, kk, w, kk, pw);
@@ -105,6 +240,12 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                      const float *y, const float *dy, size_t n, const float *w, float *dw,
                      float *db, float *dx, float *ws, cn_act act)
 {
+#ifdef HAVE_DIRECT_CONV
+    if (use_direct(g, dx != NULL)) {
+        conv_bwd_direct(be, g, m, x, y, dy, n, w, dw, db, dx, ws, act);
+        return;
+    }
+#endif
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t chunks = n_chunks(n), part = m * kk + m, mk = m * g->kh * g->kw;
     float *pre = ws, *wf = ws + m * kk, *bufs = ws + 2 * m * kk;
@@ -181,15 +322,5 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
             }
         }
     }
-    /* The chunks' sums, in chunk order. */
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (part > 4096)
-    for (long e = 0; e < (long)part; e++) {
-        float sum = 0.0f;
-        for (size_t c = 0; c < chunks; c++)
-            sum += partial[c * part + (size_t)e];
-        if ((size_t)e < m * kk)
-            dw[e] += sum;
-        else
-            db[(size_t)e - m * kk] += sum;
-    }
+    reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }

@@ -315,5 +315,166 @@ static void im2col_plane_s1(const cn_win *g, const float *x, float *col, size_t 
         }
 }
 
+/* ------------------------------------------------------ direct convolution
+ *
+ * For stride-1 convolutions whose output rows are at least 12 wide, without
+ * im2col: one output row of up to 16 filters is 16 accumulators, and every
+ * tap (c, ki, kj) is one load of an input row segment and one FMA per filter
+ * with the weight broadcast from a [c][ki][kj][f] copy.  The input is read
+ * from a zero-bordered copy of the sample, so there are no edge cases. */
+#define HAVE_DIRECT_CONV 1
+
+static int direct_conv_ok(const cn_win *g)
+{
+    return g->stride == 1 && g->ow >= 12 && g->kw <= 16 && g->kh <= 16;
+}
+
+/* x (c, h, w) into xp (c, h + 2 pad, w + 2 pad) with zero borders. */
+static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t pad, float *xp)
+{
+    size_t wp = w + 2 * pad, hp = h + 2 * pad;
+    for (size_t ch = 0; ch < c; ch++) {
+        float *plane = xp + ch * hp * wp;
+        vzero(plane, pad * wp);
+        for (size_t i = 0; i < h; i++) {
+            float *row = plane + (pad + i) * wp;
+            vzero(row, pad);
+            vcopy(row + pad, x + (ch * h + i) * w, w);
+            vzero(row + pad + w, pad);
+        }
+        vzero(plane + (pad + h) * wp, pad * wp);
+    }
+}
+
+/* One output row i, columns [j0, j0 + 16) (mask m), filters [f0, f0 + NF).
+ * xp: padded input (c planes of hp x wp); wt: weights [c][ki][kj][m]. */
+static inline __attribute__((always_inline)) void
+dconv_row(const int NF, const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
+          const float *wt, size_t m, size_t f0, size_t i, size_t j0, __mmask16 mask,
+          const float *bias, int relu, float *y, size_t oh, size_t ow)
+{
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int f = 0; f < NF; f++)
+        acc[f] = _mm512_set1_ps(bias ? bias[f0 + f] : 0.0f);
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t ki = 0; ki < kh; ki++) {
+            const float *row = xp + (ch * hp + i + ki) * wp + j0;
+            const float *wk = wt + ((ch * kh + ki) * kw) * m + f0;
+            for (size_t kj = 0; kj < kw; kj++, wk += m) {
+                __m512 xv = _mm512_maskz_loadu_ps(mask, row + kj);
+#pragma GCC unroll 16
+                for (int f = 0; f < NF; f++)
+                    acc[f] = _mm512_fmadd_ps(_mm512_set1_ps(wk[f]), xv, acc[f]);
+            }
+        }
+#pragma GCC unroll 16
+    for (int f = 0; f < NF; f++) {
+        __m512 v = relu ? _mm512_max_ps(acc[f], _mm512_setzero_ps()) : acc[f];
+        _mm512_mask_storeu_ps(y + ((f0 + f) * oh + i) * ow + j0, mask, v);
+    }
+}
+
+#define DCONV_CASE(n)                                                                              \
+    case n:                                                                                        \
+        dconv_row(n, xp, c, hp, wp, kh, kw, wt, m, f0, i, j0, mask, bias, relu, y, oh, ow);       \
+        break;
+
+/* y (m, oh, ow) = conv(xp, wt) + bias (or none), relu'd if asked. */
+static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
+                         const float *wt, size_t m, const float *bias, int relu, float *y,
+                         size_t oh, size_t ow)
+{
+    size_t groups = (m + 15) / 16;
+    for (size_t g = 0; g < groups; g++) {
+        /* Even groups: 20 filters are 10 + 10, not 16 + 4. */
+        size_t f0 = m * g / groups, nf = m * (g + 1) / groups - f0;
+        for (size_t i = 0; i < oh; i++)
+            for (size_t j0 = 0; j0 < ow; j0 += 16) {
+                __mmask16 mask = tail_mask(ow - j0 < 16 ? ow - j0 : 16);
+                switch (nf) {
+                    DCONV_CASE(1) DCONV_CASE(2) DCONV_CASE(3) DCONV_CASE(4)
+                    DCONV_CASE(5) DCONV_CASE(6) DCONV_CASE(7) DCONV_CASE(8)
+                    DCONV_CASE(9) DCONV_CASE(10) DCONV_CASE(11) DCONV_CASE(12)
+                    DCONV_CASE(13) DCONV_CASE(14) DCONV_CASE(15) DCONV_CASE(16)
+                }
+            }
+    }
+}
+
+/* Weight gradients of a run of samples for filters [f0, f0 + NF) and one
+ * (c, ki), with KW known at compile time so that the NF x KW accumulators
+ * stay in registers: acc[f][kj] sums dy[f][i][j] xp[c][i + ki][j + kj] over
+ * the samples, rows and columns lane by lane; the lanes are added up at the
+ * end, in a fixed order. */
+static inline __attribute__((always_inline)) void
+dconv_dw(const int NF, const int KW, const float *const *xps, const float *const *dys,
+         size_t samples, size_t c, size_t hp, size_t wp, size_t kh, size_t ch, size_t ki, size_t f0,
+         size_t oh, size_t ow, float *dw)
+{
+    __m512 acc[8][7];
+#pragma GCC unroll 8
+    for (int f = 0; f < NF; f++)
+#pragma GCC unroll 7
+        for (int kj = 0; kj < KW; kj++)
+            acc[f][kj] = _mm512_setzero_ps();
+    for (size_t s = 0; s < samples; s++)
+        for (size_t i = 0; i < oh; i++)
+            for (size_t j0 = 0; j0 < ow; j0 += 16) {
+                __mmask16 mask = tail_mask(ow - j0 < 16 ? ow - j0 : 16);
+                __m512 d[8];
+#pragma GCC unroll 8
+                for (int f = 0; f < NF; f++)
+                    d[f] = _mm512_maskz_loadu_ps(mask, dys[s] + ((f0 + f) * oh + i) * ow + j0);
+                const float *row = xps[s] + (ch * hp + i + ki) * wp + j0;
+#pragma GCC unroll 7
+                for (int kj = 0; kj < KW; kj++) {
+                    __m512 xv = _mm512_maskz_loadu_ps(mask, row + kj);
+#pragma GCC unroll 8
+                    for (int f = 0; f < NF; f++)
+                        acc[f][kj] = _mm512_fmadd_ps(d[f], xv, acc[f][kj]);
+                }
+            }
+#pragma GCC unroll 8
+    for (int f = 0; f < NF; f++)
+#pragma GCC unroll 7
+        for (int kj = 0; kj < KW; kj++)
+            dw[(((f0 + f) * c + ch) * kh + ki) * KW + kj] += _mm512_reduce_add_ps(acc[f][kj]);
+}
+
+/* Filters per group for a kernel width: NF x KW accumulators fit 32 registers. */
+static size_t dw_group(size_t kw) { return kw <= 3 ? 8 : kw <= 5 ? 4 : kw <= 7 ? 3 : 0; }
+
+static int direct_dw_ok(const cn_win *g) { return direct_conv_ok(g) && dw_group(g->kw) > 0; }
+
+#define DW_CASE(nf, kw)                                                                            \
+    case nf * 16 + kw:                                                                             \
+        dconv_dw(nf, kw, xps, dys, samples, c, hp, wp, kh, ch, ki, f0, oh, ow, dw);               \
+        break;
+
+/* dw (m, c, kh, kw) += the weight gradients of the samples (padded inputs xps,
+ * output gradients dys); kw is 1 to 7 (direct_dw_ok). */
+static void dconv_dw_samples(const float *const *xps, const float *const *dys, size_t samples,
+                             size_t c, size_t hp, size_t wp, size_t kh, size_t kw, size_t m,
+                             size_t oh, size_t ow, float *dw)
+{
+    size_t group = dw_group(kw);
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t ki = 0; ki < kh; ki++)
+            for (size_t f0 = 0; f0 < m; f0 += group) {
+                size_t nf = m - f0 < group ? m - f0 : group;
+                switch (nf * 16 + kw) {
+                    DW_CASE(1, 1) DW_CASE(2, 1) DW_CASE(3, 1) DW_CASE(4, 1) DW_CASE(5, 1)
+                    DW_CASE(6, 1) DW_CASE(7, 1) DW_CASE(8, 1) DW_CASE(1, 2) DW_CASE(2, 2)
+                    DW_CASE(3, 2) DW_CASE(4, 2) DW_CASE(5, 2) DW_CASE(6, 2) DW_CASE(7, 2)
+                    DW_CASE(8, 2) DW_CASE(1, 3) DW_CASE(2, 3) DW_CASE(3, 3) DW_CASE(4, 3)
+                    DW_CASE(5, 3) DW_CASE(6, 3) DW_CASE(7, 3) DW_CASE(8, 3) DW_CASE(1, 4)
+                    DW_CASE(2, 4) DW_CASE(3, 4) DW_CASE(4, 4) DW_CASE(1, 5) DW_CASE(2, 5)
+                    DW_CASE(3, 5) DW_CASE(4, 5) DW_CASE(1, 6) DW_CASE(2, 6) DW_CASE(3, 6)
+                    DW_CASE(1, 7) DW_CASE(2, 7) DW_CASE(3, 7)
+                }
+            }
+}
+
 #define CN_ISA avx512
 #include "kernels/cpu_kernels.h"
