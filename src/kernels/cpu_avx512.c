@@ -377,7 +377,7 @@ dconv_row(const int NF, const float *xp, size_t c, size_t hp, size_t wp, size_t 
 
 #define DCONV_CASE(n)                                                                              \
     case n:                                                                                        \
-        dconv_row(n, xp, c, hp, wp, kh, kw, wt, m, f0, i, j0, mask, bias, relu, y, oh, ow);       \
+        dconv_row(n, xp, c, hp, wp, kh, kw, wt, m, f0, i, j0, mask, bias, relu, y, oh, ow);        \
         break;
 
 /* y (m, oh, ow) = conv(xp, wt) + bias (or none), relu'd if asked. */
@@ -392,12 +392,14 @@ static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t
         for (size_t i = 0; i < oh; i++)
             for (size_t j0 = 0; j0 < ow; j0 += 16) {
                 __mmask16 mask = tail_mask(ow - j0 < 16 ? ow - j0 : 16);
+                /* clang-format off */
                 switch (nf) {
                     DCONV_CASE(1) DCONV_CASE(2) DCONV_CASE(3) DCONV_CASE(4)
                     DCONV_CASE(5) DCONV_CASE(6) DCONV_CASE(7) DCONV_CASE(8)
                     DCONV_CASE(9) DCONV_CASE(10) DCONV_CASE(11) DCONV_CASE(12)
                     DCONV_CASE(13) DCONV_CASE(14) DCONV_CASE(15) DCONV_CASE(16)
                 }
+                /* clang-format on */
             }
     }
 }
@@ -449,7 +451,7 @@ static int direct_dw_ok(const cn_win *g) { return direct_conv_ok(g) && dw_group(
 
 #define DW_CASE(nf, kw)                                                                            \
     case nf * 16 + kw:                                                                             \
-        dconv_dw(nf, kw, xps, dys, samples, c, hp, wp, kh, ch, ki, f0, oh, ow, dw);               \
+        dconv_dw(nf, kw, xps, dys, samples, c, hp, wp, kh, ch, ki, f0, oh, ow, dw);                \
         break;
 
 /* dw (m, c, kh, kw) += the weight gradients of the samples (padded inputs xps,
@@ -463,6 +465,7 @@ static void dconv_dw_samples(const float *const *xps, const float *const *dys, s
         for (size_t ki = 0; ki < kh; ki++)
             for (size_t f0 = 0; f0 < m; f0 += group) {
                 size_t nf = m - f0 < group ? m - f0 : group;
+                /* clang-format off */
                 switch (nf * 16 + kw) {
                     DW_CASE(1, 1) DW_CASE(2, 1) DW_CASE(3, 1) DW_CASE(4, 1) DW_CASE(5, 1)
                     DW_CASE(6, 1) DW_CASE(7, 1) DW_CASE(8, 1) DW_CASE(1, 2) DW_CASE(2, 2)
@@ -473,6 +476,7 @@ static void dconv_dw_samples(const float *const *xps, const float *const *dys, s
                     DW_CASE(3, 5) DW_CASE(4, 5) DW_CASE(1, 6) DW_CASE(2, 6) DW_CASE(3, 6)
                     DW_CASE(1, 7) DW_CASE(2, 7) DW_CASE(3, 7)
                 }
+                /* clang-format on */
             }
 }
 
