@@ -34,6 +34,23 @@ static int col_is_x(const cn_win *g)
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
 }
 
+/* The sum of d[0, count) in LANES partial sums, added up in a fixed order:
+ * a loop that vectorises, with a result independent of threads. */
+static float lane_sum(const float *restrict d, size_t count)
+{
+    float part[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= count; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            part[l] += d[j + l];
+    for (; j < count; j++)
+        part[0] += d[j];
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += part[l];
+    return sum;
+}
+
 static size_t n_chunks(size_t n) { return n < MAX_CHUNKS ? n : MAX_CHUNKS; }
 
 /* For a stride-1 convolution dx is itself a convolution: of dy, padded by
@@ -163,19 +180,15 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
                 size_t s = r0 + k;
                 float *xp = area + k * one, *dm = xp + g->c * hp * wp;
                 pad_sample(x + s * in, g->c, g->h, g->w, g->pad, xp);
-                const float *d = dy + s * m * p, *ys = y ? y + s * m * p : NULL;
-                for (size_t j = 0; j < m * p; j++) { /* the gradient before the relu */
-                    float v = d[j];
-                    dm[j] = act != CN_ACT_RELU || ys[j] > 0.0f ? v : 0.0f;
+                const float *d = dy + s * m * p;
+                if (act == CN_ACT_RELU) { /* the gradient before the relu */
+                    relu_bwd(y + s * m * p, d, dm, 0, (long)(m * p));
+                    d = dm;
                 }
-                for (size_t f = 0; f < m; f++) {
-                    float sum = 0.0f;
-                    for (size_t j = 0; j < p; j++)
-                        sum += dm[f * p + j];
-                    pdb[f] += sum;
-                }
+                for (size_t f = 0; f < m; f++)
+                    pdb[f] += lane_sum(d + f * p, p);
                 xps[k] = xp;
-                dys[k] = dm;
+                dys[k] = d;
             }
             dconv_dw_samples(xps, dys, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw);
             for (size_t k = 0; dx && k < cnt; k++) {
@@ -283,11 +296,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                     prefetch(y + (s + 1) * m * p, m * p);
             }
             if (act == CN_ACT_RELU) { /* the gradient before the relu */
-                const float *ys = y + s * m * p;
-                for (size_t j = 0; j < m * p; j++) {
-                    float d = dys[j];
-                    dmask[j] = ys[j] > 0.0f ? d : 0.0f;
-                }
+                relu_bwd(y + s * m * p, dys, dmask, 0, (long)(m * p));
                 dys = dmask;
             }
             /* dW += dy_s row, row = x_s^T for a 1x1 convolution. */
@@ -299,13 +308,8 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                 be->gemm_st(pack, 0, 0, m, kk, p, 1.0f, dys, p, row, kk, s == s0 ? 0.0f : 1.0f, pdw,
                             kk);
             }
-            for (size_t f = 0; f < m; f++) {
-                const float *d = dys + f * p;
-                float sum = 0.0f;
-                for (size_t j = 0; j < p; j++)
-                    sum += d[j];
-                pdb[f] += sum;
-            }
+            for (size_t f = 0; f < m; f++)
+                pdb[f] += lane_sum(dys + f * p, p);
             if (!dx)
                 continue;
             if (by_conv) {
