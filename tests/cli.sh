@@ -35,7 +35,7 @@ expect() { # NAME PATTERN... : all patterns in the output
 
 # --- help and usage errors ----------------------------------------------------
 run help 0 "$bin" --help && expect help "usage: convnet COMMAND" "train" "gradcheck"
-for c in train eval info gradcheck; do
+for c in train eval info gradcheck bench; do
     run "help $c" 0 "$bin" "$c" --help && expect "help $c" "usage: convnet $c"
 done
 run "help via help" 0 "$bin" help eval && expect "help via help" "usage: convnet eval"

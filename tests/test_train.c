@@ -60,22 +60,27 @@ static void he_initialisation(void)
     cn_spec_free(spec);
 }
 
-/* Two classes: a bright bar on the left or on the right of an 8x8 image. */
-static cn_data synthetic(size_t n, uint64_t seed)
+/* Two classes: a bright bar on the left or on the right of a side x side
+ * image, 3/8 of it wide. */
+static cn_data synthetic_side(size_t n, uint64_t seed, int side)
 {
-    cn_data d = {n, {1, 8, 8}, 2, malloc(n * 64), malloc(n * sizeof(int32_t)), 1};
+    size_t area = (size_t)side * (size_t)side;
+    cn_data d = {
+        n, {1, (size_t)side, (size_t)side}, 2, malloc(n * area), malloc(n * sizeof(int32_t)), 1};
     cn_rng rng;
     cn_rng_seed(&rng, seed);
     for (size_t i = 0; i < n; i++) {
-        int c = (int)cn_rng_below(&rng, 2);
+        int c = (int)cn_rng_below(&rng, 2), bar = 3 * side / 8;
         d.labels[i] = c;
-        for (int p = 0; p < 64; p++) {
-            int col = p % 8, bright = c ? col >= 5 : col <= 2;
-            d.pixels[i * 64 + p] = (uint8_t)(cn_rng_below(&rng, 100) + (bright ? 120 : 0));
+        for (size_t p = 0; p < area; p++) {
+            int col = (int)(p % (size_t)side), bright = c ? col >= side - bar : col < bar;
+            d.pixels[i * area + p] = (uint8_t)(cn_rng_below(&rng, 100) + (bright ? 120 : 0));
         }
     }
     return d;
 }
+
+static cn_data synthetic(size_t n, uint64_t seed) { return synthetic_side(n, seed, 8); }
 
 static const char *TINY = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\nmean=0.3\nstd=0.3\n"
                           "[train]\nepochs=2\nbatch=16\nlr=0.05\nmomentum=0.9\ndecay=0.001\n"
@@ -256,6 +261,89 @@ static void mnist_end_to_end(void)
     cn_data_free(&test);
 }
 
+/* Every layer kind and convolution path (direct 5x5 "same", strided, 1x1)
+ * on 16x16 images, for the kernel-set comparison. */
+static const char *ALL_PATHS =
+    "[net]\nchannels=1\nheight=16\nwidth=16\nclasses=2\nmean=0.3\nstd=0.3\n"
+    "[train]\nepochs=2\nbatch=16\nlr=0.05\nmomentum=0.9\ndecay=0.001\nseed=7\n"
+    "[conv]\nfilters=8\nsize=5\npad=2\n[relu]\n"
+    "[conv]\nfilters=12\nsize=3\nstride=2\npad=1\n[batchnorm]\n[sigmoid]\n[maxpool]\n"
+    "[conv]\nfilters=6\nsize=1\n[tanh]\n[fc]\noutputs=20\n[batchnorm]\n[relu]\n"
+    "[fc]\noutputs=2\n[softmax]\n";
+
+/* ||a - b|| / ||b|| */
+static double rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        r += (double)b[i] * b[i];
+    }
+    return sqrt(d / (r > 0 ? r : 1));
+}
+
+/* What a processor without AVX-512 computes: the AVX2 and portable kernel
+ * sets, forced through CONVNET_ISA (each test runs in its own process), give
+ * the AVX-512 set's gradients to float rounding, and train to the same
+ * model within a small tolerance (rounding differences grow over the steps). */
+static void kernel_sets_agree(void)
+{
+    static const char *const isas[] = {"avx512", "avx2", "portable"};
+    cn_data train = synthetic_side(320, 1, 16), val = synthetic_side(160, 2, 16);
+    cn_spec *spec = th_spec(ALL_PATHS);
+    CHECK(spec);
+    float *ref_g = NULL, *ref_p = NULL, *x = malloc(16 * 256 * sizeof(float));
+    double ref_loss = 0;
+    const char *ref = NULL;
+    size_t np = 0;
+    for (int q = 0; q < 3; q++) {
+        setenv("CONVNET_ISA", isas[q], 1);
+        cn_model *m;
+        if (cn_model_create(spec, NULL, 2, &m) != CN_OK) {
+            CHECK_MSG(q == 0, "%s: %s", isas[q], cn_last_error()); /* avx2 and portable: always */
+            continue;
+        }
+        cn_net *net = cn_model_net(m);
+        CHECK(strcmp(cn_net_isa(net), isas[q]) == 0);
+        np = cn_net_num_params(net);
+        /* One training pass from the initial weights. */
+        cn_net_prepare(net, train.pixels, 16, x);
+        cn_net_zero_grads(net);
+        CHECK_OK(cn_net_forward(net, x, 16, 1));
+        CHECK_OK(cn_net_backward(net, train.labels, 16, NULL));
+        float *g = malloc(np * sizeof(float));
+        memcpy(g, cn_net_grads(net), np * sizeof(float));
+        CHECK_OK(cn_model_train(m, &train, NULL, NULL));
+        cn_eval ev;
+        CHECK_OK(cn_net_evaluate(net, &val, &ev));
+        CHECK_MSG(ev.accuracy > 0.95, "%s: validation accuracy %.3f", isas[q], ev.accuracy);
+        if (!ref) {
+            ref = isas[q];
+            ref_g = g;
+            ref_p = malloc(np * sizeof(float));
+            memcpy(ref_p, cn_net_params(net), np * sizeof(float));
+            ref_loss = ev.loss;
+        } else {
+            double dg = rel_diff(g, ref_g, np), dp = rel_diff(cn_net_params(net), ref_p, np);
+            printf("    %s vs %s: gradients %.1e, trained weights %.1e, loss %.5f vs %.5f\n",
+                   isas[q], ref, dg, dp, ev.loss, ref_loss);
+            CHECK_MSG(dg < 1e-5, "%s vs %s: gradients differ by %.2e", isas[q], ref, dg);
+            CHECK_MSG(dp < 1e-5, "%s vs %s: trained weights differ by %.2e", isas[q], ref, dp);
+            CHECK_NEAR(ev.loss, ref_loss, 0.01 * ref_loss + 1e-4);
+            free(g);
+        }
+        cn_eval_free(&ev);
+        cn_model_free(m);
+    }
+    unsetenv("CONVNET_ISA");
+    free(ref_g);
+    free(ref_p);
+    free(x);
+    cn_spec_free(spec);
+    cn_data_free(&train);
+    cn_data_free(&val);
+}
+
 const th_test th_train[] = {
     {"train/sgd_follows_the_lecture", sgd_follows_the_lecture},
     {"train/he_initialisation", he_initialisation},
@@ -263,6 +351,7 @@ const th_test th_train[] = {
     {"train/resume_is_exact", resume_is_exact},
     {"train/divergence_is_reported", divergence_is_reported},
     {"train/refuses_mismatched_data", refuses_mismatched_data},
+    {"train/kernel_sets_agree", kernel_sets_agree},
     {"train/mnist_end_to_end", mnist_end_to_end},
     {NULL, NULL},
 };
