@@ -104,7 +104,7 @@ static int print_table(bench *b, const char *name, long steps)
     net = cn_model_net(b->model);
     printf("%s: batch %zu, %d threads, %s kernels; median of %ld steps\n\n", name, b->batch,
            cn_net_threads(net), cn_net_isa(net), steps);
-    printf("%-12s %-8s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
+    printf("%-12s %-9s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
            "GFLOP/s");
     double total = median(f, (size_t)steps, nl + 1, nl, tmp);
     uint64_t macs = 0;
@@ -121,11 +121,11 @@ static int print_table(bench *b, const char *name, long steps)
         if (li.macs)
             snprintf(gf, sizeof gf, "%.1f",
                      6.0 * (double)li.macs * (double)b->batch / (fm + bm) / 1e9);
-        printf("%-12s %-8s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
+        printf("%-12s %-9s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
                100 * (fm + bm) / total, gf);
     }
     double upd = median(f, (size_t)steps, nl + 1, nl, tmp);
-    printf("%-12s %-8s %11.3f %11s %6.1f%%\n", "update", "sgd", 1e3 * upd, "", 100 * upd / total);
+    printf("%-12s %-9s %11.3f %11s %6.1f%%\n", "update", "sgd", 1e3 * upd, "", 100 * upd / total);
     printf("\nstep %.3f ms: %.0f images/s, %.1f GFLOP/s (6 x %.2f M multiply-adds per image)\n",
            1e3 * total, (double)b->batch / total,
            6.0 * (double)macs * (double)b->batch / total / 1e9, (double)macs / 1e6);

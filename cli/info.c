@@ -49,7 +49,7 @@ int cmd_info(int argc, char **argv)
     }
     cn_shape in = cn_net_input_shape(net);
     printf("%s: input %zux%zux%zu, %zu classes\n\n", path, in.c, in.h, in.w, cn_net_classes(net));
-    printf("%-12s %-8s %14s %12s %14s\n", "layer", "kind", "output", "params", "mult-adds");
+    printf("%-12s %-9s %13s %12s %14s\n", "layer", "kind", "output", "params", "mult-adds");
     size_t params = 0;
     uint64_t macs = 0;
     char a[32], b[32], shape[48];
@@ -57,12 +57,12 @@ int cmd_info(int argc, char **argv)
         cn_layer_info li;
         cn_net_layer(net, i, &li);
         snprintf(shape, sizeof shape, "%zux%zux%zu", li.out.c, li.out.h, li.out.w);
-        printf("%-12s %-8s %14s %12s %14s\n", li.name, li.kind, shape,
+        printf("%-12s %-9s %13s %12s %14s\n", li.name, li.kind, shape,
                cli_count(li.params, a, sizeof a), cli_count(li.macs, b, sizeof b));
         params += li.params;
         macs += li.macs;
     }
-    printf("%-12s %-8s %14s %12s %14s\n", "total", "", "", cli_count(params, a, sizeof a),
+    printf("%-12s %-9s %13s %12s %14s\n", "total", "", "", cli_count(params, a, sizeof a),
            cli_count(macs, b, sizeof b));
     printf("\nper training image: about %.1f MFLOP (forward 2 x mult-adds, backward twice that)\n",
            6.0 * (double)macs / 1e6);

@@ -16,7 +16,6 @@ static const char usage[] =
     "  info MODEL.cfg|FILE    layers with their output shapes, parameters and multiply-adds\n"
     "  gradcheck MODEL.cfg    check every layer's backward pass against central differences\n"
     "  bench [MODEL.cfg]      time a training step layer by layer, and inference\n"
-    "  bench [MODEL.cfg]      time a training step layer by layer, and inference\n"
     "\n"
     "'convnet COMMAND --help' describes a command.  Model descriptions are text files\n"
     "(see models/*.cfg); model files are safetensors written by 'convnet train'.\n";
