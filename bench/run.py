@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """run.py - 'make bench': convnet against PyTorch on this machine, side by side.
 
-For each workload the contenders run in turn (convnet, PyTorch as installed,
-PyTorch best tuned as the issue defines it, and that again with the model and
-data in channels-last memory format, which makes PyTorch's oneDNN
-convolutions faster here), REPS times, each a fresh process measuring for
-SECONDS after a warm-up; the table gives the medians, convnet's ratio to
-each, its GFLOP/s and their share of the machine's FMA peak (bench/peak.c,
-measured in the same run).  Then convnet's training time to 99.0% MNIST test accuracy
-with the default network and recipe.  Environment knobs: BENCH_REPS (3),
-BENCH_SECONDS (1.5), BENCH_QUICK=1 (only the first workload, one rep)."""
+For each workload the contenders run in turn: convnet, PyTorch as installed,
+PyTorch tuned (OpenBLAS on its AVX-512 kernels, one BLAS thread), and tuned
+PyTorch with the model and data in channels-last memory format (its oneDNN
+convolutions are faster so here).  REPS rounds, each contender a fresh
+process measuring for SECONDS after a warm-up.  The table gives the median
+images/s, convnet's ratio to each contender, its GFLOP/s and their share of
+the machine's FMA peak (bench/peak.c, measured in the same run).  The
+machine is shared and its speed drifts, so each ratio is the median of the
+per-round ratios (the contenders of a round run back to back), not the ratio
+of the medians.  Then convnet's training time to 99.0% MNIST test accuracy
+with the default network and recipe.  Environment knobs: BENCH_REPS (5),
+BENCH_SECONDS (1.0), BENCH_QUICK=1 (only the first workload, one round)."""
 import json
 import os
 import re
@@ -22,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "convnet")
 PEAK = os.path.join(ROOT, "build", "peak")
 TORCH = [sys.executable, os.path.join(ROOT, "bench", "torch_bench.py")]
-REPS = int(os.environ.get("BENCH_REPS", "3"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "1.5"))
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "1.0"))
 # "Best tuned" PyTorch: OpenBLAS forced onto its AVX-512 kernels (Debian's 0.3.21
 # does not recognise this CPU) and kept from fighting OpenMP for the cores.
 TUNED = {"OPENBLAS_CORETYPE": "SkylakeX", "OPENBLAS_NUM_THREADS": "1"}
@@ -84,7 +87,7 @@ def main():
           " ".join(f"{k}={v}" for k, v in TUNED.items()) + "; tuned+CL = tuned with channels-last"
           " tensors;\nenvironment as given otherwise")
     print(f"{reps} rounds per workload, {SECONDS:g} s each after a warm-up, contenders alternating;"
-          " medians\n")
+          " medians of img/s and of each round's ratio\n")
     head = (f"{'workload':<14}{'batch':>6}{'thr':>4} | {'convnet':>8} {'PyTorch':>8} {'tuned':>8}"
             f" {'tuned+CL':>8} | {'vs PyT':>6} {'vs tuned':>8} {'vs +CL':>6} | {'GFLOP/s':>7}"
             f" {'of peak':>7}")
@@ -100,11 +103,13 @@ def main():
             res["tuned"].append(torch(model, mode, batch, threads, TUNED))
             res["cl"].append(torch(model, mode, batch, threads, TUNED, True))
         med = {k: statistics.median(r["images_per_s"] for r in v) for k, v in res.items()}
+        ratio = {k: statistics.median(c["images_per_s"] / r["images_per_s"]
+                                      for c, r in zip(res["convnet"], v)) for k, v in res.items()}
         gflops = statistics.median(r["gflops"] for r in res["convnet"])
         label = name.replace("train", "infer") if mode == "infer" else name
         print(f"{label:<14}{batch:>6}{threads:>4} | {med['convnet']:>8.0f} {med['torch']:>8.0f}"
-              f" {med['tuned']:>8.0f} {med['cl']:>8.0f} | {med['convnet'] / med['torch']:>5.2f}x"
-              f" {med['convnet'] / med['tuned']:>7.2f}x {med['convnet'] / med['cl']:>5.2f}x"
+              f" {med['tuned']:>8.0f} {med['cl']:>8.0f} | {ratio['torch']:>5.2f}x"
+              f" {ratio['tuned']:>7.2f}x {ratio['cl']:>5.2f}x"
               f" | {gflops:>7.1f} {100 * gflops / pk[min(threads, max(pk))]:>6.1f}%", flush=True)
         key = (name, mode, batch, threads)
         rss[key] = (max(r["max_rss_mb"] for r in res["convnet"]),
