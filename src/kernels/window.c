@@ -22,6 +22,17 @@ static void valid_range(size_t kj, const cn_win *g, size_t *lo, size_t *hi)
     *hi = h;
 }
 
+/* Output rows i whose input row i*stride - pad + ki lies in [0, h): [*lo, *hi). */
+static void row_range(size_t ki, const cn_win *g, size_t *lo, size_t *hi)
+{
+    size_t st = g->stride, pad = g->pad;
+    size_t l = ki >= pad ? 0 : (pad - ki + st - 1) / st;
+    size_t h = ki >= g->h + pad ? 0 : (g->h + pad - ki + st - 1) / st;
+    h = h < g->oh ? h : g->oh;
+    *lo = l < h ? l : h;
+    *hi = h;
+}
+
 /* One channel plane of one image: rows of col for (ki, kj) of this channel.
  * The geometry is copied into locals so that the stores into col cannot make
  * the compiler reload it. */
@@ -33,14 +44,11 @@ static void im2col_plane(const cn_win *g, const float *x, float *col, size_t ldc
         return;
     }
 #endif
-    const size_t kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, w = g->w;
     const size_t st = g->stride, pad = g->pad;
     for (size_t ki = 0; ki < kh; ki++) {
-        /* Output rows whose input row i*st + ki - pad is inside: [i0, i1). */
-        size_t i0 = ki >= pad ? 0 : (pad - ki + st - 1) / st;
-        size_t i1 = ki >= h + pad ? 0 : (h + pad - ki + st - 1) / st;
-        i1 = i1 < oh ? i1 : oh;
-        i0 = i0 < i1 ? i0 : i1;
+        size_t i0, i1;
+        row_range(ki, g, &i0, &i1);
         for (size_t kj = 0; kj < kw; kj++) {
             float *row = col + (ki * kw + kj) * ldcol;
             size_t lo, hi;
@@ -115,14 +123,12 @@ static void im2row_one(const cn_win *g, const float *x, float *row)
 /* One channel plane of one image: adds the windows of col back into x. */
 static void col2im_plane(const cn_win *g, const float *col, size_t ldcol, float *x)
 {
-    const size_t kh = g->kh, kw = g->kw, oh = g->oh, ow = g->ow, h = g->h, w = g->w;
+    const size_t kh = g->kh, kw = g->kw, ow = g->ow, h = g->h, w = g->w;
     const size_t st = g->stride, pad = g->pad;
     vzero(x, h * w);
     for (size_t ki = 0; ki < kh; ki++) {
-        size_t i0 = ki >= pad ? 0 : (pad - ki + st - 1) / st;
-        size_t i1 = ki >= h + pad ? 0 : (h + pad - ki + st - 1) / st;
-        i1 = i1 < oh ? i1 : oh;
-        i0 = i0 < i1 ? i0 : i1;
+        size_t i0, i1;
+        row_range(ki, g, &i0, &i1);
         for (size_t kj = 0; kj < kw; kj++) {
             const float *in = col + (ki * kw + kj) * ldcol + i0 * ow;
             size_t lo, hi;
