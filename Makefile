@@ -28,7 +28,7 @@ ifneq ($(findstring x86_64,$(ARCH)),)
 endif
 
 # --- sources ---------------------------------------------------------------
-LIB_SRC := $(wildcard src/*.c src/io/*.c src/data/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
+LIB_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
            src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
 ifeq ($(X86),yes)
