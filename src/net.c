@@ -76,9 +76,12 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
                        cn_net **out)
 {
     *out = NULL;
-    if (!spec || max_batch == 0 || max_batch > 65536 || train_batch == 0 || train_batch > max_batch)
+    if (!spec || max_batch == 0 || max_batch > 65536)
         return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
                        max_batch);
+    if (train_batch == 0 || train_batch > max_batch)
+        return cn_fail(CN_ERR_ARG, "cn_net_build: the training batch must be 1..%zu, got %zu",
+                       max_batch, train_batch);
     cn_net *net = calloc(1, sizeof *net);
     if (!net)
         return cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -197,10 +200,11 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
         state += align_up(l->state_floats);
     }
     /* A relu working in place after a convolution is done by the convolution. */
-    for (size_t i = 0; i + 1 < net->n_layers; i++) {
-        cn_layer *l = &net->layers[i], *next = &net->layers[i + 1];
-        l->fused_act = CN_ACT_NONE;
-        if (l->ops == &cn_conv_ops && next->ops == &cn_relu_ops && next->shares_input) {
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i], *next = l + 1;
+        l->fused_act = CN_ACT_NONE; /* calloc's 0 would be CN_ACT_RELU */
+        if (i + 1 < net->n_layers && l->ops == &cn_conv_ops && next->ops == &cn_relu_ops &&
+            next->shares_input) {
             l->fused_act = CN_ACT_RELU;
             next->fused_away = 1;
         }

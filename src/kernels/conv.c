@@ -133,10 +133,11 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
     float *wt = ws, *bufs = ws + 2 * m * g->c * g->kh * g->kw;
+    size_t tf = thread_floats(g, m);
     taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
-        float *xp = bufs + (size_t)thread_id() * thread_floats(g, m);
+        float *xp = bufs + (size_t)thread_id() * tf;
         const float *xs = x + (size_t)s * in;
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
@@ -158,18 +159,18 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
     size_t fp = g->kh - 1 - g->pad, fpw = g->kw - 1 - g->pad;
     size_t hq = g->oh + 2 * fp, wq = g->ow + 2 * fpw; /* the padded gradient */
-    float *wf = ws, *bufs = ws + 2 * m * kk;
-    float *partial = bufs + (size_t)be->threads * thread_floats(g, m);
+    size_t tf = thread_floats(g, m);
+    float *wf = ws, *bufs = ws + 2 * m * kk, *partial = bufs + (size_t)be->threads * tf;
     if (dx)
         taps_first(w, m, g->c, g->kh, g->kw, 1, wf);
     /* Samples per run: as many padded inputs and gradients as the thread's
      * area holds besides one padded gradient; shapes alone decide it. */
     size_t one = g->c * hp * wp + m * p;
-    size_t run = (thread_floats(g, m) - m * hq * wq) / one;
+    size_t run = (tf - m * hq * wq) / one;
     run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
-        float *area = bufs + (size_t)thread_id() * thread_floats(g, m), *dq = area + run * one;
+        float *area = bufs + (size_t)thread_id() * tf, *dq = area + run * one;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
         size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
         memset(pdw, 0, part * sizeof(float));
@@ -205,7 +206,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
  * as wide as the output's). */
 static int use_direct(const cn_win *g, int need_dx)
 {
-    return direct_dw_ok(g) && g->kh == g->kw && (!need_dx || (g->h == g->oh && g->w == g->ow));
+    return direct_conv_ok(g) && g->kh == g->kw && (!need_dx || (g->h == g->oh && g->w == g->ow));
 }
 #endif
 
@@ -219,6 +220,7 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     }
 #endif
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
+    size_t tf = thread_floats(g, m);
     float *pw = ws, *bufs = ws + 2 * m * kk;
     be->gemm_pack_a(0, m, kk, w, kk, pw);
 #pragma omp parallel for num_threads(be->threads) schedule(static)
@@ -229,7 +231,7 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         if (!col_is_x(g)) {
-            float *buf = bufs + (size_t)tid * thread_floats(g, m);
+            float *buf = bufs + (size_t)tid * tf;
             im2col_one(g, xs, buf, p);
             col = buf;
         }
@@ -261,8 +263,9 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
 #endif
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t chunks = n_chunks(n), part = m * kk + m, mk = m * g->kh * g->kw;
+    size_t tf = thread_floats(g, m), buf = (tf - m * p) / 2;
     float *pre = ws, *wf = ws + m * kk, *bufs = ws + 2 * m * kk;
-    float *partial = bufs + (size_t)be->threads * thread_floats(g, m);
+    float *partial = bufs + (size_t)be->threads * tf;
     int by_conv = dx && dx_by_conv(g);
     cn_win fg = flipped(g, m);
     if (by_conv) {
@@ -281,7 +284,6 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
         int tid = thread_id();
-        size_t tf = thread_floats(g, m), buf = (tf - m * p) / 2;
         float *row = bufs + (size_t)tid * tf, *dcol = row + buf, *dmask = dcol + buf;
         float *pack = be->pack + (size_t)tid * be->pack_floats;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;

@@ -324,11 +324,6 @@ static void im2col_plane_s1(const cn_win *g, const float *x, float *col, size_t 
  * from a zero-bordered copy of the sample, so there are no edge cases. */
 #define HAVE_DIRECT_CONV 1
 
-static int direct_conv_ok(const cn_win *g)
-{
-    return g->stride == 1 && g->ow >= 12 && g->kw <= 16 && g->kh <= 16;
-}
-
 /* x (c, h, w) into xp (c, h + 2 pad, w + 2 pad) with zero borders. */
 static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t pad, float *xp)
 {
@@ -447,7 +442,12 @@ dconv_dw(const int NF, const int KW, const float *const *xps, const float *const
 /* Filters per group for a kernel width: NF x KW accumulators fit 32 registers. */
 static size_t dw_group(size_t kw) { return kw <= 3 ? 8 : kw <= 5 ? 4 : kw <= 7 ? 3 : 0; }
 
-static int direct_dw_ok(const cn_win *g) { return direct_conv_ok(g) && dw_group(g->kw) > 0; }
+/* What the direct kernels take: stride 1, rows of 12 outputs or more (a
+ * narrower row wastes most of a vector), kernels up to 7 wide (dw_group). */
+static int direct_conv_ok(const cn_win *g)
+{
+    return g->stride == 1 && g->ow >= 12 && g->kh <= 16 && dw_group(g->kw) > 0;
+}
 
 #define DW_CASE(nf, kw)                                                                            \
     case nf * 16 + kw:                                                                             \
@@ -455,7 +455,7 @@ static int direct_dw_ok(const cn_win *g) { return direct_conv_ok(g) && dw_group(
         break;
 
 /* dw (m, c, kh, kw) += the weight gradients of the samples (padded inputs xps,
- * output gradients dys); kw is 1 to 7 (direct_dw_ok). */
+ * output gradients dys); kw is 1 to 7 (direct_conv_ok). */
 static void dconv_dw_samples(const float *const *xps, const float *const *dys, size_t samples,
                              size_t c, size_t hp, size_t wp, size_t kh, size_t kw, size_t m,
                              size_t oh, size_t ow, float *dw)

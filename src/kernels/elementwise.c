@@ -1,12 +1,14 @@
-/* elementwise.c - activations, softmax and bias.  Part of the CPU kernels
- * compiled once per instruction set (kernels/cpu_kernels.h). */
+/* elementwise.c - activations, softmax, bias, the SGD update and batch
+ * normalisation.  Part of the CPU kernels compiled once per instruction set
+ * (kernels/cpu_kernels.h). */
 
 /* Below this many elements a loop is not worth waking the threads for. */
 #define PAR_MIN 32768
 
-/* Runs body over [0, n) cut into one contiguous range per thread ([lo, hi)),
- * (the body, which may hold commas) or on the calling thread when n is small.  The loop bodies are
- * plain loops the compiler vectorises the same way in both cases (OpenMP's "parallel for simd
+/* Runs the body (the trailing arguments, which may hold commas) over [0, n)
+ * cut into one contiguous range [lo, hi) per thread, or over all of it on the
+ * calling thread when n is at most min_n.  Either way the body is the same
+ * plain loop, which the compiler vectorises (OpenMP's "parallel for simd
  * if(...)" made a branchy scalar copy for the serial case). */
 #define FOR_RANGES(be, n, min_n, lo, hi, ...)                                                      \
     do {                                                                                           \

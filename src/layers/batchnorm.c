@@ -29,7 +29,8 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     l->n_bt = 2;
     l->bt[0] = (cn_ltensor){"running_mean", 1, {c, 0, 0, 0}, c, 0, 0.0f, 0};
     l->bt[1] = (cn_ltensor){"running_var", 1, {c, 0, 0, 0}, c, 0, 1.0f, 0};
-    l->state_floats = 6 * c; /* the batch's mean and 1 / std, 2c doubles of scratch */
+    l->state_floats = 2 * c; /* the batch's mean and 1 / std, kept for backward */
+    l->ws_floats = 4 * c;    /* 2c doubles of sums during a pass */
     return CN_OK;
 }
 
@@ -38,7 +39,7 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
     size_t c = l->in.c;
     ctx->be->bn_fwd(ctx->be, x, n, c, l->in.h * l->in.w, l->p[0], l->p[1], l->b[0], l->b[1],
                     (float)l->v[MOMENTUM], (float)l->v[EPS], ctx->train, l->state, l->state + c,
-                    (double *)(l->state + 2 * c), y);
+                    (double *)ctx->ws, y);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
@@ -47,7 +48,7 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
     (void)y;
     size_t c = l->in.c;
     ctx->be->bn_bwd(ctx->be, x, dy, n, c, l->in.h * l->in.w, l->p[0], l->state, l->state + c,
-                    (double *)(l->state + 2 * c), l->g[0], l->g[1], dx);
+                    (double *)ctx->ws, l->g[0], l->g[1], dx);
 }
 
 const cn_layer_ops cn_batchnorm_ops = {"batchnorm", keys,  NKEYS,   0,        0,
