@@ -88,8 +88,9 @@ static int print_table(bench *b, const char *name, long steps)
     double *f = calloc((size_t)steps * (nl + 1), sizeof(double));
     double *bw = calloc((size_t)steps * (nl + 1), sizeof(double));
     double *tmp = calloc((size_t)steps, sizeof(double));
+    double *fmed = calloc(2 * nl, sizeof(double)), *bmed = fmed + nl;
     int rc = 0;
-    if (!f || !bw || !tmp) {
+    if (!f || !bw || !tmp || !fmed) {
         rc = cli_error("out of memory");
         goto done;
     }
@@ -106,17 +107,20 @@ static int print_table(bench *b, const char *name, long steps)
            cn_net_threads(net), cn_net_isa(net), steps);
     printf("%-12s %-9s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
            "GFLOP/s");
-    double total = median(f, (size_t)steps, nl + 1, nl, tmp);
-    uint64_t macs = 0;
-    for (size_t i = 0; i < nl; i++)
-        total +=
-            median(f, (size_t)steps, nl + 1, i, tmp) + median(bw, (size_t)steps, nl + 1, i, tmp);
+    /* Medians per layer (forward, backward) and of the update, then the table. */
+    double upd = median(f, (size_t)steps, nl + 1, nl, tmp), total = upd;
+    for (size_t i = 0; i < nl; i++) {
+        fmed[i] = median(f, (size_t)steps, nl + 1, i, tmp);
+        bmed[i] = median(bw, (size_t)steps, nl + 1, i, tmp);
+        total += fmed[i] + bmed[i];
+    }
+    size_t params;
+    uint64_t macs;
+    cli_totals(net, &params, &macs);
     for (size_t i = 0; i < nl; i++) {
         cn_layer_info li;
         cn_net_layer(net, i, &li);
-        macs += li.macs;
-        double fm = median(f, (size_t)steps, nl + 1, i, tmp);
-        double bm = median(bw, (size_t)steps, nl + 1, i, tmp);
+        double fm = fmed[i], bm = bmed[i];
         char gf[16] = "";
         if (li.macs)
             snprintf(gf, sizeof gf, "%.1f",
@@ -124,7 +128,6 @@ static int print_table(bench *b, const char *name, long steps)
         printf("%-12s %-9s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
                100 * (fm + bm) / total, gf);
     }
-    double upd = median(f, (size_t)steps, nl + 1, nl, tmp);
     printf("%-12s %-9s %11.3f %11s %6.1f%%\n", "update", "sgd", 1e3 * upd, "", 100 * upd / total);
     printf("\nstep %.3f ms: %.0f images/s, %.1f GFLOP/s (6 x %.2f M multiply-adds per image)\n",
            1e3 * total, (double)b->batch / total,
@@ -133,6 +136,7 @@ done:
     free(f);
     free(bw);
     free(tmp);
+    free(fmed);
     return rc;
 }
 
@@ -191,9 +195,7 @@ int cmd_bench(int argc, char **argv)
             return cli_lib_error();
     } else {
         cn_spec *spec;
-        cn_status st =
-            path ? cn_spec_load(path, &spec)
-                 : cn_spec_parse(cn_cli_default_model, "models/mnist.cfg (built in)", &spec);
+        cn_status st = cli_load_spec(path, &spec);
         if (st)
             return cli_lib_error();
         st = cn_model_create(spec, NULL, (int)threads, &b.model);
@@ -223,7 +225,7 @@ int cmd_bench(int argc, char **argv)
     for (size_t i = 0; i < b.batch; i++)
         b.labels[i] = (int32_t)cn_rng_below(&rng, cn_net_classes(net));
     if (!json) {
-        rc = print_table(&b, path ? path : "models/mnist.cfg (built in)", steps);
+        rc = print_table(&b, path ? path : CLI_DEFAULT_MODEL_NAME, steps);
         goto done;
     }
     double ips;
@@ -232,12 +234,9 @@ int cmd_bench(int argc, char **argv)
         goto done;
     }
     net = cn_model_net(b.model);
-    uint64_t macs = 0;
-    for (size_t i = 0; i < cn_net_num_layers(net); i++) {
-        cn_layer_info li;
-        cn_net_layer(net, i, &li);
-        macs += li.macs;
-    }
+    size_t params;
+    uint64_t macs;
+    cli_totals(net, &params, &macs);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"mode\": \"%s\", \"batch\": %zu, \"threads\": %d, \"isa\": \"%s\", "

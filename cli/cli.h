@@ -61,5 +61,12 @@ int cli_is_model_file(const char *path);
 
 /* The default network, compiled in from models/mnist.cfg. */
 extern const char cn_cli_default_model[];
+#define CLI_DEFAULT_MODEL_NAME "models/mnist.cfg (built in)"
+
+/* The description at path, or the built-in default when path is NULL. */
+cn_status cli_load_spec(const char *path, cn_spec **spec);
+
+/* The network's parameters and multiply-adds per image, over all layers. */
+void cli_totals(const cn_net *net, size_t *params, uint64_t *macs);
 
 #endif

@@ -133,3 +133,21 @@ int cli_next(cli_iter *it, const cli_opt *opts, const char **value)
     cli_usage(it->cmd, "unknown option '%.*s'", (int)(name + (is_long ? len : 1) - arg), arg);
     return CLI_ERROR;
 }
+
+cn_status cli_load_spec(const char *path, cn_spec **spec)
+{
+    return path ? cn_spec_load(path, spec)
+                : cn_spec_parse(cn_cli_default_model, CLI_DEFAULT_MODEL_NAME, spec);
+}
+
+void cli_totals(const cn_net *net, size_t *params, uint64_t *macs)
+{
+    *params = 0;
+    *macs = 0;
+    for (size_t i = 0; i < cn_net_num_layers(net); i++) {
+        cn_layer_info li;
+        cn_net_layer(net, i, &li);
+        *params += li.params;
+        *macs += li.macs;
+    }
+}

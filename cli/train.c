@@ -392,8 +392,7 @@ int cmd_train(int argc, char **argv)
         }
     } else {
         cn_spec *spec;
-        st = cfg ? cn_spec_load(cfg, &spec)
-                 : cn_spec_parse(cn_cli_default_model, "models/mnist.cfg (built in)", &spec);
+        st = cli_load_spec(cfg, &spec);
         if (st)
             return cli_lib_error();
         cn_train_opts o;
@@ -456,14 +455,9 @@ int cmd_train(int argc, char **argv)
 
     cn_net *net = cn_model_net(model);
     const cn_train_opts *o = cn_model_opts(model);
-    size_t params = 0;
-    uint64_t macs = 0;
-    for (size_t i = 0; i < cn_net_num_layers(net); i++) {
-        cn_layer_info li;
-        cn_net_layer(net, i, &li);
-        params += li.params;
-        macs += li.macs;
-    }
+    size_t params;
+    uint64_t macs;
+    cli_totals(net, &params, &macs);
     char pbuf[32], mbuf[32];
     printf("%s %s: %s parameters, %s multiply-adds per image\n", resume ? "resuming" : "training",
            resume ? resume : cn_spec_source(cn_model_spec(model)),

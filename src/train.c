@@ -33,6 +33,14 @@ static size_t argmax(const float *row, size_t k)
     return best;
 }
 
+/* An epoch ends: the next one shuffles with the generator as it was left. */
+static void close_epoch(cn_train_state *s, const cn_rng *rng)
+{
+    s->rng = *rng;
+    s->epoch++;
+    s->step = 0;
+}
+
 cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                          const cn_train_hooks *hooks)
 {
@@ -87,15 +95,13 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             perm[i] = perm[j];
             perm[j] = t;
         }
-        double lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
         double loss_sum = 0.0, epoch_start = cn_now();
         size_t correct = 0, seen = 0;
         p.epoch = s->epoch;
-        p.lr = lr;
         p.val_loss = p.val_accuracy = -1.0;
         while (s->step < steps) {
             const uint32_t *idx = perm + s->step * batch;
-            lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
+            double lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
             p.lr = lr;
             for (size_t b = 0; b < batch; b++) {
                 memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
@@ -139,18 +145,13 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 hook = cn_fail(CN_ERR_STOPPED, "training stopped at epoch %d, batch %llu of %zu",
                                s->epoch + 1, (unsigned long long)s->step, steps);
             if (hook) {
-                if (s->step == steps) { /* the epoch is complete: close it */
-                    s->rng = rng;
-                    s->epoch++;
-                    s->step = 0;
-                }
+                if (s->step == steps) /* the epoch is complete: close it */
+                    close_epoch(s, &rng);
                 st = hook;
                 goto done;
             }
         }
-        s->rng = rng;
-        s->epoch++;
-        s->step = 0;
+        close_epoch(s, &rng);
         if (val && val->n) {
             double v0 = cn_now();
             cn_eval ev;
