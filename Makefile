@@ -7,7 +7,9 @@ WERROR   ?= -Werror
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(WERROR)
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP
-LDLIBS   += -lcjson -lz -lm
+LDLIBS   += -lcairo -lstb -lcjson -lz -lm
+# Pictures (src/vis) draw with cairo and read image files with stb.
+CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null || echo -I/usr/include/cairo)
 
 # --- what this machine has -------------------------------------------------
 probe = $(shell printf 'int main(void){return 0;}\n' | $(CC) $(1) -x c - -o /dev/null 2>/dev/null && echo yes)
@@ -28,7 +30,7 @@ ifneq ($(findstring x86_64,$(ARCH)),)
 endif
 
 # --- sources ---------------------------------------------------------------
-LIB_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
+LIB_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c src/vis/*.c) \
            src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
 ifeq ($(X86),yes)
@@ -52,6 +54,8 @@ info:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/vis/%.o: CPPFLAGS += $(CAIRO_CFLAGS)
 
 # Kernels: -O3 and contraction into FMA; the CPU kernels are compiled once per
 # instruction set (kernels/cpu_<isa>.c, which include the shared kernel code).

