@@ -1,9 +1,10 @@
 /* cli.h - what the subcommands of the convnet tool share.  The tool uses only
- * the public API in convnet.h. */
+ * the public API in convnet.h and convnet_vis.h. */
 #ifndef CLI_H
 #define CLI_H
 
 #include "convnet.h"
+#include "convnet_vis.h"
 
 #include <stdio.h>
 
@@ -15,6 +16,11 @@ int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_gradcheck(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_viz(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -65,6 +71,20 @@ extern const char cn_cli_default_model[];
 
 /* The description at path, or the built-in default when path is NULL. */
 cn_status cli_load_spec(const char *path, cn_spec **spec);
+
+/* Loads the trained model file path for command cmd, refusing a model
+ * description with a usage message; returns 0, or the exit status. */
+int cli_load_model(const char *cmd, const char *path, long threads, cn_model **model);
+
+/* "digit", "crop" or "stretch" into *fit; 0 for anything else. */
+int cli_fit(const char *s, cn_fit *fit);
+
+/* The rows of a training log (the CSV 'convnet train' writes), malloc'd;
+ * returns 0, or 1 after printing what is wrong. */
+int cli_read_log(const char *path, cn_curve_point **pts, size_t *n);
+
+/* s as a JSON string, quotes included. */
+void cli_json_string(FILE *f, const char *s);
 
 /* The network's parameters and multiply-adds per image, over all layers. */
 void cli_totals(const cn_net *net, size_t *params, uint64_t *macs);

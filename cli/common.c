@@ -151,3 +151,40 @@ void cli_totals(const cn_net *net, size_t *params, uint64_t *macs)
         *macs += li.macs;
     }
 }
+
+int cli_load_model(const char *cmd, const char *path, long threads, cn_model **model)
+{
+    *model = NULL;
+    if (!cli_is_model_file(path) && strstr(path, ".cfg"))
+        return cli_usage(cmd,
+                         "%s is a model description; %s takes a trained model file "
+                         "(convnet train writes one)",
+                         path, cmd);
+    return cn_model_load(path, (int)threads, model) ? cli_lib_error() : 0;
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int cli_fit(const char *s, cn_fit *fit)
+{
+    static const char *names[] = {"digit", "crop", "stretch"};
+    static const cn_fit fits[] = {CN_FIT_DIGIT, CN_FIT_CROP, CN_FIT_STRETCH};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, names[i])) {
+            *fit = fits[i];
+            return 1;
+        }
+    return 0;
+}

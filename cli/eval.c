@@ -20,13 +20,11 @@ static const char help[] =
 static void print_json(const char *model, const char *dir, const cn_eval *ev)
 {
     size_t k = ev->classes;
-    printf("{\"model\": \"");
-    for (const char *p = model; *p; p++)
-        printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-    printf("\", \"data\": \"");
-    for (const char *p = dir; *p; p++)
-        printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
-    printf("\", \"n\": %zu, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class\": [", ev->n,
+    printf("{\"model\": ");
+    cli_json_string(stdout, model);
+    printf(", \"data\": ");
+    cli_json_string(stdout, dir);
+    printf(", \"n\": %zu, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class\": [", ev->n,
            ev->accuracy, ev->loss);
     for (size_t c = 0; c < k; c++) {
         size_t total = 0;
@@ -102,14 +100,10 @@ int cmd_eval(int argc, char **argv)
     }
     if (!path)
         return cli_usage("eval", "takes a model file");
-    if (!cli_is_model_file(path) && strstr(path, ".cfg"))
-        return cli_usage("eval",
-                         "%s is a model description; eval takes a trained model file "
-                         "(convnet train writes one)",
-                         path);
     cn_model *model;
-    if (cn_model_load(path, (int)threads, &model))
-        return cli_lib_error();
+    int rc = cli_load_model("eval", path, threads, &model);
+    if (rc)
+        return rc;
     const char *dir = cli_data_dir(data_opt);
     cn_data test;
     if (cn_data_load_mnist(dir, "t10k", &test)) {
@@ -117,7 +111,6 @@ int cmd_eval(int argc, char **argv)
         return cli_lib_error();
     }
     cn_eval ev;
-    int rc = 0;
     if (cn_net_evaluate(cn_model_net(model), &test, &ev)) {
         rc = cli_lib_error();
     } else {

@@ -55,8 +55,16 @@ int main(int argc, char **argv)
         return cmd_gradcheck(argc, argv);
     if (!strcmp(cmd, "bench"))
         return cmd_bench(argc, argv);
-    if (!strcmp(cmd, "bench"))
-        return cmd_bench(argc, argv);
+    if (!strcmp(cmd, "predict"))
+        return cmd_predict(argc, argv);
+    if (!strcmp(cmd, "viz"))
+        return cmd_viz(argc, argv);
+    if (!strcmp(cmd, "plot"))
+        return cmd_plot(argc, argv);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(argc, argv);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc, argv);
     fprintf(stderr, "convnet: '%s' is not a command\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

@@ -41,7 +41,10 @@ static const char help[] =
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --val N          images kept for validation (default 10000; 0 for none)\n"
     "  -o FILE          model file to write (default: MODEL.safetensors here)\n"
-    "  --log FILE       CSV log, one line per epoch (default: FILE with .csv)\n"
+    "  --log FILE       CSV log (default: FILE with .csv): a line every --log-every\n"
+    "                   of an epoch with the training figures, and one at the end of\n"
+    "                   each epoch with validation too; 'convnet plot' draws it\n"
+    "  --log-every F    fraction of an epoch between log lines (default 0.1)\n"
     "  --resume FILE    continue training from a model file written by train\n"
     "  --quiet          no progress bar, only the lines per epoch\n"
     "  --test-every F   evaluate the test set every F epochs (0.25: four times an\n"
@@ -67,6 +70,12 @@ typedef struct run {
     FILE *log;
     int tty, quiet;
     double last_draw;
+    int log_parts; /* log lines per epoch */
+    /* Batches of the current epoch in this run, and those at the last log
+     * line, with the sums of their losses and accuracies. */
+    int log_epoch;
+    uint64_t batches, mark_batches;
+    double mark_loss, mark_acc;
     int saved_epoch; /* last epoch written to out, -1 if none */
     /* --test-every and --stop-at */
     cn_model *model;
@@ -106,9 +115,40 @@ static cn_status check_test(run *r, const cn_progress *p)
     return CN_OK;
 }
 
+/* One line of the CSV log: epoch counts the epochs done, fractions too;
+ * the training figures are the means over the batches since the last line
+ * (p's are over the epoch so far in this run). */
+static void log_line(run *r, const cn_progress *p, double epoch)
+{
+    double n = (double)r->batches, dn = (double)(r->batches - r->mark_batches);
+    double loss = dn > 0 ? (p->loss * n - r->mark_loss) / dn : p->loss;
+    double acc = dn > 0 ? (p->accuracy * n - r->mark_acc) / dn : p->accuracy;
+    r->mark_batches = r->batches;
+    r->mark_loss = p->loss * n;
+    r->mark_acc = p->accuracy * n;
+    fprintf(r->log, "%.6g,%llu,%.6f,%.6f,", epoch, (unsigned long long)p->global_step, loss, acc);
+    if (p->val_accuracy >= 0)
+        fprintf(r->log, "%.6f,%.6f,", p->val_loss, p->val_accuracy);
+    else
+        fprintf(r->log, ",,");
+    fprintf(r->log, "%.6g,%.1f,%.3f\n", p->lr, p->images_per_s, p->elapsed_s);
+    fflush(r->log);
+}
+
 static cn_status on_batch(void *user, const cn_progress *p)
 {
     run *r = user;
+    if (p->epoch != r->log_epoch) {
+        r->log_epoch = p->epoch;
+        r->batches = r->mark_batches = 0;
+        r->mark_loss = r->mark_acc = 0.0;
+    }
+    r->batches++;
+    /* Lines within the epoch: the epoch's own line comes with validation. */
+    if (r->log && p->step < p->steps &&
+        p->step * (uint64_t)r->log_parts / p->steps >
+            (p->step - 1) * (uint64_t)r->log_parts / p->steps)
+        log_line(r, p, p->epoch + (double)p->step / (double)p->steps);
     if (r->test) {
         cn_status st = check_test(r, p);
         if (st)
@@ -146,16 +186,8 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
     printf("epoch %3d/%d  loss %.4f  acc %6.2f%%%s  lr %.4g  %6.0f img/s  %6.1f s\n", p->epoch + 1,
            p->epochs, p->loss, 100 * p->accuracy, val, p->lr, p->images_per_s, p->elapsed_s);
     fflush(stdout);
-    if (r->log) {
-        fprintf(r->log, "%d,%llu,%.6f,%.6f,", p->epoch + 1, (unsigned long long)p->global_step,
-                p->loss, p->accuracy);
-        if (p->val_accuracy >= 0)
-            fprintf(r->log, "%.6f,%.6f,", p->val_loss, p->val_accuracy);
-        else
-            fprintf(r->log, ",,");
-        fprintf(r->log, "%.6g,%.1f,%.3f\n", p->lr, p->images_per_s, p->elapsed_s);
-        fflush(r->log);
-    }
+    if (r->log)
+        log_line(r, p, p->epoch + 1);
     cn_status st = cn_model_save(m, r->out);
     if (st == CN_OK)
         r->saved_epoch = p->epoch + 1;
@@ -245,6 +277,7 @@ int cmd_train(int argc, char **argv)
         O_OUT,
         O_TEST_EVERY,
         O_STOP_AT,
+        O_LOG_EVERY,
         O_HELP
     };
     static const cli_opt opts[] = {
@@ -267,13 +300,14 @@ int cmd_train(int argc, char **argv)
         {"o", 1, O_OUT},
         {"test-every", 1, O_TEST_EVERY},
         {"stop-at", 1, O_STOP_AT},
+        {"log-every", 1, O_LOG_EVERY},
         {"help", 0, O_HELP},
         {"h", 0, O_HELP},
         {NULL, 0, 0},
     };
     overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1};
     long seed = -1, threads = 0, val_n = 10000;
-    double test_every = 0, stop_at = 0;
+    double test_every = 0, stop_at = 0, log_every = 0.1;
     const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
     const char *v;
     int quiet = 0, c;
@@ -353,6 +387,11 @@ int cmd_train(int argc, char **argv)
         case O_LOG: log_opt = v; break;
         case O_RESUME: resume = v; break;
         case O_QUIET: quiet = 1; break;
+        case O_LOG_EVERY:
+            if (!cli_double(v, 1e-4, 1, &log_every))
+                return cli_usage("train",
+                                 "--log-every takes a fraction of an epoch in (0, 1], not '%s'", v);
+            break;
         case O_TEST_EVERY:
             if (!cli_double(v, 1e-6, 1000, &test_every))
                 return cli_usage("train", "--test-every takes a number of epochs above 0, not '%s'",
@@ -429,6 +468,8 @@ int cmd_train(int argc, char **argv)
              .log_path = log_path,
              .tty = isatty(STDERR_FILENO),
              .quiet = quiet,
+             .log_parts = (int)(1.0 / log_every + 0.5),
+             .log_epoch = -1,
              .saved_epoch = -1};
     cn_data test = {0};
     if (test_every > 0) {

@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh - what 'make demo' runs: install what is missing, fetch MNIST,
-# build, train the default network, evaluate it on the test set.
+# build, train the default network, evaluate it on the test set and write
+# its report (one HTML page with every picture inside).
 set -eu
 start=$(date +%s)
 sh scripts/deps.sh
@@ -9,5 +10,7 @@ make -s all
 mkdir -p out
 build/convnet train -o out/mnist.safetensors
 build/convnet eval out/mnist.safetensors | head -n 1
+build/convnet report out/mnist.safetensors -o out/report.html >/dev/null
 end=$(date +%s)
 echo "demo: done in $((end - start)) s; the model is out/mnist.safetensors, its log out/mnist.csv"
+echo "report: $(pwd)/out/report.html (open it in a browser)"

@@ -2,6 +2,8 @@
 # cli.sh BUILD - tests of the convnet command line: help, errors, training,
 # evaluation, resume, Ctrl-C and divergence.  Prints "N passed, M failed".
 set -u
+# Debian's Python: the tests use its python3-pil (and json)
+py=/usr/bin/python3
 bin="$(cd "$1" && pwd)/convnet"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/convnet-cli-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -63,15 +65,17 @@ root=$OLDPWD
 data="$root/data/mnist"
 run "train tiny" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --quiet &&
     expect "train tiny" "epoch   1/2" "epoch   2/2" "val acc" "model written to tiny.safetensors"
-if [ -f tiny.csv ] && [ "$(wc -l < tiny.csv)" = 3 ] && head -1 tiny.csv | grep -q '^epoch,step,train_loss'; then
+# a header, 9 lines within each epoch, one per epoch with validation
+if [ -f tiny.csv ] && [ "$(wc -l < tiny.csv)" = 21 ] && head -1 tiny.csv | grep -q '^epoch,step,train_loss' &&
+    [ "$(grep -vc ',,' tiny.csv)" = 3 ] && sed -n 11p tiny.csv | grep -q '^1,500,' && sed -n 2p tiny.csv | grep -q '^0.1,50,'; then
     ok "csv log"
 else
-    fail "csv log" "tiny.csv should have a header and 2 lines"
+    fail "csv log" "tiny.csv should have a header and 10 lines per epoch"
 fi
 run "eval" 0 "$bin" eval tiny.safetensors --data "$data" &&
     expect "eval" "on 10000 test images: accuracy 9[0-9].[0-9][0-9]%" "confusion matrix" "^    9   1009 "
 if run "eval json" 0 "$bin" eval tiny.safetensors --data "$data" --json; then
-    if python3 - "$tmp/out" <<'PY'
+    if "$py" - "$tmp/out" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["n"] == 10000 and len(d["confusion"]) == 10 and len(d["per_class"]) == 10
@@ -89,6 +93,141 @@ run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect "ev
 head -c 1000 tiny.safetensors > cut.safetensors
 run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect "truncated model" "cut.safetensors"
 run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect "no data" "fetch-data.sh mnist"
+
+# --- pictures: predict, viz, plot, report ----------------------------------------------
+run "train conv" 0 "$bin" train "$root/tests/fixtures/conv.cfg" --data "$data" --quiet -o conv.safetensors &&
+    expect "train conv" "model written to conv.safetensors"
+if [ "$(grep -c ',,' conv.csv)" = 9 ] && [ "$(wc -l < conv.csv)" = 11 ]; then
+    ok "csv log lines"
+else
+    fail "csv log lines" "conv.csv should have a header, 9 lines within the epoch and 1 with validation"
+fi
+# predict on the test set written as PNG files agrees with eval on the IDX files
+run "export" 0 "$bin" export --data "$data" --out png && expect "export" "10000 images written to png"
+run "eval conv" 0 "$bin" eval conv.safetensors --data "$data" --json && cp "$tmp/out" eval.json
+if run "predict png" 0 "$bin" predict conv.safetensors png --json; then
+    if "$py" - "$tmp/out" eval.json <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ev = json.load(open(sys.argv[2]))
+assert len(rows) == 10000, len(rows)
+right = sum(int(r["file"].rsplit("-", 1)[1][:-4]) == r["label"] for r in rows)
+for r in rows[:50]:
+    assert r["top"][0]["label"] == r["label"] and abs(r["top"][0]["probability"] - r["probability"]) < 1e-9
+    assert len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] >= r["top"][2]["probability"]
+print("predict %.4f eval %.4f" % (right / 1e4, ev["accuracy"]))
+assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
+PY
+    then ok "predict png = eval"; else fail "predict png = eval" "accuracies differ by more than 0.1%"; fi
+fi
+# photographs of digits: inverted, enlarged and padded, coloured, shrunk; five formats
+if "$py" - png var <<'PY'
+import glob, os, sys
+from PIL import Image, ImageOps
+os.makedirs(sys.argv[2])
+for f in sorted(glob.glob(sys.argv[1] + "/*.png"))[:300]:
+    b = os.path.join(sys.argv[2], os.path.basename(f)[:-4])
+    im = Image.open(f).convert("L")
+    ImageOps.invert(im).save(b + "-inv.png")
+    canvas = Image.new("L", (140, 100), 0)
+    canvas.paste(im.resize((84, 84), Image.BICUBIC), (10, 8))
+    canvas.save(b + "-pad.bmp")
+    ink, paper = Image.new("RGB", im.size, (200, 30, 40)), Image.new("RGB", im.size, (250, 240, 190))
+    Image.composite(ink, paper, im).resize((112, 112), Image.BILINEAR).save(b + "-col.jpg", quality=85)
+    ImageOps.invert(im.resize((56, 56), Image.BILINEAR)).save(b + "-big.pgm")
+    rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    rgba.paste(Image.new("RGBA", (28, 28), (20, 20, 120, 255)), (18, 18), ImageOps.invert(ImageOps.invert(im)))
+    rgba.save(b + "-alpha.png")
+PY
+then
+    if run "predict photos" 0 "$bin" predict conv.safetensors var --json; then
+        if "$py" - "$tmp/out" <<'PY'
+import collections, json, sys
+right, total = collections.Counter(), collections.Counter()
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    name = r["file"].rsplit("/", 1)[1]
+    label, kind = int(name.split("-")[1]), name.split("-")[2].split(".")[0]
+    total[kind] += 1
+    right[kind] += r["label"] == label
+print(" ".join("%s %.3f" % (k, right[k] / total[k]) for k in sorted(total)))
+assert len(total) == 5 and all(total[k] == 300 for k in total)
+assert all(right[k] / total[k] >= 0.94 for k in total)
+PY
+        then ok "predict photos"; else fail "predict photos" "a kind of picture is classified badly"; fi
+    fi
+else
+    fail "predict photos" "could not make the pictures (python3-pil)"
+fi
+echo "not a picture" > bad.png
+run "predict bad image" 1 "$bin" predict conv.safetensors bad.png png/00000-7.png nothing.png &&
+    expect "predict bad image" "bad.png: not an image" "nothing.png: cannot open" "png/00000-7.png:  7 ("
+run "predict description" 2 "$bin" predict "$root/models/lenet.cfg" png/00000-7.png &&
+    expect "predict description" "is a model description"
+run "predict cut model" 1 "$bin" predict cut.safetensors png/00000-7.png && expect "predict cut model" "cut.safetensors"
+run "predict no image" 2 "$bin" predict conv.safetensors && expect "predict no image" "at least one image"
+# viz: the pictures and their sizes
+if run "viz" 0 "$bin" viz conv.safetensors --out viz --data "$data" --image var/00000-7-col.jpg; then
+    if "$py" - viz <<'PY'
+import sys
+from PIL import Image
+want = {"filters-conv1.png": (128, 128), "input.png": (112, 112), "features-conv1.png": (224, 224),
+        "features-conv2.png": (298, 298), "top-conv2.png": (600, 930), "confusion.png": (516, 516)}
+for name, size in want.items():
+    im = Image.open(sys.argv[1] + "/" + name)
+    assert im.size == size, (name, im.size, size)
+inp = Image.open(sys.argv[1] + "/input.png").convert("L")
+assert inp.getpixel((0, 0)) == 0 and max(inp.getdata()) > 200  # light ink on black
+PY
+    then ok "viz"; else fail "viz" "pictures missing or of the wrong size"; fi
+fi
+run "viz layer" 0 "$bin" viz conv.safetensors --out viz1 --data "$data" --layer conv1 &&
+    if [ -f viz1/top-conv1.png ]; then ok "viz layer"; else fail "viz layer" "no top-conv1.png"; fi
+run "viz no layer" 1 "$bin" viz conv.safetensors --out viz2 --data "$data" --layer conv9 &&
+    expect "viz no layer" "no layer 'conv9'" "conv1 maxpool1"
+run "viz no conv" 1 "$bin" viz tiny.safetensors --out viz3 --data "$data" && expect "viz no conv" "no convolution layer"
+run "viz bad image" 1 "$bin" viz conv.safetensors --out viz4 --data "$data" --image bad.png && expect "viz bad image" "bad.png: not an image"
+# plot
+run "plot" 0 "$bin" plot conv.csv -o curves.png && expect "plot" "curves.png: 10 rows"
+printf 'epoch,step,train_loss\n1,10,abc\n' > bad.csv
+run "plot bad log" 1 "$bin" plot bad.csv -o x.png && expect "plot bad log" "bad.csv:2: train_loss is 'abc'"
+run "plot not a log" 1 "$bin" plot eval.json -o x.png && expect "plot not a log" "not a training log"
+# report: self-contained, and a real browser shows its pictures
+if run "report" 0 "$bin" report conv.safetensors -o report.html --data "$data"; then
+    if grep -q 'from conv.csv' report.html && [ "$(grep -o 'src="data:image/png;base64,' report.html | wc -l)" = 27 ] &&
+        ! grep -qiE '(src|href)="(http|//|file:)|url\(' report.html; then
+        ok "report"
+    else
+        fail "report" "expected 27 inline pictures, the log beside the model, and no outside references"
+    fi
+fi
+shot() { # HTML PNG: a screenshot by headless Chromium
+    chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,3000 \
+        --screenshot="$tmp/$2" "file://$tmp/$1" >/dev/null 2>&1
+}
+blue_cells() { # PNG: pixels of the confusion matrix's dark blue
+    "$py" -c "
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1]).convert('RGB')
+print(sum(1 for p in im.getdata() if abs(p[0] - 8) < 12 and abs(p[1] - 48) < 12 and abs(p[2] - 107) < 12))" "$1"
+}
+if command -v chromium >/dev/null 2>&1; then
+    sed 's/base64,/base64,AAAA/' report.html > broken.html
+    if shot report.html shot.png && shot broken.html broken.png; then
+        good=$(blue_cells shot.png) bad=$(blue_cells broken.png)
+        # ten diagonal cells of 44 x 44 pixels less their counts: over 10 000
+        if [ "$good" -gt 10000 ] && [ "$bad" -lt 100 ]; then
+            ok "report renders in chromium"
+        else
+            fail "report renders in chromium" "dark blue pixels: $good in the report, $bad with broken pictures"
+        fi
+    else
+        fail "report renders in chromium" "chromium could not take a screenshot"
+    fi
+else
+    fail "report renders in chromium" "chromium is not installed (scripts/deps.sh --test installs it)"
+fi
 
 # --- divergence ----------------------------------------------------------------------
 run "divergence" 1 "$bin" train "$root/tests/fixtures/diverges.cfg" --data "$data" --quiet -o div.safetensors &&

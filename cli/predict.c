@@ -1,0 +1,258 @@
+/* predict.c - convnet predict: classify image files with a trained model. */
+#include "cli.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+static const char help[] =
+    "usage: convnet predict MODEL_FILE IMAGE... [options]\n"
+    "\n"
+    "Classifies image files with a model written by 'convnet train' and prints the\n"
+    "most likely classes with their probabilities, one line per file, in the order\n"
+    "given.  PNG, JPEG, BMP, PGM/PPM, GIF and TGA files of any size, grey or colour,\n"
+    "are read; an IMAGE that is a directory stands for its image files in name order.\n"
+    "\n"
+    "Each picture is prepared the way the training data was.  For a grey network\n"
+    "(MNIST) it becomes light ink on black: a picture with a light border (dark ink\n"
+    "on paper) is inverted, the background level becomes black and the brightest ink\n"
+    "white; then, as MNIST's digits were made, the ink's bounding box is scaled so\n"
+    "that its longer side is 20 of 28 pixels and placed with its centre of mass at\n"
+    "the centre.  Finally the pixels are normalised with the model's mean and std.\n"
+    "\n"
+    "  --top K        classes shown per file (default 3)\n"
+    "  --json         one JSON object per file and line:\n"
+    "                 {\"file\": ..., \"label\": best class, \"probability\": ...,\n"
+    "                  \"top\": [{\"label\": ..., \"probability\": ...}, ...]}\n"
+    "  --fit MODE     how a picture is brought to the input size: digit (the MNIST\n"
+    "                 procedure above; default for grey networks), crop (the centred\n"
+    "                 part with the input's proportions, scaled; default for colour),\n"
+    "                 stretch (the whole picture scaled)\n"
+    "  --threads N    worker threads (default: one per core)\n"
+    "\n"
+    "A file that cannot be read is reported on stderr and the others are still\n"
+    "classified; the exit status is then 1.\n";
+
+static int is_image_name(const char *name)
+{
+    static const char *ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".pgm",
+                                ".ppm", ".pnm", ".gif",  ".tga", NULL};
+    size_t n = strlen(name);
+    for (int i = 0; ext[i]; i++) {
+        size_t e = strlen(ext[i]);
+        if (n > e && !strcasecmp(name + n - e, ext[i]))
+            return 1;
+    }
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct list {
+    char **v;
+    size_t n, cap;
+} list;
+
+static int push(list *l, char *s)
+{
+    if (!s)
+        return -1;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return -1;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = s;
+    return 0;
+}
+
+/* The files args name, directories replaced by their image files. */
+static int expand(char **args, size_t n, list *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        if (stat(args[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            if (push(out, strdup(args[i])))
+                return cli_error("out of memory");
+            continue;
+        }
+        DIR *d = opendir(args[i]);
+        if (!d)
+            return cli_error("%s: cannot read the directory", args[i]);
+        size_t first = out->n;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.' || !is_image_name(e->d_name))
+                continue;
+            size_t len = strlen(args[i]) + strlen(e->d_name) + 2;
+            char *p = malloc(len);
+            if (p)
+                snprintf(p, len, "%s/%s", args[i], e->d_name);
+            if (push(out, p)) {
+                closedir(d);
+                return cli_error("out of memory");
+            }
+        }
+        closedir(d);
+        qsort(out->v + first, out->n - first, sizeof *out->v, by_name);
+        if (out->n == first)
+            return cli_error("%s: no image files in this directory", args[i]);
+    }
+    return 0;
+}
+
+static void print_result(const char *file, const float *prob, size_t k, size_t top, int json)
+{
+    size_t order[1024], m = k < 1024 ? k : 1024;
+    for (size_t i = 0; i < m; i++)
+        order[i] = i;
+    for (size_t i = 0; i < top && i < m; i++) /* partial selection sort */
+        for (size_t j = i + 1; j < m; j++)
+            if (prob[order[j]] > prob[order[i]]) {
+                size_t t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+    top = top < m ? top : m;
+    if (json) {
+        printf("{\"file\": ");
+        cli_json_string(stdout, file);
+        printf(", \"label\": %zu, \"probability\": %.6f, \"top\": [", order[0], prob[order[0]]);
+        for (size_t i = 0; i < top; i++)
+            printf("%s{\"label\": %zu, \"probability\": %.6f}", i ? ", " : "", order[i],
+                   prob[order[i]]);
+        printf("]}\n");
+    } else {
+        printf("%s:", file);
+        for (size_t i = 0; i < top; i++)
+            printf("  %zu (%.2f%%)", order[i], 100.0 * prob[order[i]]);
+        printf("\n");
+    }
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP };
+    static const cli_opt opts[] = {
+        {"top", 1, O_TOP},   {"json", 0, O_JSON}, {"fit", 1, O_FIT}, {"threads", 1, O_THREADS},
+        {"help", 0, O_HELP}, {"h", 0, O_HELP},    {NULL, 0, 0},
+    };
+    const char *v, *path = NULL;
+    char **files = calloc((size_t)argc + 1, sizeof *files);
+    size_t nfiles = 0;
+    long top = 3, threads = 0;
+    int json = 0, c, rc = 0;
+    cn_fit fit = CN_FIT_AUTO;
+    if (!files)
+        return cli_error("out of memory");
+    cli_iter it;
+    cli_begin(&it, "predict", argc, argv);
+    while ((c = cli_next(&it, opts, &v)) != CLI_END) {
+        switch (c) {
+        case CLI_ERROR: free(files); return EXIT_USAGE;
+        case CLI_POSITIONAL:
+            if (!path)
+                path = v;
+            else
+                files[nfiles++] = (char *)v;
+            break;
+        case O_TOP:
+            if (!cli_int(v, 1, 1000, &top)) {
+                free(files);
+                return cli_usage("predict", "--top takes a whole number from 1 to 1000, not '%s'",
+                                 v);
+            }
+            break;
+        case O_JSON: json = 1; break;
+        case O_FIT:
+            if (!cli_fit(v, &fit)) {
+                free(files);
+                return cli_usage("predict", "--fit is digit, crop or stretch, not '%s'", v);
+            }
+            break;
+        case O_THREADS:
+            if (!cli_int(v, 0, 1024, &threads)) {
+                free(files);
+                return cli_usage("predict",
+                                 "--threads takes a whole number from 0 to 1024, not '%s'", v);
+            }
+            break;
+        case O_HELP:
+            free(files);
+            fputs(help, stdout);
+            return 0;
+        }
+    }
+    if (!path || !nfiles) {
+        free(files);
+        return cli_usage("predict", "takes a model file and at least one image");
+    }
+    list l = {0};
+    cn_model *model = NULL;
+    uint8_t *pix = NULL;
+    float *x = NULL;
+    size_t *slot = NULL;
+    if ((rc = expand(files, nfiles, &l)) || (rc = cli_load_model("predict", path, threads, &model)))
+        goto done;
+    const size_t nb = 64;
+    if (cn_model_reserve(model, nb)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    cn_net *net = cn_model_net(model);
+    cn_shape s = cn_net_input_shape(net);
+    size_t sz = s.c * s.h * s.w, k = cn_net_classes(net);
+    pix = malloc(nb * sz);
+    x = malloc(nb * sz * sizeof *x);
+    slot = malloc(nb * sizeof *slot);
+    if (!pix || !x || !slot) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    /* Batches of up to nb readable files; results in the order given. */
+    for (size_t i = 0; i < l.n;) {
+        size_t n = 0;
+        for (; i < l.n && n < nb; i++) {
+            cn_image img;
+            fflush(stdout);
+            if (cn_image_load(l.v[i], &img)) {
+                rc = cli_lib_error(); /* the message names the file */
+            } else if (cn_image_to_input(&img, s, fit, pix + n * sz)) {
+                rc = cli_error("%s: %s", l.v[i], cn_last_error());
+            } else {
+                slot[n++] = i;
+            }
+            cn_image_free(&img);
+        }
+        if (!n)
+            continue;
+        cn_net_prepare(net, pix, n, x);
+        if (cn_net_forward(net, x, n, 0)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        const float *out = cn_net_output(net);
+        for (size_t j = 0; j < n; j++)
+            print_result(l.v[slot[j]], out + j * k, k, (size_t)top, json);
+    }
+done:
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i]);
+    free(l.v);
+    free(files);
+    free(pix);
+    free(x);
+    free(slot);
+    cn_model_free(model);
+    return rc;
+}
