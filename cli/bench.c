@@ -168,9 +168,8 @@ int cmd_bench(int argc, char **argv)
                                  v);
             break;
         case O_THREADS:
-            if (!cli_int(v, 0, 1024, &threads))
-                return cli_usage("bench", "--threads takes a whole number from 0 to 1024, not '%s'",
-                                 v);
+            if (cli_threads("bench", v, &threads))
+                return EXIT_USAGE;
             break;
         case O_STEPS:
             if (!cli_int(v, 1, 100000, &steps))

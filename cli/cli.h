@@ -56,6 +56,10 @@ int cli_next(cli_iter *it, const cli_opt *opts, const char **value);
 int cli_int(const char *s, long min, long max, long *out);
 int cli_double(const char *s, double min, double max, double *out);
 
+/* --threads: 0 (one per core) to 1024 into *threads; 0, or EXIT_USAGE
+ * after the usage message. */
+int cli_threads(const char *cmd, const char *v, long *threads);
+
 /* Data directory: --data, else $CONVNET_DATA, else data/mnist. */
 const char *cli_data_dir(const char *opt);
 

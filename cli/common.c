@@ -53,6 +53,13 @@ int cli_double(const char *s, double min, double max, double *out)
     return 1;
 }
 
+int cli_threads(const char *cmd, const char *v, long *threads)
+{
+    if (cli_int(v, 0, 1024, threads))
+        return 0;
+    return cli_usage(cmd, "--threads takes a whole number from 0 to 1024, not '%s'", v);
+}
+
 const char *cli_data_dir(const char *opt)
 {
     if (opt)

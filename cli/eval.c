@@ -91,9 +91,8 @@ int cmd_eval(int argc, char **argv)
         case O_DATA: data_opt = v; break;
         case O_JSON: json = 1; break;
         case O_THREADS:
-            if (!cli_int(v, 0, 1024, &threads))
-                return cli_usage("eval", "--threads takes a whole number from 0 to 1024, not '%s'",
-                                 v);
+            if (cli_threads("eval", v, &threads))
+                return EXIT_USAGE;
             break;
         case O_HELP: fputs(help, stdout); return 0;
         }

@@ -181,10 +181,9 @@ int cmd_predict(int argc, char **argv)
             }
             break;
         case O_THREADS:
-            if (!cli_int(v, 0, 1024, &threads)) {
+            if (cli_threads("predict", v, &threads)) {
                 free(files);
-                return cli_usage("predict",
-                                 "--threads takes a whole number from 0 to 1024, not '%s'", v);
+                return EXIT_USAGE;
             }
             break;
         case O_HELP:

@@ -374,9 +374,8 @@ int cmd_train(int argc, char **argv)
                 return cli_usage("train", "--seed takes a whole number >= 0, not '%s'", v);
             break;
         case O_THREADS:
-            if (!cli_int(v, 0, 1024, &threads))
-                return cli_usage("train", "--threads takes a whole number from 0 to 1024, not '%s'",
-                                 v);
+            if (cli_threads("train", v, &threads))
+                return EXIT_USAGE;
             break;
         case O_VAL:
             if (!cli_int(v, 0, 100000000, &val_n))

@@ -88,9 +88,8 @@ int cmd_viz(int argc, char **argv)
             break;
         case O_DATA: data_opt = v; break;
         case O_THREADS:
-            if (!cli_int(v, 0, 1024, &threads))
-                return cli_usage("viz", "--threads takes a whole number from 0 to 1024, not '%s'",
-                                 v);
+            if (cli_threads("viz", v, &threads))
+                return EXIT_USAGE;
             break;
         case O_HELP: fputs(help, stdout); return 0;
         }

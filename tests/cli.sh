@@ -1,6 +1,7 @@
 #!/bin/sh
 # cli.sh BUILD - tests of the convnet command line: help, errors, training,
-# evaluation, resume, Ctrl-C and divergence.  Prints "N passed, M failed".
+# evaluation, resume, Ctrl-C, divergence, and the pictures: predict, viz,
+# plot, report (rendered by headless Chromium).  Prints "N passed, M failed".
 set -u
 # Debian's Python: the tests use its python3-pil (and json)
 py=/usr/bin/python3
@@ -36,8 +37,8 @@ expect() { # NAME PATTERN... : all patterns in the output
 }
 
 # --- help and usage errors ----------------------------------------------------
-run help 0 "$bin" --help && expect help "usage: convnet COMMAND" "train" "gradcheck"
-for c in train eval info gradcheck bench; do
+run help 0 "$bin" --help && expect help "usage: convnet COMMAND" "train" "gradcheck" "predict MODEL_FILE" "report MODEL_FILE"
+for c in train eval info gradcheck bench predict viz plot report export; do
     run "help $c" 0 "$bin" "$c" --help && expect "help $c" "usage: convnet $c"
 done
 run "help via help" 0 "$bin" help eval && expect "help via help" "usage: convnet eval"
