@@ -268,6 +268,16 @@ cn_status cn_data_load_idx(const char *images, const char *labels, cn_data *out)
 /* Reads MNIST-layout files from dir: which is "train" or "t10k".  Accepts
  * train-images-idx3-ubyte, train-images.idx3-ubyte and the .gz forms. */
 cn_status cn_data_load_mnist(const char *dir, const char *which, cn_data *out);
+/* Reads CIFAR-10's binary batches from dir: which is "train" (data_batch_1.bin
+ * to data_batch_5.bin, in that order) or "test" (test_batch.bin).  Each record
+ * is a label byte and 3072 pixel bytes (the red, green and blue 32x32 planes),
+ * giving samples of shape (3, 32, 32) and 10 classes.
+ * Errors: CN_ERR_IO, CN_ERR_FORMAT (with the file name and what is wrong). */
+cn_status cn_data_load_cifar10(const char *dir, const char *which, cn_data *out);
+/* Reads whichever data set dir holds, MNIST's IDX layout or CIFAR-10's
+ * binary batches: split is "train" or "test".  Errors: as the loaders, and
+ * CN_ERR_IO naming the files looked for when dir holds neither. */
+cn_status cn_data_load(const char *dir, const char *split, cn_data *out);
 void cn_data_free(cn_data *data);
 /* Samples [first, first + count) of data; count is clamped to what exists. */
 cn_data cn_data_slice(const cn_data *data, size_t first, size_t count);
