@@ -31,7 +31,8 @@ endif
 
 # --- sources ---------------------------------------------------------------
 LIB_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c src/vis/*.c) \
-           src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c
+           src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c \
+           src/kernels/plain.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
 ifeq ($(X86),yes)
   LIB_OBJ += $(BUILD)/src/kernels/cpu_avx2.o $(BUILD)/src/kernels/cpu_avx512.o

@@ -104,6 +104,16 @@ typedef enum cn_lr_policy {
 /* "const", "step", "onecycle", "cosine". */
 const char *cn_lr_policy_name(cn_lr_policy p);
 
+typedef enum cn_optimizer {
+    CN_OPT_SGD = 0, /* the lecture's: m = mu*m + (1-mu)*g; theta -= lr*(m + lambda*theta) */
+    CN_OPT_ADAM,    /* Adam (Kingma and Ba) with bias correction; beta1 = momentum;
+                       weight decay added to the gradient (L2), as PyTorch's Adam */
+    CN_OPT_ADAMW    /* Adam with decoupled weight decay: theta -= lr*lambda*theta */
+} cn_optimizer;
+
+/* "sgd", "adam", "adamw". */
+const char *cn_optimizer_name(cn_optimizer o);
+
 /* The training recipe: the [train] section, with defaults for missing keys.
  * Plain data: a program may change fields (command-line overrides) before
  * training. */
@@ -118,6 +128,12 @@ typedef struct cn_train_opts {
     double lr_gamma;     /* CN_LR_STEP: factor applied at each decay */
     double lr_warmup;    /* onecycle, cosine: fraction of training warming up */
     uint64_t seed;       /* seeds weight initialisation and shuffling */
+    cn_optimizer optimizer;
+    double beta2; /* Adam: decay of the squared-gradient average */
+    double eps;   /* Adam: added to the root of that average */
+    int shift;    /* augmentation: random shifts of up to this many pixels
+                     each way, the border filled with zeros (0: none) */
+    int flip;     /* augmentation: 1 flips half the images left-right */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed

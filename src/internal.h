@@ -50,6 +50,8 @@ struct cn_spec {
     cn_shape input;
     size_t classes;
     float mean, std;
+    int norm_channel; /* normalise = channel: per-channel mean and std measured
+                         on the training set when training starts */
     cn_train_opts train;
 };
 
@@ -86,6 +88,7 @@ typedef struct cn_ctx {
     const int32_t *labels; /* true classes during backward (loss layer) */
     int fuse;              /* whole-network pass: fused activations apply */
     int train;             /* training pass: batch statistics, buffers update */
+    uint64_t seed;         /* the training step's seed (dropout masks) */
 } cn_ctx;
 
 /* The behaviour of a layer kind.  Adding a kind means one file defining one
@@ -149,11 +152,13 @@ struct cn_layer {
     float *b[CN_MAX_TENSORS]; /* views into the buffer block */
     size_t state_floats;      /* what forward keeps for backward */
     float *state;
-    size_t ws_floats; /* scratch needed for the passes */
-    int shares_input; /* its output buffer is its input's (in place) */
-    cn_act fused_act; /* an activation this layer applies in whole-net passes */
-    int fused_away;   /* done by the layer before in whole-net passes */
-    uint64_t macs;    /* per sample, forward */
+    size_t ws_floats;  /* scratch needed for the passes */
+    int shares_input;  /* its output buffer is its input's (in place) */
+    cn_act fused_act;  /* an activation this layer applies in whole-net passes */
+    int fused_away;    /* done by the layer before in whole-net passes */
+    uint64_t macs;     /* per sample, forward */
+    size_t from;       /* [shortcut]: the layer whose output is added */
+    const float *skip; /* [shortcut]: that output */
 };
 
 const cn_layer_ops *cn_layer_find(const char *kind);
@@ -161,7 +166,8 @@ const cn_layer_ops *cn_layer_find(const char *kind);
 const char *cn_layer_kinds(void);
 
 extern const cn_layer_ops cn_conv_ops, cn_maxpool_ops, cn_fc_ops, cn_relu_ops, cn_sigmoid_ops,
-    cn_tanh_ops, cn_softmax_ops, cn_batchnorm_ops;
+    cn_tanh_ops, cn_softmax_ops, cn_batchnorm_ops, cn_avgpool_ops, cn_leaky_ops, cn_dropout_ops,
+    cn_shortcut_ops;
 
 /* -------------------------------------------------------------------- net */
 
@@ -176,6 +182,7 @@ struct cn_net {
     float *params, *grads;
     size_t n_buffers;
     float *buffers;
+    float *norm;    /* the input's mean (c floats) then std (c floats) */
     float *states;  /* the layers' state areas */
     float **act;    /* act[i]: output of layer i, (max_batch, out_i) */
     float *gbuf[2]; /* ping-pong activation gradients */
@@ -183,8 +190,12 @@ struct cn_net {
     size_t ws_floats;
     size_t n_last;  /* batch size of the last forward pass */
     int train_last; /* whether it was a training pass */
+    uint64_t seed;  /* seed of the next training pass's random choices */
     const float *x_last;
 };
+
+/* Sets the input's per-channel mean and std (of p / 255) to data's. */
+void cn_net_measure_input(cn_net *net, const cn_data *data);
 
 /* cn_net_create with gradient memory for batches of up to train_batch only
  * (<= max_batch): a model evaluates larger batches than it trains on. */
@@ -205,9 +216,10 @@ void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const f
 /* ------------------------------------------------------------------ model */
 
 typedef struct cn_optim {
-    const char *kind;          /* "sgd" */
+    cn_optimizer which;
+    const char *kind;          /* "sgd", "adam", "adamw" */
     size_t n_slots;            /* state buffers per parameter */
-    const char *slot_names[2]; /* e.g. "momentum" */
+    const char *slot_names[2]; /* "momentum"; Adam: "exp_avg", "exp_avg_sq" */
     float *state;              /* n_slots * n_params */
 } cn_optim;
 
@@ -221,11 +233,12 @@ struct cn_model {
     cn_optim optim;
 };
 
-/* The optimizer: updates params from grads. */
-cn_status cn_optim_init(cn_optim *o, size_t n_params);
+/* The optimizer: updates params from grads.  t counts the steps taken,
+ * this one included (from 1): Adam's bias correction needs it. */
+cn_status cn_optim_init(cn_optim *o, cn_optimizer which, size_t n_params);
 void cn_optim_free(cn_optim *o);
 void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
-                   float *params, const float *grads, size_t n);
+                   uint64_t t, float *params, const float *grads, size_t n);
 
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
  * passes of train samples. */
@@ -233,6 +246,13 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
 
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
+
+/* Augmentation of n samples of shape s in place: each moved by up to shift
+ * pixels each way (zeros come in at the border) and, with flip, mirrored
+ * left-right with probability 1/2.  tmp holds one sample. */
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng *rng, uint8_t *tmp);
+/* A seed for training step `step` of a run seeded with seed. */
+uint64_t cn_step_seed(uint64_t seed, uint64_t step);
 
 /* Seconds from a monotonic clock. */
 double cn_now(void);

@@ -55,7 +55,7 @@ static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, int t
     size_t batch = (size_t)opts->batch > EVAL_BATCH ? (size_t)opts->batch : EVAL_BATCH;
     if ((st = cn_spec_clone(spec, &m->spec)) ||
         (st = cn_net_create(m->spec, batch, threads, &m->net)) ||
-        (st = cn_optim_init(&m->optim, m->net->n_params))) {
+        (st = cn_optim_init(&m->optim, opts->optimizer, m->net->n_params))) {
         cn_model_free(m);
         return st;
     }
@@ -96,6 +96,7 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
         return st;
     memcpy(net->params, old->params, net->n_params * sizeof(float));
     memcpy(net->buffers, old->buffers, net->n_buffers * sizeof(float));
+    memcpy(net->norm, old->norm, 2 * m->spec->input.c * sizeof(float));
     cn_net_free(old);
     m->net = net;
     return CN_OK;
@@ -127,7 +128,7 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n)
 {
     const cn_net *net = m->net;
     size_t nt = cn_net_num_tensors(net), k = 0;
-    file_tensor *t = calloc(nt * (1 + m->optim.n_slots), sizeof *t);
+    file_tensor *t = calloc(nt * (1 + m->optim.n_slots) + 2, sizeof *t);
     if (!t)
         return NULL;
     for (size_t slot = 0; slot <= m->optim.n_slots; slot++)
@@ -150,6 +151,18 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n)
                                      : net->buffers + ti.offset;
             f->required = slot == 0;
         }
+    /* The input's normalisation (files written before it existed lack it:
+     * the description's mean and std then stand). */
+    size_t c = m->spec->input.c;
+    for (int i = 0; i < 2; i++) {
+        file_tensor *f = &t[k++];
+        snprintf(f->name, sizeof f->name, "input.%s", i ? "std" : "mean");
+        f->ndim = 1;
+        f->dims[0] = c;
+        f->count = c;
+        f->data = net->norm + (size_t)i * c;
+        f->required = 0;
+    }
     *n = k;
     return t;
 }
@@ -171,6 +184,11 @@ static char *opts_json(const cn_train_opts *o)
     cJSON_AddNumberToObject(j, "lr_gamma", o->lr_gamma);
     cJSON_AddNumberToObject(j, "lr_warmup", o->lr_warmup);
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+    cJSON_AddStringToObject(j, "optimizer", cn_optimizer_name(o->optimizer));
+    cJSON_AddNumberToObject(j, "beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "eps", o->eps);
+    cJSON_AddNumberToObject(j, "shift", o->shift);
+    cJSON_AddNumberToObject(j, "flip", o->flip);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -262,6 +280,22 @@ static cn_status read_opts(const char *path, const char *text, cn_train_opts *o)
             }
         if (!json_num(j, "lr_warmup", &o->lr_warmup))
             o->lr_warmup = 0.25;
+        /* Fields added later keep the description's values when absent. */
+        const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
+        if (ok && cJSON_IsString(opt)) {
+            ok = 0;
+            for (int k = CN_OPT_SGD; k <= CN_OPT_ADAMW; k++)
+                if (strcmp(opt->valuestring, cn_optimizer_name((cn_optimizer)k)) == 0) {
+                    o->optimizer = (cn_optimizer)k;
+                    ok = 1;
+                }
+        }
+        json_num(j, "beta2", &o->beta2);
+        json_num(j, "eps", &o->eps);
+        if (json_num(j, "shift", &v[4]))
+            o->shift = v[4] >= 0 && v[4] <= 64 ? (int)v[4] : -1;
+        if (json_num(j, "flip", &v[5]))
+            o->flip = v[5] == 0 || v[5] == 1 ? (int)v[5] : -1;
     }
     cJSON_Delete(j);
     if (!ok || cn_train_opts_check(o))
@@ -349,7 +383,8 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
     }
     const char *okind = cn_st_meta(&f, "convnet.optim");
     if (okind && strcmp(okind, m->optim.kind) != 0) {
-        st = cn_fail(CN_ERR_FORMAT, "%s: optimizer '%s' is not known", path, okind);
+        st = cn_fail(CN_ERR_FORMAT, "%s: optimizer '%s' does not match the recipe's '%s'", path,
+                     okind, m->optim.kind);
         goto done;
     }
 

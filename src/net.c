@@ -2,6 +2,7 @@
  * memory planned once for max_batch samples, then forward and backward
  * passes that allocate nothing. */
 #include "internal.h"
+#include "kernels/plain.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ void cn_net_free(cn_net *net)
     cn_free(net->params);
     cn_free(net->grads);
     cn_free(net->buffers);
+    cn_free(net->norm);
     cn_free(net->states);
     free(net->layers);
     cn_backend_free(&net->be);
@@ -65,6 +67,41 @@ static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_laye
         snprintf(lt->name, sizeof lt->name, "%s.%.15s", l->name, suffix);
     }
     return CN_OK;
+}
+
+/* A shortcut's 'from': an earlier layer with the same output shape. */
+static cn_status resolve_from(const cn_spec *spec, const cn_section *sec, cn_net *net, cn_layer *l)
+{
+    const cn_entry *from = cn_section_get(sec, "from");
+    if (!from)
+        return cn_fail(CN_ERR_SPEC,
+                       "%s:%d: [shortcut] needs the key 'from' naming the earlier layer whose "
+                       "output it adds",
+                       spec->source, sec->line);
+    for (size_t j = 0; j < net->n_layers; j++) {
+        const cn_layer *e = &net->layers[j];
+        if (strcmp(e->name, from->value) != 0)
+            continue;
+        if (e->out.c != l->in.c || e->out.h != l->in.h || e->out.w != l->in.w)
+            return cn_fail(CN_ERR_SPEC,
+                           "%s:%d: [shortcut] adds %s's output (%zux%zux%zu) to an input of "
+                           "%zux%zux%zu: the shapes must be equal",
+                           spec->source, from->line, e->name, e->out.c, e->out.h, e->out.w, l->in.c,
+                           l->in.h, l->in.w);
+        l->from = j;
+        return CN_OK;
+    }
+    return cn_fail(CN_ERR_SPEC, "%s:%d: [shortcut] from = %s: no earlier layer has that name",
+                   spec->source, from->line, from->value);
+}
+
+/* Whether a shortcut adds layer j's output: then nothing may overwrite it. */
+static int is_skip_source(const cn_net *net, size_t j)
+{
+    for (size_t k = j + 1; k < net->n_layers; k++)
+        if (net->layers[k].ops == &cn_shortcut_ops && net->layers[k].from == j)
+            return 1;
+    return 0;
 }
 
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
@@ -128,6 +165,8 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
                              spec->source, l->line, l->name, net->layers[j].line);
                 goto fail;
             }
+        if (l->ops == &cn_shortcut_ops && (st = resolve_from(spec, sec, net, l)))
+            goto fail;
         net->n_layers++;
         if (l->ops->is_loss && i + 1 < spec->n_sections) {
             for (size_t j = i + 1; j < spec->n_sections; j++)
@@ -174,17 +213,23 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->grads = cn_alloc(net->n_params, sizeof(float));
     net->buffers = cn_alloc(net->n_buffers, sizeof(float));
     net->states = cn_alloc(n_states, sizeof(float));
+    net->norm = cn_alloc(2 * spec->input.c, sizeof(float));
+    for (size_t c = 0; net->norm && c < spec->input.c; c++) {
+        net->norm[c] = spec->mean;
+        net->norm[spec->input.c + c] = spec->std;
+    }
     net->gbuf[0] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->gbuf[1] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->ws = cn_alloc(ws, sizeof(float));
     net->ws_floats = ws;
-    int ok = net->params && net->grads && net->buffers && net->states && net->gbuf[0] &&
-             net->gbuf[1] && net->ws;
+    int ok = net->params && net->grads && net->buffers && net->norm && net->states &&
+             net->gbuf[0] && net->gbuf[1] && net->ws;
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         /* An element-wise layer writes over its input when the layer before
          * does not need its own output in backward. */
-        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y;
+        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
+                          !is_skip_source(net, i - 1);
         if (l->shares_input)
             net->act[i] = net->act[i - 1];
         else
@@ -198,6 +243,8 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
             l->b[t] = net->buffers + l->bt[t].offset;
         l->state = net->states + state;
         state += align_up(l->state_floats);
+        if (l->ops == &cn_shortcut_ops)
+            l->skip = net->act[l->from];
     }
     /* A relu working in place after a convolution is done by the convolution. */
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -315,15 +362,43 @@ void cn_net_zero_grads(cn_net *net) { memset(net->grads, 0, net->n_params * size
 
 void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x)
 {
-    size_t count = n * cn_shape_size(net->spec->input);
-    float scale = 1.0f / (255.0f * net->spec->std), shift = net->spec->mean / net->spec->std;
-    for (size_t i = 0; i < count; i++)
-        x[i] = (float)pixels[i] * scale - shift;
+    size_t c = net->spec->input.c, hw = net->spec->input.h * net->spec->input.w;
+    for (size_t s = 0; s < n; s++)
+        for (size_t k = 0; k < c; k++) {
+            float scale = 1.0f / (255.0f * net->norm[c + k]),
+                  shift = net->norm[k] / net->norm[c + k];
+            const uint8_t *p = pixels + (s * c + k) * hw;
+            float *o = x + (s * c + k) * hw;
+            for (size_t i = 0; i < hw; i++)
+                o[i] = (float)p[i] * scale - shift;
+        }
+}
+
+void cn_net_measure_input(cn_net *net, const cn_data *data)
+{
+    size_t c = net->spec->input.c, hw = net->spec->input.h * net->spec->input.w;
+    for (size_t k = 0; k < c; k++) {
+        double sum = 0.0, sum2 = 0.0;
+        for (size_t s = 0; s < data->n; s++) {
+            const uint8_t *p = data->pixels + (s * c + k) * hw;
+            uint64_t a = 0, b = 0; /* exact integer sums per image */
+            for (size_t i = 0; i < hw; i++) {
+                a += p[i];
+                b += (uint64_t)p[i] * p[i];
+            }
+            sum += (double)a;
+            sum2 += (double)b;
+        }
+        double count = (double)data->n * (double)hw, mean = sum / count / 255.0;
+        double var = sum2 / count / (255.0 * 255.0) - mean * mean;
+        net->norm[k] = (float)mean;
+        net->norm[c + k] = (float)(var > 1e-12 ? sqrt(var) : 1.0);
+    }
 }
 
 static cn_ctx make_ctx(cn_net *net, const int32_t *labels, int fuse, int train)
 {
-    return (cn_ctx){&net->be, net->ws, labels, fuse, train};
+    return (cn_ctx){&net->be, net->ws, labels, fuse, train, net->seed};
 }
 
 void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times)
@@ -354,6 +429,10 @@ void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx
             float *d = i ? net->gbuf[dy == net->gbuf[0]] : dx;
             l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
+            /* Shortcuts that add layer i - 1's output send it their gradient. */
+            for (size_t k = i + 1; i > 0 && k < net->n_layers; k++)
+                if (net->layers[k].ops == &cn_shortcut_ops && net->layers[k].from == i - 1)
+                    cn_add_to(d, net->layers[k].state, n * cn_shape_size(l->in), d);
         }
         if (times)
             times[i] = cn_now() - t0;

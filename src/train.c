@@ -33,6 +33,44 @@ static size_t argmax(const float *row, size_t k)
     return best;
 }
 
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng *rng, uint8_t *tmp)
+{
+    size_t hw = s.h * s.w, size = s.c * hw;
+    for (size_t i = 0; i < n; i++) {
+        long dy = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
+        long dx = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
+        int mirror = flip && (cn_rng_next(rng) >> 63);
+        if (!dy && !dx && !mirror)
+            continue;
+        uint8_t *p = pix + i * size;
+        memcpy(tmp, p, size);
+        for (size_t c = 0; c < s.c; c++)
+            for (long y = 0; y < (long)s.h; y++) {
+                long sy = y - dy;
+                uint8_t *row = p + c * hw + (size_t)y * s.w;
+                if (sy < 0 || sy >= (long)s.h) {
+                    memset(row, 0, s.w);
+                    continue;
+                }
+                const uint8_t *src = tmp + c * hw + (size_t)sy * s.w;
+                for (long x = 0; x < (long)s.w; x++) {
+                    long sx = x - dx;
+                    if (mirror)
+                        sx = (long)s.w - 1 - sx;
+                    row[x] = sx >= 0 && sx < (long)s.w ? src[sx] : 0;
+                }
+            }
+    }
+}
+
+uint64_t cn_step_seed(uint64_t seed, uint64_t step)
+{
+    uint64_t z = seed ^ (step + 1) * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* An epoch ends: the next one shuffles with the generator as it was left. */
 static void close_epoch(cn_train_state *s, const cn_rng *rng)
 {
@@ -68,13 +106,16 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                        (unsigned long long)m->state.step, steps);
     if ((st = cn_model_plan(m, batch, batch)))
         return st;
+    /* normalise = channel: measured on the training set at the start. */
+    if (m->spec->norm_channel && m->state.global_step == 0)
+        cn_net_measure_input(m->net, train);
     cn_net *net = m->net;
     size_t in_size = cn_shape_size(cn_net_input_shape(net)), k = cn_net_classes(net);
     uint32_t *perm = malloc(train->n * sizeof *perm);
-    uint8_t *pix = malloc(batch * in_size);
+    uint8_t *pix = malloc(batch * in_size), *tmp = malloc(in_size);
     float *x = cn_alloc(batch * in_size, sizeof(float));
     int32_t *labels = malloc(batch * sizeof *labels);
-    if (!perm || !pix || !x || !labels) {
+    if (!perm || !pix || !tmp || !x || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -107,6 +148,14 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
                 labels[b] = train->labels[idx[b]];
             }
+            /* Augmentation and dropout draw from the step's own generator,
+             * so that a resumed run repeats them exactly. */
+            net->seed = cn_step_seed(o->seed, s->global_step);
+            if (o->shift || o->flip) {
+                cn_rng arng;
+                cn_rng_seed(&arng, net->seed);
+                cn_augment(pix, batch, net->spec->input, o->shift, o->flip, &arng, tmp);
+            }
             cn_net_prepare(net, pix, batch, x);
             cn_net_forward(net, x, batch, 1);
             double loss;
@@ -126,7 +175,8 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 correct += argmax(out + b * k, k) == (size_t)labels[b];
             cn_net_zero_grads(net);
             cn_net_backward(net, labels, batch, NULL);
-            cn_optim_step(&m->optim, &net->be, o, lr, net->params, net->grads, net->n_params);
+            cn_optim_step(&m->optim, &net->be, o, lr, s->global_step + 1, net->params, net->grads,
+                          net->n_params);
             /* The batch is done: the state moves before anyone can stop. */
             s->step++;
             s->global_step++;
@@ -174,6 +224,7 @@ done:
     net->x_last = NULL;
     free(perm);
     free(pix);
+    free(tmp);
     cn_free(x);
     free(labels);
     return st;
@@ -199,7 +250,8 @@ static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t
     cn_net_zero_grads(net);
     cn_net_run_backward(net, labels, n, NULL, bwd);
     double t0 = cn_now();
-    cn_optim_step(&m->optim, &net->be, &m->opts, lr, net->params, net->grads, net->n_params);
+    cn_optim_step(&m->optim, &net->be, &m->opts, lr, m->state.global_step + 1, net->params,
+                  net->grads, net->n_params);
     if (update)
         *update = cn_now() - t0;
     net->x_last = NULL;

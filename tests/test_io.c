@@ -111,8 +111,10 @@ static void model_round_trip(void)
           strstr((char *)b + 8, "\"conv1.weight\":{\"dtype\":\"F32\",\"shape\":[2,1,3,3]"));
     CHECK(strstr((char *)b + 8, "\"fc1.weight\""));
     CHECK(strstr((char *)b + 8, "optim.fc1.bias.momentum"));
-    /* 2 x (weights + momentum) floats after the header. */
-    size_t floats = 2 * (18 + 2 + 3 * 8 + 3);
+    CHECK(strstr((char *)b + 8, "\"input.mean\"") && strstr((char *)b + 8, "\"input.std\""));
+    /* 2 x (weights + momentum) floats after the header, and the input's
+     * mean and std (one channel). */
+    size_t floats = 2 * (18 + 2 + 3 * 8 + 3) + 2;
     CHECK(size == 8 + hlen + 4 * floats);
     free(b);
     cn_model_free(l);

@@ -371,6 +371,112 @@ static void gradcheck_whole_smooth_net(void)
                 "[fc]\noutputs=6\n[sigmoid]\n[fc]\noutputs=3\n[softmax]\n");
 }
 
+/* ------------------------------------------------ the layers of issue 5 */
+
+static void gradcheck_pooling_leaky_dropout(void)
+{
+    cn_gradcheck w;
+    CHECK(check_layers("[net]\nchannels=2\nheight=9\nwidth=9\nclasses=3\n"
+                       "[conv]\nfilters=3\nsize=2\n[leaky]\nslope=0.1\n" /* 3x8x8 */
+                       "[avgpool]\nsize=2\n"                             /* 3x4x4 */
+                       "[avgpool]\nsize=3\nstride=1\n"                   /* 3x2x2, overlapping */
+                       "[dropout]\nrate=0.3\n[avgpool]\nglobal=1\n"      /* 3x1x1 */
+                       "[fc]\noutputs=3\n[softmax]\n",
+                       &w));
+}
+
+/* A residual block, from a convolution and from a relu, through a whole net. */
+static void gradcheck_whole_residual_net(void)
+{
+    check_whole("[net]\nchannels=2\nheight=6\nwidth=6\nclasses=3\n"
+                "[conv]\nname=c1\nfilters=3\nsize=3\npad=1\n[relu]\nname=r1\n"
+                "[conv]\nfilters=3\nsize=3\npad=1\n[shortcut]\nfrom=c1\n[leaky]\n"
+                "[conv]\nfilters=3\nsize=3\npad=1\n[shortcut]\nfrom=r1\n[dropout]\nrate=0.25\n"
+                "[avgpool]\nglobal=1\n[fc]\noutputs=3\n[softmax]\n");
+}
+
+static void new_layers_by_hand(void)
+{
+    cn_spec *spec =
+        th_spec("[net]\nchannels=1\nheight=2\nwidth=4\nclasses=2\n"
+                "[leaky]\nname=l\nslope=0.5\n[avgpool]\nsize=2\n[shortcut]\nfrom=avgpool1\n"
+                "[dropout]\nrate=0.5\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    const float x[8] = {1, -2, 3, 4, -4, 6, 0, 8};
+    CHECK_OK(cn_net_forward(net, x, 1, 0));
+    const float *y0 = cn_net_layer_output(net, 0), *y1 = cn_net_layer_output(net, 1);
+    CHECK(y0[1] == -1.0f && y0[4] == -2.0f && y0[7] == 8.0f); /* leaky, slope 1/2 */
+    CHECK(y1[0] == (1 - 1 - 2 + 6) / 4.0f && y1[1] == (3 + 4 + 0 + 8) / 4.0f);
+    const float *y2 = cn_net_layer_output(net, 2), *y3 = cn_net_layer_output(net, 3);
+    CHECK(y2[0] == 2 * y1[0] && y2[1] == 2 * y1[1]); /* avgpool1 + itself */
+    CHECK(y3[0] == y2[0] && y3[1] == y2[1]);         /* no dropout in evaluation */
+    cn_net_free(net);
+    cn_spec_free(spec);
+    /* Mistakes in a shortcut are found when the net is built. */
+    const char *bad[3][2] = {
+        {"[shortcut]\n", "needs the key 'from'"},
+        {"[shortcut]\nfrom=conv9\n", "no earlier layer has that name"},
+        {"[maxpool]\n[shortcut]\nfrom=conv1\n", "the shapes must be equal"},
+    };
+    for (int b = 0; b < 3; b++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "[net]\nchannels=1\nheight=4\nwidth=4\nclasses=2\n[conv]\nfilters=1\nsize=1\n%s"
+                 "[fc]\noutputs=2\n[softmax]\n",
+                 bad[b][0]);
+        spec = th_spec(text);
+        CHECK(spec);
+        CHECK_ERR(cn_net_create(spec, 1, 1, &net), CN_ERR_SPEC);
+        CHECK_MSG(th_contains(cn_last_error(), bad[b][1]), "%s", cn_last_error());
+        cn_spec_free(spec);
+    }
+}
+
+/* Dropout in training: a fraction rate of zeros, the rest scaled by
+ * 1 / (1 - rate); the same seed gives the same mask; backward uses it. */
+static void dropout_masks(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=50\nwidth=40\nclasses=2000\n"
+                            "[dropout]\nrate=0.3\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 2, 1, &net));
+    size_t n = 4000;
+    float *x = malloc(n * sizeof *x), *a = malloc(n * sizeof *a), *dx = malloc(n * sizeof *dx);
+    CHECK(x && a && dx);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 1.0f + (float)(i % 7);
+    net->seed = 42;
+    cn_net_layer_forward(net, 0, x, a, 2, 1);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        zeros += a[i] == 0.0f;
+        CHECK(a[i] == 0.0f || fabsf(a[i] - x[i] / 0.7f) < 1e-5f);
+    }
+    CHECK_MSG(zeros > 1100 && zeros < 1300, "%zu of 4000 dropped, expected about 1200", zeros);
+    float *b = malloc(n * sizeof *b);
+    CHECK(b);
+    cn_net_layer_forward(net, 0, x, b, 2, 1);
+    CHECK(memcmp(a, b, n * sizeof *a) == 0);
+    int32_t labels[2] = {0, 1};
+    cn_net_layer_backward(net, 0, labels, x, a, x, dx, 2);
+    for (size_t i = 0; i < n; i++)
+        CHECK((a[i] == 0.0f) == (dx[i] == 0.0f));
+    net->seed = 43;
+    cn_net_layer_forward(net, 0, x, b, 2, 1);
+    CHECK(memcmp(a, b, n * sizeof *a) != 0);
+    cn_net_layer_forward(net, 0, x, b, 2, 0); /* evaluation: the identity */
+    CHECK(memcmp(x, b, n * sizeof *x) == 0);
+    free(x);
+    free(a);
+    free(b);
+    free(dx);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
 /* ------------------------------------------ broken backward passes fail */
 
 static int conv_fault;
@@ -554,6 +660,10 @@ const th_test th_layers[] = {
     {"gradcheck/whole_relu_net", gradcheck_whole_relu_net},
     {"gradcheck/whole_smooth_net", gradcheck_whole_smooth_net},
     {"gradcheck/catches_broken_backward", gradcheck_catches_broken_backward},
+    {"gradcheck/pooling_leaky_dropout", gradcheck_pooling_leaky_dropout},
+    {"gradcheck/whole_residual_net", gradcheck_whole_residual_net},
+    {"layers/new_layers_by_hand", new_layers_by_hand},
+    {"layers/dropout_masks", dropout_masks},
     {"layers/backward_accumulates", backward_accumulates},
     {NULL, NULL},
 };

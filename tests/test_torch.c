@@ -56,7 +56,8 @@ static int replay_in_pytorch(const char *name, const char *text)
         ok = ok && cn_net_backward(net, labels, BATCH, NULL) == CN_OK;
         if (s == 0)
             memcpy(grad, cn_net_grads(net), np * 4);
-        cn_optim_step(&m->optim, &net->be, &o, o.lr, cn_net_params(net), cn_net_grads(net), np);
+        cn_optim_step(&m->optim, &net->be, &o, o.lr, (uint64_t)s + 1, cn_net_params(net),
+                      cn_net_grads(net), np);
     }
     size_t k = 0;
     const char *prefix[3] = {"", "grad.", "final."};

@@ -10,13 +10,14 @@
 static void sgd_follows_the_lecture(void)
 {
     cn_optim o;
-    CHECK_OK(cn_optim_init(&o, 2));
+    CHECK_OK(cn_optim_init(&o, CN_OPT_SGD, 2));
     o.state[0] = 0.5f;
     float p[2] = {1.0f, -2.0f}, g[2] = {2.0f, 0.0f};
-    cn_train_opts opts = {1, 1, 0.1, 0.9, 0.01, CN_LR_CONST, 1, 0.1, 0.25, 1};
+    cn_train_opts opts = {1,    1, 0.1,        0.9,   0.01, CN_LR_CONST, 1, 0.1,
+                          0.25, 1, CN_OPT_SGD, 0.999, 1e-8, 0,           0};
     cn_backend be;
     CHECK(cn_backend_cpu_init(&be, 1, NULL) == 0);
-    cn_optim_step(&o, &be, &opts, 0.1, p, g, 2);
+    cn_optim_step(&o, &be, &opts, 0.1, 1, p, g, 2);
     cn_backend_free(&be);
     CHECK_NEAR(o.state[0], 0.9 * 0.5 + 0.1 * 2, 1e-7);
     CHECK_NEAR(p[0], 1 - 0.1 * (0.65 + 0.01 * 1), 1e-7);
@@ -88,9 +89,20 @@ static const char *TINY = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\nmean
                           "[conv]\nfilters=4\nsize=3\npad=1\n[relu]\n[maxpool]\n"
                           "[fc]\noutputs=8\n[tanh]\n[fc]\noutputs=2\n[softmax]\n";
 
+/* TINY with Adam(W), augmentation and dropout: what a resumed run must
+ * repeat exactly besides the shuffle. */
+static const char *TINY_AUG = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
+                              "[train]\nepochs=2\nbatch=16\nlr=0.01\noptimizer=adamw\n"
+                              "decay=0.01\nshift=2\nflip=1\nlr_policy=step\nseed=7\n"
+                              "[conv]\nfilters=4\nsize=3\npad=1\n[relu]\n[maxpool]\n"
+                              "[fc]\noutputs=8\n[dropout]\nrate=0.3\n[fc]\noutputs=2\n"
+                              "[softmax]\n";
+
+static const char *recipe = NULL; /* the description tiny() builds; TINY if NULL */
+
 static cn_model *tiny(int threads, int epochs)
 {
-    cn_spec *spec = th_spec(TINY);
+    cn_spec *spec = th_spec(recipe ? recipe : TINY);
     cn_train_opts o;
     cn_spec_train_opts(spec, &o);
     o.epochs = epochs;
@@ -106,7 +118,8 @@ static int same_model(cn_model *a, cn_model *b)
     size_t n = cn_net_num_params(cn_model_net(a));
     return n == cn_net_num_params(cn_model_net(b)) &&
            memcmp(cn_net_params(cn_model_net(a)), cn_net_params(cn_model_net(b)), n * 4) == 0 &&
-           memcmp(a->optim.state, b->optim.state, n * 4) == 0 &&
+           a->optim.n_slots == b->optim.n_slots &&
+           memcmp(a->optim.state, b->optim.state, a->optim.n_slots * n * 4) == 0 &&
            memcmp(&a->state, &b->state, sizeof a->state) == 0;
 }
 
@@ -154,7 +167,7 @@ static cn_status count_batches(void *user, const cn_progress *p)
 
 /* Training 2 epochs equals training 1, saving, loading and training the
  * second, bit for bit; likewise for a stop in the middle of an epoch. */
-static void resume_is_exact(void)
+static void check_resume(void)
 {
     cn_data train = synthetic(400, 1);
     char path[600];
@@ -189,6 +202,122 @@ static void resume_is_exact(void)
     cn_model_free(rest);
     cn_model_free(full);
     cn_data_free(&train);
+}
+
+static void resume_is_exact(void) { check_resume(); }
+
+/* With AdamW, shifts, flips and dropout too. */
+static void resume_is_exact_with_adam_and_augmentation(void)
+{
+    recipe = TINY_AUG;
+    check_resume();
+    recipe = NULL;
+}
+
+/* Adam and AdamW against their formulas in double precision, three steps. */
+static void adam_follows_its_formula(void)
+{
+    for (int w = 0; w < 2; w++) {
+        cn_optim o;
+        CHECK_OK(cn_optim_init(&o, w ? CN_OPT_ADAMW : CN_OPT_ADAM, 2));
+        CHECK(o.n_slots == 2 && !strcmp(o.slot_names[1], "exp_avg_sq"));
+        cn_train_opts opts = {
+            1,    1,    0.1, 0.8, 0.1, CN_LR_CONST, 1, 0.1, 0.25, 1, w ? CN_OPT_ADAMW : CN_OPT_ADAM,
+            0.95, 1e-3, 0,   0};
+        cn_backend be;
+        CHECK(cn_backend_cpu_init(&be, 1, NULL) == 0);
+        float p[2] = {1.0f, -2.0f};
+        double q[2] = {1.0, -2.0}, m[2] = {0}, v[2] = {0};
+        const float g[3][2] = {{0.5f, -1.0f}, {0.25f, 0.0f}, {-1.0f, 2.0f}};
+        for (int t = 1; t <= 3; t++) {
+            cn_optim_step(&o, &be, &opts, 0.1, (uint64_t)t, p, g[t - 1], 2);
+            for (int i = 0; i < 2; i++) {
+                double gi = g[t - 1][i] + (w ? 0.0 : 0.1 * q[i]);
+                m[i] = 0.8 * m[i] + 0.2 * gi;
+                v[i] = 0.95 * v[i] + 0.05 * gi * gi;
+                double mh = m[i] / (1 - pow(0.8, t)), vh = v[i] / (1 - pow(0.95, t));
+                q[i] -= 0.1 * (mh / (sqrt(vh) + 1e-3) + (w ? 0.1 * q[i] : 0.0));
+                CHECK_NEAR(p[i], q[i], 1e-6);
+                CHECK_NEAR(o.state[2 + i], v[i], 1e-7);
+            }
+        }
+        cn_backend_free(&be);
+        cn_optim_free(&o);
+    }
+}
+
+/* normalise = channel: each channel's mean and std measured on the training
+ * set when training starts, saved, and used again after loading. */
+static void channel_normalisation(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=2\nwidth=2\nclasses=2\nnormalise=channel\n"
+                            "[train]\nepochs=1\nbatch=2\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, 1, &m));
+    cn_spec_free(spec);
+    /* channel 0: 0 and 255 in equal numbers; channel 1: all 51 */
+    uint8_t pix[4 * 8];
+    int32_t labels[4] = {0, 1, 0, 1};
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < 4; i++) {
+            pix[s * 8 + i] = (uint8_t)((s + i) % 2 ? 255 : 0);
+            pix[s * 8 + 4 + i] = 51;
+        }
+    cn_data d = {4, {2, 2, 2}, 2, pix, labels, 0};
+    CHECK_OK(cn_model_train(m, &d, NULL, NULL));
+    float x[8];
+    cn_net_prepare(cn_model_net(m), pix, 1, x);
+    CHECK_NEAR(x[0], (0 - 0.5) / 0.5, 1e-6); /* mean 1/2, std 1/2 */
+    CHECK_NEAR(x[1], (1 - 0.5) / 0.5, 1e-6);
+    CHECK_NEAR(x[4], 0.0, 1e-6); /* a constant channel: std 1 */
+    char path[600];
+    snprintf(path, sizeof path, "%s/norm.safetensors", th_tmpdir());
+    CHECK_OK(cn_model_save(m, path));
+    cn_model *l;
+    CHECK_OK(cn_model_load(path, 1, &l));
+    float y[8];
+    cn_net_prepare(cn_model_net(l), pix, 1, y);
+    CHECK(memcmp(x, y, sizeof x) == 0);
+    cn_model_free(l);
+    cn_model_free(m);
+}
+
+/* Shifts move the picture, zeros come in; flips mirror it. */
+static void augmentation_moves_pixels(void)
+{
+    cn_shape s = {2, 5, 6};
+    uint8_t pix[60], orig[60], tmp[60];
+    for (int i = 0; i < 60; i++)
+        orig[i] = (uint8_t)(i + 1);
+    int seen_shift = 0, seen_flip = 0;
+    for (uint64_t seed = 0; seed < 40; seed++) {
+        memcpy(pix, orig, 60);
+        cn_rng rng, copy;
+        cn_rng_seed(&rng, seed);
+        copy = rng;
+        cn_augment(pix, 1, s, 2, 1, &rng, tmp);
+        /* the same draws as cn_augment */
+        long dy = (long)cn_rng_below(&copy, 5) - 2, dx = (long)cn_rng_below(&copy, 5) - 2;
+        int mirror = (int)(cn_rng_next(&copy) >> 63);
+        seen_shift |= dy || dx;
+        seen_flip |= mirror;
+        for (long c = 0; c < 2; c++)
+            for (long y = 0; y < 5; y++)
+                for (long x = 0; x < 6; x++) {
+                    long sy = y - dy, sx = mirror ? 5 - (x - dx) : x - dx;
+                    int want =
+                        sy >= 0 && sy < 5 && sx >= 0 && sx < 6 ? orig[c * 30 + sy * 6 + sx] : 0;
+                    CHECK_MSG(pix[c * 30 + y * 6 + x] == want, "seed %llu: (%ld, %ld, %ld)",
+                              (unsigned long long)seed, c, y, x);
+                }
+    }
+    CHECK(seen_shift && seen_flip);
+    memcpy(pix, orig, 60); /* nothing asked: nothing changes */
+    cn_rng rng;
+    cn_rng_seed(&rng, 1);
+    cn_augment(pix, 1, s, 0, 0, &rng, tmp);
+    CHECK(memcmp(pix, orig, 60) == 0);
 }
 
 /* lr * decay = 50 > 2: each step multiplies the weights by about -49, so they
@@ -349,6 +478,11 @@ const th_test th_train[] = {
     {"train/he_initialisation", he_initialisation},
     {"train/learns_and_is_deterministic", training_learns_and_is_deterministic},
     {"train/resume_is_exact", resume_is_exact},
+    {"train/resume_is_exact_with_adam_and_augmentation",
+     resume_is_exact_with_adam_and_augmentation},
+    {"train/adam_follows_its_formula", adam_follows_its_formula},
+    {"train/augmentation_moves_pixels", augmentation_moves_pixels},
+    {"train/channel_normalisation", channel_normalisation},
     {"train/divergence_is_reported", divergence_is_reported},
     {"train/refuses_mismatched_data", refuses_mismatched_data},
     {"train/kernel_sets_agree", kernel_sets_agree},

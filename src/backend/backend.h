@@ -96,6 +96,11 @@ struct cn_backend {
      * m = mu m + (1 - mu) g;  theta -= lr (m + lambda theta). */
     void (*sgd)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr,
                 float mu, float lambda);
+    /* Adam: m = b1 m + (1 - b1) g', v = b2 v + (1 - b2) g'^2 with g' = g +
+     * l2 theta; theta -= lr (c1 m / (sqrt(c2 v) + eps) + wd theta), c1 and c2
+     * the bias corrections 1 / (1 - b^t). */
+    void (*adam)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
+                 const float hyper[8]);
     /* Gradient of the mean negative log-likelihood with respect to the
      * softmax input: dx = (y - onehot(labels)) / rows. */
     void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,

@@ -14,14 +14,23 @@
 /* A model description larger than this is not one. */
 #define MAX_SPEC_BYTES (1u << 20)
 
+static const char *const norms[] = {"global", "channel", NULL};
+
 static const cn_key net_keys[] = {
     {"channels", 1, 1, 4096, 0, 1, NULL}, {"height", 1, 1, 65536, 0, 1, NULL},
     {"width", 1, 1, 65536, 0, 1, NULL},   {"classes", 1, 2, 100000, 0, 1, NULL},
     {"mean", 0, -1e6, 1e6, 0, 0, NULL},   {"std", 0, 1e-6, 1e6, 1, 0, NULL},
+    {"normalise", 1, 0, 1, 0, 0, norms},
 };
-enum { NET_C, NET_H, NET_W, NET_CLASSES, NET_MEAN, NET_STD, NET_NKEYS };
+enum { NET_C, NET_H, NET_W, NET_CLASSES, NET_MEAN, NET_STD, NET_NORM, NET_NKEYS };
 
 static const char *const policies[] = {"const", "step", "onecycle", "cosine", NULL};
+static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
+
+const char *cn_optimizer_name(cn_optimizer o)
+{
+    return o >= CN_OPT_SGD && o <= CN_OPT_ADAMW ? optimizers[o] : "?";
+}
 
 const char *cn_lr_policy_name(cn_lr_policy p)
 {
@@ -39,6 +48,11 @@ static const cn_key train_keys[] = {
     {"lr_gamma", 0, 1e-6, 1, 0.1, 0, NULL},
     {"lr_warmup", 0, 0, 0.99, 0.25, 0, NULL},
     {"seed", 1, 0, 9007199254740992.0, 1, 0, NULL},
+    {"optimizer", 1, 0, CN_OPT_ADAMW, CN_OPT_SGD, 0, optimizers},
+    {"beta2", 0, 0, 0.999999, 0.999, 0, NULL},
+    {"eps", 0, 1e-12, 1, 1e-8, 0, NULL},
+    {"shift", 1, 0, 64, 0, 0, NULL},
+    {"flip", 1, 0, 1, 0, 0, NULL},
 };
 enum {
     TR_EPOCHS,
@@ -51,6 +65,11 @@ enum {
     TR_GAMMA,
     TR_WARMUP,
     TR_SEED,
+    TR_OPTIM,
+    TR_BETA2,
+    TR_EPS,
+    TR_SHIFT,
+    TR_FLIP,
     TR_NKEYS
 };
 
@@ -85,7 +104,9 @@ cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_k
     const char *src = spec->source;
     for (size_t e = 0; e < sec->n_entries; e++) {
         const cn_entry *en = &sec->entries[e];
-        int known = is_layer && strcmp(en->key, "name") == 0;
+        /* Every layer may be named; a shortcut names the layer it adds. */
+        int known = is_layer && (strcmp(en->key, "name") == 0 ||
+                                 (strcmp(en->key, "from") == 0 && !strcmp(sec->kind, "shortcut")));
         for (size_t k = 0; k < nkeys && !known; k++)
             known = strcmp(en->key, keys[k].name) == 0;
         if (!known) {
@@ -338,6 +359,7 @@ static cn_status interpret(cn_spec *spec)
     spec->classes = (size_t)v[NET_CLASSES];
     spec->mean = (float)v[NET_MEAN];
     spec->std = (float)v[NET_STD];
+    spec->norm_channel = (int)v[NET_NORM];
 
     static const cn_section empty = {"train", 0, NULL, 0};
     st = cn_section_read(spec, train ? train : &empty, train_keys, TR_NKEYS, 0, v);
@@ -354,6 +376,11 @@ static cn_status interpret(cn_spec *spec)
     o->lr_gamma = v[TR_GAMMA];
     o->lr_warmup = v[TR_WARMUP];
     o->seed = (uint64_t)v[TR_SEED];
+    o->optimizer = (cn_optimizer)(int)v[TR_OPTIM];
+    o->beta2 = v[TR_BETA2];
+    o->eps = v[TR_EPS];
+    o->shift = (int)v[TR_SHIFT];
+    o->flip = (int)v[TR_FLIP];
     return CN_OK;
 }
 
@@ -440,6 +467,11 @@ cn_status cn_train_opts_check(const cn_train_opts *o)
                    : k == TR_STEP   ? o->lr_step
                    : k == TR_GAMMA  ? o->lr_gamma
                    : k == TR_WARMUP ? o->lr_warmup
+                   : k == TR_OPTIM  ? (double)o->optimizer
+                   : k == TR_BETA2  ? o->beta2
+                   : k == TR_EPS    ? o->eps
+                   : k == TR_SHIFT  ? o->shift
+                   : k == TR_FLIP   ? o->flip
                                     : (double)o->seed;
         if (!(v >= key->min && v <= key->max))
             return cn_fail(CN_ERR_ARG, "%s must be between %g and %g, got %g", key->name, key->min,

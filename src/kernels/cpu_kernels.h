@@ -52,6 +52,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_backend *be)
     be->softmax = softmax;
     be->softmax_nll_bwd = softmax_nll_bwd;
     be->sgd = sgd;
+    be->adam = adam;
     be->bn_fwd = bn_fwd;
     be->bn_bwd = bn_bwd;
 }

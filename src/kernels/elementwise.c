@@ -161,6 +161,27 @@ static void sgd(const cn_backend *be, size_t n, float *theta, const float *g, fl
     FOR_RANGES(be, n, PAR_MIN, lo, hi, sgd_range(theta, g, m, lr, mu, lambda, lo, hi));
 }
 
+/* hyper: lr, b1, b2, eps, l2 decay (Adam), decoupled decay (AdamW), c1, c2. */
+static void adam_range(float *restrict theta, const float *restrict g, float *restrict m,
+                       float *restrict v, const float *hyper, long lo, long hi)
+{
+    float lr = hyper[0], b1 = hyper[1], b2 = hyper[2], eps = hyper[3], l2 = hyper[4];
+    float wd = hyper[5], c1 = hyper[6], c2 = hyper[7];
+    for (long i = lo; i < hi; i++) {
+        float gi = g[i] + l2 * theta[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        theta[i] -= lr * (c1 * mi / (sqrtf(c2 * vi) + eps) + wd * theta[i]);
+    }
+}
+
+static void adam(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
+                 const float hyper[8])
+{
+    FOR_RANGES(be, n, PAR_MIN, lo, hi, adam_range(theta, g, m, v, hyper, lo, hi));
+}
+
 /* Batch normalisation statistics in one pass over a row of hw values: adds
  * the sums of v = x - k and of v^2 (forward, k a shift near the mean: the
  * running mean), or of dy and dy (x - k) (backward, k the mean), to s1 and

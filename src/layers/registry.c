@@ -4,8 +4,9 @@
 #include <string.h>
 
 static const cn_layer_ops *const kinds[] = {
-    &cn_conv_ops, &cn_maxpool_ops, &cn_fc_ops,   &cn_batchnorm_ops,
-    &cn_relu_ops, &cn_sigmoid_ops, &cn_tanh_ops, &cn_softmax_ops,
+    &cn_conv_ops,      &cn_maxpool_ops, &cn_avgpool_ops,  &cn_fc_ops,
+    &cn_batchnorm_ops, &cn_dropout_ops, &cn_relu_ops,     &cn_leaky_ops,
+    &cn_sigmoid_ops,   &cn_tanh_ops,    &cn_shortcut_ops, &cn_softmax_ops,
 };
 
 const cn_layer_ops *cn_layer_find(const char *kind)
@@ -18,5 +19,6 @@ const cn_layer_ops *cn_layer_find(const char *kind)
 
 const char *cn_layer_kinds(void)
 {
-    return "[conv], [maxpool], [fc], [batchnorm], [relu], [sigmoid], [tanh], [softmax]";
+    return "[conv], [maxpool], [avgpool], [fc], [batchnorm], [dropout], [relu], [leaky], "
+           "[sigmoid], [tanh], [shortcut], [softmax]";
 }

@@ -1,0 +1,64 @@
+/* avgpool.c - average pooling over size x size windows, each channel on its
+ * own: y[c][i][j] = mean of the window at (i*stride, j*stride).  With
+ * global = 1 the window is the whole map (global average pooling): the
+ * output is one value per channel. */
+#include "internal.h"
+#include "kernels/plain.h"
+
+#include <string.h>
+
+enum { SIZE, STRIDE, GLOBAL, NKEYS };
+
+static const cn_key keys[] = {
+    {"size", 1, 1, 1024, 2, 0, NULL},
+    {"stride", 1, 0, 1024, 0, 0, NULL}, /* 0: the same as size */
+    {"global", 1, 0, 1, 0, 0, NULL},
+};
+
+/* Window side and stride; the global window is square maps only. */
+static void window(const cn_layer *l, size_t *k, size_t *st)
+{
+    *k = l->v[GLOBAL] ? l->in.h : (size_t)l->v[SIZE];
+    *st = l->v[GLOBAL] ? 1 : l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : *k;
+}
+
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
+{
+    (void)be;
+    (void)train_batch;
+    size_t k, st;
+    window(l, &k, &st);
+    if (l->v[GLOBAL] && l->in.h != l->in.w)
+        return cn_fail(CN_ERR_SPEC, "global pooling takes square maps, not %zux%zu", l->in.h,
+                       l->in.w);
+    if (k > l->in.h || k > l->in.w)
+        return cn_fail(CN_ERR_SPEC, "window size %zu is larger than the input %zux%zu", k, l->in.h,
+                       l->in.w);
+    l->out = (cn_shape){l->in.c, (l->in.h - k) / st + 1, (l->in.w - k) / st + 1};
+    return CN_OK;
+}
+
+static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+{
+    (void)ctx;
+    size_t k, st;
+    window(l, &k, &st);
+    cn_avgpool_fwd(x, n * l->in.c, l->in.h, l->in.w, k, st, l->out.h, l->out.w, y);
+}
+
+static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
+                     const float *dy, float *dx, size_t n)
+{
+    (void)ctx;
+    (void)x;
+    (void)y;
+    if (!dx)
+        return;
+    size_t k, st;
+    window(l, &k, &st);
+    memset(dx, 0, n * cn_shape_size(l->in) * sizeof *dx);
+    cn_avgpool_bwd(dy, n * l->in.c, l->in.h, l->in.w, k, st, l->out.h, l->out.w, dx);
+}
+
+const cn_layer_ops cn_avgpool_ops = {"avgpool", keys,  NKEYS,   0,        0,
+                                     0,         setup, forward, backward, NULL};
