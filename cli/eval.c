@@ -8,8 +8,8 @@
 static const char help[] =
     "usage: convnet eval MODEL_FILE [options]\n"
     "\n"
-    "Evaluates a model written by 'convnet train' on the 10 000 test images\n"
-    "(t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte in the data directory):\n"
+    "Evaluates a model written by 'convnet train' on the test set (MNIST's t10k\n"
+    "files or CIFAR-10's test_batch.bin in the data directory):\n"
     "accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true\n"
     "class, columns: predicted class).\n"
     "\n"
@@ -105,7 +105,7 @@ int cmd_eval(int argc, char **argv)
         return rc;
     const char *dir = cli_data_dir(data_opt);
     cn_data test;
-    if (cn_data_load_mnist(dir, "t10k", &test)) {
+    if (cn_data_load(dir, "test", &test)) {
         cn_model_free(model);
         return cli_lib_error();
     }

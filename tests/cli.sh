@@ -250,4 +250,19 @@ else
     fail "ctrl-c saves" "exit status $st"
 fi
 
+# --- CIFAR-10: a small data set in the official layout ------------------------------
+# 5 training batches and a test batch of 40 records each: a label byte (i % 10),
+# then 3072 random pixel bytes.
+mkdir -p cifar && "$py" - cifar <<'PY' || fail "cifar data" "python could not write the batches"
+import os, random, sys
+random.seed(1)
+for name in ["data_batch_%d.bin" % b for b in range(1, 6)] + ["test_batch.bin"]:
+    with open(os.path.join(sys.argv[1], name), "wb") as f:
+        for i in range(40):
+            f.write(bytes([i % 10]) + bytes(random.getrandbits(8) for _ in range(3072)))
+PY
+run "train cifar" 0 "$bin" train "$root/tests/fixtures/cifar-tiny.cfg" --data cifar --val 20 --quiet -o cifar.safetensors &&
+    expect "train cifar" "epoch   1/1" "val acc" "model written to cifar.safetensors"
+run "eval cifar" 0 "$bin" eval cifar.safetensors --data cifar && expect "eval cifar" "on 40 test images"
+
 echo "cli: $passed passed, $failed failed"
