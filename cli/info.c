@@ -75,8 +75,13 @@ int cmd_info(int argc, char **argv)
             printf(": x%g every %d epochs", o->lr_gamma, o->lr_step);
         if (o->policy == CN_LR_ONECYCLE || o->policy == CN_LR_COSINE)
             printf(", warm-up %g of training", o->lr_warmup);
-        printf("), momentum %g, decay %g, seed %llu\n", o->momentum, o->decay,
-               (unsigned long long)o->seed);
+        printf("), %s, %s %g, decay %g", cn_optimizer_name(o->optimizer),
+               o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay);
+        if (o->optimizer != CN_OPT_SGD)
+            printf(", beta2 %g, eps %g", o->beta2, o->eps);
+        if (o->shift || o->flip)
+            printf(", shifts of up to %d pixels%s", o->shift, o->flip ? ", flips" : "");
+        printf(", seed %llu\n", (unsigned long long)o->seed);
         printf("trained: %d epochs and %llu batches (%llu batches in all)\n", s->epoch,
                (unsigned long long)s->step, (unsigned long long)s->global_step);
         cn_model_free(model);

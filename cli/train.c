@@ -37,6 +37,9 @@ static const char help[] =
     "  --lr-warmup F    fraction of training that warms up (onecycle, cosine)\n"
     "  --lr-step N      epochs between learning-rate steps\n"
     "  --lr-gamma X     factor of each learning-rate step\n"
+    "  --optimizer O    sgd (the lecture's), adam or adamw (beta1 is --momentum)\n"
+    "  --shift N        augmentation: shift each image by up to N pixels each way\n"
+    "  --flip 0|1       augmentation: mirror half the images left-right\n"
     "  --seed N         seed of weight initialisation and shuffling\n"
     "  --threads N      worker threads (default: one per core)\n"
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
@@ -199,6 +202,7 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
 typedef struct overrides {
     long epochs, batch, policy, lr_step;
     double lr, momentum, decay, gamma, warmup;
+    long optimizer, shift, flip;
 } overrides;
 
 static void apply(const overrides *v, cn_train_opts *o)
@@ -221,6 +225,12 @@ static void apply(const overrides *v, cn_train_opts *o)
         o->lr_gamma = v->gamma;
     if (v->warmup >= 0)
         o->lr_warmup = v->warmup;
+    if (v->optimizer >= 0)
+        o->optimizer = (cn_optimizer)v->optimizer;
+    if (v->shift >= 0)
+        o->shift = (int)v->shift;
+    if (v->flip >= 0)
+        o->flip = (int)v->flip;
 }
 
 /* "dir/name.cfg" -> "name" + ext, in the current directory. */
@@ -279,6 +289,9 @@ int cmd_train(int argc, char **argv)
         O_TEST_EVERY,
         O_STOP_AT,
         O_LOG_EVERY,
+        O_OPTIMIZER,
+        O_SHIFT,
+        O_FLIP,
         O_HELP
     };
     static const cli_opt opts[] = {
@@ -302,11 +315,14 @@ int cmd_train(int argc, char **argv)
         {"test-every", 1, O_TEST_EVERY},
         {"stop-at", 1, O_STOP_AT},
         {"log-every", 1, O_LOG_EVERY},
+        {"optimizer", 1, O_OPTIMIZER},
+        {"shift", 1, O_SHIFT},
+        {"flip", 1, O_FLIP},
         {"help", 0, O_HELP},
         {"h", 0, O_HELP},
         {NULL, 0, 0},
     };
-    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1};
+    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1, -1, -1, -1};
     long seed = -1, threads = 0, val_n = 10000;
     double test_every = 0, stop_at = 0, log_every = 0.1;
     const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
@@ -387,6 +403,25 @@ int cmd_train(int argc, char **argv)
         case O_LOG: log_opt = v; break;
         case O_RESUME: resume = v; break;
         case O_QUIET: quiet = 1; break;
+        case O_OPTIMIZER:
+            ov.optimizer = -1;
+            for (int k = CN_OPT_SGD; k <= CN_OPT_ADAMW; k++)
+                if (!strcmp(v, cn_optimizer_name((cn_optimizer)k)))
+                    ov.optimizer = k;
+            if (ov.optimizer < 0)
+                return cli_usage("train", "--optimizer is sgd, adam or adamw, not '%s'", v);
+            break;
+        case O_SHIFT:
+            if (!cli_int(v, 0, 64, &ov.shift))
+                return cli_usage("train",
+                                 "--shift takes a whole number of pixels from 0 to 64, "
+                                 "not '%s'",
+                                 v);
+            break;
+        case O_FLIP:
+            if (!cli_int(v, 0, 1, &ov.flip))
+                return cli_usage("train", "--flip is 0 or 1, not '%s'", v);
+            break;
         case O_LOG_EVERY:
             if (!cli_double(v, 1e-4, 1, &log_every))
                 return cli_usage("train",
@@ -423,6 +458,13 @@ int cmd_train(int argc, char **argv)
             return cli_usage("train",
                              "%s stopped inside an epoch: resume it with its batch size %d", resume,
                              o->batch);
+        }
+        if (ov.optimizer >= 0 && ov.optimizer != (long)o->optimizer) {
+            cn_model_free(model);
+            return cli_usage("train",
+                             "--optimizer cannot change when resuming: %s keeps the "
+                             "state of %s",
+                             resume, cn_optimizer_name(o->optimizer));
         }
         apply(&ov, o);
         if (seed >= 0) {
@@ -503,10 +545,16 @@ int cmd_train(int argc, char **argv)
     printf("%s %s: %s parameters, %s multiply-adds per image\n", resume ? "resuming" : "training",
            resume ? resume : cn_spec_source(cn_model_spec(model)),
            cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
-    printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, lr %g, "
-           "momentum %g, decay %g; %d threads, %s kernels\n",
-           dir, train.n, val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch, o->lr, o->momentum,
-           o->decay, cn_net_threads(net), cn_net_isa(net));
+    char aug[64] = "";
+    if (o->shift || o->flip)
+        snprintf(aug, sizeof aug, "; shifts of up to %d pixels%s", o->shift,
+                 o->flip ? ", flips" : "");
+    printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, %s, lr %g, "
+           "%s %g, decay %g%s; %d threads, %s kernels\n",
+           dir, train.n, val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,
+           cn_optimizer_name(o->optimizer), o->lr,
+           o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, aug,
+           cn_net_threads(net), cn_net_isa(net));
     if (resume)
         printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
     fflush(stdout);

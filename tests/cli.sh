@@ -230,6 +230,16 @@ else
     fail "report renders in chromium" "chromium is not installed (scripts/deps.sh --test installs it)"
 fi
 
+# --- optimizers and augmentation from the command line ---------------------------------
+run "train adamw" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --quiet -o adam.safetensors \
+    --epochs 1 --optimizer adamw --lr 0.001 --decay 0.01 --shift 2 &&
+    expect "train adamw" "adamw, lr 0.001, beta1 0.9, decay 0.01; shifts of up to 2 pixels"
+run "info adamw" 0 "$bin" info adam.safetensors && expect "info adamw" "adamw, beta1 0.9, decay 0.01, beta2 0.999" "shifts of up to 2 pixels"
+run "resume changes optimizer" 2 "$bin" train --resume adam.safetensors --data "$data" --optimizer sgd &&
+    expect "resume changes optimizer" "cannot change when resuming"
+run "bad optimizer" 2 "$bin" train --optimizer rmsprop && expect "bad optimizer" "sgd, adam or adamw"
+run "bad flip" 2 "$bin" train --flip 2 && expect "bad flip" "--flip is 0 or 1"
+
 # --- divergence ----------------------------------------------------------------------
 run "divergence" 1 "$bin" train "$root/tests/fixtures/diverges.cfg" --data "$data" --quiet -o div.safetensors &&
     expect "divergence" "the loss became" "--lr" "no epoch completed"
