@@ -117,6 +117,10 @@ typedef struct cn_layer_ops {
     uint64_t (*region)(const cn_layer *l, const float *x, const float *y, size_t n);
 } cn_layer_ops;
 
+/* The region of an element-wise layer whose pieces are y > 0 and y <= 0
+ * (relu, leaky relu): a hash of which outputs are positive. */
+uint64_t cn_positive_region(const cn_layer *l, const float *x, const float *y, size_t n);
+
 /* FNV-1a over a value, for region hashes. */
 static inline uint64_t cn_hash(uint64_t h, uint64_t v)
 {

@@ -274,5 +274,9 @@ PY
 run "train cifar" 0 "$bin" train "$root/tests/fixtures/cifar-tiny.cfg" --data cifar --val 20 --quiet -o cifar.safetensors &&
     expect "train cifar" "epoch   1/1" "val acc" "model written to cifar.safetensors"
 run "eval cifar" 0 "$bin" eval cifar.safetensors --data cifar && expect "eval cifar" "on 40 test images"
+# the shipped residual network builds, trains and saves its measured normalisation
+run "train cifar10.cfg" 0 "$bin" train "$root/models/cifar10.cfg" --data cifar --val 20 --epochs 1 --batch 20 \
+    --quiet -o res.safetensors && expect "train cifar10.cfg" "model written to res.safetensors"
+run "eval cifar10.cfg" 0 "$bin" eval res.safetensors --data cifar && expect "eval cifar10.cfg" "on 40 test images"
 
 echo "cli: $passed passed, $failed failed"

@@ -72,6 +72,7 @@ int th_contains(const char *haystack, const char *needle);
 /* Helpers shared by the test files (tests/util.c). */
 cn_spec *th_spec(const char *text); /* parses or fails the test (NULL) */
 const char *th_tmpdir(void);        /* a fresh directory for this test run */
+char *th_path(const char *name);    /* name in that directory (4 rotating buffers) */
 const char *th_data_dir(void);      /* MNIST: $CONVNET_DATA or data/mnist */
 void th_fill_normal(float *x, size_t n, cn_rng *rng);
 

@@ -35,19 +35,10 @@ static const char *batch_name(int b)
     return name;
 }
 
-static char *path_in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", th_tmpdir(), name);
-    return p;
-}
-
 /* Writes batch b with COUNTS[b - 1] records into the test's directory. */
 static int write_batch(int b)
 {
-    FILE *f = fopen(path_in_tmp(batch_name(b)), "wb");
+    FILE *f = fopen(th_path(batch_name(b)), "wb");
     if (!f)
         return 0;
     int ok = 1;
@@ -151,7 +142,7 @@ static void reads_test_batch(void)
 /* Writes batch b, then cuts its file to size bytes. */
 static int cut_batch(int b, long size)
 {
-    return write_batch(b) && truncate(path_in_tmp(batch_name(b)), size) == 0;
+    return write_batch(b) && truncate(th_path(batch_name(b)), size) == 0;
 }
 
 static void refuses_truncated_batch(void)
@@ -187,7 +178,7 @@ static void refuses_label_10(void)
 {
     CHECK(write_all());
     /* data_batch_4.bin's only record (record 0) gets label 10. */
-    FILE *f = fopen(path_in_tmp("data_batch_4.bin"), "r+b");
+    FILE *f = fopen(th_path("data_batch_4.bin"), "r+b");
     CHECK(f);
     CHECK(fputc(10, f) == 10);
     CHECK(fclose(f) == 0);
@@ -198,7 +189,7 @@ static void refuses_label_10(void)
     CHECK(th_contains(cn_last_error(), "label 10"));
     CHECK(d.n == 0 && d.pixels == NULL);
     /* In the test batch: record 2 of 3. */
-    f = fopen(path_in_tmp("test_batch.bin"), "r+b");
+    f = fopen(th_path("test_batch.bin"), "r+b");
     CHECK(f);
     CHECK(fseek(f, 2 * RECORD, SEEK_SET) == 0 && fputc(255, f) == 255);
     CHECK(fclose(f) == 0);
@@ -211,7 +202,7 @@ static void refuses_label_10(void)
 static void refuses_missing_batch(void)
 {
     CHECK(write_all());
-    CHECK(unlink(path_in_tmp("data_batch_4.bin")) == 0);
+    CHECK(unlink(th_path("data_batch_4.bin")) == 0);
     cn_data d;
     CHECK_ERR(cn_data_load_cifar10(th_tmpdir(), "train", &d), CN_ERR_IO);
     CHECK(th_contains(cn_last_error(), "data_batch_4.bin"));
@@ -220,7 +211,7 @@ static void refuses_missing_batch(void)
     /* The test set is still there. */
     CHECK_OK(cn_data_load_cifar10(th_tmpdir(), "test", &d));
     cn_data_free(&d);
-    CHECK(unlink(path_in_tmp("test_batch.bin")) == 0);
+    CHECK(unlink(th_path("test_batch.bin")) == 0);
     CHECK_ERR(cn_data_load_cifar10(th_tmpdir(), "test", &d), CN_ERR_IO);
     CHECK(th_contains(cn_last_error(), "test_batch.bin"));
 }
@@ -261,10 +252,10 @@ static void load_reports_damaged_mnist(void)
     /* An MNIST file that is not IDX, beside a CIFAR-10 batch: MNIST is chosen
      * and its reader says what is wrong. */
     CHECK(write_all());
-    FILE *f = fopen(path_in_tmp("train-images-idx3-ubyte"), "wb");
+    FILE *f = fopen(th_path("train-images-idx3-ubyte"), "wb");
     CHECK(f);
     CHECK(fputs("not an IDX file", f) >= 0 && fclose(f) == 0);
-    f = fopen(path_in_tmp("train-labels-idx1-ubyte"), "wb");
+    f = fopen(th_path("train-labels-idx1-ubyte"), "wb");
     CHECK(f);
     CHECK(fputs("nor this", f) >= 0 && fclose(f) == 0);
     cn_data d;
@@ -307,7 +298,7 @@ static void load_refuses_empty_directory(void)
                   th_contains(e, "fetch-data.sh mnist"),
               "the message does not name both layouts: %s", e);
     CHECK(d.n == 0 && d.pixels == NULL);
-    CHECK_ERR(cn_data_load(path_in_tmp("nowhere"), "test", &d), CN_ERR_IO);
+    CHECK_ERR(cn_data_load(th_path("nowhere"), "test", &d), CN_ERR_IO);
     CHECK(th_contains(cn_last_error(), "nowhere") && th_contains(cn_last_error(), "CIFAR-10"));
 }
 

@@ -15,15 +15,6 @@ static const char *SMALL =
     "[train]\nbatch=4\nlr=0.05\nseed=9\n"
     "[conv]\nfilters=2\nsize=3\n[relu]\n[maxpool]\n[fc]\noutputs=3\n[softmax]\n";
 
-static char *path_in_tmp(const char *name)
-{
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, 512, "%s/%s", th_tmpdir(), name);
-    return p;
-}
-
 static unsigned char *read_file(const char *path, size_t *size)
 {
     FILE *f = fopen(path, "rb");
@@ -77,7 +68,7 @@ static void model_round_trip(void)
     m->state.step = 2;
     m->state.global_step = 77;
     cn_model_opts(m)->epochs = 12;
-    const char *path = path_in_tmp("m.safetensors");
+    const char *path = th_path("m.safetensors");
     CHECK_OK(cn_model_save(m, path));
 
     cn_model *l;
@@ -140,7 +131,7 @@ static void model_keeps_buffers(void)
             cn_net_buffers(net)[ti.offset + i] = 0.5f + (float)set;
     }
     CHECK(set == 6);
-    const char *path = path_in_tmp("bn.safetensors");
+    const char *path = th_path("bn.safetensors");
     CHECK_OK(cn_model_save(m, path));
     CHECK_OK(cn_model_load(path, 1, &l));
     CHECK(memcmp(cn_net_buffers(cn_model_net(l)), cn_net_buffers(net),
@@ -166,7 +157,7 @@ static void refuses_truncated_files(void)
 {
     cn_model *m = small_model();
     CHECK(m);
-    const char *path = path_in_tmp("t.safetensors"), *cut = path_in_tmp("cut.safetensors");
+    const char *path = th_path("t.safetensors"), *cut = th_path("cut.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t size;
     unsigned char *b = read_file(path, &size);
@@ -189,7 +180,7 @@ static void survives_corrupted_headers(void)
 {
     cn_model *m = small_model();
     CHECK(m);
-    const char *path = path_in_tmp("c.safetensors"), *bad = path_in_tmp("bad.safetensors");
+    const char *path = th_path("c.safetensors"), *bad = th_path("bad.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t size;
     unsigned char *b = read_file(path, &size);
@@ -236,7 +227,7 @@ static int write_st(const char *path, const char *json, size_t data_len)
 
 static void refuses_lying_headers(void)
 {
-    const char *p = path_in_tmp("lie.safetensors");
+    const char *p = th_path("lie.safetensors");
     cn_st_file f;
     /* A 100 GB tensor in a tiny file. */
     CHECK(write_st(
@@ -286,7 +277,7 @@ static void refuses_mismatched_tensors(void)
 {
     cn_model *m = small_model();
     CHECK(m);
-    const char *path = path_in_tmp("w.safetensors");
+    const char *path = th_path("w.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t size;
     unsigned char *b = read_file(path, &size);
@@ -328,7 +319,7 @@ static void failed_save_keeps_previous_file(void)
 {
     cn_model *m = small_model();
     CHECK(m);
-    const char *dir = path_in_tmp("ro");
+    const char *dir = th_path("ro");
     CHECK(mkdir(dir, 0755) == 0);
     char path[600];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -390,8 +381,7 @@ static void idx_round_trip(void)
         pix[i] = (uint8_t)(i * 7);
     uint32_t di[3] = {5, 3, 2}, dl[1] = {5};
     for (int gz = 0; gz < 2; gz++) {
-        const char *im = path_in_tmp(gz ? "i.gz" : "i.idx"),
-                   *lb = path_in_tmp(gz ? "l.gz" : "l.idx");
+        const char *im = th_path(gz ? "i.gz" : "i.idx"), *lb = th_path(gz ? "l.gz" : "l.idx");
         CHECK(write_idx(im, gz, 3, di, pix, 30, 0) && write_idx(lb, gz, 1, dl, lab, 5, 0));
         cn_data d;
         CHECK_OK(cn_data_load_idx(im, lb, &d));
@@ -407,7 +397,7 @@ static void idx_round_trip(void)
 static void idx_refuses_bad_files(void)
 {
     uint8_t pix[64] = {0}, lab[4] = {0};
-    const char *im = path_in_tmp("bi.idx"), *lb = path_in_tmp("bl.idx");
+    const char *im = th_path("bi.idx"), *lb = th_path("bl.idx");
     uint32_t dl[1] = {4};
     CHECK(write_idx(lb, 0, 1, dl, lab, 4, 0));
     cn_data d;

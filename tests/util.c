@@ -36,3 +36,12 @@ void th_fill_normal(float *x, size_t n, cn_rng *rng)
     for (size_t i = 0; i < n; i++)
         x[i] = (float)cn_rng_normal(rng);
 }
+
+char *th_path(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, 512, "%s/%s", th_tmpdir(), name);
+    return p;
+}

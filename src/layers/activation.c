@@ -32,8 +32,8 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         ctx->be->act_bwd(ctx->be, act_of(l), y, dy, dx, n * cn_shape_size(l->in));
 }
 
-/* relu's linear piece: which units are on. */
-static uint64_t relu_region(const cn_layer *l, const float *x, const float *y, size_t n)
+/* relu's linear piece: which units are on (leaky relu's too). */
+uint64_t cn_positive_region(const cn_layer *l, const float *x, const float *y, size_t n)
 {
     (void)x;
     uint64_t h = 0xcbf29ce484222325ULL, bits = 0;
@@ -46,6 +46,7 @@ static uint64_t relu_region(const cn_layer *l, const float *x, const float *y, s
     return h;
 }
 
-const cn_layer_ops cn_relu_ops = {"relu", NULL, 0, 0, 1, 1, setup, forward, backward, relu_region};
+const cn_layer_ops cn_relu_ops = {"relu", NULL,  0,       0,        1,
+                                  1,      setup, forward, backward, cn_positive_region};
 const cn_layer_ops cn_sigmoid_ops = {"sigmoid", NULL, 0, 0, 1, 1, setup, forward, backward, NULL};
 const cn_layer_ops cn_tanh_ops = {"tanh", NULL, 0, 0, 1, 1, setup, forward, backward, NULL};

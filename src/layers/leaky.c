@@ -30,18 +30,5 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         cn_leaky_bwd(y, dy, n * cn_shape_size(l->in), (float)l->v[SLOPE], dx);
 }
 
-/* The linear piece: which units are positive. */
-static uint64_t region(const cn_layer *l, const float *x, const float *y, size_t n)
-{
-    (void)x;
-    uint64_t h = 0xcbf29ce484222325ULL, bits = 0;
-    size_t count = n * cn_shape_size(l->in);
-    for (size_t i = 0; i < count; i++) {
-        bits = bits << 1 | (y[i] > 0.0f);
-        if (i % 64 == 63 || i + 1 == count)
-            h = cn_hash(h, bits);
-    }
-    return h;
-}
-
-const cn_layer_ops cn_leaky_ops = {"leaky", keys, NKEYS, 0, 1, 1, setup, forward, backward, region};
+const cn_layer_ops cn_leaky_ops = {"leaky", keys,  NKEYS,   0,        1,
+                                   1,       setup, forward, backward, cn_positive_region};
