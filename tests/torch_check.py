@@ -49,6 +49,12 @@ def main():
     steps = int(meta["steps"])
     trained = {n: p for n, p in params.items() if p.requires_grad}
     mom = {n: torch.zeros_like(p) for n, p in trained.items()}
+    kind = meta.get("optimizer", "sgd")
+    opt = None
+    if kind in ("adam", "adamw"):  # torch.optim's own, not a re-implementation
+        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+        opt = cls(trained.values(), lr=lr, betas=(mu, float(meta["beta2"])), eps=float(meta["eps"]),
+                  weight_decay=decay)
     worst = {"loss": 0.0, "grad": 0.0, "final": 0.0}
     where = {}
 
@@ -72,15 +78,18 @@ def main():
             for n, p in trained.items():
                 if step == 0:
                     record("grad", n, t["grad." + n].reshape(p.shape), p.grad, 1e-3 * gscale)
-                mom[n].mul_(mu).add_((1 - mu) * p.grad)
-                p.sub_(lr * (mom[n] + decay * p))
+                if opt is None:  # the lecture's SGD
+                    mom[n].mul_(mu).add_((1 - mu) * p.grad)
+                    p.sub_(lr * (mom[n] + decay * p))
+        if opt is not None:
+            opt.step()
     with torch.no_grad():
         pscale = max(p.abs().max().item() for p in params.values())
         for n, p in params.items():  # weights and running statistics
             record("final", n, t["final." + n].reshape(p.shape), p, 1e-3 * pscale)
     tol = {"loss": 1e-4, "grad": 1e-3, "final": 1e-3}
-    print("    PyTorch %s, %s: worst relative difference: loss %.2g, step-0 gradients %.2g, "
-          "weights after %d steps %.2g" % (torch.__version__, meta.get("name", "model"), worst["loss"],
+    print("    PyTorch %s, %s (%s): worst relative difference: loss %.2g, step-0 gradients %.2g, "
+          "weights after %d steps %.2g" % (torch.__version__, meta.get("name", "model"), kind, worst["loss"],
                                             worst["grad"], steps, worst["final"]))
     bad = [k for k in worst if not worst[k] <= tol[k]]
     if bad:
