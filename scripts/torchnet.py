@@ -22,8 +22,24 @@ def parse_cfg(text):
     return sections
 
 
+class Net(torch.nn.Module):
+    """The layers in order; a [shortcut] adds the output of an earlier layer."""
+
+    def __init__(self, layers, sources):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(layers)
+        self.sources = sources  # per layer: the index a shortcut adds, else None
+
+    def forward(self, x):
+        outs = []
+        for mod, src in zip(self.layers, self.sources):
+            x = x + outs[src] if src is not None else mod(x)
+            outs.append(x)
+        return x
+
+
 def build(text):
-    """(torch.nn.Sequential, {name: tensor}, input shape (c, h, w), train settings).
+    """(torch.nn.Module, {name: tensor}, input shape (c, h, w), train settings).
 
     The dict holds parameters and, for batch normalisation, the running
     statistics (buffers, which have no .grad)."""
@@ -33,12 +49,14 @@ def build(text):
     shape = (int(net["channels"]), int(net["height"]), int(net["width"]))
     c, h, w = shape
     flat = False  # after a fully connected layer: (n, features)
-    layers, params, counts = [], {}, {}
+    layers, params, counts, sources, index = [], {}, {}, [], {}
     for kind, kv in sections:
         if kind in ("net", "train"):
             continue
         counts[kind] = counts.get(kind, 0) + 1
         name = kv.get("name", f"{kind}{counts[kind]}")
+        index[name] = len(layers)
+        src = None
         if kind == "conv":
             k, s, p = int(kv["size"]), int(kv.get("stride", 1)), int(kv.get("pad", 0))
             f = int(kv["filters"])
@@ -54,7 +72,7 @@ def build(text):
         elif kind == "fc":
             o = int(kv["outputs"])
             mod = torch.nn.Linear(c * h * w, o)
-            layers += [torch.nn.Flatten(), mod]
+            layers.append(torch.nn.Sequential(torch.nn.Flatten(), mod))
             params[name + ".weight"], params[name + ".bias"] = mod.weight, mod.bias
             c, h, w = o, 1, 1
             flat = True
@@ -71,8 +89,25 @@ def build(text):
             layers.append(torch.nn.Sigmoid())
         elif kind == "tanh":
             layers.append(torch.nn.Tanh())
+        elif kind == "leaky":
+            layers.append(torch.nn.LeakyReLU(float(kv.get("slope", 0.01))))
+        elif kind == "avgpool":
+            if int(kv.get("global", 0)):
+                layers.append(torch.nn.AvgPool2d(h, 1))
+                h = w = 1
+            else:
+                k = int(kv.get("size", 2))
+                s = int(kv.get("stride", 0)) or k
+                layers.append(torch.nn.AvgPool2d(k, s))
+                h, w = (h - k) // s + 1, (w - k) // s + 1
+        elif kind == "dropout":
+            layers.append(torch.nn.Dropout(float(kv.get("rate", 0.5))))
+        elif kind == "shortcut":
+            layers.append(torch.nn.Identity())
+            src = index[kv["from"]]
         elif kind == "softmax":
             layers.append(torch.nn.Flatten())  # the loss takes the logits
         else:
             raise ValueError(f"torchnet: layer kind [{kind}] is not supported")
-    return torch.nn.Sequential(*layers), params, shape, train
+        sources.append(src)
+    return Net(layers, sources), params, shape, train

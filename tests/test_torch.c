@@ -190,9 +190,24 @@ static void adam_matches_pytorch(void)
     }
 }
 
+/* Residual connections, leaky relu and average pooling (dropout's masks are
+ * random, so it is checked by gradients only). */
+static void residual_net_matches_pytorch(void)
+{
+    CHECK(replay_in_pytorch("residual",
+                            "[net]\nchannels=2\nheight=10\nwidth=10\nclasses=10\n"
+                            "[train]\nlr=0.1\nmomentum=0.9\n"
+                            "[conv]\nfilters=6\nsize=3\npad=1\n[relu]\nname=block\n"
+                            "[conv]\nfilters=6\nsize=3\npad=1\n[leaky]\nslope=0.1\n"
+                            "[conv]\nfilters=6\nsize=3\npad=1\n[shortcut]\nfrom=block\n[relu]\n"
+                            "[avgpool]\nsize=2\n[conv]\nfilters=8\nsize=3\npad=1\n[relu]\n"
+                            "[avgpool]\nglobal=1\n[fc]\noutputs=10\n[softmax]\n"));
+}
+
 const th_test th_torch[] = {
     {"torch/lenet_matches_pytorch", lenet_matches_pytorch},
     {"torch/batchnorm_net_matches_pytorch", batchnorm_net_matches_pytorch},
     {"torch/adam_matches_pytorch", adam_matches_pytorch},
+    {"torch/residual_net_matches_pytorch", residual_net_matches_pytorch},
     {NULL, NULL},
 };
