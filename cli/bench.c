@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 static const char help[] =
     "usage: convnet bench [MODEL.cfg|MODEL_FILE] [options]\n"
@@ -23,13 +22,6 @@ static const char help[] =
     "                 {\"mode\", \"batch\", \"threads\", \"isa\", \"images_per_s\", \"gflops\",\n"
     "                  \"max_rss_mb\"}, as bench/run.sh reads it\n"
     "  --seconds S    how long --json measures (default 2, after a warm-up)\n";
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -64,18 +56,18 @@ static cn_status run_step(bench *b)
 /* Steps for about seconds after a warm-up; returns images per second. */
 static int throughput(bench *b, double seconds, double *ips)
 {
-    double warm = now() + (seconds / 4 < 0.5 ? seconds / 4 : 0.5);
+    double warm = cli_now() + (seconds / 4 < 0.5 ? seconds / 4 : 0.5);
     do {
         if (run_step(b))
             return -1;
-    } while (now() < warm);
+    } while (cli_now() < warm);
     size_t steps = 0;
-    double start = now(), elapsed;
+    double start = cli_now(), elapsed;
     do {
         if (run_step(b))
             return -1;
         steps++;
-        elapsed = now() - start;
+        elapsed = cli_now() - start;
     } while (elapsed < seconds || steps < 3);
     *ips = (double)(steps * b->batch) / elapsed;
     return 0;

@@ -87,6 +87,14 @@ int cli_fit(const char *s, cn_fit *fit);
  * returns 0, or 1 after printing what is wrong. */
 int cli_read_log(const char *path, cn_curve_point **pts, size_t *n);
 
+/* The CSV log 'convnet train' writes beside a model file: "x.safetensors"
+ * -> "x.csv", other names with ".csv" appended (malloc'd; NULL when out of
+ * memory). */
+char *cli_log_name(const char *model_file);
+
+/* Seconds from a monotonic clock. */
+double cli_now(void);
+
 /* s as a JSON string, quotes included. */
 void cli_json_string(FILE *f, const char *s);
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
@@ -194,4 +195,27 @@ int cli_fit(const char *s, cn_fit *fit)
             return 1;
         }
     return 0;
+}
+
+/* "x.safetensors" -> "x.csv"; other names get ".csv" appended. */
+char *cli_log_name(const char *out)
+{
+    size_t n = strlen(out);
+    const char *suffix = ".safetensors";
+    size_t s = strlen(suffix);
+    if (n > s && strcmp(out + n - s, suffix) == 0)
+        n -= s;
+    char *p = malloc(n + 5);
+    if (p) {
+        memcpy(p, out, n);
+        strcpy(p + n, ".csv");
+    }
+    return p;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

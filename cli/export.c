@@ -61,27 +61,19 @@ int cmd_export(int argc, char **argv)
     if (cn_data_load(cli_data_dir(data_opt), set, &d))
         return cli_lib_error();
     cn_data part = cn_data_slice(&d, (size_t)first, count < 0 ? d.n : (size_t)count);
-    size_t sz = d.shape.c * d.shape.h * d.shape.w, hw = d.shape.h * d.shape.w;
+    size_t sz = d.shape.c * d.shape.h * d.shape.w;
     int rc = 0;
-    cn_image img;
-    if (cn_image_new((int)d.shape.w, (int)d.shape.h, d.shape.c == 3 ? 3 : 1, &img)) {
-        rc = cli_lib_error();
-        goto done;
-    }
     for (size_t i = 0; i < part.n && !rc; i++) {
-        const uint8_t *p = part.pixels + i * sz;
-        for (size_t j = 0; j < hw; j++) /* planes to interleaved */
-            for (int k = 0; k < img.c; k++)
-                img.px[j * (size_t)img.c + (size_t)k] = p[(size_t)k * hw + j];
+        cn_image img;
         char path[4096];
         snprintf(path, sizeof path, "%s/%05zu-%d.png", out, (size_t)first + i, (int)part.labels[i]);
-        if (cn_image_write_png(&img, path))
+        if (cn_image_from_planes(part.pixels + i * sz, d.shape, 1, &img) ||
+            cn_image_write_png(&img, path))
             rc = cli_lib_error();
+        cn_image_free(&img);
     }
     if (!rc)
         printf("%zu images written to %s\n", part.n, out);
-    cn_image_free(&img);
-done:
     cn_data_free(&d);
     return rc;
 }

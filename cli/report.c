@@ -144,84 +144,53 @@ int cmd_report(int argc, char **argv)
         return cli_usage("report", "takes a model file");
     if (!out)
         return cli_usage("report", "needs -o FILE.html");
-    /* The log beside the model file, unless one is named. */
-    char beside[4096];
-    if (!log) {
-        snprintf(beside, sizeof beside, "%s", path);
-        char *dot = strrchr(beside, '.'), *slash = strrchr(beside, '/');
-        if (dot && (!slash || dot > slash) && (size_t)(dot - beside) + 5 < sizeof beside) {
-            strcpy(dot, ".csv");
-            FILE *t = fopen(beside, "r");
-            if (t) {
-                fclose(t);
-                log = beside;
-            }
+    /* The log beside the model file (as train names it), unless one is named. */
+    char *beside = log ? NULL : cli_log_name(path);
+    if (beside) {
+        FILE *t = fopen(beside, "r");
+        if (t) {
+            fclose(t);
+            log = beside;
         }
     }
     cn_curve_point *pts = NULL;
     size_t npts = 0;
     if (log) {
         int rc = cli_read_log(log, &pts, &npts);
-        if (rc)
+        if (rc) {
+            free(beside);
             return rc;
+        }
     }
     cn_model *model;
     int rc = cli_load_model("report", path, threads, &model);
     if (rc) {
         free(pts);
+        free(beside);
         return rc;
     }
     cn_data test = {0};
+    cn_eval ev = {0};
     cn_image img = {0};
-    float *x = NULL;
-    size_t *conf = NULL;
     mistake *wrong = NULL;
     FILE *f = NULL;
-    const size_t nb = 256;
-    if (cn_data_load(cli_data_dir(data_opt), "test", &test) || cn_model_reserve(model, nb)) {
+    if (cn_data_load(cli_data_dir(data_opt), "test", &test) ||
+        cn_net_evaluate(cn_model_net(model), &test, &ev)) {
         rc = cli_lib_error();
         goto done;
     }
     cn_net *net = cn_model_net(model);
     cn_shape s = cn_net_input_shape(net);
-    size_t k = cn_net_classes(net), sz = s.c * s.h * s.w, nwrong = 0, right = 0;
-    if (test.shape.c != s.c || test.shape.h != s.h || test.shape.w != s.w || test.classes > k) {
-        rc = cli_error("the test images (%zux%zux%zu) do not fit the model (%zux%zux%zu)",
-                       test.shape.c, test.shape.h, test.shape.w, s.c, s.h, s.w);
-        goto done;
-    }
-    x = malloc(nb * sz * sizeof *x);
-    conf = calloc(k * k, sizeof *conf);
-    wrong = malloc(test.n * sizeof *wrong);
-    if (!x || !conf || !wrong) {
+    size_t k = ev.classes, sz = s.c * s.h * s.w, nwrong = 0;
+    const size_t *conf = ev.confusion;
+    wrong = malloc((test.n ? test.n : 1) * sizeof *wrong);
+    if (!wrong) {
         rc = cli_error("out of memory");
         goto done;
     }
-    /* One pass over the test set: loss, confusion, and every mistake. */
-    double loss_sum = 0.0;
-    for (size_t b0 = 0; b0 < test.n; b0 += nb) {
-        size_t n = test.n - b0 < nb ? test.n - b0 : nb;
-        double loss;
-        cn_net_prepare(net, test.pixels + b0 * sz, n, x);
-        if (cn_net_forward(net, x, n, 0) || cn_net_loss(net, test.labels + b0, n, &loss)) {
-            rc = cli_lib_error();
-            goto done;
-        }
-        loss_sum += loss * (double)n;
-        const float *p = cn_net_output(net);
-        for (size_t i = 0; i < n; i++) {
-            const float *row = p + i * k;
-            size_t best = 0;
-            for (size_t j = 1; j < k; j++)
-                best = row[j] > row[best] ? j : best;
-            int t = test.labels[b0 + i];
-            conf[(size_t)t * k + best]++;
-            if ((int)best == t)
-                right++;
-            else
-                wrong[nwrong++] = (mistake){b0 + i, t, (int)best, row[best]};
-        }
-    }
+    for (size_t i = 0; i < test.n; i++)
+        if (ev.predicted[i] != (size_t)test.labels[i])
+            wrong[nwrong++] = (mistake){i, test.labels[i], (int)ev.predicted[i], ev.probability[i]};
     qsort(wrong, nwrong, sizeof *wrong, by_confidence);
 
     f = fopen(out, "w");
@@ -247,7 +216,7 @@ int cmd_report(int argc, char **argv)
     fprintf(f,
             "<p class=\"big\">test accuracy %.2f%% &middot; loss %.4f &middot; %zu of "
             "%zu test images wrong</p>\n",
-            100.0 * (double)right / (double)test.n, loss_sum / (double)test.n, nwrong, test.n);
+            100.0 * ev.accuracy, ev.loss, nwrong, test.n);
     fprintf(f,
             "<table><tr><th class=\"l\">input</th><td class=\"l\">%zu&times;%zu&times;%zu, %zu "
             "classes</td></tr>\n<tr><th class=\"l\">parameters</th><td class=\"l\">%s</td></tr>\n"
@@ -329,14 +298,10 @@ int cmd_report(int argc, char **argv)
             show);
     for (size_t i = 0; i < show; i++) {
         const mistake *m = &wrong[i];
-        if (cn_image_new((int)s.w, (int)s.h, s.c == 3 ? 3 : 1, &img)) {
+        if (cn_image_from_planes(test.pixels + m->index * sz, s, 1, &img)) {
             rc = cli_lib_error();
             goto done;
         }
-        const uint8_t *p = test.pixels + m->index * sz;
-        for (size_t j = 0; j < s.h * s.w; j++)
-            for (int ch = 0; ch < img.c; ch++)
-                img.px[j * (size_t)img.c + (size_t)ch] = p[(size_t)ch * s.h * s.w + j];
         char alt[64];
         snprintf(alt, sizeof alt, "test image %zu", m->index);
         fputs("<figure>", f);
@@ -354,15 +319,14 @@ int cmd_report(int argc, char **argv)
         goto done;
     }
     f = NULL;
-    printf("report written to %s (test accuracy %.2f%%)\n", out,
-           100.0 * (double)right / (double)test.n);
+    printf("report written to %s (test accuracy %.2f%%)\n", out, 100.0 * ev.accuracy);
 done:
     if (f)
         fclose(f);
     cn_image_free(&img);
     free(pts);
-    free(x);
-    free(conf);
+    free(beside);
+    cn_eval_free(&ev);
     free(wrong);
     cn_data_free(&test);
     cn_model_free(model);

@@ -7,15 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char help[] =
     "usage: convnet train [MODEL.cfg] [options]\n"
@@ -75,10 +67,9 @@ typedef struct run {
     int tty, quiet;
     double last_draw;
     int log_parts; /* log lines per epoch */
-    /* Batches of the current epoch in this run, and those at the last log
-     * line, with the sums of their losses and accuracies. */
-    int log_epoch;
-    uint64_t batches, mark_batches;
+    /* At the last log line: the batches behind the running means, and the
+     * sums of their losses and accuracies. */
+    uint64_t mark_batches;
     double mark_loss, mark_acc;
     int saved_epoch; /* last epoch written to out, -1 if none */
     /* --test-every and --stop-at */
@@ -97,12 +88,12 @@ static cn_status check_test(run *r, const cn_progress *p)
         return CN_OK;
     uint64_t every = (uint64_t)(r->test_every * (double)p->steps + 0.5);
     r->next_check = p->global_step + (every ? every : 1);
-    double t0 = now(), train_s = p->elapsed_s - r->eval_s;
+    double t0 = cli_now(), train_s = p->elapsed_s - r->eval_s;
     cn_eval ev;
     cn_status st = cn_net_evaluate(cn_model_net(r->model), r->test, &ev);
     if (st)
         return st;
-    r->eval_s += now() - t0;
+    r->eval_s += cli_now() - t0;
     if (r->tty && !r->quiet)
         fputs("\r\033[K", stderr);
     printf("test after %.2f epochs: accuracy %.2f%%, loss %.4f (%.1f s of training)\n",
@@ -124,10 +115,10 @@ static cn_status check_test(run *r, const cn_progress *p)
  * (p's are over the epoch so far in this run). */
 static void log_line(run *r, const cn_progress *p, double epoch)
 {
-    double n = (double)r->batches, dn = (double)(r->batches - r->mark_batches);
+    double n = (double)p->batches, dn = (double)(p->batches - r->mark_batches);
     double loss = dn > 0 ? (p->loss * n - r->mark_loss) / dn : p->loss;
     double acc = dn > 0 ? (p->accuracy * n - r->mark_acc) / dn : p->accuracy;
-    r->mark_batches = r->batches;
+    r->mark_batches = p->batches;
     r->mark_loss = p->loss * n;
     r->mark_acc = p->accuracy * n;
     fprintf(r->log, "%.6g,%llu,%.6f,%.6f,", epoch, (unsigned long long)p->global_step, loss, acc);
@@ -142,12 +133,10 @@ static void log_line(run *r, const cn_progress *p, double epoch)
 static cn_status on_batch(void *user, const cn_progress *p)
 {
     run *r = user;
-    if (p->epoch != r->log_epoch) {
-        r->log_epoch = p->epoch;
-        r->batches = r->mark_batches = 0;
+    if (p->batches <= r->mark_batches) { /* a new epoch: its means start again */
+        r->mark_batches = 0;
         r->mark_loss = r->mark_acc = 0.0;
     }
-    r->batches++;
     /* Lines within the epoch: the epoch's own line comes with validation. */
     if (r->log && p->step < p->steps &&
         p->step * (uint64_t)r->log_parts / p->steps >
@@ -250,22 +239,6 @@ static char *derived_name(const char *path, const char *ext)
     return out;
 }
 
-/* "x.safetensors" -> "x.csv"; other names get ".csv" appended. */
-static char *log_name(const char *out)
-{
-    size_t n = strlen(out);
-    const char *suffix = ".safetensors";
-    size_t s = strlen(suffix);
-    if (n > s && strcmp(out + n - s, suffix) == 0)
-        n -= s;
-    char *p = malloc(n + 5);
-    if (p) {
-        memcpy(p, out, n);
-        strcpy(p + n, ".csv");
-    }
-    return p;
-}
-
 int cmd_train(int argc, char **argv)
 {
     enum {
@@ -363,11 +336,7 @@ int cmd_train(int argc, char **argv)
                 return cli_usage("train", "--decay takes a number from 0 to 1, not '%s'", v);
             break;
         case O_POLICY:
-            ov.policy = -1;
-            for (int p = CN_LR_CONST; p <= CN_LR_COSINE; p++)
-                if (strcmp(v, cn_lr_policy_name((cn_lr_policy)p)) == 0)
-                    ov.policy = p;
-            if (ov.policy < 0)
+            if ((ov.policy = cn_lr_policy_by_name(v)) < 0)
                 return cli_usage("train",
                                  "--lr-policy is const, step, onecycle or cosine, not '%s'", v);
             break;
@@ -404,11 +373,7 @@ int cmd_train(int argc, char **argv)
         case O_RESUME: resume = v; break;
         case O_QUIET: quiet = 1; break;
         case O_OPTIMIZER:
-            ov.optimizer = -1;
-            for (int k = CN_OPT_SGD; k <= CN_OPT_ADAMW; k++)
-                if (!strcmp(v, cn_optimizer_name((cn_optimizer)k)))
-                    ov.optimizer = k;
-            if (ov.optimizer < 0)
+            if ((ov.optimizer = cn_optimizer_by_name(v)) < 0)
                 return cli_usage("train", "--optimizer is sgd, adam or adamw, not '%s'", v);
             break;
         case O_SHIFT:
@@ -488,7 +453,7 @@ int cmd_train(int argc, char **argv)
         default_out = derived_name(cfg ? cfg : "mnist.cfg", ".safetensors");
     }
     const char *out = out_opt ? out_opt : resume ? resume : default_out;
-    char *log_default = log_name(out);
+    char *log_default = cli_log_name(out);
     const char *log_path = log_opt ? log_opt : log_default;
 
     /* Data: training file split into train and validation. */
@@ -511,7 +476,6 @@ int cmd_train(int argc, char **argv)
              .tty = isatty(STDERR_FILENO),
              .quiet = quiet,
              .log_parts = (int)(1.0 / log_every + 0.5),
-             .log_epoch = -1,
              .saved_epoch = -1};
     cn_data test = {0};
     if (test_every > 0) {

@@ -175,15 +175,10 @@ int cmd_viz(int argc, char **argv)
     } else {
         memcpy(pix, val.pixels, sz);
     }
-    if (cn_image_new((int)s.w * 4, (int)s.h * 4, s.c == 3 ? 3 : 1, &img)) {
+    if (cn_image_from_planes(pix, s, 4, &img)) {
         rc = cli_lib_error();
         goto done;
     }
-    for (size_t yy = 0; yy < s.h * 4; yy++)
-        for (size_t xx = 0; xx < s.w * 4; xx++)
-            for (int k = 0; k < img.c; k++)
-                img.px[(yy * s.w * 4 + xx) * (size_t)img.c + (size_t)k] =
-                    pix[(size_t)k * s.h * s.w + (yy / 4) * s.w + xx / 4];
     if ((rc = save(&img, out, "input.png")))
         goto done;
     cn_net_prepare(net, pix, 1, x);

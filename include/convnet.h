@@ -103,6 +103,8 @@ typedef enum cn_lr_policy {
 
 /* "const", "step", "onecycle", "cosine". */
 const char *cn_lr_policy_name(cn_lr_policy p);
+/* The policy called name, or -1. */
+int cn_lr_policy_by_name(const char *name);
 
 typedef enum cn_optimizer {
     CN_OPT_SGD = 0, /* the lecture's: m = mu*m + (1-mu)*g; theta -= lr*(m + lambda*theta) */
@@ -113,6 +115,8 @@ typedef enum cn_optimizer {
 
 /* "sgd", "adam", "adamw". */
 const char *cn_optimizer_name(cn_optimizer o);
+/* The optimizer called name, or -1. */
+int cn_optimizer_by_name(const char *name);
 
 /* The training recipe: the [train] section, with defaults for missing keys.
  * Plain data: a program may change fields (command-line overrides) before
@@ -301,9 +305,11 @@ cn_data cn_data_slice(const cn_data *data, size_t first, size_t count);
 /* Evaluation of a network on a data set. */
 typedef struct cn_eval {
     size_t n, classes;
-    double loss;       /* mean negative log-likelihood */
-    double accuracy;   /* fraction of samples whose best class is the label */
-    size_t *confusion; /* classes x classes, [true][predicted]; owned */
+    double loss;        /* mean negative log-likelihood */
+    double accuracy;    /* fraction of samples whose best class is the label */
+    size_t *confusion;  /* classes x classes, [true][predicted]; owned */
+    size_t *predicted;  /* n: each sample's best class; owned */
+    float *probability; /* n: the probability of that class; owned */
 } cn_eval;
 
 /* Errors: CN_ERR_SHAPE (the data does not fit the net), CN_ERR_NOMEM. */
@@ -357,6 +363,7 @@ typedef struct cn_progress {
     uint64_t global_step;
     double lr;
     double loss, accuracy;         /* running means over this epoch's batches */
+    uint64_t batches;              /* how many: this epoch's batches in this run */
     double val_loss, val_accuracy; /* end of epoch only; negative if no validation */
     double images_per_s;           /* training throughput this epoch */
     double elapsed_s;              /* training time in this run, validation excluded */

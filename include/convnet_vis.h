@@ -34,6 +34,11 @@ typedef struct cn_image {
 cn_status cn_image_new(int w, int h, int c, cn_image *out);
 void cn_image_free(cn_image *img);
 
+/* One sample of 8-bit planes (C, H, W), as cn_data holds them, as a picture
+ * enlarged scale times: RGB when C = 3, else grey (the first plane).
+ * Errors: as cn_image_new. */
+cn_status cn_image_from_planes(const uint8_t *pixels, cn_shape shape, int scale, cn_image *out);
+
 /* Reads an image file: PNG, JPEG, BMP, PGM/PPM, GIF (first frame), TGA,
  * 8 or 16 bits.  Grey stays grey, colour becomes RGB, and transparency is
  * composited over white (a digit drawn on a transparent canvas reads as

@@ -55,11 +55,16 @@ struct cn_spec {
     cn_train_opts train;
 };
 
-/* A key a section accepts: its name, whether integer, range and default.
- * A key with choices takes one of those words; its value is the index. */
+/* What a key's value is: a number, a whole number, or a name (any word;
+ * its value in vals is 0 and the section's text is read where it is used,
+ * as [shortcut] does with 'from'). */
+enum { CN_KEY_NUMBER = 0, CN_KEY_INT = 1, CN_KEY_NAME = 2 };
+
+/* A key a section accepts: its name, type, range and default.  A key with
+ * choices takes one of those words; its value is the index. */
 typedef struct cn_key {
     const char *name;
-    int is_int;
+    int type; /* CN_KEY_NUMBER, CN_KEY_INT or CN_KEY_NAME */
     double min, max, def;
     int required;
     const char *const *choices; /* NULL-terminated, or NULL for numbers */
@@ -162,8 +167,13 @@ struct cn_layer {
     int fused_away;    /* done by the layer before in whole-net passes */
     uint64_t macs;     /* per sample, forward */
     size_t from;       /* [shortcut]: the layer whose output is added */
+    int skip_source;   /* a shortcut adds this layer's output: it is kept intact */
     const float *skip; /* [shortcut]: that output */
 };
+
+/* Pooling over k x k windows with stride st (no padding): checks the window
+ * fits and sets l->out.  Shared by [maxpool] and [avgpool]. */
+cn_status cn_pool_setup(cn_layer *l, size_t k, size_t st);
 
 const cn_layer_ops *cn_layer_find(const char *kind);
 /* "conv, fc, maxpool, ..." for error messages. */
@@ -250,6 +260,9 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
 
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
+
+/* The index of the largest of k values (the first, on ties). */
+size_t cn_argmax(const float *row, size_t k);
 
 /* Augmentation of n samples of shape s in place: each moved by up to shift
  * pixels each way (zeros come in at the border) and, with flip, mirrored

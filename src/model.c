@@ -272,23 +272,17 @@ static cn_status read_opts(const char *path, const char *text, cn_train_opts *o)
         o->batch = ok ? (int)v[1] : 0;
         o->lr_step = ok ? (int)v[2] : 0;
         o->seed = ok ? (uint64_t)v[3] : 0;
-        ok = 0;
-        for (int p = CN_LR_CONST; p <= CN_LR_COSINE; p++)
-            if (strcmp(pol->valuestring, cn_lr_policy_name((cn_lr_policy)p)) == 0) {
-                o->policy = (cn_lr_policy)p;
-                ok = 1;
-            }
+        int p = cn_lr_policy_by_name(pol->valuestring);
+        ok = p >= 0;
+        o->policy = ok ? (cn_lr_policy)p : CN_LR_CONST;
         if (!json_num(j, "lr_warmup", &o->lr_warmup))
             o->lr_warmup = 0.25;
         /* Fields added later keep the description's values when absent. */
         const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
         if (ok && cJSON_IsString(opt)) {
-            ok = 0;
-            for (int k = CN_OPT_SGD; k <= CN_OPT_ADAMW; k++)
-                if (strcmp(opt->valuestring, cn_optimizer_name((cn_optimizer)k)) == 0) {
-                    o->optimizer = (cn_optimizer)k;
-                    ok = 1;
-                }
+            int k = cn_optimizer_by_name(opt->valuestring);
+            ok = k >= 0;
+            o->optimizer = ok ? (cn_optimizer)k : CN_OPT_SGD;
         }
         json_num(j, "beta2", &o->beta2);
         json_num(j, "eps", &o->eps);

@@ -95,15 +95,6 @@ static cn_status resolve_from(const cn_spec *spec, const cn_section *sec, cn_net
                    spec->source, from->line, from->value);
 }
 
-/* Whether a shortcut adds layer j's output: then nothing may overwrite it. */
-static int is_skip_source(const cn_net *net, size_t j)
-{
-    for (size_t k = j + 1; k < net->n_layers; k++)
-        if (net->layers[k].ops == &cn_shortcut_ops && net->layers[k].from == j)
-            return 1;
-    return 0;
-}
-
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
 {
     return cn_net_build(spec, max_batch, max_batch, threads, out);
@@ -165,8 +156,11 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
                              spec->source, l->line, l->name, net->layers[j].line);
                 goto fail;
             }
-        if (l->ops == &cn_shortcut_ops && (st = resolve_from(spec, sec, net, l)))
-            goto fail;
+        if (l->ops == &cn_shortcut_ops) {
+            if ((st = resolve_from(spec, sec, net, l)))
+                goto fail;
+            net->layers[l->from].skip_source = 1;
+        }
         net->n_layers++;
         if (l->ops->is_loss && i + 1 < spec->n_sections) {
             for (size_t j = i + 1; j < spec->n_sections; j++)
@@ -229,7 +223,7 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
         /* An element-wise layer writes over its input when the layer before
          * does not need its own output in backward. */
         l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
-                          !is_skip_source(net, i - 1);
+                          !net->layers[i - 1].skip_source;
         if (l->shares_input)
             net->act[i] = net->act[i - 1];
         else
@@ -430,7 +424,8 @@ void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx
             l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
             /* Shortcuts that add layer i - 1's output send it their gradient. */
-            for (size_t k = i + 1; i > 0 && k < net->n_layers; k++)
+            for (size_t k = i + 1; i > 0 && net->layers[i - 1].skip_source && k < net->n_layers;
+                 k++)
                 if (net->layers[k].ops == &cn_shortcut_ops && net->layers[k].from == i - 1)
                     cn_add_to(d, net->layers[k].state, n * cn_shape_size(l->in), d);
         }
@@ -539,7 +534,9 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     size_t bs = net->max_batch, in_size = cn_shape_size(in);
     float *x = cn_alloc(cn_mul(bs, in_size), sizeof(float));
     out->confusion = calloc(k * k, sizeof *out->confusion);
-    if (!x || !out->confusion) {
+    out->predicted = malloc((data->n ? data->n : 1) * sizeof *out->predicted);
+    out->probability = malloc((data->n ? data->n : 1) * sizeof *out->probability);
+    if (!x || !out->confusion || !out->predicted || !out->probability) {
         cn_free(x);
         cn_eval_free(out);
         return cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -562,10 +559,9 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         loss_sum += loss * (double)n;
         const float *p = cn_net_output(net);
         for (size_t s = 0; s < n; s++) {
-            size_t best = 0;
-            for (size_t j = 1; j < k; j++)
-                if (p[s * k + j] > p[s * k + best])
-                    best = j;
+            size_t best = cn_argmax(p + s * k, k);
+            out->predicted[s0 + s] = best;
+            out->probability[s0 + s] = p[s * k + best];
             size_t truth = (size_t)data->labels[s0 + s];
             out->confusion[truth * k + best]++;
             correct += best == truth;
@@ -583,5 +579,9 @@ void cn_eval_free(cn_eval *ev)
     if (!ev)
         return;
     free(ev->confusion);
+    free(ev->predicted);
+    free(ev->probability);
     ev->confusion = NULL;
+    ev->predicted = NULL;
+    ev->probability = NULL;
 }

@@ -24,7 +24,7 @@ static cn_status check_data(const cn_net *net, const cn_data *d, const char *wha
     return CN_OK;
 }
 
-static size_t argmax(const float *row, size_t k)
+size_t cn_argmax(const float *row, size_t k)
 {
     size_t best = 0;
     for (size_t j = 1; j < k; j++)
@@ -172,7 +172,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             }
             const float *out = cn_net_output(net);
             for (size_t b = 0; b < batch; b++)
-                correct += argmax(out + b * k, k) == (size_t)labels[b];
+                correct += cn_argmax(out + b * k, k) == (size_t)labels[b];
             cn_net_zero_grads(net);
             cn_net_backward(net, labels, batch, NULL);
             cn_optim_step(&m->optim, &net->be, o, lr, s->global_step + 1, net->params, net->grads,
@@ -185,6 +185,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             double now = cn_now();
             p.step = s->step;
             p.global_step = s->global_step;
+            p.batches = seen / batch;
             p.loss = loss_sum * (double)batch / (double)seen;
             p.accuracy = (double)correct / (double)seen;
             p.images_per_s = (double)seen / (now - epoch_start);

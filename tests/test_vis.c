@@ -61,6 +61,22 @@ static void png_round_trip(void)
     }
 }
 
+/* Planes (C, H, W) to an interleaved picture, enlarged. */
+static void image_from_planes(void)
+{
+    const uint8_t rgb[3 * 2 * 3] = {1,  2,  3,  4,  5,  6,  11, 12, 13,
+                                    14, 15, 16, 21, 22, 23, 24, 25, 26};
+    cn_image img;
+    CHECK_OK(cn_image_from_planes(rgb, (cn_shape){3, 2, 3}, 2, &img));
+    CHECK(img.w == 6 && img.h == 4 && img.c == 3);
+    CHECK(is_rgb(&img, 0, 0, 1, 11, 21) && is_rgb(&img, 1, 1, 1, 11, 21));
+    CHECK(is_rgb(&img, 5, 3, 6, 16, 26) && is_rgb(&img, 2, 0, 2, 12, 22));
+    cn_image_free(&img);
+    CHECK_OK(cn_image_from_planes(rgb, (cn_shape){1, 2, 3}, 1, &img));
+    CHECK(img.c == 1 && img.w == 3 && memcmp(img.px, rgb, 6) == 0);
+    cn_image_free(&img);
+}
+
 /* A PGM written by hand is read as grey; a text file or a missing file is a
  * clear error naming the file. */
 static void load_formats_and_errors(void)
@@ -441,6 +457,7 @@ static void curves(void)
 const th_test th_vis[] = {
     {"vis/png_round_trip", png_round_trip},
     {"vis/load_formats_and_errors", load_formats_and_errors},
+    {"vis/image_from_planes", image_from_planes},
     {"vis/digit_fit", digit_fit},
     {"vis/mnist_digits_are_fixed_points", mnist_digits_are_fixed_points},
     {"vis/crop_and_stretch", crop_and_stretch},

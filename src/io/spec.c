@@ -37,6 +37,18 @@ const char *cn_lr_policy_name(cn_lr_policy p)
     return p >= CN_LR_CONST && p <= CN_LR_COSINE ? policies[p] : "?";
 }
 
+/* The index of name in the NULL-terminated list, or -1. */
+static int index_of(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i]; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+int cn_lr_policy_by_name(const char *name) { return index_of(policies, name); }
+int cn_optimizer_by_name(const char *name) { return index_of(optimizers, name); }
+
 static const cn_key train_keys[] = {
     {"epochs", 1, 1, 1000000, 10, 0, NULL},
     {"batch", 1, 1, 65536, 64, 0, NULL},
@@ -104,9 +116,7 @@ cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_k
     const char *src = spec->source;
     for (size_t e = 0; e < sec->n_entries; e++) {
         const cn_entry *en = &sec->entries[e];
-        /* Every layer may be named; a shortcut names the layer it adds. */
-        int known = is_layer && (strcmp(en->key, "name") == 0 ||
-                                 (strcmp(en->key, "from") == 0 && !strcmp(sec->kind, "shortcut")));
+        int known = is_layer && strcmp(en->key, "name") == 0;
         for (size_t k = 0; k < nkeys && !known; k++)
             known = strcmp(en->key, keys[k].name) == 0;
         if (!known) {
@@ -142,13 +152,18 @@ cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_k
             vals[k] = (double)c;
             continue;
         }
+        if (key->type == CN_KEY_NAME) {
+            vals[k] = 0.0;
+            continue;
+        }
         char *end;
         errno = 0;
         double v = strtod(en->value, &end);
         if (end == en->value || *end != '\0' || errno == ERANGE || !isfinite(v))
             return cn_fail(CN_ERR_SPEC, "%s:%d: '%s' must be a %s, got '%s'", src, en->line,
-                           key->name, key->is_int ? "whole number" : "number", en->value);
-        if (key->is_int && v != floor(v))
+                           key->name, key->type == CN_KEY_INT ? "whole number" : "number",
+                           en->value);
+        if (key->type == CN_KEY_INT && v != floor(v))
             return cn_fail(CN_ERR_SPEC, "%s:%d: '%s' must be a whole number, got '%s'", src,
                            en->line, key->name, en->value);
         if (v < key->min || v > key->max)
@@ -484,16 +499,13 @@ double cn_train_opts_lr(const cn_train_opts *o, double epoch)
 {
     double t = epoch / o->epochs, w = o->lr_warmup;
     t = t < 0 ? 0 : t > 1 ? 1 : t;
+    int warming = (o->policy == CN_LR_ONECYCLE || o->policy == CN_LR_COSINE) && t < w;
+    if (warming) /* both: linearly up from lr / 10 */
+        return o->lr / 10 + (o->lr - o->lr / 10) * t / w;
     switch (o->policy) {
     case CN_LR_STEP: return o->lr * pow(o->lr_gamma, floor(floor(epoch) / o->lr_step));
-    case CN_LR_ONECYCLE:
-        if (t < w)
-            return o->lr / 10 + (o->lr - o->lr / 10) * t / w;
-        return o->lr + (o->lr / 1000 - o->lr) * (t - w) / (1 - w);
-    case CN_LR_COSINE:
-        if (t < w)
-            return o->lr / 10 + (o->lr - o->lr / 10) * t / w;
-        return o->lr * 0.5 * (1 + cos(3.14159265358979323846 * (t - w) / (1 - w)));
+    case CN_LR_ONECYCLE: return o->lr + (o->lr / 1000 - o->lr) * (t - w) / (1 - w);
+    case CN_LR_COSINE: return o->lr * 0.5 * (1 + cos(3.14159265358979323846 * (t - w) / (1 - w)));
     case CN_LR_CONST: break;
     }
     return o->lr;

@@ -35,6 +35,30 @@
 static inline size_t n_panels(size_t mc) { return (mc + MR_MAX - 1) / MR_MAX; }
 static inline size_t panel_rows(size_t mc, size_t np, size_t r) { return mc / np + (r < mc % np); }
 
+/* dst[p * width + i] = src[i * ld + p] for i < rows, p < kc: rows of src
+ * become columns of a panel, four at a time (contiguous reads, short strided
+ * writes).  Both packings of a transposed operand use it. */
+static void pack_transposed(const float *src, size_t ld, size_t rows, size_t kc, size_t width,
+                            float *restrict dst)
+{
+    size_t i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        const float *s0 = src + i * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        for (size_t p = 0; p < kc; p++) {
+            float *d = dst + p * width + i;
+            d[0] = s0[p];
+            d[1] = s1[p];
+            d[2] = s2[p];
+            d[3] = s3[p];
+        }
+    }
+    for (; i < rows; i++) {
+        const float *s = src + i * ld;
+        for (size_t p = 0; p < kc; p++)
+            dst[p * width + i] = s[p];
+    }
+}
+
 /* Packs rows [i0, i0+mc) x columns [p0, p0+kc) of op(A) into row panels;
  * panel r holds kc groups of its rows' values. */
 static void pack_a(int ta, const float *a, size_t lda, size_t i0, size_t mc, size_t p0, size_t kc,
@@ -47,24 +71,7 @@ static void pack_a(int ta, const float *a, size_t lda, size_t i0, size_t mc, siz
             for (size_t p = 0; p < kc; p++)
                 memcpy(pa + p * mr, a + (p0 + p) * lda + row, mr * sizeof(float));
         } else {
-            /* Four rows at a time: contiguous reads, short strided writes. */
-            size_t i = 0;
-            for (; i + 4 <= mr; i += 4) {
-                const float *s0 = a + (row + i) * lda + p0, *s1 = s0 + lda, *s2 = s1 + lda,
-                            *s3 = s2 + lda;
-                for (size_t p = 0; p < kc; p++) {
-                    float *d = pa + p * mr + i;
-                    d[0] = s0[p];
-                    d[1] = s1[p];
-                    d[2] = s2[p];
-                    d[3] = s3[p];
-                }
-            }
-            for (; i < mr; i++) {
-                const float *src = a + (row + i) * lda + p0;
-                for (size_t p = 0; p < kc; p++)
-                    pa[p * mr + i] = src[p];
-            }
+            pack_transposed(a + row * lda + p0, lda, mr, kc, mr, pa);
         }
         pa += mr * kc;
         row += mr;
@@ -93,25 +100,8 @@ static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, siz
                     dst[j] = 0.0f;
             }
         } else {
-            /* Four columns at a time: contiguous reads, short strided writes. */
-            size_t j = 0;
-            for (; j + 4 <= nr; j += 4) {
-                const float *s0 = b + (j0 + jr + j) * ldb + p0, *s1 = s0 + ldb, *s2 = s1 + ldb,
-                            *s3 = s2 + ldb;
-                for (size_t p = 0; p < kc; p++) {
-                    float *d = pb + p * NR + j;
-                    d[0] = s0[p];
-                    d[1] = s1[p];
-                    d[2] = s2[p];
-                    d[3] = s3[p];
-                }
-            }
-            for (; j < nr; j++) {
-                const float *src = b + (j0 + jr + j) * ldb + p0;
-                for (size_t p = 0; p < kc; p++)
-                    pb[p * NR + j] = src[p];
-            }
-            for (; j < NR; j++)
+            pack_transposed(b + (j0 + jr) * ldb + p0, ldb, nr, kc, NR, pb);
+            for (size_t j = nr; j < NR; j++)
                 for (size_t p = 0; p < kc; p++)
                     pb[p * NR + j] = 0.0f;
         }

@@ -31,11 +31,7 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     if (l->v[GLOBAL] && l->in.h != l->in.w)
         return cn_fail(CN_ERR_SPEC, "global pooling takes square maps, not %zux%zu", l->in.h,
                        l->in.w);
-    if (k > l->in.h || k > l->in.w)
-        return cn_fail(CN_ERR_SPEC, "window size %zu is larger than the input %zux%zu", k, l->in.h,
-                       l->in.w);
-    l->out = (cn_shape){l->in.c, (l->in.h - k) / st + 1, (l->in.w - k) / st + 1};
-    return CN_OK;
+    return cn_pool_setup(l, k, st);
 }
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)

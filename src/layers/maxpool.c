@@ -16,17 +16,21 @@ static cn_win geometry(const cn_layer *l)
     return (cn_win){l->in.c, l->in.h, l->in.w, k, k, st, 0, l->out.h, l->out.w};
 }
 
-static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
+cn_status cn_pool_setup(cn_layer *l, size_t k, size_t st)
 {
-    (void)be;
-    (void)train_batch;
-    size_t k = (size_t)l->v[SIZE];
-    size_t st = l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k;
     if (k > l->in.h || k > l->in.w)
         return cn_fail(CN_ERR_SPEC, "window size %zu is larger than the input %zux%zu", k, l->in.h,
                        l->in.w);
     l->out = (cn_shape){l->in.c, (l->in.h - k) / st + 1, (l->in.w - k) / st + 1};
     return CN_OK;
+}
+
+static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
+{
+    (void)be;
+    (void)train_batch;
+    size_t k = (size_t)l->v[SIZE];
+    return cn_pool_setup(l, k, l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k);
 }
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)

@@ -9,6 +9,11 @@
 
 #include <string.h>
 
+enum { FROM, NKEYS };
+
+/* Not required here: net.c resolves it and says what is missing. */
+static const cn_key keys[] = {{"from", CN_KEY_NAME, 0, 0, 0, 0, NULL}};
+
 static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     (void)be;
@@ -35,4 +40,5 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         memcpy(dx, dy, count * sizeof *dx);
 }
 
-const cn_layer_ops cn_shortcut_ops = {"shortcut", NULL, 0, 0, 1, 0, setup, forward, backward, NULL};
+const cn_layer_ops cn_shortcut_ops = {"shortcut", keys,  NKEYS,   0,        1,
+                                      0,          setup, forward, backward, NULL};

@@ -34,6 +34,21 @@ void cn_image_free(cn_image *img)
     memset(img, 0, sizeof *img);
 }
 
+cn_status cn_image_from_planes(const uint8_t *pixels, cn_shape s, int scale, cn_image *out)
+{
+    int sc = scale < 1 ? 1 : scale;
+    cn_status st = cn_image_new((int)s.w * sc, (int)s.h * sc, s.c == 3 ? 3 : 1, out);
+    if (st)
+        return st;
+    size_t w = (size_t)out->w, c = (size_t)out->c;
+    for (size_t y = 0; y < (size_t)out->h; y++)
+        for (size_t x = 0; x < w; x++)
+            for (size_t k = 0; k < c; k++)
+                out->px[(y * w + x) * c + k] =
+                    pixels[(k * s.h + y / (size_t)sc) * s.w + x / (size_t)sc];
+    return CN_OK;
+}
+
 /* a over white, both 0..255 */
 static uint8_t over_white(int v, int a) { return (uint8_t)((v * a + 255 * (255 - a) + 127) / 255); }
 

@@ -78,6 +78,12 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *title, const char 
     cairo_restore(cr);
 }
 
+/* The value at byte offset off of a point (one of its doubles). */
+static double field(const cn_curve_point *pt, size_t off)
+{
+    return *(const double *)(const void *)((const char *)pt + off);
+}
+
 /* One series: field at offset off of each point, scaled by mul. */
 static void draw_series(cairo_t *cr, const axes *a, const cn_curve_point *pts, size_t n, size_t off,
                         double mul, rgb colour, int dots)
@@ -89,7 +95,7 @@ static void draw_series(cairo_t *cr, const axes *a, const cn_curve_point *pts, s
     cairo_clip(cr);
     int started = 0;
     for (size_t i = 0; i < n; i++) {
-        double v = *(const double *)(const void *)((const char *)&pts[i] + off);
+        double v = field(&pts[i], off);
         if (!isfinite(v) || !isfinite(pts[i].epoch))
             continue;
         double x = px(a, pts[i].epoch), y = py(a, v * mul);
@@ -102,7 +108,7 @@ static void draw_series(cairo_t *cr, const axes *a, const cn_curve_point *pts, s
     cairo_stroke(cr);
     if (dots)
         for (size_t i = 0; i < n; i++) {
-            double v = *(const double *)(const void *)((const char *)&pts[i] + off);
+            double v = field(&pts[i], off);
             if (!isfinite(v) || !isfinite(pts[i].epoch))
                 continue;
             cairo_arc(cr, px(a, pts[i].epoch), py(a, v * mul), 3.5, 0, 8 * atan(1.0));
@@ -137,7 +143,7 @@ static int field_range(const cn_curve_point *pts, size_t n, size_t off, double m
 {
     int any = 0;
     for (size_t i = 0; i < n; i++) {
-        double v = *(const double *)(const void *)((const char *)&pts[i] + off) * mul;
+        double v = field(&pts[i], off) * mul;
         if (!isfinite(v))
             continue;
         *lo = any && *lo < v ? *lo : v;
