@@ -67,17 +67,37 @@ static cn_win flipped(const cn_win *g, size_t m)
     return (cn_win){m, g->oh, g->ow, g->kh, g->kw, 1, g->kh - 1 - g->pad, g->h, g->w};
 }
 
+/* Accumulators of the direct weight gradient per (c, ki): at most this many
+ * vectors of 16 lanes (filters per group times kernel width, dw_group). */
+#define DW_VECS 24
+
+/* The direct path's area per thread (0 where there is none), laid out as
+ * conv_fwd_direct and conv_bwd_direct use it: a padded input and an output
+ * gradient in rows of the padded width (at least one sample's), a padded
+ * gradient, the flat outputs of dconv_sample and the weight gradient's
+ * accumulators. */
+static size_t direct_floats(const cn_win *g, size_t m)
+{
+#ifdef HAVE_DIRECT_CONV
+    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+    size_t hq = 2 * g->kh - 2 + g->oh - 2 * g->pad, wq = 2 * g->kw - 2 + g->ow - 2 * g->pad;
+    size_t flat_y = dconv_scratch(g->oh, g->ow, wp);
+    size_t flat_x = dconv_scratch(g->h, g->w, wq);
+    return g->c * hp * wp + m * g->oh * wp + m * hq * wq + (flat_y > flat_x ? flat_y : flat_x) +
+           g->c * g->kh * DW_VECS * 16;
+#else
+    (void)g, (void)m;
+    return 0;
+#endif
+}
+
 /* Per thread: two buffers, each the larger of K x P and (m*kh*kw) x (h*w),
- * and m x P for a masked dy; shared: W packed (or W^T, or W flipped, packed,
- * and W flipped itself); per chunk: dW and db. */
+ * and m x P for a masked dy, or the direct path's area; shared: W packed (or
+ * W^T, or W flipped, packed, and W flipped itself); per chunk: dW and db. */
 static size_t thread_floats(const cn_win *g, size_t m)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, fk = m * g->kh * g->kw * g->h * g->w;
-    size_t buf = kk * p > fk ? kk * p : fk;
-    /* The direct path: a padded input and a gradient, and a padded gradient. */
-    size_t fp = g->kh - 1 - g->pad, fpw = g->kw - 1 - g->pad;
-    size_t direct = g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad) + m * p +
-                    m * (g->oh + 2 * fp) * (g->ow + 2 * fpw);
+    size_t buf = kk * p > fk ? kk * p : fk, direct = direct_floats(g, m);
     return (2 * buf > direct ? 2 * buf : direct) + m * p;
 }
 
@@ -104,8 +124,11 @@ static void reduce_chunks(const cn_backend *be, const float *partial, size_t chu
     }
 }
 
-/* Samples whose padded inputs the direct weight gradient takes at once. */
-#define MAX_RUN 16
+/* Samples whose padded inputs the direct weight gradient takes at once: at
+ * most MAX_RUN, and as many as fit in RUN_FLOATS (half of a 2 MB L2 cache),
+ * where the kernel finds them again for every filter group. */
+#define MAX_RUN    16
+#define RUN_FLOATS (256 * 1024)
 
 #ifdef HAVE_DIRECT_CONV
 /* w (m, c, kh, kw) tap by tap: out[c][ki][kj][f] = w[f][c][ki][kj], or for
@@ -137,13 +160,13 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
-        float *xp = bufs + (size_t)thread_id() * tf;
+        float *xp = bufs + (size_t)thread_id() * tf, *flat = xp + g->c * hp * wp;
         const float *xs = x + (size_t)s * in;
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
-        pad_sample(xs, g->c, g->h, g->w, g->pad, xp);
+        pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
         dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt, m, b, act == CN_ACT_RELU,
-                     y + (size_t)s * m * p, g->oh, g->ow);
+                     y + (size_t)s * m * p, g->oh, g->ow, flat);
     }
 }
 
@@ -163,39 +186,41 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     float *wf = ws, *bufs = ws + 2 * m * kk, *partial = bufs + (size_t)be->threads * tf;
     if (dx)
         taps_first(w, m, g->c, g->kh, g->kw, 1, wf);
-    /* Samples per run: as many padded inputs and gradients as the thread's
-     * area holds besides one padded gradient; shapes alone decide it. */
-    size_t one = g->c * hp * wp + m * p;
-    size_t run = (tf - m * hq * wq) / one;
+    /* Samples per run: as many padded inputs and widened gradients as the
+     * thread's area holds besides one padded gradient, the flat outputs and
+     * the accumulators, and as RUN_FLOATS holds; shapes alone decide it. */
+    size_t one = g->c * hp * wp + m * g->oh * wp, nacc = g->c * g->kh * DW_VECS * 16;
+    size_t nflat = dconv_scratch(g->h, g->w, wq);
+    size_t run = (tf - m * hq * wq - nflat - nacc) / one;
+    run = run > RUN_FLOATS / one ? RUN_FLOATS / one : run;
     run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
         float *area = bufs + (size_t)thread_id() * tf, *dq = area + run * one;
+        float *flat = dq + m * hq * wq, *acc = flat + nflat;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
         size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
         memset(pdw, 0, part * sizeof(float));
         for (size_t r0 = s0; r0 < s1; r0 += run) {
             size_t cnt = s1 - r0 < run ? s1 - r0 : run;
-            const float *xps[MAX_RUN], *dys[MAX_RUN];
+            const float *xps[MAX_RUN], *dms[MAX_RUN];
             for (size_t k = 0; k < cnt; k++) {
                 size_t s = r0 + k;
                 float *xp = area + k * one, *dm = xp + g->c * hp * wp;
-                pad_sample(x + s * in, g->c, g->h, g->w, g->pad, xp);
-                const float *d = dy + s * m * p;
-                if (act == CN_ACT_RELU) { /* the gradient before the relu */
-                    relu_bwd(y + s * m * p, d, dm, 0, (long)(m * p));
-                    d = dm;
-                }
+                pad_sample(x + s * in, g->c, g->h, g->w, g->w, g->pad, xp);
+                /* The gradient (before the relu, if fused) in rows of wp. */
+                widen_grad(dy + s * m * p, act == CN_ACT_RELU ? y + s * m * p : NULL, m, g->oh,
+                           g->ow, wp, dm);
                 for (size_t f = 0; f < m; f++)
-                    pdb[f] += lane_sum(d + f * p, p);
+                    pdb[f] += lane_sum(dm + f * g->oh * wp, g->oh * wp);
                 xps[k] = xp;
-                dys[k] = d;
+                dms[k] = dm;
             }
-            dconv_dw_samples(xps, dys, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw);
+            dconv_dw_samples(xps, dms, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw, acc);
             for (size_t k = 0; dx && k < cnt; k++) {
-                pad_sample(dys[k], m, g->oh, g->ow, fp, dq);
+                pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
                 dconv_sample(dq, m, hq, wq, g->kh, g->kw, wf, g->c, NULL, 0, dx + (r0 + k) * in,
-                             g->h, g->w);
+                             g->h, g->w, flat);
             }
         }
     }

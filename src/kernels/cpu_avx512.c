@@ -318,14 +318,21 @@ static void im2col_plane_s1(const cn_win *g, const float *x, float *col, size_t 
 /* ------------------------------------------------------ direct convolution
  *
  * For stride-1 convolutions whose output rows are at least 12 wide, without
- * im2col: one output row of up to 16 filters is 16 accumulators, and every
- * tap (c, ki, kj) is one load of an input row segment and one FMA per filter
- * with the weight broadcast from a [c][ki][kj][f] copy.  The input is read
- * from a zero-bordered copy of the sample, so there are no edge cases. */
+ * im2col.  The input is a zero-bordered copy of the sample, xp (c, hp, wp),
+ * and the kernels see each plane as one flat row: output (i, j) at
+ * q = i * wp + j takes tap (ki, kj) from xp[ch][q + ki * wp + kj].  Outputs
+ * are computed at every q in [0, (oh - 1) * wp + ow), the kw - 1 positions
+ * between two rows included (they are dropped, or their gradient is zero), so
+ * that the loops run over long unmasked vectors with no edge cases. */
 #define HAVE_DIRECT_CONV 1
 
-/* x (c, h, w) into xp (c, h + 2 pad, w + 2 pad) with zero borders. */
-static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t pad, float *xp)
+/* Flat outputs of a plane: rows of wp, the last one ow long. */
+static size_t flat_len(size_t oh, size_t ow, size_t wp) { return (oh - 1) * wp + ow; }
+
+/* x (c, h, w), rows sw floats apart, into xp (c, h + 2 pad, w + 2 pad) with
+ * zero borders. */
+static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t sw, size_t pad,
+                       float *xp)
 {
     size_t wp = w + 2 * pad, hp = h + 2 * pad;
     for (size_t ch = 0; ch < c; ch++) {
@@ -334,112 +341,173 @@ static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t pad,
         for (size_t i = 0; i < h; i++) {
             float *row = plane + (pad + i) * wp;
             vzero(row, pad);
-            vcopy(row + pad, x + (ch * h + i) * w, w);
+            vcopy(row + pad, x + (ch * h + i) * sw, w);
             vzero(row + pad + w, pad);
         }
         vzero(plane + (pad + h) * wp, pad * wp);
     }
 }
 
-/* One output row i, columns [j0, j0 + 16) (mask m), filters [f0, f0 + NF).
- * xp: padded input (c planes of hp x wp); wt: weights [c][ki][kj][m]. */
+/* Vectors of 16 outputs per filter that the forward kernel keeps in
+ * registers: 8 filters x 3 vectors = 24 accumulators, and per tap 3 loads and
+ * 8 broadcasts for 24 FMAs. */
+#define FWD_NF 8
+#define FWD_V  3
+
+/* Flat outputs [q0, q0 + 48) (masks mk[v]) of filters [f0, f0 + NF) into out
+ * (NF rows of ldo): the sum over taps of wt[tap][f] xp[q + offset(tap)]. */
 static inline __attribute__((always_inline)) void
-dconv_row(const int NF, const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
-          const float *wt, size_t m, size_t f0, size_t i, size_t j0, __mmask16 mask,
-          const float *bias, int relu, float *y, size_t oh, size_t ow)
+dconv_block(const int NF, const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
+            const float *wt, size_t m, size_t f0, size_t q0, const __mmask16 mk[FWD_V], float *out,
+            size_t ldo)
 {
-    __m512 acc[16];
-#pragma GCC unroll 16
+    __m512 acc[FWD_NF][FWD_V];
+#pragma GCC unroll 8
     for (int f = 0; f < NF; f++)
-        acc[f] = _mm512_set1_ps(bias ? bias[f0 + f] : 0.0f);
+#pragma GCC unroll 3
+        for (int v = 0; v < FWD_V; v++)
+            acc[f][v] = _mm512_setzero_ps();
     for (size_t ch = 0; ch < c; ch++)
         for (size_t ki = 0; ki < kh; ki++) {
-            const float *row = xp + (ch * hp + i + ki) * wp + j0;
+            const float *row = xp + (ch * hp + ki) * wp + q0;
             const float *wk = wt + ((ch * kh + ki) * kw) * m + f0;
             for (size_t kj = 0; kj < kw; kj++, wk += m) {
-                __m512 xv = _mm512_maskz_loadu_ps(mask, row + kj);
-#pragma GCC unroll 16
-                for (int f = 0; f < NF; f++)
-                    acc[f] = _mm512_fmadd_ps(_mm512_set1_ps(wk[f]), xv, acc[f]);
+                __m512 xv[FWD_V];
+#pragma GCC unroll 3
+                for (int v = 0; v < FWD_V; v++)
+                    xv[v] = _mm512_maskz_loadu_ps(mk[v], row + kj + 16 * v);
+#pragma GCC unroll 8
+                for (int f = 0; f < NF; f++) {
+                    __m512 wv = _mm512_set1_ps(wk[f]);
+#pragma GCC unroll 3
+                    for (int v = 0; v < FWD_V; v++)
+                        acc[f][v] = _mm512_fmadd_ps(wv, xv[v], acc[f][v]);
+                }
             }
         }
-#pragma GCC unroll 16
-    for (int f = 0; f < NF; f++) {
-        __m512 v = relu ? _mm512_max_ps(acc[f], _mm512_setzero_ps()) : acc[f];
-        _mm512_mask_storeu_ps(y + ((f0 + f) * oh + i) * ow + j0, mask, v);
-    }
+#pragma GCC unroll 8
+    for (int f = 0; f < NF; f++)
+#pragma GCC unroll 3
+        for (int v = 0; v < FWD_V; v++)
+            _mm512_mask_storeu_ps(out + f * ldo + q0 + 16 * v, mk[v], acc[f][v]);
 }
 
 #define DCONV_CASE(n)                                                                              \
-    case n:                                                                                        \
-        dconv_row(n, xp, c, hp, wp, kh, kw, wt, m, f0, i, j0, mask, bias, relu, y, oh, ow);        \
-        break;
+    case n: dconv_block(n, xp, c, hp, wp, kh, kw, wt, m, f0, q0, mk, flat, n_flat); break;
 
-/* y (m, oh, ow) = conv(xp, wt) + bias (or none), relu'd if asked. */
+/* Scratch floats dconv_sample needs for outputs of oh x ow from rows of wp. */
+static size_t dconv_scratch(size_t oh, size_t ow, size_t wp)
+{
+    return FWD_NF * flat_len(oh, ow, wp);
+}
+
+/* y (m, oh, ow) = conv(xp, wt) + bias (or none), relu'd if asked; wt holds
+ * the weights tap by tap, [c][ki][kj][m].  flat: dconv_scratch floats. */
 static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
                          const float *wt, size_t m, const float *bias, int relu, float *y,
-                         size_t oh, size_t ow)
+                         size_t oh, size_t ow, float *flat)
 {
-    size_t groups = (m + 15) / 16;
+    size_t n_flat = flat_len(oh, ow, wp), groups = (m + FWD_NF - 1) / FWD_NF;
     for (size_t g = 0; g < groups; g++) {
-        /* Even groups: 20 filters are 10 + 10, not 16 + 4. */
+        /* Even groups: 12 filters are 6 + 6, not 8 + 4. */
         size_t f0 = m * g / groups, nf = m * (g + 1) / groups - f0;
-        for (size_t i = 0; i < oh; i++)
-            for (size_t j0 = 0; j0 < ow; j0 += 16) {
-                __mmask16 mask = tail_mask(ow - j0 < 16 ? ow - j0 : 16);
-                /* clang-format off */
-                switch (nf) {
-                    DCONV_CASE(1) DCONV_CASE(2) DCONV_CASE(3) DCONV_CASE(4)
-                    DCONV_CASE(5) DCONV_CASE(6) DCONV_CASE(7) DCONV_CASE(8)
-                    DCONV_CASE(9) DCONV_CASE(10) DCONV_CASE(11) DCONV_CASE(12)
-                    DCONV_CASE(13) DCONV_CASE(14) DCONV_CASE(15) DCONV_CASE(16)
-                }
-                /* clang-format on */
+        for (size_t q0 = 0; q0 < n_flat; q0 += 16 * FWD_V) {
+            __mmask16 mk[FWD_V];
+            for (size_t v = 0; v < FWD_V; v++) {
+                size_t q = q0 + 16 * v;
+                mk[v] = q >= n_flat ? 0 : n_flat - q >= 16 ? 0xffff : tail_mask(n_flat - q);
             }
+            switch (nf) {
+                DCONV_CASE(1)
+                DCONV_CASE(2)
+                DCONV_CASE(3) DCONV_CASE(4) DCONV_CASE(5) DCONV_CASE(6) DCONV_CASE(7) DCONV_CASE(8)
+            }
+        }
+        /* Rows out of the flat outputs, with the bias and the relu. */
+        for (size_t f = 0; f < nf; f++) {
+            __m512 b = _mm512_set1_ps(bias ? bias[f0 + f] : 0.0f);
+            for (size_t i = 0; i < oh; i++) {
+                const float *src = flat + f * n_flat + i * wp;
+                float *dst = y + ((f0 + f) * oh + i) * ow;
+                for (size_t j = 0; j < ow; j += 16) {
+                    __mmask16 mj = tail_mask(ow - j < 16 ? ow - j : 16);
+                    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mj, src + j), b);
+                    if (relu)
+                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    _mm512_mask_storeu_ps(dst + j, mj, v);
+                }
+            }
+        }
     }
 }
 
-/* Weight gradients of a run of samples for filters [f0, f0 + NF) and one
+/* dy (oh, ow planes, contiguous) into rows of wp with zeros after each row's
+ * ow values, masked where y (when given: a fused relu's output) is 0. */
+static void widen_grad(const float *dy, const float *y, size_t planes, size_t oh, size_t ow,
+                       size_t wp, float *out)
+{
+    for (size_t r = 0; r < planes * oh; r++) {
+        const float *d = dy + r * ow;
+        float *o = out + r * wp;
+        for (size_t j = 0; j < wp; j += 16) {
+            size_t in = j < ow ? (ow - j < 16 ? ow - j : 16) : 0;
+            size_t all = wp - j < 16 ? wp - j : 16;
+            __m512 v = _mm512_maskz_loadu_ps(tail_mask(in), d + j);
+            if (y) {
+                __m512 yv = _mm512_maskz_loadu_ps(tail_mask(in), y + r * ow + j);
+                v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(yv, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+            }
+            _mm512_mask_storeu_ps(o + j, tail_mask(all), v);
+        }
+    }
+}
+
+/* Weight gradients of samples [s0, s1) for filters [f0, f0 + NF) and one
  * (c, ki), with KW known at compile time so that the NF x KW accumulators
- * stay in registers: acc[f][kj] sums dy[f][i][j] xp[c][i + ki][j + kj] over
- * the samples, rows and columns lane by lane; the lanes are added up at the
- * end, in a fixed order. */
+ * stay in registers: acc[f][kj] sums dq[f][q] xp[c][q + ki * wp + kj] over
+ * the samples and the flat positions q, lane by lane (dq: the output
+ * gradient in rows of wp, zero between rows).  Per 16 positions: KW loads of
+ * the input, then one gradient load and KW FMAs per filter (28 registers).
+ * The accumulators live in va between calls (NF x KW vectors of 16 lanes), so
+ * that the caller can keep the gradients of a few samples in L1 while it
+ * goes over every (c, ki). */
 static inline __attribute__((always_inline)) void
-dconv_dw(const int NF, const int KW, const float *const *xps, const float *const *dys,
-         size_t samples, size_t c, size_t hp, size_t wp, size_t kh, size_t ch, size_t ki, size_t f0,
-         size_t oh, size_t ow, float *dw)
+dconv_dw(const int NF, const int KW, const float *const *xps, const float *const *dqs, size_t s0,
+         size_t s1, size_t xoff, size_t plane, size_t n_flat, size_t f0, float *va)
 {
     __m512 acc[8][7];
 #pragma GCC unroll 8
     for (int f = 0; f < NF; f++)
 #pragma GCC unroll 7
         for (int kj = 0; kj < KW; kj++)
-            acc[f][kj] = _mm512_setzero_ps();
-    for (size_t s = 0; s < samples; s++)
-        for (size_t i = 0; i < oh; i++)
-            for (size_t j0 = 0; j0 < ow; j0 += 16) {
-                __mmask16 mask = tail_mask(ow - j0 < 16 ? ow - j0 : 16);
-                __m512 d[8];
-#pragma GCC unroll 8
-                for (int f = 0; f < NF; f++)
-                    d[f] = _mm512_maskz_loadu_ps(mask, dys[s] + ((f0 + f) * oh + i) * ow + j0);
-                const float *row = xps[s] + (ch * hp + i + ki) * wp + j0;
+            acc[f][kj] = _mm512_loadu_ps(va + (f * KW + kj) * 16);
+    for (size_t s = s0; s < s1; s++) {
+        const float *xr = xps[s] + xoff, *dr = dqs[s] + f0 * plane;
+        for (size_t q = 0; q < n_flat; q += 16) {
+            __mmask16 mask = n_flat - q >= 16 ? 0xffff : tail_mask(n_flat - q);
+            __m512 xv[7];
 #pragma GCC unroll 7
-                for (int kj = 0; kj < KW; kj++) {
-                    __m512 xv = _mm512_maskz_loadu_ps(mask, row + kj);
+            for (int kj = 0; kj < KW; kj++)
+                xv[kj] = _mm512_maskz_loadu_ps(mask, xr + q + kj);
 #pragma GCC unroll 8
-                    for (int f = 0; f < NF; f++)
-                        acc[f][kj] = _mm512_fmadd_ps(d[f], xv, acc[f][kj]);
-                }
+            for (int f = 0; f < NF; f++) {
+                __m512 d = _mm512_maskz_loadu_ps(mask, dr + f * plane + q);
+#pragma GCC unroll 7
+                for (int kj = 0; kj < KW; kj++)
+                    acc[f][kj] = _mm512_fmadd_ps(d, xv[kj], acc[f][kj]);
             }
+        }
+    }
 #pragma GCC unroll 8
     for (int f = 0; f < NF; f++)
 #pragma GCC unroll 7
         for (int kj = 0; kj < KW; kj++)
-            dw[(((f0 + f) * c + ch) * kh + ki) * KW + kj] += _mm512_reduce_add_ps(acc[f][kj]);
+            _mm512_storeu_ps(va + (f * KW + kj) * 16, acc[f][kj]);
 }
 
-/* Filters per group for a kernel width: NF x KW accumulators fit 32 registers. */
+/* Filters per group for a kernel width: NF x KW accumulators and KW inputs
+ * fit 32 registers (and at most DW_VECS accumulators, the scratch conv.c
+ * plans per (c, ki)). */
 static size_t dw_group(size_t kw) { return kw <= 3 ? 8 : kw <= 5 ? 4 : kw <= 7 ? 3 : 0; }
 
 /* What the direct kernels take: stride 1, rows of 12 outputs or more (a
@@ -451,33 +519,54 @@ static int direct_conv_ok(const cn_win *g)
 
 #define DW_CASE(nf, kw)                                                                            \
     case nf * 16 + kw:                                                                             \
-        dconv_dw(nf, kw, xps, dys, samples, c, hp, wp, kh, ch, ki, f0, oh, ow, dw);                \
+        dconv_dw(nf, kw, xps, dqs, b0, b1, (ch * hp + ki) * wp, plane, n_flat, f0, va);            \
         break;
 
+/* Output-gradient floats of one filter group that the kernel goes over for
+ * every (c, ki): they should stay in the 48 KB L1 data cache. */
+#define DW_L1_FLOATS 6400
+
 /* dw (m, c, kh, kw) += the weight gradients of the samples (padded inputs xps,
- * output gradients dys); kw is 1 to 7 (direct_conv_ok). */
-static void dconv_dw_samples(const float *const *xps, const float *const *dys, size_t samples,
+ * output gradients dqs in rows of wp, widen_grad); kw is 1 to 7
+ * (direct_conv_ok).  Filter group by filter group, a block of samples at a
+ * time, every (c, ki) of the block; the lanes of each accumulator are added
+ * up at the end, in a fixed order.  vacc: c * kh * DW_VECS * 16 floats. */
+static void dconv_dw_samples(const float *const *xps, const float *const *dqs, size_t samples,
                              size_t c, size_t hp, size_t wp, size_t kh, size_t kw, size_t m,
-                             size_t oh, size_t ow, float *dw)
+                             size_t oh, size_t ow, float *dw, float *vacc)
 {
-    size_t group = dw_group(kw);
-    for (size_t ch = 0; ch < c; ch++)
-        for (size_t ki = 0; ki < kh; ki++)
-            for (size_t f0 = 0; f0 < m; f0 += group) {
-                size_t nf = m - f0 < group ? m - f0 : group;
-                /* clang-format off */
-                switch (nf * 16 + kw) {
-                    DW_CASE(1, 1) DW_CASE(2, 1) DW_CASE(3, 1) DW_CASE(4, 1) DW_CASE(5, 1)
-                    DW_CASE(6, 1) DW_CASE(7, 1) DW_CASE(8, 1) DW_CASE(1, 2) DW_CASE(2, 2)
-                    DW_CASE(3, 2) DW_CASE(4, 2) DW_CASE(5, 2) DW_CASE(6, 2) DW_CASE(7, 2)
-                    DW_CASE(8, 2) DW_CASE(1, 3) DW_CASE(2, 3) DW_CASE(3, 3) DW_CASE(4, 3)
-                    DW_CASE(5, 3) DW_CASE(6, 3) DW_CASE(7, 3) DW_CASE(8, 3) DW_CASE(1, 4)
-                    DW_CASE(2, 4) DW_CASE(3, 4) DW_CASE(4, 4) DW_CASE(1, 5) DW_CASE(2, 5)
-                    DW_CASE(3, 5) DW_CASE(4, 5) DW_CASE(1, 6) DW_CASE(2, 6) DW_CASE(3, 6)
-                    DW_CASE(1, 7) DW_CASE(2, 7) DW_CASE(3, 7)
+    size_t group = dw_group(kw), plane = oh * wp, n_flat = flat_len(oh, ow, wp);
+    for (size_t f0 = 0; f0 < m; f0 += group) {
+        size_t nf = m - f0 < group ? m - f0 : group, per = nf * kw * 16;
+        size_t block = DW_L1_FLOATS / (nf * plane);
+        block = block < 1 ? 1 : block;
+        memset(vacc, 0, c * kh * per * sizeof(float));
+        for (size_t b0 = 0; b0 < samples; b0 += block) {
+            size_t b1 = samples - b0 < block ? samples : b0 + block;
+            for (size_t ch = 0; ch < c; ch++)
+                for (size_t ki = 0; ki < kh; ki++) {
+                    float *va = vacc + (ch * kh + ki) * per;
+                    /* clang-format off */
+                    switch (nf * 16 + kw) {
+                        DW_CASE(1, 1) DW_CASE(2, 1) DW_CASE(3, 1) DW_CASE(4, 1) DW_CASE(5, 1)
+                        DW_CASE(6, 1) DW_CASE(7, 1) DW_CASE(8, 1) DW_CASE(1, 2) DW_CASE(2, 2)
+                        DW_CASE(3, 2) DW_CASE(4, 2) DW_CASE(5, 2) DW_CASE(6, 2) DW_CASE(7, 2)
+                        DW_CASE(8, 2) DW_CASE(1, 3) DW_CASE(2, 3) DW_CASE(3, 3) DW_CASE(4, 3)
+                        DW_CASE(5, 3) DW_CASE(6, 3) DW_CASE(7, 3) DW_CASE(8, 3) DW_CASE(1, 4)
+                        DW_CASE(2, 4) DW_CASE(3, 4) DW_CASE(4, 4) DW_CASE(1, 5) DW_CASE(2, 5)
+                        DW_CASE(3, 5) DW_CASE(4, 5) DW_CASE(1, 6) DW_CASE(2, 6) DW_CASE(3, 6)
+                        DW_CASE(1, 7) DW_CASE(2, 7) DW_CASE(3, 7)
+                    }
+                    /* clang-format on */
                 }
-                /* clang-format on */
-            }
+        }
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t ki = 0; ki < kh; ki++)
+                for (size_t f = 0; f < nf; f++)
+                    for (size_t kj = 0; kj < kw; kj++)
+                        dw[(((f0 + f) * c + ch) * kh + ki) * kw + kj] += _mm512_reduce_add_ps(
+                            _mm512_loadu_ps(vacc + (ch * kh + ki) * per + (f * kw + kj) * 16));
+    }
 }
 
 #define CN_ISA avx512
