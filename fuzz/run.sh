@@ -3,7 +3,7 @@
 # its seed corpus (fuzz/corpus/TARGET, read only) and prints how many inputs
 # it ran.  MODE "smoke" starts from the seeds alone each time
 # (BUILD/smoke/TARGET, emptied first); "keep" grows BUILD/corpus/TARGET from
-# run to run.  A crash, leak, timeout (an input taking over 10 s) or an
+# run to run.  A crash, leak, timeout (an input taking over 30 s) or an
 # allocation over 2 GB fails the run: the input is left in BUILD/artifacts/
 # and the end of the target's log is printed.
 set -u
@@ -19,7 +19,7 @@ for t in "$@"; do
     mkdir -p "$work"
     log="$build/logs/$t.log"
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$bin" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$build/artifacts/$t-" "$work" "fuzz/corpus/$t" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
