@@ -40,7 +40,98 @@ static int write_file(const char *path, const void *b, size_t n)
     CHECK_MSG(th_peak_rss_mb() < (rss0) + 64, "peak RSS grew from %ld to %ld MB", (rss0),          \
               th_peak_rss_mb())
 
+/* ---------------------------------------------------------- lying files */
+
+/* A net larger than the memory allowed is refused before it is allocated,
+ * with what it needs and what there is. */
+static void net_larger_than_memory(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=1024\nwidth=1024\nclasses=2\n"
+                            "[avgpool]\nglobal=1\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net = NULL;
+    setenv("CONVNET_MAX_MEMORY", "64M", 1);
+    CHECK_ERR(cn_net_create(spec, 16, 1, &net), CN_ERR_NOMEM);
+    CHECK_MSG(net == NULL && th_contains(cn_last_error(), "test.cfg: the network needs 128.") &&
+                  th_contains(cn_last_error(), " MB of memory for batches of 16, more than the "
+                                               "64.0 MB that CONVNET_MAX_MEMORY allows"),
+              "message: %s", cn_last_error());
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    cn_net_free(net);
+    setenv("CONVNET_MAX_MEMORY", "lots", 1);
+    CHECK_ERR(cn_net_create(spec, 1, 1, &net), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "CONVNET_MAX_MEMORY=lots is not a size"));
+    unsetenv("CONVNET_MAX_MEMORY");
+    cn_spec_free(spec);
+    /* Without the variable, the machine's memory is the limit. */
+    spec = th_spec("[net]\nchannels=4096\nheight=65536\nwidth=65536\nclasses=2\n"
+                   "[avgpool]\nglobal=1\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    CHECK_ERR(cn_net_create(spec, 1, 1, &net), CN_ERR_NOMEM);
+    CHECK_MSG(th_contains(cn_last_error(), "test.cfg: the network needs ") &&
+                  th_contains(cn_last_error(), "GB of memory for batches of 1, more than the ") &&
+                  th_contains(cn_last_error(), "GB this machine has"),
+              "message: %s", cn_last_error());
+    cn_spec_free(spec);
+    CHECK_SMALL(rss0);
+}
+
 /* -------------------------------------------------- found by fuzzing */
+
+static const char *SMALL =
+    "[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n"
+    "[train]\nbatch=4\nlr=0.05\nseed=9\n"
+    "[conv]\nfilters=2\nsize=3\n[relu]\n[maxpool]\n[fc]\noutputs=3\n[softmax]\n";
+
+/* fuzz/corpus/safetensors/model-huge-net.st: a model file whose description
+ * was edited to take 60000 x 60000 images.  Its fully connected layer then
+ * needs 10^9 weights, which the file does not hold; the loader built the net
+ * (gigabytes of parameters, zeroed) before it looked at the tensors. */
+static void model_description_larger_than_file(void)
+{
+    cn_spec *spec = th_spec(SMALL);
+    CHECK(spec);
+    cn_model *m = NULL;
+    CHECK_OK(cn_model_create(spec, NULL, 1, &m));
+    cn_spec_free(spec);
+    const char *path = th_path("huge.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    cn_model_free(m);
+    FILE *f = fopen(path, "rb");
+    CHECK(f);
+    static char b[1 << 16];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)(unsigned char)b[i] << (8 * i);
+    char *at = strstr(b + 8, "height=6\\nwidth=6");
+    CHECK(at && hlen + 8 <= n);
+    /* The description in the metadata, edited, and the header's length with it. */
+    static char out[1 << 16];
+    size_t pre = (size_t)(at - b);
+    const char *bigger = "height=60000\\nwidth=60000";
+    size_t grow = strlen(bigger) - strlen("height=6\\nwidth=6");
+    memcpy(out, b, pre);
+    memcpy(out + pre, bigger, strlen(bigger));
+    memcpy(out + pre + strlen(bigger), at + strlen("height=6\\nwidth=6"),
+           n - pre - strlen("height=6\\nwidth=6"));
+    hlen += grow;
+    for (int i = 0; i < 8; i++)
+        out[i] = (char)(hlen >> (8 * i));
+    CHECK(write_file(path, out, n + grow));
+
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    CHECK_ERR(cn_model_load(path, 1, &m), CN_ERR_FORMAT);
+    CHECK_MSG(m == NULL && th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "its model description needs 5399640029 weights") &&
+                  th_contains(cn_last_error(), "but the file holds only"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
 
 /* fuzz/corpus/image/found-jpeg-huffman-overflow.jpg, reduced: a JPEG whose
  * Huffman table defines 320 codes.  stb_image 2.27 (Debian 12's) wrote the
@@ -122,6 +213,8 @@ static void image_absurd_dimensions(void)
 }
 
 const th_test th_fuzzfound[] = {
+    {"fuzzfound/net_larger_than_memory", net_larger_than_memory},
+    {"fuzzfound/model_description_larger_than_file", model_description_larger_than_file},
     {"fuzzfound/jpeg_huffman_table_overflow", jpeg_huffman_table_overflow},
     {"fuzzfound/image_absurd_dimensions", image_absurd_dimensions},
     {NULL, NULL},
