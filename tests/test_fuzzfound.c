@@ -34,6 +34,23 @@ static int write_file(const char *path, const void *b, size_t n)
     return fclose(f) == 0 && ok;
 }
 
+/* A safetensors file: the header's length, the header, data_len zero bytes. */
+static int write_st(const char *path, uint64_t claimed_len, const char *json, size_t data_len)
+{
+    size_t h = strlen(json);
+    unsigned char *b = calloc(8 + h + data_len + 1, 1);
+    if (!b)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(claimed_len >> (8 * i));
+    memcpy(b + 8, json, h);
+    int ok = write_file(path, b, 8 + h + data_len);
+    free(b);
+    return ok;
+}
+
+#define ST_LEN(json) ((uint64_t)strlen(json))
+
 /* Peak resident memory grew by less than 64 MB: nothing large was allocated
  * and touched on the way to the refusal. */
 #define CHECK_SMALL(rss0)                                                                          \
@@ -212,10 +229,100 @@ static void image_absurd_dimensions(void)
     CHECK_SMALL(rss0);
 }
 
+/* ------------------------------------- found by reading the readers */
+
+/* CPU seconds of this test so far (each test runs in its own process). */
+static double cpu_s(void) { return (double)clock() / CLOCKS_PER_SEC; }
+
+/* A description of 1 MB with one section of 100 000 keys: each key was
+ * checked against all before it, 5 * 10^9 comparisons. */
+static void spec_many_keys(void)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *text = malloc(cap + 1);
+    CHECK(text);
+    n += (size_t)snprintf(text, cap, "[net]\n");
+    for (int i = 0; n + 16 < cap; i++)
+        n += (size_t)snprintf(text + n, cap - n, "k%d=1\n", i);
+    double t0 = cpu_s();
+    cn_spec *spec = NULL;
+    CHECK_ERR(cn_spec_parse(text, "keys.cfg", &spec), CN_ERR_SPEC);
+    CHECK_MSG(th_contains(cn_last_error(), "keys.cfg:66: [net] has more than 64 keys"),
+              "message: %s", cn_last_error());
+    CHECK_MSG(cpu_s() - t0 < 2, "%.1f s of CPU", cpu_s() - t0);
+    free(text);
+}
+
+/* 150 000 layers in 1 MB: building the net compared every layer's name with
+ * every other's. */
+static void spec_many_layers(void)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *text = malloc(cap + 1);
+    CHECK(text);
+    n += (size_t)snprintf(text, cap, "[net]\nchannels=1\nheight=2\nwidth=1\nclasses=2\n");
+    while (n + 16 < cap)
+        n += (size_t)snprintf(text + n, cap - n, "[relu]\n");
+    snprintf(text + n, cap - n, "[softmax]\n");
+    double t0 = cpu_s();
+    cn_spec *spec = NULL;
+    CHECK_ERR(cn_spec_parse(text, "deep.cfg", &spec), CN_ERR_SPEC);
+    CHECK_MSG(th_contains(cn_last_error(), "deep.cfg:10006: more than 10000 layers"), "message: %s",
+              cn_last_error());
+    CHECK_MSG(cpu_s() - t0 < 2, "%.1f s of CPU", cpu_s() - t0);
+    /* 10 000 are built. */
+    text[strlen("[net]\nchannels=1\nheight=2\nwidth=1\nclasses=2\n") + 7 * 9999] = '\0';
+    strcat(text, "[softmax]\n");
+    CHECK_OK(cn_spec_parse(text, "deep.cfg", &spec));
+    cn_net *net = NULL;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK(cn_net_num_layers(net) == 10000);
+    CHECK_MSG(cpu_s() - t0 < 5, "%.1f s of CPU", cpu_s() - t0);
+    cn_net_free(net);
+    cn_spec_free(spec);
+    free(text);
+}
+
+/* A safetensors header of 200 000 tensors: each name was compared with all
+ * before it, 2 * 10^10 comparisons. */
+static void safetensors_many_tensors(void)
+{
+    size_t count = 200000, cap = count * 96 + 64, n = 0;
+    char *json = malloc(cap);
+    CHECK(json);
+    n += (size_t)snprintf(json, cap, "{");
+    for (size_t i = 0; i < count; i++)
+        n += (size_t)snprintf(
+            json + n, cap - n,
+            "%s\"t%zu\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[%zu,%zu]}", i ? "," : "",
+            i, i, i + 1);
+    snprintf(json + n, cap - n, "}");
+    const char *p = th_path("many.safetensors");
+    CHECK(write_st(p, ST_LEN(json), json, count));
+    double t0 = cpu_s();
+    cn_st_file f;
+    CHECK_OK(cn_st_open(p, &f));
+    CHECK(f.n_entries == count && cn_st_find(&f, "t199999")->begin == 199999);
+    cn_st_close(&f);
+    /* The last name again. */
+    char *last = strstr(json, "\"t199999\"");
+    CHECK(last);
+    memcpy(last, "\"t100000\"", 9);
+    CHECK(write_st(p, ST_LEN(json), json, count));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), "tensor 't100000' appears twice"), "message: %s",
+              cn_last_error());
+    CHECK_MSG(cpu_s() - t0 < 5, "%.1f s of CPU", cpu_s() - t0);
+    free(json);
+}
+
 const th_test th_fuzzfound[] = {
     {"fuzzfound/net_larger_than_memory", net_larger_than_memory},
     {"fuzzfound/model_description_larger_than_file", model_description_larger_than_file},
     {"fuzzfound/jpeg_huffman_table_overflow", jpeg_huffman_table_overflow},
     {"fuzzfound/image_absurd_dimensions", image_absurd_dimensions},
+    {"fuzzfound/spec_many_keys", spec_many_keys},
+    {"fuzzfound/spec_many_layers", spec_many_layers},
+    {"fuzzfound/safetensors_many_tensors", safetensors_many_tensors},
     {NULL, NULL},
 };
