@@ -34,6 +34,28 @@ static int write_file(const char *path, const void *b, size_t n)
     return fclose(f) == 0 && ok;
 }
 
+static int write_gz(const char *path, const void *b, size_t n)
+{
+    gzFile f = gzopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = n == 0 || gzwrite(f, b, (unsigned)n) == (int)n;
+    return gzclose(f) == Z_OK && ok;
+}
+
+/* An IDX header of unsigned bytes with the given dimensions, then data. */
+static size_t idx_bytes(uint8_t *out, int ndim, const uint32_t *dims, const uint8_t *data, size_t n)
+{
+    out[0] = out[1] = 0;
+    out[2] = 8;
+    out[3] = (uint8_t)ndim;
+    for (int d = 0; d < ndim; d++)
+        for (int k = 0; k < 4; k++)
+            out[4 + 4 * d + k] = (uint8_t)(dims[d] >> (24 - 8 * k));
+    memcpy(out + 4 + 4 * ndim, data, n);
+    return 4 + 4 * (size_t)ndim + n;
+}
+
 /* A safetensors file: the header's length, the header, data_len zero bytes. */
 static int write_st(const char *path, uint64_t claimed_len, const char *json, size_t data_len)
 {
@@ -58,6 +80,133 @@ static int write_st(const char *path, uint64_t claimed_len, const char *json, si
               th_peak_rss_mb())
 
 /* ---------------------------------------------------------- lying files */
+
+/* 10^9 images of 10^5 x 10^5 pixels in a file of a few bytes, raw and gz. */
+static void idx_absurd_dimensions(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    uint8_t b[64], lab[16];
+    uint32_t huge[3] = {1000000000u, 100000, 100000}, one[1] = {1};
+    size_t n = idx_bytes(b, 3, huge, (const uint8_t *)"pixels", 6);
+    size_t nl = idx_bytes(lab, 1, one, (const uint8_t *)"", 1);
+    const char *lb = th_path("lab.idx");
+    CHECK(write_file(lb, lab, nl));
+    for (int gz = 0; gz < 2; gz++) {
+        const char *im = th_path(gz ? "absurd.idx.gz" : "absurd.idx");
+        CHECK(gz ? write_gz(im, b, n) : write_file(im, b, n));
+        cn_data d;
+        CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+        CHECK_MSG(th_contains(cn_last_error(), im) &&
+                      th_contains(cn_last_error(), "1000000000 x 100000 x 100000 bytes") &&
+                      th_contains(cn_last_error(), "4 GiB"),
+                  "message: %s", cn_last_error());
+        CHECK(d.pixels == NULL && d.n == 0);
+    }
+    CHECK_SMALL(rss0);
+}
+
+/* A header that is fine, over data that ends early: raw and gz; then a header
+ * claiming 4 GB (under the limit) over 48 bytes, raw and gz. */
+static void idx_shorter_than_header(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    uint8_t b[128], lab[16], pix[48] = {0};
+    uint32_t dims[3] = {4, 4, 4}, four[1] = {4};
+    size_t n = idx_bytes(b, 3, dims, pix, sizeof pix);
+    const char *lb = th_path("lab4.idx");
+    CHECK(write_file(lb, lab, idx_bytes(lab, 1, four, (const uint8_t *)"\0\1\2\3", 4)));
+    const char *raw = th_path("short.idx"), *gz = th_path("short.idx.gz");
+    CHECK(write_file(raw, b, n) && write_gz(gz, b, n));
+    cn_data d;
+    CHECK_ERR(cn_data_load_idx(raw, lb, &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), raw) &&
+                  th_contains(cn_last_error(), "the header claims 64 bytes of data but the file "
+                                               "has 48"),
+              "message: %s", cn_last_error());
+    CHECK_ERR(cn_data_load_idx(gz, lb, &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), gz) && th_contains(cn_last_error(), "truncated") &&
+                  th_contains(cn_last_error(), "claims 64 bytes of data but only 48"),
+              "message: %s", cn_last_error());
+    uint32_t big[3] = {4000, 1000, 1000};
+    n = idx_bytes(b, 3, big, pix, sizeof pix);
+    CHECK(write_file(raw, b, n) && write_gz(gz, b, n));
+    CHECK_ERR(cn_data_load_idx(raw, lb, &d), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "claims 4000000000 bytes of data but the file has 48"));
+    CHECK_ERR(cn_data_load_idx(gz, lb, &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), "claims 4000000000 bytes of data but only 48"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* A CIFAR-10 batch whose size is not a whole number of records. */
+static void cifar_partial_record(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    const char *dir = th_path("cifar");
+    char path[600];
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+    static uint8_t rec[2 * 3073 + 100];
+    CHECK(write_file(path, rec, sizeof rec));
+    cn_data d;
+    CHECK_ERR(cn_data_load_cifar10(dir, "test", &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "6246 bytes is not a whole number of 3073-byte "
+                                               "records (2 records and 100 bytes more)"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* Safetensors headers that claim more than the file holds. */
+static void safetensors_lying_sizes(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    const char *p = th_path("lie.safetensors");
+    cn_st_file f;
+    /* The header's length: 10^12 bytes, in a file of 15. */
+    CHECK(write_st(p, 1000000000000ull, "{\"a\":1}", 0));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "the header claims 1000000000000 bytes but the "
+                                               "file has 7 after the length"),
+              "message: %s", cn_last_error());
+    /* A 100 GB tensor: data_offsets far beyond the file. */
+    const char *big = "{\"w\":{\"dtype\":\"F32\",\"shape\":[25000000000],"
+                      "\"data_offsets\":[0,100000000000]}}";
+    CHECK(write_st(p, ST_LEN(big), big, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "tensor 'w' has data_offsets outside the 8 bytes "
+                                               "of data the file holds"),
+              "message: %s", cn_last_error());
+    /* A shape whose size overflows 64 bits, over offsets that are fine. */
+    const char *ovf = "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,16],"
+                      "\"data_offsets\":[0,8]}}";
+    CHECK(write_st(p, ST_LEN(ovf), ovf, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "tensor 'w': F64 of shape "
+                                               "[4294967296,4294967296,16] needs more than 2^64 "
+                                               "bytes but its data_offsets span 8"),
+              "message: %s", cn_last_error());
+    /* dtype and shape disagree with the offsets. */
+    const char *mis = "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}";
+    CHECK(write_st(p, ST_LEN(mis), mis, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "tensor 'w': F32 of shape [3] needs 12 bytes but "
+                                               "its data_offsets span 8"),
+              "message: %s", cn_last_error());
+    const char *i16 = "{\"w\":{\"dtype\":\"I16\",\"shape\":[2,3],\"data_offsets\":[0,8]}}";
+    CHECK(write_st(p, ST_LEN(i16), i16, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "I16 of shape [2,3] needs 12 bytes"));
+    CHECK_SMALL(rss0);
+}
 
 /* A net larger than the memory allowed is refused before it is allocated,
  * with what it needs and what there is. */
@@ -317,6 +466,10 @@ static void safetensors_many_tensors(void)
 }
 
 const th_test th_fuzzfound[] = {
+    {"fuzzfound/idx_absurd_dimensions", idx_absurd_dimensions},
+    {"fuzzfound/idx_shorter_than_header", idx_shorter_than_header},
+    {"fuzzfound/cifar_partial_record", cifar_partial_record},
+    {"fuzzfound/safetensors_lying_sizes", safetensors_lying_sizes},
     {"fuzzfound/net_larger_than_memory", net_larger_than_memory},
     {"fuzzfound/model_description_larger_than_file", model_description_larger_than_file},
     {"fuzzfound/jpeg_huffman_table_overflow", jpeg_huffman_table_overflow},

@@ -337,11 +337,17 @@ static cn_status parse_header(cn_st_file *f, const char *json, size_t len)
             goto done;
         }
         if (e->end - e->begin != bytes) {
+            char dims[8 * 21 + 1] = "", need[32] = "more than 2^64";
+            size_t at = 0;
+            for (int d = 0; d < nd; d++)
+                at += (size_t)snprintf(dims + at, sizeof dims - at, "%s%zu", d ? "," : "",
+                                       e->dims[d]);
+            if (bytes != SIZE_MAX)
+                snprintf(need, sizeof need, "%zu", bytes);
             st = cn_fail(CN_ERR_FORMAT,
-                         "%s: tensor '%s': its shape needs %s bytes but its offsets "
+                         "%s: tensor '%s': %s of shape [%s] needs %s bytes but its data_offsets "
                          "span %zu",
-                         path, name, bytes == SIZE_MAX ? "too many" : "a different number of",
-                         e->end - e->begin);
+                         path, name, e->dtype, dims, need, e->end - e->begin);
             goto done;
         }
         order[f->n_entries - 1] = e;
