@@ -46,7 +46,7 @@ LIB  := $(BUILD)/libconvnet.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test demo data bench clean format format-check help info
+.PHONY: all test demo data bench clean format format-check help info fuzz fuzz-smoke fuzz-run
 all: $(BIN) $(TBIN)
 
 info:
@@ -110,14 +110,50 @@ $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fopenmp $< -o $@
 
+# --- fuzzing -----------------------------------------------------------------
+# One libFuzzer target per reader of outside input (fuzz/fuzz_*.c), built with
+# clang and the address and undefined-behaviour sanitizers into build-fuzz/,
+# apart from the gcc build.  The library is compiled with the portable kernels
+# only; stb is compiled in (fuzz/stb.c) so that the fuzzer sees its decoders.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 25
+FUZZ_TARGETS ?= idx cifar cfg safetensors image
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra \
+                -Wno-unknown-pragmas -Wno-unused-parameter -MMD -MP
+FUZZ_CPPFLAGS := $(filter-out -DCN_HAVE_X86_KERNELS,$(CPPFLAGS)) $(CAIRO_CFLAGS)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(LIB_SRC) src/kernels/cpu_portable.c fuzz/stb.c)
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ -lcairo -lcjson -lz -lm -o $@
+
+fuzz:
+	@sh scripts/deps.sh --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+# Each target for FUZZ_SECONDS on its seeds; fails on any crash, leak or hang.
+fuzz-smoke: fuzz
+	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) smoke $(FUZZ_TARGETS)
+
+# The same, growing the corpus in $(FUZZ_BUILD)/corpus from run to run.
+fuzz-run: fuzz
+	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) keep $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)
 
 format:
-	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch]
+	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch] fuzz/*.[ch]
 
 format-check:
-	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch]
+	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch] \
+	  fuzz/*.[ch]
 
 help:
 	@echo "make          build $(BIN) and the tests"
@@ -127,5 +163,8 @@ help:
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
 	@echo "make format   clang-format the sources"
+	@echo "make fuzz     build the fuzz targets (clang, libFuzzer, sanitizers) into $(FUZZ_BUILD)"
+	@echo "make fuzz-smoke  run each fuzz target $(FUZZ_SECONDS) s on its seeds (FUZZ_SECONDS=N)"
+	@echo "make fuzz-run    the same, growing $(FUZZ_BUILD)/corpus (FUZZ_TARGETS=idx ...)"
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

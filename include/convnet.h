@@ -158,8 +158,12 @@ typedef struct cn_net cn_net;
 
 /* Builds the network of spec for batches of 1..max_batch samples, using
  * threads worker threads (0: one per core).  Parameters are zero: call
- * cn_net_init or load them.  Errors: CN_ERR_SPEC (impossible shapes, with
- * the line of the offending layer), CN_ERR_NOMEM, CN_ERR_ARG. */
+ * cn_net_init or load them.  The memory is planned first: a network that
+ * needs more than the machine's memory, or than the environment variable
+ * CONVNET_MAX_MEMORY allows (a size such as 512M or 4G), is refused before
+ * anything is allocated.  Errors: CN_ERR_SPEC (impossible shapes, with the
+ * line of the offending layer), CN_ERR_NOMEM (saying what the net needs and
+ * what there is), CN_ERR_ARG (also a bad CONVNET_MAX_MEMORY). */
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out);
 void cn_net_free(cn_net *net);
 
@@ -335,8 +339,10 @@ typedef struct cn_train_state {
 cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int threads,
                           cn_model **out);
 /* Reads a model file written by cn_model_save.  Every header field, dtype
- * and shape is checked against the architecture in the file.
- * Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC. */
+ * and shape is checked against the architecture in the file, and the weights
+ * that architecture needs against the file's size before the network is
+ * built.  Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC, and as
+ * cn_net_create. */
 cn_status cn_model_load(const char *path, int threads, cn_model **out);
 /* Writes weights, optimizer state, recipe and training state to path
  * atomically (temporary file, fsync, rename): an interrupted save leaves the

@@ -42,8 +42,10 @@ cn_status cn_image_from_planes(const uint8_t *pixels, cn_shape shape, int scale,
 /* Reads an image file: PNG, JPEG, BMP, PGM/PPM, GIF (first frame), TGA,
  * 8 or 16 bits.  Grey stays grey, colour becomes RGB, and transparency is
  * composited over white (a digit drawn on a transparent canvas reads as
- * drawn on paper).  Errors: CN_ERR_IO (cannot open), CN_ERR_FORMAT (not an
- * image this reader knows, or a damaged one; the message says which). */
+ * drawn on paper).  Files over 256 MB and images over 2^26 pixels (8192 x
+ * 8192) are refused before they are decoded.  Errors: CN_ERR_IO (cannot
+ * open, not a regular file), CN_ERR_FORMAT (not an image this reader knows,
+ * a damaged one, or too large; the message says which). */
 cn_status cn_image_load(const char *path, cn_image *out);
 
 /* Writes img as a PNG file.  Errors: CN_ERR_IO. */

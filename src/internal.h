@@ -208,11 +208,27 @@ struct cn_net {
     const float *x_last;
 };
 
+/* What a network takes, known before anything of it is allocated. */
+typedef struct cn_net_plan {
+    size_t weights; /* floats of its parameters and buffers: what a model file
+                       must hold */
+    size_t bytes;   /* memory for the whole net: blocks, activations, scratch
+                       (SIZE_MAX when the sizes overflow) */
+} cn_net_plan;
+
+/* Sets up the layers of spec and plans the memory of a net for batches of
+ * max_batch (train_batch for backward) without allocating it.  Errors: as
+ * cn_net_build, except that the memory is not checked against the limit. */
+cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
+                             cn_net_plan *plan);
+
 /* Sets the input's per-channel mean and std (of p / 255) to data's. */
 void cn_net_measure_input(cn_net *net, const cn_data *data);
 
 /* cn_net_create with gradient memory for batches of up to train_batch only
- * (<= max_batch): a model evaluates larger batches than it trains on. */
+ * (<= max_batch): a model evaluates larger batches than it trains on.  A
+ * plan larger than the machine's memory (or $CONVNET_MAX_MEMORY) is refused
+ * with CN_ERR_NOMEM before anything is allocated. */
 cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
                        cn_net **out);
 

@@ -355,6 +355,18 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
     const char *otext = cn_st_meta(&f, "convnet.train");
     if (otext && (st = read_opts(path, otext, &opts)))
         goto done;
+    /* The weights the description needs must be in the file: a few bytes of
+     * description must not make the net allocate gigabytes for them. */
+    cn_net_plan plan;
+    if ((st = cn_net_plan_memory(spec, 1, 1, &plan)))
+        goto done;
+    if (cn_mul(plan.weights, sizeof(float)) > f.data_len) {
+        st = cn_fail(CN_ERR_FORMAT,
+                     "%s: its model description needs %zu weights (%zu bytes) but the file holds "
+                     "only %zu bytes of tensors",
+                     path, plan.weights, cn_mul(plan.weights, sizeof(float)), f.data_len);
+        goto done;
+    }
     if ((st = model_new(spec, &opts, threads, &m)))
         goto done;
     const char *origin = cn_st_meta(&f, "convnet.source");

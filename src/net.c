@@ -4,15 +4,58 @@
 #include "internal.h"
 #include "kernels/plain.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Parameter tensors start on 64-byte boundaries. */
 #define ALIGN_FLOATS 16
 
-static size_t align_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+/* n rounded up to whole 64-byte blocks; SIZE_MAX stays SIZE_MAX (sizes from a
+ * description saturate rather than wrap: see cn_mul). */
+static size_t align_up(size_t n)
+{
+    return n > SIZE_MAX - ALIGN_FLOATS ? SIZE_MAX
+                                       : (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+/* The most memory a network may plan: $CONVNET_MAX_MEMORY (a size such as
+ * 512M or 4G), else the machine's physical memory. */
+static cn_status memory_limit(size_t *limit)
+{
+    const char *env = getenv("CONVNET_MAX_MEMORY");
+    if (env && *env) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 10);
+        int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
+        end += shift != 0;
+        if (!isdigit((unsigned char)env[0]) || *end != '\0' || errno || v > SIZE_MAX >> shift)
+            return cn_fail(CN_ERR_ARG, "CONVNET_MAX_MEMORY=%s is not a size such as 512M or 4G",
+                           env);
+        *limit = (size_t)v << shift;
+        return CN_OK;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    *limit = pages > 0 && page > 0 ? cn_mul((size_t)pages, (size_t)page) : SIZE_MAX;
+    return CN_OK;
+}
+
+/* bytes in words: "3.2 GB", "120 MB", "more than 2^64 bytes". */
+static const char *in_words(size_t bytes, char *buf, size_t size)
+{
+    if (bytes == SIZE_MAX)
+        snprintf(buf, size, "more than 2^64 bytes");
+    else if (bytes >= (size_t)1 << 30)
+        snprintf(buf, size, "%.1f GB", (double)bytes / (1 << 30));
+    else
+        snprintf(buf, size, "%.1f MB", (double)bytes / (1 << 20));
+    return buf;
+}
 
 void cn_net_free(cn_net *net)
 {
@@ -100,10 +143,13 @@ cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_n
     return cn_net_build(spec, max_batch, max_batch, threads, out);
 }
 
-cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
-                       cn_net **out)
+/* cn_net_build, and cn_net_plan_memory when out is NULL: then the layers are
+ * set up and the memory planned, but nothing is allocated for it. */
+static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
+                       cn_net_plan *plan, cn_net **out)
 {
-    *out = NULL;
+    if (out)
+        *out = NULL;
     if (!spec || max_batch == 0 || max_batch > 65536)
         return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
                        max_batch);
@@ -189,8 +235,9 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
     }
 
     /* Memory plan: parameters, gradients, buffers, layer states,
-     * activations, scratch. */
-    size_t n_states = 0;
+     * activations, scratch; every sum saturates at SIZE_MAX. */
+    size_t n_states = 0, acts = 0;
+    *plan = (cn_net_plan){0, 0};
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
@@ -202,6 +249,39 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
             net->n_buffers = cn_add(net->n_buffers, align_up(l->bt[t].count));
         }
         n_states = cn_add(n_states, align_up(l->state_floats));
+        for (size_t t = 0; t < l->n_t + l->n_bt; t++)
+            plan->weights =
+                cn_add(plan->weights, t < l->n_t ? l->t[t].count : l->bt[t - l->n_t].count);
+        /* An element-wise layer writes over its input when the layer before
+         * does not need its own output in backward. */
+        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
+                          !net->layers[i - 1].skip_source;
+        if (!l->shares_input)
+            acts = cn_add(acts, cn_mul(cn_shape_size(l->out), max_batch));
+    }
+    size_t floats = cn_add(cn_mul(2, net->n_params), net->n_buffers);
+    floats = cn_add(floats, cn_add(n_states, cn_mul(2, spec->input.c)));
+    floats = cn_add(floats, cn_add(cn_mul(2, cn_mul(max_io, train_batch)), cn_add(ws, acts)));
+    plan->bytes = cn_mul(floats, sizeof(float));
+    if (!out) {
+        cn_net_free(net);
+        return CN_OK;
+    }
+    /* A description (a model file's too) can ask for more than any machine
+     * has: that is refused before anything is allocated. */
+    size_t limit = SIZE_MAX;
+    if ((st = memory_limit(&limit)))
+        goto fail;
+    if (plan->bytes > limit) {
+        char need[32], have[32];
+        st = cn_fail(CN_ERR_NOMEM,
+                     "%s: the network needs %s of memory for batches of %zu, more than the %s %s",
+                     spec->source, in_words(plan->bytes, need, sizeof need), max_batch,
+                     in_words(limit, have, sizeof have),
+                     getenv("CONVNET_MAX_MEMORY") && *getenv("CONVNET_MAX_MEMORY")
+                         ? "that CONVNET_MAX_MEMORY allows"
+                         : "this machine has");
+        goto fail;
     }
     net->params = cn_alloc(net->n_params, sizeof(float));
     net->grads = cn_alloc(net->n_params, sizeof(float));
@@ -220,10 +300,6 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
              net->gbuf[0] && net->gbuf[1] && net->ws;
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        /* An element-wise layer writes over its input when the layer before
-         * does not need its own output in backward. */
-        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
-                          !net->layers[i - 1].skip_source;
         if (l->shares_input)
             net->act[i] = net->act[i - 1];
         else
@@ -259,6 +335,19 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
 fail:
     cn_net_free(net);
     return st;
+}
+
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
+                       cn_net **out)
+{
+    cn_net_plan plan;
+    return build(spec, max_batch, train_batch, threads, &plan, out);
+}
+
+cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
+                             cn_net_plan *plan)
+{
+    return build(spec, max_batch, train_batch, 1, plan, NULL);
 }
 
 static void init_tensor(const cn_ltensor *t, float *p, cn_rng *rng)

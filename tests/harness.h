@@ -75,5 +75,10 @@ const char *th_tmpdir(void);        /* a fresh directory for this test run */
 char *th_path(const char *name);    /* name in that directory (4 rotating buffers) */
 const char *th_data_dir(void);      /* MNIST: $CONVNET_DATA or data/mnist */
 void th_fill_normal(float *x, size_t n, cn_rng *rng);
+/* Caps this test's address space (each test runs in its own process) at what
+ * it uses now plus mb MiB: a larger allocation then fails, so a reader that
+ * tried one returns CN_ERR_NOMEM instead of its refusal.  0 if it cannot. */
+int th_limit_memory(size_t mb);
+long th_peak_rss_mb(void); /* the process's peak resident memory, MiB */
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 cn_spec *th_spec(const char *text)
@@ -44,4 +45,29 @@ char *th_path(const char *name)
     char *p = buf[k++ % 4];
     snprintf(p, 512, "%s/%s", th_tmpdir(), name);
     return p;
+}
+
+int th_limit_memory(size_t mb)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    int ok = f && fscanf(f, "%llu", &pages) == 1;
+    if (f)
+        fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    if (!ok || page <= 0)
+        return 0;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0)
+        return 0;
+    rl.rlim_cur = (rlim_t)(pages * (unsigned long long)page + ((unsigned long long)mb << 20));
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+        rl.rlim_cur = rl.rlim_max;
+    return setrlimit(RLIMIT_AS, &rl) == 0;
+}
+
+long th_peak_rss_mb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024 : -1;
 }

@@ -85,10 +85,15 @@ static cn_status read_idx(const char *path, int min_dim, int max_dim, idx *out)
         out->count = cn_mul(out->count, out->dims[d]);
     }
     if (out->count > MAX_IDX_BYTES) {
+        char dims[64];
+        size_t len = 0;
+        for (int d = 0; d < out->ndim; d++)
+            len += (size_t)snprintf(dims + len, sizeof dims - len, "%s%zu", d ? " x " : "",
+                                    out->dims[d]);
         st = cn_fail(CN_ERR_FORMAT,
-                     "%s: the header claims %s bytes of data, more than the 4 GiB "
-                     "convnet accepts",
-                     path, out->count == SIZE_MAX ? "more than 2^64" : "too many");
+                     "%s: the header claims %s bytes of data, more than the 4 GiB convnet "
+                     "accepts (not an IDX file, or a damaged one)",
+                     path, dims);
         goto done;
     }
     size_t header = 4 + 4 * (size_t)out->ndim;

@@ -222,6 +222,11 @@ static int cmp_begin(const void *a, const void *b)
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(cn_st_entry *const *)a)->name, (*(cn_st_entry *const *)b)->name);
+}
+
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -283,11 +288,6 @@ static cn_status parse_header(cn_st_file *f, const char *json, size_t len)
             }
             continue;
         }
-        for (size_t i = 0; i < f->n_entries; i++)
-            if (strcmp(f->entries[i].name, name) == 0) {
-                st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' appears twice", path, name);
-                goto done;
-            }
         cn_st_entry *e = &f->entries[f->n_entries];
         e->name = dup_str(name);
         if (!e->name) {
@@ -337,15 +337,29 @@ static cn_status parse_header(cn_st_file *f, const char *json, size_t len)
             goto done;
         }
         if (e->end - e->begin != bytes) {
+            char dims[8 * 21 + 1] = "", need[32] = "more than 2^64";
+            size_t at = 0;
+            for (int d = 0; d < nd; d++)
+                at += (size_t)snprintf(dims + at, sizeof dims - at, "%s%zu", d ? "," : "",
+                                       e->dims[d]);
+            if (bytes != SIZE_MAX)
+                snprintf(need, sizeof need, "%zu", bytes);
             st = cn_fail(CN_ERR_FORMAT,
-                         "%s: tensor '%s': its shape needs %s bytes but its offsets "
+                         "%s: tensor '%s': %s of shape [%s] needs %s bytes but its data_offsets "
                          "span %zu",
-                         path, name, bytes == SIZE_MAX ? "too many" : "a different number of",
-                         e->end - e->begin);
+                         path, name, e->dtype, dims, need, e->end - e->begin);
             goto done;
         }
         order[f->n_entries - 1] = e;
     }
+    /* Each name once: sorted, so that a header of a million tensors takes
+     * n log n comparisons, not n^2. */
+    qsort(order, f->n_entries, sizeof *order, cmp_name);
+    for (size_t i = 1; i < f->n_entries; i++)
+        if (strcmp(order[i - 1]->name, order[i]->name) == 0) {
+            st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' appears twice", path, order[i]->name);
+            goto done;
+        }
     /* The tensors must cover the data exactly, without holes or overlaps. */
     qsort(order, f->n_entries, sizeof *order, cmp_begin);
     size_t pos = 0;

@@ -13,6 +13,10 @@
 
 /* A model description larger than this is not one. */
 #define MAX_SPEC_BYTES (1u << 20)
+/* Nor is one with more layers, or a section with more keys (the largest has
+ * 15): checking names is quadratic in these counts. */
+#define MAX_LAYERS       10000
+#define MAX_SECTION_KEYS 64
 
 static const char *const norms[] = {"global", "channel", NULL};
 
@@ -285,6 +289,9 @@ static cn_status tokenize(cn_spec *spec)
             return cn_fail(CN_ERR_SPEC, "%s:%d: '%.*s' comes before any [section]", src, line,
                            (int)(kend - s), s);
         cn_section *sec = &spec->sections[spec->n_sections - 1];
+        if (sec->n_entries == MAX_SECTION_KEYS)
+            return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] has more than %d keys", src, line, sec->kind,
+                           MAX_SECTION_KEYS);
         char *key = dup_range(s, (size_t)(kend - s));
         if (!key)
             return cn_fail(CN_ERR_NOMEM, "%s: out of memory", src);
@@ -344,6 +351,10 @@ static cn_status interpret(cn_spec *spec)
             *slot = sec;
             continue;
         }
+        if (n_layers == MAX_LAYERS)
+            return cn_fail(CN_ERR_SPEC,
+                           "%s:%d: more than %d layers; convnet builds networks of up to %d",
+                           spec->source, sec->line, MAX_LAYERS, MAX_LAYERS);
         const cn_layer_ops *ops = cn_layer_find(sec->kind);
         if (!ops)
             return cn_fail(CN_ERR_SPEC,

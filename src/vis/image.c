@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <stb/stb_image.h>
 #include <stb/stb_image_resize.h>
@@ -52,29 +53,91 @@ cn_status cn_image_from_planes(const uint8_t *pixels, cn_shape s, int scale, cn_
 /* a over white, both 0..255 */
 static uint8_t over_white(int v, int a) { return (uint8_t)((v * a + 255 * (255 - a) + 127) / 255); }
 
-cn_status cn_image_load(const char *path, cn_image *out)
+/* Image files larger than this are refused (a photograph is a few MB). */
+#define MAX_IMAGE_BYTES ((size_t)256 << 20)
+/* So are images of more pixels than this (8192 x 8192): stb allocates the
+ * whole image before it reads the pixel data, and a few bytes of header can
+ * claim 65535 x 65535. */
+#define MAX_IMAGE_PIXELS ((size_t)1 << 26)
+
+/* Whether a JPEG's Huffman tables (its DHT segments) define at most 256 codes
+ * each.  stb_image 2.27, Debian 12's, writes past its tables when one defines
+ * more (fixed upstream in 2.28), so such a file must not reach it.  The
+ * segments are walked as stb walks them: by their lengths, marker to marker,
+ * and through entropy-coded data byte by byte; each table is read whole even
+ * where the segment's length says it ends sooner, as stb does.  Any other
+ * file gives 1. */
+static int jpeg_tables_ok(const uint8_t *p, size_t n)
 {
-    memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    int w, h, n;
-    unsigned char *d = stbi_load_from_file(f, &w, &h, &n, 0);
-    fclose(f);
+    if (n < 2 || p[0] != 0xff || p[1] != 0xd8)
+        return 1;
+    size_t i = 2;
+    while (i + 1 < n) {
+        if (p[i] != 0xff || p[i + 1] == 0xff) { /* data, or a fill byte */
+            i++;
+            continue;
+        }
+        unsigned m = p[i + 1];
+        if (m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd8)) { /* no length */
+            i += 2;
+            continue;
+        }
+        if (m == 0xd9 || i + 3 >= n) /* end of image */
+            return 1;
+        size_t len = (size_t)p[i + 2] << 8 | p[i + 3];
+        if (m == 0xc4) {
+            size_t j = i + 4;
+            long left = (long)len - 2;
+            while (left > 0 && j < n) {
+                size_t codes = 0;
+                for (size_t k = 1; k <= 16; k++)
+                    codes += j + k < n ? p[j + k] : 0;
+                if (codes > 256)
+                    return 0;
+                j += 17 + codes;
+                left -= 17 + (long)codes;
+            }
+        }
+        i += 2 + len;
+    }
+    return 1;
+}
+
+/* The decoded image of the n bytes at data (n <= MAX_IMAGE_BYTES, which fits
+ * stb's int); name is the file's, for messages. */
+static cn_status decode(const uint8_t *data, size_t n, const char *name, cn_image *out)
+{
+    int w, h, c;
+    if (!jpeg_tables_ok(data, n))
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: a damaged JPEG file: a Huffman table defines more than 256 codes",
+                       name);
+    if (!stbi_info_from_memory(data, (int)n, &w, &h, &c))
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF "
+                       "and TGA files are",
+                       name, stbi_failure_reason());
+    if ((size_t)w * (size_t)h > MAX_IMAGE_PIXELS)
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: the image is %d x %d pixels; convnet reads images of up to %zu "
+                       "million pixels (8192 x 8192)",
+                       name, w, h, MAX_IMAGE_PIXELS / 1000000);
+    int n_ch;
+    unsigned char *d = stbi_load_from_memory(data, (int)n, &w, &h, &n_ch, 0);
     if (!d)
         return cn_fail(CN_ERR_FORMAT,
                        "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF "
                        "and TGA files are",
-                       path, stbi_failure_reason());
-    cn_status st = cn_image_new(w, h, n <= 2 ? 1 : 3, out);
+                       name, stbi_failure_reason());
+    cn_status st = cn_image_new(w, h, n_ch <= 2 ? 1 : 3, out);
     if (st) {
         stbi_image_free(d);
         return st;
     }
     size_t np = (size_t)w * (size_t)h;
     for (size_t i = 0; i < np; i++) {
-        const unsigned char *p = d + i * (size_t)n;
-        switch (n) {
+        const unsigned char *p = d + i * (size_t)n_ch;
+        switch (n_ch) {
         case 1: out->px[i] = p[0]; break;
         case 2: out->px[i] = over_white(p[0], p[1]); break;
         case 3: memcpy(out->px + 3 * i, p, 3); break;
@@ -85,6 +148,38 @@ cn_status cn_image_load(const char *path, cn_image *out)
     }
     stbi_image_free(d);
     return CN_OK;
+}
+
+cn_status cn_image_load(const char *path, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return cn_fail(CN_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)sb.st_size > MAX_IMAGE_BYTES) {
+        fclose(f);
+        return cn_fail(CN_ERR_FORMAT, "%s: %lld bytes; convnet reads image files of up to %zu MB",
+                       path, (long long)sb.st_size, MAX_IMAGE_BYTES >> 20);
+    }
+    size_t n = (size_t)sb.st_size;
+    uint8_t *data = malloc(n ? n : 1);
+    if (!data) {
+        fclose(f);
+        return cn_fail(CN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, n);
+    }
+    size_t got = fread(data, 1, n, f);
+    int err = ferror(f);
+    fclose(f);
+    cn_status st = got == n ? decode(data, n, path, out)
+                            : cn_fail(CN_ERR_IO, "%s: %s", path,
+                                      err ? "read error" : "the file shrank while being read");
+    free(data);
+    return st;
 }
 
 /* ------------------------------------------------------------ conversion */

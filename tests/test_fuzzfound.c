@@ -1,0 +1,481 @@
+/* test_fuzzfound.c - bad input: files that lie about their sizes are refused
+ * before any large allocation, with a message naming the file and what is
+ * wrong; and the inputs that fuzzing found (make fuzz), each kept here and in
+ * fuzz/corpus/.
+ *
+ * "Before any large allocation": each such test caps its process's address
+ * space a little above what it uses (th_limit_memory), so that a reader that
+ * tried to allocate what the file claims would fail with CN_ERR_NOMEM (or an
+ * out-of-memory message) instead of giving its refusal, and checks that the
+ * peak resident memory stayed small. */
+#include "harness.h"
+#include "internal.h"
+#include "io/safetensors.h"
+
+#include "convnet_vis.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* The headroom each test allows itself, MiB. */
+#define HEADROOM 256
+
+static int write_file(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+static int write_gz(const char *path, const void *b, size_t n)
+{
+    gzFile f = gzopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = n == 0 || gzwrite(f, b, (unsigned)n) == (int)n;
+    return gzclose(f) == Z_OK && ok;
+}
+
+/* An IDX header of unsigned bytes with the given dimensions, then data. */
+static size_t idx_bytes(uint8_t *out, int ndim, const uint32_t *dims, const uint8_t *data, size_t n)
+{
+    out[0] = out[1] = 0;
+    out[2] = 8;
+    out[3] = (uint8_t)ndim;
+    for (int d = 0; d < ndim; d++)
+        for (int k = 0; k < 4; k++)
+            out[4 + 4 * d + k] = (uint8_t)(dims[d] >> (24 - 8 * k));
+    memcpy(out + 4 + 4 * ndim, data, n);
+    return 4 + 4 * (size_t)ndim + n;
+}
+
+/* A safetensors file: the header's length, the header, data_len zero bytes. */
+static int write_st(const char *path, uint64_t claimed_len, const char *json, size_t data_len)
+{
+    size_t h = strlen(json);
+    unsigned char *b = calloc(8 + h + data_len + 1, 1);
+    if (!b)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(claimed_len >> (8 * i));
+    memcpy(b + 8, json, h);
+    int ok = write_file(path, b, 8 + h + data_len);
+    free(b);
+    return ok;
+}
+
+#define ST_LEN(json) ((uint64_t)strlen(json))
+
+/* Peak resident memory grew by less than 64 MB: nothing large was allocated
+ * and touched on the way to the refusal. */
+#define CHECK_SMALL(rss0)                                                                          \
+    CHECK_MSG(th_peak_rss_mb() < (rss0) + 64, "peak RSS grew from %ld to %ld MB", (rss0),          \
+              th_peak_rss_mb())
+
+/* ---------------------------------------------------------- lying files */
+
+/* 10^9 images of 10^5 x 10^5 pixels in a file of a few bytes, raw and gz. */
+static void idx_absurd_dimensions(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    uint8_t b[64], lab[16];
+    uint32_t huge[3] = {1000000000u, 100000, 100000}, one[1] = {1};
+    size_t n = idx_bytes(b, 3, huge, (const uint8_t *)"pixels", 6);
+    size_t nl = idx_bytes(lab, 1, one, (const uint8_t *)"", 1);
+    const char *lb = th_path("lab.idx");
+    CHECK(write_file(lb, lab, nl));
+    for (int gz = 0; gz < 2; gz++) {
+        const char *im = th_path(gz ? "absurd.idx.gz" : "absurd.idx");
+        CHECK(gz ? write_gz(im, b, n) : write_file(im, b, n));
+        cn_data d;
+        CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
+        CHECK_MSG(th_contains(cn_last_error(), im) &&
+                      th_contains(cn_last_error(), "1000000000 x 100000 x 100000 bytes") &&
+                      th_contains(cn_last_error(), "4 GiB"),
+                  "message: %s", cn_last_error());
+        CHECK(d.pixels == NULL && d.n == 0);
+    }
+    CHECK_SMALL(rss0);
+}
+
+/* A header that is fine, over data that ends early: raw and gz; then a header
+ * claiming 4 GB (under the limit) over 48 bytes, raw and gz. */
+static void idx_shorter_than_header(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    uint8_t b[128], lab[16], pix[48] = {0};
+    uint32_t dims[3] = {4, 4, 4}, four[1] = {4};
+    size_t n = idx_bytes(b, 3, dims, pix, sizeof pix);
+    const char *lb = th_path("lab4.idx");
+    CHECK(write_file(lb, lab, idx_bytes(lab, 1, four, (const uint8_t *)"\0\1\2\3", 4)));
+    const char *raw = th_path("short.idx"), *gz = th_path("short.idx.gz");
+    CHECK(write_file(raw, b, n) && write_gz(gz, b, n));
+    cn_data d;
+    CHECK_ERR(cn_data_load_idx(raw, lb, &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), raw) &&
+                  th_contains(cn_last_error(), "the header claims 64 bytes of data but the file "
+                                               "has 48"),
+              "message: %s", cn_last_error());
+    CHECK_ERR(cn_data_load_idx(gz, lb, &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), gz) && th_contains(cn_last_error(), "truncated") &&
+                  th_contains(cn_last_error(), "claims 64 bytes of data but only 48"),
+              "message: %s", cn_last_error());
+    uint32_t big[3] = {4000, 1000, 1000};
+    n = idx_bytes(b, 3, big, pix, sizeof pix);
+    CHECK(write_file(raw, b, n) && write_gz(gz, b, n));
+    CHECK_ERR(cn_data_load_idx(raw, lb, &d), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "claims 4000000000 bytes of data but the file has 48"));
+    CHECK_ERR(cn_data_load_idx(gz, lb, &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), "claims 4000000000 bytes of data but only 48"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* A CIFAR-10 batch whose size is not a whole number of records. */
+static void cifar_partial_record(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    const char *dir = th_path("cifar");
+    char path[600];
+    CHECK(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+    static uint8_t rec[2 * 3073 + 100];
+    CHECK(write_file(path, rec, sizeof rec));
+    cn_data d;
+    CHECK_ERR(cn_data_load_cifar10(dir, "test", &d), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "6246 bytes is not a whole number of 3073-byte "
+                                               "records (2 records and 100 bytes more)"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* Safetensors headers that claim more than the file holds. */
+static void safetensors_lying_sizes(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    const char *p = th_path("lie.safetensors");
+    cn_st_file f;
+    /* The header's length: 10^12 bytes, in a file of 15. */
+    CHECK(write_st(p, 1000000000000ull, "{\"a\":1}", 0));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "the header claims 1000000000000 bytes but the "
+                                               "file has 7 after the length"),
+              "message: %s", cn_last_error());
+    /* A 100 GB tensor: data_offsets far beyond the file. */
+    const char *big = "{\"w\":{\"dtype\":\"F32\",\"shape\":[25000000000],"
+                      "\"data_offsets\":[0,100000000000]}}";
+    CHECK(write_st(p, ST_LEN(big), big, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "tensor 'w' has data_offsets outside the 8 bytes "
+                                               "of data the file holds"),
+              "message: %s", cn_last_error());
+    /* A shape whose size overflows 64 bits, over offsets that are fine. */
+    const char *ovf = "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,16],"
+                      "\"data_offsets\":[0,8]}}";
+    CHECK(write_st(p, ST_LEN(ovf), ovf, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "tensor 'w': F64 of shape "
+                                               "[4294967296,4294967296,16] needs more than 2^64 "
+                                               "bytes but its data_offsets span 8"),
+              "message: %s", cn_last_error());
+    /* dtype and shape disagree with the offsets. */
+    const char *mis = "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}";
+    CHECK(write_st(p, ST_LEN(mis), mis, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), p) &&
+                  th_contains(cn_last_error(), "tensor 'w': F32 of shape [3] needs 12 bytes but "
+                                               "its data_offsets span 8"),
+              "message: %s", cn_last_error());
+    const char *i16 = "{\"w\":{\"dtype\":\"I16\",\"shape\":[2,3],\"data_offsets\":[0,8]}}";
+    CHECK(write_st(p, ST_LEN(i16), i16, 8));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "I16 of shape [2,3] needs 12 bytes"));
+    CHECK_SMALL(rss0);
+}
+
+/* A net larger than the memory allowed is refused before it is allocated,
+ * with what it needs and what there is. */
+static void net_larger_than_memory(void)
+{
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=1024\nwidth=1024\nclasses=2\n"
+                            "[avgpool]\nglobal=1\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net = NULL;
+    setenv("CONVNET_MAX_MEMORY", "64M", 1);
+    CHECK_ERR(cn_net_create(spec, 16, 1, &net), CN_ERR_NOMEM);
+    CHECK_MSG(net == NULL && th_contains(cn_last_error(), "test.cfg: the network needs 128.") &&
+                  th_contains(cn_last_error(), " MB of memory for batches of 16, more than the "
+                                               "64.0 MB that CONVNET_MAX_MEMORY allows"),
+              "message: %s", cn_last_error());
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    cn_net_free(net);
+    setenv("CONVNET_MAX_MEMORY", "lots", 1);
+    CHECK_ERR(cn_net_create(spec, 1, 1, &net), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "CONVNET_MAX_MEMORY=lots is not a size"));
+    unsetenv("CONVNET_MAX_MEMORY");
+    cn_spec_free(spec);
+    /* Without the variable, the machine's memory is the limit. */
+    spec = th_spec("[net]\nchannels=4096\nheight=65536\nwidth=65536\nclasses=2\n"
+                   "[avgpool]\nglobal=1\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    CHECK_ERR(cn_net_create(spec, 1, 1, &net), CN_ERR_NOMEM);
+    CHECK_MSG(th_contains(cn_last_error(), "test.cfg: the network needs ") &&
+                  th_contains(cn_last_error(), "GB of memory for batches of 1, more than the ") &&
+                  th_contains(cn_last_error(), "GB this machine has"),
+              "message: %s", cn_last_error());
+    cn_spec_free(spec);
+    CHECK_SMALL(rss0);
+}
+
+/* -------------------------------------------------- found by fuzzing */
+
+static const char *SMALL =
+    "[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n"
+    "[train]\nbatch=4\nlr=0.05\nseed=9\n"
+    "[conv]\nfilters=2\nsize=3\n[relu]\n[maxpool]\n[fc]\noutputs=3\n[softmax]\n";
+
+/* fuzz/corpus/safetensors/model-huge-net.st: a model file whose description
+ * was edited to take 60000 x 60000 images.  Its fully connected layer then
+ * needs 10^9 weights, which the file does not hold; the loader built the net
+ * (gigabytes of parameters, zeroed) before it looked at the tensors. */
+static void model_description_larger_than_file(void)
+{
+    cn_spec *spec = th_spec(SMALL);
+    CHECK(spec);
+    cn_model *m = NULL;
+    CHECK_OK(cn_model_create(spec, NULL, 1, &m));
+    cn_spec_free(spec);
+    const char *path = th_path("huge.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    cn_model_free(m);
+    FILE *f = fopen(path, "rb");
+    CHECK(f);
+    static char b[1 << 16];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)(unsigned char)b[i] << (8 * i);
+    char *at = strstr(b + 8, "height=6\\nwidth=6");
+    CHECK(at && hlen + 8 <= n);
+    /* The description in the metadata, edited, and the header's length with it. */
+    static char out[1 << 16];
+    size_t pre = (size_t)(at - b);
+    const char *bigger = "height=60000\\nwidth=60000";
+    size_t grow = strlen(bigger) - strlen("height=6\\nwidth=6");
+    memcpy(out, b, pre);
+    memcpy(out + pre, bigger, strlen(bigger));
+    memcpy(out + pre + strlen(bigger), at + strlen("height=6\\nwidth=6"),
+           n - pre - strlen("height=6\\nwidth=6"));
+    hlen += grow;
+    for (int i = 0; i < 8; i++)
+        out[i] = (char)(hlen >> (8 * i));
+    CHECK(write_file(path, out, n + grow));
+
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    CHECK_ERR(cn_model_load(path, 1, &m), CN_ERR_FORMAT);
+    CHECK_MSG(m == NULL && th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "its model description needs 5399640029 weights") &&
+                  th_contains(cn_last_error(), "but the file holds only"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* fuzz/corpus/image/found-jpeg-huffman-overflow.jpg, reduced: a JPEG whose
+ * Huffman table defines 320 codes.  stb_image 2.27 (Debian 12's) wrote the
+ * codes past its 257-entry table, inside its decoder's state. */
+static void jpeg_huffman_table_overflow(void)
+{
+    static uint8_t b[2 + 4 + 17 + 320 + 2];
+    size_t n = 0;
+    b[n++] = 0xff, b[n++] = 0xd8; /* start of image */
+    b[n++] = 0xff, b[n++] = 0xc4; /* a Huffman table... */
+    b[n++] = (2 + 17 + 320) >> 8, b[n++] = (2 + 17 + 320) & 0xff;
+    b[n++] = 0x00;               /* DC table 0 */
+    for (int i = 0; i < 16; i++) /* ...of 16 x 20 codes */
+        b[n++] = 20;
+    for (int i = 0; i < 320; i++)
+        b[n++] = (uint8_t)i;
+    b[n++] = 0xff, b[n++] = 0xd9;
+    const char *path = th_path("huffman.jpg");
+    CHECK(write_file(path, b, n));
+    cn_image img;
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK_MSG(img.px == NULL && th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "Huffman table defines more than 256 codes"),
+              "message: %s", cn_last_error());
+    /* The fuzzer's own file, where the source tree is at hand. */
+    if (access("fuzz/corpus/image/found-jpeg-huffman-overflow.jpg", R_OK) == 0) {
+        CHECK_ERR(cn_image_load("fuzz/corpus/image/found-jpeg-huffman-overflow.jpg", &img),
+                  CN_ERR_FORMAT);
+        CHECK(th_contains(cn_last_error(), "Huffman"));
+    }
+}
+
+/* A PNG claiming 20000 x 20000 grey pixels over 100 bytes: stb allocated
+ * the 400 MB image before it saw the data was missing (it refuses images over
+ * 1 GB itself, as fuzz/corpus/image/huge-claim.png). */
+static void image_absurd_dimensions(void)
+{
+    /* IHDR: width, height, 8 bits, grey, deflate, no filter, no interlace */
+    static const uint8_t ihdr[] = {'I', 'H',  'D',  'R', 0, 0, 0x4e, 0x20, 0,
+                                   0,   0x4e, 0x20, 8,   0, 0, 0,    0};
+    uint8_t b[128];
+    size_t n = 0;
+    memcpy(b, "\x89PNG\r\n\x1a\n", 8);
+    n = 8;
+    b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = 13;
+    memcpy(b + n, ihdr, sizeof ihdr);
+    n += sizeof ihdr;
+    uLong crc = crc32(0, ihdr, sizeof ihdr);
+    for (int k = 0; k < 4; k++)
+        b[n++] = (uint8_t)(crc >> (24 - 8 * k));
+    /* IDAT: 100 zero bytes, compressed */
+    uint8_t zeros[100] = {0}, z[64];
+    uLongf zn = sizeof z;
+    CHECK(compress(z, &zn, zeros, sizeof zeros) == Z_OK);
+    uint8_t idat[4 + 64];
+    memcpy(idat, "IDAT", 4);
+    memcpy(idat + 4, z, zn);
+    for (int k = 0; k < 4; k++)
+        b[n++] = (uint8_t)(zn >> (24 - 8 * k));
+    memcpy(b + n, idat, 4 + zn);
+    n += 4 + zn;
+    crc = crc32(0, idat, (uInt)(4 + zn));
+    for (int k = 0; k < 4; k++)
+        b[n++] = (uint8_t)(crc >> (24 - 8 * k));
+    static const uint8_t iend[] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    memcpy(b + n, iend, sizeof iend);
+    n += sizeof iend;
+    const char *path = th_path("huge.png");
+    CHECK(write_file(path, b, n));
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    cn_image img;
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "20000 x 20000 pixels") &&
+                  th_contains(cn_last_error(), "up to 67 million pixels"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* ------------------------------------- found by reading the readers */
+
+/* CPU seconds of this test so far (each test runs in its own process). */
+static double cpu_s(void) { return (double)clock() / CLOCKS_PER_SEC; }
+
+/* A description of 1 MB with one section of 100 000 keys: each key was
+ * checked against all before it, 5 * 10^9 comparisons. */
+static void spec_many_keys(void)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *text = malloc(cap + 1);
+    CHECK(text);
+    n += (size_t)snprintf(text, cap, "[net]\n");
+    for (int i = 0; n + 16 < cap; i++)
+        n += (size_t)snprintf(text + n, cap - n, "k%d=1\n", i);
+    double t0 = cpu_s();
+    cn_spec *spec = NULL;
+    CHECK_ERR(cn_spec_parse(text, "keys.cfg", &spec), CN_ERR_SPEC);
+    CHECK_MSG(th_contains(cn_last_error(), "keys.cfg:66: [net] has more than 64 keys"),
+              "message: %s", cn_last_error());
+    CHECK_MSG(cpu_s() - t0 < 2, "%.1f s of CPU", cpu_s() - t0);
+    free(text);
+}
+
+/* 150 000 layers in 1 MB: building the net compared every layer's name with
+ * every other's. */
+static void spec_many_layers(void)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *text = malloc(cap + 1);
+    CHECK(text);
+    n += (size_t)snprintf(text, cap, "[net]\nchannels=1\nheight=2\nwidth=1\nclasses=2\n");
+    while (n + 16 < cap)
+        n += (size_t)snprintf(text + n, cap - n, "[relu]\n");
+    snprintf(text + n, cap - n, "[softmax]\n");
+    double t0 = cpu_s();
+    cn_spec *spec = NULL;
+    CHECK_ERR(cn_spec_parse(text, "deep.cfg", &spec), CN_ERR_SPEC);
+    CHECK_MSG(th_contains(cn_last_error(), "deep.cfg:10006: more than 10000 layers"), "message: %s",
+              cn_last_error());
+    CHECK_MSG(cpu_s() - t0 < 2, "%.1f s of CPU", cpu_s() - t0);
+    /* 10 000 are built. */
+    text[strlen("[net]\nchannels=1\nheight=2\nwidth=1\nclasses=2\n") + 7 * 9999] = '\0';
+    strcat(text, "[softmax]\n");
+    CHECK_OK(cn_spec_parse(text, "deep.cfg", &spec));
+    cn_net *net = NULL;
+    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK(cn_net_num_layers(net) == 10000);
+    CHECK_MSG(cpu_s() - t0 < 5, "%.1f s of CPU", cpu_s() - t0);
+    cn_net_free(net);
+    cn_spec_free(spec);
+    free(text);
+}
+
+/* A safetensors header of 200 000 tensors: each name was compared with all
+ * before it, 2 * 10^10 comparisons. */
+static void safetensors_many_tensors(void)
+{
+    size_t count = 200000, cap = count * 96 + 64, n = 0;
+    char *json = malloc(cap);
+    CHECK(json);
+    n += (size_t)snprintf(json, cap, "{");
+    for (size_t i = 0; i < count; i++)
+        n += (size_t)snprintf(
+            json + n, cap - n,
+            "%s\"t%zu\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[%zu,%zu]}", i ? "," : "",
+            i, i, i + 1);
+    snprintf(json + n, cap - n, "}");
+    const char *p = th_path("many.safetensors");
+    CHECK(write_st(p, ST_LEN(json), json, count));
+    double t0 = cpu_s();
+    cn_st_file f;
+    CHECK_OK(cn_st_open(p, &f));
+    CHECK(f.n_entries == count && cn_st_find(&f, "t199999")->begin == 199999);
+    cn_st_close(&f);
+    /* The last name again. */
+    char *last = strstr(json, "\"t199999\"");
+    CHECK(last);
+    memcpy(last, "\"t100000\"", 9);
+    CHECK(write_st(p, ST_LEN(json), json, count));
+    CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), "tensor 't100000' appears twice"), "message: %s",
+              cn_last_error());
+    CHECK_MSG(cpu_s() - t0 < 5, "%.1f s of CPU", cpu_s() - t0);
+    free(json);
+}
+
+const th_test th_fuzzfound[] = {
+    {"fuzzfound/idx_absurd_dimensions", idx_absurd_dimensions},
+    {"fuzzfound/idx_shorter_than_header", idx_shorter_than_header},
+    {"fuzzfound/cifar_partial_record", cifar_partial_record},
+    {"fuzzfound/safetensors_lying_sizes", safetensors_lying_sizes},
+    {"fuzzfound/net_larger_than_memory", net_larger_than_memory},
+    {"fuzzfound/model_description_larger_than_file", model_description_larger_than_file},
+    {"fuzzfound/jpeg_huffman_table_overflow", jpeg_huffman_table_overflow},
+    {"fuzzfound/image_absurd_dimensions", image_absurd_dimensions},
+    {"fuzzfound/spec_many_keys", spec_many_keys},
+    {"fuzzfound/spec_many_layers", spec_many_layers},
+    {"fuzzfound/safetensors_many_tensors", safetensors_many_tensors},
+    {NULL, NULL},
+};
