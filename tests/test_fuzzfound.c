@@ -330,6 +330,32 @@ static void jpeg_huffman_table_overflow(void)
     }
 }
 
+/* fuzz/corpus/image/found-ppm-long-number.ppm: a PPM header whose height
+ * has 27 digits.  stb_image 2.27 reads it into an int without a bound
+ * (signed overflow, found by the sanitizers); a 9-digit one still reaches stb,
+ * which refuses the size itself. */
+static void ppm_long_number(void)
+{
+    const char *path = th_path("long.ppm");
+    static const char text[] = "P6\n12 107777777777777777777777777\n255\n\xe6\xe6\xe6";
+    CHECK(write_file(path, text, sizeof text - 1));
+    cn_image img;
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK_MSG(img.px == NULL && th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "more than 9 digits"),
+              "message: %s", cn_last_error());
+    /* Comments are skipped as stb skips them: the long number after one is seen. */
+    static const char commented[] = "P5 # a comment 1\n3 # 2\n 12345678901 255\n\x01";
+    CHECK(write_file(path, commented, sizeof commented - 1));
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "more than 9 digits"));
+    /* Nine digits pass the check and are stb's to refuse (too large). */
+    static const char nine[] = "P5 3 123456789 255\n\x01";
+    CHECK(write_file(path, nine, sizeof nine - 1));
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK(!th_contains(cn_last_error(), "more than 9 digits"));
+}
+
 /* A PNG claiming 20000 x 20000 grey pixels over 100 bytes: stb allocated
  * the 400 MB image before it saw the data was missing (it refuses images over
  * 1 GB itself, as fuzz/corpus/image/huge-claim.png). */
@@ -473,6 +499,7 @@ const th_test th_fuzzfound[] = {
     {"fuzzfound/net_larger_than_memory", net_larger_than_memory},
     {"fuzzfound/model_description_larger_than_file", model_description_larger_than_file},
     {"fuzzfound/jpeg_huffman_table_overflow", jpeg_huffman_table_overflow},
+    {"fuzzfound/ppm_long_number", ppm_long_number},
     {"fuzzfound/image_absurd_dimensions", image_absurd_dimensions},
     {"fuzzfound/spec_many_keys", spec_many_keys},
     {"fuzzfound/spec_many_layers", spec_many_layers},

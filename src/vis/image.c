@@ -103,6 +103,34 @@ static int jpeg_tables_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
+/* Whether a PGM/PPM header's three numbers (width, height, maximum value)
+ * have at most 9 digits each.  stb_image 2.27 reads them into an int without
+ * a bound (signed overflow, undefined behaviour), so a longer one must not
+ * reach it.  Whitespace and comments are skipped as stb skips them.  Any
+ * other file gives 1. */
+static int pnm_header_ok(const uint8_t *p, size_t n)
+{
+    if (n < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6'))
+        return 1;
+    size_t i = 2;
+    for (int field = 0; field < 3; field++) {
+        for (;;) {
+            while (i < n && (p[i] == ' ' || (p[i] >= '\t' && p[i] <= '\r')))
+                i++;
+            if (i >= n || p[i] != '#')
+                break;
+            while (i < n && p[i] != '\n' && p[i] != '\r')
+                i++;
+        }
+        size_t digits = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++, digits++;
+        if (digits > 9)
+            return 0;
+    }
+    return 1;
+}
+
 /* The decoded image of the n bytes at data (n <= MAX_IMAGE_BYTES, which fits
  * stb's int); name is the file's, for messages. */
 static cn_status decode(const uint8_t *data, size_t n, const char *name, cn_image *out)
@@ -111,6 +139,11 @@ static cn_status decode(const uint8_t *data, size_t n, const char *name, cn_imag
     if (!jpeg_tables_ok(data, n))
         return cn_fail(CN_ERR_FORMAT,
                        "%s: a damaged JPEG file: a Huffman table defines more than 256 codes",
+                       name);
+    if (!pnm_header_ok(data, n))
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: a damaged PGM/PPM header: a size or maximum value of more than 9 "
+                       "digits",
                        name);
     if (!stbi_info_from_memory(data, (int)n, &w, &h, &c))
         return cn_fail(CN_ERR_FORMAT,
