@@ -95,8 +95,8 @@ static int print_table(bench *b, const char *name, long steps)
         }
     }
     net = cn_model_net(b->model);
-    printf("%s: batch %zu, %d threads, %s kernels; median of %ld steps\n\n", name, b->batch,
-           cn_net_threads(net), cn_net_isa(net), steps);
+    printf("%s: batch %zu, %d thread%s, %s kernels; median of %ld steps\n\n", name, b->batch,
+           cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net), steps);
     printf("%-12s %-9s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
            "GFLOP/s");
     /* Medians per layer (forward, backward) and of the update, then the table. */

@@ -514,11 +514,11 @@ int cmd_train(int argc, char **argv)
         snprintf(aug, sizeof aug, "; shifts of up to %d pixels%s", o->shift,
                  o->flip ? ", flips" : "");
     printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, %s, lr %g, "
-           "%s %g, decay %g%s; %d threads, %s kernels\n",
+           "%s %g, decay %g%s; %d thread%s, %s kernels\n",
            dir, train.n, val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,
            cn_optimizer_name(o->optimizer), o->lr,
            o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, aug,
-           cn_net_threads(net), cn_net_isa(net));
+           cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
     if (resume)
         printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
     fflush(stdout);
