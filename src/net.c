@@ -24,11 +24,14 @@ static size_t align_up(size_t n)
 }
 
 /* The most memory a network may plan: $CONVNET_MAX_MEMORY (a size such as
- * 512M or 4G), else the machine's physical memory. */
-static cn_status memory_limit(size_t *limit)
+ * 512M or 4G), else the machine's physical memory; *from says which, for
+ * messages. */
+static cn_status memory_limit(size_t *limit, const char **from)
 {
     const char *env = getenv("CONVNET_MAX_MEMORY");
+    *from = "this machine has";
     if (env && *env) {
+        *from = "that CONVNET_MAX_MEMORY allows";
         char *end;
         errno = 0;
         unsigned long long v = strtoull(env, &end, 10);
@@ -243,15 +246,14 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
         for (size_t t = 0; t < l->n_t; t++) {
             l->t[t].offset = net->n_params;
             net->n_params = cn_add(net->n_params, align_up(l->t[t].count));
+            plan->weights = cn_add(plan->weights, l->t[t].count);
         }
         for (size_t t = 0; t < l->n_bt; t++) {
             l->bt[t].offset = net->n_buffers;
             net->n_buffers = cn_add(net->n_buffers, align_up(l->bt[t].count));
+            plan->weights = cn_add(plan->weights, l->bt[t].count);
         }
         n_states = cn_add(n_states, align_up(l->state_floats));
-        for (size_t t = 0; t < l->n_t + l->n_bt; t++)
-            plan->weights =
-                cn_add(plan->weights, t < l->n_t ? l->t[t].count : l->bt[t - l->n_t].count);
         /* An element-wise layer writes over its input when the layer before
          * does not need its own output in backward. */
         l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
@@ -270,17 +272,15 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     /* A description (a model file's too) can ask for more than any machine
      * has: that is refused before anything is allocated. */
     size_t limit = SIZE_MAX;
-    if ((st = memory_limit(&limit)))
+    const char *from;
+    if ((st = memory_limit(&limit, &from)))
         goto fail;
     if (plan->bytes > limit) {
         char need[32], have[32];
         st = cn_fail(CN_ERR_NOMEM,
                      "%s: the network needs %s of memory for batches of %zu, more than the %s %s",
                      spec->source, in_words(plan->bytes, need, sizeof need), max_batch,
-                     in_words(limit, have, sizeof have),
-                     getenv("CONVNET_MAX_MEMORY") && *getenv("CONVNET_MAX_MEMORY")
-                         ? "that CONVNET_MAX_MEMORY allows"
-                         : "this machine has");
+                     in_words(limit, have, sizeof have), from);
         goto fail;
     }
     net->params = cn_alloc(net->n_params, sizeof(float));

@@ -73,7 +73,8 @@ int th_contains(const char *haystack, const char *needle);
 cn_spec *th_spec(const char *text); /* parses or fails the test (NULL) */
 const char *th_tmpdir(void);        /* a fresh directory for this test run */
 char *th_path(const char *name);    /* name in that directory (4 rotating buffers) */
-const char *th_data_dir(void);      /* MNIST: $CONVNET_DATA or data/mnist */
+int th_write_file(const char *path, const void *b, size_t n); /* 1 when all was written */
+const char *th_data_dir(void); /* MNIST: $CONVNET_DATA or data/mnist */
 void th_fill_normal(float *x, size_t n, cn_rng *rng);
 /* Caps this test's address space (each test runs in its own process) at what
  * it uses now plus mb MiB: a larger allocation then fails, so a reader that

@@ -25,15 +25,6 @@
 /* The headroom each test allows itself, MiB. */
 #define HEADROOM 256
 
-static int write_file(const char *path, const void *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(b, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
 static int write_gz(const char *path, const void *b, size_t n)
 {
     gzFile f = gzopen(path, "wb");
@@ -66,7 +57,7 @@ static int write_st(const char *path, uint64_t claimed_len, const char *json, si
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(claimed_len >> (8 * i));
     memcpy(b + 8, json, h);
-    int ok = write_file(path, b, 8 + h + data_len);
+    int ok = th_write_file(path, b, 8 + h + data_len);
     free(b);
     return ok;
 }
@@ -91,10 +82,10 @@ static void idx_absurd_dimensions(void)
     size_t n = idx_bytes(b, 3, huge, (const uint8_t *)"pixels", 6);
     size_t nl = idx_bytes(lab, 1, one, (const uint8_t *)"", 1);
     const char *lb = th_path("lab.idx");
-    CHECK(write_file(lb, lab, nl));
+    CHECK(th_write_file(lb, lab, nl));
     for (int gz = 0; gz < 2; gz++) {
         const char *im = th_path(gz ? "absurd.idx.gz" : "absurd.idx");
-        CHECK(gz ? write_gz(im, b, n) : write_file(im, b, n));
+        CHECK(gz ? write_gz(im, b, n) : th_write_file(im, b, n));
         cn_data d;
         CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
         CHECK_MSG(th_contains(cn_last_error(), im) &&
@@ -116,9 +107,9 @@ static void idx_shorter_than_header(void)
     uint32_t dims[3] = {4, 4, 4}, four[1] = {4};
     size_t n = idx_bytes(b, 3, dims, pix, sizeof pix);
     const char *lb = th_path("lab4.idx");
-    CHECK(write_file(lb, lab, idx_bytes(lab, 1, four, (const uint8_t *)"\0\1\2\3", 4)));
+    CHECK(th_write_file(lb, lab, idx_bytes(lab, 1, four, (const uint8_t *)"\0\1\2\3", 4)));
     const char *raw = th_path("short.idx"), *gz = th_path("short.idx.gz");
-    CHECK(write_file(raw, b, n) && write_gz(gz, b, n));
+    CHECK(th_write_file(raw, b, n) && write_gz(gz, b, n));
     cn_data d;
     CHECK_ERR(cn_data_load_idx(raw, lb, &d), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), raw) &&
@@ -131,7 +122,7 @@ static void idx_shorter_than_header(void)
               "message: %s", cn_last_error());
     uint32_t big[3] = {4000, 1000, 1000};
     n = idx_bytes(b, 3, big, pix, sizeof pix);
-    CHECK(write_file(raw, b, n) && write_gz(gz, b, n));
+    CHECK(th_write_file(raw, b, n) && write_gz(gz, b, n));
     CHECK_ERR(cn_data_load_idx(raw, lb, &d), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "claims 4000000000 bytes of data but the file has 48"));
     CHECK_ERR(cn_data_load_idx(gz, lb, &d), CN_ERR_FORMAT);
@@ -150,7 +141,7 @@ static void cifar_partial_record(void)
     CHECK(mkdir(dir, 0755) == 0);
     snprintf(path, sizeof path, "%s/test_batch.bin", dir);
     static uint8_t rec[2 * 3073 + 100];
-    CHECK(write_file(path, rec, sizeof rec));
+    CHECK(th_write_file(path, rec, sizeof rec));
     cn_data d;
     CHECK_ERR(cn_data_load_cifar10(dir, "test", &d), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), path) &&
@@ -287,7 +278,7 @@ static void model_description_larger_than_file(void)
     hlen += grow;
     for (int i = 0; i < 8; i++)
         out[i] = (char)(hlen >> (8 * i));
-    CHECK(write_file(path, out, n + grow));
+    CHECK(th_write_file(path, out, n + grow));
 
     long rss0 = th_peak_rss_mb();
     CHECK(th_limit_memory(HEADROOM));
@@ -316,7 +307,7 @@ static void jpeg_huffman_table_overflow(void)
         b[n++] = (uint8_t)i;
     b[n++] = 0xff, b[n++] = 0xd9;
     const char *path = th_path("huffman.jpg");
-    CHECK(write_file(path, b, n));
+    CHECK(th_write_file(path, b, n));
     cn_image img;
     CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
     CHECK_MSG(img.px == NULL && th_contains(cn_last_error(), path) &&
@@ -338,7 +329,7 @@ static void ppm_long_number(void)
 {
     const char *path = th_path("long.ppm");
     static const char text[] = "P6\n12 107777777777777777777777777\n255\n\xe6\xe6\xe6";
-    CHECK(write_file(path, text, sizeof text - 1));
+    CHECK(th_write_file(path, text, sizeof text - 1));
     cn_image img;
     CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
     CHECK_MSG(img.px == NULL && th_contains(cn_last_error(), path) &&
@@ -346,12 +337,12 @@ static void ppm_long_number(void)
               "message: %s", cn_last_error());
     /* Comments are skipped as stb skips them: the long number after one is seen. */
     static const char commented[] = "P5 # a comment 1\n3 # 2\n 12345678901 255\n\x01";
-    CHECK(write_file(path, commented, sizeof commented - 1));
+    CHECK(th_write_file(path, commented, sizeof commented - 1));
     CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "more than 9 digits"));
     /* Nine digits pass the check and are stb's to refuse (too large). */
     static const char nine[] = "P5 3 123456789 255\n\x01";
-    CHECK(write_file(path, nine, sizeof nine - 1));
+    CHECK(th_write_file(path, nine, sizeof nine - 1));
     CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
     CHECK(!th_contains(cn_last_error(), "more than 9 digits"));
 }
@@ -392,7 +383,7 @@ static void image_absurd_dimensions(void)
     memcpy(b + n, iend, sizeof iend);
     n += sizeof iend;
     const char *path = th_path("huge.png");
-    CHECK(write_file(path, b, n));
+    CHECK(th_write_file(path, b, n));
     long rss0 = th_peak_rss_mb();
     CHECK(th_limit_memory(HEADROOM));
     cn_image img;

@@ -33,15 +33,6 @@ static unsigned char *read_file(const char *path, size_t *size)
     return b;
 }
 
-static int write_file(const char *path, const void *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return 0;
-    int ok = fwrite(b, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
 static cn_model *small_model(void)
 {
     cn_spec *spec = th_spec(SMALL);
@@ -144,7 +135,7 @@ static void model_keeps_buffers(void)
     char *name = strstr((char *)b + 8, "\"batchnorm1.running_var\"");
     CHECK(name);
     name[1] = 'X';
-    CHECK(write_file(path, b, size));
+    CHECK(th_write_file(path, b, size));
     CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "batchnorm1.running_var") &&
           th_contains(cn_last_error(), "missing"));
@@ -163,7 +154,7 @@ static void refuses_truncated_files(void)
     unsigned char *b = read_file(path, &size);
     CHECK(b);
     for (size_t n = 0; n < size; n += (n < 64 || size - n < 64) ? 1 : 7) {
-        CHECK(write_file(cut, b, n));
+        CHECK(th_write_file(cut, b, n));
         cn_model *l = NULL;
         cn_status st = cn_model_load(cut, 1, &l);
         CHECK_MSG(st == CN_ERR_FORMAT && l == NULL, "a file cut to %zu of %zu bytes gave %s", n,
@@ -195,7 +186,7 @@ static void survives_corrupted_headers(void)
         b[pos] = subs[pos % sizeof subs];
         if (b[pos] == keep)
             b[pos] ^= 0x20;
-        CHECK(write_file(bad, b, size));
+        CHECK(th_write_file(bad, b, size));
         cn_model *l = NULL;
         cn_status st = cn_model_load(bad, 1, &l);
         tried++;
@@ -220,7 +211,7 @@ static int write_st(const char *path, const char *json, size_t data_len)
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)((uint64_t)h >> (8 * i));
     memcpy(b + 8, json, h);
-    int ok = write_file(path, b, 8 + h + data_len);
+    int ok = th_write_file(path, b, 8 + h + data_len);
     free(b);
     return ok;
 }
@@ -261,7 +252,7 @@ static void refuses_lying_headers(void)
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     /* A header length larger than the file. */
     unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, '{', '}'};
-    CHECK(write_file(p, big, sizeof big));
+    CHECK(th_write_file(p, big, sizeof big));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     /* A valid safetensors file that is not a convnet model. */
     CHECK(write_st(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4));
@@ -286,7 +277,7 @@ static void refuses_mismatched_tensors(void)
     CHECK(conv);
     /* Same byte count, different shape: [2,1,9,1]. */
     memcpy(conv, "[2,1,9,1]", 9);
-    CHECK(write_file(path, b, size));
+    CHECK(th_write_file(path, b, size));
     cn_model *l;
     CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "conv1.weight") &&
@@ -298,7 +289,7 @@ static void refuses_mismatched_tensors(void)
         hlen |= (uint64_t)b[i] << (8 * i);
     float nan = NAN;
     memcpy(b + 8 + hlen, &nan, 4);
-    CHECK(write_file(path, b, size));
+    CHECK(th_write_file(path, b, size));
     CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "NaN"));
     /* A renamed tensor: missing. */
@@ -307,7 +298,7 @@ static void refuses_mismatched_tensors(void)
     char *name = strstr((char *)b + 8, "\"fc1.bias\"");
     CHECK(name);
     name[1] = 'g';
-    CHECK(write_file(path, b, size));
+    CHECK(th_write_file(path, b, size));
     CHECK_ERR(cn_model_load(path, 1, &l), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "fc1.bias") && th_contains(cn_last_error(), "missing"));
     free(b);
@@ -426,10 +417,10 @@ static void idx_refuses_bad_files(void)
     }
     /* Wrong magic, wrong type, wrong dimensions, label count mismatch. */
     uint8_t junk[12] = {1, 2, 8, 3};
-    CHECK(write_file(im, junk, sizeof junk));
+    CHECK(th_write_file(im, junk, sizeof junk));
     CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
     uint8_t flt[8] = {0, 0, 0x0d, 1, 0, 0, 0, 1};
-    CHECK(write_file(im, flt, sizeof flt));
+    CHECK(th_write_file(im, flt, sizeof flt));
     CHECK_ERR(cn_data_load_idx(im, lb, &d), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "0x0d"));
     uint32_t d3[3] = {3, 4, 4};

@@ -26,6 +26,15 @@ const char *th_tmpdir(void)
     return dir;
 }
 
+int th_write_file(const char *path, const void *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return 0;
+    int ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
 const char *th_data_dir(void)
 {
     const char *d = getenv("CONVNET_DATA");
