@@ -418,18 +418,20 @@ int cmd_train(int argc, char **argv)
         if ((st = cn_model_load(resume, (int)threads, &model)))
             return cli_lib_error();
         cn_train_opts *o = cn_model_opts(model);
+        /* The messages are printed before the model (and o with it) is freed. */
         if (ov.batch && ov.batch != o->batch && cn_model_state(model)->step != 0) {
+            cli_usage("train", "%s stopped inside an epoch: resume it with its batch size %d",
+                      resume, o->batch);
             cn_model_free(model);
-            return cli_usage("train",
-                             "%s stopped inside an epoch: resume it with its batch size %d", resume,
-                             o->batch);
+            return EXIT_USAGE;
         }
         if (ov.optimizer >= 0 && ov.optimizer != (long)o->optimizer) {
+            cli_usage("train",
+                      "--optimizer cannot change when resuming: %s keeps the "
+                      "state of %s",
+                      resume, cn_optimizer_name(o->optimizer));
             cn_model_free(model);
-            return cli_usage("train",
-                             "--optimizer cannot change when resuming: %s keeps the "
-                             "state of %s",
-                             resume, cn_optimizer_name(o->optimizer));
+            return EXIT_USAGE;
         }
         apply(&ov, o);
         if (seed >= 0) {
