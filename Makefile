@@ -8,6 +8,11 @@ WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(WERROR)
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP
 LDLIBS   += -lcairo -lstb -lcjson -lz -lm
+# Extra flags for compiling and linking everything: make test-asan sets the
+# sanitizers here (and BUILD=build-asan).
+SAN      ?=
+CFLAGS   += $(SAN)
+LDFLAGS  += $(SAN)
 # Pictures (src/vis) draw with cairo and read image files with stb.
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null || echo -I/usr/include/cairo)
 
@@ -46,7 +51,7 @@ LIB  := $(BUILD)/libconvnet.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test demo data bench clean format format-check help info
+.PHONY: all test test-asan demo data bench clean format format-check help info
 all: $(BIN) $(TBIN)
 
 info:
@@ -99,6 +104,14 @@ test:
 	@$(MAKE) --no-print-directory all data
 	@sh tests/run.sh $(BUILD)
 
+# The whole suite built with AddressSanitizer and UndefinedBehaviorSanitizer in
+# build-asan/: any report fails it (tests/asan.sh sets the options).
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+test-asan:
+	@sh scripts/deps.sh --test
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_FLAGS)" all data
+	@sh tests/asan.sh build-asan
+
 demo:
 	@sh scripts/demo.sh
 
@@ -111,7 +124,7 @@ $(BUILD)/peak: bench/peak.c
 	$(CC) -O2 -fopenmp $< -o $@
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch]
@@ -123,6 +136,7 @@ help:
 	@echo "make          build $(BIN) and the tests"
 	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
 	@echo "make test     build and run the whole test suite"
+	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
