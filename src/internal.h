@@ -47,6 +47,7 @@ struct cn_spec {
     cn_section *sections;
     size_t n_sections;
     /* [net] */
+    int net_line, classes_line; /* where [net] and its 'classes' are */
     cn_shape input;
     size_t classes;
     float mean, std;
@@ -176,6 +177,8 @@ struct cn_layer {
 cn_status cn_pool_setup(cn_layer *l, size_t k, size_t st);
 
 const cn_layer_ops *cn_layer_find(const char *kind);
+/* The i-th kind of the registry, or NULL past the last. */
+const cn_layer_ops *cn_layer_kind_at(size_t i);
 /* "conv, fc, maxpool, ..." for error messages. */
 const char *cn_layer_kinds(void);
 

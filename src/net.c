@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Parameter tensors start on 64-byte boundaries. */
 #define ALIGN_FLOATS 16
@@ -93,6 +94,46 @@ static cn_status resolve_from(const cn_spec *spec, const cn_section *sec, cn_net
     }
     return cn_fail(CN_ERR_SPEC, "%s:%d: [shortcut] from = %s: no earlier layer has that name",
                    spec->source, from->line, from->value);
+}
+
+/* Floats of layer l's own memory: parameters and their gradients, buffers,
+ * state, and its output for max_batch samples unless it works in place. */
+static size_t layer_floats(const cn_net *net, const cn_layer *l)
+{
+    size_t n = l->shares_input ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
+    for (size_t t = 0; t < l->n_t; t++)
+        n = cn_add(n, cn_mul(2, align_up(l->t[t].count)));
+    for (size_t t = 0; t < l->n_bt; t++)
+        n = cn_add(n, align_up(l->bt[t].count));
+    return cn_add(n, align_up(l->state_floats));
+}
+
+/* The whole plan must fit in this machine's memory: a description with an
+ * absurd size is refused here, naming the layer that takes the most, rather
+ * than allocated until the system kills the process. */
+static cn_status check_plan(const cn_net *net, size_t max_io, size_t ws, size_t n_states)
+{
+    (void)n_states; /* counted per layer */
+    size_t total = cn_add(cn_mul(2, cn_mul(max_io, net->train_batch)), ws), big = 0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        size_t n = layer_floats(net, &net->layers[i]);
+        total = cn_add(total, n);
+        big = n > layer_floats(net, &net->layers[big]) ? i : big;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    double need = total == SIZE_MAX ? INFINITY : (double)total * sizeof(float);
+    if (have == 0 || need <= have)
+        return CN_OK;
+    const cn_layer *l = &net->layers[big];
+    double gib = 1024.0 * 1024.0 * 1024.0, mine = (double)layer_floats(net, l) * sizeof(float);
+    return cn_fail(CN_ERR_SPEC,
+                   "%s:%d: [%s] %s (output %zux%zux%zu, %zu parameters) needs %.3g GiB for "
+                   "batches of %zu; the network needs %.3g GiB in all, more than this "
+                   "machine's %.3g GiB of memory",
+                   net->spec->source, l->line, l->ops->kind, l->name, l->out.c, l->out.h, l->out.w,
+                   l->t[0].count + l->t[1].count, mine / gib, net->max_batch, need / gib,
+                   have / gib);
 }
 
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
@@ -202,7 +243,13 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
             net->n_buffers = cn_add(net->n_buffers, align_up(l->bt[t].count));
         }
         n_states = cn_add(n_states, align_up(l->state_floats));
+        /* An element-wise layer writes over its input when the layer before
+         * does not need its own output in backward. */
+        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
+                          !net->layers[i - 1].skip_source;
     }
+    if ((st = check_plan(net, max_io, ws, n_states)))
+        goto fail;
     net->params = cn_alloc(net->n_params, sizeof(float));
     net->grads = cn_alloc(net->n_params, sizeof(float));
     net->buffers = cn_alloc(net->n_buffers, sizeof(float));
@@ -220,10 +267,6 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
              net->gbuf[0] && net->gbuf[1] && net->ws;
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        /* An element-wise layer writes over its input when the layer before
-         * does not need its own output in backward. */
-        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
-                          !net->layers[i - 1].skip_source;
         if (l->shares_input)
             net->act[i] = net->act[i - 1];
         else

@@ -10,17 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The data must fit the description's [net]: the messages point there. */
 static cn_status check_data(const cn_net *net, const cn_data *d, const char *what)
 {
-    cn_shape in = cn_net_input_shape(net);
+    const cn_spec *spec = net->spec;
+    cn_shape in = spec->input;
     if (d->shape.c != in.c || d->shape.h != in.h || d->shape.w != in.w)
         return cn_fail(CN_ERR_SHAPE,
-                       "the %s images are %zux%zux%zu (channels x height x width) but "
-                       "the model takes %zux%zux%zu",
-                       what, d->shape.c, d->shape.h, d->shape.w, in.c, in.h, in.w);
-    if (d->classes > cn_net_classes(net))
-        return cn_fail(CN_ERR_SHAPE, "the %s data has %zu classes but the model has %zu outputs",
-                       what, d->classes, cn_net_classes(net));
+                       "%s:%d: [net] takes images of %zux%zux%zu (channels x height x width) "
+                       "but the %s images are %zux%zux%zu",
+                       spec->source, spec->net_line, in.c, in.h, in.w, what, d->shape.c, d->shape.h,
+                       d->shape.w);
+    if (d->classes > spec->classes)
+        return cn_fail(CN_ERR_SHAPE,
+                       "%s:%d: classes = %zu, but the %s data has %zu classes: the network "
+                       "needs an output for each",
+                       spec->source, spec->classes_line, spec->classes, what, d->classes);
     return CN_OK;
 }
 

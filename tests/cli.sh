@@ -95,6 +95,53 @@ head -c 1000 tiny.safetensors > cut.safetensors
 run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect "truncated model" "cut.safetensors"
 run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect "no data" "fetch-data.sh mnist"
 
+# --- model descriptions with errors: refused before any training ------------------------
+# cfg NAME LINE MESSAGE TEXT: 'convnet train' on the description TEXT (printf's %b)
+# must fail with status 1 and "cfg-NAME.cfg:LINE: ...MESSAGE", train nothing and
+# write no model file.
+cfg() {
+    printf '%b' "$4" > "cfg-$1.cfg"
+    run "cfg $1" 1 "$bin" train "cfg-$1.cfg" --data "$data" --val 1000 --quiet -o cfg.safetensors &&
+        if has "epoch   1/" || [ -e cfg.safetensors ]; then
+            fail "cfg $1" "it trained"
+        else
+            expect "cfg $1" "cfg-$1.cfg:$2: " "$3"
+        fi
+}
+net='[net]\nchannels=1\nheight=28\nwidth=28\nclasses=10\n'   # lines 1-5
+cfg unknown-layer 6 "unknown section \[convolution\]; expected \[net\], \[train\] or a layer: \[conv\]" \
+    "$net[convolution]\nfilters=4\n[softmax]\n"
+cfg misspelt-layer 6 "unknown section \[maxpol\] (did you mean \[maxpool\]?)" "$net[maxpol]\n[fc]\noutputs=10\n[softmax]\n"
+cfg unknown-key 8 "\[fc\] has no key 'activation'; its keys are: outputs, name" \
+    "$net[fc]\noutputs=10\nactivation=relu\n[softmax]\n"
+cfg misspelt-key 9 "\[conv\] has no key 'strid' (did you mean 'stride'?)" \
+    "$net[conv]\nfilters=4\nsize=3\nstrid=2\n[fc]\noutputs=10\n[softmax]\n"
+cfg misspelt-train-key 7 "\[train\] has no key 'epoch' (did you mean 'epochs'?)" \
+    "$net[train]\nepoch=3\n[fc]\noutputs=10\n[softmax]\n"
+cfg missing-value 7 "'outputs' has no value" "$net[fc]\noutputs =\n[softmax]\n"
+cfg missing-key 6 "\[fc\] needs the key 'outputs'" "$net[fc]\n[softmax]\n"
+cfg not-a-number 7 "'outputs' must be a whole number, got 'ten'" "$net[fc]\noutputs=ten\n[softmax]\n"
+cfg not-whole 7 "'outputs' must be a whole number, got '2.5'" "$net[fc]\noutputs=2.5\n[softmax]\n"
+cfg bad-lr 7 "'lr' must be a number, got '0.1x'" "$net[train]\nlr=0.1x\n[fc]\noutputs=10\n[softmax]\n"
+cfg negative-size 8 "'size' must be between 1 and 1024, got '-3'" "$net[conv]\nfilters=4\nsize=-3\n[softmax]\n"
+cfg huge-filters 7 "'filters' must be between 1 and 65536, got '100000000'" \
+    "$net[conv]\nfilters=100000000\nsize=3\n[softmax]\n"
+cfg huge-network 6 "\[fc\] fc1 .* needs .* GiB .* more than this machine's .* GiB of memory" \
+    '[net]\nchannels=4096\nheight=65536\nwidth=65536\nclasses=10\n[fc]\noutputs=10\n[softmax]\n'
+cfg kernel-too-large 6 "\[conv\] conv1 with input 1x28x28: kernel size 29 is larger than the padded input 28x28" \
+    "$net[conv]\nfilters=4\nsize=29\n[fc]\noutputs=10\n[softmax]\n"
+cfg window-too-large 9 "\[maxpool\] maxpool1 with input 4x24x24: window size 25 is larger than the input 24x24" \
+    "$net[conv]\nfilters=4\nsize=5\n[maxpool]\nsize=25\n[fc]\noutputs=10\n[softmax]\n"
+cfg shapes-differ 15 "\[shortcut\] adds conv1's output (4x28x28) to an input of 8x28x28: the shapes must be equal" \
+    "$net[conv]\nfilters=4\nsize=3\npad=1\n[conv]\nfilters=8\nsize=3\npad=1\n[shortcut]\nfrom=conv1\n[fc]\noutputs=10\n[softmax]\n"
+cfg outputs-not-classes 8 "the network ends with 7 outputs but \[net\] says classes = 10" \
+    "$net[fc]\noutputs=7\n[softmax]\n"
+cfg no-softmax 6 "the last layer is \[fc\]; a network ends with \[softmax\]" "$net[fc]\noutputs=10\n"
+cfg fewer-classes-than-data 5 "classes = 5, but the training data has 10 classes" \
+    '[net]\nchannels=1\nheight=28\nwidth=28\nclasses=5\n[fc]\noutputs=5\n[softmax]\n'
+cfg input-not-data 1 "\[net\] takes images of 1x32x32 (channels x height x width) but the training images are 1x28x28" \
+    '[net]\nchannels=1\nheight=32\nwidth=32\nclasses=10\n[fc]\noutputs=10\n[softmax]\n'
+
 # --- pictures: predict, viz, plot, report ----------------------------------------------
 run "train conv" 0 "$bin" train "$root/tests/fixtures/conv.cfg" --data "$data" --quiet -o conv.safetensors &&
     expect "train conv" "model written to conv.safetensors"
