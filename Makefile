@@ -89,8 +89,11 @@ $(BUILD)/gen/default_model.c: models/mnist.cfg scripts/embed.sh
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# tests/test_fault.c injects faults into the library's file writes through
+# the linker: these calls reach its __wrap_ functions first.
+TEST_WRAP := -Wl,--wrap=write,--wrap=fsync,--wrap=close,--wrap=rename
 $(TBIN): $(TEST_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(TEST_WRAP) $^ $(LDLIBS) -o $@
 
 # --- data, tests, demo -------------------------------------------------------
 data/mnist/train-images-idx3-ubyte:

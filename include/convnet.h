@@ -339,8 +339,13 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int th
  * Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC. */
 cn_status cn_model_load(const char *path, int threads, cn_model **out);
 /* Writes weights, optimizer state, recipe and training state to path
- * atomically (temporary file, fsync, rename): an interrupted save leaves the
- * previous file intact.  Errors: CN_ERR_IO. */
+ * atomically (temporary file path.tmp-PID, fsync, rename): a save that is
+ * interrupted (the process killed, the disk full, a write error reported by
+ * write, fsync or close) leaves the previous file intact and loadable.  A
+ * temporary file left by a process that died before its rename is removed by
+ * the next save to path.  A model whose weights or optimizer state hold NaN
+ * or infinite values is not written.  Errors: CN_ERR_IO (with path, the step
+ * that failed and the system's reason), CN_ERR_NUMERIC, CN_ERR_NOMEM. */
 cn_status cn_model_save(const cn_model *model, const char *path);
 void cn_model_free(cn_model *model);
 

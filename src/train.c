@@ -76,6 +76,15 @@ uint64_t cn_step_seed(uint64_t seed, uint64_t step)
     return z ^ (z >> 31);
 }
 
+/* Whether n floats are all finite. */
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
 /* An epoch ends: the next one shuffles with the generator as it was left. */
 static void close_epoch(cn_train_state *s, const cn_rng *rng)
 {
@@ -172,7 +181,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                              "training diverged; try a learning rate about ten times smaller "
                              "(--lr %g)",
                              isnan(loss) ? "NaN" : "infinite", s->epoch + 1,
-                             (unsigned long long)s->step + 1, lr, lr / 10);
+                             (unsigned long long)s->step + 1, lr, o->lr / 10);
                 goto done;
             }
             const float *out = cn_net_output(net);
@@ -206,6 +215,17 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 st = hook;
                 goto done;
             }
+        }
+        /* The loss of every batch was finite, but the last update may not
+         * be: the end of an epoch (a checkpoint) must not keep it. */
+        if (!all_finite(net->params, net->n_params) || !all_finite(net->buffers, net->n_buffers) ||
+            !all_finite(m->optim.state, m->optim.n_slots * net->n_params)) {
+            st = cn_fail(CN_ERR_NUMERIC,
+                         "the weights became NaN or infinite in epoch %d (learning rate %g): "
+                         "training diverged; try a learning rate about ten times smaller "
+                         "(--lr %g)",
+                         s->epoch + 1, p.lr, o->lr / 10);
+            goto done;
         }
         close_epoch(s, &rng);
         if (val && val->n) {

@@ -21,9 +21,9 @@
 #endif
 
 extern const th_test th_kernels[], th_layers[], th_spec_tests[], th_io[], th_cifar[], th_train[],
-    th_torch[], th_vis[];
-static const th_test *const suites[] = {th_kernels, th_layers, th_spec_tests, th_io,
-                                        th_cifar,   th_train,  th_torch,      th_vis};
+    th_torch[], th_vis[], th_fault[];
+static const th_test *const suites[] = {th_kernels, th_layers, th_spec_tests, th_io,   th_cifar,
+                                        th_train,   th_torch,  th_vis,        th_fault};
 
 static int failed;
 
