@@ -205,6 +205,7 @@ struct cn_net {
     float *gbuf[2]; /* ping-pong activation gradients */
     float *ws;
     size_t ws_floats;
+    float *input;   /* (max_batch, C, H, W): cn_net_evaluate's prepared input */
     size_t n_last;  /* batch size of the last forward pass */
     int train_last; /* whether it was a training pass */
     uint64_t seed;  /* seed of the next training pass's random choices */

@@ -27,6 +27,7 @@ void cn_net_free(cn_net *net)
     cn_free(net->gbuf[0]);
     cn_free(net->gbuf[1]);
     cn_free(net->ws);
+    cn_free(net->input);
     cn_free(net->params);
     cn_free(net->grads);
     cn_free(net->buffers);
@@ -115,6 +116,7 @@ static cn_status check_plan(const cn_net *net, size_t max_io, size_t ws, size_t 
 {
     (void)n_states; /* counted per layer */
     size_t total = cn_add(cn_mul(2, cn_mul(max_io, net->train_batch)), ws), big = 0;
+    total = cn_add(total, cn_mul(net->max_batch, cn_shape_size(net->spec->input)));
     for (size_t i = 0; i < net->n_layers; i++) {
         size_t n = layer_floats(net, &net->layers[i]);
         total = cn_add(total, n);
@@ -263,8 +265,9 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->gbuf[1] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->ws = cn_alloc(ws, sizeof(float));
     net->ws_floats = ws;
+    net->input = cn_alloc(cn_mul(max_batch, cn_shape_size(spec->input)), sizeof(float));
     int ok = net->params && net->grads && net->buffers && net->norm && net->states &&
-             net->gbuf[0] && net->gbuf[1] && net->ws;
+             net->gbuf[0] && net->gbuf[1] && net->ws && net->input;
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         if (l->shares_input)
@@ -575,12 +578,11 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
                        data->classes, k);
     size_t bs = net->max_batch, in_size = cn_shape_size(in);
-    float *x = cn_alloc(cn_mul(bs, in_size), sizeof(float));
+    float *x = net->input; /* planned with the net: evaluating allocates no batch */
     out->confusion = calloc(k * k, sizeof *out->confusion);
     out->predicted = malloc((data->n ? data->n : 1) * sizeof *out->predicted);
     out->probability = malloc((data->n ? data->n : 1) * sizeof *out->probability);
-    if (!x || !out->confusion || !out->predicted || !out->probability) {
-        cn_free(x);
+    if (!out->confusion || !out->predicted || !out->probability) {
         cn_eval_free(out);
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     }
@@ -595,7 +597,6 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         double loss;
         cn_status st = cn_net_loss(net, data->labels + s0, n, &loss);
         if (st) {
-            cn_free(x);
             cn_eval_free(out);
             return st;
         }
@@ -611,7 +612,6 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         }
     }
     net->x_last = NULL;
-    cn_free(x);
     out->loss = data->n ? loss_sum / (double)data->n : 0.0;
     out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
     return CN_OK;
