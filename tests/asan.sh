@@ -13,6 +13,8 @@ rm -rf "$logs" && mkdir -p "$logs"
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=86:abort_on_error=0:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1:log_path=$logs/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$logs/ubsan"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+# tests/cli.sh does not judge resident memory under a sanitizer's allocator
+export CONVNET_SANITIZER=AddressSanitizer
 t0=$(date +%s)
 sh tests/run.sh "$build"
 status=$?
