@@ -8,6 +8,11 @@ WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(WERROR)
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP
 LDLIBS   += -lcairo -lstb -lcjson -lz -lm
+# Extra flags for compiling and linking everything: make test-asan sets the
+# sanitizers here (and BUILD=build-asan).
+SAN      ?=
+CFLAGS   += $(SAN)
+LDFLAGS  += $(SAN)
 # Pictures (src/vis) draw with cairo and read image files with stb.
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null || echo -I/usr/include/cairo)
 
@@ -46,7 +51,8 @@ LIB  := $(BUILD)/libconvnet.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test demo data bench clean format format-check help info fuzz fuzz-smoke fuzz-run
+.PHONY: all test test-asan test-valgrind demo data bench clean format format-check help info \
+        fuzz fuzz-smoke fuzz-run
 all: $(BIN) $(TBIN)
 
 info:
@@ -84,8 +90,11 @@ $(BUILD)/gen/default_model.c: models/mnist.cfg scripts/embed.sh
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# tests/test_fault.c injects faults into the library's file writes through
+# the linker: these calls reach its __wrap_ functions first.
+TEST_WRAP := -Wl,--wrap=write,--wrap=fsync,--wrap=close,--wrap=rename
 $(TBIN): $(TEST_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $(TEST_WRAP) $^ $(LDLIBS) -o $@
 
 # --- data, tests, demo -------------------------------------------------------
 data/mnist/train-images-idx3-ubyte:
@@ -98,6 +107,21 @@ test:
 	@sh scripts/deps.sh --test
 	@$(MAKE) --no-print-directory all data
 	@sh tests/run.sh $(BUILD)
+
+# The whole suite built with AddressSanitizer and UndefinedBehaviorSanitizer in
+# build-asan/: any report fails it (tests/asan.sh sets the options).
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+test-asan:
+	@sh scripts/deps.sh --test
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_FLAGS)" all data
+	@sh tests/asan.sh build-asan
+
+# The C tests under valgrind memcheck: all but five heavy ones (tests/valgrind.sh
+# says which and why).
+test-valgrind:
+	@sh scripts/deps.sh --test
+	@$(MAKE) --no-print-directory all data
+	@sh tests/valgrind.sh $(BUILD)
 
 demo:
 	@sh scripts/demo.sh
@@ -146,7 +170,7 @@ fuzz-run: fuzz
 	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) keep $(FUZZ_TARGETS)
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch] fuzz/*.[ch]
@@ -159,6 +183,8 @@ help:
 	@echo "make          build $(BIN) and the tests"
 	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
 	@echo "make test     build and run the whole test suite"
+	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
+	@echo "make test-valgrind  the C tests (all but five heavy ones) under valgrind memcheck"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"

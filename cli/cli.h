@@ -8,8 +8,9 @@
 
 #include <stdio.h>
 
-/* Exit statuses: 0 success, 1 failure, 2 bad usage, 130 interrupted. */
-enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+/* Exit statuses: 0 success, 1 failure, 2 bad usage; training stopped and
+ * saved by a signal exits with 128 + its number (130 SIGINT, 143 SIGTERM). */
+enum { EXIT_USAGE = 2 };
 
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

@@ -1,7 +1,10 @@
 /* main.c - the convnet command line: dispatch to subcommands. */
 #include "cli.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +34,34 @@ static const char usage[] =
     "'convnet COMMAND --help' describes a command.  Model descriptions are text files\n"
     "(see models/*.cfg); model files are safetensors written by 'convnet train'.\n";
 
+/* $CONVNET_MAX_MEMORY (a size such as 512M or 4G): the most memory a network
+ * may plan, instead of the machine's.  0, or EXIT_USAGE with a message. */
+static int memory_limit_from_env(void)
+{
+    const char *env = getenv("CONVNET_MAX_MEMORY");
+    if (!env || !*env)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(env, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
+    end += shift != 0;
+    if (!isdigit((unsigned char)env[0]) || *end != '\0' || errno || v == 0 ||
+        v > SIZE_MAX >> shift) {
+        fprintf(stderr,
+                "convnet: CONVNET_MAX_MEMORY=%s is not a size such as 512M or 4G (the most "
+                "memory a network may use; unset it to allow the machine's memory)\n",
+                env);
+        return EXIT_USAGE;
+    }
+    cn_set_memory_limit((size_t)v << shift);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (memory_limit_from_env())
+        return EXIT_USAGE;
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;

@@ -1,11 +1,14 @@
 /* train.c - convnet train: train a network on MNIST-style data, with a
- * progress bar, a CSV log, a checkpoint after every epoch and on Ctrl-C. */
+ * progress bar, a CSV log, a checkpoint after every epoch and on Ctrl-C or
+ * SIGTERM. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +39,7 @@ static const char help[] =
     "  --threads N      worker threads (default: one per core)\n"
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --val N          images kept for validation (default 10000; 0 for none)\n"
+    "  --limit N        train on the first N of the other images only (quick runs)\n"
     "  -o FILE          model file to write (default: MODEL.safetensors here)\n"
     "  --log FILE       CSV log (default: FILE with .csv): a line every --log-every\n"
     "                   of an epoch with the training figures, and one at the end of\n"
@@ -43,16 +47,21 @@ static const char help[] =
     "  --log-every F    fraction of an epoch between log lines (default 0.1)\n"
     "  --resume FILE    continue training from a model file written by train\n"
     "  --quiet          no progress bar, only the lines per epoch\n"
+    "  --verbose        also the peak memory (resident) after each epoch and at the end\n"
     "  --test-every F   evaluate the test set every F epochs (0.25: four times an\n"
     "                   epoch), timed apart from training\n"
     "  --stop-at A      with --test-every: stop once test accuracy reaches A (0.99)\n"
     "                   and report the training time it took\n"
     "\n"
-    "The model file is written after every epoch; Ctrl-C stops after the current\n"
-    "batch and saves it too, so that --resume continues exactly where it stopped.\n"
-    "The same seed and thread count give the same model, bit for bit.\n";
+    "The model file is written after every epoch, atomically: an interrupted or\n"
+    "failed save leaves the previous file as it was.  Ctrl-C (SIGINT) or SIGTERM\n"
+    "stops after the current batch, saves, and exits with status 130 or 143, so\n"
+    "that --resume continues exactly where it stopped.  A loss or weights that\n"
+    "become NaN or infinite stop training (status 1) without overwriting the last\n"
+    "good model file.  The same seed and thread count give the same model, bit for\n"
+    "bit.\n";
 
-static volatile int stop_flag;
+static volatile int stop_flag; /* the signal that asked training to stop */
 
 static void on_signal(int sig)
 {
@@ -64,7 +73,7 @@ static void on_signal(int sig)
 typedef struct run {
     const char *out, *log_path;
     FILE *log;
-    int tty, quiet;
+    int tty, quiet, verbose;
     double last_draw;
     int log_parts; /* log lines per epoch */
     /* At the last log line: the batches behind the running means, and the
@@ -79,6 +88,15 @@ typedef struct run {
     uint64_t next_check;
     int reached;
 } run;
+
+/* The most memory this process has held at once (resident), in MiB. */
+static double peak_mib(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)ru.ru_maxrss / 1024.0; /* Linux counts ru_maxrss in KiB */
+}
 
 /* Evaluates the test set every test_every epochs; stops training when its
  * accuracy reaches stop_at.  Evaluation time is kept out of training time. */
@@ -178,6 +196,8 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
                  100 * p->val_accuracy);
     printf("epoch %3d/%d  loss %.4f  acc %6.2f%%%s  lr %.4g  %6.0f img/s  %6.1f s\n", p->epoch + 1,
            p->epochs, p->loss, 100 * p->accuracy, val, p->lr, p->images_per_s, p->elapsed_s);
+    if (r->verbose)
+        printf("epoch %3d/%d  peak memory %.1f MiB\n", p->epoch + 1, p->epochs, peak_mib());
     fflush(stdout);
     if (r->log)
         log_line(r, p, p->epoch + 1);
@@ -265,6 +285,8 @@ int cmd_train(int argc, char **argv)
         O_OPTIMIZER,
         O_SHIFT,
         O_FLIP,
+        O_VERBOSE,
+        O_LIMIT,
         O_HELP
     };
     static const cli_opt opts[] = {
@@ -281,9 +303,11 @@ int cmd_train(int argc, char **argv)
         {"threads", 1, O_THREADS},
         {"data", 1, O_DATA},
         {"val", 1, O_VAL},
+        {"limit", 1, O_LIMIT},
         {"log", 1, O_LOG},
         {"resume", 1, O_RESUME},
         {"quiet", 0, O_QUIET},
+        {"verbose", 0, O_VERBOSE},
         {"o", 1, O_OUT},
         {"test-every", 1, O_TEST_EVERY},
         {"stop-at", 1, O_STOP_AT},
@@ -296,11 +320,11 @@ int cmd_train(int argc, char **argv)
         {NULL, 0, 0},
     };
     overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1, -1, -1, -1};
-    long seed = -1, threads = 0, val_n = 10000;
+    long seed = -1, threads = 0, val_n = 10000, limit = 0;
     double test_every = 0, stop_at = 0, log_every = 0.1;
     const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
     const char *v;
-    int quiet = 0, c;
+    int quiet = 0, verbose = 0, c;
     cli_iter it;
     cli_begin(&it, "train", argc, argv);
     while ((c = cli_next(&it, opts, &v)) != CLI_END) {
@@ -367,11 +391,16 @@ int cmd_train(int argc, char **argv)
             if (!cli_int(v, 0, 100000000, &val_n))
                 return cli_usage("train", "--val takes a whole number >= 0, not '%s'", v);
             break;
+        case O_LIMIT:
+            if (!cli_int(v, 1, 100000000, &limit))
+                return cli_usage("train", "--limit takes a whole number >= 1, not '%s'", v);
+            break;
         case O_DATA: data_opt = v; break;
         case O_OUT: out_opt = v; break;
         case O_LOG: log_opt = v; break;
         case O_RESUME: resume = v; break;
         case O_QUIET: quiet = 1; break;
+        case O_VERBOSE: verbose = 1; break;
         case O_OPTIMIZER:
             if ((ov.optimizer = cn_optimizer_by_name(v)) < 0)
                 return cli_usage("train", "--optimizer is sgd, adam or adamw, not '%s'", v);
@@ -418,18 +447,20 @@ int cmd_train(int argc, char **argv)
         if ((st = cn_model_load(resume, (int)threads, &model)))
             return cli_lib_error();
         cn_train_opts *o = cn_model_opts(model);
+        /* The messages are printed before the model (and o with it) is freed. */
         if (ov.batch && ov.batch != o->batch && cn_model_state(model)->step != 0) {
+            cli_usage("train", "%s stopped inside an epoch: resume it with its batch size %d",
+                      resume, o->batch);
             cn_model_free(model);
-            return cli_usage("train",
-                             "%s stopped inside an epoch: resume it with its batch size %d", resume,
-                             o->batch);
+            return EXIT_USAGE;
         }
         if (ov.optimizer >= 0 && ov.optimizer != (long)o->optimizer) {
+            cli_usage("train",
+                      "--optimizer cannot change when resuming: %s keeps the "
+                      "state of %s",
+                      resume, cn_optimizer_name(o->optimizer));
             cn_model_free(model);
-            return cli_usage("train",
-                             "--optimizer cannot change when resuming: %s keeps the "
-                             "state of %s",
-                             resume, cn_optimizer_name(o->optimizer));
+            return EXIT_USAGE;
         }
         apply(&ov, o);
         if (seed >= 0) {
@@ -455,11 +486,31 @@ int cmd_train(int argc, char **argv)
     const char *out = out_opt ? out_opt : resume ? resume : default_out;
     char *log_default = cli_log_name(out);
     const char *log_path = log_opt ? log_opt : log_default;
+    int rc = 0;
+
+    /* The model file's directory must take it: better now than after an
+     * epoch of training (the save itself reports what goes wrong later). */
+    char *out_dir = malloc(strlen(out) + 2);
+    if (!out_dir) {
+        rc = cli_error("out of memory");
+        goto done_model;
+    }
+    strcpy(out_dir, out);
+    char *slash = strrchr(out_dir, '/');
+    if (!slash)
+        strcpy(out_dir, ".");
+    else
+        slash[slash == out_dir] = '\0';
+    if (access(out_dir, W_OK | X_OK) != 0) {
+        rc = cli_error("cannot write the model file %s: %s: %s", out, out_dir, strerror(errno));
+        free(out_dir);
+        goto done_model;
+    }
+    free(out_dir);
 
     /* Data: training file split into train and validation. */
     const char *dir = cli_data_dir(data_opt);
     cn_data all;
-    int rc = 0;
     if ((st = cn_data_load(dir, "train", &all))) {
         rc = cli_lib_error();
         goto done_model;
@@ -468,13 +519,16 @@ int cmd_train(int argc, char **argv)
         rc = cli_error("--val %ld leaves no training images (the file has %zu)", val_n, all.n);
         goto done_data;
     }
-    cn_data train = cn_data_slice(&all, 0, all.n - (size_t)val_n);
+    size_t n_train = all.n - (size_t)val_n;
+    cn_data train =
+        cn_data_slice(&all, 0, limit && (size_t)limit < n_train ? (size_t)limit : n_train);
     cn_data val = cn_data_slice(&all, all.n - (size_t)val_n, (size_t)val_n);
 
     run r = {.out = out,
              .log_path = log_path,
              .tty = isatty(STDERR_FILENO),
              .quiet = quiet,
+             .verbose = verbose,
              .log_parts = (int)(1.0 / log_every + 0.5),
              .saved_epoch = -1};
     cn_data test = {0};
@@ -490,7 +544,8 @@ int cmd_train(int argc, char **argv)
         r.next_check = cn_model_state(model)->global_step;
     }
     const cn_train_state *s = cn_model_state(model);
-    int appending = resume && s->epoch > 0;
+    int appending = resume && s->epoch > 0, start_epoch = s->epoch;
+    uint64_t start_step = s->step;
     r.log = fopen(log_path, appending ? "a" : "w");
     if (!r.log) {
         rc = cli_error("cannot write the log %s", log_path);
@@ -550,27 +605,43 @@ int cmd_train(int argc, char **argv)
         printf("done: %d epoch%s; model written to %s, log to %s\n", s->epoch,
                s->epoch == 1 ? "" : "s", out, log_path);
     } else if (st == CN_ERR_STOPPED) {
+        int sig = stop_flag;
         if (cn_model_save(model, out) != CN_OK) {
             rc = cli_lib_error();
         } else {
             fprintf(stderr,
-                    "convnet: stopped by signal at epoch %d, batch %llu; saved to %s\n"
+                    "convnet: stopped by %s at epoch %d, batch %llu; saved to %s\n"
                     "continue with: convnet train --resume %s\n",
-                    s->epoch + 1, (unsigned long long)s->step, out, out);
-            rc = EXIT_INTERRUPTED;
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)", s->epoch + 1,
+                    (unsigned long long)s->step, out, out);
+            rc = 128 + (sig ? sig : SIGINT);
         }
     } else {
         rc = cli_lib_error();
         if (st == CN_ERR_NUMERIC) {
             if (r.saved_epoch > 0)
-                fprintf(stderr, "convnet: the last good model (after epoch %d) is in %s\n",
+                fprintf(stderr,
+                        "convnet: the last good model (after epoch %d) is in %s: continue "
+                        "from it with --resume and a smaller --lr\n",
                         r.saved_epoch, out);
+            else if (resume && strcmp(out, resume) == 0 && start_step == 0)
+                fprintf(stderr,
+                        "convnet: %s still holds the model as it was (after epoch %d): "
+                        "continue from it with a smaller --lr\n",
+                        out, start_epoch);
+            else if (resume && strcmp(out, resume) == 0)
+                fprintf(stderr,
+                        "convnet: %s still holds the model as it was (epoch %d, batch %llu): "
+                        "continue from it with a smaller --lr\n",
+                        out, start_epoch + 1, (unsigned long long)start_step);
             else if (access(out, F_OK) == 0)
                 fprintf(stderr, "convnet: %s was left as it was\n", out);
             else
                 fprintf(stderr, "convnet: no epoch completed, so no model was written\n");
         }
     }
+    if (verbose)
+        printf("peak memory: %.1f MiB resident\n", peak_mib());
     fclose(r.log);
     cn_data_free(&test);
 done_data:

@@ -16,6 +16,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The most memory a network built from fuzzed input may plan: a description
+ * within the limits of its keys can still ask for gigabytes, which is not a
+ * bug, only slow; past this it is refused as too large. */
+#define FZ_MEMORY_LIMIT ((size_t)64 << 20)
+
 typedef struct fz_file {
     int fd;
     char path[64]; /* /proc/self/fd/N */

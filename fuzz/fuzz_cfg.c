@@ -10,15 +10,6 @@
 /* Networks are planned before they are allocated; larger plans are refused
  * (CN_ERR_NOMEM, the library's answer on a small machine), which keeps each
  * input fast and far below libFuzzer's 2 GB allocation limit. */
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    setenv("CONVNET_MAX_MEMORY", "64M", 1);
-    return 0;
-}
-
 /* One training step of net on zeros: forward, loss, backward. */
 static void step(cn_net *net)
 {
@@ -47,6 +38,7 @@ static void step(cn_net *net)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    cn_set_memory_limit(FZ_MEMORY_LIMIT);
     static fz_file cfg;
     fz_write(&cfg, data, size);
     cn_spec *spec = NULL;

@@ -11,17 +11,9 @@
 /* A model's network is planned before it is allocated; larger plans are
  * refused (CN_ERR_NOMEM, the library's answer on a small machine), which keeps
  * each input fast and far below libFuzzer's 2 GB allocation limit. */
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    setenv("CONVNET_MAX_MEMORY", "64M", 1);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    cn_set_memory_limit(FZ_MEMORY_LIMIT);
     static fz_file file;
     fz_write(&file, data, size);
     cn_st_file f;

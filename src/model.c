@@ -226,6 +226,17 @@ cn_status cn_model_save(const cn_model *m, const char *path)
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
+    /* A file that cn_model_load would refuse is not written: a diverged
+     * model must not replace the last good one. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t q = 0; q < ft[i].count; q++)
+            if (!isfinite(ft[i].data[q])) {
+                st = cn_fail(CN_ERR_NUMERIC,
+                             "%s: not saved: tensor '%s' holds NaN or infinite values (training "
+                             "diverged); the file keeps its previous contents",
+                             path, ft[i].name);
+                goto done;
+            }
     for (size_t i = 0; i < n; i++)
         t[i] = (cn_st_tensor){ft[i].name,
                               ft[i].ndim,

@@ -23,40 +23,35 @@ static size_t align_up(size_t n)
                                        : (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 }
 
-/* The most memory a network may plan: $CONVNET_MAX_MEMORY (a size such as
- * 512M or 4G), else the machine's physical memory; *from says which, for
- * messages. */
-static cn_status memory_limit(size_t *limit, const char **from)
+/* The most memory a network may plan, in bytes: 0 means the machine's
+ * physical memory.  One setting for the process, like SQLite's heap limit:
+ * the library reads no environment variable (the CLI reads
+ * CONVNET_MAX_MEMORY and sets it). */
+static size_t memory_cap;
+
+void cn_set_memory_limit(size_t bytes) { memory_cap = bytes; }
+
+/* The limit that applies and, for messages, where it comes from. */
+static size_t memory_limit(const char **from)
 {
-    const char *env = getenv("CONVNET_MAX_MEMORY");
-    *from = "this machine has";
-    if (env && *env) {
-        *from = "that CONVNET_MAX_MEMORY allows";
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(env, &end, 10);
-        int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : *end == 'T' ? 40 : 0;
-        end += shift != 0;
-        if (!isdigit((unsigned char)env[0]) || *end != '\0' || errno || v > SIZE_MAX >> shift)
-            return cn_fail(CN_ERR_ARG, "CONVNET_MAX_MEMORY=%s is not a size such as 512M or 4G",
-                           env);
-        *limit = (size_t)v << shift;
-        return CN_OK;
+    if (memory_cap) {
+        *from = "limit set for this process";
+        return memory_cap;
     }
+    *from = "of memory this machine has";
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    *limit = pages > 0 && page > 0 ? cn_mul((size_t)pages, (size_t)page) : SIZE_MAX;
-    return CN_OK;
+    return pages > 0 && page > 0 ? cn_mul((size_t)pages, (size_t)page) : SIZE_MAX;
 }
 
-/* bytes in words: "3.2 GB", "120 MB", "more than 2^64 bytes". */
+/* bytes in words: "3.2 GiB", "120.0 MiB", "more than 2^64 bytes". */
 static const char *in_words(size_t bytes, char *buf, size_t size)
 {
     if (bytes == SIZE_MAX)
         snprintf(buf, size, "more than 2^64 bytes");
     else if (bytes >= (size_t)1 << 30)
-        snprintf(buf, size, "%.1f GB", (double)bytes / (1 << 30));
+        snprintf(buf, size, "%.1f GiB", (double)bytes / (1 << 30));
     else
-        snprintf(buf, size, "%.1f MB", (double)bytes / (1 << 20));
+        snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));
     return buf;
 }
 
@@ -72,6 +67,7 @@ void cn_net_free(cn_net *net)
     cn_free(net->gbuf[0]);
     cn_free(net->gbuf[1]);
     cn_free(net->ws);
+    cn_free(net->input);
     cn_free(net->params);
     cn_free(net->grads);
     cn_free(net->buffers);
@@ -139,6 +135,18 @@ static cn_status resolve_from(const cn_spec *spec, const cn_section *sec, cn_net
     }
     return cn_fail(CN_ERR_SPEC, "%s:%d: [shortcut] from = %s: no earlier layer has that name",
                    spec->source, from->line, from->value);
+}
+
+/* Floats of layer l's own memory: parameters and their gradients, buffers,
+ * state, and its output for max_batch samples unless it works in place. */
+static size_t layer_floats(const cn_net *net, const cn_layer *l)
+{
+    size_t n = l->shares_input ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
+    for (size_t t = 0; t < l->n_t; t++)
+        n = cn_add(n, cn_mul(2, align_up(l->t[t].count)));
+    for (size_t t = 0; t < l->n_bt; t++)
+        n = cn_add(n, align_up(l->bt[t].count));
+    return cn_add(n, align_up(l->state_floats));
 }
 
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
@@ -239,7 +247,7 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
 
     /* Memory plan: parameters, gradients, buffers, layer states,
      * activations, scratch; every sum saturates at SIZE_MAX. */
-    size_t n_states = 0, acts = 0;
+    size_t n_states = 0;
     *plan = (cn_net_plan){0, 0};
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
@@ -258,29 +266,49 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
          * does not need its own output in backward. */
         l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
                           !net->layers[i - 1].skip_source;
-        if (!l->shares_input)
-            acts = cn_add(acts, cn_mul(cn_shape_size(l->out), max_batch));
     }
-    size_t floats = cn_add(cn_mul(2, net->n_params), net->n_buffers);
-    floats = cn_add(floats, cn_add(n_states, cn_mul(2, spec->input.c)));
-    floats = cn_add(floats, cn_add(cn_mul(2, cn_mul(max_io, train_batch)), cn_add(ws, acts)));
+    /* What is not any one layer's: the input batch, the two gradient
+     * buffers of backward, the input normalisation.  The scratch space is
+     * the largest layer's own: it counts as that layer's in messages. */
+    size_t shared = cn_mul(2, cn_mul(max_io, train_batch));
+    shared = cn_add(shared, cn_mul(max_batch, cn_shape_size(spec->input)));
+    shared = cn_add(shared, cn_mul(2, spec->input.c));
+    size_t floats = cn_add(shared, ws), big = 0, most = 0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        size_t n = layer_floats(net, &net->layers[i]);
+        floats = cn_add(floats, n);
+        n = cn_add(n, net->layers[i].ws_floats);
+        big = n > most ? i : big;
+        most = n > most ? n : most;
+    }
     plan->bytes = cn_mul(floats, sizeof(float));
     if (!out) {
         cn_net_free(net);
         return CN_OK;
     }
     /* A description (a model file's too) can ask for more than any machine
-     * has: that is refused before anything is allocated. */
-    size_t limit = SIZE_MAX;
+     * has: that is refused before anything is allocated, naming what takes
+     * the most: a layer, or the input and the buffers of the passes. */
     const char *from;
-    if ((st = memory_limit(&limit, &from)))
-        goto fail;
+    size_t limit = memory_limit(&from);
     if (plan->bytes > limit) {
-        char need[32], have[32];
-        st = cn_fail(CN_ERR_NOMEM,
-                     "%s: the network needs %s of memory for batches of %zu, more than the %s %s",
-                     spec->source, in_words(plan->bytes, need, sizeof need), max_batch,
-                     in_words(limit, have, sizeof have), from);
+        const cn_layer *l = &net->layers[big];
+        char what[160], mine[32], need[32], have[32];
+        if (most > shared)
+            snprintf(what, sizeof what, "%s:%d: [%s] %s (output %zux%zux%zu, %zu parameters)",
+                     spec->source, l->line, l->ops->kind, l->name, l->out.c, l->out.h, l->out.w,
+                     cn_add(l->t[0].count, l->t[1].count));
+        else
+            snprintf(what, sizeof what,
+                     "%s:%d: [net] the input (%zux%zux%zu) with the buffers of the passes",
+                     spec->source, spec->net_line, spec->input.c, spec->input.h, spec->input.w);
+        st = cn_fail(
+            CN_ERR_NOMEM,
+            "%s needs %s for batches of %zu; the network needs %s in all, more than the "
+            "%s %s",
+            what, in_words(cn_mul(most > shared ? most : shared, sizeof(float)), mine, sizeof mine),
+            max_batch, in_words(plan->bytes, need, sizeof need), in_words(limit, have, sizeof have),
+            from);
         goto fail;
     }
     net->params = cn_alloc(net->n_params, sizeof(float));
@@ -296,8 +324,9 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->gbuf[1] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
     net->ws = cn_alloc(ws, sizeof(float));
     net->ws_floats = ws;
+    net->input = cn_alloc(cn_mul(max_batch, cn_shape_size(spec->input)), sizeof(float));
     int ok = net->params && net->grads && net->buffers && net->norm && net->states &&
-             net->gbuf[0] && net->gbuf[1] && net->ws;
+             net->gbuf[0] && net->gbuf[1] && net->ws && net->input;
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         if (l->shares_input)
@@ -621,12 +650,11 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
                        data->classes, k);
     size_t bs = net->max_batch, in_size = cn_shape_size(in);
-    float *x = cn_alloc(cn_mul(bs, in_size), sizeof(float));
+    float *x = net->input; /* planned with the net: evaluating allocates no batch */
     out->confusion = calloc(k * k, sizeof *out->confusion);
     out->predicted = malloc((data->n ? data->n : 1) * sizeof *out->predicted);
     out->probability = malloc((data->n ? data->n : 1) * sizeof *out->probability);
-    if (!x || !out->confusion || !out->predicted || !out->probability) {
-        cn_free(x);
+    if (!out->confusion || !out->predicted || !out->probability) {
         cn_eval_free(out);
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     }
@@ -641,7 +669,6 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         double loss;
         cn_status st = cn_net_loss(net, data->labels + s0, n, &loss);
         if (st) {
-            cn_free(x);
             cn_eval_free(out);
             return st;
         }
@@ -657,7 +684,6 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         }
     }
     net->x_last = NULL;
-    cn_free(x);
     out->loss = data->n ? loss_sum / (double)data->n : 0.0;
     out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
     return CN_OK;

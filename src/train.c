@@ -10,17 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The data must fit the description's [net]: the messages point there. */
 static cn_status check_data(const cn_net *net, const cn_data *d, const char *what)
 {
-    cn_shape in = cn_net_input_shape(net);
+    const cn_spec *spec = net->spec;
+    cn_shape in = spec->input;
     if (d->shape.c != in.c || d->shape.h != in.h || d->shape.w != in.w)
         return cn_fail(CN_ERR_SHAPE,
-                       "the %s images are %zux%zux%zu (channels x height x width) but "
-                       "the model takes %zux%zux%zu",
-                       what, d->shape.c, d->shape.h, d->shape.w, in.c, in.h, in.w);
-    if (d->classes > cn_net_classes(net))
-        return cn_fail(CN_ERR_SHAPE, "the %s data has %zu classes but the model has %zu outputs",
-                       what, d->classes, cn_net_classes(net));
+                       "%s:%d: [net] takes images of %zux%zux%zu (channels x height x width) "
+                       "but the %s images are %zux%zux%zu",
+                       spec->source, spec->net_line, in.c, in.h, in.w, what, d->shape.c, d->shape.h,
+                       d->shape.w);
+    if (d->classes > spec->classes)
+        return cn_fail(CN_ERR_SHAPE,
+                       "%s:%d: classes = %zu, but the %s data has %zu classes: the network "
+                       "needs an output for each",
+                       spec->source, spec->classes_line, spec->classes, what, d->classes);
     return CN_OK;
 }
 
@@ -69,6 +74,15 @@ uint64_t cn_step_seed(uint64_t seed, uint64_t step)
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
+}
+
+/* Whether n floats are all finite. */
+static int all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
 }
 
 /* An epoch ends: the next one shuffles with the generator as it was left. */
@@ -167,7 +181,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                              "training diverged; try a learning rate about ten times smaller "
                              "(--lr %g)",
                              isnan(loss) ? "NaN" : "infinite", s->epoch + 1,
-                             (unsigned long long)s->step + 1, lr, lr / 10);
+                             (unsigned long long)s->step + 1, lr, o->lr / 10);
                 goto done;
             }
             const float *out = cn_net_output(net);
@@ -201,6 +215,17 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 st = hook;
                 goto done;
             }
+        }
+        /* The loss of every batch was finite, but the last update may not
+         * be: the end of an epoch (a checkpoint) must not keep it. */
+        if (!all_finite(net->params, net->n_params) || !all_finite(net->buffers, net->n_buffers) ||
+            !all_finite(m->optim.state, m->optim.n_slots * net->n_params)) {
+            st = cn_fail(CN_ERR_NUMERIC,
+                         "the weights became NaN or infinite in epoch %d (learning rate %g): "
+                         "training diverged; try a learning rate about ten times smaller "
+                         "(--lr %g)",
+                         s->epoch + 1, p.lr, o->lr / 10);
+            goto done;
         }
         close_epoch(s, &rng);
         if (val && val->n) {

@@ -1,5 +1,7 @@
 /* main.c - runs the test suites; each test in a child process.
- * usage: test_convnet [SUBSTRING]   (only tests whose name contains it) */
+ * usage: test_convnet [NAME...] [-x NAME...]
+ *   only the tests whose name contains one of the NAMEs (all if none),
+ *   except those whose name contains a NAME given after -x */
 #include "harness.h"
 
 #include <stdarg.h>
@@ -9,10 +11,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Under AddressSanitizer a test's leaks are looked for when it ends: the
+ * child leaves with _exit, which skips LeakSanitizer's own check at exit. */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() __lsan_do_leak_check()
+#else
+#define LEAK_CHECK() ((void)0)
+#endif
+
 extern const th_test th_kernels[], th_layers[], th_spec_tests[], th_io[], th_cifar[], th_train[],
-    th_torch[], th_vis[], th_fuzzfound[];
-static const th_test *const suites[] = {th_kernels, th_layers, th_spec_tests, th_io,       th_cifar,
-                                        th_train,   th_torch,  th_vis,        th_fuzzfound};
+    th_torch[], th_vis[], th_fuzzfound[], th_fault[];
+static const th_test *const suites[] = {th_kernels,   th_layers, th_spec_tests, th_io,
+                                        th_cifar,     th_train,  th_torch,      th_vis,
+                                        th_fuzzfound, th_fault};
 
 static int failed;
 
@@ -39,14 +51,29 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Whether name is chosen by the arguments (see the usage above). */
+static int chosen(const char *name, int argc, char **argv)
+{
+    int any = 0, in = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-x") == 0) {
+            if (i + 1 < argc && strstr(name, argv[++i]))
+                return 0;
+            continue;
+        }
+        any = 1;
+        in = in || strstr(name, argv[i]) != NULL;
+    }
+    return !any || in;
+}
+
 int main(int argc, char **argv)
 {
-    const char *filter = argc > 1 ? argv[1] : NULL;
     setvbuf(stdout, NULL, _IOLBF, 0);
     int passed = 0, fails = 0;
     for (size_t s = 0; s < sizeof suites / sizeof suites[0]; s++) {
         for (const th_test *t = suites[s]; t->name; t++) {
-            if (filter && !strstr(t->name, filter))
+            if (!chosen(t->name, argc, argv))
                 continue;
             fflush(stdout);
             double t0 = now();
@@ -55,6 +82,7 @@ int main(int argc, char **argv)
                 alarm(600);
                 t->fn();
                 fflush(stdout);
+                LEAK_CHECK();
                 _exit(failed ? 1 : 0);
             }
             int status = 0;

@@ -55,7 +55,7 @@ static void syntax_details(void)
 
 /* text must be refused at build or parse time with a message containing
  * every one of the given fragments. */
-static int refused(const char *text, const char *frag1, const char *frag2)
+static int refused_as(cn_status want, const char *text, const char *frag1, const char *frag2)
 {
     cn_spec *spec = NULL;
     cn_net *net = NULL;
@@ -66,12 +66,17 @@ static int refused(const char *text, const char *frag1, const char *frag2)
         cn_spec_free(spec);
     }
     const char *msg = cn_last_error();
-    if (st != CN_ERR_SPEC || !th_contains(msg, frag1) || (frag2 && !th_contains(msg, frag2))) {
+    if (st != want || !th_contains(msg, frag1) || (frag2 && !th_contains(msg, frag2))) {
         th_fail(__FILE__, __LINE__, "expected a refusal with '%s' and '%s', got %s: %s", frag1,
                 frag2 ? frag2 : "", cn_status_name(st), msg);
         return 0;
     }
     return 1;
+}
+
+static int refused(const char *text, const char *frag1, const char *frag2)
+{
+    return refused_as(CN_ERR_SPEC, text, frag1, frag2);
 }
 
 static void refuses_bad_descriptions(void)
@@ -110,6 +115,31 @@ static void refuses_bad_descriptions(void)
     CHECK(refused(NET "[fc]\nname=9lives\noutputs=10\n[softmax]\n", "bad.cfg:7:", "layer name"));
     CHECK(refused(NET "[conv]\nfilters=2\nsize=3\npad=3\n[softmax]\n",
                   "bad.cfg:6:", "smaller than the kernel"));
+    /* Near misses are named. */
+    CHECK(refused(NET "[maxpol]\n[softmax]\n", "bad.cfg:6:", "(did you mean [maxpool]?)"));
+    CHECK(refused(NET "[Conv]\nfilters=2\nsize=3\n[softmax]\n",
+                  "bad.cfg:6:", "(did you mean [conv]?)"));
+    CHECK(refused(NET "[conv]\nfilters=2\nsize=3\nstrid=2\n[softmax]\n",
+                  "bad.cfg:9:", "no key 'strid' (did you mean 'stride'?)"));
+    CHECK(refused(NET "[train]\nepoch=2\n[softmax]\n",
+                  "bad.cfg:7:", "no key 'epoch' (did you mean 'epochs'?)"));
+    CHECK(refused(NET "[train]\nlr_polcy=step\n[softmax]\n",
+                  "bad.cfg:7:", "(did you mean 'lr_policy'?)"));
+    CHECK(refused(NET "[fc]\nouputs=10\n[softmax]\n", "bad.cfg:7:", "(did you mean 'outputs'?)"));
+    /* ... and only near misses. */
+    CHECK(refused(NET "[fc]\nactivation=relu\n[softmax]\n",
+                  "bad.cfg:7:", "no key 'activation'; its keys are: outputs, name"));
+    CHECK(refused(NET "[x]\n[softmax]\n", "bad.cfg:6:", "unknown section [x]; expected"));
+    /* Sizes within each key's range whose network no memory could hold are
+     * refused when it is built, at the layer that needs the most. */
+    CHECK(refused_as(CN_ERR_NOMEM,
+                     "[net]\nchannels=4096\nheight=65536\nwidth=65536\nclasses=10\n"
+                     "[fc]\noutputs=10\n[softmax]\n",
+                     "bad.cfg:6: [fc] fc1", "of memory this machine has"));
+    CHECK(refused_as(CN_ERR_NOMEM,
+                     NET "[conv]\nfilters=65536\nsize=1\n[conv]\nfilters=65536\nsize=9\npad=8\n"
+                         "[fc]\noutputs=10\n[softmax]\n",
+                     "bad.cfg:9: [conv] conv2 (output 65536x16x16,", "GiB for batches of 4"));
 }
 
 static void load_reports_missing_file(void)

@@ -350,9 +350,13 @@ static void refuses_mismatched_data(void)
     train = synthetic(100, 1);
     train.shape = (cn_shape){1, 4, 16};
     CHECK_ERR(cn_model_train(m, &train, NULL, NULL), CN_ERR_SHAPE);
+    /* The messages point at the description's [net] and its 'classes'. */
+    CHECK(th_contains(cn_last_error(), "test.cfg:1: [net] takes images of 1x8x8") &&
+          th_contains(cn_last_error(), "training images are 1x4x16"));
     train.shape = (cn_shape){1, 8, 8};
     train.classes = 3;
     CHECK_ERR(cn_model_train(m, &train, NULL, NULL), CN_ERR_SHAPE);
+    CHECK(th_contains(cn_last_error(), "test.cfg:5: classes = 2, but the training data has 3"));
     cn_model_free(m);
     cn_data_free(&train);
 }

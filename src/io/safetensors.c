@@ -2,9 +2,11 @@
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,37 @@ static void dir_of(const char *path, char *buf, size_t size)
         snprintf(buf, size, "%.*s", (int)(slash - path), path);
 }
 
+/* Removes the temporary files that earlier saves to path left behind when
+ * their process died between writing and renaming (path.tmp-PID, PID a
+ * process that no longer exists).  A live process's file is left alone. */
+static void remove_stale_temps(const char *path, const char *dir)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".tmp-", 5) != 0)
+            continue;
+        const char *digits = name + blen + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || errno || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char full[4096];
+        if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, name) < sizeof full)
+            unlink(full);
+    }
+    closedir(d);
+}
+
 cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const char *const *meta,
                       size_t n_meta)
 {
@@ -117,9 +150,10 @@ cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const c
     }
     snprintf(tmp, plen, "%s.tmp-%ld", path, (long)getpid());
     cn_status st = CN_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        st = cn_fail(CN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        st =
+            cn_fail(CN_ERR_IO, "%s: cannot save: cannot create %s: %s", path, tmp, strerror(errno));
         goto done;
     }
     int err = write_all(fd, head, 8 + hlen);
@@ -149,24 +183,34 @@ cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const c
         err = -1;
         saved = errno;
     }
+    /* write, fsync and close all report a full disk or a failing device
+     * (on some file systems only fsync or close does): each is checked. */
     if (err) {
-        st = cn_fail(CN_ERR_IO, "%s: write failed: %s (the previous file, if any, is untouched)",
-                     path, strerror(saved));
+        st = cn_fail(CN_ERR_IO,
+                     "%s: cannot save: writing %s failed: %s (the previous file, if any, is "
+                     "untouched)",
+                     path, tmp, strerror(saved));
         unlink(tmp);
         goto done;
     }
     if (rename(tmp, path) != 0) {
-        st = cn_fail(CN_ERR_IO, "%s: cannot replace: %s", path, strerror(errno));
+        st = cn_fail(CN_ERR_IO,
+                     "%s: cannot save: cannot rename %s to it: %s (the previous file, if any, "
+                     "is untouched)",
+                     path, tmp, strerror(errno));
         unlink(tmp);
         goto done;
     }
+    /* The rename is durable once the directory is synced; the file is in
+     * place whatever this says, so a failure here is not reported. */
     char dir[4096];
     dir_of(path, dir, sizeof dir);
-    int dfd = open(dir, O_RDONLY);
+    int dfd = open(dir, O_RDONLY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
     }
+    remove_stale_temps(path, dir);
 done:
     free(tmp);
     free(head);

@@ -20,8 +20,12 @@ typedef struct cn_st_tensor {
 } cn_st_tensor;
 
 /* Writes F32 tensors and metadata (meta: n_meta key/value pairs) to path
- * atomically: a temporary file in the same directory, fsync, rename, fsync of
- * the directory.  Errors: CN_ERR_IO, CN_ERR_NOMEM. */
+ * atomically: a temporary file in the same directory (path.tmp-PID), fsync,
+ * rename, fsync of the directory.  A failure of write, fsync, close or rename
+ * removes the temporary file and leaves path as it was.  After a save, the
+ * temporary files of earlier saves to path whose process died before its
+ * rename (killed, power lost) are removed.  Errors: CN_ERR_IO (naming path,
+ * the step and the system's reason), CN_ERR_NOMEM. */
 cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const char *const *meta,
                       size_t n_meta);
 

@@ -102,6 +102,52 @@ int cn_is_layer_section(const cn_section *sec)
     return strcmp(sec->kind, "net") != 0 && strcmp(sec->kind, "train") != 0;
 }
 
+/* Edit distance between a and b (insertions, deletions, substitutions and
+ * swaps of neighbours), or 3 when it is 3 or more: near misses only. */
+static int distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 31 || m > 31 || (n > m ? n - m : m - n) > 2)
+        return 3;
+    int d[32][32];
+    for (size_t i = 0; i <= n; i++)
+        for (size_t j = 0; j <= m; j++) {
+            if (i == 0 || j == 0) {
+                d[i][j] = (int)(i + j);
+                continue;
+            }
+            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int best = d[i - 1][j - 1] + cost;
+            best = d[i - 1][j] + 1 < best ? d[i - 1][j] + 1 : best;
+            best = d[i][j - 1] + 1 < best ? d[i][j - 1] + 1 : best;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m] < 3 ? d[n][m] : 3;
+}
+
+/* " (did you mean 'x'?)" for the nearest of the n words (at most 2 edits
+ * away, and fewer than half of word's letters), or "". */
+static void suggest(char *buf, size_t size, const char *word, const char *const *words, size_t n,
+                    const char *open, const char *close)
+{
+    int best = 3;
+    const char *pick = NULL;
+    for (size_t i = 0; i < n; i++) {
+        int d = distance(word, words[i]);
+        if (d < best && 2 * (size_t)d < strlen(word)) {
+            best = d;
+            pick = words[i];
+        }
+    }
+    if (pick)
+        snprintf(buf, size, " (did you mean %s%s%s?)", open, pick, close);
+    else
+        buf[0] = '\0';
+}
+
 static void list_keys(char *buf, size_t size, const cn_key *keys, size_t nkeys, int is_layer)
 {
     size_t len = 0;
@@ -124,10 +170,17 @@ cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_k
         for (size_t k = 0; k < nkeys && !known; k++)
             known = strcmp(en->key, keys[k].name) == 0;
         if (!known) {
-            char list[256];
+            char list[256], hint[64];
+            const char *names[CN_MAX_KEYS + 16] = {NULL};
+            size_t n_names = 0;
+            for (size_t k = 0; k < nkeys && n_names + 1 < sizeof names / sizeof names[0]; k++)
+                names[n_names++] = keys[k].name;
+            if (is_layer)
+                names[n_names++] = "name";
+            suggest(hint, sizeof hint, en->key, names, n_names, "'", "'");
             list_keys(list, sizeof list, keys, nkeys, is_layer);
-            return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] has no key '%s'; its keys are: %s", src,
-                           en->line, sec->kind, en->key, list);
+            return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] has no key '%s'%s; its keys are: %s", src,
+                           en->line, sec->kind, en->key, hint, list);
         }
     }
     for (size_t k = 0; k < nkeys; k++) {
@@ -356,10 +409,17 @@ static cn_status interpret(cn_spec *spec)
                            "%s:%d: more than %d layers; convnet builds networks of up to %d",
                            spec->source, sec->line, MAX_LAYERS, MAX_LAYERS);
         const cn_layer_ops *ops = cn_layer_find(sec->kind);
-        if (!ops)
+        if (!ops) {
+            const char *names[32] = {"net", "train"};
+            size_t n_names = 2;
+            for (size_t k = 0; cn_layer_kind_at(k) && n_names < 32; k++)
+                names[n_names++] = cn_layer_kind_at(k)->kind;
+            char hint[64];
+            suggest(hint, sizeof hint, sec->kind, names, n_names, "[", "]");
             return cn_fail(CN_ERR_SPEC,
-                           "%s:%d: unknown section [%s]; expected [net], [train] or a layer: %s",
-                           spec->source, sec->line, sec->kind, cn_layer_kinds());
+                           "%s:%d: unknown section [%s]%s; expected [net], [train] or a layer: %s",
+                           spec->source, sec->line, sec->kind, hint, cn_layer_kinds());
+        }
         double vals[CN_MAX_KEYS];
         cn_status st = cn_section_read(spec, sec, ops->keys, ops->n_keys, 1, vals);
         if (st)
@@ -381,6 +441,8 @@ static cn_status interpret(cn_spec *spec)
     cn_status st = cn_section_read(spec, net, net_keys, NET_NKEYS, 0, v);
     if (st)
         return st;
+    spec->net_line = net->line;
+    spec->classes_line = cn_section_get(net, "classes")->line;
     spec->input = (cn_shape){(size_t)v[NET_C], (size_t)v[NET_H], (size_t)v[NET_W]};
     spec->classes = (size_t)v[NET_CLASSES];
     spec->mean = (float)v[NET_MEAN];

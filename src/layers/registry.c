@@ -17,6 +17,11 @@ const cn_layer_ops *cn_layer_find(const char *kind)
     return NULL;
 }
 
+const cn_layer_ops *cn_layer_kind_at(size_t i)
+{
+    return i < sizeof kinds / sizeof kinds[0] ? kinds[i] : NULL;
+}
+
 const char *cn_layer_kinds(void)
 {
     return "[conv], [maxpool], [avgpool], [fc], [batchnorm], [dropout], [relu], [leaky], "
