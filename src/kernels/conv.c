@@ -71,20 +71,37 @@ static cn_win flipped(const cn_win *g, size_t m)
  * vectors of 16 lanes (filters per group times kernel width, dw_group). */
 #define DW_VECS 24
 
-/* The direct path's area per thread (0 where there is none), laid out as
- * conv_fwd_direct and conv_bwd_direct use it: a padded input and an output
- * gradient in rows of the padded width (at least one sample's), a padded
- * gradient, the flat outputs of dconv_sample and the weight gradient's
- * accumulators. */
+#ifdef HAVE_DIRECT_CONV
+/* The direct path's area per thread, in floats, as conv_fwd_direct and
+ * conv_bwd_direct lay it out: padded inputs (hp x wp) each followed by its
+ * output gradient in rows of wp (one: a sample's pair), a padded gradient
+ * (dq, hq x wq, for dx), the flat outputs of dconv_sample (forward's, flat_y,
+ * or dx's, flat_x) and the weight gradient's accumulators (acc). */
+typedef struct dconv_area {
+    size_t hp, wp, hq, wq, one, dq, flat_y, flat_x, acc;
+} dconv_area;
+
+static dconv_area direct_area(const cn_win *g, size_t m)
+{
+    dconv_area a;
+    a.hp = g->h + 2 * g->pad, a.wp = g->w + 2 * g->pad;
+    a.hq = g->oh + 2 * (g->kh - 1 - g->pad), a.wq = g->ow + 2 * (g->kw - 1 - g->pad);
+    a.one = g->c * a.hp * a.wp + m * g->oh * a.wp;
+    a.dq = m * a.hq * a.wq;
+    a.flat_y = dconv_scratch(g->oh, g->ow, a.wp);
+    a.flat_x = dconv_scratch(g->h, g->w, a.wq);
+    a.acc = g->c * g->kh * DW_VECS * 16;
+    return a;
+}
+#endif
+
+/* The direct path's area per thread (0 where there is none): at least one
+ * sample's pair. */
 static size_t direct_floats(const cn_win *g, size_t m)
 {
 #ifdef HAVE_DIRECT_CONV
-    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
-    size_t hq = 2 * g->kh - 2 + g->oh - 2 * g->pad, wq = 2 * g->kw - 2 + g->ow - 2 * g->pad;
-    size_t flat_y = dconv_scratch(g->oh, g->ow, wp);
-    size_t flat_x = dconv_scratch(g->h, g->w, wq);
-    return g->c * hp * wp + m * g->oh * wp + m * hq * wq + (flat_y > flat_x ? flat_y : flat_x) +
-           g->c * g->kh * DW_VECS * 16;
+    dconv_area a = direct_area(g, m);
+    return a.one + a.dq + (a.flat_y > a.flat_x ? a.flat_y : a.flat_x) + a.acc;
 #else
     (void)g, (void)m;
     return 0;
@@ -179,9 +196,9 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t chunks = n_chunks(n), part = m * kk + m;
-    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
-    size_t fp = g->kh - 1 - g->pad, fpw = g->kw - 1 - g->pad;
-    size_t hq = g->oh + 2 * fp, wq = g->ow + 2 * fpw; /* the padded gradient */
+    size_t fp = g->kh - 1 - g->pad;
+    dconv_area a = direct_area(g, m);
+    size_t hp = a.hp, wp = a.wp, one = a.one;
     size_t tf = thread_floats(g, m);
     float *wf = ws, *bufs = ws + 2 * m * kk, *partial = bufs + (size_t)be->threads * tf;
     if (dx)
@@ -189,15 +206,13 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     /* Samples per run: as many padded inputs and widened gradients as the
      * thread's area holds besides one padded gradient, the flat outputs and
      * the accumulators, and as RUN_FLOATS holds; shapes alone decide it. */
-    size_t one = g->c * hp * wp + m * g->oh * wp, nacc = g->c * g->kh * DW_VECS * 16;
-    size_t nflat = dconv_scratch(g->h, g->w, wq);
-    size_t run = (tf - m * hq * wq - nflat - nacc) / one;
+    size_t run = (tf - a.dq - a.flat_x - a.acc) / one;
     run = run > RUN_FLOATS / one ? RUN_FLOATS / one : run;
     run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
 #pragma omp parallel for num_threads(be->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
         float *area = bufs + (size_t)thread_id() * tf, *dq = area + run * one;
-        float *flat = dq + m * hq * wq, *acc = flat + nflat;
+        float *flat = dq + a.dq, *acc = flat + a.flat_x;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
         size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
         memset(pdw, 0, part * sizeof(float));
@@ -219,7 +234,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             dconv_dw_samples(xps, dms, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw, acc);
             for (size_t k = 0; dx && k < cnt; k++) {
                 pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
-                dconv_sample(dq, m, hq, wq, g->kh, g->kw, wf, g->c, NULL, 0, dx + (r0 + k) * in,
+                dconv_sample(dq, m, a.hq, a.wq, g->kh, g->kw, wf, g->c, NULL, 0, dx + (r0 + k) * in,
                              g->h, g->w, flat);
             }
         }
