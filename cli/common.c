@@ -83,6 +83,18 @@ const char *cli_count(uint64_t v, char *buf, size_t size)
     return buf;
 }
 
+const char *cli_augmentation(int shift, int flip, const char *sep, char *buf, size_t size)
+{
+    if (!shift && !flip)
+        snprintf(buf, size, "%s", "");
+    else if (!shift)
+        snprintf(buf, size, "%sflips", sep);
+    else
+        snprintf(buf, size, "%sshifts of up to %d pixel%s%s", sep, shift, shift == 1 ? "" : "s",
+                 flip ? ", flips" : "");
+    return buf;
+}
+
 int cli_is_model_file(const char *path)
 {
     FILE *f = fopen(path, "rb");

@@ -564,10 +564,8 @@ int cmd_train(int argc, char **argv)
     printf("%s %s: %s parameters, %s multiply-adds per image\n", resume ? "resuming" : "training",
            resume ? resume : cn_spec_source(cn_model_spec(model)),
            cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
-    char aug[64] = "";
-    if (o->shift || o->flip)
-        snprintf(aug, sizeof aug, "; shifts of up to %d pixels%s", o->shift,
-                 o->flip ? ", flips" : "");
+    char aug[64];
+    cli_augmentation(o->shift, o->flip, "; ", aug, sizeof aug);
     printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, %s, lr %g, "
            "%s %g, decay %g%s; %d thread%s, %s kernels\n",
            dir, train.n, val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,

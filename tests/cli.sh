@@ -291,6 +291,12 @@ run "train adamw" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" 
     --epochs 1 --optimizer adamw --lr 0.001 --decay 0.01 --shift 2 &&
     expect "train adamw" "adamw, lr 0.001, beta1 0.9, decay 0.01; shifts of up to 2 pixels"
 run "info adamw" 0 "$bin" info adam.safetensors && expect "info adamw" "adamw, beta1 0.9, decay 0.01, beta2 0.999" "shifts of up to 2 pixels"
+run "augmentation in words" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --quiet \
+    -o aug.safetensors --epochs 1 --limit 256 --val 256 --shift 1 --flip 1 &&
+    expect "augmentation in words" "decay 0; shifts of up to 1 pixel, flips; "
+run "flips alone" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --quiet \
+    -o aug.safetensors --epochs 1 --limit 256 --val 256 --shift 0 --flip 1 &&
+    expect "flips alone" "decay 0; flips; "
 run "resume changes optimizer" 2 "$bin" train --resume adam.safetensors --data "$data" --optimizer sgd &&
     expect "resume changes optimizer" "cannot change when resuming"
 run "bad optimizer" 2 "$bin" train --optimizer rmsprop && expect "bad optimizer" "sgd, adam or adamw"
