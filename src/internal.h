@@ -17,6 +17,8 @@ cn_status cn_fail_at(const char *file, int line, cn_status st, const char *fmt, 
 #define cn_fail(st, ...) cn_fail_at(__FILE__, __LINE__, st, __VA_ARGS__)
 /* Prefixes the current message with text ("while loading x: ..."). */
 void cn_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* v[0..n) joined by sep ("2 x 28 x 28", "2,3") into buf, cut to its size. */
+const char *cn_join_sizes(const size_t *v, int n, const char *sep, char *buf, size_t size);
 
 /* Allocation that is 64-byte aligned and zeroed; NULL on failure or when the
  * byte count overflows.  Free with cn_free. */

@@ -4,8 +4,6 @@
 #include "internal.h"
 #include "kernels/plain.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

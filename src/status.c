@@ -64,6 +64,17 @@ size_t cn_mul(size_t a, size_t b)
 
 size_t cn_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
+const char *cn_join_sizes(const size_t *v, int n, const char *sep, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && at < size; i++) {
+        int k = snprintf(buf + at, size - at, "%s%zu", i ? sep : "", v[i]);
+        at += k > 0 ? (size_t)k : 0;
+    }
+    return buf;
+}
+
 void *cn_alloc(size_t count, size_t size)
 {
     size_t bytes = cn_mul(count, size);

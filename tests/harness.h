@@ -74,6 +74,11 @@ cn_spec *th_spec(const char *text); /* parses or fails the test (NULL) */
 const char *th_tmpdir(void);        /* a fresh directory for this test run */
 char *th_path(const char *name);    /* name in that directory (4 rotating buffers) */
 int th_write_file(const char *path, const void *b, size_t n); /* 1 when all was written */
+/* The whole file (malloc'd, one spare byte) and its size in *size, or NULL. */
+unsigned char *th_read_file(const char *path, size_t *size);
+/* A safetensors file: claimed_len as the header's length (strlen(json) when
+ * it does not lie), json, then data_len zero bytes.  1 when written. */
+int th_write_safetensors(const char *path, uint64_t claimed_len, const char *json, size_t data_len);
 const char *th_data_dir(void); /* MNIST: $CONVNET_DATA or data/mnist */
 void th_fill_normal(float *x, size_t n, cn_rng *rng);
 /* Caps this test's address space (each test runs in its own process) at what

@@ -103,29 +103,11 @@ static cn_model *model_of(const char *text)
     return m;
 }
 
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return b;
-}
-
 /* Whether path holds exactly the n bytes of want. */
 static int same_bytes(const char *path, const unsigned char *want, size_t n)
 {
     size_t size;
-    unsigned char *b = read_all(path, &size);
+    unsigned char *b = th_read_file(path, &size);
     int same = b && size == n && memcmp(b, want, n) == 0;
     free(b);
     return same;
@@ -225,7 +207,7 @@ static void save_killed_before_rename(void)
     const char *path = th_path("killed.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t n0;
-    unsigned char *before = read_all(path, &n0);
+    unsigned char *before = th_read_file(path, &n0);
     CHECK(before);
     cn_model *old = NULL;
     CHECK_OK(cn_model_load(path, 1, &old));
@@ -293,7 +275,7 @@ static void save_errors_at_every_step(void)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     CHECK_OK(cn_model_save(m, path));
     size_t n0;
-    unsigned char *before = read_all(path, &n0);
+    unsigned char *before = th_read_file(path, &n0);
     CHECK(before);
     cn_model *old = NULL;
     CHECK_OK(cn_model_load(path, 1, &old));
@@ -352,7 +334,7 @@ static void save_refuses_nonfinite_weights(void)
     const char *path = th_path("nan.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t n0;
-    unsigned char *before = read_all(path, &n0);
+    unsigned char *before = th_read_file(path, &n0);
     const float bad[] = {NAN, INFINITY, -INFINITY};
     for (int i = 0; i < 3; i++) {
         *last_weight(m) = bad[i];
@@ -406,7 +388,7 @@ static void nonfinite_weights_end_no_epoch(void)
     CHECK_OK(cn_model_train(m, &train, NULL, &hooks));
     CHECK(sv.epochs_saved == 1);
     size_t n0;
-    unsigned char *before = read_all(sv.path, &n0);
+    unsigned char *before = th_read_file(sv.path, &n0);
     CHECK(before);
     cn_model_opts(m)->epochs = 2;
     sv.poison_at_end = 1;
@@ -435,7 +417,7 @@ static void divergence_keeps_last_checkpoint(void)
     cn_train_hooks hooks = {&sv, NULL, save_epoch, NULL};
     CHECK_OK(cn_model_train(m, &train, NULL, &hooks));
     size_t n0;
-    unsigned char *before = read_all(sv.path, &n0);
+    unsigned char *before = th_read_file(sv.path, &n0);
     CHECK(before);
     cn_train_opts *o = cn_model_opts(m);
     o->epochs = 30;

@@ -47,21 +47,7 @@ static size_t idx_bytes(uint8_t *out, int ndim, const uint32_t *dims, const uint
     return 4 + 4 * (size_t)ndim + n;
 }
 
-/* A safetensors file: the header's length, the header, data_len zero bytes. */
-static int write_st(const char *path, uint64_t claimed_len, const char *json, size_t data_len)
-{
-    size_t h = strlen(json);
-    unsigned char *b = calloc(8 + h + data_len + 1, 1);
-    if (!b)
-        return 0;
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)(claimed_len >> (8 * i));
-    memcpy(b + 8, json, h);
-    int ok = th_write_file(path, b, 8 + h + data_len);
-    free(b);
-    return ok;
-}
-
+/* The true header length of json, for th_write_safetensors. */
 #define ST_LEN(json) ((uint64_t)strlen(json))
 
 /* Peak resident memory grew by less than 64 MB: nothing large was allocated
@@ -159,7 +145,7 @@ static void safetensors_lying_sizes(void)
     const char *p = th_path("lie.safetensors");
     cn_st_file f;
     /* The header's length: 10^12 bytes, in a file of 15. */
-    CHECK(write_st(p, 1000000000000ull, "{\"a\":1}", 0));
+    CHECK(th_write_safetensors(p, 1000000000000ull, "{\"a\":1}", 0));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), p) &&
                   th_contains(cn_last_error(), "the header claims 1000000000000 bytes but the "
@@ -168,7 +154,7 @@ static void safetensors_lying_sizes(void)
     /* A 100 GB tensor: data_offsets far beyond the file. */
     const char *big = "{\"w\":{\"dtype\":\"F32\",\"shape\":[25000000000],"
                       "\"data_offsets\":[0,100000000000]}}";
-    CHECK(write_st(p, ST_LEN(big), big, 8));
+    CHECK(th_write_safetensors(p, ST_LEN(big), big, 8));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), p) &&
                   th_contains(cn_last_error(), "tensor 'w' has data_offsets outside the 8 bytes "
@@ -177,7 +163,7 @@ static void safetensors_lying_sizes(void)
     /* A shape whose size overflows 64 bits, over offsets that are fine. */
     const char *ovf = "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296,16],"
                       "\"data_offsets\":[0,8]}}";
-    CHECK(write_st(p, ST_LEN(ovf), ovf, 8));
+    CHECK(th_write_safetensors(p, ST_LEN(ovf), ovf, 8));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), p) &&
                   th_contains(cn_last_error(), "tensor 'w': F64 of shape "
@@ -186,14 +172,14 @@ static void safetensors_lying_sizes(void)
               "message: %s", cn_last_error());
     /* dtype and shape disagree with the offsets. */
     const char *mis = "{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}";
-    CHECK(write_st(p, ST_LEN(mis), mis, 8));
+    CHECK(th_write_safetensors(p, ST_LEN(mis), mis, 8));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), p) &&
                   th_contains(cn_last_error(), "tensor 'w': F32 of shape [3] needs 12 bytes but "
                                                "its data_offsets span 8"),
               "message: %s", cn_last_error());
     const char *i16 = "{\"w\":{\"dtype\":\"I16\",\"shape\":[2,3],\"data_offsets\":[0,8]}}";
-    CHECK(write_st(p, ST_LEN(i16), i16, 8));
+    CHECK(th_write_safetensors(p, ST_LEN(i16), i16, 8));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     CHECK(th_contains(cn_last_error(), "I16 of shape [2,3] needs 12 bytes"));
     CHECK_SMALL(rss0);
@@ -476,7 +462,7 @@ static void safetensors_many_tensors(void)
             i, i, i + 1);
     snprintf(json + n, cap - n, "}");
     const char *p = th_path("many.safetensors");
-    CHECK(write_st(p, ST_LEN(json), json, count));
+    CHECK(th_write_safetensors(p, ST_LEN(json), json, count));
     double t0 = cpu_s();
     cn_st_file f;
     CHECK_OK(cn_st_open(p, &f));
@@ -486,7 +472,7 @@ static void safetensors_many_tensors(void)
     char *last = strstr(json, "\"t199999\"");
     CHECK(last);
     memcpy(last, "\"t100000\"", 9);
-    CHECK(write_st(p, ST_LEN(json), json, count));
+    CHECK(th_write_safetensors(p, ST_LEN(json), json, count));
     CHECK_ERR(cn_st_open(p, &f), CN_ERR_FORMAT);
     CHECK_MSG(th_contains(cn_last_error(), "tensor 't100000' appears twice"), "message: %s",
               cn_last_error());

@@ -15,24 +15,6 @@ static const char *SMALL =
     "[train]\nbatch=4\nlr=0.05\nseed=9\n"
     "[conv]\nfilters=2\nsize=3\n[relu]\n[maxpool]\n[fc]\noutputs=3\n[softmax]\n";
 
-static unsigned char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return b;
-}
-
 static cn_model *small_model(void)
 {
     cn_spec *spec = th_spec(SMALL);
@@ -83,7 +65,7 @@ static void model_round_trip(void)
 
     /* The file is plain safetensors: check the layout by hand. */
     size_t size;
-    unsigned char *b = read_file(path, &size);
+    unsigned char *b = th_read_file(path, &size);
     CHECK(b && size > 8);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
@@ -130,7 +112,7 @@ static void model_keeps_buffers(void)
     cn_model_free(l);
     /* Without its running variance the file is refused. */
     size_t size;
-    unsigned char *b = read_file(path, &size);
+    unsigned char *b = th_read_file(path, &size);
     CHECK(b);
     char *name = strstr((char *)b + 8, "\"batchnorm1.running_var\"");
     CHECK(name);
@@ -151,7 +133,7 @@ static void refuses_truncated_files(void)
     const char *path = th_path("t.safetensors"), *cut = th_path("cut.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t size;
-    unsigned char *b = read_file(path, &size);
+    unsigned char *b = th_read_file(path, &size);
     CHECK(b);
     for (size_t n = 0; n < size; n += (n < 64 || size - n < 64) ? 1 : 7) {
         CHECK(th_write_file(cut, b, n));
@@ -174,7 +156,7 @@ static void survives_corrupted_headers(void)
     const char *path = th_path("c.safetensors"), *bad = th_path("bad.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t size;
-    unsigned char *b = read_file(path, &size);
+    unsigned char *b = th_read_file(path, &size);
     CHECK(b);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++)
@@ -203,17 +185,10 @@ static void survives_corrupted_headers(void)
     cn_model_free(m);
 }
 
-/* Writes a safetensors file with the given header and data bytes. */
+/* A safetensors file whose header is json, then data_len zero bytes. */
 static int write_st(const char *path, const char *json, size_t data_len)
 {
-    size_t h = strlen(json);
-    unsigned char *b = calloc(8 + h + data_len + 1, 1);
-    for (int i = 0; i < 8; i++)
-        b[i] = (unsigned char)((uint64_t)h >> (8 * i));
-    memcpy(b + 8, json, h);
-    int ok = th_write_file(path, b, 8 + h + data_len);
-    free(b);
-    return ok;
+    return th_write_safetensors(path, strlen(json), json, data_len);
 }
 
 static void refuses_lying_headers(void)
@@ -271,7 +246,7 @@ static void refuses_mismatched_tensors(void)
     const char *path = th_path("w.safetensors");
     CHECK_OK(cn_model_save(m, path));
     size_t size;
-    unsigned char *b = read_file(path, &size);
+    unsigned char *b = th_read_file(path, &size);
     CHECK(b);
     char *conv = strstr((char *)b + 8, "[2,1,3,3]");
     CHECK(conv);
@@ -316,7 +291,7 @@ static void failed_save_keeps_previous_file(void)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     CHECK_OK(cn_model_save(m, path));
     size_t size0;
-    unsigned char *before = read_file(path, &size0);
+    unsigned char *before = th_read_file(path, &size0);
     /* A directory where the temporary file should go makes the write fail. */
     char tmp[700];
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
@@ -324,7 +299,7 @@ static void failed_save_keeps_previous_file(void)
     cn_net_params(cn_model_net(m))[0] += 1;
     CHECK_ERR(cn_model_save(m, path), CN_ERR_IO);
     size_t size1;
-    unsigned char *after = read_file(path, &size1);
+    unsigned char *after = th_read_file(path, &size1);
     CHECK(before && after && size0 == size1 && memcmp(before, after, size0) == 0);
     rmdir(tmp);
     cn_model *l;

@@ -35,6 +35,38 @@ int th_write_file(const char *path, const void *b, size_t n)
     return fclose(f) == 0 && ok;
 }
 
+unsigned char *th_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *size = n >= 0 ? (size_t)n : 0;
+    return b;
+}
+
+int th_write_safetensors(const char *path, uint64_t claimed_len, const char *json, size_t data_len)
+{
+    size_t h = strlen(json);
+    unsigned char *b = calloc(8 + h + data_len + 1, 1);
+    if (!b)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(claimed_len >> (8 * i));
+    memcpy(b + 8, json, h);
+    int ok = th_write_file(path, b, 8 + h + data_len);
+    free(b);
+    return ok;
+}
+
 const char *th_data_dir(void)
 {
     const char *d = getenv("CONVNET_DATA");

@@ -86,10 +86,7 @@ static cn_status read_idx(const char *path, int min_dim, int max_dim, idx *out)
     }
     if (out->count > MAX_IDX_BYTES) {
         char dims[64];
-        size_t len = 0;
-        for (int d = 0; d < out->ndim; d++)
-            len += (size_t)snprintf(dims + len, sizeof dims - len, "%s%zu", d ? " x " : "",
-                                    out->dims[d]);
+        cn_join_sizes(out->dims, out->ndim, " x ", dims, sizeof dims);
         st = cn_fail(CN_ERR_FORMAT,
                      "%s: the header claims %s bytes of data, more than the 4 GiB convnet "
                      "accepts (not an IDX file, or a damaged one)",

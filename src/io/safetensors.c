@@ -381,11 +381,8 @@ static cn_status parse_header(cn_st_file *f, const char *json, size_t len)
             goto done;
         }
         if (e->end - e->begin != bytes) {
-            char dims[8 * 21 + 1] = "", need[32] = "more than 2^64";
-            size_t at = 0;
-            for (int d = 0; d < nd; d++)
-                at += (size_t)snprintf(dims + at, sizeof dims - at, "%s%zu", d ? "," : "",
-                                       e->dims[d]);
+            char dims[8 * 21 + 1], need[32] = "more than 2^64";
+            cn_join_sizes(e->dims, nd, ",", dims, sizeof dims);
             if (bytes != SIZE_MAX)
                 snprintf(need, sizeof need, "%zu", bytes);
             st = cn_fail(CN_ERR_FORMAT,

@@ -171,7 +171,8 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
                             cn_act act)
 {
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w;
-    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+    dconv_area a = direct_area(g, m);
+    size_t hp = a.hp, wp = a.wp;
     float *wt = ws, *bufs = ws + 2 * m * g->c * g->kh * g->kw;
     size_t tf = thread_floats(g, m);
     taps_first(w, m, g->c, g->kh, g->kw, 0, wt);

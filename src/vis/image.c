@@ -131,6 +131,15 @@ static int pnm_header_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
+/* What stb could not read, with its reason. */
+static cn_status not_an_image(const char *name)
+{
+    return cn_fail(CN_ERR_FORMAT,
+                   "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF and TGA "
+                   "files are",
+                   name, stbi_failure_reason());
+}
+
 /* The decoded image of the n bytes at data (n <= MAX_IMAGE_BYTES, which fits
  * stb's int); name is the file's, for messages. */
 static cn_status decode(const uint8_t *data, size_t n, const char *name, cn_image *out)
@@ -146,31 +155,24 @@ static cn_status decode(const uint8_t *data, size_t n, const char *name, cn_imag
                        "digits",
                        name);
     if (!stbi_info_from_memory(data, (int)n, &w, &h, &c))
-        return cn_fail(CN_ERR_FORMAT,
-                       "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF "
-                       "and TGA files are",
-                       name, stbi_failure_reason());
+        return not_an_image(name);
     if ((size_t)w * (size_t)h > MAX_IMAGE_PIXELS)
         return cn_fail(CN_ERR_FORMAT,
                        "%s: the image is %d x %d pixels; convnet reads images of up to %zu "
                        "million pixels (8192 x 8192)",
                        name, w, h, MAX_IMAGE_PIXELS / 1000000);
-    int n_ch;
-    unsigned char *d = stbi_load_from_memory(data, (int)n, &w, &h, &n_ch, 0);
+    unsigned char *d = stbi_load_from_memory(data, (int)n, &w, &h, &c, 0);
     if (!d)
-        return cn_fail(CN_ERR_FORMAT,
-                       "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF "
-                       "and TGA files are",
-                       name, stbi_failure_reason());
-    cn_status st = cn_image_new(w, h, n_ch <= 2 ? 1 : 3, out);
+        return not_an_image(name);
+    cn_status st = cn_image_new(w, h, c <= 2 ? 1 : 3, out);
     if (st) {
         stbi_image_free(d);
         return st;
     }
     size_t np = (size_t)w * (size_t)h;
     for (size_t i = 0; i < np; i++) {
-        const unsigned char *p = d + i * (size_t)n_ch;
-        switch (n_ch) {
+        const unsigned char *p = d + i * (size_t)c;
+        switch (c) {
         case 1: out->px[i] = p[0]; break;
         case 2: out->px[i] = over_white(p[0], p[1]); break;
         case 3: memcpy(out->px + 3 * i, p, 3); break;
