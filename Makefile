@@ -70,6 +70,9 @@ KFLAGS := -O3 -ffp-contract=fast
 $(BUILD)/src/kernels/%.o: src/kernels/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -c $< -o $@
+# The plain kernels give the same bits as the host's own arithmetic (the
+# input's preparation): no contraction into fused multiply-adds.
+$(BUILD)/src/kernels/plain.o: KFLAGS := -O3 -ffp-contract=off
 $(BUILD)/src/kernels/cpu_avx2.o: src/kernels/cpu_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx2 -mfma -c $< -o $@

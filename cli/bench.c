@@ -181,15 +181,16 @@ int cmd_bench(int argc, char **argv)
     if (infer && !json)
         return cli_usage("bench", "--infer needs --json (the layer table is for training)");
     bench b = {NULL, 0, infer, NULL, NULL};
+    cn_device dev = cli_device(threads);
     if (path && cli_is_model_file(path)) {
-        if (cn_model_load(path, (int)threads, &b.model))
+        if (cn_model_load(path, &dev, &b.model))
             return cli_lib_error();
     } else {
         cn_spec *spec;
         cn_status st = cli_load_spec(path, &spec);
         if (st)
             return cli_lib_error();
-        st = cn_model_create(spec, NULL, (int)threads, &b.model);
+        st = cn_model_create(spec, NULL, &dev, &b.model);
         cn_spec_free(spec);
         if (st)
             return cli_lib_error();

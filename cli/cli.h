@@ -61,6 +61,9 @@ int cli_double(const char *s, double min, double max, double *out);
  * after the usage message. */
 int cli_threads(const char *cmd, const char *v, long *threads);
 
+/* Where the command's network runs: the CPU with that many threads. */
+cn_device cli_device(long threads);
+
 /* Data directory: --data, else $CONVNET_DATA, else data/mnist. */
 const char *cli_data_dir(const char *opt);
 

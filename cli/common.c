@@ -172,6 +172,8 @@ void cli_totals(const cn_net *net, size_t *params, uint64_t *macs)
     }
 }
 
+cn_device cli_device(long threads) { return (cn_device){"cpu", 0, (int)threads}; }
+
 int cli_load_model(const char *cmd, const char *path, long threads, cn_model **model)
 {
     *model = NULL;
@@ -180,7 +182,8 @@ int cli_load_model(const char *cmd, const char *path, long threads, cn_model **m
                          "%s is a model description; %s takes a trained model file "
                          "(convnet train writes one)",
                          path, cmd);
-    return cn_model_load(path, (int)threads, model) ? cli_lib_error() : 0;
+    cn_device dev = cli_device(threads);
+    return cn_model_load(path, &dev, model) ? cli_lib_error() : 0;
 }
 
 void cli_json_string(FILE *f, const char *s)

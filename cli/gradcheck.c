@@ -69,7 +69,7 @@ int cmd_gradcheck(int argc, char **argv)
     cn_net *net = NULL;
     if (cn_spec_load(path, &spec))
         return cli_lib_error();
-    if (cn_net_create(spec, (size_t)batch, 0, &net)) {
+    if (cn_net_create(spec, (size_t)batch, NULL, &net)) {
         cn_spec_free(spec);
         return cli_lib_error();
     }

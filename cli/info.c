@@ -37,12 +37,13 @@ int cmd_info(int argc, char **argv)
     cn_model *model = NULL;
     cn_spec *spec = NULL;
     cn_net *net = NULL;
+    cn_device one = cli_device(1);
     if (cli_is_model_file(path)) {
-        if (cn_model_load(path, 1, &model))
+        if (cn_model_load(path, &one, &model))
             return cli_lib_error();
         net = cn_model_net(model);
     } else {
-        if (cn_spec_load(path, &spec) || cn_net_create(spec, 1, 1, &net)) {
+        if (cn_spec_load(path, &spec) || cn_net_create(spec, 1, &one, &net)) {
             cn_spec_free(spec);
             return cli_lib_error();
         }

@@ -199,7 +199,7 @@ int cmd_predict(int argc, char **argv)
     list l = {0};
     cn_model *model = NULL;
     uint8_t *pix = NULL;
-    float *x = NULL;
+    float *out = NULL;
     size_t *slot = NULL;
     if ((rc = expand(files, nfiles, &l)) || (rc = cli_load_model("predict", path, threads, &model)))
         goto done;
@@ -212,9 +212,9 @@ int cmd_predict(int argc, char **argv)
     cn_shape s = cn_net_input_shape(net);
     size_t sz = s.c * s.h * s.w, k = cn_net_classes(net);
     pix = malloc(nb * sz);
-    x = malloc(nb * sz * sizeof *x);
+    out = malloc(nb * k * sizeof *out);
     slot = malloc(nb * sizeof *slot);
-    if (!pix || !x || !slot) {
+    if (!pix || !out || !slot) {
         rc = cli_error("out of memory");
         goto done;
     }
@@ -235,12 +235,10 @@ int cmd_predict(int argc, char **argv)
         }
         if (!n)
             continue;
-        cn_net_prepare(net, pix, n, x);
-        if (cn_net_forward(net, x, n, 0)) {
+        if (cn_net_forward_pixels(net, pix, n, 0) || cn_net_get_output(net, out)) {
             rc = cli_lib_error();
             goto done;
         }
-        const float *out = cn_net_output(net);
         for (size_t j = 0; j < n; j++)
             print_result(l.v[slot[j]], out + j * k, k, (size_t)top, json);
     }
@@ -250,7 +248,7 @@ done:
     free(l.v);
     free(files);
     free(pix);
-    free(x);
+    free(out);
     free(slot);
     cn_model_free(model);
     return rc;

@@ -443,8 +443,9 @@ int cmd_train(int argc, char **argv)
     cn_model *model = NULL;
     cn_status st;
     char *default_out = NULL;
+    cn_device dev = cli_device(threads);
     if (resume) {
-        if ((st = cn_model_load(resume, (int)threads, &model)))
+        if ((st = cn_model_load(resume, &dev, &model)))
             return cli_lib_error();
         cn_train_opts *o = cn_model_opts(model);
         /* The messages are printed before the model (and o with it) is freed. */
@@ -477,7 +478,7 @@ int cmd_train(int argc, char **argv)
         apply(&ov, &o);
         if (seed >= 0)
             o.seed = (uint64_t)seed;
-        st = cn_model_create(spec, &o, (int)threads, &model);
+        st = cn_model_create(spec, &o, &dev, &model);
         cn_spec_free(spec);
         if (st)
             return cli_lib_error();

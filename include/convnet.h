@@ -149,6 +149,22 @@ cn_status cn_train_opts_check(const cn_train_opts *opts);
  * fractional (2.5: half way through the third epoch). */
 double cn_train_opts_lr(const cn_train_opts *opts, double epoch);
 
+/* ---------------------------------------------------------------- device */
+
+/* Where a network runs: one set of options, given when a network or a
+ * model is created or loaded (NULL: the CPU with one thread per core).
+ * Every tensor of the network lives in its backend's memory, which the
+ * program reaches only by copying (cn_net_get, cn_net_set, cn_net_forward,
+ * cn_net_get_output, ...). */
+typedef struct cn_device {
+    const char *backend; /* "cpu" (NULL or "" too), or "guard": the CPU with
+                            its tensor memory locked except inside its own
+                            operations, as a GPU's is out of the host's reach
+                            (a check of the library's device seam; slow) */
+    int index;           /* which device of the backend: 0 (the CPU has one) */
+    int threads;         /* worker threads on the host (0: one per core) */
+} cn_device;
+
 /* ------------------------------------------------------------------- net */
 
 /* A network built from a spec: layers with their shapes checked, one
@@ -156,14 +172,15 @@ double cn_train_opts_lr(const cn_train_opts *opts, double epoch);
  * planned for batches of up to max_batch samples. */
 typedef struct cn_net cn_net;
 
-/* Builds the network of spec for batches of 1..max_batch samples, using
- * threads worker threads (0: one per core).  Parameters are zero: call
+/* Builds the network of spec for batches of 1..max_batch samples on the
+ * device dev (NULL: the CPU, one thread per core).  Parameters are zero: call
  * cn_net_init or load them.  The memory is planned first: a network that
  * needs more than the machine's memory, or than cn_set_memory_limit allows, is
  * refused before anything is allocated.  Errors: CN_ERR_SPEC (impossible
  * shapes, with the line of the offending layer), CN_ERR_NOMEM (naming the
- * layer that needs the most, what the net needs and what there is). */
-cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out);
+ * layer that needs the most, what the net needs and what there is),
+ * CN_ERR_ARG (a device this build or machine does not have). */
+cn_status cn_net_create(const cn_spec *spec, size_t max_batch, const cn_device *dev, cn_net **out);
 void cn_net_free(cn_net *net);
 
 /* The most memory, in bytes, that a network built afterwards may plan (0, the
@@ -177,8 +194,10 @@ void cn_net_init(cn_net *net, cn_rng *rng);
 cn_shape cn_net_input_shape(const cn_net *net);
 size_t cn_net_classes(const cn_net *net);
 size_t cn_net_max_batch(const cn_net *net);
+/* Where the network runs, with the thread count resolved ("cpu", 0, 2). */
+cn_device cn_net_device(const cn_net *net);
 int cn_net_threads(const cn_net *net);
-/* The name of the kernel set in use: "avx512", "avx2" or "portable". */
+/* The name of the backend's kernel set: "avx512", "avx2" or "portable". */
 const char *cn_net_isa(const cn_net *net);
 
 typedef struct cn_layer_info {
@@ -213,36 +232,52 @@ cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info);
 size_t cn_net_find_tensor(const cn_net *net, const char *name);
 
 /* The parameter and gradient blocks: cn_net_num_params() floats each, laid
- * out tensor after tensor as cn_net_tensor() describes. */
+ * out tensor after tensor as cn_net_tensor() describes (each tensor starts
+ * on a 16-float boundary; the floats between tensors are zero). */
 size_t cn_net_num_params(const cn_net *net);
-float *cn_net_params(cn_net *net);
-float *cn_net_grads(cn_net *net);
 void cn_net_zero_grads(cn_net *net);
 /* The buffer block: state that is saved but not trained (batch-norm running
  * mean and variance), cn_net_num_buffers() floats. */
 size_t cn_net_num_buffers(const cn_net *net);
-float *cn_net_buffers(cn_net *net);
+
+/* The network's blocks of floats, which live in its backend's memory. */
+typedef enum cn_block {
+    CN_PARAMS,  /* cn_net_num_params() */
+    CN_GRADS,   /* cn_net_num_params() */
+    CN_BUFFERS, /* cn_net_num_buffers() */
+} cn_block;
+
+/* Copies count floats at offset of block out to dst, or in from src.
+ * Tensor i is count = info.count at offset = info.offset of CN_PARAMS (or
+ * CN_BUFFERS when not trainable).  Errors: CN_ERR_ARG (outside the block). */
+cn_status cn_net_get(const cn_net *net, cn_block block, size_t offset, size_t count, float *dst);
+cn_status cn_net_set(cn_net *net, cn_block block, size_t offset, size_t count, const float *src);
 
 /* Converts n samples of 8-bit pixels (n, C, H, W) into the network's input
  * as the spec's [net] section says: x = (p / 255 - mean) / std. */
 void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x);
 
-/* Runs the network on x (n, C, H, W), 1 <= n <= max_batch.  train = 1 for a
- * training pass (batch normalisation uses the batch's statistics and updates
- * its running ones; cn_net_backward may follow), 0 for evaluation.  x must
- * stay unchanged until cn_net_backward returns.  Errors: CN_ERR_ARG. */
+/* Runs the network on x (n, C, H, W), 1 <= n <= max_batch, copied into the
+ * network.  train = 1 for a training pass (batch normalisation uses the
+ * batch's statistics and updates its running ones; cn_net_backward may
+ * follow), 0 for evaluation.  Errors: CN_ERR_ARG. */
 cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train);
-/* Class probabilities of the last forward pass, (n, classes); owned by the
- * net and valid until the next forward pass. */
-const float *cn_net_output(const cn_net *net);
-/* Output of layer i in the last forward pass, (n, out.c, out.h, out.w).  An
- * element-wise layer (relu, sigmoid, tanh) that follows a convolution, fully
- * connected or pooling layer works in place: both layers then show its
- * output. */
-const float *cn_net_layer_output(const cn_net *net, size_t i);
+/* The same on 8-bit pixels (n, C, H, W), prepared as cn_net_prepare does
+ * but on the network's device. */
+cn_status cn_net_forward_pixels(cn_net *net, const uint8_t *pixels, size_t n, int train);
+/* Copies the class probabilities of the last forward pass, (n, classes),
+ * to dst.  Errors: CN_ERR_ARG (no forward pass yet). */
+cn_status cn_net_get_output(const cn_net *net, float *dst);
+/* Copies the output of layer i for samples [first, first + count) of the
+ * last forward pass, (count, out.c, out.h, out.w), to dst.  An element-wise
+ * layer that works in place (relu after a convolution, say) shares its
+ * output with the layer before: both then show it.  Errors: CN_ERR_ARG (no
+ * such layer or samples). */
+cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
+                                  float *dst);
 /* Mean negative log-likelihood of labels under the last forward pass,
  * computed stably (log-sum-exp).  Errors: CN_ERR_ARG (bad label or n). */
-cn_status cn_net_loss(const cn_net *net, const int32_t *labels, size_t n, double *loss);
+cn_status cn_net_loss(cn_net *net, const int32_t *labels, size_t n, double *loss);
 /* Adds the gradient of the mean loss of the last forward pass (a training
  * pass) to the gradient block.  labels: n true classes.  If dx is not NULL it
  * receives dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
@@ -338,16 +373,17 @@ typedef struct cn_train_state {
 } cn_train_state;
 
 /* A new model with He-initialised weights drawn from opts->seed (opts NULL:
- * the spec's [train] section).  The spec is copied.  threads: 0 for one per
- * core.  Errors: as cn_net_create, CN_ERR_ARG for bad opts. */
-cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int threads,
+ * the spec's [train] section), on the device dev (NULL: the CPU, one thread
+ * per core).  The spec is copied.  Errors: as cn_net_create, CN_ERR_ARG for
+ * bad opts. */
+cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const cn_device *dev,
                           cn_model **out);
 /* Reads a model file written by cn_model_save.  Every header field, dtype
  * and shape is checked against the architecture in the file, and the weights
  * that architecture needs against the file's size before the network is
  * built.  Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC, and as
  * cn_net_create. */
-cn_status cn_model_load(const char *path, int threads, cn_model **out);
+cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out);
 /* Writes weights, optimizer state, recipe and training state to path
  * atomically (temporary file path.tmp-PID, fsync, rename): a save that is
  * interrupted (the process killed, the disk full, a write error reported by
@@ -369,6 +405,32 @@ const cn_spec *cn_model_spec(const cn_model *model);
 /* The recipe in use; a caller may change it between training runs. */
 cn_train_opts *cn_model_opts(cn_model *model);
 const cn_train_state *cn_model_state(const cn_model *model);
+
+/* How training combines gradients across workers: the processes of a
+ * data-parallel run, each with the whole model and its share of every
+ * batch.  Every training step (cn_model_train, cn_model_step) calls
+ * allreduce once, on the whole gradient block, between the backward pass and
+ * the optimizer, then divides by size: each worker then takes the same
+ * step.  At the start of cn_model_train the parameters, buffers and
+ * optimizer state are broadcast from worker 0.  The functions get host
+ * memory (the library stages it when the backend's is not) and return
+ * CN_OK or a status that stops training.  A model starts with the solo
+ * communicator (rank 0, size 1), with which nothing is exchanged. */
+typedef struct cn_comm {
+    int rank, size; /* this worker, and how many there are */
+    void *user;
+    /* data[0, count) becomes the sum of every worker's data[0, count). */
+    cn_status (*allreduce)(void *user, float *data, size_t count);
+    /* data[0, count) becomes worker root's. */
+    cn_status (*broadcast)(void *user, float *data, size_t count, int root);
+    /* Returns when every worker has called it. */
+    cn_status (*barrier)(void *user);
+} cn_comm;
+
+/* Uses comm (copied; NULL: the solo communicator) for the model's training
+ * from now on.  Errors: CN_ERR_ARG (rank outside 0..size-1, a function
+ * missing), CN_ERR_NOMEM. */
+cn_status cn_model_set_comm(cn_model *model, const cn_comm *comm);
 
 /* What training reports to its hooks. */
 typedef struct cn_progress {
@@ -407,9 +469,11 @@ cn_status cn_model_train(cn_model *model, const cn_data *train, const cn_data *v
                          const cn_train_hooks *hooks);
 
 /* One training step on x (n, C, H, W) and labels: forward, loss, backward,
- * optimizer update with learning rate lr.  The model's training state does
- * not move (cn_model_train keeps it).  loss may be NULL.  Errors: CN_ERR_ARG,
- * CN_ERR_NOMEM. */
+ * the gradients combined across workers (cn_comm), optimizer update with
+ * learning rate lr; the same step as cn_model_train takes.  The step counts
+ * in the training state's global_step (Adam's bias correction counts the
+ * steps), not in its epoch or batch.  loss may be NULL.  Errors:
+ * CN_ERR_ARG, CN_ERR_NOMEM, a communicator's. */
 cn_status cn_model_step(cn_model *model, const float *x, const int32_t *labels, size_t n, double lr,
                         double *loss);
 

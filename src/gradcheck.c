@@ -31,13 +31,16 @@ typedef struct evalf {
     void *self;
 } evalf;
 
-/* Compares analytic derivatives a[] of the coordinates of v[] (count values)
- * with central differences of f; samples up to max_coords coordinates. */
-/* vector_floor > 0: judge the gradient vector, with norms below vector_floor
- * counted as vector_floor (a tensor whose true gradient is zero, such as the
- * bias before a batch normalisation, then passes on rounding noise). */
-static double check_coords(float *v, const float *a, size_t count, size_t max_coords, cn_rng *rng,
-                           evalf f, double vector_floor, cn_gradcheck *out)
+/* Compares analytic derivatives a[] of the coordinates of v[] (count
+ * values: a host copy v of the backend's dev) with central differences of
+ * f, moving one coordinate of dev at a time; samples up to max_coords
+ * coordinates.  vector_floor > 0: judge the gradient vector, with norms
+ * below vector_floor counted as vector_floor (a tensor whose true gradient
+ * is zero, such as the bias before a batch normalisation, then passes on
+ * rounding noise). */
+static double check_coords(const cn_backend *be, float *dev, const float *v, const float *a,
+                           size_t count, size_t max_coords, cn_rng *rng, evalf f,
+                           double vector_floor, cn_gradcheck *out)
 {
     double dd = 0.0, aa = 0.0, gg = 0.0;
     double worst = 0.0, amax = 0.0;
@@ -49,12 +52,12 @@ static double check_coords(float *v, const float *a, size_t count, size_t max_co
     f.loss(f.self, &r0);
     for (size_t c = 0; c < todo; c++) {
         size_t j = todo == count ? c : (size_t)cn_rng_below(rng, count);
-        float keep = v[j];
-        v[j] = keep + EPS;
+        float keep = v[j], plus = keep + EPS, minus = keep - EPS;
+        be->upload(be, dev + j, &plus, sizeof plus);
         double lp = f.loss(f.self, &rp);
-        v[j] = keep - EPS;
+        be->upload(be, dev + j, &minus, sizeof minus);
         double lm = f.loss(f.self, &rm);
-        v[j] = keep;
+        be->upload(be, dev + j, &keep, sizeof keep);
         if (rp != r0 || rm != r0) {
             out->skipped++;
             continue;
@@ -74,32 +77,48 @@ static double check_coords(float *v, const float *a, size_t count, size_t max_co
     return worst;
 }
 
+/* A host copy of count floats of backend memory (NULL when out of memory). */
+static float *download(const cn_backend *be, const float *dev, size_t count)
+{
+    float *h = malloc((count ? count : 1) * sizeof *h);
+    if (h && count)
+        be->download(be, h, dev, count * sizeof *h);
+    return h;
+}
+
 /* ----------------------------------------------------------- one layer */
 
 typedef struct layer_job {
     cn_net *net;
     size_t i, n;
-    const float *x;
+    const float *x; /* backend memory: the input, the output, and dL/dy */
     float *y;
-    const float *r;        /* L = sum(r * y) for hidden layers */
-    const int32_t *labels; /* L = mean NLL for the loss layer */
+    const float *r;        /* host: L = sum(r * y) for hidden layers */
+    const int32_t *labels; /* host: L = mean NLL for the loss layer */
+    float *hx, *hy;        /* host copies of x and y */
 } layer_job;
 
 static double layer_loss(void *self, uint64_t *region)
 {
     layer_job *j = self;
-    cn_layer *l = &j->net->layers[j->i];
-    cn_net_layer_forward(j->net, j->i, j->x, j->y, j->n, 1);
-    *region = l->ops->region ? l->ops->region(l, j->x, j->y, j->n) : 0;
-    size_t out = cn_shape_size(l->out);
+    cn_net *net = j->net;
+    cn_layer *l = &net->layers[j->i];
+    size_t out = cn_shape_size(l->out), in = cn_shape_size(l->in);
+    cn_net_layer_forward(net, j->i, j->x, j->y, j->n, 1);
+    net->be->download(net->be, j->hy, j->y, j->n * out * sizeof *j->hy);
+    *region = 0;
+    if (l->ops->region) {
+        net->be->download(net->be, j->hx, j->x, j->n * in * sizeof *j->hx);
+        *region = l->ops->region(l, j->hx, j->hy, j->n);
+    }
     double sum = 0.0;
     if (l->ops->is_loss) {
         for (size_t s = 0; s < j->n; s++)
-            sum -= log((double)j->y[s * out + (size_t)j->labels[s]]);
+            sum -= log((double)j->hy[s * out + (size_t)j->labels[s]]);
         return sum / (double)j->n;
     }
     for (size_t k = 0; k < j->n * out; k++)
-        sum += (double)j->r[k] * (double)j->y[k];
+        sum += (double)j->r[k] * (double)j->hy[k];
     return sum;
 }
 
@@ -107,44 +126,78 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
                              cn_gradcheck *out)
 {
     memset(out, 0, sizeof *out);
-    if (i >= net->n_layers || n == 0 || n > net->max_batch)
+    if (i >= net->n_layers || n == 0 || n > net->max_batch || n > net->train_batch)
         return cn_fail(CN_ERR_ARG, "gradcheck: layer %zu of %zu, batch %zu of at most %zu", i,
-                       net->n_layers, n, net->max_batch);
+                       net->n_layers, n, net->train_batch);
+    cn_backend *be = net->be;
     cn_layer *l = &net->layers[i];
     size_t in = n * cn_shape_size(l->in), outn = n * cn_shape_size(l->out);
-    float *x = cn_alloc(in, sizeof(float)), *dx = cn_alloc(in, sizeof(float));
-    float *y = cn_alloc(outn, sizeof(float)), *r = cn_alloc(outn, sizeof(float));
-    int32_t *labels = cn_alloc(n, sizeof(int32_t));
+    float *x = be->alloc(be, in * sizeof(float)), *dx = be->alloc(be, in * sizeof(float));
+    float *y = be->alloc(be, outn * sizeof(float)), *r = be->alloc(be, outn * sizeof(float));
+    float *hx = malloc(in * sizeof *hx), *hr = malloc(outn * sizeof *hr);
+    float *hy = malloc(outn * sizeof *hy), *hdx = NULL, *hp = NULL, *hg = NULL;
+    int32_t *labels = malloc(n * sizeof *labels);
     cn_status st = CN_OK;
-    if (!x || !dx || !y || !r || !labels) {
+    if (!x || !dx || !y || !r || !hx || !hr || !hy || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (size_t k = 0; k < in; k++)
-        x[k] = (float)cn_rng_normal(rng);
+        hx[k] = (float)cn_rng_normal(rng);
     for (size_t k = 0; k < outn; k++)
-        r[k] = (float)cn_rng_normal(rng);
+        hr[k] = (float)cn_rng_normal(rng);
     for (size_t s = 0; s < n; s++)
         labels[s] = (int32_t)cn_rng_below(rng, cn_shape_size(l->out));
+    be->upload(be, x, hx, in * sizeof *hx);
+    be->upload(be, r, hr, outn * sizeof *hr);
+    be->upload(be, net->labels, labels, n * sizeof *labels);
+    /* The gradients the layer's extra inputs get go to the network's
+     * buffers: clear them. */
+    for (size_t k = 0; k < l->n_extra; k++)
+        be->fill(be, l->dextra[k], 0.0f, n * cn_shape_size(l->extra_in[k]));
 
     cn_net_zero_grads(net);
     cn_net_layer_forward(net, i, x, y, n, 1);
-    cn_net_layer_backward(net, i, labels, x, y, l->ops->is_loss ? NULL : r, dx, n);
-
-    layer_job job = {net, i, n, x, y, r, labels};
+    cn_net_layer_backward(net, i, x, y, l->ops->is_loss ? NULL : r, dx, n);
+    hdx = download(be, dx, in);
+    if (!hdx) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    layer_job job = {net, i, n, x, y, hr, labels, malloc(in * sizeof(float)), hy};
     evalf f = {layer_loss, &job};
-    out->input_err = check_coords(x, dx, in, max_coords, rng, f, 0.0, out);
+    if (!job.hx) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    out->input_err = check_coords(be, x, hx, hdx, in, max_coords, rng, f, 0.0, out);
     for (size_t t = 0; t < l->n_t; t++) {
-        double e = check_coords(l->p[t], l->g[t], l->t[t].count, max_coords, rng, f, 0.0, out);
+        size_t count = l->t[t].count;
+        free(hp);
+        free(hg);
+        hp = download(be, l->p[t], count);
+        hg = download(be, l->g[t], count);
+        if (!hp || !hg) {
+            st = cn_fail(CN_ERR_NOMEM, "out of memory");
+            break;
+        }
+        double e = check_coords(be, l->p[t], hp, hg, count, max_coords, rng, f, 0.0, out);
         out->param_err = e > out->param_err ? e : out->param_err;
     }
+    free(job.hx);
     cn_net_zero_grads(net);
 done:
-    cn_free(x);
-    cn_free(dx);
-    cn_free(y);
-    cn_free(r);
-    cn_free(labels);
+    be->free(be, x);
+    be->free(be, dx);
+    be->free(be, y);
+    be->free(be, r);
+    free(hx);
+    free(hr);
+    free(hy);
+    free(hdx);
+    free(hp);
+    free(hg);
+    free(labels);
     return st;
 }
 
@@ -153,8 +206,9 @@ done:
 typedef struct net_job {
     cn_net *net;
     size_t n;
-    const float *x;
+    const float *x; /* host */
     const int32_t *labels;
+    float *hx, *hy; /* host copies of a layer's input and output */
 } net_job;
 
 static double net_loss(void *self, uint64_t *region)
@@ -162,14 +216,19 @@ static double net_loss(void *self, uint64_t *region)
     net_job *j = self;
     cn_net *net = j->net;
     double loss = 0.0;
-    cn_net_forward(net, j->x, j->n, 1);
+    /* The input moves on the device (check_coords): run from there. */
+    cn_net_run_forward(net, net->input, j->n, 1, NULL);
     cn_net_loss(net, j->labels, j->n, &loss);
     *region = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < net->n_layers; i++) {
         const cn_layer *l = &net->layers[i];
-        if (l->ops->region)
-            *region =
-                cn_hash(*region, l->ops->region(l, i ? net->act[i - 1] : j->x, net->act[i], j->n));
+        if (!l->ops->region)
+            continue;
+        const float *xi = i ? net->act[i - 1] : net->input;
+        net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
+        net->be->download(net->be, j->hy, net->act[i],
+                          j->n * cn_shape_size(l->out) * sizeof(float));
+        *region = cn_hash(*region, l->ops->region(l, j->hx, j->hy, j->n));
     }
     return loss;
 }
@@ -177,14 +236,20 @@ static double net_loss(void *self, uint64_t *region)
 cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng, cn_gradcheck *out)
 {
     memset(out, 0, sizeof *out);
-    if (n == 0 || n > net->max_batch)
-        return cn_fail(CN_ERR_ARG, "gradcheck: batch %zu of at most %zu", n, net->max_batch);
+    if (n == 0 || n > net->max_batch || n > net->train_batch)
+        return cn_fail(CN_ERR_ARG, "gradcheck: batch %zu of at most %zu", n, net->train_batch);
+    cn_backend *be = net->be;
     size_t in = n * cn_shape_size(net->spec->input), np = net->n_params;
-    float *x = cn_alloc(in, sizeof(float)), *dx = cn_alloc(in, sizeof(float));
-    float *g = cn_alloc(np, sizeof(float));
-    int32_t *labels = cn_alloc(n, sizeof(int32_t));
+    size_t io = n * cn_shape_size(net->spec->input);
+    for (size_t i = 0; i < net->n_layers; i++)
+        io =
+            n * cn_shape_size(net->layers[i].out) > io ? n * cn_shape_size(net->layers[i].out) : io;
+    float *x = malloc(in * sizeof *x), *dx = malloc(in * sizeof *dx);
+    float *g = malloc((np ? np : 1) * sizeof *g), *p = malloc((np ? np : 1) * sizeof *p);
+    float *hx = malloc(io * sizeof *hx), *hy = malloc(io * sizeof *hy);
+    int32_t *labels = malloc(n * sizeof *labels);
     cn_status st = CN_OK;
-    if (!x || !dx || !g || !labels) {
+    if (!x || !dx || !g || !p || !hx || !hy || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -196,7 +261,8 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     cn_net_forward(net, x, n, 1);
     if ((st = cn_net_backward(net, labels, n, dx)))
         goto done;
-    memcpy(g, net->grads, np * sizeof(float));
+    be->download(be, g, net->grads, np * sizeof *g);
+    be->download(be, p, net->params, np * sizeof *p);
 
     /* The floor of the vector norms: 1e-3 of the largest gradient norm. */
     double scale = 0.0;
@@ -210,23 +276,26 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
         }
     }
     double floor = 1e-3 * scale > FLOOR_ABS ? 1e-3 * scale : FLOOR_ABS;
-    net_job job = {net, n, x, labels};
+    net_job job = {net, n, x, labels, hx, hy};
     evalf f = {net_loss, &job};
-    out->input_err = check_coords(x, dx, in, max_coords, rng, f, floor, out);
+    out->input_err = check_coords(be, net->input, x, dx, in, max_coords, rng, f, floor, out);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
             size_t off = l->t[t].offset;
-            double e =
-                check_coords(l->p[t], g + off, l->t[t].count, max_coords, rng, f, floor, out);
+            double e = check_coords(be, l->p[t], p + off, g + off, l->t[t].count, max_coords, rng,
+                                    f, floor, out);
             out->param_err = e > out->param_err ? e : out->param_err;
         }
     }
     cn_net_zero_grads(net);
 done:
-    cn_free(x);
-    cn_free(dx);
-    cn_free(g);
-    cn_free(labels);
+    free(x);
+    free(dx);
+    free(g);
+    free(p);
+    free(hx);
+    free(hy);
+    free(labels);
     return st;
 }

@@ -58,16 +58,17 @@ struct cn_spec {
     cn_train_opts train;
 };
 
-/* What a key's value is: a number, a whole number, or a name (any word;
- * its value in vals is 0 and the section's text is read where it is used,
- * as [shortcut] does with 'from'). */
-enum { CN_KEY_NUMBER = 0, CN_KEY_INT = 1, CN_KEY_NAME = 2 };
+/* What a key's value is: a number, a whole number, or the name of an
+ * earlier layer whose output this layer reads besides its input (an extra
+ * input, as [shortcut]'s 'from': its value in vals is 0; the network
+ * resolves the name and gives the layer that output). */
+enum { CN_KEY_NUMBER = 0, CN_KEY_INT = 1, CN_KEY_LAYER = 2 };
 
 /* A key a section accepts: its name, type, range and default.  A key with
  * choices takes one of those words; its value is the index. */
 typedef struct cn_key {
     const char *name;
-    int type; /* CN_KEY_NUMBER, CN_KEY_INT or CN_KEY_NAME */
+    int type; /* CN_KEY_NUMBER, CN_KEY_INT or CN_KEY_LAYER */
     double min, max, def;
     int required;
     const char *const *choices; /* NULL-terminated, or NULL for numbers */
@@ -80,6 +81,11 @@ typedef struct cn_key {
  * range are errors with source:line.  Layer sections also accept "name". */
 cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_key *keys,
                           size_t nkeys, int is_layer, double *vals);
+/* " (did you mean 'x'?)" into buf for the nearest of the n words (at most
+ * 2 edits away, and fewer than half of word's letters), with open and close
+ * around it ("'" or "[" and "]"), or "". */
+void cn_suggest(char *buf, size_t size, const char *word, const char *const *words, size_t n,
+                const char *open, const char *close);
 /* The entry of key in sec, or NULL. */
 const cn_entry *cn_section_get(const cn_section *sec, const char *key);
 /* 1 unless sec is [net] or [train]. */
@@ -89,7 +95,10 @@ int cn_is_layer_section(const cn_section *sec);
 
 typedef struct cn_layer cn_layer;
 
-/* What a layer's passes get besides their tensors. */
+/* What a layer's passes get besides their tensors.  Every pointer a layer
+ * sees into tensors (its input and output, its parameters, the scratch
+ * space, labels) is backend memory: the layer hands it to the backend's
+ * operations and never reads or writes it itself. */
 typedef struct cn_ctx {
     const cn_backend *be;
     float *ws;             /* scratch memory, the largest layer's ws_floats */
@@ -99,29 +108,35 @@ typedef struct cn_ctx {
     uint64_t seed;         /* the training step's seed (dropout masks) */
 } cn_ctx;
 
-/* The behaviour of a layer kind.  Adding a kind means one file defining one
- * of these and one line in layers/registry.c. */
+/* The behaviour of a layer kind: one file defines it (with designated
+ * initializers) and one line of layers/kinds.h registers it. */
 typedef struct cn_layer_ops {
     const char *kind;   /* section name in the model description */
-    const cn_key *keys; /* accepted settings */
+    const cn_key *keys; /* accepted settings; CN_KEY_LAYER keys are extra inputs */
     size_t n_keys;
-    int is_loss;  /* the loss layer must be the last one */
-    int in_place; /* may write its output over its input (element-wise) */
-    int uses_y;   /* backward reads this layer's output */
+    int is_loss;     /* the loss layer must be the last one */
+    int elementwise; /* output value i depends on input value i only: the
+                        network may let it write over its input */
+    int needs_x;     /* backward reads the layer's input */
+    int needs_y;     /* backward reads the layer's output */
+    int fuses_act;   /* forward and backward can apply an activation that
+                        follows (when the backend's conv_acts lists it) */
+    cn_act act;      /* an activation layer's function, else CN_ACT_NONE */
     /* Shapes, parameters and scratch size (which may depend on the backend)
-     * from l->in and l->v; on an
-     * impossible shape returns CN_ERR_SPEC with a message (no file/line:
-     * the caller adds them). */
+     * from l->in, l->extra_in and l->v; on an impossible shape returns
+     * CN_ERR_SPEC with a message (no file/line: the caller adds them). */
     cn_status (*setup)(cn_layer *l, const cn_backend *be, size_t train_batch);
     /* Forward and backward cannot fail: everything was checked in setup.
-     * x (n, in), y (n, out).  backward writes dx (skipped when NULL) and adds
-     * into the parameter gradients. */
+     * x (n, in), y (n, out).  backward writes dx (skipped when NULL), adds
+     * into the parameter gradients and into l->dextra (the gradients of the
+     * extra inputs). */
     void (*forward)(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n);
     void (*backward)(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n);
     /* Piecewise-linear layers (relu, max pooling): a hash of the linear piece
      * that x falls in (which units are on, which inputs win), so that the
-     * gradient check can skip steps that cross a kink.  NULL when smooth. */
+     * gradient check can skip steps that cross a kink.  x and y are host
+     * copies (the gradient check downloads them).  NULL when smooth. */
     uint64_t (*region)(const cn_layer *l, const float *x, const float *y, size_t n);
 } cn_layer_ops;
 
@@ -138,6 +153,7 @@ static inline uint64_t cn_hash(uint64_t h, uint64_t v)
 }
 
 #define CN_MAX_TENSORS 2
+#define CN_MAX_EXTRA   2
 
 typedef struct cn_ltensor {
     char name[48];
@@ -154,8 +170,16 @@ struct cn_layer {
     char name[32];
     int line;
     cn_shape in, out;
-    double v[CN_MAX_KEYS];        /* settings in the order of ops->keys */
-    cn_ltensor t[CN_MAX_TENSORS]; /* trainable parameters */
+    double v[CN_MAX_KEYS]; /* settings in the order of ops->keys */
+    /* Extra inputs: the outputs of the earlier layers its CN_KEY_LAYER keys
+     * name, in key order (the network resolves them before setup). */
+    size_t n_extra;
+    size_t extra_from[CN_MAX_EXTRA];      /* their indices */
+    cn_shape extra_in[CN_MAX_EXTRA];      /* their shapes */
+    const char *extra_name[CN_MAX_EXTRA]; /* their names (for messages) */
+    const float *extra[CN_MAX_EXTRA];     /* their outputs */
+    float *dextra[CN_MAX_EXTRA];          /* where backward adds their gradients */
+    cn_ltensor t[CN_MAX_TENSORS];         /* trainable parameters */
     size_t n_t;
     float *p[CN_MAX_TENSORS];      /* views into the parameter block */
     float *g[CN_MAX_TENSORS];      /* views into the gradient block */
@@ -164,14 +188,13 @@ struct cn_layer {
     float *b[CN_MAX_TENSORS]; /* views into the buffer block */
     size_t state_floats;      /* what forward keeps for backward */
     float *state;
-    size_t ws_floats;  /* scratch needed for the passes */
-    int shares_input;  /* its output buffer is its input's (in place) */
-    cn_act fused_act;  /* an activation this layer applies in whole-net passes */
-    int fused_away;    /* done by the layer before in whole-net passes */
-    uint64_t macs;     /* per sample, forward */
-    size_t from;       /* [shortcut]: the layer whose output is added */
-    int skip_source;   /* a shortcut adds this layer's output: it is kept intact */
-    const float *skip; /* [shortcut]: that output */
+    size_t ws_floats; /* scratch needed for the passes */
+    uint64_t macs;    /* per sample, forward */
+    /* Decided by the network: */
+    int shares_input; /* its output buffer is its input's (in place) */
+    int read_later;   /* a later layer reads its output as an extra input */
+    cn_act fused_act; /* an activation this layer applies in whole-net passes */
+    int fused_away;   /* done by the layer before in whole-net passes */
 };
 
 /* Pooling over k x k windows with stride st (no padding): checks the window
@@ -181,12 +204,13 @@ cn_status cn_pool_setup(cn_layer *l, size_t k, size_t st);
 const cn_layer_ops *cn_layer_find(const char *kind);
 /* The i-th kind of the registry, or NULL past the last. */
 const cn_layer_ops *cn_layer_kind_at(size_t i);
-/* "conv, fc, maxpool, ..." for error messages. */
+/* "[conv], [fc], [maxpool], ..." for error messages. */
 const char *cn_layer_kinds(void);
 
-extern const cn_layer_ops cn_conv_ops, cn_maxpool_ops, cn_fc_ops, cn_relu_ops, cn_sigmoid_ops,
-    cn_tanh_ops, cn_softmax_ops, cn_batchnorm_ops, cn_avgpool_ops, cn_leaky_ops, cn_dropout_ops,
-    cn_shortcut_ops;
+#include "layers/kinds.h"
+#define CN_DECLARE_KIND(k) extern const cn_layer_ops cn_##k##_ops;
+CN_LAYER_KINDS(CN_DECLARE_KIND)
+#undef CN_DECLARE_KIND
 
 /* -------------------------------------------------------------------- net */
 
@@ -196,22 +220,36 @@ struct cn_net {
     size_t n_layers;
     size_t max_batch;   /* largest batch of a forward pass */
     size_t train_batch; /* largest batch of a backward pass */
-    cn_backend be;
+    cn_backend *be;
+    int owns_be;      /* made by cn_net_create (a model's nets share its own) */
+    cn_device device; /* where it runs, threads resolved */
+    /* Everything below in backend memory but norm_host. */
     size_t n_params;
     float *params, *grads;
     size_t n_buffers;
     float *buffers;
-    float *norm;    /* the input's mean (c floats) then std (c floats) */
-    float *states;  /* the layers' state areas */
-    float **act;    /* act[i]: output of layer i, (max_batch, out_i) */
-    float *gbuf[2]; /* ping-pong activation gradients */
+    float *norm;      /* the input's mean (c floats) then std (c floats) */
+    float *norm_host; /* the same, on the host (cn_net_prepare) */
+    float *states;    /* the layers' state areas */
+    float **act;      /* act[i]: output of layer i, (max_batch, out_i) */
+    float **dlater;   /* dlater[i]: gradient of a read_later layer's output
+                         from the layers that read it, (train_batch, out_i) */
+    float *gbuf[2];   /* ping-pong activation gradients */
     float *ws;
     size_t ws_floats;
-    float *input;   /* (max_batch, C, H, W): cn_net_evaluate's prepared input */
-    size_t n_last;  /* batch size of the last forward pass */
-    int train_last; /* whether it was a training pass */
-    uint64_t seed;  /* seed of the next training pass's random choices */
-    const float *x_last;
+    float *input;      /* (max_batch, C, H, W): the input of forward passes */
+    uint8_t *pixels;   /* (max_batch, C, H, W): pixels on their way in */
+    int32_t *labels;   /* (max_batch): labels of the last loss or backward */
+    double *row_loss;  /* (max_batch): per-sample loss, best class and its */
+    int32_t *row_best; /* probability (nll_rows) */
+    float *row_p;
+    double *h_loss;  /* (max_batch) host copies of row_loss, row_best and */
+    int32_t *h_best; /* of the labels */
+    int32_t *h_labels;
+    size_t n_last;       /* batch size of the last forward pass */
+    int train_last;      /* whether it was a training pass */
+    uint64_t seed;       /* seed of the next training pass's random choices */
+    const float *x_last; /* the input of the last forward pass (backend memory) */
 };
 
 /* What a network takes, known before anything of it is allocated. */
@@ -223,31 +261,51 @@ typedef struct cn_net_plan {
 } cn_net_plan;
 
 /* Sets up the layers of spec and plans the memory of a net for batches of
- * max_batch (train_batch for backward) without allocating it.  Errors: as
- * cn_net_build, except that the memory is not checked against the limit. */
+ * max_batch (train_batch for backward) on be without allocating it.
+ * Errors: as cn_net_build, except that the memory is not checked against
+ * the limit. */
 cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
-                             cn_net_plan *plan);
+                             cn_backend *be, cn_net_plan *plan);
 
 /* Sets the input's per-channel mean and std (of p / 255) to data's. */
 void cn_net_measure_input(cn_net *net, const cn_data *data);
 
-/* cn_net_create with gradient memory for batches of up to train_batch only
- * (<= max_batch): a model evaluates larger batches than it trains on.  A
- * plan larger than the machine's memory (or cn_set_memory_limit's) is refused
- * with CN_ERR_NOMEM before anything is allocated. */
-cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
-                       cn_net **out);
+/* A network on the backend be, which the caller keeps alive (a model's
+ * nets share one), with gradient memory for batches of up to train_batch
+ * only (<= max_batch): a model evaluates larger batches than it trains on.
+ * A plan larger than the machine's memory (or cn_set_memory_limit's) is
+ * refused with CN_ERR_NOMEM before anything is allocated. */
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
+                       const cn_device *device, cn_net **out);
 
-/* Whole-network passes, with per-layer times (seconds) when times is not
- * NULL (a fused-away layer's time is 0: it is in the layer before). */
+/* Whole-network passes on backend memory: forward from x (net->input or
+ * any (n, C, H, W) of the backend's), backward with labels already in
+ * net->labels, dx (backend memory) unless NULL; per-layer times (seconds)
+ * when times is not NULL (a fused-away layer's time is 0: it is in the
+ * layer before). */
 void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times);
-void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx, double *times);
+void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times);
+
+/* Whether a forward pass (train: a training pass) may take n samples.
+ * Errors: CN_ERR_ARG. */
+cn_status cn_net_check_batch(const cn_net *net, size_t n, int train);
+/* Copies n samples into net->input: floats, or pixels prepared on the
+ * device (as cn_net_prepare does on the host). */
+void cn_net_put_input(cn_net *net, const float *x, size_t n);
+void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n);
+/* Checks n labels and copies them into net->labels (and its host copy).
+ * Errors: CN_ERR_ARG. */
+cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n);
+/* The loss of the last forward pass summed over its n samples (labels in
+ * net->labels), and how many of them have their label as the best class
+ * (correct may be NULL).  Copies only the per-sample results. */
+double cn_net_loss_sum(cn_net *net, size_t n, size_t *correct);
 
 /* Layer-level passes for gradcheck: forward/backward of layer i alone, with
- * no fusion. */
+ * no fusion, on backend memory. */
 void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train);
-void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
-                           const float *y, const float *dy, float *dx, size_t n);
+void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y, const float *dy,
+                           float *dx, size_t n);
 
 /* ------------------------------------------------------------------ model */
 
@@ -256,25 +314,43 @@ typedef struct cn_optim {
     const char *kind;          /* "sgd", "adam", "adamw" */
     size_t n_slots;            /* state buffers per parameter */
     const char *slot_names[2]; /* "momentum"; Adam: "exp_avg", "exp_avg_sq" */
-    float *state;              /* n_slots * n_params */
+    float *state;              /* n_slots * n_params, backend memory */
 } cn_optim;
 
 struct cn_model {
     cn_spec *spec;
-    char *origin; /* where the description first came from (convnet.source) */
+    char *origin;     /* where the description first came from (convnet.source) */
+    cn_backend *be;   /* the model's backend: its nets and optimizer state live there */
+    cn_device device; /* where it runs, threads resolved */
     cn_net *net;
-    int threads;
     cn_train_opts opts;
     cn_train_state state;
     cn_optim optim;
+    cn_comm comm;
+    float *stage; /* a host copy of the gradient block for comm, when the
+                     backend's memory is not the host's and size > 1 */
 };
 
-/* The optimizer: updates params from grads.  t counts the steps taken,
- * this one included (from 1): Adam's bias correction needs it. */
-cn_status cn_optim_init(cn_optim *o, cn_optimizer which, size_t n_params);
-void cn_optim_free(cn_optim *o);
+/* The optimizer: its state in be's memory, n_params floats per slot. */
+cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t n_params);
+void cn_optim_free(cn_optim *o, cn_backend *be);
+/* Updates params from grads.  t counts the steps taken, this one included
+ * (from 1): Adam's bias correction needs it.  It knows nothing of workers:
+ * the gradients it gets are already combined. */
 void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
                    uint64_t t, float *params, const float *grads, size_t n);
+
+/* One training step of m on the n samples in m->net->input with their
+ * labels in m->net->labels (the only one: cn_model_train, cn_model_step
+ * and cn_model_profile all take it): forward, loss, gradients zeroed,
+ * backward, the gradients combined across workers (m->comm), the
+ * optimizer.  loss (the mean) and correct (samples whose best class is
+ * their label) may be NULL: the loss is then not computed (a NaN or
+ * infinite one is the caller's to judge: every worker takes the same steps
+ * whatever its loss).  With fwd, bwd and update, the time of each layer's
+ * passes and of the update.  Errors: a communicator's. */
+cn_status cn_model_train_step(cn_model *m, size_t n, double lr, double *loss, size_t *correct,
+                              double *fwd, double *bwd, double *update);
 
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
  * passes of train samples. */
@@ -283,15 +359,10 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
 
-/* The index of the largest of k values (the first, on ties). */
-size_t cn_argmax(const float *row, size_t k);
-
 /* Augmentation of n samples of shape s in place: each moved by up to shift
  * pixels each way (zeros come in at the border) and, with flip, mirrored
  * left-right with probability 1/2.  tmp holds one sample. */
 void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng *rng, uint8_t *tmp);
-/* A seed for training step `step` of a run seeded with seed. */
-uint64_t cn_step_seed(uint64_t seed, uint64_t step);
 
 /* Seconds from a monotonic clock. */
 double cn_now(void);

@@ -21,8 +21,10 @@ void cn_model_free(cn_model *m)
     if (!m)
         return;
     cn_net_free(m->net);
-    cn_optim_free(&m->optim);
+    cn_optim_free(&m->optim, m->be);
+    cn_backend_destroy(m->be);
     cn_spec_free(m->spec);
+    free(m->stage);
     free(m->origin);
     free(m);
 }
@@ -32,30 +34,71 @@ const cn_spec *cn_model_spec(const cn_model *m) { return m->spec; }
 cn_train_opts *cn_model_opts(cn_model *m) { return &m->opts; }
 const cn_train_state *cn_model_state(const cn_model *m) { return &m->state; }
 
-/* A model with a zeroed net and optimizer state. */
-static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, int threads,
-                           cn_model **out)
+/* The communicator of a model that trains alone: nothing to exchange. */
+static cn_status solo_allreduce(void *user, float *data, size_t count)
+{
+    (void)user, (void)data, (void)count;
+    return CN_OK;
+}
+static cn_status solo_broadcast(void *user, float *data, size_t count, int root)
+{
+    (void)user, (void)data, (void)count, (void)root;
+    return CN_OK;
+}
+static cn_status solo_barrier(void *user)
+{
+    (void)user;
+    return CN_OK;
+}
+static const cn_comm solo = {0, 1, NULL, solo_allreduce, solo_broadcast, solo_barrier};
+
+cn_status cn_model_set_comm(cn_model *m, const cn_comm *comm)
+{
+    if (!comm)
+        comm = &solo;
+    if (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size || !comm->allreduce ||
+        !comm->broadcast || !comm->barrier)
+        return cn_fail(CN_ERR_ARG,
+                       "a communicator needs 0 <= rank < size and its three functions (rank %d, "
+                       "size %d)",
+                       comm->rank, comm->size);
+    float *stage = NULL;
+    if (comm->size > 1 && !m->be->host_memory) {
+        stage = malloc((m->net->n_params ? m->net->n_params : 1) * sizeof *stage);
+        if (!stage)
+            return cn_fail(CN_ERR_NOMEM, "out of memory for the gradients' host copy");
+    }
+    free(m->stage);
+    m->stage = stage;
+    m->comm = *comm;
+    return CN_OK;
+}
+
+/* A model with a zeroed net and optimizer state on be, which it takes
+ * over (and releases on failure). */
+static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, cn_backend *be,
+                           const cn_device *device, cn_model **out)
 {
     *out = NULL;
     cn_status st = cn_train_opts_check(opts);
-    if (st)
-        return st;
-    cn_model *m = calloc(1, sizeof *m);
-    if (!m)
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
-    m->threads = threads;
-    m->opts = *opts;
+    cn_model *m = st ? NULL : calloc(1, sizeof *m);
     size_t olen = strlen(spec->source) + 1;
-    m->origin = malloc(olen);
-    if (!m->origin) {
+    char *origin = m ? malloc(olen) : NULL;
+    if (!origin) {
         free(m);
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
+        cn_backend_destroy(be);
+        return st ? st : cn_fail(CN_ERR_NOMEM, "out of memory");
     }
-    memcpy(m->origin, spec->source, olen);
+    memcpy(origin, spec->source, olen);
+    m->origin = origin;
+    m->be = be;
+    m->device = *device;
+    m->opts = *opts;
+    m->comm = solo;
     size_t batch = (size_t)opts->batch > EVAL_BATCH ? (size_t)opts->batch : EVAL_BATCH;
     if ((st = cn_spec_clone(spec, &m->spec)) ||
-        (st = cn_net_create(m->spec, batch, threads, &m->net)) ||
-        (st = cn_optim_init(&m->optim, opts->optimizer, m->net->n_params))) {
+        (st = cn_net_build(m->spec, batch, batch, be, device, &m->net)) ||
+        (st = cn_optim_init(&m->optim, opts->optimizer, be, m->net->n_params))) {
         cn_model_free(m);
         return st;
     }
@@ -63,16 +106,19 @@ static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, int t
     return CN_OK;
 }
 
-cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, int threads,
+cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const cn_device *dev,
                           cn_model **out)
 {
+    *out = NULL;
     cn_train_opts o;
     if (opts)
         o = *opts;
     else
         cn_spec_train_opts(spec, &o);
-    cn_status st = model_new(spec, &o, threads, out);
-    if (st)
+    cn_backend *be;
+    cn_device device;
+    cn_status st = cn_backend_create(dev, &device, &be);
+    if (st || (st = model_new(spec, &o, be, &device, out)))
         return st;
     cn_rng rng;
     cn_rng_seed(&rng, o.seed);
@@ -91,12 +137,14 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
     size_t max = n > old->max_batch ? n : old->max_batch;
     size_t tr = train > old->train_batch ? train : old->train_batch;
     cn_net *net;
-    cn_status st = cn_net_build(m->spec, max > tr ? max : tr, tr, m->threads, &net);
+    cn_status st = cn_net_build(m->spec, max > tr ? max : tr, tr, m->be, &m->device, &net);
     if (st)
         return st;
-    memcpy(net->params, old->params, net->n_params * sizeof(float));
-    memcpy(net->buffers, old->buffers, net->n_buffers * sizeof(float));
-    memcpy(net->norm, old->norm, 2 * m->spec->input.c * sizeof(float));
+    size_t c = m->spec->input.c;
+    m->be->copy(m->be, net->params, old->params, net->n_params * sizeof(float));
+    m->be->copy(m->be, net->buffers, old->buffers, net->n_buffers * sizeof(float));
+    m->be->copy(m->be, net->norm, old->norm, 2 * c * sizeof(float));
+    memcpy(net->norm_host, old->norm_host, 2 * c * sizeof(float));
     cn_net_free(old);
     m->net = net;
     return CN_OK;
@@ -113,18 +161,22 @@ cn_status cn_model_reserve(cn_model *m, size_t n)
 
 /* What a model file holds: the net's parameters and buffers under their
  * names, then the optimizer's state of each parameter, "optim.<name>.<slot>"
- * (which a file may lack: weights only). */
+ * (which a file may lack: weights only).  Each lives in the backend's
+ * memory (dev) and passes through a host copy (host: at offset `at` of one
+ * array for all of them) on its way to or from the file. */
 typedef struct file_tensor {
     char name[96];
     int ndim;
     size_t dims[4];
     size_t count;
-    float *data;
+    float *dev;
+    size_t at;
     int required;
 } file_tensor;
 
-/* The list for m (count in *n); NULL when out of memory. */
-static file_tensor *file_tensors(const cn_model *m, size_t *n)
+/* The list for m (count in *n, floats of all of them in *total); NULL when
+ * out of memory. */
+static file_tensor *file_tensors(const cn_model *m, size_t *n, size_t *total)
 {
     const cn_net *net = m->net;
     size_t nt = cn_net_num_tensors(net), k = 0;
@@ -146,9 +198,9 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n)
             f->ndim = ti.ndim;
             memcpy(f->dims, ti.dims, sizeof f->dims);
             f->count = ti.count;
-            f->data = slot > 0       ? m->optim.state + (slot - 1) * net->n_params + ti.offset
-                      : ti.trainable ? net->params + ti.offset
-                                     : net->buffers + ti.offset;
+            f->dev = slot > 0       ? m->optim.state + (slot - 1) * net->n_params + ti.offset
+                     : ti.trainable ? net->params + ti.offset
+                                    : net->buffers + ti.offset;
             f->required = slot == 0;
         }
     /* The input's normalisation (files written before it existed lack it:
@@ -160,10 +212,15 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n)
         f->ndim = 1;
         f->dims[0] = c;
         f->count = c;
-        f->data = net->norm + (size_t)i * c;
+        f->dev = net->norm + (size_t)i * c;
         f->required = 0;
     }
     *n = k;
+    *total = 0;
+    for (size_t i = 0; i < k; i++) {
+        t[i].at = *total;
+        *total = cn_add(*total, t[i].count);
+    }
     return t;
 }
 
@@ -217,20 +274,23 @@ static char *state_json(const cn_model *m)
 
 cn_status cn_model_save(const cn_model *m, const char *path)
 {
-    size_t n = 0;
-    file_tensor *ft = file_tensors(m, &n);
+    size_t n = 0, total = 0;
+    file_tensor *ft = file_tensors(m, &n, &total);
     cn_st_tensor *t = calloc(n ? n : 1, sizeof *t);
+    float *host = ft ? malloc((total ? total : 1) * sizeof *host) : NULL;
     char *opts = opts_json(&m->opts), *state = state_json(m);
     cn_status st = CN_OK;
-    if (!ft || !t || !opts || !state) {
+    if (!ft || !t || !host || !opts || !state) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
+    for (size_t i = 0; i < n; i++)
+        m->be->download(m->be, host + ft[i].at, ft[i].dev, ft[i].count * sizeof *host);
     /* A file that cn_model_load would refuse is not written: a diverged
      * model must not replace the last good one. */
     for (size_t i = 0; i < n; i++)
         for (size_t q = 0; q < ft[i].count; q++)
-            if (!isfinite(ft[i].data[q])) {
+            if (!isfinite(host[ft[i].at + q])) {
                 st = cn_fail(CN_ERR_NUMERIC,
                              "%s: not saved: tensor '%s' holds NaN or infinite values (training "
                              "diverged); the file keeps its previous contents",
@@ -241,7 +301,7 @@ cn_status cn_model_save(const cn_model *m, const char *path)
         t[i] = (cn_st_tensor){ft[i].name,
                               ft[i].ndim,
                               {ft[i].dims[0], ft[i].dims[1], ft[i].dims[2], ft[i].dims[3]},
-                              ft[i].data};
+                              host + ft[i].at};
     const char *meta[] = {"format",         "pt",          "convnet.version", CN_VERSION,
                           "convnet.source", m->origin,     "convnet.model",   m->spec->text,
                           "convnet.optim",  m->optim.kind, "convnet.train",   opts,
@@ -250,6 +310,7 @@ cn_status cn_model_save(const cn_model *m, const char *path)
 done:
     free(ft);
     free(t);
+    free(host);
     cJSON_free(opts);
     cJSON_free(state);
     return st;
@@ -340,7 +401,7 @@ static cn_status read_state(const char *path, const char *text, const cn_train_o
     return CN_OK;
 }
 
-cn_status cn_model_load(const char *path, int threads, cn_model **out)
+cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
 {
     *out = NULL;
     cn_st_file f;
@@ -349,6 +410,10 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
         return st;
     cn_spec *spec = NULL;
     cn_model *m = NULL;
+    cn_backend *be = NULL;
+    cn_device device;
+    float *host = NULL;
+    file_tensor *ft = NULL;
     const char *text = cn_st_meta(&f, "convnet.model");
     if (!text) {
         st = cn_fail(CN_ERR_FORMAT,
@@ -369,7 +434,8 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
     /* The weights the description needs must be in the file: a few bytes of
      * description must not make the net allocate gigabytes for them. */
     cn_net_plan plan;
-    if ((st = cn_net_plan_memory(spec, 1, 1, &plan)))
+    if ((st = cn_backend_create(dev, &device, &be)) ||
+        (st = cn_net_plan_memory(spec, 1, 1, be, &plan)))
         goto done;
     if (cn_mul(plan.weights, sizeof(float)) > f.data_len) {
         st = cn_fail(CN_ERR_FORMAT,
@@ -378,7 +444,9 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
                      path, plan.weights, cn_mul(plan.weights, sizeof(float)), f.data_len);
         goto done;
     }
-    if ((st = model_new(spec, &opts, threads, &m)))
+    st = model_new(spec, &opts, be, &device, &m);
+    be = NULL; /* the model's now, or released */
+    if (st)
         goto done;
     const char *origin = cn_st_meta(&f, "convnet.source");
     if (origin) {
@@ -407,9 +475,10 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
 
     /* Every tensor of the net must be there; optimizer state may be; nothing
      * else may. */
-    size_t n = 0, found = 0;
-    file_tensor *ft = file_tensors(m, &n);
-    if (!ft) {
+    size_t n = 0, found = 0, total = 0;
+    ft = file_tensors(m, &n, &total);
+    host = ft ? malloc((total ? total : 1) * sizeof *host) : NULL;
+    if (!host) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -421,12 +490,15 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
             continue;
         }
         found++;
-        if ((st = cn_st_read_f32(&f, e, ft[i].ndim, ft[i].dims, ft[i].data)))
+        float *h = host + ft[i].at;
+        if ((st = cn_st_read_f32(&f, e, ft[i].ndim, ft[i].dims, h)))
             break;
         for (size_t q = 0; q < ft[i].count && !st; q++)
-            if (!isfinite(ft[i].data[q]))
+            if (!isfinite(h[q]))
                 st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' holds NaN or infinite values", path,
                              ft[i].name);
+        if (!st)
+            m->be->upload(m->be, ft[i].dev, h, ft[i].count * sizeof *h);
     }
     for (size_t i = 0; i < f.n_entries && !st && found != f.n_entries; i++) {
         int known = 0;
@@ -436,9 +508,14 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
             st = cn_fail(CN_ERR_FORMAT, "%s: tensor '%s' belongs to no layer of the model", path,
                          f.entries[i].name);
     }
-    free(ft);
+    if (!st) /* the input's normalisation, as the file gave it */
+        m->be->download(m->be, m->net->norm_host, m->net->norm,
+                        2 * m->spec->input.c * sizeof(float));
 done:
+    free(ft);
+    free(host);
     cn_st_close(&f);
+    cn_backend_destroy(be);
     cn_spec_free(spec);
     if (st) {
         cn_model_free(m);

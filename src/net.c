@@ -1,8 +1,9 @@
 /* net.c - a sequential network: built from a spec with every shape checked,
- * memory planned once for max_batch samples, then forward and backward
- * passes that allocate nothing. */
+ * memory planned once for max_batch samples and allocated by the backend,
+ * then forward and backward passes that allocate nothing.  Tensor memory is
+ * the backend's: this file names it and hands it to the backend's
+ * operations, and moves data in and out only by upload and download. */
 #include "internal.h"
-#include "kernels/plain.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -53,45 +54,118 @@ static const char *in_words(size_t bytes, char *buf, size_t size)
     return buf;
 }
 
+/* Backend memory for count values of size bytes (NULL on overflow too). */
+static void *dev_alloc(cn_net *net, size_t count, size_t size)
+{
+    size_t bytes = cn_mul(count, size);
+    return bytes == SIZE_MAX ? NULL : net->be->alloc(net->be, bytes ? bytes : size);
+}
+
 void cn_net_free(cn_net *net)
 {
     if (!net)
         return;
-    if (net->act)
-        for (size_t i = 0; i < net->n_layers; i++)
-            if (!net->layers[i].shares_input)
-                cn_free(net->act[i]);
+    cn_backend *be = net->be;
+    if (be) {
+        for (size_t i = 0; i < net->n_layers; i++) {
+            if (net->act && !net->layers[i].shares_input)
+                be->free(be, net->act[i]);
+            if (net->dlater)
+                be->free(be, net->dlater[i]);
+        }
+        void *blocks[] = {net->gbuf[0], net->gbuf[1],  net->ws,       net->input,   net->pixels,
+                          net->labels,  net->params,   net->grads,    net->buffers, net->norm,
+                          net->states,  net->row_loss, net->row_best, net->row_p};
+        for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+            be->free(be, blocks[i]);
+    }
     free(net->act);
-    cn_free(net->gbuf[0]);
-    cn_free(net->gbuf[1]);
-    cn_free(net->ws);
-    cn_free(net->input);
-    cn_free(net->params);
-    cn_free(net->grads);
-    cn_free(net->buffers);
-    cn_free(net->norm);
-    cn_free(net->states);
+    free(net->dlater);
+    free(net->norm_host);
+    free(net->h_loss);
+    free(net->h_best);
+    free(net->h_labels);
     free(net->layers);
-    cn_backend_free(&net->be);
+    if (net->owns_be)
+        cn_backend_destroy(be);
     free(net);
 }
 
-/* Configures layer l from section sec with input shape in. */
-static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_layer *l, cn_shape in,
-                             const cn_backend *be, size_t train_batch, unsigned *count)
+/* ---------------------------------------------------------------- layers */
+
+/* The layer that produces the output named name, among the first n, or
+ * NULL. */
+static const cn_layer *find_layer(const cn_net *net, size_t n, const char *name)
 {
+    for (size_t j = 0; j < n; j++)
+        if (strcmp(net->layers[j].name, name) == 0)
+            return &net->layers[j];
+    return NULL;
+}
+
+/* The extra inputs of layer l: the earlier layers its CN_KEY_LAYER keys
+ * name, whatever its kind. */
+static cn_status resolve_extra(const cn_spec *spec, const cn_section *sec, cn_net *net, cn_layer *l)
+{
+    for (size_t k = 0; k < l->ops->n_keys; k++) {
+        const cn_key *key = &l->ops->keys[k];
+        const cn_entry *e = key->type == CN_KEY_LAYER ? cn_section_get(sec, key->name) : NULL;
+        if (!e)
+            continue; /* cn_section_read refused a missing required one */
+        const cn_layer *src = find_layer(net, net->n_layers, e->value);
+        if (!src)
+            return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] %s = %s: no earlier layer has that name",
+                           spec->source, e->line, sec->kind, key->name, e->value);
+        if (l->n_extra == CN_MAX_EXTRA)
+            return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] reads more than %d earlier layers",
+                           spec->source, e->line, sec->kind, CN_MAX_EXTRA);
+        size_t j = (size_t)(src - net->layers);
+        l->extra_from[l->n_extra] = j;
+        l->extra_in[l->n_extra] = src->out;
+        l->extra_name[l->n_extra] = src->name;
+        l->n_extra++;
+        net->layers[j].read_later = 1;
+    }
+    return CN_OK;
+}
+
+/* Configures the next layer of net from section sec, with input shape in:
+ * its kind, settings, name, extra inputs and shapes. */
+static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_net *net, cn_shape in,
+                             size_t train_batch)
+{
+    cn_layer *l = &net->layers[net->n_layers];
     l->ops = cn_layer_find(sec->kind);
     l->line = sec->line;
     l->in = in;
+    if (!l->ops) {
+        const char *names[64] = {"net", "train"};
+        size_t n_names = 2;
+        for (size_t k = 0; cn_layer_kind_at(k) && n_names < 64; k++)
+            names[n_names++] = cn_layer_kind_at(k)->kind;
+        char hint[64];
+        cn_suggest(hint, sizeof hint, sec->kind, names, n_names, "[", "]");
+        return cn_fail(CN_ERR_SPEC,
+                       "%s:%d: unknown section [%s]%s; expected [net], [train] or a layer: %s",
+                       spec->source, sec->line, sec->kind, hint, cn_layer_kinds());
+    }
     const cn_entry *name = cn_section_get(sec, "name");
-    if (name)
+    if (name) {
         snprintf(l->name, sizeof l->name, "%s", name->value);
-    else
-        snprintf(l->name, sizeof l->name, "%s%u", l->ops->kind, *count);
+    } else {
+        unsigned count = 1;
+        for (size_t j = 0; j < net->n_layers; j++)
+            count += net->layers[j].ops == l->ops;
+        snprintf(l->name, sizeof l->name, "%s%u", l->ops->kind, count);
+    }
+    const cn_layer *dup = find_layer(net, net->n_layers, l->name);
+    if (dup)
+        return cn_fail(CN_ERR_SPEC, "%s:%d: the name '%s' is already used on line %d", spec->source,
+                       l->line, l->name, dup->line);
     cn_status st = cn_section_read(spec, sec, l->ops->keys, l->ops->n_keys, 1, l->v);
-    if (st)
+    if (st || (st = resolve_extra(spec, sec, net, l)))
         return st;
-    st = l->ops->setup(l, be, train_batch);
+    st = l->ops->setup(l, net->be, train_batch);
     if (st) {
         cn_error_prefix("%s:%d: [%s] %s with input %zux%zux%zu: ", spec->source, sec->line,
                         sec->kind, l->name, in.c, in.h, in.w);
@@ -106,40 +180,77 @@ static cn_status build_layer(const cn_spec *spec, const cn_section *sec, cn_laye
         memcpy(suffix, lt->name, sizeof suffix);
         snprintf(lt->name, sizeof lt->name, "%s.%.15s", l->name, suffix);
     }
+    net->n_layers++;
     return CN_OK;
 }
 
-/* A shortcut's 'from': an earlier layer with the same output shape. */
-static cn_status resolve_from(const cn_spec *spec, const cn_section *sec, cn_net *net, cn_layer *l)
+/* Every layer of spec, in order; the loss layer last. */
+static cn_status build_layers(const cn_spec *spec, cn_net *net, size_t train_batch)
 {
-    const cn_entry *from = cn_section_get(sec, "from");
-    if (!from)
-        return cn_fail(CN_ERR_SPEC,
-                       "%s:%d: [shortcut] needs the key 'from' naming the earlier layer whose "
-                       "output it adds",
-                       spec->source, sec->line);
-    for (size_t j = 0; j < net->n_layers; j++) {
-        const cn_layer *e = &net->layers[j];
-        if (strcmp(e->name, from->value) != 0)
+    cn_shape shape = spec->input;
+    for (size_t i = 0; i < spec->n_sections; i++) {
+        const cn_section *sec = &spec->sections[i];
+        if (!cn_is_layer_section(sec))
             continue;
-        if (e->out.c != l->in.c || e->out.h != l->in.h || e->out.w != l->in.w)
-            return cn_fail(CN_ERR_SPEC,
-                           "%s:%d: [shortcut] adds %s's output (%zux%zux%zu) to an input of "
-                           "%zux%zux%zu: the shapes must be equal",
-                           spec->source, from->line, e->name, e->out.c, e->out.h, e->out.w, l->in.c,
-                           l->in.h, l->in.w);
-        l->from = j;
-        return CN_OK;
+        if (net->n_layers && net->layers[net->n_layers - 1].ops->is_loss)
+            return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] must be the last layer", spec->source,
+                           net->layers[net->n_layers - 1].line,
+                           net->layers[net->n_layers - 1].ops->kind);
+        cn_status st = build_layer(spec, sec, net, shape, train_batch);
+        if (st)
+            return st;
+        shape = net->layers[net->n_layers - 1].out;
     }
-    return cn_fail(CN_ERR_SPEC, "%s:%d: [shortcut] from = %s: no earlier layer has that name",
-                   spec->source, from->line, from->value);
+    const cn_layer *last = &net->layers[net->n_layers - 1];
+    if (!last->ops->is_loss)
+        return cn_fail(CN_ERR_SPEC, "%s:%d: the last layer is [%s]; a network ends with [softmax]",
+                       spec->source, last->line, last->ops->kind);
+    if (cn_shape_size(last->out) != spec->classes)
+        return cn_fail(CN_ERR_SPEC,
+                       "%s:%d: the network ends with %zu outputs but [net] says classes = %zu",
+                       spec->source, last->line, cn_shape_size(last->out), spec->classes);
+    return CN_OK;
 }
 
+/* Layer i writes its output over its input when it may (element-wise) and
+ * nothing needs that input afterwards: not its own backward pass, not the
+ * layer before's (its output), not a later layer reading it.  The network's
+ * input is never overwritten. */
+static void decide_in_place(cn_net *net)
+{
+    for (size_t i = 1; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        const cn_layer *prev = l - 1;
+        l->shares_input =
+            l->ops->elementwise && !l->ops->needs_x && !prev->ops->needs_y && !prev->read_later;
+    }
+}
+
+/* An activation that works in place after a layer that can apply it (and
+ * whose backend can) is done by that layer in whole-network passes. */
+static void decide_fusion(cn_net *net)
+{
+    for (size_t i = 0; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i], *next = l + 1;
+        l->fused_act = CN_ACT_NONE;
+        if (i + 1 < net->n_layers && l->ops->fuses_act && next->ops->act != CN_ACT_NONE &&
+            (net->be->conv_acts >> next->ops->act & 1u) && next->shares_input) {
+            l->fused_act = next->ops->act;
+            next->fused_away = 1;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- memory */
+
 /* Floats of layer l's own memory: parameters and their gradients, buffers,
- * state, and its output for max_batch samples unless it works in place. */
+ * state, its output for max_batch samples unless it works in place, and the
+ * gradient its later readers send it. */
 static size_t layer_floats(const cn_net *net, const cn_layer *l)
 {
     size_t n = l->shares_input ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
+    if (l->read_later)
+        n = cn_add(n, cn_mul(cn_shape_size(l->out), net->train_batch));
     for (size_t t = 0; t < l->n_t; t++)
         n = cn_add(n, cn_mul(2, align_up(l->t[t].count)));
     for (size_t t = 0; t < l->n_bt; t++)
@@ -147,106 +258,34 @@ static size_t layer_floats(const cn_net *net, const cn_layer *l)
     return cn_add(n, align_up(l->state_floats));
 }
 
-cn_status cn_net_create(const cn_spec *spec, size_t max_batch, int threads, cn_net **out)
+/* The largest per-sample size among the input and the layers' outputs. */
+static size_t max_io(const cn_net *net)
 {
-    return cn_net_build(spec, max_batch, max_batch, threads, out);
+    size_t most = cn_shape_size(net->spec->input);
+    for (size_t i = 0; i < net->n_layers; i++)
+        most = cn_shape_size(net->layers[i].out) > most ? cn_shape_size(net->layers[i].out) : most;
+    return most;
 }
 
-/* cn_net_build, and cn_net_plan_memory when out is NULL: then the layers are
- * set up and the memory planned, but nothing is allocated for it. */
-static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
-                       cn_net_plan *plan, cn_net **out)
+/* Floats of what is not any one layer's: the input batch (floats and
+ * pixels), the two gradient buffers of backward, the input normalisation,
+ * labels and per-sample results.  The scratch space is the largest layer's
+ * own: it counts as that layer's in messages. */
+static size_t shared_floats(const cn_net *net)
 {
-    if (out)
-        *out = NULL;
-    if (!spec || max_batch == 0 || max_batch > 65536)
-        return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
-                       max_batch);
-    if (train_batch == 0 || train_batch > max_batch)
-        return cn_fail(CN_ERR_ARG, "cn_net_build: the training batch must be 1..%zu, got %zu",
-                       max_batch, train_batch);
-    cn_net *net = calloc(1, sizeof *net);
-    if (!net)
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
-    cn_status st = CN_OK;
-    int rc = cn_backend_cpu_init(&net->be, threads, NULL);
-    if (rc) {
-        free(net);
-        if (rc == -2)
-            return cn_fail(CN_ERR_NOMEM, "out of memory for the GEMM buffers");
-        return cn_fail(CN_ERR_ARG,
-                       "CONVNET_ISA=%s names a kernel set this processor or build cannot run "
-                       "(choose avx512, avx2 or portable)",
-                       getenv("CONVNET_ISA") ? getenv("CONVNET_ISA") : "");
-    }
-    net->spec = (cn_spec *)spec;
-    net->max_batch = max_batch;
-    net->train_batch = train_batch;
-    size_t n_layers = 0;
-    for (size_t i = 0; i < spec->n_sections; i++)
-        n_layers += (size_t)cn_is_layer_section(&spec->sections[i]);
-    net->layers = calloc(n_layers, sizeof *net->layers);
-    net->act = calloc(n_layers, sizeof *net->act);
-    if (!net->layers || !net->act) {
-        st = cn_fail(CN_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
+    size_t in = cn_mul(net->max_batch, cn_shape_size(net->spec->input));
+    size_t n = cn_mul(2, cn_mul(max_io(net), net->train_batch));
+    n = cn_add(n, cn_add(in, in / sizeof(float) + 1));
+    n = cn_add(n, cn_mul(2, net->spec->input.c));
+    return cn_add(n, cn_mul(5, net->max_batch)); /* labels, loss (double), best, p */
+}
 
-    /* Layers, shapes and names. */
-    cn_shape shape = spec->input;
-    size_t max_io = cn_shape_size(shape), ws = 0;
-    for (size_t i = 0; i < spec->n_sections; i++) {
-        const cn_section *sec = &spec->sections[i];
-        if (!cn_is_layer_section(sec))
-            continue;
-        cn_layer *l = &net->layers[net->n_layers];
-        unsigned count = 1;
-        for (size_t j = 0; j < net->n_layers; j++)
-            count += strcmp(net->layers[j].ops->kind, sec->kind) == 0;
-        if ((st = build_layer(spec, sec, l, shape, &net->be, train_batch, &count)))
-            goto fail;
-        for (size_t j = 0; j < net->n_layers; j++)
-            if (strcmp(net->layers[j].name, l->name) == 0) {
-                st = cn_fail(CN_ERR_SPEC, "%s:%d: the name '%s' is already used on line %d",
-                             spec->source, l->line, l->name, net->layers[j].line);
-                goto fail;
-            }
-        if (l->ops == &cn_shortcut_ops) {
-            if ((st = resolve_from(spec, sec, net, l)))
-                goto fail;
-            net->layers[l->from].skip_source = 1;
-        }
-        net->n_layers++;
-        if (l->ops->is_loss && i + 1 < spec->n_sections) {
-            for (size_t j = i + 1; j < spec->n_sections; j++)
-                if (cn_is_layer_section(&spec->sections[j])) {
-                    st = cn_fail(CN_ERR_SPEC, "%s:%d: [%s] must be the last layer", spec->source,
-                                 l->line, l->ops->kind);
-                    goto fail;
-                }
-        }
-        shape = l->out;
-        size_t sz = cn_shape_size(shape);
-        max_io = sz > max_io ? sz : max_io;
-        ws = l->ws_floats > ws ? l->ws_floats : ws;
-    }
-    cn_layer *last = &net->layers[net->n_layers - 1];
-    if (!last->ops->is_loss) {
-        st = cn_fail(CN_ERR_SPEC, "%s:%d: the last layer is [%s]; a network ends with [softmax]",
-                     spec->source, last->line, last->ops->kind);
-        goto fail;
-    }
-    if (cn_shape_size(last->out) != spec->classes) {
-        st = cn_fail(CN_ERR_SPEC,
-                     "%s:%d: the network ends with %zu outputs but [net] says classes = %zu",
-                     spec->source, last->line, cn_shape_size(last->out), spec->classes);
-        goto fail;
-    }
-
-    /* Memory plan: parameters, gradients, buffers, layer states,
-     * activations, scratch; every sum saturates at SIZE_MAX. */
-    size_t n_states = 0;
+/* Places the tensors in their blocks and sums the memory (saturating at
+ * SIZE_MAX). */
+static void plan_memory(cn_net *net, cn_net_plan *plan)
+{
     *plan = (cn_net_plan){0, 0};
+    net->ws_floats = 0;
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
@@ -259,79 +298,90 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
             net->n_buffers = cn_add(net->n_buffers, align_up(l->bt[t].count));
             plan->weights = cn_add(plan->weights, l->bt[t].count);
         }
-        n_states = cn_add(n_states, align_up(l->state_floats));
-        /* An element-wise layer writes over its input when the layer before
-         * does not need its own output in backward. */
-        l->shares_input = i > 0 && l->ops->in_place && !net->layers[i - 1].ops->uses_y &&
-                          !net->layers[i - 1].skip_source;
+        net->ws_floats = l->ws_floats > net->ws_floats ? l->ws_floats : net->ws_floats;
     }
-    /* What is not any one layer's: the input batch, the two gradient
-     * buffers of backward, the input normalisation.  The scratch space is
-     * the largest layer's own: it counts as that layer's in messages. */
-    size_t shared = cn_mul(2, cn_mul(max_io, train_batch));
-    shared = cn_add(shared, cn_mul(max_batch, cn_shape_size(spec->input)));
-    shared = cn_add(shared, cn_mul(2, spec->input.c));
-    size_t floats = cn_add(shared, ws), big = 0, most = 0;
+    size_t floats = cn_add(shared_floats(net), net->ws_floats);
+    for (size_t i = 0; i < net->n_layers; i++)
+        floats = cn_add(floats, layer_floats(net, &net->layers[i]));
+    plan->bytes = cn_mul(floats, sizeof(float));
+}
+
+/* A description (a model file's too) can ask for more than any machine has:
+ * that is refused before anything is allocated, naming what takes the most:
+ * a layer, or the input and the buffers of the passes. */
+static cn_status check_limit(const cn_net *net, const cn_net_plan *plan)
+{
+    const char *from;
+    size_t limit = memory_limit(&from);
+    if (plan->bytes <= limit)
+        return CN_OK;
+    const cn_spec *spec = net->spec;
+    size_t shared = shared_floats(net), big = 0, most = 0;
     for (size_t i = 0; i < net->n_layers; i++) {
-        size_t n = layer_floats(net, &net->layers[i]);
-        floats = cn_add(floats, n);
-        n = cn_add(n, net->layers[i].ws_floats);
+        size_t n = cn_add(layer_floats(net, &net->layers[i]), net->layers[i].ws_floats);
         big = n > most ? i : big;
         most = n > most ? n : most;
     }
-    plan->bytes = cn_mul(floats, sizeof(float));
-    if (!out) {
-        cn_net_free(net);
-        return CN_OK;
-    }
-    /* A description (a model file's too) can ask for more than any machine
-     * has: that is refused before anything is allocated, naming what takes
-     * the most: a layer, or the input and the buffers of the passes. */
-    const char *from;
-    size_t limit = memory_limit(&from);
-    if (plan->bytes > limit) {
-        const cn_layer *l = &net->layers[big];
-        char what[160], mine[32], need[32], have[32];
-        if (most > shared)
-            snprintf(what, sizeof what, "%s:%d: [%s] %s (output %zux%zux%zu, %zu parameters)",
-                     spec->source, l->line, l->ops->kind, l->name, l->out.c, l->out.h, l->out.w,
-                     cn_add(l->t[0].count, l->t[1].count));
-        else
-            snprintf(what, sizeof what,
-                     "%s:%d: [net] the input (%zux%zux%zu) with the buffers of the passes",
-                     spec->source, spec->net_line, spec->input.c, spec->input.h, spec->input.w);
-        st = cn_fail(
-            CN_ERR_NOMEM,
-            "%s needs %s for batches of %zu; the network needs %s in all, more than the "
-            "%s %s",
-            what, in_words(cn_mul(most > shared ? most : shared, sizeof(float)), mine, sizeof mine),
-            max_batch, in_words(plan->bytes, need, sizeof need), in_words(limit, have, sizeof have),
-            from);
-        goto fail;
-    }
-    net->params = cn_alloc(net->n_params, sizeof(float));
-    net->grads = cn_alloc(net->n_params, sizeof(float));
-    net->buffers = cn_alloc(net->n_buffers, sizeof(float));
-    net->states = cn_alloc(n_states, sizeof(float));
-    net->norm = cn_alloc(2 * spec->input.c, sizeof(float));
-    for (size_t c = 0; net->norm && c < spec->input.c; c++) {
-        net->norm[c] = spec->mean;
-        net->norm[spec->input.c + c] = spec->std;
-    }
-    net->gbuf[0] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
-    net->gbuf[1] = cn_alloc(cn_mul(max_io, train_batch), sizeof(float));
-    net->ws = cn_alloc(ws, sizeof(float));
-    net->ws_floats = ws;
-    net->input = cn_alloc(cn_mul(max_batch, cn_shape_size(spec->input)), sizeof(float));
-    int ok = net->params && net->grads && net->buffers && net->norm && net->states &&
-             net->gbuf[0] && net->gbuf[1] && net->ws && net->input;
+    const cn_layer *l = &net->layers[big];
+    char what[160], mine[32], need[32], have[32];
+    if (most > shared)
+        snprintf(what, sizeof what, "%s:%d: [%s] %s (output %zux%zux%zu, %zu parameters)",
+                 spec->source, l->line, l->ops->kind, l->name, l->out.c, l->out.h, l->out.w,
+                 cn_add(l->t[0].count, l->t[1].count));
+    else
+        snprintf(what, sizeof what,
+                 "%s:%d: [net] the input (%zux%zux%zu) with the buffers of the passes",
+                 spec->source, spec->net_line, spec->input.c, spec->input.h, spec->input.w);
+    return cn_fail(
+        CN_ERR_NOMEM,
+        "%s needs %s for batches of %zu; the network needs %s in all, more than the "
+        "%s %s",
+        what, in_words(cn_mul(most > shared ? most : shared, sizeof(float)), mine, sizeof mine),
+        net->max_batch, in_words(plan->bytes, need, sizeof need),
+        in_words(limit, have, sizeof have), from);
+}
+
+/* Allocates every planned block from the backend and points the layers'
+ * views into them.  Returns 0 when memory ran out. */
+static int allocate(cn_net *net)
+{
+    const cn_spec *spec = net->spec;
+    size_t c = spec->input.c, in = cn_mul(net->max_batch, cn_shape_size(spec->input));
+    size_t n_states = 0, io = cn_mul(max_io(net), net->train_batch);
+    for (size_t i = 0; i < net->n_layers; i++)
+        n_states = cn_add(n_states, align_up(net->layers[i].state_floats));
+    net->params = dev_alloc(net, net->n_params, sizeof(float));
+    net->grads = dev_alloc(net, net->n_params, sizeof(float));
+    net->buffers = dev_alloc(net, net->n_buffers, sizeof(float));
+    net->states = dev_alloc(net, n_states, sizeof(float));
+    net->norm = dev_alloc(net, 2 * c, sizeof(float));
+    net->gbuf[0] = dev_alloc(net, io, sizeof(float));
+    net->gbuf[1] = dev_alloc(net, io, sizeof(float));
+    net->ws = dev_alloc(net, net->ws_floats, sizeof(float));
+    net->input = dev_alloc(net, in, sizeof(float));
+    net->pixels = dev_alloc(net, in, 1);
+    net->labels = dev_alloc(net, net->max_batch, sizeof(int32_t));
+    net->row_loss = dev_alloc(net, net->max_batch, sizeof(double));
+    net->row_best = dev_alloc(net, net->max_batch, sizeof(int32_t));
+    net->row_p = dev_alloc(net, net->max_batch, sizeof(float));
+    net->norm_host = malloc(2 * c * sizeof(float));
+    net->h_loss = malloc(net->max_batch * sizeof *net->h_loss);
+    net->h_best = malloc(net->max_batch * sizeof *net->h_best);
+    net->h_labels = malloc(net->max_batch * sizeof *net->h_labels);
+    int ok = net->params && net->grads && net->buffers && net->states && net->norm &&
+             net->gbuf[0] && net->gbuf[1] && net->ws && net->input && net->pixels && net->labels &&
+             net->row_loss && net->row_best && net->row_p && net->norm_host && net->h_loss &&
+             net->h_best && net->h_labels;
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        if (l->shares_input)
-            net->act[i] = net->act[i - 1];
-        else
-            net->act[i] = cn_alloc(cn_mul(cn_shape_size(l->out), max_batch), sizeof(float));
-        ok = net->act[i] != NULL;
+        net->act[i] =
+            l->shares_input
+                ? net->act[i - 1]
+                : dev_alloc(net, cn_mul(cn_shape_size(l->out), net->max_batch), sizeof(float));
+        if (l->read_later)
+            net->dlater[i] =
+                dev_alloc(net, cn_mul(cn_shape_size(l->out), net->train_batch), sizeof(float));
+        ok = net->act[i] && (!l->read_later || net->dlater[i]);
         for (size_t t = 0; t < l->n_t; t++) {
             l->p[t] = net->params + l->t[t].offset;
             l->g[t] = net->grads + l->t[t].offset;
@@ -340,48 +390,117 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
             l->b[t] = net->buffers + l->bt[t].offset;
         l->state = net->states + state;
         state += align_up(l->state_floats);
-        if (l->ops == &cn_shortcut_ops)
-            l->skip = net->act[l->from];
     }
-    /* A relu working in place after a convolution is done by the convolution. */
-    for (size_t i = 0; i < net->n_layers; i++) {
-        cn_layer *l = &net->layers[i], *next = l + 1;
-        l->fused_act = CN_ACT_NONE; /* calloc's 0 would be CN_ACT_RELU */
-        if (i + 1 < net->n_layers && l->ops == &cn_conv_ops && next->ops == &cn_relu_ops &&
-            next->shares_input) {
-            l->fused_act = CN_ACT_RELU;
-            next->fused_away = 1;
+    for (size_t i = 0; ok && i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        for (size_t k = 0; k < l->n_extra; k++) {
+            l->extra[k] = net->act[l->extra_from[k]];
+            l->dextra[k] = net->dlater[l->extra_from[k]];
         }
     }
-    if (!ok) {
-        st = cn_fail(CN_ERR_NOMEM, "%s: out of memory for a batch of %zu", spec->source, max_batch);
-        goto fail;
+    if (ok) {
+        for (size_t k = 0; k < c; k++) {
+            net->norm_host[k] = spec->mean;
+            net->norm_host[c + k] = spec->std;
+        }
+        net->be->upload(net->be, net->norm, net->norm_host, 2 * c * sizeof(float));
+    }
+    return ok;
+}
+
+/* The layers of spec on be, and their memory planned, in *out; with alloc,
+ * the memory allocated too. */
+static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
+                       int alloc, cn_net_plan *plan, cn_net **out)
+{
+    *out = NULL;
+    if (!spec || max_batch == 0 || max_batch > 65536)
+        return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
+                       max_batch);
+    if (train_batch == 0 || train_batch > max_batch)
+        return cn_fail(CN_ERR_ARG, "cn_net_build: the training batch must be 1..%zu, got %zu",
+                       max_batch, train_batch);
+    cn_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    net->spec = (cn_spec *)spec;
+    net->be = be;
+    net->max_batch = max_batch;
+    net->train_batch = train_batch;
+    size_t n_layers = 0;
+    for (size_t i = 0; i < spec->n_sections; i++)
+        n_layers += (size_t)cn_is_layer_section(&spec->sections[i]);
+    net->layers = calloc(n_layers, sizeof *net->layers);
+    net->act = calloc(n_layers, sizeof *net->act);
+    net->dlater = calloc(n_layers, sizeof *net->dlater);
+    cn_status st = CN_OK;
+    if (!net->layers || !net->act || !net->dlater)
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+    if (!st && !(st = build_layers(spec, net, train_batch))) {
+        decide_in_place(net);
+        decide_fusion(net);
+        plan_memory(net, plan);
+        if (alloc && !(st = check_limit(net, plan)) && !allocate(net))
+            st = cn_fail(CN_ERR_NOMEM, "%s: out of memory for a batch of %zu", spec->source,
+                         max_batch);
+    }
+    if (st) {
+        cn_net_free(net);
+        return st;
     }
     *out = net;
     return CN_OK;
-fail:
+}
+
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
+                       const cn_device *device, cn_net **out)
+{
+    cn_net_plan plan;
+    cn_status st = build(spec, max_batch, train_batch, be, 1, &plan, out);
+    if (!st)
+        (*out)->device = *device;
+    return st;
+}
+
+cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
+                             cn_backend *be, cn_net_plan *plan)
+{
+    cn_net *net;
+    cn_status st = build(spec, max_batch, train_batch, be, 0, plan, &net);
     cn_net_free(net);
     return st;
 }
 
-cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int threads,
-                       cn_net **out)
+cn_status cn_net_create(const cn_spec *spec, size_t max_batch, const cn_device *dev, cn_net **out)
 {
-    cn_net_plan plan;
-    return build(spec, max_batch, train_batch, threads, &plan, out);
+    *out = NULL;
+    cn_backend *be;
+    cn_device device;
+    cn_status st = cn_backend_create(dev, &device, &be);
+    if (st)
+        return st;
+    if ((st = cn_net_build(spec, max_batch, max_batch, be, &device, out))) {
+        cn_backend_destroy(be);
+        return st;
+    }
+    (*out)->owns_be = 1;
+    return CN_OK;
 }
 
-cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
-                             cn_net_plan *plan)
-{
-    return build(spec, max_batch, train_batch, 1, plan, NULL);
-}
+/* ------------------------------------------------------------- weights */
 
-static void init_tensor(const cn_ltensor *t, float *p, cn_rng *rng)
+/* Fills a tensor on the host a chunk at a time and uploads it: He
+ * initialisation N(0, 2/fan_in), or its constant. */
+static void init_tensor(const cn_backend *be, const cn_ltensor *t, float *p, cn_rng *rng)
 {
     double std = t->fan_in ? sqrt(2.0 / (double)t->fan_in) : 0.0;
-    for (size_t j = 0; j < t->count; j++)
-        p[j] = t->fan_in ? (float)(std * cn_rng_normal(rng)) : t->init;
+    float chunk[1024];
+    for (size_t j0 = 0; j0 < t->count; j0 += 1024) {
+        size_t n = t->count - j0 < 1024 ? t->count - j0 : 1024;
+        for (size_t j = 0; j < n; j++)
+            chunk[j] = t->fan_in ? (float)(std * cn_rng_normal(rng)) : t->init;
+        be->upload(be, p + j0, chunk, n * sizeof(float));
+    }
 }
 
 void cn_net_init(cn_net *net, cn_rng *rng)
@@ -389,17 +508,18 @@ void cn_net_init(cn_net *net, cn_rng *rng)
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++)
-            init_tensor(&l->t[t], l->p[t], rng);
+            init_tensor(net->be, &l->t[t], l->p[t], rng);
         for (size_t t = 0; t < l->n_bt; t++)
-            init_tensor(&l->bt[t], l->b[t], rng);
+            init_tensor(net->be, &l->bt[t], l->b[t], rng);
     }
 }
 
 cn_shape cn_net_input_shape(const cn_net *net) { return net->spec->input; }
 size_t cn_net_classes(const cn_net *net) { return net->spec->classes; }
 size_t cn_net_max_batch(const cn_net *net) { return net->max_batch; }
-int cn_net_threads(const cn_net *net) { return net->be.threads; }
-const char *cn_net_isa(const cn_net *net) { return net->be.isa; }
+cn_device cn_net_device(const cn_net *net) { return net->device; }
+int cn_net_threads(const cn_net *net) { return net->device.threads; }
+const char *cn_net_isa(const cn_net *net) { return net->be->kernels; }
 size_t cn_net_num_layers(const cn_net *net) { return net->n_layers; }
 
 cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info)
@@ -463,30 +583,54 @@ size_t cn_net_find_tensor(const cn_net *net, const char *name)
 }
 
 size_t cn_net_num_buffers(const cn_net *net) { return net->n_buffers; }
-float *cn_net_buffers(cn_net *net) { return net->buffers; }
-
 size_t cn_net_num_params(const cn_net *net) { return net->n_params; }
-float *cn_net_params(cn_net *net) { return net->params; }
-float *cn_net_grads(cn_net *net) { return net->grads; }
-void cn_net_zero_grads(cn_net *net) { memset(net->grads, 0, net->n_params * sizeof(float)); }
 
-void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x)
+void cn_net_zero_grads(cn_net *net) { net->be->fill(net->be, net->grads, 0.0f, net->n_params); }
+
+/* The block b of net and its size, or NULL for an unknown block. */
+static float *block(const cn_net *net, cn_block b, size_t *size)
 {
-    size_t c = net->spec->input.c, hw = net->spec->input.h * net->spec->input.w;
-    for (size_t s = 0; s < n; s++)
-        for (size_t k = 0; k < c; k++) {
-            float scale = 1.0f / (255.0f * net->norm[c + k]),
-                  shift = net->norm[k] / net->norm[c + k];
-            const uint8_t *p = pixels + (s * c + k) * hw;
-            float *o = x + (s * c + k) * hw;
-            for (size_t i = 0; i < hw; i++)
-                o[i] = (float)p[i] * scale - shift;
-        }
+    *size = b == CN_BUFFERS ? net->n_buffers : net->n_params;
+    return b == CN_PARAMS    ? net->params
+           : b == CN_GRADS   ? net->grads
+           : b == CN_BUFFERS ? net->buffers
+                             : NULL;
 }
+
+static cn_status check_range(const float *p, size_t size, size_t offset, size_t count)
+{
+    if (!p || offset > size || count > size - offset)
+        return cn_fail(CN_ERR_ARG, "floats %zu..%zu are outside the block of %zu", offset,
+                       offset + count, size);
+    return CN_OK;
+}
+
+cn_status cn_net_get(const cn_net *net, cn_block b, size_t offset, size_t count, float *dst)
+{
+    size_t size;
+    const float *p = block(net, b, &size);
+    cn_status st = check_range(p, size, offset, count);
+    if (!st && count)
+        net->be->download(net->be, dst, p + offset, count * sizeof(float));
+    return st;
+}
+
+cn_status cn_net_set(cn_net *net, cn_block b, size_t offset, size_t count, const float *src)
+{
+    size_t size;
+    float *p = block(net, b, &size);
+    cn_status st = check_range(p, size, offset, count);
+    if (!st && count)
+        net->be->upload(net->be, p + offset, src, count * sizeof(float));
+    return st;
+}
+
+/* ----------------------------------------------------------------- input */
 
 void cn_net_measure_input(cn_net *net, const cn_data *data)
 {
     size_t c = net->spec->input.c, hw = net->spec->input.h * net->spec->input.w;
+    float *norm = net->norm_host;
     for (size_t k = 0; k < c; k++) {
         double sum = 0.0, sum2 = 0.0;
         for (size_t s = 0; s < data->n; s++) {
@@ -501,56 +645,71 @@ void cn_net_measure_input(cn_net *net, const cn_data *data)
         }
         double count = (double)data->n * (double)hw, mean = sum / count / 255.0;
         double var = sum2 / count / (255.0 * 255.0) - mean * mean;
-        net->norm[k] = (float)mean;
-        net->norm[c + k] = (float)(var > 1e-12 ? sqrt(var) : 1.0);
+        norm[k] = (float)mean;
+        norm[c + k] = (float)(var > 1e-12 ? sqrt(var) : 1.0);
     }
+    net->be->upload(net->be, net->norm, norm, 2 * c * sizeof(float));
 }
 
-static cn_ctx make_ctx(cn_net *net, const int32_t *labels, int fuse, int train)
+/* ---------------------------------------------------------------- passes */
+
+static cn_ctx make_ctx(cn_net *net, int fuse, int train)
 {
-    return (cn_ctx){&net->be, net->ws, labels, fuse, train, net->seed};
+    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed};
+}
+
+/* Per-layer times measure the layer's work, not its queueing. */
+static double stamp(const cn_net *net, const double *times)
+{
+    if (!times)
+        return 0.0;
+    net->be->sync(net->be);
+    return cn_now();
 }
 
 void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times)
 {
-    cn_ctx ctx = make_ctx(net, NULL, 1, train);
+    cn_ctx ctx = make_ctx(net, 1, train);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        double t0 = times ? cn_now() : 0;
+        double t0 = stamp(net, times);
         if (!l->fused_away)
             l->ops->forward(l, &ctx, i ? net->act[i - 1] : x, net->act[i], n);
         if (times)
-            times[i] = cn_now() - t0;
+            times[i] = stamp(net, times) - t0;
     }
     net->n_last = n;
     net->x_last = x;
     net->train_last = train;
 }
 
-void cn_net_run_backward(cn_net *net, const int32_t *labels, size_t n, float *dx, double *times)
+void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times)
 {
-    cn_ctx ctx = make_ctx(net, labels, 1, 1);
+    cn_ctx ctx = make_ctx(net, 1, 1);
+    /* The layers that later layers read start with no gradient from them. */
+    for (size_t i = 0; i < net->n_layers; i++)
+        if (net->layers[i].read_later)
+            net->be->fill(net->be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
     const float *dy = NULL; /* the gradient of the current layer's output */
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
-        double t0 = times ? cn_now() : 0;
+        double t0 = stamp(net, times);
         /* A fused-away layer's output is the layer below's: its gradient too. */
         if (!l->fused_away) {
             float *d = i ? net->gbuf[dy == net->gbuf[0]] : dx;
             l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
-            /* Shortcuts that add layer i - 1's output send it their gradient. */
-            for (size_t k = i + 1; i > 0 && net->layers[i - 1].skip_source && k < net->n_layers;
-                 k++)
-                if (net->layers[k].ops == &cn_shortcut_ops && net->layers[k].from == i - 1)
-                    cn_add_to(d, net->layers[k].state, n * cn_shape_size(l->in), d);
+            /* The layer below's output is read later too: its gradient
+             * from there joins. */
+            if (i > 0 && net->layers[i - 1].read_later)
+                net->be->add(net->be, d, net->dlater[i - 1], d, n * cn_shape_size(l->in));
         }
         if (times)
-            times[i] = cn_now() - t0;
+            times[i] = stamp(net, times) - t0;
     }
 }
 
-cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
+cn_status cn_net_check_batch(const cn_net *net, size_t n, int train)
 {
     if (n == 0 || n > net->max_batch)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; this network was built for 1..%zu", n,
@@ -560,25 +719,86 @@ cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
                        "a training pass over %zu samples; this network keeps "
                        "gradients for batches of up to %zu",
                        n, net->train_batch);
-    cn_net_run_forward(net, x, n, train, NULL);
     return CN_OK;
 }
 
-const float *cn_net_output(const cn_net *net) { return net->act[net->n_layers - 1]; }
-
-const float *cn_net_layer_output(const cn_net *net, size_t i)
+cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
 {
-    return i < net->n_layers ? net->act[i] : NULL;
+    cn_status st = cn_net_check_batch(net, n, train);
+    if (st)
+        return st;
+    cn_net_put_input(net, x, n);
+    cn_net_run_forward(net, net->input, n, train, NULL);
+    return CN_OK;
 }
 
-static cn_status check_labels(const cn_net *net, const int32_t *labels, size_t n)
+cn_status cn_net_forward_pixels(cn_net *net, const uint8_t *pixels, size_t n, int train)
+{
+    cn_status st = cn_net_check_batch(net, n, train);
+    if (st)
+        return st;
+    cn_net_put_pixels(net, pixels, n);
+    cn_net_run_forward(net, net->input, n, train, NULL);
+    return CN_OK;
+}
+
+/* Whether the last forward pass left outputs to read. */
+static cn_status check_forward(const cn_net *net)
+{
+    if (!net->x_last)
+        return cn_fail(CN_ERR_ARG, "no forward pass to read the outputs of");
+    return CN_OK;
+}
+
+cn_status cn_net_get_output(const cn_net *net, float *dst)
+{
+    return cn_net_get_layer_output(net, net->n_layers - 1, 0, net->n_last, dst);
+}
+
+cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
+                                  float *dst)
+{
+    cn_status st = check_forward(net);
+    if (st)
+        return st;
+    if (i >= net->n_layers)
+        return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
+    if (first > net->n_last || count > net->n_last - first)
+        return cn_fail(CN_ERR_ARG, "samples %zu..%zu of a forward pass over %zu", first,
+                       first + count, net->n_last);
+    size_t per = cn_shape_size(net->layers[i].out);
+    net->be->download(net->be, dst, net->act[i] + first * per, count * per * sizeof(float));
+    return CN_OK;
+}
+
+void cn_net_put_input(cn_net *net, const float *x, size_t n)
+{
+    net->be->upload(net->be, net->input, x, n * cn_shape_size(net->spec->input) * sizeof *x);
+}
+
+void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n)
+{
+    cn_shape in = net->spec->input;
+    net->be->upload(net->be, net->pixels, pixels, n * cn_shape_size(in));
+    net->be->input_from_pixels(net->be, net->pixels, n, in.c, in.h * in.w, net->norm, net->input);
+}
+
+/* Labels for the last forward pass. */
+static cn_status check_pass(const cn_net *net, size_t n)
 {
     if (!net->x_last || n != net->n_last)
         return cn_fail(CN_ERR_ARG, "%zu labels for a forward pass of %zu samples", n, net->n_last);
+    return CN_OK;
+}
+
+cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n)
+{
     for (size_t i = 0; i < n; i++)
         if (labels[i] < 0 || (size_t)labels[i] >= net->spec->classes)
             return cn_fail(CN_ERR_ARG, "label %d of sample %zu is outside 0..%zu", (int)labels[i],
                            i, net->spec->classes - 1);
+    memcpy(net->h_labels, labels, n * sizeof *labels);
+    net->be->upload(net->be, net->labels, labels, n * sizeof *labels);
     return CN_OK;
 }
 
@@ -588,52 +808,81 @@ static const float *logits(const cn_net *net)
     return net->n_layers > 1 ? net->act[net->n_layers - 2] : net->x_last;
 }
 
-cn_status cn_net_loss(const cn_net *net, const int32_t *labels, size_t n, double *loss)
+/* The per-sample losses and, unless NULL, best classes and their
+ * probabilities of the last forward pass on its n samples, into the host
+ * arrays net->h_loss, best and p. */
+static void row_results(cn_net *net, size_t n, int32_t *best, float *p)
 {
-    cn_status st = check_labels(net, labels, n);
-    if (st)
-        return st;
-    size_t k = net->spec->classes;
-    const float *z = logits(net);
+    const cn_backend *be = net->be;
+    be->nll_rows(be, logits(net), net->act[net->n_layers - 1], net->labels, n, net->spec->classes,
+                 net->row_loss, best ? net->row_best : NULL, p ? net->row_p : NULL);
+    be->download(be, net->h_loss, net->row_loss, n * sizeof *net->h_loss);
+    if (best)
+        be->download(be, best, net->row_best, n * sizeof *best);
+    if (p)
+        be->download(be, p, net->row_p, n * sizeof *p);
+}
+
+double cn_net_loss_sum(cn_net *net, size_t n, size_t *correct)
+{
+    row_results(net, n, correct ? net->h_best : NULL, NULL);
     double total = 0.0;
-    for (size_t s = 0; s < n; s++) {
-        const float *row = z + s * k;
-        float mx = row[0];
-        for (size_t j = 1; j < k; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
-        for (size_t j = 0; j < k; j++)
-            sum += exp((double)row[j] - mx);
-        total += log(sum) - ((double)row[labels[s]] - mx);
+    for (size_t s = 0; s < n; s++)
+        total += net->h_loss[s];
+    if (correct) {
+        *correct = 0;
+        for (size_t s = 0; s < n; s++)
+            *correct += net->h_best[s] == net->h_labels[s];
     }
-    *loss = total / (double)n;
-    return CN_OK;
+    return total;
+}
+
+cn_status cn_net_loss(cn_net *net, const int32_t *labels, size_t n, double *loss)
+{
+    cn_status st = check_pass(net, n);
+    if (!st)
+        st = cn_net_put_labels(net, labels, n);
+    if (!st)
+        *loss = cn_net_loss_sum(net, n, NULL) / (double)n;
+    return st;
 }
 
 cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx)
 {
-    cn_status st = check_labels(net, labels, n);
+    cn_status st = check_pass(net, n);
+    if (!st)
+        st = cn_net_put_labels(net, labels, n);
     if (st)
         return st;
     if (!net->train_last)
         return cn_fail(CN_ERR_ARG, "a backward pass needs a training forward pass before it "
                                    "(cn_net_forward with train = 1)");
-    cn_net_run_backward(net, labels, n, dx, NULL);
+    /* dL/dx lands in the gradient buffer that layer 0 does not read. */
+    const float *dy = NULL;
+    for (size_t i = net->n_layers; i-- > 1;)
+        if (!net->layers[i].fused_away)
+            dy = net->gbuf[dy == net->gbuf[0]];
+    float *d = dx ? net->gbuf[dy == net->gbuf[0]] : NULL;
+    cn_net_run_backward(net, n, d, NULL);
+    if (dx)
+        net->be->download(net->be, dx, d, n * cn_shape_size(net->spec->input) * sizeof *dx);
     return CN_OK;
 }
 
 void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train)
 {
-    cn_ctx ctx = make_ctx(net, NULL, 0, train);
+    cn_ctx ctx = make_ctx(net, 0, train);
     net->layers[i].ops->forward(&net->layers[i], &ctx, x, y, n);
 }
 
-void cn_net_layer_backward(cn_net *net, size_t i, const int32_t *labels, const float *x,
-                           const float *y, const float *dy, float *dx, size_t n)
+void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y, const float *dy,
+                           float *dx, size_t n)
 {
-    cn_ctx ctx = make_ctx(net, labels, 0, 1);
+    cn_ctx ctx = make_ctx(net, 0, 1);
     net->layers[i].ops->backward(&net->layers[i], &ctx, x, y, dy, dx, n);
 }
+
+/* ------------------------------------------------------------ evaluation */
 
 cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
 {
@@ -647,14 +896,15 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     if (data->classes > k)
         return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
                        data->classes, k);
-    size_t bs = net->max_batch, in_size = cn_shape_size(in);
-    float *x = net->input; /* planned with the net: evaluating allocates no batch */
+    size_t bs = net->max_batch, in_size = cn_shape_size(in), rows = data->n ? data->n : 1;
     out->confusion = calloc(k * k, sizeof *out->confusion);
-    out->predicted = malloc((data->n ? data->n : 1) * sizeof *out->predicted);
-    out->probability = malloc((data->n ? data->n : 1) * sizeof *out->probability);
+    out->predicted = malloc(rows * sizeof *out->predicted);
+    out->probability = malloc(rows * sizeof *out->probability);
+    int32_t *best = net->h_best;
+    cn_status st = CN_OK;
     if (!out->confusion || !out->predicted || !out->probability) {
-        cn_eval_free(out);
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
     }
     out->n = data->n;
     out->classes = k;
@@ -662,29 +912,28 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     size_t correct = 0;
     for (size_t s0 = 0; s0 < data->n; s0 += bs) {
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
-        cn_net_prepare(net, data->pixels + s0 * in_size, n, x);
-        cn_net_forward(net, x, n, 0);
-        double loss;
-        cn_status st = cn_net_loss(net, data->labels + s0, n, &loss);
-        if (st) {
-            cn_eval_free(out);
-            return st;
-        }
-        loss_sum += loss * (double)n;
-        const float *p = cn_net_output(net);
+        if ((st = cn_net_forward_pixels(net, data->pixels + s0 * in_size, n, 0)) ||
+            (st = cn_net_put_labels(net, data->labels + s0, n)))
+            goto done;
+        row_results(net, n, best, out->probability + s0);
+        double total = 0.0;
+        for (size_t s = 0; s < n; s++)
+            total += net->h_loss[s];
+        loss_sum += total / (double)n * (double)n; /* as the batch means always were */
         for (size_t s = 0; s < n; s++) {
-            size_t best = cn_argmax(p + s * k, k);
-            out->predicted[s0 + s] = best;
-            out->probability[s0 + s] = p[s * k + best];
             size_t truth = (size_t)data->labels[s0 + s];
-            out->confusion[truth * k + best]++;
-            correct += best == truth;
+            out->predicted[s0 + s] = (size_t)best[s];
+            out->confusion[truth * k + (size_t)best[s]]++;
+            correct += (size_t)best[s] == truth;
         }
     }
-    net->x_last = NULL;
     out->loss = data->n ? loss_sum / (double)data->n : 0.0;
     out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
-    return CN_OK;
+done:
+    net->x_last = NULL;
+    if (st)
+        cn_eval_free(out);
+    return st;
 }
 
 void cn_eval_free(cn_eval *ev)

@@ -4,6 +4,7 @@
  * Resume is exact because the state is small: the RNG as it was at the start
  * of the current epoch (the epoch's permutation is drawn from it again) and
  * the number of batches already done in that epoch. */
+#include "counter_rng.h"
 #include "internal.h"
 
 #include <math.h>
@@ -27,15 +28,6 @@ static cn_status check_data(const cn_net *net, const cn_data *d, const char *wha
                        "needs an output for each",
                        spec->source, spec->classes_line, spec->classes, what, d->classes);
     return CN_OK;
-}
-
-size_t cn_argmax(const float *row, size_t k)
-{
-    size_t best = 0;
-    for (size_t j = 1; j < k; j++)
-        if (row[j] > row[best])
-            best = j;
-    return best;
 }
 
 void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng *rng, uint8_t *tmp)
@@ -68,21 +60,50 @@ void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng 
     }
 }
 
-uint64_t cn_step_seed(uint64_t seed, uint64_t step)
+/* Whether the parameters, buffers and optimizer state are all finite. */
+static int model_finite(const cn_model *m)
 {
-    uint64_t z = seed ^ (step + 1) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    const cn_net *net = m->net;
+    const cn_backend *be = m->be;
+    return be->count_nonfinite(be, net->params, net->n_params) == 0 &&
+           be->count_nonfinite(be, net->buffers, net->n_buffers) == 0 &&
+           be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0;
 }
 
-/* Whether n floats are all finite. */
-static int all_finite(const float *x, size_t n)
+/* Every worker starts from worker 0's model: a block of backend memory
+ * broadcast through the communicator (staged on the host if need be). */
+static cn_status broadcast_block(cn_model *m, float *dev, size_t count)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return 0;
-    return 1;
+    const cn_comm *c = &m->comm;
+    if (c->size == 1 || count == 0)
+        return CN_OK;
+    cn_backend *be = m->be;
+    if (be->host_memory) {
+        be->sync(be);
+        return c->broadcast(c->user, dev, count, 0);
+    }
+    float *host = malloc(count * sizeof *host);
+    if (!host)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    be->download(be, host, dev, count * sizeof *host);
+    cn_status st = c->broadcast(c->user, host, count, 0);
+    if (!st)
+        be->upload(be, dev, host, count * sizeof *host);
+    free(host);
+    return st;
+}
+
+static cn_status broadcast_model(cn_model *m)
+{
+    cn_net *net = m->net;
+    cn_status st;
+    if ((st = broadcast_block(m, net->params, net->n_params)) ||
+        (st = broadcast_block(m, net->buffers, net->n_buffers)) ||
+        (st = broadcast_block(m, m->optim.state, m->optim.n_slots * net->n_params)) ||
+        (st = broadcast_block(m, net->norm, 2 * m->spec->input.c)))
+        return st;
+    m->be->download(m->be, net->norm_host, net->norm, 2 * m->spec->input.c * sizeof(float));
+    return CN_OK;
 }
 
 /* An epoch ends: the next one shuffles with the generator as it was left. */
@@ -123,13 +144,14 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     /* normalise = channel: measured on the training set at the start. */
     if (m->spec->norm_channel && m->state.global_step == 0)
         cn_net_measure_input(m->net, train);
+    if ((st = broadcast_model(m)))
+        return st;
     cn_net *net = m->net;
-    size_t in_size = cn_shape_size(cn_net_input_shape(net)), k = cn_net_classes(net);
+    size_t in_size = cn_shape_size(cn_net_input_shape(net));
     uint32_t *perm = malloc(train->n * sizeof *perm);
     uint8_t *pix = malloc(batch * in_size), *tmp = malloc(in_size);
-    float *x = cn_alloc(batch * in_size, sizeof(float));
     int32_t *labels = malloc(batch * sizeof *labels);
-    if (!perm || !pix || !tmp || !x || !labels) {
+    if (!perm || !pix || !tmp || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -170,10 +192,12 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 cn_rng_seed(&arng, net->seed);
                 cn_augment(pix, batch, net->spec->input, o->shift, o->flip, &arng, tmp);
             }
-            cn_net_prepare(net, pix, batch, x);
-            cn_net_forward(net, x, batch, 1);
+            cn_net_put_pixels(net, pix, batch);
+            if ((st = cn_net_put_labels(net, labels, batch)))
+                goto done;
             double loss;
-            if ((st = cn_net_loss(net, labels, batch, &loss)))
+            size_t right;
+            if ((st = cn_model_train_step(m, batch, lr, &loss, &right, NULL, NULL, NULL)))
                 goto done;
             if (!isfinite(loss)) {
                 st = cn_fail(CN_ERR_NUMERIC,
@@ -184,13 +208,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                              (unsigned long long)s->step + 1, lr, o->lr / 10);
                 goto done;
             }
-            const float *out = cn_net_output(net);
-            for (size_t b = 0; b < batch; b++)
-                correct += cn_argmax(out + b * k, k) == (size_t)labels[b];
-            cn_net_zero_grads(net);
-            cn_net_backward(net, labels, batch, NULL);
-            cn_optim_step(&m->optim, &net->be, o, lr, s->global_step + 1, net->params, net->grads,
-                          net->n_params);
+            correct += right;
             /* The batch is done: the state moves before anyone can stop. */
             s->step++;
             s->global_step++;
@@ -218,8 +236,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         }
         /* The loss of every batch was finite, but the last update may not
          * be: the end of an epoch (a checkpoint) must not keep it. */
-        if (!all_finite(net->params, net->n_params) || !all_finite(net->buffers, net->n_buffers) ||
-            !all_finite(m->optim.state, m->optim.n_slots * net->n_params)) {
+        if (!model_finite(m)) {
             st = cn_fail(CN_ERR_NUMERIC,
                          "the weights became NaN or infinite in epoch %d (learning rate %g): "
                          "training diverged; try a learning rate about ten times smaller "
@@ -251,48 +268,6 @@ done:
     free(perm);
     free(pix);
     free(tmp);
-    cn_free(x);
     free(labels);
     return st;
-}
-
-/* One step, timed per layer when the arrays are given. */
-static cn_status step(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
-                      double *loss, double *fwd, double *bwd, double *update)
-{
-    cn_status st = cn_model_plan(m, n, n);
-    if (st)
-        return st;
-    cn_net *net = m->net;
-    if (n == 0 || n > net->max_batch)
-        return cn_fail(CN_ERR_ARG, "a batch of %zu samples", n);
-    for (size_t i = 0; i < n; i++)
-        if (labels[i] < 0 || (size_t)labels[i] >= cn_net_classes(net))
-            return cn_fail(CN_ERR_ARG, "label %d of sample %zu is outside 0..%zu", (int)labels[i],
-                           i, cn_net_classes(net) - 1);
-    cn_net_run_forward(net, x, n, 1, fwd);
-    if (loss && (st = cn_net_loss(net, labels, n, loss)))
-        return st;
-    cn_net_zero_grads(net);
-    cn_net_run_backward(net, labels, n, NULL, bwd);
-    double t0 = cn_now();
-    cn_optim_step(&m->optim, &net->be, &m->opts, lr, m->state.global_step + 1, net->params,
-                  net->grads, net->n_params);
-    if (update)
-        *update = cn_now() - t0;
-    net->x_last = NULL;
-    return CN_OK;
-}
-
-cn_status cn_model_step(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
-                        double *loss)
-{
-    return step(m, x, labels, n, lr, loss, NULL, NULL, NULL);
-}
-
-cn_status cn_model_profile(cn_model *m, const float *x, const int32_t *labels, size_t n,
-                           double *forward, double *backward, double *update)
-{
-    double loss;
-    return step(m, x, labels, n, m->opts.lr, &loss, forward, backward, update);
 }

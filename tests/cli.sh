@@ -141,7 +141,7 @@ cfg kernel-too-large 6 "\[conv\] conv1 with input 1x28x28: kernel size 29 is lar
     "$net[conv]\nfilters=4\nsize=29\n[fc]\noutputs=10\n[softmax]\n"
 cfg window-too-large 9 "\[maxpool\] maxpool1 with input 4x24x24: window size 25 is larger than the input 24x24" \
     "$net[conv]\nfilters=4\nsize=5\n[maxpool]\nsize=25\n[fc]\noutputs=10\n[softmax]\n"
-cfg shapes-differ 15 "\[shortcut\] adds conv1's output (4x28x28) to an input of 8x28x28: the shapes must be equal" \
+cfg shapes-differ 14 "\[shortcut\] shortcut1 with input 8x28x28: adds conv1's output (4x28x28) to its input: the shapes must be equal" \
     "$net[conv]\nfilters=4\nsize=3\npad=1\n[conv]\nfilters=8\nsize=3\npad=1\n[shortcut]\nfrom=conv1\n[fc]\noutputs=10\n[softmax]\n"
 cfg outputs-not-classes 8 "the network ends with 7 outputs but \[net\] says classes = 10" \
     "$net[fc]\noutputs=7\n[softmax]\n"

@@ -81,6 +81,22 @@ unsigned char *th_read_file(const char *path, size_t *size);
 int th_write_safetensors(const char *path, uint64_t claimed_len, const char *json, size_t data_len);
 const char *th_data_dir(void); /* MNIST: $CONVNET_DATA or data/mnist */
 void th_fill_normal(float *x, size_t n, cn_rng *rng);
+/* The device the tests run on: $CONVNET_TEST_BACKEND (default "cpu") with
+ * threads threads; valid until the 8th call after this one. */
+const cn_device *th_dev(int threads);
+/* A malloc'd host copy of a block of net (cn_net_num_params() or
+ * cn_net_num_buffers() floats), or NULL when out of memory. */
+float *th_block(const cn_net *net, cn_block block);
+/* One float of a block: read, and written. */
+float th_get(const cn_net *net, cn_block block, size_t i);
+void th_put(cn_net *net, cn_block block, size_t i, float v);
+/* Whether a block of a and b holds the same bytes. */
+int th_same(const cn_net *a, const cn_net *b, cn_block block);
+/* A host copy of the output of the last forward pass (n x classes), or of
+ * layer i's for its first n samples (NULL when there is none); valid until
+ * the 8th call after this one. */
+const float *th_output(const cn_net *net, size_t n);
+const float *th_layer_output(const cn_net *net, size_t i, size_t n);
 /* Caps this test's address space (each test runs in its own process) at what
  * it uses now plus mb MiB: a larger allocation then fails, so a reader that
  * tried one returns CN_ERR_NOMEM instead of its refusal.  0 if it cannot. */

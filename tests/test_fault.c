@@ -97,7 +97,7 @@ static cn_model *model_of(const char *text)
 {
     cn_spec *spec = th_spec(text);
     cn_model *m = NULL;
-    if (spec && cn_model_create(spec, NULL, 1, &m) != CN_OK)
+    if (spec && cn_model_create(spec, NULL, th_dev(1), &m) != CN_OK)
         th_fail(__FILE__, __LINE__, "%s", cn_last_error());
     cn_spec_free(spec);
     return m;
@@ -118,18 +118,20 @@ static int same_bytes(const char *path, const unsigned char *want, size_t n)
 static int loads_as(const char *path, cn_model *want)
 {
     cn_model *l;
-    if (cn_model_load(path, 1, &l) != CN_OK) {
+    if (cn_model_load(path, th_dev(1), &l) != CN_OK) {
         th_fail(__FILE__, __LINE__, "%s does not load: %s", path, cn_last_error());
         return 0;
     }
     cn_net *net = cn_model_net(l);
     size_t n = cn_net_num_params(net);
-    int ok = 1;
-    for (size_t i = 0; i < n; i++)
-        ok = ok && isfinite(cn_net_params(net)[i]);
+    float *p = th_block(net, CN_PARAMS), *q = want ? th_block(cn_model_net(want), CN_PARAMS) : NULL;
+    int ok = p && (!want || q);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isfinite(p[i]);
     if (want)
-        ok = ok && n == cn_net_num_params(cn_model_net(want)) &&
-             memcmp(cn_net_params(net), cn_net_params(cn_model_net(want)), n * 4) == 0;
+        ok = ok && n == cn_net_num_params(cn_model_net(want)) && memcmp(p, q, n * 4) == 0;
+    free(p);
+    free(q);
     cn_model_free(l);
     return ok;
 }
@@ -142,12 +144,14 @@ static void nudge(cn_model *m)
         cn_tensor_info ti;
         if (cn_net_tensor(net, t, &ti) == CN_OK && ti.trainable)
             for (size_t i = 0; i < ti.count; i++)
-                cn_net_params(net)[ti.offset + i] += 0.25f;
+                th_put(net, CN_PARAMS, ti.offset + i,
+                       th_get(net, CN_PARAMS, ti.offset + i) + 0.25f);
     }
 }
 
-/* The first weight of the last trainable tensor (saved, unlike padding). */
-static float *last_weight(cn_model *m)
+/* Sets the first weight of the last trainable tensor (saved, unlike
+ * padding). */
+static void set_last_weight(cn_model *m, float v)
 {
     cn_net *net = cn_model_net(m);
     cn_tensor_info ti = {0};
@@ -156,7 +160,7 @@ static float *last_weight(cn_model *m)
         if (cn_net_tensor(net, t, &u) == CN_OK && u.trainable)
             ti = u;
     }
-    return cn_net_params(net) + ti.offset;
+    th_put(net, CN_PARAMS, ti.offset, v);
 }
 
 /* How many entries of dir start with prefix. */
@@ -210,7 +214,7 @@ static void save_killed_before_rename(void)
     unsigned char *before = th_read_file(path, &n0);
     CHECK(before);
     cn_model *old = NULL;
-    CHECK_OK(cn_model_load(path, 1, &old));
+    CHECK_OK(cn_model_load(path, th_dev(1), &old));
 
     nudge(m);
     fflush(stdout);
@@ -278,7 +282,7 @@ static void save_errors_at_every_step(void)
     unsigned char *before = th_read_file(path, &n0);
     CHECK(before);
     cn_model *old = NULL;
-    CHECK_OK(cn_model_load(path, 1, &old));
+    CHECK_OK(cn_model_load(path, th_dev(1), &old));
     nudge(m);
 
     struct {
@@ -337,14 +341,15 @@ static void save_refuses_nonfinite_weights(void)
     unsigned char *before = th_read_file(path, &n0);
     const float bad[] = {NAN, INFINITY, -INFINITY};
     for (int i = 0; i < 3; i++) {
-        *last_weight(m) = bad[i];
+        set_last_weight(m, bad[i]);
         CHECK_ERR(cn_model_save(m, path), CN_ERR_NUMERIC);
         CHECK(th_contains(cn_last_error(), "NaN or infinite") &&
               th_contains(cn_last_error(), path));
         CHECK(same_bytes(path, before, n0));
     }
-    *last_weight(m) = 0;
-    m->optim.state[0] = NAN; /* the momentum is saved too */
+    set_last_weight(m, 0);
+    const float nan = NAN; /* the momentum is saved too */
+    m->be->upload(m->be, m->optim.state, &nan, sizeof nan);
     CHECK_ERR(cn_model_save(m, path), CN_ERR_NUMERIC);
     CHECK(th_contains(cn_last_error(), "optim."));
     CHECK(same_bytes(path, before, n0));
@@ -371,7 +376,7 @@ static cn_status poison(void *user, const cn_progress *p)
 {
     saver *s = user;
     if (s->poison_at_end && p->step == p->steps)
-        cn_net_params(cn_model_net(s->model))[0] = INFINITY;
+        th_put(cn_model_net(s->model), CN_PARAMS, 0, INFINITY);
     return CN_OK;
 }
 

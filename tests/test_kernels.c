@@ -15,8 +15,16 @@ static const char *const isas[] = {"avx512", "avx2", "portable"};
  * indexing mistake (which gives O(1) errors). */
 static double gemm_tol(size_t k) { return 1e-5 * sqrt((double)k) + 1e-6; }
 
-static int compare_gemm(cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                        float beta, size_t pad, cn_rng *rng)
+/* The CPU backend with threads threads and the kernel set isa, or NULL when
+ * this processor cannot run it. */
+static cn_backend *cpu_backend(int threads, const char *isa)
+{
+    cn_cpu *cpu;
+    return cn_cpu_create(threads, isa, &cpu) == 0 ? &cpu->base : NULL;
+}
+
+static int compare_gemm(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k,
+                        float alpha, float beta, size_t pad, cn_rng *rng)
 {
     size_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
     size_t arows = ta ? k : m, brows = tb ? n : k;
@@ -38,7 +46,7 @@ static int compare_gemm(cn_backend *be, int ta, int tb, size_t m, size_t n, size
                 th_fail(__FILE__, __LINE__,
                         "%s gemm ta=%d tb=%d m=%zu n=%zu k=%zu alpha=%g beta=%g: C[%zu][%zu] = %g, "
                         "reference %g",
-                        be->isa, ta, tb, m, n, k, alpha, beta, i, j, y, x);
+                        be->kernels, ta, tb, m, n, k, alpha, beta, i, j, y, x);
                 bad = 1;
             }
         }
@@ -57,8 +65,8 @@ static void gemm_matches_reference(void)
     cn_rng_seed(&rng, 42);
     int ran = 0;
     for (size_t q = 0; q < 3; q++) {
-        cn_backend be;
-        if (cn_backend_cpu_init(&be, 2, isas[q]) != 0)
+        cn_backend *be = cpu_backend(2, isas[q]);
+        if (!be)
             continue;
         ran++;
         for (int ta = 0; ta < 2; ta++)
@@ -67,19 +75,19 @@ static void gemm_matches_reference(void)
                     size_t m = sizes[cn_rng_below(&rng, ns)], n = sizes[cn_rng_below(&rng, ns)];
                     size_t k = sizes[cn_rng_below(&rng, ns)];
                     float alpha = t % 3 == 0 ? 0.5f : 1.0f, beta = (float)(t % 3);
-                    if (compare_gemm(&be, ta, tb, m, n, k, alpha, beta, t % 2 ? 3 : 0, &rng)) {
-                        cn_backend_free(&be);
+                    if (compare_gemm(be, ta, tb, m, n, k, alpha, beta, t % 2 ? 3 : 0, &rng)) {
+                        cn_backend_destroy(be);
                         return;
                     }
                 }
         /* Deep products cross several KC blocks; wide ones several tiles. */
-        if (compare_gemm(&be, 0, 0, 20, 4096, 600, 1, 0, 0, &rng) ||
-            compare_gemm(&be, 0, 1, 50, 500, 4100, 1, 1, 0, &rng) ||
-            compare_gemm(&be, 1, 0, 500, 1000, 50, 1, 0, 1, &rng)) {
-            cn_backend_free(&be);
+        if (compare_gemm(be, 0, 0, 20, 4096, 600, 1, 0, 0, &rng) ||
+            compare_gemm(be, 0, 1, 50, 500, 4100, 1, 1, 0, &rng) ||
+            compare_gemm(be, 1, 0, 500, 1000, 50, 1, 0, 1, &rng)) {
+            cn_backend_destroy(be);
             return;
         }
-        cn_backend_free(&be);
+        cn_backend_destroy(be);
     }
     CHECK(ran >= 1);
 }
@@ -95,15 +103,16 @@ static void gemm_thread_count_invariant(void)
     th_fill_normal(a, m * k, &rng);
     th_fill_normal(b, k * n, &rng);
     for (size_t q = 0; q < 3; q++) {
-        cn_backend b1, b2;
-        if (cn_backend_cpu_init(&b1, 1, isas[q]) != 0)
+        cn_backend *b1 = cpu_backend(1, isas[q]);
+        if (!b1)
             continue;
-        CHECK(cn_backend_cpu_init(&b2, 3, isas[q]) == 0);
-        b1.gemm(&b1, 0, 0, m, n, k, 1, a, k, b, n, 0, c1, n);
-        b2.gemm(&b2, 0, 0, m, n, k, 1, a, k, b, n, 0, c2, n);
+        cn_backend *b2 = cpu_backend(3, isas[q]);
+        CHECK(b2);
+        b1->gemm(b1, 0, 0, m, n, k, 1, a, k, b, n, 0, c1, n);
+        b2->gemm(b2, 0, 0, m, n, k, 1, a, k, b, n, 0, c2, n);
+        cn_backend_destroy(b1);
+        cn_backend_destroy(b2);
         CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isas[q]);
-        cn_backend_free(&b1);
-        cn_backend_free(&b2);
     }
     free(a);
     free(b);
@@ -151,8 +160,8 @@ static void conv_matches_reference(void)
     cn_rng_seed(&rng, 3);
     int ran = 0;
     for (size_t q = 0; q < 3; q++) {
-        cn_backend be;
-        if (cn_backend_cpu_init(&be, 2, isas[q]) != 0)
+        cn_backend *be = cpu_backend(2, isas[q]);
+        if (!be)
             continue;
         ran++;
         for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++)
@@ -165,14 +174,14 @@ static void conv_matches_reference(void)
                 float *dx = malloc(in * 4), *dxr = malloc(in * 4);
                 float *dw = calloc(m * kk, 4), *dwr = calloc(m * kk, 4);
                 float *db = calloc(m, 4), *dbr = calloc(m, 4);
-                float *ws = malloc(be.conv_ws(&be, &g, m, n) * 4);
+                float *ws = malloc(be->conv_ws(be, &g, m, n) * 4);
                 th_fill_normal(x, in, &rng);
                 th_fill_normal(w, m * kk, &rng);
                 th_fill_normal(b, m, &rng);
                 th_fill_normal(dy, out, &rng);
-                be.conv_fwd(&be, &g, m, x, n, w, b, y, ws, CN_ACT_NONE);
+                be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_NONE);
                 cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
-                be.conv_bwd(&be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
+                be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
                 cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
                 /* Float sums of up to 11 520 products in another order than the
                  * reference's double ones: about 1e-6 of the scale; 2e-5 leaves a
@@ -182,15 +191,15 @@ static void conv_matches_reference(void)
                     max_rel(y, yr, out) < tol && max_rel(dx, dxr, in) < tol &&
                         max_rel(dw, dwr, m * kk) < tol && max_rel(db, dbr, m) < tol,
                     "%s conv geometry %zu, m %zu, n %zu: errors y %.2g dx %.2g dw %.2g db %.2g",
-                    be.isa, t, m, n, max_rel(y, yr, out), max_rel(dx, dxr, in),
+                    be->kernels, t, m, n, max_rel(y, yr, out), max_rel(dx, dxr, in),
                     max_rel(dw, dwr, m * kk), max_rel(db, dbr, m));
                 /* Without dx the weight gradients are the same (added once more). */
-                be.conv_bwd(&be, &g, m, x, y, dy, n, w, dw, db, NULL, ws, CN_ACT_NONE);
+                be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, NULL, ws, CN_ACT_NONE);
                 for (size_t i = 0; i < m * kk; i++)
                     dwr[i] *= 2;
                 CHECK(max_rel(dw, dwr, m * kk) < tol);
                 /* A fused relu: y = relu(conv), and backward masks dy where y = 0. */
-                be.conv_fwd(&be, &g, m, x, n, w, b, y, ws, CN_ACT_RELU);
+                be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_RELU);
                 for (size_t i = 0; i < out; i++) {
                     yr[i] = yr[i] > 0 ? yr[i] : 0;
                     if (yr[i] == 0)
@@ -202,15 +211,15 @@ static void conv_matches_reference(void)
                         dy[i] = 0;
                 memset(dw, 0, m * kk * 4), memset(dwr, 0, m * kk * 4);
                 memset(db, 0, m * 4), memset(dbr, 0, m * 4);
-                be.conv_bwd(&be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_RELU);
+                be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_RELU);
                 cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
                 CHECK_MSG(max_rel(dx, dxr, in) < tol && max_rel(dw, dwr, m * kk) < tol &&
                               max_rel(db, dbr, m) < tol,
-                          "%s fused relu, geometry %zu", be.isa, t);
+                          "%s fused relu, geometry %zu", be->kernels, t);
                 free(x), free(w), free(b), free(y), free(yr), free(dy), free(dx), free(dxr);
                 free(dw), free(dwr), free(db), free(dbr), free(ws);
             }
-        cn_backend_free(&be);
+        cn_backend_destroy(be);
     }
     CHECK(ran >= 1);
 }
@@ -232,15 +241,15 @@ static void conv_thread_count_invariant(void)
     th_fill_normal(dy, out, &rng);
     for (size_t q = 0; q < 3; q++) {
         for (int r = 0; r < 2; r++) {
-            cn_backend be;
-            if (cn_backend_cpu_init(&be, r ? 3 : 1, isas[q]) != 0)
+            cn_backend *be = cpu_backend(r ? 3 : 1, isas[q]);
+            if (!be)
                 break;
-            float *ws = malloc(be.conv_ws(&be, &g, m, n) * 4);
+            float *ws = malloc(be->conv_ws(be, &g, m, n) * 4);
             memset(dw[r], 0, m * kk * 4);
             memset(db[r], 0, m * 4);
-            be.conv_bwd(&be, &g, m, x, NULL, dy, n, w, dw[r], db[r], dx[r], ws, CN_ACT_NONE);
+            be->conv_bwd(be, &g, m, x, NULL, dy, n, w, dw[r], db[r], dx[r], ws, CN_ACT_NONE);
             free(ws);
-            cn_backend_free(&be);
+            cn_backend_destroy(be);
             if (r == 1)
                 CHECK_MSG(memcmp(dx[0], dx[1], in * 4) == 0 &&
                               memcmp(dw[0], dw[1], m * kk * 4) == 0 &&
@@ -254,8 +263,8 @@ static void conv_thread_count_invariant(void)
 
 static void maxpool_one(const char *isa)
 {
-    cn_backend be;
-    if (cn_backend_cpu_init(&be, 2, isa) != 0)
+    cn_backend *be = cpu_backend(2, isa);
+    if (!be)
         return;
     cn_rng rng;
     cn_rng_seed(&rng, 5);
@@ -274,8 +283,8 @@ static void maxpool_one(const char *isa)
          * after relu, where whole windows are 0). */
         for (size_t i = 0; t % 2 && i < in; i++)
             x[i] = x[i] < 0 ? 0.0f : x[i] < 1 ? 1.0f : 2.0f;
-        be.maxpool_fwd(&be, &g, x, n, y);
-        be.maxpool_bwd(&be, &g, x, dy, n, dx);
+        be->maxpool_fwd(be, &g, x, n, y);
+        be->maxpool_bwd(be, &g, x, dy, n, dx);
         double *want = calloc(in, sizeof *want);
         for (size_t pl = 0; pl < n * g.c; pl++)
             for (size_t i = 0; i < g.oh; i++)
@@ -303,38 +312,38 @@ static void maxpool_one(const char *isa)
         free(dy);
         free(dx);
     }
-    cn_backend_free(&be);
+    cn_backend_destroy(be);
 }
 
 static void elementwise_one(const char *isa)
 {
-    cn_backend be;
-    if (cn_backend_cpu_init(&be, 2, isa) != 0)
+    cn_backend *be = cpu_backend(2, isa);
+    if (!be)
         return;
     float x[5] = {-2, -0.5f, 0, 0.5f, 3}, y[5], dy[5] = {1, 2, 3, 4, 5}, dx[5];
-    be.act_fwd(&be, CN_ACT_RELU, x, y, 5);
+    be->act_fwd(be, CN_ACT_RELU, 0, x, y, 5);
     CHECK(y[0] == 0 && y[1] == 0 && y[2] == 0 && y[3] == 0.5f && y[4] == 3);
-    be.act_bwd(&be, CN_ACT_RELU, y, dy, dx, 5);
+    be->act_bwd(be, CN_ACT_RELU, 0, NULL, y, dy, dx, 5);
     CHECK(dx[0] == 0 && dx[2] == 0 && dx[3] == 4 && dx[4] == 5);
-    be.act_fwd(&be, CN_ACT_SIGMOID, x, y, 5);
+    be->act_fwd(be, CN_ACT_SIGMOID, 0, x, y, 5);
     CHECK_NEAR(y[2], 0.5, 1e-7);
     CHECK_NEAR(y[4], 1 / (1 + exp(-3.0)), 1e-7);
-    be.act_bwd(&be, CN_ACT_SIGMOID, y, dy, dx, 5);
+    be->act_bwd(be, CN_ACT_SIGMOID, 0, NULL, y, dy, dx, 5);
     CHECK_NEAR(dx[2], 3 * 0.25, 1e-7);
-    be.act_fwd(&be, CN_ACT_TANH, x, y, 5);
+    be->act_fwd(be, CN_ACT_TANH, 0, x, y, 5);
     CHECK_NEAR(y[0], tanh(-2.0), 1e-7);
-    be.act_bwd(&be, CN_ACT_TANH, y, dy, dx, 5);
+    be->act_bwd(be, CN_ACT_TANH, 0, NULL, y, dy, dx, 5);
     CHECK_NEAR(dx[0], 1 * (1 - tanh(-2.0) * tanh(-2.0)), 1e-6);
     /* Bias on a (2, 3, 2) tensor. */
     float s[12], b3[3] = {10, 20, 30}, db[3] = {0};
     for (int i = 0; i < 12; i++)
         s[i] = (float)i;
     /* Bias gradient of s as (n=2, m=3, p=2): channel m sums s[0][m][:] and s[1][m][:]. */
-    be.bias_grad(&be, s, 2, 3, 2, db);
+    be->bias_grad(be, s, 2, 3, 2, db);
     CHECK(db[0] == 0 + 1 + 6 + 7 && db[1] == 2 + 3 + 8 + 9 && db[2] == 4 + 5 + 10 + 11);
-    be.add_bias(&be, s, 2, 3, 2, b3);
+    be->add_bias(be, s, 2, 3, 2, b3);
     CHECK(s[0] == 10 && s[2] == 22 && s[4] == 34 && s[6] == 16);
-    cn_backend_free(&be);
+    cn_backend_destroy(be);
 }
 
 static void maxpool_matches_naive(void)
@@ -351,11 +360,10 @@ static void elementwise_kernels(void)
 
 static void forced_isa_is_honoured(void)
 {
-    cn_backend be;
-    CHECK(cn_backend_cpu_init(&be, 1, "portable") == 0);
-    CHECK(strcmp(be.isa, "portable") == 0);
-    cn_backend_free(&be);
-    CHECK(cn_backend_cpu_init(&be, 1, "no-such-isa") == -1);
+    cn_backend *be = cpu_backend(1, "portable");
+    CHECK(be && strcmp(be->kernels, "portable") == 0);
+    cn_backend_destroy(be);
+    CHECK(cpu_backend(1, "no-such-isa") == NULL);
 }
 
 const th_test th_kernels[] = {

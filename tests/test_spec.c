@@ -15,7 +15,7 @@ static void parses_lenet_with_defaults(void)
     cn_spec_train_opts(spec, &o);
     CHECK(o.batch == 64 && o.epochs >= 1 && o.lr > 0);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 8, 1, &net));
+    CHECK_OK(cn_net_create(spec, 8, th_dev(1), &net));
     /* conv 20x24x24, pool 20x12x12, conv 50x8x8, pool 50x4x4, fc 500, fc 10. */
     size_t total = 0;
     for (size_t i = 0; i < cn_net_num_layers(net); i++) {
@@ -46,7 +46,7 @@ static void syntax_details(void)
     cn_spec_train_opts(spec, &o);
     CHECK(o.lr == 1e-2 && o.policy == CN_LR_STEP && o.batch == 64);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK_OK(cn_net_create(spec, 1, th_dev(1), &net));
     CHECK(cn_net_find_tensor(net, "first.weight") != (size_t)-1);
     CHECK(cn_net_find_tensor(net, "fc1.bias") != (size_t)-1);
     cn_net_free(net);
@@ -61,7 +61,7 @@ static int refused_as(cn_status want, const char *text, const char *frag1, const
     cn_net *net = NULL;
     cn_status st = cn_spec_parse(text, "bad.cfg", &spec);
     if (st == CN_OK) {
-        st = cn_net_create(spec, 4, 1, &net);
+        st = cn_net_create(spec, 4, th_dev(1), &net);
         cn_net_free(net);
         cn_spec_free(spec);
     }

@@ -23,7 +23,7 @@ static int replay_in_pytorch(const char *name, const char *text)
     cn_spec_train_opts(spec, &o);
     o.decay = 0.01; /* large enough to show in ten steps */
     cn_model *m;
-    if (cn_model_create(spec, &o, 0, &m)) {
+    if (cn_model_create(spec, &o, th_dev(0), &m)) {
         th_fail(__FILE__, __LINE__, "%s", cn_last_error());
         return 0;
     }
@@ -37,8 +37,13 @@ static int replay_in_pytorch(const char *name, const char *text)
     float *xs = malloc((size_t)STEPS * BATCH * in * 4), *ys = malloc(STEPS * BATCH * 4);
     float losses[STEPS];
     int32_t labels[BATCH];
-    memcpy(init, cn_net_params(net), np * 4);
-    memcpy(init + np, cn_net_buffers(net), nb * 4);
+    float *p0 = th_block(net, CN_PARAMS), *b0 = th_block(net, CN_BUFFERS);
+    if (p0 && b0) {
+        memcpy(init, p0, np * 4);
+        memcpy(init + np, b0, nb * 4);
+    }
+    free(p0);
+    free(b0);
     cn_rng rng;
     cn_rng_seed(&rng, 99);
     th_fill_normal(xs, (size_t)STEPS * BATCH * in, &rng);
@@ -48,17 +53,15 @@ static int replay_in_pytorch(const char *name, const char *text)
             labels[b] = (int32_t)cn_rng_below(&rng, 10);
             ys[s * BATCH + b] = (float)labels[b];
         }
-        double loss;
-        ok = cn_net_forward(net, xs + s * BATCH * in, BATCH, 1) == CN_OK &&
-             cn_net_loss(net, labels, BATCH, &loss) == CN_OK;
+        /* The library's one training step: forward, loss, backward, update. */
+        double loss = 0;
+        ok = cn_model_step(m, xs + s * BATCH * in, labels, BATCH, o.lr, &loss) == CN_OK;
         losses[s] = (float)loss;
-        cn_net_zero_grads(net);
-        ok = ok && cn_net_backward(net, labels, BATCH, NULL) == CN_OK;
         if (s == 0)
-            memcpy(grad, cn_net_grads(net), np * 4);
-        cn_optim_step(&m->optim, &net->be, &o, o.lr, (uint64_t)s + 1, cn_net_params(net),
-                      cn_net_grads(net), np);
+            ok = ok && cn_net_get(net, CN_GRADS, 0, np, grad) == CN_OK;
     }
+    float *final_p = th_block(net, CN_PARAMS), *final_b = th_block(net, CN_BUFFERS);
+    ok = ok && final_p && final_b;
     size_t k = 0;
     const char *prefix[3] = {"", "grad.", "final."};
     for (int p = 0; p < 3; p++)
@@ -67,10 +70,9 @@ static int replay_in_pytorch(const char *name, const char *text)
             cn_net_tensor(net, i, &ti);
             if (p == 1 && !ti.trainable)
                 continue;
-            const float *base = p == 0 ? (ti.trainable ? init : init + np)
-                                : p == 1
-                                    ? grad
-                                    : (ti.trainable ? cn_net_params(net) : cn_net_buffers(net));
+            const float *base = p == 0   ? (ti.trainable ? init : init + np)
+                                : p == 1 ? grad
+                                         : (ti.trainable ? final_p : final_b);
             snprintf(names[k], 64, "%s%s", prefix[p], ti.name);
             t[k] = (cn_st_tensor){names[k],
                                   ti.ndim,
@@ -132,6 +134,8 @@ static int replay_in_pytorch(const char *name, const char *text)
     free(names);
     free(init);
     free(grad);
+    free(final_p);
+    free(final_b);
     free(xs);
     free(ys);
     cn_model_free(m);

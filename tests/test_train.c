@@ -9,21 +9,23 @@
 /* m = mu m + (1 - mu) g;  theta -= lr (m + lambda theta), on numbers. */
 static void sgd_follows_the_lecture(void)
 {
+    /* The CPU backend's memory is the host's: the numbers can be set here. */
+    cn_backend *be;
+    const cn_device cpu = {"cpu", 0, 1};
+    CHECK_OK(cn_backend_create(&cpu, NULL, &be));
     cn_optim o;
-    CHECK_OK(cn_optim_init(&o, CN_OPT_SGD, 2));
+    CHECK_OK(cn_optim_init(&o, CN_OPT_SGD, be, 2));
     o.state[0] = 0.5f;
     float p[2] = {1.0f, -2.0f}, g[2] = {2.0f, 0.0f};
     cn_train_opts opts = {1,    1, 0.1,        0.9,   0.01, CN_LR_CONST, 1, 0.1,
                           0.25, 1, CN_OPT_SGD, 0.999, 1e-8, 0,           0};
-    cn_backend be;
-    CHECK(cn_backend_cpu_init(&be, 1, NULL) == 0);
-    cn_optim_step(&o, &be, &opts, 0.1, 1, p, g, 2);
-    cn_backend_free(&be);
+    cn_optim_step(&o, be, &opts, 0.1, 1, p, g, 2);
     CHECK_NEAR(o.state[0], 0.9 * 0.5 + 0.1 * 2, 1e-7);
     CHECK_NEAR(p[0], 1 - 0.1 * (0.65 + 0.01 * 1), 1e-7);
     CHECK_NEAR(o.state[1], 0, 0);
     CHECK_NEAR(p[1], -2 - 0.1 * (0 + 0.01 * -2), 1e-7);
-    cn_optim_free(&o);
+    cn_optim_free(&o, be);
+    cn_backend_destroy(be);
 }
 
 /* He initialisation: weights ~ N(0, 2 / n_in), biases zero. */
@@ -33,7 +35,7 @@ static void he_initialisation(void)
                             "[conv]\nfilters=300\nsize=5\n[fc]\noutputs=300\n[softmax]\n");
     CHECK(spec);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK_OK(cn_net_create(spec, 1, th_dev(1), &net));
     cn_rng rng;
     cn_rng_seed(&rng, 2);
     cn_net_init(net, &rng);
@@ -42,12 +44,14 @@ static void he_initialisation(void)
     for (int t = 0; t < 3; t++) {
         cn_tensor_info ti;
         CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, names[t]), &ti));
-        const float *w = cn_net_params(net) + ti.offset;
+        float *w = malloc(ti.count * sizeof *w);
+        CHECK(w && cn_net_get(net, CN_PARAMS, ti.offset, ti.count, w) == CN_OK);
         double s = 0, s2 = 0;
         for (size_t i = 0; i < ti.count; i++) {
             s += w[i];
             s2 += (double)w[i] * w[i];
         }
+        free(w);
         double mean = s / (double)ti.count, var = s2 / (double)ti.count - mean * mean;
         if (fan[t] == 0) {
             CHECK(s2 == 0);
@@ -107,20 +111,30 @@ static cn_model *tiny(int threads, int epochs)
     cn_spec_train_opts(spec, &o);
     o.epochs = epochs;
     cn_model *m = NULL;
-    if (cn_model_create(spec, &o, threads, &m) != CN_OK)
+    if (cn_model_create(spec, &o, th_dev(threads), &m) != CN_OK)
         th_fail(__FILE__, __LINE__, "%s", cn_last_error());
     cn_spec_free(spec);
     return m;
 }
 
+/* Parameters, buffers, optimizer state and training state, bit for bit. */
 static int same_model(cn_model *a, cn_model *b)
 {
-    size_t n = cn_net_num_params(cn_model_net(a));
-    return n == cn_net_num_params(cn_model_net(b)) &&
-           memcmp(cn_net_params(cn_model_net(a)), cn_net_params(cn_model_net(b)), n * 4) == 0 &&
-           a->optim.n_slots == b->optim.n_slots &&
-           memcmp(a->optim.state, b->optim.state, a->optim.n_slots * n * 4) == 0 &&
-           memcmp(&a->state, &b->state, sizeof a->state) == 0;
+    size_t n = a->optim.n_slots * cn_net_num_params(cn_model_net(a));
+    float *x = malloc(n * 4 + 4), *y = malloc(n * 4 + 4);
+    int same = x && y && a->optim.n_slots == b->optim.n_slots &&
+               th_same(cn_model_net(a), cn_model_net(b), CN_PARAMS) &&
+               th_same(cn_model_net(a), cn_model_net(b), CN_BUFFERS) &&
+               n == b->optim.n_slots * cn_net_num_params(cn_model_net(b)) &&
+               memcmp(&a->state, &b->state, sizeof a->state) == 0;
+    if (same) {
+        a->be->download(a->be, x, a->optim.state, n * 4);
+        b->be->download(b->be, y, b->optim.state, n * 4);
+        same = memcmp(x, y, n * 4) == 0;
+    }
+    free(x);
+    free(y);
+    return same;
 }
 
 static void training_learns_and_is_deterministic(void)
@@ -180,7 +194,7 @@ static void check_resume(void)
     CHECK(half);
     CHECK_OK(cn_model_train(half, &train, NULL, NULL));
     CHECK_OK(cn_model_save(half, path));
-    CHECK_OK(cn_model_load(path, 2, &rest));
+    CHECK_OK(cn_model_load(path, th_dev(2), &rest));
     CHECK(cn_model_state(rest)->epoch == 1);
     cn_model_opts(rest)->epochs = 2;
     CHECK_OK(cn_model_train(rest, &train, NULL, NULL));
@@ -195,7 +209,7 @@ static void check_resume(void)
     CHECK_ERR(cn_model_train(stopped, &train, NULL, &hooks), CN_ERR_STOPPED);
     CHECK(cn_model_state(stopped)->epoch == 1 && cn_model_state(stopped)->step == 5);
     CHECK_OK(cn_model_save(stopped, path));
-    CHECK_OK(cn_model_load(path, 1, &rest));
+    CHECK_OK(cn_model_load(path, th_dev(1), &rest));
     CHECK_OK(cn_model_train(rest, &train, NULL, NULL));
     CHECK(same_model(full, rest));
     cn_model_free(stopped);
@@ -218,19 +232,20 @@ static void resume_is_exact_with_adam_and_augmentation(void)
 static void adam_follows_its_formula(void)
 {
     for (int w = 0; w < 2; w++) {
+        cn_backend *be;
+        const cn_device cpu = {"cpu", 0, 1};
+        CHECK_OK(cn_backend_create(&cpu, NULL, &be));
         cn_optim o;
-        CHECK_OK(cn_optim_init(&o, w ? CN_OPT_ADAMW : CN_OPT_ADAM, 2));
+        CHECK_OK(cn_optim_init(&o, w ? CN_OPT_ADAMW : CN_OPT_ADAM, be, 2));
         CHECK(o.n_slots == 2 && !strcmp(o.slot_names[1], "exp_avg_sq"));
         cn_train_opts opts = {
             1,    1,    0.1, 0.8, 0.1, CN_LR_CONST, 1, 0.1, 0.25, 1, w ? CN_OPT_ADAMW : CN_OPT_ADAM,
             0.95, 1e-3, 0,   0};
-        cn_backend be;
-        CHECK(cn_backend_cpu_init(&be, 1, NULL) == 0);
         float p[2] = {1.0f, -2.0f};
         double q[2] = {1.0, -2.0}, m[2] = {0}, v[2] = {0};
         const float g[3][2] = {{0.5f, -1.0f}, {0.25f, 0.0f}, {-1.0f, 2.0f}};
         for (int t = 1; t <= 3; t++) {
-            cn_optim_step(&o, &be, &opts, 0.1, (uint64_t)t, p, g[t - 1], 2);
+            cn_optim_step(&o, be, &opts, 0.1, (uint64_t)t, p, g[t - 1], 2);
             for (int i = 0; i < 2; i++) {
                 double gi = g[t - 1][i] + (w ? 0.0 : 0.1 * q[i]);
                 m[i] = 0.8 * m[i] + 0.2 * gi;
@@ -241,8 +256,8 @@ static void adam_follows_its_formula(void)
                 CHECK_NEAR(o.state[2 + i], v[i], 1e-7);
             }
         }
-        cn_backend_free(&be);
-        cn_optim_free(&o);
+        cn_optim_free(&o, be);
+        cn_backend_destroy(be);
     }
 }
 
@@ -254,7 +269,7 @@ static void channel_normalisation(void)
                             "[train]\nepochs=1\nbatch=2\n[fc]\noutputs=2\n[softmax]\n");
     CHECK(spec);
     cn_model *m;
-    CHECK_OK(cn_model_create(spec, NULL, 1, &m));
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
     cn_spec_free(spec);
     /* channel 0: 0 and 255 in equal numbers; channel 1: all 51 */
     uint8_t pix[4 * 8];
@@ -275,7 +290,7 @@ static void channel_normalisation(void)
     snprintf(path, sizeof path, "%s/norm.safetensors", th_tmpdir());
     CHECK_OK(cn_model_save(m, path));
     cn_model *l;
-    CHECK_OK(cn_model_load(path, 1, &l));
+    CHECK_OK(cn_model_load(path, th_dev(1), &l));
     float y[8];
     cn_net_prepare(cn_model_net(l), pix, 1, y);
     CHECK(memcmp(x, y, sizeof x) == 0);
@@ -330,7 +345,7 @@ static void divergence_is_reported(void)
                             "[fc]\noutputs=16\n[relu]\n[fc]\noutputs=2\n[softmax]\n");
     CHECK(spec);
     cn_model *m;
-    CHECK_OK(cn_model_create(spec, NULL, 1, &m));
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
     cn_spec_free(spec);
     cn_status st = cn_model_train(m, &train, NULL, NULL);
     CHECK_MSG(st == CN_ERR_NUMERIC, "got %s", cn_status_name(st));
@@ -381,7 +396,7 @@ static void mnist_end_to_end(void)
                             "[fc]\noutputs=10\n[softmax]\n");
     CHECK(spec);
     cn_model *m;
-    CHECK_OK(cn_model_create(spec, NULL, 0, &m));
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(0), &m));
     CHECK_OK(cn_model_train(m, &train, NULL, NULL));
     cn_eval ev;
     CHECK_OK(cn_net_evaluate(cn_model_net(m), &test, &ev));
@@ -432,7 +447,7 @@ static void kernel_sets_agree(void)
     for (int q = 0; q < 3; q++) {
         setenv("CONVNET_ISA", isas[q], 1);
         cn_model *m;
-        if (cn_model_create(spec, NULL, 2, &m) != CN_OK) {
+        if (cn_model_create(spec, NULL, th_dev(2), &m) != CN_OK) {
             CHECK_MSG(q == 0, "%s: %s", isas[q], cn_last_error()); /* avx2 and portable: always */
             continue;
         }
@@ -444,8 +459,8 @@ static void kernel_sets_agree(void)
         cn_net_zero_grads(net);
         CHECK_OK(cn_net_forward(net, x, 16, 1));
         CHECK_OK(cn_net_backward(net, train.labels, 16, NULL));
-        float *g = malloc(np * sizeof(float));
-        memcpy(g, cn_net_grads(net), np * sizeof(float));
+        float *g = th_block(net, CN_GRADS);
+        CHECK(g);
         CHECK_OK(cn_model_train(m, &train, NULL, NULL));
         cn_eval ev;
         CHECK_OK(cn_net_evaluate(net, &val, &ev));
@@ -453,11 +468,13 @@ static void kernel_sets_agree(void)
         if (!ref) {
             ref = isas[q];
             ref_g = g;
-            ref_p = malloc(np * sizeof(float));
-            memcpy(ref_p, cn_net_params(net), np * sizeof(float));
+            ref_p = th_block(net, CN_PARAMS);
             ref_loss = ev.loss;
         } else {
-            double dg = rel_diff(g, ref_g, np), dp = rel_diff(cn_net_params(net), ref_p, np);
+            float *p = th_block(net, CN_PARAMS);
+            CHECK(p);
+            double dg = rel_diff(g, ref_g, np), dp = rel_diff(p, ref_p, np);
+            free(p);
             printf("    %s vs %s: gradients %.1e, trained weights %.1e, loss %.5f vs %.5f\n",
                    isas[q], ref, dg, dp, ev.loss, ref_loss);
             CHECK_MSG(dg < 1e-5, "%s vs %s: gradients differ by %.2e", isas[q], ref, dg);

@@ -235,13 +235,14 @@ static void filter_grid(void)
                             "[conv]\nfilters=7\nsize=3\n[fc]\noutputs=2\n[softmax]\n");
     CHECK(spec);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK_OK(cn_net_create(spec, 1, th_dev(1), &net));
     cn_tensor_info ti;
     CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "conv1.weight"), &ti));
-    float *w = cn_net_params(net) + ti.offset;
+    float w[63];
     for (int f = 0; f < 7; f++)
         for (int j = 0; j < 9; j++) /* filter f: f / 4 + j / 2, upside down for odd f */
             w[f * 9 + j] = 0.25f * (float)f + 0.5f * (float)(f % 2 ? 8 - j : j);
+    CHECK_OK(cn_net_set(net, CN_PARAMS, ti.offset, 63, w));
     cn_image img;
     CHECK_OK(cn_vis_filters(net, 0, &img));
     int tile = 3 * 14, step = tile + 2; /* enlarged ceil(40 / 3) = 14 times */
@@ -272,13 +273,14 @@ static void colour_filters(void)
                             "[conv]\nfilters=1\nsize=2\n[fc]\noutputs=2\n[softmax]\n");
     CHECK(spec);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK_OK(cn_net_create(spec, 1, th_dev(1), &net));
     cn_tensor_info ti;
     CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "conv1.weight"), &ti));
-    float *w = cn_net_params(net) + ti.offset; /* [1, 3, 2, 2] */
+    float w[12]; /* [1, 3, 2, 2] */
     for (int j = 0; j < 12; j++)
         w[j] = j < 4 ? 1.0f : 0.0f; /* red: the whole plane */
     w[4 + 3] = 1.0f;                /* green: the bottom right tap */
+    CHECK_OK(cn_net_set(net, CN_PARAMS, ti.offset, 12, w));
     cn_image img;
     CHECK_OK(cn_vis_filters(net, 0, &img));
     CHECK(img.w == 40 + 4 && img.h == 40 + 4);
@@ -296,14 +298,15 @@ static void feature_maps(void)
                             "[conv]\nfilters=2\nsize=3\npad=1\n[fc]\noutputs=2\n[softmax]\n");
     CHECK(spec);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 1, 1, &net));
+    CHECK_OK(cn_net_create(spec, 1, th_dev(1), &net));
     cn_rng rng;
     cn_rng_seed(&rng, 4);
     cn_net_init(net, &rng);
     float x[36];
     th_fill_normal(x, 36, &rng);
     CHECK_OK(cn_net_forward(net, x, 1, 0));
-    const float *y = cn_net_layer_output(net, 0);
+    const float *y = th_layer_output(net, 0, 1);
+    CHECK(y);
     cn_image img;
     CHECK_OK(cn_vis_feature_maps(net, 0, 0, &img));
     int s = 12, tile = 6 * s; /* ceil(72 / 6) */
@@ -333,7 +336,7 @@ static void top_images(void)
                             "[conv]\nfilters=3\nsize=3\n[fc]\noutputs=2\n[softmax]\n");
     CHECK(spec);
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 8, 1, &net)); /* batches of 8 over 30 images */
+    CHECK_OK(cn_net_create(spec, 8, th_dev(1), &net)); /* batches of 8 over 30 images */
     cn_rng rng;
     cn_rng_seed(&rng, 5);
     cn_net_init(net, &rng);
@@ -350,7 +353,8 @@ static void top_images(void)
     for (int i = 0; i < N; i++) {
         cn_net_prepare(net, pixels + i * 36, 1, x);
         CHECK_OK(cn_net_forward(net, x, 1, 0));
-        const float *y = cn_net_layer_output(net, 0);
+        const float *y = th_layer_output(net, 0, 1);
+        CHECK(y);
         for (int c = 0; c < 3; c++) {
             act[i][c] = y[c * 16];
             for (int p = 1; p < 16; p++)

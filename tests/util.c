@@ -1,6 +1,7 @@
 /* util.c - helpers for the tests. */
 #include "harness.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -111,4 +112,65 @@ long th_peak_rss_mb(void)
 {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024 : -1;
+}
+
+const cn_device *th_dev(int threads)
+{
+    static cn_device ring[8];
+    static unsigned next;
+    const char *env = getenv("CONVNET_TEST_BACKEND");
+    cn_device *d = &ring[next++ % 8];
+    *d = (cn_device){env && *env ? env : "cpu", 0, threads};
+    return d;
+}
+
+float *th_block(const cn_net *net, cn_block block)
+{
+    size_t n = block == CN_BUFFERS ? cn_net_num_buffers(net) : cn_net_num_params(net);
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    if (h && cn_net_get(net, block, 0, n, h) != CN_OK) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+float th_get(const cn_net *net, cn_block block, size_t i)
+{
+    float v = NAN;
+    cn_net_get(net, block, i, 1, &v);
+    return v;
+}
+
+void th_put(cn_net *net, cn_block block, size_t i, float v) { cn_net_set(net, block, i, 1, &v); }
+
+int th_same(const cn_net *a, const cn_net *b, cn_block block)
+{
+    size_t n = block == CN_BUFFERS ? cn_net_num_buffers(a) : cn_net_num_params(a);
+    size_t m = block == CN_BUFFERS ? cn_net_num_buffers(b) : cn_net_num_params(b);
+    float *x = th_block(a, block), *y = th_block(b, block);
+    int same = x && y && n == m && memcmp(x, y, n * sizeof *x) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+const float *th_layer_output(const cn_net *net, size_t i, size_t n)
+{
+    static float *ring[8];
+    static unsigned next;
+    cn_layer_info li;
+    if (cn_net_layer(net, i, &li) != CN_OK)
+        return NULL;
+    float **slot = &ring[next++ % 8];
+    float *y = realloc(*slot, (n * li.out.c * li.out.h * li.out.w + 1) * sizeof *y);
+    if (!y)
+        return NULL;
+    *slot = y;
+    return cn_net_get_layer_output(net, i, 0, n, y) == CN_OK ? y : NULL;
+}
+
+const float *th_output(const cn_net *net, size_t n)
+{
+    return th_layer_output(net, cn_net_num_layers(net) - 1, n);
 }

@@ -1,27 +1,43 @@
-/* backend.h - the kernel table.
+/* backend.h - the device seam.
  *
- * Layers never call a kernel directly: they go through a cn_backend, so that
- * a faster CPU path or another device slots in here without touching layer
- * code.  Every entry works on whole batches and does its own threading.
- * The CPU backend fills the table from kernels/ at run time according to the
- * processor's features (or CONVNET_ISA=avx512|avx2|portable). */
+ * A backend owns the memory of every tensor a network uses and does every
+ * operation on it.  Above this table (the network, the layers, training,
+ * model files, gradient checks) tensor memory is only ever named, never
+ * read or written: pointers into it are handles that may live on another
+ * device.  They may be offset (a view of a block is p + offset) and passed
+ * to the operations below, nothing else.  Data comes in and goes out through
+ * upload and download.
+ *
+ * Every operation works on whole batches, does its own threading, and
+ * cannot fail: what could go wrong was checked when the network was built.
+ * Operations run in order; download waits for those before it, and sync
+ * waits for all.  The CPU backend (backend/cpu.c) fills the table from
+ * kernels/ according to the processor's features; its threads and buffers
+ * are its own (backend/cpu.h). */
 #ifndef CN_BACKEND_H
 #define CN_BACKEND_H
+
+#include "convnet.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Element-wise activations; CN_ACT_NONE where a kernel may fuse one. */
-typedef enum cn_act { CN_ACT_RELU, CN_ACT_SIGMOID, CN_ACT_TANH, CN_ACT_NONE } cn_act;
+/* Element-wise activations.  CN_ACT_NONE is the identity (a convolution
+ * with no activation fused into it). */
+typedef enum cn_act {
+    CN_ACT_NONE = 0,
+    CN_ACT_RELU,    /* max(0, x) */
+    CN_ACT_SIGMOID, /* 1 / (1 + e^-x) */
+    CN_ACT_TANH,    /* tanh x */
+    CN_ACT_LEAKY,   /* x > 0 ? x : param x (param > 0) */
+    CN_ACT_GELU,    /* x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's 'tanh' */
+    CN_ACT_SILU,    /* x / (1 + e^-x) */
+    CN_ACT_COUNT
+} cn_act;
 
-typedef struct cn_backend cn_backend;
-
-/* C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C.
- * ta: A is stored transposed, (k, m) with leading dimension lda; likewise tb.
- * beta == 0 means C is not read. */
-typedef void (*cn_gemm_fn)(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k,
-                           float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                           float beta, float *c, size_t ldc);
+/* Whether act's derivative needs its input (GELU, SiLU) rather than only its
+ * output. */
+static inline int cn_act_needs_input(cn_act a) { return a == CN_ACT_GELU || a == CN_ACT_SILU; }
 
 /* Geometry of a 2-d window operation (convolution or pooling). */
 typedef struct cn_win {
@@ -31,29 +47,64 @@ typedef struct cn_win {
     size_t oh, ow;      /* output height and width */
 } cn_win;
 
-/* The single-threaded GEMM, for kernels that run one per thread; pack is
- * the calling thread's packing buffer. */
-typedef void (*cn_gemm_st_fn)(float *pack, int ta, int tb, size_t m, size_t n, size_t k,
-                              float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                              float beta, float *c, size_t ldc);
+typedef struct cn_backend cn_backend;
 
 struct cn_backend {
-    const char *isa; /* "avx512", "avx2", "portable" */
-    int threads;
-    float *pack; /* GEMM packing buffers, pack_floats per thread */
-    size_t pack_floats;
-    cn_gemm_fn gemm;
-    cn_gemm_st_fn gemm_st;
-    /* op(A) (m, k) packed once (m * k floats) for repeated products... */
-    void (*gemm_pack_a)(int ta, size_t m, size_t k, const float *a, size_t lda, float *pre);
-    /* ...by gemm_st with that A: a and lda are ignored when pre is given. */
-    void (*gemm_st_pre)(float *pack, const float *pre, int ta, int tb, size_t m, size_t n, size_t k,
-                        float alpha, const float *a, size_t lda, const float *b, size_t ldb,
-                        float beta, float *c, size_t ldc);
-    /* Convolution of x (n, c, h, w) with m filters w (m, c, kh, kw) and bias
-     * b (m) into y (n, m, oh, ow), followed by act (CN_ACT_NONE or
-     * CN_ACT_RELU).  ws: conv_ws() floats of scratch. */
+    const char *name;    /* "cpu" */
+    const char *kernels; /* the kernel set in use: "avx512", "avx2", "portable" */
+    /* 1 when the host may read and write the backend's memory directly (the
+     * CPU's): a data exchange (cn_comm) then needs no staging copy. */
+    int host_memory;
+    /* The activations that conv_fwd and conv_bwd can apply themselves: bit
+     * (1u << a) for cn_act a.  The network fuses an activation layer into
+     * the convolution before it when it is listed here. */
+    unsigned conv_acts;
+
+    /* ------------------------------------------------------------ memory */
+
+    /* bytes of zeroed memory aligned for any kernel, or NULL when there is
+     * not enough.  Released with free (NULL is a no-op). */
+    void *(*alloc)(cn_backend *be, size_t bytes);
+    void (*free)(cn_backend *be, void *p);
+    /* Host memory src into backend memory dst, and back. */
+    void (*upload)(const cn_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download)(const cn_backend *be, void *dst, const void *src, size_t bytes);
+    /* Backend memory to backend memory (the two do not overlap). */
+    void (*copy)(const cn_backend *be, void *dst, const void *src, size_t bytes);
+    /* x[0, count) = value. */
+    void (*fill)(const cn_backend *be, float *x, float value, size_t count);
+    /* Waits until every operation so far is done. */
+    void (*sync)(const cn_backend *be);
+    /* Releases the backend itself (its memory must have been freed). */
+    void (*destroy)(cn_backend *be);
+
+    /* ---------------------------------------------------- linear algebra */
+
+    /* C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C.
+     * ta: A is stored transposed, (k, m) with leading dimension lda; likewise
+     * tb.  beta == 0 means C is not read. */
+    void (*gemm)(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                 const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+                 size_t ldc);
+    /* y (n, m, p) += bias (m). */
+    void (*add_bias)(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
+                     const float *bias);
+    /* db (m) += sum over n and p of dy (n, m, p). */
+    void (*bias_grad)(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
+                      float *db);
+    /* y = a + b over count values; y may be a or b. */
+    void (*add)(const cn_backend *be, const float *a, const float *b, float *y, size_t count);
+    /* x *= alpha over count values. */
+    void (*scale)(const cn_backend *be, float *x, float alpha, size_t count);
+
+    /* ------------------------------------------------------- convolution */
+
+    /* Scratch floats that conv_fwd and conv_bwd need for this geometry and
+     * batches of up to max_batch (asked when the network is planned). */
     size_t (*conv_ws)(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch);
+    /* Convolution of x (n, c, h, w) with m filters w (m, c, kh, kw) and bias
+     * b (m) into y (n, m, oh, ow), followed by act (CN_ACT_NONE or one of
+     * conv_acts).  ws: conv_ws() floats of scratch. */
     void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, cn_act act);
     /* Adds the gradients of w and b to dw and db, and writes dx (n, c, h, w)
@@ -62,23 +113,37 @@ struct cn_backend {
     void (*conv_bwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                      const float *y, const float *dy, size_t n, const float *w, float *dw,
                      float *db, float *dx, float *ws, cn_act act);
-    /* y (n, m, p) += bias (m). */
-    void (*add_bias)(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
-                     const float *bias);
-    /* db (m) += sum over n and p of dy (n, m, p). */
-    void (*bias_grad)(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
-                      float *db);
+
+    /* ----------------------------------------------------------- pooling */
+
     /* Max pooling of x (n, c, h, w) into y (n, c, oh, ow); no padding. */
     void (*maxpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);
     /* dx (overwritten) gets dy at the first maximum of each window. */
     void (*maxpool_bwd)(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                         size_t n, float *dx);
-    void (*act_fwd)(const cn_backend *be, cn_act a, const float *x, float *y, size_t count);
-    /* dx = dy * f'(x), written in terms of the output y. */
-    void (*act_bwd)(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
+    /* Average pooling; backward overwrites dx with dy / (kh kw) spread over
+     * each window (summed where windows overlap). */
+    void (*avgpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);
+    void (*avgpool_bwd)(const cn_backend *be, const cn_win *g, const float *dy, size_t n,
+                        float *dx);
+
+    /* -------------------------------------------------------- element-wise */
+
+    /* y = f(x) over count values (y may be x); param: leaky relu's slope. */
+    void (*act_fwd)(const cn_backend *be, cn_act a, float param, const float *x, float *y,
                     size_t count);
-    /* Row-wise softmax of x (rows, cols), computed stably. */
-    void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
+    /* dx = dy * f'(x), from the output y, or from the input x where
+     * cn_act_needs_input(a) (x is not read otherwise and may be NULL). */
+    void (*act_bwd)(const cn_backend *be, cn_act a, float param, const float *x, const float *y,
+                    const float *dy, float *dx, size_t count);
+    /* Inverted dropout of count values: each kept with probability 1 - rate
+     * and scaled by 1 / (1 - rate), or zeroed.  Whether value i is kept is
+     * cn_counter_uniform(key, i) >= rate (counter_rng.h): the same bits on
+     * every device, in forward and backward alike. */
+    void (*dropout_fwd)(const cn_backend *be, const float *x, float *y, size_t count, float rate,
+                        uint64_t key);
+    void (*dropout_bwd)(const cn_backend *be, const float *dy, float *dx, size_t count, float rate,
+                        uint64_t key);
     /* Batch normalisation of x (n, c, hw) per channel: with train, the
      * batch's mean and variance (kept in save_mean and save_invstd for
      * backward; the running ones move by momentum), otherwise the running
@@ -92,27 +157,48 @@ struct cn_backend {
     void (*bn_bwd)(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
                    size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
                    double *scratch, float *dgamma, float *dbeta, float *dx);
+
+    /* ------------------------------------------------------ input and loss */
+
+    /* x (n, c, hw) = (pix / 255 - mean[c]) / std[c] for 8-bit pixels pix
+     * (n, c, hw); norm holds the c means, then the c standard deviations. */
+    void (*input_from_pixels)(const cn_backend *be, const uint8_t *pix, size_t n, size_t c,
+                              size_t hw, const float *norm, float *x);
+    /* Row-wise softmax of x (rows, cols), computed stably. */
+    void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
+    /* Gradient of the mean negative log-likelihood with respect to the
+     * softmax input: dx = (y - onehot(labels)) / rows. */
+    void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,
+                            size_t rows, size_t cols, float *dx);
+    /* Per row r of the logits z (rows, cols) and their softmax y: loss[r] =
+     * log sum_j e^z[r][j] - z[r][labels[r]] (in double, stably), best[r] the
+     * first column of the largest y[r] and best_p[r] that y.  best and
+     * best_p may be NULL. */
+    void (*nll_rows)(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
+                     size_t rows, size_t cols, double *loss, int32_t *best, float *best_p);
+
+    /* --------------------------------------------------------- optimizers */
+
     /* The lecture's SGD step over n parameters:
      * m = mu m + (1 - mu) g;  theta -= lr (m + lambda theta). */
     void (*sgd)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr,
                 float mu, float lambda);
     /* Adam: m = b1 m + (1 - b1) g', v = b2 v + (1 - b2) g'^2 with g' = g +
      * l2 theta; theta -= lr (c1 m / (sqrt(c2 v) + eps) + wd theta), c1 and c2
-     * the bias corrections 1 / (1 - b^t). */
+     * the bias corrections 1 / (1 - b^t).  hyper: lr, b1, b2, eps, l2, wd,
+     * c1, c2. */
     void (*adam)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
                  const float hyper[8]);
-    /* Gradient of the mean negative log-likelihood with respect to the
-     * softmax input: dx = (y - onehot(labels)) / rows. */
-    void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,
-                            size_t rows, size_t cols, float *dx);
+    /* How many of x[0, count) are NaN or infinite (a result on the host). */
+    size_t (*count_nonfinite)(const cn_backend *be, const float *x, size_t count);
 };
 
-/* Fills be for the CPU with threads threads (0: one per core); isa forces a
- * kernel set ("avx512", "avx2", "portable") or NULL picks the best the CPU
- * has (overridden by the environment variable CONVNET_ISA).  Returns 0 on
- * success, -1 if isa names a kernel set this CPU or build cannot run, -2
- * when memory runs out. */
-int cn_backend_cpu_init(cn_backend *be, int threads, const char *isa);
-void cn_backend_free(cn_backend *be);
+/* The backend that dev names (NULL: the CPU with one thread per core).
+ * dev->threads of 0 is resolved to the number it chose, in *resolved.
+ * Errors: CN_ERR_ARG (an unknown backend, or a kernel set this processor
+ * cannot run), CN_ERR_NOMEM. */
+cn_status cn_backend_create(const cn_device *dev, cn_device *resolved, cn_backend **out);
+/* NULL is a no-op. */
+void cn_backend_destroy(cn_backend *be);
 
 #endif

@@ -1,6 +1,6 @@
-/* cpu.c - the CPU backend: fills the kernel table from kernels/, choosing the
- * GEMM variant from the processor's features at run time. */
-#include "backend/backend.h"
+/* cpu.c - the CPU backend: host memory, and the kernels of kernels/ chosen
+ * from the processor's features at run time. */
+#include "backend/cpu.h"
 #include "internal.h"
 #include "kernels/kernels.h"
 
@@ -14,7 +14,7 @@
 
 typedef struct isa_entry {
     const char *name;
-    void (*fill)(cn_backend *be);
+    void (*fill)(cn_cpu *cpu);
     int (*usable)(void);
 } isa_entry;
 
@@ -44,9 +44,50 @@ static const isa_entry isas[] = {
 };
 #endif
 
-int cn_backend_cpu_init(cn_backend *be, int threads, const char *isa)
+/* ------------------------------------------------------------------ memory */
+
+static void *cpu_alloc(cn_backend *be, size_t bytes)
 {
-    memset(be, 0, sizeof *be);
+    (void)be;
+    return cn_alloc(bytes, 1);
+}
+
+static void cpu_free(cn_backend *be, void *p)
+{
+    (void)be;
+    cn_free(p);
+}
+
+static void cpu_move(const cn_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
+
+static void cpu_fill(const cn_backend *be, float *x, float value, size_t count)
+{
+    (void)be;
+    if (value == 0.0f) { /* all bits zero: +0.0f */
+        memset(x, 0, count * sizeof *x);
+        return;
+    }
+    for (size_t i = 0; i < count; i++)
+        x[i] = value;
+}
+
+static void cpu_sync(const cn_backend *be) { (void)be; }
+
+static void cpu_destroy(cn_backend *be)
+{
+    cn_cpu *cpu = (cn_cpu *)be;
+    cn_free(cpu->pack);
+    free(cpu);
+}
+
+int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
+{
+    *out = NULL;
     if (!isa || !*isa) {
         const char *env = getenv("CONVNET_ISA");
         isa = env && *env ? env : NULL;
@@ -71,20 +112,74 @@ int cn_backend_cpu_init(cn_backend *be, int threads, const char *isa)
 #ifndef _OPENMP
     threads = 1;
 #endif
-    be->isa = pick->name;
-    be->threads = threads;
-    be->pack_floats = cn_gemm_pack_floats();
-    be->pack = cn_alloc(cn_mul((size_t)threads, be->pack_floats), sizeof(float));
-    if (!be->pack)
+    cn_cpu *cpu = calloc(1, sizeof *cpu);
+    if (!cpu)
         return -2;
-    pick->fill(be);
+    cpu->threads = threads;
+    cpu->pack_floats = cn_gemm_pack_floats();
+    cpu->pack = cn_alloc(cn_mul((size_t)threads, cpu->pack_floats), sizeof(float));
+    if (!cpu->pack) {
+        free(cpu);
+        return -2;
+    }
+    cn_backend *be = &cpu->base;
+    be->name = "cpu";
+    be->kernels = pick->name;
+    be->host_memory = 1;
+    be->conv_acts = 1u << CN_ACT_RELU;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_move;
+    be->download = cpu_move;
+    be->copy = cpu_move;
+    be->fill = cpu_fill;
+    be->sync = cpu_sync;
+    be->destroy = cpu_destroy;
+    pick->fill(cpu);
+    *out = cpu;
     return 0;
 }
 
-void cn_backend_free(cn_backend *be)
+/* --------------------------------------------------------------- registry */
+
+cn_status cn_backend_create(const cn_device *dev, cn_device *resolved, cn_backend **out)
 {
-    if (!be)
-        return;
-    cn_free(be->pack);
-    be->pack = NULL;
+    *out = NULL;
+    static const cn_device cpu_default = {"cpu", 0, 0};
+    if (!dev)
+        dev = &cpu_default;
+    const char *name = dev->backend && *dev->backend ? dev->backend : "cpu";
+    int guard = strcmp(name, "guard") == 0;
+    if (strcmp(name, "cpu") != 0 && !guard)
+        return cn_fail(CN_ERR_ARG,
+                       "no backend called '%s' in this build (it has: cpu, guard; a CUDA "
+                       "backend needs a build with CUDA)",
+                       name);
+    if (dev->index != 0)
+        return cn_fail(CN_ERR_ARG, "the %s backend has one device, 0; there is no device %d", name,
+                       dev->index);
+    if (dev->threads < 0 || dev->threads > 1024)
+        return cn_fail(CN_ERR_ARG, "threads must be 0 (one per core) to 1024, got %d",
+                       dev->threads);
+    cn_cpu *cpu;
+    int rc = cn_cpu_create(dev->threads, NULL, &cpu);
+    if (rc == -2)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for the GEMM buffers");
+    if (rc)
+        return cn_fail(CN_ERR_ARG,
+                       "CONVNET_ISA=%s names a kernel set this processor or build cannot run "
+                       "(choose avx512, avx2 or portable)",
+                       getenv("CONVNET_ISA") ? getenv("CONVNET_ISA") : "");
+    if (guard)
+        cn_guard_wrap(cpu);
+    if (resolved)
+        *resolved = (cn_device){cpu->base.name, 0, cpu->threads};
+    *out = &cpu->base;
+    return CN_OK;
+}
+
+void cn_backend_destroy(cn_backend *be)
+{
+    if (be)
+        be->destroy(be);
 }

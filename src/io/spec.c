@@ -1,7 +1,8 @@
 /* spec.c - the model description: an INI-style text of sections and
  * "key = value" lines, with '#' or ';' comments.  The syntax, [net] and
- * [train] and every layer's keys are checked here, with source:line in every
- * message; shapes are checked when the network is built. */
+ * [train] are checked here, with source:line in every message; each layer's
+ * kind, keys and shapes are checked by the layer when the network is built
+ * (net.c), through cn_section_read. */
 #include "internal.h"
 
 #include <ctype.h>
@@ -130,8 +131,8 @@ static int distance(const char *a, const char *b)
 
 /* " (did you mean 'x'?)" for the nearest of the n words (at most 2 edits
  * away, and fewer than half of word's letters), or "". */
-static void suggest(char *buf, size_t size, const char *word, const char *const *words, size_t n,
-                    const char *open, const char *close)
+void cn_suggest(char *buf, size_t size, const char *word, const char *const *words, size_t n,
+                const char *open, const char *close)
 {
     int best = 3;
     const char *pick = NULL;
@@ -177,7 +178,7 @@ cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_k
                 names[n_names++] = keys[k].name;
             if (is_layer)
                 names[n_names++] = "name";
-            suggest(hint, sizeof hint, en->key, names, n_names, "'", "'");
+            cn_suggest(hint, sizeof hint, en->key, names, n_names, "'", "'");
             list_keys(list, sizeof list, keys, nkeys, is_layer);
             return cn_fail(CN_ERR_SPEC, "%s:%d: [%s] has no key '%s'%s; its keys are: %s", src,
                            en->line, sec->kind, en->key, hint, list);
@@ -209,7 +210,7 @@ cn_status cn_section_read(const cn_spec *spec, const cn_section *sec, const cn_k
             vals[k] = (double)c;
             continue;
         }
-        if (key->type == CN_KEY_NAME) {
+        if (key->type == CN_KEY_LAYER) {
             vals[k] = 0.0;
             continue;
         }
@@ -408,22 +409,9 @@ static cn_status interpret(cn_spec *spec)
             return cn_fail(CN_ERR_SPEC,
                            "%s:%d: more than %d layers; convnet builds networks of up to %d",
                            spec->source, sec->line, MAX_LAYERS, MAX_LAYERS);
-        const cn_layer_ops *ops = cn_layer_find(sec->kind);
-        if (!ops) {
-            const char *names[32] = {"net", "train"};
-            size_t n_names = 2;
-            for (size_t k = 0; cn_layer_kind_at(k) && n_names < 32; k++)
-                names[n_names++] = cn_layer_kind_at(k)->kind;
-            char hint[64];
-            suggest(hint, sizeof hint, sec->kind, names, n_names, "[", "]");
-            return cn_fail(CN_ERR_SPEC,
-                           "%s:%d: unknown section [%s]%s; expected [net], [train] or a layer: %s",
-                           spec->source, sec->line, sec->kind, hint, cn_layer_kinds());
-        }
-        double vals[CN_MAX_KEYS];
-        cn_status st = cn_section_read(spec, sec, ops->keys, ops->n_keys, 1, vals);
-        if (st)
-            return st;
+        /* The layer's kind and keys are the layer's to check, when the
+         * network is built (net.c): this file reads syntax. */
+        cn_status st;
         const cn_entry *name = cn_section_get(sec, "name");
         if (name && (st = check_name(spec, name)))
             return st;

@@ -121,7 +121,7 @@ static size_t thread_floats(const cn_win *g, size_t m)
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
     size_t kk = g->c * g->kh * g->kw;
-    return 2 * m * kk + (size_t)be->threads * thread_floats(g, m) +
+    return 2 * m * kk + (size_t)cn_cpu_of(be)->threads * thread_floats(g, m) +
            n_chunks(max_batch) * (m * kk + m);
 }
 
@@ -129,7 +129,7 @@ static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t ma
 static void reduce_chunks(const cn_backend *be, const float *partial, size_t chunks, size_t part,
                           size_t nw, float *dw, float *db)
 {
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (part > 4096)
+#pragma omp parallel for num_threads(cn_cpu_of(be)->threads) schedule(static) if (part > 4096)
     for (long e = 0; e < (long)part; e++) {
         float sum = 0.0f;
         for (size_t c = 0; c < chunks; c++)
@@ -176,7 +176,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     float *wt = ws, *bufs = ws + 2 * m * g->c * g->kh * g->kw;
     size_t tf = thread_floats(g, m);
     taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(cn_cpu_of(be)->threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
         float *xp = bufs + (size_t)thread_id() * tf, *flat = xp + g->c * hp * wp;
         const float *xs = x + (size_t)s * in;
@@ -195,13 +195,14 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
                             const float *y, const float *dy, size_t n, const float *w, float *dw,
                             float *db, float *dx, float *ws, cn_act act)
 {
+    const cn_cpu *cpu = cn_cpu_of(be);
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t chunks = n_chunks(n), part = m * kk + m;
     size_t fp = g->kh - 1 - g->pad;
     dconv_area a = direct_area(g, m);
     size_t hp = a.hp, wp = a.wp, one = a.one;
     size_t tf = thread_floats(g, m);
-    float *wf = ws, *bufs = ws + 2 * m * kk, *partial = bufs + (size_t)be->threads * tf;
+    float *wf = ws, *bufs = ws + 2 * m * kk, *partial = bufs + (size_t)cpu->threads * tf;
     if (dx)
         taps_first(w, m, g->c, g->kh, g->kw, 1, wf);
     /* Samples per run: as many padded inputs and widened gradients as the
@@ -210,7 +211,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t run = (tf - a.dq - a.flat_x - a.acc) / one;
     run = run > RUN_FLOATS / one ? RUN_FLOATS / one : run;
     run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
         float *area = bufs + (size_t)thread_id() * tf, *dq = area + run * one;
         float *flat = dq + a.dq, *acc = flat + a.flat_x;
@@ -254,6 +255,7 @@ static int use_direct(const cn_win *g, int need_dx)
 static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, cn_act act)
 {
+    const cn_cpu *cpu = cn_cpu_of(be);
 #ifdef HAVE_DIRECT_CONV
     if (use_direct(g, 0)) {
         conv_fwd_direct(be, g, m, x, n, w, b, y, ws, act);
@@ -263,8 +265,8 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t tf = thread_floats(g, m);
     float *pw = ws, *bufs = ws + 2 * m * kk;
-    be->gemm_pack_a(0, m, kk, w, kk, pw);
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+    cpu->gemm_pack_a(0, m, kk, w, kk, pw);
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
     for (long s = 0; s < (long)n; s++) {
         int tid = thread_id();
         const float *xs = x + (size_t)s * in, *col = xs;
@@ -276,8 +278,8 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
             im2col_one(g, xs, buf, p);
             col = buf;
         }
-        be->gemm_st_pre(be->pack + (size_t)tid * be->pack_floats, pw, 0, 0, m, p, kk, 1.0f, w, kk,
-                        col, p, 0.0f, ys, p);
+        cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw, 0, 0, m, p, kk, 1.0f, w,
+                         kk, col, p, 0.0f, ys, p);
         for (size_t f = 0; f < m; f++) {
             float bias = b[f], *row = ys + f * p;
             if (act == CN_ACT_RELU)
@@ -296,6 +298,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                      const float *y, const float *dy, size_t n, const float *w, float *dw,
                      float *db, float *dx, float *ws, cn_act act)
 {
+    const cn_cpu *cpu = cn_cpu_of(be);
 #ifdef HAVE_DIRECT_CONV
     if (use_direct(g, dx != NULL)) {
         conv_bwd_direct(be, g, m, x, y, dy, n, w, dw, db, dx, ws, act);
@@ -306,7 +309,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t chunks = n_chunks(n), part = m * kk + m, mk = m * g->kh * g->kw;
     size_t tf = thread_floats(g, m), buf = (tf - m * p) / 2;
     float *pre = ws, *wf = ws + m * kk, *bufs = ws + 2 * m * kk;
-    float *partial = bufs + (size_t)be->threads * tf;
+    float *partial = bufs + (size_t)cpu->threads * tf;
     int by_conv = dx && dx_by_conv(g);
     cn_win fg = flipped(g, m);
     if (by_conv) {
@@ -318,15 +321,15 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                     for (size_t e = 0; e < kw; e++)
                         wf[((c * m + f) * kh + a) * kw + e] =
                             w[((f * g->c + c) * kh + kh - 1 - a) * kw + kw - 1 - e];
-        be->gemm_pack_a(0, g->c, mk, wf, mk, pre);
+        cpu->gemm_pack_a(0, g->c, mk, wf, mk, pre);
     } else if (dx) {
-        be->gemm_pack_a(1, kk, m, w, kk, pre); /* W^T (K, m) */
+        cpu->gemm_pack_a(1, kk, m, w, kk, pre); /* W^T (K, m) */
     }
-#pragma omp parallel for num_threads(be->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
     for (long c = 0; c < (long)chunks; c++) {
         int tid = thread_id();
         float *row = bufs + (size_t)tid * tf, *dcol = row + buf, *dmask = dcol + buf;
-        float *pack = be->pack + (size_t)tid * be->pack_floats;
+        float *pack = cpu->pack + (size_t)tid * cpu->pack_floats;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
         size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
         memset(pdb, 0, m * sizeof(float));
@@ -344,12 +347,12 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
             }
             /* dW += dy_s row, row = x_s^T for a 1x1 convolution. */
             if (col_is_x(g)) {
-                be->gemm_st(pack, 0, 1, m, kk, p, 1.0f, dys, p, xs, p, s == s0 ? 0.0f : 1.0f, pdw,
-                            kk);
+                cpu->gemm_st(pack, 0, 1, m, kk, p, 1.0f, dys, p, xs, p, s == s0 ? 0.0f : 1.0f, pdw,
+                             kk);
             } else {
                 im2row_one(g, xs, row);
-                be->gemm_st(pack, 0, 0, m, kk, p, 1.0f, dys, p, row, kk, s == s0 ? 0.0f : 1.0f, pdw,
-                            kk);
+                cpu->gemm_st(pack, 0, 0, m, kk, p, 1.0f, dys, p, row, kk, s == s0 ? 0.0f : 1.0f,
+                             pdw, kk);
             }
             for (size_t f = 0; f < m; f++)
                 pdb[f] += lane_sum(dys + f * p, p);
@@ -358,13 +361,13 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
             if (by_conv) {
                 size_t hw = g->h * g->w;
                 im2col_one(&fg, dys, dcol, hw);
-                be->gemm_st_pre(pack, pre, 0, 0, g->c, hw, mk, 1.0f, wf, mk, dcol, hw, 0.0f,
-                                dx + s * in, hw);
+                cpu->gemm_st_pre(pack, pre, 0, 0, g->c, hw, mk, 1.0f, wf, mk, dcol, hw, 0.0f,
+                                 dx + s * in, hw);
             } else if (col_is_x(g)) {
-                be->gemm_st_pre(pack, pre, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, dx + s * in,
-                                p);
+                cpu->gemm_st_pre(pack, pre, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, dx + s * in,
+                                 p);
             } else {
-                be->gemm_st_pre(pack, pre, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, dcol, p);
+                cpu->gemm_st_pre(pack, pre, 1, 0, kk, p, m, 1.0f, w, kk, dys, p, 0.0f, dcol, p);
                 col2im_one(g, dcol, p, dx + s * in);
             }
         }

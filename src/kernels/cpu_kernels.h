@@ -6,6 +6,7 @@
  * vectorises it for that width) and the whole set lives in one translation
  * unit.  The included files' functions are all static. */
 #include "kernels/kernels.h"
+#include "kernels/plain.h"
 
 #include <math.h>
 #include <string.h>
@@ -34,25 +35,35 @@ static int thread_id(void)
 #define CN_FILL_CAT(a, b)  CN_FILL_CAT2(a, b)
 #define CN_GEMM(suffix)    CN_FILL_CAT(CN_FILL_CAT(cn_gemm_, CN_ISA), suffix)
 
-void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_backend *be)
+void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
 {
+    cn_backend *be = &cpu->base;
+    cpu->gemm_st = CN_GEMM(_st);
+    cpu->gemm_pack_a = CN_GEMM(_pack_a);
+    cpu->gemm_st_pre = CN_GEMM(_st_pre);
     be->gemm = CN_GEMM();
-    be->gemm_st = CN_GEMM(_st);
-    be->gemm_pack_a = CN_GEMM(_pack_a);
-    be->gemm_st_pre = CN_GEMM(_st_pre);
+    be->add_bias = add_bias;
+    be->bias_grad = bias_grad;
+    be->add = cn_plain_add;
+    be->scale = cn_plain_scale;
     be->conv_ws = conv_ws;
     be->conv_fwd = conv_fwd;
     be->conv_bwd = conv_bwd;
-    be->add_bias = add_bias;
-    be->bias_grad = bias_grad;
     be->maxpool_fwd = maxpool_fwd;
     be->maxpool_bwd = maxpool_bwd;
+    be->avgpool_fwd = cn_plain_avgpool_fwd;
+    be->avgpool_bwd = cn_plain_avgpool_bwd;
     be->act_fwd = act_fwd;
     be->act_bwd = act_bwd;
-    be->softmax = softmax;
-    be->softmax_nll_bwd = softmax_nll_bwd;
-    be->sgd = sgd;
-    be->adam = adam;
+    be->dropout_fwd = cn_plain_dropout_fwd;
+    be->dropout_bwd = cn_plain_dropout_bwd;
     be->bn_fwd = bn_fwd;
     be->bn_bwd = bn_bwd;
+    be->input_from_pixels = cn_plain_input_from_pixels;
+    be->softmax = softmax;
+    be->softmax_nll_bwd = softmax_nll_bwd;
+    be->nll_rows = cn_plain_nll_rows;
+    be->sgd = sgd;
+    be->adam = adam;
+    be->count_nonfinite = cn_plain_count_nonfinite;
 }

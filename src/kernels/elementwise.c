@@ -13,7 +13,7 @@
 #define FOR_RANGES(be, n, min_n, lo, hi, ...)                                                      \
     do {                                                                                           \
         long n_ = (long)(n);                                                                       \
-        int nt_ = n_ > (long)(min_n) ? (be)->threads : 1;                                          \
+        int nt_ = n_ > (long)(min_n) ? cn_cpu_of(be)->threads : 1;                                 \
         if (nt_ <= 1) {                                                                            \
             long lo = 0, hi = n_;                                                                  \
             __VA_ARGS__;                                                                           \
@@ -43,7 +43,30 @@ static void relu_bwd(const float *restrict y, const float *restrict dy, float *r
     }
 }
 
-static void act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, size_t count)
+/* GELU with PyTorch's tanh approximation, and its derivative:
+ *   u = k (x + 0.044715 x^3), k = sqrt(2/pi), t = tanh u
+ *   y = x (1 + t) / 2,  y' = (1 + t) / 2 + x (1 - t^2) k (1 + 3 * 0.044715 x^2) / 2 */
+#define GELU_K 0.7978845608028654f
+#define GELU_A 0.044715f
+static inline float gelu(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x)));
+}
+static inline float gelu_grad(float x)
+{
+    float t = tanhf(GELU_K * (x + GELU_A * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+}
+/* SiLU y = x s(x) with s the sigmoid; y' = s (1 + x (1 - s)). */
+static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float silu_grad(float x)
+{
+    float s = sigmoid(x);
+    return s * (1.0f + x * (1.0f - s));
+}
+
+static void act_fwd(const cn_backend *be, cn_act a, float param, const float *x, float *y,
+                    size_t count)
 {
     switch (a) {
     case CN_ACT_RELU:
@@ -58,15 +81,28 @@ static void act_fwd(const cn_backend *be, cn_act a, const float *x, float *y, si
         FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
                    for (long i = lo; i < hi; i++) y[i] = tanhf(x[i]));
         break;
+    case CN_ACT_LEAKY:
+        FOR_RANGES(be, count, PAR_MIN, lo, hi,
+                   for (long i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : param * x[i]);
+        break;
+    case CN_ACT_GELU:
+        FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
+                   for (long i = lo; i < hi; i++) y[i] = gelu(x[i]));
+        break;
+    case CN_ACT_SILU:
+        FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
+                   for (long i = lo; i < hi; i++) y[i] = x[i] * sigmoid(x[i]));
+        break;
     case CN_ACT_NONE:
+    case CN_ACT_COUNT:
         if (x != y)
             memcpy(y, x, count * sizeof(float));
         break;
     }
 }
 
-static void act_bwd(const cn_backend *be, cn_act a, const float *y, const float *dy, float *dx,
-                    size_t count)
+static void act_bwd(const cn_backend *be, cn_act a, float param, const float *x, const float *y,
+                    const float *dy, float *dx, size_t count)
 {
     switch (a) {
     case CN_ACT_RELU: FOR_RANGES(be, count, PAR_MIN, lo, hi, relu_bwd(y, dy, dx, lo, hi)); break;
@@ -78,7 +114,20 @@ static void act_bwd(const cn_backend *be, cn_act a, const float *y, const float 
         FOR_RANGES(be, count, PAR_MIN, lo, hi,
                    for (long i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]));
         break;
+    case CN_ACT_LEAKY: /* for slope > 0, y > 0 exactly when x > 0 */
+        FOR_RANGES(be, count, PAR_MIN, lo, hi,
+                   for (long i = lo; i < hi; i++) dx[i] = y[i] > 0.0f ? dy[i] : param * dy[i]);
+        break;
+    case CN_ACT_GELU:
+        FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
+                   for (long i = lo; i < hi; i++) dx[i] = dy[i] * gelu_grad(x[i]));
+        break;
+    case CN_ACT_SILU:
+        FOR_RANGES(be, count, PAR_MIN / 8, lo, hi,
+                   for (long i = lo; i < hi; i++) dx[i] = dy[i] * silu_grad(x[i]));
+        break;
     case CN_ACT_NONE:
+    case CN_ACT_COUNT:
         if (dx != dy)
             memcpy(dx, dy, count * sizeof(float));
         break;
@@ -109,7 +158,8 @@ static void add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t 
                      const float *bias)
 {
     long blocks = (long)(n * m);
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (blocks * (long)p > PAR_MIN)
+#pragma omp parallel for num_threads(cn_cpu_of(be)->threads)                                       \
+    schedule(static) if (blocks * (long)p > PAR_MIN)
     for (long t = 0; t < blocks; t++) {
         float *row = y + (size_t)t * p, bv = bias[(size_t)t % m];
         for (size_t j = 0; j < p; j++)
@@ -120,7 +170,8 @@ static void add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t 
 static void bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
                       float *db)
 {
-#pragma omp parallel for num_threads(be->threads) schedule(static) if (n * m * p > PAR_MIN)
+#pragma omp parallel for num_threads(cn_cpu_of(be)->threads)                                       \
+    schedule(static) if (n * m * p > PAR_MIN)
     for (long c = 0; c < (long)m; c++) {
         float sum = 0.0f;
         for (size_t s = 0; s < n; s++) {

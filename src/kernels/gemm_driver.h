@@ -198,6 +198,7 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc)
 {
+    const cn_cpu *cpu = cn_cpu_of(be);
     if (m == 0 || n == 0)
         return;
     if (k == 0 || alpha == 0.0f) {
@@ -206,7 +207,7 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
     }
     /* Tiles of up to MC x tn, with tn halved (in whole NR panels) until every
      * thread has work, as far as the shape allows. */
-    int nt = be->threads > 0 ? be->threads : 1;
+    int nt = cpu->threads > 0 ? cpu->threads : 1;
     size_t tn = NC, tiles_m = (m + MC - 1) / MC;
     while (tiles_m * ((n + tn - 1) / tn) < (size_t)nt * 2 && tn > NR * 2)
         tn = (tn / 2 + NR - 1) / NR * NR;
@@ -221,7 +222,8 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
         tid = omp_get_thread_num();
 #endif
         size_t i0 = (size_t)t / tiles_n * MC, j0 = (size_t)t % tiles_n * tn;
-        tile(be->pack + (size_t)tid * be->pack_floats, NULL, ta, tb, i0, m - i0 < MC ? m - i0 : MC,
-             j0, n - j0 < tn ? n - j0 : tn, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        tile(cpu->pack + (size_t)tid * cpu->pack_floats, NULL, ta, tb, i0,
+             m - i0 < MC ? m - i0 : MC, j0, n - j0 < tn ? n - j0 : tn, k, alpha, a, lda, b, ldb,
+             beta, c, ldc);
     }
 }

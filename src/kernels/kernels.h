@@ -6,7 +6,7 @@
 #ifndef CN_KERNELS_H
 #define CN_KERNELS_H
 
-#include "backend/backend.h"
+#include "backend/cpu.h"
 
 #include <stddef.h>
 
@@ -16,9 +16,9 @@ void cn_gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, cons
 
 /* Blocked, packed GEMMs, one per instruction set: gemm_portable.c (plain C
  * the compiler vectorises), gemm_avx2.c and gemm_avx512.c (intrinsics).  The
- * threaded ones use be->pack, cn_gemm_pack_floats() floats per thread; the
- * _st ones run on the calling thread with the pack buffer given.  Results do
- * not depend on the number of threads. */
+ * threaded ones use the backend's pack buffers (backend/cpu.h), cn_gemm_pack_floats() floats per
+ * thread; the _st ones run on the calling thread with the pack buffer given.  Results do not depend
+ * on the number of threads. */
 #define CN_GEMM_DECL(name)                                                                         \
     void name(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,     \
               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,        \
@@ -42,9 +42,10 @@ void cn_conv_ref_fwd(const cn_win *g, size_t m, const float *x, size_t n, const 
 void cn_conv_ref_bwd(const cn_win *g, size_t m, const float *x, const float *dy, size_t n,
                      const float *w, float *dw, float *db, float *dx);
 
-/* Each instruction set's kernels (kernels/cpu_<isa>.c) fill the table. */
-void cn_cpu_fill_portable(cn_backend *be);
-void cn_cpu_fill_avx2(cn_backend *be);
-void cn_cpu_fill_avx512(cn_backend *be);
+/* Each instruction set's kernels (kernels/cpu_<isa>.c) fill the table and
+ * the CPU backend's GEMM entry points. */
+void cn_cpu_fill_portable(cn_cpu *cpu);
+void cn_cpu_fill_avx2(cn_cpu *cpu);
+void cn_cpu_fill_avx512(cn_cpu *cpu);
 
 #endif

@@ -1,66 +1,125 @@
-/* plain.c - see plain.h. */
-#include "plain.h"
+/* plain.c - see plain.h.  Compiled once, for the baseline instruction set,
+ * without contraction into fused multiply-adds: the input's preparation and
+ * the loss must give the same bits as they always have. */
+#include "kernels/plain.h"
+#include "counter_rng.h"
 
-void cn_avgpool_fwd(const float *x, size_t planes, size_t h, size_t w, size_t k, size_t stride,
-                    size_t oh, size_t ow, float *y)
+#include <math.h>
+#include <string.h>
+
+void cn_plain_avgpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y)
 {
-    float inv = 1.0f / (float)(k * k);
-    for (size_t p = 0; p < planes; p++) {
-        const float *in = x + p * h * w;
-        for (size_t i = 0; i < oh; i++)
-            for (size_t j = 0; j < ow; j++) {
+    (void)be;
+    float inv = 1.0f / (float)(g->kh * g->kw);
+    for (size_t p = 0; p < n * g->c; p++) {
+        const float *in = x + p * g->h * g->w;
+        for (size_t i = 0; i < g->oh; i++)
+            for (size_t j = 0; j < g->ow; j++) {
                 float s = 0.0f;
-                for (size_t a = 0; a < k; a++)
-                    for (size_t b = 0; b < k; b++)
-                        s += in[(i * stride + a) * w + j * stride + b];
-                y[(p * oh + i) * ow + j] = s * inv;
+                for (size_t a = 0; a < g->kh; a++)
+                    for (size_t b = 0; b < g->kw; b++)
+                        s += in[(i * g->stride + a) * g->w + j * g->stride + b];
+                y[(p * g->oh + i) * g->ow + j] = s * inv;
             }
     }
 }
 
-void cn_avgpool_bwd(const float *dy, size_t planes, size_t h, size_t w, size_t k, size_t stride,
-                    size_t oh, size_t ow, float *dx)
+void cn_plain_avgpool_bwd(const cn_backend *be, const cn_win *g, const float *dy, size_t n,
+                          float *dx)
 {
-    float inv = 1.0f / (float)(k * k);
-    for (size_t p = 0; p < planes; p++) {
-        float *out = dx + p * h * w;
-        for (size_t i = 0; i < oh; i++)
-            for (size_t j = 0; j < ow; j++) {
-                float g = dy[(p * oh + i) * ow + j] * inv;
-                for (size_t a = 0; a < k; a++)
-                    for (size_t b = 0; b < k; b++)
-                        out[(i * stride + a) * w + j * stride + b] += g;
+    (void)be;
+    float inv = 1.0f / (float)(g->kh * g->kw);
+    memset(dx, 0, n * g->c * g->h * g->w * sizeof *dx);
+    for (size_t p = 0; p < n * g->c; p++) {
+        float *out = dx + p * g->h * g->w;
+        for (size_t i = 0; i < g->oh; i++)
+            for (size_t j = 0; j < g->ow; j++) {
+                float d = dy[(p * g->oh + i) * g->ow + j] * inv;
+                for (size_t a = 0; a < g->kh; a++)
+                    for (size_t b = 0; b < g->kw; b++)
+                        out[(i * g->stride + a) * g->w + j * g->stride + b] += d;
             }
     }
 }
 
-void cn_leaky_fwd(const float *x, size_t n, float slope, float *y)
+void cn_plain_dropout_fwd(const cn_backend *be, const float *x, float *y, size_t count, float rate,
+                          uint64_t key)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
-}
-
-void cn_leaky_bwd(const float *y, const float *dy, size_t n, float slope, float *dx)
-{
-    for (size_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : slope * dy[i];
-}
-
-void cn_dropout_mask(cn_rng *rng, size_t n, float rate, float *mask)
-{
+    (void)be;
     float keep = 1.0f / (1.0f - rate);
-    for (size_t i = 0; i < n; i++)
-        mask[i] = cn_rng_uniform(rng) < (double)rate ? 0.0f : keep;
+    for (size_t i = 0; i < count; i++)
+        y[i] = cn_counter_uniform(key, i) < rate ? 0.0f : x[i] * keep;
 }
 
-void cn_vmul(const float *a, const float *b, size_t n, float *y)
+void cn_plain_dropout_bwd(const cn_backend *be, const float *dy, float *dx, size_t count,
+                          float rate, uint64_t key)
 {
-    for (size_t i = 0; i < n; i++)
-        y[i] = a[i] * b[i];
+    cn_plain_dropout_fwd(be, dy, dx, count, rate, key); /* the same mask and scale */
 }
 
-void cn_add_to(const float *a, const float *b, size_t n, float *y)
+void cn_plain_add(const cn_backend *be, const float *a, const float *b, float *y, size_t count)
 {
-    for (size_t i = 0; i < n; i++)
+    (void)be;
+    for (size_t i = 0; i < count; i++)
         y[i] = a[i] + b[i];
+}
+
+void cn_plain_scale(const cn_backend *be, float *x, float alpha, size_t count)
+{
+    (void)be;
+    for (size_t i = 0; i < count; i++)
+        x[i] *= alpha;
+}
+
+void cn_pixels_to_input(const uint8_t *pix, size_t n, size_t c, size_t hw, const float *norm,
+                        float *x)
+{
+    for (size_t s = 0; s < n; s++)
+        for (size_t k = 0; k < c; k++) {
+            float scale = 1.0f / (255.0f * norm[c + k]), shift = norm[k] / norm[c + k];
+            const uint8_t *p = pix + (s * c + k) * hw;
+            float *o = x + (s * c + k) * hw;
+            for (size_t i = 0; i < hw; i++)
+                o[i] = (float)p[i] * scale - shift;
+        }
+}
+
+void cn_plain_input_from_pixels(const cn_backend *be, const uint8_t *pix, size_t n, size_t c,
+                                size_t hw, const float *norm, float *x)
+{
+    (void)be;
+    cn_pixels_to_input(pix, n, c, hw, norm, x);
+}
+
+void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
+                       size_t rows, size_t cols, double *loss, int32_t *best, float *best_p)
+{
+    (void)be;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = z + r * cols, *p = y + r * cols;
+        float mx = row[0];
+        for (size_t j = 1; j < cols; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        double sum = 0.0;
+        for (size_t j = 0; j < cols; j++)
+            sum += exp((double)row[j] - mx);
+        loss[r] = log(sum) - ((double)row[labels[r]] - mx);
+        size_t arg = 0;
+        for (size_t j = 1; j < cols; j++)
+            if (p[j] > p[arg])
+                arg = j;
+        if (best)
+            best[r] = (int32_t)arg;
+        if (best_p)
+            best_p[r] = p[arg];
+    }
+}
+
+size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t count)
+{
+    (void)be;
+    size_t bad = 0;
+    for (size_t i = 0; i < count; i++)
+        bad += !isfinite(x[i]);
+    return bad;
 }

@@ -1,32 +1,31 @@
-/* plain.h - kernels with one plain C implementation (no instruction-set
- * variants: they are memory-bound and cheap next to the convolutions):
- * average pooling, leaky relu, dropout masks, element-wise sums. */
+/* plain.h - CPU kernels with one plain C implementation (no instruction-set
+ * variants: they are memory-bound or cheap next to the convolutions), in the
+ * backend table's signatures: average pooling, dropout, sums, the input's
+ * preparation, the loss per row, the finiteness check. */
 #ifndef CN_KERNELS_PLAIN_H
 #define CN_KERNELS_PLAIN_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "backend/backend.h"
 
-#include "convnet.h"
+void cn_plain_avgpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n,
+                          float *y);
+void cn_plain_avgpool_bwd(const cn_backend *be, const cn_win *g, const float *dy, size_t n,
+                          float *dx);
+void cn_plain_dropout_fwd(const cn_backend *be, const float *x, float *y, size_t count, float rate,
+                          uint64_t key);
+void cn_plain_dropout_bwd(const cn_backend *be, const float *dy, float *dx, size_t count,
+                          float rate, uint64_t key);
+void cn_plain_add(const cn_backend *be, const float *a, const float *b, float *y, size_t count);
+void cn_plain_scale(const cn_backend *be, float *x, float alpha, size_t count);
+void cn_plain_input_from_pixels(const cn_backend *be, const uint8_t *pix, size_t n, size_t c,
+                                size_t hw, const float *norm, float *x);
+void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
+                       size_t rows, size_t cols, double *loss, int32_t *best, float *best_p);
+size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t count);
 
-/* Average pooling of planes (h, w) into (oh, ow) over k x k windows with the
- * given stride, for `planes` planes.  Backward spreads dy / k^2 over each
- * window and adds into dx (which the caller clears). */
-void cn_avgpool_fwd(const float *x, size_t planes, size_t h, size_t w, size_t k, size_t stride,
-                    size_t oh, size_t ow, float *y);
-void cn_avgpool_bwd(const float *dy, size_t planes, size_t h, size_t w, size_t k, size_t stride,
-                    size_t oh, size_t ow, float *dx);
-
-/* y = x > 0 ? x : slope x;  dx = dy * (y > 0 ? 1 : slope) (slope > 0). */
-void cn_leaky_fwd(const float *x, size_t n, float slope, float *y);
-void cn_leaky_bwd(const float *y, const float *dy, size_t n, float slope, float *dx);
-
-/* Inverted dropout: mask[i] = 0 with probability rate, else 1 / (1 - rate),
- * drawn from rng; y = x * mask. */
-void cn_dropout_mask(cn_rng *rng, size_t n, float rate, float *mask);
-void cn_vmul(const float *a, const float *b, size_t n, float *y);
-
-/* y = a + b;  y may be a or b. */
-void cn_add_to(const float *a, const float *b, size_t n, float *y);
+/* The same preparation of pixels on the host, for cn_net_prepare: one
+ * formula, so that both give the same bits. */
+void cn_pixels_to_input(const uint8_t *pix, size_t n, size_t c, size_t hw, const float *norm,
+                        float *x);
 
 #endif

@@ -3,9 +3,6 @@
  * global = 1 the window is the whole map (global average pooling): the
  * output is one value per channel. */
 #include "internal.h"
-#include "kernels/plain.h"
-
-#include <string.h>
 
 enum { SIZE, STRIDE, GLOBAL, NKEYS };
 
@@ -34,27 +31,35 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     return cn_pool_setup(l, k, st);
 }
 
-static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+static cn_win geometry(const cn_layer *l)
 {
-    (void)ctx;
     size_t k, st;
     window(l, &k, &st);
-    cn_avgpool_fwd(x, n * l->in.c, l->in.h, l->in.w, k, st, l->out.h, l->out.w, y);
+    return (cn_win){l->in.c, l->in.h, l->in.w, k, k, st, 0, l->out.h, l->out.w};
+}
+
+static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+{
+    cn_win g = geometry(l);
+    ctx->be->avgpool_fwd(ctx->be, &g, x, n, y);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n)
 {
-    (void)ctx;
     (void)x;
     (void)y;
     if (!dx)
         return;
-    size_t k, st;
-    window(l, &k, &st);
-    memset(dx, 0, n * cn_shape_size(l->in) * sizeof *dx);
-    cn_avgpool_bwd(dy, n * l->in.c, l->in.h, l->in.w, k, st, l->out.h, l->out.w, dx);
+    cn_win g = geometry(l);
+    ctx->be->avgpool_bwd(ctx->be, &g, dy, n, dx);
 }
 
-const cn_layer_ops cn_avgpool_ops = {"avgpool", keys,  NKEYS,   0,        0,
-                                     0,         setup, forward, backward, NULL};
+const cn_layer_ops cn_avgpool_ops = {
+    .kind = "avgpool",
+    .keys = keys,
+    .n_keys = NKEYS,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+};

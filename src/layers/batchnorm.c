@@ -51,5 +51,12 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
                     (double *)ctx->ws, l->g[0], l->g[1], dx);
 }
 
-const cn_layer_ops cn_batchnorm_ops = {"batchnorm", keys,  NKEYS,   0,        0,
-                                       0,           setup, forward, backward, NULL};
+const cn_layer_ops cn_batchnorm_ops = {
+    .kind = "batchnorm",
+    .keys = keys,
+    .n_keys = NKEYS,
+    .needs_x = 1,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+};

@@ -5,8 +5,8 @@
  *
  * The backend computes it (kernels/conv.c on the CPU: im2col and a GEMM per
  * sample); this file gives it its shapes, parameters and settings.  In
- * whole-network passes it also applies a relu that follows it (net.c fuses
- * them when the relu works in place). */
+ * whole-network passes it also applies an activation that follows it when
+ * the backend can (net.c fuses them when the activation works in place). */
 #include "internal.h"
 
 enum { FILTERS, SIZE, STRIDE, PAD, NKEYS };
@@ -60,4 +60,13 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
                       ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
-const cn_layer_ops cn_conv_ops = {"conv", keys, NKEYS, 0, 0, 0, setup, forward, backward, NULL};
+const cn_layer_ops cn_conv_ops = {
+    .kind = "conv",
+    .keys = keys,
+    .n_keys = NKEYS,
+    .needs_x = 1,
+    .fuses_act = 1,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,23 +1,29 @@
 /* dropout.c - inverted dropout: in training passes each value is kept with
  * probability 1 - rate and scaled by 1 / (1 - rate), or set to 0; in
- * evaluation the layer passes its input through.  The mask is drawn from the
- * training step's seed (cn_ctx.seed) and the layer's line, so a resumed run
- * draws the same masks, and kept for backward: dx = dy * mask. */
+ * evaluation the layer passes its input through.  Whether value i is kept
+ * is a pure function of (the training step's seed, the layer's line, i)
+ * (counter_rng.h): a resumed run draws the same masks, every device draws
+ * the same bits, and backward recomputes the mask instead of keeping it:
+ * dx = dy * mask. */
+#include "counter_rng.h"
 #include "internal.h"
-#include "kernels/plain.h"
-
-#include <string.h>
 
 enum { RATE, NKEYS };
 
-static const cn_key keys[] = {{"rate", 0, 0, 0.99, 0.5, 0, NULL}};
+static const cn_key keys[] = {{"rate", CN_KEY_NUMBER, 0, 0.99, 0.5, 0, NULL}};
 
 static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
     (void)be;
+    (void)train_batch;
     l->out = l->in;
-    l->state_floats = cn_mul(train_batch, cn_shape_size(l->in)); /* the mask */
     return CN_OK;
+}
+
+/* The key of this layer's masks in the current step. */
+static uint64_t key(const cn_layer *l, const cn_ctx *ctx)
+{
+    return cn_step_seed(ctx->seed, (uint64_t)l->line);
 }
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
@@ -25,29 +31,34 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
     size_t count = n * cn_shape_size(l->in);
     if (!ctx->train || l->v[RATE] == 0.0) {
         if (x != y)
-            memcpy(y, x, count * sizeof *y);
+            ctx->be->copy(ctx->be, y, x, count * sizeof *y);
         return;
     }
-    cn_rng rng;
-    cn_rng_seed(&rng, cn_step_seed(ctx->seed, (uint64_t)l->line));
-    cn_dropout_mask(&rng, count, (float)l->v[RATE], l->state);
-    cn_vmul(x, l->state, count, y);
+    ctx->be->dropout_fwd(ctx->be, x, y, count, (float)l->v[RATE], key(l, ctx));
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n)
 {
-    (void)ctx;
     (void)x;
     (void)y;
     if (!dx)
         return;
     size_t count = n * cn_shape_size(l->in);
-    if (l->v[RATE] == 0.0)
-        memcpy(dx, dy, count * sizeof *dx);
-    else
-        cn_vmul(dy, l->state, count, dx);
+    if (l->v[RATE] == 0.0) {
+        if (dx != dy)
+            ctx->be->copy(ctx->be, dx, dy, count * sizeof *dx);
+    } else {
+        ctx->be->dropout_bwd(ctx->be, dy, dx, count, (float)l->v[RATE], key(l, ctx));
+    }
 }
 
-const cn_layer_ops cn_dropout_ops = {"dropout", keys,  NKEYS,   0,        1,
-                                     0,         setup, forward, backward, NULL};
+const cn_layer_ops cn_dropout_ops = {
+    .kind = "dropout",
+    .keys = keys,
+    .n_keys = NKEYS,
+    .elementwise = 1,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+};

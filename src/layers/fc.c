@@ -42,4 +42,12 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         be->gemm(be, 0, 0, n, in, out, 1.0f, dy, out, l->p[0], in, 0.0f, dx, in);
 }
 
-const cn_layer_ops cn_fc_ops = {"fc", keys, NKEYS, 0, 0, 0, setup, forward, backward, NULL};
+const cn_layer_ops cn_fc_ops = {
+    .kind = "fc",
+    .keys = keys,
+    .n_keys = NKEYS,
+    .needs_x = 1,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+};

@@ -70,5 +70,13 @@ static uint64_t region(const cn_layer *l, const float *x, const float *y, size_t
     return h;
 }
 
-const cn_layer_ops cn_maxpool_ops = {"maxpool", keys,  NKEYS,   0,        0,
-                                     0,         setup, forward, backward, region};
+const cn_layer_ops cn_maxpool_ops = {
+    .kind = "maxpool",
+    .keys = keys,
+    .n_keys = NKEYS,
+    .needs_x = 1,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+    .region = region,
+};

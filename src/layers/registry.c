@@ -1,13 +1,17 @@
-/* registry.c - the layer kinds a model description can name. */
+/* registry.c - the layer kinds a model description can name, from the list
+ * in layers/kinds.h. */
 #include "internal.h"
 
 #include <string.h>
 
-static const cn_layer_ops *const kinds[] = {
-    &cn_conv_ops,      &cn_maxpool_ops, &cn_avgpool_ops,  &cn_fc_ops,
-    &cn_batchnorm_ops, &cn_dropout_ops, &cn_relu_ops,     &cn_leaky_ops,
-    &cn_sigmoid_ops,   &cn_tanh_ops,    &cn_shortcut_ops, &cn_softmax_ops,
-};
+#define CN_KIND_OPS(k) &cn_##k##_ops,
+static const cn_layer_ops *const kinds[] = {CN_LAYER_KINDS(CN_KIND_OPS)};
+#undef CN_KIND_OPS
+
+/* ", [conv], [maxpool], ...": shown from its third character. */
+#define CN_KIND_NAME(k) ", [" #k "]"
+static const char kind_list[] = CN_LAYER_KINDS(CN_KIND_NAME);
+#undef CN_KIND_NAME
 
 const cn_layer_ops *cn_layer_find(const char *kind)
 {
@@ -22,8 +26,4 @@ const cn_layer_ops *cn_layer_kind_at(size_t i)
     return i < sizeof kinds / sizeof kinds[0] ? kinds[i] : NULL;
 }
 
-const char *cn_layer_kinds(void)
-{
-    return "[conv], [maxpool], [avgpool], [fc], [batchnorm], [dropout], [relu], [leaky], "
-           "[sigmoid], [tanh], [shortcut], [softmax]";
-}
+const char *cn_layer_kinds(void) { return kind_list + 2; }

@@ -25,4 +25,11 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, dx);
 }
 
-const cn_layer_ops cn_softmax_ops = {"softmax", NULL, 0, 1, 0, 1, setup, forward, backward, NULL};
+const cn_layer_ops cn_softmax_ops = {
+    .kind = "softmax",
+    .is_loss = 1,
+    .needs_y = 1,
+    .setup = setup,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,5 +1,6 @@
-/* optim.c - the optimizers, and the single place where gradients become
- * updates (and, later, where gradients from several workers are combined).
+/* optim.c - the optimizers: where gradients become updates.  They know
+ * nothing of workers: the training step (step.c) combines the gradients of
+ * all workers before the optimizer sees them.
  *
  * sgd, as in the lecture:
  *   m     = mu * m + (1 - mu) * g
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-cn_status cn_optim_init(cn_optim *o, cn_optimizer which, size_t n_params)
+cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t n_params)
 {
     memset(o, 0, sizeof *o);
     if (which < CN_OPT_SGD || which > CN_OPT_ADAMW)
@@ -33,17 +34,18 @@ cn_status cn_optim_init(cn_optim *o, cn_optimizer which, size_t n_params)
         o->slot_names[0] = "exp_avg";
         o->slot_names[1] = "exp_avg_sq";
     }
-    o->state = cn_alloc(cn_mul(o->n_slots, n_params), sizeof(float));
+    size_t bytes = cn_mul(cn_mul(o->n_slots, n_params), sizeof(float));
+    o->state = bytes == SIZE_MAX ? NULL : be->alloc(be, bytes ? bytes : sizeof(float));
     if (!o->state)
         return cn_fail(CN_ERR_NOMEM, "out of memory for the optimizer state");
     return CN_OK;
 }
 
-void cn_optim_free(cn_optim *o)
+void cn_optim_free(cn_optim *o, cn_backend *be)
 {
-    if (!o)
+    if (!o || !be)
         return;
-    cn_free(o->state);
+    be->free(be, o->state);
     o->state = NULL;
 }
 

@@ -67,7 +67,12 @@ cn_status cn_vis_filters(cn_net *net, size_t i, cn_image *out)
     grid g = grid_for(m, (int)kw * s, (int)kh * s, 2);
     if ((st = white_image(g.w, g.h, out)))
         return st;
-    const float *w = cn_net_params(net) + ti.offset;
+    float *w = malloc(ti.count * sizeof *w);
+    if (!w || (st = cn_net_get(net, CN_PARAMS, ti.offset, ti.count, w))) {
+        free(w);
+        cn_image_free(out);
+        return st ? st : cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
     for (size_t f = 0; f < m; f++) {
         const float *v = w + f * c * kh * kw;
         float lo, hi;
@@ -76,6 +81,7 @@ cn_status cn_vis_filters(cn_net *net, size_t i, cn_image *out)
         grid_pos(&g, f, &x, &y);
         put_tile(out, x, y, v, c, kh, kw, lo, hi, s);
     }
+    free(w);
     return CN_OK;
 }
 
@@ -98,22 +104,30 @@ cn_status cn_vis_feature_maps(const cn_net *net, size_t i, size_t sample, cn_ima
     cn_status st = spatial(net, i, &li);
     if (st)
         return st;
-    const float *y = cn_net_layer_output(net, i);
+    size_t m = li.out.c, h = li.out.h, w = li.out.w;
+    float *y = malloc(m * h * w * sizeof *y);
     if (!y)
-        return cn_fail(CN_ERR_ARG, "run a forward pass before drawing feature maps");
-    size_t m = li.out.c, h = li.out.h, w = li.out.w, per = m * h * w;
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    if ((st = cn_net_get_layer_output(net, i, sample, 1, y))) {
+        free(y);
+        cn_error_prefix("drawing feature maps: ");
+        return st;
+    }
     int s = enlarge(h > w ? h : w, 72);
     grid g = grid_for(m, (int)w * s, (int)h * s, 2);
-    if ((st = white_image(g.w, g.h, out)))
+    if ((st = white_image(g.w, g.h, out))) {
+        free(y);
         return st;
+    }
     for (size_t f = 0; f < m; f++) {
-        const float *v = y + sample * per + f * h * w;
+        const float *v = y + f * h * w;
         float lo, hi;
         range(v, h * w, &lo, &hi);
         int x, yy;
         grid_pos(&g, f, &x, &yy);
         put_tile(out, x, yy, v, 1, h, w, lo, hi, s);
     }
+    free(y);
     return CN_OK;
 }
 
@@ -135,9 +149,9 @@ cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k
         return cn_fail(CN_ERR_ARG, "need at least %zu images, have %zu", k, data->n);
     size_t m = li.out.c, hw = li.out.h * li.out.w, sz = in.c * in.h * in.w;
     size_t nb = cn_net_max_batch(net);
-    float *best = malloc(m * k * sizeof *best), *x = malloc(nb * sz * sizeof *x);
+    float *best = malloc(m * k * sizeof *best), *y = malloc(nb * m * hw * sizeof *y);
     size_t *who = malloc(m * k * sizeof *who);
-    if (!best || !x || !who) {
+    if (!best || !y || !who) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -146,10 +160,9 @@ cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k
     /* Per channel, the k best so far in descending order (insertion). */
     for (size_t b0 = 0; b0 < data->n; b0 += nb) {
         size_t n = data->n - b0 < nb ? data->n - b0 : nb;
-        cn_net_prepare(net, data->pixels + b0 * sz, n, x);
-        if ((st = cn_net_forward(net, x, n, 0)))
+        if ((st = cn_net_forward_pixels(net, data->pixels + b0 * sz, n, 0)) ||
+            (st = cn_net_get_layer_output(net, i, 0, n, y)))
             goto done;
-        const float *y = cn_net_layer_output(net, i);
         for (size_t s = 0; s < n; s++)
             for (size_t f = 0; f < m; f++) {
                 const float *v = y + (s * m + f) * hw;
@@ -207,7 +220,7 @@ cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k
     *out = canvas;
 done:
     free(best);
-    free(x);
+    free(y);
     free(who);
     return st;
 }

@@ -1,0 +1,45 @@
+/* cpu.h - the CPU backend's own state, seen by the CPU backend and its
+ * kernels only (kernels/): nothing above the backend includes this. */
+#ifndef CN_BACKEND_CPU_H
+#define CN_BACKEND_CPU_H
+
+#include "backend/backend.h"
+
+/* The single-threaded GEMM, for kernels that run one per thread; pack is
+ * the calling thread's packing buffer. */
+typedef void (*cn_gemm_st_fn)(float *pack, int ta, int tb, size_t m, size_t n, size_t k,
+                              float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                              float beta, float *c, size_t ldc);
+
+typedef struct cn_cpu {
+    cn_backend base; /* first: kernels given the backend find this struct */
+    int threads;
+    float *pack; /* GEMM packing buffers, pack_floats per thread */
+    size_t pack_floats;
+    cn_gemm_st_fn gemm_st;
+    /* op(A) (m, k) packed once (m * k floats) for repeated products... */
+    void (*gemm_pack_a)(int ta, size_t m, size_t k, const float *a, size_t lda, float *pre);
+    /* ...by gemm_st with that A: a and lda are ignored when pre is given. */
+    void (*gemm_st_pre)(float *pack, const float *pre, int ta, int tb, size_t m, size_t n, size_t k,
+                        float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                        float beta, float *c, size_t ldc);
+    /* "guard" only: the kernels' own table, called between unlocking and
+     * locking the memory (backend/guard.c). */
+    cn_backend inner;
+    struct cn_guard_region *regions;
+} cn_cpu;
+
+/* The CPU state of a backend made by cn_cpu_create. */
+static inline const cn_cpu *cn_cpu_of(const cn_backend *be) { return (const cn_cpu *)be; }
+
+/* Makes the CPU backend with threads threads (0: one per core); isa forces a
+ * kernel set ("avx512", "avx2", "portable") or NULL picks the best the
+ * processor has (CONVNET_ISA overrides).  Returns 0, -1 when isa names a
+ * kernel set this processor or build cannot run, -2 when memory runs out. */
+int cn_cpu_create(int threads, const char *isa, cn_cpu **out);
+
+/* Makes cpu a "guard" backend: its memory is inaccessible except inside its
+ * own operations (backend/guard.c). */
+void cn_guard_wrap(cn_cpu *cpu);
+
+#endif

@@ -1,0 +1,208 @@
+/* guard.c - the "guard" backend: the CPU backend with its tensor memory out
+ * of the host's reach, as a GPU's memory is.  Every block it allocates is
+ * mapped with no access, and only its own operations open it, for as long
+ * as they run.  Anything above the backend that reads or writes tensor
+ * memory directly (instead of through upload, download and the operations)
+ * then crashes at once with SIGSEGV, which is how the tests show that the
+ * device seam holds without a GPU.  Slow (two system calls per block and
+ * operation): for tests only. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include "backend/cpu.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+typedef struct cn_guard_region {
+    void *p;
+    size_t bytes;
+    struct cn_guard_region *next;
+} cn_guard_region;
+
+static void protect(const cn_backend *be, int prot)
+{
+    for (cn_guard_region *r = cn_cpu_of(be)->regions; r; r = r->next)
+        if (mprotect(r->p, r->bytes, prot) != 0)
+            abort(); /* only an address this file mapped can get here */
+}
+static void open_all(const cn_backend *be) { protect(be, PROT_READ | PROT_WRITE); }
+static void close_all(const cn_backend *be) { protect(be, PROT_NONE); }
+
+static void *g_alloc(cn_backend *be, size_t bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t ps = page > 0 ? (size_t)page : 4096;
+    if (bytes > SIZE_MAX - ps)
+        return NULL;
+    size_t len = bytes ? (bytes + ps - 1) / ps * ps : ps;
+    cn_guard_region *r = malloc(sizeof *r);
+    void *p = r ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+    if (p == MAP_FAILED) {
+        free(r);
+        return NULL;
+    }
+    cn_cpu *cpu = (cn_cpu *)be;
+    *r = (cn_guard_region){p, len, cpu->regions};
+    cpu->regions = r;
+    return p;
+}
+
+static void g_free(cn_backend *be, void *p)
+{
+    cn_cpu *cpu = (cn_cpu *)be;
+    for (cn_guard_region **at = &cpu->regions; p && *at; at = &(*at)->next)
+        if ((*at)->p == p) {
+            cn_guard_region *r = *at;
+            *at = r->next;
+            munmap(r->p, r->bytes);
+            free(r);
+            return;
+        }
+}
+
+static void g_destroy(cn_backend *be)
+{
+    cn_cpu *cpu = (cn_cpu *)be;
+    while (cpu->regions)
+        g_free(be, cpu->regions->p);
+    cpu->inner.destroy(be);
+}
+
+/* An operation of the kernels' own table, between opening and closing. */
+#define GUARD(name, params, args)                                                                  \
+    static void g_##name params                                                                    \
+    {                                                                                              \
+        open_all(be);                                                                              \
+        cn_cpu_of(be)->inner.name args;                                                            \
+        close_all(be);                                                                             \
+    }
+
+GUARD(upload, (const cn_backend *be, void *dst, const void *src, size_t bytes),
+      (be, dst, src, bytes))
+GUARD(download, (const cn_backend *be, void *dst, const void *src, size_t bytes),
+      (be, dst, src, bytes))
+GUARD(copy, (const cn_backend *be, void *dst, const void *src, size_t bytes), (be, dst, src, bytes))
+GUARD(fill, (const cn_backend *be, float *x, float value, size_t count), (be, x, value, count))
+GUARD(gemm,
+      (const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+       const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc),
+      (be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+GUARD(add_bias, (const cn_backend *be, float *y, size_t n, size_t m, size_t p, const float *bias),
+      (be, y, n, m, p, bias))
+GUARD(bias_grad, (const cn_backend *be, const float *dy, size_t n, size_t m, size_t p, float *db),
+      (be, dy, n, m, p, db))
+GUARD(add, (const cn_backend *be, const float *a, const float *b, float *y, size_t count),
+      (be, a, b, y, count))
+GUARD(scale, (const cn_backend *be, float *x, float alpha, size_t count), (be, x, alpha, count))
+GUARD(conv_fwd,
+      (const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n, const float *w,
+       const float *b, float *y, float *ws, cn_act act),
+      (be, g, m, x, n, w, b, y, ws, act))
+GUARD(conv_bwd,
+      (const cn_backend *be, const cn_win *g, size_t m, const float *x, const float *y,
+       const float *dy, size_t n, const float *w, float *dw, float *db, float *dx, float *ws,
+       cn_act act),
+      (be, g, m, x, y, dy, n, w, dw, db, dx, ws, act))
+GUARD(maxpool_fwd, (const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y),
+      (be, g, x, n, y))
+GUARD(maxpool_bwd,
+      (const cn_backend *be, const cn_win *g, const float *x, const float *dy, size_t n, float *dx),
+      (be, g, x, dy, n, dx))
+GUARD(avgpool_fwd, (const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y),
+      (be, g, x, n, y))
+GUARD(avgpool_bwd, (const cn_backend *be, const cn_win *g, const float *dy, size_t n, float *dx),
+      (be, g, dy, n, dx))
+GUARD(act_fwd,
+      (const cn_backend *be, cn_act a, float param, const float *x, float *y, size_t count),
+      (be, a, param, x, y, count))
+GUARD(act_bwd,
+      (const cn_backend *be, cn_act a, float param, const float *x, const float *y, const float *dy,
+       float *dx, size_t count),
+      (be, a, param, x, y, dy, dx, count))
+GUARD(dropout_fwd,
+      (const cn_backend *be, const float *x, float *y, size_t count, float rate, uint64_t key),
+      (be, x, y, count, rate, key))
+GUARD(dropout_bwd,
+      (const cn_backend *be, const float *dy, float *dx, size_t count, float rate, uint64_t key),
+      (be, dy, dx, count, rate, key))
+GUARD(bn_fwd,
+      (const cn_backend *be, const float *x, size_t n, size_t c, size_t hw, const float *gamma,
+       const float *beta, float *run_mean, float *run_var, float momentum, float eps, int train,
+       float *save_mean, float *save_invstd, double *scratch, float *y),
+      (be, x, n, c, hw, gamma, beta, run_mean, run_var, momentum, eps, train, save_mean,
+       save_invstd, scratch, y))
+GUARD(bn_bwd,
+      (const cn_backend *be, const float *x, const float *dy, size_t n, size_t c, size_t hw,
+       const float *gamma, const float *save_mean, const float *save_invstd, double *scratch,
+       float *dgamma, float *dbeta, float *dx),
+      (be, x, dy, n, c, hw, gamma, save_mean, save_invstd, scratch, dgamma, dbeta, dx))
+GUARD(input_from_pixels,
+      (const cn_backend *be, const uint8_t *pix, size_t n, size_t c, size_t hw, const float *norm,
+       float *x),
+      (be, pix, n, c, hw, norm, x))
+GUARD(softmax, (const cn_backend *be, const float *x, float *y, size_t rows, size_t cols),
+      (be, x, y, rows, cols))
+GUARD(softmax_nll_bwd,
+      (const cn_backend *be, const float *y, const int32_t *labels, size_t rows, size_t cols,
+       float *dx),
+      (be, y, labels, rows, cols, dx))
+GUARD(nll_rows,
+      (const cn_backend *be, const float *z, const float *y, const int32_t *labels, size_t rows,
+       size_t cols, double *loss, int32_t *best, float *best_p),
+      (be, z, y, labels, rows, cols, loss, best, best_p))
+GUARD(sgd,
+      (const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr, float mu,
+       float lambda),
+      (be, n, theta, g, m, lr, mu, lambda))
+GUARD(adam,
+      (const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
+       const float hyper[8]),
+      (be, n, theta, g, m, v, hyper))
+
+static size_t g_count_nonfinite(const cn_backend *be, const float *x, size_t count)
+{
+    open_all(be);
+    size_t bad = cn_cpu_of(be)->inner.count_nonfinite(be, x, count);
+    close_all(be);
+    return bad;
+}
+
+void cn_guard_wrap(cn_cpu *cpu)
+{
+    cn_backend *be = &cpu->base;
+    cpu->inner = *be;
+    be->name = "guard";
+    be->host_memory = 0;
+    be->alloc = g_alloc;
+    be->free = g_free;
+    be->destroy = g_destroy;
+    be->upload = g_upload;
+    be->download = g_download;
+    be->copy = g_copy;
+    be->fill = g_fill;
+    be->gemm = g_gemm;
+    be->add_bias = g_add_bias;
+    be->bias_grad = g_bias_grad;
+    be->add = g_add;
+    be->scale = g_scale;
+    be->conv_fwd = g_conv_fwd;
+    be->conv_bwd = g_conv_bwd;
+    be->maxpool_fwd = g_maxpool_fwd;
+    be->maxpool_bwd = g_maxpool_bwd;
+    be->avgpool_fwd = g_avgpool_fwd;
+    be->avgpool_bwd = g_avgpool_bwd;
+    be->act_fwd = g_act_fwd;
+    be->act_bwd = g_act_bwd;
+    be->dropout_fwd = g_dropout_fwd;
+    be->dropout_bwd = g_dropout_bwd;
+    be->bn_fwd = g_bn_fwd;
+    be->bn_bwd = g_bn_bwd;
+    be->input_from_pixels = g_input_from_pixels;
+    be->softmax = g_softmax;
+    be->softmax_nll_bwd = g_softmax_nll_bwd;
+    be->nll_rows = g_nll_rows;
+    be->sgd = g_sgd;
+    be->adam = g_adam;
+    be->count_nonfinite = g_count_nonfinite;
+}

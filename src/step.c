@@ -1,0 +1,82 @@
+/* step.c - the training step: the one place where a batch becomes an
+ * update, for cn_model_train, cn_model_step and cn_model_profile alike.
+ *
+ *   forward -> loss -> gradients zeroed -> backward
+ *           -> gradients combined across workers (cn_comm) -> optimizer
+ *
+ * The combining is the only thing that knows how many workers there are;
+ * with one (the solo communicator) it does nothing. */
+#include "internal.h"
+
+/* The gradient block becomes the mean of every worker's. */
+static cn_status combine_gradients(cn_model *m)
+{
+    const cn_comm *c = &m->comm;
+    if (c->size == 1)
+        return CN_OK;
+    cn_net *net = m->net;
+    cn_backend *be = m->be;
+    size_t n = net->n_params;
+    float *g = be->host_memory ? net->grads : m->stage;
+    if (be->host_memory)
+        be->sync(be);
+    else
+        be->download(be, g, net->grads, n * sizeof *g);
+    cn_status st = c->allreduce(c->user, g, n);
+    if (st)
+        return st;
+    if (!be->host_memory)
+        be->upload(be, net->grads, g, n * sizeof *g);
+    be->scale(be, net->grads, 1.0f / (float)c->size, n);
+    return CN_OK;
+}
+
+cn_status cn_model_train_step(cn_model *m, size_t n, double lr, double *loss, size_t *correct,
+                              double *fwd, double *bwd, double *update)
+{
+    cn_net *net = m->net;
+    cn_net_run_forward(net, net->input, n, 1, fwd);
+    if (loss)
+        *loss = cn_net_loss_sum(net, n, correct) / (double)n;
+    cn_net_zero_grads(net);
+    cn_net_run_backward(net, n, NULL, bwd);
+    cn_status st = combine_gradients(m);
+    if (st)
+        return st;
+    double t0 = update ? cn_now() : 0.0;
+    cn_optim_step(&m->optim, m->be, &m->opts, lr, m->state.global_step + 1, net->params, net->grads,
+                  net->n_params);
+    if (update) {
+        m->be->sync(m->be);
+        *update = cn_now() - t0;
+    }
+    return CN_OK;
+}
+
+/* cn_model_step's checks and inputs, then the step. */
+static cn_status step_on(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
+                         double *loss, double *fwd, double *bwd, double *update)
+{
+    cn_status st = cn_model_plan(m, n, n);
+    if (st || (st = cn_net_check_batch(m->net, n, 1)) ||
+        (st = cn_net_put_labels(m->net, labels, n)))
+        return st;
+    cn_net_put_input(m->net, x, n);
+    st = cn_model_train_step(m, n, lr, loss, NULL, fwd, bwd, update);
+    m->net->x_last = NULL;
+    m->state.global_step += st == CN_OK;
+    return st;
+}
+
+cn_status cn_model_step(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
+                        double *loss)
+{
+    return step_on(m, x, labels, n, lr, loss, NULL, NULL, NULL);
+}
+
+cn_status cn_model_profile(cn_model *m, const float *x, const int32_t *labels, size_t n,
+                           double *forward, double *backward, double *update)
+{
+    double loss;
+    return step_on(m, x, labels, n, m->opts.lr, &loss, forward, backward, update);
+}
