@@ -89,6 +89,10 @@ def build(text):
             layers.append(torch.nn.Sigmoid())
         elif kind == "tanh":
             layers.append(torch.nn.Tanh())
+        elif kind == "gelu":
+            layers.append(torch.nn.GELU(approximate="tanh"))
+        elif kind == "silu":
+            layers.append(torch.nn.SiLU())
         elif kind == "leaky":
             layers.append(torch.nn.LeakyReLU(float(kv.get("slope", 0.01))))
         elif kind == "avgpool":

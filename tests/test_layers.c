@@ -390,6 +390,37 @@ static void gradcheck_pooling_leaky_dropout(void)
                        &w));
 }
 
+/* GELU and SiLU on their own, after a fully connected layer, a convolution
+ * and batch normalisation. */
+static void gradcheck_gelu_silu(void)
+{
+    cn_gradcheck w;
+    CHECK(check_layers("[net]\nchannels=2\nheight=5\nwidth=5\nclasses=4\n"
+                       "[conv]\nfilters=3\nsize=3\n[gelu]\n[batchnorm]\n[silu]\n"
+                       "[fc]\noutputs=6\n[silu]\n[fc]\noutputs=4\n[gelu]\n[softmax]\n",
+                       &w));
+}
+
+/* Through a whole network, with dropout working in place over SiLU's
+ * output (not its input, which SiLU's backward reads). */
+static void gradcheck_whole_gelu_silu_net(void)
+{
+    check_whole_n("[net]\nchannels=2\nheight=6\nwidth=6\nclasses=3\n"
+                  "[conv]\nfilters=3\nsize=3\npad=1\n[gelu]\n[conv]\nfilters=4\nsize=3\n"
+                  "[batchnorm]\n[silu]\n[dropout]\nrate=0.2\n[fc]\noutputs=5\n[gelu]\n"
+                  "[fc]\noutputs=3\n[softmax]\n",
+                  4);
+}
+
+/* Two later layers read one output: their gradients meet before it. */
+static void gradcheck_whole_two_readers(void)
+{
+    check_whole("[net]\nchannels=2\nheight=5\nwidth=5\nclasses=3\n"
+                "[conv]\nname=c1\nfilters=3\nsize=3\npad=1\n[tanh]\n"
+                "[shortcut]\nfrom=c1\n[conv]\nfilters=3\nsize=3\npad=1\n"
+                "[shortcut]\nfrom=c1\n[fc]\noutputs=3\n[softmax]\n");
+}
+
 /* A residual block, from a convolution and from a relu, through a whole net. */
 static void gradcheck_whole_residual_net(void)
 {
@@ -517,6 +548,15 @@ static void bad_act_bwd(const cn_backend *be, cn_act a, float param, const float
     for (size_t i = 0; i < count; i++)
         dx[i] = y[i] >= 0 ? dy[i] : 0; /* relu' taken as 1 where y = 0 */
 }
+static void (*real_act_bwd)(const cn_backend *, cn_act, float, const float *, const float *,
+                            const float *, float *, size_t);
+static void bad_smooth_bwd(const cn_backend *be, cn_act a, float param, const float *x,
+                           const float *y, const float *dy, float *dx, size_t count)
+{
+    real_act_bwd(be, a, param, x, y, dy, dx, count);
+    for (size_t i = 0; i < count; i++)
+        dx[i] *= 0.95f; /* a derivative 5% off */
+}
 static void (*real_maxpool_bwd)(const cn_backend *, const cn_win *, const float *, const float *,
                                 size_t, float *);
 static void bad_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
@@ -571,6 +611,11 @@ static void patch_bias(cn_backend *be)
     be->bias_grad = bad_bias_grad;
 }
 static void patch_act(cn_backend *be) { be->act_bwd = bad_act_bwd; }
+static void patch_smooth(cn_backend *be)
+{
+    real_act_bwd = be->act_bwd;
+    be->act_bwd = bad_smooth_bwd;
+}
 static void patch_pool(cn_backend *be)
 {
     real_maxpool_bwd = be->maxpool_bwd;
@@ -598,6 +643,10 @@ static void gradcheck_catches_broken_backward(void)
     /* relu's kink: the wrong derivative at exactly y = 0 is taken for x < 0
      * as well, because y = max(0, x) = 0 there. */
     CHECK(detects(relu, 0, patch_act));
+    CHECK(detects("[net]\nchannels=1\nheight=1\nwidth=8\nclasses=8\n[gelu]\n[softmax]\n", 0,
+                  patch_smooth));
+    CHECK(detects("[net]\nchannels=1\nheight=1\nwidth=8\nclasses=8\n[silu]\n[softmax]\n", 0,
+                  patch_smooth));
     /* The whole-network check fails too when one layer's backward is wrong
      * (it judges gradient vectors, so a mistake in one coordinate is left to
      * the layer checks above; a missing channel is not). */
@@ -672,6 +721,9 @@ const th_test th_layers[] = {
     {"gradcheck/catches_broken_backward", gradcheck_catches_broken_backward},
     {"gradcheck/pooling_leaky_dropout", gradcheck_pooling_leaky_dropout},
     {"gradcheck/whole_residual_net", gradcheck_whole_residual_net},
+    {"gradcheck/gelu_silu", gradcheck_gelu_silu},
+    {"gradcheck/whole_gelu_silu_net", gradcheck_whole_gelu_silu_net},
+    {"gradcheck/whole_two_readers", gradcheck_whole_two_readers},
     {"layers/new_layers_by_hand", new_layers_by_hand},
     {"layers/dropout_masks", dropout_masks},
     {"layers/backward_accumulates", backward_accumulates},

@@ -208,10 +208,24 @@ static void residual_net_matches_pytorch(void)
                             "[avgpool]\nglobal=1\n[fc]\noutputs=10\n[softmax]\n"));
 }
 
+/* GELU (PyTorch's approximate='tanh') and SiLU, after convolutions, batch
+ * normalisation and a fully connected layer: neither works in place (their
+ * derivatives need their input). */
+static void gelu_silu_match_pytorch(void)
+{
+    CHECK(replay_in_pytorch("gelu_silu",
+                            "[net]\nchannels=2\nheight=10\nwidth=10\nclasses=10\n"
+                            "[train]\nlr=0.1\nmomentum=0.9\n"
+                            "[conv]\nfilters=6\nsize=3\npad=1\n[gelu]\n"
+                            "[conv]\nfilters=6\nsize=3\n[batchnorm]\n[silu]\n[maxpool]\n"
+                            "[fc]\noutputs=16\n[gelu]\n[fc]\noutputs=10\n[silu]\n[softmax]\n"));
+}
+
 const th_test th_torch[] = {
     {"torch/lenet_matches_pytorch", lenet_matches_pytorch},
     {"torch/batchnorm_net_matches_pytorch", batchnorm_net_matches_pytorch},
     {"torch/adam_matches_pytorch", adam_matches_pytorch},
     {"torch/residual_net_matches_pytorch", residual_net_matches_pytorch},
+    {"torch/gelu_silu_match_pytorch", gelu_silu_match_pytorch},
     {NULL, NULL},
 };

@@ -170,8 +170,10 @@ cn_status cn_backend_create(const cn_device *dev, cn_device *resolved, cn_backen
                        "CONVNET_ISA=%s names a kernel set this processor or build cannot run "
                        "(choose avx512, avx2 or portable)",
                        getenv("CONVNET_ISA") ? getenv("CONVNET_ISA") : "");
-    if (guard)
-        cn_guard_wrap(cpu);
+    if (guard && cn_guard_wrap(cpu)) {
+        cpu->base.destroy(&cpu->base);
+        return cn_fail(CN_ERR_NOMEM, "the guard backend could not reserve its address space");
+    }
     if (resolved)
         *resolved = (cn_device){cpu->base.name, 0, cpu->threads};
     *out = &cpu->base;

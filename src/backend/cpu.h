@@ -26,7 +26,7 @@ typedef struct cn_cpu {
     /* "guard" only: the kernels' own table, called between unlocking and
      * locking the memory (backend/guard.c). */
     cn_backend inner;
-    struct cn_guard_region *regions;
+    struct cn_guard_region *regions; /* the guard's memory */
 } cn_cpu;
 
 /* The CPU state of a backend made by cn_cpu_create. */
@@ -39,7 +39,8 @@ static inline const cn_cpu *cn_cpu_of(const cn_backend *be) { return (const cn_c
 int cn_cpu_create(int threads, const char *isa, cn_cpu **out);
 
 /* Makes cpu a "guard" backend: its memory is inaccessible except inside its
- * own operations (backend/guard.c). */
-void cn_guard_wrap(cn_cpu *cpu);
+ * own operations (backend/guard.c).  Returns 0, or -1 when no address space
+ * could be reserved. */
+int cn_guard_wrap(cn_cpu *cpu);
 
 #endif

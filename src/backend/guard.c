@@ -4,8 +4,8 @@
  * as they run.  Anything above the backend that reads or writes tensor
  * memory directly (instead of through upload, download and the operations)
  * then crashes at once with SIGSEGV, which is how the tests show that the
- * device seam holds without a GPU.  Slow (two system calls per block and
- * operation): for tests only. */
+ * device seam holds without a GPU.  Slower than the CPU backend (two
+ * system calls per operation): for tests. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "backend/cpu.h"
 #include "internal.h"
@@ -14,58 +14,103 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The guard's memory: one reserved range of address space, inaccessible
+ * but while an operation runs, handed out in whole pages (first fit among
+ * freed blocks, else at the top).  Opening and closing it is one mprotect
+ * of the range in use. */
+#define ARENA_BYTES ((size_t)16 << 30)
+
+typedef struct block {
+    size_t at, bytes; /* offset into the arena, whole pages */
+    int used;
+    struct block *next; /* in address order */
+} block;
+
 typedef struct cn_guard_region {
-    void *p;
-    size_t bytes;
-    struct cn_guard_region *next;
+    char *base;
+    size_t top, page; /* bytes in use from base; the page size */
+    block *blocks;
 } cn_guard_region;
 
 static void protect(const cn_backend *be, int prot)
 {
-    for (cn_guard_region *r = cn_cpu_of(be)->regions; r; r = r->next)
-        if (mprotect(r->p, r->bytes, prot) != 0)
-            abort(); /* only an address this file mapped can get here */
+    const cn_guard_region *g = cn_cpu_of(be)->regions;
+    if (g->top && mprotect(g->base, g->top, prot) != 0)
+        abort(); /* only a range this file mapped can get here */
 }
 static void open_all(const cn_backend *be) { protect(be, PROT_READ | PROT_WRITE); }
 static void close_all(const cn_backend *be) { protect(be, PROT_NONE); }
 
 static void *g_alloc(cn_backend *be, size_t bytes)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    size_t ps = page > 0 ? (size_t)page : 4096;
-    if (bytes > SIZE_MAX - ps)
+    cn_guard_region *g = ((cn_cpu *)be)->regions;
+    if (bytes > ARENA_BYTES)
         return NULL;
-    size_t len = bytes ? (bytes + ps - 1) / ps * ps : ps;
-    cn_guard_region *r = malloc(sizeof *r);
-    void *p = r ? mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
-    if (p == MAP_FAILED) {
-        free(r);
+    size_t len = bytes ? (bytes + g->page - 1) / g->page * g->page : g->page;
+    for (block *b = g->blocks; b; b = b->next)
+        if (!b->used && b->bytes >= len) {
+            if (b->bytes > len) { /* split: the rest stays free */
+                block *rest = malloc(sizeof *rest);
+                if (!rest)
+                    return NULL;
+                *rest = (block){b->at + len, b->bytes - len, 0, b->next};
+                b->bytes = len;
+                b->next = rest;
+            }
+            b->used = 1;
+            return g->base + b->at;
+        }
+    block *b = malloc(sizeof *b);
+    if (!b || g->top + len > ARENA_BYTES) {
+        free(b);
         return NULL;
     }
-    cn_cpu *cpu = (cn_cpu *)be;
-    *r = (cn_guard_region){p, len, cpu->regions};
-    cpu->regions = r;
-    return p;
+    *b = (block){g->top, len, 1, NULL};
+    block **end = &g->blocks;
+    while (*end)
+        end = &(*end)->next;
+    *end = b;
+    g->top += len;
+    return g->base + b->at;
 }
 
+/* Freed pages go back to zero (alloc's memory is zeroed) and merge with
+ * free neighbours. */
 static void g_free(cn_backend *be, void *p)
 {
-    cn_cpu *cpu = (cn_cpu *)be;
-    for (cn_guard_region **at = &cpu->regions; p && *at; at = &(*at)->next)
-        if ((*at)->p == p) {
-            cn_guard_region *r = *at;
-            *at = r->next;
-            munmap(r->p, r->bytes);
-            free(r);
-            return;
+    cn_guard_region *g = ((cn_cpu *)be)->regions;
+    block *prev = NULL;
+    for (block *b = g->blocks; p && b; prev = b, b = b->next) {
+        if (g->base + b->at != (char *)p)
+            continue;
+        madvise(g->base + b->at, b->bytes, MADV_DONTNEED);
+        b->used = 0;
+        if (b->next && !b->next->used) {
+            block *n = b->next;
+            b->bytes += n->bytes;
+            b->next = n->next;
+            free(n);
         }
+        if (prev && !prev->used) {
+            prev->bytes += b->bytes;
+            prev->next = b->next;
+            free(b);
+        }
+        return;
+    }
 }
 
 static void g_destroy(cn_backend *be)
 {
     cn_cpu *cpu = (cn_cpu *)be;
-    while (cpu->regions)
-        g_free(be, cpu->regions->p);
+    cn_guard_region *g = cpu->regions;
+    while (g->blocks) {
+        block *b = g->blocks;
+        g->blocks = b->next;
+        free(b);
+    }
+    munmap(g->base, ARENA_BYTES);
+    free(g);
     cpu->inner.destroy(be);
 }
 
@@ -168,8 +213,20 @@ static size_t g_count_nonfinite(const cn_backend *be, const float *x, size_t cou
     return bad;
 }
 
-void cn_guard_wrap(cn_cpu *cpu)
+int cn_guard_wrap(cn_cpu *cpu)
 {
+    cn_guard_region *g = calloc(1, sizeof *g);
+    void *base =
+        g ? mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+          : MAP_FAILED;
+    if (base == MAP_FAILED) {
+        free(g);
+        return -1;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    g->base = base;
+    g->page = page > 0 ? (size_t)page : 4096;
+    cpu->regions = g;
     cn_backend *be = &cpu->base;
     cpu->inner = *be;
     be->name = "guard";
@@ -205,4 +262,5 @@ void cn_guard_wrap(cn_cpu *cpu)
     be->sgd = g_sgd;
     be->adam = g_adam;
     be->count_nonfinite = g_count_nonfinite;
+    return 0;
 }
