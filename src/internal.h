@@ -276,6 +276,17 @@ void cn_optim_free(cn_optim *o);
 void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
                    uint64_t t, float *params, const float *grads, size_t n);
 
+/* The recipe as a model file keeps it (metadata convnet.train): one JSON
+ * object, unformatted, its keys in a fixed order.  NULL when out of memory;
+ * free with cJSON_free. */
+char *cn_train_opts_json(const cn_train_opts *o);
+/* Reads that JSON over o, which holds the recipe of the file's description:
+ * keys added after the first files were written may be missing (lr_warmup is
+ * then 0.25; optimizer, beta2, eps, shift and flip keep o's values).
+ * Errors: CN_ERR_FORMAT "path: the training recipe (convnet.train) is
+ * damaged". */
+cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o);
+
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
  * passes of train samples. */
 cn_status cn_model_plan(cn_model *m, size_t n, size_t train);

@@ -169,7 +169,7 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n)
 
 /* ------------------------------------------------------------------ save */
 
-static char *opts_json(const cn_train_opts *o)
+char *cn_train_opts_json(const cn_train_opts *o)
 {
     cJSON *j = cJSON_CreateObject();
     if (!j)
@@ -220,7 +220,7 @@ cn_status cn_model_save(const cn_model *m, const char *path)
     size_t n = 0;
     file_tensor *ft = file_tensors(m, &n);
     cn_st_tensor *t = calloc(n ? n : 1, sizeof *t);
-    char *opts = opts_json(&m->opts), *state = state_json(m);
+    char *opts = cn_train_opts_json(&m->opts), *state = state_json(m);
     cn_status st = CN_OK;
     if (!ft || !t || !opts || !state) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -266,7 +266,7 @@ static int json_num(const cJSON *obj, const char *key, double *v)
     return 1;
 }
 
-static cn_status read_opts(const char *path, const char *text, cn_train_opts *o)
+cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o)
 {
     cJSON *j = cJSON_Parse(text);
     double v[8];
@@ -364,7 +364,7 @@ cn_status cn_model_load(const char *path, int threads, cn_model **out)
     cn_train_opts opts;
     cn_spec_train_opts(spec, &opts);
     const char *otext = cn_st_meta(&f, "convnet.train");
-    if (otext && (st = read_opts(path, otext, &opts)))
+    if (otext && (st = cn_train_opts_read_json(path, otext, &opts)))
         goto done;
     /* The weights the description needs must be in the file: a few bytes of
      * description must not make the net allocate gigabytes for them. */
