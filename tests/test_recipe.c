@@ -153,6 +153,12 @@ static void refuses_damaged_recipes(void)
         "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
         "\"const\","
         "\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"flip\":2}",
+        /* whole numbers that are not whole */
+        "{\"epochs\":2.5,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,"
+        "\"lr_policy\":\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\","
+        "\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"flip\":0.5}",
     };
     for (size_t i = 0; i < sizeof damaged / sizeof damaged[0]; i++) {
         cn_train_opts o;
