@@ -61,6 +61,11 @@ int cli_double(const char *s, double min, double max, double *out);
  * after the usage message. */
 int cli_threads(const char *cmd, const char *v, long *threads);
 
+/* Prints text on f from column col, breaking lines between words at each
+ * '\n' and before a word would pass column width (0: only at '\n'); the
+ * lines after the first start at column indent.  Ends the last line. */
+void cli_wrap(FILE *f, const char *text, int col, int indent, int width);
+
 /* Data directory: --data, else $CONVNET_DATA, else data/mnist. */
 const char *cli_data_dir(const char *opt);
 

@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char help[] =
+/* The help: this, the recipe's options (from the library's table of recipe
+ * keys), then help_rest. */
+static const char help_head[] =
     "usage: convnet train [MODEL.cfg] [options]\n"
     "\n"
     "Trains the network that MODEL.cfg describes (the default MNIST network when\n"
@@ -20,22 +22,9 @@ static const char help[] =
     "CIFAR-10's binary batches): the last 10 000 images for validation, the others\n"
     "for training.  The recipe comes from the [train] section; these options\n"
     "override it:\n"
-    "\n"
-    "  --epochs N       total number of epochs (with --resume: train up to N)\n"
-    "  --batch N        minibatch size\n"
-    "  --lr X           initial learning rate\n"
-    "  --momentum X     mu in m = mu*m + (1-mu)*g\n"
-    "  --decay X        weight decay lambda in theta -= lr*(m + lambda*theta)\n"
-    "  --lr-policy P    const, step (lr * gamma every --lr-step epochs), onecycle\n"
-    "                   (up from lr/10 over the warm-up, then down to lr/1000) or\n"
-    "                   cosine (warm-up, then half a cosine down to 0)\n"
-    "  --lr-warmup F    fraction of training that warms up (onecycle, cosine)\n"
-    "  --lr-step N      epochs between learning-rate steps\n"
-    "  --lr-gamma X     factor of each learning-rate step\n"
-    "  --optimizer O    sgd (the lecture's), adam or adamw (beta1 is --momentum)\n"
-    "  --shift N        augmentation: shift each image by up to N pixels each way\n"
-    "  --flip 0|1       augmentation: mirror half the images left-right\n"
-    "  --seed N         seed of weight initialisation and shuffling\n"
+    "\n";
+
+static const char help_rest[] =
     "  --threads N      worker threads (default: one per core)\n"
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --val N          images kept for validation (default 10000; 0 for none)\n"
@@ -60,6 +49,21 @@ static const char help[] =
     "become NaN or infinite stop training (status 1) without overwriting the last\n"
     "good model file.  The same seed and thread count give the same model, bit for\n"
     "bit.\n";
+
+static void print_help(void)
+{
+    fputs(help_head, stdout);
+    for (size_t i = 0; i < cn_train_key_count(); i++) {
+        const cn_train_key *k = cn_train_key_at(i);
+        if (!k->option)
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "--%s %s", k->option, k->arg);
+        printf("  %-16s ", name);
+        cli_wrap(stdout, k->help, 19, 19, 79);
+    }
+    fputs(help_rest, stdout);
+}
 
 static volatile int stop_flag; /* the signal that asked training to stop */
 
@@ -207,39 +211,28 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
     return st;
 }
 
-/* Command-line values of the recipe; 0 or -1: not given. */
-typedef struct overrides {
-    long epochs, batch, policy, lr_step;
-    double lr, momentum, decay, gamma, warmup;
-    long optimizer, shift, flip;
-} overrides;
+/* The recipe options train takes: at most this many. */
+#define MAX_RECIPE 32
 
-static void apply(const overrides *v, cn_train_opts *o)
+/* Sets in o the recipe's keys given on the command line: given[i] is the
+ * text of key i, or NULL.  The texts were checked when they were read. */
+static cn_status apply(const char *const *given, cn_train_opts *o)
 {
-    if (v->epochs)
-        o->epochs = (int)v->epochs;
-    if (v->batch)
-        o->batch = (int)v->batch;
-    if (v->policy >= 0)
-        o->policy = (cn_lr_policy)v->policy;
-    if (v->lr_step)
-        o->lr_step = (int)v->lr_step;
-    if (v->lr > 0)
-        o->lr = v->lr;
-    if (v->momentum >= 0)
-        o->momentum = v->momentum;
-    if (v->decay >= 0)
-        o->decay = v->decay;
-    if (v->gamma > 0)
-        o->lr_gamma = v->gamma;
-    if (v->warmup >= 0)
-        o->lr_warmup = v->warmup;
-    if (v->optimizer >= 0)
-        o->optimizer = (cn_optimizer)v->optimizer;
-    if (v->shift >= 0)
-        o->shift = (int)v->shift;
-    if (v->flip >= 0)
-        o->flip = (int)v->flip;
+    for (size_t i = 0; i < cn_train_key_count(); i++) {
+        cn_status st = given[i] ? cn_train_opts_set(o, cn_train_key_at(i)->name, given[i]) : CN_OK;
+        if (st)
+            return st;
+    }
+    return CN_OK;
+}
+
+/* The text given for the recipe's key name, or NULL. */
+static const char *given_for(const char *const *given, const char *name)
+{
+    for (size_t i = 0; i < cn_train_key_count(); i++)
+        if (strcmp(cn_train_key_at(i)->name, name) == 0)
+            return given[i];
+    return NULL;
 }
 
 /* "dir/name.cfg" -> "name" + ext, in the current directory. */
@@ -262,17 +255,7 @@ static char *derived_name(const char *path, const char *ext)
 int cmd_train(int argc, char **argv)
 {
     enum {
-        O_EPOCHS = 256,
-        O_BATCH,
-        O_LR,
-        O_MOM,
-        O_DECAY,
-        O_POLICY,
-        O_STEP,
-        O_GAMMA,
-        O_WARMUP,
-        O_SEED,
-        O_THREADS,
+        O_THREADS = 1,
         O_DATA,
         O_VAL,
         O_LOG,
@@ -282,24 +265,12 @@ int cmd_train(int argc, char **argv)
         O_TEST_EVERY,
         O_STOP_AT,
         O_LOG_EVERY,
-        O_OPTIMIZER,
-        O_SHIFT,
-        O_FLIP,
         O_VERBOSE,
         O_LIMIT,
-        O_HELP
+        O_HELP,
+        O_RECIPE = 256 /* + the index of a recipe key */
     };
-    static const cli_opt opts[] = {
-        {"epochs", 1, O_EPOCHS},
-        {"batch", 1, O_BATCH},
-        {"lr", 1, O_LR},
-        {"seed", 1, O_SEED},
-        {"momentum", 1, O_MOM},
-        {"decay", 1, O_DECAY},
-        {"lr-policy", 1, O_POLICY},
-        {"lr-step", 1, O_STEP},
-        {"lr-gamma", 1, O_GAMMA},
-        {"lr-warmup", 1, O_WARMUP},
+    static const cli_opt fixed[] = {
         {"threads", 1, O_THREADS},
         {"data", 1, O_DATA},
         {"val", 1, O_VAL},
@@ -312,15 +283,23 @@ int cmd_train(int argc, char **argv)
         {"test-every", 1, O_TEST_EVERY},
         {"stop-at", 1, O_STOP_AT},
         {"log-every", 1, O_LOG_EVERY},
-        {"optimizer", 1, O_OPTIMIZER},
-        {"shift", 1, O_SHIFT},
-        {"flip", 1, O_FLIP},
         {"help", 0, O_HELP},
         {"h", 0, O_HELP},
         {NULL, 0, 0},
     };
-    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1, -1, -1, -1};
-    long seed = -1, threads = 0, val_n = 10000, limit = 0;
+    /* The recipe's options, then the others. */
+    cli_opt opts[MAX_RECIPE + sizeof fixed / sizeof fixed[0]];
+    size_t n_opts = 0;
+    if (cn_train_key_count() > MAX_RECIPE)
+        return cli_error("the recipe has %zu keys; train takes at most %d", cn_train_key_count(),
+                         MAX_RECIPE);
+    for (size_t i = 0; i < cn_train_key_count(); i++)
+        if (cn_train_key_at(i)->option)
+            opts[n_opts++] = (cli_opt){cn_train_key_at(i)->option, 1, O_RECIPE + (int)i};
+    memcpy(opts + n_opts, fixed, sizeof fixed);
+
+    const char *given[MAX_RECIPE] = {NULL}; /* the recipe's values given */
+    long threads = 0, val_n = 10000, limit = 0;
     double test_every = 0, stop_at = 0, log_every = 0.1;
     const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
     const char *v;
@@ -334,54 +313,6 @@ int cmd_train(int argc, char **argv)
             if (cfg)
                 return cli_usage("train", "takes one model description, got '%s' and '%s'", cfg, v);
             cfg = v;
-            break;
-        case O_EPOCHS:
-            if (!cli_int(v, 1, 1000000, &ov.epochs))
-                return cli_usage("train",
-                                 "--epochs takes a whole number from 1 to 1000000, not '%s'", v);
-            break;
-        case O_BATCH:
-            if (!cli_int(v, 1, 65536, &ov.batch))
-                return cli_usage("train", "--batch takes a whole number from 1 to 65536, not '%s'",
-                                 v);
-            break;
-        case O_LR:
-            if (!cli_double(v, 1e-12, 100, &ov.lr))
-                return cli_usage("train", "--lr takes a number above 0 and at most 100, not '%s'",
-                                 v);
-            break;
-        case O_MOM:
-            if (!cli_double(v, 0, 0.9999, &ov.momentum))
-                return cli_usage("train", "--momentum takes a number from 0 to 0.9999, not '%s'",
-                                 v);
-            break;
-        case O_DECAY:
-            if (!cli_double(v, 0, 1, &ov.decay))
-                return cli_usage("train", "--decay takes a number from 0 to 1, not '%s'", v);
-            break;
-        case O_POLICY:
-            if ((ov.policy = cn_lr_policy_by_name(v)) < 0)
-                return cli_usage("train",
-                                 "--lr-policy is const, step, onecycle or cosine, not '%s'", v);
-            break;
-        case O_STEP:
-            if (!cli_int(v, 1, 1000000, &ov.lr_step))
-                return cli_usage("train",
-                                 "--lr-step takes a whole number from 1 to 1000000, not '%s'", v);
-            break;
-        case O_GAMMA:
-            if (!cli_double(v, 1e-6, 1, &ov.gamma))
-                return cli_usage("train",
-                                 "--lr-gamma takes a number above 0 and at most 1, not '%s'", v);
-            break;
-        case O_WARMUP:
-            if (!cli_double(v, 0, 0.99, &ov.warmup))
-                return cli_usage("train", "--lr-warmup takes a fraction from 0 to 0.99, not '%s'",
-                                 v);
-            break;
-        case O_SEED:
-            if (!cli_int(v, 0, 9007199254740991L, &seed))
-                return cli_usage("train", "--seed takes a whole number >= 0, not '%s'", v);
             break;
         case O_THREADS:
             if (cli_threads("train", v, &threads))
@@ -401,21 +332,6 @@ int cmd_train(int argc, char **argv)
         case O_RESUME: resume = v; break;
         case O_QUIET: quiet = 1; break;
         case O_VERBOSE: verbose = 1; break;
-        case O_OPTIMIZER:
-            if ((ov.optimizer = cn_optimizer_by_name(v)) < 0)
-                return cli_usage("train", "--optimizer is sgd, adam or adamw, not '%s'", v);
-            break;
-        case O_SHIFT:
-            if (!cli_int(v, 0, 64, &ov.shift))
-                return cli_usage("train",
-                                 "--shift takes a whole number of pixels from 0 to 64, "
-                                 "not '%s'",
-                                 v);
-            break;
-        case O_FLIP:
-            if (!cli_int(v, 0, 1, &ov.flip))
-                return cli_usage("train", "--flip is 0 or 1, not '%s'", v);
-            break;
         case O_LOG_EVERY:
             if (!cli_double(v, 1e-4, 1, &log_every))
                 return cli_usage("train",
@@ -431,7 +347,16 @@ int cmd_train(int argc, char **argv)
                 return cli_usage("train",
                                  "--stop-at takes an accuracy above 0 and at most 1, not '%s'", v);
             break;
-        case O_HELP: fputs(help, stdout); return 0;
+        case O_HELP: print_help(); return 0;
+        default: { /* a recipe option: checked now, set once the recipe is known */
+            size_t i = (size_t)(c - O_RECIPE);
+            cn_train_opts check;
+            cn_train_opts_defaults(&check);
+            if (cn_train_opts_set(&check, cn_train_key_at(i)->option, v))
+                return cli_usage("train", "--%s", cn_last_error());
+            given[i] = v;
+            break;
+        }
         }
     }
     if (cfg && resume)
@@ -446,15 +371,19 @@ int cmd_train(int argc, char **argv)
     if (resume) {
         if ((st = cn_model_load(resume, (int)threads, &model)))
             return cli_lib_error();
-        cn_train_opts *o = cn_model_opts(model);
+        cn_train_opts *o = cn_model_opts(model), want = *o;
+        if ((st = apply(given, &want))) {
+            cn_model_free(model);
+            return cli_lib_error();
+        }
         /* The messages are printed before the model (and o with it) is freed. */
-        if (ov.batch && ov.batch != o->batch && cn_model_state(model)->step != 0) {
+        if (want.batch != o->batch && cn_model_state(model)->step != 0) {
             cli_usage("train", "%s stopped inside an epoch: resume it with its batch size %d",
                       resume, o->batch);
             cn_model_free(model);
             return EXIT_USAGE;
         }
-        if (ov.optimizer >= 0 && ov.optimizer != (long)o->optimizer) {
+        if (want.optimizer != o->optimizer) {
             cli_usage("train",
                       "--optimizer cannot change when resuming: %s keeps the "
                       "state of %s",
@@ -462,8 +391,8 @@ int cmd_train(int argc, char **argv)
             cn_model_free(model);
             return EXIT_USAGE;
         }
-        apply(&ov, o);
-        if (seed >= 0) {
+        *o = want;
+        if (given_for(given, "seed")) {
             cn_model_free(model);
             return cli_usage("train", "--seed cannot change when resuming: the run keeps its own");
         }
@@ -474,10 +403,9 @@ int cmd_train(int argc, char **argv)
             return cli_lib_error();
         cn_train_opts o;
         cn_spec_train_opts(spec, &o);
-        apply(&ov, &o);
-        if (seed >= 0)
-            o.seed = (uint64_t)seed;
-        st = cn_model_create(spec, &o, (int)threads, &model);
+        st = apply(given, &o);
+        if (!st)
+            st = cn_model_create(spec, &o, (int)threads, &model);
         cn_spec_free(spec);
         if (st)
             return cli_lib_error();
