@@ -177,10 +177,12 @@ void cn_recipe_section_keys(cn_key keys[CN_RECIPE_KEYS])
 {
     for (size_t i = 0; i < CN_RECIPE_KEYS; i++) {
         const cn_train_key *k = &recipe[i].key;
-        keys[i] = (cn_key){k->name,   k->type == CN_TRAIN_NUMBER ? CN_KEY_NUMBER : CN_KEY_INT,
-                           k->min,    k->max,
-                           k->def,    0,
-                           k->choices};
+        keys[i] = (cn_key){.name = k->name,
+                           .type = k->type == CN_TRAIN_NUMBER ? CN_KEY_NUMBER : CN_KEY_INT,
+                           .min = k->min,
+                           .max = k->max,
+                           .def = k->def,
+                           .choices = k->choices};
     }
 }
 
