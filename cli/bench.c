@@ -154,11 +154,14 @@ int cmd_bench(int argc, char **argv)
                 return cli_usage("bench", "takes one model, got '%s' and '%s'", path, v);
             path = v;
             break;
-        case O_BATCH:
-            if (!cli_int(v, 1, 65536, &batch))
-                return cli_usage("bench", "--batch takes a whole number from 1 to 65536, not '%s'",
-                                 v);
+        case O_BATCH: { /* as the recipe's batch: the same range and words */
+            cn_train_opts o;
+            cn_train_opts_defaults(&o);
+            if (cn_train_opts_set(&o, "batch", v))
+                return cli_usage("bench", "--%s", cn_last_error());
+            batch = o.batch;
             break;
+        }
         case O_THREADS:
             if (cli_threads("bench", v, &threads))
                 return EXIT_USAGE;

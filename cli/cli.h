@@ -64,6 +64,11 @@ int cli_threads(const char *cmd, const char *v, long *threads);
 /* Where the command's network runs: the CPU with that many threads. */
 cn_device cli_device(long threads);
 
+/* Prints text on f from column col, breaking lines between words at each
+ * '\n' and before a word would pass column width (0: only at '\n'); the
+ * lines after the first start at column indent.  Ends the last line. */
+void cli_wrap(FILE *f, const char *text, int col, int indent, int width);
+
 /* Data directory: --data, else $CONVNET_DATA, else data/mnist. */
 const char *cli_data_dir(const char *opt);
 

@@ -61,6 +61,34 @@ int cli_threads(const char *cmd, const char *v, long *threads)
     return cli_usage(cmd, "--threads takes a whole number from 0 to 1024, not '%s'", v);
 }
 
+void cli_wrap(FILE *f, const char *text, int col, int indent, int width)
+{
+    int line_start = 1;
+    for (const char *p = text; *p;) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        size_t n = strcspn(p, " \n");
+        if (*p == '\n' || (!line_start && width > 0 && col + 1 + (int)n > width)) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+            line_start = 1;
+            p += *p == '\n';
+            continue;
+        }
+        if (!line_start) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, n, f);
+        col += (int)n;
+        p += n;
+        line_start = 0;
+    }
+    fputc('\n', f);
+}
+
 const char *cli_data_dir(const char *opt)
 {
     if (opt)

@@ -8,31 +8,67 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: convnet COMMAND [ARGS]\n"
-    "\n"
-    "Define, train, evaluate and explain convolutional networks.\n"
-    "\n"
-    "commands:\n"
-    "  train [MODEL.cfg]      train a network (the default MNIST network if none is given)\n"
-    "  eval MODEL_FILE        test accuracy, loss, per-class accuracy and confusion matrix\n"
-    "  info MODEL.cfg|FILE    layers with their output shapes, parameters and multiply-adds\n"
-    "  gradcheck MODEL.cfg    check every layer's backward pass against central differences\n"
-    "  bench [MODEL.cfg]      time a training step layer by layer, and inference\n"
-    "  predict MODEL_FILE IMAGE...\n"
-    "                         classify image files (PNG, JPEG, BMP, PGM, ...)\n"
-    "  viz MODEL_FILE --out DIR\n"
-    "                         pictures: filters, feature maps, the images that excite\n"
-    "                         each channel most, the confusion matrix\n"
-    "  plot LOG.csv -o FILE.png\n"
-    "                         training curves from the log that train writes\n"
-    "  report MODEL_FILE -o FILE.html\n"
-    "                         one self-contained page: summary, curves, confusion\n"
-    "                         matrix, filters, worst mistakes\n"
-    "  export --out DIR       data set images as PNG files\n"
+/* A subcommand: its name, what it takes and what it does, as the usage
+ * lists them ('\n' breaks the summary's line), and its function. */
+typedef struct command {
+    const char *name, *args;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", "[MODEL.cfg]", cmd_train,
+     "train a network (the default MNIST network if none is given)"},
+    {"eval", "MODEL_FILE", cmd_eval,
+     "test accuracy, loss, per-class accuracy and confusion matrix"},
+    {"info", "MODEL.cfg|FILE", cmd_info,
+     "layers with their output shapes, parameters and multiply-adds"},
+    {"gradcheck", "MODEL.cfg", cmd_gradcheck,
+     "check every layer's backward pass against central differences"},
+    {"bench", "[MODEL.cfg]", cmd_bench, "time a training step layer by layer, and inference"},
+    {"predict", "MODEL_FILE IMAGE...", cmd_predict,
+     "classify image files (PNG, JPEG, BMP, PGM, ...)"},
+    {"viz", "MODEL_FILE --out DIR", cmd_viz,
+     "pictures: filters, feature maps, the images that excite\n"
+     "each channel most, the confusion matrix"},
+    {"plot", "LOG.csv -o FILE.png", cmd_plot, "training curves from the log that train writes"},
+    {"report", "MODEL_FILE -o FILE.html", cmd_report,
+     "one self-contained page: summary, curves, confusion\n"
+     "matrix, filters, worst mistakes"},
+    {"export", "--out DIR", cmd_export, "data set images as PNG files"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* The usage: this, the commands, then usage_end. */
+static const char usage_head[] = "usage: convnet COMMAND [ARGS]\n"
+                                 "\n"
+                                 "Define, train, evaluate and explain convolutional networks.\n"
+                                 "\n"
+                                 "commands:\n";
+
+static const char usage_end[] =
     "\n"
     "'convnet COMMAND --help' describes a command.  Model descriptions are text files\n"
     "(see models/*.cfg); model files are safetensors written by 'convnet train'.\n";
+
+/* Summaries start in this column; a command whose name and arguments do not
+ * leave a space before it has its summary on the next line. */
+#define SUMMARY_COL 25
+
+static void print_usage(FILE *f)
+{
+    fputs(usage_head, f);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        char synopsis[64];
+        int n = snprintf(synopsis, sizeof synopsis, "%s %s", commands[i].name, commands[i].args);
+        if (2 + n < SUMMARY_COL)
+            fprintf(f, "  %-*s", SUMMARY_COL - 2, synopsis);
+        else
+            fprintf(f, "  %s\n%*s", synopsis, SUMMARY_COL, "");
+        cli_wrap(f, commands[i].summary, SUMMARY_COL, SUMMARY_COL, 0);
+    }
+    fputs(usage_end, f);
+}
 
 /* $CONVNET_MAX_MEMORY (a size such as 512M or 4G): the most memory a network
  * may plan, instead of the machine's.  0, or EXIT_USAGE with a message. */
@@ -63,7 +99,7 @@ int main(int argc, char **argv)
     if (memory_limit_from_env())
         return EXIT_USAGE;
     if (argc < 2) {
-        fputs(usage, stderr);
+        print_usage(stderr);
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
@@ -71,7 +107,7 @@ int main(int argc, char **argv)
     char *help_args[] = {argv[argc > 2 ? 2 : 1], help_flag, NULL};
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         if (argc < 3 || strcmp(cmd, "help") != 0) {
-            fputs(usage, stdout);
+            print_usage(stdout);
             return 0;
         }
         cmd = argv[2]; /* convnet help CMD = convnet CMD --help */
@@ -85,26 +121,10 @@ int main(int argc, char **argv)
         printf("convnet %s\n", CN_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "train"))
-        return cmd_train(argc, argv);
-    if (!strcmp(cmd, "eval"))
-        return cmd_eval(argc, argv);
-    if (!strcmp(cmd, "info"))
-        return cmd_info(argc, argv);
-    if (!strcmp(cmd, "gradcheck"))
-        return cmd_gradcheck(argc, argv);
-    if (!strcmp(cmd, "bench"))
-        return cmd_bench(argc, argv);
-    if (!strcmp(cmd, "predict"))
-        return cmd_predict(argc, argv);
-    if (!strcmp(cmd, "viz"))
-        return cmd_viz(argc, argv);
-    if (!strcmp(cmd, "plot"))
-        return cmd_plot(argc, argv);
-    if (!strcmp(cmd, "report"))
-        return cmd_report(argc, argv);
-    if (!strcmp(cmd, "export"))
-        return cmd_export(argc, argv);
-    fprintf(stderr, "convnet: '%s' is not a command\n\n%s", cmd, usage);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc, argv);
+    fprintf(stderr, "convnet: '%s' is not a command\n\n", cmd);
+    print_usage(stderr);
     return EXIT_USAGE;
 }

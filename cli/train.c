@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char help[] =
+/* The help: this, the recipe's options (from the library's table of recipe
+ * keys), then help_rest. */
+static const char help_head[] =
     "usage: convnet train [MODEL.cfg] [options]\n"
     "\n"
     "Trains the network that MODEL.cfg describes (the default MNIST network when\n"
@@ -20,22 +22,9 @@ static const char help[] =
     "CIFAR-10's binary batches): the last 10 000 images for validation, the others\n"
     "for training.  The recipe comes from the [train] section; these options\n"
     "override it:\n"
-    "\n"
-    "  --epochs N       total number of epochs (with --resume: train up to N)\n"
-    "  --batch N        minibatch size\n"
-    "  --lr X           initial learning rate\n"
-    "  --momentum X     mu in m = mu*m + (1-mu)*g\n"
-    "  --decay X        weight decay lambda in theta -= lr*(m + lambda*theta)\n"
-    "  --lr-policy P    const, step (lr * gamma every --lr-step epochs), onecycle\n"
-    "                   (up from lr/10 over the warm-up, then down to lr/1000) or\n"
-    "                   cosine (warm-up, then half a cosine down to 0)\n"
-    "  --lr-warmup F    fraction of training that warms up (onecycle, cosine)\n"
-    "  --lr-step N      epochs between learning-rate steps\n"
-    "  --lr-gamma X     factor of each learning-rate step\n"
-    "  --optimizer O    sgd (the lecture's), adam or adamw (beta1 is --momentum)\n"
-    "  --shift N        augmentation: shift each image by up to N pixels each way\n"
-    "  --flip 0|1       augmentation: mirror half the images left-right\n"
-    "  --seed N         seed of weight initialisation and shuffling\n"
+    "\n";
+
+static const char help_rest[] =
     "  --threads N      worker threads (default: one per core)\n"
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --val N          images kept for validation (default 10000; 0 for none)\n"
@@ -60,6 +49,21 @@ static const char help[] =
     "become NaN or infinite stop training (status 1) without overwriting the last\n"
     "good model file.  The same seed and thread count give the same model, bit for\n"
     "bit.\n";
+
+static void print_help(void)
+{
+    fputs(help_head, stdout);
+    for (size_t i = 0; i < cn_train_key_count(); i++) {
+        const cn_train_key *k = cn_train_key_at(i);
+        if (!k->option)
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "--%s %s", k->option, k->arg);
+        printf("  %-16s ", name);
+        cli_wrap(stdout, k->help, 19, 19, 79);
+    }
+    fputs(help_rest, stdout);
+}
 
 static volatile int stop_flag; /* the signal that asked training to stop */
 
@@ -207,39 +211,28 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
     return st;
 }
 
-/* Command-line values of the recipe; 0 or -1: not given. */
-typedef struct overrides {
-    long epochs, batch, policy, lr_step;
-    double lr, momentum, decay, gamma, warmup;
-    long optimizer, shift, flip;
-} overrides;
+/* The recipe options train takes: at most this many. */
+#define MAX_RECIPE 32
 
-static void apply(const overrides *v, cn_train_opts *o)
+/* Sets in o the recipe's keys given on the command line: given[i] is the
+ * text of key i, or NULL.  The texts were checked when they were read. */
+static cn_status apply(const char *const *given, cn_train_opts *o)
 {
-    if (v->epochs)
-        o->epochs = (int)v->epochs;
-    if (v->batch)
-        o->batch = (int)v->batch;
-    if (v->policy >= 0)
-        o->policy = (cn_lr_policy)v->policy;
-    if (v->lr_step)
-        o->lr_step = (int)v->lr_step;
-    if (v->lr > 0)
-        o->lr = v->lr;
-    if (v->momentum >= 0)
-        o->momentum = v->momentum;
-    if (v->decay >= 0)
-        o->decay = v->decay;
-    if (v->gamma > 0)
-        o->lr_gamma = v->gamma;
-    if (v->warmup >= 0)
-        o->lr_warmup = v->warmup;
-    if (v->optimizer >= 0)
-        o->optimizer = (cn_optimizer)v->optimizer;
-    if (v->shift >= 0)
-        o->shift = (int)v->shift;
-    if (v->flip >= 0)
-        o->flip = (int)v->flip;
+    for (size_t i = 0; i < cn_train_key_count(); i++) {
+        cn_status st = given[i] ? cn_train_opts_set(o, cn_train_key_at(i)->name, given[i]) : CN_OK;
+        if (st)
+            return st;
+    }
+    return CN_OK;
+}
+
+/* The text given for the recipe's key name, or NULL. */
+static const char *given_for(const char *const *given, const char *name)
+{
+    for (size_t i = 0; i < cn_train_key_count(); i++)
+        if (strcmp(cn_train_key_at(i)->name, name) == 0)
+            return given[i];
+    return NULL;
 }
 
 /* "dir/name.cfg" -> "name" + ext, in the current directory. */
@@ -259,20 +252,24 @@ static char *derived_name(const char *path, const char *ext)
     return out;
 }
 
-int cmd_train(int argc, char **argv)
+/* What the command line asked for. */
+typedef struct args {
+    const char *cfg, *resume, *data, *out, *log;
+    const char *recipe[MAX_RECIPE]; /* the text given for recipe key i, or NULL */
+    long threads, val, limit;
+    double test_every, stop_at, log_every;
+    int quiet, verbose;
+} args;
+
+/* parse_args: go on with the training. */
+enum { GO_ON = -1 };
+
+/* Reads the command line into a: GO_ON, or the exit status (after the help
+ * or a usage message). */
+static int parse_args(int argc, char **argv, args *a)
 {
     enum {
-        O_EPOCHS = 256,
-        O_BATCH,
-        O_LR,
-        O_MOM,
-        O_DECAY,
-        O_POLICY,
-        O_STEP,
-        O_GAMMA,
-        O_WARMUP,
-        O_SEED,
-        O_THREADS,
+        O_THREADS = 1,
         O_DATA,
         O_VAL,
         O_LOG,
@@ -282,24 +279,12 @@ int cmd_train(int argc, char **argv)
         O_TEST_EVERY,
         O_STOP_AT,
         O_LOG_EVERY,
-        O_OPTIMIZER,
-        O_SHIFT,
-        O_FLIP,
         O_VERBOSE,
         O_LIMIT,
-        O_HELP
+        O_HELP,
+        O_RECIPE = 256 /* + the index of a recipe key */
     };
-    static const cli_opt opts[] = {
-        {"epochs", 1, O_EPOCHS},
-        {"batch", 1, O_BATCH},
-        {"lr", 1, O_LR},
-        {"seed", 1, O_SEED},
-        {"momentum", 1, O_MOM},
-        {"decay", 1, O_DECAY},
-        {"lr-policy", 1, O_POLICY},
-        {"lr-step", 1, O_STEP},
-        {"lr-gamma", 1, O_GAMMA},
-        {"lr-warmup", 1, O_WARMUP},
+    static const cli_opt fixed[] = {
         {"threads", 1, O_THREADS},
         {"data", 1, O_DATA},
         {"val", 1, O_VAL},
@@ -312,342 +297,365 @@ int cmd_train(int argc, char **argv)
         {"test-every", 1, O_TEST_EVERY},
         {"stop-at", 1, O_STOP_AT},
         {"log-every", 1, O_LOG_EVERY},
-        {"optimizer", 1, O_OPTIMIZER},
-        {"shift", 1, O_SHIFT},
-        {"flip", 1, O_FLIP},
         {"help", 0, O_HELP},
         {"h", 0, O_HELP},
         {NULL, 0, 0},
     };
-    overrides ov = {0, 0, -1, 0, 0, -1, -1, 0, -1, -1, -1, -1};
-    long seed = -1, threads = 0, val_n = 10000, limit = 0;
-    double test_every = 0, stop_at = 0, log_every = 0.1;
-    const char *data_opt = NULL, *out_opt = NULL, *log_opt = NULL, *resume = NULL, *cfg = NULL;
+    /* The recipe's options, then the others. */
+    cli_opt opts[MAX_RECIPE + sizeof fixed / sizeof fixed[0]];
+    size_t n_opts = 0;
+    if (cn_train_key_count() > MAX_RECIPE)
+        return cli_error("the recipe has %zu keys; train takes at most %d", cn_train_key_count(),
+                         MAX_RECIPE);
+    for (size_t i = 0; i < cn_train_key_count(); i++)
+        if (cn_train_key_at(i)->option)
+            opts[n_opts++] = (cli_opt){cn_train_key_at(i)->option, 1, O_RECIPE + (int)i};
+    memcpy(opts + n_opts, fixed, sizeof fixed);
+
+    *a = (args){.val = 10000, .log_every = 0.1};
     const char *v;
-    int quiet = 0, verbose = 0, c;
+    int c;
     cli_iter it;
     cli_begin(&it, "train", argc, argv);
     while ((c = cli_next(&it, opts, &v)) != CLI_END) {
         switch (c) {
         case CLI_ERROR: return EXIT_USAGE;
         case CLI_POSITIONAL:
-            if (cfg)
-                return cli_usage("train", "takes one model description, got '%s' and '%s'", cfg, v);
-            cfg = v;
-            break;
-        case O_EPOCHS:
-            if (!cli_int(v, 1, 1000000, &ov.epochs))
-                return cli_usage("train",
-                                 "--epochs takes a whole number from 1 to 1000000, not '%s'", v);
-            break;
-        case O_BATCH:
-            if (!cli_int(v, 1, 65536, &ov.batch))
-                return cli_usage("train", "--batch takes a whole number from 1 to 65536, not '%s'",
+            if (a->cfg)
+                return cli_usage("train", "takes one model description, got '%s' and '%s'", a->cfg,
                                  v);
-            break;
-        case O_LR:
-            if (!cli_double(v, 1e-12, 100, &ov.lr))
-                return cli_usage("train", "--lr takes a number above 0 and at most 100, not '%s'",
-                                 v);
-            break;
-        case O_MOM:
-            if (!cli_double(v, 0, 0.9999, &ov.momentum))
-                return cli_usage("train", "--momentum takes a number from 0 to 0.9999, not '%s'",
-                                 v);
-            break;
-        case O_DECAY:
-            if (!cli_double(v, 0, 1, &ov.decay))
-                return cli_usage("train", "--decay takes a number from 0 to 1, not '%s'", v);
-            break;
-        case O_POLICY:
-            if ((ov.policy = cn_lr_policy_by_name(v)) < 0)
-                return cli_usage("train",
-                                 "--lr-policy is const, step, onecycle or cosine, not '%s'", v);
-            break;
-        case O_STEP:
-            if (!cli_int(v, 1, 1000000, &ov.lr_step))
-                return cli_usage("train",
-                                 "--lr-step takes a whole number from 1 to 1000000, not '%s'", v);
-            break;
-        case O_GAMMA:
-            if (!cli_double(v, 1e-6, 1, &ov.gamma))
-                return cli_usage("train",
-                                 "--lr-gamma takes a number above 0 and at most 1, not '%s'", v);
-            break;
-        case O_WARMUP:
-            if (!cli_double(v, 0, 0.99, &ov.warmup))
-                return cli_usage("train", "--lr-warmup takes a fraction from 0 to 0.99, not '%s'",
-                                 v);
-            break;
-        case O_SEED:
-            if (!cli_int(v, 0, 9007199254740991L, &seed))
-                return cli_usage("train", "--seed takes a whole number >= 0, not '%s'", v);
+            a->cfg = v;
             break;
         case O_THREADS:
-            if (cli_threads("train", v, &threads))
+            if (cli_threads("train", v, &a->threads))
                 return EXIT_USAGE;
             break;
         case O_VAL:
-            if (!cli_int(v, 0, 100000000, &val_n))
+            if (!cli_int(v, 0, 100000000, &a->val))
                 return cli_usage("train", "--val takes a whole number >= 0, not '%s'", v);
             break;
         case O_LIMIT:
-            if (!cli_int(v, 1, 100000000, &limit))
+            if (!cli_int(v, 1, 100000000, &a->limit))
                 return cli_usage("train", "--limit takes a whole number >= 1, not '%s'", v);
             break;
-        case O_DATA: data_opt = v; break;
-        case O_OUT: out_opt = v; break;
-        case O_LOG: log_opt = v; break;
-        case O_RESUME: resume = v; break;
-        case O_QUIET: quiet = 1; break;
-        case O_VERBOSE: verbose = 1; break;
-        case O_OPTIMIZER:
-            if ((ov.optimizer = cn_optimizer_by_name(v)) < 0)
-                return cli_usage("train", "--optimizer is sgd, adam or adamw, not '%s'", v);
-            break;
-        case O_SHIFT:
-            if (!cli_int(v, 0, 64, &ov.shift))
-                return cli_usage("train",
-                                 "--shift takes a whole number of pixels from 0 to 64, "
-                                 "not '%s'",
-                                 v);
-            break;
-        case O_FLIP:
-            if (!cli_int(v, 0, 1, &ov.flip))
-                return cli_usage("train", "--flip is 0 or 1, not '%s'", v);
-            break;
+        case O_DATA: a->data = v; break;
+        case O_OUT: a->out = v; break;
+        case O_LOG: a->log = v; break;
+        case O_RESUME: a->resume = v; break;
+        case O_QUIET: a->quiet = 1; break;
+        case O_VERBOSE: a->verbose = 1; break;
         case O_LOG_EVERY:
-            if (!cli_double(v, 1e-4, 1, &log_every))
+            if (!cli_double(v, 1e-4, 1, &a->log_every))
                 return cli_usage("train",
                                  "--log-every takes a fraction of an epoch in (0, 1], not '%s'", v);
             break;
         case O_TEST_EVERY:
-            if (!cli_double(v, 1e-6, 1000, &test_every))
+            if (!cli_double(v, 1e-6, 1000, &a->test_every))
                 return cli_usage("train", "--test-every takes a number of epochs above 0, not '%s'",
                                  v);
             break;
         case O_STOP_AT:
-            if (!cli_double(v, 1e-6, 1, &stop_at))
+            if (!cli_double(v, 1e-6, 1, &a->stop_at))
                 return cli_usage("train",
                                  "--stop-at takes an accuracy above 0 and at most 1, not '%s'", v);
             break;
-        case O_HELP: fputs(help, stdout); return 0;
+        case O_HELP: print_help(); return 0;
+        default: { /* a recipe option: checked now, set once the recipe is known */
+            size_t i = (size_t)(c - O_RECIPE);
+            cn_train_opts check;
+            cn_train_opts_defaults(&check);
+            if (cn_train_opts_set(&check, cn_train_key_at(i)->option, v))
+                return cli_usage("train", "--%s", cn_last_error());
+            a->recipe[i] = v;
+            break;
+        }
         }
     }
-    if (cfg && resume)
-        return cli_usage("train", "--resume takes the model from its file; leave out %s", cfg);
-    if (stop_at > 0 && test_every <= 0)
+    if (a->cfg && a->resume)
+        return cli_usage("train", "--resume takes the model from its file; leave out %s", a->cfg);
+    if (a->stop_at > 0 && a->test_every <= 0)
         return cli_usage("train", "--stop-at needs --test-every");
+    return GO_ON;
+}
 
-    /* The model: new from a description, or resumed from a file. */
-    cn_model *model = NULL;
-    cn_status st;
-    char *default_out = NULL;
-    cn_device dev = cli_device(threads);
-    if (resume) {
-        if ((st = cn_model_load(resume, &dev, &model)))
-            return cli_lib_error();
-        cn_train_opts *o = cn_model_opts(model);
-        /* The messages are printed before the model (and o with it) is freed. */
-        if (ov.batch && ov.batch != o->batch && cn_model_state(model)->step != 0) {
-            cli_usage("train", "%s stopped inside an epoch: resume it with its batch size %d",
-                      resume, o->batch);
-            cn_model_free(model);
-            return EXIT_USAGE;
-        }
-        if (ov.optimizer >= 0 && ov.optimizer != (long)o->optimizer) {
-            cli_usage("train",
-                      "--optimizer cannot change when resuming: %s keeps the "
-                      "state of %s",
-                      resume, cn_optimizer_name(o->optimizer));
-            cn_model_free(model);
-            return EXIT_USAGE;
-        }
-        apply(&ov, o);
-        if (seed >= 0) {
-            cn_model_free(model);
-            return cli_usage("train", "--seed cannot change when resuming: the run keeps its own");
-        }
-    } else {
-        cn_spec *spec;
-        st = cli_load_spec(cfg, &spec);
-        if (st)
-            return cli_lib_error();
-        cn_train_opts o;
-        cn_spec_train_opts(spec, &o);
-        apply(&ov, &o);
-        if (seed >= 0)
-            o.seed = (uint64_t)seed;
-        st = cn_model_create(spec, &o, &dev, &model);
-        cn_spec_free(spec);
-        if (st)
-            return cli_lib_error();
-        default_out = derived_name(cfg ? cfg : "mnist.cfg", ".safetensors");
-    }
-    const char *out = out_opt ? out_opt : resume ? resume : default_out;
-    char *log_default = cli_log_name(out);
-    const char *log_path = log_opt ? log_opt : log_default;
-    int rc = 0;
+/* A training run: what it holds (job_free releases it) and what the hooks
+ * see (r). */
+typedef struct job {
+    cn_model *model;
+    char *default_out, *log_default; /* owned */
+    const char *dir;                 /* the data directory */
+    cn_data all, train, val, test;   /* train and val are slices of all */
+    int start_epoch;                 /* where this run started */
+    uint64_t start_step;
+    run r;
+} job;
 
-    /* The model file's directory must take it: better now than after an
-     * epoch of training (the save itself reports what goes wrong later). */
+static void job_free(job *j)
+{
+    if (j->r.log)
+        fclose(j->r.log);
+    cn_data_free(&j->test);
+    cn_data_free(&j->all);
+    cn_model_free(j->model);
+    free(j->default_out);
+    free(j->log_default);
+}
+
+/* Resumes the model file a->resume with the recipe options given, refusing
+ * those that cannot change: 0 or the exit status. */
+static int resume_model(const args *a, job *j)
+{
+    cn_device dev = cli_device(a->threads);
+    if (cn_model_load(a->resume, &dev, &j->model))
+        return cli_lib_error();
+    cn_train_opts *o = cn_model_opts(j->model), want = *o;
+    if (apply(a->recipe, &want))
+        return cli_lib_error();
+    if (want.batch != o->batch && cn_model_state(j->model)->step != 0)
+        return cli_usage("train", "%s stopped inside an epoch: resume it with its batch size %d",
+                         a->resume, o->batch);
+    if (want.optimizer != o->optimizer)
+        return cli_usage("train",
+                         "--optimizer cannot change when resuming: %s keeps the "
+                         "state of %s",
+                         a->resume, cn_optimizer_name(o->optimizer));
+    if (given_for(a->recipe, "seed"))
+        return cli_usage("train", "--seed cannot change when resuming: the run keeps its own");
+    *o = want;
+    return 0;
+}
+
+/* A new model from the description a->cfg (the built-in one when NULL) and
+ * the recipe options given: 0 or the exit status. */
+static int new_model(const args *a, job *j)
+{
+    cn_spec *spec;
+    if (cli_load_spec(a->cfg, &spec))
+        return cli_lib_error();
+    cn_train_opts o;
+    cn_spec_train_opts(spec, &o);
+    cn_status st = apply(a->recipe, &o);
+    cn_device dev = cli_device(a->threads);
+    if (!st)
+        st = cn_model_create(spec, &o, &dev, &j->model);
+    cn_spec_free(spec);
+    if (st)
+        return cli_lib_error();
+    j->default_out = derived_name(a->cfg ? a->cfg : "mnist.cfg", ".safetensors");
+    return j->default_out ? 0 : cli_error("out of memory");
+}
+
+/* Whether the directory of the model file out takes it: better to know now
+ * than after an epoch of training (the save itself reports what goes wrong
+ * later).  0 or the exit status. */
+static int check_out_dir(const char *out)
+{
     char *out_dir = malloc(strlen(out) + 2);
-    if (!out_dir) {
-        rc = cli_error("out of memory");
-        goto done_model;
-    }
+    if (!out_dir)
+        return cli_error("out of memory");
     strcpy(out_dir, out);
     char *slash = strrchr(out_dir, '/');
     if (!slash)
         strcpy(out_dir, ".");
     else
         slash[slash == out_dir] = '\0';
-    if (access(out_dir, W_OK | X_OK) != 0) {
+    int rc = 0;
+    if (access(out_dir, W_OK | X_OK) != 0)
         rc = cli_error("cannot write the model file %s: %s: %s", out, out_dir, strerror(errno));
-        free(out_dir);
-        goto done_model;
-    }
     free(out_dir);
+    return rc;
+}
 
-    /* Data: training file split into train and validation. */
-    const char *dir = cli_data_dir(data_opt);
-    cn_data all;
-    if ((st = cn_data_load(dir, "train", &all))) {
-        rc = cli_lib_error();
-        goto done_model;
-    }
-    if ((size_t)val_n >= all.n) {
-        rc = cli_error("--val %ld leaves no training images (the file has %zu)", val_n, all.n);
-        goto done_data;
-    }
-    size_t n_train = all.n - (size_t)val_n;
-    cn_data train =
-        cn_data_slice(&all, 0, limit && (size_t)limit < n_train ? (size_t)limit : n_train);
-    cn_data val = cn_data_slice(&all, all.n - (size_t)val_n, (size_t)val_n);
+/* The model, new or resumed, and the files it is written to: 0 or the exit
+ * status. */
+static int open_model(const args *a, job *j)
+{
+    int rc = a->resume ? resume_model(a, j) : new_model(a, j);
+    if (rc)
+        return rc;
+    j->r.out = a->out ? a->out : a->resume ? a->resume : j->default_out;
+    j->log_default = cli_log_name(j->r.out);
+    j->r.log_path = a->log ? a->log : j->log_default;
+    if (!j->r.log_path)
+        return cli_error("out of memory");
+    return check_out_dir(j->r.out);
+}
 
-    run r = {.out = out,
-             .log_path = log_path,
-             .tty = isatty(STDERR_FILENO),
-             .quiet = quiet,
-             .verbose = verbose,
-             .log_parts = (int)(1.0 / log_every + 0.5),
-             .saved_epoch = -1};
-    cn_data test = {0};
-    if (test_every > 0) {
-        if ((st = cn_data_load(dir, "test", &test))) {
-            rc = cli_lib_error();
-            goto done_data;
-        }
-        r.model = model;
-        r.test = &test;
-        r.test_every = test_every;
-        r.stop_at = stop_at;
-        r.next_check = cn_model_state(model)->global_step;
+/* The training set split into training and validation images, and the test
+ * set for --test-every: 0 or the exit status. */
+static int load_data(const args *a, job *j)
+{
+    j->dir = cli_data_dir(a->data);
+    if (cn_data_load(j->dir, "train", &j->all))
+        return cli_lib_error();
+    cn_data *all = &j->all;
+    if ((size_t)a->val >= all->n)
+        return cli_error("--val %ld leaves no training images (the file has %zu)", a->val, all->n);
+    size_t n_train = all->n - (size_t)a->val;
+    j->train =
+        cn_data_slice(all, 0, a->limit && (size_t)a->limit < n_train ? (size_t)a->limit : n_train);
+    j->val = cn_data_slice(all, all->n - (size_t)a->val, (size_t)a->val);
+    if (a->test_every > 0 && cn_data_load(j->dir, "test", &j->test))
+        return cli_lib_error();
+    return 0;
+}
+
+/* The hooks' state, and the CSV log (appended to when resuming after the
+ * first epoch): 0 or the exit status. */
+static int open_log(const args *a, job *j)
+{
+    run *r = &j->r;
+    r->tty = isatty(STDERR_FILENO);
+    r->quiet = a->quiet;
+    r->verbose = a->verbose;
+    r->log_parts = (int)(1.0 / a->log_every + 0.5);
+    r->saved_epoch = -1;
+    if (a->test_every > 0) {
+        r->model = j->model;
+        r->test = &j->test;
+        r->test_every = a->test_every;
+        r->stop_at = a->stop_at;
+        r->next_check = cn_model_state(j->model)->global_step;
     }
-    const cn_train_state *s = cn_model_state(model);
-    int appending = resume && s->epoch > 0, start_epoch = s->epoch;
-    uint64_t start_step = s->step;
-    r.log = fopen(log_path, appending ? "a" : "w");
-    if (!r.log) {
-        rc = cli_error("cannot write the log %s", log_path);
-        goto done_data;
-    }
+    const cn_train_state *s = cn_model_state(j->model);
+    int appending = a->resume && s->epoch > 0;
+    j->start_epoch = s->epoch;
+    j->start_step = s->step;
+    r->log = fopen(r->log_path, appending ? "a" : "w");
+    if (!r->log)
+        return cli_error("cannot write the log %s", r->log_path);
     if (!appending)
-        fprintf(r.log, "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_s,"
-                       "elapsed_s\n");
+        fprintf(r->log,
+                "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_s,"
+                "elapsed_s\n");
+    return 0;
+}
 
+/* What is about to be trained, on what, and how. */
+static void print_start(const args *a, const job *j)
+{
+    cn_model *model = j->model;
     cn_net *net = cn_model_net(model);
     const cn_train_opts *o = cn_model_opts(model);
+    const cn_train_state *s = cn_model_state(model);
     size_t params;
     uint64_t macs;
     cli_totals(net, &params, &macs);
     char pbuf[32], mbuf[32];
-    printf("%s %s: %s parameters, %s multiply-adds per image\n", resume ? "resuming" : "training",
-           resume ? resume : cn_spec_source(cn_model_spec(model)),
+    printf("%s %s: %s parameters, %s multiply-adds per image\n",
+           a->resume ? "resuming" : "training",
+           a->resume ? a->resume : cn_spec_source(cn_model_spec(model)),
            cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
     char aug[64];
     cli_augmentation(o->shift, o->flip, "; ", aug, sizeof aug);
     printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, %s, lr %g, "
            "%s %g, decay %g%s; %d thread%s, %s kernels\n",
-           dir, train.n, val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,
+           j->dir, j->train.n, j->val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,
            cn_optimizer_name(o->optimizer), o->lr,
            o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, aug,
            cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
-    if (resume)
+    if (a->resume)
         printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
     fflush(stdout);
+}
 
+/* Trains, with Ctrl-C and SIGTERM asking training to stop (stop_flag). */
+static cn_status train_with_signals(job *j)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    cn_train_hooks hooks = {&r, on_batch, on_epoch, &stop_flag};
-    st = cn_model_train(model, &train, val.n ? &val : NULL, &hooks);
+    cn_train_hooks hooks = {&j->r, on_batch, on_epoch, &stop_flag};
+    cn_status st = cn_model_train(j->model, &j->train, j->val.n ? &j->val : NULL, &hooks);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    if (r.tty && !quiet)
+    if (j->r.tty && !j->r.quiet)
         fputs("\r\033[K", stderr);
-    s = cn_model_state(model);
-    if (st == CN_ERR_STOPPED && r.reached) {
+    return st;
+}
+
+/* After a loss or weights that became NaN or infinite: where the last good
+ * model is. */
+static void report_divergence(const args *a, const job *j)
+{
+    const char *out = j->r.out, *resume = a->resume;
+    if (j->r.saved_epoch > 0)
+        fprintf(stderr,
+                "convnet: the last good model (after epoch %d) is in %s: continue "
+                "from it with --resume and a smaller --lr\n",
+                j->r.saved_epoch, out);
+    else if (resume && strcmp(out, resume) == 0 && j->start_step == 0)
+        fprintf(stderr,
+                "convnet: %s still holds the model as it was (after epoch %d): "
+                "continue from it with a smaller --lr\n",
+                out, j->start_epoch);
+    else if (resume && strcmp(out, resume) == 0)
+        fprintf(stderr,
+                "convnet: %s still holds the model as it was (epoch %d, batch %llu): "
+                "continue from it with a smaller --lr\n",
+                out, j->start_epoch + 1, (unsigned long long)j->start_step);
+    else if (access(out, F_OK) == 0)
+        fprintf(stderr, "convnet: %s was left as it was\n", out);
+    else
+        fprintf(stderr, "convnet: no epoch completed, so no model was written\n");
+}
+
+/* How training ended (st), saving the model where it stopped early: the
+ * exit status. */
+static int report_end(const args *a, job *j, cn_status st)
+{
+    const run *r = &j->r;
+    const cn_train_state *s = cn_model_state(j->model);
+    int rc = 0;
+    if (st == CN_ERR_STOPPED && r->reached) {
         printf("reached %.2f%% test accuracy after %.2f s of training (%.2f epochs; %.2f s of "
                "evaluation not counted)\n",
-               100 * r.reached_acc, r.reached_s,
-               (double)s->global_step / (double)(train.n / (size_t)cn_model_opts(model)->batch),
-               r.eval_s);
-        st = cn_model_save(model, out);
-        if (st)
+               100 * r->reached_acc, r->reached_s,
+               (double)s->global_step /
+                   (double)(j->train.n / (size_t)cn_model_opts(j->model)->batch),
+               r->eval_s);
+        if (cn_model_save(j->model, r->out))
             rc = cli_lib_error();
     } else if (st == CN_OK) {
-        if (r.stop_at > 0)
-            printf("did not reach %.2f%% test accuracy\n", 100 * r.stop_at);
+        if (r->stop_at > 0)
+            printf("did not reach %.2f%% test accuracy\n", 100 * r->stop_at);
         printf("done: %d epoch%s; model written to %s, log to %s\n", s->epoch,
-               s->epoch == 1 ? "" : "s", out, log_path);
+               s->epoch == 1 ? "" : "s", r->out, r->log_path);
     } else if (st == CN_ERR_STOPPED) {
         int sig = stop_flag;
-        if (cn_model_save(model, out) != CN_OK) {
+        if (cn_model_save(j->model, r->out) != CN_OK) {
             rc = cli_lib_error();
         } else {
             fprintf(stderr,
                     "convnet: stopped by %s at epoch %d, batch %llu; saved to %s\n"
                     "continue with: convnet train --resume %s\n",
                     sig == SIGTERM ? "SIGTERM" : "SIGINT (Ctrl-C)", s->epoch + 1,
-                    (unsigned long long)s->step, out, out);
+                    (unsigned long long)s->step, r->out, r->out);
             rc = 128 + (sig ? sig : SIGINT);
         }
     } else {
         rc = cli_lib_error();
-        if (st == CN_ERR_NUMERIC) {
-            if (r.saved_epoch > 0)
-                fprintf(stderr,
-                        "convnet: the last good model (after epoch %d) is in %s: continue "
-                        "from it with --resume and a smaller --lr\n",
-                        r.saved_epoch, out);
-            else if (resume && strcmp(out, resume) == 0 && start_step == 0)
-                fprintf(stderr,
-                        "convnet: %s still holds the model as it was (after epoch %d): "
-                        "continue from it with a smaller --lr\n",
-                        out, start_epoch);
-            else if (resume && strcmp(out, resume) == 0)
-                fprintf(stderr,
-                        "convnet: %s still holds the model as it was (epoch %d, batch %llu): "
-                        "continue from it with a smaller --lr\n",
-                        out, start_epoch + 1, (unsigned long long)start_step);
-            else if (access(out, F_OK) == 0)
-                fprintf(stderr, "convnet: %s was left as it was\n", out);
-            else
-                fprintf(stderr, "convnet: no epoch completed, so no model was written\n");
-        }
+        if (st == CN_ERR_NUMERIC)
+            report_divergence(a, j);
     }
-    if (verbose)
+    if (a->verbose)
         printf("peak memory: %.1f MiB resident\n", peak_mib());
-    fclose(r.log);
-    cn_data_free(&test);
-done_data:
-    cn_data_free(&all);
-done_model:
-    cn_model_free(model);
-    free(default_out);
-    free(log_default);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc != GO_ON)
+        return rc;
+    job j = {0};
+    if (!(rc = open_model(&a, &j)) && !(rc = load_data(&a, &j)) && !(rc = open_log(&a, &j))) {
+        print_start(&a, &j);
+        rc = report_end(&a, &j, train_with_signals(&j));
+    }
+    job_free(&j);
     return rc;
 }

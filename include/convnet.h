@@ -149,6 +149,54 @@ cn_status cn_train_opts_check(const cn_train_opts *opts);
  * fractional (2.5: half way through the third epoch). */
 double cn_train_opts_lr(const cn_train_opts *opts, double epoch);
 
+/* The recipe's keys.  One table describes each field of cn_train_opts: its
+ * key in [train] (and in a model file), its command-line option, its type,
+ * range and default, and a line of help.  A program reads it to offer the
+ * recipe as options without copies of names and ranges of its own. */
+typedef enum cn_train_key_type {
+    CN_TRAIN_NUMBER = 0, /* a number in [min, max] */
+    CN_TRAIN_WHOLE,      /* a whole number in [min, max] */
+    CN_TRAIN_CHOICE      /* one of the words in choices; min, max and def are
+                            indices into them */
+} cn_train_key_type;
+
+typedef struct cn_train_key {
+    const char *name;   /* the key in [train]: "lr_policy" */
+    const char *option; /* the command-line option without its dashes
+                           ("lr-policy"), or NULL for a key that convnet train
+                           does not offer as one (beta2, eps) */
+    const char *arg;    /* what help calls the option's value: "N", "X", "P" */
+    const char *help;   /* one line for the option's help, written for the
+                           command line (it names other keys by their options) */
+    cn_train_key_type type;
+    double min, max;            /* the values allowed, both included */
+    double def;                 /* the value when [train] does not set the key */
+    const char *const *choices; /* CN_TRAIN_CHOICE: the words, NULL-terminated;
+                                   NULL for the others */
+} cn_train_key;
+
+/* The number of keys, and key i in the order a model file lists them
+ * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
+ * lr_warmup, seed, optimizer, beta2, eps, shift, flip); NULL when i is past
+ * the last.  The keys are static: never freed. */
+size_t cn_train_key_count(void);
+const cn_train_key *cn_train_key_at(size_t i);
+/* The key called name, in [train]'s spelling ("lr_policy") or the option's
+ * ("lr-policy"), or NULL. */
+const cn_train_key *cn_train_key_find(const char *name);
+
+/* Fills opts with every key's default: the recipe of a description whose
+ * [train] sets nothing (or that has no [train]). */
+void cn_train_opts_defaults(cn_train_opts *opts);
+/* Sets one key of opts from text, read as [train] reads a value: a number, a
+ * whole number or one of the key's words, within the key's range.  key is
+ * the key's name or its option.  On failure opts is unchanged.
+ * Errors: CN_ERR_ARG with a message for the user that begins with key as it
+ * was given, so that a command line may put its dashes in front: "lr takes a
+ * number from 1e-12 to 100, not 'fast'", "lr-policy is const, step, onecycle
+ * or cosine, not 'linear'"; an unknown key lists the keys. */
+cn_status cn_train_opts_set(cn_train_opts *opts, const char *key, const char *text);
+
 /* ---------------------------------------------------------------- device */
 
 /* Where a network runs: one set of options, given when a network or a

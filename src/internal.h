@@ -91,6 +91,46 @@ const cn_entry *cn_section_get(const cn_section *sec, const char *key);
 /* 1 unless sec is [net] or [train]. */
 int cn_is_layer_section(const cn_section *sec);
 
+/* ----------------------------------------------------------------- recipe */
+
+/* The number of keys of the training recipe (recipe.c's table has these). */
+#define CN_RECIPE_KEYS 15
+
+/* The C type of a cn_train_opts field: int (the enums too), double or
+ * uint64_t. */
+enum { CN_FIELD_INT, CN_FIELD_DOUBLE, CN_FIELD_U64 };
+
+/* What reading a model file's recipe does with a key the file lacks (the
+ * first files were written before some keys existed). */
+enum {
+    CN_JSON_REQUIRED, /* every file has it: without it the recipe is damaged */
+    CN_JSON_DEFAULT,  /* the key's default: what files without it trained with */
+    CN_JSON_KEEP      /* the value of the file's description stands */
+};
+
+/* A key of the recipe: what callers see of it, and where it is kept. */
+typedef struct cn_recipe_key {
+    cn_train_key key;
+    size_t offset;    /* of its field in cn_train_opts */
+    int field;        /* CN_FIELD_*: the C type of that field */
+    const char *json; /* its name in a model file's recipe (convnet.train) */
+    int json_absent;  /* CN_JSON_*: when a model file lacks it */
+} cn_recipe_key;
+
+/* Key i of the table, 0 <= i < CN_RECIPE_KEYS, in the order of the JSON. */
+const cn_recipe_key *cn_recipe_key_at(size_t i);
+/* The value of k's field in o as a number (a choice: the word's index). */
+double cn_recipe_get(const cn_train_opts *o, const cn_recipe_key *k);
+/* Whether k takes the value v: in its range, and whole unless k is a
+ * number. */
+int cn_recipe_fits(const cn_recipe_key *k, double v);
+/* The index of word among the choices of k, or -1. */
+int cn_recipe_word(const cn_recipe_key *k, const char *word);
+/* Sets k's field of o to v, a value that fits. */
+void cn_recipe_put(cn_train_opts *o, const cn_recipe_key *k, double v);
+/* The recipe's keys as cn_section_read takes them, for [train]. */
+void cn_recipe_section_keys(cn_key keys[CN_RECIPE_KEYS]);
+
 /* ----------------------------------------------------------------- layers */
 
 typedef struct cn_layer cn_layer;
@@ -351,6 +391,17 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
  * passes and of the update.  Errors: a communicator's. */
 cn_status cn_model_train_step(cn_model *m, size_t n, double lr, double *loss, size_t *correct,
                               double *fwd, double *bwd, double *update);
+
+/* The recipe as a model file keeps it (metadata convnet.train): one JSON
+ * object, unformatted, its keys in a fixed order.  NULL when out of memory;
+ * free with cJSON_free. */
+char *cn_train_opts_json(const cn_train_opts *o);
+/* Reads that JSON over o, which holds the recipe of the file's description:
+ * keys added after the first files were written may be missing (lr_warmup is
+ * then 0.25; optimizer, beta2, eps, shift and flip keep o's values).
+ * Errors: CN_ERR_FORMAT "path: the training recipe (convnet.train) is
+ * damaged". */
+cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o);
 
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
  * passes of train samples. */

@@ -226,27 +226,22 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n, size_t *total)
 
 /* ------------------------------------------------------------------ save */
 
-static char *opts_json(const cn_train_opts *o)
+char *cn_train_opts_json(const cn_train_opts *o)
 {
     cJSON *j = cJSON_CreateObject();
-    if (!j)
-        return NULL;
-    cJSON_AddNumberToObject(j, "epochs", o->epochs);
-    cJSON_AddNumberToObject(j, "batch", o->batch);
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "momentum", o->momentum);
-    cJSON_AddNumberToObject(j, "decay", o->decay);
-    cJSON_AddStringToObject(j, "lr_policy", cn_lr_policy_name(o->policy));
-    cJSON_AddNumberToObject(j, "lr_step", o->lr_step);
-    cJSON_AddNumberToObject(j, "lr_gamma", o->lr_gamma);
-    cJSON_AddNumberToObject(j, "lr_warmup", o->lr_warmup);
-    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
-    cJSON_AddStringToObject(j, "optimizer", cn_optimizer_name(o->optimizer));
-    cJSON_AddNumberToObject(j, "beta2", o->beta2);
-    cJSON_AddNumberToObject(j, "eps", o->eps);
-    cJSON_AddNumberToObject(j, "shift", o->shift);
-    cJSON_AddNumberToObject(j, "flip", o->flip);
-    char *s = cJSON_PrintUnformatted(j);
+    int ok = j != NULL;
+    for (size_t i = 0; ok && i < CN_RECIPE_KEYS; i++) {
+        const cn_recipe_key *k = cn_recipe_key_at(i);
+        double v = cn_recipe_get(o, k);
+        /* A choice as its word ("?" when a caller put the field out of
+         * range: reading refuses it). */
+        const char *word = NULL;
+        if (k->key.type == CN_TRAIN_CHOICE)
+            word = cn_recipe_fits(k, v) ? k->key.choices[(size_t)v] : "?";
+        ok = (word ? cJSON_AddStringToObject(j, k->json, word)
+                   : cJSON_AddNumberToObject(j, k->json, v)) != NULL;
+    }
+    char *s = ok ? cJSON_PrintUnformatted(j) : NULL;
     cJSON_Delete(j);
     return s;
 }
@@ -278,7 +273,7 @@ cn_status cn_model_save(const cn_model *m, const char *path)
     file_tensor *ft = file_tensors(m, &n, &total);
     cn_st_tensor *t = calloc(n ? n : 1, sizeof *t);
     float *host = ft ? malloc((total ? total : 1) * sizeof *host) : NULL;
-    char *opts = opts_json(&m->opts), *state = state_json(m);
+    char *opts = cn_train_opts_json(&m->opts), *state = state_json(m);
     cn_status st = CN_OK;
     if (!ft || !t || !host || !opts || !state) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -327,45 +322,33 @@ static int json_num(const cJSON *obj, const char *key, double *v)
     return 1;
 }
 
-static cn_status read_opts(const char *path, const char *text, cn_train_opts *o)
+cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o)
 {
     cJSON *j = cJSON_Parse(text);
-    double v[8];
-    const cJSON *pol = cJSON_GetObjectItemCaseSensitive(j, "lr_policy");
-    int ok = j && json_num(j, "epochs", &v[0]) && json_num(j, "batch", &v[1]) &&
-             json_num(j, "lr", &o->lr) && json_num(j, "momentum", &o->momentum) &&
-             json_num(j, "decay", &o->decay) && json_num(j, "lr_step", &v[2]) &&
-             json_num(j, "lr_gamma", &o->lr_gamma) && json_num(j, "seed", &v[3]) &&
-             cJSON_IsString(pol);
-    if (ok) {
-        ok = v[0] >= 1 && v[0] <= 1e6 && v[1] >= 1 && v[1] <= 65536 && v[2] >= 1 && v[2] <= 1e6 &&
-             v[3] >= 0 && v[3] <= 9007199254740992.0;
-        o->epochs = ok ? (int)v[0] : 0;
-        o->batch = ok ? (int)v[1] : 0;
-        o->lr_step = ok ? (int)v[2] : 0;
-        o->seed = ok ? (uint64_t)v[3] : 0;
-        int p = cn_lr_policy_by_name(pol->valuestring);
-        ok = p >= 0;
-        o->policy = ok ? (cn_lr_policy)p : CN_LR_CONST;
-        if (!json_num(j, "lr_warmup", &o->lr_warmup))
-            o->lr_warmup = 0.25;
-        /* Fields added later keep the description's values when absent. */
-        const cJSON *opt = cJSON_GetObjectItemCaseSensitive(j, "optimizer");
-        if (ok && cJSON_IsString(opt)) {
-            int k = cn_optimizer_by_name(opt->valuestring);
-            ok = k >= 0;
-            o->optimizer = ok ? (cn_optimizer)k : CN_OPT_SGD;
+    cn_train_opts r = *o;
+    int ok = cJSON_IsObject(j);
+    for (size_t i = 0; ok && i < CN_RECIPE_KEYS; i++) {
+        const cn_recipe_key *k = cn_recipe_key_at(i);
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k->json);
+        int choice = k->key.type == CN_TRAIN_CHOICE;
+        double v;
+        if (choice ? cJSON_IsString(it) : cJSON_IsNumber(it)) {
+            v = choice ? cn_recipe_word(k, it->valuestring) : it->valuedouble;
+            ok = cn_recipe_fits(k, v);
+        } else if (k->json_absent == CN_JSON_REQUIRED) {
+            ok = 0;
+        } else if (k->json_absent == CN_JSON_DEFAULT) {
+            v = k->key.def;
+        } else {
+            continue; /* CN_JSON_KEEP: the description's value stands */
         }
-        json_num(j, "beta2", &o->beta2);
-        json_num(j, "eps", &o->eps);
-        if (json_num(j, "shift", &v[4]))
-            o->shift = v[4] >= 0 && v[4] <= 64 ? (int)v[4] : -1;
-        if (json_num(j, "flip", &v[5]))
-            o->flip = v[5] == 0 || v[5] == 1 ? (int)v[5] : -1;
+        if (ok)
+            cn_recipe_put(&r, k, v);
     }
     cJSON_Delete(j);
-    if (!ok || cn_train_opts_check(o))
+    if (!ok)
         return cn_fail(CN_ERR_FORMAT, "%s: the training recipe (convnet.train) is damaged", path);
+    *o = r;
     return CN_OK;
 }
 
@@ -429,7 +412,7 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
     cn_train_opts opts;
     cn_spec_train_opts(spec, &opts);
     const char *otext = cn_st_meta(&f, "convnet.train");
-    if (otext && (st = read_opts(path, otext, &opts)))
+    if (otext && (st = cn_train_opts_read_json(path, otext, &opts)))
         goto done;
     /* The weights the description needs must be in the file: a few bytes of
      * description must not make the net allocate gigabytes for them. */

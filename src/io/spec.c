@@ -29,67 +29,6 @@ static const cn_key net_keys[] = {
 };
 enum { NET_C, NET_H, NET_W, NET_CLASSES, NET_MEAN, NET_STD, NET_NORM, NET_NKEYS };
 
-static const char *const policies[] = {"const", "step", "onecycle", "cosine", NULL};
-static const char *const optimizers[] = {"sgd", "adam", "adamw", NULL};
-
-const char *cn_optimizer_name(cn_optimizer o)
-{
-    return o >= CN_OPT_SGD && o <= CN_OPT_ADAMW ? optimizers[o] : "?";
-}
-
-const char *cn_lr_policy_name(cn_lr_policy p)
-{
-    return p >= CN_LR_CONST && p <= CN_LR_COSINE ? policies[p] : "?";
-}
-
-/* The index of name in the NULL-terminated list, or -1. */
-static int index_of(const char *const *names, const char *name)
-{
-    for (int i = 0; names[i]; i++)
-        if (strcmp(names[i], name) == 0)
-            return i;
-    return -1;
-}
-
-int cn_lr_policy_by_name(const char *name) { return index_of(policies, name); }
-int cn_optimizer_by_name(const char *name) { return index_of(optimizers, name); }
-
-static const cn_key train_keys[] = {
-    {"epochs", 1, 1, 1000000, 10, 0, NULL},
-    {"batch", 1, 1, 65536, 64, 0, NULL},
-    {"lr", 0, 1e-12, 100, 0.01, 0, NULL},
-    {"momentum", 0, 0, 0.9999, 0.9, 0, NULL},
-    {"decay", 0, 0, 1, 0, 0, NULL},
-    {"lr_policy", 1, 0, CN_LR_COSINE, CN_LR_CONST, 0, policies},
-    {"lr_step", 1, 1, 1000000, 1, 0, NULL},
-    {"lr_gamma", 0, 1e-6, 1, 0.1, 0, NULL},
-    {"lr_warmup", 0, 0, 0.99, 0.25, 0, NULL},
-    {"seed", 1, 0, 9007199254740992.0, 1, 0, NULL},
-    {"optimizer", 1, 0, CN_OPT_ADAMW, CN_OPT_SGD, 0, optimizers},
-    {"beta2", 0, 0, 0.999999, 0.999, 0, NULL},
-    {"eps", 0, 1e-12, 1, 1e-8, 0, NULL},
-    {"shift", 1, 0, 64, 0, 0, NULL},
-    {"flip", 1, 0, 1, 0, 0, NULL},
-};
-enum {
-    TR_EPOCHS,
-    TR_BATCH,
-    TR_LR,
-    TR_MOM,
-    TR_DECAY,
-    TR_POLICY,
-    TR_STEP,
-    TR_GAMMA,
-    TR_WARMUP,
-    TR_SEED,
-    TR_OPTIM,
-    TR_BETA2,
-    TR_EPS,
-    TR_SHIFT,
-    TR_FLIP,
-    TR_NKEYS
-};
-
 const cn_entry *cn_section_get(const cn_section *sec, const char *key)
 {
     for (size_t i = 0; i < sec->n_entries; i++)
@@ -425,7 +364,7 @@ static cn_status interpret(cn_spec *spec)
     if (!n_layers)
         return cn_fail(CN_ERR_SPEC, "%s: the model has no layers", spec->source);
 
-    double v[TR_NKEYS];
+    double v[NET_NKEYS];
     cn_status st = cn_section_read(spec, net, net_keys, NET_NKEYS, 0, v);
     if (st)
         return st;
@@ -438,25 +377,14 @@ static cn_status interpret(cn_spec *spec)
     spec->norm_channel = (int)v[NET_NORM];
 
     static const cn_section empty = {"train", 0, NULL, 0};
-    st = cn_section_read(spec, train ? train : &empty, train_keys, TR_NKEYS, 0, v);
+    cn_key keys[CN_RECIPE_KEYS];
+    double tv[CN_RECIPE_KEYS];
+    cn_recipe_section_keys(keys);
+    st = cn_section_read(spec, train ? train : &empty, keys, CN_RECIPE_KEYS, 0, tv);
     if (st)
         return st;
-    cn_train_opts *o = &spec->train;
-    o->epochs = (int)v[TR_EPOCHS];
-    o->batch = (int)v[TR_BATCH];
-    o->lr = v[TR_LR];
-    o->momentum = v[TR_MOM];
-    o->decay = v[TR_DECAY];
-    o->policy = (cn_lr_policy)(int)v[TR_POLICY];
-    o->lr_step = (int)v[TR_STEP];
-    o->lr_gamma = v[TR_GAMMA];
-    o->lr_warmup = v[TR_WARMUP];
-    o->seed = (uint64_t)v[TR_SEED];
-    o->optimizer = (cn_optimizer)(int)v[TR_OPTIM];
-    o->beta2 = v[TR_BETA2];
-    o->eps = v[TR_EPS];
-    o->shift = (int)v[TR_SHIFT];
-    o->flip = (int)v[TR_FLIP];
+    for (size_t k = 0; k < CN_RECIPE_KEYS; k++)
+        cn_recipe_put(&spec->train, cn_recipe_key_at(k), tv[k]);
     return CN_OK;
 }
 
@@ -529,45 +457,3 @@ const char *cn_spec_text(const cn_spec *spec) { return spec->text; }
 const char *cn_spec_source(const cn_spec *spec) { return spec->source; }
 
 void cn_spec_train_opts(const cn_spec *spec, cn_train_opts *opts) { *opts = spec->train; }
-
-cn_status cn_train_opts_check(const cn_train_opts *o)
-{
-    for (size_t k = 0; k < TR_NKEYS; k++) {
-        const cn_key *key = &train_keys[k];
-        double v = k == TR_EPOCHS   ? o->epochs
-                   : k == TR_BATCH  ? o->batch
-                   : k == TR_LR     ? o->lr
-                   : k == TR_MOM    ? o->momentum
-                   : k == TR_DECAY  ? o->decay
-                   : k == TR_POLICY ? (double)o->policy
-                   : k == TR_STEP   ? o->lr_step
-                   : k == TR_GAMMA  ? o->lr_gamma
-                   : k == TR_WARMUP ? o->lr_warmup
-                   : k == TR_OPTIM  ? (double)o->optimizer
-                   : k == TR_BETA2  ? o->beta2
-                   : k == TR_EPS    ? o->eps
-                   : k == TR_SHIFT  ? o->shift
-                   : k == TR_FLIP   ? o->flip
-                                    : (double)o->seed;
-        if (!(v >= key->min && v <= key->max))
-            return cn_fail(CN_ERR_ARG, "%s must be between %g and %g, got %g", key->name, key->min,
-                           key->max, v);
-    }
-    return CN_OK;
-}
-
-double cn_train_opts_lr(const cn_train_opts *o, double epoch)
-{
-    double t = epoch / o->epochs, w = o->lr_warmup;
-    t = t < 0 ? 0 : t > 1 ? 1 : t;
-    int warming = (o->policy == CN_LR_ONECYCLE || o->policy == CN_LR_COSINE) && t < w;
-    if (warming) /* both: linearly up from lr / 10 */
-        return o->lr / 10 + (o->lr - o->lr / 10) * t / w;
-    switch (o->policy) {
-    case CN_LR_STEP: return o->lr * pow(o->lr_gamma, floor(floor(epoch) / o->lr_step));
-    case CN_LR_ONECYCLE: return o->lr + (o->lr / 1000 - o->lr) * (t - w) / (1 - w);
-    case CN_LR_COSINE: return o->lr * 0.5 * (1 + cos(3.14159265358979323846 * (t - w) / (1 - w)));
-    case CN_LR_CONST: break;
-    }
-    return o->lr;
-}
