@@ -7,7 +7,13 @@ WERROR   ?= -Werror
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(WERROR)
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP
-LDLIBS   += -lcairo -lstb -lcjson -lz -lm
+# Two libraries: the core (libconvnet: networks, training, files) needs
+# cJSON, zlib and libm (and OpenMP where the compiler has it); the pictures
+# (libconvnet_vis: image files, drawings, the report's figures) add cairo and
+# stb, which a program that trains or classifies does not link.
+CORE_LDLIBS := -lcjson -lz -lm
+VIS_LDLIBS  := -lcairo -lstb
+LDLIBS   += $(VIS_LDLIBS) $(CORE_LDLIBS)
 # Extra flags for compiling and linking everything: make test-asan sets the
 # sanitizers here (and BUILD=build-asan).
 SAN      ?=
@@ -35,24 +41,28 @@ ifneq ($(findstring x86_64,$(ARCH)),)
 endif
 
 # --- sources ---------------------------------------------------------------
-LIB_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c src/vis/*.c) \
-           src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c \
-           src/kernels/plain.c
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
+CORE_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
+            src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c \
+            src/kernels/plain.c
+VIS_SRC  := $(wildcard src/vis/*.c)
+LIB_SRC  := $(CORE_SRC) $(VIS_SRC)
+LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
 ifeq ($(X86),yes)
   LIB_OBJ += $(BUILD)/src/kernels/cpu_avx2.o $(BUILD)/src/kernels/cpu_avx512.o
 endif
+VIS_OBJ  := $(VIS_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_model.o
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 LIB  := $(BUILD)/libconvnet.a
+VLIB := $(BUILD)/libconvnet_vis.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
 .PHONY: all test test-asan test-valgrind demo data bench clean format format-check help info \
-        fuzz fuzz-smoke fuzz-run
+        fuzz fuzz-smoke fuzz-run check-layering
 all: $(BIN) $(TBIN)
 
 info:
@@ -85,18 +95,22 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+$(VLIB): $(VIS_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
 # The default network is compiled into the binary from models/mnist.cfg.
 $(BUILD)/gen/default_model.c: models/mnist.cfg scripts/embed.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed.sh cn_cli_default_model < $< > $@
 
-$(BIN): $(CLI_OBJ) $(LIB)
+$(BIN): $(CLI_OBJ) $(VLIB) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # tests/test_fault.c injects faults into the library's file writes through
 # the linker: these calls reach its __wrap_ functions first.
 TEST_WRAP := -Wl,--wrap=write,--wrap=fsync,--wrap=close,--wrap=rename
-$(TBIN): $(TEST_OBJ) $(LIB)
+$(TBIN): $(TEST_OBJ) $(VLIB) $(LIB)
 	$(CC) $(LDFLAGS) $(TEST_WRAP) $^ $(LDLIBS) -o $@
 
 # --- data, tests, demo -------------------------------------------------------
@@ -128,6 +142,11 @@ test-valgrind:
 
 demo:
 	@sh scripts/demo.sh
+
+# Fails when the layers, the network or training reach past the backend's
+# table, or the library's modules call each other in a circle.
+check-layering: $(LIB) $(VLIB)
+	@/usr/bin/python3 scripts/check_layering.py $(BUILD)
 
 # convnet against PyTorch, side by side (about 8 minutes); see bench/run.py.
 bench:
@@ -188,6 +207,7 @@ help:
 	@echo "make test     build and run the whole test suite"
 	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
 	@echo "make test-valgrind  the C tests (all but five heavy ones) under valgrind memcheck"
+	@echo "make check-layering  nothing above the device seam reaches past it; no module cycles"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"

@@ -95,6 +95,8 @@ int cn_is_layer_section(const cn_section *sec);
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
 #define CN_RECIPE_KEYS 15
+/* The largest batch: the recipe's range for batch and what a network takes. */
+#define CN_MAX_BATCH 65536
 
 /* The C type of a cn_train_opts field: int (the enums too), double or
  * uint64_t. */

@@ -152,8 +152,8 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
 
 cn_status cn_model_reserve(cn_model *m, size_t n)
 {
-    if (n == 0 || n > 65536)
-        return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most 65536", n);
+    if (n == 0 || n > CN_MAX_BATCH)
+        return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most %d", n, CN_MAX_BATCH);
     return cn_model_plan(m, n, 0);
 }
 

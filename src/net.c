@@ -414,9 +414,9 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
                        int alloc, cn_net_plan *plan, cn_net **out)
 {
     *out = NULL;
-    if (!spec || max_batch == 0 || max_batch > 65536)
-        return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..65536, got %zu",
-                       max_batch);
+    if (!spec || max_batch == 0 || max_batch > CN_MAX_BATCH)
+        return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..%d, got %zu",
+                       CN_MAX_BATCH, max_batch);
     if (train_batch == 0 || train_batch > max_batch)
         return cn_fail(CN_ERR_ARG, "cn_net_build: the training batch must be 1..%zu, got %zu",
                        max_batch, train_batch);

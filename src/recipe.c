@@ -37,7 +37,7 @@ static const cn_recipe_key recipe[] = {
      FIELD(epochs),
      .json = "epochs",
      .json_absent = CN_JSON_REQUIRED},
-    {.key = {"batch", "batch", "N", "minibatch size", CN_TRAIN_WHOLE, 1, 65536, 64, NULL},
+    {.key = {"batch", "batch", "N", "minibatch size", CN_TRAIN_WHOLE, 1, CN_MAX_BATCH, 64, NULL},
      FIELD(batch),
      .json = "batch",
      .json_absent = CN_JSON_REQUIRED},
