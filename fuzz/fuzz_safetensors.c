@@ -38,8 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_ASSERT(cn_st_meta(&f, f.meta[2 * i]) != NULL);
     cn_st_close(&f);
 
+    static const cn_device one = {"cpu", 0, 1};
     cn_model *m = NULL;
-    if (cn_model_load(file.path, 1, &m) != CN_OK) {
+    if (cn_model_load(file.path, &one, &m) != CN_OK) {
         FZ_ASSERT(m == NULL && cn_last_error()[0] != '\0');
         return 0;
     }
