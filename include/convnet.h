@@ -306,9 +306,11 @@ cn_status cn_net_set(cn_net *net, cn_block block, size_t offset, size_t count, c
 void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x);
 
 /* Runs the network on x (n, C, H, W), 1 <= n <= max_batch, copied into the
- * network.  train = 1 for a training pass (batch normalisation uses the
- * batch's statistics and updates its running ones; cn_net_backward may
- * follow), 0 for evaluation.  Errors: CN_ERR_ARG. */
+ * device's memory; on the CPU, whose memory is the host's, x is read where
+ * it is (no copy), so it must stay unchanged until cn_net_backward returns.
+ * train = 1 for a training pass (batch normalisation uses the batch's
+ * statistics and updates its running ones; cn_net_backward may follow), 0
+ * for evaluation.  Errors: CN_ERR_ARG. */
 cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train);
 /* The same on 8-bit pixels (n, C, H, W), prepared as cn_net_prepare does
  * but on the network's device. */

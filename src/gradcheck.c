@@ -206,7 +206,7 @@ done:
 typedef struct net_job {
     cn_net *net;
     size_t n;
-    const float *x; /* host */
+    float *x; /* the input in backend memory (where the first pass read it) */
     const int32_t *labels;
     float *hx, *hy; /* host copies of a layer's input and output */
 } net_job;
@@ -216,15 +216,15 @@ static double net_loss(void *self, uint64_t *region)
     net_job *j = self;
     cn_net *net = j->net;
     double loss = 0.0;
-    /* The input moves on the device (check_coords): run from there. */
-    cn_net_run_forward(net, net->input, j->n, 1, NULL);
+    /* The input moves in backend memory (check_coords): run from there. */
+    cn_net_run_forward(net, j->x, j->n, 1, NULL);
     cn_net_loss(net, j->labels, j->n, &loss);
     *region = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < net->n_layers; i++) {
         const cn_layer *l = &net->layers[i];
         if (!l->ops->region)
             continue;
-        const float *xi = i ? net->act[i - 1] : net->input;
+        const float *xi = i ? net->act[i - 1] : j->x;
         net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
         net->be->download(net->be, j->hy, net->act[i],
                           j->n * cn_shape_size(l->out) * sizeof(float));
@@ -276,9 +276,18 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
         }
     }
     double floor = 1e-3 * scale > FLOOR_ABS ? 1e-3 * scale : FLOOR_ABS;
-    net_job job = {net, n, x, labels, hx, hy};
+    /* check_coords moves the backend's copy of the input; the host copy x
+     * keeps the values (they are one and the same on the CPU). */
+    net_job job = {net, n, (float *)net->x_last, labels, hx, hy};
     evalf f = {net_loss, &job};
-    out->input_err = check_coords(be, net->input, x, dx, in, max_coords, rng, f, floor, out);
+    float *hx0 = malloc(in * sizeof *hx0);
+    if (!hx0) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(hx0, x, in * sizeof *hx0);
+    out->input_err = check_coords(be, job.x, hx0, dx, in, max_coords, rng, f, floor, out);
+    free(hx0);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {

@@ -331,9 +331,12 @@ void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times);
 /* Whether a forward pass (train: a training pass) may take n samples.
  * Errors: CN_ERR_ARG. */
 cn_status cn_net_check_batch(const cn_net *net, size_t n, int train);
-/* Copies n samples into net->input: floats, or pixels prepared on the
- * device (as cn_net_prepare does on the host). */
-void cn_net_put_input(cn_net *net, const float *x, size_t n);
+/* The input of a forward pass over n samples x (n, C, H, W) of host
+ * memory, in backend memory: x itself where the backend's memory is the
+ * host's, else x copied into net->input. */
+const float *cn_net_put_input(cn_net *net, const float *x, size_t n);
+/* n samples of 8-bit pixels prepared into net->input on the device (as
+ * cn_net_prepare does on the host). */
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n);
 /* Checks n labels and copies them into net->labels (and its host copy).
  * Errors: CN_ERR_ARG. */
@@ -382,8 +385,9 @@ void cn_optim_free(cn_optim *o, cn_backend *be);
 void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts, double lr,
                    uint64_t t, float *params, const float *grads, size_t n);
 
-/* One training step of m on the n samples in m->net->input with their
- * labels in m->net->labels (the only one: cn_model_train, cn_model_step
+/* One training step of m on the n samples x (backend memory, as
+ * cn_net_put_input or cn_net_put_pixels leave them) with their labels in
+ * m->net->labels (the only one: cn_model_train, cn_model_step
  * and cn_model_profile all take it): forward, loss, gradients zeroed,
  * backward, the gradients combined across workers (m->comm), the
  * optimizer.  loss (the mean) and correct (samples whose best class is
@@ -391,8 +395,8 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
  * infinite one is the caller's to judge: every worker takes the same steps
  * whatever its loss).  With fwd, bwd and update, the time of each layer's
  * passes and of the update.  Errors: a communicator's. */
-cn_status cn_model_train_step(cn_model *m, size_t n, double lr, double *loss, size_t *correct,
-                              double *fwd, double *bwd, double *update);
+cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,
+                              size_t *correct, double *fwd, double *bwd, double *update);
 
 /* The recipe as a model file keeps it (metadata convnet.train): one JSON
  * object, unformatted, its keys in a fixed order.  NULL when out of memory;

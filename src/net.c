@@ -727,8 +727,7 @@ cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
     cn_status st = cn_net_check_batch(net, n, train);
     if (st)
         return st;
-    cn_net_put_input(net, x, n);
-    cn_net_run_forward(net, net->input, n, train, NULL);
+    cn_net_run_forward(net, cn_net_put_input(net, x, n), n, train, NULL);
     return CN_OK;
 }
 
@@ -771,9 +770,12 @@ cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, siz
     return CN_OK;
 }
 
-void cn_net_put_input(cn_net *net, const float *x, size_t n)
+const float *cn_net_put_input(cn_net *net, const float *x, size_t n)
 {
+    if (net->be->host_memory)
+        return x; /* the CPU reads the caller's floats where they are */
     net->be->upload(net->be, net->input, x, n * cn_shape_size(net->spec->input) * sizeof *x);
+    return net->input;
 }
 
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n)

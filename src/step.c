@@ -31,11 +31,11 @@ static cn_status combine_gradients(cn_model *m)
     return CN_OK;
 }
 
-cn_status cn_model_train_step(cn_model *m, size_t n, double lr, double *loss, size_t *correct,
-                              double *fwd, double *bwd, double *update)
+cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,
+                              size_t *correct, double *fwd, double *bwd, double *update)
 {
     cn_net *net = m->net;
-    cn_net_run_forward(net, net->input, n, 1, fwd);
+    cn_net_run_forward(net, x, n, 1, fwd);
     if (loss)
         *loss = cn_net_loss_sum(net, n, correct) / (double)n;
     cn_net_zero_grads(net);
@@ -61,8 +61,8 @@ static cn_status step_on(cn_model *m, const float *x, const int32_t *labels, siz
     if (st || (st = cn_net_check_batch(m->net, n, 1)) ||
         (st = cn_net_put_labels(m->net, labels, n)))
         return st;
-    cn_net_put_input(m->net, x, n);
-    st = cn_model_train_step(m, n, lr, loss, NULL, fwd, bwd, update);
+    st =
+        cn_model_train_step(m, cn_net_put_input(m->net, x, n), n, lr, loss, NULL, fwd, bwd, update);
     m->net->x_last = NULL;
     m->state.global_step += st == CN_OK;
     return st;

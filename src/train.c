@@ -197,7 +197,8 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                 goto done;
             double loss;
             size_t right;
-            if ((st = cn_model_train_step(m, batch, lr, &loss, &right, NULL, NULL, NULL)))
+            if ((st = cn_model_train_step(m, net->input, batch, lr, &loss, &right, NULL, NULL,
+                                          NULL)))
                 goto done;
             if (!isfinite(loss)) {
                 st = cn_fail(CN_ERR_NUMERIC,

@@ -90,6 +90,11 @@ float *th_block(const cn_net *net, cn_block block);
 /* One float of a block: read, and written. */
 float th_get(const cn_net *net, cn_block block, size_t i);
 void th_put(cn_net *net, cn_block block, size_t i, float v);
+/* Two classes of side x side images: a bright bar, 3/8 of the width, on the
+ * left or on the right, over noise (owned by the data: cn_data_free). */
+cn_data th_bars(size_t n, uint64_t seed, int side);
+/* Whether two models' optimizer states hold the same bytes. */
+int th_same_optim(const cn_model *a, const cn_model *b);
 /* Whether a block of a and b holds the same bytes. */
 int th_same(const cn_net *a, const cn_net *b, cn_block block);
 /* A host copy of the output of the last forward pass (n x classes), or of

@@ -18,23 +18,6 @@ static const char *ALL_KINDS =
     "pad=1\n[silu]\n[avgpool]\nsize=2\n[fc]\noutputs=8\n[sigmoid]\n[dropout]\nrate=0.25\n"
     "[fc]\noutputs=6\n[tanh]\n[fc]\noutputs=2\n[softmax]\n";
 
-/* Two classes: a bright bar on the left or on the right. */
-static cn_data bars(size_t n, uint64_t seed)
-{
-    cn_data d = {n, {1, 8, 8}, 2, malloc(n * 64), malloc(n * sizeof(int32_t)), 1};
-    cn_rng rng;
-    cn_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++) {
-        int c = (int)cn_rng_below(&rng, 2);
-        d.labels[i] = c;
-        for (size_t p = 0; p < 64; p++) {
-            int col = (int)(p % 8), bright = c ? col >= 5 : col < 3;
-            d.pixels[i * 64 + p] = (uint8_t)(cn_rng_below(&rng, 100) + (bright ? 120 : 0));
-        }
-    }
-    return d;
-}
-
 static cn_model *model_on(const char *backend, int threads)
 {
     cn_spec *spec = th_spec(ALL_KINDS);
@@ -49,18 +32,8 @@ static cn_model *model_on(const char *backend, int threads)
 /* Parameters, buffers and optimizer state of a and b are the same bytes. */
 static int same_weights(cn_model *a, cn_model *b)
 {
-    size_t n = a->optim.n_slots * a->net->n_params;
-    float *x = malloc(n * 4 + 4), *y = malloc(n * 4 + 4);
-    int same = x && y && th_same(a->net, b->net, CN_PARAMS) &&
-               th_same(a->net, b->net, CN_BUFFERS) && n == b->optim.n_slots * b->net->n_params;
-    if (same) {
-        a->be->download(a->be, x, a->optim.state, n * 4);
-        b->be->download(b->be, y, b->optim.state, n * 4);
-        same = memcmp(x, y, n * 4) == 0;
-    }
-    free(x);
-    free(y);
-    return same;
+    return th_same(a->net, b->net, CN_PARAMS) && th_same(a->net, b->net, CN_BUFFERS) &&
+           th_same_optim(a, b);
 }
 
 /* Training, evaluation, a model file, a resumed run and the gradient checks
@@ -69,7 +42,7 @@ static int same_weights(cn_model *a, cn_model *b)
  * bit (the guard runs the same kernels). */
 static void guard_backend_matches_cpu(void)
 {
-    cn_data train = bars(160, 1), val = bars(64, 2);
+    cn_data train = th_bars(160, 1, 8), val = th_bars(64, 2, 8);
     cn_model *cpu = model_on("cpu", 1), *guard = model_on("guard", 1);
     CHECK(cpu && guard);
     CHECK(strcmp(cn_net_device(guard->net).backend, "guard") == 0);
@@ -153,7 +126,7 @@ static cn_status twin_barrier(void *user)
 
 static void check_comm(const char *backend)
 {
-    cn_data train = bars(160, 1);
+    cn_data train = th_bars(160, 1, 8);
     cn_model *solo = model_on(backend, 2), *pair = model_on(backend, 2);
     CHECK(solo && pair);
     twins t = {0, 0, 0, 0};

@@ -177,21 +177,7 @@ static int count_prefixed(const char *dir, const char *prefix)
     return n;
 }
 
-static cn_data synthetic(size_t n, uint64_t seed)
-{
-    cn_data d = {n, {1, 8, 8}, 2, malloc(n * 64), malloc(n * sizeof(int32_t)), 1};
-    cn_rng rng;
-    cn_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++) {
-        int c = (int)cn_rng_below(&rng, 2);
-        d.labels[i] = c;
-        for (size_t p = 0; p < 64; p++) {
-            int bright = c ? p % 8 >= 5 : p % 8 < 3;
-            d.pixels[i * 64 + p] = (uint8_t)(cn_rng_below(&rng, 100) + (bright ? 120 : 0));
-        }
-    }
-    return d;
-}
+static cn_data synthetic(size_t n, uint64_t seed) { return th_bars(n, seed, 8); }
 
 static const char *TINY = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
                           "[train]\nepochs=1\nbatch=16\nlr=0.05\nmomentum=0.9\nseed=5\n"

@@ -65,27 +65,7 @@ static void he_initialisation(void)
     cn_spec_free(spec);
 }
 
-/* Two classes: a bright bar on the left or on the right of a side x side
- * image, 3/8 of it wide. */
-static cn_data synthetic_side(size_t n, uint64_t seed, int side)
-{
-    size_t area = (size_t)side * (size_t)side;
-    cn_data d = {
-        n, {1, (size_t)side, (size_t)side}, 2, malloc(n * area), malloc(n * sizeof(int32_t)), 1};
-    cn_rng rng;
-    cn_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++) {
-        int c = (int)cn_rng_below(&rng, 2), bar = 3 * side / 8;
-        d.labels[i] = c;
-        for (size_t p = 0; p < area; p++) {
-            int col = (int)(p % (size_t)side), bright = c ? col >= side - bar : col < bar;
-            d.pixels[i * area + p] = (uint8_t)(cn_rng_below(&rng, 100) + (bright ? 120 : 0));
-        }
-    }
-    return d;
-}
-
-static cn_data synthetic(size_t n, uint64_t seed) { return synthetic_side(n, seed, 8); }
+static cn_data synthetic(size_t n, uint64_t seed) { return th_bars(n, seed, 8); }
 
 static const char *TINY = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\nmean=0.3\nstd=0.3\n"
                           "[train]\nepochs=2\nbatch=16\nlr=0.05\nmomentum=0.9\ndecay=0.001\n"
@@ -120,21 +100,9 @@ static cn_model *tiny(int threads, int epochs)
 /* Parameters, buffers, optimizer state and training state, bit for bit. */
 static int same_model(cn_model *a, cn_model *b)
 {
-    size_t n = a->optim.n_slots * cn_net_num_params(cn_model_net(a));
-    float *x = malloc(n * 4 + 4), *y = malloc(n * 4 + 4);
-    int same = x && y && a->optim.n_slots == b->optim.n_slots &&
-               th_same(cn_model_net(a), cn_model_net(b), CN_PARAMS) &&
-               th_same(cn_model_net(a), cn_model_net(b), CN_BUFFERS) &&
-               n == b->optim.n_slots * cn_net_num_params(cn_model_net(b)) &&
-               memcmp(&a->state, &b->state, sizeof a->state) == 0;
-    if (same) {
-        a->be->download(a->be, x, a->optim.state, n * 4);
-        b->be->download(b->be, y, b->optim.state, n * 4);
-        same = memcmp(x, y, n * 4) == 0;
-    }
-    free(x);
-    free(y);
-    return same;
+    return th_same(cn_model_net(a), cn_model_net(b), CN_PARAMS) &&
+           th_same(cn_model_net(a), cn_model_net(b), CN_BUFFERS) && th_same_optim(a, b) &&
+           memcmp(&a->state, &b->state, sizeof a->state) == 0;
 }
 
 static void training_learns_and_is_deterministic(void)
@@ -437,7 +405,7 @@ static double rel_diff(const float *a, const float *b, size_t n)
 static void kernel_sets_agree(void)
 {
     static const char *const isas[] = {"avx512", "avx2", "portable"};
-    cn_data train = synthetic_side(320, 1, 16), val = synthetic_side(160, 2, 16);
+    cn_data train = th_bars(320, 1, 16), val = th_bars(160, 2, 16);
     cn_spec *spec = th_spec(ALL_PATHS);
     CHECK(spec);
     float *ref_g = NULL, *ref_p = NULL, *x = malloc(16 * 256 * sizeof(float));

@@ -1,5 +1,6 @@
 /* util.c - helpers for the tests. */
 #include "harness.h"
+#include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -173,4 +174,37 @@ const float *th_layer_output(const cn_net *net, size_t i, size_t n)
 const float *th_output(const cn_net *net, size_t n)
 {
     return th_layer_output(net, cn_net_num_layers(net) - 1, n);
+}
+
+cn_data th_bars(size_t n, uint64_t seed, int side)
+{
+    size_t area = (size_t)side * (size_t)side;
+    cn_data d = {
+        n, {1, (size_t)side, (size_t)side}, 2, malloc(n * area), malloc(n * sizeof(int32_t)), 1};
+    cn_rng rng;
+    cn_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)cn_rng_below(&rng, 2), bar = 3 * side / 8;
+        d.labels[i] = c;
+        for (size_t p = 0; p < area; p++) {
+            int col = (int)(p % (size_t)side), bright = c ? col >= side - bar : col < bar;
+            d.pixels[i * area + p] = (uint8_t)(cn_rng_below(&rng, 100) + (bright ? 120 : 0));
+        }
+    }
+    return d;
+}
+
+int th_same_optim(const cn_model *a, const cn_model *b)
+{
+    size_t n = a->optim.n_slots * a->net->n_params;
+    float *x = malloc(n * 4 + 4), *y = malloc(n * 4 + 4);
+    int same = x && y && b->optim.n_slots * b->net->n_params == n;
+    if (same) {
+        a->be->download(a->be, x, a->optim.state, n * 4);
+        b->be->download(b->be, y, b->optim.state, n * 4);
+        same = memcmp(x, y, n * 4) == 0;
+    }
+    free(x);
+    free(y);
+    return same;
 }
