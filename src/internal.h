@@ -95,6 +95,10 @@ int cn_is_layer_section(const cn_section *sec);
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
 #define CN_RECIPE_KEYS 15
+/* Floats after the gradient block that the step's allreduce carries with it
+ * (cn_model_train_step): the global batch's summed loss, its count of
+ * correct answers, and how many workers want to stop. */
+#define CN_GRAD_TAIL 3
 /* The largest batch: the recipe's range for batch and what a network takes. */
 #define CN_MAX_BATCH 65536
 
@@ -148,6 +152,8 @@ typedef struct cn_ctx {
     int fuse;              /* whole-network pass: fused activations apply */
     int train;             /* training pass: batch statistics, buffers update */
     uint64_t seed;         /* the training step's seed (dropout masks) */
+    uint64_t first;        /* the index of the pass's first sample in the global
+                              batch (where a data-parallel worker's share starts) */
 } cn_ctx;
 
 /* The behaviour of a layer kind: one file defines it (with designated
@@ -291,6 +297,7 @@ struct cn_net {
     size_t n_last;       /* batch size of the last forward pass */
     int train_last;      /* whether it was a training pass */
     uint64_t seed;       /* seed of the next training pass's random choices */
+    uint64_t first;      /* and the index of its first sample in the global batch */
     const float *x_last; /* the input of the last forward pass (backend memory) */
 };
 
@@ -386,17 +393,18 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
                    uint64_t t, float *params, const float *grads, size_t n);
 
 /* One training step of m on the n samples x (backend memory, as
- * cn_net_put_input or cn_net_put_pixels leave them) with their labels in
- * m->net->labels (the only one: cn_model_train, cn_model_step
- * and cn_model_profile all take it): forward, loss, gradients zeroed,
- * backward, the gradients combined across workers (m->comm), the
- * optimizer.  loss (the mean) and correct (samples whose best class is
- * their label) may be NULL: the loss is then not computed (a NaN or
- * infinite one is the caller's to judge: every worker takes the same steps
- * whatever its loss).  With fwd, bwd and update, the time of each layer's
- * passes and of the update.  Errors: a communicator's. */
+ * cn_net_put_input or cn_net_put_pixels leave them: this worker's share of
+ * the global batch) with their labels in m->net->labels (the only one: cn_model_train,
+ * cn_model_step and cn_model_profile all take it): forward, loss, gradients zeroed, backward, the
+ * gradients combined across workers (m->comm), the optimizer.  loss (the mean over the global
+ * batch) and correct (its samples whose best class is their label) may be NULL: the loss is then
+ * not computed (a NaN or infinite one is the caller's to judge; every
+ * worker sees the same).  *stop (unless NULL) says whether this worker
+ * wants to stop, and becomes whether any does.  With fwd, bwd and update,
+ * the time of each layer's passes and of the update.  Errors: a
+ * communicator's. */
 cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,
-                              size_t *correct, double *fwd, double *bwd, double *update);
+                              size_t *correct, int *stop, double *fwd, double *bwd, double *update);
 
 /* The recipe as a model file keeps it (metadata convnet.train): one JSON
  * object, unformatted, its keys in a fixed order.  NULL when out of memory;
@@ -418,8 +426,11 @@ cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
 
 /* Augmentation of n samples of shape s in place: each moved by up to shift
  * pixels each way (zeros come in at the border) and, with flip, mirrored
- * left-right with probability 1/2.  tmp holds one sample. */
-void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng *rng, uint8_t *tmp);
+ * left-right with probability 1/2.  Sample i draws from a generator seeded
+ * with cn_step_seed(seed, first + i): its draws depend on its place in the
+ * global batch only, not on which worker has it.  tmp holds one sample. */
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, uint64_t seed,
+                size_t first, uint8_t *tmp);
 
 /* Seconds from a monotonic clock. */
 double cn_now(void);

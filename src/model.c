@@ -64,7 +64,7 @@ cn_status cn_model_set_comm(cn_model *m, const cn_comm *comm)
                        comm->rank, comm->size);
     float *stage = NULL;
     if (comm->size > 1 && !m->be->host_memory) {
-        stage = malloc((m->net->n_params ? m->net->n_params : 1) * sizeof *stage);
+        stage = malloc((m->net->n_params + CN_GRAD_TAIL) * sizeof *stage);
         if (!stage)
             return cn_fail(CN_ERR_NOMEM, "out of memory for the gradients' host copy");
     }

@@ -351,7 +351,7 @@ static int allocate(cn_net *net)
     for (size_t i = 0; i < net->n_layers; i++)
         n_states = cn_add(n_states, align_up(net->layers[i].state_floats));
     net->params = dev_alloc(net, net->n_params, sizeof(float));
-    net->grads = dev_alloc(net, net->n_params, sizeof(float));
+    net->grads = dev_alloc(net, cn_add(net->n_params, CN_GRAD_TAIL), sizeof(float));
     net->buffers = dev_alloc(net, net->n_buffers, sizeof(float));
     net->states = dev_alloc(net, n_states, sizeof(float));
     net->norm = dev_alloc(net, 2 * c, sizeof(float));
@@ -655,7 +655,7 @@ void cn_net_measure_input(cn_net *net, const cn_data *data)
 
 static cn_ctx make_ctx(cn_net *net, int fuse, int train)
 {
-    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed};
+    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed, net->first};
 }
 
 /* Per-layer times measure the layer's work, not its queueing. */

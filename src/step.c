@@ -8,8 +8,10 @@
  * with one (the solo communicator) it does nothing. */
 #include "internal.h"
 
-/* The gradient block becomes the mean of every worker's. */
-static cn_status combine_gradients(cn_model *m)
+/* The gradient block becomes the mean of every worker's, in one allreduce
+ * that also sums the workers' losses, correct answers and wishes to stop
+ * (the CN_GRAD_TAIL floats after the block). */
+static cn_status combine_gradients(cn_model *m, double *loss_sum, size_t *correct, int *stop)
 {
     const cn_comm *c = &m->comm;
     if (c->size == 1)
@@ -17,32 +19,43 @@ static cn_status combine_gradients(cn_model *m)
     cn_net *net = m->net;
     cn_backend *be = m->be;
     size_t n = net->n_params;
+    float tail[CN_GRAD_TAIL] = {(float)*loss_sum, (float)*correct, (float)(*stop != 0)};
+    be->upload(be, net->grads + n, tail, sizeof tail);
     float *g = be->host_memory ? net->grads : m->stage;
     if (be->host_memory)
         be->sync(be);
     else
-        be->download(be, g, net->grads, n * sizeof *g);
-    cn_status st = c->allreduce(c->user, g, n);
+        be->download(be, g, net->grads, (n + CN_GRAD_TAIL) * sizeof *g);
+    cn_status st = c->allreduce(c->user, g, n + CN_GRAD_TAIL);
     if (st)
         return st;
     if (!be->host_memory)
-        be->upload(be, net->grads, g, n * sizeof *g);
+        be->upload(be, net->grads, g, (n + CN_GRAD_TAIL) * sizeof *g);
+    be->download(be, tail, net->grads + n, sizeof tail);
+    *loss_sum = tail[0];
+    *correct = (size_t)tail[1];
+    *stop = tail[2] > 0;
     be->scale(be, net->grads, 1.0f / (float)c->size, n);
     return CN_OK;
 }
 
 cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,
-                              size_t *correct, double *fwd, double *bwd, double *update)
+                              size_t *correct, int *stop, double *fwd, double *bwd, double *update)
 {
     cn_net *net = m->net;
     cn_net_run_forward(net, x, n, 1, fwd);
-    if (loss)
-        *loss = cn_net_loss_sum(net, n, correct) / (double)n;
+    size_t right = 0;
+    double sum = loss ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
     cn_net_zero_grads(net);
     cn_net_run_backward(net, n, NULL, bwd);
-    cn_status st = combine_gradients(m);
+    int no = 0;
+    cn_status st = combine_gradients(m, &sum, &right, stop ? stop : &no);
     if (st)
         return st;
+    if (loss)
+        *loss = sum / (double)(n * (size_t)m->comm.size);
+    if (correct)
+        *correct = right;
     double t0 = update ? cn_now() : 0.0;
     cn_optim_step(&m->optim, m->be, &m->opts, lr, m->state.global_step + 1, net->params, net->grads,
                   net->n_params);
@@ -61,8 +74,8 @@ static cn_status step_on(cn_model *m, const float *x, const int32_t *labels, siz
     if (st || (st = cn_net_check_batch(m->net, n, 1)) ||
         (st = cn_net_put_labels(m->net, labels, n)))
         return st;
-    st =
-        cn_model_train_step(m, cn_net_put_input(m->net, x, n), n, lr, loss, NULL, fwd, bwd, update);
+    st = cn_model_train_step(m, cn_net_put_input(m->net, x, n), n, lr, loss, NULL, NULL, fwd, bwd,
+                             update);
     m->net->x_last = NULL;
     m->state.global_step += st == CN_OK;
     return st;

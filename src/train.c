@@ -30,10 +30,14 @@ static cn_status check_data(const cn_net *net, const cn_data *d, const char *wha
     return CN_OK;
 }
 
-void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, cn_rng *rng, uint8_t *tmp)
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, uint64_t seed,
+                size_t first, uint8_t *tmp)
 {
     size_t hw = s.h * s.w, size = s.c * hw;
     for (size_t i = 0; i < n; i++) {
+        cn_rng one;
+        cn_rng_seed(&one, cn_step_seed(seed, first + i));
+        cn_rng *rng = &one;
         long dy = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
         long dx = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
         int mirror = flip && (cn_rng_next(rng) >> 63);
@@ -114,24 +118,75 @@ static void close_epoch(cn_train_state *s, const cn_rng *rng)
     s->step = 0;
 }
 
-cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
-                         const cn_train_hooks *hooks)
+/* Workers go on together or not at all: st, this worker's verdict, becomes
+ * every worker's (one allreduce; nothing with one worker).  The data a
+ * worker trains on must be every other's too: its size and a sum of its
+ * labels are compared. */
+static cn_status agree(cn_model *m, cn_status st, const cn_data *train)
 {
-    static const cn_train_hooks none = {0};
-    if (!hooks)
-        hooks = &none;
-    const cn_train_opts *o = &m->opts;
-    cn_status st = cn_train_opts_check(o);
+    const cn_comm *c = &m->comm;
+    if (c->size == 1)
+        return st;
+    double labels = 0.0;
+    for (size_t i = 0; train && i < train->n; i++)
+        labels += (double)train->labels[i] * (double)(i % 7 + 1);
+    float v[3] = {st != CN_OK, train ? (float)train->n : 0.0f, (float)labels};
+    float mine[3] = {v[0], v[1], v[2]};
+    cn_status cst = c->allreduce(c->user, v, 3);
+    if (cst)
+        return cst;
     if (st)
         return st;
-    if ((st = check_data(m->net, train, "training")) ||
+    if (v[0] > 0)
+        return cn_fail(CN_ERR_STOPPED, "another worker refused to go on (its message says why)");
+    if (v[1] != mine[1] * (float)c->size || v[2] != mine[2] * (float)c->size)
+        return cn_fail(CN_ERR_SHAPE,
+                       "worker %d: the training data differs from the other workers' (each "
+                       "must read the same data set)",
+                       c->rank);
+    return CN_OK;
+}
+
+/* The batch-normalisation running statistics of every worker, averaged
+ * (each worker's batches move its own): before evaluation and saves. */
+static cn_status average_buffers(cn_model *m)
+{
+    const cn_comm *c = &m->comm;
+    cn_net *net = m->net;
+    if (c->size == 1 || net->n_buffers == 0)
+        return CN_OK;
+    cn_backend *be = m->be;
+    float *host = malloc(net->n_buffers * sizeof *host);
+    if (!host)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    be->download(be, host, net->buffers, net->n_buffers * sizeof *host);
+    cn_status st = c->allreduce(c->user, host, net->n_buffers);
+    for (size_t i = 0; !st && i < net->n_buffers; i++)
+        host[i] /= (float)c->size;
+    if (!st)
+        be->upload(be, net->buffers, host, net->n_buffers * sizeof *host);
+    free(host);
+    return st;
+}
+
+/* The checks before the first step; each worker makes them all. */
+static cn_status check_start(cn_model *m, const cn_data *train, const cn_data *val)
+{
+    const cn_train_opts *o = &m->opts;
+    cn_status st = cn_train_opts_check(o);
+    if (st || (st = check_data(m->net, train, "training")) ||
         (val && (st = check_data(m->net, val, "validation"))))
         return st;
-    size_t batch = (size_t)o->batch, steps = train->n / batch;
+    size_t batch = (size_t)o->batch, steps = train->n / batch, k = (size_t)m->comm.size;
     if (steps == 0)
         return cn_fail(CN_ERR_SHAPE,
                        "the training set has %zu samples, fewer than one batch of %zu", train->n,
                        batch);
+    if (batch % k)
+        return cn_fail(CN_ERR_ARG,
+                       "a batch of %zu cannot be split evenly over %zu workers: choose a batch "
+                       "that %zu divides",
+                       batch, k, k);
     if (train->n > UINT32_MAX)
         return cn_fail(CN_ERR_SHAPE, "more than 2^32 training samples");
     if (m->state.step >= steps)
@@ -139,18 +194,36 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
                        "the model stopped at batch %llu of an epoch that now has %zu "
                        "batches: resume with the batch size it was trained with",
                        (unsigned long long)m->state.step, steps);
-    if ((st = cn_model_plan(m, batch, batch)))
+    return cn_model_plan(m, batch / k, batch / k);
+}
+
+cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
+                         const cn_train_hooks *hooks)
+{
+    static const cn_train_hooks none = {0};
+    if (!hooks)
+        hooks = &none;
+    const cn_train_opts *o = &m->opts;
+    /* A worker of a data-parallel run trains on its share of every global
+     * batch: samples [rank * local, (rank + 1) * local) of it. */
+    const cn_comm *comm = &m->comm;
+    int solo = comm->size == 1;
+    cn_status st = agree(m, check_start(m, train, val), train);
+    if (st)
         return st;
+    size_t batch = (size_t)o->batch, steps = train->n / batch;
+    size_t local = batch / (size_t)comm->size, first = (size_t)comm->rank * local;
     /* normalise = channel: measured on the training set at the start. */
     if (m->spec->norm_channel && m->state.global_step == 0)
         cn_net_measure_input(m->net, train);
     if ((st = broadcast_model(m)))
         return st;
     cn_net *net = m->net;
+    net->first = first;
     size_t in_size = cn_shape_size(cn_net_input_shape(net));
     uint32_t *perm = malloc(train->n * sizeof *perm);
-    uint8_t *pix = malloc(batch * in_size), *tmp = malloc(in_size);
-    int32_t *labels = malloc(batch * sizeof *labels);
+    uint8_t *pix = malloc(local * in_size), *tmp = malloc(in_size);
+    int32_t *labels = malloc(local * sizeof *labels);
     if (!perm || !pix || !tmp || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
@@ -161,6 +234,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     p.steps = steps;
     p.batch = o->batch;
     double run_start = cn_now();
+    cn_status pending = CN_OK; /* a hook's failure, told to the others at the next step */
     while (m->state.epoch < o->epochs) {
         cn_train_state *s = &m->state;
         cn_rng rng = s->rng;
@@ -177,28 +251,27 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         p.epoch = s->epoch;
         p.val_loss = p.val_accuracy = -1.0;
         while (s->step < steps) {
-            const uint32_t *idx = perm + s->step * batch;
+            const uint32_t *idx = perm + s->step * batch + first;
             double lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
             p.lr = lr;
-            for (size_t b = 0; b < batch; b++) {
+            for (size_t b = 0; b < local; b++) {
                 memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
                 labels[b] = train->labels[idx[b]];
             }
-            /* Augmentation and dropout draw from the step's own generator,
-             * so that a resumed run repeats them exactly. */
+            /* Augmentation and dropout draw from the step's own seed and
+             * each sample's place in the global batch, so that a resumed
+             * run, or one on another number of workers, repeats them. */
             net->seed = cn_step_seed(o->seed, s->global_step);
-            if (o->shift || o->flip) {
-                cn_rng arng;
-                cn_rng_seed(&arng, net->seed);
-                cn_augment(pix, batch, net->spec->input, o->shift, o->flip, &arng, tmp);
-            }
-            cn_net_put_pixels(net, pix, batch);
-            if ((st = cn_net_put_labels(net, labels, batch)))
+            if (o->shift || o->flip)
+                cn_augment(pix, local, net->spec->input, o->shift, o->flip, net->seed, first, tmp);
+            cn_net_put_pixels(net, pix, local);
+            if ((st = cn_net_put_labels(net, labels, local)))
                 goto done;
             double loss;
             size_t right;
-            if ((st = cn_model_train_step(m, net->input, batch, lr, &loss, &right, NULL, NULL,
-                                          NULL)))
+            int stop = pending || (hooks->stop && *hooks->stop);
+            if ((st = cn_model_train_step(m, net->input, local, lr, &loss, &right, &stop, NULL,
+                                          NULL, NULL)))
                 goto done;
             if (!isfinite(loss)) {
                 st = cn_fail(CN_ERR_NUMERIC,
@@ -223,9 +296,21 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             p.accuracy = (double)correct / (double)seen;
             p.images_per_s = (double)seen / (now - epoch_start);
             p.elapsed_s = now - run_start - p.val_s;
+            /* Alone, a hook's failure or a stop ends training now; among
+             * workers, every one stops after the step that told them all
+             * (stop is what they agreed on). */
+            if (pending && stop) {
+                st = pending;
+                goto done;
+            }
             cn_status hook = hooks->on_batch ? hooks->on_batch(hooks->user, &p) : CN_OK;
+            if (hook && !solo) {
+                pending = hook;
+                hook = CN_OK;
+            }
             /* A stop in the last batch lets the epoch end normally. */
-            if (!hook && hooks->stop && *hooks->stop && s->step < steps)
+            int stopping = solo ? hooks->stop && *hooks->stop : stop;
+            if (!hook && stopping && s->step < steps)
                 hook = cn_fail(CN_ERR_STOPPED, "training stopped at epoch %d, batch %llu of %zu",
                                s->epoch + 1, (unsigned long long)s->step, steps);
             if (hook) {
@@ -246,7 +331,10 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             goto done;
         }
         close_epoch(s, &rng);
-        if (val && val->n) {
+        if ((st = average_buffers(m)))
+            goto done;
+        /* Validation: worker 0's (the others have the same model). */
+        if (val && val->n && comm->rank == 0) {
             double v0 = cn_now();
             cn_eval ev;
             if ((st = cn_net_evaluate(net, val, &ev)))
@@ -257,15 +345,25 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             p.val_s += cn_now() - v0;
         }
         p.elapsed_s = cn_now() - run_start - p.val_s;
-        if (hooks->on_epoch && (st = hooks->on_epoch(hooks->user, m, &p)))
+        cn_status hook = hooks->on_epoch ? hooks->on_epoch(hooks->user, m, &p) : CN_OK;
+        int stopping = pending || (hooks->stop && *hooks->stop);
+        if (!solo) { /* a save that failed anywhere, or a stop, ends every worker */
+            cn_status all = agree(m, hook || stopping ? CN_ERR_STOPPED : CN_OK, NULL);
+            hook = hook ? hook : pending;
+            stopping = all != CN_OK;
+        }
+        if ((st = hook))
             goto done;
-        if (hooks->stop && *hooks->stop) {
+        if (stopping) {
             st = cn_fail(CN_ERR_STOPPED, "training stopped after epoch %d", s->epoch);
             goto done;
         }
     }
 done:
+    if (st == CN_ERR_STOPPED && !solo) /* the running statistics a save keeps */
+        average_buffers(m);
     net->x_last = NULL;
+    net->first = 0;
     free(perm);
     free(pix);
     free(tmp);

@@ -5,6 +5,8 @@
 #include "harness.h"
 #include "internal.h"
 
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,72 +95,201 @@ static void guard_backend_matches_cpu(void)
     cn_data_free(&val);
 }
 
-/* Two workers that are one: the allreduce adds a worker's gradient to an
- * identical one's (doubling it, exactly) and the step divides by two again,
- * so the run equals a solo run bit for bit.  The calls are counted. */
-typedef struct twins {
-    int allreduce, broadcast, fail_at;
-    size_t count;
-} twins;
+/* Workers of a data-parallel run as threads of this process, joined by a
+ * communicator that sums in rank order (so every worker gets the same bits). */
+#define MAX_WORKERS 4
 
-static cn_status twin_allreduce(void *user, float *data, size_t count)
+typedef struct group {
+    int size, fail_at; /* fail_at: the allreduce (counted from 1) that fails, 0: none */
+    pthread_barrier_t bar;
+    float *slot[MAX_WORKERS];
+    size_t steps, step_count; /* rank 0: allreduces of the gradient block and its size */
+    size_t grad_floats;
+} group;
+
+typedef struct member {
+    group *g;
+    int rank, calls;
+    const char *backend;
+    const char *text;
+    const cn_data *train;
+    cn_model *model;
+    cn_status st;
+    double last_loss;
+} member;
+
+static cn_status group_allreduce(void *user, float *data, size_t count)
 {
-    twins *t = user;
-    if (++t->allreduce == t->fail_at)
-        return cn_fail(CN_ERR_IO, "the other worker is gone");
-    t->count = count;
-    for (size_t i = 0; i < count; i++)
-        data[i] += data[i];
-    return CN_OK;
+    member *m = user;
+    group *g = m->g;
+    if (++m->calls == g->fail_at) /* every worker at once: the network is gone */
+        return cn_fail(CN_ERR_IO, "the network between the workers went down");
+    if (m->rank == 0 && count == g->grad_floats)
+        g->steps++;
+    float *sum = calloc(count, sizeof *sum);
+    g->slot[m->rank] = data;
+    pthread_barrier_wait(&g->bar);
+    for (int r = 0; sum && r < g->size; r++)
+        for (size_t i = 0; i < count; i++)
+            sum[i] += g->slot[r][i];
+    pthread_barrier_wait(&g->bar); /* everyone has read every slot */
+    if (sum)
+        memcpy(data, sum, count * sizeof *sum);
+    free(sum);
+    return sum ? CN_OK : cn_fail(CN_ERR_NOMEM, "out of memory");
 }
-static cn_status twin_broadcast(void *user, float *data, size_t count, int root)
+
+static cn_status group_broadcast(void *user, float *data, size_t count, int root)
 {
-    (void)data, (void)count;
-    twins *t = user;
-    t->broadcast += root == 0;
-    return CN_OK;
-}
-static cn_status twin_barrier(void *user)
-{
-    (void)user;
+    member *m = user;
+    group *g = m->g;
+    if (m->rank == root)
+        g->slot[0] = data;
+    pthread_barrier_wait(&g->bar);
+    if (m->rank != root)
+        memcpy(data, g->slot[0], count * sizeof *data);
+    pthread_barrier_wait(&g->bar);
     return CN_OK;
 }
 
-static void check_comm(const char *backend)
+static cn_status group_barrier(void *user)
+{
+    member *m = user;
+    pthread_barrier_wait(&m->g->bar);
+    return CN_OK;
+}
+
+static cn_status note_loss(void *user, const cn_progress *p)
+{
+    ((member *)user)->last_loss = p->loss;
+    return CN_OK;
+}
+
+static void *work(void *arg)
+{
+    member *m = arg;
+    cn_spec *spec = NULL;
+    const cn_device dev = {m->backend, 0, 1};
+    m->st = cn_spec_parse(m->text, "worker.cfg", &spec);
+    if (!m->st)
+        m->st = cn_model_create(spec, NULL, &dev, &m->model);
+    cn_spec_free(spec);
+    cn_comm comm = {m->rank, m->g->size, m, group_allreduce, group_broadcast, group_barrier};
+    if (!m->st)
+        m->st = cn_model_set_comm(m->model, &comm);
+    cn_train_hooks hooks = {m, note_loss, NULL, NULL};
+    if (!m->st)
+        m->st = cn_model_train(m->model, m->train, NULL, &hooks);
+    return NULL;
+}
+
+/* k workers train the model text describes; their models in m[]. */
+static void run_group(group *g, member *m, int k, const char *backend, const char *text,
+                      const cn_data *train)
+{
+    pthread_t t[MAX_WORKERS];
+    g->size = k;
+    pthread_barrier_init(&g->bar, NULL, (unsigned)k);
+    for (int r = 0; r < k; r++) {
+        m[r] = (member){g, r, 0, backend, text, train, NULL, CN_OK, 0};
+        pthread_create(&t[r], NULL, work, &m[r]);
+    }
+    for (int r = 0; r < k; r++)
+        pthread_join(t[r], NULL);
+    pthread_barrier_destroy(&g->bar);
+}
+
+/* Relative L2 distance of two models' parameters. */
+static double param_diff(const cn_model *a, const cn_model *b)
+{
+    float *x = th_block(a->net, CN_PARAMS), *y = th_block(b->net, CN_PARAMS);
+    double d = 0, n = 0;
+    for (size_t i = 0; x && y && i < a->net->n_params; i++) {
+        d += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        n += (double)x[i] * x[i];
+    }
+    free(x);
+    free(y);
+    return x && y ? sqrt(d / n) : 1.0;
+}
+
+/* No batch normalisation: the workers' shares of a batch then give the
+ * batch's gradient, summed in another order only.  Dropout and
+ * augmentation draw by each sample's place in the global batch. */
+static const char *SPLIT =
+    "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
+    "[train]\nepochs=1\nbatch=16\nlr=0.05\nmomentum=0.9\ndecay=0.001\nseed=3\nshift=1\nflip=1\n"
+    "[conv]\nname=c1\nfilters=4\nsize=3\npad=1\n[relu]\n[conv]\nfilters=4\nsize=3\npad=1\n"
+    "[leaky]\n[shortcut]\nfrom=c1\n[gelu]\n[maxpool]\n[fc]\noutputs=8\n[silu]\n"
+    "[dropout]\nrate=0.25\n[fc]\noutputs=2\n[softmax]\n";
+
+static void check_workers(const char *backend)
 {
     cn_data train = th_bars(160, 1, 8);
-    cn_model *solo = model_on(backend, 2), *pair = model_on(backend, 2);
-    CHECK(solo && pair);
-    twins t = {0, 0, 0, 0};
-    cn_comm comm = {1, 2, &t, twin_allreduce, twin_broadcast, twin_barrier};
-    CHECK_OK(cn_model_set_comm(pair, &comm));
-    CHECK_OK(cn_model_train(solo, &train, NULL, NULL));
-    CHECK_OK(cn_model_train(pair, &train, NULL, NULL));
-    CHECK(same_weights(solo, pair));
-    /* One allreduce per step, of the whole gradient block; the parameters,
-     * buffers, optimizer state and normalisation broadcast once. */
-    CHECK_MSG(t.allreduce == 10 && t.count == pair->net->n_params && t.broadcast == 4,
-              "%d allreduces of %zu floats, %d broadcasts", t.allreduce, t.count, t.broadcast);
-    /* A failing exchange stops training with its status. */
-    cn_model *broken = model_on(backend, 1);
-    twins u = {0, 0, 3, 0};
-    comm.user = &u;
-    CHECK_OK(cn_model_set_comm(broken, &comm));
-    CHECK_ERR(cn_model_train(broken, &train, NULL, NULL), CN_ERR_IO);
-    CHECK(th_contains(cn_last_error(), "the other worker is gone") &&
-          cn_model_state(broken)->global_step == 2);
-    comm.rank = 2;
-    CHECK_ERR(cn_model_set_comm(broken, &comm), CN_ERR_ARG);
-    CHECK_OK(cn_model_set_comm(broken, NULL));
-    cn_model_free(broken);
-    cn_model_free(solo);
-    cn_model_free(pair);
+    group solo_g = {0}, g2 = {0}, g4 = {0};
+    member solo[1], two[2], four[4];
+    run_group(&solo_g, solo, 1, backend, SPLIT, &train);
+    CHECK_OK(solo[0].st);
+    run_group(&g2, two, 2, backend, SPLIT, &train);
+    run_group(&g4, four, 4, backend, SPLIT, &train);
+    for (int r = 0; r < 4; r++) {
+        CHECK_MSG(r >= 2 || two[r].st == CN_OK, "worker %d of 2: %s", r, cn_status_name(two[r].st));
+        CHECK_MSG(four[r].st == CN_OK, "worker %d of 4: %s", r, cn_status_name(four[r].st));
+    }
+    /* Every worker takes the same step: their models are one, bit for bit. */
+    CHECK(same_weights(two[0].model, two[1].model));
+    for (int r = 1; r < 4; r++)
+        CHECK(same_weights(four[0].model, four[r].model));
+    /* And the run is the solo run, but for the order of the sums. */
+    double d2 = param_diff(solo[0].model, two[0].model),
+           d4 = param_diff(solo[0].model, four[0].model);
+    printf("    %s: 2 and 4 workers against 1, weights after 10 steps: %.1e, %.1e; loss %.6f, "
+           "%.6f, %.6f\n",
+           backend, d2, d4, solo[0].last_loss, two[0].last_loss, four[0].last_loss);
+    CHECK(d2 < 1e-5 && d4 < 1e-5);
+    CHECK_NEAR(two[0].last_loss, solo[0].last_loss, 1e-5 * solo[0].last_loss);
+    CHECK_NEAR(four[0].last_loss, solo[0].last_loss, 1e-5 * solo[0].last_loss);
+    for (int r = 0; r < 4; r++) {
+        cn_model_free(four[r].model);
+        if (r < 2)
+            cn_model_free(two[r].model);
+    }
+    /* One allreduce of the gradient block (and its tail) per step. */
+    group g = {0};
+    g.grad_floats = solo[0].model->net->n_params + CN_GRAD_TAIL;
+    run_group(&g, two, 2, backend, SPLIT, &train);
+    CHECK_MSG(g.steps == 10, "%zu allreduces of the gradient block for 10 steps", g.steps);
+    cn_model_free(two[0].model);
+    cn_model_free(two[1].model);
+    /* An exchange that fails stops every worker with its status. */
+    group bad = {0};
+    bad.fail_at = 4;
+    run_group(&bad, two, 2, backend, SPLIT, &train);
+    for (int r = 0; r < 2; r++) {
+        CHECK(two[r].st == CN_ERR_IO && cn_model_state(two[r].model)->global_step == 2);
+        cn_model_free(two[r].model);
+    }
+    /* A batch the workers cannot share evenly is refused by all. */
+    group odd = {0};
+    run_group(&odd, four, 3, backend, SPLIT, &train); /* 16 over 3 */
+    for (int r = 0; r < 3; r++) {
+        CHECK(four[r].st == CN_ERR_ARG && four[r].model->state.global_step == 0);
+        cn_model_free(four[r].model);
+    }
+    /* A communicator must make sense. */
+    cn_comm wrong = {2, 2, NULL, group_allreduce, group_broadcast, group_barrier};
+    CHECK_ERR(cn_model_set_comm(solo[0].model, &wrong), CN_ERR_ARG);
+    wrong.rank = 0;
+    wrong.allreduce = NULL;
+    CHECK_ERR(cn_model_set_comm(solo[0].model, &wrong), CN_ERR_ARG);
+    CHECK_OK(cn_model_set_comm(solo[0].model, NULL));
+    cn_model_free(solo[0].model);
     cn_data_free(&train);
 }
 
-static void comm_combines_gradients(void) { check_comm("cpu"); }
+static void comm_combines_gradients(void) { check_workers("cpu"); }
 /* The guard's memory is not the host's: the gradients are staged. */
-static void comm_stages_device_memory(void) { check_comm("guard"); }
+static void comm_stages_device_memory(void) { check_workers("guard"); }
 
 /* Dropout's decisions are the counter-based generator's, computed here on
  * the host from (step seed, line, index) alone: any device gets these bits. */

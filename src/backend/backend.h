@@ -138,12 +138,14 @@ struct cn_backend {
                     const float *dy, float *dx, size_t count);
     /* Inverted dropout of count values: each kept with probability 1 - rate
      * and scaled by 1 / (1 - rate), or zeroed.  Whether value i is kept is
-     * cn_counter_uniform(key, i) >= rate (counter_rng.h): the same bits on
-     * every device, in forward and backward alike. */
+     * cn_counter_uniform(key, first + i) >= rate (counter_rng.h): the same
+     * bits on every device, in forward and backward alike, and for a sample
+     * whichever worker of a data-parallel run has it (first counts the
+     * values of the samples before this pass's in the global batch). */
     void (*dropout_fwd)(const cn_backend *be, const float *x, float *y, size_t count, float rate,
-                        uint64_t key);
+                        uint64_t key, uint64_t first);
     void (*dropout_bwd)(const cn_backend *be, const float *dy, float *dx, size_t count, float rate,
-                        uint64_t key);
+                        uint64_t key, uint64_t first);
     /* Batch normalisation of x (n, c, hw) per channel: with train, the
      * batch's mean and variance (kept in save_mean and save_invstd for
      * backward; the running ones move by momentum), otherwise the running

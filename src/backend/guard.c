@@ -166,11 +166,13 @@ GUARD(act_bwd,
        float *dx, size_t count),
       (be, a, param, x, y, dy, dx, count))
 GUARD(dropout_fwd,
-      (const cn_backend *be, const float *x, float *y, size_t count, float rate, uint64_t key),
-      (be, x, y, count, rate, key))
+      (const cn_backend *be, const float *x, float *y, size_t count, float rate, uint64_t key,
+       uint64_t first),
+      (be, x, y, count, rate, key, first))
 GUARD(dropout_bwd,
-      (const cn_backend *be, const float *dy, float *dx, size_t count, float rate, uint64_t key),
-      (be, dy, dx, count, rate, key))
+      (const cn_backend *be, const float *dy, float *dx, size_t count, float rate, uint64_t key,
+       uint64_t first),
+      (be, dy, dx, count, rate, key, first))
 GUARD(bn_fwd,
       (const cn_backend *be, const float *x, size_t n, size_t c, size_t hw, const float *gamma,
        const float *beta, float *run_mean, float *run_var, float momentum, float eps, int train,

@@ -43,18 +43,18 @@ void cn_plain_avgpool_bwd(const cn_backend *be, const cn_win *g, const float *dy
 }
 
 void cn_plain_dropout_fwd(const cn_backend *be, const float *x, float *y, size_t count, float rate,
-                          uint64_t key)
+                          uint64_t key, uint64_t first)
 {
     (void)be;
     float keep = 1.0f / (1.0f - rate);
     for (size_t i = 0; i < count; i++)
-        y[i] = cn_counter_uniform(key, i) < rate ? 0.0f : x[i] * keep;
+        y[i] = cn_counter_uniform(key, first + i) < rate ? 0.0f : x[i] * keep;
 }
 
 void cn_plain_dropout_bwd(const cn_backend *be, const float *dy, float *dx, size_t count,
-                          float rate, uint64_t key)
+                          float rate, uint64_t key, uint64_t first)
 {
-    cn_plain_dropout_fwd(be, dy, dx, count, rate, key); /* the same mask and scale */
+    cn_plain_dropout_fwd(be, dy, dx, count, rate, key, first); /* the same mask and scale */
 }
 
 void cn_plain_add(const cn_backend *be, const float *a, const float *b, float *y, size_t count)

@@ -12,9 +12,9 @@ void cn_plain_avgpool_fwd(const cn_backend *be, const cn_win *g, const float *x,
 void cn_plain_avgpool_bwd(const cn_backend *be, const cn_win *g, const float *dy, size_t n,
                           float *dx);
 void cn_plain_dropout_fwd(const cn_backend *be, const float *x, float *y, size_t count, float rate,
-                          uint64_t key);
+                          uint64_t key, uint64_t first);
 void cn_plain_dropout_bwd(const cn_backend *be, const float *dy, float *dx, size_t count,
-                          float rate, uint64_t key);
+                          float rate, uint64_t key, uint64_t first);
 void cn_plain_add(const cn_backend *be, const float *a, const float *b, float *y, size_t count);
 void cn_plain_scale(const cn_backend *be, float *x, float alpha, size_t count);
 void cn_plain_input_from_pixels(const cn_backend *be, const uint8_t *pix, size_t n, size_t c,

@@ -1,7 +1,8 @@
 /* dropout.c - inverted dropout: in training passes each value is kept with
  * probability 1 - rate and scaled by 1 / (1 - rate), or set to 0; in
  * evaluation the layer passes its input through.  Whether value i is kept
- * is a pure function of (the training step's seed, the layer's line, i)
+ * is a pure function of (the training step's seed, the layer's line, the
+ * value's index in the global batch)
  * (counter_rng.h): a resumed run draws the same masks, every device draws
  * the same bits, and backward recomputes the mask instead of keeping it:
  * dx = dy * mask. */
@@ -34,7 +35,8 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
             ctx->be->copy(ctx->be, y, x, count * sizeof *y);
         return;
     }
-    ctx->be->dropout_fwd(ctx->be, x, y, count, (float)l->v[RATE], key(l, ctx));
+    ctx->be->dropout_fwd(ctx->be, x, y, count, (float)l->v[RATE], key(l, ctx),
+                         ctx->first * cn_shape_size(l->in));
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
@@ -49,7 +51,8 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         if (dx != dy)
             ctx->be->copy(ctx->be, dx, dy, count * sizeof *dx);
     } else {
-        ctx->be->dropout_bwd(ctx->be, dy, dx, count, (float)l->v[RATE], key(l, ctx));
+        ctx->be->dropout_bwd(ctx->be, dy, dx, count, (float)l->v[RATE], key(l, ctx),
+                             ctx->first * cn_shape_size(l->in));
     }
 }
 
