@@ -51,7 +51,17 @@ ifeq ($(X86),yes)
   LIB_OBJ += $(BUILD)/src/kernels/cpu_avx2.o $(BUILD)/src/kernels/cpu_avx512.o
 endif
 VIS_OBJ  := $(VIS_SRC:%.c=$(BUILD)/%.o)
-CLI_SRC  := $(wildcard cli/*.c)
+# make MPI=1: convnet train runs data-parallel under mpirun (Open MPI; the
+# library itself never needs MPI: the CLI gives it a communicator).
+MPI      ?= 0
+ifeq ($(MPI),1)
+  CLI_COMM := cli/comm/mpi.c
+  MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+  MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+else
+  CLI_COMM := cli/comm/solo.c
+endif
+CLI_SRC  := $(wildcard cli/*.c) $(CLI_COMM)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_model.o
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
@@ -61,8 +71,8 @@ VLIB := $(BUILD)/libconvnet_vis.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test test-asan test-valgrind demo data bench clean format format-check help info \
-        fuzz fuzz-smoke fuzz-run check-layering
+.PHONY: all test test-asan test-valgrind test-mpi demo data bench clean format format-check help info \
+        fuzz fuzz-smoke fuzz-run check-layering FORCE
 all: $(BIN) $(TBIN)
 
 info:
@@ -104,8 +114,16 @@ $(BUILD)/gen/default_model.c: models/mnist.cfg scripts/embed.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed.sh cn_cli_default_model < $< > $@
 
-$(BIN): $(CLI_OBJ) $(VLIB) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/cli/comm/mpi.o: CPPFLAGS += $(MPI_CFLAGS)
+
+# The binary is linked again when MPI= changes (the stamp holds its value).
+$(BUILD)/mpi.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo "MPI=$(MPI)" | cmp -s - $@ || echo "MPI=$(MPI)" > $@
+FORCE:
+
+$(BIN): $(CLI_OBJ) $(VLIB) $(LIB) $(BUILD)/mpi.stamp
+	$(CC) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) $(MPI_LIBS) -o $@
 
 # tests/test_fault.c injects faults into the library's file writes through
 # the linker: these calls reach its __wrap_ functions first.
@@ -132,6 +150,14 @@ test-asan:
 	@sh scripts/deps.sh --test
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_FLAGS)" all data
 	@sh tests/asan.sh build-asan
+
+# Data-parallel training over MPI (tests/mpi.sh): a build with MPI=1 in
+# build-mpi/, 1, 2 and 4 workers on this machine, the fault tests, and two
+# workers in two network namespaces.
+test-mpi:
+	@sh scripts/deps.sh --test --mpi
+	@$(MAKE) --no-print-directory BUILD=build-mpi MPI=1 all data
+	@sh tests/mpi.sh build-mpi
 
 # The C tests under valgrind memcheck: all but five heavy ones (tests/valgrind.sh
 # says which and why).
@@ -192,14 +218,15 @@ fuzz-run: fuzz
 	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) keep $(FUZZ_TARGETS)
 
 clean:
-	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan build-mpi $(FUZZ_BUILD)
 
 format:
-	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch] fuzz/*.[ch]
+	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] cli/*/*.c tests/*.[ch] \
+	  fuzz/*.[ch]
 
 format-check:
-	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] tests/*.[ch] \
-	  fuzz/*.[ch]
+	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] cli/*/*.c \
+	  tests/*.[ch] fuzz/*.[ch]
 
 help:
 	@echo "make          build $(BIN) and the tests"
@@ -207,6 +234,7 @@ help:
 	@echo "make test     build and run the whole test suite"
 	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
 	@echo "make test-valgrind  the C tests (all but five heavy ones) under valgrind memcheck"
+	@echo "make test-mpi    data-parallel training over MPI (build-mpi/, make MPI=1)"
 	@echo "make check-layering  nothing above the device seam reaches past it; no module cycles"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"

@@ -82,6 +82,18 @@ const char *cli_augmentation(int shift, int flip, const char *sep, char *buf, si
 /* Whether path holds a model file (safetensors) rather than a description. */
 int cli_is_model_file(const char *path);
 
+/* The workers of a data-parallel run: under mpirun, in a build with MPI=1
+ * (cli/comm/mpi.c), the MPI communicator of this process (MPI started);
+ * otherwise the solo one (rank 0 of 1), whose functions are NULL (the
+ * library's own do nothing).  0, or the exit status after a message. */
+int cli_comm_open(int *argc, char ***argv, cn_comm *comm);
+void cli_comm_close(void);
+/* "MPI" in a build with MPI=1, else NULL. */
+const char *cli_comm_kind(void);
+/* Messages of worker rank of size say so ("convnet: worker 1 of 4: error:
+ * ..."); size 1: none. */
+void cli_set_worker(int rank, int size);
+
 /* The default network, compiled in from models/mnist.cfg. */
 extern const char cn_cli_default_model[];
 #define CLI_DEFAULT_MODEL_NAME "models/mnist.cfg (built in)"

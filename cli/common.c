@@ -19,11 +19,20 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+static char worker[48]; /* "worker 1 of 4: " in a data-parallel run */
+
+void cli_set_worker(int rank, int size)
+{
+    worker[0] = '\0';
+    if (size > 1)
+        snprintf(worker, sizeof worker, "worker %d of %d: ", rank, size);
+}
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("convnet: error: ", stderr);
+    fprintf(stderr, "convnet: %serror: ", worker);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ typedef struct run {
     double test_every, stop_at, eval_s, reached_s, reached_acc;
     uint64_t next_check;
     int reached;
+    int rank, size; /* this worker of a data-parallel run, and how many */
 } run;
 
 /* The most memory this process has held at once (resident), in MiB. */
@@ -192,6 +194,8 @@ static cn_status on_batch(void *user, const cn_progress *p)
 static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
 {
     run *r = user;
+    if (r->rank != 0) /* worker 0 speaks, logs and saves for all */
+        return CN_OK;
     if (r->tty && !r->quiet)
         fputs("\r\033[K", stderr);
     char val[64] = "";
@@ -387,6 +391,7 @@ typedef struct job {
     cn_data all, train, val, test;   /* train and val are slices of all */
     int start_epoch;                 /* where this run started */
     uint64_t start_step;
+    cn_comm comm; /* the workers of a data-parallel run (solo: rank 0 of 1) */
     run r;
 } job;
 
@@ -473,12 +478,14 @@ static int open_model(const args *a, job *j)
     int rc = a->resume ? resume_model(a, j) : new_model(a, j);
     if (rc)
         return rc;
+    if (j->comm.size > 1 && cn_model_set_comm(j->model, &j->comm))
+        return cli_lib_error();
     j->r.out = a->out ? a->out : a->resume ? a->resume : j->default_out;
     j->log_default = cli_log_name(j->r.out);
     j->r.log_path = a->log ? a->log : j->log_default;
     if (!j->r.log_path)
         return cli_error("out of memory");
-    return check_out_dir(j->r.out);
+    return j->comm.rank == 0 ? check_out_dir(j->r.out) : 0;
 }
 
 /* The training set split into training and validation images, and the test
@@ -505,11 +512,15 @@ static int load_data(const args *a, job *j)
 static int open_log(const args *a, job *j)
 {
     run *r = &j->r;
+    r->rank = j->comm.rank;
+    r->size = j->comm.size;
     r->tty = isatty(STDERR_FILENO);
-    r->quiet = a->quiet;
+    r->quiet = a->quiet || r->rank != 0;
     r->verbose = a->verbose;
     r->log_parts = (int)(1.0 / a->log_every + 0.5);
     r->saved_epoch = -1;
+    if (r->rank != 0) /* the other workers keep no log and test nothing */
+        return 0;
     if (a->test_every > 0) {
         r->model = j->model;
         r->test = &j->test;
@@ -554,6 +565,9 @@ static void print_start(const args *a, const job *j)
            cn_optimizer_name(o->optimizer), o->lr,
            o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, aug,
            cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
+    if (j->comm.size > 1)
+        printf("data-parallel over %d workers (%s): %d images of each batch per worker\n",
+               j->comm.size, cli_comm_kind(), o->batch / j->comm.size);
     if (a->resume)
         printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
     fflush(stdout);
@@ -609,6 +623,8 @@ static int report_end(const args *a, job *j, cn_status st)
     const run *r = &j->r;
     const cn_train_state *s = cn_model_state(j->model);
     int rc = 0;
+    if (r->rank != 0) /* worker 0 saves and says how it ended */
+        return st == CN_OK ? 0 : st == CN_ERR_STOPPED && stop_flag ? 128 + stop_flag : 1;
     if (st == CN_ERR_STOPPED && r->reached) {
         printf("reached %.2f%% test accuracy after %.2f s of training (%.2f epochs; %.2f s of "
                "evaluation not counted)\n",
@@ -645,17 +661,60 @@ static int report_end(const args *a, job *j, cn_status st)
     return rc;
 }
 
+/* The workers of a data-parallel run start together or not at all: rc is
+ * this one's verdict (0: ready); returns 0 when every worker is ready. */
+static int all_ready(const job *j, int rc)
+{
+    if (j->comm.size == 1)
+        return rc;
+    float failed = rc != 0;
+    if (j->comm.allreduce(j->comm.user, &failed, 1))
+        return 1;
+    if (!rc && failed > 0 && j->comm.rank == 0)
+        fprintf(stderr,
+                "convnet: error: %g of the %d workers could not start (their messages "
+                "say why)\n",
+                failed, j->comm.size);
+    return rc ? rc : failed > 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
-    args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc != GO_ON)
-        return rc;
     job j = {0};
-    if (!(rc = open_model(&a, &j)) && !(rc = load_data(&a, &j)) && !(rc = open_log(&a, &j))) {
-        print_start(&a, &j);
-        rc = report_end(&a, &j, train_with_signals(&j));
+    int rc = cli_comm_open(&argc, &argv, &j.comm);
+    if (rc)
+        return rc;
+    cli_set_worker(j.comm.rank, j.comm.size);
+    /* Only worker 0 speaks: the others' usage messages would repeat its own,
+     * their progress is its progress; their errors still show. */
+    int err = -1;
+    if (j.comm.rank != 0) {
+        if (!freopen("/dev/null", "w", stdout))
+            return cli_error("cannot silence the output of worker %d", j.comm.rank);
+        fflush(stderr);
+        err = dup(STDERR_FILENO);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, STDERR_FILENO);
+            close(null);
+        }
+    }
+    args a;
+    rc = parse_args(argc, argv, &a);
+    if (err >= 0) {
+        fflush(stderr);
+        dup2(err, STDERR_FILENO);
+        close(err);
+    }
+    if (rc == GO_ON) {
+        if (!(rc = open_model(&a, &j)) && !(rc = load_data(&a, &j)))
+            rc = open_log(&a, &j);
+        if (!(rc = all_ready(&j, rc))) {
+            print_start(&a, &j);
+            rc = report_end(&a, &j, train_with_signals(&j));
+        }
     }
     job_free(&j);
+    cli_comm_close();
     return rc;
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [--test] [--fuzz] - checks what convnet needs and installs what is missing.
+# deps.sh [--test] [--fuzz] [--mpi] - checks what convnet needs and installs what is missing.
 #
 # Building needs a C compiler, make, zlib, cJSON, cairo (pictures) and stb
 # (image files), with the DejaVu fonts for the pictures' labels; fetching MNIST
@@ -8,18 +8,21 @@
 # test pictures), chromium (it renders the HTML report) and valgrind (make
 # test-valgrind; make test-asan needs only gcc's sanitizer libraries, which
 # come with gcc); with --fuzz, the fuzz targets need clang with its libFuzzer
-# and sanitizer runtimes (clang, libclang-rt-dev).  As root with apt-get the
+# and sanitizer runtimes (clang, libclang-rt-dev); with --mpi, data-parallel
+# training needs Open MPI (libopenmpi-dev, openmpi-bin) and its tests ip
+# (iproute2) for network namespaces.  As root with apt-get the
 # missing packages are installed; otherwise the command to run is printed.
 set -eu
 
 need=""
 add() { need="$need $1"; }
-test=no fuzz=no
+test=no fuzz=no mpi=no
 for arg in "$@"; do
     case $arg in
     --test) test=yes ;;
     --fuzz) fuzz=yes ;;
-    *) echo "usage: deps.sh [--test] [--fuzz]" >&2; exit 2 ;;
+    --mpi) mpi=yes ;;
+    *) echo "usage: deps.sh [--test] [--fuzz] [--mpi]" >&2; exit 2 ;;
     esac
 done
 
@@ -53,6 +56,12 @@ if [ $fuzz = yes ]; then
         clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null 2>/dev/null; then
         add libclang-rt-dev
     fi
+fi
+
+if [ $mpi = yes ]; then
+    command -v mpicc >/dev/null 2>&1 || add libopenmpi-dev
+    command -v mpirun >/dev/null 2>&1 || add openmpi-bin
+    command -v ip >/dev/null 2>&1 || add iproute2
 fi
 
 [ -n "$need" ] || exit 0

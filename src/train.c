@@ -147,6 +147,41 @@ static cn_status agree(cn_model *m, cn_status st, const cn_data *train)
     return CN_OK;
 }
 
+/* Whether every worker holds the same weights (they take the same steps;
+ * an exchange that summed differently on different workers would part
+ * them): each puts a 48-bit hash of its parameters in its own slots, and
+ * one allreduce shows all of them to all. */
+static cn_status same_everywhere(cn_model *m)
+{
+    const cn_comm *c = &m->comm;
+    cn_net *net = m->net;
+    size_t k = (size_t)c->size;
+    float *host = malloc(net->n_params * sizeof *host), *slots = calloc(2 * k, sizeof *slots);
+    cn_status st = host && slots ? CN_OK : cn_fail(CN_ERR_NOMEM, "out of memory");
+    if (!st) {
+        m->be->download(m->be, host, net->params, net->n_params * sizeof *host);
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (size_t i = 0; i < net->n_params; i++) {
+            uint32_t bits;
+            memcpy(&bits, &host[i], sizeof bits);
+            h = cn_hash(h, bits);
+        }
+        slots[2 * (size_t)c->rank] = (float)(h & 0xffffff); /* 24 bits: exact in a float */
+        slots[2 * (size_t)c->rank + 1] = (float)(h >> 24 & 0xffffff);
+        st = c->allreduce(c->user, slots, 2 * k);
+    }
+    for (size_t r = 0; !st && r < k; r++)
+        if (slots[2 * r] != slots[2 * (size_t)c->rank] ||
+            slots[2 * r + 1] != slots[2 * (size_t)c->rank + 1])
+            st = cn_fail(CN_ERR_NUMERIC,
+                         "the workers' weights have parted (worker %zu's differ from worker "
+                         "%d's): their exchange did not give every worker the same sums",
+                         r, c->rank);
+    free(host);
+    free(slots);
+    return st;
+}
+
 /* The batch-normalisation running statistics of every worker, averaged
  * (each worker's batches move its own): before evaluation and saves. */
 static cn_status average_buffers(cn_model *m)
@@ -331,7 +366,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             goto done;
         }
         close_epoch(s, &rng);
-        if ((st = average_buffers(m)))
+        if (!solo && ((st = same_everywhere(m)) || (st = average_buffers(m))))
             goto done;
         /* Validation: worker 0's (the others have the same model). */
         if (val && val->n && comm->rank == 0) {

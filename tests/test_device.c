@@ -101,6 +101,7 @@ static void guard_backend_matches_cpu(void)
 
 typedef struct group {
     int size, fail_at; /* fail_at: the allreduce (counted from 1) that fails, 0: none */
+    int skew;          /* worker 1's sums of the gradient block come out different */
     pthread_barrier_t bar;
     float *slot[MAX_WORKERS];
     size_t steps, step_count; /* rank 0: allreduces of the gradient block and its size */
@@ -116,6 +117,7 @@ typedef struct member {
     cn_model *model;
     cn_status st;
     double last_loss;
+    char msg[256]; /* cn_last_error() of the worker's thread */
 } member;
 
 static cn_status group_allreduce(void *user, float *data, size_t count)
@@ -135,6 +137,8 @@ static cn_status group_allreduce(void *user, float *data, size_t count)
     pthread_barrier_wait(&g->bar); /* everyone has read every slot */
     if (sum)
         memcpy(data, sum, count * sizeof *sum);
+    if (sum && g->skew && m->rank == 1 && count == g->grad_floats)
+        data[0] += 1e-3f;
     free(sum);
     return sum ? CN_OK : cn_fail(CN_ERR_NOMEM, "out of memory");
 }
@@ -180,6 +184,7 @@ static void *work(void *arg)
     cn_train_hooks hooks = {m, note_loss, NULL, NULL};
     if (!m->st)
         m->st = cn_model_train(m->model, m->train, NULL, &hooks);
+    snprintf(m->msg, sizeof m->msg, "%s", cn_last_error());
     return NULL;
 }
 
@@ -191,7 +196,7 @@ static void run_group(group *g, member *m, int k, const char *backend, const cha
     g->size = k;
     pthread_barrier_init(&g->bar, NULL, (unsigned)k);
     for (int r = 0; r < k; r++) {
-        m[r] = (member){g, r, 0, backend, text, train, NULL, CN_OK, 0};
+        m[r] = (member){g, r, 0, backend, text, train, NULL, CN_OK, 0, ""};
         pthread_create(&t[r], NULL, work, &m[r]);
     }
     for (int r = 0; r < k; r++)
@@ -267,6 +272,16 @@ static void check_workers(const char *backend)
     run_group(&bad, two, 2, backend, SPLIT, &train);
     for (int r = 0; r < 2; r++) {
         CHECK(two[r].st == CN_ERR_IO && cn_model_state(two[r].model)->global_step == 2);
+        cn_model_free(two[r].model);
+    }
+    /* Workers whose exchange parts them stop at the end of the epoch. */
+    group skewed = {0};
+    skewed.skew = 1;
+    skewed.grad_floats = g.grad_floats;
+    run_group(&skewed, two, 2, backend, SPLIT, &train);
+    for (int r = 0; r < 2; r++) {
+        CHECK_MSG(two[r].st == CN_ERR_NUMERIC && th_contains(two[r].msg, "weights have parted"),
+                  "worker %d: %s", r, two[r].msg);
         cn_model_free(two[r].model);
     }
     /* A batch the workers cannot share evenly is refused by all. */
