@@ -71,7 +71,7 @@ VLIB := $(BUILD)/libconvnet_vis.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test test-asan test-valgrind test-mpi demo data bench clean format format-check help info \
+.PHONY: all test test-asan test-valgrind test-mpi bench-mpi demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE
 all: $(BIN) $(TBIN)
 
@@ -178,6 +178,15 @@ check-layering: $(LIB) $(VLIB)
 bench:
 	@sh bench/run.sh
 
+# Data-parallel training: throughput on this machine, the allreduce over a
+# shaped link, the predicted speed-up of more machines (bench/mpi.py).
+bench-mpi:
+	@sh scripts/deps.sh --mpi
+	@sh scripts/fetch-data.sh mnist >/dev/null
+	@$(MAKE) --no-print-directory BUILD=build-mpi MPI=1 all
+	mpicc -O2 bench/allreduce.c -o build-mpi/allreduce
+	@/usr/bin/python3 bench/mpi.py
+
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fopenmp $< -o $@
@@ -238,6 +247,7 @@ help:
 	@echo "make check-layering  nothing above the device seam reaches past it; no module cycles"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
+	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
 	@echo "make format   clang-format the sources"
 	@echo "make fuzz     build the fuzz targets (clang, libFuzzer, sanitizers) into $(FUZZ_BUILD)"

@@ -11,7 +11,7 @@ rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 "$build/test_convnet" | tee "$TMPDIR/c.log"
 # Not on the guard: the test that swaps broken kernels into the backend's
 # table (they work below the seam, on the CPU's memory), and the two that cap
-# the process's address space (the guard reserves 16 GiB of it).
+# the process's address space (the guard reserves 4 GiB of it).
 echo "the C tests on the guard backend:"
 CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x gradcheck/catches_broken_backward \
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |

@@ -102,6 +102,7 @@ static void guard_backend_matches_cpu(void)
 typedef struct group {
     int size, fail_at; /* fail_at: the allreduce (counted from 1) that fails, 0: none */
     int skew;          /* worker 1's sums of the gradient block come out different */
+    int not_ready;     /* workers whose model could not be made: none trains */
     pthread_barrier_t bar;
     float *slot[MAX_WORKERS];
     size_t steps, step_count; /* rank 0: allreduces of the gradient block and its size */
@@ -181,6 +182,13 @@ static void *work(void *arg)
     cn_comm comm = {m->rank, m->g->size, m, group_allreduce, group_broadcast, group_barrier};
     if (!m->st)
         m->st = cn_model_set_comm(m->model, &comm);
+    /* Workers start together or not at all (one left out would leave the
+     * others waiting in their first exchange). */
+    if (m->st)
+        __atomic_add_fetch(&m->g->not_ready, 1, __ATOMIC_SEQ_CST);
+    pthread_barrier_wait(&m->g->bar);
+    if (!m->st && __atomic_load_n(&m->g->not_ready, __ATOMIC_SEQ_CST))
+        m->st = CN_ERR_STOPPED;
     cn_train_hooks hooks = {m, note_loss, NULL, NULL};
     if (!m->st)
         m->st = cn_model_train(m->model, m->train, NULL, &hooks);

@@ -18,7 +18,7 @@
  * but while an operation runs, handed out in whole pages (first fit among
  * freed blocks, else at the top).  Opening and closing it is one mprotect
  * of the range in use. */
-#define ARENA_BYTES ((size_t)16 << 30)
+#define ARENA_BYTES ((size_t)4 << 30)
 
 typedef struct block {
     size_t at, bytes; /* offset into the arena, whole pages */
