@@ -417,6 +417,13 @@ char *cn_train_opts_json(const cn_train_opts *o);
  * damaged". */
 cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o);
 
+/* A block of backend memory exchanged among m's workers: summed over them
+ * (root < 0: an allreduce) or set to worker root's (a broadcast), through
+ * the communicator, which gets host memory (the backend's own where the
+ * host can reach it, else a host copy).  Nothing with one worker.  Errors:
+ * the communicator's, CN_ERR_NOMEM. */
+cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root);
+
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
  * passes of train samples. */
 cn_status cn_model_plan(cn_model *m, size_t n, size_t train);

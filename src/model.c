@@ -82,21 +82,21 @@ static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, cn_ba
     *out = NULL;
     cn_status st = cn_train_opts_check(opts);
     cn_model *m = st ? NULL : calloc(1, sizeof *m);
-    size_t olen = strlen(spec->source) + 1;
-    char *origin = m ? malloc(olen) : NULL;
-    if (!origin) {
-        free(m);
+    if (!m) {
         cn_backend_destroy(be);
         return st ? st : cn_fail(CN_ERR_NOMEM, "out of memory");
     }
-    memcpy(origin, spec->source, olen);
-    m->origin = origin;
-    m->be = be;
+    m->be = be; /* from here on, cn_model_free releases it */
     m->device = *device;
     m->opts = *opts;
     m->comm = solo;
-    size_t batch = (size_t)opts->batch > EVAL_BATCH ? (size_t)opts->batch : EVAL_BATCH;
-    if ((st = cn_spec_clone(spec, &m->spec)) ||
+    size_t olen = strlen(spec->source) + 1, batch = (size_t)opts->batch;
+    batch = batch > EVAL_BATCH ? batch : EVAL_BATCH;
+    if (!(m->origin = malloc(olen)))
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+    else
+        memcpy(m->origin, spec->source, olen);
+    if (st || (st = cn_spec_clone(spec, &m->spec)) ||
         (st = cn_net_build(m->spec, batch, batch, be, device, &m->net)) ||
         (st = cn_optim_init(&m->optim, opts->optimizer, be, m->net->n_params))) {
         cn_model_free(m);

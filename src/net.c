@@ -812,8 +812,8 @@ static const float *logits(const cn_net *net)
 
 /* The per-sample losses and, unless NULL, best classes and their
  * probabilities of the last forward pass on its n samples, into the host
- * arrays net->h_loss, best and p. */
-static void row_results(cn_net *net, size_t n, int32_t *best, float *p)
+ * arrays net->h_loss, best and p; returns the losses' sum. */
+static double row_results(cn_net *net, size_t n, int32_t *best, float *p)
 {
     const cn_backend *be = net->be;
     be->nll_rows(be, logits(net), net->act[net->n_layers - 1], net->labels, n, net->spec->classes,
@@ -823,14 +823,15 @@ static void row_results(cn_net *net, size_t n, int32_t *best, float *p)
         be->download(be, best, net->row_best, n * sizeof *best);
     if (p)
         be->download(be, p, net->row_p, n * sizeof *p);
+    double total = 0.0;
+    for (size_t s = 0; s < n; s++)
+        total += net->h_loss[s];
+    return total;
 }
 
 double cn_net_loss_sum(cn_net *net, size_t n, size_t *correct)
 {
-    row_results(net, n, correct ? net->h_best : NULL, NULL);
-    double total = 0.0;
-    for (size_t s = 0; s < n; s++)
-        total += net->h_loss[s];
+    double total = row_results(net, n, correct ? net->h_best : NULL, NULL);
     if (correct) {
         *correct = 0;
         for (size_t s = 0; s < n; s++)
@@ -917,10 +918,7 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         if ((st = cn_net_forward_pixels(net, data->pixels + s0 * in_size, n, 0)) ||
             (st = cn_net_put_labels(net, data->labels + s0, n)))
             goto done;
-        row_results(net, n, best, out->probability + s0);
-        double total = 0.0;
-        for (size_t s = 0; s < n; s++)
-            total += net->h_loss[s];
+        double total = row_results(net, n, best, out->probability + s0);
         loss_sum += total / (double)n * (double)n; /* as the batch means always were */
         for (size_t s = 0; s < n; s++) {
             size_t truth = (size_t)data->labels[s0 + s];

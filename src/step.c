@@ -8,6 +8,35 @@
  * with one (the solo communicator) it does nothing. */
 #include "internal.h"
 
+#include <stdlib.h>
+
+cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root)
+{
+    const cn_comm *c = &m->comm;
+    if (c->size == 1 || count == 0)
+        return CN_OK;
+    cn_backend *be = m->be;
+    /* The backend's memory, where the host can reach it; else a host copy:
+     * the step's own (m->stage, sized for the gradient block and its tail)
+     * when it fits, so that steps allocate nothing. */
+    float *host = dev;
+    if (be->host_memory)
+        be->sync(be);
+    else if (m->stage && count <= m->net->n_params + CN_GRAD_TAIL)
+        host = m->stage;
+    else if (!(host = malloc(count * sizeof *host)))
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a host copy of %zu floats", count);
+    if (host != dev)
+        be->download(be, host, dev, count * sizeof *host);
+    cn_status st =
+        root < 0 ? c->allreduce(c->user, host, count) : c->broadcast(c->user, host, count, root);
+    if (!st && host != dev)
+        be->upload(be, dev, host, count * sizeof *host);
+    if (host != dev && host != m->stage)
+        free(host);
+    return st;
+}
+
 /* The gradient block becomes the mean of every worker's, in one allreduce
  * that also sums the workers' losses, correct answers and wishes to stop
  * (the CN_GRAD_TAIL floats after the block). */
@@ -21,16 +50,9 @@ static cn_status combine_gradients(cn_model *m, double *loss_sum, size_t *correc
     size_t n = net->n_params;
     float tail[CN_GRAD_TAIL] = {(float)*loss_sum, (float)*correct, (float)(*stop != 0)};
     be->upload(be, net->grads + n, tail, sizeof tail);
-    float *g = be->host_memory ? net->grads : m->stage;
-    if (be->host_memory)
-        be->sync(be);
-    else
-        be->download(be, g, net->grads, (n + CN_GRAD_TAIL) * sizeof *g);
-    cn_status st = c->allreduce(c->user, g, n + CN_GRAD_TAIL);
+    cn_status st = cn_model_exchange(m, net->grads, n + CN_GRAD_TAIL, -1);
     if (st)
         return st;
-    if (!be->host_memory)
-        be->upload(be, net->grads, g, (n + CN_GRAD_TAIL) * sizeof *g);
     be->download(be, tail, net->grads + n, sizeof tail);
     *loss_sum = tail[0];
     *correct = (size_t)tail[1];

@@ -74,37 +74,15 @@ static int model_finite(const cn_model *m)
            be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0;
 }
 
-/* Every worker starts from worker 0's model: a block of backend memory
- * broadcast through the communicator (staged on the host if need be). */
-static cn_status broadcast_block(cn_model *m, float *dev, size_t count)
-{
-    const cn_comm *c = &m->comm;
-    if (c->size == 1 || count == 0)
-        return CN_OK;
-    cn_backend *be = m->be;
-    if (be->host_memory) {
-        be->sync(be);
-        return c->broadcast(c->user, dev, count, 0);
-    }
-    float *host = malloc(count * sizeof *host);
-    if (!host)
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
-    be->download(be, host, dev, count * sizeof *host);
-    cn_status st = c->broadcast(c->user, host, count, 0);
-    if (!st)
-        be->upload(be, dev, host, count * sizeof *host);
-    free(host);
-    return st;
-}
-
+/* Every worker starts from worker 0's model. */
 static cn_status broadcast_model(cn_model *m)
 {
     cn_net *net = m->net;
     cn_status st;
-    if ((st = broadcast_block(m, net->params, net->n_params)) ||
-        (st = broadcast_block(m, net->buffers, net->n_buffers)) ||
-        (st = broadcast_block(m, m->optim.state, m->optim.n_slots * net->n_params)) ||
-        (st = broadcast_block(m, net->norm, 2 * m->spec->input.c)))
+    if ((st = cn_model_exchange(m, net->params, net->n_params, 0)) ||
+        (st = cn_model_exchange(m, net->buffers, net->n_buffers, 0)) ||
+        (st = cn_model_exchange(m, m->optim.state, m->optim.n_slots * net->n_params, 0)) ||
+        (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)))
         return st;
     m->be->download(m->be, net->norm_host, net->norm, 2 * m->spec->input.c * sizeof(float));
     return CN_OK;
@@ -186,21 +164,10 @@ static cn_status same_everywhere(cn_model *m)
  * (each worker's batches move its own): before evaluation and saves. */
 static cn_status average_buffers(cn_model *m)
 {
-    const cn_comm *c = &m->comm;
     cn_net *net = m->net;
-    if (c->size == 1 || net->n_buffers == 0)
-        return CN_OK;
-    cn_backend *be = m->be;
-    float *host = malloc(net->n_buffers * sizeof *host);
-    if (!host)
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
-    be->download(be, host, net->buffers, net->n_buffers * sizeof *host);
-    cn_status st = c->allreduce(c->user, host, net->n_buffers);
-    for (size_t i = 0; !st && i < net->n_buffers; i++)
-        host[i] /= (float)c->size;
-    if (!st)
-        be->upload(be, net->buffers, host, net->n_buffers * sizeof *host);
-    free(host);
+    cn_status st = cn_model_exchange(m, net->buffers, net->n_buffers, -1);
+    if (!st && m->comm.size > 1)
+        m->be->scale(m->be, net->buffers, 1.0f / (float)m->comm.size, net->n_buffers);
     return st;
 }
 
@@ -243,6 +210,8 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
      * batch: samples [rank * local, (rank + 1) * local) of it. */
     const cn_comm *comm = &m->comm;
     int solo = comm->size == 1;
+    cn_status pending = CN_OK; /* a hook's failure, told to the others at the next step */
+    int together = 0;          /* every worker leaves at this point: a collective exit */
     cn_status st = agree(m, check_start(m, train, val), train);
     if (st)
         return st;
@@ -269,7 +238,6 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     p.steps = steps;
     p.batch = o->batch;
     double run_start = cn_now();
-    cn_status pending = CN_OK; /* a hook's failure, told to the others at the next step */
     while (m->state.epoch < o->epochs) {
         cn_train_state *s = &m->state;
         cn_rng rng = s->rng;
@@ -334,6 +302,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             /* Alone, a hook's failure or a stop ends training now; among
              * workers, every one stops after the step that told them all
              * (stop is what they agreed on). */
+            together = !solo && stop;
             if (pending && stop) {
                 st = pending;
                 goto done;
@@ -386,6 +355,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             cn_status all = agree(m, hook || stopping ? CN_ERR_STOPPED : CN_OK, NULL);
             hook = hook ? hook : pending;
             stopping = all != CN_OK;
+            together = stopping;
         }
         if ((st = hook))
             goto done;
@@ -395,7 +365,9 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         }
     }
 done:
-    if (st == CN_ERR_STOPPED && !solo) /* the running statistics a save keeps */
+    /* Workers that stop together average the running statistics a save
+     * keeps (each, whatever its own status: it is a collective call). */
+    if (together)
         average_buffers(m);
     net->x_last = NULL;
     net->first = 0;

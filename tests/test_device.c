@@ -103,6 +103,7 @@ typedef struct group {
     int size, fail_at; /* fail_at: the allreduce (counted from 1) that fails, 0: none */
     int skew;          /* worker 1's sums of the gradient block come out different */
     int not_ready;     /* workers whose model could not be made: none trains */
+    int save_fails;    /* worker 1's end-of-epoch hook fails (a save, say) */
     pthread_barrier_t bar;
     float *slot[MAX_WORKERS];
     size_t steps, step_count; /* rank 0: allreduces of the gradient block and its size */
@@ -170,6 +171,13 @@ static cn_status note_loss(void *user, const cn_progress *p)
     return CN_OK;
 }
 
+static cn_status failing_save(void *user, cn_model *model, const cn_progress *p)
+{
+    (void)model, (void)p;
+    member *m = user;
+    return m->g->save_fails && m->rank == 1 ? cn_fail(CN_ERR_IO, "the disk is full") : CN_OK;
+}
+
 static void *work(void *arg)
 {
     member *m = arg;
@@ -189,7 +197,7 @@ static void *work(void *arg)
     pthread_barrier_wait(&m->g->bar);
     if (!m->st && __atomic_load_n(&m->g->not_ready, __ATOMIC_SEQ_CST))
         m->st = CN_ERR_STOPPED;
-    cn_train_hooks hooks = {m, note_loss, NULL, NULL};
+    cn_train_hooks hooks = {m, note_loss, failing_save, NULL};
     if (!m->st)
         m->st = cn_model_train(m->model, m->train, NULL, &hooks);
     snprintf(m->msg, sizeof m->msg, "%s", cn_last_error());
@@ -292,6 +300,15 @@ static void check_workers(const char *backend)
                   "worker %d: %s", r, two[r].msg);
         cn_model_free(two[r].model);
     }
+    /* A save that fails on one worker ends every worker at the epoch's end,
+     * batch-normalisation statistics averaged by all (no one left waiting). */
+    group full = {0};
+    full.save_fails = 1;
+    run_group(&full, two, 2, backend, ALL_KINDS, &train);
+    CHECK(two[0].st == CN_ERR_STOPPED && two[1].st == CN_ERR_IO);
+    CHECK(th_same(two[0].model->net, two[1].model->net, CN_BUFFERS));
+    cn_model_free(two[0].model);
+    cn_model_free(two[1].model);
     /* A batch the workers cannot share evenly is refused by all. */
     group odd = {0};
     run_group(&odd, four, 3, backend, SPLIT, &train); /* 16 over 3 */
