@@ -6,8 +6,8 @@
 #include <string.h>
 
 /* Relative errors below these pass (see the note in the help). */
-#define LAYER_TOL 1e-2
-#define NET_TOL   1e-2
+#define LAYER_TOL CN_GRADCHECK_TOL
+#define NET_TOL   CN_GRADCHECK_TOL
 
 static const char help[] =
     "usage: convnet gradcheck MODEL.cfg [options]\n"

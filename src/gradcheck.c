@@ -2,42 +2,87 @@
  *
  * Numerical derivative of a coordinate t:  (L(t + eps) - L(t - eps)) / 2 eps.
  * The forward passes run in float32, so eps is large (1e-2) to keep rounding
- * (about 1e-7 of each changed output) small against the difference; the
- * truncation error of the central difference is eps^2 times the third
- * derivative and vanishes for the piecewise-linear layers.  Those have kinks
- * (relu at 0, a change of winner in max pooling) where the difference means
- * nothing: each pass also hashes the linear piece every such layer is in, and
- * a step that changes a piece is skipped and counted.
+ * small against the difference; the truncation error of the central
+ * difference is eps^2 times the third derivative and vanishes for the
+ * piecewise-linear layers.  Those have kinks (relu at 0, a change of winner
+ * in max pooling) where the difference means nothing: each pass also hashes
+ * the linear piece every such layer is in, and a step that changes a piece is
+ * skipped and counted.
  *
  * A layer on its own is judged coordinate by coordinate, which catches a
- * mistake confined to a border or one channel: |a - g| / max(|a| + |g|, floor)
- * with floor 1% of the largest analytic derivative of the tensor (at least
- * 1e-6), since float rounding alone moves tiny derivatives by ~1e-7 / eps.
- * Through a whole network that rounding adds up layer after layer, so the
- * network is judged on each tensor's gradient vector instead:
- * ||a - g|| / max(||a||, ||g||) over the checked coordinates. */
+ * mistake confined to a border or one channel: |a - g| / max(|a| + |g|, floor).
+ * The floor is the larger of 1% of the tensor's largest analytic derivative
+ * (at least 1e-6) and NOISE_MULT times the rounding noise expected in g.
+ * That noise grows with the number of outputs a coordinate moves: each moved
+ * output y_k is rounded to float32 (relative error up to 2^-24 per operation,
+ * a few operations), so L = sum(r y) moves by about 2^-23 sqrt(sum (r_k y_k)^2)
+ * over the moved outputs, divided by 2 eps in g.  A convolution's input moves
+ * a few hundred outputs; a batch normalisation's input moves its whole
+ * channel (through the mean and variance), thousands, and its noise is ten
+ * times larger: without this floor a correct batch normalisation failed.
+ *
+ * A coordinate that still fails is measured again with half the step.  Where
+ * the two differences disagree with each other by half or more of their
+ * disagreement with the backward pass, the difference itself has not
+ * converged (the function bends on a scale smaller than eps, as a batch
+ * normalisation of two samples does: its outputs are +-1 with a transition
+ * of width sqrt(var eps)); such a coordinate says nothing about the backward
+ * pass and is skipped and counted like a kink.  A wrong backward pass leaves
+ * the two differences in agreement and fails.
+ *
+ * Through a whole network rounding adds up layer after layer, so the network
+ * is judged on each tensor's gradient vector instead: ||a - g|| / max(||a||,
+ * ||g||, floor) over the checked coordinates.  When a tensor fails, its
+ * coordinates are measured again with half the step and the floor rises to
+ * NOISE_VEC ||g - g_half||: the numerical gradient's own instability (its
+ * rounding noise, which doubles at half the step, and its truncation).  A
+ * tensor whose true gradient is zero, such as the bias of a convolution
+ * before a batch normalisation, then passes on rounding noise, while a wrong
+ * gradient several times that noise still fails. */
 #include "internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define EPS       1e-2f
-#define FLOOR_REL 1e-2
-#define FLOOR_ABS 1e-6
+#define EPS        1e-2f
+#define FLOOR_REL  1e-2
+#define FLOOR_ABS  1e-6
+#define NOISE_MULT 300.0
+#define NOISE_VEC  200.0
+#define ROUND      (1.0 / 8388608.0) /* 2^-23 */
 
+/* loss() returns L and the linear piece (region); *moved receives the sum of
+ * (r_k y_k)^2 over the outputs that differ from the first call's (0 where
+ * not modelled). */
 typedef struct evalf {
-    double (*loss)(void *self, uint64_t *region);
+    double (*loss)(void *self, uint64_t *region, double *moved);
     void *self;
 } evalf;
+
+/* The central difference of coordinate j of dev at step h: 0 with *kink set
+ * when a step changed a linear piece.  *noise: the rounding expected in it. */
+static double difference(const cn_backend *be, float *dev, size_t j, float keep, float h, evalf f,
+                         uint64_t r0, int *kink, double *noise)
+{
+    uint64_t rp, rm;
+    double mp, mm;
+    float plus = keep + h, minus = keep - h;
+    be->upload(be, dev + j, &plus, sizeof plus);
+    double lp = f.loss(f.self, &rp, &mp);
+    be->upload(be, dev + j, &minus, sizeof minus);
+    double lm = f.loss(f.self, &rm, &mm);
+    be->upload(be, dev + j, &keep, sizeof keep);
+    *kink = rp != r0 || rm != r0;
+    *noise = ROUND * (sqrt(mp) + sqrt(mm)) / (2.0 * (double)h);
+    return (lp - lm) / (2.0 * (double)h);
+}
 
 /* Compares analytic derivatives a[] of the coordinates of v[] (count
  * values: a host copy v of the backend's dev) with central differences of
  * f, moving one coordinate of dev at a time; samples up to max_coords
  * coordinates.  vector_floor > 0: judge the gradient vector, with norms
- * below vector_floor counted as vector_floor (a tensor whose true gradient
- * is zero, such as the bias before a batch normalisation, then passes on
- * rounding noise). */
+ * below vector_floor counted as vector_floor. */
 static double check_coords(const cn_backend *be, float *dev, const float *v, const float *a,
                            size_t count, size_t max_coords, cn_rng *rng, evalf f,
                            double vector_floor, cn_gradcheck *out)
@@ -48,31 +93,66 @@ static double check_coords(const cn_backend *be, float *dev, const float *v, con
         amax = fabs(a[j]) > amax ? fabs(a[j]) : amax;
     double floor = FLOOR_REL * amax > FLOOR_ABS ? FLOOR_REL * amax : FLOOR_ABS;
     size_t todo = max_coords && max_coords < count ? max_coords : count;
-    uint64_t r0, rp, rm;
-    f.loss(f.self, &r0);
+    /* The checked coordinates and their differences, for a second look. */
+    size_t *idx = vector_floor > 0 ? malloc(todo * sizeof *idx) : NULL;
+    double *g1 = vector_floor > 0 ? malloc(todo * sizeof *g1) : NULL;
+    size_t kept = 0;
+    uint64_t r0;
+    double m0, noise;
+    int kink;
+    f.loss(f.self, &r0, &m0);
     for (size_t c = 0; c < todo; c++) {
         size_t j = todo == count ? c : (size_t)cn_rng_below(rng, count);
-        float keep = v[j], plus = keep + EPS, minus = keep - EPS;
-        be->upload(be, dev + j, &plus, sizeof plus);
-        double lp = f.loss(f.self, &rp);
-        be->upload(be, dev + j, &minus, sizeof minus);
-        double lm = f.loss(f.self, &rm);
-        be->upload(be, dev + j, &keep, sizeof keep);
-        if (rp != r0 || rm != r0) {
+        double g = difference(be, dev, j, v[j], EPS, f, r0, &kink, &noise);
+        if (kink) {
             out->skipped++;
             continue;
         }
-        double g = (lp - lm) / (2.0 * EPS), den = fabs(a[j]) + fabs(g);
-        double e = fabs(a[j] - g) / (den > floor ? den : floor);
+        if (vector_floor > 0) {
+            dd += (a[j] - g) * (a[j] - g);
+            aa += (double)a[j] * a[j];
+            gg += g * g;
+            if (idx && g1) {
+                idx[kept] = j;
+                g1[kept++] = g;
+            }
+            out->checked++;
+            continue;
+        }
+        double den = fabs(a[j]) + fabs(g),
+               fl = floor > NOISE_MULT * noise ? floor : NOISE_MULT * noise;
+        double e = fabs(a[j] - g) / (den > fl ? den : fl);
+        if (e >= CN_GRADCHECK_TOL) {
+            double gh = difference(be, dev, j, v[j], 0.5f * EPS, f, r0, &kink, &noise);
+            if (kink || fabs(g - gh) >= 0.5 * fabs(a[j] - g)) {
+                out->skipped++;
+                continue;
+            }
+        }
         worst = e > worst ? e : worst;
-        dd += (a[j] - g) * (a[j] - g);
-        aa += (double)a[j] * a[j];
-        gg += g * g;
         out->checked++;
     }
     if (vector_floor > 0) {
         double norm = sqrt(aa > gg ? aa : gg);
-        return sqrt(dd) / (norm > vector_floor ? norm : vector_floor);
+        double e = sqrt(dd) / (norm > vector_floor ? norm : vector_floor);
+        if (e >= CN_GRADCHECK_TOL && idx && g1) {
+            /* Measure again with half the step: the floor becomes the
+             * difference's own instability. */
+            double ss = 0.0;
+            for (size_t c = 0; c < kept; c++) {
+                double gh =
+                    difference(be, dev, idx[c], v[idx[c]], 0.5f * EPS, f, r0, &kink, &noise);
+                if (kink) /* no sign of instability from this coordinate */
+                    gh = g1[c];
+                ss += (g1[c] - gh) * (g1[c] - gh);
+            }
+            double fl = NOISE_VEC * sqrt(ss);
+            fl = fl > vector_floor ? fl : vector_floor;
+            e = sqrt(dd) / (norm > fl ? norm : fl);
+        }
+        free(idx);
+        free(g1);
+        return e;
     }
     return worst;
 }
@@ -96,9 +176,11 @@ typedef struct layer_job {
     const float *r;        /* host: L = sum(r * y) for hidden layers */
     const int32_t *labels; /* host: L = mean NLL for the loss layer */
     float *hx, *hy;        /* host copies of x and y */
+    float *y0;             /* host: y of the first call, the unmoved point */
+    int have_y0;
 } layer_job;
 
-static double layer_loss(void *self, uint64_t *region)
+static double layer_loss(void *self, uint64_t *region, double *moved)
 {
     layer_job *j = self;
     cn_net *net = j->net;
@@ -111,14 +193,26 @@ static double layer_loss(void *self, uint64_t *region)
         net->be->download(net->be, j->hx, j->x, j->n * in * sizeof *j->hx);
         *region = l->ops->region(l, j->hx, j->hy, j->n);
     }
-    double sum = 0.0;
+    if (!j->have_y0) {
+        memcpy(j->y0, j->hy, j->n * out * sizeof *j->y0);
+        j->have_y0 = 1;
+    }
+    double sum = 0.0, m = 0.0;
     if (l->ops->is_loss) {
-        for (size_t s = 0; s < j->n; s++)
-            sum -= log((double)j->hy[s * out + (size_t)j->labels[s]]);
+        for (size_t s = 0; s < j->n; s++) {
+            size_t k = s * out + (size_t)j->labels[s];
+            sum -= log((double)j->hy[k]);
+            m += j->hy[k] != j->y0[k] ? 1.0 / ((double)j->n * (double)j->n) : 0.0;
+        }
+        *moved = m;
         return sum / (double)j->n;
     }
-    for (size_t k = 0; k < j->n * out; k++)
-        sum += (double)j->r[k] * (double)j->hy[k];
+    for (size_t k = 0; k < j->n * out; k++) {
+        double ry = (double)j->r[k] * (double)j->hy[k];
+        sum += ry;
+        m += j->hy[k] != j->y0[k] ? ry * ry : 0.0;
+    }
+    *moved = m;
     return sum;
 }
 
@@ -164,9 +258,13 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
-    layer_job job = {net, i, n, x, y, hr, labels, malloc(in * sizeof(float)), hy};
+    layer_job job = {
+        net, i, n, x, y, hr, labels, malloc(in * sizeof(float)), hy, malloc(outn * sizeof(float)),
+        0};
     evalf f = {layer_loss, &job};
-    if (!job.hx) {
+    if (!job.hx || !job.y0) {
+        free(job.hx);
+        free(job.y0);
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -185,6 +283,7 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
         out->param_err = e > out->param_err ? e : out->param_err;
     }
     free(job.hx);
+    free(job.y0);
     cn_net_zero_grads(net);
 done:
     be->free(be, x);
@@ -211,8 +310,9 @@ typedef struct net_job {
     float *hx, *hy; /* host copies of a layer's input and output */
 } net_job;
 
-static double net_loss(void *self, uint64_t *region)
+static double net_loss(void *self, uint64_t *region, double *moved)
 {
+    *moved = 0.0; /* not modelled: the network is judged by its vectors */
     net_job *j = self;
     cn_net *net = j->net;
     double loss = 0.0;
