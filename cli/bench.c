@@ -12,16 +12,19 @@ static const char help[] =
     "Times a network on random data held in memory (the default network when none\n"
     "is given).  By default it runs training steps (forward, loss, backward, update)\n"
     "and prints, for each layer, the median forward and backward time, its share of\n"
-    "the step and its GFLOP/s, then the update, the step time and images/s.\n"
+    "the step and its GFLOP/s, then the update, the step time and images/s.  With\n"
+    "--infer it times forward passes as evaluation runs them, layer by layer too.\n"
     "\n"
     "  --batch N      images per step (default: the recipe's batch)\n"
     "  --threads N    worker threads (default: one per core)\n"
-    "  --steps N      timed steps for the table (default 20, after 3 untimed)\n"
+    "  --steps N      timed steps (the table's default: 20, after 3 untimed)\n"
+    "  --seconds S    time steps for S seconds (the default of --json: 2, after a\n"
+    "                 warm-up); with --steps too, whichever comes first\n"
     "  --infer        time inference (forward passes only) instead of training\n"
-    "  --json         no table: run for --seconds and print one JSON object,\n"
-    "                 {\"mode\", \"batch\", \"threads\", \"isa\", \"images_per_s\", \"gflops\",\n"
-    "                  \"max_rss_mb\"}, as bench/run.sh reads it\n"
-    "  --seconds S    how long --json measures (default 2, after a warm-up)\n";
+    "  --json         no table: one JSON object, {\"mode\", \"batch\", \"threads\",\n"
+    "                 \"isa\", \"images_per_s\", \"gflops\", \"max_rss_mb\", \"steps\",\n"
+    "                 \"seconds\"} (the timed steps and their time), as bench/run.sh\n"
+    "                 reads it\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -44,91 +47,183 @@ typedef struct bench {
     int infer;
     float *x;
     int32_t *labels;
+    /* How long to measure: steps (0: no limit) and seconds (0: no limit),
+     * whichever ends first; at least one is set. */
+    long steps;
+    double seconds;
 } bench;
 
-static cn_status run_step(bench *b)
-{
-    if (b->infer)
-        return cn_net_forward(cn_model_net(b->model), b->x, b->batch, 0);
-    return cn_model_step(b->model, b->x, b->labels, b->batch, 1e-4, NULL);
-}
-
-/* Steps for about seconds after a warm-up; returns images per second. */
-static int throughput(bench *b, double seconds, double *ips)
-{
-    double warm = cli_now() + (seconds / 4 < 0.5 ? seconds / 4 : 0.5);
-    do {
-        if (run_step(b))
-            return -1;
-    } while (cli_now() < warm);
-    size_t steps = 0;
-    double start = cli_now(), elapsed;
-    do {
-        if (run_step(b))
-            return -1;
-        steps++;
-        elapsed = cli_now() - start;
-    } while (elapsed < seconds || steps < 3);
-    *ips = (double)(steps * b->batch) / elapsed;
-    return 0;
-}
-
-static int print_table(bench *b, const char *name, long steps)
+/* One step, training or inference; with times (cn_net_num_layers() + 1
+ * entries for forward and for backward), layer by layer: the update's time
+ * in forward[layers], and no backward for inference. */
+static cn_status run_step(bench *b, double *forward, double *backward)
 {
     cn_net *net = cn_model_net(b->model);
     size_t nl = cn_net_num_layers(net);
-    double *f = calloc((size_t)steps * (nl + 1), sizeof(double));
-    double *bw = calloc((size_t)steps * (nl + 1), sizeof(double));
-    double *tmp = calloc((size_t)steps, sizeof(double));
-    double *fmed = calloc(2 * nl, sizeof(double)), *bmed = fmed + nl;
+    if (b->infer && forward) {
+        forward[nl] = 0.0;
+        return cn_net_profile_forward(net, b->x, b->batch, 0, forward);
+    }
+    if (b->infer)
+        return cn_net_forward(net, b->x, b->batch, 0);
+    if (forward)
+        return cn_model_profile(b->model, b->x, b->labels, b->batch, forward, backward,
+                                &forward[nl]);
+    return cn_model_step(b->model, b->x, b->labels, b->batch, 1e-4, NULL);
+}
+
+/* Whether measuring is over after done steps in elapsed seconds: --steps
+ * reached, or --seconds spent (and at least 3 steps when only --seconds
+ * counts). */
+static int enough(const bench *b, size_t done, double elapsed)
+{
+    if (b->steps && done >= (size_t)b->steps)
+        return 1;
+    return b->seconds > 0 && elapsed >= b->seconds && done >= (b->steps ? 1u : 3u);
+}
+
+/* Untimed steps first: 3, or a quarter of --seconds (at most 0.5 s) when
+ * measuring for a time. */
+static cn_status warm_up(bench *b, double *forward, double *backward)
+{
+    double until = cli_now() + (b->seconds / 4 < 0.5 ? b->seconds / 4 : 0.5);
+    for (int i = 0; b->seconds > 0 ? i < 1 || cli_now() < until : i < 3; i++) {
+        cn_status st = run_step(b, forward, backward);
+        if (st)
+            return st;
+    }
+    return CN_OK;
+}
+
+/* Steps until enough(): how many, in how long. */
+static int throughput(bench *b, size_t *steps_done, double *seconds)
+{
+    if (warm_up(b, NULL, NULL))
+        return -1;
+    size_t steps = 0;
+    double start = cli_now(), elapsed;
+    do {
+        if (run_step(b, NULL, NULL))
+            return -1;
+        steps++;
+        elapsed = cli_now() - start;
+    } while (!enough(b, steps, elapsed));
+    *steps_done = steps;
+    *seconds = elapsed;
+    return 0;
+}
+
+/* The times of each step, a row of cols forward and cols backward times per
+ * step, grown as steps come. */
+typedef struct times {
+    double *f, *bw;
+    size_t rows, cap, cols;
+} times;
+
+static int add_row(times *t)
+{
+    if (t->rows == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        double *f = realloc(t->f, cap * t->cols * sizeof *f);
+        if (f)
+            t->f = f;
+        double *bw = realloc(t->bw, cap * t->cols * sizeof *bw);
+        if (bw)
+            t->bw = bw;
+        if (!f || !bw)
+            return -1;
+        t->cap = cap;
+    }
+    t->rows++;
+    return 0;
+}
+
+static int print_table(bench *b, const char *name)
+{
+    cn_net *net = cn_model_net(b->model);
+    size_t nl = cn_net_num_layers(net);
+    times t = {NULL, NULL, 0, 0, nl + 1};
+    double *tmp = NULL, *fmed = calloc(2 * nl + 1, sizeof(double));
+    double *fw = calloc(2 * (nl + 1), sizeof(double));
     int rc = 0;
-    if (!f || !bw || !tmp || !fmed) {
+    if (!fmed || !fw) {
         rc = cli_error("out of memory");
         goto done;
     }
-    for (long r = -3; r < steps; r++) {
-        size_t row = (size_t)(r < 0 ? 0 : r) * (nl + 1);
-        if (cn_model_profile(b->model, b->x, b->labels, b->batch, f + row, bw + row,
-                             &f[row + nl])) {
+    double *bmed = fmed + nl, *bw = fw + nl + 1;
+    if (warm_up(b, fw, bw)) {
+        rc = cli_lib_error();
+        goto done;
+    }
+    double start = cli_now();
+    do {
+        if (add_row(&t)) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+        double *f = t.f + (t.rows - 1) * t.cols, *bk = t.bw + (t.rows - 1) * t.cols;
+        memset(bk, 0, t.cols * sizeof *bk);
+        if (run_step(b, f, bk)) {
             rc = cli_lib_error();
             goto done;
         }
+    } while (!enough(b, t.rows, cli_now() - start));
+    size_t steps = t.rows;
+    if (!(tmp = calloc(steps, sizeof(double)))) {
+        rc = cli_error("out of memory");
+        goto done;
     }
     net = cn_model_net(b->model);
-    printf("%s: batch %zu, %d thread%s, %s kernels; median of %ld steps\n\n", name, b->batch,
-           cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net), steps);
-    printf("%-12s %-9s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms", "share",
-           "GFLOP/s");
+    printf("%s: batch %zu, %d thread%s, %s kernels; %smedian of %zu %s\n\n", name, b->batch,
+           cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net),
+           b->infer ? "inference, " : "", steps,
+           b->infer ? (steps == 1 ? "pass" : "passes") : (steps == 1 ? "step" : "steps"));
+    if (b->infer)
+        printf("%-12s %-9s %11s %7s %9s\n", "layer", "kind", "forward ms", "share", "GFLOP/s");
+    else
+        printf("%-12s %-9s %11s %11s %7s %9s\n", "layer", "kind", "forward ms", "backward ms",
+               "share", "GFLOP/s");
     /* Medians per layer (forward, backward) and of the update, then the table. */
-    double upd = median(f, (size_t)steps, nl + 1, nl, tmp), total = upd;
+    double upd = b->infer ? 0.0 : median(t.f, steps, t.cols, nl, tmp), total = upd;
     for (size_t i = 0; i < nl; i++) {
-        fmed[i] = median(f, (size_t)steps, nl + 1, i, tmp);
-        bmed[i] = median(bw, (size_t)steps, nl + 1, i, tmp);
+        fmed[i] = median(t.f, steps, t.cols, i, tmp);
+        bmed[i] = median(t.bw, steps, t.cols, i, tmp);
         total += fmed[i] + bmed[i];
     }
     size_t params;
     uint64_t macs;
     cli_totals(net, &params, &macs);
+    /* Floating-point operations per multiply-add of the forward pass: 2 for
+     * the pass alone, 6 for a training step (the backward pass twice it). */
+    double flops = b->infer ? 2.0 : 6.0;
     for (size_t i = 0; i < nl; i++) {
         cn_layer_info li;
         cn_net_layer(net, i, &li);
         double fm = fmed[i], bm = bmed[i];
         char gf[16] = "";
-        if (li.macs)
+        if (li.macs && fm + bm > 0)
             snprintf(gf, sizeof gf, "%.1f",
-                     6.0 * (double)li.macs * (double)b->batch / (fm + bm) / 1e9);
-        printf("%-12s %-9s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
-               100 * (fm + bm) / total, gf);
+                     flops * (double)li.macs * (double)b->batch / (fm + bm) / 1e9);
+        if (b->infer)
+            printf("%-12s %-9s %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 100 * fm / total,
+                   gf);
+        else
+            printf("%-12s %-9s %11.3f %11.3f %6.1f%% %9s\n", li.name, li.kind, 1e3 * fm, 1e3 * bm,
+                   100 * (fm + bm) / total, gf);
     }
-    printf("%-12s %-9s %11.3f %11s %6.1f%%\n", "update", "sgd", 1e3 * upd, "", 100 * upd / total);
-    printf("\nstep %.3f ms: %.0f images/s, %.1f GFLOP/s (6 x %.2f M multiply-adds per image)\n",
-           1e3 * total, (double)b->batch / total,
-           6.0 * (double)macs * (double)b->batch / total / 1e9, (double)macs / 1e6);
+    if (!b->infer)
+        printf("%-12s %-9s %11.3f %11s %6.1f%%\n", "update",
+               cn_optimizer_name(cn_model_opts(b->model)->optimizer), 1e3 * upd, "",
+               100 * upd / total);
+    printf("\n%s %.3f ms: %.0f images/s, %.1f GFLOP/s (%.0f x %.2f M multiply-adds per image)\n",
+           b->infer ? "pass" : "step", 1e3 * total, (double)b->batch / total,
+           flops * (double)macs * (double)b->batch / total / 1e9, flops, (double)macs / 1e6);
 done:
-    free(f);
-    free(bw);
+    free(t.f);
+    free(t.bw);
     free(tmp);
     free(fmed);
+    free(fw);
     return rc;
 }
 
@@ -140,8 +235,8 @@ int cmd_bench(int argc, char **argv)
         {"infer", 0, O_INFER}, {"json", 0, O_JSON},       {"seconds", 1, O_SECONDS},
         {"help", 0, O_HELP},   {"h", 0, O_HELP},          {NULL, 0, 0},
     };
-    long batch = 0, threads = 0, steps = 20;
-    double seconds = 2;
+    long batch = 0, threads = 0, steps = 0;
+    double seconds = 0;
     int infer = 0, json = 0, c;
     const char *path = NULL, *v;
     cli_iter it;
@@ -181,9 +276,14 @@ int cmd_bench(int argc, char **argv)
         case O_HELP: fputs(help, stdout); return 0;
         }
     }
-    if (infer && !json)
-        return cli_usage("bench", "--infer needs --json (the layer table is for training)");
-    bench b = {NULL, 0, infer, NULL, NULL};
+    /* Neither --steps nor --seconds: the table's 20 steps, --json's 2 s. */
+    if (!steps && !seconds) {
+        if (json)
+            seconds = 2;
+        else
+            steps = 20;
+    }
+    bench b = {NULL, 0, infer, NULL, NULL, steps, seconds};
     cn_device dev = cli_device(threads);
     if (path && cli_is_model_file(path)) {
         if (cn_model_load(path, &dev, &b.model))
@@ -220,11 +320,12 @@ int cmd_bench(int argc, char **argv)
     for (size_t i = 0; i < b.batch; i++)
         b.labels[i] = (int32_t)cn_rng_below(&rng, cn_net_classes(net));
     if (!json) {
-        rc = print_table(&b, path ? path : CLI_DEFAULT_MODEL_NAME, steps);
+        rc = print_table(&b, path ? path : CLI_DEFAULT_MODEL_NAME);
         goto done;
     }
-    double ips;
-    if (throughput(&b, seconds, &ips)) {
+    size_t done;
+    double elapsed;
+    if (throughput(&b, &done, &elapsed)) {
         rc = cli_lib_error();
         goto done;
     }
@@ -234,10 +335,13 @@ int cmd_bench(int argc, char **argv)
     cli_totals(net, &params, &macs);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    double ips = (double)(done * b.batch) / elapsed;
     printf("{\"mode\": \"%s\", \"batch\": %zu, \"threads\": %d, \"isa\": \"%s\", "
-           "\"images_per_s\": %.1f, \"gflops\": %.2f, \"max_rss_mb\": %.1f}\n",
+           "\"images_per_s\": %.1f, \"gflops\": %.2f, \"max_rss_mb\": %.1f, \"steps\": %zu, "
+           "\"seconds\": %.6f}\n",
            infer ? "infer" : "train", b.batch, cn_net_threads(net), cn_net_isa(net), ips,
-           ips * (infer ? 2.0 : 6.0) * (double)macs / 1e9, (double)ru.ru_maxrss / 1024.0);
+           ips * (infer ? 2.0 : 6.0) * (double)macs / 1e9, (double)ru.ru_maxrss / 1024.0, done,
+           elapsed);
 done:
     free(b.x);
     free(b.labels);

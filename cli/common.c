@@ -1,6 +1,7 @@
 /* common.c - helpers shared by the subcommands. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -187,8 +188,66 @@ int cli_next(cli_iter *it, const cli_opt *opts, const char **value)
         *value = it->argv[it->i++];
         return o->id;
     }
-    cli_usage(it->cmd, "unknown option '%.*s'", (int)(name + (is_long ? len : 1) - arg), arg);
+    /* The nearest option, by the word as written (up to '='), whatever its
+     * dashes: "--epoch" -> "--epochs", "-epochs" -> "--epochs", "--o" -> "-o". */
+    size_t wlen = strcspn(name, "=");
+    char word[64], hint[96] = "";
+    if (wlen < sizeof word) {
+        memcpy(word, name, wlen);
+        word[wlen] = '\0';
+        const char *names[128];
+        size_t n = 0;
+        for (const cli_opt *o = opts; o->name && n < 128; o++)
+            names[n++] = o->name;
+        const char *pick = cli_nearest(word, names, n);
+        if (pick)
+            snprintf(hint, sizeof hint, " (did you mean '%s%s'?)", pick[1] ? "--" : "-", pick);
+    }
+    cli_usage(it->cmd, "unknown option '%.*s'%s", (int)(name + wlen - arg), arg, hint);
     return CLI_ERROR;
+}
+
+/* Edit distance between a and b (insertions, deletions, substitutions and
+ * swaps of neighbours, case aside), or 3 when it is 3 or more: near misses
+ * only.  The same measure as the model description's suggestions
+ * (src/io/spec.c), which the command line cannot reach: it uses the public
+ * API only. */
+static int distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 31 || m > 31 || (n > m ? n - m : m - n) > 2)
+        return 3;
+    int d[32][32];
+    for (size_t i = 0; i <= n; i++)
+        for (size_t j = 0; j <= m; j++) {
+            if (i == 0 || j == 0) {
+                d[i][j] = (int)(i + j);
+                continue;
+            }
+            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int best = d[i - 1][j - 1] + cost;
+            best = d[i - 1][j] + 1 < best ? d[i - 1][j] + 1 : best;
+            best = d[i][j - 1] + 1 < best ? d[i][j - 1] + 1 : best;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m] < 3 ? d[n][m] : 3;
+}
+
+const char *cli_nearest(const char *word, const char *const *words, size_t n)
+{
+    int best = 3;
+    const char *pick = NULL;
+    for (size_t i = 0; i < n; i++) {
+        int d = distance(word, words[i]);
+        if (d < best && 2 * (size_t)d < strlen(word)) {
+            best = d;
+            pick = words[i];
+        }
+    }
+    return pick;
 }
 
 cn_status cli_load_spec(const char *path, cn_spec **spec)
@@ -270,4 +329,38 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return cli_error("cannot write %s: %s", path, strerror(errno));
+    return cli_write_to(f, path, data, n);
+}
+
+int cli_write_to(FILE *f, const char *path, const void *data, size_t n)
+{
+    /* The reason comes from the write that failed: fwrite's, or the last
+     * buffer's (fflush), or the file system's at close (a full NFS disk). */
+    errno = 0;
+    int e = fwrite(data, 1, n, f) == n ? 0 : errno ? errno : EIO;
+    if (!e && fflush(f) != 0)
+        e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e)
+        e = errno ? errno : EIO;
+    if (e)
+        return cli_error("cannot write %s: %s", path, strerror(e));
+    return 0;
+}
+
+int cli_write_png(const cn_image *img, const char *path)
+{
+    uint8_t *png;
+    size_t n;
+    if (cn_image_encode_png(img, &png, &n))
+        return cli_lib_error();
+    int rc = cli_write_file(path, png, n);
+    free(png);
+    return rc;
 }

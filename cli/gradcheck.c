@@ -20,7 +20,8 @@ static const char help[] =
     "for the network per tensor, ||a - g|| / max(||a||, ||g||), since in float32 the\n"
     "rounding of every layer adds up.  Steps that cross a kink of relu or max\n"
     "pooling are skipped and counted.  Errors below 1e-2 pass: a correct backward\n"
-    "pass shows about 1e-3 or less, a wrong one 5e-2 to 1.\n"
+    "pass shows about 1e-3 or less, a wrong one 5e-2 to 1.  A check whose every\n"
+    "step was skipped compared nothing, and fails.\n"
     "\n"
     "  --coords N   coordinates sampled per tensor (default 100; 0: all)\n"
     "  --batch N    samples per check (default 4)\n"
@@ -78,8 +79,11 @@ int cmd_gradcheck(int argc, char **argv)
     cn_net_init(net, &rng);
     printf("%-12s %-8s %12s %12s %9s %9s\n", "layer", "kind", "input err", "param err", "checked",
            "on kinks");
+    /* The rows that failed, named for the message at the end. */
+    char failed[512] = "";
     int bad = 0, rc = 0;
-    for (size_t i = 0; i <= cn_net_num_layers(net); i++) {
+    size_t rows = cn_net_num_layers(net) + 1;
+    for (size_t i = 0; i < rows; i++) {
         cn_gradcheck gc;
         cn_layer_info li = {"network", "", 0, {0, 0, 0}, {0, 0, 0}, 1, 0};
         cn_status st;
@@ -93,17 +97,40 @@ int cmd_gradcheck(int argc, char **argv)
             rc = cli_lib_error();
             break;
         }
-        double tol = i < cn_net_num_layers(net) ? LAYER_TOL : NET_TOL;
-        int ok = gc.input_err < tol && gc.param_err < tol;
-        bad += !ok;
-        char perr[16] = "-";
-        if (li.params)
+        double tol = i + 1 < rows ? LAYER_TOL : NET_TOL;
+        /* A row with no coordinate compared (every step crossed a kink) says
+         * nothing about its backward pass: it fails, it does not pass. */
+        int unchecked = gc.checked == 0;
+        int ok = !unchecked && gc.input_err < tol && gc.param_err < tol;
+        char ierr[16] = "-", perr[16] = "-";
+        if (!unchecked)
+            snprintf(ierr, sizeof ierr, "%.1e", gc.input_err);
+        if (li.params && !unchecked)
             snprintf(perr, sizeof perr, "%.1e", gc.param_err);
-        printf("%-12s %-8s %12.1e %12s %9zu %9zu  %s\n", li.name, li.kind, gc.input_err, perr,
-               gc.checked, gc.skipped, ok ? "ok" : "FAILED");
+        printf("%-12s %-8s %12s %12s %9zu %9zu  %s\n", li.name, li.kind, ierr, perr, gc.checked,
+               gc.skipped, ok ? "ok" : "FAILED");
+        if (ok)
+            continue;
+        fflush(stdout);
+        const char *who = i + 1 < rows ? li.name : "the whole network";
+        if (unchecked)
+            cli_error("gradcheck of %s: none of its %zu sampled coordinates could be checked: "
+                      "each step crossed a kink of relu or max pooling (try a smaller --batch, "
+                      "more --coords or another --seed)",
+                      who, gc.skipped);
+        else if (gc.input_err >= tol)
+            cli_error("gradcheck of %s: the input gradient is off by %.1e (relative), above %.0e",
+                      who, gc.input_err, tol);
+        else
+            cli_error("gradcheck of %s: a parameter gradient is off by %.1e (relative), above "
+                      "%.0e",
+                      who, gc.param_err, tol);
+        size_t len = strlen(failed);
+        snprintf(failed + len, sizeof failed - len, "%s%s", bad ? ", " : "", li.name);
+        bad++;
     }
     if (!rc && bad)
-        rc = cli_error("%d of the checks failed", bad);
+        rc = cli_error("%d of the %zu checks failed: %s", bad, rows, failed);
     cn_net_free(net);
     cn_spec_free(spec);
     return rc;

@@ -124,7 +124,14 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!strcmp(cmd, commands[i].name))
             return commands[i].run(argc, argv);
-    fprintf(stderr, "convnet: '%s' is not a command\n\n", cmd);
+    const char *names[N_COMMANDS];
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        names[i] = commands[i].name;
+    const char *near = cli_nearest(cmd, names, N_COMMANDS);
+    fprintf(stderr, "convnet: '%s' is not a command", cmd);
+    if (near)
+        fprintf(stderr, " (did you mean '%s'?)", near);
+    fputs("\n\n", stderr);
     print_usage(stderr);
     return EXIT_USAGE;
 }

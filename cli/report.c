@@ -3,6 +3,7 @@
  * first-layer filters and the worst mistakes on the test set. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,7 +174,9 @@ int cmd_report(int argc, char **argv)
     cn_eval ev = {0};
     cn_image img = {0};
     mistake *wrong = NULL;
-    FILE *f = NULL;
+    FILE *f = NULL, *file = NULL; /* the page as it is written, and its file */
+    char *page = NULL;
+    size_t page_size = 0;
     if (cn_data_load(cli_data_dir(data_opt), "test", &test) ||
         cn_net_evaluate(cn_model_net(model), &test, &ev)) {
         rc = cli_lib_error();
@@ -193,9 +196,16 @@ int cmd_report(int argc, char **argv)
             wrong[nwrong++] = (mistake){i, test.labels[i], (int)ev.predicted[i], ev.probability[i]};
     qsort(wrong, nwrong, sizeof *wrong, by_confidence);
 
-    f = fopen(out, "w");
+    /* The file now (a directory that is missing says so at once), the page
+     * in memory, written at the end: one write says whether it all fits. */
+    file = fopen(out, "w");
+    if (!file) {
+        rc = cli_error("cannot write %s: %s", out, strerror(errno));
+        goto done;
+    }
+    f = open_memstream(&page, &page_size);
     if (!f) {
-        rc = cli_error("cannot write %s", out);
+        rc = cli_error("out of memory");
         goto done;
     }
     const cn_train_state *ts = cn_model_state(model);
@@ -313,16 +323,23 @@ int cmd_report(int argc, char **argv)
                 m->truth, m->guess, 100.0 * m->p, m->index);
     }
     fputs("</div>\n</body></html>\n", f);
-    if (fclose(f) != 0) {
-        f = NULL;
-        rc = cli_error("cannot write %s", out);
+    int unwritten = fclose(f);
+    f = NULL;
+    if (unwritten) {
+        rc = cli_error("out of memory");
         goto done;
     }
-    f = NULL;
+    rc = cli_write_to(file, out, page, page_size);
+    file = NULL;
+    if (rc)
+        goto done;
     printf("report written to %s (test accuracy %.2f%%)\n", out, 100.0 * ev.accuracy);
 done:
     if (f)
         fclose(f);
+    if (file)
+        fclose(file);
+    free(page);
     cn_image_free(&img);
     free(pts);
     free(beside);

@@ -534,7 +534,7 @@ static int open_log(const args *a, job *j)
     j->start_step = s->step;
     r->log = fopen(r->log_path, appending ? "a" : "w");
     if (!r->log)
-        return cli_error("cannot write the log %s", r->log_path);
+        return cli_error("cannot write the log %s: %s", r->log_path, strerror(errno));
     if (!appending)
         fprintf(r->log,
                 "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_s,"

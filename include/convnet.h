@@ -312,6 +312,11 @@ void cn_net_prepare(const cn_net *net, const uint8_t *pixels, size_t n, float *x
  * statistics and updates its running ones; cn_net_backward may follow), 0
  * for evaluation.  Errors: CN_ERR_ARG. */
 cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train);
+/* The same pass with each layer's time in seconds (times: cn_net_num_layers()
+ * entries; a layer computed inside the one before it, a relu after a
+ * convolution say, shows 0), each layer waiting for the device: for timing
+ * (convnet bench --infer).  Errors: CN_ERR_ARG. */
+cn_status cn_net_profile_forward(cn_net *net, const float *x, size_t n, int train, double *times);
 /* The same on 8-bit pixels (n, C, H, W), prepared as cn_net_prepare does
  * but on the network's device. */
 cn_status cn_net_forward_pixels(cn_net *net, const uint8_t *pixels, size_t n, int train);

@@ -731,6 +731,15 @@ cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
     return CN_OK;
 }
 
+cn_status cn_net_profile_forward(cn_net *net, const float *x, size_t n, int train, double *times)
+{
+    cn_status st = cn_net_check_batch(net, n, train);
+    if (st)
+        return st;
+    cn_net_run_forward(net, cn_net_put_input(net, x, n), n, train, times);
+    return CN_OK;
+}
+
 cn_status cn_net_forward_pixels(cn_net *net, const uint8_t *pixels, size_t n, int train)
 {
     cn_status st = cn_net_check_batch(net, n, train);

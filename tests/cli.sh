@@ -13,26 +13,55 @@ passed=0
 failed=0
 
 ok() { passed=$((passed + 1)); printf 'ok    %s\n' "$1"; }
-fail() { failed=$((failed + 1)); printf 'FAIL  %s: %s\n' "$1" "$2"; [ -f "$tmp/out" ] && sed 's/^/      | /' "$tmp/out" | tail -n 15; }
+fail() {
+    failed=$((failed + 1))
+    printf 'FAIL  %s: %s\n' "$1" "$2"
+    [ -s "$tmp/out" ] && tail -n 10 "$tmp/out" | sed 's/^/      out| /'
+    [ -s "$tmp/err" ] && tail -n 10 "$tmp/err" | sed 's/^/      err| /'
+    return 1
+}
 
-# run NAME WANT_STATUS CMD... : runs CMD with stdout+stderr in $tmp/out
+# The exit statuses the tests expect, for the check at the end that README.md
+# documents each of them.
+statuses=" "
+# run NAME WANT_STATUS CMD... : runs CMD with its standard output in $tmp/out
+# and its standard error in $tmp/err, and checks the exit status and the use
+# of the two streams: a command that succeeds writes nothing on stderr; one
+# that fails says why on stderr and prints no error on stdout; a usage
+# mistake (status 2) prints nothing at all on stdout.
 run() {
     name=$1 want=$2
     shift 2
-    "$@" >"$tmp/out" 2>&1
+    case "$statuses" in *" $want "*) ;; *) statuses="$statuses$want " ;; esac
+    "$@" >"$tmp/out" 2>"$tmp/err"
     got=$?
     if [ "$got" != "$want" ]; then
         fail "$name" "exit status $got, expected $want"
-        return 1
+    elif [ "$want" = 0 ] && [ -s "$tmp/err" ]; then
+        fail "$name" "it succeeded but wrote on stderr"
+    elif [ "$want" != 0 ] && [ ! -s "$tmp/err" ]; then
+        fail "$name" "it failed (status $got) without a word on stderr"
+    elif [ "$want" != 0 ] && grep -qi "error" "$tmp/out"; then
+        fail "$name" "it failed and wrote an error on stdout"
+    elif [ "$want" = 2 ] && [ -s "$tmp/out" ]; then
+        fail "$name" "a usage mistake, and yet it wrote on stdout"
     fi
-    return 0
 }
-has() { grep -q -- "$1" "$tmp/out"; }
-expect() { # NAME PATTERN... : all patterns in the output
+has() { grep -q -- "$1" "$tmp/out"; }     # PATTERN on stdout
+has_err() { grep -q -- "$1" "$tmp/err"; } # PATTERN on stderr
+expect() { # NAME PATTERN... : all patterns on stdout
     name=$1
     shift
     for p in "$@"; do
-        has "$p" || { fail "$name" "output lacks '$p'"; return 1; }
+        has "$p" || { fail "$name" "stdout lacks '$p'"; return 1; }
+    done
+    ok "$name"
+}
+expect_err() { # NAME PATTERN... : all patterns on stderr
+    name=$1
+    shift
+    for p in "$@"; do
+        has_err "$p" || { fail "$name" "stderr lacks '$p'"; return 1; }
     done
     ok "$name"
 }
@@ -43,23 +72,134 @@ for c in train eval info gradcheck bench predict viz plot report export; do
     run "help $c" 0 "$bin" "$c" --help && expect "help $c" "usage: convnet $c"
 done
 run "help via help" 0 "$bin" help eval && expect "help via help" "usage: convnet eval"
-run "no command" 2 "$bin" && expect "no command" "usage:"
-run "unknown command" 2 "$bin" trian && expect "unknown command" "'trian' is not a command"
-run "unknown option" 2 "$bin" train --epoch 3 && expect "unknown option" "unknown option '--epoch'" "Try 'convnet train --help'"
-run "bad number" 2 "$bin" train --lr fast && expect "bad number" "--lr takes a number"
-run "missing value" 2 "$bin" train --batch && expect "missing value" "needs a value"
+run "no command" 2 "$bin" && expect_err "no command" "usage:"
+run "unknown command" 2 "$bin" trian && expect_err "unknown command" "'trian' is not a command (did you mean 'train'?)"
+run "unknown option" 2 "$bin" train --epoch 3 && expect_err "unknown option" "unknown option '--epoch'" "Try 'convnet train --help'"
+run "bad number" 2 "$bin" train --lr fast && expect_err "bad number" "--lr takes a number"
+run "missing value" 2 "$bin" train --batch && expect_err "missing value" "needs a value"
+# suggests COMMAND WRONG RIGHT: a misspelt option gets the nearest one
+suggests() {
+    run "$1 $2" 2 "$bin" "$1" "$2" &&
+        expect_err "$1 $2: did you mean $3" "^convnet $1: unknown option '$2' (did you mean '$3'?)$"
+}
+suggests train --epoch --epochs
+suggests train -epochs --epochs
+suggests train --Seed --seed
+suggests eval --jsn --json
+suggests info --hlep --help
+suggests gradcheck --coord --coords
+suggests bench --infr --infer
+suggests predict --topp --top
+suggests viz --layr --layer
+suggests plot --o -o
+suggests report --mistake --mistakes
+suggests export --frist --first
+run "no suggestion" 2 "$bin" train --frobnicate && expect_err "no suggestion" "unknown option '--frobnicate'$"
 run "version" 0 "$bin" --version && expect "version" "convnet 0."
 
 # --- info and description errors ------------------------------------------------
 run "info lenet" 0 "$bin" info models/lenet.cfg &&
     expect "info lenet" "conv2        conv             50x8x8       25,050      1,600,000" "total .* 431,080 *2,293,000"
 run "bad description" 1 "$bin" info tests/fixtures/bad.cfg &&
-    expect "bad description" "tests/fixtures/bad.cfg:10: \[conv\] has no key 'strid'"
-run "missing file" 1 "$bin" info no/such.cfg && expect "missing file" "no/such.cfg: cannot open"
+    expect_err "bad description" "tests/fixtures/bad.cfg:10: \[conv\] has no key 'strid'"
+run "missing file" 1 "$bin" info no/such.cfg && expect_err "missing file" "no/such.cfg: cannot open"
 
 # --- gradcheck -------------------------------------------------------------------
 run "gradcheck lenet" 0 "$bin" gradcheck models/lenet.cfg --coords 40 &&
     expect "gradcheck lenet" "conv1 .* ok" "fc2 .* ok" "network .* ok"
+# A check that compares nothing must fail, not pass.  In the whole-network
+# check below every step crosses a kink: each of the 128 samples has 512 relu
+# units whose global max pooling picks the output, so that moving an input
+# pixel, a weight or a bias by 1e-2 switches a unit on or off, or changes a
+# winner, somewhere (none of the seeds 1 to 100 leaves a coordinate checkable).
+printf '[net]\nchannels=1\nheight=4\nwidth=4\nclasses=512\n[conv]\nfilters=512\nsize=3\npad=1\n[relu]\n[maxpool]\nsize=4\n[softmax]\n' \
+    > "$tmp/kinks.cfg"
+run "gradcheck: nothing checked fails" 1 "$bin" gradcheck "$tmp/kinks.cfg" --coords 1 --batch 128 --seed 1 &&
+    expect "gradcheck: nothing checked fails" "^conv1  .* ok$" "^network  *-  *-  *0  *3  FAILED$" &&
+    expect_err "gradcheck: nothing checked fails: which and why" \
+        "gradcheck of the whole network: none of its 3 sampled coordinates could be checked: each step crossed a kink" \
+        "^convnet: error: 1 of the 5 checks failed: network$"
+
+# --- bench: the table and the JSON, on tiny settings -----------------------------
+# table FILE MODE: the table of bench (train or infer) for tests/fixtures/conv.cfg
+# at batch 8 on 1 thread, all there and positive; prints the steps and the sum
+# of the step times (steps x median), in seconds
+table() {
+    "$py" - "$@" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+infer = sys.argv[2] == "infer"
+m = re.match(r"tests/fixtures/conv.cfg: batch 8, 1 thread, (avx512|avx2|portable) kernels; "
+             r"%smedian of (\d+) %s$" % (("inference, ", "passes") if infer else ("", "steps")), lines[0])
+assert m, lines[0]
+steps = int(m.group(2))
+head = lines[2].split()
+assert head == (["layer", "kind", "forward", "ms", "share", "GFLOP/s"] if infer else
+                ["layer", "kind", "forward", "ms", "backward", "ms", "share", "GFLOP/s"]), head
+names = ["conv1", "maxpool1", "relu1", "conv2", "maxpool2", "relu2", "fc1", "softmax1"]
+rows = [l.split() for l in lines[3:3 + len(names) + (not infer)]]
+assert [r[0] for r in rows] == names + ([] if infer else ["update"]), rows
+share = 0.0
+for r in rows:  # name kind forward [backward] share [GFLOP/s]; update sgd forward share
+    two = not infer and r[0] != "update"
+    times = [float(v) for v in r[2:4 if two else 3]]
+    assert all(t >= 0 for t in times), r
+    share += float(r[4 if two else 3].rstrip("%"))
+    if r[1] in ("conv", "fc"):
+        assert sum(times) > 0 and float(r[-1]) > 0, r
+assert abs(share - 100) < 1, share
+m = re.match(r"(step|pass) ([0-9.]+) ms: ([0-9]+) images/s, ([0-9.]+) GFLOP/s \((6|2) x [0-9.]+ M multiply-adds per image\)$",
+             lines[-1])
+assert m and m.group(1) == ("pass" if infer else "step") and m.group(5) == ("2" if infer else "6"), lines[-1]
+assert float(m.group(2)) > 0 and int(m.group(3)) > 0 and float(m.group(4)) > 0, lines[-1]
+print(steps, steps * float(m.group(2)) / 1e3)
+PY
+}
+# json FILE MODE STEPS SECONDS: the JSON of bench --json, with exactly STEPS timed steps
+# (0: any) in at least SECONDS
+json() {
+    "$py" - "$@" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+want = {"mode", "batch", "threads", "isa", "images_per_s", "gflops", "max_rss_mb", "steps", "seconds"}
+assert set(d) == want, sorted(d)
+assert d["mode"] == sys.argv[2] and d["batch"] == 8 and d["threads"] == 1, d
+assert d["isa"] in ("avx512", "avx2", "portable"), d
+assert d["images_per_s"] > 0 and d["gflops"] > 0 and d["max_rss_mb"] > 0 and d["seconds"] > 0, d
+assert d["steps"] == int(sys.argv[3]) if int(sys.argv[3]) else d["steps"] >= 3, d
+assert d["seconds"] >= float(sys.argv[4]), d
+PY
+}
+b8="--batch 8 --threads 1"
+run "bench" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --steps 3 &&
+    if got=$(table "$tmp/out" train) && [ "${got% *}" = 3 ]; then ok "bench"; else fail "bench" "not the table expected"; fi
+run "bench --infer" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --steps 3 --infer &&
+    if got=$(table "$tmp/out" infer) && [ "${got% *}" = 3 ]; then ok "bench --infer"; else fail "bench --infer" "not the table expected"; fi
+# --seconds without --json: as many steps as fit in the time.  A step of this
+# network takes about 0.2 ms: the default 20 would be over in a few ms, so
+# the command must take the time it was given, and its steps most of it (the
+# rest is the timing of each layer).
+# timed NAME MODE SECONDS ARGS...: bench ARGS (a table) takes SECONDS or more
+timed() {
+    name=$1 mode=$2 secs=$3
+    shift 3
+    start=$(date +%s.%N)
+    run "$name" 0 "$bin" bench tests/fixtures/conv.cfg $b8 "$@" &&
+        if got=$(table "$tmp/out" "$mode") &&
+            awk -v s="$start" -v e="$(date +%s.%N)" -v want="$secs" -v n="${got% *}" -v t="${got#* }" \
+                'BEGIN { exit !(e - s >= want && n >= 3 && t >= want / 5) }'; then
+            ok "$name"
+        else
+            fail "$name" "steps and their time: $got; $secs s asked"
+        fi
+}
+timed "bench --seconds" train 1 --seconds 1
+timed "bench --infer --seconds" infer 0.5 --seconds 0.5 --infer
+run "bench --json" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --seconds 0.3 &&
+    if json "$tmp/out" train 0 0.3; then ok "bench --json"; else fail "bench --json" "not the JSON expected"; fi
+run "bench --json --infer --steps" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --infer --steps 5 &&
+    if json "$tmp/out" infer 5 0; then ok "bench --json --infer --steps"; else fail "bench --json --infer --steps" "not the JSON expected"; fi
+run "bench bad --seconds" 2 "$bin" bench --seconds 0 && expect_err "bench bad --seconds" "--seconds takes a number from 0.01 to 3600, not '0'"
 
 # --- train, eval, resume ------------------------------------------------------------
 cd "$tmp" >/dev/null || exit 1
@@ -91,10 +231,10 @@ run "info model file" 0 "$bin" info tiny.safetensors && expect "info model file"
 run "resume" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epochs 1 -o half.safetensors --quiet &&
     run "resume" 0 "$bin" train --resume half.safetensors --epochs 2 --data "$data" --quiet &&
     if cmp -s half.safetensors tiny.safetensors; then ok "resume"; else fail "resume" "1 + 1 epochs differ from 2"; fi
-run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect "eval of a description" "is a model description"
+run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect_err "eval of a description" "is a model description"
 head -c 1000 tiny.safetensors > cut.safetensors
-run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect "truncated model" "cut.safetensors"
-run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect "no data" "fetch-data.sh mnist"
+run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect_err "truncated model" "cut.safetensors"
+run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect_err "no data" "fetch-data.sh mnist"
 
 # --- model descriptions with errors: refused before any training ------------------------
 # cfg NAME LINE MESSAGE TEXT: 'convnet train' on the description TEXT (printf's %b)
@@ -106,7 +246,7 @@ cfg() {
         if has "epoch   1/" || [ -e cfg.safetensors ]; then
             fail "cfg $1" "it trained"
         else
-            expect "cfg $1" "cfg-$1.cfg:$2: " "$3"
+            expect_err "cfg $1" "cfg-$1.cfg:$2: " "$3"
         fi
 }
 net='[net]\nchannels=1\nheight=28\nwidth=28\nclasses=10\n'   # lines 1-5
@@ -132,11 +272,11 @@ cfg huge-network 1 "\[net\] the input (4096x65536x65536) with the buffers of the
 # CONVNET_MAX_MEMORY caps what a network may plan; a bad value is a usage error.
 printf '%b' "$net[fc]\noutputs=10\n[softmax]\n" > cfg-small.cfg
 run "CONVNET_MAX_MEMORY" 1 env CONVNET_MAX_MEMORY=1K "$bin" train cfg-small.cfg --data "$data" --quiet \
-    -o cfg.safetensors && expect "CONVNET_MAX_MEMORY" \
+    -o cfg.safetensors && expect_err "CONVNET_MAX_MEMORY" \
     "cfg-small.cfg:1: \[net\] the input (1x28x28) with the buffers of the passes needs .* MiB for batches of" \
     "more than the 0.0 MiB limit set for this process"
 run "bad CONVNET_MAX_MEMORY" 2 env CONVNET_MAX_MEMORY=lots "$bin" info cfg-small.cfg &&
-    expect "bad CONVNET_MAX_MEMORY" "CONVNET_MAX_MEMORY=lots is not a size such as 512M or 4G"
+    expect_err "bad CONVNET_MAX_MEMORY" "CONVNET_MAX_MEMORY=lots is not a size such as 512M or 4G"
 cfg kernel-too-large 6 "\[conv\] conv1 with input 1x28x28: kernel size 29 is larger than the padded input 28x28" \
     "$net[conv]\nfilters=4\nsize=29\n[fc]\noutputs=10\n[softmax]\n"
 cfg window-too-large 9 "\[maxpool\] maxpool1 with input 4x24x24: window size 25 is larger than the input 24x24" \
@@ -218,11 +358,13 @@ else
 fi
 echo "not a picture" > bad.png
 run "predict bad image" 1 "$bin" predict conv.safetensors bad.png png/00000-7.png nothing.png &&
-    expect "predict bad image" "bad.png: not an image" "nothing.png: cannot open" "png/00000-7.png:  7 ("
+    expect_err "predict bad image" "nothing.png: cannot open" \
+        "^convnet: error: bad.png: not an image that can be read (.*); the formats read are PNG, JPEG, BMP, PGM/PPM, GIF and TGA$" &&
+    expect "predict bad image: the others classified" "png/00000-7.png:  7 ("
 run "predict description" 2 "$bin" predict "$root/models/lenet.cfg" png/00000-7.png &&
-    expect "predict description" "is a model description"
-run "predict cut model" 1 "$bin" predict cut.safetensors png/00000-7.png && expect "predict cut model" "cut.safetensors"
-run "predict no image" 2 "$bin" predict conv.safetensors && expect "predict no image" "at least one image"
+    expect_err "predict description" "is a model description"
+run "predict cut model" 1 "$bin" predict cut.safetensors png/00000-7.png && expect_err "predict cut model" "cut.safetensors"
+run "predict no image" 2 "$bin" predict conv.safetensors && expect_err "predict no image" "at least one image"
 # viz: the pictures and their sizes
 if run "viz" 0 "$bin" viz conv.safetensors --out viz --data "$data" --image var/00000-7-col.jpg; then
     if "$py" - viz <<'PY'
@@ -241,14 +383,27 @@ fi
 run "viz layer" 0 "$bin" viz conv.safetensors --out viz1 --data "$data" --layer conv1 &&
     if [ -f viz1/top-conv1.png ]; then ok "viz layer"; else fail "viz layer" "no top-conv1.png"; fi
 run "viz no layer" 1 "$bin" viz conv.safetensors --out viz2 --data "$data" --layer conv9 &&
-    expect "viz no layer" "no layer 'conv9'" "conv1 maxpool1"
-run "viz no conv" 1 "$bin" viz tiny.safetensors --out viz3 --data "$data" && expect "viz no conv" "no convolution layer"
-run "viz bad image" 1 "$bin" viz conv.safetensors --out viz4 --data "$data" --image bad.png && expect "viz bad image" "bad.png: not an image"
+    expect_err "viz no layer" "no layer 'conv9'" "conv1 maxpool1"
+run "viz no conv" 1 "$bin" viz tiny.safetensors --out viz3 --data "$data" && expect_err "viz no conv" "no convolution layer"
+run "viz bad image" 1 "$bin" viz conv.safetensors --out viz4 --data "$data" --image bad.png && expect_err "viz bad image" "bad.png: not an image"
 # plot
 run "plot" 0 "$bin" plot conv.csv -o curves.png && expect "plot" "curves.png: 10 rows"
 printf 'epoch,step,train_loss\n1,10,abc\n' > bad.csv
-run "plot bad log" 1 "$bin" plot bad.csv -o x.png && expect "plot bad log" "bad.csv:2: train_loss is 'abc'"
-run "plot not a log" 1 "$bin" plot eval.json -o x.png && expect "plot not a log" "not a training log"
+run "plot bad log" 1 "$bin" plot bad.csv -o x.png && expect_err "plot bad log" "bad.csv:2: train_loss is 'abc'"
+run "plot not a log" 1 "$bin" plot eval.json -o x.png && expect_err "plot not a log" "not a training log"
+# writes that fail say which file and why: a full disk (/dev/full), a missing directory
+if [ -w /dev/full ]; then
+    run "plot to a full disk" 1 "$bin" plot conv.csv -o /dev/full &&
+        expect_err "plot to a full disk" "^convnet: error: cannot write /dev/full: No space left on device$"
+    run "report to a full disk" 1 "$bin" report conv.safetensors -o /dev/full --data "$data" &&
+        expect_err "report to a full disk" "^convnet: error: cannot write /dev/full: No space left on device$"
+else
+    echo "skip  plot and report to a full disk: no /dev/full here"
+fi
+run "plot into a missing directory" 1 "$bin" plot conv.csv -o no/such/c.png &&
+    expect_err "plot into a missing directory" "^convnet: error: cannot write no/such/c.png: No such file or directory$"
+run "report into a missing directory" 1 "$bin" report conv.safetensors -o no/such/r.html --data "$data" &&
+    expect_err "report into a missing directory" "^convnet: error: cannot write no/such/r.html: No such file or directory$"
 # report: self-contained, and a real browser shows its pictures
 if run "report" 0 "$bin" report conv.safetensors -o report.html --data "$data"; then
     if grep -q 'from conv.csv' report.html && [ "$(grep -o 'src="data:image/png;base64,' report.html | wc -l)" = 27 ] &&
@@ -298,13 +453,13 @@ run "flips alone" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" 
     -o aug.safetensors --epochs 1 --limit 256 --val 256 --shift 0 --flip 1 &&
     expect "flips alone" "decay 0; flips; "
 run "resume changes optimizer" 2 "$bin" train --resume adam.safetensors --data "$data" --optimizer sgd &&
-    expect "resume changes optimizer" "cannot change when resuming"
-run "bad optimizer" 2 "$bin" train --optimizer rmsprop && expect "bad optimizer" "sgd, adam or adamw"
-run "bad flip" 2 "$bin" train --flip 2 && expect "bad flip" "--flip is 0 or 1"
+    expect_err "resume changes optimizer" "cannot change when resuming"
+run "bad optimizer" 2 "$bin" train --optimizer rmsprop && expect_err "bad optimizer" "sgd, adam or adamw"
+run "bad flip" 2 "$bin" train --flip 2 && expect_err "bad flip" "--flip is 0 or 1"
 
 # --- divergence: stops, says what to try, keeps the last good model ---------------------
 run "divergence" 1 "$bin" train "$root/tests/fixtures/diverges.cfg" --data "$data" --quiet -o div.safetensors &&
-    expect "divergence" "the loss became" "ten times smaller (--lr 10)" "no epoch completed"
+    expect_err "divergence" "the loss became" "ten times smaller (--lr 10)" "no epoch completed"
 [ -e div.safetensors ] && fail "divergence writes nothing" "div.safetensors was written"
 # two good epochs (tiny.safetensors), then a learning rate that makes the third diverge
 cp tiny.safetensors good.safetensors
@@ -315,7 +470,7 @@ if run "divergence keeps the checkpoint" 1 "$bin" train --resume good.safetensor
     elif ls good.safetensors.tmp-* >/dev/null 2>&1; then
         fail "divergence keeps the checkpoint" "a temporary file was left"
     else
-        expect "divergence keeps the checkpoint" "became NaN\|became infinite" "try a learning rate about ten times smaller (--lr 10)" \
+        expect_err "divergence keeps the checkpoint" "became NaN\|became infinite" "try a learning rate about ten times smaller (--lr 10)" \
             "good.safetensors still holds the model as it was (after epoch 2)"
     fi
 fi
@@ -340,17 +495,18 @@ run "uninterrupted reference" 0 "$bin" train "$root/models/small.cfg" $short -o 
 # started, then resumes it: the same model as the uninterrupted run
 interrupt() {
     rm -f "$3.safetensors" "$3.csv"
-    "$bin" train "$root/models/small.cfg" $short -o "$3.safetensors" >"$tmp/out" 2>&1 &
+    "$bin" train "$root/models/small.cfg" $short -o "$3.safetensors" >"$tmp/out" 2>"$tmp/err" &
     pid=$!
     started "$3.csv"
     kill -"$1" $pid
     wait $pid
     st=$?
+    statuses="$statuses$2 "
     if [ "$st" != "$2" ]; then
         fail "$1 saves" "exit status $st, expected $2"
         return
     fi
-    expect "$1 saves" "stopped by $4 at epoch [12], batch [0-9]*; saved to $3.safetensors" \
+    expect_err "$1 saves" "stopped by $4 at epoch [12], batch [0-9]*; saved to $3.safetensors" \
         "continue with: convnet train --resume $3.safetensors"
     run "$1 resume" 0 "$bin" train --resume "$3.safetensors" --data "$data" --limit 3200 --val 1000 --quiet &&
         expect "$1 resume" "continuing at epoch [12], batch [0-9]" &&
@@ -365,7 +521,7 @@ started mid.csv
 kill -INT $pid
 wait $pid
 run "resume with another batch" 2 "$bin" train --resume mid.safetensors --batch 32 --data "$data" --quiet &&
-    expect "resume with another batch" "mid.safetensors stopped inside an epoch: resume it with its batch size 64"
+    expect_err "resume with another batch" "mid.safetensors stopped inside an epoch: resume it with its batch size 64"
 
 # --- saves that cannot complete: a full disk, a read-only or missing directory -----------
 # The previous model must stay as it was (and load), nothing half-written may be
@@ -379,7 +535,7 @@ full_checks() {
     elif ls "$2"/m.safetensors.tmp-* >/dev/null 2>&1; then
         fail "$1" "a temporary file was left"
     else
-        expect "$1" "$2/m.safetensors: cannot save: writing $2/m.safetensors.tmp-[0-9]* failed: $3" \
+        expect_err "$1" "$2/m.safetensors: cannot save: writing $2/m.safetensors.tmp-[0-9]* failed: $3" \
             "the previous file, if any, is untouched"
     fi
     run "$1: model loads" 0 "$bin" info "$2/m.safetensors" && expect "$1: model loads" "trained: 2 epochs"
@@ -410,17 +566,20 @@ fi
 if [ -n "$rokind" ]; then
     run "read-only directory" 1 "$bin" train --resume ro/m.safetensors --epochs 3 --data "$data" --quiet --log ro.csv &&
         if cmp -s ro/m.safetensors tiny.safetensors; then
-            expect "read-only directory" "cannot write the model file ro/m.safetensors: ro: \(Read-only file system\|Permission denied\)"
+            expect_err "read-only directory" "cannot write the model file ro/m.safetensors: ro: \(Read-only file system\|Permission denied\)"
         else
             fail "read-only directory" "the model changed"
         fi
+    run "plot into a read-only directory" 1 "$bin" plot conv.csv -o ro/c.png &&
+        expect_err "plot into a read-only directory" \
+            "^convnet: error: cannot write ro/c.png: \(Read-only file system\|Permission denied\)$"
     [ "$rokind" = mount ] && umount ro
     [ "$rokind" = chmod ] && chmod 755 ro
 else
     echo "skip  read-only directory: as root, it needs to mount a read-only tmpfs, which is not permitted here"
 fi
 run "missing directory" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --quiet -o no/such/m.safetensors &&
-    expect "missing directory" "cannot write the model file no/such/m.safetensors: no/such: No such file or directory"
+    expect_err "missing directory" "cannot write the model file no/such/m.safetensors: no/such: No such file or directory"
 
 # --- CIFAR-10: a small data set in the official layout ------------------------------
 # 5 training batches and a test batch of 40 records each: a label byte (i % 10),
@@ -462,6 +621,17 @@ if run "memory does not grow with epochs" 0 "$bin" train \
     else
         fail "memory does not grow with epochs" "peak $p3 MiB after 3 epochs, $p30 MiB after 30 (allowed: 1 MiB + 1%)"
     fi
+fi
+
+# --- every exit status these tests expect is in README.md's table of them ----------------
+missing=
+for s in $statuses; do
+    grep -q "^| $s |" "$root/README.md" || missing="$missing $s"
+done
+if [ -z "$missing" ]; then
+    ok "exit statuses in the README:$statuses"
+else
+    fail "exit statuses in the README" "its table lacks$missing"
 fi
 
 echo "cli: $passed passed, $failed failed"

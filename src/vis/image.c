@@ -135,8 +135,8 @@ static int pnm_header_ok(const uint8_t *p, size_t n)
 static cn_status not_an_image(const char *name)
 {
     return cn_fail(CN_ERR_FORMAT,
-                   "%s: not an image that can be read (%s); PNG, JPEG, BMP, PGM/PPM, GIF and TGA "
-                   "files are",
+                   "%s: not an image that can be read (%s); the formats read are PNG, JPEG, BMP, "
+                   "PGM/PPM, GIF and TGA",
                    name, stbi_failure_reason());
 }
 
