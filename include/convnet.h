@@ -358,7 +358,8 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
 typedef struct cn_gradcheck {
     double input_err; /* worst relative error of dL/dx */
     double param_err; /* worst relative error of dL/dtheta (0 if none) */
-    size_t checked;   /* coordinates compared */
+    size_t checked;   /* coordinates compared, input and parameters */
+    size_t input_checked; /* of those, coordinates of the input gradient */
     size_t skipped;   /* coordinates on a kink or unresolved */
 } cn_gradcheck;
 

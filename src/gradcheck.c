@@ -269,6 +269,7 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
         goto done;
     }
     out->input_err = check_coords(be, x, hx, hdx, in, max_coords, rng, f, 0.0, out);
+    out->input_checked = out->checked;
     for (size_t t = 0; t < l->n_t; t++) {
         size_t count = l->t[t].count;
         free(hp);
@@ -387,6 +388,7 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     }
     memcpy(hx0, x, in * sizeof *hx0);
     out->input_err = check_coords(be, job.x, hx0, dx, in, max_coords, rng, f, floor, out);
+    out->input_checked = out->checked;
     free(hx0);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
