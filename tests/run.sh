@@ -10,12 +10,12 @@ build=${1:-build}
 export TMPDIR="$PWD/$build/tmp"
 rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 "$build/test_convnet" | tee "$TMPDIR/c.log"
-# Not on the guard: the tests that swap broken kernels into the backend's
-# table (they work below the seam, on the CPU's memory, and always run on the
-# CPU: they would only repeat), and the two that cap the process's address
-# space (the guard reserves 4 GiB of it).
+# Not on the guard: the kernel tests (they make CPU backends of their own, so
+# they would only repeat), the tests that swap broken kernels into the
+# backend's table (they work below the seam, on the CPU's memory), and the
+# two that cap the process's address space (the guard reserves 4 GiB of it).
 echo "the C tests on the guard backend:"
-CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x gradcheck/broken/ \
+CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken/ \
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
