@@ -10,10 +10,10 @@ build=${1:-build}
 export TMPDIR="$PWD/$build/tmp"
 rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 "$build/test_convnet" | tee "$TMPDIR/c.log"
-# Not on the guard: the kernel tests (they make CPU backends of their own, so
-# they would only repeat), the tests that swap broken kernels into the
-# backend's table (they work below the seam, on the CPU's memory), and the
-# two that cap the process's address space (the guard reserves 4 GiB of it).
+# Not on the guard: the kernel tests and the tests that swap broken kernels
+# into the backend's table (they work below the seam, on CPU backends of
+# their own whatever the guard run asks: they would only repeat), and the two
+# that cap the process's address space (the guard reserves 4 GiB of it).
 echo "the C tests on the guard backend:"
 CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken/ \
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
