@@ -345,6 +345,11 @@ PER_ISA(conv_matches_reference)
 /* Convolution gradients do not depend on the thread count, bit for bit. */
 static void conv_thread_count_invariant(const char *isa)
 {
+    cn_backend *bes[2] = {isa_backend(isa, 1), NULL};
+    if (!bes[0])
+        return;
+    bes[1] = isa_backend(isa, 3);
+    CHECK(bes[1]);
     cn_win g = win_of(geoms[1]);
     size_t m = 8, n = 37, kk = g.c * g.kh * g.kw, in = n * g.c * g.h * g.w,
            out = n * m * g.oh * g.ow;
@@ -355,9 +360,7 @@ static void conv_thread_count_invariant(const char *isa)
     float *dx[2] = {floats(in), floats(in)}, *dw[2] = {calloc(m * kk, 4), calloc(m * kk, 4)};
     float *db[2] = {calloc(m, 4), calloc(m, 4)};
     for (int r = 0; r < 2; r++) {
-        cn_backend *be = isa_backend(isa, r ? 3 : 1);
-        if (!be)
-            return;
+        cn_backend *be = bes[r];
         float *ws = floats(be->conv_ws(be, &g, m, n));
         be->conv_bwd(be, &g, m, x, NULL, dy, n, w, dw[r], db[r], dx[r], ws, CN_ACT_NONE);
         free(ws);
@@ -789,6 +792,11 @@ PER_ISA(bn_matches_naive)
 static void bn_thread_count_invariant(const char *isa)
 {
     static const size_t shapes[][3] = {{8, 70, 1}, {6, 13, 37}};
+    cn_backend *bes[2] = {isa_backend(isa, 1), NULL};
+    if (!bes[0])
+        return;
+    bes[1] = isa_backend(isa, 3);
+    CHECK(bes[1]);
     for (size_t t = 0; t < 2; t++) {
         size_t n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2], count = n * c * hw;
         bn_io b[2];
@@ -796,14 +804,11 @@ static void bn_thread_count_invariant(const char *isa)
             cn_rng rng;
             cn_rng_seed(&rng, 23); /* the same data for both */
             bn_alloc(&b[r], n, c, hw, &rng);
-            cn_backend *be = isa_backend(isa, r ? 3 : 1);
-            if (!be)
-                return;
+            cn_backend *be = bes[r];
             be->bn_fwd(be, b[r].x, n, c, hw, b[r].gamma, b[r].beta, b[r].rm, b[r].rv, 0.1f, 1e-5f,
                        1, b[r].mean, b[r].invstd, b[r].scratch, b[r].y);
             be->bn_bwd(be, b[r].x, b[r].dy, n, c, hw, b[r].gamma, b[r].mean, b[r].invstd,
                        b[r].scratch, b[r].dgamma, b[r].dbeta, b[r].dx);
-            cn_backend_destroy(be);
         }
         CHECK_MSG(memcmp(b[0].y, b[1].y, count * 4) == 0 &&
                       memcmp(b[0].dx, b[1].dx, count * 4) == 0 &&
@@ -814,6 +819,8 @@ static void bn_thread_count_invariant(const char *isa)
         bn_free(&b[0]);
         bn_free(&b[1]);
     }
+    cn_backend_destroy(bes[0]);
+    cn_backend_destroy(bes[1]);
 }
 PER_ISA(bn_thread_count_invariant)
 
