@@ -1,5 +1,8 @@
 /* harness.h - a small test harness: each test runs in its own process, so a
- * crash fails that test only.  Checks stop the test at the first failure. */
+ * crash fails that test only.  Checks stop the test at the first failure.
+ * A test has three outcomes: passed, failed, or skipped: it could not run
+ * here (an instruction set this processor lacks, a missing tool), which it
+ * says with SKIP and a reason; skipped is never counted as passed. */
 #ifndef TEST_HARNESS_H
 #define TEST_HARNESS_H
 
@@ -17,6 +20,16 @@ typedef struct th_test {
 void th_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int th_failed(void);
+/* Marks the test skipped, with the reason (one line) shown next to its name.
+ * A test that also failed counts as failed. */
+void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Skips the rest of the test. */
+#define SKIP(...)                                                                                  \
+    do {                                                                                           \
+        th_skip(__VA_ARGS__);                                                                      \
+        return;                                                                                    \
+    } while (0)
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

@@ -1,13 +1,156 @@
-/* test_kernels.c - every fast kernel against its naive reference, on awkward
- * shapes, for every instruction set this machine can run. */
+/* test_kernels.c - every CPU kernel against a naive reference, on awkward
+ * sizes (n = 1, tails that are not a multiple of any vector width, sizes
+ * large enough to be cut between threads), once per kernel set:
+ * kernels/NAME/avx512, kernels/NAME/avx2, kernels/NAME/portable.  A set that
+ * this processor (or this build) cannot run is skipped, with the reason: it
+ * is not counted as passed.
+ *
+ * The kernel sets (backend/cpu.c) are compiled from the same C
+ * (kernels/cpu_kernels.h includes window.c, elementwise.c and conv.c into
+ * each of cpu_portable.c, cpu_avx2.c and cpu_avx512.c, built with that
+ * instruction set's flags), with a GEMM register kernel of its own in each
+ * and, for AVX-512, its own pooling rows, im2col, im2row, col2im and direct
+ * convolution.  So every one of these has a version per set:
+ *   gemm (and the single-threaded and pre-packed products the convolution
+ *   uses), conv_fwd and conv_bwd, maxpool_fwd and maxpool_bwd, act_fwd and
+ *   act_bwd (every activation), add_bias and bias_grad, bn_fwd and bn_bwd,
+ *   softmax and softmax_nll_bwd, sgd and adam.
+ * The others have one plain C version (kernels/plain.c) that every set's
+ * table points at: avgpool_fwd and avgpool_bwd, dropout_fwd and dropout_bwd,
+ * add, scale, input_from_pixels, nll_rows and count_nonfinite.  They are
+ * tested against naive references here too, through each set's table, so
+ * that a set's own version, if one is written, is tested without a change
+ * here.
+ *
+ * Tolerances: u = 2^-24, the unit roundoff of float32.  Where a kernel does
+ * the same float operations as the reference, results must be equal; where
+ * it does a short formula, the bound is a few u times the magnitudes of the
+ * formula's terms (each operation rounds by at most u of its result); where it
+ * sums, the bound is that of any summation order, (terms) u times the sum of
+ * the terms' magnitudes.  Each test prints its worst error as a fraction of
+ * its bound.  A mistake (a wrong index, term, sign or channel) gives errors of
+ * the size of the values themselves, far above these bounds. */
+#include "counter_rng.h"
 #include "harness.h"
 #include "internal.h"
 #include "kernels/kernels.h"
+#include "kernels/plain.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const isas[] = {"avx512", "avx2", "portable"};
+#define U 0x1p-24 /* float32's unit roundoff */
+
+/* -------------------------------------------------------------- helpers */
+
+/* The CPU backend with threads threads and the kernel set isa.  NULL when it
+ * cannot be made: the test is then skipped (a set this processor or build
+ * lacks) or failed (anything else). */
+static cn_backend *isa_backend(const char *isa, int threads)
+{
+    cn_cpu *cpu;
+    int rc = cn_cpu_create(threads, isa, &cpu);
+    if (rc == 0)
+        return &cpu->base;
+    if (rc == -1 && strcmp(isa, "portable") != 0) {
+#ifdef CN_HAVE_X86_KERNELS
+        if (strcmp(isa, "avx512") == 0)
+            th_skip("this processor lacks AVX-512 (the avx512 kernels need avx512f, avx512vl, "
+                    "avx512dq, avx512bw and fma)");
+        else
+            th_skip("this processor lacks AVX2 or FMA (the avx2 kernels need both)");
+#else
+        th_skip("this build has no %s kernels (they need x86-64 and a compiler that takes "
+                "-mavx512f; 'make info' tells)",
+                isa);
+#endif
+        return NULL;
+    }
+    th_fail(__FILE__, __LINE__, "the %s kernel set cannot be made (%d)", isa, rc);
+    return NULL;
+}
+
+static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
+static double *doubles(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+static float *normal(size_t n, double scale, double shift, cn_rng *rng)
+{
+    float *x = floats(n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(shift + scale * cn_rng_normal(rng));
+    return x;
+}
+
+static float *copy_of(const float *x, size_t n)
+{
+    float *y = floats(n);
+    memcpy(y, x, n * sizeof *y);
+    return y;
+}
+
+/* The worst |got - want| / bound seen by within() in this test. */
+static double worst_ratio;
+
+/* Whether |got[i] - want[i]| <= bound[i] for every i < n (NaN never is);
+ * fails the test naming the first i that is not, with what. */
+static int within(const float *got, const double *want, const double *bound, size_t n,
+                  const char *what, const char *isa)
+{
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (!(e <= bound[i])) {
+            th_fail(__FILE__, __LINE__, "%s, %s: [%zu] = %.9g, reference %.9g (bound %.3g)", isa,
+                    what, i, got[i], want[i], bound[i]);
+            return 0;
+        }
+        if (bound[i] > 0 && e / bound[i] > worst_ratio)
+            worst_ratio = e / bound[i];
+    }
+    return 1;
+}
+
+static void report(const char *isa)
+{
+    printf("    %s: worst error %.2g of its bound\n", isa, worst_ratio);
+}
+
+/* max |a - b| / max |b| over n values: the error on the tensor's scale. */
+static double max_rel(const float *a, const float *b, size_t n)
+{
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        worst = e > worst ? e : worst;
+        scale = fabs((double)b[i]) > scale ? fabs((double)b[i]) : scale;
+    }
+    return worst / (scale > 0 ? scale : 1);
+}
+
+/* The same against a reference in double. */
+static double max_rel_d(const float *a, const double *b, size_t n)
+{
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        worst = !(e <= worst) ? e : worst; /* NaN sticks */
+        scale = fabs(b[i]) > scale ? fabs(b[i]) : scale;
+    }
+    return worst / (scale > 0 ? scale : 1);
+}
+
+/* One test per kernel set for a function f(const char *isa). */
+#define PER_ISA(f)                                                                                 \
+    static void f##_avx512(void) { f("avx512"); }                                                  \
+    static void f##_avx2(void) { f("avx2"); }                                                      \
+    static void f##_portable(void) { f("portable"); }
+#define ISA_TESTS(name, f)                                                                         \
+    {"kernels/" name "/avx512", f##_avx512}, {"kernels/" name "/avx2", f##_avx2},                  \
+    {                                                                                              \
+        "kernels/" name "/portable", f##_portable                                                  \
+    }
+
+/* ----------------------------------------------------------------- GEMM */
 
 /* Relative tolerance of a float32 dot product of length k summed in a
  * different order (and with or without FMA): a few k * 2^-24 at worst, far
@@ -15,27 +158,32 @@ static const char *const isas[] = {"avx512", "avx2", "portable"};
  * indexing mistake (which gives O(1) errors). */
 static double gemm_tol(size_t k) { return 1e-5 * sqrt((double)k) + 1e-6; }
 
-/* The CPU backend with threads threads and the kernel set isa, or NULL when
- * this processor cannot run it. */
-static cn_backend *cpu_backend(int threads, const char *isa)
-{
-    cn_cpu *cpu;
-    return cn_cpu_create(threads, isa, &cpu) == 0 ? &cpu->base : NULL;
-}
+/* Which entry point: the threaded product, the single-threaded one, or the
+ * single-threaded one with A packed in advance (the convolution's). */
+enum { VIA_GEMM, VIA_ST, VIA_PRE };
 
-static int compare_gemm(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k,
+static int compare_gemm(const cn_backend *be, int via, int ta, int tb, size_t m, size_t n, size_t k,
                         float alpha, float beta, size_t pad, cn_rng *rng)
 {
+    const cn_cpu *cpu = cn_cpu_of(be);
     size_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
     size_t arows = ta ? k : m, brows = tb ? n : k;
-    float *a = malloc(arows * lda * sizeof(float)), *b = malloc(brows * ldb * sizeof(float));
-    float *c0 = malloc(m * ldc * sizeof(float)), *c1 = malloc(m * ldc * sizeof(float));
-    th_fill_normal(a, arows * lda, rng);
-    th_fill_normal(b, brows * ldb, rng);
-    th_fill_normal(c0, m * ldc, rng);
+    float *a = normal(arows * lda, 1, 0, rng), *b = normal(brows * ldb, 1, 0, rng);
+    float *c0 = normal(m * ldc, 1, 0, rng), *c1 = floats(m * ldc), *pre = floats(m * k);
+    /* beta = 0: C is not read, so NaN there must not show. */
+    for (size_t i = 0; beta == 0.0f && i < m * ldc; i++)
+        if (i % ldc < n)
+            c0[i] = NAN;
     memcpy(c1, c0, m * ldc * sizeof(float));
     cn_gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc);
-    be->gemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    if (via == VIA_GEMM)
+        be->gemm(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    else if (via == VIA_ST)
+        cpu->gemm_st(cpu->pack, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    else {
+        cpu->gemm_pack_a(ta, m, k, a, lda, pre);
+        cpu->gemm_st_pre(cpu->pack, pre, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    }
     int bad = 0;
     for (size_t i = 0; i < m && !bad; i++)
         for (size_t j = 0; j < ldc && !bad; j++) {
@@ -44,81 +192,72 @@ static int compare_gemm(const cn_backend *be, int ta, int tb, size_t m, size_t n
             double tol = j < n ? gemm_tol(k) * (1 + fabs(x)) : 0;
             if (!(fabs(x - y) <= tol)) {
                 th_fail(__FILE__, __LINE__,
-                        "%s gemm ta=%d tb=%d m=%zu n=%zu k=%zu alpha=%g beta=%g: C[%zu][%zu] = %g, "
-                        "reference %g",
-                        be->kernels, ta, tb, m, n, k, alpha, beta, i, j, y, x);
+                        "%s gemm (entry %d) ta=%d tb=%d m=%zu n=%zu k=%zu alpha=%g beta=%g: "
+                        "C[%zu][%zu] = %g, reference %g",
+                        be->kernels, via, ta, tb, m, n, k, alpha, beta, i, j, y, x);
                 bad = 1;
             }
         }
-    free(a);
-    free(b);
-    free(c0);
-    free(c1);
+    free(a), free(b), free(c0), free(c1), free(pre);
     return bad;
 }
 
-static void gemm_matches_reference(void)
+static void gemm_matches_reference(const char *isa)
 {
     static const size_t sizes[] = {1, 2, 3, 7, 8, 9, 15, 17, 31, 33, 64, 65, 127, 130, 257, 300};
     size_t ns = sizeof sizes / sizeof sizes[0];
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
     cn_rng rng;
     cn_rng_seed(&rng, 42);
-    int ran = 0;
-    for (size_t q = 0; q < 3; q++) {
-        cn_backend *be = cpu_backend(2, isas[q]);
-        if (!be)
-            continue;
-        ran++;
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++)
-                for (size_t t = 0; t < 60; t++) {
-                    size_t m = sizes[cn_rng_below(&rng, ns)], n = sizes[cn_rng_below(&rng, ns)];
-                    size_t k = sizes[cn_rng_below(&rng, ns)];
-                    float alpha = t % 3 == 0 ? 0.5f : 1.0f, beta = (float)(t % 3);
-                    if (compare_gemm(be, ta, tb, m, n, k, alpha, beta, t % 2 ? 3 : 0, &rng)) {
-                        cn_backend_destroy(be);
-                        return;
-                    }
-                }
-        /* Deep products cross several KC blocks; wide ones several tiles. */
-        if (compare_gemm(be, 0, 0, 20, 4096, 600, 1, 0, 0, &rng) ||
-            compare_gemm(be, 0, 1, 50, 500, 4100, 1, 1, 0, &rng) ||
-            compare_gemm(be, 1, 0, 500, 1000, 50, 1, 0, 1, &rng)) {
-            cn_backend_destroy(be);
-            return;
-        }
-        cn_backend_destroy(be);
-    }
-    CHECK(ran >= 1);
+    int bad = 0;
+    for (int ta = 0; ta < 2 && !bad; ta++)
+        for (int tb = 0; tb < 2 && !bad; tb++)
+            for (size_t t = 0; t < 60 && !bad; t++) {
+                size_t m = sizes[cn_rng_below(&rng, ns)], n = sizes[cn_rng_below(&rng, ns)];
+                size_t k = sizes[cn_rng_below(&rng, ns)];
+                float alpha = t % 3 == 0 ? 0.5f : 1.0f, beta = (float)(t % 3);
+                bad = compare_gemm(be, (int)(t % 4 == 3 ? t / 4 % 3 : VIA_GEMM), ta, tb, m, n, k,
+                                   alpha, beta, t % 2 ? 3 : 0, &rng);
+            }
+    /* Deep products cross several KC blocks; wide ones several tiles; k = 0
+     * and alpha = 0 only scale C. */
+    bad = bad || compare_gemm(be, VIA_GEMM, 0, 0, 20, 4096, 600, 1, 0, 0, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 1, 50, 500, 4100, 1, 1, 0, &rng) ||
+          compare_gemm(be, VIA_GEMM, 1, 0, 500, 1000, 50, 1, 0, 1, &rng) ||
+          compare_gemm(be, VIA_PRE, 0, 0, 130, 300, 600, 1, 0, 2, &rng) ||
+          compare_gemm(be, VIA_PRE, 1, 0, 33, 257, 300, 1, 1, 0, &rng) ||
+          compare_gemm(be, VIA_ST, 0, 1, 65, 1100, 17, 1, 0, 0, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 0, 5, 7, 0, 1, 0.5f, 1, &rng) ||
+          compare_gemm(be, VIA_GEMM, 1, 1, 9, 3, 17, 0, 0, 0, &rng);
+    cn_backend_destroy(be);
 }
+PER_ISA(gemm_matches_reference)
 
 /* The result must not depend on the number of threads, bit for bit. */
-static void gemm_thread_count_invariant(void)
+static void gemm_thread_count_invariant(const char *isa)
 {
+    cn_backend *b1 = isa_backend(isa, 1);
+    if (!b1)
+        return;
+    cn_backend *b2 = isa_backend(isa, 3);
+    CHECK(b2);
     cn_rng rng;
     cn_rng_seed(&rng, 7);
     size_t m = 70, n = 900, k = 530;
-    float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c1 = malloc(m * n * 4),
-          *c2 = malloc(m * n * 4);
-    th_fill_normal(a, m * k, &rng);
-    th_fill_normal(b, k * n, &rng);
-    for (size_t q = 0; q < 3; q++) {
-        cn_backend *b1 = cpu_backend(1, isas[q]);
-        if (!b1)
-            continue;
-        cn_backend *b2 = cpu_backend(3, isas[q]);
-        CHECK(b2);
-        b1->gemm(b1, 0, 0, m, n, k, 1, a, k, b, n, 0, c1, n);
-        b2->gemm(b2, 0, 0, m, n, k, 1, a, k, b, n, 0, c2, n);
-        cn_backend_destroy(b1);
-        cn_backend_destroy(b2);
-        CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isas[q]);
-    }
-    free(a);
-    free(b);
-    free(c1);
-    free(c2);
+    float *a = normal(m * k, 1, 0, &rng), *b = normal(k * n, 1, 0, &rng);
+    float *c1 = floats(m * n), *c2 = floats(m * n);
+    b1->gemm(b1, 0, 0, m, n, k, 1, a, k, b, n, 0, c1, n);
+    b2->gemm(b2, 0, 0, m, n, k, 1, a, k, b, n, 0, c2, n);
+    cn_backend_destroy(b1);
+    cn_backend_destroy(b2);
+    CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isa);
+    free(a), free(b), free(c1), free(c2);
 }
+PER_ISA(gemm_thread_count_invariant)
+
+/* ---------------------------------------------------------- convolution */
 
 /* Window geometries: every stride and padding combination the layers use,
  * plus odd ones. */
@@ -138,154 +277,140 @@ static cn_win win_of(const size_t *g)
     return w;
 }
 
-/* max |a - b| / max |b| over n values: the error on the tensor's scale. */
-static double max_rel(const float *a, const float *b, size_t n)
-{
-    double worst = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        worst = e > worst ? e : worst;
-        scale = fabs((double)b[i]) > scale ? fabs((double)b[i]) : scale;
-    }
-    return worst / (scale > 0 ? scale : 1);
-}
-
-/* The convolution of every instruction set against the direct definition,
- * forward and backward, on every geometry above, with 1 to 20 samples (more
- * than the 16 partial sums of the weight gradient) and 1 to 17 filters. */
-static void conv_matches_reference(void)
+/* The convolution against the direct definition, forward and backward, on
+ * every geometry above, with 1 to 20 samples (more than the 16 partial sums
+ * of the weight gradient) and 1 to 17 filters. */
+static void conv_matches_reference(const char *isa)
 {
     static const size_t ms[] = {1, 3, 17}, ns[] = {1, 5, 20};
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
     cn_rng rng;
     cn_rng_seed(&rng, 3);
-    int ran = 0;
-    for (size_t q = 0; q < 3; q++) {
-        cn_backend *be = cpu_backend(2, isas[q]);
-        if (!be)
-            continue;
-        ran++;
-        for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++)
-            for (size_t a = 0; a < 3; a++) {
-                cn_win g = win_of(geoms[t]);
-                size_t m = ms[a], n = ns[(t + a) % 3], kk = g.c * g.kh * g.kw;
-                size_t in = n * g.c * g.h * g.w, out = n * m * g.oh * g.ow;
-                float *x = malloc(in * 4), *w = malloc(m * kk * 4), *b = malloc(m * 4);
-                float *y = malloc(out * 4), *yr = malloc(out * 4), *dy = malloc(out * 4);
-                float *dx = malloc(in * 4), *dxr = malloc(in * 4);
-                float *dw = calloc(m * kk, 4), *dwr = calloc(m * kk, 4);
-                float *db = calloc(m, 4), *dbr = calloc(m, 4);
-                float *ws = malloc(be->conv_ws(be, &g, m, n) * 4);
-                th_fill_normal(x, in, &rng);
-                th_fill_normal(w, m * kk, &rng);
-                th_fill_normal(b, m, &rng);
-                th_fill_normal(dy, out, &rng);
-                be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_NONE);
-                cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
-                be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
-                cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
-                /* Float sums of up to 11 520 products in another order than the
-                 * reference's double ones: about 1e-6 of the scale; 2e-5 leaves a
-                 * margin and catches any indexing mistake. */
-                double tol = 2e-5;
-                CHECK_MSG(
-                    max_rel(y, yr, out) < tol && max_rel(dx, dxr, in) < tol &&
-                        max_rel(dw, dwr, m * kk) < tol && max_rel(db, dbr, m) < tol,
-                    "%s conv geometry %zu, m %zu, n %zu: errors y %.2g dx %.2g dw %.2g db %.2g",
-                    be->kernels, t, m, n, max_rel(y, yr, out), max_rel(dx, dxr, in),
-                    max_rel(dw, dwr, m * kk), max_rel(db, dbr, m));
-                /* Without dx the weight gradients are the same (added once more). */
-                be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, NULL, ws, CN_ACT_NONE);
-                for (size_t i = 0; i < m * kk; i++)
-                    dwr[i] *= 2;
-                CHECK(max_rel(dw, dwr, m * kk) < tol);
-                /* A fused relu: y = relu(conv), and backward masks dy where y = 0. */
-                be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_RELU);
-                for (size_t i = 0; i < out; i++) {
-                    yr[i] = yr[i] > 0 ? yr[i] : 0;
-                    if (yr[i] == 0)
-                        dy[i] = 0;
-                }
-                CHECK(max_rel(y, yr, out) < tol);
-                for (size_t i = 0; i < out; i++) /* where ref and fast disagree on 0 */
-                    if ((y[i] > 0) != (yr[i] > 0))
-                        dy[i] = 0;
-                memset(dw, 0, m * kk * 4), memset(dwr, 0, m * kk * 4);
-                memset(db, 0, m * 4), memset(dbr, 0, m * 4);
-                be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_RELU);
-                cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
-                CHECK_MSG(max_rel(dx, dxr, in) < tol && max_rel(dw, dwr, m * kk) < tol &&
-                              max_rel(db, dbr, m) < tol,
-                          "%s fused relu, geometry %zu", be->kernels, t);
-                free(x), free(w), free(b), free(y), free(yr), free(dy), free(dx), free(dxr);
-                free(dw), free(dwr), free(db), free(dbr), free(ws);
+    for (size_t t = 0; t < sizeof geoms / sizeof geoms[0]; t++)
+        for (size_t a = 0; a < 3; a++) {
+            cn_win g = win_of(geoms[t]);
+            size_t m = ms[a], n = ns[(t + a) % 3], kk = g.c * g.kh * g.kw;
+            size_t in = n * g.c * g.h * g.w, out = n * m * g.oh * g.ow;
+            float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+            float *b = normal(m, 1, 0, &rng), *dy = normal(out, 1, 0, &rng);
+            float *y = floats(out), *yr = floats(out), *dx = floats(in), *dxr = floats(in);
+            float *dw = calloc(m * kk, 4), *dwr = calloc(m * kk, 4);
+            float *db = calloc(m, 4), *dbr = calloc(m, 4);
+            float *ws = floats(be->conv_ws(be, &g, m, n));
+            be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_NONE);
+            cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
+            be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
+            cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
+            /* Float sums of up to 11 520 products in another order than the
+             * reference's double ones: about 1e-6 of the scale; 2e-5 leaves a
+             * margin and catches any indexing mistake. */
+            double tol = 2e-5;
+            CHECK_MSG(max_rel(y, yr, out) < tol && max_rel(dx, dxr, in) < tol &&
+                          max_rel(dw, dwr, m * kk) < tol && max_rel(db, dbr, m) < tol,
+                      "%s conv geometry %zu, m %zu, n %zu: errors y %.2g dx %.2g dw %.2g db %.2g",
+                      isa, t, m, n, max_rel(y, yr, out), max_rel(dx, dxr, in),
+                      max_rel(dw, dwr, m * kk), max_rel(db, dbr, m));
+            /* Without dx the weight gradients are the same (added once more). */
+            be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, NULL, ws, CN_ACT_NONE);
+            for (size_t i = 0; i < m * kk; i++)
+                dwr[i] *= 2;
+            CHECK(max_rel(dw, dwr, m * kk) < tol);
+            /* A fused relu: y = relu(conv), and backward masks dy where y = 0. */
+            be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_RELU);
+            for (size_t i = 0; i < out; i++) {
+                yr[i] = yr[i] > 0 ? yr[i] : 0;
+                if (yr[i] == 0)
+                    dy[i] = 0;
             }
-        cn_backend_destroy(be);
-    }
-    CHECK(ran >= 1);
+            CHECK(max_rel(y, yr, out) < tol);
+            for (size_t i = 0; i < out; i++) /* where ref and fast disagree on 0 */
+                if ((y[i] > 0) != (yr[i] > 0))
+                    dy[i] = 0;
+            memset(dw, 0, m * kk * 4), memset(dwr, 0, m * kk * 4);
+            memset(db, 0, m * 4), memset(dbr, 0, m * 4);
+            be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_RELU);
+            cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
+            CHECK_MSG(max_rel(dx, dxr, in) < tol && max_rel(dw, dwr, m * kk) < tol &&
+                          max_rel(db, dbr, m) < tol,
+                      "%s fused relu, geometry %zu", isa, t);
+            free(x), free(w), free(b), free(y), free(yr), free(dy), free(dx), free(dxr);
+            free(dw), free(dwr), free(db), free(dbr), free(ws);
+        }
+    cn_backend_destroy(be);
 }
+PER_ISA(conv_matches_reference)
 
 /* Convolution gradients do not depend on the thread count, bit for bit. */
-static void conv_thread_count_invariant(void)
+static void conv_thread_count_invariant(const char *isa)
 {
+    cn_backend *bes[2] = {isa_backend(isa, 1), NULL};
+    if (!bes[0])
+        return;
+    bes[1] = isa_backend(isa, 3);
+    CHECK(bes[1]);
     cn_win g = win_of(geoms[1]);
     size_t m = 8, n = 37, kk = g.c * g.kh * g.kw, in = n * g.c * g.h * g.w,
            out = n * m * g.oh * g.ow;
     cn_rng rng;
     cn_rng_seed(&rng, 9);
-    float *x = malloc(in * 4), *w = malloc(m * kk * 4), *dy = malloc(out * 4);
-    float *dx[2] = {malloc(in * 4), malloc(in * 4)},
-          *dw[2] = {calloc(m * kk, 4), calloc(m * kk, 4)};
+    float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+    float *dy = normal(out, 1, 0, &rng);
+    float *dx[2] = {floats(in), floats(in)}, *dw[2] = {calloc(m * kk, 4), calloc(m * kk, 4)};
     float *db[2] = {calloc(m, 4), calloc(m, 4)};
-    th_fill_normal(x, in, &rng);
-    th_fill_normal(w, m * kk, &rng);
-    th_fill_normal(dy, out, &rng);
-    for (size_t q = 0; q < 3; q++) {
-        for (int r = 0; r < 2; r++) {
-            cn_backend *be = cpu_backend(r ? 3 : 1, isas[q]);
-            if (!be)
-                break;
-            float *ws = malloc(be->conv_ws(be, &g, m, n) * 4);
-            memset(dw[r], 0, m * kk * 4);
-            memset(db[r], 0, m * 4);
-            be->conv_bwd(be, &g, m, x, NULL, dy, n, w, dw[r], db[r], dx[r], ws, CN_ACT_NONE);
-            free(ws);
-            cn_backend_destroy(be);
-            if (r == 1)
-                CHECK_MSG(memcmp(dx[0], dx[1], in * 4) == 0 &&
-                              memcmp(dw[0], dw[1], m * kk * 4) == 0 &&
-                              memcmp(db[0], db[1], m * 4) == 0,
-                          "%s: 1 and 3 threads differ", isas[q]);
-        }
+    for (int r = 0; r < 2; r++) {
+        cn_backend *be = bes[r];
+        float *ws = floats(be->conv_ws(be, &g, m, n));
+        be->conv_bwd(be, &g, m, x, NULL, dy, n, w, dw[r], db[r], dx[r], ws, CN_ACT_NONE);
+        free(ws);
+        cn_backend_destroy(be);
     }
+    CHECK_MSG(memcmp(dx[0], dx[1], in * 4) == 0 && memcmp(dw[0], dw[1], m * kk * 4) == 0 &&
+                  memcmp(db[0], db[1], m * 4) == 0,
+              "%s: 1 and 3 threads differ", isa);
     free(x), free(w), free(dy), free(dx[0]), free(dx[1]), free(dw[0]), free(dw[1]), free(db[0]),
         free(db[1]);
 }
+PER_ISA(conv_thread_count_invariant)
 
-static void maxpool_one(const char *isa)
+/* ------------------------------------------------------------- pooling */
+
+/* Max pooling: the maximum of each window exactly, and backward's gradient
+ * at the window's first maximum, with ties (as after relu) and rows wide
+ * enough to cross the 16 lanes of AVX-512 (ow = 12, 17, 25, 33) with a tail. */
+static void maxpool_matches_naive(const char *isa)
 {
-    cn_backend *be = cpu_backend(2, isa);
+    cn_backend *be = isa_backend(isa, 2);
     if (!be)
         return;
     cn_rng rng;
     cn_rng_seed(&rng, 5);
-    static const size_t pg[][4] = {{2, 2, 8, 8}, {3, 2, 7, 9}, {2, 1, 5, 4}, {3, 3, 9, 9},
-                                   {1, 1, 3, 3}, {2, 2, 7, 9}, {2, 2, 5, 4}, {2, 2, 6, 6}};
+    static const size_t pg[][6] = {
+        /* k, stride, h, w, c, n */
+        {2, 2, 8, 8, 3, 2},  {3, 2, 7, 9, 3, 2},  {2, 1, 5, 4, 3, 2},  {3, 3, 9, 9, 3, 2},
+        {1, 1, 3, 3, 3, 2},  {2, 2, 7, 9, 3, 2},  {2, 2, 5, 4, 3, 2},  {2, 2, 6, 6, 3, 2},
+        {2, 2, 4, 66, 1, 1}, {2, 2, 3, 35, 2, 3}, {2, 2, 5, 67, 1, 2}, {3, 2, 7, 37, 2, 1},
+        {2, 2, 2, 2, 1, 1},  {2, 2, 9, 34, 5, 3}, {2, 2, 3, 50, 2, 2}, {2, 2, 4, 24, 1, 2},
+    };
     for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
-        cn_win g = {3, pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
+        cn_win g = {pg[t][4], pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
         g.oh = (g.h - g.kh) / g.stride + 1;
         g.ow = (g.w - g.kw) / g.stride + 1;
-        size_t n = 2, in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
-        float *x = malloc(in * 4), *y = malloc(out * 4), *dy = malloc(out * 4),
-              *dx = malloc(in * 4);
-        th_fill_normal(x, in, &rng);
-        th_fill_normal(dy, out, &rng);
+        size_t n = pg[t][5], in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
+        float *x = normal(in, 1, 0, &rng), *dy = normal(out, 1, 0, &rng);
+        float *y = floats(out), *dx = floats(in);
         /* Every other geometry gets ties: values rounded to 0, 1 or 2 (as
          * after relu, where whole windows are 0). */
         for (size_t i = 0; t % 2 && i < in; i++)
             x[i] = x[i] < 0 ? 0.0f : x[i] < 1 ? 1.0f : 2.0f;
+        /* dx is overwritten, not added to. */
+        for (size_t i = 0; i < in; i++)
+            dx[i] = NAN;
         be->maxpool_fwd(be, &g, x, n, y);
         be->maxpool_bwd(be, &g, x, dy, n, dx);
-        double *want = calloc(in, sizeof *want);
+        double *want = doubles(in), *mag = doubles(in), *bound = doubles(in);
+        size_t *cnt = calloc(in, sizeof *cnt);
         for (size_t pl = 0; pl < n * g.c; pl++)
             for (size_t i = 0; i < g.oh; i++)
                 for (size_t j = 0; j < g.ow; j++) {
@@ -301,78 +426,834 @@ static void maxpool_one(const char *isa)
                             }
                         }
                     size_t o = pl * g.oh * g.ow + i * g.ow + j;
-                    CHECK(y[o] == best);
+                    CHECK_MSG(y[o] == best, "%s maxpool geometry %zu: y[%zu] = %g, max %g", isa, t,
+                              o, y[o], best);
                     want[arg] += dy[o];
+                    mag[arg] += fabs(dy[o]);
+                    cnt[arg]++;
                 }
+        /* Where overlapping windows share a maximum, a float sum of their
+         * gradients (exact where there is one): within (terms) u of their
+         * magnitudes. */
         for (size_t i = 0; i < in; i++)
-            CHECK_NEAR(dx[i], want[i], 1e-6);
-        free(want);
-        free(x);
-        free(y);
-        free(dy);
-        free(dx);
+            bound[i] = cnt[i] > 1 ? (double)cnt[i] * U * mag[i] : 0;
+        char what[64];
+        snprintf(what, sizeof what, "maxpool backward, geometry %zu", t);
+        CHECK(within(dx, want, bound, in, what, isa));
+        free(want), free(mag), free(bound), free(cnt), free(x), free(y), free(dy), free(dx);
     }
     cn_backend_destroy(be);
 }
+PER_ISA(maxpool_matches_naive)
 
-static void elementwise_one(const char *isa)
+/* ----------------------------------------------------------- activations */
+
+/* Value counts: one, odd tails of every vector width, and counts above the
+ * thresholds where the element-wise kernels split the work between threads
+ * (4 096 for the ones with exp or tanh, 32 768 for the others). */
+static const size_t act_counts[] = {1, 7, 16, 17, 33, 100, 5000, 40000};
+
+static double sigmoid_d(double x) { return 1 / (1 + exp(-x)); }
+#define GELU_K 0.7978845608028654
+#define GELU_A 0.044715
+
+/* Reference f(x) of activation a, and a bound on a float32 kernel's error:
+ * relu, leaky and none are exact (one float product at most); sigmoid,
+ * tanh and silu are a few operations on a libm function (expf, tanhf: within
+ * 2 ulp) and end within 4 u of the result, so 8 u |y| with a margin; GELU's
+ * tanh argument k (x + a x^3) rounds at 4 u of |x| + a |x|^3, which the tanh
+ * passes on times 1 - t^2 <= 1 and the product x (1 + t) / 2 times |x|, and
+ * 1 + t loses all its relative precision as t -> -1 (t within 2 u), so
+ * 16 u (|y| + |x| (1 + |x|^3 / 10)) (a / k rounded up to 1/10). */
+static double act_ref(cn_act a, double param, double x, double *bound)
 {
-    cn_backend *be = cpu_backend(2, isa);
+    double y = x, t;
+    *bound = 0;
+    switch (a) {
+    case CN_ACT_RELU: y = x > 0 ? x : 0; break;
+    case CN_ACT_LEAKY: y = x > 0 ? x : (double)(float)(param * x); break;
+    case CN_ACT_SIGMOID:
+        y = sigmoid_d(x);
+        *bound = 8 * U * fabs(y) + FLT_MIN;
+        break;
+    case CN_ACT_TANH:
+        y = tanh(x);
+        *bound = 8 * U * fabs(y) + FLT_MIN;
+        break;
+    case CN_ACT_GELU:
+        t = tanh(GELU_K * (x + GELU_A * x * x * x));
+        y = 0.5 * x * (1 + t);
+        *bound =
+            8 * U * (fabs(y) + fabs(x) * (1 + (1 - t * t) * (fabs(x) + fabs(x * x * x) / 10))) +
+            FLT_MIN * (1 + fabs(x));
+        break;
+    case CN_ACT_SILU:
+        y = x * sigmoid_d(x);
+        *bound = 8 * U * fabs(y) + FLT_MIN * (1 + fabs(x));
+        break;
+    case CN_ACT_NONE:
+    case CN_ACT_COUNT: break;
+    }
+    return y;
+}
+
+/* Reference dx = dy f'(.) from the kernel's own y (or x, for GELU and SiLU),
+ * and its bound: exact for relu, leaky and none (a select, or one product);
+ * sigmoid's y (1 - y) and tanh's 1 - y^2 are three roundings of terms of at
+ * most |dy| (1 + y^2): 8 u of that; SiLU's s (1 + x (1 - s)) has 1 - s, with s
+ * within 4 u, times x: 16 u |dy| (1 + |x|); GELU's derivative has its tanh
+ * argument's error (4 u (|x| + a|x|^3)) times x k (1 + 3 a x^2) (1 - t^2), and
+ * 1 - t^2 near 0: 64 u |dy| (1 + x^2)^2 covers both. */
+static double dact_ref(cn_act a, double param, double x, double y, double dy, double *bound)
+{
+    double d = 1, t, s;
+    *bound = 0;
+    switch (a) {
+    case CN_ACT_RELU: d = y > 0; break;
+    case CN_ACT_LEAKY: return y > 0 ? dy : (double)(float)(param * dy);
+    case CN_ACT_SIGMOID:
+        d = y * (1 - y);
+        *bound = 8 * U * fabs(dy) * (1 + y * y) + FLT_MIN * fabs(dy);
+        break;
+    case CN_ACT_TANH:
+        d = 1 - y * y;
+        *bound = 8 * U * fabs(dy) * (1 + y * y);
+        break;
+    case CN_ACT_GELU:
+        t = tanh(GELU_K * (x + GELU_A * x * x * x));
+        d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_K * (1 + 3 * GELU_A * x * x);
+        *bound = 8 * U * fabs(dy) * (1 + fabs(x) * (1 + x * x)) *
+                     (1 + (1 - t * t) * (fabs(x) + fabs(x * x * x) / 10)) +
+                 FLT_MIN * fabs(dy);
+        break;
+    case CN_ACT_SILU:
+        s = sigmoid_d(x);
+        d = s * (1 + x * (1 - s));
+        *bound = 16 * U * fabs(dy) * (1 + fabs(x)) + FLT_MIN * fabs(dy) * (1 + fabs(x));
+        break;
+    case CN_ACT_NONE:
+    case CN_ACT_COUNT: break;
+    }
+    return dy * d;
+}
+
+static const char *const act_names[CN_ACT_COUNT] = {"none",  "relu", "sigmoid", "tanh",
+                                                    "leaky", "gelu", "silu"};
+
+/* Every activation, forward (out of place and in place) and backward. */
+static void activations_match_naive(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
     if (!be)
         return;
-    float x[5] = {-2, -0.5f, 0, 0.5f, 3}, y[5], dy[5] = {1, 2, 3, 4, 5}, dx[5];
-    be->act_fwd(be, CN_ACT_RELU, 0, x, y, 5);
-    CHECK(y[0] == 0 && y[1] == 0 && y[2] == 0 && y[3] == 0.5f && y[4] == 3);
-    be->act_bwd(be, CN_ACT_RELU, 0, NULL, y, dy, dx, 5);
-    CHECK(dx[0] == 0 && dx[2] == 0 && dx[3] == 4 && dx[4] == 5);
-    be->act_fwd(be, CN_ACT_SIGMOID, 0, x, y, 5);
-    CHECK_NEAR(y[2], 0.5, 1e-7);
-    CHECK_NEAR(y[4], 1 / (1 + exp(-3.0)), 1e-7);
-    be->act_bwd(be, CN_ACT_SIGMOID, 0, NULL, y, dy, dx, 5);
-    CHECK_NEAR(dx[2], 3 * 0.25, 1e-7);
-    be->act_fwd(be, CN_ACT_TANH, 0, x, y, 5);
-    CHECK_NEAR(y[0], tanh(-2.0), 1e-7);
-    be->act_bwd(be, CN_ACT_TANH, 0, NULL, y, dy, dx, 5);
-    CHECK_NEAR(dx[0], 1 * (1 - tanh(-2.0) * tanh(-2.0)), 1e-6);
-    /* Bias on a (2, 3, 2) tensor. */
-    float s[12], b3[3] = {10, 20, 30}, db[3] = {0};
-    for (int i = 0; i < 12; i++)
-        s[i] = (float)i;
-    /* Bias gradient of s as (n=2, m=3, p=2): channel m sums s[0][m][:] and s[1][m][:]. */
-    be->bias_grad(be, s, 2, 3, 2, db);
-    CHECK(db[0] == 0 + 1 + 6 + 7 && db[1] == 2 + 3 + 8 + 9 && db[2] == 4 + 5 + 10 + 11);
-    be->add_bias(be, s, 2, 3, 2, b3);
-    CHECK(s[0] == 10 && s[2] == 22 && s[4] == 34 && s[6] == 16);
+    cn_rng rng;
+    cn_rng_seed(&rng, 13);
+    /* Special values first: zeros of both signs, saturation, overflow of
+     * e^-x. */
+    static const float special[] = {0.0f, -0.0f, 20.0f, -20.0f, 90.0f, -90.0f, 1e-30f, -3.0f};
+    size_t n_special = sizeof special / sizeof special[0];
+    for (int a = 0; a < CN_ACT_COUNT; a++)
+        for (size_t q = 0; q < sizeof act_counts / sizeof act_counts[0]; q++) {
+            size_t n = act_counts[q];
+            float param = a == CN_ACT_LEAKY ? 0.1f : 0.0f;
+            float *x = normal(n, 3, 0, &rng), *dy = normal(n, 1, 0, &rng);
+            for (size_t i = 0; i < n && i < n_special && n > 1; i++)
+                x[i] = special[i];
+            float *y = floats(n), *dx = floats(n);
+            double *want = doubles(n), *bound = doubles(n);
+            be->act_fwd(be, (cn_act)a, param, x, y, n);
+            for (size_t i = 0; i < n; i++)
+                want[i] = act_ref((cn_act)a, param, x[i], &bound[i]);
+            char what[64];
+            snprintf(what, sizeof what, "%s forward, %zu values", act_names[a], n);
+            CHECK(within(y, want, bound, n, what, isa));
+            /* In place, the same values. */
+            float *z = copy_of(x, n);
+            be->act_fwd(be, (cn_act)a, param, z, z, n);
+            CHECK_MSG(memcmp(z, y, n * sizeof *y) == 0, "%s: %s in place differs", isa, what);
+            free(z);
+            be->act_bwd(be, (cn_act)a, param, cn_act_needs_input((cn_act)a) ? x : NULL, y, dy, dx,
+                        n);
+            for (size_t i = 0; i < n; i++)
+                want[i] = dact_ref((cn_act)a, param, x[i], y[i], dy[i], &bound[i]);
+            snprintf(what, sizeof what, "%s backward, %zu values", act_names[a], n);
+            CHECK(within(dx, want, bound, n, what, isa));
+            free(x), free(dy), free(y), free(dx), free(want), free(bound);
+        }
+    report(isa);
     cn_backend_destroy(be);
 }
+PER_ISA(activations_match_naive)
 
-static void maxpool_matches_naive(void)
+/* ------------------------------------------------------------------ bias */
+
+/* (n, m, p) shapes: a fully connected layer's (p = 1), odd maps, one above
+ * the threads' threshold of 32 768 values. */
+static const size_t bias_shapes[][3] = {{1, 1, 1},   {2, 3, 5},  {3, 17, 33},
+                                        {64, 10, 1}, {1, 70, 1}, {4, 20, 576}};
+
+static void bias_matches_naive(const char *isa)
 {
-    for (size_t q = 0; q < 3 && !th_failed(); q++)
-        maxpool_one(isas[q]);
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 17);
+    for (size_t t = 0; t < sizeof bias_shapes / sizeof bias_shapes[0]; t++) {
+        size_t n = bias_shapes[t][0], m = bias_shapes[t][1], p = bias_shapes[t][2];
+        size_t count = n * m * p;
+        float *y = normal(count, 1, 0, &rng), *bias = normal(m, 1, 0, &rng);
+        float *db = normal(m, 1, 0, &rng);
+        double *want = doubles(count), *bound = doubles(count);
+        /* add_bias: one float addition each, as here: equal. */
+        for (size_t i = 0; i < count; i++)
+            want[i] = (float)(y[i] + bias[i / p % m]);
+        be->add_bias(be, y, n, m, p, bias);
+        char what[64];
+        snprintf(what, sizeof what, "add_bias (%zu, %zu, %zu)", n, m, p);
+        CHECK(within(y, want, bound, count, what, isa));
+        /* bias_grad adds n p values to db: any order of summation is within
+         * (n p) u of the sum of their magnitudes. */
+        double *dwant = doubles(m), *dbound = doubles(m);
+        for (size_t c = 0; c < m; c++) {
+            double s = db[c], mag = fabs(db[c]);
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < p; j++) {
+                    s += y[(i * m + c) * p + j];
+                    mag += fabs(y[(i * m + c) * p + j]);
+                }
+            dwant[c] = s;
+            dbound[c] = (double)(n * p + 1) * U * mag;
+        }
+        be->bias_grad(be, y, n, m, p, db);
+        snprintf(what, sizeof what, "bias_grad (%zu, %zu, %zu)", n, m, p);
+        CHECK(within(db, dwant, dbound, m, what, isa));
+        free(y), free(bias), free(db), free(want), free(bound), free(dwant), free(dbound);
+    }
+    report(isa);
+    cn_backend_destroy(be);
+}
+PER_ISA(bias_matches_naive)
+
+/* --------------------------------------------------- batch normalisation */
+
+/* (n, c, hw): one sample; maps with tails of the 16 partial sums; features
+ * (hw = 1, after a fully connected layer), below and above the 64 features
+ * where that path splits between threads; a batch of one feature value
+ * (variance 0). */
+static const size_t bn_shapes[][3] = {{1, 3, 7}, {2, 3, 17}, {4, 3, 259}, {5, 2, 33},
+                                      {3, 5, 1}, {7, 70, 1}, {1, 4, 1},   {16, 9, 1}};
+
+typedef struct bn_io {
+    float *x, *gamma, *beta, *rm, *rv, *mean, *invstd, *y, *dy, *dgamma, *dbeta, *dx;
+    double *scratch;
+} bn_io;
+
+static void bn_alloc(bn_io *b, size_t n, size_t c, size_t hw, cn_rng *rng)
+{
+    size_t count = n * c * hw;
+    /* Data 2 +- 1.5 (plus 0.5 per channel) around a running mean near 0: the
+     * kernel's one-pass sums around the running mean must stand a shift of
+     * a few standard deviations. */
+    b->x = normal(count, 1.5, 2, rng);
+    for (size_t i = 0; i < count; i++)
+        b->x[i] += 0.5f * (float)(i / hw % c);
+    b->gamma = normal(c, 0.3, 1, rng), b->beta = normal(c, 0.5, 0, rng);
+    b->rm = normal(c, 0.1, 0, rng), b->rv = normal(c, 0.2, 1, rng);
+    b->mean = floats(c), b->invstd = floats(c), b->y = floats(count);
+    b->dy = normal(count, 1, 0, rng), b->dgamma = normal(c, 1, 0, rng);
+    b->dbeta = normal(c, 1, 0, rng), b->dx = floats(count);
+    b->scratch = doubles(2 * c);
 }
 
-static void elementwise_kernels(void)
+static void bn_free(bn_io *b)
 {
-    for (size_t q = 0; q < 3 && !th_failed(); q++)
-        elementwise_one(isas[q]);
+    free(b->x), free(b->gamma), free(b->beta), free(b->rm), free(b->rv), free(b->mean);
+    free(b->invstd), free(b->y), free(b->dy), free(b->dgamma), free(b->dbeta), free(b->dx);
+    free(b->scratch);
 }
+
+/* Tolerance of batch normalisation, on each tensor's scale.  The kernel
+ * sums x - k (k the running mean, here about 2 standard deviations from the
+ * mean) in float, in 16 lanes of up to 260 values, and rounds the mean and
+ * 1/std to float.  The largest error is the rounding of x - mean (u |x|,
+ * |x| up to 8 here) times 1/std, passed on to y, dx and dgamma: measured
+ * below 1.2e-6 of the scale where 1/std is near 1.  BN_TOL leaves a margin of
+ * 15 over that; a missing term or a wrong channel gives 1e-2 to 1.  The
+ * tolerance grows with 1/std beyond 10: a batch of one value per channel
+ * has variance 0 and 1/std = 1/sqrt(eps) = 316 (measured 1.7e-5; allowed
+ * 6.3e-4). */
+#define BN_TOL 2e-5
+
+static void bn_matches_naive(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 19);
+    const float momentum = 0.1f, eps = 1e-5f;
+    double worst = 0;
+    for (size_t t = 0; t < sizeof bn_shapes / sizeof bn_shapes[0]; t++) {
+        size_t n = bn_shapes[t][0], c = bn_shapes[t][1], hw = bn_shapes[t][2];
+        size_t count = n * c * hw;
+        double per = (double)(n * hw);
+        bn_io b;
+        bn_alloc(&b, n, c, hw, &rng);
+        float *rm0 = copy_of(b.rm, c), *rv0 = copy_of(b.rv, c);
+        float *dg0 = copy_of(b.dgamma, c), *db0 = copy_of(b.dbeta, c);
+        double *mean = doubles(c), *invstd = doubles(c), *rm = doubles(c), *rv = doubles(c);
+        double *y = doubles(count), *dx = doubles(count), *dg = doubles(c), *dbt = doubles(c);
+        for (size_t ch = 0; ch < c; ch++) {
+            double s = 0, ss = 0;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++)
+                    s += b.x[(i * c + ch) * hw + j];
+            mean[ch] = s / per;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++) {
+                    double v = b.x[(i * c + ch) * hw + j] - mean[ch];
+                    ss += v * v;
+                }
+            double var = ss / per;
+            invstd[ch] = 1 / sqrt(var + eps);
+            rm[ch] = (1 - momentum) * (double)rm0[ch] + momentum * mean[ch];
+            rv[ch] = (1 - momentum) * (double)rv0[ch] +
+                     momentum * (per > 1 ? var * per / (per - 1) : var);
+            double s1 = 0, s2 = 0;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++) {
+                    size_t at = (i * c + ch) * hw + j;
+                    double xhat = (b.x[at] - mean[ch]) * invstd[ch];
+                    y[at] = b.gamma[ch] * xhat + b.beta[ch];
+                    s1 += b.dy[at];
+                    s2 += b.dy[at] * xhat;
+                }
+            dbt[ch] = db0[ch] + s1;
+            dg[ch] = dg0[ch] + s2;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++) {
+                    size_t at = (i * c + ch) * hw + j;
+                    double xhat = (b.x[at] - mean[ch]) * invstd[ch];
+                    dx[at] = b.gamma[ch] * invstd[ch] * (b.dy[at] - s1 / per - xhat * s2 / per);
+                }
+        }
+        be->bn_fwd(be, b.x, n, c, hw, b.gamma, b.beta, b.rm, b.rv, momentum, eps, 1, b.mean,
+                   b.invstd, b.scratch, b.y);
+        double e[7] = {max_rel_d(b.y, y, count), max_rel_d(b.mean, mean, c),
+                       max_rel_d(b.invstd, invstd, c), max_rel_d(b.rm, rm, c),
+                       max_rel_d(b.rv, rv, c)};
+        be->bn_bwd(be, b.x, b.dy, n, c, hw, b.gamma, b.mean, b.invstd, b.scratch, b.dgamma, b.dbeta,
+                   b.dx);
+        e[5] = fmax(max_rel_d(b.dx, dx, count), max_rel_d(b.dgamma, dg, c));
+        e[6] = max_rel_d(b.dbeta, dbt, c);
+        const char *names[7] = {"y",           "mean",       "1/std", "running mean",
+                                "running var", "dx, dgamma", "dbeta"};
+        double tol = BN_TOL;
+        for (size_t ch = 0; ch < c; ch++)
+            tol = fmax(tol, BN_TOL * invstd[ch] / 10);
+        for (int k = 0; k < 7; k++) {
+            CHECK_MSG(e[k] < tol, "%s bn (%zu, %zu, %zu): %s error %.3g (tolerance %.3g)", isa, n,
+                      c, hw, names[k], e[k], tol);
+            worst = fmax(worst, e[k] / tol);
+        }
+        /* Without dx: the same parameter gradients (added once more). */
+        float *dg1 = copy_of(b.dgamma, c), *db1 = copy_of(b.dbeta, c);
+        be->bn_bwd(be, b.x, b.dy, n, c, hw, b.gamma, b.mean, b.invstd, b.scratch, b.dgamma, b.dbeta,
+                   NULL);
+        for (size_t ch = 0; ch < c; ch++) {
+            dg[ch] = dg1[ch] + (dg1[ch] - dg0[ch]);
+            dbt[ch] = db1[ch] + (db1[ch] - db0[ch]);
+        }
+        CHECK_MSG(max_rel_d(b.dgamma, dg, c) < tol && max_rel_d(b.dbeta, dbt, c) < tol,
+                  "%s bn (%zu, %zu, %zu): backward without dx differs", isa, n, c, hw);
+        /* Evaluation: the running statistics, which stay as they are. */
+        float *rm1 = copy_of(b.rm, c), *rv1 = copy_of(b.rv, c);
+        be->bn_fwd(be, b.x, n, c, hw, b.gamma, b.beta, b.rm, b.rv, momentum, eps, 0, b.mean,
+                   b.invstd, b.scratch, b.y);
+        for (size_t i = 0; i < count; i++) {
+            size_t ch = i / hw % c;
+            y[i] =
+                b.gamma[ch] * (b.x[i] - (double)rm1[ch]) / sqrt((double)rv1[ch] + eps) + b.beta[ch];
+        }
+        CHECK_MSG(max_rel_d(b.y, y, count) < tol, "%s bn (%zu, %zu, %zu) evaluation: error %.3g",
+                  isa, n, c, hw, max_rel_d(b.y, y, count));
+        CHECK(memcmp(rm1, b.rm, c * 4) == 0 && memcmp(rv1, b.rv, c * 4) == 0);
+        free(rm0), free(rv0), free(dg0), free(db0), free(mean), free(invstd), free(rm), free(rv);
+        free(y), free(dx), free(dg), free(dbt), free(dg1), free(db1), free(rm1), free(rv1);
+        bn_free(&b);
+    }
+    printf("    %s: worst error %.2g of its tolerance\n", isa, worst);
+    cn_backend_destroy(be);
+}
+PER_ISA(bn_matches_naive)
+
+/* Batch normalisation does not depend on the thread count, bit for bit. */
+static void bn_thread_count_invariant(const char *isa)
+{
+    static const size_t shapes[][3] = {{8, 70, 1}, {6, 13, 37}};
+    cn_backend *bes[2] = {isa_backend(isa, 1), NULL};
+    if (!bes[0])
+        return;
+    bes[1] = isa_backend(isa, 3);
+    CHECK(bes[1]);
+    for (size_t t = 0; t < 2; t++) {
+        size_t n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2], count = n * c * hw;
+        bn_io b[2];
+        for (int r = 0; r < 2; r++) {
+            cn_rng rng;
+            cn_rng_seed(&rng, 23); /* the same data for both */
+            bn_alloc(&b[r], n, c, hw, &rng);
+            cn_backend *be = bes[r];
+            be->bn_fwd(be, b[r].x, n, c, hw, b[r].gamma, b[r].beta, b[r].rm, b[r].rv, 0.1f, 1e-5f,
+                       1, b[r].mean, b[r].invstd, b[r].scratch, b[r].y);
+            be->bn_bwd(be, b[r].x, b[r].dy, n, c, hw, b[r].gamma, b[r].mean, b[r].invstd,
+                       b[r].scratch, b[r].dgamma, b[r].dbeta, b[r].dx);
+        }
+        CHECK_MSG(memcmp(b[0].y, b[1].y, count * 4) == 0 &&
+                      memcmp(b[0].dx, b[1].dx, count * 4) == 0 &&
+                      memcmp(b[0].rv, b[1].rv, c * 4) == 0 &&
+                      memcmp(b[0].dgamma, b[1].dgamma, c * 4) == 0 &&
+                      memcmp(b[0].dbeta, b[1].dbeta, c * 4) == 0,
+                  "%s bn (%zu, %zu, %zu): 1 and 3 threads differ", isa, n, c, hw);
+        bn_free(&b[0]);
+        bn_free(&b[1]);
+    }
+    cn_backend_destroy(bes[0]);
+    cn_backend_destroy(bes[1]);
+}
+PER_ISA(bn_thread_count_invariant)
+
+/* --------------------------------------------------------------- softmax */
+
+/* Softmax of rows far from 0 (a shift of 100 per row: e^x alone would
+ * overflow), and the loss gradient.  Each y is e^(x - max) (expf within 1
+ * ulp of a rounded argument whose error u |x - max| it multiplies in), times
+ * 1 / sum rounded to float (the sum in double): within (4 + |x - max|) u of
+ * y; 8 + 2 |x - max| u leaves a margin of 2.  The gradient (y - onehot) / rows
+ * is two roundings: 4 u (|y| + 1) / rows. */
+static void softmax_matches_naive(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    static const size_t shapes[][2] = {{1, 1},    {1, 10},  {3, 7}, {5, 17},
+                                       {2, 1000}, {64, 10}, {3, 33}};
+    cn_rng rng;
+    cn_rng_seed(&rng, 29);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        size_t rows = shapes[t][0], cols = shapes[t][1], count = rows * cols;
+        float *x = normal(count, 3, 0, &rng), *y = floats(count), *dx = floats(count);
+        int32_t *labels = malloc(rows * sizeof *labels);
+        double *want = doubles(count), *bound = doubles(count);
+        for (size_t r = 0; r < rows; r++) {
+            labels[r] = (int32_t)(r == 0 ? cols - 1 : cn_rng_below(&rng, cols));
+            float *row = x + r * cols;
+            double mx = -INFINITY, sum = 0;
+            for (size_t j = 0; j < cols; j++) {
+                row[j] += 100.0f * (float)r;
+                mx = fmax(mx, row[j]);
+            }
+            for (size_t j = 0; j < cols; j++)
+                sum += exp(row[j] - mx);
+            for (size_t j = 0; j < cols; j++) {
+                want[r * cols + j] = exp(row[j] - mx) / sum;
+                bound[r * cols + j] = (8 + 2 * fabs(row[j] - mx)) * U * want[r * cols + j];
+            }
+        }
+        be->softmax(be, x, y, rows, cols);
+        char what[64];
+        snprintf(what, sizeof what, "softmax %zu x %zu", rows, cols);
+        CHECK(within(y, want, bound, count, what, isa));
+        be->softmax_nll_bwd(be, y, labels, rows, cols, dx);
+        for (size_t i = 0; i < count; i++) {
+            double hot = (size_t)labels[i / cols] == i % cols;
+            want[i] = ((double)y[i] - hot) / (double)rows;
+            bound[i] = 4 * U * (fabs(y[i]) + 1) / (double)rows;
+        }
+        snprintf(what, sizeof what, "softmax_nll_bwd %zu x %zu", rows, cols);
+        CHECK(within(dx, want, bound, count, what, isa));
+        free(x), free(y), free(dx), free(labels), free(want), free(bound);
+    }
+    report(isa);
+    cn_backend_destroy(be);
+}
+PER_ISA(softmax_matches_naive)
+
+/* ------------------------------------------------------------ optimizers */
+
+/* Parameter counts: one, the tails of every vector width, and one above
+ * 32 768, where the updates split between threads. */
+static const size_t opt_counts[] = {1, 7, 15, 16, 17, 31, 33, 100, 40000};
+
+/* SGD with momentum and weight decay.  m = mu m + (1 - mu) g is two products
+ * and a sum (1 - mu is exact in float for mu in [1/2, 1]): within 4 u of
+ * |mu m| + |(1 - mu) g|; theta -= lr (m + lambda theta), from the kernel's own
+ * m, four roundings: 4 u of |theta| + lr (|m| + lambda |theta|). */
+static void sgd_matches_naive(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 31);
+    static const float settings[][3] = {
+        {0.05f, 0.9f, 5e-4f}, {0.1f, 0.0f, 0.0f}, {1.0f, 0.5f, 0.1f}};
+    for (size_t s = 0; s < 3; s++)
+        for (size_t q = 0; q < sizeof opt_counts / sizeof opt_counts[0]; q++) {
+            size_t n = opt_counts[q];
+            float lr = settings[s][0], mu = settings[s][1], lambda = settings[s][2];
+            float *theta = normal(n, 1, 0, &rng), *g = normal(n, 1, 0, &rng);
+            float *m = normal(n, 1, 0, &rng), *t0 = copy_of(theta, n), *m0 = copy_of(m, n);
+            double *want = doubles(n), *bound = doubles(n);
+            be->sgd(be, n, theta, g, m, lr, mu, lambda);
+            for (size_t i = 0; i < n; i++) {
+                want[i] = (double)mu * m0[i] + (1.0 - mu) * g[i];
+                bound[i] = 4 * U * (fabs((double)mu * m0[i]) + fabs((1.0 - mu) * g[i]));
+            }
+            char what[80];
+            snprintf(what, sizeof what, "sgd m, %zu values, mu %g", n, mu);
+            CHECK(within(m, want, bound, n, what, isa));
+            for (size_t i = 0; i < n; i++) {
+                want[i] = t0[i] - (double)lr * (m[i] + (double)lambda * t0[i]);
+                bound[i] = 4 * U * (fabs(t0[i]) + lr * (fabs(m[i]) + lambda * fabs(t0[i])));
+            }
+            snprintf(what, sizeof what, "sgd theta, %zu values, lr %g", n, lr);
+            CHECK(within(theta, want, bound, n, what, isa));
+            free(theta), free(g), free(m), free(t0), free(m0), free(want), free(bound);
+        }
+    report(isa);
+    cn_backend_destroy(be);
+}
+PER_ISA(sgd_matches_naive)
+
+/* Adam and AdamW.  g' = g + l2 theta; m = b1 m + (1 - b1) g' within 4 u of
+ * |b1 m| + (1 - b1) |g'|max (|g'|max = |g| + l2 |theta|); v = b2 v + (1 -
+ * b2) g'^2 within 6 u of |b2 v| + (1 - b2) |g'|max^2; then, from the kernel's
+ * own m and v, theta -= lr (c1 m / (sqrt(c2 v) + eps) + wd theta): the step
+ * is within 4 u (a product, a square root, a sum, a quotient), and the rest
+ * three roundings: 8 u of |theta| + lr (|step| + wd |theta|). */
+static void adam_matches_naive(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 37);
+    for (int wdecay = 0; wdecay < 3; wdecay++)
+        for (size_t q = 0; q < sizeof opt_counts / sizeof opt_counts[0]; q++) {
+            size_t n = opt_counts[q];
+            /* lr, b1, b2, eps, l2, wd, c1, c2 (step 3) */
+            float h[8] = {1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0, 0, 0};
+            h[4] = wdecay == 1 ? 1e-4f : 0.0f;
+            h[5] = wdecay == 2 ? 1e-2f : 0.0f;
+            h[6] = (float)(1 / (1 - pow(h[1], 3)));
+            h[7] = (float)(1 / (1 - pow(h[2], 3)));
+            float *theta = normal(n, 1, 0, &rng), *g = normal(n, 1, 0, &rng);
+            float *m = normal(n, 0.1, 0, &rng), *v = normal(n, 0.01, 0, &rng);
+            for (size_t i = 0; i < n; i++) {
+                v[i] = fabsf(v[i]);
+                if (i % 5 == 4) /* no gradient yet: a zero step */
+                    g[i] = m[i] = v[i] = 0.0f;
+            }
+            float *t0 = copy_of(theta, n), *m0 = copy_of(m, n), *v0 = copy_of(v, n);
+            double *want = doubles(n), *bound = doubles(n), *wv = doubles(n), *bv = doubles(n);
+            be->adam(be, n, theta, g, m, v, h);
+            for (size_t i = 0; i < n; i++) {
+                double gi = g[i] + (double)h[4] * t0[i], gmax = fabs(g[i]) + h[4] * fabs(t0[i]);
+                want[i] = h[1] * (double)m0[i] + (1.0 - h[1]) * gi;
+                bound[i] = 4 * U * (fabs(h[1] * (double)m0[i]) + (1.0 - h[1]) * gmax);
+                wv[i] = h[2] * (double)v0[i] + (1.0 - h[2]) * gi * gi;
+                bv[i] = 6 * U * (fabs(h[2] * (double)v0[i]) + (1.0 - h[2]) * gmax * gmax);
+            }
+            char what[80];
+            snprintf(what, sizeof what, "adam m, %zu values, decay %d", n, wdecay);
+            CHECK(within(m, want, bound, n, what, isa));
+            snprintf(what, sizeof what, "adam v, %zu values, decay %d", n, wdecay);
+            CHECK(within(v, wv, bv, n, what, isa));
+            for (size_t i = 0; i < n; i++) {
+                double step = h[6] * (double)m[i] / (sqrt(h[7] * (double)v[i]) + h[3]);
+                want[i] = t0[i] - h[0] * (step + h[5] * (double)t0[i]);
+                bound[i] = 8 * U * (fabs(t0[i]) + h[0] * (fabs(step) + h[5] * fabs(t0[i])));
+            }
+            snprintf(what, sizeof what, "adam theta, %zu values, decay %d", n, wdecay);
+            CHECK(within(theta, want, bound, n, what, isa));
+            free(theta), free(g), free(m), free(v), free(t0), free(m0), free(v0);
+            free(want), free(bound), free(wv), free(bv);
+        }
+    report(isa);
+    cn_backend_destroy(be);
+}
+PER_ISA(adam_matches_naive)
+
+/* --------------------------------------------- the one-version kernels */
+
+/* Average pooling (kernels/plain.c, one version), forward and backward:
+ * windows that tile, overlap, leave a last row or column out, and the global
+ * window.  Forward sums k^2 values and multiplies by 1 / k^2 rounded: within
+ * (k^2 + 2) u of the sum of their magnitudes / k^2; backward adds at most
+ * ceil(k / stride)^2 products dy (1 / k^2): within (that + 2) u likewise. */
+static void avgpool_matches_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    static const size_t pg[][6] = {
+        /* c, h, w, k, stride, n */
+        {3, 8, 8, 2, 2, 2}, {2, 7, 9, 2, 2, 1}, {1, 5, 5, 3, 1, 3}, {2, 9, 6, 3, 2, 2},
+        {3, 4, 4, 4, 1, 2}, {1, 1, 1, 1, 1, 1}, {2, 7, 7, 7, 1, 3}, {1, 6, 35, 2, 2, 1},
+    };
+    for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
+        cn_win g = {pg[t][0], pg[t][1], pg[t][2], pg[t][3], pg[t][3], pg[t][4], 0, 0, 0};
+        g.oh = (g.h - g.kh) / g.stride + 1;
+        g.ow = (g.w - g.kw) / g.stride + 1;
+        size_t n = pg[t][5], in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
+        double kk = (double)(g.kh * g.kw);
+        float *x = normal(in, 1, 0, rng), *dy = normal(out, 1, 0, rng);
+        float *y = floats(out), *dx = floats(in);
+        double *want = doubles(out), *bound = doubles(out), *dwant = doubles(in);
+        double *dmag = doubles(in), *dcnt = doubles(in), *dbound = doubles(in);
+        for (size_t i = 0; i < in; i++)
+            dx[i] = NAN; /* overwritten */
+        for (size_t p = 0; p < n * g.c; p++)
+            for (size_t i = 0; i < g.oh; i++)
+                for (size_t j = 0; j < g.ow; j++) {
+                    size_t o = (p * g.oh + i) * g.ow + j;
+                    double s = 0, mag = 0;
+                    for (size_t a = 0; a < g.kh; a++)
+                        for (size_t b = 0; b < g.kw; b++) {
+                            size_t at = p * g.h * g.w + (i * g.stride + a) * g.w + j * g.stride + b;
+                            s += x[at];
+                            mag += fabs(x[at]);
+                            dwant[at] += dy[o] / kk;
+                            dmag[at] += fabs(dy[o]) / kk;
+                            dcnt[at]++;
+                        }
+                    want[o] = s / kk;
+                    bound[o] = (kk + 2) * U * mag / kk;
+                }
+        for (size_t i = 0; i < in; i++)
+            dbound[i] = (dcnt[i] + 2) * U * dmag[i];
+        be->avgpool_fwd(be, &g, x, n, y);
+        be->avgpool_bwd(be, &g, dy, n, dx);
+        char what[64];
+        snprintf(what, sizeof what, "avgpool forward, geometry %zu", t);
+        CHECK(within(y, want, bound, out, what, isa));
+        snprintf(what, sizeof what, "avgpool backward, geometry %zu", t);
+        CHECK(within(dx, dwant, dbound, in, what, isa));
+        free(x), free(dy), free(y), free(dx), free(want), free(bound), free(dwant), free(dmag);
+        free(dcnt), free(dbound);
+    }
+}
+
+/* Dropout (one version): value i is kept, times 1 / (1 - rate), exactly when
+ * cn_counter_uniform(key, first + i) >= rate; the same float product here
+ * gives the same bits.  Backward applies the same mask to dy. */
+static void dropout_matches_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    static const size_t counts[] = {1, 17, 10007};
+    static const float rates[] = {0.3f, 0.5f, 0.9f};
+    for (size_t q = 0; q < 3; q++)
+        for (size_t r = 0; r < 3; r++) {
+            size_t n = counts[q];
+            float rate = rates[r], keep = 1.0f / (1.0f - rate);
+            uint64_t key = cn_rng_below(rng, UINT64_MAX), first = r == 1 ? 12345 : 0;
+            float *x = normal(n, 1, 0, rng), *y = floats(n), *dx = floats(n);
+            double *want = doubles(n), *bound = doubles(n);
+            size_t dropped = 0;
+            for (size_t i = 0; i < n; i++) {
+                int drop = cn_counter_uniform(key, first + i) < rate;
+                dropped += (size_t)drop;
+                want[i] = drop ? 0.0f : x[i] * keep;
+            }
+            be->dropout_fwd(be, x, y, n, rate, key, first);
+            char what[64];
+            snprintf(what, sizeof what, "dropout forward, %zu values, rate %g", n, rate);
+            CHECK(within(y, want, bound, n, what, isa));
+            be->dropout_bwd(be, x, dx, n, rate, key, first);
+            snprintf(what, sizeof what, "dropout backward, %zu values, rate %g", n, rate);
+            CHECK(within(dx, want, bound, n, what, isa));
+            /* The counter stream: about rate n dropped (within 6 standard
+             * deviations). */
+            double sd = sqrt(n * rate * (1 - rate));
+            CHECK_MSG(n < 1000 || fabs((double)dropped - n * rate) < 6 * sd,
+                      "%zu of %zu dropped at rate %g", dropped, n, rate);
+            free(x), free(y), free(dx), free(want), free(bound);
+        }
+}
+
+/* add and scale (one version): one float operation each, the same here. */
+static void add_scale_match_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    static const size_t counts[] = {1, 17, 40000};
+    for (size_t q = 0; q < 3; q++) {
+        size_t n = counts[q];
+        float *a = normal(n, 1, 0, rng), *b = normal(n, 1, 0, rng), *y = floats(n);
+        double *want = doubles(n), *zero = doubles(n);
+        for (size_t i = 0; i < n; i++)
+            want[i] = a[i] + b[i];
+        be->add(be, a, b, y, n);
+        CHECK(within(y, want, zero, n, "add", isa));
+        float *a2 = copy_of(a, n), *b2 = copy_of(b, n);
+        be->add(be, a2, b, a2, n); /* into a */
+        be->add(be, a, b2, b2, n); /* into b */
+        CHECK(within(a2, want, zero, n, "add into a", isa));
+        CHECK(within(b2, want, zero, n, "add into b", isa));
+        for (size_t i = 0; i < n; i++)
+            want[i] = a[i] * -0.37f;
+        be->scale(be, a, -0.37f, n);
+        CHECK(within(a, want, zero, n, "scale", isa));
+        free(a), free(b), free(y), free(want), free(zero), free(a2), free(b2);
+    }
+}
+
+/* The input's preparation (one version): (p / 255 - mean) / std, computed as
+ * p s - t with s = 1 / (255 std) and t = mean / std rounded to float: within
+ * 4 u of |p s| + |t|; and the same bits as the host's cn_pixels_to_input. */
+static void pixels_match_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    static const size_t shapes[][3] = {{1, 1, 1}, {3, 1, 17}, {2, 3, 784}};
+    for (size_t t = 0; t < 3; t++) {
+        size_t n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2], count = n * c * hw;
+        uint8_t *pix = malloc(count);
+        float norm[6], *x = floats(count), *host = floats(count);
+        for (size_t i = 0; i < count; i++)
+            pix[i] = (uint8_t)(i == 0 ? 255 : i == 1 ? 0 : cn_rng_below(rng, 256));
+        for (size_t k = 0; k < c; k++) {
+            norm[k] = (float)(0.1 + 0.4 * cn_rng_uniform(rng));
+            norm[c + k] = (float)(0.2 + 0.3 * cn_rng_uniform(rng));
+        }
+        double *want = doubles(count), *bound = doubles(count);
+        for (size_t i = 0; i < count; i++) {
+            size_t k = i / hw % c;
+            want[i] = (pix[i] / 255.0 - norm[k]) / norm[c + k];
+            bound[i] = 4 * U * (pix[i] / (255.0 * norm[c + k]) + norm[k] / norm[c + k]);
+        }
+        be->input_from_pixels(be, pix, n, c, hw, norm, x);
+        CHECK(within(x, want, bound, count, "input_from_pixels", isa));
+        cn_pixels_to_input(pix, n, c, hw, norm, host);
+        CHECK_MSG(memcmp(x, host, count * sizeof *x) == 0,
+                  "%s: input_from_pixels and cn_pixels_to_input differ", isa);
+        free(pix), free(x), free(host), free(want), free(bound);
+    }
+}
+
+/* The loss per row (one version): log sum e^z - z[label] in double (to
+ * 1e-12 of 1 + the loss), and the first column of the largest y, with ties. */
+static void nll_rows_match_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    static const size_t shapes[][2] = {{1, 1}, {5, 10}, {64, 33}, {3, 2}};
+    for (size_t t = 0; t < 4; t++) {
+        size_t rows = shapes[t][0], cols = shapes[t][1], count = rows * cols;
+        float *z = normal(count, 3, 0, rng), *y = floats(count), *best_p = floats(rows);
+        int32_t *labels = malloc(rows * sizeof *labels), *best = malloc(rows * sizeof *best);
+        double *loss = doubles(rows), *loss2 = doubles(rows);
+        for (size_t i = 0; i < count; i++)
+            z[i] += 50.0f * (float)(i / cols);
+        for (size_t r = 0; r < rows; r++)
+            labels[r] = (int32_t)cn_rng_below(rng, cols);
+        be->softmax(be, z, y, rows, cols);
+        if (cols > 1 && rows > 1) { /* a tie for the first place in row 1 */
+            float *row = y + cols, top = row[0];
+            for (size_t j = 1; j < cols; j++)
+                top = fmaxf(top, row[j]);
+            row[cols - 1] = row[cols / 2] = top;
+        }
+        be->nll_rows(be, z, y, labels, rows, cols, loss, best, best_p);
+        be->nll_rows(be, z, y, labels, rows, cols, loss2, NULL, NULL);
+        for (size_t r = 0; r < rows; r++) {
+            const float *zr = z + r * cols, *yr = y + r * cols;
+            double mx = -INFINITY, sum = 0;
+            size_t arg = 0;
+            for (size_t j = 0; j < cols; j++) {
+                mx = fmax(mx, zr[j]);
+                if (yr[j] > yr[arg])
+                    arg = j;
+            }
+            for (size_t j = 0; j < cols; j++)
+                sum += exp(zr[j] - mx);
+            double want = log(sum) - (zr[labels[r]] - mx);
+            CHECK_MSG(fabs(loss[r] - want) <= 1e-12 * (1 + fabs(want)) && loss2[r] == loss[r],
+                      "%s nll_rows %zu x %zu: loss[%zu] = %.17g, reference %.17g", isa, rows, cols,
+                      r, loss[r], want);
+            CHECK_MSG(best[r] == (int32_t)arg && best_p[r] == yr[arg],
+                      "%s nll_rows %zu x %zu: best[%zu] = %d (%g), first largest %zu (%g)", isa,
+                      rows, cols, r, best[r], best_p[r], arg, yr[arg]);
+        }
+        free(z), free(y), free(best_p), free(labels), free(best), free(loss), free(loss2);
+    }
+}
+
+/* The finiteness count (one version). */
+static void count_nonfinite_matches_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    size_t n = 10007, want = 0;
+    float *x = normal(n, 1e3, 0, rng);
+    static const float odd[] = {FLT_MAX, -FLT_MAX, FLT_MIN / 4, -0.0f};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = cn_rng_below(rng, 50);
+        if (k < 3) {
+            x[i] = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
+            want++;
+        } else if (k < 5) {
+            x[i] = odd[cn_rng_below(rng, 4)];
+        }
+    }
+    if (isfinite(x[n - 1])) { /* the last one counts */
+        x[n - 1] = NAN;
+        want++;
+    }
+    CHECK_MSG(be->count_nonfinite(be, x, n) == want &&
+                  be->count_nonfinite(be, x, 1) == !isfinite(x[0]),
+              "%s count_nonfinite: %zu, expected %zu", isa, be->count_nonfinite(be, x, n), want);
+    free(x);
+}
+
+static void plain_kernels_match_naive(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 41);
+    avgpool_matches_naive(be, isa, &rng);
+    if (!th_failed())
+        dropout_matches_naive(be, isa, &rng);
+    if (!th_failed())
+        add_scale_match_naive(be, isa, &rng);
+    if (!th_failed())
+        pixels_match_naive(be, isa, &rng);
+    if (!th_failed())
+        nll_rows_match_naive(be, isa, &rng);
+    if (!th_failed())
+        count_nonfinite_matches_naive(be, isa, &rng);
+    if (!th_failed())
+        report(isa);
+    cn_backend_destroy(be);
+}
+PER_ISA(plain_kernels_match_naive)
+
+/* ---------------------------------------------------------------- choice */
 
 static void forced_isa_is_honoured(void)
 {
-    cn_backend *be = cpu_backend(1, "portable");
-    CHECK(be && strcmp(be->kernels, "portable") == 0);
-    cn_backend_destroy(be);
-    CHECK(cpu_backend(1, "no-such-isa") == NULL);
+    cn_cpu *cpu;
+    CHECK(cn_cpu_create(1, "portable", &cpu) == 0 && strcmp(cpu->base.kernels, "portable") == 0);
+    cn_backend_destroy(&cpu->base);
+    CHECK(cn_cpu_create(1, "no-such-isa", &cpu) == -1);
 }
 
 const th_test th_kernels[] = {
-    {"kernels/gemm_matches_reference", gemm_matches_reference},
-    {"kernels/gemm_thread_count_invariant", gemm_thread_count_invariant},
-    {"kernels/conv_matches_reference", conv_matches_reference},
-    {"kernels/conv_thread_count_invariant", conv_thread_count_invariant},
-    {"kernels/maxpool_matches_naive", maxpool_matches_naive},
-    {"kernels/elementwise", elementwise_kernels},
+    ISA_TESTS("gemm_matches_reference", gemm_matches_reference),
+    ISA_TESTS("gemm_thread_count_invariant", gemm_thread_count_invariant),
+    ISA_TESTS("conv_matches_reference", conv_matches_reference),
+    ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
+    ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),
+    ISA_TESTS("activations_match_naive", activations_match_naive),
+    ISA_TESTS("bias_matches_naive", bias_matches_naive),
+    ISA_TESTS("batchnorm_matches_naive", bn_matches_naive),
+    ISA_TESTS("batchnorm_thread_count_invariant", bn_thread_count_invariant),
+    ISA_TESTS("softmax_matches_naive", softmax_matches_naive),
+    ISA_TESTS("sgd_matches_naive", sgd_matches_naive),
+    ISA_TESTS("adam_matches_naive", adam_matches_naive),
+    ISA_TESTS("plain_kernels_match_naive", plain_kernels_match_naive),
     {"kernels/forced_isa", forced_isa_is_honoured},
     {NULL, NULL},
 };
