@@ -157,6 +157,28 @@ static double check_coords(const cn_backend *be, float *dev, const float *v, con
     return worst;
 }
 
+/* Training passes move the running statistics of batch normalisation, and a
+ * training pass's rounding depends on them (its sums are shifted by the
+ * running mean): every evaluation starts from the buffers as they were, so
+ * that L(t + eps) and L(t - eps) differ by the step alone, and the check
+ * leaves the network as it found it. */
+static void restore_buffers(cn_net *net, const float *saved)
+{
+    if (saved && net->n_buffers)
+        net->be->copy(net->be, net->buffers, saved, net->n_buffers * sizeof(float));
+}
+
+/* A copy of the network's buffers in backend memory (NULL if it has none). */
+static float *save_buffers(cn_net *net)
+{
+    if (!net->n_buffers)
+        return NULL;
+    float *b = net->be->alloc(net->be, net->n_buffers * sizeof(float));
+    if (b)
+        net->be->copy(net->be, b, net->buffers, net->n_buffers * sizeof(float));
+    return b;
+}
+
 /* A host copy of count floats of backend memory (NULL when out of memory). */
 static float *download(const cn_backend *be, const float *dev, size_t count)
 {
@@ -178,6 +200,7 @@ typedef struct layer_job {
     float *hx, *hy;        /* host copies of x and y */
     float *y0;             /* host: y of the first call, the unmoved point */
     int have_y0;
+    const float *saved; /* the buffers as they were (restore_buffers) */
 } layer_job;
 
 static double layer_loss(void *self, uint64_t *region, double *moved)
@@ -186,6 +209,7 @@ static double layer_loss(void *self, uint64_t *region, double *moved)
     cn_net *net = j->net;
     cn_layer *l = &net->layers[j->i];
     size_t out = cn_shape_size(l->out), in = cn_shape_size(l->in);
+    restore_buffers(net, j->saved);
     cn_net_layer_forward(net, j->i, j->x, j->y, j->n, 1);
     net->be->download(net->be, j->hy, j->y, j->n * out * sizeof *j->hy);
     *region = 0;
@@ -226,6 +250,7 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
     cn_backend *be = net->be;
     cn_layer *l = &net->layers[i];
     size_t in = n * cn_shape_size(l->in), outn = n * cn_shape_size(l->out);
+    float *saved = NULL; /* the buffers as they were */
     float *x = be->alloc(be, in * sizeof(float)), *dx = be->alloc(be, in * sizeof(float));
     float *y = be->alloc(be, outn * sizeof(float)), *r = be->alloc(be, outn * sizeof(float));
     float *hx = malloc(in * sizeof *hx), *hr = malloc(outn * sizeof *hr);
@@ -250,6 +275,11 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
     for (size_t k = 0; k < l->n_extra; k++)
         be->fill(be, l->dextra[k], 0.0f, n * cn_shape_size(l->extra_in[k]));
 
+    saved = save_buffers(net);
+    if (net->n_buffers && !saved) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
     cn_net_zero_grads(net);
     cn_net_layer_forward(net, i, x, y, n, 1);
     cn_net_layer_backward(net, i, x, y, l->ops->is_loss ? NULL : r, dx, n);
@@ -260,7 +290,7 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
     }
     layer_job job = {
         net, i, n, x, y, hr, labels, malloc(in * sizeof(float)), hy, malloc(outn * sizeof(float)),
-        0};
+        0, saved};
     evalf f = {layer_loss, &job};
     if (!job.hx || !job.y0) {
         free(job.hx);
@@ -287,6 +317,8 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
     free(job.y0);
     cn_net_zero_grads(net);
 done:
+    restore_buffers(net, saved);
+    be->free(be, saved);
     be->free(be, x);
     be->free(be, dx);
     be->free(be, y);
@@ -306,7 +338,10 @@ done:
 typedef struct net_job {
     cn_net *net;
     size_t n;
-    float *x; /* the input in backend memory (where the first pass read it) */
+    size_t from; /* the first layer the moved coordinate changes */
+    int whole;   /* the next pass runs from the first layer (see net_loss) */
+    float *x;    /* the input in backend memory (where the first pass read it) */
+    const float *saved; /* the buffers as they were (restore_buffers) */
     const int32_t *labels;
     float *hx, *hy; /* host copies of a layer's input and output */
 } net_job;
@@ -318,7 +353,11 @@ static double net_loss(void *self, uint64_t *region, double *moved)
     cn_net *net = j->net;
     double loss = 0.0;
     /* The input moves in backend memory (check_coords): run from there. */
-    cn_net_run_forward(net, j->x, j->n, 1, NULL);
+    restore_buffers(net, j->saved);
+    /* The last pass of the tensor checked before left the outputs of its
+     * moved coordinate behind: the first pass of each tensor runs whole. */
+    cn_net_run_forward_from(net, j->whole ? 0 : j->from, j->x, j->n, 1, NULL);
+    j->whole = 0;
     cn_net_loss(net, j->labels, j->n, &loss);
     *region = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -345,6 +384,7 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     for (size_t i = 0; i < net->n_layers; i++)
         io =
             n * cn_shape_size(net->layers[i].out) > io ? n * cn_shape_size(net->layers[i].out) : io;
+    float *saved = NULL; /* the buffers as they were */
     float *x = malloc(in * sizeof *x), *dx = malloc(in * sizeof *dx);
     float *g = malloc((np ? np : 1) * sizeof *g), *p = malloc((np ? np : 1) * sizeof *p);
     float *hx = malloc(io * sizeof *hx), *hy = malloc(io * sizeof *hy);
@@ -358,6 +398,11 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
         x[k] = (float)cn_rng_normal(rng);
     for (size_t s = 0; s < n; s++)
         labels[s] = (int32_t)cn_rng_below(rng, net->spec->classes);
+    saved = save_buffers(net);
+    if (net->n_buffers && !saved) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
     cn_net_zero_grads(net);
     cn_net_forward(net, x, n, 1);
     if ((st = cn_net_backward(net, labels, n, dx)))
@@ -379,7 +424,7 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     double floor = 1e-3 * scale > FLOOR_ABS ? 1e-3 * scale : FLOOR_ABS;
     /* check_coords moves the backend's copy of the input; the host copy x
      * keeps the values (they are one and the same on the CPU). */
-    net_job job = {net, n, (float *)net->x_last, labels, hx, hy};
+    net_job job = {net, n, 0, 1, (float *)net->x_last, saved, labels, hx, hy};
     evalf f = {net_loss, &job};
     float *hx0 = malloc(in * sizeof *hx0);
     if (!hx0) {
@@ -392,8 +437,11 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     free(hx0);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
+        /* Only the layers from here on change: the pass starts here. */
+        job.from = cn_net_rerun_start(net, i);
         for (size_t t = 0; t < l->n_t; t++) {
             size_t off = l->t[t].offset;
+            job.whole = 1;
             double e = check_coords(be, l->p[t], p + off, g + off, l->t[t].count, max_coords, rng,
                                     f, floor, out);
             out->param_err = e > out->param_err ? e : out->param_err;
@@ -401,6 +449,8 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     }
     cn_net_zero_grads(net);
 done:
+    restore_buffers(net, saved);
+    be->free(be, saved);
     free(x);
     free(dx);
     free(g);

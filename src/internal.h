@@ -333,6 +333,13 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
  * when times is not NULL (a fused-away layer's time is 0: it is in the
  * layer before). */
 void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times);
+/* The same from layer `from` on, the outputs of the layers below kept from
+ * the last pass (gradcheck moves one layer's parameter at a time). */
+void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n, int train,
+                             double *times);
+/* The first layer a pass must rerun from when layer i's parameters change:
+ * i, or lower when a layer from there on writes over its input in place. */
+size_t cn_net_rerun_start(const cn_net *net, size_t i);
 void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times);
 
 /* Whether a forward pass (train: a training pass) may take n samples.

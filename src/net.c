@@ -669,8 +669,14 @@ static double stamp(const cn_net *net, const double *times)
 
 void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times)
 {
+    cn_net_run_forward_from(net, 0, x, n, train, times);
+}
+
+void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n, int train,
+                             double *times)
+{
     cn_ctx ctx = make_ctx(net, 1, train);
-    for (size_t i = 0; i < net->n_layers; i++) {
+    for (size_t i = from; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         double t0 = stamp(net, times);
         if (!l->fused_away)
@@ -707,6 +713,20 @@ void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times)
         if (times)
             times[i] = stamp(net, times) - t0;
     }
+}
+
+size_t cn_net_rerun_start(const cn_net *net, size_t i)
+{
+    /* Outputs are separate buffers or share their input's (shares_input):
+     * equal pointers are the only overlap. */
+    size_t s = i;
+    for (size_t j = s; s > 0 && j < net->n_layers;) {
+        if (net->act[j] == net->act[s - 1]) /* layer j writes over layer s's input */
+            j = --s;
+        else
+            j++;
+    }
+    return s;
 }
 
 cn_status cn_net_check_batch(const cn_net *net, size_t n, int train)
