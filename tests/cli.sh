@@ -464,4 +464,5 @@ if run "memory does not grow with epochs" 0 "$bin" train \
     fi
 fi
 
+. "$root/tests/resume.sh" # runs stopped by SIGTERM mid-schedule resume exactly
 echo "cli: $passed passed, $failed failed"
