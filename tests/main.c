@@ -21,10 +21,10 @@
 #endif
 
 extern const th_test th_kernels[], th_layers[], th_spec_tests[], th_recipe[], th_io[], th_cifar[],
-    th_train[], th_torch[], th_vis[], th_fuzzfound[], th_fault[], th_device[];
-static const th_test *const suites[] = {th_kernels, th_layers,    th_spec_tests, th_recipe,
-                                        th_io,      th_cifar,     th_train,      th_torch,
-                                        th_vis,     th_fuzzfound, th_fault,      th_device};
+    th_train[], th_torch[], th_vis[], th_fuzzfound[], th_fault[], th_device[], th_replay[];
+static const th_test *const suites[] = {
+    th_kernels, th_layers, th_spec_tests, th_recipe, th_io,     th_cifar, th_train,
+    th_torch,   th_vis,    th_fuzzfound,  th_fault,  th_device, th_replay};
 
 static int failed;
 
