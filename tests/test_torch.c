@@ -244,39 +244,10 @@ static const char *MNIST_NET =
     "[net]\nchannels=1\nheight=28\nwidth=28\nclasses=10\nnormalise=channel\n"
     "[train]\nepochs=1\nbatch=50\nlr=1.0\nmomentum=0.9\ndecay=0.0005\nlr_policy=onecycle\n"
     "seed=4\n"
-    "[conv]\nfilters=8\nsize=5\n[maxpool]\n[batchnorm]\n[relu]\n"
-    "[conv]\nfilters=16\nsize=3\n[maxpool]\n[batchnorm]\nmomentum=0.2\n[relu]\n"
-    "[dropout]\nrate=0.25\n[fc]\noutputs=64\n[batchnorm]\neps=0.001\n[relu]\n"
+    "[conv]\nfilters=6\nsize=5\n[maxpool]\n[batchnorm]\n[relu]\n"
+    "[conv]\nfilters=12\nsize=3\n[maxpool]\n[batchnorm]\nmomentum=0.2\n[relu]\n"
+    "[dropout]\nrate=0.25\n[fc]\noutputs=32\n[batchnorm]\neps=0.001\n[relu]\n"
     "[dropout]\nrate=0.3\n[fc]\noutputs=10\n[softmax]\n";
-
-/* MNIST_NET trained for one epoch on the first 12 000 MNIST training images,
- * saved to dir/mnist.safetensors; the test set in *test.  NULL on failure. */
-static cn_model *trained_mnist_model(const char *dir, cn_data *test)
-{
-    cn_spec *spec = th_spec(MNIST_NET);
-    cn_data all;
-    if (!spec)
-        return NULL;
-    if (cn_data_load_mnist(th_data_dir(), "train", &all) != CN_OK ||
-        cn_data_load_mnist(th_data_dir(), "t10k", test) != CN_OK) {
-        th_fail(__FILE__, __LINE__, "%s (make data fetches MNIST)", cn_last_error());
-        cn_spec_free(spec);
-        return NULL;
-    }
-    cn_data train = cn_data_slice(&all, 0, 12000);
-    cn_model *m = NULL;
-    char path[600];
-    snprintf(path, sizeof path, "%s/mnist.safetensors", dir);
-    if (cn_model_create(spec, NULL, th_dev(0), &m) != CN_OK ||
-        cn_model_train(m, &train, NULL, NULL) != CN_OK || cn_model_save(m, path) != CN_OK) {
-        th_fail(__FILE__, __LINE__, "%s", cn_last_error());
-        cn_model_free(m);
-        m = NULL;
-    }
-    cn_data_free(&all);
-    cn_spec_free(spec);
-    return m;
-}
 
 /* The command-line tool built beside this test program. */
 static const char *convnet_bin(void)
@@ -291,16 +262,57 @@ static const char *convnet_bin(void)
     return access(path, X_OK) == 0 ? path : NULL;
 }
 
-/* A model file written by cn_model_save, loaded into the network
- * scripts/torchnet.py builds from its description (strictly, in evaluation
- * mode), classifies all 10 000 MNIST test images as convnet does: the same
- * best class on every image, every probability within 1e-5. */
-static void model_file_classifies_alike_in_pytorch(void)
+/* dir laid out as the repository for the README's recipe: scripts/ and
+ * data/mnist, links to the real ones; 1 on success. */
+static int repository_layout(const char *dir, const char *root)
 {
-    cn_data test;
-    cn_model *m = trained_mnist_model(th_tmpdir(), &test);
-    if (!m)
+    char data[2 * PATH_MAX], link[PATH_MAX + 32], target[PATH_MAX + 32];
+    const char *d = th_data_dir();
+    snprintf(data, sizeof data, "%s%s%s", d[0] == '/' ? "" : root, d[0] == '/' ? "" : "/", d);
+    snprintf(link, sizeof link, "%s/data", dir);
+    if (mkdir(link, 0755) != 0)
+        return 0;
+    snprintf(link, sizeof link, "%s/data/mnist", dir);
+    if (symlink(data, link) != 0)
+        return 0;
+    snprintf(link, sizeof link, "%s/scripts", dir);
+    snprintf(target, sizeof target, "%s/scripts", root);
+    return symlink(target, link) == 0;
+}
+
+/* MNIST_NET trained for an epoch on the first 6 000 MNIST training images
+ * and saved by cn_model_save, then, in PyTorch (tests/torch_check.py model):
+ * the file loaded into the network scripts/torchnet.py builds from its
+ * description, strictly (every tensor of the network from the file, none of
+ * the file's left over but the optimizer's), in evaluation mode, gives the
+ * same best class as convnet on all 10 000 test images and every probability
+ * within 1e-5; and the README's recipe, run as written in a directory laid
+ * out as the repository, prints the accuracy 'convnet eval' prints. */
+static void model_file_in_pytorch(void)
+{
+    const char *bin = convnet_bin(), *dir = th_tmpdir();
+    char root[PATH_MAX], path[600], cmd[4 * PATH_MAX];
+    CHECK_MSG(bin, "no convnet beside the test program: make builds both");
+    CHECK(getcwd(root, sizeof root) && repository_layout(dir, root));
+    cn_spec *spec = th_spec(MNIST_NET);
+    CHECK(spec);
+    cn_data all, test;
+    if (cn_data_load_mnist(th_data_dir(), "train", &all) != CN_OK ||
+        cn_data_load_mnist(th_data_dir(), "t10k", &test) != CN_OK) {
+        th_fail(__FILE__, __LINE__, "%s (make data fetches MNIST)", cn_last_error());
+        cn_spec_free(spec);
         return;
+    }
+    cn_data train = cn_data_slice(&all, 0, 6000);
+    cn_model *m = NULL;
+    snprintf(path, sizeof path, "%s/mnist.safetensors", dir);
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(0), &m));
+    CHECK_OK(cn_model_train(m, &train, NULL, NULL));
+    CHECK_OK(cn_model_save(m, path));
+    cn_data_free(&all);
+    cn_spec_free(spec);
+
+    /* convnet's probabilities, for PyTorch to compare. */
     enum { CHUNK = 500, CLASSES = 10 };
     CHECK_OK(cn_model_reserve(m, CHUNK)); /* which may build the network anew */
     cn_net *net = cn_model_net(m);
@@ -319,47 +331,16 @@ static void model_file_classifies_alike_in_pytorch(void)
         }
     }
     /* Trained: a model that guesses would agree with anything. */
-    CHECK_MSG(right > 9500, "convnet's accuracy %.2f%%", 100.0 * (double)right / (double)test.n);
-    char path[600], cmd[2000];
-    snprintf(path, sizeof path, "%s/probs.safetensors", th_tmpdir());
+    CHECK_MSG(right > 9000, "convnet's accuracy %.2f%%", 100.0 * (double)right / (double)test.n);
+    snprintf(path, sizeof path, "%s/probs.safetensors", dir);
     cn_st_tensor t = {"probs", 2, {test.n, CLASSES, 0, 0}, probs};
     CHECK_OK(cn_st_write(path, &t, 1, NULL, 0));
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 tests/torch_check.py predict %s/mnist.safetensors %s %s",
-             th_tmpdir(), path, th_data_dir());
+             "cd %s && /usr/bin/python3 %s/tests/torch_check.py model mnist.safetensors "
+             "probs.safetensors data/mnist %s/README.md %s",
+             dir, root, root, bin);
     CHECK(run_python(cmd));
     free(probs);
-    cn_data_free(&test);
-    cn_model_free(m);
-}
-
-/* The README's recipe for a model file in PyTorch, as written, in a
- * directory laid out as the repository (mnist.safetensors, scripts/,
- * data/mnist): it prints the accuracy 'convnet eval' prints. */
-static void readme_recipe_works(void)
-{
-    const char *bin = convnet_bin();
-    CHECK_MSG(bin, "no convnet beside the test program: make builds both");
-    char root[PATH_MAX], data[2 * PATH_MAX], link[PATH_MAX + 32], cmd[4 * PATH_MAX];
-    CHECK(getcwd(root, sizeof root));
-    snprintf(data, sizeof data, "%s%s%s", th_data_dir()[0] == '/' ? "" : root,
-             th_data_dir()[0] == '/' ? "" : "/", th_data_dir());
-    const char *dir = th_tmpdir();
-    snprintf(link, sizeof link, "%s/data", dir);
-    CHECK(mkdir(link, 0755) == 0);
-    snprintf(link, sizeof link, "%s/data/mnist", dir);
-    CHECK(symlink(data, link) == 0);
-    snprintf(link, sizeof link, "%s/scripts", dir);
-    snprintf(cmd, sizeof cmd, "%s/scripts", root);
-    CHECK(symlink(cmd, link) == 0);
-    cn_data test;
-    cn_model *m = trained_mnist_model(dir, &test);
-    if (!m)
-        return;
-    snprintf(cmd, sizeof cmd,
-             "cd %s && /usr/bin/python3 %s/tests/torch_check.py recipe %s/README.md %s", dir, root,
-             root, bin);
-    CHECK(run_python(cmd));
     cn_data_free(&test);
     cn_model_free(m);
 }
@@ -370,7 +351,6 @@ const th_test th_torch[] = {
     {"torch/adam_matches_pytorch", adam_matches_pytorch},
     {"torch/residual_net_matches_pytorch", residual_net_matches_pytorch},
     {"torch/gelu_silu_match_pytorch", gelu_silu_match_pytorch},
-    {"torch/model_file_classifies_alike_in_pytorch", model_file_classifies_alike_in_pytorch},
-    {"torch/readme_recipe_works", readme_recipe_works},
+    {"torch/model_file_in_pytorch", model_file_in_pytorch},
     {NULL, NULL},
 };

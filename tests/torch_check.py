@@ -13,7 +13,7 @@ torch_check.py replay FILE
     updates (final minus initial values: comparing the values themselves would
     let a large weight hide a wrong update).
 
-torch_check.py predict MODEL PROBS DATA
+torch_check.py model MODEL PROBS DATA README CONVNET
     Loads the model file MODEL (written by cn_model_save) into the network
     torchnet builds from its description, strictly (every tensor of the
     network from the file, no tensor of the file left over but the
@@ -21,14 +21,11 @@ torch_check.py predict MODEL PROBS DATA
     statistics, no dropout), and classifies the MNIST test images in DATA.
     PROBS holds convnet's class probabilities for them ("probs", n x
     classes): the same best class on every image, and every probability
-    within 1e-5.
-
-torch_check.py recipe README CONVNET
-    Runs the README's recipe for a model file in PyTorch (the ```python block
-    of its section "Model files") as it is written, in the current directory
-    (which holds mnist.safetensors, scripts/ and data/mnist), and compares the
-    accuracy it prints with what 'CONVNET eval mnist.safetensors' prints: the
-    same to 0.01%.
+    within 1e-5.  Then runs the README's recipe for a model file in PyTorch
+    (the ```python block of its section "Model files") as it is written, in
+    the current directory (which must hold mnist.safetensors, scripts/ and
+    data/mnist), and compares the accuracy it prints with what
+    'CONVNET eval mnist.safetensors' prints: the same to 0.01%.
 
 Exits non-zero when anything differs by more than its tolerance.
 """
@@ -168,10 +165,9 @@ def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "replay":
         return replay(*args)
-    if mode == "predict":
-        return predict(*args)
-    if mode == "recipe":
-        return recipe(*args)
+    if mode == "model":
+        model, probs, data, readme, convnet = args
+        return predict(model, probs, data) | recipe(readme, convnet)
     sys.exit(f"torch_check.py: unknown mode '{mode}'")
 
 
