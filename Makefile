@@ -65,6 +65,13 @@ CLI_SRC  := $(wildcard cli/*.c) $(CLI_COMM)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/default_model.o
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+# The fuzz targets, compiled once more with this compiler into the test
+# program, where tests/test_replay.c feeds them every file of fuzz/corpus:
+# fuzz/fuzz_NAME.c's entry points become cn_fuzz_NAME_one (and _init).  The
+# log target reads with the command's own reader (cli/log.c).
+FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
+REPLAY_OBJ := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%.o) \
+              $(BUILD)/cli/log.o $(BUILD)/cli/common.o $(BUILD)/gen/default_model.o
 
 LIB  := $(BUILD)/libconvnet.a
 VLIB := $(BUILD)/libconvnet_vis.a
@@ -83,6 +90,11 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/src/vis/%.o: CPPFLAGS += $(CAIRO_CFLAGS)
+
+$(BUILD)/fuzz/replay_%.o: fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DLLVMFuzzerTestOneInput=cn_fuzz_$*_one \
+	  -DLLVMFuzzerInitialize=cn_fuzz_$*_init -c $< -o $@
 
 # Kernels: -O3 and contraction into FMA; the CPU kernels are compiled once per
 # instruction set (kernels/cpu_<isa>.c, which include the shared kernel code).
@@ -128,7 +140,7 @@ $(BIN): $(CLI_OBJ) $(VLIB) $(LIB) $(BUILD)/mpi.stamp
 # tests/test_fault.c injects faults into the library's file writes through
 # the linker: these calls reach its __wrap_ functions first.
 TEST_WRAP := -Wl,--wrap=write,--wrap=fsync,--wrap=close,--wrap=rename
-$(TBIN): $(TEST_OBJ) $(VLIB) $(LIB)
+$(TBIN): $(TEST_OBJ) $(REPLAY_OBJ) $(VLIB) $(LIB)
 	$(CC) $(LDFLAGS) $(TEST_WRAP) $^ $(LDLIBS) -o $@
 
 # --- data, tests, demo -------------------------------------------------------
@@ -159,7 +171,7 @@ test-mpi:
 	@$(MAKE) --no-print-directory BUILD=build-mpi MPI=1 all data
 	@sh tests/mpi.sh build-mpi
 
-# The C tests under valgrind memcheck: all but five heavy ones (tests/valgrind.sh
+# The C tests under valgrind memcheck: all but six heavy ones (tests/valgrind.sh
 # says which and why).
 test-valgrind:
 	@sh scripts/deps.sh --test
@@ -199,7 +211,7 @@ $(BUILD)/peak: bench/peak.c
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 25
-FUZZ_TARGETS ?= idx cifar cfg safetensors image
+FUZZ_TARGETS ?= idx cifar cfg safetensors image log
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra \
                 -Wno-unknown-pragmas -Wno-unused-parameter -MMD -MP
@@ -213,6 +225,18 @@ $(FUZZ_BUILD)/%.o: %.c
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $^ -lcairo -lcjson -lz -lm -o $@
+
+# The CSV log's reader is the command's (cli/log.c, with cli/common.c, which
+# needs the built-in model).
+$(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/cli/log.o $(FUZZ_BUILD)/cli/common.o \
+                        $(FUZZ_BUILD)/gen/default_model.o
+$(FUZZ_BUILD)/gen/default_model.o: $(BUILD)/gen/default_model.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+# The objects are kept between builds (make would otherwise remove them as
+# intermediate files, and build everything again the next time).
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%.o)
 
 fuzz:
 	@sh scripts/deps.sh --fuzz
@@ -242,7 +266,7 @@ help:
 	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
 	@echo "make test     build and run the whole test suite"
 	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
-	@echo "make test-valgrind  the C tests (all but five heavy ones) under valgrind memcheck"
+	@echo "make test-valgrind  the C tests (all but six heavy ones) under valgrind memcheck"
 	@echo "make test-mpi    data-parallel training over MPI (build-mpi/, make MPI=1)"
 	@echo "make check-layering  nothing above the device seam reaches past it; no module cycles"
 	@echo "make data     fetch MNIST into data/mnist"

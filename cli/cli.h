@@ -126,8 +126,12 @@ int cli_load_model(const char *cmd, const char *path, long threads, cn_model **m
 int cli_fit(const char *s, cn_fit *fit);
 
 /* The rows of a training log (the CSV 'convnet train' writes), malloc'd;
- * returns 0, or 1 after printing what is wrong. */
+ * returns 0, or 1 after printing what is wrong (cli/log.c). */
 int cli_read_log(const char *path, cn_curve_point **pts, size_t *n);
+/* The same, silent: returns 0, or 1 with what is wrong in msg (room for
+ * CLI_LOG_MSG bytes holds any message whole). */
+int cli_log_read(const char *path, cn_curve_point **pts, size_t *n, char *msg, size_t size);
+#define CLI_LOG_MSG 10240
 
 /* The CSV log 'convnet train' writes beside a model file: "x.safetensors"
  * -> "x.csv", other names with ".csv" appended (malloc'd; NULL when out of

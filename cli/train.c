@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -74,6 +75,12 @@ static void on_signal(int sig)
     /* A second signal ends the program at once; the save is atomic. */
     signal(sig, SIG_DFL);
 }
+
+/* For tests (tests/resume.sh): with CONVNET_TEST_SIGTERM_AT=N in the
+ * environment the process sends itself SIGTERM once batch N of the whole run
+ * (its global step) is done: the path of Ctrl-C and SIGTERM at a step known in
+ * advance, where a kill from outside races with the end of training. */
+static long sigterm_at;
 
 typedef struct run {
     const char *out, *log_path;
@@ -157,6 +164,8 @@ static void log_line(run *r, const cn_progress *p, double epoch)
 static cn_status on_batch(void *user, const cn_progress *p)
 {
     run *r = user;
+    if (sigterm_at > 0 && p->global_step == (uint64_t)sigterm_at && !stop_flag)
+        raise(SIGTERM);
     if (p->batches <= r->mark_batches) { /* a new epoch: its means start again */
         r->mark_batches = 0;
         r->mark_loss = r->mark_acc = 0.0;
@@ -581,6 +590,9 @@ static cn_status train_with_signals(job *j)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    const char *at = getenv("CONVNET_TEST_SIGTERM_AT");
+    if (!at || !cli_int(at, 1, LONG_MAX, &sigterm_at))
+        sigterm_at = 0;
     cn_train_hooks hooks = {&j->r, on_batch, on_epoch, &stop_flag};
     cn_status st = cn_model_train(j->model, &j->train, j->val.n ? &j->val : NULL, &hooks);
     signal(SIGINT, SIG_DFL);

@@ -7,6 +7,8 @@
 # allocation over 2 GB fails the run: the input is left in BUILD/artifacts/
 # and the end of the target's log is printed.
 # The fuzzers start from FUZZ_SEED (1), so that a run can be repeated.
+# fontconfig's caches (reached when the log target draws text) are not leaks
+# (tests/lsan.supp says why).
 set -u
 build=$1 seconds=$2 mode=$3
 shift 3
@@ -20,6 +22,7 @@ for t in "$@"; do
     mkdir -p "$work"
     log="$build/logs/$t.log"
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 \
     "$bin" -seed="${FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$build/artifacts/$t-" "$work" "fuzz/corpus/$t" >"$log" 2>&1
     rc=$?

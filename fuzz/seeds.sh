@@ -11,7 +11,7 @@ set -eu
 corpus=fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$corpus/idx" "$corpus/cifar" "$corpus/cfg" "$corpus/safetensors" "$corpus/image"
+mkdir -p "$corpus/idx" "$corpus/cifar" "$corpus/cfg" "$corpus/safetensors" "$corpus/image" "$corpus/log"
 
 /usr/bin/python3 - "$corpus" "$tmp" <<'EOF'
 import gzip, io, os, struct, sys, zlib
@@ -136,6 +136,34 @@ put("image", "huge-claim.png", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
     chunk(b"IDAT", zlib.compress(bytes(100))) + chunk(b"IEND", b""))
 put("image", "huge-claim.pgm", b"P5\n65535 65535\n255\n" + bytes(64))
 put("image", "not-an-image.txt", b"hello\n")
+
+# --- CSV training logs (convnet plot, convnet report); a log written by
+# convnet train itself is added below.
+head = b"epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_s,elapsed_s\n"
+rows = b"0.5,10,1.2,0.6,,,0.1,900.0,0.5\n1,20,0.8,0.75,0.7,0.8,0.1,950.0,1.0\n"
+put("log", "two-rows.csv", head + rows)
+put("log", "crlf.csv", (head + rows).replace(b"\n", b"\r\n"))
+put("log", "minimal.csv", b"epoch,train_loss\n1,0.5\n")
+put("log", "columns-moved.csv", b"val_accuracy,x,train_loss,epoch\n0.9,a,0.3,2\n,,0.2,3\n")
+put("log", "header-only.csv", head)
+put("log", "empty.csv", b"")
+put("log", "not-a-log.csv", b"a,b,c\n1,2,3\n")
+put("log", "bad-number.csv", b"epoch,train_loss\n1,abc\n")
+put("log", "no-epoch.csv", b"epoch,train_loss\n,0.5\n")
+put("log", "blank-lines.csv", b"epoch,train_loss\n\n  \t\n1,0.5\n\n2,0.4\n")
+put("log", "extremes.csv", b"epoch,train_loss,train_accuracy,val_loss,val_accuracy\n"
+    b"-1e300,1e300,-1e300,1e-300,1e300\n1e300,-1e300,1e300,-1e-300,-1e300\n0,0,0,0,0\n")
+put("log", "one-value.csv", b"epoch,train_loss,val_accuracy\n1,,\n1,,\n")
+put("log", "backwards.csv", b"epoch,train_loss,val_loss\n3,1,2\n1,2,1\n2,0.5,\n3,1,2\n")
+put("log", "nan-inf.csv", b"epoch,train_loss\n1,nan\n2,inf\n3,1e999\n")
+put("log", "long-line.csv", b"epoch,train_loss\n1," + b"1" * 5000 + b"\n2,0.1\n")
+# A line cut after 4095 bytes (the reader's buffer once) would leave a row
+# "5,0.1" that is not in the log; a long header would hide a column.
+put("log", "long-line-two-rows.csv", b"epoch,train_loss,note\n1,0.5," + b"a" * 4089 + b"5,0.1\n")
+put("log", "long-header.csv", b"epoch,train_loss," + b"x" * 5000 + b",val_loss\n1,0.5,,0.4\n2,0.3,,0.2\n")
+put("log", "many-columns.csv", b",".join(b"c%d" % i for i in range(80)) + b",epoch,train_loss\n" +
+    b",".join(b"%d" % i for i in range(82)) + b"\n")
+put("log", "nul.csv", b"epoch,train_loss\n1,0.5\0\n2\0,0.4\n")
 EOF
 
 # A model file written by convnet itself: 4 steps on 16 IDX images of 6x6.
@@ -153,6 +181,7 @@ for optim in sgd adam; do
         --threads 1 --optimizer $optim --quiet -o "$tmp/m.safetensors" --log "$tmp/m.csv" >/dev/null
     cp "$tmp/m.safetensors" "$corpus/safetensors/model-$optim.st"
 done
+cp "$tmp/m.csv" "$corpus/log/train.csv"
 # A model file cut short, and one whose description lies about its size.
 head -c 1500 "$tmp/m.safetensors" >"$corpus/safetensors/model-cut.st"
 /usr/bin/python3 - "$tmp/m.safetensors" "$corpus/safetensors/model-huge-net.st" <<'EOF'

@@ -1,16 +1,36 @@
-/* test_torch.c - convnet against PyTorch: ten training steps on the same
- * weights and batches must give the same losses, gradients, weights and
- * batch-norm running statistics (tests/torch_check.py replays them with
- * torch.nn). */
+/* test_torch.c - convnet against PyTorch (tests/torch_check.py, with the
+ * networks of scripts/torchnet.py): ten training steps on the same weights and
+ * batches must give the same losses, gradients, and updates of the weights
+ * and batch-norm running statistics; a trained model file must load into
+ * PyTorch and classify the MNIST test set as convnet does; and the README's
+ * recipe for that must work as written. */
 #include "harness.h"
 #include "internal.h"
 #include "io/safetensors.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define STEPS 10
 #define BATCH 16
+
+/* Runs cmd (a tests/torch_check.py check, which prints what it measured);
+ * 1 when it passed. */
+static int run_python(const char *cmd)
+{
+    fflush(stdout);
+    int rc = system(cmd);
+    if (rc != 0)
+        th_fail(__FILE__, __LINE__,
+                "%s: exit status %d (the lines above say why; the checks need Debian's "
+                "python3-torch: apt-get install python3-torch)",
+                cmd, WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
+    return rc == 0;
+}
 
 /* Runs the steps on the model `text` describes, writes everything into a
  * file and has tests/torch_check.py replay it. */
@@ -116,16 +136,8 @@ static int replay_in_pytorch(const char *name, const char *text)
     char path[600], cmd[800];
     snprintf(path, sizeof path, "%s/torch-%s.safetensors", th_tmpdir(), name);
     if (ok && cn_st_write(path, t, k, meta, sizeof meta / sizeof meta[0] / 2) == CN_OK) {
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_check.py %s", path);
-        fflush(stdout);
-        int rc = system(cmd);
-        if (rc != 0) {
-            th_fail(__FILE__, __LINE__,
-                    "%s failed (exit %d): see above; it needs Debian's python3-torch "
-                    "(apt-get install python3-torch)",
-                    cmd, rc);
-            ok = 0;
-        }
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_check.py replay %s", path);
+        ok = run_python(cmd);
     } else if (ok) {
         th_fail(__FILE__, __LINE__, "%s", cn_last_error());
         ok = 0;
@@ -221,11 +233,124 @@ static void gelu_silu_match_pytorch(void)
                             "[fc]\noutputs=16\n[gelu]\n[fc]\noutputs=10\n[silu]\n[softmax]\n"));
 }
 
+/* ------------------------------------------------- model files in PyTorch */
+
+/* A network with all that a model file must carry for evaluation: batch
+ * normalisation after convolutions and after a fully connected layer (their
+ * running statistics), the input's normalisation measured per channel
+ * (input.mean, input.std), and dropout and max pooling, which evaluation
+ * treats apart from training. */
+static const char *MNIST_NET =
+    "[net]\nchannels=1\nheight=28\nwidth=28\nclasses=10\nnormalise=channel\n"
+    "[train]\nepochs=1\nbatch=50\nlr=1.0\nmomentum=0.9\ndecay=0.0005\nlr_policy=onecycle\n"
+    "seed=4\n"
+    "[conv]\nfilters=6\nsize=5\n[maxpool]\n[batchnorm]\n[relu]\n"
+    "[conv]\nfilters=12\nsize=3\n[maxpool]\n[batchnorm]\nmomentum=0.2\n[relu]\n"
+    "[dropout]\nrate=0.25\n[fc]\noutputs=32\n[batchnorm]\neps=0.001\n[relu]\n"
+    "[dropout]\nrate=0.3\n[fc]\noutputs=10\n[softmax]\n";
+
+/* The command-line tool built beside this test program. */
+static const char *convnet_bin(void)
+{
+    static char path[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", path, PATH_MAX);
+    if (n <= 0)
+        return NULL;
+    path[n] = '\0';
+    char *slash = strrchr(path, '/');
+    strcpy(slash ? slash + 1 : path, "convnet");
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* dir laid out as the repository for the README's recipe: scripts/ and
+ * data/mnist, links to the real ones; 1 on success. */
+static int repository_layout(const char *dir, const char *root)
+{
+    char data[2 * PATH_MAX], link[PATH_MAX + 32], target[PATH_MAX + 32];
+    const char *d = th_data_dir();
+    snprintf(data, sizeof data, "%s%s%s", d[0] == '/' ? "" : root, d[0] == '/' ? "" : "/", d);
+    snprintf(link, sizeof link, "%s/data", dir);
+    if (mkdir(link, 0755) != 0)
+        return 0;
+    snprintf(link, sizeof link, "%s/data/mnist", dir);
+    if (symlink(data, link) != 0)
+        return 0;
+    snprintf(link, sizeof link, "%s/scripts", dir);
+    snprintf(target, sizeof target, "%s/scripts", root);
+    return symlink(target, link) == 0;
+}
+
+/* MNIST_NET trained for an epoch on the first 6 000 MNIST training images
+ * and saved by cn_model_save, then, in PyTorch (tests/torch_check.py model):
+ * the file loaded into the network scripts/torchnet.py builds from its
+ * description, strictly (every tensor of the network from the file, none of
+ * the file's left over but the optimizer's), in evaluation mode, gives the
+ * same best class as convnet on all 10 000 test images and every probability
+ * within 1e-5; and the README's recipe, run as written in a directory laid
+ * out as the repository, prints the accuracy 'convnet eval' prints. */
+static void model_file_in_pytorch(void)
+{
+    const char *bin = convnet_bin(), *dir = th_tmpdir();
+    char root[PATH_MAX], path[600], cmd[4 * PATH_MAX];
+    CHECK_MSG(bin, "no convnet beside the test program: make builds both");
+    CHECK(getcwd(root, sizeof root) && repository_layout(dir, root));
+    cn_spec *spec = th_spec(MNIST_NET);
+    CHECK(spec);
+    cn_data all, test;
+    if (cn_data_load_mnist(th_data_dir(), "train", &all) != CN_OK ||
+        cn_data_load_mnist(th_data_dir(), "t10k", &test) != CN_OK) {
+        th_fail(__FILE__, __LINE__, "%s (make data fetches MNIST)", cn_last_error());
+        cn_spec_free(spec);
+        return;
+    }
+    cn_data train = cn_data_slice(&all, 0, 6000);
+    cn_model *m = NULL;
+    snprintf(path, sizeof path, "%s/mnist.safetensors", dir);
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(0), &m));
+    CHECK_OK(cn_model_train(m, &train, NULL, NULL));
+    CHECK_OK(cn_model_save(m, path));
+    cn_data_free(&all);
+    cn_spec_free(spec);
+
+    /* convnet's probabilities, for PyTorch to compare. */
+    enum { CHUNK = 500, CLASSES = 10 };
+    CHECK_OK(cn_model_reserve(m, CHUNK)); /* which may build the network anew */
+    cn_net *net = cn_model_net(m);
+    float *probs = malloc(test.n * CLASSES * sizeof *probs);
+    CHECK(probs);
+    size_t right = 0, in = cn_shape_size(cn_net_input_shape(net));
+    for (size_t i = 0; i < test.n; i += CHUNK) {
+        size_t n = test.n - i < CHUNK ? test.n - i : CHUNK;
+        CHECK_OK(cn_net_forward_pixels(net, test.pixels + i * in, n, 0));
+        CHECK_OK(cn_net_get_output(net, probs + i * CLASSES));
+        for (size_t s = i; s < i + n; s++) {
+            size_t best = 0;
+            for (size_t k = 1; k < CLASSES; k++)
+                best = probs[s * CLASSES + k] > probs[s * CLASSES + best] ? k : best;
+            right += best == (size_t)test.labels[s];
+        }
+    }
+    /* Trained: a model that guesses would agree with anything. */
+    CHECK_MSG(right > 9000, "convnet's accuracy %.2f%%", 100.0 * (double)right / (double)test.n);
+    snprintf(path, sizeof path, "%s/probs.safetensors", dir);
+    cn_st_tensor t = {"probs", 2, {test.n, CLASSES, 0, 0}, probs};
+    CHECK_OK(cn_st_write(path, &t, 1, NULL, 0));
+    snprintf(cmd, sizeof cmd,
+             "cd %s && /usr/bin/python3 %s/tests/torch_check.py model mnist.safetensors "
+             "probs.safetensors data/mnist %s/README.md %s",
+             dir, root, root, bin);
+    CHECK(run_python(cmd));
+    free(probs);
+    cn_data_free(&test);
+    cn_model_free(m);
+}
+
 const th_test th_torch[] = {
     {"torch/lenet_matches_pytorch", lenet_matches_pytorch},
     {"torch/batchnorm_net_matches_pytorch", batchnorm_net_matches_pytorch},
     {"torch/adam_matches_pytorch", adam_matches_pytorch},
     {"torch/residual_net_matches_pytorch", residual_net_matches_pytorch},
     {"torch/gelu_silu_match_pytorch", gelu_silu_match_pytorch},
+    {"torch/model_file_in_pytorch", model_file_in_pytorch},
     {NULL, NULL},
 };

@@ -83,7 +83,26 @@ static const char *TINY_AUG = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n
                               "[fc]\noutputs=8\n[dropout]\nrate=0.3\n[fc]\noutputs=2\n"
                               "[softmax]\n";
 
+/* Batch normalisation after a convolution and after a fully connected layer
+ * (running statistics, one with its own momentum) and dropout, with a
+ * one-cycle schedule whose warm-up (30% of the 50 steps) is not the default. */
+static const char *TINY_BN = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
+                             "[train]\nepochs=2\nbatch=16\nlr=0.1\nmomentum=0.9\ndecay=0.001\n"
+                             "lr_policy=onecycle\nlr_warmup=0.3\nseed=5\n"
+                             "[conv]\nfilters=4\nsize=3\npad=1\n[batchnorm]\n[relu]\n[maxpool]\n"
+                             "[fc]\noutputs=8\n[batchnorm]\nmomentum=0.3\n[relu]\n"
+                             "[dropout]\nrate=0.2\n[fc]\noutputs=2\n[softmax]\n";
+
+/* The same network with Adam and a cosine schedule. */
+static const char *TINY_BN_ADAM = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
+                                  "[train]\nepochs=2\nbatch=16\nlr=0.01\noptimizer=adam\n"
+                                  "decay=0.001\nlr_policy=cosine\nlr_warmup=0.1\nseed=6\n"
+                                  "[conv]\nfilters=4\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
+                                  "[maxpool]\n[fc]\noutputs=8\n[batchnorm]\nmomentum=0.3\n"
+                                  "[relu]\n[dropout]\nrate=0.2\n[fc]\noutputs=2\n[softmax]\n";
+
 static const char *recipe = NULL; /* the description tiny() builds; TINY if NULL */
+static int stop_after = 30;       /* where check_resume stops a run */
 
 static cn_model *tiny(int threads, int epochs)
 {
@@ -149,7 +168,9 @@ static cn_status count_batches(void *user, const cn_progress *p)
 }
 
 /* Training 2 epochs equals training 1, saving, loading and training the
- * second, bit for bit; likewise for a stop in the middle of an epoch. */
+ * second, bit for bit; likewise for a stop in the middle of an epoch.  (A
+ * one-cycle or cosine schedule spans the whole run: its first epoch is
+ * stopped after its last batch, not trained as a run of one epoch.) */
 static void check_resume(void)
 {
     cn_data train = synthetic(400, 1);
@@ -159,24 +180,38 @@ static void check_resume(void)
     CHECK(full);
     CHECK_OK(cn_model_train(full, &train, NULL, NULL));
 
-    cn_model *half = tiny(2, 1), *rest;
+    cn_lr_policy policy = cn_model_opts(full)->policy;
+    int spans = policy == CN_LR_ONECYCLE || policy == CN_LR_COSINE;
+    cn_model *half = tiny(2, spans ? 2 : 1), *rest;
     CHECK(half);
-    CHECK_OK(cn_model_train(half, &train, NULL, NULL));
+    stopper end = {0, 25, 0};
+    cn_train_hooks at_end = {&end, count_batches, NULL, &end.flag};
+    if (spans)
+        CHECK_ERR(cn_model_train(half, &train, NULL, &at_end), CN_ERR_STOPPED);
+    else
+        CHECK_OK(cn_model_train(half, &train, NULL, NULL));
     CHECK_OK(cn_model_save(half, path));
     CHECK_OK(cn_model_load(path, th_dev(2), &rest));
-    CHECK(cn_model_state(rest)->epoch == 1);
+    CHECK(cn_model_state(rest)->epoch == 1 && cn_model_state(rest)->step == 0);
     cn_model_opts(rest)->epochs = 2;
     CHECK_OK(cn_model_train(rest, &train, NULL, NULL));
     CHECK(same_model(full, rest));
     cn_model_free(half);
     cn_model_free(rest);
 
-    /* Stopped after 30 batches (epoch 2, batch 5), saved, resumed. */
+    /* Stopped after stop_after batches (30: epoch 2, batch 5), saved,
+     * resumed. */
     cn_model *stopped = tiny(2, 2);
-    stopper s = {0, 30, 0};
+    stopper s = {0, stop_after, 0};
     cn_train_hooks hooks = {&s, count_batches, NULL, &s.flag};
     CHECK_ERR(cn_model_train(stopped, &train, NULL, &hooks), CN_ERR_STOPPED);
-    CHECK(cn_model_state(stopped)->epoch == 1 && cn_model_state(stopped)->step == 5);
+    CHECK(cn_model_state(stopped)->epoch == stop_after / 25 &&
+          cn_model_state(stopped)->step == (uint64_t)stop_after % 25);
+    /* What the stopped run holds is not yet the end: the comparison below
+     * has something to tell apart. */
+    CHECK(!same_model(stopped, full));
+    if (cn_net_num_buffers(cn_model_net(full)) > 0)
+        CHECK(!th_same(cn_model_net(stopped), cn_model_net(full), CN_BUFFERS));
     CHECK_OK(cn_model_save(stopped, path));
     CHECK_OK(cn_model_load(path, th_dev(1), &rest));
     CHECK_OK(cn_model_train(rest, &train, NULL, NULL));
@@ -194,6 +229,29 @@ static void resume_is_exact_with_adam_and_augmentation(void)
 {
     recipe = TINY_AUG;
     check_resume();
+    recipe = NULL;
+}
+
+/* Batch normalisation's running statistics, dropout and a one-cycle
+ * schedule: stopped in the warm-up, and after it. */
+static void resume_is_exact_with_batchnorm_and_onecycle(void)
+{
+    recipe = TINY_BN;
+    stop_after = 9;
+    check_resume();
+    stop_after = 30;
+    check_resume();
+    recipe = NULL;
+}
+
+/* Adam's moments and bias correction, with batch normalisation and a
+ * cosine schedule. */
+static void resume_is_exact_with_batchnorm_adam_and_cosine(void)
+{
+    recipe = TINY_BN_ADAM;
+    stop_after = 37;
+    check_resume();
+    stop_after = 30;
     recipe = NULL;
 }
 
@@ -469,6 +527,10 @@ const th_test th_train[] = {
     {"train/resume_is_exact", resume_is_exact},
     {"train/resume_is_exact_with_adam_and_augmentation",
      resume_is_exact_with_adam_and_augmentation},
+    {"train/resume_is_exact_with_batchnorm_and_onecycle",
+     resume_is_exact_with_batchnorm_and_onecycle},
+    {"train/resume_is_exact_with_batchnorm_adam_and_cosine",
+     resume_is_exact_with_batchnorm_adam_and_cosine},
     {"train/adam_follows_its_formula", adam_follows_its_formula},
     {"train/augmentation_moves_pixels", augmentation_moves_pixels},
     {"train/channel_normalisation", channel_normalisation},

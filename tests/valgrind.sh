@@ -3,13 +3,15 @@
 # memcheck: no invalid read or write, no use of uninitialised memory, no
 # memory definitely or indirectly lost, in any test.
 #
-# Which tests: all of them but five, which repeat heavy arithmetic that other
+# Which tests: all of them but six, which repeat heavy arithmetic that other
 # tests cover on small sizes and would take minutes each under valgrind:
 #   kernels/gemm_matches_reference   (2.5 minutes under valgrind)
 #   kernels/conv_matches_reference   (2 minutes)
 #   torch/lenet_matches_pytorch      (1.5 minutes; the batch-norm, Adam and
 #                                     residual replays run the same code)
 #   train/mnist_end_to_end           two epochs on 20 000 real images
+#   torch/model_file_in_pytorch      an epoch on 6 000 real images, then the
+#                                    10 000 test images (io tests cover the file)
 #   train/kernel_sets_agree          forces the AVX-512 kernels, which valgrind
 #                                    cannot run (it offers the processor without
 #                                    AVX-512, and the library then picks AVX2)
@@ -36,7 +38,8 @@ valgrind --quiet --suppressions=tests/valgrind.supp --leak-check=full --show-lea
     --errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
     --log-file="$TMPDIR/vg.%p" \
     "$build/test_convnet" -x kernels/gemm_matches_reference -x kernels/conv_matches_reference \
-    -x torch/lenet_matches_pytorch -x train/mnist_end_to_end -x train/kernel_sets_agree |
+    -x torch/lenet_matches_pytorch -x train/mnist_end_to_end -x train/kernel_sets_agree \
+    -x torch/model_file_in_pytorch |
     tee "$TMPDIR/tests.log"
 status=0
 # Every process's report: a test that valgrind found errors in exits with 1
