@@ -76,11 +76,14 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL);
 }
 
-/* For tests (tests/resume.sh): with CONVNET_TEST_SIGTERM_AT=N in the
- * environment the process sends itself SIGTERM once batch N of the whole run
- * (its global step) is done: the path of Ctrl-C and SIGTERM at a step known in
- * advance, where a kill from outside races with the end of training. */
-static long sigterm_at;
+/* For tests (tests/resume.sh, tests/cli.sh): with CONVNET_TEST_SIGTERM_AT=N
+ * in the environment the process sends itself SIGTERM once batch N of the
+ * whole run (its global step) is done: the path of Ctrl-C and SIGTERM at a
+ * step known in advance, where a kill from outside races with the end of
+ * training.  With CONVNET_TEST_PAUSE_AT=N it stops itself (SIGSTOP) there
+ * instead, so that a test can send a signal from outside while it waits and
+ * then let it continue. */
+static long sigterm_at, pause_at;
 
 typedef struct run {
     const char *out, *log_path;
@@ -166,6 +169,8 @@ static cn_status on_batch(void *user, const cn_progress *p)
     run *r = user;
     if (sigterm_at > 0 && p->global_step == (uint64_t)sigterm_at && !stop_flag)
         raise(SIGTERM);
+    if (pause_at > 0 && p->global_step == (uint64_t)pause_at)
+        raise(SIGSTOP);
     if (p->batches <= r->mark_batches) { /* a new epoch: its means start again */
         r->mark_batches = 0;
         r->mark_loss = r->mark_acc = 0.0;
@@ -593,6 +598,9 @@ static cn_status train_with_signals(job *j)
     const char *at = getenv("CONVNET_TEST_SIGTERM_AT");
     if (!at || !cli_int(at, 1, LONG_MAX, &sigterm_at))
         sigterm_at = 0;
+    at = getenv("CONVNET_TEST_PAUSE_AT");
+    if (!at || !cli_int(at, 1, LONG_MAX, &pause_at))
+        pause_at = 0;
     cn_train_hooks hooks = {&j->r, on_batch, on_epoch, &stop_flag};
     cn_status st = cn_model_train(j->model, &j->train, j->val.n ? &j->val : NULL, &hooks);
     signal(SIGINT, SIG_DFL);

@@ -356,11 +356,11 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
  * (where no derivative exists) is skipped and counted. */
 #define CN_GRADCHECK_TOL 1e-2
 typedef struct cn_gradcheck {
-    double input_err; /* worst relative error of dL/dx */
-    double param_err; /* worst relative error of dL/dtheta (0 if none) */
-    size_t checked;   /* coordinates compared, input and parameters */
+    double input_err;     /* worst relative error of dL/dx */
+    double param_err;     /* worst relative error of dL/dtheta (0 if none) */
+    size_t checked;       /* coordinates compared, input and parameters */
     size_t input_checked; /* of those, coordinates of the input gradient */
-    size_t skipped;   /* coordinates on a kink or unresolved */
+    size_t skipped;       /* coordinates on a kink or unresolved */
 } cn_gradcheck;
 
 /* Checks layer i on its own with random input, random labels for the loss

@@ -288,9 +288,17 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
-    layer_job job = {
-        net, i, n, x, y, hr, labels, malloc(in * sizeof(float)), hy, malloc(outn * sizeof(float)),
-        0, saved};
+    layer_job job = {.net = net,
+                     .i = i,
+                     .n = n,
+                     .x = x,
+                     .y = y,
+                     .r = hr,
+                     .labels = labels,
+                     .hx = malloc(in * sizeof(float)),
+                     .hy = hy,
+                     .y0 = malloc(outn * sizeof(float)),
+                     .saved = saved};
     evalf f = {layer_loss, &job};
     if (!job.hx || !job.y0) {
         free(job.hx);
@@ -338,9 +346,9 @@ done:
 typedef struct net_job {
     cn_net *net;
     size_t n;
-    size_t from; /* the first layer the moved coordinate changes */
-    int whole;   /* the next pass runs from the first layer (see net_loss) */
-    float *x;    /* the input in backend memory (where the first pass read it) */
+    size_t from;        /* the first layer the moved coordinate changes */
+    int whole;          /* the next pass runs from the first layer (see net_loss) */
+    float *x;           /* the input in backend memory (where the first pass read it) */
     const float *saved; /* the buffers as they were (restore_buffers) */
     const int32_t *labels;
     float *hx, *hy; /* host copies of a layer's input and output */

@@ -110,12 +110,12 @@ run "missing file" 1 "$bin" info no/such.cfg && expect_err "missing file" "no/su
 # coordinate moves, fashion-best's batchnorm1 failed at 1.4e-2), and so does
 # mnist.cfg over two samples, where batch normalisation bends faster than the
 # step (it failed at 0.27).
-for m in "$root"/models/*.cfg; do
+for m in models/*.cfg; do
     name="gradcheck $(basename "$m")"
     run "$name" 0 "$bin" gradcheck "$m" && expect "$name" "^conv1 .* ok$" "^network .* ok$" &&
         if grep -q FAILED "$tmp/out"; then fail "$name" "a row failed"; fi
 done
-run "gradcheck mnist.cfg --batch 2" 0 "$bin" gradcheck "$root/models/mnist.cfg" --batch 2 &&
+run "gradcheck mnist.cfg --batch 2" 0 "$bin" gradcheck models/mnist.cfg --batch 2 &&
     expect "gradcheck mnist.cfg --batch 2" "^batchnorm3 .* ok$" "^network .* ok$"
 # A check that compares nothing must fail, not pass.  In the whole-network
 # check below every step crosses a kink: each of the 128 samples has 512 relu
@@ -489,12 +489,12 @@ run "diverged run's checkpoint loads" 0 "$bin" eval good.safetensors --data "$da
     expect "diverged run's checkpoint loads" "accuracy 9[0-9]"
 
 # --- Ctrl-C and SIGTERM: stop, save, resume exactly ---------------------------------------
-# started LOG: waits until training has written a line to its log (its signal
-# handlers are then in place), at most 5 minutes.
-started() {
+# paused PID: waits until process PID has stopped itself (CONVNET_TEST_PAUSE_AT);
+# a signal sent then arrives at a known step, not in a race with the end of training
+paused() {
     i=0
-    while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 3000 ]; do
-        sleep 0.1
+    while [ "$(sed -E 's/^.*\) (.).*/\1/' /proc/$1/stat 2>/dev/null)" != T ] && [ $i -lt 3000 ]; do
+        sleep 0.05
         i=$((i + 1))
     done
 }
@@ -505,10 +505,12 @@ run "uninterrupted reference" 0 "$bin" train "$root/models/small.cfg" $short -o 
 # started, then resumes it: the same model as the uninterrupted run
 interrupt() {
     rm -f "$3.safetensors" "$3.csv"
-    "$bin" train "$root/models/small.cfg" $short -o "$3.safetensors" >"$tmp/out" 2>"$tmp/err" &
+    CONVNET_TEST_PAUSE_AT=60 "$bin" train "$root/models/small.cfg" $short -o "$3.safetensors" \
+        >"$tmp/out" 2>"$tmp/err" &
     pid=$!
-    started "$3.csv"
+    paused $pid
     kill -"$1" $pid
+    kill -CONT $pid
     wait $pid
     st=$?
     statuses="$statuses$2 "
@@ -516,19 +518,21 @@ interrupt() {
         fail "$1 saves" "exit status $st, expected $2"
         return
     fi
-    expect_err "$1 saves" "stopped by $4 at epoch [12], batch [0-9]*; saved to $3.safetensors" \
+    expect_err "$1 saves" "stopped by $4 at epoch 2, batch 1[0-9]; saved to $3.safetensors" \
         "continue with: convnet train --resume $3.safetensors"
     run "$1 resume" 0 "$bin" train --resume "$3.safetensors" --data "$data" --limit 3200 --val 1000 --quiet &&
-        expect "$1 resume" "continuing at epoch [12], batch [0-9]" &&
+        expect "$1 resume" "continuing at epoch 2, batch 1[0-9]" &&
         if cmp -s "$3.safetensors" ref.safetensors; then ok "$1 resume is exact"; else fail "$1 resume is exact" "interrupted and resumed differs from one run"; fi
 }
 interrupt INT 130 int "SIGINT (Ctrl-C)"
 interrupt TERM 143 term SIGTERM
 # inside an epoch, the batch size cannot change
-"$bin" train "$root/models/small.cfg" $short -o mid.safetensors >/dev/null 2>&1 &
+CONVNET_TEST_PAUSE_AT=30 "$bin" train "$root/models/small.cfg" $short -o mid.safetensors \
+    >/dev/null 2>&1 &
 pid=$!
-started mid.csv
+paused $pid
 kill -INT $pid
+kill -CONT $pid
 wait $pid
 run "resume with another batch" 2 "$bin" train --resume mid.safetensors --batch 32 --data "$data" --quiet &&
     expect_err "resume with another batch" "mid.safetensors stopped inside an epoch: resume it with its batch size 64"

@@ -67,7 +67,7 @@ stopped() {
         set -- bn.cfg -o "$sfile" "$@"
     fi
     run "$sname: stopped" 143 env CONVNET_TEST_SIGTERM_AT="$sstep" "$bin" train "$@" $rdata &&
-        expect "$sname: stopped" "stopped by SIGTERM at epoch $sepoch, batch $sbatch; saved to $sfile"
+        expect_err "$sname: stopped" "stopped by SIGTERM at epoch $sepoch, batch $sbatch; saved to $sfile"
 }
 
 # resumed NAME FILE REF EPOCH BATCH: resumes FILE to its end; the file must
