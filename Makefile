@@ -78,7 +78,7 @@ VLIB := $(BUILD)/libconvnet_vis.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test test-asan test-valgrind test-mpi bench-mpi demo data bench clean format format-check help info \
+.PHONY: all test test-asan test-valgrind test-mpi test-stress bench-mpi demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE
 all: $(BIN) $(TBIN)
 
@@ -177,6 +177,14 @@ test-valgrind:
 	@sh scripts/deps.sh --test
 	@$(MAKE) --no-print-directory all data
 	@sh tests/valgrind.sh $(BUILD)
+
+# The suite ten times in a row with both cores kept busy by stress(1)
+# (RUNS=N for another count): no test may depend on an idle machine.
+RUNS ?= 10
+test-stress:
+	@sh scripts/deps.sh --test
+	@$(MAKE) --no-print-directory all data
+	@sh tests/stress.sh $(BUILD) $(RUNS)
 
 demo:
 	@sh scripts/demo.sh
