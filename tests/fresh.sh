@@ -76,7 +76,7 @@ cleanup() {
         wait "$upid" 2>/dev/null
     fi
     [ -n "$spid" ] && wait "$spid" 2>/dev/null
-    rm -f "$fifo"
+    rm -f "$fifo" "$work/steps.$$"
     if [ -n "$root" ] && [ -d "$root" ]; then
         # The mounts lived in the chroot's own mount namespace: here the
         # copy is plain directories.  --one-file-system all the same.
@@ -139,11 +139,11 @@ if [ "${FRESH_REBUILD:-0}" != 1 ] && [ -f "$tarball" ] && [ "$(cat "$tarball.key
     say "reusing $tarball (made $(date -r "$tarball" '+%F %R'); FRESH_REBUILD=1 makes it again)"
     how="reused"
 else
-    say "making a bare Debian 12 ($suite, $variant) with mmdebstrap from ${sources:-deb.debian.org}"
+    say "making a bare Debian 12 ($suite, $variant) with mmdebstrap from${sources:- deb.debian.org}"
     set --
     [ -s "$aptconf" ] && set -- "--aptopt=$aptconf"
     # shellcheck disable=SC2086
-    if ! mmdebstrap --quiet --variant=$variant "$@" $suite "$tarball.tmp" $sources; then
+    if ! mmdebstrap --quiet --format=tar --variant=$variant "$@" $suite "$tarball.tmp" $sources; then
         rm -f "$tarball.tmp"
         die "mmdebstrap failed (its messages are above)"
     fi
@@ -189,12 +189,21 @@ for v in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p'); do
 done
 say "the environment in the chroot: HOME, PATH, LANG and from here:${passed:- nothing}"
 
+# FRESH_RUN="COMMAND" runs that instead of .ci/run (to try something out).
+run=${FRESH_RUN:-.ci/run}
+script=/root/convnet/.ci/run
+if [ "$run" != .ci/run ]; then
+    say "running $run instead of .ci/run"
+    script=/root/fresh-run
+    printf 'set -eu\ncd /root/convnet\n%s\n' "$run" >"$root$script"
+fi
+
 # Inside the new namespaces: the copy is bound onto itself (so that its / is
 # a mount point, which "ip netns exec" needs), then the file systems a Debian
 # system has are mounted in it.
 inside='
-r=$1
-shift
+r=$1 script=$2
+shift 2
 set -e
 mount --bind "$r" "$r"
 mount -t proc proc "$r/proc"
@@ -204,7 +213,7 @@ mount --bind /dev/pts "$r/dev/pts"
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$r/dev/shm"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$r/tmp"
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$r/run"
-exec chroot "$r" /usr/bin/env -i "$@" /bin/sh -x /root/convnet/.ci/run
+exec chroot "$r" /usr/bin/env -i "$@" /bin/sh -x "$script"
 '
 
 # Each line of .ci/run that starts ("+ command", from sh -x) is stamped with
@@ -229,29 +238,31 @@ stamp() {
 : >"$steps"
 rm -f "$fifo"
 mkfifo "$fifo" || die "cannot make the fifo $fifo"
-say "running .ci/run in the chroot $root (the whole output goes to $log)"
+say "running $run in the chroot $root (the whole output goes to $log)"
 t0=$(now)
 stamp <"$fifo" | tee "$log" &
 spid=$!
 # Signals are reset for the chroot's processes (a shell starts its background
 # commands with SIGINT ignored; the tests send it on purpose).
 env --default-signal=INT,QUIT unshare --mount --propagation private --pid --fork --kill-child \
-    /bin/sh -c "$inside" sh "$root" "$@" >"$fifo" 2>&1 </dev/null &
+    /bin/sh -c "$inside" sh "$root" "$script" "$@" >"$fifo" 2>&1 </dev/null &
 upid=$!
 wait "$upid"
 rc=$?
 upid=""
 wait "$spid"
 spid=""
-phase ".ci/run in the chroot (exit status $rc)" $(($(now) - t0))
+phase "$run in the chroot (exit status $rc)" $(($(now) - t0))
 while IFS="$(printf '\t')" read -r step secs; do
     case $step in cd\ * | dirname\ * | set\ *) continue ;; esac
     phase "  $step" "$secs"
 done <"$steps"
 rm -f "$steps"
-if [ "$rc" = 0 ]; then
+if [ "$rc" = 0 ] && [ "$run" != .ci/run ]; then
+    say "$run passed"
+elif [ "$rc" = 0 ]; then
     say "PASSED: .ci/run passes on a bare Debian 12 with what scripts/deps.sh installs"
 else
-    say "FAILED: .ci/run exited with status $rc in the chroot (the log: $log)"
+    say "FAILED: $run exited with status $rc in the chroot (the log: $log)"
 fi
 exit "$rc"
