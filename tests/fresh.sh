@@ -62,6 +62,7 @@ phase() { # NAME SECONDS: one line of the summary
 
 # --- cleanup: on any exit, interrupted or not ---------------------------------
 root=""
+verdict=""
 upid=""
 spid=""
 fifo=$work/out.$$
@@ -91,6 +92,7 @@ cleanup() {
     sed 's/^/fresh: /' "$times"
     say "total                                        $(mmss $(($(now) - t_start)))"
     rm -f "$times"
+    [ -z "$verdict" ] || say "$verdict"
 }
 trap 'cleanup' EXIT
 trap 'say "interrupted"; exit 130' INT
@@ -258,11 +260,21 @@ while IFS="$(printf '\t')" read -r step secs; do
     phase "  $step" "$secs"
 done <"$steps"
 rm -f "$steps"
-if [ "$rc" = 0 ] && [ "$run" != .ci/run ]; then
-    say "$run passed"
-elif [ "$rc" = 0 ]; then
-    say "PASSED: .ci/run passes on a bare Debian 12 with what scripts/deps.sh installs"
+# Every test has to run in the chroot: a test that skips itself (no ip netns,
+# no permission to mount) would pass here without proving anything.
+skipped=$(grep -E '^skip ' "$log")
+if [ -n "$skipped" ]; then
+    say "tests that skipped themselves in the chroot:"
+    printf '%s\n' "$skipped" | sed 's/^/fresh:   /'
+fi
+if [ "$rc" != 0 ]; then
+    verdict="FAILED: $run exited with status $rc in the chroot (the log: $log)"
+elif [ -n "$skipped" ]; then
+    verdict="FAILED: $run passed in the chroot, but some tests skipped themselves (above)"
+    rc=1
+elif [ "$run" != .ci/run ]; then
+    verdict="$run passed"
 else
-    say "FAILED: $run exited with status $rc in the chroot (the log: $log)"
+    verdict="PASSED: .ci/run passes on a bare Debian 12 with what scripts/deps.sh installs"
 fi
 exit "$rc"
