@@ -15,7 +15,8 @@
 # them when deps.sh installs it), npm's global /etc/npmrc, and these
 # environment variables, unchanged: OPENBLAS_*, OMP_*, GOMP_*, the *_proxy
 # ones, NODE_EXTRA_CA_CERTS, TERM, TZ (FRESH_ENV="NAME..." adds more).  No
-# program or library of the host is seen inside.
+# program or library of the host is seen inside.  /usr/sbin/policy-rc.d keeps
+# the packages' daemons from starting, as in any Debian chroot.
 #
 # The bare root is kept as a tarball, build-fresh/bookworm-minbase.tar, and
 # reused while it is less than 7 days old and was made from the same apt
@@ -27,7 +28,8 @@
 # nobody else and disappear with it, and every process in it ends when the
 # run ends or is interrupted; the copy is then deleted.  Each phase's time
 # is printed at the end, with each step of .ci/run; the whole output is kept
-# in build-fresh/log.
+# in build-fresh/log.  FRESH_RUN="COMMAND" runs COMMAND in the clone instead
+# of .ci/run (to try one step out).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -70,10 +72,11 @@ cleanup() {
     trap '' INT TERM HUP
     t0=$(now)
     if [ -n "$upid" ] && kill -0 "$upid" 2>/dev/null; then
-        # unshare ends its child, the PID namespace's first process, and the
-        # kernel ends every other process in the namespace with it
+        # unshare's child is the first process of the chroot's PID namespace:
+        # when it ends, the kernel ends every other process in the namespace.
+        # (unshare itself ignores SIGINT and SIGTERM while it waits for it.)
         say "stopping the chroot's processes"
-        kill -TERM "$upid" 2>/dev/null
+        for c in $(cat /proc/"$upid"/task/*/children 2>/dev/null); do kill -KILL "$c" 2>/dev/null; done
         wait "$upid" 2>/dev/null
     fi
     [ -n "$spid" ] && wait "$spid" 2>/dev/null
@@ -166,6 +169,10 @@ if [ -d /usr/local/share/ca-certificates ]; then
     cp -R /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
 fi
 [ -f /etc/npmrc ] && cp /etc/npmrc "$root/etc/npmrc"
+# As in any Debian chroot: the packages' daemons (dbus, avahi, udev, which
+# chromium and PyTorch bring along) are not started by their installation.
+printf '#!/bin/sh\n# make test-fresh: no daemon starts in this chroot\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod 755 "$root/usr/sbin/policy-rc.d"
 phase "unpack the root, the network's configuration" $(($(now) - t0))
 
 # --- a clean clone of HEAD ----------------------------------------------------------
