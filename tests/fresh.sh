@@ -125,7 +125,7 @@ phase "tools (mmdebstrap)" $(($(now) - t0))
 # The host's enabled apt sources, each file as it is (deb822 or one-line), and
 # its Acquire:: options for proxies and old Release files.
 sources=""
-[ -n "$(grep -v '^[[:space:]]*\(#\|$\)' /etc/apt/sources.list 2>/dev/null)" ] && sources=/etc/apt/sources.list
+grep -qv '^[[:space:]]*\(#\|$\)' /etc/apt/sources.list 2>/dev/null && sources=/etc/apt/sources.list
 for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && sources="$sources $f"
 done
@@ -210,6 +210,7 @@ fi
 # Inside the new namespaces: the copy is bound onto itself (so that its / is
 # a mount point, which "ip netns exec" needs), then the file systems a Debian
 # system has are mounted in it.
+# shellcheck disable=SC2016 # expanded by the shell inside
 inside='
 r=$1 script=$2
 shift 2
