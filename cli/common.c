@@ -1,7 +1,6 @@
 /* common.c - helpers shared by the subcommands. */
 #include "cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -207,47 +206,9 @@ int cli_next(cli_iter *it, const cli_opt *opts, const char **value)
     return CLI_ERROR;
 }
 
-/* Edit distance between a and b (insertions, deletions, substitutions and
- * swaps of neighbours, case aside), or 3 when it is 3 or more: near misses
- * only.  The same measure as the model description's suggestions
- * (src/io/spec.c), which the command line cannot reach: it uses the public
- * API only. */
-static int distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 31 || m > 31 || (n > m ? n - m : m - n) > 2)
-        return 3;
-    int d[32][32];
-    for (size_t i = 0; i <= n; i++)
-        for (size_t j = 0; j <= m; j++) {
-            if (i == 0 || j == 0) {
-                d[i][j] = (int)(i + j);
-                continue;
-            }
-            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-            int best = d[i - 1][j - 1] + cost;
-            best = d[i - 1][j] + 1 < best ? d[i - 1][j] + 1 : best;
-            best = d[i][j - 1] + 1 < best ? d[i][j - 1] + 1 : best;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    return d[n][m] < 3 ? d[n][m] : 3;
-}
-
 const char *cli_nearest(const char *word, const char *const *words, size_t n)
 {
-    int best = 3;
-    const char *pick = NULL;
-    for (size_t i = 0; i < n; i++) {
-        int d = distance(word, words[i]);
-        if (d < best && 2 * (size_t)d < strlen(word)) {
-            best = d;
-            pick = words[i];
-        }
-    }
-    return pick;
+    return cn_nearest(word, words, n);
 }
 
 cn_status cli_load_spec(const char *path, cn_spec **spec)

@@ -338,6 +338,13 @@ cn_status cn_net_loss(cn_net *net, const int32_t *labels, size_t n, double *loss
  * receives dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
 cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx);
 
+/* The word of words[0..n) nearest to word, for "did you mean" hints: at
+ * most 2 edits away (insertions, deletions, substitutions and swaps of
+ * neighbours, case aside) and fewer edits than half of word's letters; NULL
+ * when none is that near.  The model description's messages use it, and
+ * the command line's. */
+const char *cn_nearest(const char *word, const char *const *words, size_t n);
+
 /* -------------------------------------------------------------- gradcheck */
 
 /* Central-difference gradient check with step eps = 1e-2 (float32 forward

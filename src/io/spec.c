@@ -68,10 +68,7 @@ static int distance(const char *a, const char *b)
     return d[n][m] < 3 ? d[n][m] : 3;
 }
 
-/* " (did you mean 'x'?)" for the nearest of the n words (at most 2 edits
- * away, and fewer than half of word's letters), or "". */
-void cn_suggest(char *buf, size_t size, const char *word, const char *const *words, size_t n,
-                const char *open, const char *close)
+const char *cn_nearest(const char *word, const char *const *words, size_t n)
 {
     int best = 3;
     const char *pick = NULL;
@@ -82,6 +79,14 @@ void cn_suggest(char *buf, size_t size, const char *word, const char *const *wor
             pick = words[i];
         }
     }
+    return pick;
+}
+
+/* " (did you mean 'x'?)" for the nearest of the n words (cn_nearest), or "". */
+void cn_suggest(char *buf, size_t size, const char *word, const char *const *words, size_t n,
+                const char *open, const char *close)
+{
+    const char *pick = cn_nearest(word, words, n);
     if (pick)
         snprintf(buf, size, " (did you mean %s%s%s?)", open, pick, close);
     else
