@@ -54,21 +54,9 @@ void cli_begin(cli_iter *it, const char *cmd, int argc, char **argv);
  * message (the command then exits with EXIT_USAGE). */
 int cli_next(cli_iter *it, const cli_opt *opts, const char **value);
 
-/* The nearest of the n words to word (at most 2 edits away, and fewer than
- * half of word's letters, as the model description's suggestions), or NULL:
- * for "did you mean" hints. */
-const char *cli_nearest(const char *word, const char *const *words, size_t n);
-
-/* Writes the n bytes at data to the file path (created or truncated); 0, or
- * 1 after "cannot write PATH: REASON". */
-int cli_write_file(const char *path, const void *data, size_t n);
-
-/* The same on f, open for writing on path, which it closes. */
+/* Writes the n bytes at data to f, open for writing on path, and closes
+ * it; 0, or 1 after "cannot write PATH: REASON". */
 int cli_write_to(FILE *f, const char *path, const void *data, size_t n);
-
-/* Writes img to path as a PNG file, as cli_write_file does; 0, or 1 after
- * the message. */
-int cli_write_png(const cn_image *img, const char *path);
 
 /* Strict number parsing: the whole string, within [min, max]. */
 int cli_int(const char *s, long min, long max, long *out);

@@ -198,17 +198,12 @@ int cli_next(cli_iter *it, const cli_opt *opts, const char **value)
         size_t n = 0;
         for (const cli_opt *o = opts; o->name && n < 128; o++)
             names[n++] = o->name;
-        const char *pick = cli_nearest(word, names, n);
+        const char *pick = cn_nearest(word, names, n);
         if (pick)
             snprintf(hint, sizeof hint, " (did you mean '%s%s'?)", pick[1] ? "--" : "-", pick);
     }
     cli_usage(it->cmd, "unknown option '%.*s'%s", (int)(name + wlen - arg), arg, hint);
     return CLI_ERROR;
-}
-
-const char *cli_nearest(const char *word, const char *const *words, size_t n)
-{
-    return cn_nearest(word, words, n);
 }
 
 cn_status cli_load_spec(const char *path, cn_spec **spec)
@@ -292,14 +287,6 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int cli_write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return cli_error("cannot write %s: %s", path, strerror(errno));
-    return cli_write_to(f, path, data, n);
-}
-
 int cli_write_to(FILE *f, const char *path, const void *data, size_t n)
 {
     /* The reason comes from the write that failed: fwrite's, or the last
@@ -313,15 +300,4 @@ int cli_write_to(FILE *f, const char *path, const void *data, size_t n)
     if (e)
         return cli_error("cannot write %s: %s", path, strerror(e));
     return 0;
-}
-
-int cli_write_png(const cn_image *img, const char *path)
-{
-    uint8_t *png;
-    size_t n;
-    if (cn_image_encode_png(img, &png, &n))
-        return cli_lib_error();
-    int rc = cli_write_file(path, png, n);
-    free(png);
-    return rc;
 }

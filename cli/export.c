@@ -67,10 +67,9 @@ int cmd_export(int argc, char **argv)
         cn_image img;
         char path[4096];
         snprintf(path, sizeof path, "%s/%05zu-%d.png", out, (size_t)first + i, (int)part.labels[i]);
-        if (cn_image_from_planes(part.pixels + i * sz, d.shape, 1, &img))
+        if (cn_image_from_planes(part.pixels + i * sz, d.shape, 1, &img) ||
+            cn_image_write_png(&img, path))
             rc = cli_lib_error();
-        else
-            rc = cli_write_png(&img, path);
         cn_image_free(&img);
     }
     if (!rc)

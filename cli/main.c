@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     const char *names[N_COMMANDS];
     for (size_t i = 0; i < N_COMMANDS; i++)
         names[i] = commands[i].name;
-    const char *near = cli_nearest(cmd, names, N_COMMANDS);
+    const char *near = cn_nearest(cmd, names, N_COMMANDS);
     fprintf(stderr, "convnet: '%s' is not a command", cmd);
     if (near)
         fprintf(stderr, " (did you mean '%s'?)", near);

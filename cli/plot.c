@@ -43,9 +43,9 @@ int cmd_plot(int argc, char **argv)
     if (rc)
         return rc;
     cn_image img;
-    if (cn_vis_curves(pts, n, &img))
+    if (cn_vis_curves(pts, n, &img) || cn_image_write_png(&img, out))
         rc = cli_lib_error();
-    else if (!(rc = cli_write_png(&img, out)))
+    else
         printf("%s: %zu rows of %s plotted\n", out, n, log);
     cn_image_free(&img);
     free(pts);

@@ -36,11 +36,11 @@ static int save(cn_image *img, const char *dir, const char *name)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = cli_write_png(img, path);
-    if (!rc)
+    cn_status st = cn_image_write_png(img, path);
+    if (!st)
         printf("%-28s %dx%d\n", path, img->w, img->h);
     cn_image_free(img);
-    return rc;
+    return st ? cli_lib_error() : 0;
 }
 
 /* Index of the layer called name, or -1 after an error listing the names. */

@@ -48,7 +48,8 @@ cn_status cn_image_from_planes(const uint8_t *pixels, cn_shape shape, int scale,
  * a damaged one, or too large; the message says which). */
 cn_status cn_image_load(const char *path, cn_image *out);
 
-/* Writes img as a PNG file.  Errors: CN_ERR_IO. */
+/* Writes img as a PNG file.  Errors: CN_ERR_NOMEM, CN_ERR_IO ("cannot write
+ * PATH: REASON", the reason from the write that failed). */
 cn_status cn_image_write_png(const cn_image *img, const char *path);
 /* The PNG file's bytes in memory (malloc'd; the caller frees *data).
  * Errors: CN_ERR_NOMEM. */

@@ -351,7 +351,8 @@ typedef struct net_job {
     float *x;           /* the input in backend memory (where the first pass read it) */
     const float *saved; /* the buffers as they were (restore_buffers) */
     const int32_t *labels;
-    float *hx, *hy; /* host copies of a layer's input and output */
+    float *hx, *hy;    /* host copies of a layer's input and output */
+    uint64_t *regions; /* each layer's linear piece in the last pass */
 } net_job;
 
 static double net_loss(void *self, uint64_t *region, double *moved)
@@ -364,19 +365,24 @@ static double net_loss(void *self, uint64_t *region, double *moved)
     restore_buffers(net, j->saved);
     /* The last pass of the tensor checked before left the outputs of its
      * moved coordinate behind: the first pass of each tensor runs whole. */
-    cn_net_run_forward_from(net, j->whole ? 0 : j->from, j->x, j->n, 1, NULL);
+    size_t from = j->whole ? 0 : j->from;
+    cn_net_run_forward_from(net, from, j->x, j->n, 1, NULL);
     j->whole = 0;
     cn_net_loss(net, j->labels, j->n, &loss);
+    /* The layers below from kept their input, output and piece. */
     *region = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < net->n_layers; i++) {
         const cn_layer *l = &net->layers[i];
         if (!l->ops->region)
             continue;
-        const float *xi = i ? net->act[i - 1] : j->x;
-        net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
-        net->be->download(net->be, j->hy, net->act[i],
-                          j->n * cn_shape_size(l->out) * sizeof(float));
-        *region = cn_hash(*region, l->ops->region(l, j->hx, j->hy, j->n));
+        if (i >= from) {
+            const float *xi = i ? net->act[i - 1] : j->x;
+            net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
+            net->be->download(net->be, j->hy, net->act[i],
+                              j->n * cn_shape_size(l->out) * sizeof(float));
+            j->regions[i] = l->ops->region(l, j->hx, j->hy, j->n);
+        }
+        *region = cn_hash(*region, j->regions[i]);
     }
     return loss;
 }
@@ -393,12 +399,13 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
         io =
             n * cn_shape_size(net->layers[i].out) > io ? n * cn_shape_size(net->layers[i].out) : io;
     float *saved = NULL; /* the buffers as they were */
+    uint64_t *regions = calloc(net->n_layers, sizeof *regions);
     float *x = malloc(in * sizeof *x), *dx = malloc(in * sizeof *dx);
     float *g = malloc((np ? np : 1) * sizeof *g), *p = malloc((np ? np : 1) * sizeof *p);
     float *hx = malloc(io * sizeof *hx), *hy = malloc(io * sizeof *hy);
     int32_t *labels = malloc(n * sizeof *labels);
     cn_status st = CN_OK;
-    if (!x || !dx || !g || !p || !hx || !hy || !labels) {
+    if (!regions || !x || !dx || !g || !p || !hx || !hy || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -432,7 +439,7 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     double floor = 1e-3 * scale > FLOOR_ABS ? 1e-3 * scale : FLOOR_ABS;
     /* check_coords moves the backend's copy of the input; the host copy x
      * keeps the values (they are one and the same on the CPU). */
-    net_job job = {net, n, 0, 1, (float *)net->x_last, saved, labels, hx, hy};
+    net_job job = {net, n, 0, 1, (float *)net->x_last, saved, labels, hx, hy, regions};
     evalf f = {net_loss, &job};
     float *hx0 = malloc(in * sizeof *hx0);
     if (!hx0) {
@@ -466,5 +473,6 @@ done:
     free(hx);
     free(hy);
     free(labels);
+    free(regions);
     return st;
 }

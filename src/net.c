@@ -744,11 +744,7 @@ cn_status cn_net_check_batch(const cn_net *net, size_t n, int train)
 
 cn_status cn_net_forward(cn_net *net, const float *x, size_t n, int train)
 {
-    cn_status st = cn_net_check_batch(net, n, train);
-    if (st)
-        return st;
-    cn_net_run_forward(net, cn_net_put_input(net, x, n), n, train, NULL);
-    return CN_OK;
+    return cn_net_profile_forward(net, x, n, train, NULL);
 }
 
 cn_status cn_net_profile_forward(cn_net *net, const float *x, size_t n, int train, double *times)

@@ -49,22 +49,17 @@ run() {
 }
 has() { grep -q -- "$1" "$tmp/out"; }     # PATTERN on stdout
 has_err() { grep -q -- "$1" "$tmp/err"; } # PATTERN on stderr
-expect() { # NAME PATTERN... : all patterns on stdout
-    name=$1
-    shift
+# expect_in out|err NAME PATTERN... : all patterns on stdout or stderr
+expect_in() {
+    stream=$1 name=$2
+    shift 2
     for p in "$@"; do
-        has "$p" || { fail "$name" "stdout lacks '$p'"; return 1; }
+        grep -q -- "$p" "$tmp/$stream" || { fail "$name" "std$stream lacks '$p'"; return 1; }
     done
     ok "$name"
 }
-expect_err() { # NAME PATTERN... : all patterns on stderr
-    name=$1
-    shift
-    for p in "$@"; do
-        has_err "$p" || { fail "$name" "stderr lacks '$p'"; return 1; }
-    done
-    ok "$name"
-}
+expect() { expect_in out "$@"; }     # NAME PATTERN... : all patterns on stdout
+expect_err() { expect_in err "$@"; } # NAME PATTERN... : all patterns on stderr
 
 # --- help and usage errors ----------------------------------------------------
 run help 0 "$bin" --help && expect help "usage: convnet COMMAND" "train" "gradcheck" "predict MODEL_FILE" "report MODEL_FILE"

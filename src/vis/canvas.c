@@ -3,7 +3,9 @@
 #include "canvas.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,14 +71,26 @@ static cairo_surface_t *surface_of(const cn_image *img)
 
 cn_status cn_image_write_png(const cn_image *img, const char *path)
 {
-    cairo_surface_t *s = surface_of(img);
-    if (!s)
-        return cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d picture", img->w, img->h);
-    cairo_status_t cs = cairo_surface_write_to_png(s, path);
-    cairo_surface_destroy(s);
-    if (cs != CAIRO_STATUS_SUCCESS)
-        return cn_fail(CN_ERR_IO, "%s: cannot write the picture: %s", path,
-                       cairo_status_to_string(cs));
+    uint8_t *png;
+    size_t n;
+    cn_status st = cn_image_encode_png(img, &png, &n);
+    if (st)
+        return st;
+    /* The reason comes from the write that failed: fopen's, fwrite's, the
+     * last buffer's (fflush), or the file system's at close. */
+    FILE *f = fopen(path, "wb");
+    int e = f ? 0 : errno;
+    if (f) {
+        errno = 0;
+        e = fwrite(png, 1, n, f) == n ? 0 : errno ? errno : EIO;
+        if (!e && fflush(f) != 0)
+            e = errno ? errno : EIO;
+        if (fclose(f) != 0 && !e)
+            e = errno ? errno : EIO;
+    }
+    free(png);
+    if (e)
+        return cn_fail(CN_ERR_IO, "cannot write %s: %s", path, strerror(e));
     return CN_OK;
 }
 
