@@ -6,7 +6,8 @@ OPT      ?= -O2
 WERROR   ?= -Werror
 WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes $(WERROR)
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
-CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP
+# -fPIC: the same objects make the static and the shared libraries.
+CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP -fPIC
 # Two libraries: the core (libconvnet: networks, training, files) needs
 # cJSON, zlib and libm (and OpenMP where the compiler has it); the pictures
 # (libconvnet_vis: image files, drawings, the report's figures) add cairo and
@@ -75,12 +76,18 @@ REPLAY_OBJ := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%.o) \
 
 LIB  := $(BUILD)/libconvnet.a
 VLIB := $(BUILD)/libconvnet_vis.a
+# Shared libraries: libconvnet.so.$(SOVERSION) (soname) -> .so.$(VERSION);
+# the soname changes when the API breaks.
+VERSION   := 0.1.0
+SOVERSION := 0
+SOLIB  := $(BUILD)/libconvnet.so
+VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
 .PHONY: all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE
-all: $(BIN) $(TBIN)
+all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB)
 
 info:
 	@echo "compiler: $(CC) ($(ARCH)), OpenMP: $(OPENMP), x86 SIMD kernels: $(if $(X86),avx2 + avx512,no)"
@@ -120,6 +127,15 @@ $(LIB): $(LIB_OBJ)
 $(VLIB): $(VIS_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(SOLIB).$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libconvnet.so.$(SOVERSION) $(LDFLAGS) $^ $(CORE_LDLIBS) -o $@
+$(VSOLIB).$(VERSION): $(VIS_OBJ) $(SOLIB)
+	$(CC) -shared -Wl,-soname,libconvnet_vis.so.$(SOVERSION) $(LDFLAGS) $(VIS_OBJ) \
+	  -L$(BUILD) -lconvnet $(VIS_LDLIBS) $(CORE_LDLIBS) -o $@
+$(BUILD)/%.so: $(BUILD)/%.so.$(VERSION)
+	ln -sf $(notdir $<) $@.$(SOVERSION)
+	ln -sf $(notdir $<) $@
 
 # The default network is compiled into the binary from models/mnist.cfg.
 $(BUILD)/gen/default_model.c: models/mnist.cfg scripts/embed.sh
