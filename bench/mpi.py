@@ -18,7 +18,9 @@ workers, a from the single float's): a step of global batch B takes
 B / (K T) + t(K) against B / T on one machine.  Also the number of machines
 beyond which more stop helping (the minimum of the step time in K) at the
 recipe's batch, and the global batch a K-machine run needs for 80%
-efficiency.  Environment: BENCH_MPI_ROUNDS (3)."""
+efficiency.  Then 2 workers training models/mnist-best.cfg in the namespaces at 1 and 10
+Gbit/s, the gradients exchanged after the backward pass or in buckets
+started during it (--bucket-mb).  Environment: BENCH_MPI_ROUNDS (3)."""
 import json
 import math
 import os
@@ -38,6 +40,8 @@ MPIRUN = ["mpirun", "--oversubscribe", "--bind-to", "none"]
 MODELS = [("mnist-best", "models/mnist-best.cfg"), ("cifar10", "models/cifar10.cfg")]
 RATES = [1, 10, 25]  # Gbit/s
 MACHINES = [2, 4, 8, 16, 64]
+OVERLAP_RATES = [1, 10]  # Gbit/s
+BUCKETS = [0, 0.1, 0.5]  # MB; 0: one allreduce after the backward pass
 
 
 def sh(cmd, **kw):
@@ -108,6 +112,22 @@ class Namespaces:
         out = subprocess.run(cmd, env=ENV, capture_output=True, text=True, check=True).stdout
         return float(re.search(r"median ([0-9.]+) s", out).group(1))
 
+    def train(self, bucket_mb, images=6400):
+        """images/s of 2 workers x 1 thread, one per namespace, training
+        models/mnist-best.cfg for one epoch; --bucket-mb bucket_mb."""
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = ["ip", "netns", "exec", self.ns[0]] + MPIRUN + [
+                "--host", "10.98.0.1,10.98.0.2", "-np", "2", "--mca", "plm_rsh_agent",
+                self.agent.name, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include",
+                "10.98.0.0/24", "--mca", "oob_tcp_if_include", "10.98.0.0/24", BIN, "train",
+                os.path.join(ROOT, "models", "mnist-best.cfg"), "--data",
+                os.path.join(ROOT, "data", "mnist"), "--limit", str(images), "--val", "0",
+                "--epochs", "1", "--threads", "1", "--quiet", "--bucket-mb", str(bucket_mb),
+                "-o", os.path.join(tmp, "m.safetensors")]
+            out = subprocess.run(cmd, env=ENV, cwd=tmp, capture_output=True, text=True,
+                                 check=True).stdout
+        return float(re.search(r"([0-9]+) img/s", out).group(1))
+
     def __exit__(self, *exc):
         for n in self.ns:
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
@@ -147,6 +167,16 @@ def main():
             for name in info:
                 row[name] = ns.allreduce(info[name]["params"] + 3)
             times[gbit] = row
+        # The exchange after the backward pass against buckets started
+        # during it: rounds alternate the order; medians of per-round ratios.
+        overlap = {}
+        for gbit in OVERLAP_RATES:
+            ns.shape(gbit)
+            speeds = {b: [] for b in BUCKETS}
+            for r in range(ROUNDS):
+                for b in (BUCKETS if r % 2 == 0 else BUCKETS[::-1]):
+                    speeds[b].append(ns.train(b))
+            overlap[gbit] = speeds
     print("one MPI_Allreduce between 2 workers over a veth pair shaped with tc (medians of 20):")
     print(f"  {'link':>9} | {'1 float':>9} | " + " | ".join(f"{n:>12}" for n in info))
     for gbit in RATES:
@@ -178,6 +208,18 @@ def main():
             need = [4 * k * T * ar(k) for k in (8, 64)]
             print(f"    {gbit:>4} Gbit/s | " + " ".join(f"{s:6.2f}" for s in sp) +
                   f" | {best:6d} | {need[0]:8.0f}, {need[1]:8.0f}")
+    print("\ngradients exchanged after the backward pass (bucket 0) or in buckets started "
+          "during it:\n2 workers x 1 thread in the namespaces, models/mnist-best.cfg, 6 400 "
+          f"images, medians of {ROUNDS}")
+    print(f"  {'link':>9} | " + " | ".join(f"{'bucket ' + str(b) + ' MB':>15}" for b in BUCKETS))
+    for gbit in OVERLAP_RATES:
+        sp = overlap[gbit]
+        base = sp[0]
+        cells = []
+        for b in BUCKETS:
+            ratio = statistics.median(x / y for x, y in zip(sp[b], base))
+            cells.append(f"{statistics.median(sp[b]):6.0f} ({ratio:.2f}x)")
+        print(f"  {gbit:>4} Gbit/s | " + " | ".join(f"{c:>15}" for c in cells))
     print("\n(best K: more machines than that make a step of batch 128 slower; the last "
           "columns: the global batch at which communication is a fifth of a step)")
 

@@ -28,6 +28,9 @@ static const char help_head[] =
 
 static const char help_rest[] =
     "  --threads N      worker threads (default: one per core)\n"
+    "  --bucket-mb X    under mpirun: exchange the gradients in buckets of X MB,\n"
+    "                   each started during the backward pass (default 0: one\n"
+    "                   exchange after it)\n"
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --val N          images kept for validation (default 10000; 0 for none)\n"
     "  --limit N        train on the first N of the other images only (quick runs)\n"
@@ -275,7 +278,7 @@ typedef struct args {
     const char *cfg, *resume, *data, *out, *log;
     const char *recipe[MAX_RECIPE]; /* the text given for recipe key i, or NULL */
     long threads, val, limit;
-    double test_every, stop_at, log_every;
+    double test_every, stop_at, log_every, bucket_mb;
     int quiet, verbose;
 } args;
 
@@ -299,6 +302,7 @@ static int parse_args(int argc, char **argv, args *a)
         O_LOG_EVERY,
         O_VERBOSE,
         O_LIMIT,
+        O_BUCKET,
         O_HELP,
         O_RECIPE = 256 /* + the index of a recipe key */
     };
@@ -307,6 +311,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"data", 1, O_DATA},
         {"val", 1, O_VAL},
         {"limit", 1, O_LIMIT},
+        {"bucket-mb", 1, O_BUCKET},
         {"log", 1, O_LOG},
         {"resume", 1, O_RESUME},
         {"quiet", 0, O_QUIET},
@@ -355,6 +360,10 @@ static int parse_args(int argc, char **argv, args *a)
         case O_LIMIT:
             if (!cli_int(v, 1, 100000000, &a->limit))
                 return cli_usage("train", "--limit takes a whole number >= 1, not '%s'", v);
+            break;
+        case O_BUCKET:
+            if (!cli_double(v, 0, 1e6, &a->bucket_mb))
+                return cli_usage("train", "--bucket-mb takes a size in MB >= 0, not '%s'", v);
             break;
         case O_DATA: a->data = v; break;
         case O_OUT: a->out = v; break;
@@ -492,6 +501,8 @@ static int open_model(const args *a, job *j)
     int rc = a->resume ? resume_model(a, j) : new_model(a, j);
     if (rc)
         return rc;
+    if (j->comm.allreduce_start)
+        j->comm.bucket = (size_t)(a->bucket_mb * 1e6 / sizeof(float));
     if (j->comm.size > 1 && cn_model_set_comm(j->model, &j->comm))
         return cli_lib_error();
     j->r.out = a->out ? a->out : a->resume ? a->resume : j->default_out;
@@ -580,8 +591,10 @@ static void print_start(const args *a, const job *j)
            o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, aug,
            cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
     if (j->comm.size > 1)
-        printf("data-parallel over %d workers (%s): %d images of each batch per worker\n",
-               j->comm.size, cli_comm_kind(), o->batch / j->comm.size);
+        printf("data-parallel over %d workers (%s): %d images of each batch per worker; "
+               "gradients exchanged %s\n",
+               j->comm.size, cli_comm_kind(), o->batch / j->comm.size,
+               j->comm.bucket ? "in buckets during the backward pass" : "after the backward pass");
     if (a->resume)
         printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
     fflush(stdout);

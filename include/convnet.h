@@ -495,11 +495,27 @@ typedef struct cn_comm {
     cn_status (*broadcast)(void *user, float *data, size_t count, int root);
     /* Returns when every worker has called it. */
     cn_status (*barrier)(void *user);
+    /* Optional (leave them NULL/0 for one allreduce after the backward
+     * pass): with allreduce_start, allreduce_wait and bucket > 0, the
+     * gradient block is summed in buckets of at least bucket floats, each
+     * started as soon as the backward pass has finished the layers whose
+     * gradients it holds (the last layers first), so that the exchange
+     * overlaps the rest of the pass.  allreduce_start begins the sum that
+     * allreduce would make of data[0, count) and returns; data is not
+     * touched until allreduce_wait has returned, which completes every sum
+     * started.  progress (may be NULL) is called between the layers of the
+     * backward pass while sums are in flight, for communication libraries
+     * that advance only inside their own calls.  Every worker starts the
+     * same buckets in the same order. */
+    cn_status (*allreduce_start)(void *user, float *data, size_t count);
+    cn_status (*allreduce_wait)(void *user);
+    void (*progress)(void *user);
+    size_t bucket;
 } cn_comm;
 
 /* Uses comm (copied; NULL: the solo communicator) for the model's training
  * from now on.  Errors: CN_ERR_ARG (rank outside 0..size-1, a function
- * missing), CN_ERR_NOMEM. */
+ * missing, only one of allreduce_start and allreduce_wait), CN_ERR_NOMEM. */
 cn_status cn_model_set_comm(cn_model *model, const cn_comm *comm);
 
 /* What training reports to its hooks. */

@@ -340,7 +340,11 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
 /* The first layer a pass must rerun from when layer i's parameters change:
  * i, or lower when a layer from there on writes over its input in place. */
 size_t cn_net_rerun_start(const cn_net *net, size_t i);
-void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times);
+/* after (NULL: none) is called with each layer's index once its backward
+ * pass is done: its parameters' gradients, and those of every layer above,
+ * are then final (the blocks are laid out in layer order). */
+void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
+                         void (*after)(void *user, size_t layer), void *user);
 
 /* Whether a forward pass (train: a training pass) may take n samples.
  * Errors: CN_ERR_ARG. */

@@ -50,17 +50,21 @@ static cn_status solo_barrier(void *user)
     (void)user;
     return CN_OK;
 }
-static const cn_comm solo = {0, 1, NULL, solo_allreduce, solo_broadcast, solo_barrier};
+static const cn_comm solo = {.rank = 0,
+                             .size = 1,
+                             .allreduce = solo_allreduce,
+                             .broadcast = solo_broadcast,
+                             .barrier = solo_barrier};
 
 cn_status cn_model_set_comm(cn_model *m, const cn_comm *comm)
 {
     if (!comm)
         comm = &solo;
     if (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size || !comm->allreduce ||
-        !comm->broadcast || !comm->barrier)
+        !comm->broadcast || !comm->barrier || !comm->allreduce_start != !comm->allreduce_wait)
         return cn_fail(CN_ERR_ARG,
-                       "a communicator needs 0 <= rank < size and its three functions (rank %d, "
-                       "size %d)",
+                       "a communicator needs 0 <= rank < size, its three functions, and "
+                       "allreduce_start and allreduce_wait both or neither (rank %d, size %d)",
                        comm->rank, comm->size);
     float *stage = NULL;
     if (comm->size > 1 && !m->be->host_memory) {

@@ -689,7 +689,8 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
     net->train_last = train;
 }
 
-void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times)
+void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
+                         void (*after)(void *user, size_t layer), void *user)
 {
     cn_ctx ctx = make_ctx(net, 1, 1);
     /* The layers that later layers read start with no gradient from them. */
@@ -712,6 +713,8 @@ void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times)
         }
         if (times)
             times[i] = stamp(net, times) - t0;
+        if (after)
+            after(user, i);
     }
 }
 
@@ -891,7 +894,7 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
         if (!net->layers[i].fused_away)
             dy = net->gbuf[dy == net->gbuf[0]];
     float *d = dx ? net->gbuf[dy == net->gbuf[0]] : NULL;
-    cn_net_run_backward(net, n, d, NULL);
+    cn_net_run_backward(net, n, d, NULL, NULL, NULL);
     if (dx)
         net->be->download(net->be, dx, d, n * cn_shape_size(net->spec->input) * sizeof *dx);
     return CN_OK;

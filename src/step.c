@@ -37,27 +37,97 @@ cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root)
     return st;
 }
 
-/* The gradient block becomes the mean of every worker's, in one allreduce
- * that also sums the workers' losses, correct answers and wishes to stop
- * (the CN_GRAD_TAIL floats after the block). */
-static cn_status combine_gradients(cn_model *m, double *loss_sum, size_t *correct, int *stop)
+/* The gradient block becomes the mean of every worker's, with the sums of
+ * the workers' losses, correct answers and wishes to stop (the CN_GRAD_TAIL
+ * floats after the block) summed with it.  Either one allreduce after the
+ * backward pass, or buckets started during it (cn_comm's bucket): grads[0,
+ * unsent) is what no bucket has started yet. */
+typedef struct combine {
+    cn_model *m;
+    size_t unsent;
+    int started; /* buckets in flight */
+    cn_status st;
+} combine;
+
+static void put_tail(cn_model *m, double loss_sum, size_t correct, int stop)
 {
-    const cn_comm *c = &m->comm;
-    if (c->size == 1)
-        return CN_OK;
-    cn_net *net = m->net;
-    cn_backend *be = m->be;
-    size_t n = net->n_params;
-    float tail[CN_GRAD_TAIL] = {(float)*loss_sum, (float)*correct, (float)(*stop != 0)};
-    be->upload(be, net->grads + n, tail, sizeof tail);
-    cn_status st = cn_model_exchange(m, net->grads, n + CN_GRAD_TAIL, -1);
-    if (st)
-        return st;
-    be->download(be, tail, net->grads + n, sizeof tail);
+    float tail[CN_GRAD_TAIL] = {(float)loss_sum, (float)correct, (float)(stop != 0)};
+    m->be->upload(m->be, m->net->grads + m->net->n_params, tail, sizeof tail);
+}
+
+static void take_tail(cn_model *m, double *loss_sum, size_t *correct, int *stop)
+{
+    float tail[CN_GRAD_TAIL];
+    m->be->download(m->be, tail, m->net->grads + m->net->n_params, sizeof tail);
     *loss_sum = tail[0];
     *correct = (size_t)tail[1];
     *stop = tail[2] > 0;
-    be->scale(be, net->grads, 1.0f / (float)c->size, n);
+    m->be->scale(m->be, m->net->grads, 1.0f / (float)m->comm.size, m->net->n_params);
+}
+
+/* Starts the sum of grads[lo, unsent): in place where the backend's memory
+ * is the host's, else in the step's host copy (uploaded after the wait). */
+static void start_bucket(combine *b, size_t lo)
+{
+    cn_model *m = b->m;
+    cn_backend *be = m->be;
+    size_t count = b->unsent - lo;
+    float *p = m->net->grads + lo;
+    b->unsent = lo;
+    if (b->st || count == 0)
+        return;
+    if (be->host_memory) {
+        be->sync(be);
+    } else {
+        be->download(be, m->stage + lo, p, count * sizeof *p);
+        p = m->stage + lo;
+    }
+    b->st = m->comm.allreduce_start(m->comm.user, p, count);
+    b->started += b->st == CN_OK;
+}
+
+/* After layer i's backward pass: the gradients from its parameters up are
+ * final; a bucket starts when they make one. */
+static void after_layer(void *user, size_t i)
+{
+    combine *b = user;
+    const cn_layer *l = &b->m->net->layers[i];
+    const cn_comm *c = &b->m->comm;
+    if (l->n_t > 0 && b->unsent - l->t[0].offset >= c->bucket)
+        start_bucket(b, l->t[0].offset);
+    if (b->started && c->progress)
+        c->progress(c->user);
+}
+
+/* The backward pass, and the gradients combined across the workers. */
+static cn_status backward_combined(cn_model *m, size_t n, double *bwd, double *loss_sum,
+                                   size_t *correct, int *stop)
+{
+    cn_net *net = m->net;
+    const cn_comm *c = &m->comm;
+    if (c->size == 1) {
+        cn_net_run_backward(net, n, NULL, bwd, NULL, NULL);
+        return CN_OK;
+    }
+    put_tail(m, *loss_sum, *correct, *stop);
+    if (!c->allreduce_start || c->bucket == 0) {
+        cn_net_run_backward(net, n, NULL, bwd, NULL, NULL);
+        cn_status st = cn_model_exchange(m, net->grads, net->n_params + CN_GRAD_TAIL, -1);
+        if (!st)
+            take_tail(m, loss_sum, correct, stop);
+        return st;
+    }
+    combine b = {m, net->n_params + CN_GRAD_TAIL, 0, CN_OK};
+    cn_net_run_backward(net, n, NULL, bwd, after_layer, &b);
+    start_bucket(&b, 0);
+    cn_status st = c->allreduce_wait(c->user);
+    if (b.st)
+        st = b.st;
+    if (st)
+        return st;
+    if (!m->be->host_memory)
+        m->be->upload(m->be, net->grads, m->stage, (net->n_params + CN_GRAD_TAIL) * sizeof(float));
+    take_tail(m, loss_sum, correct, stop);
     return CN_OK;
 }
 
@@ -69,9 +139,8 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
     size_t right = 0;
     double sum = loss ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
     cn_net_zero_grads(net);
-    cn_net_run_backward(net, n, NULL, bwd);
     int no = 0;
-    cn_status st = combine_gradients(m, &sum, &right, stop ? stop : &no);
+    cn_status st = backward_combined(m, n, bwd, &sum, &right, stop ? stop : &no);
     if (st)
         return st;
     if (loss)

@@ -108,6 +108,10 @@ typedef struct group {
     float *slot[MAX_WORKERS];
     size_t steps, step_count; /* rank 0: allreduces of the gradient block and its size */
     size_t grad_floats;
+    size_t bucket;                /* the communicator's bucket (0: one allreduce) */
+    size_t starts, waits, pushes; /* rank 0: buckets started, waits, progress calls */
+    size_t started_floats;        /* rank 0: floats in those buckets */
+    int pending;                  /* rank 0: buckets started and not yet waited for */
 } group;
 
 typedef struct member {
@@ -143,6 +147,37 @@ static cn_status group_allreduce(void *user, float *data, size_t count)
         data[0] += 1e-3f;
     free(sum);
     return sum ? CN_OK : cn_fail(CN_ERR_NOMEM, "out of memory");
+}
+
+/* Buckets: summed at once (a sum that completes early is one a real
+ * communicator may give), counted to see that they start during the
+ * backward pass and cover the block once. */
+static cn_status group_allreduce_start(void *user, float *data, size_t count)
+{
+    member *m = user;
+    if (m->rank == 0) {
+        m->g->starts++;
+        m->g->pending++;
+        m->g->started_floats += count;
+    }
+    return group_allreduce(user, data, count);
+}
+
+static cn_status group_allreduce_wait(void *user)
+{
+    member *m = user;
+    if (m->rank == 0) {
+        m->g->waits++;
+        m->g->pending = 0;
+    }
+    return CN_OK;
+}
+
+static void group_progress(void *user)
+{
+    member *m = user;
+    if (m->rank == 0 && m->g->pending)
+        m->g->pushes++;
 }
 
 static cn_status group_broadcast(void *user, float *data, size_t count, int root)
@@ -187,7 +222,19 @@ static void *work(void *arg)
     if (!m->st)
         m->st = cn_model_create(spec, NULL, &dev, &m->model);
     cn_spec_free(spec);
-    cn_comm comm = {m->rank, m->g->size, m, group_allreduce, group_broadcast, group_barrier};
+    cn_comm comm = {m->rank, m->g->size, m, group_allreduce, group_broadcast, group_barrier, NULL,
+                    NULL,    NULL,       0};
+    if (m->g->bucket)
+        comm = (cn_comm){m->rank,
+                         m->g->size,
+                         m,
+                         group_allreduce,
+                         group_broadcast,
+                         group_barrier,
+                         group_allreduce_start,
+                         group_allreduce_wait,
+                         group_progress,
+                         m->g->bucket};
     if (!m->st)
         m->st = cn_model_set_comm(m->model, &comm);
     /* Workers start together or not at all (one left out would leave the
@@ -280,6 +327,26 @@ static void check_workers(const char *backend)
     g.grad_floats = solo[0].model->net->n_params + CN_GRAD_TAIL;
     run_group(&g, two, 2, backend, SPLIT, &train);
     CHECK_MSG(g.steps == 10, "%zu allreduces of the gradient block for 10 steps", g.steps);
+    /* In buckets started during the backward pass, the same sums: the same
+     * bits.  Buckets of at least 100 floats over SPLIT's layers (4x1x3x3+4,
+     * 4x4x3x3+4, 8x64+8, 2x8+2 floats, each tensor padded, and the 3 of the
+     * tail): the last fc joins the first, the second conv makes one, the
+     * first conv's 64 go after the pass: 3 per step, the first two started
+     * while layers below still had to run. */
+    group b = {0};
+    b.bucket = 100;
+    member bt[2];
+    run_group(&b, bt, 2, backend, SPLIT, &train);
+    CHECK_OK(bt[0].st);
+    CHECK_OK(bt[1].st);
+    CHECK(same_weights(bt[0].model, two[0].model) && same_weights(bt[1].model, two[0].model));
+    printf("    %s: buckets of 100 floats: %zu started in 10 steps, %zu progress calls\n", backend,
+           b.starts, b.pushes);
+    CHECK_MSG(b.starts == 30 && b.waits == 10, "%zu buckets, %zu waits", b.starts, b.waits);
+    CHECK(b.started_floats == 10 * g.grad_floats);
+    CHECK(b.pushes > 0);
+    for (int r = 0; r < 2; r++)
+        cn_model_free(bt[r].model);
     cn_model_free(two[0].model);
     cn_model_free(two[1].model);
     /* An exchange that fails stops every worker with its status. */
@@ -317,9 +384,16 @@ static void check_workers(const char *backend)
         cn_model_free(four[r].model);
     }
     /* A communicator must make sense. */
-    cn_comm wrong = {2, 2, NULL, group_allreduce, group_broadcast, group_barrier};
+    cn_comm wrong = {.rank = 2,
+                     .size = 2,
+                     .allreduce = group_allreduce,
+                     .broadcast = group_broadcast,
+                     .barrier = group_barrier};
     CHECK_ERR(cn_model_set_comm(solo[0].model, &wrong), CN_ERR_ARG);
     wrong.rank = 0;
+    wrong.allreduce_start = group_allreduce_start; /* and no wait */
+    CHECK_ERR(cn_model_set_comm(solo[0].model, &wrong), CN_ERR_ARG);
+    wrong.allreduce_start = NULL;
     wrong.allreduce = NULL;
     CHECK_ERR(cn_model_set_comm(solo[0].model, &wrong), CN_ERR_ARG);
     CHECK_OK(cn_model_set_comm(solo[0].model, NULL));

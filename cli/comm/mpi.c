@@ -48,6 +48,47 @@ static cn_status mpi_allreduce(void *user, float *data, size_t count)
     return CN_OK;
 }
 
+/* Buckets of the gradient block in flight: nonblocking allreduces. */
+#define MAX_PENDING 4096
+static MPI_Request pending[MAX_PENDING];
+static int n_pending;
+
+static cn_status mpi_allreduce_start(void *user, float *data, size_t count)
+{
+    (void)user;
+    for (size_t at = 0; at < count; at += PIECE) {
+        int n = (int)(count - at < PIECE ? count - at : PIECE);
+        if (n_pending == MAX_PENDING) {
+            fprintf(stderr, "convnet: more than %d gradient buckets in flight\n", MAX_PENDING);
+            return CN_ERR_ARG;
+        }
+        cn_status st = mpi_status(MPI_Iallreduce(MPI_IN_PLACE, data + at, n, MPI_FLOAT, MPI_SUM,
+                                                 MPI_COMM_WORLD, &pending[n_pending]),
+                                  "allreduce");
+        if (st)
+            return st;
+        n_pending++;
+    }
+    return CN_OK;
+}
+
+static cn_status mpi_allreduce_wait(void *user)
+{
+    (void)user;
+    int n = n_pending;
+    n_pending = 0;
+    return mpi_status(MPI_Waitall(n, pending, MPI_STATUSES_IGNORE), "allreduce");
+}
+
+/* Open MPI advances nonblocking collectives inside its calls only. */
+static void mpi_progress(void *user)
+{
+    (void)user;
+    int done;
+    if (n_pending)
+        MPI_Testall(n_pending, pending, &done, MPI_STATUSES_IGNORE);
+}
+
 static cn_status mpi_broadcast(void *user, float *data, size_t count, int root)
 {
     (void)user;
@@ -69,7 +110,7 @@ static cn_status mpi_barrier(void *user)
 
 int cli_comm_open(int *argc, char ***argv, cn_comm *comm)
 {
-    *comm = (cn_comm){0, 1, NULL, NULL, NULL, NULL};
+    *comm = (cn_comm){.rank = 0, .size = 1};
     if (!launched())
         return 0;
     int provided;
@@ -81,7 +122,16 @@ int cli_comm_open(int *argc, char ***argv, cn_comm *comm)
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    *comm = (cn_comm){rank, size, NULL, mpi_allreduce, mpi_broadcast, mpi_barrier};
+    *comm = (cn_comm){rank,
+                      size,
+                      NULL,
+                      mpi_allreduce,
+                      mpi_broadcast,
+                      mpi_barrier,
+                      mpi_allreduce_start,
+                      mpi_allreduce_wait,
+                      mpi_progress,
+                      0};
     return 0;
 }
 

@@ -5,7 +5,7 @@ int cli_comm_open(int *argc, char ***argv, cn_comm *comm)
 {
     (void)argc;
     (void)argv;
-    *comm = (cn_comm){0, 1, NULL, NULL, NULL, NULL};
+    *comm = (cn_comm){.rank = 0, .size = 1};
     return 0;
 }
 
