@@ -76,6 +76,12 @@ void cli_wrap(FILE *f, const char *text, int col, int indent, int width);
 
 /* Data directory: --data, else $CONVNET_DATA, else data/mnist. */
 const char *cli_data_dir(const char *opt);
+/* The data directory for a model: opt when given, else the one the model
+ * was trained on (its note data.dir; *own set), else cli_data_dir's. */
+const char *cli_model_data_dir(const cn_model *model, const char *opt, int *own);
+/* "digits" or "pictures": what a data set's images are (predict's default
+ * fit follows it: the digit fit re-centres ink, wrong for clothes). */
+const char *cli_data_kind(const cn_data *d);
 
 /* 1 234 567 with thin grouping, into buf. */
 const char *cli_count(uint64_t v, char *buf, size_t size);
@@ -112,6 +118,9 @@ int cli_load_model(const char *cmd, const char *path, long threads, cn_model **m
 
 /* "digit", "crop" or "stretch" into *fit; 0 for anything else. */
 int cli_fit(const char *s, cn_fit *fit);
+/* fit, or when it is CN_FIT_AUTO the fit for the pictures the model was
+ * trained on (its note data.kind), with *why saying which (else NULL). */
+cn_fit cli_model_fit(const cn_model *model, cn_fit fit, const char **why);
 
 /* The rows of a training log (the CSV 'convnet train' writes), malloc'd;
  * returns 0, or 1 after printing what is wrong (cli/log.c). */

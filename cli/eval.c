@@ -103,7 +103,10 @@ int cmd_eval(int argc, char **argv)
     int rc = cli_load_model("eval", path, threads, &model);
     if (rc)
         return rc;
-    const char *dir = cli_data_dir(data_opt);
+    int own;
+    const char *dir = cli_model_data_dir(model, data_opt, &own);
+    if (own && !json)
+        printf("data: %s (the model's own; --data for other data)\n", dir);
     cn_data test;
     if (cn_data_load(dir, "test", &test)) {
         cn_model_free(model);

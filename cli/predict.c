@@ -27,9 +27,11 @@ static const char help[] =
     "                 {\"file\": ..., \"label\": best class, \"probability\": ...,\n"
     "                  \"top\": [{\"label\": ..., \"probability\": ...}, ...]}\n"
     "  --fit MODE     how a picture is brought to the input size: digit (the MNIST\n"
-    "                 procedure above; default for grey networks), crop (the centred\n"
-    "                 part with the input's proportions, scaled; default for colour),\n"
-    "                 stretch (the whole picture scaled)\n"
+    "                 procedure above), crop (the centred part with the input's\n"
+    "                 proportions, scaled), stretch (the whole picture scaled).\n"
+    "                 Default: digit for a model trained on digits, crop for one\n"
+    "                 trained on other pictures (train notes which in the model\n"
+    "                 file); for older files digit when grey, crop when colour\n"
     "  --threads N    worker threads (default: one per core)\n"
     "\n"
     "A file that cannot be read is reported on stderr and the others are still\n"
@@ -211,6 +213,12 @@ int cmd_predict(int argc, char **argv)
     cn_net *net = cn_model_net(model);
     cn_shape s = cn_net_input_shape(net);
     size_t sz = s.c * s.h * s.w, k = cn_net_classes(net);
+    /* Without --fit, the fit of the pictures the model learnt from; said
+     * when it is not the one for grey digits. */
+    const char *why;
+    fit = cli_model_fit(model, fit, &why);
+    if (why && fit != CN_FIT_DIGIT && s.c == 1 && !json)
+        printf("fit: %s; --fit to choose\n", why);
     pix = malloc(nb * sz);
     out = malloc(nb * k * sizeof *out);
     slot = malloc(nb * sizeof *slot);

@@ -177,8 +177,11 @@ int cmd_report(int argc, char **argv)
     FILE *f = NULL, *file = NULL; /* the page as it is written, and its file */
     char *page = NULL;
     size_t page_size = 0;
-    if (cn_data_load(cli_data_dir(data_opt), "test", &test) ||
-        cn_net_evaluate(cn_model_net(model), &test, &ev)) {
+    int own;
+    const char *dir = cli_model_data_dir(model, data_opt, &own);
+    if (own)
+        printf("data: %s (the model's own; --data for other data)\n", dir);
+    if (cn_data_load(dir, "test", &test) || cn_net_evaluate(cn_model_net(model), &test, &ev)) {
         rc = cli_lib_error();
         goto done;
     }

@@ -39,7 +39,11 @@ static const char help_rest[] =
     "                   of an epoch with the training figures, and one at the end of\n"
     "                   each epoch with validation too; 'convnet plot' draws it\n"
     "  --log-every F    fraction of an epoch between log lines (default 0.1)\n"
-    "  --resume FILE    continue training from a model file written by train\n"
+    "  --resume FILE    continue training from a model file written by train, on\n"
+    "                   the data it was trained on (its directory, --limit and\n"
+    "                   --val, kept in the file); data that changed since are\n"
+    "                   refused unless --data is given\n"
+    "  --force          write -o FILE even when it holds a model of another network\n"
     "  --quiet          no progress bar, only the lines per epoch\n"
     "  --verbose        also the peak memory (resident) after each epoch and at the end\n"
     "  --test-every F   evaluate the test set every F epochs (0.25: four times an\n"
@@ -279,7 +283,8 @@ typedef struct args {
     const char *recipe[MAX_RECIPE]; /* the text given for recipe key i, or NULL */
     long threads, val, limit;
     double test_every, stop_at, log_every, bucket_mb;
-    int quiet, verbose;
+    int quiet, verbose, force;
+    int val_given, limit_given;
 } args;
 
 /* parse_args: go on with the training. */
@@ -303,6 +308,7 @@ static int parse_args(int argc, char **argv, args *a)
         O_VERBOSE,
         O_LIMIT,
         O_BUCKET,
+        O_FORCE,
         O_HELP,
         O_RECIPE = 256 /* + the index of a recipe key */
     };
@@ -312,6 +318,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"val", 1, O_VAL},
         {"limit", 1, O_LIMIT},
         {"bucket-mb", 1, O_BUCKET},
+        {"force", 0, O_FORCE},
         {"log", 1, O_LOG},
         {"resume", 1, O_RESUME},
         {"quiet", 0, O_QUIET},
@@ -356,10 +363,12 @@ static int parse_args(int argc, char **argv, args *a)
         case O_VAL:
             if (!cli_int(v, 0, 100000000, &a->val))
                 return cli_usage("train", "--val takes a whole number >= 0, not '%s'", v);
+            a->val_given = 1;
             break;
         case O_LIMIT:
             if (!cli_int(v, 1, 100000000, &a->limit))
                 return cli_usage("train", "--limit takes a whole number >= 1, not '%s'", v);
+            a->limit_given = 1;
             break;
         case O_BUCKET:
             if (!cli_double(v, 0, 1e6, &a->bucket_mb))
@@ -370,6 +379,7 @@ static int parse_args(int argc, char **argv, args *a)
         case O_LOG: a->log = v; break;
         case O_RESUME: a->resume = v; break;
         case O_QUIET: a->quiet = 1; break;
+        case O_FORCE: a->force = 1; break;
         case O_VERBOSE: a->verbose = 1; break;
         case O_LOG_EVERY:
             if (!cli_double(v, 1e-4, 1, &a->log_every))
@@ -411,6 +421,9 @@ typedef struct job {
     cn_model *model;
     char *default_out, *log_default; /* owned */
     const char *dir;                 /* the data directory */
+    long n_val, n_limit;             /* the split: given, or the resumed model's */
+    int dir_own;                     /* dir is the resumed model's own */
+    int data_changed;                /* --data given, not the data resumed */
     cn_data all, train, val, test;   /* train and val are slices of all */
     int start_epoch;                 /* where this run started */
     uint64_t start_step;
@@ -494,6 +507,27 @@ static int check_out_dir(const char *out)
     return rc;
 }
 
+/* Whether the model file at path holds another network than net (other
+ * tensors or shapes): a file that is not a model does not count. */
+static int holds_other_network(const char *path, const cn_net *net)
+{
+    cn_device one = {"cpu", 0, 1};
+    cn_model *old;
+    if (access(path, F_OK) != 0 || cn_model_load(path, &one, &old) != CN_OK)
+        return 0;
+    const cn_net *o = cn_model_net(old);
+    int other = cn_net_num_tensors(o) != cn_net_num_tensors(net);
+    for (size_t i = 0; !other && i < cn_net_num_tensors(net); i++) {
+        cn_tensor_info a, b;
+        cn_net_tensor(net, i, &a);
+        cn_net_tensor(o, i, &b);
+        other = strcmp(a.name, b.name) != 0 || a.ndim != b.ndim ||
+                memcmp(a.dims, b.dims, sizeof a.dims) != 0;
+    }
+    cn_model_free(old);
+    return other;
+}
+
 /* The model, new or resumed, and the files it is written to: 0 or the exit
  * status. */
 static int open_model(const args *a, job *j)
@@ -506,6 +540,10 @@ static int open_model(const args *a, job *j)
     if (j->comm.size > 1 && cn_model_set_comm(j->model, &j->comm))
         return cli_lib_error();
     j->r.out = a->out ? a->out : a->resume ? a->resume : j->default_out;
+    if (!a->force && j->comm.rank == 0 && holds_other_network(j->r.out, cn_model_net(j->model)))
+        return cli_error("%s holds a model of another network: --force to replace it, or -o "
+                         "another file",
+                         j->r.out);
     j->log_default = cli_log_name(j->r.out);
     j->r.log_path = a->log ? a->log : j->log_default;
     if (!j->r.log_path)
@@ -513,23 +551,82 @@ static int open_model(const args *a, job *j)
     return j->comm.rank == 0 ? check_out_dir(j->r.out) : 0;
 }
 
+/* A whole number from the model's note key, or dflt. */
+static long note_long(const cn_model *m, const char *key, long dflt)
+{
+    const char *v = cn_model_info(m, key);
+    long n;
+    return v && cli_int(v, 0, 100000000, &n) ? n : dflt;
+}
+
+/* Notes in the model file of the data it is trained on, so that --resume,
+ * eval, report, viz and predict find them again: 0 or the exit status. */
+static int note_data(job *j, const char *fingerprint)
+{
+    char dir[4096], num[32];
+    if (j->dir[0] == '/' || !getcwd(dir, sizeof dir - 1 - strlen(j->dir)))
+        snprintf(dir, sizeof dir, "%s", j->dir);
+    else
+        strcat(strcat(dir, "/"), j->dir);
+    cn_model *m = j->model;
+    cn_status st = cn_model_set_info(m, "data.dir", dir);
+    if (!st) /* j->dir may have been the note replaced */
+        j->dir = cn_model_info(m, "data.dir");
+    snprintf(num, sizeof num, "%ld", j->n_limit);
+    if (!st)
+        st = cn_model_set_info(m, "data.limit", num);
+    snprintf(num, sizeof num, "%ld", j->n_val);
+    if (!st)
+        st = cn_model_set_info(m, "data.val", num);
+    if (!st)
+        st = cn_model_set_info(m, "data.fingerprint", fingerprint);
+    if (!st)
+        st = cn_model_set_info(m, "data.kind", cli_data_kind(&j->all));
+    return st ? cli_lib_error() : 0;
+}
+
 /* The training set split into training and validation images, and the test
- * set for --test-every: 0 or the exit status. */
+ * set for --test-every: 0 or the exit status.  A resumed model trains on
+ * its own data (directory, --limit, --val) unless told otherwise; data that
+ * changed since are refused unless --data names them. */
 static int load_data(const args *a, job *j)
 {
-    j->dir = cli_data_dir(a->data);
+    const cn_model *m = j->model;
+    j->n_val = a->val;
+    j->n_limit = a->limit;
+    if (a->resume) {
+        j->dir = cli_model_data_dir(m, a->data, &j->dir_own);
+        if (!a->val_given)
+            j->n_val = note_long(m, "data.val", a->val);
+        if (!a->limit_given)
+            j->n_limit = note_long(m, "data.limit", 0);
+    } else {
+        j->dir = cli_data_dir(a->data);
+    }
     if (cn_data_load(j->dir, "train", &j->all))
         return cli_lib_error();
     cn_data *all = &j->all;
-    if ((size_t)a->val >= all->n)
-        return cli_error("--val %ld leaves no training images (the file has %zu)", a->val, all->n);
-    size_t n_train = all->n - (size_t)a->val;
-    j->train =
-        cn_data_slice(all, 0, a->limit && (size_t)a->limit < n_train ? (size_t)a->limit : n_train);
-    j->val = cn_data_slice(all, all->n - (size_t)a->val, (size_t)a->val);
+    if ((size_t)j->n_val >= all->n)
+        return cli_error("--val %ld leaves no training images (the file has %zu)", j->n_val,
+                         all->n);
+    size_t n_train = all->n - (size_t)j->n_val;
+    j->train = cn_data_slice(
+        all, 0, j->n_limit && (size_t)j->n_limit < n_train ? (size_t)j->n_limit : n_train);
+    j->val = cn_data_slice(all, all->n - (size_t)j->n_val, (size_t)j->n_val);
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)cn_data_fingerprint(all));
+    const char *was = a->resume ? cn_model_info(m, "data.fingerprint") : NULL;
+    if (was && strcmp(was, fp) != 0) {
+        if (!a->data)
+            return cli_error("the training data in %s are not those %s was trained on "
+                             "(fingerprint %s; the model's %s): give --data %s to go on with "
+                             "them anyway",
+                             j->dir, a->resume, fp, was, j->dir);
+        j->data_changed = 1;
+    }
     if (a->test_every > 0 && cn_data_load(j->dir, "test", &j->test))
         return cli_lib_error();
-    return 0;
+    return note_data(j, fp);
 }
 
 /* The hooks' state, and the CSV log (appended to when resuming after the
@@ -596,7 +693,11 @@ static void print_start(const args *a, const job *j)
                j->comm.size, cli_comm_kind(), o->batch / j->comm.size,
                j->comm.bucket ? "in buckets during the backward pass" : "after the backward pass");
     if (a->resume)
-        printf("continuing at epoch %d, batch %llu\n", s->epoch + 1, (unsigned long long)s->step);
+        printf("continuing at epoch %d, batch %llu%s\n", s->epoch + 1, (unsigned long long)s->step,
+               j->data_changed ? "; on other data than the model was trained on so far, as "
+                                 "--data asks"
+               : j->dir_own    ? " on the data it was trained on"
+                               : "");
     fflush(stdout);
 }
 

@@ -127,7 +127,13 @@ int cmd_viz(int argc, char **argv)
                        path);
         goto done;
     }
-    const char *dir = cli_data_dir(data_opt);
+    int own;
+    const char *dir = cli_model_data_dir(model, data_opt, &own), *why;
+    if (own)
+        printf("data: %s (the model's own; --data for other data)\n", dir);
+    fit = cli_model_fit(model, fit, &why);
+    if (image && why && fit != CN_FIT_DIGIT && cn_net_input_shape(net).c == 1)
+        printf("fit: %s; --fit to choose\n", why);
     if (cn_data_load(dir, "train", &train) || cn_data_load(dir, "test", &test) ||
         cn_model_reserve(model, 256)) {
         rc = cli_lib_error();

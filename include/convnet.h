@@ -465,6 +465,22 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out);
 cn_status cn_model_save(const cn_model *model, const char *path);
 void cn_model_free(cn_model *model);
 
+/* A caller's notes kept with the model: short strings under keys of
+ * letters, digits, '.', '_' and '-' (1 to 64 characters), saved in the
+ * file's metadata as "convnet.info.KEY" and read back by cn_model_load.
+ * The library does not interpret them (the command line keeps there the
+ * data a model was trained on: data.dir, data.limit, data.val,
+ * data.fingerprint, data.kind).  value NULL removes the key.
+ * Errors: CN_ERR_ARG (a bad key), CN_ERR_NOMEM. */
+cn_status cn_model_set_info(cn_model *model, const char *key, const char *value);
+/* The note under key, or NULL; valid until the key is set again or the
+ * model is freed. */
+const char *cn_model_info(const cn_model *model, const char *key);
+
+/* A 64-bit fingerprint of a data set's shape, classes, pixels and labels
+ * (FNV-1a): equal data give equal fingerprints wherever they are stored. */
+uint64_t cn_data_fingerprint(const cn_data *data);
+
 /* Makes the model's network take batches of up to n samples (rebuilding it
  * if it was planned for fewer; the weights are kept).  Errors: CN_ERR_ARG,
  * CN_ERR_NOMEM. */

@@ -392,6 +392,8 @@ struct cn_model {
     cn_comm comm;
     float *stage; /* a host copy of the gradient block for comm, when the
                      backend's memory is not the host's and size > 1 */
+    char **info;  /* the caller's notes: key, value, key, value ... */
+    size_t n_info;
 };
 
 /* The optimizer: its state in be's memory, n_params floats per slot. */

@@ -26,6 +26,9 @@ void cn_model_free(cn_model *m)
     cn_spec_free(m->spec);
     free(m->stage);
     free(m->origin);
+    for (size_t i = 0; i < 2 * m->n_info; i++)
+        free(m->info[i]);
+    free(m->info);
     free(m);
 }
 
@@ -271,6 +274,106 @@ static char *state_json(const cn_model *m)
     return out;
 }
 
+/* ------------------------------------------------------------------ notes */
+
+#define INFO_PREFIX "convnet.info."
+
+static int good_key(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(key[i] >= 'a' && key[i] <= 'z') && !(key[i] >= 'A' && key[i] <= 'Z') &&
+            !(key[i] >= '0' && key[i] <= '9') && !strchr("._-", key[i]))
+            return 0;
+    return 1;
+}
+
+static char *copy_text(const char *s)
+{
+    char *c = malloc(strlen(s) + 1);
+    return c ? strcpy(c, s) : NULL;
+}
+
+cn_status cn_model_set_info(cn_model *m, const char *key, const char *value)
+{
+    if (!good_key(key))
+        return cn_fail(CN_ERR_ARG,
+                       "a model note's key is 1 to 64 letters, digits, '.', '_' or '-', not '%s'",
+                       key ? key : "(null)");
+    size_t i = 0;
+    while (i < m->n_info && strcmp(m->info[2 * i], key) != 0)
+        i++;
+    if (!value) { /* removed: the last pair takes its place */
+        if (i < m->n_info) {
+            free(m->info[2 * i]);
+            free(m->info[2 * i + 1]);
+            m->n_info--;
+            m->info[2 * i] = m->info[2 * m->n_info];
+            m->info[2 * i + 1] = m->info[2 * m->n_info + 1];
+        }
+        return CN_OK;
+    }
+    char *v = copy_text(value);
+    if (!v)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    if (i < m->n_info) {
+        free(m->info[2 * i + 1]);
+        m->info[2 * i + 1] = v;
+        return CN_OK;
+    }
+    char *k = copy_text(key);
+    char **grown = k ? realloc(m->info, 2 * (m->n_info + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(k);
+        free(v);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    m->info = grown;
+    m->info[2 * m->n_info] = k;
+    m->info[2 * m->n_info + 1] = v;
+    m->n_info++;
+    return CN_OK;
+}
+
+const char *cn_model_info(const cn_model *m, const char *key)
+{
+    for (size_t i = 0; key && i < m->n_info; i++)
+        if (strcmp(m->info[2 * i], key) == 0)
+            return m->info[2 * i + 1];
+    return NULL;
+}
+
+/* The notes among a file's metadata, into m. */
+static cn_status read_info(const char *path, const cn_st_file *f, cn_model *m)
+{
+    size_t plen = strlen(INFO_PREFIX);
+    for (size_t i = 0; i < f->n_meta; i++) {
+        const char *key = f->meta[2 * i];
+        if (strncmp(key, INFO_PREFIX, plen) != 0)
+            continue;
+        if (!good_key(key + plen))
+            return cn_fail(CN_ERR_FORMAT, "%s: metadata '%s': not a model note's key", path, key);
+        cn_status st = cn_model_set_info(m, key + plen, f->meta[2 * i + 1]);
+        if (st)
+            return st;
+    }
+    return CN_OK;
+}
+
+uint64_t cn_data_fingerprint(const cn_data *d)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    const size_t head[] = {d->n, d->shape.c, d->shape.h, d->shape.w, d->classes};
+    const uint8_t *parts[] = {(const uint8_t *)head, d->pixels, (const uint8_t *)d->labels};
+    size_t sizes[] = {sizeof head, d->n * cn_shape_size(d->shape), d->n * sizeof *d->labels};
+    for (size_t p = 0; p < 3; p++)
+        for (size_t i = 0; parts[p] && i < sizes[p]; i++)
+            h = (h ^ parts[p][i]) * 0x100000001b3u;
+    return h;
+}
+
 cn_status cn_model_save(const cn_model *m, const char *path)
 {
     size_t n = 0, total = 0;
@@ -278,6 +381,8 @@ cn_status cn_model_save(const cn_model *m, const char *path)
     cn_st_tensor *t = calloc(n ? n : 1, sizeof *t);
     float *host = ft ? malloc((total ? total : 1) * sizeof *host) : NULL;
     char *opts = cn_train_opts_json(&m->opts), *state = state_json(m);
+    const char **meta = NULL;
+    char **keys = NULL;
     cn_status st = CN_OK;
     if (!ft || !t || !host || !opts || !state) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -301,12 +406,33 @@ cn_status cn_model_save(const cn_model *m, const char *path)
                               ft[i].ndim,
                               {ft[i].dims[0], ft[i].dims[1], ft[i].dims[2], ft[i].dims[3]},
                               host + ft[i].at};
-    const char *meta[] = {"format",         "pt",          "convnet.version", CN_VERSION,
+    const char *base[] = {"format",         "pt",          "convnet.version", CN_VERSION,
                           "convnet.source", m->origin,     "convnet.model",   m->spec->text,
                           "convnet.optim",  m->optim.kind, "convnet.train",   opts,
                           "convnet.state",  state};
-    st = cn_st_write(path, t, n, meta, sizeof meta / sizeof meta[0] / 2);
+    size_t n_base = sizeof base / sizeof base[0] / 2;
+    meta = malloc(2 * (n_base + m->n_info) * sizeof *meta);
+    keys = calloc(m->n_info ? m->n_info : 1, sizeof *keys);
+    if (!meta || !keys) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(meta, base, sizeof base);
+    for (size_t i = 0; i < m->n_info; i++) {
+        if (!(keys[i] = malloc(strlen(INFO_PREFIX) + strlen(m->info[2 * i]) + 1))) {
+            st = cn_fail(CN_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        strcat(strcpy(keys[i], INFO_PREFIX), m->info[2 * i]);
+        meta[2 * (n_base + i)] = keys[i];
+        meta[2 * (n_base + i) + 1] = m->info[2 * i + 1];
+    }
+    st = cn_st_write(path, t, n, meta, n_base + m->n_info);
 done:
+    for (size_t i = 0; keys && i < m->n_info; i++)
+        free(keys[i]);
+    free(keys);
+    free(meta);
     free(ft);
     free(t);
     free(host);
@@ -446,6 +572,8 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
         free(m->origin);
         m->origin = o;
     }
+    if ((st = read_info(path, &f, m)))
+        goto done;
     const char *stext = cn_st_meta(&f, "convnet.state");
     if (stext) {
         if ((st = read_state(path, stext, &opts, &m->state)))

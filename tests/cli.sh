@@ -519,7 +519,8 @@ interrupt() {
     fi
     expect_err "$1 saves" "stopped by $4 at epoch 2, batch 1[0-9]; saved to $3.safetensors" \
         "continue with: convnet train --resume $3.safetensors"
-    run "$1 resume" 0 "$bin" train --resume "$3.safetensors" --data "$data" --limit 3200 --val 1000 --quiet &&
+    # the hint, exactly as printed (the model file keeps --data, --limit, --val)
+    run "$1 resume" 0 "$bin" train --resume "$3.safetensors" --quiet &&
         expect "$1 resume" "continuing at epoch 2, batch 1[0-9]" &&
         if cmp -s "$3.safetensors" ref.safetensors; then ok "$1 resume is exact"; else fail "$1 resume is exact" "interrupted and resumed differs from one run"; fi
 }
@@ -535,6 +536,70 @@ kill -CONT $pid
 wait $pid
 run "resume with another batch" 2 "$bin" train --resume mid.safetensors --batch 32 --data "$data" --quiet &&
     expect_err "resume with another batch" "mid.safetensors stopped inside an epoch: resume it with its batch size 64"
+
+# --- a model knows its data: resume, eval, predict, overwriting ----------------------------
+# Two small data sets in MNIST's layout: digits, and the same digits in
+# negative (most of each picture lit: "pictures", not digits).
+mkdir -p own/digits own/negative
+if "$py" - "$data" own <<'PY' >"$tmp/out" 2>&1; then
+import gzip, os, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+def idx(name):
+    for n in (name, name + ".gz"):
+        p = os.path.join(src, n)
+        if os.path.exists(p):
+            return (gzip.open if n.endswith(".gz") else open)(p, "rb").read()
+for split, n in (("train", 3000), ("t10k", 500)):
+    img, lab = idx(f"{split}-images-idx3-ubyte"), idx(f"{split}-labels-idx1-ubyte")
+    pixels, labels = img[16:16 + n * 784], lab[8:8 + n]
+    for kind, px in (("digits", pixels), ("negative", bytes(255 - b for b in pixels))):
+        with open(f"{dst}/{kind}/{split}-images-idx3-ubyte", "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, n, 28, 28) + px)
+        with open(f"{dst}/{kind}/{split}-labels-idx1-ubyte", "wb") as f:
+            f.write(struct.pack(">II", 0x801, n) + labels)
+PY
+    owned="--data $tmp/own/digits --limit 1000 --val 500 --epochs 2 --quiet"
+    run "own data: reference" 0 "$bin" train "$root/models/small.cfg" $owned -o own-ref.safetensors
+    CONVNET_TEST_SIGTERM_AT=20 "$bin" train "$root/models/small.cfg" $owned \
+        -o own.safetensors >"$tmp/out" 2>"$tmp/err"
+    hint=$(sed -n 's/^continue with: //p' "$tmp/err")
+    # from another directory, exactly as printed
+    mkdir -p elsewhere && cd elsewhere || exit 1
+    run "own data: the hint works as printed" 0 sh -c "cd .. && $bin ${hint#convnet }" &&
+        expect "own data: the hint works as printed" "1000 training, 500 validation images" \
+            "continuing at epoch 2, batch 5 on the data it was trained on" &&
+        if cmp -s ../own.safetensors ../own-ref.safetensors; then ok "own data: resumed exactly"; else fail "own data: resumed exactly" "differs from the uninterrupted run"; fi
+    run "own data: eval uses the model's data" 0 "$bin" eval ../own.safetensors &&
+        expect "own data: eval uses the model's data" "^data: $tmp/own/digits (the model's own" "on 500 test images"
+    cd .. || exit 1
+    # the data changed under the model: refused, unless --data says so
+    CONVNET_TEST_SIGTERM_AT=20 "$bin" train "$root/models/small.cfg" $owned \
+        -o changed.safetensors >/dev/null 2>&1
+    cp -r own/digits own/kept && cp own/negative/* own/digits/
+    run "own data: changed data refused" 1 "$bin" train --resume changed.safetensors --quiet &&
+        expect_err "own data: changed data refused" "the training data in $tmp/own/digits are not those changed.safetensors was trained on" "give --data $tmp/own/digits"
+    run "own data: changed data taken when named" 0 "$bin" train --resume changed.safetensors \
+        --data own/digits --quiet --epochs 1 &&
+        expect "own data: changed data taken when named" "on other data than the model was trained on so far, as --data asks"
+    rm -rf own/digits && mv own/kept own/digits
+    # a model of pictures gets the pictures' fit in predict
+    run "own data: pictures" 0 "$bin" train "$root/models/small.cfg" --data own/negative \
+        --limit 500 --val 500 --epochs 1 --quiet -o negative.safetensors &&
+        run "own data: export" 0 "$bin" export --data own/negative --out negative-png --count 3 &&
+        run "own data: predict fits pictures" 0 "$bin" predict negative.safetensors negative-png/00000-*.png &&
+        expect "own data: predict fits pictures" "^fit: crop (the model was trained on pictures, not digits)"
+    run "own data: digits keep the digit fit" 0 "$bin" predict own.safetensors negative-png/00000-*.png &&
+        if has "^fit:"; then fail "own data: digits keep the digit fit" "a fit line for a model of digits"; else ok "own data: digits keep the digit fit"; fi
+    # another network's model file is not overwritten unless asked
+    run "own data: another network's file kept" 1 "$bin" train "$root/models/lenet.cfg" $owned \
+        --epochs 1 -o own.safetensors &&
+        expect_err "own data: another network's file kept" "own.safetensors holds a model of another network: --force to replace it" &&
+        if cmp -s own.safetensors own-ref.safetensors; then ok "own data: the file is untouched"; else fail "own data: the file is untouched" "it changed"; fi
+    run "own data: --force replaces it" 0 "$bin" train "$root/models/lenet.cfg" $owned \
+        --epochs 1 --force -o own.safetensors
+else
+    fail "own data: making the data sets" "see above"
+fi
 
 # --- saves that cannot complete: a full disk, a read-only or missing directory -----------
 # The previous model must stay as it was (and load), nothing half-written may be

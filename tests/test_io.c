@@ -410,7 +410,46 @@ static void idx_refuses_bad_files(void)
     CHECK(th_contains(cn_last_error(), "fetch-data.sh"));
 }
 
+/* A caller's notes go into the file and come back; keys are checked. */
+static void model_keeps_notes(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    CHECK(cn_model_info(m, "data.dir") == NULL);
+    CHECK_OK(cn_model_set_info(m, "data.dir", "/somewhere/mnist"));
+    CHECK_OK(cn_model_set_info(m, "data.limit", "2000"));
+    CHECK_OK(cn_model_set_info(m, "gone", "x"));
+    CHECK_OK(cn_model_set_info(m, "data.limit", "20000")); /* replaced */
+    CHECK_OK(cn_model_set_info(m, "gone", NULL));          /* removed */
+    CHECK_ERR(cn_model_set_info(m, "", "x"), CN_ERR_ARG);
+    CHECK_ERR(cn_model_set_info(m, "a key", "x"), CN_ERR_ARG);
+    const char *path = th_path("notes.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    cn_model *l;
+    CHECK_OK(cn_model_load(path, th_dev(1), &l));
+    CHECK(l && cn_model_info(l, "data.dir") &&
+          !strcmp(cn_model_info(l, "data.dir"), "/somewhere/mnist"));
+    CHECK(l && cn_model_info(l, "data.limit") && !strcmp(cn_model_info(l, "data.limit"), "20000"));
+    CHECK(l && cn_model_info(l, "gone") == NULL);
+    cn_model_free(l);
+    cn_model_free(m);
+    /* The fingerprint follows the contents, not where they are. */
+    uint8_t pix[2 * 4] = {1, 2, 3, 4, 5, 6, 7, 8}, other[8];
+    int32_t lab[2] = {0, 1};
+    memcpy(other, pix, sizeof pix);
+    cn_data a = {2, {1, 2, 2}, 2, pix, lab, 0}, b = {2, {1, 2, 2}, 2, other, lab, 0};
+    CHECK(cn_data_fingerprint(&a) == cn_data_fingerprint(&b));
+    other[7] ^= 1;
+    CHECK(cn_data_fingerprint(&a) != cn_data_fingerprint(&b));
+    other[7] ^= 1;
+    lab[1] = 0;
+    CHECK(cn_data_fingerprint(&a) == cn_data_fingerprint(&b)); /* the same labels */
+    b.classes = 3;
+    CHECK(cn_data_fingerprint(&a) != cn_data_fingerprint(&b));
+}
+
 const th_test th_io[] = {
+    {"io/model_keeps_notes", model_keeps_notes},
     {"io/model_round_trip", model_round_trip},
     {"io/model_keeps_buffers", model_keeps_buffers},
     {"io/refuses_truncated_files", refuses_truncated_files},
