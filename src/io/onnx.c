@@ -31,6 +31,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -575,6 +577,14 @@ static cn_status build(const cn_net *net, const char *const *class_names, const 
     if ((st = cn_net_get(net, CN_PARAMS, 0, np, params)) ||
         (st = cn_net_get(net, CN_BUFFERS, 0, nb, buffers)))
         goto done;
+    /* A diverged network is not exported, as it is not saved. */
+    for (size_t k = 0; k < np + nb; k++)
+        if (!isfinite(k < np ? params[k] : buffers[k - np])) {
+            st = cn_fail(CN_ERR_NUMERIC,
+                         "not exported: the network's weights hold NaN or infinite values "
+                         "(training diverged)");
+            goto done;
+        }
     for (size_t k = 0; k < net->spec->classes; k++) {
         char index[32];
         snprintf(index, sizeof index, "%zu", k);
@@ -639,9 +649,11 @@ done:
     return st;
 }
 
-/* Writes data to path through path.tmp-PID and a rename: a failed write
- * leaves path as it was. */
-static cn_status write_file(const char *path, const void *data, size_t n)
+/* Writes data to path atomically, as model files are (io/safetensors.c):
+ * path.tmp-PID written and synced, then renamed over path; a failure of
+ * write, fsync, close or rename removes the temporary file and leaves path
+ * as it was. */
+static cn_status write_file(const char *path, const uint8_t *data, size_t n)
 {
     size_t plen = strlen(path) + 32;
     char *tmp = malloc(plen);
@@ -649,22 +661,40 @@ static cn_status write_file(const char *path, const void *data, size_t n)
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     snprintf(tmp, plen, "%s.tmp-%ld", path, (long)getpid());
     cn_status st = CN_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = cn_fail(CN_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        st =
+            cn_fail(CN_ERR_IO, "%s: cannot save: cannot create %s: %s", path, tmp, strerror(errno));
         goto done;
     }
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int err = 0;
+    while (n > 0 && !err) {
+        ssize_t w = write(fd, data, n);
+        if (w > 0)
+            data += w, n -= (size_t)w;
+        else if (w == 0)
+            err = -1, errno = EIO; /* no progress: not expected of a file */
+        else if (errno != EINTR)
+            err = -1;
+    }
+    if (!err)
+        err = fsync(fd);
     int saved = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = 0;
+    if (close(fd) != 0 && !err) {
+        err = -1;
         saved = errno;
     }
-    if (!ok) {
-        st = cn_fail(CN_ERR_IO, "%s: writing %s failed: %s", path, tmp, strerror(saved));
+    if (err) {
+        st = cn_fail(CN_ERR_IO,
+                     "%s: cannot save: writing %s failed: %s (the previous file, if any, is "
+                     "untouched)",
+                     path, tmp, strerror(saved));
         unlink(tmp);
     } else if (rename(tmp, path) != 0) {
-        st = cn_fail(CN_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+        st = cn_fail(CN_ERR_IO,
+                     "%s: cannot save: cannot rename %s to it: %s (the previous file, if any, "
+                     "is untouched)",
+                     path, tmp, strerror(errno));
         unlink(tmp);
     }
 done:
