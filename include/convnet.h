@@ -566,9 +566,10 @@ cn_status cn_model_profile(cn_model *model, const float *x, const int32_t *label
  * "class_names" (a JSON array of strings: class_names[0..classes), or "0",
  * "1", ... when it is NULL), the normalisation ("convnet.mean",
  * "convnet.std") and the model description ("convnet.model").  The file is
- * replaced atomically, as cn_model_save's is.  Errors: CN_ERR_ARG,
- * CN_ERR_NOMEM, CN_ERR_NUMERIC (NaN or infinite weights: not written),
- * CN_ERR_IO (naming path, the step that failed and the system's reason). */
+ * replaced atomically, as cn_model_save's is.  Errors: CN_ERR_ARG (a NULL
+ * among the class names too), CN_ERR_NOMEM, CN_ERR_NUMERIC (NaN or infinite
+ * weights: not written), CN_ERR_IO (naming path, the step that failed and
+ * the system's reason). */
 cn_status cn_net_save_onnx(const cn_net *net, const char *const *class_names, const char *path);
 /* The same for a model's network; the graph is named after the model's
  * description ("models/mnist.cfg"). */

@@ -136,6 +136,9 @@ static void refusals(void)
     CHECK_ERR(cn_model_save_onnx(NULL, path), CN_ERR_ARG);
     CHECK_ERR(cn_net_save_onnx(NULL, NULL, path), CN_ERR_ARG);
     CHECK_ERR(cn_model_save_onnx(m, NULL), CN_ERR_ARG);
+    const char *two[] = {"a", "b", NULL};
+    CHECK_ERR(cn_net_save_onnx(cn_model_net(m), two, path), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "class_names[2]"));
     th_put(cn_model_net(m), CN_PARAMS, 3, NAN);
     CHECK_ERR(cn_model_save_onnx(m, path), CN_ERR_NUMERIC);
     size_t size;

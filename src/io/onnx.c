@@ -586,6 +586,13 @@ static cn_status build(const cn_net *net, const char *const *class_names, const 
             goto done;
         }
     for (size_t k = 0; k < net->spec->classes; k++) {
+        if (class_names && !class_names[k]) {
+            st = cn_fail(CN_ERR_ARG,
+                         "class_names[%zu] is NULL: a network of %zu classes needs "
+                         "as many names",
+                         k, net->spec->classes);
+            goto done;
+        }
         char index[32];
         snprintf(index, sizeof index, "%zu", k);
         cJSON *s = cJSON_CreateString(class_names ? class_names[k] : index);
