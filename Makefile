@@ -159,6 +159,13 @@ TEST_WRAP := -Wl,--wrap=write,--wrap=fsync,--wrap=close,--wrap=rename
 $(TBIN): $(TEST_OBJ) $(REPLAY_OBJ) $(VLIB) $(LIB)
 	$(CC) $(LDFLAGS) $(TEST_WRAP) $^ $(LDLIBS) -o $@
 
+# tests/onnx.sh's reference: convnet's probabilities for a file of pixels,
+# which it compares with ONNX Runtime's on the exported model.
+ONNX_PROBS := $(BUILD)/onnx_probs
+all: $(ONNX_PROBS)
+$(ONNX_PROBS): $(BUILD)/tests/tools/onnx_probs.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(CORE_LDLIBS) -o $@
+
 # --- data, tests, demo -------------------------------------------------------
 data/mnist/train-images-idx3-ubyte:
 	sh scripts/fetch-data.sh mnist

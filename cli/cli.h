@@ -22,6 +22,7 @@ int cmd_viz(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_export_onnx(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

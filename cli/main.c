@@ -36,6 +36,8 @@ static const command commands[] = {
      "one self-contained page: summary, curves, confusion\n"
      "matrix, filters, worst mistakes"},
     {"export", "--out DIR", cmd_export, "data set images as PNG files"},
+    {"export-onnx", "MODEL_FILE -o FILE.onnx", cmd_export_onnx,
+     "the network as an ONNX model (ONNX Runtime and others)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -585,6 +585,28 @@ cn_status cn_model_step(cn_model *model, const float *x, const int32_t *labels, 
 cn_status cn_model_profile(cn_model *model, const float *x, const int32_t *labels, size_t n,
                            double *forward, double *backward, double *update);
 
+/* ------------------------------------------------------------------ onnx */
+
+/* Writes the network as an ONNX model (opset 13, IR version 7) to path.
+ * The graph follows the layers: its input "input" is float32 (batch, C, H,
+ * W) holding pixels / 255 in [0, 1] (the graph applies the [net] section's
+ * normalisation itself: it takes what cn_net_prepare takes, divided by
+ * 255, not what cn_net_forward takes), its output "probabilities"
+ * (batch, classes); the batch dimension is symbolic ("batch").  Dropout is
+ * left out, batch normalisation kept as BatchNormalization with the running
+ * statistics, gelu composed from Mul, Add and Tanh.  The metadata_props hold
+ * "class_names" (a JSON array of strings: class_names[0..classes), or "0",
+ * "1", ... when it is NULL), the normalisation ("convnet.mean",
+ * "convnet.std") and the model description ("convnet.model").  The file is
+ * replaced atomically, as cn_model_save's is.  Errors: CN_ERR_ARG (a NULL
+ * among the class names too), CN_ERR_NOMEM, CN_ERR_NUMERIC (NaN or infinite
+ * weights: not written), CN_ERR_IO (naming path, the step that failed and
+ * the system's reason). */
+cn_status cn_net_save_onnx(const cn_net *net, const char *const *class_names, const char *path);
+/* The same for a model's network; the graph is named after the model's
+ * description ("models/mnist.cfg"). */
+cn_status cn_model_save_onnx(const cn_model *model, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

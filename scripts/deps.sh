@@ -11,8 +11,9 @@
 #           training steps in PyTorch) with OpenBLAS as its BLAS
 #           (libopenblas0-pthread), python3-pil (it makes test pictures),
 #           chromium (it renders the HTML report), mount (a read-only
-#           directory) and valgrind (make test-valgrind; make test-asan needs
-#           only gcc's sanitizer libraries, which come with gcc);
+#           directory), valgrind (make test-valgrind; make test-asan needs
+#           only gcc's sanitizer libraries, which come with gcc) and
+#           python3-onnx (the ONNX export's checker);
 #   --fuzz  the fuzz targets need clang with its libFuzzer and sanitizer
 #           runtimes (clang, libclang-rt-dev);
 #   --stress  make test-stress keeps the cores busy with stress(1);
@@ -69,6 +70,9 @@ if [ $test = yes ]; then
     command -v chromium >/dev/null 2>&1 || add chromium
     command -v valgrind >/dev/null 2>&1 || add valgrind
     command -v mount >/dev/null 2>&1 || add mount
+    # tests/onnx.sh: onnx.checker on the exported models (ONNX Runtime comes
+    # from npm: onnxruntime-node, which the test installs into ~/.cache)
+    /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || add python3-onnx
 fi
 if [ $stress = yes ]; then
     command -v stress >/dev/null 2>&1 || add stress

@@ -477,6 +477,57 @@ static void memory_does_not_grow_with_epochs(void)
 #endif
 }
 
+/* The ONNX export writes as model files do: a failure of write, fsync,
+ * close or rename leaves the previous file as it was, removes the temporary
+ * file and says which file, which step and why; short writes are not
+ * errors. */
+static void onnx_save_errors_at_every_step(void)
+{
+    cn_model *m = model_of(SMALL);
+    CHECK(m);
+    const char *dir = th_path("onnx");
+    CHECK(mkdir(dir, 0755) == 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    CHECK_OK(cn_model_save_onnx(m, path));
+    size_t n0;
+    unsigned char *before = th_read_file(path, &n0);
+    CHECK(before);
+    nudge(m);
+    struct {
+        int *slot, err;
+        const char *step, *reason;
+    } cases[] = {
+        {&fault.write_errno, ENOSPC, "writing", "No space left on device"},
+        {&fault.fsync_errno, EIO, "writing", "Input/output error"},
+        {&fault.close_errno, EDQUOT, "writing", "quota exceeded"},
+        {&fault.rename_errno, EXDEV, "rename", "Invalid cross-device link"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        *cases[c].slot = cases[c].err;
+        cn_status st = cn_model_save_onnx(m, path);
+        *cases[c].slot = 0;
+        const char *msg = cn_last_error();
+        CHECK_MSG(st == CN_ERR_IO, "case %zu: the export returned %s", c, cn_status_name(st));
+        CHECK_MSG(th_contains(msg, path) && th_contains(msg, cases[c].step) &&
+                      th_contains(msg, cases[c].reason),
+                  "case %zu: the message lacks the file, '%s' or '%s': %s", c, cases[c].step,
+                  cases[c].reason, msg);
+        CHECK_MSG(same_bytes(path, before, n0), "case %zu: the previous file changed", c);
+        CHECK_MSG(count_prefixed(dir, "model.onnx.tmp-") == 0,
+                  "case %zu: a temporary file was left", c);
+    }
+    fault.write_chunk = 100;
+    CHECK_OK(cn_model_save_onnx(m, path));
+    fault.write_chunk = 0;
+    size_t n1;
+    unsigned char *after = th_read_file(path, &n1);
+    CHECK(after && n1 == n0 && memcmp(after, before, n0) != 0);
+    free(after);
+    free(before);
+    cn_model_free(m);
+}
+
 const th_test th_fault[] = {
     {"fault/save_killed_before_rename", save_killed_before_rename},
     {"fault/save_keeps_live_temporary_files", save_keeps_live_temporary_files},
@@ -485,5 +536,6 @@ const th_test th_fault[] = {
     {"fault/nonfinite_weights_end_no_epoch", nonfinite_weights_end_no_epoch},
     {"fault/divergence_keeps_last_checkpoint", divergence_keeps_last_checkpoint},
     {"fault/memory_does_not_grow_with_epochs", memory_does_not_grow_with_epochs},
+    {"fault/onnx_save_errors_at_every_step", onnx_save_errors_at_every_step},
     {NULL, NULL},
 };
