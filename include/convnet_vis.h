@@ -32,6 +32,7 @@ typedef struct cn_image {
 /* A zeroed (black) image.  Errors: CN_ERR_ARG (c not 1 or 3, a side not in
  * 1..65535), CN_ERR_NOMEM. */
 cn_status cn_image_new(int w, int h, int c, cn_image *out);
+/* Releases img's pixels and zeroes it; nothing for a zeroed image or NULL. */
 void cn_image_free(cn_image *img);
 
 /* One sample of 8-bit planes (C, H, W), as cn_data holds them, as a picture
