@@ -19,12 +19,15 @@ CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
-# The numbers of a run's summary line: "[cli: |guard: ]P passed, F failed[,
+# the programs of examples/ and the API reference (docs/api.md)
+sh tests/examples.sh "$build" | tee "$TMPDIR/examples.log"
+sh tests/docs.sh "$build" | tee "$TMPDIR/docs.log"
+# The numbers of a run's summary line: "[NAME: ]P passed, F failed[,
 # K skipped]", as "P F K" (K empty when the line has none).
-summary='^(cli: |guard: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
+summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli; do
+for run in c guard cli examples docs; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))
