@@ -2,10 +2,12 @@
  * convnet_vis.h - images in, pictures out: reading image files for
  * prediction, and drawing what a network has learned.
  *
- * These functions live in the same library as convnet.h but need two more
- * at link time: stb (decoding image files; Debian's libstb-dev) and cairo
- * (drawing and PNG files; libcairo2-dev):  -lcairo -lstb.  A program that
- * calls none of them does not need either.
+ * These functions live in their own library, libconvnet_vis, beside
+ * libconvnet (convnet.h), and need two more at link time: stb (decoding
+ * image files; Debian's libstb-dev) and cairo (drawing and PNG files;
+ * libcairo2-dev): link libconvnet_vis, then libconvnet, then -lcairo
+ * -lstb (pkg-config --libs convnet_vis).  A program that calls none of them
+ * links none of the three.
  *
  * Pictures are plain 8-bit images (cn_image) that a program can inspect,
  * write as PNG or embed; every function here follows convnet.h's
