@@ -54,8 +54,8 @@ int main(int argc, char **argv)
     cn_net *net = cn_model_net(model);
     cn_shape in = cn_net_input_shape(net);
     size_t size = in.c * in.h * in.w, classes = cn_net_classes(net), n = 0;
-    if (!(f = fopen(argv[2], "rb")) || fseek(f, 0, SEEK_END) || (n = ftell(f) / 4 / size) == 0 ||
-        fseek(f, 0, SEEK_SET)) {
+    if (!(f = fopen(argv[2], "rb")) || fseek(f, 0, SEEK_END) ||
+        (n = ftell(f) / (long)(sizeof(float) * size)) == 0 || fseek(f, 0, SEEK_SET)) {
         fprintf(stderr, "embedded: %s: cannot read, or smaller than one sample\n", argv[2]);
         goto done;
     }
