@@ -86,8 +86,8 @@ BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
 .PHONY: all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
-        fuzz fuzz-smoke fuzz-run check-layering FORCE
-all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB)
+        fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
+all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
 info:
 	@echo "compiler: $(CC) ($(ARCH)), OpenMP: $(OPENMP), x86 SIMD kernels: $(if $(X86),avx2 + avx512,no)"
@@ -165,6 +165,24 @@ ONNX_PROBS := $(BUILD)/onnx_probs
 all: $(ONNX_PROBS)
 $(ONNX_PROBS): $(BUILD)/tests/tools/onnx_probs.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(CORE_LDLIBS) -o $@
+
+# --- examples and the API reference ------------------------------------------
+# examples/*.c use the public headers only; built here against the static
+# libraries, with the pictures' one too for a file that says
+# "pkg-config: convnet_vis" (as a program built with pkg-config would be).
+EXAMPLE_SRC  := $(wildcard examples/*.c)
+EXAMPLES     := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+VIS_EXAMPLES := $(shell grep -l 'pkg-config: convnet_vis' $(EXAMPLE_SRC) /dev/null)
+examples: $(EXAMPLES)
+$(BUILD)/examples/%: examples/%.c include/convnet.h include/convnet_vis.h $(LIB) $(VLIB)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(OPT) -g $(WARN) $(SAN) -Iinclude $< \
+	  $(if $(filter $<,$(VIS_EXAMPLES)),$(VLIB) $(LIB) $(VIS_LDLIBS),$(LIB)) $(CORE_LDLIBS) \
+	  $(LDFLAGS) -o $@
+
+# docs/api.md from the headers' comments (tests/docs.sh fails when it is stale).
+docs:
+	@/usr/bin/python3 scripts/apidoc.py include/convnet.h include/convnet_vis.h -o docs/api.md
 
 # --- data, tests, demo -------------------------------------------------------
 data/mnist/train-images-idx3-ubyte:
@@ -292,11 +310,11 @@ clean:
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] cli/*/*.c tests/*.[ch] \
-	  fuzz/*.[ch]
+	  fuzz/*.[ch] examples/*.c tests/preload/*.c
 
 format-check:
 	clang-format --dry-run --Werror include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] cli/*/*.c \
-	  tests/*.[ch] fuzz/*.[ch]
+	  tests/*.[ch] fuzz/*.[ch] examples/*.c tests/preload/*.c
 
 help:
 	@echo "make          build $(BIN) and the tests"
@@ -312,6 +330,8 @@ help:
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
+	@echo "make examples build examples/*.c into $(BUILD)/examples (part of make)"
+	@echo "make docs     write docs/api.md, the API reference, from the headers"
 	@echo "make format   clang-format the sources"
 	@echo "make fuzz     build the fuzz targets (clang, libFuzzer, sanitizers) into $(FUZZ_BUILD)"
 	@echo "make fuzz-smoke  run each fuzz target $(FUZZ_SECONDS) s on its seeds (FUZZ_SECONDS=N)"

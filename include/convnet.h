@@ -28,10 +28,13 @@
 extern "C" {
 #endif
 
+/* The library's version, major.minor.patch. */
 #define CN_VERSION "0.1.0"
 
 /* ---------------------------------------------------------------- status */
 
+/* What a function that can fail returns: CN_OK, or what went wrong (the
+ * message, cn_last_error, says more). */
 typedef enum cn_status {
     CN_OK = 0,
     CN_ERR_ARG,     /* the caller passed an invalid argument */
@@ -58,7 +61,10 @@ typedef struct cn_rng {
     uint64_t s[4];
 } cn_rng;
 
+/* Sets rng's state from seed (splitmix64 spreads it over the four words):
+ * the same seed gives the same stream. */
 void cn_rng_seed(cn_rng *rng, uint64_t seed);
+/* The next 64 random bits; advances rng. */
 uint64_t cn_rng_next(cn_rng *rng);
 /* Uniform integer in [0, n), without modulo bias.  n must be > 0. */
 uint64_t cn_rng_below(cn_rng *rng, uint64_t n);
@@ -78,7 +84,7 @@ typedef struct cn_shape {
 
 /* A parsed model description (the text of a models/<name>.cfg file): the
  * input in [net], the training recipe in [train], then one section per layer.
- * See docs/model-format.md. */
+ * README.md, "Model descriptions", describes the format. */
 typedef struct cn_spec cn_spec;
 
 /* Parses text.  source names the text in error messages ("models/a.cfg").
@@ -86,12 +92,16 @@ typedef struct cn_spec cn_spec;
 cn_status cn_spec_parse(const char *text, const char *source, cn_spec **out);
 /* Reads and parses a file.  Errors: CN_ERR_IO, CN_ERR_SPEC. */
 cn_status cn_spec_load(const char *path, cn_spec **out);
+/* Releases spec (NULL: nothing).  A network made by cn_net_create reads
+ * its spec while it lives: free the spec after the network.  A model keeps
+ * a copy of its own. */
 void cn_spec_free(cn_spec *spec);
 /* The text the spec was parsed from; owned by the spec. */
 const char *cn_spec_text(const cn_spec *spec);
 /* The name given to cn_spec_parse (or the path given to cn_spec_load). */
 const char *cn_spec_source(const cn_spec *spec);
 
+/* The learning-rate schedule ([train] lr_policy). */
 typedef enum cn_lr_policy {
     CN_LR_CONST = 0, /* lr stays at its initial value */
     CN_LR_STEP,      /* lr = lr0 * gamma ^ floor(epoch / lr_step) */
@@ -106,6 +116,7 @@ const char *cn_lr_policy_name(cn_lr_policy p);
 /* The policy called name, or -1. */
 int cn_lr_policy_by_name(const char *name);
 
+/* The optimizer ([train] optimizer). */
 typedef enum cn_optimizer {
     CN_OPT_SGD = 0, /* the lecture's: m = mu*m + (1-mu)*g; theta -= lr*(m + lambda*theta) */
     CN_OPT_ADAM,    /* Adam (Kingma and Ba) with bias correction; beta1 = momentum;
@@ -160,6 +171,7 @@ typedef enum cn_train_key_type {
                             indices into them */
 } cn_train_key_type;
 
+/* One key of the recipe, as cn_train_key_at gives it. */
 typedef struct cn_train_key {
     const char *name;   /* the key in [train]: "lr_policy" */
     const char *option; /* the command-line option without its dashes
@@ -175,7 +187,8 @@ typedef struct cn_train_key {
                                    NULL for the others */
 } cn_train_key;
 
-/* The number of keys, and key i in the order a model file lists them
+/* The number of keys (cn_train_key_count), and key i (cn_train_key_at) in
+ * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
  * lr_warmup, seed, optimizer, beta2, eps, shift, flip); NULL when i is past
  * the last.  The keys are static: never freed. */
@@ -224,11 +237,13 @@ typedef struct cn_net cn_net;
  * device dev (NULL: the CPU, one thread per core).  Parameters are zero: call
  * cn_net_init or load them.  The memory is planned first: a network that
  * needs more than the machine's memory, or than cn_set_memory_limit allows, is
- * refused before anything is allocated.  Errors: CN_ERR_SPEC (impossible
+ * refused before anything is allocated.  The network keeps a pointer to
+ * spec, which must outlive it.  Errors: CN_ERR_SPEC (impossible
  * shapes, with the line of the offending layer), CN_ERR_NOMEM (naming the
  * layer that needs the most, what the net needs and what there is),
  * CN_ERR_ARG (a device this build or machine does not have). */
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, const cn_device *dev, cn_net **out);
+/* Releases net and all its memory (NULL: nothing). */
 void cn_net_free(cn_net *net);
 
 /* The most memory, in bytes, that a network built afterwards may plan (0, the
@@ -239,15 +254,20 @@ void cn_set_memory_limit(size_t bytes);
 /* He initialisation: weights ~ N(0, 2/n_in), biases 0, drawn from rng. */
 void cn_net_init(cn_net *net, cn_rng *rng);
 
+/* The shape of one input sample, from the spec's [net] section. */
 cn_shape cn_net_input_shape(const cn_net *net);
+/* The number of classes: the length of each sample's output. */
 size_t cn_net_classes(const cn_net *net);
+/* The most samples a forward pass may take (the max_batch it was built for). */
 size_t cn_net_max_batch(const cn_net *net);
-/* Where the network runs, with the thread count resolved ("cpu", 0, 2). */
+/* Where the network runs (cn_net_device), with the thread count resolved
+ * ("cpu", 0, 2); cn_net_threads gives that thread count alone. */
 cn_device cn_net_device(const cn_net *net);
 int cn_net_threads(const cn_net *net);
 /* The name of the backend's kernel set: "avx512", "avx2" or "portable". */
 const char *cn_net_isa(const cn_net *net);
 
+/* A layer as cn_net_layer describes it. */
 typedef struct cn_layer_info {
     const char *name; /* unique name, e.g. "conv1"; owned by the net */
     const char *kind; /* section name, e.g. "conv" */
@@ -257,8 +277,10 @@ typedef struct cn_layer_info {
     uint64_t macs;    /* multiply-adds per sample in the forward pass */
 } cn_layer_info;
 
+/* The number of layers, the softmax at the end included. */
 size_t cn_net_num_layers(const cn_net *net);
-/* Errors: CN_ERR_ARG when i is out of range. */
+/* Fills info with layer i's description (0 <= i < cn_net_num_layers).
+ * Errors: CN_ERR_ARG when i is out of range. */
 cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info);
 
 /* A named parameter tensor, e.g. "conv1.weight" [20, 1, 5, 5], in PyTorch's
@@ -273,7 +295,9 @@ typedef struct cn_tensor_info {
     int trainable;    /* 0 for buffers such as batch-norm running statistics */
 } cn_tensor_info;
 
-/* Parameters and buffers, layer by layer. */
+/* Parameters and buffers, layer by layer: how many (cn_net_num_tensors),
+ * and tensor i's description (cn_net_tensor; CN_ERR_ARG when i is out of
+ * range). */
 size_t cn_net_num_tensors(const cn_net *net);
 cn_status cn_net_tensor(const cn_net *net, size_t i, cn_tensor_info *info);
 /* Index of the tensor called name, or (size_t)-1. */
@@ -283,6 +307,7 @@ size_t cn_net_find_tensor(const cn_net *net, const char *name);
  * out tensor after tensor as cn_net_tensor() describes (each tensor starts
  * on a 16-float boundary; the floats between tensors are zero). */
 size_t cn_net_num_params(const cn_net *net);
+/* Sets the gradient block to zero (backward passes add into it). */
 void cn_net_zero_grads(cn_net *net);
 /* The buffer block: state that is saved but not trained (batch-norm running
  * mean and variance), cn_net_num_buffers() floats. */
@@ -295,7 +320,8 @@ typedef enum cn_block {
     CN_BUFFERS, /* cn_net_num_buffers() */
 } cn_block;
 
-/* Copies count floats at offset of block out to dst, or in from src.
+/* cn_net_get copies count floats at offset of block out to dst, cn_net_set
+ * copies them in from src.
  * Tensor i is count = info.count at offset = info.offset of CN_PARAMS (or
  * CN_BUFFERS when not trainable).  Errors: CN_ERR_ARG (outside the block). */
 cn_status cn_net_get(const cn_net *net, cn_block block, size_t offset, size_t count, float *dst);
@@ -411,6 +437,8 @@ cn_status cn_data_load_cifar10(const char *dir, const char *which, cn_data *out)
  * binary batches: split is "train" or "test".  Errors: as the loaders, and
  * CN_ERR_IO naming the files looked for when dir holds neither. */
 cn_status cn_data_load(const char *dir, const char *split, cn_data *out);
+/* Releases the pixels and labels of data from a loader and zeroes it;
+ * nothing for a slice, a zeroed cn_data or NULL. */
 void cn_data_free(cn_data *data);
 /* Samples [first, first + count) of data; count is clamped to what exists. */
 cn_data cn_data_slice(const cn_data *data, size_t first, size_t count);
@@ -425,8 +453,13 @@ typedef struct cn_eval {
     float *probability; /* n: the probability of that class; owned */
 } cn_eval;
 
-/* Errors: CN_ERR_SHAPE (the data does not fit the net), CN_ERR_NOMEM. */
+/* Runs net over data (evaluation passes, in batches of up to
+ * cn_net_max_batch samples) and fills out, whose arrays the caller releases
+ * with cn_eval_free.  The outputs of the last pass are not kept: call
+ * cn_net_forward again before cn_net_get_output.  Errors: CN_ERR_SHAPE (the
+ * data does not fit the net), CN_ERR_NOMEM; out then holds nothing. */
 cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out);
+/* Releases the arrays of ev (NULL: nothing). */
 void cn_eval_free(cn_eval *ev);
 
 /* ----------------------------------------------------------------- model */
@@ -435,6 +468,8 @@ void cn_eval_free(cn_eval *ev);
  * It is what a model file (safetensors) holds. */
 typedef struct cn_model cn_model;
 
+/* Where training stands: saved in the model file, so that training resumes
+ * where it stopped. */
 typedef struct cn_train_state {
     int epoch;            /* completed epochs */
     uint64_t step;        /* batches done in the current epoch */
@@ -463,6 +498,7 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out);
  * or infinite values is not written.  Errors: CN_ERR_IO (with path, the step
  * that failed and the system's reason), CN_ERR_NUMERIC, CN_ERR_NOMEM. */
 cn_status cn_model_save(const cn_model *model, const char *path);
+/* Releases model with its network, spec and optimizer state (NULL: nothing). */
 void cn_model_free(cn_model *model);
 
 /* A caller's notes kept with the model: short strings under keys of
@@ -486,10 +522,16 @@ uint64_t cn_data_fingerprint(const cn_data *data);
  * CN_ERR_NOMEM. */
 cn_status cn_model_reserve(cn_model *model, size_t n);
 
+/* The model's network, owned by the model.  cn_model_reserve,
+ * cn_model_train and cn_model_step rebuild it when they need larger
+ * batches than it was planned for (the weights move over): ask for it
+ * again after them rather than keep the pointer. */
 cn_net *cn_model_net(cn_model *model);
+/* The model's spec (its copy), owned by the model. */
 const cn_spec *cn_model_spec(const cn_model *model);
 /* The recipe in use; a caller may change it between training runs. */
 cn_train_opts *cn_model_opts(cn_model *model);
+/* Where training stands (epochs and steps done), owned by the model. */
 const cn_train_state *cn_model_state(const cn_model *model);
 
 /* How training combines gradients across workers: the processes of a
@@ -549,6 +591,7 @@ typedef struct cn_progress {
     double val_s;                  /* time spent in validation in this run */
 } cn_progress;
 
+/* What cn_model_train calls as it goes (every member may be NULL). */
 typedef struct cn_train_hooks {
     void *user;
     /* Called after every batch and after every epoch's validation.  A status

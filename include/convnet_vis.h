@@ -2,10 +2,12 @@
  * convnet_vis.h - images in, pictures out: reading image files for
  * prediction, and drawing what a network has learned.
  *
- * These functions live in the same library as convnet.h but need two more
- * at link time: stb (decoding image files; Debian's libstb-dev) and cairo
- * (drawing and PNG files; libcairo2-dev):  -lcairo -lstb.  A program that
- * calls none of them does not need either.
+ * These functions live in their own library, libconvnet_vis, beside
+ * libconvnet (convnet.h), and need two more at link time: stb (decoding
+ * image files; Debian's libstb-dev) and cairo (drawing and PNG files;
+ * libcairo2-dev): link libconvnet_vis, then libconvnet, then -lcairo
+ * -lstb (pkg-config --libs convnet_vis).  A program that calls none of them
+ * links none of the three.
  *
  * Pictures are plain 8-bit images (cn_image) that a program can inspect,
  * write as PNG or embed; every function here follows convnet.h's
@@ -32,6 +34,7 @@ typedef struct cn_image {
 /* A zeroed (black) image.  Errors: CN_ERR_ARG (c not 1 or 3, a side not in
  * 1..65535), CN_ERR_NOMEM. */
 cn_status cn_image_new(int w, int h, int c, cn_image *out);
+/* Releases img's pixels and zeroes it; nothing for a zeroed image or NULL. */
 void cn_image_free(cn_image *img);
 
 /* One sample of 8-bit planes (C, H, W), as cn_data holds them, as a picture

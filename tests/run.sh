@@ -21,12 +21,15 @@ CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
 sh tests/onnx.sh "$build" | tee "$TMPDIR/onnx.log"
-# The numbers of a run's summary line: "[cli: |guard: ]P passed, F failed[,
+# the programs of examples/ and the API reference (docs/api.md)
+sh tests/examples.sh "$build" | tee "$TMPDIR/examples.log"
+sh tests/docs.sh "$build" | tee "$TMPDIR/docs.log"
+# The numbers of a run's summary line: "[NAME: ]P passed, F failed[,
 # K skipped]", as "P F K" (K empty when the line has none).
-summary='^(cli: |guard: |onnx: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
+summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli onnx; do
+for run in c guard cli onnx examples docs; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))

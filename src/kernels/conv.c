@@ -129,8 +129,7 @@ static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t ma
 static void reduce_chunks(const cn_backend *be, const float *partial, size_t chunks, size_t part,
                           size_t nw, float *dw, float *db)
 {
-#pragma omp parallel for num_threads(cn_cpu_of(be)->threads) schedule(static) if (part > 4096)
-    for (long e = 0; e < (long)part; e++) {
+    PARALLEL_FOR(part > 4096 ? cn_cpu_of(be)->threads : 1, e, part, {
         float sum = 0.0f;
         for (size_t c = 0; c < chunks; c++)
             sum += partial[c * part + (size_t)e];
@@ -138,7 +137,7 @@ static void reduce_chunks(const cn_backend *be, const float *partial, size_t chu
             dw[e] += sum;
         else
             db[(size_t)e - nw] += sum;
-    }
+    });
 }
 
 /* Samples whose padded inputs the direct weight gradient takes at once: at
@@ -176,8 +175,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     float *wt = ws, *bufs = ws + 2 * m * g->c * g->kh * g->kw;
     size_t tf = thread_floats(g, m);
     taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
-#pragma omp parallel for num_threads(cn_cpu_of(be)->threads) schedule(static)
-    for (long s = 0; s < (long)n; s++) {
+    PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
         float *xp = bufs + (size_t)thread_id() * tf, *flat = xp + g->c * hp * wp;
         const float *xs = x + (size_t)s * in;
         if (s + 1 < (long)n)
@@ -185,7 +183,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
         pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
         dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt, m, b, act == CN_ACT_RELU,
                      y + (size_t)s * m * p, g->oh, g->ow, flat);
-    }
+    });
 }
 
 /* Weight gradients straight from padded inputs and output gradients, a run
@@ -211,8 +209,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t run = (tf - a.dq - a.flat_x - a.acc) / one;
     run = run > RUN_FLOATS / one ? RUN_FLOATS / one : run;
     run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
-#pragma omp parallel for num_threads(cpu->threads) schedule(static)
-    for (long c = 0; c < (long)chunks; c++) {
+    PARALLEL_FOR(cpu->threads, c, chunks, {
         float *area = bufs + (size_t)thread_id() * tf, *dq = area + run * one;
         float *flat = dq + a.dq, *acc = flat + a.flat_x;
         float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
@@ -240,7 +237,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
                              g->h, g->w, flat);
             }
         }
-    }
+    });
     reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }
 
@@ -266,8 +263,7 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t tf = thread_floats(g, m);
     float *pw = ws, *bufs = ws + 2 * m * kk;
     cpu->gemm_pack_a(0, m, kk, w, kk, pw);
-#pragma omp parallel for num_threads(cpu->threads) schedule(static)
-    for (long s = 0; s < (long)n; s++) {
+    PARALLEL_FOR(cpu->threads, s, n, {
         int tid = thread_id();
         const float *xs = x + (size_t)s * in, *col = xs;
         float *ys = y + (size_t)s * m * p;
@@ -291,7 +287,7 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                 for (size_t j = 0; j < p; j++)
                     row[j] += bias;
         }
-    }
+    });
 }
 
 static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
@@ -325,8 +321,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     } else if (dx) {
         cpu->gemm_pack_a(1, kk, m, w, kk, pre); /* W^T (K, m) */
     }
-#pragma omp parallel for num_threads(cpu->threads) schedule(static)
-    for (long c = 0; c < (long)chunks; c++) {
+    PARALLEL_FOR(cpu->threads, c, chunks, {
         int tid = thread_id();
         float *row = bufs + (size_t)tid * tf, *dcol = row + buf, *dmask = dcol + buf;
         float *pack = cpu->pack + (size_t)tid * cpu->pack_floats;
@@ -371,6 +366,6 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                 col2im_one(g, dcol, p, dx + s * in);
             }
         }
-    }
+    });
     reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }

@@ -11,18 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+#include "kernels/parallel.h"
 
 /* In this order: conv.c uses window.c. */
 #include "kernels/window.c"

@@ -158,21 +158,17 @@ static void add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t 
                      const float *bias)
 {
     long blocks = (long)(n * m);
-#pragma omp parallel for num_threads(cn_cpu_of(be)->threads)                                       \
-    schedule(static) if (blocks * (long)p > PAR_MIN)
-    for (long t = 0; t < blocks; t++) {
+    PARALLEL_FOR(blocks * (long)p > PAR_MIN ? cn_cpu_of(be)->threads : 1, t, blocks, {
         float *row = y + (size_t)t * p, bv = bias[(size_t)t % m];
         for (size_t j = 0; j < p; j++)
             row[j] += bv;
-    }
+    });
 }
 
 static void bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m, size_t p,
                       float *db)
 {
-#pragma omp parallel for num_threads(cn_cpu_of(be)->threads)                                       \
-    schedule(static) if (n * m * p > PAR_MIN)
-    for (long c = 0; c < (long)m; c++) {
+    PARALLEL_FOR(n * m * p > PAR_MIN ? cn_cpu_of(be)->threads : 1, c, m, {
         float sum = 0.0f;
         for (size_t s = 0; s < n; s++) {
             const float *row = dy + (s * m + (size_t)c) * p;
@@ -180,7 +176,7 @@ static void bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m,
                 sum += row[j];
         }
         db[c] += sum;
-    }
+    });
 }
 
 static void softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,

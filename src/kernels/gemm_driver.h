@@ -24,9 +24,7 @@
 
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "kernels/parallel.h"
 
 #define GEMM_CAT2(a, b) a##b
 #define GEMM_CAT(a, b)  GEMM_CAT2(a, b)
@@ -215,15 +213,11 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
     long tiles = (long)(tiles_m * tiles_n);
     if (tiles < nt)
         nt = (int)tiles;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (long t = 0; t < tiles; t++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
+    PARALLEL_FOR(nt, t, tiles, {
+        int tid = thread_id();
         size_t i0 = (size_t)t / tiles_n * MC, j0 = (size_t)t % tiles_n * tn;
         tile(cpu->pack + (size_t)tid * cpu->pack_floats, NULL, ta, tb, i0,
              m - i0 < MC ? m - i0 : MC, j0, n - j0 < tn ? n - j0 : tn, k, alpha, a, lda, b, ldb,
              beta, c, ldc);
-    }
+    });
 }

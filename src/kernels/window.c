@@ -213,8 +213,7 @@ static int is_pool2(const cn_win *g) { return g->kh == 2 && g->kw == 2 && g->str
 static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y)
 {
     long planes = (long)(n * g->c);
-#pragma omp parallel for num_threads(cn_cpu_of(be)->threads) schedule(static) if (planes > 64)
-    for (long t = 0; t < planes; t++) {
+    PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes, {
         const float *in = x + (size_t)t * g->h * g->w;
         float *out = y + (size_t)t * g->oh * g->ow;
         if (is_pool2(g)) {
@@ -231,15 +230,14 @@ static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, s
                             best = win[ki * g->w + kj];
                 out[i * g->ow + j] = best;
             }
-    }
+    });
 }
 
 static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                         size_t n, float *dx)
 {
     long planes = (long)(n * g->c);
-#pragma omp parallel for num_threads(cn_cpu_of(be)->threads) schedule(static) if (planes > 64)
-    for (long t = 0; t < planes; t++) {
+    PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes, {
         const float *in = x + (size_t)t * g->h * g->w;
         const float *d = dy + (size_t)t * g->oh * g->ow;
         float *out = dx + (size_t)t * g->h * g->w;
@@ -260,5 +258,5 @@ static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, c
                         }
                 out[arg] += d[i * g->ow + j];
             }
-    }
+    });
 }

@@ -1,0 +1,44 @@
+/* parallel.h - the CPU kernels' loops over independent items.
+ *
+ * PARALLEL_FOR(nt, i, n, body) runs for (long i = 0; i < n; i++) body,
+ * spread over nt threads in OpenMP's static schedule, or on the calling
+ * thread without entering the OpenMP runtime when nt <= 1 or n <= 1.  The
+ * runtime is kept out of the serial case on purpose: libgomp allocates a
+ * team (malloc) for every parallel region, even a region of one thread, and
+ * a forward or backward pass must not allocate (a network on one thread in
+ * a control loop; tests/examples.sh counts the mallocs of examples/embedded.c
+ * to check it).  The body may hold commas but no preprocessor directives;
+ * thread_id() gives the thread's index, 0 on the calling thread. */
+#ifndef CN_KERNELS_PARALLEL_H
+#define CN_KERNELS_PARALLEL_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static inline int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* clang-format off */
+#define PARALLEL_FOR(nt, i, n, ...)                                             \
+    do {                                                                        \
+        int nt_ = (nt);                                                         \
+        long n_ = (long)(n);                                                    \
+        if (nt_ <= 1 || n_ <= 1) {                                              \
+            for (long i = 0; i < n_; i++)                                       \
+                __VA_ARGS__                                                     \
+        } else {                                                                \
+            _Pragma("omp parallel for num_threads(nt_) schedule(static)")       \
+            for (long i = 0; i < n_; i++)                                       \
+                __VA_ARGS__                                                     \
+        }                                                                       \
+    } while (0)
+/* clang-format on */
+
+#endif
