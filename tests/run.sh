@@ -2,9 +2,10 @@
 # run.sh BUILD - the whole test suite: the C tests, the C tests again on the
 # "guard" backend (whose tensor memory the host cannot touch outside the
 # backend's own operations: anything that reaches past the device seam
-# crashes), then the command-line tests; ends with "N passed, M failed,
-# K skipped" (the sums of the three runs; skipped: tests that cannot run on
-# this machine, never counted as passed) and fails if any test did.
+# crashes), then the command-line tests and the Python bindings' tests;
+# ends with "N passed, M failed, K skipped" (the sums of the runs; skipped:
+# tests that cannot run on this machine, never counted as passed) and fails
+# if any test did.
 set -u
 build=${1:-build}
 export TMPDIR="$PWD/$build/tmp"
@@ -19,12 +20,14 @@ CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
-# The numbers of a run's summary line: "[cli: |guard: ]P passed, F failed[,
-# K skipped]", as "P F K" (K empty when the line has none).
-summary='^(cli: |guard: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
+# The Python bindings (python/convnet.py) under /usr/bin/python3.
+sh tests/python.sh "$build" | tee "$TMPDIR/python.log"
+# The numbers of a run's summary line: "[cli: |guard: |python: ]P passed, F
+# failed[, K skipped]", as "P F K" (K empty when the line has none).
+summary='^(cli: |guard: |python: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli; do
+for run in c guard cli python; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))
