@@ -343,6 +343,30 @@ def _():
 
 @test
 def _():
+    """train: Ctrl-C stops after the batch, raises KeyboardInterrupt, and the model saves"""
+    child = """
+import sys, numpy as np
+sys.path.insert(0, %r)
+import convnet
+x, y = convnet.load_data(%r, "train")
+m = convnet.Model.create(%r, epochs=50)
+try:
+    m.train(x[:4000], y[:4000], on_batch=lambda p: print("training", flush=True) if p.global_step == 3 else None)
+except KeyboardInterrupt:
+    m.save("interrupted.safetensors")
+    print("interrupted at", m.state["epoch"], m.state["global_step"], flush=True)
+""" % (os.path.join(root, "python"), data, DESCRIPTION)
+    p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "training\n"
+    p.send_signal(2)
+    out = p.stdout.read()
+    assert p.wait(60) == 0 and out.startswith("interrupted at 0 "), out
+    with convnet.Model.load("interrupted.safetensors") as m:
+        assert m.state["global_step"] == int(out.split()[3]) >= 3, (m.state, out)
+
+
+@test
+def _():
     """parameters: set_parameters changes what the model computes"""
     m = convnet.Model.load("conv.safetensors")
     params = m.parameters()
