@@ -51,7 +51,6 @@ __all__ = [
     "read_image",
     "recipe_keys",
     "set_memory_limit",
-    "version",
 ]
 
 # --------------------------------------------------------------- C types
@@ -314,7 +313,10 @@ def load_library(path=None):
         return _lib_path
     lib, where = _open(_candidates(path, "CONVNET_LIB", "libconvnet", "libconvnet.so.0"),
                        "the convnet library")
-    _declare(lib, _CORE)
+    try:
+        _declare(lib, _CORE)
+    except AttributeError as e:  # an older or foreign library
+        raise OSError("%s is not a convnet library this module can use: %s" % (where, e)) from None
     _lib, _lib_path = lib, where
     return where
 
@@ -344,8 +346,11 @@ def _vislib():
                 cands += [os.path.join(d, "libconvnet_vis.so"), os.path.join(d, "libconvnet_vis.so.0")]
             found = ctypes.util.find_library("convnet_vis")
             cands += ([found] if found else []) + ["libconvnet_vis.so.0"]
-        lib, _ = _open(cands, "the convnet image library (libconvnet_vis.so)")
-        _declare(lib, _VIS)
+        lib, where = _open(cands, "the convnet image library (libconvnet_vis.so)")
+        try:
+            _declare(lib, _VIS)
+        except AttributeError as e:
+            raise OSError("%s is not a convnet image library: %s" % (where, e)) from None
         _vis = lib
     return _vis
 
@@ -396,11 +401,6 @@ def _path(p, what="path"):
 
 
 # ------------------------------------------------------------ small helpers
-
-
-def version():
-    """The library's version as the module knows it (convnet.h's CN_VERSION)."""
-    return "0.1.0"
 
 
 def set_memory_limit(nbytes):
@@ -480,8 +480,10 @@ def _data_from(images, labels, what):
         raise TypeError("%s labels must be whole numbers, not %s" % (what, labels.dtype))
     if images.shape[0] == 0:
         raise ValueError("%s: no images" % what)
-    if labels.min() < 0 or labels.max() > 2**31 - 1:
-        raise ValueError("%s labels must be class numbers >= 0, got %d" % (what, labels.min()))
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi > 2**31 - 1:
+        raise ValueError("%s labels must be class numbers >= 0 (below 2^31), got %d"
+                         % (what, lo if lo < 0 else hi))
     images = np.ascontiguousarray(images)
     labels = np.ascontiguousarray(labels, dtype=np.int32)
     d = _Data()
