@@ -10,6 +10,7 @@
 #   --test  the test suite also needs Debian's python3-torch (it replays
 #           training steps in PyTorch) with OpenBLAS as its BLAS
 #           (libopenblas0-pthread), python3-pil (it makes test pictures),
+#           python3-numpy (the Python bindings, python/convnet.py),
 #           chromium (it renders the HTML report), mount (a read-only
 #           directory), valgrind (make test-valgrind; make test-asan needs
 #           only gcc's sanitizer libraries, which come with gcc) and
@@ -67,6 +68,8 @@ if [ $test = yes ]; then
     readlink -f /usr/lib/*/libblas.so.3 2>/dev/null | grep -q openblas ||
         add libopenblas0-pthread
     /usr/bin/python3 -c 'import PIL' >/dev/null 2>&1 || add python3-pil
+    # the Python bindings' tests (python/convnet.py trades numpy arrays)
+    /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || add python3-numpy
     command -v chromium >/dev/null 2>&1 || add chromium
     command -v valgrind >/dev/null 2>&1 || add valgrind
     command -v mount >/dev/null 2>&1 || add mount

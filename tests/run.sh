@@ -2,7 +2,8 @@
 # run.sh BUILD - the whole test suite: the C tests, the C tests again on the
 # "guard" backend (whose tensor memory the host cannot touch outside the
 # backend's own operations: anything that reaches past the device seam
-# crashes), then the command-line tests and the ONNX export's (tests/onnx.sh);
+# crashes), then the command-line tests, the ONNX export's, the examples',
+# the API reference's and the Python bindings';
 # ends with "N passed, M failed, K skipped" (the sums of the runs; skipped:
 # tests that cannot run on this machine, never counted as passed) and fails
 # if any test did.
@@ -24,12 +25,14 @@ sh tests/onnx.sh "$build" | tee "$TMPDIR/onnx.log"
 # the programs of examples/ and the API reference (docs/api.md)
 sh tests/examples.sh "$build" | tee "$TMPDIR/examples.log"
 sh tests/docs.sh "$build" | tee "$TMPDIR/docs.log"
+# The Python bindings (python/convnet.py) under /usr/bin/python3.
+sh tests/python.sh "$build" | tee "$TMPDIR/python.log"
 # The numbers of a run's summary line: "[NAME: ]P passed, F failed[,
 # K skipped]", as "P F K" (K empty when the line has none).
 summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli onnx examples docs; do
+for run in c guard cli onnx examples docs python; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))
