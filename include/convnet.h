@@ -58,6 +58,13 @@ const char *cn_last_error(void);
  * with the CN_VERSION it was compiled with. */
 const char *cn_version(void);
 
+/* The compiler checks the arguments of the printf-like functions below. */
+#if defined(__GNUC__)
+#define CN_PRINTF(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define CN_PRINTF(fmt, first)
+#endif
+
 /* For code built on the library that keeps its conventions (the pictures,
  * convnet_vis.h, do; so may a program's own functions): records the
  * message fmt, ... (printf's format) for cn_last_error() in this thread
@@ -65,17 +72,10 @@ const char *cn_version(void);
  * to the message ("[file:line]") only when the environment variable
  * CONVNET_DEBUG is set; file may be NULL. */
 cn_status cn_fail_at(const char *file, int line, cn_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
+    CN_PRINTF(4, 5);
 /* Puts text (printf's format) before this thread's current message, to say
  * what was being done: "drawing feature maps: " + the message. */
-void cn_error_prefix(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
+void cn_error_prefix(const char *fmt, ...) CN_PRINTF(1, 2);
 
 /* ------------------------------------------------------------------- rng */
 
