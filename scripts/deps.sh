@@ -11,7 +11,8 @@
 #           training steps in PyTorch) with OpenBLAS as its BLAS
 #           (libopenblas0-pthread), python3-pil (it makes test pictures),
 #           chromium (it renders the HTML report), mount (a read-only
-#           directory) and valgrind (make test-valgrind; make test-asan needs
+#           directory), man-db, groff-base and bsdextrautils (the man
+#           pages, tests/install.sh) and valgrind (make test-valgrind; make test-asan needs
 #           only gcc's sanitizer libraries, which come with gcc);
 #   --fuzz  the fuzz targets need clang with its libFuzzer and sanitizer
 #           runtimes (clang, libclang-rt-dev);
@@ -69,6 +70,10 @@ if [ $test = yes ]; then
     command -v chromium >/dev/null 2>&1 || add chromium
     command -v valgrind >/dev/null 2>&1 || add valgrind
     command -v mount >/dev/null 2>&1 || add mount
+    # tests/install.sh renders the man pages (man -l, groff, col)
+    command -v man >/dev/null 2>&1 || add man-db
+    command -v groff >/dev/null 2>&1 || add groff-base
+    command -v col >/dev/null 2>&1 || add bsdextrautils
 fi
 if [ $stress = yes ]; then
     command -v stress >/dev/null 2>&1 || add stress

@@ -2,8 +2,9 @@
 # run.sh BUILD - the whole test suite: the C tests, the C tests again on the
 # "guard" backend (whose tensor memory the host cannot touch outside the
 # backend's own operations: anything that reaches past the device seam
-# crashes), then the command-line tests; ends with "N passed, M failed,
-# K skipped" (the sums of the three runs; skipped: tests that cannot run on
+# crashes), then the command-line tests and make install's (tests/install.sh);
+# ends with "N passed, M failed,
+# K skipped" (the sums of the runs; skipped: tests that cannot run on
 # this machine, never counted as passed) and fails if any test did.
 set -u
 build=${1:-build}
@@ -19,12 +20,13 @@ CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
+sh tests/install.sh "$build" | tee "$TMPDIR/install.log"
 # The numbers of a run's summary line: "[cli: |guard: ]P passed, F failed[,
 # K skipped]", as "P F K" (K empty when the line has none).
-summary='^(cli: |guard: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
+summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli; do
+for run in c guard cli install; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))
