@@ -106,7 +106,7 @@ unset PKG_CONFIG_LIBDIR 2>/dev/null
 for p in convnet convnet_vis; do
     flags=$(pkg-config --cflags --libs "$p" 2>"$tmp/log")
     case " $flags " in
-    *" -I$prefix/include "*" -L$lib "*) ;;
+    *" -I$prefix/include "*"-L$lib "*) ;;
     *) fail "pkg-config $p" "'$flags'"; continue ;;
     esac
     v=$(pkg-config --modversion "$p")
@@ -149,11 +149,12 @@ for p in convnet convnet_vis; do
         echo "#include <$p.h>"
         echo "#include <stdio.h>"
         echo "typedef void (*fn)(void);"
+        echo "/* external: kept whole, and every function with it */"
+        echo "fn all[] = {"
+        cat "$tmp/declared-convnet" $([ $p = convnet ] || echo "$tmp/declared-$p") | sed 's/.*/    (fn)&,/'
+        echo "};"
         echo "int main(void)"
         echo "{"
-        echo "    static fn all[] = {"
-        cat "$tmp/declared-convnet" $([ $p = convnet ] || echo "$tmp/declared-$p") | sed 's/.*/        (fn)&,/'
-        echo "    };"
         printf '%s\n' '    printf("%zu\n", sizeof all / sizeof all[0]);'
         echo "    return 0;"
         echo "}"
