@@ -136,9 +136,9 @@ $(VLIB): $(VIS_OBJ)
 # the program brings): the pictures reach the core through convnet.h only.
 SO_DEFS := $(if $(SAN),,-Wl,-z,defs)
 $(BUILD)/convnet.map: include/convnet.h scripts/exports.sh $(LIB_OBJ)
-	sh scripts/exports.sh CONVNET_$(SOVERSION) $< $(LIB_OBJ) > $@.tmp && mv $@.tmp $@
+	CC="$(CC)" sh scripts/exports.sh CONVNET_$(SOVERSION) $< $(LIB_OBJ) > $@.tmp && mv $@.tmp $@
 $(BUILD)/convnet_vis.map: include/convnet_vis.h scripts/exports.sh $(VIS_OBJ)
-	sh scripts/exports.sh CONVNET_VIS_$(SOVERSION) $< $(VIS_OBJ) > $@.tmp && mv $@.tmp $@
+	CC="$(CC)" sh scripts/exports.sh CONVNET_VIS_$(SOVERSION) $< $(VIS_OBJ) > $@.tmp && mv $@.tmp $@
 $(SOLIB).$(VERSION): $(LIB_OBJ) $(BUILD)/convnet.map
 	$(CC) -shared -Wl,-soname,libconvnet.so.$(SOVERSION) -Wl,--version-script,$(BUILD)/convnet.map \
 	  $(SO_DEFS) $(LDFLAGS) $(LIB_OBJ) $(CORE_LDLIBS) -o $@

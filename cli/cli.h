@@ -104,8 +104,9 @@ extern const char cn_cli_default_model[];
 #define CLI_DEFAULT_MODEL_NAME "models/mnist.cfg (built in)"
 
 /* Where an installed convnet finds the model descriptions it was installed
- * with ($(DATADIR)/convnet/models, which make install compiles into its
- * main.c); "" for the build tree's binary.  main() sets it. */
+ * with ($(DATADIR)/convnet/models, which the Makefile compiles into the
+ * installed binary's main.c); "" for the build tree's binary.  main() sets
+ * it. */
 extern const char *cli_models_dir;
 
 /* The description file path names: path itself when it is a file here (or
