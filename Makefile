@@ -77,15 +77,16 @@ REPLAY_OBJ := $(FUZZ_SRC:fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%.o) \
 LIB  := $(BUILD)/libconvnet.a
 VLIB := $(BUILD)/libconvnet_vis.a
 # Shared libraries: libconvnet.so.$(SOVERSION) (soname) -> .so.$(VERSION);
-# the soname changes when the API breaks.
-VERSION   := 0.1.0
+# the soname changes when the API breaks.  The version is convnet.h's
+# CN_VERSION (one place to change it).
+VERSION   := $(shell sed -n 's/^\#define CN_VERSION "\(.*\)"/\1/p' include/convnet.h)
 SOVERSION := 0
 SOLIB  := $(BUILD)/libconvnet.so
 VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
+.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
 all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
@@ -96,7 +97,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/src/vis/%.o: CPPFLAGS += $(CAIRO_CFLAGS)
+# The pictures see the core's public header only (no -Isrc: src/vis/vis.h).
+$(BUILD)/src/vis/%.o: CPPFLAGS := $(filter-out -Isrc,$(CPPFLAGS)) $(CAIRO_CFLAGS)
 
 $(BUILD)/fuzz/replay_%.o: fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
@@ -128,11 +130,22 @@ $(VLIB): $(VIS_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(SOLIB).$(VERSION): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libconvnet.so.$(SOVERSION) $(LDFLAGS) $^ $(CORE_LDLIBS) -o $@
-$(VSOLIB).$(VERSION): $(VIS_OBJ) $(SOLIB)
-	$(CC) -shared -Wl,-soname,libconvnet_vis.so.$(SOVERSION) $(LDFLAGS) $(VIS_OBJ) \
-	  -L$(BUILD) -lconvnet $(VIS_LDLIBS) $(CORE_LDLIBS) -o $@
+# They export what their header declares and nothing else (a version script
+# made from the header, scripts/exports.sh), and every symbol they need
+# resolves at their link (-z defs; not under the sanitizers, whose runtime
+# the program brings): the pictures reach the core through convnet.h only.
+SO_DEFS := $(if $(SAN),,-Wl,-z,defs)
+$(BUILD)/convnet.map: include/convnet.h scripts/exports.sh $(LIB_OBJ)
+	CC="$(CC)" sh scripts/exports.sh CONVNET_$(SOVERSION) $< $(LIB_OBJ) > $@.tmp && mv $@.tmp $@
+$(BUILD)/convnet_vis.map: include/convnet_vis.h scripts/exports.sh $(VIS_OBJ)
+	CC="$(CC)" sh scripts/exports.sh CONVNET_VIS_$(SOVERSION) $< $(VIS_OBJ) > $@.tmp && mv $@.tmp $@
+$(SOLIB).$(VERSION): $(LIB_OBJ) $(BUILD)/convnet.map
+	$(CC) -shared -Wl,-soname,libconvnet.so.$(SOVERSION) -Wl,--version-script,$(BUILD)/convnet.map \
+	  $(SO_DEFS) $(LDFLAGS) $(LIB_OBJ) $(CORE_LDLIBS) -o $@
+$(VSOLIB).$(VERSION): $(VIS_OBJ) $(SOLIB) $(BUILD)/convnet_vis.map
+	$(CC) -shared -Wl,-soname,libconvnet_vis.so.$(SOVERSION) \
+	  -Wl,--version-script,$(BUILD)/convnet_vis.map $(SO_DEFS) $(LDFLAGS) $(VIS_OBJ) \
+	  -L$(BUILD) -lconvnet $(VIS_LDLIBS) -lm -o $@
 $(BUILD)/%.so: $(BUILD)/%.so.$(VERSION)
 	ln -sf $(notdir $<) $@.$(SOVERSION)
 	ln -sf $(notdir $<) $@
@@ -202,7 +215,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 test-asan:
 	@sh scripts/deps.sh --test
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN="$(ASAN_FLAGS)" all data
-	@sh tests/asan.sh build-asan
+	@SAN="$(ASAN_FLAGS)" sh tests/asan.sh build-asan
 
 # Data-parallel training over MPI (tests/mpi.sh): a build with MPI=1 in
 # build-mpi/, 1, 2 and 4 workers on this machine, the fault tests, and two
@@ -257,6 +270,78 @@ bench-mpi:
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fopenmp $< -o $@
+
+# --- install -----------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=staging] writes INSTALLED (below)
+# and make uninstall removes exactly that.  The installed convnet is linked
+# apart ($(BUILD)/inst/convnet: cli/main.c compiled once more) so that it
+# knows $(DATADIR)/convnet/models, where it finds a description named
+# without a directory; the build tree's binary is untouched.  The man pages
+# are made from that binary's --help (scripts/man.sh).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+PCDIR      ?= $(LIBDIR)/pkgconfig
+MODELDIR   := $(DATADIR)/convnet/models
+INSTALL    ?= install
+INST       := $(BUILD)/inst
+# The commands, as cli/main.c's table names them: one man page each.
+COMMANDS   := $(shell sed -n 's/^ *{"\([a-z]*\)", "[^"]*", cmd_.*/\1/p' cli/main.c)
+MAN_PAGES  := convnet.1 $(COMMANDS:%=convnet-%.1)
+MODEL_CFGS := $(notdir $(wildcard models/*.cfg))
+SO_FILES    = $(foreach l,libconvnet libconvnet_vis,$(l).so $(l).so.$(SOVERSION) $(l).so.$(VERSION))
+INSTALLED   = $(BINDIR)/convnet $(INCLUDEDIR)/convnet.h $(INCLUDEDIR)/convnet_vis.h \
+              $(LIBDIR)/libconvnet.a $(LIBDIR)/libconvnet_vis.a $(SO_FILES:%=$(LIBDIR)/%) \
+              $(PCDIR)/convnet.pc $(PCDIR)/convnet_vis.pc $(MODEL_CFGS:%=$(MODELDIR)/%) \
+              $(MAN_PAGES:%=$(MANDIR)/man1/%)
+
+# make builds them too (for PREFIX), so that make install only copies; not
+# with MPI=1, where 'convnet train --help' would start MPI.
+ifneq ($(MPI),1)
+all: $(INST)/convnet $(INST)/man/convnet.1 $(INST)/convnet.pc $(INST)/convnet_vis.pc
+endif
+
+# Rebuilt when the directories change (the stamp holds them).
+$(INST)/dirs.stamp: FORCE
+	@mkdir -p $(INST)
+	@echo "$(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(MODELDIR)" | cmp -s - $@ || \
+	  echo "$(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(MODELDIR)" > $@
+$(INST)/main.o: cli/main.c $(INST)/dirs.stamp
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DCN_MODELS_DIR='"$(MODELDIR)"' -c $< -o $@
+$(INST)/convnet: $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(INST)/main.o $(VLIB) $(LIB) \
+                 $(BUILD)/mpi.stamp
+	$(CC) $(LDFLAGS) $(filter %.o %.a,$^) $(LDLIBS) $(MPI_LIBS) -o $@
+$(INST)/man/convnet.1: $(INST)/convnet scripts/man.sh
+	sh scripts/man.sh $< $(INST)/man $(VERSION)
+# pkg-config: Libs.private and Requires.private are what a static link adds.
+PC_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+  -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+  -e 's|@VERSION@|$(VERSION)|' -e 's|@OPENMP@|$(if $(filter yes,$(OPENMP)),-fopenmp)|'
+$(INST)/%.pc: scripts/%.pc.in $(INST)/dirs.stamp
+	$(PC_SUBST) $< > $@
+
+install: $(INST)/convnet $(LIB) $(VLIB) $(SOLIB) $(VSOLIB) $(INST)/man/convnet.1 \
+         $(INST)/convnet.pc $(INST)/convnet_vis.pc
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	  $(DESTDIR)$(PCDIR) $(DESTDIR)$(MODELDIR) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 755 $(INST)/convnet $(DESTDIR)$(BINDIR)/convnet
+	$(INSTALL) -m 644 include/convnet.h include/convnet_vis.h $(DESTDIR)$(INCLUDEDIR)
+	$(INSTALL) -m 644 $(LIB) $(VLIB) $(DESTDIR)$(LIBDIR)
+	$(INSTALL) -m 755 $(SOLIB).$(VERSION) $(VSOLIB).$(VERSION) $(DESTDIR)$(LIBDIR)
+	for l in libconvnet libconvnet_vis; do \
+	  ln -sf $$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(SOVERSION) && \
+	  ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; done
+	$(INSTALL) -m 644 $(INST)/convnet.pc $(INST)/convnet_vis.pc $(DESTDIR)$(PCDIR)
+	$(INSTALL) -m 644 $(MODEL_CFGS:%=models/%) $(DESTDIR)$(MODELDIR)
+	$(INSTALL) -m 644 $(MAN_PAGES:%=$(INST)/man/%) $(DESTDIR)$(MANDIR)/man1
+
+# The files install wrote, then the two directories that are convnet's own.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(MODELDIR) $(DESTDIR)$(DATADIR)/convnet 2>/dev/null || true
 
 # --- fuzzing -----------------------------------------------------------------
 # One libFuzzer target per reader of outside input (fuzz/fuzz_*.c), built with
@@ -332,6 +417,9 @@ help:
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
 	@echo "make examples build examples/*.c into $(BUILD)/examples (part of make)"
 	@echo "make docs     write docs/api.md, the API reference, from the headers"
+	@echo "make install  headers, libraries (static, shared), convnet.pc, the CLI, models, man pages"
+	@echo "              into PREFIX=$(PREFIX) (DESTDIR, BINDIR, LIBDIR, INCLUDEDIR, DATADIR, MANDIR)"
+	@echo "make uninstall   remove exactly what make install wrote (same variables)"
 	@echo "make format   clang-format the sources"
 	@echo "make fuzz     build the fuzz targets (clang, libFuzzer, sanitizers) into $(FUZZ_BUILD)"
 	@echo "make fuzz-smoke  run each fuzz target $(FUZZ_SECONDS) s on its seeds (FUZZ_SECONDS=N)"

@@ -110,7 +110,20 @@ void cli_set_worker(int rank, int size);
 extern const char cn_cli_default_model[];
 #define CLI_DEFAULT_MODEL_NAME "models/mnist.cfg (built in)"
 
-/* The description at path, or the built-in default when path is NULL. */
+/* Where an installed convnet finds the model descriptions it was installed
+ * with ($(DATADIR)/convnet/models, which the Makefile compiles into the
+ * installed binary's main.c); "" for the build tree's binary.  main() sets
+ * it. */
+extern const char *cli_models_dir;
+
+/* The description file path names: path itself when it is a file here (or
+ * names a directory), else the installed description of that name, with or
+ * without .cfg (cli_models_dir/lenet.cfg for "lenet"), when there is one,
+ * written into buf; else path (whose error the loader then reports). */
+const char *cli_find_model(const char *path, char *buf, size_t size);
+
+/* The description at path (as cli_find_model finds it), or the built-in
+ * default when path is NULL. */
 cn_status cli_load_spec(const char *path, cn_spec **spec);
 
 /* Loads the trained model file path for command cmd, refusing a model

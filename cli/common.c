@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int cli_usage(const char *cmd, const char *fmt, ...)
@@ -239,9 +240,25 @@ int cli_next(cli_iter *it, const cli_opt *opts, const char **value)
     return CLI_ERROR;
 }
 
+const char *cli_models_dir = "";
+
+const char *cli_find_model(const char *path, char *buf, size_t size)
+{
+    struct stat st;
+    if (!cli_models_dir[0] || strchr(path, '/') || stat(path, &st) == 0)
+        return path;
+    for (int cfg = 0; cfg < 2; cfg++) {
+        int n = snprintf(buf, size, "%s/%s%s", cli_models_dir, path, cfg ? ".cfg" : "");
+        if (n > 0 && (size_t)n < size && stat(buf, &st) == 0 && S_ISREG(st.st_mode))
+            return buf;
+    }
+    return path;
+}
+
 cn_status cli_load_spec(const char *path, cn_spec **spec)
 {
-    return path ? cn_spec_load(path, spec)
+    char buf[4096];
+    return path ? cn_spec_load(cli_find_model(path, buf, sizeof buf), spec)
                 : cn_spec_parse(cn_cli_default_model, CLI_DEFAULT_MODEL_NAME, spec);
 }
 

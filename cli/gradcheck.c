@@ -75,7 +75,7 @@ int cmd_gradcheck(int argc, char **argv)
         return cli_usage("gradcheck", "takes a model description");
     cn_spec *spec;
     cn_net *net = NULL;
-    if (cn_spec_load(path, &spec))
+    if (cli_load_spec(path, &spec))
         return cli_lib_error();
     if (cn_net_create(spec, (size_t)batch, NULL, &net)) {
         cn_spec_free(spec);

@@ -43,7 +43,7 @@ int cmd_info(int argc, char **argv)
             return cli_lib_error();
         net = cn_model_net(model);
     } else {
-        if (cn_spec_load(path, &spec) || cn_net_create(spec, 1, &one, &net)) {
+        if (cli_load_spec(path, &spec) || cn_net_create(spec, 1, &one, &net)) {
             cn_spec_free(spec);
             return cli_lib_error();
         }

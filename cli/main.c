@@ -53,6 +53,13 @@ static const char usage_end[] =
     "'convnet COMMAND --help' describes a command.  Model descriptions are text files\n"
     "(see models/*.cfg); model files are safetensors written by 'convnet train'.\n";
 
+/* Where the installed model descriptions are: make install compiles this
+ * file once more for the convnet it installs, with CN_MODELS_DIR set to
+ * $(DATADIR)/convnet/models. */
+#ifndef CN_MODELS_DIR
+#define CN_MODELS_DIR ""
+#endif
+
 /* Summaries start in this column; a command whose name and arguments do not
  * leave a space before it has its summary on the next line. */
 #define SUMMARY_COL 25
@@ -70,6 +77,11 @@ static void print_usage(FILE *f)
         cli_wrap(f, commands[i].summary, SUMMARY_COL, SUMMARY_COL, 0);
     }
     fputs(usage_end, f);
+    if (cli_models_dir[0])
+        fprintf(f,
+                "A description named without a directory that is not in the current one is\n"
+                "read from %s (lenet or lenet.cfg: lenet.cfg there).\n",
+                cli_models_dir);
 }
 
 /* $CONVNET_MAX_MEMORY (a size such as 512M or 4G): the most memory a network
@@ -98,6 +110,7 @@ static int memory_limit_from_env(void)
 
 int main(int argc, char **argv)
 {
+    cli_models_dir = CN_MODELS_DIR;
     if (memory_limit_from_env())
         return EXIT_USAGE;
     if (argc < 2) {

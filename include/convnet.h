@@ -28,7 +28,8 @@
 extern "C" {
 #endif
 
-/* The library's version, major.minor.patch. */
+/* The version of this header; the Makefile's VERSION, the shared library's
+ * file name (libconvnet.so.0.1.0) and convnet.pc's Version are this one. */
 #define CN_VERSION "0.1.0"
 
 /* ---------------------------------------------------------------- status */
@@ -53,6 +54,30 @@ const char *cn_status_name(cn_status st);
 /* The message of the last failure in this thread ("" if none).  The pointer
  * stays valid until the next failing call in the same thread. */
 const char *cn_last_error(void);
+
+/* The version of the library that runs (CN_VERSION of the header it was
+ * built with): a program linked against the shared library may compare it
+ * with the CN_VERSION it was compiled with. */
+const char *cn_version(void);
+
+/* The compiler checks the arguments of the printf-like functions below. */
+#if defined(__GNUC__)
+#define CN_PRINTF(fmt, first) __attribute__((format(printf, fmt, first)))
+#else
+#define CN_PRINTF(fmt, first)
+#endif
+
+/* For code built on the library that keeps its conventions (the pictures,
+ * convnet_vis.h, do; so may a program's own functions): records the
+ * message fmt, ... (printf's format) for cn_last_error() in this thread
+ * and returns st.  file and line, the C source that failed, are appended
+ * to the message ("[file:line]") only when the environment variable
+ * CONVNET_DEBUG is set; file may be NULL. */
+cn_status cn_fail_at(const char *file, int line, cn_status st, const char *fmt, ...)
+    CN_PRINTF(4, 5);
+/* Puts text (printf's format) before this thread's current message, to say
+ * what was being done: "drawing feature maps: " + the message. */
+void cn_error_prefix(const char *fmt, ...) CN_PRINTF(1, 2);
 
 /* ------------------------------------------------------------------- rng */
 

@@ -12,9 +12,11 @@
 #           (libopenblas0-pthread), python3-pil (it makes test pictures),
 #           python3-numpy (the Python bindings, python/convnet.py),
 #           chromium (it renders the HTML report), mount (a read-only
-#           directory), valgrind (make test-valgrind; make test-asan needs
-#           only gcc's sanitizer libraries, which come with gcc) and
-#           python3-onnx (the ONNX export's checker);
+#           directory), man-db, groff-base and bsdextrautils (the man
+#           pages, tests/install.sh), valgrind (make test-valgrind; make
+#           test-asan needs only gcc's sanitizer libraries, which come with
+#           gcc) and python3-onnx
+#           (the ONNX export's checker);
 #   --fuzz  the fuzz targets need clang with its libFuzzer and sanitizer
 #           runtimes (clang, libclang-rt-dev);
 #   --stress  make test-stress keeps the cores busy with stress(1);
@@ -76,6 +78,10 @@ if [ $test = yes ]; then
     # tests/onnx.sh: onnx.checker on the exported models (ONNX Runtime comes
     # from npm: onnxruntime-node, which the test installs into ~/.cache)
     /usr/bin/python3 -c 'import onnx' >/dev/null 2>&1 || add python3-onnx
+    # tests/install.sh renders the man pages (man -l, groff, col)
+    command -v man >/dev/null 2>&1 || add man-db
+    command -v groff >/dev/null 2>&1 || add groff-base
+    command -v col >/dev/null 2>&1 || add bsdextrautils
 fi
 if [ $stress = yes ]; then
     command -v stress >/dev/null 2>&1 || add stress

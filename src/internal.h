@@ -9,14 +9,10 @@
 
 /* ---------------------------------------------------------------- errors */
 
-/* Records a message for cn_last_error() and returns st.  The message is
- * written for the user; the C source location is appended only when the
- * environment variable CONVNET_DEBUG is set. */
-cn_status cn_fail_at(const char *file, int line, cn_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* cn_fail_at (convnet.h) with this file and line: a message for
+ * cn_last_error(), the status returned.  cn_error_prefix (convnet.h) says
+ * what was being done ("while loading x: ..."). */
 #define cn_fail(st, ...) cn_fail_at(__FILE__, __LINE__, st, __VA_ARGS__)
-/* Prefixes the current message with text ("while loading x: ..."). */
-void cn_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* v[0..n) joined by sep ("2 x 28 x 28", "2,3") into buf, cut to its size. */
 const char *cn_join_sizes(const size_t *v, int n, const char *sep, char *buf, size_t size);
 

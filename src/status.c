@@ -26,13 +26,15 @@ const char *cn_status_name(cn_status st)
 
 const char *cn_last_error(void) { return last_error; }
 
+const char *cn_version(void) { return CN_VERSION; }
+
 cn_status cn_fail_at(const char *file, int line, cn_status st, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     int len = vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    if (len >= 0 && (size_t)len < sizeof last_error && getenv("CONVNET_DEBUG"))
+    if (len >= 0 && (size_t)len < sizeof last_error && file && getenv("CONVNET_DEBUG"))
         snprintf(last_error + len, sizeof last_error - (size_t)len, " [%s:%d]", file, line);
     return st;
 }

@@ -2,8 +2,8 @@
 # run.sh BUILD - the whole test suite: the C tests, the C tests again on the
 # "guard" backend (whose tensor memory the host cannot touch outside the
 # backend's own operations: anything that reaches past the device seam
-# crashes), then the command-line tests, the ONNX export's, the examples',
-# the API reference's and the Python bindings';
+# crashes), then the command-line tests, make install's, the ONNX export's,
+# the examples', the API reference's and the Python bindings';
 # ends with "N passed, M failed, K skipped" (the sums of the runs; skipped:
 # tests that cannot run on this machine, never counted as passed) and fails
 # if any test did.
@@ -21,6 +21,7 @@ CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
+sh tests/install.sh "$build" | tee "$TMPDIR/install.log"
 sh tests/onnx.sh "$build" | tee "$TMPDIR/onnx.log"
 # the programs of examples/ and the API reference (docs/api.md)
 sh tests/examples.sh "$build" | tee "$TMPDIR/examples.log"
@@ -32,7 +33,7 @@ sh tests/python.sh "$build" | tee "$TMPDIR/python.log"
 summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli onnx examples docs python; do
+for run in c guard cli install onnx examples docs python; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))

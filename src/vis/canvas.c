@@ -1,7 +1,6 @@
 /* canvas.c - cairo surfaces to and from cn_image, PNG files, text and
  * grid layout for the pictures. */
 #include "canvas.h"
-#include "internal.h"
 
 #include <errno.h>
 #include <math.h>

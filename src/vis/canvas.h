@@ -3,7 +3,7 @@
 #ifndef CN_VIS_CANVAS_H
 #define CN_VIS_CANVAS_H
 
-#include "convnet_vis.h"
+#include "vis.h"
 
 #include <cairo.h>
 

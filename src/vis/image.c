@@ -1,7 +1,6 @@
 /* image.c - image files in (stb_image), and the conversion of any picture
  * into a network's input: grey or colour, polarity, size and placement. */
-#include "convnet_vis.h"
-#include "internal.h"
+#include "vis.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,7 +1,6 @@
 /* pictures.c - what a network learns, drawn: filters, feature maps, the
  * images that excite a channel most, the confusion matrix. */
 #include "canvas.h"
-#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>

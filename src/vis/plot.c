@@ -1,6 +1,5 @@
 /* plot.c - training curves: loss and accuracy against the epoch. */
 #include "canvas.h"
-#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
