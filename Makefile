@@ -289,7 +289,7 @@ MODELDIR   := $(DATADIR)/convnet/models
 INSTALL    ?= install
 INST       := $(BUILD)/inst
 # The commands, as cli/main.c's table names them: one man page each.
-COMMANDS   := $(shell sed -n 's/^ *{"\([a-z]*\)", "[^"]*", cmd_.*/\1/p' cli/main.c)
+COMMANDS   := $(shell sed -n 's/^ *{"\([a-z-]*\)", "[^"]*", cmd_.*/\1/p' cli/main.c)
 MAN_PAGES  := convnet.1 $(COMMANDS:%=convnet-%.1)
 MODEL_CFGS := $(notdir $(wildcard models/*.cfg))
 SO_FILES    = $(foreach l,libconvnet libconvnet_vis,$(l).so $(l).so.$(SOVERSION) $(l).so.$(VERSION))

@@ -51,7 +51,7 @@ check "make install PREFIX=tmp" mk install PREFIX="$prefix"
     done
     for m in models/*.cfg; do echo "share/convnet/$m"; done
     echo share/man/man1/convnet.1
-    "$bin" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z]*\).*/share\/man\/man1\/convnet-\1.1/p'
+    "$bin" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z-]*\).*/share\/man\/man1\/convnet-\1.1/p'
 } | sort >"$tmp/want"
 (cd "$prefix" && find . -type f -o -type l | sed 's|^\./||' | sort) >"$tmp/got"
 if cmp -s "$tmp/want" "$tmp/got"; then
