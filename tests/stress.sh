@@ -10,7 +10,10 @@ runs=${2:-10}
 command -v stress >/dev/null || { echo "stress.sh: needs 'stress' (apt-get install stress)"; exit 1; }
 stress --cpu "$(nproc)" >/dev/null 2>&1 &
 spid=$!
-trap 'kill $spid 2>/dev/null' EXIT INT TERM
+# a signal ends the runs too (a trap alone would only stop stress and go on)
+trap 'kill $spid 2>/dev/null' EXIT
+trap 'kill $spid 2>/dev/null; exit 130' INT
+trap 'kill $spid 2>/dev/null; exit 143' TERM
 good=0
 mkdir -p "$build"
 for r in $(seq 1 "$runs"); do
