@@ -178,7 +178,7 @@ def main():
                     speeds[b].append(ns.train(b))
             overlap[gbit] = speeds
     print("one MPI_Allreduce between 2 workers over a veth pair shaped with tc (medians of 20):")
-    print(f"  {'link':>9} | {'1 float':>9} | " + " | ".join(f"{n:>12}" for n in info))
+    print(f"  {'link':>11} | {'1 float':>9} | " + " | ".join(f"{n:>12}" for n in info))
     for gbit in RATES:
         t = times[gbit]
         print(f"  {gbit:>4} Gbit/s | {1e3 * t['latency']:7.3f} ms | " +
@@ -189,7 +189,7 @@ def main():
     for name in info:
         T, S = info[name]["T"], 4.0 * (info[name]["params"] + 3)
         print(f"  {info[name]['cfg']}")
-        print(f"    {'link':>9} | " + " ".join(f"{'K=' + str(k):>6}" for k in MACHINES) +
+        print(f"    {'link':>11} | " + " ".join(f"{'K=' + str(k):>6}" for k in MACHINES) +
               " | best K | batch for 80% at K=8, 64")
         for gbit in RATES:
             t = times[gbit]
@@ -211,7 +211,7 @@ def main():
     print("\ngradients exchanged after the backward pass (bucket 0) or in buckets started "
           "during it:\n2 workers x 1 thread in the namespaces, models/mnist-best.cfg, 6 400 "
           f"images, medians of {ROUNDS}")
-    print(f"  {'link':>9} | " + " | ".join(f"{'bucket ' + str(b) + ' MB':>15}" for b in BUCKETS))
+    print(f"  {'link':>11} | " + " | ".join(f"{'bucket ' + str(b) + ' MB':>15}" for b in BUCKETS))
     for gbit in OVERLAP_RATES:
         sp = overlap[gbit]
         base = sp[0]
