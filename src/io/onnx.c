@@ -28,15 +28,13 @@
  * The model's metadata_props hold the class names as a JSON array
  * ("class_names"), the input's mean and std, and the model description. */
 #include "internal.h"
+#include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define ONNX_IR_VERSION 7 /* what opset 13 came with */
 #define ONNX_OPSET      13
@@ -656,57 +654,17 @@ done:
     return st;
 }
 
-/* Writes data to path atomically, as model files are (io/safetensors.c):
- * path.tmp-PID written and synced, then renamed over path; a failure of
- * write, fsync, close or rename removes the temporary file and leaves path
- * as it was. */
-static cn_status write_file(const char *path, const uint8_t *data, size_t n)
+/* The file's bytes, for cn_save_atomic (io/safetensors.c: the temporary
+ * file, sync, rename, as model files are written). */
+typedef struct bytes {
+    const uint8_t *d;
+    size_t n;
+} bytes;
+
+static int fill_file(int fd, void *user)
 {
-    size_t plen = strlen(path) + 32;
-    char *tmp = malloc(plen);
-    if (!tmp)
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
-    snprintf(tmp, plen, "%s.tmp-%ld", path, (long)getpid());
-    cn_status st = CN_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        st =
-            cn_fail(CN_ERR_IO, "%s: cannot save: cannot create %s: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    int err = 0;
-    while (n > 0 && !err) {
-        ssize_t w = write(fd, data, n);
-        if (w > 0)
-            data += w, n -= (size_t)w;
-        else if (w == 0)
-            err = -1, errno = EIO; /* no progress: not expected of a file */
-        else if (errno != EINTR)
-            err = -1;
-    }
-    if (!err)
-        err = fsync(fd);
-    int saved = errno;
-    if (close(fd) != 0 && !err) {
-        err = -1;
-        saved = errno;
-    }
-    if (err) {
-        st = cn_fail(CN_ERR_IO,
-                     "%s: cannot save: writing %s failed: %s (the previous file, if any, is "
-                     "untouched)",
-                     path, tmp, strerror(saved));
-        unlink(tmp);
-    } else if (rename(tmp, path) != 0) {
-        st = cn_fail(CN_ERR_IO,
-                     "%s: cannot save: cannot rename %s to it: %s (the previous file, if any, "
-                     "is untouched)",
-                     path, tmp, strerror(errno));
-        unlink(tmp);
-    }
-done:
-    free(tmp);
-    return st;
+    const bytes *b = user;
+    return cn_write_all(fd, b->d, b->n);
 }
 
 static cn_status save(const cn_net *net, const char *const *class_names, const char *graph_name,
@@ -717,7 +675,7 @@ static cn_status save(const cn_net *net, const char *const *class_names, const c
     pb model = {0};
     cn_status st = build(net, class_names, graph_name, &model);
     if (!st)
-        st = write_file(path, model.d, model.n);
+        st = cn_save_atomic(path, fill_file, &(bytes){model.d, model.n});
     free(model.d);
     return st;
 }

@@ -64,7 +64,7 @@ static char *build_header(const cn_st_tensor *t, size_t n, const char *const *me
     return text;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
+int cn_write_all(int fd, const void *buf, size_t n)
 {
     const char *p = buf;
     while (n > 0) {
@@ -123,31 +123,12 @@ static void remove_stale_temps(const char *path, const char *dir)
     closedir(d);
 }
 
-cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const char *const *meta,
-                      size_t n_meta)
+cn_status cn_save_atomic(const char *path, int (*fill)(int fd, void *user), void *user)
 {
-    size_t data_len;
-    char *json = build_header(t, n, meta, n_meta, &data_len);
-    if (!json)
-        return cn_fail(CN_ERR_NOMEM, "%s: out of memory while writing the header", path);
-    size_t jlen = strlen(json), hlen = (jlen + 7) / 8 * 8;
-    uint8_t *head = malloc(8 + hlen);
-    if (!head) {
-        cJSON_free(json);
-        return cn_fail(CN_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < 8; i++)
-        head[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-    memcpy(head + 8, json, jlen);
-    memset(head + 8 + jlen, ' ', hlen - jlen);
-    cJSON_free(json);
-
     size_t plen = strlen(path) + 32;
     char *tmp = malloc(plen);
-    if (!tmp) {
-        free(head);
+    if (!tmp)
         return cn_fail(CN_ERR_NOMEM, "out of memory");
-    }
     snprintf(tmp, plen, "%s.tmp-%ld", path, (long)getpid());
     cn_status st = CN_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -156,26 +137,7 @@ cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const c
             cn_fail(CN_ERR_IO, "%s: cannot save: cannot create %s: %s", path, tmp, strerror(errno));
         goto done;
     }
-    int err = write_all(fd, head, 8 + hlen);
-    uint8_t buf[4096];
-    for (size_t i = 0; !err && i < n; i++) {
-        size_t count = 1;
-        for (int d = 0; d < t[i].ndim; d++)
-            count *= t[i].dims[d];
-        if (host_is_little()) {
-            err = write_all(fd, t[i].data, count * sizeof(float));
-            continue;
-        }
-        for (size_t j = 0; !err && j < count; j += sizeof buf / 4) {
-            size_t k = count - j < sizeof buf / 4 ? count - j : sizeof buf / 4;
-            for (size_t q = 0; q < k; q++) {
-                uint32_t bits;
-                memcpy(&bits, &t[i].data[j + q], 4);
-                put_le32(buf + 4 * q, bits);
-            }
-            err = write_all(fd, buf, 4 * k);
-        }
-    }
+    int err = fill(fd, user);
     if (!err)
         err = fsync(fd);
     int saved = errno;
@@ -213,6 +175,64 @@ cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const c
     remove_stale_temps(path, dir);
 done:
     free(tmp);
+    return st;
+}
+
+/* A safetensors file's bytes: the header, then each tensor little-endian. */
+typedef struct st_body {
+    const uint8_t *head;
+    size_t head_len;
+    const cn_st_tensor *t;
+    size_t n;
+} st_body;
+
+static int fill_body(int fd, void *user)
+{
+    const st_body *b = user;
+    int err = cn_write_all(fd, b->head, b->head_len);
+    uint8_t buf[4096];
+    for (size_t i = 0; !err && i < b->n; i++) {
+        const cn_st_tensor *t = &b->t[i];
+        size_t count = 1;
+        for (int d = 0; d < t->ndim; d++)
+            count *= t->dims[d];
+        if (host_is_little()) {
+            err = cn_write_all(fd, t->data, count * sizeof(float));
+            continue;
+        }
+        for (size_t j = 0; !err && j < count; j += sizeof buf / 4) {
+            size_t k = count - j < sizeof buf / 4 ? count - j : sizeof buf / 4;
+            for (size_t q = 0; q < k; q++) {
+                uint32_t bits;
+                memcpy(&bits, &t->data[j + q], 4);
+                put_le32(buf + 4 * q, bits);
+            }
+            err = cn_write_all(fd, buf, 4 * k);
+        }
+    }
+    return err;
+}
+
+cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const char *const *meta,
+                      size_t n_meta)
+{
+    size_t data_len;
+    char *json = build_header(t, n, meta, n_meta, &data_len);
+    if (!json)
+        return cn_fail(CN_ERR_NOMEM, "%s: out of memory while writing the header", path);
+    size_t jlen = strlen(json), hlen = (jlen + 7) / 8 * 8;
+    uint8_t *head = malloc(8 + hlen);
+    if (!head) {
+        cJSON_free(json);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < 8; i++)
+        head[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
+    memcpy(head + 8, json, jlen);
+    memset(head + 8 + jlen, ' ', hlen - jlen);
+    cJSON_free(json);
+    st_body body = {head, 8 + hlen, t, n};
+    cn_status st = cn_save_atomic(path, fill_body, &body);
     free(head);
     return st;
 }

@@ -29,6 +29,15 @@ typedef struct cn_st_tensor {
 cn_status cn_st_write(const char *path, const cn_st_tensor *t, size_t n, const char *const *meta,
                       size_t n_meta);
 
+/* Writes a file atomically, as cn_st_write does: fill(fd, user) writes the
+ * contents into path.tmp-PID (returning 0, or -1 with errno set), which is
+ * synced and renamed over path; any failure removes it and leaves path as it
+ * was; stale temporary files of dead processes are removed.  Errors:
+ * CN_ERR_IO (naming path, the step and the system's reason), CN_ERR_NOMEM. */
+cn_status cn_save_atomic(const char *path, int (*fill)(int fd, void *user), void *user);
+/* write(2) until all n bytes are written: 0, or -1 with errno set. */
+int cn_write_all(int fd, const void *buf, size_t n);
+
 typedef struct cn_st_entry {
     char *name;
     char dtype[8];
