@@ -133,8 +133,9 @@ int cli_load_model(const char *cmd, const char *path, long threads, cn_model **m
 /* "digit", "crop" or "stretch" into *fit; 0 for anything else. */
 int cli_fit(const char *s, cn_fit *fit);
 /* fit, or when it is CN_FIT_AUTO the fit for the pictures the model was
- * trained on (its note data.kind), with *why saying which (else NULL). */
-cn_fit cli_model_fit(const cn_model *model, cn_fit fit, const char **why);
+ * trained on (its note data.kind); *why says which when that is not the
+ * fit older model files got (else NULL). */
+cn_fit cli_model_fit(cn_model *model, cn_fit fit, const char **why);
 
 /* The rows of a training log (the CSV 'convnet train' writes), malloc'd;
  * returns 0, or 1 after printing what is wrong (cli/log.c). */

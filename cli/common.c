@@ -114,17 +114,17 @@ const char *cli_model_data_dir(const cn_model *model, const char *opt, int *own)
     return *own ? dir : cli_data_dir(opt);
 }
 
-cn_fit cli_model_fit(const cn_model *model, cn_fit fit, const char **why)
+cn_fit cli_model_fit(cn_model *model, cn_fit fit, const char **why)
 {
-    const char *kind = model ? cn_model_info(model, "data.kind") : NULL;
+    const char *kind = cn_model_info(model, "data.kind");
     *why = NULL;
     if (fit != CN_FIT_AUTO || !kind)
         return fit;
-    if (strcmp(kind, "digits") == 0) {
-        *why = "digit (the model was trained on digits)";
+    if (strcmp(kind, "digits") == 0)
         return CN_FIT_DIGIT;
-    }
-    *why = "crop (the model was trained on pictures, not digits)";
+    /* Unlike older files' default for a grey network: say so. */
+    if (cn_net_input_shape(cn_model_net(model)).c == 1)
+        *why = "crop (the model was trained on pictures, not digits)";
     return CN_FIT_CROP;
 }
 

@@ -217,7 +217,7 @@ int cmd_predict(int argc, char **argv)
      * when it is not the one for grey digits. */
     const char *why;
     fit = cli_model_fit(model, fit, &why);
-    if (why && fit != CN_FIT_DIGIT && s.c == 1 && !json)
+    if (why && !json)
         printf("fit: %s; --fit to choose\n", why);
     pix = malloc(nb * sz);
     out = malloc(nb * k * sizeof *out);

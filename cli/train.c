@@ -564,7 +564,9 @@ static long note_long(const cn_model *m, const char *key, long dflt)
 static int note_data(job *j, const char *fingerprint)
 {
     char dir[4096], num[32];
-    if (j->dir[0] == '/' || !getcwd(dir, sizeof dir - 1 - strlen(j->dir)))
+    size_t len = strlen(j->dir);
+    /* Relative: under the working directory (as given when that is too long). */
+    if (j->dir[0] == '/' || len + 2 > sizeof dir || !getcwd(dir, sizeof dir - 1 - len))
         snprintf(dir, sizeof dir, "%s", j->dir);
     else
         strcat(strcat(dir, "/"), j->dir);

@@ -132,7 +132,7 @@ int cmd_viz(int argc, char **argv)
     if (own)
         printf("data: %s (the model's own; --data for other data)\n", dir);
     fit = cli_model_fit(model, fit, &why);
-    if (image && why && fit != CN_FIT_DIGIT && cn_net_input_shape(net).c == 1)
+    if (image && why)
         printf("fit: %s; --fit to choose\n", why);
     if (cn_data_load(dir, "train", &train) || cn_data_load(dir, "test", &test) ||
         cn_model_reserve(model, 256)) {

@@ -252,6 +252,35 @@ static void save_keeps_live_temporary_files(void)
     cn_model_free(m);
 }
 
+/* A write, fsync, close or rename that fails (slot set to err). */
+typedef struct fault_case {
+    int *slot, err;
+    const char *step, *reason; /* what the message must name */
+} fault_case;
+
+/* Each fault in turn: save(m, path) fails with CN_ERR_IO and a message that
+ * names path, the step and the reason; path keeps its previous bytes and no
+ * temporary file (tmp_prefix*) is left in dir. */
+static void check_faults(cn_status (*save)(const cn_model *, const char *), const char *what,
+                         const cn_model *m, const char *dir, const char *path,
+                         const char *tmp_prefix, const fault_case *cases, size_t n,
+                         const unsigned char *before, size_t n0)
+{
+    for (size_t c = 0; c < n; c++) {
+        *cases[c].slot = cases[c].err;
+        cn_status st = save(m, path);
+        *cases[c].slot = 0;
+        const char *msg = cn_last_error();
+        CHECK_MSG(st == CN_ERR_IO, "case %zu: %s returned %s", c, what, cn_status_name(st));
+        CHECK_MSG(th_contains(msg, path) && th_contains(msg, cases[c].step) &&
+                      th_contains(msg, cases[c].reason),
+                  "case %zu: the message lacks the file, '%s' or '%s': %s", c, cases[c].step,
+                  cases[c].reason, msg);
+        CHECK_MSG(same_bytes(path, before, n0), "case %zu: the previous file changed", c);
+        CHECK_MSG(count_prefixed(dir, tmp_prefix) == 0, "case %zu: a temporary file was left", c);
+    }
+}
+
 /* Every step of a save that can fail is checked: the save reports the file,
  * the step and the reason; the previous file is intact and loads; no
  * temporary file is left behind. */
@@ -271,10 +300,7 @@ static void save_errors_at_every_step(void)
     CHECK_OK(cn_model_load(path, th_dev(1), &old));
     nudge(m);
 
-    struct {
-        int *slot, err;
-        const char *step, *reason;
-    } cases[] = {
+    const fault_case cases[] = {
         {&fault.write_errno, ENOSPC, "writing", "No space left on device"},
         {&fault.write_errno, EFBIG, "writing", "File too large"},
         {&fault.fsync_errno, EIO, "writing", "Input/output error"},
@@ -283,20 +309,8 @@ static void save_errors_at_every_step(void)
         {&fault.close_errno, EDQUOT, "writing", "quota exceeded"},
         {&fault.rename_errno, EXDEV, "rename", "Invalid cross-device link"},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        *cases[c].slot = cases[c].err;
-        cn_status st = cn_model_save(m, path);
-        *cases[c].slot = 0;
-        const char *msg = cn_last_error();
-        CHECK_MSG(st == CN_ERR_IO, "case %zu: the save returned %s", c, cn_status_name(st));
-        CHECK_MSG(th_contains(msg, path) && th_contains(msg, cases[c].step) &&
-                      th_contains(msg, cases[c].reason),
-                  "case %zu: the message lacks the file, '%s' or '%s': %s", c, cases[c].step,
-                  cases[c].reason, msg);
-        CHECK_MSG(same_bytes(path, before, n0), "case %zu: the previous file changed", c);
-        CHECK_MSG(count_prefixed(dir, "model.safetensors.tmp-") == 0,
-                  "case %zu: a temporary file was left", c);
-    }
+    check_faults(cn_model_save, "the save", m, dir, path, "model.safetensors.tmp-", cases,
+                 sizeof cases / sizeof cases[0], before, n0);
     CHECK(loads_as(path, old));
 
     /* Short writes are not errors: the file comes out whole. */
@@ -494,29 +508,14 @@ static void onnx_save_errors_at_every_step(void)
     unsigned char *before = th_read_file(path, &n0);
     CHECK(before);
     nudge(m);
-    struct {
-        int *slot, err;
-        const char *step, *reason;
-    } cases[] = {
+    const fault_case cases[] = {
         {&fault.write_errno, ENOSPC, "writing", "No space left on device"},
         {&fault.fsync_errno, EIO, "writing", "Input/output error"},
         {&fault.close_errno, EDQUOT, "writing", "quota exceeded"},
         {&fault.rename_errno, EXDEV, "rename", "Invalid cross-device link"},
     };
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        *cases[c].slot = cases[c].err;
-        cn_status st = cn_model_save_onnx(m, path);
-        *cases[c].slot = 0;
-        const char *msg = cn_last_error();
-        CHECK_MSG(st == CN_ERR_IO, "case %zu: the export returned %s", c, cn_status_name(st));
-        CHECK_MSG(th_contains(msg, path) && th_contains(msg, cases[c].step) &&
-                      th_contains(msg, cases[c].reason),
-                  "case %zu: the message lacks the file, '%s' or '%s': %s", c, cases[c].step,
-                  cases[c].reason, msg);
-        CHECK_MSG(same_bytes(path, before, n0), "case %zu: the previous file changed", c);
-        CHECK_MSG(count_prefixed(dir, "model.onnx.tmp-") == 0,
-                  "case %zu: a temporary file was left", c);
-    }
+    check_faults(cn_model_save_onnx, "the export", m, dir, path, "model.onnx.tmp-", cases,
+                 sizeof cases / sizeof cases[0], before, n0);
     fault.write_chunk = 100;
     CHECK_OK(cn_model_save_onnx(m, path));
     fault.write_chunk = 0;
