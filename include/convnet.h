@@ -442,7 +442,11 @@ typedef struct cn_data {
     size_t classes;  /* labels are in [0, classes) */
     uint8_t *pixels; /* (n, C, H, W) */
     int32_t *labels; /* (n) */
-    int owned;       /* 1 if cn_data_free releases pixels and labels */
+    int owned;       /* 1 if cn_data_free releases pixels, labels and names */
+    char **names;    /* names[k] of class k, k < classes, or NULL when the data
+                        do not name their classes */
+    void *store;     /* private to the library: a mapped file that cn_data_free
+                        releases (NULL for data held in memory) */
 } cn_data;
 
 /* Reads an IDX image file (n, h, w) or (n, c, h, w) of unsigned bytes and an
@@ -450,12 +454,15 @@ typedef struct cn_data {
  * Errors: CN_ERR_IO, CN_ERR_FORMAT (with the file name and what is wrong). */
 cn_status cn_data_load_idx(const char *images, const char *labels, cn_data *out);
 /* Reads MNIST-layout files from dir: which is "train" or "t10k".  Accepts
- * train-images-idx3-ubyte, train-images.idx3-ubyte and the .gz forms. */
+ * train-images-idx3-ubyte, train-images.idx3-ubyte and the .gz forms.  A
+ * file classes.txt in dir (one name per line, class 0 first) names the
+ * classes. */
 cn_status cn_data_load_mnist(const char *dir, const char *which, cn_data *out);
 /* Reads CIFAR-10's binary batches from dir: which is "train" (data_batch_1.bin
  * to data_batch_5.bin, in that order) or "test" (test_batch.bin).  Each record
  * is a label byte and 3072 pixel bytes (the red, green and blue 32x32 planes),
- * giving samples of shape (3, 32, 32) and 10 classes.
+ * giving samples of shape (3, 32, 32) and 10 classes, named by
+ * batches.meta.txt (part of the download) when dir holds it.
  * Errors: CN_ERR_IO, CN_ERR_FORMAT (with the file name and what is wrong). */
 cn_status cn_data_load_cifar10(const char *dir, const char *which, cn_data *out);
 /* Reads whichever data set dir holds, MNIST's IDX layout or CIFAR-10's
@@ -467,6 +474,11 @@ cn_status cn_data_load(const char *dir, const char *split, cn_data *out);
 void cn_data_free(cn_data *data);
 /* Samples [first, first + count) of data; count is clamped to what exists. */
 cn_data cn_data_slice(const cn_data *data, size_t first, size_t count);
+/* Gives data the class names names[0..data->classes) (copied; NULL removes
+ * them).  Names are 1 to 255 bytes of UTF-8 without control characters
+ * and distinct.  Errors: CN_ERR_ARG (a bad or repeated name, or data not
+ * owning its memory: a slice), CN_ERR_NOMEM. */
+cn_status cn_data_set_names(cn_data *data, const char *const *names);
 
 /* Evaluation of a network on a data set. */
 typedef struct cn_eval {
@@ -538,8 +550,9 @@ cn_status cn_model_set_info(cn_model *model, const char *key, const char *value)
  * model is freed. */
 const char *cn_model_info(const cn_model *model, const char *key);
 
-/* A 64-bit fingerprint of a data set's shape, classes, pixels and labels
- * (FNV-1a): equal data give equal fingerprints wherever they are stored. */
+/* A 64-bit fingerprint of a data set's shape, classes, pixels, labels and
+ * class names (FNV-1a): equal data give equal fingerprints wherever they
+ * are stored. */
 uint64_t cn_data_fingerprint(const cn_data *data);
 
 /* Makes the model's network take batches of up to n samples (rebuilding it

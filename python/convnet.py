@@ -99,6 +99,8 @@ class _Data(ctypes.Structure):
         ("pixels", ctypes.POINTER(ctypes.c_uint8)),
         ("labels", ctypes.POINTER(ctypes.c_int32)),
         ("owned", ctypes.c_int),
+        ("names", ctypes.POINTER(ctypes.c_char_p)),
+        ("store", ctypes.c_void_p),
     ]
 
 

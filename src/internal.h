@@ -312,6 +312,21 @@ typedef struct cn_net_plan {
 cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
                              cn_backend *be, cn_net_plan *plan);
 
+/* What a cn_data's store points to: its first member, release, frees the
+ * store and the memory behind the data's pixels and labels (a mapped file
+ * and what goes with it); cn_data_free calls it instead of free. */
+typedef struct cn_data_store {
+    void (*release)(struct cn_data_store *store);
+} cn_data_store;
+
+/* Reads the names of data's classes from path, a text file of one name per
+ * line (blank lines skipped), at least data->classes of them (more make
+ * more classes: labels need not use them all); a missing file is not an
+ * error (the data then stay without names).  Errors:
+ * CN_ERR_IO, CN_ERR_FORMAT (with the file and line), and as
+ * cn_data_set_names. */
+cn_status cn_data_read_names(cn_data *data, const char *path);
+
 /* Sets the input's per-channel mean and std (of p / 255) to data's. */
 void cn_net_measure_input(cn_net *net, const cn_data *data);
 

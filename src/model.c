@@ -371,6 +371,9 @@ uint64_t cn_data_fingerprint(const cn_data *d)
     for (size_t p = 0; p < 3; p++)
         for (size_t i = 0; parts[p] && i < sizes[p]; i++)
             h = (h ^ parts[p][i]) * 0x100000001b3u;
+    for (size_t k = 0; d->names && k < d->classes; k++) /* each with its '\0' */
+        for (const char *c = d->names[k]; c; c = *c ? c + 1 : NULL)
+            h = (h ^ (uint8_t)*c) * 0x100000001b3u;
     return h;
 }
 

@@ -139,6 +139,64 @@ static void reads_test_batch(void)
     CHECK(th_contains(cn_last_error(), "t10k"));
 }
 
+static int write_text(const char *name, const char *text)
+{
+    FILE *f = fopen(th_path(name), "w");
+    return f && fputs(text, f) >= 0 && fclose(f) == 0;
+}
+
+/* batches.meta.txt (as in the download: a name per line, blank lines at
+ * the end) names CIFAR-10's classes; the names join the fingerprint. */
+static void reads_class_names(void)
+{
+    CHECK(write_batch(6));
+    cn_data d;
+    CHECK_OK(cn_data_load_cifar10(th_tmpdir(), "test", &d));
+    CHECK(d.names == NULL);
+    uint64_t unnamed = cn_data_fingerprint(&d);
+    cn_data_free(&d);
+    CHECK(write_text("batches.meta.txt", "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\n"
+                                         "horse\nship\ntruck\n\n\n"));
+    CHECK_OK(cn_data_load_cifar10(th_tmpdir(), "test", &d));
+    CHECK(d.names && strcmp(d.names[0], "airplane") == 0 && strcmp(d.names[9], "truck") == 0);
+    CHECK(cn_data_fingerprint(&d) != unnamed);
+    cn_data s = cn_data_slice(&d, 1, 1);
+    CHECK(s.names == d.names);
+    CHECK_ERR(cn_data_set_names(&s, NULL), CN_ERR_ARG);
+    const char *twice[10] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "a"};
+    CHECK_ERR(cn_data_set_names(&d, twice), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "same name") && strcmp(d.names[9], "truck") == 0);
+    twice[9] = "j\tk";
+    CHECK_ERR(cn_data_set_names(&d, twice), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "class 9") && th_contains(cn_last_error(), "control"));
+    cn_data_free(&d);
+    /* too few names for the labels, a damaged file: refused with its name */
+    CHECK(write_text("batches.meta.txt", "airplane\nautomobile\n"));
+    CHECK_ERR(cn_data_load_cifar10(th_tmpdir(), "test", &d), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "batches.meta.txt") && d.pixels == NULL);
+}
+
+/* classes.txt beside IDX files names their classes; more names than the
+ * labels use make more classes. */
+static void reads_idx_class_names(void)
+{
+    static const uint8_t images[] = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 7, 9};
+    static const uint8_t labels[] = {0, 0, 8, 1, 0, 0, 0, 2, 1, 0};
+    FILE *f = fopen(th_path("t10k-images-idx3-ubyte"), "wb");
+    CHECK(f && fwrite(images, sizeof images, 1, f) == 1 && fclose(f) == 0);
+    f = fopen(th_path("t10k-labels-idx1-ubyte"), "wb");
+    CHECK(f && fwrite(labels, sizeof labels, 1, f) == 1 && fclose(f) == 0);
+    CHECK(write_text("classes.txt", "zero\r\none\ntwo\n"));
+    cn_data d;
+    CHECK_OK(cn_data_load(th_tmpdir(), "test", &d));
+    CHECK(d.n == 2 && d.classes == 3 && d.names && strcmp(d.names[0], "zero") == 0 &&
+          strcmp(d.names[2], "two") == 0);
+    cn_data_free(&d);
+    CHECK(write_text("classes.txt", "zero\n"));
+    CHECK_ERR(cn_data_load(th_tmpdir(), "test", &d), CN_ERR_FORMAT);
+    CHECK(th_contains(cn_last_error(), "classes.txt") && th_contains(cn_last_error(), "1 class"));
+}
+
 /* Writes batch b, then cuts its file to size bytes. */
 static int cut_batch(int b, long size)
 {
@@ -306,6 +364,8 @@ const th_test th_cifar[] = {
     {"cifar/reads_training_batches", reads_training_batches},
     {"cifar/concatenates_in_order", concatenates_in_order},
     {"cifar/reads_test_batch", reads_test_batch},
+    {"cifar/reads_class_names", reads_class_names},
+    {"cifar/reads_idx_class_names", reads_idx_class_names},
     {"cifar/refuses_truncated_batch", refuses_truncated_batch},
     {"cifar/refuses_empty_batch", refuses_empty_batch},
     {"cifar/refuses_label_10", refuses_label_10},

@@ -437,7 +437,8 @@ static void model_keeps_notes(void)
     uint8_t pix[2 * 4] = {1, 2, 3, 4, 5, 6, 7, 8}, other[8];
     int32_t lab[2] = {0, 1};
     memcpy(other, pix, sizeof pix);
-    cn_data a = {2, {1, 2, 2}, 2, pix, lab, 0}, b = {2, {1, 2, 2}, 2, other, lab, 0};
+    cn_data a = {.n = 2, .shape = {1, 2, 2}, .classes = 2, .pixels = pix, .labels = lab},
+            b = {.n = 2, .shape = {1, 2, 2}, .classes = 2, .pixels = other, .labels = lab};
     CHECK(cn_data_fingerprint(&a) == cn_data_fingerprint(&b));
     other[7] ^= 1;
     CHECK(cn_data_fingerprint(&a) != cn_data_fingerprint(&b));

@@ -306,7 +306,7 @@ static void channel_normalisation(void)
             pix[s * 8 + i] = (uint8_t)((s + i) % 2 ? 255 : 0);
             pix[s * 8 + 4 + i] = 51;
         }
-    cn_data d = {4, {2, 2, 2}, 2, pix, labels, 0};
+    cn_data d = {.n = 4, .shape = {2, 2, 2}, .classes = 2, .pixels = pix, .labels = labels};
     CHECK_OK(cn_model_train(m, &d, NULL, NULL));
     float x[8];
     cn_net_prepare(cn_model_net(m), pix, 1, x);

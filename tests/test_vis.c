@@ -345,7 +345,7 @@ static void top_images(void)
     int32_t labels[N] = {0};
     for (int i = 0; i < N * 36; i++)
         pixels[i] = (uint8_t)cn_rng_below(&rng, 256);
-    cn_data data = {N, {1, 6, 6}, 2, pixels, labels, 0};
+    cn_data data = {.n = N, .shape = {1, 6, 6}, .classes = 2, .pixels = pixels, .labels = labels};
     size_t index[3 * K];
     cn_image img;
     CHECK_OK(cn_vis_top_images(net, 0, &data, K, index, &img));

@@ -179,8 +179,12 @@ const float *th_output(const cn_net *net, size_t n)
 cn_data th_bars(size_t n, uint64_t seed, int side)
 {
     size_t area = (size_t)side * (size_t)side;
-    cn_data d = {
-        n, {1, (size_t)side, (size_t)side}, 2, malloc(n * area), malloc(n * sizeof(int32_t)), 1};
+    cn_data d = {.n = n,
+                 .shape = {1, (size_t)side, (size_t)side},
+                 .classes = 2,
+                 .pixels = malloc(n * area),
+                 .labels = malloc(n * sizeof(int32_t)),
+                 .owned = 1};
     cn_rng rng;
     cn_rng_seed(&rng, seed);
     for (size_t i = 0; i < n; i++) {

@@ -154,7 +154,12 @@ cn_status cn_data_load_cifar10(const char *dir, const char *which, cn_data *out)
     out->shape = (cn_shape){3, 32, 32};
     out->classes = CIFAR_CLASSES;
     out->owned = 1;
-    return CN_OK;
+    /* the class names, where the download's batches.meta.txt is kept */
+    char names[4096];
+    cn_status st = CN_OK;
+    if (join(names, sizeof names, dir, "batches.meta.txt") && (st = cn_data_read_names(out, names)))
+        cn_data_free(out);
+    return st;
 }
 
 /* ------------------------------------------------------------- dispatch */

@@ -225,28 +225,10 @@ cn_status cn_data_load_mnist(const char *dir, const char *which, cn_data *out)
                        "%s not found (nor .gz, nor the dotted form): fetch the data with "
                        "'scripts/fetch-data.sh mnist' or give the directory with --data",
                        !a ? images : labels);
-    return cn_data_load_idx(images, labels, out);
-}
-
-void cn_data_free(cn_data *data)
-{
-    if (!data || !data->owned)
-        return;
-    free(data->pixels);
-    free(data->labels);
-    memset(data, 0, sizeof *data);
-}
-
-cn_data cn_data_slice(const cn_data *data, size_t first, size_t count)
-{
-    cn_data s = *data;
-    s.owned = 0;
-    if (first > data->n)
-        first = data->n;
-    if (count > data->n - first)
-        count = data->n - first;
-    s.n = count;
-    s.pixels = data->pixels + first * cn_shape_size(data->shape);
-    s.labels = data->labels + first;
-    return s;
+    cn_status st = cn_data_load_idx(images, labels, out);
+    char names[4096];
+    if (!st && snprintf(names, sizeof names, "%s/classes.txt", dir) < (int)sizeof names &&
+        (st = cn_data_read_names(out, names)))
+        cn_data_free(out);
+    return st;
 }
