@@ -137,6 +137,10 @@ int cli_fit(const char *s, cn_fit *fit);
  * fit older model files got (else NULL). */
 cn_fit cli_model_fit(cn_model *model, cn_fit fit, const char **why);
 
+/* Class k as output shows it: the model's name for it, or its number (in
+ * buf) when the model's classes have no names. */
+const char *cli_class_name(const cn_model *model, size_t k, char *buf, size_t size);
+
 /* The rows of a training log (the CSV 'convnet train' writes), malloc'd;
  * returns 0, or 1 after printing what is wrong (cli/log.c). */
 int cli_read_log(const char *path, cn_curve_point **pts, size_t *n);

@@ -351,3 +351,12 @@ int cli_write_to(FILE *f, const char *path, const void *data, size_t n)
         return cli_error("cannot write %s: %s", path, strerror(e));
     return 0;
 }
+
+const char *cli_class_name(const cn_model *model, size_t k, char *buf, size_t size)
+{
+    const char *const *names = cn_model_class_names(model);
+    if (names)
+        return names[k];
+    snprintf(buf, size, "%zu", k);
+    return buf;
+}

@@ -11,17 +11,19 @@ static const char help[] =
     "Evaluates a model written by 'convnet train' on the test set (MNIST's t10k\n"
     "files or CIFAR-10's test_batch.bin in the data directory):\n"
     "accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true\n"
-    "class, columns: predicted class).\n"
+    "class, columns: predicted class), with the class names where the model has\n"
+    "them.\n"
     "\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --json         print one JSON object instead of tables\n"
     "  --threads N    worker threads (default: one per core)\n";
 
-static void print_json(const char *model, const char *dir, const cn_eval *ev)
+static void print_json(const char *path, const cn_model *model, const char *dir, const cn_eval *ev)
 {
     size_t k = ev->classes;
+    char buf[32];
     printf("{\"model\": ");
-    cli_json_string(stdout, model);
+    cli_json_string(stdout, path);
     printf(", \"data\": ");
     cli_json_string(stdout, dir);
     printf(", \"n\": %zu, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class\": [", ev->n,
@@ -30,7 +32,9 @@ static void print_json(const char *model, const char *dir, const cn_eval *ev)
         size_t total = 0;
         for (size_t j = 0; j < k; j++)
             total += ev->confusion[c * k + j];
-        printf("%s{\"class\": %zu, \"n\": %zu, \"accuracy\": %.6f}", c ? ", " : "", c, total,
+        printf("%s{\"class\": %zu, \"name\": ", c ? ", " : "", c);
+        cli_json_string(stdout, cli_class_name(model, c, buf, sizeof buf));
+        printf(", \"n\": %zu, \"accuracy\": %.6f}", total,
                total ? (double)ev->confusion[c * k + c] / (double)total : 0.0);
     }
     printf("], \"confusion\": [");
@@ -43,20 +47,35 @@ static void print_json(const char *model, const char *dir, const cn_eval *ev)
     printf("]}\n");
 }
 
-static void print_tables(const char *model, const cn_eval *ev)
+/* Class names are shown up to this many bytes in the tables. */
+#define NAME_WIDTH 16
+
+static void print_tables(const char *path, const cn_model *model, const cn_eval *ev)
 {
     size_t k = ev->classes;
-    printf("%s on %zu test images: accuracy %.2f%%, loss %.4f\n\n", model, ev->n,
-           100 * ev->accuracy, ev->loss);
-    printf("class      n   accuracy\n");
+    int named = cn_model_class_names(model) != NULL, w = 5;
+    char buf[32];
+    for (size_t c = 0; named && c < k; c++) {
+        int len = (int)strlen(cli_class_name(model, c, buf, sizeof buf));
+        w = len > w ? (len < NAME_WIDTH ? len : NAME_WIDTH) : w;
+    }
+    printf("%s on %zu test images: accuracy %.2f%%, loss %.4f\n\n", path, ev->n, 100 * ev->accuracy,
+           ev->loss);
+    printf("%s%*s      n   accuracy\n", named ? "    " : "", -w, "class");
     for (size_t c = 0; c < k; c++) {
         size_t total = 0;
         for (size_t j = 0; j < k; j++)
             total += ev->confusion[c * k + j];
-        printf("%5zu  %5zu   %7.2f%%\n", c, total,
-               total ? 100.0 * (double)ev->confusion[c * k + c] / (double)total : 0.0);
+        if (named)
+            printf("%3zu %*.*s  %5zu   %7.2f%%\n", c, -w, NAME_WIDTH,
+                   cli_class_name(model, c, buf, sizeof buf), total,
+                   total ? 100.0 * (double)ev->confusion[c * k + c] / (double)total : 0.0);
+        else
+            printf("%5zu  %5zu   %7.2f%%\n", c, total,
+                   total ? 100.0 * (double)ev->confusion[c * k + c] / (double)total : 0.0);
     }
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n      ");
+    printf("\nconfusion matrix (rows: true class, columns: predicted%s)\n      ",
+           named ? "; by number, as above" : "");
     for (size_t j = 0; j < k; j++)
         printf("%6zu", j);
     printf("\n");
@@ -117,9 +136,9 @@ int cmd_eval(int argc, char **argv)
         rc = cli_lib_error();
     } else {
         if (json)
-            print_json(path, dir, &ev);
+            print_json(path, model, dir, &ev);
         else
-            print_tables(path, &ev);
+            print_tables(path, model, &ev);
         cn_eval_free(&ev);
     }
     cn_data_free(&test);

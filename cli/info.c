@@ -49,7 +49,11 @@ int cmd_info(int argc, char **argv)
         }
     }
     cn_shape in = cn_net_input_shape(net);
-    printf("%s: input %zux%zux%zu, %zu classes\n\n", path, in.c, in.h, in.w, cn_net_classes(net));
+    printf("%s: input %zux%zux%zu, %zu classes\n", path, in.c, in.h, in.w, cn_net_classes(net));
+    const char *const *names = model ? cn_model_class_names(model) : NULL;
+    for (size_t k = 0; names && k < cn_net_classes(net); k++)
+        printf("%s%s%s", k ? ", " : "classes: ", names[k], k + 1 < cn_net_classes(net) ? "" : "\n");
+    printf("\n");
     printf("%-12s %-9s %13s %12s %14s\n", "layer", "kind", "output", "params", "mult-adds");
     size_t params = 0;
     uint64_t macs = 0;

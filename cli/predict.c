@@ -11,9 +11,10 @@ static const char help[] =
     "usage: convnet predict MODEL_FILE IMAGE... [options]\n"
     "\n"
     "Classifies image files with a model written by 'convnet train' and prints the\n"
-    "most likely classes with their probabilities, one line per file, in the order\n"
-    "given.  PNG, JPEG, BMP, PGM/PPM, GIF and TGA files of any size, grey or colour,\n"
-    "are read; an IMAGE that is a directory stands for its image files in name order.\n"
+    "most likely classes (by name where the model has class names) with their\n"
+    "probabilities, one line per file, in the order given.  PNG, JPEG, BMP,\n"
+    "PGM/PPM, GIF and TGA files of any size, grey or colour, are read; an IMAGE that\n"
+    "is a directory stands for its image files in name order.\n"
     "\n"
     "Each picture is prepared the way the training data was.  For a grey network\n"
     "(MNIST) it becomes light ink on black: a picture with a light border (dark ink\n"
@@ -24,8 +25,11 @@ static const char help[] =
     "\n"
     "  --top K        classes shown per file (default 3)\n"
     "  --json         one JSON object per file and line:\n"
-    "                 {\"file\": ..., \"label\": best class, \"probability\": ...,\n"
-    "                  \"top\": [{\"label\": ..., \"probability\": ...}, ...]}\n"
+    "                 {\"file\": ..., \"label\": best class, \"index\": its number,\n"
+    "                  \"probability\": ..., \"top\": [{\"label\": ..., \"index\": ...,\n"
+    "                  \"probability\": ...}, ...]}; the label is the class's name\n"
+    "                 where the training data named its classes (folder names,\n"
+    "                 classes.txt), else its number as a string\n"
     "  --fit MODE     how a picture is brought to the input size: digit (the MNIST\n"
     "                 procedure above), crop (the centred part with the input's\n"
     "                 proportions, scaled), stretch (the whole picture scaled).\n"
@@ -113,9 +117,11 @@ static int expand(char **args, size_t n, list *out)
     return 0;
 }
 
-static void print_result(const char *file, const float *prob, size_t k, size_t top, int json)
+static void print_result(const char *file, const float *prob, size_t k, size_t top,
+                         const cn_model *model, int json)
 {
     size_t order[1024], m = k < 1024 ? k : 1024;
+    char buf[32];
     for (size_t i = 0; i < m; i++)
         order[i] = i;
     for (size_t i = 0; i < top && i < m; i++) /* partial selection sort */
@@ -129,15 +135,19 @@ static void print_result(const char *file, const float *prob, size_t k, size_t t
     if (json) {
         printf("{\"file\": ");
         cli_json_string(stdout, file);
-        printf(", \"label\": %zu, \"probability\": %.6f, \"top\": [", order[0], prob[order[0]]);
-        for (size_t i = 0; i < top; i++)
-            printf("%s{\"label\": %zu, \"probability\": %.6f}", i ? ", " : "", order[i],
-                   prob[order[i]]);
+        for (size_t i = 0; i <= top; i++) {
+            size_t c = order[i ? i - 1 : 0];
+            printf(i == 0 ? ", " : i == 1 ? ", \"top\": [{" : ", {");
+            printf("\"label\": ");
+            cli_json_string(stdout, cli_class_name(model, c, buf, sizeof buf));
+            printf(", \"index\": %zu, \"probability\": %.6f%s", c, prob[c], i ? "}" : "");
+        }
         printf("]}\n");
     } else {
         printf("%s:", file);
         for (size_t i = 0; i < top; i++)
-            printf("  %zu (%.2f%%)", order[i], 100.0 * prob[order[i]]);
+            printf("  %s (%.2f%%)", cli_class_name(model, order[i], buf, sizeof buf),
+                   100.0 * prob[order[i]]);
         printf("\n");
     }
 }
@@ -248,7 +258,7 @@ int cmd_predict(int argc, char **argv)
             goto done;
         }
         for (size_t j = 0; j < n; j++)
-            print_result(l.v[slot[j]], out + j * k, k, (size_t)top, json);
+            print_result(l.v[slot[j]], out + j * k, k, (size_t)top, model, json);
     }
 done:
     for (size_t i = 0; i < l.n; i++)

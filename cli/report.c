@@ -274,7 +274,7 @@ int cmd_report(int argc, char **argv)
     }
 
     fputs("<h2>Confusion matrix (test set)</h2>\n", f);
-    if (cn_vis_confusion(conf, k, &img)) {
+    if (cn_vis_confusion_named(conf, k, cn_model_class_names(model), &img)) {
         rc = cli_lib_error();
         goto done;
     }
@@ -288,10 +288,15 @@ int cmd_report(int argc, char **argv)
         for (size_t j = 0; j < k; j++)
             total += conf[t * k + j];
         double acc = total ? (double)conf[t * k + t] / (double)total : 0.0;
+        fprintf(f, "<tr><td>%zu", t);
+        if (cn_model_class_names(model)) {
+            fputs(" ", f);
+            html(f, cn_model_class_names(model)[t]);
+        }
         fprintf(f,
-                "<tr><td>%zu</td><td>%zu</td><td>%.2f%%</td><td class=\"l\"><span class=\"bar\" "
+                "</td><td>%zu</td><td>%.2f%%</td><td class=\"l\"><span class=\"bar\" "
                 "style=\"width:%.0fpx\"></span></td></tr>\n",
-                t, total, 100 * acc, 300 * acc);
+                total, 100 * acc, 300 * acc);
     }
     fputs("</table>\n", f);
 
@@ -320,10 +325,12 @@ int cmd_report(int argc, char **argv)
         fputs("<figure>", f);
         if ((rc = inline_img(f, &img, alt, "px")))
             goto done;
-        fprintf(f,
-                "<figcaption>true <b>%d</b> &rarr; predicted <b>%d</b><br>%.1f%% &middot; "
-                "#%zu</figcaption></figure>\n",
-                m->truth, m->guess, 100.0 * m->p, m->index);
+        char tb[32], gb[32];
+        fputs("<figcaption>true <b>", f);
+        html(f, cli_class_name(model, (size_t)m->truth, tb, sizeof tb));
+        fputs("</b> &rarr; predicted <b>", f);
+        html(f, cli_class_name(model, (size_t)m->guess, gb, sizeof gb));
+        fprintf(f, "</b><br>%.1f%% &middot; #%zu</figcaption></figure>\n", 100.0 * m->p, m->index);
     }
     fputs("</div>\n</body></html>\n", f);
     int unwritten = fclose(f);

@@ -584,6 +584,9 @@ static int note_data(job *j, const char *fingerprint)
         st = cn_model_set_info(m, "data.fingerprint", fingerprint);
     if (!st)
         st = cn_model_set_info(m, "data.kind", cli_data_kind(&j->all));
+    /* the data's class names (folder names, classes.txt) go with the model */
+    if (!st && j->all.names && j->all.classes == cn_net_classes(cn_model_net(m)))
+        st = cn_model_set_class_names(m, (const char *const *)j->all.names);
     return st ? cli_lib_error() : 0;
 }
 

@@ -221,7 +221,8 @@ int cmd_viz(int argc, char **argv)
         rc = cli_lib_error();
         goto done;
     }
-    cn_status st = cn_vis_confusion(ev.confusion, ev.classes, &img);
+    cn_status st =
+        cn_vis_confusion_named(ev.confusion, ev.classes, cn_model_class_names(model), &img);
     cn_eval_free(&ev);
     if (st) {
         rc = cli_lib_error();

@@ -550,6 +550,17 @@ cn_status cn_model_set_info(cn_model *model, const char *key, const char *value)
  * model is freed. */
 const char *cn_model_info(const cn_model *model, const char *key);
 
+/* Names the model's classes: names[k] for class k, k < cn_net_classes
+ * (copied; NULL removes them).  Saved in the model file's metadata as
+ * "convnet.classes" (a JSON array), read back by cn_model_load, and written
+ * into ONNX files.  Names are 1 to 255 bytes of UTF-8 without control
+ * characters, and distinct.  Errors: CN_ERR_ARG (a bad, missing or
+ * repeated name), CN_ERR_NOMEM. */
+cn_status cn_model_set_class_names(cn_model *model, const char *const *names);
+/* The model's class names (cn_net_classes of them), or NULL when it has
+ * none: valid until they are set again or the model is freed. */
+const char *const *cn_model_class_names(const cn_model *model);
+
 /* A 64-bit fingerprint of a data set's shape, classes, pixels, labels and
  * class names (FNV-1a): equal data give equal fingerprints wherever they
  * are stored. */
@@ -684,8 +695,8 @@ cn_status cn_model_profile(cn_model *model, const float *x, const int32_t *label
  * weights: not written), CN_ERR_IO (naming path, the step that failed and
  * the system's reason). */
 cn_status cn_net_save_onnx(const cn_net *net, const char *const *class_names, const char *path);
-/* The same for a model's network; the graph is named after the model's
- * description ("models/mnist.cfg"). */
+/* The same for a model's network with the model's class names; the graph
+ * is named after the model's description ("models/mnist.cfg"). */
 cn_status cn_model_save_onnx(const cn_model *model, const char *path);
 
 #ifdef __cplusplus

@@ -110,6 +110,12 @@ cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k
  * square-root scale so that rare mistakes show), with its count written in
  * it; rows and columns labelled with the classes. */
 cn_status cn_vis_confusion(const size_t *confusion, size_t k, cn_image *out);
+/* The same with the classes' names as labels (names[0..k), each cut to 16
+ * bytes; the column labels run upwards); names NULL: numbers, as
+ * cn_vis_confusion.  Errors: CN_ERR_ARG (k not in 1..100, a NULL name),
+ * CN_ERR_NOMEM. */
+cn_status cn_vis_confusion_named(const size_t *confusion, size_t k, const char *const *names,
+                                 cn_image *out);
 
 /* One row of a training log: x is the epoch (fractional within an epoch);
  * a value that was not measured is NaN. */

@@ -99,7 +99,17 @@ if [ "$name" = cifar10 ]; then
     exit 0
 fi
 
+# Fashion-MNIST's class names (Zalando's list, label 0 first), as classes.txt
+# beside the IDX files: convnet reads them into the model, and predict, eval,
+# report and viz show them.
+names() {
+    [ "$name" = fashion-mnist ] && [ ! -f "$dir/classes.txt" ] || return 0
+    printf '%s\n' "T-shirt/top" Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag "Ankle boot" \
+        >"$dir/classes.txt"
+}
+
 if verify; then
+    names
     echo "fetch-data: $name is in $dir"
     exit 0
 fi
@@ -141,6 +151,7 @@ fashion-mnist)
 esac
 
 if verify; then
+    names
     echo "fetch-data: $name is in $dir"
 else
     echo "fetch-data: the files in $dir are not complete" >&2

@@ -319,6 +319,14 @@ typedef struct cn_data_store {
     void (*release)(struct cn_data_store *store);
 } cn_data_store;
 
+/* CN_OK if names[0..k) are fit to be class names (1 to 255 bytes, no
+ * control characters, none missing, all different); else CN_ERR_ARG with
+ * what is wrong. */
+cn_status cn_check_class_names(const char *const *names, size_t k);
+/* A copy of names[0..k) (NULL when out of memory), and its release. */
+char **cn_copy_names(const char *const *names, size_t k);
+void cn_free_names(char **names, size_t k);
+
 /* Reads the names of data's classes from path, a text file of one name per
  * line (blank lines skipped), at least data->classes of them (more make
  * more classes: labels need not use them all); a missing file is not an
@@ -405,6 +413,7 @@ struct cn_model {
                      backend's memory is not the host's and size > 1 */
     char **info;  /* the caller's notes: key, value, key, value ... */
     size_t n_info;
+    char **class_names; /* cn_net_classes(net) names, or NULL */
 };
 
 /* The optimizer: its state in be's memory, n_params floats per slot. */

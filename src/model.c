@@ -20,6 +20,8 @@ void cn_model_free(cn_model *m)
 {
     if (!m)
         return;
+    if (m->net)
+        cn_free_names(m->class_names, cn_net_classes(m->net));
     cn_net_free(m->net);
     cn_optim_free(&m->optim, m->be);
     cn_backend_destroy(m->be);
@@ -345,6 +347,59 @@ const char *cn_model_info(const cn_model *m, const char *key)
     return NULL;
 }
 
+cn_status cn_model_set_class_names(cn_model *m, const char *const *names)
+{
+    size_t k = cn_net_classes(m->net);
+    cn_status st = names ? cn_check_class_names(names, k) : CN_OK;
+    if (st)
+        return st;
+    char **copy = NULL;
+    if (names && !(copy = cn_copy_names(names, k)))
+        return cn_fail(CN_ERR_NOMEM, "out of memory for %zu class names", k);
+    cn_free_names(m->class_names, k);
+    m->class_names = copy;
+    return CN_OK;
+}
+
+const char *const *cn_model_class_names(const cn_model *m)
+{
+    return (const char *const *)m->class_names;
+}
+
+/* The class names as the file keeps them (convnet.classes: a JSON array of
+ * strings), into m. */
+static cn_status read_class_names(const char *path, const char *text, cn_model *m)
+{
+    size_t k = cn_net_classes(m->net);
+    cJSON *j = cJSON_Parse(text);
+    if (!j)
+        return cn_fail(CN_ERR_FORMAT, "%s: metadata convnet.classes is not JSON", path);
+    cn_status st = CN_OK;
+    const char **names = calloc(k ? k : 1, sizeof *names);
+    if (!names)
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+    else if (!cJSON_IsArray(j) || (size_t)cJSON_GetArraySize(j) != k)
+        st = cn_fail(CN_ERR_FORMAT,
+                     "%s: metadata convnet.classes is not an array of the network's %zu class "
+                     "names",
+                     path, k);
+    for (size_t i = 0; !st && i < k; i++) {
+        const cJSON *e = cJSON_GetArrayItem(j, (int)i);
+        if (!cJSON_IsString(e))
+            st = cn_fail(CN_ERR_FORMAT, "%s: convnet.classes[%zu] is not a string", path, i);
+        else
+            names[i] = e->valuestring;
+    }
+    if (!st && (st = cn_model_set_class_names(m, names))) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", cn_last_error());
+        st = cn_fail(CN_ERR_FORMAT, "%s: convnet.classes: %s", path, why);
+    }
+    free(names);
+    cJSON_Delete(j);
+    return st;
+}
+
 /* The notes among a file's metadata, into m. */
 static cn_status read_info(const char *path, const cn_st_file *f, cn_model *m)
 {
@@ -383,7 +438,7 @@ cn_status cn_model_save(const cn_model *m, const char *path)
     file_tensor *ft = file_tensors(m, &n, &total);
     cn_st_tensor *t = calloc(n ? n : 1, sizeof *t);
     float *host = ft ? malloc((total ? total : 1) * sizeof *host) : NULL;
-    char *opts = cn_train_opts_json(&m->opts), *state = state_json(m);
+    char *opts = cn_train_opts_json(&m->opts), *state = state_json(m), *classes = NULL;
     const char **meta = NULL;
     char **keys = NULL;
     cn_status st = CN_OK;
@@ -413,8 +468,8 @@ cn_status cn_model_save(const cn_model *m, const char *path)
                           "convnet.source", m->origin,     "convnet.model",   m->spec->text,
                           "convnet.optim",  m->optim.kind, "convnet.train",   opts,
                           "convnet.state",  state};
-    size_t n_base = sizeof base / sizeof base[0] / 2;
-    meta = malloc(2 * (n_base + m->n_info) * sizeof *meta);
+    size_t n_base = sizeof base / sizeof base[0] / 2, n_meta = n_base + m->n_info;
+    meta = malloc(2 * (n_meta + 1) * sizeof *meta);
     keys = calloc(m->n_info ? m->n_info : 1, sizeof *keys);
     if (!meta || !keys) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -430,7 +485,19 @@ cn_status cn_model_save(const cn_model *m, const char *path)
         meta[2 * (n_base + i)] = keys[i];
         meta[2 * (n_base + i) + 1] = m->info[2 * i + 1];
     }
-    st = cn_st_write(path, t, n, meta, n_base + m->n_info);
+    if (m->class_names) {
+        cJSON *a = cJSON_CreateStringArray((const char *const *)m->class_names,
+                                           (int)cn_net_classes(m->net));
+        classes = a ? cJSON_PrintUnformatted(a) : NULL;
+        cJSON_Delete(a);
+        if (!classes) {
+            st = cn_fail(CN_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        meta[2 * n_meta] = "convnet.classes";
+        meta[2 * n_meta++ + 1] = classes;
+    }
+    st = cn_st_write(path, t, n, meta, n_meta);
 done:
     for (size_t i = 0; keys && i < m->n_info; i++)
         free(keys[i]);
@@ -441,6 +508,7 @@ done:
     free(host);
     cJSON_free(opts);
     cJSON_free(state);
+    cJSON_free(classes);
     return st;
 }
 
@@ -576,6 +644,9 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
         m->origin = o;
     }
     if ((st = read_info(path, &f, m)))
+        goto done;
+    const char *ctext = cn_st_meta(&f, "convnet.classes");
+    if (ctext && (st = read_class_names(path, ctext, m)))
         goto done;
     const char *stext = cn_st_meta(&f, "convnet.state");
     if (stext) {

@@ -317,9 +317,10 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 ev = json.load(open(sys.argv[2]))
 assert len(rows) == 10000, len(rows)
-right = sum(int(r["file"].rsplit("-", 1)[1][:-4]) == r["label"] for r in rows)
+right = sum(int(r["file"].rsplit("-", 1)[1][:-4]) == r["index"] for r in rows)
 for r in rows[:50]:
-    assert r["top"][0]["label"] == r["label"] and abs(r["top"][0]["probability"] - r["probability"]) < 1e-9
+    assert r["label"] == str(r["index"]), r  # MNIST's classes have no names
+    assert r["top"][0]["index"] == r["index"] and r["top"][0]["label"] == r["label"] and abs(r["top"][0]["probability"] - r["probability"]) < 1e-9
     assert len(r["top"]) == 3 and r["top"][0]["probability"] >= r["top"][1]["probability"] >= r["top"][2]["probability"]
 print("predict %.4f eval %.4f" % (right / 1e4, ev["accuracy"]))
 assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
@@ -355,7 +356,7 @@ for line in open(sys.argv[1]):
     name = r["file"].rsplit("/", 1)[1]
     label, kind = int(name.split("-")[1]), name.split("-")[2].split(".")[0]
     total[kind] += 1
-    right[kind] += r["label"] == label
+    right[kind] += r["index"] == label
 print(" ".join("%s %.3f" % (k, right[k] / total[k]) for k in sorted(total)))
 assert len(total) == 5 and all(total[k] == 300 for k in total)
 assert all(right[k] / total[k] >= 0.94 for k in total)
@@ -597,6 +598,40 @@ PY
         if cmp -s own.safetensors own-ref.safetensors; then ok "own data: the file is untouched"; else fail "own data: the file is untouched" "it changed"; fi
     run "own data: --force replaces it" 0 "$bin" train "$root/models/lenet.cfg" $owned \
         --epochs 1 --force -o own.safetensors
+    # class names: classes.txt beside the IDX files names them; the model keeps
+    # them and every command shows them
+    printf 'zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n' >own/digits/classes.txt
+    run "class names: train" 0 "$bin" train "$root/models/small.cfg" $owned --epochs 1 \
+        -o named.safetensors &&
+        run "class names: info" 0 "$bin" info named.safetensors &&
+        expect "class names: info" "^classes: zero, one, two, three, four, five, six, seven, eight, nine$"
+    run "class names: export" 0 "$bin" export --data own/digits --out named-png --count 20 &&
+        run "class names: predict" 0 "$bin" predict named.safetensors named-png/00000-7.png --top 2 &&
+        expect "class names: predict" "^named-png/00000-7.png:  [a-z]* ([0-9.]*%)  [a-z]* ([0-9.]*%)$"
+    run "class names: predict --json" 0 "$bin" predict named.safetensors named-png --json &&
+        if "$py" - "$tmp/out" <<'PY' >"$tmp/err" 2>&1; then ok "class names: label and index"; else fail "class names: label and index" "$(tail -3 "$tmp/err")"; fi
+import json, sys
+names = "zero one two three four five six seven eight nine".split()
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 20, len(rows)
+for r in rows:
+    assert r["label"] == names[r["index"]], r
+    assert all(t["label"] == names[t["index"]] for t in r["top"]), r
+assert sum(r["index"] == int(r["file"][-5]) for r in rows) >= 12, "fewer than 12 of 20 right"
+PY
+    run "class names: eval" 0 "$bin" eval named.safetensors &&
+        expect "class names: eval" "^  7 seven  *[0-9]*  *[0-9.]*%$" "^  0 zero  *[0-9]*  *[0-9.]*%$"
+    run "class names: eval --json" 0 "$bin" eval named.safetensors --json &&
+        if "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [c["name"] for c in d["per_class"]][:3] == ["zero","one","two"]' "$tmp/out"; then ok "class names: eval --json"; else fail "class names: eval --json" "no names in per_class"; fi
+    run "class names: report" 0 "$bin" report named.safetensors -o named.html &&
+        if grep -q "<tr><td>9 nine</td>" named.html && grep -q "true <b>[a-z]*</b> &rarr; predicted <b>[a-z]*</b>" named.html; then ok "class names: in the report"; else fail "class names: in the report" "no named rows or captions"; fi
+    run "class names: export-onnx" 0 "$bin" export-onnx named.safetensors -o named.onnx &&
+        if grep -aq '\["zero","one","two","three","four","five","six","seven","eight","nine"\]' named.onnx; then ok "class names: in the ONNX file"; else fail "class names: in the ONNX file" "not in its metadata"; fi
+    # a damaged names file is refused with its name
+    printf 'zero\none\n' >own/digits/classes.txt
+    run "class names: too few refused" 1 "$bin" eval named.safetensors &&
+        expect_err "class names: too few refused" "classes.txt: 2 class names, but the labels go up to 9"
+    rm own/digits/classes.txt
 else
     fail "own data: making the data sets" "see above"
 fi

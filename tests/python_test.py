@@ -233,9 +233,9 @@ def _():
         d = json.loads(line)
         want = np.zeros(10)
         for t in d["top"]:
-            want[t["label"]] = t["probability"]
+            want[t["index"]] = t["probability"]
         close(p, want, 1e-6, "%s's probabilities" % f)  # printed with 6 decimals
-        assert p.argmax() == d["label"]
+        assert p.argmax() == d["index"]
         close(model.predict_image(f), p, 1e-6, "one file alone and in a list")
     right = sum(p.argmax() == test_y[i] for i, p in enumerate(probs[:4]))
     assert right >= 3, "%d of 4 digits right" % right

@@ -449,8 +449,62 @@ static void model_keeps_notes(void)
     CHECK(cn_data_fingerprint(&a) != cn_data_fingerprint(&b));
 }
 
+/* Class names go into the file and come back; a file whose names are
+ * damaged is refused, naming what is wrong. */
+static void model_keeps_class_names(void)
+{
+    cn_model *m = small_model();
+    CHECK(m);
+    size_t k = cn_net_classes(cn_model_net(m));
+    CHECK(k >= 2 && k <= 10 && cn_model_class_names(m) == NULL);
+    const char *names[10] = {"ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibex", "jay"};
+    CHECK_OK(cn_model_set_class_names(m, names));
+    const char *dup[10];
+    memcpy(dup, names, sizeof dup);
+    dup[k - 1] = "ant";
+    CHECK_ERR(cn_model_set_class_names(m, dup), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "same name"));
+    CHECK(strcmp(cn_model_class_names(m)[k - 1], names[k - 1]) == 0); /* kept */
+    const char *path = th_path("names.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    cn_model *l = NULL;
+    CHECK_OK(cn_model_load(path, th_dev(1), &l));
+    const char *const *got = l ? cn_model_class_names(l) : NULL;
+    CHECK(got);
+    for (size_t i = 0; got && i < k; i++)
+        CHECK(strcmp(got[i], names[i]) == 0);
+    cn_model_free(l);
+    /* the last name made equal to the first, in place (same length) */
+    size_t size;
+    unsigned char *b = th_read_file(path, &size);
+    CHECK(b);
+    char last[16];
+    snprintf(last, sizeof last, "\\\"%s\\\"]", names[k - 1]);
+    unsigned char *at = NULL;
+    for (size_t i = 0; b && !at && i + strlen(last) <= size; i++)
+        if (memcmp(b + i, last, strlen(last)) == 0)
+            at = b + i;
+    CHECK(at);
+    if (at) {
+        memcpy(at + 2, "ant", 3);
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(b, 1, size, f) == size && fclose(f) == 0);
+        CHECK_ERR(cn_model_load(path, th_dev(1), &l), CN_ERR_FORMAT);
+        CHECK(th_contains(cn_last_error(), "convnet.classes") &&
+              th_contains(cn_last_error(), "same name"));
+    }
+    free(b);
+    CHECK_OK(cn_model_set_class_names(m, NULL));
+    CHECK_OK(cn_model_save(m, path));
+    CHECK_OK(cn_model_load(path, th_dev(1), &l));
+    CHECK(l && cn_model_class_names(l) == NULL);
+    cn_model_free(l);
+    cn_model_free(m);
+}
+
 const th_test th_io[] = {
     {"io/model_keeps_notes", model_keeps_notes},
+    {"io/model_keeps_class_names", model_keeps_class_names},
     {"io/model_round_trip", model_round_trip},
     {"io/model_keeps_buffers", model_keeps_buffers},
     {"io/refuses_truncated_files", refuses_truncated_files},

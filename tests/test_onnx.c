@@ -123,6 +123,15 @@ static void class_names_as_json(void)
     CHECK(b);
     CHECK(holds_str(b, size, "[\"cat\",\"say \\\"hi\\\"\",\"caf\xc3\xa9\"]"));
     free(b);
+    /* a model's own names, and indices without them */
+    CHECK_OK(cn_model_save_onnx(m, path));
+    CHECK((b = th_read_file(path, &size)) && holds_str(b, size, "[\"0\",\"1\",\"2\"]"));
+    free(b);
+    const char *other[] = {"ant", "bee", "wasp"};
+    CHECK_OK(cn_model_set_class_names(m, other));
+    CHECK_OK(cn_model_save_onnx(m, path));
+    CHECK((b = th_read_file(path, &size)) && holds_str(b, size, "[\"ant\",\"bee\",\"wasp\"]"));
+    free(b);
     cn_model_free(m);
 }
 

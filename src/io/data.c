@@ -10,7 +10,7 @@
 /* The longest class name, in bytes. */
 #define MAX_NAME 255
 
-static void free_names(char **names, size_t k)
+void cn_free_names(char **names, size_t k)
 {
     if (!names)
         return;
@@ -30,7 +30,7 @@ void cn_data_free(cn_data *data)
         free(data->pixels);
         free(data->labels);
     }
-    free_names(data->names, data->classes);
+    cn_free_names(data->names, data->classes);
     memset(data, 0, sizeof *data);
 }
 
@@ -62,33 +62,43 @@ static const char *bad_name(const char *name)
     return NULL;
 }
 
+cn_status cn_check_class_names(const char *const *names, size_t k)
+{
+    for (size_t i = 0; i < k; i++) {
+        const char *why = names[i] ? bad_name(names[i]) : "is missing";
+        if (why)
+            return cn_fail(CN_ERR_ARG, "the name of class %zu %s", i, why);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(names[j], names[i]) == 0)
+                return cn_fail(CN_ERR_ARG, "classes %zu and %zu have the same name \"%s\"", j, i,
+                               names[i]);
+    }
+    return CN_OK;
+}
+
+char **cn_copy_names(const char *const *names, size_t k)
+{
+    char **copy = calloc(k ? k : 1, sizeof *copy);
+    for (size_t i = 0; copy && i < k; i++)
+        if (!(copy[i] = strdup(names[i]))) {
+            cn_free_names(copy, i);
+            copy = NULL;
+        }
+    return copy;
+}
+
 cn_status cn_data_set_names(cn_data *data, const char *const *names)
 {
     if (!data || (!data->owned && data->n))
         return cn_fail(CN_ERR_ARG, "class names go on a data set that owns its memory, "
                                    "not on a slice");
-    if (names)
-        for (size_t k = 0; k < data->classes; k++) {
-            const char *why = names[k] ? bad_name(names[k]) : "is missing";
-            if (why)
-                return cn_fail(CN_ERR_ARG, "the name of class %zu %s", k, why);
-            for (size_t j = 0; j < k; j++)
-                if (strcmp(names[j], names[k]) == 0)
-                    return cn_fail(CN_ERR_ARG, "classes %zu and %zu have the same name \"%s\"", j,
-                                   k, names[k]);
-        }
+    cn_status st = names ? cn_check_class_names(names, data->classes) : CN_OK;
+    if (st)
+        return st;
     char **copy = NULL;
-    if (names) {
-        copy = calloc(data->classes ? data->classes : 1, sizeof *copy);
-        for (size_t k = 0; copy && k < data->classes; k++)
-            if (!(copy[k] = strdup(names[k]))) {
-                free_names(copy, k);
-                copy = NULL;
-            }
-        if (!copy)
-            return cn_fail(CN_ERR_NOMEM, "out of memory for %zu class names", data->classes);
-    }
-    free_names(data->names, data->classes);
+    if (names && !(copy = cn_copy_names(names, data->classes)))
+        return cn_fail(CN_ERR_NOMEM, "out of memory for %zu class names", data->classes);
+    cn_free_names(data->names, data->classes);
     data->names = copy;
     return CN_OK;
 }
@@ -143,6 +153,6 @@ cn_status cn_data_read_names(cn_data *data, const char *path)
         if (st)
             data->classes = had;
     }
-    free_names(names, got);
+    cn_free_names(names, got);
     return st;
 }

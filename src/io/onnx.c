@@ -689,5 +689,6 @@ cn_status cn_model_save_onnx(const cn_model *model, const char *path)
 {
     if (!model)
         return cn_fail(CN_ERR_ARG, "cn_model_save_onnx: model is required");
-    return save(model->net, NULL, model->origin ? model->origin : model->spec->source, path);
+    return save(model->net, (const char *const *)model->class_names,
+                model->origin ? model->origin : model->spec->source, path);
 }

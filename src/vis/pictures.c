@@ -226,12 +226,59 @@ done:
 
 /* ------------------------------------------------------------ confusion */
 
+/* label, name cut to at most LABEL_BYTES bytes (at a character boundary,
+ * with an ellipsis) or the number j when names is NULL. */
+#define LABEL_BYTES 16
+static void class_label(const char *const *names, size_t j, char *label, size_t size)
+{
+    if (!names) {
+        snprintf(label, size, "%zu", j);
+        return;
+    }
+    size_t len = strlen(names[j]);
+    if (len <= LABEL_BYTES) {
+        snprintf(label, size, "%s", names[j]);
+        return;
+    }
+    len = LABEL_BYTES;
+    while (len > 0 && ((unsigned char)names[j][len] & 0xC0) == 0x80)
+        len--; /* not inside a UTF-8 sequence */
+    snprintf(label, size, "%.*s\xe2\x80\xa6", (int)len, names[j]);
+}
+
 cn_status cn_vis_confusion(const size_t *confusion, size_t k, cn_image *out)
+{
+    return cn_vis_confusion_named(confusion, k, NULL, out);
+}
+
+cn_status cn_vis_confusion_named(const size_t *confusion, size_t k, const char *const *names,
+                                 cn_image *out)
 {
     memset(out, 0, sizeof *out);
     if (k < 1 || k > 100)
         return cn_fail(CN_ERR_ARG, "cannot draw a confusion matrix of %zu classes", k);
-    int cell = k <= 20 ? 44 : 24, left = 64, top = 64, right = 12, bottom = 12;
+    for (size_t j = 0; names && j < k; j++)
+        if (!names[j])
+            return cn_fail(CN_ERR_ARG, "names[%zu] is NULL", j);
+    /* Room for the longest label, measured in the font it is drawn with. */
+    double widest = 0;
+    cairo_surface_t *scratch = canvas_new(1, 1);
+    if (!scratch)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    cairo_t *m = cairo_create(scratch);
+    cairo_select_font_face(m, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(m, 13);
+    for (size_t j = 0; j < k; j++) {
+        char label[LABEL_BYTES + 8];
+        class_label(names, j, label, sizeof label);
+        cairo_text_extents_t te;
+        cairo_text_extents(m, label, &te);
+        widest = te.x_advance > widest ? te.x_advance : widest;
+    }
+    cairo_destroy(m);
+    cairo_surface_destroy(scratch);
+    int cell = k <= 20 ? 44 : 24, right = 12, bottom = 12;
+    int left = names ? 44 + (int)ceil(widest) : 64, top = left;
     int w = left + (int)k * cell + right, h = top + (int)k * cell + bottom;
     cairo_surface_t *cs = canvas_new(w, h);
     if (!cs)
@@ -270,10 +317,18 @@ cn_status cn_vis_confusion(const size_t *confusion, size_t k, cn_image *out)
     cairo_stroke(cr);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
     for (size_t j = 0; j < k; j++) {
-        char text[24];
-        snprintf(text, sizeof text, "%zu", j);
-        draw_text(cr, left + (j + 0.5) * cell, top - 8, 13, 0.5, 1.0, text);
+        char text[LABEL_BYTES + 8];
+        class_label(names, j, text, sizeof text);
         draw_text(cr, left - 8, top + (j + 0.5) * cell, 13, 1.0, 0.5, text);
+        if (!names) {
+            draw_text(cr, left + (j + 0.5) * cell, top - 8, 13, 0.5, 1.0, text);
+            continue;
+        }
+        cairo_save(cr); /* names run upwards above their columns */
+        cairo_translate(cr, left + (j + 0.5) * cell, top - 8);
+        cairo_rotate(cr, -2 * atan(1.0));
+        draw_text(cr, 0, 0, 13, 0.0, 0.5, text);
+        cairo_restore(cr);
     }
     draw_text(cr, left + k * cell / 2.0, 20, 14, 0.5, 0.5, "predicted");
     cairo_save(cr);
