@@ -252,6 +252,8 @@ _CORE = [
     ("cn_model_save", _status, [_P, ctypes.c_char_p]),
     ("cn_model_set_info", _status, [_P, ctypes.c_char_p, ctypes.c_char_p]),
     ("cn_model_info", ctypes.c_char_p, [_P, ctypes.c_char_p]),
+    ("cn_model_set_class_names", _status, [_P, ctypes.POINTER(ctypes.c_char_p)]),
+    ("cn_model_class_names", ctypes.POINTER(ctypes.c_char_p), [_P]),
     ("cn_model_free", None, [_P]),
     ("cn_model_reserve", _status, [_P, _size]),
     ("cn_model_net", _P, [_P]),
@@ -1026,6 +1028,28 @@ class Model:
         """Keeps a note (a string; None removes it) in the model file."""
         _check(self._lib.cn_model_set_info(self._model(), key.encode(),
                                            None if value is None else str(value).encode()))
+
+    @property
+    def class_names(self):
+        """The names of the classes (a list of strings: class k's name at k),
+        kept in the model file; None when the model has none (convnet train
+        takes them from the data: folder names, classes.txt)."""
+        names = self._lib.cn_model_class_names(self._model())
+        if not names:
+            return None
+        return [names[k].decode() for k in range(self.classes)]
+
+    @class_names.setter
+    def class_names(self, names):
+        if names is None:
+            _check(self._lib.cn_model_set_class_names(self._model(), None))
+            return
+        names = [str(n) for n in names]
+        if len(names) != self.classes:
+            raise ValueError("%d class names for a network of %d classes"
+                             % (len(names), self.classes))
+        arr = (ctypes.c_char_p * len(names))(*[n.encode() for n in names])
+        _check(self._lib.cn_model_set_class_names(self._model(), arr))
 
     def save(self, path):
         """Writes the model file (weights, optimizer state, recipe, training

@@ -304,6 +304,16 @@ def _():
     m.save("py.safetensors")
     with open("cli.safetensors", "rb") as a, open("py.safetensors", "rb") as b:
         assert a.read() == b.read(), "the files differ"
+    # class names: kept in the file, read back; a wrong count refused
+    assert m.class_names is None
+    names = ["n%d" % k for k in range(10)]
+    m.class_names = names
+    m.save("named.safetensors")
+    named = convnet.Model.load("named.safetensors")
+    assert named.class_names == names, named.class_names
+    raises(ValueError, lambda: setattr(named, "class_names", names[:3]), "3 class names")
+    raises(convnet.Error, lambda: setattr(named, "class_names", ["a"] * 10), "same name")
+    named.close()
     # and the comparison can tell: another seed is another model
     m = convnet.Model.create("same.cfg", lr=0.03, seed=6)
     m.train(train_x[:2000], train_y[:2000], epochs=1)
