@@ -411,6 +411,35 @@ static void confusion_picture(void)
     cn_image_free(&img);
 }
 
+/* Named classes: the margins grow with the longest name (cut at 16 bytes,
+ * not inside a UTF-8 character), the names are drawn left of the rows and
+ * above the columns, and a missing name is refused. */
+static void confusion_named(void)
+{
+    size_t conf[4] = {3, 1, 0, 4};
+    const char *shortn[] = {"a", "b"}, *longn[] = {"caf\xc3\xa9 au lait, large", "b"};
+    cn_image a, b, c;
+    CHECK_OK(cn_vis_confusion_named(conf, 2, NULL, &a));
+    CHECK(a.w == 64 + 2 * 44 + 12); /* numbers: as cn_vis_confusion */
+    CHECK_OK(cn_vis_confusion_named(conf, 2, shortn, &b));
+    CHECK_OK(cn_vis_confusion_named(conf, 2, longn, &c));
+    CHECK(b.w == b.h && c.w == c.h && c.w > b.w + 60 && c.w < b.w + 200);
+    int left = c.w - 2 * 44 - 12, dark = 0, above = 0;
+    for (int y = left; y < left + 44; y++) /* the first row's name */
+        for (int x = 8; x < left - 8; x++)
+            dark += px(&c, x, y)[0] < 100;
+    for (int y = 30; y < left - 8; y++) /* the first column's name, upwards */
+        for (int x = left + 10; x < left + 34; x++)
+            above += px(&c, x, y)[0] < 100;
+    CHECK_MSG(dark > 50 && above > 50, "names not drawn (%d, %d dark pixels)", dark, above);
+    cn_image_free(&a);
+    cn_image_free(&b);
+    cn_image_free(&c);
+    const char *missing[] = {"a", NULL};
+    CHECK_ERR(cn_vis_confusion_named(conf, 2, missing, &a), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "names[1]"));
+}
+
 /* Curves: falling loss on the left, rising accuracy on the right, in the
  * training colour; validation dots in orange only when there are any. */
 static void curves(void)
@@ -470,6 +499,7 @@ const th_test th_vis[] = {
     {"vis/feature_maps", feature_maps},
     {"vis/top_images", top_images},
     {"vis/confusion_picture", confusion_picture},
+    {"vis/confusion_named", confusion_named},
     {"vis/curves", curves},
     {NULL, NULL},
 };
