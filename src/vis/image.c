@@ -232,30 +232,29 @@ static void histogram(const float *g, size_t np, size_t h[256])
 }
 
 /* The background's level of a histogram h of light ink on a darker
- * background: its mode (the most common level, among the levels whose
- * neighbourhood of +-4 is the most common, so that a noisy background is
- * found as a whole), raised by the background's noise, so that noise goes
- * too: the larger of the distance below the mode in which the darkest 20%
- * of the pixels at or below it lie (for Gaussian noise 1.28 sigma: the
- * mode then becomes the noise's 90th percentile, as the border ring's
- * percentile did), and the distance above the mode in which the histogram
- * stays above a quarter of the mode's count (noise only upwards: paper
- * clipped at white).  Ink, lighter, does not move the mode as long as
- * there is more background than ink of any one level, even when the ink
- * fills half the picture and touches its edges. */
-static float background(const size_t h[256])
+ * background: its mode below the level mid (halfway between the darkest
+ * and the lightest pixel: ink fills up to half of a tightly cropped bold
+ * digit, so the most common level overall may be the ink's), found as the
+ * level of the most pixels within +-4 so that a noisy background is found
+ * as a whole; then raised by the background's noise, so that noise goes
+ * too: by the larger of the distance below the mode in which the darkest
+ * 20% of the pixels at or below it lie (Gaussian noise: 1.28 sigma, so the
+ * level is the noise's 90th percentile) and the distance above the mode in
+ * which the histogram stays above a quarter of the mode's count (noise
+ * only upwards: paper clipped at white). */
+static float background(const size_t h[256], int mid)
 {
     size_t best = 0;
     int m = 0;
-    for (int v = 0; v < 256; v++) {
+    for (int v = 0; v <= mid; v++) {
         size_t sum = 0;
         for (int k = v - 4; k <= v + 4; k++)
-            sum += k >= 0 && k < 256 ? h[k] : 0;
+            sum += k >= 0 && k <= mid ? h[k] : 0;
         if (sum > best)
             best = sum, m = v;
     }
     for (int k = m - 4; k <= m + 4; k++) /* the mode within the best window */
-        if (k >= 0 && k < 256 && h[k] > h[m])
+        if (k >= 0 && k <= mid && h[k] > h[m])
             m = k;
     size_t below = 0, cum = 0;
     for (int v = 0; v <= m; v++)
@@ -264,30 +263,44 @@ static float background(const size_t h[256])
     while (q < m && (cum += h[q]) < (below + 4) / 5)
         q++;
     int u = m;
-    while (u < 255 && 4 * h[u + 1] > h[m])
+    while (u < mid && 4 * h[u + 1] > h[m])
         u++;
     int spread = m - q > u - m ? m - q : u - m;
     return (float)(m + spread);
 }
 
-/* Light ink on black: inverts a picture whose background (the mode of its
- * levels, see background) is light, then maps the background's level to 0
- * and the brightest pixel to 255.  A picture refused as blank has no pixel
- * INK above its background's level, noise included. */
+/* The mean of the k x k squares in the four corners of g (w x h). */
+static float corners(const float *g, int w, int h, int k)
+{
+    double sum = 0.0;
+    for (int y = 0; y < k; y++)
+        for (int x = 0; x < k; x++)
+            sum += g[(size_t)y * (size_t)w + (size_t)x] +
+                   g[(size_t)y * (size_t)w + (size_t)(w - 1 - x)] +
+                   g[(size_t)(h - 1 - y) * (size_t)w + (size_t)x] +
+                   g[(size_t)(h - 1 - y) * (size_t)w + (size_t)(w - 1 - x)];
+    return (float)(sum / (4.0 * k * k));
+}
+
+/* Light ink on black: inverts a picture whose corners are light, then maps
+ * the background's level (see background) to 0 and the brightest pixel to
+ * 255.  The corners decide the polarity because they are background even
+ * in a digit cropped to its ink (the ink touches each side, rarely a
+ * corner; measured on 2 000 MNIST test digits cropped to their bounding
+ * box: no error; one pixel inside it: 6%, where the border ring's median
+ * errs on 18% and the most common level on 15%).  A picture is blank when
+ * no pixel stands INK above its background's level, noise included. */
 static cn_status normalise_grey(float *g, int w, int h)
 {
     size_t np = (size_t)w * (size_t)h, hist[256];
     histogram(g, np, hist);
-    size_t best = 0;
-    int mode = 0;
-    for (int v = 0; v < 256; v++) {
-        size_t sum = 0;
-        for (int k = v - 4; k <= v + 4; k++)
-            sum += k >= 0 && k < 256 ? hist[k] : 0;
-        if (sum > best)
-            best = sum, mode = v;
-    }
-    if (mode > 127) {
+    int lo = 0, hi = 255;
+    while (lo < 255 && !hist[lo])
+        lo++;
+    while (hi > 0 && !hist[hi])
+        hi--;
+    int k = (w < h ? w : h) / 32;
+    if (corners(g, w, h, k < 1 ? 1 : k) > (lo + hi) / 2.0f) {
         for (size_t i = 0; i < np; i++)
             g[i] = 255.0f - g[i];
         for (int v = 0; v < 128; v++) {
@@ -295,8 +308,11 @@ static cn_status normalise_grey(float *g, int w, int h)
             hist[v] = hist[255 - v];
             hist[255 - v] = t;
         }
+        int t = lo;
+        lo = 255 - hi;
+        hi = 255 - t;
     }
-    float bg = background(hist), peak = 0.0f;
+    float bg = background(hist, (lo + hi) / 2), peak = 0.0f;
     for (size_t i = 0; i < np; i++)
         peak = g[i] > peak ? g[i] : peak;
     if (peak - bg < INK)
