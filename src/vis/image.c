@@ -276,6 +276,14 @@ static float background(const size_t h[256], int mid)
         if (4 * 9 * near <= 5 * ref)
             break;
     }
+    /* noise is a band that ends; an anti-aliased edge's levels go on to the
+     * ink's: the band counts only when the levels above it up to mid are
+     * less than a quarter as dense as it */
+    size_t band = 0, above = 0;
+    for (int v = m + 1; v <= mid; v++)
+        *(v <= u ? &band : &above) += h[v];
+    if (u > m && 4 * above * (size_t)(u - m) >= band * (size_t)(mid - u + 1))
+        u = m;
     int spread = m - q > u - m ? m - q : u - m;
     return (float)(m + spread);
 }
