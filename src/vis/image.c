@@ -241,10 +241,10 @@ static void histogram(const float *g, size_t np, size_t h[256])
  * 20% of the pixels at or below it lie (Gaussian noise: 1.28 sigma, so the
  * level is the noise's 90th percentile) and the distance above the mode in
  * which the histogram (averaged over the next 5 levels) stays above a
- * quarter of its mean over the 9 levels from the mode up (noise only upwards, as on paper
- * clipped at white: measured on a thin pen's page with noise of +-20
- * levels, this keeps the noise out of the thickened strokes; the few
- * anti-aliased edge pixels of ink are too sparse to count). */
+ * quarter of its mean over the 9 levels from the mode up (noise only
+ * upwards, as on paper clipped at white: measured on a thin pen's page with
+ * noise of +-20 levels, this keeps the noise out of the thickened strokes;
+ * the anti-aliased edges of ink are too sparse to count). */
 static float background(const size_t h[256], int mid)
 {
     size_t best = 0;
