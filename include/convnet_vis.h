@@ -63,7 +63,9 @@ typedef enum cn_fit {
     CN_FIT_AUTO = 0, /* DIGIT for grey networks, CROP for colour ones */
     CN_FIT_DIGIT,    /* as MNIST was made: the ink's bounding box scaled so its
                         longer side is 20/28 of the input, placed with its
-                        centre of mass at the centre */
+                        centre of mass at the centre; strokes that would come
+                        out thinner than MNIST's (a thin pen on a large page)
+                        are thickened first to MNIST's stroke width */
     CN_FIT_CROP,     /* the largest centred part with the input's aspect
                         ratio, scaled to the input size */
     CN_FIT_STRETCH   /* the whole image scaled to the input size */
@@ -72,11 +74,14 @@ typedef enum cn_fit {
 /* Converts img into one input sample of shape (C, H, W) as 8-bit pixels,
  * ready for cn_net_prepare.  For a grey network (C = 1) colour is turned
  * into luminance, and the picture is brought to MNIST's form: light ink on
- * a black background.  An image whose border is mostly light (dark ink on
- * paper) is inverted; the border's level becomes black and the brightest
- * ink white.  For C = 3 a grey image is repeated into the three channels.
+ * a black background.  An image whose corners are light (dark ink on
+ * paper) is inverted; the background's level (the most common level on the
+ * background's side, raised by its noise) becomes black and the brightest
+ * ink white, also when the ink touches the picture's edges (a digit cropped
+ * tightly).  For C = 3 a grey image is repeated into the three channels.
  * Errors: CN_ERR_ARG (C not 1 or 3; DIGIT for a colour network),
- * CN_ERR_FORMAT (a blank image: no ink to find). */
+ * CN_ERR_FORMAT (a blank image: no pixel stands out from the background
+ * and its noise by 16 of 255, so no ink to find). */
 cn_status cn_image_to_input(const cn_image *img, cn_shape shape, cn_fit fit, uint8_t *pixels);
 
 /* -------------------------------------------------------------- pictures */

@@ -2,6 +2,7 @@
  * and the pictures: filter grids, feature maps, strongest images, the
  * confusion matrix and training curves, checked pixel by pixel. */
 #include "convnet_vis.h"
+#include "fit_forms.h"
 #include "harness.h"
 
 #include <stdio.h>
@@ -201,6 +202,138 @@ static void mnist_digits_are_fixed_points(void)
     printf("      %zu of %zu unchanged\n", same, n);
     CHECK_MSG(same >= n * 99 / 100,
               "only %zu of %zu MNIST digits unchanged (the worst: %zu pixels)", same, n, worst);
+}
+
+/* The digit fit of forms of n MNIST test digits (tests/fit_forms.h) against
+ * that of the digits themselves: none refused as blank, the mean
+ * correlation of the 28 x 28 results at least min_mean, and at most
+ * max_poor of them correlated under 0.5.  kind 0: ff_crop(inset, invert,
+ * size); 1: ff_thin_pen(pen = size, page = inset); 2: that page with
+ * uniform noise of +-20 levels (clipped at white).  ink: the mean ratio of
+ * the result's ink to the original's (the stroke weight). */
+static void fit_forms(const cn_data *d, size_t n, int kind, int inset, int invert, int size,
+                      cn_fit fit, double min_mean, size_t max_poor)
+{
+    cn_shape s = {1, 28, 28};
+    double corr = 0.0, ink = 0.0;
+    size_t poor = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *dg = d->pixels + i * 784;
+        cn_image img = {28, 28, 1, (uint8_t *)dg}, made;
+        uint8_t ref[784], out[784];
+        CHECK_OK(cn_image_to_input(&img, s, CN_FIT_DIGIT, ref));
+        int bad = kind == 0 ? ff_crop(dg, inset, invert, size, &made)
+                            : ff_thin_pen(dg, size, inset, &made);
+        CHECK_MSG(!bad, "cannot make form of digit %zu", i);
+        unsigned seed = (unsigned)i;
+        for (size_t j = 0; kind == 2 && j < (size_t)made.w * (size_t)made.h; j++) {
+            seed = seed * 1103515245u + 12345u;
+            int v = made.px[j] + (int)((seed >> 16) % 41) - 20;
+            made.px[j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        cn_status st = cn_image_to_input(&made, s, fit, out);
+        cn_image_free(&made);
+        CHECK_MSG(st == CN_OK, "digit %zu (form %d %d %d %d) refused: %s", i, kind, inset, invert,
+                  size, cn_last_error());
+        double c = ff_corr(out, ref, 784), a = 0.0, b = 0.0;
+        for (int j = 0; j < 784; j++)
+            a += out[j], b += ref[j];
+        corr += c;
+        ink += a / b;
+        poor += c < 0.5;
+    }
+    printf("      %s %d %d %d %d: correlation %.3f, %zu under 0.5, ink %.2f of the original's\n",
+           kind == 2 ? "noisy pen"
+           : kind    ? "pen"
+                     : "crop",
+           inset, invert, size, fit, corr / n, poor, ink / n);
+    CHECK_MSG(corr / n >= min_mean && poor <= max_poor,
+              "mean correlation %.3f (at least %.2f expected), %zu under 0.5 (at most %zu)",
+              corr / n, min_mean, poor, max_poor);
+    CHECK_MSG(ink / n > 0.6 && ink / n < 1.6, "the ink is %.2f of the original's", ink / n);
+}
+
+/* Digits cropped tightly, so that the ink touches the picture's edges (to
+ * their bounding box, and one pixel inside it, which cuts strokes), light on
+ * dark and dark on light, as they are and enlarged: the digit fit finds the
+ * background and keeps the ink (it used to refuse many as blank, or keep a
+ * few dots of a 3). */
+static void tight_crops(void)
+{
+    cn_data d;
+    CHECK_OK(cn_data_load_mnist(th_data_dir(), "t10k", &d));
+    size_t n = 200;
+    static const struct {
+        int inset, invert, size;
+        double mean;
+        size_t poor;
+    } c[] = {
+        {0, 0, 0, 0.97, 2},  {0, 1, 0, 0.97, 2},   {1, 0, 0, 0.75, 12},  {1, 1, 0, 0.75, 12},
+        {0, 1, 56, 0.96, 3}, {0, 0, 140, 0.96, 3}, {0, 1, 400, 0.96, 3}, {1, 1, 140, 0.78, 8},
+    };
+    for (size_t k = 0; k < sizeof c / sizeof *c; k++)
+        for (int fit = CN_FIT_AUTO; fit <= CN_FIT_DIGIT && !th_failed(); fit++)
+            fit_forms(&d, fit == CN_FIT_AUTO ? n / 4 : n, 0, c[k].inset, c[k].invert, c[k].size,
+                      (cn_fit)fit, c[k].mean, c[k].poor);
+    cn_data_free(&d);
+}
+
+/* Digits redrawn with a thin pen (1 to 3 pixels) on a large white page:
+ * shrunk into the 20-pixel box a hairline would become a faint trace; the
+ * fit gives it MNIST's stroke weight, also on a noisy page. */
+static void thin_pens(void)
+{
+    cn_data d;
+    CHECK_OK(cn_data_load_mnist(th_data_dir(), "t10k", &d));
+    for (int pen = 1; pen <= 3 && !th_failed(); pen++)
+        fit_forms(&d, 60, 1, 600, 0, pen, CN_FIT_DIGIT, 0.75, 4);
+    if (!th_failed())
+        fit_forms(&d, 50, 1, 300, 0, 2, CN_FIT_AUTO, 0.75, 3);
+    if (!th_failed()) /* the noise is not thickened into a grey haze */
+        fit_forms(&d, 50, 2, 600, 0, 2, CN_FIT_DIGIT, 0.75, 3);
+    cn_data_free(&d);
+}
+
+/* Blank only when there is no ink: a uniform picture, or one of faint
+ * blocky noise (as JPEG's), light or dark, is refused; the same noise with
+ * a digit on it is not. */
+static void blank_pictures(void)
+{
+    cn_shape s = {1, 28, 28};
+    uint8_t out[784];
+    cn_data d;
+    CHECK_OK(cn_data_load_mnist(th_data_dir(), "t10k", &d));
+    for (int level = 0; level < 4; level++) {
+        int paper = (int[]){0, 90, 200, 255}[level];
+        for (int noisy = 0; noisy < 2; noisy++)
+            for (int digit = 0; digit < 2; digit++) {
+                cn_image img;
+                CHECK_OK(cn_image_new(120, 90, 1, &img));
+                unsigned seed = 12345u;
+                for (int y = 0; y < 90; y++)
+                    for (int x = 0; x < 120; x++) {
+                        /* +-3 levels, in 8 x 8 blocks plus a little per pixel */
+                        unsigned b = (unsigned)((y / 8) * 16 + x / 8) * 2654435761u;
+                        seed = seed * 1103515245u + 12345u;
+                        int v =
+                            paper + (noisy ? (int)(b >> 29) % 5 - 2 + (int)(seed >> 30) % 2 : 0);
+                        if (digit && x >= 40 && x < 68 && y >= 30 && y < 58) {
+                            int ink = d.pixels[(y - 30) * 28 + (x - 40)];
+                            v = paper > 127 ? v - ink * (v - 20) / 255 : v + ink * (235 - v) / 255;
+                        }
+                        img.px[y * 120 + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                    }
+                cn_status st = cn_image_to_input(&img, s, CN_FIT_DIGIT, out);
+                cn_image_free(&img);
+                if (digit)
+                    CHECK_MSG(st == CN_OK, "paper %d, noise %d, a digit: refused: %s", paper, noisy,
+                              cn_last_error());
+                else
+                    CHECK_MSG(st == CN_ERR_FORMAT && th_contains(cn_last_error(), "blank"),
+                              "paper %d, noise %d, no ink: not refused as blank", paper, noisy);
+            }
+    }
+    cn_data_free(&d);
 }
 
 /* Colour networks: CROP takes the centred square, STRETCH all of it. */
@@ -493,6 +626,9 @@ const th_test th_vis[] = {
     {"vis/image_from_planes", image_from_planes},
     {"vis/digit_fit", digit_fit},
     {"vis/mnist_digits_are_fixed_points", mnist_digits_are_fixed_points},
+    {"vis/tight_crops", tight_crops},
+    {"vis/thin_pens", thin_pens},
+    {"vis/blank_pictures", blank_pictures},
     {"vis/crop_and_stretch", crop_and_stretch},
     {"vis/filter_grid", filter_grid},
     {"vis/colour_filters", colour_filters},
