@@ -384,8 +384,9 @@ int cli_is_folder_data(const char *path)
     if (stat(path, &sb) != 0)
         return 0;
     size_t n = strlen(path);
-    if (S_ISREG(sb.st_mode))
-        return n >= 4 && strcmp(path + n - 4, ".csv") == 0;
+    if (S_ISREG(sb.st_mode)) /* a list, or a data cache */
+        return (n >= 4 && strcmp(path + n - 4, ".csv") == 0) ||
+               (n >= 12 && strcmp(path + n - 12, ".safetensors") == 0);
     static const char *const known[] = {"train-images-idx3-ubyte",
                                         "train-images-idx3-ubyte.gz",
                                         "train-images.idx3-ubyte",

@@ -118,7 +118,9 @@ typedef struct cn_folder_info {
  * image; files relative to the list's folder; labels are class names, sorted
  * to give the classes; quotes as RFC 4180).  Images are any file
  * cn_image_load reads (by extension: .png .jpg .jpeg .bmp .gif .tga .pgm
- * .ppm .pnm); hidden files and folders are left out.
+ * .ppm .pnm); hidden files and folders are left out.  A path ending in
+ * .safetensors is taken as a data cache made before (by this function or by
+ * cn_data_cache_write) and opened as it is.
  *
  * The pictures are decoded once (in parallel), converted to shape with
  * opts->fit, and kept in a data cache (convnet.h), whose name says the shape

@@ -630,6 +630,11 @@ cn_status cn_st_open_mapped(const char *path, int map, cn_st_file *f)
             st = cn_fail(CN_ERR_IO, "%s: cannot map %zu bytes: %s", path, f->size, strerror(errno));
             goto fail;
         }
+        /* Reads fault in the pages they touch and no more: training reads
+         * samples in a shuffled order, where the system's read-ahead
+         * (128 kB and more around each fault) would read mostly samples
+         * not asked for, and thrash when the file exceeds memory. */
+        posix_madvise(m, f->size, POSIX_MADV_RANDOM);
         f->bytes = m;
         f->mapped = 1;
         f->data = f->bytes + 8 + hlen;

@@ -861,8 +861,29 @@ cn_status cn_data_load_folder(const char *path, cn_shape shape, const cn_folder_
     if (stat(path, &sb) != 0)
         return cn_fail(CN_ERR_IO, "%s: %s", path, strerror(errno));
     int csv = S_ISREG(sb.st_mode);
+    if (csv && ends_with(path, ".safetensors")) { /* a data cache itself */
+        snprintf(info->cache, sizeof info->cache, "%s", path);
+        cn_status st = cn_data_cache_open(path, out);
+        if (!st && (out->shape.c != shape.c || out->shape.h != shape.h || out->shape.w != shape.w)) {
+            st = cn_fail(CN_ERR_SHAPE, "%s holds images of %zux%zux%zu; the network takes %zux%zux%zu",
+                         path, out->shape.c, out->shape.h, out->shape.w, shape.c, shape.h, shape.w);
+            cn_data_free(out);
+        }
+        if (!st) {
+            char *key = NULL;
+            if (cn_data_cache_meta(path, "convnet.key", &key) == CN_OK && key)
+                snprintf(info->key, sizeof info->key, "%s", key);
+            free(key);
+            read_info(path, info);
+            info->files = out->n;
+        }
+        return st;
+    }
     if (csv && !ends_with(path, ".csv"))
-        return cn_fail(CN_ERR_FORMAT, "%s: a list of images is a .csv file (file,label)", path);
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: a list of images is a .csv file (file,label), a data cache a "
+                       ".safetensors file",
+                       path);
     double t0 = now_s();
     listing l = {0};
     cn_status st = CN_OK;
