@@ -429,12 +429,19 @@ cn_status cli_load_folder(const char *path, cn_shape shape, const cli_folder_opt
                 info->cache, cli_count(all->n, a, sizeof a), mb,
                 cli_count(info->files, b, sizeof b), info->scan_seconds);
     if (info->unreadable && !o->skip_unreadable) {
+        /* The list is longer than a message: it goes first, on stderr. */
+        fprintf(stderr, "convnet: %zu file%s in %s cannot be read as images%s:\n",
+                info->unreadable, info->unreadable == 1 ? "" : "s", path,
+                info->unreadable > 20 ? " (the first 20)" : "");
+        for (const char *p = info->unreadable_list; *p;) {
+            size_t len = strcspn(p, "\n");
+            fprintf(stderr, "  %.*s\n", (int)len, p);
+            p += len + (p[len] == '\n');
+        }
         st = cn_fail_at(NULL, 0, CN_ERR_FORMAT,
-                        "%zu file%s in %s cannot be read as images:\n%s%s"
-                        "(give --skip-unreadable to train without them)",
-                        info->unreadable, info->unreadable == 1 ? "" : "s", path,
-                        info->unreadable_list,
-                        info->unreadable > 20 ? "... and more (the first 20 are listed)\n" : "");
+                        "%zu file%s in %s cannot be read as images (listed above): give "
+                        "--skip-unreadable to train without them",
+                        info->unreadable, info->unreadable == 1 ? "" : "s", path);
         cn_data_free(all);
         return st;
     }
