@@ -358,7 +358,7 @@ uninstall:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 25
-FUZZ_TARGETS ?= idx cifar cfg safetensors image log
+FUZZ_TARGETS ?= idx cifar cfg safetensors image log csv datacache
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra \
                 -Wno-unknown-pragmas -Wno-unused-parameter -MMD -MP
