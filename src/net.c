@@ -205,6 +205,8 @@ static cn_status build_layers(const cn_spec *spec, cn_net *net, size_t train_bat
     if (!last->ops->is_loss)
         return cn_fail(CN_ERR_SPEC, "%s:%d: the last layer is [%s]; a network ends with [softmax]",
                        spec->source, last->line, last->ops->kind);
+    if (spec->classes == 0) /* [net] left classes out: the outputs decide */
+        ((cn_spec *)spec)->classes = cn_shape_size(last->out);
     if (cn_shape_size(last->out) != spec->classes)
         return cn_fail(CN_ERR_SPEC,
                        "%s:%d: the network ends with %zu outputs but [net] says classes = %zu",

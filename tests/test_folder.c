@@ -337,7 +337,21 @@ static void csv_list_loads(void)
     cn_data_free(&d);
 }
 
+/* [net] may leave classes out: the last layer's outputs decide. */
+static void classes_from_outputs(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=8\nwidth=8\n[fc]\noutputs=4\n[softmax]\n");
+    cn_net *net = NULL;
+    CHECK(spec != NULL);
+    if (spec)
+        CHECK_OK(cn_net_create(spec, 2, th_dev(1), &net));
+    CHECK(net && cn_net_classes(net) == 4);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
 const th_test th_folder[] = {
+    {"folder/classes_from_outputs", classes_from_outputs},
     {"folder/cache_round_trip", cache_round_trip},
     {"folder/cache_refuses_damage", cache_refuses_damage},
     {"folder/cache_write_failures_leave_nothing", cache_write_failures_leave_nothing},
