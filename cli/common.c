@@ -1,11 +1,13 @@
 /* common.c - helpers shared by the subcommands. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -401,7 +403,25 @@ int cli_is_folder_data(const char *path)
         if (access(p, F_OK) == 0)
             return 0;
     }
-    return S_ISDIR(sb.st_mode);
+    if (!S_ISDIR(sb.st_mode))
+        return 0;
+    /* Pictures: a sub-folder or a picture in it (an empty directory is
+     * neither, and gets the message of the IDX and CIFAR-10 readers). */
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int pictures = 0;
+    while (d && !pictures && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        const char *dot = strrchr(e->d_name, '.');
+        pictures = (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) ||
+                   (dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") ||
+                            !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".bmp")));
+    }
+    if (d)
+        closedir(d);
+    return pictures;
 }
 
 static size_t part_of(double f, size_t n) { return (size_t)(f * (double)n + 0.5); }
@@ -430,8 +450,8 @@ cn_status cli_load_folder(const char *path, cn_shape shape, const cli_folder_opt
                 cli_count(info->files, b, sizeof b), info->scan_seconds);
     if (info->unreadable && !o->skip_unreadable) {
         /* The list is longer than a message: it goes first, on stderr. */
-        fprintf(stderr, "convnet: %zu file%s in %s cannot be read as images%s:\n",
-                info->unreadable, info->unreadable == 1 ? "" : "s", path,
+        fprintf(stderr, "convnet: %zu file%s in %s cannot be read as images%s:\n", info->unreadable,
+                info->unreadable == 1 ? "" : "s", path,
                 info->unreadable > 20 ? " (the first 20)" : "");
         for (const char *p = info->unreadable_list; *p;) {
             size_t len = strcspn(p, "\n");

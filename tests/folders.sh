@@ -197,8 +197,10 @@ mkdir -p e/a e/b && cp d/1/$(ls d/1 | head -1) e/a/
 run 1 "$bin" train net.cfg --quiet --data e && expect "an empty class folder is refused" err "class folder e/b holds no images"
 rmdir e/b
 run 1 "$bin" train net.cfg --quiet --data e && expect "a single class is refused" err "one class (a)"
+mkdir -p flat && cp d/1/$(ls d/1 | head -1) flat/
+run 1 "$bin" train net.cfg --quiet --data flat && expect "pictures without class folders are refused" err "has no class folders"
 mkdir -p empty
-run 1 "$bin" train net.cfg --quiet --data empty && expect "no class folders is refused" err "has no class folders"
+run 1 "$bin" train net.cfg --quiet --data empty && expect "an empty folder gets the data readers' message" err "no data in empty"
 mkdir -p three && cp -r d/1 d/2 d/3 three/
 run 1 "$bin" train net.cfg --quiet -o t.safetensors --data three &&
     expect "a network and data whose classes differ are refused, naming the classes" err \
