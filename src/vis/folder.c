@@ -864,9 +864,11 @@ cn_status cn_data_load_folder(const char *path, cn_shape shape, const cn_folder_
     if (csv && ends_with(path, ".safetensors")) { /* a data cache itself */
         snprintf(info->cache, sizeof info->cache, "%s", path);
         cn_status st = cn_data_cache_open(path, out);
-        if (!st && (out->shape.c != shape.c || out->shape.h != shape.h || out->shape.w != shape.w)) {
-            st = cn_fail(CN_ERR_SHAPE, "%s holds images of %zux%zux%zu; the network takes %zux%zux%zu",
-                         path, out->shape.c, out->shape.h, out->shape.w, shape.c, shape.h, shape.w);
+        if (!st &&
+            (out->shape.c != shape.c || out->shape.h != shape.h || out->shape.w != shape.w)) {
+            st = cn_fail(CN_ERR_SHAPE,
+                         "%s holds images of %zux%zux%zu; the network takes %zux%zux%zu", path,
+                         out->shape.c, out->shape.h, out->shape.w, shape.c, shape.h, shape.w);
             cn_data_free(out);
         }
         if (!st) {
