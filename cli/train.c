@@ -476,6 +476,7 @@ typedef struct job {
     int data_changed;                /* --data given, not the data resumed */
     cn_data all, train, val, test;   /* train and val are slices of all */
     int folder;                      /* folder data: test is a slice of all too */
+    int split_folders;               /* folder data in train/ (val/, test/) folders */
     cli_folder_opts fo;              /* and how it was read */
     int start_epoch;                 /* where this run started */
     uint64_t start_step;
@@ -663,6 +664,11 @@ static cn_status note_folder(job *j)
         st = cn_model_set_info(m, "data.test_split", num);
     if (!st)
         st = cn_model_set_info(m, "data.skip_unreadable", j->fo.skip_unreadable ? "1" : "0");
+    /* The order the parts are cut from: the cache's (convnet_vis.h). */
+    if (!st)
+        st = cn_model_set_info(m, "data.order",
+                               j->split_folders ? "sorted (train/, val/, test/ folders)"
+                                                : "shuffled with seed " CN_FOLDER_SEED_TEXT);
     char *names = names_json(&j->all);
     if (!st && names)
         st = cn_model_set_info(m, "data.classes", names);
@@ -729,6 +735,7 @@ static int load_folder_data(const args *a, job *j)
     cli_parts parts;
     if (cli_load_folder(j->dir, cn_net_input_shape(net), o, stdout, &j->all, &parts, &info))
         return cli_lib_error();
+    j->split_folders = info.split_folders;
     fflush(stdout);
     const cn_data *all = &j->all;
     char *names = names_json(all);

@@ -81,6 +81,12 @@ cn_status cn_image_to_input(const cn_image *img, cn_shape shape, cn_fit fit, uin
 
 /* ---------------------------------------------------------------- folders */
 
+/* The seed of the order in which cn_data_load_folder keeps the pictures of
+ * a folder or list without train/val/test folders (fixed: the same files
+ * give the same order, and so the same parts, on every machine). */
+#define CN_FOLDER_SEED      1
+#define CN_FOLDER_SEED_TEXT "1"
+
 /* How cn_data_load_folder reads image files. */
 typedef struct cn_folder_opts {
     cn_fit fit;            /* CN_FIT_AUTO: CROP.  CROP and STRETCH keep the

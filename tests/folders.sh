@@ -116,6 +116,9 @@ else fail "a changed folder is read again" "failed"; fi
 if run 0 "$bin" eval m.safetensors; then
     expect "eval reads the model's folder data and its test part" out "on 30 test images"
 else fail "eval reads the model's folder data" "failed"; fi
+if run 0 "$bin" report m.safetensors -o report.html; then
+    expect "report reads the model's folder data" out "report written to report.html (test accuracy"
+else fail "report reads the model's folder data" "failed"; fi
 if run 0 "$bin" viz m.safetensors --out viz; then
     [ -s viz/filters-conv1.png ] || ls viz | grep -q '^filters' && ok "viz reads the model's folder data" ||
         fail "viz reads the model's folder data" "no filters picture"

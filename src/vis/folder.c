@@ -29,7 +29,7 @@
 
 #include <stb/stb_image_resize.h>
 
-#define FOLDER_SEED 1
+#define FOLDER_SEED CN_FOLDER_SEED
 /* Unreadable files named in a message (the rest are counted). */
 #define LIST_BAD     20
 #define PATH_MAX_LEN 4096
