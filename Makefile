@@ -179,6 +179,13 @@ all: $(ONNX_PROBS)
 $(ONNX_PROBS): $(BUILD)/tests/tools/onnx_probs.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(CORE_LDLIBS) -o $@
 
+# tests/folders.sh's larger-than-memory run: a data cache of synthetic
+# pictures written through the library's streaming writer.
+SYNTH_CACHE := $(BUILD)/synth_cache
+all: $(SYNTH_CACHE)
+$(SYNTH_CACHE): $(BUILD)/tests/tools/synth_cache.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(CORE_LDLIBS) -o $@
+
 # --- examples and the API reference ------------------------------------------
 # examples/*.c use the public headers only; built here against the static
 # libraries, with the pictures' one too for a file that says
@@ -351,7 +358,7 @@ uninstall:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 25
-FUZZ_TARGETS ?= idx cifar cfg safetensors image log
+FUZZ_TARGETS ?= idx cifar cfg safetensors image log csv datacache
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS  := -std=c11 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra \
                 -Wno-unknown-pragmas -Wno-unused-parameter -MMD -MP

@@ -163,4 +163,40 @@ void cli_json_string(FILE *f, const char *s);
 /* The network's parameters and multiply-adds per image, over all layers. */
 void cli_totals(const cn_net *net, size_t *params, uint64_t *macs);
 
+/* ------------------------------------------------- folder data (cli/common.c) */
+
+/* How a folder of pictures or a CSV list is read and split: train's options,
+ * kept in the model's notes (data.fit, data.cache, data.val_split,
+ * data.test_split, data.val, data.skip_unreadable) for the other commands. */
+typedef struct cli_folder_opts {
+    cn_fit fit;        /* CN_FIT_AUTO: crop */
+    const char *cache; /* --cache DIR, or NULL */
+    double val_split, test_split;
+    long val; /* images for validation; -1: val_split decides */
+    int skip_unreadable;
+} cli_folder_opts;
+/* The defaults: crop, val_split 0.1, test_split 0.1, val -1. */
+void cli_folder_defaults(cli_folder_opts *o);
+/* The options a model was trained with (its notes), over the defaults. */
+void cli_folder_from_model(const cn_model *model, cli_folder_opts *o);
+/* Whether path is folder data (a .csv file, or a directory without MNIST's
+ * IDX files or CIFAR-10's batches). */
+int cli_is_folder_data(const char *path);
+/* The parts of folder data: first and count of train, val and test in the
+ * loaded (mapped) set. */
+typedef struct cli_parts {
+    size_t first[3], count[3];
+} cli_parts;
+/* Reads folder data at path for input shape (the cache built or found,
+ * unreadable files refused unless o->skip_unreadable), into all, and cuts
+ * it into parts; with say, what was done ("cache: ...", "split: ...") is
+ * printed on it.  Errors as cn_data_load_folder, and CN_ERR_FORMAT listing
+ * the unreadable files or when a split leaves no training images. */
+cn_status cli_load_folder(const char *path, cn_shape shape, const cli_folder_opts *o, FILE *say,
+                          cn_data *all, cli_parts *parts, cn_folder_info *info);
+/* The data set split ("train", "val" or "test") at dir for model, whatever
+ * its kind (IDX, CIFAR-10 or folder data, read as the model was trained),
+ * owned by out (cn_data_free releases it). */
+cn_status cli_load_data(const cn_model *model, const char *dir, const char *split, cn_data *out);
+
 #endif

@@ -1,13 +1,16 @@
 /* common.c - helpers shared by the subcommands. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
@@ -350,6 +353,206 @@ int cli_write_to(FILE *f, const char *path, const void *data, size_t n)
     if (e)
         return cli_error("cannot write %s: %s", path, strerror(e));
     return 0;
+}
+
+/* ------------------------------------------------------------ folder data */
+
+void cli_folder_defaults(cli_folder_opts *o)
+{
+    *o = (cli_folder_opts){CN_FIT_CROP, NULL, 0.1, 0.1, -1, 0};
+}
+
+void cli_folder_from_model(const cn_model *model, cli_folder_opts *o)
+{
+    cli_folder_defaults(o);
+    const char *v;
+    if ((v = cn_model_info(model, "data.fit")))
+        cli_fit(v, &o->fit);
+    if ((v = cn_model_info(model, "data.cache")) && *v)
+        o->cache = v;
+    if ((v = cn_model_info(model, "data.val_split")))
+        o->val_split = atof(v);
+    if ((v = cn_model_info(model, "data.test_split")))
+        o->test_split = atof(v);
+    if ((v = cn_model_info(model, "data.val")))
+        o->val = atol(v);
+    if ((v = cn_model_info(model, "data.skip_unreadable")))
+        o->skip_unreadable = atoi(v);
+}
+
+int cli_is_folder_data(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return 0;
+    size_t n = strlen(path);
+    if (S_ISREG(sb.st_mode)) /* a list, or a data cache */
+        return (n >= 4 && strcmp(path + n - 4, ".csv") == 0) ||
+               (n >= 12 && strcmp(path + n - 12, ".safetensors") == 0);
+    static const char *const known[] = {"train-images-idx3-ubyte",
+                                        "train-images-idx3-ubyte.gz",
+                                        "train-images.idx3-ubyte",
+                                        "t10k-images-idx3-ubyte",
+                                        "t10k-images-idx3-ubyte.gz",
+                                        "data_batch_1.bin",
+                                        "test_batch.bin",
+                                        NULL};
+    char p[4096];
+    for (int i = 0; known[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", path, known[i]);
+        if (access(p, F_OK) == 0)
+            return 0;
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return 0;
+    /* Pictures: a sub-folder or a picture in it (an empty directory is
+     * neither, and gets the message of the IDX and CIFAR-10 readers). */
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int pictures = 0;
+    while (d && !pictures && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        const char *dot = strrchr(e->d_name, '.');
+        pictures = (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) ||
+                   (dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") ||
+                            !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".bmp")));
+    }
+    if (d)
+        closedir(d);
+    return pictures;
+}
+
+static size_t part_of(double f, size_t n) { return (size_t)(f * (double)n + 0.5); }
+
+cn_status cli_load_folder(const char *path, cn_shape shape, const cli_folder_opts *o, FILE *say,
+                          cn_data *all, cli_parts *parts, cn_folder_info *info)
+{
+    cn_folder_opts fo = {o->fit, o->cache, 0};
+    memset(parts, 0, sizeof *parts);
+    cn_status st = cn_data_load_folder(path, shape, &fo, all, info);
+    if (st)
+        return st;
+    char a[32], b[32], c[32];
+    double mb = (double)all->n * (double)(all->shape.c * all->shape.h * all->shape.w) / 1e6;
+    if (say && info->built)
+        fprintf(say,
+                "cache: %s (%s in %.1f s: %s images decoded, %.0f images/s, %.1f MB; %s files "
+                "listed in %.2f s)\n",
+                info->cache, info->stale ? "the data changed: built again" : "built",
+                info->build_seconds, cli_count(all->n, a, sizeof a),
+                info->build_seconds > 0 ? (double)info->files / info->build_seconds : 0.0, mb,
+                cli_count(info->files, b, sizeof b), info->scan_seconds);
+    else if (say)
+        fprintf(say, "cache: %s (up to date: %s images, %.1f MB; %s files checked in %.2f s)\n",
+                info->cache, cli_count(all->n, a, sizeof a), mb,
+                cli_count(info->files, b, sizeof b), info->scan_seconds);
+    if (info->unreadable && !o->skip_unreadable) {
+        /* The list is longer than a message: it goes first, on stderr. */
+        fprintf(stderr, "convnet: %zu file%s in %s cannot be read as images%s:\n", info->unreadable,
+                info->unreadable == 1 ? "" : "s", path,
+                info->unreadable > 20 ? " (the first 20)" : "");
+        for (const char *p = info->unreadable_list; *p;) {
+            size_t len = strcspn(p, "\n");
+            fprintf(stderr, "  %.*s\n", (int)len, p);
+            p += len + (p[len] == '\n');
+        }
+        st = cn_fail_at(NULL, 0, CN_ERR_FORMAT,
+                        "%zu file%s in %s cannot be read as images (listed above): give "
+                        "--skip-unreadable to train without them",
+                        info->unreadable, info->unreadable == 1 ? "" : "s", path);
+        cn_data_free(all);
+        return st;
+    }
+    if (say && info->unreadable)
+        fprintf(say, "skipped %zu unreadable file%s (--skip-unreadable)\n", info->unreadable,
+                info->unreadable == 1 ? "" : "s");
+    size_t n = all->n;
+    if (info->split_folders) {
+        size_t t = info->count[0], v = info->count[1];
+        parts->first[1] = t;
+        parts->count[1] = v;
+        parts->first[2] = t + v;
+        parts->count[2] = info->count[2];
+        parts->count[0] = t;
+        if (v == 0) { /* no val/: the last part of train/, as for IDX files */
+            v = o->val >= 0 ? (size_t)o->val : part_of(o->val_split, t);
+            if (v >= t)
+                goto none_left;
+            parts->count[0] = t - v;
+            parts->first[1] = t - v;
+            parts->count[1] = v;
+        }
+        if (say)
+            fprintf(say, "split: %s train, %s val%s, %s test (the train/%s folders of %s)\n",
+                    cli_count(parts->count[0], a, sizeof a),
+                    cli_count(parts->count[1], b, sizeof b),
+                    info->count[1] ? "" : " (the last of train/: no val/ folder)",
+                    cli_count(parts->count[2], c, sizeof c),
+                    info->count[1] && info->count[2] ? ", val/, test/"
+                    : info->count[2]                 ? ", test/"
+                    : info->count[1]                 ? ", val/"
+                                                     : "",
+                    path);
+        return CN_OK;
+    }
+    size_t nt = part_of(o->test_split, n);
+    size_t nv = o->val >= 0 ? (size_t)o->val : part_of(o->val_split, n);
+    if (nt + nv >= n)
+        goto none_left;
+    parts->count[2] = nt;
+    parts->first[1] = nt;
+    parts->count[1] = nv;
+    parts->first[0] = nt + nv;
+    parts->count[0] = n - nt - nv;
+    if (say) {
+        char vs[48];
+        if (o->val >= 0)
+            snprintf(vs, sizeof vs, "--val %ld", o->val);
+        else
+            snprintf(vs, sizeof vs, "--val-split %g", o->val_split);
+        fprintf(say,
+                "split: %s train, %s val, %s test (seeded: %s --test-split %g of the %s "
+                "pictures of %s; no train/val/test folders)\n",
+                cli_count(parts->count[0], a, sizeof a), cli_count(nv, b, sizeof b),
+                cli_count(nt, c, sizeof c), vs, o->test_split, cli_count(n, c + 16, 16), path);
+    }
+    return CN_OK;
+none_left:
+    cn_data_free(all);
+    return cn_fail_at(NULL, 0, CN_ERR_FORMAT,
+                      "the validation and test parts leave no training images in %s (%zu "
+                      "images): smaller --val-split, --test-split or --val",
+                      path, n);
+}
+
+cn_status cli_load_data(const cn_model *model, const char *dir, const char *split, cn_data *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!cli_is_folder_data(dir))
+        return cn_data_load(dir, split, out);
+    cli_folder_opts o;
+    cli_folder_from_model(model, &o);
+    cn_folder_info info;
+    cli_parts parts;
+    cn_status st = cli_load_folder(dir, cn_net_input_shape(cn_model_net((cn_model *)model)), &o,
+                                   NULL, out, &parts, &info);
+    if (st)
+        return st;
+    int i = strcmp(split, "train") == 0 ? 0 : strcmp(split, "val") == 0 ? 1 : 2;
+    if (parts.count[i] == 0) {
+        cn_data_free(out);
+        return cn_fail_at(NULL, 0, CN_ERR_FORMAT, "%s has no %s images%s", dir, split,
+                          i == 2 ? " (a test/ folder beside train/ holds them)" : "");
+    }
+    /* A part of the mapped set that still owns it: cn_data_free releases
+     * the mapping through the store, whatever pixels points at. */
+    size_t sz = out->shape.c * out->shape.h * out->shape.w;
+    out->pixels += parts.first[i] * sz;
+    out->labels += parts.first[i];
+    out->n = parts.count[i];
+    return CN_OK;
 }
 
 const char *cli_class_name(const cn_model *model, size_t k, char *buf, size_t size)

@@ -127,7 +127,7 @@ int cmd_eval(int argc, char **argv)
     if (own && !json)
         printf("data: %s (the model's own; --data for other data)\n", dir);
     cn_data test;
-    if (cn_data_load(dir, "test", &test)) {
+    if (cli_load_data(model, dir, "test", &test)) {
         cn_model_free(model);
         return cli_lib_error();
     }

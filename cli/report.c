@@ -181,7 +181,8 @@ int cmd_report(int argc, char **argv)
     const char *dir = cli_model_data_dir(model, data_opt, &own);
     if (own)
         printf("data: %s (the model's own; --data for other data)\n", dir);
-    if (cn_data_load(dir, "test", &test) || cn_net_evaluate(cn_model_net(model), &test, &ev)) {
+    if (cli_load_data(model, dir, "test", &test) ||
+        cn_net_evaluate(cn_model_net(model), &test, &ev)) {
         rc = cli_lib_error();
         goto done;
     }

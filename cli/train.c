@@ -22,8 +22,14 @@ static const char help_head[] =
     "Trains the network that MODEL.cfg describes (the default MNIST network when\n"
     "none is given) on the training set in the data directory (MNIST's IDX files or\n"
     "CIFAR-10's binary batches): the last 10 000 images for validation, the others\n"
-    "for training.  The recipe comes from the [train] section; these options\n"
-    "override it:\n"
+    "for training.  --data may also name a folder of pictures, one sub-folder per\n"
+    "class (DIR/CLASS/IMAGE.png; train/, val/ and test/ folders above the class\n"
+    "folders if the data come split), or a CSV list (a header line file,label,\n"
+    "then a line per image, paths relative to the list): the pictures are decoded\n"
+    "once, to [net]'s channels, height and width, into a cache beside them that\n"
+    "later runs read at once (mapped: data larger than memory train); without\n"
+    "split folders a seeded split is made (--val-split, --test-split).  The recipe\n"
+    "comes from the [train] section; these options override it:\n"
     "\n";
 
 static const char help_rest[] =
@@ -33,6 +39,17 @@ static const char help_rest[] =
     "                   exchange after it)\n"
     "  --data DIR       data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --val N          images kept for validation (default 10000; 0 for none)\n"
+    "  --fit MODE       folder data: crop (default: the centred part with the\n"
+    "                   input's aspect, resized), stretch (all of the picture) or\n"
+    "                   digit (as predict reads photographed digits)\n"
+    "  --cache DIR      folder data: keep the decoded images in DIR (default: the\n"
+    "                   data's own .convnet-cache folder)\n"
+    "  --val-split F    folder data without a val/ folder: the fraction F of the\n"
+    "                   images kept for validation (default 0.1; --val N: N images)\n"
+    "  --test-split F   folder data without train/val/test folders: the fraction F\n"
+    "                   set apart for testing (default 0.1)\n"
+    "  --skip-unreadable  folder data: leave out the files that cannot be read as\n"
+    "                   images (without it, training refuses to start, naming them)\n"
     "  --limit N        train on the first N of the other images only (quick runs)\n"
     "  -o FILE          model file to write (default: MODEL.safetensors here)\n"
     "  --log FILE       CSV log (default: FILE with .csv): a line every --log-every\n"
@@ -285,6 +302,11 @@ typedef struct args {
     double test_every, stop_at, log_every, bucket_mb;
     int quiet, verbose, force;
     int val_given, limit_given;
+    /* folder data: --fit, --cache, --val-split, --test-split, --skip-unreadable */
+    const char *cache;
+    cn_fit fit;
+    double val_split, test_split;
+    int skip_unreadable, val_split_given, test_split_given;
 } args;
 
 /* parse_args: go on with the training. */
@@ -309,6 +331,11 @@ static int parse_args(int argc, char **argv, args *a)
         O_LIMIT,
         O_BUCKET,
         O_FORCE,
+        O_FIT,
+        O_CACHE,
+        O_VAL_SPLIT,
+        O_TEST_SPLIT,
+        O_SKIP,
         O_HELP,
         O_RECIPE = 256 /* + the index of a recipe key */
     };
@@ -319,6 +346,11 @@ static int parse_args(int argc, char **argv, args *a)
         {"limit", 1, O_LIMIT},
         {"bucket-mb", 1, O_BUCKET},
         {"force", 0, O_FORCE},
+        {"fit", 1, O_FIT},
+        {"cache", 1, O_CACHE},
+        {"val-split", 1, O_VAL_SPLIT},
+        {"test-split", 1, O_TEST_SPLIT},
+        {"skip-unreadable", 0, O_SKIP},
         {"log", 1, O_LOG},
         {"resume", 1, O_RESUME},
         {"quiet", 0, O_QUIET},
@@ -374,6 +406,24 @@ static int parse_args(int argc, char **argv, args *a)
             if (!cli_double(v, 0, 1e6, &a->bucket_mb))
                 return cli_usage("train", "--bucket-mb takes a size in MB >= 0, not '%s'", v);
             break;
+        case O_FIT:
+            if (!cli_fit(v, &a->fit))
+                return cli_usage("train", "--fit takes crop, stretch or digit, not '%s'", v);
+            break;
+        case O_CACHE: a->cache = v; break;
+        case O_VAL_SPLIT:
+        case O_TEST_SPLIT: {
+            double f;
+            if (!cli_double(v, 0, 0.9, &f))
+                return cli_usage("train", "--%s takes a fraction in [0, 0.9], not '%s'",
+                                 c == O_VAL_SPLIT ? "val-split" : "test-split", v);
+            if (c == O_VAL_SPLIT)
+                a->val_split = f, a->val_split_given = 1;
+            else
+                a->test_split = f, a->test_split_given = 1;
+            break;
+        }
+        case O_SKIP: a->skip_unreadable = 1; break;
         case O_DATA: a->data = v; break;
         case O_OUT: a->out = v; break;
         case O_LOG: a->log = v; break;
@@ -425,6 +475,9 @@ typedef struct job {
     int dir_own;                     /* dir is the resumed model's own */
     int data_changed;                /* --data given, not the data resumed */
     cn_data all, train, val, test;   /* train and val are slices of all */
+    int folder;                      /* folder data: test is a slice of all too */
+    int split_folders;               /* folder data in train/ (val/, test/) folders */
+    cli_folder_opts fo;              /* and how it was read */
     int start_epoch;                 /* where this run started */
     uint64_t start_step;
     cn_comm comm; /* the workers of a data-parallel run (solo: rank 0 of 1) */
@@ -435,7 +488,8 @@ static void job_free(job *j)
 {
     if (j->r.log)
         fclose(j->r.log);
-    cn_data_free(&j->test);
+    if (!j->folder)
+        cn_data_free(&j->test);
     cn_data_free(&j->all);
     cn_model_free(j->model);
     free(j->default_out);
@@ -559,10 +613,82 @@ static long note_long(const cn_model *m, const char *key, long dflt)
     return v && cli_int(v, 0, 100000000, &n) ? n : dflt;
 }
 
+/* The class names names[0..k) as a JSON array (malloc'd), or NULL. */
+static char *names_json(const char *const *names, size_t k)
+{
+    size_t len = 3;
+    for (size_t i = 0; names && i < k; i++)
+        len += 6 * strlen(names[i]) + 3;
+    char *out = names ? malloc(len) : NULL;
+    if (!out)
+        return NULL;
+    size_t at = 0;
+    out[at++] = '[';
+    for (size_t i = 0; i < k; i++) {
+        if (i)
+            out[at++] = ',';
+        out[at++] = '"';
+        for (const char *p = names[i]; *p; p++)
+            if (*p == '"' || *p == '\\')
+                at += (size_t)sprintf(out + at, "\\%c", *p);
+            else
+                out[at++] = *p;
+        out[at++] = '"';
+    }
+    out[at++] = ']';
+    out[at] = '\0';
+    return out;
+}
+
+/* The notes of folder data: how they were read and split, and the classes. */
+static cn_status note_folder(job *j)
+{
+    cn_model *m = j->model;
+    char num[32];
+    cn_status st = cn_model_set_info(m, "data.fit",
+                                     j->fo.fit == CN_FIT_STRETCH ? "stretch"
+                                     : j->fo.fit == CN_FIT_DIGIT ? "digit"
+                                                                 : "crop");
+    char cache[4096] = "", cwd[2048];
+    if (j->fo.cache && j->fo.cache[0] != '/' && getcwd(cwd, sizeof cwd))
+        snprintf(cache, sizeof cache, "%s/%s", cwd, j->fo.cache);
+    else if (j->fo.cache)
+        snprintf(cache, sizeof cache, "%s", j->fo.cache);
+    if (!st)
+        st = cn_model_set_info(m, "data.cache", cache);
+    snprintf(num, sizeof num, "%g", j->fo.val_split);
+    if (!st)
+        st = cn_model_set_info(m, "data.val_split", num);
+    snprintf(num, sizeof num, "%g", j->fo.test_split);
+    if (!st)
+        st = cn_model_set_info(m, "data.test_split", num);
+    if (!st)
+        st = cn_model_set_info(m, "data.skip_unreadable", j->fo.skip_unreadable ? "1" : "0");
+    /* The order the parts are cut from: the cache's (convnet_vis.h). */
+    if (!st)
+        st = cn_model_set_info(m, "data.order",
+                               j->split_folders ? "sorted (train/, val/, test/ folders)"
+                                                : "shuffled with seed " CN_FOLDER_SEED_TEXT);
+    return st;
+}
+
 /* Notes in the model file of the data it is trained on, so that --resume,
  * eval, report, viz and predict find them again: 0 or the exit status. */
 static int note_data(job *j, const char *fingerprint)
 {
+    /* A model goes on only with data of the classes it knows. */
+    const char *const *had = cn_model_class_names(j->model);
+    size_t k = cn_net_classes(cn_model_net(j->model));
+    char *was = names_json(had, k),
+         *now = names_json((const char *const *)j->all.names, j->all.classes);
+    int differ = was && now && strcmp(was, now) != 0;
+    if (differ)
+        cli_error("the classes of %s, %s, are not those the model was trained on, %s", j->dir, now,
+                  was);
+    free(was);
+    free(now);
+    if (differ)
+        return 1;
     char dir[4096], num[32];
     size_t len = strlen(j->dir);
     /* Relative: under the working directory (as given when that is too long). */
@@ -584,10 +710,75 @@ static int note_data(job *j, const char *fingerprint)
         st = cn_model_set_info(m, "data.fingerprint", fingerprint);
     if (!st)
         st = cn_model_set_info(m, "data.kind", cli_data_kind(&j->all));
+    if (!st && j->folder)
+        st = note_folder(j);
     /* the data's class names (folder names, classes.txt) go with the model */
     if (!st && j->all.names && j->all.classes == cn_net_classes(cn_model_net(m)))
         st = cn_model_set_class_names(m, (const char *const *)j->all.names);
     return st ? cli_lib_error() : 0;
+}
+
+/* Folder data (a folder of pictures or a CSV list): read (the cache built
+ * or found) and cut into training, validation and test parts, as the
+ * options or the resumed model's notes say: 0 or the exit status. */
+static int load_folder_data(const args *a, job *j)
+{
+    const cn_model *m = j->model;
+    cli_folder_opts *o = &j->fo;
+    if (a->resume)
+        cli_folder_from_model(m, o);
+    else
+        cli_folder_defaults(o);
+    if (a->fit != CN_FIT_AUTO)
+        o->fit = a->fit;
+    if (a->cache)
+        o->cache = a->cache;
+    if (a->val_split_given)
+        o->val_split = a->val_split, o->val = -1;
+    if (a->test_split_given)
+        o->test_split = a->test_split;
+    if (a->val_given)
+        o->val = a->val;
+    if (a->skip_unreadable)
+        o->skip_unreadable = 1;
+    j->folder = 1;
+    cn_net *net = cn_model_net(j->model);
+    cn_folder_info info;
+    cli_parts parts;
+    if (cli_load_folder(j->dir, cn_net_input_shape(net), o, stdout, &j->all, &parts, &info))
+        return cli_lib_error();
+    j->split_folders = info.split_folders;
+    fflush(stdout);
+    const cn_data *all = &j->all;
+    char *names = names_json((const char *const *)all->names, all->classes);
+    if (all->classes != cn_net_classes(net)) {
+        int rc = cli_error("the network has %zu outputs ([net] classes = %zu) but %s has %zu "
+                           "classes: %s",
+                           cn_net_classes(net), cn_net_classes(net), j->dir, all->classes,
+                           names ? names : "");
+        free(names);
+        return rc;
+    }
+    free(names);
+    size_t n_train = parts.count[0];
+    if (j->n_limit && (size_t)j->n_limit < n_train)
+        n_train = (size_t)j->n_limit;
+    j->train = cn_data_slice(all, parts.first[0], n_train);
+    j->val = cn_data_slice(all, parts.first[1], parts.count[1]);
+    j->test = cn_data_slice(all, parts.first[2], parts.count[2]);
+    j->n_val = (long)parts.count[1];
+    o->val = j->n_val; /* noted: the same split again, whatever val_split gave */
+    if (a->test_every > 0 && j->test.n == 0)
+        return cli_error("--test-every: %s has no test images", j->dir);
+    const char *fp_was = a->resume ? cn_model_info(m, "data.fingerprint") : NULL;
+    if (fp_was && strcmp(fp_was, info.key) != 0) {
+        if (!a->data)
+            return cli_error("the pictures in %s are not those %s was trained on (key %s; the "
+                             "model's %s): give --data %s to go on with them anyway",
+                             j->dir, a->resume, info.key, fp_was, j->dir);
+        j->data_changed = 1;
+    }
+    return note_data(j, info.key);
 }
 
 /* The training set split into training and validation images, and the test
@@ -608,6 +799,8 @@ static int load_data(const args *a, job *j)
     } else {
         j->dir = cli_data_dir(a->data);
     }
+    if (cli_is_folder_data(j->dir))
+        return load_folder_data(a, j);
     if (cn_data_load(j->dir, "train", &j->all))
         return cli_lib_error();
     cn_data *all = &j->all;

@@ -134,7 +134,7 @@ int cmd_viz(int argc, char **argv)
     fit = cli_model_fit(model, fit, &why);
     if (image && why)
         printf("fit: %s; --fit to choose\n", why);
-    if (cn_data_load(dir, "train", &train) || cn_data_load(dir, "test", &test) ||
+    if (cli_load_data(model, dir, "train", &train) || cli_load_data(model, dir, "test", &test) ||
         cn_model_reserve(model, 256)) {
         rc = cli_lib_error();
         goto done;

@@ -192,4 +192,20 @@ h = b[8:8 + n].decode().replace("height=6\\nwidth=6", "height=60000\\nwidth=6000
 h = h.encode()
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + b[8 + n:])
 EOF
+# CSV lists of images, and data caches (one written by the library's writer
+# through build/synth_cache, then cut short, and with a label out of range).
+mkdir -p "$corpus/csv" "$corpus/datacache"
+printf 'file,label\na.png,cat\nb/c.png,dog\n' >"$corpus/csv/plain.csv"
+printf '\357\273\277File,Label\r\n"a, b.png","dog ""big"""\r\n\r\n"multi\nline.png",cat' \
+    >"$corpus/csv/quotes-crlf-bom.csv"
+printf 'file,label\nx.png\n' >"$corpus/csv/one-field.csv"
+printf 'file,label\n"x.png,a\n' >"$corpus/csv/open-quote.csv"
+build/synth_cache "$corpus/datacache/small.st" 6 1 3 2 3 >/dev/null
+head -c 200 "$corpus/datacache/small.st" >"$corpus/datacache/cut.st"
+/usr/bin/python3 - "$corpus/datacache/small.st" "$corpus/datacache/label-out.st" <<'EOF'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[-4] = 9
+open(sys.argv[2], "wb").write(bytes(b))
+EOF
 du -sh "$corpus"

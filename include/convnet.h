@@ -480,6 +480,52 @@ cn_data cn_data_slice(const cn_data *data, size_t first, size_t count);
  * owning its memory: a slice), CN_ERR_NOMEM. */
 cn_status cn_data_set_names(cn_data *data, const char *const *names);
 
+/* --------------------------------------------------------- data caches */
+
+/* A data cache holds a data set's pixels once decoded, for data sets read
+ * from image files (convnet_vis.h's cn_data_load_folder), so that they are
+ * decoded once and read back mapped.  It is a safetensors file: "pixels",
+ * U8 (n, C, H, W), then "labels", I32 (n); its metadata holds
+ * "convnet.format" ("convnet-data-cache 1"), "convnet.classes" (the class
+ * names, a JSON array of strings) and whatever the writer adds. */
+
+/* What cn_data_cache_write asks for: up to max samples, written to pixels
+ * ((max, C, H, W)) and labels ((max), each in [0, classes)), and their
+ * number in *got; *got = 0 ends the data.  A status other than CN_OK (with
+ * its message) abandons the file. */
+typedef cn_status (*cn_data_source)(void *user, uint8_t *pixels, int32_t *labels, size_t max,
+                                    size_t *got);
+
+/* Writes a data cache to path from next's samples, at most max_n of them,
+ * streamed: only a batch of samples is held in memory at a time.  names:
+ * the classes' names (classes of them; rules as cn_data_set_names); meta:
+ * n_meta more key/value pairs of metadata, whose values are read twice:
+ * when the room for the header is set aside, and once the source has ended,
+ * when the header is written (so the source may update them, as long as no
+ * value grows longer than it was at the start).  The file is written as
+ * cn_model_save writes models: a temporary file renamed over path once
+ * complete, so that a failure or a crash leaves path as it was.  *written
+ * (optional) receives the number of samples.  Errors: CN_ERR_ARG (a bad
+ * shape, name or label; more than max_n samples), CN_ERR_IO (naming path and
+ * the system's reason), CN_ERR_NOMEM, or next's status and message. */
+cn_status cn_data_cache_write(const char *path, cn_shape shape, size_t max_n,
+                              const char *const *names, size_t classes, const char *const *meta,
+                              size_t n_meta, cn_data_source next, void *user, size_t *written);
+/* Opens the data cache at path as a data set without reading its pixels:
+ * out->pixels points into a read-only mapping of the file (so a data set
+ * larger than memory can be used: the system reads pages as they are
+ * touched and drops them under pressure), its labels are copied (4 bytes a
+ * sample) and checked, and its classes are named.  cn_data_free unmaps it.
+ * The file must not be truncated while it is open (the cache writer
+ * replaces files, never rewrites them).  Errors: CN_ERR_IO, CN_ERR_FORMAT
+ * (not a data cache, a damaged or truncated one: the message says which),
+ * CN_ERR_NOMEM. */
+cn_status cn_data_cache_open(const char *path, cn_data *out);
+/* The metadata value of key in the data cache at path, read from the header
+ * alone, in *value (malloc'd, the caller frees it; NULL when the file has no
+ * such key).  Errors: as cn_data_cache_open. */
+cn_status cn_data_cache_meta(const char *path, const char *key, char **value);
+
 /* Evaluation of a network on a data set. */
 typedef struct cn_eval {
     size_t n, classes;

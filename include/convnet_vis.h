@@ -84,6 +84,74 @@ typedef enum cn_fit {
  * and its noise by 16 of 255, so no ink to find). */
 cn_status cn_image_to_input(const cn_image *img, cn_shape shape, cn_fit fit, uint8_t *pixels);
 
+/* ---------------------------------------------------------------- folders */
+
+/* The seed of the order in which cn_data_load_folder keeps the pictures of
+ * a folder or list without train/val/test folders (fixed: the same files
+ * give the same order, and so the same parts, on every machine). */
+#define CN_FOLDER_SEED      1
+#define CN_FOLDER_SEED_TEXT "1"
+
+/* How cn_data_load_folder reads image files. */
+typedef struct cn_folder_opts {
+    cn_fit fit;            /* CN_FIT_AUTO: CROP.  CROP and STRETCH keep the
+                              pictures' levels as they are (an image of the
+                              input's size is copied exactly); DIGIT brings
+                              each to MNIST's form as predict does */
+    const char *cache_dir; /* NULL: .convnet-cache in the folder (beside a
+                              CSV list) */
+    int threads;           /* decoding threads (0: OpenMP's default) */
+} cn_folder_opts;
+
+/* What cn_data_load_folder found and did. */
+typedef struct cn_folder_info {
+    char cache[4096];     /* the cache file */
+    char key[17];         /* its key (hexadecimal): what the data were made
+                             from; another key, other data */
+    int built;            /* 1: decoded now; 0: the cache was up to date */
+    int stale;            /* built over a cache that no longer fitted */
+    double scan_seconds;  /* listing the files and their sizes and times */
+    double build_seconds; /* decoding and writing the cache (when built) */
+    size_t files;         /* image files found */
+    int split_folders;    /* 1: train/ (val/, test/) folders; their samples
+                             are count[0] train, then count[1] val, then
+                             count[2] test */
+    size_t count[3];
+    size_t unreadable;          /* files that could not be read, left out */
+    char unreadable_list[4096]; /* the first 20, "path: reason" lines */
+} cn_folder_info;
+
+/* Reads a data set of image files at path: either a folder with one
+ * sub-folder per class (path/CLASS/IMAGE; the folder names, sorted by their
+ * bytes, are the class names, and images may sit in folders below them) with
+ * or without path/train, path/val and path/test above the class folders, or a
+ * CSV list (path ends in .csv: a header line "file,label", then one line per
+ * image; files relative to the list's folder; labels are class names, sorted
+ * to give the classes; quotes as RFC 4180).  Images are any file
+ * cn_image_load reads (by extension: .png .jpg .jpeg .bmp .gif .tga .pgm
+ * .ppm .pnm); hidden files and folders are left out.  A path ending in
+ * .safetensors is taken as a data cache made before (by this function or by
+ * cn_data_cache_write) and opened as it is.
+ *
+ * The pictures are decoded once (in parallel), converted to shape with
+ * opts->fit, and kept in a data cache (convnet.h), whose name says the shape
+ * and fit; a later call finds it up to date by its key (a hash of the files'
+ * paths, sizes and modification times, the shape and the fit) and maps it
+ * without decoding anything; a changed folder is read again.  out is the
+ * mapped cache: with split folders, train's samples, then val's, then test's,
+ * each sorted by path within its class folder, then by class; without, all
+ * samples in an order shuffled with a fixed seed (convnet.h's cn_data_slice
+ * cuts parts of it).  Files that cannot be decoded are left out and listed
+ * in info (the caller decides whether that is acceptable).  Errors:
+ * CN_ERR_ARG (a shape of other than 1 or 3 channels; DIGIT for colour),
+ * CN_ERR_IO (path, a folder, or the cache's folder cannot be read or
+ * written: the message suggests cache_dir), CN_ERR_FORMAT (no class
+ * folders, an empty class folder, a single class, no images, a class under
+ * val/ or test/ that train/ lacks, a bad CSV line with its number),
+ * CN_ERR_NOMEM. */
+cn_status cn_data_load_folder(const char *path, cn_shape shape, const cn_folder_opts *opts,
+                              cn_data *out, cn_folder_info *info);
+
 /* -------------------------------------------------------------- pictures */
 
 /* The filters of convolution layer i as a grid of tiles, each filter

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Parameter tensors start on 64-byte boundaries. */
@@ -205,6 +206,8 @@ static cn_status build_layers(const cn_spec *spec, cn_net *net, size_t train_bat
     if (!last->ops->is_loss)
         return cn_fail(CN_ERR_SPEC, "%s:%d: the last layer is [%s]; a network ends with [softmax]",
                        spec->source, last->line, last->ops->kind);
+    if (spec->classes == 0) /* [net] left classes out: the outputs decide */
+        ((cn_spec *)spec)->classes = cn_shape_size(last->out);
     if (cn_shape_size(last->out) != spec->classes)
         return cn_fail(CN_ERR_SPEC,
                        "%s:%d: the network ends with %zu outputs but [net] says classes = %zu",
@@ -915,6 +918,15 @@ void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y
 
 /* ------------------------------------------------------------ evaluation */
 
+/* Asks the system to read n bytes at p of a mapped data set ahead (data
+ * caches are mapped without read-ahead, for training's shuffled order). */
+static void read_ahead(const uint8_t *p, size_t n)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p & ~(page - 1);
+    posix_madvise((void *)start, (uintptr_t)p + n - start, POSIX_MADV_WILLNEED);
+}
+
 cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
 {
     memset(out, 0, sizeof *out);
@@ -943,6 +955,9 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     size_t correct = 0;
     for (size_t s0 = 0; s0 < data->n; s0 += bs) {
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
+        if (data->store && s0 + n < data->n) /* a mapped file: read the next batch ahead */
+            read_ahead(data->pixels + (s0 + n) * in_size,
+                       (data->n - s0 - n < bs ? data->n - s0 - n : bs) * in_size);
         if ((st = cn_net_forward_pixels(net, data->pixels + s0 * in_size, n, 0)) ||
             (st = cn_net_put_labels(net, data->labels + s0, n)))
             goto done;

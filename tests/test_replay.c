@@ -25,6 +25,8 @@ int cn_fuzz_idx_one(const uint8_t *data, size_t size);
 int cn_fuzz_image_one(const uint8_t *data, size_t size);
 int cn_fuzz_log_one(const uint8_t *data, size_t size);
 int cn_fuzz_safetensors_one(const uint8_t *data, size_t size);
+int cn_fuzz_csv_one(const uint8_t *data, size_t size);
+int cn_fuzz_datacache_one(const uint8_t *data, size_t size);
 
 static const struct target {
     const char *name;
@@ -34,6 +36,7 @@ static const struct target {
     {"cfg", cn_fuzz_cfg_one, NULL}, {"cifar", cn_fuzz_cifar_one, cn_fuzz_cifar_init},
     {"idx", cn_fuzz_idx_one, NULL}, {"image", cn_fuzz_image_one, NULL},
     {"log", cn_fuzz_log_one, NULL}, {"safetensors", cn_fuzz_safetensors_one, NULL},
+    {"csv", cn_fuzz_csv_one, NULL}, {"datacache", cn_fuzz_datacache_one, NULL},
 };
 enum { NTARGETS = sizeof targets / sizeof targets[0] };
 

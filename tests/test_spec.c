@@ -102,8 +102,8 @@ static void refuses_bad_descriptions(void)
     CHECK(refused(NET "[fc\n", "bad.cfg:6:", "section header"));
     CHECK(refused(NET "[fc]\njust words\n", "bad.cfg:7:", "key = value"));
     CHECK(refused(NET NET "[softmax]\n", "bad.cfg:6:", "second [net]"));
-    CHECK(refused("[net]\nchannels=1\nheight=8\nwidth=8\n[softmax]\n",
-                  "bad.cfg:1:", "needs the key 'classes'"));
+    CHECK(refused("[net]\nchannels=1\nheight=8\nclasses=2\n[softmax]\n",
+                  "bad.cfg:1:", "needs the key 'width'"));
     CHECK(refused("[fc]\noutputs=10\n[softmax]\n", "bad.cfg", "no [net]"));
     CHECK(refused(NET, "bad.cfg", "no layers"));
     CHECK(refused(NET "[train]\nlr=fast\n[softmax]\n", "bad.cfg:7:", "must be a number"));

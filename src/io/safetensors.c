@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -249,7 +250,10 @@ void cn_st_close(cn_st_file *f)
         free(f->meta[i]);
     free(f->entries);
     free(f->meta);
-    free(f->bytes);
+    if (f->mapped)
+        munmap(f->bytes, f->size ? f->size : 1);
+    else
+        free(f->bytes);
     free(f->path);
     memset(f, 0, sizeof *f);
 }
@@ -546,4 +550,102 @@ cn_status cn_st_read_f32(const cn_st_file *f, const cn_st_entry *e, int ndim, co
         memcpy(&dst[i], &bits, 4);
     }
     return CN_OK;
+}
+
+/* pread(2) until n bytes are read: 0, or -1 (errno set; EIO at the end of
+ * the file). */
+static int read_at(int fd, void *buf, size_t n, off_t off)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+cn_status cn_st_open_mapped(const char *path, int map, cn_st_file *f)
+{
+    memset(f, 0, sizeof *f);
+    f->path = dup_str(path);
+    if (!f->path)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    cn_status st = CN_OK;
+    char *json = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) {
+        st = cn_fail(CN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        st = cn_fail(CN_ERR_IO, "%s: not a regular file", path);
+        goto fail;
+    }
+    f->size = (size_t)sb.st_size;
+    uint8_t len8[8];
+    if (f->size < 8 || read_at(fd, len8, 8, 0) != 0) {
+        st = cn_fail(CN_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", path,
+                     f->size);
+        goto fail;
+    }
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)len8[i] << (8 * i);
+    if (hlen > CN_ST_MAX_HEADER || hlen > f->size - 8) {
+        st = cn_fail(CN_ERR_FORMAT,
+                     "%s: the header claims %llu bytes but the file has %zu after "
+                     "the length (not a safetensors file, or truncated)",
+                     path, (unsigned long long)hlen, f->size - 8);
+        goto fail;
+    }
+    json = malloc((size_t)hlen + 1);
+    if (!json) {
+        st = cn_fail(CN_ERR_NOMEM, "%s: out of memory for the header", path);
+        goto fail;
+    }
+    if (read_at(fd, json, (size_t)hlen, 8) != 0) {
+        st = cn_fail(CN_ERR_IO, "%s: read error: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (hlen < 2 || json[0] != '{') {
+        st = cn_fail(CN_ERR_FORMAT, "%s: not a safetensors file (the header is not JSON)", path);
+        goto fail;
+    }
+    f->data_len = f->size - 8 - (size_t)hlen;
+    if ((st = parse_header(f, json, (size_t)hlen)))
+        goto fail;
+    if (map) {
+        void *m = mmap(NULL, f->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            st = cn_fail(CN_ERR_IO, "%s: cannot map %zu bytes: %s", path, f->size, strerror(errno));
+            goto fail;
+        }
+        /* Reads fault in the pages they touch and no more: training reads
+         * samples in a shuffled order, where the system's read-ahead
+         * (128 kB and more around each fault) would read mostly samples
+         * not asked for, and thrash when the file exceeds memory. */
+        posix_madvise(m, f->size, POSIX_MADV_RANDOM);
+        f->bytes = m;
+        f->mapped = 1;
+        f->data = f->bytes + 8 + hlen;
+    }
+    free(json);
+    close(fd);
+    return CN_OK;
+fail:
+    free(json);
+    if (fd >= 0)
+        close(fd);
+    cn_st_close(f);
+    return st;
 }

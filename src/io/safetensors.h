@@ -56,12 +56,17 @@ typedef struct cn_st_file {
     size_t n_entries;
     char **meta; /* key, value, key, value ... */
     size_t n_meta;
+    int mapped; /* bytes is a read-only mapping of the file (or NULL) */
 } cn_st_file;
 
 /* Reads path and checks its whole structure: header bounds, JSON, dtypes,
  * shapes against offsets, offsets tiling the data without holes or overlap,
  * unique names.  Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_NOMEM. */
 cn_status cn_st_open(const char *path, cn_st_file *f);
+/* As cn_st_open, but reads only the header; with map, the file is then
+ * mapped read-only (bytes, data point into the mapping), without it bytes
+ * and data are NULL.  The same checks; errors as cn_st_open. */
+cn_status cn_st_open_mapped(const char *path, int map, cn_st_file *f);
 void cn_st_close(cn_st_file *f);
 /* The metadata value of key, or NULL. */
 const char *cn_st_meta(const cn_st_file *f, const char *key);

@@ -23,7 +23,7 @@ static const char *const norms[] = {"global", "channel", NULL};
 
 static const cn_key net_keys[] = {
     {"channels", 1, 1, 4096, 0, 1, NULL}, {"height", 1, 1, 65536, 0, 1, NULL},
-    {"width", 1, 1, 65536, 0, 1, NULL},   {"classes", 1, 2, 100000, 0, 1, NULL},
+    {"width", 1, 1, 65536, 0, 1, NULL},   {"classes", 1, 2, 100000, 0, 0, NULL},
     {"mean", 0, -1e6, 1e6, 0, 0, NULL},   {"std", 0, 1e-6, 1e6, 1, 0, NULL},
     {"normalise", 1, 0, 1, 0, 0, norms},
 };
@@ -374,7 +374,10 @@ static cn_status interpret(cn_spec *spec)
     if (st)
         return st;
     spec->net_line = net->line;
-    spec->classes_line = cn_section_get(net, "classes")->line;
+    /* classes may be left out: the last layer's outputs decide (net.c),
+     * and the data are checked against them when training starts. */
+    const cn_entry *classes = cn_section_get(net, "classes");
+    spec->classes_line = classes ? classes->line : net->line;
     spec->input = (cn_shape){(size_t)v[NET_C], (size_t)v[NET_H], (size_t)v[NET_W]};
     spec->classes = (size_t)v[NET_CLASSES];
     spec->mean = (float)v[NET_MEAN];
