@@ -180,6 +180,8 @@ const char *cli_method_name(cli_method m);
  * probability when it is the top class, else -1.  A status with a message. */
 cn_status cli_explain_picture(cn_model *model, const uint8_t *pix, const cli_explain_opts *o,
                               cn_image *out, int *cls, float *prob);
+/* Creates directory dir unless it exists; 0, or 1 after the message. */
+int cli_explain_dir(const char *dir);
 /* DIR/NAME.METHOD.png for image file path (malloc'd; NULL when out of memory). */
 char *cli_explain_path(const char *dir, const char *path, cli_method m);
 /* Reads image file, prepares it with fit into pix (room for one input),

@@ -2,8 +2,10 @@
  * image (saliency, Grad-CAM or occlusion), written as a PNG file. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char help[] =
     "usage: convnet explain MODEL_FILE IMAGE... [options]\n"
@@ -168,6 +170,13 @@ cn_status cli_explain_picture(cn_model *model, const uint8_t *pix, const cli_exp
     return st;
 }
 
+int cli_explain_dir(const char *dir)
+{
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return cli_error("cannot create the directory %s: %s", dir, strerror(errno));
+    return 0;
+}
+
 /* DIR/NAME.METHOD.png for image file path (malloc'd). */
 char *cli_explain_path(const char *dir, const char *path, cli_method m)
 {
@@ -281,7 +290,8 @@ int cmd_explain(int argc, char **argv)
     }
     cn_model *model = NULL;
     uint8_t *pix = NULL;
-    if ((rc = cli_load_model("explain", path, threads, &model)))
+    if ((!file_out && (rc = cli_explain_dir(dir))) ||
+        (rc = cli_load_model("explain", path, threads, &model)))
         goto done;
     if (cn_model_reserve(model, 64)) { /* occlusion's batches */
         rc = cli_lib_error();
