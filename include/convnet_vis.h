@@ -175,6 +175,10 @@ cn_status cn_explain_occlusion(cn_net *net, const uint8_t *pixels, const int *cl
  * Errors: CN_ERR_ARG (an empty map, C not 1 or 3), CN_ERR_NOMEM. */
 cn_status cn_explain_picture(const uint8_t *pixels, cn_shape shape, const float *map, size_t mh,
                              size_t mw, float lo, float hi, const char *title, cn_image *out);
+/* The blend alone: the image enlarged scale (1..64) times with the map over
+ * it, no scale or title (for galleries).  Errors: as cn_explain_picture. */
+cn_status cn_explain_overlay(const uint8_t *pixels, cn_shape shape, const float *map, size_t mh,
+                             size_t mw, float lo, float hi, int scale, cn_image *out);
 
 #ifdef __cplusplus
 }

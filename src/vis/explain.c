@@ -234,22 +234,83 @@ static float sample_map(const float *map, size_t mh, size_t mw, double y, double
     return (float)(top * (1 - u) + bot * u);
 }
 
+/* Row y of the map blended half and half over the image enlarged s times,
+ * as 0xRRGGBB pixels. */
+static void blend_row(uint32_t *row, int y, const uint8_t *pixels, cn_shape shape, const float *map,
+                      size_t mh, size_t mw, float lo, float hi, int s)
+{
+    size_t hw = shape.h * shape.w, ih = shape.h * (size_t)s, iw = shape.w * (size_t)s;
+    for (size_t x = 0; x < iw; x++) {
+        size_t j = (size_t)(y / s) * shape.w + x / (size_t)s;
+        float v = sample_map(map, mh, mw, y, (double)x, ih, iw);
+        rgb col = scale_colour((v - lo) / (hi - lo));
+        double c[3] = {col.r, col.g, col.b};
+        uint32_t px = 0;
+        for (int k = 0; k < 3; k++) {
+            double g = pixels[(shape.c == 3 ? (size_t)k : 0) * hw + j] / 255.0;
+            px = px << 8 | (uint32_t)((0.5 * g + 0.5 * c[k]) * 255 + 0.5);
+        }
+        row[x] = px;
+    }
+}
+
+/* lo >= hi: the map's own range (a constant map: lo to lo + 1). */
+static void map_range(const float *map, size_t n, float *lo, float *hi)
+{
+    if (*hi > *lo)
+        return;
+    *lo = *hi = map[0];
+    for (size_t j = 1; j < n; j++) {
+        *lo = fminf(*lo, map[j]);
+        *hi = fmaxf(*hi, map[j]);
+    }
+    if (!(*hi > *lo))
+        *hi = *lo + 1.0f;
+}
+
+static cn_status check_picture(cn_shape shape, size_t mh, size_t mw)
+{
+    if (!mh || !mw || !shape.h || !shape.w || (shape.c != 1 && shape.c != 3))
+        return cn_fail(CN_ERR_ARG, "a %zu x %zu map over a %zu x %zu x %zu image cannot be drawn",
+                       mh, mw, shape.c, shape.h, shape.w);
+    return CN_OK;
+}
+
+cn_status cn_explain_overlay(const uint8_t *pixels, cn_shape shape, const float *map, size_t mh,
+                             size_t mw, float lo, float hi, int scale, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_status st = check_picture(shape, mh, mw);
+    if (st)
+        return st;
+    if (scale < 1 || scale > 64)
+        return cn_fail(CN_ERR_ARG, "an overlay enlarged %d times: 1..64", scale);
+    map_range(map, mh * mw, &lo, &hi);
+    int w = (int)shape.w * scale, h = (int)shape.h * scale;
+    uint32_t *row = malloc((size_t)w * sizeof *row);
+    if (!row || (st = cn_image_new(w, h, 3, out))) {
+        free(row);
+        return st ? st : cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    for (int y = 0; y < h; y++) {
+        blend_row(row, y, pixels, shape, map, mh, mw, lo, hi, scale);
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < 3; k++)
+                out->px[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)k] =
+                    (uint8_t)(row[x] >> (16 - 8 * k));
+    }
+    free(row);
+    return CN_OK;
+}
+
 cn_status cn_explain_picture(const uint8_t *pixels, cn_shape shape, const float *map, size_t mh,
                              size_t mw, float lo, float hi, const char *title, cn_image *out)
 {
     memset(out, 0, sizeof *out);
-    if (!mh || !mw || !shape.h || !shape.w || (shape.c != 1 && shape.c != 3))
-        return cn_fail(CN_ERR_ARG, "a %zu x %zu map over a %zu x %zu x %zu image cannot be drawn",
-                       mh, mw, shape.c, shape.h, shape.w);
-    if (!(hi > lo)) { /* the map's own range */
-        lo = hi = map[0];
-        for (size_t j = 1; j < mh * mw; j++) {
-            lo = fminf(lo, map[j]);
-            hi = fmaxf(hi, map[j]);
-        }
-        if (!(hi > lo))
-            hi = lo + 1.0f;
-    }
+    cn_status st = check_picture(shape, mh, mw);
+    if (st)
+        return st;
+    map_range(map, mh * mw, &lo, &hi);
     /* The image enlarged to about 280 pixels, a title above, the scale to
      * its right with its two ends labelled. */
     int s = enlarge(shape.h > shape.w ? shape.h : shape.w, 280);
@@ -261,23 +322,9 @@ cn_status cn_explain_picture(const uint8_t *pixels, cn_shape shape, const float 
     cairo_surface_flush(sf);
     int stride = cairo_image_surface_get_stride(sf);
     unsigned char *data = cairo_image_surface_get_data(sf);
-    size_t hw = shape.h * shape.w;
-    for (int y = 0; y < ih; y++) {
-        uint32_t *row = (uint32_t *)(void *)(data + (size_t)(top + y) * (size_t)stride) + pad;
-        for (int x = 0; x < iw; x++) {
-            size_t j = (size_t)(y / s) * shape.w + (size_t)(x / s);
-            double g[3];
-            for (int c = 0; c < 3; c++)
-                g[c] = pixels[(shape.c == 3 ? (size_t)c : 0) * hw + j] / 255.0;
-            float v = sample_map(map, mh, mw, y, x, (size_t)ih, (size_t)iw);
-            rgb col = scale_colour((v - lo) / (hi - lo));
-            /* half image, half colour */
-            double r = 0.5 * g[0] + 0.5 * col.r, gg = 0.5 * g[1] + 0.5 * col.g,
-                   b = 0.5 * g[2] + 0.5 * col.b;
-            row[x] = (uint32_t)(r * 255 + 0.5) << 16 | (uint32_t)(gg * 255 + 0.5) << 8 |
-                     (uint32_t)(b * 255 + 0.5);
-        }
-    }
+    for (int y = 0; y < ih; y++)
+        blend_row((uint32_t *)(void *)(data + (size_t)(top + y) * (size_t)stride) + pad, y, pixels,
+                  shape, map, mh, mw, lo, hi, s);
     int bx = pad + iw + pad;
     for (int y = 0; y < ih; y++) {
         uint32_t *row = (uint32_t *)(void *)(data + (size_t)(top + y) * (size_t)stride) + bx;
