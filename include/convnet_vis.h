@@ -159,8 +159,9 @@ cn_status cn_explain_find_layer(const cn_net *net, const char *name, size_t *lay
 cn_status cn_explain_gradcam(cn_net *net, const uint8_t *pixels, int cls, size_t layer, float *map);
 
 /* Occlusion (Zeiler and Fergus 2014): a grey (128) square of patch pixels,
- * centred on a grid of stride pixels from the top left corner and clipped
- * to the image, over every position; maps (k, H, W): for classes[0..k), at
+ * the first centred on the top left pixel, then every stride pixels across
+ * and down until the squares reach the far edges, clipped to the image;
+ * maps (k, H, W): for classes[0..k), at
  * each pixel, the mean probability of the class over the positions whose
  * square covers it.  The positions go through the network in batches of up
  * to cn_net_max_batch samples.  Errors: CN_ERR_ARG also for a patch not in

@@ -121,6 +121,13 @@ static void occlusion_finds_the_quadrant(void)
     }
     CHECK_MSG(in < out - 0.1, "occlusion map: %.3f inside the quadrant, %.3f outside", in, out);
     CHECK(lowest / 8 < 4 && lowest % 8 < 4);
+    /* squares as far apart as they are wide still cover every pixel */
+    for (int patch = 1; patch <= 5; patch++) {
+        CHECK_OK(cn_explain_occlusion(net, pix, classes, 1, patch, patch, maps));
+        for (int j = 0; j < 64; j++)
+            CHECK_MSG(maps[j] >= 0.0f && maps[j] <= 1.0f, "patch %d: pixel %d has %g", patch, j,
+                      (double)maps[j]);
+    }
     /* bad settings */
     CHECK_ERR(cn_explain_occlusion(net, pix, classes, 1, 4, 5, maps), CN_ERR_ARG);
     CHECK_ERR(cn_explain_occlusion(net, pix, classes, 1, 0, 1, maps), CN_ERR_ARG);

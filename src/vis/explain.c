@@ -149,10 +149,14 @@ cn_status cn_explain_occlusion(cn_net *net, const uint8_t *pixels, const int *cl
         if (st)
             return st;
     }
-    /* Patch centres on a grid of stride from 0, each patch clipped to the
-     * image; pixel j's value is the mean probability over the patches that
-     * cover it. */
-    size_t gy = (in.h - 1) / (size_t)stride + 1, gx = (in.w - 1) / (size_t)stride + 1;
+    /* Squares with their top left corners at -patch/2 + stride * k, k = 0, 1,
+     * ... until one reaches the far edge (the first is centred on pixel 0;
+     * stride <= patch leaves no pixel uncovered), clipped to the image;
+     * pixel j's value is the mean probability over the squares that cover
+     * it. */
+    long half = patch / 2, reach = patch - half; /* the first square's extent from 0 */
+    size_t gy = (size_t)((long)in.h > reach ? ((long)in.h - reach + stride - 1) / stride : 0) + 1;
+    size_t gx = (size_t)((long)in.w > reach ? ((long)in.w - reach + stride - 1) / stride : 0) + 1;
     size_t npos = gy * gx, batch = cn_net_max_batch(net);
     uint8_t *x = malloc(batch * per);
     float *p = malloc(batch * nc * sizeof *p);
@@ -167,8 +171,7 @@ cn_status cn_explain_occlusion(cn_net *net, const uint8_t *pixels, const int *cl
         size_t n = npos - first < batch ? npos - first : batch;
         for (size_t s = 0; s < n; s++) {
             size_t pos = first + s;
-            long y0 = (long)(pos / gx) * stride - patch / 2,
-                 x0 = (long)(pos % gx) * stride - patch / 2;
+            long y0 = (long)(pos / gx) * stride - half, x0 = (long)(pos % gx) * stride - half;
             uint8_t *xs = x + s * per;
             memcpy(xs, pixels, per);
             for (size_t c = 0; c < in.c; c++)
@@ -180,8 +183,7 @@ cn_status cn_explain_occlusion(cn_net *net, const uint8_t *pixels, const int *cl
             goto done;
         for (size_t s = 0; s < n; s++) {
             size_t pos = first + s;
-            long y0 = (long)(pos / gx) * stride - patch / 2,
-                 x0 = (long)(pos % gx) * stride - patch / 2;
+            long y0 = (long)(pos / gx) * stride - half, x0 = (long)(pos % gx) * stride - half;
             for (long y = y0 < 0 ? 0 : y0; y < y0 + patch && y < (long)in.h; y++)
                 for (long xx = x0 < 0 ? 0 : x0; xx < x0 + patch && xx < (long)in.w; xx++) {
                     size_t j = (size_t)y * in.w + (size_t)xx;
