@@ -23,6 +23,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_export_onnx(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -198,5 +199,31 @@ cn_status cli_load_folder(const char *path, cn_shape shape, const cli_folder_opt
  * its kind (IDX, CIFAR-10 or folder data, read as the model was trained),
  * owned by out (cn_data_free releases it). */
 cn_status cli_load_data(const cn_model *model, const char *dir, const char *split, cn_data *out);
+
+/* Explanations (cli/explain.c), shared by explain and predict --explain. */
+typedef enum { CLI_SALIENCY, CLI_GRADCAM, CLI_OCCLUSION } cli_method;
+typedef struct cli_explain_opts {
+    cli_method method;
+    int cls, true_cls; /* the class explained (-1: the top one), the true one (-1: none) */
+    const char *layer; /* Grad-CAM's layer (NULL: the last convolution) */
+    int patch, stride; /* occlusion's square and step */
+} cli_explain_opts;
+/* "saliency", "gradcam" or "occlusion" into *m; 0 for anything else. */
+int cli_explain_method(const char *s, cli_method *m);
+const char *cli_method_name(cli_method m);
+/* The picture explaining input pix (C, H, W): the map of the class, beside
+ * the true class's when that is another; *cls the class explained, *prob its
+ * probability when it is the top class, else -1.  A status with a message. */
+cn_status cli_explain_picture(cn_model *model, const uint8_t *pix, const cli_explain_opts *o,
+                              cn_image *out, int *cls, float *prob);
+/* Creates directory dir unless it exists; 0, or 1 after the message. */
+int cli_explain_dir(const char *dir);
+/* DIR/NAME.METHOD.png for image file path (malloc'd; NULL when out of memory). */
+char *cli_explain_path(const char *dir, const char *path, cli_method m);
+/* Reads image file, prepares it with fit into pix (room for one input),
+ * explains it into out_file (or cli_explain_path(dir, ...)) and prints one
+ * line; 0, or 1 after the message. */
+int cli_explain_file(cn_model *model, const char *file, cn_fit fit, uint8_t *pix,
+                     const cli_explain_opts *o, const char *out_file, const char *dir);
 
 #endif

@@ -31,6 +31,9 @@ static const command commands[] = {
     {"viz", "MODEL_FILE --out DIR", cmd_viz,
      "pictures: filters, feature maps, the images that excite\n"
      "each channel most, the confusion matrix"},
+    {"explain", "MODEL_FILE IMAGE...", cmd_explain,
+     "why the network decided: a saliency, Grad-CAM or\n"
+     "occlusion map over each image, as a PNG file"},
     {"plot", "LOG.csv -o FILE.png", cmd_plot, "training curves from the log that train writes"},
     {"report", "MODEL_FILE -o FILE.html", cmd_report,
      "one self-contained page: summary, curves, confusion\n"

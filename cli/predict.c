@@ -40,6 +40,9 @@ static const char help[] =
     "                 trained on other pictures (train notes which in the model\n"
     "                 file); for older files digit when grey, crop when colour\n"
     "  --threads N    worker threads (default: one per core)\n"
+    "  --explain DIR  also write, for each file, a picture of why the network chose\n"
+    "                 its class: DIR/NAME.METHOD.png (see 'convnet explain')\n"
+    "  --method M     the explanation: gradcam (default), saliency or occlusion\n"
     "\n"
     "A file that cannot be read is reported on stderr and the others are still\n"
     "classified; the exit status is then 1.\n";
@@ -157,10 +160,11 @@ static void print_result(const char *file, const float *prob, size_t k, size_t t
 
 int cmd_predict(int argc, char **argv)
 {
-    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP };
+    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP, O_EXPLAIN, O_METHOD };
     static const cli_opt opts[] = {
-        {"top", 1, O_TOP},   {"json", 0, O_JSON}, {"fit", 1, O_FIT}, {"threads", 1, O_THREADS},
-        {"help", 0, O_HELP}, {"h", 0, O_HELP},    {NULL, 0, 0},
+        {"top", 1, O_TOP},         {"json", 0, O_JSON},     {"fit", 1, O_FIT},
+        {"threads", 1, O_THREADS}, {"help", 0, O_HELP},     {"h", 0, O_HELP},
+        {"explain", 1, O_EXPLAIN}, {"method", 1, O_METHOD}, {NULL, 0, 0},
     };
     const char *v, *path = NULL;
     char **files = calloc((size_t)argc + 1, sizeof *files);
@@ -168,6 +172,8 @@ int cmd_predict(int argc, char **argv)
     long top = 3, threads = 0;
     int json = 0, c, rc = 0;
     cn_fit fit = CN_FIT_AUTO;
+    const char *explain = NULL; /* --explain DIR */
+    cli_explain_opts eo = {CLI_GRADCAM, -1, -1, NULL, 7, 2};
     if (!files)
         return cli_error("out of memory");
     cli_iter it;
@@ -205,6 +211,14 @@ int cmd_predict(int argc, char **argv)
             free(files);
             fputs(help, stdout);
             return 0;
+        case O_EXPLAIN: explain = v; break;
+        case O_METHOD:
+            if (!cli_explain_method(v, &eo.method)) {
+                free(files);
+                return cli_usage("predict", "--method is gradcam, saliency or occlusion, not '%s'",
+                                 v);
+            }
+            break;
         }
     }
     if (!path || !nfiles) {
@@ -216,7 +230,8 @@ int cmd_predict(int argc, char **argv)
     uint8_t *pix = NULL;
     float *out = NULL;
     size_t *slot = NULL;
-    if ((rc = expand(files, nfiles, &l)) || (rc = cli_load_model("predict", path, threads, &model)))
+    if ((rc = expand(files, nfiles, &l)) || (explain && (rc = cli_explain_dir(explain))) ||
+        (rc = cli_load_model("predict", path, threads, &model)))
         goto done;
     const size_t nb = 64;
     if (cn_model_reserve(model, nb)) {
@@ -262,6 +277,19 @@ int cmd_predict(int argc, char **argv)
         }
         for (size_t j = 0; j < n; j++)
             print_result(l.v[slot[j]], out + j * k, k, (size_t)top, model, json);
+        for (size_t j = 0; explain && j < n; j++) {
+            cn_image pic;
+            char *to = cli_explain_path(explain, l.v[slot[j]], eo.method);
+            if (!to || cli_explain_picture(model, pix + j * sz, &eo, &pic, NULL, NULL)) {
+                rc = to ? cli_error("%s: %s", l.v[slot[j]], cn_last_error())
+                        : cli_error("out of memory");
+            } else {
+                if (cn_image_write_png(&pic, to))
+                    rc = cli_lib_error();
+                cn_image_free(&pic);
+            }
+            free(to);
+        }
     }
 done:
     for (size_t i = 0; i < l.n; i++)

@@ -96,7 +96,8 @@ static const char style[] =
     ".gallery{display:flex;flex-wrap:wrap;gap:10px}.gallery figure{margin:0;width:104px;"
     "text-align:center;font-size:12px}\n"
     "img.px{image-rendering:pixelated;width:84px;height:84px;border:1px solid #ccc}\n"
-    "img.pic{max-width:100%;height:auto}\n";
+    "img.pic{max-width:100%;height:auto}\n"
+    ".gallery figure.cam{width:270px}\n";
 
 int cmd_report(int argc, char **argv)
 {
@@ -311,10 +312,25 @@ int cmd_report(int argc, char **argv)
     }
 
     size_t show = nwrong < (size_t)n_mistakes ? nwrong : (size_t)n_mistakes;
+    /* Beside each mistake, Grad-CAM at the last convolution for the predicted
+     * class and for the true one (none for a network without convolutions). */
+    size_t cam_layer = 0, cam_hw = 0;
+    cn_layer_info cam_li;
+    float *cam = NULL;
+    if (!cn_explain_find_layer(net, NULL, &cam_layer) && !cn_net_layer(net, cam_layer, &cam_li)) {
+        cam_hw = cam_li.out.h * cam_li.out.w;
+        if (!(cam = malloc(cam_hw * sizeof *cam))) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+    }
     fprintf(f,
             "<h2>Worst mistakes (test set)</h2>\n<p class=\"muted\">the %zu wrong "
-            "predictions made with the highest probability</p>\n<div class=\"gallery\">\n",
-            show);
+            "predictions made with the highest probability%s</p>\n<div class=\"gallery\">\n",
+            show,
+            cam ? "; beside each, Grad-CAM at the last convolution for the predicted class, "
+                  "then for the true class (red: where the class's evidence is)"
+                : "");
     for (size_t i = 0; i < show; i++) {
         const mistake *m = &wrong[i];
         if (cn_image_from_planes(test.pixels + m->index * sz, s, 1, &img)) {
@@ -323,9 +339,21 @@ int cmd_report(int argc, char **argv)
         }
         char alt[64];
         snprintf(alt, sizeof alt, "test image %zu", m->index);
-        fputs("<figure>", f);
+        fputs(cam ? "<figure class=\"cam\">" : "<figure>", f);
         if ((rc = inline_img(f, &img, alt, "px")))
             goto done;
+        for (int t = 0; cam && t < 2; t++) {
+            const uint8_t *px = test.pixels + m->index * sz;
+            char calt[64];
+            snprintf(calt, sizeof calt, "Grad-CAM, %s class", t ? "true" : "predicted");
+            if (cn_explain_gradcam(net, px, t ? m->truth : m->guess, cam_layer, cam) ||
+                cn_explain_overlay(px, s, cam, cam_li.out.h, cam_li.out.w, 0, 0, 3, &img) ||
+                (rc = inline_img(f, &img, calt, "px"))) {
+                rc = rc ? rc : cli_lib_error();
+                free(cam);
+                goto done;
+            }
+        }
         char tb[32], gb[32];
         fputs("<figcaption>true <b>", f);
         html(f, cli_class_name(model, (size_t)m->truth, tb, sizeof tb));
@@ -333,6 +361,7 @@ int cmd_report(int argc, char **argv)
         html(f, cli_class_name(model, (size_t)m->guess, gb, sizeof gb));
         fprintf(f, "</b><br>%.1f%% &middot; #%zu</figcaption></figure>\n", 100.0 * m->p, m->index);
     }
+    free(cam);
     fputs("</div>\n</body></html>\n", f);
     int unwritten = fclose(f);
     f = NULL;

@@ -388,6 +388,21 @@ cn_status cn_net_loss(cn_net *net, const int32_t *labels, size_t n, double *loss
  * pass) to the gradient block.  labels: n true classes.  If dx is not NULL it
  * receives dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
 cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx);
+/* Why the network chose: the gradient of each sample's class score, the
+ * logit of classes[s] (the input of the final softmax, before
+ * normalisation), after an evaluation pass (cn_net_forward with train = 0)
+ * over n samples, n <= the training batch the net was built for.  The
+ * backward pass runs in evaluation mode: batch normalisation as the affine
+ * map of its running statistics, dropout as the identity.  dlayer (NULL: not
+ * wanted) receives d score / d (layer's output as cn_net_get_layer_output
+ * shows it, after any in-place layer that follows), (n, out.c, out.h,
+ * out.w); dx (NULL: not wanted) receives d score / d x, (n, C, H, W).  The
+ * gradient block is left unspecified: zero it before training on.
+ * Errors: CN_ERR_ARG (no evaluation pass over n samples, n too large, a
+ * class out of range, layer not before the last, the last layer not the
+ * softmax). */
+cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, size_t layer,
+                                float *dlayer, float *dx);
 
 /* The word of words[0..n) nearest to word, for "did you mean" hints: at
  * most 2 edits away (insertions, deletions, substitutions and swaps of

@@ -204,6 +204,56 @@ typedef struct cn_curve_point {
  * Errors: CN_ERR_ARG (no point with a value). */
 cn_status cn_vis_curves(const cn_curve_point *pts, size_t n, cn_image *out);
 
+/* ------------------------------------------------------------ explaining */
+
+/* Why the network decided, for one input sample pixels (C, H, W) as
+ * cn_image_to_input makes it.  Each function runs the network in
+ * evaluation mode (its last forward pass is then its own) and explains
+ * class cls's score, the logit (the softmax's input) for the gradient
+ * methods, the probability for occlusion.  Errors: CN_ERR_ARG (a class
+ * outside 0..classes - 1, and as each says), CN_ERR_NOMEM. */
+
+/* The most probable class and its probability (prob may be NULL). */
+cn_status cn_explain_top_class(cn_net *net, const uint8_t *pixels, int *cls, float *prob);
+
+/* Saliency (Simonyan et al. 2014): map (H, W) = the largest over channels of
+ * |d logit / d x|, x the network's input (normalised pixels). */
+cn_status cn_explain_saliency(cn_net *net, const uint8_t *pixels, int cls, float *map);
+
+/* The layer Grad-CAM looks at: the one named name, or with name NULL the
+ * last convolution.  Errors: CN_ERR_ARG (no such layer, with the nearest
+ * name; a layer without feature maps; no convolution). */
+cn_status cn_explain_find_layer(const cn_net *net, const char *name, size_t *layer);
+
+/* Grad-CAM (Selvaraju et al. 2017) at layer's resolution: map (out.h,
+ * out.w) = relu(sum_k alpha_k A_k), A the layer's output (after the
+ * in-place layers that follow it, a relu say), alpha_k the spatial mean of
+ * d logit / d A_k. */
+cn_status cn_explain_gradcam(cn_net *net, const uint8_t *pixels, int cls, size_t layer, float *map);
+
+/* Occlusion (Zeiler and Fergus 2014): a grey (128) square of patch pixels,
+ * the first centred on the top left pixel, then every stride pixels across
+ * and down until the squares reach the far edges, clipped to the image;
+ * maps (k, H, W): for classes[0..k), at
+ * each pixel, the mean probability of the class over the positions whose
+ * square covers it.  The positions go through the network in batches of up
+ * to cn_net_max_batch samples.  Errors: CN_ERR_ARG also for a patch not in
+ * 1..max(H, W) or a stride not in 1..patch. */
+cn_status cn_explain_occlusion(cn_net *net, const uint8_t *pixels, const int *classes, size_t k,
+                               int patch, int stride, float *maps);
+
+/* The picture of a map (mh, mw), scaled bilinearly, blended half and half
+ * over the image pixels (shape: C = 1 or 3), enlarged to about 280 pixels,
+ * with the colour scale (dark blue lo, red hi) and its ends' values to the
+ * right and title (NULL: none) above.  lo >= hi: the map's own range.
+ * Errors: CN_ERR_ARG (an empty map, C not 1 or 3), CN_ERR_NOMEM. */
+cn_status cn_explain_picture(const uint8_t *pixels, cn_shape shape, const float *map, size_t mh,
+                             size_t mw, float lo, float hi, const char *title, cn_image *out);
+/* The blend alone: the image enlarged scale (1..64) times with the map over
+ * it, no scale or title (for galleries).  Errors: as cn_explain_picture. */
+cn_status cn_explain_overlay(const uint8_t *pixels, cn_shape shape, const float *map, size_t mh,
+                             size_t mw, float lo, float hi, int scale, cn_image *out);
+
 #ifdef __cplusplus
 }
 #endif

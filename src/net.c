@@ -903,6 +903,69 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
     return CN_OK;
 }
 
+cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, size_t layer,
+                                float *dlayer, float *dx)
+{
+    size_t nl = net->n_layers, k = net->spec->classes;
+    if (!net->x_last || n != net->n_last || net->train_last)
+        return cn_fail(CN_ERR_ARG,
+                       "a class gradient needs an evaluation pass over its %zu samples "
+                       "(cn_net_forward with train = 0) just before it",
+                       n);
+    if (n > net->train_batch)
+        return cn_fail(CN_ERR_ARG,
+                       "a class gradient over %zu samples; this network keeps "
+                       "gradients for batches of up to %zu",
+                       n, net->train_batch);
+    if (nl < 2 || !net->layers[nl - 1].ops->is_loss)
+        return cn_fail(CN_ERR_ARG, "a class gradient needs a network that ends in softmax");
+    if (dlayer && layer >= nl - 1)
+        return cn_fail(CN_ERR_ARG, "layer %zu: a class gradient reaches layers 0..%zu", layer,
+                       nl - 2);
+    for (size_t s = 0; s < n; s++)
+        if (classes[s] < 0 || (size_t)classes[s] >= k)
+            return cn_fail(CN_ERR_ARG, "class %d of sample %zu is outside 0..%zu", (int)classes[s],
+                           s, k - 1);
+    /* The layer whose output the caller sees as layer's: the last of the
+     * in-place layers writing over its buffer. */
+    size_t at = layer;
+    while (dlayer && at + 1 < nl - 1 && net->act[at + 1] == net->act[layer])
+        at++;
+    /* d logit_c / d logits: one-hot rows, (n, k), into a gradient buffer. */
+    float *onehot = calloc(n * k, sizeof *onehot);
+    if (!onehot)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    for (size_t s = 0; s < n; s++)
+        onehot[s * k + (size_t)classes[s]] = 1.0f;
+    net->be->upload(net->be, net->gbuf[0], onehot, n * k * sizeof *onehot);
+    free(onehot);
+    cn_ctx ctx = make_ctx(net, 1, 0);
+    for (size_t i = 0; i < nl - 1; i++)
+        if (net->layers[i].read_later)
+            net->be->fill(net->be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
+    const float *dy = net->gbuf[0]; /* d score / d (layer i's output) */
+    for (size_t i = nl - 1; i-- > 0;) {
+        if (dlayer && i == at) {
+            net->be->download(net->be, dlayer, dy,
+                              n * cn_shape_size(net->layers[i].out) * sizeof *dlayer);
+            if (!dx)
+                return CN_OK;
+        }
+        cn_layer *l = &net->layers[i];
+        if (l->fused_away)
+            continue;
+        float *d = net->gbuf[dy == net->gbuf[0]];
+        l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy,
+                         i || dx ? d : NULL, n);
+        dy = d;
+        if (i > 0 && net->layers[i - 1].read_later)
+            net->be->add(net->be, d, net->dlater[i - 1], d, n * cn_shape_size(l->in));
+    }
+    if (dx)
+        net->be->download(net->be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
+    return CN_OK;
+}
+
 void cn_net_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train)
 {
     cn_ctx ctx = make_ctx(net, 0, train);

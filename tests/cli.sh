@@ -416,11 +416,11 @@ run "report into a missing directory" 1 "$bin" report conv.safetensors -o no/suc
     expect_err "report into a missing directory" "^convnet: error: cannot write no/such/r.html: No such file or directory$"
 # report: self-contained, and a real browser shows its pictures
 if run "report" 0 "$bin" report conv.safetensors -o report.html --data "$data"; then
-    if grep -q 'from conv.csv' report.html && [ "$(grep -o 'src="data:image/png;base64,' report.html | wc -l)" = 27 ] &&
+    if grep -q 'from conv.csv' report.html && [ "$(grep -o 'src="data:image/png;base64,' report.html | wc -l)" = 75 ] &&
         ! grep -qiE '(src|href)="(http|//|file:)|url\(' report.html; then
         ok "report"
     else
-        fail "report" "expected 27 inline pictures, the log beside the model, and no outside references"
+        fail "report" "expected 75 inline pictures (24 mistakes with two Grad-CAM maps each), the log beside the model, and no outside references"
     fi
 fi
 shot() { # HTML PNG: a screenshot by headless Chromium

@@ -47,6 +47,20 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
 {
     (void)y;
     size_t c = l->in.c;
+    if (!ctx->train) {
+        /* After an evaluation pass (cn_net_class_gradient) the layer is the
+         * affine map gamma x / sqrt(running_var + eps) + shift, so dx is the
+         * same map of dy without the shift: bn_fwd's evaluation path with a
+         * zero mean and beta (the scratch's first c floats) computes it.
+         * Parameter gradients are not needed there and are left out. */
+        if (dx) {
+            ctx->be->fill(ctx->be, ctx->ws, 0.0f, c);
+            ctx->be->bn_fwd(ctx->be, dy, n, c, l->in.h * l->in.w, l->p[0], ctx->ws, ctx->ws,
+                            l->b[1], (float)l->v[MOMENTUM], (float)l->v[EPS], 0, l->state,
+                            l->state + c, (double *)(ctx->ws + 2 * c), dx);
+        }
+        return;
+    }
     ctx->be->bn_bwd(ctx->be, x, dy, n, c, l->in.h * l->in.w, l->p[0], l->state, l->state + c,
                     (double *)ctx->ws, l->g[0], l->g[1], dx);
 }

@@ -47,7 +47,7 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
     if (!dx)
         return;
     size_t count = n * cn_shape_size(l->in);
-    if (l->v[RATE] == 0.0) {
+    if (!ctx->train || l->v[RATE] == 0.0) { /* after an evaluation pass: identity */
         if (dx != dy)
             ctx->be->copy(ctx->be, dx, dy, count * sizeof *dx);
     } else {
