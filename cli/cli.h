@@ -137,6 +137,12 @@ int cli_fit(const char *s, cn_fit *fit);
  * trained on (its note data.kind); *why says which when that is not the
  * fit older model files got (else NULL). */
 cn_fit cli_model_fit(cn_model *model, cn_fit fit, const char **why);
+/* Prepares picture img as one input sample (s) for model the way its
+ * training data were: the pictures of folder data as the folder reader
+ * converted them (cn_image_to_planes, levels as they are), others by
+ * cn_image_to_input with fit (from cli_model_fit). */
+cn_status cli_prepare(const cn_model *model, const cn_image *img, cn_shape s, cn_fit fit,
+                      uint8_t *pixels);
 
 /* Class k as output shows it: the model's name for it, or its number (in
  * buf) when the model's classes have no names. */

@@ -119,8 +119,21 @@ const char *cli_model_data_dir(const cn_model *model, const char *opt, int *own)
 
 cn_fit cli_model_fit(cn_model *model, cn_fit fit, const char **why)
 {
-    const char *kind = cn_model_info(model, "data.kind");
+    const char *kind = cn_model_info(model, "data.kind"),
+               *folder = cn_model_info(model, "data.fit");
     *why = NULL;
+    if (folder) { /* folder data: prepared as the folder reader read them */
+        cn_fit f = CN_FIT_CROP;
+        if (fit == CN_FIT_AUTO && cli_fit(folder, &f))
+            fit = f;
+        fit = fit == CN_FIT_AUTO ? CN_FIT_CROP : fit;
+        *why = fit == CN_FIT_DIGIT  ? "digit (as the model's training pictures were read)"
+               : fit == CN_FIT_CROP ? "crop, levels as they are (as the model's training "
+                                      "pictures were read)"
+                                    : "stretch, levels as they are (as the model's training "
+                                      "pictures were read)";
+        return fit;
+    }
     if (fit != CN_FIT_AUTO || !kind)
         return fit;
     if (strcmp(kind, "digits") == 0)
@@ -562,4 +575,12 @@ const char *cli_class_name(const cn_model *model, size_t k, char *buf, size_t si
         return names[k];
     snprintf(buf, size, "%zu", k);
     return buf;
+}
+
+cn_status cli_prepare(const cn_model *model, const cn_image *img, cn_shape s, cn_fit fit,
+                      uint8_t *pixels)
+{
+    if (cn_model_info(model, "data.fit"))
+        return cn_image_to_planes(img, s, fit, pixels);
+    return cn_image_to_input(img, s, fit, pixels);
 }

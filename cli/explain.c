@@ -322,7 +322,7 @@ int cli_explain_file(cn_model *model, const char *file, cn_fit fit, uint8_t *pix
     cn_shape s = cn_net_input_shape(cn_model_net(model));
     if (cn_image_load(file, &img))
         return cli_lib_error(); /* the message names the file */
-    cn_status st = cn_image_to_input(&img, s, fit, pix);
+    cn_status st = cli_prepare(model, &img, s, fit, pix);
     cn_image_free(&img);
     if (st)
         return cli_error("%s: %s", file, cn_last_error());

@@ -109,7 +109,8 @@ static int expand(char **args, size_t n, list *out)
             size_t len = strlen(args[i]) + strlen(e->d_name) + 2;
             char *p = malloc(len);
             if (p)
-                snprintf(p, len, "%s/%s", args[i], e->d_name);
+                snprintf(p, len, "%s%s%s", args[i], args[i][strlen(args[i]) - 1] == '/' ? "" : "/",
+                         e->d_name);
             if (push(out, p)) {
                 closedir(d);
                 return cli_error("out of memory");
@@ -262,7 +263,7 @@ int cmd_predict(int argc, char **argv)
             fflush(stdout);
             if (cn_image_load(l.v[i], &img)) {
                 rc = cli_lib_error(); /* the message names the file */
-            } else if (cn_image_to_input(&img, s, fit, pix + n * sz)) {
+            } else if (cli_prepare(model, &img, s, fit, pix + n * sz)) {
                 rc = cli_error("%s: %s", l.v[i], cn_last_error());
             } else {
                 slot[n++] = i;

@@ -172,7 +172,7 @@ int cmd_viz(int argc, char **argv)
             rc = cli_lib_error();
             goto done;
         }
-        cn_status st = cn_image_to_input(&img, s, fit, pix);
+        cn_status st = cli_prepare(model, &img, s, fit, pix);
         cn_image_free(&img);
         if (st) {
             rc = cli_error("%s: %s", image, cn_last_error());

@@ -84,6 +84,16 @@ typedef enum cn_fit {
  * and its noise by 16 of 255, so no ink to find). */
 cn_status cn_image_to_input(const cn_image *img, cn_shape shape, cn_fit fit, uint8_t *pixels);
 
+/* img as one input sample (C, H, W) the way cn_data_load_folder reads a
+ * folder's pictures: grey (luminance) or RGB, the centred part with the
+ * input's proportions (CROP; also AUTO) or all of it (STRETCH) resized, a
+ * picture of the input's size copied exactly, and no change of levels
+ * (no inversion, no contrast stretch); DIGIT as cn_image_to_input.  A model
+ * trained on folder data sees new pictures right only when they are
+ * prepared by this function.  Errors: CN_ERR_ARG (C not 1 or 3),
+ * CN_ERR_NOMEM, and as cn_image_to_input for DIGIT. */
+cn_status cn_image_to_planes(const cn_image *img, cn_shape shape, cn_fit fit, uint8_t *pixels);
+
 /* ---------------------------------------------------------------- folders */
 
 /* The seed of the order in which cn_data_load_folder keeps the pictures of

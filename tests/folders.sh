@@ -123,6 +123,18 @@ if run 0 "$bin" viz m.safetensors --out viz; then
     [ -s viz/filters-conv1.png ] || ls viz | grep -q '^filters' && ok "viz reads the model's folder data" ||
         fail "viz reads the model's folder data" "no filters picture"
 else fail "viz reads the model's folder data" "failed"; fi
+# predict prepares new pictures as the folder reader read the training ones:
+# levels as they are, so a picture and its negative are different inputs
+# (predict's photo preparation would turn both into the same light ink on black)
+one=$(ls d/3 | head -1)
+"$py" -c 'import sys; from PIL import Image, ImageOps; ImageOps.invert(Image.open(sys.argv[1]).convert("L")).save(sys.argv[2])' \
+    "d/3/$one" negative.png
+if run 0 "$bin" predict m.safetensors "d/3/$one" negative.png --json --top 10; then
+    if grep -q '"probability"' "$tmp/out" && [ "$(sed -n 1p "$tmp/out" | sed 's/^{"file": "[^"]*"//')" != "$(sed -n 2p "$tmp/out" | sed 's/^{"file": "[^"]*"//')" ] &&
+        run 0 "$bin" predict m.safetensors "d/3/$one"; then
+        expect "predict prepares pictures as the folder reader did" out "^fit: crop, levels as they are"
+    else fail "predict prepares pictures as the folder reader did" "a picture and its negative gave the same probabilities"; fi
+else fail "predict prepares pictures as the folder reader did" "failed"; fi
 if run 0 "$bin" train --resume m.safetensors --epochs 2 --quiet; then
     expect "resume finds the same folder split" out "of the 301" "continuing at epoch 2"
 else fail "resume finds the same folder split" "failed"; fi
@@ -212,7 +224,7 @@ mkdir -p other && for c in 0 1 2 3 4 5 6 7 8 9; do cp -r d/$c other/n$c; done
 cp first.safetensors r.safetensors
 run 1 "$bin" train --resume r.safetensors --data other --quiet &&
     expect "resuming on data of other classes is refused with both lists" err \
-        '\["n0","n1",' 'are not those r.safetensors was trained on, \["0","1",'
+        '\["n0","n1",' 'are not those the model was trained on, \["0","1",'
 
 # --- where the cache goes -------------------------------------------------------
 mkdir -p caches three2 && cp -r d/1 d/2 d/3 three2/

@@ -651,12 +651,10 @@ static const char *fit_name(cn_fit fit)
     return fit == CN_FIT_DIGIT ? "digit" : fit == CN_FIT_STRETCH ? "stretch" : "crop";
 }
 
-/* img as (C, H, W) planes: grey or RGB, the centred part with the input's
- * aspect (CROP) or all of it (STRETCH) resized; the same size is copied
- * exactly.  No change of levels: a folder's pictures are taken as they are
- * (predict's digit fit normalises, for photographs of single digits). */
-static cn_status to_planes(const cn_image *img, cn_shape s, cn_fit fit, uint8_t *out)
+cn_status cn_image_to_planes(const cn_image *img, cn_shape s, cn_fit fit, uint8_t *out)
 {
+    if (s.c != 1 && s.c != 3)
+        return cn_fail(CN_ERR_ARG, "an input of %zu channels: pictures become 1 or 3", s.c);
     if (fit == CN_FIT_DIGIT)
         return cn_image_to_input(img, s, fit, out);
     int w = img->w, h = img->h, c = (int)s.c;
@@ -773,7 +771,7 @@ static cn_status next_samples(void *user, uint8_t *pixels, int32_t *labels, size
             cn_image img = {0};
             cn_status st = cn_image_load(e[i].path, &img);
             if (!st)
-                st = to_planes(&img, s->shape, s->fit, s->slot + (size_t)i * sz);
+                st = cn_image_to_planes(&img, s->shape, s->fit, s->slot + (size_t)i * sz);
             cn_image_free(&img);
             s->ok[i] = st == CN_OK;
             if (st) { /* the message without the path, which the list gives */
