@@ -266,6 +266,7 @@ _VIS = [
     ("cn_image_load", _status, [ctypes.c_char_p, ctypes.POINTER(_Image)]),
     ("cn_image_free", None, [ctypes.POINTER(_Image)]),
     ("cn_image_to_input", _status, [ctypes.POINTER(_Image), _Shape, ctypes.c_int, _u8p]),
+    ("cn_image_to_planes", _status, [ctypes.POINTER(_Image), _Shape, ctypes.c_int, _u8p]),
 ]
 
 _lib = None  # the core library, once loaded
@@ -846,17 +847,25 @@ class Model:
     def image_input(self, path, fit="auto"):
         """An image file brought to the model's input as 8-bit pixels (C, H,
         W), as convnet predict does: fit is "digit" (MNIST's procedure: the
-        ink centred, light on black), "crop", "stretch" or "auto" (digit for
-        grey networks, crop for colour ones)."""
+        ink centred, light on black), "crop", "stretch" or "auto" (the fit of
+        the pictures the model was trained on: digit for digits, crop for
+        other pictures; for older files digit for grey networks, crop for
+        colour ones).  A model trained on folders of pictures gets them as
+        the folder reader read its training pictures (levels as they are)."""
         if fit not in _FITS:
             raise ValueError("fit is auto, digit, crop or stretch, not %r" % (fit,))
+        folder, kind = self.info("data.fit"), self.info("data.kind")
+        if fit == "auto" and folder in _FITS:
+            fit = folder
+        elif fit == "auto" and kind is not None:
+            fit = "digit" if kind == "digits" else "crop"
         vis = _vislib()
         c, h, w = self.input_shape
         out = np.empty((c, h, w), np.uint8)
         img = _load_image(path)
+        convert = vis.cn_image_to_planes if folder is not None else vis.cn_image_to_input
         try:
-            st = vis.cn_image_to_input(ctypes.byref(img), _Shape(c, h, w), _FITS[fit],
-                                       out.ctypes.data_as(_u8p))
+            st = convert(ctypes.byref(img), _Shape(c, h, w), _FITS[fit], out.ctypes.data_as(_u8p))
             if st != _CN_OK:
                 e = _error(st)
                 # cn_image_to_input's message does not name the file
