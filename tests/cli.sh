@@ -653,6 +653,17 @@ assert len(a) > 4 and a.keys() == b.keys(), (sorted(a), sorted(b))
 bad = [k for k in a if a[k] != b[k]]
 assert not bad, "tensors differ: %s" % bad
 PY
+    # class names that do not sort in the classes' order: numbered folders, and
+    # a classes.txt that names them, read back into the model
+    printf 'zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n' >own/digits/classes.txt
+    run "folders: named export" 0 "$bin" export --data own/digits --folders --val 500 --out named-tree &&
+        expect "folders: named export" "the folders are numbered (classes.txt there keeps the names)" &&
+        if [ -d named-tree/train/7 ] && cmp -s named-tree/classes.txt own/digits/classes.txt; then ok "folders: numbered folders and classes.txt"; else fail "folders: numbered folders and classes.txt" "$(ls named-tree/train | head -3)"; fi
+    run "folders: names from classes.txt" 0 "$bin" train "$root/models/small.cfg" --data named-tree \
+        --epochs 1 --limit 500 --quiet -o named-tree.safetensors &&
+        run "folders: names from classes.txt" 0 "$bin" info named-tree.safetensors &&
+        expect "folders: names from classes.txt" "^classes: zero, one, two, three, four, five, six, seven, eight, nine$"
+    rm own/digits/classes.txt
 else
     fail "own data: making the data sets" "see above"
 fi
