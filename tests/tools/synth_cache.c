@@ -55,7 +55,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "synth_cache: 2 to 1000 classes\n");
         return 2;
     }
-    char buf[1000][8];
+    char buf[1000][16];
     const char *names[1000];
     for (int k = 0; k < g.classes; k++) {
         snprintf(buf[k], sizeof buf[k], "c%d", k);
