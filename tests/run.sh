@@ -21,6 +21,8 @@ CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken
     -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
+# convnet doctor against planted faults (tests/doctor.sh)
+sh tests/doctor.sh "$build" | tee "$TMPDIR/doctor.log"
 sh tests/install.sh "$build" | tee "$TMPDIR/install.log"
 sh tests/onnx.sh "$build" | tee "$TMPDIR/onnx.log"
 # the programs of examples/ and the API reference (docs/api.md)
@@ -33,7 +35,7 @@ sh tests/python.sh "$build" | tee "$TMPDIR/python.log"
 summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli install onnx examples docs python; do
+for run in c guard cli doctor install onnx examples docs python; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))
