@@ -168,6 +168,18 @@ void cli_recipe_help(void);
 int cli_recipe_take(const char *cmd, size_t i, const char *v, const char **given);
 cn_status cli_recipe_apply(const char *const *given, cn_train_opts *o);
 
+/* convnet train --doctor's log (cli/doctor.c): LOG.doctor.csv beside the
+ * log LOG.csv (appended to with append), one row per layer and per weight
+ * tensor at each of the training log's lines: the activations' mean, spread
+ * and dead share, the gradient norm and the update size / weight size of
+ * the step.  cli_doctor_log_open returns NULL after a message;
+ * cli_doctor_batch, called after every batch with the log's lines per epoch,
+ * returns 0 or 1 after a message. */
+typedef struct cli_doctor_log cli_doctor_log;
+cli_doctor_log *cli_doctor_log_open(const char *log_path, cn_model *model, int append);
+int cli_doctor_batch(cli_doctor_log *d, const cn_progress *p, uint64_t parts);
+void cli_doctor_log_close(cli_doctor_log *d);
+
 /* Seconds from a monotonic clock. */
 double cli_now(void);
 

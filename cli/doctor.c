@@ -740,3 +740,118 @@ int cmd_doctor(int argc, char **argv)
     cn_data_free(&d.all);
     return rc ? rc : problems ? 1 : 0;
 }
+
+/* ------------------------------------------------------- train --doctor */
+
+struct cli_doctor_log {
+    FILE *f;
+    char *path;
+    cn_model *model;
+    float *before; /* the parameters before the step of the next log line */
+    size_t n;
+    uint64_t before_step; /* the global step they were taken at (+1: none) */
+};
+
+cli_doctor_log *cli_doctor_log_open(const char *log_path, cn_model *model, int append)
+{
+    cli_doctor_log *d = calloc(1, sizeof *d);
+    size_t len = strlen(log_path);
+    if (d)
+        d->path = malloc(len + 16);
+    if (!d || !d->path) {
+        free(d);
+        cli_error("out of memory");
+        return NULL;
+    }
+    /* "x.csv" -> "x.doctor.csv" */
+    memcpy(d->path, log_path, len + 1);
+    if (len > 4 && strcmp(log_path + len - 4, ".csv") == 0)
+        d->path[len - 4] = '\0';
+    strcat(d->path, ".doctor.csv");
+    d->f = fopen(d->path, append ? "a" : "w");
+    if (!d->f) {
+        cli_error("cannot write the doctor's log %s: %s", d->path, strerror(errno));
+        cli_doctor_log_close(d);
+        return NULL;
+    }
+    if (!append)
+        fputs("step,name,kind,mean,spread,dead,grad_norm,update_ratio\n", d->f);
+    d->model = model;
+    d->before_step = UINT64_MAX;
+    return d;
+}
+
+void cli_doctor_log_close(cli_doctor_log *d)
+{
+    if (!d)
+        return;
+    if (d->f)
+        fclose(d->f);
+    free(d->path);
+    free(d->before);
+    free(d);
+}
+
+/* Whether batch step (from 1) of an epoch of steps ends a log line's part. */
+static int log_step(uint64_t step, uint64_t steps, uint64_t parts)
+{
+    return step < steps && step * parts / steps > (step - 1) * parts / steps;
+}
+
+int cli_doctor_batch(cli_doctor_log *d, const cn_progress *p, uint64_t parts)
+{
+    cn_net *net = cn_model_net(d->model);
+    size_t np = cn_net_num_params(net);
+    if (log_step(p->step, p->steps, parts)) {
+        /* the activations of this batch, the gradients and update of its step */
+        for (size_t i = 0; i + 1 < cn_net_num_layers(net); i++) {
+            cn_layer_info li;
+            cn_stats s;
+            cn_net_layer(net, i, &li);
+            if (cn_net_layer_stats(net, i, &s) || s.in_place)
+                continue;
+            fprintf(d->f, "%llu,%s,%s,%.4g,%.4g,%.4g,,\n", (unsigned long long)p->global_step,
+                    li.name, li.kind, s.mean, s.std,
+                    s.units ? (double)s.dead / (double)s.units : 0.0);
+        }
+        int have = d->before && d->n == np && d->before_step + 1 == p->global_step;
+        float *after = have ? malloc(np * sizeof *after) : NULL;
+        if (after)
+            cn_net_get(net, CN_PARAMS, 0, np, after);
+        for (size_t i = 0; i < cn_net_num_tensors(net); i++) {
+            cn_tensor_info ti;
+            cn_stats g;
+            cn_net_tensor(net, i, &ti);
+            if (!ti.trainable || cn_net_block_stats(net, CN_GRADS, ti.offset, ti.count, &g))
+                continue;
+            fprintf(d->f, "%llu,%s,tensor,,,,%.4g,", (unsigned long long)p->global_step, ti.name,
+                    g.norm);
+            if (after) {
+                double du = 0, w = 0;
+                for (size_t k = ti.offset; k < ti.offset + ti.count; k++) {
+                    double dd = (double)after[k] - d->before[k];
+                    du += dd * dd;
+                    w += (double)d->before[k] * d->before[k];
+                }
+                fprintf(d->f, "%.4g", w > 0 ? sqrt(du / w) : 0.0);
+            }
+            fputc('\n', d->f);
+        }
+        free(after);
+        if (fflush(d->f) != 0 || ferror(d->f))
+            return cli_error("cannot write the doctor's log %s: %s", d->path, strerror(errno));
+    }
+    /* the next batch ends a part: keep the parameters it starts from */
+    if (log_step(p->step + 1, p->steps, parts)) {
+        if (d->n != np) {
+            free(d->before);
+            d->before = malloc(np * sizeof *d->before);
+            d->n = d->before ? np : 0;
+        }
+        if (d->before) {
+            cn_net_get(net, CN_PARAMS, 0, np, d->before);
+            d->before_step = p->global_step;
+        }
+    }
+    return 0;
+}

@@ -143,9 +143,11 @@ static cn_status numeric(const cn_model *m, const char *what)
     return cn_fail(CN_ERR_NUMERIC,
                    "%s at step %llu (learning rate %g): the first NaN or infinite value appeared "
                    "in the %s pass, in layer %s ([%s], line %d): %s, %zu of %zu values; the "
-                   "weights are left as they were before the step",
+                   "weights are left as they were before the step; try a learning rate about "
+                   "ten times smaller (%g)",
                    what, (unsigned long long)t->step, t->lr, t->backward ? "backward" : "forward",
-                   l->name, l->ops->kind, l->line, t->tensor, t->nonfinite, t->count);
+                   l->name, l->ops->kind, l->line, t->tensor, t->nonfinite, t->count,
+                   m->opts.lr / 10);
 }
 
 cn_status cn_model_watch_forward(cn_model *m, double loss_sum, double lr)
