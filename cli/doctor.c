@@ -411,7 +411,10 @@ static int check_layers(doctor *d, cn_model *m, float *x, int32_t *y, int *diver
         rmax = ratio[i] > rmax ? ratio[i] : rmax;
         if (list) {
             size_t len = strlen(list);
-            snprintf(list + len, 256 - len, "%s%s %.2g", len ? ", " : "", ti.name, ratio[i]);
+            if (list == zero) /* no figure: it gets no gradient at all */
+                snprintf(list + len, 256 - len, "%s%s", len ? ", " : "", ti.name);
+            else
+                snprintf(list + len, 256 - len, "%s%s %.2g", len ? ", " : "", ti.name, ratio[i]);
         }
     }
     if (zero[0])
