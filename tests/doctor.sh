@@ -116,5 +116,28 @@ fi
 # the base file itself is healthy enough: no non-finite finding
 doctor "base model" 0 "$tmp/base.safetensors" && no_finding "base model: no non-finite finding" problem "non-finite"
 
+# --- train --doctor: NaN traced during a real run, figures in the log ----------
+cd "$tmp" || exit 1
+"$bin" train "$root/tests/fixtures/diverges.cfg" --data "$data" --limit 2048 --val 0 --doctor --quiet \
+    -o div.safetensors >"$tmp/out" 2>"$tmp/err"
+if [ $? = 1 ] && grep -q "the first NaN or infinite value appeared in the forward pass, in layer fc1 (\[fc\], line 13): fc1 output" "$tmp/err"; then
+    ok "train --doctor: the divergence traced to its layer and tensor"
+else
+    fail "train --doctor: the divergence traced" "no trace naming fc1's output"
+fi
+if "$bin" train "$cfg" --data "$data" --limit 640 --val 0 --epochs 1 --doctor --quiet -o t.safetensors \
+    >"$tmp/out" 2>"$tmp/err" && [ -s t.doctor.csv ]; then
+    # a row per layer output and per weight tensor at each of the 9 log lines inside the epoch
+    rows=$(grep -c ',relu1,relu,' t.doctor.csv) ratios=$(grep -cE '^[0-9]+,conv1.weight,tensor,,,,[0-9.e+-]+,[0-9.e+-]+$' t.doctor.csv)
+    if [ "$(head -1 t.doctor.csv)" = "step,name,kind,mean,spread,dead,grad_norm,update_ratio" ] && [ "$rows" = 9 ] && [ "$ratios" = 9 ]; then
+        ok "train --doctor: per-layer figures at each log line"
+    else
+        fail "train --doctor: per-layer figures" "$rows relu1 rows, $ratios conv1.weight rows with an update ratio (9 expected)"
+    fi
+else
+    fail "train --doctor: per-layer figures" "train failed or wrote no t.doctor.csv"
+fi
+cd "$root" || exit 1
+
 echo "doctor: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
