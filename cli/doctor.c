@@ -62,8 +62,8 @@ typedef struct doctor {
     cn_data all, data; /* data: the first --limit images of all */
     finding f[MAX_FINDINGS];
     size_t n_f;
-    /* the range test's curve */
-    cn_curve_point *curve;
+    /* the range test: each step's rate, loss and smoothed loss */
+    double *curve_lr, *curve_loss, *curve_smooth;
     size_t n_curve;
     double suggested;
     /* the per-layer table for the page */
@@ -488,8 +488,10 @@ static int check_rate(doctor *d, cn_model *m, float *x, int32_t *y)
     size_t batch = (size_t)cn_model_opts(m)->batch;
     double lr0 = cn_model_opts(m)->lr, lo = lr0 / 1e4, hi = lr0 * 100;
     long steps = d->steps;
-    d->curve = malloc((size_t)steps * sizeof *d->curve);
-    if (!d->curve)
+    d->curve_lr = malloc((size_t)steps * sizeof(double));
+    d->curve_loss = malloc((size_t)steps * sizeof(double));
+    d->curve_smooth = malloc((size_t)steps * sizeof(double));
+    if (!d->curve_lr || !d->curve_loss || !d->curve_smooth)
         return cli_error("out of memory");
     double avg = 0, best = INFINITY, best_lr = lo;
     long s;
@@ -501,7 +503,9 @@ static int check_rate(doctor *d, cn_model *m, float *x, int32_t *y)
         net = cn_model_net(m);
         avg = 0.9 * avg + 0.1 * loss;
         double smooth = avg / (1 - pow(0.9, (double)s + 1)); /* bias-corrected */
-        d->curve[s] = (cn_curve_point){log10(lr), loss, NAN, smooth, NAN};
+        d->curve_lr[s] = lr;
+        d->curve_loss[s] = loss;
+        d->curve_smooth[s] = smooth;
         if (smooth < best) {
             best = smooth;
             best_lr = lr;
@@ -534,13 +538,14 @@ static int check_rate(doctor *d, cn_model *m, float *x, int32_t *y)
             lr0, sug / 30, 3 * best_lr, best_lr, sug);
     if (d->png && d->n_curve) {
         cn_image img;
-        if (cn_vis_curves(d->curve, d->n_curve, &img))
+        if (cn_vis_lr_range(d->curve_lr, d->curve_loss, d->curve_smooth, d->n_curve, d->suggested,
+                            &img))
             return cli_lib_error();
         cn_status st = cn_image_write_png(&img, d->png);
         cn_image_free(&img);
         if (st)
             return cli_lib_error();
-        printf("         range test plot (x: log10 of the rate) written to %s\n", d->png);
+        printf("         range test plot written to %s\n", d->png);
     }
     return 0;
 }
@@ -602,11 +607,12 @@ static int write_page(const doctor *d)
         cn_image img;
         uint8_t *png;
         size_t n;
-        if (cn_vis_curves(d->curve, d->n_curve, &img) == CN_OK) {
+        if (cn_vis_lr_range(d->curve_lr, d->curve_loss, d->curve_smooth, d->n_curve, d->suggested,
+                            &img) == CN_OK) {
             if (cn_image_encode_png(&img, &png, &n) == CN_OK) {
                 fprintf(f,
-                        "<h2>Learning-rate range test</h2>\n<p>Loss (blue; orange: smoothed) "
-                        "against log10 of the rate; suggested rate %.3g.</p>\n"
+                        "<h2>Learning-rate range test</h2>\n<p>The loss (blue; orange: "
+                        "smoothed) as the rate rises; suggested rate %.3g.</p>\n"
                         "<img alt=\"range test\" src=\"data:image/png;base64,",
                         d->suggested);
                 base64(f, png, n);
@@ -738,7 +744,9 @@ int cmd_doctor(int argc, char **argv)
                warnings == 1 ? "" : "s");
     free(x);
     free(y);
-    free(d.curve);
+    free(d.curve_lr);
+    free(d.curve_loss);
+    free(d.curve_smooth);
     free(d.table);
     cn_data_free(&d.all);
     return rc ? rc : problems ? 1 : 0;

@@ -1,6 +1,7 @@
 /* test_doctor.c - what the doctor measures: layer and block figures against
  * the host's arithmetic, NaN traced to its layer and tensor in the forward
  * and the backward pass, and a watched model's step. */
+#include "convnet_vis.h"
 #include "harness.h"
 
 #include <math.h>
@@ -215,10 +216,43 @@ static void watched_step_stops_and_says_where(void)
     cn_model_free(m);
 }
 
+/* The range test's plot: both curves drawn, the suggestion a dashed line
+ * where its rate is (x: log10 of the rate from -4 to 2 over 384 pixels from
+ * 72); nothing to plot is an error. */
+static void range_test_plot(void)
+{
+    enum { N = 100 };
+    double lr[N], loss[N], smooth[N];
+    for (int i = 0; i < N; i++) {
+        lr[i] = 1e-4 * pow(1e6, i / (N - 1.0));
+        double u = log10(lr[i]) + 1; /* least at lr 0.1 */
+        loss[i] = 0.3 + 0.4 * u * u + (i % 2 ? 0.2 : -0.2);
+        smooth[i] = 0.3 + 0.4 * u * u;
+    }
+    cn_image img;
+    CHECK_OK(cn_vis_lr_range(lr, loss, smooth, N, 0.1, &img));
+    CHECK(img.w == 480 && img.h == 400 && img.c == 3);
+    int blue = 0, orange = 0, dash = 0;
+    for (int y = 0; y < img.h; y++)
+        for (int x = 0; x < img.w; x++) {
+            const uint8_t *p = img.px + ((size_t)y * img.w + x) * 3;
+            blue += abs(p[0] - 31) < 20 && abs(p[1] - 119) < 20 && abs(p[2] - 180) < 20;
+            orange += abs(p[0] - 255) < 20 && abs(p[1] - 127) < 20 && abs(p[2] - 14) < 30;
+            dash += x == 264 && abs(p[0] - 77) < 10 && p[0] == p[1] && p[1] == p[2];
+        }
+    CHECK_MSG(blue > 300 && orange > 300, "%d blue, %d orange pixels", blue, orange);
+    CHECK_MSG(dash > 100, "%d pixels of the dashed line at x 264", dash);
+    cn_image_free(&img);
+    for (int i = 0; i < N; i++)
+        smooth[i] = NAN;
+    CHECK_ERR(cn_vis_lr_range(lr, loss, smooth, N, 0.1, &img), CN_ERR_ARG);
+}
+
 const th_test th_doctor[] = {
     {"doctor/layer_stats_match_the_host", layer_stats_match_the_host},
     {"doctor/forward_trace_names_the_layer", forward_trace_names_the_layer},
     {"doctor/backward_trace_names_the_layer", backward_trace_names_the_layer},
     {"doctor/watched_step_stops_and_says_where", watched_step_stops_and_says_where},
+    {"doctor/range_test_plot", range_test_plot},
     {NULL, NULL},
 };
