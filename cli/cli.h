@@ -24,6 +24,7 @@ int cmd_report(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_export_onnx(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -160,6 +161,31 @@ int cli_log_read(const char *path, cn_curve_point **pts, size_t *n, char *msg, s
  * -> "x.csv", other names with ".csv" appended (malloc'd; NULL when out of
  * memory). */
 char *cli_log_name(const char *model_file);
+
+/* The training recipe's options, from the library's table of keys
+ * (cli/recipe.c), for the commands that train (train, doctor).  A command
+ * keeps given[CLI_MAX_RECIPE], the text given for key i or NULL.
+ * cli_recipe_opts puts an option for each key that has one into opts with
+ * id base + i and returns how many; cli_recipe_help prints their help;
+ * cli_recipe_take checks v for key i and keeps it (0, or EXIT_USAGE after
+ * the usage message); cli_recipe_apply sets the keys given in o. */
+#define CLI_MAX_RECIPE 32
+size_t cli_recipe_opts(cli_opt *opts, int base);
+void cli_recipe_help(void);
+int cli_recipe_take(const char *cmd, size_t i, const char *v, const char **given);
+cn_status cli_recipe_apply(const char *const *given, cn_train_opts *o);
+
+/* convnet train --doctor's log (cli/doctor.c): LOG.doctor.csv beside the
+ * log LOG.csv (appended to with append), one row per layer and per weight
+ * tensor at each of the training log's lines: the activations' mean, spread
+ * and dead share, the gradient norm and the update size / weight size of
+ * the step.  cli_doctor_log_open returns NULL after a message;
+ * cli_doctor_batch, called after every batch with the log's lines per epoch,
+ * returns 0 or 1 after a message. */
+typedef struct cli_doctor_log cli_doctor_log;
+cli_doctor_log *cli_doctor_log_open(const char *log_path, cn_model *model, int append);
+int cli_doctor_batch(cli_doctor_log *d, const cn_progress *p, uint64_t parts);
+void cli_doctor_log_close(cli_doctor_log *d);
 
 /* Seconds from a monotonic clock. */
 double cli_now(void);

@@ -41,6 +41,9 @@ static const command commands[] = {
     {"export", "--out DIR", cmd_export, "data set images as PNG files"},
     {"export-onnx", "MODEL_FILE -o FILE.onnx", cmd_export_onnx,
      "the network as an ONNX model (ONNX Runtime and others)"},
+    {"doctor", "MODEL.cfg|MODEL_FILE", cmd_doctor,
+     "a check-up: gradients, one batch overfitted, layer figures,\n"
+     "a learning-rate range test, where NaNs start"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

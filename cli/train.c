@@ -63,6 +63,10 @@ static const char help_rest[] =
     "  --force          write -o FILE even when it holds a model of another network\n"
     "  --quiet          no progress bar, only the lines per epoch\n"
     "  --verbose        also the peak memory (resident) after each epoch and at the end\n"
+    "  --doctor         the doctor's cheap parts: a NaN or infinite value is traced to\n"
+    "                   the layer and tensor where it first appeared, and each log\n"
+    "                   line adds per-layer figures to LOG.doctor.csv (see 'convnet\n"
+    "                   doctor')\n"
     "  --test-every F   evaluate the test set every F epochs (0.25: four times an\n"
     "                   epoch), timed apart from training\n"
     "  --stop-at A      with --test-every: stop once test accuracy reaches A (0.99)\n"
@@ -79,15 +83,7 @@ static const char help_rest[] =
 static void print_help(void)
 {
     fputs(help_head, stdout);
-    for (size_t i = 0; i < cn_train_key_count(); i++) {
-        const cn_train_key *k = cn_train_key_at(i);
-        if (!k->option)
-            continue;
-        char name[64];
-        snprintf(name, sizeof name, "--%s %s", k->option, k->arg);
-        printf("  %-16s ", name);
-        cli_wrap(stdout, k->help, 19, 19, 79);
-    }
+    cli_recipe_help();
     fputs(help_rest, stdout);
 }
 
@@ -126,7 +122,8 @@ typedef struct run {
     double test_every, stop_at, eval_s, reached_s, reached_acc;
     uint64_t next_check;
     int reached;
-    int rank, size; /* this worker of a data-parallel run, and how many */
+    int rank, size;         /* this worker of a data-parallel run, and how many */
+    cli_doctor_log *doctor; /* --doctor: per-layer figures at each log line */
 } run;
 
 /* The most memory this process has held at once (resident), in MiB. */
@@ -204,6 +201,8 @@ static cn_status on_batch(void *user, const cn_progress *p)
         p->step * (uint64_t)r->log_parts / p->steps >
             (p->step - 1) * (uint64_t)r->log_parts / p->steps)
         log_line(r, p, p->epoch + (double)p->step / (double)p->steps);
+    if (r->doctor && cli_doctor_batch(r->doctor, p, (uint64_t)r->log_parts))
+        return CN_ERR_IO;
     if (r->test) {
         cn_status st = check_test(r, p);
         if (st)
@@ -253,20 +252,9 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
     return st;
 }
 
-/* The recipe options train takes: at most this many. */
-#define MAX_RECIPE 32
-
-/* Sets in o the recipe's keys given on the command line: given[i] is the
- * text of key i, or NULL.  The texts were checked when they were read. */
-static cn_status apply(const char *const *given, cn_train_opts *o)
-{
-    for (size_t i = 0; i < cn_train_key_count(); i++) {
-        cn_status st = given[i] ? cn_train_opts_set(o, cn_train_key_at(i)->name, given[i]) : CN_OK;
-        if (st)
-            return st;
-    }
-    return CN_OK;
-}
+/* The recipe options train takes: at most this many (cli/recipe.c). */
+#define MAX_RECIPE CLI_MAX_RECIPE
+#define apply      cli_recipe_apply
 
 /* The text given for the recipe's key name, or NULL. */
 static const char *given_for(const char *const *given, const char *name)
@@ -307,6 +295,7 @@ typedef struct args {
     cn_fit fit;
     double val_split, test_split;
     int skip_unreadable, val_split_given, test_split_given;
+    int doctor; /* --doctor: NaN traced, per-layer figures logged (cli/doctor.c) */
 } args;
 
 /* parse_args: go on with the training. */
@@ -336,6 +325,7 @@ static int parse_args(int argc, char **argv, args *a)
         O_VAL_SPLIT,
         O_TEST_SPLIT,
         O_SKIP,
+        O_DOCTOR,
         O_HELP,
         O_RECIPE = 256 /* + the index of a recipe key */
     };
@@ -351,6 +341,7 @@ static int parse_args(int argc, char **argv, args *a)
         {"val-split", 1, O_VAL_SPLIT},
         {"test-split", 1, O_TEST_SPLIT},
         {"skip-unreadable", 0, O_SKIP},
+        {"doctor", 0, O_DOCTOR},
         {"log", 1, O_LOG},
         {"resume", 1, O_RESUME},
         {"quiet", 0, O_QUIET},
@@ -369,9 +360,7 @@ static int parse_args(int argc, char **argv, args *a)
     if (cn_train_key_count() > MAX_RECIPE)
         return cli_error("the recipe has %zu keys; train takes at most %d", cn_train_key_count(),
                          MAX_RECIPE);
-    for (size_t i = 0; i < cn_train_key_count(); i++)
-        if (cn_train_key_at(i)->option)
-            opts[n_opts++] = (cli_opt){cn_train_key_at(i)->option, 1, O_RECIPE + (int)i};
+    n_opts = cli_recipe_opts(opts, O_RECIPE);
     memcpy(opts + n_opts, fixed, sizeof fixed);
 
     *a = (args){.val = 10000, .log_every = 0.1};
@@ -447,15 +436,11 @@ static int parse_args(int argc, char **argv, args *a)
                                  "--stop-at takes an accuracy above 0 and at most 1, not '%s'", v);
             break;
         case O_HELP: print_help(); return 0;
-        default: { /* a recipe option: checked now, set once the recipe is known */
-            size_t i = (size_t)(c - O_RECIPE);
-            cn_train_opts check;
-            cn_train_opts_defaults(&check);
-            if (cn_train_opts_set(&check, cn_train_key_at(i)->option, v))
-                return cli_usage("train", "--%s", cn_last_error());
-            a->recipe[i] = v;
+        case O_DOCTOR: a->doctor = 1; break;
+        default: /* a recipe option: checked now, set once the recipe is known */
+            if (cli_recipe_take("train", (size_t)(c - O_RECIPE), v, a->recipe))
+                return EXIT_USAGE;
             break;
-        }
         }
     }
     if (a->cfg && a->resume)
@@ -486,6 +471,7 @@ typedef struct job {
 
 static void job_free(job *j)
 {
+    cli_doctor_log_close(j->r.doctor);
     if (j->r.log)
         fclose(j->r.log);
     if (!j->folder)
@@ -593,6 +579,7 @@ static int open_model(const args *a, job *j)
         j->comm.bucket = (size_t)(a->bucket_mb * 1e6 / sizeof(float));
     if (j->comm.size > 1 && cn_model_set_comm(j->model, &j->comm))
         return cli_lib_error();
+    cn_model_set_watch(j->model, a->doctor);
     j->r.out = a->out ? a->out : a->resume ? a->resume : j->default_out;
     if (!a->force && j->comm.rank == 0 && holds_other_network(j->r.out, cn_model_net(j->model)))
         return cli_error("%s holds a model of another network: --force to replace it, or -o "
@@ -859,6 +846,8 @@ static int open_log(const args *a, job *j)
         fprintf(r->log,
                 "epoch,step,train_loss,train_accuracy,val_loss,val_accuracy,lr,images_per_s,"
                 "elapsed_s\n");
+    if (a->doctor && !(r->doctor = cli_doctor_log_open(r->log_path, j->model, appending)))
+        return 1;
     return 0;
 }
 

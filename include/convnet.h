@@ -738,6 +738,74 @@ cn_status cn_model_step(cn_model *model, const float *x, const int32_t *labels, 
 cn_status cn_model_profile(cn_model *model, const float *x, const int32_t *labels, size_t n,
                            double *forward, double *backward, double *update);
 
+/* ---------------------------------------------------------------- doctor */
+
+/* What the doctor (convnet doctor, convnet train --doctor) measures: the
+ * figures of a tensor, and where a NaN or infinite value first appeared. */
+
+/* Figures of a tensor's values.  For a layer's output they are over the
+ * batch of the last forward pass, and a unit is a channel (an fc layer's
+ * output: each value): dead when no sample of the batch sets any of its
+ * values above 0, as a ReLU that never fires. */
+typedef struct cn_stats {
+    size_t count;     /* values looked at */
+    size_t nonfinite; /* of them NaN or infinite */
+    double mean, std; /* of the finite values */
+    double norm;      /* the L2 norm of the finite values */
+    double max_abs;   /* the largest |value| among the finite ones */
+    size_t units;     /* channels (a layer's output), else count */
+    size_t dead;      /* units that no sample sets above 0 */
+    int in_place;     /* a layer's output that the next layer overwrote in
+                         place (a relu after batchnorm): the figures are of
+                         the last output written there */
+} cn_stats;
+
+/* The figures of layer i's output in the last forward pass.
+ * Errors: CN_ERR_ARG (no forward pass, no such layer). */
+cn_status cn_net_layer_stats(const cn_net *net, size_t i, cn_stats *out);
+/* The figures of count floats at offset of block b (a tensor's weights or
+ * its gradient: cn_tensor_info's offset and count).  Errors: CN_ERR_ARG. */
+cn_status cn_net_block_stats(const cn_net *net, cn_block b, size_t offset, size_t count,
+                             cn_stats *out);
+
+/* Where a non-finite value first appeared. */
+typedef struct cn_trace {
+    int found;        /* 0: every value looked at was finite */
+    int backward;     /* 0: in the forward pass, 1: in the backward pass */
+    size_t layer;     /* the layer (cn_net_layer) */
+    char tensor[80];  /* what held it: "input", "conv2.weight" (a parameter),
+                         "conv2 output", "conv2.weight gradient",
+                         "conv2 input gradient" */
+    size_t nonfinite; /* how many of its values */
+    size_t count;     /* of how many */
+    uint64_t step;    /* cn_model_trace: the training step (global, from 1) */
+    double lr;        /* cn_model_trace: its learning rate */
+} cn_trace;
+
+/* After a forward pass: the network's input, then layer by layer its
+ * parameters, buffers and output, in order; the first that holds a NaN or
+ * infinite value goes into out (found 0 when none does).
+ * Errors: CN_ERR_ARG (no forward pass). */
+cn_status cn_net_trace_forward(const cn_net *net, cn_trace *out);
+/* After a training forward pass: zeroes the gradient block and runs the
+ * backward pass of labels (n, those of the pass) again, checking after each
+ * layer, from the loss down, the gradients it wrote: its parameters', then
+ * its input's.  The first that holds a NaN or infinite value goes into out.
+ * Errors: CN_ERR_ARG (as cn_net_backward). */
+cn_status cn_net_trace_backward(cn_net *net, const int32_t *labels, size_t n, cn_trace *out);
+
+/* With on, every training step of the model (cn_model_train, cn_model_step)
+ * checks its loss after the forward pass and its gradient block after the
+ * backward pass (one pass over the gradients: about 1% of a step on MNIST's
+ * network); when one holds a NaN or infinite value the step traces it
+ * (cn_net_trace_forward or _backward), leaves the weights as they were
+ * before it and fails with CN_ERR_NUMERIC, whose message names the layer and
+ * tensor; cn_model_trace then gives them.  Only a model training alone
+ * (the solo communicator) is watched. */
+void cn_model_set_watch(cn_model *model, int on);
+/* Where the last watched step found a non-finite value (found 0: none). */
+const cn_trace *cn_model_trace(const cn_model *model);
+
 /* ------------------------------------------------------------------ onnx */
 
 /* Writes the network as an ONNX model (opset 13, IR version 7) to path.

@@ -214,6 +214,15 @@ typedef struct cn_curve_point {
  * Errors: CN_ERR_ARG (no point with a value). */
 cn_status cn_vis_curves(const cn_curve_point *pts, size_t n, cn_image *out);
 
+/* A learning-rate range test (convnet doctor): the loss of each step (blue)
+ * and its smoothed form (orange) against the base-10 logarithm of the
+ * step's rate lr[i], the loss axis from 0 to a little above the smoothed
+ * loss's highest, and the suggested rate as a dashed line (none when it is
+ * not above 0).  The first 4096 points are drawn.  480 x 400 pixels.
+ * Errors: CN_ERR_ARG (no finite point), CN_ERR_NOMEM. */
+cn_status cn_vis_lr_range(const double *lr, const double *loss, const double *smooth, size_t n,
+                          double suggested, cn_image *out);
+
 /* ------------------------------------------------------------ explaining */
 
 /* Why the network decided, for one input sample pixels (C, H, W) as

@@ -295,6 +295,8 @@ struct cn_net {
     uint64_t seed;       /* seed of the next training pass's random choices */
     uint64_t first;      /* and the index of its first sample in the global batch */
     const float *x_last; /* the input of the last forward pass (backend memory) */
+    const float *d_last; /* the input gradient the last layer of a backward pass
+                            wrote (for the doctor's trace, src/doctor.c) */
 };
 
 /* What a network takes, known before anything of it is allocated. */
@@ -414,6 +416,8 @@ struct cn_model {
     char **info;  /* the caller's notes: key, value, key, value ... */
     size_t n_info;
     char **class_names; /* cn_net_classes(net) names, or NULL */
+    int watch;          /* cn_model_set_watch: steps check for non-finite values */
+    cn_trace trace;     /* where the last watched step found one */
 };
 
 /* The optimizer: its state in be's memory, n_params floats per slot. */
@@ -436,6 +440,13 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
  * wants to stop, and becomes whether any does.  With fwd, bwd and update,
  * the time of each layer's passes and of the update.  Errors: a
  * communicator's. */
+/* For a watched model (cn_model_set_watch, one worker): after the forward
+ * pass with the loss sum, and after the backward pass, whether a non-finite
+ * value appeared; if so m->trace says where and a CN_ERR_NUMERIC is
+ * returned that names it (src/doctor.c). */
+cn_status cn_model_watch_forward(cn_model *m, double loss_sum, double lr);
+cn_status cn_model_watch_backward(cn_model *m, size_t n, double lr);
+
 cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,
                               size_t *correct, int *stop, double *fwd, double *bwd, double *update);
 

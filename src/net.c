@@ -709,6 +709,7 @@ void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
             float *d = i ? net->gbuf[dy == net->gbuf[0]] : dx;
             l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
+            net->d_last = d;
             /* The layer below's output is read later too: its gradient
              * from there joins. */
             if (i > 0 && net->layers[i - 1].read_later)

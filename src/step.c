@@ -137,10 +137,16 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
     cn_net *net = m->net;
     cn_net_run_forward(net, x, n, 1, fwd);
     size_t right = 0;
-    double sum = loss ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
+    int watch = m->watch && m->comm.size == 1;
+    double sum = loss || watch ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
+    cn_status st = watch ? cn_model_watch_forward(m, sum, lr) : CN_OK;
+    if (st)
+        return st;
     cn_net_zero_grads(net);
     int no = 0;
-    cn_status st = backward_combined(m, n, bwd, &sum, &right, stop ? stop : &no);
+    st = backward_combined(m, n, bwd, &sum, &right, stop ? stop : &no);
+    if (!st && watch)
+        st = cn_model_watch_backward(m, n, lr);
     if (st)
         return st;
     if (loss)

@@ -63,7 +63,7 @@ expect_err() { expect_in err "$@"; } # NAME PATTERN... : all patterns on stderr
 
 # --- help and usage errors ----------------------------------------------------
 run help 0 "$bin" --help && expect help "usage: convnet COMMAND" "train" "gradcheck" "predict MODEL_FILE" "report MODEL_FILE"
-for c in train eval info gradcheck bench predict viz plot report export; do
+for c in train eval info gradcheck bench predict viz plot report export doctor; do
     run "help $c" 0 "$bin" "$c" --help && expect "help $c" "usage: convnet $c"
 done
 run "help via help" 0 "$bin" help eval && expect "help via help" "usage: convnet eval"

@@ -25,6 +25,8 @@ sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
 # a data set larger than a memory cgroup allows
 sh tests/folders.sh "$build" | tee "$TMPDIR/folders.log"
 sh tests/explain.sh "$build" | tee "$TMPDIR/explain.log"
+# convnet doctor against planted faults (tests/doctor.sh)
+sh tests/doctor.sh "$build" | tee "$TMPDIR/doctor.log"
 sh tests/install.sh "$build" | tee "$TMPDIR/install.log"
 sh tests/onnx.sh "$build" | tee "$TMPDIR/onnx.log"
 # the programs of examples/ and the API reference (docs/api.md)
@@ -37,7 +39,7 @@ sh tests/python.sh "$build" | tee "$TMPDIR/python.log"
 summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli folders explain install onnx examples docs python; do
+for run in c guard cli folders explain doctor install onnx examples docs python; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))

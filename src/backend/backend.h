@@ -193,6 +193,13 @@ struct cn_backend {
                  const float hyper[8]);
     /* How many of x[0, count) are NaN or infinite (a result on the host). */
     size_t (*count_nonfinite)(const cn_backend *be, const float *x, size_t count);
+    /* Figures of x (rows, units, size) for the doctor, on the host in out:
+     * [0] the sum and [1] the sum of squares of the finite values, [2] their
+     * largest |x|, [3] how many values are NaN or infinite, [4] how many
+     * units hold no value above 0 in any row (a channel of a layer's output,
+     * size its positions, that no sample of the batch activates). */
+    void (*stats)(const cn_backend *be, const float *x, size_t rows, size_t units, size_t size,
+                  double out[5]);
 };
 
 /* The backend that dev names (NULL: the CPU with one thread per core).

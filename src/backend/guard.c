@@ -215,6 +215,14 @@ static size_t g_count_nonfinite(const cn_backend *be, const float *x, size_t cou
     return bad;
 }
 
+static void g_stats(const cn_backend *be, const float *x, size_t rows, size_t units, size_t size,
+                    double out[5])
+{
+    open_all(be);
+    cn_cpu_of(be)->inner.stats(be, x, rows, units, size, out);
+    close_all(be);
+}
+
 int cn_guard_wrap(cn_cpu *cpu)
 {
     cn_guard_region *g = calloc(1, sizeof *g);
@@ -264,5 +272,6 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->sgd = g_sgd;
     be->adam = g_adam;
     be->count_nonfinite = g_count_nonfinite;
+    be->stats = g_stats;
     return 0;
 }

@@ -55,4 +55,5 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->sgd = sgd;
     be->adam = adam;
     be->count_nonfinite = cn_plain_count_nonfinite;
+    be->stats = cn_plain_stats;
 }

@@ -123,3 +123,38 @@ size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t cou
         bad += !isfinite(x[i]);
     return bad;
 }
+
+void cn_plain_stats(const cn_backend *be, const float *x, size_t rows, size_t units, size_t size,
+                    double out[5])
+{
+    (void)be;
+    double sum = 0.0, sum2 = 0.0, most = 0.0, bad = 0.0, dead = 0.0;
+    /* Units a block at a time, so that each row's values are read in order. */
+    enum { BLOCK = 256 };
+    size_t cols = units * size;
+    for (size_t u0 = 0; u0 < units; u0 += BLOCK) {
+        size_t nu = units - u0 < BLOCK ? units - u0 : BLOCK;
+        unsigned char alive[BLOCK] = {0};
+        for (size_t r = 0; r < rows; r++) {
+            const float *row = x + r * cols + u0 * size;
+            for (size_t j = 0; j < nu * size; j++) {
+                float v = row[j];
+                if (!isfinite(v)) {
+                    bad += 1.0;
+                    continue;
+                }
+                sum += v;
+                sum2 += (double)v * v;
+                most = fabs(v) > most ? fabs(v) : most;
+                alive[j / size] |= v > 0.0f;
+            }
+        }
+        for (size_t j = 0; j < nu; j++)
+            dead += !alive[j];
+    }
+    out[0] = sum;
+    out[1] = sum2;
+    out[2] = most;
+    out[3] = bad;
+    out[4] = dead;
+}

@@ -22,6 +22,8 @@ void cn_plain_input_from_pixels(const cn_backend *be, const uint8_t *pix, size_t
 void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
                        size_t rows, size_t cols, double *loss, int32_t *best, float *best_p);
 size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t count);
+void cn_plain_stats(const cn_backend *be, const float *x, size_t rows, size_t units, size_t size,
+                    double out[5]);
 
 /* The same preparation of pixels on the host, for cn_net_prepare: one
  * formula, so that both give the same bits. */

@@ -1,8 +1,10 @@
-/* plot.c - training curves: loss and accuracy against the epoch. */
+/* plot.c - training curves: loss and accuracy against the epoch; the
+ * learning-rate range test's loss against the rate. */
 #include "canvas.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { PLOT_W = 960, PLOT_H = 400, PANEL_W = PLOT_W / 2 };
@@ -40,7 +42,8 @@ static void tick_label(char *buf, size_t size, double v, double step)
     snprintf(buf, size, "%.*f", dec, v);
 }
 
-static void draw_axes(cairo_t *cr, const axes *a, const char *title, const char *ylabel)
+static void draw_axes(cairo_t *cr, const axes *a, const char *title, const char *ylabel,
+                      const char *xlabel)
 {
     double xs = nice_step(a->x1 - a->x0), ys = nice_step(a->y1 - a->y0);
     char buf[32];
@@ -69,7 +72,7 @@ static void draw_axes(cairo_t *cr, const axes *a, const char *title, const char 
     cairo_rectangle(cr, a->left + 0.5, a->top + 0.5, a->width, a->height);
     cairo_stroke(cr);
     draw_text(cr, a->left + a->width / 2, 16, 15, 0.5, 0.5, title);
-    draw_text(cr, a->left + a->width / 2, a->top + a->height + 32, 13, 0.5, 0.5, "epoch");
+    draw_text(cr, a->left + a->width / 2, a->top + a->height + 32, 13, 0.5, 0.5, xlabel);
     cairo_save(cr);
     cairo_translate(cr, a->left - 48, a->top + a->height / 2);
     cairo_rotate(cr, -2 * atan(1.0));
@@ -192,13 +195,13 @@ cn_status cn_vis_curves(const cn_curve_point *pts, size_t n, cn_image *out)
                            (amin - floor(amin / astep) * astep < astep / 4 ? astep : 0.0));
     acc.y1 = 100;
     if (any & 1) {
-        draw_axes(cr, &loss, "loss", "mean negative log-likelihood");
+        draw_axes(cr, &loss, "loss", "mean negative log-likelihood", "epoch");
         draw_series(cr, &loss, pts, n, tl, 1.0, TRAIN, 0);
         draw_series(cr, &loss, pts, n, vl, 1.0, VAL, 1);
         legend(cr, &loss, has_val);
     }
     if (any & 2) {
-        draw_axes(cr, &acc, "accuracy", "accuracy (%)");
+        draw_axes(cr, &acc, "accuracy", "accuracy (%)", "epoch");
         draw_series(cr, &acc, pts, n, ta, 100.0, TRAIN, 0);
         draw_series(cr, &acc, pts, n, va, 100.0, VAL, 1);
         double save = acc.top;
@@ -207,5 +210,81 @@ cn_status cn_vis_curves(const cn_curve_point *pts, size_t n, cn_image *out)
         acc.top = save;
     }
     cairo_destroy(cr);
+    return canvas_finish(cs, out);
+}
+
+cn_status cn_vis_lr_range(const double *lr, const double *loss, const double *smooth, size_t n,
+                          double suggested, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    /* The points as curve points: x the rate's log10, the loss and its
+     * smoothed form as the two series. */
+    size_t m = n < 4096 ? n : 4096;
+    cn_curve_point *pts = malloc((m ? m : 1) * sizeof *pts);
+    if (!pts)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for the plot");
+    double lo = 0, hi = 0, ylo = 0, yhi = 0;
+    int any = 0;
+    for (size_t i = 0; i < m; i++) {
+        double x = lr[i] > 0 ? log10(lr[i]) : NAN;
+        pts[i] = (cn_curve_point){x, loss[i], NAN, smooth[i], NAN};
+        if (!isfinite(x) || !isfinite(smooth[i]))
+            continue;
+        lo = any && lo < x ? lo : x;
+        hi = any && hi > x ? hi : x;
+        ylo = any && ylo < smooth[i] ? ylo : smooth[i];
+        yhi = any && yhi > smooth[i] ? yhi : smooth[i];
+        any = 1;
+    }
+    if (!any) {
+        free(pts);
+        return cn_fail(CN_ERR_ARG, "the range test has no finite loss to plot");
+    }
+    /* the loss from 0 to a little above the smoothed loss's highest (the raw
+     * loss of the last steps, where it blows up, goes off the top) */
+    double ystep = nice_step(yhi > 0 ? yhi : 1.0);
+    axes a = {floor(lo),
+              ceil(hi > lo ? hi : lo + 1),
+              0,
+              ceil(yhi * 1.05 / ystep) * ystep,
+              72,
+              36,
+              PANEL_W - 96,
+              PLOT_H - 92};
+    (void)ylo;
+    cairo_surface_t *cs = canvas_new(PANEL_W, PLOT_H);
+    if (!cs) {
+        free(pts);
+        return cn_fail(CN_ERR_NOMEM, "out of memory for the plot");
+    }
+    cairo_t *cr = cairo_create(cs);
+    draw_axes(cr, &a, "learning-rate range test", "loss", "log10 of the learning rate");
+    draw_series(cr, &a, pts, m, offsetof(cn_curve_point, train_loss), 1.0, TRAIN, 0);
+    draw_series(cr, &a, pts, m, offsetof(cn_curve_point, val_loss), 1.0, VAL, 0);
+    if (suggested > 0 && isfinite(log10(suggested))) { /* the suggestion, dashed */
+        double x = round(px(&a, log10(suggested))) + 0.5, dash[] = {5, 4};
+        cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+        cairo_set_line_width(cr, 1);
+        cairo_set_dash(cr, dash, 2, 0);
+        cairo_move_to(cr, x, a.top);
+        cairo_line_to(cr, x, a.top + a.height);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        draw_text(cr, x + 4, a.top + 12, 12, 0.0, 0.5, "suggested");
+    }
+    double x = a.left + 12, y = a.top + a.height - 40;
+    const char *names[2] = {"loss", "smoothed"};
+    rgb colours[2] = {TRAIN, VAL};
+    for (int i = 0; i < 2; i++) {
+        set_colour(cr, colours[i]);
+        cairo_set_line_width(cr, 2);
+        cairo_move_to(cr, x, y + 18 * i);
+        cairo_line_to(cr, x + 22, y + 18 * i);
+        cairo_stroke(cr);
+        cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+        draw_text(cr, x + 28, y + 18 * i, 12, 0.0, 0.5, names[i]);
+    }
+    cairo_destroy(cr);
+    free(pts);
     return canvas_finish(cs, out);
 }
