@@ -190,6 +190,11 @@ void cli_doctor_log_close(cli_doctor_log *d);
 /* Seconds from a monotonic clock. */
 double cli_now(void);
 
+/* s as HTML text (<, >, & and " escaped), and n bytes as base64: the
+ * self-contained pages of report and doctor. */
+void cli_html(FILE *f, const char *s);
+void cli_base64(FILE *f, const uint8_t *d, size_t n);
+
 /* s as a JSON string, quotes included. */
 void cli_json_string(FILE *f, const char *s);
 

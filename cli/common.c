@@ -584,3 +584,31 @@ cn_status cli_prepare(const cn_model *model, const cn_image *img, cn_shape s, cn
         return cn_image_to_planes(img, s, fit, pixels);
     return cn_image_to_input(img, s, fit, pixels);
 }
+
+void cli_html(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+}
+
+void cli_base64(FILE *f, const uint8_t *d, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)d[i + 1] << 8;
+        if (i + 2 < n)
+            v |= d[i + 2];
+        fputc(abc[v >> 18 & 63], f);
+        fputc(abc[v >> 12 & 63], f);
+        fputc(i + 1 < n ? abc[v >> 6 & 63] : '=', f);
+        fputc(i + 2 < n ? abc[v & 63] : '=', f);
+    }
+}

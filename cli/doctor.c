@@ -552,49 +552,25 @@ static int check_rate(doctor *d, cn_model *m, float *x, int32_t *y)
 
 /* ----------------------------------------------------------------- page */
 
-static void html(FILE *f, const char *s)
-{
-    for (; *s; s++)
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        default: fputc(*s, f);
-        }
-}
-
-static void base64(FILE *f, const uint8_t *p, size_t n)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        fputc(abc[v >> 18 & 63], f);
-        fputc(abc[v >> 12 & 63], f);
-        fputc(i + 1 < n ? abc[v >> 6 & 63] : '=', f);
-        fputc(i + 2 < n ? abc[v & 63] : '=', f);
-    }
-}
-
 static int write_page(const doctor *d)
 {
     FILE *f = fopen(d->html, "w");
     if (!f)
         return cli_error("cannot write %s: %s", d->html, strerror(errno));
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>convnet doctor: ", f);
-    html(f, d->path);
+    cli_html(f, d->path);
     fputs("</title><style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
           ".ok{color:#080}.warning{color:#a60}.problem{color:#c00;font-weight:bold}"
           "td,th{padding:0 .6em;text-align:left}</style></head><body>\n<h1>convnet doctor: ",
           f);
-    html(f, d->path);
+    cli_html(f, d->path);
     fputs("</h1>\n<h2>Findings</h2>\n<table>\n", f);
     for (size_t i = 0; i < d->n_f; i++) {
         fprintf(f, "<tr><td class=\"%s\">%s</td><td>", verdicts[d->f[i].verdict],
                 verdicts[d->f[i].verdict]);
-        html(f, d->f[i].what);
+        cli_html(f, d->f[i].what);
         fputs("</td><td>", f);
-        html(f, d->f[i].text);
+        cli_html(f, d->f[i].text);
         fputs("</td></tr>\n", f);
     }
     fputs("</table>\n", f);
@@ -615,7 +591,7 @@ static int write_page(const doctor *d)
                         "smoothed) as the rate rises; suggested rate %.3g.</p>\n"
                         "<img alt=\"range test\" src=\"data:image/png;base64,",
                         d->suggested);
-                base64(f, png, n);
+                cli_base64(f, png, n);
                 fputs("\">\n", f);
                 free(png);
             }

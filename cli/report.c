@@ -25,34 +25,6 @@ static const char help[] =
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --threads N    worker threads (default: one per core)\n";
 
-static void html(FILE *f, const char *s)
-{
-    for (; *s; s++)
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f);
-        }
-}
-
-static void base64(FILE *f, const uint8_t *d, size_t n)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)d[i + 1] << 8;
-        if (i + 2 < n)
-            v |= d[i + 2];
-        fputc(abc[v >> 18 & 63], f);
-        fputc(abc[v >> 12 & 63], f);
-        fputc(i + 1 < n ? abc[v >> 6 & 63] : '=', f);
-        fputc(i + 2 < n ? abc[v & 63] : '=', f);
-    }
-}
-
 /* <img> with img inline as a PNG; frees img.  0 or an exit status. */
 static int inline_img(FILE *f, cn_image *img, const char *alt, const char *cls)
 {
@@ -64,9 +36,9 @@ static int inline_img(FILE *f, cn_image *img, const char *alt, const char *cls)
     if (st)
         return cli_lib_error();
     fprintf(f, "<img class=\"%s\" width=\"%d\" height=\"%d\" alt=\"", cls, w, h);
-    html(f, alt);
+    cli_html(f, alt);
     fputs("\" src=\"data:image/png;base64,", f);
-    base64(f, png, n);
+    cli_base64(f, png, n);
     fputs("\">", f);
     free(png);
     return 0;
@@ -224,9 +196,9 @@ int cmd_report(int argc, char **argv)
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>convnet "
           "report: ",
           f);
-    html(f, path);
+    cli_html(f, path);
     fprintf(f, "</title>\n<style>\n%s</style></head><body>\n<h1>", style);
-    html(f, path);
+    cli_html(f, path);
     fprintf(f, "</h1>\n<p class=\"muted\">convnet %s report, %s</p>\n", CN_VERSION, when);
     fprintf(f,
             "<p class=\"big\">test accuracy %.2f%% &middot; loss %.4f &middot; %zu of "
@@ -267,7 +239,7 @@ int cmd_report(int argc, char **argv)
         if ((rc = inline_img(f, &img, "training curves", "pic")))
             goto done;
         fputs("<p class=\"muted\">from ", f);
-        html(f, log);
+        cli_html(f, log);
         fputs("</p>\n", f);
     } else {
         fputs("<p class=\"muted\">no training log was found beside the model file (give one "
@@ -293,7 +265,7 @@ int cmd_report(int argc, char **argv)
         fprintf(f, "<tr><td>%zu", t);
         if (cn_model_class_names(model)) {
             fputs(" ", f);
-            html(f, cn_model_class_names(model)[t]);
+            cli_html(f, cn_model_class_names(model)[t]);
         }
         fprintf(f,
                 "</td><td>%zu</td><td>%.2f%%</td><td class=\"l\"><span class=\"bar\" "
@@ -356,9 +328,9 @@ int cmd_report(int argc, char **argv)
         }
         char tb[32], gb[32];
         fputs("<figcaption>true <b>", f);
-        html(f, cli_class_name(model, (size_t)m->truth, tb, sizeof tb));
+        cli_html(f, cli_class_name(model, (size_t)m->truth, tb, sizeof tb));
         fputs("</b> &rarr; predicted <b>", f);
-        html(f, cli_class_name(model, (size_t)m->guess, gb, sizeof gb));
+        cli_html(f, cli_class_name(model, (size_t)m->guess, gb, sizeof gb));
         fprintf(f, "</b><br>%.1f%% &middot; #%zu</figcaption></figure>\n", 100.0 * m->p, m->index);
     }
     free(cam);
