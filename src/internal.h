@@ -321,6 +321,12 @@ typedef struct cn_data_store {
     void (*release)(struct cn_data_store *store);
 } cn_data_store;
 
+/* Asks the system to read samples [first, first + count) of data ahead
+ * (clamped to what exists) when data is a mapped file (data->store); nothing
+ * for data held in memory.  Data caches are mapped without read-ahead, for
+ * training's shuffled order: training and evaluation ask for what comes next. */
+void cn_data_read_ahead(const cn_data *data, size_t first, size_t count);
+
 /* CN_OK if names[0..k) are fit to be class names (1 to 255 bytes, no
  * control characters, none missing, all different); else CN_ERR_ARG with
  * what is wrong. */

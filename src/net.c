@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* Parameter tensors start on 64-byte boundaries. */
@@ -982,15 +981,6 @@ void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y
 
 /* ------------------------------------------------------------ evaluation */
 
-/* Asks the system to read n bytes at p of a mapped data set ahead (data
- * caches are mapped without read-ahead, for training's shuffled order). */
-static void read_ahead(const uint8_t *p, size_t n)
-{
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t start = (uintptr_t)p & ~(page - 1);
-    posix_madvise((void *)start, (uintptr_t)p + n - start, POSIX_MADV_WILLNEED);
-}
-
 cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
 {
     memset(out, 0, sizeof *out);
@@ -1019,9 +1009,7 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     size_t correct = 0;
     for (size_t s0 = 0; s0 < data->n; s0 += bs) {
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
-        if (data->store && s0 + n < data->n) /* a mapped file: read the next batch ahead */
-            read_ahead(data->pixels + (s0 + n) * in_size,
-                       (data->n - s0 - n < bs ? data->n - s0 - n : bs) * in_size);
+        cn_data_read_ahead(data, s0 + n, bs); /* the next batch */
         if ((st = cn_net_forward_pixels(net, data->pixels + s0 * in_size, n, 0)) ||
             (st = cn_net_put_labels(net, data->labels + s0, n)))
             goto done;

@@ -10,8 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 /* The data must fit the description's [net]: the messages point there. */
 static cn_status check_data(const cn_net *net, const cn_data *d, const char *what)
@@ -176,17 +174,11 @@ static cn_status average_buffers(cn_model *m)
 /* Asks the system to read the samples idx[0..count) of a mapped data set
  * (a data cache) ahead, all at once: a data set larger than memory is read
  * from disk page by page in the shuffled order, and waiting for each page in
- * turn would leave the disk idle between requests.  Nothing for data held
- * in memory. */
-static void prefetch(const cn_data *d, const uint32_t *idx, size_t count, size_t in_size)
+ * turn would leave the disk idle between requests. */
+static void prefetch(const cn_data *d, const uint32_t *idx, size_t count)
 {
-    if (!d->store)
-        return;
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    for (size_t b = 0; b < count; b++) {
-        uintptr_t a = (uintptr_t)(d->pixels + (size_t)idx[b] * in_size), start = a & ~(page - 1);
-        posix_madvise((void *)start, a + in_size - start, POSIX_MADV_WILLNEED);
-    }
+    for (size_t b = 0; d->store && b < count; b++)
+        cn_data_read_ahead(d, idx[b], 1);
 }
 
 /* The checks before the first step; each worker makes them all. */
@@ -277,9 +269,9 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             double lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
             p.lr = lr;
             if (s->step == 0 || s->step == start_step)
-                prefetch(train, idx, local, in_size);
+                prefetch(train, idx, local);
             if (s->step + 1 < steps) /* read while this batch is computed */
-                prefetch(train, idx + batch, local, in_size);
+                prefetch(train, idx + batch, local);
             for (size_t b = 0; b < local; b++) {
                 memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
                 labels[b] = train->labels[idx[b]];

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* The longest class name, in bytes. */
 #define MAX_NAME 255
@@ -46,6 +48,17 @@ cn_data cn_data_slice(const cn_data *data, size_t first, size_t count)
     s.pixels = data->pixels + first * cn_shape_size(data->shape);
     s.labels = data->labels + first;
     return s;
+}
+
+void cn_data_read_ahead(const cn_data *data, size_t first, size_t count)
+{
+    if (!data->store || first >= data->n)
+        return;
+    count = count < data->n - first ? count : data->n - first;
+    size_t size = cn_shape_size(data->shape);
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)(data->pixels + first * size), start = a & ~(page - 1);
+    posix_madvise((void *)start, a + count * size - start, POSIX_MADV_WILLNEED);
 }
 
 /* NULL if name is fit to be a class name, else what is wrong with it. */
