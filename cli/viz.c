@@ -15,8 +15,14 @@ static const char help[] =
     "  input.png            the image the feature maps are computed for, as the\n"
     "                       network sees it\n"
     "  features-LAYER.png   the feature maps of every convolution layer for that image\n"
-    "  top-LAYER.png        for each channel of one layer, the 9 validation images\n"
+    "  top-LAYER.png        for each channel of a layer, the 9 validation images\n"
     "                       that excite it most (largest response anywhere in the map)\n"
+    "  deconv-LAYER.png     the same responses projected back to pixel space by the\n"
+    "                       deconvnet of Zeiler and Fergus (unpooling through the\n"
+    "                       recorded maxima, relu on the way back, transposed\n"
+    "                       filters), each beside the image patch it came from:\n"
+    "                       what the channel sees, not only which images excite it\n"
+    "                       (grey is zero, black and white the strongest parts)\n"
     "  confusion.png        the confusion matrix on the test set, with counts\n"
     "\n"
     "The validation images are the last 10 000 of the training set, as in\n"
@@ -26,7 +32,13 @@ static const char help[] =
     "  --out DIR      where to write (created if missing)\n"
     "  --image FILE   image for the feature maps (default: the first validation\n"
     "                 image); prepared as 'convnet predict' does\n"
-    "  --layer NAME   layer for top-LAYER.png (default: the last convolution)\n"
+    "  --layers LIST  layers for top- and deconv-LAYER.png: 'all' (every\n"
+    "                 convolution) or names separated by commas (any layer with\n"
+    "                 feature maps); default: the last convolution\n"
+    "  --layer NAME   the same as --layers NAME\n"
+    "  --channels N   at most N channels of each of those layers, the first N\n"
+    "                 (default 16)\n"
+    "  --top K        K images per channel (default 9)\n"
     "  --fit MODE     digit, crop or stretch, as in 'convnet predict'\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --threads N    worker threads (default: one per core)\n";
@@ -58,16 +70,41 @@ static long find_layer(const cn_net *net, const char *name)
     return -1;
 }
 
+/* Marks the layers named in list (separated by commas) in chosen; 1 after an
+ * error for a name that is not a layer or a layer without feature maps. */
+static int choose_layers(const cn_net *net, const char *list, unsigned char *chosen)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save_ptr = NULL, *t = strtok_r(buf, ",", &save_ptr); t;
+         t = strtok_r(NULL, ",", &save_ptr)) {
+        long i = find_layer(net, t);
+        if (i < 0)
+            return 1;
+        cn_layer_info li;
+        cn_net_layer(net, (size_t)i, &li);
+        if (li.out.h * li.out.w < 2)
+            return cli_error("%s (%s) has no feature maps to show (its output is %zu values); "
+                             "choose a convolution or pooling layer",
+                             t, li.kind, li.out.c);
+        chosen[i] = 1;
+    }
+    return 0;
+}
+
 int cmd_viz(int argc, char **argv)
 {
-    enum { O_OUT = 256, O_IMAGE, O_LAYER, O_FIT, O_DATA, O_THREADS, O_HELP };
+    enum { O_OUT = 256, O_IMAGE, O_LAYER, O_FIT, O_DATA, O_THREADS, O_CHANNELS, O_TOP, O_HELP };
     static const cli_opt opts[] = {
-        {"out", 1, O_OUT},   {"image", 1, O_IMAGE}, {"layer", 1, O_LAYER},
-        {"fit", 1, O_FIT},   {"data", 1, O_DATA},   {"threads", 1, O_THREADS},
-        {"help", 0, O_HELP}, {"h", 0, O_HELP},      {NULL, 0, 0},
+        {"out", 1, O_OUT},         {"image", 1, O_IMAGE},
+        {"layer", 1, O_LAYER},     {"layers", 1, O_LAYER},
+        {"fit", 1, O_FIT},         {"data", 1, O_DATA},
+        {"threads", 1, O_THREADS}, {"channels", 1, O_CHANNELS},
+        {"top", 1, O_TOP},         {"help", 0, O_HELP},
+        {"h", 0, O_HELP},          {NULL, 0, 0},
     };
     const char *v, *path = NULL, *out = NULL, *image = NULL, *layer = NULL, *data_opt = NULL;
-    long threads = 0;
+    long threads = 0, channels = 16, top = 9;
     cn_fit fit = CN_FIT_AUTO;
     int c;
     cli_iter it;
@@ -92,6 +129,15 @@ int cmd_viz(int argc, char **argv)
             if (cli_threads("viz", v, &threads))
                 return EXIT_USAGE;
             break;
+        case O_CHANNELS:
+            if (!cli_int(v, 1, 4096, &channels))
+                return cli_usage("viz", "--channels takes a whole number from 1 to 4096, not '%s'",
+                                 v);
+            break;
+        case O_TOP:
+            if (!cli_int(v, 1, 64, &top))
+                return cli_usage("viz", "--top takes a whole number from 1 to 64, not '%s'", v);
+            break;
         case O_HELP: fputs(help, stdout); return 0;
         }
     }
@@ -108,20 +154,27 @@ int cmd_viz(int argc, char **argv)
     cn_image img = {0};
     uint8_t *pix = NULL;
     float *x = NULL;
-    long top_layer = -1, first_conv = -1;
+    long first_conv = -1;
     size_t nl = cn_net_num_layers(net);
+    cn_unit *units = NULL;
+    unsigned char *chosen = calloc(nl, 1);
+    if (!chosen) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
     for (size_t i = 0; i < nl; i++) {
         cn_layer_info li;
         cn_net_layer(net, i, &li);
         if (!strcmp(li.kind, "conv")) {
             first_conv = first_conv < 0 ? (long)i : first_conv;
-            top_layer = (long)i;
+            if (layer && !strcmp(layer, "all"))
+                chosen[i] = 1;
+            else if (!layer)
+                memset(chosen, 0, nl), chosen[i] = 1;
         }
     }
-    if (layer && (top_layer = find_layer(net, layer)) < 0) {
-        rc = 1;
+    if (layer && strcmp(layer, "all") && (rc = choose_layers(net, layer, chosen)))
         goto done;
-    }
     if (first_conv < 0) {
         rc = cli_error("%s has no convolution layer: there are no filters or feature maps to draw",
                        path);
@@ -205,15 +258,32 @@ int cmd_viz(int argc, char **argv)
             goto done;
     }
 
-    /* The strongest validation images per channel. */
-    cn_net_layer(net, (size_t)top_layer, &li);
-    snprintf(name, sizeof name, "top-%s.png", li.name);
-    if (cn_vis_top_images(net, (size_t)top_layer, &val, 9, NULL, &img)) {
-        rc = cli_lib_error();
-        goto done;
+    /* The strongest validation images per channel, and what each sees. */
+    for (size_t i = 0; i < nl; i++) {
+        if (!chosen[i])
+            continue;
+        cn_net_layer(net, i, &li);
+        size_t m = li.out.c < (size_t)channels ? li.out.c : (size_t)channels, k = (size_t)top;
+        free(units);
+        if (!(units = malloc(m * k * sizeof *units))) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+        if (cn_vis_top_units(net, i, &val, k, m, units) || cn_vis_units(&val, units, m, k, &img)) {
+            rc = cli_error("%s: %s", li.name, cn_last_error());
+            goto done;
+        }
+        snprintf(name, sizeof name, "top-%s.png", li.name);
+        if ((rc = save(&img, out, name)))
+            goto done;
+        if (cn_vis_deconv(net, i, &val, units, m, k, &img)) {
+            rc = cli_error("%s: %s", li.name, cn_last_error());
+            goto done;
+        }
+        snprintf(name, sizeof name, "deconv-%s.png", li.name);
+        if ((rc = save(&img, out, name)))
+            goto done;
     }
-    if ((rc = save(&img, out, name)))
-        goto done;
 
     /* The confusion matrix on the test set. */
     cn_eval ev;
@@ -231,6 +301,8 @@ int cmd_viz(int argc, char **argv)
     rc = save(&img, out, "confusion.png");
 done:
     cn_image_free(&img);
+    free(chosen);
+    free(units);
     free(pix);
     free(x);
     cn_data_free(&train);

@@ -404,6 +404,41 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
 cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, size_t layer,
                                 float *dlayer, float *dx);
 
+/* How cn_net_project carries a signal back through the rectifiers (relu
+ * and leaky relu); every other layer passes it by its evaluation-mode
+ * derivative: convolution by its transposed filters, fully connected by
+ * the transposed weights, max pooling by unpooling through the positions
+ * that won the forward pass (its "switches"), average pooling by spreading,
+ * batch normalisation as its affine map without the shift, dropout as the
+ * identity, sigmoid and the like by their derivative. */
+typedef enum cn_backrule {
+    CN_BACK_GRADIENT, /* the chain rule: the gradient of the signal's sum */
+    CN_BACK_DECONV,   /* Zeiler and Fergus's deconvnet: a rectifier passes
+                         relu(signal), whatever its forward input was */
+    CN_BACK_GUIDED    /* guided backpropagation (Springenberg et al.): the
+                         gradient's and the deconvnet's masks both */
+} cn_backrule;
+
+/* Projects signal, (n, out.c, out.h, out.w) at layer's output as
+ * cn_net_get_layer_output shows it (after any in-place layer that follows),
+ * back to the input by rule, after an evaluation pass over those n samples
+ * (n <= the training batch the net was built for); dx receives (n, C, H,
+ * W) in the network's input units (normalised pixels).  A signal that is
+ * the activation at one position and zero elsewhere gives Zeiler and
+ * Fergus's picture of what that unit sees.  The gradient block is left
+ * unspecified.  Errors: CN_ERR_ARG (no evaluation pass over n samples, n
+ * too large, layer not before the last, an unknown rule). */
+cn_status cn_net_project(cn_net *net, size_t layer, const float *signal, size_t n, cn_backrule rule,
+                         float *dx);
+
+/* The input rows box[0] .. box[2] - 1 and columns box[1] .. box[3] - 1 that
+ * position (row, col) of layer's output depends on through the chain of
+ * layers before it (its receptive field; after a fully connected layer, all
+ * of the input).  It may reach outside the input, into the zero padding.
+ * Errors: CN_ERR_ARG (no such layer or position). */
+cn_status cn_net_receptive_field(const cn_net *net, size_t layer, size_t row, size_t col,
+                                 long box[4]);
+
 /* The word of words[0..n) nearest to word, for "did you mean" hints: at
  * most 2 edits away (insertions, deletions, substitutions and swaps of
  * neighbours, case aside) and fewer edits than half of word's letters; NULL

@@ -179,6 +179,44 @@ cn_status cn_vis_filters(cn_net *net, size_t i, cn_image *out);
  * s = ceil(72 / larger map side).  Errors: CN_ERR_ARG. */
 cn_status cn_vis_feature_maps(const cn_net *net, size_t i, size_t s, cn_image *out);
 
+/* A unit of a layer at its strongest for one image: cn_vis_top_units. */
+typedef struct cn_unit {
+    size_t sample;   /* the image's index in the data */
+    size_t row, col; /* the position of the largest response in the map */
+    float value;     /* that response (-INFINITY: no image) */
+} cn_unit;
+
+/* For channels 0..channels - 1 of layer i (any layer with maps), the k
+ * images of data whose largest response anywhere in the channel is
+ * highest, strongest first, with that response's position: units
+ * (channels x k, channel after channel).  Runs the network over all of data
+ * in evaluation passes of up to cn_net_max_batch(net) samples.
+ * Errors: CN_ERR_ARG (no maps, fewer than k images, channels not in
+ * 1..out.c), CN_ERR_SHAPE (data does not fit), CN_ERR_NOMEM. */
+cn_status cn_vis_top_units(cn_net *net, size_t i, const cn_data *data, size_t k, size_t channels,
+                           cn_unit *units);
+
+/* The images of units (channels rows of k, as cn_vis_top_units gives them)
+ * in a grid: one row per channel, labelled, images enlarged twice.
+ * Errors: CN_ERR_ARG (a sample outside data), CN_ERR_NOMEM. */
+cn_status cn_vis_units(const cn_data *data, const cn_unit *units, size_t channels, size_t k,
+                       cn_image *out);
+
+/* What each of units (channels rows of k) sees, after Zeiler and Fergus:
+ * its image's evaluation pass, then the response at the unit's position
+ * alone carried back to pixel space by the deconvnet (cn_net_project with
+ * CN_BACK_DECONV: unpooling through the recorded maxima, relu on the way
+ * back, transposed filters), drawn beside the patch of the image it came
+ * from (the unit's receptive field, cn_net_receptive_field).  One row per
+ * channel; each cell the projection (mid-grey zero, black and white its
+ * largest magnitude, colour planes on one scale) and the patch, each
+ * enlarged to about 40 pixels, the part of the field outside the image pale
+ * blue.  Errors: CN_ERR_ARG (layer i has no maps, channels not in
+ * 1..out.c, a unit outside the data or the maps), CN_ERR_SHAPE,
+ * CN_ERR_NOMEM. */
+cn_status cn_vis_deconv(cn_net *net, size_t i, const cn_data *data, const cn_unit *units,
+                        size_t channels, size_t k, cn_image *out);
+
 /* For each channel of layer i, the k images of data whose largest response
  * in that channel is highest (Zeiler and Fergus).  One row per channel,
  * labelled, strongest image first; images enlarged twice.  Runs the network

@@ -182,6 +182,10 @@ typedef struct cn_layer_ops {
      * gradient check can skip steps that cross a kink.  x and y are host
      * copies (the gradient check downloads them).  NULL when smooth. */
     uint64_t (*region)(const cn_layer *l, const float *x, const float *y, size_t n);
+    /* Windowed layers (convolution, pooling): output (i, j) reads input rows
+     * i*stride - pad .. + kh - 1 and the like columns (receptive fields).
+     * NULL for the others. */
+    cn_win (*window)(const cn_layer *l);
 } cn_layer_ops;
 
 /* The region of an element-wise layer whose pieces are y > 0 and y <= 0

@@ -903,20 +903,80 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
     return CN_OK;
 }
 
+/* Checks for the passes that explain an evaluation pass over n samples. */
+static cn_status check_explained(const cn_net *net, size_t n, const char *what)
+{
+    if (!net->x_last || n != net->n_last || net->train_last)
+        return cn_fail(CN_ERR_ARG,
+                       "%s needs an evaluation pass over its %zu samples "
+                       "(cn_net_forward with train = 0) just before it",
+                       what, n);
+    if (n > net->train_batch)
+        return cn_fail(CN_ERR_ARG,
+                       "%s over %zu samples; this network keeps "
+                       "gradients for batches of up to %zu",
+                       what, n, net->train_batch);
+    return CN_OK;
+}
+
+/* The layer whose output the caller sees as layer's: the last of the
+ * in-place layers writing over its buffer (the softmax excluded). */
+static size_t seen_at(const cn_net *net, size_t layer)
+{
+    size_t at = layer;
+    while (at + 1 < net->n_layers - 1 && net->act[at + 1] == net->act[layer])
+        at++;
+    return at;
+}
+
+/* Carries the signal in net->gbuf[0], at layer from's output, back to the
+ * input after an evaluation pass over n samples (cn_net_project's rules),
+ * handing it to dlayer at layer at's output on the way (when dlayer is not
+ * NULL) and to dx at the end (when dx is not NULL).  Every layer runs its own
+ * backward pass, unfused (a fused activation is its own step here), in
+ * evaluation mode. */
+static void carry_back(cn_net *net, size_t from, size_t n, cn_backrule rule, size_t at,
+                       float *dlayer, float *dx)
+{
+    const cn_backend *be = net->be;
+    cn_ctx ctx = make_ctx(net, 0, 0);
+    for (size_t i = 0; i < from; i++)
+        if (net->layers[i].read_later)
+            be->fill(be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
+    const float *dy = net->gbuf[0]; /* the signal at layer i's output */
+    for (size_t i = from + 1; i-- > 0;) {
+        if (dlayer && i == at) {
+            be->download(be, dlayer, dy, n * cn_shape_size(net->layers[i].out) * sizeof *dlayer);
+            if (!dx)
+                return;
+        }
+        cn_layer *l = &net->layers[i];
+        float *d = net->gbuf[dy == net->gbuf[0]];
+        size_t count = n * cn_shape_size(l->in);
+        int rectifier = l->ops->act == CN_ACT_RELU || l->ops->act == CN_ACT_LEAKY;
+        if (rule == CN_BACK_DECONV && rectifier) {
+            be->act_fwd(be, CN_ACT_RELU, 0.0f, dy, d, count);
+        } else {
+            l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy,
+                             i || dx ? d : NULL, n);
+            if (rule == CN_BACK_GUIDED && rectifier)
+                be->act_fwd(be, CN_ACT_RELU, 0.0f, d, d, count);
+        }
+        dy = d;
+        if (i > 0 && net->layers[i - 1].read_later)
+            be->add(be, d, net->dlater[i - 1], d, count);
+    }
+    if (dx)
+        be->download(be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
+}
+
 cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, size_t layer,
                                 float *dlayer, float *dx)
 {
     size_t nl = net->n_layers, k = net->spec->classes;
-    if (!net->x_last || n != net->n_last || net->train_last)
-        return cn_fail(CN_ERR_ARG,
-                       "a class gradient needs an evaluation pass over its %zu samples "
-                       "(cn_net_forward with train = 0) just before it",
-                       n);
-    if (n > net->train_batch)
-        return cn_fail(CN_ERR_ARG,
-                       "a class gradient over %zu samples; this network keeps "
-                       "gradients for batches of up to %zu",
-                       n, net->train_batch);
+    cn_status st = check_explained(net, n, "a class gradient");
+    if (st)
+        return st;
     if (nl < 2 || !net->layers[nl - 1].ops->is_loss)
         return cn_fail(CN_ERR_ARG, "a class gradient needs a network that ends in softmax");
     if (dlayer && layer >= nl - 1)
@@ -926,11 +986,6 @@ cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, s
         if (classes[s] < 0 || (size_t)classes[s] >= k)
             return cn_fail(CN_ERR_ARG, "class %d of sample %zu is outside 0..%zu", (int)classes[s],
                            s, k - 1);
-    /* The layer whose output the caller sees as layer's: the last of the
-     * in-place layers writing over its buffer. */
-    size_t at = layer;
-    while (dlayer && at + 1 < nl - 1 && net->act[at + 1] == net->act[layer])
-        at++;
     /* d logit_c / d logits: one-hot rows, (n, k), into a gradient buffer. */
     float *onehot = calloc(n * k, sizeof *onehot);
     if (!onehot)
@@ -939,30 +994,52 @@ cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, s
         onehot[s * k + (size_t)classes[s]] = 1.0f;
     net->be->upload(net->be, net->gbuf[0], onehot, n * k * sizeof *onehot);
     free(onehot);
-    cn_ctx ctx = make_ctx(net, 1, 0);
-    for (size_t i = 0; i < nl - 1; i++)
-        if (net->layers[i].read_later)
-            net->be->fill(net->be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
-    const float *dy = net->gbuf[0]; /* d score / d (layer i's output) */
-    for (size_t i = nl - 1; i-- > 0;) {
-        if (dlayer && i == at) {
-            net->be->download(net->be, dlayer, dy,
-                              n * cn_shape_size(net->layers[i].out) * sizeof *dlayer);
-            if (!dx)
-                return CN_OK;
+    carry_back(net, nl - 2, n, CN_BACK_GRADIENT, dlayer ? seen_at(net, layer) : nl, dlayer, dx);
+    return CN_OK;
+}
+
+cn_status cn_net_project(cn_net *net, size_t layer, const float *signal, size_t n, cn_backrule rule,
+                         float *dx)
+{
+    cn_status st = check_explained(net, n, "a projection");
+    if (st)
+        return st;
+    if (layer + 1 >= net->n_layers || net->layers[layer].ops->is_loss)
+        return cn_fail(CN_ERR_ARG, "layer %zu: a projection starts at layers 0..%zu", layer,
+                       net->n_layers - 2);
+    if (rule != CN_BACK_GRADIENT && rule != CN_BACK_DECONV && rule != CN_BACK_GUIDED)
+        return cn_fail(CN_ERR_ARG, "%d is not a rule of cn_backrule", (int)rule);
+    size_t at = seen_at(net, layer);
+    net->be->upload(net->be, net->gbuf[0], signal,
+                    n * cn_shape_size(net->layers[at].out) * sizeof *signal);
+    carry_back(net, at, n, rule, net->n_layers, NULL, dx);
+    return CN_OK;
+}
+
+cn_status cn_net_receptive_field(const cn_net *net, size_t layer, size_t row, size_t col,
+                                 long box[4])
+{
+    if (layer >= net->n_layers)
+        return cn_fail(CN_ERR_ARG, "layer %zu: the network has layers 0..%zu", layer,
+                       net->n_layers - 1);
+    const cn_layer *l = &net->layers[layer];
+    if (row >= l->out.h || col >= l->out.w)
+        return cn_fail(CN_ERR_ARG, "(%zu, %zu) is outside %s's %zux%zu output", row, col, l->name,
+                       l->out.h, l->out.w);
+    long r0 = (long)row, c0 = (long)col, r1 = r0 + 1, c1 = c0 + 1; /* half-open */
+    for (size_t i = layer + 1; i-- > 0;) {
+        l = &net->layers[i];
+        if (l->ops->window) {
+            cn_win g = l->ops->window(l);
+            long s = (long)g.stride, p = (long)g.pad;
+            r0 = r0 * s - p, c0 = c0 * s - p;
+            r1 = (r1 - 1) * s - p + (long)g.kh, c1 = (c1 - 1) * s - p + (long)g.kw;
+        } else if (l->in.h != l->out.h || l->in.w != l->out.w) {
+            /* Fully connected and the like: every input. */
+            r0 = 0, c0 = 0, r1 = (long)l->in.h, c1 = (long)l->in.w;
         }
-        cn_layer *l = &net->layers[i];
-        if (l->fused_away)
-            continue;
-        float *d = net->gbuf[dy == net->gbuf[0]];
-        l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy,
-                         i || dx ? d : NULL, n);
-        dy = d;
-        if (i > 0 && net->layers[i - 1].read_later)
-            net->be->add(net->be, d, net->dlater[i - 1], d, n * cn_shape_size(l->in));
     }
-    if (dx)
-        net->be->download(net->be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
+    box[0] = r0, box[1] = c0, box[2] = r1, box[3] = c1;
     return CN_OK;
 }
 

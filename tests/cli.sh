@@ -396,6 +396,31 @@ run "viz no layer" 1 "$bin" viz conv.safetensors --out viz2 --data "$data" --lay
     expect_err "viz no layer" "no layer 'conv9'" "conv1 maxpool1"
 run "viz no conv" 1 "$bin" viz tiny.safetensors --out viz3 --data "$data" && expect_err "viz no conv" "no convolution layer"
 run "viz bad image" 1 "$bin" viz conv.safetensors --out viz4 --data "$data" --image bad.png && expect_err "viz bad image" "bad.png: not an image"
+# viz --layers: every convolution, or a list, with the deconvnet's projections
+if run "viz layers all" 0 "$bin" viz conv.safetensors --out viz5 --data "$data" --layers all \
+    --channels 3 --top 4; then
+    if "$py" - viz5 <<'PY'
+import sys
+from PIL import Image, ImageStat
+d = sys.argv[1]
+# rows: 3 channels; cells: 4 images; conv1 sees 5x5 pixels (tiles 40), conv2 14x14 (tiles 42)
+want = {"top-conv1.png": (310, 176), "top-conv2.png": (310, 176),
+        "deconv-conv1.png": (438, 128), "deconv-conv2.png": (454, 134)}
+for name, size in want.items():
+    im = Image.open(d + "/" + name)
+    assert im.size == size, (name, im.size, size)
+# the first projection of conv2 (left tile of the first cell) is not flat
+im = Image.open(d + "/deconv-conv2.png").convert("L").crop((78, 2, 78 + 42, 2 + 42))
+assert ImageStat.Stat(im).stddev[0] > 5, ImageStat.Stat(im).stddev
+PY
+    then ok "viz layers all"; else fail "viz layers all" "pictures missing, of the wrong size or flat"; fi
+fi
+run "viz layers list" 0 "$bin" viz conv.safetensors --out viz6 --data "$data" --layers conv1,maxpool2 \
+    --channels 2 --top 2 && expect "viz layers list" "viz6/deconv-maxpool2.png" "viz6/top-conv1.png"
+run "viz layers no maps" 1 "$bin" viz conv.safetensors --out viz7 --data "$data" --layers conv1,fc1 &&
+    expect_err "viz layers no maps" "fc1 (fc) has no feature maps"
+run "viz channels 0" 2 "$bin" viz conv.safetensors --out viz7 --channels 0 &&
+    expect_err "viz channels 0" "--channels takes a whole number"
 # plot
 run "plot" 0 "$bin" plot conv.csv -o curves.png && expect "plot" "curves.png: 10 rows"
 printf 'epoch,step,train_loss\n1,10,abc\n' > bad.csv

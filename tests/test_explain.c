@@ -2,7 +2,9 @@
  * central differences (through batch normalisation in evaluation mode),
  * saliency as its largest magnitude, occlusion on a network whose class
  * depends on one quadrant, Grad-CAM against PyTorch
- * (tests/gradcam_check.py), and the errors for bad classes and layers. */
+ * (tests/gradcam_check.py), the errors for bad classes and layers, and
+ * Zeiler and Fergus's deconvnet (with guided backpropagation) by hand and
+ * against PyTorch (tests/deconv_check.py). */
 #include "convnet_vis.h"
 #include "harness.h"
 
@@ -167,6 +169,164 @@ static void bad_class_and_layer(void)
     cn_spec_free(spec);
 }
 
+/* Sets the tensor called name (parameters or buffers) to v. */
+static void set_tensor(cn_net *net, const char *name, const float *v)
+{
+    cn_tensor_info ti;
+    CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, name), &ti));
+    CHECK_OK(cn_net_set(net, ti.trainable ? CN_PARAMS : CN_BUFFERS, ti.offset, ti.count, v));
+}
+
+/* The deconvnet, worked by hand on two tiny networks.
+ *
+ * Rules: conv1 (1x1, weights 2 and -1) -> relu -> conv2 (1x1, weights -1
+ * and 3), input 1 everywhere.  relu's inputs are 2 (on) and -1 (off).  A
+ * signal of 1 at one position of conv2's output reaches relu's output as
+ * (-1, 3), so at that input position
+ *   gradient: 2 * (-1) * [on] + (-1) * 3 * [off]         = -2
+ *   deconvnet: 2 * relu(-1) + (-1) * relu(3)              = -3
+ *   guided:    2 * relu(-1) * [on] + (-1) * relu(3) * [off] = 0
+ * and 0 elsewhere.
+ *
+ * Unpooling: conv1 (3x3, pad 1, weights 0.1 .. 0.9 row by row) -> relu ->
+ * maxpool 2x2 on a 4x4 input that is 1 at (1, 0) only.  conv1's output
+ * there is w[2 - r][1 - c] at (r, c), so the first pooling window's maximum
+ * is 0.8 at (0, 0).  That response alone, carried back: unpooled to (0, 0),
+ * passed by relu, spread by the filter as the transposed convolution does:
+ * dx[r][c] = 0.8 w[r + 1][c + 1], that is 0.4 0.48 / 0.64 0.72 in the top
+ * left corner, 0 elsewhere.  The pooled unit (0, 0) sees input rows and
+ * columns -1..2, unit (1, 1) rows and columns 1..4, and the fully connected
+ * layer after them everything from -1 to 4. */
+static void projection_by_hand(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels = 1\nheight = 3\nwidth = 3\nclasses = 2\n"
+                            "[conv]\nfilters = 2\nsize = 1\n[relu]\n[conv]\nfilters = 1\nsize = 1\n"
+                            "[fc]\noutputs = 2\n[softmax]\n");
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 2, th_dev(1), &net));
+    cn_rng rng;
+    cn_rng_seed(&rng, 5);
+    cn_net_init(net, &rng);
+    set_tensor(net, "conv1.weight", (const float[]){2, -1});
+    set_tensor(net, "conv1.bias", (const float[]){0, 0});
+    set_tensor(net, "conv2.weight", (const float[]){-1, 3});
+    set_tensor(net, "conv2.bias", (const float[]){0});
+    float x[9], signal[9] = {0}, dx[9];
+    for (int i = 0; i < 9; i++)
+        x[i] = 1.0f;
+    signal[4] = 1.0f; /* the centre, (1, 1) */
+    const cn_backrule rules[3] = {CN_BACK_GRADIENT, CN_BACK_DECONV, CN_BACK_GUIDED};
+    const float want[3] = {-2.0f, -3.0f, 0.0f};
+    for (int r = 0; r < 3; r++) {
+        CHECK_OK(cn_net_forward(net, x, 1, 0));
+        CHECK_OK(cn_net_project(net, 2, signal, 1, rules[r], dx));
+        for (int i = 0; i < 9; i++)
+            CHECK_NEAR(dx[i], i == 4 ? want[r] : 0.0f, 1e-6);
+    }
+    /* The projection wants an evaluation pass just before it. */
+    CHECK_OK(cn_net_forward(net, x, 1, 1));
+    CHECK_ERR(cn_net_project(net, 2, signal, 1, CN_BACK_DECONV, dx), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "evaluation pass"));
+    CHECK_OK(cn_net_forward(net, x, 1, 0));
+    CHECK_ERR(cn_net_project(net, 4, signal, 1, CN_BACK_DECONV, dx), CN_ERR_ARG);
+    CHECK_ERR(cn_net_project(net, 2, signal, 1, (cn_backrule)7, dx), CN_ERR_ARG);
+    cn_net_free(net);
+    cn_spec_free(spec);
+
+    spec = th_spec("[net]\nchannels = 1\nheight = 4\nwidth = 4\nclasses = 2\n"
+                   "[conv]\nfilters = 1\nsize = 3\npad = 1\n[relu]\n[maxpool]\nsize = 2\n"
+                   "[fc]\noutputs = 2\n[softmax]\n");
+    CHECK_OK(cn_net_create(spec, 2, th_dev(1), &net));
+    cn_net_init(net, &rng);
+    set_tensor(net, "conv1.weight", (const float[]){.1f, .2f, .3f, .4f, .5f, .6f, .7f, .8f, .9f});
+    set_tensor(net, "conv1.bias", (const float[]){0});
+    float x4[16] = {0}, pooled[4], seed[4] = {0}, d4[16];
+    x4[4] = 1.0f; /* (1, 0) */
+    CHECK_OK(cn_net_forward(net, x4, 1, 0));
+    CHECK_OK(cn_net_get_layer_output(net, 2, 0, 1, pooled));
+    CHECK_NEAR(pooled[0], 0.8f, 1e-6);
+    seed[0] = pooled[0];
+    CHECK_OK(cn_net_project(net, 2, seed, 1, CN_BACK_DECONV, d4));
+    const float by_hand[16] = {0.4f, 0.48f, 0, 0, 0.64f, 0.72f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 16; i++)
+        CHECK_NEAR(d4[i], by_hand[i], 1e-6);
+    long box[4];
+    CHECK_OK(cn_net_receptive_field(net, 2, 0, 0, box));
+    CHECK(box[0] == -1 && box[1] == -1 && box[2] == 3 && box[3] == 3);
+    CHECK_OK(cn_net_receptive_field(net, 2, 1, 1, box));
+    CHECK(box[0] == 1 && box[1] == 1 && box[2] == 5 && box[3] == 5);
+    CHECK_OK(cn_net_receptive_field(net, 3, 0, 0, box)); /* after fc: all, padding too */
+    CHECK(box[0] == -1 && box[1] == -1 && box[2] == 5 && box[3] == 5);
+    CHECK_ERR(cn_net_receptive_field(net, 2, 2, 0, box), CN_ERR_ARG);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
+/* The deconvnet and guided backpropagation of a random MNIST network
+ * against PyTorch's (tests/deconv_check.py, whose rectifiers pass the
+ * signal by each rule), from the strongest response of one channel per
+ * image, at a layer of its own (conv2) and at one a relu overwrites in
+ * place (batchnorm2: the projection starts at relu2's output). */
+static void deconv_matches_pytorch(void)
+{
+    cn_spec *spec;
+    CHECK_OK(cn_spec_load("models/mnist.cfg", &spec));
+    cn_model *m = NULL;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(0), &m));
+    cn_net *net = cn_model_net(m);
+    cn_rng rng;
+    cn_rng_seed(&rng, 13);
+    random_buffers(net, &rng);
+    char path[512];
+    snprintf(path, sizeof path, "%s", th_path("deconv.safetensors"));
+    CHECK_OK(cn_model_save(m, path));
+    enum { N = 3 };
+    uint8_t pix[N][784];
+    for (int s = 0; s < N; s++)
+        for (int j = 0; j < 784; j++)
+            pix[s][j] = (uint8_t)(cn_rng_uniform(&rng) < 0.3 ? cn_rng_uniform(&rng) * 255 : 0);
+    CHECK(th_write_file(th_path("deconv.u8"), pix, sizeof pix));
+    const char *layers[2][2] = {{"conv2", "conv2"}, {"batchnorm2", "relu2"}};
+    const cn_backrule rules[2] = {CN_BACK_DECONV, CN_BACK_GUIDED};
+    for (int l = 0; l < 2; l++) {
+        size_t layer;
+        cn_layer_info li;
+        CHECK_OK(cn_explain_find_layer(net, layers[l][0], &layer));
+        CHECK_OK(cn_net_layer(net, layer, &li));
+        size_t osz = li.out.c * li.out.h * li.out.w, hw = li.out.h * li.out.w;
+        float *y = malloc(osz * sizeof *y), *signal = calloc(osz, sizeof *signal);
+        float *dx = malloc(2 * N * 784 * sizeof *dx);
+        char units[256] = "", name[64], cmd[2048];
+        for (int r = 0; r < 2; r++)
+            for (int s = 0; s < N; s++) {
+                size_t ch = (size_t)(7 * s + 3) % li.out.c, at = 0;
+                CHECK_OK(cn_net_forward_pixels(net, pix[s], 1, 0));
+                CHECK_OK(cn_net_get_layer_output(net, layer, 0, 1, y));
+                for (size_t p = 1; p < hw; p++)
+                    at = y[ch * hw + p] > y[ch * hw + at] ? p : at;
+                signal[ch * hw + at] = y[ch * hw + at];
+                CHECK_OK(cn_net_project(net, layer, signal, 1, rules[r], dx + (r * N + s) * 784));
+                signal[ch * hw + at] = 0.0f;
+                if (r == 0)
+                    snprintf(units + strlen(units), sizeof units - strlen(units), "%s%zu:%zu:%zu",
+                             s ? "," : "", ch, at / li.out.w, at % li.out.w);
+            }
+        snprintf(name, sizeof name, "proj%d.f32", l);
+        CHECK(th_write_file(th_path(name), dx, 2 * N * 784 * sizeof *dx));
+        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/deconv_check.py %s %s %s %s %s", path,
+                 th_path("deconv.u8"), th_path(name), layers[l][1], units);
+        fflush(stdout);
+        int rc = system(cmd);
+        CHECK_MSG(rc == 0, "%s: exit status %d (needs python3-torch)", cmd,
+                  WIFEXITED(rc) ? WEXITSTATUS(rc) : rc);
+        free(y);
+        free(signal);
+        free(dx);
+    }
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
 /* Grad-CAM of a random MNIST network against PyTorch's, at a layer whose
  * output is its own (conv2, before pooling) and at one that a relu
  * overwrites in place (batchnorm2: Grad-CAM sees relu2's output). */
@@ -221,5 +381,7 @@ const th_test th_explain[] = {
     {"explain/occlusion_finds_the_quadrant", occlusion_finds_the_quadrant},
     {"explain/bad_class_and_layer", bad_class_and_layer},
     {"explain/gradcam_matches_pytorch", gradcam_matches_pytorch},
+    {"explain/projection_by_hand", projection_by_hand},
+    {"explain/deconv_matches_pytorch", deconv_matches_pytorch},
     {NULL, NULL},
 };

@@ -62,4 +62,5 @@ const cn_layer_ops cn_avgpool_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .window = geometry,
 };

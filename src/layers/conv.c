@@ -69,4 +69,5 @@ const cn_layer_ops cn_conv_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .window = geometry,
 };

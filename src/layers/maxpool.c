@@ -78,5 +78,6 @@ const cn_layer_ops cn_maxpool_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .window = geometry,
     .region = region,
 };

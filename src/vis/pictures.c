@@ -132,10 +132,9 @@ cn_status cn_vis_feature_maps(const cn_net *net, size_t i, size_t sample, cn_ima
 
 /* ---------------------------------------------------------- top images */
 
-cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k, size_t *index,
-                            cn_image *out)
+cn_status cn_vis_top_units(cn_net *net, size_t i, const cn_data *data, size_t k, size_t channels,
+                           cn_unit *units)
 {
-    memset(out, 0, sizeof *out);
     cn_layer_info li;
     cn_status st = spatial(net, i, &li);
     if (st)
@@ -146,64 +145,80 @@ cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k
                        data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
     if (k < 1 || data->n < k)
         return cn_fail(CN_ERR_ARG, "need at least %zu images, have %zu", k, data->n);
+    if (channels < 1 || channels > li.out.c)
+        return cn_fail(CN_ERR_ARG, "%s has channels 0..%zu; asked for %zu", li.name, li.out.c - 1,
+                       channels);
     size_t m = li.out.c, hw = li.out.h * li.out.w, sz = in.c * in.h * in.w;
     size_t nb = cn_net_max_batch(net);
-    float *best = malloc(m * k * sizeof *best), *y = malloc(nb * m * hw * sizeof *y);
-    size_t *who = malloc(m * k * sizeof *who);
-    if (!best || !y || !who) {
-        st = cn_fail(CN_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t j = 0; j < m * k; j++)
-        best[j] = -INFINITY, who[j] = 0;
+    float *y = malloc(nb * m * hw * sizeof *y);
+    if (!y)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < channels * k; j++)
+        units[j] = (cn_unit){0, 0, 0, -INFINITY};
     /* Per channel, the k best so far in descending order (insertion). */
     for (size_t b0 = 0; b0 < data->n; b0 += nb) {
         size_t n = data->n - b0 < nb ? data->n - b0 : nb;
         if ((st = cn_net_forward_pixels(net, data->pixels + b0 * sz, n, 0)) ||
             (st = cn_net_get_layer_output(net, i, 0, n, y)))
-            goto done;
+            break;
         for (size_t s = 0; s < n; s++)
-            for (size_t f = 0; f < m; f++) {
+            for (size_t f = 0; f < channels; f++) {
                 const float *v = y + (s * m + f) * hw;
-                float a = v[0];
+                size_t at = 0;
                 for (size_t p = 1; p < hw; p++)
-                    a = v[p] > a ? v[p] : a;
-                float *bf = best + f * k;
-                size_t *wf = who + f * k;
-                if (a <= bf[k - 1])
+                    at = v[p] > v[at] ? p : at;
+                cn_unit *u = units + f * k;
+                if (v[at] <= u[k - 1].value)
                     continue;
                 size_t q = k - 1;
-                while (q > 0 && a > bf[q - 1]) {
-                    bf[q] = bf[q - 1];
-                    wf[q] = wf[q - 1];
-                    q--;
-                }
-                bf[q] = a;
-                wf[q] = b0 + s;
+                for (; q > 0 && v[at] > u[q - 1].value; q--)
+                    u[q] = u[q - 1];
+                u[q] = (cn_unit){b0 + s, at / li.out.w, at % li.out.w, v[at]};
             }
     }
-    /* Rows: a label column, then k images enlarged twice. */
-    int tw = 2 * (int)in.w, th = 2 * (int)in.h, gap = 2, label = 76;
-    int w = label + (int)k * (tw + gap) + gap, h = (int)m * (th + gap) + gap;
+    free(y);
+    return st;
+}
+
+/* A picture of rows of cells, one row per channel labelled at its left:
+ * the canvas with the labels drawn, white elsewhere. */
+static cn_status labelled_rows(size_t rows, size_t channels, int w, int th, int gap, int label,
+                               cn_image *out)
+{
+    int h = (int)rows * (th + gap) + gap;
     cairo_surface_t *cs = canvas_new(w, h);
-    if (!cs) {
-        st = cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d picture", w, h);
-        goto done;
-    }
+    if (!cs)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d picture", w, h);
     cairo_t *cr = cairo_create(cs);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    for (size_t f = 0; f < m; f++) {
+    for (size_t f = 0; f < rows; f++) {
         char text[32];
-        snprintf(text, sizeof text, "%s %zu", li.out.c > 99 ? "ch" : "channel", f);
+        snprintf(text, sizeof text, "%s %zu", channels > 99 ? "ch" : "channel", f);
         draw_text(cr, label - 6, gap + (double)f * (th + gap) + th / 2.0, 12, 1.0, 0.5, text);
     }
     cairo_destroy(cr);
+    return canvas_finish(cs, out);
+}
+
+cn_status cn_vis_units(const cn_data *data, const cn_unit *units, size_t channels, size_t k,
+                       cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_shape in = data->shape;
+    size_t sz = in.c * in.h * in.w;
+    for (size_t j = 0; j < channels * k; j++)
+        if (units[j].sample >= data->n)
+            return cn_fail(CN_ERR_ARG, "unit %zu: sample %zu of %zu", j, units[j].sample, data->n);
+    /* Rows: a label column, then k images enlarged twice. */
+    int tw = 2 * (int)in.w, th = 2 * (int)in.h, gap = 2, label = 76;
+    int w = label + (int)k * (tw + gap) + gap;
     cn_image canvas;
-    if ((st = canvas_finish(cs, &canvas)))
-        goto done;
-    for (size_t f = 0; f < m; f++)
+    cn_status st = labelled_rows(channels, channels, w, th, gap, label, &canvas);
+    if (st)
+        return st;
+    for (size_t f = 0; f < channels; f++)
         for (size_t j = 0; j < k; j++) {
-            const uint8_t *p = data->pixels + who[f * k + j] * sz;
+            const uint8_t *p = data->pixels + units[f * k + j].sample * sz;
             int x0 = label + gap + (int)j * (tw + gap), y0 = gap + (int)f * (th + gap);
             for (int yy = 0; yy < th; yy++)
                 for (int xx = 0; xx < tw; xx++)
@@ -214,13 +229,134 @@ cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k
                             p[plane * in.h * in.w + (size_t)(yy / 2) * in.w + (size_t)(xx / 2)];
                     }
         }
-    if (index)
-        memcpy(index, who, m * k * sizeof *who);
     *out = canvas;
+    return CN_OK;
+}
+
+/* Paints the part of box (rows box[0]..box[2) and columns box[1]..box[3) of
+ * the input) that lies inside the h x w image at (x, y), each input pixel a
+ * square of s: the planes of v mapped by value to byte (lo -> 0, hi -> 255)
+ * when v is not NULL, else pixels p as they are.  The rest stays as it was. */
+static void put_box(cn_image *img, int x, int y, const long box[4], size_t c, size_t h, size_t w,
+                    const float *v, float lo, float hi, const uint8_t *p, int s)
+{
+    float scale = hi > lo ? 255.0f / (hi - lo) : 0.0f;
+    for (long r = box[0]; r < box[2]; r++)
+        for (long q = box[1]; q < box[3]; q++) {
+            if (r < 0 || q < 0 || r >= (long)h || q >= (long)w)
+                continue;
+            size_t at = (size_t)r * w + (size_t)q;
+            uint8_t px3[3];
+            for (size_t k = 0; k < 3; k++) {
+                size_t plane = (c == 3 ? k : 0) * h * w;
+                float b = v ? (v[plane + at] - lo) * scale : p[plane + at];
+                px3[k] = (uint8_t)(b <= 0.0f ? 0 : b >= 255.0f ? 255 : b + 0.5f);
+            }
+            for (int i = 0; i < s; i++) {
+                uint8_t *row =
+                    img->px + ((size_t)y + (size_t)((r - box[0]) * s + i)) * (size_t)img->w * 3;
+                for (int j = 0; j < s; j++)
+                    memcpy(row + ((size_t)x + (size_t)((q - box[1]) * s + j)) * 3, px3, 3);
+            }
+        }
+}
+
+cn_status cn_vis_deconv(cn_net *net, size_t i, const cn_data *data, const cn_unit *units,
+                        size_t channels, size_t k, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_layer_info li;
+    cn_status st = spatial(net, i, &li);
+    if (st)
+        return st;
+    cn_shape in = cn_net_input_shape(net);
+    size_t sz = in.c * in.h * in.w, osz = li.out.c * li.out.h * li.out.w;
+    if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
+        return cn_fail(CN_ERR_SHAPE, "the images are %zux%zux%zu; the network takes %zux%zux%zu",
+                       data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
+    if (channels < 1 || channels > li.out.c)
+        return cn_fail(CN_ERR_ARG, "%s has channels 0..%zu; asked for %zu", li.name, li.out.c - 1,
+                       channels);
+    for (size_t j = 0; j < channels * k; j++)
+        if (units[j].sample >= data->n || units[j].row >= li.out.h || units[j].col >= li.out.w)
+            return cn_fail(CN_ERR_ARG,
+                           "unit %zu (sample %zu at %zu, %zu) is outside the data or "
+                           "%s's %zux%zu maps",
+                           j, units[j].sample, units[j].row, units[j].col, li.name, li.out.h,
+                           li.out.w);
+    /* Every unit's receptive field has the same size; cells show it whole,
+     * the part outside the image (the zero padding) in a pale blue. */
+    long box[4];
+    if ((st = cn_net_receptive_field(net, i, 0, 0, box)))
+        return st;
+    long bh = box[2] - box[0], bw = box[3] - box[1];
+    int s = enlarge((size_t)(bh > bw ? bh : bw), 40);
+    int tw = (int)bw * s, th = (int)bh * s, gap = 2, sep = 8, label = 76;
+    int w = label + (int)k * (2 * tw + gap + sep) + gap;
+    float *signal = calloc(osz, sizeof *signal), *dx = malloc(sz * sizeof *dx);
+    if (!signal || !dx) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = labelled_rows(channels, channels, w, th, gap, label, out)))
+        goto done;
+    for (size_t f = 0; f < channels; f++)
+        for (size_t j = 0; j < k; j++) {
+            const cn_unit *u = units + f * k + j;
+            int x0 = label + gap + (int)j * (2 * tw + gap + sep), y0 = gap + (int)f * (th + gap);
+            for (int yy = 0; yy < th; yy++)
+                for (int xx = 0; xx < 2 * tw + gap; xx++)
+                    if (xx < tw || xx >= tw + gap)
+                        memcpy(out->px + ((size_t)(y0 + yy) * (size_t)w + (size_t)(x0 + xx)) * 3,
+                               (const uint8_t[3]){222, 230, 242}, 3);
+            if (u->value == -INFINITY)
+                continue; /* fewer images than k */
+            size_t at = (f * li.out.h + u->row) * li.out.w + u->col;
+            const uint8_t *p = data->pixels + u->sample * sz;
+            if ((st = cn_net_forward_pixels(net, p, 1, 0)) ||
+                (st = cn_net_get_layer_output(net, i, 0, 1, signal)))
+                goto done;
+            float a = signal[at];
+            memset(signal, 0, osz * sizeof *signal);
+            signal[at] = a;
+            long b[4];
+            if ((st = cn_net_project(net, i, signal, 1, CN_BACK_DECONV, dx)) ||
+                (st = cn_net_receptive_field(net, i, u->row, u->col, b)))
+                goto done;
+            signal[at] = 0.0f;
+            /* Zero is mid-grey; the projection's largest magnitude black or
+             * white, the same scale for the colour planes. */
+            float big = 0.0f;
+            for (size_t q = 0; q < sz; q++)
+                big = fabsf(dx[q]) > big ? fabsf(dx[q]) : big;
+            put_box(out, x0, y0, b, in.c, in.h, in.w, dx, -big, big, NULL, s);
+            put_box(out, x0 + tw + gap, y0, b, in.c, in.h, in.w, NULL, 0, 0, p, s);
+        }
 done:
-    free(best);
-    free(y);
-    free(who);
+    if (st)
+        cn_image_free(out);
+    free(signal);
+    free(dx);
+    return st;
+}
+
+cn_status cn_vis_top_images(cn_net *net, size_t i, const cn_data *data, size_t k, size_t *index,
+                            cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_layer_info li;
+    cn_status st = spatial(net, i, &li);
+    if (st)
+        return st;
+    size_t m = li.out.c;
+    cn_unit *units = malloc(m * k * sizeof *units);
+    if (!units)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    if (!(st = cn_vis_top_units(net, i, data, k, m, units)) &&
+        !(st = cn_vis_units(data, units, m, k, out)) && index)
+        for (size_t j = 0; j < m * k; j++)
+            index[j] = units[j].sample;
+    free(units);
     return st;
 }
 
