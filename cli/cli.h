@@ -147,6 +147,10 @@ cn_status cli_prepare(const cn_model *model, const cn_image *img, cn_shape s, cn
 
 /* Class k as output shows it: the model's name for it, or its number (in
  * buf) when the model's classes have no names. */
+/* The class that arg names for option opt ("--class"): a number (checked
+ * where it is used), or one of the model's class names, letter case aside.
+ * 0, or 1 after an error that lists the names. */
+int cli_class_index(cn_model *model, const char *opt, const char *arg, int *out);
 const char *cli_class_name(const cn_model *model, size_t k, char *buf, size_t size);
 
 /* The rows of a training log (the CSV 'convnet train' writes), malloc'd;

@@ -577,6 +577,31 @@ const char *cli_class_name(const cn_model *model, size_t k, char *buf, size_t si
     return buf;
 }
 
+int cli_class_index(cn_model *model, const char *opt, const char *arg, int *out)
+{
+    long num;
+    if (cli_int(arg, 0, 1000000, &num)) {
+        *out = (int)num; /* checked against the model where it is used */
+        return 0;
+    }
+    const char *const *names = cn_model_class_names(model);
+    size_t k = cn_net_classes(cn_model_net(model));
+    for (size_t i = 0; names && i < k; i++)
+        if (!strcasecmp(names[i], arg)) {
+            *out = (int)i;
+            return 0;
+        }
+    if (!names)
+        return cli_error("%s takes a class number from 0 to %zu (this model's classes have no "
+                         "names), not '%s'",
+                         opt, k - 1, arg);
+    fprintf(stderr, "convnet: error: %s: the model has no class '%s'; its classes are:", opt, arg);
+    for (size_t i = 0; i < k; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+    fputc('\n', stderr);
+    return 1;
+}
+
 cn_status cli_prepare(const cn_model *model, const cn_image *img, cn_shape s, cn_fit fit,
                       uint8_t *pixels)
 {

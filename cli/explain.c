@@ -25,9 +25,10 @@ static const char help[] =
     "                 class's probability with the square over each place (low:\n"
     "                 the place matters).  Default gradcam\n"
     "  --occlusion    the same as --method occlusion\n"
-    "  --class K      explain class K (default: the most probable class)\n"
-    "  --true K       the image's true class: its map is drawn beside the first\n"
-    "                 when it is another class\n"
+    "  --class K      explain class K, a number or the class's name as 'convnet\n"
+    "                 info' lists it (default: the most probable class)\n"
+    "  --true K       the image's true class (number or name): its map is drawn\n"
+    "                 beside the first when it is another class\n"
     "  --layer NAME   Grad-CAM's layer (default: the last convolution; the names\n"
     "                 are those 'convnet info' lists)\n"
     "  --patch P      occlusion: the square's side in pixels (default 7)\n"
@@ -217,7 +218,7 @@ int cmd_explain(int argc, char **argv)
         {"h", 0, O_HELP},          {NULL, 0, 0},
     };
     cli_explain_opts o = {CLI_GRADCAM, -1, -1, NULL, 7, 2};
-    const char *v, *path = NULL, *file_out = NULL, *dir = ".";
+    const char *v, *path = NULL, *file_out = NULL, *dir = ".", *cls_arg = NULL, *true_arg = NULL;
     char **files = calloc((size_t)argc + 1, sizeof *files);
     size_t nfiles = 0;
     long threads = 0, num;
@@ -242,13 +243,8 @@ int cmd_explain(int argc, char **argv)
                 bad = "--method is saliency, gradcam or occlusion";
             break;
         case O_OCC: o.method = CLI_OCCLUSION; break;
-        case O_CLASS:
-        case O_TRUE:
-            if (!cli_int(v, 0, 100000, &num))
-                bad = c == O_CLASS ? "--class takes a class number" : "--true takes a class number";
-            else
-                *(c == O_CLASS ? &o.cls : &o.true_cls) = (int)num;
-            break;
+        case O_CLASS: cls_arg = v; break;
+        case O_TRUE: true_arg = v; break;
         case O_LAYER: o.layer = v; break;
         case O_PATCH:
         case O_STRIDE:
@@ -292,6 +288,9 @@ int cmd_explain(int argc, char **argv)
     uint8_t *pix = NULL;
     if ((!file_out && (rc = cli_explain_dir(dir))) ||
         (rc = cli_load_model("explain", path, threads, &model)))
+        goto done;
+    if ((cls_arg && (rc = cli_class_index(model, "--class", cls_arg, &o.cls))) ||
+        (true_arg && (rc = cli_class_index(model, "--true", true_arg, &o.true_cls))))
         goto done;
     if (cn_model_reserve(model, 64)) { /* occlusion's batches */
         rc = cli_lib_error();

@@ -1,8 +1,8 @@
 #!/bin/sh
 # explain.sh BUILD - tests of 'convnet explain' and 'predict --explain': the
 # three methods write pictures of the right size, --true draws two maps,
-# and bad input (an unreadable image, a class out of range, a layer that
-# does not exist) is reported while the other images are still explained
+# classes by name, and bad input (an unreadable image, a class out of range
+# or not among the model's names, a layer that does not exist) is reported while the other images are still explained
 # (exit status 1).  Trains a small model for a few seconds on MNIST (skips
 # without data/mnist).  Ends "explain: P passed, F failed, K skipped".
 set -u
@@ -58,7 +58,12 @@ size = 2
 outputs = 10
 [softmax]
 CFG
-if run "train a small model" 0 "$bin" train "$tmp/small.cfg" --data "$data" --limit 4000 \
+# MNIST with named classes (a classes.txt beside the IDX files), so that
+# --class and --true can take names
+mkdir "$tmp/named"
+for f in "$data"/*-ubyte*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$tmp/named/"; done
+printf '%s\n' zero one two three four five six seven eight nine >"$tmp/named/classes.txt"
+if run "train a small model" 0 "$bin" train "$tmp/small.cfg" --data "$tmp/named" --limit 4000 \
     -o "$tmp/m.safetensors" --threads 2; then ok "train a small model"; fi
 run "export test images" 0 "$bin" export --data "$data" --out "$tmp/png" --count 3 && ok "export test images"
 img=$(ls "$tmp/png"/*.png | head -1)
@@ -88,6 +93,15 @@ if run "a class out of range" 1 "$bin" explain "$tmp/m.safetensors" "$img" --cla
     -o "$tmp/x.png"; then
     grep -q "class 10 does not exist" "$tmp/err" && ok "a class out of range" ||
         fail "a class out of range" "no clear message"
+fi
+if run "a class by name" 0 "$bin" explain "$tmp/m.safetensors" "$img" --class Seven --true two \
+    -o "$tmp/named.png"; then
+    grep -q "seven" "$tmp/out" && ok "a class by name" || fail "a class by name" "no 'seven' in the line"
+fi
+if run "a class name the model lacks" 1 "$bin" explain "$tmp/m.safetensors" "$img" --class eleven \
+    -o "$tmp/x.png"; then
+    grep -q "no class 'eleven'; its classes are: zero, one, two" "$tmp/err" &&
+        ok "a class name the model lacks" || fail "a class name the model lacks" "no list of names"
 fi
 if run "a layer that does not exist" 1 "$bin" explain "$tmp/m.safetensors" "$img" \
     --layer conv --out "$tmp/dir2"; then
