@@ -41,7 +41,10 @@ def main():
     with open(args.model) as f:
         model, _, shape, train = torchnet.build(f.read())
     x = torch.randn(args.batch, *shape)
-    classes = model(x[:1]).shape[1]
+    model.eval()  # one sample: batch normalisation of rows needs its running statistics
+    with torch.no_grad():
+        classes = model(x[:1]).shape[1]
+    model.train()
     y = torch.randint(0, classes, (args.batch,))
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
