@@ -30,9 +30,18 @@ static size_t memory_cap;
 
 void cn_set_memory_limit(size_t bytes) { memory_cap = bytes; }
 
-/* The limit that applies and, for messages, where it comes from. */
-static size_t memory_limit(const char **from)
+/* The limit that applies on be and, for messages, where it comes from:
+ * a device's free memory (below the process's limit, if one is set), or
+ * the host's. */
+static size_t memory_limit(const cn_backend *be, const char **from)
 {
+    size_t avail = 0;
+    if (be->memory)
+        be->memory(be, NULL, &avail, NULL);
+    if (be->memory && (!memory_cap || avail < memory_cap)) {
+        *from = "of memory free on the GPU";
+        return avail;
+    }
     if (memory_cap) {
         *from = "limit set for this process";
         return memory_cap;
@@ -314,7 +323,7 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
 static cn_status check_limit(const cn_net *net, const cn_net_plan *plan)
 {
     const char *from;
-    size_t limit = memory_limit(&from);
+    size_t limit = memory_limit(net->be, &from);
     if (plan->bytes <= limit)
         return CN_OK;
     const cn_spec *spec = net->spec;
@@ -522,6 +531,14 @@ size_t cn_net_max_batch(const cn_net *net) { return net->max_batch; }
 cn_device cn_net_device(const cn_net *net) { return net->device; }
 int cn_net_threads(const cn_net *net) { return net->device.threads; }
 const char *cn_net_isa(const cn_net *net) { return net->be->kernels; }
+
+size_t cn_net_device_peak(const cn_net *net)
+{
+    size_t peak = 0;
+    if (net->be->memory)
+        net->be->memory(net->be, NULL, NULL, &peak);
+    return peak;
+}
 size_t cn_net_num_layers(const cn_net *net) { return net->n_layers; }
 
 cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info)
@@ -1024,6 +1041,8 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     }
     out->loss = data->n ? loss_sum / (double)data->n : 0.0;
     out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
+    if (net->be->status) /* a device's fault during the passes */
+        st = net->be->status(net->be);
 done:
     net->x_last = NULL;
     if (st)

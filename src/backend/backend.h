@@ -50,8 +50,8 @@ typedef struct cn_win {
 typedef struct cn_backend cn_backend;
 
 struct cn_backend {
-    const char *name;    /* "cpu" */
-    const char *kernels; /* the kernel set in use: "avx512", "avx2", "portable" */
+    const char *name;    /* "cpu", "guard", "cuda" */
+    const char *kernels; /* the kernel set in use: "avx512", "avx2", "portable", "cuda" */
     /* 1 when the host may read and write the backend's memory directly (the
      * CPU's): a data exchange (cn_comm) then needs no staging copy. */
     int host_memory;
@@ -77,6 +77,17 @@ struct cn_backend {
     void (*sync)(const cn_backend *be);
     /* Releases the backend itself (its memory must have been freed). */
     void (*destroy)(cn_backend *be);
+    /* NULL where nothing can go wrong after creation (the CPU).  A device
+     * that runs the operations asynchronously (CUDA) may find a fault only
+     * later: this returns CN_OK, or the first such error since the backend
+     * was made, with its message (cn_last_error), and the backend's results
+     * since then are not to be trusted.  Training asks after every step. */
+    cn_status (*status)(const cn_backend *be);
+    /* NULL where the memory is the host's (the CPU's).  Otherwise the bytes
+     * the device has in all (*total) and free now (*avail), and the most
+     * that this backend has held at once (*peak); any may be NULL.  The
+     * network's memory plan is checked against *avail. */
+    void (*memory)(const cn_backend *be, size_t *total, size_t *avail, size_t *peak);
 
     /* ---------------------------------------------------- linear algebra */
 
