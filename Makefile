@@ -109,7 +109,7 @@ VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
+.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
 all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
@@ -307,6 +307,17 @@ bench-mpi:
 	mpicc -O2 bench/allreduce.c -o build-mpi/allreduce
 	@/usr/bin/python3 bench/mpi.py
 
+# The GPU's figures (bench/gpu.sh): time to 99% MNIST, fashion-best.cfg for 20
+# epochs, LeNet images/s at batch 256, peak device memory, and where a step's
+# time goes; a CUDA=1 build in build-cuda/, a GPU, MNIST and Fashion-MNIST in
+# data/ (no network).
+gpu-check:
+	@sh scripts/gpu-check.sh
+
+bench-gpu:
+	@$(MAKE) --no-print-directory BUILD=build-cuda CUDA=1 build-cuda/convnet
+	@sh bench/gpu.sh build-cuda
+
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fopenmp $< -o $@
@@ -431,7 +442,7 @@ fuzz-run: fuzz
 	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) keep $(FUZZ_TARGETS)
 
 clean:
-	rm -rf $(BUILD) build-asan build-mpi $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan build-mpi build-cuda $(FUZZ_BUILD)
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] cli/*/*.c tests/*.[ch] \
@@ -454,6 +465,9 @@ help:
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
+	@echo "make CUDA=1   build with the CUDA backend too (--device cuda; nvcc in CUDA_HOME=$(CUDA_HOME))"
+	@echo "make bench-gpu  the GPU's figures: time to 99% MNIST, fashion-best 20 epochs, LeNet images/s"
+	@echo "make gpu-check  everything a GPU must verify, in one run (scripts/gpu-check.sh, < 10 min)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
 	@echo "make examples build examples/*.c into $(BUILD)/examples (part of make)"
 	@echo "make docs     write docs/api.md, the API reference, from the headers"

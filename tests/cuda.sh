@@ -2,7 +2,8 @@
 # cuda.sh BUILD - --device cuda from the command line.  Always: the path
 # without a GPU (a build without CUDA, or a CUDA build on a machine without a
 # GPU): every command that takes --device refuses it with a clear message
-# and status 1, never a crash; a malformed --device is a usage error (2);
+# and status 1, never a crash (on a machine with a GPU, with the GPUs hidden
+# by CUDA_VISIBLE_DEVICES); a malformed --device is a usage error (2);
 # 'convnet info --devices' says why there is no GPU.  With a GPU (a CUDA=1
 # build on a machine with one): the C parity tests (test_convnet cuda/), 300
 # steps of models/mnist.cfg on the GPU and on the CPU (losses within 1e-3 at
@@ -55,7 +56,7 @@ grep -qE "^cpu +[0-9]+ threads?, [a-z0-9]+ kernels" "$tmp/devices" ||
 refused() {
     name=$1 want=$2
     shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
+    $hide "$@" >"$tmp/out" 2>"$tmp/err"
     got=$?
     if [ "$got" != 1 ]; then
         fail "$name" "exit status $got, expected 1"
@@ -84,8 +85,11 @@ chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.
 open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))' "$digit" 2>/dev/null || digit=""
 
+# With a GPU, the path without one is taken by hiding the GPUs from CUDA.
+hide=""
+[ $mode = gpu ] && hide="env CUDA_VISIBLE_DEVICES="
 case $mode in
-nocuda | nogpu)
+nocuda | nogpu | gpu)
     if [ $mode = nocuda ]; then
         why="built without CUDA: rebuild with make CUDA=1"
     else
@@ -111,9 +115,6 @@ nocuda | nogpu)
     else
         skip "eval and predict --device cuda: $mode" "no MNIST in $data (make data)"
     fi
-    ;;
-gpu)
-    skip "the path without a GPU" "this machine has one (run a build without CUDA=1 for it)"
     ;;
 esac
 

@@ -144,12 +144,12 @@ static int tw_same(pair *p, const twin *t)
 #define CHECK_PARITY(p, t, what)                                                                   \
     do {                                                                                           \
         double e_ = tw_err(&(p), &(t));                                                            \
-        CHECK_MSG(e_ >= 0 && e_ <= TOL, "%s: relative error %.3g (GPU against CPU), above %g",    \
+        CHECK_MSG(e_ >= 0 && e_ <= TOL, "%s: relative error %.3g (GPU against CPU), above %g",     \
                   what, e_, TOL);                                                                  \
     } while (0)
 
 #define CHECK_STATUS(p)                                                                            \
-    CHECK_MSG(!(p).gpu->status || (p).gpu->status((p).gpu) == CN_OK, "the GPU reported: %s",      \
+    CHECK_MSG(!(p).gpu->status || (p).gpu->status((p).gpu) == CN_OK, "the GPU reported: %s",       \
               cn_last_error())
 
 /* Runs call (an expression using be and the twin member m) on both. */
@@ -169,7 +169,7 @@ static int tw_same(pair *p, const twin *t)
         }                                                                                          \
     } while (0)
 /* A twin's memory on the side being called. */
-#define M(t) ((float *)(gpu_side ? (t).g : (t).c))
+#define M(t)        ((float *)(gpu_side ? (t).g : (t).c))
 #define MV(t, type) ((type *)(gpu_side ? (t).g : (t).c))
 
 /* ------------------------------------------------------------------ memory */
@@ -326,8 +326,8 @@ static void conv_forward_and_backward(void)
 static void pooling_is_exact(void)
 {
     OPEN(p);
-    const cn_win geos[] = {win(3, 12, 12, 2, 2, 0), win(2, 13, 11, 2, 2, 0),
-                           win(4, 9, 9, 3, 2, 0), win(2, 8, 8, 3, 1, 0)};
+    const cn_win geos[] = {win(3, 12, 12, 2, 2, 0), win(2, 13, 11, 2, 2, 0), win(4, 9, 9, 3, 2, 0),
+                           win(2, 8, 8, 3, 1, 0)};
     const size_t n = 5;
     for (size_t t = 0; t < 4; t++) {
         const cn_win *g = &geos[t];
@@ -420,13 +420,13 @@ static void batchnorm(void)
         /* backward after a training pass */
         BOTH(p, be->bn_fwd(be, M(x), n, c, hw, M(gamma), M(beta), M(rm), M(rv), 0.1f, 1e-5f, 1,
                            M(sm), M(sm) + c, MV(scr, double), M(y)));
-        BOTH(p, be->bn_bwd(be, M(x), M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c,
-                           MV(scr, double), M(dg), M(dbeta), M(dx)));
+        BOTH(p, be->bn_bwd(be, M(x), M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c, MV(scr, double),
+                           M(dg), M(dbeta), M(dx)));
         CHECK_PARITY(p, dg, "bn_bwd dgamma");
         CHECK_PARITY(p, dbeta, "bn_bwd dbeta");
         CHECK_PARITY(p, dx, "bn_bwd dx");
-        BOTH(p, be->bn_bwd(be, M(x), M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c,
-                           MV(scr, double), M(dg), M(dbeta), NULL));
+        BOTH(p, be->bn_bwd(be, M(x), M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c, MV(scr, double),
+                           M(dg), M(dbeta), NULL));
         CHECK_PARITY(p, dg, "bn_bwd without dx: dgamma");
         twin all_t[] = {x, y, gamma, beta, rm, rv, sm, scr, dy, dx, dg, dbeta};
         for (size_t i = 0; i < 12; i++)
@@ -673,8 +673,7 @@ static void gradients_check_on_gpu(void)
         else
             CHECK_OK(cn_gradcheck_net(net, 4, 50, &rng, &gc));
         CHECK_MSG(gc.input_err < CN_GRADCHECK_TOL && gc.param_err < CN_GRADCHECK_TOL,
-                  "row %zu: input error %.2g, parameter error %.2g", i, gc.input_err,
-                  gc.param_err);
+                  "row %zu: input error %.2g, parameter error %.2g", i, gc.input_err, gc.param_err);
     }
     cn_net_free(net);
     cn_spec_free(spec);
@@ -695,8 +694,8 @@ static void too_little_memory_is_refused(void)
     }
     cn_backend_destroy(probe);
     CHECK_ERR(cn_net_create(spec, 256, &(cn_device){"cuda", 0, 1}, &net), CN_ERR_NOMEM);
-    CHECK_MSG(strstr(cn_last_error(), "[conv]") && strstr(cn_last_error(), "free on the GPU"),
-              "%s", cn_last_error());
+    CHECK_MSG(strstr(cn_last_error(), "[conv]") && strstr(cn_last_error(), "free on the GPU"), "%s",
+              cn_last_error());
     cn_spec_free(spec);
 }
 
