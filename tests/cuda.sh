@@ -137,6 +137,16 @@ for cmd in train eval predict bench gradcheck; do
     fi
 done
 
+# The parity tests' own machinery, with the guard backend standing in for the
+# GPU: every comparison must hold (exactly: the same kernels); the two tests
+# that only a CUDA backend can pass skip themselves.
+CONVNET_TEST_CUDA_STANDIN=guard "$tests" cuda/ >"$tmp/out" 2>&1
+if grep -qE "^15 passed, 0 failed, 2 skipped$" "$tmp/out"; then
+    ok "the parity tests on a stand-in (guard) for the GPU: $(tail -1 "$tmp/out")"
+else
+    fail "the parity tests on a stand-in (guard) for the GPU" "$(tail -1 "$tmp/out")"
+fi
+
 # --- on a GPU ---------------------------------------------------------------
 GPU_CHECKS="parity_tests mnist_300_steps gradcheck interchange determinism"
 if [ $mode != gpu ]; then

