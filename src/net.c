@@ -826,6 +826,13 @@ const float *cn_net_put_input(cn_net *net, const float *x, size_t n)
     return net->input;
 }
 
+void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
+                          int shift, int flip)
+{
+    net->be->gather_pixels(net->be, data, idx, n, net->spec->input, shift, flip, net->seed,
+                           net->first, net->norm, net->pixels, net->input);
+}
+
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n)
 {
     cn_shape in = net->spec->input;

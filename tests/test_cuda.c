@@ -472,6 +472,45 @@ static void input_from_pixels_is_exact(void)
     close_pair(&p);
 }
 
+/* A batch gathered from a data set on the device, moved and mirrored with
+ * the host generator's draws (computed again on the GPU), then prepared:
+ * the same bytes and floats. */
+static void gather_pixels_is_exact(void)
+{
+    OPEN(p);
+    const cn_shape s = {3, 13, 11};
+    const size_t total = 50, n = 37, size = s.c * s.h * s.w;
+    uint8_t *data = malloc(total * size);
+    uint32_t idx[37];
+    CHECK(data);
+    for (size_t i = 0; i < total * size; i++)
+        data[i] = (uint8_t)cn_rng_below(&p.rng, 256);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (uint32_t)cn_rng_below(&p.rng, total);
+    float norm[6] = {0.5f, 0.4f, 0.3f, 0.25f, 0.2f, 0.3f};
+    twin td = tw_bytes(&p, data, total * size), ti = tw_bytes(&p, idx, sizeof idx);
+    twin tn = tw_bytes(&p, norm, sizeof norm), pix = tw_bytes(&p, NULL, n * size);
+    twin x = tw_normal(&p, n * size, 0.0f);
+    for (int shift = 0; shift <= 2; shift++)
+        for (int flip = 0; flip <= 1; flip++) {
+            BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, shift, flip,
+                                      0xabcdefULL + (uint64_t)shift, 1000, M(tn), MV(pix, uint8_t),
+                                      M(x)));
+            CHECK_MSG(tw_same(&p, &pix), "gather_pixels (shift %d, flip %d): other pixels", shift,
+                      flip);
+            CHECK_MSG(tw_same(&p, &x), "gather_pixels (shift %d, flip %d): other inputs", shift,
+                      flip);
+        }
+    CHECK_STATUS(p);
+    free(data);
+    tw_free(&p, &td);
+    tw_free(&p, &ti);
+    tw_free(&p, &tn);
+    tw_free(&p, &pix);
+    tw_free(&p, &x);
+    close_pair(&p);
+}
+
 static void softmax_and_loss(void)
 {
     OPEN(p);
@@ -728,6 +767,7 @@ const th_test th_cuda[] = {
     {"cuda/dropout_masks_match", dropout_masks_match},
     {"cuda/batchnorm", batchnorm},
     {"cuda/input_from_pixels_is_exact", input_from_pixels_is_exact},
+    {"cuda/gather_pixels_is_exact", gather_pixels_is_exact},
     {"cuda/softmax_and_loss", softmax_and_loss},
     {"cuda/optimizers", optimizers},
     {"cuda/checks_and_stats", checks_and_stats},

@@ -177,6 +177,15 @@ struct cn_backend {
      * (n, c, hw); norm holds the c means, then the c standard deviations. */
     void (*input_from_pixels)(const cn_backend *be, const uint8_t *pix, size_t n, size_t c,
                               size_t hw, const float *norm, float *x);
+    /* A training batch from a data set already in the backend's memory, so
+     * that only the indices travel each step: pix (n, s) = the samples
+     * idx[0, n) of data (N, s), each moved and mirrored as cn_augment
+     * (train.c) moves it, with the draws of cn_step_seed(seed, first + i),
+     * then x = input_from_pixels(pix).  The same bits as gathering,
+     * augmenting and preparing on the host.  idx is backend memory too. */
+    void (*gather_pixels)(const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n,
+                          cn_shape s, int shift, int flip, uint64_t seed, uint64_t first,
+                          const float *norm, uint8_t *pix, float *x);
     /* Row-wise softmax of x (rows, cols), computed stably. */
     void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
     /* Gradient of the mean negative log-likelihood with respect to the
