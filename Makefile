@@ -45,11 +45,34 @@ endif
 CORE_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
             src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c \
             src/kernels/plain.c
+# make CUDA=1: the CUDA backend too (src/backend/cuda.cu: cuBLAS, cuDNN 9 and
+# kernels of its own), compiled with nvcc from CUDA_HOME and linked with the
+# toolkit's libraries (found at run time through the rpath); without it
+# src/backend/nocuda.c says how to get one.  Best in a build directory of its
+# own: make BUILD=build-cuda CUDA=1 (nvcc's host code is C++: -lstdc++, and no
+# -Wpedantic, which its generated line markers fail).  CUDA_ARCH: the GPUs to compile for
+# (Ampere and Hopper, and PTX that newer ones compile when loading).
+CUDA      ?= 0
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O3 -std=c++17 $(CUDA_ARCH) -Werror all-warnings \
+             -Xcompiler -fPIC,-g,-Wall,-Wextra,-Wshadow$(if $(WERROR),$(comma)-Werror)
+comma := ,
+ifeq ($(CUDA),1)
+  CORE_SRC := $(filter-out src/backend/nocuda.c,$(CORE_SRC))
+  CUDA_LIBDIR := $(CUDA_HOME)/lib64
+  CORE_LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++
+endif
 VIS_SRC  := $(wildcard src/vis/*.c)
 LIB_SRC  := $(CORE_SRC) $(VIS_SRC)
 LIB_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/src/kernels/cpu_portable.o
 ifeq ($(X86),yes)
   LIB_OBJ += $(BUILD)/src/kernels/cpu_avx2.o $(BUILD)/src/kernels/cpu_avx512.o
+endif
+ifeq ($(CUDA),1)
+  LIB_OBJ += $(BUILD)/src/backend/cuda.o
 endif
 VIS_OBJ  := $(VIS_SRC:%.c=$(BUILD)/%.o)
 # make MPI=1: convnet train runs data-parallel under mpirun (Open MPI; the
@@ -86,12 +109,12 @@ VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi demo data bench clean format format-check help info \
+.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check demo data bench clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
 all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
 info:
-	@echo "compiler: $(CC) ($(ARCH)), OpenMP: $(OPENMP), x86 SIMD kernels: $(if $(X86),avx2 + avx512,no)"
+	@echo "compiler: $(CC) ($(ARCH)), OpenMP: $(OPENMP), x86 SIMD kernels: $(if $(X86),avx2 + avx512,no), CUDA: $(if $(filter 1,$(CUDA)),yes ($(NVCC)),no (make CUDA=1))"
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -122,9 +145,19 @@ $(BUILD)/src/kernels/cpu_avx512.o: src/kernels/cpu_avx512.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx512f -mavx512vl -mavx512dq -mavx512bw -mfma \
 	  -mprefer-vector-width=512 -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
+# The CUDA backend, with nvcc (make CUDA=1).
+$(BUILD)/src/backend/cuda.o: src/backend/cuda.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+# The library is made again when CUDA= changes (the stamp holds its value).
+$(BUILD)/cuda.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo "CUDA=$(CUDA)" | cmp -s - $@ || echo "CUDA=$(CUDA)" > $@
+
+$(LIB): $(LIB_OBJ) $(BUILD)/cuda.stamp
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(AR) rcs $@ $(filter %.o,$^)
 
 $(VLIB): $(VIS_OBJ)
 	@rm -f $@
@@ -274,6 +307,17 @@ bench-mpi:
 	mpicc -O2 bench/allreduce.c -o build-mpi/allreduce
 	@/usr/bin/python3 bench/mpi.py
 
+# The GPU's figures (bench/gpu.sh): time to 99% MNIST, fashion-best.cfg for 20
+# epochs, LeNet images/s at batch 256, peak device memory, and where a step's
+# time goes; a CUDA=1 build in build-cuda/, a GPU, MNIST and Fashion-MNIST in
+# data/ (no network).
+gpu-check:
+	@sh scripts/gpu-check.sh
+
+bench-gpu:
+	@$(MAKE) --no-print-directory BUILD=build-cuda CUDA=1 build-cuda/convnet
+	@sh bench/gpu.sh build-cuda
+
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fopenmp $< -o $@
@@ -398,7 +442,7 @@ fuzz-run: fuzz
 	@sh fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) keep $(FUZZ_TARGETS)
 
 clean:
-	rm -rf $(BUILD) build-asan build-mpi $(FUZZ_BUILD)
+	rm -rf $(BUILD) build-asan build-mpi build-cuda $(FUZZ_BUILD)
 
 format:
 	clang-format -i include/*.h src/*.[ch] src/*/*.[ch] cli/*.[ch] cli/*/*.c tests/*.[ch] \
@@ -421,6 +465,9 @@ help:
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
 	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
+	@echo "make CUDA=1   build with the CUDA backend too (--device cuda; nvcc in CUDA_HOME=$(CUDA_HOME))"
+	@echo "make bench-gpu  the GPU's figures: time to 99% MNIST, fashion-best 20 epochs, LeNet images/s"
+	@echo "make gpu-check  everything a GPU must verify, in one run (scripts/gpu-check.sh, < 10 min)"
 	@echo "make info     what the build found (OpenMP, SIMD kernels)"
 	@echo "make examples build examples/*.c into $(BUILD)/examples (part of make)"
 	@echo "make docs     write docs/api.md, the API reference, from the headers"

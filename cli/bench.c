@@ -17,13 +17,16 @@ static const char help[] =
     "\n"
     "  --batch N      images per step (default: the recipe's batch)\n"
     "  --threads N    worker threads (default: one per core)\n"
+    "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
+    "                 build with make CUDA=1; convnet info --devices lists them)\n"
     "  --steps N      timed steps (the table's default: 20, after 3 untimed)\n"
     "  --seconds S    time steps for S seconds (the default of --json: 2, after a\n"
     "                 warm-up); with --steps too, whichever comes first\n"
     "  --infer        time inference (forward passes only) instead of training\n"
     "  --json         no table: one JSON object, {\"mode\", \"batch\", \"threads\",\n"
     "                 \"isa\", \"images_per_s\", \"gflops\", \"max_rss_mb\", \"steps\",\n"
-    "                 \"seconds\"} (the timed steps and their time), as bench/run.sh\n"
+    "                 \"seconds\", \"device_peak_mb\"} (the timed steps and their\n"
+    "                 time; the most GPU memory held, 0 on the CPU), as bench/run.sh\n"
     "                 reads it\n";
 
 static int cmp_double(const void *a, const void *b)
@@ -218,6 +221,8 @@ static int print_table(bench *b, const char *name)
     printf("\n%s %.3f ms: %.0f images/s, %.1f GFLOP/s (%.0f x %.2f M multiply-adds per image)\n",
            b->infer ? "pass" : "step", 1e3 * total, (double)b->batch / total,
            flops * (double)macs * (double)b->batch / total / 1e9, flops, (double)macs / 1e6);
+    if (cn_net_device_peak(net))
+        printf("peak device memory: %.1f MiB\n", (double)cn_net_device_peak(net) / (1 << 20));
 done:
     free(t.f);
     free(t.bw);
@@ -229,11 +234,13 @@ done:
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { O_BATCH = 1, O_THREADS, O_STEPS, O_INFER, O_JSON, O_SECONDS, O_HELP };
+    enum { O_BATCH = 1, O_THREADS, O_STEPS, O_INFER, O_JSON, O_SECONDS, O_DEVICE, O_HELP };
     static const cli_opt opts[] = {
-        {"batch", 1, O_BATCH}, {"threads", 1, O_THREADS}, {"steps", 1, O_STEPS},
-        {"infer", 0, O_INFER}, {"json", 0, O_JSON},       {"seconds", 1, O_SECONDS},
-        {"help", 0, O_HELP},   {"h", 0, O_HELP},          {NULL, 0, 0},
+        {"batch", 1, O_BATCH},   {"threads", 1, O_THREADS},
+        {"steps", 1, O_STEPS},   {"infer", 0, O_INFER},
+        {"json", 0, O_JSON},     {"seconds", 1, O_SECONDS},
+        {"device", 1, O_DEVICE}, {"help", 0, O_HELP},
+        {"h", 0, O_HELP},        {NULL, 0, 0},
     };
     long batch = 0, threads = 0, steps = 0;
     double seconds = 0;
@@ -259,6 +266,10 @@ int cmd_bench(int argc, char **argv)
         }
         case O_THREADS:
             if (cli_threads("bench", v, &threads))
+                return EXIT_USAGE;
+            break;
+        case O_DEVICE:
+            if (cli_set_device("bench", v))
                 return EXIT_USAGE;
             break;
         case O_STEPS:
@@ -338,10 +349,10 @@ int cmd_bench(int argc, char **argv)
     double ips = (double)(done * b.batch) / elapsed;
     printf("{\"mode\": \"%s\", \"batch\": %zu, \"threads\": %d, \"isa\": \"%s\", "
            "\"images_per_s\": %.1f, \"gflops\": %.2f, \"max_rss_mb\": %.1f, \"steps\": %zu, "
-           "\"seconds\": %.6f}\n",
+           "\"seconds\": %.6f, \"device_peak_mb\": %.1f}\n",
            infer ? "infer" : "train", b.batch, cn_net_threads(net), cn_net_isa(net), ips,
            ips * (infer ? 2.0 : 6.0) * (double)macs / 1e9, (double)ru.ru_maxrss / 1024.0, done,
-           elapsed);
+           elapsed, (double)cn_net_device_peak(net) / (1 << 20));
 done:
     free(b.x);
     free(b.labels);

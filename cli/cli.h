@@ -69,7 +69,12 @@ int cli_double(const char *s, double min, double max, double *out);
  * after the usage message. */
 int cli_threads(const char *cmd, const char *v, long *threads);
 
-/* Where the command's network runs: the CPU with that many threads. */
+/* --device: cpu, cuda, cuda:N (or guard, the test backend) for cli_device;
+ * 0, or EXIT_USAGE after the usage message. */
+int cli_set_device(const char *cmd, const char *v);
+
+/* Where the command's network runs: the device --device chose (the CPU
+ * by default) with that many host threads. */
 cn_device cli_device(long threads);
 
 /* Prints text on f from column col, breaking lines between words at each

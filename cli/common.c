@@ -290,7 +290,33 @@ void cli_totals(const cn_net *net, size_t *params, uint64_t *macs)
     }
 }
 
-cn_device cli_device(long threads) { return (cn_device){"cpu", 0, (int)threads}; }
+/* The device --device chose; the command's one network runs there. */
+static cn_device chosen = {"cpu", 0, 0};
+
+int cli_set_device(const char *cmd, const char *v)
+{
+    long index = 0;
+    if (strcmp(v, "cpu") == 0 || strcmp(v, "guard") == 0) {
+        chosen = (cn_device){strcmp(v, "cpu") == 0 ? "cpu" : "guard", 0, 0};
+        return 0;
+    }
+    if (strncmp(v, "cuda", 4) == 0 &&
+        (v[4] == '\0' || (v[4] == ':' && cli_int(v + 5, 0, 255, &index)))) {
+        chosen = (cn_device){"cuda", (int)index, 0};
+        return 0;
+    }
+    return cli_usage(cmd,
+                     "--device takes cpu, cuda or cuda:N (N a GPU's number from 0, as 'convnet "
+                     "info --devices' lists them), not '%s'",
+                     v);
+}
+
+cn_device cli_device(long threads)
+{
+    cn_device d = chosen;
+    d.threads = (int)threads;
+    return d;
+}
 
 int cli_load_model(const char *cmd, const char *path, long threads, cn_model **model)
 {

@@ -16,7 +16,9 @@ static const char help[] =
     "\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --json         print one JSON object instead of tables\n"
-    "  --threads N    worker threads (default: one per core)\n";
+    "  --threads N    worker threads (default: one per core)\n"
+    "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
+    "                 build with make CUDA=1; convnet info --devices lists them)\n";
 
 static void print_json(const char *path, const cn_model *model, const char *dir, const cn_eval *ev)
 {
@@ -89,10 +91,15 @@ static void print_tables(const char *path, const cn_model *model, const cn_eval 
 
 int cmd_eval(int argc, char **argv)
 {
-    enum { O_DATA = 256, O_JSON, O_THREADS, O_HELP };
+    enum { O_DATA = 256, O_JSON, O_THREADS, O_DEVICE, O_HELP };
     static const cli_opt opts[] = {
-        {"data", 1, O_DATA}, {"json", 0, O_JSON}, {"threads", 1, O_THREADS},
-        {"help", 0, O_HELP}, {"h", 0, O_HELP},    {NULL, 0, 0},
+        {"data", 1, O_DATA},
+        {"json", 0, O_JSON},
+        {"threads", 1, O_THREADS},
+        {"device", 1, O_DEVICE},
+        {"help", 0, O_HELP},
+        {"h", 0, O_HELP},
+        {NULL, 0, 0},
     };
     const char *data_opt = NULL, *path = NULL, *v;
     int json = 0, c;
@@ -111,6 +118,10 @@ int cmd_eval(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_THREADS:
             if (cli_threads("eval", v, &threads))
+                return EXIT_USAGE;
+            break;
+        case O_DEVICE:
+            if (cli_set_device("eval", v))
                 return EXIT_USAGE;
             break;
         case O_HELP: fputs(help, stdout); return 0;

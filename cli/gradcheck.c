@@ -32,14 +32,21 @@ static const char help[] =
     "\n"
     "  --coords N   coordinates sampled per tensor (default 100; 0: all)\n"
     "  --batch N    samples per check (default 4)\n"
-    "  --seed N     random seed (default 1)\n";
+    "  --seed N     random seed (default 1)\n"
+    "  --device D   where to check: cpu (default), or cuda / cuda:N, a GPU (a\n"
+    "               build with make CUDA=1; convnet info --devices lists them)\n";
 
 int cmd_gradcheck(int argc, char **argv)
 {
-    enum { O_COORDS = 256, O_BATCH, O_SEED, O_HELP };
+    enum { O_COORDS = 256, O_BATCH, O_SEED, O_DEVICE, O_HELP };
     static const cli_opt opts[] = {
-        {"coords", 1, O_COORDS}, {"batch", 1, O_BATCH}, {"seed", 1, O_SEED},
-        {"help", 0, O_HELP},     {"h", 0, O_HELP},      {NULL, 0, 0},
+        {"coords", 1, O_COORDS},
+        {"batch", 1, O_BATCH},
+        {"seed", 1, O_SEED},
+        {"device", 1, O_DEVICE},
+        {"help", 0, O_HELP},
+        {"h", 0, O_HELP},
+        {NULL, 0, 0},
     };
     long coords = 100, batch = 4, seed = 1;
     const char *path = NULL, *v;
@@ -68,16 +75,21 @@ int cmd_gradcheck(int argc, char **argv)
             if (!cli_int(v, 0, 9007199254740991L, &seed))
                 return cli_usage("gradcheck", "--seed takes a whole number >= 0, not '%s'", v);
             break;
+        case O_DEVICE:
+            if (cli_set_device("gradcheck", v))
+                return EXIT_USAGE;
+            break;
         case O_HELP: fputs(help, stdout); return 0;
         }
     }
     if (!path)
         return cli_usage("gradcheck", "takes a model description");
+    cn_device dev = cli_device(0);
     cn_spec *spec;
     cn_net *net = NULL;
     if (cli_load_spec(path, &spec))
         return cli_lib_error();
-    if (cn_net_create(spec, (size_t)batch, NULL, &net)) {
+    if (cn_net_create(spec, (size_t)batch, &dev, &net)) {
         cn_spec_free(spec);
         return cli_lib_error();
     }

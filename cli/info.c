@@ -6,18 +6,58 @@
 
 static const char help[] =
     "usage: convnet info MODEL.cfg|MODEL_FILE\n"
+    "       convnet info --devices\n"
     "\n"
     "Prints each layer of the network with its output shape (channels x height x\n"
     "width), its number of parameters and its multiply-adds per image, and the\n"
     "totals.  For a model file written by 'convnet train' it also prints the\n"
-    "training recipe and how far training got.\n";
+    "training recipe and how far training got.\n"
+    "\n"
+    "  --devices    instead, the devices that --device can name: the CPU (its\n"
+    "               kernels and cores), and each GPU as cuda:N with its name,\n"
+    "               memory, compute capability and the CUDA driver and runtime\n"
+    "               versions, or why there is none (no GPU, no driver, or a\n"
+    "               convnet built without CUDA: make CUDA=1)\n";
+
+/* convnet info --devices. */
+static int devices(void)
+{
+    cn_net *net = NULL;
+    cn_spec *spec = NULL;
+    cn_device one = {"cpu", 0, 0};
+    if (cli_load_spec(NULL, &spec) || cn_net_create(spec, 1, &one, &net)) {
+        cn_spec_free(spec);
+        return cli_lib_error();
+    }
+    printf("cpu       %d thread%s, %s kernels\n", cn_net_threads(net),
+           cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
+    cn_net_free(net);
+    cn_spec_free(spec);
+    enum { MAX_GPUS = 64 };
+    static cn_gpu gpus[MAX_GPUS];
+    int n = 0;
+    if (cn_gpu_list(gpus, MAX_GPUS, &n)) {
+        printf("cuda      none: %s\n", cn_last_error());
+        return 0;
+    }
+    for (int i = 0; i < n && i < MAX_GPUS; i++) {
+        const cn_gpu *g = &gpus[i];
+        char name[16];
+        snprintf(name, sizeof name, "cuda:%d", g->index);
+        printf("%-9s %s, %.1f GiB, compute capability %d.%d, CUDA driver %d.%d, runtime %d.%d\n",
+               name, g->name, (double)g->memory / (1 << 30), g->major, g->minor, g->driver / 1000,
+               g->driver % 1000 / 10, g->runtime / 1000, g->runtime % 1000 / 10);
+    }
+    return 0;
+}
 
 int cmd_info(int argc, char **argv)
 {
-    enum { O_HELP = 1 };
-    static const cli_opt opts[] = {{"help", 0, O_HELP}, {"h", 0, O_HELP}, {NULL, 0, 0}};
+    enum { O_HELP = 1, O_DEVICES };
+    static const cli_opt opts[] = {
+        {"help", 0, O_HELP}, {"h", 0, O_HELP}, {"devices", 0, O_DEVICES}, {NULL, 0, 0}};
     const char *path = NULL, *v;
-    int c;
+    int c, list = 0;
     cli_iter it;
     cli_begin(&it, "info", argc, argv);
     while ((c = cli_next(&it, opts, &v)) != CLI_END) {
@@ -30,8 +70,13 @@ int cmd_info(int argc, char **argv)
             path = v;
             break;
         case O_HELP: fputs(help, stdout); return 0;
+        case O_DEVICES: list = 1; break;
         }
     }
+    if (list && path)
+        return cli_usage("info", "--devices takes no model, got '%s'", path);
+    if (list)
+        return devices();
     if (!path)
         return cli_usage("info", "takes a model description or a model file");
     cn_model *model = NULL;

@@ -40,6 +40,8 @@ static const char help[] =
     "                 trained on other pictures (train notes which in the model\n"
     "                 file); for older files digit when grey, crop when colour\n"
     "  --threads N    worker threads (default: one per core)\n"
+    "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
+    "                 build with make CUDA=1; convnet info --devices lists them)\n"
     "  --explain DIR  also write, for each file, a picture of why the network chose\n"
     "                 its class: DIR/NAME.METHOD.png (see 'convnet explain')\n"
     "  --method M     the explanation: gradcam (default), saliency or occlusion\n"
@@ -161,11 +163,13 @@ static void print_result(const char *file, const float *prob, size_t k, size_t t
 
 int cmd_predict(int argc, char **argv)
 {
-    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP, O_EXPLAIN, O_METHOD };
+    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP, O_EXPLAIN, O_METHOD, O_DEVICE };
     static const cli_opt opts[] = {
-        {"top", 1, O_TOP},         {"json", 0, O_JSON},     {"fit", 1, O_FIT},
-        {"threads", 1, O_THREADS}, {"help", 0, O_HELP},     {"h", 0, O_HELP},
-        {"explain", 1, O_EXPLAIN}, {"method", 1, O_METHOD}, {NULL, 0, 0},
+        {"top", 1, O_TOP},         {"json", 0, O_JSON},
+        {"fit", 1, O_FIT},         {"threads", 1, O_THREADS},
+        {"help", 0, O_HELP},       {"h", 0, O_HELP},
+        {"explain", 1, O_EXPLAIN}, {"method", 1, O_METHOD},
+        {"device", 1, O_DEVICE},   {NULL, 0, 0},
     };
     const char *v, *path = NULL;
     char **files = calloc((size_t)argc + 1, sizeof *files);
@@ -204,6 +208,12 @@ int cmd_predict(int argc, char **argv)
             break;
         case O_THREADS:
             if (cli_threads("predict", v, &threads)) {
+                free(files);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_DEVICE:
+            if (cli_set_device("predict", v)) {
                 free(files);
                 return EXIT_USAGE;
             }

@@ -34,6 +34,8 @@ static const char help_head[] =
 
 static const char help_rest[] =
     "  --threads N      worker threads (default: one per core)\n"
+    "  --device D       where to train: cpu (default), or cuda / cuda:N, a GPU (a\n"
+    "                   build with make CUDA=1; convnet info --devices lists them)\n"
     "  --bucket-mb X    under mpirun: exchange the gradients in buckets of X MB,\n"
     "                   each started during the backward pass (default 0: one\n"
     "                   exchange after it)\n"
@@ -228,6 +230,17 @@ static cn_status on_batch(void *user, const cn_progress *p)
     return CN_OK;
 }
 
+/* ", device 12.3 MiB" on a GPU: the most device memory held so far. */
+static const char *device_peak(cn_model *m)
+{
+    static char buf[48];
+    size_t peak = cn_net_device_peak(cn_model_net(m));
+    buf[0] = '\0';
+    if (peak)
+        snprintf(buf, sizeof buf, ", device %.1f MiB", (double)peak / (1 << 20));
+    return buf;
+}
+
 static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
 {
     run *r = user;
@@ -242,7 +255,8 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
     printf("epoch %3d/%d  loss %.4f  acc %6.2f%%%s  lr %.4g  %6.0f img/s  %6.1f s\n", p->epoch + 1,
            p->epochs, p->loss, 100 * p->accuracy, val, p->lr, p->images_per_s, p->elapsed_s);
     if (r->verbose)
-        printf("epoch %3d/%d  peak memory %.1f MiB\n", p->epoch + 1, p->epochs, peak_mib());
+        printf("epoch %3d/%d  peak memory %.1f MiB%s\n", p->epoch + 1, p->epochs, peak_mib(),
+               device_peak(m));
     fflush(stdout);
     if (r->log)
         log_line(r, p, p->epoch + 1);
@@ -327,10 +341,12 @@ static int parse_args(int argc, char **argv, args *a)
         O_SKIP,
         O_DOCTOR,
         O_HELP,
+        O_DEVICE,
         O_RECIPE = 256 /* + the index of a recipe key */
     };
     static const cli_opt fixed[] = {
         {"threads", 1, O_THREADS},
+        {"device", 1, O_DEVICE},
         {"data", 1, O_DATA},
         {"val", 1, O_VAL},
         {"limit", 1, O_LIMIT},
@@ -379,6 +395,10 @@ static int parse_args(int argc, char **argv, args *a)
             break;
         case O_THREADS:
             if (cli_threads("train", v, &a->threads))
+                return EXIT_USAGE;
+            break;
+        case O_DEVICE:
+            if (cli_set_device("train", v))
                 return EXIT_USAGE;
             break;
         case O_VAL:
@@ -978,7 +998,8 @@ static int report_end(const args *a, job *j, cn_status st)
             report_divergence(a, j);
     }
     if (a->verbose)
-        printf("peak memory: %.1f MiB resident\n", peak_mib());
+        printf("peak memory: %.1f MiB resident%s\n", peak_mib(),
+               j->model ? device_peak(j->model) : "");
     return rc;
 }
 

@@ -243,13 +243,34 @@ cn_status cn_train_opts_set(cn_train_opts *opts, const char *key, const char *te
  * program reaches only by copying (cn_net_get, cn_net_set, cn_net_forward,
  * cn_net_get_output, ...). */
 typedef struct cn_device {
-    const char *backend; /* "cpu" (NULL or "" too), or "guard": the CPU with
-                            its tensor memory locked except inside its own
-                            operations, as a GPU's is out of the host's reach
-                            (a check of the library's device seam; slow) */
-    int index;           /* which device of the backend: 0 (the CPU has one) */
-    int threads;         /* worker threads on the host (0: one per core) */
+    const char *backend; /* "cpu" (NULL or "" too); "cuda": an NVIDIA GPU
+                            (a build with make CUDA=1; cn_gpu_list); or
+                            "guard": the CPU with its tensor memory locked
+                            except inside its own operations, as a GPU's is
+                            out of the host's reach (a check of the
+                            library's device seam; slow) */
+    int index;           /* which device of the backend: the GPU's number
+                            (cuda:1 is 1), else 0 (the CPU has one) */
+    int threads;         /* worker threads on the host (0: one per core;
+                            the CUDA backend uses one) */
 } cn_device;
+
+/* A GPU that the CUDA backend can use. */
+typedef struct cn_gpu {
+    int index;        /* cn_device's index: cuda:INDEX */
+    char name[256];   /* "NVIDIA H100 80GB HBM3" */
+    size_t memory;    /* bytes of device memory */
+    int major, minor; /* compute capability, 9.0 for an H100 */
+    int driver;       /* the CUDA version the driver supports, 1000 major +
+                         10 minor (12040 is 12.4); 0 without a driver */
+    int runtime;      /* the CUDA runtime convnet was built with, likewise */
+} cn_gpu;
+
+/* The GPUs of this machine: up to max into gpus, how many there are in
+ * *count.  Errors: CN_ERR_ARG when there is none to use (*count 0), with
+ * the reason: a build without CUDA ("rebuild with make CUDA=1"), no
+ * driver, or no GPU. */
+cn_status cn_gpu_list(cn_gpu *gpus, int max, int *count);
 
 /* ------------------------------------------------------------------- net */
 
@@ -289,8 +310,13 @@ size_t cn_net_max_batch(const cn_net *net);
  * ("cpu", 0, 2); cn_net_threads gives that thread count alone. */
 cn_device cn_net_device(const cn_net *net);
 int cn_net_threads(const cn_net *net);
-/* The name of the backend's kernel set: "avx512", "avx2" or "portable". */
+/* The name of the backend's kernel set: "avx512", "avx2" or "portable"
+ * on the CPU, "cuda" on a GPU. */
 const char *cn_net_isa(const cn_net *net);
+/* The most device memory, in bytes, that the network's backend has held
+ * at once since it was made; 0 where the memory is the host's (the CPU's:
+ * the process's peak resident size tells). */
+size_t cn_net_device_peak(const cn_net *net);
 
 /* A layer as cn_net_layer describes it. */
 typedef struct cn_layer_info {

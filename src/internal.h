@@ -387,6 +387,11 @@ const float *cn_net_put_input(cn_net *net, const float *x, size_t n);
 /* n samples of 8-bit pixels prepared into net->input on the device (as
  * cn_net_prepare does on the host). */
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n);
+/* The same for a batch gathered on the device from a data set there: the
+ * samples idx[0, n) (backend memory) of data, augmented as cn_augment does
+ * with net->seed and net->first (the backend's gather_pixels). */
+void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
+                          int shift, int flip);
 /* Checks n labels and copies them into net->labels (and its host copy).
  * Errors: CN_ERR_ARG. */
 cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n);

@@ -30,9 +30,18 @@ static size_t memory_cap;
 
 void cn_set_memory_limit(size_t bytes) { memory_cap = bytes; }
 
-/* The limit that applies and, for messages, where it comes from. */
-static size_t memory_limit(const char **from)
+/* The limit that applies on be and, for messages, where it comes from:
+ * a device's free memory (below the process's limit, if one is set), or
+ * the host's. */
+static size_t memory_limit(const cn_backend *be, const char **from)
 {
+    size_t avail = 0;
+    if (be->memory)
+        be->memory(be, NULL, &avail, NULL);
+    if (be->memory && (!memory_cap || avail < memory_cap)) {
+        *from = "of memory free on the GPU";
+        return avail;
+    }
     if (memory_cap) {
         *from = "limit set for this process";
         return memory_cap;
@@ -314,7 +323,7 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
 static cn_status check_limit(const cn_net *net, const cn_net_plan *plan)
 {
     const char *from;
-    size_t limit = memory_limit(&from);
+    size_t limit = memory_limit(net->be, &from);
     if (plan->bytes <= limit)
         return CN_OK;
     const cn_spec *spec = net->spec;
@@ -522,6 +531,14 @@ size_t cn_net_max_batch(const cn_net *net) { return net->max_batch; }
 cn_device cn_net_device(const cn_net *net) { return net->device; }
 int cn_net_threads(const cn_net *net) { return net->device.threads; }
 const char *cn_net_isa(const cn_net *net) { return net->be->kernels; }
+
+size_t cn_net_device_peak(const cn_net *net)
+{
+    size_t peak = 0;
+    if (net->be->memory)
+        net->be->memory(net->be, NULL, NULL, &peak);
+    return peak;
+}
 size_t cn_net_num_layers(const cn_net *net) { return net->n_layers; }
 
 cn_status cn_net_layer(const cn_net *net, size_t i, cn_layer_info *info)
@@ -807,6 +824,13 @@ const float *cn_net_put_input(cn_net *net, const float *x, size_t n)
         return x; /* the CPU reads the caller's floats where they are */
     net->be->upload(net->be, net->input, x, n * cn_shape_size(net->spec->input) * sizeof *x);
     return net->input;
+}
+
+void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
+                          int shift, int flip)
+{
+    net->be->gather_pixels(net->be, data, idx, n, net->spec->input, shift, flip, net->seed,
+                           net->first, net->norm, net->pixels, net->input);
 }
 
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n)
@@ -1101,6 +1125,8 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     }
     out->loss = data->n ? loss_sum / (double)data->n : 0.0;
     out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
+    if (net->be->status) /* a device's fault during the passes */
+        st = net->be->status(net->be);
 done:
     net->x_last = NULL;
     if (st)

@@ -160,7 +160,8 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
         m->be->sync(m->be);
         *update = cn_now() - t0;
     }
-    return CN_OK;
+    /* A device that runs asynchronously tells its faults here. */
+    return m->be->status ? m->be->status(m->be) : CN_OK;
 }
 
 /* cn_model_step's checks and inputs, then the step. */

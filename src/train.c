@@ -181,6 +181,35 @@ static void prefetch(const cn_data *d, const uint32_t *idx, size_t count)
         cn_data_read_ahead(d, idx[b], 1);
 }
 
+/* A device whose memory is not the host's gets the training set once, when
+ * it has the room (a data set larger than memory stays mapped on the host),
+ * and a place for each step's indices: then only those travel (the pixels
+ * are gathered, augmented and prepared there, the same bits as on the
+ * host).  NULL in *data: batches go up from the host. */
+static void data_on_device(cn_model *m, const cn_data *train, size_t local, uint8_t **data,
+                           uint32_t **idx)
+{
+    cn_backend *be = m->be;
+    *data = NULL;
+    *idx = NULL;
+    size_t bytes = train->n * cn_shape_size(train->shape), avail = 0;
+    if (be->host_memory || !be->gather_pixels || train->store || bytes == 0)
+        return;
+    if (be->memory) { /* leave the device at least a quarter of what it has free */
+        be->memory(be, NULL, &avail, NULL);
+        if (bytes > avail / 4 * 3)
+            return;
+    }
+    *data = be->alloc(be, bytes);
+    *idx = *data ? be->alloc(be, local * sizeof **idx) : NULL;
+    if (!*idx) {
+        be->free(be, *data);
+        *data = NULL;
+        return;
+    }
+    be->upload(be, *data, train->pixels, bytes);
+}
+
 /* The checks before the first step; each worker makes them all. */
 static cn_status check_start(cn_model *m, const cn_data *train, const cn_data *val)
 {
@@ -238,6 +267,9 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     uint32_t *perm = malloc(train->n * sizeof *perm);
     uint8_t *pix = malloc(local * in_size), *tmp = malloc(in_size);
     int32_t *labels = malloc(local * sizeof *labels);
+    uint8_t *dev_data;
+    uint32_t *dev_idx;
+    data_on_device(m, train, local, &dev_data, &dev_idx);
     if (!perm || !pix || !tmp || !labels) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
@@ -268,21 +300,28 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             const uint32_t *idx = perm + s->step * batch + first;
             double lr = cn_train_opts_lr(o, s->epoch + (double)s->step / (double)steps);
             p.lr = lr;
-            if (s->step == 0 || s->step == start_step)
+            if (!dev_data && (s->step == 0 || s->step == start_step))
                 prefetch(train, idx, local);
-            if (s->step + 1 < steps) /* read while this batch is computed */
+            if (!dev_data && s->step + 1 < steps) /* read while this batch is computed */
                 prefetch(train, idx + batch, local);
             for (size_t b = 0; b < local; b++) {
-                memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
+                if (!dev_data)
+                    memcpy(pix + b * in_size, train->pixels + (size_t)idx[b] * in_size, in_size);
                 labels[b] = train->labels[idx[b]];
             }
             /* Augmentation and dropout draw from the step's own seed and
              * each sample's place in the global batch, so that a resumed
              * run, or one on another number of workers, repeats them. */
             net->seed = cn_step_seed(o->seed, s->global_step);
-            if (o->shift || o->flip)
-                cn_augment(pix, local, net->spec->input, o->shift, o->flip, net->seed, first, tmp);
-            cn_net_put_pixels(net, pix, local);
+            if (dev_data) {
+                m->be->upload(m->be, dev_idx, idx, local * sizeof *idx);
+                cn_net_gather_pixels(net, dev_data, dev_idx, local, o->shift, o->flip);
+            } else {
+                if (o->shift || o->flip)
+                    cn_augment(pix, local, net->spec->input, o->shift, o->flip, net->seed, first,
+                               tmp);
+                cn_net_put_pixels(net, pix, local);
+            }
             if ((st = cn_net_put_labels(net, labels, local)))
                 goto done;
             double loss;
@@ -390,5 +429,7 @@ done:
     free(pix);
     free(tmp);
     free(labels);
+    m->be->free(m->be, dev_idx);
+    m->be->free(m->be, dev_data);
     return st;
 }

@@ -170,13 +170,15 @@ json() {
     "$py" - "$@" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-want = {"mode", "batch", "threads", "isa", "images_per_s", "gflops", "max_rss_mb", "steps", "seconds"}
+want = {"mode", "batch", "threads", "isa", "images_per_s", "gflops", "max_rss_mb", "steps", "seconds",
+        "device_peak_mb"}
 assert set(d) == want, sorted(d)
 assert d["mode"] == sys.argv[2] and d["batch"] == 8 and d["threads"] == 1, d
 assert d["isa"] in ("avx512", "avx2", "portable"), d
 assert d["images_per_s"] > 0 and d["gflops"] > 0 and d["max_rss_mb"] > 0 and d["seconds"] > 0, d
 assert d["steps"] == int(sys.argv[3]) if int(sys.argv[3]) else d["steps"] >= 3, d
 assert d["seconds"] >= float(sys.argv[4]), d
+assert d["device_peak_mb"] == 0, d  # the CPU's memory is the host's: no device peak
 PY
 }
 b8="--batch 8 --threads 1"

@@ -3,7 +3,8 @@
 # "guard" backend (whose tensor memory the host cannot touch outside the
 # backend's own operations: anything that reaches past the device seam
 # crashes), then the command-line tests, make install's, the ONNX export's,
-# the examples', the API reference's and the Python bindings';
+# the examples', the API reference's, the Python bindings' and --device
+# cuda's (tests/cuda.sh);
 # ends with "N passed, M failed, K skipped" (the sums of the runs; skipped:
 # tests that cannot run on this machine, never counted as passed) and fails
 # if any test did.
@@ -18,7 +19,7 @@ rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
 # that cap the process's address space (the guard reserves 4 GiB of it).
 echo "the C tests on the guard backend:"
 CONVNET_TEST_BACKEND=guard "$build/test_convnet" -x kernels/ -x gradcheck/broken/ \
-    -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file |
+    -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file -x cuda/ |
     sed -E 's/^([0-9]+ passed, [0-9]+ failed)/guard: \1/' | tee "$TMPDIR/guard.log"
 sh tests/cli.sh "$build" | tee "$TMPDIR/cli.log"
 # training from folders of pictures and CSV lists, the cache, bad input, and
@@ -34,12 +35,15 @@ sh tests/examples.sh "$build" | tee "$TMPDIR/examples.log"
 sh tests/docs.sh "$build" | tee "$TMPDIR/docs.log"
 # The Python bindings (python/convnet.py) under /usr/bin/python3.
 sh tests/python.sh "$build" | tee "$TMPDIR/python.log"
+# --device cuda: refused clearly without a GPU; the GPU checks where there is
+# one (skipped, and counted, where there is none)
+sh tests/cuda.sh "$build" | tee "$TMPDIR/cuda.log"
 # The numbers of a run's summary line: "[NAME: ]P passed, F failed[,
 # K skipped]", as "P F K" (K empty when the line has none).
 summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli folders explain doctor install onnx examples docs python; do
+for run in c guard cli folders explain doctor install onnx examples docs python cuda; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))

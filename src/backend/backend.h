@@ -50,8 +50,8 @@ typedef struct cn_win {
 typedef struct cn_backend cn_backend;
 
 struct cn_backend {
-    const char *name;    /* "cpu" */
-    const char *kernels; /* the kernel set in use: "avx512", "avx2", "portable" */
+    const char *name;    /* "cpu", "guard", "cuda" */
+    const char *kernels; /* the kernel set in use: "avx512", "avx2", "portable", "cuda" */
     /* 1 when the host may read and write the backend's memory directly (the
      * CPU's): a data exchange (cn_comm) then needs no staging copy. */
     int host_memory;
@@ -77,6 +77,17 @@ struct cn_backend {
     void (*sync)(const cn_backend *be);
     /* Releases the backend itself (its memory must have been freed). */
     void (*destroy)(cn_backend *be);
+    /* NULL where nothing can go wrong after creation (the CPU).  A device
+     * that runs the operations asynchronously (CUDA) may find a fault only
+     * later: this returns CN_OK, or the first such error since the backend
+     * was made, with its message (cn_last_error), and the backend's results
+     * since then are not to be trusted.  Training asks after every step. */
+    cn_status (*status)(const cn_backend *be);
+    /* NULL where the memory is the host's (the CPU's).  Otherwise the bytes
+     * the device has in all (*total) and free now (*avail), and the most
+     * that this backend has held at once (*peak); any may be NULL.  The
+     * network's memory plan is checked against *avail. */
+    void (*memory)(const cn_backend *be, size_t *total, size_t *avail, size_t *peak);
 
     /* ---------------------------------------------------- linear algebra */
 
@@ -166,6 +177,15 @@ struct cn_backend {
      * (n, c, hw); norm holds the c means, then the c standard deviations. */
     void (*input_from_pixels)(const cn_backend *be, const uint8_t *pix, size_t n, size_t c,
                               size_t hw, const float *norm, float *x);
+    /* A training batch from a data set already in the backend's memory, so
+     * that only the indices travel each step: pix (n, s) = the samples
+     * idx[0, n) of data (N, s), each moved and mirrored as cn_augment
+     * (train.c) moves it, with the draws of cn_step_seed(seed, first + i),
+     * then x = input_from_pixels(pix).  The same bits as gathering,
+     * augmenting and preparing on the host.  idx is backend memory too. */
+    void (*gather_pixels)(const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n,
+                          cn_shape s, int shift, int flip, uint64_t seed, uint64_t first,
+                          const float *norm, uint8_t *pix, float *x);
     /* Row-wise softmax of x (rows, cols), computed stably. */
     void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
     /* Gradient of the mean negative log-likelihood with respect to the

@@ -1,6 +1,7 @@
 /* cpu.c - the CPU backend: host memory, and the kernels of kernels/ chosen
  * from the processor's features at run time. */
 #include "backend/cpu.h"
+#include "backend/cuda.h"
 #include "internal.h"
 #include "kernels/kernels.h"
 
@@ -149,18 +150,25 @@ cn_status cn_backend_create(const cn_device *dev, cn_device *resolved, cn_backen
     if (!dev)
         dev = &cpu_default;
     const char *name = dev->backend && *dev->backend ? dev->backend : "cpu";
-    int guard = strcmp(name, "guard") == 0;
-    if (strcmp(name, "cpu") != 0 && !guard)
-        return cn_fail(CN_ERR_ARG,
-                       "no backend called '%s' in this build (it has: cpu, guard; a CUDA "
-                       "backend needs a build with CUDA)",
-                       name);
-    if (dev->index != 0)
+    int guard = strcmp(name, "guard") == 0, cuda = strcmp(name, "cuda") == 0;
+    if (strcmp(name, "cpu") != 0 && !guard && !cuda)
+        return cn_fail(CN_ERR_ARG, "no backend called '%s' (there are: cpu, cuda, guard)", name);
+    if (dev->index != 0 && !cuda)
         return cn_fail(CN_ERR_ARG, "the %s backend has one device, 0; there is no device %d", name,
                        dev->index);
     if (dev->threads < 0 || dev->threads > 1024)
         return cn_fail(CN_ERR_ARG, "threads must be 0 (one per core) to 1024, got %d",
                        dev->threads);
+    if (cuda) { /* backend/cuda.cu, or backend/nocuda.c's message */
+        cn_backend *be;
+        cn_status st = cn_cuda_create(dev->index, &be);
+        if (st)
+            return st;
+        if (resolved)
+            *resolved = (cn_device){be->name, dev->index, 1};
+        *out = be;
+        return CN_OK;
+    }
     cn_cpu *cpu;
     int rc = cn_cpu_create(dev->threads, NULL, &cpu);
     if (rc == -2)

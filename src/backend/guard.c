@@ -188,6 +188,11 @@ GUARD(input_from_pixels,
       (const cn_backend *be, const uint8_t *pix, size_t n, size_t c, size_t hw, const float *norm,
        float *x),
       (be, pix, n, c, hw, norm, x))
+GUARD(gather_pixels,
+      (const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n, cn_shape s,
+       int shift, int flip, uint64_t seed, uint64_t first, const float *norm, uint8_t *pix,
+       float *x),
+      (be, data, idx, n, s, shift, flip, seed, first, norm, pix, x))
 GUARD(softmax, (const cn_backend *be, const float *x, float *y, size_t rows, size_t cols),
       (be, x, y, rows, cols))
 GUARD(softmax_nll_bwd,
@@ -266,6 +271,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->bn_fwd = g_bn_fwd;
     be->bn_bwd = g_bn_bwd;
     be->input_from_pixels = g_input_from_pixels;
+    be->gather_pixels = g_gather_pixels;
     be->softmax = g_softmax;
     be->softmax_nll_bwd = g_softmax_nll_bwd;
     be->nll_rows = g_nll_rows;

@@ -49,6 +49,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->bn_fwd = bn_fwd;
     be->bn_bwd = bn_bwd;
     be->input_from_pixels = cn_plain_input_from_pixels;
+    be->gather_pixels = cn_plain_gather_pixels;
     be->softmax = softmax;
     be->softmax_nll_bwd = softmax_nll_bwd;
     be->nll_rows = cn_plain_nll_rows;
