@@ -672,6 +672,7 @@ static void every_layer_trains_alike(void)
     CHECK_OK(cn_net_evaluate(back->net, &val, &eb));
     CHECK_NEAR(eb.accuracy, eg.accuracy, 1e-9);
     CHECK_NEAR(eb.loss, eg.loss, 1e-4);
+    cn_eval_free(&eb);
     cn_model_free(back);
     CHECK_OK(cn_model_save(cpu, path));
     CHECK_OK(cn_model_load(path, &(cn_device){gpu_name(), 0, 1}, &back));
