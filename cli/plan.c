@@ -41,8 +41,9 @@ static const char help[] =
     "                  images (60 000 training, 10 000 test) and CIFAR-10's for\n"
     "                  32x32 (50 000, 10 000), and said so\n"
     "  --val N         images of the training file kept for validation (default\n"
-    "                  10000), as train's --val\n"
+    "                  10000; a model file's own), as train's --val\n"
     "  --limit N       train on the first N of the others only, as train's --limit\n"
+    "                  (a model file's own by default)\n"
     "  --memory SIZE   also the largest batch whose training fits in SIZE: a\n"
     "                  number of bytes with K, M, G or T after it (powers of 1024:\n"
     "                  512M, 2G, 1.5G); on a GPU, its memory\n"
@@ -64,13 +65,20 @@ static const char help[] =
  * 1024; a B or iB may follow: 2GiB); 0, or -1 for anything else. */
 static int parse_size(const char *s, size_t *out)
 {
-    char *end;
-    if (!isdigit((unsigned char)s[0]))
+    /* digits, and a fraction: nothing else strtod would take (1e3, 0x10) */
+    const char *end = s;
+    while (isdigit((unsigned char)*end))
+        end++;
+    if (end == s)
         return -1;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s)
-        return -1;
+    if (*end == '.') {
+        const char *frac = ++end;
+        while (isdigit((unsigned char)*end))
+            end++;
+        if (end == frac)
+            return -1;
+    }
+    double v = strtod(s, NULL);
     int shift = 0;
     switch (toupper((unsigned char)*end)) {
     case 'K': shift = 10; break;
@@ -95,11 +103,13 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
-/* bytes in MiB (or GiB from 10 GiB on), into buf. */
+/* bytes in MiB (KiB below 1 MiB, GiB from 10 GiB on), into buf. */
 static const char *mib(size_t bytes, char *buf, size_t size)
 {
     double m = (double)bytes / (1 << 20);
-    if (m >= 10240)
+    if (m < 1)
+        snprintf(buf, size, "%.1f KiB", m * 1024);
+    else if (m >= 10240)
         snprintf(buf, size, "%.2f GiB", m / 1024);
     else
         snprintf(buf, size, "%.1f MiB", m);
@@ -206,8 +216,7 @@ static int count_images(const char *data, const cn_model *model, cn_shape s, lon
                          "--data DIR",
                          s.c, s.h, s.w, dir);
     if ((size_t)val >= file)
-        return cli_usage("plan", "--val %ld leaves no training images of the %zu assumed", val,
-                         file);
+        return cli_error("--val %ld leaves no training images (of the %zu assumed)", val, file);
     c->data = file;
     c->val = (size_t)val;
     c->train = file - (size_t)val;
@@ -414,6 +423,7 @@ int cmd_plan(int argc, char **argv)
     };
     const char *path = NULL, *data = NULL, *v, *batch_text = NULL, *opt_text = NULL;
     long threads = 0, val = 10000, limit = 0;
+    int val_given = 0, limit_given = 0;
     double seconds = 2.0;
     size_t memory = 0;
     int calibrate = 0, json = 0, c;
@@ -441,10 +451,12 @@ int cmd_plan(int argc, char **argv)
         case O_VAL:
             if (!cli_int(v, 0, 100000000, &val))
                 return cli_usage("plan", "--val takes a whole number >= 0, not '%s'", v);
+            val_given = 1;
             break;
         case O_LIMIT:
             if (!cli_int(v, 1, 100000000, &limit))
                 return cli_usage("plan", "--limit takes a whole number >= 1, not '%s'", v);
+            limit_given = 1;
             break;
         case O_MEMORY:
             if (parse_size(v, &memory))
@@ -479,6 +491,14 @@ int cmd_plan(int argc, char **argv)
         if (cn_model_load(path, &one, &model))
             return cli_lib_error();
         recipe = *cn_model_opts(model);
+        /* its data's split, as train --resume takes it */
+        const char *note = cn_model_info(model, "data.val");
+        long n;
+        if (!val_given && note && cli_int(note, 0, 100000000, &n))
+            val = n;
+        note = cn_model_info(model, "data.limit");
+        if (!limit_given && note && cli_int(note, 0, 100000000, &n))
+            limit = n;
     } else {
         if (cli_load_spec(path, &spec))
             return cli_lib_error();

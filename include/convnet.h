@@ -935,8 +935,8 @@ typedef struct cn_plan {
  * cn_net_create), CN_ERR_ARG (a bad recipe or device), CN_ERR_NOMEM. */
 cn_status cn_plan_training(const cn_spec *spec, const cn_plan_opts *opts, cn_plan **out);
 /* Times the plan from this machine's rates: the backend's GEMM on a
- * 256 x 256 x 256 product and its addition of two 32 MiB arrays, about a
- * tenth of a second, applied to each layer's operations and bytes (a
+ * 256 x 256 x 256 product and its addition of two 16 MiB arrays, the best
+ * of runs over a tenth of a second each, applied to each layer's operations and bytes (a
  * convolution or fully connected layer takes the longer of its operations
  * at the GEMM's rate and its bytes at memory's; the others their bytes).
  * Errors: CN_ERR_ARG (a device that cannot start here), CN_ERR_NOMEM. */

@@ -344,7 +344,7 @@ cn_status cn_plan_roofline(cn_plan *p)
     cn_status st = timing_backend(p, &be);
     if (st)
         return st;
-    const size_t n = 256, big = (size_t)8 << 20; /* 32 MiB arrays: past the caches */
+    const size_t n = 256, big = (size_t)4 << 20; /* 16 MiB arrays: 48 MiB, past the caches */
     float *mat[3], *vec[3];
     int ok = 1;
     for (int i = 0; i < 3; i++) {
@@ -355,8 +355,8 @@ cn_status cn_plan_roofline(cn_plan *p)
     if (ok) {
         be->fill(be, mat[0], 0.5f, n * n);
         be->fill(be, mat[1], 0.25f, n * n);
-        g = best_rate(be, gemm_op, mat, n, 2.0 * (double)n * (double)n * (double)n, 0.05);
-        m = best_rate(be, add_op, vec, big, 3.0 * sizeof(float) * (double)big, 0.05);
+        g = best_rate(be, gemm_op, mat, n, 2.0 * (double)n * (double)n * (double)n, 0.1);
+        m = best_rate(be, add_op, vec, big, 3.0 * sizeof(float) * (double)big, 0.1);
     }
     for (int i = 0; i < 3; i++) {
         be->free(be, mat[i]);
@@ -364,7 +364,7 @@ cn_status cn_plan_roofline(cn_plan *p)
     }
     cn_backend_destroy(be);
     if (!ok || g <= 0.0 || m <= 0.0)
-        return cn_fail(CN_ERR_NOMEM, "out of memory for the roofline's probe (100 MiB)");
+        return cn_fail(CN_ERR_NOMEM, "out of memory for the roofline's probe (48 MiB)");
     /* Each pass at its bound; an evaluation pass is the forward passes at
      * net_batch images (work grows with the images, the weights' traffic
      * does not). */
