@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char help[] =
     "usage: convnet plan [MODEL.cfg|MODEL_FILE] [options]\n"
@@ -24,7 +25,7 @@ static const char help[] =
     "roofline of this machine (its GEMM and memory speeds, measured in about 0.1 s;\n"
     "a bound rather than a forecast: real layers reach a fraction of the GEMM's\n"
     "speed) or, with --calibrate, from about 2 s of this network's own training\n"
-    "steps and evaluation passes on random images (a forecast).  Nothing is\n"
+    "steps and evaluation passes on the data (a forecast).  Nothing is\n"
     "trained or written.  With no model, the default network.\n"
     "\n"
     "  --batch N       training batch (default: the recipe's)\n"
@@ -48,7 +49,9 @@ static const char help[] =
     "                  number of bytes with K, M, G or T after it (powers of 1024:\n"
     "                  512M, 2G, 1.5G); on a GPU, its memory\n"
     "  --calibrate     time this network's steps for about --seconds instead of the\n"
-    "                  roofline (the model is built: it takes its memory meanwhile)\n"
+    "                  roofline, on the first training images (random ones when\n"
+    "                  the sizes are assumed); the model is built: it takes its\n"
+    "                  memory meanwhile\n"
     "  --seconds S     how long --calibrate runs (default 2; at least 3 steps)\n"
     "  --json          one JSON object instead of the tables: {\"model\", \"device\",\n"
     "                  \"threads\", \"batch\", \"net_batch\", \"train_images\",\n"
@@ -138,6 +141,9 @@ static const char *span(double s, char *buf, size_t size)
 typedef struct counts {
     size_t train, val, test, data;
     char source[4200];
+    cn_data all;        /* the training file, when it was read (owned) */
+    size_t train_first; /* where its training images start */
+    cn_data train_data; /* its training images (a slice of all), for --calibrate */
 } counts;
 
 /* The training file's images in dir for a network of input s: 0, or -1
@@ -157,6 +163,7 @@ static int count_dir(const char *dir, const cn_model *model, cn_shape s, long va
         if (cli_load_folder(dir, s, &o, NULL, &all, &parts, &info))
             return -1;
         c->train = parts.count[0];
+        c->train_first = parts.first[0];
         c->val = parts.count[1];
         c->test = parts.count[2];
         /* a mapped cache: what an epoch reads of it */
@@ -185,7 +192,8 @@ static int count_dir(const char *dir, const cn_model *model, cn_shape s, long va
     if (limit > 0 && (size_t)limit < c->train)
         c->train = (size_t)limit;
     snprintf(c->source, sizeof c->source, "%s", dir);
-    cn_data_free(&all);
+    c->all = all;
+    c->train_data = cn_data_slice(&c->all, c->train_first, c->train);
     cn_data_free(&test);
     return 0;
 }
@@ -304,8 +312,8 @@ static void print_json(const char *model, const cn_plan *p, const counts *c, siz
 static void print_layers(const cn_plan *p)
 {
     int timed = p->timing != CN_PLAN_UNTIMED;
-    printf("\nlayer        kind       output         params   weights   activations  scratch"
-           "   GFLOP/step%s\n",
+    printf("\nlayer        kind       output         params  param MiB  activ. MiB  scratch MiB"
+           "  GFLOP/step%s\n",
            timed ? "   fwd ms   bwd ms" : "");
     for (size_t i = 0; i < p->n_layers; i++) {
         const cn_plan_layer *r = &p->layers[i];
@@ -314,14 +322,16 @@ static void print_layers(const cn_plan *p)
         snprintf(w, sizeof w, "%.2f", (double)r->param_bytes / (1 << 20));
         snprintf(a, sizeof a, "%.2f", (double)r->act_bytes / (1 << 20));
         snprintf(s, sizeof s, "%.2f", (double)r->scratch_bytes / (1 << 20));
-        printf("%-12s %-10s %-12s %8s %9s %13s %8s %12.4f", r->name, r->kind, shape,
+        printf("%-12s %-10s %-12s %8s %10s %11s %12s %11.4f", r->name, r->kind, shape,
                cli_count(r->params, pc, sizeof pc), w, a, s, (r->flops_fwd + r->flops_bwd) / 1e9);
         if (timed)
             printf(" %8.3f %8.3f", r->fwd_s * 1e3, r->bwd_s * 1e3);
         printf("\n");
     }
-    printf("(MiB; activations: the layer's output for the network's %zu images, or none when "
-           "it works in place, with what it keeps for backward)\n",
+    printf("(param: the parameters with their gradients and optimizer state; activ.: the "
+           "output for %zu images\n(none when the layer works in place) and what it keeps for "
+           "backward; a relu computed inside the\nconvolution before it takes no time of its "
+           "own)\n",
            p->net_batch);
 }
 
@@ -386,11 +396,28 @@ static void print_time(const cn_plan *p, const char *why_untimed)
                span(p->epoch_s * p->recipe.epochs, d, sizeof d));
 }
 
-int cmd_plan(int argc, char **argv)
+/* This program's resident size now, as train's is when it starts: the
+ * process's baseline.  /proc's count of resident pages; elsewhere the peak
+ * (which counts what the parent held when it started this process: the
+ * peak of a process survives exec). */
+static size_t resident_now(void)
 {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages_all, pages_res;
+    long page = sysconf(_SC_PAGESIZE);
+    int ok = f && fscanf(f, "%lu %lu", &pages_all, &pages_res) == 2 && page > 0;
+    if (f)
+        fclose(f);
+    if (ok)
+        return (size_t)pages_res * (size_t)page;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    size_t baseline = (size_t)ru.ru_maxrss * 1024; /* this program, as train starts */
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+int cmd_plan(int argc, char **argv)
+{
+    size_t baseline = resident_now();
     enum {
         O_BATCH = 1,
         O_OPTIMIZER,
@@ -548,7 +575,8 @@ int cmd_plan(int argc, char **argv)
             rc = cli_error("--calibrate: %s", why);
             goto done;
         }
-    } else if (calibrate ? cn_plan_calibrate(plan, sp, seconds) : cn_plan_roofline(plan)) {
+    } else if (calibrate ? cn_plan_calibrate(plan, sp, cnt.all.n ? &cnt.train_data : NULL, seconds)
+                         : cn_plan_roofline(plan)) {
         rc = cli_lib_error();
         goto done;
     }
@@ -594,6 +622,7 @@ int cmd_plan(int argc, char **argv)
         }
     }
 done:
+    cn_data_free(&cnt.all);
     cn_plan_free(plan);
     cn_model_free(model);
     cn_spec_free(spec);

@@ -944,12 +944,17 @@ cn_status cn_plan_roofline(cn_plan *plan);
 /* Times the plan by running the network of spec (the plan's) on its device
  * for about seconds (at least three steps, the first untimed): training
  * steps as cn_model_train takes them (the batch gathered, augmented and
- * prepared) on random images, then evaluation passes of net_batch images,
- * then each layer once (cn_model_profile) for the rows.  The model this
- * builds is the one training builds: the process needs that memory for a
- * moment.  Errors: CN_ERR_ARG (a device that cannot start here), and as
+ * prepared), then evaluation passes of net_batch images, then each layer
+ * once (cn_model_profile) for the rows.  The images are data's first (up to
+ * 64 MiB of them; the training images to come: some functions' time
+ * depends on their arguments, tanh's and the exponential's among them), or
+ * random ones when data is NULL or holds fewer than a batch.  The model
+ * this builds is the one training builds: the process needs that memory
+ * for a moment.  Errors: CN_ERR_ARG (a device that cannot start here),
+ * CN_ERR_SHAPE (data that does not fit the network), and as
  * cn_model_create and cn_model_train. */
-cn_status cn_plan_calibrate(cn_plan *plan, const cn_spec *spec, double seconds);
+cn_status cn_plan_calibrate(cn_plan *plan, const cn_spec *spec, const cn_data *data,
+                            double seconds);
 /* The largest training batch (1..65536) whose training peak fits in memory
  * bytes: the host's peak on the CPU, the device's on another device;
  * opts's recipe gives all but the batch.  *batch is 0 when not even a batch

@@ -480,13 +480,21 @@ static cn_status time_passes(cn_model *model, const cn_data *val, double budget,
     return CN_OK;
 }
 
-cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, double seconds)
+cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, const cn_data *data, double seconds)
 {
     cn_backend *probe;
     cn_status st = timing_backend(p, &probe);
     if (st)
         return st;
     cn_backend_destroy(probe);
+    cn_shape s = spec->input;
+    if (data && (data->shape.c != s.c || data->shape.h != s.h || data->shape.w != s.w ||
+                 data->classes > spec->classes))
+        return cn_fail(CN_ERR_SHAPE,
+                       "the calibration's data (%zux%zux%zu images, %zu classes) do not fit the "
+                       "network (%zux%zux%zu, %zu classes)",
+                       data->shape.c, data->shape.h, data->shape.w, data->classes, s.c, s.h, s.w,
+                       spec->classes);
     if (!(seconds > 0.0))
         seconds = 2.0;
     /* The recipe's model (its network, optimizer and data path are what
@@ -497,10 +505,10 @@ cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, double seconds)
     o.lr = 1e-4;
     o.policy = CN_LR_CONST;
     cn_model *model = NULL;
-    cn_data data = {0};
+    cn_data own = {0};
     cn_rng rng;
     cn_rng_seed(&rng, 1);
-    size_t b = p->batch, in = cn_shape_size(spec->input);
+    size_t b = p->batch, in = cn_shape_size(s);
     /* Enough batches to run for the budget, within 64 MiB of pixels (the
      * order is shuffled each epoch: a few batches do), and two evaluation
      * passes. */
@@ -515,20 +523,23 @@ cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, double seconds)
         st = cn_fail(CN_ERR_NOMEM, "out of memory for the calibration");
         goto done;
     }
-    if ((st = random_data(n, spec->input, spec->classes, &rng, &data)) ||
-        (st = cn_model_create(spec, &o, &p->device, &model)))
+    if (!data || data->n < b) {
+        if ((st = random_data(n, s, spec->classes, &rng, &own)))
+            goto done;
+        data = &own;
+    }
+    if ((st = cn_model_create(spec, &o, &p->device, &model)))
         goto done;
     calib c = {seconds * 0.7, 0, 0.0, 0.0};
     double step_s = 0.0, pass_s = 0.0, update = 0.0;
-    cn_data val = cn_data_slice(&data, 0, 2 * p->net_batch);
-    if ((st = time_steps(model, &data, &c, &step_s)) ||
+    cn_data train = cn_data_slice(data, 0, n), val = cn_data_slice(data, 0, 2 * p->net_batch);
+    if ((st = time_steps(model, &train, &c, &step_s)) ||
         (st = time_passes(model, &val, seconds * 0.2, &pass_s)))
         goto done;
-    /* Each layer's share, from one profiled step. */
-    for (size_t i = 0; i < b * in; i++)
-        x[i] = (float)(cn_rng_normal(&rng));
+    /* Each layer's share, from one profiled step on the first batch. */
+    cn_net_prepare(cn_model_net(model), data->pixels, b, x);
     for (size_t i = 0; i < b; i++)
-        labels[i] = (int32_t)cn_rng_below(&rng, spec->classes);
+        labels[i] = data->labels[i];
     if ((st = cn_model_profile(model, x, labels, b, fwd, bwd, &update)))
         goto done;
     for (size_t i = 0; i < p->n_layers; i++) {
@@ -542,7 +553,7 @@ cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, double seconds)
     epoch_times(p);
 done:
     cn_model_free(model);
-    cn_data_free(&data);
+    cn_data_free(&own);
     free(x);
     free(labels);
     free(fwd);

@@ -256,7 +256,7 @@ static void gpu_planned_without_one(void)
     CHECK(d->train_peak < c->train_peak); /* the model is on the device */
     CHECK_ERR(cn_plan_roofline(d), CN_ERR_ARG);
     CHECK(th_contains(cn_last_error(), "cannot be timed"));
-    CHECK_ERR(cn_plan_calibrate(d, spec, 0.1), CN_ERR_ARG);
+    CHECK_ERR(cn_plan_calibrate(d, spec, NULL, 0.1), CN_ERR_ARG);
     CHECK(d->timing == CN_PLAN_UNTIMED);
     cn_plan_free(c);
     cn_plan_free(d);
@@ -280,12 +280,20 @@ static void times_add_up(void)
     CHECK(layers > 0 && layers < p->step_s);
     CHECK_NEAR(p->epoch_s, 100 * p->step_s + 300.0 / 256 * p->eval_s, 1e-12);
     double roof_step = p->step_s;
-    CHECK_OK(cn_plan_calibrate(p, spec, 0.3));
+    CHECK_OK(cn_plan_calibrate(p, spec, NULL, 0.3));
     CHECK(p->timing == CN_PLAN_CALIBRATED && p->step_s > 0 && p->eval_s > 0);
     CHECK_NEAR(p->epoch_s, p->train_s + p->val_s, 1e-12);
     CHECK_NEAR(p->train_s, 100 * p->step_s, 1e-12);
     for (size_t i = 0; i < p->n_layers; i++)
         CHECK(p->layers[i].fwd_s >= 0 && p->layers[i].bwd_s >= 0);
+    /* on images of its own: those of the network's shape; others refused */
+    cn_data bars = th_bars(200, 1, 8), wide = th_bars(200, 1, 9);
+    CHECK_OK(cn_plan_calibrate(p, spec, &bars, 0.2));
+    CHECK(p->timing == CN_PLAN_CALIBRATED && p->step_s > 0);
+    CHECK_ERR(cn_plan_calibrate(p, spec, &wide, 0.2), CN_ERR_SHAPE);
+    CHECK(th_contains(cn_last_error(), "1x9x9"));
+    cn_data_free(&bars);
+    cn_data_free(&wide);
     printf("    fc 64-40-3, batch 16: a step %.3f ms calibrated (%.3f ms by the roofline), an "
            "evaluation pass %.3f ms\n",
            p->step_s * 1e3, roof_step * 1e3, p->eval_s * 1e3);
