@@ -323,6 +323,7 @@ bench-gpu:
 # each; the planned peak memory within 10% of the measured, an epoch's time
 # within 25%.  Not part of make test: it times training on a shared machine.
 plan-check: $(BIN) data
+	@sh scripts/deps.sh --plan
 	@/usr/bin/python3 bench/plan_check.py --build $(BUILD)
 
 $(BUILD)/peak: bench/peak.c
