@@ -40,7 +40,8 @@ static const char help[] =
     "                  a model file's own): its images are counted.  Without data\n"
     "                  of the network's shape, MNIST's sizes are assumed for 28x28\n"
     "                  images (60 000 training, 10 000 test) and CIFAR-10's for\n"
-    "                  32x32 (50 000, 10 000), and said so\n"
+    "                  32x32 (50 000, 10 000), and said so; for other shapes the\n"
+    "                  data and an epoch are left out\n"
     "  --val N         images of the training file kept for validation (default\n"
     "                  10000; a model file's own), as train's --val\n"
     "  --limit N       train on the first N of the others only, as train's --limit\n"
@@ -219,10 +220,14 @@ static int count_images(const char *data, const cn_model *model, cn_shape s, lon
         file = 60000, snprintf(c->source, sizeof c->source, "assumed: MNIST's sizes");
     else if (s.c == 3 && s.h == 32 && s.w == 32)
         file = 50000, snprintf(c->source, sizeof c->source, "assumed: CIFAR-10's sizes");
-    else
-        return cli_error("no data of the network's %zux%zux%zu images to count in %s: give "
-                         "--data DIR",
-                         s.c, s.h, s.w, dir);
+    else { /* the network's memory still; no data, no epoch */
+        snprintf(c->source, sizeof c->source,
+                 "none of %zux%zux%zu images in %s: the data and an epoch are not counted (give "
+                 "--data DIR)",
+                 s.c, s.h, s.w, dir);
+        c->train = c->val = c->test = c->data = 0;
+        return 0;
+    }
     if ((size_t)val >= file)
         return cli_error("--val %ld leaves no training images (of the %zu assumed)", val, file);
     c->data = file;
@@ -389,6 +394,10 @@ static void print_time(const cn_plan *p, const char *why_untimed)
         printf("\ntime (calibrated: this network's steps timed on this machine)\n");
     printf("  a step          %s  (%zu images: %.0f images/s)\n", span(p->step_s, a, sizeof a),
            p->batch, (double)p->batch / p->step_s);
+    if (p->steps == 0) {
+        printf("  an epoch        not counted: no data\n");
+        return;
+    }
     printf("  an epoch        %s: %zu steps %s, validation %s\n", span(p->epoch_s, a, sizeof a),
            p->steps, span(p->train_s, b, sizeof b), span(p->val_s, c, sizeof c));
     if (p->recipe.epochs > 1)
@@ -557,7 +566,7 @@ int cmd_plan(int argc, char **argv)
         rc = cli_lib_error();
         goto done;
     }
-    if (cnt.train < plan->batch) {
+    if (cnt.data && cnt.train < plan->batch) {
         rc = cli_error("%zu training images are fewer than one batch of %zu", cnt.train,
                        plan->batch);
         goto done;
@@ -594,9 +603,12 @@ int cmd_plan(int argc, char **argv)
     printf("%s: batch %zu on %s, %s; the network built for %zu images (evaluation's passes)\n",
            name, plan->batch, where(plan, w, sizeof w), cn_optimizer_name(plan->recipe.optimizer),
            plan->net_batch);
-    printf("data (%s): %s training images an epoch (%zu steps), %s validation, %s test\n",
-           cnt.source, cli_count(cnt.train, a, sizeof a), plan->steps,
-           cli_count(cnt.val, b, sizeof b), cli_count(cnt.test, pc, sizeof pc));
+    if (cnt.data)
+        printf("data (%s): %s training images an epoch (%zu steps), %s validation, %s test\n",
+               cnt.source, cli_count(cnt.train, a, sizeof a), plan->steps,
+               cli_count(cnt.val, b, sizeof b), cli_count(cnt.test, pc, sizeof pc));
+    else
+        printf("data: %s\n", cnt.source);
     print_layers(plan);
     print_memory(plan, &cnt);
     print_time(plan, why);

@@ -47,16 +47,13 @@ static size_t held(const cn_net *net, size_t li, size_t t, int buffer)
 {
     const cn_layer *l = &net->layers[li];
     const cn_ltensor *lt = buffer ? &l->bt[t] : &l->t[t];
-    size_t end = buffer ? net->n_buffers : net->n_params;
     for (size_t j = li; j < net->n_layers; j++) {
         const cn_layer *m = &net->layers[j];
-        size_t n = buffer ? m->n_bt : m->n_t;
-        for (size_t k = j == li ? t + 1 : 0; k < n; k++) {
-            end = (buffer ? m->bt[k] : m->t[k]).offset;
-            return end - lt->offset;
-        }
+        size_t next = j == li ? t + 1 : 0, n = buffer ? m->n_bt : m->n_t;
+        if (next < n)
+            return (buffer ? m->bt[next] : m->t[next]).offset - lt->offset;
     }
-    return end - lt->offset;
+    return (buffer ? net->n_buffers : net->n_params) - lt->offset;
 }
 
 /* A layer whose operations are products of matrices (convolution, fully
@@ -108,6 +105,17 @@ static void plan_rows(cn_plan *p, const cn_net *net, size_t b, size_t slots)
     }
 }
 
+/* The sum of n sizes, saturating at SIZE_MAX as the layout's sizes do (a
+ * description may ask for more than any machine has). */
+static size_t sum(size_t n, const size_t *v)
+{
+    size_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s = cn_add(s, v[i]);
+    return s;
+}
+#define SUM(...) sum(sizeof((size_t[]){__VA_ARGS__}) / sizeof(size_t), (size_t[]){__VA_ARGS__})
+
 /* The memory of training spec with recipe o at batch b on be, into p (the
  * rows too when rows is not 0). */
 static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_plan_opts *po,
@@ -138,7 +146,7 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
     p->io = by[CN_MEM_IO];
     p->backend = be->own_bytes;
     p->model =
-        p->weights + p->gradients + p->optimizer + p->activations + p->scratch + p->io + p->backend;
+        SUM(p->weights, p->gradients, p->optimizer, p->activations, p->scratch, p->io, p->backend);
     p->host_arrays = by[CN_MEM_HOST];
 
     /* Around the model, on the host. */
@@ -150,10 +158,11 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
     /* The epoch's permutation and a batch's labels, pixels (gathered on
      * the device instead when its memory is not the host's) and one sample
      * for augmentation. */
-    p->loop = train_n ? train_n * sizeof(uint32_t) + b * sizeof(int32_t) +
-                            (p->host_memory ? b * in + in : 0)
+    p->loop = train_n ? SUM(cn_mul(train_n, sizeof(uint32_t)), b * sizeof(int32_t),
+                            p->host_memory ? cn_mul(b + 1, in) : 0)
                       : 0;
-    p->device_data = !p->host_memory && train_n ? train_n * in + b * sizeof(uint32_t) : 0;
+    p->device_data =
+        !p->host_memory && train_n ? cn_add(cn_mul(train_n, in), b * sizeof(uint32_t)) : 0;
     /* A checkpoint copies every tensor of the model file to the host (the
      * weights, buffers and optimizer state, unpadded, and the input's
      * normalisation); a validation keeps each image's answer and its
@@ -166,17 +175,17 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
         for (size_t t = 0; t < l->n_bt; t++)
             saved += l->bt[t].count;
     }
-    size_t checkpoint = (saved + trained * (1 + slots)) * sizeof(float);
+    size_t checkpoint = cn_mul(cn_add(saved, cn_mul(trained, 1 + slots)), sizeof(float));
     size_t answers = k * k * sizeof(size_t), val = val_n ? val_n * 12 + answers : 0;
     p->transient = checkpoint > val ? checkpoint : val;
     size_t host_model = p->host_memory ? p->model : 0;
-    p->train_peak = p->baseline + host_model + p->host_arrays + p->data + p->loop + p->transient;
+    p->train_peak = SUM(p->baseline, host_model, p->host_arrays, p->data, p->loop, p->transient);
     /* An evaluation loads the model file (read whole, then copied out of
      * it) before it reads the test images and keeps the answers. */
-    size_t load = 2 * checkpoint + strlen(spec->text) + 4096;
-    size_t test = test_n ? test_n * (in + sizeof(int32_t) + 12) + answers : 0;
-    p->infer_peak = p->baseline + host_model + p->host_arrays + (load > test ? load : test);
-    p->device_train_peak = p->host_memory ? 0 : p->model + p->device_data;
+    size_t load = SUM(checkpoint, checkpoint, strlen(spec->text), 4096);
+    size_t test = test_n ? cn_add(cn_mul(test_n, in + sizeof(int32_t) + 12), answers) : 0;
+    p->infer_peak = SUM(p->baseline, host_model, p->host_arrays, load > test ? load : test);
+    p->device_train_peak = p->host_memory ? 0 : cn_add(p->model, p->device_data);
     p->device_infer_peak = p->host_memory ? 0 : p->model;
 
     p->flops_step = 0.0;

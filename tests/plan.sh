@@ -197,5 +197,11 @@ else
     fail "no data here: sizes assumed" "exit status $?"
 fi
 
+printf '[net]\nchannels=3\nheight=20\nwidth=20\nclasses=5\n[conv]\nfilters=4\nsize=3\n[fc]\noutputs=5\n[softmax]\n' >"$tmp/odd.cfg"
+if plan "no data of the shape" 0 "$tmp/odd.cfg" --threads 1; then
+    has "no data of the shape: the network planned, the data and the epoch left out, and said so" "^data: none of 3x20x20 images in .*: the data and an epoch are not counted"
+    has "no data of the shape: no epoch" "^  an epoch +not counted: no data"
+fi
+
 echo "plan: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
