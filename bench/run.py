@@ -319,7 +319,7 @@ def section_torch(runner, workloads, rng, pk, record):
         c_rss = [r["max_rss_mb"] for r in res["convnet"] if r]
         t_rss = [r["max_rss_mb"] for r in res["tuned"] + res["tuned+CL"] if r]
         mem.append((w, max(c_rss) if c_rss else None, min(t_rss) if t_rss else None))
-    finish_table(warn, log)
+    finish_table(warn, log, workloads)
     print("\npeak memory (MB, max RSS of the process: convnet's largest run, PyTorch's smallest"
           " of tuned and tuned+CL); target: convnet at most 1/4 of PyTorch")
     for w, c, t in mem:
@@ -338,7 +338,7 @@ def section_ort(runner, workloads, rng, record):
           " intraOpNumThreads = thr, interOpNumThreads = 1, sequential, graph optimisation all;"
           "\nconvnet on the same thread count.  img/s: convnet/ORT; latency of one image"
           f" (batch 1, >= {LATENCY_CALLS} calls per run): ORT/convnet; target 2x")
-    head = (f"{'workload':<14}{'batch':>6}{'thr':>4}{'rnd':>4} | {'convnet':>8} {'ORT':>8}"
+    head = (f"{'workload':<19}{'batch':>6}{'thr':>4}{'rnd':>4} | {'convnet':>8} {'ORT':>8}"
             f" {'ratio':>6} | {'p50 ms':>7} {'ORT':>7} {'ratio':>6} | {'p99 ms':>7} {'ORT':>7}"
             f" {'ratio':>6}")
     print(head)
@@ -348,7 +348,7 @@ def section_ort(runner, workloads, rng, record):
         res = rounds_of(runner, w, ["convnet", "ORT"], w.rounds(), rng, log)
         record[("ort", w.key)] = res
         c, o = res["convnet"], res["ORT"]
-        line = (f"{w.label() + ' infer':<14}{w.batch:>6}{w.threads:>4}{w.rounds():>4} |"
+        line = (f"{w.label() + ' infer':<19}{w.batch:>6}{w.threads:>4}{w.rounds():>4} |"
                 f" {fmt(med(c), '.0f', 8)} {fmt(med(o), '.0f', 8)} {fx(ratio(c, o), 6)} |")
         if runner.latency(w):
             for f in ("latency_ms_p50", "latency_ms_p99"):
@@ -360,10 +360,10 @@ def section_ort(runner, workloads, rng, record):
         c_rss = [r["max_rss_mb"] for r in c if r]
         o_rss = [r["max_rss_mb"] for r in o if r]
         mem.append((w, max(c_rss) if c_rss else None, min(o_rss) if o_rss else None))
-    finish_table(warn, log)
+    finish_table(warn, log, workloads)
     print("\npeak memory (MB, max RSS): convnet / ORT (a Node process, Node itself about 40 MB)")
     for w, c, o in mem:
-        print(f"  {w.label() + ' infer':<14}{w.batch:>6}{w.threads:>4}: {fmt(c, '.1f', 7)} /"
+        print(f"  {w.label() + ' infer':<19}{w.batch:>6}{w.threads:>4}: {fmt(c, '.1f', 7)} /"
               f" {fmt(o, '.1f', 7)}")
 
 
@@ -383,10 +383,15 @@ def section_installed(runner, workloads, rng, record):
               f" {fmt(med(res['convnet']), '.0f', 8)} {fmt(med(res['PyTorch']), '.0f', 8)} |"
               f" {fx(ratio(res['convnet'], res['PyTorch']), 7)}", flush=True)
         warn += spread_lines(w, res)
-    finish_table(warn, log)
+    finish_table(warn, log, workloads)
 
 
-def finish_table(warn, log):
+def finish_table(warn, log, workloads):
+    if max(w.rounds() for w in workloads) < 2:
+        print("spread check: not made, it needs 2 rounds or more")
+        for line in log:
+            print("  " + line)
+        return
     print(f"spread check (img/s across rounds, (max-min)/median, limit {100 * SPREAD:.0f}%): " +
           ("all within" if not warn else f"{len(warn)} over"))
     for line in warn + log:
