@@ -392,7 +392,9 @@ def finish_table(warn, log, workloads):
         for line in log:
             print("  " + line)
         return
-    print(f"spread check (img/s across rounds, (max-min)/median, limit {100 * SPREAD:.0f}%): " +
+    what = "img/s" + (", and p50 latency at batch 1," if any(w.batch == 1 for w in workloads)
+                      else "")
+    print(f"spread check ({what} across rounds, (max-min)/median, limit {100 * SPREAD:.0f}%): " +
           ("all within" if not warn else f"{len(warn)} over"))
     for line in warn + log:
         print("  " + line)
