@@ -814,6 +814,21 @@ fi
 
 . "$root/tests/resume.sh" # runs stopped by SIGTERM mid-schedule resume exactly
 
+# --- idle threads wait briefly unless the user chose (cli/main.c) -------------------------
+line=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$bin" info --devices 2>&1 | head -1)
+case "$line" in
+*"idle threads: GOMP_SPINCOUNT=1000") ok "convnet runs itself with a short OpenMP spin" ;;
+*) fail "convnet runs itself with a short OpenMP spin" "$line" ;;
+esac
+line=$(env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77 "$bin" info --devices 2>&1 | head -1)
+line2=$(env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active "$bin" info --devices 2>&1 | head -1)
+line3=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT CONVNET_NO_REEXEC=1 "$bin" info --devices 2>&1 | head -1)
+case "$line|$line2|$line3" in
+*"GOMP_SPINCOUNT=77|"*"OMP_WAIT_POLICY=active|"*"idle threads: OpenMP's default")
+    ok "the user's OpenMP wait settings and CONVNET_NO_REEXEC are kept" ;;
+*) fail "the user's OpenMP wait settings and CONVNET_NO_REEXEC are kept" "$line / $line2 / $line3" ;;
+esac
+
 # --- every exit status these tests expect is in README.md's table of them ----------------
 missing=
 for s in $statuses; do
