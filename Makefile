@@ -109,7 +109,7 @@ VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check plan-check demo data bench clean format format-check help info \
+.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check plan-check demo data bench bench-alone clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
 all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
@@ -294,9 +294,19 @@ demo:
 check-layering: $(LIB) $(VLIB)
 	@/usr/bin/python3 scripts/check_layering.py $(BUILD)
 
-# convnet against PyTorch, side by side (about 8 minutes); see bench/run.py.
+# convnet against PyTorch and ONNX Runtime, side by side, the contenders in
+# shuffled rounds (about 20 minutes); see bench/run.py.
 bench:
 	@sh bench/run.sh
+
+# One contender by itself on one workload, and the same workload as make bench
+# measures it, with the ratio of the two (bench/run.py --alone; make
+# bench-alone BENCH_WORKLOAD=list names the workloads and their contenders).
+BENCH_WORKLOAD ?= lenet-train-b64-t2
+BENCH_CONTENDER ?= tuned
+bench-alone:
+	@if [ "$(BENCH_WORKLOAD)" = list ]; then /usr/bin/python3 bench/run.py --list; \
+	else sh bench/run.sh --alone "$(BENCH_WORKLOAD)" "$(BENCH_CONTENDER)"; fi
 
 # Data-parallel training: throughput on this machine, the allreduce over a
 # shaped link, the predicted speed-up of more machines (bench/mpi.py).
@@ -471,7 +481,10 @@ help:
 	@echo "make test-stress the whole suite ten times with both cores kept busy (RUNS=N)"
 	@echo "make check-layering  nothing above the device seam reaches past it; no module cycles"
 	@echo "make data     fetch MNIST into data/mnist"
-	@echo "make bench    convnet against PyTorch on this machine (training, inference, time to 99%)"
+	@echo "make bench    convnet against PyTorch and ONNX Runtime on this machine (training,"
+	@echo "              inference, latency, memory, time to 99%; BENCH_SECONDS, BENCH_REPS, BENCH_QUICK=1)"
+	@echo "make bench-alone  one contender alone against the same inside make bench"
+	@echo "              (BENCH_WORKLOAD=lenet-train-b64-t2 BENCH_CONTENDER=tuned; BENCH_WORKLOAD=list)"
 	@echo "make plan-check  convnet plan's memory and time against real training runs (~10 min)"
 	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
 	@echo "make CUDA=1   build with the CUDA backend too (--device cuda; nvcc in CUDA_HOME=$(CUDA_HOME))"

@@ -1,8 +1,10 @@
 #!/bin/sh
-# run.sh - what 'make bench' runs: installs what the comparison needs, builds,
-# then bench/run.py.  PyTorch (Debian's python3-torch) runs on whatever
-# libblas.so.3 is installed; OpenBLAS is installed for it, since the
-# reference BLAS would make it slower than anyone would run it.
+# run.sh [ARGS] - what 'make bench' (and make bench-alone) runs: installs what
+# the comparison needs, builds, then bench/run.py ARGS (which installs ONNX
+# Runtime for Node itself, through scripts/ort-install.sh, and skips that
+# section, saying why, when npm cannot).  PyTorch (Debian's python3-torch)
+# runs on whatever libblas.so.3 is installed; OpenBLAS is installed for it,
+# since the reference BLAS would make it slower than anyone would run it.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh --test
@@ -18,4 +20,4 @@ if ! readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | grep -q openblas; then
 fi
 sh scripts/fetch-data.sh mnist >/dev/null
 make -s all build/peak
-exec /usr/bin/python3 bench/run.py
+exec /usr/bin/python3 bench/run.py "$@"

@@ -26,8 +26,14 @@ static const char help[] =
     "  --json         no table: one JSON object, {\"mode\", \"batch\", \"threads\",\n"
     "                 \"isa\", \"images_per_s\", \"gflops\", \"max_rss_mb\", \"steps\",\n"
     "                 \"seconds\", \"device_peak_mb\"} (the timed steps and their\n"
-    "                 time; the most GPU memory held, 0 on the CPU), as bench/run.sh\n"
-    "                 reads it\n";
+    "                 time; the most GPU memory held, 0 on the CPU), as bench/run.py\n"
+    "                 reads it; with --infer also \"latency_ms_p50\" and\n"
+    "                 \"latency_ms_p99\": the median and 99th percentile of the time\n"
+    "                 of one forward call, each timed pass timed alone (with\n"
+    "                 --batch 1: the latency of one image)\n"
+    "  --latency N    with --infer --json: time at least N passes (going on past\n"
+    "                 --steps or --seconds until there are N), so that the\n"
+    "                 percentiles rest on N calls; e.g. --batch 1 --latency 10000\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -54,6 +60,7 @@ typedef struct bench {
      * whichever ends first; at least one is set. */
     long steps;
     double seconds;
+    long min_steps; /* --latency: at least this many timed steps (0: no minimum) */
 } bench;
 
 /* One step, training or inference; with times (cn_net_num_layers() + 1
@@ -77,9 +84,11 @@ static cn_status run_step(bench *b, double *forward, double *backward)
 
 /* Whether measuring is over after done steps in elapsed seconds: --steps
  * reached, or --seconds spent (and at least 3 steps when only --seconds
- * counts). */
+ * counts); never before --latency's minimum. */
 static int enough(const bench *b, size_t done, double elapsed)
 {
+    if (done < (size_t)b->min_steps)
+        return 0;
     if (b->steps && done >= (size_t)b->steps)
         return 1;
     return b->seconds > 0 && elapsed >= b->seconds && done >= (b->steps ? 1u : 3u);
@@ -98,22 +107,56 @@ static cn_status warm_up(bench *b, double *forward, double *backward)
     return CN_OK;
 }
 
-/* Steps until enough(): how many, in how long. */
-static int throughput(bench *b, size_t *steps_done, double *seconds)
+/* Steps until enough(): how many, in how long, and with lat (not NULL)
+ * the time of each step, one by one, in a malloc'ed array of *steps_done
+ * entries that the caller frees. */
+static int throughput(bench *b, size_t *steps_done, double *seconds, double **lat)
 {
     if (warm_up(b, NULL, NULL))
-        return -1;
-    size_t steps = 0;
-    double start = cli_now(), elapsed;
+        return cli_lib_error();
+    size_t steps = 0, cap = 0;
+    double *t = NULL;
+    double start = cli_now(), prev = start, now, elapsed;
     do {
-        if (run_step(b, NULL, NULL))
-            return -1;
+        if (run_step(b, NULL, NULL)) {
+            free(t);
+            return cli_lib_error();
+        }
+        now = cli_now();
+        if (lat) {
+            if (steps == cap) {
+                cap = cap ? 2 * cap : 1024;
+                double *more = realloc(t, cap * sizeof *t);
+                if (!more) {
+                    free(t);
+                    return cli_error("out of memory");
+                }
+                t = more;
+            }
+            t[steps] = now - prev;
+        }
+        prev = now;
         steps++;
-        elapsed = cli_now() - start;
+        elapsed = now - start;
     } while (!enough(b, steps, elapsed));
     *steps_done = steps;
     *seconds = elapsed;
+    if (lat)
+        *lat = t;
     return 0;
+}
+
+/* The pct-th percentile (1 to 100) of n > 0 values, sorted in place: the
+ * nearest-rank one, the smallest value with at least pct% of the values at
+ * or below it (bench/ort_bench.js takes the same), except that the median of
+ * an even count is the mean of the middle two. */
+static double percentile(double *v, size_t n, unsigned pct)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    if (pct == 50 && n % 2 == 0)
+        return 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    size_t rank = (pct * n + 99) / 100;
+    return v[(rank ? rank : 1) - 1];
 }
 
 /* The times of each step, a row of cols forward and cols backward times per
@@ -234,15 +277,31 @@ done:
 
 int cmd_bench(int argc, char **argv)
 {
-    enum { O_BATCH = 1, O_THREADS, O_STEPS, O_INFER, O_JSON, O_SECONDS, O_DEVICE, O_HELP };
-    static const cli_opt opts[] = {
-        {"batch", 1, O_BATCH},   {"threads", 1, O_THREADS},
-        {"steps", 1, O_STEPS},   {"infer", 0, O_INFER},
-        {"json", 0, O_JSON},     {"seconds", 1, O_SECONDS},
-        {"device", 1, O_DEVICE}, {"help", 0, O_HELP},
-        {"h", 0, O_HELP},        {NULL, 0, 0},
+    enum {
+        O_BATCH = 1,
+        O_THREADS,
+        O_STEPS,
+        O_INFER,
+        O_JSON,
+        O_SECONDS,
+        O_DEVICE,
+        O_LATENCY,
+        O_HELP
     };
-    long batch = 0, threads = 0, steps = 0;
+    static const cli_opt opts[] = {
+        {"batch", 1, O_BATCH},
+        {"threads", 1, O_THREADS},
+        {"steps", 1, O_STEPS},
+        {"infer", 0, O_INFER},
+        {"json", 0, O_JSON},
+        {"seconds", 1, O_SECONDS},
+        {"device", 1, O_DEVICE},
+        {"latency", 1, O_LATENCY},
+        {"help", 0, O_HELP},
+        {"h", 0, O_HELP},
+        {NULL, 0, 0},
+    };
+    long batch = 0, threads = 0, steps = 0, latency = 0;
     double seconds = 0;
     int infer = 0, json = 0, c;
     const char *path = NULL, *v;
@@ -282,11 +341,18 @@ int cmd_bench(int argc, char **argv)
                 return cli_usage("bench", "--seconds takes a number from 0.01 to 3600, not '%s'",
                                  v);
             break;
+        case O_LATENCY:
+            if (!cli_int(v, 1, 10000000, &latency))
+                return cli_usage("bench",
+                                 "--latency takes a whole number from 1 to 10000000, not '%s'", v);
+            break;
         case O_INFER: infer = 1; break;
         case O_JSON: json = 1; break;
         case O_HELP: fputs(help, stdout); return 0;
         }
     }
+    if (latency && !(infer && json))
+        return cli_usage("bench", "--latency times forward calls: it needs --infer and --json");
     /* Neither --steps nor --seconds: the table's 20 steps, --json's 2 s. */
     if (!steps && !seconds) {
         if (json)
@@ -294,7 +360,7 @@ int cmd_bench(int argc, char **argv)
         else
             steps = 20;
     }
-    bench b = {NULL, 0, infer, NULL, NULL, steps, seconds};
+    bench b = {NULL, 0, infer, NULL, NULL, steps, seconds, latency};
     cn_device dev = cli_device(threads);
     if (path && cli_is_model_file(path)) {
         if (cn_model_load(path, &dev, &b.model))
@@ -334,12 +400,10 @@ int cmd_bench(int argc, char **argv)
         rc = print_table(&b, path ? path : CLI_DEFAULT_MODEL_NAME);
         goto done;
     }
-    size_t done;
-    double elapsed;
-    if (throughput(&b, &done, &elapsed)) {
-        rc = cli_lib_error();
+    size_t done = 0;
+    double elapsed = 0, *lat = NULL;
+    if ((rc = throughput(&b, &done, &elapsed, infer ? &lat : NULL)))
         goto done;
-    }
     net = cn_model_net(b.model);
     size_t params;
     uint64_t macs;
@@ -349,10 +413,15 @@ int cmd_bench(int argc, char **argv)
     double ips = (double)(done * b.batch) / elapsed;
     printf("{\"mode\": \"%s\", \"batch\": %zu, \"threads\": %d, \"isa\": \"%s\", "
            "\"images_per_s\": %.1f, \"gflops\": %.2f, \"max_rss_mb\": %.1f, \"steps\": %zu, "
-           "\"seconds\": %.6f, \"device_peak_mb\": %.1f}\n",
+           "\"seconds\": %.6f, \"device_peak_mb\": %.1f",
            infer ? "infer" : "train", b.batch, cn_net_threads(net), cn_net_isa(net), ips,
            ips * (infer ? 2.0 : 6.0) * (double)macs / 1e9, (double)ru.ru_maxrss / 1024.0, done,
            elapsed, (double)cn_net_device_peak(net) / (1 << 20));
+    if (lat)
+        printf(", \"latency_ms_p50\": %.4f, \"latency_ms_p99\": %.4f",
+               1e3 * percentile(lat, done, 50), 1e3 * percentile(lat, done, 99));
+    printf("}\n");
+    free(lat);
 done:
     free(b.x);
     free(b.labels);

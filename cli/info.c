@@ -2,6 +2,7 @@
  * parameter counts and multiply-adds. */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char help[] =
@@ -29,8 +30,12 @@ static int devices(void)
         cn_spec_free(spec);
         return cli_lib_error();
     }
-    printf("cpu       %d thread%s, %s kernels\n", cn_net_threads(net),
-           cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
+    /* how idle threads wait (cli/main.c sets a short spin unless chosen) */
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    printf("cpu       %d thread%s, %s kernels; idle threads: %s%s\n", cn_net_threads(net),
+           cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net),
+           policy ? "OMP_WAIT_POLICY=" : spin ? "GOMP_SPINCOUNT=" : "OpenMP's default",
+           policy ? policy : spin ? spin : "");
     cn_net_free(net);
     cn_spec_free(spec);
     enum { MAX_GPUS = 64 };

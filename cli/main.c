@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A subcommand: its name, what it takes and what it does, as the usage
  * lists them ('\n' breaks the summary's line), and its function. */
@@ -117,8 +118,33 @@ static int memory_limit_from_env(void)
     return 0;
 }
 
+/* GNU OpenMP reads how long an idle thread spins before it sleeps from the
+ * environment, once, when the program loads: by default for millions of
+ * cycles.  On a machine that other processes keep busy, those spinning
+ * threads hold the cores that the threads with work need, and training
+ * with two threads ran 3-15 times slower (README, "A busy machine").  So,
+ * unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set), convnet
+ * runs itself again with a short spin, before anything else happens; not
+ * under valgrind, which would not follow the exec.  Results do not change:
+ * only how threads wait. */
+#define CN_SPINCOUNT "1000"
+static void wait_briefly(char **argv)
+{
+#ifdef _OPENMP
+    const char *preload = getenv("LD_PRELOAD");
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("CONVNET_NO_REEXEC") ||
+        (preload && strstr(preload, "vgpreload")))
+        return;
+    if (setenv("GOMP_SPINCOUNT", CN_SPINCOUNT, 1) == 0)
+        execv("/proc/self/exe", argv); /* returns only when it failed: go on as we are */
+#else
+    (void)argv;
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    wait_briefly(argv);
     cli_models_dir = CN_MODELS_DIR;
     if (memory_limit_from_env())
         return EXIT_USAGE;

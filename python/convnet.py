@@ -294,6 +294,11 @@ def _candidates(path, env, name, soname):
 
 
 def _open(candidates, what):
+    # GNU OpenMP reads how long idle threads spin from the environment when it
+    # loads: briefly, as the convnet command does, unless the user chose
+    # (README, "A busy machine"); no effect where it is loaded already.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = "1000"
     tried = []
     for c in candidates:
         # A bare name ("libconvnet.so.0") is the dynamic linker's to find.

@@ -166,18 +166,30 @@ print(steps, steps * float(m.group(2)) / 1e3)
 PY
 }
 # json FILE MODE STEPS SECONDS: the JSON of bench --json, with exactly STEPS timed steps
-# (0: any) in at least SECONDS
+# (0: any) in at least SECONDS (STEPS "+N": N or more); for inference with the
+# latency percentiles, positive and in order
 json() {
     "$py" - "$@" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 want = {"mode", "batch", "threads", "isa", "images_per_s", "gflops", "max_rss_mb", "steps", "seconds",
         "device_peak_mb"}
+if sys.argv[2] == "infer":  # and the latency of one forward call: median, 99th percentile
+    want |= {"latency_ms_p50", "latency_ms_p99"}
+    p50, p99 = d["latency_ms_p50"], d["latency_ms_p99"]
+    assert 0 < p50 <= p99, d
+    # the calls are the timed steps: their median cannot exceed their mean by
+    # more than twice (half the calls at p50 or above)
+    assert p50 <= 2 * 1e3 * d["seconds"] / d["steps"], d
 assert set(d) == want, sorted(d)
 assert d["mode"] == sys.argv[2] and d["batch"] == 8 and d["threads"] == 1, d
 assert d["isa"] in ("avx512", "avx2", "portable"), d
 assert d["images_per_s"] > 0 and d["gflops"] > 0 and d["max_rss_mb"] > 0 and d["seconds"] > 0, d
-assert d["steps"] == int(sys.argv[3]) if int(sys.argv[3]) else d["steps"] >= 3, d
+steps = sys.argv[3]
+if steps.startswith("+"):
+    assert d["steps"] >= int(steps[1:]), d
+else:
+    assert d["steps"] == int(steps) if int(steps) else d["steps"] >= 3, d
 assert d["seconds"] >= float(sys.argv[4]), d
 assert d["device_peak_mb"] == 0, d  # the CPU's memory is the host's: no device peak
 PY
@@ -211,6 +223,11 @@ run "bench --json" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --seconds 0
     if json "$tmp/out" train 0 0.3; then ok "bench --json"; else fail "bench --json" "not the JSON expected"; fi
 run "bench --json --infer --steps" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --infer --steps 5 &&
     if json "$tmp/out" infer 5 0; then ok "bench --json --infer --steps"; else fail "bench --json --infer --steps" "not the JSON expected"; fi
+# --latency N: at least N timed calls, here past --steps 5
+run "bench --json --infer --latency" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --infer --steps 5 --latency 300 &&
+    if json "$tmp/out" infer +300 0; then ok "bench --json --infer --latency"; else fail "bench --json --infer --latency" "not the JSON expected"; fi
+run "bench --latency without --infer" 2 "$bin" bench tests/fixtures/conv.cfg --json --latency 10 &&
+    expect_err "bench --latency without --infer" "--latency times forward calls: it needs --infer and --json"
 run "bench bad --seconds" 2 "$bin" bench --seconds 0 && expect_err "bench bad --seconds" "--seconds takes a number from 0.01 to 3600, not '0'"
 
 # --- train, eval, resume ------------------------------------------------------------
@@ -797,6 +814,21 @@ if run "memory does not grow with epochs" 0 "$bin" train \
 fi
 
 . "$root/tests/resume.sh" # runs stopped by SIGTERM mid-schedule resume exactly
+
+# --- idle threads wait briefly unless the user chose (cli/main.c) -------------------------
+line=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$bin" info --devices 2>&1 | head -1)
+case "$line" in
+*"idle threads: GOMP_SPINCOUNT=1000") ok "convnet runs itself with a short OpenMP spin" ;;
+*) fail "convnet runs itself with a short OpenMP spin" "$line" ;;
+esac
+line=$(env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77 "$bin" info --devices 2>&1 | head -1)
+line2=$(env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active "$bin" info --devices 2>&1 | head -1)
+line3=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT CONVNET_NO_REEXEC=1 "$bin" info --devices 2>&1 | head -1)
+case "$line|$line2|$line3" in
+*"GOMP_SPINCOUNT=77|"*"OMP_WAIT_POLICY=active|"*"idle threads: OpenMP's default")
+    ok "the user's OpenMP wait settings and CONVNET_NO_REEXEC are kept" ;;
+*) fail "the user's OpenMP wait settings and CONVNET_NO_REEXEC are kept" "$line / $line2 / $line3" ;;
+esac
 
 # --- every exit status these tests expect is in README.md's table of them ----------------
 missing=

@@ -14,10 +14,11 @@
  *   gemm (and the single-threaded and pre-packed products the convolution
  *   uses), conv_fwd and conv_bwd, maxpool_fwd and maxpool_bwd, act_fwd and
  *   act_bwd (every activation), add_bias and bias_grad, bn_fwd and bn_bwd,
- *   softmax and softmax_nll_bwd, sgd and adam.
+ *   softmax and softmax_nll_bwd, sgd and adam, and the doctor's count_nonfinite
+ *   and stats.
  * The others have one plain C version (kernels/plain.c) that every set's
  * table points at: avgpool_fwd and avgpool_bwd, dropout_fwd and dropout_bwd,
- * add, scale, input_from_pixels, nll_rows and count_nonfinite.  They are
+ * add, scale, input_from_pixels and nll_rows.  They are
  * tested against naive references here too, through each set's table, so
  * that a set's own version, if one is written, is tested without a change
  * here.
@@ -1206,6 +1207,60 @@ static void count_nonfinite_matches_naive(const cn_backend *be, const char *isa,
     free(x);
 }
 
+/* The doctor's figures of a block: sums of the finite values within the
+ * bound of any summation order, the rest exact. */
+static void stats_match_naive(const cn_backend *be, const char *isa, cn_rng *rng)
+{
+    static const size_t shapes[][3] = {{1, 1, 1},    {3, 7, 1},     {5, 3, 37},
+                                       {2, 4, 5000}, {64, 20, 576}, {1, 1, 10007}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        size_t rows = shapes[t][0], units = shapes[t][1], size = shapes[t][2];
+        size_t n = rows * units * size;
+        float *x = normal(n, 3.0, -1.0, rng);
+        for (size_t i = 0; i < n; i++) { /* some non-finite values, among them +inf */
+            uint64_t k = cn_rng_below(rng, 40);
+            if (k < 3)
+                x[i] = k == 0 ? NAN : k == 1 ? INFINITY : -INFINITY;
+        }
+        if (units > 2) /* unit 1: nothing above zero but +inf, so dead */
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < size; j++) {
+                    float *v = x + (r * units + 1) * size + j;
+                    *v = j % 5 == 0 ? INFINITY : -fabsf(*v);
+                }
+        double sum = 0, sum2 = 0, abs_sum = 0, most = 0, bad = 0, dead = 0;
+        for (size_t u = 0; u < units; u++) {
+            int alive = 0;
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < size; j++) {
+                    float v = x[(r * units + u) * size + j];
+                    if (!isfinite(v)) {
+                        bad++;
+                        continue;
+                    }
+                    sum += v;
+                    sum2 += (double)v * v;
+                    abs_sum += fabs(v);
+                    most = fmax(most, fabs(v));
+                    alive |= v > 0;
+                }
+            dead += !alive;
+        }
+        double out[5];
+        be->stats(be, x, rows, units, size, out);
+        double bound = (double)(n + 1) * U * abs_sum, bound2 = (double)(n + 2) * U * sum2;
+        if (bound > 0 && fabs(out[0] - sum) / bound > worst_ratio)
+            worst_ratio = fabs(out[0] - sum) / bound;
+        CHECK_MSG(fabs(out[0] - sum) <= bound && fabs(out[1] - sum2) <= bound2 && out[2] == most &&
+                      out[3] == bad && out[4] == dead && (units <= 2 || dead >= 1),
+                  "%s stats %zu x %zu x %zu: sum %.9g (%.9g), squares %.9g (%.9g), most %g (%g), "
+                  "non-finite %g (%g), dead %g (%g)",
+                  isa, rows, units, size, out[0], sum, out[1], sum2, out[2], most, out[3], bad,
+                  out[4], dead);
+        free(x);
+    }
+}
+
 static void plain_kernels_match_naive(const char *isa)
 {
     cn_backend *be = isa_backend(isa, 2);
@@ -1224,6 +1279,8 @@ static void plain_kernels_match_naive(const char *isa)
         nll_rows_match_naive(be, isa, &rng);
     if (!th_failed())
         count_nonfinite_matches_naive(be, isa, &rng);
+    if (!th_failed())
+        stats_match_naive(be, isa, &rng);
     if (!th_failed())
         report(isa);
     cn_backend_destroy(be);

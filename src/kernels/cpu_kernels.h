@@ -8,7 +8,9 @@
 #include "kernels/kernels.h"
 #include "kernels/plain.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/parallel.h"
@@ -55,6 +57,6 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->nll_rows = cn_plain_nll_rows;
     be->sgd = sgd;
     be->adam = adam;
-    be->count_nonfinite = cn_plain_count_nonfinite;
-    be->stats = cn_plain_stats;
+    be->count_nonfinite = count_nonfinite;
+    be->stats = stats;
 }

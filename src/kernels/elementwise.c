@@ -427,3 +427,106 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t
             }
     });
 }
+
+/* ------------------------------------------------------ the doctor's figures */
+
+/* Whether the float with these bits is NaN or infinite (all exponent bits
+ * set): an integer test the compiler vectorises, where isfinite() would not. */
+static inline uint32_t nonfinite_bits(uint32_t bits) { return (bits & 0x7f800000u) == 0x7f800000u; }
+
+/* How many of x[0, count) are NaN or infinite: checked every training step of
+ * a watched model (train --doctor), so in LANES lanes of integer tests. */
+static size_t count_nonfinite(const cn_backend *be, const float *x, size_t count)
+{
+    (void)be;
+    size_t bad = 0, j = 0;
+    while (j < count) {
+        /* lanes of 32 bits: at most 2^16 values a block before they are added up */
+        size_t end = count - j > (1u << 16) ? j + (1u << 16) : count;
+        uint32_t lane[LANES] = {0};
+        for (; j + LANES <= end; j += LANES)
+            for (int l = 0; l < LANES; l++) {
+                uint32_t bits;
+                memcpy(&bits, x + j + l, sizeof bits);
+                lane[l] += nonfinite_bits(bits);
+            }
+        for (; j < end; j++) {
+            uint32_t bits;
+            memcpy(&bits, x + j, sizeof bits);
+            lane[0] += nonfinite_bits(bits);
+        }
+        for (int l = 0; l < LANES; l++)
+            bad += lane[l];
+    }
+    return bad;
+}
+
+/* The sums of one run v[0, n) (n <= STATS_RUN): non-finite values counted
+ * and left out of the sum and of the sum of squares, and the largest
+ * magnitude.  LANES float partial sums folded into doubles, as in row_sums. */
+enum { STATS_RUN = 4096 };
+static void stats_run(const float *restrict v, size_t n, double *sum, double *sum2, float *most,
+                      size_t *bad)
+{
+    float a[LANES] = {0}, b[LANES] = {0}, m[LANES] = {0};
+    uint32_t nb[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) {
+            uint32_t bits;
+            memcpy(&bits, v + j + l, sizeof bits);
+            uint32_t nf = nonfinite_bits(bits);
+            float x = nf ? 0.0f : v[j + l];
+            a[l] += x;
+            b[l] += x * x;
+            m[l] = fabsf(x) > m[l] ? fabsf(x) : m[l];
+            nb[l] += nf;
+        }
+    for (; j < n; j++) {
+        uint32_t bits;
+        memcpy(&bits, v + j, sizeof bits);
+        uint32_t nf = nonfinite_bits(bits);
+        float x = nf ? 0.0f : v[j];
+        a[0] += x;
+        b[0] += x * x;
+        m[0] = fabsf(x) > m[0] ? fabsf(x) : m[0];
+        nb[0] += nf;
+    }
+    for (int l = 0; l < LANES; l++) {
+        *sum += a[l];
+        *sum2 += b[l];
+        *most = m[l] > *most ? m[l] : *most;
+        *bad += nb[l];
+    }
+}
+
+/* The doctor's five figures of x (rows, units, size): sum and sum of squares
+ * of the finite values, the largest magnitude, the count of non-finite ones
+ * and of units with no finite value above zero in any row.  cn_plain_stats
+ * sums in double in another order: the figures agree to float rounding. */
+static void stats(const cn_backend *be, const float *x, size_t rows, size_t units, size_t size,
+                  double out[5])
+{
+    (void)be;
+    double sum = 0.0, sum2 = 0.0;
+    float most = 0.0f;
+    size_t bad = 0, dead = 0, count = rows * units * size;
+    for (size_t j = 0; j < count; j += STATS_RUN)
+        stats_run(x + j, count - j < STATS_RUN ? count - j : STATS_RUN, &sum, &sum2, &most, &bad);
+    /* a unit is alive at its first finite value above zero: most are found
+     * in their first row */
+    for (size_t u = 0; u < units; u++) {
+        int alive = 0;
+        for (size_t r = 0; r < rows && !alive; r++) {
+            const float *v = x + (r * units + u) * size;
+            for (size_t j = 0; j < size && !alive; j++)
+                alive = v[j] > 0.0f && v[j] <= FLT_MAX;
+        }
+        dead += !alive;
+    }
+    out[0] = sum;
+    out[1] = sum2;
+    out[2] = most;
+    out[3] = (double)bad;
+    out[4] = (double)dead;
+}
