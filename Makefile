@@ -109,7 +109,7 @@ VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check demo data bench bench-alone clean format format-check help info \
+.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check plan-check demo data bench bench-alone clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
 all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
@@ -328,6 +328,14 @@ bench-gpu:
 	@$(MAKE) --no-print-directory BUILD=build-cuda CUDA=1 build-cuda/convnet
 	@sh bench/gpu.sh build-cuda
 
+# convnet plan against real training runs (bench/plan_check.py, about 10
+# minutes): every shipped model and 10 random networks at three batches
+# each; the planned peak memory within 10% of the measured, an epoch's time
+# within 25%.  Not part of make test: it times training on a shared machine.
+plan-check: $(BIN) data
+	@sh scripts/deps.sh --plan
+	@/usr/bin/python3 bench/plan_check.py --build $(BUILD)
+
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -fopenmp $< -o $@
@@ -477,6 +485,7 @@ help:
 	@echo "              inference, latency, memory, time to 99%; BENCH_SECONDS, BENCH_REPS, BENCH_QUICK=1)"
 	@echo "make bench-alone  one contender alone against the same inside make bench"
 	@echo "              (BENCH_WORKLOAD=lenet-train-b64-t2 BENCH_CONTENDER=tuned; BENCH_WORKLOAD=list)"
+	@echo "make plan-check  convnet plan's memory and time against real training runs (~10 min)"
 	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
 	@echo "make CUDA=1   build with the CUDA backend too (--device cuda; nvcc in CUDA_HOME=$(CUDA_HOME))"
 	@echo "make bench-gpu  the GPU's figures: time to 99% MNIST, fashion-best 20 epochs, LeNet images/s"

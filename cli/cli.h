@@ -25,6 +25,7 @@ int cmd_export(int argc, char **argv);
 int cmd_export_onnx(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

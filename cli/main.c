@@ -24,6 +24,9 @@ static const command commands[] = {
      "test accuracy, loss, per-class accuracy and confusion matrix"},
     {"info", "MODEL.cfg|FILE", cmd_info,
      "layers with their output shapes, parameters and multiply-adds"},
+    {"plan", "[MODEL.cfg|FILE]", cmd_plan,
+     "before training: memory per layer, peak memory, time per\n"
+     "step and per epoch, the largest batch that fits (--memory)"},
     {"gradcheck", "MODEL.cfg", cmd_gradcheck,
      "check every layer's backward pass against central differences"},
     {"bench", "[MODEL.cfg]", cmd_bench, "time a training step layer by layer, and inference"},

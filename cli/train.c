@@ -64,7 +64,8 @@ static const char help_rest[] =
     "                   refused unless --data is given\n"
     "  --force          write -o FILE even when it holds a model of another network\n"
     "  --quiet          no progress bar, only the lines per epoch\n"
-    "  --verbose        also the peak memory (resident) after each epoch and at the end\n"
+    "  --verbose        also the validation's time and the peak memory (resident)\n"
+    "                   after each epoch, and the peak at the end\n"
     "  --doctor         the doctor's cheap parts: a NaN or infinite value is traced to\n"
     "                   the layer and tensor where it first appeared, and each log\n"
     "                   line adds per-layer figures to LOG.doctor.csv (see 'convnet\n"
@@ -124,6 +125,7 @@ typedef struct run {
     double test_every, stop_at, eval_s, reached_s, reached_acc;
     uint64_t next_check;
     int reached;
+    double val_s;           /* validation time of the run so far (--verbose) */
     int rank, size;         /* this worker of a data-parallel run, and how many */
     cli_doctor_log *doctor; /* --doctor: per-layer figures at each log line */
 } run;
@@ -254,6 +256,9 @@ static cn_status on_epoch(void *user, cn_model *m, const cn_progress *p)
                  100 * p->val_accuracy);
     printf("epoch %3d/%d  loss %.4f  acc %6.2f%%%s  lr %.4g  %6.0f img/s  %6.1f s\n", p->epoch + 1,
            p->epochs, p->loss, 100 * p->accuracy, val, p->lr, p->images_per_s, p->elapsed_s);
+    if (r->verbose && p->val_accuracy >= 0)
+        printf("epoch %3d/%d  validation %.3f s\n", p->epoch + 1, p->epochs, p->val_s - r->val_s);
+    r->val_s = p->val_s;
     if (r->verbose)
         printf("epoch %3d/%d  peak memory %.1f MiB%s\n", p->epoch + 1, p->epochs, peak_mib(),
                device_peak(m));

@@ -799,6 +799,171 @@ cn_status cn_model_step(cn_model *model, const float *x, const int32_t *labels, 
 cn_status cn_model_profile(cn_model *model, const float *x, const int32_t *labels, size_t n,
                            double *forward, double *backward, double *update);
 
+/* ------------------------------------------------------------------ plan */
+
+/* A training run planned before anything is trained (convnet plan): the
+ * memory of each layer and the peaks of training and of evaluation, from
+ * the same list of blocks that cn_net_create allocates (so the figures
+ * cannot drift from what training takes), and the time of a step and of an
+ * epoch from a roofline of this machine's arithmetic and memory speed
+ * (cn_plan_roofline) or from a short timed run of the network itself
+ * (cn_plan_calibrate).  The memory figures count what a process such as
+ * convnet train holds: the model (its network, built for batches of the
+ * larger of the training batch and 256, evaluation's; the optimizer state;
+ * the backend's own buffers), the training file held in memory, the
+ * training loop's arrays, and the larger of what a checkpoint's save and a
+ * validation pass add for a moment. */
+
+/* What the plan is for. */
+typedef struct cn_plan_opts {
+    const cn_train_opts *recipe; /* the recipe (NULL: the spec's [train]): its
+                                    batch and optimizer count */
+    const cn_device *device;     /* where it trains (NULL: the CPU, one thread
+                                    per core) */
+    size_t train_n;              /* images trained on in an epoch (0: no epoch
+                                    figures) */
+    size_t val_n;                /* images validated after each epoch */
+    size_t data_n;               /* images of the training file in host memory
+                                    (those left out by a limit too; 0:
+                                    train_n + val_n) */
+    size_t test_n;               /* images an evaluation (convnet eval) reads */
+    size_t baseline;             /* bytes the process holds before it builds
+                                    anything (its program and libraries):
+                                    added to the host peaks */
+} cn_plan_opts;
+
+/* One layer of a plan (cn_net_layer's order, the softmax last). */
+typedef struct cn_plan_layer {
+    char name[32];        /* "conv1" */
+    const char *kind;     /* "conv"; static */
+    cn_shape out;         /* per-sample output shape */
+    size_t params;        /* trainable parameters */
+    size_t param_bytes;   /* its parameters, their gradients and optimizer
+                             state, and its buffers */
+    size_t act_bytes;     /* its output for the network's batch (none when
+                             it works in place), the state it keeps for
+                             backward and the gradient later layers send
+                             it */
+    size_t scratch_bytes; /* the scratch it asks for (the network holds
+                             the largest layer's, once) */
+    double flops_fwd;     /* floating-point operations of the forward pass
+                             of one training step (a multiply-add is 2) */
+    double flops_bwd;     /* and of its backward pass */
+    double bytes_fwd;     /* bytes its forward pass reads and writes in a
+                             training step (input, output, weights) */
+    double bytes_bwd;     /* and its backward pass (those and the
+                             gradients) */
+    double fwd_s, bwd_s;  /* predicted seconds of each in a step; 0 for
+                             a layer computed inside the one before (a
+                             relu after a convolution); negative: no time */
+} cn_plan_layer;
+
+/* Where a plan's times come from. */
+typedef enum cn_plan_timing {
+    CN_PLAN_UNTIMED = 0, /* none: no device here to time (its memory is planned) */
+    CN_PLAN_ROOFLINE,    /* this machine's rates (GEMM and memory copy) applied to
+                            each layer's operations and bytes: a bound more than a
+                            forecast (real layers reach a fraction of the GEMM's
+                            rate) */
+    CN_PLAN_CALIBRATED   /* steps and evaluation passes of this network timed on
+                            the device, on random data */
+} cn_plan_timing;
+
+/* A plan.  Sizes in bytes; a figure of the device (device_*) is 0 where the
+ * device's memory is the host's (the CPU). */
+typedef struct cn_plan {
+    cn_train_opts recipe; /* the recipe planned */
+    cn_device device;     /* where it trains, threads resolved */
+    int host_memory;      /* 1 when the device's memory is the host's */
+    int standin;          /* 1 when the device cannot start here (a GPU on a
+                             machine without one): its memory is planned from
+                             its backend's stand-in, and it cannot be timed */
+    int exact;            /* 0 when some of the device's scratch could not be
+                             known without it (cuDNN's workspace, chosen on the
+                             GPU): the figures leave it out */
+    size_t batch;         /* the training batch */
+    size_t net_batch;     /* the batch the network is built for: evaluation
+                             passes take this many images at a time */
+    size_t steps;         /* training steps in an epoch: train_n / batch (the
+                             last incomplete batch is dropped) */
+    size_t val_n;         /* images validated after each epoch */
+    cn_shape input;       /* the network's input */
+    size_t params;        /* trainable parameters of the network */
+    size_t n_layers;
+    cn_plan_layer *layers; /* n_layers of them, owned by the plan */
+    /* The model, in the device's memory. */
+    size_t weights;     /* the parameter and buffer blocks */
+    size_t gradients;   /* the gradient block */
+    size_t optimizer;   /* the optimizer's state */
+    size_t activations; /* outputs, kept state, the gradients of backward */
+    size_t scratch;     /* the scratch space */
+    size_t io;          /* the input batch, its pixels, labels, per-sample results */
+    size_t backend;     /* the backend's own (cn_device's CPU: GEMM buffers per thread) */
+    size_t model;       /* all of the above */
+    /* Around it, in host memory. */
+    size_t host_arrays; /* host copies of per-sample results */
+    size_t data;        /* the training file: pixels and labels */
+    size_t loop;        /* the training loop: the epoch's permutation, a batch */
+    size_t transient;   /* the larger of a checkpoint's copy and a validation's
+                           results, held for a moment at the end of an epoch */
+    size_t baseline;    /* cn_plan_opts's */
+    size_t device_data; /* the training images copied to a device */
+    /* The peaks. */
+    size_t train_peak;        /* host memory of training */
+    size_t infer_peak;        /* host memory of an evaluation of test_n images
+                                 with the trained model (convnet eval) */
+    size_t device_train_peak; /* device memory of training */
+    size_t device_infer_peak; /* device memory of the evaluation */
+    /* Time (seconds; negative when untimed). */
+    cn_plan_timing timing;
+    double step_s;         /* a training step, its batch's preparation included */
+    double eval_s;         /* an evaluation pass of net_batch images */
+    double train_s;        /* steps training steps */
+    double val_s;          /* validating val_n images */
+    double epoch_s;        /* train_s + val_s */
+    double flops_step;     /* floating-point operations of a training step */
+    double gflops, gbytes; /* CN_PLAN_ROOFLINE: the rates measured (GFLOP/s of the
+                              GEMM, GB/s of memory traffic); 0 otherwise */
+} cn_plan;
+
+/* Plans training spec as opts says (NULL: a batch of the spec's recipe on
+ * the CPU, no data), memory only: the times are negative and timing is
+ * CN_PLAN_UNTIMED until cn_plan_roofline or cn_plan_calibrate.  A device
+ * that cannot start here (a GPU on a machine without one) is planned from
+ * its backend's stand-in: exact is then 0 when its scratch sizes are not all
+ * known.  *out is freed with cn_plan_free.  Errors: CN_ERR_SPEC (as
+ * cn_net_create), CN_ERR_ARG (a bad recipe or device), CN_ERR_NOMEM. */
+cn_status cn_plan_training(const cn_spec *spec, const cn_plan_opts *opts, cn_plan **out);
+/* Times the plan from this machine's rates: the backend's GEMM on a
+ * 256 x 256 x 256 product and its addition of two 16 MiB arrays, the best
+ * of runs over a tenth of a second each, applied to each layer's operations and bytes (a
+ * convolution or fully connected layer takes the longer of its operations
+ * at the GEMM's rate and its bytes at memory's; the others their bytes).
+ * Errors: CN_ERR_ARG (a device that cannot start here), CN_ERR_NOMEM. */
+cn_status cn_plan_roofline(cn_plan *plan);
+/* Times the plan by running the network of spec (the plan's) on its device
+ * for about seconds (at least three steps, the first untimed): training
+ * steps as cn_model_train takes them (the batch gathered, augmented and
+ * prepared), then evaluation passes of net_batch images, then each layer
+ * once (cn_model_profile) for the rows.  The images are data's first (up to
+ * 64 MiB of them; the training images to come: some functions' time
+ * depends on their arguments, tanh's and the exponential's among them), or
+ * random ones when data is NULL or holds fewer than a batch.  The model
+ * this builds is the one training builds: the process needs that memory
+ * for a moment.  Errors: CN_ERR_ARG (a device that cannot start here),
+ * CN_ERR_SHAPE (data that does not fit the network), and as
+ * cn_model_create and cn_model_train. */
+cn_status cn_plan_calibrate(cn_plan *plan, const cn_spec *spec, const cn_data *data,
+                            double seconds);
+/* The largest training batch (1..65536) whose training peak fits in memory
+ * bytes: the host's peak on the CPU, the device's on another device;
+ * opts's recipe gives all but the batch.  *batch is 0 when not even a batch
+ * of 1 fits.  Errors: as cn_plan_training. */
+cn_status cn_plan_max_batch(const cn_spec *spec, const cn_plan_opts *opts, size_t memory,
+                            size_t *batch);
+/* Releases plan (NULL: nothing). */
+void cn_plan_free(cn_plan *plan);
+
 /* ---------------------------------------------------------------- doctor */
 
 /* What the doctor (convnet doctor, convnet train --doctor) measures: the

@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [--test] [--fuzz] [--mpi] [--stress] - checks what convnet needs and installs
+# deps.sh [--test] [--fuzz] [--mpi] [--stress] [--plan] - checks what convnet needs and installs
 # what is missing, all of it from Debian's packages.
 #
 # Building needs a C compiler with the C library's headers (gcc, libc6-dev),
@@ -23,6 +23,8 @@
 #   --mpi   data-parallel training needs Open MPI (libopenmpi-dev,
 #           openmpi-bin), and its tests and benchmark Python 3, ip and tc
 #           (iproute2: network namespaces, a shaped link) and pgrep (procps).
+#   --plan  make plan-check needs Python 3 and GNU time (time: each run's
+#           peak memory without the Python that starts it).
 # As root with apt-get the missing packages are installed; otherwise the
 # command to run is printed and deps.sh fails.  tests/fresh.sh (make
 # test-fresh) checks on a bare Debian 12 that this list is complete.
@@ -30,15 +32,16 @@ set -eu
 
 need=""
 add() { need="$need $1"; }
-test=no fuzz=no mpi=no stress=no
+test=no fuzz=no mpi=no stress=no plan=no
 for arg in "$@"; do
     case $arg in
     --test) test=yes ;;
     --fuzz) fuzz=yes ;;
     --mpi) mpi=yes ;;
     --stress) stress=yes ;;
+    --plan) plan=yes ;;
     *)
-        echo "usage: deps.sh [--test] [--fuzz] [--mpi] [--stress]" >&2
+        echo "usage: deps.sh [--test] [--fuzz] [--mpi] [--stress] [--plan]" >&2
         exit 2
         ;;
     esac
@@ -82,6 +85,10 @@ if [ $test = yes ]; then
     command -v man >/dev/null 2>&1 || add man-db
     command -v groff >/dev/null 2>&1 || add groff-base
     command -v col >/dev/null 2>&1 || add bsdextrautils
+fi
+if [ $plan = yes ]; then
+    [ -x /usr/bin/python3 ] || add python3
+    [ -x /usr/bin/time ] || add time
 fi
 if [ $stress = yes ]; then
     command -v stress >/dev/null 2>&1 || add stress

@@ -317,6 +317,41 @@ typedef struct cn_net_plan {
  * the limit. */
 cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
                              cn_backend *be, cn_net_plan *plan);
+/* The same, giving the network itself, its layers set up and its memory
+ * planned but not allocated (the layout: what cn_net_block_at lists): for
+ * the planner (src/plan.c) to read; cn_net_free releases it. */
+cn_status cn_net_layout(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
+                        cn_net **out);
+
+/* n floats rounded up to whole 64-byte blocks, as each parameter tensor and
+ * each layer's state area is; SIZE_MAX stays SIZE_MAX (sizes from a
+ * description saturate rather than wrap: see cn_mul). */
+size_t cn_net_align(size_t n);
+
+/* What a block of a network's memory holds. */
+typedef enum cn_mem {
+    CN_MEM_WEIGHTS, /* the parameter and buffer blocks */
+    CN_MEM_GRADS,   /* the gradient block */
+    CN_MEM_ACT,     /* layers' outputs and kept state, the gradients of backward */
+    CN_MEM_SCRATCH, /* the scratch space (the largest layer's) */
+    CN_MEM_IO,      /* the input, its pixels, labels, per-sample results */
+    CN_MEM_HOST     /* host copies (malloc'd whatever the backend) */
+} cn_mem;
+
+/* One block of a network's memory, allocated as one piece. */
+typedef struct cn_net_block {
+    size_t bytes; /* what it asks the backend (or malloc) for; 0: none */
+    cn_mem what;
+    size_t layer; /* the layer it is the output (or output gradient) of, or SIZE_MAX */
+} cn_net_block;
+
+/* The plan of a network's memory is a list of blocks, which the network
+ * allocates one by one and nothing else: the same list is the planner's
+ * figure.  cn_net_blocks gives how many there are (and, unless bytes is
+ * NULL, the sum of those not CN_MEM_HOST: what the backend is asked for);
+ * cn_net_block_at block b of them (0 past the last). */
+size_t cn_net_blocks(const cn_net *net, size_t *bytes);
+int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out);
 
 /* What a cn_data's store points to: its first member, release, frees the
  * store and the memory behind the data's pixels and labels (a mapped file
@@ -435,6 +470,9 @@ struct cn_model {
     cn_trace trace;     /* where the last watched step found one */
 };
 
+/* The state buffers the optimizer which keeps per parameter (SGD: its
+ * momentum; Adam: two averages). */
+size_t cn_optim_slots(cn_optimizer which);
 /* The optimizer: its state in be's memory, n_params floats per slot. */
 cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t n_params);
 void cn_optim_free(cn_optim *o, cn_backend *be);
@@ -482,6 +520,12 @@ cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_o
  * host can reach it, else a host copy).  Nothing with one worker.  Errors:
  * the communicator's, CN_ERR_NOMEM. */
 cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root);
+
+/* The batches a new model's network is built for when its recipe trains on
+ * batches of batch: forward passes of up to *max samples (evaluation takes
+ * 256 at a time, or the training batch when that is larger) and backward
+ * passes of up to *train.  Training keeps that network (its batch fits). */
+void cn_model_batches(size_t batch, size_t *max, size_t *train);
 
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
  * passes of train samples. */

@@ -99,20 +99,25 @@ static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, cn_ba
     m->device = *device;
     m->opts = *opts;
     m->comm = solo;
-    size_t olen = strlen(spec->source) + 1, batch = (size_t)opts->batch;
-    batch = batch > EVAL_BATCH ? batch : EVAL_BATCH;
+    size_t olen = strlen(spec->source) + 1, batch, train;
+    cn_model_batches((size_t)opts->batch, &batch, &train);
     if (!(m->origin = malloc(olen)))
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
     else
         memcpy(m->origin, spec->source, olen);
     if (st || (st = cn_spec_clone(spec, &m->spec)) ||
-        (st = cn_net_build(m->spec, batch, batch, be, device, &m->net)) ||
+        (st = cn_net_build(m->spec, batch, train, be, device, &m->net)) ||
         (st = cn_optim_init(&m->optim, opts->optimizer, be, m->net->n_params))) {
         cn_model_free(m);
         return st;
     }
     *out = m;
     return CN_OK;
+}
+
+void cn_model_batches(size_t batch, size_t *max, size_t *train)
+{
+    *max = *train = batch > EVAL_BATCH ? batch : EVAL_BATCH;
 }
 
 cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const cn_device *dev,

@@ -14,9 +14,7 @@
 /* Parameter tensors start on 64-byte boundaries. */
 #define ALIGN_FLOATS 16
 
-/* n rounded up to whole 64-byte blocks; SIZE_MAX stays SIZE_MAX (sizes from a
- * description saturate rather than wrap: see cn_mul). */
-static size_t align_up(size_t n)
+size_t cn_net_align(size_t n)
 {
     return n > SIZE_MAX - ALIGN_FLOATS ? SIZE_MAX
                                        : (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
@@ -61,13 +59,6 @@ static const char *in_words(size_t bytes, char *buf, size_t size)
     else
         snprintf(buf, size, "%.1f MiB", (double)bytes / (1 << 20));
     return buf;
-}
-
-/* Backend memory for count values of size bytes (NULL on overflow too). */
-static void *dev_alloc(cn_net *net, size_t count, size_t size)
-{
-    size_t bytes = cn_mul(count, size);
-    return bytes == SIZE_MAX ? NULL : net->be->alloc(net->be, bytes ? bytes : size);
 }
 
 void cn_net_free(cn_net *net)
@@ -263,10 +254,10 @@ static size_t layer_floats(const cn_net *net, const cn_layer *l)
     if (l->read_later)
         n = cn_add(n, cn_mul(cn_shape_size(l->out), net->train_batch));
     for (size_t t = 0; t < l->n_t; t++)
-        n = cn_add(n, cn_mul(2, align_up(l->t[t].count)));
+        n = cn_add(n, cn_mul(2, cn_net_align(l->t[t].count)));
     for (size_t t = 0; t < l->n_bt; t++)
-        n = cn_add(n, align_up(l->bt[t].count));
-    return cn_add(n, align_up(l->state_floats));
+        n = cn_add(n, cn_net_align(l->bt[t].count));
+    return cn_add(n, cn_net_align(l->state_floats));
 }
 
 /* The largest per-sample size among the input and the layers' outputs. */
@@ -292,7 +283,8 @@ static size_t shared_floats(const cn_net *net)
 }
 
 /* Places the tensors in their blocks and sums the memory (saturating at
- * SIZE_MAX). */
+ * SIZE_MAX): the bytes of the blocks that allocate asks for, no more, no
+ * less (cn_net_blocks lists them). */
 static void plan_memory(cn_net *net, cn_net_plan *plan)
 {
     *plan = (cn_net_plan){0, 0};
@@ -301,20 +293,17 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
             l->t[t].offset = net->n_params;
-            net->n_params = cn_add(net->n_params, align_up(l->t[t].count));
+            net->n_params = cn_add(net->n_params, cn_net_align(l->t[t].count));
             plan->weights = cn_add(plan->weights, l->t[t].count);
         }
         for (size_t t = 0; t < l->n_bt; t++) {
             l->bt[t].offset = net->n_buffers;
-            net->n_buffers = cn_add(net->n_buffers, align_up(l->bt[t].count));
+            net->n_buffers = cn_add(net->n_buffers, cn_net_align(l->bt[t].count));
             plan->weights = cn_add(plan->weights, l->bt[t].count);
         }
         net->ws_floats = l->ws_floats > net->ws_floats ? l->ws_floats : net->ws_floats;
     }
-    size_t floats = cn_add(shared_floats(net), net->ws_floats);
-    for (size_t i = 0; i < net->n_layers; i++)
-        floats = cn_add(floats, layer_floats(net, &net->layers[i]));
-    plan->bytes = cn_mul(floats, sizeof(float));
+    cn_net_blocks(net, &plan->bytes);
 }
 
 /* A description (a model file's too) can ask for more than any machine has:
@@ -352,46 +341,157 @@ static cn_status check_limit(const cn_net *net, const cn_net_plan *plan)
         in_words(limit, have, sizeof have), from);
 }
 
-/* Allocates every planned block from the backend and points the layers'
- * views into them.  Returns 0 when memory ran out. */
-static int allocate(cn_net *net)
+/* ---------------------------------------------------------------- blocks */
+
+/* The blocks of a network, in the order they are allocated: these, then
+ * each layer's output (unless it works in place) and the gradient its later
+ * readers send it (when it has some). */
+enum {
+    B_PARAMS,
+    B_GRADS,
+    B_BUFFERS,
+    B_STATES,
+    B_NORM,
+    B_GBUF0,
+    B_GBUF1,
+    B_WS,
+    B_INPUT,
+    B_PIXELS,
+    B_LABELS,
+    B_ROW_LOSS,
+    B_ROW_BEST,
+    B_ROW_P,
+    B_NORM_HOST,
+    B_H_LOSS,
+    B_H_BEST,
+    B_H_LABELS,
+    B_FIXED /* the layers' blocks follow: 2 per layer */
+};
+
+/* Bytes of count values of size bytes, as a block asks for them: an empty
+ * block still takes one value (the backend returns a pointer for it). */
+static size_t block_bytes(size_t count, size_t size) { return count ? cn_mul(count, size) : size; }
+
+/* Floats of the layers' state areas, each aligned. */
+static size_t state_floats(const cn_net *net)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        n = cn_add(n, cn_net_align(net->layers[i].state_floats));
+    return n;
+}
+
+int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
 {
     const cn_spec *spec = net->spec;
     size_t c = spec->input.c, in = cn_mul(net->max_batch, cn_shape_size(spec->input));
-    size_t n_states = 0, io = cn_mul(max_io(net), net->train_batch);
-    for (size_t i = 0; i < net->n_layers; i++)
-        n_states = cn_add(n_states, align_up(net->layers[i].state_floats));
-    net->params = dev_alloc(net, net->n_params, sizeof(float));
-    net->grads = dev_alloc(net, cn_add(net->n_params, CN_GRAD_TAIL), sizeof(float));
-    net->buffers = dev_alloc(net, net->n_buffers, sizeof(float));
-    net->states = dev_alloc(net, n_states, sizeof(float));
-    net->norm = dev_alloc(net, 2 * c, sizeof(float));
-    net->gbuf[0] = dev_alloc(net, io, sizeof(float));
-    net->gbuf[1] = dev_alloc(net, io, sizeof(float));
-    net->ws = dev_alloc(net, net->ws_floats, sizeof(float));
-    net->input = dev_alloc(net, in, sizeof(float));
-    net->pixels = dev_alloc(net, in, 1);
-    net->labels = dev_alloc(net, net->max_batch, sizeof(int32_t));
-    net->row_loss = dev_alloc(net, net->max_batch, sizeof(double));
-    net->row_best = dev_alloc(net, net->max_batch, sizeof(int32_t));
-    net->row_p = dev_alloc(net, net->max_batch, sizeof(float));
-    net->norm_host = malloc(2 * c * sizeof(float));
-    net->h_loss = malloc(net->max_batch * sizeof *net->h_loss);
-    net->h_best = malloc(net->max_batch * sizeof *net->h_best);
-    net->h_labels = malloc(net->max_batch * sizeof *net->h_labels);
-    int ok = net->params && net->grads && net->buffers && net->states && net->norm &&
-             net->gbuf[0] && net->gbuf[1] && net->ws && net->input && net->pixels && net->labels &&
-             net->row_loss && net->row_best && net->row_p && net->norm_host && net->h_loss &&
-             net->h_best && net->h_labels;
+    size_t io = cn_mul(max_io(net), net->train_batch), mb = net->max_batch;
+    *out = (cn_net_block){0, CN_MEM_IO, SIZE_MAX};
+    switch (b) {
+    case B_PARAMS:
+        *out = (cn_net_block){block_bytes(net->n_params, 4), CN_MEM_WEIGHTS, SIZE_MAX};
+        break;
+    case B_GRADS:
+        *out = (cn_net_block){block_bytes(cn_add(net->n_params, CN_GRAD_TAIL), 4), CN_MEM_GRADS,
+                              SIZE_MAX};
+        break;
+    case B_BUFFERS:
+        *out = (cn_net_block){block_bytes(net->n_buffers, 4), CN_MEM_WEIGHTS, SIZE_MAX};
+        break;
+    case B_STATES:
+        *out = (cn_net_block){block_bytes(state_floats(net), 4), CN_MEM_ACT, SIZE_MAX};
+        break;
+    case B_NORM: out->bytes = block_bytes(2 * c, 4); break;
+    case B_GBUF0:
+    case B_GBUF1: *out = (cn_net_block){block_bytes(io, 4), CN_MEM_ACT, SIZE_MAX}; break;
+    case B_WS:
+        *out = (cn_net_block){block_bytes(net->ws_floats, 4), CN_MEM_SCRATCH, SIZE_MAX};
+        break;
+    case B_INPUT: out->bytes = block_bytes(in, sizeof(float)); break;
+    case B_PIXELS: out->bytes = block_bytes(in, 1); break;
+    case B_LABELS: out->bytes = block_bytes(mb, sizeof(int32_t)); break;
+    case B_ROW_LOSS: out->bytes = block_bytes(mb, sizeof(double)); break;
+    case B_ROW_BEST: out->bytes = block_bytes(mb, sizeof(int32_t)); break;
+    case B_ROW_P: out->bytes = block_bytes(mb, sizeof(float)); break;
+    case B_NORM_HOST: *out = (cn_net_block){2 * c * sizeof(float), CN_MEM_HOST, SIZE_MAX}; break;
+    case B_H_LOSS: *out = (cn_net_block){mb * sizeof(double), CN_MEM_HOST, SIZE_MAX}; break;
+    case B_H_BEST:
+    case B_H_LABELS: *out = (cn_net_block){mb * sizeof(int32_t), CN_MEM_HOST, SIZE_MAX}; break;
+    default: {
+        size_t i = (b - B_FIXED) / 2;
+        if (i >= net->n_layers)
+            return 0;
+        const cn_layer *l = &net->layers[i];
+        size_t out_size = cn_shape_size(l->out);
+        if ((b - B_FIXED) % 2 == 0) /* the output: none when in place */
+            *out = (cn_net_block){l->shares_input ? 0 : block_bytes(cn_mul(out_size, mb), 4),
+                                  CN_MEM_ACT, i};
+        else /* the gradient from its later readers */
+            *out = (cn_net_block){l->read_later ? block_bytes(cn_mul(out_size, net->train_batch), 4)
+                                                : 0,
+                                  CN_MEM_ACT, i};
+    }
+    }
+    return 1;
+}
+
+size_t cn_net_blocks(const cn_net *net, size_t *bytes)
+{
+    size_t n = B_FIXED + 2 * net->n_layers;
+    if (bytes) {
+        *bytes = 0;
+        cn_net_block one;
+        for (size_t b = 0; b < n; b++)
+            if (cn_net_block_at(net, b, &one) && one.what != CN_MEM_HOST)
+                *bytes = cn_add(*bytes, one.bytes);
+    }
+    return n;
+}
+
+/* Memory for block b of net (as cn_net_block_at plans it), or NULL; a
+ * block of no bytes (an output in place, a gradient nobody sends) is none. */
+static void *alloc_block(cn_net *net, size_t b)
+{
+    cn_net_block one;
+    cn_net_block_at(net, b, &one);
+    if (one.bytes == 0 || one.bytes == SIZE_MAX)
+        return NULL;
+    return one.what == CN_MEM_HOST ? malloc(one.bytes) : net->be->alloc(net->be, one.bytes);
+}
+
+/* Allocates every planned block (cn_net_block_at: the plan is the list) and
+ * points the layers' views into them.  Returns 0 when memory ran out. */
+static int allocate(cn_net *net)
+{
+    const cn_spec *spec = net->spec;
+    size_t c = spec->input.c;
+    void *p[B_FIXED];
+    int ok = 1;
+    for (size_t b = 0; b < B_FIXED; b++)
+        ok &= (p[b] = alloc_block(net, b)) != NULL;
+    net->params = p[B_PARAMS];
+    net->grads = p[B_GRADS];
+    net->buffers = p[B_BUFFERS];
+    net->states = p[B_STATES];
+    net->norm = p[B_NORM];
+    net->gbuf[0] = p[B_GBUF0];
+    net->gbuf[1] = p[B_GBUF1];
+    net->ws = p[B_WS];
+    net->input = p[B_INPUT];
+    net->pixels = p[B_PIXELS];
+    net->labels = p[B_LABELS];
+    net->row_loss = p[B_ROW_LOSS];
+    net->row_best = p[B_ROW_BEST];
+    net->row_p = p[B_ROW_P];
+    net->norm_host = p[B_NORM_HOST];
+    net->h_loss = p[B_H_LOSS];
+    net->h_best = p[B_H_BEST];
+    net->h_labels = p[B_H_LABELS];
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        net->act[i] =
-            l->shares_input
-                ? net->act[i - 1]
-                : dev_alloc(net, cn_mul(cn_shape_size(l->out), net->max_batch), sizeof(float));
+        net->act[i] = l->shares_input ? net->act[i - 1] : alloc_block(net, B_FIXED + 2 * i);
         if (l->read_later)
-            net->dlater[i] =
-                dev_alloc(net, cn_mul(cn_shape_size(l->out), net->train_batch), sizeof(float));
+            net->dlater[i] = alloc_block(net, B_FIXED + 2 * i + 1);
         ok = net->act[i] && (!l->read_later || net->dlater[i]);
         for (size_t t = 0; t < l->n_t; t++) {
             l->p[t] = net->params + l->t[t].offset;
@@ -400,7 +500,7 @@ static int allocate(cn_net *net)
         for (size_t t = 0; t < l->n_bt; t++)
             l->b[t] = net->buffers + l->bt[t].offset;
         l->state = net->states + state;
-        state += align_up(l->state_floats);
+        state += cn_net_align(l->state_floats);
     }
     for (size_t i = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
@@ -480,6 +580,13 @@ cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train
     cn_status st = build(spec, max_batch, train_batch, be, 0, plan, &net);
     cn_net_free(net);
     return st;
+}
+
+cn_status cn_net_layout(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
+                        cn_net **out)
+{
+    cn_net_plan plan;
+    return build(spec, max_batch, train_batch, be, 0, &plan, out);
 }
 
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, const cn_device *dev, cn_net **out)

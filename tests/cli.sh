@@ -63,7 +63,7 @@ expect_err() { expect_in err "$@"; } # NAME PATTERN... : all patterns on stderr
 
 # --- help and usage errors ----------------------------------------------------
 run help 0 "$bin" --help && expect help "usage: convnet COMMAND" "train" "gradcheck" "predict MODEL_FILE" "report MODEL_FILE"
-for c in train eval info gradcheck bench predict viz plot report export doctor; do
+for c in train eval info plan gradcheck bench predict viz plot report export doctor; do
     run "help $c" 0 "$bin" "$c" --help && expect "help $c" "usage: convnet $c"
 done
 run "help via help" 0 "$bin" help eval && expect "help via help" "usage: convnet eval"
@@ -89,6 +89,7 @@ suggests viz --layr --layer
 suggests plot --o -o
 suggests report --mistake --mistakes
 suggests export --frist --first
+suggests plan --memroy --memory
 run "no suggestion" 2 "$bin" train --frobnicate && expect_err "no suggestion" "unknown option '--frobnicate'$"
 run "version" 0 "$bin" --version && expect "version" "convnet 0."
 

@@ -2,7 +2,7 @@
 # run.sh BUILD - the whole test suite: the C tests, the C tests again on the
 # "guard" backend (whose tensor memory the host cannot touch outside the
 # backend's own operations: anything that reaches past the device seam
-# crashes), then the command-line tests, make install's, the ONNX export's,
+# crashes), then the command-line tests (plan's among them), make install's, the ONNX export's,
 # the examples', the API reference's, the Python bindings' and --device
 # cuda's (tests/cuda.sh);
 # ends with "N passed, M failed, K skipped" (the sums of the runs; skipped:
@@ -35,6 +35,9 @@ sh tests/folders.sh "$build" | tee "$TMPDIR/folders.log"
 sh tests/explain.sh "$build" | tee "$TMPDIR/explain.log"
 # convnet doctor against planted faults (tests/doctor.sh)
 sh tests/doctor.sh "$build" | tee "$TMPDIR/doctor.log"
+# convnet plan: its tables, --json, --memory, a GPU that is not here, and a
+# small case against a real training run (tests/plan.sh)
+sh tests/plan.sh "$build" | tee "$TMPDIR/plan.log"
 sh tests/install.sh "$build" | tee "$TMPDIR/install.log"
 sh tests/onnx.sh "$build" | tee "$TMPDIR/onnx.log"
 # the programs of examples/ and the API reference (docs/api.md)
@@ -50,7 +53,7 @@ sh tests/cuda.sh "$build" | tee "$TMPDIR/cuda.log"
 summary='^([a-z]+: )?([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 numbers() { grep -E "$summary" "$1" | tail -1 | sed -E "s/$summary/\\2 \\3 \\5/"; }
 p=0 f=0 k=0
-for run in c guard cli folders explain doctor install onnx examples docs python cuda; do
+for run in c guard cli folders explain doctor plan install onnx examples docs python cuda; do
     set -- $(numbers "$TMPDIR/$run.log")
     if [ $# -lt 2 ]; then
         f=$((f + 1))

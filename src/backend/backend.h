@@ -88,6 +88,10 @@ struct cn_backend {
      * that this backend has held at once (*peak); any may be NULL.  The
      * network's memory plan is checked against *avail. */
     void (*memory)(const cn_backend *be, size_t *total, size_t *avail, size_t *peak);
+    /* Bytes the backend holds for itself while it lives, in its own memory
+     * (the CPU's GEMM packing buffers, one per thread; the GPU's reduction
+     * results): what the planner (src/plan.c) adds to a network's blocks. */
+    size_t own_bytes;
 
     /* ---------------------------------------------------- linear algebra */
 
@@ -229,5 +233,15 @@ struct cn_backend {
 cn_status cn_backend_create(const cn_device *dev, cn_device *resolved, cn_backend **out);
 /* NULL is a no-op. */
 void cn_backend_destroy(cn_backend *be);
+
+/* A stand-in for the backend called name ("cuda") where the real one cannot
+ * start (no GPU here, a build without CUDA), for planning a network's
+ * memory only (cn_net_layout): its name, host_memory, conv_acts, own_bytes
+ * and conv_ws as far as they are known without the device, a free that
+ * does nothing, and no operations.  *exact is 0 when some of the scratch
+ * sizes are not known (cuDNN's workspace is chosen on the device): they
+ * then count what is known.  NULL for a name without a stand-in, or when
+ * memory runs out; released with cn_backend_destroy. */
+cn_backend *cn_backend_standin(const char *name, int *exact);
 
 #endif

@@ -119,6 +119,7 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
     cpu->threads = threads;
     cpu->pack_floats = cn_gemm_pack_floats();
     cpu->pack = cn_alloc(cn_mul((size_t)threads, cpu->pack_floats), sizeof(float));
+    cpu->base.own_bytes = cn_mul(cn_mul((size_t)threads, cpu->pack_floats), sizeof(float));
     if (!cpu->pack) {
         free(cpu);
         return -2;

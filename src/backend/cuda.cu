@@ -43,6 +43,9 @@
 #define STAT_BLOCKS 256
 /* Convolution geometries remembered from conv_ws (their planned batch). */
 #define MAX_PLANS 256
+static_assert(CN_CUDA_OWN_BYTES ==
+                  (5 * STAT_BLOCKS + 5) * sizeof(double) + sizeof(unsigned long long),
+              "cuda.h's CN_CUDA_OWN_BYTES is what cn_cuda_create allocates");
 
 typedef struct alloc_rec {
     void *p;
@@ -1446,6 +1449,7 @@ extern "C" cn_status cn_cuda_create(int index, cn_backend **out)
     be->kernels = "cuda";
     be->host_memory = 0;
     be->conv_acts = 1u << CN_ACT_RELU; /* as the CPU: the same network either way */
+    be->own_bytes = CN_CUDA_OWN_BYTES;
     int ok = rt_ok(g, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "a stream") &&
              blas_ok(g, cublasCreate(&g->blas), "start") &&
              blas_ok(g, cublasSetStream(g->blas, g->stream), "stream") &&

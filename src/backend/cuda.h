@@ -19,6 +19,10 @@ extern "C" {
  * starting). */
 cn_status cn_cuda_create(int index, cn_backend **out);
 
+/* What the CUDA backend holds for itself (its own_bytes): the reductions'
+ * partial sums, STAT_BLOCKS (256) * 5 + 5 doubles, and a counter. */
+#define CN_CUDA_OWN_BYTES ((5 * 256 + 5) * sizeof(double) + sizeof(unsigned long long))
+
 #ifdef __cplusplus
 }
 #endif

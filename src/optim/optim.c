@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t cn_optim_slots(cn_optimizer which) { return which == CN_OPT_SGD ? 1 : 2; }
+
 cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t n_params)
 {
     memset(o, 0, sizeof *o);
@@ -26,11 +28,10 @@ cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t 
         return cn_fail(CN_ERR_ARG, "unknown optimizer %d", (int)which);
     o->which = which;
     o->kind = cn_optimizer_name(which);
+    o->n_slots = cn_optim_slots(which);
     if (which == CN_OPT_SGD) {
-        o->n_slots = 1;
         o->slot_names[0] = "momentum";
-    } else {
-        o->n_slots = 2; /* PyTorch's names */
+    } else { /* PyTorch's names */
         o->slot_names[0] = "exp_avg";
         o->slot_names[1] = "exp_avg_sq";
     }
