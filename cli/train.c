@@ -886,8 +886,8 @@ static void print_start(const args *a, const job *j)
            a->resume ? "resuming" : "training",
            a->resume ? a->resume : cn_spec_source(cn_model_spec(model)),
            cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
-    char aug[64];
-    cli_augmentation(o->shift, o->flip, "; ", aug, sizeof aug);
+    char aug[256];
+    cli_augmentation(o, "; ", aug, sizeof aug);
     printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, %s, lr %g, "
            "%s %g, decay %g%s; %d thread%s, %s kernels\n",
            j->dir, j->train.n, j->val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,

@@ -90,7 +90,7 @@ int cn_is_layer_section(const cn_section *sec);
 /* ----------------------------------------------------------------- recipe */
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
-#define CN_RECIPE_KEYS 15
+#define CN_RECIPE_KEYS 18
 /* Floats after the gradient block that the step's allreduce carries with it
  * (cn_model_train_step): the global batch's summed loss, its count of
  * correct answers, and how many workers want to stop. */
@@ -107,7 +107,10 @@ enum { CN_FIELD_INT, CN_FIELD_DOUBLE, CN_FIELD_U64 };
 enum {
     CN_JSON_REQUIRED, /* every file has it: without it the recipe is damaged */
     CN_JSON_DEFAULT,  /* the key's default: what files without it trained with */
-    CN_JSON_KEEP      /* the value of the file's description stands */
+    CN_JSON_KEEP,     /* the value of the file's description stands */
+    CN_JSON_OPTIONAL  /* written only when it is not its default, so that the
+                         files of recipes that do not use it keep their bytes;
+                         read as the default when absent */
 };
 
 /* A key of the recipe: what callers see of it, and where it is kept. */
@@ -391,7 +394,7 @@ void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n);
  * samples idx[0, n) (backend memory) of data, augmented as cn_augment does
  * with net->seed and net->first (the backend's gather_pixels). */
 void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
-                          int shift, int flip);
+                          const cn_aug *aug);
 /* Checks n labels and copies them into net->labels (and its host copy).
  * Errors: CN_ERR_ARG. */
 cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n);
@@ -466,12 +469,14 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
                               size_t *correct, int *stop, double *fwd, double *bwd, double *update);
 
 /* The recipe as a model file keeps it (metadata convnet.train): one JSON
- * object, unformatted, its keys in a fixed order.  NULL when out of memory;
- * free with cJSON_free. */
+ * object, unformatted, its keys in a fixed order, those added since the
+ * augmentation of rotations (CN_JSON_OPTIONAL) only when they are not their
+ * defaults.  NULL when out of memory; free with cJSON_free. */
 char *cn_train_opts_json(const cn_train_opts *o);
 /* Reads that JSON over o, which holds the recipe of the file's description:
  * keys added after the first files were written may be missing (lr_warmup is
- * then 0.25; optimizer, beta2, eps, shift and flip keep o's values).
+ * then 0.25; optimizer, beta2, eps, shift and flip keep o's values; the
+ * later ones are their defaults, off).
  * Errors: CN_ERR_FORMAT "path: the training recipe (convnet.train) is
  * damaged". */
 cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o);
@@ -490,13 +495,18 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
 
-/* Augmentation of n samples of shape s in place: each moved by up to shift
- * pixels each way (zeros come in at the border) and, with flip, mirrored
- * left-right with probability 1/2.  Sample i draws from a generator seeded
- * with cn_step_seed(seed, first + i): its draws depend on its place in the
- * global batch only, not on which worker has it.  tmp holds one sample. */
-void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, uint64_t seed,
-                size_t first, uint8_t *tmp);
+/* The recipe's augmentation in the whole numbers that augment.h computes
+ * with (angles in radians * 2^16, the scale * 2^16, the erasing's
+ * probability * 2^24, each rounded). */
+cn_aug cn_aug_of(const cn_train_opts *o);
+/* Augmentation of n samples of shape s in place, as augment.h says: each
+ * moved by up to shift pixels each way (zeros come in at the border),
+ * mirrored, rotated, scaled and sheared as aug asks.  Sample i draws from a
+ * generator seeded with cn_step_seed(seed, first + i): its draws depend on
+ * its place in the global batch only, not on which worker has it.  tmp
+ * holds one sample. */
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t seed, size_t first,
+                uint8_t *tmp);
 
 /* Seconds from a monotonic clock. */
 double cn_now(void);

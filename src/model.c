@@ -242,6 +242,8 @@ char *cn_train_opts_json(const cn_train_opts *o)
     for (size_t i = 0; ok && i < CN_RECIPE_KEYS; i++) {
         const cn_recipe_key *k = cn_recipe_key_at(i);
         double v = cn_recipe_get(o, k);
+        if (k->json_absent == CN_JSON_OPTIONAL && v == k->key.def)
+            continue;
         /* A choice as its word ("?" when a caller put the field out of
          * range: reading refuses it). */
         const char *word = NULL;
@@ -536,9 +538,9 @@ cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_o
         if (choice ? cJSON_IsString(it) : cJSON_IsNumber(it)) {
             v = choice ? cn_recipe_word(k, it->valuestring) : it->valuedouble;
             ok = cn_recipe_fits(k, v);
-        } else if (k->json_absent == CN_JSON_REQUIRED) {
-            ok = 0;
-        } else if (k->json_absent == CN_JSON_DEFAULT) {
+        } else if (it || k->json_absent == CN_JSON_REQUIRED) {
+            ok = 0; /* there but of the wrong type, or missing where every file has it */
+        } else if (k->json_absent == CN_JSON_DEFAULT || k->json_absent == CN_JSON_OPTIONAL) {
             v = k->key.def;
         } else {
             continue; /* CN_JSON_KEEP: the description's value stands */

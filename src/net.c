@@ -827,10 +827,10 @@ const float *cn_net_put_input(cn_net *net, const float *x, size_t n)
 }
 
 void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
-                          int shift, int flip)
+                          const cn_aug *aug)
 {
-    net->be->gather_pixels(net->be, data, idx, n, net->spec->input, shift, flip, net->seed,
-                           net->first, net->norm, net->pixels, net->input);
+    net->be->gather_pixels(net->be, data, idx, n, net->spec->input, *aug, net->seed, net->first,
+                           net->norm, net->pixels, net->input);
 }
 
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n)

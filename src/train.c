@@ -30,37 +30,28 @@ static cn_status check_data(const cn_net *net, const cn_data *d, const char *wha
     return CN_OK;
 }
 
-void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, uint64_t seed,
-                size_t first, uint8_t *tmp)
+cn_aug cn_aug_of(const cn_train_opts *o)
 {
-    size_t hw = s.h * s.w, size = s.c * hw;
-    for (size_t i = 0; i < n; i++) {
-        cn_rng one;
-        cn_rng_seed(&one, cn_step_seed(seed, first + i));
-        cn_rng *rng = &one;
-        long dy = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
-        long dx = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
-        int mirror = flip && (cn_rng_next(rng) >> 63);
-        if (!dy && !dx && !mirror)
-            continue;
+    const double radians = 3.14159265358979323846 / 180.0 * 65536.0;
+    cn_aug a = {o->shift,
+                o->flip,
+                (int32_t)lround(o->rotate * radians),
+                (int32_t)lround(o->scale * 65536.0),
+                (int32_t)lround(o->shear * radians),
+                0};
+    return a;
+}
+
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t seed, size_t first,
+                uint8_t *tmp)
+{
+    size_t size = cn_shape_size(s);
+    for (size_t i = 0; i < n && cn_aug_any(aug); i++) {
+        cn_aug_draw d;
+        cn_aug_draw_for(aug, (int64_t)s.h, (int64_t)s.w, seed, first + i, &d);
         uint8_t *p = pix + i * size;
         memcpy(tmp, p, size);
-        for (size_t c = 0; c < s.c; c++)
-            for (long y = 0; y < (long)s.h; y++) {
-                long sy = y - dy;
-                uint8_t *row = p + c * hw + (size_t)y * s.w;
-                if (sy < 0 || sy >= (long)s.h) {
-                    memset(row, 0, s.w);
-                    continue;
-                }
-                const uint8_t *src = tmp + c * hw + (size_t)sy * s.w;
-                for (long x = 0; x < (long)s.w; x++) {
-                    long sx = x - dx;
-                    if (mirror)
-                        sx = (long)s.w - 1 - sx;
-                    row[x] = sx >= 0 && sx < (long)s.w ? src[sx] : 0;
-                }
-            }
+        cn_aug_sample(tmp, p, (int64_t)s.c, (int64_t)s.h, (int64_t)s.w, &d);
     }
 }
 
@@ -280,6 +271,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     p.steps = steps;
     p.batch = o->batch;
     double run_start = cn_now();
+    const cn_aug aug = cn_aug_of(o);
     while (m->state.epoch < o->epochs) {
         cn_train_state *s = &m->state;
         cn_rng rng = s->rng;
@@ -315,11 +307,10 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             net->seed = cn_step_seed(o->seed, s->global_step);
             if (dev_data) {
                 m->be->upload(m->be, dev_idx, idx, local * sizeof *idx);
-                cn_net_gather_pixels(net, dev_data, dev_idx, local, o->shift, o->flip);
+                cn_net_gather_pixels(net, dev_data, dev_idx, local, &aug);
             } else {
-                if (o->shift || o->flip)
-                    cn_augment(pix, local, net->spec->input, o->shift, o->flip, net->seed, first,
-                               tmp);
+                if (cn_aug_any(&aug))
+                    cn_augment(pix, local, net->spec->input, &aug, net->seed, first, tmp);
                 cn_net_put_pixels(net, pix, local);
             }
             if ((st = cn_net_put_labels(net, labels, local)))

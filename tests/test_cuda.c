@@ -491,16 +491,18 @@ static void gather_pixels_is_exact(void)
     twin td = tw_bytes(&p, data, total * size), ti = tw_bytes(&p, idx, sizeof idx);
     twin tn = tw_bytes(&p, norm, sizeof norm), pix = tw_bytes(&p, NULL, n * size);
     twin x = tw_normal(&p, n * size, 0.0f);
-    for (int shift = 0; shift <= 2; shift++)
-        for (int flip = 0; flip <= 1; flip++) {
-            BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, shift, flip,
-                                      0xabcdefULL + (uint64_t)shift, 1000, M(tn), MV(pix, uint8_t),
-                                      M(x)));
-            CHECK_MSG(tw_same(&p, &pix), "gather_pixels (shift %d, flip %d): other pixels", shift,
-                      flip);
-            CHECK_MSG(tw_same(&p, &x), "gather_pixels (shift %d, flip %d): other inputs", shift,
-                      flip);
-        }
+    /* Moves and mirrors; then rotations, scaling and shears (bilinear, in
+     * fixed point) with and without them. */
+    static const cn_aug augs[] = {{0, 0, 0, 0, 0, 0},      {1, 0, 0, 0, 0, 0},
+                                  {2, 1, 0, 0, 0, 0},      {0, 1, 0, 0, 0, 0},
+                                  {0, 0, 205887, 0, 0, 0}, {0, 0, 0, 32768, 0, 0},
+                                  {0, 0, 0, 0, 68629, 0},  {2, 1, 11438, 6554, 5719, 0}};
+    for (size_t a = 0; a < sizeof augs / sizeof augs[0]; a++) {
+        BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, augs[a],
+                                  0xabcdefULL + (uint64_t)a, 1000, M(tn), MV(pix, uint8_t), M(x)));
+        CHECK_MSG(tw_same(&p, &pix), "gather_pixels (augmentation %zu): other pixels", a);
+        CHECK_MSG(tw_same(&p, &x), "gather_pixels (augmentation %zu): other inputs", a);
+    }
     CHECK_STATUS(p);
     free(data);
     tw_free(&p, &td);

@@ -18,8 +18,11 @@ static void sgd_follows_the_lecture(void)
     CHECK_OK(cn_optim_init(&o, CN_OPT_SGD, be, 2));
     o.state[0] = 0.5f;
     float p[2] = {1.0f, -2.0f}, g[2] = {2.0f, 0.0f};
-    cn_train_opts opts = {1,    1, 0.1,        0.9,   0.01, CN_LR_CONST, 1, 0.1,
-                          0.25, 1, CN_OPT_SGD, 0.999, 1e-8, 0,           0};
+    cn_train_opts opts;
+    cn_train_opts_defaults(&opts);
+    opts.epochs = opts.batch = 1;
+    opts.lr = 0.1;
+    opts.decay = 0.01;
     cn_optim_step(&o, be, &opts, 0.1, 1, p, g, 2);
     CHECK_NEAR(o.state[0], 0.9 * 0.5 + 0.1 * 2, 1e-7);
     CHECK_NEAR(p[0], 1 - 0.1 * (0.65 + 0.01 * 1), 1e-7);
@@ -265,9 +268,15 @@ static void adam_follows_its_formula(void)
         cn_optim o;
         CHECK_OK(cn_optim_init(&o, w ? CN_OPT_ADAMW : CN_OPT_ADAM, be, 2));
         CHECK(o.n_slots == 2 && !strcmp(o.slot_names[1], "exp_avg_sq"));
-        cn_train_opts opts = {
-            1,    1,    0.1, 0.8, 0.1, CN_LR_CONST, 1, 0.1, 0.25, 1, w ? CN_OPT_ADAMW : CN_OPT_ADAM,
-            0.95, 1e-3, 0,   0};
+        cn_train_opts opts;
+        cn_train_opts_defaults(&opts);
+        opts.epochs = opts.batch = 1;
+        opts.lr = 0.1;
+        opts.momentum = 0.8;
+        opts.decay = 0.1;
+        opts.optimizer = w ? CN_OPT_ADAMW : CN_OPT_ADAM;
+        opts.beta2 = 0.95;
+        opts.eps = 1e-3;
         float p[2] = {1.0f, -2.0f};
         double q[2] = {1.0, -2.0}, m[2] = {0}, v[2] = {0};
         const float g[3][2] = {{0.5f, -1.0f}, {0.25f, 0.0f}, {-1.0f, 2.0f}};
@@ -333,13 +342,14 @@ static void augmentation_moves_pixels(void)
     for (int i = 0; i < 60; i++)
         orig[i] = (uint8_t)(i + 1);
     int seen_shift = 0, seen_flip = 0;
+    const cn_aug moves = {2, 1, 0, 0, 0, 0}, none = {0, 0, 0, 0, 0, 0};
     for (uint64_t seed = 0; seed < 40; seed++) {
         memcpy(pix, orig, 60);
         /* Sample 3 of a batch: its own generator, seeded by the step's seed
          * and its place in the global batch. */
         cn_rng copy;
         cn_rng_seed(&copy, cn_step_seed(seed, 3));
-        cn_augment(pix, 1, s, 2, 1, seed, 3, tmp);
+        cn_augment(pix, 1, s, &moves, seed, 3, tmp);
         /* the same draws as cn_augment */
         long dy = (long)cn_rng_below(&copy, 5) - 2, dx = (long)cn_rng_below(&copy, 5) - 2;
         int mirror = (int)(cn_rng_next(&copy) >> 63);
@@ -357,7 +367,7 @@ static void augmentation_moves_pixels(void)
     }
     CHECK(seen_shift && seen_flip);
     memcpy(pix, orig, 60); /* nothing asked: nothing changes */
-    cn_augment(pix, 1, s, 0, 0, 1, 0, tmp);
+    cn_augment(pix, 1, s, &none, 1, 0, tmp);
     CHECK(memcmp(pix, orig, 60) == 0);
 }
 

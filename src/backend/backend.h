@@ -17,6 +17,7 @@
 #ifndef CN_BACKEND_H
 #define CN_BACKEND_H
 
+#include "augment.h"
 #include "convnet.h"
 
 #include <stddef.h>
@@ -179,13 +180,14 @@ struct cn_backend {
                               size_t hw, const float *norm, float *x);
     /* A training batch from a data set already in the backend's memory, so
      * that only the indices travel each step: pix (n, s) = the samples
-     * idx[0, n) of data (N, s), each moved and mirrored as cn_augment
-     * (train.c) moves it, with the draws of cn_step_seed(seed, first + i),
-     * then x = input_from_pixels(pix).  The same bits as gathering,
-     * augmenting and preparing on the host.  idx is backend memory too. */
+     * idx[0, n) of data (N, s), each augmented as cn_augment (train.c)
+     * augments it (augment.h's draws and pixels, with cn_step_seed(seed,
+     * first + i)), then x = input_from_pixels(pix).  The same bits as
+     * gathering, augmenting and preparing on the host.  idx is backend
+     * memory too. */
     void (*gather_pixels)(const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n,
-                          cn_shape s, int shift, int flip, uint64_t seed, uint64_t first,
-                          const float *norm, uint8_t *pix, float *x);
+                          cn_shape s, cn_aug aug, uint64_t seed, uint64_t first, const float *norm,
+                          uint8_t *pix, float *x);
     /* Row-wise softmax of x (rows, cols), computed stably. */
     void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
     /* Gradient of the mean negative log-likelihood with respect to the

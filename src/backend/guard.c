@@ -190,9 +190,8 @@ GUARD(input_from_pixels,
       (be, pix, n, c, hw, norm, x))
 GUARD(gather_pixels,
       (const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n, cn_shape s,
-       int shift, int flip, uint64_t seed, uint64_t first, const float *norm, uint8_t *pix,
-       float *x),
-      (be, data, idx, n, s, shift, flip, seed, first, norm, pix, x))
+       cn_aug aug, uint64_t seed, uint64_t first, const float *norm, uint8_t *pix, float *x),
+      (be, data, idx, n, s, aug, seed, first, norm, pix, x))
 GUARD(softmax, (const cn_backend *be, const float *x, float *y, size_t rows, size_t cols),
       (be, x, y, rows, cols))
 GUARD(softmax_nll_bwd,
