@@ -194,6 +194,9 @@ const char *cli_augmentation(const cn_train_opts *o, const char *sep, char *buf,
     if (o->shear > 0) {
         PART("shears of up to %g degrees", o->shear);
     }
+    if (o->erase > 0) {
+        PART("erasing in %g%% of the images", 100 * o->erase);
+    }
 #undef PART
     return buf;
 }

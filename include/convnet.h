@@ -180,6 +180,8 @@ typedef struct cn_train_opts {
                       1 + scale] about the centre (0: none) */
     double shear;  /* augmentation: shearing across by up to this many
                       degrees either way (0: none) */
+    double erase;  /* augmentation: the probability that a random rectangle
+                      of each image is set to 0 (random erasing; 0: none) */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed
@@ -222,7 +224,7 @@ typedef struct cn_train_key {
  * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
  * lr_warmup, seed, optimizer, beta2, eps, shift, flip, rotate, scale,
- * shear); NULL when i is past
+ * shear, erase); NULL when i is past
  * the last.  The keys are static: never freed. */
 size_t cn_train_key_count(void);
 const cn_train_key *cn_train_key_at(size_t i);

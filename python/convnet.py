@@ -138,6 +138,7 @@ class _TrainOpts(ctypes.Structure):
         ("rotate", ctypes.c_double),
         ("scale", ctypes.c_double),
         ("shear", ctypes.c_double),
+        ("erase", ctypes.c_double),
     ]
 
 

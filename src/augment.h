@@ -53,8 +53,9 @@ typedef struct cn_aug_draw {
 
 /* Random erasing (Zhong et al. 2017): the rectangle covers a fraction of the
  * image uniform in [0.02, 0.4] (* 2^16 here) with a ratio of its long side
- * to its short one uniform in [1, 3.3], upright or lying with equal chance,
- * placed uniformly; ten tries to fit it in, then none. */
+ * to its short one uniform in [1, 3.3] (its sides rounded to whole pixels),
+ * upright or lying with equal chance, placed uniformly; ten tries to fit it
+ * in, then none.  It is set to 0 in every channel. */
 #define CN_ERASE_AREA_MIN  1311   /* 0.02 * 2^16 */
 #define CN_ERASE_AREA_MAX  26214  /* 0.4 * 2^16 */
 #define CN_ERASE_RATIO_MAX 216269 /* 3.3 * 2^16 */
@@ -174,8 +175,10 @@ CN_HD static inline void cn_aug_draw_for(const cn_aug *a, int64_t h, int64_t w, 
         uint64_t area = (uint64_t)h * (uint64_t)w * frac >> 16;
         uint64_t ratio = 65536 + cn_xo_below(st, CN_ERASE_RATIO_MAX - 65536 + 1);
         int upright = (int)(cn_xo_next(st) >> 63);
-        int64_t lng = (int64_t)cn_isqrt(area * ratio >> 16);
-        int64_t shrt = (int64_t)cn_isqrt((area << 16) / ratio);
+        /* The sides, sqrt(area ratio) and sqrt(area / ratio), to the nearest
+         * whole pixel (the roots in 2^-8 pixels). */
+        int64_t lng = (int64_t)((cn_isqrt(area * ratio) + 128) >> 8);
+        int64_t shrt = (int64_t)((cn_isqrt((area << 32) / ratio) + 128) >> 8);
         int64_t eh = upright ? lng : shrt, ew = upright ? shrt : lng;
         if (eh < 1 || ew < 1 || eh > h || ew > w)
             continue;

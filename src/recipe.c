@@ -127,6 +127,13 @@ static const cn_recipe_key recipe[] = {
      FIELD(shear),
      .json = "shear",
      .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"erase", "erase", "P",
+             "augmentation (random erasing): with probability P, set a random rectangle of the "
+             "image, 2% to 40% of it with sides in a ratio up to 3.3, to 0",
+             CN_TRAIN_NUMBER, 0, 1, 0, NULL},
+     FIELD(erase),
+     .json = "erase",
+     .json_absent = CN_JSON_OPTIONAL},
 };
 _Static_assert(sizeof recipe / sizeof recipe[0] == CN_RECIPE_KEYS,
                "CN_RECIPE_KEYS is the number of keys in the table");

@@ -3,7 +3,8 @@
  * pictures (a quarter turn is a transpose, scaling by 2 spreads the grid,
  * a 45-degree shear slides each row by its distance from the centre) and
  * against a double-precision reference, the ranges the draws keep to,
- * determinism, and the host's augmentation against the backend's twin. */
+ * random erasing, determinism, and the host's augmentation against the
+ * backend's twin. */
 #include "augment.h"
 #include "harness.h"
 #include "internal.h"
@@ -265,6 +266,65 @@ static void draws_keep_to_their_ranges(void)
               lo[2], hi[2]);
 }
 
+/* Random erasing: the output is the input but for one rectangle of zeros
+ * in every channel, the one the draw names, with an area of 2% to 40% of
+ * the image and sides in a ratio of at most 3.3 (give or take the rounding
+ * of its sides); upright and lying ones both come, and reach every edge. */
+static void erase_fills_a_rectangle(void)
+{
+    const int64_t c = 2, h = 20, w = 24, size = c * h * w;
+    uint8_t *in = random_pixels((size_t)size, 10), *out = malloc((size_t)size);
+    CHECK(in && out);
+    for (int64_t i = 0; i < size; i++)
+        in[i] = (uint8_t)(in[i] | 1); /* no zeros of its own */
+    const cn_aug always = {0, 0, 0, 0, 0, 1u << 24};
+    int upright = 0, lying = 0, top = 0, bottom = 0, left = 0, right = 0;
+    for (uint64_t at = 0; at < 500; at++) {
+        cn_aug_draw d;
+        cn_aug_draw_for(&always, h, w, 11, at, &d);
+        CHECK_MSG(d.erase, "sample %llu: no rectangle", (unsigned long long)at);
+        cn_aug_sample(in, out, c, h, w, &d);
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t y = 0; y < h; y++)
+                for (int64_t x = 0; x < w; x++) {
+                    int inside = y >= d.ey && y < d.ey + d.eh && x >= d.ex && x < d.ex + d.ew;
+                    int64_t i = (k * h + y) * w + x;
+                    CHECK(out[i] == (inside ? 0 : in[i]));
+                }
+        /* Sides rounded to whole pixels: each within half a pixel. */
+        double area = (double)(d.eh * d.ew), slack = (double)(d.eh + d.ew) / 2 + 0.25;
+        double lng = (double)(d.eh > d.ew ? d.eh : d.ew),
+               shrt = (double)(d.eh < d.ew ? d.eh : d.ew);
+        CHECK_MSG(area >= 0.02 * (double)(h * w) - slack && area <= 0.4 * (double)(h * w) + slack &&
+                      (lng - 0.5) / (shrt + 0.5) <= 3.3,
+                  "%lldx%lld", (long long)d.eh, (long long)d.ew);
+        upright += d.eh > d.ew;
+        lying += d.ew > d.eh;
+        top |= d.ey == 0;
+        bottom |= d.ey + d.eh == h;
+        left |= d.ex == 0;
+        right |= d.ex + d.ew == w;
+    }
+    CHECK(upright > 100 && lying > 100 && top && bottom && left && right);
+    free(in);
+    free(out);
+}
+
+/* erase = P erases about P of the samples, each as it says; 0 none. */
+static void erase_follows_its_probability(void)
+{
+    const cn_aug half = {0, 0, 0, 0, 0, 1u << 23}, none = {1, 1, 0, 0, 0, 0};
+    int erased = 0;
+    for (uint64_t at = 0; at < 4000; at++) {
+        cn_aug_draw d;
+        cn_aug_draw_for(&half, 28, 28, 12, at, &d);
+        erased += d.erase;
+        cn_aug_draw_for(&none, 28, 28, 12, at, &d);
+        CHECK(!d.erase);
+    }
+    CHECK_MSG(erased > 2000 - 130 && erased < 2000 + 130, "%d of 4000 erased", erased);
+}
+
 /* The same seed gives the same batch; a sample's augmentation depends on
  * its place in the global batch only (a worker that has samples 3.. of it
  * draws what one worker would); another seed gives another batch. */
@@ -272,7 +332,7 @@ static void same_seed_same_batch(void)
 {
     const cn_shape s = {1, 28, 28};
     const size_t size = 784, n = 6;
-    const cn_aug aug = {2, 1, (int32_t)q16_degrees(15), 9830, (int32_t)q16_degrees(10), 0};
+    const cn_aug aug = {2, 1, (int32_t)q16_degrees(15), 9830, (int32_t)q16_degrees(10), 1u << 23};
     uint8_t *orig = random_pixels(n * size, 8), *a = malloc(n * size), *b = malloc(n * size);
     uint8_t *tmp = malloc(size);
     CHECK(orig && a && b && tmp);
@@ -310,12 +370,14 @@ static void host_and_twin_agree(void)
     CHECK(data && host && pix && tmp && x && want);
     uint32_t idx[9] = {3, 19, 0, 7, 7, 12, 5, 1, 18};
     const float norm[4] = {0.2f, 0.3f, 0.5f, 0.25f};
-    const cn_aug augs[] = {{0, 0, 0, 0, 0, 0},
-                           {2, 1, 0, 0, 0, 0},
-                           {0, 0, (int32_t)q16_degrees(25), 0, 0, 0},
-                           {0, 0, 0, 26214, 0, 0},
-                           {0, 0, 0, 0, (int32_t)q16_degrees(30), 0},
-                           {3, 1, (int32_t)q16_degrees(180), 32768, (int32_t)q16_degrees(60), 0}};
+    const cn_aug augs[] = {
+        {0, 0, 0, 0, 0, 0},
+        {2, 1, 0, 0, 0, 0},
+        {0, 0, (int32_t)q16_degrees(25), 0, 0, 0},
+        {0, 0, 0, 26214, 0, 0},
+        {0, 0, 0, 0, (int32_t)q16_degrees(30), 0},
+        {0, 0, 0, 0, 0, 1u << 24},
+        {3, 1, (int32_t)q16_degrees(180), 32768, (int32_t)q16_degrees(60), 1u << 23}};
     for (size_t a = 0; a < sizeof augs / sizeof augs[0]; a++) {
         for (size_t i = 0; i < n; i++)
             memcpy(host + i * size, data + idx[i] * size, size);
@@ -343,6 +405,8 @@ const th_test th_augment[] = {
     {"augment/scale_and_shear_on_the_grid", scale_and_shear_on_the_grid},
     {"augment/bilinear_matches_a_reference", bilinear_matches_a_reference},
     {"augment/draws_keep_to_their_ranges", draws_keep_to_their_ranges},
+    {"augment/erase_fills_a_rectangle", erase_fills_a_rectangle},
+    {"augment/erase_follows_its_probability", erase_follows_its_probability},
     {"augment/same_seed_same_batch", same_seed_same_batch},
     {"augment/host_and_twin_agree", host_and_twin_agree},
     {NULL, NULL},

@@ -492,11 +492,19 @@ static void gather_pixels_is_exact(void)
     twin tn = tw_bytes(&p, norm, sizeof norm), pix = tw_bytes(&p, NULL, n * size);
     twin x = tw_normal(&p, n * size, 0.0f);
     /* Moves and mirrors; then rotations, scaling and shears (bilinear, in
-     * fixed point) with and without them. */
-    static const cn_aug augs[] = {{0, 0, 0, 0, 0, 0},      {1, 0, 0, 0, 0, 0},
-                                  {2, 1, 0, 0, 0, 0},      {0, 1, 0, 0, 0, 0},
-                                  {0, 0, 205887, 0, 0, 0}, {0, 0, 0, 32768, 0, 0},
-                                  {0, 0, 0, 0, 68629, 0},  {2, 1, 11438, 6554, 5719, 0}};
+     * fixed point) with and without them; erasing, always or half the time,
+     * alone and after the rest. */
+    static const cn_aug augs[] = {{0, 0, 0, 0, 0, 0},
+                                  {1, 0, 0, 0, 0, 0},
+                                  {2, 1, 0, 0, 0, 0},
+                                  {0, 1, 0, 0, 0, 0},
+                                  {0, 0, 205887, 0, 0, 0},
+                                  {0, 0, 0, 32768, 0, 0},
+                                  {0, 0, 0, 0, 68629, 0},
+                                  {2, 1, 11438, 6554, 5719, 0},
+                                  {0, 0, 0, 0, 0, 16777216},
+                                  {1, 1, 0, 0, 0, 8388608},
+                                  {2, 1, 11438, 6554, 5719, 8388608}};
     for (size_t a = 0; a < sizeof augs / sizeof augs[0]; a++) {
         BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, augs[a],
                                   0xabcdefULL + (uint64_t)a, 1000, M(tn), MV(pix, uint8_t), M(x)));

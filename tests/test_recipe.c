@@ -49,7 +49,8 @@ static cn_train_opts other_opts(void)
                                       .flip = 1,
                                       .rotate = 12.5,
                                       .scale = 0.25,
-                                      .shear = 7.5};
+                                      .shear = 7.5,
+                                      .erase = 0.5};
     return o;
 }
 
@@ -60,7 +61,8 @@ static int same_opts(const cn_train_opts *a, const cn_train_opts *b)
            a->lr_step == b->lr_step && a->lr_gamma == b->lr_gamma && a->lr_warmup == b->lr_warmup &&
            a->seed == b->seed && a->optimizer == b->optimizer && a->beta2 == b->beta2 &&
            a->eps == b->eps && a->shift == b->shift && a->flip == b->flip &&
-           a->rotate == b->rotate && a->scale == b->scale && a->shear == b->shear;
+           a->rotate == b->rotate && a->scale == b->scale && a->shear == b->shear &&
+           a->erase == b->erase;
 }
 
 static void json_of_default_recipe(void)
@@ -127,7 +129,7 @@ static void json_of_old_files(void)
     want.lr_gamma = 0.3;
     want.seed = 7;
     want.lr_warmup = 0.25;
-    want.rotate = want.scale = want.shear = 0;
+    want.rotate = want.scale = want.shear = want.erase = 0;
     CHECK(same_opts(&o, &want));
 }
 
@@ -196,6 +198,8 @@ static void refuses_damaged_recipes(void)
         "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"scale\":0.75}",
         "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
         "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"shear\":\"5\"}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"erase\":-0.5}",
         /* whole numbers that are not whole */
         "{\"epochs\":2.5,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,"
         "\"lr_policy\":\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1}",
@@ -220,7 +224,7 @@ static void keys_describe_the_recipe(void)
     static const char *const names[] = {"epochs",    "batch",   "lr",       "momentum",  "decay",
                                         "lr_policy", "lr_step", "lr_gamma", "lr_warmup", "seed",
                                         "optimizer", "beta2",   "eps",      "shift",     "flip",
-                                        "rotate",    "scale",   "shear"};
+                                        "rotate",    "scale",   "shear",    "erase"};
     CHECK(cn_train_key_count() == sizeof names / sizeof names[0]);
     CHECK(cn_train_key_at(cn_train_key_count()) == NULL);
     for (size_t i = 0; i < cn_train_key_count(); i++) {
@@ -354,6 +358,7 @@ static void set_refuses_bad_values(void)
     CHECK(refused("rotate", "200", "rotate takes a number from 0 to 180, not '200'"));
     CHECK(refused("scale", "-0.1", "scale takes a number from 0 to 0.5, not '-0.1'"));
     CHECK(refused("shear", "90", "shear takes a number from 0 to 60, not '90'"));
+    CHECK(refused("erase", "1.5", "erase takes a number from 0 to 1, not '1.5'"));
     /* Malformed values, for every key. */
     static const char *const malformed[] = {"", "x", "1x", "nan", "inf", "1e999", " ", "0.5.1"};
     for (size_t i = 0; i < cn_train_key_count(); i++) {
