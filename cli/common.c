@@ -201,6 +201,15 @@ const char *cli_augmentation(const cn_train_opts *o, const char *sep, char *buf,
     return buf;
 }
 
+const char *cli_recipe_extras(const cn_train_opts *o, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (o->label_smoothing > 0 && n < size)
+        n += (size_t)snprintf(buf + n, size - n, ", label smoothing %g", o->label_smoothing);
+    return buf;
+}
+
 int cli_is_model_file(const char *path)
 {
     FILE *f = fopen(path, "rb");

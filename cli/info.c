@@ -129,7 +129,8 @@ int cmd_info(int argc, char **argv)
                o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay);
         if (o->optimizer != CN_OPT_SGD)
             printf(", beta2 %g, eps %g", o->beta2, o->eps);
-        char aug[256];
+        char aug[256], extras[128];
+        fputs(cli_recipe_extras(o, extras, sizeof extras), stdout);
         fputs(cli_augmentation(o, ", ", aug, sizeof aug), stdout);
         printf(", seed %llu\n", (unsigned long long)o->seed);
         printf("trained: %d epochs and %llu batches (%llu batches in all)\n", s->epoch,

@@ -169,19 +169,21 @@ typedef struct cn_train_opts {
     double lr_warmup;    /* onecycle, cosine: fraction of training warming up */
     uint64_t seed;       /* seeds weight initialisation and shuffling */
     cn_optimizer optimizer;
-    double beta2;  /* Adam: decay of the squared-gradient average */
-    double eps;    /* Adam: added to the root of that average */
-    int shift;     /* augmentation: random shifts of up to this many pixels
-                      each way, the border filled with zeros (0: none) */
-    int flip;      /* augmentation: 1 flips half the images left-right */
-    double rotate; /* augmentation: rotations by up to this many degrees
-                      either way about the image's centre (0: none) */
-    double scale;  /* augmentation: scaling by a factor in [1 - scale,
-                      1 + scale] about the centre (0: none) */
-    double shear;  /* augmentation: shearing across by up to this many
-                      degrees either way (0: none) */
-    double erase;  /* augmentation: the probability that a random rectangle
-                      of each image is set to 0 (random erasing; 0: none) */
+    double beta2;           /* Adam: decay of the squared-gradient average */
+    double eps;             /* Adam: added to the root of that average */
+    int shift;              /* augmentation: random shifts of up to this many pixels
+                               each way, the border filled with zeros (0: none) */
+    int flip;               /* augmentation: 1 flips half the images left-right */
+    double rotate;          /* augmentation: rotations by up to this many degrees
+                               either way about the image's centre (0: none) */
+    double scale;           /* augmentation: scaling by a factor in [1 - scale,
+                               1 + scale] about the centre (0: none) */
+    double shear;           /* augmentation: shearing across by up to this many
+                               degrees either way (0: none) */
+    double erase;           /* augmentation: the probability that a random rectangle
+                               of each image is set to 0 (random erasing; 0: none) */
+    double label_smoothing; /* eps: training's loss is the cross-entropy
+                               against (1 - eps) onehot + eps / classes */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed
@@ -224,7 +226,7 @@ typedef struct cn_train_key {
  * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
  * lr_warmup, seed, optimizer, beta2, eps, shift, flip, rotate, scale,
- * shear, erase); NULL when i is past
+ * shear, erase, label_smoothing); NULL when i is past
  * the last.  The keys are static: never freed. */
 size_t cn_train_key_count(void);
 const cn_train_key *cn_train_key_at(size_t i);

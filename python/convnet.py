@@ -139,6 +139,7 @@ class _TrainOpts(ctypes.Structure):
         ("scale", ctypes.c_double),
         ("shear", ctypes.c_double),
         ("erase", ctypes.c_double),
+        ("label_smoothing", ctypes.c_double),
     ]
 
 

@@ -90,7 +90,7 @@ int cn_is_layer_section(const cn_section *sec);
 /* ----------------------------------------------------------------- recipe */
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
-#define CN_RECIPE_KEYS 19
+#define CN_RECIPE_KEYS 20
 /* Floats after the gradient block that the step's allreduce carries with it
  * (cn_model_train_step): the global batch's summed loss, its count of
  * correct answers, and how many workers want to stop. */
@@ -153,6 +153,7 @@ typedef struct cn_ctx {
     uint64_t seed;         /* the training step's seed (dropout masks) */
     uint64_t first;        /* the index of the pass's first sample in the global
                               batch (where a data-parallel worker's share starts) */
+    float smooth;          /* label smoothing of the loss layer's target (net->smooth) */
 } cn_ctx;
 
 /* The behaviour of a layer kind: one file defines it (with designated
@@ -301,6 +302,10 @@ struct cn_net {
     int train_last;      /* whether it was a training pass */
     uint64_t seed;       /* seed of the next training pass's random choices */
     uint64_t first;      /* and the index of its first sample in the global batch */
+    float smooth;        /* label smoothing of the loss and its gradient: 0 but
+                            inside a training step (cn_model_train_step sets the
+                            recipe's), so that evaluation's loss is the plain
+                            negative log-likelihood */
     const float *x_last; /* the input of the last forward pass (backend memory) */
     const float *d_last; /* the input gradient the last layer of a backward pass
                             wrote (for the doctor's trace, src/doctor.c) */
@@ -451,7 +456,9 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
  * cn_net_put_input or cn_net_put_pixels leave them: this worker's share of
  * the global batch) with their labels in m->net->labels (the only one: cn_model_train,
  * cn_model_step and cn_model_profile all take it): forward, loss, gradients zeroed, backward, the
- * gradients combined across workers (m->comm), the optimizer.  loss (the mean over the global
+ * gradients combined across workers (m->comm), the optimizer.  The loss and its gradient are the
+ * cross-entropy against the target smoothed by the recipe's label_smoothing (net->smooth during
+ * the step only).  loss (the mean over the global
  * batch) and correct (its samples whose best class is their label) may be NULL: the loss is then
  * not computed (a NaN or infinite one is the caller's to judge; every
  * worker sees the same).  *stop (unless NULL) says whether this worker

@@ -674,7 +674,7 @@ void cn_net_measure_input(cn_net *net, const cn_data *data)
 
 static cn_ctx make_ctx(cn_net *net, int fuse, int train)
 {
-    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed, net->first};
+    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed, net->first, net->smooth};
 }
 
 /* Per-layer times measure the layer's work, not its queueing. */
@@ -872,7 +872,7 @@ static double row_results(cn_net *net, size_t n, int32_t *best, float *p)
 {
     const cn_backend *be = net->be;
     be->nll_rows(be, logits(net), net->act[net->n_layers - 1], net->labels, n, net->spec->classes,
-                 net->row_loss, best ? net->row_best : NULL, p ? net->row_p : NULL);
+                 net->smooth, net->row_loss, best ? net->row_best : NULL, p ? net->row_p : NULL);
     be->download(be, net->h_loss, net->row_loss, n * sizeof *net->h_loss);
     if (best)
         be->download(be, best, net->row_best, n * sizeof *best);

@@ -134,6 +134,14 @@ static const cn_recipe_key recipe[] = {
      FIELD(erase),
      .json = "erase",
      .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"label_smoothing", "label-smoothing", "EPS",
+             "train against (1-EPS) for the true class and EPS/classes for every class instead "
+             "of 1 and 0 (the loss shown while training is this cross-entropy; evaluation's is "
+             "the plain one)",
+             CN_TRAIN_NUMBER, 0, 0.5, 0, NULL},
+     FIELD(label_smoothing),
+     .json = "label_smoothing",
+     .json_absent = CN_JSON_OPTIONAL},
 };
 _Static_assert(sizeof recipe / sizeof recipe[0] == CN_RECIPE_KEYS,
                "CN_RECIPE_KEYS is the number of keys in the table");

@@ -135,16 +135,20 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
                               size_t *correct, int *stop, double *fwd, double *bwd, double *update)
 {
     cn_net *net = m->net;
+    net->smooth = (float)m->opts.label_smoothing; /* this step's loss and gradient only */
     cn_net_run_forward(net, x, n, 1, fwd);
     size_t right = 0;
     int watch = m->watch && m->comm.size == 1;
     double sum = loss || watch ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
     cn_status st = watch ? cn_model_watch_forward(m, sum, lr) : CN_OK;
-    if (st)
+    if (st) {
+        net->smooth = 0.0f;
         return st;
+    }
     cn_net_zero_grads(net);
     int no = 0;
     st = backward_combined(m, n, bwd, &sum, &right, stop ? stop : &no);
+    net->smooth = 0.0f;
     if (!st && watch)
         st = cn_model_watch_backward(m, n, lr);
     if (st)

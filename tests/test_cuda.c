@@ -540,18 +540,22 @@ static void softmax_and_loss(void)
     p.gpu->upload(p.gpu, y.g, yc, y.bytes);
     free(yg);
     free(yc);
-    BOTH(p, be->softmax_nll_bwd(be, M(y), MV(lab, int32_t), rows, cols, M(dx)));
-    CHECK_PARITY(p, dx, "softmax_nll_bwd");
-    BOTH(p, be->nll_rows(be, M(z), M(y), MV(lab, int32_t), rows, cols, MV(loss, double),
-                         MV(best, int32_t), M(bp)));
-    void *lg, *lc;
-    tw_get(&p, &loss, &lg, &lc);
-    double e = rel_err_d(lg, lc, rows);
-    free(lg);
-    free(lc);
-    CHECK_MSG(e <= TOL, "nll_rows: the losses' relative error %.3g", e);
-    CHECK_MSG(tw_same(&p, &best), "nll_rows: another best class");
-    CHECK_MSG(tw_same(&p, &bp), "nll_rows: another best probability");
+    /* The negative log-likelihood, then label smoothing. */
+    for (int s = 0; s < 2; s++) {
+        float smooth = s ? 0.1f : 0.0f;
+        BOTH(p, be->softmax_nll_bwd(be, M(y), MV(lab, int32_t), rows, cols, smooth, M(dx)));
+        CHECK_PARITY(p, dx, "softmax_nll_bwd");
+        BOTH(p, be->nll_rows(be, M(z), M(y), MV(lab, int32_t), rows, cols, smooth, MV(loss, double),
+                             MV(best, int32_t), M(bp)));
+        void *lg, *lc;
+        tw_get(&p, &loss, &lg, &lc);
+        double e = rel_err_d(lg, lc, rows);
+        free(lg);
+        free(lc);
+        CHECK_MSG(e <= TOL, "nll_rows (smoothing %g): the losses' relative error %.3g", smooth, e);
+        CHECK_MSG(tw_same(&p, &best), "nll_rows: another best class");
+        CHECK_MSG(tw_same(&p, &bp), "nll_rows: another best probability");
+    }
     CHECK_STATUS(p);
     twin all[] = {z, y, dx, lab, loss, best, bp};
     for (size_t i = 0; i < 7; i++)

@@ -50,7 +50,8 @@ static cn_train_opts other_opts(void)
                                       .rotate = 12.5,
                                       .scale = 0.25,
                                       .shear = 7.5,
-                                      .erase = 0.5};
+                                      .erase = 0.5,
+                                      .label_smoothing = 0.125};
     return o;
 }
 
@@ -62,7 +63,7 @@ static int same_opts(const cn_train_opts *a, const cn_train_opts *b)
            a->seed == b->seed && a->optimizer == b->optimizer && a->beta2 == b->beta2 &&
            a->eps == b->eps && a->shift == b->shift && a->flip == b->flip &&
            a->rotate == b->rotate && a->scale == b->scale && a->shear == b->shear &&
-           a->erase == b->erase;
+           a->erase == b->erase && a->label_smoothing == b->label_smoothing;
 }
 
 static void json_of_default_recipe(void)
@@ -129,7 +130,7 @@ static void json_of_old_files(void)
     want.lr_gamma = 0.3;
     want.seed = 7;
     want.lr_warmup = 0.25;
-    want.rotate = want.scale = want.shear = want.erase = 0;
+    want.rotate = want.scale = want.shear = want.erase = want.label_smoothing = 0;
     CHECK(same_opts(&o, &want));
 }
 
@@ -221,10 +222,11 @@ static void refuses_damaged_recipes(void)
 /* The keys in the order of the JSON, each with a default in its range. */
 static void keys_describe_the_recipe(void)
 {
-    static const char *const names[] = {"epochs",    "batch",   "lr",       "momentum",  "decay",
-                                        "lr_policy", "lr_step", "lr_gamma", "lr_warmup", "seed",
-                                        "optimizer", "beta2",   "eps",      "shift",     "flip",
-                                        "rotate",    "scale",   "shear",    "erase"};
+    static const char *const names[] = {"epochs",    "batch",     "lr",        "momentum",
+                                        "decay",     "lr_policy", "lr_step",   "lr_gamma",
+                                        "lr_warmup", "seed",      "optimizer", "beta2",
+                                        "eps",       "shift",     "flip",      "rotate",
+                                        "scale",     "shear",     "erase",     "label_smoothing"};
     CHECK(cn_train_key_count() == sizeof names / sizeof names[0]);
     CHECK(cn_train_key_at(cn_train_key_count()) == NULL);
     for (size_t i = 0; i < cn_train_key_count(); i++) {
@@ -359,6 +361,8 @@ static void set_refuses_bad_values(void)
     CHECK(refused("scale", "-0.1", "scale takes a number from 0 to 0.5, not '-0.1'"));
     CHECK(refused("shear", "90", "shear takes a number from 0 to 60, not '90'"));
     CHECK(refused("erase", "1.5", "erase takes a number from 0 to 1, not '1.5'"));
+    CHECK(refused("label-smoothing", "0.6",
+                  "label-smoothing takes a number from 0 to 0.5, not '0.6'"));
     /* Malformed values, for every key. */
     static const char *const malformed[] = {"", "x", "1x", "nan", "inf", "1e999", " ", "0.5.1"};
     for (size_t i = 0; i < cn_train_key_count(); i++) {

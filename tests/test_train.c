@@ -371,6 +371,57 @@ static void augmentation_moves_pixels(void)
     CHECK(memcmp(pix, orig, 60) == 0);
 }
 
+/* Label smoothing eps: a training step's loss is the cross-entropy against
+ * (1 - eps) onehot + eps / classes (computed here from the network's
+ * probabilities), its update differs from the plain loss's, and evaluation
+ * afterwards reports the plain negative log-likelihood. */
+static void label_smoothing_trains_only(void)
+{
+    cn_data d = th_bars(16, 4, 6);
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n"
+                            "[train]\nlabel_smoothing=0.2\nbatch=16\n"
+                            "[fc]\noutputs=8\n[tanh]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m, *plain;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
+    cn_train_opts o = *cn_model_opts(m);
+    o.label_smoothing = 0;
+    CHECK_OK(cn_model_create(spec, &o, th_dev(1), &plain));
+    cn_spec_free(spec);
+    cn_net *net = cn_model_net(m);
+    float x[16 * 36], y[16 * 3];
+    cn_net_prepare(net, d.pixels, 16, x);
+    CHECK_OK(cn_net_forward(net, x, 16, 1));
+    CHECK_OK(cn_net_get_output(net, y));
+    double smoothed = 0, nll = 0;
+    for (size_t s = 0; s < 16; s++)
+        for (size_t j = 0; j < 3; j++) {
+            double hot = j == (size_t)d.labels[s], q = 0.8 * hot + 0.2 / 3;
+            smoothed -= q * log((double)y[s * 3 + j]) / 16;
+            nll -= hot * log((double)y[s * 3 + j]) / 16;
+        }
+    double loss, loss_plain;
+    CHECK_OK(cn_model_step(m, x, d.labels, 16, 0.5, &loss));
+    CHECK_OK(cn_model_step(plain, x, d.labels, 16, 0.5, &loss_plain));
+    CHECK_NEAR(loss, smoothed, 1e-5 * smoothed);
+    CHECK_NEAR(loss_plain, nll, 1e-5 * nll);
+    CHECK(fabs(smoothed - nll) > 1e-3);
+    CHECK(!th_same(net, cn_model_net(plain), CN_PARAMS)); /* another gradient, another step */
+    /* Evaluation after it: the plain loss of the new weights. */
+    CHECK_OK(cn_net_forward(net, x, 16, 0));
+    CHECK_OK(cn_net_get_output(net, y));
+    nll = 0;
+    for (size_t s = 0; s < 16; s++)
+        nll -= log((double)y[s * 3 + (size_t)d.labels[s]]) / 16;
+    cn_eval ev;
+    CHECK_OK(cn_net_evaluate(net, &d, &ev));
+    CHECK_NEAR(ev.loss, nll, 1e-5 * nll);
+    cn_eval_free(&ev);
+    cn_model_free(m);
+    cn_model_free(plain);
+    cn_data_free(&d);
+}
+
 /* lr * decay = 50 > 2: each step multiplies the weights by about -49, so they
  * overflow within a few dozen steps whatever the gradients do. */
 static void divergence_is_reported(void)
@@ -544,6 +595,7 @@ const th_test th_train[] = {
     {"train/adam_follows_its_formula", adam_follows_its_formula},
     {"train/augmentation_moves_pixels", augmentation_moves_pixels},
     {"train/channel_normalisation", channel_normalisation},
+    {"train/label_smoothing_trains_only", label_smoothing_trains_only},
     {"train/divergence_is_reported", divergence_is_reported},
     {"train/refuses_mismatched_data", refuses_mismatched_data},
     {"train/kernel_sets_agree", kernel_sets_agree},

@@ -190,16 +190,23 @@ struct cn_backend {
                           uint8_t *pix, float *x);
     /* Row-wise softmax of x (rows, cols), computed stably. */
     void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
-    /* Gradient of the mean negative log-likelihood with respect to the
-     * softmax input: dx = (y - onehot(labels)) / rows. */
+    /* Gradient of the mean cross-entropy against the smoothed target q =
+     * (1 - smooth) onehot(labels) + smooth / cols with respect to the
+     * softmax input: dx = (y - q) / rows, computed as y / rows - (smooth /
+     * cols) / rows, less (1 - smooth) / rows at the label (smooth = 0: the
+     * negative log-likelihood's (y - onehot) / rows, the same bits). */
     void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,
-                            size_t rows, size_t cols, float *dx);
+                            size_t rows, size_t cols, float smooth, float *dx);
     /* Per row r of the logits z (rows, cols) and their softmax y: loss[r] =
-     * log sum_j e^z[r][j] - z[r][labels[r]] (in double, stably), best[r] the
-     * first column of the largest y[r] and best_p[r] that y.  best and
-     * best_p may be NULL. */
+     * sum_j q_j (lse - z[r][j]) with lse = log sum_j e^z[r][j] and q the
+     * smoothed target above, that is lse - (1 - smooth) z[r][labels[r]] -
+     * (smooth / cols) sum_j z[r][j] (in double, stably; smooth = 0: lse -
+     * z[r][labels[r]], the negative log-likelihood); best[r] the first
+     * column of the largest y[r] and best_p[r] that y.  best and best_p may
+     * be NULL. */
     void (*nll_rows)(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                     size_t rows, size_t cols, double *loss, int32_t *best, float *best_p);
+                     size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                     float *best_p);
 
     /* --------------------------------------------------------- optimizers */
 

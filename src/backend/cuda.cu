@@ -1117,30 +1117,34 @@ static void cu_softmax(const cn_backend *be, const float *x, float *y, size_t ro
     LAUNCHED(g, "softmax");
 }
 
+/* dx = y / rows - off, less on at the label (off and on from the smoothing,
+ * computed once on the host as the CPU computes them). */
 __global__ static void k_softmax_nll_bwd(const float *y, const int32_t *labels, size_t rows,
-                                         size_t cols, float inv, float *dx)
+                                         size_t cols, float inv, float off, float on, float *dx)
 {
     FOR_EACH(t, rows * cols)
     {
-        float v = __fmul_rn(y[t], inv);
-        dx[t] = (size_t)labels[t / cols] == t % cols ? __fsub_rn(v, inv) : v;
+        float v = __fsub_rn(__fmul_rn(y[t], inv), off);
+        dx[t] = (size_t)labels[t / cols] == t % cols ? __fsub_rn(v, on) : v;
     }
 }
 
 static void cu_softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
-                               size_t rows, size_t cols, float *dx)
+                               size_t rows, size_t cols, float smooth, float *dx)
 {
     cn_cuda *g = cu(be);
     if (!rows || !cols)
         return;
-    k_softmax_nll_bwd<<<blocks(rows * cols), T, 0, g->stream>>>(y, labels, rows, cols,
-                                                                1.0f / (float)rows, dx);
+    float inv = 1.0f / (float)rows;
+    float off = smooth / (float)cols * inv, on = (1.0f - smooth) * inv;
+    k_softmax_nll_bwd<<<blocks(rows * cols), T, 0, g->stream>>>(y, labels, rows, cols, inv, off,
+                                                                on, dx);
     LAUNCHED(g, "softmax_nll_bwd");
 }
 
 __global__ static void k_nll_rows(const float *z, const float *y, const int32_t *labels,
-                                  size_t rows, size_t cols, double *loss, int32_t *best,
-                                  float *best_p)
+                                  size_t rows, size_t cols, float smooth, double *loss,
+                                  int32_t *best, float *best_p)
 {
     FOR_EACH(r, rows)
     {
@@ -1148,10 +1152,16 @@ __global__ static void k_nll_rows(const float *z, const float *y, const int32_t 
         float mx = row[0];
         for (size_t j = 1; j < cols; j++)
             mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
+        double sum = 0.0, all = 0.0;
         for (size_t j = 0; j < cols; j++)
             sum += exp((double)row[j] - mx);
         loss[r] = log(sum) - ((double)row[labels[r]] - mx);
+        if (smooth != 0.0f) {
+            for (size_t j = 0; j < cols; j++)
+                all += (double)row[j] - mx;
+            loss[r] = log(sum) - (1.0 - (double)smooth) * ((double)row[labels[r]] - mx) -
+                      (double)smooth / (double)cols * all;
+        }
         size_t arg = 0;
         for (size_t j = 1; j < cols; j++)
             if (p[j] > p[arg])
@@ -1164,12 +1174,14 @@ __global__ static void k_nll_rows(const float *z, const float *y, const int32_t 
 }
 
 static void cu_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                        size_t rows, size_t cols, double *loss, int32_t *best, float *best_p)
+                        size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                        float *best_p)
 {
     cn_cuda *g = cu(be);
     if (!rows || !cols)
         return;
-    k_nll_rows<<<blocks(rows), T, 0, g->stream>>>(z, y, labels, rows, cols, loss, best, best_p);
+    k_nll_rows<<<blocks(rows), T, 0, g->stream>>>(z, y, labels, rows, cols, smooth, loss, best,
+                                                  best_p);
     LAUNCHED(g, "nll_rows");
 }
 

@@ -196,12 +196,12 @@ GUARD(softmax, (const cn_backend *be, const float *x, float *y, size_t rows, siz
       (be, x, y, rows, cols))
 GUARD(softmax_nll_bwd,
       (const cn_backend *be, const float *y, const int32_t *labels, size_t rows, size_t cols,
-       float *dx),
-      (be, y, labels, rows, cols, dx))
+       float smooth, float *dx),
+      (be, y, labels, rows, cols, smooth, dx))
 GUARD(nll_rows,
       (const cn_backend *be, const float *z, const float *y, const int32_t *labels, size_t rows,
-       size_t cols, double *loss, int32_t *best, float *best_p),
-      (be, z, y, labels, rows, cols, loss, best, best_p))
+       size_t cols, float smooth, double *loss, int32_t *best, float *best_p),
+      (be, z, y, labels, rows, cols, smooth, loss, best, best_p))
 GUARD(sgd,
       (const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr, float mu,
        float lambda),

@@ -112,7 +112,8 @@ void cn_plain_gather_pixels(const cn_backend *be, const uint8_t *data, const uin
 }
 
 void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                       size_t rows, size_t cols, double *loss, int32_t *best, float *best_p)
+                       size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                       float *best_p)
 {
     (void)be;
     for (size_t r = 0; r < rows; r++) {
@@ -120,10 +121,16 @@ void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, con
         float mx = row[0];
         for (size_t j = 1; j < cols; j++)
             mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
+        double sum = 0.0, all = 0.0;
         for (size_t j = 0; j < cols; j++)
             sum += exp((double)row[j] - mx);
         loss[r] = log(sum) - ((double)row[labels[r]] - mx);
+        if (smooth != 0.0f) { /* lse - (1 - s) z_label - (s / cols) sum z, from mx */
+            for (size_t j = 0; j < cols; j++)
+                all += (double)row[j] - mx;
+            loss[r] = log(sum) - (1.0 - (double)smooth) * ((double)row[labels[r]] - mx) -
+                      (double)smooth / (double)cols * all;
+        }
         size_t arg = 0;
         for (size_t j = 1; j < cols; j++)
             if (p[j] > p[arg])

@@ -23,7 +23,8 @@ void cn_plain_gather_pixels(const cn_backend *be, const uint8_t *data, const uin
                             size_t n, cn_shape s, cn_aug aug, uint64_t seed, uint64_t first,
                             const float *norm, uint8_t *pix, float *x);
 void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                       size_t rows, size_t cols, double *loss, int32_t *best, float *best_p);
+                       size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                       float *best_p);
 size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t count);
 void cn_plain_stats(const cn_backend *be, const float *x, size_t rows, size_t units, size_t size,
                     double out[5]);
