@@ -207,6 +207,9 @@ const char *cli_recipe_extras(const cn_train_opts *o, char *buf, size_t size)
     buf[0] = '\0';
     if (o->label_smoothing > 0 && n < size)
         n += (size_t)snprintf(buf + n, size - n, ", label smoothing %g", o->label_smoothing);
+    if (o->ema > 0 && n < size)
+        n +=
+            (size_t)snprintf(buf + n, size - n, ", moving average of the weights (ema %g)", o->ema);
     return buf;
 }
 

@@ -147,7 +147,7 @@ static cn_status check_test(run *r, const cn_progress *p)
     r->next_check = p->global_step + (every ? every : 1);
     double t0 = cli_now(), train_s = p->elapsed_s - r->eval_s;
     cn_eval ev;
-    cn_status st = cn_net_evaluate(cn_model_net(r->model), r->test, &ev);
+    cn_status st = cn_model_evaluate(r->model, r->test, &ev); /* the average, with ema */
     if (st)
         return st;
     r->eval_s += cli_now() - t0;

@@ -184,6 +184,11 @@ typedef struct cn_train_opts {
                                of each image is set to 0 (random erasing; 0: none) */
     double label_smoothing; /* eps: training's loss is the cross-entropy
                                against (1 - eps) onehot + eps / classes */
+    double ema;             /* d > 0: an exponential moving average of the weights and
+                               the batch-normalisation statistics, avg = d' avg +
+                               (1 - d') w after every step (d' = min(d, (1 + t) /
+                               (10 + t)) at step t), which evaluation, validation and
+                               the model file use (0: none) */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed
@@ -226,7 +231,7 @@ typedef struct cn_train_key {
  * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
  * lr_warmup, seed, optimizer, beta2, eps, shift, flip, rotate, scale,
- * shear, erase, label_smoothing); NULL when i is past
+ * shear, erase, label_smoothing, ema); NULL when i is past
  * the last.  The keys are static: never freed. */
 size_t cn_train_key_count(void);
 const cn_train_key *cn_train_key_at(size_t i);
@@ -659,7 +664,9 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const 
  * built.  Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC, and as
  * cn_net_create. */
 cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out);
-/* Writes weights, optimizer state, recipe and training state to path
+/* Writes weights, optimizer state, recipe and training state to path (with
+ * a moving average of the weights, ema: the average under the tensors'
+ * names and the trained weights as optim.<name>.raw)
  * atomically (temporary file path.tmp-PID, fsync, rename): a save that is
  * interrupted (the process killed, the disk full, a write error reported by
  * write, fsync or close) leaves the previous file intact and loadable.  A
@@ -703,6 +710,14 @@ uint64_t cn_data_fingerprint(const cn_data *data);
  * if it was planned for fewer; the weights are kept).  Errors: CN_ERR_ARG,
  * CN_ERR_NOMEM. */
 cn_status cn_model_reserve(cn_model *model, size_t n);
+
+/* Evaluates the model on data as cn_net_evaluate does, with the weights
+ * the model is used with: the moving average of its weights when its
+ * recipe keeps one (ema), else its weights.  Outside training that is
+ * what cn_model_net's network holds; during training (from a hook) its
+ * network holds the weights being trained, and this evaluates the average
+ * all the same.  Errors: as cn_net_evaluate. */
+cn_status cn_model_evaluate(cn_model *model, const cn_data *data, cn_eval *out);
 
 /* The model's network, owned by the model.  cn_model_reserve,
  * cn_model_train and cn_model_step rebuild it when they need larger

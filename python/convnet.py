@@ -140,6 +140,7 @@ class _TrainOpts(ctypes.Structure):
         ("shear", ctypes.c_double),
         ("erase", ctypes.c_double),
         ("label_smoothing", ctypes.c_double),
+        ("ema", ctypes.c_double),
     ]
 
 

@@ -90,7 +90,7 @@ int cn_is_layer_section(const cn_section *sec);
 /* ----------------------------------------------------------------- recipe */
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
-#define CN_RECIPE_KEYS 20
+#define CN_RECIPE_KEYS 21
 /* Floats after the gradient block that the step's allreduce carries with it
  * (cn_model_train_step): the global batch's summed loss, its count of
  * correct answers, and how many workers want to stop. */
@@ -441,7 +441,31 @@ struct cn_model {
     char **class_names; /* cn_net_classes(net) names, or NULL */
     int watch;          /* cn_model_set_watch: steps check for non-finite values */
     cn_trace trace;     /* where the last watched step found one */
+    /* The moving average of the weights (opts.ema > 0; cn_model_ema_use):
+     * ema_mem holds two blocks of n_params + n_buffers floats (backend
+     * memory), the parameters then the buffers: ema is one of them, the
+     * other copy of the weights (the net holds one), and the other block is
+     * room for swapping them.  ema_live: 1 while the net holds the trained
+     * weights and ema the average (during training steps), 0 while the net
+     * holds the average (the model as it is used and saved). */
+    float *ema_mem, *ema;
+    int ema_live;
 };
+
+/* Makes the model's net hold the trained weights (live = 1: for training
+ * steps) or their average (live = 0: for evaluation, validation and the
+ * file), swapping them with the model's other copy.  With opts.ema > 0 and
+ * no average yet, it is made first, a copy of the net's weights; with
+ * opts.ema = 0 and an average (a recipe changed on resume), the net keeps
+ * the trained weights and the average is dropped.  Nothing without an
+ * average.  Errors: CN_ERR_NOMEM (the average could not be made). */
+cn_status cn_model_ema_use(cn_model *m, int live);
+/* After a training step (the net holding the trained weights): the
+ * average moves towards them, avg = d avg + (1 - d) w for the parameters
+ * and the buffers, d = min(opts.ema, (1 + t) / (10 + t)) with t the steps
+ * taken before this one (m->state.global_step), so that the average of a
+ * short run does not keep its random start. */
+void cn_model_ema_update(cn_model *m);
 
 /* The optimizer: its state in be's memory, n_params floats per slot. */
 cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t n_params);

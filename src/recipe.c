@@ -142,6 +142,15 @@ static const cn_recipe_key recipe[] = {
      FIELD(label_smoothing),
      .json = "label_smoothing",
      .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"ema", "ema", "DECAY",
+             "keep an exponential moving average of the weights (and batch-normalisation "
+             "statistics), avg = DECAY*avg + (1-DECAY)*w after every step (DECAY warming up as "
+             "(1+t)/(10+t)); validation, the model file, eval and predict use the average (0: "
+             "none; 0.999 averages about the last 1000 steps)",
+             CN_TRAIN_NUMBER, 0, 0.99999, 0, NULL},
+     FIELD(ema),
+     .json = "ema",
+     .json_absent = CN_JSON_OPTIONAL},
 };
 _Static_assert(sizeof recipe / sizeof recipe[0] == CN_RECIPE_KEYS,
                "CN_RECIPE_KEYS is the number of keys in the table");

@@ -55,14 +55,17 @@ void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t 
     }
 }
 
-/* Whether the parameters, buffers and optimizer state are all finite. */
+/* Whether the parameters, buffers, optimizer state and moving average are
+ * all finite. */
 static int model_finite(const cn_model *m)
 {
     const cn_net *net = m->net;
     const cn_backend *be = m->be;
+    size_t avg = m->ema_mem ? net->n_params + net->n_buffers : 0;
     return be->count_nonfinite(be, net->params, net->n_params) == 0 &&
            be->count_nonfinite(be, net->buffers, net->n_buffers) == 0 &&
-           be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0;
+           be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0 &&
+           (!avg || be->count_nonfinite(be, m->ema, avg) == 0);
 }
 
 /* Every worker starts from worker 0's model. */
@@ -70,10 +73,12 @@ static cn_status broadcast_model(cn_model *m)
 {
     cn_net *net = m->net;
     cn_status st;
+    size_t avg = m->ema_mem ? net->n_params + net->n_buffers : 0;
     if ((st = cn_model_exchange(m, net->params, net->n_params, 0)) ||
         (st = cn_model_exchange(m, net->buffers, net->n_buffers, 0)) ||
         (st = cn_model_exchange(m, m->optim.state, m->optim.n_slots * net->n_params, 0)) ||
-        (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)))
+        (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)) ||
+        (avg && (st = cn_model_exchange(m, m->ema, avg, 0))))
         return st;
     m->be->download(m->be, net->norm_host, net->norm, 2 * m->spec->input.c * sizeof(float));
     return CN_OK;
@@ -152,13 +157,18 @@ static cn_status same_everywhere(cn_model *m)
 }
 
 /* The batch-normalisation running statistics of every worker, averaged
- * (each worker's batches move its own): before evaluation and saves. */
+ * (each worker's batches move its own), and their moving averages: before
+ * evaluation and saves. */
 static cn_status average_buffers(cn_model *m)
 {
     cn_net *net = m->net;
-    cn_status st = cn_model_exchange(m, net->buffers, net->n_buffers, -1);
-    if (!st && m->comm.size > 1)
-        m->be->scale(m->be, net->buffers, 1.0f / (float)m->comm.size, net->n_buffers);
+    float *blocks[2] = {net->buffers, m->ema_mem ? m->ema + net->n_params : NULL};
+    cn_status st = CN_OK;
+    for (int b = 0; b < 2 && !st && blocks[b]; b++) {
+        st = cn_model_exchange(m, blocks[b], net->n_buffers, -1);
+        if (!st && m->comm.size > 1)
+            m->be->scale(m->be, blocks[b], 1.0f / (float)m->comm.size, net->n_buffers);
+    }
     return st;
 }
 
@@ -242,9 +252,13 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     int solo = comm->size == 1;
     cn_status pending = CN_OK; /* a hook's failure, told to the others at the next step */
     int together = 0;          /* every worker leaves at this point: a collective exit */
-    cn_status st = agree(m, check_start(m, train, val), train);
-    if (st)
+    cn_status st = check_start(m, train, val);
+    /* The net trains the weights; the moving average (ema) waits aside. */
+    st = agree(m, st ? st : cn_model_ema_use(m, 1), train);
+    if (st) {
+        cn_model_ema_use(m, 0);
         return st;
+    }
     size_t batch = (size_t)o->batch, steps = train->n / batch;
     size_t local = batch / (size_t)comm->size, first = (size_t)comm->rank * local;
     /* normalise = channel: measured on the training set at the start. */
@@ -382,6 +396,9 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         close_epoch(s, &rng);
         if (!solo && ((st = same_everywhere(m)) || (st = average_buffers(m))))
             goto done;
+        /* Validation and the hook see the model as it is used: its moving
+         * average where it keeps one. */
+        cn_model_ema_use(m, 0);
         /* Validation: worker 0's (the others have the same model). */
         if (val && val->n && comm->rank == 0) {
             double v0 = cn_now();
@@ -408,12 +425,15 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             st = cn_fail(CN_ERR_STOPPED, "training stopped after epoch %d", s->epoch);
             goto done;
         }
+        cn_model_ema_use(m, 1);
     }
 done:
     /* Workers that stop together average the running statistics a save
      * keeps (each, whatever its own status: it is a collective call). */
     if (together)
         average_buffers(m);
+    cn_model_ema_use(m, 0); /* the model as it is used and saved */
+    net = m->net;
     net->x_last = NULL;
     net->first = 0;
     free(perm);

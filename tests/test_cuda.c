@@ -581,6 +581,11 @@ static void optimizers(void)
     CHECK_PARITY(p, th, "adam: the parameters");
     CHECK_PARITY(p, m, "adam: the first moment");
     CHECK_PARITY(p, v, "adam: the second moment");
+    /* The moving average of the weights: the same bits (no fused
+     * multiply-add on either side). */
+    for (int s = 0; s < 5; s++)
+        BOTH(p, be->ema(be, M(v), M(th), n, s == 0 ? 0.1f : 0.999f));
+    CHECK_MSG(tw_same(&p, &v), "ema: other bits");
     CHECK_STATUS(p);
     tw_free(&p, &th);
     tw_free(&p, &g);

@@ -220,6 +220,11 @@ struct cn_backend {
      * c1, c2. */
     void (*adam)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
                  const float hyper[8]);
+    /* The exponential moving average of count values: avg = keep avg +
+     * (1 - keep) x, with 1 - keep rounded to a float first and each product
+     * and the sum rounded once (no fused multiply-add): the same bits on
+     * every device. */
+    void (*ema)(const cn_backend *be, float *avg, const float *x, size_t count, float keep);
     /* How many of x[0, count) are NaN or infinite (a result on the host). */
     size_t (*count_nonfinite)(const cn_backend *be, const float *x, size_t count);
     /* Figures of x (rows, units, size) for the doctor, on the host in out:

@@ -412,6 +412,22 @@ static void cu_scale(const cn_backend *be, float *x, float alpha, size_t count)
     LAUNCHED(g, "scale");
 }
 
+/* avg = keep avg + take x, each product and the sum rounded once (the CPU's
+ * plain kernel, bit for bit). */
+__global__ static void k_ema(float *avg, const float *x, size_t n, float keep, float take)
+{
+    FOR_EACH(i, n) avg[i] = __fadd_rn(__fmul_rn(keep, avg[i]), __fmul_rn(take, x[i]));
+}
+
+static void cu_ema(const cn_backend *be, float *avg, const float *x, size_t count, float keep)
+{
+    cn_cuda *g = cu(be);
+    if (!count)
+        return;
+    k_ema<<<blocks(count), T, 0, g->stream>>>(avg, x, count, keep, 1.0f - keep);
+    LAUNCHED(g, "ema");
+}
+
 /* -------------------------------------------------------------- convolution */
 
 /* The descriptors for n samples of geometry cg with m filters. */
@@ -1466,6 +1482,7 @@ extern "C" cn_status cn_cuda_create(int index, cn_backend **out)
     be->nll_rows = cu_nll_rows;
     be->sgd = cu_sgd;
     be->adam = cu_adam;
+    be->ema = cu_ema;
     be->count_nonfinite = cu_count_nonfinite;
     be->stats = cu_stats;
     *out = be;

@@ -211,6 +211,9 @@ GUARD(adam,
        const float hyper[8]),
       (be, n, theta, g, m, v, hyper))
 
+GUARD(ema, (const cn_backend *be, float *avg, const float *x, size_t count, float keep),
+      (be, avg, x, count, keep))
+
 static size_t g_count_nonfinite(const cn_backend *be, const float *x, size_t count)
 {
     open_all(be);
@@ -276,6 +279,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->nll_rows = g_nll_rows;
     be->sgd = g_sgd;
     be->adam = g_adam;
+    be->ema = g_ema;
     be->count_nonfinite = g_count_nonfinite;
     be->stats = g_stats;
     return 0;

@@ -55,6 +55,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->nll_rows = cn_plain_nll_rows;
     be->sgd = sgd;
     be->adam = adam;
+    be->ema = cn_plain_ema;
     be->count_nonfinite = cn_plain_count_nonfinite;
     be->stats = cn_plain_stats;
 }

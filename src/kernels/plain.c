@@ -142,6 +142,14 @@ void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, con
     }
 }
 
+void cn_plain_ema(const cn_backend *be, float *avg, const float *x, size_t count, float keep)
+{
+    (void)be;
+    float take = 1.0f - keep;
+    for (size_t i = 0; i < count; i++)
+        avg[i] = keep * avg[i] + take * x[i];
+}
+
 size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t count)
 {
     (void)be;
