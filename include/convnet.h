@@ -637,6 +637,36 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out);
 /* Releases the arrays of ev (NULL: nothing). */
 void cn_eval_free(cn_eval *ev);
 
+/* Test-time augmentation: what an evaluation or a classification averages
+ * over. */
+typedef enum cn_tta {
+    CN_TTA_NONE = 0, /* each image as it is */
+    CN_TTA_FLIP      /* the mean of the class probabilities of each image and
+                        of its left-right mirror (for pictures whose mirror
+                        is as likely, as clothes; not for digits) */
+} cn_tta;
+
+/* "none", "flip". */
+const char *cn_tta_name(cn_tta tta);
+/* The test-time augmentation called name, or -1. */
+int cn_tta_by_name(const char *name);
+
+/* The class probabilities, probs (n, classes), of n images of 8-bit
+ * pixels (n, C, H, W), prepared as cn_net_prepare does, from evaluation
+ * passes: with CN_TTA_FLIP the mean of each image's and its mirror's (two
+ * passes).  The outputs of the last pass are left as cn_net_get_output
+ * reads them (the mirrors' with CN_TTA_FLIP).  Errors: CN_ERR_ARG (n not in
+ * 1..cn_net_max_batch, an unknown tta), CN_ERR_NOMEM. */
+cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
+                                 float *probs);
+
+/* cn_net_evaluate with test-time augmentation: each image's class
+ * probabilities are cn_net_classify_pixels's, its best class the first
+ * largest of them and its loss -log of its label's (at most -log 1e-30).
+ * CN_TTA_NONE is cn_net_evaluate itself (the loss from the logits).
+ * Errors: as cn_net_evaluate, CN_ERR_ARG (an unknown tta). */
+cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out);
+
 /* ----------------------------------------------------------------- model */
 
 /* A model: a spec, its network, the optimizer state and the training state.

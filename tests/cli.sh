@@ -243,6 +243,7 @@ run "resume" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epo
     run "resume" 0 "$bin" train --resume half.safetensors --epochs 2 --data "$data" --quiet &&
     if cmp -s half.safetensors tiny.safetensors; then ok "resume"; else fail "resume" "1 + 1 epochs differ from 2"; fi
 run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect_err "eval of a description" "is a model description"
+run "eval --tta bad" 2 "$bin" eval tiny.safetensors --tta mirror && expect_err "eval --tta bad" "--tta is none or flip, not 'mirror'"
 head -c 1000 tiny.safetensors > cut.safetensors
 run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect_err "truncated model" "cut.safetensors"
 run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect_err "no data" "fetch-data.sh mnist"
@@ -328,6 +329,24 @@ print("predict %.4f eval %.4f" % (right / 1e4, ev["accuracy"]))
 assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
 PY
     then ok "predict png = eval"; else fail "predict png = eval" "accuracies differ by more than 0.1%"; fi
+fi
+# Test-time augmentation with mirrors: eval and predict agree again, and
+# it is said; a bad value is a usage error.
+run "eval --tta flip" 0 "$bin" eval conv.safetensors --data "$data" --tta flip &&
+    expect "eval --tta flip" "accuracy [0-9.]*%, loss [0-9.]* (test-time augmentation: each image and its mirror)"
+run "eval --tta flip json" 0 "$bin" eval conv.safetensors --data "$data" --json --tta flip && cp "$tmp/out" eval-tta.json
+if run "predict --tta flip" 0 "$bin" predict conv.safetensors png --json --tta flip; then
+    if "$py" - "$tmp/out" eval-tta.json eval.json <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ev, plain = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+assert ev["tta"] == "flip" and plain["tta"] == "none"
+assert ev["accuracy"] != plain["accuracy"] or ev["loss"] != plain["loss"]
+right = sum(int(r["file"].rsplit("-", 1)[1][:-4]) == r["index"] for r in rows)
+print("predict %.4f eval %.4f (without: %.4f)" % (right / 1e4, ev["accuracy"], plain["accuracy"]))
+assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
+PY
+    then ok "predict --tta flip = eval --tta flip"; else fail "predict --tta flip = eval --tta flip" "accuracies differ by more than 0.1%, or the same as without"; fi
 fi
 # photographs of digits: inverted, enlarged and padded, coloured, shrunk; five formats
 if "$py" - png var <<'PY'

@@ -3,8 +3,8 @@
  * pictures (a quarter turn is a transpose, scaling by 2 spreads the grid,
  * a 45-degree shear slides each row by its distance from the centre) and
  * against a double-precision reference, the ranges the draws keep to,
- * random erasing, determinism, and the host's augmentation against the
- * backend's twin. */
+ * random erasing, determinism, the host's augmentation against the
+ * backend's twin, and test-time augmentation with mirrors. */
 #include "augment.h"
 #include "harness.h"
 #include "internal.h"
@@ -396,6 +396,72 @@ static void host_and_twin_agree(void)
     cn_backend_destroy(be);
 }
 
+/* Test-time augmentation: CN_TTA_NONE gives the network's probabilities;
+ * CN_TTA_FLIP their mean with those of the mirrored images (mirrored here);
+ * an evaluation with it scores those probabilities (best class, -log of the
+ * label's), and without it is cn_net_evaluate's. */
+static void tta_flip_averages_mirrors(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=5\nwidth=6\nclasses=3\n"
+                            "[conv]\nfilters=3\nsize=3\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 8, th_dev(1), &net));
+    cn_rng rng;
+    cn_rng_seed(&rng, 13);
+    cn_net_init(net, &rng);
+    const size_t n = 7, size = 60, k = 3;
+    uint8_t *pix = random_pixels(n * size, 14), *mirror = malloc(n * size);
+    float plain[21], flipped[21], tta[21];
+    CHECK(pix && mirror);
+    for (size_t r = 0; r < n * 2 * 5; r++)
+        for (size_t x = 0; x < 6; x++)
+            mirror[r * 6 + x] = pix[r * 6 + 5 - x];
+    CHECK_OK(cn_net_forward_pixels(net, pix, n, 0));
+    CHECK_OK(cn_net_get_output(net, plain));
+    CHECK_OK(cn_net_forward_pixels(net, mirror, n, 0));
+    CHECK_OK(cn_net_get_output(net, flipped));
+    CHECK_OK(cn_net_classify_pixels(net, pix, n, CN_TTA_NONE, tta));
+    CHECK(memcmp(tta, plain, sizeof plain) == 0);
+    CHECK_OK(cn_net_classify_pixels(net, pix, n, CN_TTA_FLIP, tta));
+    int differs = 0;
+    for (size_t i = 0; i < n * k; i++) {
+        CHECK_NEAR(tta[i], 0.5 * (plain[i] + flipped[i]), 1e-7);
+        differs |= fabsf(tta[i] - plain[i]) > 1e-3f;
+    }
+    CHECK(differs);
+    /* An evaluation of the same images with labels. */
+    int32_t labels[7] = {0, 1, 2, 0, 1, 2, 2};
+    cn_data d = {.n = n, .shape = {2, 5, 6}, .classes = 3, .pixels = pix, .labels = labels};
+    cn_eval ev, plain_ev, none_ev;
+    CHECK_OK(cn_net_evaluate_tta(net, &d, CN_TTA_FLIP, &ev));
+    double loss = 0;
+    size_t right = 0;
+    for (size_t s = 0; s < n; s++) {
+        const float *p = tta + s * k;
+        size_t best = p[1] > p[0] ? 1 : 0;
+        best = p[2] > p[best] ? 2 : best;
+        loss -= log((double)p[labels[s]]) / (double)n;
+        right += best == (size_t)labels[s];
+        CHECK(ev.predicted[s] == best && ev.probability[s] == p[best]);
+    }
+    CHECK_NEAR(ev.loss, loss, 1e-9);
+    CHECK_NEAR(ev.accuracy, (double)right / (double)n, 0);
+    CHECK_OK(cn_net_evaluate(net, &d, &plain_ev));
+    CHECK_OK(cn_net_evaluate_tta(net, &d, CN_TTA_NONE, &none_ev));
+    CHECK(none_ev.loss == plain_ev.loss && none_ev.accuracy == plain_ev.accuracy);
+    CHECK_ERR(cn_net_classify_pixels(net, pix, n, (cn_tta)7, tta), CN_ERR_ARG);
+    CHECK(cn_tta_by_name("flip") == CN_TTA_FLIP && cn_tta_by_name("none") == CN_TTA_NONE &&
+          cn_tta_by_name("mirror") == -1 && strcmp(cn_tta_name(CN_TTA_FLIP), "flip") == 0);
+    cn_eval_free(&ev);
+    cn_eval_free(&plain_ev);
+    cn_eval_free(&none_ev);
+    free(pix);
+    free(mirror);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
 const th_test th_augment[] = {
     {"augment/generator_is_xoshiro", generator_is_xoshiro},
     {"augment/sine_and_cosine_are_accurate", sine_and_cosine_are_accurate},
@@ -409,5 +475,6 @@ const th_test th_augment[] = {
     {"augment/erase_follows_its_probability", erase_follows_its_probability},
     {"augment/same_seed_same_batch", same_seed_same_batch},
     {"augment/host_and_twin_agree", host_and_twin_agree},
+    {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
     {NULL, NULL},
 };
