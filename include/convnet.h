@@ -239,6 +239,16 @@ const cn_train_key *cn_train_key_at(size_t i);
  * ("lr-policy"), or NULL. */
 const cn_train_key *cn_train_key_find(const char *name);
 
+/* The augmentation of the recipe opts (shift, flip, rotate, scale, shear,
+ * erase) applied in place to n samples of 8-bit pixels (n, C, H, W) of
+ * the given shape, as training step `step` (from 0) of a run seeded with
+ * opts->seed applies it to the samples at places first .. first + n - 1 of
+ * its global batch: the same draws, the same pixels.  For pictures of what a
+ * recipe does (convnet viz --augment).  Errors: CN_ERR_ARG (opts out of
+ * range), CN_ERR_NOMEM. */
+cn_status cn_train_opts_augment(const cn_train_opts *opts, uint8_t *pixels, size_t n,
+                                cn_shape shape, uint64_t step, size_t first);
+
 /* Fills opts with every key's default: the recipe of a description whose
  * [train] sets nothing (or that has no [train]). */
 void cn_train_opts_defaults(cn_train_opts *opts);

@@ -55,6 +55,21 @@ void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t 
     }
 }
 
+cn_status cn_train_opts_augment(const cn_train_opts *o, uint8_t *pixels, size_t n, cn_shape s,
+                                uint64_t step, size_t first)
+{
+    cn_status st = cn_train_opts_check(o);
+    if (st)
+        return st;
+    uint8_t *tmp = malloc(cn_shape_size(s) ? cn_shape_size(s) : 1);
+    if (!tmp)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a sample of %zu bytes", cn_shape_size(s));
+    const cn_aug aug = cn_aug_of(o);
+    cn_augment(pixels, n, s, &aug, cn_step_seed(o->seed, step), first, tmp);
+    free(tmp);
+    return CN_OK;
+}
+
 /* Whether the parameters, buffers, optimizer state and moving average are
  * all finite. */
 static int model_finite(const cn_model *m)

@@ -462,6 +462,42 @@ static void tta_flip_averages_mirrors(void)
     cn_spec_free(spec);
 }
 
+/* The public cn_train_opts_augment is training's augmentation: the pixels
+ * of step 3 at places 5.. of a run seeded with 21, and nothing for a recipe
+ * without augmentation; a recipe out of range is refused. */
+static void public_augment_is_trainings(void)
+{
+    const cn_shape s = {1, 12, 12};
+    const size_t n = 4, size = 144;
+    uint8_t *orig = random_pixels(n * size, 15), *a = malloc(n * size), *b = malloc(n * size);
+    uint8_t tmp[144];
+    CHECK(orig && a && b);
+    cn_train_opts o;
+    cn_train_opts_defaults(&o);
+    o.seed = 21;
+    memcpy(a, orig, n * size);
+    CHECK_OK(cn_train_opts_augment(&o, a, n, s, 3, 5));
+    CHECK(memcmp(a, orig, n * size) == 0);
+    o.shift = 1;
+    o.rotate = 12;
+    o.scale = 0.1;
+    o.shear = 6;
+    o.erase = 0.5;
+    const cn_aug aug = cn_aug_of(&o);
+    CHECK(aug.rotate == (int32_t)lround(12 * PI / 180 * 65536) && aug.scale == 6554 &&
+          aug.erase == 1u << 23);
+    memcpy(a, orig, n * size);
+    memcpy(b, orig, n * size);
+    CHECK_OK(cn_train_opts_augment(&o, a, n, s, 3, 5));
+    cn_augment(b, n, s, &aug, cn_step_seed(21, 3), 5, tmp);
+    CHECK(memcmp(a, b, n * size) == 0 && memcmp(a, orig, n * size) != 0);
+    o.rotate = 400;
+    CHECK_ERR(cn_train_opts_augment(&o, a, n, s, 3, 5), CN_ERR_ARG);
+    free(orig);
+    free(a);
+    free(b);
+}
+
 const th_test th_augment[] = {
     {"augment/generator_is_xoshiro", generator_is_xoshiro},
     {"augment/sine_and_cosine_are_accurate", sine_and_cosine_are_accurate},
@@ -475,6 +511,7 @@ const th_test th_augment[] = {
     {"augment/erase_follows_its_probability", erase_follows_its_probability},
     {"augment/same_seed_same_batch", same_seed_same_batch},
     {"augment/host_and_twin_agree", host_and_twin_agree},
+    {"augment/public_augment_is_trainings", public_augment_is_trainings},
     {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
     {NULL, NULL},
 };
