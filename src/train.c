@@ -279,8 +279,10 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     /* normalise = channel: measured on the training set at the start. */
     if (m->spec->norm_channel && m->state.global_step == 0)
         cn_net_measure_input(m->net, train);
-    if ((st = broadcast_model(m)))
+    if ((st = broadcast_model(m))) {
+        cn_model_ema_use(m, 0);
         return st;
+    }
     cn_net *net = m->net;
     net->first = first;
     size_t in_size = cn_shape_size(cn_net_input_shape(net));

@@ -51,7 +51,8 @@ static cn_train_opts other_opts(void)
                                       .scale = 0.25,
                                       .shear = 7.5,
                                       .erase = 0.5,
-                                      .label_smoothing = 0.125};
+                                      .label_smoothing = 0.125,
+                                      .ema = 0.99};
     return o;
 }
 
@@ -63,7 +64,7 @@ static int same_opts(const cn_train_opts *a, const cn_train_opts *b)
            a->seed == b->seed && a->optimizer == b->optimizer && a->beta2 == b->beta2 &&
            a->eps == b->eps && a->shift == b->shift && a->flip == b->flip &&
            a->rotate == b->rotate && a->scale == b->scale && a->shear == b->shear &&
-           a->erase == b->erase && a->label_smoothing == b->label_smoothing;
+           a->erase == b->erase && a->label_smoothing == b->label_smoothing && a->ema == b->ema;
 }
 
 static void json_of_default_recipe(void)
@@ -113,7 +114,8 @@ static void json_round_trip(void)
 
 /* Files written before lr_warmup, optimizer, beta2, eps, shift and flip
  * existed: lr_warmup was 0.25, the others keep the description's values;
- * before rotate, scale and shear: they were off. */
+ * before rotate, scale, shear, erase, label_smoothing and ema: they were
+ * off. */
 static void json_of_old_files(void)
 {
     cn_train_opts o = other_opts(), want = other_opts();
@@ -130,7 +132,7 @@ static void json_of_old_files(void)
     want.lr_gamma = 0.3;
     want.seed = 7;
     want.lr_warmup = 0.25;
-    want.rotate = want.scale = want.shear = want.erase = want.label_smoothing = 0;
+    want.rotate = want.scale = want.shear = want.erase = want.label_smoothing = want.ema = 0;
     CHECK(same_opts(&o, &want));
 }
 
@@ -201,6 +203,8 @@ static void refuses_damaged_recipes(void)
         "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"shear\":\"5\"}",
         "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
         "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"erase\":-0.5}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"ema\":1}",
         /* whole numbers that are not whole */
         "{\"epochs\":2.5,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,"
         "\"lr_policy\":\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1}",
@@ -222,11 +226,11 @@ static void refuses_damaged_recipes(void)
 /* The keys in the order of the JSON, each with a default in its range. */
 static void keys_describe_the_recipe(void)
 {
-    static const char *const names[] = {"epochs",    "batch",     "lr",        "momentum",
-                                        "decay",     "lr_policy", "lr_step",   "lr_gamma",
-                                        "lr_warmup", "seed",      "optimizer", "beta2",
-                                        "eps",       "shift",     "flip",      "rotate",
-                                        "scale",     "shear",     "erase",     "label_smoothing"};
+    static const char *const names[] = {
+        "epochs",  "batch",           "lr",        "momentum", "decay",     "lr_policy",
+        "lr_step", "lr_gamma",        "lr_warmup", "seed",     "optimizer", "beta2",
+        "eps",     "shift",           "flip",      "rotate",   "scale",     "shear",
+        "erase",   "label_smoothing", "ema"};
     CHECK(cn_train_key_count() == sizeof names / sizeof names[0]);
     CHECK(cn_train_key_at(cn_train_key_count()) == NULL);
     for (size_t i = 0; i < cn_train_key_count(); i++) {
@@ -363,6 +367,7 @@ static void set_refuses_bad_values(void)
     CHECK(refused("erase", "1.5", "erase takes a number from 0 to 1, not '1.5'"));
     CHECK(refused("label-smoothing", "0.6",
                   "label-smoothing takes a number from 0 to 0.5, not '0.6'"));
+    CHECK(refused("ema", "1", "ema takes a number from 0 to 0.99999, not '1'"));
     /* Malformed values, for every key. */
     static const char *const malformed[] = {"", "x", "1x", "nan", "inf", "1e999", " ", "0.5.1"};
     for (size_t i = 0; i < cn_train_key_count(); i++) {
