@@ -109,7 +109,7 @@ VSOLIB := $(BUILD)/libconvnet_vis.so
 BIN  := $(BUILD)/convnet
 TBIN := $(BUILD)/test_convnet
 
-.PHONY: install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check plan-check demo data bench bench-alone clean format format-check help info \
+.PHONY: accuracy install uninstall all test test-asan test-valgrind test-mpi test-stress test-fresh bench-mpi bench-gpu gpu-check plan-check demo data bench bench-alone clean format format-check help info \
         fuzz fuzz-smoke fuzz-run check-layering FORCE examples docs
 all: $(BIN) $(TBIN) $(SOLIB) $(VSOLIB) examples
 
@@ -308,6 +308,11 @@ bench-alone:
 	@if [ "$(BENCH_WORKLOAD)" = list ]; then /usr/bin/python3 bench/run.py --list; \
 	else sh bench/run.sh --alone "$(BENCH_WORKLOAD)" "$(BENCH_CONTENDER)"; fi
 
+# The Accuracy table of README.md: each recipe of scripts/accuracy.sh with
+# seeds 1, 2 and 3 and the means (hours on 2 cores; not part of make test).
+accuracy: $(BIN)
+	@sh scripts/accuracy.sh $(BUILD)
+
 # Data-parallel training: throughput on this machine, the allreduce over a
 # shaped link, the predicted speed-up of more machines (bench/mpi.py).
 bench-mpi:
@@ -486,6 +491,7 @@ help:
 	@echo "make bench-alone  one contender alone against the same inside make bench"
 	@echo "              (BENCH_WORKLOAD=lenet-train-b64-t2 BENCH_CONTENDER=tuned; BENCH_WORKLOAD=list)"
 	@echo "make plan-check  convnet plan's memory and time against real training runs (~10 min)"
+	@echo "make accuracy README's Accuracy table: each recipe with seeds 1, 2, 3 and the means (hours)"
 	@echo "make bench-mpi  data-parallel throughput, allreduce times, predicted speed-ups"
 	@echo "make CUDA=1   build with the CUDA backend too (--device cuda; nvcc in CUDA_HOME=$(CUDA_HOME))"
 	@echo "make bench-gpu  the GPU's figures: time to 99% MNIST, fashion-best 20 epochs, LeNet images/s"

@@ -97,7 +97,10 @@ const char *cli_count(uint64_t v, char *buf, size_t size);
 
 /* The augmentation in words after sep ("; shifts of up to 2 pixels, flips"),
  * or "" when there is none. */
-const char *cli_augmentation(int shift, int flip, const char *sep, char *buf, size_t size);
+const char *cli_augmentation(const cn_train_opts *o, const char *sep, char *buf, size_t size);
+/* What the recipe adds to the loss and the weights (", label smoothing
+ * 0.1"), or "" when nothing. */
+const char *cli_recipe_extras(const cn_train_opts *o, char *buf, size_t size);
 
 /* Whether path holds a model file (safetensors) rather than a description. */
 int cli_is_model_file(const char *path);

@@ -170,15 +170,46 @@ const char *cli_count(uint64_t v, char *buf, size_t size)
     return buf;
 }
 
-const char *cli_augmentation(int shift, int flip, const char *sep, char *buf, size_t size)
+const char *cli_augmentation(const cn_train_opts *o, const char *sep, char *buf, size_t size)
 {
-    if (!shift && !flip)
-        snprintf(buf, size, "%s", "");
-    else if (!shift)
-        snprintf(buf, size, "%sflips", sep);
-    else
-        snprintf(buf, size, "%sshifts of up to %d pixel%s%s", sep, shift, shift == 1 ? "" : "s",
-                 flip ? ", flips" : "");
+    size_t n = 0;
+    buf[0] = '\0';
+#define PART(...)                                                                                  \
+    if (n < size)                                                                                  \
+        n += (size_t)snprintf(buf + n, size - n, "%s", n ? ", " : sep);                            \
+    if (n < size)                                                                                  \
+        n += (size_t)snprintf(buf + n, size - n, __VA_ARGS__);
+    if (o->shift) {
+        PART("shifts of up to %d pixel%s", o->shift, o->shift == 1 ? "" : "s");
+    }
+    if (o->flip) {
+        PART("flips");
+    }
+    if (o->rotate > 0) {
+        PART("rotations of up to %g degrees", o->rotate);
+    }
+    if (o->scale > 0) {
+        PART("scaling by up to %g%%", 100 * o->scale);
+    }
+    if (o->shear > 0) {
+        PART("shears of up to %g degrees", o->shear);
+    }
+    if (o->erase > 0) {
+        PART("erasing in %g%% of the images", 100 * o->erase);
+    }
+#undef PART
+    return buf;
+}
+
+const char *cli_recipe_extras(const cn_train_opts *o, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (o->label_smoothing > 0 && n < size)
+        n += (size_t)snprintf(buf + n, size - n, ", label smoothing %g", o->label_smoothing);
+    if (o->ema > 0 && n < size)
+        n +=
+            (size_t)snprintf(buf + n, size - n, ", moving average of the weights (ema %g)", o->ema);
     return buf;
 }
 

@@ -16,11 +16,17 @@ static const char help[] =
     "\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --json         print one JSON object instead of tables\n"
+    "  --tta T        test-time augmentation: none (default) or flip: each image's\n"
+    "                 class probabilities are the mean of its own and its mirror\n"
+    "                 image's (left-right), at twice the work; for pictures whose\n"
+    "                 mirror is as likely (clothes), not digits.  The loss is then\n"
+    "                 -log of the label's mean probability\n"
     "  --threads N    worker threads (default: one per core)\n"
     "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
     "                 build with make CUDA=1; convnet info --devices lists them)\n";
 
-static void print_json(const char *path, const cn_model *model, const char *dir, const cn_eval *ev)
+static void print_json(const char *path, const cn_model *model, const char *dir, const cn_eval *ev,
+                       cn_tta tta)
 {
     size_t k = ev->classes;
     char buf[32];
@@ -28,8 +34,8 @@ static void print_json(const char *path, const cn_model *model, const char *dir,
     cli_json_string(stdout, path);
     printf(", \"data\": ");
     cli_json_string(stdout, dir);
-    printf(", \"n\": %zu, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class\": [", ev->n,
-           ev->accuracy, ev->loss);
+    printf(", \"tta\": \"%s\", \"n\": %zu, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class\": [",
+           cn_tta_name(tta), ev->n, ev->accuracy, ev->loss);
     for (size_t c = 0; c < k; c++) {
         size_t total = 0;
         for (size_t j = 0; j < k; j++)
@@ -52,7 +58,7 @@ static void print_json(const char *path, const cn_model *model, const char *dir,
 /* Class names are shown up to this many bytes in the tables. */
 #define NAME_WIDTH 16
 
-static void print_tables(const char *path, const cn_model *model, const cn_eval *ev)
+static void print_tables(const char *path, const cn_model *model, const cn_eval *ev, cn_tta tta)
 {
     size_t k = ev->classes;
     int named = cn_model_class_names(model) != NULL, w = 5;
@@ -61,8 +67,9 @@ static void print_tables(const char *path, const cn_model *model, const cn_eval 
         int len = (int)strlen(cli_class_name(model, c, buf, sizeof buf));
         w = len > w ? (len < NAME_WIDTH ? len : NAME_WIDTH) : w;
     }
-    printf("%s on %zu test images: accuracy %.2f%%, loss %.4f\n\n", path, ev->n, 100 * ev->accuracy,
-           ev->loss);
+    printf("%s on %zu test images: accuracy %.2f%%, loss %.4f%s\n\n", path, ev->n,
+           100 * ev->accuracy, ev->loss,
+           tta == CN_TTA_FLIP ? " (test-time augmentation: each image and its mirror)" : "");
     printf("%s%*s      n   accuracy\n", named ? "    " : "", -w, "class");
     for (size_t c = 0; c < k; c++) {
         size_t total = 0;
@@ -91,18 +98,14 @@ static void print_tables(const char *path, const cn_model *model, const cn_eval 
 
 int cmd_eval(int argc, char **argv)
 {
-    enum { O_DATA = 256, O_JSON, O_THREADS, O_DEVICE, O_HELP };
+    enum { O_DATA = 256, O_JSON, O_TTA, O_THREADS, O_DEVICE, O_HELP };
     static const cli_opt opts[] = {
-        {"data", 1, O_DATA},
-        {"json", 0, O_JSON},
-        {"threads", 1, O_THREADS},
-        {"device", 1, O_DEVICE},
-        {"help", 0, O_HELP},
-        {"h", 0, O_HELP},
-        {NULL, 0, 0},
+        {"data", 1, O_DATA},     {"json", 0, O_JSON}, {"tta", 1, O_TTA}, {"threads", 1, O_THREADS},
+        {"device", 1, O_DEVICE}, {"help", 0, O_HELP}, {"h", 0, O_HELP},  {NULL, 0, 0},
     };
     const char *data_opt = NULL, *path = NULL, *v;
     int json = 0, c;
+    cn_tta tta = CN_TTA_NONE;
     long threads = 0;
     cli_iter it;
     cli_begin(&it, "eval", argc, argv);
@@ -116,6 +119,11 @@ int cmd_eval(int argc, char **argv)
             break;
         case O_DATA: data_opt = v; break;
         case O_JSON: json = 1; break;
+        case O_TTA:
+            if (cn_tta_by_name(v) < 0)
+                return cli_usage("eval", "--tta is none or flip, not '%s'", v);
+            tta = (cn_tta)cn_tta_by_name(v);
+            break;
         case O_THREADS:
             if (cli_threads("eval", v, &threads))
                 return EXIT_USAGE;
@@ -143,13 +151,13 @@ int cmd_eval(int argc, char **argv)
         return cli_lib_error();
     }
     cn_eval ev;
-    if (cn_net_evaluate(cn_model_net(model), &test, &ev)) {
+    if (cn_net_evaluate_tta(cn_model_net(model), &test, tta, &ev)) {
         rc = cli_lib_error();
     } else {
         if (json)
-            print_json(path, model, dir, &ev);
+            print_json(path, model, dir, &ev, tta);
         else
-            print_tables(path, model, &ev);
+            print_tables(path, model, &ev, tta);
         cn_eval_free(&ev);
     }
     cn_data_free(&test);

@@ -34,8 +34,12 @@ static int devices(void)
     const char *policy = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
     printf("cpu       %d thread%s, %s kernels; idle threads: %s%s\n", cn_net_threads(net),
            cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net),
-           policy ? "OMP_WAIT_POLICY=" : spin ? "GOMP_SPINCOUNT=" : "OpenMP's default",
-           policy ? policy : spin ? spin : "");
+           policy ? "OMP_WAIT_POLICY="
+           : spin ? "GOMP_SPINCOUNT="
+                  : "OpenMP's default",
+           policy ? policy
+           : spin ? spin
+                  : "");
     cn_net_free(net);
     cn_spec_free(spec);
     enum { MAX_GPUS = 64 };
@@ -134,8 +138,9 @@ int cmd_info(int argc, char **argv)
                o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay);
         if (o->optimizer != CN_OPT_SGD)
             printf(", beta2 %g, eps %g", o->beta2, o->eps);
-        char aug[64];
-        fputs(cli_augmentation(o->shift, o->flip, ", ", aug, sizeof aug), stdout);
+        char aug[256], extras[128];
+        fputs(cli_recipe_extras(o, extras, sizeof extras), stdout);
+        fputs(cli_augmentation(o, ", ", aug, sizeof aug), stdout);
         printf(", seed %llu\n", (unsigned long long)o->seed);
         printf("trained: %d epochs and %llu batches (%llu batches in all)\n", s->epoch,
                (unsigned long long)s->step, (unsigned long long)s->global_step);

@@ -39,6 +39,10 @@ static const char help[] =
     "                 Default: digit for a model trained on digits, crop for one\n"
     "                 trained on other pictures (train notes which in the model\n"
     "                 file); for older files digit when grey, crop when colour\n"
+    "  --tta T        test-time augmentation: none (default) or flip: the\n"
+    "                 probabilities are the mean of the picture's and its mirror\n"
+    "                 image's (left-right); for pictures whose mirror is as likely\n"
+    "                 (clothes), not digits\n"
     "  --threads N    worker threads (default: one per core)\n"
     "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
     "                 build with make CUDA=1; convnet info --devices lists them)\n"
@@ -163,19 +167,26 @@ static void print_result(const char *file, const float *prob, size_t k, size_t t
 
 int cmd_predict(int argc, char **argv)
 {
-    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP, O_EXPLAIN, O_METHOD, O_DEVICE };
+    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP, O_EXPLAIN, O_METHOD, O_DEVICE, O_TTA };
     static const cli_opt opts[] = {
-        {"top", 1, O_TOP},         {"json", 0, O_JSON},
-        {"fit", 1, O_FIT},         {"threads", 1, O_THREADS},
-        {"help", 0, O_HELP},       {"h", 0, O_HELP},
-        {"explain", 1, O_EXPLAIN}, {"method", 1, O_METHOD},
-        {"device", 1, O_DEVICE},   {NULL, 0, 0},
+        {"top", 1, O_TOP},
+        {"json", 0, O_JSON},
+        {"fit", 1, O_FIT},
+        {"threads", 1, O_THREADS},
+        {"help", 0, O_HELP},
+        {"h", 0, O_HELP},
+        {"explain", 1, O_EXPLAIN},
+        {"method", 1, O_METHOD},
+        {"device", 1, O_DEVICE},
+        {"tta", 1, O_TTA},
+        {NULL, 0, 0},
     };
     const char *v, *path = NULL;
     char **files = calloc((size_t)argc + 1, sizeof *files);
     size_t nfiles = 0;
     long top = 3, threads = 0;
     int json = 0, c, rc = 0;
+    cn_tta tta = CN_TTA_NONE;
     cn_fit fit = CN_FIT_AUTO;
     const char *explain = NULL; /* --explain DIR */
     cli_explain_opts eo = {CLI_GRADCAM, -1, -1, NULL, 7, 2};
@@ -223,6 +234,13 @@ int cmd_predict(int argc, char **argv)
             fputs(help, stdout);
             return 0;
         case O_EXPLAIN: explain = v; break;
+        case O_TTA:
+            if (cn_tta_by_name(v) < 0) {
+                free(files);
+                return cli_usage("predict", "--tta is none or flip, not '%s'", v);
+            }
+            tta = (cn_tta)cn_tta_by_name(v);
+            break;
         case O_METHOD:
             if (!cli_explain_method(v, &eo.method)) {
                 free(files);
@@ -282,7 +300,7 @@ int cmd_predict(int argc, char **argv)
         }
         if (!n)
             continue;
-        if (cn_net_forward_pixels(net, pix, n, 0) || cn_net_get_output(net, out)) {
+        if (cn_net_classify_pixels(net, pix, n, tta, out)) {
             rc = cli_lib_error();
             goto done;
         }

@@ -149,7 +149,7 @@ static cn_status check_test(run *r, const cn_progress *p)
     r->next_check = p->global_step + (every ? every : 1);
     double t0 = cli_now(), train_s = p->elapsed_s - r->eval_s;
     cn_eval ev;
-    cn_status st = cn_net_evaluate(cn_model_net(r->model), r->test, &ev);
+    cn_status st = cn_model_evaluate(r->model, r->test, &ev); /* the average, with ema */
     if (st)
         return st;
     r->eval_s += cli_now() - t0;
@@ -891,13 +891,14 @@ static void print_start(const args *a, const job *j)
            a->resume ? "resuming" : "training",
            a->resume ? a->resume : cn_spec_source(cn_model_spec(model)),
            cli_count(params, pbuf, sizeof pbuf), cli_count(macs, mbuf, sizeof mbuf));
-    char aug[64];
-    cli_augmentation(o->shift, o->flip, "; ", aug, sizeof aug);
+    char aug[256], extras[128];
+    cli_augmentation(o, "; ", aug, sizeof aug);
+    cli_recipe_extras(o, extras, sizeof extras);
     printf("data %s: %zu training, %zu validation images; %d epoch%s of batch %d, %s, lr %g, "
-           "%s %g, decay %g%s; %d thread%s, %s kernels\n",
+           "%s %g, decay %g%s%s; %d thread%s, %s kernels\n",
            j->dir, j->train.n, j->val.n, o->epochs, o->epochs == 1 ? "" : "s", o->batch,
            cn_optimizer_name(o->optimizer), o->lr,
-           o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, aug,
+           o->optimizer == CN_OPT_SGD ? "momentum" : "beta1", o->momentum, o->decay, extras, aug,
            cn_net_threads(net), cn_net_threads(net) == 1 ? "" : "s", cn_net_isa(net));
     if (j->comm.size > 1)
         printf("data-parallel over %d workers (%s): %d images of each batch per worker; "

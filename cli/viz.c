@@ -8,6 +8,7 @@
 
 static const char help[] =
     "usage: convnet viz MODEL_FILE --out DIR [options]\n"
+    "       convnet viz MODEL_FILE --out DIR --augment [--data DIR] [augmentation options]\n"
     "\n"
     "Draws what a model written by 'convnet train' has learned, as PNG files in DIR:\n"
     "  filters-LAYER.png    the first convolution layer's filters, each scaled to its\n"
@@ -41,7 +42,21 @@ static const char help[] =
     "  --top K        K images per channel (default 9)\n"
     "  --fit MODE     digit, crop or stretch, as in 'convnet predict'\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
-    "  --threads N    worker threads (default: one per core)\n";
+    "  --threads N    worker threads (default: one per core)\n"
+    "\n"
+    "With --augment, only the training augmentation is drawn, into augment.png: 8\n"
+    "validation images as they are, then as the model's recipe augments them, a\n"
+    "row for each augmentation it uses on its own and a row for all of them\n"
+    "together (the draws of the first training step).  These options change the\n"
+    "recipe for the picture, to try settings before training with them:\n"
+    "  --shift N  --flip 0|1  --rotate DEG  --scale F  --shear DEG  --erase P\n"
+    "(as 'convnet train' takes them; 'convnet train --help' says what each does).\n";
+
+/* The augmentation keys of the recipe, which viz --augment takes. */
+static const char *const aug_keys[] = {"shift", "flip", "rotate", "scale", "shear", "erase"};
+#define N_AUG (sizeof aug_keys / sizeof aug_keys[0])
+/* Images in each row of augment.png. */
+#define AUG_COLS 8
 
 /* Writes img to dir/name and says so; frees img. */
 static int save(cn_image *img, const char *dir, const char *name)
@@ -53,6 +68,69 @@ static int save(cn_image *img, const char *dir, const char *name)
         printf("%-28s %dx%d\n", path, img->w, img->h);
     cn_image_free(img);
     return st ? cli_lib_error() : 0;
+}
+
+/* The value of augmentation key k (aug_keys) in o. */
+static double aug_value(const cn_train_opts *o, size_t k)
+{
+    const double v[N_AUG] = {o->shift, o->flip, o->rotate, o->scale, o->shear, o->erase};
+    return v[k];
+}
+
+/* augment.png in dir: the first images of val as they are, then a row for
+ * each augmentation the recipe o uses, alone, and one for all of them when
+ * it uses more than one.  0 or the exit status. */
+static int draw_augment(const cn_train_opts *o, const cn_data *val, const char *dir)
+{
+    size_t cols = val->n < AUG_COLS ? val->n : AUG_COLS;
+    size_t sz = val->shape.c * val->shape.h * val->shape.w;
+    const char *labels[N_AUG + 2];
+    char text[N_AUG + 2][48];
+    cn_train_opts rows[N_AUG + 2];
+    size_t nr = 0, used = 0;
+    rows[nr] = *o;
+    for (size_t k = 0; k < N_AUG; k++) /* as they are: every augmentation off */
+        cn_train_opts_set(&rows[nr], aug_keys[k], "0");
+    snprintf(text[nr++], sizeof text[0], "as they are");
+    for (size_t k = 0; k < N_AUG; k++) {
+        double v = aug_value(o, k);
+        if (v == 0)
+            continue;
+        rows[nr] = rows[0];
+        char num[32];
+        snprintf(num, sizeof num, "%.15g", v);
+        cn_train_opts_set(&rows[nr], aug_keys[k], num);
+        if (strcmp(aug_keys[k], "flip") == 0)
+            snprintf(text[nr++], sizeof text[0], "flip");
+        else
+            snprintf(text[nr++], sizeof text[0], "%s %s", aug_keys[k], num);
+        used++;
+    }
+    if (used > 1) {
+        rows[nr] = *o;
+        snprintf(text[nr++], sizeof text[0], "all of them");
+    }
+    if (!used)
+        printf("the recipe has no augmentation: augment.png shows the images as they are "
+               "(--shift, --flip, --rotate, --scale, --shear and --erase try some)\n");
+    if (!cols)
+        return cli_error("no validation images to draw");
+    uint8_t *pix = malloc(nr * cols * sz);
+    if (!pix)
+        return cli_error("out of memory");
+    cn_status st = CN_OK;
+    for (size_t r = 0; r < nr && !st; r++) {
+        labels[r] = text[r];
+        memcpy(pix + r * cols * sz, val->pixels, cols * sz);
+        st = cn_train_opts_augment(&rows[r], pix + r * cols * sz, cols, val->shape, 0, 0);
+    }
+    cn_image img = {0};
+    if (!st)
+        st = cn_vis_grid(pix, val->shape, nr, cols, labels, &img);
+    free(pix);
+    if (st)
+        return cli_lib_error();
+    return save(&img, dir, "augment.png");
 }
 
 /* Index of the layer called name, or -1 after an error listing the names. */
@@ -94,19 +172,45 @@ static int choose_layers(const cn_net *net, const char *list, unsigned char *cho
 
 int cmd_viz(int argc, char **argv)
 {
-    enum { O_OUT = 256, O_IMAGE, O_LAYER, O_FIT, O_DATA, O_THREADS, O_CHANNELS, O_TOP, O_HELP };
+    enum {
+        O_OUT = 256,
+        O_IMAGE,
+        O_LAYER,
+        O_FIT,
+        O_DATA,
+        O_THREADS,
+        O_CHANNELS,
+        O_TOP,
+        O_HELP,
+        O_AUGMENT,
+        O_AUG_KEY /* + the key's index in aug_keys */
+    };
     static const cli_opt opts[] = {
-        {"out", 1, O_OUT},         {"image", 1, O_IMAGE},
-        {"layer", 1, O_LAYER},     {"layers", 1, O_LAYER},
-        {"fit", 1, O_FIT},         {"data", 1, O_DATA},
-        {"threads", 1, O_THREADS}, {"channels", 1, O_CHANNELS},
-        {"top", 1, O_TOP},         {"help", 0, O_HELP},
-        {"h", 0, O_HELP},          {NULL, 0, 0},
+        {"out", 1, O_OUT},
+        {"image", 1, O_IMAGE},
+        {"layer", 1, O_LAYER},
+        {"layers", 1, O_LAYER},
+        {"fit", 1, O_FIT},
+        {"data", 1, O_DATA},
+        {"threads", 1, O_THREADS},
+        {"channels", 1, O_CHANNELS},
+        {"top", 1, O_TOP},
+        {"help", 0, O_HELP},
+        {"h", 0, O_HELP},
+        {"augment", 0, O_AUGMENT},
+        {"shift", 1, O_AUG_KEY + 0},
+        {"flip", 1, O_AUG_KEY + 1},
+        {"rotate", 1, O_AUG_KEY + 2},
+        {"scale", 1, O_AUG_KEY + 3},
+        {"shear", 1, O_AUG_KEY + 4},
+        {"erase", 1, O_AUG_KEY + 5},
+        {NULL, 0, 0},
     };
     const char *v, *path = NULL, *out = NULL, *image = NULL, *layer = NULL, *data_opt = NULL;
+    const char *aug_given[N_AUG] = {NULL};
     long threads = 0, channels = 16, top = 9;
     cn_fit fit = CN_FIT_AUTO;
-    int c;
+    int c, augment = 0, aug_options = 0;
     cli_iter it;
     cli_begin(&it, "viz", argc, argv);
     while ((c = cli_next(&it, opts, &v)) != CLI_END) {
@@ -139,8 +243,22 @@ int cmd_viz(int argc, char **argv)
                 return cli_usage("viz", "--top takes a whole number from 1 to 64, not '%s'", v);
             break;
         case O_HELP: fputs(help, stdout); return 0;
+        case O_AUGMENT: augment = 1; break;
+        default: { /* an augmentation key: checked now, applied to the model's recipe */
+            size_t k = (size_t)(c - O_AUG_KEY);
+            cn_train_opts check;
+            cn_train_opts_defaults(&check);
+            if (cn_train_opts_set(&check, aug_keys[k], v))
+                return cli_usage("viz", "--%s", cn_last_error());
+            aug_given[k] = v;
+            aug_options = 1;
+            break;
+        }
         }
     }
+    if (aug_options && !augment)
+        return cli_usage("viz", "--shift, --flip, --rotate, --scale, --shear and --erase go with "
+                                "--augment");
     if (!path)
         return cli_usage("viz", "takes a model file");
     if (!out)
@@ -175,6 +293,27 @@ int cmd_viz(int argc, char **argv)
     }
     if (layer && strcmp(layer, "all") && (rc = choose_layers(net, layer, chosen)))
         goto done;
+    if (augment) { /* augment.png alone: the data and the recipe, not the network */
+        int own_data;
+        const char *adir = cli_model_data_dir(model, data_opt, &own_data);
+        if (own_data)
+            printf("data: %s (the model's own; --data for other data)\n", adir);
+        cn_train_opts o = *cn_model_opts(model);
+        for (size_t k = 0; k < N_AUG; k++)
+            if (aug_given[k])
+                cn_train_opts_set(&o, aug_keys[k], aug_given[k]); /* checked: cannot fail */
+        if (cli_load_data(model, adir, "train", &train)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+        if (mkdir(out, 0777) != 0 && errno != EEXIST) {
+            rc = cli_error("cannot create the directory %s: %s", out, strerror(errno));
+            goto done;
+        }
+        cn_data aval = cn_data_slice(&train, train.n > 10000 ? train.n - 10000 : 0, 10000);
+        rc = draw_augment(&o, &aval, out);
+        goto done;
+    }
     if (first_conv < 0) {
         rc = cli_error("%s has no convolution layer: there are no filters or feature maps to draw",
                        path);

@@ -169,11 +169,26 @@ typedef struct cn_train_opts {
     double lr_warmup;    /* onecycle, cosine: fraction of training warming up */
     uint64_t seed;       /* seeds weight initialisation and shuffling */
     cn_optimizer optimizer;
-    double beta2; /* Adam: decay of the squared-gradient average */
-    double eps;   /* Adam: added to the root of that average */
-    int shift;    /* augmentation: random shifts of up to this many pixels
-                     each way, the border filled with zeros (0: none) */
-    int flip;     /* augmentation: 1 flips half the images left-right */
+    double beta2;           /* Adam: decay of the squared-gradient average */
+    double eps;             /* Adam: added to the root of that average */
+    int shift;              /* augmentation: random shifts of up to this many pixels
+                               each way, the border filled with zeros (0: none) */
+    int flip;               /* augmentation: 1 flips half the images left-right */
+    double rotate;          /* augmentation: rotations by up to this many degrees
+                               either way about the image's centre (0: none) */
+    double scale;           /* augmentation: scaling by a factor in [1 - scale,
+                               1 + scale] about the centre (0: none) */
+    double shear;           /* augmentation: shearing across by up to this many
+                               degrees either way (0: none) */
+    double erase;           /* augmentation: the probability that a random rectangle
+                               of each image is set to 0 (random erasing; 0: none) */
+    double label_smoothing; /* eps: training's loss is the cross-entropy
+                               against (1 - eps) onehot + eps / classes */
+    double ema;             /* d > 0: an exponential moving average of the weights and
+                               the batch-normalisation statistics, avg = d' avg +
+                               (1 - d') w after every step (d' = min(d, (1 + t) /
+                               (10 + t)) at step t), which evaluation, validation and
+                               the model file use (0: none) */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed
@@ -215,13 +230,24 @@ typedef struct cn_train_key {
 /* The number of keys (cn_train_key_count), and key i (cn_train_key_at) in
  * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
- * lr_warmup, seed, optimizer, beta2, eps, shift, flip); NULL when i is past
+ * lr_warmup, seed, optimizer, beta2, eps, shift, flip, rotate, scale,
+ * shear, erase, label_smoothing, ema); NULL when i is past
  * the last.  The keys are static: never freed. */
 size_t cn_train_key_count(void);
 const cn_train_key *cn_train_key_at(size_t i);
 /* The key called name, in [train]'s spelling ("lr_policy") or the option's
  * ("lr-policy"), or NULL. */
 const cn_train_key *cn_train_key_find(const char *name);
+
+/* The augmentation of the recipe opts (shift, flip, rotate, scale, shear,
+ * erase) applied in place to n samples of 8-bit pixels (n, C, H, W) of
+ * the given shape, as training step `step` (from 0) of a run seeded with
+ * opts->seed applies it to the samples at places first .. first + n - 1 of
+ * its global batch: the same draws, the same pixels.  For pictures of what a
+ * recipe does (convnet viz --augment).  Errors: CN_ERR_ARG (opts out of
+ * range), CN_ERR_NOMEM. */
+cn_status cn_train_opts_augment(const cn_train_opts *opts, uint8_t *pixels, size_t n,
+                                cn_shape shape, uint64_t step, size_t first);
 
 /* Fills opts with every key's default: the recipe of a description whose
  * [train] sets nothing (or that has no [train]). */
@@ -621,6 +647,36 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out);
 /* Releases the arrays of ev (NULL: nothing). */
 void cn_eval_free(cn_eval *ev);
 
+/* Test-time augmentation: what an evaluation or a classification averages
+ * over. */
+typedef enum cn_tta {
+    CN_TTA_NONE = 0, /* each image as it is */
+    CN_TTA_FLIP      /* the mean of the class probabilities of each image and
+                        of its left-right mirror (for pictures whose mirror
+                        is as likely, as clothes; not for digits) */
+} cn_tta;
+
+/* "none", "flip". */
+const char *cn_tta_name(cn_tta tta);
+/* The test-time augmentation called name, or -1. */
+int cn_tta_by_name(const char *name);
+
+/* The class probabilities, probs (n, classes), of n images of 8-bit
+ * pixels (n, C, H, W), prepared as cn_net_prepare does, from evaluation
+ * passes: with CN_TTA_FLIP the mean of each image's and its mirror's (two
+ * passes).  The outputs of the last pass are left as cn_net_get_output
+ * reads them (the mirrors' with CN_TTA_FLIP).  Errors: CN_ERR_ARG (n not in
+ * 1..cn_net_max_batch, an unknown tta), CN_ERR_NOMEM. */
+cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
+                                 float *probs);
+
+/* cn_net_evaluate with test-time augmentation: each image's class
+ * probabilities are cn_net_classify_pixels's, its best class the first
+ * largest of them and its loss -log of its label's (at most -log 1e-30).
+ * CN_TTA_NONE is cn_net_evaluate itself (the loss from the logits).
+ * Errors: as cn_net_evaluate, CN_ERR_ARG (an unknown tta). */
+cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out);
+
 /* ----------------------------------------------------------------- model */
 
 /* A model: a spec, its network, the optimizer state and the training state.
@@ -648,7 +704,9 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const 
  * built.  Errors: CN_ERR_IO, CN_ERR_FORMAT, CN_ERR_SPEC, and as
  * cn_net_create. */
 cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out);
-/* Writes weights, optimizer state, recipe and training state to path
+/* Writes weights, optimizer state, recipe and training state to path (with
+ * a moving average of the weights, ema: the average under the tensors'
+ * names and the trained weights as optim.<name>.raw)
  * atomically (temporary file path.tmp-PID, fsync, rename): a save that is
  * interrupted (the process killed, the disk full, a write error reported by
  * write, fsync or close) leaves the previous file intact and loadable.  A
@@ -692,6 +750,14 @@ uint64_t cn_data_fingerprint(const cn_data *data);
  * if it was planned for fewer; the weights are kept).  Errors: CN_ERR_ARG,
  * CN_ERR_NOMEM. */
 cn_status cn_model_reserve(cn_model *model, size_t n);
+
+/* Evaluates the model on data as cn_net_evaluate does, with the weights
+ * the model is used with: the moving average of its weights when its
+ * recipe keeps one (ema), else its weights.  Outside training that is
+ * what cn_model_net's network holds; during training (from a hook) its
+ * network holds the weights being trained, and this evaluates the average
+ * all the same.  Errors: as cn_net_evaluate. */
+cn_status cn_model_evaluate(cn_model *model, const cn_data *data, cn_eval *out);
 
 /* The model's network, owned by the model.  cn_model_reserve,
  * cn_model_train and cn_model_step rebuild it when they need larger

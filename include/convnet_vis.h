@@ -196,6 +196,15 @@ typedef struct cn_unit {
 cn_status cn_vis_top_units(cn_net *net, size_t i, const cn_data *data, size_t k, size_t channels,
                            cn_unit *units);
 
+/* rows x cols images of 8-bit pixels (rows * cols, C, H, W) of the given
+ * shape (1 or 3 channels) in a grid, row after row, each row labelled at
+ * its left with labels[row] (NULL: none), each image enlarged to about 56
+ * pixels on its longer side (convnet viz --augment: a row per
+ * augmentation).  Errors: CN_ERR_ARG (no rows or columns, not 1 or 3
+ * channels), CN_ERR_NOMEM. */
+cn_status cn_vis_grid(const uint8_t *pixels, cn_shape shape, size_t rows, size_t cols,
+                      const char *const *labels, cn_image *out);
+
 /* The images of units (channels rows of k, as cn_vis_top_units gives them)
  * in a grid: one row per channel, labelled, images enlarged twice.
  * Errors: CN_ERR_ARG (a sample outside data), CN_ERR_NOMEM. */

@@ -135,6 +135,12 @@ class _TrainOpts(ctypes.Structure):
         ("eps", ctypes.c_double),
         ("shift", ctypes.c_int),
         ("flip", ctypes.c_int),
+        ("rotate", ctypes.c_double),
+        ("scale", ctypes.c_double),
+        ("shear", ctypes.c_double),
+        ("erase", ctypes.c_double),
+        ("label_smoothing", ctypes.c_double),
+        ("ema", ctypes.c_double),
     ]
 
 

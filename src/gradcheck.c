@@ -196,7 +196,9 @@ typedef struct layer_job {
     const float *x; /* backend memory: the input, the output, and dL/dy */
     float *y;
     const float *r;        /* host: L = sum(r * y) for hidden layers */
-    const int32_t *labels; /* host: L = mean NLL for the loss layer */
+    const int32_t *labels; /* host: L = mean NLL for the loss layer (the
+                              cross-entropy against the smoothed target when
+                              net->smooth is set) */
     float *hx, *hy;        /* host copies of x and y */
     float *y0;             /* host: y of the first call, the unmoved point */
     int have_y0;
@@ -222,12 +224,17 @@ static double layer_loss(void *self, uint64_t *region, double *moved)
         j->have_y0 = 1;
     }
     double sum = 0.0, m = 0.0;
-    if (l->ops->is_loss) {
-        for (size_t s = 0; s < j->n; s++) {
-            size_t k = s * out + (size_t)j->labels[s];
-            sum -= log((double)j->hy[k]);
-            m += j->hy[k] != j->y0[k] ? 1.0 / ((double)j->n * (double)j->n) : 0.0;
-        }
+    if (l->ops->is_loss) { /* - sum_k q_k log y_k, q the (smoothed) target */
+        double eps = net->smooth, off = eps / (double)out;
+        for (size_t s = 0; s < j->n; s++)
+            for (size_t c = 0; c < out; c++) {
+                size_t k = s * out + c;
+                double q = off + (c == (size_t)j->labels[s] ? 1.0 - eps : 0.0);
+                if (q == 0.0)
+                    continue;
+                sum -= q * log((double)j->hy[k]);
+                m += j->hy[k] != j->y0[k] ? q * q / ((double)j->n * (double)j->n) : 0.0;
+            }
         *moved = m;
         return sum / (double)j->n;
     }

@@ -90,7 +90,7 @@ int cn_is_layer_section(const cn_section *sec);
 /* ----------------------------------------------------------------- recipe */
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
-#define CN_RECIPE_KEYS 15
+#define CN_RECIPE_KEYS 21
 /* Floats after the gradient block that the step's allreduce carries with it
  * (cn_model_train_step): the global batch's summed loss, its count of
  * correct answers, and how many workers want to stop. */
@@ -107,7 +107,10 @@ enum { CN_FIELD_INT, CN_FIELD_DOUBLE, CN_FIELD_U64 };
 enum {
     CN_JSON_REQUIRED, /* every file has it: without it the recipe is damaged */
     CN_JSON_DEFAULT,  /* the key's default: what files without it trained with */
-    CN_JSON_KEEP      /* the value of the file's description stands */
+    CN_JSON_KEEP,     /* the value of the file's description stands */
+    CN_JSON_OPTIONAL  /* written only when it is not its default, so that the
+                         files of recipes that do not use it keep their bytes;
+                         read as the default when absent */
 };
 
 /* A key of the recipe: what callers see of it, and where it is kept. */
@@ -150,6 +153,7 @@ typedef struct cn_ctx {
     uint64_t seed;         /* the training step's seed (dropout masks) */
     uint64_t first;        /* the index of the pass's first sample in the global
                               batch (where a data-parallel worker's share starts) */
+    float smooth;          /* label smoothing of the loss layer's target (net->smooth) */
 } cn_ctx;
 
 /* The behaviour of a layer kind: one file defines it (with designated
@@ -298,6 +302,10 @@ struct cn_net {
     int train_last;      /* whether it was a training pass */
     uint64_t seed;       /* seed of the next training pass's random choices */
     uint64_t first;      /* and the index of its first sample in the global batch */
+    float smooth;        /* label smoothing of the loss and its gradient: 0 but
+                            inside a training step (cn_model_train_step sets the
+                            recipe's), so that evaluation's loss is the plain
+                            negative log-likelihood */
     const float *x_last; /* the input of the last forward pass (backend memory) */
     const float *d_last; /* the input gradient the last layer of a backward pass
                             wrote (for the doctor's trace, src/doctor.c) */
@@ -426,7 +434,7 @@ void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n);
  * samples idx[0, n) (backend memory) of data, augmented as cn_augment does
  * with net->seed and net->first (the backend's gather_pixels). */
 void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
-                          int shift, int flip);
+                          const cn_aug *aug);
 /* Checks n labels and copies them into net->labels (and its host copy).
  * Errors: CN_ERR_ARG. */
 cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n);
@@ -468,11 +476,36 @@ struct cn_model {
     char **class_names; /* cn_net_classes(net) names, or NULL */
     int watch;          /* cn_model_set_watch: steps check for non-finite values */
     cn_trace trace;     /* where the last watched step found one */
+    /* The moving average of the weights (opts.ema > 0; cn_model_ema_use):
+     * ema_mem holds two blocks of n_params + n_buffers floats (backend
+     * memory), the parameters then the buffers: ema is one of them, the
+     * other copy of the weights (the net holds one), and the other block is
+     * room for swapping them.  ema_live: 1 while the net holds the trained
+     * weights and ema the average (during training steps), 0 while the net
+     * holds the average (the model as it is used and saved). */
+    float *ema_mem, *ema;
+    int ema_live;
 };
 
 /* The state buffers the optimizer which keeps per parameter (SGD: its
  * momentum; Adam: two averages). */
 size_t cn_optim_slots(cn_optimizer which);
+
+/* Makes the model's net hold the trained weights (live = 1: for training
+ * steps) or their average (live = 0: for evaluation, validation and the
+ * file), swapping them with the model's other copy.  With opts.ema > 0 and
+ * no average yet, it is made first, a copy of the net's weights; with
+ * opts.ema = 0 and an average (a recipe changed on resume), the net keeps
+ * the trained weights and the average is dropped.  Nothing without an
+ * average.  Errors: CN_ERR_NOMEM (the average could not be made). */
+cn_status cn_model_ema_use(cn_model *m, int live);
+/* After a training step (the net holding the trained weights): the
+ * average moves towards them, avg = d avg + (1 - d) w for the parameters
+ * and the buffers, d = min(opts.ema, (1 + t) / (10 + t)) with t the steps
+ * taken before this one (m->state.global_step), so that the average of a
+ * short run does not keep its random start. */
+void cn_model_ema_update(cn_model *m);
+
 /* The optimizer: its state in be's memory, n_params floats per slot. */
 cn_status cn_optim_init(cn_optim *o, cn_optimizer which, cn_backend *be, size_t n_params);
 void cn_optim_free(cn_optim *o, cn_backend *be);
@@ -486,7 +519,9 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
  * cn_net_put_input or cn_net_put_pixels leave them: this worker's share of
  * the global batch) with their labels in m->net->labels (the only one: cn_model_train,
  * cn_model_step and cn_model_profile all take it): forward, loss, gradients zeroed, backward, the
- * gradients combined across workers (m->comm), the optimizer.  loss (the mean over the global
+ * gradients combined across workers (m->comm), the optimizer.  The loss and its gradient are the
+ * cross-entropy against the target smoothed by the recipe's label_smoothing (net->smooth during
+ * the step only).  loss (the mean over the global
  * batch) and correct (its samples whose best class is their label) may be NULL: the loss is then
  * not computed (a NaN or infinite one is the caller's to judge; every
  * worker sees the same).  *stop (unless NULL) says whether this worker
@@ -504,12 +539,14 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
                               size_t *correct, int *stop, double *fwd, double *bwd, double *update);
 
 /* The recipe as a model file keeps it (metadata convnet.train): one JSON
- * object, unformatted, its keys in a fixed order.  NULL when out of memory;
- * free with cJSON_free. */
+ * object, unformatted, its keys in a fixed order, those added since the
+ * augmentation of rotations (CN_JSON_OPTIONAL) only when they are not their
+ * defaults.  NULL when out of memory; free with cJSON_free. */
 char *cn_train_opts_json(const cn_train_opts *o);
 /* Reads that JSON over o, which holds the recipe of the file's description:
  * keys added after the first files were written may be missing (lr_warmup is
- * then 0.25; optimizer, beta2, eps, shift and flip keep o's values).
+ * then 0.25; optimizer, beta2, eps, shift and flip keep o's values; the
+ * later ones are their defaults, off).
  * Errors: CN_ERR_FORMAT "path: the training recipe (convnet.train) is
  * damaged". */
 cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_opts *o);
@@ -534,13 +571,18 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);
 
-/* Augmentation of n samples of shape s in place: each moved by up to shift
- * pixels each way (zeros come in at the border) and, with flip, mirrored
- * left-right with probability 1/2.  Sample i draws from a generator seeded
- * with cn_step_seed(seed, first + i): its draws depend on its place in the
- * global batch only, not on which worker has it.  tmp holds one sample. */
-void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, uint64_t seed,
-                size_t first, uint8_t *tmp);
+/* The recipe's augmentation in the whole numbers that augment.h computes
+ * with (angles in radians * 2^16, the scale * 2^16, the erasing's
+ * probability * 2^24, each rounded). */
+cn_aug cn_aug_of(const cn_train_opts *o);
+/* Augmentation of n samples of shape s in place, as augment.h says: each
+ * moved by up to shift pixels each way (zeros come in at the border),
+ * mirrored, rotated, scaled and sheared as aug asks.  Sample i draws from a
+ * generator seeded with cn_step_seed(seed, first + i): its draws depend on
+ * its place in the global batch only, not on which worker has it.  tmp
+ * holds one sample. */
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t seed, size_t first,
+                uint8_t *tmp);
 
 /* Seconds from a monotonic clock. */
 double cn_now(void);

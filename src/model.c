@@ -1,8 +1,10 @@
-/* model.c - a model: spec, network, optimizer and training state, and its
- * file: safetensors with the weights under PyTorch's names, the momentum as
- * "optim.<tensor>.momentum", and in __metadata__ the model description
- * (convnet.model), the recipe (convnet.train) and the training state
- * (convnet.state), the last two as JSON. */
+/* model.c - a model: spec, network, optimizer and training state, the
+ * moving average of its weights, and its file: safetensors with the weights
+ * under PyTorch's names, the momentum as "optim.<tensor>.momentum", and in
+ * __metadata__ the model description (convnet.model), the recipe
+ * (convnet.train) and the training state (convnet.state), the last two as
+ * JSON.  With a moving average (ema), the names hold the average and
+ * "optim.<tensor>.raw" the trained weights that training goes on from. */
 #include "internal.h"
 #include "io/safetensors.h"
 
@@ -23,6 +25,8 @@ void cn_model_free(cn_model *m)
     if (m->net)
         cn_free_names(m->class_names, cn_net_classes(m->net));
     cn_net_free(m->net);
+    if (m->be)
+        m->be->free(m->be, m->ema_mem);
     cn_optim_free(&m->optim, m->be);
     cn_backend_destroy(m->be);
     cn_spec_free(m->spec);
@@ -141,6 +145,76 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const 
     return CN_OK;
 }
 
+/* ------------------------------------------------------- moving average */
+
+/* Floats of one copy of the weights: the parameters, then the buffers. */
+static size_t weight_floats(const cn_model *m) { return m->net->n_params + m->net->n_buffers; }
+
+/* The net's weights and the model's other copy change places: the net's go
+ * to the spare block, which becomes the other copy. */
+static void ema_swap(cn_model *m)
+{
+    cn_backend *be = m->be;
+    cn_net *net = m->net;
+    size_t np = net->n_params, nb = net->n_buffers, n = weight_floats(m);
+    float *spare = m->ema == m->ema_mem ? m->ema_mem + n : m->ema_mem;
+    be->copy(be, spare, net->params, np * sizeof(float));
+    be->copy(be, spare + np, net->buffers, nb * sizeof(float));
+    be->copy(be, net->params, m->ema, np * sizeof(float));
+    be->copy(be, net->buffers, m->ema + np, nb * sizeof(float));
+    m->ema = spare;
+    m->ema_live = !m->ema_live;
+}
+
+cn_status cn_model_ema_use(cn_model *m, int live)
+{
+    cn_backend *be = m->be;
+    cn_net *net = m->net;
+    size_t n = weight_floats(m);
+    if (m->opts.ema > 0 && !m->ema_mem) {
+        if (!(m->ema_mem = be->alloc(be, (2 * n + 1) * sizeof(float))))
+            return cn_fail(CN_ERR_NOMEM,
+                           "out of memory for the moving average of the weights (%zu floats)", n);
+        m->ema = m->ema_mem;
+        be->copy(be, m->ema, net->params, net->n_params * sizeof(float));
+        be->copy(be, m->ema + net->n_params, net->buffers, net->n_buffers * sizeof(float));
+        m->ema_live = 0;
+    }
+    if (!m->ema_mem)
+        return CN_OK;
+    if (m->opts.ema <= 0) { /* no average any more: the trained weights go on */
+        if (!m->ema_live)
+            ema_swap(m);
+        be->free(be, m->ema_mem);
+        m->ema_mem = m->ema = NULL;
+        m->ema_live = 0;
+        return CN_OK;
+    }
+    if (m->ema_live != (live != 0))
+        ema_swap(m);
+    return CN_OK;
+}
+
+void cn_model_ema_update(cn_model *m)
+{
+    cn_net *net = m->net;
+    double t = (double)m->state.global_step, warm = (1.0 + t) / (10.0 + t);
+    float keep = (float)(m->opts.ema < warm ? m->opts.ema : warm);
+    m->be->ema(m->be, m->ema, net->params, net->n_params, keep);
+    m->be->ema(m->be, m->ema + net->n_params, net->buffers, net->n_buffers, keep);
+}
+
+cn_status cn_model_evaluate(cn_model *m, const cn_data *data, cn_eval *out)
+{
+    int swap = m->ema_mem && m->ema_live;
+    if (swap)
+        ema_swap(m);
+    cn_status st = cn_net_evaluate(m->net, data, out);
+    if (swap)
+        ema_swap(m);
+    return st;
+}
+
 /* Rebuilds the net if it cannot take forward passes of n samples, or
  * backward passes of train samples; the weights are kept. */
 cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
@@ -186,17 +260,29 @@ typedef struct file_tensor {
     float *dev;
     size_t at;
     int required;
+    const float *absent; /* what dev gets when the file lacks it, or NULL */
 } file_tensor;
 
 /* The list for m (count in *n, floats of all of them in *total); NULL when
- * out of memory. */
+ * out of memory.  With a moving average: the average under the tensors'
+ * names, the trained weights as optim.<name>.raw (the average where a file
+ * lacks them), whichever of them the net holds now. */
 static file_tensor *file_tensors(const cn_model *m, size_t *n, size_t *total)
 {
     const cn_net *net = m->net;
     size_t nt = cn_net_num_tensors(net), k = 0;
-    file_tensor *t = calloc(nt * (1 + m->optim.n_slots) + 2, sizeof *t);
+    file_tensor *t = calloc(nt * (2 + m->optim.n_slots) + 2, sizeof *t);
     if (!t)
         return NULL;
+    /* Where the weights under the names are, and the trained ones. */
+    float *avg_p = net->params, *avg_b = net->buffers, *raw_p = NULL, *raw_b = NULL;
+    if (m->ema_mem) {
+        float *other_p = m->ema, *other_b = m->ema + net->n_params;
+        raw_p = m->ema_live ? avg_p : other_p;
+        raw_b = m->ema_live ? avg_b : other_b;
+        avg_p = m->ema_live ? other_p : avg_p;
+        avg_b = m->ema_live ? other_b : avg_b;
+    }
     for (size_t slot = 0; slot <= m->optim.n_slots; slot++)
         for (size_t i = 0; i < nt; i++) {
             cn_tensor_info ti;
@@ -213,8 +299,8 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n, size_t *total)
             memcpy(f->dims, ti.dims, sizeof f->dims);
             f->count = ti.count;
             f->dev = slot > 0       ? m->optim.state + (slot - 1) * net->n_params + ti.offset
-                     : ti.trainable ? net->params + ti.offset
-                                    : net->buffers + ti.offset;
+                     : ti.trainable ? avg_p + ti.offset
+                                    : avg_b + ti.offset;
             f->required = slot == 0;
         }
     /* The input's normalisation (files written before it existed lack it:
@@ -228,6 +314,17 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n, size_t *total)
         f->count = c;
         f->dev = net->norm + (size_t)i * c;
         f->required = 0;
+    }
+    for (size_t i = 0; raw_p && i < nt; i++) {
+        cn_tensor_info ti;
+        cn_net_tensor(net, i, &ti);
+        file_tensor *f = &t[k++];
+        snprintf(f->name, sizeof f->name, "optim.%s.raw", ti.name);
+        f->ndim = ti.ndim;
+        memcpy(f->dims, ti.dims, sizeof f->dims);
+        f->count = ti.count;
+        f->dev = (ti.trainable ? raw_p : raw_b) + ti.offset;
+        f->absent = (ti.trainable ? avg_p : avg_b) + ti.offset;
     }
     *n = k;
     *total = 0;
@@ -247,6 +344,8 @@ char *cn_train_opts_json(const cn_train_opts *o)
     for (size_t i = 0; ok && i < CN_RECIPE_KEYS; i++) {
         const cn_recipe_key *k = cn_recipe_key_at(i);
         double v = cn_recipe_get(o, k);
+        if (k->json_absent == CN_JSON_OPTIONAL && v == k->key.def)
+            continue;
         /* A choice as its word ("?" when a caller put the field out of
          * range: reading refuses it). */
         const char *word = NULL;
@@ -541,9 +640,9 @@ cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_o
         if (choice ? cJSON_IsString(it) : cJSON_IsNumber(it)) {
             v = choice ? cn_recipe_word(k, it->valuestring) : it->valuedouble;
             ok = cn_recipe_fits(k, v);
-        } else if (k->json_absent == CN_JSON_REQUIRED) {
-            ok = 0;
-        } else if (k->json_absent == CN_JSON_DEFAULT) {
+        } else if (it || k->json_absent == CN_JSON_REQUIRED) {
+            ok = 0; /* there but of the wrong type, or missing where every file has it */
+        } else if (k->json_absent == CN_JSON_DEFAULT || k->json_absent == CN_JSON_OPTIONAL) {
             v = k->key.def;
         } else {
             continue; /* CN_JSON_KEEP: the description's value stands */
@@ -635,7 +734,7 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
     }
     st = model_new(spec, &opts, be, &device, &m);
     be = NULL; /* the model's now, or released */
-    if (st)
+    if (st || (st = cn_model_ema_use(m, 0)))
         goto done;
     const char *origin = cn_st_meta(&f, "convnet.source");
     if (origin) {
@@ -694,6 +793,11 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
         if (!st)
             m->be->upload(m->be, ft[i].dev, h, ft[i].count * sizeof *h);
     }
+    /* The trained weights of a file without them (written before the
+     * recipe kept an average): the weights it has. */
+    for (size_t i = 0; i < n && !st; i++)
+        if (ft[i].absent && !cn_st_find(&f, ft[i].name))
+            m->be->copy(m->be, ft[i].dev, ft[i].absent, ft[i].count * sizeof(float));
     for (size_t i = 0; i < f.n_entries && !st && found != f.n_entries; i++) {
         int known = 0;
         for (size_t j = 0; j < n && !known; j++)

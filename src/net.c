@@ -781,7 +781,7 @@ void cn_net_measure_input(cn_net *net, const cn_data *data)
 
 static cn_ctx make_ctx(cn_net *net, int fuse, int train)
 {
-    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed, net->first};
+    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed, net->first, net->smooth};
 }
 
 /* Per-layer times measure the layer's work, not its queueing. */
@@ -934,10 +934,10 @@ const float *cn_net_put_input(cn_net *net, const float *x, size_t n)
 }
 
 void cn_net_gather_pixels(cn_net *net, const uint8_t *data, const uint32_t *idx, size_t n,
-                          int shift, int flip)
+                          const cn_aug *aug)
 {
-    net->be->gather_pixels(net->be, data, idx, n, net->spec->input, shift, flip, net->seed,
-                           net->first, net->norm, net->pixels, net->input);
+    net->be->gather_pixels(net->be, data, idx, n, net->spec->input, *aug, net->seed, net->first,
+                           net->norm, net->pixels, net->input);
 }
 
 void cn_net_put_pixels(cn_net *net, const uint8_t *pixels, size_t n)
@@ -979,7 +979,7 @@ static double row_results(cn_net *net, size_t n, int32_t *best, float *p)
 {
     const cn_backend *be = net->be;
     be->nll_rows(be, logits(net), net->act[net->n_layers - 1], net->labels, n, net->spec->classes,
-                 net->row_loss, best ? net->row_best : NULL, p ? net->row_p : NULL);
+                 net->smooth, net->row_loss, best ? net->row_best : NULL, p ? net->row_p : NULL);
     be->download(be, net->h_loss, net->row_loss, n * sizeof *net->h_loss);
     if (best)
         be->download(be, best, net->row_best, n * sizeof *best);
@@ -1236,6 +1236,122 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
         st = net->be->status(net->be);
 done:
     net->x_last = NULL;
+    if (st)
+        cn_eval_free(out);
+    return st;
+}
+
+/* ------------------------------------------- test-time augmentation */
+
+static const char *const tta_names[] = {"none", "flip", NULL};
+
+const char *cn_tta_name(cn_tta tta)
+{
+    return tta >= CN_TTA_NONE && tta <= CN_TTA_FLIP ? tta_names[tta] : "?";
+}
+
+int cn_tta_by_name(const char *name)
+{
+    for (int i = 0; name && tta_names[i]; i++)
+        if (strcmp(tta_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* One evaluation pass over the n images pixels: their probabilities into
+ * probs (host), added to what is there when add is set. */
+static cn_status pass_probs(cn_net *net, const uint8_t *pixels, size_t n, int add, float *probs,
+                            float *tmp)
+{
+    cn_status st = cn_net_forward_pixels(net, pixels, n, 0);
+    if (st || (st = cn_net_get_output(net, add ? tmp : probs)))
+        return st;
+    for (size_t i = 0; add && i < n * net->spec->classes; i++)
+        probs[i] += tmp[i];
+    return CN_OK;
+}
+
+cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
+                                 float *probs)
+{
+    if (tta != CN_TTA_NONE && tta != CN_TTA_FLIP)
+        return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0) or flip (1)", (int)tta);
+    if (tta == CN_TTA_NONE)
+        return pass_probs(net, pixels, n, 0, probs, NULL);
+    cn_shape s = net->spec->input;
+    size_t k = net->spec->classes, size = cn_shape_size(s);
+    cn_status st = cn_net_check_batch(net, n, 0);
+    uint8_t *mirror = st ? NULL : malloc(n * size);
+    float *tmp = st ? NULL : malloc(n * k * sizeof *tmp);
+    if (!st && (!mirror || !tmp))
+        st = cn_fail(CN_ERR_NOMEM, "out of memory for %zu mirrored images", n);
+    for (size_t r = 0; !st && r < n * s.c * s.h; r++) /* every row of every plane */
+        for (size_t x = 0; x < s.w; x++)
+            mirror[r * s.w + x] = pixels[r * s.w + s.w - 1 - x];
+    if (!st && !(st = pass_probs(net, pixels, n, 0, probs, tmp)) &&
+        !(st = pass_probs(net, mirror, n, 1, probs, tmp)))
+        for (size_t i = 0; i < n * k; i++)
+            probs[i] *= 0.5f;
+    free(mirror);
+    free(tmp);
+    return st;
+}
+
+cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out)
+{
+    if (tta == CN_TTA_NONE)
+        return cn_net_evaluate(net, data, out);
+    memset(out, 0, sizeof *out);
+    if (tta != CN_TTA_FLIP)
+        return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0) or flip (1)", (int)tta);
+    cn_shape in = net->spec->input;
+    size_t k = net->spec->classes;
+    if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
+        return cn_fail(CN_ERR_SHAPE,
+                       "the data's images are %zux%zux%zu but the network takes %zux%zux%zu",
+                       data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
+    if (data->classes > k)
+        return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
+                       data->classes, k);
+    size_t bs = net->max_batch, in_size = cn_shape_size(in), rows = data->n ? data->n : 1;
+    out->confusion = calloc(k * k, sizeof *out->confusion);
+    out->predicted = malloc(rows * sizeof *out->predicted);
+    out->probability = malloc(rows * sizeof *out->probability);
+    float *probs = malloc(bs * k * sizeof *probs);
+    cn_status st = CN_OK;
+    if (!out->confusion || !out->predicted || !out->probability || !probs) {
+        st = cn_fail(CN_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    out->n = data->n;
+    out->classes = k;
+    double loss_sum = 0.0;
+    size_t correct = 0;
+    for (size_t s0 = 0; s0 < data->n; s0 += bs) {
+        size_t n = data->n - s0 < bs ? data->n - s0 : bs;
+        cn_data_read_ahead(data, s0 + n, bs); /* the next batch */
+        if ((st = cn_net_classify_pixels(net, data->pixels + s0 * in_size, n, tta, probs)))
+            goto done;
+        for (size_t s = 0; s < n; s++) {
+            const float *p = probs + s * k;
+            size_t truth = (size_t)data->labels[s0 + s], best = 0;
+            for (size_t j = 1; j < k; j++)
+                best = p[j] > p[best] ? j : best;
+            double pl = p[truth] > 1e-30f ? (double)p[truth] : 1e-30;
+            loss_sum -= log(pl);
+            out->predicted[s0 + s] = best;
+            out->probability[s0 + s] = p[best];
+            out->confusion[truth * k + best]++;
+            correct += best == truth;
+        }
+    }
+    out->loss = data->n ? loss_sum / (double)data->n : 0.0;
+    out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
+    if (net->be->status)
+        st = net->be->status(net->be);
+done:
+    net->x_last = NULL;
+    free(probs);
     if (st)
         cn_eval_free(out);
     return st;

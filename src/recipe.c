@@ -108,6 +108,49 @@ static const cn_recipe_key recipe[] = {
      FIELD(flip),
      .json = "flip",
      .json_absent = CN_JSON_KEEP},
+    {.key = {"rotate", "rotate", "DEG",
+             "augmentation: rotate each image about its centre by a random angle in -DEG..DEG "
+             "degrees (bilinear; zeros come in at the border)",
+             CN_TRAIN_NUMBER, 0, 180, 0, NULL},
+     FIELD(rotate),
+     .json = "rotate",
+     .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"scale", "scale", "F",
+             "augmentation: scale each image about its centre by a random factor in 1-F..1+F",
+             CN_TRAIN_NUMBER, 0, 0.5, 0, NULL},
+     FIELD(scale),
+     .json = "scale",
+     .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"shear", "shear", "DEG",
+             "augmentation: shear each image across by a random angle in -DEG..DEG degrees",
+             CN_TRAIN_NUMBER, 0, 60, 0, NULL},
+     FIELD(shear),
+     .json = "shear",
+     .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"erase", "erase", "P",
+             "augmentation (random erasing): with probability P, set a random rectangle of the "
+             "image, 2% to 40% of it with sides in a ratio up to 3.3, to 0",
+             CN_TRAIN_NUMBER, 0, 1, 0, NULL},
+     FIELD(erase),
+     .json = "erase",
+     .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"label_smoothing", "label-smoothing", "EPS",
+             "train against (1-EPS) for the true class and EPS/classes for every class instead "
+             "of 1 and 0 (the loss shown while training is this cross-entropy; evaluation's is "
+             "the plain one)",
+             CN_TRAIN_NUMBER, 0, 0.5, 0, NULL},
+     FIELD(label_smoothing),
+     .json = "label_smoothing",
+     .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"ema", "ema", "DECAY",
+             "keep an exponential moving average of the weights (and batch-normalisation "
+             "statistics), avg = DECAY*avg + (1-DECAY)*w after every step (DECAY warming up as "
+             "(1+t)/(10+t)); validation, the model file, eval and predict use the average (0: "
+             "none; 0.999 averages about the last 1000 steps)",
+             CN_TRAIN_NUMBER, 0, 0.99999, 0, NULL},
+     FIELD(ema),
+     .json = "ema",
+     .json_absent = CN_JSON_OPTIONAL},
 };
 _Static_assert(sizeof recipe / sizeof recipe[0] == CN_RECIPE_KEYS,
                "CN_RECIPE_KEYS is the number of keys in the table");

@@ -5,7 +5,8 @@
  *           -> gradients combined across workers (cn_comm) -> optimizer
  *
  * The combining is the only thing that knows how many workers there are;
- * with one (the solo communicator) it does nothing. */
+ * with one (the solo communicator) it does nothing.  With a moving average
+ * of the weights (ema), it follows the update. */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -135,16 +136,20 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
                               size_t *correct, int *stop, double *fwd, double *bwd, double *update)
 {
     cn_net *net = m->net;
+    net->smooth = (float)m->opts.label_smoothing; /* this step's loss and gradient only */
     cn_net_run_forward(net, x, n, 1, fwd);
     size_t right = 0;
     int watch = m->watch && m->comm.size == 1;
     double sum = loss || watch ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
     cn_status st = watch ? cn_model_watch_forward(m, sum, lr) : CN_OK;
-    if (st)
+    if (st) {
+        net->smooth = 0.0f;
         return st;
+    }
     cn_net_zero_grads(net);
     int no = 0;
     st = backward_combined(m, n, bwd, &sum, &right, stop ? stop : &no);
+    net->smooth = 0.0f;
     if (!st && watch)
         st = cn_model_watch_backward(m, n, lr);
     if (st)
@@ -156,6 +161,8 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
     double t0 = update ? cn_now() : 0.0;
     cn_optim_step(&m->optim, m->be, &m->opts, lr, m->state.global_step + 1, net->params, net->grads,
                   net->n_params);
+    if (m->ema_mem && m->ema_live)
+        cn_model_ema_update(m);
     if (update) {
         m->be->sync(m->be);
         *update = cn_now() - t0;
@@ -170,12 +177,13 @@ static cn_status step_on(cn_model *m, const float *x, const int32_t *labels, siz
 {
     cn_status st = cn_model_plan(m, n, n);
     if (st || (st = cn_net_check_batch(m->net, n, 1)) ||
-        (st = cn_net_put_labels(m->net, labels, n)))
+        (st = cn_net_put_labels(m->net, labels, n)) || (st = cn_model_ema_use(m, 1)))
         return st;
     st = cn_model_train_step(m, cn_net_put_input(m->net, x, n), n, lr, loss, NULL, NULL, fwd, bwd,
                              update);
     m->net->x_last = NULL;
     m->state.global_step += st == CN_OK;
+    cn_model_ema_use(m, 0); /* cannot fail: the average exists */
     return st;
 }
 

@@ -30,48 +30,57 @@ static cn_status check_data(const cn_net *net, const cn_data *d, const char *wha
     return CN_OK;
 }
 
-void cn_augment(uint8_t *pix, size_t n, cn_shape s, int shift, int flip, uint64_t seed,
-                size_t first, uint8_t *tmp)
+cn_aug cn_aug_of(const cn_train_opts *o)
 {
-    size_t hw = s.h * s.w, size = s.c * hw;
-    for (size_t i = 0; i < n; i++) {
-        cn_rng one;
-        cn_rng_seed(&one, cn_step_seed(seed, first + i));
-        cn_rng *rng = &one;
-        long dy = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
-        long dx = shift ? (long)cn_rng_below(rng, 2 * (uint64_t)shift + 1) - shift : 0;
-        int mirror = flip && (cn_rng_next(rng) >> 63);
-        if (!dy && !dx && !mirror)
-            continue;
+    const double radians = 3.14159265358979323846 / 180.0 * 65536.0;
+    cn_aug a = {o->shift,
+                o->flip,
+                (int32_t)lround(o->rotate * radians),
+                (int32_t)lround(o->scale * 65536.0),
+                (int32_t)lround(o->shear * radians),
+                (uint32_t)lround(o->erase * 16777216.0)};
+    return a;
+}
+
+void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t seed, size_t first,
+                uint8_t *tmp)
+{
+    size_t size = cn_shape_size(s);
+    for (size_t i = 0; i < n && cn_aug_any(aug); i++) {
+        cn_aug_draw d;
+        cn_aug_draw_for(aug, (int64_t)s.h, (int64_t)s.w, seed, first + i, &d);
         uint8_t *p = pix + i * size;
         memcpy(tmp, p, size);
-        for (size_t c = 0; c < s.c; c++)
-            for (long y = 0; y < (long)s.h; y++) {
-                long sy = y - dy;
-                uint8_t *row = p + c * hw + (size_t)y * s.w;
-                if (sy < 0 || sy >= (long)s.h) {
-                    memset(row, 0, s.w);
-                    continue;
-                }
-                const uint8_t *src = tmp + c * hw + (size_t)sy * s.w;
-                for (long x = 0; x < (long)s.w; x++) {
-                    long sx = x - dx;
-                    if (mirror)
-                        sx = (long)s.w - 1 - sx;
-                    row[x] = sx >= 0 && sx < (long)s.w ? src[sx] : 0;
-                }
-            }
+        cn_aug_sample(tmp, p, (int64_t)s.c, (int64_t)s.h, (int64_t)s.w, &d);
     }
 }
 
-/* Whether the parameters, buffers and optimizer state are all finite. */
+cn_status cn_train_opts_augment(const cn_train_opts *o, uint8_t *pixels, size_t n, cn_shape s,
+                                uint64_t step, size_t first)
+{
+    cn_status st = cn_train_opts_check(o);
+    if (st)
+        return st;
+    uint8_t *tmp = malloc(cn_shape_size(s) ? cn_shape_size(s) : 1);
+    if (!tmp)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a sample of %zu bytes", cn_shape_size(s));
+    const cn_aug aug = cn_aug_of(o);
+    cn_augment(pixels, n, s, &aug, cn_step_seed(o->seed, step), first, tmp);
+    free(tmp);
+    return CN_OK;
+}
+
+/* Whether the parameters, buffers, optimizer state and moving average are
+ * all finite. */
 static int model_finite(const cn_model *m)
 {
     const cn_net *net = m->net;
     const cn_backend *be = m->be;
+    size_t avg = m->ema_mem ? net->n_params + net->n_buffers : 0;
     return be->count_nonfinite(be, net->params, net->n_params) == 0 &&
            be->count_nonfinite(be, net->buffers, net->n_buffers) == 0 &&
-           be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0;
+           be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0 &&
+           (!avg || be->count_nonfinite(be, m->ema, avg) == 0);
 }
 
 /* Every worker starts from worker 0's model. */
@@ -79,10 +88,12 @@ static cn_status broadcast_model(cn_model *m)
 {
     cn_net *net = m->net;
     cn_status st;
+    size_t avg = m->ema_mem ? net->n_params + net->n_buffers : 0;
     if ((st = cn_model_exchange(m, net->params, net->n_params, 0)) ||
         (st = cn_model_exchange(m, net->buffers, net->n_buffers, 0)) ||
         (st = cn_model_exchange(m, m->optim.state, m->optim.n_slots * net->n_params, 0)) ||
-        (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)))
+        (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)) ||
+        (avg && (st = cn_model_exchange(m, m->ema, avg, 0))))
         return st;
     m->be->download(m->be, net->norm_host, net->norm, 2 * m->spec->input.c * sizeof(float));
     return CN_OK;
@@ -161,13 +172,18 @@ static cn_status same_everywhere(cn_model *m)
 }
 
 /* The batch-normalisation running statistics of every worker, averaged
- * (each worker's batches move its own): before evaluation and saves. */
+ * (each worker's batches move its own), and their moving averages: before
+ * evaluation and saves. */
 static cn_status average_buffers(cn_model *m)
 {
     cn_net *net = m->net;
-    cn_status st = cn_model_exchange(m, net->buffers, net->n_buffers, -1);
-    if (!st && m->comm.size > 1)
-        m->be->scale(m->be, net->buffers, 1.0f / (float)m->comm.size, net->n_buffers);
+    float *blocks[2] = {net->buffers, m->ema_mem ? m->ema + net->n_params : NULL};
+    cn_status st = CN_OK;
+    for (int b = 0; b < 2 && !st && blocks[b]; b++) {
+        st = cn_model_exchange(m, blocks[b], net->n_buffers, -1);
+        if (!st && m->comm.size > 1)
+            m->be->scale(m->be, blocks[b], 1.0f / (float)m->comm.size, net->n_buffers);
+    }
     return st;
 }
 
@@ -251,16 +267,22 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     int solo = comm->size == 1;
     cn_status pending = CN_OK; /* a hook's failure, told to the others at the next step */
     int together = 0;          /* every worker leaves at this point: a collective exit */
-    cn_status st = agree(m, check_start(m, train, val), train);
-    if (st)
+    cn_status st = check_start(m, train, val);
+    /* The net trains the weights; the moving average (ema) waits aside. */
+    st = agree(m, st ? st : cn_model_ema_use(m, 1), train);
+    if (st) {
+        cn_model_ema_use(m, 0);
         return st;
+    }
     size_t batch = (size_t)o->batch, steps = train->n / batch;
     size_t local = batch / (size_t)comm->size, first = (size_t)comm->rank * local;
     /* normalise = channel: measured on the training set at the start. */
     if (m->spec->norm_channel && m->state.global_step == 0)
         cn_net_measure_input(m->net, train);
-    if ((st = broadcast_model(m)))
+    if ((st = broadcast_model(m))) {
+        cn_model_ema_use(m, 0);
         return st;
+    }
     cn_net *net = m->net;
     net->first = first;
     size_t in_size = cn_shape_size(cn_net_input_shape(net));
@@ -280,6 +302,7 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     p.steps = steps;
     p.batch = o->batch;
     double run_start = cn_now();
+    const cn_aug aug = cn_aug_of(o);
     while (m->state.epoch < o->epochs) {
         cn_train_state *s = &m->state;
         cn_rng rng = s->rng;
@@ -315,11 +338,10 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             net->seed = cn_step_seed(o->seed, s->global_step);
             if (dev_data) {
                 m->be->upload(m->be, dev_idx, idx, local * sizeof *idx);
-                cn_net_gather_pixels(net, dev_data, dev_idx, local, o->shift, o->flip);
+                cn_net_gather_pixels(net, dev_data, dev_idx, local, &aug);
             } else {
-                if (o->shift || o->flip)
-                    cn_augment(pix, local, net->spec->input, o->shift, o->flip, net->seed, first,
-                               tmp);
+                if (cn_aug_any(&aug))
+                    cn_augment(pix, local, net->spec->input, &aug, net->seed, first, tmp);
                 cn_net_put_pixels(net, pix, local);
             }
             if ((st = cn_net_put_labels(net, labels, local)))
@@ -391,6 +413,9 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
         close_epoch(s, &rng);
         if (!solo && ((st = same_everywhere(m)) || (st = average_buffers(m))))
             goto done;
+        /* Validation and the hook see the model as it is used: its moving
+         * average where it keeps one. */
+        cn_model_ema_use(m, 0);
         /* Validation: worker 0's (the others have the same model). */
         if (val && val->n && comm->rank == 0) {
             double v0 = cn_now();
@@ -417,12 +442,15 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             st = cn_fail(CN_ERR_STOPPED, "training stopped after epoch %d", s->epoch);
             goto done;
         }
+        cn_model_ema_use(m, 1);
     }
 done:
     /* Workers that stop together average the running statistics a save
      * keeps (each, whatever its own status: it is a collective call). */
     if (together)
         average_buffers(m);
+    cn_model_ema_use(m, 0); /* the model as it is used and saved */
+    net = m->net;
     net->x_last = NULL;
     net->first = 0;
     free(perm);

@@ -261,6 +261,7 @@ run "resume" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epo
     run "resume" 0 "$bin" train --resume half.safetensors --epochs 2 --data "$data" --quiet &&
     if cmp -s half.safetensors tiny.safetensors; then ok "resume"; else fail "resume" "1 + 1 epochs differ from 2"; fi
 run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect_err "eval of a description" "is a model description"
+run "eval --tta bad" 2 "$bin" eval tiny.safetensors --tta mirror && expect_err "eval --tta bad" "--tta is none or flip, not 'mirror'"
 head -c 1000 tiny.safetensors > cut.safetensors
 run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect_err "truncated model" "cut.safetensors"
 run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect_err "no data" "fetch-data.sh mnist"
@@ -346,6 +347,24 @@ print("predict %.4f eval %.4f" % (right / 1e4, ev["accuracy"]))
 assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
 PY
     then ok "predict png = eval"; else fail "predict png = eval" "accuracies differ by more than 0.1%"; fi
+fi
+# Test-time augmentation with mirrors: eval and predict agree again, and
+# it is said; a bad value is a usage error.
+run "eval --tta flip" 0 "$bin" eval conv.safetensors --data "$data" --tta flip &&
+    expect "eval --tta flip" "accuracy [0-9.]*%, loss [0-9.]* (test-time augmentation: each image and its mirror)"
+run "eval --tta flip json" 0 "$bin" eval conv.safetensors --data "$data" --json --tta flip && cp "$tmp/out" eval-tta.json
+if run "predict --tta flip" 0 "$bin" predict conv.safetensors png --json --tta flip; then
+    if "$py" - "$tmp/out" eval-tta.json eval.json <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ev, plain = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+assert ev["tta"] == "flip" and plain["tta"] == "none"
+assert ev["accuracy"] != plain["accuracy"] or ev["loss"] != plain["loss"]
+right = sum(int(r["file"].rsplit("-", 1)[1][:-4]) == r["index"] for r in rows)
+print("predict %.4f eval %.4f (without: %.4f)" % (right / 1e4, ev["accuracy"], plain["accuracy"]))
+assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
+PY
+    then ok "predict --tta flip = eval --tta flip"; else fail "predict --tta flip = eval --tta flip" "accuracies differ by more than 0.1%, or the same as without"; fi
 fi
 # photographs of digits: inverted, enlarged and padded, coloured, shrunk; five formats
 if "$py" - png var <<'PY'
@@ -441,6 +460,31 @@ run "viz layers no maps" 1 "$bin" viz conv.safetensors --out viz7 --data "$data"
     expect_err "viz layers no maps" "fc1 (fc) has no feature maps"
 run "viz channels 0" 2 "$bin" viz conv.safetensors --out viz7 --channels 0 &&
     expect_err "viz channels 0" "--channels takes a whole number"
+# viz --augment: a row of 8 images as they are, one per augmentation, one
+# with all of them; each row differs from the first, the first is the data.
+if run "viz augment" 0 "$bin" viz conv.safetensors --out viz8 --data "$data" --augment --shift 2 \
+    --flip 1 --rotate 20 --scale 0.2 --shear 10 --erase 0.5; then
+    if "$py" - viz8/augment.png <<'PY'
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1]).convert("L")
+w, h = im.size
+s, th, tw = 2, 56, 56                      # 28 x 28 images enlarged twice
+assert (w, h) == (110 + 8 * (tw + 3) + 3, 8 * (th + 3) + 3), (w, h)
+def tile(r, j):
+    x0, y0 = 110 + 3 + j * (tw + 3), 3 + r * (th + 3)
+    return [im.getpixel((x0 + x, y0 + y)) for y in range(0, th, s) for x in range(0, tw, s)]
+rows = [[tile(r, j) for j in range(8)] for r in range(8)]
+for r in range(1, 8):
+    assert rows[r] != rows[0], r           # every augmentation changes something
+assert sum(rows[2][j] != rows[0][j] for j in range(8)) in range(1, 8)  # flip: some, not all
+PY
+    then ok "viz augment"; else fail "viz augment" "augment.png missing, of the wrong size or unchanged rows"; fi
+fi
+run "viz augment alone" 2 "$bin" viz conv.safetensors --out viz9 --rotate 10 &&
+    expect_err "viz augment alone" "go with --augment"
+run "viz augment bad" 2 "$bin" viz conv.safetensors --out viz9 --augment --rotate 200 &&
+    expect_err "viz augment bad" "--rotate takes a number from 0 to 180, not '200'"
 # plot
 run "plot" 0 "$bin" plot conv.csv -o curves.png && expect "plot" "curves.png: 10 rows"
 printf 'epoch,step,train_loss\n1,10,abc\n' > bad.csv

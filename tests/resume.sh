@@ -1,9 +1,10 @@
 # resume.sh - sourced by tests/cli.sh (its run, ok, fail and expect, $bin,
 # $root and $tmp): training stopped by SIGTERM in the middle of a one-cycle or
 # cosine learning-rate schedule, with SGD, Adam or AdamW, on a network with
-# batch normalisation and dropout, resumes exactly: the model file (weights,
-# running statistics, optimizer state, training state) is the uninterrupted
-# run's, byte for byte.
+# batch normalisation and dropout, and with a moving average of the weights,
+# label smoothing and augmentation, resumes exactly: the model file (weights,
+# running statistics, optimizer state, moving average, training state) is the
+# uninterrupted run's, byte for byte.
 #
 # The stop comes at a step fixed in advance: CONVNET_TEST_SIGTERM_AT=N makes
 # convnet train send itself SIGTERM once batch N of the run is done (through
@@ -106,5 +107,19 @@ run "resume: adamw reference" 0 "$bin" train bn.cfg -o adamw.safetensors --optim
 stopped "resume: adamw, first stop" adamw1.safetensors 7 1 7 --optimizer adamw --lr 0.003 --decay 0.01
 stopped "resume: adamw, second stop" adamw1.safetensors 47 2 17
 resumed "resume: adamw" adamw1.safetensors adamw.safetensors 2 17
+
+# One-cycle SGD with a moving average of the weights (the file keeps the
+# average and, beside it, the trained weights), label smoothing and every
+# augmentation, stopped in the first epoch and after it; the resumed runs
+# take the recipe from the file.
+extra="--ema 0.95 --label-smoothing 0.1 --rotate 10 --scale 0.1 --shear 5 --erase 0.3 --shift 1"
+# shellcheck disable=SC2086 # $extra: several options
+run "resume: ema reference" 0 "$bin" train bn.cfg -o ema.safetensors $extra $rdata
+# shellcheck disable=SC2086
+stopped "resume: ema" ema1.safetensors 17 1 17 $extra
+resumed "resume: ema" ema1.safetensors ema.safetensors 1 17
+# shellcheck disable=SC2086
+stopped "resume: ema, epoch end" ema2.safetensors 30 2 0 $extra
+resumed "resume: ema, epoch end" ema2.safetensors ema.safetensors 2 0
 
 cd "$tmp" || exit 1

@@ -185,11 +185,20 @@ static void bad_act_bwd(const cn_backend *be, cn_act a, float param, const float
 
 /* The loss layer's gradient without the mean over the batch. */
 static void bad_softmax_bwd(const cn_backend *be, const float *y, const int32_t *labels,
-                            size_t rows, size_t cols, float *dx)
+                            size_t rows, size_t cols, float smooth, float *dx)
 {
-    real.softmax_nll_bwd(be, y, labels, rows, cols, dx);
+    real.softmax_nll_bwd(be, y, labels, rows, cols, smooth, dx);
     for (size_t i = 0; i < rows * cols; i++)
         dx[i] *= (float)rows;
+}
+
+/* The loss layer's gradient against the one-hot target, the smoothing
+ * forgotten. */
+static void unsmoothed_softmax_bwd(const cn_backend *be, const float *y, const int32_t *labels,
+                                   size_t rows, size_t cols, float smooth, float *dx)
+{
+    (void)smooth;
+    real.softmax_nll_bwd(be, y, labels, rows, cols, 0.0f, dx);
 }
 
 /* A shortcut's backward pass sets the gradient of the earlier layer it
@@ -358,6 +367,40 @@ static void run_case(size_t k)
     cn_spec_free(spec);
 }
 
+/* Label smoothing (the loss layer's target (1 - eps) onehot + eps / k):
+ * the gradient checks of the loss layer alone and of a whole network pass
+ * with it, and fail when its backward pass forgets it. */
+static void softmax_smoothing(void)
+{
+    static const char *const cfgs[2] = {FC_NET,
+                                        NET(1, 6, 6, 4) "[conv]\nfilters=2\nsize=3\n"
+                                                        "[tanh]\n[fc]\noutputs=4\n[softmax]\n"};
+    static const long layers[2] = {1, -1};
+    for (int t = 0; t < 2; t++) {
+        bcase c = {"softmax", "the smoothing forgotten", cfgs[t], 3, layers[t], NULL};
+        cn_spec *spec = th_spec(c.cfg);
+        CHECK(spec);
+        cn_device cpu = {"cpu", 0, 1};
+        cn_net *net;
+        CHECK_OK(cn_net_create(spec, c.batch, &cpu, &net));
+        net->smooth = 0.2f;
+        cn_gradcheck clean, broken;
+        int ok = check(net, &c, &clean);
+        CHECK_MSG(ok == 1, "[softmax] smoothed, %s: the gradient check fails (errors %.3g, %.3g)",
+                  t ? "whole network" : "alone", clean.input_err, clean.param_err);
+        real = *net->be;
+        net->be->softmax_nll_bwd = unsmoothed_softmax_bwd;
+        ok = check(net, &c, &broken);
+        printf("    [softmax] smoothing 0.2 forgotten (%s): errors %.2g, %.2g unbroken; %.2g, %.2g "
+               "broken\n",
+               t ? "whole network" : "alone", clean.input_err, clean.param_err, broken.input_err,
+               broken.param_err);
+        CHECK_MSG(ok == 0, "[softmax] smoothing forgotten: the gradient check passes");
+        cn_net_free(net);
+        cn_spec_free(spec);
+    }
+}
+
 extern const th_test th_broken[];
 
 /* Every kind of the registry has a case, and test k runs case k (its name
@@ -434,5 +477,6 @@ const th_test th_broken[] = {
     {"gradcheck/broken/shortcut_whole_net", case_20},
     {"gradcheck/broken/softmax", case_21},
     {"gradcheck/broken/every_kind", every_kind},
+    {"gradcheck/broken/softmax_smoothing", softmax_smoothing},
     {NULL, NULL},
 };

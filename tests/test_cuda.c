@@ -491,16 +491,26 @@ static void gather_pixels_is_exact(void)
     twin td = tw_bytes(&p, data, total * size), ti = tw_bytes(&p, idx, sizeof idx);
     twin tn = tw_bytes(&p, norm, sizeof norm), pix = tw_bytes(&p, NULL, n * size);
     twin x = tw_normal(&p, n * size, 0.0f);
-    for (int shift = 0; shift <= 2; shift++)
-        for (int flip = 0; flip <= 1; flip++) {
-            BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, shift, flip,
-                                      0xabcdefULL + (uint64_t)shift, 1000, M(tn), MV(pix, uint8_t),
-                                      M(x)));
-            CHECK_MSG(tw_same(&p, &pix), "gather_pixels (shift %d, flip %d): other pixels", shift,
-                      flip);
-            CHECK_MSG(tw_same(&p, &x), "gather_pixels (shift %d, flip %d): other inputs", shift,
-                      flip);
-        }
+    /* Moves and mirrors; then rotations, scaling and shears (bilinear, in
+     * fixed point) with and without them; erasing, always or half the time,
+     * alone and after the rest. */
+    static const cn_aug augs[] = {{0, 0, 0, 0, 0, 0},
+                                  {1, 0, 0, 0, 0, 0},
+                                  {2, 1, 0, 0, 0, 0},
+                                  {0, 1, 0, 0, 0, 0},
+                                  {0, 0, 205887, 0, 0, 0},
+                                  {0, 0, 0, 32768, 0, 0},
+                                  {0, 0, 0, 0, 68629, 0},
+                                  {2, 1, 11438, 6554, 5719, 0},
+                                  {0, 0, 0, 0, 0, 16777216},
+                                  {1, 1, 0, 0, 0, 8388608},
+                                  {2, 1, 11438, 6554, 5719, 8388608}};
+    for (size_t a = 0; a < sizeof augs / sizeof augs[0]; a++) {
+        BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, augs[a],
+                                  0xabcdefULL + (uint64_t)a, 1000, M(tn), MV(pix, uint8_t), M(x)));
+        CHECK_MSG(tw_same(&p, &pix), "gather_pixels (augmentation %zu): other pixels", a);
+        CHECK_MSG(tw_same(&p, &x), "gather_pixels (augmentation %zu): other inputs", a);
+    }
     CHECK_STATUS(p);
     free(data);
     tw_free(&p, &td);
@@ -530,18 +540,22 @@ static void softmax_and_loss(void)
     p.gpu->upload(p.gpu, y.g, yc, y.bytes);
     free(yg);
     free(yc);
-    BOTH(p, be->softmax_nll_bwd(be, M(y), MV(lab, int32_t), rows, cols, M(dx)));
-    CHECK_PARITY(p, dx, "softmax_nll_bwd");
-    BOTH(p, be->nll_rows(be, M(z), M(y), MV(lab, int32_t), rows, cols, MV(loss, double),
-                         MV(best, int32_t), M(bp)));
-    void *lg, *lc;
-    tw_get(&p, &loss, &lg, &lc);
-    double e = rel_err_d(lg, lc, rows);
-    free(lg);
-    free(lc);
-    CHECK_MSG(e <= TOL, "nll_rows: the losses' relative error %.3g", e);
-    CHECK_MSG(tw_same(&p, &best), "nll_rows: another best class");
-    CHECK_MSG(tw_same(&p, &bp), "nll_rows: another best probability");
+    /* The negative log-likelihood, then label smoothing. */
+    for (int s = 0; s < 2; s++) {
+        float smooth = s ? 0.1f : 0.0f;
+        BOTH(p, be->softmax_nll_bwd(be, M(y), MV(lab, int32_t), rows, cols, smooth, M(dx)));
+        CHECK_PARITY(p, dx, "softmax_nll_bwd");
+        BOTH(p, be->nll_rows(be, M(z), M(y), MV(lab, int32_t), rows, cols, smooth, MV(loss, double),
+                             MV(best, int32_t), M(bp)));
+        void *lg, *lc;
+        tw_get(&p, &loss, &lg, &lc);
+        double e = rel_err_d(lg, lc, rows);
+        free(lg);
+        free(lc);
+        CHECK_MSG(e <= TOL, "nll_rows (smoothing %g): the losses' relative error %.3g", smooth, e);
+        CHECK_MSG(tw_same(&p, &best), "nll_rows: another best class");
+        CHECK_MSG(tw_same(&p, &bp), "nll_rows: another best probability");
+    }
     CHECK_STATUS(p);
     twin all[] = {z, y, dx, lab, loss, best, bp};
     for (size_t i = 0; i < 7; i++)
@@ -567,6 +581,11 @@ static void optimizers(void)
     CHECK_PARITY(p, th, "adam: the parameters");
     CHECK_PARITY(p, m, "adam: the first moment");
     CHECK_PARITY(p, v, "adam: the second moment");
+    /* The moving average of the weights: the same bits (no fused
+     * multiply-add on either side). */
+    for (int s = 0; s < 5; s++)
+        BOTH(p, be->ema(be, M(v), M(th), n, s == 0 ? 0.1f : 0.999f));
+    CHECK_MSG(tw_same(&p, &v), "ema: other bits");
     CHECK_STATUS(p);
     tw_free(&p, &th);
     tw_free(&p, &g);

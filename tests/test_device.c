@@ -15,6 +15,7 @@
 static const char *ALL_KINDS =
     "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
     "[train]\nepochs=1\nbatch=16\nlr=0.05\nmomentum=0.9\ndecay=0.001\nseed=3\nshift=1\nflip=1\n"
+    "rotate=10\nscale=0.1\nshear=5\nerase=0.5\nlabel_smoothing=0.1\nema=0.9\n"
     "[conv]\nname=c1\nfilters=4\nsize=3\npad=1\n[relu]\n[conv]\nfilters=4\nsize=3\npad=1\n"
     "[batchnorm]\n[leaky]\n[shortcut]\nfrom=c1\n[gelu]\n[maxpool]\n[conv]\nfilters=4\nsize=3\n"
     "pad=1\n[silu]\n[avgpool]\nsize=2\n[fc]\noutputs=8\n[sigmoid]\n[dropout]\nrate=0.25\n"

@@ -866,14 +866,18 @@ static void softmax_matches_naive(const char *isa)
         char what[64];
         snprintf(what, sizeof what, "softmax %zu x %zu", rows, cols);
         CHECK(within(y, want, bound, count, what, isa));
-        be->softmax_nll_bwd(be, y, labels, rows, cols, dx);
-        for (size_t i = 0; i < count; i++) {
-            double hot = (size_t)labels[i / cols] == i % cols;
-            want[i] = ((double)y[i] - hot) / (double)rows;
-            bound[i] = 4 * U * (fabs(y[i]) + 1) / (double)rows;
+        /* The one-hot target, then a smoothed one: q = (1 - s) onehot + s / cols. */
+        for (int sm = 0; sm < 2; sm++) {
+            double s = sm ? 0.1 : 0.0;
+            be->softmax_nll_bwd(be, y, labels, rows, cols, (float)s, dx);
+            for (size_t i = 0; i < count; i++) {
+                double q = ((size_t)labels[i / cols] == i % cols) * (1 - s) + s / (double)cols;
+                want[i] = ((double)y[i] - q) / (double)rows;
+                bound[i] = 6 * U * (fabs(y[i]) + 1) / (double)rows;
+            }
+            snprintf(what, sizeof what, "softmax_nll_bwd %zu x %zu, smoothing %g", rows, cols, s);
+            CHECK(within(dx, want, bound, count, what, isa));
         }
-        snprintf(what, sizeof what, "softmax_nll_bwd %zu x %zu", rows, cols);
-        CHECK(within(dx, want, bound, count, what, isa));
         free(x), free(y), free(dx), free(labels), free(want), free(bound);
     }
     report(isa);
@@ -1157,8 +1161,8 @@ static void nll_rows_match_naive(const cn_backend *be, const char *isa, cn_rng *
                 top = fmaxf(top, row[j]);
             row[cols - 1] = row[cols / 2] = top;
         }
-        be->nll_rows(be, z, y, labels, rows, cols, loss, best, best_p);
-        be->nll_rows(be, z, y, labels, rows, cols, loss2, NULL, NULL);
+        be->nll_rows(be, z, y, labels, rows, cols, 0.0f, loss, best, best_p);
+        be->nll_rows(be, z, y, labels, rows, cols, 0.0f, loss2, NULL, NULL);
         for (size_t r = 0; r < rows; r++) {
             const float *zr = z + r * cols, *yr = y + r * cols;
             double mx = -INFINITY, sum = 0;
@@ -1174,6 +1178,16 @@ static void nll_rows_match_naive(const cn_backend *be, const char *isa, cn_rng *
             CHECK_MSG(fabs(loss[r] - want) <= 1e-12 * (1 + fabs(want)) && loss2[r] == loss[r],
                       "%s nll_rows %zu x %zu: loss[%zu] = %.17g, reference %.17g", isa, rows, cols,
                       r, loss[r], want);
+            /* Smoothed: sum_j q_j (log sum e^z - z_j), q = 0.9 onehot + 0.1 / cols. */
+            double smoothed = 0;
+            for (size_t j = 0; j < cols; j++)
+                smoothed +=
+                    ((j == (size_t)labels[r]) * 0.9 + 0.1 / (double)cols) * (log(sum) + mx - zr[j]);
+            be->nll_rows(be, z + r * cols, y + r * cols, labels + r, 1, cols, 0.1f, loss2, NULL,
+                         NULL);
+            CHECK_MSG(fabs(loss2[0] - smoothed) <= 1e-6 * (1 + fabs(smoothed)),
+                      "%s nll_rows %zu x %zu smoothed: loss[%zu] = %.17g, reference %.17g", isa,
+                      rows, cols, r, loss2[0], smoothed);
             CHECK_MSG(best[r] == (int32_t)arg && best_p[r] == yr[arg],
                       "%s nll_rows %zu x %zu: best[%zu] = %d (%g), first largest %zu (%g)", isa,
                       rows, cols, r, best[r], best_p[r], arg, yr[arg]);

@@ -32,8 +32,27 @@ static int default_opts(cn_train_opts *o)
 /* A recipe with every key away from its default. */
 static cn_train_opts other_opts(void)
 {
-    cn_train_opts o = (cn_train_opts){
-        3, 17, 0.125, 0.5, 0.001, CN_LR_COSINE, 4, 0.5, 0.1, 42, CN_OPT_ADAMW, 0.99, 1e-6, 3, 1};
+    cn_train_opts o = (cn_train_opts){.epochs = 3,
+                                      .batch = 17,
+                                      .lr = 0.125,
+                                      .momentum = 0.5,
+                                      .decay = 0.001,
+                                      .policy = CN_LR_COSINE,
+                                      .lr_step = 4,
+                                      .lr_gamma = 0.5,
+                                      .lr_warmup = 0.1,
+                                      .seed = 42,
+                                      .optimizer = CN_OPT_ADAMW,
+                                      .beta2 = 0.99,
+                                      .eps = 1e-6,
+                                      .shift = 3,
+                                      .flip = 1,
+                                      .rotate = 12.5,
+                                      .scale = 0.25,
+                                      .shear = 7.5,
+                                      .erase = 0.5,
+                                      .label_smoothing = 0.125,
+                                      .ema = 0.99};
     return o;
 }
 
@@ -43,7 +62,9 @@ static int same_opts(const cn_train_opts *a, const cn_train_opts *b)
            a->momentum == b->momentum && a->decay == b->decay && a->policy == b->policy &&
            a->lr_step == b->lr_step && a->lr_gamma == b->lr_gamma && a->lr_warmup == b->lr_warmup &&
            a->seed == b->seed && a->optimizer == b->optimizer && a->beta2 == b->beta2 &&
-           a->eps == b->eps && a->shift == b->shift && a->flip == b->flip;
+           a->eps == b->eps && a->shift == b->shift && a->flip == b->flip &&
+           a->rotate == b->rotate && a->scale == b->scale && a->shear == b->shear &&
+           a->erase == b->erase && a->label_smoothing == b->label_smoothing && a->ema == b->ema;
 }
 
 static void json_of_default_recipe(void)
@@ -92,7 +113,9 @@ static void json_round_trip(void)
 }
 
 /* Files written before lr_warmup, optimizer, beta2, eps, shift and flip
- * existed: lr_warmup was 0.25, the others keep the description's values. */
+ * existed: lr_warmup was 0.25, the others keep the description's values;
+ * before rotate, scale, shear, erase, label_smoothing and ema: they were
+ * off. */
 static void json_of_old_files(void)
 {
     cn_train_opts o = other_opts(), want = other_opts();
@@ -109,7 +132,26 @@ static void json_of_old_files(void)
     want.lr_gamma = 0.3;
     want.seed = 7;
     want.lr_warmup = 0.25;
+    want.rotate = want.scale = want.shear = want.erase = want.label_smoothing = want.ema = 0;
     CHECK(same_opts(&o, &want));
+}
+
+/* The keys added since rotate are written only when set: a recipe that
+ * does not use them gives the JSON (and the model file) it always gave. */
+static void json_has_optional_keys_when_set(void)
+{
+    cn_train_opts o;
+    cn_train_opts_defaults(&o);
+    CHECK_OK(cn_train_opts_set(&o, "rotate", "10"));
+    CHECK_OK(cn_train_opts_set(&o, "shear", "2.5"));
+    char *json = cn_train_opts_json(&o);
+    CHECK(json);
+    CHECK_MSG(th_contains(json, ",\"flip\":0,\"rotate\":10,\"shear\":2.5}"), "got %s", json);
+    CHECK(!th_contains(json, "scale"));
+    cn_train_opts back = other_opts();
+    CHECK_OK(cn_train_opts_read_json("m.safetensors", json, &back));
+    CHECK(back.rotate == 10 && back.shear == 2.5 && back.scale == 0);
+    cJSON_free(json);
 }
 
 static void refuses_damaged_recipes(void)
@@ -153,6 +195,16 @@ static void refuses_damaged_recipes(void)
         "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
         "\"const\","
         "\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"flip\":2}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"rotate\":181}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"scale\":0.75}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"shear\":\"5\"}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"erase\":-0.5}",
+        "{\"epochs\":10,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,\"lr_policy\":"
+        "\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1,\"ema\":1}",
         /* whole numbers that are not whole */
         "{\"epochs\":2.5,\"batch\":64,\"lr\":0.01,\"momentum\":0.9,\"decay\":0,"
         "\"lr_policy\":\"const\",\"lr_step\":1,\"lr_gamma\":0.1,\"seed\":1}",
@@ -174,9 +226,11 @@ static void refuses_damaged_recipes(void)
 /* The keys in the order of the JSON, each with a default in its range. */
 static void keys_describe_the_recipe(void)
 {
-    static const char *const names[] = {"epochs",    "batch",   "lr",       "momentum",  "decay",
-                                        "lr_policy", "lr_step", "lr_gamma", "lr_warmup", "seed",
-                                        "optimizer", "beta2",   "eps",      "shift",     "flip"};
+    static const char *const names[] = {
+        "epochs",  "batch",           "lr",        "momentum", "decay",     "lr_policy",
+        "lr_step", "lr_gamma",        "lr_warmup", "seed",     "optimizer", "beta2",
+        "eps",     "shift",           "flip",      "rotate",   "scale",     "shear",
+        "erase",   "label_smoothing", "ema"};
     CHECK(cn_train_key_count() == sizeof names / sizeof names[0]);
     CHECK(cn_train_key_at(cn_train_key_count()) == NULL);
     for (size_t i = 0; i < cn_train_key_count(); i++) {
@@ -307,6 +361,13 @@ static void set_refuses_bad_values(void)
     CHECK(refused("seed", "-1", "seed takes a whole number >= 0, not '-1'"));
     CHECK(refused("epochs", "2.5", "epochs takes a whole number from 1 to 1000000, not '2.5'"));
     CHECK(refused("momentum", "1", "momentum takes a number from 0 to 0.9999, not '1'"));
+    CHECK(refused("rotate", "200", "rotate takes a number from 0 to 180, not '200'"));
+    CHECK(refused("scale", "-0.1", "scale takes a number from 0 to 0.5, not '-0.1'"));
+    CHECK(refused("shear", "90", "shear takes a number from 0 to 60, not '90'"));
+    CHECK(refused("erase", "1.5", "erase takes a number from 0 to 1, not '1.5'"));
+    CHECK(refused("label-smoothing", "0.6",
+                  "label-smoothing takes a number from 0 to 0.5, not '0.6'"));
+    CHECK(refused("ema", "1", "ema takes a number from 0 to 0.99999, not '1'"));
     /* Malformed values, for every key. */
     static const char *const malformed[] = {"", "x", "1x", "nan", "inf", "1e999", " ", "0.5.1"};
     for (size_t i = 0; i < cn_train_key_count(); i++) {
@@ -365,6 +426,7 @@ const th_test th_recipe[] = {
     {"recipe/json_in_model_file", json_in_model_file},
     {"recipe/json_round_trip", json_round_trip},
     {"recipe/json_of_old_files", json_of_old_files},
+    {"recipe/json_has_optional_keys_when_set", json_has_optional_keys_when_set},
     {"recipe/refuses_damaged_recipes", refuses_damaged_recipes},
     {NULL, NULL},
 };

@@ -151,8 +151,13 @@ static void load_reports_missing_file(void)
 
 static void learning_rate_schedule(void)
 {
-    cn_train_opts o = {10,   64, 0.1,        0.9,   0,    CN_LR_STEP, 3, 0.5,
-                       0.25, 1,  CN_OPT_SGD, 0.999, 1e-8, 0,          0};
+    cn_train_opts o;
+    cn_train_opts_defaults(&o);
+    o.epochs = 10;
+    o.lr = 0.1;
+    o.policy = CN_LR_STEP;
+    o.lr_step = 3;
+    o.lr_gamma = 0.5;
     CHECK_NEAR(cn_train_opts_lr(&o, 0), 0.1, 0);
     CHECK_NEAR(cn_train_opts_lr(&o, 2.9), 0.1, 0);
     CHECK_NEAR(cn_train_opts_lr(&o, 3), 0.05, 1e-15);

@@ -3,6 +3,7 @@
 #include "counter_rng.h"
 #include "harness.h"
 #include "internal.h"
+#include "io/safetensors.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +19,11 @@ static void sgd_follows_the_lecture(void)
     CHECK_OK(cn_optim_init(&o, CN_OPT_SGD, be, 2));
     o.state[0] = 0.5f;
     float p[2] = {1.0f, -2.0f}, g[2] = {2.0f, 0.0f};
-    cn_train_opts opts = {1,    1, 0.1,        0.9,   0.01, CN_LR_CONST, 1, 0.1,
-                          0.25, 1, CN_OPT_SGD, 0.999, 1e-8, 0,           0};
+    cn_train_opts opts;
+    cn_train_opts_defaults(&opts);
+    opts.epochs = opts.batch = 1;
+    opts.lr = 0.1;
+    opts.decay = 0.01;
     cn_optim_step(&o, be, &opts, 0.1, 1, p, g, 2);
     CHECK_NEAR(o.state[0], 0.9 * 0.5 + 0.1 * 2, 1e-7);
     CHECK_NEAR(p[0], 1 - 0.1 * (0.65 + 0.01 * 1), 1e-7);
@@ -101,6 +105,17 @@ static const char *TINY_BN_ADAM = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses
                                   "[maxpool]\n[fc]\noutputs=8\n[batchnorm]\nmomentum=0.3\n"
                                   "[relu]\n[dropout]\nrate=0.2\n[fc]\noutputs=2\n[softmax]\n";
 
+/* Batch normalisation and dropout with the recipe's additions: a moving
+ * average of the weights, label smoothing, rotations, scaling, shears and
+ * erasing. */
+static const char *TINY_EMA = "[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
+                              "[train]\nepochs=2\nbatch=16\nlr=0.1\nmomentum=0.9\ndecay=0.001\n"
+                              "lr_policy=onecycle\nlr_warmup=0.3\nseed=5\nema=0.9\n"
+                              "label_smoothing=0.1\nrotate=10\nscale=0.1\nshear=5\nerase=0.5\n"
+                              "[conv]\nfilters=4\nsize=3\npad=1\n[batchnorm]\n[relu]\n[maxpool]\n"
+                              "[fc]\noutputs=8\n[batchnorm]\nmomentum=0.3\n[relu]\n"
+                              "[dropout]\nrate=0.2\n[fc]\noutputs=2\n[softmax]\n";
+
 static const char *recipe = NULL; /* the description tiny() builds; TINY if NULL */
 static int stop_after = 30;       /* where check_resume stops a run */
 
@@ -117,12 +132,39 @@ static cn_model *tiny(int threads, int epochs)
     return m;
 }
 
-/* Parameters, buffers, optimizer state and training state, bit for bit. */
+/* A host copy of the model's other copy of the weights (the trained ones
+ * while the net holds the average), or NULL when it keeps no average. */
+static float *other_weights(const cn_model *m)
+{
+    size_t n = m->net->n_params + m->net->n_buffers;
+    float *h = m->ema_mem ? malloc((n ? n : 1) * sizeof *h) : NULL;
+    if (h)
+        m->be->download(m->be, h, m->ema, n * sizeof *h);
+    return h;
+}
+
+/* Both keep no average, or the same one, bit for bit. */
+static int same_average(const cn_model *a, const cn_model *b)
+{
+    if (!a->ema_mem != !b->ema_mem || a->ema_live || b->ema_live)
+        return 0;
+    if (!a->ema_mem)
+        return 1;
+    float *x = other_weights(a), *y = other_weights(b);
+    size_t n = a->net->n_params + a->net->n_buffers;
+    int same = x && y && memcmp(x, y, n * sizeof *x) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* Parameters, buffers, optimizer state, training state and moving average,
+ * bit for bit. */
 static int same_model(cn_model *a, cn_model *b)
 {
     return th_same(cn_model_net(a), cn_model_net(b), CN_PARAMS) &&
            th_same(cn_model_net(a), cn_model_net(b), CN_BUFFERS) && th_same_optim(a, b) &&
-           memcmp(&a->state, &b->state, sizeof a->state) == 0;
+           memcmp(&a->state, &b->state, sizeof a->state) == 0 && same_average(a, b);
 }
 
 static void training_learns_and_is_deterministic(void)
@@ -244,6 +286,117 @@ static void resume_is_exact_with_batchnorm_and_onecycle(void)
     recipe = NULL;
 }
 
+/* A moving average of the weights (kept in the file beside the trained
+ * weights), label smoothing and every augmentation, with batch
+ * normalisation and dropout. */
+static void resume_is_exact_with_ema_smoothing_and_augmentation(void)
+{
+    recipe = TINY_EMA;
+    stop_after = 37;
+    check_resume();
+    stop_after = 30;
+    recipe = NULL;
+}
+
+/* ema = 0.9: after each step t (from 0) the network holds avg = d avg +
+ * (1 - d) w, d = min(0.9, (1 + t) / (10 + t)), of the trained weights w,
+ * the batch-normalisation statistics too, computed here in float as the
+ * backend does; the model file keeps the average under the tensors' names
+ * and the trained weights as optim.<name>.raw; loading gives both back;
+ * an evaluation during training sees the average. */
+static void ema_follows_its_formula(void)
+{
+    cn_data d = th_bars(32, 5, 8);
+    recipe = TINY_EMA;
+    cn_model *m = tiny(1, 1);
+    recipe = NULL;
+    CHECK(m);
+    cn_net *net = cn_model_net(m);
+    size_t np = net->n_params, n = np + net->n_buffers;
+    float *avg = malloc(n * sizeof *avg), *x = malloc(32 * 64 * sizeof *x);
+    CHECK(avg && x);
+    net->be->download(net->be, avg, net->params, np * sizeof *avg);
+    net->be->download(net->be, avg + np, net->buffers, net->n_buffers * sizeof *avg);
+    cn_net_prepare(net, d.pixels, 32, x);
+    for (uint64_t t = 0; t < 6; t++) {
+        double loss;
+        CHECK_OK(cn_model_step(m, x + (t % 2) * 16 * 64, d.labels + (t % 2) * 16, 16, 0.1, &loss));
+        CHECK(m->ema_mem && !m->ema_live);
+        float *w = other_weights(m); /* the trained weights, beside the average */
+        CHECK(w);
+        double warm = (1.0 + (double)t) / (10.0 + (double)t);
+        float keep = (float)(warm < 0.9 ? warm : 0.9), take = 1.0f - keep;
+        for (size_t i = 0; i < n; i++) {
+            float a = keep * avg[i];
+            float b = take * w[i];
+            avg[i] = a + b;
+        }
+        free(w);
+        float *p = th_block(net, CN_PARAMS), *b = th_block(net, CN_BUFFERS);
+        CHECK(p && b);
+        int same = memcmp(p, avg, np * sizeof *p) == 0 &&
+                   memcmp(b, avg + np, net->n_buffers * sizeof *b) == 0;
+        free(p);
+        free(b);
+        CHECK_MSG(same, "step %llu: the network's weights are not the average",
+                  (unsigned long long)t);
+    }
+    /* The trained weights have moved away from the average. */
+    float *w = other_weights(m);
+    CHECK(w && memcmp(w, avg, n * sizeof *w) != 0);
+    /* The file: the average under the names, the trained weights as raw. */
+    char *path = th_path("ema.safetensors");
+    CHECK_OK(cn_model_save(m, path));
+    cn_model *back;
+    CHECK_OK(cn_model_load(path, th_dev(1), &back));
+    CHECK(same_model(m, back));
+    cn_st_file f;
+    CHECK_OK(cn_st_open(path, &f));
+    int has = cn_st_find(&f, "conv1.weight") && cn_st_find(&f, "optim.conv1.weight.raw") &&
+              cn_st_find(&f, "optim.batchnorm1.running_var.raw") &&
+              cn_st_find(&f, "optim.conv1.weight.momentum");
+    cn_st_close(&f);
+    CHECK(has);
+    /* An evaluation from a training hook sees the average. */
+    cn_eval want, got;
+    CHECK_OK(cn_net_evaluate(net, &d, &want));
+    CHECK_OK(cn_model_ema_use(m, 1));
+    CHECK(m->ema_live && !th_same(net, cn_model_net(back), CN_PARAMS));
+    CHECK_OK(cn_model_evaluate(m, &d, &got));
+    CHECK(got.loss == want.loss && got.accuracy == want.accuracy);
+    CHECK_OK(cn_model_ema_use(m, 0));
+    CHECK(same_model(m, back));
+    cn_eval_free(&want);
+    cn_eval_free(&got);
+    /* Turned off on resume: training (which starts with this call) goes on
+     * from the trained weights, and the average is dropped. */
+    cn_model_opts(back)->ema = 0;
+    CHECK_OK(cn_model_ema_use(back, 1));
+    float *p = th_block(cn_model_net(back), CN_PARAMS);
+    CHECK(p && !back->ema_mem && memcmp(p, w, np * sizeof *p) == 0);
+    free(p);
+    free(w);
+    cn_model_free(back);
+    /* A file whose recipe asks for an average but holds no trained weights
+     * (written before it kept one): they are its weights. */
+    cn_model *plain = tiny(1, 1);
+    CHECK(plain);
+    cn_model_opts(plain)->ema = 0.9;
+    CHECK(!plain->ema_mem);
+    CHECK_OK(cn_model_save(plain, path));
+    CHECK_OK(cn_model_load(path, th_dev(1), &back));
+    float *o = other_weights(back), *q = th_block(cn_model_net(back), CN_PARAMS);
+    CHECK(o && q && memcmp(o, q, cn_model_net(back)->n_params * sizeof *o) == 0);
+    free(o);
+    free(q);
+    cn_model_free(back);
+    cn_model_free(plain);
+    free(avg);
+    free(x);
+    cn_model_free(m);
+    cn_data_free(&d);
+}
+
 /* Adam's moments and bias correction, with batch normalisation and a
  * cosine schedule. */
 static void resume_is_exact_with_batchnorm_adam_and_cosine(void)
@@ -265,9 +418,15 @@ static void adam_follows_its_formula(void)
         cn_optim o;
         CHECK_OK(cn_optim_init(&o, w ? CN_OPT_ADAMW : CN_OPT_ADAM, be, 2));
         CHECK(o.n_slots == 2 && !strcmp(o.slot_names[1], "exp_avg_sq"));
-        cn_train_opts opts = {
-            1,    1,    0.1, 0.8, 0.1, CN_LR_CONST, 1, 0.1, 0.25, 1, w ? CN_OPT_ADAMW : CN_OPT_ADAM,
-            0.95, 1e-3, 0,   0};
+        cn_train_opts opts;
+        cn_train_opts_defaults(&opts);
+        opts.epochs = opts.batch = 1;
+        opts.lr = 0.1;
+        opts.momentum = 0.8;
+        opts.decay = 0.1;
+        opts.optimizer = w ? CN_OPT_ADAMW : CN_OPT_ADAM;
+        opts.beta2 = 0.95;
+        opts.eps = 1e-3;
         float p[2] = {1.0f, -2.0f};
         double q[2] = {1.0, -2.0}, m[2] = {0}, v[2] = {0};
         const float g[3][2] = {{0.5f, -1.0f}, {0.25f, 0.0f}, {-1.0f, 2.0f}};
@@ -333,13 +492,14 @@ static void augmentation_moves_pixels(void)
     for (int i = 0; i < 60; i++)
         orig[i] = (uint8_t)(i + 1);
     int seen_shift = 0, seen_flip = 0;
+    const cn_aug moves = {2, 1, 0, 0, 0, 0}, none = {0, 0, 0, 0, 0, 0};
     for (uint64_t seed = 0; seed < 40; seed++) {
         memcpy(pix, orig, 60);
         /* Sample 3 of a batch: its own generator, seeded by the step's seed
          * and its place in the global batch. */
         cn_rng copy;
         cn_rng_seed(&copy, cn_step_seed(seed, 3));
-        cn_augment(pix, 1, s, 2, 1, seed, 3, tmp);
+        cn_augment(pix, 1, s, &moves, seed, 3, tmp);
         /* the same draws as cn_augment */
         long dy = (long)cn_rng_below(&copy, 5) - 2, dx = (long)cn_rng_below(&copy, 5) - 2;
         int mirror = (int)(cn_rng_next(&copy) >> 63);
@@ -357,8 +517,59 @@ static void augmentation_moves_pixels(void)
     }
     CHECK(seen_shift && seen_flip);
     memcpy(pix, orig, 60); /* nothing asked: nothing changes */
-    cn_augment(pix, 1, s, 0, 0, 1, 0, tmp);
+    cn_augment(pix, 1, s, &none, 1, 0, tmp);
     CHECK(memcmp(pix, orig, 60) == 0);
+}
+
+/* Label smoothing eps: a training step's loss is the cross-entropy against
+ * (1 - eps) onehot + eps / classes (computed here from the network's
+ * probabilities), its update differs from the plain loss's, and evaluation
+ * afterwards reports the plain negative log-likelihood. */
+static void label_smoothing_trains_only(void)
+{
+    cn_data d = th_bars(16, 4, 6);
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n"
+                            "[train]\nlabel_smoothing=0.2\nbatch=16\n"
+                            "[fc]\noutputs=8\n[tanh]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m, *plain;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
+    cn_train_opts o = *cn_model_opts(m);
+    o.label_smoothing = 0;
+    CHECK_OK(cn_model_create(spec, &o, th_dev(1), &plain));
+    cn_spec_free(spec);
+    cn_net *net = cn_model_net(m);
+    float x[16 * 36], y[16 * 3];
+    cn_net_prepare(net, d.pixels, 16, x);
+    CHECK_OK(cn_net_forward(net, x, 16, 1));
+    CHECK_OK(cn_net_get_output(net, y));
+    double smoothed = 0, nll = 0;
+    for (size_t s = 0; s < 16; s++)
+        for (size_t j = 0; j < 3; j++) {
+            double hot = j == (size_t)d.labels[s], q = 0.8 * hot + 0.2 / 3;
+            smoothed -= q * log((double)y[s * 3 + j]) / 16;
+            nll -= hot * log((double)y[s * 3 + j]) / 16;
+        }
+    double loss, loss_plain;
+    CHECK_OK(cn_model_step(m, x, d.labels, 16, 0.5, &loss));
+    CHECK_OK(cn_model_step(plain, x, d.labels, 16, 0.5, &loss_plain));
+    CHECK_NEAR(loss, smoothed, 1e-5 * smoothed);
+    CHECK_NEAR(loss_plain, nll, 1e-5 * nll);
+    CHECK(fabs(smoothed - nll) > 1e-3);
+    CHECK(!th_same(net, cn_model_net(plain), CN_PARAMS)); /* another gradient, another step */
+    /* Evaluation after it: the plain loss of the new weights. */
+    CHECK_OK(cn_net_forward(net, x, 16, 0));
+    CHECK_OK(cn_net_get_output(net, y));
+    nll = 0;
+    for (size_t s = 0; s < 16; s++)
+        nll -= log((double)y[s * 3 + (size_t)d.labels[s]]) / 16;
+    cn_eval ev;
+    CHECK_OK(cn_net_evaluate(net, &d, &ev));
+    CHECK_NEAR(ev.loss, nll, 1e-5 * nll);
+    cn_eval_free(&ev);
+    cn_model_free(m);
+    cn_model_free(plain);
+    cn_data_free(&d);
 }
 
 /* lr * decay = 50 > 2: each step multiplies the weights by about -49, so they
@@ -531,9 +742,13 @@ const th_test th_train[] = {
      resume_is_exact_with_batchnorm_and_onecycle},
     {"train/resume_is_exact_with_batchnorm_adam_and_cosine",
      resume_is_exact_with_batchnorm_adam_and_cosine},
+    {"train/resume_is_exact_with_ema_smoothing_and_augmentation",
+     resume_is_exact_with_ema_smoothing_and_augmentation},
+    {"train/ema_follows_its_formula", ema_follows_its_formula},
     {"train/adam_follows_its_formula", adam_follows_its_formula},
     {"train/augmentation_moves_pixels", augmentation_moves_pixels},
     {"train/channel_normalisation", channel_normalisation},
+    {"train/label_smoothing_trains_only", label_smoothing_trains_only},
     {"train/divergence_is_reported", divergence_is_reported},
     {"train/refuses_mismatched_data", refuses_mismatched_data},
     {"train/kernel_sets_agree", kernel_sets_agree},

@@ -399,6 +399,41 @@ static void filter_grid(void)
     cn_spec_free(spec);
 }
 
+/* A labelled grid of images (viz --augment's): each 4 x 5 image enlarged
+ * ceil(56 / 5) = 12 times behind a 110-pixel label column, 3 pixels
+ * between; the labels are drawn (dark pixels in the column). */
+static void image_grid(void)
+{
+    const cn_shape s = {1, 4, 5};
+    uint8_t pix[6 * 20];
+    for (int i = 0; i < 6 * 20; i++)
+        pix[i] = (uint8_t)(i * 2 + 1);
+    const char *labels[2] = {"as they are", "rotate 10"};
+    cn_image img;
+    CHECK_OK(cn_vis_grid(pix, s, 2, 3, labels, &img));
+    int tw = 60, th = 48;
+    CHECK_MSG(img.w == 110 + 3 * (tw + 3) + 3 && img.h == 2 * (th + 3) + 3 && img.c == 3, "%dx%d",
+              img.w, img.h);
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 3; j++)
+            for (int y = 0; y < 4; y++)
+                for (int x = 0; x < 5; x++) {
+                    int v = pix[(r * 3 + j) * 20 + y * 5 + x];
+                    int px0 = 110 + 3 + j * (tw + 3) + x * 12 + 5,
+                        py0 = 3 + r * (th + 3) + y * 12 + 5;
+                    CHECK_MSG(is_rgb(&img, px0, py0, v, v, v), "image %d, pixel (%d, %d)",
+                              r * 3 + j, y, x);
+                }
+    int dark = 0;
+    for (int y = 0; y < img.h; y++)
+        for (int x = 0; x < 108; x++)
+            dark += px(&img, x, y)[0] < 128;
+    CHECK(dark > 20);
+    cn_image_free(&img);
+    CHECK_ERR(cn_vis_grid(pix, (cn_shape){2, 4, 5}, 1, 1, NULL, &img), CN_ERR_ARG);
+    CHECK_ERR(cn_vis_grid(pix, s, 0, 3, NULL, &img), CN_ERR_ARG);
+}
+
 /* Colour filters: the red, green and blue planes of the weights. */
 static void colour_filters(void)
 {
@@ -631,6 +666,7 @@ const th_test th_vis[] = {
     {"vis/blank_pictures", blank_pictures},
     {"vis/crop_and_stretch", crop_and_stretch},
     {"vis/filter_grid", filter_grid},
+    {"vis/image_grid", image_grid},
     {"vis/colour_filters", colour_filters},
     {"vis/feature_maps", feature_maps},
     {"vis/top_images", top_images},

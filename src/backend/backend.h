@@ -17,6 +17,7 @@
 #ifndef CN_BACKEND_H
 #define CN_BACKEND_H
 
+#include "augment.h"
 #include "convnet.h"
 
 #include <stddef.h>
@@ -183,25 +184,33 @@ struct cn_backend {
                               size_t hw, const float *norm, float *x);
     /* A training batch from a data set already in the backend's memory, so
      * that only the indices travel each step: pix (n, s) = the samples
-     * idx[0, n) of data (N, s), each moved and mirrored as cn_augment
-     * (train.c) moves it, with the draws of cn_step_seed(seed, first + i),
-     * then x = input_from_pixels(pix).  The same bits as gathering,
-     * augmenting and preparing on the host.  idx is backend memory too. */
+     * idx[0, n) of data (N, s), each augmented as cn_augment (train.c)
+     * augments it (augment.h's draws and pixels, with cn_step_seed(seed,
+     * first + i)), then x = input_from_pixels(pix).  The same bits as
+     * gathering, augmenting and preparing on the host.  idx is backend
+     * memory too. */
     void (*gather_pixels)(const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n,
-                          cn_shape s, int shift, int flip, uint64_t seed, uint64_t first,
-                          const float *norm, uint8_t *pix, float *x);
+                          cn_shape s, cn_aug aug, uint64_t seed, uint64_t first, const float *norm,
+                          uint8_t *pix, float *x);
     /* Row-wise softmax of x (rows, cols), computed stably. */
     void (*softmax)(const cn_backend *be, const float *x, float *y, size_t rows, size_t cols);
-    /* Gradient of the mean negative log-likelihood with respect to the
-     * softmax input: dx = (y - onehot(labels)) / rows. */
+    /* Gradient of the mean cross-entropy against the smoothed target q =
+     * (1 - smooth) onehot(labels) + smooth / cols with respect to the
+     * softmax input: dx = (y - q) / rows, computed as y / rows - (smooth /
+     * cols) / rows, less (1 - smooth) / rows at the label (smooth = 0: the
+     * negative log-likelihood's (y - onehot) / rows, the same bits). */
     void (*softmax_nll_bwd)(const cn_backend *be, const float *y, const int32_t *labels,
-                            size_t rows, size_t cols, float *dx);
+                            size_t rows, size_t cols, float smooth, float *dx);
     /* Per row r of the logits z (rows, cols) and their softmax y: loss[r] =
-     * log sum_j e^z[r][j] - z[r][labels[r]] (in double, stably), best[r] the
-     * first column of the largest y[r] and best_p[r] that y.  best and
-     * best_p may be NULL. */
+     * sum_j q_j (lse - z[r][j]) with lse = log sum_j e^z[r][j] and q the
+     * smoothed target above, that is lse - (1 - smooth) z[r][labels[r]] -
+     * (smooth / cols) sum_j z[r][j] (in double, stably; smooth = 0: lse -
+     * z[r][labels[r]], the negative log-likelihood); best[r] the first
+     * column of the largest y[r] and best_p[r] that y.  best and best_p may
+     * be NULL. */
     void (*nll_rows)(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                     size_t rows, size_t cols, double *loss, int32_t *best, float *best_p);
+                     size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                     float *best_p);
 
     /* --------------------------------------------------------- optimizers */
 
@@ -215,6 +224,11 @@ struct cn_backend {
      * c1, c2. */
     void (*adam)(const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
                  const float hyper[8]);
+    /* The exponential moving average of count values: avg = keep avg +
+     * (1 - keep) x, with 1 - keep rounded to a float first and each product
+     * and the sum rounded once (no fused multiply-add): the same bits on
+     * every device. */
+    void (*ema)(const cn_backend *be, float *avg, const float *x, size_t count, float keep);
     /* How many of x[0, count) are NaN or infinite (a result on the host). */
     size_t (*count_nonfinite)(const cn_backend *be, const float *x, size_t count);
     /* Figures of x (rows, units, size) for the doctor, on the host in out:

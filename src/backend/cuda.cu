@@ -7,7 +7,8 @@
  * op; the CPU's reference kernels (kernels/plain.c, kernels/elementwise.c,
  * kernels/window.c, kernels/conv_ref.c) are what this file is checked
  * against (tests/test_cuda.c).  What matches the CPU bit for bit: dropout's
- * masks (the same counter generator, counter_rng.h), the input's
+ * masks (the same counter generator, counter_rng.h), the augmentation of
+ * training batches (augment.h's integer arithmetic), the input's
  * preparation, pooling, and the choices of maximum (the first in the
  * window).  What matches to rounding: the rest (sums in another order).
  *
@@ -412,6 +413,22 @@ static void cu_scale(const cn_backend *be, float *x, float alpha, size_t count)
         return;
     k_scale<<<blocks(count), T, 0, g->stream>>>(x, alpha, count);
     LAUNCHED(g, "scale");
+}
+
+/* avg = keep avg + take x, each product and the sum rounded once (the CPU's
+ * plain kernel, bit for bit). */
+__global__ static void k_ema(float *avg, const float *x, size_t n, float keep, float take)
+{
+    FOR_EACH(i, n) avg[i] = __fadd_rn(__fmul_rn(keep, avg[i]), __fmul_rn(take, x[i]));
+}
+
+static void cu_ema(const cn_backend *be, float *avg, const float *x, size_t count, float keep)
+{
+    cn_cuda *g = cu(be);
+    if (!count)
+        return;
+    k_ema<<<blocks(count), T, 0, g->stream>>>(avg, x, count, keep, 1.0f - keep);
+    LAUNCHED(g, "ema");
 }
 
 /* -------------------------------------------------------------- convolution */
@@ -1049,76 +1066,28 @@ static void cu_input_from_pixels(const cn_backend *be, const uint8_t *pix, size_
     LAUNCHED(g, "input_from_pixels");
 }
 
-/* The library's generator (src/rng.c: xoshiro256** seeded through
- * splitmix64), on the device, for the draws of cn_augment (src/train.c);
- * tests/test_cuda.c checks that they give the host's bits. */
-typedef struct dev_rng {
-    uint64_t s[4];
-} dev_rng;
-
-__device__ static uint64_t rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-__device__ static void rng_seed(dev_rng *r, uint64_t seed)
-{
-    uint64_t z = seed;
-    for (int i = 0; i < 4; i++) {
-        z += 0x9e3779b97f4a7c15ULL;
-        uint64_t v = z;
-        v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        v = (v ^ (v >> 27)) * 0x94d049bb133111ebULL;
-        r->s[i] = v ^ (v >> 31);
-    }
-}
-
-__device__ static uint64_t rng_next(dev_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl64(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl64(s[3], 45);
-    return result;
-}
-
-__device__ static uint64_t rng_below(dev_rng *r, uint64_t n)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n, v;
-    do {
-        v = rng_next(r);
-    } while (v >= limit);
-    return v % n;
-}
-
-/* One thread per pixel of the batch: its sample's move (drawn again by each
- * of its threads: a few integer operations), the source pixel, and the
- * prepared value (as k_pixels). */
+/* One thread per pixel of the batch: its sample's draws (made again by
+ * each of its threads: augment.h's integer arithmetic, the host's bits),
+ * its pixel, and the prepared value (as k_pixels). */
 __global__ static void k_gather(const uint8_t *data, const uint32_t *idx, size_t n, cn_shape s,
-                                int shift, int flip, uint64_t seed, uint64_t first,
-                                const float *norm, uint8_t *pix, float *x)
+                                cn_aug aug, uint64_t seed, uint64_t first, const float *norm,
+                                uint8_t *pix, float *x)
 {
     size_t hw = s.h * s.w, size = s.c * hw;
+    int on = cn_aug_any(&aug);
     FOR_EACH(t, n * size)
     {
         size_t i = t / size, within = t % size, c = within / hw;
-        long y = (long)(within % hw / s.w), xx = (long)(within % s.w);
-        long dy = 0, dx = 0;
-        int mirror = 0;
-        if (shift || flip) {
-            dev_rng r;
-            rng_seed(&r, cn_step_seed(seed, first + i));
-            dy = shift ? (long)rng_below(&r, 2 * (uint64_t)shift + 1) - shift : 0;
-            dx = shift ? (long)rng_below(&r, 2 * (uint64_t)shift + 1) - shift : 0;
-            mirror = flip && (rng_next(&r) >> 63);
+        const uint8_t *plane = data + (size_t)idx[i] * size + c * hw;
+        uint8_t v;
+        if (on) {
+            cn_aug_draw d;
+            cn_aug_draw_for(&aug, (int64_t)s.h, (int64_t)s.w, seed, first + i, &d);
+            v = cn_aug_pixel(plane, (int64_t)s.h, (int64_t)s.w, &d, (int64_t)(within % hw / s.w),
+                             (int64_t)(within % s.w));
+        } else {
+            v = plane[within % hw];
         }
-        long sy = y - dy, sx = xx - dx;
-        if (mirror)
-            sx = (long)s.w - 1 - sx;
-        int in = sy >= 0 && sy < (long)s.h && sx >= 0 && sx < (long)s.w;
-        uint8_t v = in ? data[(size_t)idx[i] * size + c * hw + (size_t)sy * s.w + (size_t)sx] : 0;
         pix[t] = v;
         float scale = 1.0f / __fmul_rn(255.0f, norm[s.c + c]), sh = norm[c] / norm[s.c + c];
         x[t] = __fsub_rn(__fmul_rn((float)v, scale), sh);
@@ -1126,15 +1095,14 @@ __global__ static void k_gather(const uint8_t *data, const uint32_t *idx, size_t
 }
 
 static void cu_gather_pixels(const cn_backend *be, const uint8_t *data, const uint32_t *idx,
-                             size_t n, cn_shape s, int shift, int flip, uint64_t seed,
-                             uint64_t first, const float *norm, uint8_t *pix, float *x)
+                             size_t n, cn_shape s, cn_aug aug, uint64_t seed, uint64_t first,
+                             const float *norm, uint8_t *pix, float *x)
 {
     cn_cuda *g = cu(be);
     size_t count = n * s.c * s.h * s.w;
     if (!count)
         return;
-    k_gather<<<blocks(count), T, 0, g->stream>>>(data, idx, n, s, shift, flip, seed, first, norm,
-                                                 pix, x);
+    k_gather<<<blocks(count), T, 0, g->stream>>>(data, idx, n, s, aug, seed, first, norm, pix, x);
     LAUNCHED(g, "gather_pixels");
 }
 
@@ -1168,30 +1136,34 @@ static void cu_softmax(const cn_backend *be, const float *x, float *y, size_t ro
     LAUNCHED(g, "softmax");
 }
 
+/* dx = y / rows - off, less on at the label (off and on from the smoothing,
+ * computed once on the host as the CPU computes them). */
 __global__ static void k_softmax_nll_bwd(const float *y, const int32_t *labels, size_t rows,
-                                         size_t cols, float inv, float *dx)
+                                         size_t cols, float inv, float off, float on, float *dx)
 {
     FOR_EACH(t, rows * cols)
     {
-        float v = __fmul_rn(y[t], inv);
-        dx[t] = (size_t)labels[t / cols] == t % cols ? __fsub_rn(v, inv) : v;
+        float v = __fsub_rn(__fmul_rn(y[t], inv), off);
+        dx[t] = (size_t)labels[t / cols] == t % cols ? __fsub_rn(v, on) : v;
     }
 }
 
 static void cu_softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
-                               size_t rows, size_t cols, float *dx)
+                               size_t rows, size_t cols, float smooth, float *dx)
 {
     cn_cuda *g = cu(be);
     if (!rows || !cols)
         return;
-    k_softmax_nll_bwd<<<blocks(rows * cols), T, 0, g->stream>>>(y, labels, rows, cols,
-                                                                1.0f / (float)rows, dx);
+    float inv = 1.0f / (float)rows;
+    float off = smooth / (float)cols * inv, on = (1.0f - smooth) * inv;
+    k_softmax_nll_bwd<<<blocks(rows * cols), T, 0, g->stream>>>(y, labels, rows, cols, inv, off,
+                                                                on, dx);
     LAUNCHED(g, "softmax_nll_bwd");
 }
 
 __global__ static void k_nll_rows(const float *z, const float *y, const int32_t *labels,
-                                  size_t rows, size_t cols, double *loss, int32_t *best,
-                                  float *best_p)
+                                  size_t rows, size_t cols, float smooth, double *loss,
+                                  int32_t *best, float *best_p)
 {
     FOR_EACH(r, rows)
     {
@@ -1199,10 +1171,16 @@ __global__ static void k_nll_rows(const float *z, const float *y, const int32_t 
         float mx = row[0];
         for (size_t j = 1; j < cols; j++)
             mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
+        double sum = 0.0, all = 0.0;
         for (size_t j = 0; j < cols; j++)
             sum += exp((double)row[j] - mx);
         loss[r] = log(sum) - ((double)row[labels[r]] - mx);
+        if (smooth != 0.0f) {
+            for (size_t j = 0; j < cols; j++)
+                all += (double)row[j] - mx;
+            loss[r] = log(sum) - (1.0 - (double)smooth) * ((double)row[labels[r]] - mx) -
+                      (double)smooth / (double)cols * all;
+        }
         size_t arg = 0;
         for (size_t j = 1; j < cols; j++)
             if (p[j] > p[arg])
@@ -1215,12 +1193,14 @@ __global__ static void k_nll_rows(const float *z, const float *y, const int32_t 
 }
 
 static void cu_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                        size_t rows, size_t cols, double *loss, int32_t *best, float *best_p)
+                        size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                        float *best_p)
 {
     cn_cuda *g = cu(be);
     if (!rows || !cols)
         return;
-    k_nll_rows<<<blocks(rows), T, 0, g->stream>>>(z, y, labels, rows, cols, loss, best, best_p);
+    k_nll_rows<<<blocks(rows), T, 0, g->stream>>>(z, y, labels, rows, cols, smooth, loss, best,
+                                                  best_p);
     LAUNCHED(g, "nll_rows");
 }
 
@@ -1506,6 +1486,7 @@ extern "C" cn_status cn_cuda_create(int index, cn_backend **out)
     be->nll_rows = cu_nll_rows;
     be->sgd = cu_sgd;
     be->adam = cu_adam;
+    be->ema = cu_ema;
     be->count_nonfinite = cu_count_nonfinite;
     be->stats = cu_stats;
     *out = be;

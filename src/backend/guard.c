@@ -190,19 +190,18 @@ GUARD(input_from_pixels,
       (be, pix, n, c, hw, norm, x))
 GUARD(gather_pixels,
       (const cn_backend *be, const uint8_t *data, const uint32_t *idx, size_t n, cn_shape s,
-       int shift, int flip, uint64_t seed, uint64_t first, const float *norm, uint8_t *pix,
-       float *x),
-      (be, data, idx, n, s, shift, flip, seed, first, norm, pix, x))
+       cn_aug aug, uint64_t seed, uint64_t first, const float *norm, uint8_t *pix, float *x),
+      (be, data, idx, n, s, aug, seed, first, norm, pix, x))
 GUARD(softmax, (const cn_backend *be, const float *x, float *y, size_t rows, size_t cols),
       (be, x, y, rows, cols))
 GUARD(softmax_nll_bwd,
       (const cn_backend *be, const float *y, const int32_t *labels, size_t rows, size_t cols,
-       float *dx),
-      (be, y, labels, rows, cols, dx))
+       float smooth, float *dx),
+      (be, y, labels, rows, cols, smooth, dx))
 GUARD(nll_rows,
       (const cn_backend *be, const float *z, const float *y, const int32_t *labels, size_t rows,
-       size_t cols, double *loss, int32_t *best, float *best_p),
-      (be, z, y, labels, rows, cols, loss, best, best_p))
+       size_t cols, float smooth, double *loss, int32_t *best, float *best_p),
+      (be, z, y, labels, rows, cols, smooth, loss, best, best_p))
 GUARD(sgd,
       (const cn_backend *be, size_t n, float *theta, const float *g, float *m, float lr, float mu,
        float lambda),
@@ -211,6 +210,9 @@ GUARD(adam,
       (const cn_backend *be, size_t n, float *theta, const float *g, float *m, float *v,
        const float hyper[8]),
       (be, n, theta, g, m, v, hyper))
+
+GUARD(ema, (const cn_backend *be, float *avg, const float *x, size_t count, float keep),
+      (be, avg, x, count, keep))
 
 static size_t g_count_nonfinite(const cn_backend *be, const float *x, size_t count)
 {
@@ -277,6 +279,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->nll_rows = g_nll_rows;
     be->sgd = g_sgd;
     be->adam = g_adam;
+    be->ema = g_ema;
     be->count_nonfinite = g_count_nonfinite;
     be->stats = g_stats;
     return 0;

@@ -57,6 +57,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->nll_rows = cn_plain_nll_rows;
     be->sgd = sgd;
     be->adam = adam;
+    be->ema = cn_plain_ema;
     be->count_nonfinite = count_nonfinite;
     be->stats = stats;
 }

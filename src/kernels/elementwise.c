@@ -180,14 +180,15 @@ static void bias_grad(const cn_backend *be, const float *dy, size_t n, size_t m,
 }
 
 static void softmax_nll_bwd(const cn_backend *be, const float *y, const int32_t *labels,
-                            size_t rows, size_t cols, float *dx)
+                            size_t rows, size_t cols, float smooth, float *dx)
 {
     (void)be;
     float inv = 1.0f / (float)rows;
+    float off = smooth / (float)cols * inv, on = (1.0f - smooth) * inv;
     for (size_t r = 0; r < rows; r++) {
         for (size_t j = 0; j < cols; j++)
-            dx[r * cols + j] = y[r * cols + j] * inv;
-        dx[r * cols + (size_t)labels[r]] -= inv;
+            dx[r * cols + j] = y[r * cols + j] * inv - off;
+        dx[r * cols + (size_t)labels[r]] -= on;
     }
 }
 

@@ -91,48 +91,29 @@ void cn_plain_input_from_pixels(const cn_backend *be, const uint8_t *pix, size_t
     cn_pixels_to_input(pix, n, c, hw, norm, x);
 }
 
-/* Sample i's move, from its own generator: dy and dx in [-shift, shift],
- * then whether it is mirrored; in cn_augment's order of draws. */
-static void draws(uint64_t seed, uint64_t at, int shift, int flip, long *dy, long *dx, int *mirror)
-{
-    cn_rng rng;
-    cn_rng_seed(&rng, cn_step_seed(seed, at));
-    *dy = shift ? (long)cn_rng_below(&rng, 2 * (uint64_t)shift + 1) - shift : 0;
-    *dx = shift ? (long)cn_rng_below(&rng, 2 * (uint64_t)shift + 1) - shift : 0;
-    *mirror = flip && (cn_rng_next(&rng) >> 63);
-}
-
 void cn_plain_gather_pixels(const cn_backend *be, const uint8_t *data, const uint32_t *idx,
-                            size_t n, cn_shape s, int shift, int flip, uint64_t seed,
-                            uint64_t first, const float *norm, uint8_t *pix, float *x)
+                            size_t n, cn_shape s, cn_aug aug, uint64_t seed, uint64_t first,
+                            const float *norm, uint8_t *pix, float *x)
 {
     size_t hw = s.h * s.w, size = s.c * hw;
+    int on = cn_aug_any(&aug);
     for (size_t i = 0; i < n; i++) {
         const uint8_t *src = data + (size_t)idx[i] * size;
         uint8_t *out = pix + i * size;
-        long dy = 0, dx = 0;
-        int mirror = 0;
-        if (shift || flip)
-            draws(seed, first + i, shift, flip, &dy, &dx, &mirror);
-        /* Output (y, x) reads (y - dy, x - dx), mirrored: zero outside. */
-        for (size_t c = 0; c < s.c; c++)
-            for (long y = 0; y < (long)s.h; y++) {
-                long sy = y - dy;
-                for (long xx = 0; xx < (long)s.w; xx++) {
-                    long sx = xx - dx;
-                    if (mirror)
-                        sx = (long)s.w - 1 - sx;
-                    int in = sy >= 0 && sy < (long)s.h && sx >= 0 && sx < (long)s.w;
-                    out[c * hw + (size_t)y * s.w + (size_t)xx] =
-                        in ? src[c * hw + (size_t)sy * s.w + (size_t)sx] : 0;
-                }
-            }
+        if (!on) {
+            memcpy(out, src, size);
+            continue;
+        }
+        cn_aug_draw d;
+        cn_aug_draw_for(&aug, (int64_t)s.h, (int64_t)s.w, seed, first + i, &d);
+        cn_aug_sample(src, out, (int64_t)s.c, (int64_t)s.h, (int64_t)s.w, &d);
     }
     cn_plain_input_from_pixels(be, pix, n, s.c, hw, norm, x);
 }
 
 void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, const int32_t *labels,
-                       size_t rows, size_t cols, double *loss, int32_t *best, float *best_p)
+                       size_t rows, size_t cols, float smooth, double *loss, int32_t *best,
+                       float *best_p)
 {
     (void)be;
     for (size_t r = 0; r < rows; r++) {
@@ -140,10 +121,16 @@ void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, con
         float mx = row[0];
         for (size_t j = 1; j < cols; j++)
             mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
+        double sum = 0.0, all = 0.0;
         for (size_t j = 0; j < cols; j++)
             sum += exp((double)row[j] - mx);
         loss[r] = log(sum) - ((double)row[labels[r]] - mx);
+        if (smooth != 0.0f) { /* lse - (1 - s) z_label - (s / cols) sum z, from mx */
+            for (size_t j = 0; j < cols; j++)
+                all += (double)row[j] - mx;
+            loss[r] = log(sum) - (1.0 - (double)smooth) * ((double)row[labels[r]] - mx) -
+                      (double)smooth / (double)cols * all;
+        }
         size_t arg = 0;
         for (size_t j = 1; j < cols; j++)
             if (p[j] > p[arg])
@@ -153,6 +140,14 @@ void cn_plain_nll_rows(const cn_backend *be, const float *z, const float *y, con
         if (best_p)
             best_p[r] = p[arg];
     }
+}
+
+void cn_plain_ema(const cn_backend *be, float *avg, const float *x, size_t count, float keep)
+{
+    (void)be;
+    float take = 1.0f - keep;
+    for (size_t i = 0; i < count; i++)
+        avg[i] = keep * avg[i] + take * x[i];
 }
 
 size_t cn_plain_count_nonfinite(const cn_backend *be, const float *x, size_t count)

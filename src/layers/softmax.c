@@ -1,6 +1,8 @@
 /* softmax.c - the loss layer: softmax y_i = e^{x_i} / sum_j e^{x_j} over the
  * flattened input, with the mean negative log-likelihood of the true class
- * as the loss.  Backward starts here: dx = (y - onehot(label)) / n. */
+ * as the loss, or in training with label smoothing eps (ctx->smooth) the
+ * cross-entropy against q = (1 - eps) onehot(label) + eps / classes.
+ * Backward starts here: dx = (y - q) / n. */
 #include "internal.h"
 
 static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
@@ -22,7 +24,7 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
     (void)x;
     (void)dy;
     if (dx)
-        ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, dx);
+        ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, ctx->smooth, dx);
 }
 
 const cn_layer_ops cn_softmax_ops = {

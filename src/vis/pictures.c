@@ -200,6 +200,50 @@ static cn_status labelled_rows(size_t rows, size_t channels, int w, int th, int 
     return canvas_finish(cs, out);
 }
 
+cn_status cn_vis_grid(const uint8_t *pixels, cn_shape in, size_t rows, size_t cols,
+                      const char *const *labels, cn_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (rows == 0 || cols == 0 || rows > 4096 || cols > 4096 || (in.c != 1 && in.c != 3))
+        return cn_fail(CN_ERR_ARG,
+                       "a grid of %zu x %zu images of %zu channels: 1 to 4096 rows and "
+                       "columns of 1 or 3 channels",
+                       rows, cols, in.c);
+    size_t sz = in.c * in.h * in.w;
+    int s = enlarge(in.h > in.w ? in.h : in.w, 56);
+    int tw = s * (int)in.w, th = s * (int)in.h, gap = 3, label = labels ? 110 : 0;
+    int w = label + (int)cols * (tw + gap) + gap, h = (int)rows * (th + gap) + gap;
+    cairo_surface_t *cs = canvas_new(w, h);
+    if (!cs)
+        return cn_fail(CN_ERR_NOMEM, "out of memory for a %dx%d picture", w, h);
+    cairo_t *cr = cairo_create(cs);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    for (size_t r = 0; labels && r < rows; r++)
+        if (labels[r])
+            draw_text(cr, label - 6, gap + (double)r * (th + gap) + th / 2.0, 12, 1.0, 0.5,
+                      labels[r]);
+    cairo_destroy(cr);
+    cn_image canvas;
+    cn_status st = canvas_finish(cs, &canvas);
+    if (st)
+        return st;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++) {
+            const uint8_t *p = pixels + (r * cols + j) * sz;
+            int x0 = label + gap + (int)j * (tw + gap), y0 = gap + (int)r * (th + gap);
+            for (int yy = 0; yy < th; yy++)
+                for (int xx = 0; xx < tw; xx++)
+                    for (int c = 0; c < 3; c++) {
+                        size_t plane = in.c == 3 ? (size_t)c : 0;
+                        canvas.px[((size_t)(y0 + yy) * (size_t)w + (size_t)(x0 + xx)) * 3 +
+                                  (size_t)c] =
+                            p[plane * in.h * in.w + (size_t)(yy / s) * in.w + (size_t)(xx / s)];
+                    }
+        }
+    *out = canvas;
+    return CN_OK;
+}
+
 cn_status cn_vis_units(const cn_data *data, const cn_unit *units, size_t channels, size_t k,
                        cn_image *out)
 {
