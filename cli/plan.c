@@ -348,8 +348,9 @@ static void print_memory(const cn_plan *p, const counts *c)
     printf("\nmemory\n");
     printf("  weights and buffers    %12s%s\n", mib(p->weights, b, sizeof b), dev);
     printf("  gradients              %12s%s\n", mib(p->gradients, b, sizeof b), dev);
-    printf("  optimizer state        %12s%s  (%s)\n", mib(p->optimizer, b, sizeof b), dev,
-           cn_optimizer_name(p->recipe.optimizer));
+    printf("  optimizer state        %12s%s  (%s%s)\n", mib(p->optimizer, b, sizeof b), dev,
+           cn_optimizer_name(p->recipe.optimizer),
+           p->recipe.ema > 0 ? ", and the weights' moving average" : "");
     printf("  activations            %12s%s  (%zu images; backward's buffers too)\n",
            mib(p->activations, b, sizeof b), dev, p->net_batch);
     printf("  scratch                %12s%s\n", mib(p->scratch, b, sizeof b), dev);

@@ -141,6 +141,12 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
     p->weights = by[CN_MEM_WEIGHTS];
     p->gradients = by[CN_MEM_GRADS];
     p->optimizer = opt ? opt : sizeof(float); /* as cn_optim_init asks */
+    /* [train] ema: the average and room to swap it with the trained weights
+     * (cn_model_ema_use), two blocks of parameters and buffers */
+    if (o->ema > 0)
+        p->optimizer =
+            SUM(p->optimizer,
+                cn_mul(cn_add(cn_mul(2, cn_add(net->n_params, net->n_buffers)), 1), sizeof(float)));
     p->activations = by[CN_MEM_ACT];
     p->scratch = by[CN_MEM_SCRATCH];
     p->io = by[CN_MEM_IO];
@@ -175,7 +181,9 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
         for (size_t t = 0; t < l->n_bt; t++)
             saved += l->bt[t].count;
     }
-    size_t checkpoint = cn_mul(cn_add(saved, cn_mul(trained, 1 + slots)), sizeof(float));
+    /* with ema, the trained weights go into the file too (optim.NAME.raw) */
+    size_t copies = 1 + slots + (o->ema > 0);
+    size_t checkpoint = cn_mul(cn_add(saved, cn_mul(trained, copies)), sizeof(float));
     size_t answers = k * k * sizeof(size_t), val = val_n ? val_n * 12 + answers : 0;
     p->transient = checkpoint > val ? checkpoint : val;
     size_t host_model = p->host_memory ? p->model : 0;

@@ -142,6 +142,22 @@ static void model_takes_what_the_plan_says(void)
         CHECK_MSG(off >= 0 && off <= 4096.0 * 64 + 0.002 * (double)want,
                   "net %zu: took %zu, planned %zu", k, took, want);
         cn_model_free(m);
+        /* [train] ema: the average, made when training starts, is planned */
+        o.ema = 0.999;
+        cn_plan_opts po = {&o, &dev, 0, 0, 0, 0, 0};
+        cn_plan *pe = NULL;
+        CHECK_OK(cn_plan_training(spec, &po, &pe));
+        before = heap_bytes();
+        CHECK_OK(cn_model_create(spec, &o, &dev, &m));
+        CHECK_OK(cn_model_ema_use(m, 1));
+        took = heap_bytes() - before, want = pe->model + pe->host_arrays;
+        off = (double)took - (double)want;
+        printf("    net %zu with ema: the model took %zu bytes, the plan says %zu (%+.0f)\n", k,
+               took, want, off);
+        CHECK_MSG(off >= 0 && off <= 4096.0 * 64 + 0.002 * (double)want && pe->model > p->model,
+                  "net %zu with ema: took %zu, planned %zu", k, took, want);
+        cn_model_free(m);
+        cn_plan_free(pe);
         cn_plan_free(p);
         cn_spec_free(spec);
     }
