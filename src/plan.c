@@ -413,23 +413,33 @@ cn_status cn_plan_roofline(cn_plan *p)
 
 /* -------------------------------------------------------------- calibration */
 
-/* What the calibration's training hook keeps: the time after each step. */
+/* What the calibration's training hook keeps: each step's time after the
+ * first (which pays for first touches of memory). */
+enum { CALIB_STEPS = 1024 };
 typedef struct calib {
-    double budget;      /* seconds of steps wanted */
-    uint64_t steps;     /* steps done */
-    double first, last; /* training time after the first and the last */
+    double budget;            /* seconds of steps wanted */
+    uint64_t steps;           /* steps done */
+    double prev;              /* training time after the previous step */
+    size_t n;                 /* step times kept */
+    double took[CALIB_STEPS]; /* steps 2, 3, ...: their times */
 } calib;
 
 static cn_status calib_batch(void *user, const cn_progress *pr)
 {
     calib *c = user;
     c->steps = pr->step;
-    if (pr->step == 1)
-        c->first = pr->elapsed_s;
-    c->last = pr->elapsed_s;
-    if (pr->step >= 3 && pr->elapsed_s >= c->budget)
+    if (pr->step > 1 && c->n < CALIB_STEPS)
+        c->took[c->n++] = pr->elapsed_s - c->prev;
+    c->prev = pr->elapsed_s;
+    if ((pr->step >= 3 && pr->elapsed_s >= c->budget) || c->n == CALIB_STEPS)
         return cn_fail(CN_ERR_STOPPED, "calibrated");
     return CN_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 /* n random images of shape s with labels below k, in *d (owned). */
@@ -457,8 +467,9 @@ static cn_status random_data(size_t n, cn_shape s, size_t k, cn_rng *rng, cn_dat
     return CN_OK;
 }
 
-/* Times steps of model on data for about c->budget seconds: the mean of
- * the steps after the first. */
+/* Times steps of model on data for about c->budget seconds: the median of
+ * the steps after the first, which a burst of other work on the machine
+ * moves less than the mean. */
 static cn_status time_steps(cn_model *model, const cn_data *data, calib *c, double *step_s)
 {
     cn_train_hooks hooks = {c, calib_batch, NULL, NULL};
@@ -468,7 +479,8 @@ static cn_status time_steps(cn_model *model, const cn_data *data, calib *c, doub
     if (c->steps < 2)
         return cn_fail(CN_ERR_ARG, "the calibration ran %llu step%s: too few to time",
                        (unsigned long long)c->steps, c->steps == 1 ? "" : "s");
-    *step_s = (c->last - c->first) / (double)(c->steps - 1);
+    qsort(c->took, c->n, sizeof c->took[0], cmp_double);
+    *step_s = c->n % 2 ? c->took[c->n / 2] : 0.5 * (c->took[c->n / 2 - 1] + c->took[c->n / 2]);
     return CN_OK;
 }
 
@@ -536,7 +548,8 @@ cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, const cn_data *data
     float *x = malloc(cn_mul(b, in) * sizeof *x);
     int32_t *labels = malloc(b * sizeof *labels);
     double *fwd = calloc(p->n_layers, sizeof *fwd), *bwd = calloc(p->n_layers, sizeof *bwd);
-    if (!x || !labels || !fwd || !bwd) {
+    calib *c = calloc(1, sizeof *c);
+    if (!x || !labels || !fwd || !bwd || !c) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory for the calibration");
         goto done;
     }
@@ -547,10 +560,10 @@ cn_status cn_plan_calibrate(cn_plan *p, const cn_spec *spec, const cn_data *data
     }
     if ((st = cn_model_create(spec, &o, &p->device, &model)))
         goto done;
-    calib c = {seconds * 0.7, 0, 0.0, 0.0};
+    c->budget = seconds * 0.7;
     double step_s = 0.0, pass_s = 0.0, update = 0.0;
     cn_data train = cn_data_slice(data, 0, n), val = cn_data_slice(data, 0, 2 * p->net_batch);
-    if ((st = time_steps(model, &train, &c, &step_s)) ||
+    if ((st = time_steps(model, &train, c, &step_s)) ||
         (st = time_passes(model, &val, seconds * 0.2, &pass_s)))
         goto done;
     /* Each layer's share, from one profiled step on the first batch. */
@@ -575,5 +588,6 @@ done:
     free(labels);
     free(fwd);
     free(bwd);
+    free(c);
     return st;
 }
