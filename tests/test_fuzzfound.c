@@ -302,12 +302,25 @@ static void jpeg_huffman_table_overflow(void)
     CHECK_MSG(img.px == NULL && th_contains(cn_last_error(), path) &&
                   th_contains(cn_last_error(), "Huffman table defines more than 256 codes"),
               "message: %s", cn_last_error());
-    /* The fuzzer's own file, where the source tree is at hand. */
-    if (access("fuzz/corpus/image/found-jpeg-huffman-overflow.jpg", R_OK) == 0) {
-        CHECK_ERR(cn_image_load("fuzz/corpus/image/found-jpeg-huffman-overflow.jpg", &img),
-                  CN_ERR_FORMAT);
-        CHECK(th_contains(cn_last_error(), "Huffman"));
-    }
+    /* The same after fill bytes before the start of image (ff ff ff d8),
+     * which stb skips: fuzz/corpus/image/found-jpeg-fill-bytes-before-start.jpg
+     * got past the check that way. */
+    static uint8_t f[sizeof b + 2];
+    f[0] = f[1] = 0xff;
+    memcpy(f + 2, b, n);
+    path = th_path("huffman-fill.jpg");
+    CHECK(th_write_file(path, f, n + 2));
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK_MSG(th_contains(cn_last_error(), "Huffman table defines more than 256 codes"),
+              "after fill bytes: %s", cn_last_error());
+    /* The fuzzer's own files, where the source tree is at hand. */
+    static const char *const found[] = {"fuzz/corpus/image/found-jpeg-huffman-overflow.jpg",
+                                        "fuzz/corpus/image/found-jpeg-fill-bytes-before-start.jpg"};
+    for (size_t k = 0; k < 2; k++)
+        if (access(found[k], R_OK) == 0) {
+            CHECK_ERR(cn_image_load(found[k], &img), CN_ERR_FORMAT);
+            CHECK_MSG(th_contains(cn_last_error(), "Huffman"), "%s: %s", found[k], cn_last_error());
+        }
 }
 
 /* fuzz/corpus/image/found-ppm-long-number.ppm: a PPM header whose height

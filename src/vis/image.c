@@ -64,13 +64,18 @@ static uint8_t over_white(int v, int a) { return (uint8_t)((v * a + 255 * (255 -
  * more (fixed upstream in 2.28), so such a file must not reach it.  The
  * segments are walked as stb walks them: by their lengths, marker to marker,
  * and through entropy-coded data byte by byte; each table is read whole even
- * where the segment's length says it ends sooner, as stb does.  Any other
- * file gives 1. */
+ * where the segment's length says it ends sooner, as stb does; the start of
+ * image may follow fill bytes (ff ff d8), which stb skips too (a fuzzer's
+ * find).  Any other file gives 1. */
 static int jpeg_tables_ok(const uint8_t *p, size_t n)
 {
-    if (n < 2 || p[0] != 0xff || p[1] != 0xd8)
+    /* the start of image, after any fill bytes (0xff), as stb reads it */
+    size_t i = 1;
+    while (i < n && p[i] == 0xff)
+        i++;
+    if (n < 2 || p[0] != 0xff || i >= n || p[i] != 0xd8)
         return 1;
-    size_t i = 2;
+    i++;
     while (i + 1 < n) {
         if (p[i] != 0xff || p[i + 1] == 0xff) { /* data, or a fill byte */
             i++;
