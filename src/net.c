@@ -1189,11 +1189,14 @@ void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y
 
 /* ------------------------------------------------------------ evaluation */
 
-cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
+/* What an evaluation checks of data and allocates in out (zeroed first):
+ * the images' shape and the class count against the network's, then the
+ * confusion matrix and each image's answer (out's to free, also on a
+ * failure). */
+static cn_status eval_begin(const cn_net *net, const cn_data *data, cn_eval *out)
 {
-    memset(out, 0, sizeof *out);
     cn_shape in = net->spec->input;
-    size_t k = net->spec->classes;
+    size_t k = net->spec->classes, rows = data->n ? data->n : 1;
     if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
         return cn_fail(CN_ERR_SHAPE,
                        "the data's images are %zux%zux%zu but the network takes %zux%zux%zu",
@@ -1201,10 +1204,21 @@ cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
     if (data->classes > k)
         return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
                        data->classes, k);
-    size_t bs = net->max_batch, in_size = cn_shape_size(in), rows = data->n ? data->n : 1;
     out->confusion = calloc(k * k, sizeof *out->confusion);
     out->predicted = malloc(rows * sizeof *out->predicted);
     out->probability = malloc(rows * sizeof *out->probability);
+    return CN_OK;
+}
+
+cn_status cn_net_evaluate(cn_net *net, const cn_data *data, cn_eval *out)
+{
+    memset(out, 0, sizeof *out);
+    cn_status st0 = eval_begin(net, data, out);
+    if (st0)
+        return st0;
+    cn_shape in = net->spec->input;
+    size_t k = net->spec->classes;
+    size_t bs = net->max_batch, in_size = cn_shape_size(in);
     int32_t *best = net->h_best;
     cn_status st = CN_OK;
     if (!out->confusion || !out->predicted || !out->probability) {
@@ -1304,19 +1318,12 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
     memset(out, 0, sizeof *out);
     if (tta != CN_TTA_FLIP)
         return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0) or flip (1)", (int)tta);
+    cn_status st0 = eval_begin(net, data, out);
+    if (st0)
+        return st0;
     cn_shape in = net->spec->input;
     size_t k = net->spec->classes;
-    if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
-        return cn_fail(CN_ERR_SHAPE,
-                       "the data's images are %zux%zux%zu but the network takes %zux%zux%zu",
-                       data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
-    if (data->classes > k)
-        return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
-                       data->classes, k);
-    size_t bs = net->max_batch, in_size = cn_shape_size(in), rows = data->n ? data->n : 1;
-    out->confusion = calloc(k * k, sizeof *out->confusion);
-    out->predicted = malloc(rows * sizeof *out->predicted);
-    out->probability = malloc(rows * sizeof *out->probability);
+    size_t bs = net->max_batch, in_size = cn_shape_size(in);
     float *probs = malloc(bs * k * sizeof *probs);
     cn_status st = CN_OK;
     if (!out->confusion || !out->predicted || !out->probability || !probs) {
