@@ -200,6 +200,19 @@ static cn_status labelled_rows(size_t rows, size_t channels, int w, int th, int 
     return canvas_finish(cs, out);
 }
 
+/* The image p (in.c planes of in.h x in.w bytes, 1 or 3) into the RGB
+ * canvas img at (x, y), each pixel a block of s x s. */
+static void put_pixels(cn_image *img, int x, int y, const uint8_t *p, cn_shape in, int s)
+{
+    for (int yy = 0; yy < s * (int)in.h; yy++)
+        for (int xx = 0; xx < s * (int)in.w; xx++)
+            for (int c = 0; c < 3; c++) {
+                size_t plane = in.c == 3 ? (size_t)c : 0;
+                img->px[((size_t)(y + yy) * (size_t)img->w + (size_t)(x + xx)) * 3 + (size_t)c] =
+                    p[plane * in.h * in.w + (size_t)(yy / s) * in.w + (size_t)(xx / s)];
+            }
+}
+
 cn_status cn_vis_grid(const uint8_t *pixels, cn_shape in, size_t rows, size_t cols,
                       const char *const *labels, cn_image *out)
 {
@@ -230,15 +243,8 @@ cn_status cn_vis_grid(const uint8_t *pixels, cn_shape in, size_t rows, size_t co
     for (size_t r = 0; r < rows; r++)
         for (size_t j = 0; j < cols; j++) {
             const uint8_t *p = pixels + (r * cols + j) * sz;
-            int x0 = label + gap + (int)j * (tw + gap), y0 = gap + (int)r * (th + gap);
-            for (int yy = 0; yy < th; yy++)
-                for (int xx = 0; xx < tw; xx++)
-                    for (int c = 0; c < 3; c++) {
-                        size_t plane = in.c == 3 ? (size_t)c : 0;
-                        canvas.px[((size_t)(y0 + yy) * (size_t)w + (size_t)(x0 + xx)) * 3 +
-                                  (size_t)c] =
-                            p[plane * in.h * in.w + (size_t)(yy / s) * in.w + (size_t)(xx / s)];
-                    }
+            put_pixels(&canvas, label + gap + (int)j * (tw + gap), gap + (int)r * (th + gap), p, in,
+                       s);
         }
     *out = canvas;
     return CN_OK;
@@ -263,15 +269,8 @@ cn_status cn_vis_units(const cn_data *data, const cn_unit *units, size_t channel
     for (size_t f = 0; f < channels; f++)
         for (size_t j = 0; j < k; j++) {
             const uint8_t *p = data->pixels + units[f * k + j].sample * sz;
-            int x0 = label + gap + (int)j * (tw + gap), y0 = gap + (int)f * (th + gap);
-            for (int yy = 0; yy < th; yy++)
-                for (int xx = 0; xx < tw; xx++)
-                    for (int c = 0; c < 3; c++) {
-                        size_t plane = in.c == 3 ? (size_t)c : 0;
-                        canvas.px[((size_t)(y0 + yy) * (size_t)w + (size_t)(x0 + xx)) * 3 +
-                                  (size_t)c] =
-                            p[plane * in.h * in.w + (size_t)(yy / 2) * in.w + (size_t)(xx / 2)];
-                    }
+            put_pixels(&canvas, label + gap + (int)j * (tw + gap), gap + (int)f * (th + gap), p, in,
+                       2);
         }
     *out = canvas;
     return CN_OK;
