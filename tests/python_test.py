@@ -361,8 +361,11 @@ def _():
 @test
 def _():
     """train: Ctrl-C stops after the batch, raises KeyboardInterrupt, and the model saves"""
+    # faulthandler: a crash says where (a stress run once saw this child end
+    # with no output and no message after the signal)
     child = """
-import sys, numpy as np
+import sys, faulthandler, numpy as np
+faulthandler.enable()
 sys.path.insert(0, %r)
 import convnet
 x, y = convnet.load_data(%r, "train")
@@ -373,11 +376,18 @@ except KeyboardInterrupt:
     m.save("interrupted.safetensors")
     print("interrupted at", m.state["epoch"], m.state["global_step"], flush=True)
 """ % (os.path.join(root, "python"), data, DESCRIPTION)
-    p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "training\n"
-    p.send_signal(2)
+    p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()
+    if first == "training\n":
+        p.send_signal(2)
+    else:
+        p.kill()
     out = p.stdout.read()
-    assert p.wait(60) == 0 and out.startswith("interrupted at 0 "), out
+    rc = p.wait(60)
+    err = p.stderr.read()
+    assert first == "training\n" and rc == 0 and out.startswith("interrupted at 0 "), \
+        "first line %r, exit status %d, then %r; stderr: %s" % (first, rc, out, err[-1500:])
     with convnet.Model.load("interrupted.safetensors") as m:
         assert m.state["global_step"] == int(out.split()[3]) >= 3, (m.state, out)
 
