@@ -370,14 +370,21 @@ int cmd_bench(int argc, char **argv)
         cn_status st = cli_load_spec(path, &spec);
         if (st)
             return cli_lib_error();
-        st = cn_model_create(spec, NULL, &dev, &b.model);
+        /* For inference the training network it starts with is the
+         * smallest (one sample): the forward-only one replaces it below. */
+        cn_train_opts o;
+        cn_spec_train_opts(spec, &o);
+        batch = batch ? batch : (long)o.batch;
+        o.batch = infer ? 1 : o.batch;
+        st = cn_model_create(spec, &o, &dev, &b.model);
         cn_spec_free(spec);
         if (st)
             return cli_lib_error();
     }
     b.batch = batch ? (size_t)batch : (size_t)cn_model_opts(b.model)->batch;
     int rc = 0;
-    if (cn_model_reserve(b.model, b.batch)) {
+    /* Inference as a deployed model runs: outputs kept only while read. */
+    if (infer ? cn_model_reserve_inference(b.model, b.batch) : cn_model_reserve(b.model, b.batch)) {
         rc = cli_lib_error();
         goto done;
     }

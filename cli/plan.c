@@ -18,8 +18,8 @@ static const char help[] =
     "memory of each layer, the peak memory of training and of evaluation, and the\n"
     "time of a training step and of an epoch; with --memory, the largest batch that\n"
     "fits.  The memory comes from the same list of blocks the network allocates,\n"
-    "built as 'convnet train' builds it (for batches of the larger of the training\n"
-    "batch and 256, evaluation's), with what training holds around it: the\n"
+    "built as 'convnet train' builds it (for passes of the training batch, which\n"
+    "evaluation's take too), with what training holds around it: the\n"
     "optimizer's state, the training file in memory, the loop's arrays, a\n"
     "checkpoint's copy, and this program's own size.  The time comes from a\n"
     "roofline of this machine (its GEMM and memory speeds, measured in about 0.1 s;\n"
@@ -602,7 +602,8 @@ int cmd_plan(int argc, char **argv)
         goto done;
     }
     char w[64], a[32], b[32], pc[32];
-    printf("%s: batch %zu on %s, %s; the network built for %zu images (evaluation's passes)\n",
+    printf("%s: batch %zu on %s, %s; the network built for passes of %zu images (training's and "
+           "evaluation's)\n",
            name, plan->batch, where(plan, w, sizeof w), cn_optimizer_name(plan->recipe.optimizer),
            plan->net_batch);
     if (cnt.data)

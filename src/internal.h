@@ -284,9 +284,15 @@ struct cn_net {
     float *norm_host; /* the same, on the host (cn_net_prepare) */
     float *states;    /* the layers' state areas */
     float **act;      /* act[i]: output of layer i, (max_batch, out_i) */
-    float **dlater;   /* dlater[i]: gradient of a read_later layer's output
-                         from the layers that read it, (train_batch, out_i) */
-    float *gbuf[2];   /* ping-pong activation gradients */
+    float *arena;     /* a forward-only net's outputs (train_batch 0): each
+                         at its place in one block, kept only while a later
+                         layer reads it (the last two, the logits and the
+                         probabilities, to the end) */
+    size_t *arena_at; /* arena_at[i]: offset (floats) of layer i's output */
+    size_t arena_floats;
+    float **dlater; /* dlater[i]: gradient of a read_later layer's output
+                       from the layers that read it, (train_batch, out_i) */
+    float *gbuf[2]; /* ping-pong activation gradients */
     float *ws;
     size_t ws_floats;
     float *input;      /* (max_batch, C, H, W): the input of forward passes */
@@ -396,6 +402,9 @@ void cn_net_measure_input(cn_net *net, const cn_data *data);
 /* A network on the backend be, which the caller keeps alive (a model's
  * nets share one), with gradient memory for batches of up to train_batch
  * only (<= max_batch): a model evaluates larger batches than it trains on.
+ * train_batch 0: a forward-only net, for evaluation and prediction: no
+ * gradients, and its outputs share one block (arena) by when they are
+ * read, so that only the network's result and logits can be read back.
  * A plan larger than the machine's memory (or cn_set_memory_limit's) is
  * refused with CN_ERR_NOMEM before anything is allocated. */
 cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
@@ -559,9 +568,11 @@ cn_status cn_train_opts_read_json(const char *path, const char *text, cn_train_o
 cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root);
 
 /* The batches a new model's network is built for when its recipe trains on
- * batches of batch: forward passes of up to *max samples (evaluation takes
- * 256 at a time, or the training batch when that is larger) and backward
- * passes of up to *train.  Training keeps that network (its batch fits). */
+ * batches of batch: forward passes of up to *max samples and backward passes
+ * of up to *train, both the training batch: evaluation goes through its data
+ * that many at a time, so that its activations cost no more than
+ * training's (a caller that wants larger passes reserves them,
+ * cn_model_reserve).  Training keeps that network (its batch fits). */
 void cn_model_batches(size_t batch, size_t *max, size_t *train);
 
 /* Rebuilds the model's net, if needed, for forward passes of n and backward

@@ -15,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Batches up to this size are evaluated in one pass. */
-#define EVAL_BATCH 256
-
 void cn_model_free(cn_model *m)
 {
     if (!m)
@@ -119,10 +116,7 @@ static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, cn_ba
     return CN_OK;
 }
 
-void cn_model_batches(size_t batch, size_t *max, size_t *train)
-{
-    *max = *train = batch > EVAL_BATCH ? batch : EVAL_BATCH;
-}
+void cn_model_batches(size_t batch, size_t *max, size_t *train) { *max = *train = batch; }
 
 cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const cn_device *dev,
                           cn_model **out)
@@ -215,17 +209,12 @@ cn_status cn_model_evaluate(cn_model *m, const cn_data *data, cn_eval *out)
     return st;
 }
 
-/* Rebuilds the net if it cannot take forward passes of n samples, or
- * backward passes of train samples; the weights are kept. */
-cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
+/* The model's net rebuilt for forward passes of max and backward passes of
+ * train samples (0: forward only); the weights are kept. */
+static cn_status rebuild(cn_model *m, size_t max, size_t train)
 {
-    cn_net *old = m->net;
-    if (n <= old->max_batch && train <= old->train_batch)
-        return CN_OK;
-    size_t max = n > old->max_batch ? n : old->max_batch;
-    size_t tr = train > old->train_batch ? train : old->train_batch;
-    cn_net *net;
-    cn_status st = cn_net_build(m->spec, max > tr ? max : tr, tr, m->be, &m->device, &net);
+    cn_net *old = m->net, *net;
+    cn_status st = cn_net_build(m->spec, max, train, m->be, &m->device, &net);
     if (st)
         return st;
     size_t c = m->spec->input.c;
@@ -238,11 +227,33 @@ cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
     return CN_OK;
 }
 
+/* Rebuilds the net if it cannot take forward passes of n samples, or
+ * backward passes of train samples; the weights are kept. */
+cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
+{
+    cn_net *old = m->net;
+    if (n <= old->max_batch && train <= old->train_batch)
+        return CN_OK;
+    size_t max = n > old->max_batch ? n : old->max_batch;
+    size_t tr = train > old->train_batch ? train : old->train_batch;
+    return rebuild(m, max > tr ? max : tr, tr);
+}
+
 cn_status cn_model_reserve(cn_model *m, size_t n)
 {
     if (n == 0 || n > CN_MAX_BATCH)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most %d", n, CN_MAX_BATCH);
-    return cn_model_plan(m, n, 0);
+    return cn_model_plan(m, n, n);
+}
+
+cn_status cn_model_reserve_inference(cn_model *m, size_t n)
+{
+    if (n == 0 || n > CN_MAX_BATCH)
+        return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most %d", n, CN_MAX_BATCH);
+    cn_net *old = m->net;
+    if (old->train_batch == 0 && n <= old->max_batch)
+        return CN_OK;
+    return rebuild(m, old->train_batch == 0 && old->max_batch > n ? old->max_batch : n, 0);
 }
 
 /* ------------------------------------------------------------ tensors */

@@ -68,18 +68,19 @@ void cn_net_free(cn_net *net)
     cn_backend *be = net->be;
     if (be) {
         for (size_t i = 0; i < net->n_layers; i++) {
-            if (net->act && !net->layers[i].shares_input)
+            if (net->act && !net->layers[i].shares_input && !net->arena_at)
                 be->free(be, net->act[i]);
             if (net->dlater)
                 be->free(be, net->dlater[i]);
         }
         void *blocks[] = {net->gbuf[0], net->gbuf[1],  net->ws,       net->input,   net->pixels,
                           net->labels,  net->params,   net->grads,    net->buffers, net->norm,
-                          net->states,  net->row_loss, net->row_best, net->row_p};
+                          net->states,  net->row_loss, net->row_best, net->row_p,   net->arena};
         for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
             be->free(be, blocks[i]);
     }
     free(net->act);
+    free(net->arena_at);
     free(net->dlater);
     free(net->norm_host);
     free(net->h_loss);
@@ -250,8 +251,8 @@ static void decide_fusion(cn_net *net)
  * gradient its later readers send it. */
 static size_t layer_floats(const cn_net *net, const cn_layer *l)
 {
-    size_t n = l->shares_input ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
-    if (l->read_later)
+    size_t n = l->shares_input || net->arena_at ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
+    if (l->read_later && !net->arena_at)
         n = cn_add(n, cn_mul(cn_shape_size(l->out), net->train_batch));
     for (size_t t = 0; t < l->n_t; t++)
         n = cn_add(n, cn_mul(2, cn_net_align(l->t[t].count)));
@@ -282,6 +283,52 @@ static size_t shared_floats(const cn_net *net)
     return cn_add(n, cn_mul(5, net->max_batch)); /* labels, loss (double), best, p */
 }
 
+/* A forward-only net's outputs placed in one block.  The buffer of layer
+ * i's output (i not in place) is written by i and by the layers in place
+ * over it, i+1..j, and read up to layer j+1, or up to a later layer that
+ * reads one of them as an extra input, or to the end of the pass when it
+ * holds the logits or the probabilities (j >= n-2).  Each buffer gets the
+ * lowest offset where it overlaps no buffer still to be read when it is
+ * written (first fit, in the order of the layers).  end holds n sizes. */
+static void place_outputs(cn_net *net, size_t *end)
+{
+    size_t n = net->n_layers, mb = net->max_batch;
+    net->arena_floats = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cn_layer *l = &net->layers[i];
+        if (l->shares_input) {
+            net->arena_at[i] = net->arena_at[i - 1];
+            continue;
+        }
+        size_t j = i;
+        while (j + 1 < n && net->layers[j + 1].shares_input)
+            j++;
+        end[i] = j + 2 >= n ? n : j + 1;
+        for (size_t x = j + 1; x < n; x++)
+            for (size_t k = 0; k < net->layers[x].n_extra; k++)
+                if (net->layers[x].extra_from[k] >= i && net->layers[x].extra_from[k] <= j)
+                    end[i] = x > end[i] ? x : end[i];
+        size_t size = cn_net_align(cn_mul(cn_shape_size(l->out), mb)), at = 0;
+        for (int moved = 1; moved;) { /* past every clash, lowest first */
+            moved = 0;
+            for (size_t k = 0; k < i; k++) {
+                if (net->layers[k].shares_input || end[k] < i)
+                    continue;
+                size_t k_at = net->arena_at[k];
+                size_t k_end =
+                    cn_add(k_at, cn_net_align(cn_mul(cn_shape_size(net->layers[k].out), mb)));
+                if (at < k_end && k_at < cn_add(at, size)) {
+                    at = k_end;
+                    moved = 1;
+                }
+            }
+        }
+        net->arena_at[i] = at;
+        if (cn_add(at, size) > net->arena_floats)
+            net->arena_floats = cn_add(at, size);
+    }
+}
+
 /* Places the tensors in their blocks and sums the memory (saturating at
  * SIZE_MAX): the bytes of the blocks that allocate asks for, no more, no
  * less (cn_net_blocks lists them). */
@@ -289,6 +336,8 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
 {
     *plan = (cn_net_plan){0, 0};
     net->ws_floats = 0;
+    if (net->arena_at)
+        place_outputs(net, net->arena_at + net->n_layers);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
@@ -365,7 +414,8 @@ enum {
     B_H_LOSS,
     B_H_BEST,
     B_H_LABELS,
-    B_FIXED /* the layers' blocks follow: 2 per layer */
+    B_ARENA, /* a forward-only net's outputs (none in other nets) */
+    B_FIXED  /* the layers' blocks follow: 2 per layer */
 };
 
 /* Bytes of count values of size bytes, as a block asks for them: an empty
@@ -417,19 +467,24 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
     case B_H_LOSS: *out = (cn_net_block){mb * sizeof(double), CN_MEM_HOST, SIZE_MAX}; break;
     case B_H_BEST:
     case B_H_LABELS: *out = (cn_net_block){mb * sizeof(int32_t), CN_MEM_HOST, SIZE_MAX}; break;
+    case B_ARENA:
+        *out = (cn_net_block){net->arena_at ? block_bytes(net->arena_floats, 4) : 0, CN_MEM_ACT,
+                              SIZE_MAX};
+        break;
     default: {
         size_t i = (b - B_FIXED) / 2;
         if (i >= net->n_layers)
             return 0;
         const cn_layer *l = &net->layers[i];
         size_t out_size = cn_shape_size(l->out);
+        int own = !net->arena_at; /* a forward-only net's are in B_ARENA, and it has no gradients */
         if ((b - B_FIXED) % 2 == 0) /* the output: none when in place */
-            *out = (cn_net_block){l->shares_input ? 0 : block_bytes(cn_mul(out_size, mb), 4),
-                                  CN_MEM_ACT, i};
+            *out = (cn_net_block){
+                l->shares_input || !own ? 0 : block_bytes(cn_mul(out_size, mb), 4), CN_MEM_ACT, i};
         else /* the gradient from its later readers */
-            *out = (cn_net_block){l->read_later ? block_bytes(cn_mul(out_size, net->train_batch), 4)
-                                                : 0,
-                                  CN_MEM_ACT, i};
+            *out = (cn_net_block){
+                l->read_later && own ? block_bytes(cn_mul(out_size, net->train_batch), 4) : 0,
+                CN_MEM_ACT, i};
     }
     }
     return 1;
@@ -468,7 +523,7 @@ static int allocate(cn_net *net)
     void *p[B_FIXED];
     int ok = 1;
     for (size_t b = 0; b < B_FIXED; b++)
-        ok &= (p[b] = alloc_block(net, b)) != NULL;
+        ok &= (p[b] = alloc_block(net, b)) != NULL || (b == B_ARENA && !net->arena_at);
     net->params = p[B_PARAMS];
     net->grads = p[B_GRADS];
     net->buffers = p[B_BUFFERS];
@@ -487,12 +542,16 @@ static int allocate(cn_net *net)
     net->h_loss = p[B_H_LOSS];
     net->h_best = p[B_H_BEST];
     net->h_labels = p[B_H_LABELS];
+    net->arena = p[B_ARENA];
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        net->act[i] = l->shares_input ? net->act[i - 1] : alloc_block(net, B_FIXED + 2 * i);
-        if (l->read_later)
+        if (net->arena_at)
+            net->act[i] = net->arena + net->arena_at[i];
+        else
+            net->act[i] = l->shares_input ? net->act[i - 1] : alloc_block(net, B_FIXED + 2 * i);
+        if (l->read_later && !net->arena_at)
             net->dlater[i] = alloc_block(net, B_FIXED + 2 * i + 1);
-        ok = net->act[i] && (!l->read_later || net->dlater[i]);
+        ok = net->act[i] && (!l->read_later || net->dlater[i] || net->arena_at);
         for (size_t t = 0; t < l->n_t; t++) {
             l->p[t] = net->params + l->t[t].offset;
             l->g[t] = net->grads + l->t[t].offset;
@@ -528,8 +587,9 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     if (!spec || max_batch == 0 || max_batch > CN_MAX_BATCH)
         return cn_fail(CN_ERR_ARG, "cn_net_create: the batch size must be 1..%d, got %zu",
                        CN_MAX_BATCH, max_batch);
-    if (train_batch == 0 || train_batch > max_batch)
-        return cn_fail(CN_ERR_ARG, "cn_net_build: the training batch must be 1..%zu, got %zu",
+    if (train_batch > max_batch)
+        return cn_fail(CN_ERR_ARG,
+                       "cn_net_build: the training batch must be 0 (forward only) to %zu, got %zu",
                        max_batch, train_batch);
     cn_net *net = calloc(1, sizeof *net);
     if (!net)
@@ -544,10 +604,13 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->layers = calloc(n_layers, sizeof *net->layers);
     net->act = calloc(n_layers, sizeof *net->act);
     net->dlater = calloc(n_layers, sizeof *net->dlater);
+    if (train_batch == 0) /* the outputs' offsets, then room for place_outputs */
+        net->arena_at = calloc(2 * n_layers, sizeof *net->arena_at);
     cn_status st = CN_OK;
-    if (!net->layers || !net->act || !net->dlater)
+    if (!net->layers || !net->act || !net->dlater || (train_batch == 0 && !net->arena_at))
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
-    if (!st && !(st = build_layers(spec, net, train_batch))) {
+    /* A forward-only net's layers are set up for its forward passes. */
+    if (!st && !(st = build_layers(spec, net, train_batch ? train_batch : max_batch))) {
         decide_in_place(net);
         decide_fusion(net);
         plan_memory(net, plan);
@@ -864,6 +927,9 @@ cn_status cn_net_check_batch(const cn_net *net, size_t n, int train)
     if (n == 0 || n > net->max_batch)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; this network was built for 1..%zu", n,
                        net->max_batch);
+    if (train && !net->train_batch)
+        return cn_fail(CN_ERR_ARG, "a training pass; this network was built for evaluation "
+                                   "only (forward passes, no gradients)");
     if (train && n > net->train_batch)
         return cn_fail(CN_ERR_ARG,
                        "a training pass over %zu samples; this network keeps "
@@ -917,6 +983,11 @@ cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, siz
         return st;
     if (i >= net->n_layers)
         return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
+    if (net->arena_at && i + 2 < net->n_layers)
+        return cn_fail(CN_ERR_ARG,
+                       "layer %s's output: this network was built for evaluation only and "
+                       "keeps the last two layers' outputs (cn_model_reserve keeps all)",
+                       net->layers[i].name);
     if (first > net->n_last || count > net->n_last - first)
         return cn_fail(CN_ERR_ARG, "samples %zu..%zu of a forward pass over %zu", first,
                        first + count, net->n_last);
@@ -1042,6 +1113,11 @@ static cn_status check_explained(const cn_net *net, size_t n, const char *what)
                        "%s needs an evaluation pass over its %zu samples "
                        "(cn_net_forward with train = 0) just before it",
                        what, n);
+    if (!net->train_batch)
+        return cn_fail(CN_ERR_ARG,
+                       "%s: this network was built for evaluation only (no gradients; "
+                       "cn_model_reserve keeps them)",
+                       what);
     if (n > net->train_batch)
         return cn_fail(CN_ERR_ARG,
                        "%s over %zu samples; this network keeps "

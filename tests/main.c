@@ -30,11 +30,11 @@
 extern const th_test th_kernels[], th_layers[], th_broken[], th_spec_tests[], th_recipe[], th_io[],
     th_cifar[], th_train[], th_torch[], th_vis[], th_fuzzfound[], th_fault[], th_device[],
     th_replay[], th_onnx[], th_folder[], th_explain[], th_doctor[], th_cuda[], th_plan[],
-    th_augment[];
+    th_augment[], th_infer[];
 static const th_test *const suites[] = {
-    th_kernels, th_layers, th_broken,  th_spec_tests, th_recipe, th_io,     th_cifar,
-    th_train,   th_torch,  th_vis,     th_fuzzfound,  th_fault,  th_device, th_replay,
-    th_onnx,    th_folder, th_explain, th_doctor,     th_cuda,   th_plan,   th_augment};
+    th_kernels, th_layers, th_broken,    th_spec_tests, th_recipe,  th_io,     th_cifar, th_train,
+    th_torch,   th_vis,    th_fuzzfound, th_fault,      th_device,  th_replay, th_onnx,  th_folder,
+    th_explain, th_doctor, th_cuda,      th_plan,       th_augment, th_infer};
 
 /* The exit status of a child whose test was skipped (automake's). */
 #define SKIP_STATUS 77

@@ -96,7 +96,7 @@ if plan "tables" 0 "$root/models/lenet.cfg" --threads 1; then
     has "tables: the peak of evaluation" "^peak of evaluation: [0-9.]+ MiB \(convnet eval of"
     has "tables: a step's time, by the roofline" "^time \(roofline: this machine's GEMM at [0-9]+ GFLOP/s"
     has "tables: an epoch's time" "^  an epoch +[0-9.]+ (ms|s|min|h): [0-9]+ steps"
-    has "tables: built for evaluation's 256" "the network built for 256 images"
+    has "tables: built for the training batch, evaluation's passes too" "the network built for passes of 64 images \\(training's and evaluation's\\)"
 fi
 
 # --- --json ------------------------------------------------------------------
@@ -138,8 +138,8 @@ for size in 512M 300000000 64MiB 1t; do
         json "--memory $size: read" "d['max_batch']['memory'] == {'512M': 512 << 20, '300000000': 300000000, '64MiB': 64 << 20, '1t': 1 << 40}['$size']"
     fi
 done
-plan "--memory 64M: nothing fits" 0 "$root/models/lenet.cfg" --threads 1 --memory 64M &&
-    has "--memory 64M: not even a batch of 1" "^within 64.0 MiB: not even a batch of 1 fits"
+plan "--memory 48M: nothing fits" 0 "$root/models/lenet.cfg" --threads 1 --memory 48M &&
+    has "--memory 48M: not even a batch of 1" "^within 48.0 MiB: not even a batch of 1 fits"
 for bad in 2X 0 -1 G 1.5.3G "" 2GG 1e3 0x10 1.G; do
     refused "--memory '$bad' refused" 2 "--memory takes a size such as 512M" "$root/models/lenet.cfg" --memory "$bad"
 done

@@ -201,7 +201,7 @@ static void max_batch_fits_and_one_more_does_not(void)
  * filters (2x2x2 out) with the relu after it in place; fc 3; softmax. */
 static void tiny_network_by_hand(void)
 {
-    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=4\nwidth=4\nclasses=3\n[train]\nbatch=2\n"
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=4\nwidth=4\nclasses=3\n[train]\nbatch=16\n"
                             "[conv]\nfilters=2\nsize=3\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
     CHECK(spec);
     const cn_device dev = {"cpu", 0, 1};
@@ -210,36 +210,36 @@ static void tiny_network_by_hand(void)
     cn_plan_opts po = {&o, &dev, 90, 10, 100, 20, 1000};
     cn_plan *p;
     CHECK_OK(cn_plan_training(spec, &po, &p));
-    CHECK(p->batch == 2 && p->net_batch == 256 && p->steps == 45 && p->n_layers == 4);
+    CHECK(p->batch == 16 && p->net_batch == 16 && p->steps == 5 && p->n_layers == 4);
     /* tensors of 18, 2, 24 and 3 floats, each padded to 16 floats: 32 + 16 +
      * 32 + 16 = 96; no buffers (an empty block is one float) */
     CHECK(p->params == 47);
     CHECK(p->weights == 96 * 4 + 4);
     CHECK(p->gradients == (96 + 3) * 4); /* and the three floats of the exchange */
     CHECK(p->optimizer == 96 * 4);       /* SGD's momentum */
-    /* outputs for 256 images: conv 8 floats each, relu in place, fc 3,
-     * softmax 3; two backward buffers of the largest (the input's 16)
-     * for 256; no state (one float) */
-    CHECK(p->activations == 256 * 4 * (8 + 3 + 3) + 2 * 256 * 16 * 4 + 4);
+    /* outputs for a batch (16 images, as evaluation's passes): conv 8
+     * floats each, relu in place, fc 3, softmax 3; two backward buffers of
+     * the largest (the input's 16) for 16; no state (one float) */
+    CHECK(p->activations == 16 * 4 * (8 + 3 + 3) + 2 * 16 * 16 * 4 + 4);
     /* the input as floats and pixels, labels, losses (double), best classes,
      * their probabilities, the normalisation (mean and std) */
-    CHECK(p->io == 256 * 16 * 4 + 256 * 16 + 256 * 4 + 256 * 8 + 256 * 4 + 256 * 4 + 2 * 4);
-    CHECK(p->host_arrays == 2 * 4 + 256 * 8 + 256 * 4 + 256 * 4);
+    CHECK(p->io == 16 * 16 * 4 + 16 * 16 + 16 * 4 + 16 * 8 + 16 * 4 + 16 * 4 + 2 * 4);
+    CHECK(p->host_arrays == 2 * 4 + 16 * 8 + 16 * 4 + 16 * 4);
     const cn_plan_layer *conv = &p->layers[0], *relu = &p->layers[1], *fc = &p->layers[2];
     CHECK(strcmp(conv->name, "conv1") == 0 && strcmp(conv->kind, "conv") == 0);
     CHECK(conv->params == 20 && fc->params == 27 && relu->params == 0);
     CHECK(conv->param_bytes == (32 + 16) * 4 * 3 && fc->param_bytes == (32 + 16) * 4 * 3);
-    CHECK(conv->act_bytes == 256 * 8 * 4 && relu->act_bytes == 0 && fc->act_bytes == 256 * 3 * 4);
+    CHECK(conv->act_bytes == 16 * 8 * 4 && relu->act_bytes == 0 && fc->act_bytes == 16 * 3 * 4);
     CHECK(conv->out.c == 2 && conv->out.h == 2 && conv->out.w == 2);
     /* 72 multiply-adds per image; the first layer's backward computes no
      * input gradient: its weights' only */
-    CHECK(conv->flops_fwd == (2 * 72 + 8) * 2 && conv->flops_bwd == (2 * 72 + 8) * 2);
-    CHECK(fc->flops_fwd == (2 * 24 + 3) * 2 && fc->flops_bwd == (4 * 24 + 3) * 2);
+    CHECK(conv->flops_fwd == (2 * 72 + 8) * 16 && conv->flops_bwd == (2 * 72 + 8) * 16);
+    CHECK(fc->flops_fwd == (2 * 24 + 3) * 16 && fc->flops_bwd == (4 * 24 + 3) * 16);
     /* around the model: 100 images of 16 pixels and an int32 label; the
      * permutation of 90, a batch of labels, pixels and one spare image; a
      * checkpoint of the weights, their momentum and the normalisation */
     CHECK(p->data == 100 * (16 + 4));
-    CHECK(p->loop == 90 * 4 + 2 * 4 + 2 * 16 + 16);
+    CHECK(p->loop == 90 * 4 + 16 * 4 + 16 * 16 + 16);
     CHECK(p->transient == (47 * 2 + 2) * 4);
     CHECK(p->train_peak == 1000 + p->model + p->host_arrays + p->data + p->loop + p->transient);
     CHECK(p->model == p->weights + p->gradients + p->optimizer + p->activations + p->scratch +
@@ -297,7 +297,8 @@ static void times_add_up(void)
     for (size_t i = 0; i < p->n_layers; i++)
         layers += p->layers[i].fwd_s + p->layers[i].bwd_s;
     CHECK(layers > 0 && layers < p->step_s);
-    CHECK_NEAR(p->epoch_s, 100 * p->step_s + 300.0 / 256 * p->eval_s, 1e-12);
+    CHECK(p->net_batch == 16); /* evaluation's passes: the training batch */
+    CHECK_NEAR(p->epoch_s, 100 * p->step_s + 300.0 / 16 * p->eval_s, 1e-12);
     double roof_step = p->step_s;
     CHECK_OK(cn_plan_calibrate(p, spec, NULL, 0.3));
     CHECK(p->timing == CN_PLAN_CALIBRATED && p->step_s > 0 && p->eval_s > 0);

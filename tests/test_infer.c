@@ -1,0 +1,213 @@
+/* test_infer.c - forward-only networks (cn_model_reserve_inference): their
+ * outputs share one block by when they are read, so each result must be
+ * the full layout's bit for bit (an output placed over one still to be read
+ * would change it); the block is what the liveness says (LeNet by hand);
+ * what they do not keep is refused with a reason; training afterwards
+ * rebuilds the network and trains as if nothing had happened. */
+#include "harness.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Networks whose outputs live for different spans: a chain, in-place
+ * layers over fused ones, batch normalisation, a shortcut over two layers
+ * and one over an in-place relu (its reader comes much later), dropout. */
+static const char *NETS[] = {
+    "[net]\nchannels=1\nheight=12\nwidth=12\nclasses=4\n[train]\nbatch=8\n"
+    "[conv]\nfilters=6\nsize=3\n[relu]\n[maxpool]\n[conv]\nfilters=5\nsize=3\n[tanh]\n"
+    "[fc]\noutputs=9\n[sigmoid]\n[fc]\noutputs=4\n[softmax]\n",
+    "[net]\nchannels=3\nheight=10\nwidth=10\nclasses=5\n[train]\nbatch=8\n"
+    "[conv]\nname=c1\nfilters=8\nsize=3\npad=1\n[batchnorm]\n[relu]\nname=r1\n[conv]\nfilters=8\n"
+    "size=3\npad=1\n[batchnorm]\n[relu]\n[conv]\nfilters=8\nsize=3\npad=1\n[batchnorm]\n"
+    "[shortcut]\nfrom=r1\n[relu]\n[shortcut]\nfrom=c1\n[maxpool]\n[conv]\nfilters=7\nsize=3\n"
+    "[avgpool]\nsize=3\n[fc]\noutputs=11\n[dropout]\nrate=0.5\n[fc]\noutputs=5\n[softmax]\n",
+    "[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n[train]\nbatch=4\n"
+    "[fc]\noutputs=20\n[relu]\n[fc]\noutputs=3\n[softmax]\n",
+};
+
+static float *random_input(const cn_net *net, size_t n, uint64_t seed)
+{
+    cn_shape s = cn_net_input_shape(net);
+    float *x = malloc(n * s.c * s.h * s.w * sizeof *x);
+    cn_rng rng;
+    cn_rng_seed(&rng, seed);
+    if (x)
+        th_fill_normal(x, n * s.c * s.h * s.w, &rng);
+    return x;
+}
+
+/* The probabilities and logits of a forward pass over n samples of x. */
+static int forward(cn_net *net, const float *x, size_t n, float *probs, float *logits)
+{
+    size_t L = cn_net_num_layers(net);
+    return cn_net_forward(net, x, n, 0) == CN_OK &&
+           cn_net_get_layer_output(net, L - 1, 0, n, probs) == CN_OK &&
+           cn_net_get_layer_output(net, L - 2, 0, n, logits) == CN_OK;
+}
+
+/* Bytes of every block of net (host arrays included). */
+static size_t net_bytes(const cn_net *net)
+{
+    size_t bytes;
+    cn_net_blocks(net, &bytes);
+    return bytes;
+}
+
+static void same_results_as_the_full_layout(void)
+{
+    for (size_t k = 0; k < sizeof NETS / sizeof NETS[0]; k++) {
+        cn_spec *spec = th_spec(NETS[k]);
+        CHECK(spec);
+        cn_model *m;
+        CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
+        const size_t ns[] = {1, 7, 33};
+        for (size_t j = 0; j < 3; j++) {
+            size_t n = ns[j], classes = cn_net_classes(cn_model_net(m));
+            float *x = random_input(cn_model_net(m), n, 10 + j);
+            float *p0 = malloc(n * classes * sizeof *p0), *p1 = malloc(n * classes * sizeof *p1);
+            float *z0 = malloc(n * classes * sizeof *z0), *z1 = malloc(n * classes * sizeof *z1);
+            CHECK(x && p0 && p1 && z0 && z1);
+            CHECK_OK(cn_model_reserve(m, n));
+            size_t full = net_bytes(cn_model_net(m));
+            CHECK(forward(cn_model_net(m), x, n, p0, z0));
+            CHECK_OK(cn_model_reserve_inference(m, n));
+            const cn_net *net = cn_model_net(m);
+            CHECK(net->train_batch == 0 && net->max_batch >= n && net->arena);
+            CHECK_MSG(net_bytes(net) < full, "net %zu, batch %zu: forward only %zu bytes, full %zu",
+                      k, n, net_bytes(net), full);
+            CHECK(forward(cn_model_net(m), x, n, p1, z1));
+            CHECK_MSG(memcmp(p0, p1, n * classes * sizeof *p0) == 0 &&
+                          memcmp(z0, z1, n * classes * sizeof *z0) == 0,
+                      "net %zu, batch %zu: the forward-only network computes something else", k, n);
+            free(x);
+            free(p0);
+            free(p1);
+            free(z0);
+            free(z1);
+        }
+        cn_model_free(m);
+        cn_spec_free(spec);
+    }
+}
+
+/* LeNet's outputs by hand: conv1 (20x24x24, its relu fused, in place) and
+ * maxpool1 (20x12x12) are alive together; every later output fits in
+ * conv1's place, read by then; fc2's logits and the softmax stay to the
+ * end.  The largest pair is conv1 and maxpool1. */
+static void lenet_arena_by_hand(void)
+{
+    cn_spec *spec;
+    CHECK_OK(cn_spec_load("models/lenet.cfg", &spec));
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
+    CHECK_OK(cn_model_reserve_inference(m, 1000));
+    const cn_net *net = cn_model_net(m);
+    CHECK_MSG(net->arena_floats == (20 * 24 * 24 + 20 * 12 * 12) * 1000,
+              "LeNet at 1000: %zu floats of outputs", net->arena_floats);
+    /* the full layout's outputs: every layer's but the relus in place */
+    CHECK_OK(cn_model_reserve(m, 1000));
+    size_t outputs = 0;
+    for (size_t i = 0; i < cn_net_num_layers(cn_model_net(m)); i++)
+        if (!cn_model_net(m)->layers[i].shares_input)
+            outputs += cn_shape_size(cn_model_net(m)->layers[i].out) * 1000;
+    CHECK(outputs ==
+          (20 * 24 * 24 + 20 * 12 * 12 + 50 * 8 * 8 + 50 * 4 * 4 + 500 + 10 + 10) * (size_t)1000);
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
+static void what_it_does_not_keep_is_refused(void)
+{
+    cn_spec *spec = th_spec(NETS[1]);
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
+    CHECK_OK(cn_model_reserve_inference(m, 4));
+    cn_net *net = cn_model_net(m);
+    float *x = random_input(net, 4, 3), y[4 * 8 * 10 * 10];
+    CHECK(x);
+    CHECK_ERR(cn_net_forward(net, x, 4, 1), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "evaluation only"));
+    CHECK_ERR(cn_net_forward(net, x, 5, 0), CN_ERR_ARG); /* built for 4 */
+    CHECK_OK(cn_net_forward(net, x, 4, 0));
+    CHECK_ERR(cn_net_get_layer_output(net, 0, 0, 4, y), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "c1") && th_contains(cn_last_error(), "evaluation only"));
+    int32_t classes[4] = {0, 1, 2, 3};
+    CHECK_ERR(cn_net_class_gradient(net, classes, 4, 0, NULL, NULL), CN_ERR_ARG);
+    CHECK(th_contains(cn_last_error(), "evaluation only"));
+    /* a smaller batch keeps the network; cn_model_reserve gives back all */
+    CHECK_OK(cn_model_reserve_inference(m, 2));
+    CHECK(cn_model_net(m) == net);
+    CHECK_OK(cn_model_reserve(m, 4));
+    net = cn_model_net(m);
+    CHECK(net->train_batch == 4 && !net->arena);
+    CHECK_OK(cn_net_forward(net, x, 4, 0));
+    CHECK_OK(cn_net_get_layer_output(net, 0, 0, 4, y));
+    free(x);
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
+/* An evaluation through a forward-only network (bigger passes) gives the
+ * full network's loss, answers and probabilities. */
+static void evaluation_is_the_same(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=12\nwidth=12\nclasses=2\n[train]\n"
+                            "batch=8\n[conv]\nfilters=4\nsize=3\n[relu]\n[maxpool]\n[fc]\n"
+                            "outputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_data d = th_bars(100, 7, 12);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
+    cn_eval a, b;
+    CHECK_OK(cn_net_evaluate(cn_model_net(m), &d, &a));
+    CHECK_OK(cn_model_reserve_inference(m, 64));
+    CHECK(cn_net_max_batch(cn_model_net(m)) == 64);
+    CHECK_OK(cn_net_evaluate(cn_model_net(m), &d, &b));
+    /* the mean loss adds each pass's sum: other passes, other roundings */
+    CHECK(a.n == 100 && b.n == 100 && a.accuracy == b.accuracy);
+    CHECK_NEAR(a.loss, b.loss, 1e-12);
+    CHECK(memcmp(a.predicted, b.predicted, 100 * sizeof *a.predicted) == 0);
+    CHECK(memcmp(a.probability, b.probability, 100 * sizeof *a.probability) == 0);
+    cn_eval_free(&a);
+    cn_eval_free(&b);
+    cn_data_free(&d);
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
+/* Inference between training steps changes nothing of the training. */
+static void training_after_inference_is_the_same(void)
+{
+    cn_spec *spec = th_spec(NETS[1]);
+    CHECK(spec);
+    cn_model *a, *b;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &a));
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &b));
+    float *x = random_input(cn_model_net(a), 8, 5);
+    int32_t labels[8] = {0, 1, 2, 3, 4, 0, 1, 2};
+    CHECK(x);
+    for (int s = 0; s < 3; s++) {
+        CHECK_OK(cn_model_step(a, x, labels, 8, 0.05, NULL));
+        CHECK_OK(cn_model_reserve_inference(b, 64));
+        CHECK_OK(cn_net_forward(cn_model_net(b), x, 8, 0));
+        CHECK_OK(cn_model_step(b, x, labels, 8, 0.05, NULL));
+    }
+    CHECK(th_same(cn_model_net(a), cn_model_net(b), CN_PARAMS));
+    CHECK(th_same(cn_model_net(a), cn_model_net(b), CN_BUFFERS));
+    CHECK(th_same_optim(a, b));
+    free(x);
+    cn_model_free(a);
+    cn_model_free(b);
+    cn_spec_free(spec);
+}
+
+const th_test th_infer[] = {
+    {"infer/same_results_as_the_full_layout", same_results_as_the_full_layout},
+    {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
+    {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
+    {"infer/evaluation_is_the_same", evaluation_is_the_same},
+    {"infer/training_after_inference_is_the_same", training_after_inference_is_the_same},
+    {NULL, NULL},
+};
