@@ -6,6 +6,7 @@ per test and ends with "python: P passed, F failed, K skipped"."""
 import gc
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -361,8 +362,7 @@ def _():
 @test
 def _():
     """train: Ctrl-C stops after the batch, raises KeyboardInterrupt, and the model saves"""
-    # faulthandler: a crash says where (a stress run once saw this child end
-    # with no output and no message after the signal)
+    # faulthandler: a crash says where
     child = """
 import sys, faulthandler, numpy as np
 faulthandler.enable()
@@ -376,8 +376,13 @@ except KeyboardInterrupt:
     m.save("interrupted.safetensors")
     print("interrupted at", m.state["epoch"], m.state["global_step"], flush=True)
 """ % (os.path.join(root, "python"), data, DESCRIPTION)
+    # The child starts with Ctrl-C's default action, as from a terminal: a
+    # suite started in the background by a shell without job control (nohup
+    # make test-stress &) inherits SIGINT ignored, and a Python started so
+    # ignores it too; the child then trained to the end and said nothing.
     p = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = p.stdout.readline()
     if first == "training\n":
         p.send_signal(2)
