@@ -197,6 +197,9 @@ const char *cli_augmentation(const cn_train_opts *o, const char *sep, char *buf,
     if (o->erase > 0) {
         PART("erasing in %g%% of the images", 100 * o->erase);
     }
+    if (o->elastic > 0) {
+        PART("elastic distortion of up to %g pixels", o->elastic);
+    }
 #undef PART
     return buf;
 }

@@ -50,10 +50,12 @@ static const char help[] =
     "together (the draws of the first training step).  These options change the\n"
     "recipe for the picture, to try settings before training with them:\n"
     "  --shift N  --flip 0|1  --rotate DEG  --scale F  --shear DEG  --erase P\n"
+    "  --elastic PIX\n"
     "(as 'convnet train' takes them; 'convnet train --help' says what each does).\n";
 
 /* The augmentation keys of the recipe, which viz --augment takes. */
-static const char *const aug_keys[] = {"shift", "flip", "rotate", "scale", "shear", "erase"};
+static const char *const aug_keys[] = {"shift", "flip",  "rotate", "scale",
+                                       "shear", "erase", "elastic"};
 #define N_AUG (sizeof aug_keys / sizeof aug_keys[0])
 /* Images in each row of augment.png. */
 #define AUG_COLS 8
@@ -73,7 +75,8 @@ static int save(cn_image *img, const char *dir, const char *name)
 /* The value of augmentation key k (aug_keys) in o. */
 static double aug_value(const cn_train_opts *o, size_t k)
 {
-    const double v[N_AUG] = {o->shift, o->flip, o->rotate, o->scale, o->shear, o->erase};
+    const double v[N_AUG] = {o->shift, o->flip,  o->rotate, o->scale,
+                             o->shear, o->erase, o->elastic};
     return v[k];
 }
 
@@ -112,7 +115,8 @@ static int draw_augment(const cn_train_opts *o, const cn_data *val, const char *
     }
     if (!used)
         printf("the recipe has no augmentation: augment.png shows the images as they are "
-               "(--shift, --flip, --rotate, --scale, --shear and --erase try some)\n");
+               "(--shift, --flip, --rotate, --scale, --shear, --erase and --elastic try "
+               "some)\n");
     if (!cols)
         return cli_error("no validation images to draw");
     uint8_t *pix = malloc(nr * cols * sz);
@@ -204,6 +208,7 @@ int cmd_viz(int argc, char **argv)
         {"scale", 1, O_AUG_KEY + 3},
         {"shear", 1, O_AUG_KEY + 4},
         {"erase", 1, O_AUG_KEY + 5},
+        {"elastic", 1, O_AUG_KEY + 6},
         {NULL, 0, 0},
     };
     const char *v, *path = NULL, *out = NULL, *image = NULL, *layer = NULL, *data_opt = NULL;
@@ -257,8 +262,8 @@ int cmd_viz(int argc, char **argv)
         }
     }
     if (aug_options && !augment)
-        return cli_usage("viz", "--shift, --flip, --rotate, --scale, --shear and --erase go with "
-                                "--augment");
+        return cli_usage("viz", "--shift, --flip, --rotate, --scale, --shear, --erase and "
+                                "--elastic go with --augment");
     if (!path)
         return cli_usage("viz", "takes a model file");
     if (!out)

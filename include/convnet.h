@@ -189,6 +189,9 @@ typedef struct cn_train_opts {
                                (1 - d') w after every step (d' = min(d, (1 + t) /
                                (10 + t)) at step t), which evaluation, validation and
                                the model file use (0: none) */
+    double elastic;         /* augmentation: elastic distortion, the control points
+                               of a smooth field moved by up to this many pixels
+                               each way (src/augment.h; 0: none) */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed
@@ -231,7 +234,7 @@ typedef struct cn_train_key {
  * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
  * lr_warmup, seed, optimizer, beta2, eps, shift, flip, rotate, scale,
- * shear, erase, label_smoothing, ema); NULL when i is past
+ * shear, erase, label_smoothing, ema, elastic); NULL when i is past
  * the last.  The keys are static: never freed. */
 size_t cn_train_key_count(void);
 const cn_train_key *cn_train_key_at(size_t i);
@@ -240,7 +243,7 @@ const cn_train_key *cn_train_key_at(size_t i);
 const cn_train_key *cn_train_key_find(const char *name);
 
 /* The augmentation of the recipe opts (shift, flip, rotate, scale, shear,
- * erase) applied in place to n samples of 8-bit pixels (n, C, H, W) of
+ * erase, elastic) applied in place to n samples of 8-bit pixels (n, C, H, W) of
  * the given shape, as training step `step` (from 0) of a run seeded with
  * opts->seed applies it to the samples at places first .. first + n - 1 of
  * its global batch: the same draws, the same pixels.  For pictures of what a

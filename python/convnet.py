@@ -141,6 +141,7 @@ class _TrainOpts(ctypes.Structure):
         ("erase", ctypes.c_double),
         ("label_smoothing", ctypes.c_double),
         ("ema", ctypes.c_double),
+        ("elastic", ctypes.c_double),
     ]
 
 

@@ -90,7 +90,7 @@ int cn_is_layer_section(const cn_section *sec);
 /* ----------------------------------------------------------------- recipe */
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
-#define CN_RECIPE_KEYS 21
+#define CN_RECIPE_KEYS 22
 /* Floats after the gradient block that the step's allreduce carries with it
  * (cn_model_train_step): the global batch's summed loss, its count of
  * correct answers, and how many workers want to stop. */

@@ -38,7 +38,8 @@ cn_aug cn_aug_of(const cn_train_opts *o)
                 (int32_t)lround(o->rotate * radians),
                 (int32_t)lround(o->scale * 65536.0),
                 (int32_t)lround(o->shear * radians),
-                (uint32_t)lround(o->erase * 16777216.0)};
+                (uint32_t)lround(o->erase * 16777216.0),
+                (int32_t)lround(o->elastic * 65536.0)};
     return a;
 }
 

@@ -106,7 +106,7 @@ static void zero_is_the_identity(void)
     uint8_t *orig = random_pixels(4 * size, 1), *pix = malloc(4 * size), *tmp = malloc(size);
     CHECK(orig && pix && tmp);
     memcpy(pix, orig, 4 * size);
-    const cn_aug none = {0, 0, 0, 0, 0, 0};
+    const cn_aug none = {0, 0, 0, 0, 0, 0, 0};
     cn_augment(pix, 4, s, &none, 7, 0, tmp);
     CHECK(memcmp(pix, orig, 4 * size) == 0);
     cn_aug_draw d = affine(0, 0, 0);
@@ -200,7 +200,7 @@ static void bilinear_matches_a_reference(void)
     const int64_t h = 11, w = 14;
     uint8_t *in = random_pixels((size_t)(h * w), 6), *out = malloc((size_t)(h * w));
     CHECK(in && out);
-    const cn_aug aug = {1, 1, (int32_t)q16_degrees(30), 19661, (int32_t)q16_degrees(20), 0};
+    const cn_aug aug = {1, 1, (int32_t)q16_degrees(30), 19661, (int32_t)q16_degrees(20), 0, 0};
     int worst = 0;
     for (uint64_t at = 0; at < 200; at++) {
         cn_aug_draw d;
@@ -238,9 +238,9 @@ static void bilinear_matches_a_reference(void)
  * factors in [0.8, 1.2]; shear = 15, angles within 15 degrees. */
 static void draws_keep_to_their_ranges(void)
 {
-    const cn_aug rot = {0, 0, (int32_t)q16_degrees(10), 0, 0, 0};
-    const cn_aug sc = {0, 0, 0, 13107, 0, 0};
-    const cn_aug sh = {0, 0, 0, 0, (int32_t)q16_degrees(15), 0};
+    const cn_aug rot = {0, 0, (int32_t)q16_degrees(10), 0, 0, 0, 0};
+    const cn_aug sc = {0, 0, 0, 13107, 0, 0, 0};
+    const cn_aug sh = {0, 0, 0, 0, (int32_t)q16_degrees(15), 0, 0};
     double lo[3] = {1e9, 1e9, 1e9}, hi[3] = {-1e9, -1e9, -1e9};
     for (uint64_t at = 0; at < 2000; at++) {
         cn_aug_draw d;
@@ -277,7 +277,7 @@ static void erase_fills_a_rectangle(void)
     CHECK(in && out);
     for (int64_t i = 0; i < size; i++)
         in[i] = (uint8_t)(in[i] | 1); /* no zeros of its own */
-    const cn_aug always = {0, 0, 0, 0, 0, 1u << 24};
+    const cn_aug always = {0, 0, 0, 0, 0, 1u << 24, 0};
     int upright = 0, lying = 0, top = 0, bottom = 0, left = 0, right = 0;
     for (uint64_t at = 0; at < 500; at++) {
         cn_aug_draw d;
@@ -313,7 +313,7 @@ static void erase_fills_a_rectangle(void)
 /* erase = P erases about P of the samples, each as it says; 0 none. */
 static void erase_follows_its_probability(void)
 {
-    const cn_aug half = {0, 0, 0, 0, 0, 1u << 23}, none = {1, 1, 0, 0, 0, 0};
+    const cn_aug half = {0, 0, 0, 0, 0, 1u << 23, 0}, none = {1, 1, 0, 0, 0, 0, 0};
     int erased = 0;
     for (uint64_t at = 0; at < 4000; at++) {
         cn_aug_draw d;
@@ -332,7 +332,8 @@ static void same_seed_same_batch(void)
 {
     const cn_shape s = {1, 28, 28};
     const size_t size = 784, n = 6;
-    const cn_aug aug = {2, 1, (int32_t)q16_degrees(15), 9830, (int32_t)q16_degrees(10), 1u << 23};
+    const cn_aug aug = {2,        1, (int32_t)q16_degrees(15), 9830, (int32_t)q16_degrees(10),
+                        1u << 23, 0};
     uint8_t *orig = random_pixels(n * size, 8), *a = malloc(n * size), *b = malloc(n * size);
     uint8_t *tmp = malloc(size);
     CHECK(orig && a && b && tmp);
@@ -371,13 +372,15 @@ static void host_and_twin_agree(void)
     uint32_t idx[9] = {3, 19, 0, 7, 7, 12, 5, 1, 18};
     const float norm[4] = {0.2f, 0.3f, 0.5f, 0.25f};
     const cn_aug augs[] = {
-        {0, 0, 0, 0, 0, 0},
-        {2, 1, 0, 0, 0, 0},
-        {0, 0, (int32_t)q16_degrees(25), 0, 0, 0},
-        {0, 0, 0, 26214, 0, 0},
-        {0, 0, 0, 0, (int32_t)q16_degrees(30), 0},
-        {0, 0, 0, 0, 0, 1u << 24},
-        {3, 1, (int32_t)q16_degrees(180), 32768, (int32_t)q16_degrees(60), 1u << 23}};
+        {0, 0, 0, 0, 0, 0, 0},
+        {2, 1, 0, 0, 0, 0, 0},
+        {0, 0, (int32_t)q16_degrees(25), 0, 0, 0, 0},
+        {0, 0, 0, 26214, 0, 0, 0},
+        {0, 0, 0, 0, (int32_t)q16_degrees(30), 0, 0},
+        {0, 0, 0, 0, 0, 1u << 24, 0},
+        {3, 1, (int32_t)q16_degrees(180), 32768, (int32_t)q16_degrees(60), 1u << 23, 0},
+        {0, 0, 0, 0, 0, 0, 163840},
+        {2, 1, (int32_t)q16_degrees(15), 6554, (int32_t)q16_degrees(10), 1u << 23, 524288}};
     for (size_t a = 0; a < sizeof augs / sizeof augs[0]; a++) {
         for (size_t i = 0; i < n; i++)
             memcpy(host + i * size, data + idx[i] * size, size);
@@ -498,6 +501,102 @@ static void public_augment_is_trainings(void)
     free(b);
 }
 
+/* The elastic field against its definition in doubles: the control
+ * points' moves blended bilinearly over the 4 x 4 grid (within 2^-11 pixel
+ * of it); bounded by a; continuous (neighbours differ by at most the
+ * steepest blend, 2a over a cell); and of the size it promises (a = 2.5:
+ * a mean move of about a pixel). */
+static void elastic_field_follows_its_formula(void)
+{
+    const int64_t h = 28, w = 28, a = 163840; /* 2.5 pixels */
+    const cn_aug aug = {0, 0, 0, 0, 0, 0, (int32_t)a};
+    double worst = 0, step = 0, mean = 0;
+    int64_t most = 0;
+    for (uint64_t at = 0; at < 50; at++) {
+        cn_aug_draw d;
+        cn_aug_draw_for(&aug, h, w, 7, at, &d);
+        CHECK(d.elastic == a && !d.affine);
+        int64_t prev[2] = {0, 0};
+        for (int64_t y = 0; y < h; y++)
+            for (int64_t x = 0; x < w; x++) {
+                int64_t e[2];
+                cn_elastic_at(&d, h, w, y, x, &e[0], &e[1]);
+                double gy = (double)y * 4 / (double)(h - 1), gx = (double)x * 4 / (double)(w - 1);
+                int cy = gy < 4 ? (int)gy : 3, cx = gx < 4 ? (int)gx : 3;
+                double ty = gy - cy, tx = gx - cx;
+                for (int dir = 0; dir < 2; dir++) {
+                    double want = 0;
+                    for (int j = 0; j < 2; j++)
+                        for (int i = 0; i < 2; i++)
+                            want += (j ? ty : 1 - ty) * (i ? tx : 1 - tx) *
+                                    (double)cn_elastic_move(d.field, a, (cy + j) * 5 + cx + i, dir);
+                    worst = fmax(worst, fabs(want - (double)e[dir]) / 65536);
+                    most = llabs(e[dir]) > most ? llabs(e[dir]) : most;
+                    mean += fabs((double)e[dir]) / 65536 / (double)(50 * h * w * 2);
+                    if (x > 0)
+                        step = fmax(step, fabs((double)(e[dir] - prev[dir])) / 65536);
+                    prev[dir] = e[dir];
+                }
+            }
+    }
+    CHECK_MSG(worst < 1.0 / 2048, "the field is %g pixels from its formula", worst);
+    CHECK_MSG(most <= a, "a move of %g pixels past a = 2.5", (double)most / 65536);
+    CHECK_MSG(step <= 2.0 * 2.5 * 4 / 27 + 1e-4, "neighbours %g pixels apart", step);
+    CHECK_MSG(mean > 0.6 && mean < 1.4, "a mean move of %g pixels", mean);
+}
+
+/* The sampling follows the field: each output pixel is the input read
+ * bilinearly at its point moved by e (a double-precision reference, within
+ * one level); a field of 2^-16 pixel leaves the picture as it was; the
+ * other draws are those of the same recipe without it. */
+static void elastic_reads_where_the_field_says(void)
+{
+    const int64_t h = 12, w = 16;
+    uint8_t *in = random_pixels((size_t)(h * w), 8), *out = malloc((size_t)(h * w));
+    CHECK(in && out);
+    const cn_aug aug = {1, 1, (int32_t)q16_degrees(20), 6554, 0, 0, 131072};
+    const cn_aug plain = {1, 1, (int32_t)q16_degrees(20), 6554, 0, 0, 0};
+    const cn_aug tiny = {0, 0, 0, 0, 0, 0, 1};
+    int worst = 0;
+    for (uint64_t at = 0; at < 100; at++) {
+        cn_aug_draw d, p, t;
+        cn_aug_draw_for(&aug, h, w, 5, at, &d);
+        cn_aug_draw_for(&plain, h, w, 5, at, &p);
+        CHECK(d.dy == p.dy && d.dx == p.dx && d.mirror == p.mirror && d.m00 == p.m00 &&
+              d.m01 == p.m01 && d.m10 == p.m10 && d.m11 == p.m11);
+        cn_aug_sample(in, out, 1, h, w, &d);
+        for (int64_t y = 0; y < h; y++)
+            for (int64_t x = 0; x < w; x++) {
+                int64_t yy = y - d.dy, xx = x - d.dx, ey, ex;
+                if (d.mirror)
+                    xx = w - 1 - xx;
+                cn_elastic_at(&d, h, w, yy, xx, &ey, &ex);
+                double u = (double)xx + (double)ex / 65536 - (double)(w - 1) / 2;
+                double v = (double)yy + (double)ey / 65536 - (double)(h - 1) / 2;
+                double px = (double)(w - 1) / 2 + ((double)d.m00 * u + (double)d.m01 * v) / 65536;
+                double py = (double)(h - 1) / 2 + ((double)d.m10 * u + (double)d.m11 * v) / 65536;
+                double x0 = floor(px), y0 = floor(py), fx = px - x0, fy = py - y0, sum = 0;
+                for (int j = 0; j < 2; j++)
+                    for (int i = 0; i < 2; i++) {
+                        double sy = y0 + j, sx = x0 + i;
+                        if (sy < 0 || sy >= (double)h || sx < 0 || sx >= (double)w)
+                            continue;
+                        sum += (j ? fy : 1 - fy) * (i ? fx : 1 - fx) *
+                               in[(int64_t)sy * w + (int64_t)sx];
+                    }
+                int e = abs((int)out[y * w + x] - (int)lround(sum));
+                worst = e > worst ? e : worst;
+            }
+        cn_aug_draw_for(&tiny, h, w, 5, at, &t);
+        cn_aug_sample(in, out, 1, h, w, &t);
+        CHECK_MSG(memcmp(in, out, (size_t)(h * w)) == 0, "a 2^-16-pixel field changed sample %llu",
+                  (unsigned long long)at);
+    }
+    CHECK_MSG(worst <= 1, "a pixel %d away from the reference", worst);
+    free(in);
+    free(out);
+}
+
 const th_test th_augment[] = {
     {"augment/generator_is_xoshiro", generator_is_xoshiro},
     {"augment/sine_and_cosine_are_accurate", sine_and_cosine_are_accurate},
@@ -513,5 +612,7 @@ const th_test th_augment[] = {
     {"augment/host_and_twin_agree", host_and_twin_agree},
     {"augment/public_augment_is_trainings", public_augment_is_trainings},
     {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
+    {"augment/elastic_field_follows_its_formula", elastic_field_follows_its_formula},
+    {"augment/elastic_reads_where_the_field_says", elastic_reads_where_the_field_says},
     {NULL, NULL},
 };

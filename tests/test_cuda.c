@@ -494,17 +494,19 @@ static void gather_pixels_is_exact(void)
     /* Moves and mirrors; then rotations, scaling and shears (bilinear, in
      * fixed point) with and without them; erasing, always or half the time,
      * alone and after the rest. */
-    static const cn_aug augs[] = {{0, 0, 0, 0, 0, 0},
-                                  {1, 0, 0, 0, 0, 0},
-                                  {2, 1, 0, 0, 0, 0},
-                                  {0, 1, 0, 0, 0, 0},
-                                  {0, 0, 205887, 0, 0, 0},
-                                  {0, 0, 0, 32768, 0, 0},
-                                  {0, 0, 0, 0, 68629, 0},
-                                  {2, 1, 11438, 6554, 5719, 0},
-                                  {0, 0, 0, 0, 0, 16777216},
-                                  {1, 1, 0, 0, 0, 8388608},
-                                  {2, 1, 11438, 6554, 5719, 8388608}};
+    static const cn_aug augs[] = {{0, 0, 0, 0, 0, 0, 0},
+                                  {1, 0, 0, 0, 0, 0, 0},
+                                  {2, 1, 0, 0, 0, 0, 0},
+                                  {0, 1, 0, 0, 0, 0, 0},
+                                  {0, 0, 205887, 0, 0, 0, 0},
+                                  {0, 0, 0, 32768, 0, 0, 0},
+                                  {0, 0, 0, 0, 68629, 0, 0},
+                                  {2, 1, 11438, 6554, 5719, 0, 0},
+                                  {0, 0, 0, 0, 0, 16777216, 0},
+                                  {1, 1, 0, 0, 0, 8388608, 0},
+                                  {2, 1, 11438, 6554, 5719, 8388608, 0},
+                                  {0, 0, 0, 0, 0, 0, 163840},
+                                  {2, 1, 11438, 6554, 5719, 8388608, 131072}};
     for (size_t a = 0; a < sizeof augs / sizeof augs[0]; a++) {
         BOTH(p, be->gather_pixels(be, MV(td, uint8_t), MV(ti, uint32_t), n, s, augs[a],
                                   0xabcdefULL + (uint64_t)a, 1000, M(tn), MV(pix, uint8_t), M(x)));

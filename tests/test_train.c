@@ -509,7 +509,7 @@ static void augmentation_moves_pixels(void)
     for (int i = 0; i < 60; i++)
         orig[i] = (uint8_t)(i + 1);
     int seen_shift = 0, seen_flip = 0;
-    const cn_aug moves = {2, 1, 0, 0, 0, 0}, none = {0, 0, 0, 0, 0, 0};
+    const cn_aug moves = {2, 1, 0, 0, 0, 0, 0}, none = {0, 0, 0, 0, 0, 0, 0};
     for (uint64_t seed = 0; seed < 40; seed++) {
         memcpy(pix, orig, 60);
         /* Sample 3 of a batch: its own generator, seeded by the step's seed
