@@ -45,6 +45,7 @@
 
 #include "counter_rng.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The recipe's augmentation in whole numbers (cn_aug_of). */
@@ -78,7 +79,8 @@ typedef struct cn_aug_draw {
 #define CN_ERASE_RATIO_MAX 216269 /* 3.3 * 2^16 */
 #define CN_ERASE_TRIES     10
 
-#define CN_ELASTIC_CELLS 4
+#define CN_ELASTIC_CELLS  4
+#define CN_ELASTIC_POINTS ((CN_ELASTIC_CELLS + 1) * (CN_ELASTIC_CELLS + 1))
 
 #define CN_Q30    1073741824LL /* 2^30 */
 #define CN_PI_Q30 3373259426LL /* pi * 2^30 */
@@ -215,14 +217,28 @@ CN_HD static inline void cn_aug_draw_for(const cn_aug *a, int64_t h, int64_t w, 
  * down, 1: across) of the field with key field. */
 CN_HD static inline int64_t cn_elastic_move(uint64_t field, int64_t a, int64_t k, int dir)
 {
-    uint64_t r = cn_mix64(field + (uint64_t)(2 * k + dir + 1) * CN_GOLDEN);
-    return (int64_t)(r % (2 * (uint64_t)a + 1)) - a;
+    /* the top 32 bits scaled to [0, 2a] (a multiply, not a division: a
+     * pixel asks for eight of these) */
+    uint64_t r = cn_mix64(field + (uint64_t)(2 * k + dir + 1) * CN_GOLDEN) >> 32;
+    return (int64_t)(r * (2 * (uint64_t)a + 1) >> 32) - a;
+}
+
+/* Every control point's moves: moves[2 k + dir] = cn_elastic_move(k, dir). */
+CN_HD static inline void cn_elastic_moves(const cn_aug_draw *d,
+                                          int64_t moves[2 * CN_ELASTIC_POINTS])
+{
+    for (int64_t k = 0; k < CN_ELASTIC_POINTS; k++)
+        for (int dir = 0; dir < 2; dir++)
+            moves[2 * k + dir] = cn_elastic_move(d->field, d->elastic, k, dir);
 }
 
 /* The elastic displacement (* 2^16 pixels, down in *ey and across in *ex)
- * at the point (y, x) of an h x w image, clamped into it. */
-CN_HD static inline void cn_elastic_at(const cn_aug_draw *d, int64_t h, int64_t w, int64_t y,
-                                       int64_t x, int64_t *ey, int64_t *ex)
+ * at the point (y, x) of an h x w image, clamped into it; from moves
+ * (cn_elastic_moves) when not NULL, else hashing the four it needs (a GPU
+ * thread, which has one pixel to do). */
+CN_HD static inline void cn_elastic_at_with(const cn_aug_draw *d, const int64_t *moves, int64_t h,
+                                            int64_t w, int64_t y, int64_t x, int64_t *ey,
+                                            int64_t *ex)
 {
     const int64_t G = CN_ELASTIC_CELLS;
     y = y < 0 ? 0 : y >= h ? h - 1 : y;
@@ -236,17 +252,26 @@ CN_HD static inline void cn_elastic_at(const cn_aug_draw *d, int64_t h, int64_t 
         for (int64_t j = 0; j < 2; j++)
             for (int64_t i = 0; i < 2; i++) {
                 int64_t wy = j ? ty : 65536 - ty, wx = i ? tx : 65536 - tx;
+                int64_t k = (cy + j) * (G + 1) + cx + i;
                 sum += wy * wx / 65536 *
-                       cn_elastic_move(d->field, d->elastic, (cy + j) * (G + 1) + cx + i, dir);
+                       (moves ? moves[2 * k + dir] : cn_elastic_move(d->field, d->elastic, k, dir));
             }
         *(dir ? ex : ey) = cn_floor_div(sum + 32768, 65536);
     }
 }
 
+CN_HD static inline void cn_elastic_at(const cn_aug_draw *d, int64_t h, int64_t w, int64_t y,
+                                       int64_t x, int64_t *ey, int64_t *ex)
+{
+    cn_elastic_at_with(d, NULL, h, w, y, x, ey, ex);
+}
+
 /* Pixel (y, x) of one channel's output from that channel's input plane
- * (h x w), as the header says. */
-CN_HD static inline uint8_t cn_aug_pixel(const uint8_t *plane, int64_t h, int64_t w,
-                                         const cn_aug_draw *d, int64_t y, int64_t x)
+ * (h x w), as the header says; moves: the elastic field's, or NULL (then
+ * hashed as needed). */
+CN_HD static inline uint8_t cn_aug_pixel_with(const uint8_t *plane, int64_t h, int64_t w,
+                                              const cn_aug_draw *d, const int64_t *moves, int64_t y,
+                                              int64_t x)
 {
     if (d->erase && y >= d->ey && y < d->ey + d->eh && x >= d->ex && x < d->ex + d->ew)
         return 0;
@@ -262,7 +287,7 @@ CN_HD static inline uint8_t cn_aug_pixel(const uint8_t *plane, int64_t h, int64_
     int64_t py = (h - 1) * 65536 + d->m10 * u + d->m11 * v;
     if (d->elastic) { /* the offsets moved by e(p), in 2^-17 pixels */
         int64_t ey, ex;
-        cn_elastic_at(d, h, w, yy, xx, &ey, &ex);
+        cn_elastic_at_with(d, moves, h, w, yy, xx, &ey, &ex);
         int64_t u17 = u * 65536 + 2 * ex, v17 = v * 65536 + 2 * ey;
         px = (w - 1) * 65536 + cn_floor_div(d->m00 * u17 + d->m01 * v17, 65536);
         py = (h - 1) * 65536 + cn_floor_div(d->m10 * u17 + d->m11 * v17, 65536);
@@ -283,14 +308,25 @@ CN_HD static inline uint8_t cn_aug_pixel(const uint8_t *plane, int64_t h, int64_
     return (uint8_t)((sum + ((uint64_t)1 << 31)) >> 32);
 }
 
-/* Sample src (c planes of h x w) augmented with draw d into dst. */
+CN_HD static inline uint8_t cn_aug_pixel(const uint8_t *plane, int64_t h, int64_t w,
+                                         const cn_aug_draw *d, int64_t y, int64_t x)
+{
+    return cn_aug_pixel_with(plane, h, w, d, NULL, y, x);
+}
+
+/* Sample src (c planes of h x w) augmented with draw d into dst (the
+ * elastic field's moves hashed once for the sample). */
 CN_HD static inline void cn_aug_sample(const uint8_t *src, uint8_t *dst, int64_t c, int64_t h,
                                        int64_t w, const cn_aug_draw *d)
 {
+    int64_t moves[2 * CN_ELASTIC_POINTS];
+    if (d->elastic)
+        cn_elastic_moves(d, moves);
     for (int64_t k = 0; k < c; k++)
         for (int64_t y = 0; y < h; y++)
             for (int64_t x = 0; x < w; x++)
-                dst[(k * h + y) * w + x] = cn_aug_pixel(src + k * h * w, h, w, d, y, x);
+                dst[(k * h + y) * w + x] =
+                    cn_aug_pixel_with(src + k * h * w, h, w, d, d->elastic ? moves : NULL, y, x);
 }
 
 #endif
