@@ -195,6 +195,24 @@ static void scale_and_shear_on_the_grid(void)
 /* Every pixel of drawn maps against bilinear interpolation in double
  * precision at the documented point (the map's own numbers): within one
  * step of 255 (the roundings of the weights). */
+/* The input read in doubles where draw d's map takes the point (u, v)
+ * pixels from the centre (bilinear, 0 outside), rounded. */
+static int reference_pixel(const uint8_t *in, int64_t h, int64_t w, const cn_aug_draw *d, double u,
+                           double v)
+{
+    double px = (double)(w - 1) / 2 + ((double)d->m00 * u + (double)d->m01 * v) / 65536;
+    double py = (double)(h - 1) / 2 + ((double)d->m10 * u + (double)d->m11 * v) / 65536;
+    double x0 = floor(px), y0 = floor(py), fx = px - x0, fy = py - y0, sum = 0;
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < 2; i++) {
+            double sy = y0 + j, sx = x0 + i;
+            if (sy < 0 || sy >= (double)h || sx < 0 || sx >= (double)w)
+                continue;
+            sum += (j ? fy : 1 - fy) * (i ? fx : 1 - fx) * in[(int64_t)sy * w + (int64_t)sx];
+        }
+    return (int)lround(sum);
+}
+
 static void bilinear_matches_a_reference(void)
 {
     const int64_t h = 11, w = 14;
@@ -213,18 +231,7 @@ static void bilinear_matches_a_reference(void)
                 if (d.mirror)
                     xx = (double)w - 1 - xx;
                 double u = xx - (double)(w - 1) / 2, v = yy - (double)(h - 1) / 2;
-                double px = (double)(w - 1) / 2 + ((double)d.m00 * u + (double)d.m01 * v) / 65536;
-                double py = (double)(h - 1) / 2 + ((double)d.m10 * u + (double)d.m11 * v) / 65536;
-                double x0 = floor(px), y0 = floor(py), fx = px - x0, fy = py - y0, sum = 0;
-                for (int j = 0; j < 2; j++)
-                    for (int i = 0; i < 2; i++) {
-                        double sy = y0 + j, sx = x0 + i;
-                        if (sy < 0 || sy >= (double)h || sx < 0 || sx >= (double)w)
-                            continue;
-                        sum += (j ? fy : 1 - fy) * (i ? fx : 1 - fx) *
-                               in[(int64_t)sy * w + (int64_t)sx];
-                    }
-                int e = abs((int)out[y * w + x] - (int)lround(sum));
+                int e = abs((int)out[y * w + x] - reference_pixel(in, h, w, &d, u, v));
                 worst = e > worst ? e : worst;
             }
     }
@@ -573,18 +580,7 @@ static void elastic_reads_where_the_field_says(void)
                 cn_elastic_at(&d, h, w, yy, xx, &ey, &ex);
                 double u = (double)xx + (double)ex / 65536 - (double)(w - 1) / 2;
                 double v = (double)yy + (double)ey / 65536 - (double)(h - 1) / 2;
-                double px = (double)(w - 1) / 2 + ((double)d.m00 * u + (double)d.m01 * v) / 65536;
-                double py = (double)(h - 1) / 2 + ((double)d.m10 * u + (double)d.m11 * v) / 65536;
-                double x0 = floor(px), y0 = floor(py), fx = px - x0, fy = py - y0, sum = 0;
-                for (int j = 0; j < 2; j++)
-                    for (int i = 0; i < 2; i++) {
-                        double sy = y0 + j, sx = x0 + i;
-                        if (sy < 0 || sy >= (double)h || sx < 0 || sx >= (double)w)
-                            continue;
-                        sum += (j ? fy : 1 - fy) * (i ? fx : 1 - fx) *
-                               in[(int64_t)sy * w + (int64_t)sx];
-                    }
-                int e = abs((int)out[y * w + x] - (int)lround(sum));
+                int e = abs((int)out[y * w + x] - reference_pixel(in, h, w, &d, u, v));
                 worst = e > worst ? e : worst;
             }
         cn_aug_draw_for(&tiny, h, w, 5, at, &t);
