@@ -393,7 +393,8 @@ $(INST)/man/convnet.1: $(INST)/convnet scripts/man.sh
 # pkg-config: Libs.private and Requires.private are what a static link adds.
 PC_SUBST = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
   -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
-  -e 's|@VERSION@|$(VERSION)|' -e 's|@OPENMP@|$(if $(filter yes,$(OPENMP)),-fopenmp)|'
+  -e 's|@VERSION@|$(VERSION)|' -e 's|@OPENMP@|$(if $(filter yes,$(OPENMP)),-fopenmp)|' \
+  -e 's|@CUDA_LIBS@|$(if $(filter 1,$(CUDA)),-L$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++)|'
 $(INST)/%.pc: scripts/%.pc.in $(INST)/dirs.stamp
 	$(PC_SUBST) $< > $@
 
