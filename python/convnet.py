@@ -263,6 +263,7 @@ _CORE = [
     ("cn_model_class_names", ctypes.POINTER(ctypes.c_char_p), [_P]),
     ("cn_model_free", None, [_P]),
     ("cn_model_reserve", _status, [_P, _size]),
+    ("cn_model_reserve_inference", _status, [_P, _size]),
     ("cn_model_net", _P, [_P]),
     ("cn_model_spec", _P, [_P]),
     ("cn_model_opts", ctypes.POINTER(_TrainOpts), [_P]),
@@ -930,8 +931,10 @@ class Model:
         return out[0] if single else out
 
     def _reserve(self, n):
+        # predict reads the probabilities only: a forward-only network
+        # (training rebuilds the full one)
         if self._lib.cn_net_max_batch(self._net()) < n:
-            _check(self._lib.cn_model_reserve(self._model(), n))
+            _check(self._lib.cn_model_reserve_inference(self._model(), n))
 
     def predict_image(self, path, fit="auto"):
         """Class probabilities for an image file (classes,), or for a list of

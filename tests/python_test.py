@@ -196,6 +196,17 @@ def _():
     one = model.predict(test_x[42])
     assert one.shape == (10,)
     close(one, p[42], 1e-6, "one sample alone and in a batch")
+    # predict's forward-only network (cn_model_reserve_inference) gives way
+    # to the full one when training follows, and the model trains as one
+    # that never predicted does
+    fresh = convnet.Model.create(DESCRIPTION, epochs=1)
+    other = convnet.Model.create(DESCRIPTION, epochs=1)
+    fresh.predict(test_x[:600], batch=512)
+    for m in (fresh, other):
+        m.train(train_x[:640], train_y[:640])
+    for name, w in fresh.parameters().items():
+        assert (w == other.parameters()[name]).all(), name
+    close(fresh.predict(test_x[:50]), other.predict(test_x[:50]), 0, "after training")
 
 
 @test
