@@ -290,9 +290,15 @@ static size_t shared_floats(const cn_net *net)
  * holds the logits or the probabilities (j >= n-2).  Each buffer gets the
  * lowest offset where it overlaps no buffer still to be read when it is
  * written (first fit, in the order of the layers).  end holds n sizes. */
+/* Floats of layer i's output for max_batch samples, as its place takes. */
+static size_t output_floats(const cn_net *net, size_t i)
+{
+    return cn_net_align(cn_mul(cn_shape_size(net->layers[i].out), net->max_batch));
+}
+
 static void place_outputs(cn_net *net, size_t *end)
 {
-    size_t n = net->n_layers, mb = net->max_batch;
+    size_t n = net->n_layers;
     net->arena_floats = 0;
     for (size_t i = 0; i < n; i++) {
         const cn_layer *l = &net->layers[i];
@@ -308,15 +314,13 @@ static void place_outputs(cn_net *net, size_t *end)
             for (size_t k = 0; k < net->layers[x].n_extra; k++)
                 if (net->layers[x].extra_from[k] >= i && net->layers[x].extra_from[k] <= j)
                     end[i] = x > end[i] ? x : end[i];
-        size_t size = cn_net_align(cn_mul(cn_shape_size(l->out), mb)), at = 0;
+        size_t size = output_floats(net, i), at = 0;
         for (int moved = 1; moved;) { /* past every clash, lowest first */
             moved = 0;
             for (size_t k = 0; k < i; k++) {
                 if (net->layers[k].shares_input || end[k] < i)
                     continue;
-                size_t k_at = net->arena_at[k];
-                size_t k_end =
-                    cn_add(k_at, cn_net_align(cn_mul(cn_shape_size(net->layers[k].out), mb)));
+                size_t k_at = net->arena_at[k], k_end = cn_add(k_at, output_floats(net, k));
                 if (at < k_end && k_at < cn_add(at, size)) {
                     at = k_end;
                     moved = 1;
