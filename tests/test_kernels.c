@@ -231,6 +231,16 @@ static void gemm_matches_reference(const char *isa)
           compare_gemm(be, VIA_PRE, 1, 0, 33, 257, 300, 1, 1, 0, &rng) ||
           compare_gemm(be, VIA_ST, 0, 1, 65, 1100, 17, 1, 0, 0, &rng) ||
           compare_gemm(be, VIA_GEMM, 0, 0, 5, 7, 0, 1, 0.5f, 1, &rng) ||
+          /* A few rows of A against B transposed (the fully connected
+           * layer's forward pass on a few samples) take the dot-product
+           * path: column edges, depths that are no multiple of the vector
+           * width, row groups of 4 and a remainder, beta and padding. */
+          compare_gemm(be, VIA_GEMM, 0, 1, 1, 500, 800, 1, 0, 0, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 1, 2, 3, 7, 0.5f, 1, 2, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 1, 3, 37, 19, 1, 0, 1, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 1, 5, 130, 47, 1, 1, 0, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 1, 8, 10, 500, 0.5f, 0, 3, &rng) ||
+          compare_gemm(be, VIA_GEMM, 0, 1, 7, 1, 1, 1, 1, 0, &rng) ||
           compare_gemm(be, VIA_GEMM, 1, 1, 9, 3, 17, 0, 0, 0, &rng);
     cn_backend_destroy(be);
 }
@@ -254,6 +264,19 @@ static void gemm_thread_count_invariant(const char *isa)
     cn_backend_destroy(b1);
     cn_backend_destroy(b2);
     CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isa);
+    free(a), free(b), free(c1), free(c2);
+    /* The dot-product path (few rows of A, B transposed): its column
+     * ranges follow the thread count. */
+    m = 3, n = 1001, k = 803;
+    a = normal(m * k, 1, 0, &rng), b = normal(n * k, 1, 0, &rng);
+    c1 = floats(m * n), c2 = floats(m * n);
+    b1 = isa_backend(isa, 1), b2 = isa_backend(isa, 2);
+    CHECK(b1 && b2);
+    b1->gemm(b1, 0, 1, m, n, k, 1, a, k, b, k, 0, c1, n);
+    b2->gemm(b2, 0, 1, m, n, k, 1, a, k, b, k, 0, c2, n);
+    cn_backend_destroy(b1);
+    cn_backend_destroy(b2);
+    CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: dot path, 1 and 2 threads differ", isa);
     free(a), free(b), free(c1), free(c2);
 }
 PER_ISA(gemm_thread_count_invariant)

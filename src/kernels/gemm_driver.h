@@ -153,6 +153,95 @@ static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc)
             c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
+/* ------------------------------------------------- few rows, B transposed
+ *
+ * C (m, n) = alpha A B^T + beta C with m <= DOT_MAX and A, B both row-major
+ * (ta = 0, tb = 1): a fully connected layer's forward pass on a handful of
+ * samples, y = x W^T.  Packing B would copy all of W on every call to use
+ * each value m times; here each row of W is read once, in place, and dotted
+ * with the m rows of A.  A block is mr rows of A by DOT_J rows of B, each
+ * pair summed in DOT_L lanes (p = l mod DOT_L, the vector unit's width), the
+ * lanes then halved pairwise, the last k mod DOT_L products added in order.
+ * Every element is summed the same way wherever its block falls, so the
+ * result does not depend on the number of threads. */
+#ifndef DOT_L
+#define DOT_L (NR / 2)
+#endif
+#define DOT_M   4 /* rows of A at a time */
+#define DOT_MAX 8 /* the most rows of A taken this way */
+#define DOT_J   4 /* dot_rows names its four rows of B */
+
+/* One vector of DOT_L floats (GCC's vector extension: zmm, ymm or xmm
+ * registers as the instruction set has them). */
+typedef float dot_vec __attribute__((vector_size(DOT_L * sizeof(float))));
+static inline dot_vec dot_load(const float *p)
+{
+    dot_vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) void dot_rows(const int mr, size_t k, float alpha,
+                                                           const float *a, size_t lda,
+                                                           const float *b, size_t ldb, size_t nj,
+                                                           float beta, float *c, size_t ldc)
+{
+    dot_vec acc[DOT_M][DOT_J];
+    /* Past the edge (nj < DOT_J) the last row is dotted again and dropped. */
+    const float *b0 = b, *b1 = b + (nj > 1 ? ldb : 0), *b2 = b + (nj > 2 ? 2 : nj - 1) * ldb;
+    const float *b3 = b + (nj > 3 ? 3 : nj - 1) * ldb;
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < DOT_J; j++)
+            acc[i][j] = (dot_vec){0};
+    size_t kv = k / DOT_L * DOT_L;
+    for (size_t p = 0; p < kv; p += DOT_L) {
+        dot_vec w0 = dot_load(b0 + p), w1 = dot_load(b1 + p), w2 = dot_load(b2 + p);
+        dot_vec w3 = dot_load(b3 + p);
+        for (int i = 0; i < mr; i++) {
+            dot_vec x = dot_load(a + (size_t)i * lda + p);
+            acc[i][0] += x * w0;
+            acc[i][1] += x * w1;
+            acc[i][2] += x * w2;
+            acc[i][3] += x * w3;
+        }
+    }
+    const float *bj[DOT_J] = {b0, b1, b2, b3};
+    for (int i = 0; i < mr; i++)
+        for (size_t j = 0; j < nj; j++) {
+            float v[DOT_L];
+            memcpy(v, &acc[i][j], sizeof v);
+            for (int w = DOT_L / 2; w >= 1; w /= 2)
+                for (int l = 0; l < w; l++)
+                    v[l] += v[l + w];
+            float s = v[0];
+            for (size_t p = kv; p < k; p++)
+                s += a[(size_t)i * lda + p] * bj[j][p];
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = beta == 0.0f ? alpha * s : beta * *cij + alpha * s;
+        }
+}
+
+/* Columns [j0, j1) of C, DOT_J at a time. */
+static void dot_cols(size_t m, size_t k, float alpha, const float *a, size_t lda, const float *b,
+                     size_t ldb, size_t j0, size_t j1, float beta, float *c, size_t ldc)
+{
+    for (size_t j = j0; j < j1; j += DOT_J) {
+        size_t nj = j1 - j < DOT_J ? j1 - j : DOT_J;
+        const float *bj = b + j * ldb;
+        /* Rows of A DOT_M at a time (each group reads these rows of B again). */
+        for (size_t i = 0; i < m; i += DOT_M) {
+            const float *ai = a + i * lda;
+            float *cij = c + i * ldc + j;
+            switch (m - i < DOT_M ? m - i : DOT_M) {
+            case 1: dot_rows(1, k, alpha, ai, lda, bj, ldb, nj, beta, cij, ldc); break;
+            case 2: dot_rows(2, k, alpha, ai, lda, bj, ldb, nj, beta, cij, ldc); break;
+            case 3: dot_rows(3, k, alpha, ai, lda, bj, ldb, nj, beta, cij, ldc); break;
+            default: dot_rows(4, k, alpha, ai, lda, bj, ldb, nj, beta, cij, ldc); break;
+            }
+        }
+    }
+}
+
 /* Packs all of op(A) (m x k) for GEMM_NAME_st_pre: m * k floats, laid out
  * block by block as tile() reads them. */
 void GEMM_CAT(GEMM_NAME, _pack_a)(int ta, size_t m, size_t k, const float *a, size_t lda,
@@ -203,9 +292,24 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
         scale_c(m, n, beta, c, ldc);
         return;
     }
+    int nt = cpu->threads > 0 ? cpu->threads : 1;
+    if (m <= DOT_MAX && !ta && tb) {
+        /* Column ranges of whole DOT_J blocks, one per thread, and no more
+         * threads than 64 K multiply-adds each keep busy. */
+        size_t blocks = (n + DOT_J - 1) / DOT_J, work = m * n * k / 65536 + 1;
+        if ((size_t)nt > work)
+            nt = (int)work;
+        if ((size_t)nt > blocks)
+            nt = (int)blocks;
+        PARALLEL_FOR(nt, t, nt, {
+            size_t b0 = blocks * (size_t)t / (size_t)nt, b1 = blocks * (size_t)(t + 1) / (size_t)nt;
+            size_t j1 = b1 * DOT_J < n ? b1 * DOT_J : n;
+            dot_cols(m, k, alpha, a, lda, b, ldb, b0 * DOT_J, j1, beta, c, ldc);
+        });
+        return;
+    }
     /* Tiles of up to MC x tn, with tn halved (in whole NR panels) until every
      * thread has work, as far as the shape allows. */
-    int nt = cpu->threads > 0 ? cpu->threads : 1;
     size_t tn = NC, tiles_m = (m + MC - 1) / MC;
     while (tiles_m * ((n + tn - 1) / tn) < (size_t)nt * 2 && tn > NR * 2)
         tn = (tn / 2 + NR - 1) / NR * NR;
