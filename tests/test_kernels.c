@@ -398,6 +398,56 @@ static void conv_thread_count_invariant(const char *isa)
 }
 PER_ISA(conv_thread_count_invariant)
 
+/* Fewer samples than threads: each sample's filters are split among the
+ * threads (SPLIT_MACS and up), on the direct path and on im2col's (with a
+ * stride, and a 1x1 convolution that reads x in place), into shares of
+ * uneven size (17 filters): the same bits as one thread, and the
+ * reference's values. */
+static void conv_split_matches_one_thread(const char *isa)
+{
+    static const size_t sg[][6] = {
+        /* c, h, w, k, stride, pad */
+        {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
+        {16, 15, 14, 3, 2, 1}, {32, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},
+    };
+    cn_backend *b1 = isa_backend(isa, 1);
+    if (!b1)
+        return;
+    cn_backend *b3 = isa_backend(isa, 3);
+    CHECK(b3);
+    cn_rng rng;
+    cn_rng_seed(&rng, 13);
+    for (size_t t = 0; t < sizeof sg / sizeof sg[0]; t++)
+        for (size_t n = 1; n <= 2; n++) {
+            cn_win g = win_of(sg[t]);
+            size_t m = 17, kk = g.c * g.kh * g.kw, in = n * g.c * g.h * g.w;
+            size_t out = n * m * g.oh * g.ow;
+            CHECK(m * g.oh * g.ow * kk >= 65536); /* conv.c's SPLIT_MACS */
+            float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+            float *b = normal(m, 1, 0, &rng), *y1 = floats(out), *y3 = floats(out);
+            float *yr = floats(out);
+            float *ws1 = floats(b1->conv_ws(b1, &g, m, n)),
+                  *ws3 = floats(b3->conv_ws(b3, &g, m, n));
+            cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
+            for (int act = 0; act < 2; act++) {
+                cn_act a = act ? CN_ACT_RELU : CN_ACT_NONE;
+                b1->conv_fwd(b1, &g, m, x, n, w, b, y1, ws1, a);
+                b3->conv_fwd(b3, &g, m, x, n, w, b, y3, ws3, a);
+                CHECK_MSG(memcmp(y1, y3, out * 4) == 0,
+                          "%s geometry %zu, %zu samples, act %d: 1 and 3 threads differ", isa, t, n,
+                          act);
+                for (size_t i = 0; act && i < out; i++)
+                    yr[i] = yr[i] > 0 ? yr[i] : 0;
+                CHECK_MSG(max_rel(y3, yr, out) < 2e-5, "%s geometry %zu, %zu samples: error %.2g",
+                          isa, t, n, max_rel(y3, yr, out));
+            }
+            free(x), free(w), free(b), free(y1), free(y3), free(yr), free(ws1), free(ws3);
+        }
+    cn_backend_destroy(b1);
+    cn_backend_destroy(b3);
+}
+PER_ISA(conv_split_matches_one_thread)
+
 /* ------------------------------------------------------------- pooling */
 
 /* Max pooling: the maximum of each window exactly, and backward's gradient
@@ -1338,6 +1388,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("gemm_matches_reference", gemm_matches_reference),
     ISA_TESTS("gemm_thread_count_invariant", gemm_thread_count_invariant),
     ISA_TESTS("conv_matches_reference", conv_matches_reference),
+    ISA_TESTS("conv_split_matches_one_thread", conv_split_matches_one_thread),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),
     ISA_TESTS("activations_match_naive", activations_match_naive),

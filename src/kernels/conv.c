@@ -12,6 +12,14 @@
  * backward.  With "same" padding, dx is computed as a convolution instead
  * (dx_by_conv).
  *
+ * A batch with fewer samples than threads (one image at a time, as a
+ * deployed model is asked) is worked on sample by sample, each split among
+ * the threads instead: each thread takes a share of the filters, with its
+ * own copy of the padded sample (or col) and of its filters' weights, so
+ * that the threads share nothing they write (on a processor whose cores
+ * are far apart, one core reading what another just wrote costs more than
+ * making it again).  Every output is summed as one thread sums it.
+ *
  * Weight gradients are summed per chunk of samples, then the chunks in
  * order.  Chunks are cut from the batch size alone, so the sums, and the
  * result, do not depend on the number of threads.  Part of the CPU kernels
@@ -27,6 +35,18 @@ static void prefetch(const float *p, size_t floats)
 {
     for (size_t i = 0; i < floats; i += 16)
         __builtin_prefetch(p + i, 0, 2);
+}
+
+/* Threads for one sample's forward pass when the batch has fewer samples
+ * than threads: none (1) below SPLIT_MACS multiply-adds, where waking them
+ * costs more than it saves. */
+#define SPLIT_MACS 65536
+static int split_threads(const cn_backend *be, size_t n, size_t m, size_t macs)
+{
+    int nt = cn_cpu_of(be)->threads;
+    if ((size_t)nt <= n || macs < SPLIT_MACS)
+        return 1;
+    return (size_t)nt < m ? nt : (int)m;
 }
 
 static int col_is_x(const cn_win *g)
@@ -169,11 +189,28 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
                             size_t n, const float *w, const float *b, float *y, float *ws,
                             cn_act act)
 {
-    size_t p = g->oh * g->ow, in = g->c * g->h * g->w;
+    size_t p = g->oh * g->ow, in = g->c * g->h * g->w, kk = g->c * g->kh * g->kw;
     dconv_area a = direct_area(g, m);
     size_t hp = a.hp, wp = a.wp;
-    float *wt = ws, *bufs = ws + 2 * m * g->c * g->kh * g->kw;
+    float *wt = ws, *bufs = ws + 2 * m * kk;
     size_t tf = thread_floats(g, m);
+    int split = split_threads(be, n, m, m * p * kk);
+    if (split > 1) {
+        /* Filters split among the threads, each with its own copy of the
+         * padded sample and its own filters' weights tap by tap. */
+        PARALLEL_FOR(split, t, split, {
+            size_t fa = m * (size_t)t / (size_t)split,
+                   mt = m * (size_t)(t + 1) / (size_t)split - fa;
+            float *wt_t = wt + fa * kk, *xp = bufs + (size_t)t * tf, *flat = xp + g->c * hp * wp;
+            taps_first(w + fa * kk, mt, g->c, g->kh, g->kw, 0, wt_t);
+            for (size_t s = 0; s < n; s++) {
+                pad_sample(x + s * in, g->c, g->h, g->w, g->w, g->pad, xp);
+                dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt_t, mt, b + fa, act == CN_ACT_RELU,
+                             y + (s * m + fa) * p, g->oh, g->ow, flat);
+            }
+        });
+        return;
+    }
     taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
     PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
         float *xp = bufs + (size_t)thread_id() * tf, *flat = xp + g->c * hp * wp;
@@ -249,6 +286,22 @@ static int use_direct(const cn_win *g, int need_dx)
 }
 #endif
 
+/* y (m rows of p) plus the bias, relu'd if asked. */
+static void bias_act(float *y, size_t m, size_t p, const float *b, cn_act act)
+{
+    for (size_t f = 0; f < m; f++) {
+        float bias = b[f], *row = y + f * p;
+        if (act == CN_ACT_RELU)
+            for (size_t j = 0; j < p; j++) {
+                float v = row[j] + bias;
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (size_t j = 0; j < p; j++)
+                row[j] += bias;
+    }
+}
+
 static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, cn_act act)
 {
@@ -262,6 +315,30 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t tf = thread_floats(g, m);
     float *pw = ws, *bufs = ws + 2 * m * kk;
+    int split = split_threads(be, n, m, m * p * kk);
+    if (split > 1) {
+        /* Filters split among the threads, each packing its own rows of W
+         * and making its own col. */
+        PARALLEL_FOR(split, t, split, {
+            int tid = thread_id();
+            size_t fa = m * (size_t)t / (size_t)split,
+                   mt = m * (size_t)(t + 1) / (size_t)split - fa;
+            float *pw_t = pw + fa * kk, *buf = bufs + (size_t)tid * tf;
+            cpu->gemm_pack_a(0, mt, kk, w + fa * kk, kk, pw_t);
+            for (size_t s = 0; s < n; s++) {
+                const float *xs = x + s * in, *col = xs;
+                float *ys = y + (s * m + fa) * p;
+                if (!col_is_x(g)) {
+                    im2col_one(g, xs, buf, p);
+                    col = buf;
+                }
+                cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw_t, 0, 0, mt, p, kk,
+                                 1.0f, w + fa * kk, kk, col, p, 0.0f, ys, p);
+                bias_act(ys, mt, p, b + fa, act);
+            }
+        });
+        return;
+    }
     cpu->gemm_pack_a(0, m, kk, w, kk, pw);
     PARALLEL_FOR(cpu->threads, s, n, {
         int tid = thread_id();
@@ -276,17 +353,7 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         }
         cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw, 0, 0, m, p, kk, 1.0f, w,
                          kk, col, p, 0.0f, ys, p);
-        for (size_t f = 0; f < m; f++) {
-            float bias = b[f], *row = ys + f * p;
-            if (act == CN_ACT_RELU)
-                for (size_t j = 0; j < p; j++) {
-                    float v = row[j] + bias;
-                    row[j] = v > 0.0f ? v : 0.0f;
-                }
-            else
-                for (size_t j = 0; j < p; j++)
-                    row[j] += bias;
-        }
+        bias_act(ys, m, p, b, act);
     });
 }
 

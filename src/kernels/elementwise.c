@@ -26,6 +26,14 @@
         }                                                                                          \
     } while (0)
 
+/* FOR_RANGES's min_n for items of per_item elements each: threads for more
+ * than min_items items, but only when all of them together are more than
+ * PAR_MIN elements (batch normalisation of one sample is not). */
+static size_t par_items(size_t items, size_t per_item, size_t min_items)
+{
+    return items * per_item > PAR_MIN ? min_items : items;
+}
+
 static void relu_fwd(const float *restrict x, float *restrict y, long lo, long hi)
 {
     for (long i = lo; i < hi; i++) {
@@ -322,7 +330,7 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
     if (hw == 1) {
         /* Features: statistics over the rows, vectorised across features. */
         double *s1 = scratch, *s2 = scratch + c;
-        FOR_RANGES(be, c, 64, lo, hi, {
+        FOR_RANGES(be, c, par_items(c, n, 64), lo, hi, {
             if (train) {
                 feature_sums(x, NULL, n, c, (size_t)lo, (size_t)hi, run_mean, s1, s2);
                 for (long f = lo; f < hi; f++) {
@@ -346,7 +354,7 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
     /* Channels: each thread takes a block of channels and walks the samples
      * in memory order. */
     double *s1 = scratch, *s2 = scratch + c;
-    FOR_RANGES(be, c, 2, lo, hi, {
+    FOR_RANGES(be, c, par_items(c, n * hw, 2), lo, hi, {
         if (train) {
             for (long ch = lo; ch < hi; ch++)
                 s1[ch] = s2[ch] = 0;
@@ -380,7 +388,7 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t
     double count = (double)(n * hw);
     if (hw == 1) {
         double *s1 = scratch, *s2 = scratch + c;
-        FOR_RANGES(be, c, 64, lo, hi, {
+        FOR_RANGES(be, c, par_items(c, n, 64), lo, hi, {
             feature_sums(x, dy, n, c, (size_t)lo, (size_t)hi, save_mean, s1, s2);
             for (long f = lo; f < hi; f++) {
                 s2[f] *= save_invstd[f]; /* sum of dy * xhat */
@@ -401,7 +409,7 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t
         return;
     }
     double *s1 = scratch, *s2 = scratch + c;
-    FOR_RANGES(be, c, 2, lo, hi, {
+    FOR_RANGES(be, c, par_items(c, n * hw, 2), lo, hi, {
         for (long ch = lo; ch < hi; ch++)
             s1[ch] = s2[ch] = 0;
         for (size_t i = 0; i < n; i++)
