@@ -65,6 +65,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "3.0"))
 GAP = float(os.environ.get("BENCH_GAP", "0.5"))
 COOL = max(GAP, 3.0)  # after PyTorch as installed
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+# BENCH_ONLY=torch, ort or installed: that section alone (no time to accuracy).
+ONLY = os.environ.get("BENCH_ONLY", "")
 SPREAD = 0.20  # the spread check's limit, (max - min) / median of images/s
 LATENCY_CALLS = 10000
 # "Best tuned" PyTorch: OpenBLAS forced onto its AVX-512 kernels (Debian's 0.3.21
@@ -502,11 +504,17 @@ def main(argv):
           f" it),\n{GAP:g} s idle between runs; medians of the figures and of each round's ratio\n")
     pick = (lambda ws: ws[:1]) if QUICK else (lambda ws: ws)
     record = {}
-    section_torch(runner, pick(TORCH_WORKLOADS), rng, pk, record)
+    if ONLY not in ("", "torch", "ort", "installed"):
+        print(f"BENCH_ONLY={ONLY}: not a section (torch, ort or installed)", file=sys.stderr)
+        return 2
+    if ONLY in ("", "torch"):
+        section_torch(runner, pick(TORCH_WORKLOADS), rng, pk, record)
     t1 = time.time()
-    section_ort(runner, pick(ORT_WORKLOADS), rng, record)
+    if ONLY in ("", "ort"):
+        section_ort(runner, pick(ORT_WORKLOADS), rng, record)
     t2 = time.time()
-    section_installed(runner, pick(INSTALLED_WORKLOADS), rng, record)
+    if ONLY in ("", "installed"):
+        section_installed(runner, pick(INSTALLED_WORKLOADS), rng, record)
     t3 = time.time()
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"seed": seed, "seconds": SECONDS, "reps": REPS,
@@ -514,7 +522,7 @@ def main(argv):
                             for (s, k), res in record.items() for c, rs in res.items()]}, f)
     print(f"\n(time: PyTorch tuned {t1 - t0:.0f} s, ONNX Runtime {t2 - t1:.0f} s, as installed"
           f" {t3 - t2:.0f} s; every run in build/bench/results.json)")
-    if not QUICK:
+    if not QUICK and not ONLY:
         time_to_accuracy()
     return 0
 
