@@ -162,14 +162,16 @@ typedef struct cn_layer_ops {
     const char *kind;   /* section name in the model description */
     const cn_key *keys; /* accepted settings; CN_KEY_LAYER keys are extra inputs */
     size_t n_keys;
-    int is_loss;     /* the loss layer must be the last one */
-    int elementwise; /* output value i depends on input value i only: the
-                        network may let it write over its input */
-    int needs_x;     /* backward reads the layer's input */
-    int needs_y;     /* backward reads the layer's output */
-    int fuses_act;   /* forward and backward can apply an activation that
-                        follows (when the backend's conv_acts lists it) */
-    cn_act act;      /* an activation layer's function, else CN_ACT_NONE */
+    int is_loss;      /* the loss layer must be the last one */
+    int elementwise;  /* output value i depends on input value i only: the
+                         network may let it write over its input */
+    int needs_x;      /* backward reads the layer's input */
+    int needs_y;      /* backward reads the layer's output */
+    int fuses_act;    /* forward and backward can apply an activation that
+                         follows (when the backend's conv_acts lists it) */
+    int fuses_affine; /* forward can apply a per-channel affine map after
+                         its bias (a layer with .affine folded into it) */
+    cn_act act;       /* an activation layer's function, else CN_ACT_NONE */
     /* Shapes, parameters and scratch size (which may depend on the backend)
      * from l->in, l->extra_in and l->v; on an impossible shape returns
      * CN_ERR_SPEC with a message (no file/line: the caller adds them). */
@@ -190,6 +192,13 @@ typedef struct cn_layer_ops {
      * i*stride - pad .. + kh - 1 and the like columns (receptive fields).
      * NULL for the others. */
     cn_win (*window)(const cn_layer *l);
+    /* A layer whose evaluation pass is a per-channel affine map of its
+     * input, y = x scale[c] + shift[c], when its input has more than one
+     * position per channel (batch normalisation): writes scale and shift
+     * (l->in.c each, backend memory), computed as its own evaluation pass
+     * computes them, so that a layer with fuses_affine gives the same bits.
+     * NULL for the others. */
+    void (*affine)(const cn_layer *l, const cn_ctx *ctx, float *scale, float *shift);
 } cn_layer_ops;
 
 /* The region of an element-wise layer whose pieces are y > 0 and y <= 0
@@ -247,6 +256,9 @@ struct cn_layer {
     int read_later;   /* a later layer reads its output as an extra input */
     cn_act fused_act; /* an activation this layer applies in whole-net passes */
     int fused_away;   /* done by the layer before in whole-net passes */
+    /* The layer after, folded into this one's forward pass (its .affine):
+     * only in forward-only networks, where every pass is an evaluation. */
+    const cn_layer *fused_affine;
 };
 
 /* Pooling over k x k windows with stride st (no padding): checks the window

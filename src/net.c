@@ -229,15 +229,37 @@ static void decide_in_place(cn_net *net)
     }
 }
 
+/* Whether layer l's successor, an affine map in evaluation (batch
+ * normalisation), can be folded into l's forward pass: only in a forward-only
+ * network (no pass ever needs the map's input or the batch's statistics),
+ * when l's output is read by nothing else and the backend can. */
+static int folds_affine(const cn_net *net, size_t i)
+{
+    const cn_layer *l = &net->layers[i], *next = l + 1;
+    return net->arena_at && i + 1 < net->n_layers && l->ops->fuses_affine && next->ops->affine &&
+           net->be->conv_fwd_affine && net->be->bn_affine && !l->read_later &&
+           next->in.h * next->in.w > 1;
+}
+
 /* An activation that works in place after a layer that can apply it (and
- * whose backend can) is done by that layer in whole-network passes. */
+ * whose backend can) is done by that layer in whole-network passes; in a
+ * forward-only network an affine layer between them (batch normalisation)
+ * is folded in too, its output then the layer's own. */
 static void decide_fusion(cn_net *net)
 {
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i], *next = l + 1;
         l->fused_act = CN_ACT_NONE;
-        if (i + 1 < net->n_layers && l->ops->fuses_act && next->ops->act != CN_ACT_NONE &&
-            (net->be->conv_acts >> next->ops->act & 1u) && next->shares_input) {
+        l->fused_affine = NULL;
+        if (folds_affine(net, i)) {
+            l->fused_affine = next;
+            next->fused_away = 1;
+            next->shares_input = 1;
+            next++;
+        }
+        if (next < net->layers + net->n_layers && l->ops->fuses_act &&
+            next->ops->act != CN_ACT_NONE && (net->be->conv_acts >> next->ops->act & 1u) &&
+            next->shares_input) {
             l->fused_act = next->ops->act;
             next->fused_away = 1;
         }

@@ -91,6 +91,78 @@ static void same_results_as_the_full_layout(void)
     }
 }
 
+/* Batch normalisation folded into the convolution before it (forward-only
+ * networks, net.c's folds_affine): after the direct kernel (stride 1, rows of
+ * 12 and more) and im2col's (stride 2), with its relu or without one, with a
+ * leaky relu the convolution cannot apply; not where the convolution's output
+ * is read again (a shortcut's source) or has one position per channel (batch
+ * norm's per-feature formula).  With every parameter and running statistic random,
+ * the results are the full layout's bit for bit, on 2 threads at batches of
+ * 1 (each convolution split among the threads) and 9. */
+static void batch_norm_folded_in(void)
+{
+    cn_spec *spec = th_spec(
+        "[net]\nchannels=2\nheight=14\nwidth=14\nclasses=3\n[train]\nbatch=8\n"
+        "[conv]\nfilters=17\nsize=3\npad=1\n[batchnorm]\n[relu]\n"  /* 1: folded, relu */
+        "[conv]\nname=c2\nfilters=20\nsize=3\npad=1\n[batchnorm]\n" /* read later */
+        "[conv]\nfilters=20\nsize=3\npad=1\n[batchnorm]\n[leaky]\n" /* 6: folded, leaky not */
+        "[shortcut]\nfrom=c2\n"
+        "[conv]\nname=c3\nfilters=16\nsize=3\nstride=2\npad=1\n[batchnorm]\n[relu]\n" /* read later
+                                                                                       */
+        "[conv]\nfilters=16\nsize=3\npad=1\n[shortcut]\nfrom=c3\n"                    /* no bn */
+        "[conv]\nfilters=16\nsize=3\npad=1\n[batchnorm]\n[shortcut]\nfrom=c3\n" /* 14: folded */
+        "[conv]\nfilters=12\nsize=3\nstride=2\npad=1\n[batchnorm]\n[relu]\n"    /* 17: folded */
+        "[conv]\nfilters=8\nsize=4\n[batchnorm]\n[relu]\n"                      /* 1x1 output */
+        "[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
+    /* Random weights, scales, shifts, running means and variances (> 0). */
+    cn_rng rng;
+    cn_rng_seed(&rng, 77);
+    cn_net *net = cn_model_net(m);
+    for (int b = 0; b < 2; b++) {
+        size_t count = b ? cn_net_num_buffers(net) : cn_net_num_params(net);
+        float *v = malloc(count * sizeof *v);
+        CHECK(v);
+        th_fill_normal(v, count, &rng);
+        for (size_t i = 0; i < count; i++)
+            v[i] = b ? 0.2f + v[i] * v[i] : 0.3f * v[i];
+        CHECK_OK(cn_net_set(net, b ? CN_BUFFERS : CN_PARAMS, 0, count, v));
+        free(v);
+    }
+    const size_t ns[] = {1, 9};
+    for (size_t j = 0; j < 2; j++) {
+        size_t n = ns[j];
+        float *x = random_input(cn_model_net(m), n, 40 + j);
+        float p0[9 * 3], p1[9 * 3], z0[9 * 3], z1[9 * 3];
+        CHECK(x);
+        CHECK_OK(cn_model_reserve(m, n));
+        CHECK(forward(cn_model_net(m), x, n, p0, z0));
+        CHECK_OK(cn_model_reserve_inference(m, n));
+        net = cn_model_net(m);
+        /* Which convolutions took their batch normalisation in. */
+        static const size_t conv_at[] = {0, 3, 5, 9, 12, 14, 17, 20};
+        static const int folded[] = {1, 0, 1, 0, 0, 1, 1, 0};
+        for (size_t k = 0; k < 8; k++) {
+            const cn_layer *l = &net->layers[conv_at[k]];
+            CHECK_MSG(strcmp(l->ops->kind, "conv") == 0, "layer %zu is %s", conv_at[k],
+                      l->ops->kind);
+            CHECK_MSG((l->fused_affine != NULL) == folded[k], "conv at %zu: folded %d", conv_at[k],
+                      l->fused_affine != NULL);
+        }
+        CHECK(net->layers[0].fused_act == CN_ACT_RELU && net->layers[2].fused_away);
+        CHECK(net->layers[5].fused_act == CN_ACT_NONE && !net->layers[7].fused_away);
+        CHECK(forward(cn_model_net(m), x, n, p1, z1));
+        CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 &&
+                      memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
+                  "batch %zu: folding batch normalisation changed the result", n);
+        free(x);
+    }
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
 /* LeNet's outputs by hand: conv1 (20x24x24, its relu fused, in place) and
  * maxpool1 (20x12x12) are alive together; every later output fits in
  * conv1's place, read by then; fc2's logits and the softmax stay to the
@@ -219,6 +291,7 @@ const th_test th_infer[] = {
     {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
+    {"infer/batch_norm_folded_in", batch_norm_folded_in},
     {"infer/training_after_inference_is_the_same", training_after_inference_is_the_same},
     {NULL, NULL},
 };

@@ -448,6 +448,54 @@ static void conv_split_matches_one_thread(const char *isa)
 }
 PER_ISA(conv_split_matches_one_thread)
 
+/* conv_fwd_affine (a batch normalisation folded into the convolution) is
+ * conv_fwd, then bn_fwd's evaluation pass with scale and shift from
+ * bn_affine, then the relu, bit for bit: on every path (direct, im2col,
+ * strided, 1x1 in place), one sample split among threads and several. */
+static void conv_affine_is_conv_then_bn(const char *isa)
+{
+    static const size_t sg[][6] = {
+        /* c, h, w, k, stride, pad */
+        {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
+        {16, 15, 14, 3, 2, 1}, {32, 16, 16, 1, 1, 0}, {3, 9, 6, 4, 2, 3},
+    };
+    cn_backend *be = isa_backend(isa, 3);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 21);
+    for (size_t t = 0; t < sizeof sg / sizeof sg[0]; t++)
+        for (size_t n = 1; n <= 4; n += 3) {
+            cn_win g = win_of(sg[t]);
+            size_t m = 17, kk = g.c * g.kh * g.kw, hw = g.oh * g.ow, in = n * g.c * g.h * g.w;
+            size_t out = n * m * hw;
+            float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+            float *b = normal(m, 1, 0, &rng), *gam = normal(m, 1, 0, &rng);
+            float *bet = normal(m, 1, 0, &rng), *mean = normal(m, 1, 0, &rng);
+            float *var = normal(m, 1, 0, &rng), *sc = floats(2 * m), *y0 = floats(out);
+            float *y1 = floats(out), *ws = floats(be->conv_ws(be, &g, m, n));
+            double *scratch = calloc(2 * m, sizeof *scratch);
+            for (size_t i = 0; i < m; i++)
+                var[i] = 0.1f + var[i] * var[i];
+            be->bn_affine(be, gam, bet, mean, var, 1e-5f, m, sc, sc + m);
+            for (int act = 0; act < 2; act++) {
+                be->conv_fwd(be, &g, m, x, n, w, b, y0, ws, CN_ACT_NONE);
+                be->bn_fwd(be, y0, n, m, hw, gam, bet, mean, var, 0.1f, 1e-5f, 0, NULL, NULL,
+                           scratch, y0);
+                if (act)
+                    be->act_fwd(be, CN_ACT_RELU, 0, y0, y0, out);
+                be->conv_fwd_affine(be, &g, m, x, n, w, b, sc, sc + m, y1, ws,
+                                    act ? CN_ACT_RELU : CN_ACT_NONE);
+                CHECK_MSG(memcmp(y0, y1, out * 4) == 0,
+                          "%s geometry %zu, %zu samples, relu %d: folded differs", isa, t, n, act);
+            }
+            free(x), free(w), free(b), free(gam), free(bet), free(mean), free(var), free(sc);
+            free(y0), free(y1), free(ws), free(scratch);
+        }
+    cn_backend_destroy(be);
+}
+PER_ISA(conv_affine_is_conv_then_bn)
+
 /* ------------------------------------------------------------- pooling */
 
 /* Max pooling: the maximum of each window exactly, and backward's gradient
@@ -1389,6 +1437,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("gemm_thread_count_invariant", gemm_thread_count_invariant),
     ISA_TESTS("conv_matches_reference", conv_matches_reference),
     ISA_TESTS("conv_split_matches_one_thread", conv_split_matches_one_thread),
+    ISA_TESTS("conv_affine_is_conv_then_bn", conv_affine_is_conv_then_bn),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),
     ISA_TESTS("activations_match_naive", activations_match_naive),

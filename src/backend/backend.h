@@ -123,6 +123,14 @@ struct cn_backend {
      * conv_acts).  ws: conv_ws() floats of scratch. */
     void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, cn_act act);
+    /* conv_fwd with y = y scale[f] + shift[f] per filter f after the bias
+     * and before act: an evaluation's batch normalisation folded in, the
+     * same bits as bn_fwd after conv_fwd (scale and shift from bn_affine).
+     * NULL where the backend has none (the network then keeps the two
+     * apart). */
+    void (*conv_fwd_affine)(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                            size_t n, const float *w, const float *b, const float *scale,
+                            const float *shift, float *y, float *ws, cn_act act);
     /* Adds the gradients of w and b to dw and db, and writes dx (n, c, h, w)
      * unless it is NULL.  dy is the gradient of the layer's output y (after
      * act, which backward undoes from y). */
@@ -171,6 +179,12 @@ struct cn_backend {
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
                    double *scratch, float *y);
+    /* Evaluation's batch normalisation of c channels as an affine map,
+     * y = x scale + shift, from the running statistics, as bn_fwd applies
+     * it (for conv_fwd_affine); NULL where conv_fwd_affine is. */
+    void (*bn_affine)(const cn_backend *be, const float *gamma, const float *beta,
+                      const float *run_mean, const float *run_var, float eps, size_t c,
+                      float *scale, float *shift);
     /* Adds the gradients of gamma and beta; writes dx unless it is NULL. */
     void (*bn_bwd)(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
                    size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,

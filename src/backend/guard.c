@@ -144,6 +144,14 @@ GUARD(conv_fwd,
       (const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n, const float *w,
        const float *b, float *y, float *ws, cn_act act),
       (be, g, m, x, n, w, b, y, ws, act))
+GUARD(conv_fwd_affine,
+      (const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n, const float *w,
+       const float *b, const float *scale, const float *shift, float *y, float *ws, cn_act act),
+      (be, g, m, x, n, w, b, scale, shift, y, ws, act))
+GUARD(bn_affine,
+      (const cn_backend *be, const float *gamma, const float *beta, const float *run_mean,
+       const float *run_var, float eps, size_t c, float *scale, float *shift),
+      (be, gamma, beta, run_mean, run_var, eps, c, scale, shift))
 GUARD(conv_bwd,
       (const cn_backend *be, const cn_win *g, size_t m, const float *x, const float *y,
        const float *dy, size_t n, const float *w, float *dw, float *db, float *dx, float *ws,
@@ -261,6 +269,8 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->add = g_add;
     be->scale = g_scale;
     be->conv_fwd = g_conv_fwd;
+    be->conv_fwd_affine = g_conv_fwd_affine;
+    be->bn_affine = g_bn_affine;
     be->conv_bwd = g_conv_bwd;
     be->maxpool_fwd = g_maxpool_fwd;
     be->maxpool_bwd = g_maxpool_bwd;

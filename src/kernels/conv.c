@@ -186,8 +186,8 @@ static void taps_first(const float *w, size_t m, size_t c, size_t kh, size_t kw,
 }
 
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
-                            size_t n, const float *w, const float *b, float *y, float *ws,
-                            cn_act act)
+                            size_t n, const float *w, const float *b, const float *scale,
+                            const float *shift, float *y, float *ws, cn_act act)
 {
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, kk = g->c * g->kh * g->kw;
     dconv_area a = direct_area(g, m);
@@ -205,8 +205,9 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             taps_first(w + fa * kk, mt, g->c, g->kh, g->kw, 0, wt_t);
             for (size_t s = 0; s < n; s++) {
                 pad_sample(x + s * in, g->c, g->h, g->w, g->w, g->pad, xp);
-                dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt_t, mt, b + fa, act == CN_ACT_RELU,
-                             y + (s * m + fa) * p, g->oh, g->ow, flat);
+                dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt_t, mt, b + fa,
+                             scale ? scale + fa : NULL, scale ? shift + fa : NULL,
+                             act == CN_ACT_RELU, y + (s * m + fa) * p, g->oh, g->ow, flat);
             }
         });
         return;
@@ -218,7 +219,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
-        dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt, m, b, act == CN_ACT_RELU,
+        dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt, m, b, scale, shift, act == CN_ACT_RELU,
                      y + (size_t)s * m * p, g->oh, g->ow, flat);
     });
 }
@@ -270,8 +271,8 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             dconv_dw_samples(xps, dms, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw, acc);
             for (size_t k = 0; dx && k < cnt; k++) {
                 pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
-                dconv_sample(dq, m, a.hq, a.wq, g->kh, g->kw, wf, g->c, NULL, 0, dx + (r0 + k) * in,
-                             g->h, g->w, flat);
+                dconv_sample(dq, m, a.hq, a.wq, g->kh, g->kw, wf, g->c, NULL, NULL, NULL, 0,
+                             dx + (r0 + k) * in, g->h, g->w, flat);
             }
         }
     });
@@ -286,12 +287,22 @@ static int use_direct(const cn_win *g, int need_dx)
 }
 #endif
 
-/* y (m rows of p) plus the bias, relu'd if asked. */
-static void bias_act(float *y, size_t m, size_t p, const float *b, cn_act act)
+/* y (m rows of p) plus the bias, then times scale plus shift per row when
+ * scale is not NULL (as bn_fwd computes it: the same expression, contracted
+ * into the same FMA), relu'd if asked. */
+static void bias_act(float *y, size_t m, size_t p, const float *b, const float *scale,
+                     const float *shift, cn_act act)
 {
     for (size_t f = 0; f < m; f++) {
         float bias = b[f], *row = y + f * p;
-        if (act == CN_ACT_RELU)
+        if (scale) {
+            float sc = scale[f], sh = shift[f];
+            for (size_t j = 0; j < p; j++) {
+                float v = row[j] + bias;
+                v = v * sc + sh;
+                row[j] = act == CN_ACT_RELU && !(v > 0.0f) ? 0.0f : v;
+            }
+        } else if (act == CN_ACT_RELU)
             for (size_t j = 0; j < p; j++) {
                 float v = row[j] + bias;
                 row[j] = v > 0.0f ? v : 0.0f;
@@ -302,13 +313,14 @@ static void bias_act(float *y, size_t m, size_t p, const float *b, cn_act act)
     }
 }
 
-static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
-                     const float *w, const float *b, float *y, float *ws, cn_act act)
+static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                            size_t n, const float *w, const float *b, const float *scale,
+                            const float *shift, float *y, float *ws, cn_act act)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
 #ifdef HAVE_DIRECT_CONV
     if (use_direct(g, 0)) {
-        conv_fwd_direct(be, g, m, x, n, w, b, y, ws, act);
+        conv_fwd_direct(be, g, m, x, n, w, b, scale, shift, y, ws, act);
         return;
     }
 #endif
@@ -334,7 +346,8 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                 }
                 cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw_t, 0, 0, mt, p, kk,
                                  1.0f, w + fa * kk, kk, col, p, 0.0f, ys, p);
-                bias_act(ys, mt, p, b + fa, act);
+                bias_act(ys, mt, p, b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL,
+                         act);
             }
         });
         return;
@@ -353,8 +366,14 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         }
         cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw, 0, 0, m, p, kk, 1.0f, w,
                          kk, col, p, 0.0f, ys, p);
-        bias_act(ys, m, p, b, act);
+        bias_act(ys, m, p, b, scale, shift, act);
     });
+}
+
+static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
+                     const float *w, const float *b, float *y, float *ws, cn_act act)
+{
+    conv_fwd_affine(be, g, m, x, n, w, b, NULL, NULL, y, ws, act);
 }
 
 static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const float *x,

@@ -401,11 +401,13 @@ static size_t dconv_scratch(size_t oh, size_t ow, size_t wp)
     return FWD_NF * flat_len(oh, ow, wp);
 }
 
-/* y (m, oh, ow) = conv(xp, wt) + bias (or none), relu'd if asked; wt holds
- * the weights tap by tap, [c][ki][kj][m].  flat: dconv_scratch floats. */
+/* y (m, oh, ow) = conv(xp, wt) + bias (or none), then times scale plus
+ * shift per filter (when scale is not NULL: a batch normalisation folded in,
+ * one FMA as bn_fwd's), relu'd if asked; wt holds the weights tap by tap,
+ * [c][ki][kj][m].  flat: dconv_scratch floats. */
 static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
-                         const float *wt, size_t m, const float *bias, int relu, float *y,
-                         size_t oh, size_t ow, float *flat)
+                         const float *wt, size_t m, const float *bias, const float *scale,
+                         const float *shift, int relu, float *y, size_t oh, size_t ow, float *flat)
 {
     size_t n_flat = flat_len(oh, ow, wp), groups = (m + FWD_NF - 1) / FWD_NF;
     for (size_t g = 0; g < groups; g++) {
@@ -423,15 +425,20 @@ static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t
                 DCONV_CASE(3) DCONV_CASE(4) DCONV_CASE(5) DCONV_CASE(6) DCONV_CASE(7) DCONV_CASE(8)
             }
         }
-        /* Rows out of the flat outputs, with the bias and the relu. */
+        /* Rows out of the flat outputs, with the bias, the affine map and
+         * the relu. */
         for (size_t f = 0; f < nf; f++) {
             __m512 b = _mm512_set1_ps(bias ? bias[f0 + f] : 0.0f);
+            __m512 sc = _mm512_set1_ps(scale ? scale[f0 + f] : 1.0f);
+            __m512 sh = _mm512_set1_ps(scale ? shift[f0 + f] : 0.0f);
             for (size_t i = 0; i < oh; i++) {
                 const float *src = flat + f * n_flat + i * wp;
                 float *dst = y + ((f0 + f) * oh + i) * ow;
                 for (size_t j = 0; j < ow; j += 16) {
                     __mmask16 mj = tail_mask(ow - j < 16 ? ow - j : 16);
                     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mj, src + j), b);
+                    if (scale)
+                        v = _mm512_fmadd_ps(v, sc, sh);
                     if (relu)
                         v = _mm512_max_ps(v, _mm512_setzero_ps());
                     _mm512_mask_storeu_ps(dst + j, mj, v);

@@ -39,6 +39,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->scale = cn_plain_scale;
     be->conv_ws = conv_ws;
     be->conv_fwd = conv_fwd;
+    be->conv_fwd_affine = conv_fwd_affine;
     be->conv_bwd = conv_bwd;
     be->maxpool_fwd = maxpool_fwd;
     be->maxpool_bwd = maxpool_bwd;
@@ -50,6 +51,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->dropout_bwd = cn_plain_dropout_bwd;
     be->bn_fwd = bn_fwd;
     be->bn_bwd = bn_bwd;
+    be->bn_affine = bn_affine;
     be->input_from_pixels = cn_plain_input_from_pixels;
     be->gather_pixels = cn_plain_gather_pixels;
     be->softmax = softmax;

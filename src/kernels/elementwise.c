@@ -321,6 +321,25 @@ static void bn_stats(double s1, double s2, double count, float k, float momentum
     *run_var = (float)((1 - momentum) * *run_var + momentum * unbiased);
 }
 
+/* Evaluation's batch normalisation of one channel as the affine map
+ * y = x scale + shift, from the running statistics. */
+static inline void bn_eval_affine(float gamma, float beta, float mean, float var, float eps,
+                                  float *scale, float *shift)
+{
+    float is = (float)(1.0 / sqrt((double)var + eps));
+    *scale = gamma * is;
+    *shift = beta - mean * *scale;
+}
+
+static void bn_affine(const cn_backend *be, const float *gamma, const float *beta,
+                      const float *run_mean, const float *run_var, float eps, size_t c,
+                      float *scale, float *shift)
+{
+    (void)be;
+    for (size_t ch = 0; ch < c; ch++)
+        bn_eval_affine(gamma[ch], beta[ch], run_mean[ch], run_var[ch], eps, &scale[ch], &shift[ch]);
+}
+
 static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
@@ -370,9 +389,13 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
         }
         for (size_t i = 0; i < n; i++)
             for (long ch = lo; ch < hi; ch++) {
-                float mean = train ? save_mean[ch] : run_mean[ch];
-                float is = train ? save_invstd[ch] : (float)(1.0 / sqrt((double)run_var[ch] + eps));
-                float scale = gamma[ch] * is, shift = beta[ch] - mean * scale;
+                float scale, shift;
+                if (train) {
+                    scale = gamma[ch] * save_invstd[ch];
+                    shift = beta[ch] - save_mean[ch] * scale;
+                } else
+                    bn_eval_affine(gamma[ch], beta[ch], run_mean[ch], run_var[ch], eps, &scale,
+                                   &shift);
                 const float *restrict in = x + (i * c + (size_t)ch) * hw;
                 float *restrict out = y + (i * c + (size_t)ch) * hw;
                 for (size_t j = 0; j < hw; j++)

@@ -65,6 +65,14 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
                     (double *)ctx->ws, l->g[0], l->g[1], dx);
 }
 
+/* Evaluation's map, for a layer before it to apply (net.c folds it into a
+ * convolution in forward-only networks). */
+static void affine(const cn_layer *l, const cn_ctx *ctx, float *scale, float *shift)
+{
+    ctx->be->bn_affine(ctx->be, l->p[0], l->p[1], l->b[0], l->b[1], (float)l->v[EPS], l->in.c,
+                       scale, shift);
+}
+
 const cn_layer_ops cn_batchnorm_ops = {
     .kind = "batchnorm",
     .keys = keys,
@@ -73,4 +81,5 @@ const cn_layer_ops cn_batchnorm_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .affine = affine,
 };

@@ -41,23 +41,33 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     l->t[1] = (cn_ltensor){"bias", 1, {f, 0, 0, 0}, f, 0, 0, 0};
     l->macs = (uint64_t)f * kk * l->out.h * l->out.w;
     cn_win g = geometry(l);
-    l->ws_floats = be->conv_ws(be, &g, f, train_batch);
+    /* the kernel's scratch, after a folded layer's scale and shift */
+    l->ws_floats = 2 * f + be->conv_ws(be, &g, f, train_batch);
     return CN_OK;
 }
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
     cn_win g = geometry(l);
-    ctx->be->conv_fwd(ctx->be, &g, l->out.c, x, n, l->p[0], l->p[1], y, ctx->ws,
-                      ctx->fuse ? l->fused_act : CN_ACT_NONE);
+    size_t f = l->out.c;
+    cn_act act = ctx->fuse ? l->fused_act : CN_ACT_NONE;
+    if (ctx->fuse && l->fused_affine) {
+        /* A batch normalisation folded in (forward-only networks). */
+        float *scale = ctx->ws, *shift = ctx->ws + f;
+        l->fused_affine->ops->affine(l->fused_affine, ctx, scale, shift);
+        ctx->be->conv_fwd_affine(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, y,
+                                 ctx->ws + 2 * f, act);
+        return;
+    }
+    ctx->be->conv_fwd(ctx->be, &g, f, x, n, l->p[0], l->p[1], y, ctx->ws + 2 * f, act);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n)
 {
     cn_win g = geometry(l);
-    ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, y, dy, n, l->p[0], l->g[0], l->g[1], dx, ctx->ws,
-                      ctx->fuse ? l->fused_act : CN_ACT_NONE);
+    ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, y, dy, n, l->p[0], l->g[0], l->g[1], dx,
+                      ctx->ws + 2 * l->out.c, ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
 const cn_layer_ops cn_conv_ops = {
@@ -66,6 +76,7 @@ const cn_layer_ops cn_conv_ops = {
     .n_keys = NKEYS,
     .needs_x = 1,
     .fuses_act = 1,
+    .fuses_affine = 1,
     .setup = setup,
     .forward = forward,
     .backward = backward,
