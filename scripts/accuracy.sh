@@ -21,8 +21,10 @@ threads=${THREADS:-2}
 out=${OUT:-out/accuracy}
 py=/usr/bin/python3
 rows='mnist-best|mnist|models/mnist-best.cfg|none|
+mnist-best-all|mnist|models/mnist-best.cfg|none|--val 0
 mnist-best-30|mnist|models/mnist-best.cfg|none|--epochs 30 --val 0
 fashion-best|fashion-mnist|models/fashion-best.cfg|flip|--val 0
+fashion-fast|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --epochs 8 --label-smoothing 0.1
 fashion-best-20|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --epochs 20'
 [ -x "$bin" ] || { echo "accuracy.sh: no $bin: run make first" >&2; exit 1; }
 mkdir -p "$out" || exit 1
