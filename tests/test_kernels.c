@@ -403,13 +403,15 @@ PER_ISA(conv_thread_count_invariant)
  * stride, and a 1x1 convolution that reads x in place), into shares of
  * uneven size (17 filters): the same bits as one thread, and the
  * reference's values. */
+static const size_t split_geoms[][6] = {
+    /* c, h, w, k, stride, pad: direct, direct, im2col, strided, 1x1 in place, 7x7 */
+    {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
+    {16, 15, 14, 3, 2, 1}, {32, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},
+};
+#define N_SPLIT_GEOMS (sizeof split_geoms / sizeof split_geoms[0])
+
 static void conv_split_matches_one_thread(const char *isa)
 {
-    static const size_t sg[][6] = {
-        /* c, h, w, k, stride, pad */
-        {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
-        {16, 15, 14, 3, 2, 1}, {32, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},
-    };
     cn_backend *b1 = isa_backend(isa, 1);
     if (!b1)
         return;
@@ -417,9 +419,9 @@ static void conv_split_matches_one_thread(const char *isa)
     CHECK(b3);
     cn_rng rng;
     cn_rng_seed(&rng, 13);
-    for (size_t t = 0; t < sizeof sg / sizeof sg[0]; t++)
+    for (size_t t = 0; t < N_SPLIT_GEOMS; t++)
         for (size_t n = 1; n <= 2; n++) {
-            cn_win g = win_of(sg[t]);
+            cn_win g = win_of(split_geoms[t]);
             size_t m = 17, kk = g.c * g.kh * g.kw, in = n * g.c * g.h * g.w;
             size_t out = n * m * g.oh * g.ow;
             CHECK(m * g.oh * g.ow * kk >= 65536); /* conv.c's SPLIT_MACS */
@@ -454,19 +456,14 @@ PER_ISA(conv_split_matches_one_thread)
  * strided, 1x1 in place), one sample split among threads and several. */
 static void conv_affine_is_conv_then_bn(const char *isa)
 {
-    static const size_t sg[][6] = {
-        /* c, h, w, k, stride, pad */
-        {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
-        {16, 15, 14, 3, 2, 1}, {32, 16, 16, 1, 1, 0}, {3, 9, 6, 4, 2, 3},
-    };
     cn_backend *be = isa_backend(isa, 3);
     if (!be)
         return;
     cn_rng rng;
     cn_rng_seed(&rng, 21);
-    for (size_t t = 0; t < sizeof sg / sizeof sg[0]; t++)
+    for (size_t t = 0; t < N_SPLIT_GEOMS; t++)
         for (size_t n = 1; n <= 4; n += 3) {
-            cn_win g = win_of(sg[t]);
+            cn_win g = win_of(split_geoms[t]);
             size_t m = 17, kk = g.c * g.kh * g.kw, hw = g.oh * g.ow, in = n * g.c * g.h * g.w;
             size_t out = n * m * hw;
             float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
