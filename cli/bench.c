@@ -14,6 +14,8 @@ static const char help[] =
     "and prints, for each layer, the median forward and backward time, its share of\n"
     "the step and its GFLOP/s, then the update, the step time and images/s.  With\n"
     "--infer it times forward passes as evaluation runs them, layer by layer too.\n"
+    "A layer done by the one before it shows 0 ms: a relu after a convolution, and\n"
+    "with --infer a batch normalisation right after a convolution (folded in).\n"
     "\n"
     "  --batch N      images per step (default: the recipe's batch)\n"
     "  --threads N    worker threads (default: one per core)\n"
