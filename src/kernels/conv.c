@@ -49,6 +49,14 @@ static int split_threads(const cn_backend *be, size_t n, size_t m, size_t macs)
     return (size_t)nt < m ? nt : (int)m;
 }
 
+/* Thread t's share of m filters split among split threads: filters
+ * [*first, *first + the count returned). */
+static size_t filter_share(size_t m, long t, int split, size_t *first)
+{
+    *first = m * (size_t)t / (size_t)split;
+    return m * (size_t)(t + 1) / (size_t)split - *first;
+}
+
 static int col_is_x(const cn_win *g)
 {
     return g->kh == 1 && g->kw == 1 && g->stride == 1 && g->pad == 0;
@@ -199,8 +207,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
         /* Filters split among the threads, each with its own copy of the
          * padded sample and its own filters' weights tap by tap. */
         PARALLEL_FOR(split, t, split, {
-            size_t fa = m * (size_t)t / (size_t)split,
-                   mt = m * (size_t)(t + 1) / (size_t)split - fa;
+            size_t fa, mt = filter_share(m, t, split, &fa);
             float *wt_t = wt + fa * kk, *xp = bufs + (size_t)t * tf, *flat = xp + g->c * hp * wp;
             taps_first(w + fa * kk, mt, g->c, g->kh, g->kw, 0, wt_t);
             for (size_t s = 0; s < n; s++) {
@@ -333,8 +340,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
          * and making its own col. */
         PARALLEL_FOR(split, t, split, {
             int tid = thread_id();
-            size_t fa = m * (size_t)t / (size_t)split,
-                   mt = m * (size_t)(t + 1) / (size_t)split - fa;
+            size_t fa, mt = filter_share(m, t, split, &fa);
             float *pw_t = pw + fa * kk, *buf = bufs + (size_t)tid * tf;
             cpu->gemm_pack_a(0, mt, kk, w + fa * kk, kk, pw_t);
             for (size_t s = 0; s < n; s++) {

@@ -169,7 +169,7 @@ static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc)
 #endif
 #define DOT_M   4 /* rows of A at a time */
 #define DOT_MAX 8 /* the most rows of A taken this way */
-#define DOT_J   4 /* dot_rows names its four rows of B */
+#define DOT_J   4 /* rows of B at a time */
 
 /* One vector of DOT_L floats (GCC's vector extension: zmm, ymm or xmm
  * registers as the instruction set has them). */
@@ -186,26 +186,28 @@ static inline __attribute__((always_inline)) void dot_rows(const int mr, size_t 
                                                            const float *b, size_t ldb, size_t nj,
                                                            float beta, float *c, size_t ldc)
 {
-    dot_vec acc[DOT_M][DOT_J];
+    dot_vec acc[DOT_M][DOT_J], wj[DOT_J];
+    const float *bj[DOT_J];
     /* Past the edge (nj < DOT_J) the last row is dotted again and dropped. */
-    const float *b0 = b, *b1 = b + (nj > 1 ? ldb : 0), *b2 = b + (nj > 2 ? 2 : nj - 1) * ldb;
-    const float *b3 = b + (nj > 3 ? 3 : nj - 1) * ldb;
+#pragma GCC unroll 4
+    for (int j = 0; j < DOT_J; j++)
+        bj[j] = b + ((size_t)j < nj ? (size_t)j : nj - 1) * ldb;
     for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
         for (int j = 0; j < DOT_J; j++)
             acc[i][j] = (dot_vec){0};
     size_t kv = k / DOT_L * DOT_L;
     for (size_t p = 0; p < kv; p += DOT_L) {
-        dot_vec w0 = dot_load(b0 + p), w1 = dot_load(b1 + p), w2 = dot_load(b2 + p);
-        dot_vec w3 = dot_load(b3 + p);
+#pragma GCC unroll 4
+        for (int j = 0; j < DOT_J; j++)
+            wj[j] = dot_load(bj[j] + p);
         for (int i = 0; i < mr; i++) {
             dot_vec x = dot_load(a + (size_t)i * lda + p);
-            acc[i][0] += x * w0;
-            acc[i][1] += x * w1;
-            acc[i][2] += x * w2;
-            acc[i][3] += x * w3;
+#pragma GCC unroll 4
+            for (int j = 0; j < DOT_J; j++)
+                acc[i][j] += x * wj[j];
         }
     }
-    const float *bj[DOT_J] = {b0, b1, b2, b3};
     for (int i = 0; i < mr; i++)
         for (size_t j = 0; j < nj; j++) {
             float v[DOT_L];
