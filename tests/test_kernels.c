@@ -471,7 +471,7 @@ static void conv_affine_is_conv_then_bn(const char *isa)
             float *bet = normal(m, 1, 0, &rng), *mean = normal(m, 1, 0, &rng);
             float *var = normal(m, 1, 0, &rng), *sc = floats(2 * m), *y0 = floats(out);
             float *y1 = floats(out), *ws = floats(be->conv_ws(be, &g, m, n));
-            double *scratch = calloc(2 * m, sizeof *scratch);
+            double *scratch = calloc(CN_BN_SCRATCH(m), sizeof *scratch);
             for (size_t i = 0; i < m; i++)
                 var[i] = 0.1f + var[i] * var[i];
             be->bn_affine(be, gam, bet, mean, var, 1e-5f, m, sc, sc + m);
@@ -759,9 +759,11 @@ PER_ISA(bias_matches_naive)
 /* (n, c, hw): one sample; maps with tails of the 16 partial sums; features
  * (hw = 1, after a fully connected layer), below and above the 64 features
  * where that path splits between threads; a batch of one feature value
- * (variance 0). */
-static const size_t bn_shapes[][3] = {{1, 3, 7}, {2, 3, 17}, {4, 3, 259}, {5, 2, 33},
-                                      {3, 5, 1}, {7, 70, 1}, {1, 4, 1},   {16, 9, 1}};
+ * (variance 0); more samples than the 16 chunks that the sums are cut into,
+ * and enough values to be split between threads. */
+static const size_t bn_shapes[][3] = {{1, 3, 7},  {2, 3, 17},   {4, 3, 259}, {5, 2, 33},
+                                      {3, 5, 1},  {7, 70, 1},   {1, 4, 1},   {16, 9, 1},
+                                      {37, 3, 300}};
 
 typedef struct bn_io {
     float *x, *gamma, *beta, *rm, *rv, *mean, *invstd, *y, *dy, *dgamma, *dbeta, *dx;
@@ -782,7 +784,7 @@ static void bn_alloc(bn_io *b, size_t n, size_t c, size_t hw, cn_rng *rng)
     b->mean = floats(c), b->invstd = floats(c), b->y = floats(count);
     b->dy = normal(count, 1, 0, rng), b->dgamma = normal(c, 1, 0, rng);
     b->dbeta = normal(c, 1, 0, rng), b->dx = floats(count);
-    b->scratch = doubles(2 * c);
+    b->scratch = doubles(CN_BN_SCRATCH(c));
 }
 
 static void bn_free(bn_io *b)
@@ -910,13 +912,13 @@ PER_ISA(bn_matches_naive)
 /* Batch normalisation does not depend on the thread count, bit for bit. */
 static void bn_thread_count_invariant(const char *isa)
 {
-    static const size_t shapes[][3] = {{8, 70, 1}, {6, 13, 37}};
+    static const size_t shapes[][3] = {{8, 70, 1}, {6, 13, 37}, {40, 5, 211}};
     cn_backend *bes[2] = {isa_backend(isa, 1), NULL};
     if (!bes[0])
         return;
     bes[1] = isa_backend(isa, 3);
     CHECK(bes[1]);
-    for (size_t t = 0; t < 2; t++) {
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         size_t n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2], count = n * c * hw;
         bn_io b[2];
         for (int r = 0; r < 2; r++) {

@@ -48,6 +48,11 @@ typedef struct cn_win {
     size_t oh, ow;      /* output height and width */
 } cn_win;
 
+/* Batch normalisation's scratch for c channels, in doubles: the sums of
+ * up to CN_BN_CHUNKS chunks of samples and their total. */
+#define CN_BN_CHUNKS        16
+#define CN_BN_SCRATCH(c)    ((size_t)(c) * 2 * (1 + CN_BN_CHUNKS))
+
 typedef struct cn_backend cn_backend;
 
 struct cn_backend {
@@ -173,8 +178,8 @@ struct cn_backend {
     /* Batch normalisation of x (n, c, hw) per channel: with train, the
      * batch's mean and variance (kept in save_mean and save_invstd for
      * backward; the running ones move by momentum), otherwise the running
-     * ones; then y = gamma (x - mean) / sqrt(var + eps) + beta.  scratch: 2c
-     * doubles. */
+     * ones; then y = gamma (x - mean) / sqrt(var + eps) + beta.  scratch:
+     * CN_BN_SCRATCH(c) doubles (the CPU sums a batch in chunks of samples). */
     void (*bn_fwd)(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
@@ -185,7 +190,8 @@ struct cn_backend {
     void (*bn_affine)(const cn_backend *be, const float *gamma, const float *beta,
                       const float *run_mean, const float *run_var, float eps, size_t c,
                       float *scale, float *shift);
-    /* Adds the gradients of gamma and beta; writes dx unless it is NULL. */
+    /* Adds the gradients of gamma and beta; writes dx unless it is NULL.
+     * scratch: CN_BN_SCRATCH(c) doubles. */
     void (*bn_bwd)(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
                    size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
                    double *scratch, float *dgamma, float *dbeta, float *dx);

@@ -240,15 +240,15 @@ static void adam(const cn_backend *be, size_t n, float *theta, const float *g, f
 
 /* Batch normalisation statistics in one pass over a row of hw values: adds
  * the sums of v = x - k and of v^2 (forward, k a shift near the mean: the
- * running mean), or of dy and dy (x - k) (backward, k the mean), to s1 and
- * s2.  Values go into LANES independent float partial sums folded into the
- * doubles in a fixed order: the loop vectorises and the result does not
- * depend on the thread count. */
+ * running mean), or of dy and dy (x - k) (backward, k the mean), to the
+ * LANES float partial sums a and b, lane by lane (the last hw mod LANES
+ * values to lane 0): a loop that vectorises, with a result independent of
+ * threads.  A chunk of samples sums its rows of a channel this way, then
+ * folds the lanes into doubles in a fixed order (bn_chunk_sums). */
 #define LANES 16
 static void row_sums(const float *restrict xr, const float *restrict dr, size_t hw, float k,
-                     double *s1, double *s2)
+                     float *restrict a, float *restrict b)
 {
-    float a[LANES] = {0}, b[LANES] = {0};
     size_t j = 0;
     if (dr) {
         for (; j + LANES <= hw; j += LANES)
@@ -273,13 +273,6 @@ static void row_sums(const float *restrict xr, const float *restrict dr, size_t 
             b[0] += v * v;
         }
     }
-    double sa = 0, sb = 0;
-    for (int l = 0; l < LANES; l++) {
-        sa += a[l];
-        sb += b[l];
-    }
-    *s1 += sa;
-    *s2 += sb;
 }
 
 /* The same sums for hw == 1 (after a fully connected layer), vectorised
@@ -302,6 +295,47 @@ static void feature_sums(const float *x, const float *dy, size_t n, size_t c, si
                 s1[f] += v;
                 s2[f] += v * v;
             }
+    }
+}
+
+/* row_sums of every channel of x (n, c, hw) (with dy: the backward sums)
+ * into s1 and s2 (c doubles each): per chunk of samples first, into the
+ * doubles after s1 and s2 in scratch (CN_BN_CHUNKS x 2c), then the chunks
+ * added up in order.  The chunks are cut from n alone, so the result does
+ * not depend on the number of threads, and each thread reads the samples
+ * that it wrote in the layer before (the layers' loops over samples give
+ * thread t the same share), not another core's. */
+static void bn_chunk_sums(const cn_backend *be, const float *x, const float *dy, size_t n,
+                          size_t c, size_t hw, const float *k, double *s1, double *s2)
+{
+    size_t chunks = n < CN_BN_CHUNKS ? n : CN_BN_CHUNKS;
+    double *part = s1 + 2 * c;
+    PARALLEL_FOR(n * c * hw > PAR_MIN ? cn_cpu_of(be)->threads : 1, q, chunks, {
+        double *p1 = part + (size_t)q * 2 * c, *p2 = p1 + c;
+        size_t i0 = (size_t)q * n / chunks, i1 = ((size_t)q + 1) * n / chunks;
+        for (size_t ch = 0; ch < c; ch++) {
+            float a[LANES] = {0}, b[LANES] = {0};
+            for (size_t i = i0; i < i1; i++) {
+                size_t at = (i * c + ch) * hw;
+                row_sums(x + at, dy ? dy + at : NULL, hw, k[ch], a, b);
+            }
+            double sa = 0, sb = 0;
+            for (int l = 0; l < LANES; l++) {
+                sa += a[l];
+                sb += b[l];
+            }
+            p1[ch] = sa;
+            p2[ch] = sb;
+        }
+    });
+    for (size_t ch = 0; ch < c; ch++) {
+        double a = 0, b = 0;
+        for (size_t q = 0; q < chunks; q++) {
+            a += part[q * 2 * c + ch];
+            b += part[q * 2 * c + c + ch];
+        }
+        s1[ch] = a;
+        s2[ch] = b;
     }
 }
 
@@ -370,25 +404,20 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
         });
         return;
     }
-    /* Channels: each thread takes a block of channels and walks the samples
-     * in memory order. */
-    double *s1 = scratch, *s2 = scratch + c;
-    FOR_RANGES(be, c, par_items(c, n * hw, 2), lo, hi, {
-        if (train) {
-            for (long ch = lo; ch < hi; ch++)
-                s1[ch] = s2[ch] = 0;
-            for (size_t i = 0; i < n; i++)
-                for (long ch = lo; ch < hi; ch++)
-                    row_sums(x + (i * c + (size_t)ch) * hw, NULL, hw, run_mean[ch], &s1[ch],
-                             &s2[ch]);
-            for (long ch = lo; ch < hi; ch++) {
-                float k = run_mean[ch];
-                bn_stats(s1[ch], s2[ch], count, k, momentum, eps, &save_mean[ch], &save_invstd[ch],
-                         &run_mean[ch], &run_var[ch]);
-            }
+    /* Channels: the sums per chunk of samples, then added up chunk by chunk
+     * (bn_chunk_sums); each thread normalises its own samples. */
+    if (train) {
+        double *s1 = scratch, *s2 = scratch + c;
+        bn_chunk_sums(be, x, NULL, n, c, hw, run_mean, s1, s2);
+        for (size_t ch = 0; ch < c; ch++) {
+            float k = run_mean[ch];
+            bn_stats(s1[ch], s2[ch], count, k, momentum, eps, &save_mean[ch], &save_invstd[ch],
+                     &run_mean[ch], &run_var[ch]);
         }
-        for (size_t i = 0; i < n; i++)
-            for (long ch = lo; ch < hi; ch++) {
+    }
+    FOR_RANGES(be, n, par_items(n, c * hw, 1), lo, hi, {
+        for (long i = lo; i < hi; i++)
+            for (size_t ch = 0; ch < c; ch++) {
                 float scale, shift;
                 if (train) {
                     scale = gamma[ch] * save_invstd[ch];
@@ -396,8 +425,8 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
                 } else
                     bn_eval_affine(gamma[ch], beta[ch], run_mean[ch], run_var[ch], eps, &scale,
                                    &shift);
-                const float *restrict in = x + (i * c + (size_t)ch) * hw;
-                float *restrict out = y + (i * c + (size_t)ch) * hw;
+                const float *restrict in = x + ((size_t)i * c + ch) * hw;
+                float *restrict out = y + ((size_t)i * c + ch) * hw;
                 for (size_t j = 0; j < hw; j++)
                     out[j] = in[j] * scale + shift;
             }
@@ -432,26 +461,22 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t
         return;
     }
     double *s1 = scratch, *s2 = scratch + c;
-    FOR_RANGES(be, c, par_items(c, n * hw, 2), lo, hi, {
-        for (long ch = lo; ch < hi; ch++)
-            s1[ch] = s2[ch] = 0;
-        for (size_t i = 0; i < n; i++)
-            for (long ch = lo; ch < hi; ch++) {
-                size_t at = (i * c + (size_t)ch) * hw;
-                row_sums(x + at, dy + at, hw, save_mean[ch], &s1[ch], &s2[ch]);
-            }
-        for (long ch = lo; ch < hi; ch++) {
-            s2[ch] *= save_invstd[ch]; /* sum of dy * xhat */
-            dbeta[ch] += (float)s1[ch];
-            dgamma[ch] += (float)s2[ch];
-        }
-        for (size_t i = 0; dx && i < n; i++)
-            for (long ch = lo; ch < hi; ch++) {
+    bn_chunk_sums(be, x, dy, n, c, hw, save_mean, s1, s2);
+    for (size_t ch = 0; ch < c; ch++) {
+        s2[ch] *= save_invstd[ch]; /* sum of dy * xhat */
+        dbeta[ch] += (float)s1[ch];
+        dgamma[ch] += (float)s2[ch];
+    }
+    if (!dx)
+        return;
+    FOR_RANGES(be, n, par_items(n, c * hw, 1), lo, hi, {
+        for (long i = lo; i < hi; i++)
+            for (size_t ch = 0; ch < c; ch++) {
                 /* dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)) */
                 float mean = save_mean[ch], is = save_invstd[ch];
                 float k = gamma[ch] * is, md = (float)(s1[ch] / count);
                 float mdx = (float)(s2[ch] / count) * is;
-                size_t at = (i * c + (size_t)ch) * hw;
+                size_t at = ((size_t)i * c + ch) * hw;
                 const float *restrict in = x + at, *restrict d = dy + at;
                 float *restrict out = dx + at;
                 for (size_t j = 0; j < hw; j++)
@@ -495,7 +520,7 @@ static size_t count_nonfinite(const cn_backend *be, const float *x, size_t count
 
 /* The sums of one run v[0, n) (n <= STATS_RUN): non-finite values counted
  * and left out of the sum and of the sum of squares, and the largest
- * magnitude.  LANES float partial sums folded into doubles, as in row_sums. */
+ * magnitude.  LANES float partial sums folded into doubles, as in bn_chunk_sums. */
 enum { STATS_RUN = 4096 };
 static void stats_run(const float *restrict v, size_t n, double *sum, double *sum2, float *most,
                       size_t *bad)
