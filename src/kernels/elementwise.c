@@ -246,33 +246,45 @@ static void adam(const cn_backend *be, size_t n, float *theta, const float *g, f
  * threads.  A chunk of samples sums its rows of a channel this way, then
  * folds the lanes into doubles in a fixed order (bn_chunk_sums). */
 #define LANES 16
+typedef float lanes_vec __attribute__((vector_size(LANES * sizeof(float))));
+#define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes_vec)) /* a function would return a
+                                                                 * vector: another ABI */
+
 static void row_sums(const float *restrict xr, const float *restrict dr, size_t hw, float k,
-                     float *restrict a, float *restrict b)
+                     float *restrict sa, float *restrict sb)
 {
+    /* GCC's vector extension: a loop over 16 lanes of arrays behind
+     * pointers was compiled to scalar code. */
+    lanes_vec a, b, d, v, kv = (lanes_vec){0} + k;
+    LANES_LOAD(a, sa);
+    LANES_LOAD(b, sb);
     size_t j = 0;
     if (dr) {
-        for (; j + LANES <= hw; j += LANES)
-            for (int l = 0; l < LANES; l++) {
-                a[l] += dr[j + l];
-                b[l] += dr[j + l] * (xr[j + l] - k);
-            }
+        for (; j + LANES <= hw; j += LANES) {
+            LANES_LOAD(d, dr + j);
+            LANES_LOAD(v, xr + j);
+            a += d;
+            b += d * (v - kv);
+        }
         for (; j < hw; j++) {
             a[0] += dr[j];
             b[0] += dr[j] * (xr[j] - k);
         }
     } else {
-        for (; j + LANES <= hw; j += LANES)
-            for (int l = 0; l < LANES; l++) {
-                float v = xr[j + l] - k;
-                a[l] += v;
-                b[l] += v * v;
-            }
+        for (; j + LANES <= hw; j += LANES) {
+            LANES_LOAD(v, xr + j);
+            v -= kv;
+            a += v;
+            b += v * v;
+        }
         for (; j < hw; j++) {
-            float v = xr[j] - k;
-            a[0] += v;
-            b[0] += v * v;
+            float e = xr[j] - k;
+            a[0] += e;
+            b[0] += e * e;
         }
     }
+    memcpy(sa, &a, sizeof a);
+    memcpy(sb, &b, sizeof b);
 }
 
 /* The same sums for hw == 1 (after a fully connected layer), vectorised
