@@ -415,7 +415,8 @@ static void batchnorm(void)
         twin x = tw_normal(&p, all, 2.0f), y = tw_normal(&p, all, 0.0f);
         twin gamma = tw_normal(&p, c, 1.0f), beta = tw_normal(&p, c, 1.0f);
         twin rm = tw_normal(&p, c, 0.5f), rv = tw_normal(&p, c, 0.0f);
-        twin sm = tw_normal(&p, 2 * c, 0.0f), scr = tw_bytes(&p, NULL, 2 * c * sizeof(double));
+        twin sm = tw_normal(&p, 2 * c, 0.0f),
+             scr = tw_bytes(&p, NULL, CN_BN_SCRATCH(c) * sizeof(double));
         twin dy = tw_normal(&p, all, 1.0f), dx = tw_normal(&p, all, 0.0f);
         twin dg = tw_normal(&p, c, 1.0f), dbeta = tw_normal(&p, c, 1.0f);
         BOTH(p, be->fill(be, M(rv), 1.5f, c));

@@ -761,9 +761,8 @@ PER_ISA(bias_matches_naive)
  * where that path splits between threads; a batch of one feature value
  * (variance 0); more samples than the 16 chunks that the sums are cut into,
  * and enough values to be split between threads. */
-static const size_t bn_shapes[][3] = {{1, 3, 7},  {2, 3, 17},   {4, 3, 259}, {5, 2, 33},
-                                      {3, 5, 1},  {7, 70, 1},   {1, 4, 1},   {16, 9, 1},
-                                      {37, 3, 300}};
+static const size_t bn_shapes[][3] = {{1, 3, 7},  {2, 3, 17}, {4, 3, 259}, {5, 2, 33},  {3, 5, 1},
+                                      {7, 70, 1}, {1, 4, 1},  {16, 9, 1},  {37, 3, 300}};
 
 typedef struct bn_io {
     float *x, *gamma, *beta, *rm, *rv, *mean, *invstd, *y, *dy, *dgamma, *dbeta, *dx;

@@ -50,8 +50,8 @@ typedef struct cn_win {
 
 /* Batch normalisation's scratch for c channels, in doubles: the sums of
  * up to CN_BN_CHUNKS chunks of samples and their total. */
-#define CN_BN_CHUNKS        16
-#define CN_BN_SCRATCH(c)    ((size_t)(c) * 2 * (1 + CN_BN_CHUNKS))
+#define CN_BN_CHUNKS     16
+#define CN_BN_SCRATCH(c) (2 * (size_t)(c) * (1 + CN_BN_CHUNKS))
 
 typedef struct cn_backend cn_backend;
 

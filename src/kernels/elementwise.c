@@ -247,8 +247,9 @@ static void adam(const cn_backend *be, size_t n, float *theta, const float *g, f
  * folds the lanes into doubles in a fixed order (bn_chunk_sums). */
 #define LANES 16
 typedef float lanes_vec __attribute__((vector_size(LANES * sizeof(float))));
-#define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes_vec)) /* a function would return a
-                                                                 * vector: another ABI */
+/* A macro: a function returning a vector of 16 floats would change the ABI
+ * for the instruction sets narrower than AVX-512. */
+#define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes_vec))
 
 static void row_sums(const float *restrict xr, const float *restrict dr, size_t hw, float k,
                      float *restrict sa, float *restrict sb)
@@ -317,8 +318,8 @@ static void feature_sums(const float *x, const float *dy, size_t n, size_t c, si
  * not depend on the number of threads, and each thread reads the samples
  * that it wrote in the layer before (the layers' loops over samples give
  * thread t the same share), not another core's. */
-static void bn_chunk_sums(const cn_backend *be, const float *x, const float *dy, size_t n,
-                          size_t c, size_t hw, const float *k, double *s1, double *s2)
+static void bn_chunk_sums(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
+                          size_t hw, const float *k, double *s1, double *s2)
 {
     size_t chunks = n < CN_BN_CHUNKS ? n : CN_BN_CHUNKS;
     double *part = s1 + 2 * c;

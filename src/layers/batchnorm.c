@@ -30,7 +30,8 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     l->bt[0] = (cn_ltensor){"running_mean", 1, {c, 0, 0, 0}, c, 0, 0.0f, 0};
     l->bt[1] = (cn_ltensor){"running_var", 1, {c, 0, 0, 0}, c, 0, 1.0f, 0};
     l->state_floats = 2 * c; /* the batch's mean and 1 / std, kept for backward */
-    l->ws_floats = 2 * CN_BN_SCRATCH(c); /* doubles of sums during a pass */
+    /* the backend's sums (doubles) during a pass */
+    l->ws_floats = 2 * CN_BN_SCRATCH(c);
     return CN_OK;
 }
 
