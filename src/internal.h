@@ -162,13 +162,14 @@ typedef struct cn_layer_ops {
     const char *kind;   /* section name in the model description */
     const cn_key *keys; /* accepted settings; CN_KEY_LAYER keys are extra inputs */
     size_t n_keys;
-    int is_loss;      /* the loss layer must be the last one */
-    int elementwise;  /* output value i depends on input value i only: the
-                         network may let it write over its input */
-    int needs_x;      /* backward reads the layer's input */
-    int needs_y;      /* backward reads the layer's output */
-    int fuses_act;    /* forward and backward can apply an activation that
-                         follows (when the backend's conv_acts lists it) */
+    int is_loss;     /* the loss layer must be the last one */
+    int elementwise; /* output value i depends on input value i only: the
+                        network may let it write over its input */
+    int needs_x;     /* backward reads the layer's input */
+    int needs_y;     /* backward reads the layer's output */
+    /* The activations that forward and backward can apply for a layer that
+     * follows (bits 1u << a, as the backend's conv_acts); NULL: none. */
+    unsigned (*fusable_acts)(const cn_backend *be);
     int fuses_affine; /* forward can apply a per-channel affine map after
                          its bias (a layer with .affine folded into it) */
     cn_act act;       /* an activation layer's function, else CN_ACT_NONE */

@@ -242,24 +242,27 @@ static int folds_affine(const cn_net *net, size_t i)
 }
 
 /* An activation that works in place after a layer that can apply it (and
- * whose backend can) is done by that layer in whole-network passes; in a
- * forward-only network an affine layer between them (batch normalisation)
- * is folded in too, its output then the layer's own. */
+ * whose backend can: a convolution, a batch normalisation) is done by that
+ * layer in whole-network passes; in a forward-only network an affine layer
+ * between a convolution and its activation (batch normalisation) is folded
+ * into the convolution too, its output then the convolution's own. */
 static void decide_fusion(cn_net *net)
 {
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i], *next = l + 1;
         l->fused_act = CN_ACT_NONE;
         l->fused_affine = NULL;
+        if (l->fused_away)
+            continue; /* folded into the layer before, with what follows */
         if (folds_affine(net, i)) {
             l->fused_affine = next;
             next->fused_away = 1;
             next->shares_input = 1;
             next++;
         }
-        if (next < net->layers + net->n_layers && l->ops->fuses_act &&
-            next->ops->act != CN_ACT_NONE && (net->be->conv_acts >> next->ops->act & 1u) &&
-            next->shares_input) {
+        if (next < net->layers + net->n_layers && l->ops->fusable_acts &&
+            next->ops->act != CN_ACT_NONE &&
+            (l->ops->fusable_acts(net->be) >> next->ops->act & 1u) && next->shares_input) {
             l->fused_act = next->ops->act;
             next->fused_away = 1;
         }

@@ -115,21 +115,23 @@ static void bad_avgpool_height(const cn_backend *be, const cn_win *g, const floa
  * 1: dx misses the term xhat mean(dy xhat); 2: dgamma sums dy, not dy xhat
  * (dbeta's sum copied). */
 static int bn_fault;
-static void bad_bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
-                       size_t hw, const float *gamma, const float *save_mean,
+static void bad_bn_bwd(const cn_backend *be, const float *x, const float *y, const float *dy,
+                       size_t n, size_t c, size_t hw, const float *gamma, const float *save_mean,
                        const float *save_invstd, double *scratch, float *dgamma, float *dbeta,
-                       float *dx)
+                       float *dx, cn_act act)
 {
     (void)be;
     (void)scratch;
     double count = (double)(n * hw);
+/* the gradient before a fused relu */
+#define DY(at) (act == CN_ACT_RELU && !(y[at] > 0.0f) ? 0.0 : (double)dy[at])
     for (size_t ch = 0; ch < c; ch++) {
         double mean = save_mean[ch], is = save_invstd[ch], s1 = 0, s2 = 0;
         for (size_t s = 0; s < n; s++)
             for (size_t j = 0; j < hw; j++) {
                 size_t at = (s * c + ch) * hw + j;
-                s1 += dy[at];
-                s2 += dy[at] * (x[at] - mean) * is;
+                s1 += DY(at);
+                s2 += DY(at) * (x[at] - mean) * is;
             }
         dbeta[ch] += (float)s1;
         dgamma[ch] += (float)(bn_fault == 2 ? s1 : s2);
@@ -137,10 +139,11 @@ static void bad_bn_bwd(const cn_backend *be, const float *x, const float *dy, si
             for (size_t j = 0; j < hw; j++) {
                 size_t at = (s * c + ch) * hw + j;
                 double xhat = (x[at] - mean) * is;
-                double t = dy[at] - s1 / count - (bn_fault == 1 ? 0.0 : xhat * s2 / count);
+                double t = DY(at) - s1 / count - (bn_fault == 1 ? 0.0 : xhat * s2 / count);
                 dx[at] = (float)(gamma[ch] * is * t);
             }
     }
+#undef DY
 }
 
 /* Dropout without the 1 / (1 - rate) scale of the kept values. */

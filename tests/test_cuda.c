@@ -422,7 +422,7 @@ static void batchnorm(void)
         BOTH(p, be->fill(be, M(rv), 1.5f, c));
         for (int train = 1; train >= 0; train--) {
             BOTH(p, be->bn_fwd(be, M(x), n, c, hw, M(gamma), M(beta), M(rm), M(rv), 0.1f, 1e-5f,
-                               train, M(sm), M(sm) + c, MV(scr, double), M(y)));
+                               train, M(sm), M(sm) + c, MV(scr, double), M(y), CN_ACT_NONE));
             char what[64];
             snprintf(what, sizeof what, "bn_fwd %zu (train %d)", t, train);
             CHECK_PARITY(p, y, what);
@@ -433,14 +433,14 @@ static void batchnorm(void)
         }
         /* backward after a training pass */
         BOTH(p, be->bn_fwd(be, M(x), n, c, hw, M(gamma), M(beta), M(rm), M(rv), 0.1f, 1e-5f, 1,
-                           M(sm), M(sm) + c, MV(scr, double), M(y)));
-        BOTH(p, be->bn_bwd(be, M(x), M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c, MV(scr, double),
-                           M(dg), M(dbeta), M(dx)));
+                           M(sm), M(sm) + c, MV(scr, double), M(y), CN_ACT_NONE));
+        BOTH(p, be->bn_bwd(be, M(x), NULL, M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c,
+                           MV(scr, double), M(dg), M(dbeta), M(dx), CN_ACT_NONE));
         CHECK_PARITY(p, dg, "bn_bwd dgamma");
         CHECK_PARITY(p, dbeta, "bn_bwd dbeta");
         CHECK_PARITY(p, dx, "bn_bwd dx");
-        BOTH(p, be->bn_bwd(be, M(x), M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c, MV(scr, double),
-                           M(dg), M(dbeta), NULL));
+        BOTH(p, be->bn_bwd(be, M(x), NULL, M(dy), n, c, hw, M(gamma), M(sm), M(sm) + c,
+                           MV(scr, double), M(dg), M(dbeta), NULL, CN_ACT_NONE));
         CHECK_PARITY(p, dg, "bn_bwd without dx: dgamma");
         twin all_t[] = {x, y, gamma, beta, rm, rv, sm, scr, dy, dx, dg, dbeta};
         for (size_t i = 0; i < 12; i++)

@@ -476,6 +476,18 @@ static void in_place_and_fusion_are_declared(void)
           net->layers[3].shares_input);
     cn_net_free(net);
     cn_spec_free(spec);
+    /* A relu after a batch normalisation is done by it where the backend's
+     * bn_acts lists it (the CPU's), even after pooling; a second relu after
+     * a fused one is a layer of its own. */
+    spec = th_spec("[net]\nchannels=1\nheight=6\nwidth=6\nclasses=2\n[conv]\nfilters=2\nsize=3\n"
+                   "[maxpool]\n[batchnorm]\n[relu]\n[relu]\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    CHECK_OK(cn_net_create(spec, 1, th_dev(1), &net));
+    CHECK(net->be->bn_acts == 1u << CN_ACT_RELU);
+    CHECK(net->layers[0].fused_act == CN_ACT_NONE && net->layers[2].fused_act == CN_ACT_RELU &&
+          net->layers[3].fused_away && !net->layers[4].fused_away);
+    cn_net_free(net);
+    cn_spec_free(spec);
 }
 
 const th_test th_device[] = {

@@ -478,7 +478,7 @@ static void conv_affine_is_conv_then_bn(const char *isa)
             for (int act = 0; act < 2; act++) {
                 be->conv_fwd(be, &g, m, x, n, w, b, y0, ws, CN_ACT_NONE);
                 be->bn_fwd(be, y0, n, m, hw, gam, bet, mean, var, 0.1f, 1e-5f, 0, NULL, NULL,
-                           scratch, y0);
+                           scratch, y0, CN_ACT_NONE);
                 if (act)
                     be->act_fwd(be, CN_ACT_RELU, 0, y0, y0, out);
                 be->conv_fwd_affine(be, &g, m, x, n, w, b, sc, sc + m, y1, ws,
@@ -859,12 +859,12 @@ static void bn_matches_naive(const char *isa)
                 }
         }
         be->bn_fwd(be, b.x, n, c, hw, b.gamma, b.beta, b.rm, b.rv, momentum, eps, 1, b.mean,
-                   b.invstd, b.scratch, b.y);
+                   b.invstd, b.scratch, b.y, CN_ACT_NONE);
         double e[7] = {max_rel_d(b.y, y, count), max_rel_d(b.mean, mean, c),
                        max_rel_d(b.invstd, invstd, c), max_rel_d(b.rm, rm, c),
                        max_rel_d(b.rv, rv, c)};
-        be->bn_bwd(be, b.x, b.dy, n, c, hw, b.gamma, b.mean, b.invstd, b.scratch, b.dgamma, b.dbeta,
-                   b.dx);
+        be->bn_bwd(be, b.x, NULL, b.dy, n, c, hw, b.gamma, b.mean, b.invstd, b.scratch, b.dgamma,
+                   b.dbeta, b.dx, CN_ACT_NONE);
         e[5] = fmax(max_rel_d(b.dx, dx, count), max_rel_d(b.dgamma, dg, c));
         e[6] = max_rel_d(b.dbeta, dbt, c);
         const char *names[7] = {"y",           "mean",       "1/std", "running mean",
@@ -879,8 +879,8 @@ static void bn_matches_naive(const char *isa)
         }
         /* Without dx: the same parameter gradients (added once more). */
         float *dg1 = copy_of(b.dgamma, c), *db1 = copy_of(b.dbeta, c);
-        be->bn_bwd(be, b.x, b.dy, n, c, hw, b.gamma, b.mean, b.invstd, b.scratch, b.dgamma, b.dbeta,
-                   NULL);
+        be->bn_bwd(be, b.x, NULL, b.dy, n, c, hw, b.gamma, b.mean, b.invstd, b.scratch, b.dgamma,
+                   b.dbeta, NULL, CN_ACT_NONE);
         for (size_t ch = 0; ch < c; ch++) {
             dg[ch] = dg1[ch] + (dg1[ch] - dg0[ch]);
             dbt[ch] = db1[ch] + (db1[ch] - db0[ch]);
@@ -890,7 +890,7 @@ static void bn_matches_naive(const char *isa)
         /* Evaluation: the running statistics, which stay as they are. */
         float *rm1 = copy_of(b.rm, c), *rv1 = copy_of(b.rv, c);
         be->bn_fwd(be, b.x, n, c, hw, b.gamma, b.beta, b.rm, b.rv, momentum, eps, 0, b.mean,
-                   b.invstd, b.scratch, b.y);
+                   b.invstd, b.scratch, b.y, CN_ACT_NONE);
         for (size_t i = 0; i < count; i++) {
             size_t ch = i / hw % c;
             y[i] =
@@ -926,9 +926,9 @@ static void bn_thread_count_invariant(const char *isa)
             bn_alloc(&b[r], n, c, hw, &rng);
             cn_backend *be = bes[r];
             be->bn_fwd(be, b[r].x, n, c, hw, b[r].gamma, b[r].beta, b[r].rm, b[r].rv, 0.1f, 1e-5f,
-                       1, b[r].mean, b[r].invstd, b[r].scratch, b[r].y);
-            be->bn_bwd(be, b[r].x, b[r].dy, n, c, hw, b[r].gamma, b[r].mean, b[r].invstd,
-                       b[r].scratch, b[r].dgamma, b[r].dbeta, b[r].dx);
+                       1, b[r].mean, b[r].invstd, b[r].scratch, b[r].y, CN_ACT_NONE);
+            be->bn_bwd(be, b[r].x, NULL, b[r].dy, n, c, hw, b[r].gamma, b[r].mean, b[r].invstd,
+                       b[r].scratch, b[r].dgamma, b[r].dbeta, b[r].dx, CN_ACT_NONE);
         }
         CHECK_MSG(memcmp(b[0].y, b[1].y, count * 4) == 0 &&
                       memcmp(b[0].dx, b[1].dx, count * 4) == 0 &&
@@ -943,6 +943,66 @@ static void bn_thread_count_invariant(const char *isa)
     cn_backend_destroy(bes[1]);
 }
 PER_ISA(bn_thread_count_invariant)
+
+/* A relu fused into batch normalisation (bn_acts) gives the bits of the two
+ * apart: forward, training and evaluation, then backward from the relu's
+ * output and gradient; channels and features, threaded and not. */
+static void bn_relu_is_bn_then_relu(const char *isa)
+{
+    static const size_t shapes[][3] = {{5, 3, 37}, {40, 5, 211}, {7, 70, 1}, {100, 400, 1}};
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    CHECK(be->bn_acts == 1u << CN_ACT_RELU);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        size_t n = shapes[t][0], c = shapes[t][1], hw = shapes[t][2], count = n * c * hw;
+        for (int train = 1; train >= 0; train--) {
+            bn_io b[2];
+            for (int r = 0; r < 2; r++) {
+                cn_rng rng;
+                cn_rng_seed(&rng, 29); /* the same data for both */
+                bn_alloc(&b[r], n, c, hw, &rng);
+                /* half the outputs below zero: gamma's sign mixed */
+                for (size_t ch = 0; ch < c; ch++)
+                    b[r].gamma[ch] *= ch % 2 ? -1.0f : 1.0f;
+            }
+            /* apart: bn, relu in place; relu's backward, then bn's */
+            be->bn_fwd(be, b[0].x, n, c, hw, b[0].gamma, b[0].beta, b[0].rm, b[0].rv, 0.1f, 1e-5f,
+                       train, b[0].mean, b[0].invstd, b[0].scratch, b[0].y, CN_ACT_NONE);
+            be->act_fwd(be, CN_ACT_RELU, 0, b[0].y, b[0].y, count);
+            float *dyr = floats(count);
+            be->act_bwd(be, CN_ACT_RELU, 0, NULL, b[0].y, b[0].dy, dyr, count);
+            /* fused */
+            be->bn_fwd(be, b[1].x, n, c, hw, b[1].gamma, b[1].beta, b[1].rm, b[1].rv, 0.1f, 1e-5f,
+                       train, b[1].mean, b[1].invstd, b[1].scratch, b[1].y, CN_ACT_RELU);
+            CHECK_MSG(memcmp(b[0].y, b[1].y, count * 4) == 0 &&
+                          memcmp(b[0].rm, b[1].rm, c * 4) == 0 &&
+                          memcmp(b[0].rv, b[1].rv, c * 4) == 0,
+                      "%s bn (%zu, %zu, %zu) train %d: forward with the relu differs", isa, n, c,
+                      hw, train);
+            size_t zeros = 0;
+            for (size_t i = 0; i < count; i++)
+                zeros += b[1].y[i] == 0.0f;
+            CHECK(zeros > count / 8 && zeros < count - count / 8);
+            if (train) {
+                be->bn_bwd(be, b[0].x, NULL, dyr, n, c, hw, b[0].gamma, b[0].mean, b[0].invstd,
+                           b[0].scratch, b[0].dgamma, b[0].dbeta, b[0].dx, CN_ACT_NONE);
+                be->bn_bwd(be, b[1].x, b[1].y, b[1].dy, n, c, hw, b[1].gamma, b[1].mean,
+                           b[1].invstd, b[1].scratch, b[1].dgamma, b[1].dbeta, b[1].dx,
+                           CN_ACT_RELU);
+                CHECK_MSG(memcmp(b[0].dx, b[1].dx, count * 4) == 0 &&
+                              memcmp(b[0].dgamma, b[1].dgamma, c * 4) == 0 &&
+                              memcmp(b[0].dbeta, b[1].dbeta, c * 4) == 0,
+                          "%s bn (%zu, %zu, %zu): backward with the relu differs", isa, n, c, hw);
+            }
+            free(dyr);
+            bn_free(&b[0]);
+            bn_free(&b[1]);
+        }
+    }
+    cn_backend_destroy(be);
+}
+PER_ISA(bn_relu_is_bn_then_relu)
 
 /* --------------------------------------------------------------- softmax */
 
@@ -1442,6 +1502,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("bias_matches_naive", bias_matches_naive),
     ISA_TESTS("batchnorm_matches_naive", bn_matches_naive),
     ISA_TESTS("batchnorm_thread_count_invariant", bn_thread_count_invariant),
+    ISA_TESTS("batchnorm_relu_is_batchnorm_then_relu", bn_relu_is_bn_then_relu),
     ISA_TESTS("softmax_matches_naive", softmax_matches_naive),
     ISA_TESTS("sgd_matches_naive", sgd_matches_naive),
     ISA_TESTS("adam_matches_naive", adam_matches_naive),

@@ -65,6 +65,8 @@ struct cn_backend {
      * (1u << a) for cn_act a.  The network fuses an activation layer into
      * the convolution before it when it is listed here. */
     unsigned conv_acts;
+    /* The same for bn_fwd and bn_bwd: a relu after a batch normalisation. */
+    unsigned bn_acts;
 
     /* ------------------------------------------------------------ memory */
 
@@ -178,12 +180,13 @@ struct cn_backend {
     /* Batch normalisation of x (n, c, hw) per channel: with train, the
      * batch's mean and variance (kept in save_mean and save_invstd for
      * backward; the running ones move by momentum), otherwise the running
-     * ones; then y = gamma (x - mean) / sqrt(var + eps) + beta.  scratch:
+     * ones; then y = gamma (x - mean) / sqrt(var + eps) + beta, and act
+     * applied to it (one that bn_acts lists, or CN_ACT_NONE).  scratch:
      * CN_BN_SCRATCH(c) doubles (the CPU sums a batch in chunks of samples). */
     void (*bn_fwd)(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
-                   double *scratch, float *y);
+                   double *scratch, float *y, cn_act act);
     /* Evaluation's batch normalisation of c channels as an affine map,
      * y = x scale + shift, from the running statistics, as bn_fwd applies
      * it (for conv_fwd_affine); NULL where conv_fwd_affine is. */
@@ -191,10 +194,13 @@ struct cn_backend {
                       const float *run_mean, const float *run_var, float eps, size_t c,
                       float *scale, float *shift);
     /* Adds the gradients of gamma and beta; writes dx unless it is NULL.
+     * With act (as bn_fwd's), dy is the gradient after it and y bn_fwd's
+     * output (for the relu: dy counts where y > 0); otherwise y is not read.
      * scratch: CN_BN_SCRATCH(c) doubles. */
-    void (*bn_bwd)(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
-                   size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
-                   double *scratch, float *dgamma, float *dbeta, float *dx);
+    void (*bn_bwd)(const cn_backend *be, const float *x, const float *y, const float *dy, size_t n,
+                   size_t c, size_t hw, const float *gamma, const float *save_mean,
+                   const float *save_invstd, double *scratch, float *dgamma, float *dbeta,
+                   float *dx, cn_act act);
 
     /* ------------------------------------------------------ input and loss */
 

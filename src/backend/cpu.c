@@ -129,6 +129,7 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
     be->kernels = pick->name;
     be->host_memory = 1;
     be->conv_acts = 1u << CN_ACT_RELU;
+    be->bn_acts = 1u << CN_ACT_RELU;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->upload = cpu_move;

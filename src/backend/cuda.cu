@@ -957,10 +957,11 @@ __global__ static void k_bn_apply(const float *x, size_t n, size_t c, size_t hw,
 static void cu_bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                       const float *gamma, const float *beta, float *run_mean, float *run_var,
                       float momentum, float eps, int train, float *save_mean, float *save_invstd,
-                      double *scratch, float *y)
+                      double *scratch, float *y, cn_act act)
 {
     cn_cuda *g = cu(be);
     (void)scratch;
+    (void)act; /* always CN_ACT_NONE: bn_acts lists none */
     if (!n || !c || !hw)
         return;
     if (train) {
@@ -1021,12 +1022,13 @@ __global__ static void k_bn_bwd_dx(const float *x, const float *dy, size_t n, si
     }
 }
 
-static void cu_bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
-                      size_t hw, const float *gamma, const float *save_mean,
+static void cu_bn_bwd(const cn_backend *be, const float *x, const float *y, const float *dy,
+                      size_t n, size_t c, size_t hw, const float *gamma, const float *save_mean,
                       const float *save_invstd, double *scratch, float *dgamma, float *dbeta,
-                      float *dx)
+                      float *dx, cn_act act)
 {
     cn_cuda *g = cu(be);
+    (void)y, (void)act; /* always CN_ACT_NONE: bn_acts lists none */
     if (!n || !c || !hw)
         return;
     k_bn_bwd_sums<<<(unsigned)c, T, 0, g->stream>>>(x, dy, n, c, hw, save_mean, save_invstd,
@@ -1429,6 +1431,7 @@ extern "C" cn_status cn_cuda_create(int index, cn_backend **out)
     be->kernels = "cuda";
     be->host_memory = 0;
     be->conv_acts = 1u << CN_ACT_RELU; /* as the CPU: the same network either way */
+    be->bn_acts = 0;                   /* a relu after batch normalisation: a layer of its own */
     be->own_bytes = CN_CUDA_OWN_BYTES;
     int ok = rt_ok(g, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "a stream") &&
              blas_ok(g, cublasCreate(&g->blas), "start") &&

@@ -184,14 +184,14 @@ GUARD(dropout_bwd,
 GUARD(bn_fwd,
       (const cn_backend *be, const float *x, size_t n, size_t c, size_t hw, const float *gamma,
        const float *beta, float *run_mean, float *run_var, float momentum, float eps, int train,
-       float *save_mean, float *save_invstd, double *scratch, float *y),
+       float *save_mean, float *save_invstd, double *scratch, float *y, cn_act act),
       (be, x, n, c, hw, gamma, beta, run_mean, run_var, momentum, eps, train, save_mean,
-       save_invstd, scratch, y))
+       save_invstd, scratch, y, act))
 GUARD(bn_bwd,
-      (const cn_backend *be, const float *x, const float *dy, size_t n, size_t c, size_t hw,
-       const float *gamma, const float *save_mean, const float *save_invstd, double *scratch,
-       float *dgamma, float *dbeta, float *dx),
-      (be, x, dy, n, c, hw, gamma, save_mean, save_invstd, scratch, dgamma, dbeta, dx))
+      (const cn_backend *be, const float *x, const float *y, const float *dy, size_t n, size_t c,
+       size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
+       double *scratch, float *dgamma, float *dbeta, float *dx, cn_act act),
+      (be, x, y, dy, n, c, hw, gamma, save_mean, save_invstd, scratch, dgamma, dbeta, dx, act))
 GUARD(input_from_pixels,
       (const cn_backend *be, const uint8_t *pix, size_t n, size_t c, size_t hw, const float *norm,
        float *x),

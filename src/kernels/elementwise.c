@@ -238,6 +238,17 @@ static void adam(const cn_backend *be, size_t n, float *theta, const float *g, f
     FOR_RANGES(be, n, PAR_MIN, lo, hi, adam_range(theta, g, m, v, hyper, lo, hi));
 }
 
+/* A fused relu's gradient, y > 0 ? d : 0, as bits masked: a select that
+ * the compiler vectorises, where a conditional expression stayed scalar. */
+static inline float relu_grad(float d, float y)
+{
+    uint32_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    bits &= (uint32_t)0 - (uint32_t)(y > 0.0f);
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
 /* Batch normalisation statistics in one pass over a row of hw values: adds
  * the sums of v = x - k and of v^2 (forward, k a shift near the mean: the
  * running mean), or of dy and dy (x - k) (backward, k the mean), to the
@@ -247,12 +258,13 @@ static void adam(const cn_backend *be, size_t n, float *theta, const float *g, f
  * folds the lanes into doubles in a fixed order (bn_chunk_sums). */
 #define LANES 16
 typedef float lanes_vec __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t lanes_mask __attribute__((vector_size(LANES * sizeof(int32_t))));
 /* A macro: a function returning a vector of 16 floats would change the ABI
  * for the instruction sets narrower than AVX-512. */
 #define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes_vec))
 
-static void row_sums(const float *restrict xr, const float *restrict dr, size_t hw, float k,
-                     float *restrict sa, float *restrict sb)
+static void row_sums(const float *restrict xr, const float *restrict dr, const float *restrict yr,
+                     float *restrict mo, size_t hw, float k, float *restrict sa, float *restrict sb)
 {
     /* GCC's vector extension: a loop over 16 lanes of arrays behind
      * pointers was compiled to scalar code. */
@@ -260,7 +272,26 @@ static void row_sums(const float *restrict xr, const float *restrict dr, size_t 
     LANES_LOAD(a, sa);
     LANES_LOAD(b, sb);
     size_t j = 0;
-    if (dr) {
+    if (dr && yr) { /* dy where y > 0: a fused relu's gradient */
+        for (; j + LANES <= hw; j += LANES) {
+            lanes_vec yv;
+            LANES_LOAD(d, dr + j);
+            LANES_LOAD(v, xr + j);
+            LANES_LOAD(yv, yr + j);
+            d = (lanes_vec)((lanes_mask)d & (yv > (lanes_vec){0}));
+            if (mo)
+                memcpy(mo + j, &d, sizeof d);
+            a += d;
+            b += d * (v - kv);
+        }
+        for (; j < hw; j++) {
+            float e = relu_grad(dr[j], yr[j]);
+            if (mo)
+                mo[j] = e;
+            a[0] += e;
+            b[0] += e * (xr[j] - k);
+        }
+    } else if (dr) {
         for (; j + LANES <= hw; j += LANES) {
             LANES_LOAD(d, dr + j);
             LANES_LOAD(v, xr + j);
@@ -290,14 +321,20 @@ static void row_sums(const float *restrict xr, const float *restrict dr, size_t 
 
 /* The same sums for hw == 1 (after a fully connected layer), vectorised
  * across the channels [c0, c1) instead. */
-static void feature_sums(const float *x, const float *dy, size_t n, size_t c, size_t c0, size_t c1,
-                         const float *k, double *s1, double *s2)
+static void feature_sums(const float *x, const float *dy, const float *y, size_t n, size_t c,
+                         size_t c0, size_t c1, const float *k, double *s1, double *s2)
 {
     for (size_t f = c0; f < c1; f++)
         s1[f] = s2[f] = 0;
     for (size_t i = 0; i < n; i++) {
-        const float *xr = x + i * c, *dr = dy ? dy + i * c : NULL;
-        if (dr)
+        const float *xr = x + i * c, *dr = dy ? dy + i * c : NULL, *yr = y ? y + i * c : NULL;
+        if (dr && yr) /* dy where y > 0: a fused relu's gradient */
+            for (size_t f = c0; f < c1; f++) {
+                float d = relu_grad(dr[f], yr[f]);
+                s1[f] += d;
+                s2[f] += (double)d * (xr[f] - k[f]);
+            }
+        else if (dr)
             for (size_t f = c0; f < c1; f++) {
                 s1[f] += dr[f];
                 s2[f] += (double)dr[f] * (xr[f] - k[f]);
@@ -318,8 +355,9 @@ static void feature_sums(const float *x, const float *dy, size_t n, size_t c, si
  * not depend on the number of threads, and each thread reads the samples
  * that it wrote in the layer before (the layers' loops over samples give
  * thread t the same share), not another core's. */
-static void bn_chunk_sums(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
-                          size_t hw, const float *k, double *s1, double *s2)
+static void bn_chunk_sums(const cn_backend *be, const float *x, const float *dy, const float *y,
+                          float *mo, size_t n, size_t c, size_t hw, const float *k, double *s1,
+                          double *s2)
 {
     size_t chunks = n < CN_BN_CHUNKS ? n : CN_BN_CHUNKS;
     double *part = s1 + 2 * c;
@@ -330,7 +368,8 @@ static void bn_chunk_sums(const cn_backend *be, const float *x, const float *dy,
             float a[LANES] = {0}, b[LANES] = {0};
             for (size_t i = i0; i < i1; i++) {
                 size_t at = (i * c + ch) * hw;
-                row_sums(x + at, dy ? dy + at : NULL, hw, k[ch], a, b);
+                row_sums(x + at, dy ? dy + at : NULL, y ? y + at : NULL, mo ? mo + at : NULL, hw,
+                         k[ch], a, b);
             }
             double sa = 0, sb = 0;
             for (int l = 0; l < LANES; l++) {
@@ -390,15 +429,17 @@ static void bn_affine(const cn_backend *be, const float *gamma, const float *bet
 static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
                    const float *gamma, const float *beta, float *run_mean, float *run_var,
                    float momentum, float eps, int train, float *save_mean, float *save_invstd,
-                   double *scratch, float *y)
+                   double *scratch, float *y, cn_act act)
 {
+    /* A fused relu: as relu_fwd, v > 0 ? v : 0 (a NaN to 0). */
+    int relu = act == CN_ACT_RELU;
     double count = (double)(n * hw);
     if (hw == 1) {
         /* Features: statistics over the rows, vectorised across features. */
         double *s1 = scratch, *s2 = scratch + c;
         FOR_RANGES(be, c, par_items(c, n, 64), lo, hi, {
             if (train) {
-                feature_sums(x, NULL, n, c, (size_t)lo, (size_t)hi, run_mean, s1, s2);
+                feature_sums(x, NULL, NULL, n, c, (size_t)lo, (size_t)hi, run_mean, s1, s2);
                 for (long f = lo; f < hi; f++) {
                     float k = run_mean[f];
                     bn_stats(s1[f], s2[f], count, k, momentum, eps, &save_mean[f], &save_invstd[f],
@@ -411,7 +452,8 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
                 for (long f = lo; f < hi; f++) {
                     float mean = train ? save_mean[f] : run_mean[f];
                     float is = train ? save_invstd[f] : 1.0f / sqrtf(run_var[f] + eps);
-                    out[f] = (in[f] - mean) * is * gamma[f] + beta[f];
+                    float v = (in[f] - mean) * is * gamma[f] + beta[f];
+                    out[f] = relu && !(v > 0.0f) ? 0.0f : v;
                 }
             }
         });
@@ -421,7 +463,7 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
      * (bn_chunk_sums); each thread normalises its own samples. */
     if (train) {
         double *s1 = scratch, *s2 = scratch + c;
-        bn_chunk_sums(be, x, NULL, n, c, hw, run_mean, s1, s2);
+        bn_chunk_sums(be, x, NULL, NULL, NULL, n, c, hw, run_mean, s1, s2);
         for (size_t ch = 0; ch < c; ch++) {
             float k = run_mean[ch];
             bn_stats(s1[ch], s2[ch], count, k, momentum, eps, &save_mean[ch], &save_invstd[ch],
@@ -440,21 +482,30 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
                                    &shift);
                 const float *restrict in = x + ((size_t)i * c + ch) * hw;
                 float *restrict out = y + ((size_t)i * c + ch) * hw;
-                for (size_t j = 0; j < hw; j++)
-                    out[j] = in[j] * scale + shift;
+                if (relu)
+                    for (size_t j = 0; j < hw; j++) {
+                        float v = in[j] * scale + shift;
+                        out[j] = v > 0.0f ? v : 0.0f;
+                    }
+                else
+                    for (size_t j = 0; j < hw; j++)
+                        out[j] = in[j] * scale + shift;
             }
     });
 }
 
-static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t n, size_t c,
-                   size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
-                   double *scratch, float *dgamma, float *dbeta, float *dx)
+static void bn_bwd(const cn_backend *be, const float *x, const float *y, const float *dy, size_t n,
+                   size_t c, size_t hw, const float *gamma, const float *save_mean,
+                   const float *save_invstd, double *scratch, float *dgamma, float *dbeta,
+                   float *dx, cn_act act)
 {
+    /* A fused relu: dy counts where y > 0, as relu_bwd passes it. */
+    const float *ym = act == CN_ACT_RELU ? y : NULL;
     double count = (double)(n * hw);
     if (hw == 1) {
         double *s1 = scratch, *s2 = scratch + c;
         FOR_RANGES(be, c, par_items(c, n, 64), lo, hi, {
-            feature_sums(x, dy, n, c, (size_t)lo, (size_t)hi, save_mean, s1, s2);
+            feature_sums(x, dy, ym, n, c, (size_t)lo, (size_t)hi, save_mean, s1, s2);
             for (long f = lo; f < hi; f++) {
                 s2[f] *= save_invstd[f]; /* sum of dy * xhat */
                 dbeta[f] += (float)s1[f];
@@ -463,18 +514,29 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t
             for (size_t i = 0; dx && i < n; i++) {
                 const float *restrict in = x + i * c, *restrict d = dy + i * c;
                 float *restrict out = dx + i * c;
-                for (long f = lo; f < hi; f++) {
-                    float is = save_invstd[f];
-                    out[f] = gamma[f] * is *
-                             (d[f] - (float)(s1[f] / count) -
-                              (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
-                }
+                if (ym) { /* dy where y > 0: a fused relu's gradient */
+                    const float *restrict yr = ym + i * c;
+                    for (long f = lo; f < hi; f++) {
+                        float is = save_invstd[f], df = relu_grad(d[f], yr[f]);
+                        out[f] = gamma[f] * is *
+                                 (df - (float)(s1[f] / count) -
+                                  (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
+                    }
+                } else
+                    for (long f = lo; f < hi; f++) {
+                        float is = save_invstd[f];
+                        out[f] = gamma[f] * is *
+                                 (d[f] - (float)(s1[f] / count) -
+                                  (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
+                    }
             }
         });
         return;
     }
     double *s1 = scratch, *s2 = scratch + c;
-    bn_chunk_sums(be, x, dy, n, c, hw, save_mean, s1, s2);
+    /* With a fused relu the sums' pass keeps dy where y > 0 in dx, for the
+     * pass that computes dx from it in place: y is read once. */
+    bn_chunk_sums(be, x, dy, ym, ym ? dx : NULL, n, c, hw, save_mean, s1, s2);
     for (size_t ch = 0; ch < c; ch++) {
         s2[ch] *= save_invstd[ch]; /* sum of dy * xhat */
         dbeta[ch] += (float)s1[ch];
@@ -492,8 +554,13 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *dy, size_t
                 size_t at = ((size_t)i * c + ch) * hw;
                 const float *restrict in = x + at, *restrict d = dy + at;
                 float *restrict out = dx + at;
-                for (size_t j = 0; j < hw; j++)
-                    out[j] = k * (d[j] - md - (in[j] - mean) * mdx);
+                if (ym) {
+                    float *dm = dx + at; /* dy where y > 0, from the sums' pass */
+                    for (size_t j = 0; j < hw; j++)
+                        dm[j] = k * (dm[j] - md - (in[j] - mean) * mdx);
+                } else
+                    for (size_t j = 0; j < hw; j++)
+                        out[j] = k * (d[j] - md - (in[j] - mean) * mdx);
             }
     });
 }

@@ -40,13 +40,12 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
     size_t c = l->in.c;
     ctx->be->bn_fwd(ctx->be, x, n, c, l->in.h * l->in.w, l->p[0], l->p[1], l->b[0], l->b[1],
                     (float)l->v[MOMENTUM], (float)l->v[EPS], ctx->train, l->state, l->state + c,
-                    (double *)ctx->ws, y);
+                    (double *)ctx->ws, y, ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
                      const float *dy, float *dx, size_t n)
 {
-    (void)y;
     size_t c = l->in.c;
     if (!ctx->train) {
         /* After an evaluation pass (cn_net_class_gradient) the layer is the
@@ -58,12 +57,13 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
             ctx->be->fill(ctx->be, ctx->ws, 0.0f, c);
             ctx->be->bn_fwd(ctx->be, dy, n, c, l->in.h * l->in.w, l->p[0], ctx->ws, ctx->ws,
                             l->b[1], (float)l->v[MOMENTUM], (float)l->v[EPS], 0, l->state,
-                            l->state + c, (double *)(ctx->ws + 2 * c), dx);
+                            l->state + c, (double *)(ctx->ws + 2 * c), dx, CN_ACT_NONE);
         }
         return;
     }
-    ctx->be->bn_bwd(ctx->be, x, dy, n, c, l->in.h * l->in.w, l->p[0], l->state, l->state + c,
-                    (double *)ctx->ws, l->g[0], l->g[1], dx);
+    ctx->be->bn_bwd(ctx->be, x, y, dy, n, c, l->in.h * l->in.w, l->p[0], l->state, l->state + c,
+                    (double *)ctx->ws, l->g[0], l->g[1], dx,
+                    ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
 /* Evaluation's map, for a layer before it to apply (net.c folds it into a
@@ -74,11 +74,14 @@ static void affine(const cn_layer *l, const cn_ctx *ctx, float *scale, float *sh
                        scale, shift);
 }
 
+static unsigned fusable_acts(const cn_backend *be) { return be->bn_acts; }
+
 const cn_layer_ops cn_batchnorm_ops = {
     .kind = "batchnorm",
     .keys = keys,
     .n_keys = NKEYS,
     .needs_x = 1,
+    .fusable_acts = fusable_acts,
     .setup = setup,
     .forward = forward,
     .backward = backward,

@@ -70,12 +70,14 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
                       ctx->ws + 2 * l->out.c, ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
+static unsigned fusable_acts(const cn_backend *be) { return be->conv_acts; }
+
 const cn_layer_ops cn_conv_ops = {
     .kind = "conv",
     .keys = keys,
     .n_keys = NKEYS,
     .needs_x = 1,
-    .fuses_act = 1,
+    .fusable_acts = fusable_acts,
     .fuses_affine = 1,
     .setup = setup,
     .forward = forward,
