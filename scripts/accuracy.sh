@@ -23,6 +23,7 @@ py=/usr/bin/python3
 rows='mnist-best|mnist|models/mnist-best.cfg|none|
 mnist-best-all|mnist|models/mnist-best.cfg|none|--val 0
 mnist-best-30|mnist|models/mnist-best.cfg|none|--epochs 30 --val 0
+mnist-long|mnist|models/mnist-best.cfg|none|--val 0 --epochs 40 --rotate 8 --scale 0.08 --label-smoothing 0.1 --ema 0.999
 fashion-best|fashion-mnist|models/fashion-best.cfg|flip|--val 0
 fashion-fast|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --epochs 8 --label-smoothing 0.1
 fashion-best-20|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --epochs 20'
