@@ -272,35 +272,28 @@ static void row_sums(const float *restrict xr, const float *restrict dr, const f
     LANES_LOAD(a, sa);
     LANES_LOAD(b, sb);
     size_t j = 0;
-    if (dr && yr) { /* dy where y > 0: a fused relu's gradient */
+    if (dr) {
+        /* With yr, dy where y > 0 (a fused relu's gradient), kept in mo
+         * when mo is given. */
         for (; j + LANES <= hw; j += LANES) {
-            lanes_vec yv;
             LANES_LOAD(d, dr + j);
             LANES_LOAD(v, xr + j);
-            LANES_LOAD(yv, yr + j);
-            d = (lanes_vec)((lanes_mask)d & (yv > (lanes_vec){0}));
-            if (mo)
-                memcpy(mo + j, &d, sizeof d);
+            if (yr) {
+                lanes_vec yv;
+                LANES_LOAD(yv, yr + j);
+                d = (lanes_vec)((lanes_mask)d & (yv > (lanes_vec){0}));
+                if (mo)
+                    memcpy(mo + j, &d, sizeof d);
+            }
             a += d;
             b += d * (v - kv);
         }
         for (; j < hw; j++) {
-            float e = relu_grad(dr[j], yr[j]);
-            if (mo)
+            float e = yr ? relu_grad(dr[j], yr[j]) : dr[j];
+            if (yr && mo)
                 mo[j] = e;
             a[0] += e;
             b[0] += e * (xr[j] - k);
-        }
-    } else if (dr) {
-        for (; j + LANES <= hw; j += LANES) {
-            LANES_LOAD(d, dr + j);
-            LANES_LOAD(v, xr + j);
-            a += d;
-            b += d * (v - kv);
-        }
-        for (; j < hw; j++) {
-            a[0] += dr[j];
-            b[0] += dr[j] * (xr[j] - k);
         }
     } else {
         for (; j + LANES <= hw; j += LANES) {
@@ -328,16 +321,11 @@ static void feature_sums(const float *x, const float *dy, const float *y, size_t
         s1[f] = s2[f] = 0;
     for (size_t i = 0; i < n; i++) {
         const float *xr = x + i * c, *dr = dy ? dy + i * c : NULL, *yr = y ? y + i * c : NULL;
-        if (dr && yr) /* dy where y > 0: a fused relu's gradient */
+        if (dr) /* with yr, dy where y > 0: a fused relu's gradient */
             for (size_t f = c0; f < c1; f++) {
-                float d = relu_grad(dr[f], yr[f]);
+                float d = yr ? relu_grad(dr[f], yr[f]) : dr[f];
                 s1[f] += d;
                 s2[f] += (double)d * (xr[f] - k[f]);
-            }
-        else if (dr)
-            for (size_t f = c0; f < c1; f++) {
-                s1[f] += dr[f];
-                s2[f] += (double)dr[f] * (xr[f] - k[f]);
             }
         else
             for (size_t f = c0; f < c1; f++) {
@@ -482,14 +470,10 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
                                    &shift);
                 const float *restrict in = x + ((size_t)i * c + ch) * hw;
                 float *restrict out = y + ((size_t)i * c + ch) * hw;
-                if (relu)
-                    for (size_t j = 0; j < hw; j++) {
-                        float v = in[j] * scale + shift;
-                        out[j] = v > 0.0f ? v : 0.0f;
-                    }
-                else
-                    for (size_t j = 0; j < hw; j++)
-                        out[j] = in[j] * scale + shift;
+                for (size_t j = 0; j < hw; j++) {
+                    float v = in[j] * scale + shift;
+                    out[j] = relu && !(v > 0.0f) ? 0.0f : v;
+                }
             }
     });
 }
@@ -513,22 +497,14 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *y, const f
             }
             for (size_t i = 0; dx && i < n; i++) {
                 const float *restrict in = x + i * c, *restrict d = dy + i * c;
+                const float *restrict yr = ym ? ym + i * c : NULL;
                 float *restrict out = dx + i * c;
-                if (ym) { /* dy where y > 0: a fused relu's gradient */
-                    const float *restrict yr = ym + i * c;
-                    for (long f = lo; f < hi; f++) {
-                        float is = save_invstd[f], df = relu_grad(d[f], yr[f]);
-                        out[f] = gamma[f] * is *
-                                 (df - (float)(s1[f] / count) -
-                                  (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
-                    }
-                } else
-                    for (long f = lo; f < hi; f++) {
-                        float is = save_invstd[f];
-                        out[f] = gamma[f] * is *
-                                 (d[f] - (float)(s1[f] / count) -
-                                  (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
-                    }
+                for (long f = lo; f < hi; f++) {
+                    float is = save_invstd[f], df = yr ? relu_grad(d[f], yr[f]) : d[f];
+                    out[f] = gamma[f] * is *
+                             (df - (float)(s1[f] / count) -
+                              (in[f] - save_mean[f]) * is * (float)(s2[f] / count));
+                }
             }
         });
         return;
@@ -552,15 +528,11 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *y, const f
                 float k = gamma[ch] * is, md = (float)(s1[ch] / count);
                 float mdx = (float)(s2[ch] / count) * is;
                 size_t at = ((size_t)i * c + ch) * hw;
-                const float *restrict in = x + at, *restrict d = dy + at;
-                float *restrict out = dx + at;
-                if (ym) {
-                    float *dm = dx + at; /* dy where y > 0, from the sums' pass */
-                    for (size_t j = 0; j < hw; j++)
-                        dm[j] = k * (dm[j] - md - (in[j] - mean) * mdx);
-                } else
-                    for (size_t j = 0; j < hw; j++)
-                        out[j] = k * (d[j] - md - (in[j] - mean) * mdx);
+                /* with a fused relu, in place: dy where y > 0, from the sums' pass */
+                const float *restrict in = x + at, *d = ym ? dx + at : dy + at;
+                float *out = dx + at;
+                for (size_t j = 0; j < hw; j++)
+                    out[j] = k * (d[j] - md - (in[j] - mean) * mdx);
             }
     });
 }
