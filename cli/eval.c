@@ -16,11 +16,13 @@ static const char help[] =
     "\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --json         print one JSON object instead of tables\n"
-    "  --tta T        test-time augmentation: none (default) or flip: each image's\n"
-    "                 class probabilities are the mean of its own and its mirror\n"
-    "                 image's (left-right), at twice the work; for pictures whose\n"
-    "                 mirror is as likely (clothes), not digits.  The loss is then\n"
-    "                 -log of the label's mean probability\n"
+    "  --tta T        test-time augmentation: none (default), flip or shift.  flip:\n"
+    "                 each image's class probabilities are the mean of its own and\n"
+    "                 its mirror image's (left-right), at twice the work; for\n"
+    "                 pictures whose mirror is as likely (clothes), not digits.\n"
+    "                 shift: the mean of its own and its four shifts by one pixel\n"
+    "                 (down, up, right, left), at five times the work; for digits.\n"
+    "                 The loss is then -log of the label's mean probability\n"
     "  --threads N    worker threads (default: one per core)\n"
     "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
     "                 build with make CUDA=1; convnet info --devices lists them)\n";
@@ -69,7 +71,10 @@ static void print_tables(const char *path, const cn_model *model, const cn_eval 
     }
     printf("%s on %zu test images: accuracy %.2f%%, loss %.4f%s\n\n", path, ev->n,
            100 * ev->accuracy, ev->loss,
-           tta == CN_TTA_FLIP ? " (test-time augmentation: each image and its mirror)" : "");
+           tta == CN_TTA_FLIP ? " (test-time augmentation: each image and its mirror)"
+           : tta == CN_TTA_SHIFT
+               ? " (test-time augmentation: each image and its shifts by one pixel)"
+               : "");
     printf("%s%*s      n   accuracy\n", named ? "    " : "", -w, "class");
     for (size_t c = 0; c < k; c++) {
         size_t total = 0;
@@ -121,7 +126,7 @@ int cmd_eval(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_TTA:
             if (cn_tta_by_name(v) < 0)
-                return cli_usage("eval", "--tta is none or flip, not '%s'", v);
+                return cli_usage("eval", "--tta is none, flip or shift, not '%s'", v);
             tta = (cn_tta)cn_tta_by_name(v);
             break;
         case O_THREADS:

@@ -39,10 +39,11 @@ static const char help[] =
     "                 Default: digit for a model trained on digits, crop for one\n"
     "                 trained on other pictures (train notes which in the model\n"
     "                 file); for older files digit when grey, crop when colour\n"
-    "  --tta T        test-time augmentation: none (default) or flip: the\n"
-    "                 probabilities are the mean of the picture's and its mirror\n"
-    "                 image's (left-right); for pictures whose mirror is as likely\n"
-    "                 (clothes), not digits\n"
+    "  --tta T        test-time augmentation: none (default), flip or shift.  flip:\n"
+    "                 the probabilities are the mean of the picture's and its\n"
+    "                 mirror image's (left-right); for pictures whose mirror is as\n"
+    "                 likely (clothes), not digits.  shift: the mean of the\n"
+    "                 picture's and its four shifts by one pixel; for digits\n"
     "  --threads N    worker threads (default: one per core)\n"
     "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
     "                 build with make CUDA=1; convnet info --devices lists them)\n"
@@ -237,7 +238,7 @@ int cmd_predict(int argc, char **argv)
         case O_TTA:
             if (cn_tta_by_name(v) < 0) {
                 free(files);
-                return cli_usage("predict", "--tta is none or flip, not '%s'", v);
+                return cli_usage("predict", "--tta is none, flip or shift, not '%s'", v);
             }
             tta = (cn_tta)cn_tta_by_name(v);
             break;

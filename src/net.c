@@ -1362,11 +1362,11 @@ done:
 
 /* ------------------------------------------- test-time augmentation */
 
-static const char *const tta_names[] = {"none", "flip", NULL};
+static const char *const tta_names[] = {"none", "flip", "shift", NULL};
 
 const char *cn_tta_name(cn_tta tta)
 {
-    return tta >= CN_TTA_NONE && tta <= CN_TTA_FLIP ? tta_names[tta] : "?";
+    return tta >= CN_TTA_NONE && tta <= CN_TTA_SHIFT ? tta_names[tta] : "?";
 }
 
 int cn_tta_by_name(const char *name)
@@ -1375,6 +1375,39 @@ int cn_tta_by_name(const char *name)
         if (strcmp(tta_names[i], name) == 0)
             return i;
     return -1;
+}
+
+static cn_status check_tta(cn_tta tta)
+{
+    if (tta < CN_TTA_NONE || tta > CN_TTA_SHIFT)
+        return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0), flip (1) or shift (2)",
+                       (int)tta);
+    return CN_OK;
+}
+
+/* The views a test-time augmentation averages over: the image itself, then
+ * its mirror (flip), or its shifts by one pixel down, up, right and left
+ * (shift; what comes in at the edge is 0, as in training's shifts). */
+static size_t tta_views(cn_tta tta) { return tta == CN_TTA_FLIP ? 2 : tta == CN_TTA_SHIFT ? 5 : 1; }
+
+/* View v (1 .. tta_views - 1) of the n images pixels (n * s.c planes of
+ * s.h x s.w) into out: out (y, x) = pixels (y - dy, x - dx), or mirrored. */
+static void tta_view(cn_tta tta, size_t v, const uint8_t *pixels, size_t n, cn_shape s,
+                     uint8_t *out)
+{
+    static const int moves[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}}; /* (dy, dx) */
+    int flip = tta == CN_TTA_FLIP;
+    long dy = flip ? 0 : moves[v - 1][0], dx = flip ? 0 : moves[v - 1][1];
+    long h = (long)s.h, w = (long)s.w;
+    for (size_t q = 0; q < n * s.c; q++) { /* every plane */
+        const uint8_t *in = pixels + q * s.h * s.w;
+        uint8_t *o = out + q * s.h * s.w;
+        for (long y = 0; y < h; y++)
+            for (long x = 0; x < w; x++) {
+                long yy = y - dy, xx = flip ? w - 1 - x : x - dx;
+                o[y * w + x] = yy >= 0 && yy < h && xx >= 0 && xx < w ? in[yy * w + xx] : 0;
+            }
+    }
 }
 
 /* One evaluation pass over the n images pixels: their probabilities into
@@ -1393,25 +1426,27 @@ static cn_status pass_probs(cn_net *net, const uint8_t *pixels, size_t n, int ad
 cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                  float *probs)
 {
-    if (tta != CN_TTA_NONE && tta != CN_TTA_FLIP)
-        return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0) or flip (1)", (int)tta);
+    cn_status st = check_tta(tta);
+    if (st)
+        return st;
     if (tta == CN_TTA_NONE)
         return pass_probs(net, pixels, n, 0, probs, NULL);
     cn_shape s = net->spec->input;
-    size_t k = net->spec->classes, size = cn_shape_size(s);
-    cn_status st = cn_net_check_batch(net, n, 0);
-    uint8_t *mirror = st ? NULL : malloc(n * size);
+    size_t k = net->spec->classes, size = cn_shape_size(s), views = tta_views(tta);
+    st = cn_net_check_batch(net, n, 0);
+    uint8_t *view = st ? NULL : malloc(n * size);
     float *tmp = st ? NULL : malloc(n * k * sizeof *tmp);
-    if (!st && (!mirror || !tmp))
-        st = cn_fail(CN_ERR_NOMEM, "out of memory for %zu mirrored images", n);
-    for (size_t r = 0; !st && r < n * s.c * s.h; r++) /* every row of every plane */
-        for (size_t x = 0; x < s.w; x++)
-            mirror[r * s.w + x] = pixels[r * s.w + s.w - 1 - x];
-    if (!st && !(st = pass_probs(net, pixels, n, 0, probs, tmp)) &&
-        !(st = pass_probs(net, mirror, n, 1, probs, tmp)))
-        for (size_t i = 0; i < n * k; i++)
-            probs[i] *= 0.5f;
-    free(mirror);
+    if (!st && (!view || !tmp))
+        st = cn_fail(CN_ERR_NOMEM, "out of memory for %zu augmented images", n);
+    if (!st)
+        st = pass_probs(net, pixels, n, 0, probs, tmp);
+    for (size_t v = 1; !st && v < views; v++) {
+        tta_view(tta, v, pixels, n, s, view);
+        st = pass_probs(net, view, n, 1, probs, tmp);
+    }
+    for (size_t i = 0; !st && i < n * k; i++)
+        probs[i] /= (float)views;
+    free(view);
     free(tmp);
     return st;
 }
@@ -1421,9 +1456,10 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
     if (tta == CN_TTA_NONE)
         return cn_net_evaluate(net, data, out);
     memset(out, 0, sizeof *out);
-    if (tta != CN_TTA_FLIP)
-        return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0) or flip (1)", (int)tta);
-    cn_status st0 = eval_begin(net, data, out);
+    cn_status st0 = check_tta(tta);
+    if (st0)
+        return st0;
+    st0 = eval_begin(net, data, out);
     if (st0)
         return st0;
     cn_shape in = net->spec->input;

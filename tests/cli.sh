@@ -261,7 +261,7 @@ run "resume" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epo
     run "resume" 0 "$bin" train --resume half.safetensors --epochs 2 --data "$data" --quiet &&
     if cmp -s half.safetensors tiny.safetensors; then ok "resume"; else fail "resume" "1 + 1 epochs differ from 2"; fi
 run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect_err "eval of a description" "is a model description"
-run "eval --tta bad" 2 "$bin" eval tiny.safetensors --tta mirror && expect_err "eval --tta bad" "--tta is none or flip, not 'mirror'"
+run "eval --tta bad" 2 "$bin" eval tiny.safetensors --tta mirror && expect_err "eval --tta bad" "--tta is none, flip or shift, not 'mirror'"
 head -c 1000 tiny.safetensors > cut.safetensors
 run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect_err "truncated model" "cut.safetensors"
 run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect_err "no data" "fetch-data.sh mnist"
@@ -366,6 +366,11 @@ assert abs(right / 1e4 - ev["accuracy"]) <= 0.001, (right, ev["accuracy"])
 PY
     then ok "predict --tta flip = eval --tta flip"; else fail "predict --tta flip = eval --tta flip" "accuracies differ by more than 0.1%, or the same as without"; fi
 fi
+# ... and with shifts: said, and its JSON names it
+run "eval --tta shift" 0 "$bin" eval conv.safetensors --data "$data" --tta shift &&
+    expect "eval --tta shift" "accuracy [0-9.]*%, loss [0-9.]* (test-time augmentation: each image and its shifts by one pixel)"
+run "eval --tta shift json" 0 "$bin" eval conv.safetensors --data "$data" --json --tta shift &&
+    expect "eval --tta shift json" '"tta": "shift"'
 # photographs of digits: inverted, enlarged and padded, coloured, shrunk; five formats
 if "$py" - png var <<'PY'
 import glob, os, sys

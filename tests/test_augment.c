@@ -406,6 +406,72 @@ static void host_and_twin_agree(void)
     cn_backend_destroy(be);
 }
 
+/* CN_TTA_SHIFT: the mean of the probabilities of the images and of their
+ * four shifts by one pixel (made here, pixel by pixel: plane (y, x) reads
+ * (y - dy, x - dx), 0 outside), on a grid that is not square, 2 channels. */
+static void tta_shift_averages_shifts(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=5\nwidth=6\nclasses=3\n"
+                            "[conv]\nfilters=3\nsize=3\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 8, th_dev(1), &net));
+    cn_rng rng;
+    cn_rng_seed(&rng, 17);
+    cn_net_init(net, &rng);
+    const size_t n = 7, size = 60, k = 3;
+    const int moves[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}};
+    uint8_t *pix = random_pixels(n * size, 18), *moved = malloc(n * size);
+    float plain[21], sum[21], one[21], tta[21];
+    CHECK(pix && moved);
+    CHECK_OK(cn_net_forward_pixels(net, pix, n, 0));
+    CHECK_OK(cn_net_get_output(net, plain));
+    memcpy(sum, plain, sizeof sum);
+    for (int v = 0; v < 4; v++) {
+        for (size_t q = 0; q < n * 2; q++)
+            for (int y = 0; y < 5; y++)
+                for (int x = 0; x < 6; x++) {
+                    int yy = y - moves[v][0], xx = x - moves[v][1];
+                    moved[q * 30 + (size_t)(y * 6 + x)] = yy >= 0 && yy < 5 && xx >= 0 && xx < 6
+                                                              ? pix[q * 30 + (size_t)(yy * 6 + xx)]
+                                                              : 0;
+                }
+        CHECK_OK(cn_net_forward_pixels(net, moved, n, 0));
+        CHECK_OK(cn_net_get_output(net, one));
+        for (size_t i = 0; i < n * k; i++)
+            sum[i] += one[i];
+    }
+    CHECK_OK(cn_net_classify_pixels(net, pix, n, CN_TTA_SHIFT, tta));
+    int differs = 0;
+    for (size_t i = 0; i < n * k; i++) {
+        CHECK_NEAR(tta[i], sum[i] / 5, 1e-6);
+        differs |= fabsf(tta[i] - plain[i]) > 1e-3f;
+    }
+    CHECK(differs);
+    /* The last pass's outputs are the shifts to the left's. */
+    CHECK_OK(cn_net_get_output(net, tta));
+    CHECK(memcmp(tta, one, sizeof one) == 0);
+    int32_t labels[7] = {2, 1, 0, 0, 1, 2, 1};
+    cn_data d = {.n = n, .shape = {2, 5, 6}, .classes = 3, .pixels = pix, .labels = labels};
+    cn_eval ev;
+    CHECK_OK(cn_net_evaluate_tta(net, &d, CN_TTA_SHIFT, &ev));
+    size_t right = 0;
+    for (size_t s = 0; s < n; s++) {
+        const float *p = sum + s * k;
+        size_t best = p[1] > p[0] ? 1 : 0;
+        best = p[2] > p[best] ? 2 : best;
+        right += best == (size_t)labels[s];
+    }
+    CHECK_NEAR(ev.accuracy, (double)right / (double)n, 0);
+    CHECK(cn_tta_by_name("shift") == CN_TTA_SHIFT &&
+          strcmp(cn_tta_name(CN_TTA_SHIFT), "shift") == 0);
+    cn_eval_free(&ev);
+    free(pix);
+    free(moved);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
 /* Test-time augmentation: CN_TTA_NONE gives the network's probabilities;
  * CN_TTA_FLIP their mean with those of the mirrored images (mirrored here);
  * an evaluation with it scores those probabilities (best class, -log of the
@@ -608,6 +674,7 @@ const th_test th_augment[] = {
     {"augment/host_and_twin_agree", host_and_twin_agree},
     {"augment/public_augment_is_trainings", public_augment_is_trainings},
     {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
+    {"augment/tta_shift_averages_shifts", tta_shift_averages_shifts},
     {"augment/elastic_field_follows_its_formula", elastic_field_follows_its_formula},
     {"augment/elastic_reads_where_the_field_says", elastic_reads_where_the_field_says},
     {NULL, NULL},
