@@ -406,8 +406,11 @@ PER_ISA(conv_thread_count_invariant)
 static const size_t split_geoms[][6] = {
     /* c, h, w, k, stride, pad: direct, direct, im2col, strided, 1x1 in place, 7x7 */
     {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
-    {16, 15, 14, 3, 2, 1}, {32, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},
+    {32, 15, 14, 3, 2, 1}, {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},
 };
+/* Filters of the split tests: with every geometry above, enough work to be
+ * split (conv.c's SPLIT_MACS, 512 K multiply-adds), in shares of 13-14. */
+#define SPLIT_M 41
 #define N_SPLIT_GEOMS (sizeof split_geoms / sizeof split_geoms[0])
 
 static void conv_split_matches_one_thread(const char *isa)
@@ -422,9 +425,9 @@ static void conv_split_matches_one_thread(const char *isa)
     for (size_t t = 0; t < N_SPLIT_GEOMS; t++)
         for (size_t n = 1; n <= 2; n++) {
             cn_win g = win_of(split_geoms[t]);
-            size_t m = 17, kk = g.c * g.kh * g.kw, in = n * g.c * g.h * g.w;
+            size_t m = SPLIT_M, kk = g.c * g.kh * g.kw, in = n * g.c * g.h * g.w;
             size_t out = n * m * g.oh * g.ow;
-            CHECK(m * g.oh * g.ow * kk >= 65536); /* conv.c's SPLIT_MACS */
+            CHECK(m * g.oh * g.ow * kk >= 512 * 1024); /* conv.c's SPLIT_MACS */
             float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
             float *b = normal(m, 1, 0, &rng), *y1 = floats(out), *y3 = floats(out);
             float *yr = floats(out);
@@ -464,7 +467,8 @@ static void conv_affine_is_conv_then_bn(const char *isa)
     for (size_t t = 0; t < N_SPLIT_GEOMS; t++)
         for (size_t n = 1; n <= 4; n += 3) {
             cn_win g = win_of(split_geoms[t]);
-            size_t m = 17, kk = g.c * g.kh * g.kw, hw = g.oh * g.ow, in = n * g.c * g.h * g.w;
+            size_t m = SPLIT_M, kk = g.c * g.kh * g.kw, hw = g.oh * g.ow,
+                   in = n * g.c * g.h * g.w;
             size_t out = n * m * hw;
             float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
             float *b = normal(m, 1, 0, &rng), *gam = normal(m, 1, 0, &rng);
