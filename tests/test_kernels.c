@@ -410,7 +410,7 @@ static const size_t split_geoms[][6] = {
 };
 /* Filters of the split tests: with every geometry above, enough work to be
  * split (conv.c's SPLIT_MACS, 512 K multiply-adds), in shares of 13-14. */
-#define SPLIT_M 41
+#define SPLIT_M       41
 #define N_SPLIT_GEOMS (sizeof split_geoms / sizeof split_geoms[0])
 
 static void conv_split_matches_one_thread(const char *isa)
@@ -467,8 +467,7 @@ static void conv_affine_is_conv_then_bn(const char *isa)
     for (size_t t = 0; t < N_SPLIT_GEOMS; t++)
         for (size_t n = 1; n <= 4; n += 3) {
             cn_win g = win_of(split_geoms[t]);
-            size_t m = SPLIT_M, kk = g.c * g.kh * g.kw, hw = g.oh * g.ow,
-                   in = n * g.c * g.h * g.w;
+            size_t m = SPLIT_M, kk = g.c * g.kh * g.kw, hw = g.oh * g.ow, in = n * g.c * g.h * g.w;
             size_t out = n * m * hw;
             float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
             float *b = normal(m, 1, 0, &rng), *gam = normal(m, 1, 0, &rng);
