@@ -406,19 +406,30 @@ static void host_and_twin_agree(void)
     cn_backend_destroy(be);
 }
 
+/* The small network of the test-time augmentation tests (input 2x5x6, 3
+ * classes), initialised from seed, in *net (NULL if it could not be made),
+ * its spec in *spec. */
+static void tta_net(uint64_t seed, cn_spec **spec, cn_net **net)
+{
+    *net = NULL;
+    *spec = th_spec("[net]\nchannels=2\nheight=5\nwidth=6\nclasses=3\n"
+                    "[conv]\nfilters=3\nsize=3\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(*spec);
+    CHECK_OK(cn_net_create(*spec, 8, th_dev(1), net));
+    cn_rng rng;
+    cn_rng_seed(&rng, seed);
+    cn_net_init(*net, &rng);
+}
+
 /* CN_TTA_SHIFT: the mean of the probabilities of the images and of their
  * four shifts by one pixel (made here, pixel by pixel: plane (y, x) reads
  * (y - dy, x - dx), 0 outside), on a grid that is not square, 2 channels. */
 static void tta_shift_averages_shifts(void)
 {
-    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=5\nwidth=6\nclasses=3\n"
-                            "[conv]\nfilters=3\nsize=3\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
-    CHECK(spec);
+    cn_spec *spec;
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 8, th_dev(1), &net));
-    cn_rng rng;
-    cn_rng_seed(&rng, 17);
-    cn_net_init(net, &rng);
+    tta_net(17, &spec, &net);
+    CHECK(net);
     const size_t n = 7, size = 60, k = 3;
     const int moves[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}};
     uint8_t *pix = random_pixels(n * size, 18), *moved = malloc(n * size);
@@ -478,14 +489,10 @@ static void tta_shift_averages_shifts(void)
  * label's), and without it is cn_net_evaluate's. */
 static void tta_flip_averages_mirrors(void)
 {
-    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=5\nwidth=6\nclasses=3\n"
-                            "[conv]\nfilters=3\nsize=3\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
-    CHECK(spec);
+    cn_spec *spec;
     cn_net *net;
-    CHECK_OK(cn_net_create(spec, 8, th_dev(1), &net));
-    cn_rng rng;
-    cn_rng_seed(&rng, 13);
-    cn_net_init(net, &rng);
+    tta_net(13, &spec, &net);
+    CHECK(net);
     const size_t n = 7, size = 60, k = 3;
     uint8_t *pix = random_pixels(n * size, 14), *mirror = malloc(n * size);
     float plain[21], flipped[21], tta[21];
