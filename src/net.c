@@ -1390,24 +1390,23 @@ static cn_status check_tta(cn_tta tta)
  * (shift; what comes in at the edge is 0, as in training's shifts). */
 static size_t tta_views(cn_tta tta) { return tta == CN_TTA_FLIP ? 2 : tta == CN_TTA_SHIFT ? 5 : 1; }
 
-/* View v (1 .. tta_views - 1) of the n images pixels (n * s.c planes of
- * s.h x s.w) into out: out (y, x) = pixels (y - dy, x - dx), or mirrored. */
+/* View v (1 .. tta_views - 1) of the n images pixels into out: training's
+ * augmentation (augment.h) with a draw that only shifts or only mirrors. */
 static void tta_view(cn_tta tta, size_t v, const uint8_t *pixels, size_t n, cn_shape s,
                      uint8_t *out)
 {
     static const int moves[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}}; /* (dy, dx) */
-    int flip = tta == CN_TTA_FLIP;
-    long dy = flip ? 0 : moves[v - 1][0], dx = flip ? 0 : moves[v - 1][1];
-    long h = (long)s.h, w = (long)s.w;
-    for (size_t q = 0; q < n * s.c; q++) { /* every plane */
-        const uint8_t *in = pixels + q * s.h * s.w;
-        uint8_t *o = out + q * s.h * s.w;
-        for (long y = 0; y < h; y++)
-            for (long x = 0; x < w; x++) {
-                long yy = y - dy, xx = flip ? w - 1 - x : x - dx;
-                o[y * w + x] = yy >= 0 && yy < h && xx >= 0 && xx < w ? in[yy * w + xx] : 0;
-            }
+    cn_aug_draw d = {.m00 = 65536, .m11 = 65536};
+    if (tta == CN_TTA_FLIP)
+        d.mirror = 1;
+    else {
+        d.dy = moves[v - 1][0];
+        d.dx = moves[v - 1][1];
     }
+    size_t size = cn_shape_size(s);
+    for (size_t i = 0; i < n; i++)
+        cn_aug_sample(pixels + i * size, out + i * size, (int64_t)s.c, (int64_t)s.h, (int64_t)s.w,
+                      &d);
 }
 
 /* One evaluation pass over the n images pixels: their probabilities into
@@ -1423,6 +1422,22 @@ static cn_status pass_probs(cn_net *net, const uint8_t *pixels, size_t n, int ad
     return CN_OK;
 }
 
+/* cn_net_classify_pixels for a valid tta other than none, with the caller's
+ * buffers: view (n images), tmp (n * classes floats). */
+static cn_status classify_views(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
+                                float *probs, uint8_t *view, float *tmp)
+{
+    size_t views = tta_views(tta), count = n * net->spec->classes;
+    cn_status st = pass_probs(net, pixels, n, 0, probs, tmp);
+    for (size_t v = 1; !st && v < views; v++) {
+        tta_view(tta, v, pixels, n, net->spec->input, view);
+        st = pass_probs(net, view, n, 1, probs, tmp);
+    }
+    for (size_t i = 0; !st && i < count; i++)
+        probs[i] /= (float)views;
+    return st;
+}
+
 cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                  float *probs)
 {
@@ -1431,21 +1446,14 @@ cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, c
         return st;
     if (tta == CN_TTA_NONE)
         return pass_probs(net, pixels, n, 0, probs, NULL);
-    cn_shape s = net->spec->input;
-    size_t k = net->spec->classes, size = cn_shape_size(s), views = tta_views(tta);
+    size_t k = net->spec->classes, size = cn_shape_size(net->spec->input);
     st = cn_net_check_batch(net, n, 0);
     uint8_t *view = st ? NULL : malloc(n * size);
     float *tmp = st ? NULL : malloc(n * k * sizeof *tmp);
     if (!st && (!view || !tmp))
         st = cn_fail(CN_ERR_NOMEM, "out of memory for %zu augmented images", n);
     if (!st)
-        st = pass_probs(net, pixels, n, 0, probs, tmp);
-    for (size_t v = 1; !st && v < views; v++) {
-        tta_view(tta, v, pixels, n, s, view);
-        st = pass_probs(net, view, n, 1, probs, tmp);
-    }
-    for (size_t i = 0; !st && i < n * k; i++)
-        probs[i] /= (float)views;
+        st = classify_views(net, pixels, n, tta, probs, view, tmp);
     free(view);
     free(tmp);
     return st;
@@ -1465,9 +1473,11 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
     cn_shape in = net->spec->input;
     size_t k = net->spec->classes;
     size_t bs = net->max_batch, in_size = cn_shape_size(in);
-    float *probs = malloc(bs * k * sizeof *probs);
+    /* The views and their probabilities: allocated once, not per batch. */
+    float *probs = malloc(bs * k * sizeof *probs), *tmp = malloc(bs * k * sizeof *tmp);
+    uint8_t *view = malloc(bs * in_size);
     cn_status st = CN_OK;
-    if (!out->confusion || !out->predicted || !out->probability || !probs) {
+    if (!out->confusion || !out->predicted || !out->probability || !probs || !tmp || !view) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -1478,7 +1488,7 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
     for (size_t s0 = 0; s0 < data->n; s0 += bs) {
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
         cn_data_read_ahead(data, s0 + n, bs); /* the next batch */
-        if ((st = cn_net_classify_pixels(net, data->pixels + s0 * in_size, n, tta, probs)))
+        if ((st = classify_views(net, data->pixels + s0 * in_size, n, tta, probs, view, tmp)))
             goto done;
         for (size_t s = 0; s < n; s++) {
             const float *p = probs + s * k;
@@ -1500,6 +1510,8 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
 done:
     net->x_last = NULL;
     free(probs);
+    free(tmp);
+    free(view);
     if (st)
         cn_eval_free(out);
     return st;
