@@ -44,6 +44,11 @@ static const char help[] =
     "                 mirror image's (left-right); for pictures whose mirror is as\n"
     "                 likely (clothes), not digits.  shift: the mean of the\n"
     "                 picture's and its four shifts by one pixel; for digits\n"
+    "  --also FILE    an ensemble: the probabilities are the mean of MODEL_FILE's\n"
+    "                 and this model's (repeat it for more models: each --also\n"
+    "                 adds one; the models take the same input and have the same\n"
+    "                 classes; names, --fit's default and --explain are\n"
+    "                 MODEL_FILE's)\n"
     "  --threads N    worker threads (default: one per core)\n"
     "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
     "                 build with make CUDA=1; convnet info --devices lists them)\n"
@@ -168,23 +173,29 @@ static void print_result(const char *file, const float *prob, size_t k, size_t t
 
 int cmd_predict(int argc, char **argv)
 {
-    enum { O_TOP = 256, O_JSON, O_FIT, O_THREADS, O_HELP, O_EXPLAIN, O_METHOD, O_DEVICE, O_TTA };
+    enum {
+        O_TOP = 256,
+        O_JSON,
+        O_FIT,
+        O_THREADS,
+        O_HELP,
+        O_EXPLAIN,
+        O_METHOD,
+        O_DEVICE,
+        O_TTA,
+        O_ALSO
+    };
     static const cli_opt opts[] = {
-        {"top", 1, O_TOP},
-        {"json", 0, O_JSON},
-        {"fit", 1, O_FIT},
-        {"threads", 1, O_THREADS},
-        {"help", 0, O_HELP},
-        {"h", 0, O_HELP},
-        {"explain", 1, O_EXPLAIN},
-        {"method", 1, O_METHOD},
-        {"device", 1, O_DEVICE},
-        {"tta", 1, O_TTA},
-        {NULL, 0, 0},
+        {"top", 1, O_TOP},         {"json", 0, O_JSON},     {"fit", 1, O_FIT},
+        {"threads", 1, O_THREADS}, {"help", 0, O_HELP},     {"h", 0, O_HELP},
+        {"explain", 1, O_EXPLAIN}, {"method", 1, O_METHOD}, {"device", 1, O_DEVICE},
+        {"tta", 1, O_TTA},         {"also", 1, O_ALSO},     {NULL, 0, 0},
     };
     const char *v, *path = NULL;
+    /* The images from the front, --also's model files from the back: there
+     * are fewer of both together than arguments. */
     char **files = calloc((size_t)argc + 1, sizeof *files);
-    size_t nfiles = 0;
+    size_t nfiles = 0, nalso = 0, nothers = 0;
     long top = 3, threads = 0;
     int json = 0, c, rc = 0;
     cn_tta tta = CN_TTA_NONE;
@@ -235,6 +246,7 @@ int cmd_predict(int argc, char **argv)
             fputs(help, stdout);
             return 0;
         case O_EXPLAIN: explain = v; break;
+        case O_ALSO: files[argc - 1 - (int)nalso++] = (char *)v; break;
         case O_TTA:
             if (cn_tta_by_name(v) < 0) {
                 free(files);
@@ -257,8 +269,9 @@ int cmd_predict(int argc, char **argv)
     }
     list l = {0};
     cn_model *model = NULL;
+    cn_model **others = NULL; /* --also's */
     uint8_t *pix = NULL;
-    float *out = NULL;
+    float *out = NULL, *more = NULL;
     size_t *slot = NULL;
     if ((rc = expand(files, nfiles, &l)) || (explain && (rc = cli_explain_dir(explain))) ||
         (rc = cli_load_model("predict", path, threads, &model)))
@@ -271,6 +284,29 @@ int cmd_predict(int argc, char **argv)
     cn_net *net = cn_model_net(model);
     cn_shape s = cn_net_input_shape(net);
     size_t sz = s.c * s.h * s.w, k = cn_net_classes(net);
+    others = nalso ? calloc(nalso, sizeof *others) : NULL;
+    if (nalso && !others) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    while (nothers < nalso) {
+        const char *o = files[argc - 1 - (int)nothers];
+        if ((rc = cli_load_model("predict", o, threads, &others[nothers])))
+            goto done;
+        cn_model *om = others[nothers++];
+        cn_net *on = cn_model_net(om);
+        cn_shape os = cn_net_input_shape(on);
+        if (os.c != s.c || os.h != s.h || os.w != s.w || cn_net_classes(on) != k) {
+            rc = cli_error("%s takes %zux%zux%zu images into %zu classes, %s %zux%zux%zu into %zu: "
+                           "not one ensemble",
+                           o, os.c, os.h, os.w, cn_net_classes(on), path, s.c, s.h, s.w, k);
+            goto done;
+        }
+        if (cn_model_reserve(om, nb)) {
+            rc = cli_lib_error();
+            goto done;
+        }
+    }
     /* Without --fit, the fit of the pictures the model learnt from; said
      * when it is not the one for grey digits. */
     const char *why;
@@ -279,8 +315,9 @@ int cmd_predict(int argc, char **argv)
         printf("fit: %s; --fit to choose\n", why);
     pix = malloc(nb * sz);
     out = malloc(nb * k * sizeof *out);
+    more = malloc(nb * k * sizeof *more);
     slot = malloc(nb * sizeof *slot);
-    if (!pix || !out || !slot) {
+    if (!pix || !out || !more || !slot) {
         rc = cli_error("out of memory");
         goto done;
     }
@@ -305,6 +342,14 @@ int cmd_predict(int argc, char **argv)
             rc = cli_lib_error();
             goto done;
         }
+        for (size_t m = 0; m < nothers; m++) {
+            if (cn_net_classify_pixels(cn_model_net(others[m]), pix, n, tta, more)) {
+                rc = cli_lib_error();
+                goto done;
+            }
+            for (size_t j = 0; j < n * k; j++)
+                out[j] = m + 1 < nothers ? out[j] + more[j] : (out[j] + more[j]) / (float)(m + 2);
+        }
         for (size_t j = 0; j < n; j++)
             print_result(l.v[slot[j]], out + j * k, k, (size_t)top, model, json);
         for (size_t j = 0; explain && j < n; j++) {
@@ -328,7 +373,11 @@ done:
     free(files);
     free(pix);
     free(out);
+    free(more);
     free(slot);
     cn_model_free(model);
+    for (size_t m = 0; m < nothers; m++)
+        cn_model_free(others[m]);
+    free(others);
     return rc;
 }

@@ -685,6 +685,15 @@ cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, c
  * CN_TTA_NONE is cn_net_evaluate itself (the loss from the logits).
  * Errors: as cn_net_evaluate, CN_ERR_ARG (an unknown tta). */
 cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out);
+/* cn_net_evaluate_tta of an ensemble: each image's class probabilities are
+ * the mean of the count networks' (each with the test-time augmentation
+ * tta; CN_TTA_NONE: plain passes), its best class the first largest of them
+ * and its loss -log of its label's (at most -log 1e-30).  The networks take
+ * the same input and have the same classes; they may differ in anything
+ * else.  Errors: as cn_net_evaluate_tta, CN_ERR_ARG (count 0), CN_ERR_SHAPE
+ * (the networks' inputs or classes differ). */
+cn_status cn_net_evaluate_ensemble(cn_net *const *nets, size_t count, const cn_data *data,
+                                   cn_tta tta, cn_eval *out);
 
 /* ----------------------------------------------------------------- model */
 

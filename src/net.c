@@ -1298,17 +1298,26 @@ void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y
  * the images' shape and the class count against the network's, then the
  * confusion matrix and each image's answer (out's to free, also on a
  * failure). */
-static cn_status eval_begin(const cn_net *net, const cn_data *data, cn_eval *out)
+/* Whether data fits net: its images' shape, its number of classes. */
+static cn_status eval_check(const cn_net *net, const cn_data *data)
 {
     cn_shape in = net->spec->input;
-    size_t k = net->spec->classes, rows = data->n ? data->n : 1;
     if (data->shape.c != in.c || data->shape.h != in.h || data->shape.w != in.w)
         return cn_fail(CN_ERR_SHAPE,
                        "the data's images are %zux%zux%zu but the network takes %zux%zux%zu",
                        data->shape.c, data->shape.h, data->shape.w, in.c, in.h, in.w);
-    if (data->classes > k)
+    if (data->classes > net->spec->classes)
         return cn_fail(CN_ERR_SHAPE, "the data has %zu classes but the network only %zu",
-                       data->classes, k);
+                       data->classes, net->spec->classes);
+    return CN_OK;
+}
+
+static cn_status eval_begin(const cn_net *net, const cn_data *data, cn_eval *out)
+{
+    size_t k = net->spec->classes, rows = data->n ? data->n : 1;
+    cn_status st = eval_check(net, data);
+    if (st)
+        return st;
     out->confusion = calloc(k * k, sizeof *out->confusion);
     out->predicted = malloc(rows * sizeof *out->predicted);
     out->probability = malloc(rows * sizeof *out->probability);
@@ -1422,8 +1431,8 @@ static cn_status pass_probs(cn_net *net, const uint8_t *pixels, size_t n, int ad
     return CN_OK;
 }
 
-/* cn_net_classify_pixels for a valid tta other than none, with the caller's
- * buffers: view (n images), tmp (n * classes floats). */
+/* cn_net_classify_pixels for a valid tta, with the caller's buffers: view
+ * (n images; unused with none), tmp (n * classes floats). */
 static cn_status classify_views(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                 float *probs, uint8_t *view, float *tmp)
 {
@@ -1463,21 +1472,43 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
 {
     if (tta == CN_TTA_NONE)
         return cn_net_evaluate(net, data, out);
+    return cn_net_evaluate_ensemble(&net, 1, data, tta, out);
+}
+
+cn_status cn_net_evaluate_ensemble(cn_net *const *nets, size_t count, const cn_data *data,
+                                   cn_tta tta, cn_eval *out)
+{
     memset(out, 0, sizeof *out);
-    cn_status st0 = check_tta(tta);
-    if (st0)
-        return st0;
-    st0 = eval_begin(net, data, out);
-    if (st0)
-        return st0;
-    cn_shape in = net->spec->input;
-    size_t k = net->spec->classes;
-    size_t bs = net->max_batch, in_size = cn_shape_size(in);
-    /* The views and their probabilities: allocated once, not per batch. */
+    cn_status st = check_tta(tta);
+    if (st)
+        return st;
+    if (!nets || count == 0)
+        return cn_fail(CN_ERR_ARG, "an ensemble of no networks");
+    if (count == 1 && tta == CN_TTA_NONE) /* the loss from the logits */
+        return cn_net_evaluate(nets[0], data, out);
+    cn_net *net = nets[0];
+    size_t k = net->spec->classes, bs = net->max_batch;
+    for (size_t m = 1; m < count; m++) {
+        const cn_net *o = nets[m];
+        cn_shape a = net->spec->input, b = o->spec->input;
+        if (a.c != b.c || a.h != b.h || a.w != b.w || o->spec->classes != k)
+            return cn_fail(CN_ERR_SHAPE,
+                           "the ensemble's network %zu takes %zux%zux%zu images into %zu "
+                           "classes, network 1 %zux%zux%zu into %zu",
+                           m + 1, b.c, b.h, b.w, o->spec->classes, a.c, a.h, a.w, k);
+        if ((st = eval_check(o, data)))
+            return st;
+        bs = o->max_batch < bs ? o->max_batch : bs;
+    }
+    if ((st = eval_begin(net, data, out)))
+        return st;
+    size_t in_size = cn_shape_size(net->spec->input);
+    /* The views and the probabilities: allocated once, not per batch. */
     float *probs = malloc(bs * k * sizeof *probs), *tmp = malloc(bs * k * sizeof *tmp);
-    uint8_t *view = malloc(bs * in_size);
-    cn_status st = CN_OK;
-    if (!out->confusion || !out->predicted || !out->probability || !probs || !tmp || !view) {
+    float *sum = count > 1 ? malloc(bs * k * sizeof *sum) : probs;
+    uint8_t *view = tta != CN_TTA_NONE ? malloc(bs * in_size) : NULL;
+    if (!out->confusion || !out->predicted || !out->probability || !probs || !tmp || !sum ||
+        (tta != CN_TTA_NONE && !view)) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -1487,11 +1518,18 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
     size_t correct = 0;
     for (size_t s0 = 0; s0 < data->n; s0 += bs) {
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
+        const uint8_t *pixels = data->pixels + s0 * in_size;
         cn_data_read_ahead(data, s0 + n, bs); /* the next batch */
-        if ((st = classify_views(net, data->pixels + s0 * in_size, n, tta, probs, view, tmp)))
-            goto done;
+        for (size_t m = 0; m < count; m++) {
+            if ((st = classify_views(nets[m], pixels, n, tta, probs, view, tmp)))
+                goto done;
+            for (size_t i = 0; count > 1 && i < n * k; i++)
+                sum[i] = m ? sum[i] + probs[i] : probs[i];
+        }
+        for (size_t i = 0; count > 1 && i < n * k; i++)
+            sum[i] /= (float)count;
         for (size_t s = 0; s < n; s++) {
-            const float *p = probs + s * k;
+            const float *p = sum + s * k;
             size_t truth = (size_t)data->labels[s0 + s], best = 0;
             for (size_t j = 1; j < k; j++)
                 best = p[j] > p[best] ? j : best;
@@ -1505,10 +1543,14 @@ cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_e
     }
     out->loss = data->n ? loss_sum / (double)data->n : 0.0;
     out->accuracy = data->n ? (double)correct / (double)data->n : 0.0;
-    if (net->be->status)
-        st = net->be->status(net->be);
+    for (size_t m = 0; !st && m < count; m++)
+        if (nets[m]->be->status) /* a device's fault during the passes */
+            st = nets[m]->be->status(nets[m]->be);
 done:
-    net->x_last = NULL;
+    for (size_t m = 0; m < count; m++)
+        nets[m]->x_last = NULL;
+    if (sum != probs)
+        free(sum);
     free(probs);
     free(tmp);
     free(view);

@@ -371,6 +371,32 @@ run "eval --tta shift" 0 "$bin" eval conv.safetensors --data "$data" --tta shift
     expect "eval --tta shift" "accuracy [0-9.]*%, loss [0-9.]* (test-time augmentation: each image and its shifts by one pixel)"
 run "eval --tta shift json" 0 "$bin" eval conv.safetensors --data "$data" --json --tta shift &&
     expect "eval --tta shift json" '"tta": "shift"'
+# an ensemble: two models' mean probabilities; a model twice is the model
+run "eval ensemble" 0 "$bin" eval conv.safetensors tiny.safetensors --data "$data" &&
+    expect "eval ensemble" "^the ensemble conv.safetensors + tiny.safetensors on 10000 test images: accuracy 9[0-9].[0-9][0-9]%"
+run "eval ensemble json" 0 "$bin" eval conv.safetensors tiny.safetensors --data "$data" --json && cp "$tmp/out" ens.json
+# predict --also: the same ensemble, picture by picture
+if run "predict --also" 0 "$bin" predict conv.safetensors png --also tiny.safetensors --json; then
+    if "$py" - "$tmp/out" ens.json eval.json <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ens, one = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+assert ens["ensemble"] == ["conv.safetensors", "tiny.safetensors"] and ens["accuracy"] != one["accuracy"]
+right = sum(int(r["file"].rsplit("-", 1)[1][:-4]) == r["index"] for r in rows)
+print("predict %.4f eval %.4f (conv alone: %.4f)" % (right / 1e4, ens["accuracy"], one["accuracy"]))
+assert len(rows) == 10000 and abs(right / 1e4 - ens["accuracy"]) <= 0.001, (right, ens["accuracy"])
+PY
+    then ok "predict --also = eval ensemble"; else fail "predict --also = eval ensemble" "accuracies differ by more than 0.1%, or are conv's alone"; fi
+fi
+if run "eval ensemble of one model twice" 0 "$bin" eval conv.safetensors conv.safetensors --data "$data" --json; then
+    if "$py" - "$tmp/out" eval.json <<'PY'
+import json, sys
+d, one = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert d["ensemble"] == ["conv.safetensors"] * 2 and "ensemble" not in one
+assert d["accuracy"] == one["accuracy"] and abs(d["loss"] - one["loss"]) < 1e-4
+PY
+    then ok "eval ensemble of one model twice"; else fail "eval ensemble of one model twice" "a model twice is not the model"; fi
+fi
 # photographs of digits: inverted, enlarged and padded, coloured, shrunk; five formats
 if "$py" - png var <<'PY'
 import glob, os, sys
@@ -838,6 +864,11 @@ run "eval cifar" 0 "$bin" eval cifar.safetensors --data cifar && expect "eval ci
 run "train cifar10.cfg" 0 "$bin" train "$root/models/cifar10.cfg" --data cifar --val 20 --epochs 1 --batch 20 \
     --quiet -o res.safetensors && expect "train cifar10.cfg" "model written to res.safetensors"
 run "eval cifar10.cfg" 0 "$bin" eval res.safetensors --data cifar && expect "eval cifar10.cfg" "on 40 test images"
+# an ensemble of a colour and a grey model is refused, saying why
+run "eval ensemble of others" 1 "$bin" eval res.safetensors conv.safetensors --data cifar &&
+    expect_err "eval ensemble of others" "network 2 takes 1x28x28 images into 10 classes, network 1 3x32x32 into 10"
+run "predict --also of others" 1 "$bin" predict conv.safetensors png/00000-7.png --also res.safetensors &&
+    expect_err "predict --also of others" "res.safetensors takes 3x32x32 images into 10 classes, conv.safetensors 1x28x28 into 10: not one ensemble"
 
 # --- memory: the peak does not grow with the epochs; --verbose reports it -----------------
 peak() { sed -n 's/^peak memory: \([0-9.]*\) MiB resident$/\1/p' "$tmp/out"; }

@@ -666,6 +666,79 @@ static void elastic_reads_where_the_field_says(void)
     free(out);
 }
 
+/* An ensemble's evaluation scores the mean of its networks' probabilities
+ * (each with the test-time augmentation asked for), in batches that fit
+ * every network (the second takes 4 images at a time); an ensemble of one
+ * without augmentation is cn_net_evaluate; networks that differ in their
+ * classes are refused. */
+static void ensemble_averages_models(void)
+{
+    cn_spec *spec, *spec4;
+    cn_net *a, *b = NULL, *c = NULL;
+    tta_net(21, &spec, &a);
+    CHECK(a);
+    CHECK_OK(cn_net_create(spec, 4, th_dev(1), &b));
+    cn_rng rng;
+    cn_rng_seed(&rng, 22);
+    cn_net_init(b, &rng);
+    const size_t n = 7, size = 60, k = 3;
+    uint8_t *pix = random_pixels(n * size, 23);
+    int32_t labels[7] = {0, 1, 2, 2, 1, 0, 1};
+    cn_data d = {.n = n, .shape = {2, 5, 6}, .classes = 3, .pixels = pix, .labels = labels};
+    cn_net *both[2] = {a, b};
+    for (int t = CN_TTA_NONE; t <= CN_TTA_FLIP; t++) {
+        float pa[21], pb[21];
+        CHECK_OK(cn_net_classify_pixels(a, pix, n, (cn_tta)t, pa));
+        CHECK_OK(cn_net_classify_pixels(b, pix, 4, (cn_tta)t, pb));
+        CHECK_OK(cn_net_classify_pixels(b, pix + 4 * size, 3, (cn_tta)t, pb + 4 * k));
+        cn_eval ev;
+        CHECK_OK(cn_net_evaluate_ensemble(both, 2, &d, (cn_tta)t, &ev));
+        double loss = 0;
+        size_t right = 0, differ = 0;
+        for (size_t s = 0; s < n; s++) {
+            float m[3];
+            for (size_t j = 0; j < k; j++)
+                m[j] = (pa[s * k + j] + pb[s * k + j]) / 2;
+            size_t best = m[1] > m[0] ? 1 : 0;
+            best = m[2] > m[best] ? 2 : best;
+            CHECK_MSG(ev.predicted[s] == best, "image %zu: class %zu, want %zu", s, ev.predicted[s],
+                      best);
+            CHECK_NEAR(ev.probability[s], m[best], 1e-6);
+            right += best == (size_t)labels[s];
+            loss -= log(m[labels[s]]);
+            size_t ba = pa[s * k + 1] > pa[s * k] ? 1 : 0;
+            ba = pa[s * k + 2] > pa[s * k + ba] ? 2 : ba;
+            differ += ba != best;
+        }
+        CHECK_NEAR(ev.accuracy, (double)right / (double)n, 0);
+        CHECK_NEAR(ev.loss, loss / (double)n, 1e-5);
+        CHECK_MSG(differ > 0, "the ensemble picks network 1's classes (tta %d)", t);
+        cn_eval_free(&ev);
+    }
+    cn_eval one, plain;
+    CHECK_OK(cn_net_evaluate_ensemble(both, 1, &d, CN_TTA_NONE, &one));
+    CHECK_OK(cn_net_evaluate(a, &d, &plain));
+    CHECK_NEAR(one.loss, plain.loss, 0);
+    CHECK_NEAR(one.accuracy, plain.accuracy, 0);
+    cn_eval_free(&one);
+    cn_eval_free(&plain);
+    spec4 = th_spec("[net]\nchannels=2\nheight=5\nwidth=6\nclasses=4\n"
+                    "[conv]\nfilters=3\nsize=3\n[relu]\n[fc]\noutputs=4\n[softmax]\n");
+    CHECK(spec4);
+    CHECK_OK(cn_net_create(spec4, 8, th_dev(1), &c));
+    cn_net *mixed[2] = {a, c};
+    cn_eval ev;
+    CHECK(cn_net_evaluate_ensemble(mixed, 2, &d, CN_TTA_NONE, &ev) == CN_ERR_SHAPE);
+    CHECK(strstr(cn_last_error(), "network 2 takes 2x5x6 images into 4 classes") != NULL);
+    CHECK(cn_net_evaluate_ensemble(both, 0, &d, CN_TTA_NONE, &ev) == CN_ERR_ARG);
+    free(pix);
+    cn_net_free(a);
+    cn_net_free(b);
+    cn_net_free(c);
+    cn_spec_free(spec);
+    cn_spec_free(spec4);
+}
+
 const th_test th_augment[] = {
     {"augment/generator_is_xoshiro", generator_is_xoshiro},
     {"augment/sine_and_cosine_are_accurate", sine_and_cosine_are_accurate},
@@ -682,6 +755,7 @@ const th_test th_augment[] = {
     {"augment/public_augment_is_trainings", public_augment_is_trainings},
     {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
     {"augment/tta_shift_averages_shifts", tta_shift_averages_shifts},
+    {"augment/ensemble_averages_models", ensemble_averages_models},
     {"augment/elastic_field_follows_its_formula", elastic_field_follows_its_formula},
     {"augment/elastic_reads_where_the_field_says", elastic_reads_where_the_field_says},
     {NULL, NULL},
