@@ -25,9 +25,8 @@ rows='mnist-fast-50k|mnist|models/mnist-fast.cfg|none|
 mnist-fast|mnist|models/mnist-fast.cfg|none|--val 0
 mnist-fast-30|mnist|models/mnist-fast.cfg|none|--epochs 30 --val 0
 mnist-best|mnist|models/mnist-best.cfg|shift|--val 0
-fashion-best|fashion-mnist|models/fashion-best.cfg|flip|--val 0
 fashion-fast|fashion-mnist|models/fashion-fast.cfg|flip|--val 0
-fashion-best-20|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --epochs 20'
+fashion-best|fashion-mnist|models/fashion-best.cfg|flip|--val 0'
 [ -x "$bin" ] || { echo "accuracy.sh: no $bin: run make first" >&2; exit 1; }
 mkdir -p "$out" || exit 1
 quick=""
