@@ -144,19 +144,26 @@ cn_status cn_model_create(const cn_spec *spec, const cn_train_opts *opts, const 
 /* Floats of one copy of the weights: the parameters, then the buffers. */
 static size_t weight_floats(const cn_model *m) { return m->net->n_params + m->net->n_buffers; }
 
-/* The net's weights and the model's other copy change places: the net's go
- * to the spare block, which becomes the other copy. */
+/* count floats at a and b change places, through tmp (room for chunk). */
+static void swap_blocks(cn_backend *be, float *a, float *b, size_t count, float *tmp, size_t chunk)
+{
+    for (size_t i = 0; i < count; i += chunk) {
+        size_t k = (count - i < chunk ? count - i : chunk) * sizeof(float);
+        be->copy(be, tmp, a + i, k);
+        be->copy(be, a + i, b + i, k);
+        be->copy(be, b + i, tmp, k);
+    }
+}
+
+/* The net's weights and the model's other copy change places. */
 static void ema_swap(cn_model *m)
 {
     cn_backend *be = m->be;
     cn_net *net = m->net;
-    size_t np = net->n_params, nb = net->n_buffers, n = weight_floats(m);
-    float *spare = m->ema == m->ema_mem ? m->ema_mem + n : m->ema_mem;
-    be->copy(be, spare, net->params, np * sizeof(float));
-    be->copy(be, spare + np, net->buffers, nb * sizeof(float));
-    be->copy(be, net->params, m->ema, np * sizeof(float));
-    be->copy(be, net->buffers, m->ema + np, nb * sizeof(float));
-    m->ema = spare;
+    size_t np = net->n_params, n = weight_floats(m);
+    size_t chunk = n < CN_EMA_SWAP_FLOATS ? n : CN_EMA_SWAP_FLOATS;
+    swap_blocks(be, net->params, m->ema, np, m->ema_mem + n, chunk ? chunk : 1);
+    swap_blocks(be, net->buffers, m->ema + np, net->n_buffers, m->ema_mem + n, chunk ? chunk : 1);
     m->ema_live = !m->ema_live;
 }
 
@@ -166,7 +173,7 @@ cn_status cn_model_ema_use(cn_model *m, int live)
     cn_net *net = m->net;
     size_t n = weight_floats(m);
     if (m->opts.ema > 0 && !m->ema_mem) {
-        if (!(m->ema_mem = be->alloc(be, (2 * n + 1) * sizeof(float))))
+        if (!(m->ema_mem = be->alloc(be, cn_ema_floats(n) * sizeof(float))))
             return cn_fail(CN_ERR_NOMEM,
                            "out of memory for the moving average of the weights (%zu floats)", n);
         m->ema = m->ema_mem;

@@ -142,11 +142,11 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
     p->gradients = by[CN_MEM_GRADS];
     p->optimizer = opt ? opt : sizeof(float); /* as cn_optim_init asks */
     /* [train] ema: the average and room to swap it with the trained weights
-     * (cn_model_ema_use), two blocks of parameters and buffers */
+     * (cn_model_ema_use) */
     if (o->ema > 0)
         p->optimizer =
             SUM(p->optimizer,
-                cn_mul(cn_add(cn_mul(2, cn_add(net->n_params, net->n_buffers)), 1), sizeof(float)));
+                cn_mul(cn_ema_floats(cn_add(net->n_params, net->n_buffers)), sizeof(float)));
     p->activations = by[CN_MEM_ACT];
     p->scratch = by[CN_MEM_SCRATCH];
     p->io = by[CN_MEM_IO];

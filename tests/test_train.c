@@ -315,6 +315,49 @@ static void resume_is_exact_with_ema_smoothing_and_augmentation(void)
     recipe = NULL;
 }
 
+/* The average and the trained weights change places a part at a time
+ * (CN_EMA_SWAP_FLOATS floats) through room the model keeps for that, not a
+ * second copy: here 73 702 parameters, two parts; each swap gives
+ * the other copy back whole, bit for bit, and swapping twice changes
+ * nothing. */
+static void ema_swaps_in_parts(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=8\nwidth=8\nclasses=2\n"
+                            "[train]\nbatch=4\nlr=0.1\nmomentum=0.9\nseed=3\nema=0.9\n"
+                            "[fc]\noutputs=1100\n[relu]\n[fc]\noutputs=2\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m = NULL;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
+    cn_net *net = cn_model_net(m);
+    size_t np = net->n_params;
+    CHECK(np > CN_EMA_SWAP_FLOATS && np < 2 * CN_EMA_SWAP_FLOATS);
+    cn_data d = th_bars(8, 7, 8);
+    float x[8 * 64];
+    cn_net_prepare(net, d.pixels, 8, x);
+    double loss;
+    for (int t = 0; t < 3; t++)
+        CHECK_OK(cn_model_step(m, x + (t % 2) * 4 * 64, d.labels + (t % 2) * 4, 4, 0.1, &loss));
+    CHECK(m->ema_mem && !m->ema_live);
+    float *avg = th_block(net, CN_PARAMS), *w = other_weights(m);
+    CHECK(avg && w && memcmp(avg, w, np * sizeof *w) != 0);
+    CHECK_OK(cn_model_ema_use(m, 1)); /* the net: the trained weights */
+    float *now = th_block(net, CN_PARAMS), *other = other_weights(m);
+    CHECK(m->ema_live && now && other);
+    CHECK_MSG(memcmp(now, w, np * sizeof *w) == 0, "the trained weights did not come back whole");
+    CHECK_MSG(memcmp(other, avg, np * sizeof *w) == 0, "the average did not go aside whole");
+    free(now);
+    free(other);
+    CHECK_OK(cn_model_ema_use(m, 0));
+    now = th_block(net, CN_PARAMS);
+    CHECK(now && !m->ema_live && memcmp(now, avg, np * sizeof *now) == 0);
+    free(now);
+    free(avg);
+    free(w);
+    cn_data_free(&d);
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
 /* ema = 0.9: after each step t (from 0) the network holds avg = d avg +
  * (1 - d) w, d = min(0.9, (1 + t) / (10 + t)), of the trained weights w,
  * the batch-normalisation statistics too, computed here in float as the
@@ -762,6 +805,7 @@ const th_test th_train[] = {
     {"train/resume_is_exact_with_ema_smoothing_and_augmentation",
      resume_is_exact_with_ema_smoothing_and_augmentation},
     {"train/ema_follows_its_formula", ema_follows_its_formula},
+    {"train/ema_swaps_in_parts", ema_swaps_in_parts},
     {"train/adam_follows_its_formula", adam_follows_its_formula},
     {"train/augmentation_moves_pixels", augmentation_moves_pixels},
     {"train/channel_normalisation", channel_normalisation},
