@@ -20,8 +20,9 @@ typedef struct command {
 static const command commands[] = {
     {"train", "[MODEL.cfg]", cmd_train,
      "train a network (the default MNIST network if none is given)"},
-    {"eval", "MODEL_FILE", cmd_eval,
-     "test accuracy, loss, per-class accuracy and confusion matrix"},
+    {"eval", "MODEL_FILE...", cmd_eval,
+     "test accuracy, loss, per-class accuracy and confusion matrix\n"
+     "(of an ensemble, given several model files)"},
     {"info", "MODEL.cfg|FILE", cmd_info,
      "layers with their output shapes, parameters and multiply-adds"},
     {"plan", "[MODEL.cfg|FILE]", cmd_plan,
