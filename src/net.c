@@ -1294,10 +1294,6 @@ void cn_net_layer_backward(cn_net *net, size_t i, const float *x, const float *y
 
 /* ------------------------------------------------------------ evaluation */
 
-/* What an evaluation checks of data and allocates in out (zeroed first):
- * the images' shape and the class count against the network's, then the
- * confusion matrix and each image's answer (out's to free, also on a
- * failure). */
 /* Whether data fits net: its images' shape, its number of classes. */
 static cn_status eval_check(const cn_net *net, const cn_data *data)
 {
@@ -1312,6 +1308,10 @@ static cn_status eval_check(const cn_net *net, const cn_data *data)
     return CN_OK;
 }
 
+/* What an evaluation checks of data and allocates in out (zeroed first):
+ * the images' shape and the class count against the network's, then the
+ * confusion matrix and each image's answer (out's to free, also on a
+ * failure). */
 static cn_status eval_begin(const cn_net *net, const cn_data *data, cn_eval *out)
 {
     size_t k = net->spec->classes, rows = data->n ? data->n : 1;
