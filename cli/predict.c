@@ -270,8 +270,9 @@ int cmd_predict(int argc, char **argv)
     list l = {0};
     cn_model *model = NULL;
     cn_model **others = NULL; /* --also's */
+    cn_net **nets = NULL;
     uint8_t *pix = NULL;
-    float *out = NULL, *more = NULL;
+    float *out = NULL;
     size_t *slot = NULL;
     if ((rc = expand(files, nfiles, &l)) || (explain && (rc = cli_explain_dir(explain))) ||
         (rc = cli_load_model("predict", path, threads, &model)))
@@ -284,17 +285,19 @@ int cmd_predict(int argc, char **argv)
     cn_net *net = cn_model_net(model);
     cn_shape s = cn_net_input_shape(net);
     size_t sz = s.c * s.h * s.w, k = cn_net_classes(net);
-    others = nalso ? calloc(nalso, sizeof *others) : NULL;
-    if (nalso && !others) {
+    others = calloc(nalso + 1, sizeof *others);
+    nets = calloc(nalso + 1, sizeof *nets); /* the model's, then --also's */
+    if (!others || !nets) {
         rc = cli_error("out of memory");
         goto done;
     }
+    nets[0] = net;
     while (nothers < nalso) {
         const char *o = files[argc - 1 - (int)nothers];
         if ((rc = cli_load_model("predict", o, threads, &others[nothers])))
             goto done;
         cn_model *om = others[nothers++];
-        cn_net *on = cn_model_net(om);
+        cn_net *on = nets[nothers] = cn_model_net(om);
         cn_shape os = cn_net_input_shape(on);
         if (os.c != s.c || os.h != s.h || os.w != s.w || cn_net_classes(on) != k) {
             rc = cli_error("%s takes %zux%zux%zu images into %zu classes, %s %zux%zux%zu into %zu: "
@@ -315,9 +318,8 @@ int cmd_predict(int argc, char **argv)
         printf("fit: %s; --fit to choose\n", why);
     pix = malloc(nb * sz);
     out = malloc(nb * k * sizeof *out);
-    more = malloc(nb * k * sizeof *more);
     slot = malloc(nb * sizeof *slot);
-    if (!pix || !out || !more || !slot) {
+    if (!pix || !out || !slot) {
         rc = cli_error("out of memory");
         goto done;
     }
@@ -338,17 +340,9 @@ int cmd_predict(int argc, char **argv)
         }
         if (!n)
             continue;
-        if (cn_net_classify_pixels(net, pix, n, tta, out)) {
+        if (cn_net_classify_ensemble(nets, nothers + 1, pix, n, tta, out)) {
             rc = cli_lib_error();
             goto done;
-        }
-        for (size_t m = 0; m < nothers; m++) {
-            if (cn_net_classify_pixels(cn_model_net(others[m]), pix, n, tta, more)) {
-                rc = cli_lib_error();
-                goto done;
-            }
-            for (size_t j = 0; j < n * k; j++)
-                out[j] = m + 1 < nothers ? out[j] + more[j] : (out[j] + more[j]) / (float)(m + 2);
         }
         for (size_t j = 0; j < n; j++)
             print_result(l.v[slot[j]], out + j * k, k, (size_t)top, model, json);
@@ -373,11 +367,11 @@ done:
     free(files);
     free(pix);
     free(out);
-    free(more);
     free(slot);
     cn_model_free(model);
     for (size_t m = 0; m < nothers; m++)
         cn_model_free(others[m]);
     free(others);
+    free(nets);
     return rc;
 }

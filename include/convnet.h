@@ -685,6 +685,14 @@ cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, c
  * CN_TTA_NONE is cn_net_evaluate itself (the loss from the logits).
  * Errors: as cn_net_evaluate, CN_ERR_ARG (an unknown tta). */
 cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out);
+/* cn_net_classify_pixels of an ensemble: probs (n, classes) the mean of the
+ * count networks' class probabilities of the n images (each with the
+ * test-time augmentation tta).  The networks take the same input and have
+ * the same classes; n must be within every one's cn_net_max_batch.
+ * Errors: as cn_net_classify_pixels, CN_ERR_ARG (count 0), CN_ERR_SHAPE (the
+ * networks' inputs or classes differ). */
+cn_status cn_net_classify_ensemble(cn_net *const *nets, size_t count, const uint8_t *pixels,
+                                   size_t n, cn_tta tta, float *probs);
 /* cn_net_evaluate_tta of an ensemble: each image's class probabilities are
  * the mean of the count networks' (each with the test-time augmentation
  * tta; CN_TTA_NONE: plain passes), its best class the first largest of them

@@ -1468,6 +1468,73 @@ cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, c
     return st;
 }
 
+/* Whether nets (count of them) make an ensemble: some, all taking the first's
+ * input and classes.  *batch: the most samples a pass of every one takes. */
+static cn_status check_ensemble(cn_net *const *nets, size_t count, size_t *batch)
+{
+    if (!nets || count == 0)
+        return cn_fail(CN_ERR_ARG, "an ensemble of no networks");
+    const cn_net *net = nets[0];
+    cn_shape a = net->spec->input;
+    size_t k = net->spec->classes;
+    *batch = net->max_batch;
+    for (size_t m = 1; m < count; m++) {
+        const cn_net *o = nets[m];
+        cn_shape b = o->spec->input;
+        if (a.c != b.c || a.h != b.h || a.w != b.w || o->spec->classes != k)
+            return cn_fail(CN_ERR_SHAPE,
+                           "the ensemble's network %zu takes %zux%zux%zu images into %zu "
+                           "classes, network 1 %zux%zux%zu into %zu",
+                           m + 1, b.c, b.h, b.w, o->spec->classes, a.c, a.h, a.w, k);
+        *batch = o->max_batch < *batch ? o->max_batch : *batch;
+    }
+    return CN_OK;
+}
+
+/* The mean over the count networks of classify_views' probabilities of the
+ * n images pixels, into sum (n * classes floats), with the caller's buffers:
+ * probs and tmp (n * classes floats each; probs unused when count is 1: sum
+ * takes its place), view (n images; unused with none). */
+static cn_status classify_nets(cn_net *const *nets, size_t count, const uint8_t *pixels, size_t n,
+                               cn_tta tta, float *sum, float *probs, uint8_t *view, float *tmp)
+{
+    size_t total = n * nets[0]->spec->classes;
+    for (size_t m = 0; m < count; m++) {
+        cn_status st = classify_views(nets[m], pixels, n, tta, count > 1 ? probs : sum, view, tmp);
+        if (st)
+            return st;
+        for (size_t i = 0; count > 1 && i < total; i++)
+            sum[i] = m ? sum[i] + probs[i] : probs[i];
+    }
+    for (size_t i = 0; count > 1 && i < total; i++)
+        sum[i] /= (float)count;
+    return CN_OK;
+}
+
+cn_status cn_net_classify_ensemble(cn_net *const *nets, size_t count, const uint8_t *pixels,
+                                   size_t n, cn_tta tta, float *probs)
+{
+    size_t batch;
+    cn_status st = check_tta(tta);
+    if (st || (st = check_ensemble(nets, count, &batch)))
+        return st;
+    for (size_t m = 0; m < count; m++)
+        if ((st = cn_net_check_batch(nets[m], n, 0)))
+            return st;
+    size_t k = nets[0]->spec->classes, size = cn_shape_size(nets[0]->spec->input);
+    float *each = count > 1 ? malloc(n * k * sizeof *each) : NULL;
+    float *tmp = malloc(n * k * sizeof *tmp);
+    uint8_t *view = tta != CN_TTA_NONE ? malloc(n * size) : NULL;
+    if (!tmp || (count > 1 && !each) || (tta != CN_TTA_NONE && !view))
+        st = cn_fail(CN_ERR_NOMEM, "out of memory for the classes of %zu images", n);
+    else
+        st = classify_nets(nets, count, pixels, n, tta, probs, each, view, tmp);
+    free(each);
+    free(tmp);
+    free(view);
+    return st;
+}
+
 cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out)
 {
     if (tta == CN_TTA_NONE)
@@ -1479,36 +1546,25 @@ cn_status cn_net_evaluate_ensemble(cn_net *const *nets, size_t count, const cn_d
                                    cn_tta tta, cn_eval *out)
 {
     memset(out, 0, sizeof *out);
+    size_t bs;
     cn_status st = check_tta(tta);
-    if (st)
+    if (st || (st = check_ensemble(nets, count, &bs)))
         return st;
-    if (!nets || count == 0)
-        return cn_fail(CN_ERR_ARG, "an ensemble of no networks");
     if (count == 1 && tta == CN_TTA_NONE) /* the loss from the logits */
         return cn_net_evaluate(nets[0], data, out);
-    cn_net *net = nets[0];
-    size_t k = net->spec->classes, bs = net->max_batch;
-    for (size_t m = 1; m < count; m++) {
-        const cn_net *o = nets[m];
-        cn_shape a = net->spec->input, b = o->spec->input;
-        if (a.c != b.c || a.h != b.h || a.w != b.w || o->spec->classes != k)
-            return cn_fail(CN_ERR_SHAPE,
-                           "the ensemble's network %zu takes %zux%zux%zu images into %zu "
-                           "classes, network 1 %zux%zux%zu into %zu",
-                           m + 1, b.c, b.h, b.w, o->spec->classes, a.c, a.h, a.w, k);
-        if ((st = eval_check(o, data)))
+    for (size_t m = 1; m < count; m++)
+        if ((st = eval_check(nets[m], data)))
             return st;
-        bs = o->max_batch < bs ? o->max_batch : bs;
-    }
+    cn_net *net = nets[0];
     if ((st = eval_begin(net, data, out)))
         return st;
-    size_t in_size = cn_shape_size(net->spec->input);
+    size_t k = net->spec->classes, in_size = cn_shape_size(net->spec->input);
     /* The views and the probabilities: allocated once, not per batch. */
-    float *probs = malloc(bs * k * sizeof *probs), *tmp = malloc(bs * k * sizeof *tmp);
-    float *sum = count > 1 ? malloc(bs * k * sizeof *sum) : probs;
+    float *sum = malloc(bs * k * sizeof *sum), *tmp = malloc(bs * k * sizeof *tmp);
+    float *probs = count > 1 ? malloc(bs * k * sizeof *probs) : NULL;
     uint8_t *view = tta != CN_TTA_NONE ? malloc(bs * in_size) : NULL;
-    if (!out->confusion || !out->predicted || !out->probability || !probs || !tmp || !sum ||
-        (tta != CN_TTA_NONE && !view)) {
+    if (!out->confusion || !out->predicted || !out->probability || !sum || !tmp ||
+        (count > 1 && !probs) || (tta != CN_TTA_NONE && !view)) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -1520,14 +1576,8 @@ cn_status cn_net_evaluate_ensemble(cn_net *const *nets, size_t count, const cn_d
         size_t n = data->n - s0 < bs ? data->n - s0 : bs;
         const uint8_t *pixels = data->pixels + s0 * in_size;
         cn_data_read_ahead(data, s0 + n, bs); /* the next batch */
-        for (size_t m = 0; m < count; m++) {
-            if ((st = classify_views(nets[m], pixels, n, tta, probs, view, tmp)))
-                goto done;
-            for (size_t i = 0; count > 1 && i < n * k; i++)
-                sum[i] = m ? sum[i] + probs[i] : probs[i];
-        }
-        for (size_t i = 0; count > 1 && i < n * k; i++)
-            sum[i] /= (float)count;
+        if ((st = classify_nets(nets, count, pixels, n, tta, sum, probs, view, tmp)))
+            goto done;
         for (size_t s = 0; s < n; s++) {
             const float *p = sum + s * k;
             size_t truth = (size_t)data->labels[s0 + s], best = 0;
@@ -1549,8 +1599,7 @@ cn_status cn_net_evaluate_ensemble(cn_net *const *nets, size_t count, const cn_d
 done:
     for (size_t m = 0; m < count; m++)
         nets[m]->x_last = NULL;
-    if (sum != probs)
-        free(sum);
+    free(sum);
     free(probs);
     free(tmp);
     free(view);

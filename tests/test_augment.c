@@ -666,11 +666,12 @@ static void elastic_reads_where_the_field_says(void)
     free(out);
 }
 
-/* An ensemble's evaluation scores the mean of its networks' probabilities
- * (each with the test-time augmentation asked for), in batches that fit
- * every network (the second takes 4 images at a time); an ensemble of one
- * without augmentation is cn_net_evaluate; networks that differ in their
- * classes are refused. */
+/* An ensemble's classes are the mean of its networks' probabilities (each
+ * with the test-time augmentation asked for), for no more images than every
+ * network takes; its evaluation scores them in batches that fit every
+ * network (the second takes 4 images at a time); an ensemble of one without
+ * augmentation is cn_net_evaluate; networks that differ in their classes
+ * are refused. */
 static void ensemble_averages_models(void)
 {
     cn_spec *spec, *spec4;
@@ -691,6 +692,11 @@ static void ensemble_averages_models(void)
         CHECK_OK(cn_net_classify_pixels(a, pix, n, (cn_tta)t, pa));
         CHECK_OK(cn_net_classify_pixels(b, pix, 4, (cn_tta)t, pb));
         CHECK_OK(cn_net_classify_pixels(b, pix + 4 * size, 3, (cn_tta)t, pb + 4 * k));
+        float pe[12];
+        CHECK_OK(cn_net_classify_ensemble(both, 2, pix, 4, (cn_tta)t, pe));
+        for (size_t i = 0; i < 4 * k; i++)
+            CHECK_NEAR(pe[i], (pa[i] + pb[i]) / 2, 1e-6);
+        CHECK(cn_net_classify_ensemble(both, 2, pix, 7, (cn_tta)t, pe) == CN_ERR_ARG);
         cn_eval ev;
         CHECK_OK(cn_net_evaluate_ensemble(both, 2, &d, (cn_tta)t, &ev));
         double loss = 0;
@@ -731,6 +737,8 @@ static void ensemble_averages_models(void)
     CHECK(cn_net_evaluate_ensemble(mixed, 2, &d, CN_TTA_NONE, &ev) == CN_ERR_SHAPE);
     CHECK(strstr(cn_last_error(), "network 2 takes 2x5x6 images into 4 classes") != NULL);
     CHECK(cn_net_evaluate_ensemble(both, 0, &d, CN_TTA_NONE, &ev) == CN_ERR_ARG);
+    float p4[8];
+    CHECK(cn_net_classify_ensemble(mixed, 2, pix, 2, CN_TTA_NONE, p4) == CN_ERR_SHAPE);
     free(pix);
     cn_net_free(a);
     cn_net_free(b);
