@@ -1518,14 +1518,15 @@ cn_status cn_net_classify_ensemble(cn_net *const *nets, size_t count, const uint
     cn_status st = check_tta(tta);
     if (st || (st = check_ensemble(nets, count, &batch)))
         return st;
+    if (count == 1) /* no buffers of its own without augmentation */
+        return cn_net_classify_pixels(nets[0], pixels, n, tta, probs);
     for (size_t m = 0; m < count; m++)
         if ((st = cn_net_check_batch(nets[m], n, 0)))
             return st;
     size_t k = nets[0]->spec->classes, size = cn_shape_size(nets[0]->spec->input);
-    float *each = count > 1 ? malloc(n * k * sizeof *each) : NULL;
-    float *tmp = malloc(n * k * sizeof *tmp);
+    float *each = malloc(n * k * sizeof *each), *tmp = malloc(n * k * sizeof *tmp);
     uint8_t *view = tta != CN_TTA_NONE ? malloc(n * size) : NULL;
-    if (!tmp || (count > 1 && !each) || (tta != CN_TTA_NONE && !view))
+    if (!each || !tmp || (tta != CN_TTA_NONE && !view))
         st = cn_fail(CN_ERR_NOMEM, "out of memory for the classes of %zu images", n);
     else
         st = classify_nets(nets, count, pixels, n, tta, probs, each, view, tmp);
