@@ -499,26 +499,28 @@ struct cn_model {
     int watch;          /* cn_model_set_watch: steps check for non-finite values */
     cn_trace trace;     /* where the last watched step found one */
     /* The moving average of the weights (opts.ema > 0; cn_model_ema_use):
-     * ema_mem (backend memory, cn_ema_floats) holds a block of n_params +
-     * n_buffers floats, the parameters then the buffers, at ema (= ema_mem):
-     * the other copy of the weights (the net holds one); then room to swap
-     * the two a part at a time.  ema_live: 1 while the net holds the trained
-     * weights and ema the average (during training steps), 0 while the net
-     * holds the average (the model as it is used and saved). */
-    float *ema_mem, *ema;
+     * ema_mem (backend memory, cn_ema_floats) holds n_params + n_buffers
+     * floats, the parameters then the buffers: the other copy of the
+     * weights (the net holds one); then room to swap the two a part at a
+     * time (cn_ema_room).  ema_live: 1 while the net holds the trained
+     * weights and ema_mem the average (during training steps), 0 while the
+     * net holds the average (the model as it is used and saved). */
+    float *ema_mem;
     int ema_live;
 };
 
 /* The most floats the moving average's swap moves at a time. */
 #define CN_EMA_SWAP_FLOATS 65536
 
-/* Floats of a model's moving average for n floats of weights: the average
- * and the room to swap it with the net's weights (at most
- * CN_EMA_SWAP_FLOATS), one more so that it is never empty. */
-static inline size_t cn_ema_floats(size_t n)
+/* Floats of the room to swap n floats of weights with their average. */
+static inline size_t cn_ema_room(size_t n)
 {
-    return n + (n < CN_EMA_SWAP_FLOATS ? n : CN_EMA_SWAP_FLOATS) + 1;
+    return n < CN_EMA_SWAP_FLOATS ? n : CN_EMA_SWAP_FLOATS;
 }
+
+/* Floats of a model's moving average for n floats of weights: the average
+ * and the room to swap it, one more so that it is never empty. */
+static inline size_t cn_ema_floats(size_t n) { return n + cn_ema_room(n) + 1; }
 
 /* The state buffers the optimizer which keeps per parameter (SGD: its
  * momentum; Adam: two averages). */

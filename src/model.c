@@ -160,10 +160,9 @@ static void ema_swap(cn_model *m)
 {
     cn_backend *be = m->be;
     cn_net *net = m->net;
-    size_t np = net->n_params, n = weight_floats(m);
-    size_t chunk = n < CN_EMA_SWAP_FLOATS ? n : CN_EMA_SWAP_FLOATS;
-    swap_blocks(be, net->params, m->ema, np, m->ema_mem + n, chunk ? chunk : 1);
-    swap_blocks(be, net->buffers, m->ema + np, net->n_buffers, m->ema_mem + n, chunk ? chunk : 1);
+    size_t np = net->n_params, n = weight_floats(m), room = cn_ema_room(n);
+    swap_blocks(be, net->params, m->ema_mem, np, m->ema_mem + n, room);
+    swap_blocks(be, net->buffers, m->ema_mem + np, net->n_buffers, m->ema_mem + n, room);
     m->ema_live = !m->ema_live;
 }
 
@@ -176,9 +175,8 @@ cn_status cn_model_ema_use(cn_model *m, int live)
         if (!(m->ema_mem = be->alloc(be, cn_ema_floats(n) * sizeof(float))))
             return cn_fail(CN_ERR_NOMEM,
                            "out of memory for the moving average of the weights (%zu floats)", n);
-        m->ema = m->ema_mem;
-        be->copy(be, m->ema, net->params, net->n_params * sizeof(float));
-        be->copy(be, m->ema + net->n_params, net->buffers, net->n_buffers * sizeof(float));
+        be->copy(be, m->ema_mem, net->params, net->n_params * sizeof(float));
+        be->copy(be, m->ema_mem + net->n_params, net->buffers, net->n_buffers * sizeof(float));
         m->ema_live = 0;
     }
     if (!m->ema_mem)
@@ -187,7 +185,7 @@ cn_status cn_model_ema_use(cn_model *m, int live)
         if (!m->ema_live)
             ema_swap(m);
         be->free(be, m->ema_mem);
-        m->ema_mem = m->ema = NULL;
+        m->ema_mem = NULL;
         m->ema_live = 0;
         return CN_OK;
     }
@@ -201,8 +199,8 @@ void cn_model_ema_update(cn_model *m)
     cn_net *net = m->net;
     double t = (double)m->state.global_step, warm = (1.0 + t) / (10.0 + t);
     float keep = (float)(m->opts.ema < warm ? m->opts.ema : warm);
-    m->be->ema(m->be, m->ema, net->params, net->n_params, keep);
-    m->be->ema(m->be, m->ema + net->n_params, net->buffers, net->n_buffers, keep);
+    m->be->ema(m->be, m->ema_mem, net->params, net->n_params, keep);
+    m->be->ema(m->be, m->ema_mem + net->n_params, net->buffers, net->n_buffers, keep);
 }
 
 cn_status cn_model_evaluate(cn_model *m, const cn_data *data, cn_eval *out)
@@ -295,7 +293,7 @@ static file_tensor *file_tensors(const cn_model *m, size_t *n, size_t *total)
     /* Where the weights under the names are, and the trained ones. */
     float *avg_p = net->params, *avg_b = net->buffers, *raw_p = NULL, *raw_b = NULL;
     if (m->ema_mem) {
-        float *other_p = m->ema, *other_b = m->ema + net->n_params;
+        float *other_p = m->ema_mem, *other_b = m->ema_mem + net->n_params;
         raw_p = m->ema_live ? avg_p : other_p;
         raw_b = m->ema_live ? avg_b : other_b;
         avg_p = m->ema_live ? other_p : avg_p;

@@ -1432,7 +1432,7 @@ static cn_status pass_probs(cn_net *net, const uint8_t *pixels, size_t n, int ad
 }
 
 /* cn_net_classify_pixels for a valid tta, with the caller's buffers: view
- * (n images; unused with none), tmp (n * classes floats). */
+ * (n images) and tmp (n * classes floats), both unused with none. */
 static cn_status classify_views(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                 float *probs, uint8_t *view, float *tmp)
 {
@@ -1450,22 +1450,7 @@ static cn_status classify_views(cn_net *net, const uint8_t *pixels, size_t n, cn
 cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                  float *probs)
 {
-    cn_status st = check_tta(tta);
-    if (st)
-        return st;
-    if (tta == CN_TTA_NONE)
-        return pass_probs(net, pixels, n, 0, probs, NULL);
-    size_t k = net->spec->classes, size = cn_shape_size(net->spec->input);
-    st = cn_net_check_batch(net, n, 0);
-    uint8_t *view = st ? NULL : malloc(n * size);
-    float *tmp = st ? NULL : malloc(n * k * sizeof *tmp);
-    if (!st && (!view || !tmp))
-        st = cn_fail(CN_ERR_NOMEM, "out of memory for %zu augmented images", n);
-    if (!st)
-        st = classify_views(net, pixels, n, tta, probs, view, tmp);
-    free(view);
-    free(tmp);
-    return st;
+    return cn_net_classify_ensemble(&net, 1, pixels, n, tta, probs);
 }
 
 /* Whether nets (count of them) make an ensemble: some, all taking the first's
@@ -1493,8 +1478,8 @@ static cn_status check_ensemble(cn_net *const *nets, size_t count, size_t *batch
 
 /* The mean over the count networks of classify_views' probabilities of the
  * n images pixels, into sum (n * classes floats), with the caller's buffers:
- * probs and tmp (n * classes floats each; probs unused when count is 1: sum
- * takes its place), view (n images; unused with none). */
+ * probs (n * classes floats; unused when count is 1: sum takes its place),
+ * view and tmp as classify_views takes them. */
 static cn_status classify_nets(cn_net *const *nets, size_t count, const uint8_t *pixels, size_t n,
                                cn_tta tta, float *sum, float *probs, uint8_t *view, float *tmp)
 {
@@ -1518,15 +1503,16 @@ cn_status cn_net_classify_ensemble(cn_net *const *nets, size_t count, const uint
     cn_status st = check_tta(tta);
     if (st || (st = check_ensemble(nets, count, &batch)))
         return st;
-    if (count == 1) /* no buffers of its own without augmentation */
-        return cn_net_classify_pixels(nets[0], pixels, n, tta, probs);
     for (size_t m = 0; m < count; m++)
         if ((st = cn_net_check_batch(nets[m], n, 0)))
             return st;
+    /* Buffers only for what is asked: one network's plain pass needs none. */
     size_t k = nets[0]->spec->classes, size = cn_shape_size(nets[0]->spec->input);
-    float *each = malloc(n * k * sizeof *each), *tmp = malloc(n * k * sizeof *tmp);
-    uint8_t *view = tta != CN_TTA_NONE ? malloc(n * size) : NULL;
-    if (!each || !tmp || (tta != CN_TTA_NONE && !view))
+    int views = tta != CN_TTA_NONE;
+    float *each = count > 1 ? malloc(n * k * sizeof *each) : NULL;
+    float *tmp = views ? malloc(n * k * sizeof *tmp) : NULL;
+    uint8_t *view = views ? malloc(n * size) : NULL;
+    if ((count > 1 && !each) || (views && (!tmp || !view)))
         st = cn_fail(CN_ERR_NOMEM, "out of memory for the classes of %zu images", n);
     else
         st = classify_nets(nets, count, pixels, n, tta, probs, each, view, tmp);
@@ -1538,8 +1524,6 @@ cn_status cn_net_classify_ensemble(cn_net *const *nets, size_t count, const uint
 
 cn_status cn_net_evaluate_tta(cn_net *net, const cn_data *data, cn_tta tta, cn_eval *out)
 {
-    if (tta == CN_TTA_NONE)
-        return cn_net_evaluate(net, data, out);
     return cn_net_evaluate_ensemble(&net, 1, data, tta, out);
 }
 
@@ -1561,11 +1545,13 @@ cn_status cn_net_evaluate_ensemble(cn_net *const *nets, size_t count, const cn_d
         return st;
     size_t k = net->spec->classes, in_size = cn_shape_size(net->spec->input);
     /* The views and the probabilities: allocated once, not per batch. */
-    float *sum = malloc(bs * k * sizeof *sum), *tmp = malloc(bs * k * sizeof *tmp);
+    int views = tta != CN_TTA_NONE;
+    float *sum = malloc(bs * k * sizeof *sum);
     float *probs = count > 1 ? malloc(bs * k * sizeof *probs) : NULL;
-    uint8_t *view = tta != CN_TTA_NONE ? malloc(bs * in_size) : NULL;
-    if (!out->confusion || !out->predicted || !out->probability || !sum || !tmp ||
-        (count > 1 && !probs) || (tta != CN_TTA_NONE && !view)) {
+    float *tmp = views ? malloc(bs * k * sizeof *tmp) : NULL;
+    uint8_t *view = views ? malloc(bs * in_size) : NULL;
+    if (!out->confusion || !out->predicted || !out->probability || !sum || (count > 1 && !probs) ||
+        (views && (!tmp || !view))) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }

@@ -81,7 +81,7 @@ static int model_finite(const cn_model *m)
     return be->count_nonfinite(be, net->params, net->n_params) == 0 &&
            be->count_nonfinite(be, net->buffers, net->n_buffers) == 0 &&
            be->count_nonfinite(be, m->optim.state, m->optim.n_slots * net->n_params) == 0 &&
-           (!avg || be->count_nonfinite(be, m->ema, avg) == 0);
+           (!avg || be->count_nonfinite(be, m->ema_mem, avg) == 0);
 }
 
 /* Every worker starts from worker 0's model. */
@@ -94,7 +94,7 @@ static cn_status broadcast_model(cn_model *m)
         (st = cn_model_exchange(m, net->buffers, net->n_buffers, 0)) ||
         (st = cn_model_exchange(m, m->optim.state, m->optim.n_slots * net->n_params, 0)) ||
         (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)) ||
-        (avg && (st = cn_model_exchange(m, m->ema, avg, 0))))
+        (avg && (st = cn_model_exchange(m, m->ema_mem, avg, 0))))
         return st;
     m->be->download(m->be, net->norm_host, net->norm, 2 * m->spec->input.c * sizeof(float));
     return CN_OK;
@@ -178,7 +178,7 @@ static cn_status same_everywhere(cn_model *m)
 static cn_status average_buffers(cn_model *m)
 {
     cn_net *net = m->net;
-    float *blocks[2] = {net->buffers, m->ema_mem ? m->ema + net->n_params : NULL};
+    float *blocks[2] = {net->buffers, m->ema_mem ? m->ema_mem + net->n_params : NULL};
     cn_status st = CN_OK;
     for (int b = 0; b < 2 && !st && blocks[b]; b++) {
         st = cn_model_exchange(m, blocks[b], net->n_buffers, -1);

@@ -139,7 +139,7 @@ static float *other_weights(const cn_model *m)
     size_t n = m->net->n_params + m->net->n_buffers;
     float *h = m->ema_mem ? malloc((n ? n : 1) * sizeof *h) : NULL;
     if (h)
-        m->be->download(m->be, h, m->ema, n * sizeof *h);
+        m->be->download(m->be, h, m->ema_mem, n * sizeof *h);
     return h;
 }
 
