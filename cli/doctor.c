@@ -765,6 +765,11 @@ cli_doctor_log *cli_doctor_log_open(const char *log_path, cn_model *model, int a
         fputs("step,name,kind,mean,spread,dead,grad_norm,update_ratio\n", d->f);
     d->model = model;
     d->before_step = UINT64_MAX;
+    if (cn_model_keep_stats(model, 1)) { /* the first step may end a part */
+        cli_lib_error();
+        cli_doctor_log_close(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -795,7 +800,7 @@ int cli_doctor_batch(cli_doctor_log *d, const cn_progress *p, uint64_t parts)
             cn_layer_info li;
             cn_stats s;
             cn_net_layer(net, i, &li);
-            if (cn_net_layer_stats(net, i, &s) || s.in_place)
+            if (cn_model_layer_stats(d->model, i, &s) || s.in_place)
                 continue;
             fprintf(d->f, "%llu,%s,%s,%.4g,%.4g,%.4g,,\n", (unsigned long long)p->global_step,
                     li.name, li.kind, s.mean, s.std,
@@ -828,8 +833,13 @@ int cli_doctor_batch(cli_doctor_log *d, const cn_progress *p, uint64_t parts)
         if (fflush(d->f) != 0 || ferror(d->f))
             return cli_error("cannot write the doctor's log %s: %s", d->path, strerror(errno));
     }
-    /* the next batch ends a part: keep the parameters it starts from */
-    if (log_step(p->step + 1, p->steps, parts)) {
+    /* the next batch ends a part: keep the parameters it starts from, and
+     * have its step keep its outputs' figures (its backward pass writes
+     * gradients over some outputs) */
+    int next = log_step(p->step + 1, p->steps, parts);
+    if (cn_model_keep_stats(d->model, next))
+        return cli_lib_error();
+    if (next) {
         if (d->n != np) {
             free(d->before);
             d->before = malloc(np * sizeof *d->before);

@@ -432,8 +432,12 @@ cn_status cn_net_get_output(const cn_net *net, float *dst);
 /* Copies the output of layer i for samples [first, first + count) of the
  * last forward pass, (count, out.c, out.h, out.w), to dst.  An element-wise
  * layer that works in place (relu after a convolution, say) shares its
- * output with the layer before: both then show it.  Errors: CN_ERR_ARG (no
- * such layer or samples). */
+ * output with the layer before: both then show it.  A training pass's
+ * backward pass writes the gradient of a max pooling's input (over windows
+ * apart) over that input, the output of the layer before, when nothing
+ * reads it again: that output is refused from then until the next forward
+ * pass.  Errors: CN_ERR_ARG (no such layer or samples, an output written
+ * over). */
 cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
                                   float *dst);
 /* Mean negative log-likelihood of labels under the last forward pass,
@@ -441,7 +445,11 @@ cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, siz
 cn_status cn_net_loss(cn_net *net, const int32_t *labels, size_t n, double *loss);
 /* Adds the gradient of the mean loss of the last forward pass (a training
  * pass) to the gradient block.  labels: n true classes.  If dx is not NULL it
- * receives dL/dx, (n, C, H, W).  Errors: CN_ERR_ARG. */
+ * receives dL/dx, (n, C, H, W).  Called again without a forward pass in
+ * between, it adds the same gradients once more, unless the first wrote
+ * gradients over outputs (a network with a max pooling over windows apart:
+ * cn_net_get_layer_output): then it needs the forward pass again and says
+ * so.  Errors: CN_ERR_ARG. */
 cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx);
 /* Why the network chose: the gradient of each sample's class score, the
  * logit of classes[s] (the input of the final softmax, before
@@ -1093,7 +1101,8 @@ typedef struct cn_stats {
 } cn_stats;
 
 /* The figures of layer i's output in the last forward pass.
- * Errors: CN_ERR_ARG (no forward pass, no such layer). */
+ * Errors: CN_ERR_ARG (no forward pass, no such layer, an output that a
+ * backward pass since wrote over, as cn_net_get_layer_output). */
 cn_status cn_net_layer_stats(const cn_net *net, size_t i, cn_stats *out);
 /* The figures of count floats at offset of block b (a tensor's weights or
  * its gradient: cn_tensor_info's offset and count).  Errors: CN_ERR_ARG. */
@@ -1137,6 +1146,16 @@ cn_status cn_net_trace_backward(cn_net *net, const int32_t *labels, size_t n, cn
 void cn_model_set_watch(cn_model *model, int on);
 /* Where the last watched step found a non-finite value (found 0: none). */
 const cn_trace *cn_model_trace(const cn_model *model);
+/* With on, each training step of the model keeps the figures of every
+ * layer's output as its forward pass left them (cn_net_layer_stats), for
+ * cn_model_layer_stats: after a step, the network's own outputs are not all
+ * there (its backward pass writes gradients over a max pooling's input).  A
+ * pass over every output: turn it on for the steps whose figures are
+ * wanted.  Errors: CN_ERR_NOMEM. */
+cn_status cn_model_keep_stats(cn_model *model, int on);
+/* The figures of layer i's output in the last training step that kept
+ * them.  Errors: CN_ERR_ARG (no step kept them, no such layer). */
+cn_status cn_model_layer_stats(const cn_model *model, size_t i, cn_stats *out);
 
 /* ------------------------------------------------------------------ onnx */
 

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* cn_stats from the backend's five figures of rows x units x size values. */
@@ -25,10 +26,9 @@ static void fill_stats(const cn_backend *be, const float *x, size_t rows, size_t
 
 cn_status cn_net_layer_stats(const cn_net *net, size_t i, cn_stats *out)
 {
-    if (!net->x_last)
-        return cn_fail(CN_ERR_ARG, "no forward pass to take the figures of");
-    if (i >= net->n_layers)
-        return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
+    cn_status st = cn_net_check_output(net, i);
+    if (st)
+        return st;
     cn_shape s = net->layers[i].out;
     fill_stats(net->be, net->act[i], net->n_last, s.c, s.h * s.w, out);
     out->in_place = i + 1 < net->n_layers && net->act[i + 1] == net->act[i];
@@ -124,14 +124,58 @@ cn_status cn_net_trace_backward(cn_net *net, const int32_t *labels, size_t n, cn
     cn_status st = cn_net_put_labels(net, labels, n);
     if (st)
         return st;
+    if (net->spent) {
+        /* The pass wrote gradients over outputs it reads: the forward pass
+         * again first, the same bits, its buffers' updates (running
+         * statistics) undone. */
+        const cn_backend *be = net->be;
+        size_t bytes = net->n_buffers * sizeof(float);
+        float *keep = bytes ? net->be->alloc(net->be, bytes) : NULL;
+        if (bytes && !keep)
+            return cn_fail(CN_ERR_NOMEM, "out of memory");
+        if (bytes)
+            be->copy(be, keep, net->buffers, bytes);
+        cn_net_run_forward(net, net->x_last, n, 1, NULL);
+        if (bytes)
+            be->copy(be, net->buffers, keep, bytes);
+        net->be->free(net->be, keep);
+    }
     cn_net_zero_grads(net);
     bwd_check b = {net, n, out};
     net->d_last = NULL;
-    cn_net_run_backward(net, n, NULL, NULL, after_layer, &b);
+    cn_net_run_backward(net, n, 0, NULL, after_layer, &b);
     return CN_OK;
 }
 
 void cn_model_set_watch(cn_model *model, int on) { model->watch = on != 0; }
+
+cn_status cn_model_keep_stats(cn_model *model, int on)
+{
+    model->keep_stats = 0;
+    if (on && !model->stats && !(model->stats = calloc(model->net->n_layers, sizeof *model->stats)))
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    model->keep_stats = on != 0;
+    return CN_OK;
+}
+
+void cn_model_take_stats(cn_model *m)
+{
+    for (size_t i = 0; i < m->net->n_layers; i++)
+        cn_net_layer_stats(m->net, i, &m->stats[i]);
+    m->stats_step = m->state.global_step + 1;
+}
+
+cn_status cn_model_layer_stats(const cn_model *model, size_t i, cn_stats *out)
+{
+    if (!model->stats_step)
+        return cn_fail(CN_ERR_ARG, "no training step has kept its layers' figures yet "
+                                   "(cn_model_keep_stats)");
+    if (i >= model->net->n_layers)
+        return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i,
+                       model->net->n_layers);
+    *out = model->stats[i];
+    return CN_OK;
+}
 
 const cn_trace *cn_model_trace(const cn_model *model) { return &model->trace; }
 

@@ -173,6 +173,11 @@ typedef struct cn_layer_ops {
     int fuses_affine; /* forward can apply a per-channel affine map after
                          its bias (a layer with .affine folded into it) */
     cn_act act;       /* an activation layer's function, else CN_ACT_NONE */
+    /* Where backward may write dx besides a buffer of its own, on this
+     * backend (CN_DX_ON_DY, CN_DX_ON_X bits); NULL: nowhere else.  The
+     * network's plan of a training pass's gradients (net.c, plan_grads)
+     * uses them to keep its gradient buffers small. */
+    unsigned (*dx_places)(const cn_layer *l, const cn_backend *be);
     /* Shapes, parameters and scratch size (which may depend on the backend)
      * from l->in, l->extra_in and l->v; on an impossible shape returns
      * CN_ERR_SPEC with a message (no file/line: the caller adds them). */
@@ -201,6 +206,15 @@ typedef struct cn_layer_ops {
      * NULL for the others. */
     void (*affine)(const cn_layer *l, const cn_ctx *ctx, float *scale, float *shift);
 } cn_layer_ops;
+
+/* dx_places bits: dx may be dy itself (the gradient computed in place: an
+ * element-wise map of dy, its shape the input's); dx may be x (written over
+ * the layer's input, which backward then reads no more). */
+#define CN_DX_ON_DY 1u
+#define CN_DX_ON_X  2u
+
+/* cn_layer's grad_at. */
+enum { CN_GRAD_BUF0, CN_GRAD_BUF1, CN_GRAD_ON_DY, CN_GRAD_ON_X };
 
 /* The region of an element-wise layer whose pieces are y > 0 and y <= 0
  * (relu, leaky relu): a hash of which outputs are positive. */
@@ -257,6 +271,12 @@ struct cn_layer {
     int read_later;   /* a later layer reads its output as an extra input */
     cn_act fused_act; /* an activation this layer applies in whole-net passes */
     int fused_away;   /* done by the layer before in whole-net passes */
+    /* Where a training pass's backward writes the gradient of its input
+     * (plan_grads): CN_GRAD_BUF0 or CN_GRAD_BUF1 (net->gbuf), CN_GRAD_ON_DY
+     * (over the gradient of its output), CN_GRAD_ON_X (over its input, the
+     * layer before's output, which then holds a gradient: output_spent). */
+    int grad_at;
+    int output_spent; /* a backward pass writes a gradient over its output */
     /* The layer after, folded into this one's forward pass (its .affine):
      * only in forward-only networks, where every pass is an evaluation. */
     const cn_layer *fused_affine;
@@ -303,9 +323,12 @@ struct cn_net {
                          probabilities, to the end) */
     size_t *arena_at; /* arena_at[i]: offset (floats) of layer i's output */
     size_t arena_floats;
-    float **dlater; /* dlater[i]: gradient of a read_later layer's output
-                       from the layers that read it, (train_batch, out_i) */
-    float *gbuf[2]; /* ping-pong activation gradients */
+    float **dlater;        /* dlater[i]: gradient of a read_later layer's output
+                              from the layers that read it, (train_batch, out_i) */
+    float *gbuf[2];        /* activation gradients of a training pass (plan_grads) */
+    size_t gbuf_floats[2]; /* their sizes, per sample */
+    int spent;             /* a backward pass since the last forward pass wrote
+                              gradients over outputs (layers' output_spent) */
     float *ws;
     size_t ws_floats;
     float *input;      /* (max_batch, C, H, W): the input of forward passes */
@@ -425,7 +448,7 @@ cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch
 
 /* Whole-network passes on backend memory: forward from x (net->input or
  * any (n, C, H, W) of the backend's), backward with labels already in
- * net->labels, dx (backend memory) unless NULL; per-layer times (seconds)
+ * net->labels (cn_net_run_backward below); per-layer times (seconds)
  * when times is not NULL (a fused-away layer's time is 0: it is in the
  * layer before). */
 void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double *times);
@@ -436,11 +459,20 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
 /* The first layer a pass must rerun from when layer i's parameters change:
  * i, or lower when a layer from there on writes over its input in place. */
 size_t cn_net_rerun_start(const cn_net *net, size_t i);
-/* after (NULL: none) is called with each layer's index once its backward
- * pass is done: its parameters' gradients, and those of every layer above,
- * are then final (the blocks are laid out in layer order). */
-void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
-                         void (*after)(void *user, size_t layer), void *user);
+/* The backward pass of a training pass over n samples, adding into the
+ * gradient block; with want_dx, returns where the gradient of the input is
+ * (backend memory, until the next pass), else NULL.  It may write gradients
+ * over outputs (plan_grads: the layers' output_spent): a second backward
+ * pass, or reading those outputs, then needs a forward pass first.  after
+ * (NULL: none) is called with each layer's index once its backward pass is
+ * done: its parameters' gradients, and those of every layer above, are then
+ * final (the blocks are laid out in layer order). */
+const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *times,
+                                 void (*after)(void *user, size_t layer), void *user);
+/* Whether layer i's output of the last forward pass can be read: a layer
+ * there, a forward pass, and no backward pass since that wrote over it.
+ * Errors: CN_ERR_ARG with the reason. */
+cn_status cn_net_check_output(const cn_net *net, size_t i);
 
 /* Whether a forward pass (train: a training pass) may take n samples.
  * Errors: CN_ERR_ARG. */
@@ -497,7 +529,10 @@ struct cn_model {
     size_t n_info;
     char **class_names; /* cn_net_classes(net) names, or NULL */
     int watch;          /* cn_model_set_watch: steps check for non-finite values */
-    cn_trace trace;     /* where the last watched step found one */
+    int keep_stats;     /* cn_model_keep_stats: steps keep their layers' figures */
+    cn_stats *stats;    /* n_layers of them, from the step stats_step (0: none yet) */
+    uint64_t stats_step;
+    cn_trace trace; /* where the last watched step found one */
     /* The moving average of the weights (opts.ema > 0; cn_model_ema_use):
      * ema_mem (backend memory, cn_ema_floats) holds n_params + n_buffers
      * floats, the parameters then the buffers: the other copy of the
@@ -568,6 +603,9 @@ void cn_optim_step(cn_optim *o, const cn_backend *be, const cn_train_opts *opts,
  * value appeared; if so m->trace says where and a CN_ERR_NUMERIC is
  * returned that names it (src/doctor.c). */
 cn_status cn_model_watch_forward(cn_model *m, double loss_sum, double lr);
+/* For a model that keeps its steps' figures (cn_model_keep_stats): after
+ * the forward pass, every layer's output's. */
+void cn_model_take_stats(cn_model *m);
 cn_status cn_model_watch_backward(cn_model *m, size_t n, double lr);
 
 cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,

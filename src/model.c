@@ -28,6 +28,7 @@ void cn_model_free(cn_model *m)
     cn_backend_destroy(m->be);
     cn_spec_free(m->spec);
     free(m->stage);
+    free(m->stats);
     free(m->origin);
     for (size_t i = 0; i < 2 * m->n_info; i++)
         free(m->info[i]);

@@ -286,11 +286,12 @@ static size_t layer_floats(const cn_net *net, const cn_layer *l)
     return cn_add(n, cn_net_align(l->state_floats));
 }
 
-/* The largest per-sample size among the input and the layers' outputs. */
-static size_t max_io(const cn_net *net)
+/* The largest per-sample size among the input and the outputs of the
+ * layers before layer end. */
+static size_t max_io(const cn_net *net, size_t end)
 {
     size_t most = cn_shape_size(net->spec->input);
-    for (size_t i = 0; i < net->n_layers; i++)
+    for (size_t i = 0; i < end; i++)
         most = cn_shape_size(net->layers[i].out) > most ? cn_shape_size(net->layers[i].out) : most;
     return most;
 }
@@ -302,7 +303,7 @@ static size_t max_io(const cn_net *net)
 static size_t shared_floats(const cn_net *net)
 {
     size_t in = cn_mul(net->max_batch, cn_shape_size(net->spec->input));
-    size_t n = cn_mul(2, cn_mul(max_io(net), net->train_batch));
+    size_t n = cn_mul(cn_add(net->gbuf_floats[0], net->gbuf_floats[1]), net->train_batch);
     n = cn_add(n, cn_add(in, in / sizeof(float) + 1));
     n = cn_add(n, cn_mul(2, net->spec->input.c));
     return cn_add(n, cn_mul(5, net->max_batch)); /* labels, loss (double), best, p */
@@ -358,6 +359,66 @@ static void place_outputs(cn_net *net, size_t *end)
     }
 }
 
+/* Whether layer i's backward pass may write its input's gradient over its
+ * input, the output of layer i-1: nothing reads that output again in a
+ * backward pass once layer i has (layer i-1 owns the buffer, its own
+ * backward reads no output, no activation of its applies there, and no
+ * layer works in place over it). */
+static int may_write_over_input(const cn_net *net, size_t i)
+{
+    if (i == 0)
+        return 0; /* the caller's input */
+    const cn_layer *l = &net->layers[i], *below = l - 1;
+    return !l->shares_input && !below->shares_input && !below->fused_away &&
+           below->fused_act == CN_ACT_NONE && !below->fused_affine && !below->ops->needs_y;
+}
+
+/* Where a training pass's backward writes each layer's input gradient
+ * (cn_layer's grad_at), so that the two gradient buffers are as small as
+ * the pass allows (their sizes per sample in net->gbuf_floats): over the
+ * output's gradient where the layer computes it in place, over the input
+ * where the layer can and nothing reads the input again (the memory of a
+ * max pooling's input), else in the buffer that the output's gradient is
+ * not in (the smaller one to grow when the output's gradient is in neither).
+ * The layers' output_spent and net->gbuf_floats follow. */
+static void plan_grads(cn_net *net)
+{
+    net->gbuf_floats[0] = net->gbuf_floats[1] = 0;
+    int dy_at = -1; /* where the gradient of the current output is: -1 nowhere yet */
+    for (size_t i = 0; i < net->n_layers; i++)
+        net->layers[i].output_spent = 0;
+    for (size_t i = net->n_layers; i-- > 0;) {
+        cn_layer *l = &net->layers[i];
+        l->grad_at = CN_GRAD_BUF0;
+        if (l->fused_away)
+            continue; /* the layer before computes its gradient */
+        unsigned can = l->ops->dx_places ? l->ops->dx_places(l, net->be) : 0;
+        size_t size = cn_shape_size(l->in);
+        if (can & CN_DX_ON_DY && dy_at >= 0 && size == cn_shape_size(l->out)) {
+            l->grad_at = CN_GRAD_ON_DY;
+            continue;
+        }
+        if (can & CN_DX_ON_X && may_write_over_input(net, i)) {
+            l->grad_at = CN_GRAD_ON_X;
+            net->layers[i - 1].output_spent = 1;
+            dy_at = CN_GRAD_ON_X;
+            continue;
+        }
+        int k;
+        if (dy_at == CN_GRAD_BUF0 || dy_at == CN_GRAD_BUF1)
+            k = !dy_at;
+        else { /* the one that grows least */
+            size_t grow0 = size > net->gbuf_floats[0] ? size - net->gbuf_floats[0] : 0;
+            size_t grow1 = size > net->gbuf_floats[1] ? size - net->gbuf_floats[1] : 0;
+            k = grow1 < grow0;
+        }
+        l->grad_at = k;
+        if (size > net->gbuf_floats[k])
+            net->gbuf_floats[k] = size;
+        dy_at = k;
+    }
+}
+
 /* Places the tensors in their blocks and sums the memory (saturating at
  * SIZE_MAX): the bytes of the blocks that allocate asks for, no more, no
  * less (cn_net_blocks lists them). */
@@ -367,6 +428,8 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
     net->ws_floats = 0;
     if (net->arena_at)
         place_outputs(net, net->arena_at + net->n_layers);
+    else
+        plan_grads(net);
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
@@ -464,7 +527,7 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
 {
     const cn_spec *spec = net->spec;
     size_t c = spec->input.c, in = cn_mul(net->max_batch, cn_shape_size(spec->input));
-    size_t io = cn_mul(max_io(net), net->train_batch), mb = net->max_batch;
+    size_t mb = net->max_batch;
     *out = (cn_net_block){0, CN_MEM_IO, SIZE_MAX};
     switch (b) {
     case B_PARAMS:
@@ -482,7 +545,11 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
         break;
     case B_NORM: out->bytes = block_bytes(2 * c, 4); break;
     case B_GBUF0:
-    case B_GBUF1: *out = (cn_net_block){block_bytes(io, 4), CN_MEM_ACT, SIZE_MAX}; break;
+    case B_GBUF1:
+        *out =
+            (cn_net_block){block_bytes(cn_mul(net->gbuf_floats[b - B_GBUF0], net->train_batch), 4),
+                           CN_MEM_ACT, SIZE_MAX};
+        break;
     case B_WS:
         *out = (cn_net_block){block_bytes(net->ws_floats, 4), CN_MEM_SCRATCH, SIZE_MAX};
         break;
@@ -905,10 +972,22 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
     net->n_last = n;
     net->x_last = x;
     net->train_last = train;
+    net->spent = 0;
 }
 
-void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
-                         void (*after)(void *user, size_t layer), void *user)
+/* Where layer i's backward pass writes its input's gradient in a training
+ * pass (plan_grads), dy being its output's. */
+static float *grad_target(cn_net *net, size_t i, const float *dy)
+{
+    switch (net->layers[i].grad_at) {
+    case CN_GRAD_ON_DY: return (float *)dy;
+    case CN_GRAD_ON_X: return net->act[i - 1];
+    default: return net->gbuf[net->layers[i].grad_at];
+    }
+}
+
+const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *times,
+                                 void (*after)(void *user, size_t layer), void *user)
 {
     cn_ctx ctx = make_ctx(net, 1, 1);
     /* The layers that later layers read start with no gradient from them. */
@@ -916,14 +995,17 @@ void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
         if (net->layers[i].read_later)
             net->be->fill(net->be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
     const float *dy = NULL; /* the gradient of the current layer's output */
+    float *dx = NULL;
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
         double t0 = stamp(net, times);
         /* A fused-away layer's output is the layer below's: its gradient too. */
         if (!l->fused_away) {
-            float *d = i ? net->gbuf[dy == net->gbuf[0]] : dx;
+            float *d = i || want_dx ? grad_target(net, i, dy) : NULL;
+            net->spent |= l->grad_at == CN_GRAD_ON_X;
             l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
+            dx = i ? NULL : d;
             net->d_last = d;
             /* The layer below's output is read later too: its gradient
              * from there joins. */
@@ -935,6 +1017,7 @@ void cn_net_run_backward(cn_net *net, size_t n, float *dx, double *times,
         if (after)
             after(user, i);
     }
+    return dx;
 }
 
 size_t cn_net_rerun_start(const cn_net *net, size_t i)
@@ -999,6 +1082,36 @@ static cn_status check_forward(const cn_net *net)
     return CN_OK;
 }
 
+/* "conv2, conv4": the layers whose outputs the last backward pass wrote
+ * gradients over, into buf. */
+static const char *spent_names(const cn_net *net, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < net->n_layers && at < size; i++)
+        if (net->layers[i].output_spent) {
+            int k = snprintf(buf + at, size - at, "%s%s", at ? ", " : "", net->layers[i].name);
+            at += k > 0 ? (size_t)k : 0;
+        }
+    return buf;
+}
+
+cn_status cn_net_check_output(const cn_net *net, size_t i)
+{
+    cn_status st = check_forward(net);
+    if (st)
+        return st;
+    if (i >= net->n_layers)
+        return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
+    if (net->spent && net->layers[i].output_spent)
+        return cn_fail(CN_ERR_ARG,
+                       "layer %s's output: the backward pass after the last forward pass wrote "
+                       "its gradient over it (training keeps no second copy of a max "
+                       "pooling's input); run the forward pass again to read it",
+                       net->layers[i].name);
+    return CN_OK;
+}
+
 cn_status cn_net_get_output(const cn_net *net, float *dst)
 {
     return cn_net_get_layer_output(net, net->n_layers - 1, 0, net->n_last, dst);
@@ -1007,11 +1120,9 @@ cn_status cn_net_get_output(const cn_net *net, float *dst)
 cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
                                   float *dst)
 {
-    cn_status st = check_forward(net);
+    cn_status st = cn_net_check_output(net, i);
     if (st)
         return st;
-    if (i >= net->n_layers)
-        return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
     if (net->arena_at && i + 2 < net->n_layers)
         return cn_fail(CN_ERR_ARG,
                        "layer %s's output: this network was built for evaluation only and "
@@ -1122,13 +1233,13 @@ cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *d
     if (!net->train_last)
         return cn_fail(CN_ERR_ARG, "a backward pass needs a training forward pass before it "
                                    "(cn_net_forward with train = 1)");
-    /* dL/dx lands in the gradient buffer that layer 0 does not read. */
-    const float *dy = NULL;
-    for (size_t i = net->n_layers; i-- > 1;)
-        if (!net->layers[i].fused_away)
-            dy = net->gbuf[dy == net->gbuf[0]];
-    float *d = dx ? net->gbuf[dy == net->gbuf[0]] : NULL;
-    cn_net_run_backward(net, n, d, NULL, NULL, NULL);
+    char names[128];
+    if (net->spent)
+        return cn_fail(CN_ERR_ARG,
+                       "a second backward pass needs a training forward pass before it: the "
+                       "first wrote gradients over outputs that backward reads (%s's)",
+                       spent_names(net, names, sizeof names));
+    const float *d = cn_net_run_backward(net, n, dx != NULL, NULL, NULL, NULL);
     if (dx)
         net->be->download(net->be, dx, d, n * cn_shape_size(net->spec->input) * sizeof *dx);
     return CN_OK;
@@ -1165,29 +1276,44 @@ static size_t seen_at(const cn_net *net, size_t layer)
     return at;
 }
 
-/* Carries the signal in net->gbuf[0], at layer from's output, back to the
- * input after an evaluation pass over n samples (cn_net_project's rules),
- * handing it to dlayer at layer at's output on the way (when dlayer is not
- * NULL) and to dx at the end (when dx is not NULL).  Every layer runs its own
+/* Carries signal (host memory), at layer from's output, back to the input
+ * after an evaluation pass over n samples (cn_net_project's rules), handing
+ * it to dlayer at layer at's output on the way (when dlayer is not NULL)
+ * and to dx at the end (when dx is not NULL).  Every layer runs its own
  * backward pass, unfused (a fused activation is its own step here), in
- * evaluation mode. */
-static void carry_back(cn_net *net, size_t from, size_t n, cn_backrule rule, size_t at,
-                       float *dlayer, float *dx)
+ * evaluation mode, from one buffer into the other: the gradient buffers
+ * where each can hold any layer's signal there (they are planned for a
+ * training pass's gradients, which may be smaller), else two of its own. */
+static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_t n,
+                            cn_backrule rule, size_t at, float *dlayer, float *dx)
 {
-    const cn_backend *be = net->be;
+    cn_backend *be = net->be;
+    size_t most = max_io(net, from + 1);
+    float *buf[2] = {net->gbuf[0], net->gbuf[1]}, *own[2] = {NULL, NULL};
+    if (cn_mul(most, n) > net->gbuf_floats[0] * net->train_batch ||
+        cn_mul(most, n) > net->gbuf_floats[1] * net->train_batch) {
+        for (int k = 0; k < 2; k++)
+            buf[k] = own[k] = be->alloc(be, cn_mul(cn_mul(most, n), sizeof(float)));
+        if (!own[0] || !own[1]) {
+            be->free(be, own[0]);
+            be->free(be, own[1]);
+            return cn_fail(CN_ERR_NOMEM, "out of memory");
+        }
+    }
     cn_ctx ctx = make_ctx(net, 0, 0);
     for (size_t i = 0; i < from; i++)
         if (net->layers[i].read_later)
             be->fill(be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
-    const float *dy = net->gbuf[0]; /* the signal at layer i's output */
+    be->upload(be, buf[0], signal, n * cn_shape_size(net->layers[from].out) * sizeof *signal);
+    const float *dy = buf[0]; /* the signal at layer i's output */
     for (size_t i = from + 1; i-- > 0;) {
         if (dlayer && i == at) {
             be->download(be, dlayer, dy, n * cn_shape_size(net->layers[i].out) * sizeof *dlayer);
             if (!dx)
-                return;
+                break;
         }
         cn_layer *l = &net->layers[i];
-        float *d = net->gbuf[dy == net->gbuf[0]];
+        float *d = buf[dy == buf[0]];
         size_t count = n * cn_shape_size(l->in);
         int rectifier = l->ops->act == CN_ACT_RELU || l->ops->act == CN_ACT_LEAKY;
         if (rule == CN_BACK_DECONV && rectifier) {
@@ -1201,9 +1327,12 @@ static void carry_back(cn_net *net, size_t from, size_t n, cn_backrule rule, siz
         dy = d;
         if (i > 0 && net->layers[i - 1].read_later)
             be->add(be, d, net->dlater[i - 1], d, count);
+        if (i == 0 && dx)
+            be->download(be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
     }
-    if (dx)
-        be->download(be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
+    be->free(be, own[0]);
+    be->free(be, own[1]);
+    return CN_OK;
 }
 
 cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, size_t layer,
@@ -1228,10 +1357,10 @@ cn_status cn_net_class_gradient(cn_net *net, const int32_t *classes, size_t n, s
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     for (size_t s = 0; s < n; s++)
         onehot[s * k + (size_t)classes[s]] = 1.0f;
-    net->be->upload(net->be, net->gbuf[0], onehot, n * k * sizeof *onehot);
+    st = carry_back(net, onehot, nl - 2, n, CN_BACK_GRADIENT, dlayer ? seen_at(net, layer) : nl,
+                    dlayer, dx);
     free(onehot);
-    carry_back(net, nl - 2, n, CN_BACK_GRADIENT, dlayer ? seen_at(net, layer) : nl, dlayer, dx);
-    return CN_OK;
+    return st;
 }
 
 cn_status cn_net_project(cn_net *net, size_t layer, const float *signal, size_t n, cn_backrule rule,
@@ -1245,11 +1374,7 @@ cn_status cn_net_project(cn_net *net, size_t layer, const float *signal, size_t 
                        net->n_layers - 2);
     if (rule != CN_BACK_GRADIENT && rule != CN_BACK_DECONV && rule != CN_BACK_GUIDED)
         return cn_fail(CN_ERR_ARG, "%d is not a rule of cn_backrule", (int)rule);
-    size_t at = seen_at(net, layer);
-    net->be->upload(net->be, net->gbuf[0], signal,
-                    n * cn_shape_size(net->layers[at].out) * sizeof *signal);
-    carry_back(net, at, n, rule, net->n_layers, NULL, dx);
-    return CN_OK;
+    return carry_back(net, signal, seen_at(net, layer), n, rule, net->n_layers, NULL, dx);
 }
 
 cn_status cn_net_receptive_field(const cn_net *net, size_t layer, size_t row, size_t col,

@@ -107,19 +107,19 @@ static cn_status backward_combined(cn_model *m, size_t n, double *bwd, double *l
     cn_net *net = m->net;
     const cn_comm *c = &m->comm;
     if (c->size == 1) {
-        cn_net_run_backward(net, n, NULL, bwd, NULL, NULL);
+        cn_net_run_backward(net, n, 0, bwd, NULL, NULL);
         return CN_OK;
     }
     put_tail(m, *loss_sum, *correct, *stop);
     if (!c->allreduce_start || c->bucket == 0) {
-        cn_net_run_backward(net, n, NULL, bwd, NULL, NULL);
+        cn_net_run_backward(net, n, 0, bwd, NULL, NULL);
         cn_status st = cn_model_exchange(m, net->grads, net->n_params + CN_GRAD_TAIL, -1);
         if (!st)
             take_tail(m, loss_sum, correct, stop);
         return st;
     }
     combine b = {m, net->n_params + CN_GRAD_TAIL, 0, CN_OK};
-    cn_net_run_backward(net, n, NULL, bwd, after_layer, &b);
+    cn_net_run_backward(net, n, 0, bwd, after_layer, &b);
     start_bucket(&b, 0);
     cn_status st = c->allreduce_wait(c->user);
     if (b.st)
@@ -138,6 +138,8 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
     cn_net *net = m->net;
     net->smooth = (float)m->opts.label_smoothing; /* this step's loss and gradient only */
     cn_net_run_forward(net, x, n, 1, fwd);
+    if (m->keep_stats)
+        cn_model_take_stats(m); /* before backward writes over some outputs */
     size_t right = 0;
     int watch = m->watch && m->comm.size == 1;
     double sum = loss || watch ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;

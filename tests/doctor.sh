@@ -137,6 +137,21 @@ if "$bin" train "$cfg" --data "$data" --limit 640 --val 0 --epochs 1 --doctor --
 else
     fail "train --doctor: per-layer figures" "train failed or wrote no t.doctor.csv"
 fi
+# A convolution's output that its max pooling's gradient is written over in
+# each step's backward pass: its figures are the forward pass's, kept by the
+# step (cn_model_keep_stats), at every log line.
+printf '[net]\nchannels=1\nheight=28\nwidth=28\nclasses=10\n[train]\nbatch=32\nlr=0.05\n[conv]\nfilters=4\nsize=3\npad=1\n[maxpool]\nsize=2\n[batchnorm]\n[relu]\n[fc]\noutputs=10\n[softmax]\n' >pool.cfg
+if "$bin" train pool.cfg --data "$data" --limit 640 --val 0 --epochs 1 --doctor --quiet -o p.safetensors \
+    >"$tmp/out" 2>"$tmp/err" && [ -s p.doctor.csv ]; then
+    rows=$(grep -cE '^[0-9]+,conv1,conv,-?[0-9][0-9.e+-]*,[0-9][0-9.e+-]*,' p.doctor.csv)
+    if [ "$rows" = 9 ]; then
+        ok "train --doctor: figures of an output that backward writes over, at each log line"
+    else
+        fail "train --doctor: figures of an output written over" "$rows conv1 rows (9 expected)"
+    fi
+else
+    fail "train --doctor: figures of an output written over" "train failed or wrote no p.doctor.csv"
+fi
 cd "$root" || exit 1
 
 echo "doctor: $passed passed, $failed failed, $skipped skipped"

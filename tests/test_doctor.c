@@ -183,6 +183,40 @@ static void backward_trace_names_the_layer(void)
     cn_spec_free(spec);
 }
 
+/* A backward trace after a backward pass that wrote a gradient over an
+ * output (a max pooling's input: the convolution's output is refused after
+ * it) runs the training forward pass again first: the same gradients, and
+ * the running statistics as the one forward pass left them. */
+static void backward_trace_after_backward(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=6\nwidth=6\nclasses=3\n[conv]\n"
+                            "filters=2\nsize=3\npad=1\n[maxpool]\nsize=2\n[batchnorm]\n[fc]\n"
+                            "outputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_net *net;
+    CHECK_OK(cn_net_create(spec, 2, th_dev(1), &net));
+    cn_rng rng;
+    cn_rng_seed(&rng, 6);
+    cn_net_init(net, &rng);
+    float x[72], out[144];
+    th_fill_normal(x, 72, &rng);
+    int32_t y[2] = {0, 2};
+    cn_trace t;
+    CHECK_OK(cn_net_forward(net, x, 2, 1));
+    cn_net_zero_grads(net);
+    CHECK_OK(cn_net_backward(net, y, 2, NULL));
+    CHECK_ERR(cn_net_get_layer_output(net, 0, 0, 2, out), CN_ERR_ARG);
+    float *g1 = th_block(net, CN_GRADS), *b1 = th_block(net, CN_BUFFERS);
+    CHECK_OK(cn_net_trace_backward(net, y, 2, &t));
+    CHECK(t.found == 0);
+    float *g2 = th_block(net, CN_GRADS), *b2 = th_block(net, CN_BUFFERS);
+    CHECK(g1 && g2 && memcmp(g1, g2, cn_net_num_params(net) * sizeof *g1) == 0);
+    CHECK(b1 && b2 && memcmp(b1, b2, cn_net_num_buffers(net) * sizeof *b1) == 0);
+    free(g1), free(g2), free(b1), free(b2);
+    cn_net_free(net);
+    cn_spec_free(spec);
+}
+
 /* A watched step that meets the overflow fails, says where, and leaves the
  * weights as they were; unwatched, the same step takes it. */
 static void watched_step_stops_and_says_where(void)
@@ -252,6 +286,7 @@ const th_test th_doctor[] = {
     {"doctor/layer_stats_match_the_host", layer_stats_match_the_host},
     {"doctor/forward_trace_names_the_layer", forward_trace_names_the_layer},
     {"doctor/backward_trace_names_the_layer", backward_trace_names_the_layer},
+    {"doctor/backward_trace_after_a_backward_pass", backward_trace_after_backward},
     {"doctor/watched_step_stops_and_says_where", watched_step_stops_and_says_where},
     {"doctor/range_test_plot", range_test_plot},
     {NULL, NULL},

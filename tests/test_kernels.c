@@ -510,10 +510,11 @@ static void maxpool_matches_naive(const char *isa)
     cn_rng_seed(&rng, 5);
     static const size_t pg[][6] = {
         /* k, stride, h, w, c, n */
-        {2, 2, 8, 8, 3, 2},  {3, 2, 7, 9, 3, 2},  {2, 1, 5, 4, 3, 2},  {3, 3, 9, 9, 3, 2},
-        {1, 1, 3, 3, 3, 2},  {2, 2, 7, 9, 3, 2},  {2, 2, 5, 4, 3, 2},  {2, 2, 6, 6, 3, 2},
-        {2, 2, 4, 66, 1, 1}, {2, 2, 3, 35, 2, 3}, {2, 2, 5, 67, 1, 2}, {3, 2, 7, 37, 2, 1},
-        {2, 2, 2, 2, 1, 1},  {2, 2, 9, 34, 5, 3}, {2, 2, 3, 50, 2, 2}, {2, 2, 4, 24, 1, 2},
+        {2, 2, 8, 8, 3, 2},  {3, 2, 7, 9, 3, 2},  {2, 1, 5, 4, 3, 2},   {3, 3, 9, 9, 3, 2},
+        {1, 1, 3, 3, 3, 2},  {2, 2, 7, 9, 3, 2},  {2, 2, 5, 4, 3, 2},   {2, 2, 6, 6, 3, 2},
+        {2, 2, 4, 66, 1, 1}, {2, 2, 3, 35, 2, 3}, {2, 2, 5, 67, 1, 2},  {3, 2, 7, 37, 2, 1},
+        {2, 2, 2, 2, 1, 1},  {2, 2, 9, 34, 5, 3}, {2, 2, 3, 50, 2, 2},  {2, 2, 4, 24, 1, 2},
+        {2, 3, 8, 9, 2, 2},  {1, 2, 5, 6, 2, 1},  {3, 4, 11, 10, 1, 2}, {3, 3, 3, 3, 1, 1},
     };
     for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
         cn_win g = {pg[t][4], pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
@@ -562,6 +563,15 @@ static void maxpool_matches_naive(const char *isa)
         char what[64];
         snprintf(what, sizeof what, "maxpool backward, geometry %zu", t);
         CHECK(within(dx, want, bound, in, what, isa));
+        /* Windows apart (the backend's CN_BWD_POOL): written over x, the
+         * same bits; the inputs between windows 0. */
+        if (g.stride >= g.kh && g.stride >= g.kw && be->bwd_in_place & CN_BWD_POOL) {
+            float *over = copy_of(x, in);
+            be->maxpool_bwd(be, &g, over, dy, n, over);
+            CHECK_MSG(memcmp(over, dx, in * sizeof *dx) == 0,
+                      "%s maxpool geometry %zu: backward over its input differs", isa, t);
+            free(over);
+        }
         free(want), free(mag), free(bound), free(cnt), free(x), free(y), free(dy), free(dx);
     }
     cn_backend_destroy(be);
@@ -997,6 +1007,24 @@ static void bn_relu_is_bn_then_relu(const char *isa)
                               memcmp(b[0].dgamma, b[1].dgamma, c * 4) == 0 &&
                               memcmp(b[0].dbeta, b[1].dbeta, c * 4) == 0,
                           "%s bn (%zu, %zu, %zu): backward with the relu differs", isa, n, c, hw);
+                /* In place (the backend's CN_BWD_BN), with the relu and
+                 * without: dx written over dy, the same bits. */
+                for (int relu = 0; relu < 2 && be->bwd_in_place & CN_BWD_BN; relu++) {
+                    const float *dy = relu ? b[1].dy : dyr;
+                    float *d = copy_of(dy, count), *dg = copy_of(b[1].dgamma, c);
+                    float *db = copy_of(b[1].dbeta, c), *want = floats(count);
+                    float *wg = copy_of(b[1].dgamma, c), *wb = copy_of(b[1].dbeta, c);
+                    cn_act act = relu ? CN_ACT_RELU : CN_ACT_NONE;
+                    be->bn_bwd(be, b[1].x, b[1].y, dy, n, c, hw, b[1].gamma, b[1].mean, b[1].invstd,
+                               b[1].scratch, wg, wb, want, act);
+                    be->bn_bwd(be, b[1].x, b[1].y, d, n, c, hw, b[1].gamma, b[1].mean, b[1].invstd,
+                               b[1].scratch, dg, db, d, act);
+                    CHECK_MSG(memcmp(d, want, count * 4) == 0 && memcmp(dg, wg, c * 4) == 0 &&
+                                  memcmp(db, wb, c * 4) == 0,
+                              "%s bn (%zu, %zu, %zu) relu %d: backward in place differs", isa, n, c,
+                              hw, relu);
+                    free(d), free(dg), free(db), free(want), free(wg), free(wb);
+                }
             }
             free(dyr);
             bn_free(&b[0]);

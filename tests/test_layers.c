@@ -1,6 +1,7 @@
 /* test_layers.c - each layer's forward pass against values worked out by
  * hand (the lecture's examples among them) and every backward pass against
  * central differences. */
+#include "backend/cpu.h"
 #include "harness.h"
 #include "internal.h"
 #include "kernels/kernels.h"
@@ -517,6 +518,83 @@ static void dropout_masks(void)
 
 /* The gradient convention: backward adds into the gradient block, so two
  * backward passes without zeroing give twice the gradient. */
+/* A training pass's gradients in less memory (net.c, plan_grads): batch
+ * normalisation's in place, a max pooling's over its input, the two buffers
+ * sized by what each holds.  The same gradients and input gradient, bit for
+ * bit, as on a backend whose backward operations write every result apart
+ * (bwd_in_place 0); the output that the pooling's gradient went over is
+ * refused until the next forward pass, and so is a second backward pass;
+ * the explaining passes, which need larger buffers than the plan's, get
+ * their own and agree too. */
+static void backward_in_less_memory(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=8\nwidth=8\nclasses=3\n"
+                            "[conv]\nfilters=4\nsize=3\npad=1\n[maxpool]\nsize=2\n"
+                            "[batchnorm]\n[relu]\n[conv]\nfilters=3\nsize=3\npad=1\n"
+                            "[batchnorm]\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_cpu *cpu[2] = {NULL, NULL};
+    cn_net *net[2] = {NULL, NULL};
+    size_t bytes[2] = {0, 0};
+    float *grads[2] = {NULL, NULL}, dx[2][4 * 128], out[2][4 * 256], cam[2][4 * 128];
+    enum { N = 4 };
+    for (int k = 0; spec && k < 2; k++) {
+        CHECK(cn_cpu_create(1, NULL, &cpu[k]) == 0);
+        if (!cpu[k])
+            break;
+        if (k == 1)
+            cpu[k]->base.bwd_in_place = 0; /* every gradient apart */
+        CHECK_OK(cn_net_build(spec, N, N, &cpu[k]->base, th_dev(1), &net[k]));
+        if (!net[k])
+            break;
+        cn_net_blocks(net[k], &bytes[k]);
+        cn_rng rng;
+        cn_rng_seed(&rng, 8);
+        cn_net_init(net[k], &rng);
+        float x[N * 128];
+        th_fill_normal(x, N * 128, &rng);
+        int32_t labels[N] = {0, 2, 1, 2};
+        cn_net_zero_grads(net[k]);
+        CHECK_OK(cn_net_forward(net[k], x, N, 1));
+        CHECK_OK(cn_net_backward(net[k], labels, N, dx[k]));
+        grads[k] = th_block(net[k], CN_GRADS);
+        /* the convolution's output, under the pooling's gradient in the first */
+        cn_status st = cn_net_get_layer_output(net[k], 0, 0, N, out[k]);
+        CHECK(k == 0 ? st == CN_ERR_ARG && strstr(cn_last_error(), "conv1's output") : st == CN_OK);
+        CHECK_OK(cn_net_get_layer_output(net[k], 1, 0, N, out[k])); /* the pooling's is kept */
+        st = cn_net_backward(net[k], labels, N, NULL);
+        CHECK(k == 0 ? st == CN_ERR_ARG && strstr(cn_last_error(), "second backward")
+                     : st == CN_OK);
+        CHECK_OK(cn_net_forward(net[k], x, N, 1));
+        CHECK_OK(cn_net_get_layer_output(net[k], 0, 0, N, out[k]));
+        int32_t classes[N] = {1, 1, 0, 2};
+        CHECK_OK(cn_net_forward(net[k], x, N, 0));
+        CHECK_OK(cn_net_class_gradient(net[k], classes, N, 0, NULL, cam[k]));
+    }
+    if (net[0] && net[1] && grads[0] && grads[1]) {
+        const cn_layer *l = net[0]->layers;
+        CHECK(l[1].grad_at == CN_GRAD_ON_X && l[0].output_spent && l[2].grad_at == CN_GRAD_ON_DY &&
+              l[5].grad_at == CN_GRAD_ON_DY);
+        /* softmax 3 -> buffer 0, fc 48 -> 1, conv2 64 -> 0, conv1's dx
+         * 128 -> 0: 128 + 48 floats a sample, against 256 + 128 apart */
+        CHECK(net[0]->gbuf_floats[0] == 128 && net[0]->gbuf_floats[1] == 48);
+        CHECK(net[1]->gbuf_floats[0] == 128 && net[1]->gbuf_floats[1] == 256);
+        CHECK(bytes[1] - bytes[0] == (256 - 48) * N * sizeof(float));
+        size_t np = cn_net_num_params(net[0]);
+        CHECK(memcmp(grads[0], grads[1], np * sizeof(float)) == 0);
+        CHECK(memcmp(dx[0], dx[1], sizeof dx[0]) == 0);
+        CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0);
+        CHECK(memcmp(cam[0], cam[1], sizeof cam[0]) == 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        free(grads[k]);
+        cn_net_free(net[k]);
+        if (cpu[k])
+            cn_backend_destroy(&cpu[k]->base);
+    }
+    cn_spec_free(spec);
+}
+
 static void backward_accumulates(void)
 {
     cn_spec *spec;
@@ -571,5 +649,6 @@ const th_test th_layers[] = {
     {"layers/new_layers_by_hand", new_layers_by_hand},
     {"layers/dropout_masks", dropout_masks},
     {"layers/backward_accumulates", backward_accumulates},
+    {"layers/backward_in_less_memory", backward_in_less_memory},
     {NULL, NULL},
 };

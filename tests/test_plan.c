@@ -218,9 +218,10 @@ static void tiny_network_by_hand(void)
     CHECK(p->gradients == (96 + 3) * 4); /* and the three floats of the exchange */
     CHECK(p->optimizer == 96 * 4);       /* SGD's momentum */
     /* outputs for a batch (16 images, as evaluation's passes): conv 8
-     * floats each, relu in place, fc 3, softmax 3; two backward buffers of
-     * the largest (the input's 16) for 16; no state (one float) */
-    CHECK(p->activations == 16 * 4 * (8 + 3 + 3) + 2 * 16 * 16 * 4 + 4);
+     * floats each, relu in place, fc 3, softmax 3; backward's two buffers
+     * for 16: one for softmax's gradient (3) and then the input's (16), the
+     * other for fc's input gradient (8); no state (one float) */
+    CHECK(p->activations == 16 * 4 * (8 + 3 + 3) + (16 + 8) * 16 * 4 + 4);
     /* the input as floats and pixels, labels, losses (double), best classes,
      * their probabilities, the normalisation (mean and std) */
     CHECK(p->io == 16 * 16 * 4 + 16 * 16 + 16 * 4 + 16 * 8 + 16 * 4 + 16 * 4 + 2 * 4);

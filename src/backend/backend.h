@@ -53,6 +53,12 @@ typedef struct cn_win {
 #define CN_BN_CHUNKS     16
 #define CN_BN_SCRATCH(c) (2 * (size_t)(c) * (1 + CN_BN_CHUNKS))
 
+/* cn_backend's bwd_in_place bits.  CN_BWD_BN: bn_bwd's dx may be dy.
+ * CN_BWD_POOL: maxpool_bwd's dx may be x when no two windows overlap
+ * (stride >= kh and stride >= kw). */
+#define CN_BWD_BN   1u
+#define CN_BWD_POOL 2u
+
 typedef struct cn_backend cn_backend;
 
 struct cn_backend {
@@ -67,6 +73,9 @@ struct cn_backend {
     unsigned conv_acts;
     /* The same for bn_fwd and bn_bwd: a relu after a batch normalisation. */
     unsigned bn_acts;
+    /* The backward operations that may write their result over an input
+     * (CN_BWD_* bits): the network then plans less memory for gradients. */
+    unsigned bwd_in_place;
 
     /* ------------------------------------------------------------ memory */
 
@@ -149,7 +158,8 @@ struct cn_backend {
 
     /* Max pooling of x (n, c, h, w) into y (n, c, oh, ow); no padding. */
     void (*maxpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);
-    /* dx (overwritten) gets dy at the first maximum of each window. */
+    /* dx (overwritten) gets dy at the first maximum of each window; dx may
+     * be x where bwd_in_place has CN_BWD_POOL and no windows overlap. */
     void (*maxpool_bwd)(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                         size_t n, float *dx);
     /* Average pooling; backward overwrites dx with dy / (kh kw) spread over
@@ -196,7 +206,8 @@ struct cn_backend {
     /* Adds the gradients of gamma and beta; writes dx unless it is NULL.
      * With act (as bn_fwd's), dy is the gradient after it and y bn_fwd's
      * output (for the relu: dy counts where y > 0); otherwise y is not read.
-     * scratch: CN_BN_SCRATCH(c) doubles. */
+     * scratch: CN_BN_SCRATCH(c) doubles.  dx may be dy where bwd_in_place
+     * has CN_BWD_BN. */
     void (*bn_bwd)(const cn_backend *be, const float *x, const float *y, const float *dy, size_t n,
                    size_t c, size_t hw, const float *gamma, const float *save_mean,
                    const float *save_invstd, double *scratch, float *dgamma, float *dbeta,

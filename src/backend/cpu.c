@@ -130,6 +130,7 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
     be->host_memory = 1;
     be->conv_acts = 1u << CN_ACT_RELU;
     be->bn_acts = 1u << CN_ACT_RELU;
+    be->bwd_in_place = CN_BWD_BN | CN_BWD_POOL;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->upload = cpu_move;

@@ -1432,6 +1432,7 @@ extern "C" cn_status cn_cuda_create(int index, cn_backend **out)
     be->host_memory = 0;
     be->conv_acts = 1u << CN_ACT_RELU; /* as the CPU: the same network either way */
     be->bn_acts = 0;                   /* a relu after batch normalisation: a layer of its own */
+    be->bwd_in_place = 0; /* every backward operation writes a buffer of its own */
     be->own_bytes = CN_CUDA_OWN_BYTES;
     int ok = rt_ok(g, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking), "a stream") &&
              blas_ok(g, cublasCreate(&g->blas), "start") &&

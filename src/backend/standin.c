@@ -38,6 +38,7 @@ cn_backend *cn_backend_standin(const char *name, int *exact)
     be->host_memory = 0;
     be->conv_acts = 1u << CN_ACT_RELU; /* as backend/cuda.cu's */
     be->bn_acts = 0;
+    be->bwd_in_place = 0; /* as backend/cuda.cu's */
     be->own_bytes = CN_CUDA_OWN_BYTES;
     be->free = standin_free;
     be->destroy = standin_destroy;

@@ -263,8 +263,8 @@ typedef int32_t lanes_mask __attribute__((vector_size(LANES * sizeof(int32_t))))
  * for the instruction sets narrower than AVX-512. */
 #define LANES_LOAD(v, p) memcpy(&(v), (p), sizeof(lanes_vec))
 
-static void row_sums(const float *restrict xr, const float *restrict dr, const float *restrict yr,
-                     float *restrict mo, size_t hw, float k, float *restrict sa, float *restrict sb)
+static void row_sums(const float *restrict xr, const float *dr, const float *restrict yr, float *mo,
+                     size_t hw, float k, float *restrict sa, float *restrict sb)
 {
     /* GCC's vector extension: a loop over 16 lanes of arrays behind
      * pointers was compiled to scalar code. */
@@ -496,9 +496,10 @@ static void bn_bwd(const cn_backend *be, const float *x, const float *y, const f
                 dgamma[f] += (float)s2[f];
             }
             for (size_t i = 0; dx && i < n; i++) {
-                const float *restrict in = x + i * c, *restrict d = dy + i * c;
+                /* dx may be dy: each value is read before it is written */
+                const float *restrict in = x + i * c, *d = dy + i * c;
                 const float *restrict yr = ym ? ym + i * c : NULL;
-                float *restrict out = dx + i * c;
+                float *out = dx + i * c;
                 for (long f = lo; f < hi; f++) {
                     float is = save_invstd[f], df = yr ? relu_grad(d[f], yr[f]) : d[f];
                     out[f] = gamma[f] * is *

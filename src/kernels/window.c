@@ -173,9 +173,10 @@ static void pool2_fwd_row(const float *restrict t, const float *restrict u, size
 }
 
 /* The gradient goes to the first maximum in a, b, c, d order, as in the
- * general case; every input of the window is written. */
-static void pool2_bwd_row(const float *restrict t, const float *restrict u, size_t ow,
-                          const float *restrict d, float *restrict ot, float *restrict ou)
+ * general case; every input of the window is written, after the window is
+ * read (ot may be t and ou u: in place). */
+static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float *d, float *ot,
+                          float *ou)
 {
     for (size_t j = 0; j < ow; j++) {
         float a = t[2 * j], b = t[2 * j + 1], c = u[2 * j], e = u[2 * j + 1], g = d[j];
@@ -233,6 +234,39 @@ static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, s
     });
 }
 
+/* Where the first maximum of the window at win is, from win. */
+static size_t window_arg(const cn_win *g, const float *win)
+{
+    size_t arg = 0;
+    for (size_t ki = 0; ki < g->kh; ki++)
+        for (size_t kj = 0; kj < g->kw; kj++)
+            if (win[ki * g->w + kj] > win[arg])
+                arg = ki * g->w + kj;
+    return arg;
+}
+
+/* One plane's gradient when no two windows overlap: each window is read
+ * and then written whole, and the inputs no window covers get 0, so out may
+ * be in (in place). */
+static void pool_bwd_apart(const cn_win *g, const float *in, const float *d, float *out)
+{
+    const size_t st = g->stride, w = g->w;
+    for (size_t r = 0; r < g->h; r++) { /* the rows and columns between windows */
+        size_t i = r / st, ki = r % st;
+        for (size_t c = 0; c < w; c++)
+            if (i >= g->oh || ki >= g->kh || c / st >= g->ow || c % st >= g->kw)
+                out[r * w + c] = 0.0f;
+    }
+    for (size_t i = 0; i < g->oh; i++)
+        for (size_t j = 0; j < g->ow; j++) {
+            size_t base = i * st * w + j * st, arg = window_arg(g, in + base);
+            for (size_t ki = 0; ki < g->kh; ki++)
+                for (size_t kj = 0; kj < g->kw; kj++)
+                    out[base + ki * w + kj] = 0.0f;
+            out[base + arg] = d[i * g->ow + j];
+        }
+}
+
 static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                         size_t n, float *dx)
 {
@@ -245,18 +279,15 @@ static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, c
             pool2_bwd_plane(in, g->w, g->oh, g->ow, d, out, g->h);
             continue;
         }
+        if (g->stride >= g->kh && g->stride >= g->kw) {
+            pool_bwd_apart(g, in, d, out);
+            continue;
+        }
         memset(out, 0, g->h * g->w * sizeof(float));
         for (size_t i = 0; i < g->oh; i++)
             for (size_t j = 0; j < g->ow; j++) {
-                size_t base = i * g->stride * g->w + j * g->stride, arg = base;
-                float best = in[base];
-                for (size_t ki = 0; ki < g->kh; ki++)
-                    for (size_t kj = 0; kj < g->kw; kj++)
-                        if (in[base + ki * g->w + kj] > best) {
-                            best = in[base + ki * g->w + kj];
-                            arg = base + ki * g->w + kj;
-                        }
-                out[arg] += d[i * g->ow + j];
+                size_t base = i * g->stride * g->w + j * g->stride;
+                out[base + window_arg(g, in + base)] += d[i * g->ow + j];
             }
     });
 }

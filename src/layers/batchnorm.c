@@ -76,12 +76,19 @@ static void affine(const cn_layer *l, const cn_ctx *ctx, float *scale, float *sh
 
 static unsigned fusable_acts(const cn_backend *be) { return be->bn_acts; }
 
+static unsigned dx_places(const cn_layer *l, const cn_backend *be)
+{
+    (void)l;
+    return be->bwd_in_place & CN_BWD_BN ? CN_DX_ON_DY : 0;
+}
+
 const cn_layer_ops cn_batchnorm_ops = {
     .kind = "batchnorm",
     .keys = keys,
     .n_keys = NKEYS,
     .needs_x = 1,
     .fusable_acts = fusable_acts,
+    .dx_places = dx_places,
     .setup = setup,
     .forward = forward,
     .backward = backward,

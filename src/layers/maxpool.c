@@ -49,6 +49,13 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
     ctx->be->maxpool_bwd(ctx->be, &g, x, dy, n, dx);
 }
 
+/* Over its input when the backend can and no two windows overlap. */
+static unsigned dx_places(const cn_layer *l, const cn_backend *be)
+{
+    cn_win g = geometry(l);
+    return be->bwd_in_place & CN_BWD_POOL && g.stride >= g.kh && g.stride >= g.kw ? CN_DX_ON_X : 0;
+}
+
 /* The linear piece: which input wins each window (the first maximum). */
 static uint64_t region(const cn_layer *l, const float *x, const float *y, size_t n)
 {
@@ -78,6 +85,7 @@ const cn_layer_ops cn_maxpool_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .dx_places = dx_places,
     .window = geometry,
     .region = region,
 };

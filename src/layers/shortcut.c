@@ -39,6 +39,14 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         ctx->be->copy(ctx->be, dx, dy, count * sizeof *dx);
 }
 
+/* dx is dy: in place it is not even copied. */
+static unsigned dx_places(const cn_layer *l, const cn_backend *be)
+{
+    (void)l;
+    (void)be;
+    return CN_DX_ON_DY;
+}
+
 const cn_layer_ops cn_shortcut_ops = {
     .kind = "shortcut",
     .keys = keys,
@@ -47,4 +55,5 @@ const cn_layer_ops cn_shortcut_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .dx_places = dx_places,
 };
