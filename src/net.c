@@ -362,15 +362,16 @@ static void place_outputs(cn_net *net, size_t *end)
 /* Whether layer i's backward pass may write its input's gradient over its
  * input, the output of layer i-1: nothing reads that output again in a
  * backward pass once layer i has (layer i-1 owns the buffer, its own
- * backward reads no output, no activation of its applies there, and no
- * layer works in place over it). */
+ * backward reads no output, no activation of its applies there, no layer
+ * works in place over it, and no later layer reads it as an extra input). */
 static int may_write_over_input(const cn_net *net, size_t i)
 {
     if (i == 0)
         return 0; /* the caller's input */
     const cn_layer *l = &net->layers[i], *below = l - 1;
     return !l->shares_input && !below->shares_input && !below->fused_away &&
-           below->fused_act == CN_ACT_NONE && !below->fused_affine && !below->ops->needs_y;
+           below->fused_act == CN_ACT_NONE && !below->fused_affine && !below->ops->needs_y &&
+           !below->read_later;
 }
 
 /* Where a training pass's backward writes each layer's input gradient
