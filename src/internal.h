@@ -212,6 +212,9 @@ typedef struct cn_layer_ops {
  * the layer's input, which backward then reads no more). */
 #define CN_DX_ON_DY 1u
 #define CN_DX_ON_X  2u
+/* ... and over x also when x is the output of a relu fused into the layer
+ * below, whose gradient backward then applies (cn_layer's grad_act). */
+#define CN_DX_ON_RELU_X 4u
 
 /* cn_layer's grad_at. */
 enum { CN_GRAD_BUF0, CN_GRAD_BUF1, CN_GRAD_ON_DY, CN_GRAD_ON_X };
@@ -277,6 +280,12 @@ struct cn_layer {
      * layer before's output, which then holds a gradient: output_spent). */
     int grad_at;
     int output_spent; /* a backward pass writes a gradient over its output */
+    /* A relu fused into the layer below the one below (its output this
+     * layer's input) whose gradient this layer's backward applies in a
+     * training pass, so that it may write over that output (CN_ACT_RELU);
+     * that layer then leaves its activation's gradient out (act_applied). */
+    cn_act grad_act;
+    int act_applied; /* the layer above applies its fused activation's gradient */
     /* The layer after, folded into this one's forward pass (its .affine):
      * only in forward-only networks, where every pass is an evaluation. */
     const cn_layer *fused_affine;

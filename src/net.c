@@ -374,6 +374,21 @@ static int may_write_over_input(const cn_net *net, size_t i)
            !below->read_later;
 }
 
+/* Whether layer i's input is the output of a relu fused into the layer
+ * before it, whose backward reads that output for the relu's gradient
+ * only: with the gradient applied by layer i instead, nothing reads the
+ * output again once layer i has (as may_write_over_input). */
+static int relu_output_below(const cn_net *net, size_t i)
+{
+    if (i < 2)
+        return 0;
+    const cn_layer *l = &net->layers[i], *relu = l - 1, *owner = l - 2;
+    return !l->shares_input && relu->fused_away && relu->shares_input &&
+           relu->ops->act == CN_ACT_RELU && !relu->read_later && owner->fused_act == CN_ACT_RELU &&
+           !owner->shares_input && !owner->fused_away && !owner->fused_affine &&
+           !owner->ops->needs_y && !owner->read_later;
+}
+
 /* Where a training pass's backward writes each layer's input gradient
  * (cn_layer's grad_at), so that the two gradient buffers are as small as
  * the pass allows (their sizes per sample in net->gbuf_floats): over the
@@ -386,8 +401,10 @@ static void plan_grads(cn_net *net)
 {
     net->gbuf_floats[0] = net->gbuf_floats[1] = 0;
     int dy_at = -1; /* where the gradient of the current output is: -1 nowhere yet */
-    for (size_t i = 0; i < net->n_layers; i++)
-        net->layers[i].output_spent = 0;
+    for (size_t i = 0; i < net->n_layers; i++) {
+        net->layers[i].output_spent = net->layers[i].act_applied = 0;
+        net->layers[i].grad_act = CN_ACT_NONE;
+    }
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
         l->grad_at = CN_GRAD_BUF0;
@@ -402,6 +419,14 @@ static void plan_grads(cn_net *net)
         if (can & CN_DX_ON_X && may_write_over_input(net, i)) {
             l->grad_at = CN_GRAD_ON_X;
             net->layers[i - 1].output_spent = 1;
+            dy_at = CN_GRAD_ON_X;
+            continue;
+        }
+        if (can & CN_DX_ON_RELU_X && relu_output_below(net, i)) {
+            l->grad_at = CN_GRAD_ON_X;
+            l->grad_act = CN_ACT_RELU;
+            net->layers[i - 2].act_applied = 1;
+            net->layers[i - 1].output_spent = net->layers[i - 2].output_spent = 1;
             dy_at = CN_GRAD_ON_X;
             continue;
         }
@@ -1004,7 +1029,10 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
         if (!l->fused_away) {
             float *d = i || want_dx ? grad_target(net, i, dy) : NULL;
             net->spent |= l->grad_at == CN_GRAD_ON_X;
-            l->ops->backward(l, &ctx, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
+            /* an activation whose gradient the layer above applied: left out */
+            cn_ctx own = ctx;
+            own.fuse = !l->act_applied;
+            l->ops->backward(l, &own, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
             dx = i ? NULL : d;
             net->d_last = d;

@@ -78,9 +78,9 @@ static void bad_gemm(const cn_backend *be, int ta, int tb, size_t m, size_t n, s
 
 /* Max pooling: the first column's gradient halved. */
 static void bad_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
-                            size_t n, float *dx)
+                            size_t n, float *dx, cn_act act)
 {
-    real.maxpool_bwd(be, g, x, dy, n, dx);
+    real.maxpool_bwd(be, g, x, dy, n, dx, act);
     for (size_t i = 0; i < n * g->c * g->h * g->w; i += g->w)
         dx[i] *= 0.5f;
 }

@@ -351,7 +351,7 @@ static void pooling_is_exact(void)
         BOTH(p, be->act_fwd(be, CN_ACT_RELU, 0, M(x), M(x), in));
         BOTH(p, be->maxpool_fwd(be, g, M(x), n, M(y)));
         CHECK_MSG(tw_same(&p, &y), "maxpool_fwd %zu: not the same bits", t);
-        BOTH(p, be->maxpool_bwd(be, g, M(x), M(dy), n, M(dx)));
+        BOTH(p, be->maxpool_bwd(be, g, M(x), M(dy), n, M(dx), CN_ACT_NONE));
         CHECK_MSG(tw_same(&p, &dx), "maxpool_bwd %zu: not the same bits", t);
         BOTH(p, be->avgpool_fwd(be, g, M(x), n, M(y)));
         CHECK_MSG(tw_same(&p, &y), "avgpool_fwd %zu: not the same bits", t);

@@ -531,7 +531,7 @@ static void maxpool_matches_naive(const char *isa)
         for (size_t i = 0; i < in; i++)
             dx[i] = NAN;
         be->maxpool_fwd(be, &g, x, n, y);
-        be->maxpool_bwd(be, &g, x, dy, n, dx);
+        be->maxpool_bwd(be, &g, x, dy, n, dx, CN_ACT_NONE);
         double *want = doubles(in), *mag = doubles(in), *bound = doubles(in);
         size_t *cnt = calloc(in, sizeof *cnt);
         for (size_t pl = 0; pl < n * g.c; pl++)
@@ -567,10 +567,34 @@ static void maxpool_matches_naive(const char *isa)
          * same bits; the inputs between windows 0. */
         if (g.stride >= g.kh && g.stride >= g.kw && be->bwd_in_place & CN_BWD_POOL) {
             float *over = copy_of(x, in);
-            be->maxpool_bwd(be, &g, over, dy, n, over);
+            be->maxpool_bwd(be, &g, over, dy, n, over, CN_ACT_NONE);
             CHECK_MSG(memcmp(over, dx, in * sizeof *dx) == 0,
                       "%s maxpool geometry %zu: backward over its input differs", isa, t);
             free(over);
+        }
+        /* With a relu's gradient (CN_BWD_POOL): x made a relu's output (the
+         * geometries with ties already are: whole windows of 0), the
+         * gradient of a window whose maximum is 0 dropped; apart and, for
+         * windows apart, over x. */
+        if (be->bwd_in_place & CN_BWD_POOL) {
+            float *xr = copy_of(x, in), *dr = floats(in), *wr = floats(in);
+            for (size_t i = 0; i < in; i++)
+                xr[i] = xr[i] > 0 ? xr[i] : 0.0f;
+            be->maxpool_bwd(be, &g, xr, dy, n, dr, CN_ACT_NONE);
+            memcpy(wr, dr, in * sizeof *wr);
+            /* the reference: no gradient where the relu's output is 0 */
+            for (size_t i = 0; i < in; i++)
+                wr[i] = xr[i] > 0 ? wr[i] : 0.0f;
+            be->maxpool_bwd(be, &g, xr, dy, n, dr, CN_ACT_RELU);
+            CHECK_MSG(memcmp(dr, wr, in * sizeof *dr) == 0,
+                      "%s maxpool geometry %zu: backward with the relu's gradient differs", isa, t);
+            if (g.stride >= g.kh && g.stride >= g.kw) {
+                be->maxpool_bwd(be, &g, xr, dy, n, xr, CN_ACT_RELU);
+                CHECK_MSG(memcmp(xr, wr, in * sizeof *xr) == 0,
+                          "%s maxpool geometry %zu: with the relu, over its input, differs", isa,
+                          t);
+            }
+            free(xr), free(dr), free(wr);
         }
         free(want), free(mag), free(bound), free(cnt), free(x), free(y), free(dy), free(dx);
     }

@@ -519,19 +519,27 @@ static void dropout_masks(void)
 /* The gradient convention: backward adds into the gradient block, so two
  * backward passes without zeroing give twice the gradient. */
 /* A training pass's gradients in less memory (net.c, plan_grads): batch
- * normalisation's in place, a max pooling's over its input, the two buffers
- * sized by what each holds.  The same gradients and input gradient, bit for
- * bit, as on a backend whose backward operations write every result apart
- * (bwd_in_place 0); the output that the pooling's gradient went over is
- * refused until the next forward pass, and so is a second backward pass;
+ * normalisation's in place, a max pooling's over its input (a relu's output
+ * too, the relu's gradient then applied by the pooling), the two buffers
+ * sized by what each holds.  The same gradients and input gradient, bit
+ * for bit, as on a backend whose backward operations write every result
+ * apart (bwd_in_place 0); the output that the pooling's gradient went over
+ * is refused until the next forward pass, and so is a second backward pass;
  * the explaining passes, which need larger buffers than the plan's, get
- * their own and agree too. */
-static void backward_in_less_memory(void)
+ * their own and agree too.  which 0: a convolution with no activation
+ * before the pooling; 1: relus fused into a convolution and into a batch
+ * normalisation before the poolings. */
+static void in_less_memory(int which)
 {
-    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=8\nwidth=8\nclasses=3\n"
-                            "[conv]\nfilters=4\nsize=3\npad=1\n[maxpool]\nsize=2\n"
-                            "[batchnorm]\n[relu]\n[conv]\nfilters=3\nsize=3\npad=1\n"
-                            "[batchnorm]\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
+    static const char *const text[2] = {
+        "[net]\nchannels=2\nheight=8\nwidth=8\nclasses=3\n[conv]\nfilters=4\nsize=3\npad=1\n"
+        "[maxpool]\nsize=2\n[batchnorm]\n[relu]\n[conv]\nfilters=3\nsize=3\npad=1\n"
+        "[batchnorm]\n[relu]\n[fc]\noutputs=3\n[softmax]\n",
+        "[net]\nchannels=2\nheight=8\nwidth=8\nclasses=3\n[conv]\nfilters=4\nsize=3\npad=1\n"
+        "[relu]\n[maxpool]\nsize=2\n[conv]\nfilters=4\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
+        "[maxpool]\nsize=2\n[fc]\noutputs=3\n[softmax]\n"};
+    size_t pool = which ? 2 : 1; /* the first pooling */
+    cn_spec *spec = th_spec(text[which]);
     CHECK(spec);
     cn_cpu *cpu[2] = {NULL, NULL};
     cn_net *net[2] = {NULL, NULL};
@@ -561,7 +569,7 @@ static void backward_in_less_memory(void)
         /* the convolution's output, under the pooling's gradient in the first */
         cn_status st = cn_net_get_layer_output(net[k], 0, 0, N, out[k]);
         CHECK(k == 0 ? st == CN_ERR_ARG && strstr(cn_last_error(), "conv1's output") : st == CN_OK);
-        CHECK_OK(cn_net_get_layer_output(net[k], 1, 0, N, out[k])); /* the pooling's is kept */
+        CHECK_OK(cn_net_get_layer_output(net[k], pool, 0, N, out[k])); /* the pooling's is kept */
         st = cn_net_backward(net[k], labels, N, NULL);
         CHECK(k == 0 ? st == CN_ERR_ARG && strstr(cn_last_error(), "second backward")
                      : st == CN_OK);
@@ -573,13 +581,27 @@ static void backward_in_less_memory(void)
     }
     if (net[0] && net[1] && grads[0] && grads[1]) {
         const cn_layer *l = net[0]->layers;
-        CHECK(l[1].grad_at == CN_GRAD_ON_X && l[0].output_spent && l[2].grad_at == CN_GRAD_ON_DY &&
-              l[5].grad_at == CN_GRAD_ON_DY);
-        /* softmax 3 -> buffer 0, fc 48 -> 1, conv2 64 -> 0, conv1's dx
-         * 128 -> 0: 128 + 48 floats a sample, against 256 + 128 apart */
-        CHECK(net[0]->gbuf_floats[0] == 128 && net[0]->gbuf_floats[1] == 48);
+        if (which == 0) {
+            CHECK(l[1].grad_at == CN_GRAD_ON_X && l[1].grad_act == CN_ACT_NONE &&
+                  l[0].output_spent && l[2].grad_at == CN_GRAD_ON_DY &&
+                  l[5].grad_at == CN_GRAD_ON_DY);
+            /* softmax 3 -> buffer 0, fc 48 -> 1, conv2 64 -> 0, conv1's dx
+             * 128 -> 0: 128 + 48 floats a sample, against 128 + 256 apart */
+            CHECK(net[0]->gbuf_floats[0] == 128 && net[0]->gbuf_floats[1] == 48);
+        } else {
+            /* the poolings apply the relus' gradients and write over their
+             * outputs; the batch normalisation computes its own in place */
+            CHECK(l[2].grad_at == CN_GRAD_ON_X && l[2].grad_act == CN_ACT_RELU &&
+                  l[0].act_applied && l[0].output_spent && l[1].output_spent &&
+                  l[6].grad_at == CN_GRAD_ON_X && l[6].grad_act == CN_ACT_RELU &&
+                  l[4].act_applied && l[4].grad_at == CN_GRAD_ON_DY && !l[3].act_applied);
+            /* softmax 3 -> buffer 0, fc 16 -> 1, conv2 64 -> 1, conv1's dx
+             * 128 -> 1: 3 + 128 floats a sample */
+            CHECK(net[0]->gbuf_floats[0] == 3 && net[0]->gbuf_floats[1] == 128);
+        }
         CHECK(net[1]->gbuf_floats[0] == 128 && net[1]->gbuf_floats[1] == 256);
-        CHECK(bytes[1] - bytes[0] == (256 - 48) * N * sizeof(float));
+        CHECK(bytes[1] - bytes[0] ==
+              (384 - net[0]->gbuf_floats[0] - net[0]->gbuf_floats[1]) * N * sizeof(float));
         size_t np = cn_net_num_params(net[0]);
         CHECK(memcmp(grads[0], grads[1], np * sizeof(float)) == 0);
         CHECK(memcmp(dx[0], dx[1], sizeof dx[0]) == 0);
@@ -594,6 +616,9 @@ static void backward_in_less_memory(void)
     }
     cn_spec_free(spec);
 }
+
+static void backward_in_less_memory(void) { in_less_memory(0); }
+static void backward_in_less_memory_relu(void) { in_less_memory(1); }
 
 static void backward_accumulates(void)
 {
@@ -650,5 +675,6 @@ const th_test th_layers[] = {
     {"layers/dropout_masks", dropout_masks},
     {"layers/backward_accumulates", backward_accumulates},
     {"layers/backward_in_less_memory", backward_in_less_memory},
+    {"layers/backward_in_less_memory_relu_pooled", backward_in_less_memory_relu},
     {NULL, NULL},
 };

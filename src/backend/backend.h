@@ -55,7 +55,7 @@ typedef struct cn_win {
 
 /* cn_backend's bwd_in_place bits.  CN_BWD_BN: bn_bwd's dx may be dy.
  * CN_BWD_POOL: maxpool_bwd's dx may be x when no two windows overlap
- * (stride >= kh and stride >= kw). */
+ * (stride >= kh and stride >= kw), and it takes CN_ACT_RELU. */
 #define CN_BWD_BN   1u
 #define CN_BWD_POOL 2u
 
@@ -159,9 +159,12 @@ struct cn_backend {
     /* Max pooling of x (n, c, h, w) into y (n, c, oh, ow); no padding. */
     void (*maxpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);
     /* dx (overwritten) gets dy at the first maximum of each window; dx may
-     * be x where bwd_in_place has CN_BWD_POOL and no windows overlap. */
+     * be x where bwd_in_place has CN_BWD_POOL and no windows overlap.  act:
+     * CN_ACT_NONE, or CN_ACT_RELU (where bwd_in_place has CN_BWD_POOL) when
+     * x is a relu's output whose gradient this pass applies too: a window
+     * whose maximum is not above 0 passes no gradient on. */
     void (*maxpool_bwd)(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
-                        size_t n, float *dx);
+                        size_t n, float *dx, cn_act act);
     /* Average pooling; backward overwrites dx with dy / (kh kw) spread over
      * each window (summed where windows overlap). */
     void (*avgpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);

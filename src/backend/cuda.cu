@@ -767,8 +767,9 @@ static void cu_maxpool_fwd(const cn_backend *be, const cn_win *cg, const float *
 }
 
 static void cu_maxpool_bwd(const cn_backend *be, const cn_win *cg, const float *x, const float *dy,
-                           size_t n, float *dx)
+                           size_t n, float *dx, cn_act act)
 {
+    (void)act; /* always CN_ACT_NONE: bwd_in_place lists no CN_BWD_POOL */
     cn_cuda *g = cu(be);
     size_t count = n * cg->c * cg->h * cg->w;
     if (!count)

@@ -160,8 +160,9 @@ GUARD(conv_bwd,
 GUARD(maxpool_fwd, (const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y),
       (be, g, x, n, y))
 GUARD(maxpool_bwd,
-      (const cn_backend *be, const cn_win *g, const float *x, const float *dy, size_t n, float *dx),
-      (be, g, x, dy, n, dx))
+      (const cn_backend *be, const cn_win *g, const float *x, const float *dy, size_t n, float *dx,
+       cn_act act),
+      (be, g, x, dy, n, dx, act))
 GUARD(avgpool_fwd, (const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y),
       (be, g, x, n, y))
 GUARD(avgpool_bwd, (const cn_backend *be, const cn_win *g, const float *dy, size_t n, float *dx),

@@ -180,7 +180,7 @@ static void pool2_fwd_row(const float *t, const float *u, size_t ow, float *out)
 }
 
 static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float *d, float *ot,
-                          float *ou)
+                          float *ou, int relu)
 {
     for (size_t j = 0; j < ow; j += 16) {
         size_t n = ow - j < 16 ? ow - j : 16;
@@ -189,6 +189,9 @@ static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float
         load_pairs(u + 2 * j, n, &c, &e);
         __m512 g = _mm512_maskz_loadu_ps(tail_mask(n), d + j);
         __m512 ab = _mm512_max_ps(b, a), ce = _mm512_max_ps(e, c);
+        if (relu) /* none from a window whose maximum is not above 0 */
+            g = _mm512_maskz_mov_ps(
+                _mm512_cmp_ps_mask(_mm512_max_ps(ce, ab), _mm512_setzero_ps(), _CMP_GT_OQ), g);
         __mmask16 bottom = _mm512_cmp_ps_mask(ce, ab, _CMP_GT_OQ);
         __mmask16 rt = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ),
                   ru = _mm512_cmp_ps_mask(e, c, _CMP_GT_OQ);

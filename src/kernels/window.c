@@ -173,14 +173,16 @@ static void pool2_fwd_row(const float *restrict t, const float *restrict u, size
 }
 
 /* The gradient goes to the first maximum in a, b, c, d order, as in the
- * general case; every input of the window is written, after the window is
- * read (ot may be t and ou u: in place). */
+ * general case (with relu, none from a window whose maximum is not above
+ * 0); every input of the window is written, after the window is read (ot
+ * may be t and ou u: in place). */
 static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float *d, float *ot,
-                          float *ou)
+                          float *ou, int relu)
 {
     for (size_t j = 0; j < ow; j++) {
         float a = t[2 * j], b = t[2 * j + 1], c = u[2 * j], e = u[2 * j + 1], g = d[j];
         float ab = b > a ? b : a, ce = e > c ? e : c;
+        g = relu && !((ce > ab ? ce : ab) > 0.0f) ? 0.0f : g;
         float gt = ce > ab ? 0.0f : g, gu = ce > ab ? g : 0.0f; /* which row wins */
         ot[2 * j] = b > a ? 0.0f : gt;
         ot[2 * j + 1] = b > a ? gt : 0.0f;
@@ -197,10 +199,10 @@ static void pool2_fwd_plane(const float *in, size_t w, size_t oh, size_t ow, flo
 }
 
 static void pool2_bwd_plane(const float *in, size_t w, size_t oh, size_t ow, const float *d,
-                            float *out, size_t h)
+                            float *out, size_t h, int relu)
 {
     for (size_t i = 0; i < oh; i++, in += 2 * w, out += 2 * w, d += ow) {
-        pool2_bwd_row(in, in + w, ow, d, out, out + w);
+        pool2_bwd_row(in, in + w, ow, d, out, out + w, relu);
         for (size_t j = 2 * ow; j < w; j++) /* an odd last column */
             out[j] = out[w + j] = 0.0f;
     }
@@ -247,8 +249,8 @@ static size_t window_arg(const cn_win *g, const float *win)
 
 /* One plane's gradient when no two windows overlap: each window is read
  * and then written whole, and the inputs no window covers get 0, so out may
- * be in (in place). */
-static void pool_bwd_apart(const cn_win *g, const float *in, const float *d, float *out)
+ * be in (in place).  relu: none from a window whose maximum is not above 0. */
+static void pool_bwd_apart(const cn_win *g, const float *in, const float *d, float *out, int relu)
 {
     const size_t st = g->stride, w = g->w;
     for (size_t r = 0; r < g->h; r++) { /* the rows and columns between windows */
@@ -260,34 +262,37 @@ static void pool_bwd_apart(const cn_win *g, const float *in, const float *d, flo
     for (size_t i = 0; i < g->oh; i++)
         for (size_t j = 0; j < g->ow; j++) {
             size_t base = i * st * w + j * st, arg = window_arg(g, in + base);
+            float v = relu && !(in[base + arg] > 0.0f) ? 0.0f : d[i * g->ow + j];
             for (size_t ki = 0; ki < g->kh; ki++)
                 for (size_t kj = 0; kj < g->kw; kj++)
                     out[base + ki * w + kj] = 0.0f;
-            out[base + arg] = d[i * g->ow + j];
+            out[base + arg] = v;
         }
 }
 
 static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
-                        size_t n, float *dx)
+                        size_t n, float *dx, cn_act act)
 {
+    int relu = act == CN_ACT_RELU;
     long planes = (long)(n * g->c);
     PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes, {
         const float *in = x + (size_t)t * g->h * g->w;
         const float *d = dy + (size_t)t * g->oh * g->ow;
         float *out = dx + (size_t)t * g->h * g->w;
         if (is_pool2(g)) {
-            pool2_bwd_plane(in, g->w, g->oh, g->ow, d, out, g->h);
+            pool2_bwd_plane(in, g->w, g->oh, g->ow, d, out, g->h, relu);
             continue;
         }
         if (g->stride >= g->kh && g->stride >= g->kw) {
-            pool_bwd_apart(g, in, d, out);
+            pool_bwd_apart(g, in, d, out, relu);
             continue;
         }
         memset(out, 0, g->h * g->w * sizeof(float));
         for (size_t i = 0; i < g->oh; i++)
             for (size_t j = 0; j < g->ow; j++) {
                 size_t base = i * g->stride * g->w + j * g->stride;
-                out[base + window_arg(g, in + base)] += d[i * g->ow + j];
+                size_t arg = base + window_arg(g, in + base);
+                out[arg] += relu && !(in[arg] > 0.0f) ? 0.0f : d[i * g->ow + j];
             }
     });
 }

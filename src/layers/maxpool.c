@@ -46,14 +46,18 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
     if (!dx)
         return;
     cn_win g = geometry(l);
-    ctx->be->maxpool_bwd(ctx->be, &g, x, dy, n, dx);
+    /* a relu below whose gradient the network's plan moved here */
+    ctx->be->maxpool_bwd(ctx->be, &g, x, dy, n, dx, ctx->fuse ? l->grad_act : CN_ACT_NONE);
 }
 
-/* Over its input when the backend can and no two windows overlap. */
+/* Over its input when the backend can and no two windows overlap, a
+ * relu's output too (a window whose maximum is not above 0 passes nothing). */
 static unsigned dx_places(const cn_layer *l, const cn_backend *be)
 {
     cn_win g = geometry(l);
-    return be->bwd_in_place & CN_BWD_POOL && g.stride >= g.kh && g.stride >= g.kw ? CN_DX_ON_X : 0;
+    return be->bwd_in_place & CN_BWD_POOL && g.stride >= g.kh && g.stride >= g.kw
+               ? CN_DX_ON_X | CN_DX_ON_RELU_X
+               : 0;
 }
 
 /* The linear piece: which input wins each window (the first maximum). */
