@@ -434,10 +434,11 @@ cn_status cn_net_get_output(const cn_net *net, float *dst);
  * layer that works in place (relu after a convolution, say) shares its
  * output with the layer before: both then show it.  A training pass's
  * backward pass writes the gradient of a max pooling's input (over windows
- * apart) over that input, the output of the layer before, when nothing
- * reads it again: that output is refused from then until the next forward
- * pass.  Errors: CN_ERR_ARG (no such layer or samples, an output written
- * over). */
+ * apart) over that input when nothing reads it again: the output of the
+ * layer before (a convolution's, a batch normalisation's, or a relu's
+ * working in place over one of them).  That output is refused from then
+ * until the next forward pass.  Errors: CN_ERR_ARG (no such layer or
+ * samples, an output written over). */
 cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
                                   float *dst);
 /* Mean negative log-likelihood of labels under the last forward pass,

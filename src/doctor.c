@@ -126,19 +126,12 @@ cn_status cn_net_trace_backward(cn_net *net, const int32_t *labels, size_t n, cn
         return st;
     if (net->spent) {
         /* The pass wrote gradients over outputs it reads: the forward pass
-         * again first, the same bits, its buffers' updates (running
-         * statistics) undone. */
-        const cn_backend *be = net->be;
-        size_t bytes = net->n_buffers * sizeof(float);
-        float *keep = bytes ? net->be->alloc(net->be, bytes) : NULL;
-        if (bytes && !keep)
-            return cn_fail(CN_ERR_NOMEM, "out of memory");
-        if (bytes)
-            be->copy(be, keep, net->buffers, bytes);
+         * again first, from the buffers (running statistics) it found, so
+         * the same bits, and the same buffers after it. */
+        if (net->n_buffers)
+            net->be->copy(net->be, net->buffers, net->buffers_before,
+                          net->n_buffers * sizeof(float));
         cn_net_run_forward(net, net->x_last, n, 1, NULL);
-        if (bytes)
-            be->copy(be, net->buffers, keep, bytes);
-        net->be->free(net->be, keep);
     }
     cn_net_zero_grads(net);
     bwd_check b = {net, n, out};

@@ -322,15 +322,18 @@ struct cn_net {
     float *params, *grads;
     size_t n_buffers;
     float *buffers;
-    float *norm;      /* the input's mean (c floats) then std (c floats) */
-    float *norm_host; /* the same, on the host (cn_net_prepare) */
-    float *states;    /* the layers' state areas */
-    float **act;      /* act[i]: output of layer i, (max_batch, out_i) */
-    float *arena;     /* a forward-only net's outputs (train_batch 0): each
-                         at its place in one block, kept only while a later
-                         layer reads it (the last two, the logits and the
-                         probabilities, to the end) */
-    size_t *arena_at; /* arena_at[i]: offset (floats) of layer i's output */
+    float *buffers_before; /* the buffers as the last training pass found them, where
+                              backward writes over outputs (cn_net_trace_backward's
+                              replay of that pass); else NULL */
+    float *norm;           /* the input's mean (c floats) then std (c floats) */
+    float *norm_host;      /* the same, on the host (cn_net_prepare) */
+    float *states;         /* the layers' state areas */
+    float **act;           /* act[i]: output of layer i, (max_batch, out_i) */
+    float *arena;          /* a forward-only net's outputs (train_batch 0): each
+                              at its place in one block, kept only while a later
+                              layer reads it (the last two, the logits and the
+                              probabilities, to the end) */
+    size_t *arena_at;      /* arena_at[i]: offset (floats) of layer i's output */
     size_t arena_floats;
     float **dlater;        /* dlater[i]: gradient of a read_later layer's output
                               from the layers that read it, (train_batch, out_i) */

@@ -73,9 +73,10 @@ void cn_net_free(cn_net *net)
             if (net->dlater)
                 be->free(be, net->dlater[i]);
         }
-        void *blocks[] = {net->gbuf[0], net->gbuf[1],  net->ws,       net->input,   net->pixels,
-                          net->labels,  net->params,   net->grads,    net->buffers, net->norm,
-                          net->states,  net->row_loss, net->row_best, net->row_p,   net->arena};
+        void *blocks[] = {net->gbuf[0],  net->gbuf[1], net->ws,     net->input,
+                          net->pixels,   net->labels,  net->params, net->grads,
+                          net->buffers,  net->norm,    net->states, net->row_loss,
+                          net->row_best, net->row_p,   net->arena,  net->buffers_before};
         for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
             be->free(be, blocks[i]);
     }
@@ -445,6 +446,15 @@ static void plan_grads(cn_net *net)
     }
 }
 
+/* Whether a training pass's backward writes gradients over outputs. */
+static int spends_outputs(const cn_net *net)
+{
+    for (size_t i = 0; i < net->n_layers; i++)
+        if (net->layers[i].output_spent)
+            return 1;
+    return 0;
+}
+
 /* Places the tensors in their blocks and sums the memory (saturating at
  * SIZE_MAX): the bytes of the blocks that allocate asks for, no more, no
  * less (cn_net_blocks lists them). */
@@ -532,8 +542,9 @@ enum {
     B_H_LOSS,
     B_H_BEST,
     B_H_LABELS,
-    B_ARENA, /* a forward-only net's outputs (none in other nets) */
-    B_FIXED  /* the layers' blocks follow: 2 per layer */
+    B_ARENA,          /* a forward-only net's outputs (none in other nets) */
+    B_BUFFERS_BEFORE, /* the buffers before a training pass (nets that spend outputs) */
+    B_FIXED           /* the layers' blocks follow: 2 per layer */
 };
 
 /* Bytes of count values of size bytes, as a block asks for them: an empty
@@ -589,6 +600,10 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
     case B_H_LOSS: *out = (cn_net_block){mb * sizeof(double), CN_MEM_HOST, SIZE_MAX}; break;
     case B_H_BEST:
     case B_H_LABELS: *out = (cn_net_block){mb * sizeof(int32_t), CN_MEM_HOST, SIZE_MAX}; break;
+    case B_BUFFERS_BEFORE:
+        *out = (cn_net_block){spends_outputs(net) ? block_bytes(net->n_buffers, 4) : 0, CN_MEM_ACT,
+                              SIZE_MAX};
+        break;
     case B_ARENA:
         *out = (cn_net_block){net->arena_at ? block_bytes(net->arena_floats, 4) : 0, CN_MEM_ACT,
                               SIZE_MAX};
@@ -645,7 +660,8 @@ static int allocate(cn_net *net)
     void *p[B_FIXED];
     int ok = 1;
     for (size_t b = 0; b < B_FIXED; b++)
-        ok &= (p[b] = alloc_block(net, b)) != NULL || (b == B_ARENA && !net->arena_at);
+        ok &= (p[b] = alloc_block(net, b)) != NULL || (b == B_ARENA && !net->arena_at) ||
+              (b == B_BUFFERS_BEFORE && !spends_outputs(net));
     net->params = p[B_PARAMS];
     net->grads = p[B_GRADS];
     net->buffers = p[B_BUFFERS];
@@ -665,6 +681,7 @@ static int allocate(cn_net *net)
     net->h_best = p[B_H_BEST];
     net->h_labels = p[B_H_LABELS];
     net->arena = p[B_ARENA];
+    net->buffers_before = p[B_BUFFERS_BEFORE];
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         if (net->arena_at)
@@ -987,6 +1004,10 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
                              double *times)
 {
     cn_ctx ctx = make_ctx(net, 1, train);
+    /* what the pass updates (running statistics), kept for a replay of it
+     * (cn_net_trace_backward) once backward has written over outputs */
+    if (train && from == 0 && net->buffers_before && net->n_buffers)
+        net->be->copy(net->be, net->buffers_before, net->buffers, net->n_buffers * sizeof(float));
     for (size_t i = from; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         double t0 = stamp(net, times);
