@@ -360,34 +360,33 @@ static void place_outputs(cn_net *net, size_t *end)
     }
 }
 
+/* Whether nothing but the layer above reads layer l's output in a backward
+ * pass once that layer has: l owns the buffer, its own backward reads no
+ * output (but for act, its fused activation's gradient, which the layer
+ * above would then apply), and no later layer reads it as an extra input. */
+static int output_unread(const cn_layer *l, cn_act act)
+{
+    return !l->shares_input && !l->fused_away && l->fused_act == act && !l->fused_affine &&
+           !l->ops->needs_y && !l->read_later;
+}
+
 /* Whether layer i's backward pass may write its input's gradient over its
- * input, the output of layer i-1: nothing reads that output again in a
- * backward pass once layer i has (layer i-1 owns the buffer, its own
- * backward reads no output, no activation of its applies there, no layer
- * works in place over it, and no later layer reads it as an extra input). */
+ * input, the output of layer i-1 (not the caller's input). */
 static int may_write_over_input(const cn_net *net, size_t i)
 {
-    if (i == 0)
-        return 0; /* the caller's input */
-    const cn_layer *l = &net->layers[i], *below = l - 1;
-    return !l->shares_input && !below->shares_input && !below->fused_away &&
-           below->fused_act == CN_ACT_NONE && !below->fused_affine && !below->ops->needs_y &&
-           !below->read_later;
+    return i > 0 && !net->layers[i].shares_input && output_unread(&net->layers[i - 1], CN_ACT_NONE);
 }
 
 /* Whether layer i's input is the output of a relu fused into the layer
- * before it, whose backward reads that output for the relu's gradient
- * only: with the gradient applied by layer i instead, nothing reads the
- * output again once layer i has (as may_write_over_input). */
+ * before it (in place over that layer's output), which layer i may write
+ * over once it applies the relu's gradient itself. */
 static int relu_output_below(const cn_net *net, size_t i)
 {
     if (i < 2)
         return 0;
-    const cn_layer *l = &net->layers[i], *relu = l - 1, *owner = l - 2;
+    const cn_layer *l = &net->layers[i], *relu = l - 1;
     return !l->shares_input && relu->fused_away && relu->shares_input &&
-           relu->ops->act == CN_ACT_RELU && !relu->read_later && owner->fused_act == CN_ACT_RELU &&
-           !owner->shares_input && !owner->fused_away && !owner->fused_affine &&
-           !owner->ops->needs_y && !owner->read_later;
+           relu->ops->act == CN_ACT_RELU && !relu->read_later && output_unread(l - 2, CN_ACT_RELU);
 }
 
 /* Where a training pass's backward writes each layer's input gradient
