@@ -157,18 +157,31 @@ static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t ma
            n_chunks(max_batch) * (m * kk + m);
 }
 
-/* dw += the chunks' weight sums, db += their bias sums, in chunk order. */
+/* dw += the chunks' weight sums, db += their bias sums, in chunk order:
+ * each element summed from 0 over the chunks in turn, as one scalar loop
+ * would, but a block of elements at a time, so that the sums run in vectors
+ * along rows of the partials instead of down their columns. */
+#define REDUCE_BLOCK 512
 static void reduce_chunks(const cn_backend *be, const float *partial, size_t chunks, size_t part,
                           size_t nw, float *dw, float *db)
 {
-    PARALLEL_FOR(part > 4096 ? cn_cpu_of(be)->threads : 1, e, part, {
-        float sum = 0.0f;
-        for (size_t c = 0; c < chunks; c++)
-            sum += partial[c * part + (size_t)e];
-        if ((size_t)e < nw)
-            dw[e] += sum;
-        else
-            db[(size_t)e - nw] += sum;
+    size_t blocks = (part + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
+    PARALLEL_FOR(part > 4096 ? cn_cpu_of(be)->threads : 1, k, blocks, {
+        float sum[REDUCE_BLOCK];
+        size_t e0 = (size_t)k * REDUCE_BLOCK, len = part - e0 < REDUCE_BLOCK ? part - e0 : REDUCE_BLOCK;
+        for (size_t e = 0; e < len; e++)
+            sum[e] = 0.0f;
+        for (size_t c = 0; c < chunks; c++) {
+            const float *pc = partial + c * part + e0;
+            for (size_t e = 0; e < len; e++)
+                sum[e] += pc[e];
+        }
+        for (size_t e = 0; e < len; e++) {
+            if (e0 + e < nw)
+                dw[e0 + e] += sum[e];
+            else
+                db[e0 + e - nw] += sum[e];
+        }
     });
 }
 
