@@ -410,20 +410,46 @@ def ort_version(ort_dir):
         return "?"
 
 
+TTA_EVERY = 0.05  # epochs between checks of the test set
+
+
 def time_to_accuracy():
+    """The default network and recipe trained for its epoch with the test set
+    checked every TTA_EVERY epochs.  Reported: the training time (evaluation
+    excluded) of the first check from which every later check, to the end of
+    the run, is at 99.0% or above: a model that only touched 99% once and
+    fell back does not count.  Checks every quarter epoch, as until session
+    34, overstate the time by up to a quarter epoch (about 1 s here)."""
     print("\ntime to 99.0% MNIST test accuracy, default network and recipe "
-          "(test set checked every quarter epoch, evaluation time excluded):")
-    out = subprocess.run([BIN, "train", "--test-every", "0.25", "--stop-at", "0.99", "--quiet",
+          f"(test set checked every {TTA_EVERY:g} epochs, evaluation time excluded; "
+          "the time from which every later check is at 99.0% or above):")
+    out = subprocess.run([BIN, "train", "--test-every", str(TTA_EVERY), "--quiet",
                           "-o", os.path.join(OUT, "tta.safetensors"),
                           "--log", os.path.join(OUT, "tta.csv")],
                          cwd=ROOT, capture_output=True, text=True).stdout
-    lines = [line for line in out.splitlines()
-             if line.startswith(("test after", "reached", "did not"))]
-    for line in lines[-3:]:
-        print("  " + line)
-    m = re.search(r"after ([0-9.]+) s of training", lines[-1] if lines else "")
-    if m:
-        print(f"  target under 3 s: {'met' if float(m.group(1)) < 3 else 'NOT met'}")
+    checks = []  # (epochs, accuracy %, seconds of training)
+    for line in out.splitlines():
+        m = re.match(r"test after ([0-9.]+) epochs: accuracy ([0-9.]+)%.*\(([0-9.]+) s of training\)",
+                     line)
+        if m:
+            checks.append(tuple(float(g) for g in m.groups()))
+    if not checks:
+        print("  no test-set checks in convnet's output: " + (out.strip().splitlines() or [""])[-1])
+        return
+    first = None
+    for i in range(len(checks)):
+        if all(c[1] >= 99.0 for c in checks[i:]):
+            first = checks[i]
+            break
+    last = checks[-1]
+    print(f"  {len(checks)} checks; the last after {last[0]:.2f} epochs: {last[1]:.2f}% "
+          f"({last[2]:.2f} s of training)")
+    if first is None:
+        print("  99.0% not held at the end of the run; target under 3 s: NOT met")
+        return
+    print(f"  at or above 99.0% from {first[0]:.2f} epochs on: {first[1]:.2f}% after "
+          f"{first[2]:.2f} s of training")
+    print(f"  target under 3 s: {'met' if first[2] < 3 else 'NOT met'}")
 
 
 def find(key, contender):

@@ -123,7 +123,7 @@ typedef struct run {
     cn_model *model;
     const cn_data *test;
     double test_every, stop_at, eval_s, reached_s, reached_acc;
-    uint64_t next_check;
+    uint64_t checked_at;
     int reached;
     double val_s;           /* validation time of the run so far (--verbose) */
     int rank, size;         /* this worker of a data-parallel run, and how many */
@@ -143,10 +143,13 @@ static double peak_mib(void)
  * accuracy reaches stop_at.  Evaluation time is kept out of training time. */
 static cn_status check_test(run *r, const cn_progress *p)
 {
-    if (p->global_step < r->next_check)
-        return CN_OK;
     uint64_t every = (uint64_t)(r->test_every * (double)p->steps + 0.5);
-    r->next_check = p->global_step + (every ? every : 1);
+    /* checked_at: the step the interval counts from (the run's first, then
+     * the last check's), so that checks fall every `every` steps from there
+     * and the last step of a whole number of intervals is checked. */
+    if (p->global_step < r->checked_at + (every ? every : 1))
+        return CN_OK;
+    r->checked_at = p->global_step;
     double t0 = cli_now(), train_s = p->elapsed_s - r->eval_s;
     cn_eval ev;
     cn_status st = cn_model_evaluate(r->model, r->test, &ev); /* the average, with ema */
@@ -155,7 +158,7 @@ static cn_status check_test(run *r, const cn_progress *p)
     r->eval_s += cli_now() - t0;
     if (r->tty && !r->quiet)
         fputs("\r\033[K", stderr);
-    printf("test after %.2f epochs: accuracy %.2f%%, loss %.4f (%.1f s of training)\n",
+    printf("test after %.2f epochs: accuracy %.2f%%, loss %.4f (%.2f s of training)\n",
            (double)p->global_step / (double)p->steps, 100 * ev.accuracy, ev.loss, train_s);
     fflush(stdout);
     double acc = ev.accuracy;
@@ -858,7 +861,7 @@ static int open_log(const args *a, job *j)
         r->test = &j->test;
         r->test_every = a->test_every;
         r->stop_at = a->stop_at;
-        r->next_check = cn_model_state(j->model)->global_step;
+        r->checked_at = cn_model_state(j->model)->global_step;
     }
     const cn_train_state *s = cn_model_state(j->model);
     int appending = a->resume && s->epoch > 0;

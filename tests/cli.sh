@@ -243,6 +243,19 @@ if [ -f tiny.csv ] && [ "$(wc -l < tiny.csv)" = 21 ] && head -1 tiny.csv | grep 
 else
     fail "csv log" "tiny.csv should have a header and 10 lines per epoch"
 fi
+# --test-every: the test set after each half epoch, the training time to 0.01 s;
+# --stop-at: the run ends at the first check that reaches it
+run "train --test-every" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epochs 1 \
+    --test-every 0.5 --quiet -o every.safetensors &&
+    expect "train --test-every" "^test after 0.50 epochs: accuracy [0-9.]*%, loss [0-9.]* ([0-9]*\.[0-9][0-9] s of training)$" \
+        "^test after 1.00 epochs: "
+run "train --stop-at" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epochs 1 \
+    --test-every 0.5 --stop-at 0.5 --quiet -o stop.safetensors &&
+    if has "^reached [0-9.]*% test accuracy after [0-9.]* s of training (0.50 epochs" && ! has "test after 1.00"; then
+        ok "train --stop-at: stops at the first check that reaches it"
+    else
+        fail "train --stop-at: stops at the first check that reaches it" "no stop after half an epoch"
+    fi
 run "eval" 0 "$bin" eval tiny.safetensors --data "$data" &&
     expect "eval" "on 10000 test images: accuracy 9[0-9].[0-9][0-9]%" "confusion matrix" "^    9   1009 "
 if run "eval json" 0 "$bin" eval tiny.safetensors --data "$data" --json; then
