@@ -290,7 +290,7 @@ static const size_t geoms[][6] = {
     {1, 28, 28, 5, 1, 0}, {20, 12, 12, 5, 1, 0}, {3, 7, 9, 3, 1, 1},   {2, 8, 8, 3, 2, 1},
     {4, 5, 5, 5, 1, 2},   {1, 6, 7, 2, 3, 0},    {3, 9, 6, 4, 2, 3},   {1, 1, 1, 1, 1, 0},
     {2, 4, 4, 2, 1, 0},   {16, 14, 14, 5, 1, 2}, {2, 13, 17, 3, 1, 1}, {1, 28, 28, 5, 1, 2},
-    {3, 20, 35, 7, 1, 3}, {2, 16, 16, 1, 1, 0},
+    {3, 20, 35, 7, 1, 3}, {2, 16, 16, 1, 1, 0}, {3, 12, 10, 3, 1, 1},
 };
 
 static cn_win win_of(const size_t *g)
@@ -302,11 +302,11 @@ static cn_win win_of(const size_t *g)
 }
 
 /* The convolution against the direct definition, forward and backward, on
- * every geometry above, with 1 to 20 samples (more than the 16 partial sums
- * of the weight gradient) and 1 to 17 filters. */
+ * every geometry above, with 1 to 70 samples (more than the 16 partial sums
+ * of the weight gradient, several samples to a sum) and 1 to 17 filters. */
 static void conv_matches_reference(const char *isa)
 {
-    static const size_t ms[] = {1, 3, 17}, ns[] = {1, 5, 20};
+    static const size_t ms[] = {1, 3, 17}, ns[] = {1, 5, 70};
     cn_backend *be = isa_backend(isa, 2);
     if (!be)
         return;
