@@ -315,19 +315,21 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
     size_t tn = NC, tiles_m = (m + MC - 1) / MC;
     while (tiles_m * ((n + tn - 1) / tn) < (size_t)nt * 2 && tn > NR * 2)
         tn = (tn / 2 + NR - 1) / NR * NR;
-    /* The columns' NR panels shared evenly among the tiles of a row (800
-     * columns in 4 tiles: 6, 6, 6 and 7 panels, not 8, 8, 8 and 1, which
-     * left one of 2 threads 64% of the work); each tile at most tn wide. */
+    /* The rows shared evenly among the rows of tiles, each at most MC (128
+     * rows: 64 and 64, not 126 and 2, which left one of 2 threads all the
+     * work of a batch of 128 in a fully connected layer), and the columns'
+     * NR panels among the tiles of a row (800 columns in 4 tiles: 6, 6, 6
+     * and 7 panels, not 8, 8, 8 and 1); each tile at most tn wide. */
     size_t tiles_n = (n + tn - 1) / tn, panels = (n + NR - 1) / NR;
     long tiles = (long)(tiles_m * tiles_n);
     if (tiles < nt)
         nt = (int)tiles;
     PARALLEL_FOR(nt, t, tiles, {
         int tid = thread_id();
-        size_t jt = (size_t)t % tiles_n, i0 = (size_t)t / tiles_n * MC;
+        size_t jt = (size_t)t % tiles_n, it = (size_t)t / tiles_n;
+        size_t i0 = m * it / tiles_m, i1 = m * (it + 1) / tiles_m;
         size_t j0 = panels * jt / tiles_n * NR, j1 = panels * (jt + 1) / tiles_n * NR;
-        tile(cpu->pack + (size_t)tid * cpu->pack_floats, NULL, ta, tb, i0,
-             m - i0 < MC ? m - i0 : MC, j0, (j1 < n ? j1 : n) - j0, k, alpha, a, lda, b, ldb, beta,
-             c, ldc);
+        tile(cpu->pack + (size_t)tid * cpu->pack_floats, NULL, ta, tb, i0, i1 - i0, j0,
+             (j1 < n ? j1 : n) - j0, k, alpha, a, lda, b, ldb, beta, c, ldc);
     });
 }
