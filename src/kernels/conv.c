@@ -168,7 +168,8 @@ static void reduce_chunks(const cn_backend *be, const float *partial, size_t chu
     size_t blocks = (part + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
     PARALLEL_FOR(part > 4096 ? cn_cpu_of(be)->threads : 1, k, blocks, {
         float sum[REDUCE_BLOCK];
-        size_t e0 = (size_t)k * REDUCE_BLOCK, len = part - e0 < REDUCE_BLOCK ? part - e0 : REDUCE_BLOCK;
+        size_t e0 = (size_t)k * REDUCE_BLOCK,
+               len = part - e0 < REDUCE_BLOCK ? part - e0 : REDUCE_BLOCK;
         for (size_t e = 0; e < len; e++)
             sum[e] = 0.0f;
         for (size_t c = 0; c < chunks; c++) {
