@@ -19,12 +19,14 @@ static const char help[] =
     "\n"
     "  --data DIR     data directory (default $CONVNET_DATA or data/mnist)\n"
     "  --json         print one JSON object instead of tables\n"
-    "  --tta T        test-time augmentation: none (default), flip or shift.  flip:\n"
-    "                 each image's class probabilities are the mean of its own and\n"
-    "                 its mirror image's (left-right), at twice the work; for\n"
-    "                 pictures whose mirror is as likely (clothes), not digits.\n"
-    "                 shift: the mean of its own and its four shifts by one pixel\n"
-    "                 (down, up, right, left), at five times the work; for digits.\n"
+    "  --tta T        test-time augmentation: none (default), flip, shift or\n"
+    "                 flip-shift.  flip: each image's class probabilities are the\n"
+    "                 mean of its own and its mirror image's (left-right), at twice\n"
+    "                 the work; for pictures whose mirror is as likely (clothes),\n"
+    "                 not digits.  shift: the mean of its own and its four shifts\n"
+    "                 by one pixel (down, up, right, left), at five times the work;\n"
+    "                 for digits.  flip-shift: the mean of those five and of their\n"
+    "                 mirrors, at ten times the work; for clothes.\n"
     "                 The loss is then -log of the label's mean probability\n"
     "  --threads N    worker threads (default: one per core)\n"
     "  --device D     where to run: cpu (default), or cuda / cuda:N, a GPU (a\n"
@@ -88,6 +90,9 @@ static void print_tables(const char *const *paths, size_t count, const cn_model 
            tta == CN_TTA_FLIP ? " (test-time augmentation: each image and its mirror)"
            : tta == CN_TTA_SHIFT
                ? " (test-time augmentation: each image and its shifts by one pixel)"
+           : tta == CN_TTA_FLIP_SHIFT
+               ? " (test-time augmentation: each image, its shifts by one pixel, and their "
+                 "mirrors)"
                : "");
     printf("%s%*s      n   accuracy\n", named ? "    " : "", -w, "class");
     for (size_t c = 0; c < k; c++) {
@@ -145,7 +150,7 @@ int cmd_eval(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_TTA:
             if (cn_tta_by_name(v) < 0)
-                return cli_usage("eval", "--tta is none, flip or shift, not '%s'", v);
+                return cli_usage("eval", "--tta is none, flip, shift or flip-shift, not '%s'", v);
             tta = (cn_tta)cn_tta_by_name(v);
             break;
         case O_THREADS:

@@ -39,11 +39,12 @@ static const char help[] =
     "                 Default: digit for a model trained on digits, crop for one\n"
     "                 trained on other pictures (train notes which in the model\n"
     "                 file); for older files digit when grey, crop when colour\n"
-    "  --tta T        test-time augmentation: none (default), flip or shift.  flip:\n"
-    "                 the probabilities are the mean of the picture's and its\n"
-    "                 mirror image's (left-right); for pictures whose mirror is as\n"
-    "                 likely (clothes), not digits.  shift: the mean of the\n"
-    "                 picture's and its four shifts by one pixel; for digits\n"
+    "  --tta T        test-time augmentation: none (default), flip, shift or\n"
+    "                 flip-shift.  flip: the probabilities are the mean of the\n"
+    "                 picture's and its mirror image's (left-right); for pictures\n"
+    "                 whose mirror is as likely (clothes), not digits.  shift: the\n"
+    "                 mean of the picture's and its four shifts by one pixel; for\n"
+    "                 digits.  flip-shift: those five and their mirrors; clothes\n"
     "  --also FILE    an ensemble: the probabilities are the mean of MODEL_FILE's\n"
     "                 and this model's (repeat it for more models: each --also\n"
     "                 adds one; the models take the same input and have the same\n"
@@ -250,7 +251,8 @@ int cmd_predict(int argc, char **argv)
         case O_TTA:
             if (cn_tta_by_name(v) < 0) {
                 free(files);
-                return cli_usage("predict", "--tta is none, flip or shift, not '%s'", v);
+                return cli_usage("predict", "--tta is none, flip, shift or flip-shift, not '%s'",
+                                 v);
             }
             tta = (cn_tta)cn_tta_by_name(v);
             break;

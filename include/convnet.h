@@ -662,17 +662,20 @@ void cn_eval_free(cn_eval *ev);
 /* Test-time augmentation: what an evaluation or a classification averages
  * over. */
 typedef enum cn_tta {
-    CN_TTA_NONE = 0, /* each image as it is */
-    CN_TTA_FLIP,     /* the mean of the class probabilities of each image and
-                        of its left-right mirror (for pictures whose mirror
-                        is as likely, as clothes; not for digits) */
-    CN_TTA_SHIFT     /* the mean over each image and its four shifts by one
-                        pixel (down, up, right, left; 0 comes in at the
-                        edge): for pictures a pixel's move does not change,
-                        as digits */
+    CN_TTA_NONE = 0,  /* each image as it is */
+    CN_TTA_FLIP,      /* the mean of the class probabilities of each image and
+                         of its left-right mirror (for pictures whose mirror
+                         is as likely, as clothes; not for digits) */
+    CN_TTA_SHIFT,     /* the mean over each image and its four shifts by one
+                         pixel (down, up, right, left; 0 comes in at the
+                         edge): for pictures a pixel's move does not change,
+                         as digits */
+    CN_TTA_FLIP_SHIFT /* the mean over the five views of CN_TTA_SHIFT and
+                         their mirrors (ten): for clothes trained with
+                         shifts and flips */
 } cn_tta;
 
-/* "none", "flip", "shift". */
+/* "none", "flip", "shift", "flip-shift". */
 const char *cn_tta_name(cn_tta tta);
 /* The test-time augmentation called name, or -1. */
 int cn_tta_by_name(const char *name);
@@ -680,10 +683,11 @@ int cn_tta_by_name(const char *name);
 /* The class probabilities, probs (n, classes), of n images of 8-bit
  * pixels (n, C, H, W), prepared as cn_net_prepare does, from evaluation
  * passes: with CN_TTA_FLIP the mean of each image's and its mirror's (two
- * passes), with CN_TTA_SHIFT of each image's and its four shifts' (five).
- * The outputs of the last pass are left as cn_net_get_output reads them
- * (the mirrors' with CN_TTA_FLIP, the shifts to the left with
- * CN_TTA_SHIFT).  Errors: CN_ERR_ARG (n not in
+ * passes), with CN_TTA_SHIFT of each image's and its four shifts' (five),
+ * with CN_TTA_FLIP_SHIFT of those five and their mirrors' (ten).  The
+ * outputs of the last pass are left as cn_net_get_output reads them (the
+ * mirrors' with CN_TTA_FLIP, the shifts to the left with CN_TTA_SHIFT, the
+ * mirrors shifted to the left with CN_TTA_FLIP_SHIFT).  Errors: CN_ERR_ARG (n not in
  * 1..cn_net_max_batch, an unknown tta), CN_ERR_NOMEM. */
 cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                  float *probs);

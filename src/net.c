@@ -1545,11 +1545,11 @@ done:
 
 /* ------------------------------------------- test-time augmentation */
 
-static const char *const tta_names[] = {"none", "flip", "shift", NULL};
+static const char *const tta_names[] = {"none", "flip", "shift", "flip-shift", NULL};
 
 const char *cn_tta_name(cn_tta tta)
 {
-    return tta >= CN_TTA_NONE && tta <= CN_TTA_SHIFT ? tta_names[tta] : "?";
+    return tta >= CN_TTA_NONE && tta <= CN_TTA_FLIP_SHIFT ? tta_names[tta] : "?";
 }
 
 int cn_tta_by_name(const char *name)
@@ -1562,19 +1562,26 @@ int cn_tta_by_name(const char *name)
 
 static cn_status check_tta(cn_tta tta)
 {
-    if (tta < CN_TTA_NONE || tta > CN_TTA_SHIFT)
-        return cn_fail(CN_ERR_ARG, "test-time augmentation %d: none (0), flip (1) or shift (2)",
+    if (tta < CN_TTA_NONE || tta > CN_TTA_FLIP_SHIFT)
+        return cn_fail(CN_ERR_ARG,
+                       "test-time augmentation %d: none (0), flip (1), shift (2) or flip-shift (3)",
                        (int)tta);
     return CN_OK;
 }
 
 /* The views a test-time augmentation averages over: the image itself, then
  * its mirror (flip), or its shifts by one pixel down, up, right and left
- * (shift; what comes in at the edge is 0, as in training's shifts). */
-static size_t tta_views(cn_tta tta) { return tta == CN_TTA_FLIP ? 2 : tta == CN_TTA_SHIFT ? 5 : 1; }
+ * (shift; what comes in at the edge is 0, as in training's shifts), or
+ * those five and then the same five mirrored (flip-shift). */
+static size_t tta_views(cn_tta tta)
+{
+    return tta == CN_TTA_FLIP ? 2 : tta == CN_TTA_SHIFT ? 5 : tta == CN_TTA_FLIP_SHIFT ? 10 : 1;
+}
 
 /* View v (1 .. tta_views - 1) of the n images pixels into out: training's
- * augmentation (augment.h) with a draw that only shifts or only mirrors. */
+ * augmentation (augment.h) with a draw that only shifts, only mirrors, or
+ * mirrors then shifts (the mirror of a shift is the opposite shift of the
+ * mirror: the same ten views either way). */
 static void tta_view(cn_tta tta, size_t v, const uint8_t *pixels, size_t n, cn_shape s,
                      uint8_t *out)
 {
@@ -1583,8 +1590,14 @@ static void tta_view(cn_tta tta, size_t v, const uint8_t *pixels, size_t n, cn_s
     if (tta == CN_TTA_FLIP)
         d.mirror = 1;
     else {
-        d.dy = moves[v - 1][0];
-        d.dx = moves[v - 1][1];
+        if (tta == CN_TTA_FLIP_SHIFT && v >= 5) {
+            d.mirror = 1;
+            v -= 5;
+        }
+        if (v > 0) {
+            d.dy = moves[v - 1][0];
+            d.dx = moves[v - 1][1];
+        }
     }
     size_t size = cn_shape_size(s);
     for (size_t i = 0; i < n; i++)

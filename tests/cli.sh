@@ -274,7 +274,7 @@ run "resume" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epo
     run "resume" 0 "$bin" train --resume half.safetensors --epochs 2 --data "$data" --quiet &&
     if cmp -s half.safetensors tiny.safetensors; then ok "resume"; else fail "resume" "1 + 1 epochs differ from 2"; fi
 run "eval of a description" 2 "$bin" eval "$root/models/lenet.cfg" && expect_err "eval of a description" "is a model description"
-run "eval --tta bad" 2 "$bin" eval tiny.safetensors --tta mirror && expect_err "eval --tta bad" "--tta is none, flip or shift, not 'mirror'"
+run "eval --tta bad" 2 "$bin" eval tiny.safetensors --tta mirror && expect_err "eval --tta bad" "--tta is none, flip, shift or flip-shift, not 'mirror'"
 head -c 1000 tiny.safetensors > cut.safetensors
 run "truncated model" 1 "$bin" eval cut.safetensors --data "$data" && expect_err "truncated model" "cut.safetensors"
 run "no data" 1 "$bin" train "$root/tests/fixtures/tiny.cfg" --data nowhere && expect_err "no data" "fetch-data.sh mnist"
@@ -384,6 +384,8 @@ run "eval --tta shift" 0 "$bin" eval conv.safetensors --data "$data" --tta shift
     expect "eval --tta shift" "accuracy [0-9.]*%, loss [0-9.]* (test-time augmentation: each image and its shifts by one pixel)"
 run "eval --tta shift json" 0 "$bin" eval conv.safetensors --data "$data" --json --tta shift &&
     expect "eval --tta shift json" '"tta": "shift"'
+run "eval --tta flip-shift" 0 "$bin" eval conv.safetensors --data "$data" --tta flip-shift &&
+    expect "eval --tta flip-shift" "accuracy [0-9.]*%, loss [0-9.]* (test-time augmentation: each image, its shifts by one pixel, and their mirrors)"
 # an ensemble: two models' mean probabilities; a model twice is the model
 run "eval ensemble" 0 "$bin" eval conv.safetensors tiny.safetensors --data "$data" &&
     expect "eval ensemble" "^the ensemble conv.safetensors + tiny.safetensors on 10000 test images: accuracy 9[0-9].[0-9][0-9]%"

@@ -421,66 +421,95 @@ static void tta_net(uint64_t seed, cn_spec **spec, cn_net **net)
     cn_net_init(*net, &rng);
 }
 
-/* CN_TTA_SHIFT: the mean of the probabilities of the images and of their
- * four shifts by one pixel (made here, pixel by pixel: plane (y, x) reads
- * (y - dy, x - dx), 0 outside), on a grid that is not square, 2 channels. */
-static void tta_shift_averages_shifts(void)
+/* The n two-channel 5x6 images pix moved as a test-time view, made here
+ * pixel by pixel into out: plane (y, x) reads the source at (y - dy, x - dx),
+ * or at (y - dy, 5 - (x - dx)) when mirrored, 0 outside. */
+static void tta_moved(const uint8_t *pix, size_t n, int dy, int dx, int mirror, uint8_t *out)
+{
+    for (size_t q = 0; q < n * 2; q++)
+        for (int y = 0; y < 5; y++)
+            for (int x = 0; x < 6; x++) {
+                int yy = y - dy, xx = mirror ? 5 - (x - dx) : x - dx;
+                out[q * 30 + (size_t)(y * 6 + x)] = yy >= 0 && yy < 5 && xx >= 0 && xx < 6
+                                                        ? pix[q * 30 + (size_t)(yy * 6 + xx)]
+                                                        : 0;
+            }
+}
+
+/* How many of the n images the summed probabilities sum (n, 3) classify as
+ * labels says. */
+static size_t tta_right(const float *sum, const int32_t *labels, size_t n)
+{
+    size_t right = 0;
+    for (size_t s = 0; s < n; s++) {
+        const float *p = sum + s * 3;
+        size_t best = p[1] > p[0] ? 1 : 0;
+        best = p[2] > p[best] ? 2 : best;
+        right += best == (size_t)labels[s];
+    }
+    return right;
+}
+
+/* A test-time augmentation of views views (5: CN_TTA_SHIFT, 10:
+ * CN_TTA_FLIP_SHIFT) against the mean of its views made here (tta_moved:
+ * the image, its shifts by one pixel down, up, right and left, then the
+ * mirrors of those five), on a grid that is not square, 2 channels: the
+ * probabilities, the last pass's outputs (the last view's), and an
+ * evaluation's accuracy and loss (-log of the label's mean probability). */
+static void tta_check_views(cn_tta tta, const char *name, int views, uint64_t seed)
 {
     cn_spec *spec;
     cn_net *net;
-    tta_net(17, &spec, &net);
+    tta_net(seed, &spec, &net);
     CHECK(net);
     const size_t n = 7, size = 60, k = 3;
-    const int moves[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}};
-    uint8_t *pix = random_pixels(n * size, 18), *moved = malloc(n * size);
-    float plain[21], sum[21], one[21], tta[21];
+    const int moves[5][2] = {{0, 0}, {1, 0}, {-1, 0}, {0, 1}, {0, -1}};
+    uint8_t *pix = random_pixels(n * size, seed + 1), *moved = malloc(n * size);
+    float sum[21] = {0}, one[21], plain[21], got[21];
     CHECK(pix && moved);
-    CHECK_OK(cn_net_forward_pixels(net, pix, n, 0));
-    CHECK_OK(cn_net_get_output(net, plain));
-    memcpy(sum, plain, sizeof sum);
-    for (int v = 0; v < 4; v++) {
-        for (size_t q = 0; q < n * 2; q++)
-            for (int y = 0; y < 5; y++)
-                for (int x = 0; x < 6; x++) {
-                    int yy = y - moves[v][0], xx = x - moves[v][1];
-                    moved[q * 30 + (size_t)(y * 6 + x)] = yy >= 0 && yy < 5 && xx >= 0 && xx < 6
-                                                              ? pix[q * 30 + (size_t)(yy * 6 + xx)]
-                                                              : 0;
-                }
+    for (int v = 0; v < views; v++) {
+        tta_moved(pix, n, moves[v % 5][0], moves[v % 5][1], v >= 5, moved);
         CHECK_OK(cn_net_forward_pixels(net, moved, n, 0));
         CHECK_OK(cn_net_get_output(net, one));
         for (size_t i = 0; i < n * k; i++)
             sum[i] += one[i];
     }
-    CHECK_OK(cn_net_classify_pixels(net, pix, n, CN_TTA_SHIFT, tta));
+    CHECK_OK(cn_net_classify_pixels(net, pix, n, CN_TTA_NONE, plain));
+    CHECK_OK(cn_net_classify_pixels(net, pix, n, tta, got));
     int differs = 0;
     for (size_t i = 0; i < n * k; i++) {
-        CHECK_NEAR(tta[i], sum[i] / 5, 1e-6);
-        differs |= fabsf(tta[i] - plain[i]) > 1e-3f;
+        CHECK_NEAR(got[i], sum[i] / (float)views, 1e-6);
+        differs |= fabsf(got[i] - plain[i]) > 1e-3f;
     }
     CHECK(differs);
-    /* The last pass's outputs are the shifts to the left's. */
-    CHECK_OK(cn_net_get_output(net, tta));
-    CHECK(memcmp(tta, one, sizeof one) == 0);
+    CHECK_OK(cn_net_get_output(net, got));
+    CHECK(memcmp(got, one, sizeof one) == 0);
     int32_t labels[7] = {2, 1, 0, 0, 1, 2, 1};
     cn_data d = {.n = n, .shape = {2, 5, 6}, .classes = 3, .pixels = pix, .labels = labels};
     cn_eval ev;
-    CHECK_OK(cn_net_evaluate_tta(net, &d, CN_TTA_SHIFT, &ev));
-    size_t right = 0;
-    for (size_t s = 0; s < n; s++) {
-        const float *p = sum + s * k;
-        size_t best = p[1] > p[0] ? 1 : 0;
-        best = p[2] > p[best] ? 2 : best;
-        right += best == (size_t)labels[s];
-    }
-    CHECK_NEAR(ev.accuracy, (double)right / (double)n, 0);
-    CHECK(cn_tta_by_name("shift") == CN_TTA_SHIFT &&
-          strcmp(cn_tta_name(CN_TTA_SHIFT), "shift") == 0);
+    CHECK_OK(cn_net_evaluate_tta(net, &d, tta, &ev));
+    double loss = 0.0;
+    for (size_t s = 0; s < n; s++)
+        loss -= log(sum[s * k + (size_t)labels[s]] / views);
+    CHECK_NEAR(ev.accuracy, (double)tta_right(sum, labels, n) / (double)n, 0);
+    CHECK_NEAR(ev.loss, loss / (double)n, 1e-5);
+    CHECK(cn_tta_by_name(name) == (int)tta && strcmp(cn_tta_name(tta), name) == 0);
     cn_eval_free(&ev);
     free(pix);
     free(moved);
     cn_net_free(net);
     cn_spec_free(spec);
+}
+
+/* CN_TTA_SHIFT: the mean over each image and its four shifts. */
+static void tta_shift_averages_shifts(void) { tta_check_views(CN_TTA_SHIFT, "shift", 5, 17); }
+
+/* CN_TTA_FLIP_SHIFT: the mean over those five views and their mirrors;
+ * no augmentation past it. */
+static void tta_flip_shift_averages_ten_views(void)
+{
+    tta_check_views(CN_TTA_FLIP_SHIFT, "flip-shift", 10, 19);
+    CHECK(strcmp(cn_tta_name((cn_tta)4), "?") == 0 && cn_tta_by_name("shift-flip") == -1);
 }
 
 /* Test-time augmentation: CN_TTA_NONE gives the network's probabilities;
@@ -533,7 +562,8 @@ static void tta_flip_averages_mirrors(void)
     CHECK_OK(cn_net_evaluate(net, &d, &plain_ev));
     CHECK_OK(cn_net_evaluate_tta(net, &d, CN_TTA_NONE, &none_ev));
     CHECK(none_ev.loss == plain_ev.loss && none_ev.accuracy == plain_ev.accuracy);
-    CHECK_ERR(cn_net_classify_pixels(net, pix, n, (cn_tta)7, tta), CN_ERR_ARG);
+    CHECK_ERR(cn_net_classify_pixels(net, pix, n, (cn_tta)4, tta),
+              CN_ERR_ARG); /* the first past the last */
     CHECK(cn_tta_by_name("flip") == CN_TTA_FLIP && cn_tta_by_name("none") == CN_TTA_NONE &&
           cn_tta_by_name("mirror") == -1 && strcmp(cn_tta_name(CN_TTA_FLIP), "flip") == 0);
     cn_eval_free(&ev);
@@ -763,6 +793,7 @@ const th_test th_augment[] = {
     {"augment/public_augment_is_trainings", public_augment_is_trainings},
     {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
     {"augment/tta_shift_averages_shifts", tta_shift_averages_shifts},
+    {"augment/tta_flip_shift_averages_ten_views", tta_flip_shift_averages_ten_views},
     {"augment/ensemble_averages_models", ensemble_averages_models},
     {"augment/elastic_field_follows_its_formula", elastic_field_follows_its_formula},
     {"augment/elastic_reads_where_the_field_says", elastic_reads_where_the_field_says},
