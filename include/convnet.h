@@ -687,8 +687,8 @@ int cn_tta_by_name(const char *name);
  * with CN_TTA_FLIP_SHIFT of those five and their mirrors' (ten).  The
  * outputs of the last pass are left as cn_net_get_output reads them (the
  * mirrors' with CN_TTA_FLIP, the shifts to the left with CN_TTA_SHIFT, the
- * mirrors shifted to the left with CN_TTA_FLIP_SHIFT).  Errors: CN_ERR_ARG (n not in
- * 1..cn_net_max_batch, an unknown tta), CN_ERR_NOMEM. */
+ * mirrors shifted to the left with CN_TTA_FLIP_SHIFT).  Errors: CN_ERR_ARG
+ * (n not in 1..cn_net_max_batch, an unknown tta), CN_ERR_NOMEM. */
 cn_status cn_net_classify_pixels(cn_net *net, const uint8_t *pixels, size_t n, cn_tta tta,
                                  float *probs);
 

@@ -1575,7 +1575,8 @@ static cn_status check_tta(cn_tta tta)
  * those five and then the same five mirrored (flip-shift). */
 static size_t tta_views(cn_tta tta)
 {
-    return tta == CN_TTA_FLIP ? 2 : tta == CN_TTA_SHIFT ? 5 : tta == CN_TTA_FLIP_SHIFT ? 10 : 1;
+    static const size_t views[] = {1, 2, 5, 10}; /* by cn_tta, as tta_names */
+    return views[tta];
 }
 
 /* View v (1 .. tta_views - 1) of the n images pixels into out: training's
