@@ -29,6 +29,9 @@ int cmd_plan(int argc, char **argv);
 
 /* "convnet CMD: message" and a pointer to --help on stderr; returns 2. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* --tta's value v into *tta: 0, or cli_usage's 2 (naming cmd) when v is no
+ * test-time augmentation's name. */
+int cli_tta(const char *cmd, const char *v, cn_tta *tta);
 /* "convnet: error: message" on stderr; returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The library's last message as an error; returns 1. */

@@ -23,6 +23,15 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+int cli_tta(const char *cmd, const char *v, cn_tta *tta)
+{
+    int t = cn_tta_by_name(v);
+    if (t < 0)
+        return cli_usage(cmd, "--tta is none, flip, shift or flip-shift, not '%s'", v);
+    *tta = (cn_tta)t;
+    return 0;
+}
+
 static char worker[48]; /* "worker 1 of 4: " in a data-parallel run */
 
 void cli_set_worker(int rank, int size)

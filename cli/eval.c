@@ -149,9 +149,8 @@ int cmd_eval(int argc, char **argv)
         case O_DATA: data_opt = v; break;
         case O_JSON: json = 1; break;
         case O_TTA:
-            if (cn_tta_by_name(v) < 0)
-                return cli_usage("eval", "--tta is none, flip, shift or flip-shift, not '%s'", v);
-            tta = (cn_tta)cn_tta_by_name(v);
+            if (cli_tta("eval", v, &tta))
+                return EXIT_USAGE;
             break;
         case O_THREADS:
             if (cli_threads("eval", v, &threads))

@@ -249,12 +249,10 @@ int cmd_predict(int argc, char **argv)
         case O_EXPLAIN: explain = v; break;
         case O_ALSO: files[argc - 1 - (int)nalso++] = (char *)v; break;
         case O_TTA:
-            if (cn_tta_by_name(v) < 0) {
+            if (cli_tta("predict", v, &tta)) {
                 free(files);
-                return cli_usage("predict", "--tta is none, flip, shift or flip-shift, not '%s'",
-                                 v);
+                return EXIT_USAGE;
             }
-            tta = (cn_tta)cn_tta_by_name(v);
             break;
         case O_METHOD:
             if (!cli_explain_method(v, &eo.method)) {

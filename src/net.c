@@ -1588,17 +1588,11 @@ static void tta_view(cn_tta tta, size_t v, const uint8_t *pixels, size_t n, cn_s
 {
     static const int moves[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}}; /* (dy, dx) */
     cn_aug_draw d = {.m00 = 65536, .m11 = 65536};
-    if (tta == CN_TTA_FLIP)
-        d.mirror = 1;
-    else {
-        if (tta == CN_TTA_FLIP_SHIFT && v >= 5) {
-            d.mirror = 1;
-            v -= 5;
-        }
-        if (v > 0) {
-            d.dy = moves[v - 1][0];
-            d.dx = moves[v - 1][1];
-        }
+    size_t move = tta == CN_TTA_FLIP ? 0 : v % 5; /* 0: none, else moves[move - 1] */
+    d.mirror = tta == CN_TTA_FLIP || v >= 5;
+    if (move) {
+        d.dy = moves[move - 1][0];
+        d.dx = moves[move - 1][1];
     }
     size_t size = cn_shape_size(s);
     for (size_t i = 0; i < n; i++)

@@ -526,9 +526,7 @@ static void tta_flip_averages_mirrors(void)
     uint8_t *pix = random_pixels(n * size, 14), *mirror = malloc(n * size);
     float plain[21], flipped[21], tta[21];
     CHECK(pix && mirror);
-    for (size_t r = 0; r < n * 2 * 5; r++)
-        for (size_t x = 0; x < 6; x++)
-            mirror[r * 6 + x] = pix[r * 6 + 5 - x];
+    tta_moved(pix, n, 0, 0, 1, mirror);
     CHECK_OK(cn_net_forward_pixels(net, pix, n, 0));
     CHECK_OK(cn_net_get_output(net, plain));
     CHECK_OK(cn_net_forward_pixels(net, mirror, n, 0));
