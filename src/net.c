@@ -1545,17 +1545,23 @@ done:
 
 /* ------------------------------------------- test-time augmentation */
 
-static const char *const tta_names[] = {"none", "flip", "shift", "flip-shift", NULL};
+/* Each test-time augmentation, by cn_tta: its name and how many views of
+ * an image it averages (tta_view draws them). */
+static const struct {
+    const char *name;
+    size_t views;
+} ttas[] = {{"none", 1}, {"flip", 2}, {"shift", 5}, {"flip-shift", 10}};
+_Static_assert(sizeof ttas / sizeof ttas[0] == CN_TTA_FLIP_SHIFT + 1, "a row for each cn_tta");
 
 const char *cn_tta_name(cn_tta tta)
 {
-    return tta >= CN_TTA_NONE && tta <= CN_TTA_FLIP_SHIFT ? tta_names[tta] : "?";
+    return tta >= CN_TTA_NONE && tta <= CN_TTA_FLIP_SHIFT ? ttas[tta].name : "?";
 }
 
 int cn_tta_by_name(const char *name)
 {
-    for (int i = 0; name && tta_names[i]; i++)
-        if (strcmp(tta_names[i], name) == 0)
+    for (int i = 0; name && i <= CN_TTA_FLIP_SHIFT; i++)
+        if (strcmp(ttas[i].name, name) == 0)
             return i;
     return -1;
 }
@@ -1573,11 +1579,7 @@ static cn_status check_tta(cn_tta tta)
  * its mirror (flip), or its shifts by one pixel down, up, right and left
  * (shift; what comes in at the edge is 0, as in training's shifts), or
  * those five and then the same five mirrored (flip-shift). */
-static size_t tta_views(cn_tta tta)
-{
-    static const size_t views[] = {1, 2, 5, 10}; /* by cn_tta, as tta_names */
-    return views[tta];
-}
+static size_t tta_views(cn_tta tta) { return ttas[tta].views; }
 
 /* View v (1 .. tta_views - 1) of the n images pixels into out: training's
  * augmentation (augment.h) with a draw that only shifts, only mirrors, or
