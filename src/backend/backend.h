@@ -107,7 +107,8 @@ struct cn_backend {
     void (*memory)(const cn_backend *be, size_t *total, size_t *avail, size_t *peak);
     /* Bytes the backend holds for itself while it lives, in its own memory
      * (the CPU's GEMM packing buffers, one per thread; the GPU's reduction
-     * results): what the planner (src/plan.c) adds to a network's blocks. */
+     * results and cuDNN's workspace, as large as the networks built so far
+     * need): what the planner (src/plan.c) adds to a network's blocks. */
     size_t own_bytes;
 
     /* ---------------------------------------------------- linear algebra */

@@ -16,7 +16,10 @@
  * channel, partial sums per block then one block in order; no floating
  * point atomics); cuBLAS on one stream is deterministic; cuDNN's algorithms
  * are chosen by its heuristics (not by timing, whose winner may change from
- * run to run) among the deterministic ones only.  TF32 is off (cuBLAS
+ * run to run) among the deterministic ones only, for each geometry and
+ * batch size on its own (plan_at), so that no result depends on what ran
+ * before: a resumed run, or one with evaluations between its steps, gives
+ * the same bits.  TF32 is off (cuBLAS
  * default math, cuDNN FMA math) unless CONVNET_TF32=1 is set.
  *
  * Errors: the operations cannot fail (backend.h), so a CUDA, cuBLAS or
@@ -42,7 +45,9 @@
 #define T 256
 /* Blocks of the reductions over a whole tensor (stats): partial sums. */
 #define STAT_BLOCKS 256
-/* Convolution geometries remembered from conv_ws (their planned batch). */
+/* Convolution plans remembered (a geometry at a batch size, and cuDNN's
+ * algorithms for it); beyond this many, the oldest is made again when
+ * next needed, to the same algorithms. */
 #define MAX_PLANS 256
 static_assert(CN_CUDA_OWN_BYTES ==
                   (5 * STAT_BLOCKS + 5) * sizeof(double) + sizeof(unsigned long long),
@@ -53,8 +58,8 @@ typedef struct alloc_rec {
     size_t bytes;
 } alloc_rec;
 
-/* cuDNN's algorithms for one convolution geometry, and the batch its
- * workspace was planned for. */
+/* cuDNN's algorithms for one convolution geometry at one batch size, and
+ * the workspace they need. */
 typedef struct conv_plan {
     cn_win g;
     size_t m, batch, ws_bytes; /* cuDNN's part of the workspace */
@@ -82,7 +87,11 @@ typedef struct cn_cuda {
     alloc_rec *recs;
     size_t n_recs, cap_recs, in_use, peak;
     conv_plan plans[MAX_PLANS];
-    size_t n_plans;
+    size_t n_plans, next_plan; /* next_plan: the one to make again when full */
+    /* cuDNN's workspace, the backend's own (one stream: the convolutions
+     * take turns): as large as the largest plan's. */
+    void *ws;
+    size_t ws_bytes;
     /* The first error, kept for status(). */
     cn_status err;
     char msg[512];
@@ -300,6 +309,7 @@ static void cu_destroy(cn_backend *be)
 {
     cn_cuda *g = cu(be);
     cudaStreamSynchronize(g->stream);
+    cudaFree(g->ws);
     cudaFree(g->partials);
     cudaFree(g->counter);
     if (g->cd)
@@ -468,10 +478,10 @@ static int same_win(const cn_win *a, const cn_win *b)
            a->stride == b->stride && a->pad == b->pad && a->oh == b->oh && a->ow == b->ow;
 }
 
-static conv_plan *find_plan(cn_cuda *g, const cn_win *cg, size_t m)
+static conv_plan *find_plan(cn_cuda *g, const cn_win *cg, size_t m, size_t n)
 {
     for (size_t i = 0; i < g->n_plans; i++)
-        if (g->plans[i].m == m && same_win(&g->plans[i].g, cg))
+        if (g->plans[i].m == m && g->plans[i].batch == n && same_win(&g->plans[i].g, cg))
             return &g->plans[i];
     return NULL;
 }
@@ -549,32 +559,63 @@ static int choose(cn_cuda *g, conv_plan *pl)
     return 1;
 }
 
-/* Scratch: cuDNN's workspace, then room for the gradient before the fused
- * activation (n, m, oh, ow).  The geometry's plan is kept: batches larger
- * than max_batch are done max_batch samples at a time. */
+/* The plan of geometry cg with m filters for n samples (made now if there
+ * is none: the descriptors are then set for it), with the backend's
+ * workspace grown to what it needs; NULL after keeping an error.  A plan
+ * depends on (cg, m, n) alone, never on what ran before: so do the results,
+ * to the bit. */
+static conv_plan *plan_at(cn_cuda *g, const cn_win *cg, size_t m, size_t n)
+{
+    conv_plan *pl = find_plan(g, cg, m, n);
+    if (pl)
+        return pl;
+    conv_plan fresh;
+    memset(&fresh, 0, sizeof fresh);
+    fresh.g = *cg;
+    fresh.m = m;
+    fresh.batch = n;
+    if (!describe(g, cg, m, n) || !choose(g, &fresh))
+        return NULL;
+    if (fresh.ws_bytes > g->ws_bytes) {
+        void *ws = NULL;
+        if (g->ws) {
+            cu_free(&g->base, g->ws); /* cudaFree waits for the kernels using it */
+            g->ws = NULL;
+            g->ws_bytes = 0;
+        }
+        ws = cu_alloc(&g->base, fresh.ws_bytes);
+        if (!ws) {
+            keep_error(g, CN_ERR_NOMEM,
+                       "out of GPU memory for cuDNN's workspace (%zu bytes) of a convolution "
+                       "over %zu samples",
+                       fresh.ws_bytes, n);
+            return NULL;
+        }
+        g->ws = ws;
+        g->ws_bytes = fresh.ws_bytes;
+        g->base.own_bytes = CN_CUDA_OWN_BYTES + g->ws_bytes; /* for the planner */
+    }
+    if (g->n_plans < MAX_PLANS)
+        pl = &g->plans[g->n_plans++];
+    else
+        pl = &g->plans[g->next_plan++ % MAX_PLANS];
+    *pl = fresh;
+    return pl;
+}
+
+/* Scratch: room for the gradient before the fused activation (m, oh, ow
+ * for each sample of a chunk, at most max_batch), in the network's memory.
+ * cuDNN's workspace is the backend's own, sized here for the network's
+ * batch, so that it is taken when the network is built (another batch
+ * size, such as a smaller last batch, may grow it once). */
 static size_t cu_conv_ws(const cn_backend *be, const cn_win *cg, size_t m, size_t max_batch)
 {
     cn_cuda *g = cu(be);
-    size_t n = max_batch ? max_batch : 1;
-    conv_plan *pl = find_plan(g, cg, m);
-    if (!pl || pl->batch < n) {
-        conv_plan fresh;
-        memset(&fresh, 0, sizeof fresh);
-        fresh.g = *cg;
-        fresh.m = m;
-        fresh.batch = n;
-        if (!describe(g, cg, m, n) || !choose(g, &fresh))
-            return 0;
-        if (!pl && g->n_plans < MAX_PLANS)
-            pl = &g->plans[g->n_plans++];
-        if (!pl) {
-            keep_error(g, CN_ERR_ARG, "more than %d convolution shapes in one process", MAX_PLANS);
-            return 0;
-        }
-        *pl = fresh;
-    }
-    /* For the plan's batch, which an earlier, larger call may have made. */
-    return pl->ws_bytes / sizeof(float) + pl->batch * m * cg->oh * cg->ow;
+    size_t n = max_batch ? max_batch : 1, chunk = cn_cuda_conv_chunk(cg, m);
+    n = n < chunk ? n : chunk;
+    if (!plan_at(g, cg, m, n))
+        return 0;
+    return n * m * cg->oh * cg->ow;
 }
 
 /* y = act(y + b[f]) over y (n, m, p). */
@@ -594,32 +635,24 @@ __global__ static void k_relu_mask(const float *y, const float *dy, float *dz, s
     FOR_EACH(i, n) dz[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-static conv_plan *plan_for(cn_cuda *g, const cn_win *cg, size_t m)
-{
-    conv_plan *pl = find_plan(g, cg, m);
-    if (!pl)
-        keep_error(g, CN_ERR_ARG,
-                   "a convolution (%zux%zux%zu, %zu filters of %zux%zu) that was not planned "
-                   "(conv_ws)",
-                   cg->c, cg->h, cg->w, m, cg->kh, cg->kw);
-    return pl;
-}
-
 static void cu_conv_fwd(const cn_backend *be, const cn_win *cg, size_t m, const float *x, size_t n,
                         const float *w, const float *b, float *y, float *ws, cn_act act)
 {
     cn_cuda *g = cu(be);
-    conv_plan *pl = plan_for(g, cg, m);
-    if (!pl || !n)
+    (void)ws;
+    if (!n)
         return;
     size_t in = cg->c * cg->h * cg->w, out = m * cg->oh * cg->ow;
+    size_t chunk = cn_cuda_conv_chunk(cg, m);
     const float one = 1.0f, zero = 0.0f;
-    for (size_t s0 = 0; s0 < n; s0 += pl->batch) {
-        size_t nc = n - s0 < pl->batch ? n - s0 : pl->batch;
-        if (!describe(g, cg, m, nc) ||
+    for (size_t s0 = 0; s0 < n; s0 += chunk) {
+        size_t nc = n - s0 < chunk ? n - s0 : chunk;
+        conv_plan *pl = plan_at(g, cg, m, nc);
+        if (!pl || !describe(g, cg, m, nc) ||
             !dnn_ok(g,
                     cudnnConvolutionForward(g->dnn, &one, g->xd, x + s0 * in, g->wd, w, g->cd,
-                                            pl->fwd, ws, pl->ws_bytes, &zero, g->yd, y + s0 * out),
+                                            pl->fwd, g->ws, pl->ws_bytes, &zero, g->yd,
+                                            y + s0 * out),
                     "convolution forward"))
             return;
     }
@@ -634,14 +667,17 @@ static void cu_conv_bwd(const cn_backend *be, const cn_win *cg, size_t m, const 
                         float *db, float *dx, float *ws, cn_act act)
 {
     cn_cuda *g = cu(be);
-    conv_plan *pl = plan_for(g, cg, m);
-    if (!pl || !n)
+    if (!n)
         return;
     size_t in = cg->c * cg->h * cg->w, out = m * cg->oh * cg->ow;
-    float *dz_room = ws + pl->ws_bytes / sizeof(float);
+    size_t chunk = cn_cuda_conv_chunk(cg, m);
+    float *dz_room = ws; /* (n, m, oh, ow): conv_ws's */
     const float one = 1.0f, zero = 0.0f;
-    for (size_t s0 = 0; s0 < n; s0 += pl->batch) {
-        size_t nc = n - s0 < pl->batch ? n - s0 : pl->batch;
+    for (size_t s0 = 0; s0 < n; s0 += chunk) {
+        size_t nc = n - s0 < chunk ? n - s0 : chunk;
+        conv_plan *pl = plan_at(g, cg, m, nc);
+        if (!pl)
+            return;
         const float *dz = dy + s0 * out;
         if (act == CN_ACT_RELU) {
             k_relu_mask<<<blocks(nc * out), T, 0, g->stream>>>(y + s0 * out, dz, dz_room, nc * out);
@@ -653,13 +689,13 @@ static void cu_conv_bwd(const cn_backend *be, const cn_win *cg, size_t m, const 
         if (!describe(g, cg, m, nc) ||
             !dnn_ok(g,
                     cudnnConvolutionBackwardFilter(g->dnn, &one, g->xd, x + s0 * in, g->yd, dz,
-                                                   g->cd, pl->bwd_filter, ws, pl->ws_bytes, &one,
+                                                   g->cd, pl->bwd_filter, g->ws, pl->ws_bytes, &one,
                                                    g->wd, dw),
                     "convolution backward (filters)"))
             return;
         if (dx && !dnn_ok(g,
                           cudnnConvolutionBackwardData(g->dnn, &one, g->wd, w, g->yd, dz, g->cd,
-                                                       pl->bwd_data, ws, pl->ws_bytes, &zero, g->xd,
+                                                       pl->bwd_data, g->ws, pl->ws_bytes, &zero, g->xd,
                                                        dx + s0 * in),
                           "convolution backward (data)"))
             return;

@@ -23,6 +23,18 @@ cn_status cn_cuda_create(int index, cn_backend **out);
  * partial sums, STAT_BLOCKS (256) * 5 + 5 doubles, and a counter. */
 #define CN_CUDA_OWN_BYTES ((5 * 256 + 5) * sizeof(double) + sizeof(unsigned long long))
 
+/* The most samples the CUDA backend gives cuDNN in one convolution call
+ * of geometry g with m filters: 1024, halved while cuDNN's int sizes would
+ * overflow.  Larger batches are done that many samples at a time, each
+ * chunk with cuDNN's algorithms for its own size. */
+static inline size_t cn_cuda_conv_chunk(const cn_win *g, size_t m)
+{
+    size_t n = 1024, in = g->c * g->h * g->w, out = m * g->oh * g->ow;
+    while (n > 1 && (n * in > 2147483647u || n * out > 2147483647u))
+        n /= 2;
+    return n;
+}
+
 #ifdef __cplusplus
 }
 #endif

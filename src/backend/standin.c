@@ -17,12 +17,14 @@ static void standin_destroy(cn_backend *be) { free(be); }
 
 /* The CUDA backend's scratch (backend/cuda.cu, cu_conv_ws) is cuDNN's
  * workspace, which cuDNN's heuristics choose on the device, then the
- * gradient before the fused activation, (max_batch, m, oh, ow): only the
+ * gradient before the fused activation, (m, oh, ow) for up to a chunk of
+ * samples (cn_cuda_conv_chunk) but no more than max_batch: only the
  * second is known here. */
 static size_t cuda_conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
     (void)be;
-    return cn_mul(cn_mul(max_batch ? max_batch : 1, m), g->oh * g->ow);
+    size_t n = max_batch ? max_batch : 1, chunk = cn_cuda_conv_chunk(g, m);
+    return cn_mul(cn_mul(n < chunk ? n : chunk, m), g->oh * g->ow);
 }
 
 cn_backend *cn_backend_standin(const char *name, int *exact)
