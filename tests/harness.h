@@ -115,6 +115,12 @@ int th_same(const cn_net *a, const cn_net *b, cn_block block);
  * the 8th call after this one. */
 const float *th_output(const cn_net *net, size_t n);
 const float *th_layer_output(const cn_net *net, size_t i, size_t n);
+/* Layer i's forward (train: a training pass) or backward pass alone on
+ * host floats x, y, dy and dx (n samples; dy NULL for the loss layer),
+ * copied to and from the backend's memory where it has its own (a GPU's). */
+void th_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train);
+void th_layer_backward(cn_net *net, size_t i, const float *x, const float *y, const float *dy,
+                       float *dx, size_t n);
 /* Caps this test's address space (each test runs in its own process) at what
  * it uses now plus mb MiB: a larger allocation then fails, so a reader that
  * tried one returns CN_ERR_NOMEM instead of its refusal.  0 if it cannot. */

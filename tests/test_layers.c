@@ -158,14 +158,14 @@ static void lecture_backprop_example(void)
     CHECK(set_tensor(net, "fc1.weight", a, 4) && set_tensor(net, "fc1.bias", b, 2));
     const double x1 = 1.0, x2 = 0.5;
     float x[2] = {(float)x1, (float)x2}, y[2], dx[2];
-    cn_net_layer_forward(net, 0, x, y, 1, 1);
+    th_layer_forward(net, 0, x, y, 1, 1);
     CHECK_NEAR(y[0], 1.5, 1e-7);
     CHECK_NEAR(y[1], -0.5, 1e-7);
     double z1 = y[0] * y[0], z2 = exp(y[1]);
     double dz1 = z1 - z2, dz2 = -(z1 - z2);
     float dy[2] = {(float)(2 * y[0] * dz1), (float)(exp(y[1]) * dz2)};
     cn_net_zero_grads(net);
-    cn_net_layer_backward(net, 0, x, y, dy, dx, 1);
+    th_layer_backward(net, 0, x, y, dy, dx, 1);
     CHECK_NEAR(dx[0], 2.0 * dy[0] - dy[1], 1e-5);
     CHECK_NEAR(dx[1], -dy[0] + dy[1], 1e-5);
     /* The direct derivative of L(x1, x2). */
@@ -489,7 +489,7 @@ static void dropout_masks(void)
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0f + (float)(i % 7);
     net->seed = 42;
-    cn_net_layer_forward(net, 0, x, a, 2, 1);
+    th_layer_forward(net, 0, x, a, 2, 1);
     size_t zeros = 0;
     for (size_t i = 0; i < n; i++) {
         zeros += a[i] == 0.0f;
@@ -498,15 +498,15 @@ static void dropout_masks(void)
     CHECK_MSG(zeros > 1100 && zeros < 1300, "%zu of 4000 dropped, expected about 1200", zeros);
     float *b = malloc(n * sizeof *b);
     CHECK(b);
-    cn_net_layer_forward(net, 0, x, b, 2, 1);
+    th_layer_forward(net, 0, x, b, 2, 1);
     CHECK(memcmp(a, b, n * sizeof *a) == 0);
-    cn_net_layer_backward(net, 0, x, a, x, dx, 2);
+    th_layer_backward(net, 0, x, a, x, dx, 2);
     for (size_t i = 0; i < n; i++)
         CHECK((a[i] == 0.0f) == (dx[i] == 0.0f));
     net->seed = 43;
-    cn_net_layer_forward(net, 0, x, b, 2, 1);
+    th_layer_forward(net, 0, x, b, 2, 1);
     CHECK(memcmp(a, b, n * sizeof *a) != 0);
-    cn_net_layer_forward(net, 0, x, b, 2, 0); /* evaluation: the identity */
+    th_layer_forward(net, 0, x, b, 2, 0); /* evaluation: the identity */
     CHECK(memcmp(x, b, n * sizeof *x) == 0);
     free(x);
     free(a);

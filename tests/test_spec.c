@@ -135,7 +135,9 @@ static void refuses_bad_descriptions(void)
     CHECK(refused_as(CN_ERR_NOMEM,
                      "[net]\nchannels=4096\nheight=65536\nwidth=65536\nclasses=10\n"
                      "[fc]\noutputs=10\n[softmax]\n",
-                     "bad.cfg:6: [fc] fc1", "of memory this machine has"));
+                     "bad.cfg:6: [fc] fc1",
+                     strcmp(th_dev(1)->backend, "cuda") == 0 ? "of memory free on the GPU"
+                                                             : "of memory this machine has"));
     CHECK(refused_as(CN_ERR_NOMEM,
                      NET "[conv]\nfilters=65536\nsize=1\n[conv]\nfilters=65536\nsize=9\npad=8\n"
                          "[fc]\noutputs=10\n[softmax]\n",

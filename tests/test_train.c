@@ -733,6 +733,10 @@ static double rel_diff(const float *a, const float *b, size_t n)
  * model within a small tolerance (rounding differences grow over the steps). */
 static void kernel_sets_agree(void)
 {
+    if (strcmp(th_dev(1)->backend, "cuda") == 0) {
+        th_skip("the CPU's kernel sets; the GPU has kernels of its own (tests/test_cuda.c)");
+        return;
+    }
     static const char *const isas[] = {"avx512", "avx2", "portable"};
     cn_data train = th_bars(320, 1, 16), val = th_bars(160, 2, 16);
     cn_spec *spec = th_spec(ALL_PATHS);

@@ -156,6 +156,55 @@ int th_same(const cn_net *a, const cn_net *b, cn_block block)
     return same;
 }
 
+/* count floats of host memory h in the backend's (NULL: none asked). */
+static float *on_backend(cn_backend *be, const float *h, size_t count)
+{
+    if (!h)
+        return NULL;
+    float *d = be->alloc(be, (count ? count : 1) * sizeof *d);
+    if (d && count)
+        be->upload(be, d, h, count * sizeof *d);
+    return d;
+}
+
+void th_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n, int train)
+{
+    cn_backend *be = net->be;
+    size_t in = n * cn_shape_size(net->layers[i].in), out = n * cn_shape_size(net->layers[i].out);
+    if (be->host_memory) {
+        cn_net_layer_forward(net, i, x, y, n, train);
+        return;
+    }
+    float *dx = on_backend(be, x, in), *dy = on_backend(be, y, out);
+    if (dx && dy) {
+        cn_net_layer_forward(net, i, dx, dy, n, train);
+        be->download(be, y, dy, out * sizeof *y);
+    }
+    be->free(be, dx);
+    be->free(be, dy);
+}
+
+void th_layer_backward(cn_net *net, size_t i, const float *x, const float *y, const float *dy,
+                       float *dx, size_t n)
+{
+    cn_backend *be = net->be;
+    size_t in = n * cn_shape_size(net->layers[i].in), out = n * cn_shape_size(net->layers[i].out);
+    if (be->host_memory) {
+        cn_net_layer_backward(net, i, x, y, dy, dx, n);
+        return;
+    }
+    float *bx = on_backend(be, x, in), *by = on_backend(be, y, out);
+    float *bdy = on_backend(be, dy, out), *bdx = on_backend(be, dx, in);
+    if (bx && by && (bdy || !dy) && bdx) {
+        cn_net_layer_backward(net, i, bx, by, bdy, bdx, n);
+        be->download(be, dx, bdx, in * sizeof *dx);
+    }
+    be->free(be, bx);
+    be->free(be, by);
+    be->free(be, bdy);
+    be->free(be, bdx);
+}
+
 const float *th_layer_output(const cn_net *net, size_t i, size_t n)
 {
     static float *ring[8];
