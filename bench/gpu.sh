@@ -57,12 +57,30 @@ ips=$(sed -n 's/.*"images_per_s": \([0-9.]*\),.*/\1/p' "$out/lenet.json")
 mem3=$(sed -n 's/.*"device_peak_mb": \([0-9.]*\)}.*/\1 MiB/p' "$out/lenet.json")
 "$bin" bench models/lenet.cfg --device cuda --batch 256 --steps 50 >"$out/lenet-layers.txt" 2>&1
 
+# 4. PyTorch with CUDA, where this machine has it: the same LeNet at batch
+# 256, side by side (bench/torch_bench.py --device cuda: cuDNN's autotuner
+# on; with PyTorch's default TF32 for convolutions, and with TF32 off as
+# convnet runs, NVIDIA_TF32_OVERRIDE=0).
+py=${PYTHON:-python3}
+torch_row=""
+if "$py" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+    for tf in default off; do
+        env $([ $tf = off ] && echo NVIDIA_TF32_OVERRIDE=0) "$py" bench/torch_bench.py \
+            models/lenet.cfg --device cuda --batch 256 --seconds 5 >"$out/torch-$tf.json" 2>&1
+        t=$(sed -n 's/.*"images_per_s": \([0-9.]*\),.*/\1/p' "$out/torch-$tf.json")
+        v=$(sed -n 's/.*"torch": "\([^"]*\)".*/\1/p' "$out/torch-$tf.json")
+        torch_row="$torch_row${torch_row:+, }${t:-?} (TF32 $tf)"
+    done
+    torch_row="$torch_row images/s, PyTorch ${v:-?}"
+fi
+
 echo "GPU: cuda:0 $gpu"
 echo
 row "figure" "measured" "target"
 row "time to 99.0% MNIST (mnist.cfg)" "$t99" "< 1 s"
 row "fashion-best.cfg, 20 epochs" "$fashion" "< 60 s"
 row "LeNet training, batch 256" "${ips:-?} images/s" "> 200000"
+[ -n "$torch_row" ] && row "PyTorch LeNet training, batch 256" "$torch_row" ""
 row "peak device memory: mnist, fashion, LeNet" "${mem1:--}, ${mem2:--}, ${mem3:--}" ""
 echo
 echo "where a LeNet step's time goes (convolutions: cuDNN; fc: cuBLAS; the rest: own kernels):"
