@@ -4,7 +4,9 @@
 # CUDA=1 (build-cuda/), the GPUs this machine has, tests/cuda.sh (every
 # backend operation against the CPU's, 300 steps of models/mnist.cfg on both
 # devices, gradient checks on the GPU, model files across devices, two GPU
-# runs bit for bit), and make bench-gpu (bench/gpu.sh).  Needs nvcc, cuBLAS
+# runs bit for bit, resume), the C tests with the GPU as their backend,
+# compute-sanitizer on the parity tests where it is installed, and make
+# bench-gpu (bench/gpu.sh).  Needs nvcc, cuBLAS
 # and cuDNN 9 under CUDA_HOME (default /usr/local/cuda), a GPU with its
 # driver, and data/mnist (data/fashion-mnist too for the 20-epoch figure):
 # fetch them before going offline (scripts/fetch-data.sh).  Fails when any
@@ -27,6 +29,20 @@ echo "== tests/cuda.sh build-cuda"
 sh tests/cuda.sh build-cuda | tee build-cuda/cuda-check.log
 status=$?
 summary=$(tail -1 build-cuda/cuda-check.log)
+echo "== the C tests with the GPU as their backend (as the guard run, less the PyTorch comparisons)"
+CONVNET_TEST_BACKEND=cuda build-cuda/test_convnet -x kernels/ -x gradcheck/broken/ \
+    -x fuzzfound/net_larger_than_memory -x fuzzfound/model_description_larger_than_file \
+    -x cuda/ -x torch/ -x explain/gradcam_matches -x explain/deconv_matches \
+    >build-cuda/suite-gpu.log 2>&1 || status=1
+grep -E "^(FAIL|skip) " build-cuda/suite-gpu.log
+echo "gpu suite: $(tail -1 build-cuda/suite-gpu.log)"
+cs=$(command -v compute-sanitizer || ls "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" 2>/dev/null)
+if [ -n "$cs" ]; then
+    echo "== compute-sanitizer (memcheck) on the parity tests"
+    "$cs" --tool memcheck --print-limit 30 build-cuda/test_convnet cuda/ >build-cuda/sanitizer.log 2>&1 ||
+        status=1
+    grep "ERROR SUMMARY" build-cuda/sanitizer.log | tail -1
+fi
 echo "== make bench-gpu"
 sh bench/gpu.sh build-cuda || status=1
 echo
