@@ -209,6 +209,9 @@ const char *cli_augmentation(const cn_train_opts *o, const char *sep, char *buf,
     if (o->elastic > 0) {
         PART("elastic distortion of up to %g pixels", o->elastic);
     }
+    if (o->mixup > 0) {
+        PART("mixup of %g%% of the images", 100 * o->mixup);
+    }
 #undef PART
     return buf;
 }

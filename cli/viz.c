@@ -50,12 +50,14 @@ static const char help[] =
     "together (the draws of the first training step).  These options change the\n"
     "recipe for the picture, to try settings before training with them:\n"
     "  --shift N  --flip 0|1  --rotate DEG  --scale F  --shear DEG  --erase P\n"
-    "  --elastic PIX\n"
-    "(as 'convnet train' takes them; 'convnet train --help' says what each does).\n";
+    "  --elastic PIX  --mixup P\n"
+    "(as 'convnet train' takes them; 'convnet train --help' says what each does;\n"
+    "mixup's partners are drawn from the 8 images shown, training's from the whole\n"
+    "training set).\n";
 
 /* The augmentation keys of the recipe, which viz --augment takes. */
-static const char *const aug_keys[] = {"shift", "flip",  "rotate", "scale",
-                                       "shear", "erase", "elastic"};
+static const char *const aug_keys[] = {"shift", "flip",  "rotate",  "scale",
+                                       "shear", "erase", "elastic", "mixup"};
 #define N_AUG (sizeof aug_keys / sizeof aug_keys[0])
 /* Images in each row of augment.png. */
 #define AUG_COLS 8
@@ -75,8 +77,8 @@ static int save(cn_image *img, const char *dir, const char *name)
 /* The value of augmentation key k (aug_keys) in o. */
 static double aug_value(const cn_train_opts *o, size_t k)
 {
-    const double v[N_AUG] = {o->shift, o->flip,  o->rotate, o->scale,
-                             o->shear, o->erase, o->elastic};
+    const double v[N_AUG] = {o->shift, o->flip,  o->rotate,  o->scale,
+                             o->shear, o->erase, o->elastic, o->mixup};
     return v[k];
 }
 
@@ -115,8 +117,8 @@ static int draw_augment(const cn_train_opts *o, const cn_data *val, const char *
     }
     if (!used)
         printf("the recipe has no augmentation: augment.png shows the images as they are "
-               "(--shift, --flip, --rotate, --scale, --shear, --erase and --elastic try "
-               "some)\n");
+               "(--shift, --flip, --rotate, --scale, --shear, --erase, --elastic and --mixup "
+               "try some)\n");
     if (!cols)
         return cli_error("no validation images to draw");
     uint8_t *pix = malloc(nr * cols * sz);
@@ -209,6 +211,7 @@ int cmd_viz(int argc, char **argv)
         {"shear", 1, O_AUG_KEY + 4},
         {"erase", 1, O_AUG_KEY + 5},
         {"elastic", 1, O_AUG_KEY + 6},
+        {"mixup", 1, O_AUG_KEY + 7},
         {NULL, 0, 0},
     };
     const char *v, *path = NULL, *out = NULL, *image = NULL, *layer = NULL, *data_opt = NULL;
@@ -262,8 +265,8 @@ int cmd_viz(int argc, char **argv)
         }
     }
     if (aug_options && !augment)
-        return cli_usage("viz", "--shift, --flip, --rotate, --scale, --shear, --erase and "
-                                "--elastic go with --augment");
+        return cli_usage("viz", "--shift, --flip, --rotate, --scale, --shear, --erase, "
+                                "--elastic and --mixup go with --augment");
     if (!path)
         return cli_usage("viz", "takes a model file");
     if (!out)

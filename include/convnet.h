@@ -192,6 +192,10 @@ typedef struct cn_train_opts {
     double elastic;         /* augmentation: elastic distortion, the control points
                                of a smooth field moved by up to this many pixels
                                each way (src/augment.h; 0: none) */
+    double mixup;           /* the probability that a training image is blended with
+                               another (mixup): its pixels w x + (1 - w) x' and its
+                               target w of its label and 1 - w of the other's, w
+                               uniform in [0, 1) (0: none) */
 } cn_train_opts;
 
 /* Fills opts from the spec's [train] section.  Cannot fail for a parsed
@@ -234,7 +238,7 @@ typedef struct cn_train_key {
  * the order a model file lists them
  * (epochs, batch, lr, momentum, decay, lr_policy, lr_step, lr_gamma,
  * lr_warmup, seed, optimizer, beta2, eps, shift, flip, rotate, scale,
- * shear, erase, label_smoothing, ema, elastic); NULL when i is past
+ * shear, erase, label_smoothing, ema, elastic, mixup); NULL when i is past
  * the last.  The keys are static: never freed. */
 size_t cn_train_key_count(void);
 const cn_train_key *cn_train_key_at(size_t i);
@@ -246,7 +250,9 @@ const cn_train_key *cn_train_key_find(const char *name);
  * erase, elastic) applied in place to n samples of 8-bit pixels (n, C, H, W) of
  * the given shape, as training step `step` (from 0) of a run seeded with
  * opts->seed applies it to the samples at places first .. first + n - 1 of
- * its global batch: the same draws, the same pixels.  For pictures of what a
+ * its global batch: the same draws, the same pixels.  With mixup, the
+ * partners are drawn from the n samples given (training draws them from the
+ * whole training set), each augmented with its own draws, as training does.  For pictures of what a
  * recipe does (convnet viz --augment).  Errors: CN_ERR_ARG (opts out of
  * range), CN_ERR_NOMEM. */
 cn_status cn_train_opts_augment(const cn_train_opts *opts, uint8_t *pixels, size_t n,

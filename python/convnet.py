@@ -142,6 +142,7 @@ class _TrainOpts(ctypes.Structure):
         ("label_smoothing", ctypes.c_double),
         ("ema", ctypes.c_double),
         ("elastic", ctypes.c_double),
+        ("mixup", ctypes.c_double),
     ]
 
 

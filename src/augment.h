@@ -329,4 +329,39 @@ CN_HD static inline void cn_aug_sample(const uint8_t *src, uint8_t *dst, int64_t
                     cn_aug_pixel_with(src + k * h * w, h, w, d, d->elastic ? moves : NULL, y, x);
 }
 
+/* Mixup (cn_train_opts.mixup): the sample at place `at` of a step seeded
+ * seed is blended, with probability p24 / 2^24, with a partner drawn
+ * uniformly from the n samples of the training set, the partner augmented
+ * with the draws of place at + CN_MIX_PARTNER_AT.  w24 / 2^24 is the
+ * sample's own share (uniform in [0, 1) in steps of 2^-24; 2^24 when it is
+ * not blended), of its pixels and of its target alike.  The draws come from
+ * a generator of their own (the step's seed for the place, hashed with
+ * "mixup"), so that a recipe without mixup draws what it always drew. */
+#define CN_MIX_PARTNER_AT ((uint64_t)1 << 40)
+
+typedef struct cn_mix_draw {
+    int on;           /* blended */
+    uint64_t partner; /* the partner's index in the training set */
+    uint32_t w24;     /* the sample's own share, in 2^-24 */
+} cn_mix_draw;
+
+CN_HD static inline void cn_mix_draw_for(uint32_t p24, uint64_t n, uint64_t seed, uint64_t at,
+                                         cn_mix_draw *d)
+{
+    uint64_t st[4];
+    cn_xo_seed(st, cn_mix64(cn_step_seed(seed, at) ^ 0x6d69787570ULL)); /* "mixup" */
+    d->on = p24 && n && (cn_xo_next(st) >> 40) < p24;
+    d->partner = d->on ? cn_xo_below(st, n) : 0;
+    d->w24 = d->on ? (uint32_t)(cn_xo_next(st) >> 40) : (uint32_t)1 << 24;
+}
+
+/* a = w a + (1 - w) b over count bytes, w = w24 / 2^24, rounded to the
+ * nearest (halves up): integers only, the same bits everywhere. */
+CN_HD static inline void cn_mix_pixels(uint8_t *a, const uint8_t *b, size_t count, uint32_t w24)
+{
+    uint64_t keep = w24, take = ((uint64_t)1 << 24) - w24;
+    for (size_t i = 0; i < count; i++)
+        a[i] = (uint8_t)((keep * a[i] + take * b[i] + ((uint64_t)1 << 23)) >> 24);
+}
+
 #endif

@@ -90,7 +90,7 @@ int cn_is_layer_section(const cn_section *sec);
 /* ----------------------------------------------------------------- recipe */
 
 /* The number of keys of the training recipe (recipe.c's table has these). */
-#define CN_RECIPE_KEYS 22
+#define CN_RECIPE_KEYS 23
 /* Floats after the gradient block that the step's allreduce carries with it
  * (cn_model_train_step): the global batch's summed loss, its count of
  * correct answers, and how many workers want to stop. */
@@ -146,14 +146,16 @@ typedef struct cn_layer cn_layer;
  * operations and never reads or writes it itself. */
 typedef struct cn_ctx {
     const cn_backend *be;
-    float *ws;             /* scratch memory, the largest layer's ws_floats */
-    const int32_t *labels; /* true classes during backward (loss layer) */
-    int fuse;              /* whole-network pass: fused activations apply */
-    int train;             /* training pass: batch statistics, buffers update */
-    uint64_t seed;         /* the training step's seed (dropout masks) */
-    uint64_t first;        /* the index of the pass's first sample in the global
-                              batch (where a data-parallel worker's share starts) */
-    float smooth;          /* label smoothing of the loss layer's target (net->smooth) */
+    float *ws;                 /* scratch memory, the largest layer's ws_floats */
+    const int32_t *labels;     /* true classes during backward (loss layer) */
+    int fuse;                  /* whole-network pass: fused activations apply */
+    int train;                 /* training pass: batch statistics, buffers update */
+    uint64_t seed;             /* the training step's seed (dropout masks) */
+    uint64_t first;            /* the index of the pass's first sample in the global
+                                  batch (where a data-parallel worker's share starts) */
+    float smooth;              /* label smoothing of the loss layer's target (net->smooth) */
+    const float *target_delta; /* added to the loss layer's input gradient
+                                  (net->target_delta), or NULL */
 } cn_ctx;
 
 /* The behaviour of a layer kind: one file defines it (with designated
@@ -352,17 +354,21 @@ struct cn_net {
     double *h_loss;  /* (max_batch) host copies of row_loss, row_best and */
     int32_t *h_best; /* of the labels */
     int32_t *h_labels;
-    size_t n_last;       /* batch size of the last forward pass */
-    int train_last;      /* whether it was a training pass */
-    uint64_t seed;       /* seed of the next training pass's random choices */
-    uint64_t first;      /* and the index of its first sample in the global batch */
-    float smooth;        /* label smoothing of the loss and its gradient: 0 but
-                            inside a training step (cn_model_train_step sets the
-                            recipe's), so that evaluation's loss is the plain
-                            negative log-likelihood */
-    const float *x_last; /* the input of the last forward pass (backend memory) */
-    const float *d_last; /* the input gradient the last layer of a backward pass
-                            wrote (for the doctor's trace, src/doctor.c) */
+    size_t n_last;             /* batch size of the last forward pass */
+    int train_last;            /* whether it was a training pass */
+    uint64_t seed;             /* seed of the next training pass's random choices */
+    uint64_t first;            /* and the index of its first sample in the global batch */
+    float smooth;              /* label smoothing of the loss and its gradient: 0 but
+                                  inside a training step (cn_model_train_step sets the
+                                  recipe's), so that evaluation's loss is the plain
+                                  negative log-likelihood */
+    const float *target_delta; /* (n_last, classes), backend memory: added to the
+                                  loss layer's input gradient, the gradient's share
+                                  of a target other than the labels' (mixup); NULL
+                                  but inside such a training step */
+    const float *x_last;       /* the input of the last forward pass (backend memory) */
+    const float *d_last;       /* the input gradient the last layer of a backward pass
+                                  wrote (for the doctor's trace, src/doctor.c) */
 };
 
 /* What a network takes, known before anything of it is allocated. */
@@ -508,6 +514,9 @@ cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n);
  * net->labels), and how many of them have their label as the best class
  * (correct may be NULL).  Copies only the per-sample results. */
 double cn_net_loss_sum(cn_net *net, size_t n, size_t *correct);
+/* The loss layer's input (the logits) of the last forward pass, backend
+ * memory. */
+const float *cn_net_logits(const cn_net *net);
 
 /* Layer-level passes for gradcheck: forward/backward of layer i alone, with
  * no fusion, on backend memory. */
@@ -554,6 +563,14 @@ struct cn_model {
      * net holds the average (the model as it is used and saved). */
     float *ema_mem;
     int ema_live;
+    /* The training step's mixed targets (opts.mixup, cn_model_train): sample
+     * s trains against mix_keep[s] of its label and 1 - mix_keep[s] of
+     * mix_other[s]'s; mix_other NULL: none.  mix_delta (backend memory) and
+     * mix_host (host) hold the gradient's correction, (batch, classes), and
+     * mix_logits a host copy of the logits. */
+    const int32_t *mix_other;
+    const float *mix_keep;
+    float *mix_delta, *mix_host, *mix_logits;
 };
 
 /* The most floats the moving average's swap moves at a time. */

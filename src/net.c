@@ -982,7 +982,8 @@ void cn_net_measure_input(cn_net *net, const cn_data *data)
 
 static cn_ctx make_ctx(cn_net *net, int fuse, int train)
 {
-    return (cn_ctx){net->be, net->ws, net->labels, fuse, train, net->seed, net->first, net->smooth};
+    return (cn_ctx){net->be,    net->ws,     net->labels,      fuse, train, net->seed,
+                    net->first, net->smooth, net->target_delta};
 }
 
 /* Per-layer times measure the layer's work, not its queueing. */
@@ -1226,8 +1227,7 @@ cn_status cn_net_put_labels(cn_net *net, const int32_t *labels, size_t n)
     return CN_OK;
 }
 
-/* The input of the loss layer (the logits). */
-static const float *logits(const cn_net *net)
+const float *cn_net_logits(const cn_net *net)
 {
     return net->n_layers > 1 ? net->act[net->n_layers - 2] : net->x_last;
 }
@@ -1238,8 +1238,9 @@ static const float *logits(const cn_net *net)
 static double row_results(cn_net *net, size_t n, int32_t *best, float *p)
 {
     const cn_backend *be = net->be;
-    be->nll_rows(be, logits(net), net->act[net->n_layers - 1], net->labels, n, net->spec->classes,
-                 net->smooth, net->row_loss, best ? net->row_best : NULL, p ? net->row_p : NULL);
+    be->nll_rows(be, cn_net_logits(net), net->act[net->n_layers - 1], net->labels, n,
+                 net->spec->classes, net->smooth, net->row_loss, best ? net->row_best : NULL,
+                 p ? net->row_p : NULL);
     be->download(be, net->h_loss, net->row_loss, n * sizeof *net->h_loss);
     if (best)
         be->download(be, best, net->row_best, n * sizeof *best);

@@ -160,6 +160,16 @@ static const cn_recipe_key recipe[] = {
      FIELD(elastic),
      .json = "elastic",
      .json_absent = CN_JSON_OPTIONAL},
+    {.key = {"mixup", "mixup", "P",
+             "with probability P, blend each training image with another one drawn from the "
+             "training set (itself shifted and flipped as training's images are): pixels w x "
+             "+ (1-w) x' and target w of its label plus 1-w of the other's (with "
+             "--label-smoothing on top), w uniform in 0..1; the loss shown while training is "
+             "against that target, the accuracy against the label of the larger share",
+             CN_TRAIN_NUMBER, 0, 1, 0, NULL},
+     FIELD(mixup),
+     .json = "mixup",
+     .json_absent = CN_JSON_OPTIONAL},
 };
 _Static_assert(sizeof recipe / sizeof recipe[0] == CN_RECIPE_KEYS,
                "CN_RECIPE_KEYS is the number of keys in the table");

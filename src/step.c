@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root)
 {
@@ -132,6 +133,44 @@ static cn_status backward_combined(cn_model *m, size_t n, double *bwd, double *l
     return CN_OK;
 }
 
+/* Mixup's targets for the pass just made (m->mix_other, m->mix_keep):
+ * sample s trains against q = w q_a + (1 - w) q_b, q_a and q_b the
+ * (smoothed) targets of its label a and of b.  The gradient is linear in
+ * the target: (y - q) / n = (y - q_a) / n + (1 - w)(1 - eps) / n (e_a -
+ * e_b), so the loss layer's own gradient for a is corrected by the second
+ * term (net->target_delta), made here.  The loss likewise: L_q = L_a + (1 -
+ * w)(1 - eps)(z_a - z_b) from the logits z; sum (the L_a of every sample)
+ * becomes the sum of the L_q.  A sample counts as right when its best
+ * class is the label of the larger share (*right, unless NULL). */
+static double mix_targets(cn_model *m, size_t n, double sum, size_t *right)
+{
+    cn_net *net = m->net;
+    const cn_backend *be = m->be;
+    size_t k = net->layers[net->n_layers - 1].out.c;
+    double eps = net->smooth;
+    be->download(be, m->mix_logits, cn_net_logits(net), n * k * sizeof *m->mix_logits);
+    memset(m->mix_host, 0, n * k * sizeof *m->mix_host);
+    size_t ok = 0;
+    for (size_t s = 0; s < n; s++) {
+        int32_t a = net->h_labels[s], b = m->mix_other[s];
+        double take = 1.0 - (double)m->mix_keep[s];
+        if (right)
+            ok += net->h_best[s] == (m->mix_keep[s] >= 0.5f ? a : b);
+        if (a == b || take == 0.0)
+            continue;
+        float c = (float)(take * (1.0 - eps) / (double)n);
+        m->mix_host[s * k + (size_t)a] = c;
+        m->mix_host[s * k + (size_t)b] = -c;
+        const float *z = m->mix_logits + s * k;
+        sum += take * (1.0 - eps) * ((double)z[a] - (double)z[b]);
+    }
+    be->upload(be, m->mix_delta, m->mix_host, n * k * sizeof *m->mix_host);
+    net->target_delta = m->mix_delta;
+    if (right)
+        *right = ok;
+    return sum;
+}
+
 cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, double *loss,
                               size_t *correct, int *stop, double *fwd, double *bwd, double *update)
 {
@@ -141,17 +180,22 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
     if (m->keep_stats)
         cn_model_take_stats(m); /* before backward writes over some outputs */
     size_t right = 0;
-    int watch = m->watch && m->comm.size == 1;
-    double sum = loss || watch ? cn_net_loss_sum(net, n, correct ? &right : NULL) : 0.0;
+    int watch = m->watch && m->comm.size == 1, mix = m->mix_other != NULL;
+    double sum =
+        loss || watch || mix ? cn_net_loss_sum(net, n, correct || mix ? &right : NULL) : 0.0;
+    if (mix)
+        sum = mix_targets(m, n, sum, &right);
     cn_status st = watch ? cn_model_watch_forward(m, sum, lr) : CN_OK;
     if (st) {
         net->smooth = 0.0f;
+        net->target_delta = NULL;
         return st;
     }
     cn_net_zero_grads(net);
     int no = 0;
     st = backward_combined(m, n, bwd, &sum, &right, stop ? stop : &no);
     net->smooth = 0.0f;
+    net->target_delta = NULL;
     if (!st && watch)
         st = cn_model_watch_backward(m, n, lr);
     if (st)

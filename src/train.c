@@ -56,18 +56,66 @@ void cn_augment(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint64_t 
     }
 }
 
+/* The probability of mixup in 2^-24. */
+static uint32_t mix_p24(const cn_train_opts *o) { return (uint32_t)lround(o->mixup * 16777216.0); }
+
+/* Mixup over the n augmented samples pix at places first.. of a step
+ * seeded seed: each one drawn for it is blended with its partner from
+ * from (count samples; labels from_labels, or NULL), the partner taken as
+ * it is in from and augmented with its own draws.  other and keep (unless
+ * NULL) get each sample's other label and own share (its own label and 1
+ * where it is not blended).  part and tmp: a sample's room each. */
+static void mix_batch(uint8_t *pix, size_t n, cn_shape s, const cn_aug *aug, uint32_t p24,
+                      const uint8_t *from, const int32_t *from_labels, size_t count, uint64_t seed,
+                      size_t first, const int32_t *labels, int32_t *other, float *keep,
+                      uint8_t *part, uint8_t *tmp)
+{
+    size_t size = cn_shape_size(s);
+    for (size_t i = 0; i < n; i++) {
+        cn_mix_draw d;
+        cn_mix_draw_for(p24, count, seed, first + i, &d);
+        if (other)
+            other[i] = labels[i];
+        if (keep)
+            keep[i] = 1.0f;
+        if (!d.on)
+            continue;
+        memcpy(part, from + (size_t)d.partner * size, size);
+        cn_augment(part, 1, s, aug, seed, first + i + CN_MIX_PARTNER_AT, tmp);
+        cn_mix_pixels(pix + i * size, part, size, d.w24);
+        if (other)
+            other[i] = from_labels[d.partner];
+        if (keep)
+            keep[i] = (float)d.w24 / 16777216.0f;
+    }
+}
+
 cn_status cn_train_opts_augment(const cn_train_opts *o, uint8_t *pixels, size_t n, cn_shape s,
                                 uint64_t step, size_t first)
 {
     cn_status st = cn_train_opts_check(o);
     if (st)
         return st;
-    uint8_t *tmp = malloc(cn_shape_size(s) ? cn_shape_size(s) : 1);
-    if (!tmp)
-        return cn_fail(CN_ERR_NOMEM, "out of memory for a sample of %zu bytes", cn_shape_size(s));
+    size_t size = cn_shape_size(s) ? cn_shape_size(s) : 1;
+    int mix = o->mixup > 0 && n > 0;
+    uint8_t *tmp = malloc(size), *part = malloc(size), *orig = mix ? malloc(n * size) : NULL;
+    if (!tmp || !part || (mix && !orig)) {
+        free(tmp);
+        free(part);
+        free(orig);
+        return cn_fail(CN_ERR_NOMEM, "out of memory for %zu samples of %zu bytes", n, size);
+    }
+    if (mix) /* the partners as they were */
+        memcpy(orig, pixels, n * cn_shape_size(s));
     const cn_aug aug = cn_aug_of(o);
-    cn_augment(pixels, n, s, &aug, cn_step_seed(o->seed, step), first, tmp);
+    uint64_t seed = cn_step_seed(o->seed, step);
+    cn_augment(pixels, n, s, &aug, seed, first, tmp);
+    if (mix)
+        mix_batch(pixels, n, s, &aug, mix_p24(o), orig, NULL, n, seed, first, NULL, NULL, NULL,
+                  part, tmp);
     free(tmp);
+    free(part);
+    free(orig);
     return CN_OK;
 }
 
@@ -202,7 +250,7 @@ static void prefetch(const cn_data *d, const uint32_t *idx, size_t count)
  * it has the room (a data set larger than memory stays mapped on the host),
  * and a place for each step's indices: then only those travel (the pixels
  * are gathered, augmented and prepared there, the same bits as on the
- * host).  NULL in *data: batches go up from the host. */
+ * host).  NULL in *data: batches go up from the host (always with mixup). */
 static void data_on_device(cn_model *m, const cn_data *train, size_t local, uint8_t **data,
                            uint32_t **idx)
 {
@@ -210,7 +258,8 @@ static void data_on_device(cn_model *m, const cn_data *train, size_t local, uint
     *data = NULL;
     *idx = NULL;
     size_t bytes = train->n * cn_shape_size(train->shape), avail = 0;
-    if (be->host_memory || !be->gather_pixels || train->store || bytes == 0)
+    if (be->host_memory || !be->gather_pixels || train->store || bytes == 0 ||
+        m->opts.mixup > 0) /* mixup's blends are made on the host */
         return;
     if (be->memory) { /* leave the device at least a quarter of what it has free */
         be->memory(be, NULL, &avail, NULL);
@@ -293,7 +342,20 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
     uint8_t *dev_data;
     uint32_t *dev_idx;
     data_on_device(m, train, local, &dev_data, &dev_idx);
-    if (!perm || !pix || !tmp || !labels) {
+    /* Mixup: each step's other labels and shares, a partner's pixels, and
+     * the room of the gradient's correction (src/step.c). */
+    const uint32_t p24 = mix_p24(o);
+    size_t classes = m->spec->classes;
+    int32_t *other = p24 ? malloc(local * sizeof *other) : NULL;
+    float *keep = p24 ? malloc(local * sizeof *keep) : NULL;
+    uint8_t *part = p24 ? malloc(in_size) : NULL;
+    if (p24) {
+        m->mix_host = malloc(local * classes * sizeof *m->mix_host);
+        m->mix_logits = malloc(local * classes * sizeof *m->mix_logits);
+        m->mix_delta = m->be->alloc(m->be, local * classes * sizeof *m->mix_delta);
+    }
+    if (!perm || !pix || !tmp || !labels ||
+        (p24 && (!other || !keep || !part || !m->mix_host || !m->mix_logits || !m->mix_delta))) {
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -343,6 +405,12 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             } else {
                 if (cn_aug_any(&aug))
                     cn_augment(pix, local, net->spec->input, &aug, net->seed, first, tmp);
+                if (p24) {
+                    mix_batch(pix, local, net->spec->input, &aug, p24, train->pixels, train->labels,
+                              train->n, net->seed, first, labels, other, keep, part, tmp);
+                    m->mix_other = other;
+                    m->mix_keep = keep;
+                }
                 cn_net_put_pixels(net, pix, local);
             }
             if ((st = cn_net_put_labels(net, labels, local)))
@@ -350,8 +418,11 @@ cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,
             double loss;
             size_t right;
             int stop = pending || (hooks->stop && *hooks->stop);
-            if ((st = cn_model_train_step(m, net->input, local, lr, &loss, &right, &stop, NULL,
-                                          NULL, NULL)))
+            st = cn_model_train_step(m, net->input, local, lr, &loss, &right, &stop, NULL, NULL,
+                                     NULL);
+            m->mix_other = NULL;
+            m->mix_keep = NULL;
+            if (st)
                 goto done;
             if (!isfinite(loss)) {
                 st = cn_fail(CN_ERR_NUMERIC,
@@ -458,6 +529,15 @@ done:
     free(pix);
     free(tmp);
     free(labels);
+    free(other);
+    free(keep);
+    free(part);
+    free(m->mix_host);
+    free(m->mix_logits);
+    m->be->free(m->be, m->mix_delta);
+    m->mix_host = m->mix_logits = m->mix_delta = NULL;
+    m->mix_other = NULL;
+    m->mix_keep = NULL;
     m->be->free(m->be, dev_idx);
     m->be->free(m->be, dev_data);
     return st;

@@ -506,24 +506,25 @@ run "viz layers no maps" 1 "$bin" viz conv.safetensors --out viz7 --data "$data"
     expect_err "viz layers no maps" "fc1 (fc) has no feature maps"
 run "viz channels 0" 2 "$bin" viz conv.safetensors --out viz7 --channels 0 &&
     expect_err "viz channels 0" "--channels takes a whole number"
-# viz --augment: a row of 8 images as they are, one per augmentation (7),
+# viz --augment: a row of 8 images as they are, one per augmentation (8),
 # one with all of them; each row differs from the first, the first is the data.
 if run "viz augment" 0 "$bin" viz conv.safetensors --out viz8 --data "$data" --augment --shift 2 \
-    --flip 1 --rotate 20 --scale 0.2 --shear 10 --erase 0.5 --elastic 2; then
+    --flip 1 --rotate 20 --scale 0.2 --shear 10 --erase 0.5 --elastic 2 --mixup 0.5; then
     if "$py" - viz8/augment.png <<'PY'
 import sys
 from PIL import Image
 im = Image.open(sys.argv[1]).convert("L")
 w, h = im.size
 s, th, tw = 2, 56, 56                      # 28 x 28 images enlarged twice
-assert (w, h) == (110 + 8 * (tw + 3) + 3, 9 * (th + 3) + 3), (w, h)
+assert (w, h) == (110 + 8 * (tw + 3) + 3, 10 * (th + 3) + 3), (w, h)
 def tile(r, j):
     x0, y0 = 110 + 3 + j * (tw + 3), 3 + r * (th + 3)
     return [im.getpixel((x0 + x, y0 + y)) for y in range(0, th, s) for x in range(0, tw, s)]
-rows = [[tile(r, j) for j in range(8)] for r in range(9)]
-for r in range(1, 9):
+rows = [[tile(r, j) for j in range(8)] for r in range(10)]
+for r in range(1, 10):
     assert rows[r] != rows[0], r           # every augmentation changes something
 assert sum(rows[2][j] != rows[0][j] for j in range(8)) in range(1, 8)  # flip: some, not all
+assert sum(rows[8][j] != rows[0][j] for j in range(8)) in range(1, 8)  # mixup: some, not all
 PY
     then ok "viz augment"; else fail "viz augment" "augment.png missing, of the wrong size or unchanged rows"; fi
 fi

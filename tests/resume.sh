@@ -110,9 +110,9 @@ resumed "resume: adamw" adamw1.safetensors adamw.safetensors 2 17
 
 # One-cycle SGD with a moving average of the weights (the file keeps the
 # average and, beside it, the trained weights), label smoothing and every
-# augmentation, stopped in the first epoch and after it; the resumed runs
+# augmentation and mixup, stopped in the first epoch and after it; the resumed runs
 # take the recipe from the file.
-extra="--ema 0.95 --label-smoothing 0.1 --rotate 10 --scale 0.1 --shear 5 --erase 0.3 --shift 1 --elastic 1.5"
+extra="--ema 0.95 --label-smoothing 0.1 --rotate 10 --scale 0.1 --shear 5 --erase 0.3 --shift 1 --elastic 1.5 --mixup 0.5"
 # shellcheck disable=SC2086 # $extra: several options
 run "resume: ema reference" 0 "$bin" train bn.cfg -o ema.safetensors $extra $rdata
 # shellcheck disable=SC2086

@@ -609,6 +609,79 @@ static void public_augment_is_trainings(void)
     free(b);
 }
 
+/* Mixup's draws: a share P of the places blended (none at P 0, all at P
+ * 1), partners below the set's size, shares in [0, 1) and spread over it,
+ * the same draws for the same seed and place; a recipe with mixup draws
+ * the other augmentations as before (its generator is its own).  The
+ * blend is the rounded integer mix, checked by hand. */
+static void mixup_draws_and_blends(void)
+{
+    int on = 0, none = 0, all = 0;
+    double keep_sum = 0.0;
+    for (uint64_t at = 0; at < 4000; at++) {
+        cn_mix_draw d, e;
+        cn_mix_draw_for(1u << 23, 1000, 31, at, &d);
+        cn_mix_draw_for(1u << 23, 1000, 31, at, &e);
+        CHECK(d.on == e.on && d.partner == e.partner && d.w24 == e.w24);
+        if (d.on) {
+            on++;
+            keep_sum += d.w24 / 16777216.0;
+            CHECK(d.partner < 1000 && d.w24 < 1u << 24);
+        } else {
+            CHECK(d.w24 == 1u << 24);
+        }
+        cn_mix_draw_for(0, 1000, 31, at, &e);
+        none += e.on;
+        cn_mix_draw_for(1u << 24, 1000, 31, at, &e);
+        all += e.on;
+    }
+    CHECK_MSG(on > 2000 - 130 && on < 2000 + 130, "%d of 4000 blended", on);
+    CHECK_MSG(fabs(keep_sum / on - 0.5) < 0.03, "mean share %.3f", keep_sum / on);
+    CHECK(none == 0 && all == 4000);
+    uint8_t a[4] = {200, 0, 255, 7}, b[4] = {100, 255, 0, 7};
+    cn_mix_pixels(a, b, 4, 1u << 23); /* halves: (200 + 100) / 2, 127.5 up, 127.5 up, 7 */
+    CHECK(a[0] == 150 && a[1] == 128 && a[2] == 128 && a[3] == 7);
+    uint8_t c[2] = {10, 250}, dd[2] = {250, 10};
+    cn_mix_pixels(c, dd, 2, 1u << 22); /* a quarter of c: 10/4 + 250*3/4 = 190 */
+    CHECK(c[0] == 190 && c[1] == 70);
+}
+
+/* cn_train_opts_augment with mixup: every sample is its own augmented image
+ * or the blend the draws say of it and a partner among the samples given,
+ * augmented with the partner's own draws (constant images: the blend of two
+ * values, exactly). */
+static void public_augment_mixes_pairs(void)
+{
+    const cn_shape s = {1, 6, 6};
+    const size_t n = 16, size = 36;
+    uint8_t *pix = malloc(n * size);
+    CHECK(pix);
+    for (size_t i = 0; i < n; i++)
+        memset(pix + i * size, (int)(10 + 15 * i), size);
+    cn_train_opts o;
+    cn_train_opts_defaults(&o);
+    o.seed = 4;
+    o.mixup = 0.5;
+    CHECK_OK(cn_train_opts_augment(&o, pix, n, s, 2, 3));
+    uint64_t seed = cn_step_seed(4, 2);
+    int blended = 0;
+    for (size_t i = 0; i < n; i++) {
+        cn_mix_draw d;
+        cn_mix_draw_for(1u << 23, n, seed, 3 + i, &d);
+        uint8_t want = (uint8_t)(10 + 15 * i), other = (uint8_t)(10 + 15 * d.partner);
+        if (d.on)
+            cn_mix_pixels(&want, &other, 1, d.w24);
+        blended += d.on && want != 10 + 15 * i;
+        for (size_t k = 0; k < size; k++)
+            CHECK_MSG(pix[i * size + k] == want, "sample %zu: %d, expected %d", i,
+                      pix[i * size + k], want);
+    }
+    CHECK(blended > 0 && blended < (int)n);
+    o.mixup = 1.5;
+    CHECK_ERR(cn_train_opts_augment(&o, pix, n, s, 2, 3), CN_ERR_ARG);
+    free(pix);
+}
+
 /* The elastic field against its definition in doubles: the control
  * points' moves blended bilinearly over the 4 x 4 grid (within 2^-11 pixel
  * of it); bounded by a; continuous (neighbours differ by at most the
@@ -789,6 +862,8 @@ const th_test th_augment[] = {
     {"augment/same_seed_same_batch", same_seed_same_batch},
     {"augment/host_and_twin_agree", host_and_twin_agree},
     {"augment/public_augment_is_trainings", public_augment_is_trainings},
+    {"augment/mixup_draws_and_blends", mixup_draws_and_blends},
+    {"augment/public_augment_mixes_pairs", public_augment_mixes_pairs},
     {"augment/tta_flip_averages_mirrors", tta_flip_averages_mirrors},
     {"augment/tta_shift_averages_shifts", tta_shift_averages_shifts},
     {"augment/tta_flip_shift_averages_ten_views", tta_flip_shift_averages_ten_views},

@@ -53,7 +53,8 @@ static cn_train_opts other_opts(void)
                                       .erase = 0.5,
                                       .label_smoothing = 0.125,
                                       .ema = 0.99,
-                                      .elastic = 2.5};
+                                      .elastic = 2.5,
+                                      .mixup = 0.375};
     return o;
 }
 
@@ -66,7 +67,7 @@ static int same_opts(const cn_train_opts *a, const cn_train_opts *b)
            a->eps == b->eps && a->shift == b->shift && a->flip == b->flip &&
            a->rotate == b->rotate && a->scale == b->scale && a->shear == b->shear &&
            a->erase == b->erase && a->label_smoothing == b->label_smoothing && a->ema == b->ema &&
-           a->elastic == b->elastic;
+           a->elastic == b->elastic && a->mixup == b->mixup;
 }
 
 static void json_of_default_recipe(void)
@@ -116,8 +117,8 @@ static void json_round_trip(void)
 
 /* Files written before lr_warmup, optimizer, beta2, eps, shift and flip
  * existed: lr_warmup was 0.25, the others keep the description's values;
- * before rotate, scale, shear, erase, label_smoothing, ema and elastic:
- * they were off. */
+ * before rotate, scale, shear, erase, label_smoothing, ema, elastic and
+ * mixup: they were off. */
 static void json_of_old_files(void)
 {
     cn_train_opts o = other_opts(), want = other_opts();
@@ -135,7 +136,7 @@ static void json_of_old_files(void)
     want.seed = 7;
     want.lr_warmup = 0.25;
     want.rotate = want.scale = want.shear = want.erase = want.label_smoothing = want.ema = 0;
-    want.elastic = 0;
+    want.elastic = want.mixup = 0;
     CHECK(same_opts(&o, &want));
 }
 
@@ -233,7 +234,7 @@ static void keys_describe_the_recipe(void)
         "epochs",  "batch",           "lr",        "momentum", "decay",     "lr_policy",
         "lr_step", "lr_gamma",        "lr_warmup", "seed",     "optimizer", "beta2",
         "eps",     "shift",           "flip",      "rotate",   "scale",     "shear",
-        "erase",   "label_smoothing", "ema",       "elastic"};
+        "erase",   "label_smoothing", "ema",       "elastic",  "mixup"};
     CHECK(cn_train_key_count() == sizeof names / sizeof names[0]);
     CHECK(cn_train_key_at(cn_train_key_count()) == NULL);
     for (size_t i = 0; i < cn_train_key_count(); i++) {

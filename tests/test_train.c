@@ -795,9 +795,112 @@ static void kernel_sets_agree(void)
     cn_data_free(&val);
 }
 
+/* The mean cross-entropy of a one-layer net (z = W x + b, W k x d) on n
+ * samples against mixup's targets: w[s] of (1 - eps) onehot(a[s]) + eps / k
+ * and 1 - w[s] of the same for b[s], in doubles. */
+static double mixed_loss(const double *p, const float *x, size_t n, size_t d, size_t k,
+                         const int32_t *a, const int32_t *b, const float *w, double eps)
+{
+    double total = 0.0;
+    for (size_t s = 0; s < n; s++) {
+        double z[8], top = -INFINITY, sum = 0.0;
+        for (size_t c = 0; c < k; c++) {
+            z[c] = p[k * d + c];
+            for (size_t j = 0; j < d; j++)
+                z[c] += p[c * d + j] * x[s * d + j];
+            top = z[c] > top ? z[c] : top;
+        }
+        for (size_t c = 0; c < k; c++)
+            sum += exp(z[c] - top);
+        double lse = top + log(sum);
+        for (size_t c = 0; c < k; c++) {
+            double q = eps / (double)k + (1.0 - eps) * (w[s] * (c == (size_t)a[s]) +
+                                                        (1.0 - w[s]) * (c == (size_t)b[s]));
+            total += q * (lse - z[c]);
+        }
+    }
+    return total / (double)n;
+}
+
+/* Mixup's target through the loss (src/step.c): a training step against w
+ * of each sample's label and 1 - w of another's, with label smoothing on
+ * top, reports the mean cross-entropy against that target, and leaves the
+ * gradients of that loss, checked by central differences in doubles.
+ * Shares of 0 and 1 and a sample mixed with its own label included. */
+static void mixup_loss_and_gradient(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=1\nheight=1\nwidth=3\nclasses=4\n"
+                            "[train]\nbatch=5\nmomentum=0\ndecay=0\nlabel_smoothing=0.1\n"
+                            "[fc]\noutputs=4\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
+    enum { N = 5, D = 3, K = 4, P = K * D + K };
+    cn_tensor_info wt, bt; /* where the weights and the biases are in the blocks */
+    cn_net *net = cn_model_net(m);
+    CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "fc1.weight"), &wt));
+    CHECK_OK(cn_net_tensor(net, cn_net_find_tensor(net, "fc1.bias"), &bt));
+    cn_rng rng;
+    cn_rng_seed(&rng, 8);
+    float x[N * D], w0[P];
+    th_fill_normal(x, N * D, &rng);
+    th_fill_normal(w0, P, &rng);
+    CHECK_OK(cn_net_set(net, CN_PARAMS, wt.offset, K * D, w0));
+    CHECK_OK(cn_net_set(net, CN_PARAMS, bt.offset, K, w0 + K * D));
+    const int32_t a[N] = {0, 1, 2, 3, 1}, b[N] = {2, 1, 0, 0, 3};
+    const float keep[N] = {0.3f, 0.8f, 1.0f, 0.5f, 0.0f};
+    m->mix_other = b;
+    m->mix_keep = keep;
+    m->mix_host = malloc(N * K * sizeof *m->mix_host);
+    m->mix_logits = malloc(N * K * sizeof *m->mix_logits);
+    m->mix_delta = m->be->alloc(m->be, N * K * sizeof *m->mix_delta);
+    CHECK(m->mix_host && m->mix_logits && m->mix_delta);
+    double loss;
+    CHECK_OK(cn_model_step(m, x, a, N, 0.0, &loss)); /* lr 0: the weights stay */
+    double p[P];
+    for (size_t i = 0; i < P; i++)
+        p[i] = w0[i];
+    double want = mixed_loss(p, x, N, D, K, a, b, keep, 0.1);
+    CHECK_MSG(fabs(loss - want) < 1e-5 * want, "loss %.7f, expected %.7f", loss, want);
+    float *g = th_block(cn_model_net(m), CN_GRADS);
+    CHECK(g);
+    double worst = 0.0;
+    for (size_t i = 0; g && i < P; i++) {
+        const double h = 1e-5;
+        p[i] = w0[i] + h;
+        double up = mixed_loss(p, x, N, D, K, a, b, keep, 0.1);
+        p[i] = w0[i] - h;
+        double down = mixed_loss(p, x, N, D, K, a, b, keep, 0.1);
+        p[i] = w0[i];
+        float got = i < K * D ? g[wt.offset + i] : g[bt.offset + i - K * D];
+        double err = fabs(got - (up - down) / (2 * h));
+        worst = err > worst ? err : worst;
+    }
+    CHECK_MSG(worst < 1e-5, "gradient off by %.2g from central differences", worst);
+    printf("    mixup: loss %.6f (%.6f by hand), gradient within %.1e\n", loss, want, worst);
+    /* Without the mixed targets the same step trains against the labels:
+     * another loss. */
+    free(m->mix_host);
+    free(m->mix_logits);
+    m->be->free(m->be, m->mix_delta);
+    m->mix_other = NULL;
+    m->mix_keep = NULL;
+    m->mix_host = m->mix_logits = m->mix_delta = NULL;
+    double plain;
+    CHECK_OK(cn_model_step(m, x, a, N, 0.0, &plain));
+    const float ones[N] = {1, 1, 1, 1, 1};
+    double want_plain = mixed_loss(p, x, N, D, K, a, a, ones, 0.1);
+    CHECK_MSG(fabs(plain - want_plain) < 1e-5 * want_plain && fabs(plain - want) > 1e-3,
+              "loss %.7f, expected %.7f", plain, want_plain);
+    free(g);
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
 const th_test th_train[] = {
     {"train/sgd_follows_the_lecture", sgd_follows_the_lecture},
     {"train/he_initialisation", he_initialisation},
+    {"train/mixup_loss_and_gradient", mixup_loss_and_gradient},
     {"train/learns_and_is_deterministic", training_learns_and_is_deterministic},
     {"train/resume_is_exact", resume_is_exact},
     {"train/resume_is_exact_with_adam_and_augmentation",

@@ -2,7 +2,9 @@
  * flattened input, with the mean negative log-likelihood of the true class
  * as the loss, or in training with label smoothing eps (ctx->smooth) the
  * cross-entropy against q = (1 - eps) onehot(label) + eps / classes.
- * Backward starts here: dx = (y - q) / n. */
+ * Backward starts here: dx = (y - q) / n, plus ctx->target_delta where a
+ * training step trains against another target (mixup's blend of two
+ * labels: the difference of the two gradients, made by src/step.c). */
 #include "internal.h"
 
 static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
@@ -23,8 +25,11 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
 {
     (void)x;
     (void)dy;
-    if (dx)
-        ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, ctx->smooth, dx);
+    if (!dx)
+        return;
+    ctx->be->softmax_nll_bwd(ctx->be, y, ctx->labels, n, l->out.c, ctx->smooth, dx);
+    if (ctx->target_delta) /* another target's share (mixup: src/step.c) */
+        ctx->be->add(ctx->be, dx, ctx->target_delta, dx, n * l->out.c);
 }
 
 const cn_layer_ops cn_softmax_ops = {
