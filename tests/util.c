@@ -175,13 +175,13 @@ void th_layer_forward(cn_net *net, size_t i, const float *x, float *y, size_t n,
         cn_net_layer_forward(net, i, x, y, n, train);
         return;
     }
-    float *dx = on_backend(be, x, in), *dy = on_backend(be, y, out);
-    if (dx && dy) {
-        cn_net_layer_forward(net, i, dx, dy, n, train);
-        be->download(be, y, dy, out * sizeof *y);
+    float *bx = on_backend(be, x, in), *by = on_backend(be, y, out); /* the backend's copies */
+    if (bx && by) {
+        cn_net_layer_forward(net, i, bx, by, n, train);
+        be->download(be, y, by, out * sizeof *y);
     }
-    be->free(be, dx);
-    be->free(be, dy);
+    be->free(be, bx);
+    be->free(be, by);
 }
 
 void th_layer_backward(cn_net *net, size_t i, const float *x, const float *y, const float *dy,
