@@ -287,10 +287,29 @@ PER_ISA(gemm_thread_count_invariant)
  * plus odd ones. */
 static const size_t geoms[][6] = {
     /* c, h, w, k, stride, pad */
-    {1, 28, 28, 5, 1, 0}, {20, 12, 12, 5, 1, 0}, {3, 7, 9, 3, 1, 1},   {2, 8, 8, 3, 2, 1},
-    {4, 5, 5, 5, 1, 2},   {1, 6, 7, 2, 3, 0},    {3, 9, 6, 4, 2, 3},   {1, 1, 1, 1, 1, 0},
-    {2, 4, 4, 2, 1, 0},   {16, 14, 14, 5, 1, 2}, {2, 13, 17, 3, 1, 1}, {1, 28, 28, 5, 1, 2},
-    {3, 20, 35, 7, 1, 3}, {2, 16, 16, 1, 1, 0},  {3, 12, 10, 3, 1, 1},
+    {1, 28, 28, 5, 1, 0},
+    {20, 12, 12, 5, 1, 0},
+    {3, 7, 9, 3, 1, 1},
+    {2, 8, 8, 3, 2, 1},
+    {4, 5, 5, 5, 1, 2},
+    {1, 6, 7, 2, 3, 0},
+    {3, 9, 6, 4, 2, 3},
+    {1, 1, 1, 1, 1, 0},
+    {2, 4, 4, 2, 1, 0},
+    {16, 14, 14, 5, 1, 2},
+    {2, 13, 17, 3, 1, 1},
+    {1, 28, 28, 5, 1, 2},
+    {3, 20, 35, 7, 1, 3},
+    {2, 16, 16, 1, 1, 0},
+    {3, 12, 10, 3, 1, 1},
+    /* 3x3, stride 1, enough channels for Winograd's F(4x4, 3x3) on AVX-512:
+     * whole and partial tiles, every padding, a row of more than 16 tiles */
+    {24, 28, 28, 3, 1, 1},
+    {19, 14, 14, 3, 1, 1},
+    {21, 9, 13, 3, 1, 0},
+    {33, 7, 5, 3, 1, 2},
+    {20, 70, 6, 3, 1, 1},
+    {18, 3, 3, 3, 1, 1},
 };
 
 static cn_win win_of(const size_t *g)
@@ -404,9 +423,10 @@ PER_ISA(conv_thread_count_invariant)
  * uneven size (17 filters): the same bits as one thread, and the
  * reference's values. */
 static const size_t split_geoms[][6] = {
-    /* c, h, w, k, stride, pad: direct, direct, im2col, strided, 1x1 in place, 7x7 */
-    {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0},
-    {32, 15, 14, 3, 2, 1}, {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},
+    /* c, h, w, k, stride, pad: direct, direct, im2col, strided, 1x1 in place,
+     * 7x7, Winograd (on AVX-512) */
+    {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1}, {20, 12, 12, 5, 1, 0}, {32, 15, 14, 3, 2, 1},
+    {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3}, {24, 14, 13, 3, 1, 1},
 };
 /* Filters of the split tests: with every geometry above, enough work to be
  * split (conv.c's SPLIT_MACS, 512 K multiply-adds), in shares of 13-14. */
@@ -495,6 +515,57 @@ static void conv_affine_is_conv_then_bn(const char *isa)
     cn_backend_destroy(be);
 }
 PER_ISA(conv_affine_is_conv_then_bn)
+
+/* Winograd's F(4x4, 3x3) (AVX-512, 3x3 convolutions with stride 1 and
+ * enough channels) against the direct sum the backend uses when asked to be
+ * exact (cn_backend.exact, as the gradient checks ask): both within the
+ * reference's tolerance, the direct sum closer to it, and the two not the
+ * same bits (so the fast path really ran).  Then a sample's outputs are the
+ * same bits whether it is worked on alone or in a batch, at any place in it:
+ * each tile takes the same instructions in whichever lane and unit of
+ * samples it lands. */
+static void conv_winograd_against_direct(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    static const size_t wg[][6] = {
+        /* c, h, w, k, stride, pad */
+        {24, 28, 28, 3, 1, 1},
+        {48, 14, 14, 3, 1, 1},
+        {32, 11, 9, 3, 1, 0},
+        {16, 8, 8, 3, 1, 2},
+    };
+    cn_rng rng;
+    cn_rng_seed(&rng, 31);
+    for (size_t t = 0; t < sizeof wg / sizeof wg[0]; t++) {
+        cn_win g = win_of(wg[t]);
+        size_t m = 24 + t, n = 9, kk = g.c * 9, in1 = g.c * g.h * g.w, out1 = m * g.oh * g.ow;
+        float *x = normal(n * in1, 1, 0, &rng), *w = normal(m * kk, 0.2, 0, &rng);
+        float *b = normal(m, 1, 0, &rng), *yr = floats(n * out1), *yw = floats(n * out1);
+        float *yd = floats(n * out1), *y1 = floats(out1), *ws = floats(be->conv_ws(be, &g, m, n));
+        cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
+        be->conv_fwd(be, &g, m, x, n, w, b, yw, ws, CN_ACT_NONE);
+        be->exact = 1;
+        be->conv_fwd(be, &g, m, x, n, w, b, yd, ws, CN_ACT_NONE);
+        be->exact = 0;
+        double ew = max_rel(yw, yr, n * out1), ed = max_rel(yd, yr, n * out1);
+        CHECK_MSG(ew < 2e-5 && ed < 2e-5, "%s geometry %zu: errors %.2g (fast), %.2g (exact)", isa,
+                  t, ew, ed);
+        if (strcmp(isa, "avx512") == 0)
+            CHECK_MSG(memcmp(yw, yd, n * out1 * 4) != 0 && ed < ew,
+                      "%s geometry %zu: Winograd did not run (errors %.2g and %.2g)", isa, t, ew,
+                      ed);
+        for (size_t s = 0; s < n; s += 4) {
+            be->conv_fwd(be, &g, m, x + s * in1, 1, w, b, y1, ws, CN_ACT_NONE);
+            CHECK_MSG(memcmp(y1, yw + s * out1, out1 * 4) == 0,
+                      "%s geometry %zu: sample %zu alone differs from it in the batch", isa, t, s);
+        }
+        free(x), free(w), free(b), free(yr), free(yw), free(yd), free(y1), free(ws);
+    }
+    cn_backend_destroy(be);
+}
+PER_ISA(conv_winograd_against_direct)
 
 /* ------------------------------------------------------------- pooling */
 
@@ -1551,6 +1622,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_matches_reference", conv_matches_reference),
     ISA_TESTS("conv_split_matches_one_thread", conv_split_matches_one_thread),
     ISA_TESTS("conv_affine_is_conv_then_bn", conv_affine_is_conv_then_bn),
+    ISA_TESTS("conv_winograd_against_direct", conv_winograd_against_direct),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),
     ISA_TESTS("activations_match_naive", activations_match_naive),

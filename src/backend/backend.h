@@ -76,6 +76,11 @@ struct cn_backend {
     /* The backward operations that may write their result over an input
      * (CN_BWD_* bits): the network then plans less memory for gradients. */
     unsigned bwd_in_place;
+    /* 1 where the convolutions must use their most exactly rounded
+     * algorithm (the direct sum), not a faster one that rounds more
+     * coarsely (Winograd's F(4x4, 3x3) on AVX-512): set by the gradient
+     * checks while they run.  The memory planned covers both. */
+    int exact;
 
     /* ------------------------------------------------------------ memory */
 

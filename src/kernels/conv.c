@@ -147,13 +147,30 @@ static size_t thread_floats(const cn_win *g, size_t m)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, fk = m * g->kh * g->kw * g->h * g->w;
     size_t buf = kk * p > fk ? kk * p : fk, direct = direct_floats(g, m);
-    return (2 * buf > direct ? 2 * buf : direct) + m * p;
+    size_t t = (2 * buf > direct ? 2 * buf : direct) + m * p;
+#ifdef HAVE_WINOGRAD
+    if (use_winograd(g, m) && wg_thread_floats(g) > t)
+        t = wg_thread_floats(g);
+#endif
+    return t;
+}
+
+/* Shared by the threads: W packed and W rearranged (2 m K), or the
+ * filters' Winograd transforms (36 m c = 4 m K). */
+static size_t shared_floats(const cn_win *g, size_t m)
+{
+    size_t kk = g->c * g->kh * g->kw;
+#ifdef HAVE_WINOGRAD
+    if (use_winograd(g, m))
+        return 4 * m * kk;
+#endif
+    return 2 * m * kk;
 }
 
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
     size_t kk = g->c * g->kh * g->kw;
-    return 2 * m * kk + (size_t)cn_cpu_of(be)->threads * thread_floats(g, m) +
+    return shared_floats(g, m) + (size_t)cn_cpu_of(be)->threads * thread_floats(g, m) +
            n_chunks(max_batch) * (m * kk + m);
 }
 
@@ -312,6 +329,51 @@ static int use_direct(const cn_win *g, int need_dx)
 }
 #endif
 
+#ifdef HAVE_WINOGRAD
+/* 3x3, stride 1, by Winograd's F(4x4, 3x3) (kernels/winograd_avx512.c): the
+ * filters' transforms made once, then units of samples in parallel.  With
+ * fewer samples than threads, the threads share each unit in two rounds:
+ * the input transforms by channels (into thread 0's area), then the
+ * products by filters. */
+static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                              size_t n, const float *w, const float *b, const float *scale,
+                              const float *shift, float *y, float *ws, cn_act act)
+{
+    int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
+    size_t in = g->c * g->h * g->w, p = g->oh * g->ow, tf = thread_floats(g, m);
+    float *u = ws, *bufs = ws + shared_floats(g, m);
+    wg_shape sh = wg_shape_of(g);
+    size_t unit = wg_unit(g, &sh);
+    int split = split_threads(be, n, m, m * p * g->c * 9);
+    if (split > 1) {
+        PARALLEL_FOR(split, t, split, {
+            size_t fa, mt = filter_share(m, t, split, &fa);
+            wg_area a = wg_area_of(g, bufs + (size_t)t * tf);
+            wg_filters(w, m, g->c, fa, fa + mt, u);
+            for (size_t s0 = 0; s0 < n; s0 += unit) {
+                size_t cnt = n - s0 < unit ? n - s0 : unit;
+                wg_inputs(g, x + s0 * in, cnt, 0, g->c, a.xs, a.v, a.ldv);
+                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, y + s0 * m * p,
+                           a.mb, a.yd);
+            }
+        });
+        return;
+    }
+    wg_filters(w, m, g->c, 0, m, u);
+    /* Units no larger than the threads' fair shares. */
+    size_t fair = (n + (size_t)threads - 1) / (size_t)threads;
+    unit = unit > fair ? fair : unit;
+    size_t units = (n + unit - 1) / unit;
+    PARALLEL_FOR(threads, k, units, {
+        size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
+        wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
+        wg_inputs(g, x + s0 * in, cnt, 0, g->c, a.xs, a.v, a.ldv);
+        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
+                   a.yd);
+    });
+}
+#endif
+
 /* y (m rows of p) plus the bias, then times scale plus shift per row when
  * scale is not NULL (as bn_fwd computes it: the same expression, contracted
  * into the same FMA), relu'd if asked. */
@@ -343,6 +405,12 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
                             const float *shift, float *y, float *ws, cn_act act)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
+#ifdef HAVE_WINOGRAD
+    if (use_winograd(g, m) && !be->exact) {
+        conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, act);
+        return;
+    }
+#endif
 #ifdef HAVE_DIRECT_CONV
     if (use_direct(g, 0)) {
         conv_fwd_direct(be, g, m, x, n, w, b, scale, shift, y, ws, act);

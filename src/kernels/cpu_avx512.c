@@ -579,5 +579,7 @@ static void dconv_dw_samples(const float *const *xps, const float *const *dqs, s
     }
 }
 
+#include "kernels/winograd_avx512.c"
+
 #define CN_ISA avx512
 #include "kernels/cpu_kernels.h"

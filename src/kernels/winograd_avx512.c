@@ -1,0 +1,464 @@
+/* winograd_avx512.c - 3x3 convolutions with stride 1 by Winograd's minimal
+ * filtering F(4x4, 3x3) (Lavin and Gray, "Fast algorithms for convolutional
+ * neural networks", 2016).  Each 4x4 block of outputs (a tile) comes from
+ * the 6x6 block of padded input under it:
+ *
+ *   Y = A^T [ sum_c (G g_c G^T) .* (B^T d_c B) ] A
+ *
+ * so that the sum over the input channels costs 36 multiply-adds per tile
+ * and filter, against 144 for the direct sum.  The sums are 36 products,
+ * one per element e of the 6x6 transformed tile, of the filters' transforms
+ * U[e] (c x m) by the input tiles' transforms V[e] (c x tiles).
+ *
+ * Vectors run along tiles, 16 tiles to a vector, whatever the channel
+ * counts.  To load an element of 16 neighbouring tiles with one vector load,
+ * each padded plane is first split into phase planes (wg_split): rows and
+ * columns by their index mod 4, so that element (i, j) of tile (ti, tj)
+ * sits at (ti + i/4, tj + j/4) of phase plane (i mod 4, j mod 4).  Phase
+ * rows hold tw values (one per tile column); the tile's columns 4 and 5 come
+ * from copies of column phases 0 and 1 shifted by one column, so that 16
+ * tiles in a row of the flattened tile grid are 16 consecutive floats of
+ * every plane.  The outputs come back in 16 phase planes too and are
+ * interleaved into rows (wg_place).
+ *
+ * Work is done a unit of samples at a time (their tiles side by side, as
+ * many as keep V in the L2 cache), filters eight at a time: for a block of
+ * up to 48 tiles, 36 small products of 8 filters by 48 tiles in registers,
+ * then the output transform with the bias, a folded batch normalisation and
+ * the relu.  Every tile is computed by the same instructions in whichever
+ * lane and unit it lands, so the result does not depend on the batch size or
+ * the thread count.
+ *
+ * Rounding: the transforms' constants (1/6, 1/12, 1/24) are not exact in
+ * floats and the transformed values are larger than the inputs, so the
+ * outputs are off the exact sums by about 4e-6 of their scale, against 5e-7
+ * for the direct sum (tests/test_kernels.c, conv_winograd_against_direct).
+ * The gradient checks ask for the direct sum (cn_backend.exact). */
+#define HAVE_WINOGRAD 1
+
+/* The shape of one sample's tiles: th x tw tiles of 4x4 outputs (vecs
+ * vectors of 16) and the floats of a phase plane (q: th + 1 rows of tw, and
+ * what the last vector's loads read beyond, zero). */
+typedef struct wg_shape {
+    size_t th, tw, tiles, vecs, q;
+} wg_shape;
+
+static wg_shape wg_shape_of(const cn_win *g)
+{
+    wg_shape s;
+    s.th = (g->oh + 3) / 4, s.tw = (g->ow + 3) / 4;
+    s.tiles = s.th * s.tw;
+    s.vecs = (s.tiles + 15) / 16;
+    s.q = (16 * s.vecs + s.tw + 16 + 15) / 16 * 16;
+    return s;
+}
+
+/* Phase planes per channel: 16 (row and column phases), and the column
+ * phases 0 and 1 again one column on (for the tile's columns 4 and 5). */
+#define WG_PLANES 24
+
+/* Transformed input of a unit: at most this many floats, so that it stays
+ * in a 1-2 MB L2 cache while every filter group reads it. */
+#define WG_V_FLOATS (128 * 1024)
+#define WG_MAX_UNIT 64
+/* Tiles per block of the products: 3 vectors. */
+#define WG_TB 48
+/* Filters per group: 8 x 3 accumulators. */
+#define WG_NF 8
+
+static size_t wg_unit(const cn_win *g, const wg_shape *s)
+{
+    size_t u = WG_V_FLOATS / (36 * g->c * s->tiles);
+    return u < 1 ? 1 : u > WG_MAX_UNIT ? WG_MAX_UNIT : u;
+}
+
+/* Floats of a row of V (and of the output phase planes) for a unit of
+ * samples: their tiles, room for the last compressed store's 16 lanes, up
+ * to whole blocks. */
+static size_t wg_row(size_t tiles) { return (tiles + 16 + WG_TB - 1) / WG_TB * WG_TB; }
+
+/* A thread's area: phase planes of one channel (WG_PLANES q), V (36 c rows),
+ * the products of a block (36 x WG_NF x WG_TB) and the output phase planes
+ * of a filter group (WG_NF x 16 rows). */
+static size_t wg_thread_floats(const cn_win *g)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t row = wg_row(wg_unit(g, &s) * s.tiles);
+    return WG_PLANES * s.q + 36 * g->c * row + 36 * WG_NF * WG_TB + WG_NF * 16 * row;
+}
+
+/* Worth it: the multiply-adds per tile (36 per channel and filter, plus the
+ * transforms' work per channel and per filter) well below the direct sum's
+ * 9 per output, counting the outputs a partial tile wastes. */
+static int use_winograd(const cn_win *g, size_t m)
+{
+    if (g->kh != 3 || g->kw != 3 || g->stride != 1 || g->pad > 2)
+        return 0;
+    wg_shape s = wg_shape_of(g);
+    double direct = 9.0 * (double)g->c * (double)m * (double)(g->oh * g->ow);
+    double wino =
+        (double)s.tiles * (36.0 * (double)(g->c * m) + 250.0 * (double)g->c + 180.0 * (double)m);
+    return wino < 0.75 * direct;
+}
+
+/* ----------------------------------------------------------- transforms */
+
+/* r = B^T d along one direction: 4d0-5d2+d4, -4d1-4d2+d3+d4, 4d1-4d2-d3+d4,
+ * -2d1-d2+2d3+d4, 2d1-d2-2d3+d4, 4d1-5d3+d5. */
+static inline __attribute__((always_inline)) void wg_bt(const __m512 *d, __m512 *r)
+{
+    const __m512 two = _mm512_set1_ps(2.0f), four = _mm512_set1_ps(4.0f),
+                 five = _mm512_set1_ps(5.0f);
+    __m512 t1 = _mm512_fnmadd_ps(four, d[2], d[4]), t2 = _mm512_fnmadd_ps(four, d[1], d[3]);
+    __m512 t3 = _mm512_sub_ps(d[4], d[2]), t4 = _mm512_sub_ps(d[3], d[1]);
+    r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+    r[1] = _mm512_add_ps(t1, t2);
+    r[2] = _mm512_sub_ps(t1, t2);
+    r[3] = _mm512_fmadd_ps(two, t4, t3);
+    r[4] = _mm512_fnmadd_ps(two, t4, t3);
+    r[5] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+}
+
+/* o = A^T m along one direction: m0+m1+m2+m3+m4, m1-m2+2(m3-m4),
+ * m1+m2+4(m3+m4), m1-m2+8(m3-m4)+m5. */
+static inline __attribute__((always_inline)) void wg_at(const __m512 *m, __m512 *o)
+{
+    __m512 s12 = _mm512_add_ps(m[1], m[2]), d12 = _mm512_sub_ps(m[1], m[2]);
+    __m512 s34 = _mm512_add_ps(m[3], m[4]), d34 = _mm512_sub_ps(m[3], m[4]);
+    o[0] = _mm512_add_ps(_mm512_add_ps(m[0], s12), s34);
+    o[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d34, d12);
+    o[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), s34, s12);
+    o[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d34, d12), m[5]);
+}
+
+/* r = G g along one direction: g0/4, -(g0+g1+g2)/6, -(g0-g1+g2)/6,
+ * g0/24+g1/12+g2/6, g0/24-g1/12+g2/6, g2. */
+static inline __attribute__((always_inline)) void wg_g(const __m512 *g, __m512 *r)
+{
+    __m512 a = _mm512_add_ps(g[0], g[2]);
+    __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), g[0],
+                               _mm512_mul_ps(_mm512_set1_ps(1.0f / 6), g[2]));
+    __m512 c = _mm512_mul_ps(_mm512_set1_ps(1.0f / 12), g[1]);
+    r[0] = _mm512_mul_ps(_mm512_set1_ps(0.25f), g[0]);
+    r[1] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_add_ps(a, g[1]));
+    r[2] = _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), _mm512_sub_ps(a, g[1]));
+    r[3] = _mm512_add_ps(b, c);
+    r[4] = _mm512_sub_ps(b, c);
+    r[5] = g[2];
+}
+
+/* u[e][k][ch] = (G w[k][ch] G^T)[e] for filters [k0, k1) of w (m, c, 3, 3):
+ * rows of c floats, 16 channels at a time: their 9 taps each, loaded one
+ * channel to a vector and transposed into one vector per tap. */
+static void wg_filters(const float *w, size_t m, size_t c, size_t k0, size_t k1, float *u)
+{
+    for (size_t k = k0; k < k1; k++)
+        for (size_t c0 = 0; c0 < c; c0 += 16) {
+            size_t nc = c - c0 < 16 ? c - c0 : 16;
+            const float *wk = w + (k * c + c0) * 9;
+            __m512 tap[16], col[3], t[6][3], row[3], r[6];
+            for (size_t l = 0; l < 16; l++)
+                tap[l] = l < nc ? _mm512_maskz_loadu_ps(0x1ff, wk + 9 * l) : _mm512_setzero_ps();
+            transpose16(tap);
+            for (int j = 0; j < 3; j++) {
+                for (int i = 0; i < 3; i++)
+                    col[i] = tap[3 * i + j];
+                wg_g(col, r);
+                for (int a = 0; a < 6; a++)
+                    t[a][j] = r[a];
+            }
+            __mmask16 mk = tail_mask(nc);
+            for (int a = 0; a < 6; a++) {
+                for (int j = 0; j < 3; j++)
+                    row[j] = t[a][j];
+                wg_g(row, r);
+                for (int b = 0; b < 6; b++)
+                    _mm512_mask_storeu_ps(u + ((size_t)(a * 6 + b) * m + k) * c + c0, mk, r[b]);
+            }
+        }
+}
+
+/* The plane x (h x w) of one channel, padded, into phase planes of q
+ * floats: plane pi * 4 + pj holds padded (4 ui + pi, 4 uj + pj) at
+ * ui * tw + uj, and plane 16 + pi * 2 + pj (pj < 2) padded
+ * (4 ui + pi, 4 uj + 4 + pj), zero outside the input.  64 columns at a
+ * time: four loads, then two levels of even/odd permutes. */
+static void wg_split(const float *x, const cn_win *g, const wg_shape *s, float *xs)
+{
+    size_t tw = s->tw, rows = 4 * (s->th + 1), pad = g->pad, chunks = (tw + 1 + 15) / 16;
+    const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
+    for (size_t k = 0; k < chunks; k++) {
+        /* Per 16 columns, the lanes inside the input (the same in every
+         * row); the lanes of tiles in the plane rows, and one column on. */
+        __mmask16 in[4], mu, ms;
+        for (size_t v = 0; v < 4; v++) {
+            size_t c0 = 64 * k + 16 * v, end = pad + g->w;
+            size_t lo = pad > c0 ? pad - c0 : 0,
+                   hi = end > c0 ? (end - c0 < 16 ? end - c0 : 16) : 0;
+            lo = lo > 16 ? 16 : lo;
+            in[v] = hi > lo ? (__mmask16)(tail_mask(hi) & ~tail_mask(lo)) : 0;
+        }
+        mu = 16 * k < tw ? tail_mask(tw - 16 * k < 16 ? tw - 16 * k : 16) : 0;
+        ms = tail_mask(tw + 1 - 16 * k < 16 ? tw + 1 - 16 * k : 16) & (k ? 0xffff : 0xfffe);
+        for (size_t r = 0; r < rows; r++) {
+            size_t pi = r & 3, at = (r >> 2) * tw + 16 * k;
+            __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                           _mm512_setzero_ps()};
+            if (r >= pad && r - pad < g->h) {
+                /* Lanes before the row (the left padding) are masked off. */
+                const float *src = x + (r - pad) * g->w + 64 * k - (long)pad;
+                for (size_t v = 0; v < 4; v++)
+                    a[v] = _mm512_maskz_loadu_ps(in[v], src + 16 * v);
+            }
+            __m512 e01 = _mm512_permutex2var_ps(a[0], ev, a[1]),
+                   o01 = _mm512_permutex2var_ps(a[0], od, a[1]),
+                   e23 = _mm512_permutex2var_ps(a[2], ev, a[3]),
+                   o23 = _mm512_permutex2var_ps(a[2], od, a[3]);
+            __m512 p0 = _mm512_permutex2var_ps(e01, ev, e23),
+                   p1 = _mm512_permutex2var_ps(o01, ev, o23);
+            __m512 p2 = _mm512_permutex2var_ps(e01, od, e23),
+                   p3 = _mm512_permutex2var_ps(o01, od, o23);
+            float *row = xs + pi * 4 * s->q + at, *shifted = xs + (16 + pi * 2) * s->q + at;
+            if (chunks == 1) {
+                /* Whole vectors (wg_input's loads then read them straight
+                 * from the store buffer, which masked stores defeat): the
+                 * lanes past the row land on the next row of the plane,
+                 * written later, or in the plane's slack. */
+                _mm512_storeu_ps(row, p0);
+                _mm512_storeu_ps(row + s->q, p1);
+                _mm512_storeu_ps(row + 2 * s->q, p2);
+                _mm512_storeu_ps(row + 3 * s->q, p3);
+                _mm512_storeu_ps(shifted, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                                              _mm512_setzero_si512(), _mm512_castps_si512(p0), 1)));
+                _mm512_storeu_ps(shifted + s->q,
+                                 _mm512_castsi512_ps(_mm512_alignr_epi32(
+                                     _mm512_setzero_si512(), _mm512_castps_si512(p1), 1)));
+                continue;
+            }
+            _mm512_mask_storeu_ps(row, mu, p0);
+            _mm512_mask_storeu_ps(row + s->q, mu, p1);
+            _mm512_mask_storeu_ps(row + 2 * s->q, mu, p2);
+            _mm512_mask_storeu_ps(row + 3 * s->q, mu, p3);
+            _mm512_mask_storeu_ps(shifted - 1, ms, p0);
+            _mm512_mask_storeu_ps(shifted - 1 + s->q, ms, p1);
+        }
+    }
+}
+
+/* The phase planes' floats beyond their rows, read only for lanes past the
+ * last tile: zero once per area (wg_split never writes them). */
+static void wg_split_tails(const wg_shape *s, float *xs)
+{
+    size_t used = (s->th + 1) * s->tw;
+    for (size_t p = 0; p < WG_PLANES; p++)
+        vzero(xs + p * s->q + used, s->q - used);
+}
+
+/* V[e][0, tiles) (estride floats between elements) = B^T d B of every tile
+ * of one channel's phase planes xs, 16 tiles at a time (the last vector's
+ * lanes past the tiles are written too). */
+static void wg_input(const float *xs, const wg_shape *s, float *v, size_t estride)
+{
+    size_t tw = s->tw;
+    for (size_t k = 0; k < s->vecs; k++) {
+        __m512 tmp[36], d[6], r[6];
+        size_t base = 16 * k;
+        for (int j = 0; j < 6; j++) {
+            size_t plane0 = j < 4 ? (size_t)j : (size_t)(16 + j - 4);
+            for (int i = 0; i < 6; i++) {
+                size_t plane = j < 4 ? (size_t)(i & 3) * 4 + plane0 : plane0 + (size_t)(i & 3) * 2;
+                d[i] = _mm512_loadu_ps(xs + plane * s->q + base + (size_t)(i >> 2) * tw);
+            }
+            wg_bt(d, r);
+            for (int i = 0; i < 6; i++)
+                tmp[i * 6 + j] = r[i];
+        }
+        for (int i = 0; i < 6; i++) {
+            wg_bt(tmp + i * 6, r);
+            for (int j = 0; j < 6; j++)
+                _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride + base, r[j]);
+        }
+    }
+}
+
+/* out[f][16 NV] (f < NF) = sum over ch of u[f][ch] v[ch][16 NV]: one
+ * element's product for a block of tiles, up to 8 x 3 accumulators. */
+static inline __attribute__((always_inline)) void wg_product(const int NF, const int NV,
+                                                             const float *v, size_t ldv, size_t c,
+                                                             const float *u, float *out)
+{
+    __m512 acc[WG_NF][3];
+#pragma GCC unroll 8
+    for (int f = 0; f < NF; f++)
+#pragma GCC unroll 3
+        for (int k = 0; k < NV; k++)
+            acc[f][k] = _mm512_setzero_ps();
+    for (size_t ch = 0; ch < c; ch++) {
+        const float *vr = v + ch * ldv, *ur = u + ch;
+        __m512 x[3];
+#pragma GCC unroll 3
+        for (int k = 0; k < NV; k++)
+            x[k] = _mm512_loadu_ps(vr + 16 * k);
+#pragma GCC unroll 8
+        for (int f = 0; f < NF; f++) {
+            __m512 wv = _mm512_set1_ps(ur[(size_t)f * c]);
+#pragma GCC unroll 3
+            for (int k = 0; k < NV; k++)
+                acc[f][k] = _mm512_fmadd_ps(wv, x[k], acc[f][k]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int f = 0; f < NF; f++)
+#pragma GCC unroll 3
+        for (int k = 0; k < NV; k++)
+            _mm512_storeu_ps(out + f * WG_TB + 16 * k, acc[f][k]);
+}
+
+#define WG_PRODUCT_CASE(n, v)                                                                      \
+    case n * 4 + v:                                                                                \
+        wg_product(n, v, ve, ldv, c, ue, mb + e * WG_NF * WG_TB);                                  \
+        break;
+#define WG_PRODUCT_CASES(n) WG_PRODUCT_CASE(n, 1) WG_PRODUCT_CASE(n, 2) WG_PRODUCT_CASE(n, 3)
+
+/* A^T M A for filter f of the block's products mb, 16 tiles from lane
+ * offset k16, then the bias, the affine map (as dconv_sample: one FMA) and
+ * the relu, into the output phase planes yd (16 rows of ldy). */
+static void wg_output(const float *mb, size_t f, size_t k16, float bias, const float *sc,
+                      const float *sh, int relu, float *yd, size_t ldy)
+{
+    __m512 tmp[4][6], m[6], o[4];
+    for (int j = 0; j < 6; j++) {
+        for (int i = 0; i < 6; i++)
+            m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
+        wg_at(m, o);
+        for (int r = 0; r < 4; r++)
+            tmp[r][j] = o[r];
+    }
+    __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
+           shv = _mm512_set1_ps(sc ? *sh : 0.0f);
+    for (int r = 0; r < 4; r++) {
+        wg_at(tmp[r], o);
+        for (int q = 0; q < 4; q++) {
+            __m512 v = _mm512_add_ps(o[q], b);
+            if (sc)
+                v = _mm512_fmadd_ps(v, scv, shv);
+            if (relu)
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
+            _mm512_storeu_ps(yd + (size_t)(r * 4 + q) * ldy + k16, v);
+        }
+    }
+}
+
+/* One filter's output phase planes yd (16 rows of ldy, the sample's tiles
+ * from t0) interleaved into its plane y (oh x ow): per output row, four
+ * phases of up to 16 tiles become 64 columns with two levels of permutes. */
+static void wg_place(const float *yd, size_t ldy, size_t t0, const wg_shape *s, size_t oh,
+                     size_t ow, float *y)
+{
+    const __m512i lo = _mm512_loadu_si512(lo_idx), hi = _mm512_loadu_si512(hi_idx);
+    for (size_t k = 0; 16 * k < s->tw; k++) {
+        __mmask16 mk = tail_mask(s->tw - 16 * k < 16 ? s->tw - 16 * k : 16), mo[4];
+        size_t nv = 0;
+        for (size_t v = 0; v < 4; v++) {
+            size_t col = 64 * k + 16 * v;
+            mo[v] = col < ow ? tail_mask(ow - col < 16 ? ow - col : 16) : 0;
+            nv += col < ow;
+        }
+        for (size_t i = 0; i < oh; i++) {
+            const float *src = yd + (i & 3) * 4 * ldy + t0 + (i >> 2) * s->tw + 16 * k;
+            float *dst = y + i * ow + 64 * k;
+            __m512 a = _mm512_maskz_loadu_ps(mk, src), b = _mm512_maskz_loadu_ps(mk, src + ldy),
+                   c = _mm512_maskz_loadu_ps(mk, src + 2 * ldy),
+                   d = _mm512_maskz_loadu_ps(mk, src + 3 * ldy);
+            /* Columns [0, 32) from the first 8 tiles, the rest from the next. */
+            __m512 ac = _mm512_permutex2var_ps(a, lo, c), bd = _mm512_permutex2var_ps(b, lo, d);
+            _mm512_mask_storeu_ps(dst, mo[0], _mm512_permutex2var_ps(ac, lo, bd));
+            if (nv > 1)
+                _mm512_mask_storeu_ps(dst + 16, mo[1], _mm512_permutex2var_ps(ac, hi, bd));
+            if (nv > 2) {
+                ac = _mm512_permutex2var_ps(a, hi, c), bd = _mm512_permutex2var_ps(b, hi, d);
+                _mm512_mask_storeu_ps(dst + 32, mo[2], _mm512_permutex2var_ps(ac, lo, bd));
+                if (nv > 3)
+                    _mm512_mask_storeu_ps(dst + 48, mo[3], _mm512_permutex2var_ps(ac, hi, bd));
+            }
+        }
+    }
+}
+
+/* A thread's area, as wg_thread_floats counts it: phase planes, V, the
+ * products of a block, the output phase planes of a filter group. */
+typedef struct wg_area {
+    float *xs, *v, *mb, *yd;
+    size_t ldv;
+} wg_area;
+
+static wg_area wg_area_of(const cn_win *g, float *area)
+{
+    wg_shape s = wg_shape_of(g);
+    wg_area a;
+    a.ldv = wg_row(wg_unit(g, &s) * s.tiles);
+    a.xs = area, a.v = a.xs + WG_PLANES * s.q, a.mb = a.v + 36 * g->c * a.ldv;
+    a.yd = a.mb + 36 * WG_NF * WG_TB;
+    return a;
+}
+
+/* The input transforms of channels [c0, c1) of samples x[0, ns) (c, h, w
+ * each) into v (rows of ldv), through the phase planes xs. */
+static void wg_inputs(const cn_win *g, const float *x, size_t ns, size_t c0, size_t c1, float *xs,
+                      float *v, size_t ldv)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t hw = g->h * g->w, in = g->c * hw;
+    wg_split_tails(&s, xs);
+    for (size_t sm = 0; sm < ns; sm++)
+        for (size_t ch = c0; ch < c1; ch++) {
+            const float *plane = x + sm * in + ch * hw;
+            /* The next plane towards the cache (a layer's input was
+             * written long ago). */
+            if (sm + 1 < ns || ch + 1 < c1)
+                for (size_t i = 0; i < hw; i += 16)
+                    __builtin_prefetch((ch + 1 < c1 ? plane : x + (sm + 1) * in + c0 * hw) + hw -
+                                           (ch + 1 < c1 ? 0 : hw) + i,
+                                       0, 2);
+            wg_split(plane, g, &s, xs);
+            wg_input(xs, &s, v + ch * ldv + sm * s.tiles, g->c * ldv);
+        }
+}
+
+/* Filters [fa, fa + mt) of y (ns samples of m, oh, ow) from the input
+ * transforms v of the ns samples and the filters' transforms u (rows of c,
+ * wg_filters), with the bias, the affine map and the relu: filter groups of
+ * up to 8, blocks of 48 tiles, then each filter's planes interleaved. */
+static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, size_t ldv,
+                       const float *u, size_t fa, size_t mt, const float *b, const float *scale,
+                       const float *shift, int relu, float *y, float *mb, float *yd)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t c = g->c, p = g->oh * g->ow, tt = ns * s.tiles;
+    size_t groups = (mt + WG_NF - 1) / WG_NF;
+    for (size_t gi = 0; gi < groups; gi++) {
+        size_t f0 = fa + mt * gi / groups, nf = fa + mt * (gi + 1) / groups - f0;
+        for (size_t tb = 0; tb < tt; tb += WG_TB) {
+            size_t nv = (tt - tb + 15) / 16;
+            nv = nv > 3 ? 3 : nv;
+            for (size_t e = 0; e < 36; e++) {
+                const float *ve = v + e * c * ldv + tb, *ue = u + (e * m + f0) * c;
+                /* clang-format off */
+                switch (nf * 4 + nv) {
+                    WG_PRODUCT_CASES(1) WG_PRODUCT_CASES(2) WG_PRODUCT_CASES(3)
+                    WG_PRODUCT_CASES(4) WG_PRODUCT_CASES(5) WG_PRODUCT_CASES(6)
+                    WG_PRODUCT_CASES(7) WG_PRODUCT_CASES(8)
+                }
+                /* clang-format on */
+            }
+            for (size_t f = 0; f < nf; f++)
+                for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16)
+                    wg_output(mb, f, k16, b[f0 + f], scale ? scale + f0 + f : NULL,
+                              scale ? shift + f0 + f : NULL, relu, yd + f * 16 * ldv + tb, ldv);
+        }
+        for (size_t sm = 0; sm < ns; sm++)
+            for (size_t f = 0; f < nf; f++)
+                wg_place(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, g->oh, g->ow,
+                         y + (sm * m + f0 + f) * p);
+    }
+}
