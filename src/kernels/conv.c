@@ -332,9 +332,10 @@ static int use_direct(const cn_win *g, int need_dx)
 #ifdef HAVE_WINOGRAD
 /* 3x3, stride 1, by Winograd's F(4x4, 3x3) (kernels/winograd_avx512.c): the
  * filters' transforms made once, then units of samples in parallel.  With
- * fewer samples than threads, the threads share each unit in two rounds:
- * the input transforms by channels (into thread 0's area), then the
- * products by filters. */
+ * fewer samples than threads, each thread takes a share of the filters and
+ * transforms the whole input itself: sharing the input transforms through
+ * memory (one round by channels, then one by filters) was slower, the other
+ * core's writes arriving slowly. */
 static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                               size_t n, const float *w, const float *b, const float *scale,
                               const float *shift, float *y, float *ws, cn_act act)

@@ -61,6 +61,8 @@ static wg_shape wg_shape_of(const cn_win *g)
  * in a 1-2 MB L2 cache while every filter group reads it. */
 #define WG_V_FLOATS (128 * 1024)
 #define WG_MAX_UNIT 64
+/* The most floats of V a thread may hold for one sample (8 MB). */
+#define WG_MAX_V (2 * 1024 * 1024)
 /* Tiles per block of the products: 3 vectors. */
 #define WG_TB 48
 /* Filters per group: 8 x 3 accumulators. */
@@ -95,6 +97,10 @@ static int use_winograd(const cn_win *g, size_t m)
     if (g->kh != 3 || g->kw != 3 || g->stride != 1 || g->pad > 2)
         return 0;
     wg_shape s = wg_shape_of(g);
+    /* One sample's transformed input is the least a thread holds: a large
+     * image (224 x 224 x 64: 29 MB a thread) keeps the direct sum. */
+    if (36 * g->c * wg_row(s.tiles) > WG_MAX_V)
+        return 0;
     double direct = 9.0 * (double)g->c * (double)m * (double)(g->oh * g->ow);
     double wino =
         (double)s.tiles * (36.0 * (double)(g->c * m) + 250.0 * (double)g->c + 180.0 * (double)m);
@@ -415,11 +421,11 @@ static void wg_inputs(const cn_win *g, const float *x, size_t ns, size_t c0, siz
             const float *plane = x + sm * in + ch * hw;
             /* The next plane towards the cache (a layer's input was
              * written long ago). */
-            if (sm + 1 < ns || ch + 1 < c1)
+            if (sm + 1 < ns || ch + 1 < c1) {
+                const float *next = ch + 1 < c1 ? plane + hw : x + (sm + 1) * in + c0 * hw;
                 for (size_t i = 0; i < hw; i += 16)
-                    __builtin_prefetch((ch + 1 < c1 ? plane : x + (sm + 1) * in + c0 * hw) + hw -
-                                           (ch + 1 < c1 ? 0 : hw) + i,
-                                       0, 2);
+                    __builtin_prefetch(next + i, 0, 2);
+            }
             wg_split(plane, g, &s, xs);
             wg_input(xs, &s, v + ch * ldv + sm * s.tiles, g->c * ldv);
         }
