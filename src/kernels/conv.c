@@ -167,11 +167,31 @@ static size_t shared_floats(const cn_win *g, size_t m)
     return 2 * m * kk;
 }
 
+#ifdef HAVE_WINOGRAD
+/* dx by Winograd (conv_dx_winograd): a 3x3 convolution with stride 1 whose
+ * flipped convolution (of dy, m channels, into c) is worth it. */
+static int wg_dx_ok(const cn_win *g, size_t m)
+{
+    cn_win fg = flipped(g, m);
+    return g->stride == 1 && g->kh == 3 && g->kw == 3 && use_winograd(&fg, g->c);
+}
+#endif
+
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
-    size_t kk = g->c * g->kh * g->kw;
-    return shared_floats(g, m) + (size_t)cn_cpu_of(be)->threads * thread_floats(g, m) +
-           n_chunks(max_batch) * (m * kk + m);
+    size_t kk = g->c * g->kh * g->kw, threads = (size_t)cn_cpu_of(be)->threads;
+    size_t ws =
+        shared_floats(g, m) + threads * thread_floats(g, m) + n_chunks(max_batch) * (m * kk + m);
+#ifdef HAVE_WINOGRAD
+    /* dx by Winograd runs alone, before the weight gradient: its filters'
+     * transforms, the flipped filters and the threads' areas. */
+    if (wg_dx_ok(g, m)) {
+        cn_win fg = flipped(g, m);
+        size_t dx = 5 * m * kk + threads * wg_thread_floats(&fg);
+        ws = dx > ws ? dx : ws;
+    }
+#endif
+    return ws;
 }
 
 /* dw += the chunks' weight sums, db += their bias sums, in chunk order:
@@ -330,19 +350,19 @@ static int use_direct(const cn_win *g, int need_dx)
 #endif
 
 #ifdef HAVE_WINOGRAD
-/* 3x3, stride 1, by Winograd's F(4x4, 3x3) (kernels/winograd_avx512.c): the
- * filters' transforms made once, then units of samples in parallel.  With
- * fewer samples than threads, each thread takes a share of the filters and
- * transforms the whole input itself: sharing the input transforms through
- * memory (one round by channels, then one by filters) was slower, the other
- * core's writes arriving slowly. */
-static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
-                              size_t n, const float *w, const float *b, const float *scale,
-                              const float *shift, float *y, float *ws, cn_act act)
+/* y (n, m, oh, ow) from x (n, c, h, w; masked by xm as wg_split) by
+ * Winograd's F(4x4, 3x3) (kernels/winograd_avx512.c): the filters'
+ * transforms into u, then units of samples in parallel, each thread in its
+ * area (tf floats from bufs).  With fewer samples than threads, each thread
+ * takes a share of the filters and transforms the whole input itself:
+ * sharing the input transforms through memory (one round by channels, then
+ * one by filters) was slower, the other core's writes arriving slowly. */
+static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                     const float *xm, size_t n, const float *w, const float *b, const float *scale,
+                     const float *shift, float *y, float *u, float *bufs, size_t tf, cn_act act)
 {
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
-    size_t in = g->c * g->h * g->w, p = g->oh * g->ow, tf = thread_floats(g, m);
-    float *u = ws, *bufs = ws + shared_floats(g, m);
+    size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
     wg_shape sh = wg_shape_of(g);
     size_t unit = wg_unit(g, &sh);
     int split = split_threads(be, n, m, m * p * g->c * 9);
@@ -353,7 +373,7 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
             wg_filters(w, m, g->c, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
-                wg_inputs(g, x + s0 * in, cnt, 0, g->c, a.xs, a.v, a.ldv);
+                wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, 0, g->c, a.xs, a.v, a.ldv);
                 wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, y + s0 * m * p,
                            a.mb, a.yd);
             }
@@ -368,10 +388,37 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
     PARALLEL_FOR(threads, k, units, {
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
-        wg_inputs(g, x + s0 * in, cnt, 0, g->c, a.xs, a.v, a.ldv);
+        wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, 0, g->c, a.xs, a.v, a.ldv);
         wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
                    a.yd);
     });
+}
+
+static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                              size_t n, const float *w, const float *b, const float *scale,
+                              const float *shift, float *y, float *ws, cn_act act)
+{
+    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, ws, ws + shared_floats(g, m),
+             thread_floats(g, m), act);
+}
+
+/* dx as the convolution of dy (masked where a fused relu's y is 0) with the
+ * filters flipped and their channels swapped (flipped()): wf (c filters of m
+ * channels) after the transforms, then the threads' areas. */
+static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *y,
+                             const float *dy, size_t n, const float *w, float *dx, float *ws,
+                             cn_act act)
+{
+    cn_win fg = flipped(g, m);
+    size_t kk = g->c * 9;
+    float *wf = ws + 4 * m * kk;
+    for (size_t f = 0; f < m; f++)
+        for (size_t c = 0; c < g->c; c++)
+            for (size_t a = 0; a < 3; a++)
+                for (size_t e = 0; e < 3; e++)
+                    wf[((c * m + f) * 3 + a) * 3 + e] = w[((f * g->c + c) * 3 + 2 - a) * 3 + 2 - e];
+    winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws,
+             wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
 }
 #endif
 
@@ -474,6 +521,12 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
                      float *db, float *dx, float *ws, cn_act act)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
+#ifdef HAVE_WINOGRAD
+    if (dx && wg_dx_ok(g, m) && !be->exact) {
+        conv_dx_winograd(be, g, m, y, dy, n, w, dx, ws, act);
+        dx = NULL; /* the weight gradient follows as without dx */
+    }
+#endif
 #ifdef HAVE_DIRECT_CONV
     if (use_direct(g, dx != NULL)) {
         conv_bwd_direct(be, g, m, x, y, dy, n, w, dw, db, dx, ws, act);
