@@ -184,11 +184,17 @@ static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t ma
         shared_floats(g, m) + threads * thread_floats(g, m) + n_chunks(max_batch) * (m * kk + m);
 #ifdef HAVE_WINOGRAD
     /* dx by Winograd runs alone, before the weight gradient: its filters'
-     * transforms, the flipped filters and the threads' areas. */
+     * transforms, the flipped filters and the threads' areas; the weight
+     * gradient by Winograd: the chunks' partial sums and the threads'
+     * areas. */
     if (wg_dx_ok(g, m)) {
         cn_win fg = flipped(g, m);
         size_t dx = 5 * m * kk + threads * wg_thread_floats(&fg);
         ws = dx > ws ? dx : ws;
+    }
+    if (use_winograd(g, m)) {
+        size_t dw = n_chunks(max_batch) * (m * kk + m) + threads * wg_dw_thread_floats(g, m);
+        ws = dw > ws ? dw : ws;
     }
 #endif
     return ws;
@@ -420,6 +426,70 @@ static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws,
              wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
 }
+
+/* The sum of d[0, count) where y > 0 (all of it when y is NULL), in LANES
+ * partial sums as lane_sum. */
+static float relu_lane_sum(const float *restrict d, const float *restrict y, size_t count)
+{
+    if (!y)
+        return lane_sum(d, count);
+    float part[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= count; j += LANES)
+        for (int l = 0; l < LANES; l++)
+            part[l] += y[j + l] > 0.0f ? d[j + l] : 0.0f;
+    for (; j < count; j++)
+        part[0] += y[j] > 0.0f ? d[j] : 0.0f;
+    float sum = 0.0f;
+    for (int l = 0; l < LANES; l++)
+        sum += part[l];
+    return sum;
+}
+
+/* The weight and bias gradients by Winograd (winograd_avx512.c, "weight
+ * gradient"): per chunk of samples, cut as the other paths cut them, units
+ * of samples transformed (x's tiles into V, dy's into D, masked where a
+ * fused relu's output is 0), their products summed into Z by the GEMM,
+ * then G^T Z G into the chunk's partial sums, added up in chunk order. */
+static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                             const float *y, const float *dy, size_t n, float *dw, float *db,
+                             float *ws, cn_act act)
+{
+    const cn_cpu *cpu = cn_cpu_of(be);
+    size_t kk = g->c * 9, p = g->oh * g->ow, in = g->c * g->h * g->w;
+    size_t chunks = n_chunks(n), part = m * kk + m;
+    wg_shape s = wg_shape_of(g);
+    size_t unit = wg_unit(g, &s), tf = wg_dw_thread_floats(g, m), ldv = wg_row(unit * s.tiles);
+    /* dy's planes split as an unpadded input of oh x ow. */
+    cn_win gd = {m, g->oh, g->ow, 3, 3, 1, 0, g->oh, g->ow};
+    float *partial = ws, *bufs = ws + chunks * part;
+    const float *ym = act == CN_ACT_RELU ? y : NULL;
+    PARALLEL_FOR(cpu->threads, c, chunks, {
+        int tid = thread_id();
+        float *xs = bufs + (size_t)tid * tf, *pack = cpu->pack + (size_t)tid * cpu->pack_floats;
+        float *v = xs + WG_PLANES * s.q, *d = v + 36 * g->c * ldv, *z = d + 36 * m * ldv;
+        float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
+        size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
+        memset(pdb, 0, m * sizeof(float));
+        for (size_t b0 = s0; b0 < s1; b0 += unit) {
+            size_t cnt = s1 - b0 < unit ? s1 - b0 : unit, tt = cnt * s.tiles;
+            wg_inputs(g, x + b0 * in, NULL, cnt, 0, g->c, xs, v, ldv);
+            for (size_t sm = 0; sm < cnt; sm++)
+                for (size_t f = 0; f < m; f++) {
+                    size_t at = ((b0 + sm) * m + f) * p;
+                    wg_split(dy + at, ym ? ym + at : NULL, &gd, &s, xs);
+                    wg_grad(xs, &s, d + f * ldv + sm * s.tiles, m * ldv);
+                    pdb[f] += relu_lane_sum(dy + at, ym ? ym + at : NULL, p);
+                }
+            for (size_t e = 0; e < 36; e++)
+                cpu->gemm_st(pack, 0, 1, m, g->c, tt, 1.0f, d + e * m * ldv, ldv,
+                             v + e * g->c * ldv, ldv, b0 == s0 ? 0.0f : 1.0f, z + e * m * g->c,
+                             g->c);
+        }
+        wg_filters_back(z, m, g->c, pdw);
+    });
+    reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
+}
 #endif
 
 /* y (m rows of p) plus the bias, then times scale plus shift per row when
@@ -525,6 +595,10 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     if (dx && wg_dx_ok(g, m) && !be->exact) {
         conv_dx_winograd(be, g, m, y, dy, n, w, dx, ws, act);
         dx = NULL; /* the weight gradient follows as without dx */
+    }
+    if (!dx && use_winograd(g, m) && !be->exact) {
+        conv_dw_winograd(be, g, m, x, y, dy, n, dw, db, ws, act);
+        return;
     }
 #endif
 #ifdef HAVE_DIRECT_CONV

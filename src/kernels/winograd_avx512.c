@@ -479,3 +479,102 @@ static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
                          y + (sm * m + f0 + f) * p);
     }
 }
+
+/* ------------------------------------------------------ weight gradient
+ *
+ * Y = A^T (U .* V) A is linear in U = G g G^T, so the gradient of the loss
+ * with respect to g is G^T [sum over tiles of (A dY A^T) .* V] G: the
+ * output gradient's tiles transformed (D = A dY A^T, 6x6 from 4x4), then per
+ * element e a product Z[e] (m x c) = D[e] (m x tiles) V[e]^T (tiles x c)
+ * (the blocked GEMM, its B given transposed), then G^T Z G per filter and
+ * channel. */
+
+/* r = A d along one direction (6 from 4): d0, d0+d1+d2+d3, d0-d1+d2-d3,
+ * d0+2d1+4d2+8d3, d0-2d1+4d2-8d3, d3. */
+static inline __attribute__((always_inline)) void wg_a(const __m512 *d, __m512 *r)
+{
+    __m512 s02 = _mm512_add_ps(d[0], d[2]), s13 = _mm512_add_ps(d[1], d[3]);
+    __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d[2], d[0]);
+    __m512 b =
+        _mm512_mul_ps(_mm512_set1_ps(2.0f), _mm512_fmadd_ps(_mm512_set1_ps(4.0f), d[3], d[1]));
+    r[0] = d[0];
+    r[1] = _mm512_add_ps(s02, s13);
+    r[2] = _mm512_sub_ps(s02, s13);
+    r[3] = _mm512_add_ps(a, b);
+    r[4] = _mm512_sub_ps(a, b);
+    r[5] = d[3];
+}
+
+/* r = G^T z along one direction (3 from 6): z0/4 - (z1+z2)/6 + (z3+z4)/24,
+ * (z2-z1)/6 + (z3-z4)/12, -(z1+z2)/6 + (z3+z4)/6 + z5. */
+static inline __attribute__((always_inline)) void wg_gt(const __m512 *z, __m512 *r)
+{
+    __m512 s12 = _mm512_add_ps(z[1], z[2]), d21 = _mm512_sub_ps(z[2], z[1]);
+    __m512 s34 = _mm512_add_ps(z[3], z[4]), d34 = _mm512_sub_ps(z[3], z[4]);
+    __m512 sixth = _mm512_set1_ps(1.0f / 6);
+    r[0] = _mm512_fmadd_ps(_mm512_set1_ps(0.25f), z[0],
+                           _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 24), s34,
+                                           _mm512_mul_ps(_mm512_set1_ps(-1.0f / 6), s12)));
+    r[1] = _mm512_fmadd_ps(sixth, d21, _mm512_mul_ps(_mm512_set1_ps(1.0f / 12), d34));
+    r[2] = _mm512_add_ps(_mm512_mul_ps(sixth, _mm512_sub_ps(s34, s12)), z[5]);
+}
+
+/* D[e][0, tiles) (estride floats between elements) = A dY A^T of every tile
+ * of one filter's output-gradient phase planes ys (wg_split of dy with no
+ * padding: plane r * 4 + q holds (4 ti + r, 4 tj + q) at ti * tw + tj). */
+static void wg_grad(const float *ys, const wg_shape *s, float *d, size_t estride)
+{
+    for (size_t k = 0; k < s->vecs; k++) {
+        __m512 tmp[6][4], in[4], r[6];
+        size_t base = 16 * k;
+        for (int q = 0; q < 4; q++) {
+            for (int i = 0; i < 4; i++)
+                in[i] = _mm512_loadu_ps(ys + (size_t)(i * 4 + q) * s->q + base);
+            wg_a(in, r);
+            for (int i = 0; i < 6; i++)
+                tmp[i][q] = r[i];
+        }
+        for (int i = 0; i < 6; i++) {
+            wg_a(tmp[i], r);
+            for (int j = 0; j < 6; j++)
+                _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride + base, r[j]);
+        }
+    }
+}
+
+/* dw (m, c, 3, 3) = G^T Z G of z[e][f][ch] (rows of c), 16 channels at a
+ * time, their 9 taps transposed back into place. */
+static void wg_filters_back(const float *z, size_t m, size_t c, float *dw)
+{
+    for (size_t f = 0; f < m; f++)
+        for (size_t c0 = 0; c0 < c; c0 += 16) {
+            size_t nc = c - c0 < 16 ? c - c0 : 16;
+            __m512 t[3][6], col[6], r[3], tap[16];
+            for (int j = 0; j < 6; j++) {
+                for (int i = 0; i < 6; i++)
+                    col[i] = _mm512_loadu_ps(z + ((size_t)(i * 6 + j) * m + f) * c + c0);
+                wg_gt(col, r);
+                for (int a = 0; a < 3; a++)
+                    t[a][j] = r[a];
+            }
+            for (int a = 0; a < 3; a++) {
+                wg_gt(t[a], r);
+                for (int b = 0; b < 3; b++)
+                    tap[a * 3 + b] = r[b];
+            }
+            for (int l = 9; l < 16; l++)
+                tap[l] = _mm512_setzero_ps();
+            transpose16(tap);
+            for (size_t l = 0; l < nc; l++)
+                _mm512_mask_storeu_ps(dw + (f * c + c0 + l) * 9, 0x1ff, tap[l]);
+        }
+}
+
+/* A thread's area for the weight gradient: phase planes (of x, then of dy),
+ * V (36 c rows), D (36 m rows) and Z (36 m c). */
+static size_t wg_dw_thread_floats(const cn_win *g, size_t m)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t row = wg_row(wg_unit(g, &s) * s.tiles);
+    return WG_PLANES * s.q + 36 * (g->c + m) * row + 36 * m * g->c;
+}
