@@ -22,8 +22,15 @@
  *
  * Weight gradients are summed per chunk of samples, then the chunks in
  * order.  Chunks are cut from the batch size alone, so the sums, and the
- * result, do not depend on the number of threads.  Part of the CPU kernels
- * compiled once per instruction set (kernels/cpu_kernels.h). */
+ * result, do not depend on the number of threads.
+ *
+ * Where the kernel set has them (AVX-512), two faster paths come first: the
+ * direct convolution (dconv_*: stride 1, rows of 12 outputs or more) and,
+ * before it, Winograd's F(4x4, 3x3) for 3x3 convolutions with stride 1 and
+ * enough channels (kernels/winograd_avx512.c; forward, input gradient and
+ * weight gradient, each chosen by its shape alone), unless the backend is
+ * asked to be exact (cn_backend.exact).  Part of the CPU kernels compiled
+ * once per instruction set (kernels/cpu_kernels.h). */
 
 /* Gradients of a batch are summed in at most this many partial sums. */
 #define MAX_CHUNKS 16

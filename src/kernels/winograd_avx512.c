@@ -33,7 +33,11 @@
  * floats and the transformed values are larger than the inputs, so the
  * outputs are off the exact sums by about 4e-6 of their scale, against 5e-7
  * for the direct sum (tests/test_kernels.c, conv_winograd_against_direct).
- * The gradient checks ask for the direct sum (cn_backend.exact). */
+ * The gradient checks ask for the direct sum (cn_backend.exact).
+ *
+ * Training uses the same transforms twice more (kernels/conv.c): the input
+ * gradient is the convolution of the output gradient with the filters
+ * flipped, and the weight gradient is at the end of this file. */
 #define HAVE_WINOGRAD 1
 
 /* The shape of one sample's tiles: th x tw tiles of 4x4 outputs (vecs
@@ -549,10 +553,11 @@ static void wg_filters_back(const float *z, size_t m, size_t c, float *dw)
     for (size_t f = 0; f < m; f++)
         for (size_t c0 = 0; c0 < c; c0 += 16) {
             size_t nc = c - c0 < 16 ? c - c0 : 16;
+            __mmask16 mk = tail_mask(nc);
             __m512 t[3][6], col[6], r[3], tap[16];
             for (int j = 0; j < 6; j++) {
                 for (int i = 0; i < 6; i++)
-                    col[i] = _mm512_loadu_ps(z + ((size_t)(i * 6 + j) * m + f) * c + c0);
+                    col[i] = _mm512_maskz_loadu_ps(mk, z + ((size_t)(i * 6 + j) * m + f) * c + c0);
                 wg_gt(col, r);
                 for (int a = 0; a < 3; a++)
                     t[a][j] = r[a];
