@@ -106,6 +106,19 @@ static cn_win flipped(const cn_win *g, size_t m)
     return (cn_win){m, g->oh, g->ow, g->kh, g->kw, 1, g->kh - 1 - g->pad, g->h, g->w};
 }
 
+/* The filters of flipped(): wf[c][f][a][b] = w[f][c][kh-1-a][kw-1-b], c
+ * filters of m channels. */
+static void flip_filters(const cn_win *g, size_t m, const float *w, float *wf)
+{
+    size_t kh = g->kh, kw = g->kw;
+    for (size_t f = 0; f < m; f++)
+        for (size_t c = 0; c < g->c; c++)
+            for (size_t a = 0; a < kh; a++)
+                for (size_t e = 0; e < kw; e++)
+                    wf[((c * m + f) * kh + a) * kw + e] =
+                        w[((f * g->c + c) * kh + kh - 1 - a) * kw + kw - 1 - e];
+}
+
 /* Accumulators of the direct weight gradient per (c, ki): at most this many
  * vectors of 16 lanes (filters per group times kernel width, dw_group). */
 #define DW_VECS 24
@@ -180,7 +193,7 @@ static size_t shared_floats(const cn_win *g, size_t m)
 static int wg_dx_ok(const cn_win *g, size_t m)
 {
     cn_win fg = flipped(g, m);
-    return g->stride == 1 && g->kh == 3 && g->kw == 3 && use_winograd(&fg, g->c);
+    return g->stride == 1 && use_winograd(&fg, g->c); /* fg keeps the kernel's size */
 }
 #endif
 
@@ -386,7 +399,7 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
             wg_filters(w, m, g->c, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
-                wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, 0, g->c, a.xs, a.v, a.ldv);
+                wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
                 wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, y + s0 * m * p,
                            a.mb, a.yd);
             }
@@ -401,7 +414,7 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     PARALLEL_FOR(threads, k, units, {
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
-        wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, 0, g->c, a.xs, a.v, a.ldv);
+        wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
         wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
                    a.yd);
     });
@@ -425,11 +438,7 @@ static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     cn_win fg = flipped(g, m);
     size_t kk = g->c * 9;
     float *wf = ws + 4 * m * kk;
-    for (size_t f = 0; f < m; f++)
-        for (size_t c = 0; c < g->c; c++)
-            for (size_t a = 0; a < 3; a++)
-                for (size_t e = 0; e < 3; e++)
-                    wf[((c * m + f) * 3 + a) * 3 + e] = w[((f * g->c + c) * 3 + 2 - a) * 3 + 2 - e];
+    flip_filters(g, m, w, wf);
     winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws,
              wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
 }
@@ -480,7 +489,7 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
         memset(pdb, 0, m * sizeof(float));
         for (size_t b0 = s0; b0 < s1; b0 += unit) {
             size_t cnt = s1 - b0 < unit ? s1 - b0 : unit, tt = cnt * s.tiles;
-            wg_inputs(g, x + b0 * in, NULL, cnt, 0, g->c, xs, v, ldv);
+            wg_inputs(g, x + b0 * in, NULL, cnt, xs, v, ldv);
             for (size_t sm = 0; sm < cnt; sm++)
                 for (size_t f = 0; f < m; f++) {
                     size_t at = ((b0 + sm) * m + f) * p;
@@ -622,14 +631,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     int by_conv = dx && dx_by_conv(g);
     cn_win fg = flipped(g, m);
     if (by_conv) {
-        /* wf[c][f][a][b] = w[f][c][kh-1-a][kw-1-b], then packed: (c, m*kh*kw). */
-        size_t kh = g->kh, kw = g->kw;
-        for (size_t f = 0; f < m; f++)
-            for (size_t c = 0; c < g->c; c++)
-                for (size_t a = 0; a < kh; a++)
-                    for (size_t e = 0; e < kw; e++)
-                        wf[((c * m + f) * kh + a) * kw + e] =
-                            w[((f * g->c + c) * kh + kh - 1 - a) * kw + kw - 1 - e];
+        flip_filters(g, m, w, wf); /* then packed: (c, m*kh*kw) */
         cpu->gemm_pack_a(0, g->c, mk, wf, mk, pre);
     } else if (dx) {
         cpu->gemm_pack_a(1, kk, m, w, kk, pre); /* W^T (K, m) */

@@ -79,8 +79,8 @@ static size_t wg_unit(const cn_win *g, const wg_shape *s)
 }
 
 /* Floats of a row of V (and of the output phase planes) for a unit of
- * samples: their tiles, room for the last compressed store's 16 lanes, up
- * to whole blocks. */
+ * samples: their tiles, room for the 16 lanes of the last vector stored,
+ * up to whole blocks. */
 static size_t wg_row(size_t tiles) { return (tiles + 16 + WG_TB - 1) / WG_TB * WG_TB; }
 
 /* A thread's area: phase planes of one channel (WG_PLANES q), V (36 c rows),
@@ -422,28 +422,23 @@ static wg_area wg_area_of(const cn_win *g, float *area)
     return a;
 }
 
-/* The input transforms of channels [c0, c1) of samples x[0, ns) (c, h, w
- * each; masked by ym as wg_split) into v (rows of ldv), through the phase
- * planes xs. */
-static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t ns, size_t c0,
-                      size_t c1, float *xs, float *v, size_t ldv)
+/* The input transforms of samples x[0, ns) (c, h, w each; masked by ym as
+ * wg_split) into v (rows of ldv), through the phase planes xs. */
+static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t ns, float *xs,
+                      float *v, size_t ldv)
 {
     wg_shape s = wg_shape_of(g);
-    size_t hw = g->h * g->w, in = g->c * hw;
+    size_t hw = g->h * g->w, planes = ns * g->c;
     wg_split_tails(&s, xs);
-    for (size_t sm = 0; sm < ns; sm++)
-        for (size_t ch = c0; ch < c1; ch++) {
-            const float *plane = x + sm * in + ch * hw;
-            /* The next plane towards the cache (a layer's input was
-             * written long ago). */
-            if (sm + 1 < ns || ch + 1 < c1) {
-                const float *next = ch + 1 < c1 ? plane + hw : x + (sm + 1) * in + c0 * hw;
-                for (size_t i = 0; i < hw; i += 16)
-                    __builtin_prefetch(next + i, 0, 2);
-            }
-            wg_split(plane, ym ? ym + (plane - x) : NULL, g, &s, xs);
-            wg_input(xs, &s, v + ch * ldv + sm * s.tiles, g->c * ldv);
-        }
+    for (size_t k = 0; k < planes; k++) {
+        const float *plane = x + k * hw;
+        /* The next plane towards the cache (a layer's input was written
+         * long ago). */
+        for (size_t i = 0; k + 1 < planes && i < hw; i += 16)
+            __builtin_prefetch(plane + hw + i, 0, 2);
+        wg_split(plane, ym ? ym + k * hw : NULL, g, &s, xs);
+        wg_input(xs, &s, v + (k % g->c) * ldv + (k / g->c) * s.tiles, g->c * ldv);
+    }
 }
 
 /* Filters [fa, fa + mt) of y (ns samples of m, oh, ow) from the input
