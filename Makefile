@@ -145,10 +145,15 @@ $(BUILD)/src/kernels/cpu_avx512.o: src/kernels/cpu_avx512.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(KFLAGS) -mavx512f -mavx512vl -mavx512dq -mavx512bw -mfma \
 	  -mprefer-vector-width=512 -c $< -o $@
 
-# The CUDA backend, with nvcc (make CUDA=1).
-$(BUILD)/src/backend/cuda.o: src/backend/cuda.cu
+# The CUDA backend, with nvcc (make CUDA=1); made again when nvcc's flags
+# change (CUDA_ARCH, say: the stamp holds them).
+$(BUILD)/src/backend/cuda.o: src/backend/cuda.cu $(BUILD)/nvcc.stamp
 	@mkdir -p $(dir $@)
 	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/nvcc.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo "$(NVCC) $(NVCCFLAGS)" | cmp -s - $@ || echo "$(NVCC) $(NVCCFLAGS)" > $@
 
 # The library is made again when CUDA= changes (the stamp holds its value).
 $(BUILD)/cuda.stamp: FORCE
