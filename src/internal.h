@@ -196,6 +196,10 @@ typedef struct cn_layer_ops {
      * gradient check can skip steps that cross a kink.  x and y are host
      * copies (the gradient check downloads them).  NULL when smooth. */
     uint64_t (*region)(const cn_layer *l, const float *x, const float *y, size_t n);
+    /* Forward-only networks: floats the layer keeps from one pass to the
+     * next in its state area (a convolution's filters in the form its
+     * kernels read, made again when the weights change); NULL: none. */
+    size_t (*keep_floats)(const cn_layer *l, const cn_backend *be);
     /* Windowed layers (convolution, pooling): output (i, j) reads input rows
      * i*stride - pad .. + kh - 1 and the like columns (receptive fields).
      * NULL for the others. */
@@ -267,7 +271,8 @@ struct cn_layer {
     cn_ltensor bt[CN_MAX_TENSORS]; /* buffers: saved with the model, not trained */
     size_t n_bt;
     float *b[CN_MAX_TENSORS]; /* views into the buffer block */
-    size_t state_floats;      /* what forward keeps for backward */
+    size_t state_floats;      /* what forward keeps for backward (or, in a forward-only
+                                 network, for the next pass: keep_floats) */
     float *state;
     size_t ws_floats; /* scratch needed for the passes */
     uint64_t macs;    /* per sample, forward */

@@ -718,6 +718,17 @@ static int allocate(cn_net *net)
 
 /* The layers of spec on be, and their memory planned, in *out; with alloc,
  * the memory allocated too. */
+/* A forward-only network's layers keep what they may between passes (a
+ * convolution's filters as its kernels read them) in their state areas. */
+static void decide_keep(cn_net *net)
+{
+    for (size_t i = 0; net->arena_at && i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        if (l->ops->keep_floats && !l->fused_away)
+            l->state_floats = cn_add(l->state_floats, l->ops->keep_floats(l, net->be));
+    }
+}
+
 static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
                        int alloc, cn_net_plan *plan, cn_net **out)
 {
@@ -751,6 +762,7 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     if (!st && !(st = build_layers(spec, net, train_batch ? train_batch : max_batch))) {
         decide_in_place(net);
         decide_fusion(net);
+        decide_keep(net);
         plan_memory(net, plan);
         if (alloc && !(st = check_limit(net, plan)) && !allocate(net))
             st = cn_fail(CN_ERR_NOMEM, "%s: out of memory for a batch of %zu", spec->source,

@@ -295,7 +295,7 @@ static void conv_forward_and_backward(void)
         for (int relu = 0; relu < 2; relu++) {
             cn_act act = relu ? CN_ACT_RELU : CN_ACT_NONE;
             char what[96];
-            BOTH(p, be->conv_fwd(be, g, m, M(x), n, M(w), M(b), M(y), gpu_side ? wg : wc, act));
+            BOTH(p, be->conv_fwd(be, g, m, M(x), n, M(w), M(b), M(y), gpu_side ? wg : wc, NULL, act));
             snprintf(what, sizeof what, "conv_fwd %zu (act %d)", t, (int)act);
             CHECK_PARITY(p, y, what);
             /* Backward from the CPU's y, so that relu's mask is the same. */
@@ -319,7 +319,7 @@ static void conv_forward_and_backward(void)
         }
         /* A batch larger than the planned one is done in parts. */
         twin x2 = tw_normal(&p, 3 * n * in, 1.0f), y2 = tw_normal(&p, 3 * n * out, 0.0f);
-        BOTH(p, be->conv_fwd(be, g, m, M(x2), 3 * n, M(w), M(b), M(y2), gpu_side ? wg : wc,
+        BOTH(p, be->conv_fwd(be, g, m, M(x2), 3 * n, M(w), M(b), M(y2), gpu_side ? wg : wc, NULL,
                              CN_ACT_RELU));
         CHECK_PARITY(p, y2, "conv_fwd over three planned batches");
         tw_free(&p, &x2);

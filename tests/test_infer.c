@@ -289,7 +289,78 @@ static void training_after_inference_is_the_same(void)
     cn_spec_free(spec);
 }
 
+/* A forward-only network's convolution keeps its filters as its kernels
+ * read them (on AVX-512, a 3x3 layer's Winograd transforms; the 5x5 layer
+ * keeps nothing) from one pass to the next, and makes them again whenever
+ * the weights change, however they changed (here cn_net_set; a model's
+ * moving average swapped in would be another way): every pass gives the
+ * full layout's bits for the weights of the moment, on 1 and 2 threads and
+ * at batches of 1 (each convolution split among the threads) and 5. */
+static void kept_filters_follow_the_weights(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=16\nheight=16\nwidth=16\nclasses=3\n[train]\n"
+                            "batch=5\n[conv]\nfilters=16\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
+                            "[conv]\nfilters=24\nsize=5\npad=2\n[relu]\n[maxpool]\n"
+                            "[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t n = 1; n <= 5; n += 4) {
+            cn_model *m;
+            CHECK_OK(cn_model_create(spec, NULL, th_dev(threads), &m));
+            cn_net *net = cn_model_net(m);
+            size_t np = cn_net_num_params(net);
+            size_t at[2] = {net->layers[0].t[0].offset + 7, net->layers[3].t[0].offset + 9};
+            float *w = malloc(np * sizeof *w), *x = random_input(net, n, 9);
+            float p[4][5 * 3], full[5 * 3], z[5 * 3];
+            CHECK(w && x);
+            cn_rng rng;
+            cn_rng_seed(&rng, 4);
+            th_fill_normal(w, np, &rng);
+            for (size_t i = 0; i < np; i++)
+                w[i] *= 0.2f;
+            CHECK_OK(cn_net_set(net, CN_PARAMS, 0, np, w));
+            CHECK_OK(cn_model_reserve_inference(m, n));
+            net = cn_model_net(m);
+            const cn_layer *c1 = &net->layers[0], *c2 = &net->layers[3];
+            CHECK(c1->ops == &cn_conv_ops && c2->ops == &cn_conv_ops);
+            CHECK(forward(net, x, n, p[0], z));
+            CHECK(forward(net, x, n, p[1], z));
+            /* a weight of each convolution moves, then comes back */
+            float was[2] = {w[at[0]], w[at[1]]}, moved[2] = {was[0] + 0.5f, was[1] - 0.5f};
+            for (int k = 0; k < 2; k++)
+                CHECK_OK(cn_net_set(net, CN_PARAMS, at[k], 1, &moved[k]));
+            CHECK(forward(net, x, n, p[2], z));
+            for (int k = 0; k < 2; k++)
+                CHECK_OK(cn_net_set(net, CN_PARAMS, at[k], 1, &was[k]));
+            CHECK(forward(net, x, n, p[3], z));
+            size_t bytes = n * 3 * sizeof(float);
+            CHECK(memcmp(p[0], p[1], bytes) == 0 && memcmp(p[0], p[3], bytes) == 0);
+            CHECK_MSG(memcmp(p[0], p[2], bytes) != 0, "a changed weight changed nothing");
+            /* Where the backend keeps the filters' forms (cpu_avx512), they
+             * are kept: the area says so after a pass. */
+            for (int k = 0; k < 2; k++) {
+                const cn_layer *c = k ? c2 : c1;
+                cn_win g = c->ops->window(c);
+                size_t keep = net->be->conv_keep ? net->be->conv_keep(net->be, &g, c->out.c) : 0;
+                CHECK(c->state_floats == keep && (!keep || c->state[0] == 1.0f));
+            }
+            /* The full layout (no keeping) with the changed weight. */
+            CHECK_OK(cn_model_reserve(m, 5));
+            net = cn_model_net(m);
+            for (int k = 0; k < 2; k++)
+                CHECK_OK(cn_net_set(net, CN_PARAMS, at[k], 1, &moved[k]));
+            CHECK(forward(net, x, n, full, z));
+            CHECK_MSG(memcmp(full, p[2], bytes) == 0,
+                      "%d threads, batch %zu: a kept form outlived its weights", threads, n);
+            free(w);
+            free(x);
+            cn_model_free(m);
+        }
+    cn_spec_free(spec);
+}
+
 const th_test th_infer[] = {
+    {"infer/kept_filters_follow_the_weights", kept_filters_follow_the_weights},
     {"infer/same_results_as_the_full_layout", same_results_as_the_full_layout},
     {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},

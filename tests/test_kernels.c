@@ -342,7 +342,7 @@ static void conv_matches_reference(const char *isa)
             float *dw = calloc(m * kk, 4), *dwr = calloc(m * kk, 4);
             float *db = calloc(m, 4), *dbr = calloc(m, 4);
             float *ws = floats(be->conv_ws(be, &g, m, n));
-            be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_NONE);
+            be->conv_fwd(be, &g, m, x, n, w, b, y, ws, NULL, CN_ACT_NONE);
             cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
             be->conv_bwd(be, &g, m, x, y, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
             cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
@@ -361,7 +361,7 @@ static void conv_matches_reference(const char *isa)
                 dwr[i] *= 2;
             CHECK(max_rel(dw, dwr, m * kk) < tol);
             /* A fused relu: y = relu(conv), and backward masks dy where y = 0. */
-            be->conv_fwd(be, &g, m, x, n, w, b, y, ws, CN_ACT_RELU);
+            be->conv_fwd(be, &g, m, x, n, w, b, y, ws, NULL, CN_ACT_RELU);
             for (size_t i = 0; i < out; i++) {
                 yr[i] = yr[i] > 0 ? yr[i] : 0;
                 if (yr[i] == 0)
@@ -456,8 +456,8 @@ static void conv_split_matches_one_thread(const char *isa)
             cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
             for (int act = 0; act < 2; act++) {
                 cn_act a = act ? CN_ACT_RELU : CN_ACT_NONE;
-                b1->conv_fwd(b1, &g, m, x, n, w, b, y1, ws1, a);
-                b3->conv_fwd(b3, &g, m, x, n, w, b, y3, ws3, a);
+                b1->conv_fwd(b1, &g, m, x, n, w, b, y1, ws1, NULL, a);
+                b3->conv_fwd(b3, &g, m, x, n, w, b, y3, ws3, NULL, a);
                 CHECK_MSG(memcmp(y1, y3, out * 4) == 0,
                           "%s geometry %zu, %zu samples, act %d: 1 and 3 threads differ", isa, t, n,
                           act);
@@ -499,12 +499,12 @@ static void conv_affine_is_conv_then_bn(const char *isa)
                 var[i] = 0.1f + var[i] * var[i];
             be->bn_affine(be, gam, bet, mean, var, 1e-5f, m, sc, sc + m);
             for (int act = 0; act < 2; act++) {
-                be->conv_fwd(be, &g, m, x, n, w, b, y0, ws, CN_ACT_NONE);
+                be->conv_fwd(be, &g, m, x, n, w, b, y0, ws, NULL, CN_ACT_NONE);
                 be->bn_fwd(be, y0, n, m, hw, gam, bet, mean, var, 0.1f, 1e-5f, 0, NULL, NULL,
                            scratch, y0, CN_ACT_NONE);
                 if (act)
                     be->act_fwd(be, CN_ACT_RELU, 0, y0, y0, out);
-                be->conv_fwd_affine(be, &g, m, x, n, w, b, sc, sc + m, y1, ws,
+                be->conv_fwd_affine(be, &g, m, x, n, w, b, sc, sc + m, y1, ws, NULL,
                                     act ? CN_ACT_RELU : CN_ACT_NONE);
                 CHECK_MSG(memcmp(y0, y1, out * 4) == 0,
                           "%s geometry %zu, %zu samples, relu %d: folded differs", isa, t, n, act);
@@ -545,9 +545,9 @@ static void conv_winograd_against_direct(const char *isa)
         float *b = normal(m, 1, 0, &rng), *yr = floats(n * out1), *yw = floats(n * out1);
         float *yd = floats(n * out1), *y1 = floats(out1), *ws = floats(be->conv_ws(be, &g, m, n));
         cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
-        be->conv_fwd(be, &g, m, x, n, w, b, yw, ws, CN_ACT_NONE);
+        be->conv_fwd(be, &g, m, x, n, w, b, yw, ws, NULL, CN_ACT_NONE);
         be->exact = 1;
-        be->conv_fwd(be, &g, m, x, n, w, b, yd, ws, CN_ACT_NONE);
+        be->conv_fwd(be, &g, m, x, n, w, b, yd, ws, NULL, CN_ACT_NONE);
         be->exact = 0;
         double ew = max_rel(yw, yr, n * out1), ed = max_rel(yd, yr, n * out1);
         CHECK_MSG(ew < 2e-5 && ed < 2e-5, "%s geometry %zu: errors %.2g (fast), %.2g (exact)", isa,
@@ -557,7 +557,7 @@ static void conv_winograd_against_direct(const char *isa)
                       "%s geometry %zu: Winograd did not run (errors %.2g and %.2g)", isa, t, ew,
                       ed);
         for (size_t s = 0; s < n; s += 4) {
-            be->conv_fwd(be, &g, m, x + s * in1, 1, w, b, y1, ws, CN_ACT_NONE);
+            be->conv_fwd(be, &g, m, x + s * in1, 1, w, b, y1, ws, NULL, CN_ACT_NONE);
             CHECK_MSG(memcmp(y1, yw + s * out1, out1 * 4) == 0,
                       "%s geometry %zu: sample %zu alone differs from it in the batch", isa, t, s);
         }

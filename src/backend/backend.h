@@ -140,11 +140,21 @@ struct cn_backend {
     /* Scratch floats that conv_fwd and conv_bwd need for this geometry and
      * batches of up to max_batch (asked when the network is planned). */
     size_t (*conv_ws)(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch);
+    /* Floats that conv_fwd and conv_fwd_affine may keep between the passes
+     * of a forward-only network (its keep argument): the filters in the form
+     * the kernels read, made once instead of at every pass; 0 when they
+     * keep nothing for this geometry.  NULL: nothing, ever. */
+    size_t (*conv_keep)(const cn_backend *be, const cn_win *g, size_t m);
     /* Convolution of x (n, c, h, w) with m filters w (m, c, kh, kw) and bias
      * b (m) into y (n, m, oh, ow), followed by act (CN_ACT_NONE or one of
-     * conv_acts).  ws: conv_ws() floats of scratch. */
+     * conv_acts).  ws: conv_ws() floats of scratch.  keep: NULL, or
+     * conv_keep() floats that belong to this layer alone, zero at first and
+     * left untouched by everything else: the operation keeps the filters'
+     * made form there with a copy of the w it came from, and makes it again
+     * when w differs by a bit, so the caller need not say when w changed. */
     void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
-                     const float *w, const float *b, float *y, float *ws, cn_act act);
+                     const float *w, const float *b, float *y, float *ws, float *keep,
+                     cn_act act);
     /* conv_fwd with y = y scale[f] + shift[f] per filter f after the bias
      * and before act: an evaluation's batch normalisation folded in, the
      * same bits as bn_fwd after conv_fwd (scale and shift from bn_affine).
@@ -152,7 +162,7 @@ struct cn_backend {
      * apart). */
     void (*conv_fwd_affine)(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                             size_t n, const float *w, const float *b, const float *scale,
-                            const float *shift, float *y, float *ws, cn_act act);
+                            const float *shift, float *y, float *ws, float *keep, cn_act act);
     /* Adds the gradients of w and b to dw and db, and writes dx (n, c, h, w)
      * unless it is NULL.  dy is the gradient of the layer's output y (after
      * act, which backward undoes from y). */

@@ -142,12 +142,13 @@ GUARD(add, (const cn_backend *be, const float *a, const float *b, float *y, size
 GUARD(scale, (const cn_backend *be, float *x, float alpha, size_t count), (be, x, alpha, count))
 GUARD(conv_fwd,
       (const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n, const float *w,
-       const float *b, float *y, float *ws, cn_act act),
-      (be, g, m, x, n, w, b, y, ws, act))
+       const float *b, float *y, float *ws, float *keep, cn_act act),
+      (be, g, m, x, n, w, b, y, ws, keep, act))
 GUARD(conv_fwd_affine,
       (const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n, const float *w,
-       const float *b, const float *scale, const float *shift, float *y, float *ws, cn_act act),
-      (be, g, m, x, n, w, b, scale, shift, y, ws, act))
+       const float *b, const float *scale, const float *shift, float *y, float *ws, float *keep,
+       cn_act act),
+      (be, g, m, x, n, w, b, scale, shift, y, ws, keep, act))
 GUARD(bn_affine,
       (const cn_backend *be, const float *gamma, const float *beta, const float *run_mean,
        const float *run_var, float eps, size_t c, float *scale, float *shift),

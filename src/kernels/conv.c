@@ -249,6 +249,31 @@ static void reduce_chunks(const cn_backend *be, const float *partial, size_t chu
     });
 }
 
+/* What a forward-only network's convolution keeps between passes
+ * (conv_keep): KEEP_HEAD floats (the first says which form follows, 0 for
+ * none yet), the weights the form was made from (mk floats, rounded up to
+ * 16), then the form (Winograd's transforms). */
+#define KEEP_HEAD     16
+#define KEEP_WINOGRAD 1.0f
+#ifdef HAVE_WINOGRAD
+static size_t keep_at(size_t mk) { return KEEP_HEAD + (mk + 15) / 16 * 16; }
+static float *keep_form(float *keep, size_t mk) { return keep + keep_at(mk); }
+
+/* The form kept, with *fresh set when it is to be made again (into the
+ * same place) because it is of another kind or was made from weights that
+ * differ from w's mk floats by a bit; the copy is then taken of w. */
+static float *kept(const float *w, size_t mk, float kind, float *keep, int *fresh)
+{
+    float *copy = keep + KEEP_HEAD;
+    *fresh = keep[0] != kind || memcmp(copy, w, mk * sizeof *w) != 0;
+    if (*fresh) {
+        memcpy(copy, w, mk * sizeof *w);
+        keep[0] = kind;
+    }
+    return keep_form(keep, mk);
+}
+#endif
+
 /* Samples whose padded inputs the direct weight gradient takes at once: at
  * most MAX_RUN, and as many as fit in RUN_FLOATS (half of a 2 MB L2 cache),
  * where the kernel finds them again for every filter group. */
@@ -385,8 +410,10 @@ static int use_direct(const cn_win *g, int need_dx)
  * one by filters) was slower, the other core's writes arriving slowly. */
 static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                      const float *xm, size_t n, const float *w, const float *b, const float *scale,
-                     const float *shift, float *y, float *u, float *bufs, size_t tf, cn_act act)
+                     const float *shift, float *y, float *u, const float *made, float *bufs,
+                     size_t tf, cn_act act)
 {
+    const float *uf = made ? made : u; /* made: the transforms, kept from an earlier pass */
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
     size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
     wg_shape sh = wg_shape_of(g);
@@ -396,17 +423,19 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
             wg_area a = wg_area_of(g, bufs + (size_t)t * tf);
-            wg_filters(w, m, g->c, fa, fa + mt, u);
+            if (!made)
+                wg_filters(w, m, g->c, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
                 wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, y + s0 * m * p,
-                           a.mb, a.yd);
+                wg_outputs(g, m, cnt, a.v, a.ldv, uf, fa, mt, b, scale, shift, relu,
+                           y + s0 * m * p, a.mb, a.yd);
             }
         });
         return;
     }
-    wg_filters(w, m, g->c, 0, m, u);
+    if (!made)
+        wg_filters(w, m, g->c, 0, m, u);
     /* Units no larger than the threads' fair shares. */
     size_t fair = (n + (size_t)threads - 1) / (size_t)threads;
     unit = unit > fair ? fair : unit;
@@ -415,16 +444,27 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
         wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
+        wg_outputs(g, m, cnt, a.v, a.ldv, uf, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
                    a.yd);
     });
 }
 
 static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                               size_t n, const float *w, const float *b, const float *scale,
-                              const float *shift, float *y, float *ws, cn_act act)
+                              const float *shift, float *y, float *ws, float *keep, cn_act act)
 {
-    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, ws, ws + shared_floats(g, m),
+    int fresh = 0;
+    /* A forward-only network's transforms, kept from the pass before. */
+    const float *made = keep ? kept(w, m * g->c * 9, KEEP_WINOGRAD, keep, &fresh) : NULL;
+    if (fresh) {
+        float *u = keep_form(keep, m * g->c * 9);
+        int threads = cn_cpu_of(be)->threads;
+        PARALLEL_FOR(threads, t, threads, {
+            size_t fa, mt = filter_share(m, t, threads, &fa);
+            wg_filters(w, m, g->c, fa, fa + mt, u);
+        });
+    }
+    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, ws, made, ws + shared_floats(g, m),
              thread_floats(g, m), act);
 }
 
@@ -440,7 +480,7 @@ static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     float *wf = ws + 4 * m * kk;
     flip_filters(g, m, w, wf);
     winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws,
-             wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
+             NULL, wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
 }
 
 /* The sum of d[0, count) where y > 0 (all of it when y is NULL), in LANES
@@ -536,12 +576,14 @@ static void bias_act(float *y, size_t m, size_t p, const float *b, const float *
 
 static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                             size_t n, const float *w, const float *b, const float *scale,
-                            const float *shift, float *y, float *ws, cn_act act)
+                            const float *shift, float *y, float *ws, float *keep, cn_act act)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
+    if (be->exact)
+        keep = NULL; /* what is kept is the fast path's */
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m) && !be->exact) {
-        conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, act);
+        conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act);
         return;
     }
 #endif
@@ -551,6 +593,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
         return;
     }
 #endif
+    (void)keep; /* conv_keep asks for none on the other paths */
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t tf = thread_floats(g, m);
     float *pw = ws, *bufs = ws + 2 * m * kk;
@@ -597,9 +640,25 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
 }
 
 static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
-                     const float *w, const float *b, float *y, float *ws, cn_act act)
+                     const float *w, const float *b, float *y, float *ws, float *keep, cn_act act)
 {
-    conv_fwd_affine(be, g, m, x, n, w, b, NULL, NULL, y, ws, act);
+    conv_fwd_affine(be, g, m, x, n, w, b, NULL, NULL, y, ws, keep, act);
+}
+
+/* Only Winograd's transforms are kept.  Checking that the weights are
+ * unchanged costs a pass over them and their copy, which is all that the
+ * direct sum's rearranged taps (the GEMM's packed filters likewise) cost to
+ * make again: LeNet's one-image pass was no faster keeping them, while
+ * fashion-best's was 6-7% faster keeping its transforms (session 39). */
+static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
+{
+    (void)be;
+#ifdef HAVE_WINOGRAD
+    if (use_winograd(g, m))
+        return keep_at(m * g->c * 9) + 36 * m * g->c;
+#endif
+    (void)g, (void)m;
+    return 0;
 }
 
 static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const float *x,

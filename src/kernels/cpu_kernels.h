@@ -38,6 +38,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->add = cn_plain_add;
     be->scale = cn_plain_scale;
     be->conv_ws = conv_ws;
+    be->conv_keep = conv_keep;
     be->conv_fwd = conv_fwd;
     be->conv_fwd_affine = conv_fwd_affine;
     be->conv_bwd = conv_bwd;

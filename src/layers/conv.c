@@ -51,15 +51,18 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
     cn_win g = geometry(l);
     size_t f = l->out.c;
     cn_act act = ctx->fuse ? l->fused_act : CN_ACT_NONE;
+    /* A forward-only network's state area: the filters as the backend
+     * reads them, kept between passes (keep_floats). */
+    float *keep = l->state_floats ? l->state : NULL;
     if (ctx->fuse && l->fused_affine) {
         /* A batch normalisation folded in (forward-only networks). */
         float *scale = ctx->ws, *shift = ctx->ws + f;
         l->fused_affine->ops->affine(l->fused_affine, ctx, scale, shift);
         ctx->be->conv_fwd_affine(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, y,
-                                 ctx->ws + 2 * f, act);
+                                 ctx->ws + 2 * f, keep, act);
         return;
     }
-    ctx->be->conv_fwd(ctx->be, &g, f, x, n, l->p[0], l->p[1], y, ctx->ws + 2 * f, act);
+    ctx->be->conv_fwd(ctx->be, &g, f, x, n, l->p[0], l->p[1], y, ctx->ws + 2 * f, keep, act);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
@@ -72,6 +75,12 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
 
 static unsigned fusable_acts(const cn_backend *be) { return be->conv_acts; }
 
+static size_t keep_floats(const cn_layer *l, const cn_backend *be)
+{
+    cn_win g = geometry(l);
+    return be->conv_keep ? be->conv_keep(be, &g, l->out.c) : 0;
+}
+
 const cn_layer_ops cn_conv_ops = {
     .kind = "conv",
     .keys = keys,
@@ -82,5 +91,6 @@ const cn_layer_ops cn_conv_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .keep_floats = keep_floats,
     .window = geometry,
 };
