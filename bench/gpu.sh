@@ -3,7 +3,8 @@
 # build (BUILD, default build-cuda) on this machine's first GPU, no network:
 #   time to 99.0% MNIST test accuracy, models/mnist.cfg's default recipe
 #     (test set every 5% of the epoch, evaluation time kept out);
-#   models/fashion-best.cfg for 20 epochs (--val 0), its time and accuracy;
+#   models/fashion-best.cfg for 20 epochs without mixup (--val 0: its recipe
+#   until session 38), its time and accuracy;
 #   LeNet training at batch 256, images/s (convnet bench --json, 5 s);
 #   the peak device memory of each;
 # then where the time of a LeNet step goes, layer by layer (convnet bench's
@@ -41,7 +42,7 @@ fi
 # 2. fashion-best, 20 epochs
 if have data/fashion-mnist; then
     timeout 240 "$bin" train models/fashion-best.cfg --device cuda --data data/fashion-mnist --val 0 \
-        --epochs 20 --verbose --quiet -o "$out/fashion.safetensors" >"$out/fashion.txt" 2>&1
+        --epochs 20 --mixup 0 --verbose --quiet -o "$out/fashion.safetensors" >"$out/fashion.txt" 2>&1
     secs=$(awk '/^epoch +20\/20 +loss/ { print $(NF-1) }' "$out/fashion.txt")
     "$bin" eval "$out/fashion.safetensors" --device cuda --data data/fashion-mnist --json \
         >"$out/fashion.json" 2>&1

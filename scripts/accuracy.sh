@@ -27,7 +27,7 @@ mnist-fast-30|mnist|models/mnist-fast.cfg|none|--epochs 30 --val 0
 mnist-best|mnist|models/mnist-best.cfg|shift|--val 0
 fashion-fast|fashion-mnist|models/fashion-fast.cfg|flip|--val 0
 fashion-best|fashion-mnist|models/fashion-best.cfg|flip|--val 0
-fashion-mixup|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --mixup 0.5 --epochs 60'
+fashion-20|fashion-mnist|models/fashion-best.cfg|flip|--val 0 --mixup 0 --epochs 20'
 [ -x "$bin" ] || { echo "accuracy.sh: no $bin: run make first" >&2; exit 1; }
 mkdir -p "$out" || exit 1
 quick=""
