@@ -249,28 +249,26 @@ static void reduce_chunks(const cn_backend *be, const float *partial, size_t chu
     });
 }
 
-/* What a forward-only network's convolution keeps between passes
- * (conv_keep): KEEP_HEAD floats (the first says which form follows, 0 for
- * none yet), the weights the form was made from (mk floats, rounded up to
- * 16), then the form (Winograd's transforms). */
-#define KEEP_HEAD     16
-#define KEEP_WINOGRAD 1.0f
 #ifdef HAVE_WINOGRAD
+/* What a forward-only network's convolution keeps between passes
+ * (conv_keep): KEEP_HEAD floats (the first 1 once the rest is made), the
+ * weights the transforms were made from (mk floats, rounded up to 16), then
+ * the transforms. */
+#define KEEP_HEAD 16
 static size_t keep_at(size_t mk) { return KEEP_HEAD + (mk + 15) / 16 * 16; }
-static float *keep_form(float *keep, size_t mk) { return keep + keep_at(mk); }
 
-/* The form kept, with *fresh set when it is to be made again (into the
- * same place) because it is of another kind or was made from weights that
- * differ from w's mk floats by a bit; the copy is then taken of w. */
-static float *kept(const float *w, size_t mk, float kind, float *keep, int *fresh)
+/* The transforms kept, with *fresh set when they are to be made again (in
+ * the same place): none made yet, or made from weights that differ from w's
+ * mk floats by a bit.  The copy is then taken of w. */
+static float *kept(const float *w, size_t mk, float *keep, int *fresh)
 {
     float *copy = keep + KEEP_HEAD;
-    *fresh = keep[0] != kind || memcmp(copy, w, mk * sizeof *w) != 0;
+    *fresh = keep[0] != 1.0f || memcmp(copy, w, mk * sizeof *w) != 0;
     if (*fresh) {
         memcpy(copy, w, mk * sizeof *w);
-        keep[0] = kind;
+        keep[0] = 1.0f;
     }
-    return keep_form(keep, mk);
+    return keep + keep_at(mk);
 }
 #endif
 
@@ -455,13 +453,12 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
 {
     int fresh = 0;
     /* A forward-only network's transforms, kept from the pass before. */
-    const float *made = keep ? kept(w, m * g->c * 9, KEEP_WINOGRAD, keep, &fresh) : NULL;
+    float *made = keep ? kept(w, m * g->c * 9, keep, &fresh) : NULL;
     if (fresh) {
-        float *u = keep_form(keep, m * g->c * 9);
         int threads = cn_cpu_of(be)->threads;
         PARALLEL_FOR(threads, t, threads, {
             size_t fa, mt = filter_share(m, t, threads, &fa);
-            wg_filters(w, m, g->c, fa, fa + mt, u);
+            wg_filters(w, m, g->c, fa, fa + mt, made);
         });
     }
     winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, ws, made, ws + shared_floats(g, m),
@@ -579,8 +576,6 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
                             const float *shift, float *y, float *ws, float *keep, cn_act act)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
-    if (be->exact)
-        keep = NULL; /* what is kept is the fast path's */
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m) && !be->exact) {
         conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act);
@@ -593,7 +588,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
         return;
     }
 #endif
-    (void)keep; /* conv_keep asks for none on the other paths */
+    (void)keep; /* only Winograd's transforms are kept (conv_keep) */
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t tf = thread_floats(g, m);
     float *pw = ws, *bufs = ws + 2 * m * kk;
