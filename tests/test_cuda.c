@@ -295,7 +295,8 @@ static void conv_forward_and_backward(void)
         for (int relu = 0; relu < 2; relu++) {
             cn_act act = relu ? CN_ACT_RELU : CN_ACT_NONE;
             char what[96];
-            BOTH(p, be->conv_fwd(be, g, m, M(x), n, M(w), M(b), M(y), gpu_side ? wg : wc, NULL, act));
+            BOTH(p,
+                 be->conv_fwd(be, g, m, M(x), n, M(w), M(b), M(y), gpu_side ? wg : wc, NULL, act));
             snprintf(what, sizeof what, "conv_fwd %zu (act %d)", t, (int)act);
             CHECK_PARITY(p, y, what);
             /* Backward from the CPU's y, so that relu's mask is the same. */

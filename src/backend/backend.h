@@ -153,8 +153,7 @@ struct cn_backend {
      * made form there with a copy of the w it came from, and makes it again
      * when w differs by a bit, so the caller need not say when w changed. */
     void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
-                     const float *w, const float *b, float *y, float *ws, float *keep,
-                     cn_act act);
+                     const float *w, const float *b, float *y, float *ws, float *keep, cn_act act);
     /* conv_fwd with y = y scale[f] + shift[f] per filter f after the bias
      * and before act: an evaluation's batch normalisation folded in, the
      * same bits as bn_fwd after conv_fwd (scale and shift from bn_affine).

@@ -426,8 +426,8 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
                 wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-                wg_outputs(g, m, cnt, a.v, a.ldv, uf, fa, mt, b, scale, shift, relu,
-                           y + s0 * m * p, a.mb, a.yd);
+                wg_outputs(g, m, cnt, a.v, a.ldv, uf, fa, mt, b, scale, shift, relu, y + s0 * m * p,
+                           a.mb, a.yd);
             }
         });
         return;
