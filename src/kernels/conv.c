@@ -401,17 +401,17 @@ static int use_direct(const cn_win *g, int need_dx)
 #ifdef HAVE_WINOGRAD
 /* y (n, m, oh, ow) from x (n, c, h, w; masked by xm as wg_split) by
  * Winograd's F(4x4, 3x3) (kernels/winograd_avx512.c): the filters'
- * transforms into u, then units of samples in parallel, each thread in its
- * area (tf floats from bufs).  With fewer samples than threads, each thread
- * takes a share of the filters and transforms the whole input itself:
+ * transforms into u (with make; else u holds them already), then units of
+ * samples in parallel, each thread in its area (tf floats from bufs).  With
+ * fewer samples than threads, each thread makes its share of the filters'
+ * transforms, and transforms the whole input itself:
  * sharing the input transforms through memory (one round by channels, then
  * one by filters) was slower, the other core's writes arriving slowly. */
 static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                      const float *xm, size_t n, const float *w, const float *b, const float *scale,
-                     const float *shift, float *y, float *u, const float *made, float *bufs,
-                     size_t tf, cn_act act)
+                     const float *shift, float *y, float *u, int make, float *bufs, size_t tf,
+                     cn_act act)
 {
-    const float *uf = made ? made : u; /* made: the transforms, kept from an earlier pass */
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
     size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
     wg_shape sh = wg_shape_of(g);
@@ -421,18 +421,18 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
             wg_area a = wg_area_of(g, bufs + (size_t)t * tf);
-            if (!made)
+            if (make)
                 wg_filters(w, m, g->c, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
                 wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-                wg_outputs(g, m, cnt, a.v, a.ldv, uf, fa, mt, b, scale, shift, relu, y + s0 * m * p,
+                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, y + s0 * m * p,
                            a.mb, a.yd);
             }
         });
         return;
     }
-    if (!made)
+    if (make)
         wg_filters(w, m, g->c, 0, m, u);
     /* Units no larger than the threads' fair shares. */
     size_t fair = (n + (size_t)threads - 1) / (size_t)threads;
@@ -442,7 +442,7 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
         wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-        wg_outputs(g, m, cnt, a.v, a.ldv, uf, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
+        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
                    a.yd);
     });
 }
@@ -451,17 +451,11 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
                               size_t n, const float *w, const float *b, const float *scale,
                               const float *shift, float *y, float *ws, float *keep, cn_act act)
 {
-    int fresh = 0;
-    /* A forward-only network's transforms, kept from the pass before. */
-    float *made = keep ? kept(w, m * g->c * 9, keep, &fresh) : NULL;
-    if (fresh) {
-        int threads = cn_cpu_of(be)->threads;
-        PARALLEL_FOR(threads, t, threads, {
-            size_t fa, mt = filter_share(m, t, threads, &fa);
-            wg_filters(w, m, g->c, fa, fa + mt, made);
-        });
-    }
-    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, ws, made, ws + shared_floats(g, m),
+    /* A forward-only network's transforms live in keep, made again only
+     * when the weights changed; otherwise they are made into ws. */
+    int fresh = 1;
+    float *u = keep ? kept(w, m * g->c * 9, keep, &fresh) : ws;
+    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, fresh, ws + shared_floats(g, m),
              thread_floats(g, m), act);
 }
 
@@ -476,8 +470,8 @@ static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     size_t kk = g->c * 9;
     float *wf = ws + 4 * m * kk;
     flip_filters(g, m, w, wf);
-    winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws,
-             NULL, wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
+    winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws, 1,
+             wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
 }
 
 /* The sum of d[0, count) where y > 0 (all of it when y is NULL), in LANES
