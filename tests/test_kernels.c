@@ -473,6 +473,109 @@ static void conv_split_matches_one_thread(const char *isa)
 }
 PER_ISA(conv_split_matches_one_thread)
 
+/* A batch of 16 samples or more of a convolution that Winograd does not
+ * take runs with the samples along the vector lanes on AVX-512
+ * (kernels/lanes_avx512.c) where im2col's GEMM or, with a window of 64
+ * elements or more, the direct sum would, summing in that path's order.
+ * Forward, each sample's outputs are the bits it gets alone (on that
+ * path), wherever it sits in the batch (whole blocks of 16 and a partial
+ * one, one block split among 3 threads by filter groups), with the bias,
+ * the relu and a folded batch normalisation.  Backward, the gradients are
+ * the same bits on 1 and 3 threads (3 threads share one block's filters
+ * and channels) and the reference's values, with and without a fused
+ * relu.  Geometries: LeNet's second layer, small's second (direct),
+ * output rows of 1 to 3 (more filters to a register block), strides 2 and
+ * 3, 1x1 and 7x7 windows, padding 0 to 3, channel counts that are not
+ * multiples of 16, a window deeper than the GEMM's 256-deep slices. */
+static void conv_lanes_match_one_sample(const char *isa)
+{
+    static const size_t lg[][6] = {
+        /* c, h, w, k, stride, pad */
+        {20, 12, 12, 5, 1, 0}, {3, 3, 7, 3, 1, 0},   {5, 9, 9, 3, 3, 1},  {7, 11, 10, 3, 2, 1},
+        {33, 6, 6, 1, 1, 0},   {2, 9, 8, 7, 1, 3},   {11, 5, 6, 5, 2, 2}, {70, 6, 5, 3, 1, 1},
+        {16, 14, 14, 5, 1, 2}, {9, 13, 13, 3, 1, 1},
+    };
+    static const size_t ms[] = {50, 7, 13, 1, 17, 9, 24, 10, 16, 10}, ns[] = {16, 17, 35};
+    cn_backend *b1 = isa_backend(isa, 1);
+    if (!b1)
+        return;
+    cn_backend *b3 = isa_backend(isa, 3);
+    CHECK(b3);
+    cn_rng rng;
+    cn_rng_seed(&rng, 41);
+    for (size_t t = 0; t < sizeof lg / sizeof lg[0]; t++) {
+        cn_win g = win_of(lg[t]);
+        size_t m = ms[t], n = ns[t % 3], kk = g.c * g.kh * g.kw, in1 = g.c * g.h * g.w;
+        size_t out1 = m * g.oh * g.ow;
+        float *x = normal(n * in1, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+        float *b = normal(m, 1, 0, &rng), *sc = normal(2 * m, 1, 0, &rng);
+        float *dy = normal(n * out1, 1, 0, &rng);
+        float *y = floats(n * out1), *yr = floats(n * out1), *y1 = floats(out1);
+        float *ws1 = floats(b1->conv_ws(b1, &g, m, n)), *ws3 = floats(b3->conv_ws(b3, &g, m, n));
+        cn_conv_ref_fwd(&g, m, x, n, w, b, yr);
+        for (int form = 0; form < 3; form++) { /* plain, relu, folded batch norm and relu */
+            cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
+            float *scale = form == 2 ? sc : NULL, *shift = form == 2 ? sc + m : NULL;
+            for (int r = 0; r < 2; r++) {
+                cn_backend *be = r ? b3 : b1;
+                /* 16 samples: one block, split among 3 threads by filter groups */
+                size_t nb = r ? 16 : n;
+                be->conv_fwd_affine(be, &g, m, x, nb, w, b, scale, shift, y, r ? ws3 : ws1, NULL,
+                                    act);
+                for (size_t s = 0; s < nb; s++) {
+                    b1->conv_fwd_affine(b1, &g, m, x + s * in1, 1, w, b, scale, shift, y1, ws1,
+                                        NULL, act);
+                    CHECK_MSG(memcmp(y1, y + s * out1, out1 * 4) == 0,
+                              "%s geometry %zu, form %d, %zu samples on %d threads: sample %zu "
+                              "differs from it alone",
+                              isa, t, form, nb, r ? 3 : 1, s);
+                }
+            }
+            if (form == 0)
+                CHECK_MSG(max_rel(y, yr, 16 * out1) < 2e-5, "%s geometry %zu: error %.2g", isa, t,
+                          max_rel(y, yr, 16 * out1));
+        }
+        /* Backward on n samples and on one block (16), with a relu (y from
+         * its forward pass) and without. */
+        for (int relu = 0; relu < 2; relu++)
+            for (int whole = 0; whole < 2; whole++) {
+                size_t nb = whole ? n : 16;
+                cn_act act = relu ? CN_ACT_RELU : CN_ACT_NONE;
+                float *d[2][3]; /* dx, dw, db on 1 and 3 threads */
+                b1->conv_fwd(b1, &g, m, x, nb, w, b, y, ws1, NULL, act);
+                for (int r = 0; r < 2; r++) {
+                    cn_backend *be = r ? b3 : b1;
+                    d[r][0] = floats(nb * in1), d[r][1] = calloc(m * kk, 4), d[r][2] = calloc(m, 4);
+                    be->conv_bwd(be, &g, m, x, y, dy, nb, w, d[r][1], d[r][2], d[r][0],
+                                 r ? ws3 : ws1, act);
+                }
+                CHECK_MSG(memcmp(d[0][0], d[1][0], nb * in1 * 4) == 0 &&
+                              memcmp(d[0][1], d[1][1], m * kk * 4) == 0 &&
+                              memcmp(d[0][2], d[1][2], m * 4) == 0,
+                          "%s geometry %zu, %zu samples, relu %d: 1 and 3 threads differ", isa, t,
+                          nb, relu);
+                float *dyr = floats(nb * out1), *dxr = floats(nb * in1);
+                float *dwr = calloc(m * kk, 4), *dbr = calloc(m, 4);
+                for (size_t i = 0; i < nb * out1; i++)
+                    dyr[i] = relu && !(y[i] > 0) ? 0.0f : dy[i];
+                cn_conv_ref_bwd(&g, m, x, dyr, nb, w, dwr, dbr, dxr);
+                double ex = max_rel(d[0][0], dxr, nb * in1), ew = max_rel(d[0][1], dwr, m * kk);
+                double eb = max_rel(d[0][2], dbr, m);
+                CHECK_MSG(ex < 2e-5 && ew < 2e-5 && eb < 2e-5,
+                          "%s geometry %zu, %zu samples, relu %d: errors dx %.2g dw %.2g db %.2g",
+                          isa, t, nb, relu, ex, ew, eb);
+                for (int r = 0; r < 2; r++)
+                    free(d[r][0]), free(d[r][1]), free(d[r][2]);
+                free(dyr), free(dxr), free(dwr), free(dbr);
+            }
+        free(x), free(w), free(b), free(sc), free(dy), free(y), free(yr), free(y1), free(ws1),
+            free(ws3);
+    }
+    cn_backend_destroy(b1);
+    cn_backend_destroy(b3);
+}
+PER_ISA(conv_lanes_match_one_sample)
+
 /* conv_fwd_affine (a batch normalisation folded into the convolution) is
  * conv_fwd, then bn_fwd's evaluation pass with scale and shift from
  * bn_affine, then the relu, bit for bit: on every path (direct, im2col,
@@ -1622,6 +1725,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_matches_reference", conv_matches_reference),
     ISA_TESTS("conv_split_matches_one_thread", conv_split_matches_one_thread),
     ISA_TESTS("conv_affine_is_conv_then_bn", conv_affine_is_conv_then_bn),
+    ISA_TESTS("conv_lanes_match_one_sample", conv_lanes_match_one_sample),
     ISA_TESTS("conv_winograd_against_direct", conv_winograd_against_direct),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),

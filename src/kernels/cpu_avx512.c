@@ -579,6 +579,7 @@ static void dconv_dw_samples(const float *const *xps, const float *const *dqs, s
     }
 }
 
+#include "kernels/lanes_avx512.c"
 #include "kernels/winograd_avx512.c"
 
 #define CN_ISA avx512
