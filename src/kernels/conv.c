@@ -188,19 +188,22 @@ static size_t thread_floats(const cn_win *g, size_t m)
     if (lanes_fit(g, m) && lc_thread_floats(g, m) > t)
         t = lc_thread_floats(g, m);
 #endif
-    return t;
+    return (t + 15) / 16 * 16; /* so that every thread's area starts on a cache line */
 }
 
 /* Shared by the threads: W packed and W rearranged (2 m K), or the
- * filters' Winograd transforms (36 m c = 4 m K). */
+ * filters' Winograd transforms (36 m c = 4 m K), up to a whole cache line:
+ * the threads' areas follow, and a vector loaded across two cache lines
+ * costs two loads (LeNet's second layer took 1.5x as long backward with its
+ * areas 16 bytes off the lines). */
 static size_t shared_floats(const cn_win *g, size_t m)
 {
     size_t kk = g->c * g->kh * g->kw;
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m))
-        return 4 * m * kk;
+        return (4 * m * kk + 15) / 16 * 16;
 #endif
-    return 2 * m * kk;
+    return (2 * m * kk + 15) / 16 * 16;
 }
 
 #ifdef HAVE_WINOGRAD
@@ -320,7 +323,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, kk = g->c * g->kh * g->kw;
     dconv_area a = direct_area(g, m);
     size_t hp = a.hp, wp = a.wp;
-    float *wt = ws, *bufs = ws + 2 * m * kk;
+    float *wt = ws, *bufs = ws + shared_floats(g, m);
     size_t tf = thread_floats(g, m);
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
@@ -365,7 +368,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     dconv_area a = direct_area(g, m);
     size_t hp = a.hp, wp = a.wp, one = a.one;
     size_t tf = thread_floats(g, m);
-    float *wf = ws, *bufs = ws + 2 * m * kk, *partial = bufs + (size_t)cpu->threads * tf;
+    float *wf = ws, *bufs = ws + shared_floats(g, m), *partial = bufs + (size_t)cpu->threads * tf;
     if (dx)
         taps_first(w, m, g->c, g->kh, g->kw, 1, wf);
     /* Samples per run: as many padded inputs and widened gradients as the
@@ -650,7 +653,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
     (void)keep; /* only Winograd's transforms are kept (conv_keep) */
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t tf = thread_floats(g, m);
-    float *pw = ws, *bufs = ws + 2 * m * kk;
+    float *pw = ws, *bufs = ws + shared_floats(g, m);
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
         /* Filters split among the threads, each packing its own rows of W
@@ -784,7 +787,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t chunks = n_chunks(n), part = m * kk + m, mk = m * g->kh * g->kw;
     size_t tf = thread_floats(g, m), buf = (tf - m * p) / 2;
-    float *pre = ws, *wf = ws + m * kk, *bufs = ws + 2 * m * kk;
+    float *pre = ws, *wf = ws + m * kk, *bufs = ws + shared_floats(g, m);
     float *partial = bufs + (size_t)cpu->threads * tf;
     int by_conv = dx && dx_by_conv(g);
     cn_win fg = flipped(g, m);

@@ -18,6 +18,10 @@ static const cn_key keys[] = {
     {"pad", 1, 0, 1024, 0, 0, NULL},
 };
 
+/* A folded batch normalisation's scale and shift at the start of the
+ * scratch, then the kernel's part from a whole cache line on (64 bytes). */
+static size_t affine_floats(size_t f) { return (2 * f + 15) / 16 * 16; }
+
 static cn_win geometry(const cn_layer *l)
 {
     size_t k = (size_t)l->v[SIZE];
@@ -42,7 +46,7 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     l->macs = (uint64_t)f * kk * l->out.h * l->out.w;
     cn_win g = geometry(l);
     /* the kernel's scratch, after a folded layer's scale and shift */
-    l->ws_floats = 2 * f + be->conv_ws(be, &g, f, train_batch);
+    l->ws_floats = affine_floats(f) + be->conv_ws(be, &g, f, train_batch);
     return CN_OK;
 }
 
@@ -59,10 +63,11 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
         float *scale = ctx->ws, *shift = ctx->ws + f;
         l->fused_affine->ops->affine(l->fused_affine, ctx, scale, shift);
         ctx->be->conv_fwd_affine(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, y,
-                                 ctx->ws + 2 * f, keep, act);
+                                 ctx->ws + affine_floats(f), keep, act);
         return;
     }
-    ctx->be->conv_fwd(ctx->be, &g, f, x, n, l->p[0], l->p[1], y, ctx->ws + 2 * f, keep, act);
+    ctx->be->conv_fwd(ctx->be, &g, f, x, n, l->p[0], l->p[1], y, ctx->ws + affine_floats(f), keep,
+                      act);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
@@ -70,7 +75,7 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
 {
     cn_win g = geometry(l);
     ctx->be->conv_bwd(ctx->be, &g, l->out.c, x, y, dy, n, l->p[0], l->g[0], l->g[1], dx,
-                      ctx->ws + 2 * l->out.c, ctx->fuse ? l->fused_act : CN_ACT_NONE);
+                      ctx->ws + affine_floats(l->out.c), ctx->fuse ? l->fused_act : CN_ACT_NONE);
 }
 
 static unsigned fusable_acts(const cn_backend *be) { return be->conv_acts; }
