@@ -587,13 +587,14 @@ static void bias_act(float *y, size_t m, size_t p, const float *b, const float *
 #ifdef HAVE_LANE_CONV
 /* The batch along the lanes (kernels/lanes_avx512.c), for a batch of 16
  * samples or more where it fits: ahead of im2col's GEMM always (LeNet's
- * second layer, 8 x 8 outputs: 1.4x forward, 1.2x backward), ahead of the
- * direct sum when the window has 64 elements or more (small's second layer,
- * 16 channels of 5 x 5 on 14 x 14: 1.6x forward and backward; LeNet's first
- * layer, one channel of 5 x 5, was slower backward). */
-static int use_lanes(const cn_win *g, size_t m, size_t n, int direct)
+ * second layer, 8 x 8 outputs: 1.9x forward, 1.4x backward), ahead of the
+ * direct sum when the window has min_k elements or more: 16 forward (LeNet's
+ * first layer, one channel of 5 x 5: 1.2x at batch 1000), 64 backward
+ * (small's second layer, 16 channels of 5 x 5 on 14 x 14: 1.6x forward and
+ * backward; LeNet's first layer was 1.15x slower backward). */
+static int use_lanes(const cn_win *g, size_t m, size_t n, int direct, size_t min_k)
 {
-    return n >= 16 && lanes_fit(g, m) && (!direct || g->c * g->kh * g->kw >= 64);
+    return n >= 16 && lanes_fit(g, m) && (!direct || g->c * g->kh * g->kw >= min_k);
 }
 
 /* y from x with 16 samples to a vector: blocks of 16 samples in parallel,
@@ -637,7 +638,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
     }
 #endif
 #ifdef HAVE_LANE_CONV /* (with the direct path) */
-    if (use_lanes(g, m, n, use_direct(g, 0))) {
+    if (use_lanes(g, m, n, use_direct(g, 0), 16)) {
         /* The direct sum's order (one run over the window) or the GEMM's. */
         conv_fwd_lanes(be, g, m, x, n, w, b, scale, shift, y, ws, act,
                        use_direct(g, 0) ? g->c * g->kh * g->kw : KC);
@@ -773,7 +774,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     }
 #endif
 #ifdef HAVE_LANE_CONV /* (with the direct path) */
-    if (use_lanes(g, m, n, use_direct(g, dx != NULL))) {
+    if (use_lanes(g, m, n, use_direct(g, dx != NULL), 64)) {
         conv_bwd_lanes(be, g, m, x, y, dy, n, w, dw, db, dx, ws, act);
         return;
     }
