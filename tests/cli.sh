@@ -914,8 +914,9 @@ fi
 # --- idle threads wait briefly unless the user chose (cli/main.c) -------------------------
 line=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$bin" info --devices 2>&1 | head -1)
 case "$line" in
-*"idle threads: GOMP_SPINCOUNT=1000") ok "convnet runs itself with a short OpenMP spin" ;;
-*) fail "convnet runs itself with a short OpenMP spin" "$line" ;;
+*"idle threads: GOMP_SPINCOUNT=1000" | *"idle threads: GOMP_SPINCOUNT=30000")
+    ok "convnet runs itself with a spin chosen by the machine's load" ;;
+*) fail "convnet runs itself with a spin chosen by the machine's load" "$line" ;;
 esac
 line=$(env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=77 "$bin" info --devices 2>&1 | head -1)
 line2=$(env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active "$bin" info --devices 2>&1 | head -1)
