@@ -486,6 +486,8 @@ PER_ISA(conv_split_matches_one_thread)
  * and channels) and the reference's values, with and without a fused
  * relu.  Geometries: LeNet's second layer, small's second (direct),
  * LeNet's first (lanes forward in the direct sum's order, direct backward),
+ * mnist-best's third (Winograd forward and input gradient, the lanes'
+ * weight gradient),
  * output rows of 1 to 3 (more filters to a register block), strides 2 and
  * 3, 1x1 and 7x7 windows, padding 0 to 3, channel counts that are not
  * multiples of 16, a window deeper than the GEMM's 256-deep slices. */
@@ -495,9 +497,9 @@ static void conv_lanes_match_one_sample(const char *isa)
         /* c, h, w, k, stride, pad */
         {20, 12, 12, 5, 1, 0}, {3, 3, 7, 3, 1, 0},   {5, 9, 9, 3, 3, 1},   {7, 11, 10, 3, 2, 1},
         {33, 6, 6, 1, 1, 0},   {2, 9, 8, 7, 1, 3},   {11, 5, 6, 5, 2, 2},  {70, 6, 5, 3, 1, 1},
-        {16, 14, 14, 5, 1, 2}, {9, 13, 13, 3, 1, 1}, {1, 28, 28, 5, 1, 0},
+        {16, 14, 14, 5, 1, 2}, {9, 13, 13, 3, 1, 1}, {1, 28, 28, 5, 1, 0}, {16, 14, 14, 3, 1, 1},
     };
-    static const size_t ms[] = {50, 7, 13, 1, 17, 9, 24, 10, 16, 10, 20}, ns[] = {16, 17, 35};
+    static const size_t ms[] = {50, 7, 13, 1, 17, 9, 24, 10, 16, 10, 20, 32}, ns[] = {16, 17, 35};
     cn_backend *b1 = isa_backend(isa, 1);
     if (!b1)
         return;
