@@ -162,9 +162,9 @@ static size_t direct_floats(const cn_win *g, size_t m)
 
 #ifdef HAVE_LANE_CONV
 /* The batch along the lanes (kernels/lanes_avx512.c) can take the layer:
- * its window's offsets fit the kernel's table and a block of 16 samples'
- * inputs and outputs stays within LC_MAX_FLOATS (1 MB: LeNet's second layer
- * needs 0.4 MB). */
+ * its window's offsets fit the kernel's table and a thread's area for a
+ * block of 16 samples stays within LC_MAX_FLOATS (1 MB: LeNet's second
+ * layer needs 0.57 MB). */
 #define LC_MAX_FLOATS (256 * 1024)
 static int lanes_fit(const cn_win *g, size_t m)
 {
@@ -174,9 +174,9 @@ static int lanes_fit(const cn_win *g, size_t m)
 /* The lanes' weight gradient instead of Winograd's, for a batch of 16 or
  * more: a plane of at most 14 x 14 outputs with fewer input channels than
  * filters, in up to 2 MB a thread.  mnist-best's third layer (16 to 32
- * channels at 14 x 14) took 1.4x less time backward, fashion-best's (24 to
- * 48) 1.14x less; with as many channels in as out (mnist-best's fourth)
- * or larger planes the two were level, and at 32 x 32 (cifar10) Winograd's
+ * channels at 14 x 14) ran backward 1.5-1.6x faster, fashion-best's (24 to
+ * 48) 1.27x; with as many channels in as out (mnist-best's fourth) or
+ * larger planes the two were level, and at 32 x 32 (cifar10) Winograd's
  * was 2.4x faster (Intel Xeon, session 40). */
 static int lanes_dw_first(const cn_win *g, size_t m)
 {
@@ -625,7 +625,7 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
     size_t blocks = (n + 15) / 16, tf = thread_floats(g, m);
     size_t split = blocks >= threads ? 1 : threads / blocks;
     split = split > groups ? groups : split;
-    size_t xl_floats = 16 * g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad);
+    size_t xl_floats = lc_xl_floats(g);
     float *wgs = ws, *bufs = ws + shared_floats(g, m);
     lc_weights(w, m, kk, groups, wgs);
     PARALLEL_FOR((int)threads, it, blocks * split, {
@@ -747,7 +747,7 @@ static void conv_bwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
     size_t p = g->oh * g->ow, kk = g->c * g->kh * g->kw, part = m * kk + m;
     size_t blocks = (n + 15) / 16, chunks = n_chunks(blocks), tf = thread_floats(g, m);
     size_t split = chunks >= threads ? 1 : threads / chunks;
-    size_t xl_floats = 16 * g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad);
+    size_t xl_floats = lc_xl_floats(g);
     float *wk = ws, *bufs = ws + shared_floats(g, m), *partial = bufs + threads * tf;
     if (dx)
         lc_dx_weights(w, m, kk, wk);

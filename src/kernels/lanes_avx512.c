@@ -15,11 +15,12 @@
  * filters by up to 4 outputs of a row; the input vectors of a block of
  * outputs are at fixed offsets (off[k], one per k) from the block's corner.
  *
- * The sums run over k in order, in slices of the GEMM's depth KC, the
- * slices added up as the GEMM adds them, then the bias, the affine map and
- * the relu as bias_act applies them: every output has the bits of the
- * im2col path (conv.c), which a batch smaller than the lanes takes, so the
- * result does not depend on the batch size or the thread count.  The block
+ * The sums run over k in order, in the slices of the path a batch smaller
+ * than the lanes takes (conv.c): the GEMM's depth KC, the slices added up as
+ * the GEMM adds them, or the whole window as the direct sum runs it; then
+ * the bias, the affine map and the relu as that path applies them.  So every
+ * output has the bits of that path, and the result does not depend on the
+ * batch size or the thread count.  The block
  * of outputs, yl[f][p][16], goes back to (n, m, oh, ow) sixteen outputs of
  * a filter at a time through a 16 x 16 transpose in registers. */
 #define HAVE_LANE_CONV 1
@@ -36,13 +37,18 @@ static size_t lc_np(const cn_win *g) { return g->ow < LC_NP ? g->ow : LC_NP; }
 static size_t lc_nf(const cn_win *g) { return lc_np(g) == LC_NP ? 6 : LC_NF; }
 static size_t lc_groups(const cn_win *g, size_t m) { return (m + lc_nf(g) - 1) / lc_nf(g); }
 
+/* The block's inputs, padded, 16 lanes each: xl's floats. */
+static size_t lc_xl_floats(const cn_win *g)
+{
+    return 16 * g->c * (g->h + 2 * g->pad) * (g->w + 2 * g->pad);
+}
+
 /* A thread's area: the block's inputs (xl) and outputs (yl), and for
  * backward, the outputs' gradients in yl's place and the inputs' after
  * them (dxl, laid out as xl). */
 static size_t lc_thread_floats(const cn_win *g, size_t m)
 {
-    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
-    return 16 * (2 * g->c * hp * wp + m * g->oh * g->ow);
+    return 2 * lc_xl_floats(g) + 16 * m * g->oh * g->ow;
 }
 
 /* The weights group by group: group gi's filters [f0, f0 + nf) as kk rows
