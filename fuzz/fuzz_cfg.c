@@ -24,7 +24,8 @@ static void step(cn_net *net)
     if (macs > 2000000 || size > 1000000)
         return;
     float *x = calloc(size, sizeof *x);
-    int32_t labels[2] = {0, 1};
+    /* Labels the network has: a description may give it a single class. */
+    int32_t labels[2] = {0, cn_net_classes(net) > 1 ? 1 : 0};
     FZ_ASSERT(x);
     cn_rng rng;
     cn_rng_seed(&rng, 1);
