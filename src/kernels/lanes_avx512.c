@@ -80,7 +80,7 @@ static void lc_pack(const cn_win *g, const float *x, size_t cnt, float *xl)
         size_t row = 0, col = 0;
         for (size_t q0 = 0; q0 < hw; q0 += 16) {
             size_t nq = hw - q0 < 16 ? hw - q0 : 16;
-            __mmask16 mq = (__mmask16)((1u << nq) - 1);
+            __mmask16 mq = tail_mask(nq);
             __m512 r[16];
             for (size_t s = 0; s < 16; s++)
                 r[s] = s < cnt ? _mm512_maskz_loadu_ps(mq, x + s * in + c * hw + q0) : zero;
@@ -113,7 +113,7 @@ static void lc_unpack(const float *yl, size_t m, size_t p, size_t fa, size_t fb,
     for (size_t f = fa; f < fb; f++)
         for (size_t q0 = 0; q0 < p; q0 += 16) {
             size_t nq = p - q0 < 16 ? p - q0 : 16;
-            __mmask16 mq = (__mmask16)((1u << nq) - 1);
+            __mmask16 mq = tail_mask(nq);
             __m512 r[16];
             for (size_t t = 0; t < 16; t++)
                 r[t] = t < nq ? _mm512_loadu_ps(yl + (f * p + q0 + t) * 16) : zero;
@@ -230,7 +230,7 @@ static void lc_pack_dy(const float *dy, const float *y, size_t m, size_t p, size
     for (size_t f = 0; f < m; f++)
         for (size_t q0 = 0; q0 < p; q0 += 16) {
             size_t nq = p - q0 < 16 ? p - q0 : 16;
-            __mmask16 mq = (__mmask16)((1u << nq) - 1);
+            __mmask16 mq = tail_mask(nq);
             __m512 r[16];
             for (size_t s = 0; s < 16; s++) {
                 size_t at = (s * m + f) * p + q0;
@@ -259,7 +259,7 @@ static void lc_unpack_dx(const cn_win *g, const float *dxl, size_t ca, size_t cb
         size_t row = 0, col = 0;
         for (size_t q0 = 0; q0 < hw; q0 += 16) {
             size_t nq = hw - q0 < 16 ? hw - q0 : 16;
-            __mmask16 mq = (__mmask16)((1u << nq) - 1);
+            __mmask16 mq = tail_mask(nq);
             __m512 r[16];
             for (size_t t = 0; t < 16; t++) {
                 r[t] = t < nq ? _mm512_loadu_ps(plane + ((row + pad) * wp + col + pad) * 16) : zero;
