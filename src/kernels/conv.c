@@ -528,8 +528,9 @@ static float relu_lane_sum(const float *restrict d, const float *restrict y, siz
 /* The weight and bias gradients by Winograd (winograd_avx512.c, "weight
  * gradient"): per chunk of samples, cut as the other paths cut them, units
  * of samples transformed (x's tiles into V, dy's into D, masked where a
- * fused relu's output is 0), their products summed into Z by the GEMM,
- * then G^T Z G into the chunk's partial sums, added up in chunk order. */
+ * fused relu's output is 0), their products summed into Z (by
+ * wg_dw_products along the tiles, or by the GEMM: wg_dw_by_lanes), then
+ * G^T Z G into the chunk's partial sums, added up in chunk order. */
 static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                              const float *y, const float *dy, size_t n, float *dw, float *db,
                              float *ws, cn_act act)
@@ -538,7 +539,8 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     size_t kk = g->c * 9, p = g->oh * g->ow, in = g->c * g->h * g->w;
     size_t chunks = n_chunks(n), part = m * kk + m;
     wg_shape s = wg_shape_of(g);
-    size_t unit = wg_unit(g, &s), tf = wg_dw_thread_floats(g, m), ldv = wg_row(unit * s.tiles);
+    size_t unit = wg_dw_unit(g, m), tf = wg_dw_thread_floats(g, m), ldv = wg_row(unit * s.tiles);
+    int by_lanes = wg_dw_by_lanes(g, m);
     /* dy's planes split as an unpadded input of oh x ow. */
     cn_win gd = {m, g->oh, g->ow, 3, 3, 1, 0, g->oh, g->ow};
     float *partial = ws, *bufs = ws + chunks * part;
@@ -560,6 +562,10 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
                     wg_grad(xs, &s, d + f * ldv + sm * s.tiles, m * ldv);
                     pdb[f] += relu_lane_sum(dy + at, ym ? ym + at : NULL, p);
                 }
+            if (by_lanes) {
+                wg_dw_products(d, v, ldv, m, g->c, tt, z, b0 == s0);
+                continue;
+            }
             for (size_t e = 0; e < 36; e++)
                 cpu->gemm_st(pack, 0, 1, m, g->c, tt, 1.0f, d + e * m * ldv, ldv,
                              v + e * g->c * ldv, ldv, b0 == s0 ? 0.0f : 1.0f, z + e * m * g->c,

@@ -190,6 +190,61 @@ static void wg_filters(const float *w, size_t m, size_t c, size_t k0, size_t k1,
         }
 }
 
+/* wg_split of a plane whose phase rows need no more than 32 padded columns
+ * (tw + 1 <= 8: planes up to 28 wide): one or two vectors loaded a row, and
+ * each phase taken from them with one permute.  Lanes 8 to 15 then hold
+ * copies where the 64-column path holds values past the row's tiles; both
+ * land on the next phase row, written later, or in the plane's slack, which
+ * only lanes past the last tile read. */
+static void wg_split_narrow(const float *x, const float *ym, const cn_win *g, const wg_shape *s,
+                            float *xs)
+{
+    const size_t tw = s->tw, rows = 4 * (s->th + 1), pad = g->pad, h = g->h, w = g->w, q = s->q;
+    const int two = 4 * (tw + 1) > 16;
+    /* Phase j: lanes 4 i + j (mod 32) of the two vectors. */
+    const __m512i lane4 = _mm512_slli_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+    const __m512i m31 = _mm512_set1_epi32(31);
+    const __m512i i0 = _mm512_and_si512(lane4, m31),
+                  i1 = _mm512_and_si512(_mm512_add_epi32(lane4, _mm512_set1_epi32(1)), m31),
+                  i2 = _mm512_and_si512(_mm512_add_epi32(lane4, _mm512_set1_epi32(2)), m31),
+                  i3 = _mm512_and_si512(_mm512_add_epi32(lane4, _mm512_set1_epi32(3)), m31);
+    /* The lanes inside the input, the same in every row (pad < 16). */
+    size_t end = pad + w, hi0 = end < 16 ? end : 16, hi1 = end > 16 ? end - 16 : 0;
+    const __mmask16 in0 = (__mmask16)(tail_mask(hi0) & ~tail_mask(pad)),
+                    in1 = two ? tail_mask(hi1 < 16 ? hi1 : 16) : 0;
+    const __m512i zi = _mm512_setzero_si512();
+    for (size_t r = 0; r < rows; r++) {
+        size_t pi = r & 3, at = (r >> 2) * tw;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        if (r >= pad && r - pad < h) {
+            size_t at_x = (r - pad) * w;
+            const float *src = x + at_x - (long)pad;
+            __mmask16 k0 = in0, k1 = in1;
+            if (ym) { /* only where a fused relu's output is positive */
+                const float *ys = ym + at_x - (long)pad;
+                k0 = _mm512_mask_cmp_ps_mask(k0, _mm512_maskz_loadu_ps(k0, ys), _mm512_setzero_ps(),
+                                             _CMP_GT_OQ);
+                k1 = _mm512_mask_cmp_ps_mask(k1, _mm512_maskz_loadu_ps(k1, ys + 16),
+                                             _mm512_setzero_ps(), _CMP_GT_OQ);
+            }
+            a0 = _mm512_maskz_loadu_ps(k0, src);
+            a1 = _mm512_maskz_loadu_ps(k1, src + 16);
+        }
+        __m512 p0 = _mm512_permutex2var_ps(a0, i0, a1), p1 = _mm512_permutex2var_ps(a0, i1, a1),
+               p2 = _mm512_permutex2var_ps(a0, i2, a1), p3 = _mm512_permutex2var_ps(a0, i3, a1);
+        float *row = xs + pi * 4 * q + at, *shifted = xs + (16 + pi * 2) * q + at;
+        _mm512_storeu_ps(row, p0);
+        _mm512_storeu_ps(row + q, p1);
+        _mm512_storeu_ps(row + 2 * q, p2);
+        _mm512_storeu_ps(row + 3 * q, p3);
+        _mm512_storeu_ps(shifted,
+                         _mm512_castsi512_ps(_mm512_alignr_epi32(zi, _mm512_castps_si512(p0), 1)));
+        _mm512_storeu_ps(shifted + q,
+                         _mm512_castsi512_ps(_mm512_alignr_epi32(zi, _mm512_castps_si512(p1), 1)));
+    }
+}
+
 /* The plane x (h x w) of one channel, padded, into phase planes of q
  * floats: plane pi * 4 + pj holds padded (4 ui + pi, 4 uj + pj) at
  * ui * tw + uj, and plane 16 + pi * 2 + pj (pj < 2) padded
@@ -199,6 +254,10 @@ static void wg_filters(const float *w, size_t m, size_t c, size_t k0, size_t k1,
 static void wg_split(const float *x, const float *ym, const cn_win *g, const wg_shape *s, float *xs)
 {
     size_t tw = s->tw, rows = 4 * (s->th + 1), pad = g->pad, chunks = (tw + 1 + 15) / 16;
+    if (4 * (tw + 1) <= 32 && pad < 16) {
+        wg_split_narrow(x, ym, g, s, xs);
+        return;
+    }
     const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
     for (size_t k = 0; k < chunks; k++) {
         /* Per 16 columns, the lanes inside the input (the same in every
@@ -570,11 +629,122 @@ static void wg_filters_back(const float *z, size_t m, size_t c, float *dw)
         }
 }
 
+/* Samples transformed at a time for wg_dw_products: V and D of a unit in
+ * WG_DW_FLOATS (2 MB; an element's rows, read again for every block of
+ * filters or channels, stay in the L2 cache), at most WG_DW_MAX_UNIT.
+ * Units are cut inside the chunks of samples, so a batch of 128 (chunks of
+ * 8) takes a chunk at a time wherever 8 samples fit. */
+#define WG_DW_FLOATS   (512 * 1024)
+#define WG_DW_MAX_UNIT 16
+static size_t wg_dw_lanes_unit(const cn_win *g, size_t m)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t u = WG_DW_FLOATS / (36 * (g->c + m) * s.tiles);
+    return u < 1 ? 1 : u > WG_DW_MAX_UNIT ? WG_DW_MAX_UNIT : u;
+}
+
+/* Z[e] (m x c) from a unit's D[e] (m rows) and V[e] (c rows) by
+ * wg_dw_products (tiles along the lanes) rather than the GEMM: when a unit
+ * has 96 tiles or more, so that each dot product runs over 6 vectors or
+ * more before its lanes are added up, and the layer has fewer than 64
+ * channels or filters (the GEMM's register block is 14 rows by 32
+ * columns, half empty with 16 channels).  The weight gradient of 16
+ * channels at 28 x 28 (mnist-best's second layer) took 0.78 of the GEMM's
+ * time, of 24 and 48 channels (fashion-best's) 0.87-0.90, of 32 at 14 x 14
+ * 0.97; 32 at 32 x 32 were level, 64 at 16 x 16 level or slower, and the
+ * GEMM's units of wg_unit were as fast as larger ones (Intel Xeon, session
+ * 41). */
+static int wg_dw_by_lanes(const cn_win *g, size_t m)
+{
+    wg_shape s = wg_shape_of(g);
+    return wg_dw_lanes_unit(g, m) * s.tiles >= 96 && (g->c < 64 || m < 64);
+}
+
+/* Samples transformed at a time for the weight gradient. */
+static size_t wg_dw_unit(const cn_win *g, size_t m)
+{
+    wg_shape s = wg_shape_of(g);
+    return wg_dw_by_lanes(g, m) ? wg_dw_lanes_unit(g, m) : wg_unit(g, &s);
+}
+
 /* A thread's area for the weight gradient: phase planes (of x, then of dy),
  * V (36 c rows), D (36 m rows) and Z (36 m c). */
 static size_t wg_dw_thread_floats(const cn_win *g, size_t m)
 {
     wg_shape s = wg_shape_of(g);
-    size_t row = wg_row(wg_unit(g, &s) * s.tiles);
+    size_t row = wg_row(wg_dw_unit(g, m) * s.tiles);
     return WG_PLANES * s.q + 36 * (g->c + m) * row + 36 * m * g->c;
+}
+
+/* Adds up 16 vectors' lanes: lane 4 q + j of the result is the sum of the
+ * lanes of a[4 j + q], by halves of pairs of vectors, then quarters, then
+ * pairs of lanes and single lanes (45 instructions for 16 sums). */
+static inline __attribute__((always_inline)) __m512 wg_sum16(const __m512 *a)
+{
+    __m512 b[8], c[4], d[2];
+    for (int i = 0; i < 8; i++)
+        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+    for (int i = 0; i < 4; i++)
+        c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+    for (int i = 0; i < 2; i++)
+        d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
+    return _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xdd));
+}
+
+/* z[e][f][ch] (rows of c; set when first, else added to) = the sum over
+ * tiles [0, tt) of d[e][f][t] v[e][ch][t] (rows of ldv; e's rows 36 apart
+ * as wg_grad and wg_input lay them out), 4 filters by 4 channels at a time:
+ * 16 accumulators of 16 tiles' lanes, the last vector's lanes past tt
+ * loaded as zeros, then the lanes added up by wg_sum16.  Past the edge
+ * (fewer than 4 filters or channels left) the last row is used again and
+ * its sums dropped.  The order of the additions is fixed by tt alone. */
+static void wg_dw_products(const float *d, const float *v, size_t ldv, size_t m, size_t c,
+                           size_t tt, float *z, int first)
+{
+    size_t full = tt / 16;
+    __mmask16 tail = tail_mask(tt % 16);
+    for (size_t e = 0; e < 36; e++) {
+        const float *de = d + e * m * ldv, *ve = v + e * c * ldv;
+        float *ze = z + e * m * c;
+        for (size_t f0 = 0; f0 < m; f0 += 4)
+            for (size_t c0 = 0; c0 < c; c0 += 4) {
+                size_t nf = m - f0 < 4 ? m - f0 : 4, nc = c - c0 < 4 ? c - c0 : 4;
+                const float *dr[4], *vr[4];
+                for (size_t i = 0; i < 4; i++) {
+                    dr[i] = de + (f0 + (i < nf ? i : nf - 1)) * ldv;
+                    vr[i] = ve + (c0 + (i < nc ? i : nc - 1)) * ldv;
+                }
+                /* acc[4 ch + f]: wg_sum16 puts filter f's 4 channels in
+                 * quarter f. */
+                __m512 acc[16];
+                for (int i = 0; i < 16; i++)
+                    acc[i] = _mm512_setzero_ps();
+                for (size_t k = 0; k <= full; k++) {
+                    __mmask16 mk = k < full ? (__mmask16)0xffff : tail;
+                    if (!mk)
+                        break;
+                    size_t at = 16 * k;
+                    __m512 dv[4];
+                    for (int f = 0; f < 4; f++)
+                        dv[f] = _mm512_maskz_loadu_ps(mk, dr[f] + at);
+                    for (int ch = 0; ch < 4; ch++) {
+                        __m512 vv = _mm512_maskz_loadu_ps(mk, vr[ch] + at);
+                        for (int f = 0; f < 4; f++)
+                            acc[4 * ch + f] = _mm512_fmadd_ps(dv[f], vv, acc[4 * ch + f]);
+                    }
+                }
+                __m512 r = wg_sum16(acc);
+                __mmask16 cols = tail_mask(nc);
+                for (size_t f = 0; f < nf; f++) {
+                    float *zr = ze + (f0 + f) * c + c0;
+                    __m512 q = _mm512_maskz_compress_ps((__mmask16)(0xf << (4 * f)), r);
+                    if (!first)
+                        q = _mm512_add_ps(q, _mm512_maskz_loadu_ps(cols, zr));
+                    _mm512_mask_storeu_ps(zr, cols, q);
+                }
+            }
+    }
 }
