@@ -558,7 +558,7 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
             for (size_t sm = 0; sm < cnt; sm++)
                 for (size_t f = 0; f < m; f++) {
                     size_t at = ((b0 + sm) * m + f) * p;
-                    wg_split(dy + at, ym ? ym + at : NULL, &gd, &s, xs);
+                    wg_split(dy + at, ym ? ym + at : NULL, &gd, &s, 0, xs);
                     wg_grad(xs, &s, d + f * ldv + sm * s.tiles, m * ldv);
                     pdb[f] += relu_lane_sum(dy + at, ym ? ym + at : NULL, p);
                 }

@@ -197,9 +197,10 @@ static void wg_filters(const float *w, size_t m, size_t c, size_t k0, size_t k1,
  * land on the next phase row, written later, or in the plane's slack, which
  * only lanes past the last tile read. */
 static void wg_split_narrow(const float *x, const float *ym, const cn_win *g, const wg_shape *s,
-                            float *xs)
+                            int whole, float *xs)
 {
-    const size_t tw = s->tw, rows = 4 * (s->th + 1), pad = g->pad, h = g->h, w = g->w, q = s->q;
+    const size_t tw = s->tw, rows = 4 * (s->th + !!whole), pad = g->pad, h = g->h, w = g->w,
+                 q = s->q;
     const int two = 4 * (tw + 1) > 16;
     /* Phase j: lanes 4 i + j (mod 32) of the two vectors. */
     const __m512i lane4 = _mm512_slli_epi32(
@@ -238,6 +239,8 @@ static void wg_split_narrow(const float *x, const float *ym, const cn_win *g, co
         _mm512_storeu_ps(row + q, p1);
         _mm512_storeu_ps(row + 2 * q, p2);
         _mm512_storeu_ps(row + 3 * q, p3);
+        if (!whole)
+            continue;
         _mm512_storeu_ps(shifted,
                          _mm512_castsi512_ps(_mm512_alignr_epi32(zi, _mm512_castps_si512(p0), 1)));
         _mm512_storeu_ps(shifted + q,
@@ -250,12 +253,16 @@ static void wg_split_narrow(const float *x, const float *ym, const cn_win *g, co
  * ui * tw + uj, and plane 16 + pi * 2 + pj (pj < 2) padded
  * (4 ui + pi, 4 uj + 4 + pj), zero outside the input, and zero where ym
  * (when not NULL: a fused relu's output, in x's layout) is not positive.  64
- * columns at a time: four loads, then two levels of even/odd permutes. */
-static void wg_split(const float *x, const float *ym, const cn_win *g, const wg_shape *s, float *xs)
+ * columns at a time: four loads, then two levels of even/odd permutes.
+ * Unless whole, only what a tile's 4 x 4 block reads (wg_grad): planes 0
+ * to 15, phase rows 0 to th - 1 (the weight gradient's split of dy: 0.58
+ * of the stores at 28 x 28). */
+static void wg_split(const float *x, const float *ym, const cn_win *g, const wg_shape *s, int whole,
+                     float *xs)
 {
-    size_t tw = s->tw, rows = 4 * (s->th + 1), pad = g->pad, chunks = (tw + 1 + 15) / 16;
+    size_t tw = s->tw, rows = 4 * (s->th + !!whole), pad = g->pad, chunks = (tw + 1 + 15) / 16;
     if (4 * (tw + 1) <= 32 && pad < 16) {
-        wg_split_narrow(x, ym, g, s, xs);
+        wg_split_narrow(x, ym, g, s, whole, xs);
         return;
     }
     const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
@@ -307,6 +314,8 @@ static void wg_split(const float *x, const float *ym, const cn_win *g, const wg_
                 _mm512_storeu_ps(row + s->q, p1);
                 _mm512_storeu_ps(row + 2 * s->q, p2);
                 _mm512_storeu_ps(row + 3 * s->q, p3);
+                if (!whole)
+                    continue;
                 _mm512_storeu_ps(shifted, _mm512_castsi512_ps(_mm512_alignr_epi32(
                                               _mm512_setzero_si512(), _mm512_castps_si512(p0), 1)));
                 _mm512_storeu_ps(shifted + s->q,
@@ -318,6 +327,8 @@ static void wg_split(const float *x, const float *ym, const cn_win *g, const wg_
             _mm512_mask_storeu_ps(row + s->q, mu, p1);
             _mm512_mask_storeu_ps(row + 2 * s->q, mu, p2);
             _mm512_mask_storeu_ps(row + 3 * s->q, mu, p3);
+            if (!whole)
+                continue;
             _mm512_mask_storeu_ps(shifted - 1, ms, p0);
             _mm512_mask_storeu_ps(shifted - 1 + s->q, ms, p1);
         }
@@ -495,7 +506,7 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
          * long ago). */
         for (size_t i = 0; k + 1 < planes && i < hw; i += 16)
             __builtin_prefetch(plane + hw + i, 0, 2);
-        wg_split(plane, ym ? ym + k * hw : NULL, g, &s, xs);
+        wg_split(plane, ym ? ym + k * hw : NULL, g, &s, 1, xs);
         wg_input(xs, &s, v + (k % g->c) * ldv + (k / g->c) * s.tiles, g->c * ldv);
     }
 }
@@ -630,11 +641,12 @@ static void wg_filters_back(const float *z, size_t m, size_t c, float *dw)
 }
 
 /* Samples transformed at a time for wg_dw_products: V and D of a unit in
- * WG_DW_FLOATS (2 MB; an element's rows, read again for every block of
- * filters or channels, stay in the L2 cache), at most WG_DW_MAX_UNIT.
- * Units are cut inside the chunks of samples, so a batch of 128 (chunks of
- * 8) takes a chunk at a time wherever 8 samples fit. */
-#define WG_DW_FLOATS   (512 * 1024)
+ * WG_DW_FLOATS (1 MB, so that an element's rows, read again for every
+ * block of filters or channels, stay in the L2 cache), at most
+ * WG_DW_MAX_UNIT.  Units of 2 MB were no faster, and took fashion-best's
+ * scratch from 4.4 to 7.0 MiB.  Units are cut inside the chunks of
+ * samples. */
+#define WG_DW_FLOATS   (256 * 1024)
 #define WG_DW_MAX_UNIT 16
 static size_t wg_dw_lanes_unit(const cn_win *g, size_t m)
 {
@@ -650,10 +662,9 @@ static size_t wg_dw_lanes_unit(const cn_win *g, size_t m)
  * channels or filters (the GEMM's register block is 14 rows by 32
  * columns, half empty with 16 channels).  The weight gradient of 16
  * channels at 28 x 28 (mnist-best's second layer) took 0.78 of the GEMM's
- * time, of 24 and 48 channels (fashion-best's) 0.87-0.90, of 32 at 14 x 14
- * 0.97; 32 at 32 x 32 were level, 64 at 16 x 16 level or slower, and the
- * GEMM's units of wg_unit were as fast as larger ones (Intel Xeon, session
- * 41). */
+ * time, of 24 channels at 28 x 28 (fashion-best's) about 0.89, of 32 at 14
+ * x 14 0.97; 32 at 32 x 32 were level, 64 at 16 x 16 level or slower
+ * (Intel Xeon, session 41). */
 static int wg_dw_by_lanes(const cn_win *g, size_t m)
 {
     wg_shape s = wg_shape_of(g);
