@@ -706,8 +706,9 @@ static inline __attribute__((always_inline)) __m512 wg_sum16(const __m512 *a)
 }
 
 /* z[e][f][ch] (rows of c; set when first, else added to) = the sum over
- * tiles [0, tt) of d[e][f][t] v[e][ch][t] (rows of ldv; e's rows 36 apart
- * as wg_grad and wg_input lay them out), 4 filters by 4 channels at a time:
+ * tiles [0, tt) of d[e][f][t] v[e][ch][t] (rows of ldv, element e's m rows
+ * of d and c rows of v one after another, as wg_grad and wg_input write
+ * them), 4 filters by 4 channels at a time:
  * 16 accumulators of 16 tiles' lanes, the last vector's lanes past tt
  * loaded as zeros, then the lanes added up by wg_sum16.  Past the edge
  * (fewer than 4 filters or channels left) the last row is used again and
