@@ -177,7 +177,9 @@ static int lanes_fit(const cn_win *g, size_t m)
  * channels at 14 x 14) ran backward 1.5-1.6x faster, fashion-best's (24 to
  * 48) 1.27x; with as many channels in as out (mnist-best's fourth) or
  * larger planes the two were level, and at 32 x 32 (cifar10) Winograd's
- * was 2.4x faster (Intel Xeon, session 40). */
+ * was 2.4x faster (Intel Xeon, session 40).  Since Winograd's products run
+ * along the tiles' lanes for such layers (wg_dw_by_lanes), the two are
+ * within 4% on these shapes, Winograd's ahead by the noise (session 41). */
 static int lanes_dw_first(const cn_win *g, size_t m)
 {
     return g->oh * g->ow <= 196 && g->c < m && g->c * g->kh * g->kw <= LC_MAX_K &&
