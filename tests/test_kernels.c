@@ -310,6 +310,13 @@ static const size_t geoms[][6] = {
     {33, 7, 5, 3, 1, 2},
     {20, 70, 6, 3, 1, 1},
     {18, 3, 3, 3, 1, 1},
+    /* planes of 4 tile columns and up to 4 tile rows (one vector of tiles,
+     * built from the rows: wg_input4, wg_grad4): columns past 16 padded,
+     * no padding, padding 2, 2 tile rows */
+    {17, 16, 16, 3, 1, 1},
+    {20, 18, 18, 3, 1, 0},
+    {22, 12, 14, 3, 1, 2},
+    {16, 8, 15, 3, 1, 1},
 };
 
 static cn_win win_of(const size_t *g)

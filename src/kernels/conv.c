@@ -545,6 +545,7 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     int by_lanes = wg_dw_by_lanes(g, m);
     /* dy's planes split as an unpadded input of oh x ow. */
     cn_win gd = {m, g->oh, g->ow, 3, 3, 1, 0, g->oh, g->ow};
+    int four = wg_four(&gd, &s);
     float *partial = ws, *bufs = ws + chunks * part;
     const float *ym = act == CN_ACT_RELU ? y : NULL;
     PARALLEL_FOR(cpu->threads, c, chunks, {
@@ -560,8 +561,13 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
             for (size_t sm = 0; sm < cnt; sm++)
                 for (size_t f = 0; f < m; f++) {
                     size_t at = ((b0 + sm) * m + f) * p;
-                    wg_split(dy + at, ym ? ym + at : NULL, &gd, &s, 0, xs);
-                    wg_grad(xs, &s, d + f * ldv + sm * s.tiles, m * ldv);
+                    float *df = d + f * ldv + sm * s.tiles;
+                    if (four)
+                        wg_grad4(dy + at, ym ? ym + at : NULL, &gd, &s, df, m * ldv);
+                    else {
+                        wg_split(dy + at, ym ? ym + at : NULL, &gd, &s, 0, xs);
+                        wg_grad(xs, &s, df, m * ldv);
+                    }
                     pdb[f] += relu_lane_sum(dy + at, ym ? ym + at : NULL, p);
                 }
             if (by_lanes) {

@@ -18,8 +18,10 @@
  * rows hold tw values (one per tile column); the tile's columns 4 and 5 come
  * from copies of column phases 0 and 1 shifted by one column, so that 16
  * tiles in a row of the flattened tile grid are 16 consecutive floats of
- * every plane.  The outputs come back in 16 phase planes too and are
- * interleaved into rows (wg_place).
+ * every plane.  Planes of 4 x 4 tiles or fewer (13 to 16 wide) skip the
+ * phase planes: their tiles fill one vector, built from the padded rows
+ * by permutes (wg_input4, wg_grad4).  The outputs come back in 16 phase
+ * planes and are interleaved into rows (wg_place).
  *
  * Work is done a unit of samples at a time (their tiles side by side, as
  * many as keep V in the L2 cache), filters eight at a time: for a block of
@@ -492,6 +494,90 @@ static wg_area wg_area_of(const cn_win *g, float *area)
     return a;
 }
 
+/* Planes of 4 tile columns and at most 4 tile rows (outputs 13 to 16 wide
+ * and at most 16 high: mnist-best's and fashion-best's 14 x 14 layers,
+ * cifar10's 16 x 16): their tiles fill one vector (lane 4 ti + tj), and
+ * wg_input4 builds it straight from the padded rows, without phase planes
+ * (whose overlapping stores, and the loads across them, cost 2-3 times the
+ * transform itself there). */
+static int wg_four(const cn_win *g, const wg_shape *s)
+{
+    return s->tw == 4 && s->th <= 4 && g->pad <= 2 && g->pad + g->w <= 32;
+}
+
+/* Padded row r (columns 0 to 31 in lo and hi) of the plane x, zero outside
+ * it and where ym (a fused relu's output, as wg_split) is not positive. */
+static inline __attribute__((always_inline)) void wg_row4(const float *x, const float *ym,
+                                                          const cn_win *g, size_t r, __mmask16 in0,
+                                                          __mmask16 in1, __m512 *lo, __m512 *hi)
+{
+    *lo = *hi = _mm512_setzero_ps();
+    if (r < g->pad || r - g->pad >= g->h)
+        return;
+    size_t at = (r - g->pad) * g->w;
+    __mmask16 k0 = in0, k1 = in1;
+    if (ym) {
+        const float *ys = ym + at - (long)g->pad;
+        k0 = _mm512_mask_cmp_ps_mask(k0, _mm512_maskz_loadu_ps(k0, ys), _mm512_setzero_ps(),
+                                     _CMP_GT_OQ);
+        k1 = _mm512_mask_cmp_ps_mask(k1, _mm512_maskz_loadu_ps(k1, ys + 16), _mm512_setzero_ps(),
+                                     _CMP_GT_OQ);
+    }
+    *lo = _mm512_maskz_loadu_ps(k0, x + at - (long)g->pad);
+    *hi = _mm512_maskz_loadu_ps(k1, x + at - (long)g->pad + 16);
+}
+
+/* Lanes 0-7 of a permute of rows a and b: element j of tile column tj
+ * (padded column 4 tj + j) of a in lanes tj, of b in lanes 4 + tj; lanes
+ * 8-15 the same for element j + 1. */
+static const int32_t wg4_idx[2][16] = {
+    {0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29},
+    {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31},
+};
+
+/* wg_split and wg_input in one for a plane that wg_four accepts: for each
+ * row i of the 6x6 input tile, the four padded rows 4 ti + i, their
+ * elements by two permutes and two 128-bit shuffles per pair of columns;
+ * the transform along the rows first, then along the columns. */
+static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg_shape *s, float *v,
+                      size_t estride)
+{
+    const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
+    size_t pad = g->pad, end = pad + g->w, hi0 = end < 16 ? end : 16, hi1 = end > 16 ? end - 16 : 0;
+    const __mmask16 in0 = (__mmask16)(tail_mask(hi0) & ~tail_mask(pad)), in1 = tail_mask(hi1);
+    __m512 tmp[6][6];
+    for (size_t i = 0; i < 6; i++) {
+        __m512 lo[4], sh[4], d[6];
+        for (size_t ti = 0; ti < 4; ti++) {
+            __m512 hi;
+            if (ti < s->th)
+                wg_row4(x, ym, g, 4 * ti + i, in0, in1, &lo[ti], &hi);
+            else
+                lo[ti] = hi = _mm512_setzero_ps();
+            /* Padded columns 4 to 19: tile columns 4 and 5 as 0 and 1. */
+            sh[ti] = _mm512_castsi512_ps(
+                _mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo[ti]), 4));
+        }
+        const __m512 *src[3] = {lo, lo, sh};
+        for (int p = 0; p < 3; p++) {
+            __m512i idx = p == 1 ? i23 : i01;
+            __m512 ab = _mm512_permutex2var_ps(src[p][0], idx, src[p][1]),
+                   cd = _mm512_permutex2var_ps(src[p][2], idx, src[p][3]);
+            d[2 * p] = _mm512_shuffle_f32x4(ab, cd, 0x44);
+            d[2 * p + 1] = _mm512_shuffle_f32x4(ab, cd, 0xee);
+        }
+        wg_bt(d, tmp[i]);
+    }
+    for (int j = 0; j < 6; j++) {
+        __m512 col[6], r[6];
+        for (int i = 0; i < 6; i++)
+            col[i] = tmp[i][j];
+        wg_bt(col, r);
+        for (int i = 0; i < 6; i++)
+            _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride, r[i]);
+    }
+}
+
 /* The input transforms of samples x[0, ns) (c, h, w each; masked by ym as
  * wg_split) into v (rows of ldv), through the phase planes xs. */
 static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t ns, float *xs,
@@ -499,6 +585,7 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
 {
     wg_shape s = wg_shape_of(g);
     size_t hw = g->h * g->w, planes = ns * g->c;
+    int four = wg_four(g, &s);
     wg_split_tails(&s, xs);
     for (size_t k = 0; k < planes; k++) {
         const float *plane = x + k * hw;
@@ -506,8 +593,13 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
          * long ago). */
         for (size_t i = 0; k + 1 < planes && i < hw; i += 16)
             __builtin_prefetch(plane + hw + i, 0, 2);
+        float *vk = v + (k % g->c) * ldv + (k / g->c) * s.tiles;
+        if (four) {
+            wg_input4(plane, ym ? ym + k * hw : NULL, g, &s, vk, g->c * ldv);
+            continue;
+        }
         wg_split(plane, ym ? ym + k * hw : NULL, g, &s, 1, xs);
-        wg_input(xs, &s, v + (k % g->c) * ldv + (k / g->c) * s.tiles, g->c * ldv);
+        wg_input(xs, &s, vk, g->c * ldv);
     }
 }
 
@@ -608,6 +700,45 @@ static void wg_grad(const float *ys, const wg_shape *s, float *d, size_t estride
             for (int j = 0; j < 6; j++)
                 _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride + base, r[j]);
         }
+    }
+}
+
+/* wg_split (not whole) and wg_grad in one for dy's planes that wg_four
+ * accepts (as an unpadded input: 4 tile columns, at most 4 tile rows): the
+ * rows of each tile's 4 x 4 block as wg_input4 takes them, then the
+ * transform along the rows first, then along the columns. */
+static void wg_grad4(const float *dy, const float *ym, const cn_win *g, const wg_shape *s, float *d,
+                     size_t estride)
+{
+    const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
+    const __mmask16 in0 = tail_mask(g->w < 16 ? g->w : 16),
+                    in1 = tail_mask(g->w > 16 ? g->w - 16 : 0);
+    __m512 tmp[4][6];
+    for (size_t i = 0; i < 4; i++) {
+        __m512 lo[4], e[4];
+        for (size_t ti = 0; ti < 4; ti++) {
+            __m512 hi;
+            if (ti < s->th)
+                wg_row4(dy, ym, g, 4 * ti + i, in0, in1, &lo[ti], &hi);
+            else
+                lo[ti] = _mm512_setzero_ps();
+        }
+        for (int p = 0; p < 2; p++) {
+            __m512i idx = p ? i23 : i01;
+            __m512 ab = _mm512_permutex2var_ps(lo[0], idx, lo[1]),
+                   cd = _mm512_permutex2var_ps(lo[2], idx, lo[3]);
+            e[2 * p] = _mm512_shuffle_f32x4(ab, cd, 0x44);
+            e[2 * p + 1] = _mm512_shuffle_f32x4(ab, cd, 0xee);
+        }
+        wg_a(e, tmp[i]);
+    }
+    for (int j = 0; j < 6; j++) {
+        __m512 col[4], r[6];
+        for (int i = 0; i < 4; i++)
+            col[i] = tmp[i][j];
+        wg_a(col, r);
+        for (int i = 0; i < 6; i++)
+            _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride, r[i]);
     }
 }
 
