@@ -535,6 +535,18 @@ static const int32_t wg4_idx[2][16] = {
     {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31},
 };
 
+/* Two columns (elements j and j + 1, as idx picks them) of the 16 tiles of
+ * a vector, lane 4 ti + tj, from the padded rows r[ti] under the 4 tile
+ * rows: two permutes, then two 128-bit shuffles. */
+static inline __attribute__((always_inline)) void wg_cols4(const __m512 *r, __m512i idx,
+                                                           __m512 *out)
+{
+    __m512 ab = _mm512_permutex2var_ps(r[0], idx, r[1]),
+           cd = _mm512_permutex2var_ps(r[2], idx, r[3]);
+    out[0] = _mm512_shuffle_f32x4(ab, cd, 0x44);
+    out[1] = _mm512_shuffle_f32x4(ab, cd, 0xee);
+}
+
 /* wg_split and wg_input in one for a plane that wg_four accepts: for each
  * row i of the 6x6 input tile, the four padded rows 4 ti + i, their
  * elements by two permutes and two 128-bit shuffles per pair of columns;
@@ -558,14 +570,9 @@ static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg
             sh[ti] = _mm512_castsi512_ps(
                 _mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo[ti]), 4));
         }
-        const __m512 *src[3] = {lo, lo, sh};
-        for (int p = 0; p < 3; p++) {
-            __m512i idx = p == 1 ? i23 : i01;
-            __m512 ab = _mm512_permutex2var_ps(src[p][0], idx, src[p][1]),
-                   cd = _mm512_permutex2var_ps(src[p][2], idx, src[p][3]);
-            d[2 * p] = _mm512_shuffle_f32x4(ab, cd, 0x44);
-            d[2 * p + 1] = _mm512_shuffle_f32x4(ab, cd, 0xee);
-        }
+        wg_cols4(lo, i01, d);
+        wg_cols4(lo, i23, d + 2);
+        wg_cols4(sh, i01, d + 4);
         wg_bt(d, tmp[i]);
     }
     for (int j = 0; j < 6; j++) {
@@ -723,13 +730,8 @@ static void wg_grad4(const float *dy, const float *ym, const cn_win *g, const wg
             else
                 lo[ti] = _mm512_setzero_ps();
         }
-        for (int p = 0; p < 2; p++) {
-            __m512i idx = p ? i23 : i01;
-            __m512 ab = _mm512_permutex2var_ps(lo[0], idx, lo[1]),
-                   cd = _mm512_permutex2var_ps(lo[2], idx, lo[3]);
-            e[2 * p] = _mm512_shuffle_f32x4(ab, cd, 0x44);
-            e[2 * p + 1] = _mm512_shuffle_f32x4(ab, cd, 0xee);
-        }
+        wg_cols4(lo, i01, e);
+        wg_cols4(lo, i23, e + 2);
         wg_a(e, tmp[i]);
     }
     for (int j = 0; j < 6; j++) {
