@@ -317,6 +317,11 @@ static const size_t geoms[][6] = {
     {20, 18, 18, 3, 1, 0},
     {22, 12, 14, 3, 1, 2},
     {16, 8, 15, 3, 1, 1},
+    /* planes of 2 x 2 tiles, four samples to a vector (wg_input2): 1, 5
+     * and 70 samples (a last group of 1, 2 or 4), 7 x 7, padding 0 */
+    {24, 8, 8, 3, 1, 1},
+    {32, 7, 7, 3, 1, 1},
+    {24, 10, 10, 3, 1, 0},
 };
 
 static cn_win win_of(const size_t *g)

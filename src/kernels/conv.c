@@ -545,7 +545,7 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     int by_lanes = wg_dw_by_lanes(g, m);
     /* dy's planes split as an unpadded input of oh x ow. */
     cn_win gd = {m, g->oh, g->ow, 3, 3, 1, 0, g->oh, g->ow};
-    int four = wg_four(&gd, &s);
+    int four = wg_four(&gd, &s), two = wg_two(&gd, &s);
     float *partial = ws, *bufs = ws + chunks * part;
     const float *ym = act == CN_ACT_RELU ? y : NULL;
     PARALLEL_FOR(cpu->threads, c, chunks, {
@@ -558,7 +558,20 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
         for (size_t b0 = s0; b0 < s1; b0 += unit) {
             size_t cnt = s1 - b0 < unit ? s1 - b0 : unit, tt = cnt * s.tiles;
             wg_inputs(g, x + b0 * in, NULL, cnt, xs, v, ldv);
-            for (size_t sm = 0; sm < cnt; sm++)
+            /* Planes of 2 x 2 tiles: four samples of a filter at a time. */
+            for (size_t g0 = 0; two && g0 < cnt; g0 += 4)
+                for (size_t f = 0; f < m; f++) {
+                    const float *dq[4] = {NULL, NULL, NULL, NULL},
+                                *yq[4] = {NULL, NULL, NULL, NULL};
+                    for (size_t q = 0; q < 4 && g0 + q < cnt; q++) {
+                        size_t at = ((b0 + g0 + q) * m + f) * p;
+                        dq[q] = dy + at;
+                        yq[q] = ym ? ym + at : NULL;
+                        pdb[f] += relu_lane_sum(dq[q], yq[q], p);
+                    }
+                    wg_grad2(dq, ym ? yq : NULL, &gd, d + f * ldv + g0 * s.tiles, m * ldv);
+                }
+            for (size_t sm = 0; !two && sm < cnt; sm++)
                 for (size_t f = 0; f < m; f++) {
                     size_t at = ((b0 + sm) * m + f) * p;
                     float *df = d + f * ldv + sm * s.tiles;

@@ -585,6 +585,77 @@ static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg
     }
 }
 
+/* Planes of 2 x 2 tiles (outputs 5 to 8 wide and high: cifar10's 8 x 8
+ * stage) whose padded rows fit 16 lanes: four tiles a plane, so four
+ * samples' planes of one channel fill a vector (lane 4 q + 2 ti + tj,
+ * sample q), as V holds them. */
+static int wg_two(const cn_win *g, const wg_shape *s)
+{
+    return s->tw == 2 && s->th == 2 && g->pad <= 2 && g->pad + g->w <= 16;
+}
+
+/* From four samples' rows r[q][ti] (the padded rows under tile row ti):
+ * elements j of their tiles in out[j], by one permute a sample (lane 4 j +
+ * 2 ti + tj of p[q] holds element j of tile (ti, tj)), then a transpose of
+ * 128-bit blocks; with idx picking elements j0 to j0 + 3 (n of them). */
+static inline __attribute__((always_inline)) void wg_cols2(__m512 r[4][2], __m512i idx, int n,
+                                                           __m512 *out)
+{
+    __m512 p[4];
+    for (int q = 0; q < 4; q++)
+        p[q] = _mm512_permutex2var_ps(r[q][0], idx, r[q][1]);
+    __m512 lo01 = _mm512_shuffle_f32x4(p[0], p[1], 0x44),
+           lo23 = _mm512_shuffle_f32x4(p[2], p[3], 0x44);
+    out[0] = _mm512_shuffle_f32x4(lo01, lo23, 0x88);
+    out[1] = _mm512_shuffle_f32x4(lo01, lo23, 0xdd);
+    if (n < 4)
+        return;
+    __m512 hi01 = _mm512_shuffle_f32x4(p[0], p[1], 0xee),
+           hi23 = _mm512_shuffle_f32x4(p[2], p[3], 0xee);
+    out[2] = _mm512_shuffle_f32x4(hi01, hi23, 0x88);
+    out[3] = _mm512_shuffle_f32x4(hi01, hi23, 0xdd);
+}
+
+/* Elements 0-3 and 4-5 of 2 x 2 tiles from rows a (ti = 0) and b (ti = 1):
+ * lane 4 j + 2 ti + tj takes padded column 4 tj + j of its row. */
+static const int32_t wg2_idx[2][16] = {
+    {0, 4, 16, 20, 1, 5, 17, 21, 2, 6, 18, 22, 3, 7, 19, 23},
+    {4, 8, 20, 24, 5, 9, 21, 25, 4, 8, 20, 24, 5, 9, 21, 25},
+};
+
+/* wg_split and wg_input in one for the planes x[q] of four samples (q < 4;
+ * NULL: no sample, zero) of a channel that wg_two accepts, masked by ym[q]
+ * as wg_split: their 16 tiles' transforms into V, lanes 4 q + 2 ti + tj. */
+static void wg_input2(const float *const *x, const float *const *ym, const cn_win *g, float *v,
+                      size_t estride)
+{
+    const __m512i ia = _mm512_loadu_si512(wg2_idx[0]), ib = _mm512_loadu_si512(wg2_idx[1]);
+    size_t pad = g->pad;
+    const __mmask16 in0 = (__mmask16)(tail_mask(pad + g->w) & ~tail_mask(pad));
+    __m512 tmp[6][6];
+    for (size_t i = 0; i < 6; i++) {
+        __m512 r[4][2], d[6], hi;
+        for (int q = 0; q < 4; q++)
+            for (size_t ti = 0; ti < 2; ti++) {
+                if (x[q])
+                    wg_row4(x[q], ym ? ym[q] : NULL, g, 4 * ti + i, in0, 0, &r[q][ti], &hi);
+                else
+                    r[q][ti] = _mm512_setzero_ps();
+            }
+        wg_cols2(r, ia, 4, d);
+        wg_cols2(r, ib, 2, d + 4);
+        wg_bt(d, tmp[i]);
+    }
+    for (int j = 0; j < 6; j++) {
+        __m512 col[6], o[6];
+        for (int i = 0; i < 6; i++)
+            col[i] = tmp[i][j];
+        wg_bt(col, o);
+        for (int i = 0; i < 6; i++)
+            _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride, o[i]);
+    }
+}
+
 /* The input transforms of samples x[0, ns) (c, h, w each; masked by ym as
  * wg_split) into v (rows of ldv), through the phase planes xs. */
 static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t ns, float *xs,
@@ -593,6 +664,20 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
     wg_shape s = wg_shape_of(g);
     size_t hw = g->h * g->w, planes = ns * g->c;
     int four = wg_four(g, &s);
+    if (wg_two(g, &s)) {
+        /* Four samples of a channel at a time. */
+        for (size_t s0 = 0; s0 < ns; s0 += 4)
+            for (size_t ch = 0; ch < g->c; ch++) {
+                const float *xq[4] = {NULL, NULL, NULL, NULL}, *yq[4] = {NULL, NULL, NULL, NULL};
+                for (size_t q = 0; q < 4 && s0 + q < ns; q++) {
+                    size_t k = (s0 + q) * g->c + ch;
+                    xq[q] = x + k * hw;
+                    yq[q] = ym ? ym + k * hw : NULL;
+                }
+                wg_input2(xq, ym ? yq : NULL, g, v + ch * ldv + s0 * s.tiles, g->c * ldv);
+            }
+        return;
+    }
     wg_split_tails(&s, xs);
     for (size_t k = 0; k < planes; k++) {
         const float *plane = x + k * hw;
@@ -741,6 +826,37 @@ static void wg_grad4(const float *dy, const float *ym, const cn_win *g, const wg
         wg_a(col, r);
         for (int i = 0; i < 6; i++)
             _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride, r[i]);
+    }
+}
+
+/* wg_split (not whole) and wg_grad in one for four samples' planes dy[q]
+ * of a filter (NULL: none) that wg_two accepts as an unpadded input, as
+ * wg_input2 takes them. */
+static void wg_grad2(const float *const *dy, const float *const *ym, const cn_win *g, float *d,
+                     size_t estride)
+{
+    const __m512i ia = _mm512_loadu_si512(wg2_idx[0]);
+    const __mmask16 in0 = tail_mask(g->w);
+    __m512 tmp[4][6];
+    for (size_t i = 0; i < 4; i++) {
+        __m512 r[4][2], e[4], hi;
+        for (int q = 0; q < 4; q++)
+            for (size_t ti = 0; ti < 2; ti++) {
+                if (dy[q])
+                    wg_row4(dy[q], ym ? ym[q] : NULL, g, 4 * ti + i, in0, 0, &r[q][ti], &hi);
+                else
+                    r[q][ti] = _mm512_setzero_ps();
+            }
+        wg_cols2(r, ia, 4, e);
+        wg_a(e, tmp[i]);
+    }
+    for (int j = 0; j < 6; j++) {
+        __m512 col[4], o[6];
+        for (int i = 0; i < 4; i++)
+            col[i] = tmp[i][j];
+        wg_a(col, o);
+        for (int i = 0; i < 6; i++)
+            _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride, o[i]);
     }
 }
 
