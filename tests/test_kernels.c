@@ -322,6 +322,11 @@ static const size_t geoms[][6] = {
     {24, 8, 8, 3, 1, 1},
     {32, 7, 7, 3, 1, 1},
     {24, 10, 10, 3, 1, 0},
+    /* planes of 8 tile columns, two tile rows to a vector (wg_input8):
+     * 32 x 32, an odd number of tile rows, columns past 32 */
+    {20, 32, 32, 3, 1, 1},
+    {18, 11, 31, 3, 1, 1},
+    {20, 9, 34, 3, 1, 0},
 };
 
 static cn_win win_of(const size_t *g)

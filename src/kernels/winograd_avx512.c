@@ -505,26 +505,27 @@ static int wg_four(const cn_win *g, const wg_shape *s)
     return s->tw == 4 && s->th <= 4 && g->pad <= 2 && g->pad + g->w <= 32;
 }
 
-/* Padded row r (columns 0 to 31 in lo and hi) of the plane x, zero outside
- * it and where ym (a fused relu's output, as wg_split) is not positive. */
-static inline __attribute__((always_inline)) void wg_row4(const float *x, const float *ym,
-                                                          const cn_win *g, size_t r, __mmask16 in0,
-                                                          __mmask16 in1, __m512 *lo, __m512 *hi)
+/* Padded row r of the plane x in n vectors (columns 0 to 16 n - 1; in[v]:
+ * the lanes of vector v inside the input), zero outside it and where ym (a
+ * fused relu's output, as wg_split) is not positive. */
+static inline __attribute__((always_inline)) void wg_prow(const float *x, const float *ym,
+                                                          const cn_win *g, size_t r,
+                                                          const __mmask16 *in, int n, __m512 *out)
 {
-    *lo = *hi = _mm512_setzero_ps();
+    for (int v = 0; v < n; v++)
+        out[v] = _mm512_setzero_ps();
     if (r < g->pad || r - g->pad >= g->h)
         return;
-    size_t at = (r - g->pad) * g->w;
-    __mmask16 k0 = in0, k1 = in1;
-    if (ym) {
-        const float *ys = ym + at - (long)g->pad;
-        k0 = _mm512_mask_cmp_ps_mask(k0, _mm512_maskz_loadu_ps(k0, ys), _mm512_setzero_ps(),
-                                     _CMP_GT_OQ);
-        k1 = _mm512_mask_cmp_ps_mask(k1, _mm512_maskz_loadu_ps(k1, ys + 16), _mm512_setzero_ps(),
-                                     _CMP_GT_OQ);
+    const float *row = x + (r - g->pad) * g->w - (long)g->pad;
+    for (int v = 0; v < n; v++) {
+        __mmask16 k = in[v];
+        if (ym) {
+            const float *ys = ym + (r - g->pad) * g->w - (long)g->pad + 16 * v;
+            k = _mm512_mask_cmp_ps_mask(k, _mm512_maskz_loadu_ps(k, ys), _mm512_setzero_ps(),
+                                        _CMP_GT_OQ);
+        }
+        out[v] = _mm512_maskz_loadu_ps(k, row + 16 * v);
     }
-    *lo = _mm512_maskz_loadu_ps(k0, x + at - (long)g->pad);
-    *hi = _mm512_maskz_loadu_ps(k1, x + at - (long)g->pad + 16);
 }
 
 /* Lanes 0-7 of a permute of rows a and b: element j of tile column tj
@@ -556,19 +557,18 @@ static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg
 {
     const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
     size_t pad = g->pad, end = pad + g->w, hi0 = end < 16 ? end : 16, hi1 = end > 16 ? end - 16 : 0;
-    const __mmask16 in0 = (__mmask16)(tail_mask(hi0) & ~tail_mask(pad)), in1 = tail_mask(hi1);
+    const __mmask16 in[2] = {(__mmask16)(tail_mask(hi0) & ~tail_mask(pad)), tail_mask(hi1)};
     __m512 tmp[6][6];
     for (size_t i = 0; i < 6; i++) {
         __m512 lo[4], sh[4], d[6];
         for (size_t ti = 0; ti < 4; ti++) {
-            __m512 hi;
+            __m512 rv[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
             if (ti < s->th)
-                wg_row4(x, ym, g, 4 * ti + i, in0, in1, &lo[ti], &hi);
-            else
-                lo[ti] = hi = _mm512_setzero_ps();
+                wg_prow(x, ym, g, 4 * ti + i, in, 2, rv);
+            lo[ti] = rv[0];
             /* Padded columns 4 to 19: tile columns 4 and 5 as 0 and 1. */
             sh[ti] = _mm512_castsi512_ps(
-                _mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo[ti]), 4));
+                _mm512_alignr_epi32(_mm512_castps_si512(rv[1]), _mm512_castps_si512(lo[ti]), 4));
         }
         wg_cols4(lo, i01, d);
         wg_cols4(lo, i23, d + 2);
@@ -582,6 +582,67 @@ static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg
         wg_bt(col, r);
         for (int i = 0; i < 6; i++)
             _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride, r[i]);
+    }
+}
+
+/* Planes of 8 tile columns (outputs 29 to 32 wide: cifar10's 32 x 32
+ * stage): each vector of tiles is two tile rows (lane 8 (ti mod 2) + tj),
+ * which wg_input8 builds from the padded rows as wg_input4 does. */
+static int wg_eight(const cn_win *g, const wg_shape *s)
+{
+    return s->tw == 8 && g->pad <= 2 && g->pad + g->w <= 48;
+}
+
+/* Two columns (elements j and j + 1, as idx picks them: lanes 0-7 and
+ * 8-15) of the 8 tiles of two tile rows, from their padded rows a and b
+ * (32 columns each, in two vectors). */
+static inline __attribute__((always_inline)) void wg_cols8(const __m512 *a, const __m512 *b,
+                                                           __m512i idx, __m512 *out)
+{
+    __m512 pa = _mm512_permutex2var_ps(a[0], idx, a[1]),
+           pb = _mm512_permutex2var_ps(b[0], idx, b[1]);
+    out[0] = _mm512_shuffle_f32x4(pa, pb, 0x44);
+    out[1] = _mm512_shuffle_f32x4(pa, pb, 0xee);
+}
+
+/* wg_split and wg_input in one for a plane that wg_eight accepts. */
+static void wg_input8(const float *x, const float *ym, const cn_win *g, const wg_shape *s, float *v,
+                      size_t estride)
+{
+    /* wg4_idx read as one row of 32 columns: 4 tj + j in lanes 0-7. */
+    const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
+    size_t pad = g->pad, end = pad + g->w;
+    __mmask16 in[3];
+    for (size_t k = 0; k < 3; k++) {
+        size_t c0 = 16 * k, hi = end > c0 ? (end - c0 < 16 ? end - c0 : 16) : 0;
+        in[k] = (__mmask16)(tail_mask(hi) & (k ? 0xffff : ~tail_mask(pad)));
+    }
+    for (size_t k = 0; k < s->vecs; k++) {
+        __m512 tmp[6][6];
+        for (size_t i = 0; i < 6; i++) {
+            __m512 row[2][3], sh[2][2], d[6];
+            for (size_t h = 0; h < 2; h++) {
+                row[h][0] = row[h][1] = row[h][2] = _mm512_setzero_ps();
+                if (2 * k + h < s->th)
+                    wg_prow(x, ym, g, 4 * (2 * k + h) + i, in, 3, row[h]);
+                /* Padded columns 4 to 35: tile columns 4 and 5 as 0 and 1. */
+                for (int u = 0; u < 2; u++)
+                    sh[h][u] = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                        _mm512_castps_si512(row[h][u + 1]), _mm512_castps_si512(row[h][u]), 4));
+            }
+            wg_cols8(row[0], row[1], i01, d);
+            wg_cols8(row[0], row[1], i23, d + 2);
+            wg_cols8(sh[0], sh[1], i01, d + 4);
+            wg_bt(d, tmp[i]);
+        }
+        for (int j = 0; j < 6; j++) {
+            __m512 col[6], o[6];
+            for (int i = 0; i < 6; i++)
+                col[i] = tmp[i][j];
+            wg_bt(col, o);
+            for (int i = 0; i < 6; i++)
+                _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride + 16 * k, o[i]);
+        }
     }
 }
 
@@ -634,11 +695,11 @@ static void wg_input2(const float *const *x, const float *const *ym, const cn_wi
     const __mmask16 in0 = (__mmask16)(tail_mask(pad + g->w) & ~tail_mask(pad));
     __m512 tmp[6][6];
     for (size_t i = 0; i < 6; i++) {
-        __m512 r[4][2], d[6], hi;
+        __m512 r[4][2], d[6];
         for (int q = 0; q < 4; q++)
             for (size_t ti = 0; ti < 2; ti++) {
                 if (x[q])
-                    wg_row4(x[q], ym ? ym[q] : NULL, g, 4 * ti + i, in0, 0, &r[q][ti], &hi);
+                    wg_prow(x[q], ym ? ym[q] : NULL, g, 4 * ti + i, &in0, 1, &r[q][ti]);
                 else
                     r[q][ti] = _mm512_setzero_ps();
             }
@@ -663,7 +724,7 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
 {
     wg_shape s = wg_shape_of(g);
     size_t hw = g->h * g->w, planes = ns * g->c;
-    int four = wg_four(g, &s);
+    int four = wg_four(g, &s), eight = wg_eight(g, &s);
     if (wg_two(g, &s)) {
         /* Four samples of a channel at a time. */
         for (size_t s0 = 0; s0 < ns; s0 += 4)
@@ -688,6 +749,10 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
         float *vk = v + (k % g->c) * ldv + (k / g->c) * s.tiles;
         if (four) {
             wg_input4(plane, ym ? ym + k * hw : NULL, g, &s, vk, g->c * ldv);
+            continue;
+        }
+        if (eight) {
+            wg_input8(plane, ym ? ym + k * hw : NULL, g, &s, vk, g->c * ldv);
             continue;
         }
         wg_split(plane, ym ? ym + k * hw : NULL, g, &s, 1, xs);
@@ -803,17 +868,14 @@ static void wg_grad4(const float *dy, const float *ym, const cn_win *g, const wg
                      size_t estride)
 {
     const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
-    const __mmask16 in0 = tail_mask(g->w < 16 ? g->w : 16),
-                    in1 = tail_mask(g->w > 16 ? g->w - 16 : 0);
+    const __mmask16 in0 = tail_mask(g->w < 16 ? g->w : 16);
     __m512 tmp[4][6];
     for (size_t i = 0; i < 4; i++) {
         __m512 lo[4], e[4];
         for (size_t ti = 0; ti < 4; ti++) {
-            __m512 hi;
+            lo[ti] = _mm512_setzero_ps();
             if (ti < s->th)
-                wg_row4(dy, ym, g, 4 * ti + i, in0, in1, &lo[ti], &hi);
-            else
-                lo[ti] = _mm512_setzero_ps();
+                wg_prow(dy, ym, g, 4 * ti + i, &in0, 1, &lo[ti]);
         }
         wg_cols4(lo, i01, e);
         wg_cols4(lo, i23, e + 2);
@@ -829,6 +891,38 @@ static void wg_grad4(const float *dy, const float *ym, const cn_win *g, const wg
     }
 }
 
+/* wg_split (not whole) and wg_grad in one for dy's planes that wg_eight
+ * accepts as an unpadded input, the rows taken as wg_input8 takes them. */
+static void wg_grad8(const float *dy, const float *ym, const cn_win *g, const wg_shape *s, float *d,
+                     size_t estride)
+{
+    const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
+    const __mmask16 in[2] = {tail_mask(g->w < 16 ? g->w : 16),
+                             tail_mask(g->w > 16 ? g->w - 16 : 0)};
+    for (size_t k = 0; k < s->vecs; k++) {
+        __m512 tmp[4][6];
+        for (size_t i = 0; i < 4; i++) {
+            __m512 row[2][2], e[4];
+            for (size_t h = 0; h < 2; h++) {
+                row[h][0] = row[h][1] = _mm512_setzero_ps();
+                if (2 * k + h < s->th)
+                    wg_prow(dy, ym, g, 4 * (2 * k + h) + i, in, 2, row[h]);
+            }
+            wg_cols8(row[0], row[1], i01, e);
+            wg_cols8(row[0], row[1], i23, e + 2);
+            wg_a(e, tmp[i]);
+        }
+        for (int j = 0; j < 6; j++) {
+            __m512 col[4], o[6];
+            for (int i = 0; i < 4; i++)
+                col[i] = tmp[i][j];
+            wg_a(col, o);
+            for (int i = 0; i < 6; i++)
+                _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride + 16 * k, o[i]);
+        }
+    }
+}
+
 /* wg_split (not whole) and wg_grad in one for four samples' planes dy[q]
  * of a filter (NULL: none) that wg_two accepts as an unpadded input, as
  * wg_input2 takes them. */
@@ -839,11 +933,11 @@ static void wg_grad2(const float *const *dy, const float *const *ym, const cn_wi
     const __mmask16 in0 = tail_mask(g->w);
     __m512 tmp[4][6];
     for (size_t i = 0; i < 4; i++) {
-        __m512 r[4][2], e[4], hi;
+        __m512 r[4][2], e[4];
         for (int q = 0; q < 4; q++)
             for (size_t ti = 0; ti < 2; ti++) {
                 if (dy[q])
-                    wg_row4(dy[q], ym ? ym[q] : NULL, g, 4 * ti + i, in0, 0, &r[q][ti], &hi);
+                    wg_prow(dy[q], ym ? ym[q] : NULL, g, 4 * ti + i, &in0, 1, &r[q][ti]);
                 else
                     r[q][ti] = _mm512_setzero_ps();
             }
