@@ -53,6 +53,10 @@ static wg_shape wg_shape_of(const cn_win *g)
 {
     wg_shape s;
     s.th = (g->oh + 3) / 4, s.tw = (g->ow + 3) / 4;
+    /* 25 to 28 wide (7 tile columns): one more column of tiles, so that
+     * wg_input8 builds the vectors two tile rows at a time. */
+    if (s.tw == 7)
+        s.tw = 8;
     s.tiles = s.th * s.tw;
     s.vecs = (s.tiles + 15) / 16;
     s.q = (16 * s.vecs + s.tw + 16 + 15) / 16 * 16;
