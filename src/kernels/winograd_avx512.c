@@ -540,6 +540,22 @@ static const int32_t wg4_idx[2][16] = {
     {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31},
 };
 
+/* The second half of an input transform: B^T along the columns of the
+ * rows' transforms tmp (tmp[i][j]: row i, column j), into V's 36 element
+ * rows (estride floats apart). */
+static inline __attribute__((always_inline)) void wg_bt_cols(__m512 tmp[6][6], float *v,
+                                                             size_t estride)
+{
+    for (int j = 0; j < 6; j++) {
+        __m512 col[6], r[6];
+        for (int i = 0; i < 6; i++)
+            col[i] = tmp[i][j];
+        wg_bt(col, r);
+        for (int i = 0; i < 6; i++)
+            _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride, r[i]);
+    }
+}
+
 /* Two columns (elements j and j + 1, as idx picks them) of the 16 tiles of
  * a vector, lane 4 ti + tj, from the padded rows r[ti] under the 4 tile
  * rows: two permutes, then two 128-bit shuffles. */
@@ -579,14 +595,7 @@ static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg
         wg_cols4(sh, i01, d + 4);
         wg_bt(d, tmp[i]);
     }
-    for (int j = 0; j < 6; j++) {
-        __m512 col[6], r[6];
-        for (int i = 0; i < 6; i++)
-            col[i] = tmp[i][j];
-        wg_bt(col, r);
-        for (int i = 0; i < 6; i++)
-            _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride, r[i]);
-    }
+    wg_bt_cols(tmp, v, estride);
 }
 
 /* Planes of 8 tile columns (outputs 29 to 32 wide: cifar10's 32 x 32
@@ -595,18 +604,6 @@ static void wg_input4(const float *x, const float *ym, const cn_win *g, const wg
 static int wg_eight(const cn_win *g, const wg_shape *s)
 {
     return s->tw == 8 && g->pad <= 2 && g->pad + g->w <= 48;
-}
-
-/* Two columns (elements j and j + 1, as idx picks them: lanes 0-7 and
- * 8-15) of the 8 tiles of two tile rows, from their padded rows a and b
- * (32 columns each, in two vectors). */
-static inline __attribute__((always_inline)) void wg_cols8(const __m512 *a, const __m512 *b,
-                                                           __m512i idx, __m512 *out)
-{
-    __m512 pa = _mm512_permutex2var_ps(a[0], idx, a[1]),
-           pb = _mm512_permutex2var_ps(b[0], idx, b[1]);
-    out[0] = _mm512_shuffle_f32x4(pa, pb, 0x44);
-    out[1] = _mm512_shuffle_f32x4(pa, pb, 0xee);
 }
 
 /* wg_split and wg_input in one for a plane that wg_eight accepts. */
@@ -624,29 +621,26 @@ static void wg_input8(const float *x, const float *ym, const cn_win *g, const wg
     for (size_t k = 0; k < s->vecs; k++) {
         __m512 tmp[6][6];
         for (size_t i = 0; i < 6; i++) {
-            __m512 row[2][3], sh[2][2], d[6];
+            /* Each tile row's padded row in two vectors (32 columns), as
+             * wg_cols4 takes four rows; sh: columns 4 to 35 (tile columns
+             * 4 and 5 as 0 and 1). */
+            __m512 lo[4], sh[4], d[6];
             for (size_t h = 0; h < 2; h++) {
-                row[h][0] = row[h][1] = row[h][2] = _mm512_setzero_ps();
+                __m512 row[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
                 if (2 * k + h < s->th)
-                    wg_prow(x, ym, g, 4 * (2 * k + h) + i, in, 3, row[h]);
-                /* Padded columns 4 to 35: tile columns 4 and 5 as 0 and 1. */
-                for (int u = 0; u < 2; u++)
-                    sh[h][u] = _mm512_castsi512_ps(_mm512_alignr_epi32(
-                        _mm512_castps_si512(row[h][u + 1]), _mm512_castps_si512(row[h][u]), 4));
+                    wg_prow(x, ym, g, 4 * (2 * k + h) + i, in, 3, row);
+                for (int u = 0; u < 2; u++) {
+                    lo[2 * h + u] = row[u];
+                    sh[2 * h + u] = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                        _mm512_castps_si512(row[u + 1]), _mm512_castps_si512(row[u]), 4));
+                }
             }
-            wg_cols8(row[0], row[1], i01, d);
-            wg_cols8(row[0], row[1], i23, d + 2);
-            wg_cols8(sh[0], sh[1], i01, d + 4);
+            wg_cols4(lo, i01, d);
+            wg_cols4(lo, i23, d + 2);
+            wg_cols4(sh, i01, d + 4);
             wg_bt(d, tmp[i]);
         }
-        for (int j = 0; j < 6; j++) {
-            __m512 col[6], o[6];
-            for (int i = 0; i < 6; i++)
-                col[i] = tmp[i][j];
-            wg_bt(col, o);
-            for (int i = 0; i < 6; i++)
-                _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride + 16 * k, o[i]);
-        }
+        wg_bt_cols(tmp, v + 16 * k, estride);
     }
 }
 
@@ -711,14 +705,7 @@ static void wg_input2(const float *const *x, const float *const *ym, const cn_wi
         wg_cols2(r, ib, 2, d + 4);
         wg_bt(d, tmp[i]);
     }
-    for (int j = 0; j < 6; j++) {
-        __m512 col[6], o[6];
-        for (int i = 0; i < 6; i++)
-            col[i] = tmp[i][j];
-        wg_bt(col, o);
-        for (int i = 0; i < 6; i++)
-            _mm512_storeu_ps(v + (size_t)(i * 6 + j) * estride, o[i]);
-    }
+    wg_bt_cols(tmp, v, estride);
 }
 
 /* The input transforms of samples x[0, ns) (c, h, w each; masked by ym as
@@ -864,6 +851,21 @@ static void wg_grad(const float *ys, const wg_shape *s, float *d, size_t estride
     }
 }
 
+/* The second half of an output gradient's block transform: A along the
+ * columns of the rows' transforms tmp (4 rows), into D's 36 element rows. */
+static inline __attribute__((always_inline)) void wg_a_cols(__m512 tmp[4][6], float *d,
+                                                            size_t estride)
+{
+    for (int j = 0; j < 6; j++) {
+        __m512 col[4], r[6];
+        for (int i = 0; i < 4; i++)
+            col[i] = tmp[i][j];
+        wg_a(col, r);
+        for (int i = 0; i < 6; i++)
+            _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride, r[i]);
+    }
+}
+
 /* wg_split (not whole) and wg_grad in one for dy's planes that wg_four
  * accepts (as an unpadded input: 4 tile columns, at most 4 tile rows): the
  * rows of each tile's 4 x 4 block as wg_input4 takes them, then the
@@ -885,14 +887,7 @@ static void wg_grad4(const float *dy, const float *ym, const cn_win *g, const wg
         wg_cols4(lo, i23, e + 2);
         wg_a(e, tmp[i]);
     }
-    for (int j = 0; j < 6; j++) {
-        __m512 col[4], r[6];
-        for (int i = 0; i < 4; i++)
-            col[i] = tmp[i][j];
-        wg_a(col, r);
-        for (int i = 0; i < 6; i++)
-            _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride, r[i]);
-    }
+    wg_a_cols(tmp, d, estride);
 }
 
 /* wg_split (not whole) and wg_grad in one for dy's planes that wg_eight
@@ -906,24 +901,17 @@ static void wg_grad8(const float *dy, const float *ym, const cn_win *g, const wg
     for (size_t k = 0; k < s->vecs; k++) {
         __m512 tmp[4][6];
         for (size_t i = 0; i < 4; i++) {
-            __m512 row[2][2], e[4];
+            __m512 row[4], e[4]; /* two tile rows' padded rows, two vectors each */
             for (size_t h = 0; h < 2; h++) {
-                row[h][0] = row[h][1] = _mm512_setzero_ps();
+                row[2 * h] = row[2 * h + 1] = _mm512_setzero_ps();
                 if (2 * k + h < s->th)
-                    wg_prow(dy, ym, g, 4 * (2 * k + h) + i, in, 2, row[h]);
+                    wg_prow(dy, ym, g, 4 * (2 * k + h) + i, in, 2, row + 2 * h);
             }
-            wg_cols8(row[0], row[1], i01, e);
-            wg_cols8(row[0], row[1], i23, e + 2);
+            wg_cols4(row, i01, e);
+            wg_cols4(row, i23, e + 2);
             wg_a(e, tmp[i]);
         }
-        for (int j = 0; j < 6; j++) {
-            __m512 col[4], o[6];
-            for (int i = 0; i < 4; i++)
-                col[i] = tmp[i][j];
-            wg_a(col, o);
-            for (int i = 0; i < 6; i++)
-                _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride + 16 * k, o[i]);
-        }
+        wg_a_cols(tmp, d + 16 * k, estride);
     }
 }
 
@@ -948,14 +936,7 @@ static void wg_grad2(const float *const *dy, const float *const *ym, const cn_wi
         wg_cols2(r, ia, 4, e);
         wg_a(e, tmp[i]);
     }
-    for (int j = 0; j < 6; j++) {
-        __m512 col[4], o[6];
-        for (int i = 0; i < 4; i++)
-            col[i] = tmp[i][j];
-        wg_a(col, o);
-        for (int i = 0; i < 6; i++)
-            _mm512_storeu_ps(d + (size_t)(i * 6 + j) * estride, o[i]);
-    }
+    wg_a_cols(tmp, d, estride);
 }
 
 /* dw (m, c, 3, 3) = G^T Z G of z[e][f][ch] (rows of c), 16 channels at a
