@@ -545,7 +545,7 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     int by_lanes = wg_dw_by_lanes(g, m);
     /* dy's planes split as an unpadded input of oh x ow. */
     cn_win gd = {m, g->oh, g->ow, 3, 3, 1, 0, g->oh, g->ow};
-    int four = wg_four(&gd, &s), two = wg_two(&gd, &s), eight = wg_eight(&gd, &s);
+    int two = wg_two(&gd, &s);
     float *partial = ws, *bufs = ws + chunks * part;
     const float *ym = act == CN_ACT_RELU ? y : NULL;
     PARALLEL_FOR(cpu->threads, c, chunks, {
@@ -574,15 +574,8 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
             for (size_t sm = 0; !two && sm < cnt; sm++)
                 for (size_t f = 0; f < m; f++) {
                     size_t at = ((b0 + sm) * m + f) * p;
-                    float *df = d + f * ldv + sm * s.tiles;
-                    if (four)
-                        wg_grad4(dy + at, ym ? ym + at : NULL, &gd, &s, df, m * ldv);
-                    else if (eight)
-                        wg_grad8(dy + at, ym ? ym + at : NULL, &gd, &s, df, m * ldv);
-                    else {
-                        wg_split(dy + at, ym ? ym + at : NULL, &gd, &s, 0, xs);
-                        wg_grad(xs, &s, df, m * ldv);
-                    }
+                    wg_grad_plane(dy + at, ym ? ym + at : NULL, &gd, &s, xs,
+                                  d + f * ldv + sm * s.tiles, m * ldv);
                     pdb[f] += relu_lane_sum(dy + at, ym ? ym + at : NULL, p);
                 }
             if (by_lanes) {

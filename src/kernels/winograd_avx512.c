@@ -682,6 +682,20 @@ static const int32_t wg2_idx[2][16] = {
     {4, 8, 20, 24, 5, 9, 21, 25, 4, 8, 20, 24, 5, 9, 21, 25},
 };
 
+/* The padded rows 4 ti + i (ti = 0, 1) of four samples' planes x[q] (NULL:
+ * no sample, zero), masked by ym[q] as wg_split: one vector each. */
+static inline __attribute__((always_inline)) void wg_rows2(const float *const *x,
+                                                           const float *const *ym, const cn_win *g,
+                                                           size_t i, __mmask16 in0, __m512 r[4][2])
+{
+    for (int q = 0; q < 4; q++)
+        for (size_t ti = 0; ti < 2; ti++) {
+            r[q][ti] = _mm512_setzero_ps();
+            if (x[q])
+                wg_prow(x[q], ym ? ym[q] : NULL, g, 4 * ti + i, &in0, 1, &r[q][ti]);
+        }
+}
+
 /* wg_split and wg_input in one for the planes x[q] of four samples (q < 4;
  * NULL: no sample, zero) of a channel that wg_two accepts, masked by ym[q]
  * as wg_split: their 16 tiles' transforms into V, lanes 4 q + 2 ti + tj. */
@@ -694,13 +708,7 @@ static void wg_input2(const float *const *x, const float *const *ym, const cn_wi
     __m512 tmp[6][6];
     for (size_t i = 0; i < 6; i++) {
         __m512 r[4][2], d[6];
-        for (int q = 0; q < 4; q++)
-            for (size_t ti = 0; ti < 2; ti++) {
-                if (x[q])
-                    wg_prow(x[q], ym ? ym[q] : NULL, g, 4 * ti + i, &in0, 1, &r[q][ti]);
-                else
-                    r[q][ti] = _mm512_setzero_ps();
-            }
+        wg_rows2(x, ym, g, i, in0, r);
         wg_cols2(r, ia, 4, d);
         wg_cols2(r, ib, 2, d + 4);
         wg_bt(d, tmp[i]);
@@ -926,17 +934,28 @@ static void wg_grad2(const float *const *dy, const float *const *ym, const cn_wi
     __m512 tmp[4][6];
     for (size_t i = 0; i < 4; i++) {
         __m512 r[4][2], e[4];
-        for (int q = 0; q < 4; q++)
-            for (size_t ti = 0; ti < 2; ti++) {
-                if (dy[q])
-                    wg_prow(dy[q], ym ? ym[q] : NULL, g, 4 * ti + i, &in0, 1, &r[q][ti]);
-                else
-                    r[q][ti] = _mm512_setzero_ps();
-            }
+        wg_rows2(dy, ym, g, i, in0, r);
         wg_cols2(r, ia, 4, e);
         wg_a(e, tmp[i]);
     }
     wg_a_cols(tmp, d, estride);
+}
+
+/* D of one plane of dy (an unpadded input as g) into d: from its rows
+ * where wg_four or wg_eight accept it, else through the phase planes xs
+ * (wg_split, not whole, then wg_grad); wg_two's planes go four at a time
+ * (wg_grad2). */
+static void wg_grad_plane(const float *dy, const float *ym, const cn_win *g, const wg_shape *s,
+                          float *xs, float *d, size_t estride)
+{
+    if (wg_four(g, s))
+        wg_grad4(dy, ym, g, s, d, estride);
+    else if (wg_eight(g, s))
+        wg_grad8(dy, ym, g, s, d, estride);
+    else {
+        wg_split(dy, ym, g, s, 0, xs);
+        wg_grad(xs, s, d, estride);
+    }
 }
 
 /* dw (m, c, 3, 3) = G^T Z G of z[e][f][ch] (rows of c), 16 channels at a
