@@ -266,18 +266,27 @@ static void gemm_thread_count_invariant(const char *isa)
     CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isa);
     free(a), free(b), free(c1), free(c2);
     /* The dot-product path (few rows of A, B transposed): its column
-     * ranges follow the thread count. */
+     * ranges follow the thread count, and each call with the same B sweeps
+     * B's rows the other way from the last: the first and second calls on
+     * 1 and 2 threads, and a third on 1, all the same bits. */
     m = 3, n = 1001, k = 803;
     a = normal(m * k, 1, 0, &rng), b = normal(n * k, 1, 0, &rng);
     c1 = floats(m * n), c2 = floats(m * n);
+    float *c3 = floats(m * n), *c4 = floats(m * n), *c5 = floats(m * n);
     b1 = isa_backend(isa, 1), b2 = isa_backend(isa, 2);
     CHECK(b1 && b2);
     b1->gemm(b1, 0, 1, m, n, k, 1, a, k, b, k, 0, c1, n);
     b2->gemm(b2, 0, 1, m, n, k, 1, a, k, b, k, 0, c2, n);
+    b1->gemm(b1, 0, 1, m, n, k, 1, a, k, b, k, 0, c3, n);
+    b2->gemm(b2, 0, 1, m, n, k, 1, a, k, b, k, 0, c4, n);
+    b1->gemm(b1, 0, 1, m, n, k, 1, a, k, b, k, 0, c5, n);
     cn_backend_destroy(b1);
     cn_backend_destroy(b2);
     CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: dot path, 1 and 2 threads differ", isa);
-    free(a), free(b), free(c1), free(c2);
+    CHECK_MSG(memcmp(c1, c3, m * n * 4) == 0 && memcmp(c1, c4, m * n * 4) == 0 &&
+                  memcmp(c1, c5, m * n * 4) == 0,
+              "%s: dot path, a second or third call with the same B differs", isa);
+    free(a), free(b), free(c1), free(c2), free(c3), free(c4), free(c5);
 }
 PER_ISA(gemm_thread_count_invariant)
 

@@ -17,6 +17,16 @@ typedef struct cn_cpu {
     float *pack; /* GEMM packing buffers, pack_floats per thread */
     size_t pack_floats;
     cn_gemm_st_fn gemm_st;
+    /* The GEMM's few-rows path sweeps the rows of each B (a layer's
+     * weights) the other way from its last call (gemm_driver.h, dot_cols):
+     * the last B matrices seen and which way each went last, replaced in
+     * turn.  The backend serves one caller at a time (its packing buffers
+     * already ask that). */
+    struct {
+        const float *b;
+        int rev;
+    } dot_seen[8];
+    unsigned dot_next;
     /* op(A) (m, k) packed once (m * k floats) for repeated products... */
     void (*gemm_pack_a)(int ta, size_t m, size_t k, const float *a, size_t lda, float *pre);
     /* ...by gemm_st with that A: a and lda are ignored when pre is given. */

@@ -223,11 +223,20 @@ static inline __attribute__((always_inline)) void dot_rows(const int mr, size_t 
         }
 }
 
-/* Columns [j0, j1) of C, DOT_J at a time. */
+/* Columns [j0, j1) of C, DOT_J at a time: from j0 up, or (rev) from the
+ * last block down.  A layer's weights larger than the core's L2 cache
+ * (LeNet's fc1, 1.6 MB, at batch 1 on one thread) stream in from L3 at every
+ * call when every call sweeps them the same way, since each row has left
+ * the cache when it comes round again; sweeping them up and down in turn
+ * finds the rows the last call read last still there (a quarter less time
+ * for 500 x 800 weights on the Ice Lake Xeon).  Every element is the same
+ * sum either way. */
 static void dot_cols(size_t m, size_t k, float alpha, const float *a, size_t lda, const float *b,
-                     size_t ldb, size_t j0, size_t j1, float beta, float *c, size_t ldc)
+                     size_t ldb, size_t j0, size_t j1, int rev, float beta, float *c, size_t ldc)
 {
-    for (size_t j = j0; j < j1; j += DOT_J) {
+    size_t nb = (j1 - j0 + DOT_J - 1) / DOT_J;
+    for (size_t q = 0; q < nb; q++) {
+        size_t j = j0 + (rev ? nb - 1 - q : q) * DOT_J;
         size_t nj = j1 - j < DOT_J ? j1 - j : DOT_J;
         const float *bj = b + j * ldb;
         /* Rows of A DOT_M at a time (each group reads these rows of B again). */
@@ -242,6 +251,20 @@ static void dot_cols(size_t m, size_t k, float alpha, const float *a, size_t lda
             }
         }
     }
+}
+
+/* Which way dot_cols sweeps B this time: the other way from the last call
+ * with the same B, or up for a B not among the last few seen. */
+static int dot_direction(cn_cpu *cpu, const float *b)
+{
+    size_t n = sizeof cpu->dot_seen / sizeof cpu->dot_seen[0];
+    for (size_t i = 0; i < n; i++)
+        if (cpu->dot_seen[i].b == b)
+            return cpu->dot_seen[i].rev ^= 1;
+    size_t i = cpu->dot_next++ % n;
+    cpu->dot_seen[i].b = b;
+    cpu->dot_seen[i].rev = 0;
+    return 0;
 }
 
 /* Packs all of op(A) (m x k) for GEMM_NAME_st_pre: m * k floats, laid out
@@ -296,6 +319,7 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
     }
     int nt = cpu->threads > 0 ? cpu->threads : 1;
     if (m <= DOT_MAX && !ta && tb) {
+        int rev = dot_direction((cn_cpu *)cpu, b);
         /* Column ranges of whole DOT_J blocks, one per thread, and no more
          * threads than 64 K multiply-adds each keep busy. */
         size_t blocks = (n + DOT_J - 1) / DOT_J, work = m * n * k / 65536 + 1;
@@ -306,7 +330,7 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
         PARALLEL_FOR(nt, t, nt, {
             size_t b0 = blocks * (size_t)t / (size_t)nt, b1 = blocks * (size_t)(t + 1) / (size_t)nt;
             size_t j1 = b1 * DOT_J < n ? b1 * DOT_J : n;
-            dot_cols(m, k, alpha, a, lda, b, ldb, b0 * DOT_J, j1, beta, c, ldc);
+            dot_cols(m, k, alpha, a, lda, b, ldb, b0 * DOT_J, j1, rev, beta, c, ldc);
         });
         return;
     }
