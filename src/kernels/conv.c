@@ -130,7 +130,7 @@ static void flip_filters(const cn_win *g, size_t m, const float *w, float *wf)
  * (dq, hq x wq, for dx), the flat outputs of dconv_sample (forward's, flat_y,
  * or dx's, flat_x) and the weight gradient's accumulators (acc). */
 typedef struct dconv_area {
-    size_t hp, wp, hq, wq, one, dq, flat_y, flat_x, acc;
+    size_t hp, wp, hq, wq, one, dq, flat_y, flat_x, acc, shift;
 } dconv_area;
 
 static dconv_area direct_area(const cn_win *g, size_t m)
@@ -143,6 +143,8 @@ static dconv_area direct_area(const cn_win *g, size_t m)
     a.flat_y = dconv_scratch(g->oh, g->ow, a.wp);
     a.flat_x = dconv_scratch(g->h, g->w, a.wq);
     a.acc = g->c * g->kh * DW_VECS * 16;
+    /* The forward pass's shifted copies, where that layout pays. */
+    a.shift = dconv_shift_pays(g, m) ? dconv_shift_floats(g) : 0;
     return a;
 }
 #endif
@@ -153,7 +155,7 @@ static size_t direct_floats(const cn_win *g, size_t m)
 {
 #ifdef HAVE_DIRECT_CONV
     dconv_area a = direct_area(g, m);
-    return a.one + a.dq + (a.flat_y > a.flat_x ? a.flat_y : a.flat_x) + a.acc;
+    return a.one + a.dq + (a.flat_y > a.flat_x ? a.flat_y : a.flat_x) + a.acc + a.shift;
 #else
     (void)g, (void)m;
     return 0;
@@ -313,22 +315,17 @@ static float *kept(const float *w, size_t mk, float *keep, int *fresh)
 #define RUN_FLOATS (256 * 1024)
 
 #ifdef HAVE_DIRECT_CONV
-/* w (m, c, kh, kw) tap by tap: out[c][ki][kj][f] = w[f][c][ki][kj], or for
- * the input gradient, flipped with the channels swapped:
- * out[f][ki][kj][c] = w[f][c][kh-1-ki][kw-1-kj]. */
-static void taps_first(const float *w, size_t m, size_t c, size_t kh, size_t kw, int flip,
-                       float *out)
+/* w (m, c, kh, kw) flipped, tap by tap, with the channels swapped, for the
+ * input gradient: out[f][ki][kj][c] = w[f][c][kh-1-ki][kw-1-kj].  (The
+ * forward pass reads w as it is: dconv_sample.) */
+static void taps_flipped(const float *w, size_t m, size_t c, size_t kh, size_t kw, float *out)
 {
     for (size_t f = 0; f < m; f++)
         for (size_t ch = 0; ch < c; ch++)
             for (size_t a = 0; a < kh; a++)
-                for (size_t e = 0; e < kw; e++) {
-                    float v = w[((f * c + ch) * kh + a) * kw + e];
-                    if (flip)
-                        out[((f * kh + kh - 1 - a) * kw + kw - 1 - e) * c + ch] = v;
-                    else
-                        out[((ch * kh + a) * kw + e) * m + f] = v;
-                }
+                for (size_t e = 0; e < kw; e++)
+                    out[((f * kh + kh - 1 - a) * kw + kw - 1 - e) * c + ch] =
+                        w[((f * c + ch) * kh + a) * kw + e];
 }
 
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
@@ -338,34 +335,39 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, kk = g->c * g->kh * g->kw;
     dconv_area a = direct_area(g, m);
     size_t hp = a.hp, wp = a.wp;
-    float *wt = ws, *bufs = ws + shared_floats(g, m);
+    float *bufs = ws + shared_floats(g, m);
     size_t tf = thread_floats(g, m);
+    int shifted = a.shift > 0;
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
         /* Filters split among the threads, each with its own copy of the
          * padded sample and its own filters' weights tap by tap. */
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
-            float *wt_t = wt + fa * kk, *xp = bufs + (size_t)t * tf, *flat = xp + g->c * hp * wp;
-            taps_first(w + fa * kk, mt, g->c, g->kh, g->kw, 0, wt_t);
+            float *xp = bufs + (size_t)t * tf, *flat = xp + g->c * hp * wp;
+            float *xs = flat + a.flat_y;
             for (size_t s = 0; s < n; s++) {
                 pad_sample(x + s * in, g->c, g->h, g->w, g->w, g->pad, xp);
-                dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt_t, mt, b + fa,
-                             scale ? scale + fa : NULL, scale ? shift + fa : NULL,
+                if (shifted)
+                    dconv_shift(xp, g->c, hp, wp, g->kw, g->ow, xs);
+                dconv_sample(shifted ? xs : xp, shifted, g->c, hp, wp, g->kh, g->kw, w + fa * kk, 0,
+                             mt, b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL,
                              act == CN_ACT_RELU, y + (s * m + fa) * p, g->oh, g->ow, flat);
             }
         });
         return;
     }
-    taps_first(w, m, g->c, g->kh, g->kw, 0, wt);
     PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
         float *xp = bufs + (size_t)thread_id() * tf, *flat = xp + g->c * hp * wp;
+        float *xsh = flat + a.flat_y;
         const float *xs = x + (size_t)s * in;
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
-        dconv_sample(xp, g->c, hp, wp, g->kh, g->kw, wt, m, b, scale, shift, act == CN_ACT_RELU,
-                     y + (size_t)s * m * p, g->oh, g->ow, flat);
+        if (shifted)
+            dconv_shift(xp, g->c, hp, wp, g->kw, g->ow, xsh);
+        dconv_sample(shifted ? xsh : xp, shifted, g->c, hp, wp, g->kh, g->kw, w, 0, m, b, scale,
+                     shift, act == CN_ACT_RELU, y + (size_t)s * m * p, g->oh, g->ow, flat);
     });
 }
 
@@ -385,7 +387,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t tf = thread_floats(g, m);
     float *wf = ws, *bufs = ws + shared_floats(g, m), *partial = bufs + (size_t)cpu->threads * tf;
     if (dx)
-        taps_first(w, m, g->c, g->kh, g->kw, 1, wf);
+        taps_flipped(w, m, g->c, g->kh, g->kw, wf);
     /* Samples per run: as many padded inputs and widened gradients as the
      * thread's area holds besides one padded gradient, the flat outputs and
      * the accumulators, and as RUN_FLOATS holds; shapes alone decide it. */
@@ -416,7 +418,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             dconv_dw_samples(xps, dms, cnt, g->c, hp, wp, g->kh, g->kw, m, g->oh, g->ow, pdw, acc);
             for (size_t k = 0; dx && k < cnt; k++) {
                 pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
-                dconv_sample(dq, m, a.hq, a.wq, g->kh, g->kw, wf, g->c, NULL, NULL, NULL, 0,
+                dconv_sample(dq, 0, m, a.hq, a.wq, g->kh, g->kw, wf, 1, g->c, NULL, NULL, NULL, 0,
                              dx + (r0 + k) * in, g->h, g->w, flat);
             }
         }
@@ -429,6 +431,14 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
 static int use_direct(const cn_win *g, int need_dx)
 {
     return direct_conv_ok(g) && g->kh == g->kw && (!need_dx || (g->h == g->oh && g->w == g->ow));
+}
+
+/* The forward pass direct also for rows narrower than the backward kernels
+ * take, where the shifted layout pays (LeNet's second layer at batch 1, 8 x 8
+ * outputs: 0.042 ms by im2col's GEMM, 0.027 ms direct, Ice Lake Xeon). */
+static int use_direct_fwd(const cn_win *g, size_t m)
+{
+    return use_direct(g, 0) || (g->kh == g->kw && g->kh <= 16 && dconv_shift_pays(g, m));
 }
 #endif
 
@@ -673,15 +683,15 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
     }
 #endif
 #ifdef HAVE_LANE_CONV /* (with the direct path) */
-    if (use_lanes(g, m, n, use_direct(g, 0), 16)) {
+    if (use_lanes(g, m, n, use_direct_fwd(g, m), 16)) {
         /* The direct sum's order (one run over the window) or the GEMM's. */
         conv_fwd_lanes(be, g, m, x, n, w, b, scale, shift, y, ws, act,
-                       use_direct(g, 0) ? g->c * g->kh * g->kw : KC);
+                       use_direct_fwd(g, m) ? g->c * g->kh * g->kw : KC);
         return;
     }
 #endif
 #ifdef HAVE_DIRECT_CONV
-    if (use_direct(g, 0)) {
+    if (use_direct_fwd(g, m)) {
         conv_fwd_direct(be, g, m, x, n, w, b, scale, shift, y, ws, act);
         return;
     }

@@ -353,50 +353,55 @@ static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t sw, 
 
 /* Vectors of 16 outputs per filter that the forward kernel keeps in
  * registers: 8 filters x 3 vectors = 24 accumulators, and per tap 3 loads and
- * 8 broadcasts for 24 FMAs. */
+ * 8 broadcasts for 24 FMAs; or 6 filters x 4 vectors, for planes of 64
+ * outputs (LeNet's second layer: 8 x 8). */
 #define FWD_NF 8
 #define FWD_V  3
 
-/* Flat outputs [q0, q0 + 48) (masks mk[v]) of filters [f0, f0 + NF) into out
- * (NF rows of ldo): the sum over taps of wt[tap][f] xp[q + offset(tap)]. */
+/* Flat outputs [q0, q0 + 16 V) (masks mk[v]) of filters [f0, f0 + NF) into
+ * out (NF rows of ldo): the sum over taps of wt[tap w_t + f w_f] xp[q +
+ * offset(tap)], the offset of tap (ch, ki, kj) ch s_ch + ki s_ki + kj s_kj. */
 static inline __attribute__((always_inline)) void
-dconv_block(const int NF, const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
-            const float *wt, size_t m, size_t f0, size_t q0, const __mmask16 mk[FWD_V], float *out,
-            size_t ldo)
+dconv_block(const int NF, const int V, const float *xp, size_t c, size_t kh, size_t kw, size_t s_ch,
+            size_t s_ki, size_t s_kj, const float *wt, size_t w_t, size_t w_f, size_t f0, size_t q0,
+            const __mmask16 *mk, float *out, size_t ldo)
 {
-    __m512 acc[FWD_NF][FWD_V];
+    __m512 acc[FWD_NF][4];
 #pragma GCC unroll 8
     for (int f = 0; f < NF; f++)
-#pragma GCC unroll 3
-        for (int v = 0; v < FWD_V; v++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++)
             acc[f][v] = _mm512_setzero_ps();
     for (size_t ch = 0; ch < c; ch++)
         for (size_t ki = 0; ki < kh; ki++) {
-            const float *row = xp + (ch * hp + ki) * wp + q0;
-            const float *wk = wt + ((ch * kh + ki) * kw) * m + f0;
-            for (size_t kj = 0; kj < kw; kj++, wk += m) {
-                __m512 xv[FWD_V];
-#pragma GCC unroll 3
-                for (int v = 0; v < FWD_V; v++)
-                    xv[v] = _mm512_maskz_loadu_ps(mk[v], row + kj + 16 * v);
+            const float *row = xp + ch * s_ch + ki * s_ki + q0;
+            const float *wk = wt + ((ch * kh + ki) * kw) * w_t + f0 * w_f;
+            for (size_t kj = 0; kj < kw; kj++, wk += w_t) {
+                __m512 xv[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < V; v++)
+                    xv[v] = _mm512_maskz_loadu_ps(mk[v], row + kj * s_kj + 16 * v);
 #pragma GCC unroll 8
                 for (int f = 0; f < NF; f++) {
-                    __m512 wv = _mm512_set1_ps(wk[f]);
-#pragma GCC unroll 3
-                    for (int v = 0; v < FWD_V; v++)
+                    __m512 wv = _mm512_set1_ps(wk[(size_t)f * w_f]);
+#pragma GCC unroll 4
+                    for (int v = 0; v < V; v++)
                         acc[f][v] = _mm512_fmadd_ps(wv, xv[v], acc[f][v]);
                 }
             }
         }
 #pragma GCC unroll 8
     for (int f = 0; f < NF; f++)
-#pragma GCC unroll 3
-        for (int v = 0; v < FWD_V; v++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++)
             _mm512_mask_storeu_ps(out + f * ldo + q0 + 16 * v, mk[v], acc[f][v]);
 }
 
-#define DCONV_CASE(n)                                                                              \
-    case n: dconv_block(n, xp, c, hp, wp, kh, kw, wt, m, f0, q0, mk, flat, n_flat); break;
+#define DCONV_CASE(n, v)                                                                           \
+    case n:                                                                                        \
+        dconv_block(n, v, xp, c, kh, kw, s_ch, s_ki, s_kj, wt, w_t, w_f, f0, q0, mk, flat,         \
+                    n_flat);                                                                       \
+        break;
 
 /* Scratch floats dconv_sample needs for outputs of oh x ow from rows of wp. */
 static size_t dconv_scratch(size_t oh, size_t ow, size_t wp)
@@ -404,28 +409,96 @@ static size_t dconv_scratch(size_t oh, size_t ow, size_t wp)
     return FWD_NF * flat_len(oh, ow, wp);
 }
 
+/* The shifted layout of the forward kernel's input: kw copies of each padded
+ * plane, copy kj holding columns kj .. kj + ow - 1 of its hp rows, so that
+ * output q = i * ow + j takes tap (ki, kj) from copy kj at q + ki * ow.  No
+ * lane then computes a position between two rows, which the flat rows of wp
+ * do (wp - ow of every wp); it pays for narrow planes, whose flat rows
+ * waste most: LeNet's second layer (8 x 8 outputs from rows of 12) computes
+ * 64 positions in 4 vectors instead of 92 in 6.  Vectors of 16 outputs per
+ * filter and tap, a plane of n positions: blocks of 3 or 4 vectors, the
+ * fewer. */
+static size_t dconv_vectors(size_t n, int *v)
+{
+    size_t v3 = (n + 47) / 48 * 3, v4 = (n + 63) / 64 * 4;
+    if (v)
+        *v = v4 < v3 ? 4 : 3;
+    return v4 < v3 ? v4 : v3;
+}
+
+/* Whether the shifted layout pays for a stride-1 window: fewer vectors of
+ * outputs, and its copies (hp x ow floats for each channel and kj) cheaper
+ * than the multiply-adds they save (m kh a copied row's worth, counting a
+ * copied vector as two FMAs). */
+static int dconv_shift_pays(const cn_win *g, size_t m)
+{
+    size_t hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+    size_t flat = dconv_vectors(flat_len(g->oh, g->ow, wp), NULL);
+    size_t shifted = dconv_vectors(g->oh * g->ow, NULL);
+    return g->stride == 1 && shifted < flat &&
+           2 * hp * ((g->ow + 15) / 16) < m * g->kh * (flat - shifted);
+}
+
+/* Floats of the shifted copies of a sample. */
+static size_t dconv_shift_floats(const cn_win *g)
+{
+    return g->c * g->kw * (g->h + 2 * g->pad) * g->ow;
+}
+
+/* xs (the shifted layout) from xp (c planes of hp x wp). */
+static void dconv_shift(const float *xp, size_t c, size_t hp, size_t wp, size_t kw, size_t ow,
+                        float *xs)
+{
+    for (size_t ch = 0; ch < c; ch++)
+        for (size_t kj = 0; kj < kw; kj++)
+            for (size_t r = 0; r < hp; r++)
+                vcopy(xs + ((ch * kw + kj) * hp + r) * ow, xp + (ch * hp + r) * wp + kj, ow);
+}
+
 /* y (m, oh, ow) = conv(xp, wt) + bias (or none), then times scale plus
  * shift per filter (when scale is not NULL: a batch normalisation folded in,
- * one FMA as bn_fwd's), relu'd if asked; wt holds the weights tap by tap,
- * [c][ki][kj][m].  flat: dconv_scratch floats. */
-static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t kh, size_t kw,
-                         const float *wt, size_t m, const float *bias, const float *scale,
-                         const float *shift, int relu, float *y, size_t oh, size_t ow, float *flat)
+ * one FMA as bn_fwd's), relu'd if asked.  wt holds the weights filter by
+ * filter ([m][c][ki][kj], as the layer keeps them: by_tap 0) or tap by tap
+ * ([c][ki][kj][m], as taps_flipped lays out the input gradient's: 1).  Read in place, each filter's
+ * taps are one sequential stream, and a group's filters are NF of them; rearranged tap by tap (a
+ * pass over all the weights, 18% of LeNet's one-image pass when the forward pass did it), a tap's
+ * filters are one row.  xp: c padded planes of hp x wp, or with shifted their shifted layout
+ * (dconv_shift).  flat: dconv_scratch floats.  The sums run over the taps in order whatever the
+ * layouts, so they give the same bits. */
+static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size_t wp, size_t kh,
+                         size_t kw, const float *wt, int by_tap, size_t m, const float *bias,
+                         const float *scale, const float *shift, int relu, float *y, size_t oh,
+                         size_t ow, float *flat)
 {
-    size_t n_flat = flat_len(oh, ow, wp), groups = (m + FWD_NF - 1) / FWD_NF;
+    size_t w_t = by_tap ? m : 1, w_f = by_tap ? 1 : c * kh * kw;
+    size_t ld = shifted ? ow : wp, n_flat = flat_len(oh, ow, ld);
+    size_t s_ch = shifted ? kw * hp * ow : hp * wp, s_ki = ld, s_kj = shifted ? hp * ow : 1;
+    int nv;
+    dconv_vectors(n_flat, &nv);
+    size_t nf_max = nv == 4 ? 6 : FWD_NF, groups = (m + nf_max - 1) / nf_max;
     for (size_t g = 0; g < groups; g++) {
         /* Even groups: 12 filters are 6 + 6, not 8 + 4. */
         size_t f0 = m * g / groups, nf = m * (g + 1) / groups - f0;
-        for (size_t q0 = 0; q0 < n_flat; q0 += 16 * FWD_V) {
-            __mmask16 mk[FWD_V];
-            for (size_t v = 0; v < FWD_V; v++) {
+        for (size_t q0 = 0; q0 < n_flat; q0 += 16 * (size_t)nv) {
+            __mmask16 mk[4];
+            for (size_t v = 0; v < (size_t)nv; v++) {
                 size_t q = q0 + 16 * v;
                 mk[v] = q >= n_flat ? 0 : n_flat - q >= 16 ? 0xffff : tail_mask(n_flat - q);
             }
-            switch (nf) {
-                DCONV_CASE(1)
-                DCONV_CASE(2)
-                DCONV_CASE(3) DCONV_CASE(4) DCONV_CASE(5) DCONV_CASE(6) DCONV_CASE(7) DCONV_CASE(8)
+            if (nv == 4) {
+                switch (nf) {
+                    DCONV_CASE(1, 4)
+                    DCONV_CASE(2, 4)
+                    DCONV_CASE(3, 4) DCONV_CASE(4, 4) DCONV_CASE(5, 4) DCONV_CASE(6, 4)
+                }
+            } else {
+                switch (nf) {
+                    DCONV_CASE(1, 3)
+                    DCONV_CASE(2, 3)
+                    DCONV_CASE(3, 3)
+                    DCONV_CASE(4, 3) DCONV_CASE(5, 3) DCONV_CASE(6, 3) DCONV_CASE(7, 3)
+                        DCONV_CASE(8, 3)
+                }
             }
         }
         /* Rows out of the flat outputs, with the bias, the affine map and
@@ -435,7 +508,7 @@ static void dconv_sample(const float *xp, size_t c, size_t hp, size_t wp, size_t
             __m512 sc = _mm512_set1_ps(scale ? scale[f0 + f] : 1.0f);
             __m512 sh = _mm512_set1_ps(scale ? shift[f0 + f] : 0.0f);
             for (size_t i = 0; i < oh; i++) {
-                const float *src = flat + f * n_flat + i * wp;
+                const float *src = flat + f * n_flat + i * ld;
                 float *dst = y + ((f0 + f) * oh + i) * ow;
                 for (size_t j = 0; j < ow; j += 16) {
                     __mmask16 mj = tail_mask(ow - j < 16 ? ow - j : 16);
