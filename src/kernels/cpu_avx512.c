@@ -496,8 +496,8 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
                     DCONV_CASE(1, 3)
                     DCONV_CASE(2, 3)
                     DCONV_CASE(3, 3)
-                    DCONV_CASE(4, 3) DCONV_CASE(5, 3) DCONV_CASE(6, 3) DCONV_CASE(7, 3)
-                        DCONV_CASE(8, 3)
+                    DCONV_CASE(4, 3)
+                    DCONV_CASE(5, 3) DCONV_CASE(6, 3) DCONV_CASE(7, 3) DCONV_CASE(8, 3)
                 }
             }
         }
