@@ -341,7 +341,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
         /* Filters split among the threads, each with its own copy of the
-         * padded sample and its own filters' weights tap by tap. */
+         * padded sample (and of its shifted layout). */
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
             float *xp = bufs + (size_t)t * tf, *flat = xp + g->c * hp * wp;
