@@ -76,7 +76,13 @@ for k in (2, 4):
     dw = float(np.linalg.norm(w[k] - w[1]) / np.linalg.norm(w[1]))
     print(f"{k} workers against 1: test accuracy {acc[k]:.4f} against {acc[1]:.4f}, "
           f"loss curve {first:.1e} in the first epoch, {worst:.1e} at worst, weights {dw:.1e}")
-    assert abs(acc[k] - acc[1]) <= 0.0005, "test accuracies differ by more than 0.05%"
+    # Two workers add their halves' gradients in another order than one worker adds
+    # its chunks (four add them as one does: bit for bit the same), and 200 steps
+    # carry that rounding apart: 8 test images of 10 000 (session 43, after LeNet's
+    # conv2 began to sum its window in one run), so the accuracies may differ by
+    # about a tenth of a percent; a share of the batch lost or counted twice moves
+    # them by far more.
+    assert abs(acc[k] - acc[1]) <= 0.002, "test accuracies differ by more than 0.2%"
     assert first < 1e-4, "the first epoch's losses differ"
     assert worst < 0.05, "the losses differ by more than 5%"
     assert dw < 0.01, "the weights differ by more than 1%"
