@@ -249,6 +249,10 @@ run "train --test-every" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "
     --test-every 0.5 --quiet -o every.safetensors &&
     expect "train --test-every" "^test after 0.50 epochs: accuracy [0-9.]*%, loss [0-9.]* ([0-9]*\.[0-9][0-9] s of training)$" \
         "^test after 1.00 epochs: "
+# ... and at the run's last step, which 0.3 of 500 steps (150) does not divide
+run "train --test-every 0.3" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" \
+    --epochs 1 --test-every 0.3 --quiet -o every3.safetensors &&
+    expect "train --test-every 0.3" "^test after 0.90 epochs: " "^test after 1.00 epochs: "
 run "train --stop-at" 0 "$bin" train "$root/tests/fixtures/tiny.cfg" --data "$data" --epochs 1 \
     --test-every 0.5 --stop-at 0.5 --quiet -o stop.safetensors &&
     if has "^reached [0-9.]*% test accuracy after [0-9.]* s of training (0.50 epochs" && ! has "test after 1.00"; then
