@@ -328,46 +328,50 @@ static void taps_flipped(const float *w, size_t m, size_t c, size_t kh, size_t k
                         w[((f * c + ch) * kh + a) * kw + e];
 }
 
+/* One sample xs by the direct sum, filters [fa, fa + mt) into ys (the
+ * sample's outputs, all m filters' planes), in a thread's area: the sample
+ * padded, laid out shifted where that pays, then dconv_sample. */
+static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float *xs, const float *w,
+                              const float *b, const float *scale, const float *shift, cn_act act,
+                              size_t fa, size_t mt, float *area, float *ys)
+{
+    size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow;
+    float *xp = area, *flat = xp + g->c * a->hp * a->wp, *xsh = flat + a->flat_y;
+    int shifted = a->shift > 0;
+    pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
+    if (shifted)
+        dconv_shift(xp, g->c, a->hp, a->wp, g->kw, g->ow, xsh);
+    dconv_sample(shifted ? xsh : xp, shifted, g->c, a->hp, a->wp, g->kh, g->kw, w + fa * kk, 0, mt,
+                 b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL, act == CN_ACT_RELU,
+                 ys + fa * p, g->oh, g->ow, flat);
+}
+
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                             size_t n, const float *w, const float *b, const float *scale,
                             const float *shift, float *y, float *ws, cn_act act)
 {
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, kk = g->c * g->kh * g->kw;
     dconv_area a = direct_area(g, m);
-    size_t hp = a.hp, wp = a.wp;
     float *bufs = ws + shared_floats(g, m);
     size_t tf = thread_floats(g, m);
-    int shifted = a.shift > 0;
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
         /* Filters split among the threads, each with its own copy of the
          * padded sample (and of its shifted layout). */
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
-            float *xp = bufs + (size_t)t * tf, *flat = xp + g->c * hp * wp;
-            float *xs = flat + a.flat_y;
-            for (size_t s = 0; s < n; s++) {
-                pad_sample(x + s * in, g->c, g->h, g->w, g->w, g->pad, xp);
-                if (shifted)
-                    dconv_shift(xp, g->c, hp, wp, g->kw, g->ow, xs);
-                dconv_sample(shifted ? xs : xp, shifted, g->c, hp, wp, g->kh, g->kw, w + fa * kk, 0,
-                             mt, b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL,
-                             act == CN_ACT_RELU, y + (s * m + fa) * p, g->oh, g->ow, flat);
-            }
+            for (size_t s = 0; s < n; s++)
+                direct_fwd_sample(g, &a, x + s * in, w, b, scale, shift, act, fa, mt,
+                                  bufs + (size_t)t * tf, y + s * m * p);
         });
         return;
     }
     PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
-        float *xp = bufs + (size_t)thread_id() * tf, *flat = xp + g->c * hp * wp;
-        float *xsh = flat + a.flat_y;
         const float *xs = x + (size_t)s * in;
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
-        pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
-        if (shifted)
-            dconv_shift(xp, g->c, hp, wp, g->kw, g->ow, xsh);
-        dconv_sample(shifted ? xsh : xp, shifted, g->c, hp, wp, g->kh, g->kw, w, 0, m, b, scale,
-                     shift, act == CN_ACT_RELU, y + (size_t)s * m * p, g->oh, g->ow, flat);
+        direct_fwd_sample(g, &a, xs, w, b, scale, shift, act, 0, m, bufs + (size_t)thread_id() * tf,
+                          y + (size_t)s * m * p);
     });
 }
 
