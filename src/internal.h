@@ -174,6 +174,9 @@ typedef struct cn_layer_ops {
     unsigned (*fusable_acts)(const cn_backend *be);
     int fuses_affine; /* forward can apply a per-channel affine map after
                          its bias (a layer with .affine folded into it) */
+    int fuses_pool;   /* forward can pool its output by the backend's
+                         conv_fwd_pool (a max pooling folded into it) */
+    int max_pool;     /* forward is max pooling over .window's windows */
     cn_act act;       /* an activation layer's function, else CN_ACT_NONE */
     /* Where backward may write dx besides a buffer of its own, on this
      * backend (CN_DX_ON_DY, CN_DX_ON_X bits); NULL: nowhere else.  The
@@ -296,6 +299,10 @@ struct cn_layer {
     /* The layer after, folded into this one's forward pass (its .affine):
      * only in forward-only networks, where every pass is an evaluation. */
     const cn_layer *fused_affine;
+    /* The max pooling after, folded into this one's forward pass (its output
+     * then the pooling's, the full one made a few samples at a time in
+     * scratch): only in forward-only networks. */
+    const cn_layer *fused_pool;
 };
 
 /* Pooling over k x k windows with stride st (no padding): checks the window

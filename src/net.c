@@ -242,17 +242,36 @@ static int folds_affine(const cn_net *net, size_t i)
            next->in.h * next->in.w > 1;
 }
 
+/* Whether the max pooling at k can be folded into the forward pass of
+ * layer i (a convolution, what lies between folded into it already): only
+ * in a forward-only network, where no pass reads i's full output, when no
+ * later layer reads it or the outputs between (nor the caller: the last
+ * two layers' outputs are kept, and the pooling is not the last layer),
+ * and the backend can. */
+static int folds_pool(const cn_net *net, size_t i, size_t k)
+{
+    if (!net->arena_at || k + 1 >= net->n_layers || !net->layers[i].ops->fuses_pool ||
+        !net->layers[k].ops->max_pool || !net->be->conv_fwd_pool)
+        return 0;
+    for (size_t j = i; j < k; j++)
+        if (net->layers[j].read_later)
+            return 0;
+    return 1;
+}
+
 /* An activation that works in place after a layer that can apply it (and
  * whose backend can: a convolution, a batch normalisation) is done by that
  * layer in whole-network passes; in a forward-only network an affine layer
  * between a convolution and its activation (batch normalisation) is folded
- * into the convolution too, its output then the convolution's own. */
+ * into the convolution too, its output then the convolution's own, and so
+ * is a max pooling after them, whose output then takes the convolution's
+ * place (the scratch it needs added to the layer's). */
 static void decide_fusion(cn_net *net)
 {
     for (size_t i = 0; i < net->n_layers; i++) {
-        cn_layer *l = &net->layers[i], *next = l + 1;
+        cn_layer *l = &net->layers[i], *next = l + 1, *end = net->layers + net->n_layers;
         l->fused_act = CN_ACT_NONE;
-        l->fused_affine = NULL;
+        l->fused_affine = l->fused_pool = NULL;
         if (l->fused_away)
             continue; /* folded into the layer before, with what follows */
         if (folds_affine(net, i)) {
@@ -261,11 +280,18 @@ static void decide_fusion(cn_net *net)
             next->shares_input = 1;
             next++;
         }
-        if (next < net->layers + net->n_layers && l->ops->fusable_acts &&
-            next->ops->act != CN_ACT_NONE &&
+        if (next < end && l->ops->fusable_acts && next->ops->act != CN_ACT_NONE &&
             (l->ops->fusable_acts(net->be) >> next->ops->act & 1u) && next->shares_input) {
             l->fused_act = next->ops->act;
             next->fused_away = 1;
+            next++;
+        }
+        if (next < end && folds_pool(net, i, (size_t)(next - net->layers))) {
+            cn_win g = l->ops->window(l);
+            l->fused_pool = next;
+            next->fused_away = 1;
+            next->shares_input = 1;
+            l->ws_floats = cn_add(l->ws_floats, net->be->conv_pool_ws(net->be, &g, l->out.c));
         }
     }
 }
@@ -317,10 +343,12 @@ static size_t shared_floats(const cn_net *net)
  * holds the logits or the probabilities (j >= n-2).  Each buffer gets the
  * lowest offset where it overlaps no buffer still to be read when it is
  * written (first fit, in the order of the layers).  end holds n sizes. */
-/* Floats of layer i's output for max_batch samples, as its place takes. */
+/* Floats of layer i's output for max_batch samples, as its place takes
+ * (a folded pooling's output in its place). */
 static size_t output_floats(const cn_net *net, size_t i)
 {
-    return cn_net_align(cn_mul(cn_shape_size(net->layers[i].out), net->max_batch));
+    const cn_layer *l = net->layers[i].fused_pool ? net->layers[i].fused_pool : &net->layers[i];
+    return cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch));
 }
 
 static void place_outputs(cn_net *net, size_t *end)

@@ -166,10 +166,75 @@ static void batch_norm_folded_in(void)
     cn_spec_free(spec);
 }
 
-/* LeNet's outputs by hand: conv1 (20x24x24, its relu fused, in place) and
- * maxpool1 (20x12x12) are alive together; every later output fits in
- * conv1's place, read by then; fc2's logits and the softmax stay to the
- * end.  The largest pair is conv1 and maxpool1. */
+/* Max pooling folded into the convolution before it (forward-only
+ * networks, net.c's folds_pool): after a folded batch normalisation and its
+ * relu, alone with overlapping windows (a batch normalisation and relu
+ * after it stay apart), not where the convolution's output is read again
+ * (a shortcut's source) nor after an activation the convolution cannot
+ * apply.  With random weights and statistics, the results are the full
+ * layout's bit for bit, on 2 threads at batches of 1 (each convolution
+ * split among the threads), 9 and 33 (blocks of 16 along the lanes). */
+static void pooling_folded_in(void)
+{
+    cn_spec *spec = th_spec(
+        "[net]\nchannels=2\nheight=14\nwidth=14\nclasses=3\n[train]\nbatch=8\n"
+        "[conv]\nfilters=17\nsize=3\npad=1\n[batchnorm]\n[relu]\n[maxpool]\n" /* 0: all folded */
+        "[conv]\nname=c2\nfilters=9\nsize=3\npad=1\n[maxpool]\nsize=1\n"      /* 4: read later */
+        "[shortcut]\nfrom=c2\n"
+        "[conv]\nfilters=9\nsize=3\n[maxpool]\nsize=3\nstride=2\n[batchnorm]\n[relu]\n" /* 7 */
+        "[conv]\nfilters=6\nsize=3\npad=1\n[leaky]\n[maxpool]\n" /* 11: after leaky, not */
+        "[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
+    cn_rng rng;
+    cn_rng_seed(&rng, 78);
+    cn_net *net = cn_model_net(m);
+    for (int b = 0; b < 2; b++) {
+        size_t count = b ? cn_net_num_buffers(net) : cn_net_num_params(net);
+        float *v = malloc(count * sizeof *v);
+        CHECK(v);
+        th_fill_normal(v, count, &rng);
+        for (size_t i = 0; i < count; i++)
+            v[i] = b ? 0.2f + v[i] * v[i] : 0.3f * v[i];
+        CHECK_OK(cn_net_set(net, b ? CN_BUFFERS : CN_PARAMS, 0, count, v));
+        free(v);
+    }
+    const size_t ns[] = {1, 9, 33};
+    for (size_t j = 0; j < 3; j++) {
+        size_t n = ns[j];
+        float *x = random_input(cn_model_net(m), n, 50 + j);
+        float p0[33 * 3], p1[33 * 3], z0[33 * 3], z1[33 * 3];
+        CHECK(x);
+        CHECK_OK(cn_model_reserve(m, n));
+        CHECK(forward(cn_model_net(m), x, n, p0, z0));
+        CHECK_OK(cn_model_reserve_inference(m, n));
+        net = cn_model_net(m);
+        if (net->be->conv_fwd_pool) { /* the CPU's; not the GPU's */
+            const cn_layer *L = net->layers;
+            CHECK(L[0].fused_affine == &L[1] && L[0].fused_act == CN_ACT_RELU &&
+                  L[0].fused_pool == &L[3] && L[3].fused_away);
+            CHECK(!L[4].fused_pool && !L[5].fused_away);
+            CHECK(L[7].fused_pool == &L[8] && L[8].fused_away && !L[9].fused_away &&
+                  !L[7].fused_affine && L[7].fused_act == CN_ACT_NONE);
+            CHECK(!L[11].fused_pool && !L[13].fused_away);
+        }
+        CHECK(forward(cn_model_net(m), x, n, p1, z1));
+        CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 &&
+                      memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
+                  "batch %zu: folding max pooling changed the result", n);
+        free(x);
+    }
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
+/* LeNet's outputs by hand.  Each max pooling is folded into the
+ * convolution before it (where the backend can): conv1's output is then
+ * maxpool1's (20x12x12), alive with conv2's (maxpool2's, 50x4x4); every
+ * later output fits in conv1's place, read by then; fc2's logits and the
+ * softmax stay to the end.  Without the folding, conv1 (20x24x24, its relu
+ * fused, in place) and maxpool1 are the largest pair. */
 static void lenet_arena_by_hand(void)
 {
     cn_spec *spec;
@@ -178,8 +243,12 @@ static void lenet_arena_by_hand(void)
     CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m));
     CHECK_OK(cn_model_reserve_inference(m, 1000));
     const cn_net *net = cn_model_net(m);
-    CHECK_MSG(net->arena_floats == (20 * 24 * 24 + 20 * 12 * 12) * 1000,
-              "LeNet at 1000: %zu floats of outputs", net->arena_floats);
+    size_t pair = net->be->conv_fwd_pool ? 20 * 12 * 12 + 50 * 4 * 4 : 20 * 24 * 24 + 20 * 12 * 12;
+    CHECK_MSG(net->arena_floats == pair * 1000, "LeNet at 1000: %zu floats of outputs",
+              net->arena_floats);
+    CHECK(!net->be->conv_fwd_pool ||
+          (net->layers[0].fused_pool == &net->layers[2] && net->layers[2].fused_away &&
+           net->layers[3].fused_pool == &net->layers[5] && net->layers[5].fused_away));
     /* the full layout's outputs: every layer's but the relus in place */
     CHECK_OK(cn_model_reserve(m, 1000));
     size_t outputs = 0;
@@ -369,6 +438,7 @@ const th_test th_infer[] = {
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
     {"infer/batch_norm_folded_in", batch_norm_folded_in},
+    {"infer/pooling_folded_in", pooling_folded_in},
     {"infer/training_after_inference_is_the_same", training_after_inference_is_the_same},
     {NULL, NULL},
 };

@@ -661,6 +661,66 @@ static void conv_affine_is_conv_then_bn(const char *isa)
 }
 PER_ISA(conv_affine_is_conv_then_bn)
 
+/* conv_fwd_pool (a max pooling folded into the convolution: forward-only
+ * networks) is conv_fwd_affine, then maxpool_fwd, bit for bit: on every path
+ * (direct, im2col, strided, 1x1 in place, 7x7, Winograd with its transforms
+ * kept or not, the lanes in the direct sum's order and in the GEMM's), one
+ * sample split among threads, several samples, whole blocks of 16 and a
+ * partial one; plain, with a relu, with a folded batch normalisation and a
+ * relu; windows of 2 (stride 2), 3 (stride 3), 3 with stride 2 (windows
+ * that overlap) and 2 with stride 1, over planes whose last row or column
+ * no window covers. */
+static void conv_pool_is_conv_then_pool(const char *isa)
+{
+    static const size_t pgeoms[][6] = {
+        /* c, h, w, k, stride, pad: split_pgeoms', then LeNet's first layer */
+        {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1}, {20, 12, 12, 5, 1, 0}, {32, 15, 14, 3, 2, 1},
+        {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3}, {24, 14, 13, 3, 1, 1}, {1, 28, 28, 5, 1, 0},
+    };
+    static const size_t pools[][2] = {{2, 2}, {3, 3}, {3, 2}, {2, 1}}; /* size, stride */
+    cn_backend *be = isa_backend(isa, 3);
+    if (!be)
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 23);
+    for (size_t t = 0; t < sizeof pgeoms / sizeof pgeoms[0]; t++)
+        for (size_t ni = 0; ni < 3; ni++) {
+            size_t n = ni == 0 ? 1 : 15 + ni; /* 1, 16 (one block among 3 threads), 17 */
+            cn_win g = win_of(pgeoms[t]);
+            size_t m = t == 7 ? 20 : SPLIT_M, kk = g.c * g.kh * g.kw, p = g.oh * g.ow;
+            size_t in = n * g.c * g.h * g.w, out = n * m * p;
+            float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 0.3, 0, &rng);
+            float *b = normal(m, 1, 0, &rng), *sc = normal(2 * m, 1, 0, &rng);
+            float *y = floats(out), *yp = floats(out), *yf = floats(out);
+            size_t nws = be->conv_ws(be, &g, m, n) + be->conv_pool_ws(be, &g, m);
+            size_t nkeep = be->conv_keep ? be->conv_keep(be, &g, m) : 0;
+            float *ws = floats(nws), *keep = nkeep ? calloc(nkeep, sizeof(float)) : NULL;
+            for (size_t q = 0; q < sizeof pools / sizeof pools[0]; q++)
+                for (int form = 0; form < 3; form++) { /* plain, relu, folded batch norm, relu */
+                    size_t k = pools[q][0], st = pools[q][1];
+                    cn_win pw = {
+                        m, g.oh, g.ow, k, k, st, 0, (g.oh - k) / st + 1, (g.ow - k) / st + 1};
+                    size_t pout = n * m * pw.oh * pw.ow;
+                    cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
+                    float *scale = form == 2 ? sc : NULL, *shift = form == 2 ? sc + m : NULL;
+                    be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, y, ws, NULL, act);
+                    be->maxpool_fwd(be, &pw, y, n, yp);
+                    for (int kept = 0; kept < 1 + (keep != NULL); kept++) {
+                        memset(yf, 0xff, pout * sizeof *yf); /* NaNs: every output written */
+                        be->conv_fwd_pool(be, &g, m, x, n, w, b, scale, shift, &pw, yf, ws,
+                                          kept ? keep : NULL, act);
+                        CHECK_MSG(memcmp(yp, yf, pout * sizeof *yf) == 0,
+                                  "%s geometry %zu, %zu samples, pool %zu/%zu, form %d, kept %d: "
+                                  "pooled in the convolution differs",
+                                  isa, t, n, k, st, form, kept);
+                    }
+                }
+            free(x), free(w), free(b), free(sc), free(y), free(yp), free(yf), free(ws), free(keep);
+        }
+    cn_backend_destroy(be);
+}
+PER_ISA(conv_pool_is_conv_then_pool)
+
 /* Winograd's F(4x4, 3x3) (AVX-512, 3x3 convolutions with stride 1 and
  * enough channels) against the direct sum the backend uses when asked to be
  * exact (cn_backend.exact, as the gradient checks ask): both within the
@@ -1767,6 +1827,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_matches_reference", conv_matches_reference),
     ISA_TESTS("conv_split_matches_one_thread", conv_split_matches_one_thread),
     ISA_TESTS("conv_affine_is_conv_then_bn", conv_affine_is_conv_then_bn),
+    ISA_TESTS("conv_pool_is_conv_then_pool", conv_pool_is_conv_then_pool),
     ISA_TESTS("conv_lanes_match_one_sample", conv_lanes_match_one_sample),
     ISA_TESTS("conv_winograd_against_direct", conv_winograd_against_direct),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),

@@ -162,6 +162,19 @@ struct cn_backend {
     void (*conv_fwd_affine)(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                             size_t n, const float *w, const float *b, const float *scale,
                             const float *shift, float *y, float *ws, float *keep, cn_act act);
+    /* conv_fwd_affine (scale NULL: conv_fwd) straight into max pooling over
+     * pool's windows (pool->c, h and w are the convolution's m, oh and ow;
+     * no padding), y (n, m, pool->oh, pool->ow): the bits of maxpool_fwd
+     * after the convolution, whose full output is only ever in scratch, a
+     * few samples at a time (a forward-only network's pooling after a
+     * convolution, which then neither writes nor reads it back).  ws:
+     * conv_ws() + conv_pool_ws() floats.  NULL where the backend has none
+     * (the network then keeps the two apart). */
+    void (*conv_fwd_pool)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
+                          const float *w, const float *b, const float *scale, const float *shift,
+                          const cn_win *pool, float *y, float *ws, float *keep, cn_act act);
+    /* The scratch floats conv_fwd_pool needs beyond conv_ws's. */
+    size_t (*conv_pool_ws)(const cn_backend *be, const cn_win *g, size_t m);
     /* Adds the gradients of w and b to dw and db, and writes dx (n, c, h, w)
      * unless it is NULL.  dy is the gradient of the layer's output y (after
      * act, which backward undoes from y). */

@@ -149,6 +149,11 @@ GUARD(conv_fwd_affine,
        const float *b, const float *scale, const float *shift, float *y, float *ws, float *keep,
        cn_act act),
       (be, g, m, x, n, w, b, scale, shift, y, ws, keep, act))
+GUARD(conv_fwd_pool,
+      (const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n, const float *w,
+       const float *b, const float *scale, const float *shift, const cn_win *pool, float *y,
+       float *ws, float *keep, cn_act act),
+      (be, g, m, x, n, w, b, scale, shift, pool, y, ws, keep, act))
 GUARD(bn_affine,
       (const cn_backend *be, const float *gamma, const float *beta, const float *run_mean,
        const float *run_var, float eps, size_t c, float *scale, float *shift),
@@ -272,6 +277,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->scale = g_scale;
     be->conv_fwd = g_conv_fwd;
     be->conv_fwd_affine = g_conv_fwd_affine;
+    be->conv_fwd_pool = g_conv_fwd_pool;
     be->bn_affine = g_bn_affine;
     be->conv_bwd = g_conv_bwd;
     be->maxpool_fwd = g_maxpool_fwd;

@@ -314,6 +314,39 @@ static float *kept(const float *w, size_t mk, float *keep, int *fresh)
 #define MAX_RUN    16
 #define RUN_FLOATS (256 * 1024)
 
+/* A pooled forward pass (conv_fwd_pool): its windows, and the threads'
+ * buffers for the full outputs of a unit of samples (floats each, from
+ * bufs: pool_unit samples of m planes, pool_floats), which each path fills
+ * where it would have filled y, then pools into y (pool_out).  NULL in a
+ * plain forward pass. */
+typedef struct pool_to {
+    const cn_win *win;
+    float *bufs;
+    size_t floats;
+} pool_to;
+
+/* Where the outputs of samples from s on go: y's, or the buffer of thread
+ * (or area) t in a pooled pass.  mp: a sample's outputs. */
+static float *out_at(const pool_to *po, float *y, size_t s, size_t mp, size_t t)
+{
+    return po ? po->bufs + t * po->floats : y + s * mp;
+}
+
+/* Planes [fa, fa + mt) of cnt samples (m planes each) in a thread's buffer
+ * pooled into y from sample s on, as maxpool_fwd pools them; nothing in a
+ * plain pass. */
+static void pool_out(const pool_to *po, const float *buf, size_t m, size_t fa, size_t mt,
+                     size_t cnt, float *y, size_t s)
+{
+    if (!po)
+        return;
+    const cn_win *pw = po->win;
+    size_t p = pw->h * pw->w, pp = pw->oh * pw->ow;
+    for (size_t k = 0; k < cnt; k++)
+        for (size_t f = fa; f < fa + mt; f++)
+            maxpool_plane(pw, buf + (k * m + f) * p, y + ((s + k) * m + f) * pp);
+}
+
 #ifdef HAVE_DIRECT_CONV
 /* w (m, c, kh, kw) flipped, tap by tap, with the channels swapped, for the
  * input gradient: out[f][ki][kj][c] = w[f][c][kh-1-ki][kw-1-kj].  (The
@@ -348,7 +381,7 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
 
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                             size_t n, const float *w, const float *b, const float *scale,
-                            const float *shift, float *y, float *ws, cn_act act)
+                            const float *shift, float *y, float *ws, cn_act act, const pool_to *po)
 {
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, kk = g->c * g->kh * g->kw;
     dconv_area a = direct_area(g, m);
@@ -360,18 +393,23 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
          * padded sample (and of its shifted layout). */
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
-            for (size_t s = 0; s < n; s++)
+            for (size_t s = 0; s < n; s++) {
+                float *ys = out_at(po, y, s, m * p, (size_t)t);
                 direct_fwd_sample(g, &a, x + s * in, w, b, scale, shift, act, fa, mt,
-                                  bufs + (size_t)t * tf, y + s * m * p);
+                                  bufs + (size_t)t * tf, ys);
+                pool_out(po, ys, m, fa, mt, 1, y, s);
+            }
         });
         return;
     }
     PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
         const float *xs = x + (size_t)s * in;
+        float *ys = out_at(po, y, (size_t)s, m * p, (size_t)thread_id());
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         direct_fwd_sample(g, &a, xs, w, b, scale, shift, act, 0, m, bufs + (size_t)thread_id() * tf,
-                          y + (size_t)s * m * p);
+                          ys);
+        pool_out(po, ys, m, 0, m, 1, y, (size_t)s);
     });
 }
 
@@ -458,7 +496,7 @@ static int use_direct_fwd(const cn_win *g, size_t m)
 static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                      const float *xm, size_t n, const float *w, const float *b, const float *scale,
                      const float *shift, float *y, float *u, int make, float *bufs, size_t tf,
-                     cn_act act)
+                     cn_act act, const pool_to *po)
 {
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
     size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
@@ -473,9 +511,10 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
                 wg_filters(w, m, g->c, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
+                float *ys = out_at(po, y, s0, m * p, (size_t)t);
                 wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, y + s0 * m * p,
-                           a.mb, a.yd);
+                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, ys, a.mb, a.yd);
+                pool_out(po, ys, m, fa, mt, cnt, y, s0);
             }
         });
         return;
@@ -489,22 +528,24 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     PARALLEL_FOR(threads, k, units, {
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
+        float *ys = out_at(po, y, s0, m * p, (size_t)thread_id());
         wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, y + s0 * m * p, a.mb,
-                   a.yd);
+        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, ys, a.mb, a.yd);
+        pool_out(po, ys, m, 0, m, cnt, y, s0);
     });
 }
 
 static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                               size_t n, const float *w, const float *b, const float *scale,
-                              const float *shift, float *y, float *ws, float *keep, cn_act act)
+                              const float *shift, float *y, float *ws, float *keep, cn_act act,
+                              const pool_to *po)
 {
     /* A forward-only network's transforms live in keep, made again only
      * when the weights changed; otherwise they are made into ws. */
     int fresh = 1;
     float *u = keep ? kept(w, m * g->c * 9, keep, &fresh) : ws;
     winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, fresh, ws + shared_floats(g, m),
-             thread_floats(g, m), act);
+             thread_floats(g, m), act, po);
 }
 
 /* dx as the convolution of dy (masked where a fused relu's y is 0) with the
@@ -519,7 +560,7 @@ static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     float *wf = ws + 4 * m * kk;
     flip_filters(g, m, w, wf);
     winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws, 1,
-             wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE);
+             wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE, NULL);
 }
 
 /* The sum of d[0, count) where y > 0 (all of it when y is NULL), in LANES
@@ -654,10 +695,12 @@ static int use_lanes(const cn_win *g, size_t m, size_t n, int direct, size_t min
  * a sample's outputs do not depend on the batch. */
 static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                            size_t n, const float *w, const float *b, const float *scale,
-                           const float *shift, float *y, float *ws, cn_act act, size_t slice)
+                           const float *shift, float *y, float *ws, cn_act act, size_t slice,
+                           const cn_win *pool)
 {
     size_t threads = (size_t)cn_cpu_of(be)->threads, in = g->c * g->h * g->w;
     size_t p = g->oh * g->ow, kk = g->c * g->kh * g->kw, groups = lc_groups(g, m);
+    size_t out1 = m * (pool ? pool->oh * pool->ow : p); /* a sample's outputs */
     size_t blocks = (n + 15) / 16, tf = thread_floats(g, m);
     size_t split = blocks >= threads ? 1 : threads / blocks;
     split = split > groups ? groups : split;
@@ -670,19 +713,21 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
         float *xl = bufs + (size_t)thread_id() * tf;
         lc_pack(g, x + s0 * in, cnt, xl);
         lc_block(g, m, xl, cnt, wgs, groups * part / split, groups * (part + 1) / split, b, scale,
-                 shift, act == CN_ACT_RELU, slice, xl + xl_floats, y + s0 * m * p);
+                 shift, act == CN_ACT_RELU, slice, pool, xl + xl_floats, y + s0 * out1);
     });
 }
 #endif
 
-static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, const float *x,
-                            size_t n, const float *w, const float *b, const float *scale,
-                            const float *shift, float *y, float *ws, float *keep, cn_act act)
+/* The forward pass on every path, pooled when po is not NULL (the lanes
+ * pool in their own layout: pool_win). */
+static void conv_fwd_any(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
+                         const float *w, const float *b, const float *scale, const float *shift,
+                         float *y, float *ws, float *keep, cn_act act, const pool_to *po)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m) && !be->exact) {
-        conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act);
+        conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act, po);
         return;
     }
 #endif
@@ -690,13 +735,13 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
     if (use_lanes(g, m, n, use_direct_fwd(g, m), 16)) {
         /* The direct sum's order (one run over the window) or the GEMM's. */
         conv_fwd_lanes(be, g, m, x, n, w, b, scale, shift, y, ws, act,
-                       use_direct_fwd(g, m) ? g->c * g->kh * g->kw : KC);
+                       use_direct_fwd(g, m) ? g->c * g->kh * g->kw : KC, po ? po->win : NULL);
         return;
     }
 #endif
 #ifdef HAVE_DIRECT_CONV
     if (use_direct_fwd(g, m)) {
-        conv_fwd_direct(be, g, m, x, n, w, b, scale, shift, y, ws, act);
+        conv_fwd_direct(be, g, m, x, n, w, b, scale, shift, y, ws, act, po);
         return;
     }
 #endif
@@ -715,7 +760,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
             cpu->gemm_pack_a(0, mt, kk, w + fa * kk, kk, pw_t);
             for (size_t s = 0; s < n; s++) {
                 const float *xs = x + s * in, *col = xs;
-                float *ys = y + (s * m + fa) * p;
+                float *ys0 = out_at(po, y, s, m * p, (size_t)tid), *ys = ys0 + fa * p;
                 if (!col_is_x(g)) {
                     im2col_one(g, xs, buf, p);
                     col = buf;
@@ -724,6 +769,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
                                  1.0f, w + fa * kk, kk, col, p, 0.0f, ys, p);
                 bias_act(ys, mt, p, b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL,
                          act);
+                pool_out(po, ys0, m, fa, mt, 1, y, s);
             }
         });
         return;
@@ -732,7 +778,7 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
     PARALLEL_FOR(cpu->threads, s, n, {
         int tid = thread_id();
         const float *xs = x + (size_t)s * in, *col = xs;
-        float *ys = y + (size_t)s * m * p;
+        float *ys = out_at(po, y, (size_t)s, m * p, (size_t)tid);
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         if (!col_is_x(g)) {
@@ -743,13 +789,58 @@ static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, con
         cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw, 0, 0, m, p, kk, 1.0f, w,
                          kk, col, p, 0.0f, ys, p);
         bias_act(ys, m, p, b, scale, shift, act);
+        pool_out(po, ys, m, 0, m, 1, y, (size_t)s);
     });
+}
+
+static void conv_fwd_affine(const cn_backend *be, const cn_win *g, size_t m, const float *x,
+                            size_t n, const float *w, const float *b, const float *scale,
+                            const float *shift, float *y, float *ws, float *keep, cn_act act)
+{
+    conv_fwd_any(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act, NULL);
 }
 
 static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, float *keep, cn_act act)
 {
-    conv_fwd_affine(be, g, m, x, n, w, b, NULL, NULL, y, ws, keep, act);
+    conv_fwd_any(be, g, m, x, n, w, b, NULL, NULL, y, ws, keep, act, NULL);
+}
+
+/* Samples whose full outputs a thread holds at once in a pooled pass:
+ * Winograd's unit, else one (the lanes pool in their own area). */
+static size_t pool_unit(const cn_win *g, size_t m)
+{
+#ifdef HAVE_WINOGRAD
+    if (use_winograd(g, m)) {
+        wg_shape sh = wg_shape_of(g);
+        return wg_unit(g, &sh);
+    }
+#endif
+    (void)g, (void)m;
+    return 1;
+}
+
+/* A thread's buffer in a pooled pass, up to a whole cache line. */
+static size_t pool_floats(const cn_win *g, size_t m)
+{
+    return (pool_unit(g, m) * m * g->oh * g->ow + 15) / 16 * 16;
+}
+
+static size_t conv_pool_ws(const cn_backend *be, const cn_win *g, size_t m)
+{
+    return (size_t)cn_cpu_of(be)->threads * pool_floats(g, m);
+}
+
+/* The buffers come after what every forward path uses of ws (the shared
+ * part and the threads' areas), which conv_ws covers. */
+static void conv_fwd_pool(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
+                          const float *w, const float *b, const float *scale, const float *shift,
+                          const cn_win *pool, float *y, float *ws, float *keep, cn_act act)
+{
+    size_t threads = (size_t)cn_cpu_of(be)->threads;
+    pool_to po = {pool, ws + shared_floats(g, m) + threads * thread_floats(g, m),
+                  pool_floats(g, m)};
+    conv_fwd_any(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act, &po);
 }
 
 /* Only Winograd's transforms are kept.  Checking that the weights are

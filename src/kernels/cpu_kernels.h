@@ -41,6 +41,8 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->conv_keep = conv_keep;
     be->conv_fwd = conv_fwd;
     be->conv_fwd_affine = conv_fwd_affine;
+    be->conv_fwd_pool = conv_fwd_pool;
+    be->conv_pool_ws = conv_pool_ws;
     be->conv_bwd = conv_bwd;
     be->maxpool_fwd = maxpool_fwd;
     be->maxpool_bwd = maxpool_bwd;

@@ -123,6 +123,48 @@ static void lc_unpack(const float *yl, size_t m, size_t p, size_t fa, size_t fb,
         }
 }
 
+/* As lc_unpack, through max pooling over pool's windows first (pool->h and
+ * w are the outputs' plane): each window's maximum taken in the lanes, in
+ * maxpool_fwd's order (max(x, y) is y unless x > y, as its selects), then
+ * only the pooled outputs transposed and stored, into y (cnt, m, pool->oh,
+ * pool->ow).  The full outputs never leave the thread's area. */
+static void lc_unpack_pool(const float *yl, size_t m, const cn_win *pool, size_t fa, size_t fb,
+                           size_t cnt, float *y)
+{
+    size_t w = pool->w, p = pool->h * w, ow = pool->ow, pp = pool->oh * ow, st = pool->stride;
+    int two = pool->kh == 2 && pool->kw == 2 && st == 2;
+    __m512 zero = _mm512_setzero_ps();
+    for (size_t f = fa; f < fb; f++)
+        for (size_t q0 = 0; q0 < pp; q0 += 16) {
+            size_t nq = pp - q0 < 16 ? pp - q0 : 16;
+            __mmask16 mq = tail_mask(nq);
+            __m512 r[16];
+            for (size_t t = 0; t < 16; t++) {
+                if (t >= nq) {
+                    r[t] = zero;
+                    continue;
+                }
+                size_t i = (q0 + t) / ow, j = (q0 + t) % ow;
+                const float *win = yl + (f * p + i * st * w + j * st) * 16;
+                if (two) { /* pool2_fwd_row's order */
+                    __m512 ab = _mm512_max_ps(_mm512_loadu_ps(win + 16), _mm512_loadu_ps(win));
+                    __m512 cd = _mm512_max_ps(_mm512_loadu_ps(win + (w + 1) * 16),
+                                              _mm512_loadu_ps(win + w * 16));
+                    r[t] = _mm512_max_ps(cd, ab);
+                    continue;
+                }
+                __m512 best = _mm512_loadu_ps(win);
+                for (size_t ki = 0; ki < pool->kh; ki++)
+                    for (size_t kj = 0; kj < pool->kw; kj++)
+                        best = _mm512_max_ps(_mm512_loadu_ps(win + (ki * w + kj) * 16), best);
+                r[t] = best;
+            }
+            transpose16(r);
+            for (size_t s = 0; s < cnt; s++)
+                _mm512_mask_storeu_ps(y + (s * m + f) * pp + q0, mq, r[s]);
+        }
+}
+
 /* NF filters (weights wg, rows of NF) by NP outputs (input corner xb, the
  * next output pst floats on) over the slice [k0, k1) of the window, into yb
  * (filter f at f * ldf, output e at e * 16): the slice's sums, added to
@@ -171,10 +213,11 @@ lc_product(const int NF, const int NP, const float *xb, size_t pst, const int32_
 #define LC_CASES(nf) LC_CASE(nf, 1) LC_CASE(nf, 2) LC_CASE(nf, 3) LC_CASE(nf, 4)
 
 /* Filter groups [ga, gb) of the block packed in xl into yl, and from there
- * into y (cnt samples). */
+ * into y (cnt samples), through max pooling over pool's windows unless
+ * pool is NULL. */
 static void lc_block(const cn_win *g, size_t m, const float *xl, size_t cnt, const float *wgs,
                      size_t ga, size_t gb, const float *b, const float *scale, const float *shift,
-                     int relu, size_t slice, float *yl, float *y)
+                     int relu, size_t slice, const cn_win *pool, float *yl, float *y)
 {
     size_t wp = g->w + 2 * g->pad, kk = g->c * g->kh * g->kw;
     size_t p = g->oh * g->ow, groups = lc_groups(g, m), npmax = lc_np(g);
@@ -203,7 +246,10 @@ static void lc_block(const cn_win *g, size_t m, const float *xl, size_t cnt, con
                 }
             }
     }
-    lc_unpack(yl, m, p, m * ga / groups, m * gb / groups, cnt, y);
+    if (pool)
+        lc_unpack_pool(yl, m, pool, m * ga / groups, m * gb / groups, cnt, y);
+    else
+        lc_unpack(yl, m, p, m * ga / groups, m * gb / groups, cnt, y);
 }
 
 /* ------------------------------------------------------------ backward

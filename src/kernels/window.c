@@ -213,27 +213,31 @@ static void pool2_bwd_plane(const float *in, size_t w, size_t oh, size_t ow, con
 
 static int is_pool2(const cn_win *g) { return g->kh == 2 && g->kw == 2 && g->stride == 2; }
 
+/* One plane's max pooling, in into out (also a convolution's output pooled
+ * as it is made: conv.c's conv_fwd_pool). */
+static void maxpool_plane(const cn_win *g, const float *in, float *out)
+{
+    if (is_pool2(g)) {
+        pool2_fwd_plane(in, g->w, g->oh, g->ow, out);
+        return;
+    }
+    for (size_t i = 0; i < g->oh; i++)
+        for (size_t j = 0; j < g->ow; j++) {
+            const float *win = in + i * g->stride * g->w + j * g->stride;
+            float best = win[0];
+            for (size_t ki = 0; ki < g->kh; ki++)
+                for (size_t kj = 0; kj < g->kw; kj++)
+                    if (win[ki * g->w + kj] > best)
+                        best = win[ki * g->w + kj];
+            out[i * g->ow + j] = best;
+        }
+}
+
 static void maxpool_fwd(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y)
 {
     long planes = (long)(n * g->c);
-    PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes, {
-        const float *in = x + (size_t)t * g->h * g->w;
-        float *out = y + (size_t)t * g->oh * g->ow;
-        if (is_pool2(g)) {
-            pool2_fwd_plane(in, g->w, g->oh, g->ow, out);
-            continue;
-        }
-        for (size_t i = 0; i < g->oh; i++)
-            for (size_t j = 0; j < g->ow; j++) {
-                const float *win = in + i * g->stride * g->w + j * g->stride;
-                float best = win[0];
-                for (size_t ki = 0; ki < g->kh; ki++)
-                    for (size_t kj = 0; kj < g->kw; kj++)
-                        if (win[ki * g->w + kj] > best)
-                            best = win[ki * g->w + kj];
-                out[i * g->ow + j] = best;
-            }
-    });
+    PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes,
+                 { maxpool_plane(g, x + (size_t)t * g->h * g->w, y + (size_t)t * g->oh * g->ow); });
 }
 
 /* Where the first maximum of the window at win is, from win. */

@@ -6,7 +6,9 @@
  * The backend computes it (kernels/conv.c on the CPU: im2col and a GEMM per
  * sample); this file gives it its shapes, parameters and settings.  In
  * whole-network passes it also applies an activation that follows it when
- * the backend can (net.c fuses them when the activation works in place). */
+ * the backend can (net.c fuses them when the activation works in place),
+ * and in forward-only networks a batch normalisation and a max pooling
+ * that follow. */
 #include "internal.h"
 
 enum { FILTERS, SIZE, STRIDE, PAD, NKEYS };
@@ -58,10 +60,21 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
     /* A forward-only network's state area: the filters as the backend
      * reads them, kept between passes (keep_floats). */
     float *keep = l->state_floats ? l->state : NULL;
+    float *scale = NULL, *shift = NULL;
     if (ctx->fuse && l->fused_affine) {
         /* A batch normalisation folded in (forward-only networks). */
-        float *scale = ctx->ws, *shift = ctx->ws + f;
+        scale = ctx->ws, shift = ctx->ws + f;
         l->fused_affine->ops->affine(l->fused_affine, ctx, scale, shift);
+    }
+    if (ctx->fuse && l->fused_pool) {
+        /* A max pooling folded in too (forward-only networks): y is its
+         * output. */
+        cn_win pool = l->fused_pool->ops->window(l->fused_pool);
+        ctx->be->conv_fwd_pool(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, &pool, y,
+                               ctx->ws + affine_floats(f), keep, act);
+        return;
+    }
+    if (scale) {
         ctx->be->conv_fwd_affine(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, y,
                                  ctx->ws + affine_floats(f), keep, act);
         return;
@@ -93,6 +106,7 @@ const cn_layer_ops cn_conv_ops = {
     .needs_x = 1,
     .fusable_acts = fusable_acts,
     .fuses_affine = 1,
+    .fuses_pool = 1,
     .setup = setup,
     .forward = forward,
     .backward = backward,

@@ -86,6 +86,7 @@ const cn_layer_ops cn_maxpool_ops = {
     .keys = keys,
     .n_keys = NKEYS,
     .needs_x = 1,
+    .max_pool = 1,
     .setup = setup,
     .forward = forward,
     .backward = backward,
