@@ -287,6 +287,26 @@ static void gemm_thread_count_invariant(const char *isa)
                   memcmp(c1, c5, m * n * 4) == 0,
               "%s: dot path, a second or third call with the same B differs", isa);
     free(a), free(b), free(c1), free(c2), free(c3), free(c4), free(c5);
+    /* B transposed (packed, not read in place) under many rows of tiles:
+     * one thread packs each slice of B once for all its tiles
+     * (tiles_sharing_b), three threads take a tile each (tile()); columns
+     * past NC (two column blocks), A transposed and not, beta 0 and 1.5. */
+    m = 300, n = 1100, k = 300;
+    a = normal(m * k, 1, 0, &rng), b = normal(n * k, 1, 0, &rng);
+    c1 = normal(m * n, 1, 0, &rng), c2 = floats(m * n);
+    b1 = isa_backend(isa, 1), b2 = isa_backend(isa, 3);
+    CHECK(b1 && b2);
+    for (int ta = 0; ta < 2; ta++)
+        for (int beta = 0; beta < 2; beta++) {
+            memcpy(c2, c1, m * n * 4);
+            b1->gemm(b1, ta, 1, m, n, k, 1, a, ta ? m : k, b, k, beta * 1.5f, c1, n);
+            b2->gemm(b2, ta, 1, m, n, k, 1, a, ta ? m : k, b, k, beta * 1.5f, c2, n);
+            CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0,
+                      "%s: B transposed, ta %d, beta %d: 1 and 3 threads differ", isa, ta, beta);
+        }
+    cn_backend_destroy(b1);
+    cn_backend_destroy(b2);
+    free(a), free(b), free(c1), free(c2);
 }
 PER_ISA(gemm_thread_count_invariant)
 

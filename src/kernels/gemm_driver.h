@@ -111,6 +111,36 @@ static void pack_b(int tb, const float *b, size_t ldb, size_t p0, size_t kc, siz
  * together that a KC x NR panel stays within a few pages. */
 static inline int direct_b(int tb, size_t ldb) { return DIRECT_B && !tb && ldb <= 1024; }
 
+/* The KC-deep slice [p0, p0+kc) of one tile of C, rows [i0, i0+mc) and
+ * columns [j0, j0+nc): A's rows packed into pa (or pre-packed: pre), then
+ * the register kernel over B's panels, packed in pb (NR-column panels of
+ * kc rows, from column j0) or, with direct, B itself.  bt: C's beta. */
+static void tile_slice(float *pa, const float *pre, int ta, size_t i0, size_t mc, size_t j0,
+                       size_t nc, size_t k, size_t p0, size_t kc, float alpha, const float *a,
+                       size_t lda, const float *b, size_t ldb, int direct, const float *pb,
+                       float bt, float *c, size_t ldc)
+{
+    size_t np = n_panels(mc);
+    const float *ablk = pa;
+    if (pre)
+        ablk = pre + i0 * k + p0 * mc;
+    else
+        pack_a(ta, a, lda, i0, mc, p0, kc, pa);
+    for (size_t jr = 0; jr < nc; jr += NR) {
+        size_t nr = nc - jr < NR ? nc - jr : NR;
+        const float *bp = direct ? b + p0 * ldb + j0 + jr : pb + jr * kc;
+        const float *panel_a = ablk;
+        size_t row = i0;
+        for (size_t r = 0; r < np; r++) {
+            size_t mr = panel_rows(mc, np, r);
+            kernel(mr, kc, panel_a, bp, direct ? ldb : NR, c + row * ldc + j0 + jr, ldc, nr, alpha,
+                   bt);
+            panel_a += mr * kc;
+            row += mr;
+        }
+    }
+}
+
 /* One tile of C: rows [i0, i0+mc), columns [j0, j0+nc), mc <= MC, nc <= NC.
  * pre: A packed in advance (GEMM_NAME_pack_a), or NULL. */
 static void tile(float *pack, const float *pre, int ta, int tb, size_t i0, size_t mc, size_t j0,
@@ -118,29 +148,38 @@ static void tile(float *pack, const float *pre, int ta, int tb, size_t i0, size_
                  size_t ldb, float beta, float *c, size_t ldc)
 {
     float *pa = pack, *pb = pack + (size_t)MC * KC;
-    size_t np = n_panels(mc);
     int direct = direct_b(tb, ldb);
     for (size_t p0 = 0; p0 < k; p0 += KC) {
         size_t kc = k - p0 < KC ? k - p0 : KC;
-        float bt = p0 == 0 ? beta : 1.0f;
-        const float *ablk = pa;
-        if (pre)
-            ablk = pre + i0 * k + p0 * mc;
-        else
-            pack_a(ta, a, lda, i0, mc, p0, kc, pa);
         if (!direct)
             pack_b(tb, b, ldb, p0, kc, j0, nc, pb);
-        for (size_t jr = 0; jr < nc; jr += NR) {
-            size_t nr = nc - jr < NR ? nc - jr : NR;
-            const float *bp = direct ? b + p0 * ldb + j0 + jr : pb + jr * kc;
-            const float *panel_a = ablk;
-            size_t row = i0;
-            for (size_t r = 0; r < np; r++) {
-                size_t mr = panel_rows(mc, np, r);
-                kernel(mr, kc, panel_a, bp, direct ? ldb : NR, c + row * ldc + j0 + jr, ldc, nr,
-                       alpha, bt);
-                panel_a += mr * kc;
-                row += mr;
+        tile_slice(pa, pre, ta, i0, mc, j0, nc, k, p0, kc, alpha, a, lda, b, ldb, direct, pb,
+                   p0 == 0 ? beta : 1.0f, c, ldc);
+    }
+}
+
+/* Tiles [t, t + nt, ...) of a grid of tiles_m rows (of m rows of C, as the
+ * threaded GEMM cuts them) by columns of NC, B packed once per slice for
+ * all of them rather than once per tile: for a B that is packed (not read in
+ * place) and more rows of tiles than threads, as a fully connected layer's
+ * forward pass at a large batch (y = x W^T, W transposed as it is packed:
+ * LeNet's fc1 at a batch of 1000 packed all of W eight times a call).  The
+ * same slices in the same order, so the same bits as tile(). */
+static void tiles_sharing_b(float *pack, int ta, int tb, size_t m, size_t n, size_t k,
+                            size_t tiles_m, size_t t, size_t nt, float alpha, const float *a,
+                            size_t lda, const float *b, size_t ldb, float beta, float *c,
+                            size_t ldc)
+{
+    float *pa = pack, *pb = pack + (size_t)MC * KC;
+    for (size_t j0 = 0; j0 < n; j0 += NC) {
+        size_t nc = n - j0 < NC ? n - j0 : NC;
+        for (size_t p0 = 0; p0 < k; p0 += KC) {
+            size_t kc = k - p0 < KC ? k - p0 : KC;
+            pack_b(tb, b, ldb, p0, kc, j0, nc, pb);
+            for (size_t it = t; it < tiles_m; it += nt) {
+                size_t i0 = m * it / tiles_m, i1 = m * (it + 1) / tiles_m;
+                tile_slice(pa, NULL, ta, i0, i1 - i0, j0, nc, k, p0, kc, alpha, a, lda, b, ldb, 0,
+                           pb, p0 == 0 ? beta : 1.0f, c, ldc);
             }
         }
     }
@@ -334,9 +373,16 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
         });
         return;
     }
+    size_t tn = NC, tiles_m = (m + MC - 1) / MC;
+    if (!direct_b(tb, ldb) && tiles_m >= 2 * (size_t)nt) {
+        PARALLEL_FOR(nt, t, nt, {
+            tiles_sharing_b(cpu->pack + (size_t)thread_id() * cpu->pack_floats, ta, tb, m, n, k,
+                            tiles_m, (size_t)t, (size_t)nt, alpha, a, lda, b, ldb, beta, c, ldc);
+        });
+        return;
+    }
     /* Tiles of up to MC x tn, with tn halved (in whole NR panels) until every
      * thread has work, as far as the shape allows. */
-    size_t tn = NC, tiles_m = (m + MC - 1) / MC;
     while (tiles_m * ((n + tn - 1) / tn) < (size_t)nt * 2 && tn > NR * 2)
         tn = (tn / 2 + NR - 1) / NR * NR;
     /* The rows shared evenly among the rows of tiles, each at most MC (128
