@@ -500,7 +500,7 @@ help:
 	@echo "make data     fetch MNIST into data/mnist"
 	@echo "make bench    convnet against PyTorch and ONNX Runtime on this machine (training,"
 	@echo "              inference, latency, memory, time to 99%; BENCH_SECONDS, BENCH_REPS, BENCH_QUICK=1,"
-	@echo "              BENCH_ONLY=torch|ort|installed for one section)"
+	@echo "              BENCH_ONLY=torch|ort|installed|tta for one section)"
 	@echo "make bench-alone  one contender alone against the same inside make bench"
 	@echo "              (BENCH_WORKLOAD=lenet-train-b64-t2 BENCH_CONTENDER=tuned; BENCH_WORKLOAD=list)"
 	@echo "make plan-check  convnet plan's memory and time against real training runs (~10 min)"
