@@ -544,8 +544,7 @@ PER_ISA(conv_split_matches_one_thread)
  * and channels) and the reference's values, with and without a fused
  * relu.  Geometries: LeNet's second layer, small's second (direct),
  * LeNet's first (lanes forward in the direct sum's order, direct backward),
- * mnist-best's third (Winograd forward and input gradient, the lanes'
- * weight gradient),
+ * mnist-best's third (Winograd forward and both gradients),
  * output rows of 1 to 3 (more filters to a register block), strides 2 and
  * 3, 1x1 and 7x7 windows, padding 0 to 3, channel counts that are not
  * multiples of 16, a window deeper than the GEMM's 256-deep slices. */

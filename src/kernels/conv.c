@@ -173,20 +173,6 @@ static int lanes_fit(const cn_win *g, size_t m)
     return g->c * g->kh * g->kw <= LC_MAX_K && lc_thread_floats(g, m) <= LC_MAX_FLOATS;
 }
 
-/* The lanes' weight gradient instead of Winograd's, for a batch of 16 or
- * more: a plane of at most 14 x 14 outputs with fewer input channels than
- * filters, in up to 2 MB a thread.  mnist-best's third layer (16 to 32
- * channels at 14 x 14) ran backward 1.5-1.6x faster, fashion-best's (24 to
- * 48) 1.27x; with as many channels in as out (mnist-best's fourth) or
- * larger planes the two were level, and at 32 x 32 (cifar10) Winograd's
- * was 2.4x faster (Intel Xeon, session 40).  Since Winograd's products run
- * along the tiles' lanes for such layers (wg_dw_by_lanes), the two are
- * within 4% on these shapes, Winograd's ahead by the noise (session 41). */
-static int lanes_dw_first(const cn_win *g, size_t m)
-{
-    return g->oh * g->ow <= 196 && g->c < m && g->c * g->kh * g->kw <= LC_MAX_K &&
-           lc_thread_floats(g, m) <= 2 * LC_MAX_FLOATS;
-}
 #endif
 
 /* Per thread: two buffers, each the larger of K x P and (m*kh*kw) x (h*w),
@@ -202,7 +188,7 @@ static size_t thread_floats(const cn_win *g, size_t m)
         t = wg_thread_floats(g);
 #endif
 #ifdef HAVE_LANE_CONV
-    if ((lanes_fit(g, m) || lanes_dw_first(g, m)) && lc_thread_floats(g, m) > t)
+    if (lanes_fit(g, m) && lc_thread_floats(g, m) > t)
         t = lc_thread_floats(g, m);
 #endif
     return (t + 15) / 16 * 16; /* so that every thread's area starts on a cache line */
@@ -908,12 +894,13 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
         conv_dx_winograd(be, g, m, y, dy, n, w, dx, ws, act);
         dx = NULL; /* the weight gradient follows as without dx */
     }
-#ifdef HAVE_LANE_CONV
-    if (!dx && n >= 16 && use_winograd(g, m) && !be->exact && lanes_dw_first(g, m)) {
-        conv_bwd_lanes(be, g, m, x, y, dy, n, w, dw, db, NULL, ws, act);
-        return;
-    }
-#endif
+    /* Winograd's weight gradient also for the planes of up to 14 x 14 with
+     * fewer channels in than out that the lanes' took until session 44: with
+     * its products along the tiles' lanes (wg_dw_by_lanes) it is ahead on
+     * every such shape measured (Ice Lake Xeon, 2 threads, batch 128, the
+     * weight gradient alone: fashion-best's third layer 2.5-2.7 ms against
+     * 3.3-4.4, mnist-best's 1.1-1.3 against 1.4-2.0, cifar10's seventh, 64
+     * to 128 channels at 8 x 8, 4.1-5.3 against 6.7-6.8). */
     if (!dx && use_winograd(g, m) && !be->exact) {
         conv_dw_winograd(be, g, m, x, y, dy, n, dw, db, ws, act);
         return;
