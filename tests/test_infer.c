@@ -91,6 +91,24 @@ static void same_results_as_the_full_layout(void)
     }
 }
 
+/* Random weights, batch normalisations' scales and shifts, and running
+ * means and variances (> 0), from seed. */
+static void randomize(cn_net *net, uint64_t seed)
+{
+    cn_rng rng;
+    cn_rng_seed(&rng, seed);
+    for (int b = 0; b < 2; b++) {
+        size_t count = b ? cn_net_num_buffers(net) : cn_net_num_params(net);
+        float *v = malloc(count * sizeof *v);
+        CHECK(v);
+        th_fill_normal(v, count, &rng);
+        for (size_t i = 0; i < count; i++)
+            v[i] = b ? 0.2f + v[i] * v[i] : 0.3f * v[i];
+        CHECK_OK(cn_net_set(net, b ? CN_BUFFERS : CN_PARAMS, 0, count, v));
+        free(v);
+    }
+}
+
 /* Batch normalisation folded into the convolution before it (forward-only
  * networks, net.c's folds_affine): after the direct kernel (stride 1, rows of
  * 12 and more) and im2col's (stride 2), with its relu or without one, with a
@@ -117,20 +135,8 @@ static void batch_norm_folded_in(void)
     CHECK(spec);
     cn_model *m;
     CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
-    /* Random weights, scales, shifts, running means and variances (> 0). */
-    cn_rng rng;
-    cn_rng_seed(&rng, 77);
     cn_net *net = cn_model_net(m);
-    for (int b = 0; b < 2; b++) {
-        size_t count = b ? cn_net_num_buffers(net) : cn_net_num_params(net);
-        float *v = malloc(count * sizeof *v);
-        CHECK(v);
-        th_fill_normal(v, count, &rng);
-        for (size_t i = 0; i < count; i++)
-            v[i] = b ? 0.2f + v[i] * v[i] : 0.3f * v[i];
-        CHECK_OK(cn_net_set(net, b ? CN_BUFFERS : CN_PARAMS, 0, count, v));
-        free(v);
-    }
+    randomize(net, 77);
     const size_t ns[] = {1, 9};
     for (size_t j = 0; j < 2; j++) {
         size_t n = ns[j];
@@ -187,19 +193,8 @@ static void pooling_folded_in(void)
     CHECK(spec);
     cn_model *m;
     CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
-    cn_rng rng;
-    cn_rng_seed(&rng, 78);
     cn_net *net = cn_model_net(m);
-    for (int b = 0; b < 2; b++) {
-        size_t count = b ? cn_net_num_buffers(net) : cn_net_num_params(net);
-        float *v = malloc(count * sizeof *v);
-        CHECK(v);
-        th_fill_normal(v, count, &rng);
-        for (size_t i = 0; i < count; i++)
-            v[i] = b ? 0.2f + v[i] * v[i] : 0.3f * v[i];
-        CHECK_OK(cn_net_set(net, b ? CN_BUFFERS : CN_PARAMS, 0, count, v));
-        free(v);
-    }
+    randomize(net, 78);
     const size_t ns[] = {1, 9, 33};
     for (size_t j = 0; j < 3; j++) {
         size_t n = ns[j];

@@ -691,22 +691,18 @@ PER_ISA(conv_affine_is_conv_then_bn)
  * no window covers. */
 static void conv_pool_is_conv_then_pool(const char *isa)
 {
-    static const size_t pgeoms[][6] = {
-        /* c, h, w, k, stride, pad: split_pgeoms', then LeNet's first layer */
-        {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1}, {20, 12, 12, 5, 1, 0}, {32, 15, 14, 3, 2, 1},
-        {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3}, {24, 14, 13, 3, 1, 1}, {1, 28, 28, 5, 1, 0},
-    };
+    static const size_t lenet1[6] = {1, 28, 28, 5, 1, 0};              /* after split_geoms */
     static const size_t pools[][2] = {{2, 2}, {3, 3}, {3, 2}, {2, 1}}; /* size, stride */
     cn_backend *be = isa_backend(isa, 3);
     if (!be)
         return;
     cn_rng rng;
     cn_rng_seed(&rng, 23);
-    for (size_t t = 0; t < sizeof pgeoms / sizeof pgeoms[0]; t++)
+    for (size_t t = 0; t <= N_SPLIT_GEOMS; t++)
         for (size_t ni = 0; ni < 3; ni++) {
             size_t n = ni == 0 ? 1 : 15 + ni; /* 1, 16 (one block among 3 threads), 17 */
-            cn_win g = win_of(pgeoms[t]);
-            size_t m = t == 7 ? 20 : SPLIT_M, kk = g.c * g.kh * g.kw, p = g.oh * g.ow;
+            cn_win g = win_of(t < N_SPLIT_GEOMS ? split_geoms[t] : lenet1);
+            size_t m = t == N_SPLIT_GEOMS ? 20 : SPLIT_M, kk = g.c * g.kh * g.kw, p = g.oh * g.ow;
             size_t in = n * g.c * g.h * g.w, out = n * m * p;
             float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 0.3, 0, &rng);
             float *b = normal(m, 1, 0, &rng), *sc = normal(2 * m, 1, 0, &rng);
