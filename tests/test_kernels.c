@@ -710,17 +710,18 @@ static void conv_pool_is_conv_then_pool(const char *isa)
             size_t nws = be->conv_ws(be, &g, m, n) + be->conv_pool_ws(be, &g, m);
             size_t nkeep = be->conv_keep ? be->conv_keep(be, &g, m) : 0;
             float *ws = floats(nws), *keep = nkeep ? calloc(nkeep, sizeof(float)) : NULL;
-            for (size_t q = 0; q < sizeof pools / sizeof pools[0]; q++)
-                for (int form = 0; form < 3; form++) { /* plain, relu, folded batch norm, relu */
+            for (int form = 0; form < 3; form++) { /* plain, relu, folded batch norm, relu */
+                cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
+                float *scale = form == 2 ? sc : NULL, *shift = form == 2 ? sc + m : NULL;
+                be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, y, ws, NULL, act);
+                for (size_t q = 0; q < sizeof pools / sizeof pools[0]; q++) {
                     size_t k = pools[q][0], st = pools[q][1];
                     cn_win pw = {
                         m, g.oh, g.ow, k, k, st, 0, (g.oh - k) / st + 1, (g.ow - k) / st + 1};
                     size_t pout = n * m * pw.oh * pw.ow;
-                    cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
-                    float *scale = form == 2 ? sc : NULL, *shift = form == 2 ? sc + m : NULL;
-                    be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, y, ws, NULL, act);
                     be->maxpool_fwd(be, &pw, y, n, yp);
-                    for (int kept = 0; kept < 1 + (keep != NULL); kept++) {
+                    /* the kept transforms once a form */
+                    for (int kept = 0; kept < 1 + (keep != NULL && q == 0); kept++) {
                         memset(yf, 0xff, pout * sizeof *yf); /* NaNs: every output written */
                         be->conv_fwd_pool(be, &g, m, x, n, w, b, scale, shift, &pw, yf, ws,
                                           kept ? keep : NULL, act);
@@ -730,6 +731,7 @@ static void conv_pool_is_conv_then_pool(const char *isa)
                                   isa, t, n, k, st, form, kept);
                     }
                 }
+            }
             free(x), free(w), free(b), free(sc), free(y), free(yp), free(yf), free(ws), free(keep);
         }
     cn_backend_destroy(be);
