@@ -705,7 +705,7 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
 #endif
 
 /* The forward pass on every path, pooled when po is not NULL (the lanes
- * pool in their own layout: pool_win). */
+ * pool in their own layout, lc_unpack_pool, and need only po's windows). */
 static void conv_fwd_any(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                          const float *w, const float *b, const float *scale, const float *shift,
                          float *y, float *ws, float *keep, cn_act act, const pool_to *po)

@@ -104,6 +104,16 @@ static void lc_offsets(const cn_win *g, int32_t *off)
                 off[k++] = (int32_t)(((c * hp + ki) * wp + kj) * 16);
 }
 
+/* Sixteen positions of one filter, r[t] the lanes (samples) of position t,
+ * turned into rows and stored for samples [0, cnt): the first nq (mask mq)
+ * of sample s's row at y + s * ld. */
+static inline void lc_store(__m512 r[16], size_t cnt, __mmask16 mq, float *y, size_t ld)
+{
+    transpose16(r);
+    for (size_t s = 0; s < cnt; s++)
+        _mm512_mask_storeu_ps(y + s * ld, mq, r[s]);
+}
+
 /* Outputs yl (m filters of p positions, 16 lanes each) of samples [0, cnt)
  * into y (cnt, m, p), filters [fa, fb). */
 static void lc_unpack(const float *yl, size_t m, size_t p, size_t fa, size_t fb, size_t cnt,
@@ -117,9 +127,7 @@ static void lc_unpack(const float *yl, size_t m, size_t p, size_t fa, size_t fb,
             __m512 r[16];
             for (size_t t = 0; t < 16; t++)
                 r[t] = t < nq ? _mm512_loadu_ps(yl + (f * p + q0 + t) * 16) : zero;
-            transpose16(r);
-            for (size_t s = 0; s < cnt; s++)
-                _mm512_mask_storeu_ps(y + (s * m + f) * p + q0, mq, r[s]);
+            lc_store(r, cnt, mq, y + f * p + q0, m * p);
         }
 }
 
@@ -159,9 +167,7 @@ static void lc_unpack_pool(const float *yl, size_t m, const cn_win *pool, size_t
                         best = _mm512_max_ps(_mm512_loadu_ps(win + (ki * w + kj) * 16), best);
                 r[t] = best;
             }
-            transpose16(r);
-            for (size_t s = 0; s < cnt; s++)
-                _mm512_mask_storeu_ps(y + (s * m + f) * pp + q0, mq, r[s]);
+            lc_store(r, cnt, mq, y + f * pp + q0, m * pp);
         }
 }
 
