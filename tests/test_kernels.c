@@ -478,13 +478,19 @@ PER_ISA(conv_thread_count_invariant)
 /* Fewer samples than threads: each sample's filters are split among the
  * threads (SPLIT_MACS and up), on the direct path and on im2col's (with a
  * stride, and a 1x1 convolution that reads x in place), into shares of
- * uneven size (17 filters): the same bits as one thread, and the
- * reference's values. */
+ * uneven size (17 filters), and on Winograd's (each thread transforms the
+ * whole unit's inputs and makes its share of the filters' outputs; planes
+ * of 4 and of 8 tile columns, of 2 x 2 tiles, and 28 x 28 planes of 40
+ * channels, whose unit is one sample, so that two samples make two units):
+ * the same bits as one thread and the reference's values forward, and the
+ * same bits backward (the input gradient's Winograd splits the same way). */
 static const size_t split_geoms[][6] = {
     /* c, h, w, k, stride, pad: direct, direct, im2col, strided, 1x1 in place,
-     * 7x7, Winograd (on AVX-512) */
-    {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1}, {20, 12, 12, 5, 1, 0}, {32, 15, 14, 3, 2, 1},
-    {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3}, {24, 14, 13, 3, 1, 1},
+     * 7x7, then Winograd (on AVX-512): 4 tile columns, 7 x 7 (2 x 2 tiles),
+     * 8 tile columns, 28 x 28 */
+    {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0}, {32, 15, 14, 3, 2, 1},
+    {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},  {24, 14, 13, 3, 1, 1}, {32, 7, 7, 3, 1, 1},
+    {21, 32, 32, 3, 1, 1}, {40, 28, 28, 3, 1, 1},
 };
 /* Filters of the split tests: with every geometry above, enough work to be
  * split (conv.c's SPLIT_MACS, 512 K multiply-adds), in shares of 13-14. */
@@ -524,6 +530,16 @@ static void conv_split_matches_one_thread(const char *isa)
                 CHECK_MSG(max_rel(y3, yr, out) < 2e-5, "%s geometry %zu, %zu samples: error %.2g",
                           isa, t, n, max_rel(y3, yr, out));
             }
+            /* Backward (through the relu of the last pass): the same bits. */
+            float *dy = normal(out, 1, 0, &rng), *dx1 = floats(in), *dx3 = floats(in);
+            float *dw1 = calloc(m * kk, 4), *dw3 = calloc(m * kk, 4);
+            float *db1 = calloc(m, 4), *db3 = calloc(m, 4);
+            b1->conv_bwd(b1, &g, m, x, y1, dy, n, w, dw1, db1, dx1, ws1, CN_ACT_RELU);
+            b3->conv_bwd(b3, &g, m, x, y3, dy, n, w, dw3, db3, dx3, ws3, CN_ACT_RELU);
+            CHECK_MSG(memcmp(dx1, dx3, in * 4) == 0 && memcmp(dw1, dw3, m * kk * 4) == 0 &&
+                          memcmp(db1, db3, m * 4) == 0,
+                      "%s geometry %zu, %zu samples: 1 and 3 threads' gradients differ", isa, t, n);
+            free(dy), free(dx1), free(dx3), free(dw1), free(dw3), free(db1), free(db3);
             free(x), free(w), free(b), free(y1), free(y3), free(yr), free(ws1), free(ws3);
         }
     cn_backend_destroy(b1);
