@@ -20,6 +20,7 @@ kernel_rows(const int mr, size_t kc, const float *restrict a, const float *restr
     __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr), lane);
     __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)nr - 8), lane);
+#pragma GCC unroll 6
     for (int i = 0; i < mr; i++)
         c0[i] = c1[i] = _mm256_setzero_ps();
     for (size_t p = 0; p < kc; p++) {
@@ -31,6 +32,7 @@ kernel_rows(const int mr, size_t kc, const float *restrict a, const float *restr
             b0 = _mm256_maskload_ps(b, m0);
             b1 = _mm256_maskload_ps(b + 8, m1);
         }
+#pragma GCC unroll 6
         for (int i = 0; i < mr; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
             c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
@@ -40,6 +42,7 @@ kernel_rows(const int mr, size_t kc, const float *restrict a, const float *restr
         b += ldb;
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
     for (int i = 0; i < mr; i++) {
         float *row = c + (size_t)i * ldc;
         __m256 r0 = _mm256_mul_ps(va, c0[i]), r1 = _mm256_mul_ps(va, c1[i]);

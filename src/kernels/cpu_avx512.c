@@ -20,10 +20,12 @@ kernel_rows(const int mr, size_t kc, const float *restrict a, const float *restr
     __m512 c0[MR_MAX], c1[MR_MAX];
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+#pragma GCC unroll 14
     for (int i = 0; i < mr; i++)
         c0[i] = c1[i] = _mm512_setzero_ps();
     for (size_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 14
         for (int i = 0; i < mr; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
@@ -33,6 +35,7 @@ kernel_rows(const int mr, size_t kc, const float *restrict a, const float *restr
         b += ldb;
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
     for (int i = 0; i < mr; i++) {
         float *row = c + (size_t)i * ldc;
         __m512 r0 = _mm512_mul_ps(va, c0[i]), r1 = _mm512_mul_ps(va, c1[i]);
