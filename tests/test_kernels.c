@@ -265,6 +265,25 @@ static void gemm_thread_count_invariant(const char *isa)
     cn_backend_destroy(b2);
     CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: 1 and 3 threads differ", isa);
     free(a), free(b), free(c1), free(c2);
+    /* Split by depth (a fully connected layer's input gradient): on 2
+     * threads 5 slices of KC = 256 (the second thread sums 3 apart, C adds
+     * them in order), two column blocks, beta 1.5; then a C too large for
+     * the packing buffers, split by columns instead. */
+    for (int big = 0; big < 2; big++) {
+        m = big ? 120 : 70, n = big ? 3000 : 1100, k = 1100;
+        a = normal(m * k, 1, 0, &rng), b = normal(k * n, 1, 0, &rng);
+        c1 = normal(m * n, 1, 0, &rng), c2 = floats(m * n);
+        memcpy(c2, c1, m * n * 4);
+        b1 = isa_backend(isa, 1), b2 = isa_backend(isa, 2);
+        CHECK(b1 && b2);
+        b1->gemm(b1, 0, 0, m, n, k, 1, a, k, b, n, 1.5f, c1, n);
+        b2->gemm(b2, 0, 0, m, n, k, 1, a, k, b, n, 1.5f, c2, n);
+        cn_backend_destroy(b1);
+        cn_backend_destroy(b2);
+        CHECK_MSG(memcmp(c1, c2, m * n * 4) == 0, "%s: %zu x %zu x %zu, 1 and 2 threads differ",
+                  isa, m, n, k);
+        free(a), free(b), free(c1), free(c2);
+    }
     /* The dot-product path (few rows of A, B transposed): its column
      * ranges follow the thread count, and each call with the same B sweeps
      * B's rows the other way from the last: the first and second calls on
