@@ -573,8 +573,9 @@ PER_ISA(conv_split_matches_one_thread)
  * path's order.
  * Forward, each sample's outputs are the bits it gets alone (on that
  * path), wherever it sits in the batch (whole blocks of 16 and a partial
- * one, one block split among 3 threads by filter groups), with the bias,
- * the relu and a folded batch normalisation.  Backward, the gradients are
+ * one; on 3 threads 16 and 17 samples, fewer blocks than threads, take the
+ * path of a smaller batch), with the bias, the relu and a folded batch
+ * normalisation.  Backward, the gradients are
  * the same bits on 1 and 3 threads (3 threads share one block's filters
  * and channels) and the reference's values, with and without a fused
  * relu.  Geometries: LeNet's second layer, small's second (direct),
