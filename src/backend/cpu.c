@@ -67,30 +67,25 @@ static void cpu_move(const cn_backend *be, void *dst, const void *src, size_t by
         memcpy(dst, src, bytes);
 }
 
-/* Large fills are split evenly among the threads, as the optimizer's update
- * splits the parameters: zeroing the gradients before a backward pass then
- * leaves each half in the cache of the core whose update reads it (and whose
- * share of a fully connected layer's weight gradient mostly lands there), not
- * all of it in the calling thread's, from where the other core would have to
- * fetch every line it writes. */
-#define FILL_PAR_MIN 32768 /* floats: below this, one thread (as the update's PAR_MIN) */
-
-static void fill_range(float *x, float value, size_t lo, size_t hi)
+/* Large fills are cut among the threads as the optimizer's update cuts the
+ * parameters (FOR_RANGES, the same ranges): zeroing the gradients before a
+ * backward pass then leaves each range in the cache of the core whose update
+ * reads it (and whose share of a fully connected layer's weight gradient
+ * mostly lands there), not all of it in the calling thread's, from where the
+ * other core would have to fetch every line it writes. */
+static void fill_range(float *x, float value, long lo, long hi)
 {
     if (value == 0.0f) { /* all bits zero: +0.0f */
-        memset(x + lo, 0, (hi - lo) * sizeof *x);
+        memset(x + lo, 0, (size_t)(hi - lo) * sizeof *x);
         return;
     }
-    for (size_t i = lo; i < hi; i++)
+    for (long i = lo; i < hi; i++)
         x[i] = value;
 }
 
 static void cpu_fill(const cn_backend *be, float *x, float value, size_t count)
 {
-    int nt = count >= FILL_PAR_MIN ? cn_cpu_of(be)->threads : 1;
-    PARALLEL_FOR(nt, t, nt, {
-        fill_range(x, value, count * (size_t)t / (size_t)nt, count * (size_t)(t + 1) / (size_t)nt);
-    });
+    FOR_RANGES(be, count, PAR_MIN, lo, hi, fill_range(x, value, lo, hi));
 }
 
 static void cpu_sync(const cn_backend *be) { (void)be; }

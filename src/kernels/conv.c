@@ -694,7 +694,7 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
         size_t s0 = (size_t)bk * 16, cnt = n - s0 < 16 ? n - s0 : 16;
         float *xl = bufs + (size_t)thread_id() * tf;
         lc_pack(g, x + s0 * in, cnt, xl);
-        lc_block(g, m, xl, cnt, wgs, 0, groups, b, scale, shift, act == CN_ACT_RELU, slice, pool,
+        lc_block(g, m, xl, cnt, wgs, b, scale, shift, act == CN_ACT_RELU, slice, pool,
                  xl + xl_floats, y + s0 * out1);
     });
 }

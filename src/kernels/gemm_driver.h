@@ -365,18 +365,15 @@ static void gemm_by_depth(const cn_cpu *cpu, int nk, size_t m, size_t n, size_t 
     });
     /* C adds the other threads' slices in order, its rows shared out as the
      * layers below share out samples. */
-    size_t first = slices / (size_t)nk; /* slices of thread 0 */
     PARALLEL_FOR(nk, t, nk, {
         size_t i0 = m * (size_t)t / (size_t)nk, i1 = m * (size_t)(t + 1) / (size_t)nk;
-        for (size_t s = first; s < slices; s++) {
-            size_t owner = 1;
-            while (slices * (owner + 1) / (size_t)nk <= s)
-                owner++;
-            const float *part = cpu->pack + owner * cpu->pack_floats + MC * KC +
-                                (s - slices * owner / (size_t)nk) * m * n;
-            for (size_t i = i0; i < i1; i++)
-                for (size_t j = 0; j < n; j++)
-                    c[i * ldc + j] += part[i * n + j];
+        for (size_t o = 1; o < (size_t)nk; o++) {
+            const float *part = cpu->pack + o * cpu->pack_floats + MC * KC;
+            size_t count = slices * (o + 1) / (size_t)nk - slices * o / (size_t)nk;
+            for (size_t q = 0; q < count; q++, part += m * n)
+                for (size_t i = i0; i < i1; i++)
+                    for (size_t j = 0; j < n; j++)
+                        c[i * ldc + j] += part[i * n + j];
         }
     });
 }

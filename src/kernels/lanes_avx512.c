@@ -115,12 +115,11 @@ static inline void lc_store(__m512 r[16], size_t cnt, __mmask16 mq, float *y, si
 }
 
 /* Outputs yl (m filters of p positions, 16 lanes each) of samples [0, cnt)
- * into y (cnt, m, p), filters [fa, fb). */
-static void lc_unpack(const float *yl, size_t m, size_t p, size_t fa, size_t fb, size_t cnt,
-                      float *y)
+ * into y (cnt, m, p). */
+static void lc_unpack(const float *yl, size_t m, size_t p, size_t cnt, float *y)
 {
     __m512 zero = _mm512_setzero_ps();
-    for (size_t f = fa; f < fb; f++)
+    for (size_t f = 0; f < m; f++)
         for (size_t q0 = 0; q0 < p; q0 += 16) {
             size_t nq = p - q0 < 16 ? p - q0 : 16;
             __mmask16 mq = tail_mask(nq);
@@ -136,13 +135,12 @@ static void lc_unpack(const float *yl, size_t m, size_t p, size_t fa, size_t fb,
  * maxpool_fwd's order (max(x, y) is y unless x > y, as its selects), then
  * only the pooled outputs transposed and stored, into y (cnt, m, pool->oh,
  * pool->ow).  The full outputs never leave the thread's area. */
-static void lc_unpack_pool(const float *yl, size_t m, const cn_win *pool, size_t fa, size_t fb,
-                           size_t cnt, float *y)
+static void lc_unpack_pool(const float *yl, size_t m, const cn_win *pool, size_t cnt, float *y)
 {
     size_t w = pool->w, p = pool->h * w, ow = pool->ow, pp = pool->oh * ow, st = pool->stride;
     int two = pool->kh == 2 && pool->kw == 2 && st == 2;
     __m512 zero = _mm512_setzero_ps();
-    for (size_t f = fa; f < fb; f++)
+    for (size_t f = 0; f < m; f++)
         for (size_t q0 = 0; q0 < pp; q0 += 16) {
             size_t nq = pp - q0 < 16 ? pp - q0 : 16;
             __mmask16 mq = tail_mask(nq);
@@ -218,12 +216,11 @@ lc_product(const int NF, const int NP, const float *xb, size_t pst, const int32_
         break;
 #define LC_CASES(nf) LC_CASE(nf, 1) LC_CASE(nf, 2) LC_CASE(nf, 3) LC_CASE(nf, 4)
 
-/* Filter groups [ga, gb) of the block packed in xl into yl, and from there
- * into y (cnt samples), through max pooling over pool's windows unless
- * pool is NULL. */
+/* The block packed in xl into yl, and from there into y (cnt samples),
+ * through max pooling over pool's windows unless pool is NULL. */
 static void lc_block(const cn_win *g, size_t m, const float *xl, size_t cnt, const float *wgs,
-                     size_t ga, size_t gb, const float *b, const float *scale, const float *shift,
-                     int relu, size_t slice, const cn_win *pool, float *yl, float *y)
+                     const float *b, const float *scale, const float *shift, int relu, size_t slice,
+                     const cn_win *pool, float *yl, float *y)
 {
     size_t wp = g->w + 2 * g->pad, kk = g->c * g->kh * g->kw;
     size_t p = g->oh * g->ow, groups = lc_groups(g, m), npmax = lc_np(g);
@@ -238,7 +235,7 @@ static void lc_block(const cn_win *g, size_t m, const float *xl, size_t cnt, con
             for (size_t pb = 0; pb < pblocks; pb++) {
                 size_t j0 = g->ow * pb / pblocks, np = g->ow * (pb + 1) / pblocks - j0;
                 const float *xb = xl + (i * g->stride * wp + j0 * g->stride) * 16;
-                for (size_t gi = ga; gi < gb; gi++) {
+                for (size_t gi = 0; gi < groups; gi++) {
                     size_t f0 = m * gi / groups, nf = m * (gi + 1) / groups - f0;
                     const float *wgg = wgs + f0 * kk, *bg = b ? b + f0 : NULL;
                     const float *scg = scale ? scale + f0 : NULL, *shg = scale ? shift + f0 : NULL;
@@ -253,9 +250,9 @@ static void lc_block(const cn_win *g, size_t m, const float *xl, size_t cnt, con
             }
     }
     if (pool)
-        lc_unpack_pool(yl, m, pool, m * ga / groups, m * gb / groups, cnt, y);
+        lc_unpack_pool(yl, m, pool, cnt, y);
     else
-        lc_unpack(yl, m, p, m * ga / groups, m * gb / groups, cnt, y);
+        lc_unpack(yl, m, p, cnt, y);
 }
 
 /* ------------------------------------------------------------ backward

@@ -41,4 +41,28 @@ static inline int thread_id(void)
     } while (0)
 /* clang-format on */
 
+/* Below this many elements a loop is not worth waking the threads for. */
+#define PAR_MIN 32768
+
+/* Runs the body (the trailing arguments, which may hold commas) over [0, n)
+ * cut into one contiguous range [lo, hi) per thread, or over all of it on the
+ * calling thread when n is at most min_n.  Either way the body is the same
+ * plain loop, which the compiler vectorises (OpenMP's "parallel for simd
+ * if(...)" made a branchy scalar copy for the serial case). */
+#define FOR_RANGES(be, n, min_n, lo, hi, ...)                                                      \
+    do {                                                                                           \
+        long n_ = (long)(n);                                                                       \
+        int nt_ = n_ > (long)(min_n) ? cn_cpu_of(be)->threads : 1;                                 \
+        if (nt_ <= 1) {                                                                            \
+            long lo = 0, hi = n_;                                                                  \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            _Pragma("omp parallel num_threads(nt_)")                                               \
+            {                                                                                      \
+                long t_ = thread_id(), lo = n_ * t_ / nt_, hi = n_ * (t_ + 1) / nt_;               \
+                __VA_ARGS__;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
 #endif
