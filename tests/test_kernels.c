@@ -575,11 +575,10 @@ PER_ISA(conv_split_matches_one_thread)
  * path), wherever it sits in the batch (whole blocks of 16 and a partial
  * one; on 3 threads 16 and 17 samples, fewer blocks than threads, take the
  * path of a smaller batch), with the bias, the relu and a folded batch
- * normalisation.  Backward, the gradients are
- * the same bits on 1 and 3 threads (3 threads share one block's filters
- * and channels) and the reference's values, with and without a fused
- * relu.  Geometries: LeNet's second layer, small's second (direct),
- * LeNet's first (lanes forward in the direct sum's order, direct backward),
+ * normalisation.  Backward, the gradients are the same bits on 1 and 3
+ * threads (3 threads share one block's filters and channels) and the
+ * reference's values, with and without a fused relu.  Geometries: LeNet's second layer, small's
+ * second (direct), LeNet's first (lanes forward in the direct sum's order, direct backward),
  * mnist-best's third (Winograd forward and both gradients),
  * output rows of 1 to 3 (more filters to a register block), strides 2 and
  * 3, 1x1 and 7x7 windows, padding 0 to 3, channel counts that are not

@@ -321,6 +321,9 @@ static int dot_direction(cn_cpu *cpu, const float *b)
  * alpha 1 a slice's sum is added to C in one rounding either way (the kernel
  * adds beta C to it, beta 1 past the first slice), so the bits are tile()'s. */
 
+/* The first of thread t's slices of the S among nk threads (t = nk: S). */
+static inline size_t first_slice(size_t slices, size_t t, size_t nk) { return slices * t / nk; }
+
 /* Slices [s0, s1) of C's m rows (m <= MC) into c: beta for the first. */
 static void depth_slices(float *pa, size_t m, size_t n, size_t k, size_t s0, size_t s1,
                          const float *a, size_t lda, const float *b, size_t ldb, float beta,
@@ -355,7 +358,8 @@ static void gemm_by_depth(const cn_cpu *cpu, int nk, size_t m, size_t n, size_t 
     size_t slices = (k + KC - 1) / KC;
     PARALLEL_FOR(nk, t, nk, {
         float *pack = cpu->pack + (size_t)t * cpu->pack_floats, *own = pack + MC * KC;
-        size_t s0 = slices * (size_t)t / (size_t)nk, s1 = slices * (size_t)(t + 1) / (size_t)nk;
+        size_t s0 = first_slice(slices, (size_t)t, (size_t)nk);
+        size_t s1 = first_slice(slices, (size_t)t + 1, (size_t)nk);
         if (t == 0)
             depth_slices(pack, m, n, k, s0, s1, a, lda, b, ldb, beta, c, ldc);
         else
@@ -369,7 +373,8 @@ static void gemm_by_depth(const cn_cpu *cpu, int nk, size_t m, size_t n, size_t 
         size_t i0 = m * (size_t)t / (size_t)nk, i1 = m * (size_t)(t + 1) / (size_t)nk;
         for (size_t o = 1; o < (size_t)nk; o++) {
             const float *part = cpu->pack + o * cpu->pack_floats + MC * KC;
-            size_t count = slices * (o + 1) / (size_t)nk - slices * o / (size_t)nk;
+            size_t count =
+                first_slice(slices, o + 1, (size_t)nk) - first_slice(slices, o, (size_t)nk);
             for (size_t q = 0; q < count; q++, part += m * n)
                 for (size_t i = i0; i < i1; i++)
                     for (size_t j = 0; j < n; j++)

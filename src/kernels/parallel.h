@@ -8,7 +8,12 @@
  * a forward or backward pass must not allocate (a network on one thread in
  * a control loop; tests/examples.sh counts the mallocs of examples/embedded.c
  * to check it).  The body may hold commas but no preprocessor directives;
- * thread_id() gives the thread's index, 0 on the calling thread. */
+ * thread_id() gives the thread's index, 0 on the calling thread.
+ *
+ * FOR_RANGES(be, n, min_n, lo, hi, body) cuts [0, n) into one range per
+ * thread instead (the element-wise kernels, the SGD update, the backend's
+ * fill): the same n cuts the same way wherever it is used, so two passes over
+ * one array give each core the same part of it. */
 #ifndef CN_KERNELS_PARALLEL_H
 #define CN_KERNELS_PARALLEL_H
 
