@@ -143,8 +143,18 @@ static void softmax(const cn_backend *be, const float *x, float *y, size_t rows,
 static void add_bias(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
                      const float *bias)
 {
+    int nt = n * m * p > PAR_MIN ? cn_cpu_of(be)->threads : 1;
+    if (p == 1) {
+        /* Features (a fully connected layer): rows of m, each a vector add. */
+        PARALLEL_FOR(nt, i, n, {
+            float *restrict row = y + (size_t)i * m;
+            for (size_t j = 0; j < m; j++)
+                row[j] += bias[j];
+        });
+        return;
+    }
     long blocks = (long)(n * m);
-    PARALLEL_FOR(blocks * (long)p > PAR_MIN ? cn_cpu_of(be)->threads : 1, t, blocks, {
+    PARALLEL_FOR(nt, t, blocks, {
         float *row = y + (size_t)t * p, bv = bias[(size_t)t % m];
         for (size_t j = 0; j < p; j++)
             row[j] += bv;
@@ -412,13 +422,20 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
                              &run_mean[f], &run_var[f]);
                 }
             }
+            /* The mean and 1 / std: the batch's, or the running ones (one
+             * vectorised pass for the sqrt and the division). */
+            const float *mean = save_mean, *is = save_invstd;
+            if (!train) {
+                mean = run_mean;
+                is = (float *)(scratch + c);
+                for (long f = lo; f < hi; f++)
+                    ((float *)is)[f] = 1.0f / sqrtf(run_var[f] + eps);
+            }
             for (size_t i = 0; i < n; i++) {
                 const float *restrict in = x + i * c;
                 float *restrict out = y + i * c;
                 for (long f = lo; f < hi; f++) {
-                    float mean = train ? save_mean[f] : run_mean[f];
-                    float is = train ? save_invstd[f] : 1.0f / sqrtf(run_var[f] + eps);
-                    float v = (in[f] - mean) * is * gamma[f] + beta[f];
+                    float v = (in[f] - mean[f]) * is[f] * gamma[f] + beta[f];
                     out[f] = relu && !(v > 0.0f) ? 0.0f : v;
                 }
             }
