@@ -672,6 +672,50 @@ static void conv_lanes_match_one_sample(const char *isa)
 }
 PER_ISA(conv_lanes_match_one_sample)
 
+/* A convolution whose output is larger than a last-level cache stores it
+ * past the caches (kernels/conv.c, STREAM_BYTES: 32 MB; 36 MB here): each
+ * sample is what the sample alone gives (stored as usual), with a relu and
+ * a folded batch normalisation and without, on 1 and 3 threads. */
+static void conv_streamed_output_is_the_same(const char *isa)
+{
+    static const size_t geo[6] = {1, 64, 64, 3, 1, 1};
+    cn_backend *b1 = isa_backend(isa, 1);
+    if (!b1)
+        return;
+    cn_backend *b3 = isa_backend(isa, 3);
+    CHECK(b3);
+    cn_rng rng;
+    cn_rng_seed(&rng, 43);
+    cn_win g = win_of(geo);
+    size_t m = 32, n = 70, kk = g.c * g.kh * g.kw, in1 = g.c * g.h * g.w, out1 = m * g.oh * g.ow;
+    float *x = normal(n * in1, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+    float *b = normal(m, 1, 0, &rng), *sc = normal(2 * m, 1, 0, &rng);
+    /* (aligned as the library's memory is: only whole aligned vectors stream) */
+    float *y = aligned_alloc(64, n * out1 * 4), *y1 = floats(out1);
+    float *ws1 = floats(b1->conv_ws(b1, &g, m, n)), *ws3 = floats(b3->conv_ws(b3, &g, m, n));
+    CHECK(x && w && b && sc && y && y1 && ws1 && ws3);
+    for (int form = 0; form < 3; form++) {
+        cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
+        float *scale = form == 2 ? sc : NULL, *shift = form == 2 ? sc + m : NULL;
+        for (int r = 0; r < 2; r++) {
+            cn_backend *be = r ? b3 : b1;
+            be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, y, r ? ws3 : ws1, NULL, act);
+            int same = 1;
+            for (size_t s = 0; s < n && same; s += 23) {
+                b1->conv_fwd_affine(b1, &g, m, x + s * in1, 1, w, b, scale, shift, y1, ws1, NULL,
+                                    act);
+                same = memcmp(y1, y + s * out1, out1 * 4) == 0;
+                CHECK_MSG(same, "%s form %d, %d threads: sample %zu differs from it alone", isa,
+                          form, r ? 3 : 1, s);
+            }
+        }
+    }
+    free(x), free(w), free(b), free(sc), free(y), free(y1), free(ws1), free(ws3);
+    cn_backend_destroy(b1);
+    cn_backend_destroy(b3);
+}
+PER_ISA(conv_streamed_output_is_the_same)
+
 /* conv_fwd_affine (a batch normalisation folded into the convolution) is
  * conv_fwd, then bn_fwd's evaluation pass with scale and shift from
  * bn_affine, then the relu, bit for bit: on every path (direct, im2col,
@@ -1881,6 +1925,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_affine_is_conv_then_bn", conv_affine_is_conv_then_bn),
     ISA_TESTS("conv_pool_is_conv_then_pool", conv_pool_is_conv_then_pool),
     ISA_TESTS("conv_lanes_match_one_sample", conv_lanes_match_one_sample),
+    ISA_TESTS("conv_streamed_output_is_the_same", conv_streamed_output_is_the_same),
     ISA_TESTS("conv_winograd_against_direct", conv_winograd_against_direct),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),

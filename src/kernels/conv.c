@@ -334,6 +334,17 @@ static void pool_out(const pool_to *po, const float *buf, size_t m, size_t fa, s
 }
 
 #ifdef HAVE_DIRECT_CONV
+/* Outputs larger than this (bytes) are stored past the caches (the direct
+ * path's whole aligned vectors, where its rows are the output's): more than
+ * a last-level cache holds, so that they would reach memory before the next
+ * layer reads them anyway, and the stores' reading of each line first (to
+ * own it) is saved: fashion-best's first layer over 1 000 images at once
+ * (75 MB) took 3.2 ms instead of 5.9 on 2 threads (AMD EPYC Zen 5).  A
+ * forward-only network's passes go in chunks that stay in the caches
+ * (net.c); a training pass over large images or batches does not. */
+#define STREAM_BYTES (32u << 20)
+static int streams_output(size_t floats) { return floats * sizeof(float) > STREAM_BYTES; }
+
 /* w (m, c, kh, kw) flipped, tap by tap, with the channels swapped, for the
  * input gradient: out[f][ki][kj][c] = w[f][c][kh-1-ki][kw-1-kj].  (The
  * forward pass reads w as it is: dconv_sample.) */
@@ -352,7 +363,7 @@ static void taps_flipped(const float *w, size_t m, size_t c, size_t kh, size_t k
  * padded, laid out shifted where that pays, then dconv_sample. */
 static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float *xs, const float *w,
                               const float *b, const float *scale, const float *shift, cn_act act,
-                              size_t fa, size_t mt, float *area, float *ys)
+                              int stream, size_t fa, size_t mt, float *area, float *ys)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow;
     float *xp = area, *flat = xp + g->c * a->hp * a->wp, *xsh = flat + a->flat_y;
@@ -362,7 +373,7 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
         dconv_shift(xp, g->c, a->hp, a->wp, g->kw, g->ow, xsh);
     dconv_sample(shifted ? xsh : xp, shifted, g->c, a->hp, a->wp, g->kh, g->kw, w + fa * kk, 0, mt,
                  b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL, act == CN_ACT_RELU,
-                 ys + fa * p, g->oh, g->ow, flat);
+                 stream, ys + fa * p, g->oh, g->ow, flat);
 }
 
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
@@ -381,22 +392,25 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             size_t fa, mt = filter_share(m, t, split, &fa);
             for (size_t s = 0; s < n; s++) {
                 float *ys = out_at(po, y, s, m * p, (size_t)t);
-                direct_fwd_sample(g, &a, x + s * in, w, b, scale, shift, act, fa, mt,
+                direct_fwd_sample(g, &a, x + s * in, w, b, scale, shift, act, 0, fa, mt,
                                   bufs + (size_t)t * tf, ys);
                 pool_out(po, ys, m, fa, mt, 1, y, s);
             }
         });
         return;
     }
+    int stream = !po && streams_output(n * m * p);
     PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
         const float *xs = x + (size_t)s * in;
         float *ys = out_at(po, y, (size_t)s, m * p, (size_t)thread_id());
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
-        direct_fwd_sample(g, &a, xs, w, b, scale, shift, act, 0, m, bufs + (size_t)thread_id() * tf,
-                          ys);
+        direct_fwd_sample(g, &a, xs, w, b, scale, shift, act, stream, 0, m,
+                          bufs + (size_t)thread_id() * tf, ys);
         pool_out(po, ys, m, 0, m, 1, y, (size_t)s);
     });
+    if (stream)
+        _mm_sfence();
 }
 
 /* Weight gradients straight from padded inputs and output gradients, a run
@@ -447,7 +461,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             for (size_t k = 0; dx && k < cnt; k++) {
                 pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
                 dconv_sample(dq, 0, m, a.hq, a.wq, g->kh, g->kw, wf, 1, g->c, NULL, NULL, NULL, 0,
-                             dx + (r0 + k) * in, g->h, g->w, flat);
+                             0, dx + (r0 + k) * in, g->h, g->w, flat);
             }
         }
     });

@@ -354,6 +354,15 @@ static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t sw, 
     }
 }
 
+/* What the forward kernel adds to its sums before it stores them in the
+ * output itself (where the output's rows are the kernel's: the shifted
+ * layout), for a group's filters: the bias, the affine map, the relu, and
+ * whether whole aligned vectors go past the caches. */
+typedef struct dconv_end {
+    const float *bias, *scale, *shift;
+    int relu, stream;
+} dconv_end;
+
 /* Vectors of 16 outputs per filter that the forward kernel keeps in
  * registers: 8 filters x 3 vectors = 24 accumulators, and per tap 3 loads and
  * 8 broadcasts for 24 FMAs; or 6 filters x 4 vectors, for planes of 64
@@ -367,7 +376,7 @@ static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t sw, 
 static inline __attribute__((always_inline)) void
 dconv_block(const int NF, const int V, const float *xp, size_t c, size_t kh, size_t kw, size_t s_ch,
             size_t s_ki, size_t s_kj, const float *wt, size_t w_t, size_t w_f, size_t f0, size_t q0,
-            const __mmask16 *mk, float *out, size_t ldo)
+            const __mmask16 *mk, const dconv_end *end, float *out, size_t ldo)
 {
     __m512 acc[FWD_NF][4];
 #pragma GCC unroll 8
@@ -393,16 +402,38 @@ dconv_block(const int NF, const int V, const float *xp, size_t c, size_t kh, siz
                 }
             }
         }
+    if (!end) {
 #pragma GCC unroll 8
-    for (int f = 0; f < NF; f++)
+        for (int f = 0; f < NF; f++)
 #pragma GCC unroll 4
-        for (int v = 0; v < V; v++)
-            _mm512_mask_storeu_ps(out + f * ldo + q0 + 16 * v, mk[v], acc[f][v]);
+            for (int v = 0; v < V; v++)
+                _mm512_mask_storeu_ps(out + f * ldo + q0 + 16 * v, mk[v], acc[f][v]);
+        return;
+    }
+#pragma GCC unroll 8
+    for (int f = 0; f < NF; f++) {
+        __m512 b = _mm512_set1_ps(end->bias ? end->bias[f] : 0.0f);
+        __m512 sc = _mm512_set1_ps(end->scale ? end->scale[f] : 1.0f);
+        __m512 sh = _mm512_set1_ps(end->scale ? end->shift[f] : 0.0f);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            __m512 r = _mm512_add_ps(acc[f][v], b);
+            if (end->scale)
+                r = _mm512_fmadd_ps(r, sc, sh);
+            if (end->relu)
+                r = _mm512_max_ps(r, _mm512_setzero_ps());
+            float *o = out + f * ldo + q0 + 16 * v;
+            if (end->stream && mk[v] == 0xffff && ((uintptr_t)o & 63) == 0)
+                _mm512_stream_ps(o, r);
+            else
+                _mm512_mask_storeu_ps(o, mk[v], r);
+        }
+    }
 }
 
 #define DCONV_CASE(n, v)                                                                           \
     case n:                                                                                        \
-        dconv_block(n, v, xp, c, kh, kw, s_ch, s_ki, s_kj, wt, w_t, w_f, f0, q0, mk, flat,         \
+        dconv_block(n, v, xp, c, kh, kw, s_ch, s_ki, s_kj, wt, w_t, w_f, f0, q0, mk, end, out,     \
                     n_flat);                                                                       \
         break;
 
@@ -470,8 +501,8 @@ static void dconv_shift(const float *xp, size_t c, size_t hp, size_t wp, size_t 
  * layouts, so they give the same bits. */
 static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size_t wp, size_t kh,
                          size_t kw, const float *wt, int by_tap, size_t m, const float *bias,
-                         const float *scale, const float *shift, int relu, float *y, size_t oh,
-                         size_t ow, float *flat)
+                         const float *scale, const float *shift, int relu, int stream, float *y,
+                         size_t oh, size_t ow, float *flat)
 {
     size_t w_t = by_tap ? m : 1, w_f = by_tap ? 1 : c * kh * kw;
     size_t ld = shifted ? ow : wp, n_flat = flat_len(oh, ow, ld);
@@ -482,6 +513,13 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
     for (size_t g = 0; g < groups; g++) {
         /* Even groups: 12 filters are 6 + 6, not 8 + 4. */
         size_t f0 = m * g / groups, nf = m * (g + 1) / groups - f0;
+        /* Rows of ow (the shifted layout): the outputs are the flat ones, the
+         * bias and the rest added on the way out.  Else rows of wp, into
+         * flat, then the rows out of it below. */
+        dconv_end e = {bias ? bias + f0 : NULL, scale ? scale + f0 : NULL,
+                       scale ? shift + f0 : NULL, relu, stream};
+        const dconv_end *end = ld == ow ? &e : NULL;
+        float *out = ld == ow ? y + f0 * n_flat : flat;
         for (size_t q0 = 0; q0 < n_flat; q0 += 16 * (size_t)nv) {
             __mmask16 mk[4];
             for (size_t v = 0; v < (size_t)nv; v++) {
@@ -506,7 +544,7 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
         }
         /* Rows out of the flat outputs, with the bias, the affine map and
          * the relu. */
-        for (size_t f = 0; f < nf; f++) {
+        for (size_t f = 0; end == NULL && f < nf; f++) {
             __m512 b = _mm512_set1_ps(bias ? bias[f0 + f] : 0.0f);
             __m512 sc = _mm512_set1_ps(scale ? scale[f0 + f] : 1.0f);
             __m512 sh = _mm512_set1_ps(scale ? shift[f0 + f] : 0.0f);
