@@ -156,6 +156,10 @@ typedef struct cn_ctx {
     float smooth;              /* label smoothing of the loss layer's target (net->smooth) */
     const float *target_delta; /* added to the loss layer's input gradient
                                   (net->target_delta), or NULL */
+    size_t area;               /* where a chunked pass's worker keeps its outputs
+                                  (net.c, run_chunks): floats from the places
+                                  that a layer's extra inputs point at (0 in
+                                  other passes) */
 } cn_ctx;
 
 /* The behaviour of a layer kind: one file defines it (with designated
@@ -347,7 +351,11 @@ struct cn_net {
                               at its place in one block, kept only while a later
                               layer reads it (the last two, the logits and the
                               probabilities, to the end) */
-    size_t *arena_at;      /* arena_at[i]: offset (floats) of layer i's output */
+    size_t *arena_at;      /* arena_at[i]: offset (floats) of layer i's output;
+                              then (place_outputs) end[n], kept[n] */
+    size_t chunk;          /* a forward-only net's samples per chunk of a larger
+                              pass (run_chunks), 0: passes run whole */
+    size_t chunk_floats;   /* the floats of a worker's area for a chunk's outputs */
     size_t arena_floats;
     float **dlater;        /* dlater[i]: gradient of a read_later layer's output
                               from the layers that read it, (train_batch, out_i) */

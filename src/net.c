@@ -336,6 +336,63 @@ static size_t shared_floats(const cn_net *net)
     return cn_add(n, cn_mul(5, net->max_batch)); /* labels, loss (double), best, p */
 }
 
+/* A forward-only network's batch larger than this many samples goes
+ * through the layers chunk by chunk (run_chunks), when the backend has
+ * workers (be->each_worker): a chunk as large as the outputs of
+ * CHUNK_BYTES take (2 of the largest per sample), in whole 16s, 32 to 64. */
+#define CHUNK_BYTES (8u << 20)
+
+static size_t chunk_workers(const cn_net *net)
+{
+    return net->be->workers > 1 ? net->be->workers : 1;
+}
+
+static size_t chunk_samples(const cn_net *net)
+{
+    size_t per = 2 * max_io(net, net->n_layers) * sizeof(float);
+    size_t s = CHUNK_BYTES / per / 16 * 16;
+    s = s < 32 ? 32 : s > 64 ? 64 : s;
+    return net->arena_at && net->be->each_worker && net->max_batch > s ? s : 0;
+}
+
+/* Floats per sample of layer i's output as its place takes it (a folded
+ * pooling's output in its place). */
+static size_t output_size(const cn_net *net, size_t i)
+{
+    const cn_layer *l = net->layers[i].fused_pool ? net->layers[i].fused_pool : &net->layers[i];
+    return cn_shape_size(l->out);
+}
+
+/* Floats of layer i's place: max_batch samples, or a chunk's (net->chunk)
+ * unless the output is kept to the end of the pass (kept[i]). */
+static size_t output_floats(const cn_net *net, size_t i)
+{
+    size_t batch =
+        net->chunk && !net->arena_at[2 * net->n_layers + i] ? net->chunk : net->max_batch;
+    return cn_net_align(cn_mul(output_size(net, i), batch));
+}
+
+/* A chunked pass (net->chunk: run_chunks) puts the outputs kept to the end
+ * of the pass, the logits and the probabilities, each at its samples' place
+ * in a buffer for max_batch, after the workers' areas: the outputs of one
+ * chunk of samples each (chunk_floats), laid out as above for a chunk.
+ * kept[i] (arena_at + 2n): floats per sample of layer i's kept output, 0
+ * for the others.  No chunks (chunk 0) where a layer reads a kept output as
+ * an extra input, whose pointer is fixed. */
+static void mark_kept(cn_net *net, const size_t *end)
+{
+    size_t n = net->n_layers, *kept = net->arena_at + 2 * n, owner = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!net->layers[i].shares_input)
+            owner = i;
+        kept[i] = end[owner] >= n ? output_size(net, owner) : 0;
+    }
+    for (size_t x = 0; x < n; x++)
+        for (size_t k = 0; k < net->layers[x].n_extra; k++)
+            if (kept[net->layers[x].extra_from[k]])
+                net->chunk = 0;
+}
+
 /* A forward-only net's outputs placed in one block.  The buffer of layer
  * i's output (i not in place) is written by i and by the layers in place
  * over it, i+1..j, and read up to layer j+1, or up to a later layer that
@@ -343,37 +400,37 @@ static size_t shared_floats(const cn_net *net)
  * holds the logits or the probabilities (j >= n-2).  Each buffer gets the
  * lowest offset where it overlaps no buffer still to be read when it is
  * written (first fit, in the order of the layers).  end holds n sizes. */
-/* Floats of layer i's output for max_batch samples, as its place takes
- * (a folded pooling's output in its place). */
-static size_t output_floats(const cn_net *net, size_t i)
-{
-    const cn_layer *l = net->layers[i].fused_pool ? net->layers[i].fused_pool : &net->layers[i];
-    return cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch));
-}
-
 static void place_outputs(cn_net *net, size_t *end)
 {
-    size_t n = net->n_layers;
+    size_t n = net->n_layers, *kept = net->arena_at + 2 * n;
     net->arena_floats = 0;
+    for (size_t i = 0; i < n; i++) { /* which buffers last to the end, first */
+        size_t j = i;
+        while (j + 1 < n && net->layers[j + 1].shares_input)
+            j++;
+        end[i] = net->layers[i].shares_input ? end[i - 1] : j + 2 >= n ? n : j + 1;
+        for (size_t x = j + 1; !net->layers[i].shares_input && x < n; x++)
+            for (size_t k = 0; k < net->layers[x].n_extra; k++)
+                if (net->layers[x].extra_from[k] >= i && net->layers[x].extra_from[k] <= j)
+                    end[i] = x > end[i] ? x : end[i];
+    }
+    mark_kept(net, end);
+    if (!net->chunk)
+        for (size_t i = 0; i < n; i++)
+            kept[i] = 0;
     for (size_t i = 0; i < n; i++) {
         const cn_layer *l = &net->layers[i];
         if (l->shares_input) {
             net->arena_at[i] = net->arena_at[i - 1];
             continue;
         }
-        size_t j = i;
-        while (j + 1 < n && net->layers[j + 1].shares_input)
-            j++;
-        end[i] = j + 2 >= n ? n : j + 1;
-        for (size_t x = j + 1; x < n; x++)
-            for (size_t k = 0; k < net->layers[x].n_extra; k++)
-                if (net->layers[x].extra_from[k] >= i && net->layers[x].extra_from[k] <= j)
-                    end[i] = x > end[i] ? x : end[i];
+        if (kept[i])
+            continue; /* after the workers' areas, below */
         size_t size = output_floats(net, i), at = 0;
         for (int moved = 1; moved;) { /* past every clash, lowest first */
             moved = 0;
             for (size_t k = 0; k < i; k++) {
-                if (net->layers[k].shares_input || end[k] < i)
+                if (net->layers[k].shares_input || end[k] < i || kept[k])
                     continue;
                 size_t k_at = net->arena_at[k], k_end = cn_add(k_at, output_floats(net, k));
                 if (at < k_end && k_at < cn_add(at, size)) {
@@ -385,6 +442,20 @@ static void place_outputs(cn_net *net, size_t *end)
         net->arena_at[i] = at;
         if (cn_add(at, size) > net->arena_floats)
             net->arena_floats = cn_add(at, size);
+    }
+    if (!net->chunk)
+        return;
+    net->chunk_floats = cn_net_align(net->arena_floats);
+    net->arena_floats = cn_mul(net->chunk_floats, chunk_workers(net));
+    for (size_t i = 0; i < n; i++) {
+        if (!kept[i])
+            continue;
+        if (net->layers[i].shares_input) {
+            net->arena_at[i] = net->arena_at[i - 1];
+            continue;
+        }
+        net->arena_at[i] = net->arena_floats;
+        net->arena_floats = cn_add(net->arena_floats, output_floats(net, i));
     }
 }
 
@@ -489,6 +560,8 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
 {
     *plan = (cn_net_plan){0, 0};
     net->ws_floats = 0;
+    net->chunk = chunk_samples(net);
+    net->chunk_floats = 0;
     if (net->arena_at)
         place_outputs(net, net->arena_at + net->n_layers);
     else
@@ -614,8 +687,11 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
             (cn_net_block){block_bytes(cn_mul(net->gbuf_floats[b - B_GBUF0], net->train_batch), 4),
                            CN_MEM_ACT, SIZE_MAX};
         break;
-    case B_WS:
-        *out = (cn_net_block){block_bytes(net->ws_floats, 4), CN_MEM_SCRATCH, SIZE_MAX};
+    case B_WS: /* a chunked pass's workers each have their own */
+        *out = (cn_net_block){
+            block_bytes(cn_mul(cn_net_align(net->ws_floats), net->chunk ? chunk_workers(net) : 1),
+                        4),
+            CN_MEM_SCRATCH, SIZE_MAX};
         break;
     case B_INPUT: out->bytes = block_bytes(in, sizeof(float)); break;
     case B_PIXELS: out->bytes = block_bytes(in, 1); break;
@@ -781,8 +857,8 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->layers = calloc(n_layers, sizeof *net->layers);
     net->act = calloc(n_layers, sizeof *net->act);
     net->dlater = calloc(n_layers, sizeof *net->dlater);
-    if (train_batch == 0) /* the outputs' offsets, then room for place_outputs */
-        net->arena_at = calloc(2 * n_layers, sizeof *net->arena_at);
+    if (train_batch == 0) /* the outputs' offsets, room for place_outputs, kept sizes */
+        net->arena_at = calloc(3 * n_layers, sizeof *net->arena_at);
     cn_status st = CN_OK;
     if (!net->layers || !net->act || !net->dlater || (train_batch == 0 && !net->arena_at))
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
@@ -1022,8 +1098,8 @@ void cn_net_measure_input(cn_net *net, const cn_data *data)
 
 static cn_ctx make_ctx(cn_net *net, int fuse, int train)
 {
-    return (cn_ctx){net->be,    net->ws,     net->labels,      fuse, train, net->seed,
-                    net->first, net->smooth, net->target_delta};
+    return (cn_ctx){net->be,    net->ws,     net->labels,       fuse, train, net->seed,
+                    net->first, net->smooth, net->target_delta, 0};
 }
 
 /* Per-layer times measure the layer's work, not its queueing. */
@@ -1040,10 +1116,106 @@ void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double
     cn_net_run_forward_from(net, 0, x, n, train, times);
 }
 
+/* ---------------------------------------------------------------- chunks
+ *
+ * A forward-only network built for more samples than a chunk (net->chunk,
+ * chunk_samples) runs a larger pass chunk by chunk, each chunk through every
+ * layer before the next: layer by layer over the whole batch, each layer's
+ * outputs would go to memory (fashion-best's first layer: 75 MB at 1 000
+ * images) and come back for the next, where a chunk's stay in the caches.
+ * The first chunk goes through the layers on all the backend's threads
+ * (what a layer keeps between passes is made there, once); the rest are cut
+ * among the backend's workers, each taking a run of chunks through the
+ * layers by itself, in its own area of the outputs and its own scratch, so
+ * that no two cores write the same memory.  Every sample gives the bits
+ * that one pass over the whole batch gives: the chunks are whole 16s but for
+ * the batch's last, and no kernel sums a sample differently in a larger
+ * batch (a fully connected layer's few-rows path, up to 8, is never taken
+ * for more than 16). */
+
+/* Chunk c of the k that [0, n) is cut into: whole 16s, at most net->chunk
+ * (k = ceil(n / chunk)), the last one ending at n. */
+static void chunk_range(size_t n, size_t k, size_t c, size_t *s0, size_t *s1)
+{
+    size_t units = (n + 15) / 16;
+    *s0 = units * c / k * 16;
+    *s1 = units * (c + 1) / k * 16;
+    *s1 = *s1 < n ? *s1 : n;
+}
+
+/* Where worker w puts layer i's output for the chunk from sample s0 (i ==
+ * SIZE_MAX: where it finds the network's input x). */
+static float *chunk_out(const cn_net *net, size_t i, size_t w, size_t s0, const float *x)
+{
+    if (i == SIZE_MAX)
+        return (float *)x + s0 * cn_shape_size(net->spec->input);
+    size_t kept = net->arena_at[2 * net->n_layers + i];
+    return kept ? net->act[i] + s0 * kept : net->act[i] + w * net->chunk_floats;
+}
+
+typedef struct chunk_job {
+    cn_net *net;
+    const float *x;
+    size_t n, k; /* the batch and its chunks */
+    double *times;
+} chunk_job;
+
+/* Chunks [c0, c1) through every layer on backend be, worker w's areas. */
+static void run_chunk_range(const chunk_job *j, const cn_backend *be, size_t w, size_t c0,
+                            size_t c1)
+{
+    cn_net *net = j->net;
+    cn_ctx ctx = make_ctx(net, 1, 0);
+    ctx.be = be;
+    ctx.ws = net->ws + w * cn_net_align(net->ws_floats);
+    ctx.area = w * net->chunk_floats; /* the extra inputs: never kept (mark_kept) */
+    for (size_t c = c0; c < c1; c++) {
+        size_t s0, s1;
+        chunk_range(j->n, j->k, c, &s0, &s1);
+        for (size_t i = 0; i < net->n_layers; i++) {
+            cn_layer *l = &net->layers[i];
+            double t0 = stamp(net, j->times);
+            if (!l->fused_away)
+                l->ops->forward(l, &ctx, chunk_out(net, i - 1, w, s0, j->x),
+                                chunk_out(net, i, w, s0, j->x), s1 - s0);
+            if (j->times)
+                j->times[i] += stamp(net, j->times) - t0;
+        }
+    }
+}
+
+static void chunk_worker(void *user, size_t w, const cn_backend *one)
+{
+    const chunk_job *j = user;
+    size_t rest = j->k - 1, workers = chunk_workers(j->net);
+    run_chunk_range(j, one, w, 1 + rest * w / workers, 1 + rest * (w + 1) / workers);
+}
+
+static void run_chunks(cn_net *net, const float *x, size_t n, double *times)
+{
+    chunk_job j = {net, x, n, (n + net->chunk - 1) / net->chunk, times};
+    if (times) { /* per-layer times: every chunk on all the threads, in turn */
+        for (size_t i = 0; i < net->n_layers; i++)
+            times[i] = 0.0;
+        run_chunk_range(&j, net->be, 0, 0, j.k);
+        return;
+    }
+    run_chunk_range(&j, net->be, 0, 0, 1);
+    net->be->each_worker(net->be, chunk_worker, &j);
+}
+
 void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n, int train,
                              double *times)
 {
     cn_ctx ctx = make_ctx(net, 1, train);
+    if (net->chunk && n > net->chunk && from == 0 && !train) {
+        run_chunks(net, x, n, times);
+        net->n_last = n;
+        net->x_last = x;
+        net->train_last = train;
+        net->spent = 0;
+        return;
+    }
     /* what the pass updates (running statistics), kept for a replay of it
      * (cn_net_trace_backward) once backward has written over outputs */
     if (train && from == 0 && net->buffers_before && net->n_buffers)

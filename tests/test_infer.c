@@ -61,8 +61,8 @@ static void same_results_as_the_full_layout(void)
         CHECK(spec);
         cn_model *m;
         CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
-        const size_t ns[] = {1, 7, 33};
-        for (size_t j = 0; j < 3; j++) {
+        const size_t ns[] = {1, 7, 33, 150}; /* 150: in chunks (run_chunks) */
+        for (size_t j = 0; j < 4; j++) {
             size_t n = ns[j], classes = cn_net_classes(cn_model_net(m));
             float *x = random_input(cn_model_net(m), n, 10 + j);
             float *p0 = malloc(n * classes * sizeof *p0), *p1 = malloc(n * classes * sizeof *p1);
@@ -229,7 +229,11 @@ static void pooling_folded_in(void)
  * maxpool1's (20x12x12), alive with conv2's (maxpool2's, 50x4x4); every
  * later output fits in conv1's place, read by then; fc2's logits and the
  * softmax stay to the end.  Without the folding, conv1 (20x24x24, its relu
- * fused, in place) and maxpool1 are the largest pair. */
+ * fused, in place) and maxpool1 are the largest pair.  Built for 1 000
+ * images on the CPU, the network goes through them in chunks of 64 (twice
+ * the largest output, 20x24x24, is 90 KB a sample: 8 MB hold 91), so the
+ * pair is laid out for 64, and only the logits and the softmax for 1 000,
+ * after it. */
 static void lenet_arena_by_hand(void)
 {
     cn_spec *spec;
@@ -239,7 +243,9 @@ static void lenet_arena_by_hand(void)
     CHECK_OK(cn_model_reserve_inference(m, 1000));
     const cn_net *net = cn_model_net(m);
     size_t pair = net->be->conv_fwd_pool ? 20 * 12 * 12 + 50 * 4 * 4 : 20 * 24 * 24 + 20 * 12 * 12;
-    CHECK_MSG(net->arena_floats == pair * 1000, "LeNet at 1000: %zu floats of outputs",
+    size_t chunk = net->be->each_worker ? 64 : 1000, kept = chunk < 1000 ? 2 * 10 * 1000 : 0;
+    CHECK(net->chunk == (chunk < 1000 ? chunk : 0));
+    CHECK_MSG(net->arena_floats == pair * chunk + kept, "LeNet at 1000: %zu floats of outputs",
               net->arena_floats);
     CHECK(!net->be->conv_fwd_pool ||
           (net->layers[0].fused_pool == &net->layers[2] && net->layers[2].fused_away &&
@@ -324,6 +330,67 @@ static void evaluation_is_the_same(void)
     cn_eval_free(&c);
     cn_data_free(&d);
     cn_model_free(m);
+    cn_spec_free(spec);
+}
+
+/* A large pass through a forward-only network goes chunk by chunk
+ * (run_chunks: the first on all threads, the rest cut among the workers,
+ * each in its own area): every sample's logits and probabilities are the
+ * full layout's bit for bit, at batches that cut into chunks evenly and
+ * not, on 1 and 2 threads, in a first pass (the Winograd layers' kept
+ * transforms made in it) and a second (read from them), with per-layer
+ * times asked (every chunk on all threads) and without; the outputs take
+ * a chunk's place, not the batch's (on backends with workers). */
+static void chunks_give_the_same_bits(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=2\nheight=12\nwidth=12\nclasses=3\n[train]\n"
+                            "batch=8\n[conv]\nfilters=16\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
+                            "[conv]\nfilters=16\nsize=3\npad=1\n[maxpool]\n[batchnorm]\n[relu]\n"
+                            "[conv]\nfilters=5\nsize=5\npad=2\n[relu]\n[fc]\noutputs=20\n"
+                            "[batchnorm]\n[relu]\n[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    const size_t ns[] = {65, 128, 203};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t j = 0; j < 3; j++) {
+            size_t n = ns[j];
+            cn_model *m;
+            CHECK_OK(cn_model_create(spec, NULL, th_dev(threads), &m));
+            randomize(cn_model_net(m), 30 + j);
+            float *x = random_input(cn_model_net(m), n, 20 + j);
+            float *p[4], *z[4];
+            for (int k = 0; k < 4; k++) {
+                p[k] = malloc(n * 3 * sizeof *p[k]);
+                z[k] = malloc(n * 3 * sizeof *z[k]);
+                CHECK(p[k] && z[k]);
+            }
+            CHECK(x);
+            CHECK_OK(cn_model_reserve(m, n));
+            CHECK(forward(cn_model_net(m), x, n, p[0], z[0]));
+            CHECK_OK(cn_model_reserve_inference(m, n));
+            cn_net *net = cn_model_net(m);
+            /* (The guard backend has no workers: whole passes.) */
+            CHECK_MSG(net->be->each_worker ? net->chunk >= 32 && net->chunk < n : !net->chunk,
+                      "batch %zu: chunks of %zu", n, net->chunk);
+            CHECK(!net->chunk || net->arena_floats < 8 * 16 * 12 * 12 * n / 2);
+            CHECK(forward(net, x, n, p[1], z[1]));
+            CHECK(forward(net, x, n, p[2], z[2]));
+            double times[32];
+            CHECK(cn_net_num_layers(net) <= 32);
+            CHECK_OK(cn_net_profile_forward(net, x, n, 0, times));
+            CHECK_OK(cn_net_get_layer_output(net, cn_net_num_layers(net) - 1, 0, n, p[3]));
+            CHECK_OK(cn_net_get_layer_output(net, cn_net_num_layers(net) - 2, 0, n, z[3]));
+            for (int k = 1; k < 4; k++)
+                CHECK_MSG(memcmp(p[0], p[k], n * 3 * sizeof *p[0]) == 0 &&
+                              (k == 3 || memcmp(z[0], z[k], n * 3 * sizeof *z[0]) == 0),
+                          "%d threads, batch %zu, pass %d: not the full layout's results", threads,
+                          n, k);
+            for (int k = 0; k < 4; k++) {
+                free(p[k]);
+                free(z[k]);
+            }
+            free(x);
+            cn_model_free(m);
+        }
     cn_spec_free(spec);
 }
 
@@ -430,6 +497,7 @@ const th_test th_infer[] = {
     {"infer/kept_filters_follow_the_weights", kept_filters_follow_the_weights},
     {"infer/same_results_as_the_full_layout", same_results_as_the_full_layout},
     {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
+    {"infer/chunks_give_the_same_bits", chunks_give_the_same_bits},
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
     {"infer/batch_norm_folded_in", batch_norm_folded_in},

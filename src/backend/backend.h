@@ -115,6 +115,19 @@ struct cn_backend {
      * results and cuDNN's workspace, as large as the networks built so far
      * need): what the planner (src/plan.c) adds to a network's blocks. */
     size_t own_bytes;
+    /* Workers that can each run operations alone at the same time (the
+     * CPU's threads), or NULL each_worker where the backend has no such
+     * thing (a GPU; the guard, whose memory opens for one operation at a
+     * time).  each_worker calls fn(user, w, one) for every w < workers at
+     * once and returns when all have: one is worker w's own backend, whose
+     * operations run on that worker alone (the CPU: on its thread, using
+     * its thread's share of the buffers that the backend cuts per thread,
+     * the scratch its callers give it excepted: each worker needs its own).
+     * A forward-only network runs a large batch as chunks of samples, each
+     * through every layer, a run of chunks per worker (net.c). */
+    size_t workers;
+    void (*each_worker)(const cn_backend *be,
+                        void (*fn)(void *user, size_t w, const cn_backend *one), void *user);
 
     /* ---------------------------------------------------- linear algebra */
 

@@ -94,7 +94,28 @@ static void cpu_destroy(cn_backend *be)
 {
     cn_cpu *cpu = (cn_cpu *)be;
     cn_free(cpu->pack);
+    free(cpu->views);
     free(cpu);
+}
+
+/* Each thread runs fn with its own copy of the backend, of one thread: the
+ * kernels' loops then stay on it (PARALLEL_FOR and FOR_RANGES see 1), and
+ * the buffers they cut per thread (the GEMM's packing buffers, the
+ * convolutions' areas in the scratch) are still found by the thread's
+ * number in this team, so that no two threads share one. */
+static void cpu_each_worker(const cn_backend *be,
+                            void (*fn)(void *user, size_t w, const cn_backend *one), void *user)
+{
+    const cn_cpu *cpu = cn_cpu_of(be);
+    if (cpu->threads <= 1) {
+        fn(user, 0, &cpu->views[0].base);
+        return;
+    }
+#pragma omp parallel num_threads(cpu->threads)
+    {
+        size_t w = (size_t)thread_id();
+        fn(user, w, &cpu->views[w].base);
+    }
 }
 
 int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
@@ -127,7 +148,7 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
     cn_cpu *cpu = calloc(1, sizeof *cpu);
     if (!cpu)
         return -2;
-    cpu->threads = threads;
+    cpu->threads = cpu->slots = threads;
     cpu->pack_floats = cn_gemm_pack_floats();
     cpu->pack = cn_alloc(cn_mul((size_t)threads, cpu->pack_floats), sizeof(float));
     cpu->base.own_bytes = cn_mul(cn_mul((size_t)threads, cpu->pack_floats), sizeof(float));
@@ -151,6 +172,20 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
     be->sync = cpu_sync;
     be->destroy = cpu_destroy;
     pick->fill(cpu);
+    cpu->views = calloc((size_t)threads, sizeof *cpu->views);
+    if (!cpu->views) {
+        cpu_destroy(be);
+        return -2;
+    }
+    be->workers = (size_t)threads;
+    be->each_worker = cpu_each_worker;
+    for (int t = 0; t < threads; t++) {
+        cpu->views[t] = *cpu;
+        cpu->views[t].threads = 1;
+        cpu->views[t].views = NULL;
+        cpu->views[t].base.workers = 1;
+        cpu->views[t].base.each_worker = NULL;
+    }
     *out = cpu;
     return 0;
 }

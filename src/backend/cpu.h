@@ -13,8 +13,12 @@ typedef void (*cn_gemm_st_fn)(float *pack, int ta, int tb, size_t m, size_t n, s
 
 typedef struct cn_cpu {
     cn_backend base; /* first: kernels given the backend find this struct */
-    int threads;
-    float *pack; /* GEMM packing buffers, pack_floats per thread */
+    int threads;     /* how many run the kernels' loops */
+    int slots;       /* how many threads the buffers cut per thread are cut for
+                        (the packing buffers, the areas in a kernel's scratch),
+                        each found by its thread's number: threads, or in a
+                        view of one worker (views), the backend's */
+    float *pack;     /* GEMM packing buffers, pack_floats per thread */
     size_t pack_floats;
     cn_gemm_st_fn gemm_st;
     /* The GEMM's few-rows path sweeps the rows of each B (a layer's
@@ -37,6 +41,9 @@ typedef struct cn_cpu {
      * locking the memory (backend/guard.c). */
     cn_backend inner;
     struct cn_guard_region *regions; /* the guard's memory */
+    /* each_worker's backends: threads copies of this one, each of one
+     * thread (threads 1, views NULL), made with it. */
+    struct cn_cpu *views;
 } cn_cpu;
 
 /* The CPU state of a backend made by cn_cpu_create. */

@@ -263,6 +263,8 @@ int cn_guard_wrap(cn_cpu *cpu)
     cpu->inner = *be;
     be->name = "guard";
     be->host_memory = 0;
+    be->workers = 1;
+    be->each_worker = NULL; /* its memory opens for one operation at a time */
     be->alloc = g_alloc;
     be->free = g_free;
     be->destroy = g_destroy;

@@ -221,7 +221,7 @@ static int wg_dx_ok(const cn_win *g, size_t m)
 
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
-    size_t kk = g->c * g->kh * g->kw, threads = (size_t)cn_cpu_of(be)->threads;
+    size_t kk = g->c * g->kh * g->kw, threads = (size_t)cn_cpu_of(be)->slots;
     size_t ws =
         shared_floats(g, m) + threads * thread_floats(g, m) + n_chunks(max_batch) * (m * kk + m);
 #ifdef HAVE_WINOGRAD
@@ -427,7 +427,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     dconv_area a = direct_area(g, m);
     size_t hp = a.hp, wp = a.wp, one = a.one;
     size_t tf = thread_floats(g, m);
-    float *wf = ws, *bufs = ws + shared_floats(g, m), *partial = bufs + (size_t)cpu->threads * tf;
+    float *wf = ws, *bufs = ws + shared_floats(g, m), *partial = bufs + (size_t)cpu->slots * tf;
     if (dx)
         taps_flipped(w, m, g->c, g->kh, g->kw, wf);
     /* Samples per run: as many padded inputs and widened gradients as the
@@ -830,7 +830,7 @@ static size_t pool_floats(const cn_win *g, size_t m)
 
 static size_t conv_pool_ws(const cn_backend *be, const cn_win *g, size_t m)
 {
-    return (size_t)cn_cpu_of(be)->threads * pool_floats(g, m);
+    return (size_t)cn_cpu_of(be)->slots * pool_floats(g, m);
 }
 
 /* The buffers come after what every forward path uses of ws (the shared
@@ -839,9 +839,8 @@ static void conv_fwd_pool(const cn_backend *be, const cn_win *g, size_t m, const
                           const float *w, const float *b, const float *scale, const float *shift,
                           const cn_win *pool, float *y, float *ws, float *keep, cn_act act)
 {
-    size_t threads = (size_t)cn_cpu_of(be)->threads;
-    pool_to po = {pool, ws + shared_floats(g, m) + threads * thread_floats(g, m),
-                  pool_floats(g, m)};
+    size_t slots = (size_t)cn_cpu_of(be)->slots;
+    pool_to po = {pool, ws + shared_floats(g, m) + slots * thread_floats(g, m), pool_floats(g, m)};
     conv_fwd_any(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act, &po);
 }
 
@@ -877,7 +876,8 @@ static void conv_bwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
     size_t blocks = (n + 15) / 16, chunks = n_chunks(blocks), tf = thread_floats(g, m);
     size_t split = chunks >= threads ? 1 : threads / chunks;
     size_t xl_floats = lc_xl_floats(g);
-    float *wk = ws, *bufs = ws + shared_floats(g, m), *partial = bufs + threads * tf;
+    float *wk = ws, *bufs = ws + shared_floats(g, m);
+    float *partial = bufs + (size_t)cn_cpu_of(be)->slots * tf;
     if (dx)
         lc_dx_weights(w, m, kk, wk);
     PARALLEL_FOR((int)threads, it, chunks * split, {
@@ -938,7 +938,7 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t chunks = n_chunks(n), part = m * kk + m, mk = m * g->kh * g->kw;
     size_t tf = thread_floats(g, m), buf = (tf - m * p) / 2;
     float *pre = ws, *wf = ws + m * kk, *bufs = ws + shared_floats(g, m);
-    float *partial = bufs + (size_t)cpu->threads * tf;
+    float *partial = bufs + (size_t)cpu->slots * tf;
     int by_conv = dx && dx_by_conv(g);
     cn_win fg = flipped(g, m);
     if (by_conv) {

@@ -25,7 +25,7 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
-    ctx->be->add(ctx->be, x, l->extra[FROM], y, n * cn_shape_size(l->in));
+    ctx->be->add(ctx->be, x, l->extra[FROM] + ctx->area, y, n * cn_shape_size(l->in));
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
