@@ -144,6 +144,10 @@ typedef struct cn_layer cn_layer;
  * sees into tensors (its input and output, its parameters, the scratch
  * space, labels) is backend memory: the layer hands it to the backend's
  * operations and never reads or writes it itself. */
+/* The timed trials of each way of running an evaluation pass over fewer
+ * samples than the backend's workers (net.c, small_pass). */
+#define CN_SMALL_TIMED 12
+
 typedef struct cn_ctx {
     const cn_backend *be;
     float *ws;                 /* scratch memory, the largest layer's ws_floats */
@@ -340,22 +344,29 @@ struct cn_net {
     float *params, *grads;
     size_t n_buffers;
     float *buffers;
-    float *buffers_before; /* the buffers as the last training pass found them, where
-                              backward writes over outputs (cn_net_trace_backward's
-                              replay of that pass); else NULL */
-    float *norm;           /* the input's mean (c floats) then std (c floats) */
-    float *norm_host;      /* the same, on the host (cn_net_prepare) */
-    float *states;         /* the layers' state areas */
-    float **act;           /* act[i]: output of layer i, (max_batch, out_i) */
-    float *arena;          /* a forward-only net's outputs (train_batch 0): each
-                              at its place in one block, kept only while a later
-                              layer reads it (the last two, the logits and the
-                              probabilities, to the end) */
-    size_t *arena_at;      /* arena_at[i]: offset (floats) of layer i's output;
-                              then (place_outputs) end[n], kept[n] */
-    size_t chunk;          /* a forward-only net's samples per chunk of a larger
-                              pass (run_chunks), 0: passes run whole */
-    size_t chunk_floats;   /* the floats of a worker's area for a chunk's outputs */
+    float *buffers_before;               /* the buffers as the last training pass found them, where
+                                            backward writes over outputs (cn_net_trace_backward's
+                                            replay of that pass); else NULL */
+    float *norm;                         /* the input's mean (c floats) then std (c floats) */
+    float *norm_host;                    /* the same, on the host (cn_net_prepare) */
+    float *states;                       /* the layers' state areas */
+    float **act;                         /* act[i]: output of layer i, (max_batch, out_i) */
+    float *arena;                        /* a forward-only net's outputs (train_batch 0): each
+                                            at its place in one block, kept only while a later
+                                            layer reads it (the last two, the logits and the
+                                            probabilities, to the end) */
+    size_t *arena_at;                    /* arena_at[i]: offset (floats) of layer i's output;
+                                            then (place_outputs) end[n], kept[n] */
+    size_t chunk;                        /* a forward-only net's samples per chunk of a larger
+                                            pass (run_chunks), 0: passes run whole */
+    size_t chunk_floats;                 /* the floats of a worker's area for a chunk's outputs */
+    struct {                             /* evaluation passes over fewer samples than the
+                                            backend's workers: on all threads or on one
+                                            (net.c, small_pass) */
+        unsigned pass;                   /* passes since the last trials began */
+        int alone;                       /* the way taken: 1 on one thread */
+        double times[2][CN_SMALL_TIMED]; /* the trials' times, each way's */
+    } small;
     size_t arena_floats;
     float **dlater;        /* dlater[i]: gradient of a read_later layer's output
                               from the layers that read it, (train_batch, out_i) */

@@ -394,6 +394,50 @@ static void chunks_give_the_same_bits(void)
     cn_spec_free(spec);
 }
 
+/* One image on 2 threads: the network tries both ways (split among the
+ * threads, alone on one: net.c, small_pass), timing each, then takes one;
+ * every pass gives the bits of one thread's, whichever way it ran. */
+static void small_passes_try_both_ways(void)
+{
+    cn_spec *spec = th_spec("[net]\nchannels=3\nheight=16\nwidth=16\nclasses=4\n[train]\n"
+                            "batch=8\n[conv]\nfilters=64\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
+                            "[conv]\nfilters=64\nsize=3\npad=1\n[maxpool]\n[batchnorm]\n"
+                            "[relu]\n[fc]\noutputs=300\n[relu]\n[fc]\noutputs=4\n[softmax]\n");
+    CHECK(spec);
+    float p1[4], z1[4], p[4], z[4];
+    float *x = NULL;
+    for (int threads = 1; threads <= 2; threads++) {
+        cn_model *m;
+        CHECK_OK(cn_model_create(spec, NULL, th_dev(threads), &m));
+        randomize(cn_model_net(m), 7);
+        CHECK_OK(cn_model_reserve_inference(m, 1));
+        cn_net *net = cn_model_net(m);
+        if (!x)
+            x = random_input(net, 1, 8);
+        CHECK(x);
+        if (threads == 1) {
+            CHECK(forward(net, x, 1, p1, z1));
+            cn_model_free(m);
+            continue;
+        }
+        int differ = 0;
+        for (int k = 0; k < 40; k++) {
+            CHECK(forward(net, x, 1, p, z));
+            differ |= memcmp(p, p1, sizeof p) != 0 || memcmp(z, z1, sizeof z) != 0;
+        }
+        CHECK_MSG(!differ, "a pass on 2 threads differs from one thread's");
+        if (net->be->alone) { /* both ways timed, the choice made */
+            CHECK(net->small.pass == 40);
+            for (int w = 0; w < 2; w++)
+                for (int t = 0; t < CN_SMALL_TIMED; t++)
+                    CHECK(net->small.times[w][t] > 0.0);
+        }
+        cn_model_free(m);
+    }
+    free(x);
+    cn_spec_free(spec);
+}
+
 /* Inference between training steps changes nothing of the training. */
 static void training_after_inference_is_the_same(void)
 {
@@ -498,6 +542,7 @@ const th_test th_infer[] = {
     {"infer/same_results_as_the_full_layout", same_results_as_the_full_layout},
     {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
     {"infer/chunks_give_the_same_bits", chunks_give_the_same_bits},
+    {"infer/small_passes_try_both_ways", small_passes_try_both_ways},
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
     {"infer/batch_norm_folded_in", batch_norm_folded_in},

@@ -128,6 +128,11 @@ struct cn_backend {
     size_t workers;
     void (*each_worker)(const cn_backend *be,
                         void (*fn)(void *user, size_t w, const cn_backend *one), void *user);
+    /* The backend on the calling thread alone (the CPU's first worker), for
+     * work too small to split: the same results, as every kernel sums an
+     * output the same way on any number of threads.  NULL where each_worker
+     * is. */
+    const cn_backend *alone;
 
     /* ---------------------------------------------------- linear algebra */
 

@@ -179,12 +179,14 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
     }
     be->workers = (size_t)threads;
     be->each_worker = cpu_each_worker;
+    be->alone = &cpu->views[0].base;
     for (int t = 0; t < threads; t++) {
         cpu->views[t] = *cpu;
         cpu->views[t].threads = 1;
         cpu->views[t].views = NULL;
         cpu->views[t].base.workers = 1;
         cpu->views[t].base.each_worker = NULL;
+        cpu->views[t].base.alone = NULL;
     }
     *out = cpu;
     return 0;
