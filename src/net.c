@@ -1263,13 +1263,18 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
                              double *times)
 {
     cn_ctx ctx = make_ctx(net, 1, train);
-    int trial = 0, small = !train && from == 0 && !times && net->be->alone && n < net->be->workers;
+    /* Chunks (run_chunks) and small passes (small_pass) are for evaluation
+     * passes from the first layer, and not while the backend is asked to be
+     * exact (the gradient checks set be->exact, which the workers' one-thread
+     * copies of the backend do not see). */
+    int whole = !train && from == 0 && !net->be->exact;
+    int trial = 0, small = whole && !times && net->be->alone && n < net->be->workers;
     double began = 0.0;
     if (small) {
         ctx.be = small_pass(net, &trial);
         began = cn_now();
     }
-    if (net->chunk && n > net->chunk && from == 0 && !train) {
+    if (whole && net->chunk && n > net->chunk) {
         run_chunks(net, x, n, times);
         net->n_last = n;
         net->x_last = x;
