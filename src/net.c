@@ -1134,7 +1134,7 @@ void cn_net_run_forward(cn_net *net, const float *x, size_t n, int train, double
  * for more than 16). */
 
 /* Chunk c of the k that [0, n) is cut into: whole 16s, at most net->chunk
- * (k = ceil(n / chunk)), the last one ending at n. */
+ * (k at least ceil(n / chunk)), the last one ending at n. */
 static void chunk_range(size_t n, size_t k, size_t c, size_t *s0, size_t *s1)
 {
     size_t units = (n + 15) / 16;
@@ -1191,9 +1191,20 @@ static void chunk_worker(void *user, size_t w, const cn_backend *one)
     run_chunk_range(j, one, w, 1 + rest * w / workers, 1 + rest * (w + 1) / workers);
 }
 
+/* How many chunks a pass of n samples is cut into: as few as net->chunk
+ * allows, or, where the chunks after the first would not share evenly
+ * among the workers (LeNet's 1 000 images: 16 chunks, 7 and 8 after the
+ * first), the next count that does, if its chunks still hold two 16s. */
+static size_t chunk_count(const cn_net *net, size_t n)
+{
+    size_t k = (n + net->chunk - 1) / net->chunk, w = chunk_workers(net);
+    size_t even = 1 + (k - 1 + w - 1) / w * w, units = (n + 15) / 16;
+    return units / even >= 2 ? even : k;
+}
+
 static void run_chunks(cn_net *net, const float *x, size_t n, double *times)
 {
-    chunk_job j = {net, x, n, (n + net->chunk - 1) / net->chunk, times};
+    chunk_job j = {net, x, n, chunk_count(net, n), times};
     if (times) { /* per-layer times: every chunk on all the threads, in turn */
         for (size_t i = 0; i < net->n_layers; i++)
             times[i] = 0.0;
