@@ -377,8 +377,8 @@ static size_t output_floats(const cn_net *net, size_t i)
  * in a buffer for max_batch, after the workers' areas: the outputs of one
  * chunk of samples each (chunk_floats), laid out as above for a chunk.
  * kept[i] (arena_at + 2n): floats per sample of layer i's kept output, 0
- * for the others.  No chunks (chunk 0) where a layer reads a kept output as
- * an extra input, whose pointer is fixed. */
+ * for the others (all 0 in a network without chunks).  No chunks (chunk 0) where a layer reads a
+ * kept output as an extra input, whose pointer is fixed. */
 static void mark_kept(cn_net *net, const size_t *end)
 {
     size_t n = net->n_layers, *kept = net->arena_at + 2 * n, owner = 0;
@@ -391,6 +391,9 @@ static void mark_kept(cn_net *net, const size_t *end)
         for (size_t k = 0; k < net->layers[x].n_extra; k++)
             if (kept[net->layers[x].extra_from[k]])
                 net->chunk = 0;
+    if (!net->chunk) /* all in one layout: nothing apart */
+        for (size_t i = 0; i < n; i++)
+            kept[i] = 0;
 }
 
 /* A forward-only net's outputs placed in one block.  The buffer of layer
@@ -415,9 +418,6 @@ static void place_outputs(cn_net *net, size_t *end)
                     end[i] = x > end[i] ? x : end[i];
     }
     mark_kept(net, end);
-    if (!net->chunk)
-        for (size_t i = 0; i < n; i++)
-            kept[i] = 0;
     for (size_t i = 0; i < n; i++) {
         const cn_layer *l = &net->layers[i];
         if (l->shares_input) {
@@ -1270,6 +1270,24 @@ static void small_done(cn_net *net, int trial, double seconds)
         net->small.pass = 0;
 }
 
+/* Layers from..n-1 over the whole pass, each on its outputs' places. */
+static void run_layers(cn_net *net, const cn_ctx *ctx, size_t from, const float *x, size_t n,
+                       double *times)
+{
+    /* what the pass updates (running statistics), kept for a replay of it
+     * (cn_net_trace_backward) once backward has written over outputs */
+    if (ctx->train && from == 0 && net->buffers_before && net->n_buffers)
+        net->be->copy(net->be, net->buffers_before, net->buffers, net->n_buffers * sizeof(float));
+    for (size_t i = from; i < net->n_layers; i++) {
+        cn_layer *l = &net->layers[i];
+        double t0 = stamp(net, times);
+        if (!l->fused_away)
+            l->ops->forward(l, ctx, i ? net->act[i - 1] : x, net->act[i], n);
+        if (times)
+            times[i] = stamp(net, times) - t0;
+    }
+}
+
 void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n, int train,
                              double *times)
 {
@@ -1285,26 +1303,10 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
         ctx.be = small_pass(net, &trial);
         began = cn_now();
     }
-    if (whole && net->chunk && n > net->chunk) {
+    if (whole && net->chunk && n > net->chunk)
         run_chunks(net, x, n, times);
-        net->n_last = n;
-        net->x_last = x;
-        net->train_last = train;
-        net->spent = 0;
-        return;
-    }
-    /* what the pass updates (running statistics), kept for a replay of it
-     * (cn_net_trace_backward) once backward has written over outputs */
-    if (train && from == 0 && net->buffers_before && net->n_buffers)
-        net->be->copy(net->be, net->buffers_before, net->buffers, net->n_buffers * sizeof(float));
-    for (size_t i = from; i < net->n_layers; i++) {
-        cn_layer *l = &net->layers[i];
-        double t0 = stamp(net, times);
-        if (!l->fused_away)
-            l->ops->forward(l, &ctx, i ? net->act[i - 1] : x, net->act[i], n);
-        if (times)
-            times[i] = stamp(net, times) - t0;
-    }
+    else
+        run_layers(net, &ctx, from, x, n, times);
     if (small)
         small_done(net, trial, cn_now() - began);
     net->n_last = n;

@@ -363,6 +363,16 @@ typedef struct dconv_end {
     int relu, stream;
 } dconv_end;
 
+/* One vector of a filter's sums as stored: plus the bias b, times sc plus
+ * sh (affine: a folded batch normalisation, one FMA as bn_fwd's), relu'd. */
+static inline __m512 dconv_finish(__m512 v, __m512 b, int affine, __m512 sc, __m512 sh, int relu)
+{
+    v = _mm512_add_ps(v, b);
+    if (affine)
+        v = _mm512_fmadd_ps(v, sc, sh);
+    return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+}
+
 /* Vectors of 16 outputs per filter that the forward kernel keeps in
  * registers: 8 filters x 3 vectors = 24 accumulators, and per tap 3 loads and
  * 8 broadcasts for 24 FMAs; or 6 filters x 4 vectors, for planes of 64
@@ -417,11 +427,7 @@ dconv_block(const int NF, const int V, const float *xp, size_t c, size_t kh, siz
         __m512 sh = _mm512_set1_ps(end->scale ? end->shift[f] : 0.0f);
 #pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
-            __m512 r = _mm512_add_ps(acc[f][v], b);
-            if (end->scale)
-                r = _mm512_fmadd_ps(r, sc, sh);
-            if (end->relu)
-                r = _mm512_max_ps(r, _mm512_setzero_ps());
+            __m512 r = dconv_finish(acc[f][v], b, end->scale != NULL, sc, sh, end->relu);
             float *o = out + f * ldo + q0 + 16 * v;
             if (end->stream && mk[v] == 0xffff && ((uintptr_t)o & 63) == 0)
                 _mm512_stream_ps(o, r);
@@ -553,11 +559,8 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
                 float *dst = y + ((f0 + f) * oh + i) * ow;
                 for (size_t j = 0; j < ow; j += 16) {
                     __mmask16 mj = tail_mask(ow - j < 16 ? ow - j : 16);
-                    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mj, src + j), b);
-                    if (scale)
-                        v = _mm512_fmadd_ps(v, sc, sh);
-                    if (relu)
-                        v = _mm512_max_ps(v, _mm512_setzero_ps());
+                    __m512 v = dconv_finish(_mm512_maskz_loadu_ps(mj, src + j), b, scale != NULL,
+                                            sc, sh, relu);
                     _mm512_mask_storeu_ps(dst + j, mj, v);
                 }
             }

@@ -426,10 +426,11 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
              * vectorised pass for the sqrt and the division). */
             const float *mean = save_mean, *is = save_invstd;
             if (!train) {
-                mean = run_mean;
-                is = (float *)(scratch + c);
+                float *run_is = (float *)(scratch + c);
                 for (long f = lo; f < hi; f++)
-                    ((float *)is)[f] = 1.0f / sqrtf(run_var[f] + eps);
+                    run_is[f] = 1.0f / sqrtf(run_var[f] + eps);
+                mean = run_mean;
+                is = run_is;
             }
             for (size_t i = 0; i < n; i++) {
                 const float *restrict in = x + i * c;
