@@ -114,6 +114,28 @@ static void pack_b_t(const float *b, size_t ldb, size_t p0, size_t kc, size_t j0
     }
 }
 
+/* The few-rows GEMM's lane sums (gemm_driver.h, dot_halve) of its four
+ * 16-lane accumulators at once: each step adds lane l + w to lane l (w = 8,
+ * 4, 2, 1) as the portable loop does, two or four accumulators to a shuffle. */
+static inline void dot_halve_avx512(const __m512 acc[4], float sums[4])
+{
+    /* w = 8: the low and the high 256 bits of two accumulators side by side */
+    __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(acc[0], acc[1], 0x44),
+                               _mm512_shuffle_f32x4(acc[0], acc[1], 0xEE));
+    __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2], acc[3], 0x44),
+                               _mm512_shuffle_f32x4(acc[2], acc[3], 0xEE));
+    /* w = 4: 128-bit quarter 0 and 1 of each; 128-bit lane q now holds acc[q] */
+    __m512 s =
+        _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xDD));
+    /* w = 2 and w = 1, within each 128-bit lane */
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, 0x4E));
+    s = _mm512_add_ps(s, _mm512_permute_ps(s, 0xB1));
+    __m512i firsts = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    __m512 first = _mm512_permutexvar_ps(firsts, s);
+    _mm_storeu_ps(sums, _mm512_castps512_ps128(first));
+}
+#define DOT_HALVE(acc, sums) dot_halve_avx512((const __m512 *)(acc), sums)
+
 #define GEMM_NAME cn_gemm_avx512
 #include "kernels/gemm_driver.h"
 
