@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* A subcommand: its name, what it takes and what it does, as the usage
@@ -125,7 +126,8 @@ static int memory_limit_from_env(void)
  * cycles.  On a machine that other processes keep busy, those spinning
  * threads hold the cores that the threads with work need, and training
  * with two threads ran 3-15 times slower (README, "A busy machine").  So,
- * unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set), convnet
+ * unless the user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT set, or threads
+ * bound to cores: threads_bound), convnet
  * runs itself again, before anything else happens, with a spin chosen by
  * how busy the machine is at that moment: short (1000) when two other
  * processes are runnable beside this one or the last minute's load reached
@@ -151,12 +153,23 @@ static const char *spin_for_load(void)
                                                                          : CN_SPIN_BUSY;
 }
 
+/* Threads bound to places (OMP_PROC_BIND other than false, OMP_PLACES,
+ * GOMP_CPU_AFFINITY): OpenMP binds the first thread to the first place when
+ * the program loads, and a second start would inherit that one core as all
+ * it may use (both threads on CPU 0: LeNet's training at half speed). */
+static int threads_bound(void)
+{
+    const char *bind = getenv("OMP_PROC_BIND");
+    return (bind && *bind && strcasecmp(bind, "false") != 0) || getenv("OMP_PLACES") ||
+           getenv("GOMP_CPU_AFFINITY");
+}
+
 static void wait_briefly(char **argv)
 {
 #ifdef _OPENMP
     const char *preload = getenv("LD_PRELOAD");
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("CONVNET_NO_REEXEC") ||
-        (preload && strstr(preload, "vgpreload")))
+        threads_bound() || (preload && strstr(preload, "vgpreload")))
         return;
     if (setenv("GOMP_SPINCOUNT", spin_for_load(), 1) == 0)
         execv("/proc/self/exe", argv); /* returns only when it failed: go on as we are */

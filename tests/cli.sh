@@ -931,6 +931,16 @@ case "$line|$line2|$line3" in
 *) fail "the user's OpenMP wait settings and CONVNET_NO_REEXEC are kept" "$line / $line2 / $line3" ;;
 esac
 
+# threads bound to cores (OMP_PROC_BIND=true): no second start, which would inherit the one
+# core OpenMP bound the first to and run every thread there
+cores=$(nproc)
+line=$(env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_PROC_BIND=true "$bin" info --devices 2>&1 | head -1)
+case "$line" in
+*"cpu       $cores thread"*"idle threads: OpenMP's default")
+    ok "OMP_PROC_BIND keeps every core" ;;
+*) fail "OMP_PROC_BIND keeps every core" "$line (expected $cores threads, OpenMP's default)" ;;
+esac
+
 # --- every exit status these tests expect is in README.md's table of them ----------------
 missing=
 for s in $statuses; do
