@@ -366,9 +366,13 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
                               int stream, size_t fa, size_t mt, float *area, float *ys)
 {
     size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow;
-    float *xp = area, *flat = xp + g->c * a->hp * a->wp, *xsh = flat + a->flat_y;
+    float *flat = area + g->c * a->hp * a->wp, *xsh = flat + a->flat_y;
+    const float *xp = xs; /* without padding the sample is its padded copy */
     int shifted = a->shift > 0;
-    pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, xp);
+    if (g->pad) {
+        pad_sample(xs, g->c, g->h, g->w, g->w, g->pad, area);
+        xp = area;
+    }
     if (shifted)
         dconv_shift(xp, g->c, a->hp, a->wp, g->kw, g->ow, xsh);
     dconv_sample(shifted ? xsh : xp, shifted, g->c, a->hp, a->wp, g->kh, g->kw, w + fa * kk, 0, mt,
