@@ -72,6 +72,18 @@ static cn_backend *isa_backend(const char *isa, int threads)
     return NULL;
 }
 
+/* The kernel set isa on one thread (*one) and on three (*three), for the
+ * tests that compare the two; 0 when the set is not here (skipped) or the
+ * second cannot be made (failed). */
+static int one_and_three(const char *isa, cn_backend **one, cn_backend **three)
+{
+    *one = isa_backend(isa, 1);
+    if (!*one)
+        return 0;
+    *three = isa_backend(isa, 3);
+    return *three != NULL; /* (isa_backend has failed the test) */
+}
+
 static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
 static double *doubles(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
 
@@ -249,11 +261,9 @@ PER_ISA(gemm_matches_reference)
 /* The result must not depend on the number of threads, bit for bit. */
 static void gemm_thread_count_invariant(const char *isa)
 {
-    cn_backend *b1 = isa_backend(isa, 1);
-    if (!b1)
+    cn_backend *b1, *b2;
+    if (!one_and_three(isa, &b1, &b2))
         return;
-    cn_backend *b2 = isa_backend(isa, 3);
-    CHECK(b2);
     cn_rng rng;
     cn_rng_seed(&rng, 7);
     size_t m = 70, n = 900, k = 530;
@@ -518,11 +528,9 @@ static const size_t split_geoms[][6] = {
 
 static void conv_split_matches_one_thread(const char *isa)
 {
-    cn_backend *b1 = isa_backend(isa, 1);
-    if (!b1)
+    cn_backend *b1, *b3;
+    if (!one_and_three(isa, &b1, &b3))
         return;
-    cn_backend *b3 = isa_backend(isa, 3);
-    CHECK(b3);
     cn_rng rng;
     cn_rng_seed(&rng, 13);
     for (size_t t = 0; t < N_SPLIT_GEOMS; t++)
@@ -592,11 +600,9 @@ static void conv_lanes_match_one_sample(const char *isa)
         {16, 14, 14, 5, 1, 2}, {9, 13, 13, 3, 1, 1}, {1, 28, 28, 5, 1, 0}, {16, 14, 14, 3, 1, 1},
     };
     static const size_t ms[] = {50, 7, 13, 1, 17, 9, 24, 10, 16, 10, 20, 32}, ns[] = {16, 17, 35};
-    cn_backend *b1 = isa_backend(isa, 1);
-    if (!b1)
+    cn_backend *b1, *b3;
+    if (!one_and_three(isa, &b1, &b3))
         return;
-    cn_backend *b3 = isa_backend(isa, 3);
-    CHECK(b3);
     cn_rng rng;
     cn_rng_seed(&rng, 41);
     for (size_t t = 0; t < sizeof lg / sizeof lg[0]; t++) {
@@ -679,11 +685,9 @@ PER_ISA(conv_lanes_match_one_sample)
 static void conv_streamed_output_is_the_same(const char *isa)
 {
     static const size_t geo[6] = {1, 64, 64, 3, 1, 1};
-    cn_backend *b1 = isa_backend(isa, 1);
-    if (!b1)
+    cn_backend *b1, *b3;
+    if (!one_and_three(isa, &b1, &b3))
         return;
-    cn_backend *b3 = isa_backend(isa, 3);
-    CHECK(b3);
     cn_rng rng;
     cn_rng_seed(&rng, 43);
     cn_win g = win_of(geo);
