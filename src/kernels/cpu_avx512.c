@@ -138,6 +138,7 @@ static inline void dot_halve_avx512(const __m512 acc[4], float sums[4])
 
 #define GEMM_NAME cn_gemm_avx512
 #include "kernels/gemm_driver.h"
+_Static_assert(DOT_J == 4 && DOT_L == 16, "dot_halve_avx512 halves four accumulators of 16 lanes");
 
 /* Short moves for the window kernels: n floats, 16 at a time, the rest
  * masked. */
