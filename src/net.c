@@ -377,8 +377,9 @@ static size_t output_floats(const cn_net *net, size_t i)
  * in a buffer for max_batch, after the workers' areas: the outputs of one
  * chunk of samples each (chunk_floats), laid out as above for a chunk.
  * kept[i] (arena_at + 2n): floats per sample of layer i's kept output, 0
- * for the others (all 0 in a network without chunks).  No chunks (chunk 0) where a layer reads a
- * kept output as an extra input, whose pointer is fixed. */
+ * for the others (all 0 in a network without chunks).  No chunks (chunk 0)
+ * where a layer reads a kept output as an extra input, whose pointer is
+ * fixed. */
 static void mark_kept(cn_net *net, const size_t *end)
 {
     size_t n = net->n_layers, *kept = net->arena_at + 2 * n, owner = 0;

@@ -154,9 +154,10 @@ for r in rows:  # name kind forward [backward] share [GFLOP/s]; update sgd forwa
     two = not infer and r[0] != "update"
     times = [float(v) for v in r[2:4 if two else 3]]
     assert all(t >= 0 for t in times), r
-    share += float(r[4 if two else 3].rstrip("%"))
+    layer_share = float(r[4 if two else 3].rstrip("%"))
+    share += layer_share
     if r[1] in ("conv", "fc"):  # timed: a share and a speed (a time may print as 0.000 ms)
-        assert float(r[4 if two else 3].rstrip("%")) > 0 and float(r[-1]) > 0, r
+        assert layer_share > 0 and float(r[-1]) > 0, r
 assert abs(share - 100) < 1, share
 m = re.match(r"(step|pass) ([0-9.]+) ms: ([0-9]+) images/s, ([0-9.]+) GFLOP/s \((6|2) x [0-9.]+ M multiply-adds per image\)$",
              lines[-1])
