@@ -28,7 +28,11 @@ cool-down after it, since a process that follows it was measured up to
 half as fast.
 
 Sections: training (and LeNet inference) against tuned PyTorch, with
-convnet's GFLOP/s and their share of the machine's FMA peak (bench/peak.c);
+convnet's GFLOP/s and their share of the machine's FMA peak (bench/peak.c,
+run right after each convnet run: on a shared machine the peak moves with
+the neighbours' load as convnet does, and the share is the median of the
+rounds' shares, as the ratios are; the share of the peak measured once at
+the start is printed beside it);
 peak memory (max RSS) convnet against PyTorch; inference against ONNX
 Runtime (batch 1: throughput and the latency of one image, median and 99th
 percentile over at least 10 000 calls; batch 1000: throughput), both given
@@ -151,6 +155,7 @@ class Runner:
     def __init__(self):
         self.ort = None  # the directory scripts/ort-install.sh gives, once installed
         self.ort_why = "not set up"
+        self.with_peak = False  # measure bench/peak.c after each convnet run
 
     def setup_ort(self, workloads):
         """Installs ONNX Runtime (scripts/ort-install.sh) and exports the
@@ -187,7 +192,11 @@ class Runner:
         if contender == "convnet":
             cmd = [BIN, "bench", w.model, "--json"] + common + \
                 (["--infer"] if w.mode == "infer" else []) + lat
-            return run_json(cmd)
+            r = run_json(cmd)
+            if self.with_peak:  # the machine's FMA peak right after, for the share
+                pk = peak()
+                r["peak_gflops"] = pk[min(w.threads, max(pk))]
+            return r
         if contender == "ORT":
             if not self.ort:
                 raise Failed(self.ort_why)
@@ -298,12 +307,16 @@ def section_torch(runner, workloads, rng, pk, record):
     print("tuned = " + " ".join(f"{k}={v}" for k, v in TUNED.items()) +
           "; tuned+CL = tuned with channels-last tensors; best = the faster of the two in each"
           " round; target 2x")
+    print("of peak: convnet's GFLOP/s over the FMA peak (bench/peak.c) measured right after each"
+          " of its runs,\nthe median of the rounds' shares (start: over the peak measured at the"
+          " start of make bench)")
     head = (f"{'workload':<14}{'batch':>6}{'thr':>4}{'rnd':>4} | {'convnet':>8} {'tuned':>8}"
             f" {'tuned+CL':>8} | {'vs tuned':>8} {'vs +CL':>7} {'vs best':>7} | {'GFLOP/s':>7}"
-            f" {'of peak':>7}")
+            f" {'of peak':>7} {'start':>6}")
     print(head)
     print("-" * len(head))
-    warn, log, mem = [], [], []
+    warn, log, mem, peaks = [], [], [], []
+    runner.with_peak = True
     for w in workloads:
         res = rounds_of(runner, w, ["convnet", "tuned", "tuned+CL"], w.rounds(), rng, log)
         record[("torch", w.key)] = res
@@ -312,17 +325,25 @@ def section_torch(runner, workloads, rng, pk, record):
                 for t, c in zip(res["tuned"], res["tuned+CL"])]
         m = {k: med(v) for k, v in res.items()}
         g = med(res["convnet"], "gflops")
-        share = None if g is None else 100 * g / pk[min(w.threads, max(pk))]
+        start = None if g is None else 100 * g / pk[min(w.threads, max(pk))]
+        shares = [100 * r["gflops"] / r["peak_gflops"] for r in res["convnet"] if r]
+        share = statistics.median(shares) if shares else None
+        peaks += [(w.threads, r["peak_gflops"]) for r in res["convnet"] if r]
         vs = [ratio(res["convnet"], other) for other in (res["tuned"], res["tuned+CL"], best)]
         print(f"{w.label():<14}{w.batch:>6}{w.threads:>4}{w.rounds():>4} |"
               f" {fmt(m['convnet'], '.0f', 8)} {fmt(m['tuned'], '.0f', 8)}"
               f" {fmt(m['tuned+CL'], '.0f', 8)} | {fx(vs[0], 8)} {fx(vs[1], 7)} {fx(vs[2], 7)} |"
-              f" {fmt(g, '.1f', 7)} {fmt(share, '.1f', 6)}%", flush=True)
+              f" {fmt(g, '.1f', 7)} {fmt(share, '.1f', 6)}% {fmt(start, '.1f', 5)}%", flush=True)
         warn += spread_lines(w, res)
         c_rss = [r["max_rss_mb"] for r in res["convnet"] if r]
         t_rss = [r["max_rss_mb"] for r in res["tuned"] + res["tuned+CL"] if r]
         mem.append((w, max(c_rss) if c_rss else None, min(t_rss) if t_rss else None))
+    runner.with_peak = False
     finish_table(warn, log, workloads)
+    for t in sorted({t for t, _ in peaks}):
+        v = [p for u, p in peaks if u == t]
+        print(f"FMA peak after convnet's runs, {t} thread{'s' if t > 1 else ''}: median"
+              f" {statistics.median(v):.0f} GFLOP/s, {min(v):.0f} to {max(v):.0f} over {len(v)} runs")
     print("\npeak memory (MB, max RSS of the process: convnet's largest run, PyTorch's smallest"
           " of tuned and tuned+CL); target: convnet at most 1/4 of PyTorch")
     for w, c, t in mem:
