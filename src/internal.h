@@ -293,11 +293,15 @@ struct cn_layer {
     cn_act fused_act; /* an activation this layer applies in whole-net passes */
     int fused_away;   /* done by the layer before in whole-net passes */
     /* Where a training pass's backward writes the gradient of its input
-     * (plan_grads): CN_GRAD_BUF0 or CN_GRAD_BUF1 (net->gbuf), CN_GRAD_ON_DY
-     * (over the gradient of its output), CN_GRAD_ON_X (over its input, the
-     * layer before's output, which then holds a gradient: output_spent). */
+     * (plan_grads): CN_GRAD_BUF0 or CN_GRAD_BUF1 (a new gradient: net->gbuf,
+     * or in a training net its own place in the arena, place_training),
+     * CN_GRAD_ON_DY (over the gradient of its output), CN_GRAD_ON_X (over its
+     * input, the layer before's output, which then holds a gradient:
+     * output_spent). */
     int grad_at;
-    int output_spent; /* a backward pass writes a gradient over its output */
+    int output_spent; /* a backward pass writes a gradient over its output (or a
+                         training net's gradient takes its place once it is read
+                         no more) */
     /* A relu fused into the layer below the one below (its output this
      * layer's input) whose gradient this layer's backward applies in a
      * training pass, so that it may write over that output (CN_ACT_RELU);
@@ -354,9 +358,18 @@ struct cn_net {
     float *arena;                        /* a forward-only net's outputs (train_batch 0): each
                                             at its place in one block, kept only while a later
                                             layer reads it (the last two, the logits and the
-                                            probabilities, to the end) */
+                                            probabilities, to the end); a training net's outputs
+                                            and backward's gradients (place_training) */
     size_t *arena_at;                    /* arena_at[i]: offset (floats) of layer i's output;
                                             then (place_outputs) end[n], kept[n] */
+    size_t *train_at;                    /* a training net's offsets (floats) in the arena:
+                                            [0, n) layer i's output (its owner's when in place),
+                                            [n, 2n) the gradient layer i's backward writes when
+                                            it writes a new one (grad_at CN_GRAD_BUF0/1),
+                                            [2n, 3n) dlater[i]; then [3n, 4n) the last layer
+                                            that reads layer i's output as an extra input
+                                            (SIZE_MAX: none) */
+    struct cn_span *spans;               /* place_training's lifetimes, 3n */
     size_t chunk;                        /* a forward-only net's samples per chunk of a larger
                                             pass (run_chunks), 0: passes run whole */
     size_t chunk_floats;                 /* the floats of a worker's area for a chunk's outputs */

@@ -67,8 +67,8 @@ void cn_net_free(cn_net *net)
         return;
     cn_backend *be = net->be;
     if (be) {
-        for (size_t i = 0; i < net->n_layers; i++) {
-            if (net->act && !net->layers[i].shares_input && !net->arena_at)
+        for (size_t i = 0; i < net->n_layers && !net->arena_at && !net->train_at; i++) {
+            if (net->act && !net->layers[i].shares_input)
                 be->free(be, net->act[i]);
             if (net->dlater)
                 be->free(be, net->dlater[i]);
@@ -82,6 +82,8 @@ void cn_net_free(cn_net *net)
     }
     free(net->act);
     free(net->arena_at);
+    free(net->train_at);
+    free(net->spans);
     free(net->dlater);
     free(net->norm_host);
     free(net->h_loss);
@@ -298,13 +300,18 @@ static void decide_fusion(cn_net *net)
 
 /* ---------------------------------------------------------------- memory */
 
+/* A place in a training net's arena and its time (place_training). */
+struct cn_span {
+    size_t t0, t1, at, size;
+};
+
 /* Floats of layer l's own memory: parameters and their gradients, buffers,
  * state, its output for max_batch samples unless it works in place, and the
  * gradient its later readers send it. */
 static size_t layer_floats(const cn_net *net, const cn_layer *l)
 {
     size_t n = l->shares_input || net->arena_at ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
-    if (l->read_later && !net->arena_at)
+    if (l->read_later && !net->arena_at && !net->train_at)
         n = cn_add(n, cn_mul(cn_shape_size(l->out), net->train_batch));
     for (size_t t = 0; t < l->n_t; t++)
         n = cn_add(n, cn_mul(2, cn_net_align(l->t[t].count)));
@@ -324,13 +331,20 @@ static size_t max_io(const cn_net *net, size_t end)
 }
 
 /* Floats of what is not any one layer's: the input batch (floats and
- * pixels), the two gradient buffers of backward, the input normalisation,
- * labels and per-sample results.  The scratch space is the largest layer's
- * own: it counts as that layer's in messages. */
+ * pixels), the two gradient buffers of backward (in a training net, the
+ * arena beyond the outputs), the input normalisation, labels and
+ * per-sample results.  The scratch space is the largest layer's own: it
+ * counts as that layer's in messages. */
 static size_t shared_floats(const cn_net *net)
 {
     size_t in = cn_mul(net->max_batch, cn_shape_size(net->spec->input));
     size_t n = cn_mul(cn_add(net->gbuf_floats[0], net->gbuf_floats[1]), net->train_batch);
+    if (net->train_at) { /* the arena past the outputs: backward's gradients */
+        size_t outputs = 0;
+        for (size_t i = 0; i < net->n_layers; i++)
+            outputs = cn_add(outputs, net->spans[i].size);
+        n = net->arena_floats > outputs ? net->arena_floats - outputs : 0;
+    }
     n = cn_add(n, cn_add(in, in / sizeof(float) + 1));
     n = cn_add(n, cn_mul(2, net->spec->input.c));
     return cn_add(n, cn_mul(5, net->max_batch)); /* labels, loss (double), best, p */
@@ -545,6 +559,203 @@ static void plan_grads(cn_net *net)
     }
 }
 
+/* ------------------------------------------------ a training net's arena
+ *
+ * A training net keeps every output from its forward pass until its
+ * backward pass is done with it, so the outputs lie one after the other in
+ * the arena, in the layers' order (the last two, the logits and the
+ * probabilities, kept to the end, under them all).  Backward goes down the
+ * layers: once layer k's backward step has run, nothing reads k's output
+ * again (the layers above it have had theirs), and the outputs above the
+ * highest one still read form a free tail of the arena.  The gradients
+ * backward writes anew (plan_grads' CN_GRAD_BUF0/1; the others go over a
+ * gradient or an input in place) and the gradients of the outputs that
+ * later layers read as an extra input (dlater: a residual connection's) go
+ * there, each for as long as it is read, at the lowest offset in the tail
+ * that no other such gradient holds in that time; the arena grows where the
+ * tail is too small.  So a residual network's gradients, the two buffers of
+ * its top layers' size and a dlater per shortcut that were blocks of their
+ * own, take the memory of outputs already spent.  Time runs over the
+ * forward steps, 0 to n-1 (layer i at i), then the backward steps (layer i
+ * at 2n-1-i); a span is read up to its t1 (inclusive). */
+
+#define NO_SPAN SIZE_MAX
+
+static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The layer that owns the buffer of layer i's output. */
+static size_t owner_of(const cn_net *net, size_t i)
+{
+    while (i > 0 && net->layers[i].shares_input)
+        i--;
+    return i;
+}
+
+/* The lifetimes: the outputs' (their owners', extended where a gradient
+ * written over one in place is read later), the gradients', the dlaters'. */
+static void training_spans(cn_net *net)
+{
+    size_t n = net->n_layers, end = 2 * n, *last = net->train_at + 3 * n;
+    struct cn_span *sp = net->spans, none = {0, 0, 0, 0};
+    for (size_t i = 0; i < 3 * n; i++)
+        sp[i] = none;
+    for (size_t i = 0; i < n; i++)
+        last[i] = NO_SPAN;
+    for (size_t x = 0; x < n; x++)
+        for (size_t k = 0; k < net->layers[x].n_extra; k++) {
+            size_t from = net->layers[x].extra_from[k];
+            last[from] = last[from] == NO_SPAN || x > last[from] ? x : last[from];
+        }
+    for (size_t i = 0; i < n; i++) {
+        const cn_layer *l = &net->layers[i];
+        if (!l->shares_input) /* the last two, the logits and probabilities: to the end */
+            sp[i] = (struct cn_span){i, i + 2 >= n ? end : end - 1 - i, 0,
+                                     cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch))};
+        if (last[i] != NO_SPAN)
+            sp[2 * n + i] =
+                (struct cn_span){end - 1 - last[i], end - 2 - i, 0,
+                                 cn_net_align(cn_mul(cn_shape_size(l->out), net->train_batch))};
+    }
+    size_t cur = NO_SPAN; /* the span holding the current gradient */
+    for (size_t i = n; i-- > 0;) {
+        const cn_layer *l = &net->layers[i];
+        size_t t = end - 1 - i;
+        if (l->fused_away)
+            continue;
+        if (cur != NO_SPAN) /* read here as dy */
+            sp[cur].t1 = larger(t, sp[cur].t1);
+        if (l->grad_at == CN_GRAD_ON_DY && cur != NO_SPAN)
+            continue;
+        if (l->grad_at == CN_GRAD_ON_X)
+            cur = owner_of(net, i - 1);
+        else {
+            cur = n + i;
+            sp[cur] = (struct cn_span){
+                t, t, 0, cn_net_align(cn_mul(cn_shape_size(l->in), net->train_batch))};
+        }
+    }
+    if (cur != NO_SPAN) /* layer 0's: the input's gradient, for the caller */
+        sp[cur].t1 = end;
+}
+
+/* Places span s above the outputs still read in its time (those from
+ * owner *top down, but for the ones kept to the end, which lie under all
+ * from 0 to train_at[0]; *top moves down as they are spent) and clear of
+ * the placed gradients of active[0, *count) that overlap it in time (the
+ * others leave the list).  Returns the end of its place. */
+static size_t place_span(cn_net *net, struct cn_span *s, size_t *top, size_t *active, size_t *count)
+{
+    struct cn_span *sp = net->spans;
+    size_t end = 2 * net->n_layers;
+    while (*top != NO_SPAN && (sp[*top].size == 0 || sp[*top].t1 < s->t0 || sp[*top].t1 == end))
+        *top = *top ? *top - 1 : NO_SPAN;
+    size_t at = *top == NO_SPAN ? net->train_at[0] : sp[*top].at + sp[*top].size, kept = 0;
+    for (size_t k = 0; k < *count; k++)
+        if (sp[active[k]].t1 >= s->t0)
+            active[kept++] = active[k];
+    *count = kept;
+    for (int moved = 1; moved;) { /* past every clash, lowest first */
+        moved = 0;
+        for (size_t k = 0; k < *count; k++) {
+            const struct cn_span *o = &sp[active[k]];
+            if (at < o->at + o->size && o->at < at + s->size) {
+                at = o->at + o->size;
+                moved = 1;
+            }
+        }
+    }
+    s->at = at;
+    active[(*count)++] = (size_t)(s - sp);
+    return at + s->size;
+}
+
+/* The training net's arena (above): its size in net->arena_floats, the
+ * places in net->train_at; the outputs that a gradient takes the place of
+ * are marked spent.  A small network, whose top layers' outputs are
+ * smaller than the gradients below them, may need less with the
+ * gradients apart, above the outputs, in plan_grads' two buffers (and the
+ * dlaters after them): then they go there.  Either way net->gbuf is not
+ * used. */
+static void place_training(cn_net *net)
+{
+    size_t n = net->n_layers, *at = net->train_at, *last = at + 3 * n, top = NO_SPAN, count = 0;
+    struct cn_span *sp = net->spans;
+    training_spans(net);
+    net->arena_floats = 0;
+    for (int kept = 1; kept >= 0; kept--) { /* at[0]: the end of those kept to the end */
+        for (size_t i = 0; i < n; i++)
+            if (sp[i].size && (sp[i].t1 == 2 * n) == kept) {
+                sp[i].at = net->arena_floats;
+                net->arena_floats = cn_add(net->arena_floats, sp[i].size);
+                top = kept ? top : i;
+            }
+        at[0] = kept ? net->arena_floats : at[0];
+    }
+    /* active: the gradients placed and still read, in the room of [n, 3n)
+     * until the places are set below */
+    size_t *active = at + n;
+    for (size_t i = n; i-- > 0;) {
+        const cn_layer *l = &net->layers[i];
+        for (size_t k = 0; k < l->n_extra; k++) {
+            size_t from = l->extra_from[k], twice = 0;
+            for (size_t j = 0; j < k; j++)
+                twice |= l->extra_from[j] == from;
+            if (last[from] == i && !twice)
+                net->arena_floats = larger(
+                    net->arena_floats, place_span(net, &sp[2 * n + from], &top, active, &count));
+        }
+        if (sp[n + i].size)
+            net->arena_floats =
+                larger(net->arena_floats, place_span(net, &sp[n + i], &top, active, &count));
+    }
+    size_t outputs = 0, later = 0, g0 = cn_net_align(cn_mul(net->gbuf_floats[0], net->train_batch));
+    size_t g1 = cn_net_align(cn_mul(net->gbuf_floats[1], net->train_batch));
+    for (size_t i = 0; i < n; i++) {
+        outputs = cn_add(outputs, sp[i].size);
+        later = cn_add(later, sp[2 * n + i].size);
+    }
+    size_t apart = cn_add(cn_add(outputs, later), cn_add(g0, g1));
+    if (apart <= net->arena_floats) {
+        net->arena_floats = apart;
+        for (size_t i = 0; i < n; i++) {
+            if (sp[n + i].size)
+                sp[n + i].at =
+                    net->layers[i].grad_at == CN_GRAD_BUF1 ? cn_add(outputs, g0) : outputs;
+            if (sp[2 * n + i].size) {
+                apart -= sp[2 * n + i].size;
+                sp[2 * n + i].at = apart;
+            }
+        }
+    }
+    net->gbuf_floats[0] = net->gbuf_floats[1] = 0; /* in the arena */
+    /* The outputs under a gradient's place, and the layers in place over
+     * them, are spent: the owners by offset (those kept to the end, then the
+     * others in order) in order[0, m), each gradient's first by a binary
+     * search. */
+    size_t *order = at + n, m = 0;
+    for (int kept = 1; kept >= 0; kept--)
+        for (size_t i = 0; i < n; i++)
+            if (sp[i].size && (sp[i].t1 == 2 * n) == kept)
+                order[m++] = i;
+    for (size_t g = n; g < 3 * n; g++) {
+        if (!sp[g].size)
+            continue;
+        size_t lo = 0, hi = m;
+        while (lo < hi) { /* the first owner that ends past the gradient's start */
+            size_t mid = lo + (hi - lo) / 2;
+            if (sp[order[mid]].at + sp[order[mid]].size <= sp[g].at)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t k = lo; k < m && sp[order[k]].at < sp[g].at + sp[g].size; k++)
+            for (size_t j = order[k]; j < n && (j == order[k] || net->layers[j].shares_input); j++)
+                net->layers[j].output_spent = 1;
+    }
+    for (size_t i = 0; i < 3 * n; i++)
+        at[i] = i < n ? sp[owner_of(net, i)].at : sp[i].at;
+}
+
 /* Whether a training pass's backward writes gradients over outputs. */
 static int spends_outputs(const cn_net *net)
 {
@@ -565,8 +776,10 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
     net->chunk_floats = 0;
     if (net->arena_at)
         place_outputs(net, net->arena_at + net->n_layers);
-    else
+    else {
         plan_grads(net);
+        place_training(net);
+    }
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
         for (size_t t = 0; t < l->n_t; t++) {
@@ -683,10 +896,11 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
         break;
     case B_NORM: out->bytes = block_bytes(2 * c, 4); break;
     case B_GBUF0:
-    case B_GBUF1:
-        *out =
-            (cn_net_block){block_bytes(cn_mul(net->gbuf_floats[b - B_GBUF0], net->train_batch), 4),
-                           CN_MEM_ACT, SIZE_MAX};
+    case B_GBUF1: /* a training net's gradients are in its arena */
+        *out = (cn_net_block){
+            net->train_at ? 0
+                          : block_bytes(cn_mul(net->gbuf_floats[b - B_GBUF0], net->train_batch), 4),
+            CN_MEM_ACT, SIZE_MAX};
         break;
     case B_WS: /* a chunked pass's workers each have their own */
         *out = (cn_net_block){
@@ -709,8 +923,9 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
                               SIZE_MAX};
         break;
     case B_ARENA:
-        *out = (cn_net_block){net->arena_at ? block_bytes(net->arena_floats, 4) : 0, CN_MEM_ACT,
-                              SIZE_MAX};
+        *out =
+            (cn_net_block){net->arena_at || net->train_at ? block_bytes(net->arena_floats, 4) : 0,
+                           CN_MEM_ACT, SIZE_MAX};
         break;
     default: {
         size_t i = (b - B_FIXED) / 2;
@@ -718,8 +933,8 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
             return 0;
         const cn_layer *l = &net->layers[i];
         size_t out_size = cn_shape_size(l->out);
-        int own = !net->arena_at; /* a forward-only net's are in B_ARENA, and it has no gradients */
-        if ((b - B_FIXED) % 2 == 0) /* the output: none when in place */
+        int own = !net->arena_at && !net->train_at; /* else in B_ARENA */
+        if ((b - B_FIXED) % 2 == 0)                 /* the output: none when in place */
             *out = (cn_net_block){
                 l->shares_input || !own ? 0 : block_bytes(cn_mul(out_size, mb), 4), CN_MEM_ACT, i};
         else /* the gradient from its later readers */
@@ -764,7 +979,9 @@ static int allocate(cn_net *net)
     void *p[B_FIXED];
     int ok = 1;
     for (size_t b = 0; b < B_FIXED; b++)
-        ok &= (p[b] = alloc_block(net, b)) != NULL || (b == B_ARENA && !net->arena_at) ||
+        ok &= (p[b] = alloc_block(net, b)) != NULL ||
+              (b == B_ARENA && !net->arena_at && !net->train_at) ||
+              ((b == B_GBUF0 || b == B_GBUF1) && net->train_at) ||
               (b == B_BUFFERS_BEFORE && !spends_outputs(net));
     net->params = p[B_PARAMS];
     net->grads = p[B_GRADS];
@@ -790,9 +1007,13 @@ static int allocate(cn_net *net)
         cn_layer *l = &net->layers[i];
         if (net->arena_at)
             net->act[i] = net->arena + net->arena_at[i];
+        else if (net->train_at)
+            net->act[i] = net->arena + net->train_at[i];
         else
             net->act[i] = l->shares_input ? net->act[i - 1] : alloc_block(net, B_FIXED + 2 * i);
-        if (l->read_later && !net->arena_at)
+        if (l->read_later && net->train_at)
+            net->dlater[i] = net->arena + net->train_at[2 * net->n_layers + i];
+        else if (l->read_later && !net->arena_at)
             net->dlater[i] = alloc_block(net, B_FIXED + 2 * i + 1);
         ok = net->act[i] && (!l->read_later || net->dlater[i] || net->arena_at);
         for (size_t t = 0; t < l->n_t; t++) {
@@ -860,8 +1081,13 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->dlater = calloc(n_layers, sizeof *net->dlater);
     if (train_batch == 0) /* the outputs' offsets, room for place_outputs, kept sizes */
         net->arena_at = calloc(3 * n_layers, sizeof *net->arena_at);
+    else { /* place_training's */
+        net->train_at = calloc(4 * n_layers, sizeof *net->train_at);
+        net->spans = calloc(3 * n_layers, sizeof *net->spans);
+    }
     cn_status st = CN_OK;
-    if (!net->layers || !net->act || !net->dlater || (train_batch == 0 && !net->arena_at))
+    if (!net->layers || !net->act || !net->dlater ||
+        (train_batch == 0 ? !net->arena_at : !net->train_at || !net->spans))
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
     /* A forward-only net's layers are set up for its forward passes. */
     if (!st && !(st = build_layers(spec, net, train_batch ? train_batch : max_batch))) {
@@ -1323,7 +1549,9 @@ static float *grad_target(cn_net *net, size_t i, const float *dy)
     switch (net->layers[i].grad_at) {
     case CN_GRAD_ON_DY: return (float *)dy;
     case CN_GRAD_ON_X: return net->act[i - 1];
-    default: return net->gbuf[net->layers[i].grad_at];
+    default:
+        return net->train_at ? net->arena + net->train_at[net->n_layers + i]
+                             : net->gbuf[net->layers[i].grad_at];
     }
 }
 
@@ -1331,19 +1559,23 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
                                  void (*after)(void *user, size_t layer), void *user)
 {
     cn_ctx ctx = make_ctx(net, 1, 1);
-    /* The layers that later layers read start with no gradient from them. */
-    for (size_t i = 0; i < net->n_layers; i++)
-        if (net->layers[i].read_later)
-            net->be->fill(net->be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
+    const size_t *last = net->train_at + 3 * net->n_layers;
+    net->spent = spends_outputs(net);
     const float *dy = NULL; /* the gradient of the current layer's output */
     float *dx = NULL;
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
         double t0 = stamp(net, times);
+        /* The layers that later layers read start with no gradient from
+         * them, set when the last of those (the first here) comes: their
+         * places in the arena are someone else's until then. */
+        for (size_t k = 0; k < l->n_extra; k++)
+            if (last[l->extra_from[k]] == i)
+                net->be->fill(net->be, net->dlater[l->extra_from[k]], 0.0f,
+                              n * cn_shape_size(net->layers[l->extra_from[k]].out));
         /* A fused-away layer's output is the layer below's: its gradient too. */
         if (!l->fused_away) {
             float *d = i || want_dx ? grad_target(net, i, dy) : NULL;
-            net->spent |= l->grad_at == CN_GRAD_ON_X;
             /* an activation whose gradient the layer above applied: left out */
             cn_ctx own = ctx;
             own.fuse = !l->act_applied;
@@ -1450,8 +1682,8 @@ cn_status cn_net_check_output(const cn_net *net, size_t i)
     if (net->spent && net->layers[i].output_spent)
         return cn_fail(CN_ERR_ARG,
                        "layer %s's output: the backward pass after the last forward pass wrote "
-                       "its gradient over it (training keeps no second copy of a max "
-                       "pooling's input); run the forward pass again to read it",
+                       "gradients over it (training keeps an output only while backward reads "
+                       "it); run the forward pass again to read it",
                        net->layers[i].name);
     return CN_OK;
 }
@@ -1620,6 +1852,24 @@ static size_t seen_at(const cn_net *net, size_t layer)
     return at;
 }
 
+/* Points dlater[i] of the layers before from that later layers read (and
+ * those layers' dextra) at base, one after the other, n samples each; base
+ * NULL: back at their places in the arena. */
+static void point_dlater(cn_net *net, size_t from, float *base, size_t n)
+{
+    size_t nl = net->n_layers;
+    for (size_t i = 0; i < from; i++) {
+        if (!net->layers[i].read_later)
+            continue;
+        net->dlater[i] = base ? base : net->arena + net->train_at[2 * nl + i];
+        if (base)
+            base += cn_net_align(cn_mul(n, cn_shape_size(net->layers[i].out)));
+    }
+    for (size_t x = 0; x < nl; x++)
+        for (size_t k = 0; k < net->layers[x].n_extra; k++)
+            net->layers[x].dextra[k] = net->dlater[net->layers[x].extra_from[k]];
+}
+
 /* Carries signal (host memory), at layer from's output, back to the input
  * after an evaluation pass over n samples (cn_net_project's rules), handing
  * it to dlayer at layer at's output on the way (when dlayer is not NULL)
@@ -1632,8 +1882,11 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
                             cn_backrule rule, size_t at, float *dlayer, float *dx)
 {
     cn_backend *be = net->be;
-    size_t most = max_io(net, from + 1);
-    float *buf[2] = {net->gbuf[0], net->gbuf[1]}, *own[2] = {NULL, NULL};
+    size_t most = max_io(net, from + 1), later = 0;
+    for (size_t i = 0; i < from; i++)
+        if (net->layers[i].read_later)
+            later = cn_add(later, cn_net_align(cn_mul(n, cn_shape_size(net->layers[i].out))));
+    float *buf[2] = {net->gbuf[0], net->gbuf[1]}, *own[2] = {NULL, NULL}, *dlater = NULL;
     if (cn_mul(most, n) > net->gbuf_floats[0] * net->train_batch ||
         cn_mul(most, n) > net->gbuf_floats[1] * net->train_batch) {
         for (int k = 0; k < 2; k++)
@@ -1644,6 +1897,14 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
             return cn_fail(CN_ERR_NOMEM, "out of memory");
         }
     }
+    /* The gradients of outputs read later, in a block of their own: their
+     * places in the arena hold outputs that the layers' backward reads. */
+    if (later && !(dlater = be->alloc(be, cn_mul(later, sizeof(float))))) {
+        be->free(be, own[0]);
+        be->free(be, own[1]);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    }
+    point_dlater(net, from, dlater, n);
     cn_ctx ctx = make_ctx(net, 0, 0);
     for (size_t i = 0; i < from; i++)
         if (net->layers[i].read_later)
@@ -1674,6 +1935,8 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
         if (i == 0 && dx)
             be->download(be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
     }
+    point_dlater(net, from, NULL, n);
+    be->free(be, dlater);
     be->free(be, own[0]);
     be->free(be, own[1]);
     return CN_OK;

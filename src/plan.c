@@ -80,6 +80,11 @@ static void plan_rows(cn_plan *p, const cn_net *net, size_t b, size_t slots)
         for (size_t k = 0; cn_net_block_at(net, k, &blk); k++)
             if (blk.layer == i)
                 r->act_bytes += blk.bytes;
+        /* a training net's outputs are in its arena (net.c, place_training),
+         * with backward's gradients over those it no longer reads */
+        if (net->train_at && !l->shares_input)
+            r->act_bytes +=
+                cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch)) * sizeof(float);
         r->act_bytes += cn_net_align(l->state_floats) * sizeof(float);
         r->scratch_bytes = l->ws_floats * sizeof(float);
         double in = (double)cn_shape_size(l->in), out = (double)cn_shape_size(l->out);

@@ -286,7 +286,7 @@ static void what_it_does_not_keep_is_refused(void)
     CHECK(cn_model_net(m) == net);
     CHECK_OK(cn_model_reserve(m, 4));
     net = cn_model_net(m);
-    CHECK(net->train_batch == 4 && !net->arena);
+    CHECK(net->train_batch == 4 && !net->arena_at && net->train_at);
     CHECK_OK(cn_net_forward(net, x, 4, 0));
     CHECK_OK(cn_net_get_layer_output(net, 0, 0, 4, y));
     free(x);

@@ -518,17 +518,17 @@ static void dropout_masks(void)
 
 /* The gradient convention: backward adds into the gradient block, so two
  * backward passes without zeroing give twice the gradient. */
-/* A training pass's gradients in less memory (net.c, plan_grads): batch
- * normalisation's in place, a max pooling's over its input (a relu's output
- * too, the relu's gradient then applied by the pooling), the two buffers
- * sized by what each holds.  The same gradients and input gradient, bit
- * for bit, as on a backend whose backward operations write every result
- * apart (bwd_in_place 0); the output that the pooling's gradient went over
- * is refused until the next forward pass, and so is a second backward pass;
- * the explaining passes, which need larger buffers than the plan's, get
- * their own and agree too.  which 0: a convolution with no activation
- * before the pooling; 1: relus fused into a convolution and into a batch
- * normalisation before the poolings. */
+/* A training pass's gradients in less memory (net.c, plan_grads and
+ * place_training): batch normalisation's in place, a max pooling's over its
+ * input (a relu's output too, the relu's gradient then applied by the
+ * pooling), the others in the arena over outputs that backward has done
+ * with.  The same gradients and input gradient, bit for bit, as on a
+ * backend whose backward operations write every result apart (bwd_in_place
+ * 0); every output that a gradient went over, and only those, is refused
+ * until the next forward pass, and so is a second backward pass; the
+ * explaining passes get their own buffers and agree too.  which 0: a
+ * convolution with no activation before the pooling; 1: relus fused into a
+ * convolution and into a batch normalisation before the poolings. */
 static void in_less_memory(int which)
 {
     static const char *const text[2] = {
@@ -538,7 +538,6 @@ static void in_less_memory(int which)
         "[net]\nchannels=2\nheight=8\nwidth=8\nclasses=3\n[conv]\nfilters=4\nsize=3\npad=1\n"
         "[relu]\n[maxpool]\nsize=2\n[conv]\nfilters=4\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
         "[maxpool]\nsize=2\n[fc]\noutputs=3\n[softmax]\n"};
-    size_t pool = which ? 2 : 1; /* the first pooling */
     cn_spec *spec = th_spec(text[which]);
     CHECK(spec);
     cn_cpu *cpu[2] = {NULL, NULL};
@@ -569,9 +568,23 @@ static void in_less_memory(int which)
         /* the convolution's output, under the pooling's gradient in the first */
         cn_status st = cn_net_get_layer_output(net[k], 0, 0, N, out[k]);
         CHECK(k == 0 ? st == CN_ERR_ARG && strstr(cn_last_error(), "conv1's output") : st == CN_OK);
-        CHECK_OK(cn_net_get_layer_output(net[k], pool, 0, N, out[k])); /* the pooling's is kept */
+        for (size_t i = 0; i < cn_net_num_layers(net[k]); i++) {
+            float y[4 * 256];
+            st = cn_net_get_layer_output(net[k], i, 0, N, y);
+            CHECK_MSG(net[k]->layers[i].output_spent
+                          ? st == CN_ERR_ARG && strstr(cn_last_error(), "wrote gradients over it")
+                          : st == CN_OK,
+                      "net %d, layer %zu: status %d", k, i, (int)st);
+        }
+        /* the logits and probabilities are kept */
+        CHECK(!net[k]->layers[cn_net_num_layers(net[k]) - 2].output_spent &&
+              !net[k]->layers[cn_net_num_layers(net[k]) - 1].output_spent);
+        int spends = 0;
+        for (size_t i = 0; i < cn_net_num_layers(net[k]); i++)
+            spends |= net[k]->layers[i].output_spent;
+        CHECK(k == 0 ? spends : 1);
         st = cn_net_backward(net[k], labels, N, NULL);
-        CHECK(k == 0 ? st == CN_ERR_ARG && strstr(cn_last_error(), "second backward")
+        CHECK(spends ? st == CN_ERR_ARG && strstr(cn_last_error(), "second backward")
                      : st == CN_OK);
         CHECK_OK(cn_net_forward(net[k], x, N, 1));
         CHECK_OK(cn_net_get_layer_output(net[k], 0, 0, N, out[k]));
@@ -585,9 +598,20 @@ static void in_less_memory(int which)
             CHECK(l[1].grad_at == CN_GRAD_ON_X && l[1].grad_act == CN_ACT_NONE &&
                   l[0].output_spent && l[2].grad_at == CN_GRAD_ON_DY &&
                   l[5].grad_at == CN_GRAD_ON_DY);
-            /* softmax 3 -> buffer 0, fc 48 -> 1, conv2 64 -> 0, conv1's dx
-             * 128 -> 0: 128 + 48 floats a sample, against 128 + 256 apart */
-            CHECK(net[0]->gbuf_floats[0] == 128 && net[0]->gbuf_floats[1] == 48);
+            /* The arena, in floats for 4 samples: fc's and softmax's outputs
+             * (12 each, 16 aligned) first, kept to the end, then conv1 1024,
+             * maxpool1 256, batchnorm1 256 (its relu in place), conv2 192,
+             * batchnorm2 192: 1952.  Backward's gradients: softmax's 16 above
+             * them all (batchnorm2's output is still read), fc's 192 above
+             * that (softmax's still read), conv2's 256 over batchnorm2's
+             * output once spent but clear of fc's, which it reads: at 2160,
+             * to 2416; conv1's input gradient 512 over maxpool1's and
+             * batchnorm1's outputs, which the pooling's went over before.
+             * The two gradient buffers apart took 128 + 48 floats a sample
+             * above the outputs: 2656. */
+            CHECK(net[0]->arena_floats == 2416);
+            CHECK(l[1].output_spent && l[2].output_spent && l[3].output_spent &&
+                  !l[4].output_spent && !l[5].output_spent && !l[6].output_spent);
         } else {
             /* the poolings apply the relus' gradients and write over their
              * outputs; the batch normalisation computes its own in place */
@@ -595,15 +619,19 @@ static void in_less_memory(int which)
                   l[0].act_applied && l[0].output_spent && l[1].output_spent &&
                   l[6].grad_at == CN_GRAD_ON_X && l[6].grad_act == CN_ACT_RELU &&
                   l[4].act_applied && l[4].grad_at == CN_GRAD_ON_DY && !l[3].act_applied);
-            /* softmax 3 -> buffer 0, fc 16 -> 1, conv2 64 -> 1, conv1's dx
-             * 128 -> 1: 3 + 128 floats a sample */
-            CHECK(net[0]->gbuf_floats[0] == 3 && net[0]->gbuf_floats[1] == 128);
+            /* Outputs: fc, softmax 16 each, conv1 1024 (its relu in place),
+             * maxpool1 256, conv2 256, batchnorm1 256, maxpool2 64: 1888.
+             * Gradients: softmax's 16 and fc's 64 above them; conv2's 256
+             * over maxpool2's once spent, at 1824 to 2080; conv1's input
+             * gradient 512 over maxpool1's and conv2's outputs.  Apart: 1888
+             * + 16 + 512 = 2416. */
+            CHECK(net[0]->arena_floats == 2080);
+            CHECK(l[2].output_spent && l[3].output_spent && l[4].output_spent &&
+                  l[5].output_spent && l[6].output_spent && !l[7].output_spent);
         }
-        CHECK(net[1]->gbuf_floats[0] == 128 && net[1]->gbuf_floats[1] == 256);
-        /* less the copy of the running statistics kept for a replay */
-        CHECK(bytes[1] - bytes[0] == ((384 - net[0]->gbuf_floats[0] - net[0]->gbuf_floats[1]) * N -
-                                      cn_net_num_buffers(net[0])) *
-                                         sizeof(float));
+        /* every gradient apart: no smaller */
+        CHECK(net[0]->gbuf_floats[0] == 0 && net[1]->gbuf_floats[1] == 0 &&
+              net[1]->arena_floats >= net[0]->arena_floats && bytes[1] > bytes[0]);
         size_t np = cn_net_num_params(net[0]);
         CHECK(memcmp(grads[0], grads[1], np * sizeof(float)) == 0);
         CHECK(memcmp(dx[0], dx[1], sizeof dx[0]) == 0);
