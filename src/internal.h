@@ -293,8 +293,8 @@ struct cn_layer {
     cn_act fused_act; /* an activation this layer applies in whole-net passes */
     int fused_away;   /* done by the layer before in whole-net passes */
     /* Where a training pass's backward writes the gradient of its input
-     * (plan_grads): CN_GRAD_BUF0 or CN_GRAD_BUF1 (a new gradient: net->gbuf,
-     * or in a training net its own place in the arena, place_training),
+     * (plan_grads): CN_GRAD_BUF0 or CN_GRAD_BUF1 (a new gradient, at its own
+     * place in the arena: place_training),
      * CN_GRAD_ON_DY (over the gradient of its output), CN_GRAD_ON_X (over its
      * input, the layer before's output, which then holds a gradient:
      * output_spent). */
@@ -383,8 +383,8 @@ struct cn_net {
     size_t arena_floats;
     float **dlater;        /* dlater[i]: gradient of a read_later layer's output
                               from the layers that read it, (train_batch, out_i) */
-    float *gbuf[2];        /* activation gradients of a training pass (plan_grads) */
-    size_t gbuf_floats[2]; /* their sizes, per sample */
+    size_t gbuf_floats[2]; /* plan_grads' two gradient buffers' sizes, per sample (0
+                              once place_training has put the gradients in the arena) */
     int spent;             /* a backward pass since the last forward pass wrote
                               gradients over outputs (layers' output_spent) */
     float *ws;

@@ -73,10 +73,10 @@ void cn_net_free(cn_net *net)
             if (net->dlater)
                 be->free(be, net->dlater[i]);
         }
-        void *blocks[] = {net->gbuf[0],  net->gbuf[1], net->ws,     net->input,
-                          net->pixels,   net->labels,  net->params, net->grads,
-                          net->buffers,  net->norm,    net->states, net->row_loss,
-                          net->row_best, net->row_p,   net->arena,  net->buffers_before};
+        void *blocks[] = {
+            net->ws,      net->pixels, net->labels,        net->params,   net->grads,
+            net->buffers, net->norm,   net->states,        net->row_loss, net->row_best,
+            net->row_p,   net->arena,  net->buffers_before};
         for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
             be->free(be, blocks[i]);
     }
@@ -331,14 +331,13 @@ static size_t max_io(const cn_net *net, size_t end)
 }
 
 /* Floats of what is not any one layer's: the input batch (floats and
- * pixels), the two gradient buffers of backward (in a training net, the
- * arena beyond the outputs), the input normalisation, labels and
- * per-sample results.  The scratch space is the largest layer's own: it
- * counts as that layer's in messages. */
+ * pixels), backward's gradients (a training net's arena beyond the
+ * outputs), the input normalisation, labels and per-sample results.  The scratch space is the
+ * largest layer's own: it counts as that layer's in messages. */
 static size_t shared_floats(const cn_net *net)
 {
     size_t in = cn_mul(net->max_batch, cn_shape_size(net->spec->input));
-    size_t n = cn_mul(cn_add(net->gbuf_floats[0], net->gbuf_floats[1]), net->train_batch);
+    size_t n = 0;
     if (net->train_at) { /* the arena past the outputs: backward's gradients */
         size_t outputs = 0;
         for (size_t i = 0; i < net->n_layers; i++)
@@ -674,8 +673,7 @@ static size_t place_span(cn_net *net, struct cn_span *s, size_t *top, size_t *ac
  * are marked spent.  A small network, whose top layers' outputs are
  * smaller than the gradients below them, may need less with the
  * gradients apart, above the outputs, in plan_grads' two buffers (and the
- * dlaters after them): then they go there.  Either way net->gbuf is not
- * used. */
+ * dlaters after them): then they go there. */
 static void place_training(cn_net *net)
 {
     size_t n = net->n_layers, *at = net->train_at, *last = at + 3 * n, top = NO_SPAN, count = 0;
@@ -843,8 +841,6 @@ enum {
     B_BUFFERS,
     B_STATES,
     B_NORM,
-    B_GBUF0,
-    B_GBUF1,
     B_WS,
     B_INPUT,
     B_PIXELS,
@@ -895,13 +891,6 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
         *out = (cn_net_block){block_bytes(state_floats(net), 4), CN_MEM_ACT, SIZE_MAX};
         break;
     case B_NORM: out->bytes = block_bytes(2 * c, 4); break;
-    case B_GBUF0:
-    case B_GBUF1: /* a training net's gradients are in its arena */
-        *out = (cn_net_block){
-            net->train_at ? 0
-                          : block_bytes(cn_mul(net->gbuf_floats[b - B_GBUF0], net->train_batch), 4),
-            CN_MEM_ACT, SIZE_MAX};
-        break;
     case B_WS: /* a chunked pass's workers each have their own */
         *out = (cn_net_block){
             block_bytes(cn_mul(cn_net_align(net->ws_floats), net->chunk ? chunk_workers(net) : 1),
@@ -981,15 +970,12 @@ static int allocate(cn_net *net)
     for (size_t b = 0; b < B_FIXED; b++)
         ok &= (p[b] = alloc_block(net, b)) != NULL ||
               (b == B_ARENA && !net->arena_at && !net->train_at) ||
-              ((b == B_GBUF0 || b == B_GBUF1) && net->train_at) ||
               (b == B_BUFFERS_BEFORE && !spends_outputs(net));
     net->params = p[B_PARAMS];
     net->grads = p[B_GRADS];
     net->buffers = p[B_BUFFERS];
     net->states = p[B_STATES];
     net->norm = p[B_NORM];
-    net->gbuf[0] = p[B_GBUF0];
-    net->gbuf[1] = p[B_GBUF1];
     net->ws = p[B_WS];
     net->input = p[B_INPUT];
     net->pixels = p[B_PIXELS];
@@ -1549,9 +1535,7 @@ static float *grad_target(cn_net *net, size_t i, const float *dy)
     switch (net->layers[i].grad_at) {
     case CN_GRAD_ON_DY: return (float *)dy;
     case CN_GRAD_ON_X: return net->act[i - 1];
-    default:
-        return net->train_at ? net->arena + net->train_at[net->n_layers + i]
-                             : net->gbuf[net->layers[i].grad_at];
+    default: return net->arena + net->train_at[net->n_layers + i];
     }
 }
 
@@ -1559,7 +1543,7 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
                                  void (*after)(void *user, size_t layer), void *user)
 {
     cn_ctx ctx = make_ctx(net, 1, 1);
-    const size_t *last = net->train_at + 3 * net->n_layers;
+    const size_t *last = net->train_at ? net->train_at + 3 * net->n_layers : NULL;
     net->spent = spends_outputs(net);
     const float *dy = NULL; /* the gradient of the current layer's output */
     float *dx = NULL;
@@ -1569,7 +1553,7 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
         /* The layers that later layers read start with no gradient from
          * them, set when the last of those (the first here) comes: their
          * places in the arena are someone else's until then. */
-        for (size_t k = 0; k < l->n_extra; k++)
+        for (size_t k = 0; last && k < l->n_extra; k++)
             if (last[l->extra_from[k]] == i)
                 net->be->fill(net->be, net->dlater[l->extra_from[k]], 0.0f,
                               n * cn_shape_size(net->layers[l->extra_from[k]].out));
@@ -1875,9 +1859,8 @@ static void point_dlater(cn_net *net, size_t from, float *base, size_t n)
  * it to dlayer at layer at's output on the way (when dlayer is not NULL)
  * and to dx at the end (when dx is not NULL).  Every layer runs its own
  * backward pass, unfused (a fused activation is its own step here), in
- * evaluation mode, from one buffer into the other: the gradient buffers
- * where each can hold any layer's signal there (they are planned for a
- * training pass's gradients, which may be smaller), else two of its own. */
+ * evaluation mode, from one buffer of its own into the other (the arena's
+ * gradients lie over the outputs that these passes read). */
 static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_t n,
                             cn_backrule rule, size_t at, float *dlayer, float *dx)
 {
@@ -1886,22 +1869,19 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
     for (size_t i = 0; i < from; i++)
         if (net->layers[i].read_later)
             later = cn_add(later, cn_net_align(cn_mul(n, cn_shape_size(net->layers[i].out))));
-    float *buf[2] = {net->gbuf[0], net->gbuf[1]}, *own[2] = {NULL, NULL}, *dlater = NULL;
-    if (cn_mul(most, n) > net->gbuf_floats[0] * net->train_batch ||
-        cn_mul(most, n) > net->gbuf_floats[1] * net->train_batch) {
-        for (int k = 0; k < 2; k++)
-            buf[k] = own[k] = be->alloc(be, cn_mul(cn_mul(most, n), sizeof(float)));
-        if (!own[0] || !own[1]) {
-            be->free(be, own[0]);
-            be->free(be, own[1]);
-            return cn_fail(CN_ERR_NOMEM, "out of memory");
-        }
+    float *buf[2], *dlater = NULL;
+    for (int k = 0; k < 2; k++)
+        buf[k] = be->alloc(be, cn_mul(cn_mul(most, n), sizeof(float)));
+    if (!buf[0] || !buf[1]) {
+        be->free(be, buf[0]);
+        be->free(be, buf[1]);
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
     }
     /* The gradients of outputs read later, in a block of their own: their
      * places in the arena hold outputs that the layers' backward reads. */
     if (later && !(dlater = be->alloc(be, cn_mul(later, sizeof(float))))) {
-        be->free(be, own[0]);
-        be->free(be, own[1]);
+        be->free(be, buf[0]);
+        be->free(be, buf[1]);
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     }
     point_dlater(net, from, dlater, n);
@@ -1937,8 +1917,8 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
     }
     point_dlater(net, from, NULL, n);
     be->free(be, dlater);
-    be->free(be, own[0]);
-    be->free(be, own[1]);
+    be->free(be, buf[0]);
+    be->free(be, buf[1]);
     return CN_OK;
 }
 
