@@ -439,12 +439,11 @@ cn_status cn_net_get_output(const cn_net *net, float *dst);
  * last forward pass, (count, out.c, out.h, out.w), to dst.  An element-wise
  * layer that works in place (relu after a convolution, say) shares its
  * output with the layer before: both then show it.  A training pass's
- * backward pass writes the gradient of a max pooling's input (over windows
- * apart) over that input when nothing reads it again: the output of the
- * layer before (a convolution's, a batch normalisation's, or a relu's
- * working in place over one of them).  That output is refused from then
- * until the next forward pass.  Errors: CN_ERR_ARG (no such layer or
- * samples, an output written over). */
+ * backward pass writes gradients over outputs it reads no more: a max
+ * pooling's input gradient over that input (over windows apart), the other
+ * gradients over the outputs of layers above the ones it is at.  Those
+ * outputs are refused from then until the next forward pass.  Errors:
+ * CN_ERR_ARG (no such layer or samples, an output written over). */
 cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
                                   float *dst);
 /* Mean negative log-likelihood of labels under the last forward pass,
@@ -454,9 +453,8 @@ cn_status cn_net_loss(cn_net *net, const int32_t *labels, size_t n, double *loss
  * pass) to the gradient block.  labels: n true classes.  If dx is not NULL it
  * receives dL/dx, (n, C, H, W).  Called again without a forward pass in
  * between, it adds the same gradients once more, unless the first wrote
- * gradients over outputs (a network with a max pooling over windows apart:
- * cn_net_get_layer_output): then it needs the forward pass again and says
- * so.  Errors: CN_ERR_ARG. */
+ * gradients over outputs (as most networks' do: cn_net_get_layer_output):
+ * then it needs the forward pass again and says so.  Errors: CN_ERR_ARG. */
 cn_status cn_net_backward(cn_net *net, const int32_t *labels, size_t n, float *dx);
 /* Why the network chose: the gradient of each sample's class score, the
  * logit of classes[s] (the input of the final softmax, before
@@ -1166,7 +1164,7 @@ const cn_trace *cn_model_trace(const cn_model *model);
 /* With on, each training step of the model keeps the figures of every
  * layer's output as its forward pass left them (cn_net_layer_stats), for
  * cn_model_layer_stats: after a step, the network's own outputs are not all
- * there (its backward pass writes gradients over a max pooling's input).  A
+ * there (its backward pass writes gradients over outputs it is done with).  A
  * pass over every output: turn it on for the steps whose figures are
  * wanted.  Errors: CN_ERR_NOMEM. */
 cn_status cn_model_keep_stats(cn_model *model, int on);
