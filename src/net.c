@@ -73,10 +73,10 @@ void cn_net_free(cn_net *net)
             if (net->dlater)
                 be->free(be, net->dlater[i]);
         }
-        void *blocks[] = {
-            net->ws,      net->pixels, net->labels,        net->params,   net->grads,
-            net->buffers, net->norm,   net->states,        net->row_loss, net->row_best,
-            net->row_p,   net->arena,  net->buffers_before};
+        void *blocks[] = {net->ws,     net->input,         net->pixels,   net->labels,
+                          net->params, net->grads,         net->buffers,  net->norm,
+                          net->states, net->row_loss,      net->row_best, net->row_p,
+                          net->arena,  net->buffers_before};
         for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
             be->free(be, blocks[i]);
     }
