@@ -454,7 +454,6 @@ typedef enum cn_mem {
 typedef struct cn_net_block {
     size_t bytes; /* what it asks the backend (or malloc) for; 0: none */
     cn_mem what;
-    size_t layer; /* the layer it is the output (or output gradient) of, or SIZE_MAX */
 } cn_net_block;
 
 /* The plan of a network's memory is a list of blocks, which the network

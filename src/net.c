@@ -66,13 +66,7 @@ void cn_net_free(cn_net *net)
     if (!net)
         return;
     cn_backend *be = net->be;
-    if (be) {
-        for (size_t i = 0; i < net->n_layers && !net->arena_at && !net->train_at; i++) {
-            if (net->act && !net->layers[i].shares_input)
-                be->free(be, net->act[i]);
-            if (net->dlater)
-                be->free(be, net->dlater[i]);
-        }
+    if (be) { /* the outputs are in the arena */
         void *blocks[] = {net->ws,     net->input,         net->pixels,   net->labels,
                           net->params, net->grads,         net->buffers,  net->norm,
                           net->states, net->row_loss,      net->row_best, net->row_p,
@@ -306,13 +300,11 @@ struct cn_span {
 };
 
 /* Floats of layer l's own memory: parameters and their gradients, buffers,
- * state, its output for max_batch samples unless it works in place, and the
- * gradient its later readers send it. */
+ * state, and in a training net its output for max_batch samples unless it
+ * works in place. */
 static size_t layer_floats(const cn_net *net, const cn_layer *l)
 {
     size_t n = l->shares_input || net->arena_at ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
-    if (l->read_later && !net->arena_at && !net->train_at)
-        n = cn_add(n, cn_mul(cn_shape_size(l->out), net->train_batch));
     for (size_t t = 0; t < l->n_t; t++)
         n = cn_add(n, cn_mul(2, cn_net_align(l->t[t].count)));
     for (size_t t = 0; t < l->n_bt; t++)
@@ -332,8 +324,9 @@ static size_t max_io(const cn_net *net, size_t end)
 
 /* Floats of what is not any one layer's: the input batch (floats and
  * pixels), backward's gradients (a training net's arena beyond the
- * outputs), the input normalisation, labels and per-sample results.  The scratch space is the
- * largest layer's own: it counts as that layer's in messages. */
+ * outputs), the input normalisation, labels and per-sample results.  The
+ * scratch space is the largest layer's own: it counts as that layer's in
+ * messages. */
 static size_t shared_floats(const cn_net *net)
 {
     size_t in = cn_mul(net->max_batch, cn_shape_size(net->spec->input));
@@ -638,17 +631,18 @@ static void training_spans(cn_net *net)
 }
 
 /* Places span s above the outputs still read in its time (those from
- * owner *top down, but for the ones kept to the end, which lie under all
- * from 0 to train_at[0]; *top moves down as they are spent) and clear of
- * the placed gradients of active[0, *count) that overlap it in time (the
- * others leave the list).  Returns the end of its place. */
-static size_t place_span(cn_net *net, struct cn_span *s, size_t *top, size_t *active, size_t *count)
+ * owner *top down, and under all, from 0 to floor, the ones kept to the
+ * end; *top moves down as they are spent) and clear of the placed
+ * gradients of active[0, *count) that overlap it in time (the others leave
+ * the list).  Returns the end of its place. */
+static size_t place_span(cn_net *net, struct cn_span *s, size_t floor, size_t *top, size_t *active,
+                         size_t *count)
 {
     struct cn_span *sp = net->spans;
     size_t end = 2 * net->n_layers;
     while (*top != NO_SPAN && (sp[*top].size == 0 || sp[*top].t1 < s->t0 || sp[*top].t1 == end))
         *top = *top ? *top - 1 : NO_SPAN;
-    size_t at = *top == NO_SPAN ? net->train_at[0] : sp[*top].at + sp[*top].size, kept = 0;
+    size_t at = *top == NO_SPAN ? floor : sp[*top].at + sp[*top].size, kept = 0;
     for (size_t k = 0; k < *count; k++)
         if (sp[active[k]].t1 >= s->t0)
             active[kept++] = active[k];
@@ -677,17 +671,18 @@ static size_t place_span(cn_net *net, struct cn_span *s, size_t *top, size_t *ac
 static void place_training(cn_net *net)
 {
     size_t n = net->n_layers, *at = net->train_at, *last = at + 3 * n, top = NO_SPAN, count = 0;
+    size_t floor = 0; /* the end of the outputs kept to the end */
     struct cn_span *sp = net->spans;
     training_spans(net);
     net->arena_floats = 0;
-    for (int kept = 1; kept >= 0; kept--) { /* at[0]: the end of those kept to the end */
+    for (int kept = 1; kept >= 0; kept--) {
         for (size_t i = 0; i < n; i++)
             if (sp[i].size && (sp[i].t1 == 2 * n) == kept) {
                 sp[i].at = net->arena_floats;
                 net->arena_floats = cn_add(net->arena_floats, sp[i].size);
                 top = kept ? top : i;
             }
-        at[0] = kept ? net->arena_floats : at[0];
+        floor = kept ? net->arena_floats : floor;
     }
     /* active: the gradients placed and still read, in the room of [n, 3n)
      * until the places are set below */
@@ -699,12 +694,13 @@ static void place_training(cn_net *net)
             for (size_t j = 0; j < k; j++)
                 twice |= l->extra_from[j] == from;
             if (last[from] == i && !twice)
-                net->arena_floats = larger(
-                    net->arena_floats, place_span(net, &sp[2 * n + from], &top, active, &count));
+                net->arena_floats =
+                    larger(net->arena_floats,
+                           place_span(net, &sp[2 * n + from], floor, &top, active, &count));
         }
         if (sp[n + i].size)
             net->arena_floats =
-                larger(net->arena_floats, place_span(net, &sp[n + i], &top, active, &count));
+                larger(net->arena_floats, place_span(net, &sp[n + i], floor, &top, active, &count));
     }
     size_t outputs = 0, later = 0, g0 = cn_net_align(cn_mul(net->gbuf_floats[0], net->train_batch));
     size_t g1 = cn_net_align(cn_mul(net->gbuf_floats[1], net->train_batch));
@@ -832,9 +828,8 @@ static cn_status check_limit(const cn_net *net, const cn_net_plan *plan)
 
 /* ---------------------------------------------------------------- blocks */
 
-/* The blocks of a network, in the order they are allocated: these, then
- * each layer's output (unless it works in place) and the gradient its later
- * readers send it (when it has some). */
+/* The blocks of a network, in the order they are allocated (the layers'
+ * outputs and backward's gradients in B_ARENA). */
 enum {
     B_PARAMS,
     B_GRADS,
@@ -854,7 +849,7 @@ enum {
     B_H_LABELS,
     B_ARENA,          /* a forward-only net's outputs (none in other nets) */
     B_BUFFERS_BEFORE, /* the buffers before a training pass (nets that spend outputs) */
-    B_FIXED           /* the layers' blocks follow: 2 per layer */
+    B_COUNT
 };
 
 /* Bytes of count values of size bytes, as a block asks for them: an empty
@@ -875,27 +870,20 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
     const cn_spec *spec = net->spec;
     size_t c = spec->input.c, in = cn_mul(net->max_batch, cn_shape_size(spec->input));
     size_t mb = net->max_batch;
-    *out = (cn_net_block){0, CN_MEM_IO, SIZE_MAX};
+    *out = (cn_net_block){0, CN_MEM_IO};
     switch (b) {
-    case B_PARAMS:
-        *out = (cn_net_block){block_bytes(net->n_params, 4), CN_MEM_WEIGHTS, SIZE_MAX};
-        break;
+    case B_PARAMS: *out = (cn_net_block){block_bytes(net->n_params, 4), CN_MEM_WEIGHTS}; break;
     case B_GRADS:
-        *out = (cn_net_block){block_bytes(cn_add(net->n_params, CN_GRAD_TAIL), 4), CN_MEM_GRADS,
-                              SIZE_MAX};
+        *out = (cn_net_block){block_bytes(cn_add(net->n_params, CN_GRAD_TAIL), 4), CN_MEM_GRADS};
         break;
-    case B_BUFFERS:
-        *out = (cn_net_block){block_bytes(net->n_buffers, 4), CN_MEM_WEIGHTS, SIZE_MAX};
-        break;
-    case B_STATES:
-        *out = (cn_net_block){block_bytes(state_floats(net), 4), CN_MEM_ACT, SIZE_MAX};
-        break;
+    case B_BUFFERS: *out = (cn_net_block){block_bytes(net->n_buffers, 4), CN_MEM_WEIGHTS}; break;
+    case B_STATES: *out = (cn_net_block){block_bytes(state_floats(net), 4), CN_MEM_ACT}; break;
     case B_NORM: out->bytes = block_bytes(2 * c, 4); break;
     case B_WS: /* a chunked pass's workers each have their own */
         *out = (cn_net_block){
             block_bytes(cn_mul(cn_net_align(net->ws_floats), net->chunk ? chunk_workers(net) : 1),
                         4),
-            CN_MEM_SCRATCH, SIZE_MAX};
+            CN_MEM_SCRATCH};
         break;
     case B_INPUT: out->bytes = block_bytes(in, sizeof(float)); break;
     case B_PIXELS: out->bytes = block_bytes(in, 1); break;
@@ -903,41 +891,22 @@ int cn_net_block_at(const cn_net *net, size_t b, cn_net_block *out)
     case B_ROW_LOSS: out->bytes = block_bytes(mb, sizeof(double)); break;
     case B_ROW_BEST: out->bytes = block_bytes(mb, sizeof(int32_t)); break;
     case B_ROW_P: out->bytes = block_bytes(mb, sizeof(float)); break;
-    case B_NORM_HOST: *out = (cn_net_block){2 * c * sizeof(float), CN_MEM_HOST, SIZE_MAX}; break;
-    case B_H_LOSS: *out = (cn_net_block){mb * sizeof(double), CN_MEM_HOST, SIZE_MAX}; break;
+    case B_NORM_HOST: *out = (cn_net_block){2 * c * sizeof(float), CN_MEM_HOST}; break;
+    case B_H_LOSS: *out = (cn_net_block){mb * sizeof(double), CN_MEM_HOST}; break;
     case B_H_BEST:
-    case B_H_LABELS: *out = (cn_net_block){mb * sizeof(int32_t), CN_MEM_HOST, SIZE_MAX}; break;
+    case B_H_LABELS: *out = (cn_net_block){mb * sizeof(int32_t), CN_MEM_HOST}; break;
     case B_BUFFERS_BEFORE:
-        *out = (cn_net_block){spends_outputs(net) ? block_bytes(net->n_buffers, 4) : 0, CN_MEM_ACT,
-                              SIZE_MAX};
+        *out = (cn_net_block){spends_outputs(net) ? block_bytes(net->n_buffers, 4) : 0, CN_MEM_ACT};
         break;
-    case B_ARENA:
-        *out =
-            (cn_net_block){net->arena_at || net->train_at ? block_bytes(net->arena_floats, 4) : 0,
-                           CN_MEM_ACT, SIZE_MAX};
-        break;
-    default: {
-        size_t i = (b - B_FIXED) / 2;
-        if (i >= net->n_layers)
-            return 0;
-        const cn_layer *l = &net->layers[i];
-        size_t out_size = cn_shape_size(l->out);
-        int own = !net->arena_at && !net->train_at; /* else in B_ARENA */
-        if ((b - B_FIXED) % 2 == 0)                 /* the output: none when in place */
-            *out = (cn_net_block){
-                l->shares_input || !own ? 0 : block_bytes(cn_mul(out_size, mb), 4), CN_MEM_ACT, i};
-        else /* the gradient from its later readers */
-            *out = (cn_net_block){
-                l->read_later && own ? block_bytes(cn_mul(out_size, net->train_batch), 4) : 0,
-                CN_MEM_ACT, i};
-    }
+    case B_ARENA: *out = (cn_net_block){block_bytes(net->arena_floats, 4), CN_MEM_ACT}; break;
+    default: return 0;
     }
     return 1;
 }
 
 size_t cn_net_blocks(const cn_net *net, size_t *bytes)
 {
-    size_t n = B_FIXED + 2 * net->n_layers;
+    size_t n = B_COUNT;
     if (bytes) {
         *bytes = 0;
         cn_net_block one;
@@ -949,7 +918,7 @@ size_t cn_net_blocks(const cn_net *net, size_t *bytes)
 }
 
 /* Memory for block b of net (as cn_net_block_at plans it), or NULL; a
- * block of no bytes (an output in place, a gradient nobody sends) is none. */
+ * block of no bytes (the replay's copy where nothing is spent) is none. */
 static void *alloc_block(cn_net *net, size_t b)
 {
     cn_net_block one;
@@ -965,12 +934,11 @@ static int allocate(cn_net *net)
 {
     const cn_spec *spec = net->spec;
     size_t c = spec->input.c;
-    void *p[B_FIXED];
+    void *p[B_COUNT];
     int ok = 1;
-    for (size_t b = 0; b < B_FIXED; b++)
-        ok &= (p[b] = alloc_block(net, b)) != NULL ||
-              (b == B_ARENA && !net->arena_at && !net->train_at) ||
-              (b == B_BUFFERS_BEFORE && !spends_outputs(net));
+    for (size_t b = 0; b < B_COUNT; b++)
+        ok &=
+            (p[b] = alloc_block(net, b)) != NULL || (b == B_BUFFERS_BEFORE && !spends_outputs(net));
     net->params = p[B_PARAMS];
     net->grads = p[B_GRADS];
     net->buffers = p[B_BUFFERS];
@@ -991,17 +959,9 @@ static int allocate(cn_net *net)
     net->buffers_before = p[B_BUFFERS_BEFORE];
     for (size_t i = 0, state = 0; ok && i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i];
-        if (net->arena_at)
-            net->act[i] = net->arena + net->arena_at[i];
-        else if (net->train_at)
-            net->act[i] = net->arena + net->train_at[i];
-        else
-            net->act[i] = l->shares_input ? net->act[i - 1] : alloc_block(net, B_FIXED + 2 * i);
+        net->act[i] = net->arena + (net->arena_at ? net->arena_at[i] : net->train_at[i]);
         if (l->read_later && net->train_at)
             net->dlater[i] = net->arena + net->train_at[2 * net->n_layers + i];
-        else if (l->read_later && !net->arena_at)
-            net->dlater[i] = alloc_block(net, B_FIXED + 2 * i + 1);
-        ok = net->act[i] && (!l->read_later || net->dlater[i] || net->arena_at);
         for (size_t t = 0; t < l->n_t; t++) {
             l->p[t] = net->params + l->t[t].offset;
             l->g[t] = net->grads + l->t[t].offset;

@@ -76,10 +76,6 @@ static void plan_rows(cn_plan *p, const cn_net *net, size_t b, size_t slots)
         }
         for (size_t t = 0; t < l->n_bt; t++)
             r->param_bytes += held(net, i, t, 1) * sizeof(float);
-        cn_net_block blk;
-        for (size_t k = 0; cn_net_block_at(net, k, &blk); k++)
-            if (blk.layer == i)
-                r->act_bytes += blk.bytes;
         /* a training net's outputs are in its arena (net.c, place_training),
          * with backward's gradients over those it no longer reads */
         if (net->train_at && !l->shares_input)
