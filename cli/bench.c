@@ -389,8 +389,10 @@ int cmd_bench(int argc, char **argv)
     }
     b.batch = batch ? (size_t)batch : (size_t)cn_model_opts(b.model)->batch;
     int rc = 0;
-    /* Inference as a deployed model runs: outputs kept only while read. */
-    if (infer ? cn_model_reserve_inference(b.model, b.batch) : cn_model_reserve(b.model, b.batch)) {
+    /* Inference as a deployed model runs: outputs kept only while read;
+     * training as convnet train runs. */
+    if (infer ? cn_model_reserve_inference(b.model, b.batch)
+              : cn_model_reserve_training(b.model, b.batch)) {
         rc = cli_lib_error();
         goto done;
     }

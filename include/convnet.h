@@ -442,8 +442,12 @@ cn_status cn_net_get_output(const cn_net *net, float *dst);
  * backward pass writes gradients over outputs it reads no more: a max
  * pooling's input gradient over that input (over windows apart), the other
  * gradients over the outputs of layers above the ones it is at.  Those
- * outputs are refused from then until the next forward pass.  Errors:
- * CN_ERR_ARG (no such layer or samples, an output written over). */
+ * outputs are refused from then until the next forward pass.  A model's
+ * network built for training (cn_model_reserve_training) does not keep a
+ * batch normalisation's output that its backward pass makes again: that
+ * one is always refused (cn_model_reserve keeps every output).  Errors:
+ * CN_ERR_ARG (no such layer or samples, an output written over or not
+ * kept). */
 cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, size_t count,
                                   float *dst);
 /* Mean negative log-likelihood of labels under the last forward pass,
@@ -795,6 +799,18 @@ uint64_t cn_data_fingerprint(const cn_data *data);
  * evaluation pass explained (cn_net_class_gradient).  Errors: CN_ERR_ARG,
  * CN_ERR_NOMEM. */
 cn_status cn_model_reserve(cn_model *model, size_t n);
+
+/* Makes the model's network take training passes of up to n samples with
+ * the memory training needs (rebuilding it unless it was built so, for as
+ * many; the weights are kept), as cn_model_create and cn_model_load build
+ * it: each output is kept only while backward reads it, and on the CPU a
+ * batch normalisation's output (its relu applied) is not kept at all where
+ * that takes less memory: backward makes it again from the convolution's
+ * output, the same bits, for one more pass of the normalisation.  Such
+ * outputs cannot be read (cn_net_get_layer_output says so), nor an
+ * evaluation pass explained: cn_model_reserve keeps every output.  Errors:
+ * CN_ERR_ARG, CN_ERR_NOMEM. */
+cn_status cn_model_reserve_training(cn_model *model, size_t n);
 
 /* Makes the model's network take forward passes of up to n samples with
  * only the memory that evaluation and prediction need: no gradients, and
@@ -1166,7 +1182,9 @@ const cn_trace *cn_model_trace(const cn_model *model);
  * cn_model_layer_stats: after a step, the network's own outputs are not all
  * there (its backward pass writes gradients over outputs it is done with).  A
  * pass over every output: turn it on for the steps whose figures are
- * wanted.  Errors: CN_ERR_NOMEM. */
+ * wanted.  With on, a network that does not keep every output
+ * (cn_model_reserve_training) is rebuilt to keep them.  Errors:
+ * CN_ERR_NOMEM. */
 cn_status cn_model_keep_stats(cn_model *model, int on);
 /* The figures of layer i's output in the last training step that kept
  * them.  Errors: CN_ERR_ARG (no step kept them, no such layer). */

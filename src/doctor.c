@@ -30,7 +30,12 @@ cn_status cn_net_layer_stats(const cn_net *net, size_t i, cn_stats *out)
     if (st)
         return st;
     cn_shape s = net->layers[i].out;
-    fill_stats(net->be, net->act[i], net->n_last, s.c, s.h * s.w, out);
+    float *tmp; /* an output a lean net does not keep, made again */
+    const float *y = cn_net_output_view((cn_net *)net, i, 0, net->n_last, &tmp);
+    if (!y)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    fill_stats(net->be, y, net->n_last, s.c, s.h * s.w, out);
+    net->be->free(net->be, tmp);
     out->in_place = i + 1 < net->n_layers && net->act[i + 1] == net->act[i];
     return CN_OK;
 }
@@ -84,7 +89,13 @@ cn_status cn_net_trace_forward(const cn_net *net, cn_trace *out)
             if (check(net, l->b[t], l->bt[t].count, 0, i, l->bt[t].name, out))
                 return CN_OK;
         snprintf(what, sizeof what, "%s output", l->name);
-        if (check(net, net->act[i], n * cn_shape_size(l->out), 0, i, what, out))
+        float *tmp; /* an output a lean net does not keep, made again */
+        const float *y = cn_net_output_view((cn_net *)net, i, 0, n, &tmp);
+        if (!y)
+            return cn_fail(CN_ERR_NOMEM, "out of memory");
+        int found = check(net, y, n * cn_shape_size(l->out), 0, i, what, out);
+        net->be->free(net->be, tmp);
+        if (found)
             return CN_OK;
     }
     return CN_OK;
@@ -145,6 +156,7 @@ void cn_model_set_watch(cn_model *model, int on) { model->watch = on != 0; }
 cn_status cn_model_keep_stats(cn_model *model, int on)
 {
     model->keep_stats = 0;
+
     if (on && !model->stats && !(model->stats = calloc(model->net->n_layers, sizeof *model->stats)))
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     model->keep_stats = on != 0;

@@ -383,11 +383,17 @@ static double net_loss(void *self, uint64_t *region, double *moved)
         if (!l->ops->region)
             continue;
         if (i >= from) {
-            const float *xi = i ? net->act[i - 1] : j->x;
-            net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
-            net->be->download(net->be, j->hy, net->act[i],
-                              j->n * cn_shape_size(l->out) * sizeof(float));
-            j->regions[i] = l->ops->region(l, j->hx, j->hy, j->n);
+            /* (an output that a lean net does not keep, made again) */
+            float *tx = NULL, *ty = NULL;
+            const float *xi = i ? cn_net_output_view(net, i - 1, 0, j->n, &tx) : j->x;
+            const float *yi = cn_net_output_view(net, i, 0, j->n, &ty);
+            if (xi && yi) {
+                net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
+                net->be->download(net->be, j->hy, yi, j->n * cn_shape_size(l->out) * sizeof(float));
+                j->regions[i] = l->ops->region(l, j->hx, j->hy, j->n);
+            }
+            net->be->free(net->be, tx);
+            net->be->free(net->be, ty);
         }
         *region = cn_hash(*region, j->regions[i]);
     }

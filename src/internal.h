@@ -222,6 +222,14 @@ typedef struct cn_layer_ops {
      * computes them, so that a layer with fuses_affine gives the same bits.
      * NULL for the others. */
     void (*affine)(const cn_layer *l, const cn_ctx *ctx, float *scale, float *shift);
+    /* A layer whose training pass's output can be made again from its input
+     * and what forward kept, the same bits, its fused activation applied
+     * (batch normalisation, from the batch's statistics): replay writes it,
+     * when can_replay says the backend can.  A training network then keeps
+     * the input alone and makes the output again in backward, where it is
+     * read (net.c, place_training).  NULL for the others. */
+    void (*replay)(const cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n);
+    int (*can_replay)(const cn_backend *be);
 } cn_layer_ops;
 
 /* dx_places bits: dx may be dy itself (the gradient computed in place: an
@@ -308,6 +316,9 @@ struct cn_layer {
      * that layer then leaves its activation's gradient out (act_applied). */
     cn_act grad_act;
     int act_applied; /* the layer above applies its fused activation's gradient */
+    int replayed;    /* a lean training net makes its output (its owner's) again
+                        in backward instead of keeping it (place_training): the
+                        caller cannot read it */
     /* The layer after, folded into this one's forward pass (its .affine):
      * only in forward-only networks, where every pass is an evaluation. */
     const cn_layer *fused_affine;
@@ -368,8 +379,12 @@ struct cn_net {
                                             it writes a new one (grad_at CN_GRAD_BUF0/1),
                                             [2n, 3n) dlater[i]; then [3n, 4n) the last layer
                                             that reads layer i's output as an extra input
-                                            (SIZE_MAX: none) */
-    struct cn_span *spans;               /* place_training's lifetimes, 3n */
+                                            (SIZE_MAX: none); [4n, 5n) where backward makes
+                                            layer i's output again (layers' replayed) */
+    struct cn_span *spans;               /* place_training's lifetimes, 4n */
+    int lean;                            /* a training net that makes outputs again in
+                                            backward where that takes less memory */
+    size_t replays;                      /* how many owners it makes again */
     size_t chunk;                        /* a forward-only net's samples per chunk of a larger
                                             pass (run_chunks), 0: passes run whole */
     size_t chunk_floats;                 /* the floats of a worker's area for a chunk's outputs */
@@ -427,13 +442,13 @@ typedef struct cn_net_plan {
  * max_batch (train_batch for backward) on be without allocating it.
  * Errors: as cn_net_build, except that the memory is not checked against
  * the limit. */
-cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
+cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
                              cn_backend *be, cn_net_plan *plan);
 /* The same, giving the network itself, its layers set up and its memory
  * planned but not allocated (the layout: what cn_net_block_at lists): for
  * the planner (src/plan.c) to read; cn_net_free releases it. */
-cn_status cn_net_layout(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
-                        cn_net **out);
+cn_status cn_net_layout(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
+                        cn_backend *be, cn_net **out);
 
 /* n floats rounded up to whole 64-byte blocks, as each parameter tensor and
  * each layer's state area is; SIZE_MAX stays SIZE_MAX (sizes from a
@@ -502,10 +517,14 @@ void cn_net_measure_input(cn_net *net, const cn_data *data);
  * train_batch 0: a forward-only net, for evaluation and prediction: no
  * gradients, and its outputs share one block (arena) by when they are
  * read, so that only the network's result and logits can be read back.
+ * lean (a training net): outputs that backward can make again from their
+ * inputs (a batch normalisation's) are not kept where that takes less
+ * memory, and the caller cannot read them (cn_net_get_layer_output, the
+ * explaining passes refuse); 0 keeps every output to be read.
  * A plan larger than the machine's memory (or cn_set_memory_limit's) is
  * refused with CN_ERR_NOMEM before anything is allocated. */
-cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
-                       const cn_device *device, cn_net **out);
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
+                       cn_backend *be, const cn_device *device, cn_net **out);
 
 /* Whole-network passes on backend memory: forward from x (net->input or
  * any (n, C, H, W) of the backend's), backward with labels already in
@@ -520,6 +539,11 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
 /* The first layer a pass must rerun from when layer i's parameters change:
  * i, or lower when a layer from there on writes over its input in place. */
 size_t cn_net_rerun_start(const cn_net *net, size_t i);
+/* Layer i's output of the last forward pass for samples [first, first +
+ * count), in backend memory: at its place, or, where a lean net does not
+ * keep it (replayed), made again into a block of the backend's that *tmp
+ * holds for the caller to free (be->free); NULL when out of memory. */
+const float *cn_net_output_view(cn_net *net, size_t i, size_t first, size_t count, float **tmp);
 /* The backward pass of a training pass over n samples, adding into the
  * gradient block; with want_dx, returns where the gradient of the input is
  * (backend memory, until the next pass), else NULL.  It may write gradients
@@ -712,8 +736,9 @@ cn_status cn_model_exchange(cn_model *m, float *dev, size_t count, int root);
 void cn_model_batches(size_t batch, size_t *max, size_t *train);
 
 /* Rebuilds the model's net, if needed, for forward passes of n and backward
- * passes of train samples. */
-cn_status cn_model_plan(cn_model *m, size_t n, size_t train);
+ * passes of train samples: lean (cn_net_build) if it rebuilds; not lean, a
+ * net that does not keep every output is rebuilt. */
+cn_status cn_model_plan(cn_model *m, size_t n, size_t train, int lean);
 
 /* Spec copy (the parse is repeated from the text). */
 cn_status cn_spec_clone(const cn_spec *spec, cn_spec **out);

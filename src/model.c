@@ -108,7 +108,7 @@ static cn_status model_new(const cn_spec *spec, const cn_train_opts *opts, cn_ba
     else
         memcpy(m->origin, spec->source, olen);
     if (st || (st = cn_spec_clone(spec, &m->spec)) ||
-        (st = cn_net_build(m->spec, batch, train, be, device, &m->net)) ||
+        (st = cn_net_build(m->spec, batch, train, 1, be, device, &m->net)) ||
         (st = cn_optim_init(&m->optim, opts->optimizer, be, m->net->n_params))) {
         cn_model_free(m);
         return st;
@@ -216,11 +216,12 @@ cn_status cn_model_evaluate(cn_model *m, const cn_data *data, cn_eval *out)
 }
 
 /* The model's net rebuilt for forward passes of max and backward passes of
- * train samples (0: forward only); the weights are kept. */
-static cn_status rebuild(cn_model *m, size_t max, size_t train)
+ * train samples (0: forward only), lean or not (cn_net_build); the weights
+ * are kept. */
+static cn_status rebuild(cn_model *m, size_t max, size_t train, int lean)
 {
     cn_net *old = m->net, *net;
-    cn_status st = cn_net_build(m->spec, max, train, m->be, &m->device, &net);
+    cn_status st = cn_net_build(m->spec, max, train, lean, m->be, &m->device, &net);
     if (st)
         return st;
     size_t c = m->spec->input.c;
@@ -235,21 +236,31 @@ static cn_status rebuild(cn_model *m, size_t max, size_t train)
 
 /* Rebuilds the net if it cannot take forward passes of n samples, or
  * backward passes of train samples; the weights are kept. */
-cn_status cn_model_plan(cn_model *m, size_t n, size_t train)
+cn_status cn_model_plan(cn_model *m, size_t n, size_t train, int lean)
 {
     cn_net *old = m->net;
-    if (n <= old->max_batch && train <= old->train_batch)
+    if (n <= old->max_batch && train <= old->train_batch && (lean || !old->replays))
         return CN_OK;
     size_t max = n > old->max_batch ? n : old->max_batch;
     size_t tr = train > old->train_batch ? train : old->train_batch;
-    return rebuild(m, max > tr ? max : tr, tr);
+    return rebuild(m, max > tr ? max : tr, tr, lean);
 }
 
 cn_status cn_model_reserve(cn_model *m, size_t n)
 {
     if (n == 0 || n > CN_MAX_BATCH)
         return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most %d", n, CN_MAX_BATCH);
-    return cn_model_plan(m, n, n);
+    return cn_model_plan(m, n, n, 0);
+}
+
+cn_status cn_model_reserve_training(cn_model *m, size_t n)
+{
+    if (n == 0 || n > CN_MAX_BATCH)
+        return cn_fail(CN_ERR_ARG, "a batch of %zu samples; at most %d", n, CN_MAX_BATCH);
+    cn_net *old = m->net;
+    if (old->lean && n <= old->max_batch && n <= old->train_batch)
+        return CN_OK;
+    return rebuild(m, n > old->max_batch ? n : old->max_batch, n, 1);
 }
 
 cn_status cn_model_reserve_inference(cn_model *m, size_t n)
@@ -259,7 +270,7 @@ cn_status cn_model_reserve_inference(cn_model *m, size_t n)
     cn_net *old = m->net;
     if (old->train_batch == 0 && n <= old->max_batch)
         return CN_OK;
-    return rebuild(m, old->train_batch == 0 && old->max_batch > n ? old->max_batch : n, 0);
+    return rebuild(m, old->train_batch == 0 && old->max_batch > n ? old->max_batch : n, 0, 0);
 }
 
 /* ------------------------------------------------------------ tensors */
@@ -740,7 +751,7 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
      * description must not make the net allocate gigabytes for them. */
     cn_net_plan plan;
     if ((st = cn_backend_create(dev, &device, &be)) ||
-        (st = cn_net_plan_memory(spec, 1, 1, be, &plan)))
+        (st = cn_net_plan_memory(spec, 1, 1, 0, be, &plan)))
         goto done;
     if (cn_mul(plan.weights, sizeof(float)) > f.data_len) {
         st = cn_fail(CN_ERR_FORMAT,

@@ -304,7 +304,9 @@ struct cn_span {
  * works in place. */
 static size_t layer_floats(const cn_net *net, const cn_layer *l)
 {
-    size_t n = l->shares_input || net->arena_at ? 0 : cn_mul(cn_shape_size(l->out), net->max_batch);
+    size_t n = l->shares_input || l->replayed || net->arena_at
+                   ? 0
+                   : cn_mul(cn_shape_size(l->out), net->max_batch);
     for (size_t t = 0; t < l->n_t; t++)
         n = cn_add(n, cn_mul(2, cn_net_align(l->t[t].count)));
     for (size_t t = 0; t < l->n_bt; t++)
@@ -323,8 +325,8 @@ static size_t max_io(const cn_net *net, size_t end)
 }
 
 /* Floats of what is not any one layer's: the input batch (floats and
- * pixels), backward's gradients (a training net's arena beyond the
- * outputs), the input normalisation, labels and per-sample results.  The
+ * pixels), backward's gradients and the outputs made again (a training
+ * net's arena beyond the outputs kept), the input normalisation, labels and per-sample results. The
  * scratch space is the largest layer's own: it counts as that layer's in
  * messages. */
 static size_t shared_floats(const cn_net *net)
@@ -334,7 +336,8 @@ static size_t shared_floats(const cn_net *net)
     if (net->train_at) { /* the arena past the outputs: backward's gradients */
         size_t outputs = 0;
         for (size_t i = 0; i < net->n_layers; i++)
-            outputs = cn_add(outputs, net->spans[i].size);
+            if (!net->layers[i].replayed)
+                outputs = cn_add(outputs, net->spans[i].size);
         n = net->arena_floats > outputs ? net->arena_floats - outputs : 0;
     }
     n = cn_add(n, cn_add(in, in / sizeof(float) + 1));
@@ -553,23 +556,35 @@ static void plan_grads(cn_net *net)
 
 /* ------------------------------------------------ a training net's arena
  *
- * A training net keeps every output from its forward pass until its
- * backward pass is done with it, so the outputs lie one after the other in
- * the arena, in the layers' order (the last two, the logits and the
- * probabilities, kept to the end, under them all).  Backward goes down the
- * layers: once layer k's backward step has run, nothing reads k's output
- * again (the layers above it have had theirs), and the outputs above the
- * highest one still read form a free tail of the arena.  The gradients
- * backward writes anew (plan_grads' CN_GRAD_BUF0/1; the others go over a
- * gradient or an input in place) and the gradients of the outputs that
- * later layers read as an extra input (dlater: a residual connection's) go
- * there, each for as long as it is read, at the lowest offset in the tail
- * that no other such gradient holds in that time; the arena grows where the
- * tail is too small.  So a residual network's gradients, the two buffers of
- * its top layers' size and a dlater per shortcut that were blocks of their
- * own, take the memory of outputs already spent.  Time runs over the
- * forward steps, 0 to n-1 (layer i at i), then the backward steps (layer i
- * at 2n-1-i); a span is read up to its t1 (inclusive). */
+ * A training net keeps the outputs from its forward pass that its backward
+ * pass reads until it is done with them, so the outputs lie one after the
+ * other in the arena, in the layers' order (the last two, the logits and
+ * the probabilities, kept to the end, under them all).  Backward goes down
+ * the layers: once layer k's backward step has run, nothing reads k's
+ * output again (the layers above it have had theirs), and the outputs above
+ * the highest one still read are free.  The rest are spans of time placed
+ * over that free memory, each at the lowest offset that nothing else holds
+ * in its time (first fit, in the order of their starts); the arena grows
+ * where there is no such room:
+ * - the gradients backward writes anew (plan_grads' CN_GRAD_BUF0/1; the
+ *   others go over a gradient or an input in place), and the gradients of
+ *   the outputs that later layers read as an extra input (dlater: a
+ *   residual connection's), each for as long as it is read;
+ * - in a lean net, the outputs that backward makes again instead of
+ *   keeping them (replayed: a batch normalisation's, its relu applied, from
+ *   the convolution's output that its own backward step reads anyway):
+ *   such an output has a place for the forward steps that read it, and
+ *   another from the backward step of the layer after it, which makes it
+ *   again first, to its own backward step.  That takes a third of the
+ *   memory of a convolution, batch normalisation and relu's outputs, for one
+ *   pass of the normalisation more.
+ * So a residual network's gradients, the two buffers of its top layers'
+ * size and a dlater per shortcut that were blocks of their own, take the
+ * memory of outputs already spent.  Time runs over the forward steps, 0 to
+ * n-1 (layer i at i), then the backward steps (layer i at 2n-1-i); a span
+ * is read up to its t1 (inclusive).  Spans: [0, n) the outputs' (their
+ * owners'), [n, 2n) the gradients', [2n, 3n) the dlaters', [3n, 4n) the
+ * outputs made again. */
 
 #define NO_SPAN SIZE_MAX
 
@@ -583,13 +598,62 @@ static size_t owner_of(const cn_net *net, size_t i)
     return i;
 }
 
+/* The last layer in place over owner i's buffer. */
+static size_t chain_end(const cn_net *net, size_t i)
+{
+    while (i + 1 < net->n_layers && net->layers[i + 1].shares_input)
+        i++;
+    return i;
+}
+
+/* Whether a lean net may make owner i's output again in backward instead of
+ * keeping it: the layer can, on this backend; the layers in place over it
+ * are activations it applies itself (fused away); its input is kept (the
+ * net's input, or an output not made again); its chain ends before the last
+ * two layers (kept to the end), so a layer after it reads it, whose
+ * backward step makes it again. */
+static int may_replay(const cn_net *net, size_t i)
+{
+    const cn_layer *l = &net->layers[i];
+    size_t e = chain_end(net, i);
+    if (!net->lean || l->shares_input || !l->ops->replay || !l->ops->can_replay(net->be) ||
+        e + 3 > net->n_layers)
+        return 0;
+    for (size_t k = i + 1; k <= e; k++)
+        if (!net->layers[k].fused_away)
+            return 0;
+    return i == 0 || !net->layers[owner_of(net, i - 1)].replayed;
+}
+
+/* Marks the outputs made again (all that may be when on, else none). */
+static void decide_replay(cn_net *net, int on)
+{
+    net->replays = 0;
+    for (size_t i = 0; i < net->n_layers; i++)
+        net->layers[i].replayed = 0;
+    for (size_t i = 0; on && i < net->n_layers; i++) {
+        if (!may_replay(net, i))
+            continue;
+        for (size_t k = i; k <= chain_end(net, i); k++)
+            net->layers[k].replayed = 1;
+        net->replays++;
+    }
+}
+
+/* The span that holds owner o's output in backward. */
+static size_t back_span(const cn_net *net, size_t o)
+{
+    return net->layers[o].replayed ? 3 * net->n_layers + o : o;
+}
+
 /* The lifetimes: the outputs' (their owners', extended where a gradient
- * written over one in place is read later), the gradients', the dlaters'. */
+ * written over one in place is read later; a replayed one's two), the
+ * gradients', the dlaters'. */
 static void training_spans(cn_net *net)
 {
     size_t n = net->n_layers, end = 2 * n, *last = net->train_at + 3 * n;
     struct cn_span *sp = net->spans, none = {0, 0, 0, 0};
-    for (size_t i = 0; i < 3 * n; i++)
+    for (size_t i = 0; i < 4 * n; i++)
         sp[i] = none;
     for (size_t i = 0; i < n; i++)
         last[i] = NO_SPAN;
@@ -600,9 +664,17 @@ static void training_spans(cn_net *net)
         }
     for (size_t i = 0; i < n; i++) {
         const cn_layer *l = &net->layers[i];
-        if (!l->shares_input) /* the last two, the logits and probabilities: to the end */
-            sp[i] = (struct cn_span){i, i + 2 >= n ? end : end - 1 - i, 0,
-                                     cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch))};
+        size_t size = cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch));
+        if (l->shares_input)
+            ;
+        else if (l->replayed) { /* read by the layer after its chain and its readers */
+            size_t e = chain_end(net, i), t1 = e + 1;
+            for (size_t k = i; k <= e; k++)
+                t1 = last[k] == NO_SPAN ? t1 : larger(t1, last[k]);
+            sp[i] = (struct cn_span){i, t1, 0, size};
+            sp[3 * n + i] = (struct cn_span){end - 2 - e, end - 1 - i, 0, size};
+        } else /* the last two, the logits and probabilities: to the end */
+            sp[i] = (struct cn_span){i, i + 2 >= n ? end : end - 1 - i, 0, size};
         if (last[i] != NO_SPAN)
             sp[2 * n + i] =
                 (struct cn_span){end - 1 - last[i], end - 2 - i, 0,
@@ -619,7 +691,7 @@ static void training_spans(cn_net *net)
         if (l->grad_at == CN_GRAD_ON_DY && cur != NO_SPAN)
             continue;
         if (l->grad_at == CN_GRAD_ON_X)
-            cur = owner_of(net, i - 1);
+            cur = back_span(net, owner_of(net, i - 1));
         else {
             cur = n + i;
             sp[cur] = (struct cn_span){
@@ -630,87 +702,74 @@ static void training_spans(cn_net *net)
         sp[cur].t1 = end;
 }
 
-/* Places span s above the outputs still read in its time (those from
- * owner *top down, and under all, from 0 to floor, the ones kept to the
- * end; *top moves down as they are spent) and clear of the placed
- * gradients of active[0, *count) that overlap it in time (the others leave
- * the list).  Returns the end of its place. */
-static size_t place_span(cn_net *net, struct cn_span *s, size_t floor, size_t *top, size_t *active,
-                         size_t *count)
+/* Whether span s is kept in its place from its forward step on (an output
+ * that is not made again). */
+static int kept_span(const cn_net *net, size_t s)
 {
-    struct cn_span *sp = net->spans;
-    size_t end = 2 * net->n_layers;
-    while (*top != NO_SPAN && (sp[*top].size == 0 || sp[*top].t1 < s->t0 || sp[*top].t1 == end))
-        *top = *top ? *top - 1 : NO_SPAN;
-    size_t at = *top == NO_SPAN ? floor : sp[*top].at + sp[*top].size, kept = 0;
-    for (size_t k = 0; k < *count; k++)
-        if (sp[active[k]].t1 >= s->t0)
-            active[kept++] = active[k];
-    *count = kept;
-    for (int moved = 1; moved;) { /* past every clash, lowest first */
-        moved = 0;
-        for (size_t k = 0; k < *count; k++) {
-            const struct cn_span *o = &sp[active[k]];
-            if (at < o->at + o->size && o->at < at + s->size) {
-                at = o->at + o->size;
-                moved = 1;
-            }
-        }
-    }
-    s->at = at;
-    active[(*count)++] = (size_t)(s - sp);
-    return at + s->size;
+    return s < net->n_layers && !net->layers[s].replayed;
 }
 
-/* The training net's arena (above): its size in net->arena_floats, the
- * places in net->train_at; the outputs that a gradient takes the place of
- * are marked spent.  A small network, whose top layers' outputs are
- * smaller than the gradients below them, may need less with the
- * gradients apart, above the outputs, in plan_grads' two buffers (and the
- * dlaters after them): then they go there. */
-static void place_training(cn_net *net)
+/* Places span s at the lowest offset where it overlaps, in place and in
+ * time, none of the spans placed before it, by_at[0, *m) in the order of
+ * their offsets (s joins them).  Returns the end of its place. */
+static size_t place_span(struct cn_span *sp, size_t s, size_t *by_at, size_t *m)
 {
-    size_t n = net->n_layers, *at = net->train_at, *last = at + 3 * n, top = NO_SPAN, count = 0;
-    size_t floor = 0; /* the end of the outputs kept to the end */
+    size_t at = 0, k = 0, size = sp[s].size;
+    for (; k < *m; k++) {
+        const struct cn_span *o = &sp[by_at[k]];
+        if (o->t1 < sp[s].t0 || sp[s].t1 < o->t0)
+            continue; /* not in its time */
+        if (o->at >= at + size)
+            break; /* the room below o is enough */
+        at = larger(at, o->at + o->size);
+    }
+    sp[s].at = at;
+    for (k = *m; k > 0 && sp[by_at[k - 1]].at > at; k--)
+        by_at[k] = by_at[k - 1];
+    by_at[k] = s;
+    (*m)++;
+    return at + size;
+}
+
+/* One layout of the arena (above) for the outputs decide_replay marked:
+ * the places of the spans, the outputs that a gradient or an output made
+ * again takes the place of marked spent.  Without outputs made again, the
+ * gradients apart, above the outputs, in plan_grads' two buffers (and the
+ * dlaters after them), where that takes less, as in tiny networks whose
+ * top layers' outputs are smaller than the gradients below them.  Returns
+ * the arena's floats. */
+static size_t lay_out(cn_net *net)
+{
+    size_t n = net->n_layers, *at = net->train_at, *by_at = at + 5 * n, m = 0, top = 0;
     struct cn_span *sp = net->spans;
+    plan_grads(net);
     training_spans(net);
-    net->arena_floats = 0;
-    for (int kept = 1; kept >= 0; kept--) {
+    for (int kept = 1; kept >= 0; kept--) /* the outputs kept, one after the other */
         for (size_t i = 0; i < n; i++)
-            if (sp[i].size && (sp[i].t1 == 2 * n) == kept) {
-                sp[i].at = net->arena_floats;
-                net->arena_floats = cn_add(net->arena_floats, sp[i].size);
-                top = kept ? top : i;
+            if (sp[i].size && kept_span(net, i) && (sp[i].t1 == 2 * n) == kept) {
+                sp[i].at = top;
+                top = cn_add(top, sp[i].size);
+                by_at[m++] = i;
             }
-        floor = kept ? net->arena_floats : floor;
-    }
-    /* active: the gradients placed and still read, in the room of [n, 3n)
-     * until the places are set below */
-    size_t *active = at + n;
-    for (size_t i = n; i-- > 0;) {
-        const cn_layer *l = &net->layers[i];
-        for (size_t k = 0; k < l->n_extra; k++) {
-            size_t from = l->extra_from[k], twice = 0;
-            for (size_t j = 0; j < k; j++)
-                twice |= l->extra_from[j] == from;
-            if (last[from] == i && !twice)
-                net->arena_floats =
-                    larger(net->arena_floats,
-                           place_span(net, &sp[2 * n + from], floor, &top, active, &count));
-        }
-        if (sp[n + i].size)
-            net->arena_floats =
-                larger(net->arena_floats, place_span(net, &sp[n + i], floor, &top, active, &count));
-    }
-    size_t outputs = 0, later = 0, g0 = cn_net_align(cn_mul(net->gbuf_floats[0], net->train_batch));
+    size_t outputs = top, arena = top;
+    /* the others by their starts: made again, then the dlaters, then the
+     * gradients of a step (an output made again is made before the layer
+     * after it runs; a dlater starts with the layer that reads it) */
+    static const size_t order[4] = {0, 3, 2, 1};
+    for (size_t t = 0; t <= 2 * n; t++)
+        for (size_t q = 0; q < 4; q++)
+            for (size_t i = 0; i < n; i++) {
+                size_t s = order[q] * n + i;
+                if (sp[s].size && sp[s].t0 == t && !kept_span(net, s))
+                    arena = larger(arena, place_span(sp, s, by_at, &m));
+            }
+    size_t later = 0, g0 = cn_net_align(cn_mul(net->gbuf_floats[0], net->train_batch));
     size_t g1 = cn_net_align(cn_mul(net->gbuf_floats[1], net->train_batch));
-    for (size_t i = 0; i < n; i++) {
-        outputs = cn_add(outputs, sp[i].size);
+    for (size_t i = 0; i < n; i++)
         later = cn_add(later, sp[2 * n + i].size);
-    }
     size_t apart = cn_add(cn_add(outputs, later), cn_add(g0, g1));
-    if (apart <= net->arena_floats) {
-        net->arena_floats = apart;
+    if (!net->replays && apart <= arena) {
+        arena = apart;
         for (size_t i = 0; i < n; i++) {
             if (sp[n + i].size)
                 sp[n + i].at =
@@ -722,32 +781,51 @@ static void place_training(cn_net *net)
         }
     }
     net->gbuf_floats[0] = net->gbuf_floats[1] = 0; /* in the arena */
-    /* The outputs under a gradient's place, and the layers in place over
-     * them, are spent: the owners by offset (those kept to the end, then the
-     * others in order) in order[0, m), each gradient's first by a binary
-     * search. */
-    size_t *order = at + n, m = 0;
-    for (int kept = 1; kept >= 0; kept--)
-        for (size_t i = 0; i < n; i++)
-            if (sp[i].size && (sp[i].t1 == 2 * n) == kept)
-                order[m++] = i;
-    for (size_t g = n; g < 3 * n; g++) {
+    /* The outputs under the place of a gradient or of an output made again,
+     * and the layers in place over them, are spent: the outputs kept, in
+     * the order of their offsets (by_at[0, outputs')), each span's first by
+     * a binary search. */
+    size_t kept = 0;
+    for (size_t k = 0; k < m; k++) /* the kept ones to the front, in place order */
+        if (kept_span(net, by_at[k]))
+            by_at[kept++] = by_at[k];
+    for (size_t g = n; g < 4 * n; g++) {
         if (!sp[g].size)
             continue;
-        size_t lo = 0, hi = m;
-        while (lo < hi) { /* the first owner that ends past the gradient's start */
+        size_t lo = 0, hi = kept;
+        while (lo < hi) { /* the first output that ends past the span's start */
             size_t mid = lo + (hi - lo) / 2;
-            if (sp[order[mid]].at + sp[order[mid]].size <= sp[g].at)
+            if (sp[by_at[mid]].at + sp[by_at[mid]].size <= sp[g].at)
                 lo = mid + 1;
             else
                 hi = mid;
         }
-        for (size_t k = lo; k < m && sp[order[k]].at < sp[g].at + sp[g].size; k++)
-            for (size_t j = order[k]; j < n && (j == order[k] || net->layers[j].shares_input); j++)
+        for (size_t k = lo; k < kept && sp[by_at[k]].at < sp[g].at + sp[g].size; k++)
+            for (size_t j = by_at[k]; j < n && (j == by_at[k] || net->layers[j].shares_input); j++)
                 net->layers[j].output_spent = 1;
     }
     for (size_t i = 0; i < 3 * n; i++)
         at[i] = i < n ? sp[owner_of(net, i)].at : sp[i].at;
+    for (size_t i = 0; i < n; i++)
+        at[4 * n + i] = net->layers[i].replayed ? sp[back_span(net, owner_of(net, i))].at : 0;
+    return arena;
+}
+
+/* The training net's arena (above): its size in net->arena_floats, the
+ * places in net->train_at.  A lean net makes outputs again only where that
+ * takes less memory than keeping them all. */
+static void place_training(cn_net *net)
+{
+    size_t with = SIZE_MAX;
+    decide_replay(net, net->lean);
+    if (net->replays)
+        with = lay_out(net);
+    decide_replay(net, 0);
+    net->arena_floats = lay_out(net);
+    if (with < net->arena_floats) {
+        decide_replay(net, 1);
+        net->arena_floats = lay_out(net);
+    }
 }
 
 /* Whether a training pass's backward writes gradients over outputs. */
@@ -771,7 +849,6 @@ static void plan_memory(cn_net *net, cn_net_plan *plan)
     if (net->arena_at)
         place_outputs(net, net->arena_at + net->n_layers);
     else {
-        plan_grads(net);
         place_training(net);
     }
     for (size_t i = 0; i < net->n_layers; i++) {
@@ -1001,8 +1078,8 @@ static void decide_keep(cn_net *net)
     }
 }
 
-static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
-                       int alloc, cn_net_plan *plan, cn_net **out)
+static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
+                       cn_backend *be, int alloc, cn_net_plan *plan, cn_net **out)
 {
     *out = NULL;
     if (!spec || max_batch == 0 || max_batch > CN_MAX_BATCH)
@@ -1019,6 +1096,7 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->be = be;
     net->max_batch = max_batch;
     net->train_batch = train_batch;
+    net->lean = train_batch && lean;
     size_t n_layers = 0;
     for (size_t i = 0; i < spec->n_sections; i++)
         n_layers += (size_t)cn_is_layer_section(&spec->sections[i]);
@@ -1027,9 +1105,9 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->dlater = calloc(n_layers, sizeof *net->dlater);
     if (train_batch == 0) /* the outputs' offsets, room for place_outputs, kept sizes */
         net->arena_at = calloc(3 * n_layers, sizeof *net->arena_at);
-    else { /* place_training's */
-        net->train_at = calloc(4 * n_layers, sizeof *net->train_at);
-        net->spans = calloc(3 * n_layers, sizeof *net->spans);
+    else {                                                           /* place_training's */
+        net->train_at = calloc(9 * n_layers, sizeof *net->train_at); /* 5n, 4n to place */
+        net->spans = calloc(4 * n_layers, sizeof *net->spans);
     }
     cn_status st = CN_OK;
     if (!net->layers || !net->act || !net->dlater ||
@@ -1053,30 +1131,30 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     return CN_OK;
 }
 
-cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
-                       const cn_device *device, cn_net **out)
+cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
+                       cn_backend *be, const cn_device *device, cn_net **out)
 {
     cn_net_plan plan;
-    cn_status st = build(spec, max_batch, train_batch, be, 1, &plan, out);
+    cn_status st = build(spec, max_batch, train_batch, lean, be, 1, &plan, out);
     if (!st)
         (*out)->device = *device;
     return st;
 }
 
-cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch,
+cn_status cn_net_plan_memory(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
                              cn_backend *be, cn_net_plan *plan)
 {
     cn_net *net;
-    cn_status st = build(spec, max_batch, train_batch, be, 0, plan, &net);
+    cn_status st = build(spec, max_batch, train_batch, lean, be, 0, plan, &net);
     cn_net_free(net);
     return st;
 }
 
-cn_status cn_net_layout(const cn_spec *spec, size_t max_batch, size_t train_batch, cn_backend *be,
-                        cn_net **out)
+cn_status cn_net_layout(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,
+                        cn_backend *be, cn_net **out)
 {
     cn_net_plan plan;
-    return build(spec, max_batch, train_batch, be, 0, &plan, out);
+    return build(spec, max_batch, train_batch, lean, be, 0, &plan, out);
 }
 
 cn_status cn_net_create(const cn_spec *spec, size_t max_batch, const cn_device *dev, cn_net **out)
@@ -1087,7 +1165,7 @@ cn_status cn_net_create(const cn_spec *spec, size_t max_batch, const cn_device *
     cn_status st = cn_backend_create(dev, &device, &be);
     if (st)
         return st;
-    if ((st = cn_net_build(spec, max_batch, max_batch, be, &device, out))) {
+    if ((st = cn_net_build(spec, max_batch, max_batch, 0, be, &device, out))) {
         cn_backend_destroy(be);
         return st;
     }
@@ -1499,6 +1577,60 @@ static float *grad_target(cn_net *net, size_t i, const float *dy)
     }
 }
 
+/* Owner o's output of the last forward pass made again, for its samples
+ * [first, first + count), into y (backend memory): as a training pass made
+ * it (the layer's replay, from the batch's statistics) or an evaluation
+ * pass (its forward pass again, which changes nothing in evaluation).  Its
+ * input is kept (may_replay). */
+static void remake(cn_net *net, size_t o, size_t first, size_t count, float *y)
+{
+    cn_layer *l = &net->layers[o];
+    const float *x = (o ? net->act[o - 1] : net->x_last) + first * cn_shape_size(l->in);
+    cn_ctx ctx = make_ctx(net, 1, net->train_last);
+    if (net->train_last)
+        l->ops->replay(l, &ctx, x, y, count);
+    else
+        l->ops->forward(l, &ctx, x, y, count);
+}
+
+/* Owner o's output made again at its place in backward for the last pass's
+ * samples, the layers over its buffer pointed there (until
+ * forward_places). */
+static void remake_in_place(cn_net *net, size_t o)
+{
+    size_t nl = net->n_layers;
+    for (size_t k = o; k <= chain_end(net, o); k++)
+        net->act[k] = net->arena + net->train_at[4 * nl + k];
+    remake(net, o, 0, net->n_last, net->act[o]);
+}
+
+/* Before layer i's step of a pass down the layers: the output below it made
+ * again where the net does not keep it (place_training). */
+static void remake_below(cn_net *net, size_t i)
+{
+    if (i > 0 && !net->layers[i].shares_input && net->layers[i - 1].replayed)
+        remake_in_place(net, owner_of(net, i - 1));
+}
+
+/* The outputs made again pointed back at their places in forward. */
+static void forward_places(cn_net *net)
+{
+    for (size_t i = 0; net->replays && i < net->n_layers; i++)
+        net->act[i] = net->arena + net->train_at[i];
+}
+
+const float *cn_net_output_view(cn_net *net, size_t i, size_t first, size_t count, float **tmp)
+{
+    *tmp = NULL;
+    size_t per = cn_shape_size(net->layers[i].out);
+    if (!net->layers[i].replayed)
+        return net->act[i] + first * per;
+    if (!(*tmp = net->be->alloc(net->be, cn_mul(cn_mul(count ? count : 1, per), sizeof(float)))))
+        return NULL;
+    remake(net, owner_of(net, i), first, count, *tmp);
+    return *tmp;
+}
+
 const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *times,
                                  void (*after)(void *user, size_t layer), void *user)
 {
@@ -1510,6 +1642,7 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
         double t0 = stamp(net, times);
+        remake_below(net, i);
         /* The layers that later layers read start with no gradient from
          * them, set when the last of those (the first here) comes: their
          * places in the arena are someone else's until then. */
@@ -1537,13 +1670,17 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
         if (after)
             after(user, i);
     }
+    forward_places(net);
     return dx;
 }
 
 size_t cn_net_rerun_start(const cn_net *net, size_t i)
 {
     /* Outputs are separate buffers or share their input's (shares_input):
-     * equal pointers are the only overlap. */
+     * equal pointers are the only overlap; outputs made again in backward
+     * (replayed) lie where later ones go. */
+    if (net->replays)
+        return 0;
     size_t s = i;
     for (size_t j = s; s > 0 && j < net->n_layers;) {
         if (net->act[j] == net->act[s - 1]) /* layer j writes over layer s's input */
@@ -1623,6 +1760,14 @@ cn_status cn_net_check_output(const cn_net *net, size_t i)
         return st;
     if (i >= net->n_layers)
         return cn_fail(CN_ERR_ARG, "layer %zu does not exist (the net has %zu)", i, net->n_layers);
+    /* an output not kept is made again from its input: while that is there */
+    size_t o = owner_of(net, i);
+    if (net->spent && net->layers[i].replayed && o > 0 && net->layers[o - 1].output_spent)
+        return cn_fail(CN_ERR_ARG,
+                       "layer %s's output: training does not keep it but makes it again from "
+                       "layer %s's, and the backward pass after the last forward pass wrote "
+                       "gradients over that; run the forward pass again to read it",
+                       net->layers[i].name, net->layers[o - 1].name);
     if (net->spent && net->layers[i].output_spent)
         return cn_fail(CN_ERR_ARG,
                        "layer %s's output: the backward pass after the last forward pass wrote "
@@ -1652,7 +1797,12 @@ cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, siz
         return cn_fail(CN_ERR_ARG, "samples %zu..%zu of a forward pass over %zu", first,
                        first + count, net->n_last);
     size_t per = cn_shape_size(net->layers[i].out);
-    net->be->download(net->be, dst, net->act[i] + first * per, count * per * sizeof(float));
+    float *tmp;
+    const float *y = cn_net_output_view((cn_net *)net, i, first, count, &tmp);
+    if (!y)
+        return cn_fail(CN_ERR_NOMEM, "out of memory");
+    net->be->download(net->be, dst, y, count * per * sizeof(float));
+    net->be->free(net->be, tmp);
     return CN_OK;
 }
 
@@ -1850,8 +2000,11 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
         if (net->layers[i].read_later)
             be->fill(be, net->dlater[i], 0.0f, n * cn_shape_size(net->layers[i].out));
     be->upload(be, buf[0], signal, n * cn_shape_size(net->layers[from].out) * sizeof *signal);
-    const float *dy = buf[0]; /* the signal at layer i's output */
+    const float *dy = buf[0];       /* the signal at layer i's output */
+    if (net->layers[from].replayed) /* outputs not kept: made again on the way */
+        remake_in_place(net, owner_of(net, from));
     for (size_t i = from + 1; i-- > 0;) {
+        remake_below(net, i);
         if (dlayer && i == at) {
             be->download(be, dlayer, dy, n * cn_shape_size(net->layers[i].out) * sizeof *dlayer);
             if (!dx)
@@ -1875,6 +2028,7 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
         if (i == 0 && dx)
             be->download(be, dx, dy, n * cn_shape_size(net->spec->input) * sizeof *dx);
     }
+    forward_places(net);
     point_dlater(net, from, NULL, n);
     be->free(be, dlater);
     be->free(be, buf[0]);

@@ -78,7 +78,7 @@ static void plan_rows(cn_plan *p, const cn_net *net, size_t b, size_t slots)
             r->param_bytes += held(net, i, t, 1) * sizeof(float);
         /* a training net's outputs are in its arena (net.c, place_training),
          * with backward's gradients over those it no longer reads */
-        if (net->train_at && !l->shares_input)
+        if (net->train_at && !l->shares_input && !l->replayed)
             r->act_bytes +=
                 cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch)) * sizeof(float);
         r->act_bytes += cn_net_align(l->state_floats) * sizeof(float);
@@ -125,7 +125,7 @@ static cn_status plan_at(const cn_spec *spec, const cn_train_opts *o, const cn_p
     size_t max, train;
     cn_model_batches(b, &max, &train);
     cn_net *net;
-    cn_status st = cn_net_layout(spec, max, train, be, &net);
+    cn_status st = cn_net_layout(spec, max, train, 1, be, &net);
     if (st)
         return st;
     p->batch = b;

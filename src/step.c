@@ -221,7 +221,7 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
 static cn_status step_on(cn_model *m, const float *x, const int32_t *labels, size_t n, double lr,
                          double *loss, double *fwd, double *bwd, double *update)
 {
-    cn_status st = cn_model_plan(m, n, n);
+    cn_status st = cn_model_plan(m, n, n, 1);
     if (st || (st = cn_net_check_batch(m->net, n, 1)) ||
         (st = cn_net_put_labels(m->net, labels, n)) || (st = cn_model_ema_use(m, 1)))
         return st;

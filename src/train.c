@@ -301,7 +301,7 @@ static cn_status check_start(cn_model *m, const cn_data *train, const cn_data *v
                        "the model stopped at batch %llu of an epoch that now has %zu "
                        "batches: resume with the batch size it was trained with",
                        (unsigned long long)m->state.step, steps);
-    return cn_model_plan(m, batch / k, batch / k);
+    return cn_model_plan(m, batch / k, batch / k, 1);
 }
 
 cn_status cn_model_train(cn_model *m, const cn_data *train, const cn_data *val,

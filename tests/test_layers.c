@@ -551,7 +551,7 @@ static void in_less_memory(int which)
             break;
         if (k == 1)
             cpu[k]->base.bwd_in_place = 0; /* every gradient apart */
-        CHECK_OK(cn_net_build(spec, N, N, &cpu[k]->base, th_dev(1), &net[k]));
+        CHECK_OK(cn_net_build(spec, N, N, 0, &cpu[k]->base, th_dev(1), &net[k]));
         if (!net[k])
             break;
         cn_net_blocks(net[k], &bytes[k]);
@@ -650,6 +650,100 @@ static void in_less_memory(int which)
 static void backward_in_less_memory(void) { in_less_memory(0); }
 static void backward_in_less_memory_relu(void) { in_less_memory(1); }
 
+/* A lean training net (cn_net_build's lean; a model's, cn_model_create)
+ * keeps no output of a batch normalisation with its relu fused: the forward
+ * pass's place of it is taken by later outputs, and backward makes it again
+ * from the convolution's output (bn_apply) where the layer after reads it.
+ * The same gradients and input gradient, bit for bit, as the net that keeps
+ * every output, in less memory, over two steps; every output read after a
+ * forward pass the same (those not kept made again), and after backward
+ * refused where the other refuses it or its input; the same explanation. */
+static void backward_makes_outputs_again(void)
+{
+    cn_spec *spec = th_spec(
+        "[net]\nchannels=3\nheight=8\nwidth=8\nclasses=4\n[conv]\nfilters=5\nsize=3\npad=1\n"
+        "[batchnorm]\n[relu]\nname=stage\n[conv]\nfilters=5\nsize=3\npad=1\n[batchnorm]\n"
+        "[relu]\n[conv]\nfilters=5\nsize=3\npad=1\n[batchnorm]\n[shortcut]\nfrom=stage\n"
+        "[relu]\n[maxpool]\nsize=2\n[conv]\nfilters=7\nsize=1\n[batchnorm]\n[relu]\n"
+        "[fc]\noutputs=4\n[softmax]\n");
+    CHECK(spec);
+    enum { N = 3, IN = 3 * 64, L = 16, OUT = 5 * 64 };
+    cn_cpu *cpu[2] = {NULL, NULL};
+    cn_net *net[2] = {NULL, NULL};
+    size_t bytes[2] = {0, 0};
+    float *grads[2][2] = {{NULL, NULL}, {NULL, NULL}}, dx[2][2][N * IN], cam[2][N * IN];
+    static float out[2][2][L][N * OUT]; /* after forward, after backward */
+    cn_status after[2][L];
+    for (int k = 0; spec && k < 2; k++) {
+        CHECK(cn_cpu_create(2, NULL, &cpu[k]) == 0);
+        if (!cpu[k])
+            break;
+        CHECK_OK(cn_net_build(spec, N, N, k == 0, &cpu[k]->base, th_dev(2), &net[k]));
+        CHECK(!net[k] || cn_net_num_layers(net[k]) == L);
+        if (!net[k] || cn_net_num_layers(net[k]) != L)
+            break;
+        cn_net_blocks(net[k], &bytes[k]);
+        cn_rng rng;
+        cn_rng_seed(&rng, 12);
+        cn_net_init(net[k], &rng);
+        int32_t labels[N] = {0, 3, 1};
+        float x[N * IN];
+        for (int step = 0; step < 2; step++) {
+            th_fill_normal(x, N * IN, &rng);
+            cn_net_zero_grads(net[k]);
+            CHECK_OK(cn_net_forward(net[k], x, N, 1));
+            for (size_t i = 0; step == 1 && i < L; i++)
+                CHECK_OK(cn_net_get_layer_output(net[k], i, 0, N, out[k][0][i]));
+            CHECK_OK(cn_net_backward(net[k], labels, N, dx[k][step]));
+            grads[k][step] = th_block(net[k], CN_GRADS);
+        }
+        for (size_t i = 0; i < L; i++)
+            after[k][i] = cn_net_get_layer_output(net[k], i, 0, N, out[k][1][i]);
+        int32_t classes[N] = {1, 1, 0};
+        CHECK_OK(cn_net_forward(net[k], x, N, 0));
+        CHECK_OK(cn_net_class_gradient(net[k], classes, N, 0, NULL, cam[k]));
+    }
+    if (net[0] && net[1]) {
+        const cn_layer *l = net[0]->layers;
+        /* made again: the first two batch normalisations (with the relus in
+         * place) and the last; not the one under the shortcut */
+        CHECK(net[0]->replays == 3 && net[1]->replays == 0);
+        CHECK(l[1].replayed && l[2].replayed && l[4].replayed && l[5].replayed && !l[7].replayed &&
+              !l[8].replayed && l[12].replayed && l[13].replayed && !l[0].replayed &&
+              !l[11].replayed && !l[14].replayed);
+        CHECK_MSG(net[0]->arena_floats < net[1]->arena_floats && bytes[0] < bytes[1],
+                  "arena %zu against %zu floats", net[0]->arena_floats, net[1]->arena_floats);
+        size_t np = cn_net_num_params(net[0]);
+        for (int step = 0; step < 2; step++) {
+            CHECK(grads[0][step] && grads[1][step] &&
+                  memcmp(grads[0][step], grads[1][step], np * sizeof(float)) == 0);
+            CHECK(memcmp(dx[0][step], dx[1][step], sizeof dx[0][step]) == 0);
+        }
+        CHECK(memcmp(out[0][0], out[1][0], sizeof out[0][0]) == 0);
+        for (size_t i = 0; i < L; i++) {
+            /* after backward: as after forward, or refused where a
+             * gradient went over it or over the input it is made from */
+            size_t o = i;
+            while (o > 0 && l[o].shares_input)
+                o--;
+            int input_spent = l[i].replayed && l[o - 1].output_spent;
+            CHECK_MSG(after[0][i] == CN_OK ? !input_spent && memcmp(out[0][1][i], out[0][0][i],
+                                                                    sizeof out[0][1][i]) == 0
+                                           : l[i].output_spent || input_spent,
+                      "layer %zu: status %d", i, (int)after[0][i]);
+        }
+        CHECK(memcmp(cam[0], cam[1], sizeof cam[0]) == 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int step = 0; step < 2; step++)
+            free(grads[k][step]);
+        cn_net_free(net[k]);
+        if (cpu[k])
+            cn_backend_destroy(&cpu[k]->base);
+    }
+    cn_spec_free(spec);
+}
+
 static void backward_accumulates(void)
 {
     cn_spec *spec;
@@ -706,5 +800,6 @@ const th_test th_layers[] = {
     {"layers/backward_accumulates", backward_accumulates},
     {"layers/backward_in_less_memory", backward_in_less_memory},
     {"layers/backward_in_less_memory_relu_pooled", backward_in_less_memory_relu},
+    {"layers/backward_makes_outputs_again", backward_makes_outputs_again},
     {NULL, NULL},
 };

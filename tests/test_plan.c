@@ -84,7 +84,7 @@ static void layout_is_what_the_network_allocates(void)
             size_t max, train;
             cn_model_batches(batches[j], &max, &train);
             cn_net *net;
-            cn_status st = cn_net_build(spec, max, train, be, &resolved, &net);
+            cn_status st = cn_net_build(spec, max, train, 1, be, &resolved, &net);
             CHECK_MSG(st == CN_OK, "%s", cn_last_error());
             size_t want = p->model - p->optimizer - p->backend;
             CHECK_MSG(asked == want,

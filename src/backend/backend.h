@@ -252,6 +252,14 @@ struct cn_backend {
     void (*bn_affine)(const cn_backend *be, const float *gamma, const float *beta,
                       const float *run_mean, const float *run_var, float eps, size_t c,
                       float *scale, float *shift);
+    /* bn_fwd's training pass made again without its statistics: x
+     * normalised by the batch's mean and 1/std that bn_fwd kept, then act,
+     * the same bits as bn_fwd wrote (a training network makes such outputs
+     * again in backward instead of keeping them: net.c, place_training).
+     * NULL where the backend cannot: the outputs are kept. */
+    void (*bn_apply)(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
+                     const float *gamma, const float *beta, const float *save_mean,
+                     const float *save_invstd, float *y, cn_act act);
     /* Adds the gradients of gamma and beta; writes dx unless it is NULL.
      * With act (as bn_fwd's), dy is the gradient after it and y bn_fwd's
      * output (for the relu: dy counts where y > 0); otherwise y is not read.

@@ -194,6 +194,10 @@ GUARD(bn_fwd,
        float *save_mean, float *save_invstd, double *scratch, float *y, cn_act act),
       (be, x, n, c, hw, gamma, beta, run_mean, run_var, momentum, eps, train, save_mean,
        save_invstd, scratch, y, act))
+GUARD(bn_apply,
+      (const cn_backend *be, const float *x, size_t n, size_t c, size_t hw, const float *gamma,
+       const float *beta, const float *save_mean, const float *save_invstd, float *y, cn_act act),
+      (be, x, n, c, hw, gamma, beta, save_mean, save_invstd, y, act))
 GUARD(bn_bwd,
       (const cn_backend *be, const float *x, const float *y, const float *dy, size_t n, size_t c,
        size_t hw, const float *gamma, const float *save_mean, const float *save_invstd,
@@ -293,6 +297,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->dropout_bwd = g_dropout_bwd;
     be->bn_fwd = g_bn_fwd;
     be->bn_bwd = g_bn_bwd;
+    be->bn_apply = g_bn_apply;
     be->input_from_pixels = g_input_from_pixels;
     be->gather_pixels = g_gather_pixels;
     be->softmax = g_softmax;

@@ -54,6 +54,7 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->dropout_bwd = cn_plain_dropout_bwd;
     be->bn_fwd = bn_fwd;
     be->bn_bwd = bn_bwd;
+    be->bn_apply = bn_apply;
     be->bn_affine = bn_affine;
     be->input_from_pixels = cn_plain_input_from_pixels;
     be->gather_pixels = cn_plain_gather_pixels;

@@ -402,19 +402,22 @@ static void bn_affine(const cn_backend *be, const float *gamma, const float *bet
         bn_eval_affine(gamma[ch], beta[ch], run_mean[ch], run_var[ch], eps, &scale[ch], &shift[ch]);
 }
 
-static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
-                   const float *gamma, const float *beta, float *run_mean, float *run_var,
-                   float momentum, float eps, int train, float *save_mean, float *save_invstd,
-                   double *scratch, float *y, cn_act act)
+/* bn_fwd, and with stats 0 (train 1) its training pass's normalisation
+ * alone, from the mean and 1/std it kept (bn_apply): the same loops, so the
+ * same bits. */
+static void bn_pass(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
+                    const float *gamma, const float *beta, float *run_mean, float *run_var,
+                    float momentum, float eps, int train, int stats, float *save_mean,
+                    float *save_invstd, double *scratch, float *y, cn_act act)
 {
     /* A fused relu: as relu_fwd, v > 0 ? v : 0 (a NaN to 0). */
     int relu = act == CN_ACT_RELU;
     double count = (double)(n * hw);
     if (hw == 1) {
         /* Features: statistics over the rows, vectorised across features. */
-        double *s1 = scratch, *s2 = scratch + c;
         FOR_RANGES(be, c, par_items(c, n, 64), lo, hi, {
-            if (train) {
+            if (train && stats) {
+                double *s1 = scratch, *s2 = scratch + c;
                 feature_sums(x, NULL, NULL, n, c, (size_t)lo, (size_t)hi, run_mean, s1, s2);
                 for (long f = lo; f < hi; f++) {
                     float k = run_mean[f];
@@ -445,7 +448,7 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
     }
     /* Channels: the sums per chunk of samples, then added up chunk by chunk
      * (bn_chunk_sums); each thread normalises its own samples. */
-    if (train) {
+    if (train && stats) {
         double *s1 = scratch, *s2 = scratch + c;
         bn_chunk_sums(be, x, NULL, NULL, NULL, n, c, hw, run_mean, s1, s2);
         for (size_t ch = 0; ch < c; ch++) {
@@ -472,6 +475,23 @@ static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, siz
                 }
             }
     });
+}
+
+static void bn_fwd(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
+                   const float *gamma, const float *beta, float *run_mean, float *run_var,
+                   float momentum, float eps, int train, float *save_mean, float *save_invstd,
+                   double *scratch, float *y, cn_act act)
+{
+    bn_pass(be, x, n, c, hw, gamma, beta, run_mean, run_var, momentum, eps, train, 1, save_mean,
+            save_invstd, scratch, y, act);
+}
+
+static void bn_apply(const cn_backend *be, const float *x, size_t n, size_t c, size_t hw,
+                     const float *gamma, const float *beta, const float *save_mean,
+                     const float *save_invstd, float *y, cn_act act)
+{
+    bn_pass(be, x, n, c, hw, gamma, beta, NULL, NULL, 0.0f, 0.0f, 1, 0, (float *)save_mean,
+            (float *)save_invstd, NULL, y, act);
 }
 
 static void bn_bwd(const cn_backend *be, const float *x, const float *y, const float *dy, size_t n,

@@ -74,6 +74,17 @@ static void affine(const cn_layer *l, const cn_ctx *ctx, float *scale, float *sh
                        scale, shift);
 }
 
+/* A training pass's output made again from x and the batch's statistics
+ * that forward kept, its fused activation applied as forward applied it. */
+static void replay(const cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
+{
+    size_t c = l->in.c;
+    ctx->be->bn_apply(ctx->be, x, n, c, l->in.h * l->in.w, l->p[0], l->p[1], l->state, l->state + c,
+                      y, l->fused_act);
+}
+
+static int can_replay(const cn_backend *be) { return be->bn_apply != NULL; }
+
 static unsigned fusable_acts(const cn_backend *be) { return be->bn_acts; }
 
 static unsigned dx_places(const cn_layer *l, const cn_backend *be)
@@ -93,4 +104,6 @@ const cn_layer_ops cn_batchnorm_ops = {
     .forward = forward,
     .backward = backward,
     .affine = affine,
+    .replay = replay,
+    .can_replay = can_replay,
 };
