@@ -177,6 +177,9 @@ typedef struct cn_layer_ops {
                         network may let it write over its input */
     int needs_x;     /* backward reads the layer's input */
     int needs_y;     /* backward reads the layer's output */
+    int pure;        /* forward is a function of its input and extra inputs
+                        alone (nothing random, no statistics kept): a lean
+                        training net may run it again (net.c, may_replay) */
     /* The activations that forward and backward can apply for a layer that
      * follows (bits 1u << a, as the backend's conv_acts); NULL: none. */
     unsigned (*fusable_acts)(const cn_backend *be);

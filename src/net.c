@@ -581,10 +581,12 @@ static void plan_grads(cn_net *net)
  * So a residual network's gradients, the two buffers of its top layers'
  * size and a dlater per shortcut that were blocks of their own, take the
  * memory of outputs already spent.  Time runs over the forward steps, 0 to
- * n-1 (layer i at i), then the backward steps (layer i at 2n-1-i); a span
- * is read up to its t1 (inclusive).  Spans: [0, n) the outputs' (their
+ * n-1 (layer i at i), then the backward steps (layer i at 2n-1-i), each in
+ * two moments (AT_REMAKE, AT_LAYER, below); a span is read up to its t1
+ * (inclusive).  Spans: [0, n) the outputs' (their
  * owners'), [n, 2n) the gradients', [2n, 3n) the dlaters', [3n, 4n) the
- * outputs made again. */
+ * outputs made again, [4n, 5n) the outputs made again for a moment, for
+ * them (a shortcut's input, when the shortcut's output is made again). */
 
 #define NO_SPAN SIZE_MAX
 
@@ -606,23 +608,56 @@ static size_t chain_end(const cn_net *net, size_t i)
     return i;
 }
 
+/* Whether owner o's output is made again from an input that is kept (the
+ * net's input, or an output not made again). */
+static int input_kept(const cn_net *net, size_t o)
+{
+    return o == 0 || !net->layers[owner_of(net, o - 1)].replayed;
+}
+
+/* The owner of the output made again that a layer in owner i's chain reads
+ * as an extra input (a shortcut's), which making i's again makes first (in
+ * a place for that moment: temp_span); NO_SPAN: none. */
+static size_t extra_made_again(const cn_net *net, size_t i)
+{
+    for (size_t k = i; k <= chain_end(net, i); k++)
+        for (size_t x = 0; x < net->layers[k].n_extra; x++) {
+            size_t s = owner_of(net, net->layers[k].extra_from[x]);
+            if (net->layers[s].replayed)
+                return s;
+        }
+    return NO_SPAN;
+}
+
 /* Whether a lean net may make owner i's output again in backward instead of
- * keeping it: the layer can, on this backend; the layers in place over it
- * are activations it applies itself (fused away); its input is kept (the
- * net's input, or an output not made again); its chain ends before the last
+ * keeping it: the layer can, on this backend; its input is kept; the layers
+ * in place over it are activations it applies itself (fused away) or
+ * layers whose forward pass can run again (pure: a shortcut, a relu); what
+ * they read as an extra input is kept, or made again from what is kept by
+ * its own kept inputs alone (and one such at most); its chain ends before the last
  * two layers (kept to the end), so a layer after it reads it, whose
  * backward step makes it again. */
 static int may_replay(const cn_net *net, size_t i)
 {
     const cn_layer *l = &net->layers[i];
-    size_t e = chain_end(net, i);
+    size_t e = chain_end(net, i), again = NO_SPAN;
     if (!net->lean || l->shares_input || !l->ops->replay || !l->ops->can_replay(net->be) ||
-        e + 3 > net->n_layers)
+        e + 3 > net->n_layers || !input_kept(net, i))
         return 0;
-    for (size_t k = i + 1; k <= e; k++)
-        if (!net->layers[k].fused_away)
+    for (size_t k = i + 1; k <= e; k++) {
+        const cn_layer *m = &net->layers[k];
+        if (!m->fused_away && !m->ops->pure)
             return 0;
-    return i == 0 || !net->layers[owner_of(net, i - 1)].replayed;
+        for (size_t x = 0; x < m->n_extra; x++) {
+            size_t s = owner_of(net, m->extra_from[x]);
+            if (!net->layers[s].replayed)
+                continue;
+            if ((again != NO_SPAN && again != s) || extra_made_again(net, s) != NO_SPAN)
+                return 0;
+            again = s;
+        }
+    }
+    return 1;
 }
 
 /* Marks the outputs made again (all that may be when on, else none). */
@@ -646,14 +681,39 @@ static size_t back_span(const cn_net *net, size_t o)
     return net->layers[o].replayed ? 3 * net->n_layers + o : o;
 }
 
-/* The lifetimes: the outputs' (their owners', extended where a gradient
- * written over one in place is read later; a replayed one's two), the
+/* Times (above): each step has two moments, the outputs made again before
+ * the layer runs (2s), then the layer (2s + 1), so that what is made again
+ * for a moment (temp spans) may lie where the step's layer then writes. */
+#define AT_LAYER(s)  (2 * (s) + 1)
+#define AT_REMAKE(s) (2 * (s))
+#define T_END(n)     (4 * (n) + 1) /* past every step: the outputs kept to the end */
+
+/* The lowest layer that reads owner i's buffer in backward: itself (its
+ * output, or its fused activation's), a layer in place over it, or the
+ * layer after them (its input); NO_SPAN: none.  Backward reads it last
+ * there. */
+static size_t lowest_reader(const cn_net *net, size_t i)
+{
+    const cn_layer *l = &net->layers[i];
+    size_t e = chain_end(net, i);
+    if (l->ops->needs_y || l->fused_act != CN_ACT_NONE)
+        return i;
+    for (size_t k = i + 1; k <= e; k++)
+        if (!net->layers[k].fused_away &&
+            (net->layers[k].ops->needs_x || net->layers[k].ops->needs_y))
+            return k;
+    return e + 1 < net->n_layers && net->layers[e + 1].ops->needs_x ? e + 1 : NO_SPAN;
+}
+
+/* The lifetimes: the outputs' (their owners', to their last reading in
+ * backward, extended where a gradient written over one in place is read
+ * later; a replayed one's two, and what making it again reads first), the
  * gradients', the dlaters'. */
 static void training_spans(cn_net *net)
 {
     size_t n = net->n_layers, end = 2 * n, *last = net->train_at + 3 * n;
     struct cn_span *sp = net->spans, none = {0, 0, 0, 0};
-    for (size_t i = 0; i < 4 * n; i++)
+    for (size_t i = 0; i < 5 * n; i++)
         sp[i] = none;
     for (size_t i = 0; i < n; i++)
         last[i] = NO_SPAN;
@@ -665,41 +725,54 @@ static void training_spans(cn_net *net)
     for (size_t i = 0; i < n; i++) {
         const cn_layer *l = &net->layers[i];
         size_t size = cn_net_align(cn_mul(cn_shape_size(l->out), net->max_batch));
-        if (l->shares_input)
-            ;
-        else if (l->replayed) { /* read by the layer after its chain and its readers */
-            size_t e = chain_end(net, i), t1 = e + 1;
+        if (!l->shares_input) {
+            /* forward: read by the layer after its chain and by later layers
+             * as an extra input; backward: by its lowest reader */
+            size_t e = chain_end(net, i), fwd = e + 1, low = lowest_reader(net, i);
             for (size_t k = i; k <= e; k++)
-                t1 = last[k] == NO_SPAN ? t1 : larger(t1, last[k]);
-            sp[i] = (struct cn_span){i, t1, 0, size};
-            sp[3 * n + i] = (struct cn_span){end - 2 - e, end - 1 - i, 0, size};
-        } else /* the last two, the logits and probabilities: to the end */
-            sp[i] = (struct cn_span){i, i + 2 >= n ? end : end - 1 - i, 0, size};
+                fwd = last[k] == NO_SPAN ? fwd : larger(fwd, last[k]);
+            size_t bwd = low == NO_SPAN ? 0 : AT_LAYER(end - 1 - low);
+            if (i + 2 >= n) /* the last two, the logits and probabilities: to the end */
+                sp[i] = (struct cn_span){AT_LAYER(i), T_END(n), 0, size};
+            else if (!l->replayed)
+                sp[i] = (struct cn_span){AT_LAYER(i), larger(AT_LAYER(fwd), bwd), 0, size};
+            else { /* made again before the step of the layer after its chain */
+                size_t again = AT_REMAKE(end - 2 - e);
+                sp[i] = (struct cn_span){AT_LAYER(i), AT_LAYER(fwd), 0, size};
+                sp[3 * n + i] = (struct cn_span){again, larger(again + 1, bwd), 0, size};
+                size_t s = extra_made_again(net, i); /* made first, for that moment */
+                if (s != NO_SPAN)
+                    sp[4 * n + i] = (struct cn_span){
+                        again, again, 0,
+                        cn_net_align(cn_mul(cn_shape_size(net->layers[s].out), net->max_batch))};
+            }
+        }
         if (last[i] != NO_SPAN)
             sp[2 * n + i] =
-                (struct cn_span){end - 1 - last[i], end - 2 - i, 0,
+                (struct cn_span){AT_LAYER(end - 1 - last[i]), AT_LAYER(end - 2 - i), 0,
                                  cn_net_align(cn_mul(cn_shape_size(l->out), net->train_batch))};
     }
     size_t cur = NO_SPAN; /* the span holding the current gradient */
     for (size_t i = n; i-- > 0;) {
         const cn_layer *l = &net->layers[i];
-        size_t t = end - 1 - i;
+        size_t t = AT_LAYER(end - 1 - i);
         if (l->fused_away)
             continue;
         if (cur != NO_SPAN) /* read here as dy */
             sp[cur].t1 = larger(t, sp[cur].t1);
         if (l->grad_at == CN_GRAD_ON_DY && cur != NO_SPAN)
             continue;
-        if (l->grad_at == CN_GRAD_ON_X)
+        if (l->grad_at == CN_GRAD_ON_X) { /* written here over the input */
             cur = back_span(net, owner_of(net, i - 1));
-        else {
+            sp[cur].t1 = larger(t, sp[cur].t1);
+        } else {
             cur = n + i;
             sp[cur] = (struct cn_span){
                 t, t, 0, cn_net_align(cn_mul(cn_shape_size(l->in), net->train_batch))};
         }
     }
     if (cur != NO_SPAN) /* layer 0's: the input's gradient, for the caller */
-        sp[cur].t1 = end;
+        sp[cur].t1 = T_END(n);
 }
 
 /* Whether span s is kept in its place from its forward step on (an output
@@ -740,24 +813,25 @@ static size_t place_span(struct cn_span *sp, size_t s, size_t *by_at, size_t *m)
  * the arena's floats. */
 static size_t lay_out(cn_net *net)
 {
-    size_t n = net->n_layers, *at = net->train_at, *by_at = at + 5 * n, m = 0, top = 0;
+    size_t n = net->n_layers, *at = net->train_at, *by_at = at + 6 * n, m = 0, top = 0;
     struct cn_span *sp = net->spans;
     plan_grads(net);
     training_spans(net);
     for (int kept = 1; kept >= 0; kept--) /* the outputs kept, one after the other */
         for (size_t i = 0; i < n; i++)
-            if (sp[i].size && kept_span(net, i) && (sp[i].t1 == 2 * n) == kept) {
+            if (sp[i].size && kept_span(net, i) && (sp[i].t1 == T_END(n)) == kept) {
                 sp[i].at = top;
                 top = cn_add(top, sp[i].size);
                 by_at[m++] = i;
             }
     size_t outputs = top, arena = top;
-    /* the others by their starts: made again, then the dlaters, then the
-     * gradients of a step (an output made again is made before the layer
-     * after it runs; a dlater starts with the layer that reads it) */
-    static const size_t order[4] = {0, 3, 2, 1};
-    for (size_t t = 0; t <= 2 * n; t++)
-        for (size_t q = 0; q < 4; q++)
+    /* the others by their starts: made again (what that reads first), then
+     * the dlaters, then the gradients of a step (an output made again is
+     * made before the layer after it runs; a dlater starts with the layer
+     * that reads it) */
+    static const size_t order[5] = {0, 4, 3, 2, 1};
+    for (size_t t = 0; t <= T_END(n); t++)
+        for (size_t q = 0; q < 5; q++)
             for (size_t i = 0; i < n; i++) {
                 size_t s = order[q] * n + i;
                 if (sp[s].size && sp[s].t0 == t && !kept_span(net, s))
@@ -789,7 +863,7 @@ static size_t lay_out(cn_net *net)
     for (size_t k = 0; k < m; k++) /* the kept ones to the front, in place order */
         if (kept_span(net, by_at[k]))
             by_at[kept++] = by_at[k];
-    for (size_t g = n; g < 4 * n; g++) {
+    for (size_t g = n; g < 5 * n; g++) {
         if (!sp[g].size)
             continue;
         size_t lo = 0, hi = kept;
@@ -806,8 +880,10 @@ static size_t lay_out(cn_net *net)
     }
     for (size_t i = 0; i < 3 * n; i++)
         at[i] = i < n ? sp[owner_of(net, i)].at : sp[i].at;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         at[4 * n + i] = net->layers[i].replayed ? sp[back_span(net, owner_of(net, i))].at : 0;
+        at[5 * n + i] = sp[4 * n + i].at;
+    }
     return arena;
 }
 
@@ -1105,9 +1181,9 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->dlater = calloc(n_layers, sizeof *net->dlater);
     if (train_batch == 0) /* the outputs' offsets, room for place_outputs, kept sizes */
         net->arena_at = calloc(3 * n_layers, sizeof *net->arena_at);
-    else {                                                           /* place_training's */
-        net->train_at = calloc(9 * n_layers, sizeof *net->train_at); /* 5n, 4n to place */
-        net->spans = calloc(4 * n_layers, sizeof *net->spans);
+    else {                                                            /* place_training's */
+        net->train_at = calloc(11 * n_layers, sizeof *net->train_at); /* 6n, 5n to place */
+        net->spans = calloc(5 * n_layers, sizeof *net->spans);
     }
     cn_status st = CN_OK;
     if (!net->layers || !net->act || !net->dlater ||
@@ -1577,31 +1653,44 @@ static float *grad_target(cn_net *net, size_t i, const float *dy)
     }
 }
 
-/* Owner o's output of the last forward pass made again, for its samples
- * [first, first + count), into y (backend memory): as a training pass made
- * it (the layer's replay, from the batch's statistics) or an evaluation
- * pass (its forward pass again, which changes nothing in evaluation).  Its
- * input is kept (may_replay). */
-static void remake(cn_net *net, size_t o, size_t first, size_t count, float *y)
+/* Owner o's output of the last forward pass made again into y (backend
+ * memory): the owner as a training pass ran it (its replay, from the
+ * batch's statistics) or an evaluation pass (its forward pass again, which
+ * changes nothing in evaluation), then the layers in place over it that it
+ * does not apply itself, each its forward pass again in place.  Its input
+ * is kept (may_replay); an extra input made again (extra_made_again) is
+ * made first into tmp. */
+static void remake(cn_net *net, size_t o, float *y, float *tmp)
 {
-    cn_layer *l = &net->layers[o];
-    const float *x = (o ? net->act[o - 1] : net->x_last) + first * cn_shape_size(l->in);
+    size_t n = net->n_last, s = extra_made_again(net, o);
     cn_ctx ctx = make_ctx(net, 1, net->train_last);
-    if (net->train_last)
-        l->ops->replay(l, &ctx, x, y, count);
-    else
-        l->ops->forward(l, &ctx, x, y, count);
+    if (s != NO_SPAN)
+        remake(net, s, tmp, NULL);
+    for (size_t k = o; k <= chain_end(net, o); k++) {
+        cn_layer *l = &net->layers[k];
+        if (k == o && net->train_last)
+            l->ops->replay(l, &ctx, o ? net->act[o - 1] : net->x_last, y, n);
+        else if (k == o)
+            l->ops->forward(l, &ctx, o ? net->act[o - 1] : net->x_last, y, n);
+        else if (!l->fused_away) {
+            for (size_t x = 0; x < l->n_extra; x++)
+                if (owner_of(net, l->extra_from[x]) == s)
+                    l->extra[x] = tmp;
+            l->ops->forward(l, &ctx, y, y, n);
+            for (size_t x = 0; x < l->n_extra; x++)
+                l->extra[x] = net->act[l->extra_from[x]];
+        }
+    }
 }
 
-/* Owner o's output made again at its place in backward for the last pass's
- * samples, the layers over its buffer pointed there (until
- * forward_places). */
+/* Owner o's output made again at its place in backward, the layers over its
+ * buffer pointed there (until forward_places). */
 static void remake_in_place(cn_net *net, size_t o)
 {
     size_t nl = net->n_layers;
     for (size_t k = o; k <= chain_end(net, o); k++)
         net->act[k] = net->arena + net->train_at[4 * nl + k];
-    remake(net, o, 0, net->n_last, net->act[o]);
+    remake(net, o, net->act[o], net->arena + net->train_at[5 * nl + o]);
 }
 
 /* Before layer i's step of a pass down the layers: the output below it made
@@ -1621,14 +1710,18 @@ static void forward_places(cn_net *net)
 
 const float *cn_net_output_view(cn_net *net, size_t i, size_t first, size_t count, float **tmp)
 {
+    (void)count; /* all the pass's samples are made again */
     *tmp = NULL;
-    size_t per = cn_shape_size(net->layers[i].out);
+    size_t per = cn_shape_size(net->layers[i].out), o = owner_of(net, i);
     if (!net->layers[i].replayed)
         return net->act[i] + first * per;
-    if (!(*tmp = net->be->alloc(net->be, cn_mul(cn_mul(count ? count : 1, per), sizeof(float)))))
+    size_t s = extra_made_again(net, o), n = net->n_last ? net->n_last : 1;
+    size_t extra = s == NO_SPAN ? 0 : cn_net_align(cn_mul(n, cn_shape_size(net->layers[s].out)));
+    if (!(*tmp = net->be->alloc(
+              net->be, cn_mul(cn_add(cn_net_align(cn_mul(n, per)), extra), sizeof(float)))))
         return NULL;
-    remake(net, owner_of(net, i), first, count, *tmp);
-    return *tmp;
+    remake(net, o, *tmp, *tmp + cn_net_align(cn_mul(n, per)));
+    return *tmp + first * per;
 }
 
 const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *times,

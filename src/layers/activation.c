@@ -56,7 +56,7 @@ uint64_t cn_positive_region(const cn_layer *l, const float *x, const float *y, s
 /* The fields every activation shares: element-wise, set up, run and
  * differentiated alike; from_x for the ones whose derivative needs x. */
 #define ACTIVATION(name, fn, from_x)                                                               \
-    .kind = name, .elementwise = 1, .needs_x = from_x, .needs_y = !(from_x), .act = fn,            \
+    .kind = name, .elementwise = 1, .pure = 1, .needs_x = from_x, .needs_y = !(from_x), .act = fn, \
     .setup = setup, .forward = forward, .backward = backward
 
 const cn_layer_ops cn_relu_ops = {ACTIVATION("relu", CN_ACT_RELU, 0), .region = cn_positive_region};

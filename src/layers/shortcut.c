@@ -52,6 +52,7 @@ const cn_layer_ops cn_shortcut_ops = {
     .keys = keys,
     .n_keys = NKEYS,
     .elementwise = 1,
+    .pure = 1,
     .setup = setup,
     .forward = forward,
     .backward = backward,
