@@ -318,10 +318,11 @@ struct cn_layer {
      * training pass, so that it may write over that output (CN_ACT_RELU);
      * that layer then leaves its activation's gradient out (act_applied). */
     cn_act grad_act;
-    int act_applied; /* the layer above applies its fused activation's gradient */
-    int replayed;    /* a lean training net makes its output (its owner's) again
-                        in backward instead of keeping it (place_training): the
-                        caller cannot read it */
+    int act_applied;  /* the layer above applies its fused activation's gradient */
+    int replay_tried; /* place_training's: whether keeping it was tried */
+    int replayed;     /* a lean training net makes its output (its owner's) again
+                         in backward instead of keeping it (place_training): the
+                         caller cannot read it */
     /* The layer after, folded into this one's forward pass (its .affine):
      * only in forward-only networks, where every pass is an evaluation. */
     const cn_layer *fused_affine;
@@ -386,7 +387,8 @@ struct cn_net {
                                             layer i's output again (layers' replayed) */
     struct cn_span *spans;               /* place_training's lifetimes, 4n */
     int lean;                            /* a training net that makes outputs again in
-                                            backward where that takes less memory */
+                                            backward where that takes less memory (2:
+                                            every one it may; cn_net_build) */
     size_t replays;                      /* how many owners it makes again */
     size_t chunk;                        /* a forward-only net's samples per chunk of a larger
                                             pass (run_chunks), 0: passes run whole */
@@ -520,10 +522,10 @@ void cn_net_measure_input(cn_net *net, const cn_data *data);
  * train_batch 0: a forward-only net, for evaluation and prediction: no
  * gradients, and its outputs share one block (arena) by when they are
  * read, so that only the network's result and logits can be read back.
- * lean (a training net): outputs that backward can make again from their
- * inputs (a batch normalisation's) are not kept where that takes less
- * memory, and the caller cannot read them (cn_net_get_layer_output, the
- * explaining passes refuse); 0 keeps every output to be read.
+ * lean (a training net): 1, outputs that backward can make again from
+ * their inputs (a batch normalisation's) are not kept where that takes
+ * less memory (every output can still be read: the ones not kept are made
+ * again for that); 2, none of those is kept (for tests); 0, all are.
  * A plan larger than the machine's memory (or cn_set_memory_limit's) is
  * refused with CN_ERR_NOMEM before anything is allocated. */
 cn_status cn_net_build(const cn_spec *spec, size_t max_batch, size_t train_batch, int lean,

@@ -887,21 +887,55 @@ static size_t lay_out(cn_net *net)
     return arena;
 }
 
+/* Marks owner o's chain made again (on) or kept. */
+static void mark_replayed(cn_net *net, size_t o, int on)
+{
+    for (size_t k = o; k <= chain_end(net, o); k++)
+        net->layers[k].replayed = on;
+    net->replays = on ? net->replays + 1 : net->replays - 1;
+}
+
 /* The training net's arena (above): its size in net->arena_floats, the
  * places in net->train_at.  A lean net makes outputs again only where that
- * takes less memory than keeping them all. */
+ * takes less memory, since making them again costs time: from every output
+ * it may make again, each (the largest first, the last layers' first among
+ * equals) is kept where the arena does not grow for it, and all are kept
+ * where that takes no more.  (lean 2, for tests: every one it may.) */
 static void place_training(cn_net *net)
 {
-    size_t with = SIZE_MAX;
+    size_t n = net->n_layers;
+    decide_replay(net, 0);
+    size_t all_kept = lay_out(net), best = all_kept;
     decide_replay(net, net->lean);
     if (net->replays)
-        with = lay_out(net);
-    decide_replay(net, 0);
-    net->arena_floats = lay_out(net);
-    if (with < net->arena_floats) {
-        decide_replay(net, 1);
-        net->arena_floats = lay_out(net);
+        best = lay_out(net);
+    if (net->lean == 2) {
+        net->arena_floats = best;
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        net->layers[i].replay_tried = 0;
+    while (net->replays && best < all_kept) {
+        size_t o = NO_SPAN, most = 0; /* the largest still made again, not tried */
+        for (size_t i = n; i-- > 0;)
+            if (net->layers[i].replayed && !net->layers[i].shares_input &&
+                !net->layers[i].replay_tried && cn_shape_size(net->layers[i].out) > most) {
+                o = i;
+                most = cn_shape_size(net->layers[i].out);
+            }
+        if (o == NO_SPAN)
+            break;
+        net->layers[o].replay_tried = 1;
+        mark_replayed(net, o, 0);
+        size_t size = lay_out(net);
+        if (size <= best)
+            best = size;
+        else
+            mark_replayed(net, o, 1);
+    }
+    if (best >= all_kept)
+        decide_replay(net, 0);
+    net->arena_floats = lay_out(net);
 }
 
 /* Whether a training pass's backward writes gradients over outputs. */
@@ -1172,7 +1206,7 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     net->be = be;
     net->max_batch = max_batch;
     net->train_batch = train_batch;
-    net->lean = train_batch && lean;
+    net->lean = train_batch ? lean : 0;
     size_t n_layers = 0;
     for (size_t i = 0; i < spec->n_sections; i++)
         n_layers += (size_t)cn_is_layer_section(&spec->sections[i]);

@@ -653,13 +653,17 @@ static void backward_in_less_memory(void) { in_less_memory(0); }
 static void backward_in_less_memory_relu(void) { in_less_memory(1); }
 
 /* A lean training net (cn_net_build's lean; a model's, cn_model_create)
- * keeps no output of a batch normalisation with its relu fused: the forward
+ * does not keep a batch normalisation's output with its relu fused, nor a
+ * residual block's (batch normalisation, shortcut, relu): the forward
  * pass's place of it is taken by later outputs, and backward makes it again
- * from the convolution's output (bn_apply) where the layer after reads it.
- * The same gradients and input gradient, bit for bit, as the net that keeps
- * every output, in less memory, over two steps; every output read after a
+ * from the convolution's output (bn_apply; the shortcut's input first, for
+ * that moment) where the layer after reads it.  The same gradients and
+ * input gradient, bit for bit, as the net that keeps every output, over two
+ * steps, in less memory, whether it makes again every output it may (lean
+ * 2) or only those that lower its peak (lean 1); every output read after a
  * forward pass the same (those not kept made again), and after backward
- * refused where the other refuses it or its input; the same explanation. */
+ * refused where a gradient went over it or over the input it is made from;
+ * the same explanation. */
 static void backward_makes_outputs_again(void)
 {
     cn_spec *spec = th_spec(
@@ -669,18 +673,19 @@ static void backward_makes_outputs_again(void)
         "[relu]\n[maxpool]\nsize=2\n[conv]\nfilters=7\nsize=1\n[batchnorm]\n[relu]\n"
         "[fc]\noutputs=4\n[softmax]\n");
     CHECK(spec);
-    enum { N = 3, IN = 3 * 64, L = 16, OUT = 5 * 64 };
-    cn_cpu *cpu[2] = {NULL, NULL};
-    cn_net *net[2] = {NULL, NULL};
-    size_t bytes[2] = {0, 0};
-    float *grads[2][2] = {{NULL, NULL}, {NULL, NULL}}, dx[2][2][N * IN], cam[2][N * IN];
-    static float out[2][2][L][N * OUT]; /* after forward, after backward */
-    cn_status after[2][L];
-    for (int k = 0; spec && k < 2; k++) {
+    enum { N = 3, IN = 3 * 64, L = 16, OUT = 5 * 64, K = 3 };
+    static const int lean[K] = {2, 0, 1}; /* every one it may, none, the greedy choice */
+    cn_cpu *cpu[K] = {NULL};
+    cn_net *net[K] = {NULL};
+    size_t bytes[K] = {0};
+    float *grads[K][2] = {{NULL}}, dx[K][2][N * IN], cam[K][N * IN];
+    static float out[K][2][L][N * OUT]; /* after forward, after backward */
+    cn_status after[K][L];
+    for (int k = 0; spec && k < K; k++) {
         CHECK(cn_cpu_create(2, NULL, &cpu[k]) == 0);
         if (!cpu[k])
             break;
-        CHECK_OK(cn_net_build(spec, N, N, k == 0, &cpu[k]->base, th_dev(2), &net[k]));
+        CHECK_OK(cn_net_build(spec, N, N, lean[k], &cpu[k]->base, th_dev(2), &net[k]));
         CHECK(!net[k] || cn_net_num_layers(net[k]) == L);
         if (!net[k] || cn_net_num_layers(net[k]) != L)
             break;
@@ -705,11 +710,11 @@ static void backward_makes_outputs_again(void)
         CHECK_OK(cn_net_forward(net[k], x, N, 0));
         CHECK_OK(cn_net_class_gradient(net[k], classes, N, 0, NULL, cam[k]));
     }
-    if (net[0] && net[1]) {
-        const cn_layer *l = net[0]->layers;
-        /* made again: every batch normalisation with what is in place over
-         * it (its relu fused; the shortcut and the relu after it, with the
-         * shortcut's input made again first) */
+    if (net[0] && net[1] && net[2]) {
+        const cn_layer *l = net[0]->layers, *g = net[2]->layers;
+        /* made again, every one it may: each batch normalisation with what
+         * is in place over it (its relu fused; the shortcut and the relu
+         * after it, with the shortcut's input made again first) */
         CHECK(net[0]->replays == 4 && net[1]->replays == 0);
         CHECK(l[1].replayed && l[2].replayed && l[4].replayed && l[5].replayed && l[7].replayed &&
               l[8].replayed && l[9].replayed && l[12].replayed && l[13].replayed &&
@@ -717,28 +722,39 @@ static void backward_makes_outputs_again(void)
               !l[11].replayed && !l[14].replayed);
         CHECK_MSG(net[0]->arena_floats < net[1]->arena_floats && bytes[0] < bytes[1],
                   "arena %zu against %zu floats", net[0]->arena_floats, net[1]->arena_floats);
+        /* the greedy choice: no more memory than either, fewer made again
+         * (here the first two: keeping the residual block's and the last
+         * one's does not make the arena larger) */
+        CHECK_MSG(net[2]->arena_floats <= net[0]->arena_floats && net[2]->replays == 2 &&
+                      g[1].replayed && g[4].replayed && !g[7].replayed && !g[12].replayed,
+                  "greedy: arena %zu floats, %zu made again", net[2]->arena_floats,
+                  net[2]->replays);
         size_t np = cn_net_num_params(net[0]);
-        for (int step = 0; step < 2; step++) {
-            CHECK(grads[0][step] && grads[1][step] &&
-                  memcmp(grads[0][step], grads[1][step], np * sizeof(float)) == 0);
-            CHECK(memcmp(dx[0][step], dx[1][step], sizeof dx[0][step]) == 0);
+        for (int k = 0; k < K; k += 2)
+            for (int step = 0; step < 2; step++) {
+                CHECK(grads[k][step] && grads[1][step] &&
+                      memcmp(grads[k][step], grads[1][step], np * sizeof(float)) == 0);
+                CHECK(memcmp(dx[k][step], dx[1][step], sizeof dx[k][step]) == 0);
+            }
+        for (int k = 0; k < K; k += 2) {
+            CHECK(memcmp(out[k][0], out[1][0], sizeof out[k][0]) == 0);
+            CHECK(memcmp(cam[k], cam[1], sizeof cam[k]) == 0);
+            const cn_layer *lk = net[k]->layers;
+            for (size_t i = 0; i < L; i++) {
+                /* after backward: as after forward, or refused where a
+                 * gradient went over it or over the input it is made from */
+                size_t o = i;
+                while (o > 0 && lk[o].shares_input)
+                    o--;
+                int input_spent = lk[i].replayed && lk[o - 1].output_spent;
+                CHECK_MSG(after[k][i] == CN_OK ? !input_spent && memcmp(out[k][1][i], out[k][0][i],
+                                                                        sizeof out[k][1][i]) == 0
+                                               : lk[i].output_spent || input_spent,
+                          "net %d, layer %zu: status %d", k, i, (int)after[k][i]);
+            }
         }
-        CHECK(memcmp(out[0][0], out[1][0], sizeof out[0][0]) == 0);
-        for (size_t i = 0; i < L; i++) {
-            /* after backward: as after forward, or refused where a
-             * gradient went over it or over the input it is made from */
-            size_t o = i;
-            while (o > 0 && l[o].shares_input)
-                o--;
-            int input_spent = l[i].replayed && l[o - 1].output_spent;
-            CHECK_MSG(after[0][i] == CN_OK ? !input_spent && memcmp(out[0][1][i], out[0][0][i],
-                                                                    sizeof out[0][1][i]) == 0
-                                           : l[i].output_spent || input_spent,
-                      "layer %zu: status %d", i, (int)after[0][i]);
-        }
-        CHECK(memcmp(cam[0], cam[1], sizeof cam[0]) == 0);
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < K; k++) {
         for (int step = 0; step < 2; step++)
             free(grads[k][step]);
         cn_net_free(net[k]);
