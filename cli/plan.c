@@ -335,9 +335,9 @@ static void print_layers(const cn_plan *p)
         printf("\n");
     }
     printf("(param: the parameters with their gradients and optimizer state; activ.: the "
-           "output for %zu images\n(none when the layer works in place) and what it keeps for "
-           "backward; a relu computed inside the\nconvolution before it takes no time of its "
-           "own)\n",
+           "output for %zu images\n(none when the layer works in place, or when backward makes "
+           "it again instead of keeping it)\nand what it keeps for backward; a relu computed "
+           "inside the convolution before it takes no\ntime of its own)\n",
            p->net_batch);
 }
 

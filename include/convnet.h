@@ -1181,10 +1181,9 @@ const cn_trace *cn_model_trace(const cn_model *model);
  * layer's output as its forward pass left them (cn_net_layer_stats), for
  * cn_model_layer_stats: after a step, the network's own outputs are not all
  * there (its backward pass writes gradients over outputs it is done with).  A
- * pass over every output: turn it on for the steps whose figures are
- * wanted.  With on, a network that does not keep every output
- * (cn_model_reserve_training) is rebuilt to keep them.  Errors:
- * CN_ERR_NOMEM. */
+ * pass over every output (an output the network does not keep is made
+ * again for it: cn_model_reserve_training): turn it on for the steps whose
+ * figures are wanted.  Errors: CN_ERR_NOMEM. */
 cn_status cn_model_keep_stats(cn_model *model, int on);
 /* The figures of layer i's output in the last training step that kept
  * them.  Errors: CN_ERR_ARG (no step kept them, no such layer). */

@@ -384,8 +384,10 @@ struct cn_net {
                                             [2n, 3n) dlater[i]; then [3n, 4n) the last layer
                                             that reads layer i's output as an extra input
                                             (SIZE_MAX: none); [4n, 5n) where backward makes
-                                            layer i's output again (layers' replayed) */
-    struct cn_span *spans;               /* place_training's lifetimes, 4n */
+                                            layer i's output again (layers' replayed), [5n,
+                                            6n) where what that reads first is made; then
+                                            room for place_training's lists (10n) */
+    struct cn_span *spans;               /* place_training's lifetimes, 5n */
     int lean;                            /* a training net that makes outputs again in
                                             backward where that takes less memory (2:
                                             every one it may; cn_net_build) */

@@ -804,8 +804,63 @@ static size_t place_span(struct cn_span *sp, size_t s, size_t *by_at, size_t *m)
     return at + size;
 }
 
+/* The spans not kept from forward on, into ord (their count returned), in
+ * the order they are placed: by their starts (bysize 0; at a step, what is
+ * made again first, then the dlaters, then the gradients: an output made
+ * again is made before the layer after it runs, a dlater starts with the
+ * layer that reads it), or the largest first (bysize 1), the earlier first
+ * among equals. */
+static size_t transient_order(const cn_net *net, int bysize, size_t *ord)
+{
+    static const size_t kinds[5] = {0, 4, 3, 2, 1};
+    const struct cn_span *sp = net->spans;
+    size_t n = net->n_layers, count = 0;
+    for (size_t q = 0; q < 5; q++)
+        for (size_t i = 0; i < n; i++) {
+            size_t s = kinds[q] * n + i;
+            if (sp[s].size && !kept_span(net, s))
+                ord[count++] = s;
+        }
+    for (size_t k = 1; k < count; k++) { /* stable: the kinds' order among equals */
+        size_t v = ord[k], j = k;
+        for (; j > 0; j--) {
+            const struct cn_span *a = &sp[v], *b = &sp[ord[j - 1]];
+            int before =
+                bysize ? a->size > b->size || (a->size == b->size && a->t0 < b->t0) : a->t0 < b->t0;
+            if (!before)
+                break;
+            ord[j] = ord[j - 1];
+        }
+        ord[j] = v;
+    }
+    return count;
+}
+
+/* Places the outputs kept one after the other (the ones kept to the end
+ * first), then the other spans in the order transient_order gives; by_at
+ * holds them all in the order of their places, *m of them.  Returns the
+ * arena's floats. */
+static size_t place_all(cn_net *net, int bysize, size_t *by_at, size_t *m, size_t *outputs)
+{
+    size_t n = net->n_layers, top = 0, *ord = net->train_at + 11 * n;
+    struct cn_span *sp = net->spans;
+    *m = 0;
+    for (int kept = 1; kept >= 0; kept--)
+        for (size_t i = 0; i < n; i++)
+            if (sp[i].size && kept_span(net, i) && (sp[i].t1 == T_END(n)) == kept) {
+                sp[i].at = top;
+                top = cn_add(top, sp[i].size);
+                by_at[(*m)++] = i;
+            }
+    size_t arena = *outputs = top, count = transient_order(net, bysize, ord);
+    for (size_t k = 0; k < count; k++)
+        arena = larger(arena, place_span(sp, ord[k], by_at, m));
+    return arena;
+}
+
 /* One layout of the arena (above) for the outputs decide_replay marked:
- * the places of the spans, the outputs that a gradient or an output made
+ * the places of the spans (placed by their starts or the largest first,
+ * whichever takes less), the outputs that a gradient or an output made
  * again takes the place of marked spent.  Without outputs made again, the
  * gradients apart, above the outputs, in plan_grads' two buffers (and the
  * dlaters after them), where that takes less, as in tiny networks whose
@@ -813,30 +868,14 @@ static size_t place_span(struct cn_span *sp, size_t s, size_t *by_at, size_t *m)
  * the arena's floats. */
 static size_t lay_out(cn_net *net)
 {
-    size_t n = net->n_layers, *at = net->train_at, *by_at = at + 6 * n, m = 0, top = 0;
+    size_t n = net->n_layers, *at = net->train_at, *by_at = at + 6 * n, m = 0, outputs = 0;
     struct cn_span *sp = net->spans;
     plan_grads(net);
     training_spans(net);
-    for (int kept = 1; kept >= 0; kept--) /* the outputs kept, one after the other */
-        for (size_t i = 0; i < n; i++)
-            if (sp[i].size && kept_span(net, i) && (sp[i].t1 == T_END(n)) == kept) {
-                sp[i].at = top;
-                top = cn_add(top, sp[i].size);
-                by_at[m++] = i;
-            }
-    size_t outputs = top, arena = top;
-    /* the others by their starts: made again (what that reads first), then
-     * the dlaters, then the gradients of a step (an output made again is
-     * made before the layer after it runs; a dlater starts with the layer
-     * that reads it) */
-    static const size_t order[5] = {0, 4, 3, 2, 1};
-    for (size_t t = 0; t <= T_END(n); t++)
-        for (size_t q = 0; q < 5; q++)
-            for (size_t i = 0; i < n; i++) {
-                size_t s = order[q] * n + i;
-                if (sp[s].size && sp[s].t0 == t && !kept_span(net, s))
-                    arena = larger(arena, place_span(sp, s, by_at, &m));
-            }
+    size_t by_size = place_all(net, 1, by_at, &m, &outputs);
+    size_t arena = place_all(net, 0, by_at, &m, &outputs); /* by their starts, on a tie */
+    if (by_size < arena)
+        arena = place_all(net, 1, by_at, &m, &outputs);
     size_t later = 0, g0 = cn_net_align(cn_mul(net->gbuf_floats[0], net->train_batch));
     size_t g1 = cn_net_align(cn_mul(net->gbuf_floats[1], net->train_batch));
     for (size_t i = 0; i < n; i++)
@@ -1216,7 +1255,7 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
     if (train_batch == 0) /* the outputs' offsets, room for place_outputs, kept sizes */
         net->arena_at = calloc(3 * n_layers, sizeof *net->arena_at);
     else {                                                            /* place_training's */
-        net->train_at = calloc(11 * n_layers, sizeof *net->train_at); /* 6n, 5n to place */
+        net->train_at = calloc(16 * n_layers, sizeof *net->train_at); /* 6n, 10n to place */
         net->spans = calloc(5 * n_layers, sizeof *net->spans);
     }
     cn_status st = CN_OK;
