@@ -31,7 +31,7 @@ cn_status cn_net_layer_stats(const cn_net *net, size_t i, cn_stats *out)
         return st;
     cn_shape s = net->layers[i].out;
     float *tmp; /* an output a lean net does not keep, made again */
-    const float *y = cn_net_output_view((cn_net *)net, i, 0, net->n_last, &tmp);
+    const float *y = cn_net_output_view((cn_net *)net, i, &tmp);
     if (!y)
         return cn_fail(CN_ERR_NOMEM, "out of memory");
     fill_stats(net->be, y, net->n_last, s.c, s.h * s.w, out);
@@ -90,7 +90,7 @@ cn_status cn_net_trace_forward(const cn_net *net, cn_trace *out)
                 return CN_OK;
         snprintf(what, sizeof what, "%s output", l->name);
         float *tmp; /* an output a lean net does not keep, made again */
-        const float *y = cn_net_output_view((cn_net *)net, i, 0, n, &tmp);
+        const float *y = cn_net_output_view((cn_net *)net, i, &tmp);
         if (!y)
             return cn_fail(CN_ERR_NOMEM, "out of memory");
         int found = check(net, y, n * cn_shape_size(l->out), 0, i, what, out);

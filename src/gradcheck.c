@@ -385,8 +385,8 @@ static double net_loss(void *self, uint64_t *region, double *moved)
         if (i >= from) {
             /* (an output that a lean net does not keep, made again) */
             float *tx = NULL, *ty = NULL;
-            const float *xi = i ? cn_net_output_view(net, i - 1, 0, j->n, &tx) : j->x;
-            const float *yi = cn_net_output_view(net, i, 0, j->n, &ty);
+            const float *xi = i ? cn_net_output_view(net, i - 1, &tx) : j->x;
+            const float *yi = cn_net_output_view(net, i, &ty);
             if (xi && yi) {
                 net->be->download(net->be, j->hx, xi, j->n * cn_shape_size(l->in) * sizeof(float));
                 net->be->download(net->be, j->hy, yi, j->n * cn_shape_size(l->out) * sizeof(float));

@@ -546,11 +546,11 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
 /* The first layer a pass must rerun from when layer i's parameters change:
  * i, or lower when a layer from there on writes over its input in place. */
 size_t cn_net_rerun_start(const cn_net *net, size_t i);
-/* Layer i's output of the last forward pass for samples [first, first +
- * count), in backend memory: at its place, or, where a lean net does not
- * keep it (replayed), made again into a block of the backend's that *tmp
- * holds for the caller to free (be->free); NULL when out of memory. */
-const float *cn_net_output_view(cn_net *net, size_t i, size_t first, size_t count, float **tmp);
+/* Layer i's output of the last forward pass (all its samples), in backend
+ * memory: at its place, or, where a lean net does not keep it (replayed),
+ * made again into a block of the backend's that *tmp holds for the caller
+ * to free (be->free); NULL when out of memory. */
+const float *cn_net_output_view(cn_net *net, size_t i, float **tmp);
 /* The backward pass of a training pass over n samples, adding into the
  * gradient block; with want_dx, returns where the gradient of the input is
  * (backend memory, until the next pass), else NULL.  It may write gradients

@@ -1781,20 +1781,19 @@ static void forward_places(cn_net *net)
         net->act[i] = net->arena + net->train_at[i];
 }
 
-const float *cn_net_output_view(cn_net *net, size_t i, size_t first, size_t count, float **tmp)
+const float *cn_net_output_view(cn_net *net, size_t i, float **tmp)
 {
-    (void)count; /* all the pass's samples are made again */
     *tmp = NULL;
-    size_t per = cn_shape_size(net->layers[i].out), o = owner_of(net, i);
+    size_t o = owner_of(net, i);
     if (!net->layers[i].replayed)
-        return net->act[i] + first * per;
+        return net->act[i];
     size_t s = extra_made_again(net, o), n = net->n_last ? net->n_last : 1;
+    size_t own = cn_net_align(cn_mul(n, cn_shape_size(net->layers[i].out)));
     size_t extra = s == NO_SPAN ? 0 : cn_net_align(cn_mul(n, cn_shape_size(net->layers[s].out)));
-    if (!(*tmp = net->be->alloc(
-              net->be, cn_mul(cn_add(cn_net_align(cn_mul(n, per)), extra), sizeof(float)))))
+    if (!(*tmp = net->be->alloc(net->be, cn_mul(cn_add(own, extra), sizeof(float)))))
         return NULL;
-    remake(net, o, *tmp, *tmp + cn_net_align(cn_mul(n, per)));
-    return *tmp + first * per;
+    remake(net, o, *tmp, *tmp + own);
+    return *tmp;
 }
 
 const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *times,
@@ -1964,10 +1963,10 @@ cn_status cn_net_get_layer_output(const cn_net *net, size_t i, size_t first, siz
                        first + count, net->n_last);
     size_t per = cn_shape_size(net->layers[i].out);
     float *tmp;
-    const float *y = cn_net_output_view((cn_net *)net, i, first, count, &tmp);
+    const float *y = cn_net_output_view((cn_net *)net, i, &tmp);
     if (!y)
         return cn_fail(CN_ERR_NOMEM, "out of memory");
-    net->be->download(net->be, dst, y, count * per * sizeof(float));
+    net->be->download(net->be, dst, y + first * per, count * per * sizeof(float));
     net->be->free(net->be, tmp);
     return CN_OK;
 }
