@@ -318,11 +318,10 @@ struct cn_layer {
      * training pass, so that it may write over that output (CN_ACT_RELU);
      * that layer then leaves its activation's gradient out (act_applied). */
     cn_act grad_act;
-    int act_applied;  /* the layer above applies its fused activation's gradient */
-    int replay_tried; /* place_training's: whether keeping it was tried */
-    int replayed;     /* a lean training net makes its output (its owner's) again
-                         in backward instead of keeping it (place_training): the
-                         caller cannot read it */
+    int act_applied; /* the layer above applies its fused activation's gradient */
+    int replayed;    /* a lean training net makes its output (its owner's) again
+                        in backward instead of keeping it (place_training): the
+                        caller cannot read it */
     /* The layer after, folded into this one's forward pass (its .affine):
      * only in forward-only networks, where every pass is an evaluation. */
     const cn_layer *fused_affine;

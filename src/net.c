@@ -952,19 +952,23 @@ static void place_training(cn_net *net)
         net->arena_floats = best;
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        net->layers[i].replay_tried = 0;
+    /* each tried once, in the order of (size, layer) downwards: the next is
+     * the largest still made again below the one tried last */
+    size_t last_size = SIZE_MAX, last = SIZE_MAX;
     while (net->replays && best < all_kept) {
-        size_t o = NO_SPAN, most = 0; /* the largest still made again, not tried */
-        for (size_t i = n; i-- > 0;)
-            if (net->layers[i].replayed && !net->layers[i].shares_input &&
-                !net->layers[i].replay_tried && cn_shape_size(net->layers[i].out) > most) {
+        size_t o = NO_SPAN, most = 0;
+        for (size_t i = n; i-- > 0;) {
+            size_t size = cn_shape_size(net->layers[i].out);
+            if (net->layers[i].replayed && !net->layers[i].shares_input && size > most &&
+                (size < last_size || (size == last_size && i < last))) {
                 o = i;
-                most = cn_shape_size(net->layers[i].out);
+                most = size;
             }
+        }
         if (o == NO_SPAN)
             break;
-        net->layers[o].replay_tried = 1;
+        last_size = most;
+        last = o;
         mark_replayed(net, o, 0);
         size_t size = lay_out(net);
         if (size <= best)
