@@ -463,8 +463,10 @@ PER_ISA(conv_matches_reference)
 /* Convolution gradients do not depend on the thread count, bit for bit: a
  * 5x5 layer (im2col's GEMM), and on AVX-512 3x3 layers whose gradients
  * Winograd computes, the weight gradient's products by the GEMM (64
- * channels) and along the lanes (24 channels, 19 filters: partial blocks
- * of 4), with 37 samples (chunks of 2 and 3). */
+ * channels, whose 16 chunks' sums are added up in rounds of one chunk a
+ * thread: 5 rounds of 3 and one of 1 on 3 threads) and along the lanes (24
+ * channels, 19 filters: partial blocks of 4), with 37 samples (chunks of 2
+ * and 3). */
 static void conv_thread_count_invariant(const char *isa)
 {
     static const size_t tg[][6] = {
@@ -503,6 +505,34 @@ static void conv_thread_count_invariant(const char *isa)
     }
 }
 PER_ISA(conv_thread_count_invariant)
+
+/* A large layer's weight gradient is summed in rounds of one chunk of
+ * samples a thread, so the scratch a convolution asks for stops growing with
+ * the batch once there are more chunks than threads: on 2 threads,
+ * cifar10's last 3x3 layers (128 channels at 8 x 8) and a 5x5 layer of 64
+ * channels ask as much for 128 samples as for 3.  A small layer (LeNet's
+ * second, 25 K weights) keeps every chunk's sums, and asks for more. */
+static void conv_scratch_bounded(const char *isa)
+{
+    static const size_t bg[][6] = {
+        {128, 8, 8, 3, 1, 1}, {64, 12, 12, 5, 1, 2}, {20, 12, 12, 5, 1, 0}};
+    static const size_t bm[] = {128, 64, 50};
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    for (size_t t = 0; t < sizeof bg / sizeof bg[0]; t++) {
+        cn_win g = win_of(bg[t]);
+        size_t three = be->conv_ws(be, &g, bm[t], 3), many = be->conv_ws(be, &g, bm[t], 128);
+        if (t < 2)
+            CHECK_MSG(many == three, "%s geometry %zu: %zu floats for 128 samples, %zu for 3", isa,
+                      t, many, three);
+        else
+            CHECK_MSG(many > three, "%s geometry %zu: %zu floats for 128 samples, %zu for 3", isa,
+                      t, many, three);
+    }
+    cn_backend_destroy(be);
+}
+PER_ISA(conv_scratch_bounded)
 
 /* Fewer samples than threads: each sample's filters are split among the
  * threads (SPLIT_MACS and up), on the direct path and on im2col's (with a
@@ -1932,6 +1962,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_streamed_output_is_the_same", conv_streamed_output_is_the_same),
     ISA_TESTS("conv_winograd_against_direct", conv_winograd_against_direct),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
+    ISA_TESTS("conv_scratch_bounded", conv_scratch_bounded),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),
     ISA_TESTS("activations_match_naive", activations_match_naive),
     ISA_TESTS("bias_matches_naive", bias_matches_naive),

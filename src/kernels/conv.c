@@ -92,6 +92,28 @@ static float lane_sum(const float *restrict d, size_t count)
 
 static size_t n_chunks(size_t n) { return n < MAX_CHUNKS ? n : MAX_CHUNKS; }
 
+/* Partial sums this large (32 K floats: a 3x3 convolution of 64 channels
+ * to 64 or more) are summed in rounds of one chunk per thread (FOR_CHUNKS);
+ * smaller ones are all kept until the end, a thread's chunks in one run: the
+ * rounds' waits cost mnist-best's step 5% (AMD EPYC Zen 5, 2 threads), and
+ * would save under 2 MB there. */
+#define ROUND_PART (32 * 1024)
+
+/* Chunks at a time in one of FOR_CHUNKS's rounds, on nt threads: one a
+ * thread, or all in one round. */
+static size_t chunk_round(size_t chunks, size_t part, size_t nt)
+{
+    return part >= ROUND_PART ? nt : (chunks + nt - 1) / nt * nt;
+}
+
+/* Floats of FOR_CHUNKS's area for batches of up to max_chunks chunks, on up
+ * to slots threads: the running sum and a slot for each chunk of a round. */
+static size_t chunk_area(size_t max_chunks, size_t slots, size_t part)
+{
+    size_t round = part >= ROUND_PART && slots < max_chunks ? slots : max_chunks;
+    return (round + 1) * part;
+}
+
 /* For a stride-1 convolution dx is itself a convolution: of dy, padded by
  * k - 1 - pad, with the filters flipped and their channels swapped.  It costs
  * h*w / (oh*ow) times the dcol product but needs no col2im: worth it when the
@@ -222,8 +244,8 @@ static int wg_dx_ok(const cn_win *g, size_t m)
 static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t max_batch)
 {
     size_t kk = g->c * g->kh * g->kw, threads = (size_t)cn_cpu_of(be)->slots;
-    size_t ws =
-        shared_floats(g, m) + threads * thread_floats(g, m) + n_chunks(max_batch) * (m * kk + m);
+    size_t part = m * kk + m, chunks = chunk_area(n_chunks(max_batch), threads, part);
+    size_t ws = shared_floats(g, m) + threads * thread_floats(g, m) + chunks;
 #ifdef HAVE_WINOGRAD
     /* dx by Winograd runs alone, before the weight gradient: its filters'
      * transforms, the flipped filters and the threads' areas; the weight
@@ -235,7 +257,7 @@ static size_t conv_ws(const cn_backend *be, const cn_win *g, size_t m, size_t ma
         ws = dx > ws ? dx : ws;
     }
     if (use_winograd(g, m)) {
-        size_t dw = n_chunks(max_batch) * (m * kk + m) + threads * wg_dw_thread_floats(g, m);
+        size_t dw = chunks + threads * wg_dw_thread_floats(g, m);
         ws = dw > ws ? dw : ws;
     }
 #endif
@@ -270,6 +292,66 @@ static void reduce_chunks(const cn_backend *be, const float *partial, size_t chu
         }
     });
 }
+
+/* Threads for a batch's chunks: no more than there are chunks. */
+static int chunk_threads(const cn_backend *be, size_t chunks)
+{
+    int nt = cn_cpu_of(be)->threads;
+    return (size_t)nt < chunks ? nt : (int)chunks;
+}
+
+/* sum (part floats, the k slots of part floats after it): thread t of nt
+ * adds its range of the elements of the slots in turn to sum, which starts
+ * from 0 when first. */
+static void fold_slots(float *sum, size_t part, size_t k, int first, size_t t, size_t nt)
+{
+    size_t lo = part * t / nt, hi = part * (t + 1) / nt;
+    for (size_t e0 = lo; e0 < hi; e0 += REDUCE_BLOCK) {
+        size_t len = hi - e0 < REDUCE_BLOCK ? hi - e0 : REDUCE_BLOCK;
+        float *restrict s = sum + e0;
+        if (first)
+            memset(s, 0, len * sizeof *s);
+        for (size_t j = 0; j < k; j++) {
+            const float *restrict pc = sum + (1 + j) * part + e0;
+            for (size_t e = 0; e < len; e++)
+                s[e] += pc[e];
+        }
+    }
+}
+
+/* Runs the body (the trailing arguments) for each chunk c < chunks with pc
+ * at part floats for its partial sums (weights, then biases), which it
+ * fills, then adds them up into dw (the first nw) and db (the rest) in chunk
+ * order.  The chunks go in rounds (chunk_round), each thread filling the
+ * slots of area of its chunks of the round, a run of them; after each round
+ * the threads add the round's slots to the running sum at the start of
+ * area, in chunk order, each thread a range of the elements.  Every element
+ * is summed from 0 over the chunks in turn, as reduce_chunks sums them, so
+ * the bits depend on neither the thread count nor the rounds; in rounds of
+ * one chunk a thread, the scratch holds a partial sum per thread instead of
+ * one per chunk (cifar10's 128-channel layers at batch 128 on 2 threads: 3
+ * of 0.59 MB instead of 16; chunk_area). */
+#define FOR_CHUNKS(be, chunks, part, nw, area, dw, db, c, pc, ...)                                 \
+    do {                                                                                           \
+        size_t ch_ = (chunks), pt_ = (part);                                                       \
+        int tn_ = chunk_threads(be, ch_);                                                          \
+        size_t rd_ = chunk_round(ch_, pt_, (size_t)tn_), per_ = rd_ / (size_t)tn_;                 \
+        float *sum_ = (area);                                                                      \
+        PARALLEL_TEAM(tn_, {                                                                       \
+            size_t t_ = (size_t)thread_id();                                                       \
+            for (size_t r_ = 0; r_ < ch_; r_ += rd_) {                                             \
+                for (size_t q_ = t_ * per_; q_ < (t_ + 1) * per_ && r_ + q_ < ch_; q_++) {         \
+                    size_t c = r_ + q_;                                                            \
+                    float *pc = sum_ + (1 + q_) * pt_;                                             \
+                    __VA_ARGS__                                                                    \
+                }                                                                                  \
+                team_barrier();                                                                    \
+                fold_slots(sum_, pt_, ch_ - r_ < rd_ ? ch_ - r_ : rd_, r_ == 0, t_, (size_t)tn_);  \
+                team_barrier();                                                                    \
+            }                                                                                      \
+        });                                                                                        \
+        reduce_chunks(be, sum_, 1, pt_, nw, dw, db);                                               \
+    } while (0)
 
 #ifdef HAVE_WINOGRAD
 /* What a forward-only network's convolution keeps between passes
@@ -440,11 +522,10 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t run = (tf - a.dq - a.flat_x - a.acc) / one;
     run = run > RUN_FLOATS / one ? RUN_FLOATS / one : run;
     run = run < 1 ? 1 : run > MAX_RUN ? MAX_RUN : run;
-    PARALLEL_FOR(cpu->threads, c, chunks, {
+    FOR_CHUNKS(be, chunks, part, m * kk, partial, dw, db, c, pdw, {
         float *area = bufs + (size_t)thread_id() * tf, *dq = area + run * one;
-        float *flat = dq + a.dq, *acc = flat + a.flat_x;
-        float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
-        size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
+        float *flat = dq + a.dq, *acc = flat + a.flat_x, *pdb = pdw + m * kk;
+        size_t s0 = c * n / chunks, s1 = (c + 1) * n / chunks;
         memset(pdw, 0, part * sizeof(float));
         for (size_t r0 = s0; r0 < s1; r0 += run) {
             size_t cnt = s1 - r0 < run ? s1 - r0 : run;
@@ -469,7 +550,6 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             }
         }
     });
-    reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }
 
 /* Direct when the kernels apply; dx needs "same" padding (its rows are then
@@ -605,14 +685,14 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     /* dy's planes split as an unpadded input of oh x ow. */
     cn_win gd = {m, g->oh, g->ow, 3, 3, 1, 0, g->oh, g->ow};
     int two = wg_two(&gd, &s);
-    float *partial = ws, *bufs = ws + chunks * part;
+    float *partial = ws, *bufs = ws + chunk_area(chunks, (size_t)cpu->slots, part);
     const float *ym = act == CN_ACT_RELU ? y : NULL;
-    PARALLEL_FOR(cpu->threads, c, chunks, {
+    FOR_CHUNKS(be, chunks, part, m * kk, partial, dw, db, c, pdw, {
         int tid = thread_id();
         float *xs = bufs + (size_t)tid * tf, *pack = cpu->pack + (size_t)tid * cpu->pack_floats;
         float *v = xs + WG_PLANES * s.q, *d = v + 36 * g->c * ldv, *z = d + 36 * m * ldv;
-        float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
-        size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
+        float *pdb = pdw + m * kk;
+        size_t s0 = c * n / chunks, s1 = (c + 1) * n / chunks;
         memset(pdb, 0, m * sizeof(float));
         for (size_t b0 = s0; b0 < s1; b0 += unit) {
             size_t cnt = s1 - b0 < unit ? s1 - b0 : unit, tt = cnt * s.tiles;
@@ -648,7 +728,6 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
         }
         wg_filters_back(z, m, g->c, pdw);
     });
-    reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }
 #endif
 
@@ -865,40 +944,58 @@ static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
 }
 
 #ifdef HAVE_LANE_CONV
+/* One chunk's blocks of 16 samples (lanes_avx512.c) by one thread: their
+ * weight and bias sums for filters [fa, fb) into pdw and pdb, and dx for
+ * channels [ca, cb). */
+static void lanes_chunk(const cn_win *g, size_t m, const float *x, const float *y, const float *dy,
+                        size_t n, const float *wk, size_t b0, size_t b1, size_t fa, size_t fb,
+                        size_t ca, size_t cb, float *pdw, float *pdb, float *dx, float *area,
+                        cn_act act)
+{
+    size_t in = g->c * g->h * g->w, p = g->oh * g->ow, kk = g->c * g->kh * g->kw;
+    float *xl = area, *dyl = xl + lc_xl_floats(g), *dxl = dyl + 16 * m * p;
+    memset(pdw + fa * kk, 0, (fb - fa) * kk * sizeof *pdw);
+    memset(pdb + fa, 0, (fb - fa) * sizeof *pdb);
+    for (size_t bk = b0; bk < b1; bk++) {
+        size_t s0 = bk * 16, cnt = n - s0 < 16 ? n - s0 : 16;
+        lc_pack(g, x + s0 * in, cnt, xl);
+        lc_pack_dy(dy + s0 * m * p, act == CN_ACT_RELU ? y + s0 * m * p : NULL, m, p, cnt, dyl);
+        lc_bwd_block(g, m, xl, dyl, wk, fa, fb, ca, cb, cnt, pdw, pdb, dx ? dxl : NULL,
+                     dx ? dx + s0 * in : NULL);
+    }
+}
+
 /* dw, db and dx with 16 samples to a vector (kernels/lanes_avx512.c): the
  * weight gradients summed per chunk of blocks of 16 samples (chunks cut from
  * the batch size alone), the chunks in parallel, then added up in order
- * (reduce_chunks); with fewer chunks than threads, each chunk's filters and
- * channels shared among threads that each rearrange its blocks themselves.
- * The sums' order depends on neither. */
+ * (FOR_CHUNKS); with fewer chunks than threads, each chunk's filters and
+ * channels shared among threads that each rearrange its blocks themselves
+ * (reduce_chunks).  The sums' order depends on neither. */
 static void conv_bwd_lanes(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                            const float *y, const float *dy, size_t n, const float *w, float *dw,
                            float *db, float *dx, float *ws, cn_act act)
 {
-    size_t threads = (size_t)cn_cpu_of(be)->threads, in = g->c * g->h * g->w;
-    size_t p = g->oh * g->ow, kk = g->c * g->kh * g->kw, part = m * kk + m;
-    size_t blocks = (n + 15) / 16, chunks = n_chunks(blocks), tf = thread_floats(g, m);
-    size_t split = chunks >= threads ? 1 : threads / chunks;
-    size_t xl_floats = lc_xl_floats(g);
+    size_t threads = (size_t)cn_cpu_of(be)->threads, kk = g->c * g->kh * g->kw;
+    size_t part = m * kk + m, blocks = (n + 15) / 16, chunks = n_chunks(blocks);
+    size_t tf = thread_floats(g, m), split = chunks >= threads ? 1 : threads / chunks;
     float *wk = ws, *bufs = ws + shared_floats(g, m);
     float *partial = bufs + (size_t)cn_cpu_of(be)->slots * tf;
     if (dx)
         lc_dx_weights(w, m, kk, wk);
+    if (split == 1) {
+        FOR_CHUNKS(be, chunks, part, m * kk, partial, dw, db, c, pdw, {
+            lanes_chunk(g, m, x, y, dy, n, wk, c * blocks / chunks, (c + 1) * blocks / chunks, 0, m,
+                        0, g->c, pdw, pdw + m * kk, dx, bufs + (size_t)thread_id() * tf, act);
+        });
+        return;
+    }
     PARALLEL_FOR((int)threads, it, chunks * split, {
         size_t ch = (size_t)it / split, sh = (size_t)it % split;
-        size_t fa = m * sh / split, fb = m * (sh + 1) / split;
-        size_t ca = g->c * sh / split, cb = g->c * (sh + 1) / split;
-        float *pdw = partial + ch * part, *pdb = pdw + m * kk;
-        float *xl = bufs + (size_t)thread_id() * tf, *dyl = xl + xl_floats, *dxl = dyl + 16 * m * p;
-        memset(pdw + fa * kk, 0, (fb - fa) * kk * sizeof *pdw);
-        memset(pdb + fa, 0, (fb - fa) * sizeof *pdb);
-        for (size_t bk = ch * blocks / chunks; bk < (ch + 1) * blocks / chunks; bk++) {
-            size_t s0 = bk * 16, cnt = n - s0 < 16 ? n - s0 : 16;
-            lc_pack(g, x + s0 * in, cnt, xl);
-            lc_pack_dy(dy + s0 * m * p, act == CN_ACT_RELU ? y + s0 * m * p : NULL, m, p, cnt, dyl);
-            lc_bwd_block(g, m, xl, dyl, wk, fa, fb, ca, cb, cnt, pdw, pdb, dx ? dxl : NULL,
-                         dx ? dx + s0 * in : NULL);
-        }
+        float *pdw = partial + ch * part;
+        lanes_chunk(g, m, x, y, dy, n, wk, ch * blocks / chunks, (ch + 1) * blocks / chunks,
+                    m * sh / split, m * (sh + 1) / split, g->c * sh / split,
+                    g->c * (sh + 1) / split, pdw, pdw + m * kk, dx, bufs + (size_t)thread_id() * tf,
+                    act);
     });
     reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }
@@ -951,12 +1048,11 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
     } else if (dx) {
         cpu->gemm_pack_a(1, kk, m, w, kk, pre); /* W^T (K, m) */
     }
-    PARALLEL_FOR(cpu->threads, c, chunks, {
+    FOR_CHUNKS(be, chunks, part, m * kk, partial, dw, db, c, pdw, {
         int tid = thread_id();
         float *row = bufs + (size_t)tid * tf, *dcol = row + buf, *dmask = dcol + buf;
-        float *pack = cpu->pack + (size_t)tid * cpu->pack_floats;
-        float *pdw = partial + (size_t)c * part, *pdb = pdw + m * kk;
-        size_t s0 = (size_t)c * n / chunks, s1 = ((size_t)c + 1) * n / chunks;
+        float *pack = cpu->pack + (size_t)tid * cpu->pack_floats, *pdb = pdw + m * kk;
+        size_t s0 = c * n / chunks, s1 = (c + 1) * n / chunks;
         memset(pdb, 0, m * sizeof(float));
         for (size_t s = s0; s < s1; s++) {
             const float *xs = x + s * in, *dys = dy + s * m * p;
@@ -997,5 +1093,4 @@ static void conv_bwd(const cn_backend *be, const cn_win *g, size_t m, const floa
             }
         }
     });
-    reduce_chunks(be, partial, chunks, part, m * kk, dw, db);
 }

@@ -70,4 +70,24 @@ static inline int thread_id(void)
         }                                                                                          \
     } while (0)
 
+/* Runs the body (the trailing arguments) once on each of nt threads, or
+ * once on the calling thread when nt <= 1; thread_id() tells them apart and
+ * team_barrier() waits for the whole team (nothing on one thread). */
+#define PARALLEL_TEAM(nt, ...)                                                                     \
+    do {                                                                                           \
+        int nt_ = (nt);                                                                            \
+        if (nt_ <= 1) {                                                                            \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            _Pragma("omp parallel num_threads(nt_)") { __VA_ARGS__; }                              \
+        }                                                                                          \
+    } while (0)
+
+static inline void team_barrier(void)
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
 #endif
