@@ -188,6 +188,8 @@ typedef struct cn_layer_ops {
     int fuses_pool;   /* forward can pool its output by the backend's
                          conv_fwd_pool (a max pooling folded into it) */
     int max_pool;     /* forward is max pooling over .window's windows */
+    int train_state;  /* its state area is what backward reads alone: a
+                         forward-only network leaves it out */
     cn_act act;       /* an activation layer's function, else CN_ACT_NONE */
     /* Where backward may write dx besides a buffer of its own, on this
      * backend (CN_DX_ON_DY, CN_DX_ON_X bits); NULL: nowhere else.  The
@@ -319,6 +321,9 @@ struct cn_layer {
      * that layer then leaves its activation's gradient out (act_applied). */
     cn_act grad_act;
     int act_applied; /* the layer above applies its fused activation's gradient */
+    int switched;    /* its last forward pass noted which input won each window
+                        (a max pooling's switches, in its state area), which its
+                        backward reads instead of the input */
     int replayed;    /* a lean training net makes its output (its owner's) again
                         in backward instead of keeping it (place_training): the
                         caller cannot read it */

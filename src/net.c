@@ -498,6 +498,38 @@ static int relu_output_below(const cn_net *net, size_t i)
            relu->ops->act == CN_ACT_RELU && !relu->read_later && output_unread(l - 2, CN_ACT_RELU);
 }
 
+/* Whether layer l's backward step is left out of a training pass: an
+ * activation whose gradient the layer above applies (relu_layer_below),
+ * its input's gradient its output's. */
+static int left_out(const cn_layer *l) { return l->act_applied && l->ops->elementwise; }
+
+/* Whether layer i's input is the output of a relu that is a layer of its
+ * own, in place over the layers before it (a residual block's relu, after
+ * its shortcut), and whose backward steps, and theirs, read nothing of that
+ * buffer but the relu's: layer i may then apply the relu's gradient itself
+ * and write over it, and the relu's step is left out (act_applied). */
+static int relu_layer_below(const cn_net *net, size_t i)
+{
+    if (i < 2)
+        return 0;
+    const cn_layer *l = &net->layers[i], *relu = l - 1;
+    if (l->shares_input || relu->fused_away || !relu->shares_input || relu->read_later ||
+        !relu->ops->elementwise || relu->ops->act != CN_ACT_RELU)
+        return 0;
+    size_t o = i - 1;
+    while (o > 0 && net->layers[o].shares_input)
+        o--;
+    for (size_t k = o; k + 1 < i; k++) {
+        const cn_layer *m = &net->layers[k];
+        if (m->fused_away)
+            continue;
+        if (m->read_later || m->ops->needs_y || (k > o && m->ops->needs_x) ||
+            m->fused_act != CN_ACT_NONE || m->fused_affine)
+            return 0;
+    }
+    return 1;
+}
+
 /* Where a training pass's backward writes each layer's input gradient
  * (cn_layer's grad_at), so that the two gradient buffers are as small as
  * the pass allows (their sizes per sample in net->gbuf_floats): over the
@@ -519,6 +551,11 @@ static void plan_grads(cn_net *net)
         l->grad_at = CN_GRAD_BUF0;
         if (l->fused_away)
             continue; /* the layer before computes its gradient */
+        /* left out (relu_layer_below, set above): its gradient is its output's */
+        if (left_out(l) && dy_at >= 0) {
+            l->grad_at = CN_GRAD_ON_DY;
+            continue;
+        }
         unsigned can = l->ops->dx_places ? l->ops->dx_places(l, net->be) : 0;
         size_t size = cn_shape_size(l->in);
         if (can & CN_DX_ON_DY && dy_at >= 0 && size == cn_shape_size(l->out)) {
@@ -536,6 +573,15 @@ static void plan_grads(cn_net *net)
             l->grad_act = CN_ACT_RELU;
             net->layers[i - 2].act_applied = 1;
             net->layers[i - 1].output_spent = net->layers[i - 2].output_spent = 1;
+            dy_at = CN_GRAD_ON_X;
+            continue;
+        }
+        if (can & CN_DX_ON_RELU_X && relu_layer_below(net, i)) {
+            l->grad_at = CN_GRAD_ON_X;
+            l->grad_act = CN_ACT_RELU;
+            net->layers[i - 1].act_applied = 1;
+            for (size_t k = i; k-- > 0 && (k + 1 == i || net->layers[k + 1].shares_input);)
+                net->layers[k].output_spent = 1;
             dy_at = CN_GRAD_ON_X;
             continue;
         }
@@ -699,7 +745,7 @@ static size_t lowest_reader(const cn_net *net, size_t i)
     if (l->ops->needs_y || l->fused_act != CN_ACT_NONE)
         return i;
     for (size_t k = i + 1; k <= e; k++)
-        if (!net->layers[k].fused_away &&
+        if (!net->layers[k].fused_away && !left_out(&net->layers[k]) &&
             (net->layers[k].ops->needs_x || net->layers[k].ops->needs_y))
             return k;
     return e + 1 < net->n_layers && net->layers[e + 1].ops->needs_x ? e + 1 : NO_SPAN;
@@ -1268,6 +1314,9 @@ static cn_status build(const cn_spec *spec, size_t max_batch, size_t train_batch
         st = cn_fail(CN_ERR_NOMEM, "out of memory");
     /* A forward-only net's layers are set up for its forward passes. */
     if (!st && !(st = build_layers(spec, net, train_batch ? train_batch : max_batch))) {
+        for (size_t i = 0; train_batch == 0 && i < net->n_layers; i++)
+            if (net->layers[i].ops->train_state)
+                net->layers[i].state_floats = 0;
         decide_in_place(net);
         decide_fusion(net);
         decide_keep(net);
@@ -1760,22 +1809,36 @@ static void remake(cn_net *net, size_t o, float *y, float *tmp)
     }
 }
 
-/* Owner o's output made again at its place in backward, the layers over its
- * buffer pointed there (until forward_places). */
-static void remake_in_place(cn_net *net, size_t o)
+/* The layers over owner o's buffer pointed at its place in backward (until
+ * forward_places). */
+static void point_back(cn_net *net, size_t o)
 {
     size_t nl = net->n_layers;
     for (size_t k = o; k <= chain_end(net, o); k++)
         net->act[k] = net->arena + net->train_at[4 * nl + k];
-    remake(net, o, net->act[o], net->arena + net->train_at[5 * nl + o]);
+}
+
+/* Owner o's output made again at its place in backward. */
+static void remake_in_place(cn_net *net, size_t o)
+{
+    point_back(net, o);
+    remake(net, o, net->act[o], net->arena + net->train_at[5 * net->n_layers + o]);
 }
 
 /* Before layer i's step of a pass down the layers: the output below it made
- * again where the net does not keep it (place_training). */
-static void remake_below(cn_net *net, size_t i)
+ * again where the net does not keep it (place_training), unless only layer
+ * i reads it there and reads its switches instead (a max pooling's, in a
+ * training pass: all of the output's place then holds is the gradient it
+ * writes over it). */
+static void remake_below(cn_net *net, size_t i, int training)
 {
-    if (i > 0 && !net->layers[i].shares_input && net->layers[i - 1].replayed)
-        remake_in_place(net, owner_of(net, i - 1));
+    if (i == 0 || net->layers[i].shares_input || !net->layers[i - 1].replayed)
+        return;
+    size_t o = owner_of(net, i - 1);
+    if (training && net->layers[i].switched && lowest_reader(net, o) == i)
+        point_back(net, o);
+    else
+        remake_in_place(net, o);
 }
 
 /* The outputs made again pointed back at their places in forward. */
@@ -1811,7 +1874,7 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
     for (size_t i = net->n_layers; i-- > 0;) {
         cn_layer *l = &net->layers[i];
         double t0 = stamp(net, times);
-        remake_below(net, i);
+        remake_below(net, i, 1);
         /* The layers that later layers read start with no gradient from
          * them, set when the last of those (the first here) comes: their
          * places in the arena are someone else's until then. */
@@ -1825,7 +1888,8 @@ const float *cn_net_run_backward(cn_net *net, size_t n, int want_dx, double *tim
             /* an activation whose gradient the layer above applied: left out */
             cn_ctx own = ctx;
             own.fuse = !l->act_applied;
-            l->ops->backward(l, &own, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
+            if (!left_out(l))
+                l->ops->backward(l, &own, i ? net->act[i - 1] : net->x_last, net->act[i], dy, d, n);
             dy = d;
             dx = i ? NULL : d;
             net->d_last = d;
@@ -2173,7 +2237,7 @@ static cn_status carry_back(cn_net *net, const float *signal, size_t from, size_
     if (net->layers[from].replayed) /* outputs not kept: made again on the way */
         remake_in_place(net, owner_of(net, from));
     for (size_t i = from + 1; i-- > 0;) {
-        remake_below(net, i);
+        remake_below(net, i, 0);
         if (dlayer && i == at) {
             be->download(be, dlayer, dy, n * cn_shape_size(net->layers[i].out) * sizeof *dlayer);
             if (!dx)

@@ -85,6 +85,15 @@ static void bad_maxpool_bwd(const cn_backend *be, const cn_win *g, const float *
         dx[i] *= 0.5f;
 }
 
+/* The same from the switches a training pass noted (maxpool_bwd_sw). */
+static void bad_maxpool_bwd_sw(const cn_backend *be, const cn_win *g, const uint8_t *sw,
+                               const float *dy, size_t n, float *dx, cn_act act)
+{
+    real.maxpool_bwd_sw(be, g, sw, dy, n, dx, act);
+    for (size_t i = 0; i < n * g->c * g->h * g->w; i += g->w)
+        dx[i] *= 0.5f;
+}
+
 /* Average pooling whose overlapping windows overwrite each other's gradient
  * ("=" for "+="). */
 static void bad_avgpool_overwrites(const cn_backend *be, const cn_win *g, const float *dy, size_t n,
@@ -228,7 +237,11 @@ static void patch_conv_db(cn_net *net) { conv_fault = 2, net->be->conv_bwd = bad
 static void patch_bias(cn_net *net) { net->be->bias_grad = bad_bias_grad; }
 static void patch_fc_dw(cn_net *net) { gemm_fault = 1, net->be->gemm = bad_gemm; }
 static void patch_fc_dx(cn_net *net) { gemm_fault = 2, net->be->gemm = bad_gemm; }
-static void patch_maxpool(cn_net *net) { net->be->maxpool_bwd = bad_maxpool_bwd; }
+static void patch_maxpool(cn_net *net)
+{
+    net->be->maxpool_bwd = bad_maxpool_bwd;
+    net->be->maxpool_bwd_sw = bad_maxpool_bwd_sw;
+}
 static void patch_avgpool_overwrites(cn_net *net) { net->be->avgpool_bwd = bad_avgpool_overwrites; }
 static void patch_avgpool_height(cn_net *net) { net->be->avgpool_bwd = bad_avgpool_height; }
 static void patch_bn_dx(cn_net *net) { bn_fault = 1, net->be->bn_bwd = bad_bn_bwd; }

@@ -1008,6 +1008,64 @@ static void maxpool_matches_naive(const char *isa)
 }
 PER_ISA(maxpool_matches_naive)
 
+/* Max pooling that notes each window's winner (a training pass's, windows
+ * apart): the same outputs as maxpool_fwd, bit for bit, and from the
+ * switches alone the same input gradient as maxpool_bwd reading x, with and
+ * without a relu's gradient (x then a relu's output), every input written;
+ * ties (values of 0, 1 and 2, and zeros of both signs) in every other
+ * geometry; 2x2 windows across AVX-512's 16 lanes with tails, odd rows and
+ * columns no window covers, gaps between windows (stride 3 and 4), 1x1,
+ * 3x3 and 11x11 (121 inputs) windows, 70 planes split between threads. */
+static void maxpool_switches_match(const char *isa)
+{
+    cn_backend *be = isa_backend(isa, 2);
+    if (!be)
+        return;
+    CHECK(be->maxpool_fwd_sw && be->maxpool_bwd_sw);
+    cn_rng rng;
+    cn_rng_seed(&rng, 15);
+    static const size_t pg[][6] = {
+        /* k, stride, h, w, c, n */
+        {2, 2, 8, 8, 3, 2},   {2, 2, 7, 9, 3, 2},  {3, 3, 9, 9, 3, 2},     {2, 2, 4, 66, 1, 1},
+        {2, 2, 3, 35, 2, 3},  {2, 2, 5, 67, 1, 2}, {2, 3, 8, 9, 2, 2},     {1, 2, 5, 6, 2, 1},
+        {3, 4, 11, 10, 1, 2}, {2, 2, 9, 34, 5, 3}, {11, 11, 23, 12, 2, 2}, {2, 2, 6, 6, 35, 2},
+    };
+    for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
+        cn_win g = {pg[t][4], pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
+        g.oh = (g.h - g.kh) / g.stride + 1;
+        g.ow = (g.w - g.kw) / g.stride + 1;
+        size_t n = pg[t][5], in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
+        float *x = normal(in, 1, 0, &rng), *dy = normal(out, 1, 0, &rng);
+        float *y = floats(out), *ys = floats(out), *dx = floats(in), *ds = floats(in);
+        uint8_t *sw = malloc(out);
+        for (size_t i = 0; t % 2 && i < in; i++)
+            x[i] = x[i] < -1 ? -0.0f : x[i] < 0 ? 0.0f : x[i] < 1 ? 1.0f : 2.0f;
+        for (int relu = 0; relu < 2; relu++) {
+            for (size_t i = 0; relu && i < in; i++)
+                x[i] = x[i] > 0 ? x[i] : 0.0f;
+            cn_act act = relu ? CN_ACT_RELU : CN_ACT_NONE;
+            for (size_t i = 0; i < in; i++)
+                dx[i] = ds[i] = NAN;
+            be->maxpool_fwd(be, &g, x, n, y);
+            be->maxpool_bwd(be, &g, x, dy, n, dx, act);
+            be->maxpool_fwd_sw(be, &g, x, n, ys, sw);
+            be->maxpool_bwd_sw(be, &g, sw, dy, n, ds, act);
+            CHECK_MSG(memcmp(y, ys, out * sizeof *y) == 0,
+                      "%s geometry %zu, relu %d: the outputs differ", isa, t, relu);
+            CHECK_MSG(memcmp(dx, ds, in * sizeof *dx) == 0,
+                      "%s geometry %zu, relu %d: the input gradients differ", isa, t, relu);
+            int valid = 1;
+            for (size_t o = 0; o < out; o++)
+                valid &= (sw[o] & (CN_SW_ON - 1u)) < g.kh * g.kw &&
+                         !(sw[o] & CN_SW_ON) == !(ys[o] > 0.0f);
+            CHECK_MSG(valid, "%s geometry %zu, relu %d: a switch out of its window", isa, t, relu);
+        }
+        free(x), free(dy), free(y), free(ys), free(dx), free(ds), free(sw);
+    }
+    cn_backend_destroy(be);
+}
+PER_ISA(maxpool_switches_match)
+
 /* ----------------------------------------------------------- activations */
 
 /* Value counts: one, odd tails of every vector width, and counts above the
@@ -1964,6 +2022,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("conv_scratch_bounded", conv_scratch_bounded),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),
+    ISA_TESTS("maxpool_switches_match", maxpool_switches_match),
     ISA_TESTS("activations_match_naive", activations_match_naive),
     ISA_TESTS("bias_matches_naive", bias_matches_naive),
     ISA_TESTS("batchnorm_matches_naive", bn_matches_naive),

@@ -59,6 +59,11 @@ typedef struct cn_win {
 #define CN_BWD_BN   1u
 #define CN_BWD_POOL 2u
 
+/* maxpool_fwd_sw's switches: the winner's index in its window (below
+ * CN_SW_ON), with CN_SW_ON set when the window's maximum is above 0. */
+#define CN_SW_ON  0x80u
+#define CN_SW_MAX 128u /* the most inputs a window with switches holds */
+
 typedef struct cn_backend cn_backend;
 
 struct cn_backend {
@@ -211,6 +216,18 @@ struct cn_backend {
      * whose maximum is not above 0 passes no gradient on. */
     void (*maxpool_bwd)(const cn_backend *be, const cn_win *g, const float *x, const float *dy,
                         size_t n, float *dx, cn_act act);
+    /* Max pooling that notes which input wins each window, for windows
+     * that do not overlap and hold at most 128 inputs (the layer checks,
+     * pool_switches): y as maxpool_fwd, the same bits, and sw (a byte per
+     * output) the first maximum's index in its window in row-major order,
+     * plus CN_SW_ON when that maximum is above 0.  NULL where the backend
+     * has none (backward then reads x). */
+    void (*maxpool_fwd_sw)(const cn_backend *be, const cn_win *g, const float *x, size_t n,
+                           float *y, uint8_t *sw);
+    /* maxpool_bwd from maxpool_fwd_sw's switches instead of x: the same
+     * dx, every input written (dx may be where x was). */
+    void (*maxpool_bwd_sw)(const cn_backend *be, const cn_win *g, const uint8_t *sw,
+                           const float *dy, size_t n, float *dx, cn_act act);
     /* Average pooling; backward overwrites dx with dy / (kh kw) spread over
      * each window (summed where windows overlap). */
     void (*avgpool_fwd)(const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y);

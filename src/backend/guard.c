@@ -169,6 +169,13 @@ GUARD(maxpool_bwd,
       (const cn_backend *be, const cn_win *g, const float *x, const float *dy, size_t n, float *dx,
        cn_act act),
       (be, g, x, dy, n, dx, act))
+GUARD(maxpool_fwd_sw,
+      (const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y, uint8_t *sw),
+      (be, g, x, n, y, sw))
+GUARD(maxpool_bwd_sw,
+      (const cn_backend *be, const cn_win *g, const uint8_t *sw, const float *dy, size_t n,
+       float *dx, cn_act act),
+      (be, g, sw, dy, n, dx, act))
 GUARD(avgpool_fwd, (const cn_backend *be, const cn_win *g, const float *x, size_t n, float *y),
       (be, g, x, n, y))
 GUARD(avgpool_bwd, (const cn_backend *be, const cn_win *g, const float *dy, size_t n, float *dx),
@@ -289,6 +296,8 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->conv_bwd = g_conv_bwd;
     be->maxpool_fwd = g_maxpool_fwd;
     be->maxpool_bwd = g_maxpool_bwd;
+    be->maxpool_fwd_sw = g_maxpool_fwd_sw;
+    be->maxpool_bwd_sw = g_maxpool_bwd_sw;
     be->avgpool_fwd = g_avgpool_fwd;
     be->avgpool_bwd = g_avgpool_bwd;
     be->act_fwd = g_act_fwd;

@@ -229,6 +229,50 @@ static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float
     }
 }
 
+/* pool2_fwd_row noting each window's winner (window.c's plain version
+ * says how): the same comparisons as pool2_bwd_row's, the index built from
+ * their masks, narrowed to bytes. */
+static void pool2_fwd_sw_row(const float *t, const float *u, size_t ow, float *out, uint8_t *sw)
+{
+    const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
+    for (size_t j = 0; j < ow; j += 16) {
+        size_t n = ow - j < 16 ? ow - j : 16;
+        __m512 a, b, c, d;
+        load_pairs(t + 2 * j, n, &a, &b);
+        load_pairs(u + 2 * j, n, &c, &d);
+        __m512 ab = _mm512_max_ps(b, a), cd = _mm512_max_ps(d, c), m = _mm512_max_ps(cd, ab);
+        __mmask16 bottom = _mm512_cmp_ps_mask(cd, ab, _CMP_GT_OQ);
+        __mmask16 right = (__mmask16)((bottom & _mm512_cmp_ps_mask(d, c, _CMP_GT_OQ)) |
+                                      (~bottom & _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ)));
+        __mmask16 on = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
+        __m512i k = _mm512_or_si512(_mm512_maskz_mov_epi32(bottom, two),
+                                    _mm512_maskz_mov_epi32(right, one));
+        k = _mm512_mask_or_epi32(k, on, k, _mm512_set1_epi32((int)CN_SW_ON));
+        _mm512_mask_storeu_ps(out + j, tail_mask(n), m);
+        _mm_mask_storeu_epi8(sw + j, tail_mask(n), _mm512_cvtepi32_epi8(k));
+    }
+}
+
+/* pool2_bwd_row from the switches. */
+static void pool2_bwd_sw_row(const uint8_t *sw, size_t ow, const float *d, float *ot, float *ou,
+                             int relu)
+{
+    for (size_t j = 0; j < ow; j += 16) {
+        size_t n = ow - j < 16 ? ow - j : 16;
+        __m512i s = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(tail_mask(n), sw + j));
+        __m512 g = _mm512_maskz_loadu_ps(tail_mask(n), d + j);
+        if (relu)
+            g = _mm512_maskz_mov_ps(_mm512_test_epi32_mask(s, _mm512_set1_epi32((int)CN_SW_ON)), g);
+        __m512i k = _mm512_and_si512(s, _mm512_set1_epi32((int)(CN_SW_ON - 1u)));
+        __mmask16 k0 = _mm512_cmpeq_epi32_mask(k, _mm512_setzero_si512()),
+                  k1 = _mm512_cmpeq_epi32_mask(k, _mm512_set1_epi32(1)),
+                  k2 = _mm512_cmpeq_epi32_mask(k, _mm512_set1_epi32(2)),
+                  k3 = _mm512_cmpeq_epi32_mask(k, _mm512_set1_epi32(3));
+        store_pairs(ot + 2 * j, n, _mm512_maskz_mov_ps(k0, g), _mm512_maskz_mov_ps(k1, g));
+        store_pairs(ou + 2 * j, n, _mm512_maskz_mov_ps(k2, g), _mm512_maskz_mov_ps(k3, g));
+    }
+}
+
 /* im2row for stride 1: each window row of kw <= 16 values is one masked load
  * and one masked store. */
 #define HAVE_IM2ROW_S1 1

@@ -46,6 +46,8 @@ void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
     be->conv_bwd = conv_bwd;
     be->maxpool_fwd = maxpool_fwd;
     be->maxpool_bwd = maxpool_bwd;
+    be->maxpool_fwd_sw = maxpool_fwd_sw;
+    be->maxpool_bwd_sw = maxpool_bwd_sw;
     be->avgpool_fwd = cn_plain_avgpool_fwd;
     be->avgpool_bwd = cn_plain_avgpool_bwd;
     be->act_fwd = act_fwd;

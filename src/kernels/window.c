@@ -190,6 +190,36 @@ static void pool2_bwd_row(const float *t, const float *u, size_t ow, const float
         ou[2 * j + 1] = e > c ? gu : 0.0f;
     }
 }
+
+/* pool2_fwd_row that also notes each window's winner (maxpool_fwd_sw):
+ * the index of the first maximum in a, b, c, d order, as pool2_bwd_row
+ * chooses it, and CN_SW_ON when it is above 0. */
+static void pool2_fwd_sw_row(const float *restrict t, const float *restrict u, size_t ow,
+                             float *restrict out, uint8_t *restrict sw)
+{
+    for (size_t j = 0; j < ow; j++) {
+        float a = t[2 * j], b = t[2 * j + 1], c = u[2 * j], d = u[2 * j + 1];
+        float ab = b > a ? b : a, cd = d > c ? d : c, m = cd > ab ? cd : ab;
+        unsigned k = cd > ab ? 2u + (d > c) : (unsigned)(b > a);
+        out[j] = m;
+        sw[j] = (uint8_t)(k | (m > 0.0f ? CN_SW_ON : 0u));
+    }
+}
+
+/* pool2_bwd_row from the switches: the gradient to the input sw names, 0
+ * to the other three (with relu, none where CN_SW_ON is not set). */
+static void pool2_bwd_sw_row(const uint8_t *restrict sw, size_t ow, const float *restrict d,
+                             float *restrict ot, float *restrict ou, int relu)
+{
+    for (size_t j = 0; j < ow; j++) {
+        unsigned k = sw[j] & (CN_SW_ON - 1u);
+        float g = relu && !(sw[j] & CN_SW_ON) ? 0.0f : d[j];
+        ot[2 * j] = k == 0 ? g : 0.0f;
+        ot[2 * j + 1] = k == 1 ? g : 0.0f;
+        ou[2 * j] = k == 2 ? g : 0.0f;
+        ou[2 * j + 1] = k == 3 ? g : 0.0f;
+    }
+}
 #endif
 
 static void pool2_fwd_plane(const float *in, size_t w, size_t oh, size_t ow, float *out)
@@ -298,5 +328,71 @@ static void maxpool_bwd(const cn_backend *be, const cn_win *g, const float *x, c
                 size_t arg = base + window_arg(g, in + base);
                 out[arg] += relu && !(in[arg] > 0.0f) ? 0.0f : d[i * g->ow + j];
             }
+    });
+}
+
+/* One plane of maxpool_fwd_sw (windows apart, CN_SW_MAX inputs at most). */
+static void maxpool_sw_plane(const cn_win *g, const float *in, float *out, uint8_t *sw)
+{
+    if (is_pool2(g)) {
+        for (size_t i = 0; i < g->oh; i++)
+            pool2_fwd_sw_row(in + 2 * i * g->w, in + (2 * i + 1) * g->w, g->ow, out + i * g->ow,
+                             sw + i * g->ow);
+        return;
+    }
+    for (size_t i = 0; i < g->oh; i++)
+        for (size_t j = 0; j < g->ow; j++) {
+            const float *win = in + i * g->stride * g->w + j * g->stride;
+            size_t arg = window_arg(g, win), k = arg / g->w * g->kw + arg % g->w;
+            out[i * g->ow + j] = win[arg];
+            sw[i * g->ow + j] = (uint8_t)(k | (win[arg] > 0.0f ? CN_SW_ON : 0u));
+        }
+}
+
+static void maxpool_fwd_sw(const cn_backend *be, const cn_win *g, const float *x, size_t n,
+                           float *y, uint8_t *sw)
+{
+    long planes = (long)(n * g->c);
+    size_t p = g->oh * g->ow;
+    PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes, {
+        maxpool_sw_plane(g, x + (size_t)t * g->h * g->w, y + (size_t)t * p, sw + (size_t)t * p);
+    });
+}
+
+/* One plane of maxpool_bwd_sw: every input written, the windows' winners
+ * their gradient, the rest (and the rows and columns no window covers) 0. */
+static void pool_bwd_sw_plane(const cn_win *g, const uint8_t *sw, const float *d, float *out,
+                              int relu)
+{
+    const size_t st = g->stride, w = g->w;
+    if (is_pool2(g)) {
+        for (size_t i = 0; i < g->oh; i++) {
+            float *ot = out + 2 * i * w;
+            pool2_bwd_sw_row(sw + i * g->ow, g->ow, d + i * g->ow, ot, ot + w, relu);
+            for (size_t j = 2 * g->ow; j < w; j++) /* an odd last column */
+                ot[j] = ot[w + j] = 0.0f;
+        }
+        if (2 * g->oh < g->h) /* an odd last row */
+            memset(out + 2 * g->oh * w, 0, (g->h - 2 * g->oh) * w * sizeof(float));
+        return;
+    }
+    memset(out, 0, g->h * w * sizeof(float));
+    for (size_t i = 0; i < g->oh; i++)
+        for (size_t j = 0; j < g->ow; j++) {
+            unsigned s = sw[i * g->ow + j], k = s & (CN_SW_ON - 1u);
+            if (!relu || s & CN_SW_ON)
+                out[(i * st + k / g->kw) * w + j * st + k % g->kw] = d[i * g->ow + j];
+        }
+}
+
+static void maxpool_bwd_sw(const cn_backend *be, const cn_win *g, const uint8_t *sw,
+                           const float *dy, size_t n, float *dx, cn_act act)
+{
+    int relu = act == CN_ACT_RELU;
+    long planes = (long)(n * g->c);
+    size_t p = g->oh * g->ow;
+    PARALLEL_FOR(planes > 64 ? cn_cpu_of(be)->threads : 1, t, planes, {
+        pool_bwd_sw_plane(g, sw + (size_t)t * p, dy + (size_t)t * p, dx + (size_t)t * g->h * g->w,
+                          relu);
     });
 }

@@ -25,18 +25,41 @@ cn_status cn_pool_setup(cn_layer *l, size_t k, size_t st)
     return CN_OK;
 }
 
+/* Whether a training pass notes which input wins each window (a byte per
+ * output, its switches) for backward, which then reads them instead of the
+ * input: windows apart, of CN_SW_MAX inputs at most, on a backend with the
+ * kernels.  A lean network then need not make the input again for backward
+ * (net.c, remake_below): cifar10's residual blocks before each pooling. */
+static int keeps_switches(const cn_layer *l, const cn_backend *be)
+{
+    cn_win g = geometry(l);
+    return be->maxpool_fwd_sw && be->maxpool_bwd_sw && g.stride >= g.kh && g.stride >= g.kw &&
+           g.kh * g.kw <= CN_SW_MAX;
+}
+
+/* The floats of the state area that hold n samples' switches. */
+static size_t switch_floats(const cn_layer *l, size_t n)
+{
+    return (n * cn_shape_size(l->out) + sizeof(float) - 1) / sizeof(float);
+}
+
 static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 {
-    (void)be;
-    (void)train_batch;
     size_t k = (size_t)l->v[SIZE];
-    return cn_pool_setup(l, k, l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k);
+    cn_status st = cn_pool_setup(l, k, l->v[STRIDE] > 0 ? (size_t)l->v[STRIDE] : k);
+    if (st == CN_OK && train_batch && keeps_switches(l, be))
+        l->state_floats = switch_floats(l, train_batch);
+    return st;
 }
 
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
     cn_win g = geometry(l);
-    ctx->be->maxpool_fwd(ctx->be, &g, x, n, y);
+    l->switched = ctx->train && l->state_floats && switch_floats(l, n) <= l->state_floats;
+    if (l->switched)
+        ctx->be->maxpool_fwd_sw(ctx->be, &g, x, n, y, (uint8_t *)l->state);
+    else
+        ctx->be->maxpool_fwd(ctx->be, &g, x, n, y);
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
@@ -47,7 +70,11 @@ static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float
         return;
     cn_win g = geometry(l);
     /* a relu below whose gradient the network's plan moved here */
-    ctx->be->maxpool_bwd(ctx->be, &g, x, dy, n, dx, ctx->fuse ? l->grad_act : CN_ACT_NONE);
+    cn_act act = ctx->fuse ? l->grad_act : CN_ACT_NONE;
+    if (l->switched)
+        ctx->be->maxpool_bwd_sw(ctx->be, &g, (const uint8_t *)l->state, dy, n, dx, act);
+    else
+        ctx->be->maxpool_bwd(ctx->be, &g, x, dy, n, dx, act);
 }
 
 /* Over its input when the backend can and no two windows overlap, a
@@ -87,6 +114,7 @@ const cn_layer_ops cn_maxpool_ops = {
     .n_keys = NKEYS,
     .needs_x = 1,
     .max_pool = 1,
+    .train_state = 1,
     .setup = setup,
     .forward = forward,
     .backward = backward,
