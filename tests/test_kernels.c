@@ -460,6 +460,59 @@ static void conv_matches_reference(const char *isa)
 }
 PER_ISA(conv_matches_reference)
 
+/* Layers of 32 K weights or more, whose weight gradients are summed in
+ * rounds of one chunk of samples a thread (conv.c's FOR_CHUNKS), against the
+ * direct definition: a 7x7 window with stride 2 and padding 3, a 1x1 one of
+ * 130 channels to 260 filters, stride 3 with padding 2, a 5x5 one with
+ * padding 2, and a 3x3 one of 64 channels to 64 filters (Winograd's weight
+ * gradient on AVX-512); channel counts that are not multiples of 16; one
+ * sample (a single chunk) and 17 (16 chunks: rounds of 2 and of 3 with a
+ * last round of 1), on 2 and 3 threads. */
+static void conv_large_matches_reference(const char *isa)
+{
+    static const size_t lg[][6] = {
+        /* c, h, w, k, stride, pad */
+        {37, 9, 9, 7, 2, 3}, {130, 5, 5, 1, 1, 0}, {70, 8, 7, 3, 3, 2},
+        {48, 6, 6, 5, 1, 2}, {64, 8, 8, 3, 1, 1},
+    };
+    static const size_t lm[] = {21, 260, 53, 30, 64};
+    cn_rng rng;
+    cn_rng_seed(&rng, 21);
+    for (int threads = 2; threads <= 3; threads++) {
+        cn_backend *be = isa_backend(isa, threads);
+        if (!be)
+            return;
+        for (size_t t = 0; t < sizeof lg / sizeof lg[0]; t++)
+            for (size_t n = 1; n <= 17; n += 16) {
+                cn_win g = win_of(lg[t]);
+                size_t m = lm[t], kk = g.c * g.kh * g.kw;
+                size_t in = n * g.c * g.h * g.w, out = n * m * g.oh * g.ow;
+                CHECK(m * kk + m >= 32 * 1024);
+                float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 1, 0, &rng);
+                float *dy = normal(out, 1, 0, &rng), *dx = floats(in), *dxr = floats(in);
+                float *dw = calloc(m * kk, 4), *dwr = calloc(m * kk, 4);
+                float *db = calloc(m, 4), *dbr = calloc(m, 4);
+                float *ws = floats(be->conv_ws(be, &g, m, n));
+                be->conv_bwd(be, &g, m, x, NULL, dy, n, w, dw, db, dx, ws, CN_ACT_NONE);
+                cn_conv_ref_bwd(&g, m, x, dy, n, w, dwr, dbr, dxr);
+                /* as conv_matches_reference: float sums in another order
+                 * than the reference's double ones (Winograd's transforms
+                 * add a few roundings more) */
+                double tol = 2e-5;
+                CHECK_MSG(max_rel(dx, dxr, in) < tol && max_rel(dw, dwr, m * kk) < tol &&
+                              max_rel(db, dbr, m) < tol,
+                          "%s geometry %zu, %zu samples, %d threads: errors dx %.2g dw %.2g db "
+                          "%.2g",
+                          isa, t, n, threads, max_rel(dx, dxr, in), max_rel(dw, dwr, m * kk),
+                          max_rel(db, dbr, m));
+                free(x), free(w), free(dy), free(dx), free(dxr), free(dw), free(dwr), free(db),
+                    free(dbr), free(ws);
+            }
+        cn_backend_destroy(be);
+    }
+}
+PER_ISA(conv_large_matches_reference)
+
 /* Convolution gradients do not depend on the thread count, bit for bit: a
  * 5x5 layer (im2col's GEMM), and on AVX-512 3x3 layers whose gradients
  * Winograd computes, the weight gradient's products by the GEMM (64
@@ -2013,6 +2066,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("gemm_matches_reference", gemm_matches_reference),
     ISA_TESTS("gemm_thread_count_invariant", gemm_thread_count_invariant),
     ISA_TESTS("conv_matches_reference", conv_matches_reference),
+    ISA_TESTS("conv_large_matches_reference", conv_large_matches_reference),
     ISA_TESTS("conv_split_matches_one_thread", conv_split_matches_one_thread),
     ISA_TESTS("conv_affine_is_conv_then_bn", conv_affine_is_conv_then_bn),
     ISA_TESTS("conv_pool_is_conv_then_pool", conv_pool_is_conv_then_pool),
