@@ -584,6 +584,10 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
 {
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
     size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
+    /* 2x2 pooling with stride 2 inside the tiles (wg_outputs): only the
+     * pooled outputs are written */
+    int in_tiles = po && is_pool2(po->win);
+    size_t pp = in_tiles ? po->win->oh * po->win->ow : 0;
     wg_shape sh = wg_shape_of(g);
     size_t unit = wg_unit(g, &sh);
     int split = split_threads(be, n, m, m * p * g->c * 9);
@@ -595,10 +599,12 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
                 wg_filters(w, m, g->c, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
-                float *ys = out_at(po, y, s0, m * p, (size_t)t);
+                float *ys = in_tiles ? y + s0 * m * pp : out_at(po, y, s0, m * p, (size_t)t);
                 wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, ys, a.mb, a.yd);
-                pool_out(po, ys, m, fa, mt, cnt, y, s0);
+                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, in_tiles, ys,
+                           a.mb, a.yd);
+                if (!in_tiles)
+                    pool_out(po, ys, m, fa, mt, cnt, y, s0);
             }
         });
         return;
@@ -612,10 +618,11 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     PARALLEL_FOR(threads, k, units, {
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
-        float *ys = out_at(po, y, s0, m * p, (size_t)thread_id());
+        float *ys = in_tiles ? y + s0 * m * pp : out_at(po, y, s0, m * p, (size_t)thread_id());
         wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, ys, a.mb, a.yd);
-        pool_out(po, ys, m, 0, m, cnt, y, s0);
+        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, in_tiles, ys, a.mb, a.yd);
+        if (!in_tiles)
+            pool_out(po, ys, m, 0, m, cnt, y, s0);
     });
 }
 

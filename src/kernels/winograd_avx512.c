@@ -445,6 +445,69 @@ static void wg_output(const float *mb, size_t f, size_t k16, float bias, const f
     }
 }
 
+/* wg_output followed by 2x2 max pooling with stride 2 inside each tile (a
+ * forward-only network's pooling after the convolution, conv_fwd_pool):
+ * each window's four outputs made as wg_output makes them, then their
+ * maximum as pool2_fwd_row takes it (the top row's pair, the bottom row's,
+ * then the two), into the pooled phase planes yd (4 rows of ldy: the tile's
+ * pooled row 0 columns 0 and 1, then row 1's). */
+static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, const float *sc,
+                           const float *sh, int relu, float *yd, size_t ldy)
+{
+    __m512 tmp[4][6], m[6], o[4][4];
+    for (int j = 0; j < 6; j++) {
+        for (int i = 0; i < 6; i++)
+            m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
+        wg_at(m, o[0]);
+        for (int r = 0; r < 4; r++)
+            tmp[r][j] = o[0][r];
+    }
+    __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
+           shv = _mm512_set1_ps(sc ? *sh : 0.0f);
+    for (int r = 0; r < 4; r++) {
+        wg_at(tmp[r], o[r]);
+        for (int q = 0; q < 4; q++) {
+            __m512 v = _mm512_add_ps(o[r][q], b);
+            if (sc)
+                v = _mm512_fmadd_ps(v, scv, shv);
+            if (relu)
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
+            o[r][q] = v;
+        }
+    }
+    for (int pr = 0; pr < 2; pr++)
+        for (int pq = 0; pq < 2; pq++) {
+            const __m512 *t = o[2 * pr], *u = o[2 * pr + 1];
+            __m512 ab = _mm512_max_ps(t[2 * pq + 1], t[2 * pq]),
+                   cd = _mm512_max_ps(u[2 * pq + 1], u[2 * pq]);
+            _mm512_storeu_ps(yd + (size_t)(pr * 2 + pq) * ldy + k16, _mm512_max_ps(cd, ab));
+        }
+}
+
+/* One filter's pooled phase planes yd (4 rows of ldy, the sample's tiles
+ * from t0; wg_output_pool) interleaved into its pooled plane y (poh x pw):
+ * per pooled row, the two phases of up to 16 tiles become 32 columns. */
+static void wg_place_pool(const float *yd, size_t ldy, size_t t0, const wg_shape *s, size_t poh,
+                          size_t pw, float *y)
+{
+    const __m512i lo = _mm512_loadu_si512(lo_idx), hi = _mm512_loadu_si512(hi_idx);
+    for (size_t k = 0; 16 * k < s->tw; k++) {
+        __mmask16 mk = tail_mask(s->tw - 16 * k < 16 ? s->tw - 16 * k : 16), mo[2];
+        for (size_t v = 0; v < 2; v++) {
+            size_t col = 32 * k + 16 * v;
+            mo[v] = col < pw ? tail_mask(pw - col < 16 ? pw - col : 16) : 0;
+        }
+        for (size_t i = 0; i < poh; i++) {
+            const float *src = yd + (i & 1) * 2 * ldy + t0 + (i >> 1) * s->tw + 16 * k;
+            float *dst = y + i * pw + 32 * k;
+            __m512 a = _mm512_maskz_loadu_ps(mk, src), b = _mm512_maskz_loadu_ps(mk, src + ldy);
+            _mm512_mask_storeu_ps(dst, mo[0], _mm512_permutex2var_ps(a, lo, b));
+            if (mo[1])
+                _mm512_mask_storeu_ps(dst + 16, mo[1], _mm512_permutex2var_ps(a, hi, b));
+        }
+    }
+}
+
 /* One filter's output phase planes yd (16 rows of ldy, the sample's tiles
  * from t0) interleaved into its plane y (oh x ow): per output row, four
  * phases of up to 16 tiles become 64 columns with two levels of permutes. */
@@ -762,13 +825,16 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
 /* Filters [fa, fa + mt) of y (ns samples of m, oh, ow) from the input
  * transforms v of the ns samples and the filters' transforms u (rows of c,
  * wg_filters), with the bias (none if NULL), the affine map and the relu: filter groups of
- * up to 8, blocks of 48 tiles, then each filter's planes interleaved. */
+ * up to 8, blocks of 48 tiles, then each filter's planes interleaved.  With
+ * pool, y is the outputs max-pooled over 2x2 windows with stride 2 instead
+ * (ns samples of m, oh / 2, ow / 2), pooled within each tile. */
 static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, size_t ldv,
                        const float *u, size_t fa, size_t mt, const float *b, const float *scale,
-                       const float *shift, int relu, float *y, float *mb, float *yd)
+                       const float *shift, int relu, int pool, float *y, float *mb, float *yd)
 {
     wg_shape s = wg_shape_of(g);
-    size_t c = g->c, p = g->oh * g->ow, tt = ns * s.tiles;
+    size_t c = g->c, poh = g->oh / 2, pw = g->ow / 2;
+    size_t p = pool ? poh * pw : g->oh * g->ow, tt = ns * s.tiles;
     size_t groups = (mt + WG_NF - 1) / WG_NF;
     for (size_t gi = 0; gi < groups; gi++) {
         size_t f0 = fa + mt * gi / groups, nf = fa + mt * (gi + 1) / groups - f0;
@@ -786,14 +852,24 @@ static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
                 /* clang-format on */
             }
             for (size_t f = 0; f < nf; f++)
-                for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16)
-                    wg_output(mb, f, k16, b ? b[f0 + f] : 0.0f, scale ? scale + f0 + f : NULL,
-                              scale ? shift + f0 + f : NULL, relu, yd + f * 16 * ldv + tb, ldv);
+                for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16) {
+                    float bias = b ? b[f0 + f] : 0.0f;
+                    const float *sc = scale ? scale + f0 + f : NULL;
+                    const float *sh = scale ? shift + f0 + f : NULL;
+                    if (pool)
+                        wg_output_pool(mb, f, k16, bias, sc, sh, relu, yd + f * 16 * ldv + tb, ldv);
+                    else
+                        wg_output(mb, f, k16, bias, sc, sh, relu, yd + f * 16 * ldv + tb, ldv);
+                }
         }
         for (size_t sm = 0; sm < ns; sm++)
-            for (size_t f = 0; f < nf; f++)
-                wg_place(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, g->oh, g->ow,
-                         y + (sm * m + f0 + f) * p);
+            for (size_t f = 0; f < nf; f++) {
+                float *yf = y + (sm * m + f0 + f) * p;
+                if (pool)
+                    wg_place_pool(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, poh, pw, yf);
+                else
+                    wg_place(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, g->oh, g->ow, yf);
+            }
     }
 }
 
