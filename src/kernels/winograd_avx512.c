@@ -418,56 +418,26 @@ static inline __attribute__((always_inline)) void wg_product(const int NF, const
 
 /* A^T M A for filter f of the block's products mb, 16 tiles from lane
  * offset k16, then the bias, the affine map (as dconv_sample: one FMA) and
- * the relu, into the output phase planes yd (16 rows of ldy). */
-static void wg_output(const float *mb, size_t f, size_t k16, float bias, const float *sc,
-                      const float *sh, int relu, float *yd, size_t ldy)
+ * the relu: the tiles' 4x4 outputs, o[row][column]. */
+static inline __attribute__((always_inline)) void wg_tile_out(const float *mb, size_t f, size_t k16,
+                                                              float bias, const float *sc,
+                                                              const float *sh, int relu,
+                                                              __m512 o[4][4])
 {
-    __m512 tmp[4][6], m[6], o[4];
+    __m512 tmp[4][6], m[6], t[4];
     for (int j = 0; j < 6; j++) {
         for (int i = 0; i < 6; i++)
             m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
-        wg_at(m, o);
+        wg_at(m, t);
         for (int r = 0; r < 4; r++)
-            tmp[r][j] = o[r];
+            tmp[r][j] = t[r];
     }
     __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
            shv = _mm512_set1_ps(sc ? *sh : 0.0f);
     for (int r = 0; r < 4; r++) {
-        wg_at(tmp[r], o);
+        wg_at(tmp[r], t);
         for (int q = 0; q < 4; q++) {
-            __m512 v = _mm512_add_ps(o[q], b);
-            if (sc)
-                v = _mm512_fmadd_ps(v, scv, shv);
-            if (relu)
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
-            _mm512_storeu_ps(yd + (size_t)(r * 4 + q) * ldy + k16, v);
-        }
-    }
-}
-
-/* wg_output followed by 2x2 max pooling with stride 2 inside each tile (a
- * forward-only network's pooling after the convolution, conv_fwd_pool):
- * each window's four outputs made as wg_output makes them, then their
- * maximum as pool2_fwd_row takes it (the top row's pair, the bottom row's,
- * then the two), into the pooled phase planes yd (4 rows of ldy: the tile's
- * pooled row 0 columns 0 and 1, then row 1's). */
-static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, const float *sc,
-                           const float *sh, int relu, float *yd, size_t ldy)
-{
-    __m512 tmp[4][6], m[6], o[4][4];
-    for (int j = 0; j < 6; j++) {
-        for (int i = 0; i < 6; i++)
-            m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
-        wg_at(m, o[0]);
-        for (int r = 0; r < 4; r++)
-            tmp[r][j] = o[0][r];
-    }
-    __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
-           shv = _mm512_set1_ps(sc ? *sh : 0.0f);
-    for (int r = 0; r < 4; r++) {
-        wg_at(tmp[r], o[r]);
-        for (int q = 0; q < 4; q++) {
-            __m512 v = _mm512_add_ps(o[r][q], b);
+            __m512 v = _mm512_add_ps(t[q], b);
             if (sc)
                 v = _mm512_fmadd_ps(v, scv, shv);
             if (relu)
@@ -475,6 +445,30 @@ static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, co
             o[r][q] = v;
         }
     }
+}
+
+/* wg_tile_out into the output phase planes yd (16 rows of ldy). */
+static void wg_output(const float *mb, size_t f, size_t k16, float bias, const float *sc,
+                      const float *sh, int relu, float *yd, size_t ldy)
+{
+    __m512 o[4][4];
+    wg_tile_out(mb, f, k16, bias, sc, sh, relu, o);
+    for (int r = 0; r < 4; r++)
+        for (int q = 0; q < 4; q++)
+            _mm512_storeu_ps(yd + (size_t)(r * 4 + q) * ldy + k16, o[r][q]);
+}
+
+/* wg_tile_out followed by 2x2 max pooling with stride 2 inside each tile (a
+ * forward-only network's pooling after the convolution, conv_fwd_pool): the
+ * maximum of each window's four outputs as pool2_fwd_row takes it (the top
+ * row's pair, the bottom row's, then the two), into the pooled phase planes
+ * yd (4 rows of ldy: the tile's pooled row 0 columns 0 and 1, then row
+ * 1's). */
+static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, const float *sc,
+                           const float *sh, int relu, float *yd, size_t ldy)
+{
+    __m512 o[4][4];
+    wg_tile_out(mb, f, k16, bias, sc, sh, relu, o);
     for (int pr = 0; pr < 2; pr++)
         for (int pq = 0; pq < 2; pq++) {
             const __m512 *t = o[2 * pr], *u = o[2 * pr + 1];
