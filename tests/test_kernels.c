@@ -957,6 +957,15 @@ PER_ISA(conv_winograd_against_direct)
 
 /* ------------------------------------------------------------- pooling */
 
+/* A pooling's windows from {k, stride, h, w, c, n} (no padding). */
+static cn_win pool_win_of(const size_t *p)
+{
+    cn_win g = {p[4], p[2], p[3], p[0], p[0], p[1], 0, 0, 0};
+    g.oh = (g.h - g.kh) / g.stride + 1;
+    g.ow = (g.w - g.kw) / g.stride + 1;
+    return g;
+}
+
 /* Max pooling: the maximum of each window exactly, and backward's gradient
  * at the window's first maximum, with ties (as after relu) and rows wide
  * enough to cross the 16 lanes of AVX-512 (ow = 12, 17, 25, 33) with a tail. */
@@ -976,9 +985,7 @@ static void maxpool_matches_naive(const char *isa)
         {2, 3, 8, 9, 2, 2},  {1, 2, 5, 6, 2, 1},  {3, 4, 11, 10, 1, 2}, {3, 3, 3, 3, 1, 1},
     };
     for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
-        cn_win g = {pg[t][4], pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
-        g.oh = (g.h - g.kh) / g.stride + 1;
-        g.ow = (g.w - g.kw) / g.stride + 1;
+        cn_win g = pool_win_of(pg[t]);
         size_t n = pg[t][5], in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
         float *x = normal(in, 1, 0, &rng), *dy = normal(out, 1, 0, &rng);
         float *y = floats(out), *dx = floats(in);
@@ -1084,9 +1091,7 @@ static void maxpool_switches_match(const char *isa)
         {3, 4, 11, 10, 1, 2}, {2, 2, 9, 34, 5, 3}, {11, 11, 23, 12, 2, 2}, {2, 2, 6, 6, 35, 2},
     };
     for (size_t t = 0; t < sizeof pg / sizeof pg[0]; t++) {
-        cn_win g = {pg[t][4], pg[t][2], pg[t][3], pg[t][0], pg[t][0], pg[t][1], 0, 0, 0};
-        g.oh = (g.h - g.kh) / g.stride + 1;
-        g.ow = (g.w - g.kw) / g.stride + 1;
+        cn_win g = pool_win_of(pg[t]);
         size_t n = pg[t][5], in = n * g.c * g.h * g.w, out = n * g.c * g.oh * g.ow;
         float *x = normal(in, 1, 0, &rng), *dy = normal(out, 1, 0, &rng);
         float *y = floats(out), *ys = floats(out), *dx = floats(in), *ds = floats(in);
