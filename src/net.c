@@ -498,6 +498,14 @@ static int relu_output_below(const cn_net *net, size_t i)
            relu->ops->act == CN_ACT_RELU && !relu->read_later && output_unread(l - 2, CN_ACT_RELU);
 }
 
+/* The layer that owns the buffer of layer i's output. */
+static size_t owner_of(const cn_net *net, size_t i)
+{
+    while (i > 0 && net->layers[i].shares_input)
+        i--;
+    return i;
+}
+
 /* Whether layer l's backward step is left out of a training pass: an
  * activation whose gradient the layer above applies (relu_layer_below),
  * its input's gradient its output's. */
@@ -516,9 +524,7 @@ static int relu_layer_below(const cn_net *net, size_t i)
     if (l->shares_input || relu->fused_away || !relu->shares_input || relu->read_later ||
         !relu->ops->elementwise || relu->ops->act != CN_ACT_RELU)
         return 0;
-    size_t o = i - 1;
-    while (o > 0 && net->layers[o].shares_input)
-        o--;
+    size_t o = owner_of(net, i - 1);
     for (size_t k = o; k + 1 < i; k++) {
         const cn_layer *m = &net->layers[k];
         if (m->fused_away)
@@ -580,7 +586,7 @@ static void plan_grads(cn_net *net)
             l->grad_at = CN_GRAD_ON_X;
             l->grad_act = CN_ACT_RELU;
             net->layers[i - 1].act_applied = 1;
-            for (size_t k = i; k-- > 0 && (k + 1 == i || net->layers[k + 1].shares_input);)
+            for (size_t k = owner_of(net, i - 1); k < i; k++)
                 net->layers[k].output_spent = 1;
             dy_at = CN_GRAD_ON_X;
             continue;
@@ -637,14 +643,6 @@ static void plan_grads(cn_net *net)
 #define NO_SPAN SIZE_MAX
 
 static size_t larger(size_t a, size_t b) { return a > b ? a : b; }
-
-/* The layer that owns the buffer of layer i's output. */
-static size_t owner_of(const cn_net *net, size_t i)
-{
-    while (i > 0 && net->layers[i].shares_input)
-        i--;
-    return i;
-}
 
 /* The last layer in place over owner i's buffer. */
 static size_t chain_end(const cn_net *net, size_t i)

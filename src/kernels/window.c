@@ -228,17 +228,25 @@ static void pool2_fwd_plane(const float *in, size_t w, size_t oh, size_t ow, flo
         pool2_fwd_row(in, in + w, ow, out);
 }
 
+/* The inputs of a plane (h x w) that no 2x2 window covers, an odd last
+ * column and an odd last row, set to 0 in its gradient out. */
+static void pool2_bwd_edges(float *out, size_t h, size_t w, size_t oh, size_t ow)
+{
+    for (size_t r = 0; r < 2 * oh; r++)
+        for (size_t j = 2 * ow; j < w; j++)
+            out[r * w + j] = 0.0f;
+    for (size_t i = 2 * oh; i < h; i++)
+        for (size_t j = 0; j < w; j++)
+            out[i * w + j] = 0.0f;
+}
+
 static void pool2_bwd_plane(const float *in, size_t w, size_t oh, size_t ow, const float *d,
                             float *out, size_t h, int relu)
 {
-    for (size_t i = 0; i < oh; i++, in += 2 * w, out += 2 * w, d += ow) {
-        pool2_bwd_row(in, in + w, ow, d, out, out + w, relu);
-        for (size_t j = 2 * ow; j < w; j++) /* an odd last column */
-            out[j] = out[w + j] = 0.0f;
-    }
-    for (size_t i = 2 * oh; i < h; i++) /* an odd last row */
-        for (size_t j = 0; j < w; j++)
-            out[(i - 2 * oh) * w + j] = 0.0f;
+    for (size_t i = 0; i < oh; i++)
+        pool2_bwd_row(in + 2 * i * w, in + (2 * i + 1) * w, ow, d + i * ow, out + 2 * i * w,
+                      out + (2 * i + 1) * w, relu);
+    pool2_bwd_edges(out, h, w, oh, ow);
 }
 
 static int is_pool2(const cn_win *g) { return g->kh == 2 && g->kw == 2 && g->stride == 2; }
@@ -366,14 +374,10 @@ static void pool_bwd_sw_plane(const cn_win *g, const uint8_t *sw, const float *d
 {
     const size_t st = g->stride, w = g->w;
     if (is_pool2(g)) {
-        for (size_t i = 0; i < g->oh; i++) {
-            float *ot = out + 2 * i * w;
-            pool2_bwd_sw_row(sw + i * g->ow, g->ow, d + i * g->ow, ot, ot + w, relu);
-            for (size_t j = 2 * g->ow; j < w; j++) /* an odd last column */
-                ot[j] = ot[w + j] = 0.0f;
-        }
-        if (2 * g->oh < g->h) /* an odd last row */
-            memset(out + 2 * g->oh * w, 0, (g->h - 2 * g->oh) * w * sizeof(float));
+        for (size_t i = 0; i < g->oh; i++)
+            pool2_bwd_sw_row(sw + i * g->ow, g->ow, d + i * g->ow, out + 2 * i * w,
+                             out + (2 * i + 1) * w, relu);
+        pool2_bwd_edges(out, g->h, w, g->oh, g->ow);
         return;
     }
     memset(out, 0, g->h * w * sizeof(float));
