@@ -597,12 +597,14 @@ PER_ISA(conv_scratch_bounded)
  * the same bits as one thread and the reference's values forward, and the
  * same bits backward (the input gradient's Winograd splits the same way). */
 static const size_t split_geoms[][6] = {
-    /* c, h, w, k, stride, pad: direct, direct, im2col, strided, 1x1 in place,
-     * 7x7, then Winograd (on AVX-512): 4 tile columns, 7 x 7 (2 x 2 tiles),
-     * 8 tile columns, 28 x 28 */
+    /* c, h, w, k, stride, pad: direct, direct, LeNet's second layer
+     * (F(2x2, 5x5) on AVX-512, else im2col or the direct sum's shifted
+     * rows), strided, 1x1 in place, 7x7, then F(4x4, 3x3) (on AVX-512): 4 tile
+     * columns, 7 x 7 (2 x 2 tiles), 8 tile columns, 28 x 28; then 8 x 8
+     * outputs of 5x5 by the shifted rows (too few channels for F(2x2, 5x5)) */
     {16, 14, 14, 5, 1, 2}, {4, 28, 28, 3, 1, 1},  {20, 12, 12, 5, 1, 0}, {32, 15, 14, 3, 2, 1},
     {64, 16, 16, 1, 1, 0}, {3, 20, 35, 7, 1, 3},  {24, 14, 13, 3, 1, 1}, {32, 7, 7, 3, 1, 1},
-    {21, 32, 32, 3, 1, 1}, {40, 28, 28, 3, 1, 1},
+    {21, 32, 32, 3, 1, 1}, {40, 28, 28, 3, 1, 1}, {8, 12, 12, 5, 1, 0},
 };
 /* Filters of the split tests: with every geometry above, enough work to be
  * split (conv.c's SPLIT_MACS, 512 K multiply-adds), in shares of 13-14. */
@@ -904,31 +906,34 @@ static void conv_pool_is_conv_then_pool(const char *isa)
 }
 PER_ISA(conv_pool_is_conv_then_pool)
 
-/* Winograd's F(4x4, 3x3) (AVX-512, 3x3 convolutions with stride 1 and
- * enough channels) against the direct sum the backend uses when asked to be
- * exact (cn_backend.exact, as the gradient checks ask): both within the
- * reference's tolerance, the direct sum closer to it, and the two not the
- * same bits (so the fast path really ran).  Then a sample's outputs are the
- * same bits whether it is worked on alone or in a batch, at any place in it:
- * each tile takes the same instructions in whichever lane and unit of
- * samples it lands. */
+/* Winograd's F(4x4, 3x3) and F(2x2, 5x5) (AVX-512: 3x3 convolutions with
+ * stride 1 and enough channels, 5x5 ones on planes up to 8 x 8) against the
+ * direct sum the backend uses when asked to be exact (cn_backend.exact, as
+ * the gradient checks ask): both within the reference's tolerance, the
+ * direct sum closer to it, and the two not the same bits (so the fast path
+ * really ran).  Then a sample's outputs are the same bits whether it is
+ * worked on alone or in a batch, at any place in it: each tile takes the
+ * same instructions in whichever lane and unit of samples it lands.  The 5x5
+ * shapes: LeNet's second layer; 33 channels (two vectors of them, the second
+ * partial) on 8 x 8 outputs with padding 2; odd outputs (5 x 7: 3 tile rows,
+ * a tile column past the plane); 6 x 6 from 6 x 6. */
 static void conv_winograd_against_direct(const char *isa)
 {
     cn_backend *be = isa_backend(isa, 2);
     if (!be)
         return;
-    static const size_t wg[][6] = {
-        /* c, h, w, k, stride, pad */
-        {24, 28, 28, 3, 1, 1},
-        {48, 14, 14, 3, 1, 1},
-        {32, 11, 9, 3, 1, 0},
-        {16, 8, 8, 3, 1, 2},
+    static const size_t wg[][7] = {
+        /* c, h, w, k, stride, pad, filters */
+        {24, 28, 28, 3, 1, 1, 24}, {48, 14, 14, 3, 1, 1, 25}, {32, 11, 9, 3, 1, 0, 26},
+        {16, 8, 8, 3, 1, 2, 27},   {20, 12, 12, 5, 1, 0, 50}, {33, 8, 8, 5, 1, 2, 40},
+        {48, 7, 9, 5, 1, 1, 56},   {40, 6, 6, 5, 1, 2, 64},
     };
     cn_rng rng;
     cn_rng_seed(&rng, 31);
     for (size_t t = 0; t < sizeof wg / sizeof wg[0]; t++) {
         cn_win g = win_of(wg[t]);
-        size_t m = 24 + t, n = 9, kk = g.c * 9, in1 = g.c * g.h * g.w, out1 = m * g.oh * g.ow;
+        size_t m = wg[t][6], n = 9, kk = g.c * g.kh * g.kw, in1 = g.c * g.h * g.w,
+               out1 = m * g.oh * g.ow;
         float *x = normal(n * in1, 1, 0, &rng), *w = normal(m * kk, 0.2, 0, &rng);
         float *b = normal(m, 1, 0, &rng), *yr = floats(n * out1), *yw = floats(n * out1);
         float *yd = floats(n * out1), *y1 = floats(out1), *ws = floats(be->conv_ws(be, &g, m, n));

@@ -28,7 +28,9 @@
  * direct convolution (dconv_*: stride 1, rows of 12 outputs or more) and,
  * before it, Winograd's F(4x4, 3x3) for 3x3 convolutions with stride 1 and
  * enough channels (kernels/winograd_avx512.c; forward, input gradient and
- * weight gradient, each chosen by its shape alone), unless the backend is
+ * weight gradient, each chosen by its shape alone) and F(2x2, 5x5) for the
+ * forward pass of 5x5 ones on planes of up to 8 x 8 outputs
+ * (kernels/winograd5_avx512.c: LeNet's second layer), unless the backend is
  * asked to be exact (cn_backend.exact).  Part of the CPU kernels compiled
  * once per instruction set (kernels/cpu_kernels.h). */
 
@@ -208,6 +210,10 @@ static size_t thread_floats(const cn_win *g, size_t m)
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m) && wg_thread_floats(g) > t)
         t = wg_thread_floats(g);
+#endif
+#ifdef HAVE_WINOGRAD5
+    if (use_winograd5(g, m) && w5_thread_floats(g) > t)
+        t = w5_thread_floats(g);
 #endif
 #ifdef HAVE_LANE_CONV
     if (lanes_fit(g, m) && lc_thread_floats(g, m) > t)
@@ -569,12 +575,65 @@ static int use_direct_fwd(const cn_win *g, size_t m)
 #endif
 
 #ifdef HAVE_WINOGRAD
+/* The forward pass's Winograd kernels for a window: F(4x4, 3x3)'s
+ * (winograd_avx512.c) or, for a 5x5 window on a small plane, F(2x2, 5x5)'s
+ * (winograd5_avx512.c), whichever use_wino_fwd took (the two files come
+ * together, with AVX-512). */
+static int five(const cn_win *g) { return g->kh == 5; }
+
+static int use_wino_fwd(const cn_win *g, size_t m)
+{
+    return use_winograd5(g, m) || use_winograd(g, m);
+}
+
+static size_t wk_unit(const cn_win *g)
+{
+    wg_shape sh = wg_shape_of(g);
+    return five(g) ? w5_unit(g) : wg_unit(g, &sh);
+}
+
+static wg_area wk_area(const cn_win *g, float *area)
+{
+    return five(g) ? w5_area_of(g, area) : wg_area_of(g, area);
+}
+
+static void wk_filters(const cn_win *g, const float *w, size_t m, size_t k0, size_t k1, float *u)
+{
+    if (five(g))
+        w5_filters(w, m, g->c, k0, k1, u);
+    else
+        wg_filters(w, m, g->c, k0, k1, u);
+}
+
+/* The unit's input transforms: cnt samples from x (and xm, F(4x4, 3x3)'s
+ * mask; the 5x5 kernels run forward only, without one). */
+static void wk_inputs(const cn_win *g, const float *x, const float *xm, size_t cnt,
+                      const wg_area *a)
+{
+    if (five(g))
+        w5_inputs(g, x, cnt, a->v, a->ldv);
+    else
+        wg_inputs(g, x, xm, cnt, a->xs, a->v, a->ldv);
+}
+
+static void wk_outputs(const cn_win *g, size_t m, size_t cnt, const wg_area *a, const float *u,
+                       size_t fa, size_t mt, const float *b, const float *scale, const float *shift,
+                       int relu, int pool, float *y)
+{
+    if (five(g))
+        w5_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
+                   a->yd);
+    else
+        wg_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
+                   a->yd);
+}
+
 /* y (n, m, oh, ow) from x (n, c, h, w; masked by xm as wg_split) by
- * Winograd's F(4x4, 3x3) (kernels/winograd_avx512.c): the filters'
- * transforms into u (with make; else u holds them already), then units of
- * samples in parallel, each thread in its area (tf floats from bufs).  With
- * fewer samples than threads, each thread makes its share of the filters'
- * transforms, and transforms the whole input itself:
+ * Winograd's F(4x4, 3x3) or F(2x2, 5x5) (the wk_ kernels above): the
+ * filters' transforms into u (with make; else u holds them already), then
+ * units of samples in parallel, each thread in its area (tf floats from
+ * bufs).  With fewer samples than threads, each thread makes its share of
+ * the filters' transforms, and transforms the whole input itself:
  * sharing the input transforms through memory (one round by channels, then
  * one by filters) was slower, the other core's writes arriving slowly. */
 static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
@@ -584,25 +643,24 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
 {
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
     size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
-    /* 2x2 pooling with stride 2 inside the tiles (wg_outputs): only the
-     * pooled outputs are written */
-    int in_tiles = po && is_pool2(po->win);
+    /* 2x2 pooling with stride 2 inside the tiles (wg_outputs; F(2x2, 5x5)'s
+     * tiles are the windows, of even planes): only the pooled outputs are
+     * written */
+    int in_tiles = po && is_pool2(po->win) && (!five(g) || (g->oh % 2 == 0 && g->ow % 2 == 0));
     size_t pp = in_tiles ? po->win->oh * po->win->ow : 0;
-    wg_shape sh = wg_shape_of(g);
-    size_t unit = wg_unit(g, &sh);
-    int split = split_threads(be, n, m, m * p * g->c * 9);
+    size_t unit = wk_unit(g);
+    int split = split_threads(be, n, m, m * p * g->c * g->kh * g->kw);
     if (split > 1) {
         PARALLEL_FOR(split, t, split, {
             size_t fa, mt = filter_share(m, t, split, &fa);
-            wg_area a = wg_area_of(g, bufs + (size_t)t * tf);
+            wg_area a = wk_area(g, bufs + (size_t)t * tf);
             if (make)
-                wg_filters(w, m, g->c, fa, fa + mt, u);
+                wk_filters(g, w, m, fa, fa + mt, u);
             for (size_t s0 = 0; s0 < n; s0 += unit) {
                 size_t cnt = n - s0 < unit ? n - s0 : unit;
                 float *ys = in_tiles ? y + s0 * m * pp : out_at(po, y, s0, m * p, (size_t)t);
-                wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-                wg_outputs(g, m, cnt, a.v, a.ldv, u, fa, mt, b, scale, shift, relu, in_tiles, ys,
-                           a.mb, a.yd);
+                wk_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, &a);
+                wk_outputs(g, m, cnt, &a, u, fa, mt, b, scale, shift, relu, in_tiles, ys);
                 if (!in_tiles)
                     pool_out(po, ys, m, fa, mt, cnt, y, s0);
             }
@@ -610,17 +668,17 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         return;
     }
     if (make)
-        wg_filters(w, m, g->c, 0, m, u);
+        wk_filters(g, w, m, 0, m, u);
     /* Units no larger than the threads' fair shares. */
     size_t fair = (n + (size_t)threads - 1) / (size_t)threads;
     unit = unit > fair ? fair : unit;
     size_t units = (n + unit - 1) / unit;
     PARALLEL_FOR(threads, k, units, {
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
-        wg_area a = wg_area_of(g, bufs + (size_t)thread_id() * tf);
+        wg_area a = wk_area(g, bufs + (size_t)thread_id() * tf);
         float *ys = in_tiles ? y + s0 * m * pp : out_at(po, y, s0, m * p, (size_t)thread_id());
-        wg_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, a.xs, a.v, a.ldv);
-        wg_outputs(g, m, cnt, a.v, a.ldv, u, 0, m, b, scale, shift, relu, in_tiles, ys, a.mb, a.yd);
+        wk_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, &a);
+        wk_outputs(g, m, cnt, &a, u, 0, m, b, scale, shift, relu, in_tiles, ys);
         if (!in_tiles)
             pool_out(po, ys, m, 0, m, cnt, y, s0);
     });
@@ -634,7 +692,7 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
     /* A forward-only network's transforms live in keep, made again only
      * when the weights changed; otherwise they are made into ws. */
     int fresh = 1;
-    float *u = keep ? kept(w, m * g->c * 9, keep, &fresh) : ws;
+    float *u = keep ? kept(w, m * g->c * g->kh * g->kw, keep, &fresh) : ws;
     winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, fresh, ws + shared_floats(g, m),
              thread_floats(g, m), act, po);
 }
@@ -812,7 +870,7 @@ static void conv_fwd_any(const cn_backend *be, const cn_win *g, size_t m, const 
 {
     const cn_cpu *cpu = cn_cpu_of(be);
 #ifdef HAVE_WINOGRAD
-    if (use_winograd(g, m) && !be->exact) {
+    if (use_wino_fwd(g, m) && !be->exact) {
         conv_fwd_winograd(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act, po);
         return;
     }
@@ -908,6 +966,10 @@ static size_t pool_unit(const cn_win *g, size_t m)
         return wg_unit(g, &sh);
     }
 #endif
+#ifdef HAVE_WINOGRAD5
+    if (use_winograd5(g, m))
+        return w5_unit(g);
+#endif
     (void)g, (void)m;
     return 1;
 }
@@ -945,6 +1007,10 @@ static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m))
         return keep_at(m * g->c * 9) + 36 * m * g->c;
+#endif
+#ifdef HAVE_WINOGRAD5
+    if (use_winograd5(g, m))
+        return keep_at(m * g->c * 25) + 36 * m * g->c;
 #endif
     (void)g, (void)m;
     return 0;
