@@ -501,6 +501,7 @@ cn_status cn_gradcheck_layer(cn_net *net, size_t i, size_t n, size_t max_coords,
     net->be->exact = 1;
     cn_status st = check_layer(net, i, n, max_coords, rng, out);
     net->be->exact = was;
+    cn_net_weights_changed(net); /* nudged and put back, to the bit */
     return st;
 }
 
@@ -510,5 +511,6 @@ cn_status cn_gradcheck_net(cn_net *net, size_t n, size_t max_coords, cn_rng *rng
     net->be->exact = 1;
     cn_status st = check_net(net, n, max_coords, rng, out);
     net->be->exact = was;
+    cn_net_weights_changed(net); /* nudged and put back, to the bit */
     return st;
 }

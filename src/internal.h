@@ -521,6 +521,14 @@ cn_status cn_data_read_names(cn_data *data, const char *path);
 
 /* Sets the input's per-channel mean and std (of p / 255) to data's. */
 void cn_net_measure_input(cn_net *net, const cn_data *data);
+/* Says that the net's parameters or buffers may have changed: what its
+ * layers keep made from them between passes (a forward-only network's
+ * convolution filters in its kernels' form: conv_fwd's keep) is made again
+ * at the next pass.  Every place that writes the weights calls it (setting,
+ * initialising, loading, swapping in a moving average, rebuilding, the
+ * optimizer's step, a data-parallel exchange, the gradient checks'
+ * nudges). */
+void cn_net_weights_changed(cn_net *net);
 
 /* A network on the backend be, which the caller keeps alive (a model's
  * nets share one), with gradient memory for batches of up to train_batch

@@ -164,6 +164,7 @@ static void ema_swap(cn_model *m)
     size_t np = net->n_params, n = weight_floats(m), room = cn_ema_room(n);
     swap_blocks(be, net->params, m->ema_mem, np, m->ema_mem + n, room);
     swap_blocks(be, net->buffers, m->ema_mem + np, net->n_buffers, m->ema_mem + n, room);
+    cn_net_weights_changed(net);
     m->ema_live = !m->ema_live;
 }
 
@@ -229,6 +230,7 @@ static cn_status rebuild(cn_model *m, size_t max, size_t train, int lean)
     m->be->copy(m->be, net->buffers, old->buffers, net->n_buffers * sizeof(float));
     m->be->copy(m->be, net->norm, old->norm, 2 * c * sizeof(float));
     memcpy(net->norm_host, old->norm_host, 2 * c * sizeof(float));
+    cn_net_weights_changed(net);
     cn_net_free(old);
     m->net = net;
     return CN_OK;
@@ -826,6 +828,7 @@ cn_status cn_model_load(const char *path, const cn_device *dev, cn_model **out)
     for (size_t i = 0; i < n && !st; i++)
         if (ft[i].absent && !cn_st_find(&f, ft[i].name))
             m->be->copy(m->be, ft[i].dev, ft[i].absent, ft[i].count * sizeof(float));
+    cn_net_weights_changed(m->net); /* (even a failed load may have written some) */
     for (size_t i = 0; i < f.n_entries && !st && found != f.n_entries; i++) {
         int known = 0;
         for (size_t j = 0; j < n && !known; j++)

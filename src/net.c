@@ -1398,6 +1398,7 @@ void cn_net_init(cn_net *net, cn_rng *rng)
         for (size_t t = 0; t < l->n_bt; t++)
             init_tensor(net->be, &l->bt[t], l->b[t], rng);
     }
+    cn_net_weights_changed(net);
 }
 
 cn_shape cn_net_input_shape(const cn_net *net) { return net->spec->input; }
@@ -1514,9 +1515,22 @@ cn_status cn_net_set(cn_net *net, cn_block b, size_t offset, size_t count, const
     size_t size;
     float *p = block(net, b, &size);
     cn_status st = check_range(p, size, offset, count);
-    if (!st && count)
+    if (!st && count) {
         net->be->upload(net->be, p + offset, src, count * sizeof(float));
+        if (b != CN_GRADS)
+            cn_net_weights_changed(net);
+    }
     return st;
+}
+
+void cn_net_weights_changed(cn_net *net)
+{
+    for (size_t i = 0; i < net->n_layers; i++) {
+        const cn_layer *l = &net->layers[i];
+        /* a forward-only net's keep is the layer's whole state (decide_keep) */
+        if (l->ops->keep_floats && l->state_floats && l->state && !net->train_batch)
+            net->be->fill(net->be, l->state, 0.0f, 1);
+    }
 }
 
 /* ----------------------------------------------------------------- input */

@@ -207,6 +207,7 @@ cn_status cn_model_train_step(cn_model *m, const float *x, size_t n, double lr, 
     double t0 = update ? cn_now() : 0.0;
     cn_optim_step(&m->optim, m->be, &m->opts, lr, m->state.global_step + 1, net->params, net->grads,
                   net->n_params);
+    cn_net_weights_changed(net);
     if (m->ema_mem && m->ema_live)
         cn_model_ema_update(m);
     if (update) {

@@ -144,6 +144,7 @@ static cn_status broadcast_model(cn_model *m)
         (st = cn_model_exchange(m, net->norm, 2 * m->spec->input.c, 0)) ||
         (avg && (st = cn_model_exchange(m, m->ema_mem, avg, 0))))
         return st;
+    cn_net_weights_changed(net);
     m->be->download(m->be, net->norm_host, net->norm, 2 * m->spec->input.c * sizeof(float));
     return CN_OK;
 }
@@ -233,6 +234,7 @@ static cn_status average_buffers(cn_model *m)
         if (!st && m->comm.size > 1)
             m->be->scale(m->be, blocks[b], 1.0f / (float)m->comm.size, net->n_buffers);
     }
+    cn_net_weights_changed(net);
     return st;
 }
 

@@ -172,9 +172,11 @@ struct cn_backend {
      * b (m) into y (n, m, oh, ow), followed by act (CN_ACT_NONE or one of
      * conv_acts).  ws: conv_ws() floats of scratch.  keep: NULL, or
      * conv_keep() floats that belong to this layer alone, zero at first and
-     * left untouched by everything else: the operation keeps the filters'
-     * made form there with a copy of the w it came from, and makes it again
-     * when w differs by a bit, so the caller need not say when w changed. */
+     * left untouched by everything else: the operation makes the filters'
+     * form there when the area's first float is not 1, sets it to 1, and
+     * otherwise takes the form as it is.  The caller sets that float to 0
+     * whenever w may have changed (the network: cn_net_weights_changed,
+     * from every place that writes its weights). */
     void (*conv_fwd)(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
                      const float *w, const float *b, float *y, float *ws, float *keep, cn_act act);
     /* conv_fwd with y = y scale[f] + shift[f] per filter f after the bias

@@ -361,24 +361,21 @@ static void fold_slots(float *sum, size_t part, size_t k, int first, size_t t, s
 
 #ifdef HAVE_WINOGRAD
 /* What a forward-only network's convolution keeps between passes
- * (conv_keep): KEEP_HEAD floats (the first 1 once the rest is made), the
- * weights the transforms were made from (mk floats, rounded up to 16), then
- * the transforms. */
+ * (conv_keep): KEEP_HEAD floats (the first 1 once the rest is made), then
+ * the filters' transforms. */
 #define KEEP_HEAD 16
-static size_t keep_at(size_t mk) { return KEEP_HEAD + (mk + 15) / 16 * 16; }
 
-/* The transforms kept, with *fresh set when they are to be made again (in
- * the same place): none made yet, or made from weights that differ from w's
- * mk floats by a bit.  The copy is then taken of w. */
-static float *kept(const float *w, size_t mk, float *keep, int *fresh)
+/* The transforms kept, with *fresh set when they are to be made (in the
+ * same place): none made yet, or the network has said its weights changed
+ * since (the head's 1 cleared: conv_fwd's keep in backend.h).  Checking the
+ * weights against a copy instead, at every pass, cost LeNet's one-image pass
+ * 11% and fashion-best's 8% (the compare itself, and the copy taking L2
+ * cache from fc1's weights). */
+static float *kept(float *keep, int *fresh)
 {
-    float *copy = keep + KEEP_HEAD;
-    *fresh = keep[0] != 1.0f || memcmp(copy, w, mk * sizeof *w) != 0;
-    if (*fresh) {
-        memcpy(copy, w, mk * sizeof *w);
-        keep[0] = 1.0f;
-    }
-    return keep + keep_at(mk);
+    *fresh = keep[0] != 1.0f;
+    keep[0] = 1.0f;
+    return keep + KEEP_HEAD;
 }
 #endif
 
@@ -692,7 +689,7 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
     /* A forward-only network's transforms live in keep, made again only
      * when the weights changed; otherwise they are made into ws. */
     int fresh = 1;
-    float *u = keep ? kept(w, m * g->c * g->kh * g->kw, keep, &fresh) : ws;
+    float *u = keep ? kept(keep, &fresh) : ws;
     winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, fresh, ws + shared_floats(g, m),
              thread_floats(g, m), act, po);
 }
@@ -996,21 +993,19 @@ static void conv_fwd_pool(const cn_backend *be, const cn_win *g, size_t m, const
     conv_fwd_any(be, g, m, x, n, w, b, scale, shift, y, ws, keep, act, &po);
 }
 
-/* Only Winograd's transforms are kept.  Checking that the weights are
- * unchanged costs a pass over them and their copy, which is all that the
- * direct sum's rearranged taps (the GEMM's packed filters likewise) cost to
- * make again: LeNet's one-image pass was no faster keeping them, while
- * fashion-best's was 6-7% faster keeping its transforms (session 39). */
+/* Only Winograd's transforms are kept (fashion-best's one-image pass 6-7%
+ * faster, session 39): the direct sum reads the filters in place, and the
+ * GEMM's packing of them is a small part of its layers' time. */
 static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
 {
     (void)be;
 #ifdef HAVE_WINOGRAD
     if (use_winograd(g, m))
-        return keep_at(m * g->c * 9) + 36 * m * g->c;
+        return KEEP_HEAD + 36 * m * g->c;
 #endif
 #ifdef HAVE_WINOGRAD5
     if (use_winograd5(g, m))
-        return keep_at(m * g->c * 25) + 36 * m * g->c;
+        return KEEP_HEAD + 36 * m * g->c;
 #endif
     (void)g, (void)m;
     return 0;
