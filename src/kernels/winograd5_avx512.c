@@ -223,7 +223,7 @@ static void w5_place_pool(const float *yd, size_t t0, size_t poh, size_t pw, flo
 
 /* Filters [fa, fa + mt) of y (ns samples of m, oh, ow) from V and the
  * filters' transforms u, as wg_outputs: filter groups of up to 8, blocks of
- * 48 tiles, 36 products each, the output transform, then each filter's
+ * 48 tiles, 36 products each (wg_products), the output transform, then each filter's
  * phase rows interleaved into its plane (wg_place_pool's two phases per
  * output row).  With pool (2x2 windows, stride 2, oh and ow even), each
  * tile's four outputs are one window, pooled in pool2_fwd_row's order. */
@@ -238,18 +238,7 @@ static void w5_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
     for (size_t gi = 0; gi < groups; gi++) {
         size_t f0 = fa + mt * gi / groups, nf = fa + mt * (gi + 1) / groups - f0;
         for (size_t tb = 0; tb < tt; tb += WG_TB) {
-            size_t nv = (tt - tb + 15) / 16;
-            nv = nv > 3 ? 3 : nv;
-            for (size_t e = 0; e < 36; e++) {
-                const float *ve = v + e * c * ldv + tb, *ue = u + (e * m + f0) * c;
-                /* clang-format off */
-                switch (nf * 4 + nv) {
-                    WG_PRODUCT_CASES(1) WG_PRODUCT_CASES(2) WG_PRODUCT_CASES(3)
-                    WG_PRODUCT_CASES(4) WG_PRODUCT_CASES(5) WG_PRODUCT_CASES(6)
-                    WG_PRODUCT_CASES(7) WG_PRODUCT_CASES(8)
-                }
-                /* clang-format on */
-            }
+            wg_products(v, ldv, c, u, m, f0, nf, tb, tt, mb);
             for (size_t f = 0; f < nf; f++)
                 for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16) {
                     __m512 o[2][2];

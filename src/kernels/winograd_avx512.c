@@ -416,6 +416,25 @@ static inline __attribute__((always_inline)) void wg_product(const int NF, const
         break;
 #define WG_PRODUCT_CASES(n) WG_PRODUCT_CASE(n, 1) WG_PRODUCT_CASE(n, 2) WG_PRODUCT_CASE(n, 3)
 
+/* The 36 products of a block of tiles (from lane tb, up to 3 vectors of the
+ * tt lanes) for filters [f0, f0 + nf) into mb, element by element. */
+static void wg_products(const float *v, size_t ldv, size_t c, const float *u, size_t m, size_t f0,
+                        size_t nf, size_t tb, size_t tt, float *mb)
+{
+    size_t nv = (tt - tb + 15) / 16;
+    nv = nv > 3 ? 3 : nv;
+    for (size_t e = 0; e < 36; e++) {
+        const float *ve = v + e * c * ldv + tb, *ue = u + (e * m + f0) * c;
+        /* clang-format off */
+        switch (nf * 4 + nv) {
+            WG_PRODUCT_CASES(1) WG_PRODUCT_CASES(2) WG_PRODUCT_CASES(3)
+            WG_PRODUCT_CASES(4) WG_PRODUCT_CASES(5) WG_PRODUCT_CASES(6)
+            WG_PRODUCT_CASES(7) WG_PRODUCT_CASES(8)
+        }
+        /* clang-format on */
+    }
+}
+
 /* A^T M A for filter f of the block's products mb, 16 tiles from lane
  * offset k16, then the bias, the affine map (as dconv_sample: one FMA) and
  * the relu: the tiles' 4x4 outputs, o[row][column]. */
@@ -833,18 +852,7 @@ static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
     for (size_t gi = 0; gi < groups; gi++) {
         size_t f0 = fa + mt * gi / groups, nf = fa + mt * (gi + 1) / groups - f0;
         for (size_t tb = 0; tb < tt; tb += WG_TB) {
-            size_t nv = (tt - tb + 15) / 16;
-            nv = nv > 3 ? 3 : nv;
-            for (size_t e = 0; e < 36; e++) {
-                const float *ve = v + e * c * ldv + tb, *ue = u + (e * m + f0) * c;
-                /* clang-format off */
-                switch (nf * 4 + nv) {
-                    WG_PRODUCT_CASES(1) WG_PRODUCT_CASES(2) WG_PRODUCT_CASES(3)
-                    WG_PRODUCT_CASES(4) WG_PRODUCT_CASES(5) WG_PRODUCT_CASES(6)
-                    WG_PRODUCT_CASES(7) WG_PRODUCT_CASES(8)
-                }
-                /* clang-format on */
-            }
+            wg_products(v, ldv, c, u, m, f0, nf, tb, tt, mb);
             for (size_t f = 0; f < nf; f++)
                 for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16) {
                     float bias = b ? b[f0 + f] : 0.0f;
