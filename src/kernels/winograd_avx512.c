@@ -455,14 +455,8 @@ static inline __attribute__((always_inline)) void wg_tile_out(const float *mb, s
            shv = _mm512_set1_ps(sc ? *sh : 0.0f);
     for (int r = 0; r < 4; r++) {
         wg_at(tmp[r], t);
-        for (int q = 0; q < 4; q++) {
-            __m512 v = _mm512_add_ps(t[q], b);
-            if (sc)
-                v = _mm512_fmadd_ps(v, scv, shv);
-            if (relu)
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
-            o[r][q] = v;
-        }
+        for (int q = 0; q < 4; q++)
+            o[r][q] = dconv_finish(t[q], b, sc != NULL, scv, shv, relu);
     }
 }
 
