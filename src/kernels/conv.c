@@ -199,6 +199,70 @@ static int lanes_fit(const cn_win *g, size_t m)
 
 #endif
 
+#ifdef HAVE_WINOGRAD
+/* The forward pass's Winograd kernels for a window: F(4x4, 3x3)'s
+ * (winograd_avx512.c) or, for a 5x5 window on a small plane, F(2x2, 5x5)'s
+ * (winograd5_avx512.c), whichever use_wino_fwd took (the two files come
+ * together, with AVX-512). */
+static int five(const cn_win *g) { return g->kh == 5; }
+
+static int use_wino_fwd(const cn_win *g, size_t m)
+{
+    return use_winograd5(g, m) || use_winograd(g, m);
+}
+
+static size_t wk_unit(const cn_win *g)
+{
+    if (five(g))
+        return w5_unit(g);
+    wg_shape sh = wg_shape_of(g);
+    return wg_unit(g, &sh);
+}
+
+/* A thread's area (wk_area). */
+static size_t wk_thread_floats(const cn_win *g)
+{
+    return five(g) ? w5_thread_floats(g) : wg_thread_floats(g);
+}
+
+static wg_area wk_area(const cn_win *g, float *area)
+{
+    return five(g) ? w5_area_of(g, area) : wg_area_of(g, area);
+}
+
+static void wk_filters(const cn_win *g, const float *w, size_t m, size_t k0, size_t k1, float *u)
+{
+    if (five(g))
+        w5_filters(w, m, g->c, k0, k1, u);
+    else
+        wg_filters(w, m, g->c, k0, k1, u);
+}
+
+/* The unit's input transforms: cnt samples from x (and xm, F(4x4, 3x3)'s
+ * mask; the 5x5 kernels run forward only, without one). */
+static void wk_inputs(const cn_win *g, const float *x, const float *xm, size_t cnt,
+                      const wg_area *a)
+{
+    if (five(g))
+        w5_inputs(g, x, cnt, a->v, a->ldv);
+    else
+        wg_inputs(g, x, xm, cnt, a->xs, a->v, a->ldv);
+}
+
+static void wk_outputs(const cn_win *g, size_t m, size_t cnt, const wg_area *a, const float *u,
+                       size_t fa, size_t mt, const float *b, const float *scale, const float *shift,
+                       int relu, int pool, float *y)
+{
+    if (five(g))
+        w5_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
+                   a->yd);
+    else
+        wg_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
+                   a->yd);
+}
+
+#endif
+
 /* Per thread: two buffers, each the larger of K x P and (m*kh*kw) x (h*w),
  * and m x P for a masked dy, or the direct path's area; shared: W packed (or
  * W^T, or W flipped, packed, and W flipped itself); per chunk: dW and db. */
@@ -208,12 +272,8 @@ static size_t thread_floats(const cn_win *g, size_t m)
     size_t buf = kk * p > fk ? kk * p : fk, direct = direct_floats(g, m);
     size_t t = (2 * buf > direct ? 2 * buf : direct) + m * p;
 #ifdef HAVE_WINOGRAD
-    if (use_winograd(g, m) && wg_thread_floats(g) > t)
-        t = wg_thread_floats(g);
-#endif
-#ifdef HAVE_WINOGRAD5
-    if (use_winograd5(g, m) && w5_thread_floats(g) > t)
-        t = w5_thread_floats(g);
+    if (use_wino_fwd(g, m) && wk_thread_floats(g) > t)
+        t = wk_thread_floats(g);
 #endif
 #ifdef HAVE_LANE_CONV
     if (lanes_fit(g, m) && lc_thread_floats(g, m) > t)
@@ -572,59 +632,6 @@ static int use_direct_fwd(const cn_win *g, size_t m)
 #endif
 
 #ifdef HAVE_WINOGRAD
-/* The forward pass's Winograd kernels for a window: F(4x4, 3x3)'s
- * (winograd_avx512.c) or, for a 5x5 window on a small plane, F(2x2, 5x5)'s
- * (winograd5_avx512.c), whichever use_wino_fwd took (the two files come
- * together, with AVX-512). */
-static int five(const cn_win *g) { return g->kh == 5; }
-
-static int use_wino_fwd(const cn_win *g, size_t m)
-{
-    return use_winograd5(g, m) || use_winograd(g, m);
-}
-
-static size_t wk_unit(const cn_win *g)
-{
-    wg_shape sh = wg_shape_of(g);
-    return five(g) ? w5_unit(g) : wg_unit(g, &sh);
-}
-
-static wg_area wk_area(const cn_win *g, float *area)
-{
-    return five(g) ? w5_area_of(g, area) : wg_area_of(g, area);
-}
-
-static void wk_filters(const cn_win *g, const float *w, size_t m, size_t k0, size_t k1, float *u)
-{
-    if (five(g))
-        w5_filters(w, m, g->c, k0, k1, u);
-    else
-        wg_filters(w, m, g->c, k0, k1, u);
-}
-
-/* The unit's input transforms: cnt samples from x (and xm, F(4x4, 3x3)'s
- * mask; the 5x5 kernels run forward only, without one). */
-static void wk_inputs(const cn_win *g, const float *x, const float *xm, size_t cnt,
-                      const wg_area *a)
-{
-    if (five(g))
-        w5_inputs(g, x, cnt, a->v, a->ldv);
-    else
-        wg_inputs(g, x, xm, cnt, a->xs, a->v, a->ldv);
-}
-
-static void wk_outputs(const cn_win *g, size_t m, size_t cnt, const wg_area *a, const float *u,
-                       size_t fa, size_t mt, const float *b, const float *scale, const float *shift,
-                       int relu, int pool, float *y)
-{
-    if (five(g))
-        w5_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
-                   a->yd);
-    else
-        wg_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
-                   a->yd);
-}
-
 /* y (n, m, oh, ow) from x (n, c, h, w; masked by xm as wg_split) by
  * Winograd's F(4x4, 3x3) or F(2x2, 5x5) (the wk_ kernels above): the
  * filters' transforms into u (with make; else u holds them already), then
@@ -958,14 +965,8 @@ static void conv_fwd(const cn_backend *be, const cn_win *g, size_t m, const floa
 static size_t pool_unit(const cn_win *g, size_t m)
 {
 #ifdef HAVE_WINOGRAD
-    if (use_winograd(g, m)) {
-        wg_shape sh = wg_shape_of(g);
-        return wg_unit(g, &sh);
-    }
-#endif
-#ifdef HAVE_WINOGRAD5
-    if (use_winograd5(g, m))
-        return w5_unit(g);
+    if (use_wino_fwd(g, m))
+        return wk_unit(g);
 #endif
     (void)g, (void)m;
     return 1;
@@ -1000,11 +1001,7 @@ static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
 {
     (void)be;
 #ifdef HAVE_WINOGRAD
-    if (use_winograd(g, m))
-        return KEEP_HEAD + 36 * m * g->c;
-#endif
-#ifdef HAVE_WINOGRAD5
-    if (use_winograd5(g, m))
+    if (use_wino_fwd(g, m))
         return KEEP_HEAD + 36 * m * g->c;
 #endif
     (void)g, (void)m;

@@ -182,30 +182,6 @@ static void w5_inputs(const cn_win *g, const float *x, size_t ns, float *v, size
         w5_input(x + k * hw, g, v + (k % g->c) * ldv + (k / g->c) * tiles, g->c * ldv);
 }
 
-/* A^T M A for filter f of the block's products mb, 16 tiles from lane
- * offset k16, then the bias, the affine map and the relu (as wg_tile_out):
- * the tiles' 2x2 outputs, o[row][column]. */
-static inline __attribute__((always_inline)) void w5_tile_out(const float *mb, size_t f, size_t k16,
-                                                              float bias, const float *sc,
-                                                              const float *sh, int relu,
-                                                              __m512 o[2][2])
-{
-    __m512 tmp[2][6], m[6], t[2];
-    for (int j = 0; j < 6; j++) {
-        for (int i = 0; i < 6; i++)
-            m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
-        w5_at(m, t);
-        tmp[0][j] = t[0], tmp[1][j] = t[1];
-    }
-    __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
-           shv = _mm512_set1_ps(sc ? *sh : 0.0f);
-    for (int r = 0; r < 2; r++) {
-        w5_at(tmp[r], t);
-        for (int q = 0; q < 2; q++)
-            o[r][q] = dconv_finish(t[q], b, sc != NULL, scv, shv, relu);
-    }
-}
-
 /* One filter's pooled tiles (one row of yd from lane t0, lane 4 ti + tj)
  * into its pooled plane y (poh x pw). */
 static void w5_place_pool(const float *yd, size_t t0, size_t poh, size_t pw, float *y)
@@ -217,7 +193,8 @@ static void w5_place_pool(const float *yd, size_t t0, size_t poh, size_t pw, flo
 
 /* Filters [fa, fa + mt) of y (ns samples of m, oh, ow) from V and the
  * filters' transforms u, as wg_outputs: filter groups of up to 8, blocks of
- * 48 tiles, 36 products each (wg_products), the output transform, then each filter's
+ * 48 tiles, 36 products each (wg_products), the output transform
+ * (wg_tile_out_by with A^T's 2 rows), then each filter's
  * phase rows interleaved into its plane (wg_place_pool's two phases per
  * output row).  With pool (2x2 windows, stride 2, oh and ow even), each
  * tile's four outputs are one window, pooled in pool2_fwd_row's order. */
@@ -237,12 +214,11 @@ static void w5_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
                 for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16) {
                     __m512 o[2][2];
                     float *yf = yd + f * 4 * ldv + tb + k16;
-                    w5_tile_out(mb, f, k16, b ? b[f0 + f] : 0.0f, scale ? scale + f0 + f : NULL,
-                                scale ? shift + f0 + f : NULL, relu, o);
+                    wg_tile_out_by(2, w5_at, mb, f, k16, b ? b[f0 + f] : 0.0f,
+                                   scale ? scale + f0 + f : NULL, scale ? shift + f0 + f : NULL,
+                                   relu, &o[0][0]);
                     if (pool) {
-                        __m512 ab = _mm512_max_ps(o[0][1], o[0][0]),
-                               cd = _mm512_max_ps(o[1][1], o[1][0]);
-                        _mm512_storeu_ps(yf, _mm512_max_ps(cd, ab));
+                        _mm512_storeu_ps(yf, wg_max4(o[0][0], o[0][1], o[1][0], o[1][1]));
                         continue;
                     }
                     for (int a = 0; a < 2; a++)

@@ -436,28 +436,45 @@ static void wg_products(const float *v, size_t ldv, size_t c, const float *u, si
 }
 
 /* A^T M A for filter f of the block's products mb, 16 tiles from lane
- * offset k16, then the bias, the affine map (as dconv_sample: one FMA) and
- * the relu: the tiles' 4x4 outputs, o[row][column]. */
-static inline __attribute__((always_inline)) void wg_tile_out(const float *mb, size_t f, size_t k16,
-                                                              float bias, const float *sc,
-                                                              const float *sh, int relu,
-                                                              __m512 o[4][4])
+ * offset k16, then the bias, the affine map and the relu (dconv_finish, as
+ * the direct sum's): the tiles' R x R outputs, o[R row + column], with at
+ * the transform along one direction (6 values to R).  F(4x4, 3x3)'s is
+ * wg_tile_out; F(2x2, 5x5) takes it with its own (winograd5_avx512.c). */
+static inline __attribute__((always_inline)) void
+wg_tile_out_by(const int R, void (*at)(const __m512 *, __m512 *), const float *mb, size_t f,
+               size_t k16, float bias, const float *sc, const float *sh, int relu, __m512 *o)
 {
     __m512 tmp[4][6], m[6], t[4];
     for (int j = 0; j < 6; j++) {
         for (int i = 0; i < 6; i++)
             m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
-        wg_at(m, t);
-        for (int r = 0; r < 4; r++)
+        at(m, t);
+        for (int r = 0; r < R; r++)
             tmp[r][j] = t[r];
     }
     __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
            shv = _mm512_set1_ps(sc ? *sh : 0.0f);
-    for (int r = 0; r < 4; r++) {
-        wg_at(tmp[r], t);
-        for (int q = 0; q < 4; q++)
-            o[r][q] = dconv_finish(t[q], b, sc != NULL, scv, shv, relu);
+    for (int r = 0; r < R; r++) {
+        at(tmp[r], t);
+        for (int q = 0; q < R; q++)
+            o[r * R + q] = dconv_finish(t[q], b, sc != NULL, scv, shv, relu);
     }
+}
+
+static inline __attribute__((always_inline)) void wg_tile_out(const float *mb, size_t f, size_t k16,
+                                                              float bias, const float *sc,
+                                                              const float *sh, int relu,
+                                                              __m512 o[4][4])
+{
+    wg_tile_out_by(4, wg_at, mb, f, k16, bias, sc, sh, relu, &o[0][0]);
+}
+
+/* The maximum of a 2x2 window's outputs, top row a b, bottom row c d, as
+ * pool2_fwd_row takes it: the top row's pair, the bottom row's, then the
+ * two. */
+static inline __m512 wg_max4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+    return _mm512_max_ps(_mm512_max_ps(d, c), _mm512_max_ps(b, a));
 }
 
 /* wg_tile_out into the output phase planes yd (16 rows of ldy). */
@@ -472,11 +489,9 @@ static void wg_output(const float *mb, size_t f, size_t k16, float bias, const f
 }
 
 /* wg_tile_out followed by 2x2 max pooling with stride 2 inside each tile (a
- * forward-only network's pooling after the convolution, conv_fwd_pool): the
- * maximum of each window's four outputs as pool2_fwd_row takes it (the top
- * row's pair, the bottom row's, then the two), into the pooled phase planes
- * yd (4 rows of ldy: the tile's pooled row 0 columns 0 and 1, then row
- * 1's). */
+ * forward-only network's pooling after the convolution, conv_fwd_pool;
+ * wg_max4), into the pooled phase planes yd (4 rows of ldy: the tile's
+ * pooled row 0 columns 0 and 1, then row 1's). */
 static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, const float *sc,
                            const float *sh, int relu, float *yd, size_t ldy)
 {
@@ -485,9 +500,8 @@ static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, co
     for (int pr = 0; pr < 2; pr++)
         for (int pq = 0; pq < 2; pq++) {
             const __m512 *t = o[2 * pr], *u = o[2 * pr + 1];
-            __m512 ab = _mm512_max_ps(t[2 * pq + 1], t[2 * pq]),
-                   cd = _mm512_max_ps(u[2 * pq + 1], u[2 * pq]);
-            _mm512_storeu_ps(yd + (size_t)(pr * 2 + pq) * ldy + k16, _mm512_max_ps(cd, ab));
+            _mm512_storeu_ps(yd + (size_t)(pr * 2 + pq) * ldy + k16,
+                             wg_max4(t[2 * pq], t[2 * pq + 1], u[2 * pq], u[2 * pq + 1]));
         }
 }
 
