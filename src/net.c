@@ -1684,24 +1684,23 @@ static void run_chunks(cn_net *net, const float *x, size_t n, double *times)
  *
  * A pass over fewer samples than the backend has workers (one image on 2
  * threads) splits each layer's work among the threads (a convolution's
- * filters, a fully connected layer's rows), or runs on the calling thread
- * alone (be->alone).  Which is faster depends on how dear it is for one core
- * to read what another has just written, and on a shared machine that
- * changes from minute to minute: fashion-best's one image on 2 threads of an
- * AMD EPYC (Zen 5) ran 1.00-1.15x faster alone in one quarter hour, session
- * 46 saw 0.81x in another.  So the network measures: every SMALL_EPOCH such
- * passes begin with SMALL_TRIES passes each way, a run of one way then one
- * of the other (a way's first passes move the data between the cores' caches:
- * the first SMALL_WARM of a run do not count), and the way whose median
- * pass was quicker runs the rest.  Both give the same bits (every kernel sums
- * an output as one thread does), so the choice changes only the time. */
+ * filters, a fully connected layer's rows), the other workers waiting for
+ * their shares all through the pass (be->team: no OpenMP region a layer),
+ * or runs on the calling thread alone (be->alone).  Which is faster depends on how dear it is for
+ * one core to read what another has just written, and on a shared machine that changes from minute
+ * to minute: fashion-best's one image on 2 threads of an AMD EPYC (Zen 5) ran 1.00-1.15x faster
+ * alone in one quarter hour, session 46 saw 0.81x in another.  So the network measures: every
+ * SMALL_EPOCH such passes begin with SMALL_TRIES passes each way, a run of one way then one of the
+ * other (a way's first passes move the data between the cores' caches: the first SMALL_WARM of a
+ * run do not count), and the way whose median pass was quicker runs the rest.  Both give the same
+ * bits (every kernel sums an output as one thread does), so the choice changes only the time. */
 #define SMALL_EPOCH 4096
 #define SMALL_WARM  4
 #define SMALL_TRIES (SMALL_WARM + CN_SMALL_TIMED)
 
-/* The backend for the next small pass, and whether it is a counted trial
- * (*trial: 0, or 1 + the way tried). */
-static const cn_backend *small_pass(cn_net *net, int *trial)
+/* Whether the next small pass runs alone, and whether it is a counted
+ * trial (*trial: 0, or 1 + the way tried). */
+static int small_alone(cn_net *net, int *trial)
 {
     unsigned k = net->small.pass;
     int alone = net->small.alone;
@@ -1710,7 +1709,7 @@ static const cn_backend *small_pass(cn_net *net, int *trial)
         alone = k >= SMALL_TRIES;
         *trial = k % SMALL_TRIES >= SMALL_WARM ? 1 + alone : 0;
     }
-    return alone ? net->be->alone : net->be;
+    return alone;
 }
 
 static int by_time(const void *a, const void *b)
@@ -1753,6 +1752,22 @@ static void run_layers(cn_net *net, const cn_ctx *ctx, size_t from, const float 
     }
 }
 
+/* A small pass split among the threads: its layers on a team's lead
+ * (backend.h, team). */
+typedef struct team_job {
+    cn_net *net;
+    cn_ctx ctx;
+    const float *x;
+    size_t n;
+} team_job;
+
+static void team_layers(void *user, const cn_backend *lead)
+{
+    team_job *j = user;
+    j->ctx.be = lead;
+    run_layers(j->net, &j->ctx, 0, j->x, j->n, NULL);
+}
+
 void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n, int train,
                              double *times)
 {
@@ -1763,15 +1778,18 @@ void cn_net_run_forward_from(cn_net *net, size_t from, const float *x, size_t n,
      * copies of the backend do not see). */
     int whole = !train && from == 0 && !net->be->exact;
     int trial = 0, small = whole && !times && net->be->alone && n < net->be->workers;
-    double began = 0.0;
-    if (small) {
-        ctx.be = small_pass(net, &trial);
-        began = cn_now();
-    }
-    if (whole && net->chunk && n > net->chunk)
+    int alone = small && small_alone(net, &trial);
+    double began = small ? cn_now() : 0.0;
+    if (alone)
+        ctx.be = net->be->alone;
+    if (whole && net->chunk && n > net->chunk) {
         run_chunks(net, x, n, times);
-    else
+    } else if (small && !alone && net->be->team) {
+        team_job j = {net, ctx, x, n};
+        net->be->team(net->be, team_layers, &j);
+    } else {
         run_layers(net, &ctx, from, x, n, times);
+    }
     if (small)
         small_done(net, trial, cn_now() - began);
     net->n_last = n;

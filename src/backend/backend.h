@@ -138,6 +138,15 @@ struct cn_backend {
      * output the same way on any number of threads.  NULL where each_worker
      * is. */
     const cn_backend *alone;
+    /* For a pass over fewer samples than workers (one image on 2 threads):
+     * runs fn(user, lead) on the calling thread while the other workers wait
+     * for work, spinning.  The operations called with lead that split one
+     * sample's work (a convolution's filters, a fully connected layer's
+     * outputs) hand each waiting worker its share through memory and wait
+     * for them all, at the cost of a cache line each way instead of waking
+     * threads for every operation; the rest run on the calling thread.  The
+     * results are those of be's own operations.  NULL where each_worker is. */
+    void (*team)(const cn_backend *be, void (*fn)(void *user, const cn_backend *lead), void *user);
 
     /* ---------------------------------------------------- linear algebra */
 

@@ -11,6 +11,12 @@ typedef void (*cn_gemm_st_fn)(float *pack, int ta, int tb, size_t m, size_t n, s
                               float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                               float beta, float *c, size_t ldc);
 
+/* Thread t's share, of nt, of a piece of work split among threads. */
+typedef void (*cn_share_fn)(void *arg, int t, int nt);
+
+/* The waiting workers of a team pass (backend.h, team; cpu.c). */
+typedef struct cn_team cn_team;
+
 typedef struct cn_cpu {
     cn_backend base; /* first: kernels given the backend find this struct */
     int threads;     /* how many run the kernels' loops */
@@ -44,10 +50,29 @@ typedef struct cn_cpu {
     /* each_worker's backends: threads copies of this one, each of one
      * thread (threads 1, views NULL), made with it. */
     struct cn_cpu *views;
+    /* A team pass's lead (team_view, made with the backend: a view of one
+     * thread whose kernels that split a sample's work hand team_size - 1
+     * waiting workers their shares through team, cn_cpu_shares); team is
+     * NULL in every other backend. */
+    struct cn_cpu *team_view;
+    cn_team *team;
+    int team_size;
 } cn_cpu;
 
 /* The CPU state of a backend made by cn_cpu_create. */
 static inline const cn_cpu *cn_cpu_of(const cn_backend *be) { return (const cn_cpu *)be; }
+
+/* Threads to split one sample's work among: the team's in a team pass's
+ * lead, else the backend's. */
+static inline int cn_cpu_split_threads(const cn_cpu *cpu)
+{
+    return cpu->team ? cpu->team_size : cpu->threads;
+}
+
+/* Runs fn(arg, t, nt) for every t < nt, each on its own thread: in a team
+ * pass's lead on the waiting workers (t > 0) and the calling thread (t 0),
+ * elsewhere in an OpenMP region.  Returns when all have. */
+void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
 
 /* Makes the CPU backend with threads threads (0: one per core); isa forces a
  * kernel set ("avx512", "avx2", "portable") or NULL picks the best the

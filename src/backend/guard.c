@@ -277,6 +277,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->workers = 1;
     be->each_worker = NULL; /* its memory opens for one operation at a time */
     be->alone = NULL;
+    be->team = NULL;
     be->alloc = g_alloc;
     be->free = g_free;
     be->destroy = g_destroy;

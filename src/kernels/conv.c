@@ -18,7 +18,9 @@
  * own copy of the padded sample (or col) and of its filters' weights, so
  * that the threads share nothing they write (on a processor whose cores
  * are far apart, one core reading what another just wrote costs more than
- * making it again).  Every output is summed as one thread sums it.
+ * making it again).  In a team pass (backend.h, team) the shares go to
+ * workers that wait for them (cn_cpu_shares).  Every output is summed as one
+ * thread sums it.
  *
  * Weight gradients are summed per chunk of samples, then the chunks in
  * order.  Chunks are cut from the batch size alone, so the sums, and the
@@ -56,7 +58,7 @@ static void prefetch(const float *p, size_t floats)
 #define SPLIT_MACS (512 * 1024)
 static int split_threads(const cn_backend *be, size_t n, size_t m, size_t macs)
 {
-    int nt = cn_cpu_of(be)->threads;
+    int nt = cn_cpu_split_threads(cn_cpu_of(be));
     if ((size_t)nt <= n || macs < SPLIT_MACS)
         return 1;
     return (size_t)nt < m ? nt : (int)m;
@@ -525,6 +527,33 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
                  stream, ys + fa * p, g->oh, g->ow, flat);
 }
 
+/* A forward pass by the direct sum split by filters (direct_share). */
+typedef struct direct_job {
+    const cn_win *g;
+    const dconv_area *a;
+    size_t m, n, tf;
+    const float *x, *w, *b, *scale, *shift;
+    cn_act act;
+    const pool_to *po;
+    float *y, *bufs;
+} direct_job;
+
+/* Thread t's share of the filters, with its own copy of the padded sample
+ * (and of its shifted layout). */
+static void direct_share(void *arg, int t, int nt)
+{
+    const direct_job *j = arg;
+    const cn_win *g = j->g;
+    size_t p = g->oh * g->ow, in = g->c * g->h * g->w, m = j->m;
+    size_t fa, mt = filter_share(m, t, nt, &fa);
+    for (size_t s = 0; s < j->n; s++) {
+        float *ys = out_at(j->po, j->y, s, m * p, (size_t)t);
+        direct_fwd_sample(g, j->a, j->x + s * in, j->w, j->b, j->scale, j->shift, j->act, 0, fa, mt,
+                          j->bufs + (size_t)t * j->tf, ys);
+        pool_out(j->po, ys, m, fa, mt, 1, j->y, s);
+    }
+}
+
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                             size_t n, const float *w, const float *b, const float *scale,
                             const float *shift, float *y, float *ws, cn_act act, const pool_to *po)
@@ -535,17 +564,8 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     size_t tf = thread_floats(g, m);
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
-        /* Filters split among the threads, each with its own copy of the
-         * padded sample (and of its shifted layout). */
-        PARALLEL_FOR(split, t, split, {
-            size_t fa, mt = filter_share(m, t, split, &fa);
-            for (size_t s = 0; s < n; s++) {
-                float *ys = out_at(po, y, s, m * p, (size_t)t);
-                direct_fwd_sample(g, &a, x + s * in, w, b, scale, shift, act, 0, fa, mt,
-                                  bufs + (size_t)t * tf, ys);
-                pool_out(po, ys, m, fa, mt, 1, y, s);
-            }
-        });
+        direct_job j = {g, &a, m, n, tf, x, w, b, scale, shift, act, po, y, bufs};
+        cn_cpu_shares(be, split, direct_share, &j);
         return;
     }
     int stream = !po && streams_output(n * m * p);
@@ -640,6 +660,39 @@ static int use_direct_fwd(const cn_win *g, size_t m)
  * the filters' transforms, and transforms the whole input itself:
  * sharing the input transforms through memory (one round by channels, then
  * one by filters) was slower, the other core's writes arriving slowly. */
+/* A Winograd forward pass split by filters (wg_share). */
+typedef struct wg_job {
+    const cn_win *g;
+    size_t m, n, tf;
+    const float *x, *xm, *w, *b, *scale, *shift;
+    float *y, *u, *bufs;
+    int make, relu, in_tiles;
+    const pool_to *po;
+} wg_job;
+
+/* Thread t's share of the filters: their transforms (if made), and the
+ * whole input transformed in its own area. */
+static void wg_share(void *arg, int t, int nt)
+{
+    const wg_job *j = arg;
+    const cn_win *g = j->g;
+    const pool_to *po = j->po;
+    size_t m = j->m, n = j->n, in = g->c * g->h * g->w, p = g->oh * g->ow, unit = wk_unit(g);
+    size_t pp = j->in_tiles ? po->win->oh * po->win->ow : 0;
+    size_t fa, mt = filter_share(m, t, nt, &fa);
+    wg_area a = wk_area(g, j->bufs + (size_t)t * j->tf);
+    if (j->make)
+        wk_filters(g, j->w, m, fa, fa + mt, j->u);
+    for (size_t s0 = 0; s0 < n; s0 += unit) {
+        size_t cnt = n - s0 < unit ? n - s0 : unit;
+        float *ys = j->in_tiles ? j->y + s0 * m * pp : out_at(po, j->y, s0, m * p, (size_t)t);
+        wk_inputs(g, j->x + s0 * in, j->xm ? j->xm + s0 * in : NULL, cnt, &a);
+        wk_outputs(g, m, cnt, &a, j->u, fa, mt, j->b, j->scale, j->shift, j->relu, j->in_tiles, ys);
+        if (!j->in_tiles)
+            pool_out(po, ys, m, fa, mt, cnt, j->y, s0);
+    }
+}
+
 static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                      const float *xm, size_t n, const float *w, const float *b, const float *scale,
                      const float *shift, float *y, float *u, int make, float *bufs, size_t tf,
@@ -655,20 +708,8 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t unit = wk_unit(g);
     int split = split_threads(be, n, m, m * p * g->c * g->kh * g->kw);
     if (split > 1) {
-        PARALLEL_FOR(split, t, split, {
-            size_t fa, mt = filter_share(m, t, split, &fa);
-            wg_area a = wk_area(g, bufs + (size_t)t * tf);
-            if (make)
-                wk_filters(g, w, m, fa, fa + mt, u);
-            for (size_t s0 = 0; s0 < n; s0 += unit) {
-                size_t cnt = n - s0 < unit ? n - s0 : unit;
-                float *ys = in_tiles ? y + s0 * m * pp : out_at(po, y, s0, m * p, (size_t)t);
-                wk_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, &a);
-                wk_outputs(g, m, cnt, &a, u, fa, mt, b, scale, shift, relu, in_tiles, ys);
-                if (!in_tiles)
-                    pool_out(po, ys, m, fa, mt, cnt, y, s0);
-            }
-        });
+        wg_job j = {g, m, n, tf, x, xm, w, b, scale, shift, y, u, bufs, make, relu, in_tiles, po};
+        cn_cpu_shares(be, split, wg_share, &j);
         return;
     }
     if (make)
@@ -866,6 +907,43 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
 }
 #endif
 
+/* A forward pass by im2col and the GEMM split by filters (gemm_share). */
+typedef struct gemm_job {
+    const cn_cpu *cpu;
+    const cn_win *g;
+    size_t m, n, tf;
+    const float *x, *w, *b, *scale, *shift;
+    cn_act act;
+    const pool_to *po;
+    float *y, *pw, *bufs;
+} gemm_job;
+
+/* Thread t's share of the filters, packing its own rows of W and making its
+ * own col. */
+static void gemm_share(void *arg, int t, int nt)
+{
+    const gemm_job *j = arg;
+    const cn_cpu *cpu = j->cpu;
+    const cn_win *g = j->g;
+    size_t m = j->m, kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
+    size_t fa, mt = filter_share(m, t, nt, &fa);
+    float *pw_t = j->pw + fa * kk, *buf = j->bufs + (size_t)t * j->tf;
+    const float *wt = j->w + fa * kk, *scale = j->scale ? j->scale + fa : NULL;
+    cpu->gemm_pack_a(0, mt, kk, wt, kk, pw_t);
+    for (size_t s = 0; s < j->n; s++) {
+        const float *xs = j->x + s * in, *col = xs;
+        float *ys0 = out_at(j->po, j->y, s, m * p, (size_t)t), *ys = ys0 + fa * p;
+        if (!col_is_x(g)) {
+            im2col_one(g, xs, buf, p);
+            col = buf;
+        }
+        cpu->gemm_st_pre(cpu->pack + (size_t)t * cpu->pack_floats, pw_t, 0, 0, mt, p, kk, 1.0f, wt,
+                         kk, col, p, 0.0f, ys, p);
+        bias_act(ys, mt, p, j->b + fa, scale, scale ? j->shift + fa : NULL, j->act);
+        pool_out(j->po, ys0, m, fa, mt, 1, j->y, s);
+    }
+}
+
 /* The forward pass on every path, pooled when po is not NULL (the lanes
  * pool in their own layout, lc_unpack_pool, and need only po's windows). */
 static void conv_fwd_any(const cn_backend *be, const cn_win *g, size_t m, const float *x, size_t n,
@@ -905,27 +983,8 @@ static void conv_fwd_any(const cn_backend *be, const cn_win *g, size_t m, const 
     float *pw = ws, *bufs = ws + shared_floats(g, m);
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
-        /* Filters split among the threads, each packing its own rows of W
-         * and making its own col. */
-        PARALLEL_FOR(split, t, split, {
-            int tid = thread_id();
-            size_t fa, mt = filter_share(m, t, split, &fa);
-            float *pw_t = pw + fa * kk, *buf = bufs + (size_t)tid * tf;
-            cpu->gemm_pack_a(0, mt, kk, w + fa * kk, kk, pw_t);
-            for (size_t s = 0; s < n; s++) {
-                const float *xs = x + s * in, *col = xs;
-                float *ys0 = out_at(po, y, s, m * p, (size_t)tid), *ys = ys0 + fa * p;
-                if (!col_is_x(g)) {
-                    im2col_one(g, xs, buf, p);
-                    col = buf;
-                }
-                cpu->gemm_st_pre(cpu->pack + (size_t)tid * cpu->pack_floats, pw_t, 0, 0, mt, p, kk,
-                                 1.0f, w + fa * kk, kk, col, p, 0.0f, ys, p);
-                bias_act(ys, mt, p, b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL,
-                         act);
-                pool_out(po, ys0, m, fa, mt, 1, y, s);
-            }
-        });
+        gemm_job j = {cpu, g, m, n, tf, x, w, b, scale, shift, act, po, y, pw, bufs};
+        cn_cpu_shares(be, split, gemm_share, &j);
         return;
     }
     cpu->gemm_pack_a(0, m, kk, w, kk, pw);

@@ -325,6 +325,26 @@ static int dot_direction(cn_cpu *cpu, const float *b)
     return 0;
 }
 
+/* A few-rows product split among threads by whole DOT_J blocks of columns
+ * (dot_share). */
+typedef struct dot_job {
+    size_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+    int rev;
+} dot_job;
+
+static void dot_share(void *arg, int t, int nt)
+{
+    const dot_job *j = arg;
+    size_t blocks = (j->n + DOT_J - 1) / DOT_J;
+    size_t b0 = blocks * (size_t)t / (size_t)nt, b1 = blocks * (size_t)(t + 1) / (size_t)nt;
+    size_t j1 = b1 * DOT_J < j->n ? b1 * DOT_J : j->n;
+    dot_cols(j->m, j->k, j->alpha, j->a, j->lda, j->b, j->ldb, b0 * DOT_J, j1, j->rev, j->beta,
+             j->c, j->ldc);
+}
+
 /* ------------------------------------------------- depth split among threads
  *
  * C (m, n) = A B + beta C with A and B untransposed, B read in place, alpha
@@ -454,19 +474,18 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
     }
     int nt = cpu->threads > 0 ? cpu->threads : 1;
     if (m <= DOT_MAX && !ta && tb) {
-        int rev = dot_direction((cn_cpu *)cpu, b);
-        /* Column ranges of whole DOT_J blocks, one per thread, and no more
-         * threads than 64 K multiply-adds each keep busy. */
+        dot_job j = {m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0};
+        j.rev = dot_direction((cn_cpu *)cpu, b);
+        /* Column ranges of whole DOT_J blocks, one per thread (a team
+         * pass's too), and no more threads than 64 K multiply-adds each keep
+         * busy. */
         size_t blocks = (n + DOT_J - 1) / DOT_J, work = m * n * k / 65536 + 1;
-        if ((size_t)nt > work)
-            nt = (int)work;
-        if ((size_t)nt > blocks)
-            nt = (int)blocks;
-        PARALLEL_FOR(nt, t, nt, {
-            size_t b0 = blocks * (size_t)t / (size_t)nt, b1 = blocks * (size_t)(t + 1) / (size_t)nt;
-            size_t j1 = b1 * DOT_J < n ? b1 * DOT_J : n;
-            dot_cols(m, k, alpha, a, lda, b, ldb, b0 * DOT_J, j1, rev, beta, c, ldc);
-        });
+        int dt = cn_cpu_split_threads(cpu);
+        if ((size_t)dt > work)
+            dt = (int)work;
+        if ((size_t)dt > blocks)
+            dt = (int)blocks;
+        cn_cpu_shares(be, dt, dot_share, &j);
         return;
     }
     int nk = depth_threads(cpu, nt, ta, tb, m, n, k, alpha, ldb);

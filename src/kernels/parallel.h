@@ -30,6 +30,16 @@ static inline int thread_id(void)
 #endif
 }
 
+/* The threads of the region the caller is in (1 outside any). */
+static inline int region_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* clang-format off */
 #define PARALLEL_FOR(nt, i, n, ...)                                             \
     do {                                                                        \
