@@ -44,7 +44,7 @@ endif
 # --- sources ---------------------------------------------------------------
 CORE_SRC := $(wildcard src/*.c src/io/*.c src/layers/*.c src/optim/*.c src/backend/*.c) \
             src/kernels/gemm_ref.c src/kernels/conv_ref.c src/kernels/gemm_pack.c \
-            src/kernels/plain.c
+            src/kernels/plain.c src/kernels/team.c
 # make CUDA=1: the CUDA backend too (src/backend/cuda.cu: cuBLAS, cuDNN 9 and
 # kernels of its own), compiled with nvcc from CUDA_HOME and linked with the
 # toolkit's libraries (found at run time through the rpath); without it

@@ -6,7 +6,6 @@
 #include "kernels/kernels.h"
 #include "kernels/parallel.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -91,81 +90,7 @@ static void cpu_fill(const cn_backend *be, float *x, float value, size_t count)
 
 static void cpu_sync(const cn_backend *be) { (void)be; }
 
-/* ------------------------------------------------------------ team passes
- *
- * A pass over one image on 2 threads splits each large layer's work in two
- * (kernels/conv.c, the GEMM's few-rows path).  Opening an OpenMP region for
- * every such layer cost about 3.3 us on the AMD EPYC (Zen 5) virtual machine
- * (its barrier alone 1.7 us): fashion-best's one-image pass has five.  A team
- * pass opens one region for the whole pass instead: the calling thread runs
- * the pass, and the others spin on one cache line (posted) until it hands
- * them a share, then say on their own line (done) that it is finished.  One
- * handing over then costs a line each way (0.5 us on that machine). */
-
-typedef struct team_slot {
-    _Alignas(64) atomic_uint done; /* the last share this worker finished */
-} team_slot;
-
-struct cn_team {
-    _Alignas(64) atomic_uint posted; /* shares handed out so far */
-    cn_share_fn fn;                  /* the latest, or NULL: the pass is over */
-    void *arg;
-    int nt;          /* threads taking part in it (workers beyond wait it out) */
-    int size;        /* the threads in the pass's region */
-    team_slot *slot; /* one per thread (the lead's unused) */
-};
-
-static void spin_pause(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Hands the waiting workers fn and waits for them; the calling thread does
- * share 0 meanwhile. */
-static void team_hand(cn_team *tm, int nt, cn_share_fn fn, void *arg)
-{
-    tm->fn = fn;
-    tm->arg = arg;
-    tm->nt = nt;
-    unsigned seq = atomic_load_explicit(&tm->posted, memory_order_relaxed) + 1;
-    atomic_store_explicit(&tm->posted, seq, memory_order_release);
-    if (fn)
-        fn(arg, 0, nt);
-    for (int h = 1; h < tm->size; h++)
-        while (atomic_load_explicit(&tm->slot[h].done, memory_order_acquire) != seq)
-            spin_pause();
-}
-
-/* A waiting worker: its share of everything handed out after seen, until
- * the pass is over. */
-static void team_wait(cn_team *tm, int h, unsigned seen)
-{
-    for (;;) {
-        unsigned p;
-        while ((p = atomic_load_explicit(&tm->posted, memory_order_acquire)) == seen)
-            spin_pause();
-        seen = p;
-        cn_share_fn fn = tm->fn;
-        if (fn && h < tm->nt)
-            fn(tm->arg, h, tm->nt);
-        atomic_store_explicit(&tm->slot[h].done, seen, memory_order_release);
-        if (!fn)
-            return;
-    }
-}
-
-void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg)
-{
-    cn_team *tm = cn_cpu_of(be)->team;
-    if (tm && nt > 1) {
-        team_hand(tm, nt < tm->size ? nt : tm->size, fn, arg);
-        return;
-    }
-    PARALLEL_FOR(nt, t, nt, { fn(arg, (int)t, nt); });
-}
-
+/* Team passes (backend.h, team): kernels/team.c. */
 static void cpu_team(const cn_backend *be, void (*fn)(void *user, const cn_backend *lead),
                      void *user)
 {
@@ -174,31 +99,15 @@ static void cpu_team(const cn_backend *be, void (*fn)(void *user, const cn_backe
         fn(user, be);
         return;
     }
-    cn_team *tm = cpu->team_view->team;
-    unsigned start = atomic_load_explicit(&tm->posted, memory_order_relaxed);
-#pragma omp parallel num_threads(cpu->threads)
-    {
-        int t = thread_id();
-        if (t == 0) {
-            /* Only the threads the region has are waited for. */
-            tm->size = region_threads();
-            cpu->team_view->team_size = tm->size;
-            fn(user, &cpu->team_view->base);
-            team_hand(tm, 0, NULL, NULL);
-        } else {
-            team_wait(tm, t, start);
-        }
-    }
+    cn_team_run(cpu->team_view, cpu->threads, fn, user);
 }
 
 static void cpu_destroy(cn_backend *be)
 {
     cn_cpu *cpu = (cn_cpu *)be;
     cn_free(cpu->pack);
-    if (cpu->team_view && cpu->team_view->team) {
-        cn_free(cpu->team_view->team->slot);
-        cn_free(cpu->team_view->team);
-    }
+    if (cpu->team_view)
+        cn_team_free(cpu->team_view->team);
     free(cpu->team_view);
     free(cpu->views);
     free(cpu);
@@ -297,19 +206,16 @@ int cn_cpu_create(int threads, const char *isa, cn_cpu **out)
         cpu->views[t].base.team = NULL;
     }
     if (threads > 1) {
+        /* A team pass's lead: the first worker's view, with the team. */
         cn_cpu *lead = malloc(sizeof *lead);
-        cn_team *tm = cn_alloc(1, sizeof *tm);
-        team_slot *slot = cn_alloc((size_t)threads, sizeof *slot);
-        if (!lead || !tm || !slot) {
+        cn_team *tm = cn_team_create(threads);
+        if (!lead || !tm) {
             free(lead);
-            cn_free(tm);
-            cn_free(slot);
+            cn_team_free(tm);
             cpu_destroy(be);
             return -2;
         }
         *lead = cpu->views[0];
-        tm->slot = slot;
-        tm->size = threads;
         lead->team = tm;
         lead->team_size = threads;
         cpu->team_view = lead;

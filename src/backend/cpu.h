@@ -74,6 +74,16 @@ static inline int cn_cpu_split_threads(const cn_cpu *cpu)
  * elsewhere in an OpenMP region.  Returns when all have. */
 void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
 
+/* The waiting workers of a backend of threads threads (kernels/team.c), or
+ * NULL when memory runs out; cn_team_free(NULL) does nothing. */
+cn_team *cn_team_create(int threads);
+void cn_team_free(cn_team *tm);
+
+/* A team pass on lead (a view with its team): fn(user, lead's backend) on
+ * the calling thread, the other threads - 1 waiting for shares meanwhile. */
+void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_backend *lead),
+                 void *user);
+
 /* Makes the CPU backend with threads threads (0: one per core); isa forces a
  * kernel set ("avx512", "avx2", "portable") or NULL picks the best the
  * processor has (CONVNET_ISA overrides).  Returns 0, -1 when isa names a
