@@ -241,27 +241,32 @@ static void wk_filters(const cn_win *g, const float *w, size_t m, size_t k0, siz
 }
 
 /* The unit's input transforms: cnt samples from x (and xm, F(4x4, 3x3)'s
- * mask; the 5x5 kernels run forward only, without one). */
+ * mask; the 5x5 kernels run forward only, without one); of one sample,
+ * only vectors [k0, k1) of its tiles where wk_shared_vecs has some. */
 static void wk_inputs(const cn_win *g, const float *x, const float *xm, size_t cnt,
-                      const wg_area *a)
+                      const wg_area *a, size_t k0, size_t k1)
 {
     if (five(g))
         w5_inputs(g, x, cnt, a->v, a->ldv);
     else
-        wg_inputs(g, x, xm, cnt, a->xs, a->v, a->ldv);
+        wg_inputs(g, x, xm, cnt, a->xs, a->v, a->ldv, k0, k1);
 }
 
 static void wk_outputs(const cn_win *g, size_t m, size_t cnt, const wg_area *a, const float *u,
                        size_t fa, size_t mt, const float *b, const float *scale, const float *shift,
-                       int relu, int pool, float *y)
+                       int relu, int pool, float *y, size_t k0, size_t k1)
 {
     if (five(g))
         w5_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
                    a->yd);
     else
-        wg_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb,
-                   a->yd);
+        wg_outputs(g, m, cnt, a->v, a->ldv, u, fa, mt, b, scale, shift, relu, pool, y, a->mb, a->yd,
+                   k0, k1);
 }
+
+/* Vectors of one sample's tiles that the threads can share out instead of
+ * the filters (wg_shared_vecs), 0 if none. */
+static size_t wk_shared_vecs(const cn_win *g) { return five(g) ? 0 : wg_shared_vecs(g); }
 
 #endif
 
@@ -506,13 +511,14 @@ static void taps_flipped(const float *w, size_t m, size_t c, size_t kh, size_t k
 }
 
 /* One sample xs by the direct sum, filters [fa, fa + mt) into ys (the
- * sample's outputs, all m filters' planes), in a thread's area: the sample
- * padded, laid out shifted where that pays, then dconv_sample. */
+ * sample's outputs, all m filters' planes, each p floats on: oh x ow, or
+ * more for a band of a larger plane's rows, rows_share), in a thread's area:
+ * the sample padded, laid out shifted where that pays, then dconv_sample. */
 static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float *xs, const float *w,
                               const float *b, const float *scale, const float *shift, cn_act act,
-                              int stream, size_t fa, size_t mt, float *area, float *ys)
+                              int stream, size_t fa, size_t mt, float *area, float *ys, size_t p)
 {
-    size_t kk = g->c * g->kh * g->kw, p = g->oh * g->ow;
+    size_t kk = g->c * g->kh * g->kw;
     float *flat = area + g->c * a->hp * a->wp, *xsh = flat + a->flat_y;
     const float *xp = xs; /* without padding the sample is its padded copy */
     int shifted = a->shift > 0;
@@ -524,7 +530,7 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
         dconv_shift(xp, g->c, a->hp, a->wp, g->kw, g->ow, xsh);
     dconv_sample(shifted ? xsh : xp, shifted, g->c, a->hp, a->wp, g->kh, g->kw, w + fa * kk, 0, mt,
                  b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL, act == CN_ACT_RELU,
-                 stream, ys + fa * p, g->oh, g->ow, flat);
+                 stream, ys + fa * p, p, g->oh, g->ow, flat);
 }
 
 /* A forward pass by the direct sum split by filters (direct_share). */
@@ -549,9 +555,70 @@ static void direct_share(void *arg, int t, int nt)
     for (size_t s = 0; s < j->n; s++) {
         float *ys = out_at(j->po, j->y, s, m * p, (size_t)t);
         direct_fwd_sample(g, j->a, j->x + s * in, j->w, j->b, j->scale, j->shift, j->act, 0, fa, mt,
-                          j->bufs + (size_t)t * j->tf, ys);
+                          j->bufs + (size_t)t * j->tf, ys, p);
         pool_out(j->po, ys, m, fa, mt, 1, j->y, s);
     }
+}
+
+/* The band of output rows [r0, r1) of one sample as a convolution of its
+ * own (stride 1): its padded input rows, unpadded, as the band's input. */
+static cn_win band_of(const cn_win *g, size_t r0, size_t r1)
+{
+    cn_win gb = *g;
+    gb.h = r1 - r0 + g->kh - 1, gb.w = g->w + 2 * g->pad, gb.pad = 0, gb.oh = r1 - r0;
+    return gb;
+}
+
+/* Thread t's band of output rows, of nt: [*r0, *r1). */
+static void band_rows(const cn_win *g, int t, int nt, size_t *r0, size_t *r1)
+{
+    *r0 = g->oh * (size_t)t / (size_t)nt, *r1 = g->oh * (size_t)(t + 1) / (size_t)nt;
+}
+
+/* Floats a thread needs for its band of rows by the direct sum
+ * (rows_share): the band's padded input and the sum's area. */
+static size_t band_floats(const cn_win *g, size_t m, int nt)
+{
+    size_t most = 0;
+    for (int t = 0; t < nt; t++) {
+        size_t r0, r1;
+        band_rows(g, t, nt, &r0, &r1);
+        cn_win gb = band_of(g, r0, r1);
+        size_t f = gb.c * gb.h * gb.w + direct_floats(&gb, m);
+        most = f > most ? f : most;
+    }
+    return most;
+}
+
+/* Thread t's band of output rows of one sample by the direct sum (every
+ * output summed as the whole sample's pass sums it), into those rows of
+ * y's planes: in a team pass, a layer too small to split by filters is
+ * split so, and each core then holds the rows of its band, which the next
+ * layer split by tiles (wg_share) reads where they are. */
+static void rows_share(void *arg, int t, int nt)
+{
+    const direct_job *j = arg;
+    const cn_win *g = j->g;
+    size_t r0, r1, m = j->m, p = g->oh * g->ow;
+    band_rows(g, t, nt, &r0, &r1);
+    cn_win gb = band_of(g, r0, r1);
+    dconv_area ab = direct_area(&gb, m);
+    float *xb = j->bufs + (size_t)t * j->tf, *area = xb + gb.c * gb.h * gb.w;
+    for (size_t ch = 0; ch < g->c; ch++)
+        for (size_t i = 0; i < gb.h; i++) {
+            /* padded row r0 + i: input row r0 + i - pad */
+            float *row = xb + (ch * gb.h + i) * gb.w;
+            size_t r = r0 + i;
+            if (r < g->pad || r - g->pad >= g->h) {
+                memset(row, 0, gb.w * sizeof *row);
+                continue;
+            }
+            memset(row, 0, g->pad * sizeof *row);
+            memcpy(row + g->pad, j->x + (ch * g->h + r - g->pad) * g->w, g->w * sizeof *row);
+            memset(row + g->pad + g->w, 0, g->pad * sizeof *row);
+        }
+    direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area,
+                      j->y + r0 * g->ow, p);
 }
 
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
@@ -562,7 +629,13 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     dconv_area a = direct_area(g, m);
     float *bufs = ws + shared_floats(g, m);
     size_t tf = thread_floats(g, m);
-    int split = split_threads(be, n, m, m * p * kk);
+    int split = split_threads(be, n, m, m * p * kk), team = cn_cpu_split_threads(cn_cpu_of(be));
+    if (split == 1 && cn_cpu_of(be)->team && n == 1 && !po && g->oh >= 4 * (size_t)team &&
+        band_floats(g, m, team) <= tf) {
+        direct_job j = {g, &a, m, n, tf, x, w, b, scale, shift, act, po, y, bufs};
+        cn_cpu_shares(be, team, rows_share, &j);
+        return;
+    }
     if (split > 1) {
         direct_job j = {g, &a, m, n, tf, x, w, b, scale, shift, act, po, y, bufs};
         cn_cpu_shares(be, split, direct_share, &j);
@@ -575,7 +648,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         direct_fwd_sample(g, &a, xs, w, b, scale, shift, act, stream, 0, m,
-                          bufs + (size_t)thread_id() * tf, ys);
+                          bufs + (size_t)thread_id() * tf, ys, p);
         pool_out(po, ys, m, 0, m, 1, y, (size_t)s);
     });
     if (stream)
@@ -629,7 +702,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             for (size_t k = 0; dx && k < cnt; k++) {
                 pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
                 dconv_sample(dq, 0, m, a.hq, a.wq, g->kh, g->kw, wf, 1, g->c, NULL, NULL, NULL, 0,
-                             0, dx + (r0 + k) * in, g->h, g->w, flat);
+                             0, dx + (r0 + k) * in, g->h * g->w, g->h, g->w, flat);
             }
         }
     });
@@ -668,10 +741,13 @@ typedef struct wg_job {
     float *y, *u, *bufs;
     int make, relu, in_tiles;
     const pool_to *po;
+    size_t by_tiles; /* a sample's vectors of tiles shared out, or 0: filters */
 } wg_job;
 
-/* Thread t's share of the filters: their transforms (if made), and the
- * whole input transformed in its own area. */
+/* Thread t's share: of the filters (their transforms, if made, and the
+ * whole input transformed in its own area), or with by_tiles of one
+ * sample's tiles (wk_shared_vecs: its vectors [k0, k1) transformed, then
+ * every filter's outputs there; the filters' transforms made before). */
 static void wg_share(void *arg, int t, int nt)
 {
     const wg_job *j = arg;
@@ -679,15 +755,21 @@ static void wg_share(void *arg, int t, int nt)
     const pool_to *po = j->po;
     size_t m = j->m, n = j->n, in = g->c * g->h * g->w, p = g->oh * g->ow, unit = wk_unit(g);
     size_t pp = j->in_tiles ? po->win->oh * po->win->ow : 0;
-    size_t fa, mt = filter_share(m, t, nt, &fa);
+    size_t fa = 0, mt = m, k0 = 0, k1 = SIZE_MAX;
+    if (j->by_tiles) {
+        k0 = j->by_tiles * (size_t)t / (size_t)nt, k1 = j->by_tiles * (size_t)(t + 1) / (size_t)nt;
+    } else {
+        mt = filter_share(m, t, nt, &fa);
+        if (j->make)
+            wk_filters(g, j->w, m, fa, fa + mt, j->u);
+    }
     wg_area a = wk_area(g, j->bufs + (size_t)t * j->tf);
-    if (j->make)
-        wk_filters(g, j->w, m, fa, fa + mt, j->u);
     for (size_t s0 = 0; s0 < n; s0 += unit) {
         size_t cnt = n - s0 < unit ? n - s0 : unit;
         float *ys = j->in_tiles ? j->y + s0 * m * pp : out_at(po, j->y, s0, m * p, (size_t)t);
-        wk_inputs(g, j->x + s0 * in, j->xm ? j->xm + s0 * in : NULL, cnt, &a);
-        wk_outputs(g, m, cnt, &a, j->u, fa, mt, j->b, j->scale, j->shift, j->relu, j->in_tiles, ys);
+        wk_inputs(g, j->x + s0 * in, j->xm ? j->xm + s0 * in : NULL, cnt, &a, k0, k1);
+        wk_outputs(g, m, cnt, &a, j->u, fa, mt, j->b, j->scale, j->shift, j->relu, j->in_tiles, ys,
+                   k0, k1);
         if (!j->in_tiles)
             pool_out(po, ys, m, fa, mt, cnt, j->y, s0);
     }
@@ -708,7 +790,18 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t unit = wk_unit(g);
     int split = split_threads(be, n, m, m * p * g->c * g->kh * g->kw);
     if (split > 1) {
-        wg_job j = {g, m, n, tf, x, xm, w, b, scale, shift, y, u, bufs, make, relu, in_tiles, po};
+        wg_job j = {g,     m, n, tf,   x,    xm,   w,        b,  scale,
+                    shift, y, u, bufs, make, relu, in_tiles, po, 0};
+        /* One sample with a vector of tiles for each thread at least: its
+         * tiles shared out, so that no thread transforms the whole input
+         * (with the filters' transforms made first), unless a pooling
+         * outside the tiles would read the other threads' outputs. */
+        size_t vecs = wk_shared_vecs(g);
+        if (n == 1 && vecs >= (size_t)split && (in_tiles || !po)) {
+            j.by_tiles = vecs;
+            if (make)
+                wk_filters(g, w, m, 0, m, u);
+        }
         cn_cpu_shares(be, split, wg_share, &j);
         return;
     }
@@ -722,8 +815,8 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         size_t s0 = (size_t)k * unit, cnt = n - s0 < unit ? n - s0 : unit;
         wg_area a = wk_area(g, bufs + (size_t)thread_id() * tf);
         float *ys = in_tiles ? y + s0 * m * pp : out_at(po, y, s0, m * p, (size_t)thread_id());
-        wk_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, &a);
-        wk_outputs(g, m, cnt, &a, u, 0, m, b, scale, shift, relu, in_tiles, ys);
+        wk_inputs(g, x + s0 * in, xm ? xm + s0 * in : NULL, cnt, &a, 0, SIZE_MAX);
+        wk_outputs(g, m, cnt, &a, u, 0, m, b, scale, shift, relu, in_tiles, ys, 0, SIZE_MAX);
         if (!in_tiles)
             pool_out(po, ys, m, 0, m, cnt, y, s0);
     });
@@ -806,7 +899,7 @@ static void conv_dw_winograd(const cn_backend *be, const cn_win *g, size_t m, co
         memset(pdb, 0, m * sizeof(float));
         for (size_t b0 = s0; b0 < s1; b0 += unit) {
             size_t cnt = s1 - b0 < unit ? s1 - b0 : unit, tt = cnt * s.tiles;
-            wg_inputs(g, x + b0 * in, NULL, cnt, xs, v, ldv);
+            wg_inputs(g, x + b0 * in, NULL, cnt, xs, v, ldv, 0, SIZE_MAX);
             /* Planes of 2 x 2 tiles: four samples of a filter at a time. */
             for (size_t g0 = 0; two && g0 < cnt; g0 += 4)
                 for (size_t f = 0; f < m; f++) {

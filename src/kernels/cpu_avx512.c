@@ -507,7 +507,7 @@ dconv_block(const int NF, const int V, const float *xp, size_t c, size_t kh, siz
 #define DCONV_CASE(n, v)                                                                           \
     case n:                                                                                        \
         dconv_block(n, v, xp, c, kh, kw, s_ch, s_ki, s_kj, wt, w_t, w_f, f0, q0, mk, end, out,     \
-                    n_flat);                                                                       \
+                    ldo);                                                                          \
         break;
 
 /* Scratch floats dconv_sample needs for outputs of oh x ow from rows of wp. */
@@ -562,7 +562,7 @@ static void dconv_shift(const float *xp, size_t c, size_t hp, size_t wp, size_t 
                 vcopy(xs + ((ch * kw + kj) * hp + r) * ow, xp + (ch * hp + r) * wp + kj, ow);
 }
 
-/* y (m, oh, ow) = conv(xp, wt) + bias (or none), then times scale plus
+/* y (m planes of ys floats, each oh x ow) = conv(xp, wt) + bias (or none), then times scale plus
  * shift per filter (when scale is not NULL: a batch normalisation folded in,
  * one FMA as bn_fwd's), relu'd if asked.  wt holds the weights filter by
  * filter ([m][c][ki][kj], as the layer keeps them: by_tap 0) or tap by tap
@@ -575,7 +575,7 @@ static void dconv_shift(const float *xp, size_t c, size_t hp, size_t wp, size_t 
 static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size_t wp, size_t kh,
                          size_t kw, const float *wt, int by_tap, size_t m, const float *bias,
                          const float *scale, const float *shift, int relu, int stream, float *y,
-                         size_t oh, size_t ow, float *flat)
+                         size_t ys, size_t oh, size_t ow, float *flat)
 {
     size_t w_t = by_tap ? m : 1, w_f = by_tap ? 1 : c * kh * kw;
     size_t ld = shifted ? ow : wp, n_flat = flat_len(oh, ow, ld);
@@ -592,7 +592,8 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
         dconv_end e = {bias ? bias + f0 : NULL, scale ? scale + f0 : NULL,
                        scale ? shift + f0 : NULL, relu, stream};
         const dconv_end *end = ld == ow ? &e : NULL;
-        float *out = ld == ow ? y + f0 * n_flat : flat;
+        float *out = ld == ow ? y + f0 * ys : flat;
+        size_t ldo = ld == ow ? ys : n_flat;
         for (size_t q0 = 0; q0 < n_flat; q0 += 16 * (size_t)nv) {
             __mmask16 mk[4];
             for (size_t v = 0; v < (size_t)nv; v++) {
@@ -623,7 +624,7 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
             __m512 sh = _mm512_set1_ps(scale ? shift[f0 + f] : 0.0f);
             for (size_t i = 0; i < oh; i++) {
                 const float *src = flat + f * n_flat + i * ld;
-                float *dst = y + ((f0 + f) * oh + i) * ow;
+                float *dst = y + (f0 + f) * ys + i * ow;
                 for (size_t j = 0; j < ow; j += 16) {
                     __mmask16 mj = tail_mask(ow - j < 16 ? ow - j : 16);
                     __m512 v = dconv_finish(_mm512_maskz_loadu_ps(mj, src + j), b, scale != NULL,

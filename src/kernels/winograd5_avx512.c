@@ -232,7 +232,7 @@ static void w5_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
                 if (pool)
                     w5_place_pool(yd + f * 4 * ldv, sm * tiles, poh, pw, yf);
                 else
-                    wg_place_pool(yd + f * 4 * ldv, ldv, sm * tiles, &s, g->oh, g->ow, yf);
+                    wg_place_pool(yd + f * 4 * ldv, ldv, sm * tiles, &s, 0, g->oh, g->ow, yf);
             }
     }
 }

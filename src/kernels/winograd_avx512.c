@@ -506,10 +506,11 @@ static void wg_output_pool(const float *mb, size_t f, size_t k16, float bias, co
 }
 
 /* One filter's pooled phase planes yd (4 rows of ldy, the sample's tiles
- * from t0; wg_output_pool) interleaved into its pooled plane y (poh x pw):
- * per pooled row, the two phases of up to 16 tiles become 32 columns. */
-static void wg_place_pool(const float *yd, size_t ldy, size_t t0, const wg_shape *s, size_t poh,
-                          size_t pw, float *y)
+ * from t0; wg_output_pool) interleaved into rows [i0, i1) of its pooled
+ * plane y (pw wide): per pooled row, the two phases of up to 16 tiles
+ * become 32 columns. */
+static void wg_place_pool(const float *yd, size_t ldy, size_t t0, const wg_shape *s, size_t i0,
+                          size_t i1, size_t pw, float *y)
 {
     const __m512i lo = _mm512_loadu_si512(lo_idx), hi = _mm512_loadu_si512(hi_idx);
     for (size_t k = 0; 16 * k < s->tw; k++) {
@@ -518,7 +519,7 @@ static void wg_place_pool(const float *yd, size_t ldy, size_t t0, const wg_shape
             size_t col = 32 * k + 16 * v;
             mo[v] = col < pw ? tail_mask(pw - col < 16 ? pw - col : 16) : 0;
         }
-        for (size_t i = 0; i < poh; i++) {
+        for (size_t i = i0; i < i1; i++) {
             const float *src = yd + (i & 1) * 2 * ldy + t0 + (i >> 1) * s->tw + 16 * k;
             float *dst = y + i * pw + 32 * k;
             __m512 a = _mm512_maskz_loadu_ps(mk, src), b = _mm512_maskz_loadu_ps(mk, src + ldy);
@@ -530,10 +531,11 @@ static void wg_place_pool(const float *yd, size_t ldy, size_t t0, const wg_shape
 }
 
 /* One filter's output phase planes yd (16 rows of ldy, the sample's tiles
- * from t0) interleaved into its plane y (oh x ow): per output row, four
- * phases of up to 16 tiles become 64 columns with two levels of permutes. */
-static void wg_place(const float *yd, size_t ldy, size_t t0, const wg_shape *s, size_t oh,
-                     size_t ow, float *y)
+ * from t0) interleaved into rows [i0, i1) of its plane y (ow wide): per
+ * output row, four phases of up to 16 tiles become 64 columns with two
+ * levels of permutes. */
+static void wg_place(const float *yd, size_t ldy, size_t t0, const wg_shape *s, size_t i0,
+                     size_t i1, size_t ow, float *y)
 {
     const __m512i lo = _mm512_loadu_si512(lo_idx), hi = _mm512_loadu_si512(hi_idx);
     for (size_t k = 0; 16 * k < s->tw; k++) {
@@ -544,7 +546,7 @@ static void wg_place(const float *yd, size_t ldy, size_t t0, const wg_shape *s, 
             mo[v] = col < ow ? tail_mask(ow - col < 16 ? ow - col : 16) : 0;
             nv += col < ow;
         }
-        for (size_t i = 0; i < oh; i++) {
+        for (size_t i = i0; i < i1; i++) {
             const float *src = yd + (i & 3) * 4 * ldy + t0 + (i >> 2) * s->tw + 16 * k;
             float *dst = y + i * ow + 64 * k;
             __m512 a = _mm512_maskz_loadu_ps(mk, src), b = _mm512_maskz_loadu_ps(mk, src + ldy),
@@ -690,9 +692,20 @@ static int wg_eight(const cn_win *g, const wg_shape *s)
     return s->tw == 8 && g->pad <= 2 && g->pad + g->w <= 48;
 }
 
-/* wg_split and wg_input in one for a plane that wg_eight accepts. */
+/* The vectors of one sample's tiles that threads may share out (wg_inputs
+ * and wg_outputs take a range of them), or 0 where its tiles are made
+ * another way: planes that wg_eight accepts (25 to 28 wide: fashion-best's
+ * and mnist-best's 28 x 28 layers, 4 vectors). */
+static size_t wg_shared_vecs(const cn_win *g)
+{
+    wg_shape s = wg_shape_of(g);
+    return wg_eight(g, &s) ? s.vecs : 0;
+}
+
+/* wg_split and wg_input in one for a plane that wg_eight accepts: its
+ * vectors [k0, k1) (two tile rows each). */
 static void wg_input8(const float *x, const float *ym, const cn_win *g, const wg_shape *s, float *v,
-                      size_t estride)
+                      size_t estride, size_t k0, size_t k1)
 {
     /* wg4_idx read as one row of 32 columns: 4 tj + j in lanes 0-7. */
     const __m512i i01 = _mm512_loadu_si512(wg4_idx[0]), i23 = _mm512_loadu_si512(wg4_idx[1]);
@@ -702,7 +715,7 @@ static void wg_input8(const float *x, const float *ym, const cn_win *g, const wg
         size_t c0 = 16 * k, hi = end > c0 ? (end - c0 < 16 ? end - c0 : 16) : 0;
         in[k] = (__mmask16)(tail_mask(hi) & (k ? 0xffff : ~tail_mask(pad)));
     }
-    for (size_t k = 0; k < s->vecs; k++) {
+    for (size_t k = k0; k < k1 && k < s->vecs; k++) {
         __m512 tmp[6][6];
         for (size_t i = 0; i < 6; i++) {
             /* Each tile row's padded row in two vectors (32 columns), as
@@ -803,7 +816,7 @@ static void wg_input2(const float *const *x, const float *const *ym, const cn_wi
 /* The input transforms of samples x[0, ns) (c, h, w each; masked by ym as
  * wg_split) into v (rows of ldv), through the phase planes xs. */
 static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t ns, float *xs,
-                      float *v, size_t ldv)
+                      float *v, size_t ldv, size_t k0, size_t k1)
 {
     wg_shape s = wg_shape_of(g);
     size_t hw = g->h * g->w, planes = ns * g->c;
@@ -823,11 +836,22 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
         return;
     }
     wg_split_tails(&s, xs);
+    /* The part of each plane read: all of it, or for vectors [k0, k1) of a
+     * plane that wg_eight accepts their padded rows 8 k0 to 8 k1 + 1. */
+    size_t lo = 0, hi = hw;
+    if (eight && (k0 > 0 || k1 < s.vecs)) {
+        size_t r0 = 8 * k0 > g->pad ? 8 * k0 - g->pad : 0, r1 = 8 * k1 + 2 - g->pad;
+        lo = r0 * g->w, hi = r1 < g->h ? r1 * g->w : hw;
+    }
     for (size_t k = 0; k < planes; k++) {
         const float *plane = x + k * hw;
-        /* The next plane towards the cache (a layer's input was written
-         * long ago). */
-        for (size_t i = 0; k + 1 < planes && i < hw; i += 16)
+        /* That part of the next plane towards the cache (a layer's input was
+         * written long ago), and no more: in a team pass the rest is the
+         * other core's, which its next pass would have to take back from
+         * this core's cache line by line (writing lines another core holds
+         * ran at 6 GB/s on the Zen 5 VM: fashion-best's first layer copied
+         * its band of rows out in 6 us instead of 0.9). */
+        for (size_t i = lo; k + 1 < planes && i < hi; i += 16)
             __builtin_prefetch(plane + hw + i, 0, 2);
         float *vk = v + (k % g->c) * ldv + (k / g->c) * s.tiles;
         if (four) {
@@ -835,7 +859,7 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
             continue;
         }
         if (eight) {
-            wg_input8(plane, ym ? ym + k * hw : NULL, g, &s, vk, g->c * ldv);
+            wg_input8(plane, ym ? ym + k * hw : NULL, g, &s, vk, g->c * ldv, k0, k1);
             continue;
         }
         wg_split(plane, ym ? ym + k * hw : NULL, g, &s, 1, xs);
@@ -851,15 +875,25 @@ static void wg_inputs(const cn_win *g, const float *x, const float *ym, size_t n
  * (ns samples of m, oh / 2, ow / 2), pooled within each tile. */
 static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, size_t ldv,
                        const float *u, size_t fa, size_t mt, const float *b, const float *scale,
-                       const float *shift, int relu, int pool, float *y, float *mb, float *yd)
+                       const float *shift, int relu, int pool, float *y, float *mb, float *yd,
+                       size_t k0, size_t k1)
 {
     wg_shape s = wg_shape_of(g);
     size_t c = g->c, poh = g->oh / 2, pw = g->ow / 2;
     size_t p = pool ? poh * pw : g->oh * g->ow, tt = ns * s.tiles;
+    /* One sample's vectors [k0, k1) (wg_inputs): its lanes [l0, tt), tile
+     * rows [r0, r1), output rows (4 a tile row, 2 pooled) from 4 r0 on. */
+    size_t l0 = 0, r0 = 0, r1 = s.th;
+    if (ns == 1 && (k0 > 0 || k1 < s.vecs)) {
+        l0 = 16 * k0, tt = 16 * k1 < tt ? 16 * k1 : tt;
+        r0 = l0 / s.tw, r1 = (tt + s.tw - 1) / s.tw;
+    }
+    size_t i0 = pool ? 2 * r0 : 4 * r0, i1 = pool ? 2 * r1 : 4 * r1, oh = pool ? poh : g->oh;
+    i1 = i1 < oh ? i1 : oh;
     size_t groups = (mt + WG_NF - 1) / WG_NF;
     for (size_t gi = 0; gi < groups; gi++) {
         size_t f0 = fa + mt * gi / groups, nf = fa + mt * (gi + 1) / groups - f0;
-        for (size_t tb = 0; tb < tt; tb += WG_TB) {
+        for (size_t tb = l0; tb < tt; tb += WG_TB) {
             wg_products(v, ldv, c, u, m, f0, nf, tb, tt, mb);
             for (size_t f = 0; f < nf; f++)
                 for (size_t k16 = 0; k16 < WG_TB && tb + k16 < tt; k16 += 16) {
@@ -876,9 +910,9 @@ static void wg_outputs(const cn_win *g, size_t m, size_t ns, const float *v, siz
             for (size_t f = 0; f < nf; f++) {
                 float *yf = y + (sm * m + f0 + f) * p;
                 if (pool)
-                    wg_place_pool(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, poh, pw, yf);
+                    wg_place_pool(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, i0, i1, pw, yf);
                 else
-                    wg_place(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, g->oh, g->ow, yf);
+                    wg_place(yd + f * 16 * ldv, ldv, sm * s.tiles, &s, i0, i1, g->ow, yf);
             }
     }
 }
