@@ -485,6 +485,19 @@ static void pool_out(const pool_to *po, const float *buf, size_t m, size_t fa, s
             maxpool_plane(pw, buf + (k * m + f) * p, y + ((s + k) * m + f) * pp);
 }
 
+/* A forward pass split among threads, by filters or by rows (direct_share,
+ * rows_share, gemm_share): the layer's arguments, and the threads' areas
+ * (tf floats each from bufs; pw: the GEMM's packed weights). */
+typedef struct fwd_job {
+    const cn_cpu *cpu;
+    const cn_win *g;
+    size_t m, n, tf;
+    const float *x, *w, *b, *scale, *shift;
+    cn_act act;
+    const pool_to *po;
+    float *y, *pw, *bufs;
+} fwd_job;
+
 #ifdef HAVE_DIRECT_CONV
 /* Outputs larger than this (bytes) are stored past the caches (the direct
  * path's whole aligned vectors, where its rows are the output's): more than
@@ -533,28 +546,18 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
                  stream, ys + fa * p, p, g->oh, g->ow, flat);
 }
 
-/* A forward pass by the direct sum split by filters (direct_share). */
-typedef struct direct_job {
-    const cn_win *g;
-    const dconv_area *a;
-    size_t m, n, tf;
-    const float *x, *w, *b, *scale, *shift;
-    cn_act act;
-    const pool_to *po;
-    float *y, *bufs;
-} direct_job;
-
 /* Thread t's share of the filters, with its own copy of the padded sample
  * (and of its shifted layout). */
 static void direct_share(void *arg, int t, int nt)
 {
-    const direct_job *j = arg;
+    const fwd_job *j = arg;
     const cn_win *g = j->g;
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, m = j->m;
     size_t fa, mt = filter_share(m, t, nt, &fa);
+    dconv_area a = direct_area(g, m);
     for (size_t s = 0; s < j->n; s++) {
         float *ys = out_at(j->po, j->y, s, m * p, (size_t)t);
-        direct_fwd_sample(g, j->a, j->x + s * in, j->w, j->b, j->scale, j->shift, j->act, 0, fa, mt,
+        direct_fwd_sample(g, &a, j->x + s * in, j->w, j->b, j->scale, j->shift, j->act, 0, fa, mt,
                           j->bufs + (size_t)t * j->tf, ys, p);
         pool_out(j->po, ys, m, fa, mt, 1, j->y, s);
     }
@@ -597,7 +600,7 @@ static size_t band_floats(const cn_win *g, size_t m, int nt)
  * layer split by tiles (wg_share) reads where they are. */
 static void rows_share(void *arg, int t, int nt)
 {
-    const direct_job *j = arg;
+    const fwd_job *j = arg;
     const cn_win *g = j->g;
     size_t r0, r1, m = j->m, p = g->oh * g->ow;
     band_rows(g, t, nt, &r0, &r1);
@@ -632,12 +635,12 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     int split = split_threads(be, n, m, m * p * kk), team = cn_cpu_split_threads(cn_cpu_of(be));
     if (split == 1 && cn_cpu_of(be)->team && n == 1 && !po && g->oh >= 4 * (size_t)team &&
         band_floats(g, m, team) <= tf) {
-        direct_job j = {g, &a, m, n, tf, x, w, b, scale, shift, act, po, y, bufs};
+        fwd_job j = {cn_cpu_of(be), g, m, n, tf, x, w, b, scale, shift, act, po, y, NULL, bufs};
         cn_cpu_shares(be, team, rows_share, &j);
         return;
     }
     if (split > 1) {
-        direct_job j = {g, &a, m, n, tf, x, w, b, scale, shift, act, po, y, bufs};
+        fwd_job j = {cn_cpu_of(be), g, m, n, tf, x, w, b, scale, shift, act, po, y, NULL, bufs};
         cn_cpu_shares(be, split, direct_share, &j);
         return;
     }
@@ -1000,22 +1003,11 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
 }
 #endif
 
-/* A forward pass by im2col and the GEMM split by filters (gemm_share). */
-typedef struct gemm_job {
-    const cn_cpu *cpu;
-    const cn_win *g;
-    size_t m, n, tf;
-    const float *x, *w, *b, *scale, *shift;
-    cn_act act;
-    const pool_to *po;
-    float *y, *pw, *bufs;
-} gemm_job;
-
 /* Thread t's share of the filters, packing its own rows of W and making its
  * own col. */
 static void gemm_share(void *arg, int t, int nt)
 {
-    const gemm_job *j = arg;
+    const fwd_job *j = arg;
     const cn_cpu *cpu = j->cpu;
     const cn_win *g = j->g;
     size_t m = j->m, kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
@@ -1076,7 +1068,7 @@ static void conv_fwd_any(const cn_backend *be, const cn_win *g, size_t m, const 
     float *pw = ws, *bufs = ws + shared_floats(g, m);
     int split = split_threads(be, n, m, m * p * kk);
     if (split > 1) {
-        gemm_job j = {cpu, g, m, n, tf, x, w, b, scale, shift, act, po, y, pw, bufs};
+        fwd_job j = {cpu, g, m, n, tf, x, w, b, scale, shift, act, po, y, pw, bufs};
         cn_cpu_shares(be, split, gemm_share, &j);
         return;
     }
