@@ -1686,14 +1686,17 @@ static void run_chunks(cn_net *net, const float *x, size_t n, double *times)
  * threads) splits each layer's work among the threads (a convolution's
  * filters, a fully connected layer's rows), the other workers waiting for
  * their shares all through the pass (be->team: no OpenMP region a layer),
- * or runs on the calling thread alone (be->alone).  Which is faster depends on how dear it is for
- * one core to read what another has just written, and on a shared machine that changes from minute
- * to minute: fashion-best's one image on 2 threads of an AMD EPYC (Zen 5) ran 1.00-1.15x faster
- * alone in one quarter hour, session 46 saw 0.81x in another.  So the network measures: every
- * SMALL_EPOCH such passes begin with SMALL_TRIES passes each way, a run of one way then one of the
- * other (a way's first passes move the data between the cores' caches: the first SMALL_WARM of a
- * run do not count), and the way whose median pass was quicker runs the rest.  Both give the same
- * bits (every kernel sums an output as one thread does), so the choice changes only the time. */
+ * or runs on the calling thread alone (be->alone).  Which is faster depends
+ * on how dear it is for one core to read what another has just written, and
+ * on a shared machine that changes from minute to minute: fashion-best's one
+ * image on 2 threads of an AMD EPYC (Zen 5) ran 1.00-1.15x faster alone in
+ * one quarter hour, session 46 saw 0.81x in another.  So the network
+ * measures: every SMALL_EPOCH such passes begin with SMALL_TRIES passes each
+ * way, a run of one way then one of the other (a way's first passes move the
+ * data between the cores' caches: the first SMALL_WARM of a run do not
+ * count), and the way whose median pass was quicker runs the rest.  Both
+ * give the same bits (every kernel sums an output as one thread does), so
+ * the choice changes only the time. */
 #define SMALL_EPOCH 4096
 #define SMALL_WARM  4
 #define SMALL_TRIES (SMALL_WARM + CN_SMALL_TIMED)

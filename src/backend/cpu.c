@@ -95,7 +95,7 @@ static void cpu_team(const cn_backend *be, void (*fn)(void *user, const cn_backe
                      void *user)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
-    if (cpu->threads <= 1 || !cpu->team_view) {
+    if (!cpu->team_view) { /* one thread */
         fn(user, be);
         return;
     }

@@ -50,9 +50,10 @@ typedef struct cn_cpu {
     /* each_worker's backends: threads copies of this one, each of one
      * thread (threads 1, views NULL), made with it. */
     struct cn_cpu *views;
-    /* A team pass's lead (team_view, made with the backend: a view of one
-     * thread whose kernels that split a sample's work hand team_size - 1
-     * waiting workers their shares through team, cn_cpu_shares); team is
+    /* A team pass's lead (team_view, made with the backend when it has more
+     * than one thread: a view of one thread whose kernels that split a
+     * sample's work hand team_size - 1 waiting workers, the threads of the
+     * pass's region, their shares through team, cn_cpu_shares); team is
      * NULL in every other backend. */
     struct cn_cpu *team_view;
     cn_team *team;

@@ -793,18 +793,16 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t unit = wk_unit(g);
     int split = split_threads(be, n, m, m * p * g->c * g->kh * g->kw);
     if (split > 1) {
-        wg_job j = {g,     m, n, tf,   x,    xm,   w,        b,  scale,
-                    shift, y, u, bufs, make, relu, in_tiles, po, 0};
         /* One sample with a vector of tiles for each thread at least: its
          * tiles shared out, so that no thread transforms the whole input
          * (with the filters' transforms made first), unless a pooling
          * outside the tiles would read the other threads' outputs. */
         size_t vecs = wk_shared_vecs(g);
-        if (n == 1 && vecs >= (size_t)split && (in_tiles || !po)) {
-            j.by_tiles = vecs;
-            if (make)
-                wk_filters(g, w, m, 0, m, u);
-        }
+        int by_tiles = n == 1 && vecs >= (size_t)split && (in_tiles || !po);
+        if (by_tiles && make)
+            wk_filters(g, w, m, 0, m, u);
+        wg_job j = {g,     m, n, tf,   x,    xm,   w,        b,  scale,
+                    shift, y, u, bufs, make, relu, in_tiles, po, by_tiles ? vecs : 0};
         cn_cpu_shares(be, split, wg_share, &j);
         return;
     }

@@ -562,10 +562,10 @@ static void dconv_shift(const float *xp, size_t c, size_t hp, size_t wp, size_t 
                 vcopy(xs + ((ch * kw + kj) * hp + r) * ow, xp + (ch * hp + r) * wp + kj, ow);
 }
 
-/* y (m planes of ys floats, each oh x ow) = conv(xp, wt) + bias (or none), then times scale plus
- * shift per filter (when scale is not NULL: a batch normalisation folded in,
- * one FMA as bn_fwd's), relu'd if asked.  wt holds the weights filter by
- * filter ([m][c][ki][kj], as the layer keeps them: by_tap 0) or tap by tap
+/* y (m planes, ys floats apart, each oh x ow) = conv(xp, wt) + bias (or
+ * none), then times scale plus shift per filter (when scale is not NULL: a batch normalisation
+ * folded in, one FMA as bn_fwd's), relu'd if asked.  wt holds the weights filter by filter
+ * ([m][c][ki][kj], as the layer keeps them: by_tap 0) or tap by tap
  * ([c][ki][kj][m], as taps_flipped lays out the input gradient's: 1).  Read in place, each filter's
  * taps are one sequential stream, and a group's filters are NF of them; rearranged tap by tap (a
  * pass over all the weights, 18% of LeNet's one-image pass when the forward pass did it), a tap's

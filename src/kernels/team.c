@@ -35,7 +35,6 @@ struct cn_team {
     cn_share_fn fn;                  /* the latest, or NULL: the pass is over */
     void *arg;
     int nt;          /* threads taking part in it (workers beyond wait it out) */
-    int size;        /* the threads in the pass's region */
     team_slot *slot; /* one per thread (the lead's unused) */
 };
 
@@ -46,9 +45,9 @@ static void spin_pause(void)
 #endif
 }
 
-/* Hands the waiting workers fn and waits for them; the calling thread does
- * share 0 meanwhile. */
-static void team_hand(cn_team *tm, int nt, cn_share_fn fn, void *arg)
+/* Hands the size - 1 waiting workers fn and waits for them; the calling
+ * thread does share 0 meanwhile. */
+static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg)
 {
     tm->fn = fn;
     tm->arg = arg;
@@ -57,7 +56,7 @@ static void team_hand(cn_team *tm, int nt, cn_share_fn fn, void *arg)
     atomic_store_explicit(&tm->posted, seq, memory_order_release);
     if (fn)
         fn(arg, 0, nt);
-    for (int h = 1; h < tm->size; h++)
+    for (int h = 1; h < size; h++)
         while (atomic_load_explicit(&tm->slot[h].done, memory_order_acquire) != seq)
             spin_pause();
 }
@@ -82,9 +81,10 @@ static void team_wait(cn_team *tm, int h, unsigned seen)
 
 void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg)
 {
-    cn_team *tm = cn_cpu_of(be)->team;
-    if (tm && nt > 1) {
-        team_hand(tm, nt < tm->size ? nt : tm->size, fn, arg);
+    const cn_cpu *cpu = cn_cpu_of(be);
+    if (cpu->team && nt > 1) {
+        int size = cpu->team_size;
+        team_hand(cpu->team, size, nt < size ? nt : size, fn, arg);
         return;
     }
     PARALLEL_FOR(nt, t, nt, { fn(arg, (int)t, nt); });
@@ -100,7 +100,6 @@ cn_team *cn_team_create(int threads)
         return NULL;
     }
     tm->slot = slot;
-    tm->size = threads;
     return tm;
 }
 
@@ -122,10 +121,9 @@ void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_back
         int t = thread_id();
         if (t == 0) {
             /* Only the threads the region has are waited for. */
-            tm->size = region_threads();
-            lead->team_size = tm->size;
+            lead->team_size = region_threads();
             fn(user, &lead->base);
-            team_hand(tm, 0, NULL, NULL);
+            team_hand(tm, lead->team_size, 0, NULL, NULL);
         } else {
             team_wait(tm, t, start);
         }
