@@ -334,6 +334,12 @@ struct cn_layer {
      * then the pooling's, the full one made a few samples at a time in
      * scratch): only in forward-only networks. */
     const cn_layer *fused_pool;
+    /* fused_affine is the layer after fused_pool (a convolution, a max
+     * pooling, a batch normalisation): the convolution applies it before
+     * pooling, which gives the same bits while no scale is negative (max and
+     * a rising map commute, rounding included), and after, as the layer
+     * itself would, otherwise. */
+    int affine_after_pool;
 };
 
 /* Pooling over k x k windows with stride st (no padding): checks the window

@@ -255,19 +255,35 @@ static int folds_pool(const cn_net *net, size_t i, size_t k)
     return 1;
 }
 
+/* Whether the batch normalisation after the max pooling at k, folded into
+ * layer i, can be folded in too (net.c applies it before the pooling:
+ * affine_after_pool): only when nothing lies between the convolution and the
+ * pooling, the pooling's output is read by nothing else (not the caller's
+ * either: a layer follows the normalisation) and the backend can. */
+static int folds_affine_after_pool(const cn_net *net, size_t i, size_t k)
+{
+    const cn_layer *l = &net->layers[i], *pool = &net->layers[k], *next = pool + 1;
+    return k + 2 < net->n_layers && k == i + 1 && l->ops->fuses_affine && next->ops->affine &&
+           net->be->bn_affine && !pool->read_later && next->in.h * next->in.w > 1;
+}
+
 /* An activation that works in place after a layer that can apply it (and
  * whose backend can: a convolution, a batch normalisation) is done by that
  * layer in whole-network passes; in a forward-only network an affine layer
  * between a convolution and its activation (batch normalisation) is folded
  * into the convolution too, its output then the convolution's own, and so
  * is a max pooling after them, whose output then takes the convolution's
- * place (the scratch it needs added to the layer's). */
+ * place (the scratch it needs added to the layer's), and a batch
+ * normalisation right after a pooling that follows the convolution
+ * directly, with its activation (applied in the pooling's place over its
+ * output: affine_after_pool). */
 static void decide_fusion(cn_net *net)
 {
     for (size_t i = 0; i < net->n_layers; i++) {
         cn_layer *l = &net->layers[i], *next = l + 1, *end = net->layers + net->n_layers;
         l->fused_act = CN_ACT_NONE;
         l->fused_affine = l->fused_pool = NULL;
+        l->affine_after_pool = 0;
         if (l->fused_away)
             continue; /* folded into the layer before, with what follows */
         if (folds_affine(net, i)) {
@@ -288,6 +304,21 @@ static void decide_fusion(cn_net *net)
             next->fused_away = 1;
             next->shares_input = 1;
             l->ws_floats = cn_add(l->ws_floats, net->be->conv_pool_ws(net->be, &g, l->out.c));
+            if (folds_affine_after_pool(net, i, (size_t)(next - net->layers))) {
+                next++;
+                l->fused_affine = next;
+                l->affine_after_pool = 1;
+                next->fused_away = 1;
+                next->shares_input = 1;
+                if (next->ws_floats > l->ws_floats) /* its own pass, when it must */
+                    l->ws_floats = next->ws_floats;
+                next++;
+                if (next < end && next->ops->act != CN_ACT_NONE &&
+                    (l->ops->fusable_acts(net->be) >> next->ops->act & 1u) && next->shares_input) {
+                    l->fused_act = next->ops->act;
+                    next->fused_away = 1;
+                }
+            }
         }
     }
 }

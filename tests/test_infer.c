@@ -175,11 +175,12 @@ static void batch_norm_folded_in(void)
 /* Max pooling folded into the convolution before it (forward-only
  * networks, net.c's folds_pool): after a folded batch normalisation and its
  * relu, alone with overlapping windows (a batch normalisation and relu
- * after it stay apart), not where the convolution's output is read again
- * (a shortcut's source) nor after an activation the convolution cannot
- * apply.  With random weights and statistics, the results are the full
- * layout's bit for bit, on 2 threads at batches of 1 (each convolution
- * split among the threads), 9 and 33 (blocks of 16 along the lanes). */
+ * after it folded in too: batch_norm_after_pooling), not where the
+ * convolution's output is read again (a shortcut's source) nor after an
+ * activation the convolution cannot apply.  With random weights and
+ * statistics, the results are the full layout's bit for bit, on 2 threads
+ * at batches of 1 (each convolution split among the threads), 9 and 33
+ * (blocks of 16 along the lanes). */
 static void pooling_folded_in(void)
 {
     cn_spec *spec = th_spec(
@@ -210,8 +211,9 @@ static void pooling_folded_in(void)
             CHECK(L[0].fused_affine == &L[1] && L[0].fused_act == CN_ACT_RELU &&
                   L[0].fused_pool == &L[3] && L[3].fused_away);
             CHECK(!L[4].fused_pool && !L[5].fused_away);
-            CHECK(L[7].fused_pool == &L[8] && L[8].fused_away && !L[9].fused_away &&
-                  !L[7].fused_affine && L[7].fused_act == CN_ACT_NONE);
+            CHECK(L[7].fused_pool == &L[8] && L[8].fused_away && L[9].fused_away &&
+                  L[10].fused_away && L[7].fused_affine == &L[9] && L[7].affine_after_pool &&
+                  L[7].fused_act == CN_ACT_RELU);
             CHECK(!L[11].fused_pool && !L[13].fused_away);
         }
         CHECK(forward(cn_model_net(m), x, n, p1, z1));
@@ -219,6 +221,70 @@ static void pooling_folded_in(void)
                       memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
                   "batch %zu: folding max pooling changed the result", n);
         free(x);
+    }
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
+/* Batch normalisation after a max pooling that follows a convolution
+ * directly, folded in with its activation (net.c's folds_affine_after_pool):
+ * applied before the pooling while no scale is negative, after it
+ * otherwise.  Through Winograd's pooling inside the tiles (28 x 28), the
+ * pooling of whole planes (3 x 3 windows, stride 2) and the lanes (batch
+ * 33), with and without a relu; not after an activation between the
+ * convolution and the pooling.  The results are the full layout's bit for
+ * bit, with every scale 0 or more and with some below 0, on 2 threads. */
+static void batch_norm_after_pooling(void)
+{
+    cn_spec *spec =
+        th_spec("[net]\nchannels=2\nheight=28\nwidth=28\nclasses=3\n[train]\nbatch=8\n"
+                "[conv]\nfilters=24\nsize=3\npad=1\n[maxpool]\n[batchnorm]\n[relu]\n"   /* 0 */
+                "[conv]\nfilters=9\nsize=3\n[maxpool]\nsize=3\nstride=2\n[batchnorm]\n" /* 4 */
+                "[conv]\nfilters=7\nsize=3\npad=1\n[relu]\n[maxpool]\n[batchnorm]\n"    /* 7: not */
+                "[fc]\noutputs=3\n[softmax]\n");
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
+    randomize(cn_model_net(m), 79);
+    static const size_t bn_at[] = {2, 6, 10};
+    for (int rising = 1; rising >= 0; rising--) {
+        const size_t ns[] = {1, 9, 33};
+        for (size_t j = 0; j < 3; j++) {
+            size_t n = ns[j];
+            float *x = random_input(cn_model_net(m), n, 60 + j);
+            float p0[33 * 3], p1[33 * 3], z0[33 * 3], z1[33 * 3];
+            CHECK(x);
+            CHECK_OK(cn_model_reserve(m, n));
+            cn_net *net = cn_model_net(m);
+            for (size_t b = 0; b < 3; b++) { /* the scales' signs: gamma's */
+                cn_layer *bn = &net->layers[bn_at[b]];
+                float gamma[32];
+                CHECK(strcmp(bn->ops->kind, "batchnorm") == 0 && bn->in.c <= 32);
+                net->be->download(net->be, gamma, bn->p[0], bn->in.c * sizeof *gamma);
+                for (size_t c = 0; c < bn->in.c; c++)
+                    gamma[c] = rising ? fabsf(gamma[c]) : c % 3 ? gamma[c] : -0.5f;
+                net->be->upload(net->be, bn->p[0], gamma, bn->in.c * sizeof *gamma);
+            }
+            CHECK(forward(net, x, n, p0, z0));
+            CHECK_OK(cn_model_reserve_inference(m, n));
+            net = cn_model_net(m);
+            if (net->be->conv_fwd_pool && net->be->conv_fwd_affine) { /* the CPU's */
+                const cn_layer *L = net->layers;
+                CHECK(L[0].fused_pool == &L[1] && L[0].fused_affine == &L[2] &&
+                      L[0].affine_after_pool && L[0].fused_act == CN_ACT_RELU && L[1].fused_away &&
+                      L[2].fused_away && L[3].fused_away);
+                CHECK(L[4].fused_pool == &L[5] && L[4].fused_affine == &L[6] &&
+                      L[4].affine_after_pool && L[4].fused_act == CN_ACT_NONE && L[6].fused_away);
+                CHECK(L[7].fused_act == CN_ACT_RELU && L[7].fused_pool == &L[9] &&
+                      !L[7].fused_affine && !L[10].fused_away);
+            }
+            CHECK(forward(net, x, n, p1, z1));
+            CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 &&
+                          memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
+                      "batch %zu, scales %s: folding the normalisation changed the result", n,
+                      rising ? "0 or more" : "some below 0");
+            free(x);
+        }
     }
     cn_model_free(m);
     cn_spec_free(spec);
@@ -583,6 +649,7 @@ const th_test th_infer[] = {
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
     {"infer/batch_norm_folded_in", batch_norm_folded_in},
     {"infer/pooling_folded_in", pooling_folded_in},
+    {"infer/batch_norm_after_pooling", batch_norm_after_pooling},
     {"infer/training_after_inference_is_the_same", training_after_inference_is_the_same},
     {NULL, NULL},
 };

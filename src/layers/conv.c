@@ -52,6 +52,21 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     return CN_OK;
 }
 
+/* Whether every one of the f scales (backend memory) is 0 or more: the
+ * map then rises with its input. */
+static int rising(const cn_backend *be, const float *scale, size_t f)
+{
+    float part[64];
+    for (size_t k0 = 0; k0 < f; k0 += 64) {
+        size_t cnt = f - k0 < 64 ? f - k0 : 64;
+        be->download(be, part, scale + k0, cnt * sizeof *part);
+        for (size_t k = 0; k < cnt; k++)
+            if (!(part[k] >= 0.0f))
+                return 0;
+    }
+    return 1;
+}
+
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
     cn_win g = geometry(l);
@@ -70,6 +85,19 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
         /* A max pooling folded in too (forward-only networks): y is its
          * output. */
         cn_win pool = l->fused_pool->ops->window(l->fused_pool);
+        if (l->affine_after_pool && !rising(ctx->be, scale, f)) {
+            /* Pooling first, then the normalisation's own pass over its
+             * output (in place) and the activation, as apart. */
+            cn_ctx plain = *ctx;
+            plain.fuse = 0;
+            ctx->be->conv_fwd_pool(ctx->be, &g, f, x, n, l->p[0], l->p[1], NULL, NULL, &pool, y,
+                                   ctx->ws + affine_floats(f), keep, CN_ACT_NONE);
+            cn_layer *bn = (cn_layer *)l->fused_affine; /* an evaluation changes nothing */
+            bn->ops->forward(bn, &plain, y, y, n);
+            if (act != CN_ACT_NONE)
+                ctx->be->act_fwd(ctx->be, act, 0.0f, y, y, n * cn_shape_size(bn->out));
+            return;
+        }
         ctx->be->conv_fwd_pool(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, &pool, y,
                                ctx->ws + affine_floats(f), keep, act);
         return;
