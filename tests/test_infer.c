@@ -465,7 +465,9 @@ static void chunks_give_the_same_bits(void)
  * then takes one; every pass gives the bits of one thread's, whichever way
  * it ran.  The 16 x 16 layers split their filters; on AVX-512 the 28 x 28
  * ones split their tiles (F(4x4, 3x3), wg_share), with the pooling in the
- * tiles and without it. */
+ * tiles and without it; first layers too small to split by filters (below
+ * SPLIT_MACS) split their rows (rows_share), then pool their bands: 2 x 2
+ * windows, and 3 x 3 ones with stride 2, whose bands share a row. */
 static const char *SMALL_NETS[] = {
     "[net]\nchannels=3\nheight=16\nwidth=16\nclasses=4\n[train]\n"
     "batch=8\n[conv]\nfilters=64\nsize=3\npad=1\n[batchnorm]\n[relu]\n"
@@ -476,6 +478,10 @@ static const char *SMALL_NETS[] = {
     "[conv]\nfilters=21\nsize=3\npad=1\n[relu]\n"
     "[conv]\nfilters=24\nsize=3\npad=1\n[maxpool]\n[batchnorm]\n[relu]\n"
     "[conv]\nfilters=16\nsize=3\npad=1\n[fc]\noutputs=4\n[softmax]\n",
+    "[net]\nchannels=1\nheight=28\nwidth=28\nclasses=4\n[train]\nbatch=8\n"
+    "[conv]\nfilters=20\nsize=5\n[relu]\n[maxpool]\n"
+    "[conv]\nfilters=9\nsize=4\npad=1\n[maxpool]\nsize=3\nstride=2\n[batchnorm]\n"
+    "[fc]\noutputs=4\n[softmax]\n",
 };
 
 static void small_passes_of(const char *text)

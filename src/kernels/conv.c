@@ -572,20 +572,34 @@ static cn_win band_of(const cn_win *g, size_t r0, size_t r1)
     return gb;
 }
 
-/* Thread t's band of output rows, of nt: [*r0, *r1). */
-static void band_rows(const cn_win *g, int t, int nt, size_t *r0, size_t *r1)
+/* Thread t's band of output rows, of nt: [*r0, *r1); with a pooling's
+ * windows pw (else NULL), the rows under its band of pooled rows [*q0,
+ * *q1) (a row under two windows in both bands). */
+static void band_rows(const cn_win *g, const cn_win *pw, int t, int nt, size_t *r0, size_t *r1,
+                      size_t *q0, size_t *q1)
 {
-    *r0 = g->oh * (size_t)t / (size_t)nt, *r1 = g->oh * (size_t)(t + 1) / (size_t)nt;
+    size_t rows = pw ? pw->oh : g->oh;
+    *q0 = rows * (size_t)t / (size_t)nt, *q1 = rows * (size_t)(t + 1) / (size_t)nt;
+    *r0 = *q0, *r1 = *q1;
+    if (pw)
+        *r0 = *q0 * pw->stride, *r1 = *q1 > *q0 ? (*q1 - 1) * pw->stride + pw->kh : *r0;
+}
+
+/* Whether each of nt threads gets a band of 4 rows or more (2 pooled rows
+ * or more under a pooling's windows pw). */
+static int bands_fit(const cn_win *g, const cn_win *pw, int nt)
+{
+    return g->oh >= 4 * (size_t)nt && (!pw || pw->oh >= 2 * (size_t)nt);
 }
 
 /* Floats a thread needs for its band of rows by the direct sum
  * (rows_share): the band's padded input and the sum's area. */
-static size_t band_floats(const cn_win *g, size_t m, int nt)
+static size_t band_floats(const cn_win *g, const cn_win *pw, size_t m, int nt)
 {
     size_t most = 0;
     for (int t = 0; t < nt; t++) {
-        size_t r0, r1;
-        band_rows(g, t, nt, &r0, &r1);
+        size_t r0, r1, q0, q1;
+        band_rows(g, pw, t, nt, &r0, &r1, &q0, &q1);
         cn_win gb = band_of(g, r0, r1);
         size_t f = gb.c * gb.h * gb.w + direct_floats(&gb, m);
         most = f > most ? f : most;
@@ -595,15 +609,16 @@ static size_t band_floats(const cn_win *g, size_t m, int nt)
 
 /* Thread t's band of output rows of one sample by the direct sum (every
  * output summed as the whole sample's pass sums it), into those rows of
- * y's planes: in a team pass, a layer too small to split by filters is
+ * y's planes, or pooled (in the thread's buffer, then its band of pooled
+ * rows into y's): in a team pass, a layer too small to split by filters is
  * split so, and each core then holds the rows of its band, which the next
  * layer split by tiles (wg_share) reads where they are. */
 static void rows_share(void *arg, int t, int nt)
 {
     const fwd_job *j = arg;
-    const cn_win *g = j->g;
-    size_t r0, r1, m = j->m, p = g->oh * g->ow;
-    band_rows(g, t, nt, &r0, &r1);
+    const cn_win *g = j->g, *pw = j->po ? j->po->win : NULL;
+    size_t r0, r1, q0, q1, m = j->m, p = g->oh * g->ow;
+    band_rows(g, pw, t, nt, &r0, &r1, &q0, &q1);
     cn_win gb = band_of(g, r0, r1);
     dconv_area ab = direct_area(&gb, m);
     float *xb = j->bufs + (size_t)t * j->tf, *area = xb + gb.c * gb.h * gb.w;
@@ -620,8 +635,19 @@ static void rows_share(void *arg, int t, int nt)
             memcpy(row + g->pad, j->x + (ch * g->h + r - g->pad) * g->w, g->w * sizeof *row);
             memset(row + g->pad + g->w, 0, g->pad * sizeof *row);
         }
-    direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area,
-                      j->y + r0 * g->ow, p);
+    if (!pw) {
+        direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area,
+                          j->y + r0 * g->ow, p);
+        return;
+    }
+    /* the band's planes one after another, then their pooled rows */
+    float *ys = j->po->bufs + (size_t)t * j->po->floats;
+    size_t pb = gb.oh * g->ow, pp = pw->oh * pw->ow;
+    direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys, pb);
+    cn_win wb = *pw;
+    wb.h = gb.oh, wb.oh = q1 - q0;
+    for (size_t f = 0; f < m; f++)
+        maxpool_plane(&wb, ys + f * pb, j->y + f * pp + q0 * pw->ow);
 }
 
 static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, const float *x,
@@ -633,8 +659,9 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     float *bufs = ws + shared_floats(g, m);
     size_t tf = thread_floats(g, m);
     int split = split_threads(be, n, m, m * p * kk), team = cn_cpu_split_threads(cn_cpu_of(be));
-    if (split == 1 && cn_cpu_of(be)->team && n == 1 && !po && g->oh >= 4 * (size_t)team &&
-        band_floats(g, m, team) <= tf) {
+    const cn_win *pw = po ? po->win : NULL;
+    if (split == 1 && cn_cpu_of(be)->team && n == 1 && bands_fit(g, pw, team) &&
+        band_floats(g, pw, m, team) <= tf) {
         fwd_job j = {cn_cpu_of(be), g, m, n, tf, x, w, b, scale, shift, act, po, y, NULL, bufs};
         cn_cpu_shares(be, team, rows_share, &j);
         return;
