@@ -109,6 +109,22 @@ static void randomize(cn_net *net, uint64_t seed)
     }
 }
 
+/* The probabilities and logits of n images x (33 at most, 3 classes) from
+ * m's full layout, then from its forward-only one (which stays, for the
+ * caller to look into): the same bits, or a failure naming what was
+ * folded. */
+static void same_when_folded(cn_model *m, const float *x, size_t n, const char *what)
+{
+    float p0[33 * 3], p1[33 * 3], z0[33 * 3], z1[33 * 3];
+    CHECK(x && n <= 33);
+    CHECK_OK(cn_model_reserve(m, n));
+    CHECK(forward(cn_model_net(m), x, n, p0, z0));
+    CHECK_OK(cn_model_reserve_inference(m, n));
+    CHECK(forward(cn_model_net(m), x, n, p1, z1));
+    CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 && memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
+              "batch %zu: folding %s changed the result", n, what);
+}
+
 /* Batch normalisation folded into the convolution before it (forward-only
  * networks, net.c's folds_affine): after the direct kernel (stride 1, rows of
  * 12 and more) and im2col's (stride 2), with its relu or without one, with a
@@ -141,11 +157,7 @@ static void batch_norm_folded_in(void)
     for (size_t j = 0; j < 2; j++) {
         size_t n = ns[j];
         float *x = random_input(cn_model_net(m), n, 40 + j);
-        float p0[9 * 3], p1[9 * 3], z0[9 * 3], z1[9 * 3];
-        CHECK(x);
-        CHECK_OK(cn_model_reserve(m, n));
-        CHECK(forward(cn_model_net(m), x, n, p0, z0));
-        CHECK_OK(cn_model_reserve_inference(m, n));
+        same_when_folded(m, x, n, "batch normalisation");
         net = cn_model_net(m);
         /* Which convolutions took their batch normalisation in. */
         static const size_t conv_at[] = {0, 3, 5, 9, 12, 14, 17, 20};
@@ -162,10 +174,6 @@ static void batch_norm_folded_in(void)
             CHECK(net->layers[0].fused_act == CN_ACT_RELU && net->layers[2].fused_away);
             CHECK(net->layers[5].fused_act == CN_ACT_NONE && !net->layers[7].fused_away);
         }
-        CHECK(forward(cn_model_net(m), x, n, p1, z1));
-        CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 &&
-                      memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
-                  "batch %zu: folding batch normalisation changed the result", n);
         free(x);
     }
     cn_model_free(m);
@@ -200,11 +208,7 @@ static void pooling_folded_in(void)
     for (size_t j = 0; j < 3; j++) {
         size_t n = ns[j];
         float *x = random_input(cn_model_net(m), n, 50 + j);
-        float p0[33 * 3], p1[33 * 3], z0[33 * 3], z1[33 * 3];
-        CHECK(x);
-        CHECK_OK(cn_model_reserve(m, n));
-        CHECK(forward(cn_model_net(m), x, n, p0, z0));
-        CHECK_OK(cn_model_reserve_inference(m, n));
+        same_when_folded(m, x, n, "max pooling");
         net = cn_model_net(m);
         if (net->be->conv_fwd_pool) { /* the CPU's; not the GPU's */
             const cn_layer *L = net->layers;
@@ -216,10 +220,6 @@ static void pooling_folded_in(void)
                   L[7].fused_act == CN_ACT_RELU);
             CHECK(!L[11].fused_pool && !L[13].fused_away);
         }
-        CHECK(forward(cn_model_net(m), x, n, p1, z1));
-        CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 &&
-                      memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
-                  "batch %zu: folding max pooling changed the result", n);
         free(x);
     }
     cn_model_free(m);
@@ -248,25 +248,23 @@ static void batch_norm_after_pooling(void)
     randomize(cn_model_net(m), 79);
     static const size_t bn_at[] = {2, 6, 10};
     for (int rising = 1; rising >= 0; rising--) {
+        cn_net *net = cn_model_net(m);
+        for (size_t b = 0; b < 3; b++) { /* the scales' signs: gamma's */
+            cn_layer *bn = &net->layers[bn_at[b]];
+            float gamma[32];
+            CHECK(strcmp(bn->ops->kind, "batchnorm") == 0 && bn->in.c <= 32);
+            net->be->download(net->be, gamma, bn->p[0], bn->in.c * sizeof *gamma);
+            for (size_t c = 0; c < bn->in.c; c++)
+                gamma[c] = rising ? fabsf(gamma[c]) : c % 3 ? gamma[c] : -0.5f;
+            net->be->upload(net->be, bn->p[0], gamma, bn->in.c * sizeof *gamma);
+        }
         const size_t ns[] = {1, 9, 33};
         for (size_t j = 0; j < 3; j++) {
             size_t n = ns[j];
             float *x = random_input(cn_model_net(m), n, 60 + j);
-            float p0[33 * 3], p1[33 * 3], z0[33 * 3], z1[33 * 3];
-            CHECK(x);
-            CHECK_OK(cn_model_reserve(m, n));
-            cn_net *net = cn_model_net(m);
-            for (size_t b = 0; b < 3; b++) { /* the scales' signs: gamma's */
-                cn_layer *bn = &net->layers[bn_at[b]];
-                float gamma[32];
-                CHECK(strcmp(bn->ops->kind, "batchnorm") == 0 && bn->in.c <= 32);
-                net->be->download(net->be, gamma, bn->p[0], bn->in.c * sizeof *gamma);
-                for (size_t c = 0; c < bn->in.c; c++)
-                    gamma[c] = rising ? fabsf(gamma[c]) : c % 3 ? gamma[c] : -0.5f;
-                net->be->upload(net->be, bn->p[0], gamma, bn->in.c * sizeof *gamma);
-            }
-            CHECK(forward(net, x, n, p0, z0));
-            CHECK_OK(cn_model_reserve_inference(m, n));
+            same_when_folded(m, x, n,
+                             rising ? "the normalisations (scales 0 or more)"
+                                    : "the normalisations (some scales below 0)");
             net = cn_model_net(m);
             if (net->be->conv_fwd_pool && net->be->conv_fwd_affine) { /* the CPU's */
                 const cn_layer *L = net->layers;
@@ -278,11 +276,6 @@ static void batch_norm_after_pooling(void)
                 CHECK(L[7].fused_act == CN_ACT_RELU && L[7].fused_pool == &L[9] &&
                       !L[7].fused_affine && !L[10].fused_away);
             }
-            CHECK(forward(net, x, n, p1, z1));
-            CHECK_MSG(memcmp(p0, p1, n * 3 * sizeof *p0) == 0 &&
-                          memcmp(z0, z1, n * 3 * sizeof *z0) == 0,
-                      "batch %zu, scales %s: folding the normalisation changed the result", n,
-                      rising ? "0 or more" : "some below 0");
             free(x);
         }
     }
