@@ -255,9 +255,18 @@ static int folds_pool(const cn_net *net, size_t i, size_t k)
     return 1;
 }
 
+/* Whether layer l can apply the layer a after it in whole-network passes:
+ * an activation it can apply, working in place (a past the last layer:
+ * no). */
+static int takes_act(const cn_net *net, const cn_layer *l, const cn_layer *a)
+{
+    return a < net->layers + net->n_layers && l->ops->fusable_acts && a->ops->act != CN_ACT_NONE &&
+           (l->ops->fusable_acts(net->be) >> a->ops->act & 1u) && a->shares_input;
+}
+
 /* Whether the batch normalisation after the max pooling at k, folded into
- * layer i, can be folded in too (net.c applies it before the pooling:
- * affine_after_pool): only when nothing lies between the convolution and the
+ * layer i, can be folded in too (the convolution applies it before the
+ * pooling: affine_after_pool): only when nothing lies between the convolution and the
  * pooling, the pooling's output is read by nothing else (not the caller's
  * either: a layer follows the normalisation) and the backend can. */
 static int folds_affine_after_pool(const cn_net *net, size_t i, size_t k)
@@ -292,8 +301,7 @@ static void decide_fusion(cn_net *net)
             next->shares_input = 1;
             next++;
         }
-        if (next < end && l->ops->fusable_acts && next->ops->act != CN_ACT_NONE &&
-            (l->ops->fusable_acts(net->be) >> next->ops->act & 1u) && next->shares_input) {
+        if (takes_act(net, l, next)) {
             l->fused_act = next->ops->act;
             next->fused_away = 1;
             next++;
@@ -313,8 +321,7 @@ static void decide_fusion(cn_net *net)
                 if (next->ws_floats > l->ws_floats) /* its own pass, when it must */
                     l->ws_floats = next->ws_floats;
                 next++;
-                if (next < end && next->ops->act != CN_ACT_NONE &&
-                    (l->ops->fusable_acts(net->be) >> next->ops->act & 1u) && next->shares_input) {
+                if (takes_act(net, l, next)) {
                     l->fused_act = next->ops->act;
                     next->fused_away = 1;
                 }

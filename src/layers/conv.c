@@ -85,21 +85,20 @@ static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, si
         /* A max pooling folded in too (forward-only networks): y is its
          * output. */
         cn_win pool = l->fused_pool->ops->window(l->fused_pool);
-        if (l->affine_after_pool && !rising(ctx->be, scale, f)) {
-            /* Pooling first, then the normalisation's own pass over its
-             * output (in place) and the activation, as apart. */
+        int after = l->affine_after_pool && !rising(ctx->be, scale, f);
+        ctx->be->conv_fwd_pool(ctx->be, &g, f, x, n, l->p[0], l->p[1], after ? NULL : scale,
+                               after ? NULL : shift, &pool, y, ctx->ws + affine_floats(f), keep,
+                               after ? CN_ACT_NONE : act);
+        if (after) {
+            /* A negative scale: the normalisation's own pass over the
+             * pooled output (in place), then the activation, as apart. */
             cn_ctx plain = *ctx;
             plain.fuse = 0;
-            ctx->be->conv_fwd_pool(ctx->be, &g, f, x, n, l->p[0], l->p[1], NULL, NULL, &pool, y,
-                                   ctx->ws + affine_floats(f), keep, CN_ACT_NONE);
             cn_layer *bn = (cn_layer *)l->fused_affine; /* an evaluation changes nothing */
             bn->ops->forward(bn, &plain, y, y, n);
             if (act != CN_ACT_NONE)
                 ctx->be->act_fwd(ctx->be, act, 0.0f, y, y, n * cn_shape_size(bn->out));
-            return;
         }
-        ctx->be->conv_fwd_pool(ctx->be, &g, f, x, n, l->p[0], l->p[1], scale, shift, &pool, y,
-                               ctx->ws + affine_floats(f), keep, act);
         return;
     }
     if (scale) {
