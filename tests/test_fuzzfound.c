@@ -350,41 +350,49 @@ static void ppm_long_number(void)
     CHECK(!th_contains(cn_last_error(), "more than 9 digits"));
 }
 
+/* Appends to b (at *n) a PNG chunk: its length, type, the len bytes at data
+ * (claimed: the chunk says it holds claim bytes) and its CRC. */
+static void png_chunk(uint8_t *b, size_t *n, const char *type, const uint8_t *data, size_t len,
+                      uint32_t claim)
+{
+    for (int k = 0; k < 4; k++)
+        b[(*n)++] = (uint8_t)(claim >> (24 - 8 * k));
+    size_t at = *n;
+    memcpy(b + *n, type, 4);
+    if (len)
+        memcpy(b + *n + 4, data, len);
+    *n += 4 + len;
+    uLong crc = crc32(0, b + at, (uInt)(4 + len));
+    for (int k = 0; k < 4; k++)
+        b[(*n)++] = (uint8_t)(crc >> (24 - 8 * k));
+}
+
+/* A PNG's signature and header chunk for w x h grey pixels (w, h < 65536)
+ * into b; returns its length. */
+static size_t png_start(uint8_t *b, unsigned w, unsigned h)
+{
+    /* width, height, 8 bits, grey, deflate, no filter, no interlace */
+    const uint8_t ihdr[13] = {
+        0, 0, (uint8_t)(w >> 8), (uint8_t)w, 0, 0, (uint8_t)(h >> 8), (uint8_t)h, 8, 0, 0, 0, 0};
+    size_t n = 8;
+    memcpy(b, "\x89PNG\r\n\x1a\n", 8);
+    png_chunk(b, &n, "IHDR", ihdr, sizeof ihdr, sizeof ihdr);
+    return n;
+}
+
 /* A PNG claiming 20000 x 20000 grey pixels over 100 bytes: stb allocated
  * the 400 MB image before it saw the data was missing (it refuses images over
  * 1 GB itself, as fuzz/corpus/image/huge-claim.png). */
 static void image_absurd_dimensions(void)
 {
-    /* IHDR: width, height, 8 bits, grey, deflate, no filter, no interlace */
-    static const uint8_t ihdr[] = {'I', 'H',  'D',  'R', 0, 0, 0x4e, 0x20, 0,
-                                   0,   0x4e, 0x20, 8,   0, 0, 0,    0};
     uint8_t b[128];
-    size_t n = 0;
-    memcpy(b, "\x89PNG\r\n\x1a\n", 8);
-    n = 8;
-    b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = 13;
-    memcpy(b + n, ihdr, sizeof ihdr);
-    n += sizeof ihdr;
-    uLong crc = crc32(0, ihdr, sizeof ihdr);
-    for (int k = 0; k < 4; k++)
-        b[n++] = (uint8_t)(crc >> (24 - 8 * k));
+    size_t n = png_start(b, 20000, 20000);
     /* IDAT: 100 zero bytes, compressed */
     uint8_t zeros[100] = {0}, z[64];
     uLongf zn = sizeof z;
     CHECK(compress(z, &zn, zeros, sizeof zeros) == Z_OK);
-    uint8_t idat[4 + 64];
-    memcpy(idat, "IDAT", 4);
-    memcpy(idat + 4, z, zn);
-    for (int k = 0; k < 4; k++)
-        b[n++] = (uint8_t)(zn >> (24 - 8 * k));
-    memcpy(b + n, idat, 4 + zn);
-    n += 4 + zn;
-    crc = crc32(0, idat, (uInt)(4 + zn));
-    for (int k = 0; k < 4; k++)
-        b[n++] = (uint8_t)(crc >> (24 - 8 * k));
-    static const uint8_t iend[] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
-    memcpy(b + n, iend, sizeof iend);
-    n += sizeof iend;
+    png_chunk(b, &n, "IDAT", z, zn, (uint32_t)zn);
+    png_chunk(b, &n, "IEND", NULL, 0, 0);
     const char *path = th_path("huge.png");
     CHECK(th_write_file(path, b, n));
     long rss0 = th_peak_rss_mb();
@@ -394,6 +402,41 @@ static void image_absurd_dimensions(void)
     CHECK_MSG(th_contains(cn_last_error(), path) &&
                   th_contains(cn_last_error(), "20000 x 20000 pixels") &&
                   th_contains(cn_last_error(), "up to 67 million pixels"),
+              "message: %s", cn_last_error());
+    CHECK_SMALL(rss0);
+}
+
+/* A PNG of 2 x 2 pixels whose second data chunk (IDAT) claims 1 GB, in a
+ * file of 100 bytes: stb grew its buffer to 2 GB for the chunk before it
+ * found the bytes missing (a fuzzer's find,
+ * fuzz/corpus/image/found-png-idat-past-end.png).  A chunk that fits, and
+ * bytes after the end chunk, are still read. */
+static void png_chunk_past_end(void)
+{
+    uint8_t raw[6] = {0, 10, 20, 0, 30, 40}, z[64], b[160];
+    uLongf zn = sizeof z;
+    CHECK(compress(z, &zn, raw, sizeof raw) == Z_OK);
+    size_t n = png_start(b, 2, 2);
+    png_chunk(b, &n, "IDAT", z, zn, (uint32_t)zn);
+    size_t cut = n;
+    png_chunk(b, &n, "IEND", NULL, 0, 0);
+    memcpy(b + n, "trailing", 8);
+    const char *path = th_path("chunks.png");
+    CHECK(th_write_file(path, b, n + 8));
+    cn_image img;
+    CHECK_OK(cn_image_load(path, &img));
+    CHECK(img.w == 2 && img.h == 2 && img.c == 1 && img.px[1] == 20 && img.px[3] == 40);
+    cn_image_free(&img);
+
+    n = cut;
+    png_chunk(b, &n, "IDAT", z, 4, 1u << 30);
+    png_chunk(b, &n, "IEND", NULL, 0, 0);
+    CHECK(th_write_file(path, b, n));
+    long rss0 = th_peak_rss_mb();
+    CHECK(th_limit_memory(HEADROOM));
+    CHECK_ERR(cn_image_load(path, &img), CN_ERR_FORMAT);
+    CHECK_MSG(img.px == NULL && th_contains(cn_last_error(), path) &&
+                  th_contains(cn_last_error(), "a chunk claims more bytes than the file holds"),
               "message: %s", cn_last_error());
     CHECK_SMALL(rss0);
 }
@@ -551,6 +594,7 @@ const th_test th_fuzzfound[] = {
     {"fuzzfound/jpeg_huffman_table_overflow", jpeg_huffman_table_overflow},
     {"fuzzfound/ppm_long_number", ppm_long_number},
     {"fuzzfound/image_absurd_dimensions", image_absurd_dimensions},
+    {"fuzzfound/png_chunk_past_end", png_chunk_past_end},
     {"fuzzfound/spec_many_keys", spec_many_keys},
     {"fuzzfound/spec_many_layers", spec_many_layers},
     {"fuzzfound/safetensors_many_tensors", safetensors_many_tensors},

@@ -107,6 +107,31 @@ static int jpeg_tables_ok(const uint8_t *p, size_t n)
     return 1;
 }
 
+/* Whether each chunk of a PNG file, up to its end chunk (IEND), has its data
+ * within the file.  stb grows its buffer for the compressed data (IDAT) to a
+ * chunk's claimed length before it reads the chunk, so a file of 150 bytes
+ * claiming a chunk of 1 GB had it allocate 2 GB (a fuzzer's find).  stb
+ * fails on every such file anyway (the data is missing), so no file it could
+ * read is refused.  Any file that is not a PNG gives 1. */
+static int png_chunks_ok(const uint8_t *p, size_t n)
+{
+    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 8 || memcmp(p, signature, 8) != 0)
+        return 1;
+    size_t i = 8;
+    while (n - i >= 8) { /* a chunk: length, type, data, CRC */
+        size_t len = (size_t)p[i] << 24 | (size_t)p[i + 1] << 16 | (size_t)p[i + 2] << 8 | p[i + 3];
+        if (memcmp(p + i + 4, "IEND", 4) == 0)
+            return 1;
+        if (len > n - i - 8)
+            return 0;
+        if (n - i - 8 - len < 4)
+            return 1;
+        i += 8 + len + 4;
+    }
+    return 1;
+}
+
 /* Whether a PGM/PPM header's three numbers (width, height, maximum value)
  * have at most 9 digits each.  stb_image 2.27 reads them into an int without
  * a bound (signed overflow, undefined behaviour), so a longer one must not
@@ -152,6 +177,10 @@ static cn_status decode(const uint8_t *data, size_t n, const char *name, cn_imag
     if (!jpeg_tables_ok(data, n))
         return cn_fail(CN_ERR_FORMAT,
                        "%s: a damaged JPEG file: a Huffman table defines more than 256 codes",
+                       name);
+    if (!png_chunks_ok(data, n))
+        return cn_fail(CN_ERR_FORMAT,
+                       "%s: a damaged PNG file: a chunk claims more bytes than the file holds",
                        name);
     if (!pnm_header_ok(data, n))
         return cn_fail(CN_ERR_FORMAT,
