@@ -4,6 +4,7 @@
  * would change it); the block is what the liveness says (LeNet by hand);
  * what they do not keep is refused with a reason; training afterwards
  * rebuilds the network and trains as if nothing had happened. */
+#include "backend/cpu.h"
 #include "harness.h"
 #include "internal.h"
 
@@ -477,11 +478,40 @@ static const char *SMALL_NETS[] = {
     "[fc]\noutputs=4\n[softmax]\n",
 };
 
+/* Team passes with the threads' shares cut anywhere (kernels/team.c moves
+ * the cuts as the threads' times say): each pass over image i of x gives
+ * p1[i] and z1[i], one thread's results, whether a cut falls between tiles'
+ * vectors, filters, blocks of a fully connected layer's rows or inside a
+ * vector of tiles (its filters split), or leaves a thread nothing to do.
+ * The two images take turns, so that no output is left from the pass
+ * before. */
+static void cuts_change_nothing(cn_net *net, const float *x, float p1[2][4], float z1[2][4])
+{
+    static const unsigned cuts[] = {CN_SHARE_ONE / 32,     CN_SHARE_ONE / 4,
+                                    CN_SHARE_ONE / 3 + 5,  2 * CN_SHARE_ONE / 5,
+                                    CN_SHARE_ONE / 2 + 99, 5 * CN_SHARE_ONE / 8,
+                                    3 * CN_SHARE_ONE / 4,  CN_SHARE_ONE - CN_SHARE_ONE / 32};
+    cn_team *tm = cn_cpu_of(net->be)->team_view->team;
+    size_t in = cn_shape_size(cn_net_input_shape(net));
+    float p[4], z[4];
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        cn_team_fix_cut(tm, cuts[c]);
+        for (int i = 0; i < 2; i++) {
+            net->small.pass = 0; /* a trial of the team's way */
+            CHECK(forward(net, x + (size_t)i * in, 1, p, z));
+            CHECK_MSG(memcmp(p, p1[i], sizeof p) == 0 && memcmp(z, z1[i], sizeof z) == 0,
+                      "cut at %u of %u, image %d: not one thread's results", cuts[c], CN_SHARE_ONE,
+                      i);
+        }
+    }
+    cn_team_fix_cut(tm, 0);
+}
+
 static void small_passes_of(const char *text)
 {
     cn_spec *spec = th_spec(text);
     CHECK(spec);
-    float p1[4], z1[4], p[4], z[4];
+    float p1[2][4], z1[2][4], p[4], z[4];
     float *x = NULL;
     for (int threads = 1; threads <= 2; threads++) {
         cn_model *m;
@@ -489,18 +519,20 @@ static void small_passes_of(const char *text)
         randomize(cn_model_net(m), 7);
         CHECK_OK(cn_model_reserve_inference(m, 1));
         cn_net *net = cn_model_net(m);
+        size_t in = cn_shape_size(cn_net_input_shape(net));
         if (!x)
-            x = random_input(net, 1, 8);
+            x = random_input(net, 2, 8);
         CHECK(x);
         if (threads == 1) {
-            CHECK(forward(net, x, 1, p1, z1));
+            for (int i = 0; i < 2; i++)
+                CHECK(forward(net, x + (size_t)i * in, 1, p1[i], z1[i]));
             cn_model_free(m);
             continue;
         }
         int differ = 0;
         for (int k = 0; k < 40; k++) {
             CHECK(forward(net, x, 1, p, z));
-            differ |= memcmp(p, p1, sizeof p) != 0 || memcmp(z, z1, sizeof z) != 0;
+            differ |= memcmp(p, p1[0], sizeof p) != 0 || memcmp(z, z1[0], sizeof z) != 0;
         }
         CHECK_MSG(!differ, "a pass on 2 threads differs from one thread's");
         if (net->be->alone) { /* both ways timed, the choice made */
@@ -509,6 +541,8 @@ static void small_passes_of(const char *text)
                 for (int t = 0; t < CN_SMALL_TIMED; t++)
                     CHECK(net->small.times[w][t] > 0.0);
         }
+        if (net->be->team) /* not the guard's */
+            cuts_change_nothing(net, x, p1, z1);
         cn_model_free(m);
     }
     free(x);

@@ -11,8 +11,29 @@ typedef void (*cn_gemm_st_fn)(float *pack, int ta, int tb, size_t m, size_t n, s
                               float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                               float beta, float *c, size_t ldc);
 
-/* Thread t's share, of nt, of a piece of work split among threads. */
-typedef void (*cn_share_fn)(void *arg, int t, int nt);
+/* Thread t's share, of nt, of a piece of work split among threads: its
+ * part [lo, hi) of the whole, in CN_SHARE_ONE units (even, or as a team
+ * pass moved the cuts: kernels/team.c).  The parts cover the whole, in the
+ * threads' order, each cut at the same point by both threads beside it. */
+#define CN_SHARE_ONE 65536u
+typedef struct cn_share {
+    int t, nt;
+    unsigned lo, hi;
+} cn_share;
+typedef void (*cn_share_fn)(void *arg, const cn_share *s);
+
+/* Where thread t's part starts in an even split among nt. */
+static inline unsigned cn_share_even(long t, int nt)
+{
+    return (unsigned)((unsigned long long)CN_SHARE_ONE * (unsigned long long)t /
+                      (unsigned long long)nt);
+}
+
+/* The item a cut at falls on, of items: the first of the part after it. */
+static inline size_t cn_share_at(size_t items, unsigned at)
+{
+    return (size_t)(((unsigned long long)items * at + CN_SHARE_ONE / 2) / CN_SHARE_ONE);
+}
 
 /* The waiting workers of a team pass (backend.h, team; cpu.c). */
 typedef struct cn_team cn_team;
@@ -70,15 +91,20 @@ static inline int cn_cpu_split_threads(const cn_cpu *cpu)
     return cpu->team ? cpu->team_size : cpu->threads;
 }
 
-/* Runs fn(arg, t, nt) for every t < nt, each on its own thread: in a team
- * pass's lead on the waiting workers (t > 0) and the calling thread (t 0),
- * elsewhere in an OpenMP region.  Returns when all have. */
+/* Runs fn(arg, share t of nt) for every t < nt, each on its own thread: in
+ * a team pass's lead on the waiting workers (t > 0) and the calling thread
+ * (t 0), the cuts moved to where the threads finish together; elsewhere in
+ * an OpenMP region, cut evenly.  Returns when all have. */
 void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
 
 /* The waiting workers of a backend of threads threads (kernels/team.c), or
  * NULL when memory runs out; cn_team_free(NULL) does nothing. */
 cn_team *cn_team_create(int threads);
 void cn_team_free(cn_team *tm);
+
+/* Forces the cut of a team's shares among 2 threads at at (0 < at <
+ * CN_SHARE_ONE; 0: moved as the threads' times say again), for tests. */
+void cn_team_fix_cut(cn_team *tm, unsigned at);
 
 /* A team pass on lead (a view with its team): fn(user, lead's backend) on
  * the calling thread, the other threads - 1 waiting for shares meanwhile. */

@@ -64,12 +64,12 @@ static int split_threads(const cn_backend *be, size_t n, size_t m, size_t macs)
     return (size_t)nt < m ? nt : (int)m;
 }
 
-/* Thread t's share of m filters split among split threads: filters
- * [*first, *first + the count returned). */
-static size_t filter_share(size_t m, long t, int split, size_t *first)
+/* A thread's part s of m filters: filters [*first, *first + the count
+ * returned). */
+static size_t filter_part(size_t m, const cn_share *s, size_t *first)
 {
-    *first = m * (size_t)t / (size_t)split;
-    return m * (size_t)(t + 1) / (size_t)split - *first;
+    *first = cn_share_at(m, s->lo);
+    return cn_share_at(m, s->hi) - *first;
 }
 
 static int col_is_x(const cn_win *g)
@@ -548,17 +548,17 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
 
 /* Thread t's share of the filters, with its own copy of the padded sample
  * (and of its shifted layout). */
-static void direct_share(void *arg, int t, int nt)
+static void direct_share(void *arg, const cn_share *sh)
 {
     const fwd_job *j = arg;
     const cn_win *g = j->g;
-    size_t p = g->oh * g->ow, in = g->c * g->h * g->w, m = j->m;
-    size_t fa, mt = filter_share(m, t, nt, &fa);
+    size_t p = g->oh * g->ow, in = g->c * g->h * g->w, m = j->m, t = (size_t)sh->t;
+    size_t fa, mt = filter_part(m, sh, &fa);
     dconv_area a = direct_area(g, m);
     for (size_t s = 0; s < j->n; s++) {
-        float *ys = out_at(j->po, j->y, s, m * p, (size_t)t);
+        float *ys = out_at(j->po, j->y, s, m * p, t);
         direct_fwd_sample(g, &a, j->x + s * in, j->w, j->b, j->scale, j->shift, j->act, 0, fa, mt,
-                          j->bufs + (size_t)t * j->tf, ys, p);
+                          j->bufs + t * j->tf, ys, p);
         pool_out(j->po, ys, m, fa, mt, 1, j->y, s);
     }
 }
@@ -572,14 +572,15 @@ static cn_win band_of(const cn_win *g, size_t r0, size_t r1)
     return gb;
 }
 
-/* Thread t's band of output rows, of nt: [*r0, *r1); with a pooling's
- * windows pw (else NULL), the rows under its band of pooled rows [*q0,
- * *q1) (a row under two windows in both bands). */
-static void band_rows(const cn_win *g, const cn_win *pw, int t, int nt, size_t *r0, size_t *r1,
-                      size_t *q0, size_t *q1)
+/* The band of output rows [*r0, *r1) between the cuts lo and hi (in
+ * CN_SHARE_ONE units); with a pooling's windows pw (else NULL), the rows
+ * under its band of pooled rows [*q0, *q1) (a row under two windows in both
+ * bands). */
+static void band_rows(const cn_win *g, const cn_win *pw, unsigned lo, unsigned hi, size_t *r0,
+                      size_t *r1, size_t *q0, size_t *q1)
 {
     size_t rows = pw ? pw->oh : g->oh;
-    *q0 = rows * (size_t)t / (size_t)nt, *q1 = rows * (size_t)(t + 1) / (size_t)nt;
+    *q0 = cn_share_at(rows, lo), *q1 = cn_share_at(rows, hi);
     *r0 = *q0, *r1 = *q1;
     if (pw)
         *r0 = *q0 * pw->stride, *r1 = *q1 > *q0 ? (*q1 - 1) * pw->stride + pw->kh : *r0;
@@ -592,19 +593,15 @@ static int bands_fit(const cn_win *g, const cn_win *pw, int nt)
     return g->oh >= 4 * (size_t)nt && (!pw || pw->oh >= 2 * (size_t)nt);
 }
 
-/* Floats a thread needs for its band of rows by the direct sum
- * (rows_share): the band's padded input and the sum's area. */
-static size_t band_floats(const cn_win *g, const cn_win *pw, size_t m, int nt)
+/* Floats a thread needs for a band of rows by the direct sum (rows_share):
+ * the band's padded input and the sum's area, for a band of every row (the
+ * cuts may fall anywhere). */
+static size_t band_floats(const cn_win *g, const cn_win *pw, size_t m)
 {
-    size_t most = 0;
-    for (int t = 0; t < nt; t++) {
-        size_t r0, r1, q0, q1;
-        band_rows(g, pw, t, nt, &r0, &r1, &q0, &q1);
-        cn_win gb = band_of(g, r0, r1);
-        size_t f = gb.c * gb.h * gb.w + direct_floats(&gb, m);
-        most = f > most ? f : most;
-    }
-    return most;
+    size_t r0, r1, q0, q1;
+    band_rows(g, pw, 0, CN_SHARE_ONE, &r0, &r1, &q0, &q1);
+    cn_win gb = band_of(g, r0, r1);
+    return gb.c * gb.h * gb.w + direct_floats(&gb, m);
 }
 
 /* Thread t's band of output rows of one sample by the direct sum (every
@@ -613,12 +610,15 @@ static size_t band_floats(const cn_win *g, const cn_win *pw, size_t m, int nt)
  * rows into y's): in a team pass, a layer too small to split by filters is
  * split so, and each core then holds the rows of its band, which the next
  * layer split by tiles (wg_share) reads where they are. */
-static void rows_share(void *arg, int t, int nt)
+static void rows_share(void *arg, const cn_share *sh)
 {
     const fwd_job *j = arg;
+    size_t t = (size_t)sh->t;
     const cn_win *g = j->g, *pw = j->po ? j->po->win : NULL;
     size_t r0, r1, q0, q1, m = j->m, p = g->oh * g->ow;
-    band_rows(g, pw, t, nt, &r0, &r1, &q0, &q1);
+    band_rows(g, pw, sh->lo, sh->hi, &r0, &r1, &q0, &q1);
+    if (q1 <= q0)
+        return;
     cn_win gb = band_of(g, r0, r1);
     dconv_area ab = direct_area(&gb, m);
     float *xb = j->bufs + (size_t)t * j->tf, *area = xb + gb.c * gb.h * gb.w;
@@ -661,7 +661,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     int split = split_threads(be, n, m, m * p * kk), team = cn_cpu_split_threads(cn_cpu_of(be));
     const cn_win *pw = po ? po->win : NULL;
     if (split == 1 && cn_cpu_of(be)->team && n == 1 && bands_fit(g, pw, team) &&
-        band_floats(g, pw, m, team) <= tf) {
+        band_floats(g, pw, m) <= tf) {
         fwd_job j = {cn_cpu_of(be), g, m, n, tf, x, w, b, scale, shift, act, po, y, NULL, bufs};
         cn_cpu_shares(be, team, rows_share, &j);
         return;
@@ -774,32 +774,56 @@ typedef struct wg_job {
     size_t by_tiles; /* a sample's vectors of tiles shared out, or 0: filters */
 } wg_job;
 
-/* Thread t's share: of the filters (their transforms, if made, and the
+/* The part s of one sample's tiles (j->by_tiles vectors of them) and of
+ * the filters: the work cut in units of a vector's filters in groups of 8
+ * (as wg_outputs makes them), vector by vector, so that a cut may fall
+ * inside a vector: the threads beside it then both transform its inputs,
+ * each making its own filters' outputs there. */
+static void wg_tiles_part(const wg_job *j, const cn_share *s, wg_area *a, float *ys)
+{
+    size_t m = j->m, gs = (m + 7) / 8, units = j->by_tiles * gs;
+    size_t u0 = cn_share_at(units, s->lo), u1 = cn_share_at(units, s->hi);
+    if (u0 >= u1)
+        return;
+    size_t k0 = u0 / gs, k1 = (u1 + gs - 1) / gs, last = u1 % gs ? u1 / gs : SIZE_MAX;
+    wk_inputs(j->g, j->x, j->xm, 1, a, k0, k1);
+    for (size_t k = k0; k < k1;) {
+        /* vector k's groups [ga, gb); whole vectors after it in one call */
+        size_t ga = k == k0 ? u0 % gs : 0, gb = k == last ? u1 % gs : gs, kn = k + 1;
+        if (ga == 0 && gb == gs)
+            while (kn < k1 && kn != last)
+                kn++;
+        size_t fa = m * ga / gs, fb = m * gb / gs;
+        wk_outputs(j->g, m, 1, a, j->u, fa, fb - fa, j->b, j->scale, j->shift, j->relu, j->in_tiles,
+                   ys, k, kn);
+        k = kn;
+    }
+}
+
+/* A thread's share: of the filters (their transforms, if made, and the
  * whole input transformed in its own area), or with by_tiles of one
- * sample's tiles (wk_shared_vecs: its vectors [k0, k1) transformed, then
- * every filter's outputs there; the filters' transforms made before). */
-static void wg_share(void *arg, int t, int nt)
+ * sample's tiles (wg_tiles_part; the filters' transforms made before). */
+static void wg_share(void *arg, const cn_share *sh)
 {
     const wg_job *j = arg;
     const cn_win *g = j->g;
     const pool_to *po = j->po;
     size_t m = j->m, n = j->n, in = g->c * g->h * g->w, p = g->oh * g->ow, unit = wk_unit(g);
-    size_t pp = j->in_tiles ? po->win->oh * po->win->ow : 0;
-    size_t fa = 0, mt = m, k0 = 0, k1 = SIZE_MAX;
+    size_t pp = j->in_tiles ? po->win->oh * po->win->ow : 0, t = (size_t)sh->t;
+    wg_area a = wk_area(g, j->bufs + t * j->tf);
     if (j->by_tiles) {
-        k0 = j->by_tiles * (size_t)t / (size_t)nt, k1 = j->by_tiles * (size_t)(t + 1) / (size_t)nt;
-    } else {
-        mt = filter_share(m, t, nt, &fa);
-        if (j->make)
-            wk_filters(g, j->w, m, fa, fa + mt, j->u);
+        wg_tiles_part(j, sh, &a, j->in_tiles ? j->y : out_at(po, j->y, 0, m * p, t));
+        return;
     }
-    wg_area a = wk_area(g, j->bufs + (size_t)t * j->tf);
+    size_t fa, mt = filter_part(m, sh, &fa);
+    if (j->make)
+        wk_filters(g, j->w, m, fa, fa + mt, j->u);
     for (size_t s0 = 0; s0 < n; s0 += unit) {
         size_t cnt = n - s0 < unit ? n - s0 : unit;
-        float *ys = j->in_tiles ? j->y + s0 * m * pp : out_at(po, j->y, s0, m * p, (size_t)t);
-        wk_inputs(g, j->x + s0 * in, j->xm ? j->xm + s0 * in : NULL, cnt, &a, k0, k1);
+        float *ys = j->in_tiles ? j->y + s0 * m * pp : out_at(po, j->y, s0, m * p, t);
+        wk_inputs(g, j->x + s0 * in, j->xm ? j->xm + s0 * in : NULL, cnt, &a, 0, SIZE_MAX);
         wk_outputs(g, m, cnt, &a, j->u, fa, mt, j->b, j->scale, j->shift, j->relu, j->in_tiles, ys,
-                   k0, k1);
+                   0, SIZE_MAX);
         if (!j->in_tiles)
             pool_out(po, ys, m, fa, mt, cnt, j->y, s0);
     }
@@ -1030,25 +1054,25 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
 
 /* Thread t's share of the filters, packing its own rows of W and making its
  * own col. */
-static void gemm_share(void *arg, int t, int nt)
+static void gemm_share(void *arg, const cn_share *sh)
 {
     const fwd_job *j = arg;
     const cn_cpu *cpu = j->cpu;
     const cn_win *g = j->g;
     size_t m = j->m, kk = g->c * g->kh * g->kw, p = g->oh * g->ow, in = g->c * g->h * g->w;
-    size_t fa, mt = filter_share(m, t, nt, &fa);
-    float *pw_t = j->pw + fa * kk, *buf = j->bufs + (size_t)t * j->tf;
+    size_t t = (size_t)sh->t, fa, mt = filter_part(m, sh, &fa);
+    float *pw_t = j->pw + fa * kk, *buf = j->bufs + t * j->tf;
     const float *wt = j->w + fa * kk, *scale = j->scale ? j->scale + fa : NULL;
     cpu->gemm_pack_a(0, mt, kk, wt, kk, pw_t);
     for (size_t s = 0; s < j->n; s++) {
         const float *xs = j->x + s * in, *col = xs;
-        float *ys0 = out_at(j->po, j->y, s, m * p, (size_t)t), *ys = ys0 + fa * p;
+        float *ys0 = out_at(j->po, j->y, s, m * p, t), *ys = ys0 + fa * p;
         if (!col_is_x(g)) {
             im2col_one(g, xs, buf, p);
             col = buf;
         }
-        cpu->gemm_st_pre(cpu->pack + (size_t)t * cpu->pack_floats, pw_t, 0, 0, mt, p, kk, 1.0f, wt,
-                         kk, col, p, 0.0f, ys, p);
+        cpu->gemm_st_pre(cpu->pack + t * cpu->pack_floats, pw_t, 0, 0, mt, p, kk, 1.0f, wt, kk, col,
+                         p, 0.0f, ys, p);
         bias_act(ys, mt, p, j->b + fa, scale, scale ? j->shift + fa : NULL, j->act);
         pool_out(j->po, ys0, m, fa, mt, 1, j->y, s);
     }

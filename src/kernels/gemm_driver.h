@@ -335,11 +335,11 @@ typedef struct dot_job {
     int rev;
 } dot_job;
 
-static void dot_share(void *arg, int t, int nt)
+static void dot_share(void *arg, const cn_share *s)
 {
     const dot_job *j = arg;
     size_t blocks = (j->n + DOT_J - 1) / DOT_J;
-    size_t b0 = blocks * (size_t)t / (size_t)nt, b1 = blocks * (size_t)(t + 1) / (size_t)nt;
+    size_t b0 = cn_share_at(blocks, s->lo), b1 = cn_share_at(blocks, s->hi);
     size_t j1 = b1 * DOT_J < j->n ? b1 * DOT_J : j->n;
     dot_cols(j->m, j->k, j->alpha, j->a, j->lda, j->b, j->ldb, b0 * DOT_J, j1, j->rev, j->beta,
              j->c, j->ldc);

@@ -18,24 +18,56 @@
  * layer's rows, a 28 x 28 Winograd layer's tiles); even so, each core's share
  * of fashion-best's layers ran 1.3-2.6x slower beside the other core's than
  * alone, where two one-thread processes side by side lose nothing.  So the
- * network still times both ways (net.c, small passes). */
+ * network still times both ways (net.c, small passes).
+ *
+ * Nor are the cores equal: on that machine one ran a one-image pass 10-15%
+ * slower than the other, which one changing from minute to minute, and a
+ * core's share of a layer took 1.1-1.6x the other's.  With even shares the
+ * faster core then waits.  So a team moves its cuts: each share call of a
+ * pass (the k-th of the pass, up to TEAM_CALLS) keeps each thread's time
+ * per unit of work, a moving average, and hands out the next pass's shares
+ * in inverse proportion, each thread's at least a quarter of an even one.
+ * Every output is still made by one thread, as the whole layer's pass makes
+ * it, so the bits do not depend on the cuts (the share functions see to
+ * that; tests/test_infer.c moves the cuts by force). */
 
 #include "backend/cpu.h"
 #include "internal.h"
 #include "kernels/parallel.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
+
+/* Share calls of a pass whose cuts move (later ones are cut evenly), and
+ * threads whose times are kept (a team of more shares out evenly). */
+#define TEAM_CALLS      32
+#define TEAM_MAX_LEARNT 16
 
 typedef struct team_slot {
     _Alignas(64) atomic_uint done; /* the last share this worker finished */
+    uint64_t took;                 /* its ticks, written before done */
 } team_slot;
+
+/* What the team learnt of one share call of the pass: the function it
+ * was (a pass that calls another starts afresh), and each thread's ticks
+ * per CN_SHARE_ONE of work (0: not yet measured). */
+typedef struct team_call {
+    cn_share_fn fn;
+    int nt;
+    double *rate;
+} team_call;
 
 struct cn_team {
     _Alignas(64) atomic_uint posted; /* shares handed out so far */
     cn_share_fn fn;                  /* the latest, or NULL: the pass is over */
     void *arg;
     int nt;          /* threads taking part in it (workers beyond wait it out) */
+    unsigned *cut;   /* its cuts: thread t's part [cut[t], cut[t + 1]) */
     team_slot *slot; /* one per thread (the lead's unused) */
+    int threads;
+    int call;       /* the next share call's number in the pass */
+    unsigned fixed; /* a forced first cut (cn_team_fix_cut), or 0 */
+    team_call calls[TEAM_CALLS];
 };
 
 static void spin_pause(void)
@@ -45,20 +77,105 @@ static void spin_pause(void)
 #endif
 }
 
+/* A clock for the shares' times: the time-stamp counter where there is one
+ * (a few nanoseconds to read, where clock_gettime takes 20-30), else
+ * nanoseconds.  Only ratios of its readings on one thread are used. */
+static uint64_t ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    return (uint64_t)(cn_now() * 1e9);
+#endif
+}
+
+/* The cuts of share call c among nt threads into tm->cut: in inverse
+ * proportion to the threads' times per unit, each part at least a quarter
+ * of an even one; even while a thread's time is unknown. */
+static void set_cuts(cn_team *tm, const team_call *c, int nt)
+{
+    unsigned *cut = tm->cut;
+    int known = c != NULL;
+    for (int t = 0; known && t < nt; t++)
+        known = c->rate[t] > 0.0;
+    double sum = 0.0, least = 0.25 / nt, total = 0.0, acc = 0.0;
+    for (int t = 0; known && t < nt; t++)
+        sum += 1.0 / c->rate[t];
+    for (int t = 0; known && t < nt; t++) {
+        double f = 1.0 / c->rate[t] / sum;
+        total += f > least ? f : least;
+    }
+    cut[0] = 0;
+    for (int t = 1; t < nt; t++) {
+        if (known) {
+            double f = 1.0 / c->rate[t - 1] / sum;
+            acc += f > least ? f : least;
+            cut[t] = (unsigned)(acc / total * CN_SHARE_ONE + 0.5);
+        } else {
+            cut[t] = cn_share_even(t, nt);
+        }
+    }
+    cut[nt] = CN_SHARE_ONE;
+    if (tm->fixed && nt == 2)
+        cut[1] = tm->fixed;
+}
+
+/* Each thread's time per unit of c's work, from its latest share (took[t]
+ * ticks for its part of tm->cut): a moving average over about 16 passes, a
+ * share taken over 3 times as long as the average (the thread preempted)
+ * counted as 3 times. */
+static void learn(const cn_team *tm, team_call *c, int nt, const uint64_t *took)
+{
+    for (int t = 0; t < nt; t++) {
+        unsigned part = tm->cut[t + 1] - tm->cut[t];
+        if (part == 0)
+            continue;
+        double r = (double)took[t] / part, *avg = &c->rate[t];
+        if (*avg <= 0.0)
+            *avg = r;
+        else
+            *avg += ((r < 3.0 * *avg ? r : 3.0 * *avg) - *avg) / 16.0;
+    }
+}
+
 /* Hands the size - 1 waiting workers fn and waits for them; the calling
- * thread does share 0 meanwhile. */
+ * thread does share 0 meanwhile.  The pass's share calls after the first
+ * TEAM_CALLS are cut evenly. */
 static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg)
 {
+    team_call *c = NULL;
+    if (fn && tm->call < TEAM_CALLS) {
+        c = &tm->calls[tm->call];
+        if (c->fn != fn || c->nt != nt) { /* another pass: start afresh */
+            c->fn = fn, c->nt = nt;
+            for (int t = 0; t < tm->threads; t++)
+                c->rate[t] = 0.0;
+        }
+    }
+    if (fn) {
+        tm->call++;
+        set_cuts(tm, c, nt);
+    }
     tm->fn = fn;
     tm->arg = arg;
     tm->nt = nt;
     unsigned seq = atomic_load_explicit(&tm->posted, memory_order_relaxed) + 1;
     atomic_store_explicit(&tm->posted, seq, memory_order_release);
-    if (fn)
-        fn(arg, 0, nt);
-    for (int h = 1; h < size; h++)
+    uint64_t took[TEAM_MAX_LEARNT];
+    if (fn) {
+        cn_share s = {0, nt, tm->cut[0], tm->cut[1]};
+        uint64_t t0 = ticks();
+        fn(arg, &s);
+        took[0] = ticks() - t0;
+    }
+    for (int h = 1; h < size; h++) {
         while (atomic_load_explicit(&tm->slot[h].done, memory_order_acquire) != seq)
             spin_pause();
+        if (h < TEAM_MAX_LEARNT)
+            took[h] = tm->slot[h].took;
+    }
+    if (c && nt <= TEAM_MAX_LEARNT)
+        learn(tm, c, nt, took);
 }
 
 /* A waiting worker: its share of everything handed out after seen, until
@@ -71,8 +188,12 @@ static void team_wait(cn_team *tm, int h, unsigned seen)
             spin_pause();
         seen = p;
         cn_share_fn fn = tm->fn;
-        if (fn && h < tm->nt)
-            fn(tm->arg, h, tm->nt);
+        if (fn && h < tm->nt) {
+            cn_share s = {h, tm->nt, tm->cut[h], tm->cut[h + 1]};
+            uint64_t t0 = ticks();
+            fn(tm->arg, &s);
+            tm->slot[h].took = ticks() - t0;
+        }
         atomic_store_explicit(&tm->slot[h].done, seen, memory_order_release);
         if (!fn)
             return;
@@ -87,19 +208,30 @@ void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg)
         team_hand(cpu->team, size, nt < size ? nt : size, fn, arg);
         return;
     }
-    PARALLEL_FOR(nt, t, nt, { fn(arg, (int)t, nt); });
+    PARALLEL_FOR(nt, t, nt, {
+        cn_share s = {(int)t, nt, cn_share_even(t, nt), cn_share_even(t + 1, nt)};
+        fn(arg, &s);
+    });
 }
 
 cn_team *cn_team_create(int threads)
 {
     cn_team *tm = cn_alloc(1, sizeof *tm);
     team_slot *slot = cn_alloc((size_t)threads, sizeof *slot);
-    if (!tm || !slot) {
+    unsigned *cut = cn_alloc((size_t)threads + 1, sizeof *cut);
+    double *rate = cn_alloc((size_t)TEAM_CALLS * (size_t)threads, sizeof *rate);
+    if (!tm || !slot || !cut || !rate) {
         cn_free(tm);
         cn_free(slot);
+        cn_free(cut);
+        cn_free(rate);
         return NULL;
     }
     tm->slot = slot;
+    tm->cut = cut;
+    tm->threads = threads;
+    for (int k = 0; k < TEAM_CALLS; k++)
+        tm->calls[k].rate = rate + (size_t)k * (size_t)threads;
     return tm;
 }
 
@@ -108,8 +240,12 @@ void cn_team_free(cn_team *tm)
     if (!tm)
         return;
     cn_free(tm->slot);
+    cn_free(tm->cut);
+    cn_free(tm->calls[0].rate);
     cn_free(tm);
 }
+
+void cn_team_fix_cut(cn_team *tm, unsigned at) { tm->fixed = at; }
 
 void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_backend *lead),
                  void *user)
@@ -122,6 +258,7 @@ void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_back
         if (t == 0) {
             /* Only the threads the region has are waited for. */
             lead->team_size = region_threads();
+            tm->call = 0;
             fn(user, &lead->base);
             team_hand(tm, lead->team_size, 0, NULL, NULL);
         } else {
