@@ -546,7 +546,7 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
                  stream, ys + fa * p, p, g->oh, g->ow, flat);
 }
 
-/* Thread t's share of the filters, with its own copy of the padded sample
+/* A thread's part of the filters, with its own copy of the padded sample
  * (and of its shifted layout). */
 static void direct_share(void *arg, const cn_share *sh)
 {
@@ -604,7 +604,7 @@ static size_t band_floats(const cn_win *g, const cn_win *pw, size_t m)
     return gb.c * gb.h * gb.w + direct_floats(&gb, m);
 }
 
-/* Thread t's band of output rows of one sample by the direct sum (every
+/* A thread's band of output rows of one sample by the direct sum (every
  * output summed as the whole sample's pass sums it), into those rows of
  * y's planes, or pooled (in the thread's buffer, then its band of pooled
  * rows into y's): in a team pass, a layer too small to split by filters is
@@ -621,7 +621,7 @@ static void rows_share(void *arg, const cn_share *sh)
         return;
     cn_win gb = band_of(g, r0, r1);
     dconv_area ab = direct_area(&gb, m);
-    float *xb = j->bufs + (size_t)t * j->tf, *area = xb + gb.c * gb.h * gb.w;
+    float *xb = j->bufs + t * j->tf, *area = xb + gb.c * gb.h * gb.w;
     for (size_t ch = 0; ch < g->c; ch++)
         for (size_t i = 0; i < gb.h; i++) {
             /* padded row r0 + i: input row r0 + i - pad */
@@ -641,7 +641,7 @@ static void rows_share(void *arg, const cn_share *sh)
         return;
     }
     /* the band's planes one after another, then their pooled rows */
-    float *ys = j->po->bufs + (size_t)t * j->po->floats;
+    float *ys = j->po->bufs + t * j->po->floats;
     size_t pb = gb.oh * g->ow, pp = pw->oh * pw->ow;
     direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys, pb);
     cn_win wb = *pw;
@@ -775,13 +775,13 @@ typedef struct wg_job {
 } wg_job;
 
 /* The part s of one sample's tiles (j->by_tiles vectors of them) and of
- * the filters: the work cut in units of a vector's filters in groups of 8
- * (as wg_outputs makes them), vector by vector, so that a cut may fall
+ * the filters: the work cut in units of a vector's filters in groups of
+ * WG_NF (as wg_outputs makes them), vector by vector, so that a cut may fall
  * inside a vector: the threads beside it then both transform its inputs,
  * each making its own filters' outputs there. */
 static void wg_tiles_part(const wg_job *j, const cn_share *s, wg_area *a, float *ys)
 {
-    size_t m = j->m, gs = (m + 7) / 8, units = j->by_tiles * gs;
+    size_t m = j->m, gs = (m + WG_NF - 1) / WG_NF, units = j->by_tiles * gs;
     size_t u0 = cn_share_at(units, s->lo), u1 = cn_share_at(units, s->hi);
     if (u0 >= u1)
         return;
@@ -1052,7 +1052,7 @@ static void conv_fwd_lanes(const cn_backend *be, const cn_win *g, size_t m, cons
 }
 #endif
 
-/* Thread t's share of the filters, packing its own rows of W and making its
+/* A thread's part of the filters, packing its own rows of W and making its
  * own col. */
 static void gemm_share(void *arg, const cn_share *sh)
 {
