@@ -50,7 +50,7 @@ typedef struct team_slot {
 
 /* What the team learnt of one share call of the pass: the function it
  * was (a pass that calls another starts afresh), and each thread's ticks
- * per CN_SHARE_ONE of work (0: not yet measured). */
+ * per unit of work, a CN_SHARE_ONE-th of the whole (0: not yet measured). */
 typedef struct team_call {
     cn_share_fn fn;
     int nt;
