@@ -481,8 +481,8 @@ static const char *SMALL_NETS[] = {
 /* Team passes with the threads' shares cut anywhere (kernels/team.c moves
  * the cuts as the threads' times say): each pass over image i of x gives
  * p1[i] and z1[i], one thread's results, whether a cut falls between tiles'
- * vectors, filters, blocks of a fully connected layer's rows or inside a
- * vector of tiles (its filters split), or leaves a thread nothing to do.
+ * vectors, filters, blocks of a fully connected layer's rows or bands of
+ * rows (moved to multiples of 8 rows), or leaves a thread nothing to do.
  * The two images take turns, so that no output is left from the pass
  * before. */
 static void cuts_change_nothing(cn_net *net, const float *x, float p1[2][4], float z1[2][4])

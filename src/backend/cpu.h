@@ -97,6 +97,10 @@ static inline int cn_cpu_split_threads(const cn_cpu *cpu)
  * an OpenMP region, cut evenly.  Returns when all have. */
 void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
 
+/* The same, cut evenly in a team pass too (where fn moves its parts to
+ * boundaries of its own, which the team's times would not follow). */
+void cn_cpu_shares_even(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
+
 /* The waiting workers of a backend of threads threads (kernels/team.c), or
  * NULL when memory runs out; cn_team_free(NULL) does nothing. */
 cn_team *cn_team_create(int threads);

@@ -572,6 +572,23 @@ static cn_win band_of(const cn_win *g, size_t r0, size_t r1)
     return gb;
 }
 
+/* Unpooled bands of rows start and end on multiples of this many rows: a
+ * 28 x 28 Winograd layer's vector of tiles covers 8 rows (wg_eight), so
+ * that each thread of the next layer split by tiles reads rows it made
+ * itself.  fashion-best's first layer's bands cut at row 16 instead of 14:
+ * its one image on 2 threads 1.07x (a team pass, cut evenly). */
+#define BAND_ALIGN 8
+
+/* The row a cut at falls on, of rows, moved to the nearest multiple of
+ * align (the last cut, at CN_SHARE_ONE, on rows). */
+static size_t band_cut(size_t rows, unsigned at, size_t align)
+{
+    if (at >= CN_SHARE_ONE)
+        return rows;
+    size_t q = (cn_share_at(rows, at) + align / 2) / align * align;
+    return q < rows ? q : rows;
+}
+
 /* The band of output rows [*r0, *r1) between the cuts lo and hi (in
  * CN_SHARE_ONE units); with a pooling's windows pw (else NULL), the rows
  * under its band of pooled rows [*q0, *q1) (a row under two windows in both
@@ -579,8 +596,8 @@ static cn_win band_of(const cn_win *g, size_t r0, size_t r1)
 static void band_rows(const cn_win *g, const cn_win *pw, unsigned lo, unsigned hi, size_t *r0,
                       size_t *r1, size_t *q0, size_t *q1)
 {
-    size_t rows = pw ? pw->oh : g->oh;
-    *q0 = cn_share_at(rows, lo), *q1 = cn_share_at(rows, hi);
+    size_t rows = pw ? pw->oh : g->oh, align = pw ? 1 : BAND_ALIGN;
+    *q0 = band_cut(rows, lo, align), *q1 = band_cut(rows, hi, align);
     *r0 = *q0, *r1 = *q1;
     if (pw)
         *r0 = *q0 * pw->stride, *r1 = *q1 > *q0 ? (*q1 - 1) * pw->stride + pw->kh : *r0;
@@ -663,7 +680,7 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
     if (split == 1 && cn_cpu_of(be)->team && n == 1 && bands_fit(g, pw, team) &&
         band_floats(g, pw, m) <= tf) {
         fwd_job j = {cn_cpu_of(be), g, m, n, tf, x, w, b, scale, shift, act, po, y, NULL, bufs};
-        cn_cpu_shares(be, team, rows_share, &j);
+        cn_cpu_shares_even(be, team, rows_share, &j);
         return;
     }
     if (split > 1) {
@@ -774,35 +791,11 @@ typedef struct wg_job {
     size_t by_tiles; /* a sample's vectors of tiles shared out, or 0: filters */
 } wg_job;
 
-/* The part s of one sample's tiles (j->by_tiles vectors of them) and of
- * the filters: the work cut in units of a vector's filters in groups of
- * WG_NF (as wg_outputs makes them), vector by vector, so that a cut may fall
- * inside a vector: the threads beside it then both transform its inputs,
- * each making its own filters' outputs there. */
-static void wg_tiles_part(const wg_job *j, const cn_share *s, wg_area *a, float *ys)
-{
-    size_t m = j->m, gs = (m + WG_NF - 1) / WG_NF, units = j->by_tiles * gs;
-    size_t u0 = cn_share_at(units, s->lo), u1 = cn_share_at(units, s->hi);
-    if (u0 >= u1)
-        return;
-    size_t k0 = u0 / gs, k1 = (u1 + gs - 1) / gs, last = u1 % gs ? u1 / gs : SIZE_MAX;
-    wk_inputs(j->g, j->x, j->xm, 1, a, k0, k1);
-    for (size_t k = k0; k < k1;) {
-        /* vector k's groups [ga, gb); whole vectors after it in one call */
-        size_t ga = k == k0 ? u0 % gs : 0, gb = k == last ? u1 % gs : gs, kn = k + 1;
-        if (ga == 0 && gb == gs)
-            while (kn < k1 && kn != last)
-                kn++;
-        size_t fa = m * ga / gs, fb = m * gb / gs;
-        wk_outputs(j->g, m, 1, a, j->u, fa, fb - fa, j->b, j->scale, j->shift, j->relu, j->in_tiles,
-                   ys, k, kn);
-        k = kn;
-    }
-}
-
 /* A thread's share: of the filters (their transforms, if made, and the
  * whole input transformed in its own area), or with by_tiles of one
- * sample's tiles (wg_tiles_part; the filters' transforms made before). */
+ * sample's vectors of tiles (wk_shared_vecs: its vectors [k0, k1)
+ * transformed, then every filter's outputs there; the filters' transforms
+ * made before). */
 static void wg_share(void *arg, const cn_share *sh)
 {
     const wg_job *j = arg;
@@ -811,8 +804,14 @@ static void wg_share(void *arg, const cn_share *sh)
     size_t m = j->m, n = j->n, in = g->c * g->h * g->w, p = g->oh * g->ow, unit = wk_unit(g);
     size_t pp = j->in_tiles ? po->win->oh * po->win->ow : 0, t = (size_t)sh->t;
     wg_area a = wk_area(g, j->bufs + t * j->tf);
-    if (j->by_tiles) {
-        wg_tiles_part(j, sh, &a, j->in_tiles ? j->y : out_at(po, j->y, 0, m * p, t));
+    if (j->by_tiles) { /* whole vectors: rows_share's bands end where they do */
+        size_t k0 = cn_share_at(j->by_tiles, sh->lo), k1 = cn_share_at(j->by_tiles, sh->hi);
+        float *ys = j->in_tiles ? j->y : out_at(po, j->y, 0, m * p, t);
+        if (k0 < k1) {
+            wk_inputs(g, j->x, j->xm, 1, &a, k0, k1);
+            wk_outputs(g, m, 1, &a, j->u, 0, m, j->b, j->scale, j->shift, j->relu, j->in_tiles, ys,
+                       k0, k1);
+        }
         return;
     }
     size_t fa, mt = filter_part(m, sh, &fa);

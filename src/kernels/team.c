@@ -141,10 +141,10 @@ static void learn(const cn_team *tm, team_call *c, int nt, const uint64_t *took)
 /* Hands the size - 1 waiting workers fn and waits for them; the calling
  * thread does share 0 meanwhile.  The pass's share calls after the first
  * TEAM_CALLS are cut evenly. */
-static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg)
+static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg, int adapt)
 {
     team_call *c = NULL;
-    if (fn && tm->call < TEAM_CALLS) {
+    if (fn && adapt && tm->call < TEAM_CALLS) {
         c = &tm->calls[tm->call];
         if (c->fn != fn || c->nt != nt) { /* another pass: start afresh */
             c->fn = fn, c->nt = nt;
@@ -200,18 +200,28 @@ static void team_wait(cn_team *tm, int h, unsigned seen)
     }
 }
 
-void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg)
+static void shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg, int adapt)
 {
     const cn_cpu *cpu = cn_cpu_of(be);
     if (cpu->team && nt > 1) {
         int size = cpu->team_size;
-        team_hand(cpu->team, size, nt < size ? nt : size, fn, arg);
+        team_hand(cpu->team, size, nt < size ? nt : size, fn, arg, adapt);
         return;
     }
     PARALLEL_FOR(nt, t, nt, {
         cn_share s = {(int)t, nt, cn_share_even(t, nt), cn_share_even(t + 1, nt)};
         fn(arg, &s);
     });
+}
+
+void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg)
+{
+    shares(be, nt, fn, arg, 1);
+}
+
+void cn_cpu_shares_even(const cn_backend *be, int nt, cn_share_fn fn, void *arg)
+{
+    shares(be, nt, fn, arg, 0);
 }
 
 cn_team *cn_team_create(int threads)
@@ -260,7 +270,7 @@ void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_back
             lead->team_size = region_threads();
             tm->call = 0;
             fn(user, &lead->base);
-            team_hand(tm, lead->team_size, 0, NULL, NULL);
+            team_hand(tm, lead->team_size, 0, NULL, NULL, 0);
         } else {
             team_wait(tm, t, start);
         }
