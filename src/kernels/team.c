@@ -89,33 +89,38 @@ static uint64_t ticks(void)
 #endif
 }
 
-/* The cuts of share call c among nt threads into tm->cut: in inverse
- * proportion to the threads' times per unit, each part at least a quarter
- * of an even one; even while a thread's time is unknown. */
+/* Thread t's part of share call c in inverse proportion to its time per
+ * unit (sum: the threads' 1 / time), at least a quarter of an even one. */
+static double part_of(const team_call *c, int t, double sum, int nt)
+{
+    double f = 1.0 / c->rate[t] / sum, least = 0.25 / nt;
+    return f > least ? f : least;
+}
+
+/* The cuts of share call c among nt threads into tm->cut: by part_of, or
+ * even while a thread's time is unknown (or c is NULL). */
 static void set_cuts(cn_team *tm, const team_call *c, int nt)
 {
     unsigned *cut = tm->cut;
     int known = c != NULL;
     for (int t = 0; known && t < nt; t++)
         known = c->rate[t] > 0.0;
-    double sum = 0.0, least = 0.25 / nt, total = 0.0, acc = 0.0;
-    for (int t = 0; known && t < nt; t++)
-        sum += 1.0 / c->rate[t];
-    for (int t = 0; known && t < nt; t++) {
-        double f = 1.0 / c->rate[t] / sum;
-        total += f > least ? f : least;
-    }
     cut[0] = 0;
-    for (int t = 1; t < nt; t++) {
-        if (known) {
-            double f = 1.0 / c->rate[t - 1] / sum;
-            acc += f > least ? f : least;
-            cut[t] = (unsigned)(acc / total * CN_SHARE_ONE + 0.5);
-        } else {
-            cut[t] = cn_share_even(t, nt);
-        }
-    }
     cut[nt] = CN_SHARE_ONE;
+    if (known) {
+        double sum = 0.0, total = 0.0, acc = 0.0;
+        for (int t = 0; t < nt; t++)
+            sum += 1.0 / c->rate[t];
+        for (int t = 0; t < nt; t++)
+            total += part_of(c, t, sum, nt);
+        for (int t = 1; t < nt; t++) {
+            acc += part_of(c, t - 1, sum, nt);
+            cut[t] = (unsigned)(acc / total * CN_SHARE_ONE + 0.5);
+        }
+    } else {
+        for (int t = 1; t < nt; t++)
+            cut[t] = cn_share_even(t, nt);
+    }
     if (tm->fixed && nt == 2)
         cut[1] = tm->fixed;
 }
