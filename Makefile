@@ -9,10 +9,11 @@ CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L
 # -fPIC: the same objects make the static and the shared libraries.
 CFLAGS   += -std=c11 $(OPT) -g $(WARN) -MMD -MP -fPIC
 # Two libraries: the core (libconvnet: networks, training, files) needs
-# cJSON, zlib and libm (and OpenMP where the compiler has it); the pictures
+# cJSON, zlib, libm and POSIX threads (and OpenMP where the compiler has it:
+# a team pass's workers are threads of their own, kernels/team.c); the pictures
 # (libconvnet_vis: image files, drawings, the report's figures) add cairo and
 # stb, which a program that trains or classifies does not link.
-CORE_LDLIBS := -lcjson -lz -lm
+CORE_LDLIBS := -lcjson -lz -lm -pthread
 VIS_LDLIBS  := -lcairo -lstb
 LDLIBS   += $(VIS_LDLIBS) $(CORE_LDLIBS)
 # Extra flags for compiling and linking everything: make test-asan sets the

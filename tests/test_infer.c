@@ -10,6 +10,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Networks whose outputs live for different spans: a chain, in-place
  * layers over fused ones, batch normalisation, a shortcut over two layers
@@ -555,6 +558,69 @@ static void small_passes_try_both_ways(void)
         small_passes_of(SMALL_NETS[k]);
 }
 
+/* A team's workers are threads of its own (kernels/team.c): started at its
+ * first pass, asleep after a while without one, woken by the next; and in a
+ * child of fork(), which has none of its parent's threads, started again.
+ * Each pass, most of it the worker's (a cut at 1/32), gives one thread's
+ * results. */
+static int team_pass_is(cn_net *net, const float *x, const float p1[4], const float z1[4])
+{
+    float p[4], z[4];
+    net->small.pass = 0; /* a trial of the team's way */
+    return forward(net, x, 1, p, z) && memcmp(p, p1, sizeof p) == 0 && memcmp(z, z1, sizeof z) == 0;
+}
+
+static void team_workers_sleep_wake_and_fork(void)
+{
+    cn_spec *spec = th_spec(SMALL_NETS[0]);
+    CHECK(spec);
+    cn_model *m1, *m2;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(1), &m1));
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m2));
+    randomize(cn_model_net(m1), 7);
+    randomize(cn_model_net(m2), 7);
+    CHECK_OK(cn_model_reserve_inference(m1, 1));
+    CHECK_OK(cn_model_reserve_inference(m2, 1));
+    cn_net *n1 = cn_model_net(m1), *net = cn_model_net(m2); /* rebuilt by the reserving */
+    float *x = random_input(net, 1, 8), p1[4], z1[4];
+    CHECK(x && forward(n1, x, 1, p1, z1));
+    cn_team *tm = net->be->team ? cn_cpu_of(net->be)->team_view->team : NULL;
+    if (!tm) { /* the guard's backend */
+        th_skip("no team in this backend");
+        goto done;
+    }
+    int asleep = -1;
+    CHECK(cn_team_workers(tm, &asleep) == 0);
+    cn_team_fix_cut(tm, CN_SHARE_ONE / 32);
+    alarm(60); /* a worker never woken hangs the pass */
+    CHECK_MSG(team_pass_is(net, x, p1, z1), "first team pass");
+    CHECK(cn_team_workers(tm, &asleep) == 1 && asleep == 0);
+    struct timespec nap = {0, 20000000}; /* 20 ms: ten times TEAM_SPIN_S */
+    nanosleep(&nap, NULL);
+    CHECK_MSG(cn_team_workers(tm, &asleep) == 1 && asleep == 1, "idle worker not asleep: %d",
+              asleep);
+    CHECK_MSG(team_pass_is(net, x, p1, z1), "team pass after the worker slept");
+    CHECK_MSG(cn_team_workers(tm, &asleep) == 1 && asleep == 0, "worker not woken: %d asleep",
+              asleep);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30); /* not inherited */
+        int ok = cn_team_workers(tm, &asleep) == 0 && team_pass_is(net, x, p1, z1) &&
+                 cn_team_workers(tm, &asleep) == 1 && team_pass_is(net, x, p1, z1);
+        _exit(ok ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "team pass in a child of fork()");
+    CHECK_MSG(team_pass_is(net, x, p1, z1), "team pass after a fork");
+done:
+    free(x);
+    cn_model_free(m1);
+    cn_model_free(m2);
+    cn_spec_free(spec);
+}
+
 /* Inference between training steps changes nothing of the training. */
 static void training_after_inference_is_the_same(void)
 {
@@ -678,6 +744,7 @@ const th_test th_infer[] = {
     {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
     {"infer/chunks_give_the_same_bits", chunks_give_the_same_bits},
     {"infer/small_passes_try_both_ways", small_passes_try_both_ways},
+    {"infer/team_workers_sleep_wake_and_fork", team_workers_sleep_wake_and_fork},
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
     {"infer/batch_norm_folded_in", batch_norm_folded_in},

@@ -99,7 +99,7 @@ static void cpu_team(const cn_backend *be, void (*fn)(void *user, const cn_backe
         fn(user, be);
         return;
     }
-    cn_team_run(cpu->team_view, cpu->threads, fn, user);
+    cn_team_run(cpu->team_view, fn, user);
 }
 
 static void cpu_destroy(cn_backend *be)

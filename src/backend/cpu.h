@@ -73,8 +73,8 @@ typedef struct cn_cpu {
     struct cn_cpu *views;
     /* A team pass's lead (team_view, made with the backend when it has more
      * than one thread: a view of one thread whose kernels that split a
-     * sample's work hand team_size - 1 waiting workers, the threads of the
-     * pass's region, their shares through team, cn_cpu_shares); team is
+     * sample's work hand team_size - 1 waiting workers, the team's own
+     * threads, their shares through team, cn_cpu_shares); team is
      * NULL in every other backend. */
     struct cn_cpu *team_view;
     cn_team *team;
@@ -102,7 +102,8 @@ void cn_cpu_shares(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
 void cn_cpu_shares_even(const cn_backend *be, int nt, cn_share_fn fn, void *arg);
 
 /* The waiting workers of a backend of threads threads (kernels/team.c), or
- * NULL when memory runs out; cn_team_free(NULL) does nothing. */
+ * NULL when memory runs out; cn_team_free(NULL) does nothing (else it ends
+ * the workers' threads). */
 cn_team *cn_team_create(int threads);
 void cn_team_free(cn_team *tm);
 
@@ -110,10 +111,14 @@ void cn_team_free(cn_team *tm);
  * CN_SHARE_ONE; 0: moved as the threads' times say again), for tests. */
 void cn_team_fix_cut(cn_team *tm, unsigned at);
 
+/* The team's workers running in this process, and in *asleep how many of
+ * them sleep (handed nothing for a while), for tests. */
+int cn_team_workers(cn_team *tm, int *asleep);
+
 /* A team pass on lead (a view with its team): fn(user, lead's backend) on
- * the calling thread, the other threads - 1 waiting for shares meanwhile. */
-void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_backend *lead),
-                 void *user);
+ * the calling thread, the team's workers (threads of its own, started at
+ * its first pass) waiting for shares meanwhile. */
+void cn_team_run(cn_cpu *lead, void (*fn)(void *user, const cn_backend *lead), void *user);
 
 /* Makes the CPU backend with threads threads (0: one per core); isa forces a
  * kernel set ("avx512", "avx2", "portable") or NULL picks the best the

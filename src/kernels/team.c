@@ -4,11 +4,16 @@
  * A pass over one image on 2 threads splits each large layer's work in two
  * (kernels/conv.c, the GEMM's few-rows path).  Opening an OpenMP region for
  * every such layer cost about 3.3 us on the AMD EPYC (Zen 5) virtual machine
- * (its barrier alone 1.7 us): fashion-best's one-image pass has five.  A team
- * pass opens one region for the whole pass instead: the calling thread runs
- * the pass, and the others spin on one cache line (posted) until it hands
- * them a share, then say on their own line (done) that it is finished.  One
- * handing over then costs a line each way (0.5 us on that machine).
+ * (its barrier alone 1.7 us): fashion-best's one-image pass has five.  Nor
+ * does a team open one for the whole pass (4-4.7 us a region there, also
+ * with OMP_WAIT_POLICY=active: 5% of fashion-best's pass, 12% of LeNet's).
+ * Its workers are threads of its own instead, started at its first pass and
+ * kept until the backend goes: the calling thread runs the pass, and the
+ * workers spin on one cache line (posted) until it hands them a share, then
+ * say on their own line (done) that it is finished.  One handing over then
+ * costs a line each way (0.5-1 us on that machine).  A worker handed nothing
+ * for TEAM_SPIN_S sleeps until the next share (as OpenMP's threads do after
+ * a region), so that an idle backend costs no processor time.
  *
  * What a team does not save is the data that crosses between the cores: a
  * layer split by filters reads the other core's half of its input, and in
@@ -35,6 +40,7 @@
 #include "internal.h"
 #include "kernels/parallel.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -43,9 +49,19 @@
 #define TEAM_CALLS      32
 #define TEAM_MAX_LEARNT 16
 
+/* Seconds a worker spins for the next share before it sleeps: a few passes
+ * of a large network, so that passes one after another never wait for a
+ * thread to wake (21 us on average under that virtual machine, up to 3 ms). */
+#define TEAM_SPIN_S 2e-3
+
+typedef struct cn_team cn_team;
+
 typedef struct team_slot {
     _Alignas(64) atomic_uint done; /* the last share this worker finished */
     uint64_t took;                 /* its ticks, written before done */
+    cn_team *tm;                   /* the worker's team and number in it */
+    int h;
+    unsigned seen; /* posted when it was started */
 } team_slot;
 
 /* What the team learnt of one share call of the pass: the function it
@@ -59,7 +75,7 @@ typedef struct team_call {
 
 struct cn_team {
     _Alignas(64) atomic_uint posted; /* shares handed out so far */
-    cn_share_fn fn;                  /* the latest, or NULL: the pass is over */
+    cn_share_fn fn;                  /* the latest share call's */
     void *arg;
     int nt;          /* threads taking part in it (workers beyond wait it out) */
     unsigned *cut;   /* its cuts: thread t's part [cut[t], cut[t + 1]) */
@@ -68,7 +84,25 @@ struct cn_team {
     int call;       /* the next share call's number in the pass */
     unsigned fixed; /* a forced first cut (cn_team_fix_cut), or 0 */
     team_call calls[TEAM_CALLS];
+    /* The workers: started (1 to threads - 1 of them) in the process's
+     * fork generation born; asleep of them on wake, under lock; quit tells
+     * them to end; tried: started in that generation, or tried to. */
+    pthread_t *workers;
+    int tried, started;
+    unsigned born;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    _Alignas(64) atomic_int asleep;
+    atomic_int quit;
 };
+
+/* A child of fork() has none of its parent's threads: each fork counts a
+ * generation, and a team started in an earlier one starts its workers
+ * again. */
+static atomic_uint forks;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void forked(void) { atomic_fetch_add(&forks, 1); }
+static void watch_forks(void) { pthread_atfork(NULL, NULL, forked); }
 
 static void spin_pause(void)
 {
@@ -143,13 +177,15 @@ static void learn(const cn_team *tm, team_call *c, int nt, const uint64_t *took)
     }
 }
 
+static unsigned post(cn_team *tm);
+
 /* Hands the size - 1 waiting workers fn and waits for them; the calling
  * thread does share 0 meanwhile.  The pass's share calls after the first
  * TEAM_CALLS are cut evenly. */
 static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg, int adapt)
 {
     team_call *c = NULL;
-    if (fn && adapt && tm->call < TEAM_CALLS) {
+    if (adapt && tm->call < TEAM_CALLS) {
         c = &tm->calls[tm->call];
         if (c->fn != fn || c->nt != nt) { /* another pass: start afresh */
             c->fn = fn, c->nt = nt;
@@ -157,22 +193,17 @@ static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg, 
                 c->rate[t] = 0.0;
         }
     }
-    if (fn) {
-        tm->call++;
-        set_cuts(tm, c, nt);
-    }
+    tm->call++;
+    set_cuts(tm, c, nt);
     tm->fn = fn;
     tm->arg = arg;
     tm->nt = nt;
-    unsigned seq = atomic_load_explicit(&tm->posted, memory_order_relaxed) + 1;
-    atomic_store_explicit(&tm->posted, seq, memory_order_release);
+    unsigned seq = post(tm);
     uint64_t took[TEAM_MAX_LEARNT];
-    if (fn) {
-        cn_share s = {0, nt, tm->cut[0], tm->cut[1]};
-        uint64_t t0 = ticks();
-        fn(arg, &s);
-        took[0] = ticks() - t0;
-    }
+    cn_share s = {0, nt, tm->cut[0], tm->cut[1]};
+    uint64_t t0 = ticks();
+    fn(arg, &s);
+    took[0] = ticks() - t0;
     for (int h = 1; h < size; h++) {
         while (atomic_load_explicit(&tm->slot[h].done, memory_order_acquire) != seq)
             spin_pause();
@@ -183,25 +214,66 @@ static void team_hand(cn_team *tm, int size, int nt, cn_share_fn fn, void *arg, 
         learn(tm, c, nt, took);
 }
 
-/* A waiting worker: its share of everything handed out after seen, until
- * the pass is over. */
-static void team_wait(cn_team *tm, int h, unsigned seen)
+/* The next post after seen (a worker's): spun for up to TEAM_SPIN_S, then
+ * asleep on wake.  asleep is counted before posted is read again, and
+ * post() reads asleep after it changes posted (both sequentially
+ * consistent), so that a worker going to sleep either sees the new post or
+ * is woken. */
+static unsigned next_post(cn_team *tm, unsigned seen)
 {
-    for (;;) {
-        unsigned p;
-        while ((p = atomic_load_explicit(&tm->posted, memory_order_acquire)) == seen)
-            spin_pause();
-        seen = p;
-        cn_share_fn fn = tm->fn;
-        if (fn && h < tm->nt) {
+    unsigned p;
+    double until = 0.0;
+    for (unsigned i = 1;; i++) {
+        if ((p = atomic_load_explicit(&tm->posted, memory_order_acquire)) != seen)
+            return p;
+        spin_pause();
+        if (i % 1024 == 0) {
+            double now = cn_now();
+            if (until == 0.0)
+                until = now + TEAM_SPIN_S;
+            else if (now > until)
+                break;
+        }
+    }
+    pthread_mutex_lock(&tm->lock);
+    atomic_fetch_add(&tm->asleep, 1);
+    while ((p = atomic_load(&tm->posted)) == seen)
+        pthread_cond_wait(&tm->wake, &tm->lock);
+    atomic_fetch_sub(&tm->asleep, 1);
+    pthread_mutex_unlock(&tm->lock);
+    return p;
+}
+
+/* Posts the next handing over (the lead's), waking the workers asleep. */
+static unsigned post(cn_team *tm)
+{
+    unsigned seq = atomic_load_explicit(&tm->posted, memory_order_relaxed) + 1;
+    atomic_store(&tm->posted, seq);
+    if (atomic_load(&tm->asleep) > 0) {
+        pthread_mutex_lock(&tm->lock);
+        pthread_cond_broadcast(&tm->wake);
+        pthread_mutex_unlock(&tm->lock);
+    }
+    return seq;
+}
+
+/* A worker: its share of everything handed out, until the team goes. */
+static void *team_worker(void *arg)
+{
+    team_slot *me = arg;
+    cn_team *tm = me->tm;
+    int h = me->h;
+    for (unsigned seen = me->seen;;) {
+        seen = next_post(tm, seen);
+        if (atomic_load_explicit(&tm->quit, memory_order_relaxed))
+            return NULL;
+        if (h < tm->nt) {
             cn_share s = {h, tm->nt, tm->cut[h], tm->cut[h + 1]};
             uint64_t t0 = ticks();
-            fn(tm->arg, &s);
-            tm->slot[h].took = ticks() - t0;
+            tm->fn(tm->arg, &s);
+            me->took = ticks() - t0;
         }
-        atomic_store_explicit(&tm->slot[h].done, seen, memory_order_release);
-        if (!fn)
-            return;
+        atomic_store_explicit(&me->done, seen, memory_order_release);
     }
 }
 
@@ -235,49 +307,93 @@ cn_team *cn_team_create(int threads)
     team_slot *slot = cn_alloc((size_t)threads, sizeof *slot);
     unsigned *cut = cn_alloc((size_t)threads + 1, sizeof *cut);
     double *rate = cn_alloc((size_t)TEAM_CALLS * (size_t)threads, sizeof *rate);
-    if (!tm || !slot || !cut || !rate) {
+    pthread_t *workers = cn_alloc((size_t)threads, sizeof *workers);
+    if (!tm || !slot || !cut || !rate || !workers) {
         cn_free(tm);
         cn_free(slot);
         cn_free(cut);
         cn_free(rate);
+        cn_free(workers);
         return NULL;
     }
     tm->slot = slot;
     tm->cut = cut;
     tm->threads = threads;
+    tm->workers = workers;
     for (int k = 0; k < TEAM_CALLS; k++)
         tm->calls[k].rate = rate + (size_t)k * (size_t)threads;
+    pthread_once(&fork_once, watch_forks);
     return tm;
+}
+
+/* Starts the workers (those it can: returns how many), with a lock and a
+ * condition of their own. */
+static int start_workers(cn_team *tm)
+{
+    tm->tried = 1;
+    tm->started = 0;
+    tm->born = atomic_load(&forks);
+    atomic_store(&tm->asleep, 0);
+    atomic_store(&tm->quit, 0);
+    if (pthread_mutex_init(&tm->lock, NULL) != 0)
+        return 0;
+    if (pthread_cond_init(&tm->wake, NULL) != 0) {
+        pthread_mutex_destroy(&tm->lock);
+        return 0;
+    }
+    unsigned now = atomic_load(&tm->posted);
+    for (int h = 1; h < tm->threads; h++) {
+        team_slot *sl = &tm->slot[h];
+        sl->tm = tm, sl->h = h, sl->seen = now;
+        atomic_store(&sl->done, now);
+        if (pthread_create(&tm->workers[h], NULL, team_worker, sl) != 0)
+            break;
+        tm->started = h;
+    }
+    return tm->started;
+}
+
+static void stop_workers(cn_team *tm)
+{
+    if (tm->started == 0)
+        return;
+    atomic_store(&tm->quit, 1);
+    post(tm);
+    for (int h = 1; h <= tm->started; h++)
+        pthread_join(tm->workers[h], NULL);
+    pthread_cond_destroy(&tm->wake);
+    pthread_mutex_destroy(&tm->lock);
+    tm->started = 0;
 }
 
 void cn_team_free(cn_team *tm)
 {
     if (!tm)
         return;
+    if (tm->born == atomic_load(&forks))
+        stop_workers(tm);
     cn_free(tm->slot);
     cn_free(tm->cut);
     cn_free(tm->calls[0].rate);
+    cn_free(tm->workers);
     cn_free(tm);
 }
 
 void cn_team_fix_cut(cn_team *tm, unsigned at) { tm->fixed = at; }
 
-void cn_team_run(cn_cpu *lead, int threads, void (*fn)(void *user, const cn_backend *lead),
-                 void *user)
+int cn_team_workers(cn_team *tm, int *asleep)
+{
+    *asleep = atomic_load(&tm->asleep);
+    return tm->born == atomic_load(&forks) ? tm->started : 0;
+}
+
+void cn_team_run(cn_cpu *lead, void (*fn)(void *user, const cn_backend *lead), void *user)
 {
     cn_team *tm = lead->team;
-    unsigned start = atomic_load_explicit(&tm->posted, memory_order_relaxed);
-#pragma omp parallel num_threads(threads)
-    {
-        int t = thread_id();
-        if (t == 0) {
-            /* Only the threads the region has are waited for. */
-            lead->team_size = region_threads();
-            tm->call = 0;
-            fn(user, &lead->base);
-            team_hand(tm, lead->team_size, 0, NULL, NULL, 0);
-        } else {
-            team_wait(tm, t, start);
-        }
+    if (!tm->tried || tm->born != atomic_load(&forks)) {
+        /* not yet, or before a fork: the threads are not there */
+        lead->team_size = 1 + start_workers(tm);
     }
+    tm->call = 0;
+    fn(user, &lead->base);
 }
