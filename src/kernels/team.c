@@ -327,7 +327,7 @@ cn_team *cn_team_create(int threads)
 }
 
 /* Starts the workers (those it can: returns how many), with a lock and a
- * condition of their own. */
+ * condition of their own (kept while any worker runs). */
 static int start_workers(cn_team *tm)
 {
     tm->tried = 1;
@@ -349,6 +349,10 @@ static int start_workers(cn_team *tm)
         if (pthread_create(&tm->workers[h], NULL, team_worker, sl) != 0)
             break;
         tm->started = h;
+    }
+    if (tm->started == 0) { /* the passes run on the calling thread alone */
+        pthread_cond_destroy(&tm->wake);
+        pthread_mutex_destroy(&tm->lock);
     }
     return tm->started;
 }
