@@ -611,6 +611,10 @@ static void team_workers_sleep_wake_and_fork(void)
         alarm(30); /* not inherited */
         int ok = cn_team_workers(tm, &asleep) == 0 && team_pass_is(net, x, p1, z1) &&
                  cn_team_workers(tm, &asleep) == 1 && team_pass_is(net, x, p1, z1);
+        free(x); /* and the child's worker ended (valgrind counts what _exit leaves) */
+        cn_model_free(m1);
+        cn_model_free(m2);
+        cn_spec_free(spec);
         _exit(ok ? 0 : 1);
     }
     int status = -1;
