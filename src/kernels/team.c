@@ -59,9 +59,8 @@ typedef struct cn_team cn_team;
 typedef struct team_slot {
     _Alignas(64) atomic_uint done; /* the last share this worker finished */
     uint64_t took;                 /* its ticks, written before done */
-    cn_team *tm;                   /* the worker's team and number in it */
-    int h;
-    unsigned seen; /* posted when it was started */
+    cn_team *tm;                   /* the worker's team */
+    unsigned seen;                 /* posted when it was started */
 } team_slot;
 
 /* What the team learnt of one share call of the pass: the function it
@@ -85,10 +84,10 @@ struct cn_team {
     unsigned fixed; /* a forced first cut (cn_team_fix_cut), or 0 */
     team_call calls[TEAM_CALLS];
     /* The workers: started (1 to threads - 1 of them) in the process's
-     * fork generation born; asleep of them on wake, under lock; quit tells
-     * them to end; tried: started in that generation, or tried to. */
+     * fork generation born - 1 (born 0: never tried); asleep of them on
+     * wake, under lock; quit tells them to end. */
     pthread_t *workers;
-    int tried, started;
+    int started;
     unsigned born;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -103,6 +102,9 @@ static atomic_uint forks;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void forked(void) { atomic_fetch_add(&forks, 1); }
 static void watch_forks(void) { pthread_atfork(NULL, NULL, forked); }
+
+/* Whether tm's workers were started (or tried to be) in this process. */
+static int born_here(const cn_team *tm) { return tm->born == atomic_load(&forks) + 1; }
 
 static void spin_pause(void)
 {
@@ -262,7 +264,7 @@ static void *team_worker(void *arg)
 {
     team_slot *me = arg;
     cn_team *tm = me->tm;
-    int h = me->h;
+    int h = (int)(me - tm->slot);
     for (unsigned seen = me->seen;;) {
         seen = next_post(tm, seen);
         if (atomic_load_explicit(&tm->quit, memory_order_relaxed))
@@ -330,9 +332,8 @@ cn_team *cn_team_create(int threads)
  * condition of their own (kept while any worker runs). */
 static int start_workers(cn_team *tm)
 {
-    tm->tried = 1;
     tm->started = 0;
-    tm->born = atomic_load(&forks);
+    tm->born = atomic_load(&forks) + 1;
     atomic_store(&tm->asleep, 0);
     atomic_store(&tm->quit, 0);
     if (pthread_mutex_init(&tm->lock, NULL) != 0)
@@ -344,7 +345,7 @@ static int start_workers(cn_team *tm)
     unsigned now = atomic_load(&tm->posted);
     for (int h = 1; h < tm->threads; h++) {
         team_slot *sl = &tm->slot[h];
-        sl->tm = tm, sl->h = h, sl->seen = now;
+        sl->tm = tm, sl->seen = now;
         atomic_store(&sl->done, now);
         if (pthread_create(&tm->workers[h], NULL, team_worker, sl) != 0)
             break;
@@ -374,7 +375,7 @@ void cn_team_free(cn_team *tm)
 {
     if (!tm)
         return;
-    if (tm->born == atomic_load(&forks))
+    if (born_here(tm))
         stop_workers(tm);
     cn_free(tm->slot);
     cn_free(tm->cut);
@@ -388,13 +389,13 @@ void cn_team_fix_cut(cn_team *tm, unsigned at) { tm->fixed = at; }
 int cn_team_workers(cn_team *tm, int *asleep)
 {
     *asleep = atomic_load(&tm->asleep);
-    return tm->born == atomic_load(&forks) ? tm->started : 0;
+    return born_here(tm) ? tm->started : 0;
 }
 
 void cn_team_run(cn_cpu *lead, void (*fn)(void *user, const cn_backend *lead), void *user)
 {
     cn_team *tm = lead->team;
-    if (!tm->tried || tm->born != atomic_load(&forks)) {
+    if (!born_here(tm)) {
         /* not yet, or before a fork: the threads are not there */
         lead->team_size = 1 + start_workers(tm);
     }
