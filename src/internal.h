@@ -145,8 +145,10 @@ typedef struct cn_layer cn_layer;
  * space, labels) is backend memory: the layer hands it to the backend's
  * operations and never reads or writes it itself. */
 /* The timed trials of each way of running an evaluation pass over fewer
- * samples than the backend's workers (net.c, small_pass). */
-#define CN_SMALL_TIMED 12
+ * samples than the backend's workers (net.c, small_pass), and the passes
+ * on all threads whose mean time is checked against a pass alone. */
+#define CN_SMALL_TIMED  12
+#define CN_SMALL_WINDOW 64
 
 typedef struct cn_ctx {
     const cn_backend *be;
@@ -411,6 +413,12 @@ struct cn_net {
         unsigned pass;                   /* passes since the last trials began */
         int alone;                       /* the way taken: 1 on one thread */
         double times[2][CN_SMALL_TIMED]; /* the trials' times, each way's */
+        double window;                   /* the time of the passes on all threads since
+                                            the trials or the last check... */
+        unsigned in_window;              /* ...and how many there were */
+        int slow;                        /* windows in a row slower than a pass alone */
+        unsigned backoff, rest;          /* epochs alone, without trials, after the last
+                                            one sent alone by slow windows; of them left */
     } small;
     size_t arena_floats;
     float **dlater;        /* dlater[i]: gradient of a read_later layer's output

@@ -1734,10 +1734,29 @@ static void run_chunks(cn_net *net, const float *x, size_t n, double *times)
  * data between the cores' caches: the first SMALL_WARM of a run do not
  * count), and the way whose median pass was quicker runs the rest.  Both
  * give the same bits (every kernel sums an output as one thread does), so
- * the choice changes only the time. */
-#define SMALL_EPOCH 4096
-#define SMALL_WARM  4
-#define SMALL_TRIES (SMALL_WARM + CN_SMALL_TIMED)
+ * the choice changes only the time.
+ *
+ * A median of a dozen passes does not see a busy machine's worst: beside
+ * another process that keeps a core busy, the operating system takes a
+ * worker off its core for milliseconds at a time, and every pass that needs
+ * its share waits (fashion-best's one image on 2 threads beside `stress -c
+ * 1`: 3 880 images/s and a 99th percentile of 4.1 ms, against 10 660 and
+ * 0.12 ms alone).  So while the threads' way runs, the mean of every
+ * CN_SMALL_WINDOW of its passes is checked against the median pass alone:
+ * after SMALL_STRIKES windows in a row past SMALL_SLOWER times that, the
+ * rest of the epoch runs alone, and so do the next epochs, without trials:
+ * 1 after the first such epoch, then 2, 4, up to SMALL_BACKOFF, until an
+ * epoch on all threads runs to its end.  (One window is not enough: a quiet
+ * machine stalls a pass for a millisecond or more about once in 150
+ * windows, beside `stress -c 1` nearly every window was slow.  And trials
+ * every epoch were too many: LeNet's epoch is a tenth of a second, and each
+ * went back to the threads for two windows of stalls.) */
+#define SMALL_EPOCH   4096
+#define SMALL_WARM    4
+#define SMALL_TRIES   (SMALL_WARM + CN_SMALL_TIMED)
+#define SMALL_SLOWER  1.25
+#define SMALL_STRIKES 2
+#define SMALL_BACKOFF 16
 
 /* Whether the next small pass runs alone, and whether it is a counted
  * trial (*trial: 0, or 1 + the way tried). */
@@ -1760,19 +1779,44 @@ static int by_time(const void *a, const void *b)
 }
 
 /* A small pass's time: a trial's is kept for its way, and after the trials
- * the way with the quicker median is taken. */
+ * the way with the quicker median is taken; a pass on all threads after
+ * them counts towards its window's mean, which may send the rest of the
+ * epoch alone. */
 static void small_done(cn_net *net, int trial, double seconds)
 {
     unsigned k = net->small.pass, counted = CN_SMALL_TIMED;
     if (trial)
         net->small.times[trial - 1][k % SMALL_TRIES - SMALL_WARM] = seconds;
+    else if (k >= 2 * SMALL_TRIES && !net->small.alone) {
+        net->small.window += seconds;
+        if (++net->small.in_window == CN_SMALL_WINDOW) {
+            double alone = net->small.times[1][counted / 2];
+            int slow = net->small.window > SMALL_SLOWER * alone * CN_SMALL_WINDOW;
+            net->small.slow = slow ? net->small.slow + 1 : 0;
+            net->small.window = 0.0, net->small.in_window = 0;
+            if (net->small.slow >= SMALL_STRIKES) {
+                unsigned b = net->small.backoff;
+                net->small.alone = 1;
+                net->small.backoff = b == 0 ? 1 : 2 * b < SMALL_BACKOFF ? 2 * b : SMALL_BACKOFF;
+                net->small.rest = net->small.backoff;
+            }
+        }
+    }
     if (++net->small.pass == 2 * SMALL_TRIES) {
         for (int w = 0; w < 2; w++)
             qsort(net->small.times[w], counted, sizeof(double), by_time);
         net->small.alone = net->small.times[1][counted / 2] < net->small.times[0][counted / 2];
+        net->small.window = 0.0, net->small.in_window = 0, net->small.slow = 0;
     }
-    if (net->small.pass == SMALL_EPOCH)
+    if (net->small.pass == SMALL_EPOCH) {
         net->small.pass = 0;
+        if (!net->small.alone)
+            net->small.backoff = 0;     /* an epoch on all threads to its end */
+        else if (net->small.rest > 0) { /* alone again, without trials */
+            net->small.rest--;
+            net->small.pass = 2 * SMALL_TRIES;
+        }
+    }
 }
 
 /* Layers from..n-1 over the whole pass, each on its outputs' places. */

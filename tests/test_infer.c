@@ -558,6 +558,71 @@ static void small_passes_try_both_ways(void)
         small_passes_of(SMALL_NETS[k]);
 }
 
+/* Passes on all threads that take longer, on average, than SMALL_SLOWER
+ * (1.25) times the median pass alone, in SMALL_STRIKES (2) windows of
+ * CN_SMALL_WINDOW passes in a row (net.c: a worker taken off its core by a
+ * busy machine), send the rest of the epoch alone, and the next epoch
+ * without trials; one slow window between quick ones does not.  The pass
+ * alone's median is set here to what each
+ * window needs: 1e-12 s, which no pass beats (slow), or 1 s, which every
+ * pass does (quick). */
+static int window_of(cn_net *net, const float *x, int slow)
+{
+    float p[4], z[4];
+    for (int t = 0; t < CN_SMALL_TIMED; t++)
+        net->small.times[1][t] = slow ? 1e-12 : 1.0;
+    int ok = 1;
+    for (int k = 0; k < CN_SMALL_WINDOW; k++)
+        ok &= forward(net, x, 1, p, z);
+    return ok && net->small.in_window == 0;
+}
+
+static void small_passes_leave_slow_threads(void)
+{
+    cn_spec *spec = th_spec(SMALL_NETS[0]);
+    CHECK(spec);
+    cn_model *m;
+    CHECK_OK(cn_model_create(spec, NULL, th_dev(2), &m));
+    randomize(cn_model_net(m), 7);
+    CHECK_OK(cn_model_reserve_inference(m, 1));
+    cn_net *net = cn_model_net(m);
+    float *x = random_input(net, 1, 8), p[4], z[4];
+    CHECK(x);
+    if (net->be->team) {                                   /* (the guard's backend runs no team) */
+        for (int k = 0; k < 2 * (4 + CN_SMALL_TIMED); k++) /* the trials */
+            CHECK(forward(net, x, 1, p, z));
+        net->small.alone = 0;
+        static const int slow[] = {0, 1, 0, 1, 0, 0, 1, 1};
+        static const int alone[] = {0, 0, 0, 0, 0, 0, 0, 1};
+        for (size_t w = 0; w < sizeof slow / sizeof slow[0]; w++) {
+            CHECK(window_of(net, x, slow[w]));
+            CHECK_MSG(net->small.alone == alone[w], "window %zu (%s): alone %d, not %d", w,
+                      slow[w] ? "slow" : "quick", net->small.alone, alone[w]);
+        }
+        /* Alone, no window is counted. */
+        unsigned at = net->small.pass;
+        CHECK(forward(net, x, 1, p, z));
+        CHECK(net->small.pass == at + 1 && net->small.in_window == 0 && net->small.window == 0.0);
+        /* The next epoch alone too, without trials; the one after it tries
+         * both ways again. */
+        unsigned trials = 2 * (4 + CN_SMALL_TIMED);
+        for (int epoch = 0; epoch < 2; epoch++) {
+            for (int k = 0; k < 10000 && net->small.pass >= at; k++) {
+                at = net->small.pass;
+                CHECK(forward(net, x, 1, p, z));
+            }
+            CHECK_MSG(net->small.pass == (epoch ? 0 : trials) && net->small.alone == 1 &&
+                          net->small.backoff == 1 && net->small.rest == 0,
+                      "epoch %d: pass %u, alone %d, backoff %u", epoch + 1, net->small.pass,
+                      net->small.alone, net->small.backoff);
+            at = net->small.pass;
+        }
+    }
+    free(x);
+    cn_model_free(m);
+    cn_spec_free(spec);
+}
+
 /* A team's workers are threads of its own (kernels/team.c): started at its
  * first pass, asleep after a while without one, woken by the next; and in a
  * child of fork(), which has none of its parent's threads, started again.
@@ -751,6 +816,7 @@ const th_test th_infer[] = {
     {"infer/lenet_arena_by_hand", lenet_arena_by_hand},
     {"infer/chunks_give_the_same_bits", chunks_give_the_same_bits},
     {"infer/small_passes_try_both_ways", small_passes_try_both_ways},
+    {"infer/small_passes_leave_slow_threads", small_passes_leave_slow_threads},
     {"infer/team_workers_sleep_wake_and_fork", team_workers_sleep_wake_and_fork},
     {"infer/what_it_does_not_keep_is_refused", what_it_does_not_keep_is_refused},
     {"infer/evaluation_is_the_same", evaluation_is_the_same},
