@@ -272,7 +272,7 @@ test-mpi:
 	@$(MAKE) --no-print-directory BUILD=build-mpi MPI=1 all data
 	@sh tests/mpi.sh build-mpi
 
-# The C tests under valgrind memcheck: all but seven heavy ones (tests/valgrind.sh
+# The C tests under valgrind memcheck: all but eight heavy ones (tests/valgrind.sh
 # says which and why).
 test-valgrind:
 	@sh scripts/deps.sh --test
@@ -494,7 +494,7 @@ help:
 	@echo "make demo     install what is missing, fetch MNIST, train the default network, report"
 	@echo "make test     build and run the whole test suite"
 	@echo "make test-asan   the whole suite under AddressSanitizer and UBSan (build-asan/)"
-	@echo "make test-valgrind  the C tests (all but seven heavy ones) under valgrind memcheck"
+	@echo "make test-valgrind  the C tests (all but eight heavy ones) under valgrind memcheck"
 	@echo "make test-mpi    data-parallel training over MPI (build-mpi/, make MPI=1)"
 	@echo "make test-fresh  .ci/run on a bare Debian 12 in a chroot, from a clean clone (root, ~1 h)"
 	@echo "make test-stress the whole suite ten times with both cores kept busy (RUNS=N)"
