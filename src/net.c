@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1661,6 +1662,7 @@ typedef struct chunk_job {
     const float *x;
     size_t n, k; /* the batch and its chunks */
     double *times;
+    atomic_size_t next; /* the next chunk a worker takes */
 } chunk_job;
 
 /* Chunks [c0, c1) through every layer on backend be, worker w's areas. */
@@ -1687,11 +1689,15 @@ static void run_chunk_range(const chunk_job *j, const cn_backend *be, size_t w, 
     }
 }
 
+/* Worker w's chunks: each the next not yet taken, so that a worker on a
+ * slower core, or one the operating system takes off its core, takes fewer
+ * (fixed ranges made the pass wait for it); every chunk gives the same bits
+ * on any worker. */
 static void chunk_worker(void *user, size_t w, const cn_backend *one)
 {
-    const chunk_job *j = user;
-    size_t rest = j->k - 1, workers = chunk_workers(j->net);
-    run_chunk_range(j, one, w, 1 + rest * w / workers, 1 + rest * (w + 1) / workers);
+    chunk_job *j = user;
+    for (size_t c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->k;)
+        run_chunk_range(j, one, w, c, c + 1);
 }
 
 /* How many chunks a pass of n samples is cut into: as few as net->chunk
@@ -1707,8 +1713,9 @@ static size_t chunk_count(const cn_net *net, size_t n)
 
 static void run_chunks(cn_net *net, const float *x, size_t n, double *times)
 {
-    chunk_job j = {net, x, n, chunk_count(net, n), times};
-    if (times) { /* per-layer times: every chunk on all the threads, in turn */
+    chunk_job j = {net, x, n, chunk_count(net, n), times, 0};
+    atomic_init(&j.next, 1); /* the first chunk on all the threads, below */
+    if (times) {             /* per-layer times: every chunk on all the threads, in turn */
         for (size_t i = 0; i < net->n_layers; i++)
             times[i] = 0.0;
         run_chunk_range(&j, net->be, 0, 0, j.k);
