@@ -822,7 +822,7 @@ cn_status cn_model_reserve_training(cn_model *model, size_t n);
  * right after a convolution is folded into it (the same bits, one pass over
  * memory fewer), and so is a max pooling after them.  On the CPU a pass
  * over more than a chunk of samples (32 to 64) goes through the layers a
- * chunk at a time, the threads each taking their own chunks, and the
+ * chunk at a time, each thread taking the next chunk not yet taken, and the
  * outputs are planned for a chunk per thread (the logits and probabilities
  * for n): LeNet at a batch of 1000 on 2 threads takes 2 MB of outputs
  * (14.7 without chunks, 75.7 without the block), and no backward buffers.
