@@ -1785,30 +1785,36 @@ static int by_time(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* A pass on all threads after the trials, seconds long, into its window;
+ * at the window's end, SMALL_STRIKES slow ones in a row send the rest of
+ * the epoch alone, and the next backoff epochs (doubled each time). */
+static void small_window(cn_net *net, double seconds)
+{
+    net->small.window += seconds;
+    if (++net->small.in_window < CN_SMALL_WINDOW)
+        return;
+    double alone = net->small.times[1][CN_SMALL_TIMED / 2];
+    int slow = net->small.window > SMALL_SLOWER * alone * CN_SMALL_WINDOW;
+    net->small.slow = slow ? net->small.slow + 1 : 0;
+    net->small.window = 0.0, net->small.in_window = 0;
+    if (net->small.slow < SMALL_STRIKES)
+        return;
+    unsigned b = net->small.backoff;
+    net->small.alone = 1;
+    net->small.backoff = b == 0 ? 1 : 2 * b < SMALL_BACKOFF ? 2 * b : SMALL_BACKOFF;
+    net->small.rest = net->small.backoff;
+}
+
 /* A small pass's time: a trial's is kept for its way, and after the trials
  * the way with the quicker median is taken; a pass on all threads after
- * them counts towards its window's mean, which may send the rest of the
- * epoch alone. */
+ * them counts towards its window (small_window). */
 static void small_done(cn_net *net, int trial, double seconds)
 {
     unsigned k = net->small.pass, counted = CN_SMALL_TIMED;
     if (trial)
         net->small.times[trial - 1][k % SMALL_TRIES - SMALL_WARM] = seconds;
-    else if (k >= 2 * SMALL_TRIES && !net->small.alone) {
-        net->small.window += seconds;
-        if (++net->small.in_window == CN_SMALL_WINDOW) {
-            double alone = net->small.times[1][counted / 2];
-            int slow = net->small.window > SMALL_SLOWER * alone * CN_SMALL_WINDOW;
-            net->small.slow = slow ? net->small.slow + 1 : 0;
-            net->small.window = 0.0, net->small.in_window = 0;
-            if (net->small.slow >= SMALL_STRIKES) {
-                unsigned b = net->small.backoff;
-                net->small.alone = 1;
-                net->small.backoff = b == 0 ? 1 : 2 * b < SMALL_BACKOFF ? 2 * b : SMALL_BACKOFF;
-                net->small.rest = net->small.backoff;
-            }
-        }
-    }
+    else if (k >= 2 * SMALL_TRIES && !net->small.alone)
+        small_window(net, seconds);
     if (++net->small.pass == 2 * SMALL_TRIES) {
         for (int w = 0; w < 2; w++)
             qsort(net->small.times[w], counted, sizeof(double), by_time);

@@ -563,9 +563,8 @@ static void small_passes_try_both_ways(void)
  * CN_SMALL_WINDOW passes in a row (net.c: a worker taken off its core by a
  * busy machine), send the rest of the epoch alone, and the next epoch
  * without trials; one slow window between quick ones does not.  The pass
- * alone's median is set here to what each
- * window needs: 1e-12 s, which no pass beats (slow), or 1 s, which every
- * pass does (quick). */
+ * alone's median is set here to what each window needs: 1e-12 s, which no
+ * pass beats (slow), or 1 s, which every pass does (quick). */
 static int window_of(cn_net *net, const float *x, int slow)
 {
     float p[4], z[4];
@@ -588,8 +587,9 @@ static void small_passes_leave_slow_threads(void)
     cn_net *net = cn_model_net(m);
     float *x = random_input(net, 1, 8), p[4], z[4];
     CHECK(x);
-    if (net->be->team) {                                   /* (the guard's backend runs no team) */
-        for (int k = 0; k < 2 * (4 + CN_SMALL_TIMED); k++) /* the trials */
+    unsigned trials = 2 * (4 + CN_SMALL_TIMED); /* 4 warm and the timed, each way */
+    if (net->be->team) {                        /* (the guard's backend runs no team) */
+        for (unsigned k = 0; k < trials; k++)
             CHECK(forward(net, x, 1, p, z));
         net->small.alone = 0;
         static const int slow[] = {0, 1, 0, 1, 0, 0, 1, 1};
@@ -605,7 +605,6 @@ static void small_passes_leave_slow_threads(void)
         CHECK(net->small.pass == at + 1 && net->small.in_window == 0 && net->small.window == 0.0);
         /* The next epoch alone too, without trials; the one after it tries
          * both ways again. */
-        unsigned trials = 2 * (4 + CN_SMALL_TIMED);
         for (int epoch = 0; epoch < 2; epoch++) {
             for (int k = 0; k < 10000 && net->small.pass >= at; k++) {
                 at = net->small.pass;
