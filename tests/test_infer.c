@@ -720,8 +720,10 @@ static void training_after_inference_is_the_same(void)
 
 /* A forward-only network's convolution keeps its filters as its kernels
  * read them (on AVX-512, the Winograd transforms: F(4x4, 3x3) of the 3x3
- * layer, F(2x2, 5x5) of the 5x5 one on 8 x 8) from one pass to the next, and
- * makes them again whenever the weights change, however they changed: set
+ * layer, F(2x2, 5x5) of the 5x5 one on 8 x 8), and a fully connected layer
+ * its weights transposed for one sample (512 x 20, past 32 KB: every kernel
+ * set), from one
+ * pass to the next, and makes them again whenever the weights change, however they changed: set
  * (cn_net_set), or the model's moving average swapped in and out
  * (cn_model_ema_use, as an evaluation with the average does).  Every pass
  * gives the full layout's bits for the weights of the moment, on 1 and 2
@@ -734,7 +736,7 @@ static void kept_filters_follow_the_weights(void)
     cn_spec *spec = th_spec("[net]\nchannels=16\nheight=16\nwidth=16\nclasses=3\n[train]\n"
                             "batch=5\nema=0.9\n[conv]\nfilters=16\nsize=3\npad=1\n[batchnorm]\n"
                             "[relu]\n[maxpool]\n[conv]\nfilters=32\nsize=5\npad=2\n[relu]\n"
-                            "[maxpool]\n[fc]\noutputs=3\n[softmax]\n");
+                            "[maxpool]\n[fc]\noutputs=20\n[fc]\noutputs=3\n[softmax]\n");
     CHECK(spec);
     for (int threads = 1; threads <= 2; threads++)
         for (size_t n = 1; n <= 5; n += 4) {
@@ -742,7 +744,8 @@ static void kept_filters_follow_the_weights(void)
             CHECK_OK(cn_model_create(spec, NULL, th_dev(threads), &m));
             cn_net *net = cn_model_net(m);
             size_t np = cn_net_num_params(net);
-            size_t at[2] = {net->layers[0].t[0].offset + 7, net->layers[4].t[0].offset + 9};
+            size_t at[3] = {net->layers[0].t[0].offset + 7, net->layers[4].t[0].offset + 9,
+                            net->layers[7].t[0].offset + 11};
             float *w = malloc(np * sizeof *w), *x = random_input(net, n, 9);
             float p[6][5 * 3], full[5 * 3], z[5 * 3];
             CHECK(w && x);
@@ -754,22 +757,24 @@ static void kept_filters_follow_the_weights(void)
             CHECK_OK(cn_net_set(net, CN_PARAMS, 0, np, w));
             CHECK_OK(cn_model_reserve_inference(m, n));
             net = cn_model_net(m);
-            const cn_layer *c1 = &net->layers[0], *c2 = &net->layers[4];
-            CHECK(c1->ops == &cn_conv_ops && c2->ops == &cn_conv_ops);
+            const cn_layer *c1 = &net->layers[0], *c2 = &net->layers[4], *f1 = &net->layers[7];
+            CHECK(c1->ops == &cn_conv_ops && c2->ops == &cn_conv_ops && f1->ops == &cn_fc_ops);
             CHECK(forward(net, x, n, p[0], z));
             CHECK(forward(net, x, n, p[1], z));
-            /* a weight of each convolution moves, then comes back */
-            float was[2] = {w[at[0]], w[at[1]]}, moved[2] = {was[0] + 0.5f, was[1] - 0.5f};
-            for (int k = 0; k < 2; k++)
+            /* a weight of each convolution and of the first fully connected
+             * layer moves, then comes back */
+            float was[3] = {w[at[0]], w[at[1]], w[at[2]]};
+            float moved[3] = {was[0] + 0.5f, was[1] - 0.5f, was[2] + 0.5f};
+            for (int k = 0; k < 3; k++)
                 CHECK_OK(cn_net_set(net, CN_PARAMS, at[k], 1, &moved[k]));
             CHECK(forward(net, x, n, p[2], z));
-            for (int k = 0; k < 2; k++)
+            for (int k = 0; k < 3; k++)
                 CHECK_OK(cn_net_set(net, CN_PARAMS, at[k], 1, &was[k]));
             CHECK(forward(net, x, n, p[3], z));
             /* the average (the weights of now) in, moved weights, then the
              * average swapped in and out */
             CHECK_OK(cn_model_ema_use(m, 0));
-            for (int k = 0; k < 2; k++)
+            for (int k = 0; k < 3; k++)
                 CHECK_OK(cn_net_set(net, CN_PARAMS, at[k], 1, &moved[k]));
             CHECK(forward(net, x, n, p[4], z));
             CHECK_OK(cn_model_ema_use(m, 1));
@@ -796,6 +801,14 @@ static void kept_filters_follow_the_weights(void)
                 if (strcmp(cn_net_isa(net), "avx512") == 0)
                     CHECK_MSG(keep > 0, "layer %d keeps nothing on AVX-512", 4 * k);
             }
+            size_t fkeep = net->be->fc_keep ? net->be->fc_keep(net->be, 20, 512) : 0;
+            float fmade = 0.0f;
+            if (fkeep)
+                net->be->download(net->be, &fmade, f1->state, sizeof fmade);
+            CHECK_MSG(f1->state_floats == fkeep && (!fkeep || n > 1 || fmade == 1.0f),
+                      "fc1 keeps %zu floats (%g)", f1->state_floats, fmade);
+            if (strcmp(net->be->name, "cpu") == 0 || strcmp(net->be->name, "guard") == 0)
+                CHECK_MSG(fkeep > 0, "fc1 keeps nothing on the %s backend", net->be->name);
             /* The full layout (no keeping) with the changed weight. */
             CHECK_OK(cn_model_reserve(m, 5));
             net = cn_model_net(m);

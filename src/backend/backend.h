@@ -156,6 +156,19 @@ struct cn_backend {
     void (*gemm)(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                  const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                  size_t ldc);
+    /* Floats that fc_fwd may keep between the passes of a forward-only
+     * network (its keep argument) for weights of m x k: the weights in the
+     * form its kernel for a few samples reads; 0 where it keeps nothing.
+     * NULL: nothing, ever. */
+    size_t (*fc_keep)(const cn_backend *be, size_t m, size_t k);
+    /* A fully connected layer's forward pass, y (n, m) = x (n, k) w^T + b
+     * with w (m, k) and b (m): the bits of gemm (0, 1, ...) and then
+     * add_bias.  keep: NULL, or fc_keep() floats kept as conv_fwd's keep
+     * is (made when its first float is not 1; the caller sets that float to
+     * 0 whenever w may have changed).  NULL where the backend has none (the
+     * layer then calls gemm and add_bias). */
+    void (*fc_fwd)(const cn_backend *be, size_t n, size_t m, size_t k, const float *x,
+                   const float *w, const float *b, float *y, float *keep);
     /* y (n, m, p) += bias (m). */
     void (*add_bias)(const cn_backend *be, float *y, size_t n, size_t m, size_t p,
                      const float *bias);

@@ -64,6 +64,14 @@ typedef struct cn_cpu {
     void (*gemm_st_pre)(float *pack, const float *pre, int ta, int tb, size_t m, size_t n, size_t k,
                         float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                         float beta, float *c, size_t ldc);
+    /* A fully connected layer's weights (m, k) kept transposed for its
+     * forward pass on one sample (gemm_driver.h): the floats they take
+     * (with the scratch of the kernel on up to threads threads), and that pass, y = W x + b (1; 0
+     * for more samples than one, not done).  The backend's fc_keep chooses the layers that keep
+     * them (cpu_kernels.h). */
+    size_t (*fc_floats)(size_t m, size_t k, int threads);
+    int (*fc_one)(const cn_backend *be, size_t n, size_t m, size_t k, const float *x,
+                  const float *w, const float *b, float *y, float *keep);
     /* "guard" only: the kernels' own table, called between unlocking and
      * locking the memory (backend/guard.c). */
     cn_backend inner;

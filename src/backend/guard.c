@@ -133,6 +133,10 @@ GUARD(gemm,
       (const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
        const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc),
       (be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+GUARD(fc_fwd,
+      (const cn_backend *be, size_t n, size_t m, size_t k, const float *x, const float *w,
+       const float *b, float *y, float *keep),
+      (be, n, m, k, x, w, b, y, keep))
 GUARD(add_bias, (const cn_backend *be, float *y, size_t n, size_t m, size_t p, const float *bias),
       (be, y, n, m, p, bias))
 GUARD(bias_grad, (const cn_backend *be, const float *dy, size_t n, size_t m, size_t p, float *db),
@@ -286,6 +290,7 @@ int cn_guard_wrap(cn_cpu *cpu)
     be->copy = g_copy;
     be->fill = g_fill;
     be->gemm = g_gemm;
+    be->fc_fwd = be->fc_fwd ? g_fc_fwd : NULL;
     be->add_bias = g_add_bias;
     be->bias_grad = g_bias_grad;
     be->add = g_add;

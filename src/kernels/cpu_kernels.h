@@ -26,13 +26,43 @@
 #define CN_FILL_CAT(a, b)  CN_FILL_CAT2(a, b)
 #define CN_GEMM(suffix)    CN_FILL_CAT(CN_FILL_CAT(cn_gemm_, CN_ISA), suffix)
 
+/* A fully connected layer's forward pass (backend.h): one sample with the
+ * weights kept transposed (gemm_driver.h) where it applies, else the GEMM
+ * and the bias.  Weights are kept from FC_KEEP_MIN bytes (a core's L1 data cache:
+ * smaller ones come from there whatever their layout, and a copy would
+ * only take memory) to FC_KEEP_MAX (beyond, a second copy of so much is
+ * more memory than a pass over a few samples should cost). */
+#define FC_KEEP_MIN ((size_t)32 << 10)
+#define FC_KEEP_MAX ((size_t)64 << 20)
+
+static size_t fc_keep(const cn_backend *be, size_t m, size_t k)
+{
+    if (k == 0 || m > FC_KEEP_MAX / sizeof(float) / k)
+        return 0;
+    const cn_cpu *cpu = cn_cpu_of(be);
+    return m * k * sizeof(float) > FC_KEEP_MIN ? cpu->fc_floats(m, k, cpu->threads) : 0;
+}
+
+static void fc_fwd(const cn_backend *be, size_t n, size_t m, size_t k, const float *x,
+                   const float *w, const float *b, float *y, float *keep)
+{
+    if (keep && CN_GEMM(_fc)(be, n, m, k, x, w, b, y, keep))
+        return;
+    CN_GEMM()(be, 0, 1, n, m, k, 1.0f, x, k, w, k, 0.0f, y, m);
+    add_bias(be, y, n, m, 1, b);
+}
+
 void CN_FILL_CAT(cn_cpu_fill_, CN_ISA)(cn_cpu *cpu)
 {
     cn_backend *be = &cpu->base;
     cpu->gemm_st = CN_GEMM(_st);
     cpu->gemm_pack_a = CN_GEMM(_pack_a);
     cpu->gemm_st_pre = CN_GEMM(_st_pre);
+    cpu->fc_floats = CN_GEMM(_fc_floats);
+    cpu->fc_one = CN_GEMM(_fc);
     be->gemm = CN_GEMM();
+    be->fc_keep = fc_keep;
+    be->fc_fwd = fc_fwd;
     be->add_bias = add_bias;
     be->bias_grad = bias_grad;
     be->add = cn_plain_add;

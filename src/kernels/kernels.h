@@ -29,7 +29,10 @@ void cn_gemm_ref(int ta, int tb, size_t m, size_t n, size_t k, float alpha, cons
     void name##_pack_a(int ta, size_t m, size_t k, const float *a, size_t lda, float *pre);        \
     void name##_st_pre(float *pack, const float *pre, int ta, int tb, size_t m, size_t n,          \
                        size_t k, float alpha, const float *a, size_t lda, const float *b,          \
-                       size_t ldb, float beta, float *c, size_t ldc);
+                       size_t ldb, float beta, float *c, size_t ldc);                              \
+    size_t name##_fc_floats(size_t m, size_t k, int threads);                                      \
+    int name##_fc(const cn_backend *be, size_t n, size_t m, size_t k, const float *x,              \
+                  const float *w, const float *b, float *y, float *keep);
 CN_GEMM_DECL(cn_gemm_portable)
 CN_GEMM_DECL(cn_gemm_avx2)
 CN_GEMM_DECL(cn_gemm_avx512)

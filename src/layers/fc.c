@@ -22,12 +22,24 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
     return CN_OK;
 }
 
+/* In a forward-only network the layer keeps its weights in the form the
+ * backend's kernel for a few samples reads them (fc_keep), in its state
+ * (the network's decide_keep; cleared when the weights change). */
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
     const cn_backend *be = ctx->be;
     size_t in = cn_shape_size(l->in), out = l->out.c;
+    if (be->fc_fwd) {
+        be->fc_fwd(be, n, out, in, x, l->p[0], l->p[1], y, l->state_floats ? l->state : NULL);
+        return;
+    }
     be->gemm(be, 0, 1, n, out, in, 1.0f, x, in, l->p[0], in, 0.0f, y, out);
     be->add_bias(be, y, n, out, 1, l->p[1]);
+}
+
+static size_t keep_floats(const cn_layer *l, const cn_backend *be)
+{
+    return be->fc_keep ? be->fc_keep(be, l->out.c, cn_shape_size(l->in)) : 0;
 }
 
 static void backward(cn_layer *l, const cn_ctx *ctx, const float *x, const float *y,
@@ -50,4 +62,5 @@ const cn_layer_ops cn_fc_ops = {
     .setup = setup,
     .forward = forward,
     .backward = backward,
+    .keep_floats = keep_floats,
 };
