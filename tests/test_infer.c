@@ -721,7 +721,7 @@ static void training_after_inference_is_the_same(void)
 /* A forward-only network's convolution keeps its filters as its kernels
  * read them (on AVX-512, the Winograd transforms: F(4x4, 3x3) of the 3x3
  * layer, F(2x2, 5x5) of the 5x5 one on 8 x 8), and a fully connected layer
- * its weights transposed for one sample (512 x 20, past 32 KB: every kernel
+ * its weights transposed for one sample (512 x 128, past 32 KB: every kernel
  * set), from one
  * pass to the next, and makes them again whenever the weights change, however they changed: set
  * (cn_net_set), or the model's moving average swapped in and out
@@ -736,7 +736,7 @@ static void kept_filters_follow_the_weights(void)
     cn_spec *spec = th_spec("[net]\nchannels=16\nheight=16\nwidth=16\nclasses=3\n[train]\n"
                             "batch=5\nema=0.9\n[conv]\nfilters=16\nsize=3\npad=1\n[batchnorm]\n"
                             "[relu]\n[maxpool]\n[conv]\nfilters=32\nsize=5\npad=2\n[relu]\n"
-                            "[maxpool]\n[fc]\noutputs=20\n[fc]\noutputs=3\n[softmax]\n");
+                            "[maxpool]\n[fc]\noutputs=128\n[fc]\noutputs=3\n[softmax]\n");
     CHECK(spec);
     for (int threads = 1; threads <= 2; threads++)
         for (size_t n = 1; n <= 5; n += 4) {
@@ -801,7 +801,7 @@ static void kept_filters_follow_the_weights(void)
                 if (strcmp(cn_net_isa(net), "avx512") == 0)
                     CHECK_MSG(keep > 0, "layer %d keeps nothing on AVX-512", 4 * k);
             }
-            size_t fkeep = net->be->fc_keep ? net->be->fc_keep(net->be, 20, 512) : 0;
+            size_t fkeep = net->be->fc_keep ? net->be->fc_keep(net->be, 128, 512) : 0;
             float fmade = 0.0f;
             if (fkeep)
                 net->be->download(net->be, &fmade, f1->state, sizeof fmade);
