@@ -8,8 +8,10 @@ statistics, which the export folds into the convolutions, no dropout) and
 ends in a softmax, as convnet's forward pass does: input "input" (N, C, H, W)
 float32, the input normalisation left out as in 'convnet bench' (random data
 stands for normalised images), output "probabilities" (N, classes), the batch
-dimension symbolic.  The weights are PyTorch's initialisation: the time of a
-forward pass does not depend on them."""
+dimension symbolic.  The weights are PyTorch's initialisation: ONNX Runtime's
+time of a forward pass does not depend on them (convnet's one-image pass
+skips the weights of a fully connected layer's inputs that are 0, fewer with
+starting weights than with trained ones: README, Speed)."""
 import os
 import sys
 

@@ -826,8 +826,10 @@ cn_status cn_model_reserve_training(cn_model *model, size_t n);
  * outputs are planned for a chunk per thread (the logits and probabilities
  * for n): LeNet at a batch of 1000 on 2 threads takes 2 MB of outputs
  * (14.7 without chunks, 75.7 without the block), and no backward buffers.
- * Every result is the same bits as one pass over the batch.  Errors:
- * CN_ERR_ARG, CN_ERR_NOMEM. */
+ * A fully connected layer of 128 outputs or more keeps its weights a second
+ * time, transposed, for passes over one sample, which read only the weights
+ * of its inputs that are not 0 (most, after a relu).  Every result is the
+ * same bits as one pass over the batch.  Errors: CN_ERR_ARG, CN_ERR_NOMEM. */
 cn_status cn_model_reserve_inference(cn_model *model, size_t n);
 
 /* Evaluates the model on data as cn_net_evaluate does, with the weights
