@@ -158,7 +158,7 @@ struct cn_backend {
                  size_t ldc);
     /* Floats that fc_fwd may keep between the passes of a forward-only
      * network (its keep argument) for weights of m x k: the weights in the
-     * form its kernel for a few samples reads; 0 where it keeps nothing.
+     * form its kernel for one sample reads; 0 where it keeps nothing.
      * NULL: nothing, ever. */
     size_t (*fc_keep)(const cn_backend *be, size_t m, size_t k);
     /* A fully connected layer's forward pass, y (n, m) = x (n, k) w^T + b

@@ -65,10 +65,11 @@ typedef struct cn_cpu {
                         float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                         float beta, float *c, size_t ldc);
     /* A fully connected layer's weights (m, k) kept transposed for its
-     * forward pass on one sample (gemm_driver.h): the floats they take
-     * (with the scratch of the kernel on up to threads threads), and that pass, y = W x + b (1; 0
-     * for more samples than one, not done).  The backend's fc_keep chooses the layers that keep
-     * them (cpu_kernels.h). */
+     * forward pass on one sample (gemm_driver.h): the floats they take with
+     * the kernel's scratch for up to threads threads, and that pass,
+     * y = W x + b: 1, or 0 where it leaves the pass to the GEMM (more than
+     * one sample, or inputs mostly not 0 on more than one thread).  The
+     * backend's fc_keep chooses the layers that keep them (cpu_kernels.h). */
     size_t (*fc_floats)(size_t m, size_t k, int threads);
     int (*fc_one)(const cn_backend *be, size_t n, size_t m, size_t k, const float *x,
                   const float *w, const float *b, float *y, float *keep);

@@ -408,8 +408,8 @@ size_t GEMM_CAT(GEMM_NAME, _fc_floats)(size_t m, size_t k, int threads)
 
 /* Lane l's sums of one chunk (NV vectors wide: lane l's T rows of W^T from
  * wl, NV DOT_L floats each) over the inputs t DOT_L + l for the cnt t in
- * list, into row; over every t < T where cnt is T (no input 0: the list
- * read as well costs a quarter of a dense layer's time). */
+ * list, into row; where cnt is T, over every t < T without reading the
+ * list (an index read before each row's weights: a quarter more time). */
 static inline __attribute__((always_inline)) void fc_lane(const int NV, const float *x, size_t l,
                                                           const float *wl, const uint32_t *list,
                                                           size_t cnt, size_t T, float *row)
@@ -450,9 +450,9 @@ static void fc_share(void *arg, const cn_share *s)
     if (c1 <= c0)
         return;
     /* Each lane's inputs that count, in order, without a branch on each
-     * (lane l's list from lists + l T), made by each thread for itself:
-     * made once and handed to the others, they cost LeNet's one image on 2
-     * threads 10%.  Without the lists (dense) every input is taken. */
+     * (lane l's list from lists + l T), made by each thread for itself
+     * (made by one and read by the other from its core, LeNet's one image
+     * on 2 threads took 4-8% longer).  Not sparse: every input taken. */
     uint32_t *lists = j->lists + (size_t)s->t * kv;
     size_t cnt[DOT_L];
     for (size_t l = 0; l < DOT_L; l++)

@@ -23,7 +23,7 @@ static cn_status setup(cn_layer *l, const cn_backend *be, size_t train_batch)
 }
 
 /* In a forward-only network the layer keeps its weights in the form the
- * backend's kernel for a few samples reads them (fc_keep), in its state
+ * backend's kernel for one sample reads them (fc_keep), in its state
  * (the network's decide_keep; cleared when the weights change). */
 static void forward(cn_layer *l, const cn_ctx *ctx, const float *x, float *y, size_t n)
 {
