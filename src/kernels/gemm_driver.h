@@ -253,7 +253,7 @@ static inline void dot_halve(const dot_vec acc[DOT_J], float sums[DOT_J])
 
 /* s plus the products a[p] b[p] for p < n, in order: the few-rows
  * product's last k mod DOT_L columns.  Out of line, so that every caller
- * (dot_rows, fc_cols) sums them with the same instructions: inlined, the
+ * (dot_rows, fc_share) sums them with the same instructions: inlined, the
  * compiler multiplied them four at a time in one place and contracted each
  * product and sum into one multiply-add in another, which round apart. */
 static __attribute__((noinline)) float dot_tail(float s, const float *a, const float *b, size_t n)
@@ -344,6 +344,17 @@ static int dot_direction(cn_cpu *cpu, const float *b)
     cpu->dot_seen[i].b = b;
     cpu->dot_seen[i].rev = 0;
     return 0;
+}
+
+/* Threads for a product of macs multiply-adds split in pieces: the split
+ * threads (a team's in a team pass), no more than 64 K multiply-adds each
+ * keep busy, nor than pieces. */
+static int dot_threads(const cn_cpu *cpu, size_t macs, size_t pieces)
+{
+    size_t most = macs / 65536 + 1;
+    most = pieces < most ? pieces : most;
+    int dt = cn_cpu_split_threads(cpu);
+    return (size_t)dt > most ? (int)most : dt;
 }
 
 /* A few-rows product split among threads by whole DOT_J blocks of columns
@@ -544,19 +555,13 @@ int GEMM_CAT(GEMM_NAME, _fc)(const cn_backend *be, size_t n, size_t m, size_t k,
     for (size_t i = 0; i < kv; i++)
         nz += x[i] != 0.0f;
     int sparse = (double)nz < (1.0 - FC_SPARSE) * (double)kv;
-    int dt = cn_cpu_split_threads(cpu);
-    if (!sparse && dt > 1)
+    if (!sparse && cn_cpu_split_threads(cpu) > 1)
         return 0;
     fc_job j = {m, k, mp, x, w, wt, b, pt, y, lists, dot_direction((cn_cpu *)cpu, keep), sparse};
-    /* As the product above: no more threads than 64 K multiply-adds each
-     * keep busy, nor than chunks; cut evenly (a team's cuts, moved by the
-     * threads' times, flip between 1 + 3 and 2 + 2 of LeNet's 4 chunks). */
-    size_t work = kv * m / 65536 + 1;
-    if ((size_t)dt > work)
-        dt = (int)work;
-    if ((size_t)dt > chunks)
-        dt = (int)chunks;
-    cn_cpu_shares_even(be, dt, fc_share, &j);
+    /* Threads as the product above takes them, by chunks, cut evenly (a
+     * team's cuts, moved by the threads' times, flip between 1 + 3 and
+     * 2 + 2 of LeNet's 4 chunks). */
+    cn_cpu_shares_even(be, dot_threads(cpu, kv * m, chunks), fc_share, &j);
     return 1;
 }
 
@@ -692,15 +697,8 @@ void GEMM_NAME(const cn_backend *be, int ta, int tb, size_t m, size_t n, size_t 
         dot_job j = {m, n, k, lda, ldb, ldc, alpha, beta, a, b, c, 0};
         j.rev = dot_direction((cn_cpu *)cpu, b);
         /* Column ranges of whole DOT_J blocks, one per thread (a team
-         * pass's too), and no more threads than 64 K multiply-adds each keep
-         * busy. */
-        size_t blocks = (n + DOT_J - 1) / DOT_J, work = m * n * k / 65536 + 1;
-        int dt = cn_cpu_split_threads(cpu);
-        if ((size_t)dt > work)
-            dt = (int)work;
-        if ((size_t)dt > blocks)
-            dt = (int)blocks;
-        cn_cpu_shares(be, dt, dot_share, &j);
+         * pass's too). */
+        cn_cpu_shares(be, dot_threads(cpu, m * n * k, (n + DOT_J - 1) / DOT_J), dot_share, &j);
         return;
     }
     int nk = depth_threads(cpu, nt, ta, tb, m, n, k, alpha, ldb);
