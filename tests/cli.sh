@@ -230,6 +230,24 @@ run "bench --json --infer --latency" 0 "$bin" bench tests/fixtures/conv.cfg $b8 
 run "bench --latency without --infer" 2 "$bin" bench tests/fixtures/conv.cfg --json --latency 10 &&
     expect_err "bench --latency without --infer" "--latency times forward calls: it needs --infer and --json"
 run "bench bad --seconds" 2 "$bin" bench --seconds 0 && expect_err "bench bad --seconds" "--seconds takes a number from 0.01 to 3600, not '0'"
+# --input FILE: the images of a float32 file instead of random data, batch
+# after batch and round again (20 images, batches of 8: the third step starts
+# over), for inference and training; files that are not whole images, hold
+# fewer than a batch or are missing are refused, saying why.
+"$py" -c "import random, struct, sys; random.seed(1); n = int(sys.argv[2]) * 784
+open(sys.argv[1], 'wb').write(struct.pack('<%df' % n, *[random.gauss(0, 1) for _ in range(n)]))" "$tmp/in20.f32" 20
+"$py" -c "import sys; open(sys.argv[1], 'wb').write(open(sys.argv[2], 'rb').read()[:4 * 784 * 4])" "$tmp/in4.f32" "$tmp/in20.f32"
+run "bench --input --infer" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --infer --steps 5 --input "$tmp/in20.f32" &&
+    if json "$tmp/out" infer 5 0; then ok "bench --input --infer"; else fail "bench --input --infer" "not the JSON expected"; fi
+run "bench --input training" 0 "$bin" bench tests/fixtures/conv.cfg $b8 --json --steps 4 --input "$tmp/in20.f32" &&
+    if json "$tmp/out" train 4 0; then ok "bench --input training"; else fail "bench --input training" "not the JSON expected"; fi
+head -c 1000 "$tmp/in20.f32" >"$tmp/part.f32"
+run "bench --input not whole images" 1 "$bin" bench tests/fixtures/conv.cfg $b8 --infer --input "$tmp/part.f32" &&
+    expect_err "bench --input not whole images" "part.f32: 1000 bytes are not a whole number of images of the network's input (784 float32 values, 3136 bytes each)"
+run "bench --input fewer than a batch" 1 "$bin" bench tests/fixtures/conv.cfg $b8 --infer --input "$tmp/in4.f32" &&
+    expect_err "bench --input fewer than a batch" "in4.f32 holds 4 images, fewer than the batch (8)"
+run "bench --input missing" 1 "$bin" bench tests/fixtures/conv.cfg $b8 --infer --input "$tmp/none.f32" &&
+    expect_err "bench --input missing" "--input $tmp/none.f32: No such file or directory"
 
 # --- train, eval, resume ------------------------------------------------------------
 cd "$tmp" >/dev/null || exit 1
