@@ -1,8 +1,11 @@
-// ort_bench.js ORT_DIR MODEL.onnx --batch N --threads T [--seconds S] [--latency N] [--api]
+// ort_bench.js ORT_DIR MODEL.onnx --batch N --threads T [--seconds S] [--latency N]
+//               [--input FILE] [--api]
 //
 // Times ONNX Runtime's CPU kernels on a model the way 'convnet bench --infer
 // --json' times convnet: random data (normal, held in memory) of the model's
-// input shape at batch N, a warm-up (a quarter of S, at most 0.5 s), then
+// input shape at batch N, or with --input the images of FILE (float32, no
+// header, image after image, as 'convnet bench --input' reads them: each call
+// the next batch, from the first again when too few are left), a warm-up (a quarter of S, at most 0.5 s), then
 // forward calls, one after the other, each timed alone, until S seconds have
 // passed and at least max(3, --latency) calls were made.  Prints one JSON
 // line: {"images_per_s", "latency_ms_p50", "latency_ms_p99", "calls",
@@ -17,15 +20,18 @@
 // (some microseconds) to each call.  ORT_DIR holds
 // node_modules/onnxruntime-node (scripts/ort-install.sh installs it there).
 'use strict';
+const fs = require('fs');
 const path = require('path');
 
 function parseArgs(argv) {
-    const a = {seconds: 3, latency: 0, api: false, batch: 0, threads: 0};
+    const a = {seconds: 3, latency: 0, api: false, batch: 0, threads: 0, input: null};
     const pos = [];
     for (let i = 0; i < argv.length; i++) {
         const k = argv[i];
         if (k === '--api')
             a.api = true;
+        else if (k === '--input')
+            a.input = argv[++i];
         else if (['--batch', '--threads', '--seconds', '--latency'].includes(k)) {
             const v = Number(argv[++i]);
             if (!(v > 0))
@@ -38,7 +44,7 @@ function parseArgs(argv) {
     }
     if (pos.length !== 2 || !a.batch || !a.threads)
         throw new Error('usage: ort_bench.js ORT_DIR MODEL.onnx --batch N --threads T ' +
-                        '[--seconds S] [--latency N] [--api]');
+                        '[--seconds S] [--latency N] [--input FILE] [--api]');
     [a.ortDir, a.model] = pos;
     return a;
 }
@@ -82,11 +88,37 @@ async function main() {
     const dims = [a.batch, ...meta.shape.slice(1)];
     if (dims.some((d) => typeof d !== 'number'))
         throw new Error(`${a.model}: input shape [${meta.shape}] is not fixed past the batch`);
-    const x = new ort.Tensor('float32', normals(dims.reduce((p, d) => p * d, 1)), dims);
-    const feeds = {[session.inputNames[0]]: x};
+    const size = dims.reduce((p, d) => p * d, 1);
+    // The feeds of each call in turn: one batch of random data, or every
+    // whole batch of --input's images (made before timing, views of one array).
+    const feedList = [];
+    if (a.input) {
+        const buf = fs.readFileSync(a.input);
+        const all = new Float32Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 4));
+        if (buf.length % (4 * size / a.batch) !== 0 || all.length < size)
+            throw new Error(`--input ${a.input}: ${buf.length} bytes are not a whole number of ` +
+                            `images of ${size / a.batch} float32 values, at least ${a.batch}`);
+        // Read once before timing, as convnet bench does: the first read of
+        // each page the file was read into is slow (a few us a page).
+        let sink = 0;
+        for (let i = 0; i < all.length; i += 1024)
+            sink += all[i];
+        globalThis.inputTouched = sink; // kept, so that the loop is not dropped
+        for (let o = 0; o + size <= all.length; o += size)
+            feedList.push({[session.inputNames[0]]: new ort.Tensor('float32',
+                                                                   all.subarray(o, o + size), dims)});
+    } else {
+        feedList.push({[session.inputNames[0]]: new ort.Tensor('float32', normals(size), dims)});
+    }
+    let next = 0;
+    const feedsOf = () => {
+        const f = feedList[next];
+        next = next + 1 === feedList.length ? 0 : next + 1;
+        return f;
+    };
     let run;
     if (a.api) {
-        run = () => session.run(feeds);
+        run = () => session.run(feedsOf());
     } else {
         // The package's own native session, built as its backend builds it
         // (dist/backend.js), run synchronously.
@@ -95,7 +127,7 @@ async function main() {
         const native = new binding.InferenceSession();
         native.loadModel(a.model, options);
         const fetches = {[session.outputNames[0]]: null};
-        run = () => native.run(feeds, fetches, {});
+        run = () => native.run(feedsOf(), fetches, {});
     }
     const now = () => Number(process.hrtime.bigint()) / 1e9;
     const warmUntil = now() + Math.min(a.seconds / 4, 0.5);

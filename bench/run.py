@@ -3,7 +3,8 @@
 PyTorch and ONNX Runtime on this machine, side by side, measured fairly.
 
 Contenders (each run is a fresh process that times its own steps on random
-data held in memory, after a warm-up):
+data held in memory, after a warm-up; the ONNX Runtime section's trained rows
+on real images, Runner.train_for_ort):
   convnet    build/convnet bench --json
   tuned      PyTorch (bench/torch_bench.py) with OpenBLAS on its AVX-512
              kernels and one BLAS thread (TUNED below)
@@ -35,8 +36,9 @@ rounds' shares, as the ratios are; the share of the peak measured once at
 the start is printed beside it);
 peak memory (max RSS) convnet against PyTorch; inference against ONNX
 Runtime (batch 1: throughput and the latency of one image, median and 99th
-percentile over at least 10 000 calls; batch 1000: throughput), both given
-the same threads; PyTorch as installed; convnet's time to 99.0% MNIST test
+percentile over at least 10 000 calls; batch 1000: throughput; then batch 1
+again with the networks trained, on their test images), both given the same
+threads; PyTorch as installed; convnet's time to 99.0% MNIST test
 accuracy.
 
 --alone WORKLOAD CONTENDER (make bench-alone) measures one contender by
@@ -83,14 +85,21 @@ class Workload:
     """One line of a table: a model description, training or inference, a
     batch and a thread count; minor ones get fewer rounds."""
 
-    def __init__(self, name, model, mode, batch, threads, minor=False):
+    def __init__(self, name, model, mode, batch, threads, minor=False, trained=None):
         self.name, self.model, self.mode = name, model, mode
         self.batch, self.threads, self.minor = batch, threads, minor
+        # trained: (data set, epochs): inference of the model trained on the
+        # data set for that many epochs, timed on its test images in turn
+        # (Runner.train_for_ort); None: the starting weights on random data.
+        self.trained = trained
         base = os.path.basename(model)[:-len(".cfg")]
-        self.key = f"{base}-{mode}-b{batch}-t{threads}"
+        self.base = base + ("-trained" if trained else "")
+        self.key = f"{self.base}-{mode}-b{batch}-t{threads}"
 
     def label(self):
-        return self.name.replace("train", "infer") if self.mode == "infer" else self.name
+        if self.mode == "infer" and self.name.endswith(" train"):
+            return self.name[:-len("train")] + "infer"
+        return self.name
 
     def rounds(self):
         n = min(REPS, 2) if QUICK else REPS
@@ -117,6 +126,13 @@ ORT_WORKLOADS = [
     W("fashion-best", "models/fashion-best.cfg", "infer", 1, 1),
     W("fashion-best", "models/fashion-best.cfg", "infer", 1, 2),
     W("fashion-best", "models/fashion-best.cfg", "infer", 1000, 2),
+    # As deployed: trained, on real images (the one-image pass of convnet
+    # skips a fully connected layer's weights where its input is 0, which
+    # depends on the weights and the image; ONNX Runtime's does not).
+    W("LeNet trained", "models/lenet.cfg", "infer", 1, 1, trained=("mnist", 2)),
+    W("LeNet trained", "models/lenet.cfg", "infer", 1, 2, trained=("mnist", 2)),
+    W("fashion-best trained", "models/fashion-best.cfg", "infer", 1, 1, trained=("fashion-mnist", 3)),
+    W("fashion-best trained", "models/fashion-best.cfg", "infer", 1, 2, trained=("fashion-mnist", 3)),
 ]
 # PyTorch as installed is the historical reference, not the one to beat: fewer rounds.
 INSTALLED_WORKLOADS = [W(w.name, w.model, w.mode, w.batch, w.threads, minor=True)
@@ -155,6 +171,8 @@ class Runner:
     def __init__(self):
         self.ort = None  # the directory scripts/ort-install.sh gives, once installed
         self.ort_why = "not set up"
+        self.trained_why = {}  # w.base: why its trained model is missing ("" when made)
+        self.trained_notes = []  # what training gave, for the table's notes
         self.with_peak = False  # measure bench/peak.c after each convnet run
 
     def setup_ort(self, workloads):
@@ -168,19 +186,67 @@ class Runner:
             return False
         ort = r.stdout.strip()
         os.makedirs(OUT, exist_ok=True)
-        for model in sorted({w.model for w in workloads}):
+        for model in sorted({w.model for w in workloads if not w.trained}):
             r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"), model,
                                 self.onnx(model)], cwd=ROOT, capture_output=True, text=True)
             if r.returncode != 0:
                 self.ort_why = f"torch.onnx.export of {model} failed: " + \
                     (r.stderr.strip().splitlines() or ["?"])[-1]
                 return False
+        for w in workloads:
+            if w.trained and w.base not in self.trained_why:
+                self.trained_why[w.base] = self.train_for_ort(w)
         self.ort = ort
         return True
 
+    def train_for_ort(self, w):
+        """Trains w's model on its data set (convnet train, seed 1), exports it
+        (bench/torch_onnx.py) and writes the test images as both contenders'
+        inputs; "" when done, else why not."""
+        data, epochs = w.trained
+        ddir = os.path.join(ROOT, "data", data)
+        if subprocess.run(["sh", os.path.join(ROOT, "scripts", "fetch-data.sh"), data],
+                          cwd=ROOT, capture_output=True).returncode != 0:
+            return f"scripts/fetch-data.sh {data} failed"
+        images = next((os.path.join(ddir, f) for f in ("t10k-images-idx3-ubyte",
+                                                       "t10k-images-idx3-ubyte.gz")
+                       if os.path.exists(os.path.join(ddir, f))), None)
+        if not images:
+            return f"no test images in {ddir}"
+        t0 = time.time()
+        r = subprocess.run([BIN, "train", w.model, "--data", ddir, "--epochs", str(epochs),
+                            "--seed", "1", "--quiet", "-o", self.model_file(w)],
+                           cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            return "convnet train failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+        took = time.time() - t0
+        r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"), self.model_file(w),
+                            self.onnx(w), "--inputs", images, self.inputs(w)],
+                           cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            return "torch.onnx.export failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+        m = re.search(r"(\d+) images .*accuracy in PyTorch ([0-9.]+)%", r.stderr)
+        self.trained_notes.append(
+            f"{w.base}: {w.model} trained {epochs} epoch{'s' if epochs != 1 else ''} on {data}"
+            f" ({took:.0f} s), " + (f"{m.group(2)}% on its {m.group(1)} test images in PyTorch"
+                                    if m else "accuracy not reported") +
+            "; both contenders take the test images in turn")
+        return ""
+
     @staticmethod
-    def onnx(model):
-        return os.path.join(OUT, os.path.basename(model)[:-len(".cfg")] + ".onnx")
+    def model_file(w):
+        return os.path.join(OUT, w.base + ".safetensors")
+
+    @staticmethod
+    def inputs(w):
+        return os.path.join(OUT, w.base + "-test.f32")
+
+    @staticmethod
+    def onnx(w):
+        """The ONNX file of a workload (or of a model description)."""
+        if isinstance(w, str):
+            return os.path.join(OUT, os.path.basename(w)[:-len(".cfg")] + ".onnx")
+        return os.path.join(OUT, w.base + ".onnx")
 
     def latency(self, w):
         return w.mode == "infer" and w.batch == 1
@@ -189,8 +255,13 @@ class Runner:
         common = ["--batch", str(w.batch), "--threads", str(w.threads),
                   "--seconds", str(SECONDS)]
         lat = ["--latency", str(LATENCY_CALLS)] if self.latency(w) else []
+        if w.trained:
+            if self.trained_why.get(w.base, "not trained") != "":
+                raise Failed(self.trained_why.get(w.base, "not trained"))
+            lat += ["--input", self.inputs(w)]
+        model = self.model_file(w) if w.trained else w.model
         if contender == "convnet":
-            cmd = [BIN, "bench", w.model, "--json"] + common + \
+            cmd = [BIN, "bench", model, "--json"] + common + \
                 (["--infer"] if w.mode == "infer" else []) + lat
             r = run_json(cmd)
             if self.with_peak:  # the machine's FMA peak right after, for the share
@@ -201,7 +272,7 @@ class Runner:
             if not self.ort:
                 raise Failed(self.ort_why)
             return run_json(["node", os.path.join(ROOT, "bench", "ort_bench.js"), self.ort,
-                             self.onnx(w.model)] + common + lat)
+                             self.onnx(w)] + common + lat)
         env = {"PyTorch": {}, "tuned": TUNED, "tuned+CL": TUNED}[contender]
         cmd = TORCH + [w.model, "--mode", w.mode] + common + \
             (["--channels-last"] if contender == "tuned+CL" else [])
@@ -362,7 +433,7 @@ def section_ort(runner, workloads, rng, record):
           " intraOpNumThreads = thr, interOpNumThreads = 1, sequential, graph optimisation all;"
           "\nconvnet on the same thread count.  img/s: convnet/ORT; latency of one image"
           f" (batch 1, >= {LATENCY_CALLS} calls per run): ORT/convnet; target 2x")
-    head = (f"{'workload':<19}{'batch':>6}{'thr':>4}{'rnd':>4} | {'convnet':>8} {'ORT':>8}"
+    head = (f"{'workload':<26}{'batch':>6}{'thr':>4}{'rnd':>4} | {'convnet':>8} {'ORT':>8}"
             f" {'ratio':>6} | {'p50 ms':>7} {'ORT':>7} {'ratio':>6} | {'p99 ms':>7} {'ORT':>7}"
             f" {'ratio':>6}")
     print(head)
@@ -372,7 +443,7 @@ def section_ort(runner, workloads, rng, record):
         res = rounds_of(runner, w, ["convnet", "ORT"], w.rounds(), rng, log)
         record[("ort", w.key)] = res
         c, o = res["convnet"], res["ORT"]
-        line = (f"{w.label() + ' infer':<19}{w.batch:>6}{w.threads:>4}{w.rounds():>4} |"
+        line = (f"{w.label() + ' infer':<26}{w.batch:>6}{w.threads:>4}{w.rounds():>4} |"
                 f" {fmt(med(c), '.0f', 8)} {fmt(med(o), '.0f', 8)} {fx(ratio(c, o), 6)} |")
         if runner.latency(w):
             for f in ("latency_ms_p50", "latency_ms_p99"):
@@ -385,9 +456,11 @@ def section_ort(runner, workloads, rng, record):
         o_rss = [r["max_rss_mb"] for r in o if r]
         mem.append((w, max(c_rss) if c_rss else None, min(o_rss) if o_rss else None))
     finish_table(warn, log, workloads)
+    for note in runner.trained_notes:
+        print("  " + note)
     print("\npeak memory (MB, max RSS): convnet / ORT (a Node process, Node itself about 40 MB)")
     for w, c, o in mem:
-        print(f"  {w.label() + ' infer':<19}{w.batch:>6}{w.threads:>4}: {fmt(c, '.1f', 7)} /"
+        print(f"  {w.label() + ' infer':<26}{w.batch:>6}{w.threads:>4}: {fmt(c, '.1f', 7)} /"
               f" {fmt(o, '.1f', 7)}")
 
 
@@ -537,7 +610,7 @@ def alone(runner, key, contender, seed):
         if s and s[0] > SPREAD:
             print(f"  WARNING spread {what}: (max-min)/median {100 * s[0]:.0f}% > "
                   f"{100 * SPREAD:.0f}%")
-    for line in log:
+    for line in log + runner.trained_notes:
         print(line)
     if a and b:
         r = a / b
