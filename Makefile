@@ -302,7 +302,7 @@ check-layering: $(LIB) $(VLIB)
 	@/usr/bin/python3 scripts/check_layering.py $(BUILD)
 
 # convnet against PyTorch and ONNX Runtime, side by side, the contenders in
-# shuffled rounds (about 20 minutes); see bench/run.py.
+# shuffled rounds (about 25 minutes); see bench/run.py.
 bench:
 	@sh bench/run.sh
 
