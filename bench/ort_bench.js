@@ -4,8 +4,9 @@
 // Times ONNX Runtime's CPU kernels on a model the way 'convnet bench --infer
 // --json' times convnet: random data (normal, held in memory) of the model's
 // input shape at batch N, or with --input the images of FILE (float32, no
-// header, image after image, as 'convnet bench --input' reads them: each call
-// the next batch, from the first again when too few are left), a warm-up (a quarter of S, at most 0.5 s), then
+// header, image after image, as 'convnet bench --input' reads them: each
+// call the next batch, from the first again when too few are left), a
+// warm-up (a quarter of S, at most 0.5 s), then
 // forward calls, one after the other, each timed alone, until S seconds have
 // passed and at least max(3, --latency) calls were made.  Prints one JSON
 // line: {"images_per_s", "latency_ms_p50", "latency_ms_p99", "calls",
