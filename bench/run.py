@@ -186,11 +186,13 @@ class Runner:
             return False
         ort = r.stdout.strip()
         os.makedirs(OUT, exist_ok=True)
-        for model in sorted({w.model for w in workloads if not w.trained}):
-            r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"), model,
-                                self.onnx(model)], cwd=ROOT, capture_output=True, text=True)
+        untrained = {w.base: w for w in workloads if not w.trained}
+        for base in sorted(untrained):
+            w = untrained[base]
+            r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"), w.model,
+                                self.out(w, ".onnx")], cwd=ROOT, capture_output=True, text=True)
             if r.returncode != 0:
-                self.ort_why = f"torch.onnx.export of {model} failed: " + \
+                self.ort_why = f"torch.onnx.export of {w.model} failed: " + \
                     (r.stderr.strip().splitlines() or ["?"])[-1]
                 return False
         for w in workloads:
@@ -215,13 +217,14 @@ class Runner:
             return f"no test images in {ddir}"
         t0 = time.time()
         r = subprocess.run([BIN, "train", w.model, "--data", ddir, "--epochs", str(epochs),
-                            "--seed", "1", "--quiet", "-o", self.model_file(w)],
+                            "--seed", "1", "--quiet", "-o", self.out(w, ".safetensors")],
                            cwd=ROOT, capture_output=True, text=True)
         if r.returncode != 0:
             return "convnet train failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
         took = time.time() - t0
-        r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"), self.model_file(w),
-                            self.onnx(w), "--inputs", images, self.inputs(w)],
+        r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"),
+                            self.out(w, ".safetensors"), self.out(w, ".onnx"), "--inputs", images,
+                            self.out(w, "-test.f32")],
                            cwd=ROOT, capture_output=True, text=True)
         if r.returncode != 0:
             return "torch.onnx.export failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
@@ -234,19 +237,10 @@ class Runner:
         return ""
 
     @staticmethod
-    def model_file(w):
-        return os.path.join(OUT, w.base + ".safetensors")
-
-    @staticmethod
-    def inputs(w):
-        return os.path.join(OUT, w.base + "-test.f32")
-
-    @staticmethod
-    def onnx(w):
-        """The ONNX file of a workload (or of a model description)."""
-        if isinstance(w, str):
-            return os.path.join(OUT, os.path.basename(w)[:-len(".cfg")] + ".onnx")
-        return os.path.join(OUT, w.base + ".onnx")
+    def out(w, suffix):
+        """A file of workload w's network in build/bench: ".onnx" (its export),
+        ".safetensors" (the trained model), "-test.f32" (its test images)."""
+        return os.path.join(OUT, w.base + suffix)
 
     def latency(self, w):
         return w.mode == "infer" and w.batch == 1
@@ -258,8 +252,8 @@ class Runner:
         if w.trained:
             if self.trained_why.get(w.base, "not trained") != "":
                 raise Failed(self.trained_why.get(w.base, "not trained"))
-            lat += ["--input", self.inputs(w)]
-        model = self.model_file(w) if w.trained else w.model
+            lat += ["--input", self.out(w, "-test.f32")]
+        model = self.out(w, ".safetensors") if w.trained else w.model
         if contender == "convnet":
             cmd = [BIN, "bench", model, "--json"] + common + \
                 (["--infer"] if w.mode == "infer" else []) + lat
@@ -272,7 +266,7 @@ class Runner:
             if not self.ort:
                 raise Failed(self.ort_why)
             return run_json(["node", os.path.join(ROOT, "bench", "ort_bench.js"), self.ort,
-                             self.onnx(w)] + common + lat)
+                             self.out(w, ".onnx")] + common + lat)
         env = {"PyTorch": {}, "tuned": TUNED, "tuned+CL": TUNED}[contender]
         cmd = TORCH + [w.model, "--mode", w.mode] + common + \
             (["--channels-last"] if contender == "tuned+CL" else [])

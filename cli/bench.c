@@ -425,7 +425,7 @@ int cmd_bench(int argc, char **argv)
         else
             steps = 20;
     }
-    bench b = {NULL, 0, infer, NULL, 0, 0, 0, NULL, steps, seconds, latency};
+    bench b = {.infer = infer, .steps = steps, .seconds = seconds, .min_steps = latency};
     cn_device dev = cli_device(threads);
     if (path && cli_is_model_file(path)) {
         if (cn_model_load(path, &dev, &b.model))
