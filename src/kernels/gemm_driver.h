@@ -402,7 +402,10 @@ static void dot_share(void *arg, const cn_share *s)
 #define FC_HEAD   16 /* keep's head: its first float 1 once W^T is made */
 #define FC_NV     8  /* vectors of outputs in a chunk */
 #define FC_CW     (FC_NV * DOT_L)
-#define FC_SPARSE 0.4 /* the share of inputs 0 from which they are skipped */
+/* The share of inputs 0 from which they are skipped: on one thread, and on
+ * more (see GEMM_NAME_fc). */
+#define FC_SPARSE       0.3
+#define FC_SPARSE_SPLIT 0.4
 
 /* Outputs rounded up to whole vectors. */
 static size_t fc_mp(size_t m) { return (m + DOT_L - 1) / DOT_L * DOT_L; }
@@ -558,16 +561,22 @@ int GEMM_CAT(GEMM_NAME, _fc)(const cn_backend *be, size_t n, size_t m, size_t k,
     /* Where fewer than FC_SPARSE of the inputs are 0, every input is taken
      * (the same sums): the rows skipped would be short runs that the
      * processor's prefetchers fetch anyway, and the lists cost more than
-     * the reads they save (LeNet's 800 inputs, a quarter 0: 0.5 us of its
-     * fc1's 16).  Then on more threads than one, the product above: split
-     * by its blocks of 4 outputs, moved by the threads' times, it took
-     * LeNet's and fashion-best's one image on 2 threads 5-6% less time than
-     * whole chunks do. */
+     * the reads they save.  On one thread the lists begin to pay from a
+     * quarter of the inputs 0 (weights out of L2, AMD EPYC Zen 5; lists
+     * against all rows, 256 x 2 352: 10% 0 0.91x, 20% 0.97x, 30% 1.04x,
+     * 33% 1.08x, 40% 1.15x, 50% 1.27x; 500 x 800: 20% 0.95x, 25% 1.00x,
+     * 30% 1.04x, 40% 1.16x; fashion-best's one image with its starting
+     * weights, a third of fc1's inputs 0, 1.05x from 30% against 40%).
+     * On more threads, where fewer than FC_SPARSE_SPLIT are 0, the product
+     * above: split by its blocks of 4 outputs, moved by the threads' times,
+     * it took LeNet's and fashion-best's one image on 2 threads 5-6% less
+     * time than whole chunks do (from 30%, fashion-best 0.98x). */
     size_t nz = 0;
     for (size_t i = 0; i < kv; i++)
         nz += x[i] != 0.0f;
-    int sparse = (double)nz < (1.0 - FC_SPARSE) * (double)kv;
-    if (!sparse && cn_cpu_split_threads(cpu) > 1)
+    int split = cn_cpu_split_threads(cpu) > 1;
+    int sparse = (double)nz < (1.0 - (split ? FC_SPARSE_SPLIT : FC_SPARSE)) * (double)kv;
+    if (!sparse && split)
         return 0;
     fc_job j = {m, k, mp, x, w, wt, b, pt, y, lists, dot_direction((cn_cpu *)cpu, keep), sparse};
     /* Threads as the product above takes them, by chunks, cut evenly (a
