@@ -382,8 +382,8 @@ static void fc_kept_matches_gemm(const char *isa)
                               "%s: %zu by %zu, relu'd %d, %d threads: not done", isa, m, k, relu,
                               c->threads);
                     CHECK_MSG(!(done && c->threads > 1 && relu == 2 && k > 100),
-                              "%s: %zu by %zu, a third 0, %d threads: not left to the GEMM", isa,
-                              m, k, c->threads);
+                              "%s: %zu by %zu, a third 0, %d threads: not left to the GEMM", isa, m,
+                              k, c->threads);
                     if (!done)
                         continue;
                     CHECK_MSG(memcmp(got, want, m * sizeof(float)) == 0,

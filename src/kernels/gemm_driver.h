@@ -224,10 +224,7 @@ static inline dot_vec dot_load(const float *p)
  * included, so the compiler drops the subtraction; 0 + v would make -0 +0).
  * Set lane by lane, GCC 12 made it 16 masked broadcasts: LeNet's fc1 took
  * 20 us for its 1.6 MB of weights instead of 16. */
-static inline dot_vec dot_splat(float v)
-{
-    return v - (dot_vec){0};
-}
+static inline dot_vec dot_splat(float v) { return v - (dot_vec){0}; }
 
 /* The DOT_J sums of acc[j]'s lanes, each lane l < w taking lane l + w for
  * w = DOT_L / 2 down to 1.  An instruction set may give its own (DOT_HALVE:
@@ -399,9 +396,10 @@ static void dot_share(void *arg, const cn_share *s)
  * input i = t DOT_L + l.  An input of 0 adds +-0 to a partial sum that is
  * never -0 (it starts at +0): skipping it changes nothing, but where a
  * weight is infinite or NaN (the product would have been NaN). */
-#define FC_HEAD   16 /* keep's head: its first float 1 once W^T is made */
-#define FC_NV     8  /* vectors of outputs in a chunk */
-#define FC_CW     (FC_NV * DOT_L)
+#define FC_HEAD 16 /* keep's head: its first float 1 once W^T is made */
+#define FC_NV   8  /* vectors of outputs in a chunk */
+#define FC_CW   (FC_NV * DOT_L)
+
 /* The share of inputs 0 from which they are skipped: on one thread, and on
  * more (see GEMM_NAME_fc). */
 #define FC_SPARSE       0.3
