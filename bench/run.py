@@ -187,8 +187,7 @@ class Runner:
         ort = r.stdout.strip()
         os.makedirs(OUT, exist_ok=True)
         untrained = {w.base: w for w in workloads if not w.trained}
-        for base in sorted(untrained):
-            w = untrained[base]
+        for _, w in sorted(untrained.items()):
             r = subprocess.run([PY, os.path.join(ROOT, "bench", "torch_onnx.py"), w.model,
                                 self.out(w, ".onnx")], cwd=ROOT, capture_output=True, text=True)
             if r.returncode != 0:
