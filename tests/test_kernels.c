@@ -1063,6 +1063,99 @@ static void conv_winograd_against_direct(const char *isa)
 }
 PER_ISA(conv_winograd_against_direct)
 
+/* One image on a plane of 4 x 4 tiles or fewer, its transforms kept (a
+ * forward-only network's pass over one image: on AVX-512 with vectors
+ * along the filters, winograd1_avx512.c, threads taking rows of tiles) is
+ * the same bits as the image in a batch (vectors along the tiles): plain,
+ * with a relu, with a folded batch normalisation and a relu, and max-pooled
+ * 2x2 within the tiles; on 1 and 3 threads.  Shapes: fashion-best's 14 x 14
+ * layers (24 and 48 channels to 48), 12 channels (one partial group of 16),
+ * 33 (a group of one), 37 and 20 filters (partial vectors), 64 (two groups
+ * of filter vectors), padding 0 and 2, planes 11 x 13 and 13 x 14.  Where
+ * those kernels run, the transforms they keep are poisoned with NaNs once
+ * made: then the one image's plain outputs are NaN and the batch's are not
+ * (they really ran, and the batch does not read them). */
+static void conv_one_image_by_filters(const char *isa)
+{
+    static const size_t shapes[][7] = {
+        /* c, h, w, k, stride, pad, filters */
+        {24, 14, 14, 3, 1, 1, 48}, {48, 14, 14, 3, 1, 1, 48}, {12, 14, 14, 3, 1, 1, 40},
+        {33, 14, 13, 3, 1, 1, 20}, {20, 13, 15, 3, 1, 0, 37}, {40, 12, 12, 3, 1, 2, 64},
+    };
+    cn_backend *bes[2];
+    if (!one_and_three(isa, &bes[0], &bes[1]))
+        return;
+    cn_rng rng;
+    cn_rng_seed(&rng, 37);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        cn_win g = win_of(shapes[t]);
+        size_t m = shapes[t][6], n = 3, kk = g.c * g.kh * g.kw, in1 = g.c * g.h * g.w;
+        size_t out1 = m * g.oh * g.ow;
+        cn_win pw = {m, g.oh, g.ow, 2, 2, 2, 0, g.oh / 2, g.ow / 2};
+        float *x = normal(n * in1, 1, 0, &rng), *w = normal(m * kk, 0.3, 0, &rng);
+        float *b = normal(m, 1, 0, &rng), *sc = normal(2 * m, 1, 0, &rng);
+        float *yb = floats(n * out1), *y1 = floats(out1);
+        for (int bi = 0; bi < 2; bi++) {
+            cn_backend *be = bes[bi];
+            size_t nws = be->conv_ws(be, &g, m, n) + be->conv_pool_ws(be, &g, m);
+            size_t nkeep = be->conv_keep ? be->conv_keep(be, &g, m) : 0;
+            float *ws = floats(nws), *keep = nkeep ? calloc(nkeep, sizeof(float)) : NULL;
+            /* the part of keep past the transforms along the tiles (16 floats
+             * of head, then 36 m c) */
+            size_t tail = nkeep > 16 + 36 * m * g.c ? nkeep - 16 - 36 * m * g.c : 0;
+            if (strcmp(isa, "avx512") == 0)
+                CHECK_MSG(tail == 36 * g.c * ((m + 15) / 16 * 16),
+                          "%s geometry %zu: keeps %zu floats, not both transforms", isa, t, nkeep);
+            for (int form = 0; form < 4; form++) { /* plain, relu, batch norm + relu, pooled */
+                cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
+                float *scale = form >= 2 ? sc : NULL, *shift = form >= 2 ? sc + m : NULL;
+                size_t o1 = form == 3 ? m * pw.oh * pw.ow : out1;
+                if (form == 3)
+                    be->conv_fwd_pool(be, &g, m, x, n, w, b, scale, shift, &pw, yb, ws, NULL, act);
+                else
+                    be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, yb, ws, NULL, act);
+                if (keep)
+                    keep[0] = 0.0f; /* the weights changed: made again */
+                for (size_t s = 0; s < n; s++) {
+                    memset(y1, 0xff, o1 * sizeof *y1); /* NaNs: every output written */
+                    if (form == 3)
+                        be->conv_fwd_pool(be, &g, m, x + s * in1, 1, w, b, scale, shift, &pw, y1,
+                                          ws, keep, act);
+                    else
+                        be->conv_fwd_affine(be, &g, m, x + s * in1, 1, w, b, scale, shift, y1, ws,
+                                            keep, act);
+                    CHECK_MSG(memcmp(y1, yb + s * o1, o1 * sizeof *y1) == 0,
+                              "%s geometry %zu, %d thread(s), form %d: image %zu alone differs "
+                              "from it in the batch",
+                              isa, t, bi ? 3 : 1, form, s);
+                }
+                if (!tail || form != 0) /* (a relu would take the NaNs to 0) */
+                    continue;
+                for (size_t i = nkeep - tail; i < nkeep; i++)
+                    keep[i] = NAN;
+                be->conv_fwd_affine(be, &g, m, x, 1, w, b, scale, shift, y1, ws, keep, act);
+                size_t nan = 0;
+                for (size_t i = 0; i < out1; i++)
+                    nan += isnan(y1[i]);
+                CHECK_MSG(nan == out1,
+                          "%s geometry %zu: %zu of %zu outputs NaN with the kept transforms "
+                          "along the filters poisoned",
+                          isa, t, nan, out1);
+                be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, yb, ws, keep, act);
+                nan = 0;
+                for (size_t i = 0; i < n * out1; i++)
+                    nan += isnan(yb[i]);
+                CHECK_MSG(nan == 0, "%s geometry %zu: the batch read them (%zu NaN)", isa, t, nan);
+            }
+            free(ws), free(keep);
+        }
+        free(x), free(w), free(b), free(sc), free(yb), free(y1);
+    }
+    cn_backend_destroy(bes[0]);
+    cn_backend_destroy(bes[1]);
+}
+PER_ISA(conv_one_image_by_filters)
+
 /* ------------------------------------------------------------- pooling */
 
 /* A pooling's windows from {k, stride, h, w, c, n} (no padding). */
@@ -2187,6 +2280,7 @@ const th_test th_kernels[] = {
     ISA_TESTS("conv_lanes_match_one_sample", conv_lanes_match_one_sample),
     ISA_TESTS("conv_streamed_output_is_the_same", conv_streamed_output_is_the_same),
     ISA_TESTS("conv_winograd_against_direct", conv_winograd_against_direct),
+    ISA_TESTS("conv_one_image_by_filters", conv_one_image_by_filters),
     ISA_TESTS("conv_thread_count_invariant", conv_thread_count_invariant),
     ISA_TESTS("conv_scratch_bounded", conv_scratch_bounded),
     ISA_TESTS("maxpool_matches_naive", maxpool_matches_naive),

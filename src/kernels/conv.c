@@ -33,8 +33,10 @@
  * weight gradient, each chosen by its shape alone) and F(2x2, 5x5) for the
  * forward pass of 5x5 ones on planes of up to 8 x 8 outputs
  * (kernels/winograd5_avx512.c: LeNet's second layer), unless the backend is
- * asked to be exact (cn_backend.exact).  Part of the CPU kernels compiled
- * once per instruction set (kernels/cpu_kernels.h). */
+ * asked to be exact (cn_backend.exact); a forward-only network's pass over
+ * one image on a plane of 4 x 4 tiles or fewer takes F(4x4, 3x3) with
+ * vectors along the filters (kernels/winograd1_avx512.c).  Part of the CPU
+ * kernels compiled once per instruction set (kernels/cpu_kernels.h). */
 
 /* Gradients of a batch are summed in at most this many partial sums. */
 #define MAX_CHUNKS 16
@@ -281,6 +283,8 @@ static size_t thread_floats(const cn_win *g, size_t m)
 #ifdef HAVE_WINOGRAD
     if (use_wino_fwd(g, m) && wk_thread_floats(g) > t)
         t = wk_thread_floats(g);
+    if (wg1_fits(g, m) && wg1_thread_floats(g, m) > t)
+        t = wg1_thread_floats(g, m);
 #endif
 #ifdef HAVE_LANE_CONV
     if (lanes_fit(g, m) && lc_thread_floats(g, m) > t)
@@ -779,7 +783,13 @@ static int use_direct_fwd(const cn_win *g, size_t m)
  * bufs).  With fewer samples than threads, each thread makes its share of
  * the filters' transforms, and transforms the whole input itself:
  * sharing the input transforms through memory (one round by channels, then
- * one by filters) was slower, the other core's writes arriving slowly. */
+ * one by filters) was slower, the other core's writes arriving slowly.  One
+ * image whose plane has a vector of tiles or more for each thread shares
+ * them out instead (by_tiles); one on a plane of 4 x 4 tiles or fewer (a
+ * single vector), its transforms kept, goes to winograd1_avx512.c, whose
+ * threads take rows of tiles: fashion-best's 14 x 14 layers on 2 threads
+ * took 9.8 and 13.2 us there against 11.9 and 16.2 by filters, and on one
+ * thread 10.3 and 16.3 against 13 and 21 (AMD EPYC Zen 5). */
 /* A Winograd forward pass split by filters (wg_share). */
 typedef struct wg_job {
     const cn_win *g;
@@ -828,10 +838,32 @@ static void wg_share(void *arg, const cn_share *sh)
     }
 }
 
+/* One image's pass by winograd1_avx512.c, split by rows of tiles
+ * (wg1_share). */
+typedef struct wg1_job {
+    const cn_win *g;
+    size_t m, tf;
+    const float *x, *u1, *b, *scale, *shift;
+    float *y, *bufs;
+    int relu, pool;
+} wg1_job;
+
+static void wg1_share(void *arg, const cn_share *sh)
+{
+    const wg1_job *j = arg;
+    size_t th = wg_shape_of(j->g).th;
+    size_t r0 = cn_share_at(th, sh->lo), r1 = cn_share_at(th, sh->hi);
+    if (r0 < r1)
+        wg1_rows(j->g, j->m, j->x, j->u1, j->b, j->scale, j->shift, j->relu, j->pool, j->y,
+                 j->bufs + (size_t)sh->t * j->tf, r0, r1);
+}
+
+/* u1: the filters' transforms along the filters (wg1_filters) where a
+ * forward-only network keeps them for a layer that wg1_fits, else NULL. */
 static void winograd(const cn_backend *be, const cn_win *g, size_t m, const float *x,
                      const float *xm, size_t n, const float *w, const float *b, const float *scale,
-                     const float *shift, float *y, float *u, int make, float *bufs, size_t tf,
-                     cn_act act, const pool_to *po)
+                     const float *shift, float *y, float *u, float *u1, int make, float *bufs,
+                     size_t tf, cn_act act, const pool_to *po)
 {
     int threads = cn_cpu_of(be)->threads, relu = act == CN_ACT_RELU;
     size_t in = g->c * g->h * g->w, p = g->oh * g->ow;
@@ -842,6 +874,25 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t pp = in_tiles ? po->win->oh * po->win->ow : 0;
     size_t unit = wk_unit(g);
     int split = split_threads(be, n, m, m * p * g->c * g->kh * g->kw);
+    /* One image on a plane of 4 x 4 tiles or fewer, pooled within them if
+     * at all: vectors along the filters, threads taking rows of tiles
+     * (winograd1_avx512.c). */
+    if (u1 && make) { /* both ways' transforms, whichever way this pass goes */
+        wk_filters(g, w, m, 0, m, u);
+        wg1_filters(u, m, g->c, u1);
+        make = 0;
+    }
+    if (n == 1 && u1 && !xm && (in_tiles || !po)) {
+        wg1_job j = {g, m, tf, x, u1, b, scale, shift, y, bufs, relu, in_tiles};
+        size_t th = wg_shape_of(g).th;
+        int nt = split < (int)th ? split : (int)th;
+        if (nt > 1) {
+            cn_cpu_shares_even(be, nt, wg1_share, &j);
+        } else {
+            wg1_rows(g, m, x, u1, b, scale, shift, relu, in_tiles, y, bufs, 0, th);
+        }
+        return;
+    }
     if (split > 1) {
         /* One sample with a vector of tiles for each thread at least: its
          * tiles shared out, so that no thread transforms the whole input
@@ -889,7 +940,8 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
      * when the weights changed; otherwise they are made into ws. */
     int fresh = 1;
     float *u = keep ? kept(keep, &fresh) : ws;
-    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, fresh, ws + shared_floats(g, m),
+    float *u1 = keep && wg1_fits(g, m) ? u + 36 * m * g->c : NULL;
+    winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, u1, fresh, ws + shared_floats(g, m),
              thread_floats(g, m), act, po);
 }
 
@@ -904,8 +956,8 @@ static void conv_dx_winograd(const cn_backend *be, const cn_win *g, size_t m, co
     size_t kk = g->c * 9;
     float *wf = ws + 4 * m * kk;
     flip_filters(g, m, w, wf);
-    winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws, 1,
-             wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE, NULL);
+    winograd(be, &fg, g->c, dy, act == CN_ACT_RELU ? y : NULL, n, wf, NULL, NULL, NULL, dx, ws,
+             NULL, 1, wf + m * kk, wg_thread_floats(&fg), CN_ACT_NONE, NULL);
 }
 
 /* The sum of d[0, count) where y > 0 (all of it when y is NULL), in LANES
@@ -1200,6 +1252,8 @@ static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
 {
     (void)be;
 #ifdef HAVE_WINOGRAD
+    if (wg1_fits(g, m)) /* and the same along the filters (winograd1_avx512.c) */
+        return KEEP_HEAD + 36 * m * g->c + 36 * g->c * wg1_round(m);
     if (use_wino_fwd(g, m))
         return KEEP_HEAD + 36 * m * g->c;
 #endif

@@ -768,6 +768,8 @@ static void dconv_dw_samples(const float *const *xps, const float *const *dqs, s
 #include "kernels/winograd_avx512.c"
 /* after it: F(2x2, 5x5) takes F(4x4, 3x3)'s input transform and products */
 #include "kernels/winograd5_avx512.c"
+/* after it too: one image's 4 x 4 tiles with vectors along the filters */
+#include "kernels/winograd1_avx512.c"
 
 #define CN_ISA avx512
 #include "kernels/cpu_kernels.h"

@@ -1,0 +1,291 @@
+/* winograd1_avx512.c - F(4x4, 3x3) for one image on planes of at most 4 x 4
+ * tiles (fashion-best's and mnist-best's 14 x 14 layers, cifar10's 16 x 16),
+ * with vectors along the filters instead of the tiles.
+ *
+ * Such a plane's tiles fill one vector of winograd_avx512.c's kernels, so
+ * that two threads could share one image's work there only by filters: each
+ * then transformed the whole input and read the half of it that the other
+ * core had written (fashion-best's third layer took as long on 2 threads as
+ * on one).  Here the tiles go in rows of vectors along the filters (8 tiles
+ * by 3 vectors of 16 filters in registers), so a thread takes whole rows of
+ * tiles: it transforms only the input under them and writes only the
+ * outputs over them, most of both on its own core.  The input transform
+ * runs along the channels, 16 at a time, from the plane transposed into
+ * pixels of channels, without the permutes that build vectors of tiles; the
+ * products keep every filter's transform in a vector instead of
+ * broadcasting it.  fashion-best's 14 x 14 layers, one image on one thread:
+ * 10.3 and 16.3 us against 13 and 21 (AMD EPYC Zen 5); on 2 threads 9.8
+ * and 13.2 us against 11.9 and 16.2.
+ *
+ * Every output is the other kernels' to the bit: the same transforms (wg_bt,
+ * wg_at) in the same order on each element, the sums over the channels in
+ * order from 0 into one accumulator (v u + s is u v + s), then the bias, the
+ * affine map, the relu and the pooling as wg_output and wg_output_pool take
+ * them (tests/test_kernels.c, conv_one_image_by_filters). */
+
+/* Tiles per block of the products, vectors of filters (8 x 3 accumulators). */
+#define WG1_TB 8
+#define WG1_FV 3
+
+/* The layouts below are in groups of 16 channels, so that every offset
+ * within a tile is a constant (with 36 computed offsets, kept on the stack,
+ * the input transform ran at a third of the speed): the padded input
+ * columns that the tiles read (4 tw + 2, tw = 4), and the floats of a
+ * tile's transforms of a group. */
+#define WG1_PW  18
+#define WG1_ELT (36 * 16)
+
+/* Floats per pixel (channels) or per tile and element (filters): whole
+ * vectors. */
+static size_t wg1_round(size_t n) { return (n + 15) / 16 * 16; }
+
+/* Layers these kernels take: a Winograd layer (use_winograd) whose tiles
+ * fit one vector, by wg_four. */
+static int wg1_fits(const cn_win *g, size_t m)
+{
+    wg_shape s = wg_shape_of(g);
+    return use_winograd(g, m) && wg_four(g, &s);
+}
+
+/* A thread's area for up to all the plane's tile rows: the padded input
+ * rows in pixels of channels, V (36 x tiles x channels), a block's products
+ * (36 x WG1_TB x 48) and the outputs in pixels of filters (16 a tile). */
+static size_t wg1_thread_floats(const cn_win *g, size_t m)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t cs = wg1_round(g->c), mp = wg1_round(m);
+    return (4 * s.th + 2) * WG1_PW * cs + 36 * s.tiles * cs + 36 * WG1_TB * 16 * WG1_FV +
+           16 * s.tiles * mp;
+}
+
+/* The filters' transforms along the filters: u1[e][ch][f] (rows of mp
+ * floats, zero past m) from wg_filters' u[e][f][ch]. */
+static void wg1_filters(const float *u, size_t m, size_t c, float *u1)
+{
+    size_t mp = wg1_round(m);
+    for (size_t e = 0; e < 36; e++)
+        for (size_t ch = 0; ch < c; ch++) {
+            float *row = u1 + (e * c + ch) * mp;
+            for (size_t f = 0; f < mp; f++)
+                row[f] = f < m ? u[(e * m + f) * c + ch] : 0.0f;
+        }
+}
+
+/* V[e] of one tile for 16 channels (v: WG1_ELT floats, element e at 16 e)
+ * from the tile's padded input p (rows of WG1_PW pixels of 16 channels):
+ * along the rows first, then along the columns, as wg_input4 takes them. */
+static inline __attribute__((always_inline)) void wg1_tile_in(const float *p, float *v)
+{
+    __m512 tmp[6][6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+        __m512 d[6];
+#pragma GCC unroll 6
+        for (int j = 0; j < 6; j++)
+            d[j] = _mm512_loadu_ps(p + (i * WG1_PW + j) * 16);
+        wg_bt(d, tmp[i]);
+    }
+    wg_bt_cols(tmp, v, 16);
+}
+
+/* V for tile rows [r0, r1) of the plane x (c, h, w): v[group][t][e][16]
+ * (t the tile's place among those rows, tw to a row), through xh, the
+ * padded rows 4 r0 to 4 r1 + 1 as xh[group][row][WG1_PW][16]. */
+static void wg1_input(const float *x, const cn_win *g, const wg_shape *s, size_t r0, size_t r1,
+                      float *xh, float *v)
+{
+    size_t c = g->c, groups = (c + 15) / 16, rows = 4 * (r1 - r0) + 2, tiles = (r1 - r0) * s->tw;
+    size_t rs = WG1_PW * 16;
+    for (size_t gi = 0; gi < groups; gi++) {
+        size_t c0 = 16 * gi, nc = c - c0 < 16 ? c - c0 : 16;
+        float *xg = xh + gi * rows * rs;
+        for (size_t rr = 0; rr < rows; rr++) {
+            size_t pr = 4 * r0 + rr;
+            float *row = xg + rr * rs;
+            if (pr < g->pad || pr - g->pad >= g->h) { /* a padding row */
+                for (size_t k = 0; k < WG1_PW; k++)
+                    _mm512_storeu_ps(row + 16 * k, _mm512_setzero_ps());
+                continue;
+            }
+            for (size_t k = 0; k < g->pad; k++)
+                _mm512_storeu_ps(row + 16 * k, _mm512_setzero_ps());
+            for (size_t k = g->pad + g->w; k < WG1_PW; k++)
+                _mm512_storeu_ps(row + 16 * k, _mm512_setzero_ps());
+            size_t r = pr - g->pad, hw = g->h * g->w;
+            for (size_t x0 = 0; x0 < g->w; x0 += 16) {
+                size_t nx = g->w - x0 < 16 ? g->w - x0 : 16;
+                __mmask16 mx = tail_mask(nx);
+                const float *xs = x + (c0 * g->h + r) * g->w + x0;
+                __m512 t[16];
+#pragma GCC unroll 16
+                for (size_t l = 0; l < 16; l++)
+                    t[l] = l < nc ? _mm512_maskz_loadu_ps(mx, xs + l * hw) : _mm512_setzero_ps();
+                transpose16(t);
+                float *o = row + 16 * (g->pad + x0);
+#pragma GCC unroll 16
+                for (size_t k = 0; k < 16; k++)
+                    if (k < nx)
+                        _mm512_storeu_ps(o + k * 16, t[k]);
+            }
+        }
+        float *vg = v + gi * tiles * WG1_ELT;
+        for (size_t ti = 0; ti < r1 - r0; ti++)
+            for (size_t tj = 0; tj < s->tw; tj++)
+                wg1_tile_in(xg + (4 * ti * WG1_PW + 4 * tj) * 16, vg + (ti * s->tw + tj) * WG1_ELT);
+    }
+}
+
+/* out[t][16 k] (t < NT, k < NV; rows of 48) = sum over ch of V[e][t][ch]
+ * u[ch][16 k]: one element's product for a block of tiles and up to 48
+ * filters; v: the block's first tile's element e in group 0 (groups gs
+ * floats apart, tiles WG1_ELT), u: rows of mp floats. */
+static inline __attribute__((always_inline)) void wg1_product(const int NT, const int NV,
+                                                              const float *v, size_t gs, size_t c,
+                                                              const float *u, size_t mp, float *out)
+{
+    __m512 acc[WG1_TB][WG1_FV];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+#pragma GCC unroll 3
+        for (int k = 0; k < NV; k++)
+            acc[t][k] = _mm512_setzero_ps();
+    for (size_t c0 = 0; c0 < c; c0 += 16, v += gs) {
+        size_t nc = c - c0 < 16 ? c - c0 : 16;
+        for (size_t l = 0; l < nc; l++, u += mp) {
+            __m512 w[WG1_FV];
+#pragma GCC unroll 3
+            for (int k = 0; k < NV; k++)
+                w[k] = _mm512_loadu_ps(u + 16 * k);
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                __m512 xv = _mm512_set1_ps(v[t * WG1_ELT + l]);
+#pragma GCC unroll 3
+                for (int k = 0; k < NV; k++)
+                    acc[t][k] = _mm512_fmadd_ps(xv, w[k], acc[t][k]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+#pragma GCC unroll 3
+        for (int k = 0; k < NV; k++)
+            _mm512_storeu_ps(out + t * 16 * WG1_FV + 16 * k, acc[t][k]);
+}
+
+#define WG1_PRODUCT_CASE(n, k)                                                                     \
+    case n * 4 + k:                                                                                \
+        wg1_product(n, k, ve, gs, c, ue, mp, mb + e * WG1_TB * 16 * WG1_FV);                       \
+        break;
+#define WG1_PRODUCT_CASES(n) WG1_PRODUCT_CASE(n, 1) WG1_PRODUCT_CASE(n, 2) WG1_PRODUCT_CASE(n, 3)
+
+/* The 36 products of nt tiles (from v's tile t0) by nv vectors of filters
+ * (from f0) into mb[e][t][48]. */
+static void wg1_products(const float *v, size_t gs, size_t c, size_t t0, size_t nt, const float *u1,
+                         size_t mp, size_t f0, size_t nv, float *mb)
+{
+    for (size_t e = 0; e < 36; e++) {
+        const float *ve = v + t0 * WG1_ELT + 16 * e, *ue = u1 + e * c * mp + f0;
+        /* clang-format off */
+        switch (nt * 4 + nv) {
+            WG1_PRODUCT_CASES(1) WG1_PRODUCT_CASES(2) WG1_PRODUCT_CASES(3)
+            WG1_PRODUCT_CASES(4) WG1_PRODUCT_CASES(5) WG1_PRODUCT_CASES(6)
+            WG1_PRODUCT_CASES(7) WG1_PRODUCT_CASES(8)
+        }
+        /* clang-format on */
+    }
+}
+
+/* A^T M A of block tile t, filter vector k of mb, then the bias, the
+ * affine map and the relu of those 16 filters (f: the first; mk: those
+ * below m): o[4 row + column], as wg_tile_out has them. */
+static void wg1_tile_out(const float *mb, size_t t, size_t k, const float *b, const float *scale,
+                         const float *shift, size_t f, __mmask16 mk, int relu, __m512 o[16])
+{
+    __m512 tmp[4][6], mm[6], r[4];
+    for (int j = 0; j < 6; j++) {
+        for (int i = 0; i < 6; i++)
+            mm[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG1_TB + t) * 16 * WG1_FV + 16 * k);
+        wg_at(mm, r);
+        for (int q = 0; q < 4; q++)
+            tmp[q][j] = r[q];
+    }
+    __m512 bv = b ? _mm512_maskz_loadu_ps(mk, b + f) : _mm512_setzero_ps();
+    __m512 scv = scale ? _mm512_maskz_loadu_ps(mk, scale + f) : _mm512_set1_ps(1.0f);
+    __m512 shv = scale ? _mm512_maskz_loadu_ps(mk, shift + f) : _mm512_setzero_ps();
+    for (int q = 0; q < 4; q++) {
+        wg_at(tmp[q], r);
+        for (int p = 0; p < 4; p++)
+            o[q * 4 + p] = dconv_finish(r[p], bv, scale != NULL, scv, shv, relu);
+    }
+}
+
+/* Rows [i0, i1) of every filter's plane in y (m planes of ow wide, plane
+ * floats apart) from yh, the rows from i0 in pixels of mp filters (yw
+ * pixels a row): 16 pixels of 16 filters transposed at a time. */
+static void wg1_place(const float *yh, size_t yw, size_t mp, size_t m, size_t i0, size_t i1,
+                      size_t ow, size_t plane, float *y)
+{
+    for (size_t i = i0; i < i1; i++)
+        for (size_t f0 = 0; f0 < m; f0 += 16)
+            for (size_t x0 = 0; x0 < ow; x0 += 16) {
+                size_t nf = m - f0 < 16 ? m - f0 : 16, nx = ow - x0 < 16 ? ow - x0 : 16;
+                __m512 t[16];
+                for (size_t k = 0; k < 16; k++)
+                    t[k] = k < nx ? _mm512_loadu_ps(yh + ((i - i0) * yw + x0 + k) * mp + f0)
+                                  : _mm512_setzero_ps();
+                transpose16(t);
+                for (size_t l = 0; l < nf; l++)
+                    _mm512_mask_storeu_ps(y + (f0 + l) * plane + i * ow + x0, tail_mask(nx), t[l]);
+            }
+}
+
+/* The layer's outputs over tile rows [r0, r1) of one image x into y (m
+ * planes of oh x ow, or with pool max-pooled over 2x2 windows within the
+ * tiles: oh / 2 x ow / 2), from the filters' transforms u1 (wg1_filters),
+ * in a thread's area (wg1_thread_floats). */
+static void wg1_rows(const cn_win *g, size_t m, const float *x, const float *u1, const float *b,
+                     const float *scale, const float *shift, int relu, int pool, float *y,
+                     float *area, size_t r0, size_t r1)
+{
+    wg_shape s = wg_shape_of(g);
+    size_t c = g->c, cs = wg1_round(c), mp = wg1_round(m), tiles = (r1 - r0) * s.tw;
+    float *xh = area, *v = xh + (4 * s.th + 2) * WG1_PW * cs, *mb = v + 36 * s.tiles * cs;
+    float *yh = mb + 36 * WG1_TB * 16 * WG1_FV;
+    size_t yw = pool ? 2 * s.tw : 4 * s.tw;
+    wg1_input(x, g, &s, r0, r1, xh, v);
+    for (size_t t0 = 0; t0 < tiles; t0 += WG1_TB) {
+        size_t nt = tiles - t0 < WG1_TB ? tiles - t0 : WG1_TB;
+        for (size_t f0 = 0; f0 < mp; f0 += 16 * WG1_FV) {
+            size_t nv = (mp - f0) / 16 < WG1_FV ? (mp - f0) / 16 : WG1_FV;
+            wg1_products(v, tiles * WG1_ELT, c, t0, nt, u1, mp, f0, nv, mb);
+            for (size_t t = 0; t < nt; t++) {
+                size_t ti = (t0 + t) / s.tw, tj = (t0 + t) % s.tw;
+                for (size_t k = 0; k < nv; k++) {
+                    size_t f = f0 + 16 * k;
+                    __mmask16 mk = tail_mask(m - f < 16 ? m - f : 16);
+                    __m512 o[16];
+                    wg1_tile_out(mb, t, k, b, scale, shift, f, mk, relu, o);
+                    if (pool) {
+                        for (size_t pr = 0; pr < 2; pr++)
+                            for (size_t pq = 0; pq < 2; pq++) {
+                                const __m512 *a = o + 8 * pr, *u = a + 4;
+                                size_t px = (2 * ti + pr) * yw + 2 * tj + pq;
+                                _mm512_storeu_ps(
+                                    yh + px * mp + f,
+                                    wg_max4(a[2 * pq], a[2 * pq + 1], u[2 * pq], u[2 * pq + 1]));
+                            }
+                    } else {
+                        for (size_t q = 0; q < 4; q++)
+                            for (size_t p = 0; p < 4; p++)
+                                _mm512_storeu_ps(yh + ((4 * ti + q) * yw + 4 * tj + p) * mp + f,
+                                                 o[q * 4 + p]);
+                    }
+                }
+            }
+        }
+    }
+    size_t oh = pool ? g->oh / 2 : g->oh, ow = pool ? g->ow / 2 : g->ow, per = pool ? 2 : 4;
+    size_t i0 = per * r0, i1 = per * r1 < oh ? per * r1 : oh;
+    if (i0 < i1)
+        wg1_place(yh, yw, mp, m, i0, i1, ow, oh * ow, y);
+}
