@@ -1063,15 +1063,17 @@ static void conv_winograd_against_direct(const char *isa)
 }
 PER_ISA(conv_winograd_against_direct)
 
-/* One image on a plane of 4 x 4 tiles or fewer, its transforms kept (a
+/* One image on a plane of 7 x 7 tiles or fewer, its transforms kept (a
  * forward-only network's pass over one image: on AVX-512 with vectors
  * along the filters, winograd1_avx512.c, threads taking rows of tiles) is
  * the same bits as the image in a batch (vectors along the tiles): plain,
  * with a relu, with a folded batch normalisation and a relu, and max-pooled
- * 2x2 within the tiles; on 1 and 3 threads.  Shapes: fashion-best's 14 x 14
- * layers (24 and 48 channels to 48), 12 channels (one partial group of 16),
- * 33 (a group of one), 37 and 20 filters (partial vectors), 64 (two groups
- * of filter vectors), padding 0 and 2, planes 11 x 13 and 13 x 14.  Where
+ * 2x2 within the tiles; on 1 and 3 threads.  Shapes: fashion-best's layers
+ * (24 channels to 24 on 28 x 28, 24 and 48 to 48 on 14 x 14), 12 channels
+ * (one partial group of 16), 33 (a group of one), 37, 30 and 20 filters
+ * (partial vectors), 64 (two groups of filter vectors), padding 0 and 2,
+ * planes 11 x 13, 13 x 14 and 23 x 25 (6 x 7 tiles); 8 x 8 and 5 x 7 (2 x 2
+ * tiles, which the batch's kernels take four images to a vector).  Where
  * those kernels run, the transforms they keep are poisoned with NaNs once
  * made: then the one image's plain outputs are NaN and the batch's are not
  * (they really ran, and the batch does not read them). */
@@ -1081,6 +1083,8 @@ static void conv_one_image_by_filters(const char *isa)
         /* c, h, w, k, stride, pad, filters */
         {24, 14, 14, 3, 1, 1, 48}, {48, 14, 14, 3, 1, 1, 48}, {12, 14, 14, 3, 1, 1, 40},
         {33, 14, 13, 3, 1, 1, 20}, {20, 13, 15, 3, 1, 0, 37}, {40, 12, 12, 3, 1, 2, 64},
+        {24, 28, 28, 3, 1, 1, 24}, {17, 25, 27, 3, 1, 0, 30}, {48, 8, 8, 3, 1, 1, 40},
+        {40, 5, 7, 3, 1, 1, 40},
     };
     cn_backend *bes[2];
     if (!one_and_three(isa, &bes[0], &bes[1]))

@@ -851,7 +851,7 @@ typedef struct wg1_job {
 static void wg1_share(void *arg, const cn_share *sh)
 {
     const wg1_job *j = arg;
-    size_t th = wg_shape_of(j->g).th;
+    size_t th = wg1_shape_of(j->g).th;
     size_t r0 = cn_share_at(th, sh->lo), r1 = cn_share_at(th, sh->hi);
     if (r0 < r1)
         wg1_rows(j->g, j->m, j->x, j->u1, j->b, j->scale, j->shift, j->relu, j->pool, j->y,
@@ -884,7 +884,7 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     }
     if (n == 1 && u1 && !xm && (in_tiles || !po)) {
         wg1_job j = {g, m, tf, x, u1, b, scale, shift, y, bufs, relu, in_tiles};
-        size_t th = wg_shape_of(g).th;
+        size_t th = wg1_shape_of(g).th;
         int nt = split < (int)th ? split : (int)th;
         if (nt > 1) {
             cn_cpu_shares_even(be, nt, wg1_share, &j);

@@ -28,23 +28,43 @@
 #define WG1_FV 3
 
 /* The layouts below are in groups of 16 channels, so that every offset
- * within a tile is a constant (with 36 computed offsets, kept on the stack,
- * the input transform ran at a third of the speed): the padded input
- * columns that the tiles read (4 tw + 2, tw = 4), and the floats of a
- * tile's transforms of a group. */
-#define WG1_PW  18
+ * within a tile is a constant or one of 6 rows (with 36 computed offsets,
+ * kept on the stack, the input transform ran at a third of the speed): the
+ * floats of a tile's transforms of a group. */
 #define WG1_ELT (36 * 16)
+
+/* The most tile rows and columns: planes up to 28 x 28. */
+#define WG1_MAX_TILES 7
+
+/* A plane's tiles (th x tw) and the padded input columns they read (pw). */
+typedef struct wg1_shape {
+    size_t th, tw, tiles, pw;
+} wg1_shape;
+
+static wg1_shape wg1_shape_of(const cn_win *g)
+{
+    wg1_shape s = {(g->oh + 3) / 4, (g->ow + 3) / 4, 0, 0};
+    s.tiles = s.th * s.tw, s.pw = 4 * s.tw + 2;
+    return s;
+}
 
 /* Floats per pixel (channels) or per tile and element (filters): whole
  * vectors. */
 static size_t wg1_round(size_t n) { return (n + 15) / 16 * 16; }
 
-/* Layers these kernels take: a Winograd layer (use_winograd) whose tiles
- * fit one vector, by wg_four. */
+/* The filters' transforms are read once for each block of WG1_TB tiles:
+ * beyond 2 blocks, only where they stay in a core's L2 cache (256 KB). */
+#define WG1_U_FLOATS (64 * 1024)
+
+/* Layers these kernels take: a Winograd layer (use_winograd) of up to 7 x 7
+ * tiles (planes up to 28 x 28), padded by 2 at most, whose filters'
+ * transforms are small enough for its tiles (WG1_U_FLOATS). */
 static int wg1_fits(const cn_win *g, size_t m)
 {
-    wg_shape s = wg_shape_of(g);
-    return use_winograd(g, m) && wg_four(g, &s);
+    wg1_shape s = wg1_shape_of(g);
+    size_t blocks = (s.tiles + WG1_TB - 1) / WG1_TB;
+    return use_winograd(g, m) && s.th <= WG1_MAX_TILES && s.tw <= WG1_MAX_TILES && g->pad <= 2 &&
+           (blocks <= 2 || 36 * g->c * wg1_round(m) <= WG1_U_FLOATS);
 }
 
 /* A thread's area for up to all the plane's tile rows: the padded input
@@ -52,9 +72,9 @@ static int wg1_fits(const cn_win *g, size_t m)
  * (36 x WG1_TB x 48) and the outputs in pixels of filters (16 a tile). */
 static size_t wg1_thread_floats(const cn_win *g, size_t m)
 {
-    wg_shape s = wg_shape_of(g);
+    wg1_shape s = wg1_shape_of(g);
     size_t cs = wg1_round(g->c), mp = wg1_round(m);
-    return (4 * s.th + 2) * WG1_PW * cs + 36 * s.tiles * cs + 36 * WG1_TB * 16 * WG1_FV +
+    return (4 * s.th + 2) * s.pw * cs + 36 * s.tiles * cs + 36 * WG1_TB * 16 * WG1_FV +
            16 * s.tiles * mp;
 }
 
@@ -72,9 +92,9 @@ static void wg1_filters(const float *u, size_t m, size_t c, float *u1)
 }
 
 /* V[e] of one tile for 16 channels (v: WG1_ELT floats, element e at 16 e)
- * from the tile's padded input p (rows of WG1_PW pixels of 16 channels):
- * along the rows first, then along the columns, as wg_input4 takes them. */
-static inline __attribute__((always_inline)) void wg1_tile_in(const float *p, float *v)
+ * from the tile's padded input p (rows of pw pixels of 16 channels): along
+ * the rows first, then along the columns, as wg_input4 takes them. */
+static inline __attribute__((always_inline)) void wg1_tile_in(const float *p, size_t pw, float *v)
 {
     __m512 tmp[6][6];
 #pragma GCC unroll 6
@@ -82,7 +102,7 @@ static inline __attribute__((always_inline)) void wg1_tile_in(const float *p, fl
         __m512 d[6];
 #pragma GCC unroll 6
         for (int j = 0; j < 6; j++)
-            d[j] = _mm512_loadu_ps(p + (i * WG1_PW + j) * 16);
+            d[j] = _mm512_loadu_ps(p + ((size_t)i * pw + (size_t)j) * 16);
         wg_bt(d, tmp[i]);
     }
     wg_bt_cols(tmp, v, 16);
@@ -90,12 +110,12 @@ static inline __attribute__((always_inline)) void wg1_tile_in(const float *p, fl
 
 /* V for tile rows [r0, r1) of the plane x (c, h, w): v[group][t][e][16]
  * (t the tile's place among those rows, tw to a row), through xh, the
- * padded rows 4 r0 to 4 r1 + 1 as xh[group][row][WG1_PW][16]. */
-static void wg1_input(const float *x, const cn_win *g, const wg_shape *s, size_t r0, size_t r1,
+ * padded rows 4 r0 to 4 r1 + 1 as xh[group][row][pw][16]. */
+static void wg1_input(const float *x, const cn_win *g, const wg1_shape *s, size_t r0, size_t r1,
                       float *xh, float *v)
 {
     size_t c = g->c, groups = (c + 15) / 16, rows = 4 * (r1 - r0) + 2, tiles = (r1 - r0) * s->tw;
-    size_t rs = WG1_PW * 16;
+    size_t pw = s->pw, rs = pw * 16;
     for (size_t gi = 0; gi < groups; gi++) {
         size_t c0 = 16 * gi, nc = c - c0 < 16 ? c - c0 : 16;
         float *xg = xh + gi * rows * rs;
@@ -103,13 +123,13 @@ static void wg1_input(const float *x, const cn_win *g, const wg_shape *s, size_t
             size_t pr = 4 * r0 + rr;
             float *row = xg + rr * rs;
             if (pr < g->pad || pr - g->pad >= g->h) { /* a padding row */
-                for (size_t k = 0; k < WG1_PW; k++)
+                for (size_t k = 0; k < pw; k++)
                     _mm512_storeu_ps(row + 16 * k, _mm512_setzero_ps());
                 continue;
             }
             for (size_t k = 0; k < g->pad; k++)
                 _mm512_storeu_ps(row + 16 * k, _mm512_setzero_ps());
-            for (size_t k = g->pad + g->w; k < WG1_PW; k++)
+            for (size_t k = g->pad + g->w; k < pw; k++)
                 _mm512_storeu_ps(row + 16 * k, _mm512_setzero_ps());
             size_t r = pr - g->pad, hw = g->h * g->w;
             for (size_t x0 = 0; x0 < g->w; x0 += 16) {
@@ -131,7 +151,7 @@ static void wg1_input(const float *x, const cn_win *g, const wg_shape *s, size_t
         float *vg = v + gi * tiles * WG1_ELT;
         for (size_t ti = 0; ti < r1 - r0; ti++)
             for (size_t tj = 0; tj < s->tw; tj++)
-                wg1_tile_in(xg + (4 * ti * WG1_PW + 4 * tj) * 16, vg + (ti * s->tw + tj) * WG1_ELT);
+                wg1_tile_in(xg + (4 * ti * pw + 4 * tj) * 16, pw, vg + (ti * s->tw + tj) * WG1_ELT);
     }
 }
 
@@ -247,9 +267,9 @@ static void wg1_rows(const cn_win *g, size_t m, const float *x, const float *u1,
                      const float *scale, const float *shift, int relu, int pool, float *y,
                      float *area, size_t r0, size_t r1)
 {
-    wg_shape s = wg_shape_of(g);
+    wg1_shape s = wg1_shape_of(g);
     size_t c = g->c, cs = wg1_round(c), mp = wg1_round(m), tiles = (r1 - r0) * s.tw;
-    float *xh = area, *v = xh + (4 * s.th + 2) * WG1_PW * cs, *mb = v + 36 * s.tiles * cs;
+    float *xh = area, *v = xh + (4 * s.th + 2) * s.pw * cs, *mb = v + 36 * s.tiles * cs;
     float *yh = mb + 36 * WG1_TB * 16 * WG1_FV;
     size_t yw = pool ? 2 * s.tw : 4 * s.tw;
     wg1_input(x, g, &s, r0, r1, xh, v);
