@@ -785,11 +785,12 @@ static int use_direct_fwd(const cn_win *g, size_t m)
  * sharing the input transforms through memory (one round by channels, then
  * one by filters) was slower, the other core's writes arriving slowly.  One
  * image whose plane has a vector of tiles or more for each thread shares
- * them out instead (by_tiles); one on a plane of 4 x 4 tiles or fewer (a
- * single vector), its transforms kept, goes to winograd1_avx512.c, whose
- * threads take rows of tiles: fashion-best's 14 x 14 layers on 2 threads
- * took 9.8 and 13.2 us there against 11.9 and 16.2 by filters, and on one
- * thread 10.3 and 16.3 against 13 and 21 (AMD EPYC Zen 5). */
+ * them out instead (by_tiles).  But first: one image with its transforms
+ * kept (a forward-only network) on a plane that wg1_fits goes to
+ * winograd1_avx512.c, vectors along the filters, whose threads take rows
+ * of tiles: fashion-best's 14 x 14 layers on 2 threads took 9.8 and 13.2 us
+ * there against 11.9 and 16.2 by filters, and on one thread 10.3 and 16.3
+ * against 13 and 21; its 28 x 28 layer 21 against 23 (AMD EPYC Zen 5). */
 /* A Winograd forward pass split by filters (wg_share). */
 typedef struct wg_job {
     const cn_win *g;
