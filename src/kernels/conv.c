@@ -34,8 +34,8 @@
  * forward pass of 5x5 ones on planes of up to 8 x 8 outputs
  * (kernels/winograd5_avx512.c: LeNet's second layer), unless the backend is
  * asked to be exact (cn_backend.exact); a forward-only network's pass over
- * one image on a plane of 4 x 4 tiles or fewer takes F(4x4, 3x3) with
- * vectors along the filters (kernels/winograd1_avx512.c).  Part of the CPU
+ * one image on a plane of up to 7 x 7 tiles takes F(4x4, 3x3) with vectors
+ * along the filters (kernels/winograd1_avx512.c).  Part of the CPU
  * kernels compiled once per instruction set (kernels/cpu_kernels.h). */
 
 /* Gradients of a batch are summed in at most this many partial sums. */
@@ -875,9 +875,9 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     size_t pp = in_tiles ? po->win->oh * po->win->ow : 0;
     size_t unit = wk_unit(g);
     int split = split_threads(be, n, m, m * p * g->c * g->kh * g->kw);
-    /* One image on a plane of 4 x 4 tiles or fewer, pooled within them if
-     * at all: vectors along the filters, threads taking rows of tiles
-     * (winograd1_avx512.c). */
+    /* One image on a plane that wg1_fits, its transforms kept, pooled
+     * within the tiles if at all: vectors along the filters, threads taking
+     * rows of tiles (winograd1_avx512.c). */
     if (u1 && make) { /* both ways' transforms, whichever way this pass goes */
         wk_filters(g, w, m, 0, m, u);
         wg1_filters(u, m, g->c, u1);

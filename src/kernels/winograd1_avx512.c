@@ -1,21 +1,23 @@
-/* winograd1_avx512.c - F(4x4, 3x3) for one image on planes of at most 4 x 4
- * tiles (fashion-best's and mnist-best's 14 x 14 layers, cifar10's 16 x 16),
- * with vectors along the filters instead of the tiles.
+/* winograd1_avx512.c - F(4x4, 3x3) for one image on planes of up to 7 x 7
+ * tiles (fashion-best's and mnist-best's 28 x 28 and 14 x 14 layers,
+ * cifar10's 16 x 16 and 8 x 8), with vectors along the filters instead of
+ * the tiles.
  *
- * Such a plane's tiles fill one vector of winograd_avx512.c's kernels, so
- * that two threads could share one image's work there only by filters: each
- * then transformed the whole input and read the half of it that the other
- * core had written (fashion-best's third layer took as long on 2 threads as
- * on one).  Here the tiles go in rows of vectors along the filters (8 tiles
- * by 3 vectors of 16 filters in registers), so a thread takes whole rows of
- * tiles: it transforms only the input under them and writes only the
- * outputs over them, most of both on its own core.  The input transform
- * runs along the channels, 16 at a time, from the plane transposed into
- * pixels of channels, without the permutes that build vectors of tiles; the
+ * A 14 x 14 plane's tiles fill one vector of winograd_avx512.c's kernels,
+ * so that two threads could share one image's work there only by filters:
+ * each then transformed the whole input and read the half of it that the
+ * other core had written (fashion-best's third layer took as long on 2
+ * threads as on one); an 8 x 8 plane's 4 tiles leave 12 of the 16 lanes
+ * idle, a 28 x 28 plane's 49 fill 4 vectors.  Here the tiles go in rows of vectors along the
+ * filters (8 tiles by 3 vectors of 16 filters in registers), so a thread takes whole rows of tiles:
+ * it transforms only the input under them and writes only the outputs over them, most of both on
+ * its own core.  The input transform runs along the channels, 16 at a time, from the plane
+ * transposed into pixels of channels, without the permutes that build vectors of tiles; the
  * products keep every filter's transform in a vector instead of
  * broadcasting it.  fashion-best's 14 x 14 layers, one image on one thread:
  * 10.3 and 16.3 us against 13 and 21 (AMD EPYC Zen 5); on 2 threads 9.8
- * and 13.2 us against 11.9 and 16.2.
+ * and 13.2 us against 11.9 and 16.2; its 28 x 28 layer 21 us against 23,
+ * cifar10's one image 1.8x as fast.
  *
  * Every output is the other kernels' to the bit: the same transforms (wg_bt,
  * wg_at) in the same order on each element, the sums over the channels in
