@@ -93,21 +93,56 @@ static void wg1_filters(const float *u, size_t m, size_t c, float *u1)
         }
 }
 
+/* Half of wg_bt along one direction, by the same expressions: outputs 0 to
+ * 2 (from d0 to d4), or with hi 3 to 5 (from d1 to d5). */
+static inline __attribute__((always_inline)) void wg1_bt_half(const __m512 *d, int hi, __m512 *r)
+{
+    const __m512 two = _mm512_set1_ps(2.0f), four = _mm512_set1_ps(4.0f),
+                 five = _mm512_set1_ps(5.0f);
+    if (!hi) {
+        __m512 t1 = _mm512_fnmadd_ps(four, d[2], d[4]), t2 = _mm512_fnmadd_ps(four, d[1], d[3]);
+        r[0] = _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4]));
+        r[1] = _mm512_add_ps(t1, t2);
+        r[2] = _mm512_sub_ps(t1, t2);
+    } else {
+        __m512 t3 = _mm512_sub_ps(d[4], d[2]), t4 = _mm512_sub_ps(d[3], d[1]);
+        r[0] = _mm512_fmadd_ps(two, t4, t3);
+        r[1] = _mm512_fnmadd_ps(two, t4, t3);
+        r[2] = _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5]));
+    }
+}
+
 /* V[e] of one tile for 16 channels (v: WG1_ELT floats, element e at 16 e)
  * from the tile's padded input p (rows of pw pixels of 16 channels): along
- * the rows first, then along the columns, as wg_input4 takes them. */
+ * the rows first, then along the columns, as wg_input4 takes them, in two
+ * halves of the rows' outputs (each row read twice), so that 18 of them
+ * wait in registers instead of 36 (which spilled). */
 static inline __attribute__((always_inline)) void wg1_tile_in(const float *p, size_t pw, float *v)
 {
-    __m512 tmp[6][6];
+#pragma GCC unroll 2
+    for (int hi = 0; hi < 2; hi++) {
+        __m512 tmp[6][3];
 #pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) {
-        __m512 d[6];
+        for (int i = 0; i < 6; i++) {
+            __m512 d[6];
 #pragma GCC unroll 6
-        for (int j = 0; j < 6; j++)
-            d[j] = _mm512_loadu_ps(p + ((size_t)i * pw + (size_t)j) * 16);
-        wg_bt(d, tmp[i]);
+            for (int j = 0; j < 6; j++)
+                d[j] = j == (hi ? 0 : 5) ? _mm512_setzero_ps()
+                                         : _mm512_loadu_ps(p + ((size_t)i * pw + (size_t)j) * 16);
+            wg1_bt_half(d, hi, tmp[i]);
+        }
+#pragma GCC unroll 3
+        for (int k = 0; k < 3; k++) {
+            __m512 col[6], r[6];
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++)
+                col[i] = tmp[i][k];
+            wg_bt(col, r);
+#pragma GCC unroll 6
+            for (int i = 0; i < 6; i++)
+                _mm512_storeu_ps(v + (size_t)(i * 6 + 3 * hi + k) * 16, r[i]);
+        }
     }
-    wg_bt_cols(tmp, v, 16);
 }
 
 /* V for tile rows [r0, r1) of the plane x (c, h, w): v[group][t][e][16]
