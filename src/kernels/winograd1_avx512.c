@@ -31,7 +31,7 @@
 
 /* The layouts below are in groups of 16 channels, so that every offset
  * within a tile is a constant or one of 6 rows (with 36 computed offsets,
- * kept on the stack, the input transform ran at a third of the speed): the
+ * kept on the stack, the input transform took twice as long): the
  * floats of a tile's transforms of a group. */
 #define WG1_ELT (36 * 16)
 
