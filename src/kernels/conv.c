@@ -843,7 +843,7 @@ static void wg_share(void *arg, const cn_share *sh)
  * (wg1_share). */
 typedef struct wg1_job {
     const cn_win *g;
-    size_t m, tf;
+    size_t m, tf, th; /* th: the plane's rows of tiles */
     const float *x, *u1, *b, *scale, *shift;
     float *y, *bufs;
     int relu, pool;
@@ -852,8 +852,7 @@ typedef struct wg1_job {
 static void wg1_share(void *arg, const cn_share *sh)
 {
     const wg1_job *j = arg;
-    size_t th = wg1_shape_of(j->g).th;
-    size_t r0 = cn_share_at(th, sh->lo), r1 = cn_share_at(th, sh->hi);
+    size_t r0 = cn_share_at(j->th, sh->lo), r1 = cn_share_at(j->th, sh->hi);
     if (r0 < r1)
         wg1_rows(j->g, j->m, j->x, j->u1, j->b, j->scale, j->shift, j->relu, j->pool, j->y,
                  j->bufs + (size_t)sh->t * j->tf, r0, r1);
@@ -884,8 +883,8 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
         make = 0;
     }
     if (n == 1 && u1 && !xm && (in_tiles || !po)) {
-        wg1_job j = {g, m, tf, x, u1, b, scale, shift, y, bufs, relu, in_tiles};
         size_t th = wg1_shape_of(g).th;
+        wg1_job j = {g, m, tf, th, x, u1, b, scale, shift, y, bufs, relu, in_tiles};
         int nt = split < (int)th ? split : (int)th;
         if (nt > 1) {
             cn_cpu_shares_even(be, nt, wg1_share, &j);

@@ -88,6 +88,25 @@ static inline void transpose16(__m512 r[16])
     }
 }
 
+/* A block of up to 16 x 16 floats transposed through registers: rows q < nr
+ * of src (ld_src floats apart, lanes lm of each, the rest 0) become rows of
+ * dst (ld_dst apart), of which the first nw are written (lanes wm). */
+static inline __attribute__((always_inline)) void transpose_block(const float *src, size_t ld_src,
+                                                                  size_t nr, __mmask16 lm,
+                                                                  float *dst, size_t ld_dst,
+                                                                  size_t nw, __mmask16 wm)
+{
+    __m512 r[16];
+#pragma GCC unroll 16
+    for (size_t q = 0; q < 16; q++)
+        r[q] = q < nr ? _mm512_maskz_loadu_ps(lm, src + q * ld_src) : _mm512_setzero_ps();
+    transpose16(r);
+#pragma GCC unroll 16
+    for (size_t q = 0; q < 16; q++)
+        if (q < nw)
+            _mm512_mask_storeu_ps(dst + q * ld_dst, wm, r[q]);
+}
+
 /* Packs B given transposed (rows j, row stride ldb, columns p) into NR-wide
  * panels, 16 x 16 blocks at a time through registers. */
 #define HAVE_PACK_B_T 1
@@ -102,13 +121,7 @@ static void pack_b_t(const float *b, size_t ldb, size_t p0, size_t kc, size_t j0
             for (size_t pp = 0; pp < kc; pp += 16) {
                 size_t np = kc - pp < 16 ? kc - pp : 16;
                 __mmask16 mp = (__mmask16)((1u << np) - 1);
-                __m512 r[16];
-                for (size_t q = 0; q < 16; q++)
-                    r[q] = q < nj ? _mm512_maskz_loadu_ps(mp, src + q * ldb + pp)
-                                  : _mm512_setzero_ps();
-                transpose16(r);
-                for (size_t q = 0; q < np; q++)
-                    _mm512_storeu_ps(pb + (pp + q) * NR + 16 * half, r[q]);
+                transpose_block(src + pp, ldb, nj, mp, pb + pp * NR + 16 * half, NR, np, 0xffff);
             }
         }
     }
@@ -768,7 +781,7 @@ static void dconv_dw_samples(const float *const *xps, const float *const *dqs, s
 #include "kernels/winograd_avx512.c"
 /* after it: F(2x2, 5x5) takes F(4x4, 3x3)'s input transform and products */
 #include "kernels/winograd5_avx512.c"
-/* after it too: one image's 4 x 4 tiles with vectors along the filters */
+/* after it too: one image's tiles with vectors along the filters */
 #include "kernels/winograd1_avx512.c"
 
 #define CN_ISA avx512

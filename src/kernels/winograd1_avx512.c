@@ -8,16 +8,17 @@
  * each then transformed the whole input and read the half of it that the
  * other core had written (fashion-best's third layer took as long on 2
  * threads as on one); an 8 x 8 plane's 4 tiles leave 12 of the 16 lanes
- * idle, a 28 x 28 plane's 49 fill 4 vectors.  Here the tiles go in rows of vectors along the
- * filters (8 tiles by 3 vectors of 16 filters in registers), so a thread takes whole rows of tiles:
- * it transforms only the input under them and writes only the outputs over them, most of both on
- * its own core.  The input transform runs along the channels, 16 at a time, from the plane
- * transposed into pixels of channels, without the permutes that build vectors of tiles; the
- * products keep every filter's transform in a vector instead of
- * broadcasting it.  fashion-best's 14 x 14 layers, one image on one thread:
- * 10.3 and 16.3 us against 13 and 21 (AMD EPYC Zen 5); on 2 threads 9.8
- * and 13.2 us against 11.9 and 16.2; its 28 x 28 layer 21 us against 23,
- * cifar10's one image 1.8x as fast.
+ * idle, a 28 x 28 plane's 49 fill 4 vectors.  Here the tiles go in rows of
+ * vectors along the filters (8 tiles by 3 vectors of 16 filters in
+ * registers), so a thread takes whole rows of tiles: it transforms only the
+ * input under them and writes only the outputs over them, most of both on
+ * its own core.  The input transform runs along the channels, 16 at a time,
+ * from the plane transposed into pixels of channels, without the permutes
+ * that build vectors of tiles; the products keep every filter's transform
+ * in a vector instead of broadcasting it.  fashion-best's 14 x 14 layers,
+ * one image on one thread: 10.3 and 16.3 us against 13 and 21 (AMD EPYC Zen
+ * 5); on 2 threads 9.8 and 13.2 us against 11.9 and 16.2; its 28 x 28 layer
+ * 21 us against 23, cifar10's one image 1.8x as fast.
  *
  * Every output is the other kernels' to the bit: the same transforms (wg_bt,
  * wg_at) in the same order on each element, the sums over the channels in
@@ -171,18 +172,8 @@ static void wg1_input(const float *x, const cn_win *g, const wg1_shape *s, size_
             size_t r = pr - g->pad, hw = g->h * g->w;
             for (size_t x0 = 0; x0 < g->w; x0 += 16) {
                 size_t nx = g->w - x0 < 16 ? g->w - x0 : 16;
-                __mmask16 mx = tail_mask(nx);
-                const float *xs = x + (c0 * g->h + r) * g->w + x0;
-                __m512 t[16];
-#pragma GCC unroll 16
-                for (size_t l = 0; l < 16; l++)
-                    t[l] = l < nc ? _mm512_maskz_loadu_ps(mx, xs + l * hw) : _mm512_setzero_ps();
-                transpose16(t);
-                float *o = row + 16 * (g->pad + x0);
-#pragma GCC unroll 16
-                for (size_t k = 0; k < 16; k++)
-                    if (k < nx)
-                        _mm512_storeu_ps(o + k * 16, t[k]);
+                transpose_block(x + (c0 * g->h + r) * g->w + x0, hw, nc, tail_mask(nx),
+                                row + 16 * (g->pad + x0), 16, nx, 0xffff);
             }
         }
         float *vg = v + gi * tiles * WG1_ELT;
@@ -252,13 +243,21 @@ static void wg1_products(const float *v, size_t gs, size_t c, size_t t0, size_t 
     }
 }
 
-/* A^T M A of block tile t, filter vector k of mb, then the bias, the
- * affine map and the relu of those 16 filters (f: the first; mk: those
- * below m): o[4 row + column], as wg_tile_out has them. */
-static void wg1_tile_out(const float *mb, size_t t, size_t k, const float *b, const float *scale,
-                         const float *shift, size_t f, __mmask16 mk, int relu, __m512 o[16])
+/* What follows the products for one vector of filters, as dconv_finish
+ * takes it: the bias, the affine map (scale and shift, or none), the relu. */
+typedef struct wg1_finish {
+    __m512 bias, scale, shift;
+    int affine, relu;
+} wg1_finish;
+
+/* A^T M A of block tile t, filter vector k of mb (filters from f), then
+ * fin, as wg_tile_out has them, into yh (pixels of mp filters, yw to a
+ * row): the tile's 4 x 4 outputs at (4 ti, 4 tj), or with pool their 2x2
+ * maxima (wg_max4) at (2 ti, 2 tj). */
+static void wg1_tile_out(const float *mb, size_t t, size_t k, const wg1_finish *fin, int pool,
+                         float *yh, size_t yw, size_t mp, size_t f, size_t ti, size_t tj)
 {
-    __m512 tmp[4][6], mm[6], r[4];
+    __m512 tmp[4][6], mm[6], r[4], o[4][4];
     for (int j = 0; j < 6; j++) {
         for (int i = 0; i < 6; i++)
             mm[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG1_TB + t) * 16 * WG1_FV + 16 * k);
@@ -266,14 +265,23 @@ static void wg1_tile_out(const float *mb, size_t t, size_t k, const float *b, co
         for (int q = 0; q < 4; q++)
             tmp[q][j] = r[q];
     }
-    __m512 bv = b ? _mm512_maskz_loadu_ps(mk, b + f) : _mm512_setzero_ps();
-    __m512 scv = scale ? _mm512_maskz_loadu_ps(mk, scale + f) : _mm512_set1_ps(1.0f);
-    __m512 shv = scale ? _mm512_maskz_loadu_ps(mk, shift + f) : _mm512_setzero_ps();
     for (int q = 0; q < 4; q++) {
         wg_at(tmp[q], r);
         for (int p = 0; p < 4; p++)
-            o[q * 4 + p] = dconv_finish(r[p], bv, scale != NULL, scv, shv, relu);
+            o[q][p] = dconv_finish(r[p], fin->bias, fin->affine, fin->scale, fin->shift, fin->relu);
     }
+    if (pool) {
+        for (size_t pr = 0; pr < 2; pr++)
+            for (size_t pq = 0; pq < 2; pq++) {
+                const __m512 *a = o[2 * pr], *u = o[2 * pr + 1];
+                _mm512_storeu_ps(yh + ((2 * ti + pr) * yw + 2 * tj + pq) * mp + f,
+                                 wg_max4(a[2 * pq], a[2 * pq + 1], u[2 * pq], u[2 * pq + 1]));
+            }
+        return;
+    }
+    for (size_t q = 0; q < 4; q++)
+        for (size_t p = 0; p < 4; p++)
+            _mm512_storeu_ps(yh + ((4 * ti + q) * yw + 4 * tj + p) * mp + f, o[q][p]);
 }
 
 /* Rows [i0, i1) of every filter's plane in y (m planes of ow wide, plane
@@ -286,13 +294,8 @@ static void wg1_place(const float *yh, size_t yw, size_t mp, size_t m, size_t i0
         for (size_t f0 = 0; f0 < m; f0 += 16)
             for (size_t x0 = 0; x0 < ow; x0 += 16) {
                 size_t nf = m - f0 < 16 ? m - f0 : 16, nx = ow - x0 < 16 ? ow - x0 : 16;
-                __m512 t[16];
-                for (size_t k = 0; k < 16; k++)
-                    t[k] = k < nx ? _mm512_loadu_ps(yh + ((i - i0) * yw + x0 + k) * mp + f0)
-                                  : _mm512_setzero_ps();
-                transpose16(t);
-                for (size_t l = 0; l < nf; l++)
-                    _mm512_mask_storeu_ps(y + (f0 + l) * plane + i * ow + x0, tail_mask(nx), t[l]);
+                transpose_block(yh + ((i - i0) * yw + x0) * mp + f0, mp, nx, 0xffff,
+                                y + f0 * plane + i * ow + x0, plane, nf, tail_mask(nx));
             }
 }
 
@@ -315,30 +318,19 @@ static void wg1_rows(const cn_win *g, size_t m, const float *x, const float *u1,
         for (size_t f0 = 0; f0 < mp; f0 += 16 * WG1_FV) {
             size_t nv = (mp - f0) / 16 < WG1_FV ? (mp - f0) / 16 : WG1_FV;
             wg1_products(v, tiles * WG1_ELT, c, t0, nt, u1, mp, f0, nv, mb);
-            for (size_t t = 0; t < nt; t++) {
-                size_t ti = (t0 + t) / s.tw, tj = (t0 + t) % s.tw;
-                for (size_t k = 0; k < nv; k++) {
-                    size_t f = f0 + 16 * k;
-                    __mmask16 mk = tail_mask(m - f < 16 ? m - f : 16);
-                    __m512 o[16];
-                    wg1_tile_out(mb, t, k, b, scale, shift, f, mk, relu, o);
-                    if (pool) {
-                        for (size_t pr = 0; pr < 2; pr++)
-                            for (size_t pq = 0; pq < 2; pq++) {
-                                const __m512 *a = o + 8 * pr, *u = a + 4;
-                                size_t px = (2 * ti + pr) * yw + 2 * tj + pq;
-                                _mm512_storeu_ps(
-                                    yh + px * mp + f,
-                                    wg_max4(a[2 * pq], a[2 * pq + 1], u[2 * pq], u[2 * pq + 1]));
-                            }
-                    } else {
-                        for (size_t q = 0; q < 4; q++)
-                            for (size_t p = 0; p < 4; p++)
-                                _mm512_storeu_ps(yh + ((4 * ti + q) * yw + 4 * tj + p) * mp + f,
-                                                 o[q * 4 + p]);
-                    }
-                }
+            wg1_finish fin[WG1_FV];
+            for (size_t k = 0; k < nv; k++) {
+                size_t f = f0 + 16 * k;
+                __mmask16 mk = tail_mask(m - f < 16 ? m - f : 16);
+                fin[k].bias = b ? _mm512_maskz_loadu_ps(mk, b + f) : _mm512_setzero_ps();
+                fin[k].scale = scale ? _mm512_maskz_loadu_ps(mk, scale + f) : _mm512_set1_ps(1.0f);
+                fin[k].shift = scale ? _mm512_maskz_loadu_ps(mk, shift + f) : _mm512_setzero_ps();
+                fin[k].affine = scale != NULL, fin[k].relu = relu;
             }
+            for (size_t t = 0; t < nt; t++)
+                for (size_t k = 0; k < nv; k++)
+                    wg1_tile_out(mb, t, k, &fin[k], pool, yh, yw, mp, f0 + 16 * k, (t0 + t) / s.tw,
+                                 (t0 + t) % s.tw);
         }
     }
     size_t oh = pool ? g->oh / 2 : g->oh, ow = pool ? g->ow / 2 : g->ow, per = pool ? 2 : 4;
