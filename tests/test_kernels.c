@@ -962,18 +962,24 @@ PER_ISA(conv_affine_is_conv_then_bn)
  * no window covers. */
 static void conv_pool_is_conv_then_pool(const char *isa)
 {
-    static const size_t lenet1[6] = {1, 28, 28, 5, 1, 0};              /* after split_geoms */
+    /* After split_geoms: LeNet's first layer (24 x 24 outputs, whose 2x2
+     * windows AVX-512's direct sum pools as it stores two rows of sums at a
+     * time), 3 channels to 24 x 24 with padding 1 (the same), 32 x 32 (two
+     * rows in 4 vectors), 6 x 32 (rows that 3 vectors cut: pooled after). */
+    static const size_t extra[][6] = {
+        {1, 28, 28, 5, 1, 0}, {3, 24, 24, 3, 1, 1}, {1, 36, 36, 5, 1, 0}, {2, 10, 36, 5, 1, 0}};
+    static const size_t n_extra = sizeof extra / sizeof extra[0];
     static const size_t pools[][2] = {{2, 2}, {3, 3}, {3, 2}, {2, 1}}; /* size, stride */
     cn_backend *be = isa_backend(isa, 3);
     if (!be)
         return;
     cn_rng rng;
     cn_rng_seed(&rng, 23);
-    for (size_t t = 0; t <= N_SPLIT_GEOMS; t++)
+    for (size_t t = 0; t < N_SPLIT_GEOMS + n_extra; t++)
         for (size_t ni = 0; ni < 3; ni++) {
             size_t n = ni == 0 ? 1 : 15 + ni; /* 1, 16 (one block among 3 threads), 17 */
-            cn_win g = win_of(t < N_SPLIT_GEOMS ? split_geoms[t] : lenet1);
-            size_t m = t == N_SPLIT_GEOMS ? 20 : SPLIT_M, kk = g.c * g.kh * g.kw, p = g.oh * g.ow;
+            cn_win g = win_of(t < N_SPLIT_GEOMS ? split_geoms[t] : extra[t - N_SPLIT_GEOMS]);
+            size_t m = t >= N_SPLIT_GEOMS ? 20 : SPLIT_M, kk = g.c * g.kh * g.kw, p = g.oh * g.ow;
             size_t in = n * g.c * g.h * g.w, out = n * m * p;
             float *x = normal(in, 1, 0, &rng), *w = normal(m * kk, 0.3, 0, &rng);
             float *b = normal(m, 1, 0, &rng), *sc = normal(2 * m, 1, 0, &rng);

@@ -527,13 +527,25 @@ static void taps_flipped(const float *w, size_t m, size_t c, size_t kh, size_t k
                         w[((f * c + ch) * kh + a) * kw + e];
 }
 
+/* Whether the direct sum pools a pooled pass's windows pw itself as it
+ * stores the outputs of g (dconv_pools: 2x2 windows with stride 2 over the
+ * whole of each pair of rows), rather than into a buffer pooled after. */
+static int direct_pools(const cn_win *g, const dconv_area *a, const cn_win *pw)
+{
+    return pw && pw->kh == 2 && pw->kw == 2 && pw->stride == 2 && pw->pad == 0 &&
+           2 * pw->ow == g->ow && dconv_pools(g->oh, g->ow, a->shift > 0);
+}
+
 /* One sample xs by the direct sum, filters [fa, fa + mt) into ys (the
  * sample's outputs, all m filters' planes, each p floats on: oh x ow, or
  * more for a band of a larger plane's rows, rows_share), in a thread's area:
- * the sample padded, laid out shifted where that pays, then dconv_sample. */
+ * the sample padded, laid out shifted where that pays, then dconv_sample.
+ * py: NULL, or (direct_pools) the m planes, pp floats apart, that the
+ * outputs are pooled into instead of ys. */
 static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float *xs, const float *w,
                               const float *b, const float *scale, const float *shift, cn_act act,
-                              int stream, size_t fa, size_t mt, float *area, float *ys, size_t p)
+                              int stream, size_t fa, size_t mt, float *area, float *ys, size_t p,
+                              float *py, size_t pp)
 {
     size_t kk = g->c * g->kh * g->kw;
     float *flat = area + g->c * a->hp * a->wp, *xsh = flat + a->flat_y;
@@ -547,7 +559,7 @@ static void direct_fwd_sample(const cn_win *g, const dconv_area *a, const float 
         dconv_shift(xp, g->c, a->hp, a->wp, g->kw, g->ow, xsh);
     dconv_sample(shifted ? xsh : xp, shifted, g->c, a->hp, a->wp, g->kh, g->kw, w + fa * kk, 0, mt,
                  b + fa, scale ? scale + fa : NULL, scale ? shift + fa : NULL, act == CN_ACT_RELU,
-                 stream, ys + fa * p, p, g->oh, g->ow, flat);
+                 stream, ys + fa * p, p, g->oh, g->ow, flat, py ? py + fa * pp : NULL, pp);
 }
 
 /* A thread's part of the filters, with its own copy of the padded sample
@@ -559,11 +571,15 @@ static void direct_share(void *arg, const cn_share *sh)
     size_t p = g->oh * g->ow, in = g->c * g->h * g->w, m = j->m, t = (size_t)sh->t;
     size_t fa, mt = filter_part(m, sh, &fa);
     dconv_area a = direct_area(g, m);
+    const cn_win *pw = j->po ? j->po->win : NULL;
+    int pools = direct_pools(g, &a, pw);
+    size_t pp = pw ? pw->oh * pw->ow : 0;
     for (size_t s = 0; s < j->n; s++) {
         float *ys = out_at(j->po, j->y, s, m * p, t);
         direct_fwd_sample(g, &a, j->x + s * in, j->w, j->b, j->scale, j->shift, j->act, 0, fa, mt,
-                          j->bufs + t * j->tf, ys, p);
-        pool_out(j->po, ys, m, fa, mt, 1, j->y, s);
+                          j->bufs + t * j->tf, ys, p, pools ? j->y + s * m * pp : NULL, pp);
+        if (!pools)
+            pool_out(j->po, ys, m, fa, mt, 1, j->y, s);
     }
 }
 
@@ -658,13 +674,20 @@ static void rows_share(void *arg, const cn_share *sh)
         }
     if (!pw) {
         direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area,
-                          j->y + r0 * g->ow, p);
+                          j->y + r0 * g->ow, p, NULL, 0);
         return;
     }
-    /* the band's planes one after another, then their pooled rows */
+    /* the band's planes one after another, then their pooled rows (or
+     * those rows as the sums are stored) */
     float *ys = j->po->bufs + t * j->po->floats;
     size_t pb = gb.oh * g->ow, pp = pw->oh * pw->ow;
-    direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys, pb);
+    if (direct_pools(&gb, &ab, pw)) {
+        direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys,
+                          pb, j->y + q0 * pw->ow, pp);
+        return;
+    }
+    direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys, pb,
+                      NULL, 0);
     cn_win wb = *pw;
     wb.h = gb.oh, wb.oh = q1 - q0;
     for (size_t f = 0; f < m; f++)
@@ -692,15 +715,18 @@ static void conv_fwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
         cn_cpu_shares(be, split, direct_share, &j);
         return;
     }
-    int stream = !po && streams_output(n * m * p);
+    int stream = !po && streams_output(n * m * p), pools = direct_pools(g, &a, pw);
+    size_t pp = pw ? pw->oh * pw->ow : 0;
     PARALLEL_FOR(cn_cpu_of(be)->threads, s, n, {
         const float *xs = x + (size_t)s * in;
         float *ys = out_at(po, y, (size_t)s, m * p, (size_t)thread_id());
         if (s + 1 < (long)n)
             prefetch(xs + in, in);
         direct_fwd_sample(g, &a, xs, w, b, scale, shift, act, stream, 0, m,
-                          bufs + (size_t)thread_id() * tf, ys, p);
-        pool_out(po, ys, m, 0, m, 1, y, (size_t)s);
+                          bufs + (size_t)thread_id() * tf, ys, p,
+                          pools ? y + (size_t)s * m * pp : NULL, pp);
+        if (!pools)
+            pool_out(po, ys, m, 0, m, 1, y, (size_t)s);
     });
     if (stream)
         _mm_sfence();
@@ -753,7 +779,7 @@ static void conv_bwd_direct(const cn_backend *be, const cn_win *g, size_t m, con
             for (size_t k = 0; dx && k < cnt; k++) {
                 pad_sample(dms[k], m, g->oh, g->ow, wp, fp, dq);
                 dconv_sample(dq, 0, m, a.hq, a.wq, g->kh, g->kw, wf, 1, g->c, NULL, NULL, NULL, 0,
-                             0, dx + (r0 + k) * in, g->h * g->w, g->h, g->w, flat);
+                             0, dx + (r0 + k) * in, g->h * g->w, g->h, g->w, flat, NULL, 0);
             }
         }
     });

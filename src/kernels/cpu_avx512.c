@@ -441,6 +441,8 @@ static void pad_sample(const float *x, size_t c, size_t h, size_t w, size_t sw, 
 typedef struct dconv_end {
     const float *bias, *scale, *shift;
     int relu, stream;
+    float *pool; /* else NULL: the group's first pooled plane (dconv_pools) */
+    size_t ldp, ow;
 } dconv_end;
 
 /* One vector of a filter's sums as stored: plus the bias b, times sc plus
@@ -451,6 +453,20 @@ static inline __m512 dconv_finish(__m512 v, __m512 b, int affine, __m512 sc, __m
     if (affine)
         v = _mm512_fmadd_ps(v, sc, sh);
     return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
+}
+
+/* The 2x2 windows (stride 2) over two output rows of ow, held in r (16 ow /
+ * 8 vectors, the rows one after the other): their maxima, ow / 2 lanes, in
+ * pool2_fwd_row's order (the same bits as the plane pooled after). */
+static inline __m512 dconv_pool2(const __m512 *r, size_t ow)
+{
+    __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
+    __m512i sh = _mm512_set1_epi32((int)(ow % 16)); /* the lower row's first lane */
+    const __m512 *u = r + ow / 16;
+    __m512 a = _mm512_permutex2var_ps(r[0], ev, r[1]), b = _mm512_permutex2var_ps(r[0], od, r[1]);
+    __m512 c = _mm512_permutex2var_ps(u[0], _mm512_add_epi32(ev, sh), u[1]);
+    __m512 d = _mm512_permutex2var_ps(u[0], _mm512_add_epi32(od, sh), u[1]);
+    return _mm512_max_ps(_mm512_max_ps(d, c), _mm512_max_ps(b, a));
 }
 
 /* Vectors of 16 outputs per filter that the forward kernel keeps in
@@ -505,6 +521,16 @@ dconv_block(const int NF, const int V, const float *xp, size_t c, size_t kh, siz
         __m512 b = _mm512_set1_ps(end->bias ? end->bias[f] : 0.0f);
         __m512 sc = _mm512_set1_ps(end->scale ? end->scale[f] : 1.0f);
         __m512 sh = _mm512_set1_ps(end->scale ? end->shift[f] : 0.0f);
+        if (end->pool) { /* the block is two whole rows: one pooled row */
+            __m512 r[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                r[v] = dconv_finish(acc[f][v], b, end->scale != NULL, sc, sh, end->relu);
+            size_t half = end->ow / 2;
+            _mm512_mask_storeu_ps(end->pool + f * end->ldp + q0 / (2 * end->ow) * half,
+                                  tail_mask(half), dconv_pool2(r, end->ow));
+            continue;
+        }
 #pragma GCC unroll 4
         for (int v = 0; v < V; v++) {
             __m512 r = dconv_finish(acc[f][v], b, end->scale != NULL, sc, sh, end->relu);
@@ -546,6 +572,18 @@ static size_t dconv_vectors(size_t n, int *v)
     return v4 < v3 ? v4 : v3;
 }
 
+/* Whether dconv_sample can pool 2x2 windows with stride 2 as it stores its
+ * oh x ow outputs: in the shifted layout (rows of ow), where each block of
+ * vectors is two whole rows (16 nv = 2 ow: LeNet's first layer, 24 wide)
+ * and oh is even.  The plane of outputs is then never written (LeNet's first
+ * layer over one image: 46 KB, and a pass over it to pool). */
+static int dconv_pools(size_t oh, size_t ow, int shifted)
+{
+    int nv;
+    dconv_vectors(oh * ow, &nv);
+    return shifted && oh % 2 == 0 && 16 * (size_t)nv == 2 * ow;
+}
+
 /* Whether the shifted layout pays for a stride-1 window: fewer vectors of
  * outputs, and its copies (hp x ow floats for each channel and kj) cheaper
  * than the multiply-adds they save (m kh a copied row's worth, counting a
@@ -584,11 +622,12 @@ static void dconv_shift(const float *xp, size_t c, size_t hp, size_t wp, size_t 
  * pass over all the weights, 18% of LeNet's one-image pass when the forward pass did it), a tap's
  * filters are one row.  xp: c padded planes of hp x wp, or with shifted their shifted layout
  * (dconv_shift).  flat: dconv_scratch floats.  The sums run over the taps in order whatever the
- * layouts, so they give the same bits. */
+ * layouts, so they give the same bits.  py: NULL, or where dconv_pools holds, the outputs pooled
+ * (2x2 windows, stride 2) into planes pys floats apart instead of y. */
 static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size_t wp, size_t kh,
                          size_t kw, const float *wt, int by_tap, size_t m, const float *bias,
                          const float *scale, const float *shift, int relu, int stream, float *y,
-                         size_t ys, size_t oh, size_t ow, float *flat)
+                         size_t ys, size_t oh, size_t ow, float *flat, float *py, size_t pys)
 {
     size_t w_t = by_tap ? m : 1, w_f = by_tap ? 1 : c * kh * kw;
     size_t ld = shifted ? ow : wp, n_flat = flat_len(oh, ow, ld);
@@ -602,8 +641,14 @@ static void dconv_sample(const float *xp, int shifted, size_t c, size_t hp, size
         /* Rows of ow (the shifted layout): the outputs are the flat ones, the
          * bias and the rest added on the way out.  Else rows of wp, into
          * flat, then the rows out of it below. */
-        dconv_end e = {bias ? bias + f0 : NULL, scale ? scale + f0 : NULL,
-                       scale ? shift + f0 : NULL, relu, stream};
+        dconv_end e = {bias ? bias + f0 : NULL,
+                       scale ? scale + f0 : NULL,
+                       scale ? shift + f0 : NULL,
+                       relu,
+                       stream,
+                       py ? py + f0 * pys : NULL,
+                       pys,
+                       ow};
         const dconv_end *end = ld == ow ? &e : NULL;
         float *out = ld == ow ? y + f0 * ys : flat;
         size_t ldo = ld == ow ? ys : n_flat;
