@@ -400,10 +400,13 @@ static void dot_share(void *arg, const cn_share *s)
 #define FC_NV   8  /* vectors of outputs in a chunk */
 #define FC_CW   (FC_NV * DOT_L)
 
-/* The share of inputs 0 from which they are skipped: on one thread, and on
- * more (see GEMM_NAME_fc). */
+/* The share of inputs 0 from which they are skipped: on one thread, with
+ * W^T of FC_BIG bytes or more, and smaller; on more threads (see
+ * GEMM_NAME_fc). */
+#define FC_SPARSE_BIG   0.2
 #define FC_SPARSE       0.3
 #define FC_SPARSE_SPLIT 0.4
+#define FC_BIG          ((size_t)512 << 10)
 
 /* Outputs rounded up to whole vectors. */
 static size_t fc_mp(size_t m) { return (m + DOT_L - 1) / DOT_L * DOT_L; }
@@ -416,13 +419,6 @@ size_t GEMM_CAT(GEMM_NAME, _fc_floats)(size_t m, size_t k, int threads)
     size_t kv = k / DOT_L * DOT_L, chunks = (fc_mp(m) + FC_CW - 1) / FC_CW;
     return FC_HEAD + kv * fc_mp(m) + chunks * DOT_L * FC_CW + (size_t)threads * kv;
 }
-
-/* Rows of W^T a lane's sums fetch ahead of the one they read, where they
- * skip rows: the prefetchers follow a stream with gaps poorly (fashion-best's
- * fc1, 256 x 2 352, half its inputs 0: 20.5-21 us against 22.9-23.7 with
- * none, 4 rows ahead as 8; 2 ahead 21.5-22; 12 ahead 22-26; into L2 only
- * 23-24; LeNet's fc1 level; AMD EPYC Zen 5, the weights out of L2). */
-#define FC_AHEAD 4
 
 /* Lane l's sums of one chunk (NV vectors wide: lane l's T rows of W^T from
  * wl, NV DOT_L floats each) over the inputs t DOT_L + l for the cnt t in
@@ -440,12 +436,6 @@ static inline __attribute__((always_inline)) void fc_lane(const int NV, const fl
         size_t t = cnt == T ? q : list[q];
         dot_vec xi = dot_splat(x[t * DOT_L + l]);
         const float *r = wl + t * NV * DOT_L;
-        if (cnt != T && q + FC_AHEAD < cnt) {
-            const float *ahead = wl + (size_t)list[q + FC_AHEAD] * NV * DOT_L;
-#pragma GCC unroll 8
-            for (int v = 0; v < NV * DOT_L; v += 16) /* a 64-byte line each */
-                __builtin_prefetch(ahead + v, 0, 3);
-        }
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++)
             acc[v] += xi * dot_load(r + v * DOT_L);
@@ -557,14 +547,20 @@ int GEMM_CAT(GEMM_NAME, _fc)(const cn_backend *be, size_t n, size_t m, size_t k,
         keep[0] = 1.0f;
     }
     /* Where fewer than FC_SPARSE of the inputs are 0, every input is taken
-     * (the same sums): the rows skipped would be short runs that the
-     * processor's prefetchers fetch anyway, and the lists cost more than
-     * the reads they save.  On one thread the lists begin to pay from a
-     * quarter of the inputs 0 (weights out of L2, AMD EPYC Zen 5; lists
-     * against all rows, 256 x 2 352: 10% 0 0.91x, 20% 0.97x, 30% 1.04x,
-     * 33% 1.08x, 40% 1.15x, 50% 1.27x; 500 x 800: 20% 0.95x, 25% 1.00x,
-     * 30% 1.04x, 40% 1.16x; fashion-best's one image with its starting
-     * weights, a third of fc1's inputs 0, 1.05x from 30% against 40%).
+     * (the same sums): the lists and the index before each row cost more
+     * than the reads they save.  Where they count depends on where the
+     * weights come from.  In a loop of its own, the part of W^T that the
+     * last pass read last is still in L2 (the sweeps alternate), and the
+     * lists pay from a quarter of the inputs 0 or more (AMD EPYC Zen 5, each
+     * against all rows: 500 x 800 20% 0.97x, 25% 1.00x, 50% 1.40x; 256 x
+     * 2 352 20% 0.98x, 25% 1.02x, 50% 1.36x; 128 x 256 20% 0.93x, 25% 0.97x,
+     * 50% 1.16x).  In a network's pass the layers before it leave less of a
+     * large W^T in L2, and the rows skipped are reads from L3 saved: LeNet's
+     * fc1 (1.6 MB, a quarter of its inputs 0 with its starting weights) and
+     * mnist-best's (800 KB, 24.5%) made the one image's pass 1.07x and 1.06x
+     * as fast; so from a fifth with W^T of FC_BIG or more.  (Fetching the
+     * rows 4 ahead of the one read, for the prefetchers' sake, made it
+     * slower: 0.96-0.98x at half the inputs 0, fashion-best's pass 0.98x.)
      * On more threads, where fewer than FC_SPARSE_SPLIT are 0, the product
      * above: split by its blocks of 4 outputs, moved by the threads' times,
      * it took LeNet's and fashion-best's one image on 2 threads 5-6% less
@@ -573,7 +569,12 @@ int GEMM_CAT(GEMM_NAME, _fc)(const cn_backend *be, size_t n, size_t m, size_t k,
     for (size_t i = 0; i < kv; i++)
         nz += x[i] != 0.0f;
     int split = cn_cpu_split_threads(cpu) > 1;
-    int sparse = (double)nz < (1.0 - (split ? FC_SPARSE_SPLIT : FC_SPARSE)) * (double)kv;
+    double share = FC_SPARSE;
+    if (split)
+        share = FC_SPARSE_SPLIT;
+    else if (kv * mp * sizeof(float) >= FC_BIG)
+        share = FC_SPARSE_BIG;
+    int sparse = (double)nz < (1.0 - share) * (double)kv;
     if (!sparse && split)
         return 0;
     fc_job j = {m, k, mp, x, w, wt, b, pt, y, lists, dot_direction((cn_cpu *)cpu, keep), sparse};
