@@ -1087,10 +1087,23 @@ static void conv_one_image_by_filters(const char *isa)
 {
     static const size_t shapes[][7] = {
         /* c, h, w, k, stride, pad, filters */
-        {24, 14, 14, 3, 1, 1, 48}, {48, 14, 14, 3, 1, 1, 48}, {12, 14, 14, 3, 1, 1, 40},
-        {33, 14, 13, 3, 1, 1, 20}, {20, 13, 15, 3, 1, 0, 37}, {40, 12, 12, 3, 1, 2, 64},
-        {24, 28, 28, 3, 1, 1, 24}, {17, 25, 27, 3, 1, 0, 30}, {48, 8, 8, 3, 1, 1, 40},
+        {24, 14, 14, 3, 1, 1, 48},
+        {48, 14, 14, 3, 1, 1, 48},
+        {12, 14, 14, 3, 1, 1, 40},
+        {33, 14, 13, 3, 1, 1, 20},
+        {20, 13, 15, 3, 1, 0, 37},
+        {40, 12, 12, 3, 1, 2, 64},
+        {24, 28, 28, 3, 1, 1, 24},
+        {17, 25, 27, 3, 1, 0, 30},
+        {48, 8, 8, 3, 1, 1, 40},
         {40, 5, 7, 3, 1, 1, 40},
+        /* F(2x2, 5x5): LeNet's second layer (3 vectors of filters and 2
+         * more), 33 channels to 40 filters with padding 2 (2 and 8), odd
+         * outputs 5 x 7 (3 tile rows, pooled outside the tiles), 4 vectors */
+        {20, 12, 12, 5, 1, 0, 50},
+        {33, 8, 8, 5, 1, 2, 40},
+        {64, 7, 9, 5, 1, 1, 48},
+        {32, 6, 6, 5, 1, 2, 64},
     };
     cn_backend *bes[2];
     if (!one_and_three(isa, &bes[0], &bes[1]))
@@ -1111,10 +1124,13 @@ static void conv_one_image_by_filters(const char *isa)
             size_t nkeep = be->conv_keep ? be->conv_keep(be, &g, m) : 0;
             float *ws = floats(nws), *keep = nkeep ? calloc(nkeep, sizeof(float)) : NULL;
             /* the part of keep past the transforms along the tiles (16 floats
-             * of head, then 36 m c) */
+             * of head, then 36 m c): along the filters, all of them rounded
+             * up to whole vectors (3x3), or those of whole vectors (5x5,
+             * the rest taking the tiles' way) */
             size_t tail = nkeep > 16 + 36 * m * g.c ? nkeep - 16 - 36 * m * g.c : 0;
+            size_t mf = g.kh == 5 ? m / 16 * 16 : m; /* filters along the filters */
             if (strcmp(isa, "avx512") == 0)
-                CHECK_MSG(tail == 36 * g.c * ((m + 15) / 16 * 16),
+                CHECK_MSG(tail == 36 * g.c * (g.kh == 5 ? mf : (m + 15) / 16 * 16),
                           "%s geometry %zu: keeps %zu floats, not both transforms", isa, t, nkeep);
             for (int form = 0; form < 4; form++) { /* plain, relu, batch norm + relu, pooled */
                 cn_act act = form ? CN_ACT_RELU : CN_ACT_NONE;
@@ -1139,17 +1155,19 @@ static void conv_one_image_by_filters(const char *isa)
                               "from it in the batch",
                               isa, t, bi ? 3 : 1, form, s);
                 }
-                if (!tail || form != 0) /* (a relu would take the NaNs to 0) */
+                /* (a relu would take the NaNs to 0; 5x5 layers go this way
+                 * on one thread only) */
+                if (!tail || form != 0 || (g.kh == 5 && bi))
                     continue;
                 for (size_t i = nkeep - tail; i < nkeep; i++)
                     keep[i] = NAN;
                 be->conv_fwd_affine(be, &g, m, x, 1, w, b, scale, shift, y1, ws, keep, act);
-                size_t nan = 0;
+                size_t nan = 0, p1 = g.oh * g.ow;
                 for (size_t i = 0; i < out1; i++)
-                    nan += isnan(y1[i]);
+                    nan += isnan(y1[i]) == (i < mf * p1); /* the filters along the filters */
                 CHECK_MSG(nan == out1,
-                          "%s geometry %zu: %zu of %zu outputs NaN with the kept transforms "
-                          "along the filters poisoned",
+                          "%s geometry %zu: %zu of %zu outputs as expected (NaN from filters "
+                          "along the filters, else not) with those transforms poisoned",
                           isa, t, nan, out1);
                 be->conv_fwd_affine(be, &g, m, x, n, w, b, scale, shift, yb, ws, keep, act);
                 nan = 0;

@@ -285,6 +285,8 @@ static size_t thread_floats(const cn_win *g, size_t m)
         t = wk_thread_floats(g);
     if (wg1_fits(g, m) && wg1_thread_floats(g, m) > t)
         t = wg1_thread_floats(g, m);
+    if (w5f_fits(g, m) && w5f_thread_floats(g, m) > t)
+        t = w5f_thread_floats(g, m);
 #endif
 #ifdef HAVE_LANE_CONV
     if (lanes_fit(g, m) && lc_thread_floats(g, m) > t)
@@ -816,7 +818,9 @@ static int use_direct_fwd(const cn_win *g, size_t m)
  * winograd1_avx512.c, vectors along the filters, whose threads take rows
  * of tiles: fashion-best's 14 x 14 layers on 2 threads took 9.8 and 13.2 us
  * there against 11.9 and 16.2 by filters, and on one thread 10.3 and 16.3
- * against 13 and 21; its 28 x 28 layer 21 against 23 (AMD EPYC Zen 5). */
+ * against 13 and 21; its 28 x 28 layer 21 against 23 (AMD EPYC Zen 5).
+ * Likewise F(2x2, 5x5) on one thread, its whole vectors of filters along
+ * the lanes (w5f_pass, winograd5_avx512.c). */
 /* A Winograd forward pass split by filters (wg_share). */
 typedef struct wg_job {
     const cn_win *g;
@@ -905,10 +909,19 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
      * rows of tiles (winograd1_avx512.c). */
     if (u1 && make) { /* both ways' transforms, whichever way this pass goes */
         wk_filters(g, w, m, 0, m, u);
-        wg1_filters(u, m, g->c, u1);
+        if (five(g))
+            w5f_make(u, m, g->c, u1);
+        else
+            wg1_filters(u, m, g->c, u1);
         make = 0;
     }
-    if (n == 1 && u1 && !xm && (in_tiles || !po)) {
+    /* F(2x2, 5x5) likewise on one thread (winograd5_avx512.c, w5f_pass); on
+     * more, split by filters below. */
+    if (n == 1 && u1 && !xm && (in_tiles || !po) && five(g) && split == 1) {
+        w5f_pass(g, m, x, u, u1, b, scale, shift, relu, in_tiles, y, bufs);
+        return;
+    }
+    if (n == 1 && u1 && !xm && (in_tiles || !po) && !five(g)) {
         size_t th = wg1_shape_of(g).th;
         wg1_job j = {g, m, tf, th, x, u1, b, scale, shift, y, bufs, relu, in_tiles};
         int nt = split < (int)th ? split : (int)th;
@@ -966,7 +979,7 @@ static void conv_fwd_winograd(const cn_backend *be, const cn_win *g, size_t m, c
      * when the weights changed; otherwise they are made into ws. */
     int fresh = 1;
     float *u = keep ? kept(keep, &fresh) : ws;
-    float *u1 = keep && wg1_fits(g, m) ? u + 36 * m * g->c : NULL;
+    float *u1 = keep && (wg1_fits(g, m) || w5f_fits(g, m)) ? u + 36 * m * g->c : NULL;
     winograd(be, g, m, x, NULL, n, w, b, scale, shift, y, u, u1, fresh, ws + shared_floats(g, m),
              thread_floats(g, m), act, po);
 }
@@ -1280,6 +1293,8 @@ static size_t conv_keep(const cn_backend *be, const cn_win *g, size_t m)
 #ifdef HAVE_WINOGRAD
     if (wg1_fits(g, m)) /* and the same along the filters (winograd1_avx512.c) */
         return KEEP_HEAD + 36 * m * g->c + 36 * g->c * wg1_round(m);
+    if (w5f_fits(g, m)) /* and its whole vectors of filters along them */
+        return KEEP_HEAD + 36 * m * g->c + 36 * g->c * w5f_filters_of(m);
     if (use_wino_fwd(g, m))
         return KEEP_HEAD + 36 * m * g->c;
 #endif
