@@ -455,8 +455,8 @@ static inline __m512 dconv_finish(__m512 v, __m512 b, int affine, __m512 sc, __m
     return relu ? _mm512_max_ps(v, _mm512_setzero_ps()) : v;
 }
 
-/* The 2x2 windows (stride 2) over two output rows of ow, held in r (16 ow /
- * 8 vectors, the rows one after the other): their maxima, ow / 2 lanes, in
+/* The 2x2 windows (stride 2) over two output rows of ow, held in r (ow / 8
+ * vectors, the rows one after the other): their maxima, ow / 2 lanes, in
  * pool2_fwd_row's order (the same bits as the plane pooled after). */
 static inline __m512 dconv_pool2(const __m512 *r, size_t ow)
 {
