@@ -185,10 +185,12 @@ static void wg1_input(const float *x, const cn_win *g, const wg1_shape *s, size_
 
 /* out[t][16 k] (t < NT, k < NV; rows of 48) = sum over ch of V[e][t][ch]
  * u[ch][16 k]: one element's product for a block of tiles and up to 48
- * filters; v: the block's first tile's element e in group 0 (groups gs
- * floats apart, tiles WG1_ELT), u: rows of mp floats. */
+ * filters; v: the block's first tile's element e in group 0 (groups of 16
+ * channels gs floats apart, channels in a group ls, tiles TS: WG1_ELT and 1
+ * here, 1 and ldv for F(2x2, 5x5)'s V below), u: rows of mp floats. */
 static inline __attribute__((always_inline)) void wg1_product(const int NT, const int NV,
-                                                              const float *v, size_t gs, size_t c,
+                                                              const size_t TS, const float *v,
+                                                              size_t ls, size_t gs, size_t c,
                                                               const float *u, size_t mp, float *out)
 {
     __m512 acc[WG1_TB][WG1_FV];
@@ -199,14 +201,15 @@ static inline __attribute__((always_inline)) void wg1_product(const int NT, cons
             acc[t][k] = _mm512_setzero_ps();
     for (size_t c0 = 0; c0 < c; c0 += 16, v += gs) {
         size_t nc = c - c0 < 16 ? c - c0 : 16;
-        for (size_t l = 0; l < nc; l++, u += mp) {
+        const float *vl = v;
+        for (size_t l = 0; l < nc; l++, u += mp, vl += ls) {
             __m512 w[WG1_FV];
 #pragma GCC unroll 3
             for (int k = 0; k < NV; k++)
                 w[k] = _mm512_loadu_ps(u + 16 * k);
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
-                __m512 xv = _mm512_set1_ps(v[t * WG1_ELT + l]);
+                __m512 xv = _mm512_set1_ps(vl[t * TS]);
 #pragma GCC unroll 3
                 for (int k = 0; k < NV; k++)
                     acc[t][k] = _mm512_fmadd_ps(xv, w[k], acc[t][k]);
@@ -222,7 +225,7 @@ static inline __attribute__((always_inline)) void wg1_product(const int NT, cons
 
 #define WG1_PRODUCT_CASE(n, k)                                                                     \
     case n * 4 + k:                                                                                \
-        wg1_product(n, k, ve, gs, c, ue, mp, mb + e * WG1_TB * 16 * WG1_FV);                       \
+        wg1_product(n, k, WG1_ELT, ve, 1, gs, c, ue, mp, mb + e * WG1_TB * 16 * WG1_FV);           \
         break;
 #define WG1_PRODUCT_CASES(n) WG1_PRODUCT_CASE(n, 1) WG1_PRODUCT_CASE(n, 2) WG1_PRODUCT_CASE(n, 3)
 
@@ -337,4 +340,151 @@ static void wg1_rows(const cn_win *g, size_t m, const float *x, const float *u1,
     size_t i0 = per * r0, i1 = per * r1 < oh ? per * r1 : oh;
     if (i0 < i1)
         wg1_place(yh, yw, mp, m, i0, i1, ow, oh * ow, y);
+}
+
+/* ------------------------------------------- one image, vectors of filters
+ *
+ * One image's 16 tiles are one vector, and the products above then take
+ * each filter's transform by a broadcast load: with the vector of tiles,
+ * 8 loads for 7 multiply-adds (LeNet's 50 filters in groups of 7 or 8), and
+ * two loads a cycle held them to 87% of the FMA peak.  Here, for one image
+ * whose transforms a forward-only network keeps, the whole vectors of
+ * filters (48 of LeNet's 50) go in the lanes instead: 8 tiles by 3 vectors
+ * of filters in registers, per channel 3 vector loads and 8 broadcasts of
+ * the tiles' values for 24 multiply-adds.  The filters past the last whole
+ * vector take the products above.  The input transforms are the same (V
+ * with the tiles in the lanes, w5_inputs); the outputs, a vector of filters
+ * per tile, are transposed into the filters' planes.  LeNet's second layer
+ * alone, one image on one thread: 10.3 to 9.3 us a pass; LeNet's pass 1.036x
+ * (AMD EPYC Zen 5, alternating rounds).  On more threads the layer is split
+ * by filters as before (split by rows of tiles, each core would write half
+ * of every filter's 4 x 4 pooled plane, one cache line).  The products
+ * are wg1_product's, over V with the tiles in the lanes.
+ *
+ * The same bits as the products above: the sums over the channels in order
+ * from 0 into one accumulator (v u + s is u v + s), then A^T in the same
+ * order, the bias, the affine map, the relu and the pooling as there
+ * (tests/test_kernels.c, conv_one_image_by_filters). */
+
+/* Filters in whole vectors, taken here. */
+static size_t w5f_filters_of(size_t m) { return m / 16 * 16; }
+
+/* Layers these kernels take: F(2x2, 5x5)'s (use_winograd5) with a whole
+ * vector of filters or more. */
+static int w5f_fits(const cn_win *g, size_t m)
+{
+    return use_winograd5(g, m) && w5f_filters_of(m) > 0;
+}
+
+/* A thread's area: w5_area_of's, then the outputs in pixels of filters (up
+ * to 8 x 8 of them). */
+static size_t w5f_thread_floats(const cn_win *g, size_t m)
+{
+    return w5_thread_floats(g) + 64 * w5f_filters_of(m);
+}
+
+/* u1[e][ch][f] (rows of mf floats) from w5_filters' u[e][f][ch], for the mf
+ * filters of whole vectors. */
+static void w5f_make(const float *u, size_t m, size_t c, float *u1)
+{
+    size_t mf = w5f_filters_of(m);
+    for (size_t e = 0; e < 36; e++)
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t f = 0; f < mf; f++)
+                u1[(e * c + ch) * mf + f] = u[(e * m + f) * c + ch];
+}
+
+#define W5F_PRODUCT_CASE(n, k)                                                                     \
+    case n * 4 + k:                                                                                \
+        wg1_product(n, k, 1, ve, ldv, 16 * ldv, c, ue, mf, mb + e * WG1_TB * 16 * WG1_FV);         \
+        break;
+#define W5F_PRODUCT_CASES(n) W5F_PRODUCT_CASE(n, 1) W5F_PRODUCT_CASE(n, 2) W5F_PRODUCT_CASE(n, 3)
+
+/* The 36 products of nt tiles (from tile t0) by nv vectors of filters (from
+ * f0) into mb[e][t][48]. */
+static void w5f_products(const float *v, size_t ldv, size_t c, size_t t0, size_t nt,
+                         const float *u1, size_t mf, size_t f0, size_t nv, float *mb)
+{
+    for (size_t e = 0; e < 36; e++) {
+        const float *ve = v + e * c * ldv + t0, *ue = u1 + e * c * mf + f0;
+        /* clang-format off */
+        switch (nt * 4 + nv) {
+            W5F_PRODUCT_CASES(1) W5F_PRODUCT_CASES(2) W5F_PRODUCT_CASES(3)
+            W5F_PRODUCT_CASES(4) W5F_PRODUCT_CASES(5) W5F_PRODUCT_CASES(6)
+            W5F_PRODUCT_CASES(7) W5F_PRODUCT_CASES(8)
+        }
+        /* clang-format on */
+    }
+}
+
+/* A^T M A of block tile t, filter vector k of mb, in wg_tile_out_by's order,
+ * then the bias, the affine map and the relu (vectors along the filters):
+ * the tile's 2 x 2 outputs o[row][column]. */
+static inline __attribute__((always_inline)) void w5f_tile_out(const float *mb, size_t t, size_t k,
+                                                               __m512 bias, int affine, __m512 sc,
+                                                               __m512 sh, int relu, __m512 o[2][2])
+{
+    __m512 tmp[2][6], mm[6], r[2];
+    for (int j = 0; j < 6; j++) {
+        for (int i = 0; i < 6; i++)
+            mm[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG1_TB + t) * 16 * WG1_FV + 16 * k);
+        w5_at(mm, r);
+        tmp[0][j] = r[0], tmp[1][j] = r[1];
+    }
+    for (int a = 0; a < 2; a++) {
+        w5_at(tmp[a], r);
+        for (int q = 0; q < 2; q++)
+            o[a][q] = dconv_finish(r[q], bias, affine, sc, sh, relu);
+    }
+}
+
+/* One image x's outputs (or pooled, 2x2 windows within the tiles: oh and ow
+ * even) into y, the first mf filters here and the rest by w5_outputs, from
+ * the kept transforms u (w5_filters) and u1 (w5f_make), in a thread's area
+ * (w5f_thread_floats). */
+static void w5f_pass(const cn_win *g, size_t m, const float *x, const float *u, const float *u1,
+                     const float *b, const float *scale, const float *shift, int relu, int pool,
+                     float *y, float *area)
+{
+    wg_area a = w5_area_of(g, area);
+    size_t c = g->c, mf = w5f_filters_of(m), tiles = w5_tiles(g);
+    size_t oh = pool ? g->oh / 2 : g->oh, ow = pool ? g->ow / 2 : g->ow, plane = oh * ow;
+    float *yh = area + w5_thread_floats(g); /* pixels of mf filters */
+    w5_inputs(g, x, 1, a.v, a.ldv);
+    for (size_t t0 = 0; t0 < tiles; t0 += WG1_TB) {
+        size_t nt = tiles - t0 < WG1_TB ? tiles - t0 : WG1_TB;
+        for (size_t f0 = 0; f0 < mf; f0 += 16 * WG1_FV) {
+            size_t nv = (mf - f0) / 16 < WG1_FV ? (mf - f0) / 16 : WG1_FV;
+            w5f_products(a.v, a.ldv, c, t0, nt, u1, mf, f0, nv, a.mb);
+            for (size_t k = 0; k < nv; k++) {
+                size_t f = f0 + 16 * k;
+                __m512 bias = b ? _mm512_loadu_ps(b + f) : _mm512_setzero_ps();
+                __m512 sc = scale ? _mm512_loadu_ps(scale + f) : _mm512_set1_ps(1.0f);
+                __m512 sh = scale ? _mm512_loadu_ps(shift + f) : _mm512_setzero_ps();
+                for (size_t t = 0; t < nt; t++) {
+                    size_t ti = (t0 + t) / 4, tj = (t0 + t) % 4; /* lane 4 ti + tj */
+                    __m512 o[2][2];
+                    w5f_tile_out(a.mb, t, k, bias, scale != NULL, sc, sh, relu, o);
+                    if (pool) {
+                        if (ti < oh && tj < ow)
+                            _mm512_storeu_ps(yh + (ti * ow + tj) * mf + f,
+                                             wg_max4(o[0][0], o[0][1], o[1][0], o[1][1]));
+                        continue;
+                    }
+                    for (size_t i = 2 * ti; i < 2 * ti + 2 && i < oh; i++)
+                        for (size_t j = 2 * tj; j < 2 * tj + 2 && j < ow; j++)
+                            _mm512_storeu_ps(yh + (i * ow + j) * mf + f, o[i - 2 * ti][j - 2 * tj]);
+                }
+            }
+        }
+    }
+    /* the planes of the mf filters: 16 pixels of 16 filters at a time */
+    for (size_t f0 = 0; f0 < mf; f0 += 16)
+        for (size_t p0 = 0; p0 < plane; p0 += 16) {
+            size_t np = plane - p0 < 16 ? plane - p0 : 16;
+            transpose_block(yh + p0 * mf + f0, mf, np, 0xffff, y + f0 * plane + p0, plane, 16,
+                            tail_mask(np));
+        }
+    if (mf < m)
+        w5_outputs(g, m, 1, a.v, a.ldv, u, mf, m - mf, b, scale, shift, relu, pool, y, a.mb, a.yd);
 }
