@@ -820,7 +820,7 @@ static int use_direct_fwd(const cn_win *g, size_t m)
  * there against 11.9 and 16.2 by filters, and on one thread 10.3 and 16.3
  * against 13 and 21; its 28 x 28 layer 21 against 23 (AMD EPYC Zen 5).
  * Likewise F(2x2, 5x5) on one thread, its whole vectors of filters along
- * the lanes (w5f_pass, winograd5_avx512.c). */
+ * the lanes (w5f_pass, winograd1_avx512.c). */
 /* A Winograd forward pass split by filters (wg_share). */
 typedef struct wg_job {
     const cn_win *g;
@@ -915,7 +915,7 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
             wg1_filters(u, m, g->c, u1);
         make = 0;
     }
-    /* F(2x2, 5x5) likewise on one thread (winograd5_avx512.c, w5f_pass); on
+    /* F(2x2, 5x5) likewise on one thread (winograd1_avx512.c, w5f_pass); on
      * more, split by filters below. */
     if (n == 1 && u1 && !xm && (in_tiles || !po) && five(g) && split == 1) {
         w5f_pass(g, m, x, u, u1, b, scale, shift, relu, in_tiles, y, bufs);
