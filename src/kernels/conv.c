@@ -683,13 +683,11 @@ static void rows_share(void *arg, const cn_share *sh)
      * those rows as the sums are stored) */
     float *ys = j->po->bufs + t * j->po->floats;
     size_t pb = gb.oh * g->ow, pp = pw->oh * pw->ow;
-    if (direct_pools(&gb, &ab, pw)) {
-        direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys,
-                          pb, j->y + q0 * pw->ow, pp);
-        return;
-    }
+    int pools = direct_pools(&gb, &ab, pw);
     direct_fwd_sample(&gb, &ab, xb, j->w, j->b, j->scale, j->shift, j->act, 0, 0, m, area, ys, pb,
-                      NULL, 0);
+                      pools ? j->y + q0 * pw->ow : NULL, pp);
+    if (pools)
+        return;
     cn_win wb = *pw;
     wb.h = gb.oh, wb.oh = q1 - q0;
     for (size_t f = 0; f < m; f++)
@@ -917,11 +915,12 @@ static void winograd(const cn_backend *be, const cn_win *g, size_t m, const floa
     }
     /* F(2x2, 5x5) likewise on one thread (winograd1_avx512.c, w5f_pass); on
      * more, split by filters below. */
-    if (n == 1 && u1 && !xm && (in_tiles || !po) && five(g) && split == 1) {
+    int one = n == 1 && u1 && !xm && (in_tiles || !po);
+    if (one && five(g) && split == 1) {
         w5f_pass(g, m, x, u, u1, b, scale, shift, relu, in_tiles, y, bufs);
         return;
     }
-    if (n == 1 && u1 && !xm && (in_tiles || !po) && !five(g)) {
+    if (one && !five(g)) {
         size_t th = wg1_shape_of(g).th;
         wg1_job j = {g, m, tf, th, x, u1, b, scale, shift, y, bufs, relu, in_tiles};
         int nt = split < (int)th ? split : (int)th;

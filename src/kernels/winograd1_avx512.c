@@ -254,25 +254,15 @@ typedef struct wg1_finish {
 } wg1_finish;
 
 /* A^T M A of block tile t, filter vector k of mb (filters from f), then
- * fin, as wg_tile_out has them, into yh (pixels of mp filters, yw to a
+ * fin (wg_tile_out_at), into yh (pixels of mp filters, yw to a
  * row): the tile's 4 x 4 outputs at (4 ti, 4 tj), or with pool their 2x2
  * maxima (wg_max4) at (2 ti, 2 tj). */
 static void wg1_tile_out(const float *mb, size_t t, size_t k, const wg1_finish *fin, int pool,
                          float *yh, size_t yw, size_t mp, size_t f, size_t ti, size_t tj)
 {
-    __m512 tmp[4][6], mm[6], r[4], o[4][4];
-    for (int j = 0; j < 6; j++) {
-        for (int i = 0; i < 6; i++)
-            mm[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG1_TB + t) * 16 * WG1_FV + 16 * k);
-        wg_at(mm, r);
-        for (int q = 0; q < 4; q++)
-            tmp[q][j] = r[q];
-    }
-    for (int q = 0; q < 4; q++) {
-        wg_at(tmp[q], r);
-        for (int p = 0; p < 4; p++)
-            o[q][p] = dconv_finish(r[p], fin->bias, fin->affine, fin->scale, fin->shift, fin->relu);
-    }
+    __m512 o[4][4];
+    wg_tile_out_at(4, wg_at, mb + t * 16 * WG1_FV + 16 * k, WG1_TB * 16 * WG1_FV, fin->bias,
+                   fin->affine, fin->scale, fin->shift, fin->relu, &o[0][0]);
     if (pool) {
         for (size_t pr = 0; pr < 2; pr++)
             for (size_t pq = 0; pq < 2; pq++) {
@@ -417,27 +407,6 @@ static void w5f_products(const float *v, size_t ldv, size_t c, size_t t0, size_t
     }
 }
 
-/* A^T M A of block tile t, filter vector k of mb, in wg_tile_out_by's order,
- * then the bias, the affine map and the relu (vectors along the filters):
- * the tile's 2 x 2 outputs o[row][column]. */
-static inline __attribute__((always_inline)) void w5f_tile_out(const float *mb, size_t t, size_t k,
-                                                               __m512 bias, int affine, __m512 sc,
-                                                               __m512 sh, int relu, __m512 o[2][2])
-{
-    __m512 tmp[2][6], mm[6], r[2];
-    for (int j = 0; j < 6; j++) {
-        for (int i = 0; i < 6; i++)
-            mm[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG1_TB + t) * 16 * WG1_FV + 16 * k);
-        w5_at(mm, r);
-        tmp[0][j] = r[0], tmp[1][j] = r[1];
-    }
-    for (int a = 0; a < 2; a++) {
-        w5_at(tmp[a], r);
-        for (int q = 0; q < 2; q++)
-            o[a][q] = dconv_finish(r[q], bias, affine, sc, sh, relu);
-    }
-}
-
 /* One image x's outputs (or pooled, 2x2 windows within the tiles: oh and ow
  * even) into y, the first mf filters here and the rest by w5_outputs, from
  * the kept transforms u (w5_filters) and u1 (w5f_make), in a thread's area
@@ -464,7 +433,8 @@ static void w5f_pass(const cn_win *g, size_t m, const float *x, const float *u, 
                 for (size_t t = 0; t < nt; t++) {
                     size_t ti = (t0 + t) / 4, tj = (t0 + t) % 4; /* lane 4 ti + tj */
                     __m512 o[2][2];
-                    w5f_tile_out(a.mb, t, k, bias, scale != NULL, sc, sh, relu, o);
+                    wg_tile_out_at(2, w5_at, a.mb + t * 16 * WG1_FV + 16 * k, WG1_TB * 16 * WG1_FV,
+                                   bias, scale != NULL, sc, sh, relu, &o[0][0]);
                     if (pool) {
                         if (ti < oh && tj < ow)
                             _mm512_storeu_ps(yh + (ti * ow + tj) * mf + f,

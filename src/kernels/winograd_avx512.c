@@ -435,30 +435,41 @@ static void wg_products(const float *v, size_t ldv, size_t c, const float *u, si
     }
 }
 
-/* A^T M A for filter f of the block's products mb, 16 tiles from lane
- * offset k16, then the bias, the affine map and the relu (dconv_finish, as
- * the direct sum's): the tiles' R x R outputs, o[R row + column], with at
- * the transform along one direction (6 values to R).  F(4x4, 3x3)'s is
- * wg_tile_out; F(2x2, 5x5) takes it with its own (winograd5_avx512.c). */
+/* A^T M A of one vector of products (its 36 elements from base, es floats
+ * apart), then the bias, the affine map and the relu (dconv_finish, as the
+ * direct sum's; vectors, one value per lane): the R x R outputs, o[R row +
+ * column], with at the transform along one direction (6 values to R).
+ * F(4x4, 3x3)'s is wg_tile_out; F(2x2, 5x5) takes it with its own
+ * (winograd5_avx512.c); the one-image kernels with the filters in the lanes
+ * call it too (winograd1_avx512.c). */
 static inline __attribute__((always_inline)) void
-wg_tile_out_by(const int R, void (*at)(const __m512 *, __m512 *), const float *mb, size_t f,
-               size_t k16, float bias, const float *sc, const float *sh, int relu, __m512 *o)
+wg_tile_out_at(const int R, void (*at)(const __m512 *, __m512 *), const float *base, size_t es,
+               __m512 bias, int affine, __m512 sc, __m512 sh, int relu, __m512 *o)
 {
     __m512 tmp[4][6], m[6], t[4];
     for (int j = 0; j < 6; j++) {
         for (int i = 0; i < 6; i++)
-            m[i] = _mm512_loadu_ps(mb + ((size_t)(i * 6 + j) * WG_NF + f) * WG_TB + k16);
+            m[i] = _mm512_loadu_ps(base + (size_t)(i * 6 + j) * es);
         at(m, t);
         for (int r = 0; r < R; r++)
             tmp[r][j] = t[r];
     }
-    __m512 b = _mm512_set1_ps(bias), scv = _mm512_set1_ps(sc ? *sc : 1.0f),
-           shv = _mm512_set1_ps(sc ? *sh : 0.0f);
     for (int r = 0; r < R; r++) {
         at(tmp[r], t);
         for (int q = 0; q < R; q++)
-            o[r * R + q] = dconv_finish(t[q], b, sc != NULL, scv, shv, relu);
+            o[r * R + q] = dconv_finish(t[q], bias, affine, sc, sh, relu);
     }
+}
+
+/* wg_tile_out_at for filter f of the block's products mb (filter f's
+ * element e at (e WG_NF + f) WG_TB), 16 tiles from lane offset k16, its
+ * bias, affine map and relu given per filter. */
+static inline __attribute__((always_inline)) void
+wg_tile_out_by(const int R, void (*at)(const __m512 *, __m512 *), const float *mb, size_t f,
+               size_t k16, float bias, const float *sc, const float *sh, int relu, __m512 *o)
+{
+    wg_tile_out_at(R, at, mb + f * WG_TB + k16, WG_NF * WG_TB, _mm512_set1_ps(bias), sc != NULL,
+                   _mm512_set1_ps(sc ? *sc : 1.0f), _mm512_set1_ps(sc ? *sh : 0.0f), relu, o);
 }
 
 static inline __attribute__((always_inline)) void wg_tile_out(const float *mb, size_t f, size_t k16,
